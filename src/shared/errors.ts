@@ -1,0 +1,84 @@
+/**
+ * One error type for all of AI-LINK. Every failure carries a registered `code`; tests assert on the code,
+ * HTTP maps it to a status once (`httpStatusOf`), and messages say what was expected and what came.
+ */
+
+/** Every code, with the HTTP status it maps to and one line for the docs. Modules register theirs here. */
+export const ERROR_CODES = {
+  // input at an edge (CLI, config, HTTP, p2p message)
+  INVALID_INPUT: { status: 400, about: 'input failed validation at an edge' },
+  TIMEOUT: { status: 504, about: 'a remote step passed its deadline' },
+  ABORTED: { status: 499, about: 'the caller cancelled the operation' },
+  NOT_FOUND: { status: 404, about: 'the named thing does not exist' },
+
+  // authorisation of signed requests
+  AUTH_MISSING: { status: 401, about: 'a request carried no signature' },
+  AUTH_BAD_SIGNATURE: { status: 401, about: 'the signature does not verify for the claimed account' },
+  AUTH_EXPIRED: { status: 401, about: 'the signed request has expired' },
+  AUTH_EXPIRY_TOO_FAR: { status: 401, about: 'the signed request expires further ahead than allowed' },
+  AUTH_REPLAYED: { status: 409, about: 'the signed request was already used' },
+  AUTH_WRONG_AUDIENCE: { status: 401, about: 'the request was signed for another node' },
+  AUTH_NOT_AUTHORISED: { status: 403, about: 'the signer is not authorised here' },
+
+  // keys
+  KEY_FILE_INVALID: { status: 400, about: 'a key file is missing, malformed or too widely readable' },
+
+  // object codec
+  CODEC_PROFILE_INVALID: { status: 400, about: 'segment/fragment sizes do not fit together' },
+  CODEC_TOO_FEW_FRAGMENTS: { status: 422, about: 'fewer than the data-fragment count survived' },
+  CODEC_HASH_MISMATCH: { status: 422, about: 'bytes do not hash to the recorded id' },
+  CODEC_RS_FAILED: { status: 500, about: 'the Reed-Solomon library reported an error' },
+  CRYPTO_DECRYPT_FAILED: { status: 422, about: 'authenticated decryption failed: data or key was altered' },
+  CRYPTO_NOT_A_READER: { status: 403, about: 'the data key is not wrapped for this reader' },
+
+  // fragment store and miner protocol
+  FRAGMENT_NOT_FOUND: { status: 404, about: 'the miner does not hold that fragment' },
+  FRAGMENT_HASH_MISMATCH: { status: 422, about: 'fragment bytes do not hash to the claimed hash' },
+  FRAGMENT_SIZE_MISMATCH: { status: 422, about: 'fragment length differs from the declared size' },
+  FRAGMENT_TOO_LARGE: { status: 413, about: 'fragment exceeds the miner limit' },
+  FRAGMENT_CORRUPT: { status: 500, about: 'a stored fragment no longer matches its hash' },
+  MINER_FULL: { status: 507, about: 'the miner has no capacity left' },
+  MINER_PROTOCOL: { status: 400, about: 'a peer broke the fragment protocol' },
+  MINER_UNREACHABLE: { status: 503, about: 'a miner could not be dialled' },
+
+  // storage client and registry
+  OBJECT_NOT_FOUND: { status: 404, about: 'no object with that fid is recorded' },
+  OBJECT_UNAVAILABLE: { status: 503, about: 'too few fragments of a segment can be fetched' },
+  NOT_ENOUGH_MINERS: { status: 503, about: 'fewer distinct healthy miners than columns' },
+  PUT_FAILED: { status: 502, about: 'a column could not be placed on any miner' },
+  NETWORK_FILE_INVALID: { status: 400, about: 'network.json is missing or malformed' },
+} as const satisfies Record<string, { status: number; about: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AilinkError extends Error {
+  override readonly name = 'AilinkError';
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details;
+  }
+
+  /** A plain object for the wire (p2p answers, HTTP bodies, JSON CLI output). */
+  toJSON(): { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status;
+}
+
+/** True when `err` is an AilinkError, optionally with the given code. */
+export function hasCode(err: unknown, code?: ErrorCode): err is AilinkError {
+  return err instanceof AilinkError && (code === undefined || err.code === code);
+}

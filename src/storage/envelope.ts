@@ -1,0 +1,194 @@
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  type KeyObject,
+} from 'node:crypto';
+import { fromHex, toHex } from '../shared/bytes.ts';
+import type { Random } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+
+/**
+ * Client-side encryption of stored objects — deliberately not CESS's (AES-CBC, key = padded user string, IV = key
+ * prefix, no MAC, key sent to the gateway). Each object gets a random 256-bit data key; segment i is sealed with
+ * AES-256-GCM under nonce = i (unique because the key is never reused) and associated data that binds the segment's
+ * position and whether it is the last one (the STREAM construction), so reordering, dropping or truncating segments
+ * fails authentication. The data key is wrapped for each reader with X25519 + HKDF-SHA256 + AES-256-GCM.
+ */
+
+export const AEAD = 'aes-256-gcm';
+export const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const WRAP_INFO = Buffer.from('ailink/keywrap/v1');
+const SEGMENT_AAD_PREFIX = Buffer.from('ailink/segment/v1');
+
+/** Plaintext bytes that fit in one stored segment once the GCM tag is added. */
+export const sealedCapacity = (segmentSize: number): number => segmentSize - TAG_BYTES;
+
+export function newDataKey(random: Random): Uint8Array {
+  return random(KEY_BYTES);
+}
+
+function segmentNonce(index: number): Buffer {
+  const nonce = Buffer.alloc(12);
+  nonce.writeUInt32BE(index, 8);
+  return nonce;
+}
+
+function segmentAad(index: number, last: boolean): Buffer {
+  const aad = Buffer.alloc(SEGMENT_AAD_PREFIX.length + 5);
+  SEGMENT_AAD_PREFIX.copy(aad);
+  aad.writeUInt32BE(index, SEGMENT_AAD_PREFIX.length);
+  aad[aad.length - 1] = last ? 1 : 0;
+  return aad;
+}
+
+/**
+ * Seals one segment's plaintext (≤ segmentSize − 16 bytes) and zero-pads the result to exactly `segmentSize`.
+ */
+export function sealSegment(
+  key: Uint8Array,
+  index: number,
+  last: boolean,
+  plaintext: Uint8Array,
+  segmentSize: number,
+): Uint8Array {
+  if (plaintext.byteLength > sealedCapacity(segmentSize)) {
+    throw new RangeError(
+      `sealSegment: expected ≤ ${sealedCapacity(segmentSize)} plaintext bytes, got ${plaintext.byteLength}`,
+    );
+  }
+  const out = new Uint8Array(segmentSize);
+  const cipher = createCipheriv(AEAD, key, segmentNonce(index));
+  cipher.setAAD(segmentAad(index, last));
+  const body = cipher.update(plaintext);
+  out.set(body, 0);
+  let n = body.byteLength;
+  const fin = cipher.final();
+  out.set(fin, n);
+  n += fin.byteLength;
+  out.set(cipher.getAuthTag(), n);
+  return out;
+}
+
+/**
+ * Opens a sealed segment; `plaintextLength` comes from the object's recorded size.
+ * @throws CRYPTO_DECRYPT_FAILED if anything — bytes, position, length, key — differs from what was sealed.
+ */
+export function openSegment(
+  key: Uint8Array,
+  index: number,
+  last: boolean,
+  stored: Uint8Array,
+  plaintextLength: number,
+): Uint8Array {
+  if (plaintextLength < 0 || plaintextLength + TAG_BYTES > stored.byteLength) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      `segment ${index}: expected ≤ ${stored.byteLength - TAG_BYTES} plaintext bytes, record says ${plaintextLength}`,
+    );
+  }
+  try {
+    const decipher = createDecipheriv(AEAD, key, segmentNonce(index));
+    decipher.setAAD(segmentAad(index, last));
+    decipher.setAuthTag(stored.subarray(plaintextLength, plaintextLength + TAG_BYTES));
+    const a = decipher.update(stored.subarray(0, plaintextLength));
+    const b = decipher.final();
+    return b.byteLength === 0 ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength) : new Uint8Array(Buffer.concat([a, b]));
+  } catch (cause) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      `segment ${index}: authentication failed — the stored bytes, their position or the data key were altered`,
+      { cause, details: { segment: index } },
+    );
+  }
+}
+
+// --- X25519 reader keys and key wrapping ------------------------------------------------------------------------
+
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+export interface X25519KeyPair {
+  readonly publicKey: Uint8Array;
+  readonly privateKey: Uint8Array;
+}
+
+export function generateX25519(): X25519KeyPair {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  return {
+    publicKey: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length)),
+    privateKey: new Uint8Array(
+      privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(X25519_PKCS8_PREFIX.length),
+    ),
+  };
+}
+
+function publicKeyObject(raw: Uint8Array): KeyObject {
+  if (raw.byteLength !== 32) throw new RangeError(`X25519 public key: expected 32 bytes, got ${raw.byteLength}`);
+  return createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+}
+
+function privateKeyObject(raw: Uint8Array): KeyObject {
+  if (raw.byteLength !== 32) throw new RangeError(`X25519 private key: expected 32 bytes, got ${raw.byteLength}`);
+  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+}
+
+export function x25519PublicOf(privateKey: Uint8Array): Uint8Array {
+  const pub = createPublicKey(privateKeyObject(privateKey));
+  return new Uint8Array(pub.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length));
+}
+
+/** The data key sealed for one reader. All fields are lowercase hex. */
+export interface KeyWrap {
+  readonly recipient: string;
+  readonly ephemeral: string;
+  readonly sealed: string;
+}
+
+function kek(shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([ephemeral, recipient]), WRAP_INFO, KEY_BYTES));
+}
+
+/** Wraps `dataKey` for `recipient` (raw X25519 public key) under a fresh ephemeral key. */
+export function wrapDataKey(dataKey: Uint8Array, recipient: Uint8Array): KeyWrap {
+  const eph = generateX25519();
+  const shared = diffieHellman({ privateKey: privateKeyObject(eph.privateKey), publicKey: publicKeyObject(recipient) });
+  // The KEK is used exactly once (fresh ephemeral key), so a fixed nonce is safe.
+  const cipher = createCipheriv(AEAD, kek(shared, eph.publicKey, recipient), Buffer.alloc(12));
+  const sealed = Buffer.concat([cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
+  return { recipient: toHex(recipient), ephemeral: toHex(eph.publicKey), sealed: toHex(sealed) };
+}
+
+/**
+ * Finds the wrap addressed to `privateKey`'s public key and unwraps the data key.
+ * @throws CRYPTO_NOT_A_READER when no wrap names this reader; CRYPTO_DECRYPT_FAILED when the wrap was altered.
+ */
+export function unwrapDataKey(wraps: readonly KeyWrap[], privateKey: Uint8Array): Uint8Array {
+  const me = x25519PublicOf(privateKey);
+  const mine = toHex(me);
+  const wrap = wraps.find((w) => w.recipient === mine);
+  if (wrap === undefined) {
+    throw new AilinkError(
+      'CRYPTO_NOT_A_READER',
+      `expected a data key wrapped for reader ${mine}, got wraps for ${wraps.map((w) => w.recipient).join(', ') || 'nobody'}; ask the owner to add you`,
+    );
+  }
+  try {
+    const ephemeral = fromHex(wrap.ephemeral, 'ephemeral key');
+    const sealed = fromHex(wrap.sealed, 'sealed key');
+    const shared = diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(ephemeral) });
+    const decipher = createDecipheriv(AEAD, kek(shared, ephemeral, me), Buffer.alloc(12));
+    decipher.setAuthTag(sealed.subarray(KEY_BYTES));
+    const key = Buffer.concat([decipher.update(sealed.subarray(0, KEY_BYTES)), decipher.final()]);
+    return new Uint8Array(key);
+  } catch (cause) {
+    throw new AilinkError('CRYPTO_DECRYPT_FAILED', 'the wrapped data key failed authentication: the wrap was altered', {
+      cause,
+    });
+  }
+}
