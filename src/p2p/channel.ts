@@ -53,7 +53,8 @@ export function channelOf(stream: Stream, remotePeer: string, maxBufferSize: num
     async readFrame(maxBytes, options) {
       const head = await readExactly(FRAME_HEADER, options);
       const length = new DataView(head.buffer, head.byteOffset, FRAME_HEADER).getUint32(0);
-      if (length > maxBytes) throw new FrameTooLargeError(`expected a frame of ≤ ${maxBytes} bytes, got ${length}`);
+      if (length > maxBytes)
+        throw new FrameTooLargeError(`expected a frame of ≤ ${maxBytes} bytes, got ${length}`);
       return readExactly(length, options);
     },
     async writeFrame(body, options) {

@@ -9,7 +9,9 @@ export function toHex(bytes: Uint8Array): string {
 /** Parses lowercase hex; `what` names the value in the error. */
 export function fromHex(hex: string, what = 'value'): Uint8Array {
   if (hex.length % 2 !== 0 || !HEX_RE.test(hex)) {
-    throw new TypeError(`${what}: expected lowercase hex of even length, got ${JSON.stringify(hex.slice(0, 80))}`);
+    throw new TypeError(
+      `${what}: expected lowercase hex of even length, got ${JSON.stringify(hex.slice(0, 80))}`,
+    );
   }
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }

@@ -1,6 +1,6 @@
 import { AilinkError } from '../shared/errors.ts';
 import { fragmentHash, segmentHash } from './hash.ts';
-import { type StorageProfile, columnsOf, fragmentSizeOf } from './profile.ts';
+import { columnsOf, fragmentSizeOf, type StorageProfile } from './profile.ts';
 import { rsEncode, rsReconstruct } from './rs.ts';
 
 /** One coded segment: its hash and its data + parity fragments with their hashes, in column order. */

@@ -1,16 +1,8 @@
-import {
-  createCipheriv,
-  createDecipheriv,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  hkdfSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, diffieHellman, hkdfSync } from 'node:crypto';
 import { fromHex, toHex } from '../shared/bytes.ts';
 import type { Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { generateX25519, privateKeyObject, publicKeyObject, x25519PublicOf } from '../shared/x25519.ts';
 
 /**
  * Client-side encryption of stored objects — deliberately not CESS's (AES-CBC, key = padded user string, IV = key
@@ -98,7 +90,9 @@ export function openSegment(
     decipher.setAuthTag(stored.subarray(plaintextLength, plaintextLength + TAG_BYTES));
     const a = decipher.update(stored.subarray(0, plaintextLength));
     const b = decipher.final();
-    return b.byteLength === 0 ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength) : new Uint8Array(Buffer.concat([a, b]));
+    return b.byteLength === 0
+      ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+      : new Uint8Array(Buffer.concat([a, b]));
   } catch (cause) {
     throw new AilinkError(
       'CRYPTO_DECRYPT_FAILED',
@@ -108,40 +102,9 @@ export function openSegment(
   }
 }
 
-// --- X25519 reader keys and key wrapping ------------------------------------------------------------------------
+// --- key wrapping for readers ---------------------------------------------------------------------------------
 
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-
-export interface X25519KeyPair {
-  readonly publicKey: Uint8Array;
-  readonly privateKey: Uint8Array;
-}
-
-export function generateX25519(): X25519KeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  return {
-    publicKey: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length)),
-    privateKey: new Uint8Array(
-      privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(X25519_PKCS8_PREFIX.length),
-    ),
-  };
-}
-
-function publicKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.byteLength !== 32) throw new RangeError(`X25519 public key: expected 32 bytes, got ${raw.byteLength}`);
-  return createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-}
-
-function privateKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.byteLength !== 32) throw new RangeError(`X25519 private key: expected 32 bytes, got ${raw.byteLength}`);
-  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-}
-
-export function x25519PublicOf(privateKey: Uint8Array): Uint8Array {
-  const pub = createPublicKey(privateKeyObject(privateKey));
-  return new Uint8Array(pub.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length));
-}
+export { generateX25519, x25519PublicOf } from '../shared/x25519.ts';
 
 /** The data key sealed for one reader. All fields are lowercase hex. */
 export interface KeyWrap {
@@ -157,7 +120,10 @@ function kek(shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array): 
 /** Wraps `dataKey` for `recipient` (raw X25519 public key) under a fresh ephemeral key. */
 export function wrapDataKey(dataKey: Uint8Array, recipient: Uint8Array): KeyWrap {
   const eph = generateX25519();
-  const shared = diffieHellman({ privateKey: privateKeyObject(eph.privateKey), publicKey: publicKeyObject(recipient) });
+  const shared = diffieHellman({
+    privateKey: privateKeyObject(eph.privateKey),
+    publicKey: publicKeyObject(recipient),
+  });
   // The KEK is used exactly once (fresh ephemeral key), so a fixed nonce is safe.
   const cipher = createCipheriv(AEAD, kek(shared, eph.publicKey, recipient), Buffer.alloc(12));
   const sealed = Buffer.concat([cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
@@ -181,14 +147,21 @@ export function unwrapDataKey(wraps: readonly KeyWrap[], privateKey: Uint8Array)
   try {
     const ephemeral = fromHex(wrap.ephemeral, 'ephemeral key');
     const sealed = fromHex(wrap.sealed, 'sealed key');
-    const shared = diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(ephemeral) });
+    const shared = diffieHellman({
+      privateKey: privateKeyObject(privateKey),
+      publicKey: publicKeyObject(ephemeral),
+    });
     const decipher = createDecipheriv(AEAD, kek(shared, ephemeral, me), Buffer.alloc(12));
     decipher.setAuthTag(sealed.subarray(KEY_BYTES));
     const key = Buffer.concat([decipher.update(sealed.subarray(0, KEY_BYTES)), decipher.final()]);
     return new Uint8Array(key);
   } catch (cause) {
-    throw new AilinkError('CRYPTO_DECRYPT_FAILED', 'the wrapped data key failed authentication: the wrap was altered', {
-      cause,
-    });
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      'the wrapped data key failed authentication: the wrap was altered',
+      {
+        cause,
+      },
+    );
   }
 }

@@ -1,5 +1,5 @@
-import { AilinkError } from '../shared/errors.ts';
 import { KiB, MiB } from '../shared/bytes.ts';
+import { AilinkError } from '../shared/errors.ts';
 
 /**
  * The geometry of stored objects. CESS fixes 32 MiB segments and Reed-Solomon 4 data + 8 parity fragments of 8 MiB;
@@ -36,11 +36,18 @@ export function checkProfile(p: StorageProfile): StorageProfile {
   if (!Number.isSafeInteger(p.dataFragments) || p.dataFragments < 1) problems.push('dataFragments ≥ 1');
   if (!Number.isSafeInteger(p.parityFragments) || p.parityFragments < 0) problems.push('parityFragments ≥ 0');
   if (p.dataFragments + p.parityFragments > 256) problems.push('data + parity ≤ 256 (GF(2^8))');
-  if (!Number.isSafeInteger(p.segmentSize) || p.segmentSize < 64 || p.segmentSize % (p.dataFragments * 64) !== 0) {
+  if (
+    !Number.isSafeInteger(p.segmentSize) ||
+    p.segmentSize < 64 ||
+    p.segmentSize % (p.dataFragments * 64) !== 0
+  ) {
     problems.push(`segmentSize a multiple of ${p.dataFragments * 64}`);
   }
   if (problems.length > 0) {
-    throw new AilinkError('CODEC_PROFILE_INVALID', `expected ${problems.join(', ')}; got ${JSON.stringify(p)}`);
+    throw new AilinkError(
+      'CODEC_PROFILE_INVALID',
+      `expected ${problems.join(', ')}; got ${JSON.stringify(p)}`,
+    );
   }
   return p;
 }

@@ -21,7 +21,10 @@ function rs(): ReedSolomonErasure {
 export function rsEncode(shards: Uint8Array, dataShards: number, parityShards: number): void {
   const code = rs().encode(shards, dataShards, parityShards);
   if (code !== ReedSolomonErasure.RESULT_OK) {
-    throw new AilinkError('CODEC_RS_FAILED', `RS encode failed: ${ReedSolomonErasure.getResultMessage(code)}`);
+    throw new AilinkError(
+      'CODEC_RS_FAILED',
+      `RS encode failed: ${ReedSolomonErasure.getResultMessage(code)}`,
+    );
   }
 }
 
@@ -29,13 +32,21 @@ export function rsEncode(shards: Uint8Array, dataShards: number, parityShards: n
  * Rebuilds, in place, every shard whose `present` flag is false (data and parity).
  * @throws CODEC_TOO_FEW_FRAGMENTS when fewer than `dataShards` are present.
  */
-export function rsReconstruct(shards: Uint8Array, dataShards: number, parityShards: number, present: boolean[]): void {
+export function rsReconstruct(
+  shards: Uint8Array,
+  dataShards: number,
+  parityShards: number,
+  present: boolean[],
+): void {
   const have = present.filter(Boolean).length;
   if (have < dataShards) {
     throw new AilinkError('CODEC_TOO_FEW_FRAGMENTS', `expected ≥ ${dataShards} fragments, got ${have}`);
   }
   const code = rs().reconstruct(shards, dataShards, parityShards, present);
   if (code !== ReedSolomonErasure.RESULT_OK) {
-    throw new AilinkError('CODEC_RS_FAILED', `RS reconstruct failed: ${ReedSolomonErasure.getResultMessage(code)}`);
+    throw new AilinkError(
+      'CODEC_RS_FAILED',
+      `RS reconstruct failed: ${ReedSolomonErasure.getResultMessage(code)}`,
+    );
   }
 }

@@ -1,0 +1,405 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { createHost } from '../p2p/index.ts';
+import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
+import { systemClock, systemRandom } from '../shared/clock.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import {
+  chunks,
+  createCodecPool,
+  createMinerClient,
+  createStorageClient,
+  encodeSegment,
+  fidOf,
+  loadNetworkFile,
+  openSqliteRegistry,
+  PRODUCTION_PROFILE,
+  type ProgressEvent,
+  type StorageProfile,
+  startMinerNode,
+  storedSegment,
+  TEST_PROFILE,
+} from '../storage/index.ts';
+import { runStorageDemo } from './demo.ts';
+import { startDevNetwork } from './devnet.ts';
+
+/**
+ * The `ailink` command. The only place that reads argv and the environment; every subcommand composes the modules
+ * with real dependencies (system clock, crypto randomness) and prints human text, or JSON with --json.
+ */
+const USAGE = `ailink — federated learning on decentralized storage
+
+  ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
+  ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
+                                                  run a local network until Ctrl-C; writes <data-dir>/network.json
+  ailink miner --data-dir DIR [--listen MULTIADDR] --allow ADDRESS... [--capacity BYTES] [--max-fragment BYTES]
+  ailink store hash FILE [--json] [--profile production|test]
+                                                  fid, segment and fragment hashes of FILE stored unencrypted (offline)
+  ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid
+  ailink store get FID --out FILE
+  ailink store info FID [--json]
+  ailink store ls [--json]
+  ailink store repair FID
+  ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
+
+Client commands take --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's
+operator key). Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
+
+const MiB = 1024 * 1024;
+
+function usageError(message: string): never {
+  throw new AilinkError('INVALID_INPUT', `${message}\n\n${USAGE}`);
+}
+
+function positiveInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    usageError(`--${name}: expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function profileNamed(name: string | undefined): StorageProfile {
+  if (name === undefined || name === 'production') return PRODUCTION_PROFILE;
+  if (name === 'test') return TEST_PROFILE;
+  return usageError(`--profile: expected production or test, got ${JSON.stringify(name)}`);
+}
+
+const progressLine = (e: ProgressEvent): string => {
+  switch (e.kind) {
+    case 'segment-stored':
+      return `segment ${e.segment} stored (${(e.bytes / MiB).toFixed(1)} MiB)`;
+    case 'segment-read':
+      return `segment ${e.segment} read (${(e.bytes / MiB).toFixed(1)} MiB)`;
+    case 'column-moved':
+      return `column ${e.column} moved ${e.from} → ${e.to} (${e.reason})`;
+    case 'column-repaired':
+      return `column ${e.column} repaired: ${e.from} → ${e.to}`;
+  }
+};
+
+async function openClient(values: { network?: string | undefined; key?: string | undefined }) {
+  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
+  const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
+  const host = await createHost();
+  const profile = profileNamed(network.file.profile);
+  const registry = openSqliteRegistry(network.registryPath);
+  const codec = createCodecPool();
+  const deps = { clock: systemClock, random: systemRandom };
+  const miners = createMinerClient(
+    { host, account, ...deps },
+    { requestTimeoutMs: 60_000, signatureTtlMs: 60_000, maxFragmentSize: profile.segmentSize },
+  );
+  const client = createStorageClient(
+    { miners, directory: () => network.miners, registry, account, codec, ...deps },
+    { profile, fragmentDeadlineMs: 30_000 },
+  );
+  return {
+    client,
+    account,
+    async close() {
+      await codec.close();
+      registry.close();
+      await host.stop();
+    },
+  };
+}
+
+async function keys(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { out: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals[0] !== 'new' || !values.out) usageError('expected `ailink keys new --out FILE`');
+  const account = await createKeyFile(values.out, systemRandom);
+  console.log(
+    JSON.stringify(
+      { file: resolve(values.out), address: account.address, readerKey: account.readerKey },
+      null,
+      2,
+    ),
+  );
+}
+
+async function miner(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      allow: { type: 'string', multiple: true },
+      capacity: { type: 'string' },
+      'max-fragment': { type: 'string' },
+    },
+  });
+  if (!values['data-dir']) usageError('miner: --data-dir DIR is required');
+  const allow = values.allow ?? [];
+  for (const a of allow)
+    if (!isAddress(a)) usageError(`--allow: expected an SS58 address, got ${JSON.stringify(a)}`);
+  const log =
+    (level: string) =>
+    (event: string, fields: Record<string, unknown> = {}) =>
+      process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, event, ...fields })}\n`);
+  const node = await startMinerNode(
+    { clock: systemClock, random: systemRandom, log: { info: log('info'), warn: log('warn') } },
+    {
+      dataDir: values['data-dir'],
+      listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      allow,
+      capacity: positiveInt(values.capacity, 'capacity', 64 * 1024 * MiB),
+      maxFragmentSize: positiveInt(values['max-fragment'], 'max-fragment', 8 * MiB),
+      maxSignatureTtlMs: 5 * 60_000,
+      requestDeadlineMs: 120_000,
+    },
+  );
+  process.stdout.write(`${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs() })}\n`);
+  await untilSignal();
+  await node.stop();
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((res) => {
+    process.once('SIGINT', () => res());
+    process.once('SIGTERM', () => res());
+  });
+}
+
+async function dev(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      miners: { type: 'string' },
+      'data-dir': { type: 'string' },
+      profile: { type: 'string' },
+      allow: { type: 'string', multiple: true },
+    },
+  });
+  const count = positiveInt(values.miners, 'miners', 12);
+  const profile =
+    values.profile === 'test'
+      ? 'test'
+      : values.profile === undefined
+        ? 'production'
+        : usageError('--profile: production or test');
+  const dataDir = values['data-dir'] ?? './ailink-data';
+  console.error(`starting ${count} miners in ${resolve(dataDir)} …`);
+  const network = await startDevNetwork(
+    { random: systemRandom },
+    { dataDir, miners: count, profile, allow: values.allow ?? [] },
+  );
+  for (const m of network.miners) console.error(`  ${m.name}  pid ${m.pid}  ${m.addrs[0]}`);
+  console.error(
+    `network ready: ${network.path}\noperator key: ${network.operatorKeyPath}\nCtrl-C stops every process.`,
+  );
+  await untilSignal();
+  console.error('stopping …');
+  await network.stop();
+}
+
+async function storeHash(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean' }, profile: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const file = positionals[0] ?? usageError('store hash: expected a FILE');
+  const profile = profileNamed(values.profile);
+  const segments: { hash: string; fragments: string[] }[] = [];
+  let size = 0;
+  let index = 0;
+  for await (const { bytes, last } of chunks(
+    createReadStream(file, { highWaterMark: MiB }),
+    profile.segmentSize,
+  )) {
+    size += bytes.byteLength;
+    const e = encodeSegment(profile, storedSegment(profile, bytes, { index: index++, last, key: null }));
+    segments.push({ hash: e.hash, fragments: e.fragmentHashes });
+  }
+  const out = { fid: fidOf(segments.map((s) => s.hash)), size, profile, segments };
+  if (values.json) console.log(JSON.stringify(out, null, 2));
+  else {
+    console.log(
+      `fid ${out.fid}\nsize ${size} bytes, ${segments.length} segment(s) of ${profile.segmentSize} bytes`,
+    );
+    segments.forEach((s, i) => {
+      console.log(`segment ${i} ${s.hash}`);
+      s.fragments.forEach((f, c) => console.log(`  fragment ${String(c).padStart(2)} ${f}`));
+    });
+  }
+}
+
+async function store(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'hash') return storeHash(rest);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: {
+      network: { type: 'string' },
+      key: { type: 'string' },
+      json: { type: 'boolean' },
+      to: { type: 'string', multiple: true },
+      plain: { type: 'boolean' },
+      name: { type: 'string' },
+      out: { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  if (sub === 'ls') {
+    const list = listObjects(values);
+    if (values.json) console.log(JSON.stringify(list, null, 2));
+    else
+      for (const o of list)
+        console.log(
+          `${o.fid}  ${String(o.size).padStart(12)}  ${o.encrypted ? 'enc  ' : 'plain'}  ${o.name ?? ''}`,
+        );
+    return;
+  }
+  const { client, close } = await openClient(values);
+  const progress = (e: ProgressEvent) => console.error(progressLine(e));
+  try {
+    switch (sub) {
+      case 'put': {
+        const file = positionals[0] ?? usageError('store put: expected a FILE');
+        if (!existsSync(file)) throw new AilinkError('INVALID_INPUT', `store put: no file ${file}`);
+        const started = performance.now();
+        const result = await client.put(createReadStream(file, { highWaterMark: MiB }), {
+          name: values.name ?? file.split('/').pop()!,
+          encrypt: !values.plain,
+          readers: values.to ?? [],
+          onProgress: progress,
+        });
+        const secs = (performance.now() - started) / 1000;
+        console.error(
+          `stored ${result.record.size} bytes in ${secs.toFixed(2)} s on ${result.miners.length} miners`,
+        );
+        console.log(values.json ? JSON.stringify({ fid: result.fid, miners: result.miners }) : result.fid);
+        break;
+      }
+      case 'get': {
+        const fid = positionals[0] ?? usageError('store get: expected a FID');
+        if (!values.out) usageError('store get: --out FILE is required');
+        const tmp = `${values.out}.part`;
+        const hash = createHash('sha256');
+        try {
+          const out = createWriteStream(tmp);
+          for await (const bytes of client.get(fid, { onProgress: progress })) {
+            hash.update(bytes);
+            if (!out.write(bytes)) await new Promise<void>((r) => out.once('drain', () => r()));
+          }
+          out.end();
+          await finished(out);
+          await rename(tmp, values.out);
+        } catch (err) {
+          await rm(tmp, { force: true });
+          throw err;
+        }
+        console.error(
+          `wrote ${statSync(values.out).size} bytes to ${values.out} (sha256 ${hash.digest('hex')})`,
+        );
+        break;
+      }
+      case 'info': {
+        const fid = positionals[0] ?? usageError('store info: expected a FID');
+        const { record, miners } = client.info(fid);
+        const info = {
+          fid,
+          name: record.name,
+          owner: record.owner,
+          size: record.size,
+          state: 'active',
+          encrypted: record.encryption !== null,
+          readers: record.encryption?.wraps.map((w) => w.recipient) ?? [],
+          profile: record.profile,
+          placements: miners.map((miner, column) => ({ column, miner })),
+          segments: record.segments,
+        };
+        if (values.json) console.log(JSON.stringify(info, null, 2));
+        else {
+          console.log(
+            `${fid}  ${record.name ?? ''}\n${record.size} bytes, ${record.segments.length} segment(s), ${info.encrypted ? 'encrypted' : 'plain'}, active`,
+          );
+          for (const p of info.placements)
+            console.log(`  column ${String(p.column).padStart(2)} → ${p.miner}`);
+        }
+        break;
+      }
+      case 'repair': {
+        const fid = positionals[0] ?? usageError('store repair: expected a FID');
+        const report = await client.repair(fid, { onProgress: progress });
+        console.error(
+          report.repaired.length === 0
+            ? 'all 12 columns are healthy'
+            : `repaired ${report.repaired.length} column(s)`,
+        );
+        console.log(JSON.stringify(report, null, 2));
+        break;
+      }
+      default:
+        usageError(`unknown store command ${JSON.stringify(sub)}`);
+    }
+  } finally {
+    await close();
+  }
+}
+
+function listObjects(values: { network?: string | undefined }) {
+  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
+  const registry = openSqliteRegistry(network.registryPath);
+  try {
+    return registry.list();
+  } finally {
+    registry.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'keys':
+      return keys(rest);
+    case 'miner':
+      return miner(rest);
+    case 'dev':
+      return dev(rest);
+    case 'store':
+      return store(rest);
+    case 'demo': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { 'data-dir': { type: 'string' } },
+        allowPositionals: true,
+      });
+      if (positionals[0] !== 'storage') usageError('expected `ailink demo storage`');
+      return runStorageDemo({ dataDir: values['data-dir'] });
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
+    default:
+      usageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+try {
+  await main(process.argv.slice(2));
+  process.exit(0);
+} catch (err) {
+  if (hasCode(err)) {
+    console.error(`error ${err.code}: ${err.message}`);
+    process.exit(err.code === 'INVALID_INPUT' ? 2 : 1);
+  }
+  if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    console.error(`error INVALID_INPUT: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  console.error(err);
+  process.exit(1);
+}

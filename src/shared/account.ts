@@ -1,0 +1,153 @@
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import {
+  cryptoWaitReady,
+  decodeAddress,
+  encodeAddress,
+  sr25519PairFromSeed,
+  sr25519Sign,
+  sr25519Verify,
+} from '@polkadot/util-crypto';
+import { z } from 'zod';
+import { fromHex, toHex } from './bytes.ts';
+import type { Random } from './clock.ts';
+import { AilinkError } from './errors.ts';
+import { generateX25519, x25519PublicOf } from './x25519.ts';
+
+/**
+ * An account of a person or organisation: an sr25519 key (chain account, request signatures) and an X25519 key
+ * (receiving wrapped data keys). Addresses use the generic Substrate SS58 prefix 42, what the dev chain expects.
+ */
+export interface Account {
+  readonly address: string;
+  readonly publicKey: Uint8Array;
+  /** X25519 public key, hex: what others pass as `--to` so that the account can read their objects. */
+  readonly readerKey: string;
+  readonly x25519PrivateKey: Uint8Array;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+export const SS58_PREFIX = 42;
+
+let ready: Promise<boolean> | undefined;
+/** The sr25519 primitives live in wasm: call once before signing or verifying. */
+export function accountsReady(): Promise<boolean> {
+  ready ??= cryptoWaitReady();
+  return ready;
+}
+
+export function accountFromSeeds(sr25519Seed: Uint8Array, x25519PrivateKey: Uint8Array): Account {
+  const pair = sr25519PairFromSeed(sr25519Seed);
+  return {
+    address: encodeAddress(pair.publicKey, SS58_PREFIX),
+    publicKey: pair.publicKey,
+    readerKey: toHex(x25519PublicOf(x25519PrivateKey)),
+    x25519PrivateKey,
+    sign: (message) => sr25519Sign(message, pair),
+  };
+}
+
+/** True when `signature` is `address`'s sr25519 signature of `message`; false for any malformed input. */
+export function verifySignature(address: string, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return sr25519Verify(message, signature, decodeAddress(address));
+  } catch {
+    return false;
+  }
+}
+
+/** True when `address` is a well-formed SS58 address. */
+export function isAddress(address: string): boolean {
+  try {
+    return decodeAddress(address).length === 32;
+  } catch {
+    return false;
+  }
+}
+
+const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
+const KeyFileSchema = z.object({
+  kind: z.literal('ailink-account'),
+  version: z.literal(1),
+  address: z.string(),
+  sr25519Seed: hex32,
+  x25519PrivateKey: hex32,
+  readerKey: hex32,
+});
+
+/**
+ * Creates a new account and writes it to `path` with mode 0600. Refuses to overwrite an existing file.
+ * @throws KEY_FILE_INVALID when the file already exists.
+ */
+export async function createKeyFile(path: string, random: Random): Promise<Account> {
+  await accountsReady();
+  const sr25519Seed = random(32);
+  const x25519PrivateKey = generateX25519().privateKey;
+  const account = accountFromSeeds(sr25519Seed, x25519PrivateKey);
+  const file: z.infer<typeof KeyFileSchema> = {
+    kind: 'ailink-account',
+    version: 1,
+    address: account.address,
+    sr25519Seed: toHex(sr25519Seed),
+    x25519PrivateKey: toHex(x25519PrivateKey),
+    readerKey: account.readerKey,
+  };
+  try {
+    await writeFile(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new AilinkError(
+        'KEY_FILE_INVALID',
+        `${path} already exists; choose another --out or delete it first`,
+      );
+    }
+    throw cause;
+  }
+  await chmod(path, 0o600); // the umask may have narrowed it further, never widened; make it exact
+  return account;
+}
+
+/**
+ * Loads an account. Like ssh, refuses a key file that others can read.
+ * @throws KEY_FILE_INVALID when missing, malformed, inconsistent or readable by group/others.
+ */
+export async function loadKeyFile(path: string): Promise<Account> {
+  let text: string;
+  try {
+    const info = await stat(path);
+    if ((info.mode & 0o077) !== 0) {
+      throw new AilinkError(
+        'KEY_FILE_INVALID',
+        `${path}: expected permissions 0600, got 0${(info.mode & 0o777).toString(8)}; run chmod 600 ${path}`,
+      );
+    }
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    if (cause instanceof AilinkError) throw cause;
+    throw new AilinkError(
+      'KEY_FILE_INVALID',
+      `${path}: cannot read key file (${(cause as Error).message}); create one with \`ailink keys new --out ${path}\``,
+      { cause },
+    );
+  }
+  let parsed: z.infer<typeof KeyFileSchema>;
+  try {
+    parsed = KeyFileSchema.parse(JSON.parse(text));
+  } catch (cause) {
+    throw new AilinkError(
+      'KEY_FILE_INVALID',
+      `${path}: expected an ailink-account key file, got something else`,
+      {
+        cause,
+      },
+    );
+  }
+  await accountsReady();
+  const account = accountFromSeeds(fromHex(parsed.sr25519Seed), fromHex(parsed.x25519PrivateKey));
+  if (account.address !== parsed.address || account.readerKey !== parsed.readerKey) {
+    throw new AilinkError(
+      'KEY_FILE_INVALID',
+      `${path}: the stored address or reader key does not match the seeds`,
+    );
+  }
+  return account;
+}

@@ -1,0 +1,403 @@
+import type { PeerRef } from '../p2p/index.ts';
+import type { Account } from '../shared/account.ts';
+import { fromHex } from '../shared/bytes.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import type { CodecPool } from './codec-pool.ts';
+import { newDataKey, unwrapDataKey, wrapDataKey } from './envelope.ts';
+import { fidOf, zeroFragmentHash } from './hash.ts';
+import type { MinerClient } from './miner-client.ts';
+import { checkProfile, columnsOf, fragmentSizeOf, type StorageProfile } from './profile.ts';
+import type { ObjectRecord, ObjectRegistry, Placement } from './record.ts';
+import { originalBytes, segmentCapacity } from './segments.ts';
+
+export interface StorageClientDeps {
+  readonly miners: MinerClient;
+  /** The miners this client may use, in order of preference: column i goes to the i-th healthy one. */
+  readonly directory: () => readonly PeerRef[];
+  readonly registry: ObjectRegistry;
+  readonly account: Account;
+  readonly codec: CodecPool;
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+export interface StorageClientOptions {
+  readonly profile: StorageProfile;
+  /** A fragment transfer that takes longer than this moves its column to another miner. */
+  readonly fragmentDeadlineMs: number;
+}
+
+export interface PutOptions {
+  readonly name?: string;
+  /** Encrypt (default) or store the bytes as they are (e.g. public data, or `store hash` checks). */
+  readonly encrypt?: boolean;
+  /** X25519 public keys (hex) of further readers; the owner can always read. */
+  readonly readers?: readonly string[];
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+export type ProgressEvent =
+  | { kind: 'segment-stored'; segment: number; bytes: number }
+  | { kind: 'column-moved'; column: number; from: string; to: string; reason: string }
+  | { kind: 'segment-read'; segment: number; bytes: number }
+  | { kind: 'column-repaired'; column: number; from: string; to: string };
+
+export interface PutResult {
+  readonly fid: string;
+  readonly record: ObjectRecord;
+  readonly miners: readonly string[];
+}
+
+export interface RepairReport {
+  readonly fid: string;
+  /** Columns whose miner was unreachable or had lost fragments, and where they are now. */
+  readonly repaired: readonly { column: number; from: string; to: string; reason: string }[];
+}
+
+export interface StorageClient {
+  put(source: Uint8Array | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>;
+  /** Streams the original bytes; every fragment and segment is verified before a byte is yielded. */
+  get(
+    fid: string,
+    options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
+  ): AsyncIterable<Uint8Array>;
+  info(fid: string): Placement;
+  /** Rebuilds every column whose miner lost it (or is gone) from any 4 survivors and places it on a new miner. */
+  repair(
+    fid: string,
+    options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
+  ): Promise<RepairReport>;
+}
+
+/**
+ * The storage data path: put (seal → Reed-Solomon 4+8 → one column per miner, concurrently, moving a column when its
+ * miner fails or stalls), get (any 4 fragments per segment, every hash verified, decrypted, streamed) and repair.
+ */
+export function createStorageClient(deps: StorageClientDeps, options: StorageClientOptions): StorageClient {
+  const profile = checkProfile(options.profile);
+  const columns = columnsOf(profile);
+  const fragmentSize = fragmentSizeOf(profile);
+  const peerOf = (peerId: string): PeerRef | undefined => deps.directory().find((p) => p.peerId === peerId);
+  const deadline = (signal?: AbortSignal) =>
+    signal
+      ? AbortSignal.any([signal, AbortSignal.timeout(options.fragmentDeadlineMs)])
+      : AbortSignal.timeout(options.fragmentDeadlineMs);
+
+  /** Fetches ≥ dataFragments fragments of one segment, data columns first, then parity; null where not fetched. */
+  async function fetchSegment(
+    record: ObjectRecord,
+    miners: readonly string[],
+    index: number,
+    skip: ReadonlySet<number>,
+    signal: AbortSignal | undefined,
+  ): Promise<(Uint8Array | null)[]> {
+    const seg = record.segments[index]!;
+    const size = fragmentSizeOf(record.profile);
+    const width = record.profile.dataFragments + record.profile.parityFragments;
+    const got: (Uint8Array | null)[] = new Array(width).fill(null);
+    const failures: string[] = [];
+    const order = [...Array(width).keys()].filter((c) => !skip.has(c));
+    let next = 0;
+    let have = 0;
+    const fetchOne = async (c: number): Promise<void> => {
+      const hash = seg.fragments[c]!;
+      if (hash === zeroFragmentHash(size)) {
+        got[c] = new Uint8Array(size);
+        have++;
+        return;
+      }
+      const peer = peerOf(miners[c]!);
+      try {
+        if (!peer)
+          throw new AilinkError('MINER_UNREACHABLE', `miner ${miners[c]} is not in the network directory`);
+        got[c] = await deps.miners.get(peer, hash, { signal: deadline(signal) });
+        have++;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        failures.push(
+          `fragment ${c} (${hash.slice(0, 12)}…) on miner ${miners[c]}: ${hasCode(err) ? err.code : (err as Error).message}`,
+        );
+      }
+    };
+    // Ask for exactly as many as still needed, in waves, so a healthy network costs 4 transfers per segment.
+    while (have < record.profile.dataFragments && next < order.length) {
+      const wave = order.slice(next, next + (record.profile.dataFragments - have));
+      next += wave.length;
+      await Promise.all(wave.map(fetchOne));
+    }
+    if (have < record.profile.dataFragments) {
+      throw new AilinkError(
+        'OBJECT_UNAVAILABLE',
+        `expected ≥ ${record.profile.dataFragments} of ${width} fragments of segment ${index} of ${record.fid}, got ${have}; missing: ${failures.join('; ')}`,
+        { details: { fid: record.fid, segment: index, missing: failures } },
+      );
+    }
+    return got;
+  }
+
+  /** Rebuilds `lost` columns of every segment so far and stores them on `targets` (column → new miner). */
+  async function rebuildOnto(
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments' | 'size' | 'encryption'>,
+    miners: readonly string[],
+    targets: ReadonlyMap<number, PeerRef>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const lost = [...targets.keys()];
+    for (let index = 0; index < record.segments.length; index++) {
+      const seg = record.segments[index]!;
+      const fragments = await fetchSegment(record as ObjectRecord, miners, index, new Set(lost), signal);
+      const rebuilt = await deps.codec.rebuild({
+        profile: record.profile,
+        fragments,
+        expected: { hash: seg.hash, fragmentHashes: seg.fragments },
+        index,
+        columns: lost,
+      });
+      await Promise.all(
+        lost.map((c, k) =>
+          deps.miners.put(targets.get(c)!, seg.fragments[c]!, rebuilt[k]!, { signal: deadline(signal) }),
+        ),
+      );
+    }
+  }
+
+  async function put(
+    source: Uint8Array | AsyncIterable<Uint8Array>,
+    putOptions: PutOptions = {},
+  ): Promise<PutResult> {
+    const { signal, onProgress } = putOptions;
+    const encrypt = putOptions.encrypt ?? true;
+    const readers = [deps.account.readerKey, ...(putOptions.readers ?? [])];
+    for (const r of readers) {
+      if (!/^[0-9a-f]{64}$/.test(r)) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `reader key: expected 64 hex characters (an X25519 public key), got ${JSON.stringify(r)}`,
+        );
+      }
+    }
+    const key = encrypt ? newDataKey(deps.random) : null;
+    const candidates = [...deps.directory()];
+    if (candidates.length < columns) {
+      throw new AilinkError(
+        'NOT_ENOUGH_MINERS',
+        `expected ≥ ${columns} miners, the network lists ${candidates.length}`,
+      );
+    }
+    const assigned: PeerRef[] = candidates.slice(0, columns);
+    const spares: PeerRef[] = candidates.slice(columns);
+    const segments: { hash: string; fragments: string[] }[] = [];
+    let size = 0;
+
+    /** Puts one fragment of `column`, moving the column to a spare miner when its miner fails or stalls. */
+    const placeFragment = async (
+      index: number,
+      column: number,
+      hash: string,
+      bytes: Uint8Array,
+    ): Promise<void> => {
+      for (;;) {
+        const peer = assigned[column]!;
+        try {
+          await deps.miners.put(peer, hash, bytes, { signal: deadline(signal) });
+          return;
+        } catch (err) {
+          if (signal?.aborted) throw new AilinkError('ABORTED', 'put cancelled', { cause: err });
+          const spare = spares.shift();
+          const reason = hasCode(err) ? `${err.code}: ${err.message}` : String(err);
+          if (spare === undefined) {
+            throw new AilinkError(
+              'PUT_FAILED',
+              `column ${column} could not be placed: ${reason}; no spare miner is left`,
+              {
+                cause: err,
+                details: { column },
+              },
+            );
+          }
+          assigned[column] = spare;
+          onProgress?.({ kind: 'column-moved', column, from: peer.peerId, to: spare.peerId, reason });
+          // Earlier segments of this column went to the failed miner: rebuild them onto the new one.
+          if (index > 0) {
+            // Segments before `index` are fully placed (segment i starts only after i−1 is done).
+            const sofar = { fid: '', profile, segments: segments.slice(0, index), size, encryption: null };
+            await rebuildOnto(
+              sofar,
+              assigned.map((p) => p.peerId),
+              new Map([[column, spare]]),
+              signal,
+            );
+          }
+        }
+      }
+    };
+
+    const capacity = segmentCapacity(profile, encrypt);
+    let index = 0;
+    // Encode segment i+1 on a worker while segment i's fragments are on the wire.
+    let inFlight: Promise<void> | undefined;
+    for await (const { bytes, last } of chunks(source, capacity)) {
+      const at = index++;
+      size += bytes.byteLength;
+      const encoded = await deps.codec.encode({ profile, plaintext: bytes, index: at, last, key });
+      await inFlight;
+      segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
+      inFlight = Promise.all(
+        encoded.fragmentHashes.map((hash, c) =>
+          placeFragment(at, c, hash, encoded.shards.subarray(c * fragmentSize, (c + 1) * fragmentSize)),
+        ),
+      ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: bytes.byteLength }));
+      // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
+      inFlight.catch(() => {});
+    }
+    await inFlight;
+    const record: ObjectRecord = {
+      version: 1,
+      fid: fidOf(segments.map((s) => s.hash)),
+      size,
+      ...(putOptions.name === undefined ? {} : { name: putOptions.name }),
+      owner: deps.account.address,
+      createdAt: deps.clock.now(),
+      profile: { ...profile },
+      segments,
+      encryption:
+        key === null ? null : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r))) },
+    };
+    const miners = assigned.map((p) => p.peerId);
+    deps.registry.declare(record, miners);
+    return { fid: record.fid, record, miners };
+  }
+
+  function info(fid: string): Placement {
+    const p = deps.registry.get(fid);
+    if (p === null)
+      throw new AilinkError(
+        'OBJECT_NOT_FOUND',
+        `no object ${fid} is recorded; check the fid or the --network you use`,
+      );
+    return p;
+  }
+
+  async function* get(
+    fid: string,
+    getOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
+  ): AsyncIterable<Uint8Array> {
+    const { record, miners } = info(fid);
+    const key =
+      record.encryption === null
+        ? null
+        : unwrapDataKey(record.encryption.wraps, deps.account.x25519PrivateKey);
+    const decode = async (index: number) => {
+      const seg = record.segments[index]!;
+      const fragments = await fetchSegment(record, miners, index, new Set(), getOptions.signal);
+      return deps.codec.decode({
+        profile: record.profile,
+        fragments,
+        expected: { hash: seg.hash, fragmentHashes: seg.fragments },
+        index,
+      });
+    };
+    // One segment ahead: fetching the next overlaps handing out the current one.
+    let ahead: Promise<Uint8Array> = decode(0);
+    for (let index = 0; index < record.segments.length; index++) {
+      const stored = await ahead;
+      if (index + 1 < record.segments.length) {
+        ahead = decode(index + 1);
+        ahead.catch(() => {});
+      }
+      const bytes = originalBytes(record, index, stored, key);
+      getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: bytes.byteLength });
+      yield bytes;
+    }
+  }
+
+  async function repair(
+    fid: string,
+    repairOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
+  ): Promise<RepairReport> {
+    const { record, miners } = info(fid);
+    const size = fragmentSizeOf(record.profile);
+    const lost = new Map<number, string>();
+    await Promise.all(
+      miners.map(async (minerId, column) => {
+        const peer = peerOf(minerId);
+        if (!peer) return void lost.set(column, 'not in the network directory');
+        try {
+          for (const seg of record.segments) {
+            const hash = seg.fragments[column]!;
+            const held = await deps.miners.has(peer, hash, { signal: deadline(repairOptions.signal) });
+            if (held !== size) return void lost.set(column, `fragment ${hash} is missing`);
+          }
+        } catch (err) {
+          lost.set(column, hasCode(err) ? err.code : String(err));
+        }
+      }),
+    );
+    if (lost.size === 0) return { fid, repaired: [] };
+    const inUse = new Set(miners);
+    const spares = deps.directory().filter((p) => !inUse.has(p.peerId));
+    if (spares.length < lost.size) {
+      throw new AilinkError(
+        'NOT_ENOUGH_MINERS',
+        `expected ${lost.size} spare miners to take columns ${[...lost.keys()].join(', ')}, found ${spares.length}`,
+      );
+    }
+    const targets = new Map([...lost.keys()].map((column, i) => [column, spares[i]!] as const));
+    await rebuildOnto(record, miners, targets, repairOptions.signal);
+    const repaired = [...targets].map(([column, to]) => {
+      deps.registry.reassign(fid, column, to.peerId);
+      repairOptions.onProgress?.({ kind: 'column-repaired', column, from: miners[column]!, to: to.peerId });
+      return { column, from: miners[column]!, to: to.peerId, reason: lost.get(column)! };
+    });
+    return { fid, repaired };
+  }
+
+  return { put, get, info, repair };
+}
+
+/**
+ * Cuts a byte source into segment-sized chunks, each in a buffer of its own (so it can move to a worker), and marks
+ * the last one — which needs one chunk of look-ahead. An empty source gives one empty last chunk.
+ */
+export async function* chunks(
+  source: Uint8Array | AsyncIterable<Uint8Array>,
+  size: number,
+): AsyncGenerator<{ bytes: Uint8Array; last: boolean }> {
+  const input: AsyncIterable<Uint8Array> =
+    source instanceof Uint8Array
+      ? (async function* () {
+          yield source;
+        })()
+      : source;
+  let current = new Uint8Array(size);
+  let filled = 0;
+  let full: Uint8Array | undefined;
+  for await (const piece of input) {
+    let off = 0;
+    while (off < piece.byteLength) {
+      if (full !== undefined) {
+        yield { bytes: full, last: false };
+        full = undefined;
+      }
+      const n = Math.min(size - filled, piece.byteLength - off);
+      current.set(piece.subarray(off, off + n), filled);
+      filled += n;
+      off += n;
+      if (filled === size) {
+        full = current;
+        current = new Uint8Array(size);
+        filled = 0;
+      }
+    }
+  }
+  if (full !== undefined) {
+    if (filled === 0) {
+      yield { bytes: full, last: true };
+      return;
+    }
+    yield { bytes: full, last: false };
+  }
+  yield { bytes: current.subarray(0, filled), last: true };
+}

@@ -1,0 +1,50 @@
+import { parentPort } from 'node:worker_threads';
+import { hasCode } from '../shared/errors.ts';
+import { decodeSegment, encodeSegment, rebuildColumns } from './codec.ts';
+import type { CodecTask } from './codec-pool.ts';
+import { storedSegment } from './segments.ts';
+
+/** The codec's CPU work (sealing, Reed-Solomon, hashing), off the event loop. Pure functions, one message per task. */
+parentPort!.on('message', (task: CodecTask & { id: number }) => {
+  try {
+    if (task.op === 'encode') {
+      const stored = storedSegment(task.profile, task.plaintext, {
+        index: task.index,
+        last: task.last,
+        key: task.key,
+      });
+      const encoded = encodeSegment(task.profile, stored);
+      const buffer = encoded.fragments[0]!.buffer as ArrayBuffer;
+      parentPort!.postMessage(
+        {
+          id: task.id,
+          ok: true,
+          value: {
+            hash: encoded.hash,
+            fragmentHashes: encoded.fragmentHashes,
+            shards: new Uint8Array(buffer),
+          },
+        },
+        [buffer],
+      );
+    } else if (task.op === 'decode') {
+      const segment = decodeSegment(task.profile, task.fragments, task.expected, task.index);
+      parentPort!.postMessage({ id: task.id, ok: true, value: segment }, [segment.buffer as ArrayBuffer]);
+    } else {
+      const segment = decodeSegment(task.profile, task.fragments, task.expected, task.index);
+      const rebuilt = rebuildColumns(task.profile, segment, task.columns, task.expected.fragmentHashes);
+      parentPort!.postMessage({ id: task.id, ok: true, value: rebuilt });
+    }
+  } catch (err) {
+    const e = err as Error;
+    parentPort!.postMessage({
+      id: task.id,
+      ok: false,
+      error: {
+        code: hasCode(err) ? err.code : undefined,
+        message: e.message,
+        details: hasCode(err) ? err.details : undefined,
+      },
+    });
+  }
+});

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { AilinkError, type ErrorCode, isErrorCode } from '../shared/errors.ts';
+import { RequestAuthSchema } from './request-auth.ts';
+
+/**
+ * The miner's fragment protocol over one libp2p stream per request:
+ *
+ *   client → frame(request JSON)
+ *   put:    miner → frame({ok, send})  [client → `size` raw bytes if send]  miner → frame({ok})
+ *   get:    miner → frame({ok, size})  miner → `size` raw bytes
+ *   has:    miner → frame({ok, size | null})
+ *   delete: miner → frame({ok, deleted})
+ *
+ * A put is accepted or refused (auth, capacity, size limit, already held) before any body byte moves, so a refusal
+ * costs nothing and changes nothing. A fragment of all zeros is never sent: the miner writes the zeros itself.
+ */
+export const FRAGMENT_PROTOCOL = '/ailink/fragment/1.0.0';
+
+/** Requests and answers are small JSON; anything larger is refused before it is parsed. */
+export const MAX_FRAME_BYTES = 4096;
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-char lowercase hex hash');
+const base = { fragment: hash, audience: z.string().min(1).max(128), auth: RequestAuthSchema.optional() };
+
+export const FragmentRequestSchema = z.discriminatedUnion('op', [
+  z
+    .object({
+      op: z.literal('put'),
+      size: z
+        .number()
+        .int()
+        .nonnegative()
+        .max(2 ** 31),
+      ...base,
+    })
+    .strict(),
+  z.object({ op: z.literal('get'), ...base }).strict(),
+  z.object({ op: z.literal('has'), ...base }).strict(),
+  z.object({ op: z.literal('delete'), ...base }).strict(),
+]);
+export type FragmentRequest = z.infer<typeof FragmentRequestSchema>;
+
+export const ErrorReplySchema = z.object({
+  ok: z.literal(false),
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+export const PutReadySchema = z.object({ ok: z.literal(true), send: z.boolean() });
+export const PutDoneSchema = z.object({ ok: z.literal(true), stored: z.literal(true) });
+export const GetReplySchema = z.object({ ok: z.literal(true), size: z.number().int().nonnegative() });
+export const HasReplySchema = z.object({
+  ok: z.literal(true),
+  size: z.number().int().nonnegative().nullable(),
+});
+export const DeleteReplySchema = z.object({ ok: z.literal(true), deleted: z.boolean() });
+
+export const encodeJson = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+
+/** Parses a frame as JSON against `schema`, turning error replies into the remote's AilinkError. */
+export function decodeReply<T>(frame: Uint8Array, schema: z.ZodType<T>, from: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(frame));
+  } catch {
+    throw new AilinkError(
+      'MINER_PROTOCOL',
+      `${from}: expected a JSON reply, got ${frame.byteLength} undecodable bytes`,
+    );
+  }
+  const failure = ErrorReplySchema.safeParse(json);
+  if (failure.success) {
+    const code: ErrorCode = isErrorCode(failure.data.error.code) ? failure.data.error.code : 'MINER_PROTOCOL';
+    throw new AilinkError(code, `${from}: ${failure.data.error.message}`, { details: { remote: from } });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    throw new AilinkError(
+      'MINER_PROTOCOL',
+      `${from}: unexpected reply ${JSON.stringify(json).slice(0, 200)}`,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,77 @@
+/**
+ * Storage: CESS-style objects (segments → Reed-Solomon 4+8 fragments → one column per miner), client-side
+ * encryption, miners with an on-disk fragment store and a signed fragment protocol, and the storage client.
+ */
+
+export {
+  chunks,
+  createStorageClient,
+  type ProgressEvent,
+  type PutOptions,
+  type PutResult,
+  type RepairReport,
+  type StorageClient,
+  type StorageClientDeps,
+  type StorageClientOptions,
+} from './client.ts';
+export { decodeSegment, type EncodedSegment, encodeSegment, rebuildColumns } from './codec.ts';
+export { type CodecPool, createCodecPool } from './codec-pool.ts';
+export {
+  generateX25519,
+  type KeyWrap,
+  openSegment,
+  sealedCapacity,
+  sealSegment,
+  unwrapDataKey,
+  wrapDataKey,
+  x25519PublicOf,
+} from './envelope.ts';
+export { FRAGMENT_PROTOCOL, type FragmentRequest, FragmentRequestSchema } from './fragment-protocol.ts';
+export {
+  type FragmentStore,
+  type FragmentStoreOptions,
+  type FragmentWriter,
+  openFragmentStore,
+  type StoreUsage,
+} from './fragment-store.ts';
+export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
+export {
+  type CallOptions,
+  createMinerClient,
+  type MinerClient,
+  type MinerClientOptions,
+} from './miner-client.ts';
+export { type MinerNode, type MinerNodeOptions, startMinerNode } from './miner-node.ts';
+export { type MinerLog, type MinerServiceOptions, startMinerService } from './miner-service.ts';
+export {
+  type LoadedNetwork,
+  loadNetworkFile,
+  type NetworkFile,
+  NetworkFileSchema,
+  writeNetworkFile,
+} from './network.ts';
+export {
+  checkProfile,
+  columnsOf,
+  fragmentSizeOf,
+  PRODUCTION_PROFILE,
+  type StorageProfile,
+  TEST_PROFILE,
+} from './profile.ts';
+export {
+  type ObjectRecord,
+  ObjectRecordSchema,
+  type ObjectRegistry,
+  type ObjectSummary,
+  type Placement,
+} from './record.ts';
+export { createMemoryRegistry, openSqliteRegistry } from './registry.ts';
+export {
+  createRequestGuard,
+  type NonceLedger,
+  type RequestAuth,
+  type RequestGuard,
+  type SignedFields,
+  signRequest,
+} from './request-auth.ts';
+export { originalBytes, plaintextLength, segmentCapacity, storedSegment } from './segments.ts';

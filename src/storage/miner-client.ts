@@ -1,0 +1,153 @@
+import type { ByteChannel, Host, PeerRef } from '../p2p/index.ts';
+import type { Account } from '../shared/account.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import {
+  DeleteReplySchema,
+  decodeReply,
+  encodeJson,
+  FRAGMENT_PROTOCOL,
+  GetReplySchema,
+  HasReplySchema,
+  MAX_FRAME_BYTES,
+  PutDoneSchema,
+  PutReadySchema,
+} from './fragment-protocol.ts';
+import { signRequest } from './request-auth.ts';
+
+/** Talks the fragment protocol to miners, for one account. Every call has a deadline. */
+export interface MinerClient {
+  /** Stores the fragment; the bytes are not sent when the miner already holds them or they are all zeros. */
+  put(peer: PeerRef, hash: string, bytes: Uint8Array, options?: CallOptions): Promise<void>;
+  get(peer: PeerRef, hash: string, options?: CallOptions): Promise<Uint8Array>;
+  has(peer: PeerRef, hash: string, options?: CallOptions): Promise<number | null>;
+  delete(peer: PeerRef, hash: string, options?: CallOptions): Promise<boolean>;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface MinerClientOptions {
+  /** Deadline of one request, including the body. */
+  readonly requestTimeoutMs: number;
+  /** How long a signature stays valid (must be within the miners' limit). */
+  readonly signatureTtlMs: number;
+  /** Largest fragment this client will accept from a miner. */
+  readonly maxFragmentSize: number;
+}
+
+export function createMinerClient(
+  deps: { host: Host; account: Account; clock: Clock; random: Random },
+  options: MinerClientOptions,
+): MinerClient {
+  async function call<T>(
+    peer: PeerRef,
+    op: 'put' | 'get' | 'has' | 'delete',
+    hash: string,
+    size: number,
+    callOptions: CallOptions,
+    body: (channel: ByteChannel, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const signal = callOptions.signal
+      ? AbortSignal.any([callOptions.signal, AbortSignal.timeout(options.requestTimeoutMs)])
+      : AbortSignal.timeout(options.requestTimeoutMs);
+    let channel: ByteChannel;
+    try {
+      channel = await deps.host.open(peer, FRAGMENT_PROTOCOL, { signal });
+    } catch (cause) {
+      if (callOptions.signal?.aborted) throw new AilinkError('ABORTED', `${op} ${hash} cancelled`, { cause });
+      throw new AilinkError(
+        'MINER_UNREACHABLE',
+        `cannot reach miner ${peer.peerId}: ${(cause as Error).message}`,
+        {
+          cause,
+          details: { miner: peer.peerId },
+        },
+      );
+    }
+    try {
+      const fields = { op, fragment: hash, size, audience: peer.peerId };
+      const auth = signRequest(deps.account, fields, deps, options.signatureTtlMs);
+      const request =
+        op === 'put'
+          ? { op, fragment: hash, size, audience: peer.peerId, auth }
+          : { op, fragment: hash, audience: peer.peerId, auth };
+      await channel.writeFrame(encodeJson(request), { signal });
+      const result = await body(channel, signal);
+      await channel.closeWrite({ signal }).catch(() => {});
+      return result;
+    } catch (err) {
+      channel.abort(err instanceof Error ? err : new Error(String(err)));
+      if (hasCode(err)) throw err;
+      if (callOptions.signal?.aborted)
+        throw new AilinkError('ABORTED', `${op} ${hash} cancelled`, { cause: err });
+      if (signal.aborted) {
+        throw new AilinkError(
+          'TIMEOUT',
+          `miner ${peer.peerId} did not finish ${op} within ${options.requestTimeoutMs} ms`,
+          {
+            cause: err,
+            details: { miner: peer.peerId },
+          },
+        );
+      }
+      throw new AilinkError(
+        'MINER_UNREACHABLE',
+        `miner ${peer.peerId} failed during ${op}: ${(err as Error).message}`,
+        {
+          cause: err,
+          details: { miner: peer.peerId },
+        },
+      );
+    }
+  }
+
+  const reply = async <T>(
+    channel: ByteChannel,
+    signal: AbortSignal,
+    schema: Parameters<typeof decodeReply<T>>[1],
+  ) =>
+    decodeReply(await channel.readFrame(MAX_FRAME_BYTES, { signal }), schema, `miner ${channel.remotePeer}`);
+
+  return {
+    put: (peer, hash, bytes, callOptions = {}) =>
+      call(peer, 'put', hash, bytes.byteLength, callOptions, async (channel, signal) => {
+        const ready = await reply(channel, signal, PutReadySchema);
+        if (ready.send) {
+          await channel.write(bytes, { signal });
+          await channel.closeWrite({ signal });
+        }
+        await reply(channel, signal, PutDoneSchema);
+      }),
+    get: (peer, hash, callOptions = {}) =>
+      call(peer, 'get', hash, 0, callOptions, async (channel, signal) => {
+        const { size } = await reply(channel, signal, GetReplySchema);
+        if (size > options.maxFragmentSize) {
+          throw new AilinkError(
+            'FRAGMENT_TOO_LARGE',
+            `miner announced ${size} bytes, limit is ${options.maxFragmentSize}`,
+          );
+        }
+        return channel.readExactly(size, { signal });
+      }),
+    has: (peer, hash, callOptions = {}) =>
+      call(
+        peer,
+        'has',
+        hash,
+        0,
+        callOptions,
+        async (channel, signal) => (await reply(channel, signal, HasReplySchema)).size,
+      ),
+    delete: (peer, hash, callOptions = {}) =>
+      call(
+        peer,
+        'delete',
+        hash,
+        0,
+        callOptions,
+        async (channel, signal) => (await reply(channel, signal, DeleteReplySchema)).deleted,
+      ),
+  };
+}

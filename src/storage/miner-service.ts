@@ -1,0 +1,172 @@
+import type { ByteChannel, Host } from '../p2p/index.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import {
+  encodeJson,
+  FRAGMENT_PROTOCOL,
+  type FragmentRequest,
+  FragmentRequestSchema,
+  MAX_FRAME_BYTES,
+} from './fragment-protocol.ts';
+import type { FragmentStore } from './fragment-store.ts';
+import { zeroFragmentHash } from './hash.ts';
+import type { RequestGuard } from './request-auth.ts';
+
+export interface MinerServiceOptions {
+  /** Deadline for one whole request, body included. */
+  readonly requestDeadlineMs: number;
+  readonly maxInboundStreams?: number;
+}
+
+export interface MinerLog {
+  info(event: string, fields?: Record<string, unknown>): void;
+  warn(event: string, fields?: Record<string, unknown>): void;
+}
+
+const ZERO_CHUNK = 1024 * 1024;
+
+/**
+ * Serves the fragment protocol from a fragment store. Every request is validated, signed-checked and answered with
+ * a clear code; a failing request leaves the store as it was.
+ */
+export async function startMinerService(
+  deps: { host: Host; store: FragmentStore; guard: RequestGuard; log: MinerLog },
+  options: MinerServiceOptions,
+): Promise<void> {
+  const { host, store, guard, log } = deps;
+
+  async function serve(channel: ByteChannel): Promise<void> {
+    const signal = AbortSignal.timeout(options.requestDeadlineMs);
+    let request: FragmentRequest | undefined;
+    try {
+      request = parseRequest(await channel.readFrame(MAX_FRAME_BYTES, { signal }));
+      const account = guard(
+        {
+          op: request.op,
+          fragment: request.fragment,
+          size: request.op === 'put' ? request.size : 0,
+          audience: request.audience,
+        },
+        request.auth,
+      );
+      switch (request.op) {
+        case 'put':
+          await servePut(channel, request, account, signal);
+          break;
+        case 'get': {
+          const bytes = await store.read(request.fragment);
+          await channel.writeFrame(encodeJson({ ok: true, size: bytes.byteLength }), { signal });
+          await channel.write(bytes, { signal });
+          break;
+        }
+        case 'has':
+          await channel.writeFrame(
+            encodeJson({ ok: true, size: store.has(request.fragment)?.size ?? null }),
+            { signal },
+          );
+          break;
+        case 'delete': {
+          const { deleted } = await store.release(request.fragment, account);
+          await channel.writeFrame(encodeJson({ ok: true, deleted }), { signal });
+          break;
+        }
+      }
+      await channel.closeWrite({ signal });
+    } catch (err) {
+      const e = toAilinkError(err, signal);
+      log.warn('request-refused', {
+        op: request?.op,
+        fragment: request?.fragment,
+        peer: channel.remotePeer,
+        code: e.code,
+        message: e.message,
+      });
+      try {
+        await channel.writeFrame(encodeJson({ ok: false, error: { code: e.code, message: e.message } }), {
+          signal: AbortSignal.timeout(2000),
+        });
+        await channel.closeWrite({ signal: AbortSignal.timeout(2000) });
+      } catch {
+        channel.abort(e);
+      }
+    }
+  }
+
+  async function servePut(
+    channel: ByteChannel,
+    request: Extract<FragmentRequest, { op: 'put' }>,
+    account: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const prepared = await store.prepare(request.fragment, request.size, account);
+    if (prepared.state === 'exists') {
+      await channel.writeFrame(encodeJson({ ok: true, send: false }), { signal });
+      await channel.writeFrame(encodeJson({ ok: true, stored: true }), { signal });
+      return;
+    }
+    const { writer } = prepared;
+    try {
+      const isZero = request.fragment === zeroFragmentHash(request.size);
+      await channel.writeFrame(encodeJson({ ok: true, send: !isZero }), { signal });
+      if (isZero) {
+        for (let left = request.size; left > 0; left -= ZERO_CHUNK) {
+          await writer.write(new Uint8Array(Math.min(ZERO_CHUNK, left)));
+        }
+      } else {
+        let left = request.size;
+        while (left > 0) {
+          const chunk = await channel.readSome({ signal });
+          if (chunk === null) break;
+          if (chunk.byteLength > left) {
+            throw new AilinkError('FRAGMENT_SIZE_MISMATCH', `expected ${request.size} bytes, got more`);
+          }
+          await writer.write(chunk);
+          left -= chunk.byteLength;
+        }
+      }
+      await writer.commit();
+    } finally {
+      await writer.abort();
+    }
+    log.info('stored', { fragment: request.fragment, size: request.size, owner: account });
+    await channel.writeFrame(encodeJson({ ok: true, stored: true }), { signal });
+  }
+
+  await host.handle(FRAGMENT_PROTOCOL, serve, { maxInboundStreams: options.maxInboundStreams ?? 64 });
+}
+
+function parseRequest(frame: Uint8Array): FragmentRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(frame));
+  } catch {
+    throw new AilinkError(
+      'MINER_PROTOCOL',
+      `expected a JSON request frame, got ${frame.byteLength} undecodable bytes`,
+    );
+  }
+  const parsed = FragmentRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `malformed request: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown problem'}`,
+    );
+  }
+  return parsed.data;
+}
+
+function toAilinkError(err: unknown, signal: AbortSignal): AilinkError {
+  if (hasCode(err)) return err;
+  if (signal.aborted) return new AilinkError('TIMEOUT', 'the request passed its deadline', { cause: err });
+  const name = (err as Error)?.name;
+  if (name === 'FrameTooLargeError')
+    return new AilinkError('MINER_PROTOCOL', (err as Error).message, { cause: err });
+  if (name === 'ChannelClosedError') {
+    return new AilinkError('FRAGMENT_SIZE_MISMATCH', `the stream ended early: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return new AilinkError('MINER_PROTOCOL', `request failed: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  });
+}
