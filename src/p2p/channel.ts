@@ -33,20 +33,41 @@ export class FrameTooLargeError extends Error {
 }
 
 const FRAME_HEADER = 4;
+const SMALL_READ = 64 * 1024;
 
 /** Bulk bodies are written in pieces of this size so that backpressure acts at a fine grain. */
 const WRITE_PIECE = 256 * 1024;
 
 export function channelOf(stream: Stream, remotePeer: string, maxBufferSize: number): ByteChannel {
   const bytes = byteStream(stream, { maxBufferSize });
+  // Bodies are consumed as they arrive (not awaited whole), so the read buffer never holds more than what one
+  // turn of the event loop delivered.
   const readExactly = async (length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> => {
-    if (length === 0) return new Uint8Array(0);
-    try {
-      return (await bytes.read({ bytes: length, ...options })).subarray();
-    } catch (err) {
-      if ((err as Error).name === 'UnexpectedEOFError') throw new ChannelClosedError((err as Error).message);
-      throw err;
+    if (length <= SMALL_READ) {
+      if (length === 0) return new Uint8Array(0);
+      try {
+        return (await bytes.read({ bytes: length, ...options })).subarray();
+      } catch (err) {
+        if ((err as Error).name === 'UnexpectedEOFError')
+          throw new ChannelClosedError((err as Error).message);
+        throw err;
+      }
     }
+    const out = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const got = await bytes.read(options);
+      if (got === null) throw new ChannelClosedError(`stream ended after ${filled} of ${length} bytes`);
+      if (filled + got.byteLength > length) {
+        // More than asked for arrived; the rest belongs to whoever reads next. Not expected in our protocols.
+        throw new ChannelClosedError(`expected ${length} bytes, the peer sent more`);
+      }
+      for (const piece of got) {
+        out.set(piece, filled);
+        filled += piece.byteLength;
+      }
+    }
+    return out;
   };
   return {
     remotePeer,

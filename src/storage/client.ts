@@ -116,9 +116,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         have++;
       } catch (err) {
         if (signal?.aborted) throw err;
-        failures.push(
-          `fragment ${c} (${hash.slice(0, 12)}…) on miner ${miners[c]}: ${hasCode(err) ? err.code : (err as Error).message}`,
-        );
+        failures.push(`fragment ${c} (${hash.slice(0, 12)}…) on miner ${miners[c]}: ${describe(err)}`);
       }
     };
     // Ask for exactly as many as still needed, in waves, so a healthy network costs 4 transfers per segment.
@@ -206,7 +204,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         } catch (err) {
           if (signal?.aborted) throw new AilinkError('ABORTED', 'put cancelled', { cause: err });
           const spare = spares.shift();
-          const reason = hasCode(err) ? `${err.code}: ${err.message}` : String(err);
+          const reason = describe(err);
           if (spare === undefined) {
             throw new AilinkError(
               'PUT_FAILED',
@@ -331,7 +329,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
             if (held !== size) return void lost.set(column, `fragment ${hash} is missing`);
           }
         } catch (err) {
-          lost.set(column, hasCode(err) ? err.code : String(err));
+          lost.set(column, describe(err));
         }
       }),
     );
@@ -400,4 +398,10 @@ export async function* chunks(
     yield { bytes: full, last: false };
   }
   yield { bytes: current.subarray(0, filled), last: true };
+}
+
+/** A short reason for reports: the code and the first line of the message. */
+function describe(err: unknown): string {
+  const message = (err as Error)?.message?.split('\n')[0]?.slice(0, 120) ?? String(err);
+  return hasCode(err) ? `${err.code} (${message})` : message;
 }
