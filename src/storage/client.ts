@@ -238,7 +238,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     let inFlight: Promise<void> | undefined;
     for await (const { bytes, last } of chunks(source, capacity)) {
       const at = index++;
-      size += bytes.byteLength;
+      const length = bytes.byteLength;
+      size += length;
       const encoded = await deps.codec.encode({ profile, plaintext: bytes, index: at, last, key });
       await inFlight;
       segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
@@ -246,7 +247,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         encoded.fragmentHashes.map((hash, c) =>
           placeFragment(at, c, hash, encoded.shards.subarray(c * fragmentSize, (c + 1) * fragmentSize)),
         ),
-      ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: bytes.byteLength }));
+      ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: length }));
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
       inFlight.catch(() => {});
     }
@@ -363,12 +364,7 @@ export async function* chunks(
   source: Uint8Array | AsyncIterable<Uint8Array>,
   size: number,
 ): AsyncGenerator<{ bytes: Uint8Array; last: boolean }> {
-  const input: AsyncIterable<Uint8Array> =
-    source instanceof Uint8Array
-      ? (async function* () {
-          yield source;
-        })()
-      : source;
+  const input = source instanceof Uint8Array ? slowly(source) : source;
   let current = new Uint8Array(size);
   let filled = 0;
   let full: Uint8Array | undefined;
@@ -404,4 +400,13 @@ export async function* chunks(
 function describe(err: unknown): string {
   const message = (err as Error)?.message?.split('\n')[0]?.slice(0, 120) ?? String(err);
   return hasCode(err) ? `${err.code} (${message})` : message;
+}
+
+/** Hands out a large buffer in 1 MiB pieces, yielding to the event loop between them so copying never stalls it. */
+async function* slowly(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  const piece = 1024 * 1024;
+  for (let off = 0; off < bytes.byteLength; off += piece) {
+    yield bytes.subarray(off, off + piece);
+    if (off + piece < bytes.byteLength) await new Promise<void>((r) => setImmediate(r));
+  }
 }

@@ -42,6 +42,7 @@ export interface EncodedShards {
  * loop. `inline: true` runs the same functions on the calling thread (tiny objects, tests).
  */
 export interface CodecPool {
+  /** Seals and codes one segment. The plaintext's buffer is transferred: the caller must not use it afterwards. */
   encode(task: Omit<Extract<CodecTask, { op: 'encode' }>, 'op'>): Promise<EncodedShards>;
   decode(task: Omit<Extract<CodecTask, { op: 'decode' }>, 'op'>): Promise<Uint8Array>;
   rebuild(task: Omit<Extract<CodecTask, { op: 'rebuild' }>, 'op'>): Promise<Uint8Array[]>;
@@ -109,7 +110,8 @@ export function createCodecPool(options: { threads?: number; inline?: boolean } 
   };
 
   return {
-    encode: (t) => run({ op: 'encode', ...t }, []),
+    // The plaintext buffer moves to the worker (the caller hands it over); cloning 32 MiB would stall the loop.
+    encode: (t) => run({ op: 'encode', ...t }, [t.plaintext.buffer as ArrayBuffer]),
     decode: (t) => run({ op: 'decode', ...t }, []),
     rebuild: (t) => run({ op: 'rebuild', ...t }, []),
     async close() {

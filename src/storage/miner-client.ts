@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { ByteChannel, Host, PeerRef } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
@@ -52,6 +53,8 @@ export function createMinerClient(
     const signal = callOptions.signal
       ? AbortSignal.any([callOptions.signal, AbortSignal.timeout(options.requestTimeoutMs)])
       : AbortSignal.timeout(options.requestTimeoutMs);
+    // libp2p hangs one listener per dial/stream step on the signal; that is expected, not a leak.
+    setMaxListeners(0, signal);
     let channel: ByteChannel;
     try {
       channel = await deps.host.open(peer, FRAGMENT_PROTOCOL, { signal });

@@ -1,0 +1,197 @@
+/**
+ * npm run bench:storage — the storage data path against its own ceilings, measured in one run:
+ *   RS 4+8 encode / rebuild of 32 MiB segments (one core), put and get of a 64 MiB object through 12 local miner
+ *   processes, and the raw libp2p stream rate from this process to another (12 concurrent streams, like a put) as
+ *   the ceiling. Ratios, not absolute times, are what to compare across machines.
+ * Prints a table, then one JSON line.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { startDevNetwork } from '../src/cli/devnet.ts';
+import { createHost, type PeerRef } from '../src/p2p/index.ts';
+import { loadKeyFile } from '../src/shared/account.ts';
+import { systemClock, systemRandom } from '../src/shared/clock.ts';
+import {
+  createCodecPool,
+  createMinerClient,
+  createStorageClient,
+  decodeSegment,
+  encodeSegment,
+  openSqliteRegistry,
+  PRODUCTION_PROFILE,
+} from '../src/storage/index.ts';
+
+const MiB = 1024 * 1024;
+const OBJECT_MIB = Number(process.env.BENCH_OBJECT_MIB ?? 64);
+const SINK_PROTOCOL = '/ailink/bench/sink/1.0.0';
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function rsRates(): { encode: number; rebuild: number } {
+  const p = PRODUCTION_PROFILE;
+  const segment = systemRandom(p.segmentSize);
+  const enc: number[] = [];
+  const reb: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    let t = performance.now();
+    const e = encodeSegment(p, segment);
+    enc.push(mbps(p.segmentSize, performance.now() - t));
+    // Worst case for a reader: all 4 data fragments lost, rebuild from 4 parity fragments.
+    const frags = e.fragments.map((f, c) => (c >= 4 && c < 8 ? f : null));
+    t = performance.now();
+    decodeSegment(p, frags, { hash: e.hash, fragmentHashes: e.fragmentHashes });
+    reb.push(mbps(p.segmentSize, performance.now() - t));
+  }
+  return { encode: median(enc), rebuild: median(reb) };
+}
+
+async function startSink(): Promise<{ peer: PeerRef; proc: ChildProcess }> {
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./sink.ts', import.meta.url))],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const peer = await new Promise<PeerRef>((res, rej) => {
+    proc.once('exit', (c) => rej(new Error(`sink exited ${c}`)));
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      const m = JSON.parse(l) as { event: string; peerId: string; addrs: string[] };
+      if (m.event === 'ready') res({ peerId: m.peerId, addrs: m.addrs });
+    });
+  });
+  return { peer, proc };
+}
+
+async function rawStreamRate(host: Awaited<ReturnType<typeof createHost>>, peer: PeerRef): Promise<number> {
+  const streams = 12;
+  const perStream = Math.ceil((OBJECT_MIB * 3 * MiB) / streams); // as many bytes as a put sends
+  const body = systemRandom(perStream);
+  const once = async () => {
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: streams }, async () => {
+        const ch = await host.open(peer, SINK_PROTOCOL);
+        await ch.write(body);
+        await ch.closeWrite();
+        await ch.readFrame(64);
+      }),
+    );
+    return mbps(perStream * streams, performance.now() - t);
+  };
+  await once(); // warm the connection
+  return median([await once(), await once(), await once()]);
+}
+
+async function main(): Promise<void> {
+  log('RS 4+8 on 32 MiB segments …');
+  const rs = rsRates();
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'ailink-bench-'));
+  log(`starting 12 miners in ${dataDir} …`);
+  const network = await startDevNetwork(
+    { random: systemRandom },
+    { dataDir, miners: 12, profile: 'production' },
+  );
+  const sink = await startSink();
+  const host = await createHost({ maxBufferSize: 16 * MiB });
+  const codec = createCodecPool();
+  const registry = openSqliteRegistry(join(dataDir, 'registry.sqlite'));
+  try {
+    log('raw libp2p streams …');
+    const raw = await rawStreamRate(host, sink.peer);
+
+    const account = await loadKeyFile(network.operatorKeyPath);
+    const deps = { clock: systemClock, random: systemRandom };
+    const miners = createMinerClient(
+      { host, account, ...deps },
+      { requestTimeoutMs: 60_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
+    );
+    const directory = () => network.miners.map((m) => ({ peerId: m.peerId, addrs: m.addrs }));
+    const client = createStorageClient(
+      { miners, directory, registry, account, codec, ...deps },
+      { profile: PRODUCTION_PROFILE, fragmentDeadlineMs: 60_000 },
+    );
+    const data = systemRandom(OBJECT_MIB * MiB);
+    const digest = createHash('sha256').update(data).digest('hex');
+
+    log(`put / get of a ${OBJECT_MIB} MiB encrypted object, 3 rounds …`);
+    const puts: number[] = [];
+    const gets: number[] = [];
+    let stall = 0;
+    for (let round = 0; round < 3; round++) {
+      data[0] = round; // a new object each round: nothing is deduplicated
+      const loop = monitorEventLoopDelay({ resolution: 5 });
+      loop.enable();
+      let t = performance.now();
+      const { fid } = await client.put(data);
+      puts.push(mbps(data.byteLength, performance.now() - t));
+      loop.disable();
+      stall = Math.max(stall, loop.max / 1e6);
+      t = performance.now();
+      const h = createHash('sha256');
+      for await (const chunk of client.get(fid)) h.update(chunk);
+      gets.push(mbps(data.byteLength, performance.now() - t));
+      const expected = createHash('sha256').update(data).digest('hex');
+      if (h.digest('hex') !== expected) throw new Error('get returned different bytes');
+    }
+    void digest;
+    const put = median(puts);
+    const get = median(gets);
+    const result = {
+      bench: 'storage',
+      object_mib: OBJECT_MIB,
+      rs_encode_mbps: round1(rs.encode),
+      rs_rebuild_mbps: round1(rs.rebuild),
+      put_mbps: round1(put),
+      get_mbps: round1(get),
+      raw_stream_mbps: round1(raw),
+      put_ratio: round2(put / (raw / 3)),
+      get_ratio: round2(get / raw),
+      max_loop_stall_ms: round1(stall),
+    };
+    const rows: [string, string, string][] = [
+      ['RS 4+8 encode (1 core)', `${result.rs_encode_mbps} MB/s`, ''],
+      ['RS 4+8 rebuild, 4 data lost (1 core)', `${result.rs_rebuild_mbps} MB/s`, ''],
+      ['raw libp2p streams, 12 concurrent', `${result.raw_stream_mbps} MB/s`, 'ceiling'],
+      [
+        `put ${OBJECT_MIB} MiB, encrypted, 12 miners`,
+        `${result.put_mbps} MB/s`,
+        `${result.put_ratio} × raw/3 (aim ≥ 0.5)`,
+      ],
+      [
+        `get ${OBJECT_MIB} MiB, verified, decrypted`,
+        `${result.get_mbps} MB/s`,
+        `${result.get_ratio} × raw (aim ≥ 0.5)`,
+      ],
+      ['max event-loop stall during put', `${result.max_loop_stall_ms} ms`, 'aim ≤ 50 ms'],
+    ];
+    console.log('| measure | value | vs baseline |\n|---|---|---|');
+    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    console.log(JSON.stringify(result));
+  } finally {
+    registry.close();
+    await codec.close();
+    await host.stop();
+    sink.proc.kill('SIGTERM');
+    await network.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+await main();
+process.exit(0);
