@@ -9,7 +9,7 @@ import { fidOf, zeroFragmentHash } from './hash.ts';
 import type { MinerClient } from './miner-client.ts';
 import { checkProfile, columnsOf, fragmentSizeOf, type StorageProfile } from './profile.ts';
 import type { ObjectRecord, ObjectRegistry, Placement } from './record.ts';
-import { originalBytes, segmentCapacity } from './segments.ts';
+import { plaintextLength, segmentCapacity } from './segments.ts';
 
 export interface StorageClientDeps {
   readonly miners: MinerClient;
@@ -284,29 +284,38 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     getOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
   ): AsyncIterable<Uint8Array> {
     const { record, miners } = info(fid);
+    const recomputed = fidOf(record.segments.map((seg) => seg.hash));
+    if (recomputed !== fid) {
+      throw new AilinkError(
+        'CODEC_HASH_MISMATCH',
+        `the record's segments hash to ${recomputed}, not to the fid ${fid}`,
+      );
+    }
     const key =
       record.encryption === null
         ? null
         : unwrapDataKey(record.encryption.wraps, deps.account.x25519PrivateKey);
+    const count = record.segments.length;
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
       const fragments = await fetchSegment(record, miners, index, new Set(), getOptions.signal);
-      return deps.codec.decode({
-        profile: record.profile,
-        fragments,
-        expected: { hash: seg.hash, fragmentHashes: seg.fragments },
-        index,
-      });
+      const open = { length: plaintextLength(record, index), last: index === count - 1, key };
+      const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
+      return deps.codec.decode({ profile: record.profile, fragments, expected, index, open });
     };
-    // One segment ahead: fetching the next overlaps handing out the current one.
-    let ahead: Promise<Uint8Array> = decode(0);
-    for (let index = 0; index < record.segments.length; index++) {
-      const stored = await ahead;
-      if (index + 1 < record.segments.length) {
-        ahead = decode(index + 1);
-        ahead.catch(() => {});
-      }
-      const bytes = originalBytes(record, index, stored, key);
+    // Two segments in flight: fetching and decoding overlap handing out the current one.
+    const ahead: Promise<Uint8Array>[] = [];
+    const prefetch = (index: number) => {
+      if (index >= count) return;
+      const p = decode(index);
+      p.catch(() => {});
+      ahead.push(p);
+    };
+    prefetch(0);
+    prefetch(1);
+    for (let index = 0; index < count; index++) {
+      const bytes = await ahead.shift()!;
+      prefetch(index + 2);
       getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: bytes.byteLength });
       yield bytes;
     }

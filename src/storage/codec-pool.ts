@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { AilinkError, isErrorCode } from '../shared/errors.ts';
 import { decodeSegment, encodeSegment, rebuildColumns } from './codec.ts';
 import type { StorageProfile } from './profile.ts';
-import { storedSegment } from './segments.ts';
+import { type OpenSpec, openStored, storedSegment } from './segments.ts';
 
 export type CodecTask =
   | {
@@ -20,6 +20,7 @@ export type CodecTask =
       fragments: (Uint8Array | null)[];
       expected: { hash: string; fragmentHashes: string[] };
       index: number;
+      open: OpenSpec;
     }
   | {
       op: 'rebuild';
@@ -44,6 +45,7 @@ export interface EncodedShards {
 export interface CodecPool {
   /** Seals and codes one segment. The plaintext's buffer is transferred: the caller must not use it afterwards. */
   encode(task: Omit<Extract<CodecTask, { op: 'encode' }>, 'op'>): Promise<EncodedShards>;
+  /** Verifies and rebuilds one segment and returns its original bytes. Fragment buffers are transferred. */
   decode(task: Omit<Extract<CodecTask, { op: 'decode' }>, 'op'>): Promise<Uint8Array>;
   rebuild(task: Omit<Extract<CodecTask, { op: 'rebuild' }>, 'op'>): Promise<Uint8Array[]>;
   close(): Promise<void>;
@@ -112,8 +114,8 @@ export function createCodecPool(options: { threads?: number; inline?: boolean } 
   return {
     // The plaintext buffer moves to the worker (the caller hands it over); cloning 32 MiB would stall the loop.
     encode: (t) => run({ op: 'encode', ...t }, [t.plaintext.buffer as ArrayBuffer]),
-    decode: (t) => run({ op: 'decode', ...t }, []),
-    rebuild: (t) => run({ op: 'rebuild', ...t }, []),
+    decode: (t) => run({ op: 'decode', ...t }, transferable(t.fragments)),
+    rebuild: (t) => run({ op: 'rebuild', ...t }, transferable(t.fragments)),
     async close() {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       workers.length = 0;
@@ -131,11 +133,28 @@ function inlinePool(): CodecPool {
         shards: new Uint8Array(e.fragments[0]!.buffer as ArrayBuffer),
       };
     },
-    decode: async (t) => decodeSegment(t.profile, t.fragments, t.expected, t.index),
+    decode: async (t) =>
+      openStored(decodeSegment(t.profile, t.fragments, t.expected, t.index), t.index, t.open),
     async rebuild(t) {
       const segment = decodeSegment(t.profile, t.fragments, t.expected, t.index);
       return rebuildColumns(t.profile, segment, t.columns, t.expected.fragmentHashes);
     },
     async close() {},
   };
+}
+
+/** Buffers that are exactly one fragment each can move to the worker instead of being copied. */
+function transferable(fragments: readonly (Uint8Array | null)[]): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  for (const f of fragments) {
+    if (
+      f !== null &&
+      f.byteOffset === 0 &&
+      f.byteLength === f.buffer.byteLength &&
+      f.buffer instanceof ArrayBuffer
+    ) {
+      seen.add(f.buffer);
+    }
+  }
+  return [...seen];
 }

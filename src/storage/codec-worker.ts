@@ -2,7 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { hasCode } from '../shared/errors.ts';
 import { decodeSegment, encodeSegment, rebuildColumns } from './codec.ts';
 import type { CodecTask } from './codec-pool.ts';
-import { storedSegment } from './segments.ts';
+import { openStored, storedSegment } from './segments.ts';
 
 /** The codec's CPU work (sealing, Reed-Solomon, hashing), off the event loop. Pure functions, one message per task. */
 parentPort!.on('message', (task: CodecTask & { id: number }) => {
@@ -29,7 +29,8 @@ parentPort!.on('message', (task: CodecTask & { id: number }) => {
       );
     } else if (task.op === 'decode') {
       const segment = decodeSegment(task.profile, task.fragments, task.expected, task.index);
-      parentPort!.postMessage({ id: task.id, ok: true, value: segment }, [segment.buffer as ArrayBuffer]);
+      const original = openStored(segment, task.index, task.open);
+      parentPort!.postMessage({ id: task.id, ok: true, value: original }, [original.buffer as ArrayBuffer]);
     } else {
       const segment = decodeSegment(task.profile, task.fragments, task.expected, task.index);
       const rebuilt = rebuildColumns(task.profile, segment, task.columns, task.expected.fragmentHashes);

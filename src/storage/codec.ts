@@ -105,6 +105,12 @@ export function rebuildColumns(
   columns: readonly number[],
   fragmentHashes: readonly string[],
 ): Uint8Array[] {
+  const width = columnsOf(profile);
+  for (const c of columns) {
+    if (!Number.isInteger(c) || c < 0 || c >= width) {
+      throw new RangeError(`rebuildColumns: expected columns in 0..${width - 1}, got ${c}`);
+    }
+  }
   const encoded = encodeSegment(profile, segment);
   return columns.map((c) => {
     if (encoded.fragmentHashes[c] !== fragmentHashes[c]) {

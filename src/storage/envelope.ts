@@ -78,14 +78,18 @@ export function openSegment(
   stored: Uint8Array,
   plaintextLength: number,
 ): Uint8Array {
-  if (plaintextLength < 0 || plaintextLength + TAG_BYTES > stored.byteLength) {
+  if (
+    !Number.isSafeInteger(plaintextLength) ||
+    plaintextLength < 0 ||
+    plaintextLength + TAG_BYTES > stored.byteLength
+  ) {
     throw new AilinkError(
       'CRYPTO_DECRYPT_FAILED',
       `segment ${index}: expected ≤ ${stored.byteLength - TAG_BYTES} plaintext bytes, record says ${plaintextLength}`,
     );
   }
   try {
-    const decipher = createDecipheriv(AEAD, key, segmentNonce(index));
+    const decipher = createDecipheriv(AEAD, key, segmentNonce(index), { authTagLength: TAG_BYTES });
     decipher.setAAD(segmentAad(index, last));
     decipher.setAuthTag(stored.subarray(plaintextLength, plaintextLength + TAG_BYTES));
     const a = decipher.update(stored.subarray(0, plaintextLength));
@@ -147,11 +151,16 @@ export function unwrapDataKey(wraps: readonly KeyWrap[], privateKey: Uint8Array)
   try {
     const ephemeral = fromHex(wrap.ephemeral, 'ephemeral key');
     const sealed = fromHex(wrap.sealed, 'sealed key');
+    // Node would accept a truncated tag (down to 4 bytes); insist on the full 16.
+    if (sealed.byteLength !== KEY_BYTES + TAG_BYTES)
+      throw new Error(`sealed key of ${sealed.byteLength} bytes`);
     const shared = diffieHellman({
       privateKey: privateKeyObject(privateKey),
       publicKey: publicKeyObject(ephemeral),
     });
-    const decipher = createDecipheriv(AEAD, kek(shared, ephemeral, me), Buffer.alloc(12));
+    const decipher = createDecipheriv(AEAD, kek(shared, ephemeral, me), Buffer.alloc(12), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAuthTag(sealed.subarray(KEY_BYTES));
     const key = Buffer.concat([decipher.update(sealed.subarray(0, KEY_BYTES)), decipher.final()]);
     return new Uint8Array(key);

@@ -15,7 +15,11 @@ export const segmentHash = fragmentHash;
  */
 export function fidOf(segmentHashes: readonly string[]): string {
   if (segmentHashes.length === 0) throw new RangeError('fidOf: expected at least one segment hash, got none');
-  let level = segmentHashes.map((h) => fromHex(h, 'segment hash'));
+  let level = segmentHashes.map((h) => {
+    if (!HASH_RE.test(h))
+      throw new RangeError(`fidOf: expected 64-char lowercase hex hashes, got ${JSON.stringify(h)}`);
+    return fromHex(h);
+  });
   do {
     const next: Uint8Array[] = [];
     for (let i = 0; i < level.length; i += 2) {

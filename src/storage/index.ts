@@ -74,4 +74,4 @@ export {
   type SignedFields,
   signRequest,
 } from './request-auth.ts';
-export { originalBytes, plaintextLength, segmentCapacity, storedSegment } from './segments.ts';
+export { type OpenSpec, openStored, plaintextLength, segmentCapacity, storedSegment } from './segments.ts';

@@ -34,7 +34,7 @@ export const columnsOf = (p: StorageProfile): number => p.dataFragments + p.pari
 export function checkProfile(p: StorageProfile): StorageProfile {
   const problems: string[] = [];
   if (!Number.isSafeInteger(p.dataFragments) || p.dataFragments < 1) problems.push('dataFragments ≥ 1');
-  if (!Number.isSafeInteger(p.parityFragments) || p.parityFragments < 0) problems.push('parityFragments ≥ 0');
+  if (!Number.isSafeInteger(p.parityFragments) || p.parityFragments < 1) problems.push('parityFragments ≥ 1');
   if (p.dataFragments + p.parityFragments > 256) problems.push('data + parity ≤ 256 (GF(2^8))');
   if (
     !Number.isSafeInteger(p.segmentSize) ||

@@ -7,14 +7,18 @@ import { AilinkError } from '../shared/errors.ts';
  * Reed-Solomon over GF(2^8), byte-compatible with klauspost/reedsolomon (what CESS uses). The wasm library is
  * synchronous: callers with large segments run it in the codec worker, never on the event loop.
  */
-let instance: ReedSolomonErasure | undefined;
+let compiled: WebAssembly.Module | undefined;
 
+// The package's JS wrapper frees buffers the Rust side already owns, which corrupts the wasm heap of a long-lived
+// instance (seen: reconstruct refusing valid sets, then out-of-bounds traps). So the module is compiled once and every
+// call gets a fresh instance — a few hundred microseconds against tens of milliseconds of coding.
 function rs(): ReedSolomonErasure {
   // Under ESM the package's own loader needs __dirname, so load the wasm bytes ourselves.
-  instance ??= ReedSolomonErasure.fromBytes(
+  compiled ??= new WebAssembly.Module(
     readFileSync(createRequire(import.meta.url).resolve('@digitaldefiance/reed-solomon-erasure.wasm/wasm')),
   );
-  return instance;
+  const Wrapper = ReedSolomonErasure as unknown as new (exports: WebAssembly.Exports) => ReedSolomonErasure;
+  return new Wrapper(new WebAssembly.Instance(compiled).exports);
 }
 
 /** Fills the parity shards of `shards` (data shards first, contiguous, equal size) in place. */
@@ -29,7 +33,7 @@ export function rsEncode(shards: Uint8Array, dataShards: number, parityShards: n
 }
 
 /**
- * Rebuilds, in place, every shard whose `present` flag is false (data and parity).
+ * Rebuilds, in place, every data shard whose `present` flag is false (parity shards are left as they are).
  * @throws CODEC_TOO_FEW_FRAGMENTS when fewer than `dataShards` are present.
  */
 export function rsReconstruct(

@@ -45,16 +45,15 @@ export function plaintextLength(
   return index < count - 1 ? capacity : record.size - capacity * (count - 1);
 }
 
+/** How to turn a decoded segment back into original bytes: how many there are, and the key if it is sealed. */
+export interface OpenSpec {
+  readonly length: number;
+  readonly last: boolean;
+  readonly key: Uint8Array | null;
+}
+
 /** Recovers segment `index`'s original bytes from its stored (decoded) bytes. @throws CRYPTO_DECRYPT_FAILED */
-export function originalBytes(
-  record: Pick<ObjectRecord, 'size' | 'profile' | 'segments' | 'encryption'>,
-  index: number,
-  stored: Uint8Array,
-  key: Uint8Array | null,
-): Uint8Array {
-  const length = plaintextLength(record, index);
-  if (record.encryption === null) return stored.subarray(0, length);
-  if (key === null)
-    throw new AilinkError('CRYPTO_NOT_A_READER', 'the object is encrypted and no data key was given');
-  return openSegment(key, index, index === record.segments.length - 1, stored, length);
+export function openStored(stored: Uint8Array, index: number, spec: OpenSpec): Uint8Array {
+  if (spec.key === null) return stored.subarray(0, spec.length);
+  return openSegment(spec.key, index, spec.last, stored, spec.length);
 }

@@ -168,12 +168,12 @@ describe('storage profile', () => {
     expect(err.message).toContain('got {');
   });
 
-  // BUG (src/storage/profile.ts): checkProfile allows parityFragments 0 ("parityFragments ≥ 0"), but the wasm
-  // Reed-Solomon library panics on it (a raw WebAssembly RuntimeError "unreachable", not an AilinkError).
-  // Flip to `it` once checkProfile requires ≥ 1 parity fragment or rs.ts handles 0.
-  it.fails('every profile that checkProfile accepts can be encoded (parityFragments 0)', () => {
-    const p = checkProfile({ segmentSize: 256, dataFragments: 4, parityFragments: 0 });
-    expect(encodeSegment(p, new Uint8Array(256)).fragments).toHaveLength(4);
+  // The wasm library panics on 0 parity shards, so a profile without parity is refused up front.
+  it('refuses a profile without parity fragments', () => {
+    expectCode(
+      () => checkProfile({ segmentSize: 256, dataFragments: 4, parityFragments: 0 }),
+      'CODEC_PROFILE_INVALID',
+    );
   });
 });
 
@@ -279,6 +279,10 @@ describe('decodeSegment', () => {
     expect(failed, `${failed.length} of 495 survivor sets failed`).toEqual([]);
   });
 
+  // Fails with src/storage/rs.ts as of this writing: the hand-written JS glue of
+  // @digitaldefiance/reed-solomon-erasure.wasm corrupts the wasm heap of the one cached instance, so from the second
+  // rsReconstruct on, the flag of column 0 is misread and decoding fails with CODEC_RS_FAILED "Too few shards
+  // present". A fresh WebAssembly.Instance per call (module compiled once) makes this and the 495-set test pass.
   it('decodes again and again through Reed-Solomon when column 0 survives (regression: shared wasm heap)', () => {
     const fragments = copies(encoded);
     for (const keep of [
@@ -465,9 +469,7 @@ describe('rebuildColumns', () => {
     expect(err.message).toContain('column 10');
   });
 
-  // BUG (src/storage/codec.ts): for a column outside 0..11 both hashes are `undefined`, so the check passes and
-  // the result holds `undefined` where a Uint8Array is promised. Flip to `it` once out-of-range columns are refused.
-  it.fails('refuses a column outside 0..columns-1', () => {
+  it('refuses a column outside 0..columns-1', () => {
     expect(() => rebuildColumns(TEST_PROFILE, segment, [12], encoded.fragmentHashes)).toThrow();
   });
 });
@@ -519,20 +521,19 @@ describe('rsEncode / rsReconstruct', () => {
     expectCode(() => rsReconstruct(fresh(), 4, 8, Array(11).fill(true)), 'CODEC_RS_FAILED');
   });
 
-  // BUG (src/storage/rs.ts JSDoc): rsReconstruct claims to rebuild "every shard whose present flag is false (data
-  // and parity)", but the wasm library only rebuilds data shards. codec.ts does not rely on it (it re-encodes).
-  it.fails('rsReconstruct also rebuilds missing parity shards, as its JSDoc says', () => {
+  // The library rebuilds data shards only; parity is recomputed by re-encoding (rebuildColumns).
+  it('rsReconstruct rebuilds missing data shards and leaves parity shards alone, as documented', () => {
     const original = fresh();
     const damaged = original.slice();
+    damaged.fill(0, 1 * size, 2 * size);
     damaged.fill(0, 10 * size, 11 * size);
-    const present = Array.from({ length: 12 }, (_, i) => i !== 10);
+    const present = Array.from({ length: 12 }, (_, i) => i !== 1 && i !== 10);
     rsReconstruct(damaged, 4, 8, present);
-    expect(Buffer.from(damaged).equals(original)).toBe(true);
+    expect(Buffer.from(damaged.subarray(0, 4 * size)).equals(original.subarray(0, 4 * size))).toBe(true);
+    expect(damaged.subarray(10 * size, 11 * size).every((b) => b === 0)).toBe(true);
   });
 });
 
-// Last in the file on purpose: a failure here (see the wasm heap bug in the report of these tests) leaves the shared
-// Reed-Solomon instance corrupted, and every later encode in this process would fail too.
 describe('decodeSegment properties', () => {
   it('property: decode(encode(x)) = x for random segments and random survivor sets of size ≥ 4 (TEST_PROFILE)', () => {
     fc.assert(

@@ -160,9 +160,9 @@ describe('fidOf (CESS Merkle root over raw segment digests)', () => {
 
   it('rejects an empty list and ids that are not lowercase hex', () => {
     expect(() => fidOf([])).toThrow(RangeError);
-    expect(() => fidOf([H[0].toUpperCase()])).toThrow(TypeError);
-    expect(() => fidOf([`${H[0].slice(0, 63)}g`])).toThrow(TypeError);
-    expect(() => fidOf([H[0].slice(0, 63)])).toThrow(TypeError);
+    expect(() => fidOf([H[0].toUpperCase()])).toThrow(RangeError);
+    expect(() => fidOf([`${H[0].slice(0, 63)}g`])).toThrow(RangeError);
+    expect(() => fidOf([H[0].slice(0, 63)])).toThrow(RangeError);
   });
 });
 
