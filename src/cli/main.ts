@@ -228,7 +228,7 @@ async function storeHash(argv: string[]): Promise<void> {
     );
     segments.forEach((s, i) => {
       console.log(`segment ${i} ${s.hash}`);
-      s.fragments.forEach((f, c) => console.log(`  fragment ${String(c).padStart(2)} ${f}`));
+      for (const [c, f] of s.fragments.entries()) console.log(`  fragment ${String(c).padStart(2)} ${f}`);
     });
   }
 }

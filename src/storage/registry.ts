@@ -84,7 +84,7 @@ export function openSqliteRegistry(path: string): ObjectRegistry {
       checkColumns(record, miners);
       db.transaction(() => {
         if (q.insertObject.run(record.fid, JSON.stringify(record), record.createdAt).changes === 0) return;
-        miners.forEach((m, i) => q.insertPlacement.run(record.fid, i, m));
+        for (const [i, m] of miners.entries()) q.insertPlacement.run(record.fid, i, m);
       })();
     },
     get(fid) {
