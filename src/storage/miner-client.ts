@@ -55,19 +55,38 @@ export function createMinerClient(
       : AbortSignal.timeout(options.requestTimeoutMs);
     // libp2p hangs one listener per dial/stream step on the signal; that is expected, not a leak.
     setMaxListeners(0, signal);
+    const startedAt = deps.clock.now();
+    /** One place that turns whatever went wrong into a coded error: deadline, cancellation or an unreachable peer. */
+    const failure = (err: unknown, stage: string): AilinkError => {
+      if (hasCode(err)) return err;
+      const details = { miner: peer.peerId };
+      if (signal.aborted && (signal.reason as Error | undefined)?.name === 'TimeoutError') {
+        const waited = deps.clock.now() - startedAt;
+        return new AilinkError(
+          'TIMEOUT',
+          `miner ${peer.peerId} did not finish ${op} (${stage}) within ${waited} ms`,
+          {
+            cause: err,
+            details,
+          },
+        );
+      }
+      if (signal.aborted)
+        return new AilinkError('ABORTED', `${op} ${hash} cancelled`, { cause: err, details });
+      return new AilinkError(
+        'MINER_UNREACHABLE',
+        `miner ${peer.peerId} failed at ${stage}: ${(err as Error).message}`,
+        {
+          cause: err,
+          details,
+        },
+      );
+    };
     let channel: ByteChannel;
     try {
       channel = await deps.host.open(peer, FRAGMENT_PROTOCOL, { signal });
-    } catch (cause) {
-      if (callOptions.signal?.aborted) throw new AilinkError('ABORTED', `${op} ${hash} cancelled`, { cause });
-      throw new AilinkError(
-        'MINER_UNREACHABLE',
-        `cannot reach miner ${peer.peerId}: ${(cause as Error).message}`,
-        {
-          cause,
-          details: { miner: peer.peerId },
-        },
-      );
+    } catch (err) {
+      throw failure(err, 'dial');
     }
     try {
       const fields = { op, fragment: hash, size, audience: peer.peerId };
@@ -82,27 +101,7 @@ export function createMinerClient(
       return result;
     } catch (err) {
       channel.abort(err instanceof Error ? err : new Error(String(err)));
-      if (hasCode(err)) throw err;
-      if (callOptions.signal?.aborted)
-        throw new AilinkError('ABORTED', `${op} ${hash} cancelled`, { cause: err });
-      if (signal.aborted) {
-        throw new AilinkError(
-          'TIMEOUT',
-          `miner ${peer.peerId} did not finish ${op} within ${options.requestTimeoutMs} ms`,
-          {
-            cause: err,
-            details: { miner: peer.peerId },
-          },
-        );
-      }
-      throw new AilinkError(
-        'MINER_UNREACHABLE',
-        `miner ${peer.peerId} failed during ${op}: ${(err as Error).message}`,
-        {
-          cause: err,
-          details: { miner: peer.peerId },
-        },
-      );
+      throw failure(err, 'transfer');
     }
   }
 

@@ -1,0 +1,158 @@
+/**
+ * The storage network for real: 20 `ailink miner` processes on loopback, objects of several 32 MiB segments,
+ * miners stopped, killed and stalled while the client reads, writes and repairs.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DevNetwork, type MinerProcess, startDevNetwork } from '../../src/cli/devnet.ts';
+import { createHost, type Host } from '../../src/p2p/index.ts';
+import { type Account, loadKeyFile } from '../../src/shared/account.ts';
+import { systemClock, systemRandom } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import {
+  type CodecPool,
+  createCodecPool,
+  createMemoryRegistry,
+  createMinerClient,
+  createStorageClient,
+  type MinerClient,
+  type ObjectRegistry,
+  PRODUCTION_PROFILE,
+  type ProgressEvent,
+  type StorageClient,
+  type StorageProfile,
+  TEST_PROFILE,
+} from '../../src/storage/index.ts';
+
+const MiB = 1024 * 1024;
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function readAll(client: StorageClient, fid: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const p of client.get(fid)) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+describe('a storage network of 20 real miner processes', () => {
+  let dir: string;
+  let network: DevNetwork;
+  let host: Host;
+  let codec: CodecPool;
+  let account: Account;
+  let miners: MinerClient;
+  const registry: ObjectRegistry = createMemoryRegistry();
+  const alive = () => network.miners.filter((m) => m.running).map((m) => ({ peerId: m.peerId, addrs: m.addrs }));
+  const clientWith = (profile: StorageProfile, fragmentDeadlineMs = 20_000) =>
+    createStorageClient(
+      { miners, directory: alive, registry, account, codec, clock: systemClock, random: systemRandom },
+      { profile, fragmentDeadlineMs },
+    );
+  const byPeer = (peerId: string): MinerProcess => network.miners.find((m) => m.peerId === peerId)!;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ailink-it-'));
+    network = await startDevNetwork({ random: systemRandom }, { dataDir: dir, miners: 20, profile: 'production' });
+    host = await createHost({ maxBufferSize: 16 * MiB });
+    codec = createCodecPool();
+    account = await loadKeyFile(network.operatorKeyPath);
+    miners = createMinerClient(
+      { host, account, clock: systemClock, random: systemRandom },
+      { requestTimeoutMs: 20_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await codec?.close();
+    await host?.stop();
+    await network?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  // 2.5 production segments: the last one zero-padded, encrypted.
+  const big = systemRandom(80 * MiB);
+  let bigFid = '';
+  let bigHolders: string[] = [];
+
+  it('puts an encrypted object of 3 production segments on 12 distinct miners and reads it back', async () => {
+    const { fid, miners: placed, record } = await clientWith(PRODUCTION_PROFILE).put(big, { name: 'big.bin' });
+    expect(record.segments).toHaveLength(3);
+    expect(new Set(placed).size).toBe(12);
+    bigFid = fid;
+    bigHolders = [...placed];
+    expect(sha(await readAll(clientWith(PRODUCTION_PROFILE), fid))).toBe(sha(big));
+  }, 120_000);
+
+  it('still returns every byte with 8 of its 12 miners stopped', async () => {
+    await Promise.all(bigHolders.slice(0, 8).map((p) => byPeer(p).stop()));
+    expect(sha(await readAll(clientWith(PRODUCTION_PROFILE), bigFid))).toBe(sha(big));
+  }, 120_000);
+
+  it('refuses with a clear error naming the missing fragments when a 9th is stopped', async () => {
+    await byPeer(bigHolders[8]!).stop();
+    const err = await readAll(clientWith(PRODUCTION_PROFILE), bigFid).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AilinkError);
+    expect((err as AilinkError).code).toBe('OBJECT_UNAVAILABLE');
+    expect((err as AilinkError).message).toMatch(/expected ≥ 4 of 12 fragments of segment 0 .* got 3/);
+    const missing = (err as AilinkError).details?.missing as string[];
+    expect(missing).toHaveLength(9);
+    for (const peer of bigHolders.slice(0, 9)) expect(missing.join('\n')).toContain(peer);
+  }, 120_000);
+
+  it('repairs onto new miners from any 4 survivors: 12 of 12 again, readable without the lost ones', async () => {
+    await byPeer(bigHolders[8]!).restart(); // back with its fragments: 4 survivors
+    const events: ProgressEvent[] = [];
+    const client = clientWith(PRODUCTION_PROFILE);
+    const report = await client.repair(bigFid, { onProgress: (e) => events.push(e) });
+    expect(report.repaired.map((r) => r.column).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const now = client.info(bigFid).miners;
+    expect(new Set(now).size).toBe(12);
+    for (const lost of bigHolders.slice(0, 8)) expect(now).not.toContain(lost);
+    // Every column is held again: a second repair finds nothing to do.
+    expect((await client.repair(bigFid)).repaired).toEqual([]);
+    expect(sha(await readAll(client, bigFid))).toBe(sha(big));
+  }, 180_000);
+
+  it('completes a put on another miner when a miner is killed in the middle of it', async () => {
+    await Promise.all(bigHolders.slice(0, 8).map((p) => byPeer(p).restart()));
+    const data = systemRandom(72 * MiB);
+    const events: ProgressEvent[] = [];
+    let victim: MinerProcess | undefined;
+    const client = clientWith(PRODUCTION_PROFILE);
+    const columnFive = alive()[5]!.peerId;
+    const { fid, miners: placed } = await client.put(data, {
+      onProgress: (e) => {
+        events.push(e);
+        if (e.kind === 'segment-stored' && e.segment === 0) {
+          victim = byPeer(columnFive);
+          victim.signal('SIGKILL');
+        }
+      },
+    });
+    expect(victim).toBeDefined();
+    expect(placed[5]).not.toBe(victim!.peerId);
+    expect(new Set(placed).size).toBe(12);
+    expect(events.some((e) => e.kind === 'column-moved' && e.column === 5 && e.from === victim!.peerId)).toBe(true);
+    // The killed miner held segment 0 of column 5; the new miner got it rebuilt, so all 12 columns are complete.
+    expect((await client.repair(fid)).repaired).toEqual([]);
+    expect(sha(await readAll(client, fid))).toBe(sha(data));
+  }, 180_000);
+
+  it('moves a column whose miner stalls past the deadline', async () => {
+    const stalled = network.miners.find((m) => m.running && m.peerId === alive()[0]!.peerId)!;
+    stalled.signal('SIGSTOP');
+    try {
+      const data = systemRandom(300 * 1024);
+      const client = clientWith(TEST_PROFILE, 1500);
+      const moved: ProgressEvent[] = [];
+      const { fid, miners: placed } = await client.put(data, { encrypt: false, onProgress: (e) => moved.push(e) });
+      expect(placed).not.toContain(stalled.peerId);
+      expect(moved.some((e) => e.kind === 'column-moved' && e.column === 0 && /TIMEOUT/.test(e.reason))).toBe(true);
+      expect(sha(await readAll(client, fid))).toBe(sha(data));
+    } finally {
+      stalled.signal('SIGCONT');
+    }
+  }, 120_000);
+});
