@@ -64,7 +64,9 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
     addresses: { listen: [...(options.listen ?? [LOOPBACK_LISTEN])] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A window update lets a stream flush up to its window synchronously (noise-encrypting every frame), so a large
+    // window means long event-loop stalls under bulk transfer. 1 MiB keeps loopback saturated with short flushes.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 1024 * 1024 } })],
     services: { identify: identify() },
   });
   const peerId = node.peerId.toString();
