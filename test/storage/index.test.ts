@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import * as p2p from '../../src/p2p/index.ts';
+import { ERROR_CODES } from '../../src/shared/errors.ts';
+import * as storage from '../../src/storage/index.ts';
+
+// The public surfaces are explicit lists; a change to them shows up here as a reviewable diff.
+describe('module surfaces', () => {
+  it('src/storage exports exactly these names', () => {
+    expect(Object.keys(storage).sort()).toMatchInlineSnapshot(`
+      [
+        "FRAGMENT_PROTOCOL",
+        "FragmentRequestSchema",
+        "HASH_RE",
+        "NetworkFileSchema",
+        "ObjectRecordSchema",
+        "PRODUCTION_PROFILE",
+        "TEST_PROFILE",
+        "checkProfile",
+        "chunks",
+        "columnsOf",
+        "createCodecPool",
+        "createMemoryRegistry",
+        "createMinerClient",
+        "createRequestGuard",
+        "createStorageClient",
+        "decodeSegment",
+        "encodeSegment",
+        "fidOf",
+        "fragmentHash",
+        "fragmentSizeOf",
+        "generateX25519",
+        "loadNetworkFile",
+        "openFragmentStore",
+        "openSegment",
+        "openSqliteRegistry",
+        "openStored",
+        "plaintextLength",
+        "rebuildColumns",
+        "sealSegment",
+        "sealedCapacity",
+        "segmentCapacity",
+        "segmentHash",
+        "signRequest",
+        "startMinerNode",
+        "startMinerService",
+        "storedSegment",
+        "unwrapDataKey",
+        "wrapDataKey",
+        "writeNetworkFile",
+        "x25519PublicOf",
+        "zeroFragmentHash",
+      ]
+    `);
+  });
+
+  it('src/p2p exports exactly these names', () => {
+    expect(Object.keys(p2p).sort()).toMatchInlineSnapshot(`
+      [
+        "ChannelClosedError",
+        "FrameTooLargeError",
+        "LOOPBACK_LISTEN",
+        "createHost",
+        "newPeerKey",
+      ]
+    `);
+  });
+
+  it('every error code maps to an HTTP status and says what it means', () => {
+    for (const [code, { status, about }] of Object.entries(ERROR_CODES)) {
+      expect(code).toMatch(/^[A-Z][A-Z0-9_]+$/);
+      expect(status).toBeGreaterThanOrEqual(400);
+      expect(about.length).toBeGreaterThan(10);
+    }
+  });
+});
