@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
-import { fragmentHash } from './hash.ts';
+import { fragmentHash, HASH_RE } from './hash.ts';
 import type { NonceLedger } from './request-auth.ts';
 
 /**
@@ -111,10 +111,16 @@ export function openFragmentStore(
   function reconcile(): void {
     const indexed = new Set(q.list.all().map((r) => r.hash));
     const onDisk = new Set<string>();
-    for (const shard of readdirSync(fragmentsDir)) {
-      for (const name of readdirSync(join(fragmentsDir, shard))) {
-        if (indexed.has(name)) onDisk.add(name);
-        else rmSync(join(fragmentsDir, shard, name), { force: true });
+    for (const shard of readdirSync(fragmentsDir, { withFileTypes: true })) {
+      const shardPath = join(fragmentsDir, shard.name);
+      if (!shard.isDirectory()) {
+        rmSync(shardPath, { force: true, recursive: true });
+        continue;
+      }
+      for (const name of readdirSync(shardPath)) {
+        // Only an indexed fragment in its own shard folder counts; anything else is debris of a crash.
+        if (indexed.has(name) && name.slice(0, 2) === shard.name) onDisk.add(name);
+        else rmSync(join(shardPath, name), { force: true, recursive: true });
       }
     }
     for (const hash of indexed) {
@@ -128,16 +134,25 @@ export function openFragmentStore(
   const store: FragmentStore = {
     usage: () => ({ capacity: options.capacity, used, reserved, fragments: count }),
     has(hash) {
+      checkHash(hash);
       return q.get.get(hash) ?? null;
     },
     async prepare(hash, size, owner) {
+      checkHash(hash);
       if (size > options.maxFragmentSize) {
         throw new AilinkError(
           'FRAGMENT_TOO_LARGE',
           `expected a fragment of ≤ ${options.maxFragmentSize} bytes, got ${size}`,
         );
       }
-      if (q.get.get(hash) !== undefined) {
+      const held = q.get.get(hash);
+      if (held !== undefined) {
+        if (held.size !== size) {
+          throw new AilinkError(
+            'FRAGMENT_SIZE_MISMATCH',
+            `fragment ${hash} is held with ${held.size} bytes, not ${size}`,
+          );
+        }
         q.addOwner.run(hash, owner);
         return { state: 'exists' };
       }
@@ -233,6 +248,7 @@ export function openFragmentStore(
       return { state: 'accept', writer };
     },
     async read(hash) {
+      checkHash(hash);
       const row = q.get.get(hash);
       if (row === undefined)
         throw new AilinkError('FRAGMENT_NOT_FOUND', `this miner holds no fragment ${hash}`);
@@ -258,6 +274,7 @@ export function openFragmentStore(
       return bytes;
     },
     async release(hash, owner) {
+      checkHash(hash);
       const row = q.get.get(hash);
       if (row === undefined)
         throw new AilinkError('FRAGMENT_NOT_FOUND', `this miner holds no fragment ${hash}`);
@@ -290,6 +307,15 @@ export function openFragmentStore(
     close: () => db.close(),
   };
   return store;
+}
+
+/** Hashes become file names: anything but 64 lowercase hex characters could name a path outside the store. */
+function checkHash(hash: string): void {
+  if (!HASH_RE.test(hash))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `expected a 64-char lowercase hex hash, got ${JSON.stringify(hash.slice(0, 80))}`,
+    );
 }
 
 function diskError(cause: unknown, size: number): AilinkError {

@@ -38,7 +38,7 @@ export async function startMinerService(
     const signal = AbortSignal.timeout(options.requestDeadlineMs);
     let request: FragmentRequest | undefined;
     try {
-      request = parseRequest(await channel.readFrame(MAX_FRAME_BYTES, { signal }));
+      request = parseRequest(await readRequestFrame(channel, signal));
       const account = guard(
         {
           op: request.op,
@@ -132,6 +132,17 @@ export async function startMinerService(
   }
 
   await host.handle(FRAGMENT_PROTOCOL, serve, { maxInboundStreams: options.maxInboundStreams ?? 64 });
+}
+
+async function readRequestFrame(channel: ByteChannel, signal: AbortSignal): Promise<Uint8Array> {
+  try {
+    return await channel.readFrame(MAX_FRAME_BYTES, { signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new AilinkError('MINER_PROTOCOL', `expected a request frame: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
 
 function parseRequest(frame: Uint8Array): FragmentRequest {

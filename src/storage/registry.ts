@@ -39,22 +39,25 @@ function checkReassign(p: Placement | null, fid: string, column: number, miner: 
 /** The in-memory twin, for unit tests. */
 export function createMemoryRegistry(): ObjectRegistry {
   const objects = new Map<string, { record: ObjectRecord; miners: string[] }>();
+  const get = (fid: string): Placement | null => {
+    const o = objects.get(fid);
+    return o ? { record: structuredClone(o.record), miners: [...o.miners] } : null;
+  };
   return {
     declare(record, miners) {
       checkColumns(record, miners);
       if (!objects.has(record.fid))
         objects.set(record.fid, { record: structuredClone(record), miners: [...miners] });
     },
-    get(fid) {
-      const o = objects.get(fid);
-      return o ? { record: structuredClone(o.record), miners: [...o.miners] } : null;
-    },
+    get,
     reassign(fid, column, miner) {
-      checkReassign(this.get(fid), fid, column, miner);
+      checkReassign(get(fid), fid, column, miner);
       objects.get(fid)!.miners[column] = miner;
     },
     list: () =>
-      [...objects.values()].map((o) => summaryOf(o.record)).sort((a, b) => a.createdAt - b.createdAt),
+      [...objects.values()]
+        .map((o) => summaryOf(o.record))
+        .sort((a, b) => a.createdAt - b.createdAt || (a.fid < b.fid ? -1 : a.fid > b.fid ? 1 : 0)),
     close() {},
   };
 }

@@ -11,12 +11,14 @@ import { AilinkError } from '../shared/errors.ts';
  * forever; ours refuse replays, requests for other miners and stale or far-future signatures.
  */
 
-export const RequestAuthSchema = z.object({
-  account: z.string().min(1).max(64),
-  nonce: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex characters'),
-  expiresAt: z.number().int().nonnegative(),
-  signature: z.string().regex(/^[0-9a-f]{128}$/, 'expected 128 lowercase hex characters'),
-});
+export const RequestAuthSchema = z
+  .object({
+    account: z.string().min(1).max(64),
+    nonce: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex characters'),
+    expiresAt: z.number().int().nonnegative(),
+    signature: z.string().regex(/^[0-9a-f]{128}$/, 'expected 128 lowercase hex characters'),
+  })
+  .strict();
 export type RequestAuth = z.infer<typeof RequestAuthSchema>;
 
 /** What a signature covers besides the auth fields themselves. */
@@ -96,10 +98,16 @@ export function createRequestGuard(
         `request was signed for ${fields.audience}, this node is ${options.audience}`,
       );
     }
+    let signature: Uint8Array;
+    try {
+      signature = fromHex(auth.signature, 'signature');
+    } catch {
+      throw new AilinkError('AUTH_BAD_SIGNATURE', `signature of ${auth.account} is not lowercase hex`);
+    }
     const ok = verifySignature(
       auth.account,
       signingBytes(fields, auth.account, auth.nonce, auth.expiresAt),
-      fromHex(auth.signature, 'signature'),
+      signature,
     );
     if (!ok)
       throw new AilinkError('AUTH_BAD_SIGNATURE', `signature does not verify for account ${auth.account}`);
