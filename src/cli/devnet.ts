@@ -102,6 +102,7 @@ export async function startDevNetwork(
     },
     async stop() {
       await Promise.all(miners.map((m) => m.stop()));
+      await network.save(); // lists no processes now: clients are told plainly that nothing is running
     },
   };
   await network.save();

@@ -208,6 +208,7 @@ async function storeHash(argv: string[]): Promise<void> {
     allowPositionals: true,
   });
   const file = positionals[0] ?? usageError('store hash: expected a FILE');
+  if (!existsSync(file)) throw new AilinkError('INVALID_INPUT', `store hash: no such file: ${file}`);
   const profile = profileNamed(values.profile);
   const segments: { hash: string; fragments: string[] }[] = [];
   let size = 0;
@@ -259,13 +260,19 @@ async function store(argv: string[]): Promise<void> {
         );
     return;
   }
+  // Arguments first: a usage error must not need a running network.
+  if (!['put', 'get', 'info', 'repair'].includes(sub ?? ''))
+    usageError(`unknown store command ${JSON.stringify(sub)}`);
+  const target = positionals[0] ?? usageError(`store ${sub}: expected a ${sub === 'put' ? 'FILE' : 'FID'}`);
+  if (sub === 'put' && !existsSync(target))
+    throw new AilinkError('INVALID_INPUT', `store put: no such file: ${target}`);
+  if (sub === 'get' && !values.out) usageError('store get: --out FILE is required');
   const { client, close } = await openClient(values);
   const progress = (e: ProgressEvent) => console.error(progressLine(e));
   try {
     switch (sub) {
       case 'put': {
-        const file = positionals[0] ?? usageError('store put: expected a FILE');
-        if (!existsSync(file)) throw new AilinkError('INVALID_INPUT', `store put: no file ${file}`);
+        const file = target;
         const started = performance.now();
         const result = await client.put(createReadStream(file, { highWaterMark: MiB }), {
           name: values.name ?? file.split('/').pop()!,
@@ -281,30 +288,27 @@ async function store(argv: string[]): Promise<void> {
         break;
       }
       case 'get': {
-        const fid = positionals[0] ?? usageError('store get: expected a FID');
-        if (!values.out) usageError('store get: --out FILE is required');
-        const tmp = `${values.out}.part`;
+        const outPath = values.out!;
+        const tmp = `${outPath}.part`;
         const hash = createHash('sha256');
         try {
           const out = createWriteStream(tmp);
-          for await (const bytes of client.get(fid, { onProgress: progress })) {
+          for await (const bytes of client.get(target, { onProgress: progress })) {
             hash.update(bytes);
             if (!out.write(bytes)) await new Promise<void>((r) => out.once('drain', () => r()));
           }
           out.end();
           await finished(out);
-          await rename(tmp, values.out);
+          await rename(tmp, outPath);
         } catch (err) {
           await rm(tmp, { force: true });
           throw err;
         }
-        console.error(
-          `wrote ${statSync(values.out).size} bytes to ${values.out} (sha256 ${hash.digest('hex')})`,
-        );
+        console.error(`wrote ${statSync(outPath).size} bytes to ${outPath} (sha256 ${hash.digest('hex')})`);
         break;
       }
       case 'info': {
-        const fid = positionals[0] ?? usageError('store info: expected a FID');
+        const fid = target;
         const { record, miners } = client.info(fid);
         const info = {
           fid,
@@ -329,7 +333,7 @@ async function store(argv: string[]): Promise<void> {
         break;
       }
       case 'repair': {
-        const fid = positionals[0] ?? usageError('store repair: expected a FID');
+        const fid = target;
         const report = await client.repair(fid, { onProgress: progress });
         console.error(
           report.repaired.length === 0
@@ -339,8 +343,6 @@ async function store(argv: string[]): Promise<void> {
         console.log(JSON.stringify(report, null, 2));
         break;
       }
-      default:
-        usageError(`unknown store command ${JSON.stringify(sub)}`);
     }
   } finally {
     await close();

@@ -44,7 +44,8 @@ describe('a storage network of 20 real miner processes', () => {
   let account: Account;
   let miners: MinerClient;
   const registry: ObjectRegistry = createMemoryRegistry();
-  const alive = () => network.miners.filter((m) => m.running).map((m) => ({ peerId: m.peerId, addrs: m.addrs }));
+  const alive = () =>
+    network.miners.filter((m) => m.running).map((m) => ({ peerId: m.peerId, addrs: m.addrs }));
   const clientWith = (profile: StorageProfile, fragmentDeadlineMs = 20_000) =>
     createStorageClient(
       { miners, directory: alive, registry, account, codec, clock: systemClock, random: systemRandom },
@@ -54,7 +55,10 @@ describe('a storage network of 20 real miner processes', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-it-'));
-    network = await startDevNetwork({ random: systemRandom }, { dataDir: dir, miners: 20, profile: 'production' });
+    network = await startDevNetwork(
+      { random: systemRandom },
+      { dataDir: dir, miners: 20, profile: 'production' },
+    );
     host = await createHost({ maxBufferSize: 16 * MiB });
     codec = createCodecPool();
     account = await loadKeyFile(network.operatorKeyPath);
@@ -77,7 +81,11 @@ describe('a storage network of 20 real miner processes', () => {
   let bigHolders: string[] = [];
 
   it('puts an encrypted object of 3 production segments on 12 distinct miners and reads it back', async () => {
-    const { fid, miners: placed, record } = await clientWith(PRODUCTION_PROFILE).put(big, { name: 'big.bin' });
+    const {
+      fid,
+      miners: placed,
+      record,
+    } = await clientWith(PRODUCTION_PROFILE).put(big, { name: 'big.bin' });
     expect(record.segments).toHaveLength(3);
     expect(new Set(placed).size).toBe(12);
     bigFid = fid;
@@ -134,7 +142,9 @@ describe('a storage network of 20 real miner processes', () => {
     expect(victim).toBeDefined();
     expect(placed[5]).not.toBe(victim!.peerId);
     expect(new Set(placed).size).toBe(12);
-    expect(events.some((e) => e.kind === 'column-moved' && e.column === 5 && e.from === victim!.peerId)).toBe(true);
+    expect(events.some((e) => e.kind === 'column-moved' && e.column === 5 && e.from === victim!.peerId)).toBe(
+      true,
+    );
     // The killed miner held segment 0 of column 5; the new miner got it rebuilt, so all 12 columns are complete.
     expect((await client.repair(fid)).repaired).toEqual([]);
     expect(sha(await readAll(client, fid))).toBe(sha(data));
@@ -147,9 +157,14 @@ describe('a storage network of 20 real miner processes', () => {
       const data = systemRandom(300 * 1024);
       const client = clientWith(TEST_PROFILE, 1500);
       const moved: ProgressEvent[] = [];
-      const { fid, miners: placed } = await client.put(data, { encrypt: false, onProgress: (e) => moved.push(e) });
+      const { fid, miners: placed } = await client.put(data, {
+        encrypt: false,
+        onProgress: (e) => moved.push(e),
+      });
       expect(placed).not.toContain(stalled.peerId);
-      expect(moved.some((e) => e.kind === 'column-moved' && e.column === 0 && /TIMEOUT/.test(e.reason))).toBe(true);
+      expect(moved.some((e) => e.kind === 'column-moved' && e.column === 0 && /TIMEOUT/.test(e.reason))).toBe(
+        true,
+      );
       expect(sha(await readAll(client, fid))).toBe(sha(data));
     } finally {
       stalled.signal('SIGCONT');

@@ -1,0 +1,642 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKeyFile, isAddress, loadKeyFile } from '../../src/shared/account.ts';
+import { systemRandom } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import {
+  chunks,
+  encodeSegment,
+  fidOf,
+  type NetworkFile,
+  PRODUCTION_PROFILE,
+  type StorageProfile,
+  storedSegment,
+  TEST_PROFILE,
+} from '../../src/storage/index.ts';
+import { seededBytes, sha256Hex } from '../storage/helpers.ts';
+
+// The real `ailink` command, run as child processes exactly as a user runs it: `node bin/ailink.mjs …`.
+
+const BIN = fileURLToPath(new URL('../../bin/ailink.mjs', import.meta.url));
+const KiB = 1024;
+
+interface Run {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `ailink ARGS` to completion (killed after `timeoutMs`) and returns its exit status and output. */
+function ailink(args: readonly string[], options: { cwd: string; timeoutMs?: number }): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: options.timeoutMs ?? 90_000,
+      killSignal: 'SIGKILL',
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** `ailink ARGS` that must succeed; returns stdout (and shows stderr when it does not succeed). */
+async function ok(args: readonly string[], cwd: string): Promise<string> {
+  const run = await ailink(args, { cwd });
+  if (run.code !== 0) {
+    throw new Error(`ailink ${args.join(' ')} exited ${run.code ?? run.signal}:\n${run.stderr}`);
+  }
+  return run.stdout;
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const modeOf = (path: string): number => statSync(path).mode & 0o777;
+
+/** The `store hash` answer for `bytes`, computed in-process with the storage module. */
+async function hashInProcess(bytes: Uint8Array, profile: StorageProfile) {
+  const segments: { hash: string; fragments: string[] }[] = [];
+  let index = 0;
+  for await (const { bytes: chunk, last } of chunks(bytes, profile.segmentSize)) {
+    const e = encodeSegment(profile, storedSegment(profile, chunk, { index: index++, last, key: null }));
+    segments.push({ hash: e.hash, fragments: e.fragmentHashes });
+  }
+  return { fid: fidOf(segments.map((s) => s.hash)), size: bytes.byteLength, segments };
+}
+
+/** CESS's ids for plain bytes, written from the definition: zero-padded segments, SHA-256, Merkle root. */
+function cessSegmentHashes(bytes: Uint8Array, segmentSize: number): string[] {
+  const count = Math.max(1, Math.ceil(bytes.byteLength / segmentSize));
+  return Array.from({ length: count }, (_, i) => {
+    const segment = new Uint8Array(segmentSize);
+    segment.set(bytes.subarray(i * segmentSize, (i + 1) * segmentSize));
+    return sha256(segment);
+  });
+}
+function merkleRoot(hexes: readonly string[]): string {
+  let level: Buffer[] = hexes.map((h) => Buffer.from(h, 'hex'));
+  do {
+    const next: Buffer[] = [];
+    for (let i = 0; i < level.length; i += 2) {
+      next.push(
+        createHash('sha256')
+          .update(level[i]!)
+          .update(level[i + 1] ?? level[i]!)
+          .digest(),
+      );
+    }
+    level = next;
+  } while (level.length > 1);
+  return level[0]!.toString('hex');
+}
+
+interface KeyInfo {
+  readonly file: string;
+  readonly address: string;
+  readonly readerKey: string;
+}
+
+describe('ailink without a network', () => {
+  let work: string;
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'ailink-cli-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  describe('keys', () => {
+    it('`keys new --out FILE` writes a 0600 key file with the address and reader key it prints', async () => {
+      const file = join(work, 'alice.json');
+      const printed = JSON.parse(await ok(['keys', 'new', '--out', file], work)) as KeyInfo;
+      expect(printed.file).toBe(file);
+      expect(isAddress(printed.address)).toBe(true);
+      expect(printed.readerKey).toMatch(/^[0-9a-f]{64}$/);
+
+      expect(modeOf(file)).toBe(0o600);
+      const stored = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      expect(stored).toMatchObject({
+        kind: 'ailink-account',
+        address: printed.address,
+        readerKey: printed.readerKey,
+      });
+      const account = await loadKeyFile(file);
+      expect(account.address).toBe(printed.address);
+      expect(account.readerKey).toBe(printed.readerKey);
+    });
+
+    it('`keys new` refuses to overwrite an existing file: exit 1, KEY_FILE_INVALID, file unchanged', async () => {
+      const file = join(work, 'bob.json');
+      await ok(['keys', 'new', '--out', file], work);
+      const before = readFileSync(file, 'utf8');
+      const again = await ailink(['keys', 'new', '--out', file], { cwd: work });
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain('KEY_FILE_INVALID');
+      expect(again.stderr).toContain(file);
+      expect(readFileSync(file, 'utf8')).toBe(before);
+      expect(modeOf(file)).toBe(0o600);
+    });
+
+    it('`keys new` without --out is a usage error (exit 2)', async () => {
+      const run = await ailink(['keys', 'new'], { cwd: work });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('ailink keys new --out FILE');
+    });
+
+    it('loadKeyFile refuses a key file readable by others (0644), and accepts it again at 0600', async () => {
+      const file = join(work, 'loose.json');
+      const account = await createKeyFile(file, systemRandom);
+      chmodSync(file, 0o644);
+      const err = await loadKeyFile(file).then(
+        () => expect.unreachable('a 0644 key file was loaded'),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(AilinkError);
+      expect((err as AilinkError).code).toBe('KEY_FILE_INVALID');
+      expect((err as AilinkError).message).toContain('0644');
+      chmodSync(file, 0o600);
+      expect((await loadKeyFile(file)).address).toBe(account.address);
+    });
+
+    it('a command that loads a key refuses a 0644 key file (exit 1, KEY_FILE_INVALID)', async () => {
+      // A network file that lists no miners: the key is loaded (and refused) before any miner is needed.
+      const dir = join(work, 'loose-net');
+      mkdirSync(dir);
+      const network: NetworkFile = {
+        version: 1,
+        profile: 'test',
+        registry: 'registry.sqlite',
+        operatorKey: 'operator.json',
+        processes: [],
+      };
+      writeFileSync(join(dir, 'network.json'), JSON.stringify(network));
+      await createKeyFile(join(dir, 'operator.json'), systemRandom);
+      const loose = join(dir, 'loose.json');
+      await createKeyFile(loose, systemRandom);
+      chmodSync(loose, 0o644);
+      const input = join(dir, 'input.bin');
+      writeFileSync(input, seededBytes('loose', 1000));
+
+      const args = ['store', 'put', input, '--network', join(dir, 'network.json'), '--key', loose];
+      const run = await ailink(args, { cwd: work });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('KEY_FILE_INVALID');
+      expect(run.stderr).toContain('chmod 600');
+      expect(run.stdout).toBe('');
+    });
+  });
+
+  describe('store hash (offline)', () => {
+    it('--json --profile test: 150 KiB → 3 segments, the same ids as computed in-process', async () => {
+      const bytes = seededBytes('cli-hash-150k', 150 * KiB);
+      const file = join(work, 'data-150k.bin');
+      writeFileSync(file, bytes);
+      const out = JSON.parse(await ok(['store', 'hash', file, '--json', '--profile', 'test'], work)) as {
+        fid: string;
+        size: number;
+        profile: StorageProfile;
+        segments: { hash: string; fragments: string[] }[];
+      };
+
+      const expected = await hashInProcess(bytes, TEST_PROFILE);
+      expect(out.segments).toHaveLength(3);
+      expect(out.size).toBe(150 * KiB);
+      expect(out.profile).toStrictEqual({ ...TEST_PROFILE });
+      expect(out.segments).toStrictEqual(expected.segments);
+      expect(out.fid).toBe(expected.fid);
+      for (const s of out.segments) {
+        expect(s.fragments).toHaveLength(12);
+        for (const f of [s.hash, ...s.fragments]) expect(f).toMatch(/^[0-9a-f]{64}$/);
+      }
+      // And from CESS's definition, sharing no code with src: padded segments, SHA-256, Merkle root.
+      const segmentHashes = cessSegmentHashes(bytes, TEST_PROFILE.segmentSize);
+      expect(out.segments.map((s) => s.hash)).toStrictEqual(segmentHashes);
+      expect(out.fid).toBe(merkleRoot(segmentHashes));
+      // The first data fragment of a plain segment is the segment's first quarter, as is.
+      expect(out.segments[0]!.fragments[0]).toBe(sha256Hex(bytes.subarray(0, TEST_PROFILE.segmentSize / 4)));
+    });
+
+    it('without --json prints the fid and every segment and fragment hash', async () => {
+      const bytes = seededBytes('cli-hash-text', 70 * KiB);
+      const file = join(work, 'data-70k.bin');
+      writeFileSync(file, bytes);
+      const text = await ok(['store', 'hash', file, '--profile', 'test'], work);
+      const expected = await hashInProcess(bytes, TEST_PROFILE);
+      expect(text).toContain(`fid ${expected.fid}`);
+      expect(text).toContain(`size ${70 * KiB} bytes, 2 segment(s) of ${TEST_PROFILE.segmentSize} bytes`);
+      for (const s of expected.segments) {
+        expect(text).toContain(s.hash);
+        for (const f of s.fragments) expect(text).toContain(f);
+      }
+    });
+
+    it('the production profile (the default) gives one 32 MiB segment for a small file', async () => {
+      const bytes = seededBytes('cli-hash-small', 5000);
+      const file = join(work, 'small.bin');
+      writeFileSync(file, bytes);
+      const [explicit, byDefault] = await Promise.all([
+        ok(['store', 'hash', file, '--json', '--profile', 'production'], work),
+        ok(['store', 'hash', file, '--json'], work),
+      ]);
+      const out = JSON.parse(explicit) as { fid: string; size: number; segments: { hash: string }[] };
+      expect(JSON.parse(byDefault)).toStrictEqual(out);
+      expect(out.size).toBe(5000);
+      expect(out.segments).toHaveLength(1);
+      const h = cessSegmentHashes(bytes, PRODUCTION_PROFILE.segmentSize)[0]!;
+      expect(out.segments[0]!.hash).toBe(h);
+      // A single segment: fid = SHA-256(h‖h).
+      expect(out.fid).toBe(sha256(Buffer.concat([Buffer.from(h, 'hex'), Buffer.from(h, 'hex')])));
+      expect(out).toMatchObject(await hashInProcess(bytes, PRODUCTION_PROFILE));
+    });
+
+    it('a missing file → exit ≠ 0 with a message naming the file', async () => {
+      const missing = join(work, 'no-such-file.bin');
+      const run = await ailink(['store', 'hash', missing, '--profile', 'test'], { cwd: work });
+      expect(run.code).not.toBe(0);
+      expect(run.code).not.toBeNull();
+      expect(run.stderr).toContain(missing);
+      expect(run.stderr).toMatch(/no such file/i);
+      expect(run.stdout).toBe('');
+    });
+
+    it('a missing file is reported like every other CLI error: `error CODE: …`', async () => {
+      const missing = join(work, 'no-such-file.bin');
+      const run = await ailink(['store', 'hash', missing], { cwd: work });
+      expect(run.stderr).toMatch(/^error [A-Z_]+: /m);
+    });
+
+    it('an unknown --profile is a usage error (exit 2)', async () => {
+      const file = join(work, 'small-profile.bin');
+      writeFileSync(file, 'x');
+      const run = await ailink(['store', 'hash', file, '--profile', 'huge'], { cwd: work });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('--profile');
+    });
+  });
+
+  describe('usage errors', () => {
+    it('an unknown command → exit 2 and the usage text', async () => {
+      const run = await ailink(['frobnicate'], { cwd: work });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('INVALID_INPUT');
+      expect(run.stderr).toContain('"frobnicate"');
+      expect(run.stderr).toContain('ailink store get FID --out FILE');
+      expect(run.stderr).toContain('Exit codes');
+      expect(run.stdout).toBe('');
+    });
+
+    it('an unknown flag → exit 2 and the usage text', async () => {
+      const run = await ailink(['store', 'hash', 'x', '--frobnicate'], { cwd: work });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('ailink store hash FILE');
+    });
+
+    it('`help` prints the usage on stdout and exits 0', async () => {
+      const run = await ailink(['help'], { cwd: work });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('ailink keys new --out FILE');
+    });
+
+    it('`store get FID` without --out → exit 2 (with a network file present)', async () => {
+      const dir = join(work, 'usage-net');
+      mkdirSync(dir);
+      const network: NetworkFile = {
+        version: 1,
+        profile: 'test',
+        registry: 'registry.sqlite',
+        operatorKey: 'operator.json',
+        processes: [],
+      };
+      writeFileSync(join(dir, 'network.json'), JSON.stringify(network));
+      await createKeyFile(join(dir, 'operator.json'), systemRandom);
+      const fid = 'ab'.repeat(32);
+      const run = await ailink(['store', 'get', fid, '--network', join(dir, 'network.json')], { cwd: work });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('--out FILE is required');
+      expect(run.stderr).toContain('ailink store get FID --out FILE');
+    });
+
+    it('`store get FID` without --out → exit 2 even when no network is running', async () => {
+      const run = await ailink(['store', 'get', 'ab'.repeat(32)], { cwd: work });
+      expect(run.code).toBe(2);
+    });
+  });
+});
+
+// --- a real local network: `ailink dev` with 13 miner processes on loopback ------------------------------------
+
+interface DevRun {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: string;
+}
+
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+const readNetwork = (path: string): NetworkFile | undefined => {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as NetworkFile;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Starts `ailink dev` in the background and waits until it has written a network.json listing none of `stalePids`
+ * (a restart finds the previous run's file still there).
+ */
+async function startDev(
+  dir: string,
+  args: readonly string[],
+  stalePids: ReadonlySet<number>,
+): Promise<{ dev: DevRun; network: NetworkFile }> {
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(process.execPath, [BIN, 'dev', '--data-dir', dir, ...args], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const dev: DevRun = {
+    child,
+    exited: new Promise((res) => child.once('exit', (code, signal) => res({ code, signal }))),
+    stderr: '',
+  };
+  child.once('error', (err) => {
+    dev.stderr += `spawn failed: ${err.message}\n`;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    dev.stderr += s;
+  });
+  const path = join(dir, 'network.json');
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const network = readNetwork(path);
+    if (network && network.processes.length > 0 && network.processes.every((p) => !stalePids.has(p.pid))) {
+      return { dev, network };
+    }
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `ailink dev exited (${child.exitCode ?? child.signalCode}) before ready:\n${dev.stderr}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      await stopDev(dev);
+      throw new Error(`ailink dev wrote no network.json within 60 s:\n${dev.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** SIGTERM, then wait for exit (SIGKILL after 30 s as a last resort, which the caller's checks will notice). */
+async function stopDev(dev: DevRun): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (dev.child.exitCode === null && dev.child.signalCode === null) dev.child.kill('SIGTERM');
+  const hard = setTimeout(() => dev.child.kill('SIGKILL'), 30_000);
+  try {
+    return await dev.exited;
+  } finally {
+    clearTimeout(hard);
+  }
+}
+
+/** Waits (briefly) for every pid to be gone and returns those still alive. */
+async function survivors(pids: readonly number[]): Promise<number[]> {
+  for (let i = 0; i < 40; i++) {
+    const alive = pids.filter(isRunning);
+    if (alive.length === 0) return [];
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return pids.filter(isRunning);
+}
+
+describe('ailink store against `ailink dev` (13 real miner processes)', { timeout: 180_000 }, () => {
+  let dir: string;
+  let cwd: string;
+  let networkPath: string;
+  let devArgs: string[];
+  let dev: DevRun | undefined;
+  let network: NetworkFile;
+  let second: KeyInfo;
+  let third: KeyInfo;
+  let input: Uint8Array;
+  let inputPath: string;
+  const fids: { plain?: string; sealed?: string; shared?: string } = {};
+
+  const net = (): string[] => ['--network', networkPath];
+
+  beforeAll(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'ailink-e2e-'));
+    dir = join(cwd, 'net');
+    networkPath = join(dir, 'network.json');
+    const [a, b] = await Promise.all([
+      ok(['keys', 'new', '--out', join(cwd, 'second.json')], cwd),
+      ok(['keys', 'new', '--out', join(cwd, 'third.json')], cwd),
+    ]);
+    second = JSON.parse(a) as KeyInfo;
+    third = JSON.parse(b) as KeyInfo;
+    input = seededBytes('cli-e2e', 150 * KiB);
+    inputPath = join(cwd, 'input.bin');
+    writeFileSync(inputPath, input);
+
+    devArgs = ['--miners', '13', '--profile', 'test', '--allow', second.address, '--allow', third.address];
+    ({ dev, network } = await startDev(dir, devArgs, new Set()));
+  }, 180_000);
+
+  afterAll(async () => {
+    if (dev) {
+      await stopDev(dev);
+      const pids = (readNetwork(networkPath)?.processes ?? []).map((p) => p.pid);
+      // Do not leave miners behind even when a test failed; the explicit stop test asserts this properly.
+      for (const pid of await survivors(pids)) process.kill(pid, 'SIGKILL');
+    }
+    rmSync(cwd, { recursive: true, force: true });
+  }, 180_000);
+
+  it('network.json lists 13 running miners, each with a peer id and a loopback address', () => {
+    expect(network.profile).toBe('test');
+    expect(network.processes).toHaveLength(13);
+    expect(new Set(network.processes.map((p) => p.peerId)).size).toBe(13);
+    for (const p of network.processes) {
+      expect(isRunning(p.pid)).toBe(true);
+      expect(p.addrs.some((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true);
+    }
+    expect(modeOf(join(dir, network.operatorKey))).toBe(0o600);
+  });
+
+  it('`store put --plain` prints the same fid as the offline `store hash`', async () => {
+    const [put, hash] = await Promise.all([
+      ok(['store', 'put', inputPath, '--plain', ...net()], cwd),
+      ok(['store', 'hash', inputPath, '--json', '--profile', 'test'], cwd),
+    ]);
+    fids.plain = put.trim();
+    expect(fids.plain).toMatch(/^[0-9a-f]{64}$/);
+    expect(fids.plain).toBe((JSON.parse(hash) as { fid: string }).fid);
+    expect(fids.plain).toBe((await hashInProcess(input, TEST_PROFILE)).fid);
+  });
+
+  it('`store put` (encrypted) prints another fid; `store get` returns identical bytes for both', async () => {
+    fids.sealed = (await ok(['store', 'put', inputPath, '--name', 'sealed.bin', ...net()], cwd)).trim();
+    expect(fids.sealed).toMatch(/^[0-9a-f]{64}$/);
+    expect(fids.sealed).not.toBe(fids.plain);
+
+    for (const fid of [fids.plain!, fids.sealed]) {
+      const out = join(cwd, `out-${fid.slice(0, 8)}.bin`);
+      await ok(['store', 'get', fid, '--out', out, ...net()], cwd);
+      expect(sha256(readFileSync(out))).toBe(sha256(input));
+      expect(existsSync(`${out}.part`)).toBe(false);
+    }
+  });
+
+  it('`store info --json` shows 12 placements on distinct miners of the network', async () => {
+    const peerIds = new Set(network.processes.map((p) => p.peerId));
+    for (const [fid, encrypted] of [
+      [fids.sealed!, true],
+      [fids.plain!, false],
+    ] as const) {
+      const info = JSON.parse(await ok(['store', 'info', fid, '--json', ...net()], cwd)) as {
+        fid: string;
+        size: number;
+        encrypted: boolean;
+        readers: string[];
+        placements: { column: number; miner: string }[];
+        segments: unknown[];
+      };
+      expect(info.fid).toBe(fid);
+      expect(info.size).toBe(input.byteLength);
+      expect(info.encrypted).toBe(encrypted);
+      expect(info.segments).toHaveLength(3);
+      expect(info.placements.map((p) => p.column)).toStrictEqual([...Array(12).keys()]);
+      const miners = info.placements.map((p) => p.miner);
+      expect(new Set(miners).size).toBe(12);
+      for (const m of miners) expect(peerIds.has(m)).toBe(true);
+      // Encrypted objects are readable by the owner (the operator key) alone unless --to adds readers.
+      expect(info.readers).toHaveLength(encrypted ? 1 : 0);
+    }
+  });
+
+  it('`store ls --json` lists both objects', async () => {
+    const list = JSON.parse(await ok(['store', 'ls', '--json', ...net()], cwd)) as {
+      fid: string;
+      size: number;
+      name?: string;
+      encrypted: boolean;
+      segments: number;
+    }[];
+    const byFid = new Map(list.map((o) => [o.fid, o]));
+    expect(byFid.get(fids.plain!)).toMatchObject({
+      size: input.byteLength,
+      encrypted: false,
+      segments: 3,
+      name: 'input.bin',
+    });
+    expect(byFid.get(fids.sealed!)).toMatchObject({
+      size: input.byteLength,
+      encrypted: true,
+      segments: 3,
+      name: 'sealed.bin',
+    });
+  });
+
+  it('`store get` of an unknown fid → exit 1 with OBJECT_NOT_FOUND, and no output file', async () => {
+    const unknown = 'f'.repeat(64);
+    const out = join(cwd, 'unknown.bin');
+    const run = await ailink(['store', 'get', unknown, '--out', out, ...net()], { cwd });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('OBJECT_NOT_FOUND');
+    expect(run.stderr).toContain(unknown);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.part`)).toBe(false);
+  });
+
+  it('`store put --to READER` lets that reader get it; a third allowed account gets CRYPTO_NOT_A_READER', async () => {
+    const args = ['store', 'put', inputPath, '--to', second.readerKey, '--name', 'shared.bin', ...net()];
+    fids.shared = (await ok(args, cwd)).trim();
+    expect(fids.shared).toMatch(/^[0-9a-f]{64}$/);
+
+    const info = JSON.parse(await ok(['store', 'info', fids.shared, '--json', ...net()], cwd)) as {
+      readers: string[];
+    };
+    expect(info.readers).toHaveLength(2);
+    expect(info.readers).toContain(second.readerKey);
+    expect(info.readers).not.toContain(third.readerKey);
+
+    const outSecond = join(cwd, 'shared-second.bin');
+    await ok(['store', 'get', fids.shared, '--out', outSecond, '--key', second.file, ...net()], cwd);
+    expect(sha256(readFileSync(outSecond))).toBe(sha256(input));
+
+    // The third account may talk to the miners (it is --allow'ed) but holds no wrapped data key.
+    const outThird = join(cwd, 'shared-third.bin');
+    const run = await ailink(
+      ['store', 'get', fids.shared, '--out', outThird, '--key', third.file, ...net()],
+      {
+        cwd,
+      },
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('CRYPTO_NOT_A_READER');
+    expect(existsSync(outThird)).toBe(false);
+    expect(existsSync(`${outThird}.part`)).toBe(false);
+  });
+
+  it('SIGTERM stops `ailink dev` and every miner it started', async () => {
+    const pids = network.processes.map((p) => p.pid);
+    const exit = await stopDev(dev!);
+    expect(exit).toStrictEqual({ code: 0, signal: null });
+    expect(await survivors(pids)).toStrictEqual([]);
+  });
+
+  it('`ailink dev` again on the same data dir: same peer ids, and earlier objects read back identically', async () => {
+    const before = network;
+    ({ dev, network } = await startDev(dir, devArgs, new Set(before.processes.map((p) => p.pid))));
+    const ids = (n: NetworkFile) => n.processes.map((p) => [p.name, p.peerId]);
+    expect(ids(network)).toStrictEqual(ids(before));
+    expect(network.operatorKey).toBe(before.operatorKey);
+
+    const list = JSON.parse(await ok(['store', 'ls', '--json', ...net()], cwd)) as { fid: string }[];
+    expect(list.map((o) => o.fid).sort()).toStrictEqual([fids.plain, fids.sealed, fids.shared].sort());
+
+    for (const fid of [fids.plain!, fids.sealed!]) {
+      const out = join(cwd, `after-restart-${fid.slice(0, 8)}.bin`);
+      await ok(['store', 'get', fid, '--out', out, ...net()], cwd);
+      expect(sha256(readFileSync(out))).toBe(sha256(input));
+    }
+    const out = join(cwd, 'after-restart-shared.bin');
+    await ok(['store', 'get', fids.shared!, '--out', out, '--key', second.file, ...net()], cwd);
+    expect(sha256(readFileSync(out))).toBe(sha256(input));
+  });
+
+  it('stopping the restarted network leaves no miner behind', async () => {
+    const pids = network.processes.map((p) => p.pid);
+    expect(pids.every(isRunning)).toBe(true);
+    const exit = await stopDev(dev!);
+    dev = undefined;
+    expect(exit).toStrictEqual({ code: 0, signal: null });
+    expect(await survivors(pids)).toStrictEqual([]);
+  });
+});
