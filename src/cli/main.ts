@@ -218,7 +218,10 @@ async function storeHash(argv: string[]): Promise<void> {
     profile.segmentSize,
   )) {
     size += bytes.byteLength;
-    const e = encodeSegment(profile, storedSegment(profile, bytes, { index: index++, last, key: null }));
+    const e = encodeSegment(
+      profile,
+      storedSegment(profile, bytes, { index: index++, last, key: null }).stored,
+    );
     segments.push({ hash: e.hash, fragments: e.fragmentHashes });
   }
   const out = { fid: fidOf(segments.map((s) => s.hash)), size, profile, segments };

@@ -9,7 +9,7 @@ import { fidOf, zeroFragmentHash } from './hash.ts';
 import type { MinerClient } from './miner-client.ts';
 import { checkProfile, columnsOf, fragmentSizeOf, type StorageProfile } from './profile.ts';
 import type { ObjectRecord, ObjectRegistry, Placement } from './record.ts';
-import { plaintextLength, segmentCapacity } from './segments.ts';
+import { plaintextLength } from './segments.ts';
 
 export interface StorageClientDeps {
   readonly miners: MinerClient;
@@ -187,6 +187,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const assigned: PeerRef[] = candidates.slice(0, columns);
     const spares: PeerRef[] = candidates.slice(columns);
     const segments: { hash: string; fragments: string[] }[] = [];
+    const tags: string[] = [];
     let size = 0;
 
     /** Puts one fragment of `column`, moving the column to a spare miner when its miner fails or stalls. */
@@ -232,17 +233,17 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
     };
 
-    const capacity = segmentCapacity(profile, encrypt);
     let index = 0;
     // Encode segment i+1 on a worker while segment i's fragments are on the wire.
     let inFlight: Promise<void> | undefined;
-    for await (const { bytes, last } of chunks(source, capacity)) {
+    for await (const { bytes, last } of chunks(source, profile.segmentSize)) {
       const at = index++;
       const length = bytes.byteLength;
       size += length;
       const encoded = await deps.codec.encode({ profile, plaintext: bytes, index: at, last, key });
       await inFlight;
       segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
+      if (encoded.tag !== null) tags[at] = encoded.tag;
       inFlight = Promise.all(
         encoded.fragmentHashes.map((hash, c) =>
           placeFragment(at, c, hash, encoded.shards.subarray(c * fragmentSize, (c + 1) * fragmentSize)),
@@ -262,7 +263,9 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       profile: { ...profile },
       segments,
       encryption:
-        key === null ? null : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r))) },
+        key === null
+          ? null
+          : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r))), tags },
     };
     const miners = assigned.map((p) => p.peerId);
     deps.registry.declare(record, miners);
@@ -299,7 +302,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
       const fragments = await fetchSegment(record, miners, index, new Set(), getOptions.signal);
-      const open = { length: plaintextLength(record, index), last: index === count - 1, key };
+      const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
+      const open = { length: plaintextLength(record, index), last: index === count - 1, key, tag };
       const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
       return deps.codec.decode({ profile: record.profile, fragments, expected, index, open });
     };

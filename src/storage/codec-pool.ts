@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AilinkError, isErrorCode } from '../shared/errors.ts';
-import { decodeSegment, encodeSegment, rebuildColumns } from './codec.ts';
+import { decodeSegment, rebuildColumns } from './codec.ts';
 import type { StorageProfile } from './profile.ts';
-import { type OpenSpec, openStored, storedSegment } from './segments.ts';
+import { type EncodedShards, encodeForStorage, type OpenSpec, openStored } from './segments.ts';
 
 export type CodecTask =
   | {
@@ -30,13 +30,6 @@ export type CodecTask =
       index: number;
       columns: number[];
     };
-
-export interface EncodedShards {
-  readonly hash: string;
-  readonly fragmentHashes: string[];
-  /** All fragments, contiguous: fragment i is bytes [i·size, (i+1)·size). */
-  readonly shards: Uint8Array;
-}
 
 /**
  * Runs codec work on worker threads so that Reed-Solomon over a 32 MiB segment (≈ 300 ms) never stalls the event
@@ -125,14 +118,7 @@ export function createCodecPool(options: { threads?: number; inline?: boolean } 
 
 function inlinePool(): CodecPool {
   return {
-    async encode(t) {
-      const e = encodeSegment(t.profile, storedSegment(t.profile, t.plaintext, t));
-      return {
-        hash: e.hash,
-        fragmentHashes: e.fragmentHashes,
-        shards: new Uint8Array(e.fragments[0]!.buffer as ArrayBuffer),
-      };
-    },
+    encode: async (t) => encodeForStorage(t.profile, t.plaintext, t),
     decode: async (t) =>
       openStored(decodeSegment(t.profile, t.fragments, t.expected, t.index), t.index, t.open),
     async rebuild(t) {

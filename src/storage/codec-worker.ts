@@ -1,32 +1,17 @@
 import { parentPort } from 'node:worker_threads';
 import { hasCode } from '../shared/errors.ts';
-import { decodeSegment, encodeSegment, rebuildColumns } from './codec.ts';
+import { decodeSegment, rebuildColumns } from './codec.ts';
 import type { CodecTask } from './codec-pool.ts';
-import { openStored, storedSegment } from './segments.ts';
+import { encodeForStorage, openStored } from './segments.ts';
 
 /** The codec's CPU work (sealing, Reed-Solomon, hashing), off the event loop. Pure functions, one message per task. */
 parentPort!.on('message', (task: CodecTask & { id: number }) => {
   try {
     if (task.op === 'encode') {
-      const stored = storedSegment(task.profile, task.plaintext, {
-        index: task.index,
-        last: task.last,
-        key: task.key,
-      });
-      const encoded = encodeSegment(task.profile, stored);
-      const buffer = encoded.fragments[0]!.buffer as ArrayBuffer;
-      parentPort!.postMessage(
-        {
-          id: task.id,
-          ok: true,
-          value: {
-            hash: encoded.hash,
-            fragmentHashes: encoded.fragmentHashes,
-            shards: new Uint8Array(buffer),
-          },
-        },
-        [buffer],
-      );
+      const encoded = encodeForStorage(task.profile, task.plaintext, task);
+      parentPort!.postMessage({ id: task.id, ok: true, value: encoded }, [
+        encoded.shards.buffer as ArrayBuffer,
+      ]);
     } else if (task.op === 'decode') {
       const segment = decodeSegment(task.profile, task.fragments, task.expected, task.index);
       const original = openStored(segment, task.index, task.open);

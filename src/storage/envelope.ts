@@ -9,7 +9,9 @@ import { generateX25519, privateKeyObject, publicKeyObject, x25519PublicOf } fro
  * prefix, no MAC, key sent to the gateway). Each object gets a random 256-bit data key; segment i is sealed with
  * AES-256-GCM under nonce = i (unique because the key is never reused) and associated data that binds the segment's
  * position and whether it is the last one (the STREAM construction), so reordering, dropping or truncating segments
- * fails authentication. The data key is wrapped for each reader with X25519 + HKDF-SHA256 + AES-256-GCM.
+ * fails authentication. The 16-byte tag is kept beside the segment (in the object record), not inside it, so an
+ * encrypted segment carries a full segment of plaintext and an encrypted object has as many segments as a plain one.
+ * The data key is wrapped for each reader with X25519 + HKDF-SHA256 + AES-256-GCM.
  */
 
 export const AEAD = 'aes-256-gcm';
@@ -17,9 +19,6 @@ export const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 const WRAP_INFO = Buffer.from('ailink/keywrap/v1');
 const SEGMENT_AAD_PREFIX = Buffer.from('ailink/segment/v1');
-
-/** Plaintext bytes that fit in one stored segment once the GCM tag is added. */
-export const sealedCapacity = (segmentSize: number): number => segmentSize - TAG_BYTES;
 
 export function newDataKey(random: Random): Uint8Array {
   return random(KEY_BYTES);
@@ -39,37 +38,37 @@ function segmentAad(index: number, last: boolean): Buffer {
   return aad;
 }
 
-/**
- * Seals one segment's plaintext (≤ segmentSize − 16 bytes) and zero-pads the result to exactly `segmentSize`.
- */
+/** A sealed segment: ciphertext zero-padded to the segment size, and its detached authentication tag. */
+export interface SealedSegment {
+  readonly stored: Uint8Array;
+  readonly tag: Uint8Array;
+}
+
+/** Seals one segment's plaintext (≤ segmentSize bytes); the ciphertext is zero-padded to exactly `segmentSize`. */
 export function sealSegment(
   key: Uint8Array,
   index: number,
   last: boolean,
   plaintext: Uint8Array,
   segmentSize: number,
-): Uint8Array {
-  if (plaintext.byteLength > sealedCapacity(segmentSize)) {
+): SealedSegment {
+  if (plaintext.byteLength > segmentSize) {
     throw new RangeError(
-      `sealSegment: expected ≤ ${sealedCapacity(segmentSize)} plaintext bytes, got ${plaintext.byteLength}`,
+      `sealSegment: expected ≤ ${segmentSize} plaintext bytes, got ${plaintext.byteLength}`,
     );
   }
-  const out = new Uint8Array(segmentSize);
+  const stored = new Uint8Array(segmentSize);
   const cipher = createCipheriv(AEAD, key, segmentNonce(index));
   cipher.setAAD(segmentAad(index, last));
   const body = cipher.update(plaintext);
-  out.set(body, 0);
-  let n = body.byteLength;
-  const fin = cipher.final();
-  out.set(fin, n);
-  n += fin.byteLength;
-  out.set(cipher.getAuthTag(), n);
-  return out;
+  stored.set(body, 0);
+  stored.set(cipher.final(), body.byteLength);
+  return { stored, tag: new Uint8Array(cipher.getAuthTag()) };
 }
 
 /**
- * Opens a sealed segment; `plaintextLength` comes from the object's recorded size.
- * @throws CRYPTO_DECRYPT_FAILED if anything — bytes, position, length, key — differs from what was sealed.
+ * Opens a sealed segment; `plaintextLength` comes from the object's recorded size, `tag` from its record.
+ * @throws CRYPTO_DECRYPT_FAILED if anything — bytes, position, length, tag, key — differs from what was sealed.
  */
 export function openSegment(
   key: Uint8Array,
@@ -77,21 +76,28 @@ export function openSegment(
   last: boolean,
   stored: Uint8Array,
   plaintextLength: number,
+  tag: Uint8Array,
 ): Uint8Array {
-  if (
-    !Number.isSafeInteger(plaintextLength) ||
-    plaintextLength < 0 ||
-    plaintextLength + TAG_BYTES > stored.byteLength
-  ) {
+  if (!Number.isSafeInteger(plaintextLength) || plaintextLength < 0 || plaintextLength > stored.byteLength) {
     throw new AilinkError(
       'CRYPTO_DECRYPT_FAILED',
-      `segment ${index}: expected ≤ ${stored.byteLength - TAG_BYTES} plaintext bytes, record says ${plaintextLength}`,
+      `segment ${index}: expected ≤ ${stored.byteLength} plaintext bytes, record says ${plaintextLength}`,
+      { details: { segment: index } },
+    );
+  }
+  if (tag.byteLength !== TAG_BYTES) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      `segment ${index}: expected a ${TAG_BYTES}-byte tag, got ${tag.byteLength}`,
+      {
+        details: { segment: index },
+      },
     );
   }
   try {
     const decipher = createDecipheriv(AEAD, key, segmentNonce(index), { authTagLength: TAG_BYTES });
     decipher.setAAD(segmentAad(index, last));
-    decipher.setAuthTag(stored.subarray(plaintextLength, plaintextLength + TAG_BYTES));
+    decipher.setAuthTag(tag);
     const a = decipher.update(stored.subarray(0, plaintextLength));
     const b = decipher.final();
     return b.byteLength === 0
@@ -100,7 +106,7 @@ export function openSegment(
   } catch (cause) {
     throw new AilinkError(
       'CRYPTO_DECRYPT_FAILED',
-      `segment ${index}: authentication failed — the stored bytes, their position or the data key were altered`,
+      `segment ${index}: authentication failed — the stored bytes, their position, the tag or the data key were altered`,
       { cause, details: { segment: index } },
     );
   }

@@ -20,7 +20,7 @@ export {
   generateX25519,
   type KeyWrap,
   openSegment,
-  sealedCapacity,
+  type SealedSegment,
   sealSegment,
   unwrapDataKey,
   wrapDataKey,
@@ -74,4 +74,12 @@ export {
   type SignedFields,
   signRequest,
 } from './request-auth.ts';
-export { type OpenSpec, openStored, plaintextLength, segmentCapacity, storedSegment } from './segments.ts';
+export {
+  type EncodedShards,
+  encodeForStorage,
+  type OpenSpec,
+  openStored,
+  plaintextLength,
+  type StoredSegment,
+  storedSegment,
+} from './segments.ts';

@@ -8,32 +8,39 @@ const hash = z.string().regex(/^[0-9a-f]{64}$/);
  * fragment hashes, as CESS computes them), the original size, the geometry and, when encrypted, the data key wrapped
  * for each reader. It carries no secret.
  */
-export const ObjectRecordSchema = z.object({
-  version: z.literal(1),
-  fid: hash,
-  size: z.number().int().nonnegative(),
-  name: z.string().max(255).optional(),
-  owner: z.string().min(1),
-  createdAt: z.number().int().nonnegative(),
-  profile: z.object({
-    segmentSize: z.number().int().positive(),
-    dataFragments: z.number().int().positive(),
-    parityFragments: z.number().int().nonnegative(),
-  }),
-  segments: z.array(z.object({ hash, fragments: z.array(hash) })).min(1),
-  encryption: z
-    .object({
-      alg: z.literal('aes-256-gcm'),
-      wraps: z.array(
-        z.object({
-          recipient: hash,
-          ephemeral: hash,
-          sealed: z.string().regex(/^[0-9a-f]{96}$/),
-        }),
-      ),
-    })
-    .nullable(),
-});
+export const ObjectRecordSchema = z
+  .object({
+    version: z.literal(1),
+    fid: hash,
+    size: z.number().int().nonnegative(),
+    name: z.string().max(255).optional(),
+    owner: z.string().min(1),
+    createdAt: z.number().int().nonnegative(),
+    profile: z.object({
+      segmentSize: z.number().int().positive(),
+      dataFragments: z.number().int().positive(),
+      parityFragments: z.number().int().nonnegative(),
+    }),
+    segments: z.array(z.object({ hash, fragments: z.array(hash) })).min(1),
+    encryption: z
+      .object({
+        alg: z.literal('aes-256-gcm'),
+        wraps: z.array(
+          z.object({
+            recipient: hash,
+            ephemeral: hash,
+            sealed: z.string().regex(/^[0-9a-f]{96}$/),
+          }),
+        ),
+        /** The GCM tag of each segment, in order. */
+        tags: z.array(z.string().regex(/^[0-9a-f]{32}$/)),
+      })
+      .nullable(),
+  })
+  .refine((r) => r.encryption === null || r.encryption.tags.length === r.segments.length, {
+    message: 'an encrypted record needs exactly one tag per segment',
+    path: ['encryption', 'tags'],
+  });
 export type ObjectRecord = z.infer<typeof ObjectRecordSchema>;
 
 /** Where an object's columns are: `miners[i]` holds fragment i of every segment (CESS's column placement). */

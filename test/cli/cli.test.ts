@@ -80,7 +80,11 @@ async function hashInProcess(bytes: Uint8Array, profile: StorageProfile) {
   const segments: { hash: string; fragments: string[] }[] = [];
   let index = 0;
   for await (const { bytes: chunk, last } of chunks(bytes, profile.segmentSize)) {
-    const e = encodeSegment(profile, storedSegment(profile, chunk, { index: index++, last, key: null }));
+    const { stored, tag } = storedSegment(profile, chunk, { index: index++, last, key: null });
+    // A plain segment is stored as is (zero-padded to the segment size) and has no tag.
+    expect(tag).toBeNull();
+    expect(stored).toHaveLength(profile.segmentSize);
+    const e = encodeSegment(profile, stored);
     segments.push({ hash: e.hash, fragments: e.fragmentHashes });
   }
   return { fid: fidOf(segments.map((s) => s.hash)), size: bytes.byteLength, segments };

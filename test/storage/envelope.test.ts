@@ -10,7 +10,6 @@ import {
   type KeyWrap,
   newDataKey,
   openSegment,
-  sealedCapacity,
   sealSegment,
   TAG_BYTES,
   unwrapDataKey,
@@ -20,10 +19,10 @@ import {
 import { TEST_PROFILE } from '../../src/storage/profile.ts';
 import { expectCode, flipBit } from './helpers.ts';
 
-// Property tests seal into small segments (capacity 240 bytes) so that many runs stay fast; one test uses the
-// TEST_PROFILE segment at full capacity.
+// Property tests seal into small segments (256 bytes; the GCM tag is detached, so a sealed segment carries a full
+// segment of plaintext) so that many runs stay fast; one test uses the TEST_PROFILE segment at full capacity.
 const SEG = 256;
-const CAP = sealedCapacity(SEG);
+const CAP = SEG;
 
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const index = fc.nat({ max: 2 ** 32 - 1 });
@@ -32,12 +31,27 @@ const nonEmptyPlaintext = fc.uint8Array({ minLength: 1, maxLength: CAP });
 
 const eq = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
 
+/** Flips bit `bit` of ciphertext ‖ tag: bits below 8·plaintextLength hit the stored ciphertext, the rest the tag. */
+function flipSealed(
+  sealed: { stored: Uint8Array; tag: Uint8Array },
+  plaintextLength: number,
+  bit: number,
+): { stored: Uint8Array; tag: Uint8Array } {
+  return bit < plaintextLength * 8
+    ? { stored: flipBit(sealed.stored, bit), tag: sealed.tag }
+    : { stored: sealed.stored, tag: flipBit(sealed.tag, bit - plaintextLength * 8) };
+}
+
 describe('segment sealing: constants and shape', () => {
-  it('AES-256-GCM with a 16-byte tag; capacity is segment size − 16', () => {
+  it('AES-256-GCM with a detached 16-byte tag; capacity is the whole segment', () => {
     expect(AEAD).toBe('aes-256-gcm');
     expect(TAG_BYTES).toBe(16);
-    expect(sealedCapacity(SEG)).toBe(SEG - 16);
-    expect(sealedCapacity(TEST_PROFILE.segmentSize)).toBe(64 * 1024 - 16);
+    const key = newDataKey(systemRandom);
+    for (const size of [SEG, TEST_PROFILE.segmentSize]) {
+      const { stored, tag } = sealSegment(key, 0, true, new Uint8Array(size), size);
+      expect(stored).toHaveLength(size);
+      expect(tag).toHaveLength(TAG_BYTES);
+    }
   });
 
   it('newDataKey draws exactly 32 bytes from the Random it is given', () => {
@@ -51,12 +65,15 @@ describe('segment sealing: constants and shape', () => {
     expect(newDataKey(systemRandom)).toHaveLength(32);
   });
 
-  it('output is exactly segmentSize bytes: ciphertext, tag, then zero padding', () => {
+  it('stored is exactly segmentSize bytes: ciphertext, then zero padding; the tag is 16 separate bytes', () => {
     fc.assert(
       fc.property(key32, index, fc.boolean(), plaintext, (key, i, last, pt) => {
-        const sealed = sealSegment(key, i, last, pt, SEG);
-        expect(sealed.byteLength).toBe(SEG);
-        expect(sealed.subarray(pt.byteLength + TAG_BYTES).every((b) => b === 0)).toBe(true);
+        const { stored, tag } = sealSegment(key, i, last, pt, SEG);
+        expect(stored).toBeInstanceOf(Uint8Array);
+        expect(stored.byteLength).toBe(SEG);
+        expect(stored.subarray(pt.byteLength).every((b) => b === 0)).toBe(true);
+        expect(tag).toBeInstanceOf(Uint8Array);
+        expect(tag.byteLength).toBe(TAG_BYTES);
       }),
     );
   });
@@ -64,32 +81,41 @@ describe('segment sealing: constants and shape', () => {
   it('pins the stored format: nonce = 8 zero bytes ‖ u32be(index), AAD = "ailink/segment/v1" ‖ u32be(index) ‖ last', () => {
     const key = Uint8Array.from({ length: 32 }, (_, i) => i);
     const pt = new TextEncoder().encode('ailink kat');
-    const sealed = sealSegment(key, 3, true, pt, SEG);
+    const { stored, tag } = sealSegment(key, 3, true, pt, SEG);
     // Independent computation with node:crypto.
     const nonce = Buffer.alloc(12);
     nonce.writeUInt32BE(3, 8);
     const cipher = createCipheriv('aes-256-gcm', key, nonce);
     cipher.setAAD(Buffer.concat([Buffer.from('ailink/segment/v1'), Buffer.from([0, 0, 0, 3, 1])]));
-    const expected = Buffer.concat([cipher.update(pt), cipher.final(), cipher.getAuthTag()]);
+    const ciphertext = Buffer.concat([cipher.update(pt), cipher.final()]);
+    const expectedTag = cipher.getAuthTag();
     // Committed vector (stored objects must stay readable across versions).
-    expect(expected.toString('hex')).toBe('6c4d62da381d91b1d2e68d0ab0781b0b5c869cb1609b40848a07');
-    expect(toHex(sealed.subarray(0, pt.byteLength + TAG_BYTES))).toBe(expected.toString('hex'));
+    expect(ciphertext.toString('hex')).toBe('6c4d62da381d91b1d2e6');
+    expect(expectedTag.toString('hex')).toBe('8d0ab0781b0b5c869cb1609b40848a07');
+    // The stored segment is the ciphertext and zeros, nothing else; the tag travels on its own.
+    expect(toHex(stored)).toBe(ciphertext.toString('hex') + '00'.repeat(SEG - pt.byteLength));
+    expect(toHex(tag)).toBe(expectedTag.toString('hex'));
+    expect(new TextDecoder().decode(openSegment(key, 3, true, stored, pt.byteLength, tag))).toBe(
+      'ailink kat',
+    );
   });
 
-  it('plaintext longer than the capacity → RangeError', () => {
+  it('a full segment of plaintext fits; one byte more → RangeError', () => {
     const key = newDataKey(systemRandom);
-    expect(() => sealSegment(key, 0, true, new Uint8Array(CAP + 1), SEG)).toThrow(RangeError);
-    expect(() => sealSegment(key, 0, true, new Uint8Array(SEG), SEG)).toThrow(RangeError);
-    expect(sealSegment(key, 0, true, new Uint8Array(CAP), SEG)).toHaveLength(SEG);
+    expect(() => sealSegment(key, 0, true, new Uint8Array(SEG + 1), SEG)).toThrow(RangeError);
+    expect(() => sealSegment(key, 0, true, new Uint8Array(SEG + TAG_BYTES), SEG)).toThrow(RangeError);
+    const full = sealSegment(key, 0, true, new Uint8Array(SEG), SEG);
+    expect(full.stored).toHaveLength(SEG);
+    expect(full.tag).toHaveLength(TAG_BYTES);
   });
 });
 
 describe('openSegment ∘ sealSegment', () => {
-  it('is the identity for random keys, plaintexts (0..capacity bytes), indexes and last flags', () => {
+  it('is the identity for random keys, plaintexts (0..segmentSize bytes), indexes and last flags', () => {
     fc.assert(
       fc.property(key32, index, fc.boolean(), plaintext, (key, i, last, pt) => {
-        const sealed = sealSegment(key, i, last, pt, SEG);
-        expect(eq(openSegment(key, i, last, sealed, pt.byteLength), pt)).toBe(true);
+        const { stored, tag } = sealSegment(key, i, last, pt, SEG);
+        expect(eq(openSegment(key, i, last, stored, pt.byteLength, tag), pt)).toBe(true);
       }),
       { numRuns: 300 },
     );
@@ -97,22 +123,24 @@ describe('openSegment ∘ sealSegment', () => {
 
   it('is the identity for a full TEST_PROFILE segment, and for an empty one', () => {
     const key = newDataKey(systemRandom);
-    const full = systemRandom(sealedCapacity(TEST_PROFILE.segmentSize));
+    const full = systemRandom(TEST_PROFILE.segmentSize);
     const sealed = sealSegment(key, 9, false, full, TEST_PROFILE.segmentSize);
-    expect(sealed).toHaveLength(TEST_PROFILE.segmentSize);
-    expect(eq(openSegment(key, 9, false, sealed, full.byteLength), full)).toBe(true);
+    expect(sealed.stored).toHaveLength(TEST_PROFILE.segmentSize);
+    expect(sealed.tag).toHaveLength(TAG_BYTES);
+    expect(eq(openSegment(key, 9, false, sealed.stored, full.byteLength, sealed.tag), full)).toBe(true);
     const empty = sealSegment(key, 10, true, new Uint8Array(0), TEST_PROFILE.segmentSize);
-    expect(openSegment(key, 10, true, empty, 0)).toHaveLength(0);
+    expect(empty.stored.every((b) => b === 0)).toBe(true);
+    expect(openSegment(key, 10, true, empty.stored, 0, empty.tag)).toHaveLength(0);
   });
 
   it('encrypts: a non-empty plaintext does not appear in the sealed bytes', () => {
     const key = newDataKey(systemRandom);
     const pt = new Uint8Array(CAP).fill(0x41);
-    const sealed = sealSegment(key, 0, true, pt, SEG);
-    expect(eq(sealed.subarray(0, CAP), pt)).toBe(false);
+    const { stored } = sealSegment(key, 0, true, pt, SEG);
+    expect(eq(stored.subarray(0, CAP), pt)).toBe(false);
   });
 
-  it('flipping any single bit of the ciphertext or tag → CRYPTO_DECRYPT_FAILED', () => {
+  it('flipping any single bit of the ciphertext or of the detached tag → CRYPTO_DECRYPT_FAILED', () => {
     fc.assert(
       fc.property(
         key32,
@@ -122,9 +150,9 @@ describe('openSegment ∘ sealSegment', () => {
           fc.tuple(fc.constant(pt), fc.nat({ max: (pt.byteLength + TAG_BYTES) * 8 - 1 })),
         ),
         (key, i, last, [pt, bit]) => {
-          const sealed = flipBit(sealSegment(key, i, last, pt, SEG), bit);
+          const { stored, tag } = flipSealed(sealSegment(key, i, last, pt, SEG), pt.byteLength, bit);
           const err = expectCode(
-            () => openSegment(key, i, last, sealed, pt.byteLength),
+            () => openSegment(key, i, last, stored, pt.byteLength, tag),
             'CRYPTO_DECRYPT_FAILED',
           );
           expect(err.details).toEqual({ segment: i });
@@ -134,21 +162,44 @@ describe('openSegment ∘ sealSegment', () => {
     );
   });
 
-  it('every one of the 256 single-bit flips of a 16-byte plaintext + tag is detected', () => {
+  it('every one of the 256 single-bit flips of a 16-byte ciphertext + its tag is detected', () => {
     const key = newDataKey(systemRandom);
     const pt = systemRandom(16);
     const sealed = sealSegment(key, 4, false, pt, SEG);
     for (let bit = 0; bit < 32 * 8; bit++) {
-      expectCode(() => openSegment(key, 4, false, flipBit(sealed, bit), 16), 'CRYPTO_DECRYPT_FAILED');
+      const { stored, tag } = flipSealed(sealed, 16, bit);
+      expectCode(() => openSegment(key, 4, false, stored, 16, tag), 'CRYPTO_DECRYPT_FAILED');
     }
+    // Flips of the tag of an empty segment too: the tag is all there is to check.
+    const empty = sealSegment(key, 5, true, new Uint8Array(0), SEG);
+    for (let bit = 0; bit < TAG_BYTES * 8; bit++) {
+      const tag = flipBit(empty.tag, bit);
+      expectCode(() => openSegment(key, 5, true, empty.stored, 0, tag), 'CRYPTO_DECRYPT_FAILED');
+    }
+  });
+
+  // Node accepts GCM tags of 4..15 bytes unless told otherwise, and a tag prefix is a valid shorter tag.
+  it('a tag of any length but 16 (truncated, extended, empty) → CRYPTO_DECRYPT_FAILED', () => {
+    const key = newDataKey(systemRandom);
+    const pt = systemRandom(40);
+    const { stored, tag } = sealSegment(key, 2, false, pt, SEG);
+    const wrong = [
+      ...[0, 1, 4, 8, 12, 15].map((n) => tag.subarray(0, n)),
+      Uint8Array.from([...tag, 0]),
+      Uint8Array.from([...tag, ...tag]),
+    ];
+    for (const t of wrong) {
+      expectCode(() => openSegment(key, 2, false, stored, pt.byteLength, t), 'CRYPTO_DECRYPT_FAILED');
+    }
+    expect(eq(openSegment(key, 2, false, stored, pt.byteLength, tag), pt)).toBe(true);
   });
 
   it('opening with a different index → CRYPTO_DECRYPT_FAILED', () => {
     fc.assert(
       fc.property(key32, index, index, fc.boolean(), plaintext, (key, i, j, last, pt) => {
         fc.pre(i !== j);
-        const sealed = sealSegment(key, i, last, pt, SEG);
-        expectCode(() => openSegment(key, j, last, sealed, pt.byteLength), 'CRYPTO_DECRYPT_FAILED');
+        const { stored, tag } = sealSegment(key, i, last, pt, SEG);
+        expectCode(() => openSegment(key, j, last, stored, pt.byteLength, tag), 'CRYPTO_DECRYPT_FAILED');
       }),
       { numRuns: 200 },
     );
@@ -157,8 +208,8 @@ describe('openSegment ∘ sealSegment', () => {
   it('opening with the other last flag → CRYPTO_DECRYPT_FAILED', () => {
     fc.assert(
       fc.property(key32, index, fc.boolean(), plaintext, (key, i, last, pt) => {
-        const sealed = sealSegment(key, i, last, pt, SEG);
-        expectCode(() => openSegment(key, i, !last, sealed, pt.byteLength), 'CRYPTO_DECRYPT_FAILED');
+        const { stored, tag } = sealSegment(key, i, last, pt, SEG);
+        expectCode(() => openSegment(key, i, !last, stored, pt.byteLength, tag), 'CRYPTO_DECRYPT_FAILED');
       }),
       { numRuns: 200 },
     );
@@ -168,11 +219,54 @@ describe('openSegment ∘ sealSegment', () => {
     fc.assert(
       fc.property(key32, key32, index, fc.boolean(), plaintext, (key, other, i, last, pt) => {
         fc.pre(!eq(key, other));
-        const sealed = sealSegment(key, i, last, pt, SEG);
-        expectCode(() => openSegment(other, i, last, sealed, pt.byteLength), 'CRYPTO_DECRYPT_FAILED');
+        const { stored, tag } = sealSegment(key, i, last, pt, SEG);
+        expectCode(() => openSegment(other, i, last, stored, pt.byteLength, tag), 'CRYPTO_DECRYPT_FAILED');
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('a tag from another segment (tags swapped between two segments) → CRYPTO_DECRYPT_FAILED', () => {
+    fc.assert(
+      fc.property(
+        key32,
+        index,
+        index,
+        fc.boolean(),
+        fc.boolean(),
+        plaintext,
+        plaintext,
+        (key, i, j, lastI, lastJ, p, q) => {
+          fc.pre(i !== j);
+          const a = sealSegment(key, i, lastI, p, SEG);
+          const b = sealSegment(key, j, lastJ, q, SEG);
+          // Each stored segment at its own position, but with the other one's tag.
+          expectCode(
+            () => openSegment(key, i, lastI, a.stored, p.byteLength, b.tag),
+            'CRYPTO_DECRYPT_FAILED',
+          );
+          expectCode(
+            () => openSegment(key, j, lastJ, b.stored, q.byteLength, a.tag),
+            'CRYPTO_DECRYPT_FAILED',
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // The same plaintext in every segment of one object: only the tag's position binding tells them apart.
+    const key = newDataKey(systemRandom);
+    const pt = systemRandom(SEG);
+    const sealed = [0, 1, 2].map((i) => sealSegment(key, i, i === 2, pt, SEG));
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        const open = () => openSegment(key, i, i === 2, sealed[i]!.stored, SEG, sealed[j]!.tag);
+        if (i === j) expect(eq(open(), pt)).toBe(true);
+        else expectCode(open, 'CRYPTO_DECRYPT_FAILED');
+      }
+    }
+    // The tag of the same position in another object (another data key) does not open it either.
+    const other = sealSegment(newDataKey(systemRandom), 0, false, pt, SEG);
+    expectCode(() => openSegment(key, 0, false, sealed[0]!.stored, SEG, other.tag), 'CRYPTO_DECRYPT_FAILED');
   });
 
   it('the same plaintext sealed under two fresh data keys differs', () => {
@@ -180,10 +274,10 @@ describe('openSegment ∘ sealSegment', () => {
       fc.property(index, fc.boolean(), plaintext, (i, last, pt) => {
         const a = sealSegment(newDataKey(systemRandom), i, last, pt, SEG);
         const b = sealSegment(newDataKey(systemRandom), i, last, pt, SEG);
-        expect(eq(a, b)).toBe(false);
+        expect(eq(a.tag, b.tag)).toBe(false);
         // The ciphertext itself differs too, not only the tag.
         if (pt.byteLength >= 8)
-          expect(eq(a.subarray(0, pt.byteLength), b.subarray(0, pt.byteLength))).toBe(false);
+          expect(eq(a.stored.subarray(0, pt.byteLength), b.stored.subarray(0, pt.byteLength))).toBe(false);
       }),
     );
   });
@@ -195,7 +289,9 @@ describe('openSegment ∘ sealSegment', () => {
         const a = sealSegment(key, i, false, pt, SEG);
         const b = sealSegment(key, j, false, pt, SEG);
         // Ciphertext and tag together: a 1-byte ciphertext alone collides with probability 1/256.
-        expect(eq(a.subarray(0, pt.byteLength + 16), b.subarray(0, pt.byteLength + 16))).toBe(false);
+        const sealedBytes = (s: { stored: Uint8Array; tag: Uint8Array }) =>
+          Buffer.concat([s.stored.subarray(0, pt.byteLength), s.tag]);
+        expect(eq(sealedBytes(a), sealedBytes(b))).toBe(false);
       }),
     );
   });
@@ -210,38 +306,66 @@ describe('openSegment ∘ sealSegment', () => {
         fc.integer({ min: -5, max: SEG + 5 }),
         (key, i, last, pt, n) => {
           fc.pre(n !== pt.byteLength);
-          const sealed = sealSegment(key, i, last, pt, SEG);
-          expectCode(() => openSegment(key, i, last, sealed, n), 'CRYPTO_DECRYPT_FAILED');
+          const { stored, tag } = sealSegment(key, i, last, pt, SEG);
+          expectCode(() => openSegment(key, i, last, stored, n, tag), 'CRYPTO_DECRYPT_FAILED');
         },
       ),
       { numRuns: 200 },
     );
   });
 
+  it('a recorded length beyond the stored bytes, or not a safe integer → CRYPTO_DECRYPT_FAILED', () => {
+    const key = newDataKey(systemRandom);
+    const { stored, tag } = sealSegment(key, 0, true, systemRandom(SEG), SEG);
+    for (const n of [SEG + 1, 2 * SEG, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+      expectCode(() => openSegment(key, 0, true, stored, n, tag), 'CRYPTO_DECRYPT_FAILED');
+    }
+  });
+
   it('reordering, dropping the last segment, or truncating the stored bytes all fail', () => {
     const key = newDataKey(systemRandom);
     const parts = [systemRandom(CAP), systemRandom(CAP), systemRandom(100)];
     const sealed = parts.map((p, i) => sealSegment(key, i, i === parts.length - 1, p, SEG));
-    // Swapped segments.
-    expectCode(() => openSegment(key, 0, false, sealed[1]!, CAP), 'CRYPTO_DECRYPT_FAILED');
-    expectCode(() => openSegment(key, 1, false, sealed[0]!, CAP), 'CRYPTO_DECRYPT_FAILED');
+    // Swapped segments (each with its own tag).
+    expectCode(
+      () => openSegment(key, 0, false, sealed[1]!.stored, CAP, sealed[1]!.tag),
+      'CRYPTO_DECRYPT_FAILED',
+    );
+    expectCode(
+      () => openSegment(key, 1, false, sealed[0]!.stored, CAP, sealed[0]!.tag),
+      'CRYPTO_DECRYPT_FAILED',
+    );
     // The last segment dropped: segment 1 presented as the last one.
-    expectCode(() => openSegment(key, 1, true, sealed[1]!, CAP), 'CRYPTO_DECRYPT_FAILED');
-    // Stored bytes cut short, so the tag is not all there.
-    expectCode(() => openSegment(key, 2, true, sealed[2]!.subarray(0, 110), 100), 'CRYPTO_DECRYPT_FAILED');
+    expectCode(
+      () => openSegment(key, 1, true, sealed[1]!.stored, CAP, sealed[1]!.tag),
+      'CRYPTO_DECRYPT_FAILED',
+    );
+    // Stored bytes cut short, so the ciphertext is not all there.
+    expectCode(
+      () => openSegment(key, 2, true, sealed[2]!.stored.subarray(0, 99), 100, sealed[2]!.tag),
+      'CRYPTO_DECRYPT_FAILED',
+    );
+    // A full segment cut short by one byte.
+    expectCode(
+      () => openSegment(key, 0, false, sealed[0]!.stored.subarray(0, CAP - 1), CAP, sealed[0]!.tag),
+      'CRYPTO_DECRYPT_FAILED',
+    );
     // In order, all open.
     parts.forEach((p, i) => {
-      expect(eq(openSegment(key, i, i === parts.length - 1, sealed[i]!, p.byteLength), p)).toBe(true);
+      const s = sealed[i]!;
+      expect(eq(openSegment(key, i, i === parts.length - 1, s.stored, p.byteLength, s.tag), p)).toBe(true);
     });
   });
 
-  it('bytes after the tag are padding: the segment hash, not the AEAD, protects them', () => {
-    // Documents the design: only plaintext + tag are authenticated; the padding is covered by the segment hash.
+  it('bytes after the ciphertext are padding: the segment hash, not the AEAD, protects them', () => {
+    // Documents the design: only the ciphertext and the detached tag are authenticated; the padding is covered by
+    // the segment hash.
     const key = newDataKey(systemRandom);
     const pt = systemRandom(10);
-    const sealed = sealSegment(key, 0, true, pt, SEG);
-    const padded = flipBit(sealed, (10 + TAG_BYTES) * 8 + 3);
-    expect(eq(openSegment(key, 0, true, padded, 10), pt)).toBe(true);
+    const { stored, tag } = sealSegment(key, 0, true, pt, SEG);
+    for (const bit of [10 * 8, 10 * 8 + 3, (10 + TAG_BYTES) * 8 + 3, SEG * 8 - 1]) {
+      expect(eq(openSegment(key, 0, true, flipBit(stored, bit), 10, tag), pt)).toBe(true);
+    }
   });
 });
 
@@ -302,9 +426,9 @@ describe('wrapDataKey / unwrapDataKey', () => {
   });
 
   it('the unwrapped key opens what the data key sealed', () => {
-    const sealed = sealSegment(dataKey, 0, true, new TextEncoder().encode('shared model'), SEG);
+    const { stored, tag } = sealSegment(dataKey, 0, true, new TextEncoder().encode('shared model'), SEG);
     const key = unwrapDataKey(wraps, bob.privateKey);
-    expect(new TextDecoder().decode(openSegment(key, 0, true, sealed, 12))).toBe('shared model');
+    expect(new TextDecoder().decode(openSegment(key, 0, true, stored, 12, tag))).toBe('shared model');
   });
 
   it('a third X25519 key → CRYPTO_NOT_A_READER naming that reader', () => {

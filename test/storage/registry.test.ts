@@ -45,6 +45,7 @@ function makeRecord(spec: RecordSpec): ObjectRecord {
     encryption: spec.encrypted
       ? {
           alg: 'aes-256-gcm',
+          tags: segments.map((_, i) => hex(`${spec.seed}/tag/${i}`).slice(0, 32)),
           wraps: [0, 1].map((r) => ({
             recipient: hex(`${spec.seed}/recipient/${r}`),
             ephemeral: hex(`${spec.seed}/ephemeral/${r}`),
