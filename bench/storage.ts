@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -101,6 +101,33 @@ async function rawStreamRate(
   return median([await once(), await once(), await once()]);
 }
 
+/**
+ * Finds the longest gap between 10 ms ticks and how much CPU the main thread itself used within it (from
+ * /proc/self/task/<pid>/stat, 10 ms resolution): on 2 cores shared with 12 miners a gap can be the scheduler's, not ours.
+ */
+function watchStalls(): { stop(): { gapMs: number; cpuMs: number } } {
+  const cpu = () => {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  };
+  let last = performance.now();
+  let lastCpu = cpu();
+  let worst = { gapMs: 0, cpuMs: 0 };
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const c = cpu();
+    if (now - last > worst.gapMs) worst = { gapMs: now - last, cpuMs: c - lastCpu };
+    last = now;
+    lastCpu = c;
+  }, 10);
+  return {
+    stop() {
+      clearInterval(timer);
+      return worst;
+    },
+  };
+}
+
 async function main(): Promise<void> {
   log('RS 4+8 on 32 MiB segments …');
   const rs = rsRates();
@@ -133,19 +160,27 @@ async function main(): Promise<void> {
     const data = systemRandom(OBJECT_MIB * MiB);
     const digest = createHash('sha256').update(data).digest('hex');
 
+    // Warm-up: the codec worker compiles its code and the 12 connections are dialled once, outside the figures.
+    await client.put(systemRandom(MiB));
     log(`put / get of a ${OBJECT_MIB} MiB encrypted object, 3 rounds …`);
     const puts: number[] = [];
     const gets: number[] = [];
     let stall = 0;
+    let stallCpu = 0;
     for (let round = 0; round < 3; round++) {
       data[0] = round; // a new object each round: nothing is deduplicated
       const loop = monitorEventLoopDelay({ resolution: 5 });
+      const watch = watchStalls();
       loop.enable();
       let t = performance.now();
       const { fid } = await client.put(data);
       puts.push(mbps(data.byteLength, performance.now() - t));
       loop.disable();
-      stall = Math.max(stall, loop.max / 1e6);
+      const worst = watch.stop();
+      if (loop.max / 1e6 > stall) {
+        stall = loop.max / 1e6;
+        stallCpu = worst.cpuMs;
+      }
       t = performance.now();
       const h = createHash('sha256');
       for await (const chunk of client.get(fid)) h.update(chunk);
@@ -167,6 +202,7 @@ async function main(): Promise<void> {
       put_ratio: round2(put / (raw / 3)),
       get_ratio: round2(get / raw),
       max_loop_stall_ms: round1(stall),
+      stall_main_thread_cpu_ms: stallCpu,
     };
     const rows: [string, string, string][] = [
       ['RS 4+8 encode (1 core)', `${result.rs_encode_mbps} MB/s`, ''],
@@ -183,6 +219,7 @@ async function main(): Promise<void> {
         `${result.get_ratio} × raw (aim ≥ 0.5)`,
       ],
       ['max event-loop stall during put', `${result.max_loop_stall_ms} ms`, 'aim ≤ 50 ms'],
+      ['  main-thread CPU within the worst stall', `${stallCpu} ms`, 'the rest is waiting for a core'],
     ];
     console.log('| measure | value | vs baseline |\n|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);

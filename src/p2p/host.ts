@@ -66,7 +66,7 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
     connectionEncrypters: [noise()],
     // A window update lets a stream flush up to its window synchronously (noise-encrypting every frame), so a large
     // window means long event-loop stalls under bulk transfer. 1 MiB keeps loopback saturated with short flushes.
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 1024 * 1024 } })],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 256 * 1024 } })],
     services: { identify: identify() },
   });
   const peerId = node.peerId.toString();
