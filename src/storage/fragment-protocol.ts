@@ -55,17 +55,18 @@ export const DeleteReplySchema = z.object({ ok: z.literal(true), deleted: z.bool
 
 export const encodeJson = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
+/** Decodes a frame as JSON. @throws MINER_PROTOCOL naming `what` was expected. */
+export function parseJsonFrame(frame: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(frame));
+  } catch {
+    throw new AilinkError('MINER_PROTOCOL', `expected ${what}, got ${frame.byteLength} undecodable bytes`);
+  }
+}
+
 /** Parses a frame as JSON against `schema`, turning error replies into the remote's AilinkError. */
 export function decodeReply<T>(frame: Uint8Array, schema: z.ZodType<T>, from: string): T {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(frame));
-  } catch {
-    throw new AilinkError(
-      'MINER_PROTOCOL',
-      `${from}: expected a JSON reply, got ${frame.byteLength} undecodable bytes`,
-    );
-  }
+  const json = parseJsonFrame(frame, `a JSON reply from ${from}`);
   const failure = ErrorReplySchema.safeParse(json);
   if (failure.success) {
     const code: ErrorCode = isErrorCode(failure.data.error.code) ? failure.data.error.code : 'MINER_PROTOCOL';

@@ -6,6 +6,7 @@ import {
   type FragmentRequest,
   FragmentRequestSchema,
   MAX_FRAME_BYTES,
+  parseJsonFrame,
 } from './fragment-protocol.ts';
 import type { FragmentStore } from './fragment-store.ts';
 import { zeroFragmentHash } from './hash.ts';
@@ -146,15 +147,7 @@ async function readRequestFrame(channel: ByteChannel, signal: AbortSignal): Prom
 }
 
 function parseRequest(frame: Uint8Array): FragmentRequest {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(frame));
-  } catch {
-    throw new AilinkError(
-      'MINER_PROTOCOL',
-      `expected a JSON request frame, got ${frame.byteLength} undecodable bytes`,
-    );
-  }
+  const json = parseJsonFrame(frame, 'a JSON request frame');
   const parsed = FragmentRequestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
