@@ -301,11 +301,21 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const count = record.segments.length;
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
-      const fragments = await fetchSegment(record, miners, index, new Set(), getOptions.signal);
       const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
       const open = { length: plaintextLength(record, index), last: index === count - 1, key, tag };
       const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
-      return deps.codec.decode({ profile: record.profile, fragments, expected, index, open });
+      // A miner that serves bytes not matching their hash is skipped and the segment fetched again from the others.
+      const liars = new Set<number>();
+      for (;;) {
+        const fragments = await fetchSegment(record, miners, index, liars, getOptions.signal);
+        try {
+          return await deps.codec.decode({ profile: record.profile, fragments, expected, index, open });
+        } catch (err) {
+          const column = hasCode(err, 'CODEC_HASH_MISMATCH') ? err.details?.column : undefined;
+          if (typeof column !== 'number' || liars.has(column)) throw err;
+          liars.add(column);
+        }
+      }
     };
     // Two segments in flight: fetching and decoding overlap handing out the current one.
     const ahead: Promise<Uint8Array>[] = [];

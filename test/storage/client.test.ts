@@ -1,0 +1,191 @@
+/**
+ * The storage client against 14 real miners started in this process (real libp2p on loopback, real stores on disk),
+ * for the paths the multi-process integration test does not reach: lying miners, tampered records, readers, limits.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
+import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
+import { systemClock, systemRandom } from '../../src/shared/clock.ts';
+import {
+  type CodecPool,
+  chunks,
+  createCodecPool,
+  createMemoryRegistry,
+  createMinerClient,
+  createStorageClient,
+  generateX25519,
+  type MinerClient,
+  type MinerNode,
+  type ObjectRegistry,
+  startMinerNode,
+  TEST_PROFILE,
+} from '../../src/storage/index.ts';
+import { expectCode } from './helpers.ts';
+
+const quietLog = { info() {}, warn() {} };
+const deps = { clock: systemClock, random: systemRandom };
+
+async function readAll(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const p of stream) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+describe('storage client with 14 in-process miners', () => {
+  let dir: string;
+  let nodes: MinerNode[] = [];
+  let peers: PeerRef[] = [];
+  let host: Host;
+  let codec: CodecPool;
+  let owner: Account;
+  let stranger: Account;
+  let registry: ObjectRegistry;
+  let honest: MinerClient;
+
+  const clientFor = (account: Account, miners: MinerClient = honest, directory = () => peers) =>
+    createStorageClient(
+      { miners, directory, registry, account, codec, ...deps },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    );
+
+  beforeAll(async () => {
+    await accountsReady();
+    owner = accountFromSeeds(systemRandom(32), generateX25519().privateKey);
+    stranger = accountFromSeeds(systemRandom(32), generateX25519().privateKey);
+    dir = mkdtempSync(join(tmpdir(), 'ailink-client-'));
+    nodes = await Promise.all(
+      Array.from({ length: 14 }, (_, i) =>
+        startMinerNode(
+          { ...deps, log: quietLog },
+          {
+            dataDir: join(dir, `m${i}`),
+            listen: ['/ip4/127.0.0.1/tcp/0'],
+            allow: [owner.address, stranger.address],
+            capacity: 64 * 1024 * 1024,
+            maxFragmentSize: 1024 * 1024,
+            maxSignatureTtlMs: 60_000,
+            requestDeadlineMs: 10_000,
+          },
+        ),
+      ),
+    );
+    peers = nodes.map((n) => ({ peerId: n.peerId, addrs: n.addrs() }));
+    host = await createHost();
+    codec = createCodecPool({ inline: true });
+    registry = createMemoryRegistry();
+    honest = createMinerClient(
+      { host, account: owner, ...deps },
+      { requestTimeoutMs: 5000, signatureTtlMs: 60_000, maxFragmentSize: 1024 * 1024 },
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.stop();
+    await Promise.all(nodes.map((n) => n.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('round-trips encrypted and plain objects of 0 bytes, 1 byte, one segment and several', async () => {
+    for (const size of [0, 1, TEST_PROFILE.segmentSize, 3 * TEST_PROFILE.segmentSize + 5]) {
+      for (const encrypt of [true, false]) {
+        const data = systemRandom(size);
+        const { fid, record } = await clientFor(owner).put(data, { encrypt });
+        expect(record.segments).toHaveLength(Math.max(1, Math.ceil(size / TEST_PROFILE.segmentSize)));
+        expect(Buffer.compare(await readAll(clientFor(owner).get(fid)), data)).toBe(0);
+      }
+    }
+  });
+
+  it('a miner that serves bytes not matching their hash is skipped: the read still returns the object', async () => {
+    const data = systemRandom(100_000);
+    const { fid, miners } = await clientFor(owner).put(data);
+    const liar = miners[0]!; // holds column 0, one of the 4 columns a read asks first
+    let lies = 0;
+    const lying: MinerClient = {
+      ...honest,
+      async get(peer, hash, options) {
+        const bytes = await honest.get(peer, hash, options);
+        if (peer.peerId !== liar) return bytes;
+        lies++;
+        bytes[7] = (bytes[7] ?? 0) ^ 0x40;
+        return bytes;
+      },
+    };
+    expect(Buffer.compare(await readAll(clientFor(owner, lying).get(fid)), data)).toBe(0);
+    expect(lies).toBeGreaterThan(0);
+  });
+
+  it('a record whose segments do not hash to its fid is refused before anything is fetched', async () => {
+    const { fid } = await clientFor(owner).put(systemRandom(10_000));
+    const placement = registry.get(fid)!;
+    const forged = { ...placement.record, fid: 'f'.repeat(64) };
+    registry.declare(forged, placement.miners);
+    await expect(readAll(clientFor(owner).get(forged.fid))).rejects.toMatchObject({
+      code: 'CODEC_HASH_MISMATCH',
+    });
+  });
+
+  it('only the owner and the named readers can read; others get CRYPTO_NOT_A_READER', async () => {
+    const reader = accountFromSeeds(systemRandom(32), generateX25519().privateKey);
+    const data = systemRandom(5000);
+    const { fid } = await clientFor(owner).put(data, { readers: [reader.readerKey] });
+    expect(Buffer.compare(await readAll(clientFor(reader).get(fid)), data)).toBe(0);
+    await expect(readAll(clientFor(stranger).get(fid))).rejects.toMatchObject({
+      code: 'CRYPTO_NOT_A_READER',
+    });
+  });
+
+  it('refuses a malformed reader key, too few miners, and an unknown fid with clear codes', async () => {
+    await expect(clientFor(owner).put(systemRandom(10), { readers: ['not-a-key'] })).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+    });
+    await expect(
+      clientFor(owner, honest, () => peers.slice(0, 11)).put(systemRandom(10)),
+    ).rejects.toMatchObject({
+      code: 'NOT_ENOUGH_MINERS',
+    });
+    expectCode(() => clientFor(owner).info('0'.repeat(64)), 'OBJECT_NOT_FOUND');
+  });
+
+  it('a put fails with PUT_FAILED naming the column when a miner fails and no spare is left', async () => {
+    const refusing: MinerClient = {
+      ...honest,
+      async put(peer, hash, bytes, options) {
+        if (peer.peerId === peers[3]!.peerId || peer.peerId === peers[12]!.peerId) {
+          throw new Error('refused');
+        }
+        return honest.put(peer, hash, bytes, options);
+      },
+    };
+    // 13 miners: one spare, and both it and column 3 refuse.
+    await expect(
+      clientFor(owner, refusing, () => peers.slice(0, 13)).put(systemRandom(1000)),
+    ).rejects.toMatchObject({
+      code: 'PUT_FAILED',
+    });
+  });
+
+  it('chunks(): pieces concatenate to the input, all full but the last, exactly one last', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 97 }),
+        async (pieces, size) => {
+          const source = (async function* () {
+            yield* pieces;
+          })();
+          const out: { bytes: Uint8Array; last: boolean }[] = [];
+          for await (const c of chunks(source, size)) out.push({ bytes: c.bytes.slice(), last: c.last });
+          expect(Buffer.concat(out.map((c) => c.bytes))).toEqual(Buffer.concat(pieces));
+          expect(out.filter((c) => c.last)).toHaveLength(1);
+          expect(out.at(-1)!.last).toBe(true);
+          for (const c of out.slice(0, -1)) expect(c.bytes.byteLength).toBe(size);
+        },
+      ),
+    );
+  });
+});
