@@ -87,7 +87,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
 
   /** Fetches ≥ dataFragments fragments of one segment, data columns first, then parity; null where not fetched. */
   async function fetchSegment(
-    record: ObjectRecord,
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
     miners: readonly string[],
     index: number,
     skip: ReadonlySet<number>,
@@ -135,9 +135,34 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     return got;
   }
 
-  /** Rebuilds `lost` columns of every segment so far and stores them on `targets` (column → new miner). */
+  /**
+   * Fetches a segment and hands the fragments to `use` (a decode or rebuild in the codec worker, which checks every
+   * hash). A miner whose bytes do not match their hash is skipped and the segment fetched again from the others.
+   */
+  async function withVerifiedFragments<T>(
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
+    miners: readonly string[],
+    index: number,
+    skip: ReadonlySet<number>,
+    signal: AbortSignal | undefined,
+    use: (fragments: (Uint8Array | null)[]) => Promise<T>,
+  ): Promise<T> {
+    const excluded = new Set(skip);
+    for (;;) {
+      const fragments = await fetchSegment(record, miners, index, excluded, signal);
+      try {
+        return await use(fragments);
+      } catch (err) {
+        const column = hasCode(err, 'CODEC_HASH_MISMATCH') ? err.details?.column : undefined;
+        if (typeof column !== 'number' || excluded.has(column)) throw err;
+        excluded.add(column);
+      }
+    }
+  }
+
+  /** Rebuilds `lost` columns of every given segment and stores them on `targets` (column → new miner). */
   async function rebuildOnto(
-    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments' | 'size' | 'encryption'>,
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
     miners: readonly string[],
     targets: ReadonlyMap<number, PeerRef>,
     signal: AbortSignal | undefined,
@@ -145,14 +170,10 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const lost = [...targets.keys()];
     for (let index = 0; index < record.segments.length; index++) {
       const seg = record.segments[index]!;
-      const fragments = await fetchSegment(record as ObjectRecord, miners, index, new Set(lost), signal);
-      const rebuilt = await deps.codec.rebuild({
-        profile: record.profile,
-        fragments,
-        expected: { hash: seg.hash, fragmentHashes: seg.fragments },
-        index,
-        columns: lost,
-      });
+      const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
+      const rebuilt = await withVerifiedFragments(record, miners, index, new Set(lost), signal, (fragments) =>
+        deps.codec.rebuild({ profile: record.profile, fragments, expected, index, columns: lost }),
+      );
       await Promise.all(
         lost.map((c, k) =>
           deps.miners.put(targets.get(c)!, seg.fragments[c]!, rebuilt[k]!, { signal: deadline(signal) }),
@@ -221,7 +242,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
           // Earlier segments of this column went to the failed miner: rebuild them onto the new one.
           if (index > 0) {
             // Segments before `index` are fully placed (segment i starts only after i−1 is done).
-            const sofar = { fid: '', profile, segments: segments.slice(0, index), size, encryption: null };
+            const sofar = { fid: '(being stored)', profile, segments: segments.slice(0, index) };
             await rebuildOnto(
               sofar,
               assigned.map((p) => p.peerId),
@@ -304,18 +325,9 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
       const open = { length: plaintextLength(record, index), last: index === count - 1, key, tag };
       const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
-      // A miner that serves bytes not matching their hash is skipped and the segment fetched again from the others.
-      const liars = new Set<number>();
-      for (;;) {
-        const fragments = await fetchSegment(record, miners, index, liars, getOptions.signal);
-        try {
-          return await deps.codec.decode({ profile: record.profile, fragments, expected, index, open });
-        } catch (err) {
-          const column = hasCode(err, 'CODEC_HASH_MISMATCH') ? err.details?.column : undefined;
-          if (typeof column !== 'number' || liars.has(column)) throw err;
-          liars.add(column);
-        }
-      }
+      return withVerifiedFragments(record, miners, index, new Set(), getOptions.signal, (fragments) =>
+        deps.codec.decode({ profile: record.profile, fragments, expected, index, open }),
+      );
     };
     // Two segments in flight: fetching and decoding overlap handing out the current one.
     const ahead: Promise<Uint8Array>[] = [];
