@@ -102,21 +102,27 @@ export function parityMatrix(dataShards: number, parityShards: number): number[]
   return rows;
 }
 
-function simdTables(parityShards: number): Uint8Array {
-  let tables = tablesFor.get(parityShards);
-  if (tables === undefined) {
-    const matrix = parityMatrix(KERNEL_DATA_SHARDS, parityShards);
-    tables = new Uint8Array(parityShards * KERNEL_DATA_SHARDS * 32);
-    for (let k = 0; k < parityShards; k++) {
-      for (let j = 0; j < KERNEL_DATA_SHARDS; j++) {
-        const at = (k * KERNEL_DATA_SHARDS + j) * 32;
-        const c = matrix[k]![j]!;
-        for (let n = 0; n < 16; n++) {
-          tables[at + n] = gfMul(c, n);
-          tables[at + 16 + n] = gfMul(c, n << 4);
-        }
+/** Look-up tables for the kernel: 32 bytes per coefficient, rows of 4 (see scripts/gen-rs-kernel.ts). */
+function tablesOf(rows: readonly (readonly number[])[]): Uint8Array {
+  const tables = new Uint8Array(rows.length * KERNEL_DATA_SHARDS * 32);
+  rows.forEach((row, k) => {
+    for (let j = 0; j < KERNEL_DATA_SHARDS; j++) {
+      const at = (k * KERNEL_DATA_SHARDS + j) * 32;
+      for (let n = 0; n < 16; n++) {
+        tables[at + n] = gfMul(row[j]!, n);
+        tables[at + 16 + n] = gfMul(row[j]!, n << 4);
       }
     }
+  });
+  return tables;
+}
+
+function parityTables(parityShards: number): Uint8Array {
+  let tables = tablesFor.get(parityShards);
+  if (tables === undefined) {
+    tables = tablesOf(
+      Array.from({ length: parityShards }, (_, k) => generatorRow(KERNEL_DATA_SHARDS + k, parityShards)),
+    );
     tablesFor.set(parityShards, tables);
   }
   return tables;
@@ -134,39 +140,100 @@ function simdKernel(): Kernel | undefined {
   return kernel;
 }
 
-function simdEncode(k: Kernel, shards: Uint8Array, parityShards: number): void {
-  const shard = shards.byteLength / (KERNEL_DATA_SHARDS + parityShards);
-  const tables = simdTables(parityShards);
-  const parityAt = DATA_AT + KERNEL_DATA_SHARDS * STRIPE;
-  const needed = parityAt + parityShards * STRIPE;
+/** The kernel when it can take this shape: 4 data shards, shard size a positive multiple of 16. */
+function kernelFor(dataShards: number, shard: number): Kernel | undefined {
+  if (dataShards !== KERNEL_DATA_SHARDS || !Number.isInteger(shard) || shard <= 0 || shard % 16 !== 0)
+    return undefined;
+  return simdKernel();
+}
+
+/**
+ * outputs[k] = Σ_j rows[k][j] · inputs[j] over GF(2^8), for 4 equal-length inputs, stripe by stripe so that inputs,
+ * outputs and tables stay in cache.
+ */
+function simdMultiply(k: Kernel, inputs: Uint8Array[], outputs: Uint8Array[], tables: Uint8Array): void {
+  const shard = inputs[0]!.byteLength;
+  const outAt = DATA_AT + KERNEL_DATA_SHARDS * STRIPE;
+  const needed = outAt + outputs.length * STRIPE;
   if (k.memory.buffer.byteLength < needed)
     k.memory.grow(Math.ceil((needed - k.memory.buffer.byteLength) / 65536));
   const mem = new Uint8Array(k.memory.buffer);
   mem.set(tables, TABLES_AT);
   for (let at = 0; at < shard; at += STRIPE) {
     const len = Math.min(STRIPE, shard - at);
-    for (let j = 0; j < KERNEL_DATA_SHARDS; j++) {
-      mem.set(shards.subarray(j * shard + at, j * shard + at + len), DATA_AT + j * len);
-    }
-    k.encode(DATA_AT, len, parityAt, parityShards, TABLES_AT);
-    for (let p = 0; p < parityShards; p++) {
-      shards.set(
-        mem.subarray(parityAt + p * len, parityAt + (p + 1) * len),
-        (KERNEL_DATA_SHARDS + p) * shard + at,
-      );
-    }
+    inputs.forEach((input, j) => mem.set(input.subarray(at, at + len), DATA_AT + j * len));
+    k.encode(DATA_AT, len, outAt, outputs.length, TABLES_AT);
+    outputs.forEach((output, o) => output.set(mem.subarray(outAt + o * len, outAt + (o + 1) * len), at));
   }
 }
 
+const shardViews = (shards: Uint8Array, count: number): Uint8Array[] => {
+  const size = shards.byteLength / count;
+  return Array.from({ length: count }, (_, i) => shards.subarray(i * size, (i + 1) * size));
+};
+
 /** Fills the parity shards of `shards` (data shards first, contiguous, equal size) in place. */
 export function rsEncode(shards: Uint8Array, dataShards: number, parityShards: number): void {
-  const shard = shards.byteLength / (dataShards + parityShards);
-  const k =
-    dataShards === KERNEL_DATA_SHARDS && Number.isInteger(shard) && shard % 16 === 0
-      ? simdKernel()
-      : undefined;
-  if (k !== undefined && shard > 0) simdEncode(k, shards, parityShards);
-  else referenceEncode(shards, dataShards, parityShards);
+  const k = kernelFor(dataShards, shards.byteLength / (dataShards + parityShards));
+  if (k === undefined) return referenceEncode(shards, dataShards, parityShards);
+  const views = shardViews(shards, dataShards + parityShards);
+  simdMultiply(k, views.slice(0, dataShards), views.slice(dataShards), parityTables(parityShards));
+}
+
+// --- reconstruction: invert the rows of the shards we have ----------------------------------------------------
+
+const inverses = (() => {
+  const inv = new Uint8Array(256);
+  for (let a = 1; a < 256; a++) for (let b = 1; b < 256; b++) if (gfMul(a, b) === 1) inv[a] = b;
+  return inv;
+})();
+
+/** Inverts a square matrix over GF(2^8) by Gauss-Jordan elimination; null if it is singular. */
+export function gfInvert(matrix: readonly (readonly number[])[]): number[][] | null {
+  const n = matrix.length;
+  const m = matrix.map((row, i) => [...row, ...Array.from({ length: n }, (_, j) => (i === j ? 1 : 0))]);
+  for (let col = 0; col < n; col++) {
+    const pivot = m.findIndex((row, r) => r >= col && row[col] !== 0);
+    if (pivot < 0) return null;
+    [m[col], m[pivot]] = [m[pivot]!, m[col]!];
+    const scale = inverses[m[col]![col]!]!;
+    m[col] = m[col]!.map((x) => gfMul(x, scale));
+    for (let r = 0; r < n; r++) {
+      const factor = m[r]![col]!;
+      if (r === col || factor === 0) continue;
+      m[r] = m[r]!.map((x, c) => x ^ gfMul(factor, m[col]![c]!));
+    }
+  }
+  return m.map((row) => row.slice(n));
+}
+
+const matrices = new Map<number, number[][]>();
+
+/** The generator row of shard `i`: the identity for data shards, the parity matrix below. */
+function generatorRow(i: number, parityShards: number): number[] {
+  if (i < KERNEL_DATA_SHARDS) return Array.from({ length: KERNEL_DATA_SHARDS }, (_, j) => (i === j ? 1 : 0));
+  let matrix = matrices.get(parityShards);
+  if (matrix === undefined) {
+    matrix = parityMatrix(KERNEL_DATA_SHARDS, parityShards);
+    matrices.set(parityShards, matrix);
+  }
+  return matrix[i - KERNEL_DATA_SHARDS]!;
+}
+
+function simdReconstruct(k: Kernel, shards: Uint8Array, parityShards: number, present: boolean[]): void {
+  const views = shardViews(shards, KERNEL_DATA_SHARDS + parityShards);
+  const missing = [...Array(KERNEL_DATA_SHARDS).keys()].filter((i) => !present[i]);
+  if (missing.length === 0) return;
+  const rows = present.flatMap((p, i) => (p ? [i] : [])).slice(0, KERNEL_DATA_SHARDS);
+  // Any 4 rows of a systematic Vandermonde-derived generator are independent, so the inverse always exists.
+  const inverse = gfInvert(rows.map((r) => generatorRow(r, parityShards)))!;
+  const tables = tablesOf(missing.map((m) => inverse[m]!));
+  simdMultiply(
+    k,
+    rows.map((r) => views[r]!),
+    missing.map((m) => views[m]!),
+    tables,
+  );
 }
 
 /** The reference library's encoder (also the source of the matrix the SIMD kernel uses). */
@@ -200,6 +267,20 @@ export function rsReconstruct(
   if (have < dataShards) {
     throw new AilinkError('CODEC_TOO_FEW_FRAGMENTS', `expected ≥ ${dataShards} fragments, got ${have}`);
   }
+  const k = kernelFor(dataShards, shards.byteLength / (dataShards + parityShards));
+  if (k !== undefined && present.length === dataShards + parityShards) {
+    return simdReconstruct(k, shards, parityShards, present);
+  }
+  referenceReconstruct(shards, dataShards, parityShards, present);
+}
+
+/** The reference library's reconstruction: data shards only, in place. */
+export function referenceReconstruct(
+  shards: Uint8Array,
+  dataShards: number,
+  parityShards: number,
+  present: boolean[],
+): void {
   const w = rs();
   const ptr = w.__wbindgen_malloc(shards.byteLength);
   try {
