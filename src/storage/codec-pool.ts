@@ -47,59 +47,43 @@ export interface CodecPool {
 export function createCodecPool(options: { threads?: number; inline?: boolean } = {}): CodecPool {
   if (options.inline) return inlinePool();
   const size = Math.max(1, options.threads ?? Math.min(2, availableParallelism()));
-  const workers: { worker: Worker; busy: number }[] = [];
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+  type Slot = { worker: Worker; pending: Map<number, Pending> };
+  const slots: Slot[] = [];
   let nextId = 0;
 
-  const spawn = () => {
+  const spawn = (): Slot => {
     const worker = new Worker(new URL('../shared/ts-worker.mjs', import.meta.url), {
       workerData: { entry: new URL('./codec-worker.ts', import.meta.url).href },
     });
     worker.unref();
-    worker.on(
-      'message',
-      (msg: {
-        id: number;
-        ok: boolean;
-        value?: unknown;
-        error?: { code?: string; message: string; details?: Record<string, unknown> };
-      }) => {
-        const p = pending.get(msg.id);
-        if (!p) return;
-        pending.delete(msg.id);
-        slot.busy--;
-        if (msg.ok) p.resolve(msg.value);
-        else {
-          const code = msg.error?.code;
-          p.reject(
-            isErrorCode(code)
-              ? new AilinkError(
-                  code,
-                  msg.error!.message,
-                  msg.error?.details ? { details: msg.error.details } : {},
-                )
-              : new Error(msg.error?.message ?? 'codec worker failed'),
-          );
-        }
-      },
-    );
-    worker.on('error', (err) => {
-      for (const [id, p] of pending) {
-        pending.delete(id);
-        p.reject(err);
-      }
+    const slot: Slot = { worker, pending: new Map() };
+    worker.on('message', (msg: WorkerReply) => {
+      const p = slot.pending.get(msg.id);
+      if (!p) return;
+      slot.pending.delete(msg.id);
+      if (msg.ok) p.resolve(msg.value);
+      else p.reject(errorFromWorker(msg.error));
     });
-    const slot = { worker, busy: 0 };
-    workers.push(slot);
+    // A worker that dies takes only its own tasks with it, and is replaced on the next task: nothing waits forever.
+    const retire = (err: Error) => {
+      const at = slots.indexOf(slot);
+      if (at >= 0) slots.splice(at, 1);
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+    };
+    worker.on('error', retire);
+    worker.on('exit', (code) => retire(new Error(`codec worker exited with code ${code}`)));
+    slots.push(slot);
     return slot;
   };
 
   const run = <T>(task: CodecTask, transfer: ArrayBuffer[]): Promise<T> => {
-    const slot = workers.length < size ? spawn() : workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const slot =
+      slots.length < size ? spawn() : slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = nextId++;
-    slot.busy++;
     return new Promise<T>((resolve, reject) => {
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       slot.worker.postMessage({ ...task, id }, transfer);
     });
   };
@@ -110,10 +94,24 @@ export function createCodecPool(options: { threads?: number; inline?: boolean } 
     decode: (t) => run({ op: 'decode', ...t }, transferable(t.fragments)),
     rebuild: (t) => run({ op: 'rebuild', ...t }, transferable(t.fragments)),
     async close() {
-      await Promise.all(workers.map((w) => w.worker.terminate()));
-      workers.length = 0;
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+      slots.length = 0;
     },
   };
+}
+
+interface WorkerReply {
+  readonly id: number;
+  readonly ok: boolean;
+  readonly value?: unknown;
+  readonly error?: { code?: string; message: string; details?: Record<string, unknown> };
+}
+
+function errorFromWorker(error: WorkerReply['error']): Error {
+  const code = error?.code;
+  return isErrorCode(code)
+    ? new AilinkError(code, error!.message, error?.details ? { details: error.details } : {})
+    : new Error(error?.message ?? 'codec worker failed');
 }
 
 function inlinePool(): CodecPool {
