@@ -161,9 +161,10 @@ function simdMultiply(k: Kernel, inputs: Uint8Array[], outputs: Uint8Array[], ta
   mem.set(tables, TABLES_AT);
   for (let at = 0; at < shard; at += STRIPE) {
     const len = Math.min(STRIPE, shard - at);
-    inputs.forEach((input, j) => mem.set(input.subarray(at, at + len), DATA_AT + j * len));
+    for (const [j, input] of inputs.entries()) mem.set(input.subarray(at, at + len), DATA_AT + j * len);
     k.encode(DATA_AT, len, outAt, outputs.length, TABLES_AT);
-    outputs.forEach((output, o) => output.set(mem.subarray(outAt + o * len, outAt + (o + 1) * len), at));
+    for (const [o, output] of outputs.entries())
+      output.set(mem.subarray(outAt + o * len, outAt + (o + 1) * len), at);
   }
 }
 
@@ -175,7 +176,10 @@ const shardViews = (shards: Uint8Array, count: number): Uint8Array[] => {
 /** Fills the parity shards of `shards` (data shards first, contiguous, equal size) in place. */
 export function rsEncode(shards: Uint8Array, dataShards: number, parityShards: number): void {
   const k = kernelFor(dataShards, shards.byteLength / (dataShards + parityShards));
-  if (k === undefined) return referenceEncode(shards, dataShards, parityShards);
+  if (k === undefined) {
+    referenceEncode(shards, dataShards, parityShards);
+    return;
+  }
   const views = shardViews(shards, dataShards + parityShards);
   simdMultiply(k, views.slice(0, dataShards), views.slice(dataShards), parityTables(parityShards));
 }
@@ -268,10 +272,9 @@ export function rsReconstruct(
     throw new AilinkError('CODEC_TOO_FEW_FRAGMENTS', `expected ≥ ${dataShards} fragments, got ${have}`);
   }
   const k = kernelFor(dataShards, shards.byteLength / (dataShards + parityShards));
-  if (k !== undefined && present.length === dataShards + parityShards) {
-    return simdReconstruct(k, shards, parityShards, present);
-  }
-  referenceReconstruct(shards, dataShards, parityShards, present);
+  if (k !== undefined && present.length === dataShards + parityShards)
+    simdReconstruct(k, shards, parityShards, present);
+  else referenceReconstruct(shards, dataShards, parityShards, present);
 }
 
 /** The reference library's reconstruction: data shards only, in place. */
