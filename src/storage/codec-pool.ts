@@ -5,6 +5,14 @@ import { decodeSegment, rebuildColumns } from './codec.ts';
 import type { StorageProfile } from './profile.ts';
 import { type EncodedShards, encodeForStorage, type OpenSpec, openStored } from './segments.ts';
 
+/** A segment's fetched fragments (null where missing) and the hashes they must match. */
+interface FetchedSegment {
+  profile: StorageProfile;
+  fragments: (Uint8Array | null)[];
+  expected: { hash: string; fragmentHashes: string[] };
+  index: number;
+}
+
 export type CodecTask =
   | {
       op: 'encode';
@@ -14,22 +22,8 @@ export type CodecTask =
       last: boolean;
       key: Uint8Array | null;
     }
-  | {
-      op: 'decode';
-      profile: StorageProfile;
-      fragments: (Uint8Array | null)[];
-      expected: { hash: string; fragmentHashes: string[] };
-      index: number;
-      open: OpenSpec;
-    }
-  | {
-      op: 'rebuild';
-      profile: StorageProfile;
-      fragments: (Uint8Array | null)[];
-      expected: { hash: string; fragmentHashes: string[] };
-      index: number;
-      columns: number[];
-    };
+  | ({ op: 'decode'; open: OpenSpec } & FetchedSegment)
+  | ({ op: 'rebuild'; columns: number[] } & FetchedSegment);
 
 /**
  * Runs codec work on worker threads so that Reed-Solomon over a 32 MiB segment (≈ 300 ms) never stalls the event

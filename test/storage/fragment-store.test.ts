@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KiB } from '../../src/shared/bytes.ts';
 import { manualClock, systemRandom } from '../../src/shared/clock.ts';
-import { AilinkError, type ErrorCode } from '../../src/shared/errors.ts';
+import type { AilinkError } from '../../src/shared/errors.ts';
 import {
   type FragmentStore,
   type FragmentStoreOptions,
   openFragmentStore,
 } from '../../src/storage/fragment-store.ts';
-import { flipBit, seededBytes, sha256Hex } from './helpers.ts';
+import { flipBit, rejectsWith, seededBytes, sha256Hex } from './helpers.ts';
 
 // A real store: a directory under the OS temp dir, real files, a real SQLite index.
 
@@ -64,18 +64,6 @@ async function put(
   for (let off = 0; off < bytes.byteLength; off += step) await writer.write(bytes.subarray(off, off + step));
   await writer.commit();
   return 'stored';
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<AilinkError> {
-  const err = await promise.then(
-    () => {
-      throw new Error(`expected ${code}, but the call succeeded`);
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AilinkError);
-  expect((err as AilinkError).code).toBe(code);
-  return err as AilinkError;
 }
 
 /** Every file under `sub` of the store dir, as paths relative to it. */

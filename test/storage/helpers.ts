@@ -49,3 +49,16 @@ export function combinations(n: number, k: number): number[][] {
   pick(0, []);
   return out;
 }
+
+/** Awaits `promise`, expecting it to reject with an AilinkError of `code`; returns that error. */
+export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<AilinkError> {
+  const err = await promise.then(
+    () => {
+      throw new Error(`expected ${code}, but the call succeeded`);
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AilinkError);
+  expect((err as AilinkError).code).toBe(code);
+  return err as AilinkError;
+}

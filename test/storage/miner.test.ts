@@ -6,14 +6,14 @@ import { type ByteChannel, createHost, type Host, type PeerRef } from '../../src
 import { type Account, accountFromSeeds, accountsReady, createKeyFile } from '../../src/shared/account.ts';
 import { KiB, MiB } from '../../src/shared/bytes.ts';
 import { type Clock, manualClock, systemClock, systemRandom } from '../../src/shared/clock.ts';
-import { AilinkError, type ErrorCode } from '../../src/shared/errors.ts';
+import type { AilinkError, ErrorCode } from '../../src/shared/errors.ts';
 import { encodeJson, FRAGMENT_PROTOCOL, MAX_FRAME_BYTES } from '../../src/storage/fragment-protocol.ts';
 import { zeroFragmentHash } from '../../src/storage/hash.ts';
 import { createMinerClient, type MinerClient } from '../../src/storage/miner-client.ts';
 import { type MinerNode, type MinerNodeOptions, startMinerNode } from '../../src/storage/miner-node.ts';
 import type { MinerLog } from '../../src/storage/miner-service.ts';
 import { signRequest } from '../../src/storage/request-auth.ts';
-import { flipBit, seededBytes, sha256Hex } from './helpers.ts';
+import { flipBit, rejectsWith, seededBytes, sha256Hex } from './helpers.ts';
 
 // A real miner (libp2p over 127.0.0.1, SQLite + files in a temp dir) and real clients with real sr25519 accounts.
 // Every refusal is checked twice: the code the client sees, and that the miner's store did not change.
@@ -120,18 +120,6 @@ function filesOf(dataDir: string): string[] {
 function expectBytes(got: Uint8Array, want: Uint8Array): void {
   expect(got.byteLength).toBe(want.byteLength);
   expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want))).toBe(true);
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<AilinkError> {
-  const err = await promise.then(
-    () => {
-      throw new Error(`expected ${code}, but the call succeeded`);
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AilinkError);
-  expect((err as AilinkError).code).toBe(code);
-  return err as AilinkError;
 }
 
 /** Snapshot of what the main miner stores; compare before and after a refused request. */
