@@ -393,6 +393,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `ailink … | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 try {
   await main(process.argv.slice(2));
   process.exit(0);
