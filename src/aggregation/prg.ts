@@ -1,0 +1,27 @@
+import { createCipheriv } from 'node:crypto';
+import { AggregationError } from './errors.ts';
+
+/**
+ * The mask generator: ChaCha20 keyed by a 256-bit seed, its keystream read as little-endian words of Z_2^32.
+ * (Flower seeds its masks from a 32-bit Mersenne Twister; a 256-bit key leaves nothing to brute-force.)
+ * Domain separation comes from the 96-bit nonce, so one seed can drive several independent streams.
+ */
+export function maskFromSeed(seed: Uint8Array, length: number, stream = 0): Uint32Array {
+  if (seed.byteLength !== 32) {
+    throw new AggregationError(
+      'SECAGG_INVALID_PARAMETERS',
+      `expected a 32-byte seed, got ${seed.byteLength} bytes`,
+    );
+  }
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new AggregationError('AGG_INVALID_INPUT', `expected a non-negative mask length, got ${length}`);
+  }
+  // node's chacha20 takes a 16-byte IV: a 32-bit block counter (0) then the 96-bit nonce.
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32LE(stream >>> 0, 4);
+  const cipher = createCipheriv('chacha20', seed, iv);
+  const keystream = cipher.update(Buffer.alloc(length * 4));
+  const words = new Uint32Array(length);
+  new Uint8Array(words.buffer).set(keystream);
+  return words;
+}
