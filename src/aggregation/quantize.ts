@@ -55,7 +55,7 @@ export function quantize(values: Float32Array, params: QuantizationParams, rando
     if (!Number.isFinite(v)) {
       throw new AggregationError('AGG_INVALID_INPUT', `expected finite values, got ${v} at coordinate ${i}`);
     }
-    const clipped = v < -params.range ? -params.range : v > params.range ? params.range : v;
+    const clipped = Math.min(params.range, Math.max(-params.range, v));
     const x = (clipped + params.range) * scale;
     const floor = Math.floor(x);
     // u/2^32 is uniform in [0, 1): round up with probability x − floor.

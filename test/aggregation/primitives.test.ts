@@ -92,7 +92,7 @@ describe('quantization into Z_2^32', () => {
     }
     const back = dequantizeSum(total, p, n);
     const step = 4 / (2 ** 24 - 1);
-    exact.forEach((x, i) => expect(Math.abs(back[i]! - x)).toBeLessThanOrEqual(n * step + 1e-3));
+    for (const [i, x] of exact.entries()) expect(Math.abs(back[i]! - x)).toBeLessThanOrEqual(n * step + 1e-3);
   });
 
   it('refuses parameters that could overflow, bad ranges and bits, and non-finite values', () => {
