@@ -1,0 +1,525 @@
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
+import { AggregationError, type RandomBytes } from './errors.ts';
+import { neighbourGraph } from './graph.ts';
+import { agreementKeyPair, type RawKeyPair, sharedSecret, signMessage, verifyMessage } from './keys.ts';
+import { maskFromSeed } from './prg.ts';
+import { addInto, subtractInto } from './quantize.ts';
+import { combineShares, splitSecret } from './shares.ts';
+
+/**
+ * SecAgg+ (Bell et al. 2020, on Bonawitz et al. 2017) as two pure state machines. The client and the server take
+ * messages and return messages; moving them and enforcing deadlines is the caller's job, so "a client dropped out"
+ * is simply a message that never arrived. Every message is signed with the sender's identity key over
+ * (stage, context, sender, body digest), so replayed, re-addressed, forged or malformed messages are refused.
+ *
+ * Stages: advertise keys → share keys → masked input → consistency check → unmask. The unmasked sum equals the sum of
+ * the survivors' inputs in Z_2^32, bit for bit.
+ */
+
+export interface SecAggParams {
+  /** Binds every key, share and signature to one task and round. */
+  readonly context: string;
+  /** The cohort: client ids, each with its Ed25519 identity key. */
+  readonly identities: ReadonlyMap<string, Uint8Array>;
+  /** Neighbours per client (even, < n) and the share threshold (k/2 < t ≤ k). */
+  readonly k: number;
+  readonly t: number;
+  /** Public randomness (e.g. a block hash) that fixes the neighbour graph. */
+  readonly graphSeed: Uint8Array;
+  /** Length of the input vectors, in Z_2^32 words. */
+  readonly dimension: number;
+}
+
+export interface Signed<T> {
+  readonly stage: Stage;
+  readonly context: string;
+  readonly from: string;
+  readonly body: T;
+  readonly signature: Uint8Array;
+}
+
+type Stage = 'advertise' | 'shares' | 'masked' | 'consistency' | 'unmask';
+
+export interface AdvertiseBody {
+  readonly cPk: Uint8Array;
+  readonly sPk: Uint8Array;
+}
+export interface SharesBody {
+  readonly sealed: readonly { readonly to: string; readonly ciphertext: Uint8Array }[];
+}
+export interface MaskedBody {
+  readonly masked: Uint32Array;
+}
+export interface ConsistencyBody {
+  readonly survivors: readonly string[];
+}
+export interface UnmaskBody {
+  readonly revealed: readonly {
+    readonly of: string;
+    readonly kind: 'self' | 'secret';
+    readonly share: Uint8Array;
+  }[];
+}
+
+/** Checks the parameters once, for both sides. */
+export function checkSecAggParams(params: SecAggParams): Map<string, string[]> {
+  const n = params.identities.size;
+  if (!(Number.isInteger(params.t) && params.t > params.k / 2 && params.t <= params.k)) {
+    throw new AggregationError(
+      'SECAGG_INVALID_PARAMETERS',
+      `expected k/2 < t ≤ k, got k = ${params.k}, t = ${params.t} (t ≤ k/2 would let two disjoint halves of a neighbourhood both pass)`,
+    );
+  }
+  if (!Number.isSafeInteger(params.dimension) || params.dimension < 1) {
+    throw new AggregationError(
+      'SECAGG_INVALID_PARAMETERS',
+      `expected a positive dimension, got ${params.dimension}`,
+    );
+  }
+  if (n < 3) throw new AggregationError('SECAGG_INVALID_PARAMETERS', `expected at least 3 clients, got ${n}`);
+  return neighbourGraph([...params.identities.keys()], params.k, params.graphSeed);
+}
+
+// --- signing -----------------------------------------------------------------------------------------------------
+
+function digestOf(stage: Stage, context: string, from: string, body: unknown): Uint8Array {
+  const h = createHash('sha256').update(`ailink/secagg/v1\n${stage}\n${context}\n${from}\n`);
+  feed(h, body);
+  return new Uint8Array(h.digest());
+}
+
+/** A canonical, unambiguous walk over message bodies (typed arrays, strings, numbers, arrays, plain objects). */
+function feed(h: ReturnType<typeof createHash>, value: unknown): void {
+  if (value instanceof Uint8Array || value instanceof Uint32Array) {
+    const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    h.update(`b${value instanceof Uint32Array ? 'w' : 'y'}${bytes.byteLength}:`).update(bytes);
+  } else if (typeof value === 'string') {
+    h.update(`s${Buffer.byteLength(value)}:${value}`);
+  } else if (typeof value === 'number') {
+    h.update(`n${value};`);
+  } else if (Array.isArray(value)) {
+    h.update(`a${value.length}[`);
+    for (const v of value) feed(h, v);
+    h.update(']');
+  } else if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).sort();
+    h.update(`o${keys.length}{`);
+    for (const key of keys) {
+      h.update(`s${key.length}:${key}`);
+      feed(h, (value as Record<string, unknown>)[key]);
+    }
+    h.update('}');
+  } else {
+    throw new AggregationError('SECAGG_BAD_MESSAGE', `cannot sign a value of type ${typeof value}`);
+  }
+}
+
+function signed<T>(stage: Stage, context: string, from: string, identity: Uint8Array, body: T): Signed<T> {
+  return {
+    stage,
+    context,
+    from,
+    body,
+    signature: signMessage(identity, digestOf(stage, context, from, body)),
+  };
+}
+
+/** @throws SECAGG_BAD_MESSAGE unless the message is of `stage`, for this context, from a known sender, validly signed. */
+function verified<T>(params: SecAggParams, stage: Stage, message: Signed<T>): Signed<T> {
+  const key = params.identities.get(message.from);
+  if (message.stage !== stage || message.context !== params.context || key === undefined) {
+    throw new AggregationError(
+      'SECAGG_BAD_MESSAGE',
+      `expected a ${stage} message of ${params.context} from a cohort member, got ${message.stage} of ${message.context} from ${message.from}`,
+      { from: message.from },
+    );
+  }
+  let ok = false;
+  try {
+    ok = verifyMessage(key, digestOf(stage, params.context, message.from, message.body), message.signature);
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new AggregationError(
+      'SECAGG_BAD_MESSAGE',
+      `the ${stage} message from ${message.from} is not validly signed`,
+      {
+        from: message.from,
+      },
+    );
+  }
+  return message;
+}
+
+// --- share sealing ------------------------------------------------------------------------------------------------
+
+function sealShares(
+  key: Uint8Array,
+  from: string,
+  to: string,
+  context: string,
+  plaintext: Uint8Array,
+): Uint8Array {
+  // The key is derived for this pair and round and used once: a zero nonce is safe. The AAD names both ends, so a
+  // share forwarded to another client does not open.
+  const cipher = createCipheriv('aes-256-gcm', key, Buffer.alloc(12));
+  cipher.setAAD(Buffer.from(`${context}\n${from}\n${to}`));
+  return new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]));
+}
+
+function openShares(
+  key: Uint8Array,
+  from: string,
+  to: string,
+  context: string,
+  sealed: Uint8Array,
+): Uint8Array {
+  try {
+    if (sealed.byteLength < 16) throw new Error('short');
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.alloc(12), { authTagLength: 16 });
+    decipher.setAAD(Buffer.from(`${context}\n${from}\n${to}`));
+    decipher.setAuthTag(sealed.subarray(sealed.byteLength - 16));
+    return new Uint8Array(
+      Buffer.concat([decipher.update(sealed.subarray(0, sealed.byteLength - 16)), decipher.final()]),
+    );
+  } catch {
+    throw new AggregationError('SECAGG_BAD_MESSAGE', `the shares from ${from} to ${to} do not open`, {
+      from,
+    });
+  }
+}
+
+const SECRET_BYTES = 32;
+
+/** Mask of the pair (a, b) as a's contribution: + when a sorts before b, − otherwise; the two cancel. */
+function applyPairMask(
+  target: Uint32Array,
+  seed: Uint8Array,
+  own: string,
+  other: string,
+  sign: 1 | -1,
+): void {
+  const mask = maskFromSeed(seed, target.length);
+  if ((own < other ? 1 : -1) * sign > 0) addInto(target, mask);
+  else subtractInto(target, mask);
+}
+
+function abort(reason: string, details?: Record<string, unknown>): never {
+  throw new AggregationError('SECAGG_ABORTED', reason, details);
+}
+
+// --- client -------------------------------------------------------------------------------------------------------
+
+export interface SecAggClient {
+  advertise(): Signed<AdvertiseBody>;
+  shareKeys(neighbourAdverts: readonly Signed<AdvertiseBody>[]): Promise<Signed<SharesBody>>;
+  maskedInput(
+    incoming: readonly { from: string; ciphertext: Uint8Array }[],
+    input: Uint32Array,
+  ): Signed<MaskedBody>;
+  consistency(survivors: readonly string[]): Signed<ConsistencyBody>;
+  unmask(signatures: readonly Signed<ConsistencyBody>[]): Signed<UnmaskBody>;
+}
+
+/**
+ * One client's side. Calls must come in stage order; each stage runs once.
+ * @throws SECAGG_BAD_MESSAGE for a bad message from a peer, SECAGG_ABORTED when continuing would be unsafe.
+ */
+export function createSecAggClient(
+  id: string,
+  deps: { identityKey: Uint8Array; random: RandomBytes },
+  params: SecAggParams,
+): SecAggClient {
+  const graph = checkSecAggParams(params);
+  const neighbours = new Set(graph.get(id) ?? abort(`${id} is not in the cohort`));
+  let stage: Stage | 'start' = 'start';
+  const step = (from: Stage | 'start', to: Stage) => {
+    if (stage !== from)
+      throw new AggregationError('SECAGG_BAD_MESSAGE', `${id}: ${to} called during ${stage}`);
+    stage = to;
+  };
+  let c: RawKeyPair;
+  let s: RawKeyPair;
+  const adverts = new Map<string, AdvertiseBody>();
+  let selfSeed: Uint8Array;
+  const received = new Map<string, { secretShare: Uint8Array; selfShare: Uint8Array }>();
+  let survivors: string[] = [];
+
+  return {
+    advertise() {
+      step('start', 'advertise');
+      c = agreementKeyPair(deps.random);
+      s = agreementKeyPair(deps.random);
+      return signed('advertise', params.context, id, deps.identityKey, {
+        cPk: c.publicKey,
+        sPk: s.publicKey,
+      });
+    },
+
+    async shareKeys(neighbourAdverts) {
+      step('advertise', 'shares');
+      for (const m of neighbourAdverts) {
+        verified(params, 'advertise', m);
+        if (!neighbours.has(m.from)) abort(`${id} was sent the keys of ${m.from}, who is not its neighbour`);
+        if (adverts.has(m.from)) abort(`${id} was sent the keys of ${m.from} twice`);
+        adverts.set(m.from, m.body);
+      }
+      if (adverts.size < params.t) {
+        abort(`${id} has ${adverts.size} live neighbours, below the threshold ${params.t}`);
+      }
+      selfSeed = deps.random(SECRET_BYTES);
+      const holders = [...adverts.keys()].sort();
+      const shareContext = (kind: string) => `${params.context}/${id}/${kind}`;
+      const secretShares = await splitSecret(s.privateKey, holders.length, params.t, shareContext('secret'));
+      const selfShares = await splitSecret(selfSeed, holders.length, params.t, shareContext('self'));
+      const sealed = holders.map((to, i) => {
+        const key = sharedSecret(c.privateKey, c.publicKey, adverts.get(to)!.cPk, `${params.context}/shares`);
+        const a = secretShares[i]!;
+        const b = selfShares[i]!;
+        const plaintext = new Uint8Array(2 + a.byteLength + b.byteLength);
+        plaintext[0] = a.byteLength;
+        plaintext.set(a, 1);
+        plaintext[1 + a.byteLength] = b.byteLength;
+        plaintext.set(b, 2 + a.byteLength);
+        return { to, ciphertext: sealShares(key, id, to, params.context, plaintext) };
+      });
+      return signed('shares', params.context, id, deps.identityKey, { sealed });
+    },
+
+    maskedInput(incoming, input) {
+      step('shares', 'masked');
+      if (input.length !== params.dimension) {
+        throw new AggregationError(
+          'AGG_INVALID_INPUT',
+          `expected ${params.dimension} words, got ${input.length}`,
+        );
+      }
+      for (const { from, ciphertext } of incoming) {
+        const advert = adverts.get(from);
+        if (advert === undefined) abort(`${id} got shares from ${from}, whose keys it never saw`);
+        if (received.has(from)) abort(`${id} got shares from ${from} twice`);
+        const key = sharedSecret(c.privateKey, c.publicKey, advert.cPk, `${params.context}/shares`);
+        const plain = openShares(key, from, id, params.context, ciphertext);
+        const aLen = plain[0] ?? 0;
+        const bLen = plain[1 + aLen] ?? 0;
+        if (plain.byteLength !== 2 + aLen + bLen) {
+          throw new AggregationError('SECAGG_BAD_MESSAGE', `the shares from ${from} are malformed`, { from });
+        }
+        received.set(from, { secretShare: plain.slice(1, 1 + aLen), selfShare: plain.slice(2 + aLen) });
+      }
+      if (received.size < params.t) {
+        abort(`${id} got shares from ${received.size} neighbours, below the threshold ${params.t}`);
+      }
+      const masked = input.slice();
+      addInto(masked, maskFromSeed(selfSeed, params.dimension));
+      for (const other of received.keys()) {
+        const seed = sharedSecret(
+          s.privateKey,
+          s.publicKey,
+          adverts.get(other)!.sPk,
+          `${params.context}/mask`,
+        );
+        applyPairMask(masked, seed, id, other, 1);
+      }
+      return signed('masked', params.context, id, deps.identityKey, { masked });
+    },
+
+    consistency(list) {
+      step('masked', 'consistency');
+      survivors = [...new Set(list)].sort();
+      if (survivors.length !== list.length) abort(`${id} was sent a survivor list with repeated ids`);
+      if (!survivors.includes(id)) abort(`${id} sent its masked input but is not among the survivors`);
+      const live = survivors.filter((x) => received.has(x)).length;
+      if (live < params.t) abort(`${id} has ${live} surviving neighbours, below the threshold ${params.t}`);
+      return signed('consistency', params.context, id, deps.identityKey, { survivors });
+    },
+
+    unmask(signatures) {
+      step('consistency', 'unmask');
+      // Every signer must have seen exactly our survivor list: a server showing different lists to different clients
+      // is caught here, before any share is revealed.
+      const signers = new Set<string>();
+      for (const m of signatures) {
+        verified(params, 'consistency', m);
+        if (!sameList(m.body.survivors, survivors)) {
+          abort(`${m.from} signed a different survivor list than ${id} was shown: the server equivocates`, {
+            from: m.from,
+          });
+        }
+        if (neighbours.has(m.from) || m.from === id) signers.add(m.from);
+      }
+      const neighbourSigners = [...signers].filter((x) => x !== id).length;
+      if (neighbourSigners < params.t - 1) {
+        abort(`${id} saw ${neighbourSigners} neighbours confirm the survivors, needs ${params.t - 1}`);
+      }
+      const inSurvivors = new Set(survivors);
+      // For each neighbour: its self-mask share if it survived, its mask secret if it dropped — never both.
+      const revealed = [...received.entries()].map(([of, shares]) =>
+        inSurvivors.has(of)
+          ? { of, kind: 'self' as const, share: shares.selfShare }
+          : { of, kind: 'secret' as const, share: shares.secretShare },
+      );
+      return signed('unmask', params.context, id, deps.identityKey, { revealed });
+    },
+  };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+// --- server -------------------------------------------------------------------------------------------------------
+
+export interface SecAggServer {
+  /** Verifies the adverts and returns, per client, the adverts of its live neighbours. */
+  collectAdverts(messages: readonly Signed<AdvertiseBody>[]): Map<string, Signed<AdvertiseBody>[]>;
+  /** Verifies the shares and returns, per client, the sealed shares addressed to it. */
+  collectShares(
+    messages: readonly Signed<SharesBody>[],
+  ): Map<string, { from: string; ciphertext: Uint8Array }[]>;
+  /** Verifies and adds the masked inputs; returns the survivor list every client must confirm. */
+  collectMasked(messages: readonly Signed<MaskedBody>[]): string[];
+  /** Verifies the confirmations; returns them, to be sent to every survivor with the unmask request. */
+  collectConsistency(messages: readonly Signed<ConsistencyBody>[]): Signed<ConsistencyBody>[];
+  /** Rebuilds the masks from the revealed shares and returns Σ input over the survivors. */
+  unmask(messages: readonly Signed<UnmaskBody>[]): Promise<{ sum: Uint32Array; survivors: string[] }>;
+}
+
+/**
+ * The server's side. A message that fails verification is dropped and its sender treated as a dropout (its error is
+ * kept in `rejected`); the protocol aborts only when a neighbourhood falls below the threshold.
+ */
+export function createSecAggServer(
+  params: SecAggParams,
+): SecAggServer & { readonly rejected: AggregationError[] } {
+  const graph = checkSecAggParams(params);
+  const rejected: AggregationError[] = [];
+  const adverts = new Map<string, Signed<AdvertiseBody>>();
+  const sharesFrom = new Set<string>();
+  const sum = new Uint32Array(params.dimension);
+  let survivors: string[] = [];
+
+  const accept = <T>(stage: Stage, messages: readonly Signed<T>[], allowed: (id: string) => boolean) => {
+    const kept = new Map<string, Signed<T>>();
+    for (const m of messages) {
+      try {
+        verified(params, stage, m);
+        if (!allowed(m.from)) abort(`${m.from} is not expected at ${stage}`);
+        if (kept.has(m.from))
+          throw new AggregationError('SECAGG_BAD_MESSAGE', `${m.from} sent ${stage} twice`);
+        kept.set(m.from, m);
+      } catch (err) {
+        if (err instanceof AggregationError) rejected.push(err);
+        else throw err;
+      }
+    }
+    return kept;
+  };
+
+  const requireNeighbourhoods = (live: ReadonlySet<string>, stage: string) => {
+    for (const id of live) {
+      const count = graph.get(id)!.filter((x) => live.has(x)).length;
+      if (count < params.t) {
+        abort(`after ${stage}, ${id} has ${count} live neighbours, below the threshold ${params.t}`, {
+          client: id,
+        });
+      }
+    }
+  };
+
+  return {
+    rejected,
+    collectAdverts(messages) {
+      for (const [id, m] of accept('advertise', messages, () => true)) adverts.set(id, m);
+      requireNeighbourhoods(new Set(adverts.keys()), 'advertise');
+      return new Map(
+        [...adverts.keys()].map((id) => [
+          id,
+          graph
+            .get(id)!
+            .filter((x) => adverts.has(x))
+            .map((x) => adverts.get(x)!),
+        ]),
+      );
+    },
+
+    collectShares(messages) {
+      const kept = accept('shares', messages, (id) => adverts.has(id));
+      const routed = new Map<string, { from: string; ciphertext: Uint8Array }[]>();
+      for (const [from, m] of kept) {
+        sharesFrom.add(from);
+        for (const { to, ciphertext } of m.body.sealed) {
+          if (!graph.get(from)!.includes(to)) continue; // a share for a non-neighbour goes nowhere
+          routed.set(to, [...(routed.get(to) ?? []), { from, ciphertext }]);
+        }
+      }
+      requireNeighbourhoods(sharesFrom, 'share keys');
+      return routed;
+    },
+
+    collectMasked(messages) {
+      const kept = accept('masked', messages, (id) => sharesFrom.has(id));
+      for (const [from, m] of kept) {
+        if (m.body.masked.length !== params.dimension) {
+          rejected.push(
+            new AggregationError('SECAGG_BAD_MESSAGE', `${from} sent ${m.body.masked.length} words`),
+          );
+          kept.delete(from);
+        }
+      }
+      survivors = [...kept.keys()].sort();
+      requireNeighbourhoods(new Set(survivors), 'masked input');
+      for (const id of survivors) addInto(sum, kept.get(id)!.body.masked);
+      return [...survivors];
+    },
+
+    collectConsistency(messages) {
+      const kept = accept('consistency', messages, (id) => survivors.includes(id));
+      return [...kept.values()].filter((m) => sameList(m.body.survivors, survivors));
+    },
+
+    async unmask(messages) {
+      const kept = accept('unmask', messages, (id) => survivors.includes(id));
+      const selfShares = new Map<string, Uint8Array[]>();
+      const secretShares = new Map<string, Uint8Array[]>();
+      const live = new Set(survivors);
+      for (const [from, m] of kept) {
+        for (const r of m.body.revealed) {
+          if (!graph.get(from)!.includes(r.of)) continue;
+          // A reveal must match what the survivor list implies; anything else is a confused or malicious client.
+          if ((r.kind === 'self') !== live.has(r.of)) continue;
+          const into = r.kind === 'self' ? selfShares : secretShares;
+          into.set(r.of, [...(into.get(r.of) ?? []), r.share]);
+        }
+      }
+      const result = sum.slice();
+      for (const id of survivors) {
+        const seed = await combineShares(selfShares.get(id) ?? [], `${params.context}/${id}/self`).catch(() =>
+          abort(`too few valid self-mask shares of ${id} to unmask the sum`, { client: id }),
+        );
+        subtractInto(result, maskFromSeed(seed, params.dimension));
+      }
+      for (const dropped of [...sharesFrom].filter((x) => !live.has(x))) {
+        const secret = await combineShares(
+          secretShares.get(dropped) ?? [],
+          `${params.context}/${dropped}/secret`,
+        ).catch(() =>
+          abort(`too few valid mask-secret shares of ${dropped}, who dropped out`, { client: dropped }),
+        );
+        const droppedPk = adverts.get(dropped)!.body.sPk;
+        for (const other of graph.get(dropped)!.filter((x) => live.has(x))) {
+          // `other` added its pair mask with `dropped`; take it out again (same seed, opposite sign).
+          const seed = sharedSecret(
+            secret,
+            droppedPk,
+            adverts.get(other)!.body.sPk,
+            `${params.context}/mask`,
+          );
+          applyPairMask(result, seed, other, dropped, -1);
+        }
+      }
+      return { sum: result, survivors: [...survivors] };
+    },
+  };
+}

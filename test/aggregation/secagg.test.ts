@@ -1,0 +1,246 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AggregationError } from '../../src/aggregation/errors.ts';
+import { neighbourGraph } from '../../src/aggregation/graph.ts';
+import { signingKeyPair } from '../../src/aggregation/keys.ts';
+import { addInto } from '../../src/aggregation/quantize.ts';
+import {
+  createSecAggClient,
+  createSecAggServer,
+  type SecAggClient,
+  type SecAggParams,
+  type Signed,
+} from '../../src/aggregation/secagg.ts';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+const STAGES = ['advertise', 'shares', 'masked', 'consistency', 'unmask'] as const;
+type Drops = Record<(typeof STAGES)[number], ReadonlySet<string>>;
+
+function cohort(n: number, k: number, t: number, d: number) {
+  const ids = Array.from({ length: n }, (_, i) => `c${String(i).padStart(3, '0')}`);
+  const keys = new Map(ids.map((id) => [id, signingKeyPair(random)]));
+  const params: SecAggParams = {
+    context: `task-7/round-${Math.floor(Math.random() * 1e6)}`,
+    identities: new Map(ids.map((id) => [id, keys.get(id)!.publicKey])),
+    k,
+    t,
+    graphSeed: random(32),
+    dimension: d,
+  };
+  const clients = new Map(
+    ids.map((id) => [id, createSecAggClient(id, { identityKey: keys.get(id)!.privateKey, random }, params)]),
+  );
+  const inputs = new Map(ids.map((id) => [id, new Uint32Array(random(4 * d).buffer)]));
+  return { ids, keys, params, clients, inputs };
+}
+
+/** Runs a client step; a client that aborts (unsafe to go on) simply stops, like a dropout. */
+async function attempt<T>(f: () => T | Promise<T>): Promise<T | undefined> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof AggregationError && err.code === 'SECAGG_ABORTED') return undefined;
+    throw err;
+  }
+}
+
+async function run(c: ReturnType<typeof cohort>, drops: Drops) {
+  const server = createSecAggServer(c.params);
+  const live = (ids: Iterable<string>, stage: keyof Drops) => [...ids].filter((id) => !drops[stage].has(id));
+  const adverts = live(c.ids, 'advertise').map((id) => c.clients.get(id)!.advertise());
+  const routedAdverts = server.collectAdverts(adverts);
+  const shares: Signed<never>[] = [];
+  for (const id of live(routedAdverts.keys(), 'shares')) {
+    const m = await attempt(() => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!));
+    if (m) shares.push(m as never);
+  }
+  const routedShares = server.collectShares(shares);
+  const masked: Signed<never>[] = [];
+  for (const id of live(
+    shares.map((m) => m.from),
+    'masked',
+  )) {
+    const m = await attempt(() =>
+      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
+    );
+    if (m) masked.push(m as never);
+  }
+  const survivors = server.collectMasked(masked);
+  const confirmations: Signed<never>[] = [];
+  for (const id of live(survivors, 'consistency')) {
+    const m = await attempt(() => c.clients.get(id)!.consistency(survivors));
+    if (m) confirmations.push(m as never);
+  }
+  const signatures = server.collectConsistency(confirmations);
+  const reveals: Signed<never>[] = [];
+  for (const id of live(
+    confirmations.map((m) => m.from),
+    'unmask',
+  )) {
+    const m = await attempt(() => c.clients.get(id)!.unmask(signatures));
+    if (m) reveals.push(m as never);
+  }
+  return server.unmask(reveals);
+}
+
+function plainSum(c: ReturnType<typeof cohort>, ids: readonly string[], d: number): Uint32Array {
+  const sum = new Uint32Array(d);
+  for (const id of ids) addInto(sum, c.inputs.get(id)!);
+  return sum;
+}
+
+describe('SecAgg+ end to end (pure state machines)', () => {
+  it('with no dropouts the unmasked sum equals the plain sum, bit for bit', async () => {
+    const c = cohort(12, 6, 4, 50);
+    const none = new Set<string>();
+    const result = await run(c, {
+      advertise: none,
+      shares: none,
+      masked: none,
+      consistency: none,
+      unmask: none,
+    });
+    expect(result.survivors).toEqual(c.ids);
+    expect([...result.sum]).toEqual([...plainSum(c, c.ids, 50)]);
+  });
+
+  it('property: random n, k, t, d and dropouts at every stage → the exact sum of the survivors, or a typed abort', async () => {
+    const outcomes = { completed: 0, completedWithDropouts: 0, aborted: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 5, max: 16 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 40 }),
+        // A client drops at stage v (0..4) when v < 5, else never: about 1 in 8 clients drops somewhere.
+        fc.array(fc.integer({ min: 0, max: 39 }), { minLength: 16, maxLength: 16 }),
+        async (n, half, d, stageOfDrop) => {
+          const k = Math.min(2 * half, n % 2 === 0 ? n - 2 : n - 1);
+          const t = Math.floor(k / 2) + 1;
+          const c = cohort(n, k, t, d);
+          // Each client drops at one stage (0..4) or never (5), drawn by fast-check.
+          const drops = Object.fromEntries(
+            STAGES.map((s, i) => [s, new Set(c.ids.filter((_, j) => stageOfDrop[j] === i))]),
+          ) as unknown as Drops;
+          try {
+            const result = await run(c, drops);
+            // Survivors are exactly those that sent a masked input: none that dropped earlier.
+            for (const id of result.survivors)
+              expect(stageOfDrop[c.ids.indexOf(id)] ?? 39).toBeGreaterThanOrEqual(3);
+            expect([...result.sum]).toEqual([...plainSum(c, result.survivors, d)]);
+            outcomes.completed++;
+            if (result.survivors.length < n) outcomes.completedWithDropouts++;
+          } catch (err) {
+            expect(err).toBeInstanceOf(AggregationError);
+            expect((err as AggregationError).code).toBe('SECAGG_ABORTED');
+            // An abort must be justified: some live client had fewer than t live neighbours at some stage.
+            const graph = neighbourGraph(c.ids, k, c.params.graphSeed);
+            const justified = STAGES.some((_, stage) => {
+              const alive = new Set(c.ids.filter((id) => (stageOfDrop[c.ids.indexOf(id)] ?? 39) > stage));
+              return [...alive].some((id) => graph.get(id)!.filter((x) => alive.has(x)).length < t);
+            });
+            expect(justified).toBe(true);
+            outcomes.aborted++;
+          }
+        },
+      ),
+      { numRuns: 80 },
+    );
+    // The property must exercise both outcomes, and sums with real dropouts in them.
+    expect(outcomes.completedWithDropouts).toBeGreaterThan(5);
+    expect(outcomes.aborted).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe('SecAgg+ fails closed against a lying server and bad messages', () => {
+  /** Runs the protocol up to the survivor list, honestly. */
+  async function upToMasked(n = 8, k = 4, t = 3, d = 16) {
+    const c = cohort(n, k, t, d);
+    const server = createSecAggServer(c.params);
+    const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
+    const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
+    const routedShares = server.collectShares(shares);
+    const masked = c.ids.map((id) =>
+      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
+    );
+    const survivors = server.collectMasked(masked);
+    return { c, server, shares, routedShares, masked, survivors };
+  }
+
+  it('a server that shows different survivor lists to different clients is caught before any share is revealed', async () => {
+    const { c, survivors } = await upToMasked();
+    const victim = survivors[0]!;
+    const shortened = survivors.filter((id) => id !== survivors[1]);
+    const confirmations = c.ids.map((id) =>
+      c.clients
+        .get(id)!
+        .consistency(id === victim ? survivors : shortened.includes(id) ? shortened : survivors),
+    );
+    for (const id of shortened) {
+      expect(() => c.clients.get(id)!.unmask(confirmations)).toThrow(
+        expect.objectContaining({ code: 'SECAGG_ABORTED', message: expect.stringMatching(/equivocates/) }),
+      );
+    }
+  });
+
+  it('a client reported as dropped after sending its input reveals nothing, and its neighbours never reveal its self mask', async () => {
+    const { c, survivors } = await upToMasked();
+    const hidden = survivors[2]!;
+    const claimed = survivors.filter((id) => id !== hidden); // the server pretends `hidden` dropped, but holds its y
+    expect(() => c.clients.get(hidden)!.consistency(claimed)).toThrow(
+      expect.objectContaining({ code: 'SECAGG_ABORTED' }),
+    );
+    const confirmations = claimed.map((id) => c.clients.get(id)!.consistency(claimed));
+    const reveals = claimed.map((id) => c.clients.get(id)!.unmask(confirmations));
+    // What the server gets for `hidden`: its mask secret (to remove pair masks) but never its self-mask seed, so
+    // hidden's masked input stays masked by PRG(b_hidden).
+    const aboutHidden = reveals.flatMap((m) => m.body.revealed.filter((r) => r.of === hidden));
+    expect(aboutHidden.length).toBeGreaterThan(0);
+    expect(aboutHidden.every((r) => r.kind === 'secret')).toBe(true);
+  });
+
+  it('a share re-addressed to another client does not open (SECAGG_BAD_MESSAGE)', async () => {
+    const c = cohort(8, 4, 3, 8);
+    const server = createSecAggServer(c.params);
+    const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
+    const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
+    const routed = server.collectShares(shares);
+    const [a, b] = c.ids;
+    const forB = routed.get(b!)!;
+    // Deliver to `a` a share that was sealed for `b`, claiming it is from a sender `a` knows.
+    const target = routed.get(a!)!;
+    const forged = [...target.slice(1), { from: target[0]!.from, ciphertext: forB[0]!.ciphertext }];
+    expect(() => c.clients.get(a!)!.maskedInput(forged, c.inputs.get(a!)!)).toThrow(
+      expect.objectContaining({ code: 'SECAGG_BAD_MESSAGE' }),
+    );
+  });
+
+  it('replayed, forged and malformed messages are refused and their senders treated as dropouts', async () => {
+    const c = cohort(10, 6, 4, 8);
+    const other = cohort(10, 6, 4, 8); // another round: same ids, other keys and context
+    const server = createSecAggServer(c.params);
+    const honest = c.ids.map((id) => c.clients.get(id)!.advertise());
+    const replayed = other.clients.get(c.ids[0]!)!.advertise(); // from another round
+    const forged = { ...honest[1]!, body: { ...honest[1]!.body, cPk: random(32) } }; // body changed after signing
+    const wrongStage = { ...honest[2]!, stage: 'shares' as const };
+    // The bad copies arrive first; the honest messages of the same clients still count afterwards.
+    const routed = server.collectAdverts([replayed, forged, wrongStage, ...honest]);
+    expect(routed.size).toBe(10);
+    expect(server.rejected.map((e) => e.code)).toEqual([
+      'SECAGG_BAD_MESSAGE',
+      'SECAGG_BAD_MESSAGE',
+      'SECAGG_BAD_MESSAGE',
+    ]);
+  });
+
+  it('too few survivors end the protocol with a typed abort, not a wrong sum', async () => {
+    const c = cohort(8, 4, 3, 8);
+    const server = createSecAggServer(c.params);
+    const few = c.ids.slice(0, 2).map((id) => c.clients.get(id)!.advertise());
+    expect(() => server.collectAdverts(few)).toThrow(expect.objectContaining({ code: 'SECAGG_ABORTED' }));
+  });
+
+  it('refuses parameters where t ≤ k/2 (two disjoint halves of a neighbourhood could both pass)', () => {
+    expect(() => cohort(8, 4, 2, 8)).toThrow(expect.objectContaining({ code: 'SECAGG_INVALID_PARAMETERS' }));
+  });
+});
