@@ -8,7 +8,6 @@ import { addInto } from '../../src/aggregation/quantize.ts';
 import {
   createSecAggClient,
   createSecAggServer,
-  type SecAggClient,
   type SecAggParams,
   type Signed,
 } from '../../src/aggregation/secagg.ts';
