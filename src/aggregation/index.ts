@@ -1,0 +1,90 @@
+/**
+ * Aggregation: SecAgg+ state machines and their primitives, strategies, robust aggregators and central DP.
+ * Pure code: no I/O, no clock, nothing imported from the rest of src/ (DESIGN §2).
+ */
+export {
+  addGaussianNoise,
+  type BudgetSpend,
+  createPrivacyBudget,
+  createRdpAccountant,
+  DEFAULT_RDP_ORDERS,
+  type EpsilonResult,
+  epsilon as privacySpent,
+  type GaussianNoiseOptions,
+  gaussianNoise,
+  type PrivacyBudget,
+  type RdpAccountant,
+  type RdpAccountantOptions,
+  type RdpStepInput,
+  reserveRound,
+  spend,
+} from './dp.ts';
+export {
+  AGGREGATION_ERROR_CODES,
+  AggregationError,
+  type AggregationErrorCode,
+  type RandomBytes,
+} from './errors.ts';
+export { neighbourGraph } from './graph.ts';
+export {
+  agreementKeyPair,
+  type RawKeyPair,
+  sharedSecret,
+  signingKeyPair,
+  signMessage,
+  verifyMessage,
+} from './keys.ts';
+export { maskFromSeed } from './prg.ts';
+export {
+  addInto,
+  checkQuantization,
+  dequantizeSum,
+  type QuantizationParams,
+  quantize,
+  subtractInto,
+} from './quantize.ts';
+export {
+  assertPlaintextAllowed,
+  bulyan,
+  coordinateMedian,
+  krum,
+  multiKrum,
+  ROBUST_AGGREGATOR_NAMES,
+  type RobustAggregatorSpec,
+  type RobustStrategy,
+  robustStrategy,
+  trimmedMean,
+} from './robust.ts';
+export {
+  type AdvertiseBody,
+  type ConsistencyBody,
+  checkSecAggParams,
+  createSecAggClient,
+  createSecAggServer,
+  type MaskedBody,
+  type SecAggClient,
+  type SecAggParams,
+  type SecAggServer,
+  type SharesBody,
+  type Signed,
+  type UnmaskBody,
+} from './secagg.ts';
+export { combineShares, splitSecret } from './shares.ts';
+export {
+  type AggregateInput,
+  type AggregateResult,
+  type ClientResult,
+  clipToNorm,
+  fedAdagrad,
+  fedAdam,
+  fedAvg,
+  fedAvgM,
+  fedProx,
+  fedYogi,
+  proximalTerm,
+  type Strategy,
+  type StrategyState,
+  type WeightedSum,
+  weightedMean,
+  withNormClipping,
+} from './strategies.ts';
