@@ -372,6 +372,8 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 // --- server -------------------------------------------------------------------------------------------------------
 
 export interface SecAggServer {
+  /** Who the next `collect…` call waits for: the caller's deadline decides when to stop waiting for the rest. */
+  expecting(): string[];
   /** Verifies the adverts and returns, per client, the adverts of its live neighbours. */
   collectAdverts(messages: readonly Signed<AdvertiseBody>[]): Map<string, Signed<AdvertiseBody>[]>;
   /** Verifies the shares and returns, per client, the sealed shares addressed to it. */
@@ -428,11 +430,15 @@ export function createSecAggServer(
     }
   };
 
+  let expected: string[] = [...graph.keys()].sort();
+
   return {
     rejected,
+    expecting: () => [...expected],
     collectAdverts(messages) {
       for (const [id, m] of accept('advertise', messages, () => true)) adverts.set(id, m);
       requireNeighbourhoods(new Set(adverts.keys()), 'advertise');
+      expected = [...adverts.keys()].sort();
       return new Map(
         [...adverts.keys()].map((id) => [
           id,
@@ -455,6 +461,7 @@ export function createSecAggServer(
         }
       }
       requireNeighbourhoods(sharesFrom, 'share keys');
+      expected = [...sharesFrom].sort();
       return routed;
     },
 
@@ -471,12 +478,15 @@ export function createSecAggServer(
       survivors = [...kept.keys()].sort();
       requireNeighbourhoods(new Set(survivors), 'masked input');
       for (const id of survivors) addInto(sum, kept.get(id)!.body.masked);
+      expected = [...survivors];
       return [...survivors];
     },
 
     collectConsistency(messages) {
       const kept = accept('consistency', messages, (id) => survivors.includes(id));
-      return [...kept.values()].filter((m) => sameList(m.body.survivors, survivors));
+      const confirmed = [...kept.values()].filter((m) => sameList(m.body.survivors, survivors));
+      expected = confirmed.map((m) => m.from).sort();
+      return confirmed;
     },
 
     async unmask(messages) {

@@ -163,6 +163,7 @@ describe('SecAgg+ fails closed against a lying server and bad messages', () => {
       c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
     );
     const survivors = server.collectMasked(masked);
+    expect(server.expecting()).toEqual(survivors);
     return { c, server, shares, routedShares, masked, survivors };
   }
 
