@@ -20,8 +20,20 @@ export function maskFromSeed(seed: Uint8Array, length: number, stream = 0): Uint
   const iv = Buffer.alloc(16);
   iv.writeUInt32LE(stream >>> 0, 4);
   const cipher = createCipheriv('chacha20', seed, iv);
-  const keystream = cipher.update(Buffer.alloc(length * 4));
+  const keystream = cipher.update(zeros(length * 4));
+  // View the keystream as words instead of copying it, but only when it owns its memory (never a shared pool slab).
+  if (keystream.byteOffset === 0 && keystream.buffer.byteLength === keystream.byteLength) {
+    return new Uint32Array(keystream.buffer, 0, length);
+  }
   const words = new Uint32Array(length);
   new Uint8Array(words.buffer).set(keystream);
   return words;
+}
+
+let zeroBuffer = Buffer.alloc(0);
+
+/** A shared all-zero input for the cipher (it is only read), so a mask costs no zero-filled allocation. */
+function zeros(bytes: number): Buffer {
+  if (zeroBuffer.byteLength < bytes) zeroBuffer = Buffer.alloc(bytes);
+  return zeroBuffer.subarray(0, bytes);
 }
