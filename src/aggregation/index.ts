@@ -88,3 +88,9 @@ export {
   weightedMean,
   withNormClipping,
 } from './strategies.ts';
+export {
+  checkWeightedEncoding,
+  decodeWeightedSum,
+  encodeWeightedUpdate,
+  type WeightedEncoding,
+} from './weighted.ts';
