@@ -23,7 +23,8 @@ describe('weighted updates for secure aggregation', () => {
     ];
     const weights = [10, 300, 57];
     const total = new Uint32Array(4);
-    updates.forEach((u, i) => addInto(total, encodeWeightedUpdate(u, weights[i]!, encoding, random)));
+    for (const [i, u] of updates.entries())
+      addInto(total, encodeWeightedUpdate(u, weights[i]!, encoding, random));
     const decoded = decodeWeightedSum(total, encoding, 3);
     expect(decoded.totalWeight).toBe(367);
     const step = (2 * encoding.maxWeight) / (2 ** 20 - 1);
