@@ -56,18 +56,21 @@ export {
   trimmedMean,
 } from './robust.ts';
 export {
+  type AbortBody,
   type AdvertiseBody,
   type ConsistencyBody,
   checkSecAggParams,
   createSecAggClient,
   createSecAggServer,
   type MaskedBody,
+  SERVER,
   type SecAggClient,
   type SecAggParams,
   type SecAggServer,
   type SharesBody,
   type Signed,
   type UnmaskBody,
+  verifyAbort,
 } from './secagg.ts';
 export { combineShares, splitSecret } from './shares.ts';
 export {

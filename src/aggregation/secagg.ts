@@ -26,6 +26,8 @@ export interface SecAggParams {
   readonly t: number;
   /** Public randomness (e.g. a block hash) that fixes the neighbour graph. */
   readonly graphSeed: Uint8Array;
+  /** The server's Ed25519 key: its abort reasons are signed with it, so anyone can check why a round ended. */
+  readonly serverKey?: Uint8Array;
   /** Length of the input vectors, in Z_2^32 words. */
   readonly dimension: number;
 }
@@ -38,7 +40,7 @@ export interface Signed<T> {
   readonly signature: Uint8Array;
 }
 
-type Stage = 'advertise' | 'shares' | 'masked' | 'consistency' | 'unmask';
+type Stage = 'advertise' | 'shares' | 'masked' | 'consistency' | 'unmask' | 'abort';
 
 export interface AdvertiseBody {
   readonly cPk: Uint8Array;
@@ -52,6 +54,10 @@ export interface MaskedBody {
 }
 export interface ConsistencyBody {
   readonly survivors: readonly string[];
+}
+export interface AbortBody {
+  readonly reason: string;
+  readonly client: string | null;
 }
 export interface UnmaskBody {
   readonly revealed: readonly {
@@ -365,6 +371,21 @@ export function createSecAggClient(
   };
 }
 
+/** The sender name of the server's own messages. */
+export const SERVER = 'server';
+
+/** True when `message` is an abort of this round validly signed by the server key in `params`. */
+export function verifyAbort(params: SecAggParams, message: Signed<AbortBody>): boolean {
+  if (params.serverKey === undefined || message.stage !== 'abort' || message.context !== params.context)
+    return false;
+  if (message.from !== SERVER) return false;
+  return verifyMessage(
+    params.serverKey,
+    digestOf('abort', params.context, SERVER, message.body),
+    message.signature,
+  );
+}
+
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -394,6 +415,7 @@ export interface SecAggServer {
  */
 export function createSecAggServer(
   params: SecAggParams,
+  deps: { identityKey?: Uint8Array } = {},
 ): SecAggServer & { readonly rejected: AggregationError[] } {
   const graph = checkSecAggParams(params);
   const rejected: AggregationError[] = [];
@@ -419,13 +441,20 @@ export function createSecAggServer(
     return kept;
   };
 
+  /** Ends the round: a typed error carrying the reason signed by the server (when it has a key). */
+  const end = (reason: string, client: string | null): never => {
+    const body: AbortBody = { reason, client };
+    const signedReason = deps.identityKey
+      ? signed('abort', params.context, SERVER, deps.identityKey, body)
+      : undefined;
+    throw new AggregationError('SECAGG_ABORTED', reason, { client, signedReason });
+  };
+
   const requireNeighbourhoods = (live: ReadonlySet<string>, stage: string) => {
     for (const id of live) {
       const count = graph.get(id)!.filter((x) => live.has(x)).length;
       if (count < params.t) {
-        abort(`after ${stage}, ${id} has ${count} live neighbours, below the threshold ${params.t}`, {
-          client: id,
-        });
+        end(`after ${stage}, ${id} has ${count} live neighbours, below the threshold ${params.t}`, id);
       }
     }
   };
@@ -506,7 +535,7 @@ export function createSecAggServer(
       const result = sum.slice();
       for (const id of survivors) {
         const seed = await combineShares(selfShares.get(id) ?? [], `${params.context}/${id}/self`).catch(() =>
-          abort(`too few valid self-mask shares of ${id} to unmask the sum`, { client: id }),
+          end(`too few valid self-mask shares of ${id} to unmask the sum`, id),
         );
         subtractInto(result, maskFromSeed(seed, params.dimension));
       }
@@ -514,9 +543,7 @@ export function createSecAggServer(
         const secret = await combineShares(
           secretShares.get(dropped) ?? [],
           `${params.context}/${dropped}/secret`,
-        ).catch(() =>
-          abort(`too few valid mask-secret shares of ${dropped}, who dropped out`, { client: dropped }),
-        );
+        ).catch(() => end(`too few valid mask-secret shares of ${dropped}, who dropped out`, dropped));
         const droppedPk = adverts.get(dropped)!.body.sPk;
         for (const other of graph.get(dropped)!.filter((x) => live.has(x))) {
           // `other` added its pair mask with `dropped`; take it out again (same seed, opposite sign).

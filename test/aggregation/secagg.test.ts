@@ -6,10 +6,12 @@ import { neighbourGraph } from '../../src/aggregation/graph.ts';
 import { signingKeyPair } from '../../src/aggregation/keys.ts';
 import { addInto } from '../../src/aggregation/quantize.ts';
 import {
+  type AbortBody,
   createSecAggClient,
   createSecAggServer,
   type SecAggParams,
   type Signed,
+  verifyAbort,
 } from '../../src/aggregation/secagg.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -231,6 +233,27 @@ describe('SecAgg+ fails closed against a lying server and bad messages', () => {
       'SECAGG_BAD_MESSAGE',
       'SECAGG_BAD_MESSAGE',
     ]);
+  });
+
+  it('the server signs its abort reason; anyone holding its key can check it, and a changed reason fails', () => {
+    const serverKeys = signingKeyPair(random);
+    const c = cohort(8, 4, 3, 8);
+    const params = { ...c.params, serverKey: serverKeys.publicKey };
+    const server = createSecAggServer(params, { identityKey: serverKeys.privateKey });
+    let caught: AggregationError | undefined;
+    try {
+      server.collectAdverts(c.ids.slice(0, 2).map((id) => c.clients.get(id)!.advertise()));
+    } catch (err) {
+      caught = err as AggregationError;
+    }
+    expect(caught?.code).toBe('SECAGG_ABORTED');
+    const signedReason = caught!.details!.signedReason as Signed<AbortBody>;
+    expect(signedReason.body.reason).toBe(caught!.message);
+    expect(verifyAbort(params, signedReason)).toBe(true);
+    expect(verifyAbort(params, { ...signedReason, body: { ...signedReason.body, reason: 'all fine' } })).toBe(
+      false,
+    );
+    expect(verifyAbort({ ...params, serverKey: signingKeyPair(random).publicKey }, signedReason)).toBe(false);
   });
 
   it('too few survivors end the protocol with a typed abort, not a wrong sum', async () => {
