@@ -294,8 +294,8 @@ async function store(argv: string[]): Promise<void> {
         const outPath = values.out!;
         const tmp = `${outPath}.part`;
         const hash = createHash('sha256');
+        const out = createWriteStream(tmp);
         try {
-          const out = createWriteStream(tmp);
           for await (const bytes of client.get(target, { onProgress: progress })) {
             hash.update(bytes);
             if (!out.write(bytes)) await new Promise<void>((r) => out.once('drain', () => r()));
@@ -304,6 +304,9 @@ async function store(argv: string[]): Promise<void> {
           await finished(out);
           await rename(tmp, outPath);
         } catch (err) {
+          // The stream opens its file asynchronously: close it first, or the file may appear after we removed it.
+          out.destroy();
+          await finished(out).catch(() => {});
           await rm(tmp, { force: true });
           throw err;
         }
