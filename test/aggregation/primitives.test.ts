@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AggregationError } from '../../src/aggregation/errors.ts';
 import {
   agreementKeyPair,
   sharedSecret,
@@ -18,6 +17,7 @@ import {
   subtractInto,
 } from '../../src/aggregation/quantize.ts';
 import { combineShares, splitSecret } from '../../src/aggregation/shares.ts';
+import { expectCode } from './helpers.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
@@ -36,17 +36,6 @@ function seeded(seed: number) {
     }
     return out;
   };
-}
-
-function expectCode(f: () => unknown, code: string): void {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AggregationError);
-    expect((err as AggregationError).code).toBe(code);
-    return;
-  }
-  throw new Error(`expected ${code}, but nothing was thrown`);
 }
 
 describe('quantization into Z_2^32', () => {

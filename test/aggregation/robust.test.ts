@@ -5,7 +5,6 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AggregationError, type AggregationErrorCode } from '../../src/aggregation/errors.ts';
 import {
   assertPlaintextAllowed,
   bulyan,
@@ -17,18 +16,7 @@ import {
   trimmedMean,
 } from '../../src/aggregation/robust.ts';
 import type { ClientResult } from '../../src/aggregation/strategies.ts';
-
-function expectCode(fn: () => unknown, code: AggregationErrorCode): AggregationError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeInstanceOf(AggregationError);
-  expect((thrown as AggregationError).code).toBe(code);
-  return thrown as AggregationError;
-}
+import { expectCode } from './helpers.ts';
 
 /** A client result with example count `weight` (ignored by every robust rule). */
 const u = (values: readonly number[], weight = 1): ClientResult => ({

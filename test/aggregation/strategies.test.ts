@@ -4,7 +4,6 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AggregationError, type AggregationErrorCode } from '../../src/aggregation/errors.ts';
 import {
   type AggregateInput,
   type ClientResult,
@@ -21,18 +20,7 @@ import {
   weightedMean,
   withNormClipping,
 } from '../../src/aggregation/strategies.ts';
-
-function expectCode(fn: () => unknown, code: AggregationErrorCode): AggregationError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeInstanceOf(AggregationError);
-  expect((thrown as AggregationError).code).toBe(code);
-  return thrown as AggregationError;
-}
+import { expectCode } from './helpers.ts';
 
 function expectClose(actual: Float32Array, expected: readonly number[], digits = 5): void {
   expect(actual).toBeInstanceOf(Float32Array);
