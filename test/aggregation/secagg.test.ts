@@ -9,6 +9,7 @@ import {
   type AbortBody,
   createSecAggClient,
   createSecAggServer,
+  type SecAggClient,
   type SecAggParams,
   type Signed,
   verifyAbort,
@@ -48,40 +49,38 @@ async function attempt<T>(f: () => T | Promise<T>): Promise<T | undefined> {
 
 async function run(c: ReturnType<typeof cohort>, drops: Drops) {
   const server = createSecAggServer(c.params);
-  const live = (ids: Iterable<string>, stage: keyof Drops) => [...ids].filter((id) => !drops[stage].has(id));
-  const adverts = live(c.ids, 'advertise').map((id) => c.clients.get(id)!.advertise());
+  /** The messages of one stage from every client still in it; a client that drops or aborts sends nothing. */
+  const stage = async <T extends { from: string }>(
+    ids: Iterable<string>,
+    name: keyof Drops,
+    step: (client: SecAggClient, id: string) => T | Promise<T>,
+  ): Promise<T[]> => {
+    const out: T[] = [];
+    for (const id of [...ids].filter((x) => !drops[name].has(x))) {
+      const m = await attempt(() => step(c.clients.get(id)!, id));
+      if (m) out.push(m);
+    }
+    return out;
+  };
+  const adverts = await stage(c.ids, 'advertise', (client) => client.advertise());
   const routedAdverts = server.collectAdverts(adverts);
-  const shares: Signed<never>[] = [];
-  for (const id of live(routedAdverts.keys(), 'shares')) {
-    const m = await attempt(() => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!));
-    if (m) shares.push(m as never);
-  }
+  const shares = await stage(routedAdverts.keys(), 'shares', (client, id) =>
+    client.shareKeys(routedAdverts.get(id)!),
+  );
   const routedShares = server.collectShares(shares);
-  const masked: Signed<never>[] = [];
-  for (const id of live(
+  const masked = await stage(
     shares.map((m) => m.from),
     'masked',
-  )) {
-    const m = await attempt(() =>
-      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
-    );
-    if (m) masked.push(m as never);
-  }
+    (client, id) => client.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
+  );
   const survivors = server.collectMasked(masked);
-  const confirmations: Signed<never>[] = [];
-  for (const id of live(survivors, 'consistency')) {
-    const m = await attempt(() => c.clients.get(id)!.consistency(survivors));
-    if (m) confirmations.push(m as never);
-  }
+  const confirmations = await stage(survivors, 'consistency', (client) => client.consistency(survivors));
   const signatures = server.collectConsistency(confirmations);
-  const reveals: Signed<never>[] = [];
-  for (const id of live(
+  const reveals = await stage(
     confirmations.map((m) => m.from),
     'unmask',
-  )) {
-    const m = await attempt(() => c.clients.get(id)!.unmask(signatures));
-    if (m) reveals.push(m as never);
-  }
+    (client) => client.unmask(signatures),
+  );
   return server.unmask(reveals);
 }
 

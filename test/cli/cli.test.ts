@@ -64,6 +64,20 @@ function ailink(args: readonly string[], options: { cwd: string; timeoutMs?: num
 }
 
 /** `ailink ARGS` that must succeed; returns stdout (and shows stderr when it does not succeed). */
+/** A network file listing no miners, with its operator key: enough for commands that fail before any dial. */
+async function stubNetwork(dir: string): Promise<void> {
+  mkdirSync(dir);
+  const network: NetworkFile = {
+    version: 1,
+    profile: 'test',
+    registry: 'registry.sqlite',
+    operatorKey: 'operator.json',
+    processes: [],
+  };
+  writeFileSync(join(dir, 'network.json'), JSON.stringify(network));
+  await createKeyFile(join(dir, 'operator.json'), systemRandom);
+}
+
 async function ok(args: readonly string[], cwd: string): Promise<string> {
   const run = await ailink(args, { cwd });
   if (run.code !== 0) {
@@ -186,16 +200,7 @@ describe('ailink without a network', () => {
     it('a command that loads a key refuses a 0644 key file (exit 1, KEY_FILE_INVALID)', async () => {
       // A network file that lists no miners: the key is loaded (and refused) before any miner is needed.
       const dir = join(work, 'loose-net');
-      mkdirSync(dir);
-      const network: NetworkFile = {
-        version: 1,
-        profile: 'test',
-        registry: 'registry.sqlite',
-        operatorKey: 'operator.json',
-        processes: [],
-      };
-      writeFileSync(join(dir, 'network.json'), JSON.stringify(network));
-      await createKeyFile(join(dir, 'operator.json'), systemRandom);
+      await stubNetwork(dir);
       const loose = join(dir, 'loose.json');
       await createKeyFile(loose, systemRandom);
       chmodSync(loose, 0o644);
@@ -324,16 +329,7 @@ describe('ailink without a network', () => {
 
     it('`store get FID` without --out → exit 2 (with a network file present)', async () => {
       const dir = join(work, 'usage-net');
-      mkdirSync(dir);
-      const network: NetworkFile = {
-        version: 1,
-        profile: 'test',
-        registry: 'registry.sqlite',
-        operatorKey: 'operator.json',
-        processes: [],
-      };
-      writeFileSync(join(dir, 'network.json'), JSON.stringify(network));
-      await createKeyFile(join(dir, 'operator.json'), systemRandom);
+      await stubNetwork(dir);
       const fid = 'ab'.repeat(32);
       const run = await ailink(['store', 'get', fid, '--network', join(dir, 'network.json')], { cwd: work });
       expect(run.code).toBe(2);
