@@ -40,7 +40,7 @@ export interface Signed<T> {
   readonly signature: Uint8Array;
 }
 
-type Stage = 'advertise' | 'shares' | 'masked' | 'consistency' | 'unmask' | 'abort';
+export type Stage = 'advertise' | 'shares' | 'masked' | 'consistency' | 'unmask' | 'abort';
 
 export interface AdvertiseBody {
   readonly cPk: Uint8Array;
@@ -120,7 +120,14 @@ function feed(h: ReturnType<typeof createHash>, value: unknown): void {
   }
 }
 
-function signed<T>(stage: Stage, context: string, from: string, identity: Uint8Array, body: T): Signed<T> {
+/** Signs a protocol message (the state machines use it; so may a transport that relays or a test that forges). */
+export function signed<T>(
+  stage: Stage,
+  context: string,
+  from: string,
+  identity: Uint8Array,
+  body: T,
+): Signed<T> {
   return {
     stage,
     context,
@@ -155,7 +162,46 @@ function verified<T>(params: SecAggParams, stage: Stage, message: Signed<T>): Si
       },
     );
   }
+  // A cohort member can sign nonsense: the body's shape is checked too, so that it fails here with a code and not
+  // later with a TypeError halfway through a stage.
+  if (!wellFormed(stage, message.body)) {
+    throw new AggregationError(
+      'SECAGG_BAD_MESSAGE',
+      `the ${stage} message from ${message.from} is malformed`,
+      {
+        from: message.from,
+      },
+    );
+  }
   return message;
+}
+
+const isBytes = (v: unknown, length?: number): v is Uint8Array =>
+  v instanceof Uint8Array && (length === undefined || v.byteLength === length);
+const isArrayOf = (v: unknown, item: (x: Record<string, unknown>) => boolean): boolean =>
+  Array.isArray(v) &&
+  v.every((x) => x !== null && typeof x === 'object' && item(x as Record<string, unknown>));
+
+function wellFormed(stage: Stage, body: unknown): boolean {
+  if (body === null || typeof body !== 'object') return false;
+  const b = body as Record<string, unknown>;
+  switch (stage) {
+    case 'advertise':
+      return isBytes(b.cPk, 32) && isBytes(b.sPk, 32);
+    case 'shares':
+      return isArrayOf(b.sealed, (x) => typeof x.to === 'string' && isBytes(x.ciphertext));
+    case 'masked':
+      return b.masked instanceof Uint32Array;
+    case 'consistency':
+      return Array.isArray(b.survivors) && b.survivors.every((x) => typeof x === 'string');
+    case 'unmask':
+      return isArrayOf(
+        b.revealed,
+        (x) => typeof x.of === 'string' && (x.kind === 'self' || x.kind === 'secret') && isBytes(x.share),
+      );
+    case 'abort':
+      return typeof b.reason === 'string';
+  }
 }
 
 // --- share sealing ------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   type SecAggClient,
   type SecAggParams,
   type Signed,
+  signed,
   verifyAbort,
 } from '../../src/aggregation/secagg.ts';
 
@@ -232,6 +233,25 @@ describe('SecAgg+ fails closed against a lying server and bad messages', () => {
       'SECAGG_BAD_MESSAGE',
       'SECAGG_BAD_MESSAGE',
     ]);
+  });
+
+  it('a validly signed but malformed message is refused with SECAGG_BAD_MESSAGE, and its sender counts as a dropout', () => {
+    const c = cohort(10, 6, 4, 8);
+    const server = createSecAggServer(c.params);
+    const honest = c.ids.map((id) => c.clients.get(id)!.advertise());
+    const liar = c.ids[0]!;
+    const malformed = [
+      signed('advertise', c.params.context, liar, c.keys.get(liar)!.privateKey, {
+        cPk: new Uint8Array(5),
+        sPk: new Uint8Array(32),
+      }),
+      signed('advertise', c.params.context, liar, c.keys.get(liar)!.privateKey, {
+        cPk: 'not bytes',
+      } as never),
+    ];
+    server.collectAdverts([...malformed, ...honest]);
+    expect(server.rejected.map((e) => e.code)).toEqual(['SECAGG_BAD_MESSAGE', 'SECAGG_BAD_MESSAGE']);
+    expect(server.rejected[0]!.message).toMatch(/malformed/);
   });
 
   it('a masked input of the wrong length is refused and its sender treated as a dropout; the sum stays exact', async () => {
