@@ -47,6 +47,23 @@ export const ERROR_CODES = {
   NOT_ENOUGH_MINERS: { status: 503, about: 'fewer distinct healthy miners than columns' },
   PUT_FAILED: { status: 502, about: 'a column could not be placed on any miner' },
   NETWORK_FILE_INVALID: { status: 400, about: 'network.json is missing or malformed' },
+
+  // chain client and protocol modules
+  CHAIN_UNREACHABLE: { status: 503, about: 'the chain endpoint could not be reached' },
+  CHAIN_TX_REJECTED: {
+    status: 502,
+    about: 'the transaction pool refused a transaction (invalid, stale, dropped)',
+  },
+  CHAIN_CALL_FAILED: { status: 422, about: 'a transaction was included but its call failed' },
+  CHAIN_TIMEOUT: {
+    status: 504,
+    about: 'a transaction was not included before its deadline (it may still land)',
+  },
+  CHAIN_CALL_REJECTED: { status: 422, about: 'a protocol call broke a rule and changed nothing' },
+  INDEXER_STATE_MISMATCH: {
+    status: 500,
+    about: 'the indexer database belongs to another chain or is inconsistent',
+  },
 } as const satisfies Record<string, { status: number; about: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,429 @@
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import type { SubmittableExtrinsic } from '@polkadot/api/types';
+import type { GenericExtrinsic } from '@polkadot/types';
+import type { Call, DispatchError, EventRecord } from '@polkadot/types/interfaces';
+import { u8aToHex, u8aToU8a } from '@polkadot/util';
+import { blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
+import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+
+/** Who signs a transaction: an address and its sr25519 signing function (an `Account` is one). */
+export interface ChainSigner {
+  readonly address: string;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+/** The calls AI-LINK sends. Remarks carry the protocol; transfers pay (collateral, marketplace prices). */
+export type ChainCall =
+  | { readonly kind: 'remark'; readonly payload: Uint8Array }
+  | { readonly kind: 'transfer'; readonly to: string; readonly amount: bigint };
+
+/** A call as found in a block: ours, or named by pallet and method. */
+export type FoundCall = ChainCall | { readonly kind: 'other'; readonly name: string };
+
+export interface Inclusion {
+  readonly blockHash: string;
+  readonly blockNumber: number;
+  readonly extrinsicIndex: number;
+  /** `section.method` of every event the extrinsic emitted, in order. */
+  readonly events: readonly string[];
+}
+
+export interface SubmitOptions {
+  /** Wait for the block to be finalized (default) or only included. */
+  readonly until?: 'inBlock' | 'finalized';
+  /** Give up waiting after this long (default 60 s); the transaction may still land later. */
+  readonly deadlineMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** One extrinsic of a block, flattened: `calls` lists the leaves of any utility batch, with whether each applied. */
+export interface BlockExtrinsic {
+  readonly index: number;
+  /** SS58 (prefix 42) of the signer; null for inherents and unsigned extrinsics. */
+  readonly signer: string | null;
+  readonly calls: readonly {
+    readonly call: FoundCall;
+    readonly applied: boolean;
+    readonly reason?: string;
+  }[];
+}
+
+export interface ChainBlock {
+  readonly number: number;
+  readonly hash: string;
+  readonly parentHash: string;
+  /** The block's `timestamp.set`, ms since the epoch (0 when the chain has no timestamp pallet). */
+  readonly timestamp: number;
+  readonly extrinsics: readonly BlockExtrinsic[];
+}
+
+export interface ChainClient {
+  readonly endpoint: string;
+  readonly genesisHash: string;
+  /** `specName/specVersion` of the runtime. */
+  readonly runtime: string;
+  /**
+   * Signs and submits `calls` as one extrinsic (`utility.batchAll` when more than one: all or nothing), with the
+   * signer's next nonce, and waits for inclusion. One account's transactions go out one at a time, in order.
+   * @throws CHAIN_TX_REJECTED (after retries), CHAIN_CALL_FAILED (included, but the call failed), CHAIN_TIMEOUT
+   */
+  submit(signer: ChainSigner, calls: readonly ChainCall[], options?: SubmitOptions): Promise<Inclusion>;
+  /** Free balance in the chain's smallest unit. */
+  balance(address: string): Promise<bigint>;
+  finalizedHeight(): Promise<number>;
+  /** A finalized block by number, decoded. @throws NOT_FOUND when the chain is not that high yet. */
+  block(number: number): Promise<ChainBlock>;
+  /** Calls `onHeight` with each new finalized height; returns the unsubscribe function. */
+  followFinalized(onHeight: (height: number) => void): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+export interface ChainClientOptions {
+  readonly connectTimeoutMs?: number;
+  /** Attempts for a transaction the pool refuses as stale or drops (its nonce is fetched again in between). */
+  readonly retries?: number;
+}
+
+/**
+ * Connects to any Substrate endpoint. Nonces are tracked per account here because a pool that does not order by
+ * nonce (chopsticks) drops a second transaction sent before the first is included, and a quick resubmission with an
+ * automatic nonce comes back `stale`.
+ * @throws CHAIN_UNREACHABLE
+ */
+export async function connectChain(endpoint: string, options: ChainClientOptions = {}): Promise<ChainClient> {
+  await accountsReady();
+  const timeoutMs = options.connectTimeoutMs ?? 15_000;
+  const provider = new WsProvider(endpoint, false, {}, timeoutMs);
+  let api: ApiPromise;
+  try {
+    await withDeadline(provider.connect(), timeoutMs, 'connect');
+    api = await withDeadline(
+      ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true }),
+      timeoutMs,
+      'connect',
+    );
+  } catch (cause) {
+    await provider.disconnect().catch(() => {});
+    throw new AilinkError(
+      'CHAIN_UNREACHABLE',
+      `expected a Substrate node at ${endpoint}, could not connect (${(cause as Error).message}); start one with \`ailink chain\` or \`ailink dev\``,
+      { cause },
+    );
+  }
+  const retries = options.retries ?? 3;
+  const nonces = new Map<string, number>();
+  const queues = new Map<string, Promise<unknown>>();
+
+  const toTx = (call: ChainCall): SubmittableExtrinsic<'promise'> => {
+    // A hex string is taken as the raw bytes; a Uint8Array would be read as already length-prefixed.
+    if (call.kind === 'remark') return api.tx.system.remarkWithEvent(u8aToHex(call.payload));
+    // Older runtimes (like the dev chain's) call it `transfer`; newer ones `transferAllowDeath`.
+    const balances = api.tx.balances as unknown as Record<
+      string,
+      (to: string, amount: bigint) => SubmittableExtrinsic<'promise'>
+    >;
+    const transfer = balances.transferAllowDeath ?? balances.transfer;
+    if (transfer === undefined)
+      throw new AilinkError('CHAIN_TX_REJECTED', 'this chain has no balances transfer call');
+    return transfer(call.to, call.amount);
+  };
+
+  const describeCalls = (calls: readonly ChainCall[]): string =>
+    calls.length === 1 ? describeCall(calls[0]!) : `utility.batchAll of ${calls.length} calls`;
+
+  const explain = (err: DispatchError): string => {
+    if (err.isModule) {
+      const meta = api.registry.findMetaError(err.asModule);
+      return `${meta.section}.${meta.name}${meta.docs.length > 0 ? ` (${meta.docs.join(' ').trim()})` : ''}`;
+    }
+    return err.toString();
+  };
+
+  async function sendOnce(
+    signer: ChainSigner,
+    tx: SubmittableExtrinsic<'promise'>,
+    what: string,
+    options: SubmitOptions,
+  ): Promise<Inclusion> {
+    const address = signer.address;
+    let nonce = nonces.get(address);
+    if (nonce === undefined) {
+      nonce = (await api.rpc.system.accountNextIndex(address)).toNumber();
+    }
+    const until = options.until ?? 'finalized';
+    const deadlineMs = options.deadlineMs ?? 60_000;
+    let resolve!: (inclusion: Inclusion) => void;
+    let reject!: (err: unknown) => void;
+    const promise = new Promise<Inclusion>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    let unsubscribe: (() => void) | undefined;
+    const timer = setTimeout(
+      () =>
+        reject(
+          new AilinkError(
+            'CHAIN_TIMEOUT',
+            `${what} from ${address} was not ${until === 'inBlock' ? 'included' : 'finalized'} within ${deadlineMs} ms; it may still land — check the account's nonce before sending again`,
+          ),
+        ),
+      deadlineMs,
+    );
+    const onAbort = () =>
+      reject(new AilinkError('ABORTED', `${what}: cancelled while waiting for inclusion`));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      unsubscribe = await tx.signAndSend(address, { nonce, signer: rawSigner(signer) }, (result) => {
+        const { status } = result;
+        if (status.isInvalid || status.isDropped || status.isUsurped) {
+          reject(
+            new AilinkError('CHAIN_TX_REJECTED', `${what} from ${address}: the pool reported ${status.type}`),
+          );
+          return;
+        }
+        const done = until === 'inBlock' ? status.isInBlock || status.isFinalized : status.isFinalized;
+        if (!done) return;
+        const blockHash = (status.isInBlock ? status.asInBlock : status.asFinalized).toHex();
+        if (result.dispatchError) {
+          reject(
+            new AilinkError(
+              'CHAIN_CALL_FAILED',
+              `${what} from ${address} failed: ${explain(result.dispatchError)}`,
+              {
+                details: { blockHash },
+              },
+            ),
+          );
+          return;
+        }
+        api.rpc.chain
+          .getHeader(blockHash)
+          .then((header) =>
+            resolve({
+              blockHash,
+              blockNumber: header.number.toNumber(),
+              extrinsicIndex: result.txIndex ?? -1,
+              events: result.events.map(({ event }) => `${event.section}.${event.method}`),
+            }),
+          )
+          .catch(reject);
+      });
+      // The nonce is used once the pool accepted the transaction, whatever happens to its inclusion.
+      nonces.set(address, nonce + 1);
+      return await promise;
+    } catch (err) {
+      if (!hasCode(err)) {
+        // A refusal from the pool at submission: 1010 invalid (stale, future, payment) or 1014 priority too low.
+        throw new AilinkError('CHAIN_TX_REJECTED', `${what} from ${address}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      unsubscribe?.();
+    }
+  }
+
+  async function submitQueued(
+    signer: ChainSigner,
+    calls: readonly ChainCall[],
+    options: SubmitOptions,
+  ): Promise<Inclusion> {
+    if (calls.length === 0)
+      throw new AilinkError('INVALID_INPUT', 'submit: expected at least one call, got none');
+    const tx = calls.length === 1 ? toTx(calls[0]!) : api.tx.utility.batchAll(calls.map(toTx));
+    const what = describeCalls(calls);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await sendOnce(signer, tx, what, options);
+      } catch (err) {
+        if (!hasCode(err, 'CHAIN_TX_REJECTED') || attempt >= retries) throw err;
+        // Stale or dropped: our nonce view is wrong (another client used the account) — ask the chain again.
+        nonces.delete(signer.address);
+      }
+    }
+  }
+
+  const client: ChainClient = {
+    endpoint,
+    genesisHash: api.genesisHash.toHex(),
+    runtime: `${api.runtimeVersion.specName.toString()}/${api.runtimeVersion.specVersion.toNumber()}`,
+    submit(signer, calls, submitOptions = {}) {
+      const previous = queues.get(signer.address) ?? Promise.resolve();
+      const next = previous.catch(() => {}).then(() => submitQueued(signer, calls, submitOptions));
+      queues.set(signer.address, next);
+      return next;
+    },
+    async balance(address) {
+      const info = (await api.query.system.account(address)) as unknown as {
+        data: { free: { toBigInt(): bigint } };
+      };
+      return info.data.free.toBigInt();
+    },
+    async finalizedHeight() {
+      const hash = await api.rpc.chain.getFinalizedHead();
+      return (await api.rpc.chain.getHeader(hash)).number.toNumber();
+    },
+    async block(number) {
+      const finalized = await client.finalizedHeight();
+      if (number > finalized) {
+        throw new AilinkError(
+          'NOT_FOUND',
+          `block ${number} is not finalized yet (finalized height ${finalized})`,
+        );
+      }
+      const hash = await api.rpc.chain.getBlockHash(number);
+      const [signed, records] = await Promise.all([
+        api.rpc.chain.getBlock(hash),
+        api.query.system.events.at(hash) as unknown as Promise<EventRecord[]>,
+      ]);
+      return decodeBlock(
+        number,
+        hash.toHex(),
+        signed.block.header.parentHash.toHex(),
+        signed.block.extrinsics,
+        records,
+      );
+    },
+    async followFinalized(onHeight) {
+      return api.rpc.chain.subscribeFinalizedHeads((header) => onHeight(header.number.toNumber()));
+    },
+    async close() {
+      await Promise.allSettled([...queues.values()]);
+      await api.disconnect();
+    },
+  };
+  return client;
+
+  function decodeBlock(
+    number: number,
+    hash: string,
+    parentHash: string,
+    extrinsics: readonly GenericExtrinsic[],
+    records: readonly EventRecord[],
+  ): ChainBlock {
+    let timestamp = 0;
+    const out: BlockExtrinsic[] = extrinsics.map((ex, index) => {
+      const events = records.filter(
+        (r) => r.phase.isApplyExtrinsic && r.phase.asApplyExtrinsic.toNumber() === index,
+      );
+      const failed = events.find((r) => api.events.system.ExtrinsicFailed.is(r.event));
+      const call = ex.method as unknown as Call;
+      if (call.section === 'timestamp' && call.method === 'set') timestamp = Number(call.args[0]!.toString());
+      const reason = failed
+        ? `extrinsic failed: ${explain(failed.event.data[0] as unknown as DispatchError)}`
+        : undefined;
+      return {
+        index,
+        signer: ex.isSigned ? encodeAddress(decodeAddress(ex.signer.toString()), SS58_PREFIX) : null,
+        calls: flatten(call, events, failed === undefined, reason),
+      };
+    });
+    return { number, hash, parentHash, timestamp, extrinsics: out };
+  }
+
+  /**
+   * The leaves of a call tree. `batchAll` is all or nothing; a top-level `batch` stops at its `BatchInterrupted`
+   * index; a top-level `forceBatch` reports each item with `ItemCompleted`/`ItemFailed`. The events of a non-atomic
+   * batch nested inside another batch cannot be told apart from its parent's, so its calls count as not applied.
+   */
+  function flatten(
+    call: Call,
+    events: readonly EventRecord[],
+    applied: boolean,
+    reason: string | undefined,
+    depth = 0,
+  ): BlockExtrinsic['calls'] {
+    const name = `${call.section}.${call.method}`;
+    const leaf = (c: FoundCall, ok: boolean, why?: string) => [
+      { call: c, applied: ok, ...(why === undefined ? {} : { reason: why }) },
+    ];
+    if (call.section === 'system' && (call.method === 'remark' || call.method === 'remarkWithEvent')) {
+      return leaf({ kind: 'remark', payload: u8aToU8a(call.args[0]!.toU8a(true)) }, applied, reason);
+    }
+    if (
+      call.section === 'balances' &&
+      (call.method === 'transfer' ||
+        call.method === 'transferAllowDeath' ||
+        call.method === 'transferKeepAlive')
+    ) {
+      const to = encodeAddress(decodeAddress(call.args[0]!.toString()), SS58_PREFIX);
+      return leaf({ kind: 'transfer', to, amount: BigInt(call.args[1]!.toString()) }, applied, reason);
+    }
+    if (call.section === 'utility' && ['batch', 'batchAll', 'forceBatch'].includes(call.method)) {
+      const items = call.args[0] as unknown as Call[];
+      if (call.method === 'batchAll') {
+        return items.flatMap((item) => flatten(item, events, applied, reason, depth + 1));
+      }
+      if (depth > 0) {
+        return items.flatMap((item) =>
+          flatten(item, events, false, `inside a ${name} nested in another batch`, depth + 1),
+        );
+      }
+      const itemOk: boolean[] = items.map(() => applied);
+      if (call.method === 'batch') {
+        const interrupted = events.find((r) => api.events.utility.BatchInterrupted.is(r.event));
+        if (interrupted) {
+          const at = Number(interrupted.event.data[0]!.toString());
+          for (let i = at; i < items.length; i++) itemOk[i] = false;
+        }
+      } else {
+        const outcomes = events.filter(
+          (r) => api.events.utility.ItemCompleted.is(r.event) || api.events.utility.ItemFailed.is(r.event),
+        );
+        outcomes.forEach((r, i) => {
+          if (i < itemOk.length) itemOk[i] = applied && api.events.utility.ItemCompleted.is(r.event);
+        });
+      }
+      return items.flatMap((item, i) =>
+        flatten(
+          item,
+          events,
+          itemOk[i]!,
+          itemOk[i] ? undefined : (reason ?? `${name} item ${i} failed`),
+          depth + 1,
+        ),
+      );
+    }
+    return leaf({ kind: 'other', name }, applied, reason);
+  }
+}
+
+function describeCall(call: ChainCall): string {
+  return call.kind === 'remark'
+    ? `system.remarkWithEvent (${call.payload.byteLength} bytes)`
+    : `balances transfer to ${call.to}`;
+}
+
+/**
+ * A polkadot-js signer over a bare signing function: the payload is signed as is, or its blake2-256 when longer than
+ * 256 bytes (Substrate's rule), and the signature carries the sr25519 tag of a MultiSignature.
+ */
+function rawSigner(signer: ChainSigner) {
+  let id = 0;
+  return {
+    async signRaw({ data }: { data: string }) {
+      const payload = u8aToU8a(data);
+      const message = payload.length > 256 ? blake2AsU8a(payload, 256) : payload;
+      const signature = new Uint8Array(65);
+      signature[0] = 1; // MultiSignature::Sr25519
+      signature.set(signer.sign(message), 1);
+      return { id: ++id, signature: u8aToHex(signature) as `0x${string}` };
+    },
+  };
+}
+
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,123 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Keyring } from '@polkadot/keyring';
+import { bnToU8a, hexToU8a, u8aConcat, u8aToBigInt, u8aToHex } from '@polkadot/util';
+import { blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
+import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
+
+/** The well-known development accounts, funded at genesis. */
+export const DEV_ACCOUNTS = ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie'] as const;
+export type DevAccountName = (typeof DEV_ACCOUNTS)[number];
+
+/** 10^6 ROC (12 decimals) per dev account: enough to fund every miner and organisation of a local network. */
+const DEV_FUNDS = 10n ** 18n;
+
+export interface DevChainOptions {
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Where blocks are kept; a second start on the same folder resumes at the same head. Absent: in memory only. */
+  readonly dataDir?: string;
+  /** `batch` seals the transactions that arrive within ~100 ms into one block; `instant` one block per transaction. */
+  readonly blockMode?: 'batch' | 'instant';
+}
+
+export interface DevChain {
+  /** ws://127.0.0.1:PORT */
+  readonly endpoint: string;
+  /** The head's number right after start: 0 on a new chain, the saved height on a resumed one. */
+  readonly startHeight: number;
+  readonly resumed: boolean;
+  /** Seals a block now (for tests that need time to pass on chain). */
+  newBlock(): Promise<void>;
+  /** Waits for blocks being built and their write to the data dir, then stops serving. */
+  close(): Promise<void>;
+}
+
+/**
+ * A real Substrate runtime (the Rococo Asset Hub wasm shipped in @substrate/connect-known-chains) executed by
+ * chopsticks in genesis mode: no upstream node, no network. Bound to 127.0.0.1 only.
+ *
+ * Persistence: chopsticks' `db` + `resume`. Dev balances live in the genesis state (see `withDevBalances`). Genesis
+ * mode builds a fresh block #1 at every start, which on a resume would overwrite the saved #1 and orphan block #2, so
+ * that block is neither saved nor kept. Closing first awaits `upcomingBlocks()`: chopsticks announces a block before
+ * it has written it, so closing straight away could lose the newest block.
+ */
+export async function startDevChain(options: DevChainOptions): Promise<DevChain> {
+  // chopsticks reads its log level once, when it is first loaded; it logs every block at info level.
+  process.env.LOG_LEVEL ??= 'error';
+  const [{ setupWithServer }, { chainSpec }] = await Promise.all([
+    import('@acala-network/chopsticks'),
+    import('@substrate/connect-known-chains/rococo_v2_2_asset_hub'),
+  ]);
+  let db: string | undefined;
+  let resume = false;
+  if (options.dataDir !== undefined) {
+    mkdirSync(resolve(options.dataDir), { recursive: true });
+    db = join(resolve(options.dataDir), 'chain.sqlite');
+    resume = existsSync(db);
+  }
+  const config: Parameters<typeof setupWithServer>[0] = {
+    genesis: await withDevBalances(JSON.parse(chainSpec)),
+    port: options.port,
+    host: '127.0.0.1',
+    'build-block-mode': options.blockMode === 'instant' ? 'Instant' : 'Batch',
+    ...(db === undefined ? {} : { db }),
+    // Genesis mode always builds a block #1 at start; on a resume that block must not replace the saved #1.
+    ...(resume ? { resume: true, 'save-blocks': false } : {}),
+  } as Parameters<typeof setupWithServer>[0];
+  const ctx = await setupWithServer(config);
+  const chain = ctx.chain;
+  if (resume) {
+    // Saving was off only for the start-up block; the field is typed read-only but is a plain property.
+    (chain as { saveBlocks: boolean }).saveBlocks = true;
+    const stray = await chain.getBlockAt(1);
+    const saved = await chain.db?.queryBlockByNumber(1);
+    if (stray !== undefined && saved && stray.hash !== saved.hash && stray.hash !== chain.head.hash) {
+      await chain.unregisterBlock(stray);
+    }
+  }
+  return {
+    endpoint: `ws://${ctx.addr}`,
+    startHeight: chain.head.number,
+    resumed: resume,
+    async newBlock() {
+      await chain.newBlock();
+    },
+    async close() {
+      await chain.upcomingBlocks();
+      await ctx.close();
+    },
+  };
+}
+
+/**
+ * Writes the dev accounts' balances into the genesis state itself. chopsticks' `import-storage` would put them in a
+ * block it never saves, so a resumed chain would lose every balance that no later block touched, and would report a
+ * different genesis hash than the runtime checks transactions against.
+ */
+async function withDevBalances(spec: { genesis: { raw: { top: Record<string, string> } } }) {
+  await accountsReady();
+  const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
+  const top = { ...spec.genesis.raw.top };
+  const u32 = (n: number) => bnToU8a(n, { bitLength: 32 });
+  const u128 = (n: bigint) => bnToU8a(n, { bitLength: 128 });
+  for (const name of DEV_ACCOUNTS) {
+    const id = keyring.addFromUri(`//${name}`).publicKey;
+    const key = u8aConcat(xxhashAsU8a('System', 128), xxhashAsU8a('Account', 128), blake2AsU8a(id, 128), id);
+    // AccountInfo { nonce, consumers, providers: 1, sufficients, data: { free, reserved, frozen, flags } }
+    top[u8aToHex(key)] = u8aToHex(
+      u8aConcat(u32(0), u32(0), u32(1), u32(0), u128(DEV_FUNDS), u128(0n), u128(0n), u128(0n)),
+    );
+  }
+  const issuanceKey = u8aToHex(u8aConcat(xxhashAsU8a('Balances', 128), xxhashAsU8a('TotalIssuance', 128)));
+  const issued =
+    top[issuanceKey] === undefined ? 0n : u8aToBigInt(hexToU8a(top[issuanceKey]), { isLe: true });
+  top[issuanceKey] = u8aToHex(u128(issued + DEV_FUNDS * BigInt(DEV_ACCOUNTS.length)));
+  return { ...spec, genesis: { ...spec.genesis, raw: { ...spec.genesis.raw, top } } };
+}
+
+/** A dev account (`//Alice` …) as a transaction signer. Call `accountsReady()` first. */
+export function devSigner(name: DevAccountName): { address: string; sign(message: Uint8Array): Uint8Array } {
+  const pair = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX }).addFromUri(`//${name}`);
+  return { address: pair.address, sign: (message) => pair.sign(message) };
+}
