@@ -10,11 +10,12 @@ import {
   createCodecPool,
   createMinerClient,
   createStorageClient,
-  openSqliteRegistry,
+  loadNetworkFile,
   PRODUCTION_PROFILE,
   type StorageClient,
 } from '../storage/index.ts';
 import { startDevNetwork } from './devnet.ts';
+import { openRegistry } from './registry.ts';
 
 const MiB = 1024 * 1024;
 const say = (line: string) => console.log(line);
@@ -46,18 +47,17 @@ export async function runStorageDemo(options: { dataDir?: string | undefined }):
   );
   const host = await createHost();
   const codec = createCodecPool();
-  const registry = openSqliteRegistry(join(dataDir, 'registry.sqlite'));
+  const account = await loadKeyFile(network.operatorKeyPath);
+  const deps = { clock: systemClock, random: systemRandom };
+  const miners = createMinerClient(
+    { host, account, ...deps },
+    { requestTimeoutMs: 30_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
+  );
+  // The chain is the registry: miners and placements are read from it, and the put is recorded on it.
+  const registry = await openRegistry(loadNetworkFile(network.path), account, miners);
   try {
-    const account = await loadKeyFile(network.operatorKeyPath);
-    const deps = { clock: systemClock, random: systemRandom };
-    const directory = () =>
-      network.miners.filter((m) => m.running).map((m) => ({ peerId: m.peerId, addrs: m.addrs }));
-    const miners = createMinerClient(
-      { host, account, ...deps },
-      { requestTimeoutMs: 30_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
-    );
     const client = createStorageClient(
-      { miners, directory, registry, account, codec, ...deps },
+      { miners, registry, account, codec, ...deps },
       { profile: PRODUCTION_PROFILE, fragmentDeadlineMs: 20_000 },
     );
 
@@ -112,7 +112,7 @@ export async function runStorageDemo(options: { dataDir?: string | undefined }):
     );
     if (read.hex !== original) process.exitCode = 1;
   } finally {
-    registry.close();
+    await registry.close();
     await codec.close();
     await host.stop();
     await network.stop();

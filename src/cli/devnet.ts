@@ -3,6 +3,14 @@ import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import {
+  type ChainCall,
+  connectChain,
+  DEV_PROTOCOL_CONFIG,
+  devSigner,
+  ROC,
+  startDevChain,
+} from '../chain/index.ts';
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
 import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
@@ -26,6 +34,8 @@ export interface MinerProcess {
 
 export interface DevNetwork {
   readonly path: string;
+  /** The dev chain's WebSocket endpoint. */
+  readonly chainEndpoint: string;
   readonly miners: MinerProcess[];
   readonly operatorKeyPath: string;
   /** Rewrites network.json with the current pids and addresses. */
@@ -41,7 +51,12 @@ export interface DevNetworkOptions {
   readonly allow?: readonly string[];
   readonly readyTimeoutMs?: number;
   readonly onEvent?: (line: string) => void;
+  /** The dev chain's port (default: any free one). */
+  readonly chainPort?: number;
 }
+
+/** What each miner and the operator get from Alice: fees and collateral for a long while. */
+const DEV_FUNDING = 1000n * ROC;
 
 /**
  * Starts N real miner processes on loopback (each `ailink miner` with its own data dir), writes network.json, and
@@ -61,31 +76,47 @@ export async function startDevNetwork(
   const maxFragment = options.profile === 'production' ? 8 * 1024 * 1024 : 1024 * 1024;
   const path = join(dataDir, 'network.json');
 
-  const miners = Array.from({ length: options.miners }, (_, i) => {
-    const name = `miner-${String(i + 1).padStart(2, '0')}`;
-    return spawnableMiner(
-      name,
-      join(dataDir, 'miners', name),
+  const chain = await startDevChain({ port: options.chainPort ?? 0, dataDir: join(dataDir, 'chain') });
+  const names = Array.from({ length: options.miners }, (_, i) => `miner-${String(i + 1).padStart(2, '0')}`);
+  // Miner accounts exist before the miners start, so that one transaction funds them all.
+  const minerAccounts = await Promise.all(
+    names.map(async (name) => {
+      const file = join(dataDir, 'miners', name, 'account.json');
+      mkdirSync(join(dataDir, 'miners', name), { recursive: true });
+      return existsSync(file) ? loadKeyFile(file) : createKeyFile(file, deps.random);
+    }),
+  );
+  await fundAccounts(chain.endpoint, [operator.address, ...minerAccounts.map((a) => a.address)]);
+  const miners = names.map((name) =>
+    spawnableMiner(name, join(dataDir, 'miners', name), {
       allow,
       maxFragment,
-      options.readyTimeoutMs ?? 60_000,
-    );
-  });
+      chain: chain.endpoint,
+      readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
+    }),
+  );
   try {
     await Promise.all(miners.map((m) => m.restart()));
   } catch (err) {
     await Promise.all(miners.map((m) => m.stop()));
+    await chain.close();
     throw err;
   }
   const network: DevNetwork = {
     path,
+    chainEndpoint: chain.endpoint,
     miners,
     operatorKeyPath,
     async save() {
       const file: NetworkFile = {
         version: 1,
         profile: options.profile,
-        registry: 'registry.sqlite',
+        chain: {
+          endpoint: chain.endpoint,
+          pot: DEV_PROTOCOL_CONFIG.pot,
+          minCollateral: DEV_PROTOCOL_CONFIG.minCollateral.toString(),
+          restoralClaimBlocks: DEV_PROTOCOL_CONFIG.restoralClaimBlocks,
+        },
         operatorKey: relative(dataDir, operatorKeyPath),
         processes: miners
           .filter((m) => m.running)
@@ -103,19 +134,34 @@ export async function startDevNetwork(
     async stop() {
       await Promise.all(miners.map((m) => m.stop()));
       await network.save(); // lists no processes now: clients are told plainly that nothing is running
+      await chain.close();
     },
   };
   await network.save();
   return network;
 }
 
+/** Alice pays each account that holds less than half of `DEV_FUNDING`, in one batch. */
+async function fundAccounts(endpoint: string, addresses: readonly string[]): Promise<void> {
+  const chain = await connectChain(endpoint);
+  try {
+    const calls: ChainCall[] = [];
+    for (const to of addresses) {
+      if ((await chain.balance(to)) < DEV_FUNDING / 2n)
+        calls.push({ kind: 'transfer', to, amount: DEV_FUNDING });
+    }
+    if (calls.length > 0) await chain.submit(devSigner('Alice'), calls);
+  } finally {
+    await chain.close();
+  }
+}
+
 function spawnableMiner(
   name: string,
   dataDir: string,
-  allow: readonly string[],
-  maxFragment: number,
-  readyTimeoutMs: number,
+  options: { allow: readonly string[]; maxFragment: number; chain: string; readyTimeoutMs: number },
 ): MinerProcess {
+  const { allow, maxFragment, readyTimeoutMs } = options;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   const m: MinerProcess = {
@@ -142,7 +188,7 @@ function spawnableMiner(
       mkdirSync(dataDir, { recursive: true });
       const log = openSync(join(dataDir, 'miner.log'), 'a');
       const args = [BIN, 'miner', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0'];
-      args.push('--max-fragment', String(maxFragment));
+      args.push('--max-fragment', String(maxFragment), '--chain', options.chain);
       for (const a of allow) args.push('--allow', a);
       const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', log] });
       closeSync(log);

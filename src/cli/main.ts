@@ -4,6 +4,7 @@ import { rename, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { DEV_PROTOCOL_CONFIG } from '../chain/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -16,7 +17,7 @@ import {
   encodeSegment,
   fidOf,
   loadNetworkFile,
-  openSqliteRegistry,
+  type ObjectRegistry,
   PRODUCTION_PROFILE,
   type ProgressEvent,
   type StorageProfile,
@@ -26,6 +27,7 @@ import {
 } from '../storage/index.ts';
 import { runStorageDemo } from './demo.ts';
 import { startDevNetwork } from './devnet.ts';
+import { openRegistry } from './registry.ts';
 
 /**
  * The `ailink` command. The only place that reads argv and the environment; every subcommand composes the modules
@@ -87,23 +89,30 @@ async function openClient(values: { network?: string | undefined; key?: string |
   const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
   const host = await createHost();
   const profile = profileNamed(network.file.profile);
-  const registry = openSqliteRegistry(network.registryPath);
-  const codec = createCodecPool();
   const deps = { clock: systemClock, random: systemRandom };
   const miners = createMinerClient(
     { host, account, ...deps },
     { requestTimeoutMs: 60_000, signatureTtlMs: 60_000, maxFragmentSize: profile.segmentSize },
   );
+  let registry: ObjectRegistry;
+  try {
+    registry = await openRegistry(network, account, miners);
+  } catch (err) {
+    await host.stop();
+    throw err;
+  }
+  const codec = createCodecPool();
   const client = createStorageClient(
-    { miners, directory: () => network.miners, registry, account, codec, ...deps },
+    { miners, registry, account, codec, ...deps },
     { profile, fragmentDeadlineMs: 30_000 },
   );
   return {
     client,
     account,
+    registry,
     async close() {
       await codec.close();
-      registry.close();
+      await registry.close();
       await host.stop();
     },
   };
@@ -135,6 +144,8 @@ async function miner(argv: string[]): Promise<void> {
       allow: { type: 'string', multiple: true },
       capacity: { type: 'string' },
       'max-fragment': { type: 'string' },
+      chain: { type: 'string' },
+      collateral: { type: 'string' },
     },
   });
   if (!values['data-dir']) usageError('miner: --data-dir DIR is required');
@@ -155,9 +166,22 @@ async function miner(argv: string[]): Promise<void> {
       maxFragmentSize: positiveInt(values['max-fragment'], 'max-fragment', 8 * MiB),
       maxSignatureTtlMs: 5 * 60_000,
       requestDeadlineMs: 120_000,
+      ...(values.chain === undefined
+        ? {}
+        : {
+            chain: {
+              endpoint: values.chain,
+              config: DEV_PROTOCOL_CONFIG,
+              collateral: BigInt(
+                positiveInt(values.collateral, 'collateral', Number(DEV_PROTOCOL_CONFIG.minCollateral)),
+              ),
+            },
+          }),
     },
   );
-  process.stdout.write(`${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs() })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs(), account: node.account, chain: node.registration })}\n`,
+  );
   await untilSignal();
   await node.stop();
 }
@@ -194,7 +218,7 @@ async function dev(argv: string[]): Promise<void> {
   );
   for (const m of network.miners) console.error(`  ${m.name}  pid ${m.pid}  ${m.addrs[0]}`);
   console.error(
-    `network ready: ${network.path}\noperator key: ${network.operatorKeyPath}\nCtrl-C stops every process.`,
+    `chain: ${network.chainEndpoint}\nnetwork ready: ${network.path}\noperator key: ${network.operatorKeyPath}\nCtrl-C stops every process.`,
   );
   await untilSignal();
   console.error('stopping …');
@@ -254,7 +278,7 @@ async function store(argv: string[]): Promise<void> {
     allowPositionals: true,
   });
   if (sub === 'ls') {
-    const list = listObjects(values);
+    const list = await listObjects(values);
     if (values.json) console.log(JSON.stringify(list, null, 2));
     else
       for (const o of list)
@@ -315,23 +339,35 @@ async function store(argv: string[]): Promise<void> {
       }
       case 'info': {
         const fid = target;
-        const { record, miners } = client.info(fid);
+        const { record, miners, chain } = await client.info(fid);
         const info = {
           fid,
           name: record.name,
           owner: record.owner,
           size: record.size,
-          state: 'active',
+          // Without a chain, the local registry records only fully placed objects.
+          state: chain?.state ?? 'Active',
+          ...(chain === undefined
+            ? {}
+            : {
+                declaredAt: chain.declaredAt,
+                activeAt: chain.activeAt,
+                restoralOrders: chain.restoralOrders,
+              }),
           encrypted: record.encryption !== null,
           readers: record.encryption?.wraps.map((w) => w.recipient) ?? [],
           profile: record.profile,
-          placements: miners.map((miner, column) => ({ column, miner })),
+          placements: miners.map((miner, column) => ({
+            column,
+            miner,
+            ...(chain === undefined ? {} : { account: chain.accounts[column] }),
+          })),
           segments: record.segments,
         };
         if (values.json) console.log(JSON.stringify(info, null, 2));
         else {
           console.log(
-            `${fid}  ${record.name ?? ''}\n${record.size} bytes, ${record.segments.length} segment(s), ${info.encrypted ? 'encrypted' : 'plain'}, active`,
+            `${fid}  ${record.name ?? ''}\n${record.size} bytes, ${record.segments.length} segment(s), ${info.encrypted ? 'encrypted' : 'plain'}, ${info.state}`,
           );
           for (const p of info.placements)
             console.log(`  column ${String(p.column).padStart(2)} → ${p.miner}`);
@@ -355,13 +391,12 @@ async function store(argv: string[]): Promise<void> {
   }
 }
 
-function listObjects(values: { network?: string | undefined }) {
-  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  const registry = openSqliteRegistry(network.registryPath);
+async function listObjects(values: { network?: string | undefined; key?: string | undefined }) {
+  const { registry, close } = await openClient(values);
   try {
-    return registry.list();
+    return await registry.list();
   } finally {
-    registry.close();
+    await close();
   }
 }
 

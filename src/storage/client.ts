@@ -1,6 +1,6 @@
 import type { PeerRef } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
-import { fromHex } from '../shared/bytes.ts';
+import { fromHex, toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { CodecPool } from './codec-pool.ts';
@@ -13,8 +13,7 @@ import { plaintextLength } from './segments.ts';
 
 export interface StorageClientDeps {
   readonly miners: MinerClient;
-  /** The miners this client may use, in order of preference: column i goes to the i-th healthy one. */
-  readonly directory: () => readonly PeerRef[];
+  /** Where objects are recorded and miners listed (column i goes to the i-th healthy miner of its directory). */
   readonly registry: ObjectRegistry;
   readonly account: Account;
   readonly codec: CodecPool;
@@ -63,7 +62,7 @@ export interface StorageClient {
     fid: string,
     options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
   ): AsyncIterable<Uint8Array>;
-  info(fid: string): Placement;
+  info(fid: string): Promise<Placement>;
   /** Rebuilds every column whose miner lost it (or is gone) from any 4 survivors and places it on a new miner. */
   repair(
     fid: string,
@@ -79,7 +78,9 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   const profile = checkProfile(options.profile);
   const columns = columnsOf(profile);
   const fragmentSize = fragmentSizeOf(profile);
-  const peerOf = (peerId: string): PeerRef | undefined => deps.directory().find((p) => p.peerId === peerId);
+  type Peers = ReadonlyMap<string, PeerRef>;
+  const peersNow = async (): Promise<Peers> =>
+    new Map((await deps.registry.directory()).map((p) => [p.peerId, p] as const));
   const deadline = (signal?: AbortSignal) =>
     signal
       ? AbortSignal.any([signal, AbortSignal.timeout(options.fragmentDeadlineMs)])
@@ -89,6 +90,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   async function fetchSegment(
     record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
     miners: readonly string[],
+    peers: Peers,
     index: number,
     skip: ReadonlySet<number>,
     signal: AbortSignal | undefined,
@@ -108,7 +110,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         have++;
         return;
       }
-      const peer = peerOf(miners[c]!);
+      const peer = peers.get(miners[c]!);
       try {
         if (!peer)
           throw new AilinkError('MINER_UNREACHABLE', `miner ${miners[c]} is not in the network directory`);
@@ -142,6 +144,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   async function withVerifiedFragments<T>(
     record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
     miners: readonly string[],
+    peers: Peers,
     index: number,
     skip: ReadonlySet<number>,
     signal: AbortSignal | undefined,
@@ -149,7 +152,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   ): Promise<T> {
     const excluded = new Set(skip);
     for (;;) {
-      const fragments = await fetchSegment(record, miners, index, excluded, signal);
+      const fragments = await fetchSegment(record, miners, peers, index, excluded, signal);
       try {
         return await use(fragments);
       } catch (err) {
@@ -164,6 +167,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   async function rebuildOnto(
     record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
     miners: readonly string[],
+    peers: Peers,
     targets: ReadonlyMap<number, PeerRef>,
     signal: AbortSignal | undefined,
   ): Promise<void> {
@@ -171,8 +175,15 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     for (let index = 0; index < record.segments.length; index++) {
       const seg = record.segments[index]!;
       const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
-      const rebuilt = await withVerifiedFragments(record, miners, index, new Set(lost), signal, (fragments) =>
-        deps.codec.rebuild({ profile: record.profile, fragments, expected, index, columns: lost }),
+      const rebuilt = await withVerifiedFragments(
+        record,
+        miners,
+        peers,
+        index,
+        new Set(lost),
+        signal,
+        (fragments) =>
+          deps.codec.rebuild({ profile: record.profile, fragments, expected, index, columns: lost }),
       );
       await Promise.all(
         lost.map((c, k) =>
@@ -198,7 +209,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
     }
     const key = encrypt ? newDataKey(deps.random) : null;
-    const candidates = [...deps.directory()];
+    const candidates = [...(await deps.registry.directory())];
+    const peers: Peers = new Map(candidates.map((p) => [p.peerId, p] as const));
     if (candidates.length < columns) {
       throw new AilinkError(
         'NOT_ENOUGH_MINERS',
@@ -246,6 +258,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
             await rebuildOnto(
               sofar,
               assigned.map((p) => p.peerId),
+              peers,
               new Map([[column, spare]]),
               signal,
             );
@@ -289,12 +302,28 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
           : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r))), tags },
     };
     const miners = assigned.map((p) => p.peerId);
-    deps.registry.declare(record, miners);
+    const deal = toHex(deps.random(16));
+    const receipts = deps.registry.needsReceipts
+      ? await Promise.all(
+          assigned.map((peer, index) =>
+            deps.miners.receipt(
+              peer,
+              { fid: record.fid, deal, index, fragments: segments.map((s) => s.fragments[index]!) },
+              { signal: deadline(signal) },
+            ),
+          ),
+        )
+      : undefined;
+    await deps.registry.declare(
+      record,
+      deal,
+      assigned.map((peer, i) => (receipts ? { peer, receipt: receipts[i]! } : { peer })),
+    );
     return { fid: record.fid, record, miners };
   }
 
-  function info(fid: string): Placement {
-    const p = deps.registry.get(fid);
+  async function info(fid: string): Promise<Placement> {
+    const p = await deps.registry.get(fid);
     if (p === null)
       throw new AilinkError(
         'OBJECT_NOT_FOUND',
@@ -307,7 +336,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     fid: string,
     getOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
   ): AsyncIterable<Uint8Array> {
-    const { record, miners } = info(fid);
+    const { record, miners } = await info(fid);
+    const peers = await peersNow();
     const recomputed = fidOf(record.segments.map((seg) => seg.hash));
     if (recomputed !== fid) {
       throw new AilinkError(
@@ -325,7 +355,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
       const open = { length: plaintextLength(record, index), last: index === count - 1, key, tag };
       const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
-      return withVerifiedFragments(record, miners, index, new Set(), getOptions.signal, (fragments) =>
+      return withVerifiedFragments(record, miners, peers, index, new Set(), getOptions.signal, (fragments) =>
         deps.codec.decode({ profile: record.profile, fragments, expected, index, open }),
       );
     };
@@ -351,12 +381,13 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     fid: string,
     repairOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
   ): Promise<RepairReport> {
-    const { record, miners } = info(fid);
+    const { record, miners } = await info(fid);
+    const peers = await peersNow();
     const size = fragmentSizeOf(record.profile);
     const lost = new Map<number, string>();
     await Promise.all(
       miners.map(async (minerId, column) => {
-        const peer = peerOf(minerId);
+        const peer = peers.get(minerId);
         if (!peer) return void lost.set(column, 'not in the network directory');
         try {
           for (const seg of record.segments) {
@@ -371,7 +402,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     );
     if (lost.size === 0) return { fid, repaired: [] };
     const inUse = new Set(miners);
-    const spares = deps.directory().filter((p) => !inUse.has(p.peerId));
+    const spares = [...peers.values()].filter((p) => !inUse.has(p.peerId));
     if (spares.length < lost.size) {
       throw new AilinkError(
         'NOT_ENOUGH_MINERS',
@@ -379,9 +410,10 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       );
     }
     const targets = new Map([...lost.keys()].map((column, i) => [column, spares[i]!] as const));
-    await rebuildOnto(record, miners, targets, repairOptions.signal);
+    await deps.registry.reassign(fid, targets, () =>
+      rebuildOnto(record, miners, peers, targets, repairOptions.signal),
+    );
     const repaired = [...targets].map(([column, to]) => {
-      deps.registry.reassign(fid, column, to.peerId);
       repairOptions.onProgress?.({ kind: 'column-repaired', column, from: miners[column]!, to: to.peerId });
       return { column, from: miners[column]!, to: to.peerId, reason: lost.get(column)! };
     });

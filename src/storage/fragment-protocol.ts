@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AilinkError, type ErrorCode, isErrorCode } from '../shared/errors.ts';
 import { RequestAuthSchema } from './request-auth.ts';
@@ -10,14 +11,18 @@ import { RequestAuthSchema } from './request-auth.ts';
  *   get:    miner → frame({ok, size})  miner → `size` raw bytes
  *   has:    miner → frame({ok, size | null})
  *   delete: miner → frame({ok, deleted})
+ *   receipt: miner → frame({ok, miner, signature})   the miner's signed receipt for a column it holds (fileBank)
+ *   restore: miner → frame({ok, block})              the miner claims / completes a restoral order on chain
  *
+ * For receipt and restore, `fragment` is the SHA-256 of the request's own fields (see `bodyDigest`), so the signature
+ * over it covers them too.
  * A put is accepted or refused (auth, capacity, size limit, already held) before any body byte moves, so a refusal
  * costs nothing and changes nothing. A fragment of all zeros is never sent: the miner writes the zeros itself.
  */
 export const FRAGMENT_PROTOCOL = '/ailink/fragment/1.0.0';
 
-/** Requests and answers are small JSON; anything larger is refused before it is parsed. */
-export const MAX_FRAME_BYTES = 4096;
+/** Requests and answers are small JSON (a receipt request lists one hash per segment); larger is refused unparsed. */
+export const MAX_FRAME_BYTES = 64 * 1024;
 
 const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-char lowercase hex hash');
 const base = { fragment: hash, audience: z.string().min(1).max(128), auth: RequestAuthSchema.optional() };
@@ -37,6 +42,26 @@ export const FragmentRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('get'), ...base }).strict(),
   z.object({ op: z.literal('has'), ...base }).strict(),
   z.object({ op: z.literal('delete'), ...base }).strict(),
+  z
+    .object({
+      op: z.literal('receipt'),
+      fid: hash,
+      deal: z.string().regex(/^[0-9a-f]{32}$/),
+      index: z.number().int().min(0).max(255),
+      fragments: z.array(hash).min(1).max(800),
+      ...base,
+    })
+    .strict(),
+  z
+    .object({
+      op: z.literal('restore'),
+      stage: z.enum(['claim', 'complete']),
+      fid: hash,
+      index: z.number().int().min(0).max(255),
+      fragments: z.array(hash).max(800),
+      ...base,
+    })
+    .strict(),
 ]);
 export type FragmentRequest = z.infer<typeof FragmentRequestSchema>;
 
@@ -52,6 +77,18 @@ export const HasReplySchema = z.object({
   size: z.number().int().nonnegative().nullable(),
 });
 export const DeleteReplySchema = z.object({ ok: z.literal(true), deleted: z.boolean() });
+
+export const ReceiptReplySchema = z.object({
+  ok: z.literal(true),
+  miner: z.string(),
+  signature: z.string().regex(/^[0-9a-f]{128}$/),
+});
+export const RestoreReplySchema = z.object({ ok: z.literal(true), block: z.number().int().nonnegative() });
+
+/** The digest a receipt or restore request is signed under: its fields, in a fixed order. */
+export function bodyDigest(fields: readonly unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+}
 
 export const encodeJson = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 

@@ -3,6 +3,7 @@
  * encryption, miners with an on-disk fragment store and a signed fragment protocol, and the storage client.
  */
 
+export { createChainRegistry } from './chain-registry.ts';
 export {
   chunks,
   createStorageClient,
@@ -35,6 +36,7 @@ export {
   type StoreUsage,
 } from './fragment-store.ts';
 export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
+export { joinChain, minerChainActions } from './miner-chain.ts';
 export {
   type CallOptions,
   createMinerClient,
@@ -63,6 +65,7 @@ export {
   ObjectRecordSchema,
   type ObjectRegistry,
   type ObjectSummary,
+  type PlacedColumn,
   type Placement,
 } from './record.ts';
 export { createMemoryRegistry, openSqliteRegistry } from './registry.ts';

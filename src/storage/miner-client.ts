@@ -4,6 +4,7 @@ import type { Account } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  bodyDigest,
   DeleteReplySchema,
   decodeReply,
   encodeJson,
@@ -13,6 +14,8 @@ import {
   MAX_FRAME_BYTES,
   PutDoneSchema,
   PutReadySchema,
+  ReceiptReplySchema,
+  RestoreReplySchema,
 } from './fragment-protocol.ts';
 import { signRequest } from './request-auth.ts';
 
@@ -23,6 +26,29 @@ export interface MinerClient {
   get(peer: PeerRef, hash: string, options?: CallOptions): Promise<Uint8Array>;
   has(peer: PeerRef, hash: string, options?: CallOptions): Promise<number | null>;
   delete(peer: PeerRef, hash: string, options?: CallOptions): Promise<boolean>;
+  /** Asks the miner to sign a transfer receipt for the column it holds. */
+  receipt(peer: PeerRef, column: ColumnRef & { deal: string }, options?: CallOptions): Promise<SignedReceipt>;
+  /** Asks the miner to claim, then to complete, a restoral order on chain; resolves to the block. */
+  restore(
+    peer: PeerRef,
+    stage: 'claim' | 'complete',
+    column: ColumnRef,
+    options?: CallOptions,
+  ): Promise<number>;
+}
+
+export interface ColumnRef {
+  readonly fid: string;
+  readonly index: number;
+  /** The column's fragment hashes, one per segment. */
+  readonly fragments: readonly string[];
+}
+
+export interface SignedReceipt {
+  readonly index: number;
+  /** The miner's chain account. */
+  readonly miner: string;
+  readonly signature: string;
 }
 
 export interface CallOptions {
@@ -44,11 +70,12 @@ export function createMinerClient(
 ): MinerClient {
   async function call<T>(
     peer: PeerRef,
-    op: 'put' | 'get' | 'has' | 'delete',
+    op: 'put' | 'get' | 'has' | 'delete' | 'receipt' | 'restore',
     hash: string,
     size: number,
     callOptions: CallOptions,
     body: (channel: ByteChannel, signal: AbortSignal) => Promise<T>,
+    extra: Record<string, unknown> = {},
   ): Promise<T> {
     const signal = callOptions.signal
       ? AbortSignal.any([callOptions.signal, AbortSignal.timeout(options.requestTimeoutMs)])
@@ -94,7 +121,7 @@ export function createMinerClient(
       const request =
         op === 'put'
           ? { op, fragment: hash, size, audience: peer.peerId, auth }
-          : { op, fragment: hash, audience: peer.peerId, auth };
+          : { op, fragment: hash, audience: peer.peerId, auth, ...extra };
       await channel.writeFrame(encodeJson(request), { signal });
       const result = await body(channel, signal);
       await channel.closeWrite({ signal }).catch(() => {});
@@ -151,5 +178,33 @@ export function createMinerClient(
         callOptions,
         async (channel, signal) => (await reply(channel, signal, DeleteReplySchema)).deleted,
       ),
+    async receipt(peer, column, callOptions = {}) {
+      const fields = { fid: column.fid, deal: column.deal, index: column.index, fragments: column.fragments };
+      const digest = bodyDigest([fields.fid, fields.deal, fields.index, fields.fragments]);
+      const answer = await call(
+        peer,
+        'receipt',
+        digest,
+        0,
+        callOptions,
+        (channel, signal) => reply(channel, signal, ReceiptReplySchema),
+        fields,
+      );
+      return { index: column.index, miner: answer.miner, signature: answer.signature };
+    },
+    async restore(peer, stage, column, callOptions = {}) {
+      const fields = { stage, fid: column.fid, index: column.index, fragments: column.fragments };
+      const digest = bodyDigest([stage, fields.fid, fields.index, fields.fragments]);
+      const answer = await call(
+        peer,
+        'restore',
+        digest,
+        0,
+        callOptions,
+        (channel, signal) => reply(channel, signal, RestoreReplySchema),
+        fields,
+      );
+      return answer.block;
+    },
   };
 }

@@ -1,6 +1,10 @@
+import { transferReceiptMessage } from '../chain/index.ts';
 import type { ByteChannel, Host } from '../p2p/index.ts';
+import type { Account } from '../shared/account.ts';
+import { toHex } from '../shared/bytes.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  bodyDigest,
   encodeJson,
   FRAGMENT_PROTOCOL,
   type FragmentRequest,
@@ -18,6 +22,17 @@ export interface MinerServiceOptions {
   readonly maxInboundStreams?: number;
 }
 
+/** What a miner does on chain for a client: sign transfer receipts, and claim and complete restoral orders. */
+export interface MinerChainActions {
+  /** The miner's chain account, which signs receipts. */
+  readonly account: Pick<Account, 'address' | 'sign'>;
+  /** Claims / completes a restoral order with the miner's account; resolves to the block it landed in. */
+  readonly restoral?: {
+    claim(fid: string, index: number): Promise<number>;
+    complete(fid: string, index: number): Promise<number>;
+  };
+}
+
 export interface MinerLog {
   info(event: string, fields?: Record<string, unknown>): void;
   warn(event: string, fields?: Record<string, unknown>): void;
@@ -30,16 +45,50 @@ const ZERO_CHUNK = 1024 * 1024;
  * a clear code; a failing request leaves the store as it was.
  */
 export async function startMinerService(
-  deps: { host: Host; store: FragmentStore; guard: RequestGuard; log: MinerLog },
+  deps: { host: Host; store: FragmentStore; guard: RequestGuard; log: MinerLog; chain?: MinerChainActions },
   options: MinerServiceOptions,
 ): Promise<void> {
   const { host, store, guard, log } = deps;
+
+  /** Every fragment of the column must be here, whole, before the miner vouches for it. */
+  function checkHeld(request: { fid: string; index: number; fragments: readonly string[] }): void {
+    for (const h of request.fragments) {
+      if (store.has(h) === null) {
+        throw new AilinkError(
+          'FRAGMENT_NOT_FOUND',
+          `column ${request.index} of ${request.fid}: fragment ${h} is not held here; put it first`,
+        );
+      }
+    }
+  }
+
+  function chainActions(): MinerChainActions {
+    if (deps.chain === undefined) {
+      throw new AilinkError(
+        'MINER_PROTOCOL',
+        'this miner runs without a chain: start it with --chain ENDPOINT',
+      );
+    }
+    return deps.chain;
+  }
 
   async function serve(channel: ByteChannel): Promise<void> {
     const signal = AbortSignal.timeout(options.requestDeadlineMs);
     let request: FragmentRequest | undefined;
     try {
       request = parseRequest(await readRequestFrame(channel, signal));
+      if (request.op === 'receipt' || request.op === 'restore') {
+        const expected =
+          request.op === 'receipt'
+            ? bodyDigest([request.fid, request.deal, request.index, request.fragments])
+            : bodyDigest([request.stage, request.fid, request.index, request.fragments]);
+        if (request.fragment !== expected) {
+          throw new AilinkError(
+            'INVALID_INPUT',
+            `expected fragment = ${expected} (the digest of the request), got ${request.fragment}`,
+          );
+        }
+      }
       const account = guard(
         {
           op: request.op,
@@ -68,6 +117,29 @@ export async function startMinerService(
         case 'delete': {
           const { deleted } = await store.release(request.fragment, account);
           await channel.writeFrame(encodeJson({ ok: true, deleted }), { signal });
+          break;
+        }
+        case 'receipt': {
+          const { account: miner } = chainActions();
+          checkHeld(request);
+          const message = transferReceiptMessage(request.fid, request.deal, request.index, request.fragments);
+          const signature = toHex(miner.sign(message));
+          log.info('receipt', { fid: request.fid, index: request.index, for: account });
+          await channel.writeFrame(encodeJson({ ok: true, miner: miner.address, signature }), { signal });
+          break;
+        }
+        case 'restore': {
+          const { restoral } = chainActions();
+          if (restoral === undefined) {
+            throw new AilinkError('MINER_PROTOCOL', 'this miner takes no restoral orders');
+          }
+          if (request.stage === 'complete') checkHeld(request);
+          const block = await (request.stage === 'claim' ? restoral.claim : restoral.complete)(
+            request.fid,
+            request.index,
+          );
+          log.info(`restoral-${request.stage}`, { fid: request.fid, index: request.index, block });
+          await channel.writeFrame(encodeJson({ ok: true, block }), { signal });
           break;
         }
       }

@@ -12,7 +12,16 @@ import { AilinkError } from '../shared/errors.ts';
 export const NetworkFileSchema = z.object({
   version: z.literal(1),
   profile: z.enum(['production', 'test']),
-  registry: z.string().min(1),
+  /** The local object registry (offline networks only); a network with a chain records objects there. */
+  registry: z.string().min(1).optional(),
+  chain: z
+    .object({
+      endpoint: z.string().regex(/^wss?:\/\//, 'expected a ws:// or wss:// endpoint'),
+      pot: z.string(),
+      minCollateral: z.string().regex(/^[0-9]+$/),
+      restoralClaimBlocks: z.number().int().positive(),
+    })
+    .optional(),
   operatorKey: z.string().min(1),
   processes: z.array(
     z.object({
@@ -30,7 +39,8 @@ export type NetworkFile = z.infer<typeof NetworkFileSchema>;
 export interface LoadedNetwork {
   readonly file: NetworkFile;
   /** Absolute paths of the shared files. */
-  readonly registryPath: string;
+  readonly dir: string;
+  readonly registryPath: string | undefined;
   readonly operatorKeyPath: string;
   readonly miners: PeerRef[];
 }
@@ -57,7 +67,8 @@ export function loadNetworkFile(path: string): LoadedNetwork {
   const dir = dirname(resolve(path));
   return {
     file: parsed.data,
-    registryPath: resolve(dir, parsed.data.registry),
+    dir,
+    registryPath: parsed.data.registry === undefined ? undefined : resolve(dir, parsed.data.registry),
     operatorKeyPath: resolve(dir, parsed.data.operatorKey),
     miners: parsed.data.processes
       .filter((p) => p.role === 'miner')

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PeerRef } from '../p2p/index.ts';
 import type { StorageProfile } from './profile.ts';
 
 const hash = z.string().regex(/^[0-9a-f]{64}$/);
@@ -43,10 +44,18 @@ export const ObjectRecordSchema = z
   });
 export type ObjectRecord = z.infer<typeof ObjectRecordSchema>;
 
-/** Where an object's columns are: `miners[i]` holds fragment i of every segment (CESS's column placement). */
+/** Where an object's columns are: `miners[i]` (a peer id) holds fragment i of every segment (CESS's column placement). */
 export interface Placement {
   readonly record: ObjectRecord;
   readonly miners: readonly string[];
+  /** What the chain says, when the registry is the chain: the deal state and each column's miner account. */
+  readonly chain?: {
+    readonly state: 'Pending' | 'Active';
+    readonly declaredAt: number;
+    readonly activeAt: number | null;
+    readonly accounts: readonly (string | null)[];
+    readonly restoralOrders: readonly number[];
+  };
 }
 
 export interface ObjectSummary {
@@ -59,18 +68,35 @@ export interface ObjectSummary {
   readonly createdAt: number;
 }
 
+/** A column to record: the miner now holding it, and (for the chain) its signed receipt. */
+export interface PlacedColumn {
+  readonly peer: PeerRef;
+  readonly receipt?: { readonly miner: string; readonly signature: string };
+}
+
 /**
- * Where objects and their placements are recorded. Backed by a local SQLite file until the chain's file registry
- * (fileBank) takes over; both implement this one contract.
+ * Where objects, their placements and the miners are recorded. The chain (fileBank and sminer, read through an
+ * indexer) in a real network; a local SQLite file or memory for unit tests and offline use. One contract for all.
  */
 export interface ObjectRegistry {
-  /** Records a fully placed object; declaring the same fid again adds nothing. */
-  declare(record: ObjectRecord, miners: readonly string[]): void;
-  get(fid: string): Placement | null;
-  /** Moves one column to another miner (after repair). @throws OBJECT_NOT_FOUND */
-  reassign(fid: string, column: number, miner: string): void;
-  list(): ObjectSummary[];
-  close(): void;
+  /** The miners that may take columns, in order of preference. */
+  directory(): Promise<readonly PeerRef[]>;
+  /** Whether `declare` needs the miners' signed receipts (the chain does). */
+  readonly needsReceipts: boolean;
+  /**
+   * Records a fully placed object (column i on `columns[i]`); resolves once it is readable from the registry.
+   * Declaring the same fid again adds nothing.
+   */
+  declare(record: ObjectRecord, deal: string, columns: readonly PlacedColumn[]): Promise<void>;
+  get(fid: string): Promise<Placement | null>;
+  /**
+   * Moves columns to other miners: `rebuild` puts the rebuilt fragments on the new miners, and the registry records
+   * the move (on chain: a restoral order per column, claimed and completed by the new miner).
+   * @throws OBJECT_NOT_FOUND
+   */
+  reassign(fid: string, moves: ReadonlyMap<number, PeerRef>, rebuild: () => Promise<void>): Promise<void>;
+  list(): Promise<ObjectSummary[]>;
+  close(): Promise<void>;
 }
 
 export const summaryOf = (record: ObjectRecord): ObjectSummary => ({

@@ -1,21 +1,25 @@
 import Database from 'better-sqlite3';
+import type { PeerRef } from '../p2p/index.ts';
 import { AilinkError } from '../shared/errors.ts';
 import {
   type ObjectRecord,
   ObjectRecordSchema,
   type ObjectRegistry,
+  type PlacedColumn,
   type Placement,
   summaryOf,
 } from './record.ts';
 
-function checkColumns(record: ObjectRecord, miners: readonly string[]): void {
-  const columns = record.profile.dataFragments + record.profile.parityFragments;
-  if (miners.length !== columns || new Set(miners).size !== columns) {
+function checkColumns(record: ObjectRecord, placed: readonly PlacedColumn[]): string[] {
+  const miners = placed.map((c) => c.peer.peerId);
+  const width = record.profile.dataFragments + record.profile.parityFragments;
+  if (miners.length !== width || new Set(miners).size !== width) {
     throw new AilinkError(
       'INVALID_INPUT',
-      `expected ${columns} distinct miners, got ${miners.length} (${new Set(miners).size} distinct)`,
+      `expected ${width} distinct miners, got ${miners.length} (${new Set(miners).size} distinct)`,
     );
   }
+  return miners;
 }
 
 function notFound(fid: string): AilinkError {
@@ -36,34 +40,39 @@ function checkReassign(p: Placement | null, fid: string, column: number, miner: 
   return p;
 }
 
-/** The in-memory twin, for unit tests. */
-export function createMemoryRegistry(): ObjectRegistry {
+/** The in-memory twin, for unit tests. `directory` lists the miners (a network file's, or a test's). */
+export function createMemoryRegistry(directory: () => readonly PeerRef[] = () => []): ObjectRegistry {
   const objects = new Map<string, { record: ObjectRecord; miners: string[] }>();
   const get = (fid: string): Placement | null => {
     const o = objects.get(fid);
     return o ? { record: structuredClone(o.record), miners: [...o.miners] } : null;
   };
   return {
-    declare(record, miners) {
-      checkColumns(record, miners);
-      if (!objects.has(record.fid))
-        objects.set(record.fid, { record: structuredClone(record), miners: [...miners] });
+    needsReceipts: false,
+    directory: async () => directory(),
+    async declare(record, _deal, columns) {
+      const miners = checkColumns(record, columns);
+      if (!objects.has(record.fid)) objects.set(record.fid, { record: structuredClone(record), miners });
     },
-    get,
-    reassign(fid, column, miner) {
-      checkReassign(get(fid), fid, column, miner);
-      objects.get(fid)!.miners[column] = miner;
+    get: async (fid) => get(fid),
+    async reassign(fid, moves, rebuild) {
+      for (const [column, peer] of moves) checkReassign(get(fid), fid, column, peer.peerId);
+      await rebuild();
+      for (const [column, peer] of moves) objects.get(fid)!.miners[column] = peer.peerId;
     },
-    list: () =>
+    list: async () =>
       [...objects.values()]
         .map((o) => summaryOf(o.record))
         .sort((a, b) => a.createdAt - b.createdAt || (a.fid < b.fid ? -1 : a.fid > b.fid ? 1 : 0)),
-    close() {},
+    async close() {},
   };
 }
 
-/** The local SQLite registry: one file, survives restarts; the chain's file registry replaces it later. */
-export function openSqliteRegistry(path: string): ObjectRegistry {
+/** The local SQLite registry: one file, survives restarts. For offline use; a network records on chain. */
+export function openSqliteRegistry(
+  path: string,
+  directory: () => readonly PeerRef[] = () => [],
+): ObjectRegistry {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.exec(`
@@ -82,25 +91,33 @@ export function openSqliteRegistry(path: string): ObjectRegistry {
     list: db.prepare<[], { record: string }>('SELECT record FROM objects ORDER BY created_at, fid'),
   };
   const parse = (text: string): ObjectRecord => ObjectRecordSchema.parse(JSON.parse(text));
+  const getSync = (fid: string): Placement | null => {
+    const row = q.getObject.get(fid);
+    if (row === undefined) return null;
+    return { record: parse(row.record), miners: q.getPlacements.all(fid).map((r) => r.miner) };
+  };
   const registry: ObjectRegistry = {
-    declare(record, miners) {
-      checkColumns(record, miners);
+    needsReceipts: false,
+    directory: async () => directory(),
+    async declare(record, _deal, columns) {
+      const miners = checkColumns(record, columns);
       db.transaction(() => {
         if (q.insertObject.run(record.fid, JSON.stringify(record), record.createdAt).changes === 0) return;
         for (const [i, m] of miners.entries()) q.insertPlacement.run(record.fid, i, m);
       })();
     },
-    get(fid) {
-      const row = q.getObject.get(fid);
-      if (row === undefined) return null;
-      return { record: parse(row.record), miners: q.getPlacements.all(fid).map((r) => r.miner) };
+    get: async (fid) => getSync(fid),
+    async reassign(fid, moves, rebuild) {
+      for (const [column, peer] of moves) checkReassign(getSync(fid), fid, column, peer.peerId);
+      await rebuild();
+      db.transaction(() => {
+        for (const [column, peer] of moves) q.move.run(peer.peerId, fid, column);
+      })();
     },
-    reassign(fid, column, miner) {
-      checkReassign(registry.get(fid), fid, column, miner);
-      q.move.run(miner, fid, column);
+    list: async () => q.list.all().map((r) => summaryOf(parse(r.record))),
+    async close() {
+      db.close();
     },
-    list: () => q.list.all().map((r) => summaryOf(parse(r.record))),
-    close: () => db.close(),
   };
   return registry;
 }

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { isAddress } from '../shared/account.ts';
+
+/**
+ * Every protocol call AI-LINK puts on chain, by the name CESS gives its pallet and extrinsic, with the schema of its
+ * arguments. The remark codec checks a payload against these before any rule runs, so the rules trust their input.
+ */
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
+const address = z.string().refine(isAddress, 'expected an SS58 address');
+/** u128 amounts travel as decimal strings: JSON numbers lose precision past 2^53. */
+const amount = z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal amount');
+const column = z.number().int().min(0).max(255);
+const peerId = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,128}$/, 'expected a base58 libp2p peer id');
+const multiaddrs = z.array(z.string().min(1).max(256)).max(8);
+const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1–64 of A–Z a–z 0–9 . _ -');
+
+export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
+
+/** The fields of a stored object that readers need, as `fileBank.uploadDeclaration` records them. */
+export const EncryptionSchema = z
+  .object({
+    alg: z.literal('aes-256-gcm'),
+    wraps: z
+      .array(
+        z.object({ recipient: hash, ephemeral: hash, sealed: z.string().regex(/^[0-9a-f]{96}$/) }).strict(),
+      )
+      .min(1)
+      .max(64),
+    tags: z.array(z.string().regex(/^[0-9a-f]{32}$/)),
+  })
+  .strict();
+
+export const CALL_SCHEMAS = {
+  'sminer.register': z
+    .object({
+      peerId,
+      addrs: multiaddrs,
+      capacity: z.number().int().positive(),
+      collateral: amount,
+    })
+    .strict(),
+  'sminer.updateAddrs': z.object({ addrs: multiaddrs }).strict(),
+  'sminer.exit': z.object({}).strict(),
+  'oss.authorize': z.object({ operator: address }).strict(),
+  'oss.cancelAuthorize': z.object({ operator: address }).strict(),
+  'fileBank.uploadDeclaration': z
+    .object({
+      fid: hash,
+      /** A fresh random id per upload: receipts name it, so none can be replayed into a later upload of the same fid. */
+      deal: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex characters'),
+      owner: address,
+      name: z.string().max(255).optional(),
+      size: z.number().int().nonnegative(),
+      profile: z
+        .object({
+          segmentSize: z.number().int().positive(),
+          dataFragments: z.number().int().positive().max(128),
+          parityFragments: z.number().int().nonnegative().max(128),
+        })
+        .strict(),
+      segments: z.array(SegmentSchema).min(1).max(4096),
+      encryption: EncryptionSchema.nullable(),
+    })
+    .strict(),
+  'fileBank.transferReport': z
+    .object({
+      fid: hash,
+      receipts: z
+        .array(
+          z
+            .object({
+              index: column,
+              miner: address,
+              signature: z.string().regex(/^[0-9a-f]{128}$/, 'expected a 64-byte sr25519 signature in hex'),
+            })
+            .strict(),
+        )
+        .min(1)
+        .max(255),
+    })
+    .strict(),
+  'fileBank.deleteFile': z.object({ fid: hash }).strict(),
+  'fileBank.generateRestoralOrder': z.object({ fid: hash, index: column }).strict(),
+  'fileBank.claimRestoralOrder': z.object({ fid: hash, index: column }).strict(),
+  'fileBank.restoralComplete': z.object({ fid: hash, index: column }).strict(),
+  'teeWorker.register': z
+    .object({ peerId, addrs: multiaddrs, podr2Key: z.string().regex(/^[0-9a-f]{2,512}$/) })
+    .strict(),
+  'provenance.createTask': z.object({ task: taskId, spec: hash }).strict(),
+  'provenance.recordRound': z
+    .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })
+    .strict(),
+} as const;
+
+export type CallName = keyof typeof CALL_SCHEMAS;
+export type CallArgs<N extends CallName> = z.infer<(typeof CALL_SCHEMAS)[N]>;
+/** A decoded, validated protocol call. */
+export type ProtocolCall = { [N in CallName]: { readonly name: N; readonly args: CallArgs<N> } }[CallName];
+
+export const isCallName = (name: string): name is CallName => Object.hasOwn(CALL_SCHEMAS, name);

@@ -1,0 +1,269 @@
+import { createHash } from 'node:crypto';
+import { verifySignature } from '../../shared/account.ts';
+import { fromHex } from '../../shared/bytes.ts';
+import { fidOf } from '../../shared/fid.ts';
+import type { CallArgs } from '../calls.ts';
+import type { StateReader, StateValue, StateWriter } from '../state.ts';
+import { type CallContext, type Rule, reject } from './context.ts';
+import { authorised } from './oss.ts';
+import { positiveMiner } from './sminer.ts';
+
+type Declaration = CallArgs<'fileBank.uploadDeclaration'>;
+
+/** A file as fileBank records it: the declaration, its state, and which miner holds each column. */
+export interface FileInfo {
+  [key: string]: StateValue;
+  owner: string;
+  deal: string;
+  name: string | null;
+  size: number;
+  profile: Declaration['profile'];
+  segments: Declaration['segments'];
+  encryption: Declaration['encryption'];
+  state: 'Pending' | 'Active';
+  declaredAt: number;
+  /** The declaring block's timestamp (ms). */
+  declaredTime: number;
+  activeAt: number | null;
+  /** `placements[i]`: the miner (SS58) that reported column i, null until one did. */
+  placements: (string | null)[];
+}
+
+export interface RestoralOrder {
+  [key: string]: StateValue;
+  /** The miner that held the column. */
+  origin: string;
+  generatedAt: number;
+  claimer: string | null;
+  /** Last block in which the claimer may complete. */
+  deadline: number | null;
+}
+
+export const fileKey = (fid: string) => `fileBank/files/${fid}`;
+export const minerFilesPrefix = (miner: string) => `fileBank/minerFiles/${miner}/`;
+export const ownerFilesPrefix = (owner: string) => `fileBank/ownerFiles/${owner}/`;
+export const ordersPrefix = (fid: string) => `fileBank/orders/${fid}/`;
+const orderKey = (fid: string, index: number) => `${ordersPrefix(fid)}${String(index).padStart(3, '0')}`;
+
+export const getFile = (state: StateReader, fid: string): FileInfo | undefined =>
+  state.get<FileInfo>(fileKey(fid));
+
+function existingFile(state: StateReader, fid: string): FileInfo {
+  const file = getFile(state, fid);
+  if (file === undefined) reject(`no file ${fid} is declared`);
+  return file;
+}
+
+function checkColumn(file: FileInfo, index: number): void {
+  if (index >= file.placements.length) {
+    reject(`column ${index} does not exist: the file has columns 0..${file.placements.length - 1}`);
+  }
+}
+
+/**
+ * What a miner signs for the column it stores: the upload (fid and deal), the column, and a digest of the fragment
+ * hashes in that column, so a receipt cannot be moved to another file, column or later upload of the same fid.
+ */
+export function transferReceiptMessage(
+  fid: string,
+  deal: string,
+  index: number,
+  columnHashes: readonly string[],
+) {
+  const digest = createHash('sha256');
+  for (const h of columnHashes) digest.update(fromHex(h));
+  return new TextEncoder().encode(
+    `ailink/transfer-receipt/v1\n${fid}\n${deal}\n${index}\n${digest.digest('hex')}`,
+  );
+}
+
+export const columnHashes = (
+  segments: readonly { fragments: readonly string[] }[],
+  index: number,
+): string[] => segments.map((s) => s.fragments[index]!);
+
+const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
+  if (args.owner !== ctx.caller && !authorised(state, args.owner, ctx.caller)) {
+    reject(
+      `${ctx.caller} may not declare uploads for ${args.owner}: the owner has not authorised it (oss.authorize)`,
+    );
+  }
+  if (getFile(state, args.fid) !== undefined) reject(`file ${args.fid} is already declared`);
+  const width = args.profile.dataFragments + args.profile.parityFragments;
+  args.segments.forEach((segment, i) => {
+    if (segment.fragments.length !== width) {
+      reject(`segment ${i} lists ${segment.fragments.length} fragment hashes, the profile needs ${width}`);
+    }
+  });
+  const fid = fidOf(args.segments.map((s) => s.hash));
+  if (fid !== args.fid) reject(`the segment hashes give fid ${fid}, not ${args.fid}`);
+  const capacity = args.segments.length * args.profile.segmentSize;
+  if (
+    args.size > capacity ||
+    (args.segments.length > 1 && args.size <= capacity - args.profile.segmentSize)
+  ) {
+    reject(
+      `size ${args.size} does not fit ${args.segments.length} segments of ${args.profile.segmentSize} bytes`,
+    );
+  }
+  if (args.encryption !== null && args.encryption.tags.length !== args.segments.length) {
+    reject(`encryption lists ${args.encryption.tags.length} tags for ${args.segments.length} segments`);
+  }
+  state.put(fileKey(args.fid), {
+    owner: args.owner,
+    deal: args.deal,
+    name: args.name ?? null,
+    size: args.size,
+    profile: args.profile,
+    segments: args.segments,
+    encryption: args.encryption,
+    state: 'Pending',
+    declaredAt: ctx.block.number,
+    declaredTime: ctx.block.timestamp,
+    activeAt: null,
+    placements: new Array<string | null>(width).fill(null),
+  } satisfies FileInfo);
+  state.put(`${ownerFilesPrefix(args.owner)}${args.fid}`, ctx.block.number);
+};
+
+/** Miners' receipts, carried by anyone (usually the uploader); all or none apply. */
+const transferReport: Rule<CallArgs<'fileBank.transferReport'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  const placements = [...file.placements];
+  for (const receipt of args.receipts) {
+    checkColumn(file, receipt.index);
+    positiveMiner(state, receipt.miner, 'receipt signer');
+    const holder = placements[receipt.index];
+    if (holder === receipt.miner) {
+      reject(
+        `the receipt of ${receipt.miner} for column ${receipt.index} was already applied (replayed receipt)`,
+      );
+    }
+    if (holder !== null)
+      reject(`column ${receipt.index} was already reported by ${holder} (duplicate index)`);
+    const other = placements.indexOf(receipt.miner);
+    if (other !== -1) {
+      reject(`miner ${receipt.miner} already reported column ${other}; one miner holds one column of a file`);
+    }
+    const message = transferReceiptMessage(
+      args.fid,
+      file.deal,
+      receipt.index,
+      columnHashes(file.segments, receipt.index),
+    );
+    if (!verifySignature(receipt.miner, message, fromHex(receipt.signature))) {
+      reject(`the receipt for column ${receipt.index} is not signed by ${receipt.miner} for this upload`);
+    }
+    placements[receipt.index] = receipt.miner;
+    state.put(`${minerFilesPrefix(receipt.miner)}${args.fid}`, receipt.index);
+  }
+  const complete = placements.every((p) => p !== null);
+  state.put(fileKey(args.fid), {
+    ...file,
+    placements,
+    ...(complete && file.state === 'Pending' ? { state: 'Active', activeAt: ctx.block.number } : {}),
+  });
+};
+
+const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  if (file.owner !== ctx.caller && !authorised(state, file.owner, ctx.caller)) {
+    reject(
+      `${ctx.caller} may not delete ${args.fid}: only its owner ${file.owner} or an operator it authorised`,
+    );
+  }
+  state.delete(fileKey(args.fid));
+  state.delete(`${ownerFilesPrefix(file.owner)}${args.fid}`);
+  for (const miner of file.placements)
+    if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${args.fid}`);
+  for (const [key] of state.scan(ordersPrefix(args.fid))) state.delete(key);
+};
+
+/** The owner (or its operator) or the miner holding the column declares it lost. */
+const generateRestoralOrder: Rule<CallArgs<'fileBank.generateRestoralOrder'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  checkColumn(file, args.index);
+  const origin = file.placements[args.index] ?? null;
+  if (origin === null)
+    reject(`column ${args.index} of ${args.fid} was never reported, so it cannot be restored`);
+  const allowed =
+    ctx.caller === origin || ctx.caller === file.owner || authorised(state, file.owner, ctx.caller);
+  if (!allowed)
+    reject(`${ctx.caller} may not order a restoral of ${args.fid}: not its owner, operator or miner`);
+  if (state.get(orderKey(args.fid, args.index)) !== undefined) {
+    reject(`a restoral order for column ${args.index} of ${args.fid} is already open`);
+  }
+  state.put(orderKey(args.fid, args.index), {
+    origin,
+    generatedAt: ctx.block.number,
+    claimer: null,
+    deadline: null,
+  } satisfies RestoralOrder);
+};
+
+function openOrder(state: StateReader, fid: string, index: number): RestoralOrder {
+  const order = state.get<RestoralOrder>(orderKey(fid, index));
+  if (order === undefined) reject(`no restoral order is open for column ${index} of ${fid}`);
+  return order;
+}
+
+const claimRestoralOrder: Rule<CallArgs<'fileBank.claimRestoralOrder'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  const order = openOrder(state, args.fid, args.index);
+  positiveMiner(state, ctx.caller, 'claimer');
+  if (ctx.caller === order.origin) reject(`${ctx.caller} lost this column; another miner must restore it`);
+  if (file.placements.includes(ctx.caller)) reject(`${ctx.caller} already holds a column of ${args.fid}`);
+  if (order.claimer !== null && order.deadline !== null && ctx.block.number <= order.deadline) {
+    reject(`the order is claimed by ${order.claimer} until block ${order.deadline}`);
+  }
+  state.put(orderKey(args.fid, args.index), {
+    ...order,
+    claimer: ctx.caller,
+    deadline: ctx.block.number + ctx.config.restoralClaimBlocks,
+  });
+};
+
+const restoralComplete: Rule<CallArgs<'fileBank.restoralComplete'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  const order = openOrder(state, args.fid, args.index);
+  if (order.claimer !== ctx.caller)
+    reject(`the order is claimed by ${order.claimer ?? 'nobody'}, not ${ctx.caller}`);
+  if (order.deadline !== null && ctx.block.number > order.deadline) {
+    reject(`the claim expired at block ${order.deadline}; claim the order again`);
+  }
+  positiveMiner(state, ctx.caller, 'claimer');
+  // Checked again here, not only at claim time: since the claim, the claimer may have completed another order of
+  // this file or reported a column of it, and minerFiles keeps one column per miner and file.
+  const held = file.placements.indexOf(ctx.caller);
+  if (held !== -1)
+    reject(`${ctx.caller} already holds column ${held} of ${args.fid}; one miner holds one column of a file`);
+  const placements = [...file.placements];
+  placements[args.index] = ctx.caller;
+  state.put(fileKey(args.fid), { ...file, placements });
+  state.delete(`${minerFilesPrefix(order.origin)}${args.fid}`);
+  state.put(`${minerFilesPrefix(ctx.caller)}${args.fid}`, args.index);
+  state.delete(orderKey(args.fid, args.index));
+};
+
+/** Opens an order for every column an exiting miner holds (where none is open yet). */
+export function ordersOnExit(state: StateWriter, ctx: CallContext, miner: string): void {
+  for (const [key, index] of state.scan(minerFilesPrefix(miner))) {
+    const fid = key.slice(minerFilesPrefix(miner).length);
+    if (typeof index !== 'number' || state.get(orderKey(fid, index)) !== undefined) continue;
+    state.put(orderKey(fid, index), {
+      origin: miner,
+      generatedAt: ctx.block.number,
+      claimer: null,
+      deadline: null,
+    } satisfies RestoralOrder);
+  }
+}
+
+export const fileBank = {
+  uploadDeclaration,
+  transferReport,
+  deleteFile,
+  generateRestoralOrder,
+  claimRestoralOrder,
+  restoralComplete,
+};

@@ -1,0 +1,67 @@
+import type { CallArgs } from '../calls.ts';
+import type { StateReader, StateWriter } from '../state.ts';
+import { type CallContext, type Rule, reject } from './context.ts';
+import { ordersOnExit } from './file-bank.ts';
+
+/** A storage miner as sminer records it. */
+export interface MinerInfo {
+  [key: string]: string | number | string[];
+  peerId: string;
+  addrs: string[];
+  capacity: number;
+  collateral: string;
+  state: 'positive' | 'exit';
+  registeredAt: number;
+}
+
+export const minerKey = (address: string) => `sminer/miners/${address}`;
+const peerKey = (peerId: string) => `sminer/peers/${peerId}`;
+
+export const getMiner = (state: StateReader, address: string): MinerInfo | undefined =>
+  state.get<MinerInfo>(minerKey(address));
+
+/** A registered miner that has not exited. */
+export function positiveMiner(state: StateReader, address: string, role: string): MinerInfo {
+  const miner = getMiner(state, address);
+  if (miner === undefined) reject(`${role} ${address} is not a registered miner`);
+  if (miner.state !== 'positive') reject(`${role} ${address} has exited`);
+  return miner;
+}
+
+const register: Rule<CallArgs<'sminer.register'>> = (state, ctx, args) => {
+  if (getMiner(state, ctx.caller) !== undefined) reject(`miner ${ctx.caller} is already registered`);
+  const holder = state.get<string>(peerKey(args.peerId));
+  if (holder !== undefined) reject(`peer id ${args.peerId} is already registered by ${holder}`);
+  const collateral = BigInt(args.collateral);
+  if (collateral < ctx.config.minCollateral) {
+    reject(`collateral ${collateral} is below the minimum ${ctx.config.minCollateral}`);
+  }
+  if (ctx.paidToPot < collateral) {
+    reject(
+      `collateral ${collateral} was declared but ${ctx.paidToPot} was paid to the pot ${ctx.config.pot} in the same batch`,
+    );
+  }
+  state.put(minerKey(ctx.caller), {
+    peerId: args.peerId,
+    addrs: args.addrs,
+    capacity: args.capacity,
+    collateral: args.collateral,
+    state: 'positive',
+    registeredAt: ctx.block.number,
+  } satisfies MinerInfo);
+  state.put(peerKey(args.peerId), ctx.caller);
+};
+
+const updateAddrs: Rule<CallArgs<'sminer.updateAddrs'>> = (state, ctx, args) => {
+  const miner = positiveMiner(state, ctx.caller, 'caller');
+  state.put(minerKey(ctx.caller), { ...miner, addrs: args.addrs });
+};
+
+/** Exiting releases nothing yet: every column the miner holds gets a restoral order, as CESS does on exit. */
+const exit: Rule<CallArgs<'sminer.exit'>> = (state: StateWriter, ctx: CallContext) => {
+  const miner = positiveMiner(state, ctx.caller, 'caller');
+  state.put(minerKey(ctx.caller), { ...miner, state: 'exit' });
+  ordersOnExit(state, ctx, ctx.caller);
+};
+
+export const sminer = { register, updateAddrs, exit };

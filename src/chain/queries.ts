@@ -1,0 +1,69 @@
+import {
+  type FileInfo,
+  fileKey,
+  minerFilesPrefix,
+  ordersPrefix,
+  ownerFilesPrefix,
+  type RestoralOrder,
+} from './pallets/file-bank.ts';
+import { type RoundInfo, roundsPrefix, type TaskInfo, taskKey } from './pallets/provenance.ts';
+import { type MinerInfo, minerKey } from './pallets/sminer.ts';
+import type { StateReader } from './state.ts';
+
+/** Read-only views of the protocol state, for anyone holding one (an indexer's, or a test's). */
+
+export interface FileView extends FileInfo {
+  readonly fid: string;
+  /** Open restoral orders by column. */
+  readonly orders: Record<number, RestoralOrder>;
+}
+
+export function fileOf(state: StateReader, fid: string): FileView | undefined {
+  const file = state.get<FileInfo>(fileKey(fid));
+  if (file === undefined) return undefined;
+  const orders: Record<number, RestoralOrder> = {};
+  for (const [key, order] of state.scan(ordersPrefix(fid))) {
+    orders[Number(key.slice(ordersPrefix(fid).length))] = order as RestoralOrder;
+  }
+  return { ...file, fid, orders };
+}
+
+export interface MinerView extends MinerInfo {
+  readonly address: string;
+}
+
+export function minerOf(state: StateReader, address: string): MinerView | undefined {
+  const miner = state.get<MinerInfo>(minerKey(address));
+  return miner === undefined ? undefined : { ...miner, address };
+}
+
+/** Every registered miner, in address order. */
+export function minersOf(state: StateReader): MinerView[] {
+  return state
+    .scan('sminer/miners/')
+    .map(([key, m]) => ({ ...(m as MinerInfo), address: key.slice('sminer/miners/'.length) }));
+}
+
+/** The columns a miner holds: fid and column index. */
+export function filesOfMiner(state: StateReader, address: string): { fid: string; index: number }[] {
+  const prefix = minerFilesPrefix(address);
+  return state
+    .scan(prefix)
+    .map(([key, index]) => ({ fid: key.slice(prefix.length), index: index as number }));
+}
+
+export function filesOfOwner(state: StateReader, owner: string): string[] {
+  const prefix = ownerFilesPrefix(owner);
+  return state.scan(prefix).map(([key]) => key.slice(prefix.length));
+}
+
+export function taskOf(state: StateReader, task: string): TaskInfo | undefined {
+  return state.get<TaskInfo>(taskKey(task));
+}
+
+export function roundsOf(state: StateReader, task: string): (RoundInfo & { round: number })[] {
+  const prefix = roundsPrefix(task);
+  return state
+    .scan(prefix)
+    .map(([key, r]) => ({ ...(r as RoundInfo), round: Number(key.slice(prefix.length)) }));
+}

@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { expect } from 'vitest';
+import type { CallArgs, CallName, ProtocolCall } from '../../src/chain/calls.ts';
+import type { CallContext, ProtocolConfig } from '../../src/chain/pallets/context.ts';
+import { columnHashes, transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
+import { applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
+import { encodeRemark } from '../../src/chain/remark.ts';
+import { createMemoryState, type StateStore } from '../../src/chain/state.ts';
+import { type Account, accountFromSeeds } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
+import { fidOf } from '../../src/shared/fid.ts';
+
+// Shared by the chain's pure tests: deterministic accounts, declarations, receipts, and a harness that applies calls
+// block by block the way the indexer will (encode → decode → rule → commit the writes of an applied call).
+
+export const hex = (label: string): string => createHash('sha256').update(label).digest('hex');
+const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(label).digest());
+
+/** `n` accounts, deterministic in `label`. Call `await accountsReady()` first. */
+export const makeAccounts = (label: string, n: number): Account[] =>
+  Array.from({ length: n }, (_, i) => accountFromSeeds(seed(`${label}/${i}/sr`), seed(`${label}/${i}/x`)));
+
+/** A base58 libp2p-looking peer id, distinct per account (SS58 addresses are base58 too). */
+export const peerIdOf = (account: Account): string => `12D3KooW${account.address.slice(4)}`;
+
+/** A fixed, valid SS58 address (Alice's): the pot is only named, never signed for. */
+export const POT = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
+
+export const CONFIG: ProtocolConfig = { pot: POT, minCollateral: 1000n, restoralClaimBlocks: 10 };
+
+export function ctxAt(caller: string, block: number, paidToPot = 0n): CallContext {
+  return {
+    caller,
+    block: { number: block, hash: hex(`block/${block}`), timestamp: 1_700_000_000_000 + block * 6000 },
+    paidToPot,
+    config: CONFIG,
+  };
+}
+
+/** Builds a typed call; the name fixes the shape of the arguments. */
+export const call = <N extends CallName>(name: N, args: CallArgs<N>): ProtocolCall =>
+  ({ name, args }) as ProtocolCall;
+
+export type Declaration = CallArgs<'fileBank.uploadDeclaration'>;
+
+export interface DeclarationOptions {
+  readonly segments?: number;
+  readonly data?: number;
+  readonly parity?: number;
+  readonly segmentSize?: number;
+  readonly size?: number;
+  readonly encrypted?: boolean;
+}
+
+/** A well-formed declaration of a file, deterministic in `label`: 8 + 4 columns of 2 segments unless told. */
+export function makeDeclaration(label: string, owner: string, o: DeclarationOptions = {}): Declaration {
+  const data = o.data ?? 8;
+  const parity = o.parity ?? 4;
+  const count = o.segments ?? 2;
+  const segmentSize = o.segmentSize ?? 1024;
+  const segments = Array.from({ length: count }, (_, s) => ({
+    hash: hex(`${label}/segment/${s}`),
+    fragments: Array.from({ length: data + parity }, (_, c) => hex(`${label}/segment/${s}/fragment/${c}`)),
+  }));
+  return {
+    fid: fidOf(segments.map((s) => s.hash)),
+    deal: hex(`${label}/deal`).slice(0, 32),
+    owner,
+    name: `${label}.bin`,
+    size: o.size ?? segmentSize * (count - 1) + 1,
+    profile: { segmentSize, dataFragments: data, parityFragments: parity },
+    segments,
+    encryption: o.encrypted
+      ? {
+          alg: 'aes-256-gcm',
+          wraps: [{ recipient: hex(`${label}/r`), ephemeral: hex(`${label}/e`), sealed: '0a'.repeat(48) }],
+          tags: segments.map((_, i) => hex(`${label}/tag/${i}`).slice(0, 32)),
+        }
+      : null,
+  };
+}
+
+export type Receipt = CallArgs<'fileBank.transferReport'>['receipts'][number];
+
+/**
+ * `miner`'s receipt for column `index` of the upload `d`. `signed` overrides what the signature covers, to forge
+ * receipts that are valid signatures of something else.
+ */
+export function makeReceipt(
+  miner: Account,
+  d: Pick<Declaration, 'fid' | 'deal' | 'segments'>,
+  index: number,
+  signed: { fid?: string; deal?: string; index?: number; segments?: Declaration['segments'] } = {},
+): Receipt {
+  const i = signed.index ?? index;
+  const message = transferReceiptMessage(
+    signed.fid ?? d.fid,
+    signed.deal ?? d.deal,
+    i,
+    columnHashes(signed.segments ?? d.segments, i),
+  );
+  return { index, miner: miner.address, signature: toHex(miner.sign(message)) };
+}
+
+export interface Harness {
+  readonly state: StateStore;
+  /** The number of the last block used. */
+  block: number;
+  /** Applies `c`, signed by `caller`, in the next block (or `block`); commits the writes of an applied call. */
+  submit(caller: string, c: ProtocolCall, options?: { paidToPot?: bigint; block?: number }): RemarkOutcome;
+}
+
+export function createHarness(state: StateStore = createMemoryState()): Harness {
+  const h: Harness = {
+    state,
+    block: 0,
+    submit(caller, c, options = {}) {
+      h.block = options.block ?? h.block + 1;
+      const payload = encodeRemark(c.name, c.args);
+      const outcome = applyRemark(state, ctxAt(caller, h.block, options.paidToPot ?? 0n), payload);
+      if (outcome.kind === 'applied') state.apply(outcome.writes);
+      return outcome;
+    },
+  };
+  return h;
+}
+
+/** Submits a call that must apply; returns its writes. */
+export function expectApplied(
+  h: Harness,
+  caller: string,
+  c: ProtocolCall,
+  options?: { paidToPot?: bigint; block?: number },
+) {
+  const outcome = h.submit(caller, c, options);
+  if (outcome.kind !== 'applied') {
+    expect.fail(`expected ${c.name} to apply, got ${JSON.stringify(outcome)}`);
+  }
+  expect(outcome.writes.length).toBeGreaterThan(0);
+  return outcome.writes;
+}
+
+/** Submits a call that must be rejected for `reason`, and checks that it wrote nothing at all. */
+export function expectRejected(
+  h: Harness,
+  caller: string,
+  c: ProtocolCall,
+  reason: RegExp,
+  options?: { paidToPot?: bigint; block?: number },
+): string {
+  const before = h.state.scan('');
+  const outcome = h.submit(caller, c, options);
+  if (outcome.kind !== 'rejected') {
+    expect.fail(
+      `expected ${c.name} to be rejected (${reason}), got ${JSON.stringify(outcome).slice(0, 500)}`,
+    );
+  }
+  expect(outcome.call).toBe(c.name);
+  expect(outcome.reason).toMatch(reason);
+  expect('writes' in outcome).toBe(false);
+  expect(h.state.scan('')).toEqual(before);
+  return outcome.reason;
+}

@@ -1,0 +1,325 @@
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CALL_SCHEMAS, type CallArgs, type CallName } from '../../src/chain/calls.ts';
+import {
+  decodeRemark,
+  encodeRemark,
+  MAX_REMARK_BYTES,
+  REMARK_MAGIC,
+  REMARK_VERSION,
+} from '../../src/chain/remark.ts';
+import { type Account, accountsReady } from '../../src/shared/account.ts';
+import { hex, makeAccounts, makeDeclaration, makeReceipt, peerIdOf } from './helpers.ts';
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+const fromHexString = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
+
+/** A protocol remark with `body` as its bytes after the magic and `version`. */
+function ours(body: Uint8Array | string, version = REMARK_VERSION): Uint8Array {
+  const bytes = typeof body === 'string' ? utf8(body) : body;
+  const out = new Uint8Array(REMARK_MAGIC.length + 1 + bytes.byteLength);
+  out.set(REMARK_MAGIC, 0);
+  out[REMARK_MAGIC.length] = version;
+  out.set(bytes, REMARK_MAGIC.length + 1);
+  return out;
+}
+
+function expectInvalid(payload: Uint8Array, reason: RegExp): { call: string | null; reason: string } {
+  const decoded = decodeRemark(payload);
+  if (decoded.kind !== 'invalid') expect.fail(`expected invalid (${reason}), got ${JSON.stringify(decoded)}`);
+  expect(decoded.reason).toMatch(reason);
+  return decoded;
+}
+
+let owner: Account;
+let operator: Account;
+let miner: Account;
+let samples: { [N in CallName]: CallArgs<N> };
+
+beforeAll(async () => {
+  await accountsReady();
+  [owner, operator, miner] = makeAccounts('remark', 3) as [Account, Account, Account];
+  const d = makeDeclaration('remark/file', owner.address, { encrypted: true });
+  // One well-formed instance of every call; the mapped type makes the compiler insist that none is missing.
+  samples = {
+    'sminer.register': {
+      peerId: peerIdOf(miner),
+      addrs: ['/ip4/127.0.0.1/tcp/4001'],
+      capacity: 1 << 30,
+      collateral: '340282366920938463463374607431768211455', // u128::MAX survives as a string
+    },
+    'sminer.updateAddrs': { addrs: ['/ip4/10.0.0.1/tcp/4001', '/dns4/miner.example/tcp/443/wss'] },
+    'sminer.exit': {},
+    'oss.authorize': { operator: operator.address },
+    'oss.cancelAuthorize': { operator: operator.address },
+    'fileBank.uploadDeclaration': d,
+    'fileBank.transferReport': { fid: d.fid, receipts: [makeReceipt(miner, d, 0), makeReceipt(owner, d, 1)] },
+    'fileBank.deleteFile': { fid: d.fid },
+    'fileBank.generateRestoralOrder': { fid: d.fid, index: 3 },
+    'fileBank.claimRestoralOrder': { fid: d.fid, index: 3 },
+    'fileBank.restoralComplete': { fid: d.fid, index: 255 },
+    'teeWorker.register': { peerId: peerIdOf(operator), addrs: [], podr2Key: 'ab'.repeat(64) },
+    'provenance.createTask': { task: 'mnist-fedavg_v1.2', spec: hex('spec') },
+    'provenance.recordRound': { task: 'mnist-fedavg_v1.2', round: 0, manifest: hex('m'), digest: hex('d') },
+  };
+});
+
+describe('encodeRemark / decodeRemark', () => {
+  it('round-trips every call', () => {
+    expect(Object.keys(samples).sort()).toEqual(Object.keys(CALL_SCHEMAS).sort());
+    for (const name of Object.keys(samples) as CallName[]) {
+      const payload = encodeRemark(name, samples[name]);
+      expect([...payload.subarray(0, 5)]).toEqual([0x41, 0x49, 0x4c, 0x4b, 1]);
+      expect(decodeRemark(payload)).toEqual({ kind: 'call', call: { name, args: samples[name] } });
+    }
+  });
+
+  it('round-trips a declaration without the optional name', () => {
+    const { name: _name, ...d } = makeDeclaration('remark/unnamed', owner.address);
+    const decoded = decodeRemark(encodeRemark('fileBank.uploadDeclaration', d));
+    expect(decoded).toEqual({ kind: 'call', call: { name: 'fileBank.uploadDeclaration', args: d } });
+  });
+
+  it('matches a fixed test vector', () => {
+    // "AILK" · 0x01 · {"call":"fileBank.deleteFile","args":{"fid":"abab…ab"}}
+    const vector =
+      '41494c4b017b2263616c6c223a2266696c6542616e6b2e64656c65746546696c65222c2261726773223a7b2266696422' +
+      '3a2261626162616261626162616261626162616261626162616261626162616261626162616261626162616261626162' +
+      '616261626162616261626162616261626162227d7d';
+    const encoded = encodeRemark('fileBank.deleteFile', { fid: 'ab'.repeat(32) });
+    expect(Buffer.from(encoded).toString('hex')).toBe(vector);
+    expect(decodeRemark(fromHexString(vector))).toEqual({
+      kind: 'call',
+      call: { name: 'fileBank.deleteFile', args: { fid: 'ab'.repeat(32) } },
+    });
+  });
+
+  it('refuses to encode arguments that break the schema, naming the field', () => {
+    expect(() => encodeRemark('fileBank.deleteFile', { fid: 'AB'.repeat(32) })).toThrow(
+      /fileBank\.deleteFile: fid: expected 64 lowercase hex/,
+    );
+    expect(() =>
+      encodeRemark('sminer.register', { ...samples['sminer.register'], collateral: '007' }),
+    ).toThrow(/collateral: expected a decimal amount/);
+  });
+
+  it('refuses to encode a remark over the size limit', () => {
+    // 4096 segments × 12 fragment hashes ≈ 3 MB of JSON.
+    const big = makeDeclaration('remark/big', owner.address, { segments: 4096, segmentSize: 1 });
+    expect(() => encodeRemark('fileBank.uploadDeclaration', big)).toThrow(
+      new RegExp(`the limit is ${MAX_REMARK_BYTES}`),
+    );
+  });
+});
+
+describe('decodeRemark: foreign payloads are ignored', () => {
+  it.each([
+    ['empty', new Uint8Array(0)],
+    ['one byte', new Uint8Array([0x41])],
+    ['a short prefix of the magic', utf8('AIL')],
+    ['a plain text remark', utf8('hello, chain')],
+    ['the magic in lower case', utf8('ailk\u0001{}')],
+    ['the magic one byte late', utf8(' AILK\u0001{}')],
+    ['a remark of another protocol', utf8('RMRK::MINT::2.0.0::{}')],
+  ])('%s', (_what, payload) => {
+    expect(decodeRemark(payload)).toEqual({ kind: 'foreign' });
+  });
+});
+
+describe('decodeRemark: ours but invalid, with a reason', () => {
+  const body = JSON.stringify({ call: 'fileBank.deleteFile', args: { fid: 'ab'.repeat(32) } });
+
+  it('an unknown version, naming it', () => {
+    expectInvalid(ours(body, 2), /unknown version 2\b/);
+    expectInvalid(ours(body, 0), /unknown version 0\b/);
+    expectInvalid(ours(body, 255), /unknown version 255\b/);
+  });
+
+  it('the magic without a version byte', () => {
+    expectInvalid(REMARK_MAGIC.slice(), /unknown version \(missing\)/);
+  });
+
+  it('a version without a body', () => {
+    expectInvalid(ours(''), /malformed: not UTF-8 JSON/);
+  });
+
+  it('oversized, even when the JSON inside is fine; the limit itself is accepted', () => {
+    const header = REMARK_MAGIC.length + 1;
+    const atLimit = ours(body.padEnd(MAX_REMARK_BYTES - header, ' '));
+    expect(atLimit.byteLength).toBe(MAX_REMARK_BYTES);
+    expect(decodeRemark(atLimit).kind).toBe('call');
+    const over = ours(body.padEnd(MAX_REMARK_BYTES - header + 1, ' '));
+    expectInvalid(
+      over,
+      new RegExp(`oversized: ${MAX_REMARK_BYTES + 1} bytes, the limit is ${MAX_REMARK_BYTES}`),
+    );
+  });
+
+  it('not UTF-8', () => {
+    const bytes = utf8(body);
+    bytes[10] = 0xff; // inside the JSON string "fileBank…": no valid UTF-8 sequence starts with 0xff
+    expectInvalid(ours(bytes), /not UTF-8 JSON/);
+    expectInvalid(ours(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d])), /not UTF-8 JSON/); // a truncated sequence
+  });
+
+  it('not JSON', () => {
+    expectInvalid(ours('{call: fileBank.deleteFile}'), /malformed: not UTF-8 JSON/);
+    expectInvalid(ours(body.slice(0, -1)), /malformed: not UTF-8 JSON/);
+  });
+
+  it.each([
+    ['an array', '[{"call":"fileBank.deleteFile"}]'],
+    ['null', 'null'],
+    ['a string', '"fileBank.deleteFile"'],
+    ['a number', '42'],
+  ])('JSON that is not an object: %s', (_what, text) => {
+    expectInvalid(ours(text), /malformed: expected a JSON object/);
+  });
+
+  it('a call that is not a string', () => {
+    expectInvalid(ours('{"call":7,"args":{}}'), /"call" must be a string/);
+    expectInvalid(ours('{"args":{}}'), /"call" must be a string/);
+  });
+
+  it('an unknown call, including names that only exist on Object.prototype', () => {
+    for (const name of ['fileBank.eraseEverything', 'sminer', '', '__proto__', 'constructor', 'toString']) {
+      const decoded = expectInvalid(ours(JSON.stringify({ call: name, args: {} })), /unknown call/);
+      expect(decoded.call).toBe(name);
+    }
+    const long = 'x'.repeat(500);
+    const decoded = expectInvalid(ours(JSON.stringify({ call: long, args: {} })), /unknown call/);
+    expect(decoded.call).toHaveLength(64);
+    expect(decoded.reason.length).toBeLessThan(120);
+  });
+
+  it('extra fields beside call and args', () => {
+    const decoded = expectInvalid(
+      ours(JSON.stringify({ call: 'fileBank.deleteFile', args: { fid: 'ab'.repeat(32) }, nonce: 1 })),
+      /unexpected fields nonce/,
+    );
+    expect(decoded.call).toBe('fileBank.deleteFile');
+  });
+
+  it('extra fields inside args', () => {
+    expectInvalid(
+      ours(JSON.stringify({ call: 'fileBank.deleteFile', args: { fid: 'ab'.repeat(32), force: true } })),
+      /malformed arguments: .*force/i,
+    );
+    expectInvalid(
+      ours(`{"call":"fileBank.deleteFile","args":{"fid":"${'ab'.repeat(32)}","__proto__":{"x":1}}}`),
+      /malformed arguments/,
+    );
+  });
+
+  it.each<[string, string, unknown, RegExp]>([
+    ['missing args', 'fileBank.deleteFile', undefined, /malformed arguments/],
+    ['args not an object', 'sminer.exit', [], /malformed arguments/],
+    ['an upper-case fid', 'fileBank.deleteFile', { fid: 'AB'.repeat(32) }, /fid: expected 64 lowercase hex/],
+    ['a short fid', 'fileBank.deleteFile', { fid: 'ab' }, /fid: expected 64 lowercase hex/],
+    ['a column past 255', 'fileBank.claimRestoralOrder', { fid: 'ab'.repeat(32), index: 256 }, /index/],
+    ['a fractional column', 'fileBank.claimRestoralOrder', { fid: 'ab'.repeat(32), index: 1.5 }, /index/],
+    [
+      'a negative round',
+      'provenance.recordRound',
+      { task: 't', round: -1, manifest: hex('m'), digest: hex('d') },
+      /round/,
+    ],
+    [
+      'a task id with a slash',
+      'provenance.createTask',
+      { task: 'a/b', spec: hex('s') },
+      /task: expected 1–64/,
+    ],
+    ['not an address', 'oss.authorize', { operator: 'alice' }, /operator: expected an SS58 address/],
+    ['no receipts', 'fileBank.transferReport', { fid: 'ab'.repeat(32), receipts: [] }, /receipts/],
+    [
+      'a short signature',
+      'fileBank.transferReport',
+      {
+        fid: 'ab'.repeat(32),
+        receipts: [{ index: 0, miner: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY', signature: 'ab' }],
+      },
+      /receipts\.0\.signature: expected a 64-byte sr25519 signature/,
+    ],
+  ])('bad arguments: %s', (_what, name, args, reason) => {
+    const decoded = expectInvalid(ours(JSON.stringify({ call: name, args })), reason);
+    expect(decoded.call).toBe(name);
+  });
+
+  it('bad arguments: amounts as JSON numbers, with leading zeros, or past u128 digits', () => {
+    const register = samples['sminer.register'];
+    for (const collateral of [1000, '01000', '-1', '1e3', '1'.repeat(40)]) {
+      expectInvalid(
+        ours(JSON.stringify({ call: 'sminer.register', args: { ...register, collateral } })),
+        /malformed arguments: collateral/,
+      );
+    }
+  });
+
+  it('bad arguments: a peer id outside base58', () => {
+    const register = samples['sminer.register'];
+    expectInvalid(
+      ours(
+        JSON.stringify({ call: 'sminer.register', args: { ...register, peerId: `0OIl${register.peerId}` } }),
+      ),
+      /peerId: expected a base58 libp2p peer id/,
+    );
+  });
+});
+
+describe('decodeRemark never throws', () => {
+  const kinds = ['foreign', 'call', 'invalid'];
+
+  it('on arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
+        expect(kinds).toContain(decodeRemark(bytes).kind);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('on arbitrary bytes after the magic and version 1', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
+        const decoded = decodeRemark(ours(bytes));
+        expect(decoded.kind).not.toBe('foreign');
+        expect(kinds).toContain(decoded.kind);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('on arbitrary JSON after the magic and version 1, with real call names', () => {
+    const names = Object.keys(CALL_SCHEMAS);
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ call: fc.constantFrom(...names), args: fc.jsonValue() }),
+      fc.record({
+        call: fc.constantFrom(...names),
+        args: fc.dictionary(
+          fc.constantFrom(
+            'fid',
+            'index',
+            'receipts',
+            'miner',
+            'operator',
+            'peerId',
+            'addrs',
+            'task',
+            'round',
+          ),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
+      }),
+    );
+    fc.assert(
+      fc.property(body, (value) => {
+        const decoded = decodeRemark(ours(JSON.stringify(value) ?? 'null'));
+        expect(decoded.kind).not.toBe('foreign');
+        if (decoded.kind === 'invalid') expect(decoded.reason.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
