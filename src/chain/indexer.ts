@@ -216,7 +216,13 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
       const unsubscribe = await chain.followFinalized((h) => {
         if (!stopped) indexer.sync(h).catch(() => {});
       });
-      await indexer.sync();
+      try {
+        await indexer.sync();
+      } catch (err) {
+        stopped = true;
+        unsubscribe();
+        throw err;
+      }
       return {
         async stop() {
           stopped = true;
