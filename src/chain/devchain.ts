@@ -24,7 +24,7 @@ export interface DevChainOptions {
 export interface DevChain {
   /** ws://127.0.0.1:PORT */
   readonly endpoint: string;
-  /** The head's number right after start: 0 on a new chain, the saved height on a resumed one. */
+  /** The head's number right after start: 1 on a new chain (genesis mode seals #1 at start), the saved height on a resumed one. */
   readonly startHeight: number;
   readonly resumed: boolean;
   /** Seals a block now (for tests that need time to pass on chain). */

@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { connectChain } from '../../src/chain/client.ts';
+import { devSigner } from '../../src/chain/devchain.ts';
+
+// `ailink chain` as a user runs it: a child process that prints a ready line, serves until SIGTERM, closes cleanly,
+// and starts again from its data dir at the same height.
+
+const BIN = fileURLToPath(new URL('../../bin/ailink.mjs', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'ailink-cli-chain-'));
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+interface Ready {
+  readonly event: 'ready';
+  readonly endpoint: string;
+  readonly height: number;
+  readonly resumed: boolean;
+}
+
+/** Starts `ailink chain ARGS` and resolves with the child and its ready line. */
+function startChain(
+  args: readonly string[],
+): Promise<{ child: ChildProcess; ready: Ready; stderr: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'chain', ...args], {
+    cwd: tmp,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+      const line = stdout.split('\n').find((l) => l.startsWith('{'));
+      if (line !== undefined && stdout.includes('\n'))
+        resolve({ child, ready: JSON.parse(line), stderr: () => stderr });
+    });
+    child.once('exit', (code, signal) =>
+      reject(new Error(`ailink chain exited (${code ?? signal}) before it was ready:\n${stderr}`)),
+    );
+  });
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+}
+
+describe('ailink chain', () => {
+  it('serves until SIGTERM, exits 0, and resumes from its data dir at the same height', async () => {
+    const dataDir = join(tmp, 'chain');
+    const first = await startChain(['--port', '0', '--data-dir', dataDir]);
+    expect(first.ready.event).toBe('ready');
+    expect(first.ready.resumed).toBe(false);
+    expect(new URL(first.ready.endpoint).hostname).toBe('127.0.0.1');
+
+    const client = await connectChain(first.ready.endpoint);
+    const inclusion = await client.submit(devSigner('Alice'), [
+      { kind: 'remark', payload: new TextEncoder().encode('ailink chain') },
+    ]);
+    const height = await client.finalizedHeight();
+    expect(height).toBe(inclusion.blockNumber);
+    expect(height).toBeGreaterThan(first.ready.height);
+    await client.close();
+
+    first.child.kill('SIGTERM');
+    expect(await exitOf(first.child), first.stderr()).toEqual({ code: 0, signal: null });
+
+    const second = await startChain(['--port', '0', '--data-dir', dataDir]);
+    expect(second.ready).toMatchObject({ event: 'ready', resumed: true, height });
+    const again = await connectChain(second.ready.endpoint);
+    expect(again.genesisHash).toBe(client.genesisHash);
+    expect((await again.block(height)).hash).toBe(inclusion.blockHash);
+    await again.close();
+    second.child.kill('SIGINT');
+    expect(await exitOf(second.child), second.stderr()).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses a bad --port with a usage error (exit 2)', async () => {
+    const child = spawn(process.execPath, [BIN, 'chain', '--port', '70000'], { cwd: tmp, stdio: 'pipe' });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    expect((await exitOf(child)).code).toBe(2);
+    expect(stderr).toContain('INVALID_INPUT');
+    expect(stderr).toContain('--port');
+  });
+});
