@@ -4,7 +4,7 @@ import { rename, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { DEV_PROTOCOL_CONFIG } from '../chain/index.ts';
+import { DEV_PROTOCOL_CONFIG, startDevChain } from '../chain/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -38,6 +38,8 @@ const USAGE = `ailink — federated learning on decentralized storage
   ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
   ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
                                                   run a local network until Ctrl-C; writes <data-dir>/network.json
+  ailink chain [--port 9944] [--data-dir ./ailink-data/chain]
+                                                  run the dev chain on 127.0.0.1 until Ctrl-C; its blocks persist
   ailink miner --data-dir DIR [--listen MULTIADDR] --allow ADDRESS... [--capacity BYTES] [--max-fragment BYTES]
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
@@ -62,6 +64,14 @@ function positiveInt(value: string | undefined, name: string, fallback: number):
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0)
     usageError(`--${name}: expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function portNumber(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65_535)
+    usageError(`--port: expected 0 (any free port) to 65535, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -191,6 +201,24 @@ function untilSignal(): Promise<void> {
     process.once('SIGINT', () => res());
     process.once('SIGTERM', () => res());
   });
+}
+
+/** The dev chain on its own: one JSON ready line on stdout, then blocks until a signal, then a clean close. */
+async function chain(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { port: { type: 'string' }, 'data-dir': { type: 'string' } },
+  });
+  const port = portNumber(values.port, 9944);
+  // Listen first: a signal during the start-up still ends in a clean close rather than a killed write.
+  const stopped = untilSignal();
+  const devChain = await startDevChain({ port, dataDir: values['data-dir'] ?? './ailink-data/chain' });
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', endpoint: devChain.endpoint, height: devChain.startHeight, resumed: devChain.resumed })}\n`,
+  );
+  await stopped;
+  // Waits for the block being built and its write to the data dir.
+  await devChain.close();
 }
 
 async function dev(argv: string[]): Promise<void> {
@@ -407,6 +435,8 @@ async function main(argv: string[]): Promise<void> {
       return keys(rest);
     case 'miner':
       return miner(rest);
+    case 'chain':
+      return chain(rest);
     case 'dev':
       return dev(rest);
     case 'store':
