@@ -64,7 +64,10 @@ function ailink(args: readonly string[], options: { cwd: string; timeoutMs?: num
 }
 
 /** `ailink ARGS` that must succeed; returns stdout (and shows stderr when it does not succeed). */
-/** A network file listing no miners, with its operator key: enough for commands that fail before any dial. */
+/**
+ * An offline network file (a local registry, no chain) listing no miners, with its operator key: enough for commands
+ * that fail before any dial.
+ */
 async function stubNetwork(dir: string): Promise<void> {
   mkdirSync(dir);
   const network: NetworkFile = {
@@ -344,7 +347,7 @@ describe('ailink without a network', () => {
   });
 });
 
-// --- a real local network: `ailink dev` with 13 miner processes on loopback ------------------------------------
+// --- a real local network: `ailink dev` with its dev chain and 13 miner processes on loopback --------------------
 
 interface DevRun {
   readonly child: ChildProcess;
@@ -425,6 +428,11 @@ async function stopDev(dev: DevRun): Promise<{ code: number | null; signal: Node
   }
 }
 
+/** The chain account of the miner a network file lists (`<its data dir>/account.json`). */
+const minerAccount = (networkDir: string, p: NetworkFile['processes'][number]): string =>
+  (JSON.parse(readFileSync(join(networkDir, p.dataDir, 'account.json'), 'utf8')) as { address: string })
+    .address;
+
 /** Waits (briefly) for every pid to be gone and returns those still alive. */
 async function survivors(pids: readonly number[]): Promise<number[]> {
   for (let i = 0; i < 40; i++) {
@@ -435,7 +443,9 @@ async function survivors(pids: readonly number[]): Promise<number[]> {
   return pids.filter(isRunning);
 }
 
-describe('ailink store against `ailink dev` (13 real miner processes)', { timeout: 180_000 }, () => {
+describe('ailink store against `ailink dev` (a dev chain and 13 real miner processes)', {
+  timeout: 180_000,
+}, () => {
   let dir: string;
   let cwd: string;
   let networkPath: string;
@@ -478,8 +488,11 @@ describe('ailink store against `ailink dev` (13 real miner processes)', { timeou
     rmSync(cwd, { recursive: true, force: true });
   }, 180_000);
 
-  it('network.json lists 13 running miners, each with a peer id and a loopback address', () => {
+  it('network.json names the dev chain and lists 13 running miners, each with a peer id and a loopback address', () => {
     expect(network.profile).toBe('test');
+    // Objects are recorded on the chain: there is no local registry file.
+    expect(network.chain?.endpoint).toMatch(/^ws:\/\/(127\.0\.0\.1|localhost):[0-9]+/);
+    expect(network.registry).toBeUndefined();
     expect(network.processes).toHaveLength(13);
     expect(new Set(network.processes.map((p) => p.peerId)).size).toBe(13);
     for (const p of network.processes) {
@@ -513,8 +526,9 @@ describe('ailink store against `ailink dev` (13 real miner processes)', { timeou
     }
   });
 
-  it('`store info --json` shows 12 placements on distinct miners of the network', async () => {
+  it('`store info --json` shows an Active object on chain, with 12 placements on distinct miners of the network', async () => {
     const peerIds = new Set(network.processes.map((p) => p.peerId));
+    const accountOf = new Map(network.processes.map((p) => [p.peerId, minerAccount(dir, p)] as const));
     for (const [fid, encrypted] of [
       [fids.sealed!, true],
       [fids.plain!, false],
@@ -522,12 +536,21 @@ describe('ailink store against `ailink dev` (13 real miner processes)', { timeou
       const info = JSON.parse(await ok(['store', 'info', fid, '--json', ...net()], cwd)) as {
         fid: string;
         size: number;
+        state: string;
+        declaredAt: number;
+        activeAt: number | null;
+        restoralOrders: number[];
         encrypted: boolean;
         readers: string[];
-        placements: { column: number; miner: string }[];
+        placements: { column: number; miner: string; account: string | null }[];
         segments: unknown[];
       };
       expect(info.fid).toBe(fid);
+      // The chain's word: declared and made Active by the same block (one batchAll), no restoral order open.
+      expect(info.state).toBe('Active');
+      expect(info.declaredAt).toBeGreaterThan(0);
+      expect(info.activeAt).toBe(info.declaredAt);
+      expect(info.restoralOrders).toStrictEqual([]);
       expect(info.size).toBe(input.byteLength);
       expect(info.encrypted).toBe(encrypted);
       expect(info.segments).toHaveLength(3);
@@ -535,12 +558,15 @@ describe('ailink store against `ailink dev` (13 real miner processes)', { timeou
       const miners = info.placements.map((p) => p.miner);
       expect(new Set(miners).size).toBe(12);
       for (const m of miners) expect(peerIds.has(m)).toBe(true);
+      // Each column is held by the chain account of the miner process listed with that peer id.
+      for (const p of info.placements) expect(p.account).toBe(accountOf.get(p.miner));
+      expect(new Set(info.placements.map((p) => p.account)).size).toBe(12);
       // Encrypted objects are readable by the owner (the operator key) alone unless --to adds readers.
       expect(info.readers).toHaveLength(encrypted ? 1 : 0);
     }
   });
 
-  it('`store ls --json` lists both objects', async () => {
+  it('`store ls --json` lists both objects; another key, which owns none, lists nothing', async () => {
     const list = JSON.parse(await ok(['store', 'ls', '--json', ...net()], cwd)) as {
       fid: string;
       size: number;
@@ -561,6 +587,10 @@ describe('ailink store against `ailink dev` (13 real miner processes)', { timeou
       segments: 3,
       name: 'sealed.bin',
     });
+    expect(list).toHaveLength(2);
+    // The chain lists the files a key owns: the second account has put nothing.
+    const theirs = JSON.parse(await ok(['store', 'ls', '--json', '--key', second.file, ...net()], cwd));
+    expect(theirs).toStrictEqual([]);
   });
 
   it('`store get` of an unknown fid → exit 1 with OBJECT_NOT_FOUND, and no output file', async () => {
@@ -611,12 +641,22 @@ describe('ailink store against `ailink dev` (13 real miner processes)', { timeou
     expect(await survivors(pids)).toStrictEqual([]);
   });
 
-  it('`ailink dev` again on the same data dir: same peer ids, and earlier objects read back identically', async () => {
+  it('`ailink dev` again on the same data dir: same peer ids and chain, and earlier objects read back identically', async () => {
     const before = network;
     ({ dev, network } = await startDev(dir, devArgs, new Set(before.processes.map((p) => p.pid))));
-    const ids = (n: NetworkFile) => n.processes.map((p) => [p.name, p.peerId]);
+    const ids = (n: NetworkFile) => n.processes.map((p) => [p.name, p.peerId, minerAccount(dir, p)]);
     expect(ids(network)).toStrictEqual(ids(before));
     expect(network.operatorKey).toBe(before.operatorKey);
+    expect(network.chain).toBeDefined();
+
+    // The chain resumed: the objects are still there, Active, on the same miners.
+    const info = JSON.parse(await ok(['store', 'info', fids.plain!, '--json', ...net()], cwd)) as {
+      state: string;
+      placements: { miner: string }[];
+    };
+    expect(info.state).toBe('Active');
+    const peerIds = new Set(network.processes.map((p) => p.peerId));
+    for (const p of info.placements) expect(peerIds.has(p.miner)).toBe(true);
 
     const list = JSON.parse(await ok(['store', 'ls', '--json', ...net()], cwd)) as { fid: string }[];
     expect(list.map((o) => o.fid).sort()).toStrictEqual([fids.plain, fids.sealed, fids.shared].sort());

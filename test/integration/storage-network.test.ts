@@ -1,6 +1,6 @@
 /**
- * The storage network for real: 20 `ailink miner` processes on loopback, objects of several 32 MiB segments,
- * miners stopped, killed and stalled while the client reads, writes and repairs.
+ * The storage network for real: 20 `ailink miner` processes on loopback joined to the dev chain, objects of several
+ * 32 MiB segments recorded on chain, miners stopped, killed and stalled while the client reads, writes and repairs.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevNetwork, type MinerProcess, startDevNetwork } from '../../src/cli/devnet.ts';
+import { openRegistry } from '../../src/cli/registry.ts';
 import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
@@ -15,9 +16,9 @@ import { AilinkError } from '../../src/shared/errors.ts';
 import {
   type CodecPool,
   createCodecPool,
-  createMemoryRegistry,
   createMinerClient,
   createStorageClient,
+  loadNetworkFile,
   type MinerClient,
   type ObjectRegistry,
   PRODUCTION_PROFILE,
@@ -43,15 +44,25 @@ describe('a storage network of 20 real miner processes', () => {
   let codec: CodecPool;
   let account: Account;
   let miners: MinerClient;
-  const registry: ObjectRegistry = createMemoryRegistry();
-  const alive = () =>
-    network.miners.filter((m) => m.running).map((m) => ({ peerId: m.peerId, addrs: m.addrs }));
+  /** The chain, as `ailink` reads it: miners from sminer (running or not: the chain is not told), objects from fileBank. */
+  let registry: ObjectRegistry;
   const clientWith = (profile: StorageProfile, fragmentDeadlineMs = 20_000) =>
     createStorageClient(
-      { miners, directory: alive, registry, account, codec, clock: systemClock, random: systemRandom },
+      { miners, registry, account, codec, clock: systemClock, random: systemRandom },
       { profile, fragmentDeadlineMs },
     );
   const byPeer = (peerId: string): MinerProcess => network.miners.find((m) => m.peerId === peerId)!;
+  /** The chain's directory, in the order a put assigns columns; each entry must be a running miner at its current addresses. */
+  const runningDirectory = async () => {
+    const listed = await registry.directory();
+    expect(listed.map((p) => p.peerId).sort()).toStrictEqual(network.miners.map((m) => m.peerId).sort());
+    for (const p of listed) {
+      expect(byPeer(p.peerId).running).toBe(true);
+      // A miner restarted on new ports re-announced them: the chain lists where it listens now.
+      expect([...p.addrs].sort()).toStrictEqual([...byPeer(p.peerId).addrs].sort());
+    }
+    return listed;
+  };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-it-'));
@@ -66,9 +77,11 @@ describe('a storage network of 20 real miner processes', () => {
       { host, account, clock: systemClock, random: systemRandom },
       { requestTimeoutMs: 20_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
     );
+    registry = await openRegistry(loadNetworkFile(network.path), account, miners);
   }, 180_000);
 
   afterAll(async () => {
+    await registry?.close();
     await codec?.close();
     await host?.stop();
     await network?.stop();
@@ -90,6 +103,13 @@ describe('a storage network of 20 real miner processes', () => {
     expect(new Set(placed).size).toBe(12);
     bigFid = fid;
     bigHolders = [...placed];
+    // Recorded on chain, Active in the block that declared it, each column on a registered miner's account.
+    const onChain = await registry.get(fid);
+    expect(onChain!.miners).toStrictEqual(placed);
+    expect(onChain!.chain).toMatchObject({ state: 'Active', restoralOrders: [] });
+    expect(onChain!.chain!.activeAt).toBe(onChain!.chain!.declaredAt);
+    expect(new Set(onChain!.chain!.accounts).size).toBe(12);
+    expect(onChain!.chain!.accounts.every((a) => a !== null)).toBe(true);
     expect(sha(await readAll(clientWith(PRODUCTION_PROFILE), fid))).toBe(sha(big));
   }, 120_000);
 
@@ -110,14 +130,20 @@ describe('a storage network of 20 real miner processes', () => {
   }, 120_000);
 
   it('repairs onto new miners from any 4 survivors: 12 of 12 again, readable without the lost ones', async () => {
-    await byPeer(bigHolders[8]!).restart(); // back with its fragments: 4 survivors
+    await byPeer(bigHolders[8]!).restart(); // back with its fragments, on new ports (re-announced on chain): 4 survivors
     const events: ProgressEvent[] = [];
     const client = clientWith(PRODUCTION_PROFILE);
     const report = await client.repair(bigFid, { onProgress: (e) => events.push(e) });
     expect(report.repaired.map((r) => r.column).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-    const now = client.info(bigFid).miners;
+    const after = await client.info(bigFid);
+    const now = after.miners;
     expect(new Set(now).size).toBe(12);
     for (const lost of bigHolders.slice(0, 8)) expect(now).not.toContain(lost);
+    // The untouched columns stay where they were; on chain every restoral order was claimed and completed.
+    expect(now.slice(8)).toStrictEqual(bigHolders.slice(8));
+    expect(after.chain).toMatchObject({ state: 'Active', restoralOrders: [] });
+    expect(after.chain!.accounts.every((a) => a !== null)).toBe(true);
+    expect(new Set(after.chain!.accounts).size).toBe(12);
     // Every column is held again: a second repair finds nothing to do.
     expect((await client.repair(bigFid)).repaired).toEqual([]);
     expect(sha(await readAll(client, bigFid))).toBe(sha(big));
@@ -129,7 +155,8 @@ describe('a storage network of 20 real miner processes', () => {
     const events: ProgressEvent[] = [];
     let victim: MinerProcess | undefined;
     const client = clientWith(PRODUCTION_PROFILE);
-    const columnFive = alive()[5]!.peerId;
+    // Column i goes to the i-th miner of the directory when all are healthy.
+    const columnFive = (await runningDirectory())[5]!.peerId;
     const { fid, miners: placed } = await client.put(data, {
       onProgress: (e) => {
         events.push(e);
@@ -151,7 +178,10 @@ describe('a storage network of 20 real miner processes', () => {
   }, 180_000);
 
   it('moves a column whose miner stalls past the deadline', async () => {
-    const stalled = network.miners.find((m) => m.running && m.peerId === alive()[0]!.peerId)!;
+    // The chain still lists the miner killed above (nothing told it): bring it back so that column 0's miner, the
+    // directory's first, is the one stalled and no other column moves.
+    await Promise.all(network.miners.filter((m) => !m.running).map((m) => m.restart()));
+    const stalled = byPeer((await runningDirectory())[0]!.peerId);
     stalled.signal('SIGSTOP');
     try {
       const data = systemRandom(300 * 1024);

@@ -24,7 +24,7 @@ import {
   startMinerNode,
   TEST_PROFILE,
 } from '../../src/storage/index.ts';
-import { expectCode } from './helpers.ts';
+import { rejectsWith } from './helpers.ts';
 
 const quietLog = { info() {}, warn() {} };
 const deps = { clock: systemClock, random: systemRandom };
@@ -46,9 +46,16 @@ describe('storage client with 14 in-process miners', () => {
   let registry: ObjectRegistry;
   let honest: MinerClient;
 
-  const clientFor = (account: Account, miners: MinerClient = honest, directory = () => peers) =>
+  /** A client on the shared registry; `directory` replaces the registry's miner directory for this client only. */
+  const clientFor = (account: Account, miners: MinerClient = honest, directory?: () => readonly PeerRef[]) =>
     createStorageClient(
-      { miners, directory, registry, account, codec, ...deps },
+      {
+        miners,
+        registry: directory === undefined ? registry : { ...registry, directory: async () => directory() },
+        account,
+        codec,
+        ...deps,
+      },
       { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
     );
 
@@ -76,7 +83,7 @@ describe('storage client with 14 in-process miners', () => {
     peers = nodes.map((n) => ({ peerId: n.peerId, addrs: n.addrs() }));
     host = await createHost();
     codec = createCodecPool({ inline: true });
-    registry = createMemoryRegistry();
+    registry = createMemoryRegistry(() => peers);
     honest = createMinerClient(
       { host, account: owner, ...deps },
       { requestTimeoutMs: 5000, signatureTtlMs: 60_000, maxFragmentSize: 1024 * 1024 },
@@ -121,12 +128,25 @@ describe('storage client with 14 in-process miners', () => {
 
   it('a record whose segments do not hash to its fid is refused before anything is fetched', async () => {
     const { fid } = await clientFor(owner).put(systemRandom(10_000));
-    const placement = registry.get(fid)!;
+    const placement = (await registry.get(fid))!;
     const forged = { ...placement.record, fid: 'f'.repeat(64) };
-    registry.declare(forged, placement.miners);
-    await expect(readAll(clientFor(owner).get(forged.fid))).rejects.toMatchObject({
+    const fetched: string[] = [];
+    const watching: MinerClient = {
+      ...honest,
+      async get(peer, hash, options) {
+        fetched.push(hash);
+        return honest.get(peer, hash, options);
+      },
+    };
+    await registry.declare(
+      forged,
+      'ab'.repeat(16),
+      placement.miners.map((id) => ({ peer: peers.find((p) => p.peerId === id)! })),
+    );
+    await expect(readAll(clientFor(owner, watching).get(forged.fid))).rejects.toMatchObject({
       code: 'CODEC_HASH_MISMATCH',
     });
+    expect(fetched).toStrictEqual([]);
   });
 
   it('only the owner and the named readers can read; others get CRYPTO_NOT_A_READER', async () => {
@@ -148,7 +168,7 @@ describe('storage client with 14 in-process miners', () => {
     ).rejects.toMatchObject({
       code: 'NOT_ENOUGH_MINERS',
     });
-    expectCode(() => clientFor(owner).info('0'.repeat(64)), 'OBJECT_NOT_FOUND');
+    await rejectsWith(clientFor(owner).info('0'.repeat(64)), 'OBJECT_NOT_FOUND');
   });
 
   it('a put fails with PUT_FAILED naming the column when a miner fails and no spare is left', async () => {
