@@ -29,15 +29,24 @@ function notFound(fid: string): AilinkError {
   );
 }
 
-function checkReassign(p: Placement | null, fid: string, column: number, miner: string): Placement {
+/**
+ * Checks a whole set of moves against the placement before any rebuild runs: the object exists, every column is in
+ * range, and after all moves each miner still holds at most one column.
+ */
+function checkReassign(p: Placement | null, fid: string, moves: ReadonlyMap<number, PeerRef>): void {
   if (p === null) throw notFound(fid);
-  if (!Number.isInteger(column) || column < 0 || column >= p.miners.length) {
-    throw new AilinkError('INVALID_INPUT', `expected a column in 0..${p.miners.length - 1}, got ${column}`);
+  const after = [...p.miners];
+  for (const [column, peer] of moves) {
+    if (!Number.isInteger(column) || column < 0 || column >= p.miners.length) {
+      throw new AilinkError('INVALID_INPUT', `expected a column in 0..${p.miners.length - 1}, got ${column}`);
+    }
+    after[column] = peer.peerId;
   }
-  if (p.miners.some((m, i) => m === miner && i !== column)) {
-    throw new AilinkError('INVALID_INPUT', `miner ${miner} already holds another column of ${fid}`);
+  for (const [column, peer] of moves) {
+    if (after.some((m, i) => m === peer.peerId && i !== column)) {
+      throw new AilinkError('INVALID_INPUT', `miner ${peer.peerId} would hold more than one column of ${fid}`);
+    }
   }
-  return p;
 }
 
 /** The in-memory twin, for unit tests. `directory` lists the miners (a network file's, or a test's). */
@@ -56,7 +65,7 @@ export function createMemoryRegistry(directory: () => readonly PeerRef[] = () =>
     },
     get: async (fid) => get(fid),
     async reassign(fid, moves, rebuild) {
-      for (const [column, peer] of moves) checkReassign(get(fid), fid, column, peer.peerId);
+      checkReassign(get(fid), fid, moves);
       await rebuild();
       for (const [column, peer] of moves) objects.get(fid)!.miners[column] = peer.peerId;
     },
@@ -108,7 +117,7 @@ export function openSqliteRegistry(
     },
     get: async (fid) => getSync(fid),
     async reassign(fid, moves, rebuild) {
-      for (const [column, peer] of moves) checkReassign(getSync(fid), fid, column, peer.peerId);
+      checkReassign(getSync(fid), fid, moves);
       await rebuild();
       db.transaction(() => {
         for (const [column, peer] of moves) q.move.run(peer.peerId, fid, column);

@@ -312,6 +312,18 @@ function registryContract(name: string, open: Open, persistent: boolean): void {
         ),
         'INVALID_INPUT',
       );
+      // Two columns moved onto one new miner would break "12 distinct miners" just as well.
+      await rejectsWith(
+        registry.reassign(
+          record.fid,
+          moves([
+            [3, 'same-spare'],
+            [4, 'same-spare'],
+          ]),
+          spy.rebuild,
+        ),
+        'INVALID_INPUT',
+      );
       expect(spy.calls).toBe(0);
       expect((await registry.get(record.fid))!.miners).toStrictEqual(miners);
     });
@@ -339,6 +351,8 @@ function registryContract(name: string, open: Open, persistent: boolean): void {
         'OBJECT_NOT_FOUND',
       );
       expect(err.message).toContain(unknown);
+      // With no moves at all, an unknown fid is still refused, and nothing is rebuilt.
+      await rejectsWith(registry.reassign(unknown, moves([]), spy.rebuild), 'OBJECT_NOT_FOUND');
       expect(spy.calls).toBe(0);
       expect(await registry.get(unknown)).toBeNull();
     });
