@@ -44,7 +44,10 @@ function checkReassign(p: Placement | null, fid: string, moves: ReadonlyMap<numb
   }
   for (const [column, peer] of moves) {
     if (after.some((m, i) => m === peer.peerId && i !== column)) {
-      throw new AilinkError('INVALID_INPUT', `miner ${peer.peerId} would hold more than one column of ${fid}`);
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `miner ${peer.peerId} would hold more than one column of ${fid}`,
+      );
     }
   }
 }
