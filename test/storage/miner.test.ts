@@ -2,12 +2,24 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { transferReceiptMessage } from '../../src/chain/index.ts';
 import { type ByteChannel, createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
-import { type Account, accountFromSeeds, accountsReady, createKeyFile } from '../../src/shared/account.ts';
-import { KiB, MiB } from '../../src/shared/bytes.ts';
+import {
+  type Account,
+  accountFromSeeds,
+  accountsReady,
+  createKeyFile,
+  verifySignature,
+} from '../../src/shared/account.ts';
+import { fromHex, KiB, MiB } from '../../src/shared/bytes.ts';
 import { type Clock, manualClock, systemClock, systemRandom } from '../../src/shared/clock.ts';
 import type { AilinkError, ErrorCode } from '../../src/shared/errors.ts';
-import { encodeJson, FRAGMENT_PROTOCOL, MAX_FRAME_BYTES } from '../../src/storage/fragment-protocol.ts';
+import {
+  bodyDigest,
+  encodeJson,
+  FRAGMENT_PROTOCOL,
+  MAX_FRAME_BYTES,
+} from '../../src/storage/fragment-protocol.ts';
 import { zeroFragmentHash } from '../../src/storage/hash.ts';
 import { createMinerClient, type MinerClient } from '../../src/storage/miner-client.ts';
 import { type MinerNode, type MinerNodeOptions, startMinerNode } from '../../src/storage/miner-node.ts';
@@ -611,7 +623,7 @@ describe('miner: malformed frames', { timeout: 15_000 }, () => {
     }
   });
 
-  it('MINER_PROTOCOL for a frame announcing more than 4096 bytes, refused before it is read', async () => {
+  it('MINER_PROTOCOL for a frame announcing more than MAX_FRAME_BYTES, refused before it is read', async () => {
     const before = snapshot();
     const request = signedRequest(alice, 'put', hash, 1024);
     const padded = { ...request, audience: `${request.audience}${' '.repeat(MAX_FRAME_BYTES)}` };
@@ -703,5 +715,71 @@ describe('miner: restart', { timeout: 20_000 }, () => {
     expect(await asBob.delete(to, b.hash)).toBe(true);
     expect(await asAlice.delete(to, a.hash)).toBe(true);
     expect(filesOf(dir)).toEqual([]);
+  });
+});
+
+describe('miner: transfer receipts and restoral requests', { timeout: 15_000 }, () => {
+  const column = (seed: string) => {
+    const fragments = [frag(`${seed}-0`), frag(`${seed}-1`)];
+    return { fid: sha256Hex(new TextEncoder().encode(seed)), deal: 'ab'.repeat(16), index: 3, fragments };
+  };
+  const ref = (c: ReturnType<typeof column>) => ({
+    fid: c.fid,
+    deal: c.deal,
+    index: c.index,
+    fragments: c.fragments.map((f) => f.hash),
+  });
+  /** A raw receipt request, signed by Alice for the digest `signedFor` (default: the digest of its own fields). */
+  const receiptRequest = (c: ReturnType<typeof ref>, signedFor?: string) => {
+    const digest = bodyDigest([c.fid, c.deal, c.index, c.fragments]);
+    const auth = signRequest(
+      alice,
+      { op: 'receipt', fragment: signedFor ?? digest, size: 0, audience: peer.peerId },
+      { clock: systemClock, random: systemRandom },
+      SIGNATURE_TTL,
+    );
+    return { op: 'receipt', ...c, fragment: signedFor ?? digest, audience: peer.peerId, auth };
+  };
+
+  it('signs a receipt for a column it holds, verifiable against the miner account', async () => {
+    const c = column('receipt-ok');
+    for (const f of c.fragments) await asAlice.put(peer, f.hash, f.bytes);
+    const receipt = await asAlice.receipt(peer, ref(c));
+    expect(receipt.miner).toBe(miner.account);
+    const message = transferReceiptMessage(c.fid, c.deal, c.index, ref(c).fragments);
+    expect(verifySignature(miner.account, message, fromHex(receipt.signature))).toBe(true);
+    // Bound to the deal: the same signature does not verify for another upload of the same fid.
+    const other = transferReceiptMessage(c.fid, 'cd'.repeat(16), c.index, ref(c).fragments);
+    expect(verifySignature(miner.account, other, fromHex(receipt.signature))).toBe(false);
+  });
+
+  it('FRAGMENT_NOT_FOUND for a column with a fragment it does not hold: no receipt is signed', async () => {
+    const c = column('receipt-missing');
+    await asAlice.put(peer, c.fragments[0]!.hash, c.fragments[0]!.bytes);
+    const err = await rejectsWith(asAlice.receipt(peer, ref(c)), 'FRAGMENT_NOT_FOUND');
+    expect(err.message).toContain(c.fragments[1]!.hash);
+  });
+
+  it('unsigned, not-authorised, replayed and digest-mismatched receipt requests are refused', async () => {
+    const c = column('receipt-bad');
+    for (const f of c.fragments) await asAlice.put(peer, f.hash, f.bytes);
+    const body = ref(c);
+    const { auth: _unused, ...unsigned } = receiptRequest(body);
+    expectRefused(await rawRequest(unsigned), 'AUTH_MISSING');
+    await rejectsWith(asMallory.receipt(peer, body), 'AUTH_NOT_AUTHORISED');
+    const once = receiptRequest(body);
+    expect((await rawRequest(once)).ok).toBe(true);
+    expectRefused(await rawRequest(once), 'AUTH_REPLAYED');
+    // Signed for one column, sent with another column's fields: the digest no longer matches.
+    const swapped = { ...receiptRequest(body), index: 4 };
+    expectRefused(await rawRequest(swapped), 'INVALID_INPUT');
+    // Oversized lists are refused by the schema.
+    const huge = receiptRequest({ ...body, fragments: new Array(801).fill(body.fragments[0]!) });
+    expectRefused(await rawRequest(huge), 'INVALID_INPUT');
+  });
+
+  it('MINER_PROTOCOL for a restoral request to a miner that runs without a chain', async () => {
+    const c = column('restore-no-chain');
+    await rejectsWith(asAlice.restore(peer, 'claim', ref(c)), 'MINER_PROTOCOL');
   });
 });
