@@ -77,6 +77,10 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
       'SELECT hash, digest FROM blocks WHERE number = ?',
     ),
     insertBlock: db.prepare('INSERT INTO blocks (number, hash, digest) VALUES (?, ?, ?)'),
+    calls: db.prepare<[{ from: number; outcome: string | null }], CallRecord>(
+      `SELECT block, extrinsic, item, signer, call, outcome, reason FROM calls
+       WHERE block >= @from AND (@outcome IS NULL OR outcome = @outcome) ORDER BY block, extrinsic, item`,
+    ),
     insertCall: db.prepare(
       'INSERT INTO calls (block, extrinsic, item, signer, call, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
@@ -232,9 +236,9 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
       };
     },
     async waitFor(height, deadlineMs = 60_000) {
-      const deadline = Date.now() + deadlineMs;
+      const deadline = AbortSignal.timeout(deadlineMs);
       while (last().number < height) {
-        if (Date.now() > deadline) {
+        if (deadline.aborted) {
           throw new AilinkError('CHAIN_TIMEOUT', `block ${height} was not indexed within ${deadlineMs} ms`);
         }
         const finalized = await chain.finalizedHeight();
@@ -243,12 +247,7 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
       }
     },
     calls(filter = {}) {
-      const rows = db
-        .prepare<[number], CallRecord>(
-          `SELECT block, extrinsic, item, signer, call, outcome, reason FROM calls WHERE block >= ?${filter.outcome ? ' AND outcome = ?' : ''} ORDER BY block, extrinsic, item`,
-        )
-        .all(...([filter.fromBlock ?? 0, ...(filter.outcome ? [filter.outcome] : [])] as [number]));
-      return rows;
+      return q.calls.all({ from: filter.fromBlock ?? 0, outcome: filter.outcome ?? null });
     },
     close() {
       db.close();
