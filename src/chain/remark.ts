@@ -1,3 +1,4 @@
+import { AilinkError } from '../shared/errors.ts';
 import { CALL_SCHEMAS, type CallArgs, type CallName, isCallName, type ProtocolCall } from './calls.ts';
 
 /**
@@ -20,11 +21,11 @@ export type DecodedRemark =
   | { readonly kind: 'call'; readonly call: ProtocolCall }
   | { readonly kind: 'invalid'; readonly call: string | null; readonly reason: string };
 
-/** Encodes a call. @throws INVALID_INPUT-style RangeError when the arguments break the call's schema. */
+/** Encodes a call. @throws INVALID_INPUT when the arguments break the call's schema or the remark would be too big. */
 export function encodeRemark<N extends CallName>(name: N, args: CallArgs<N>): Uint8Array {
   const parsed = CALL_SCHEMAS[name].safeParse(args);
   if (!parsed.success) {
-    throw new RangeError(`${name}: ${describeIssue(parsed.error.issues[0])}`);
+    throw new AilinkError('INVALID_INPUT', `${name}: ${describeIssue(parsed.error.issues[0])}`);
   }
   const body = new TextEncoder().encode(JSON.stringify({ call: name, args: parsed.data }));
   const out = new Uint8Array(REMARK_MAGIC.length + 1 + body.byteLength);
@@ -32,7 +33,8 @@ export function encodeRemark<N extends CallName>(name: N, args: CallArgs<N>): Ui
   out[REMARK_MAGIC.length] = REMARK_VERSION;
   out.set(body, REMARK_MAGIC.length + 1);
   if (out.byteLength > MAX_REMARK_BYTES) {
-    throw new RangeError(
+    throw new AilinkError(
+      'INVALID_INPUT',
       `${name}: the remark would be ${out.byteLength} bytes, the limit is ${MAX_REMARK_BYTES}`,
     );
   }

@@ -101,6 +101,9 @@ describe('encodeRemark / decodeRemark', () => {
     expect(() =>
       encodeRemark('sminer.register', { ...samples['sminer.register'], collateral: '007' }),
     ).toThrow(/collateral: expected a decimal amount/);
+    expect(() => encodeRemark('fileBank.deleteFile', { fid: 'x' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_INPUT' }),
+    );
   });
 
   it('refuses to encode a remark over the size limit', () => {
@@ -108,6 +111,9 @@ describe('encodeRemark / decodeRemark', () => {
     const big = makeDeclaration('remark/big', owner.address, { segments: 4096, segmentSize: 1 });
     expect(() => encodeRemark('fileBank.uploadDeclaration', big)).toThrow(
       new RegExp(`the limit is ${MAX_REMARK_BYTES}`),
+    );
+    expect(() => encodeRemark('fileBank.uploadDeclaration', big)).toThrow(
+      expect.objectContaining({ code: 'INVALID_INPUT' }),
     );
   });
 });
