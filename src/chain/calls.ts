@@ -13,6 +13,7 @@ const amount = z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal am
 const column = z.number().int().min(0).max(255);
 const peerId = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,128}$/, 'expected a base58 libp2p peer id');
 const multiaddrs = z.array(z.string().min(1).max(256)).max(8);
+const signature = z.string().regex(/^[0-9a-f]{128}$/, 'expected a 64-byte sr25519 signature in hex');
 const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1–64 of A–Z a–z 0–9 . _ -');
 
 export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
@@ -72,7 +73,7 @@ export const CALL_SCHEMAS = {
             .object({
               index: column,
               miner: address,
-              signature: z.string().regex(/^[0-9a-f]{128}$/, 'expected a 64-byte sr25519 signature in hex'),
+              signature,
             })
             .strict(),
         )
@@ -84,9 +85,26 @@ export const CALL_SCHEMAS = {
   'fileBank.generateRestoralOrder': z.object({ fid: hash, index: column }).strict(),
   'fileBank.claimRestoralOrder': z.object({ fid: hash, index: column }).strict(),
   'fileBank.restoralComplete': z.object({ fid: hash, index: column }).strict(),
+  /** A verifier's signed statement that it tagged the caller's column (CESS: `calculate_report`). */
+  'fileBank.calculateReport': z.object({ fid: hash, index: column, verifier: address, signature }).strict(),
   'teeWorker.register': z
     .object({ peerId, addrs: multiaddrs, podr2Key: z.string().regex(/^[0-9a-f]{2,512}$/) })
     .strict(),
+  'teeWorker.updateAddrs': z.object({ addrs: multiaddrs }).strict(),
+  /** A verifier's signature on a passing proof for a challenge; anyone may carry it. */
+  'audit.submitResult': z
+    .object({
+      miner: address,
+      challenge: z.number().int().nonnegative(),
+      proof: hash,
+      verifier: address,
+      signature,
+    })
+    .strict(),
+  'audit.commitIdle': z
+    .object({ first: z.number().int().nonnegative(), roots: z.array(hash).min(1).max(256) })
+    .strict(),
+  'audit.releaseIdle': z.object({ count: z.number().int().positive().max(65_536) }).strict(),
   'provenance.createTask': z.object({ task: taskId, spec: hash }).strict(),
   'provenance.recordRound': z
     .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })

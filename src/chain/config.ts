@@ -1,8 +1,10 @@
 import { encodeAddress } from '@polkadot/util-crypto';
-import { SS58_PREFIX } from '../shared/account.ts';
+import { z } from 'zod';
+import { isAddress, SS58_PREFIX } from '../shared/account.ts';
+import { AilinkError } from '../shared/errors.ts';
 import type { CallArgs, CallName } from './calls.ts';
 import type { ChainCall } from './client.ts';
-import type { ProtocolConfig } from './pallets/context.ts';
+import type { AuditConfig, ProtocolConfig } from './pallets/context.ts';
 import { encodeRemark } from './remark.ts';
 
 /**
@@ -19,12 +21,82 @@ export function potAddress(id = 'ailink/p'): string {
 /** One ROC: the dev chain's token has 12 decimals. */
 export const ROC = 10n ** 12n;
 
+/** CESS's audit constants (cess:pallets/audit), with block production on demand in mind for the dev chain. */
+export const CESS_AUDIT: AuditConfig = Object.freeze({
+  challengeInterval: 4,
+  challengeMiners: 1,
+  slipBaseBlocks: 50,
+  serviceBytesPerBlock: 25_165_824,
+  idleBytesPerBlock: 203_613_264,
+  slashBasisPoints: [500, 1500] as const,
+  exitAfterMisses: 100,
+  proofs: Object.freeze({
+    blockSize: 8192,
+    challengeBlocks: 47,
+    idleNodes: 32_768,
+    idleParents: 6,
+    idleOpenings: 16,
+  }),
+});
+
 /** The protocol parameters of a local network. */
-export const DEV_PROTOCOL_CONFIG: ProtocolConfig = {
+export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pot: potAddress(),
   minCollateral: ROC,
   restoralClaimBlocks: 20,
-};
+  audit: CESS_AUDIT,
+});
+
+const count = z.number().int().positive();
+
+/** The configuration as JSON (network.json, `--protocol FILE`): u128 amounts as decimal strings. */
+export const ProtocolConfigSchema = z
+  .object({
+    pot: z.string().refine(isAddress, 'expected an SS58 address'),
+    minCollateral: z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal amount'),
+    restoralClaimBlocks: count,
+    audit: z
+      .object({
+        challengeInterval: count,
+        challengeMiners: count,
+        slipBaseBlocks: count,
+        serviceBytesPerBlock: count,
+        idleBytesPerBlock: count,
+        slashBasisPoints: z.tuple([z.number().int().min(0).max(10_000), z.number().int().min(0).max(10_000)]),
+        exitAfterMisses: z.number().int().min(2),
+        proofs: z
+          .object({
+            blockSize: count.multipleOf(2),
+            challengeBlocks: count,
+            idleNodes: count.refine((n) => (n & (n - 1)) === 0 && n >= 2, 'expected a power of two ≥ 2'),
+            idleParents: count,
+            idleOpenings: count,
+          })
+          .strict(),
+      })
+      .strict(),
+  })
+  .strict();
+export type ProtocolConfigJson = z.infer<typeof ProtocolConfigSchema>;
+
+export const protocolConfigToJson = (config: ProtocolConfig): ProtocolConfigJson => ({
+  ...config,
+  minCollateral: config.minCollateral.toString(),
+  audit: { ...config.audit, slashBasisPoints: [...config.audit.slashBasisPoints] },
+});
+
+/** @throws INVALID_INPUT naming the first field that is wrong. */
+export function parseProtocolConfig(json: unknown, source = 'protocol configuration'): ProtocolConfig {
+  const parsed = ProtocolConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${source}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+    );
+  }
+  return { ...parsed.data, minCollateral: BigInt(parsed.data.minCollateral) };
+}
 
 /** A protocol call as a chain call (a remark), ready for `ChainClient.submit`. */
 export function protocolCall<N extends CallName>(name: N, args: CallArgs<N>): ChainCall {

@@ -19,6 +19,11 @@ export interface DevChainOptions {
   readonly dataDir?: string;
   /** `batch` seals the transactions that arrive within ~100 ms into one block; `instant` one block per transaction. */
   readonly blockMode?: 'batch' | 'instant';
+  /**
+   * Seal an empty block when none was sealed for this long, as a real chain's slots do. chopsticks only builds blocks
+   * for transactions; without a heartbeat, block-timed rules (audit deadlines, restoral claims) stand still.
+   */
+  readonly heartbeatMs?: number;
 }
 
 export interface DevChain {
@@ -76,6 +81,26 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
       await chain.unregisterBlock(stray);
     }
   }
+  let heartbeat: NodeJS.Timeout | undefined;
+  if (options.heartbeatMs !== undefined) {
+    let seen = chain.head.number;
+    let sealing = false;
+    heartbeat = setInterval(() => {
+      if (sealing) return;
+      if (chain.head.number !== seen) {
+        seen = chain.head.number;
+        return;
+      }
+      sealing = true;
+      chain
+        .newBlock()
+        .catch(() => {})
+        .finally(() => {
+          seen = chain.head.number;
+          sealing = false;
+        });
+    }, options.heartbeatMs);
+  }
   return {
     endpoint: `ws://${ctx.addr}`,
     startHeight: chain.head.number,
@@ -84,6 +109,7 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
       await chain.newBlock();
     },
     async close() {
+      clearInterval(heartbeat);
       await chain.upcomingBlocks();
       await ctx.close();
     },

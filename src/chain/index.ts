@@ -14,19 +14,42 @@ export {
   type Inclusion,
   type SubmitOptions,
 } from './client.ts';
-export { DEV_PROTOCOL_CONFIG, potAddress, protocolCall, ROC } from './config.ts';
+export {
+  CESS_AUDIT,
+  DEV_PROTOCOL_CONFIG,
+  type ProtocolConfigJson,
+  ProtocolConfigSchema,
+  parseProtocolConfig,
+  potAddress,
+  protocolCall,
+  protocolConfigToJson,
+  ROC,
+} from './config.ts';
 export { DEV_ACCOUNTS, type DevChain, devSigner, startDevChain } from './devchain.ts';
 export { type CallRecord, type ChainSource, type Indexer, openIndexer } from './indexer.ts';
-export type { CallContext, ProtocolConfig } from './pallets/context.ts';
 export {
+  type AuditRecord,
+  auditResultMessage,
+  type Challenge,
+  type ChallengedFragment,
+  challengeKey,
+  type IdleFile,
+  recordOf as auditRecordOf,
+  serviceBytesOf,
+} from './pallets/audit.ts';
+export type { AuditConfig, BlockContext, CallContext, ProtocolConfig } from './pallets/context.ts';
+export {
+  columnDigest,
   columnHashes,
   type FileInfo,
   type RestoralOrder,
+  tagReportMessage,
   transferReceiptMessage,
 } from './pallets/file-bank.ts';
 export type { MinerInfo } from './pallets/sminer.ts';
-export { applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
+export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
+  challengeOf,
   type FileView,
   fileOf,
   filesOfMiner,
@@ -34,8 +57,12 @@ export {
   type MinerView,
   minerOf,
   minersOf,
+  restoralOrdersOf,
   roundsOf,
+  taggedFor,
   taskOf,
+  type VerifierView,
+  verifiersOf,
 } from './queries.ts';
 export { decodeRemark, encodeRemark, MAX_REMARK_BYTES, REMARK_MAGIC, REMARK_VERSION } from './remark.ts';
 export {

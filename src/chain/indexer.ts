@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
 import { AilinkError } from '../shared/errors.ts';
 import type { ChainBlock, ChainClient } from './client.ts';
+import { protocolConfigToJson } from './config.ts';
 import type { CallContext, ProtocolConfig } from './pallets/context.ts';
-import { applyRemark } from './protocol.ts';
+import { applyBlockHooks, applyRemark } from './protocol.ts';
 import { decodeRemark } from './remark.ts';
 import { createSqliteState, GENESIS_DIGEST, nextDigest, Overlay, type StateReader } from './state.ts';
 
@@ -85,10 +86,7 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
       'INSERT INTO calls (block, extrinsic, item, signer, call, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
   };
-  const configText = JSON.stringify({
-    ...options.config,
-    minCollateral: options.config.minCollateral.toString(),
-  });
+  const configText = JSON.stringify(protocolConfigToJson(options.config));
   for (const [key, expected, what] of [
     ['genesis', chain.genesisHash, 'chain (genesis hash)'],
     ['config', configText, 'protocol configuration'],
@@ -123,18 +121,18 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
       );
     }
     const pending = new Overlay(store);
+    const blockCtx = {
+      block: { number: block.number, hash: block.hash, timestamp: block.timestamp },
+      config: options.config,
+    };
+    for (const w of applyBlockHooks(pending, blockCtx)) applyWrite(pending, w);
     for (const ex of block.extrinsics) {
       if (ex.signer === null) continue;
       let paidToPot = 0n;
       ex.calls.forEach(({ call, applied, reason }, item) => {
         if (call.kind === 'transfer' && applied && call.to === options.config.pot) paidToPot += call.amount;
         if (call.kind !== 'remark') return;
-        const ctx: CallContext = {
-          caller: ex.signer!,
-          block: { number: block.number, hash: block.hash, timestamp: block.timestamp },
-          paidToPot,
-          config: options.config,
-        };
+        const ctx: CallContext = { ...blockCtx, caller: ex.signer!, paidToPot };
         const outcome = applied
           ? applyRemark(pending, ctx, call.payload)
           : notApplied(call.payload, reason ?? 'the extrinsic failed');

@@ -1,5 +1,6 @@
 import type { CallName, ProtocolCall } from './calls.ts';
-import type { CallContext, Rule } from './pallets/context.ts';
+import { audit, auditOnBlock } from './pallets/audit.ts';
+import type { BlockContext, CallContext, Rule } from './pallets/context.ts';
 import { CallRejected } from './pallets/context.ts';
 import { fileBank } from './pallets/file-bank.ts';
 import { oss } from './pallets/oss.ts';
@@ -21,7 +22,12 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'fileBank.generateRestoralOrder': fileBank.generateRestoralOrder,
   'fileBank.claimRestoralOrder': fileBank.claimRestoralOrder,
   'fileBank.restoralComplete': fileBank.restoralComplete,
+  'fileBank.calculateReport': fileBank.calculateReport,
   'teeWorker.register': teeWorker.register,
+  'teeWorker.updateAddrs': teeWorker.updateAddrs,
+  'audit.submitResult': audit.submitResult,
+  'audit.commitIdle': audit.commitIdle,
+  'audit.releaseIdle': audit.releaseIdle,
   'provenance.createTask': provenance.createTask,
   'provenance.recordRound': provenance.recordRound,
 };
@@ -44,6 +50,16 @@ export function applyCall(state: StateReader, ctx: CallContext, call: ProtocolCa
     throw err;
   }
   return { kind: 'applied', call: call.name, writes: overlay.writes() };
+}
+
+/**
+ * What the runtime does at the start of every block before any call (Substrate's `on_initialize`): the audit hook
+ * settles challenges past their deadline and issues new ones. Returns its writes, like a call.
+ */
+export function applyBlockHooks(state: StateReader, ctx: BlockContext): readonly StateWrite[] {
+  const overlay = new Overlay(state);
+  auditOnBlock(overlay, ctx);
+  return overlay.writes();
 }
 
 /** Decodes a remark and applies it when it is ours and well-formed. */

@@ -1,3 +1,4 @@
+import { type Challenge, challengeKey } from './pallets/audit.ts';
 import {
   type FileInfo,
   fileKey,
@@ -5,9 +6,11 @@ import {
   ordersPrefix,
   ownerFilesPrefix,
   type RestoralOrder,
+  taggedKey,
 } from './pallets/file-bank.ts';
 import { type RoundInfo, roundsPrefix, type TaskInfo, taskKey } from './pallets/provenance.ts';
 import { type MinerInfo, minerKey } from './pallets/sminer.ts';
+import type { VerifierInfo } from './pallets/tee-worker.ts';
 import type { StateReader } from './state.ts';
 
 /** Read-only views of the protocol state, for anyone holding one (an indexer's, or a test's). */
@@ -67,3 +70,30 @@ export function roundsOf(state: StateReader, task: string): (RoundInfo & { round
     .scan(prefix)
     .map(([key, r]) => ({ ...(r as RoundInfo), round: Number(key.slice(prefix.length)) }));
 }
+
+/** Every open restoral order, by file and column. */
+export function restoralOrdersOf(state: StateReader): { fid: string; index: number; order: RestoralOrder }[] {
+  return state.scan('fileBank/orders/').map(([key, order]) => {
+    const [fid, index] = key.slice('fileBank/orders/'.length).split('/') as [string, string];
+    return { fid, index: Number(index), order: order as RestoralOrder };
+  });
+}
+
+/** The miner a verifier tagged column `index` of `fid` for (CESS: `calculate_report`), if any. */
+export const taggedFor = (state: StateReader, fid: string, index: number): string | undefined =>
+  state.get<string>(taggedKey(fid, index));
+
+export interface VerifierView extends VerifierInfo {
+  readonly address: string;
+}
+
+/** Every registered verifier (teeWorker), in address order. */
+export function verifiersOf(state: StateReader): VerifierView[] {
+  return state
+    .scan('teeWorker/workers/')
+    .map(([key, v]) => ({ ...(v as VerifierInfo), address: key.slice('teeWorker/workers/'.length) }));
+}
+
+/** A miner's open challenge, if it has one. */
+export const challengeOf = (state: StateReader, miner: string): Challenge | undefined =>
+  state.get<Challenge>(challengeKey(miner));

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,8 @@ import {
   connectChain,
   DEV_PROTOCOL_CONFIG,
   devSigner,
+  type ProtocolConfig,
+  protocolConfigToJson,
   ROC,
   startDevChain,
 } from '../chain/index.ts';
@@ -17,7 +19,9 @@ import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/ailink.mjs', import.meta.url));
 
+/** A node process of the dev network (a miner or the verifier). */
 export interface MinerProcess {
+  readonly role: 'miner' | 'verifier';
   readonly name: string;
   readonly dataDir: string;
   peerId: string;
@@ -37,6 +41,9 @@ export interface DevNetwork {
   /** The dev chain's WebSocket endpoint. */
   readonly chainEndpoint: string;
   readonly miners: MinerProcess[];
+  /** The verifier (TEE role), unless started without one. */
+  readonly verifier: MinerProcess | undefined;
+  readonly protocol: ProtocolConfig;
   readonly operatorKeyPath: string;
   /** Rewrites network.json with the current pids and addresses. */
   save(): Promise<void>;
@@ -53,6 +60,15 @@ export interface DevNetworkOptions {
   readonly onEvent?: (line: string) => void;
   /** The dev chain's port (default: any free one). */
   readonly chainPort?: number;
+  /** The protocol parameters (default: the dev ones, CESS's audit figures). */
+  readonly protocol?: ProtocolConfig;
+  /** Start a verifier (default true): miners then get their columns tagged and answer audit challenges. */
+  readonly verifier?: boolean;
+  /** Each miner's declared capacity in bytes, and how much of it to commit as idle files. */
+  readonly minerCapacity?: number;
+  readonly idleSpace?: number;
+  /** An empty block when none came for this long, so audit deadlines pass (default 3000 ms). */
+  readonly heartbeatMs?: number;
 }
 
 /** What each miner and the operator get from Alice: fees and collateral for a long while. */
@@ -76,7 +92,14 @@ export async function startDevNetwork(
   const maxFragment = options.profile === 'production' ? 8 * 1024 * 1024 : 1024 * 1024;
   const path = join(dataDir, 'network.json');
 
-  const chain = await startDevChain({ port: options.chainPort ?? 0, dataDir: join(dataDir, 'chain') });
+  const protocol = options.protocol ?? DEV_PROTOCOL_CONFIG;
+  const protocolPath = join(dataDir, 'protocol.json');
+  writeFileSync(protocolPath, `${JSON.stringify(protocolConfigToJson(protocol), null, 2)}\n`);
+  const chain = await startDevChain({
+    port: options.chainPort ?? 0,
+    dataDir: join(dataDir, 'chain'),
+    heartbeatMs: options.heartbeatMs ?? 3000,
+  });
   const names = Array.from({ length: options.miners }, (_, i) => `miner-${String(i + 1).padStart(2, '0')}`);
   // Miner accounts exist before the miners start, so that one transaction funds them all.
   const minerAccounts = await Promise.all(
@@ -86,19 +109,39 @@ export async function startDevNetwork(
       return existsSync(file) ? loadKeyFile(file) : createKeyFile(file, deps.random);
     }),
   );
-  await fundAccounts(chain.endpoint, [operator.address, ...minerAccounts.map((a) => a.address)]);
+  const verifierDir = join(dataDir, 'verifier');
+  const withVerifier = options.verifier ?? true;
+  const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
+  await fundAccounts(chain.endpoint, [
+    operator.address,
+    ...minerAccounts.map((a) => a.address),
+    ...(verifierAccount === undefined ? [] : [verifierAccount.address]),
+  ]);
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const shared = ['--chain', chain.endpoint, '--protocol', protocolPath, '--listen', '/ip4/127.0.0.1/tcp/0'];
+  const verifier = withVerifier
+    ? spawnable(
+        'verifier',
+        'verifier',
+        verifierDir,
+        [...shared, '--max-fragment', String(maxFragment)],
+        readyTimeoutMs,
+      )
+    : undefined;
+  const minerArgs = [...shared, '--max-fragment', String(maxFragment)];
+  if (options.minerCapacity !== undefined) minerArgs.push('--capacity', String(options.minerCapacity));
+  if (options.idleSpace !== undefined) minerArgs.push('--idle-space', String(options.idleSpace));
+  for (const a of allow) minerArgs.push('--allow', a);
   const miners = names.map((name) =>
-    spawnableMiner(name, join(dataDir, 'miners', name), {
-      allow,
-      maxFragment,
-      chain: chain.endpoint,
-      readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
-    }),
+    spawnable('miner', name, join(dataDir, 'miners', name), minerArgs, readyTimeoutMs),
   );
+  const nodes = [...(verifier === undefined ? [] : [verifier]), ...miners];
   try {
+    // The verifier first: miners look for it on chain to get their columns tagged.
+    await verifier?.restart();
     await Promise.all(miners.map((m) => m.restart()));
   } catch (err) {
-    await Promise.all(miners.map((m) => m.stop()));
+    await Promise.all(nodes.map((m) => m.stop()));
     await chain.close();
     throw err;
   }
@@ -106,6 +149,8 @@ export async function startDevNetwork(
     path,
     chainEndpoint: chain.endpoint,
     miners,
+    verifier,
+    protocol,
     operatorKeyPath,
     async save() {
       const file: NetworkFile = {
@@ -113,15 +158,13 @@ export async function startDevNetwork(
         profile: options.profile,
         chain: {
           endpoint: chain.endpoint,
-          pot: DEV_PROTOCOL_CONFIG.pot,
-          minCollateral: DEV_PROTOCOL_CONFIG.minCollateral.toString(),
-          restoralClaimBlocks: DEV_PROTOCOL_CONFIG.restoralClaimBlocks,
+          protocol: protocolConfigToJson(protocol),
         },
         operatorKey: relative(dataDir, operatorKeyPath),
-        processes: miners
+        processes: nodes
           .filter((m) => m.running)
           .map((m) => ({
-            role: 'miner' as const,
+            role: m.role,
             name: m.name,
             pid: m.pid,
             peerId: m.peerId,
@@ -132,7 +175,7 @@ export async function startDevNetwork(
       await writeNetworkFile(path, file);
     },
     async stop() {
-      await Promise.all(miners.map((m) => m.stop()));
+      await Promise.all(nodes.map((m) => m.stop()));
       await network.save(); // lists no processes now: clients are told plainly that nothing is running
       await chain.close();
     },
@@ -156,15 +199,24 @@ async function fundAccounts(endpoint: string, addresses: readonly string[]): Pro
   }
 }
 
-function spawnableMiner(
+async function accountIn(dir: string, random: Random) {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'account.json');
+  return existsSync(file) ? loadKeyFile(file) : createKeyFile(file, random);
+}
+
+/** `ailink <role> --data-dir DIR …args` as a child process that reports a JSON ready line. */
+function spawnable(
+  role: 'miner' | 'verifier',
   name: string,
   dataDir: string,
-  options: { allow: readonly string[]; maxFragment: number; chain: string; readyTimeoutMs: number },
+  args: readonly string[],
+  readyTimeoutMs: number,
 ): MinerProcess {
-  const { allow, maxFragment, readyTimeoutMs } = options;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   const m: MinerProcess = {
+    role,
     name,
     dataDir,
     peerId: '',
@@ -186,11 +238,10 @@ function spawnableMiner(
     async restart() {
       await m.stop();
       mkdirSync(dataDir, { recursive: true });
-      const log = openSync(join(dataDir, 'miner.log'), 'a');
-      const args = [BIN, 'miner', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0'];
-      args.push('--max-fragment', String(maxFragment), '--chain', options.chain);
-      for (const a of allow) args.push('--allow', a);
-      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', log] });
+      const log = openSync(join(dataDir, `${role}.log`), 'a');
+      const proc = spawn(process.execPath, [BIN, role, '--data-dir', dataDir, ...args], {
+        stdio: ['ignore', 'pipe', log],
+      });
       closeSync(log);
       child = proc;
       exited = new Promise((res) => proc.once('exit', () => res()));
@@ -201,13 +252,15 @@ function spawnableMiner(
         const timer = setTimeout(
           () =>
             rej(
-              new Error(`${name} did not report ready within ${readyTimeoutMs} ms; see ${dataDir}/miner.log`),
+              new Error(
+                `${name} did not report ready within ${readyTimeoutMs} ms; see ${dataDir}/${role}.log`,
+              ),
             ),
           readyTimeoutMs,
         );
         proc.once('exit', (code) => {
           clearTimeout(timer);
-          rej(new Error(`${name} exited with code ${code} before it was ready; see ${dataDir}/miner.log`));
+          rej(new Error(`${name} exited with code ${code} before it was ready; see ${dataDir}/${role}.log`));
         });
         createInterface({ input: proc.stdout! }).on('line', (line) => {
           try {

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { DEV_PROTOCOL_CONFIG, startDevChain } from '../chain/index.ts';
+import { DEV_PROTOCOL_CONFIG, parseProtocolConfig, startDevChain } from '../chain/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -22,6 +22,7 @@ import {
   type ProgressEvent,
   type StorageProfile,
   startMinerNode,
+  startVerifierNode,
   storedSegment,
   TEST_PROFILE,
 } from '../storage/index.ts';
@@ -41,6 +42,10 @@ const USAGE = `ailink — federated learning on decentralized storage
   ailink chain [--port 9944] [--data-dir ./ailink-data/chain]
                                                   run the dev chain on 127.0.0.1 until Ctrl-C; its blocks persist
   ailink miner --data-dir DIR [--listen MULTIADDR] --allow ADDRESS... [--capacity BYTES] [--max-fragment BYTES]
+               [--chain WS [--collateral PLANCKS] [--protocol FILE] [--idle-space BYTES]]
+                                                  a storage miner; on a chain it registers, proves and repairs
+  ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR]
+                                                  the verifier (TEE role): tags fragments, checks storage proofs
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
   ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid
@@ -64,6 +69,14 @@ function positiveInt(value: string | undefined, name: string, fallback: number):
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0)
     usageError(`--${name}: expected a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function nonNegativeInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    usageError(`--${name}: expected a whole number ≥ 0, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -156,18 +169,17 @@ async function miner(argv: string[]): Promise<void> {
       'max-fragment': { type: 'string' },
       chain: { type: 'string' },
       collateral: { type: 'string' },
+      protocol: { type: 'string' },
+      'idle-space': { type: 'string' },
     },
   });
   if (!values['data-dir']) usageError('miner: --data-dir DIR is required');
+  const protocol = readProtocolConfig(values.protocol);
   const allow = values.allow ?? [];
   for (const a of allow)
     if (!isAddress(a)) usageError(`--allow: expected an SS58 address, got ${JSON.stringify(a)}`);
-  const log =
-    (level: string) =>
-    (event: string, fields: Record<string, unknown> = {}) =>
-      process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, event, ...fields })}\n`);
   const node = await startMinerNode(
-    { clock: systemClock, random: systemRandom, log: { info: log('info'), warn: log('warn') } },
+    { clock: systemClock, random: systemRandom, log: jsonLog },
     {
       dataDir: values['data-dir'],
       listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
@@ -181,16 +193,70 @@ async function miner(argv: string[]): Promise<void> {
         : {
             chain: {
               endpoint: values.chain,
-              config: DEV_PROTOCOL_CONFIG,
+              config: protocol,
               collateral: BigInt(
-                positiveInt(values.collateral, 'collateral', Number(DEV_PROTOCOL_CONFIG.minCollateral)),
+                positiveInt(values.collateral, 'collateral', Number(protocol.minCollateral)),
               ),
+              idleSpace: nonNegativeInt(values['idle-space'], 'idle-space', 0),
             },
           }),
     },
   );
   process.stdout.write(
     `${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs(), account: node.account, chain: node.registration })}\n`,
+  );
+  await untilSignal();
+  await node.stop();
+}
+
+/** Structured log lines on stderr: one JSON object per event. */
+const jsonLog = (() => {
+  const line =
+    (level: string) =>
+    (event: string, fields: Record<string, unknown> = {}) =>
+      process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, event, ...fields })}\n`);
+  return { info: line('info'), warn: line('warn') };
+})();
+
+/** The network's protocol parameters from a JSON file (`ailink dev` writes one), or the dev defaults. */
+function readProtocolConfig(path: string | undefined) {
+  if (path === undefined) return DEV_PROTOCOL_CONFIG;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new AilinkError('INVALID_INPUT', `--protocol: cannot read ${path}: ${(cause as Error).message}`);
+  }
+  return parseProtocolConfig(json, path);
+}
+
+/** The verifier (TEE-worker role): registers in teeWorker, tags fragments and checks proofs until a signal. */
+async function verifier(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      chain: { type: 'string' },
+      protocol: { type: 'string' },
+      'max-fragment': { type: 'string' },
+    },
+  });
+  if (!values['data-dir']) usageError('verifier: --data-dir DIR is required');
+  if (!values.chain) usageError('verifier: --chain ENDPOINT is required (a verifier registers on chain)');
+  const node = await startVerifierNode(
+    { clock: systemClock, random: systemRandom, log: jsonLog },
+    {
+      dataDir: values['data-dir'],
+      listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      chain: { endpoint: values.chain, config: readProtocolConfig(values.protocol) },
+      maxFragmentSize: positiveInt(values['max-fragment'], 'max-fragment', 8 * MiB),
+      maxSignatureTtlMs: 5 * 60_000,
+      requestDeadlineMs: 120_000,
+    },
+  );
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', peerId: node.peerId, addrs: node.addrs(), account: node.account, keyId: node.keyId, chain: node.registration })}\n`,
   );
   await untilSignal();
   await node.stop();
@@ -239,12 +305,14 @@ async function dev(argv: string[]): Promise<void> {
         ? 'production'
         : usageError('--profile: production or test');
   const dataDir = values['data-dir'] ?? './ailink-data';
-  console.error(`starting ${count} miners in ${resolve(dataDir)} …`);
+  console.error(`starting the dev chain, a verifier and ${count} miners in ${resolve(dataDir)} …`);
   const network = await startDevNetwork(
     { random: systemRandom },
     { dataDir, miners: count, profile, allow: values.allow ?? [] },
   );
-  for (const m of network.miners) console.error(`  ${m.name}  pid ${m.pid}  ${m.addrs[0]}`);
+  for (const m of [...network.miners, ...(network.verifier ? [network.verifier] : [])]) {
+    console.error(`  ${m.name}  pid ${m.pid}  ${m.addrs[0]}`);
+  }
   console.error(
     `chain: ${network.chainEndpoint}\nnetwork ready: ${network.path}\noperator key: ${network.operatorKeyPath}\nCtrl-C stops every process.`,
   );
@@ -437,6 +505,8 @@ async function main(argv: string[]): Promise<void> {
       return miner(rest);
     case 'chain':
       return chain(rest);
+    case 'verifier':
+      return verifier(rest);
     case 'dev':
       return dev(rest);
     case 'store':

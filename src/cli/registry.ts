@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectChain, openIndexer } from '../chain/index.ts';
+import { connectChain, openIndexer, parseProtocolConfig } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
 import { AilinkError } from '../shared/errors.ts';
 import {
@@ -26,11 +26,7 @@ export async function openRegistry(
     mkdirSync(join(network.dir, 'indexes'), { recursive: true });
     const indexer = openIndexer(chain, {
       path: join(network.dir, 'indexes', `${account.address}.sqlite`),
-      config: {
-        pot: chainInfo.pot,
-        minCollateral: BigInt(chainInfo.minCollateral),
-        restoralClaimBlocks: chainInfo.restoralClaimBlocks,
-      },
+      config: parseProtocolConfig(chainInfo.protocol, `${network.dir}/network.json chain.protocol`),
     });
     return createChainRegistry({ chain, indexer, account, miners });
   }

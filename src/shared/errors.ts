@@ -60,6 +60,10 @@ export const ERROR_CODES = {
     about: 'a transaction was not included before its deadline (it may still land)',
   },
   CHAIN_CALL_REJECTED: { status: 422, about: 'a protocol call broke a rule and changed nothing' },
+  // proofs (PoDR2 storage proofs, idle-space proofs) and the verifier
+  PROOF_INVALID: { status: 422, about: 'a storage or idle-space proof did not verify' },
+  PROOF_MALFORMED: { status: 400, about: 'proof or tag bytes have the wrong length or layout' },
+  VERIFIER_UNAVAILABLE: { status: 503, about: 'no registered verifier could be reached' },
   INDEXER_STATE_MISMATCH: {
     status: 500,
     about: 'the indexer database belongs to another chain or is inconsistent',

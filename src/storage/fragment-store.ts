@@ -7,7 +7,7 @@ import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { fragmentHash, HASH_RE } from './hash.ts';
-import type { NonceLedger } from './request-auth.ts';
+import { createSqliteNonceLedger, type NonceLedger } from './request-auth.ts';
 
 /**
  * A miner's on-disk, content-addressed fragment store. Files live at fragments/<h[0..2]>/<h>; an SQLite index keeps
@@ -33,6 +33,15 @@ export interface FragmentStore {
   /** Lets `owner` go of a fragment; the bytes are removed when no owner is left. @throws FRAGMENT_NOT_FOUND, AUTH_NOT_AUTHORISED */
   release(hash: string, owner: string): Promise<{ deleted: boolean }>;
   list(): { hash: string; size: number }[];
+  /**
+   * Reads `length` bytes at `offset` of a held fragment, zero-padded past its end, without re-hashing the whole
+   * fragment: storage proofs read a few blocks of many fragments, and the proof itself is the check.
+   * @throws FRAGMENT_NOT_FOUND, FRAGMENT_CORRUPT
+   */
+  readRange(hash: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Keeps a fragment's proof tags (and the verifier key they belong to) beside it. */
+  putTags(hash: string, keyId: string, tags: Uint8Array): void;
+  tagsOf(hash: string): { keyId: string; tags: Uint8Array } | null;
   readonly nonces: NonceLedger;
   close(): void;
 }
@@ -76,9 +85,7 @@ export function openFragmentStore(
   db.exec(`
     CREATE TABLE IF NOT EXISTS fragments (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_at INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS owners (hash TEXT NOT NULL, account TEXT NOT NULL, PRIMARY KEY (hash, account));
-    CREATE TABLE IF NOT EXISTS nonces (account TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL,
-      PRIMARY KEY (account, nonce));
-    CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
+    CREATE TABLE IF NOT EXISTS tags (hash TEXT PRIMARY KEY, key_id TEXT NOT NULL, tags BLOB NOT NULL);
   `);
   const q = {
     get: db.prepare<[string], { size: number }>('SELECT size FROM fragments WHERE hash = ?'),
@@ -95,8 +102,13 @@ export function openFragmentStore(
       'SELECT COALESCE(SUM(size), 0) AS used, COUNT(*) AS n FROM fragments',
     ),
     list: db.prepare<[], { hash: string; size: number }>('SELECT hash, size FROM fragments ORDER BY hash'),
-    claimNonce: db.prepare('INSERT OR IGNORE INTO nonces (account, nonce, expires_at) VALUES (?, ?, ?)'),
-    pruneNonces: db.prepare('DELETE FROM nonces WHERE expires_at <= ?'),
+    putTags: db.prepare(
+      'INSERT INTO tags (hash, key_id, tags) VALUES (?, ?, ?) ON CONFLICT (hash) DO UPDATE SET key_id = excluded.key_id, tags = excluded.tags',
+    ),
+    tagsOf: db.prepare<[string], { key_id: string; tags: Buffer }>(
+      'SELECT key_id, tags FROM tags WHERE hash = ?',
+    ),
+    dropTags: db.prepare('DELETE FROM tags WHERE hash = ?'),
   };
   const pathOf = (hash: string) => join(fragmentsDir, hash.slice(0, 2), hash);
 
@@ -105,7 +117,6 @@ export function openFragmentStore(
   let { used, n: count } = q.totals.get()!;
   let reserved = 0;
   const inFlight = new Set<string>();
-  let claimsSincePrune = 0;
 
   /** Removes files that were never indexed (a crash between rename and index) and rows whose file vanished. */
   function reconcile(): void {
@@ -285,6 +296,7 @@ export function openFragmentStore(
         q.dropOwner.run(hash, owner);
         if (q.ownerCount.get(hash)!.n > 0) return false;
         q.remove.run(hash);
+        q.dropTags.run(hash);
         return true;
       })();
       if (last) {
@@ -295,15 +307,41 @@ export function openFragmentStore(
       return { deleted: last };
     },
     list: () => q.list.all(),
-    nonces: {
-      claim(account, nonce, expiresAt) {
-        if (++claimsSincePrune >= 1000) {
-          claimsSincePrune = 0;
-          q.pruneNonces.run(deps.clock.now());
-        }
-        return q.claimNonce.run(account, nonce, expiresAt).changes === 1;
-      },
+    async readRange(hash, offset, length) {
+      checkHash(hash);
+      const row = q.get.get(hash);
+      if (row === undefined)
+        throw new AilinkError('FRAGMENT_NOT_FOUND', `this miner holds no fragment ${hash}`);
+      const out = new Uint8Array(length);
+      const want = Math.max(0, Math.min(length, row.size - offset));
+      if (want === 0) return out;
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(pathOf(hash), 'r');
+        const { bytesRead } = await handle.read(out, 0, want, offset);
+        if (bytesRead !== want) throw new Error(`read ${bytesRead} of ${want} bytes at ${offset}`);
+      } catch (cause) {
+        throw new AilinkError(
+          'FRAGMENT_CORRUPT',
+          `fragment ${hash} is indexed but unreadable: ${(cause as Error).message}`,
+          { cause },
+        );
+      } finally {
+        await handle?.close();
+      }
+      return out;
     },
+    putTags(hash, keyId, tags) {
+      checkHash(hash);
+      if (q.get.get(hash) === undefined)
+        throw new AilinkError('FRAGMENT_NOT_FOUND', `this miner holds no fragment ${hash}`);
+      q.putTags.run(hash, keyId, Buffer.from(tags));
+    },
+    tagsOf(hash) {
+      const row = q.tagsOf.get(hash);
+      return row === undefined ? null : { keyId: row.key_id, tags: new Uint8Array(row.tags) };
+    },
+    nonces: createSqliteNonceLedger(db, deps.clock),
     close: () => db.close(),
   };
   return store;

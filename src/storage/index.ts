@@ -3,6 +3,7 @@
  * encryption, miners with an on-disk fragment store and a signed fragment protocol, and the storage client.
  */
 
+export { buildAuditProof, checkAuditProof, type ProofParams, type ProofSource } from './audit-proof.ts';
 export { createChainRegistry } from './chain-registry.ts';
 export {
   chunks,
@@ -36,6 +37,7 @@ export {
   type StoreUsage,
 } from './fragment-store.ts';
 export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
+export { type AuditAgent, type AuditAgentOptions, startAuditAgent } from './miner-audit.ts';
 export { joinChain, minerChainActions } from './miner-chain.ts';
 export {
   type CallOptions,
@@ -52,6 +54,37 @@ export {
   NetworkFileSchema,
   writeNetworkFile,
 } from './network.ts';
+export {
+  blocksOf,
+  decodeProof,
+  deriveChallenge,
+  derivePodr2Key,
+  encodeProof,
+  PODR2_LANES,
+  PODR2_PRIME,
+  type Podr2Challenge,
+  type Podr2Key,
+  type Podr2Params,
+  type Podr2Proof,
+  podr2Params,
+  proveChallenge,
+  tagFragment,
+  verifyProof,
+} from './podr2.ts';
+export {
+  decodeIdleProof,
+  deriveIdleChallenge,
+  encodeIdleProof,
+  type IdleOpening,
+  type IdleProof,
+  idleFileBytes,
+  idleRoot,
+  labelIdleFile,
+  type PoisParams,
+  poisParams,
+  proveIdle,
+  verifyIdle,
+} from './pois.ts';
 export {
   checkProfile,
   columnsOf,
@@ -86,3 +119,11 @@ export {
   type StoredSegment,
   storedSegment,
 } from './segments.ts';
+export { createVerifierClient, type VerifierClient } from './verifier-client.ts';
+export {
+  podr2KeyId,
+  startVerifierNode,
+  type VerifierNode,
+  type VerifierNodeOptions,
+} from './verifier-node.ts';
+export { proofParams, VERIFIER_PROTOCOL } from './verifier-protocol.ts';

@@ -5,6 +5,7 @@ import {
   type ChainClient,
   connectChain,
   type Indexer,
+  minerOf,
   openIndexer,
   type ProtocolConfig,
 } from '../chain/index.ts';
@@ -12,7 +13,9 @@ import { createHost, newPeerKey } from '../p2p/index.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { openFragmentStore } from './fragment-store.ts';
+import { type AuditAgent, startAuditAgent } from './miner-audit.ts';
 import { joinChain, minerChainActions } from './miner-chain.ts';
+import { createMinerClient } from './miner-client.ts';
 import { type MinerLog, startMinerService } from './miner-service.ts';
 import { createRequestGuard } from './request-auth.ts';
 
@@ -31,6 +34,10 @@ export interface MinerNodeOptions {
     readonly endpoint: string;
     readonly config: ProtocolConfig;
     readonly collateral: bigint;
+    /** Bytes of idle space to commit as labelled idle files (PoIS); 0 for none. */
+    readonly idleSpace?: number;
+    /** How often the audit agent looks for challenges, orders and untagged columns. */
+    readonly auditPollMs?: number;
   };
 }
 
@@ -72,11 +79,24 @@ export async function startMinerNode(
     // A put body is at most one fragment; buffer that much so a fast sender is never reset.
     maxBufferSize: options.maxFragmentSize + 1024 * 1024,
   });
+  let onChain: { chain: ChainClient; indexer: Indexer } | undefined;
+  const allowed = new Set(options.allow);
   const guard = createRequestGuard(
     { clock: deps.clock, nonces: store.nonces },
-    { audience: host.peerId, authorised: new Set(options.allow), maxTtlMs: options.maxSignatureTtlMs },
+    {
+      audience: host.peerId,
+      // Other miners in good standing may read fragments: they rebuild lost columns for restoral orders.
+      authorised: {
+        has: (account: string, op: string) =>
+          allowed.has(account) ||
+          (op === 'get' &&
+            onChain !== undefined &&
+            minerOf(onChain.indexer.state, account)?.state === 'positive'),
+      },
+      maxTtlMs: options.maxSignatureTtlMs,
+    },
   );
-  let onChain: { chain: ChainClient; indexer: Indexer } | undefined;
+  let agent: AuditAgent | undefined;
   let registration: MinerNode['registration'] = null;
   try {
     if (options.chain !== undefined) {
@@ -106,7 +126,30 @@ export async function startMinerNode(
       },
       { requestDeadlineMs: options.requestDeadlineMs },
     );
+    if (onChain !== undefined && options.chain !== undefined) {
+      const miners = createMinerClient(
+        { host, account, clock: deps.clock, random: deps.random },
+        {
+          requestTimeoutMs: options.requestDeadlineMs,
+          signatureTtlMs: Math.min(60_000, options.maxSignatureTtlMs),
+          maxFragmentSize: options.maxFragmentSize,
+        },
+      );
+      agent = startAuditAgent(
+        { ...onChain, account, store, host, miners, log: deps.log, clock: deps.clock, random: deps.random },
+        {
+          idleDir: join(options.dataDir, 'idle'),
+          config: options.chain.config,
+          capacity: options.capacity,
+          idleSpace: options.chain.idleSpace ?? 0,
+          pollMs: options.chain.auditPollMs ?? 1000,
+          requestTimeoutMs: options.requestDeadlineMs,
+          signatureTtlMs: Math.min(60_000, options.maxSignatureTtlMs),
+        },
+      );
+    }
   } catch (err) {
+    await agent?.stop();
     await host.stop();
     store.close();
     onChain?.indexer.close();
@@ -119,6 +162,7 @@ export async function startMinerNode(
     registration,
     addrs: () => host.addrs(),
     async stop() {
+      await agent?.stop();
       await host.stop();
       store.close();
       onChain?.indexer.close();

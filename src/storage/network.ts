@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { ProtocolConfigSchema } from '../chain/index.ts';
 import type { PeerRef } from '../p2p/index.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -17,15 +18,14 @@ export const NetworkFileSchema = z.object({
   chain: z
     .object({
       endpoint: z.string().regex(/^wss?:\/\//, 'expected a ws:// or wss:// endpoint'),
-      pot: z.string(),
-      minCollateral: z.string().regex(/^[0-9]+$/),
-      restoralClaimBlocks: z.number().int().positive(),
+      /** The protocol parameters every indexer of this network must use. */
+      protocol: ProtocolConfigSchema,
     })
     .optional(),
   operatorKey: z.string().min(1),
   processes: z.array(
     z.object({
-      role: z.literal('miner'),
+      role: z.enum(['miner', 'verifier']),
       name: z.string(),
       pid: z.number().int().positive(),
       peerId: z.string(),

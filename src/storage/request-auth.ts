@@ -1,3 +1,4 @@
+import type { Database } from 'better-sqlite3';
 import { z } from 'zod';
 import type { Account } from '../shared/account.ts';
 import { verifySignature } from '../shared/account.ts';
@@ -56,11 +57,32 @@ export interface NonceLedger {
   claim(account: string, nonce: string, expiresAt: number): boolean;
 }
 
+/** A nonce ledger in an SQLite database the caller owns; expired nonces are pruned every 1000 claims. */
+export function createSqliteNonceLedger(db: Database, clock: Clock): NonceLedger {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS nonces (account TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL,
+      PRIMARY KEY (account, nonce));
+    CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
+  `);
+  const claim = db.prepare('INSERT OR IGNORE INTO nonces (account, nonce, expires_at) VALUES (?, ?, ?)');
+  const prune = db.prepare('DELETE FROM nonces WHERE expires_at <= ?');
+  let claimsSincePrune = 0;
+  return {
+    claim(account, nonce, expiresAt) {
+      if (++claimsSincePrune >= 1000) {
+        claimsSincePrune = 0;
+        prune.run(clock.now());
+      }
+      return claim.run(account, nonce, expiresAt).changes === 1;
+    },
+  };
+}
+
 export interface RequestGuardOptions {
   /** This node's peer id: requests signed for another audience are refused. */
   readonly audience: string;
-  /** Accounts allowed to use this node. */
-  readonly authorised: ReadonlySet<string>;
+  /** Accounts allowed to use this node, per operation (a Set allows an account everything). */
+  readonly authorised: { has(account: string, op: string): boolean };
   /** Longest accepted time between now and a request's expiry. */
   readonly maxTtlMs: number;
 }
@@ -111,7 +133,7 @@ export function createRequestGuard(
     );
     if (!ok)
       throw new AilinkError('AUTH_BAD_SIGNATURE', `signature does not verify for account ${auth.account}`);
-    if (!options.authorised.has(auth.account)) {
+    if (!options.authorised.has(auth.account, fields.op)) {
       throw new AilinkError('AUTH_NOT_AUTHORISED', `account ${auth.account} is not authorised on this node`);
     }
     if (!deps.nonces.claim(auth.account, auth.nonce, auth.expiresAt)) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
 import type { CallArgs, CallName, ProtocolCall } from '../../src/chain/calls.ts';
+import { CESS_AUDIT } from '../../src/chain/config.ts';
 import type { CallContext, ProtocolConfig } from '../../src/chain/pallets/context.ts';
 import { columnHashes, transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
 import { applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
@@ -26,7 +27,29 @@ export const peerIdOf = (account: Account): string => `12D3KooW${account.address
 /** A fixed, valid SS58 address (Alice's): the pot is only named, never signed for. */
 export const POT = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 
-export const CONFIG: ProtocolConfig = { pot: POT, minCollateral: 1000n, restoralClaimBlocks: 10 };
+/** Small audit figures so that a test walks through challenges, misses and penalties in a few blocks. */
+export const CONFIG: ProtocolConfig = {
+  pot: POT,
+  minCollateral: 1000n,
+  restoralClaimBlocks: 10,
+  audit: {
+    ...CESS_AUDIT,
+    challengeInterval: 5,
+    challengeMiners: 2,
+    slipBaseBlocks: 3,
+    serviceBytesPerBlock: 4096,
+    idleBytesPerBlock: 1 << 20,
+    exitAfterMisses: 4,
+    proofs: {
+      ...CESS_AUDIT.proofs,
+      blockSize: 64,
+      challengeBlocks: 4,
+      idleNodes: 64,
+      idleParents: 3,
+      idleOpenings: 4,
+    },
+  },
+};
 
 export function ctxAt(caller: string, block: number, paidToPot = 0n): CallContext {
   return {

@@ -58,7 +58,23 @@ beforeAll(async () => {
     'fileBank.generateRestoralOrder': { fid: d.fid, index: 3 },
     'fileBank.claimRestoralOrder': { fid: d.fid, index: 3 },
     'fileBank.restoralComplete': { fid: d.fid, index: 255 },
+    'fileBank.calculateReport': {
+      fid: d.fid,
+      index: 2,
+      verifier: operator.address,
+      signature: 'cd'.repeat(64),
+    },
     'teeWorker.register': { peerId: peerIdOf(operator), addrs: [], podr2Key: 'ab'.repeat(64) },
+    'teeWorker.updateAddrs': { addrs: ['/ip4/127.0.0.1/tcp/4002'] },
+    'audit.submitResult': {
+      miner: miner.address,
+      challenge: 12,
+      proof: hex('proof'),
+      verifier: operator.address,
+      signature: 'ef'.repeat(64),
+    },
+    'audit.commitIdle': { first: 0, roots: [hex('root/0'), hex('root/1')] },
+    'audit.releaseIdle': { count: 1 },
     'provenance.createTask': { task: 'mnist-fedavg_v1.2', spec: hex('spec') },
     'provenance.recordRound': { task: 'mnist-fedavg_v1.2', round: 0, manifest: hex('m'), digest: hex('d') },
   };

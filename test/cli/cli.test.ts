@@ -488,13 +488,15 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     rmSync(cwd, { recursive: true, force: true });
   }, 180_000);
 
-  it('network.json names the dev chain and lists 13 running miners, each with a peer id and a loopback address', () => {
+  it('network.json names the dev chain and lists 13 running miners and the verifier, each with a peer id and a loopback address', () => {
     expect(network.profile).toBe('test');
     // Objects are recorded on the chain: there is no local registry file.
     expect(network.chain?.endpoint).toMatch(/^ws:\/\/(127\.0\.0\.1|localhost):[0-9]+/);
+    expect(network.chain?.protocol.audit.proofs.challengeBlocks).toBe(47);
     expect(network.registry).toBeUndefined();
-    expect(network.processes).toHaveLength(13);
-    expect(new Set(network.processes.map((p) => p.peerId)).size).toBe(13);
+    expect(network.processes.filter((p) => p.role === 'miner')).toHaveLength(13);
+    expect(network.processes.filter((p) => p.role === 'verifier')).toHaveLength(1);
+    expect(new Set(network.processes.map((p) => p.peerId)).size).toBe(14);
     for (const p of network.processes) {
       expect(isRunning(p.pid)).toBe(true);
       expect(p.addrs.some((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true);

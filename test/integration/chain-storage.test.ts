@@ -15,6 +15,7 @@ import {
   type Indexer,
   minersOf,
   openIndexer,
+  parseProtocolConfig,
 } from '../../src/chain/index.ts';
 import { type DevNetwork, startDevNetwork } from '../../src/cli/devnet.ts';
 import { openRegistry } from '../../src/cli/registry.ts';
@@ -75,10 +76,9 @@ describe('storage recorded on the chain, with 13 real miner processes', () => {
     codec = createCodecPool();
     account = await loadKeyFile(network.operatorKeyPath);
     chain = await connectChain(network.chainEndpoint);
-    const config = loadNetworkFile(network.path).file.chain!;
     indexer = openIndexer(chain, {
       path: join(dir, 'observer.sqlite'),
-      config: { ...config, minCollateral: BigInt(config.minCollateral) },
+      config: parseProtocolConfig(loadNetworkFile(network.path).file.chain!.protocol),
     });
   }, 180_000);
 

@@ -1,13 +1,17 @@
 import type { StateWriter } from '../state.ts';
 
-/** What the chain supplies to a call: who signed it, and the block that orders it, times it and seeds randomness. */
-export interface CallContext {
+/** What every block supplies to the rules: its number, hash (the randomness seed) and time, and the configuration. */
+export interface BlockContext {
+  readonly block: { readonly number: number; readonly hash: string; readonly timestamp: number };
+  readonly config: ProtocolConfig;
+}
+
+/** What the chain supplies to a call besides its block: who signed it, and what it paid in the same extrinsic. */
+export interface CallContext extends BlockContext {
   /** SS58 of the extrinsic's signer. */
   readonly caller: string;
-  readonly block: { readonly number: number; readonly hash: string; readonly timestamp: number };
   /** Plancks the caller paid to the protocol's pot earlier in the same extrinsic (a `batchAll`). */
   readonly paidToPot: bigint;
-  readonly config: ProtocolConfig;
 }
 
 /** The protocol's genesis parameters: every indexer of one network must use the same ones. */
@@ -18,6 +22,32 @@ export interface ProtocolConfig {
   readonly minCollateral: bigint;
   /** Blocks a claimer has to complete a restoral order before anyone may claim it again. */
   readonly restoralClaimBlocks: number;
+  readonly audit: AuditConfig;
+}
+
+/** Storage audits: how often, how long a miner has, what a miss costs, and the proof parameters everyone shares. */
+export interface AuditConfig {
+  /** A challenge is issued in every block whose number is a multiple of this (CESS: 4). */
+  readonly challengeInterval: number;
+  /** Miners picked per challenge (CESS: 1). */
+  readonly challengeMiners: number;
+  /** Blocks every challenge gets, plus one per `…BytesPerBlock` of data held (CESS: 50, 24 MiB, 203,613,264 B). */
+  readonly slipBaseBlocks: number;
+  readonly serviceBytesPerBlock: number;
+  readonly idleBytesPerBlock: number;
+  /** Share of collateral slashed on the 2nd miss in a row, and on every later one (CESS: 5 %, 15 %). */
+  readonly slashBasisPoints: readonly [number, number];
+  /** Misses in a row that force a miner out (CESS: 100). */
+  readonly exitAfterMisses: number;
+  readonly proofs: {
+    /** PoDR2 block size in bytes and blocks challenged per fragment (CESS: 8 KiB, 47 of 1024). */
+    readonly blockSize: number;
+    readonly challengeBlocks: number;
+    /** PoIS: 32-byte labels per idle file, DRG in-degree, openings per challenge. */
+    readonly idleNodes: number;
+    readonly idleParents: number;
+    readonly idleOpenings: number;
+  };
 }
 
 /** A call broke a rule. Thrown inside a call, it discards every write the call made. */

@@ -4,9 +4,10 @@ import { fromHex } from '../../shared/bytes.ts';
 import { fidOf } from '../../shared/fid.ts';
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
-import { type CallContext, type Rule, reject } from './context.ts';
+import { type BlockContext, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
 import { positiveMiner } from './sminer.ts';
+import { verifierKey } from './tee-worker.ts';
 
 type Declaration = CallArgs<'fileBank.uploadDeclaration'>;
 
@@ -34,6 +35,11 @@ export interface RestoralOrder {
   /** The miner that held the column. */
   origin: string;
   generatedAt: number;
+  /**
+   * Who asked for it: the owner (or its operator, or the holding miner), whose client then drives the repair; null
+   * when the protocol opened it (a miner's exit or an audit penalty) and any miner may take it at once.
+   */
+  by: string | null;
   claimer: string | null;
   /** Last block in which the claimer may complete. */
   deadline: number | null;
@@ -44,6 +50,10 @@ export const minerFilesPrefix = (miner: string) => `fileBank/minerFiles/${miner}
 export const ownerFilesPrefix = (owner: string) => `fileBank/ownerFiles/${owner}/`;
 export const ordersPrefix = (fid: string) => `fileBank/orders/${fid}/`;
 const orderKey = (fid: string, index: number) => `${ordersPrefix(fid)}${String(index).padStart(3, '0')}`;
+/** The holder a verifier tagged a column for (CESS: `calculate_report`); a restored column must be tagged anew. */
+export const taggedPrefix = (fid: string) => `fileBank/tagged/${fid}/`;
+export const taggedKey = (fid: string, index: number) =>
+  `${taggedPrefix(fid)}${String(index).padStart(3, '0')}`;
 
 export const getFile = (state: StateReader, fid: string): FileInfo | undefined =>
   state.get<FileInfo>(fileKey(fid));
@@ -177,6 +187,57 @@ const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => 
   for (const miner of file.placements)
     if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${args.fid}`);
   for (const [key] of state.scan(ordersPrefix(args.fid))) state.delete(key);
+  for (const [key] of state.scan(taggedPrefix(args.fid))) state.delete(key);
+};
+
+/** What a verifier signs once it has tagged every fragment of a column for the miner that holds it. */
+export function tagReportMessage(miner: string, fid: string, index: number, columnDigest: string) {
+  return new TextEncoder().encode(`ailink/tag-report/v1\n${miner}\n${fid}\n${index}\n${columnDigest}`);
+}
+
+/** SHA-256 over a column's fragment hashes: binds a tag report to exactly those fragments. */
+export function columnDigest(fragments: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const f of fragments) h.update(fromHex(f));
+  return h.digest('hex');
+}
+
+/** A verifier's signature over tags as the value of a call: the verifier must be registered and the signature its own. */
+export function checkVerifierSignature(
+  state: StateReader,
+  verifier: string,
+  message: Uint8Array,
+  signature: string,
+  what: string,
+): void {
+  if (state.get(verifierKey(verifier)) === undefined) {
+    reject(`${verifier} is not a registered verifier (teeWorker.register)`);
+  }
+  if (!verifySignature(verifier, message, fromHex(signature))) {
+    reject(`the ${what} is not signed by verifier ${verifier}`);
+  }
+}
+
+/**
+ * The holder of a column reports that a verifier tagged it (CESS: `calculate_report`); from then on its fragments
+ * are in the holder's audit snapshot.
+ */
+const calculateReport: Rule<CallArgs<'fileBank.calculateReport'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  checkColumn(file, args.index);
+  const holder = file.placements[args.index] ?? null;
+  if (holder !== ctx.caller) {
+    reject(`column ${args.index} of ${args.fid} is held by ${holder ?? 'nobody'}, not ${ctx.caller}`);
+  }
+  const digest = columnDigest(columnHashes(file.segments, args.index));
+  checkVerifierSignature(
+    state,
+    args.verifier,
+    tagReportMessage(ctx.caller, args.fid, args.index, digest),
+    args.signature,
+    'tag report',
+  );
+  state.put(taggedKey(args.fid, args.index), ctx.caller);
 };
 
 /** The owner (or its operator) or the miner holding the column declares it lost. */
@@ -196,6 +257,7 @@ const generateRestoralOrder: Rule<CallArgs<'fileBank.generateRestoralOrder'>> = 
   state.put(orderKey(args.fid, args.index), {
     origin,
     generatedAt: ctx.block.number,
+    by: ctx.caller,
     claimer: null,
     deadline: null,
   } satisfies RestoralOrder);
@@ -243,16 +305,18 @@ const restoralComplete: Rule<CallArgs<'fileBank.restoralComplete'>> = (state, ct
   state.delete(`${minerFilesPrefix(order.origin)}${args.fid}`);
   state.put(`${minerFilesPrefix(ctx.caller)}${args.fid}`, args.index);
   state.delete(orderKey(args.fid, args.index));
+  state.delete(taggedKey(args.fid, args.index));
 };
 
 /** Opens an order for every column an exiting miner holds (where none is open yet). */
-export function ordersOnExit(state: StateWriter, ctx: CallContext, miner: string): void {
+export function ordersOnExit(state: StateWriter, ctx: BlockContext, miner: string): void {
   for (const [key, index] of state.scan(minerFilesPrefix(miner))) {
     const fid = key.slice(minerFilesPrefix(miner).length);
     if (typeof index !== 'number' || state.get(orderKey(fid, index)) !== undefined) continue;
     state.put(orderKey(fid, index), {
       origin: miner,
       generatedAt: ctx.block.number,
+      by: null,
       claimer: null,
       deadline: null,
     } satisfies RestoralOrder);
@@ -266,4 +330,5 @@ export const fileBank = {
   generateRestoralOrder,
   claimRestoralOrder,
   restoralComplete,
+  calculateReport,
 };

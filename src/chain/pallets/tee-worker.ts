@@ -24,4 +24,10 @@ const register: Rule<CallArgs<'teeWorker.register'>> = (state, ctx, args) => {
   } satisfies VerifierInfo);
 };
 
-export const teeWorker = { register };
+const updateAddrs: Rule<CallArgs<'teeWorker.updateAddrs'>> = (state, ctx, args) => {
+  const worker = state.get<VerifierInfo>(verifierKey(ctx.caller));
+  if (worker === undefined) reject(`${ctx.caller} is not a registered verifier`);
+  state.put(verifierKey(ctx.caller), { ...worker, addrs: args.addrs });
+};
+
+export const teeWorker = { register, updateAddrs };

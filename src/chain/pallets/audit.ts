@@ -1,0 +1,268 @@
+import { createHash } from 'node:crypto';
+import type { CallArgs } from '../calls.ts';
+import type { StateReader, StateValue, StateWriter } from '../state.ts';
+import { type BlockContext, type Rule, reject } from './context.ts';
+import {
+  checkVerifierSignature,
+  columnHashes,
+  type FileInfo,
+  fileKey,
+  minerFilesPrefix,
+  ordersOnExit,
+  taggedKey,
+} from './file-bank.ts';
+import { getMiner, type MinerInfo, minerKey, positiveMiner } from './sminer.ts';
+
+/**
+ * CESS's audit pallet as rules over remarks. Every `challengeInterval` blocks a block hook picks random miners (seeded
+ * by the block hash) and snapshots what each must prove: every tagged service fragment it holds and every idle file it
+ * committed. The miner proves to a registered verifier, which signs the result; the miner (or anyone) puts that result
+ * on chain before the deadline. A challenge without a result at its deadline is a miss: the second miss in a row
+ * slashes collateral and opens restoral orders for everything the miner holds; `exitAfterMisses` in a row force it out.
+ */
+
+/** One fragment a challenge covers: its name (hash) and byte length, as the prover and verifier derive blocks. */
+export interface ChallengedFragment {
+  [key: string]: StateValue;
+  name: string;
+  size: number;
+}
+
+export interface IdleFile {
+  [key: string]: StateValue;
+  index: number;
+  root: string;
+}
+
+export interface Challenge {
+  [key: string]: StateValue;
+  /** The block that issued it; also its id. */
+  issuedAt: number;
+  /** Randomness for block indices, coefficients and idle openings: the issuing block's hash (hex, no 0x). */
+  seed: string;
+  fragments: ChallengedFragment[];
+  idle: IdleFile[];
+  serviceBytes: number;
+  idleBytes: number;
+  /** Last block in which a result is accepted. */
+  deadline: number;
+  result: { verifier: string; proof: string; block: number } | null;
+}
+
+/** Per-miner audit record: what it proved, what it missed and what that cost. */
+export interface AuditRecord {
+  [key: string]: StateValue;
+  passes: number;
+  misses: number;
+  /** Misses since the last pass. */
+  consecutiveMisses: number;
+  /** Plancks taken from its collateral, as a decimal string. */
+  slashed: string;
+  penalties: number;
+  /** Idle files committed so far, oldest first; new ones get the next `nextIdleIndex`. */
+  idleFiles: IdleFile[];
+  nextIdleIndex: number;
+  lastOutcome: { block: number; outcome: 'pass' | 'miss' } | null;
+}
+
+export const challengeKey = (miner: string) => `audit/challenges/${miner}`;
+export const recordKey = (miner: string) => `audit/records/${miner}`;
+
+const EMPTY_RECORD: AuditRecord = {
+  passes: 0,
+  misses: 0,
+  consecutiveMisses: 0,
+  slashed: '0',
+  penalties: 0,
+  idleFiles: [],
+  nextIdleIndex: 0,
+  lastOutcome: null,
+};
+
+export const recordOf = (state: StateReader, miner: string): AuditRecord =>
+  state.get<AuditRecord>(recordKey(miner)) ?? EMPTY_RECORD;
+
+/** What a verifier signs for a passing proof: the miner, the challenge, its seed and the proof bytes' digest. */
+export function auditResultMessage(miner: string, challenge: number, seed: string, proofDigest: string) {
+  return new TextEncoder().encode(`ailink/audit-result/v1\n${miner}\n${challenge}\n${seed}\n${proofDigest}`);
+}
+
+/** The service fragments a miner must prove now: every fragment of every column it holds that a verifier tagged. */
+export function serviceSnapshot(state: StateReader, miner: string): ChallengedFragment[] {
+  const seen = new Map<string, number>();
+  const prefix = minerFilesPrefix(miner);
+  for (const [key, index] of state.scan(prefix)) {
+    const fid = key.slice(prefix.length);
+    if (typeof index !== 'number' || state.get(taggedKey(fid, index)) !== miner) continue;
+    const file = state.get<FileInfo>(fileKey(fid));
+    if (file === undefined) continue;
+    const size = file.profile.segmentSize / file.profile.dataFragments;
+    for (const name of columnHashes(file.segments, index)) seen.set(name, size);
+  }
+  return [...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, size]) => ({ name, size }));
+}
+
+/** Bytes of service data a miner holds on chain (tagged or not), for capacity checks. */
+export function serviceBytesOf(state: StateReader, miner: string): number {
+  let bytes = 0;
+  const prefix = minerFilesPrefix(miner);
+  for (const [key] of state.scan(prefix)) {
+    const file = state.get<FileInfo>(fileKey(key.slice(prefix.length)));
+    if (file !== undefined) {
+      bytes += file.segments.length * (file.profile.segmentSize / file.profile.dataFragments);
+    }
+  }
+  return bytes;
+}
+
+/** Deterministic randomness from the block hash: the n-th 32-bit draw under a label. */
+function draw(seed: string, label: string, n: number): number {
+  return createHash('sha256').update(`${seed}\n${label}\n${n}`).digest().readUInt32BE(0);
+}
+
+/** The block hook (CESS: `on_initialize`): settle challenges whose deadline passed, then issue new ones. */
+export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
+  const now = ctx.block.number;
+  for (const [key, value] of state.scan('audit/challenges/')) {
+    const challenge = value as Challenge;
+    if (challenge.deadline >= now) continue;
+    settle(state, ctx, key.slice('audit/challenges/'.length), challenge);
+    state.delete(key);
+  }
+  const audit = ctx.config.audit;
+  if (now % audit.challengeInterval !== 0) return;
+  const idleFileBytes = audit.proofs.idleNodes * 32;
+  // A miner already under challenge, or with nothing to prove, is skipped (as CESS skips zero-power miners).
+  const candidates = state
+    .scan('sminer/miners/')
+    .map(([key, m]) => ({ address: key.slice('sminer/miners/'.length), miner: m as MinerInfo }))
+    .filter(
+      ({ address, miner }) => miner.state === 'positive' && state.get(challengeKey(address)) === undefined,
+    )
+    .map(({ address }) => ({
+      address,
+      fragments: serviceSnapshot(state, address),
+      idle: recordOf(state, address).idleFiles,
+    }))
+    .filter((c) => c.fragments.length > 0 || c.idle.length > 0);
+  for (let k = 0; k < audit.challengeMiners && candidates.length > 0; k++) {
+    const [picked] = candidates.splice(draw(ctx.block.hash, 'audit/miner', k) % candidates.length, 1);
+    const { address, fragments, idle } = picked!;
+    const serviceBytes = fragments.reduce((a, f) => a + f.size, 0);
+    const idleBytes = idle.length * idleFileBytes;
+    // CESS: slip = now + space / bytes-per-block + 50, for idle and service apart; one proof covers both here.
+    const slip = Math.max(
+      Math.ceil(serviceBytes / audit.serviceBytesPerBlock),
+      Math.ceil(idleBytes / audit.idleBytesPerBlock),
+    );
+    state.put(challengeKey(address), {
+      issuedAt: now,
+      seed: ctx.block.hash.replace(/^0x/, ''),
+      fragments,
+      idle,
+      serviceBytes,
+      idleBytes,
+      deadline: now + audit.slipBaseBlocks + slip,
+      result: null,
+    } satisfies Challenge);
+  }
+}
+
+function settle(state: StateWriter, ctx: BlockContext, address: string, challenge: Challenge): void {
+  const record = recordOf(state, address);
+  if (challenge.result !== null) {
+    state.put(recordKey(address), {
+      ...record,
+      passes: record.passes + 1,
+      consecutiveMisses: 0,
+      lastOutcome: { block: ctx.block.number, outcome: 'pass' },
+    } satisfies AuditRecord);
+    return;
+  }
+  const consecutiveMisses = record.consecutiveMisses + 1;
+  let { slashed, penalties } = record;
+  const miner = getMiner(state, address);
+  if (miner !== undefined && consecutiveMisses >= 2) {
+    const { slashBasisPoints, exitAfterMisses } = ctx.config.audit;
+    const points = BigInt(consecutiveMisses === 2 ? slashBasisPoints[0] : slashBasisPoints[1]);
+    const collateral = BigInt(miner.collateral);
+    const fine = (collateral * points) / 10_000n;
+    slashed = (BigInt(slashed) + fine).toString();
+    penalties += 1;
+    const exits = consecutiveMisses >= exitAfterMisses && miner.state === 'positive';
+    state.put(minerKey(address), {
+      ...miner,
+      collateral: (collateral - fine).toString(),
+      ...(exits ? { state: 'exit' } : {}),
+    } satisfies MinerInfo);
+    // Whatever a miner that cannot prove holds is at risk: every column it holds gets a restoral order.
+    ordersOnExit(state, ctx, address);
+  }
+  state.put(recordKey(address), {
+    ...record,
+    misses: record.misses + 1,
+    consecutiveMisses,
+    slashed,
+    penalties,
+    lastOutcome: { block: ctx.block.number, outcome: 'miss' },
+  } satisfies AuditRecord);
+}
+
+const submitResult: Rule<CallArgs<'audit.submitResult'>> = (state, ctx, args) => {
+  const challenge = state.get<Challenge>(challengeKey(args.miner));
+  if (challenge === undefined || challenge.issuedAt !== args.challenge) {
+    reject(`miner ${args.miner} has no open challenge issued at block ${args.challenge}`);
+  }
+  // The signature first: a forged result is refused as forged, whatever else is true of it.
+  checkVerifierSignature(
+    state,
+    args.verifier,
+    auditResultMessage(args.miner, args.challenge, challenge.seed, args.proof),
+    args.signature,
+    'result',
+  );
+  if (challenge.result !== null) reject(`challenge ${args.challenge} of ${args.miner} already has a result`);
+  if (ctx.block.number > challenge.deadline) {
+    reject(`challenge ${args.challenge} of ${args.miner} passed its deadline at block ${challenge.deadline}`);
+  }
+  state.put(challengeKey(args.miner), {
+    ...challenge,
+    result: { verifier: args.verifier, proof: args.proof, block: ctx.block.number },
+  } satisfies Challenge);
+};
+
+/** Declares idle files: their indices continue the miner's sequence (labels depend on them). */
+const commitIdle: Rule<CallArgs<'audit.commitIdle'>> = (state, ctx, args) => {
+  const miner = positiveMiner(state, ctx.caller, 'caller');
+  const record = recordOf(state, ctx.caller);
+  if (args.first !== record.nextIdleIndex) {
+    reject(`expected idle files from index ${record.nextIdleIndex}, got ${args.first}`);
+  }
+  const fileBytes = ctx.config.audit.proofs.idleNodes * 32;
+  const total = serviceBytesOf(state, ctx.caller) + (record.idleFiles.length + args.roots.length) * fileBytes;
+  if (total > miner.capacity) {
+    reject(
+      `service data and idle files would take ${total} bytes, more than the declared capacity ${miner.capacity}`,
+    );
+  }
+  const added = args.roots.map((root, i) => ({ index: args.first + i, root }));
+  state.put(recordKey(ctx.caller), {
+    ...record,
+    idleFiles: [...record.idleFiles, ...added],
+    nextIdleIndex: args.first + args.roots.length,
+  } satisfies AuditRecord);
+};
+
+/** Drops the oldest idle files (CESS: `replace_idle_space`), to make room for service data. */
+const releaseIdle: Rule<CallArgs<'audit.releaseIdle'>> = (state, ctx, args) => {
+  const record = recordOf(state, ctx.caller);
+  if (args.count > record.idleFiles.length) {
+    reject(`${ctx.caller} has ${record.idleFiles.length} idle files, cannot release ${args.count}`);
+  }
+  state.put(recordKey(ctx.caller), {
+    ...record,
+    idleFiles: record.idleFiles.slice(args.count),
+  } satisfies AuditRecord);
+};
+
+export const audit = { submitResult, commitIdle, releaseIdle };

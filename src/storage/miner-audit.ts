@@ -1,0 +1,332 @@
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  auditRecordOf,
+  type ChainClient,
+  challengeOf,
+  fileOf,
+  filesOfMiner,
+  type Indexer,
+  minerOf,
+  type ProtocolConfig,
+  protocolCall,
+  restoralOrdersOf,
+  serviceBytesOf,
+  submitProtocol,
+  taggedFor,
+  verifiersOf,
+} from '../chain/index.ts';
+import type { Host, PeerRef } from '../p2p/index.ts';
+import type { Account } from '../shared/account.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { buildAuditProof } from './audit-proof.ts';
+import { decodeSegment, rebuildColumns } from './codec.ts';
+import type { FragmentStore } from './fragment-store.ts';
+import { zeroFragmentHash } from './hash.ts';
+import type { MinerClient } from './miner-client.ts';
+import type { MinerLog } from './miner-service.ts';
+import { blocksOf, checkTags } from './podr2.ts';
+import { idleFileBytes, idleRoot, labelIdleFile } from './pois.ts';
+import type { StorageProfile } from './profile.ts';
+import { createVerifierClient } from './verifier-client.ts';
+import { proofParams, sha256Hex } from './verifier-protocol.ts';
+
+export interface AuditAgentOptions {
+  /** Where idle files live (`<dir>/<index>`). */
+  readonly idleDir: string;
+  readonly config: ProtocolConfig;
+  /** The capacity the miner declared on chain: service data plus idle files never exceed it. */
+  readonly capacity: number;
+  /** Most bytes of idle files to keep committed (0: no idle-space proofs). */
+  readonly idleSpace: number;
+  /** How often the agent looks at the chain for work. */
+  readonly pollMs: number;
+  readonly requestTimeoutMs: number;
+  readonly signatureTtlMs: number;
+}
+
+export interface AuditAgent {
+  /** One pass over all duties; exposed so tests and the CLI can drive it. */
+  tick(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Idle files labelled and committed per pass, so one pass never holds the miner for long. */
+const IDLE_FILES_PER_PASS = 8;
+
+/**
+ * A miner's duties towards the audit module, run as a loop over its own index of the chain:
+ * - answer its open challenge: a PoDR2 proof over the challenged blocks and an idle-space proof, checked and signed
+ *   by a verifier, put on chain before the deadline;
+ * - get every column it holds tagged by a verifier and report it (`fileBank.calculateReport`);
+ * - take restoral orders it may take: claim, rebuild the column from any 4 of the other 11 miners, store, tag,
+ *   complete;
+ * - keep its idle space committed as labelled idle files, releasing the oldest as service data arrives.
+ * A duty that fails is logged and tried again on a later pass; nothing here stops the miner.
+ */
+export function startAuditAgent(
+  deps: {
+    chain: ChainClient;
+    indexer: Indexer;
+    account: Account;
+    store: FragmentStore;
+    host: Host;
+    miners: MinerClient;
+    log: MinerLog;
+    clock: Clock;
+    random: Random;
+  },
+  options: AuditAgentOptions,
+): AuditAgent {
+  const { indexer, account, store, log } = deps;
+  const me = account.address;
+  const params = proofParams(options.config.audit);
+  const fileBytes = idleFileBytes(params.pois);
+  const verifierClient = createVerifierClient(deps, options);
+  const submit = (calls: Parameters<typeof submitProtocol>[2]) =>
+    submitProtocol(deps, account, calls, { deadlineMs: options.requestTimeoutMs });
+  mkdirSync(options.idleDir, { recursive: true });
+  const idlePath = (index: number) => join(options.idleDir, String(index));
+  /** Attempts per challenge: a verifier that was briefly away gets another chance before the deadline. */
+  const attempts = new Map<number, number>();
+
+  /** The verifier whose key tagged our fragments (keys are per verifier), or the first registered one. */
+  function verifier(keyId?: string): PeerRef & { keyId: string } {
+    const all = verifiersOf(indexer.state);
+    const chosen = all.find((v) => v.podr2Key === keyId) ?? all[0];
+    if (chosen === undefined)
+      throw new AilinkError('VERIFIER_UNAVAILABLE', 'no verifier is registered on chain');
+    return { peerId: chosen.peerId, addrs: chosen.addrs, keyId: chosen.podr2Key };
+  }
+
+  async function answerChallenge(height: number): Promise<void> {
+    const challenge = challengeOf(indexer.state, me);
+    if (challenge === undefined || challenge.result !== null || challenge.deadline < height) return;
+    const tries = attempts.get(challenge.issuedAt) ?? 0;
+    if (tries >= 3) return;
+    attempts.set(challenge.issuedAt, tries + 1);
+    const keyId =
+      challenge.fragments.length > 0 ? store.tagsOf(challenge.fragments[0]!.name)?.keyId : undefined;
+    const peer = verifier(keyId);
+    const proof = await buildAuditProof(challenge, params, {
+      readBlock: (name, offset, length) => store.readRange(name, offset, length),
+      tags(name) {
+        const held = store.tagsOf(name);
+        if (held === null || held.keyId !== peer.keyId) {
+          throw new AilinkError(
+            'PROOF_MALFORMED',
+            `fragment ${name} has no tags from verifier ${peer.peerId}`,
+          );
+        }
+        return held.tags;
+      },
+      idleLabels: async (index) => new Uint8Array(await readFile(idlePath(index))),
+    });
+    const verdict = await verifierClient.verify(peer, challenge.issuedAt, proof);
+    await submit([
+      protocolCall('audit.submitResult', {
+        miner: me,
+        challenge: challenge.issuedAt,
+        proof: sha256Hex(proof),
+        verifier: verdict.verifier,
+        signature: verdict.signature,
+      }),
+    ]);
+    log.info('challenge-answered', {
+      challenge: challenge.issuedAt,
+      fragments: challenge.fragments.length,
+      idle: challenge.idle.length,
+    });
+  }
+
+  /** Tags (at the verifier) every fragment of the column that has no tags under its key yet. */
+  async function tagColumn(
+    fid: string,
+    index: number,
+    fragments: readonly string[],
+    size: number,
+  ): Promise<void> {
+    const peer = verifier();
+    for (const name of fragments) {
+      if (store.tagsOf(name)?.keyId === peer.keyId) continue;
+      const bytes = await store.read(name);
+      const { keyId, tags } = await verifierClient.tag(peer, { fid, index }, name, bytes);
+      checkTags(tags, blocksOf(size, params.podr2));
+      store.putTags(name, keyId, tags);
+    }
+  }
+
+  async function reportTags(): Promise<void> {
+    for (const { fid, index } of filesOfMiner(indexer.state, me)) {
+      if (taggedFor(indexer.state, fid, index) === me) continue;
+      const file = fileOf(indexer.state, fid);
+      if (file === undefined) continue;
+      const size = file.profile.segmentSize / file.profile.dataFragments;
+      await tagColumn(
+        fid,
+        index,
+        file.segments.map((s) => s.fragments[index]!),
+        size,
+      );
+      const report = await verifierClient.certify(verifier(), { fid, index });
+      await submit([protocolCall('fileBank.calculateReport', { fid, index, ...report })]);
+      log.info('column-tagged', { fid, index });
+    }
+  }
+
+  async function takeRestoralOrders(height: number): Promise<void> {
+    if (minerOf(indexer.state, me)?.state !== 'positive') return;
+    for (const { fid, index, order } of restoralOrdersOf(indexer.state)) {
+      const file = fileOf(indexer.state, fid);
+      if (file === undefined || order.origin === me || file.placements.includes(me)) continue;
+      // An order its owner asked for is the owner's client's to drive (it picks the new miner), unless nobody
+      // claimed it within a claim window; an order the protocol opened, or a lapsed claim, is anyone's.
+      const lapsed = order.claimer !== null && order.deadline !== null && order.deadline < height;
+      const unclaimed =
+        order.claimer === null &&
+        (order.by === null || height > order.generatedAt + options.config.restoralClaimBlocks);
+      if (!lapsed && !unclaimed) continue;
+      await submit([protocolCall('fileBank.claimRestoralOrder', { fid, index })]);
+      log.info('restoral-claimed', { fid, index, origin: order.origin });
+      await rebuildColumn(fid, index);
+      const size = file.profile.segmentSize / file.profile.dataFragments;
+      await tagColumn(
+        fid,
+        index,
+        file.segments.map((s) => s.fragments[index]!),
+        size,
+      );
+      await submit([protocolCall('fileBank.restoralComplete', { fid, index })]);
+      log.info('restoral-completed', { fid, index });
+      return; // one order per pass: the chain (and the others' claims) may have moved meanwhile
+    }
+  }
+
+  /** Rebuilds column `index` of `fid` from any `dataFragments` of the other columns and stores it here. */
+  async function rebuildColumn(fid: string, index: number): Promise<void> {
+    const file = fileOf(indexer.state, fid)!;
+    const profile: StorageProfile = file.profile;
+    const size = profile.segmentSize / profile.dataFragments;
+    const holders = file.placements.map((a) => (a === null ? undefined : minerOf(indexer.state, a)));
+    for (const [s, segment] of file.segments.entries()) {
+      const name = segment.fragments[index]!;
+      if (store.has(name) !== null) continue;
+      const fragments: (Uint8Array | null)[] = segment.fragments.map(() => null);
+      let have = 0;
+      for (let c = 0; c < segment.fragments.length && have < profile.dataFragments; c++) {
+        const holder = holders[c];
+        if (c === index || file.placements[c] === me) continue;
+        if (segment.fragments[c] === zeroFragmentHash(size)) {
+          fragments[c] = new Uint8Array(size);
+          have++;
+          continue;
+        }
+        if (holder === undefined || holder.state !== 'positive') continue;
+        try {
+          fragments[c] = await deps.miners.get(
+            { peerId: holder.peerId, addrs: holder.addrs },
+            segment.fragments[c]!,
+            { signal: AbortSignal.timeout(options.requestTimeoutMs) },
+          );
+          have++;
+        } catch (err) {
+          log.warn('restoral-fetch-failed', { fid, segment: s, column: c, message: (err as Error).message });
+        }
+      }
+      const expected = { hash: segment.hash, fragmentHashes: segment.fragments };
+      const decoded = decodeSegment(profile, fragments, expected, s);
+      const [bytes] = rebuildColumns(profile, decoded, [index], segment.fragments);
+      const prepared = await store.prepare(name, size, me);
+      if (prepared.state === 'accept') {
+        try {
+          await prepared.writer.write(bytes!);
+          await prepared.writer.commit();
+        } finally {
+          await prepared.writer.abort();
+        }
+      }
+    }
+  }
+
+  /**
+   * Keeps idle files committed up to the room that service data leaves, releasing the oldest first. A released file
+   * stays on disk while a challenge issued before the release still covers it.
+   */
+  async function manageIdle(): Promise<void> {
+    const record = auditRecordOf(indexer.state, me);
+    const room = Math.max(
+      0,
+      Math.min(options.idleSpace, options.capacity - serviceBytesOf(indexer.state, me)),
+    );
+    const want = Math.floor(room / fileBytes);
+    const have = record.idleFiles.length;
+    if (have > want) {
+      await submit([protocolCall('audit.releaseIdle', { count: have - want })]);
+      log.info('idle-released', { count: have - want, serviceBytes: serviceBytesOf(indexer.state, me) });
+    } else if (have < want) {
+      const first = record.nextIdleIndex;
+      const count = Math.min(want - have, IDLE_FILES_PER_PASS);
+      const roots: string[] = [];
+      for (let i = first; i < first + count; i++) {
+        const labels = labelIdleFile(me, i, params.pois);
+        await writeFile(`${idlePath(i)}.tmp`, labels);
+        await rename(`${idlePath(i)}.tmp`, idlePath(i));
+        roots.push(idleRoot(labels, params.pois));
+      }
+      await submit([protocolCall('audit.commitIdle', { first, roots })]);
+      log.info('idle-committed', { first, count });
+    }
+    const kept = new Set(auditRecordOf(indexer.state, me).idleFiles.map((f) => String(f.index)));
+    for (const f of challengeOf(indexer.state, me)?.idle ?? []) kept.add(String(f.index));
+    for (const name of readdirSync(options.idleDir)) {
+      if (!kept.has(name)) rmSync(join(options.idleDir, name), { force: true });
+    }
+  }
+
+  const duties: [string, (height: number) => Promise<void>][] = [
+    ['challenge', answerChallenge],
+    ['tags', reportTags],
+    ['restoral', takeRestoralOrders],
+    ['idle', manageIdle],
+  ];
+
+  let running: Promise<void> = Promise.resolve();
+  async function pass(): Promise<void> {
+    const height = await indexer.sync();
+    for (const [name, duty] of duties) {
+      try {
+        await duty(height);
+      } catch (err) {
+        log.warn(`audit-${name}-failed`, {
+          code: (err as AilinkError).code,
+          message: (err as Error).message,
+        });
+      }
+    }
+  }
+  const tick = () => {
+    running = running.catch(() => {}).then(pass);
+    return running;
+  };
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const loop = () => {
+    if (stopped) return;
+    tick()
+      .catch((err) => log.warn('audit-pass-failed', { message: (err as Error).message }))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, options.pollMs);
+      });
+  };
+  timer = setTimeout(loop, 0);
+  return {
+    tick,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { AuditConfig } from '../chain/index.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { type Podr2Params, podr2Params } from './podr2.ts';
+import { type PoisParams, poisParams } from './pois.ts';
+import { RequestAuthSchema } from './request-auth.ts';
+
+/**
+ * The verifier's protocol (CESS: the TEE worker's gRPC API), one libp2p stream per request:
+ *
+ *   miner → frame(request JSON) [→ `size` raw bytes for tag and verify]
+ *   tag:     verifier → frame({ok, keyId, tags})      PoDR2 tags of one fragment of a column the miner holds or restores
+ *   certify: verifier → frame({ok, verifier, signature})  a tag report for `fileBank.calculateReport`
+ *   verify:  verifier → frame({ok, verifier, signature})  a signed passing result for `audit.submitResult`
+ *
+ * Every request is signed by a registered, positive miner (the same fresh, single-use signatures miners demand);
+ * `fragment` is the digest the signature covers: the fragment's hash for tag, else the digest of the request fields.
+ */
+export const VERIFIER_PROTOCOL = '/ailink/verifier/1.0.0';
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-char lowercase hex hash');
+const base = { fragment: hash, audience: z.string().min(1).max(128), auth: RequestAuthSchema.optional() };
+const column = z.number().int().min(0).max(255);
+
+export const VerifierRequestSchema = z.discriminatedUnion('op', [
+  z
+    .object({
+      op: z.literal('tag'),
+      fid: hash,
+      index: column,
+      size: z
+        .number()
+        .int()
+        .positive()
+        .max(2 ** 31),
+      ...base,
+    })
+    .strict(),
+  z.object({ op: z.literal('certify'), fid: hash, index: column, ...base }).strict(),
+  z
+    .object({
+      op: z.literal('verify'),
+      challenge: z.number().int().nonnegative(),
+      size: z
+        .number()
+        .int()
+        .positive()
+        .max(8 * 1024 * 1024),
+      ...base,
+    })
+    .strict(),
+]);
+export type VerifierRequest = z.infer<typeof VerifierRequestSchema>;
+
+export const TagReplySchema = z.object({
+  ok: z.literal(true),
+  keyId: hash,
+  tags: z.string().regex(/^([0-9a-f]{2})+$/),
+});
+export const SignedReplySchema = z.object({
+  ok: z.literal(true),
+  verifier: z.string(),
+  signature: z.string().regex(/^[0-9a-f]{128}$/),
+});
+
+export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** The proof parameters of the network, as the PoDR2 and PoIS cores take them. */
+export function proofParams(audit: AuditConfig): { podr2: Podr2Params; pois: PoisParams } {
+  const p = audit.proofs;
+  return {
+    podr2: podr2Params({ blockSize: p.blockSize, challengeBlocks: p.challengeBlocks }),
+    pois: poisParams({ nodes: p.idleNodes, parents: p.idleParents, openings: p.idleOpenings }),
+  };
+}
+
+/** A challenge's answer on the wire: u32 length of the PoDR2 proof, the PoDR2 proof, then the idle-space proof. */
+export function encodeAuditProof(podr2: Uint8Array, idle: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + podr2.byteLength + idle.byteLength);
+  new DataView(out.buffer).setUint32(0, podr2.byteLength, true);
+  out.set(podr2, 4);
+  out.set(idle, 4 + podr2.byteLength);
+  return out;
+}
+
+/** @throws PROOF_MALFORMED */
+export function splitAuditProof(bytes: Uint8Array): { podr2: Uint8Array; idle: Uint8Array } {
+  if (bytes.byteLength < 4) {
+    throw new AilinkError('PROOF_MALFORMED', `expected ≥ 4 bytes of proof, got ${bytes.byteLength}`);
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  if (4 + length > bytes.byteLength) {
+    throw new AilinkError(
+      'PROOF_MALFORMED',
+      `the proof announces ${length} bytes of PoDR2 proof, only ${bytes.byteLength - 4} follow`,
+    );
+  }
+  return { podr2: bytes.subarray(4, 4 + length), idle: bytes.subarray(4 + length) };
+}

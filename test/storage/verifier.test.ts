@@ -1,0 +1,115 @@
+/**
+ * The verifier process's own promises, on the real dev chain: it registers in teeWorker with a commitment to its
+ * PoDR2 key, keeps its keys across a restart (same peer, account and key, addresses updated), and answers only
+ * registered miners, with a clear code for everyone else.
+ */
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ChainClient,
+  connectChain,
+  DEV_PROTOCOL_CONFIG,
+  type DevChain,
+  devSigner,
+  openIndexer,
+  ROC,
+  startDevChain,
+  verifiersOf,
+} from '../../src/chain/index.ts';
+import { createHost, type Host } from '../../src/p2p/index.ts';
+import { type Account, createKeyFile } from '../../src/shared/account.ts';
+import { systemClock, systemRandom } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import { createVerifierClient, startVerifierNode, type VerifierNode } from '../../src/storage/index.ts';
+import { sha256Hex } from './helpers.ts';
+
+const quiet = { info() {}, warn() {} };
+
+describe('ailink verifier', () => {
+  let dir: string;
+  let devChain: DevChain;
+  let chain: ChainClient;
+  let node: VerifierNode | undefined;
+  let host: Host;
+  let stranger: Account;
+
+  const start = () =>
+    startVerifierNode(
+      { clock: systemClock, random: systemRandom, log: quiet },
+      {
+        dataDir: join(dir, 'verifier'),
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        chain: { endpoint: devChain.endpoint, config: DEV_PROTOCOL_CONFIG },
+        maxFragmentSize: 1 << 20,
+        maxSignatureTtlMs: 60_000,
+        requestDeadlineMs: 10_000,
+      },
+    );
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ailink-verifier-'));
+    devChain = await startDevChain({ port: 0 });
+    chain = await connectChain(devChain.endpoint);
+    // The verifier's account exists before it starts, so Alice can pay its fees.
+    mkdirSync(join(dir, 'verifier'));
+    const account = await createKeyFile(join(dir, 'verifier', 'account.json'), systemRandom);
+    await chain.submit(devSigner('Alice'), [{ kind: 'transfer', to: account.address, amount: 10n * ROC }]);
+    host = await createHost();
+    stranger = await createKeyFile(join(dir, 'stranger.json'), systemRandom);
+  }, 120_000);
+
+  afterAll(async () => {
+    await node?.stop();
+    await host?.stop();
+    await chain?.close();
+    await devChain?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('registers in teeWorker with its key commitment, and keeps its keys (0600) across a restart', async () => {
+    node = await start();
+    expect(node.registration).toBe('registered');
+    const first = { peerId: node.peerId, account: node.account, keyId: node.keyId };
+    for (const f of ['podr2.key', 'peer.key', 'account.json']) {
+      expect(statSync(join(dir, 'verifier', f)).mode & 0o077).toBe(0);
+    }
+    await node.stop();
+    node = await start();
+    expect({ peerId: node.peerId, account: node.account, keyId: node.keyId }).toStrictEqual(first);
+    // A new port: the addresses on chain follow.
+    expect(node.registration).toBe('updated');
+    const indexer = openIndexer(chain, { path: join(dir, 'observer.sqlite'), config: DEV_PROTOCOL_CONFIG });
+    try {
+      await indexer.sync();
+      const [registered] = verifiersOf(indexer.state);
+      expect(registered).toMatchObject({
+        address: first.account,
+        peerId: first.peerId,
+        podr2Key: first.keyId,
+      });
+      expect(registered!.addrs).toStrictEqual(node.addrs());
+    } finally {
+      indexer.close();
+    }
+  }, 120_000);
+
+  it('refuses accounts that are not registered miners, for every operation', async () => {
+    const client = createVerifierClient(
+      { host, account: stranger, clock: systemClock, random: systemRandom },
+      { requestTimeoutMs: 10_000, signatureTtlMs: 30_000 },
+    );
+    const peer = { peerId: node!.peerId, addrs: node!.addrs() };
+    const bytes = new Uint8Array(1024);
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (e) => (e instanceof AilinkError ? e.code : String(e)),
+      );
+    const column = { fid: sha256Hex(bytes), index: 0 };
+    expect(await code(client.tag(peer, column, sha256Hex(bytes), bytes))).toBe('AUTH_NOT_AUTHORISED');
+    expect(await code(client.certify(peer, column))).toBe('AUTH_NOT_AUTHORISED');
+    expect(await code(client.verify(peer, 4, bytes))).toBe('AUTH_NOT_AUTHORISED');
+  });
+});
