@@ -89,8 +89,8 @@ export function startAuditAgent(
     submitProtocol(deps, account, calls, { deadlineMs: options.requestTimeoutMs });
   mkdirSync(options.idleDir, { recursive: true });
   const idlePath = (index: number) => join(options.idleDir, String(index));
-  /** Attempts per challenge: a verifier that was briefly away gets another chance before the deadline. */
-  const attempts = new Map<number, number>();
+  /** Attempts at the current challenge: a verifier that was briefly away gets another chance before the deadline. */
+  let attempts = { challenge: -1, tries: 0 };
 
   /** The verifier whose key tagged our fragments (keys are per verifier), or the first registered one. */
   function verifier(keyId?: string): PeerRef & { keyId: string } {
@@ -104,9 +104,9 @@ export function startAuditAgent(
   async function answerChallenge(height: number): Promise<void> {
     const challenge = challengeOf(indexer.state, me);
     if (challenge === undefined || challenge.result !== null || challenge.deadline < height) return;
-    const tries = attempts.get(challenge.issuedAt) ?? 0;
-    if (tries >= 3) return;
-    attempts.set(challenge.issuedAt, tries + 1);
+    if (attempts.challenge !== challenge.issuedAt) attempts = { challenge: challenge.issuedAt, tries: 0 };
+    if (attempts.tries >= 3) return;
+    attempts.tries += 1;
     const keyId =
       challenge.fragments.length > 0 ? store.tagsOf(challenge.fragments[0]!.name)?.keyId : undefined;
     const peer = verifier(keyId);

@@ -423,3 +423,34 @@ describe('fragment store: restart and crash recovery', () => {
     expect(await again.read(keep.hash)).toEqual(keep.bytes);
   });
 });
+
+describe('fragment store: block reads and proof tags', () => {
+  it('readRange returns the bytes at an offset, zero-padded past the end, without reading the rest', async () => {
+    const store = openStore();
+    const { hash, bytes } = frag('range', 3000);
+    await put(store, hash, bytes);
+    expect(await store.readRange(hash, 1024, 1024)).toEqual(bytes.subarray(1024, 2048));
+    const tail = await store.readRange(hash, 2048, 1024);
+    expect(tail.subarray(0, 952)).toEqual(bytes.subarray(2048));
+    expect(tail.subarray(952)).toEqual(new Uint8Array(72));
+    expect(await store.readRange(hash, 4096, 16)).toEqual(new Uint8Array(16));
+    await rejectsWith(store.readRange(frag('absent').hash, 0, 16), 'FRAGMENT_NOT_FOUND');
+  });
+
+  it('keeps tags beside a held fragment across a reopen, and drops them with the fragment', async () => {
+    let store = openStore();
+    const { hash, bytes } = frag('tagged');
+    expect(() => store.putTags(hash, 'k'.repeat(64), new Uint8Array(8))).toThrow(/holds no fragment/);
+    await put(store, hash, bytes);
+    store.putTags(hash, 'a'.repeat(64), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    store.close();
+    open.splice(open.indexOf(store), 1);
+    store = openStore();
+    expect(store.tagsOf(hash)).toEqual({
+      keyId: 'a'.repeat(64),
+      tags: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
+    });
+    await store.release(hash, ALICE);
+    expect(store.tagsOf(hash)).toBeNull();
+  });
+});
