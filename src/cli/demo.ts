@@ -35,12 +35,12 @@ async function sha256Of(
 }
 
 /**
- * The storage network end to end on loopback: 14 real miner processes, an encrypted 80 MiB object in 32 MiB segments,
+ * The storage network end to end on loopback: 14 real miner processes and a verifier, an encrypted 80 MiB object in 32 MiB segments,
  * reads with 8 of its 12 miners down, a clear refusal with 9 down, and a repair after two miners are lost for good.
  */
 export async function runStorageDemo(options: { dataDir?: string | undefined }): Promise<void> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'ailink-demo-'));
-  say(`1. starting 14 miner processes (12 columns + 2 spares) in ${dataDir}`);
+  say(`1. starting the dev chain, a verifier and 14 miner processes (12 columns + 2 spares) in ${dataDir}`);
   const network = await startDevNetwork(
     { random: systemRandom },
     { dataDir, miners: 14, profile: 'production' },
