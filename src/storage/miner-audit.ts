@@ -85,8 +85,10 @@ export function startAuditAgent(
   const params = proofParams(options.config.audit);
   const fileBytes = idleFileBytes(params.pois);
   const verifierClient = createVerifierClient(deps, options);
+  /** Aborted by `stop()`, so a pass waiting for a transaction ends at once rather than at its deadline. */
+  const stopping = new AbortController();
   const submit = (calls: Parameters<typeof submitProtocol>[2]) =>
-    submitProtocol(deps, account, calls, { deadlineMs: options.requestTimeoutMs });
+    submitProtocol(deps, account, calls, { deadlineMs: options.requestTimeoutMs, signal: stopping.signal });
   mkdirSync(options.idleDir, { recursive: true });
   const idlePath = (index: number) => join(options.idleDir, String(index));
   /** Attempts at the current challenge: a verifier that was briefly away gets another chance before the deadline. */
@@ -325,6 +327,7 @@ export function startAuditAgent(
     tick,
     async stop() {
       stopped = true;
+      stopping.abort();
       clearTimeout(timer);
       await running.catch(() => {});
     },

@@ -157,15 +157,10 @@ export async function startVerifierNode(
     let request: VerifierRequest | undefined;
     try {
       request = parseRequest(await channel.readFrame(MAX_FRAME_BYTES, { signal }));
-      if (request.op !== 'tag') {
-        const expected =
-          request.op === 'certify'
-            ? bodyDigest(['certify', request.fid, request.index])
-            : null; /* verify: the digest of the body, checked once it has arrived */
-        if (expected !== null && request.fragment !== expected) {
-          throw new AilinkError('INVALID_INPUT', `expected fragment = ${expected}, got ${request.fragment}`);
-        }
-      }
+      // The signature covers `fragment`: for certify it must be the digest of the fields (for verify, of the body,
+      // checked once the body has arrived).
+      if (request.op === 'certify')
+        checkDigest(request.fragment, bodyDigest(['certify', request.fid, request.index]));
       const size = request.op === 'certify' ? 0 : request.size;
       const miner = guard(
         { op: request.op, fragment: request.fragment, size, audience: request.audience },
@@ -317,6 +312,15 @@ async function joinAsVerifier(
 async function keyFile(path: string, create: () => Promise<Uint8Array>): Promise<Uint8Array> {
   if (!existsSync(path)) await writeFile(path, await create(), { mode: 0o600, flag: 'wx' });
   return new Uint8Array(await readFile(path));
+}
+
+function checkDigest(got: string, expected: string): void {
+  if (got !== expected) {
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `expected fragment = ${expected} (the digest of the request), got ${got}`,
+    );
+  }
 }
 
 function parseRequest(frame: Uint8Array): VerifierRequest {

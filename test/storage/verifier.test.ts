@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import {
   type ChainClient,
   connectChain,
@@ -22,7 +23,13 @@ import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, createKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { createVerifierClient, startVerifierNode, type VerifierNode } from '../../src/storage/index.ts';
+import { bodyDigest, decodeReply, MAX_FRAME_BYTES } from '../../src/storage/fragment-protocol.ts';
+import {
+  createVerifierClient,
+  startVerifierNode,
+  VERIFIER_PROTOCOL,
+  type VerifierNode,
+} from '../../src/storage/index.ts';
 import { sha256Hex } from './helpers.ts';
 
 const quiet = { info() {}, warn() {} };
@@ -111,5 +118,38 @@ describe('ailink verifier', () => {
     expect(await code(client.tag(peer, column, sha256Hex(bytes), bytes))).toBe('AUTH_NOT_AUTHORISED');
     expect(await code(client.certify(peer, column))).toBe('AUTH_NOT_AUTHORISED');
     expect(await code(client.verify(peer, 4, bytes))).toBe('AUTH_NOT_AUTHORISED');
+  });
+
+  it('answers malformed, unsigned and oversized requests with a clear code', async () => {
+    const peer = { peerId: node!.peerId, addrs: node!.addrs() };
+    const ask = async (frame: Uint8Array) => {
+      const channel = await host.open(peer, VERIFIER_PROTOCOL, { signal: AbortSignal.timeout(10_000) });
+      await channel.writeFrame(frame, { signal: AbortSignal.timeout(10_000) });
+      await channel.closeWrite({ signal: AbortSignal.timeout(10_000) });
+      const reply = await channel.readFrame(MAX_FRAME_BYTES, { signal: AbortSignal.timeout(10_000) });
+      try {
+        decodeReply(reply, z.never(), 'verifier');
+        return 'no error';
+      } catch (err) {
+        return (err as AilinkError).code;
+      }
+    };
+    const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    const hash = 'ab'.repeat(32);
+    expect(await ask(new TextEncoder().encode('not json'))).toBe('MINER_PROTOCOL');
+    expect(await ask(json({ op: 'tag' }))).toBe('INVALID_INPUT');
+    expect(await ask(json({ op: 'erase', fragment: hash, audience: peer.peerId }))).toBe('INVALID_INPUT');
+    const unsigned = { op: 'certify', fid: hash, index: 0, fragment: bodyDigest(['certify', hash, 0]) };
+    expect(await ask(json({ ...unsigned, audience: peer.peerId }))).toBe('AUTH_MISSING');
+    // A certify whose signed digest is not the digest of its fields.
+    expect(await ask(json({ ...unsigned, fragment: hash, audience: peer.peerId }))).toBe('INVALID_INPUT');
+    const tooBig = {
+      op: 'verify',
+      challenge: 1,
+      size: 64 * 1024 * 1024,
+      fragment: hash,
+      audience: peer.peerId,
+    };
+    expect(await ask(json(tooBig))).toBe('INVALID_INPUT');
   });
 });
