@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { ByteChannel } from '../p2p/index.ts';
 import { AilinkError, type ErrorCode, isErrorCode } from '../shared/errors.ts';
 import { RequestAuthSchema } from './request-auth.ts';
 
@@ -98,6 +99,31 @@ export function parseJsonFrame(frame: Uint8Array, what: string): unknown {
     return JSON.parse(new TextDecoder().decode(frame));
   } catch {
     throw new AilinkError('MINER_PROTOCOL', `expected ${what}, got ${frame.byteLength} undecodable bytes`);
+  }
+}
+
+/** Parses a request frame against `schema`. @throws MINER_PROTOCOL (not JSON), INVALID_INPUT (naming the first problem) */
+export function parseRequestFrame<T>(frame: Uint8Array, schema: z.ZodType<T>): T {
+  const parsed = schema.safeParse(parseJsonFrame(frame, 'a JSON request frame'));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `malformed request: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown problem'}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** Answers a refused request with its code and message; a peer that stopped listening gets the stream aborted. */
+export async function writeErrorReply(channel: ByteChannel, e: AilinkError): Promise<void> {
+  try {
+    await channel.writeFrame(encodeJson({ ok: false, error: { code: e.code, message: e.message } }), {
+      signal: AbortSignal.timeout(2000),
+    });
+    await channel.closeWrite({ signal: AbortSignal.timeout(2000) });
+  } catch {
+    channel.abort(e);
   }
 }
 

@@ -10,7 +10,8 @@ import {
   type FragmentRequest,
   FragmentRequestSchema,
   MAX_FRAME_BYTES,
-  parseJsonFrame,
+  parseRequestFrame,
+  writeErrorReply,
 } from './fragment-protocol.ts';
 import type { FragmentStore } from './fragment-store.ts';
 import { zeroFragmentHash } from './hash.ts';
@@ -76,7 +77,7 @@ export async function startMinerService(
     const signal = AbortSignal.timeout(options.requestDeadlineMs);
     let request: FragmentRequest | undefined;
     try {
-      request = parseRequest(await readRequestFrame(channel, signal));
+      request = parseRequestFrame(await readRequestFrame(channel, signal), FragmentRequestSchema);
       if (request.op === 'receipt' || request.op === 'restore') {
         const expected =
           request.op === 'receipt'
@@ -153,14 +154,7 @@ export async function startMinerService(
         code: e.code,
         message: e.message,
       });
-      try {
-        await channel.writeFrame(encodeJson({ ok: false, error: { code: e.code, message: e.message } }), {
-          signal: AbortSignal.timeout(2000),
-        });
-        await channel.closeWrite({ signal: AbortSignal.timeout(2000) });
-      } catch {
-        channel.abort(e);
-      }
+      await writeErrorReply(channel, e);
     }
   }
 
@@ -218,20 +212,7 @@ async function readRequestFrame(channel: ByteChannel, signal: AbortSignal): Prom
   }
 }
 
-function parseRequest(frame: Uint8Array): FragmentRequest {
-  const json = parseJsonFrame(frame, 'a JSON request frame');
-  const parsed = FragmentRequestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new AilinkError(
-      'INVALID_INPUT',
-      `malformed request: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown problem'}`,
-    );
-  }
-  return parsed.data;
-}
-
-function toAilinkError(err: unknown, signal: AbortSignal): AilinkError {
+export function toAilinkError(err: unknown, signal: AbortSignal): AilinkError {
   if (hasCode(err)) return err;
   if (signal.aborted) return new AilinkError('TIMEOUT', 'the request passed its deadline', { cause: err });
   const name = (err as Error)?.name;

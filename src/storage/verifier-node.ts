@@ -24,11 +24,17 @@ import { type ByteChannel, createHost, newPeerKey } from '../p2p/index.ts';
 import { type Account, accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
-import { AilinkError, hasCode } from '../shared/errors.ts';
+import { AilinkError } from '../shared/errors.ts';
 import { checkAuditProof } from './audit-proof.ts';
-import { bodyDigest, encodeJson, MAX_FRAME_BYTES, parseJsonFrame } from './fragment-protocol.ts';
+import {
+  bodyDigest,
+  encodeJson,
+  MAX_FRAME_BYTES,
+  parseRequestFrame,
+  writeErrorReply,
+} from './fragment-protocol.ts';
 import { fragmentHash } from './hash.ts';
-import type { MinerLog } from './miner-service.ts';
+import { type MinerLog, toAilinkError } from './miner-service.ts';
 import { derivePodr2Key, tagFragment } from './podr2.ts';
 import { createRequestGuard, createSqliteNonceLedger } from './request-auth.ts';
 import {
@@ -156,7 +162,10 @@ export async function startVerifierNode(
     const signal = AbortSignal.timeout(options.requestDeadlineMs);
     let request: VerifierRequest | undefined;
     try {
-      request = parseRequest(await channel.readFrame(MAX_FRAME_BYTES, { signal }));
+      request = parseRequestFrame(
+        await channel.readFrame(MAX_FRAME_BYTES, { signal }),
+        VerifierRequestSchema,
+      );
       // The signature covers `fragment`: for certify it must be the digest of the fields (for verify, of the body,
       // checked once the body has arrived).
       if (request.op === 'certify')
@@ -245,27 +254,14 @@ export async function startVerifierNode(
       }
       await channel.closeWrite({ signal });
     } catch (err) {
-      const e = hasCode(err)
-        ? err
-        : signal.aborted
-          ? new AilinkError('TIMEOUT', 'the request passed its deadline', { cause: err })
-          : new AilinkError('MINER_PROTOCOL', `request failed: ${(err as Error)?.message ?? String(err)}`, {
-              cause: err,
-            });
+      const e = toAilinkError(err, signal);
       deps.log.warn('request-refused', {
         op: request?.op,
         peer: channel.remotePeer,
         code: e.code,
         message: e.message,
       });
-      try {
-        await channel.writeFrame(encodeJson({ ok: false, error: { code: e.code, message: e.message } }), {
-          signal: AbortSignal.timeout(2000),
-        });
-        await channel.closeWrite({ signal: AbortSignal.timeout(2000) });
-      } catch {
-        channel.abort(e);
-      }
+      await writeErrorReply(channel, e);
     }
   }
 
@@ -321,16 +317,4 @@ function checkDigest(got: string, expected: string): void {
       `expected fragment = ${expected} (the digest of the request), got ${got}`,
     );
   }
-}
-
-function parseRequest(frame: Uint8Array): VerifierRequest {
-  const parsed = VerifierRequestSchema.safeParse(parseJsonFrame(frame, 'a JSON request frame'));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new AilinkError(
-      'INVALID_INPUT',
-      `malformed request: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown problem'}`,
-    );
-  }
-  return parsed.data;
 }
