@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import { AilinkError } from '../shared/errors.ts';
+
+/**
+ * The IDX format of MNIST and Fashion-MNIST: two zero bytes, a type byte, the number of dimensions, each dimension
+ * as a big-endian u32, then the values in row-major order (multi-byte values big-endian).
+ */
+
+const TYPES = {
+  8: { name: 'uint8', bytes: 1 },
+  9: { name: 'int8', bytes: 1 },
+  11: { name: 'int16', bytes: 2 },
+  12: { name: 'int32', bytes: 4 },
+  13: { name: 'float32', bytes: 4 },
+  14: { name: 'float64', bytes: 8 },
+} as const;
+type TypeCode = keyof typeof TYPES;
+
+export interface IdxArray {
+  readonly type: (typeof TYPES)[TypeCode]['name'];
+  readonly dims: readonly number[];
+  /** The values; uint8 data is a view of the input, other types are decoded copies. */
+  readonly data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
+}
+
+const bad = (what: string) => new AilinkError('INVALID_INPUT', `IDX: ${what}`);
+
+/** @throws INVALID_INPUT naming what is wrong (magic, type, truncation, trailing bytes) */
+export function parseIdx(bytes: Uint8Array): IdxArray {
+  if (bytes.byteLength < 4) throw bad(`expected a 4-byte header, got ${bytes.byteLength} bytes`);
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    throw bad(
+      `expected the magic 00 00, got ${bytes[0]?.toString(16)} ${bytes[1]?.toString(16)} (a gzip file must be unpacked first)`,
+    );
+  }
+  const code = bytes[2]! as TypeCode;
+  const type = TYPES[code];
+  if (type === undefined) throw bad(`unknown value type 0x${bytes[2]!.toString(16)}`);
+  const rank = bytes[3]!;
+  if (rank === 0) throw bad('expected at least one dimension');
+  const headerBytes = 4 + 4 * rank;
+  if (bytes.byteLength < headerBytes)
+    throw bad(`the header announces ${rank} dimensions, the file ends first`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
+  const count = dims.reduce((a, d) => a * d, 1);
+  const expected = headerBytes + count * type.bytes;
+  if (bytes.byteLength !== expected) {
+    throw bad(
+      `dimensions ${dims.join('×')} of ${type.name} need ${expected} bytes, the file has ${bytes.byteLength}`,
+    );
+  }
+  const body = bytes.subarray(headerBytes);
+  if (type.name === 'uint8') return { type: type.name, dims, data: body };
+  if (type.name === 'int8')
+    return { type: type.name, dims, data: new Int8Array(body.buffer, body.byteOffset, count) };
+  const read = {
+    int16: (i: number) => view.getInt16(headerBytes + 2 * i, false),
+    int32: (i: number) => view.getInt32(headerBytes + 4 * i, false),
+    float32: (i: number) => view.getFloat32(headerBytes + 4 * i, false),
+    float64: (i: number) => view.getFloat64(headerBytes + 8 * i, false),
+  }[type.name];
+  const data = new { int16: Int16Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[
+    type.name
+  ](count);
+  for (let i = 0; i < count; i++) data[i] = read(i);
+  return { type: type.name, dims, data };
+}
+
+/** Encodes an array as IDX (for test vectors and for writing subsets). Only uint8 is needed so far. */
+export function encodeIdxUint8(dims: readonly number[], data: Uint8Array): Uint8Array {
+  const count = dims.reduce((a, d) => a * d, 1);
+  if (count !== data.byteLength) {
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `IDX: dimensions ${dims.join('×')} need ${count} values, got ${data.byteLength}`,
+    );
+  }
+  const out = new Uint8Array(4 + 4 * dims.length + count);
+  const view = new DataView(out.buffer);
+  out.set([0, 0, 0x08, dims.length]);
+  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  out.set(data, 4 + 4 * dims.length);
+  return out;
+}
+
+/** Images (n × rows × cols, uint8) and their labels (n, uint8), as Fashion-MNIST ships them. */
+export interface ImageDataset {
+  readonly count: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly images: Uint8Array;
+  readonly labels: Uint8Array;
+}
+
+/** Reads an image file and a label file (plain or .gz). @throws INVALID_INPUT when they do not belong together */
+export async function loadIdxDataset(imagesPath: string, labelsPath: string): Promise<ImageDataset> {
+  const read = async (path: string) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(path));
+    } catch (cause) {
+      throw new AilinkError('INVALID_INPUT', `cannot read ${path}: ${(cause as Error).message}`, { cause });
+    }
+    // gzip's magic: 1f 8b.
+    return bytes[0] === 0x1f && bytes[1] === 0x8b ? new Uint8Array(gunzipSync(bytes)) : bytes;
+  };
+  const [images, labels] = [parseIdx(await read(imagesPath)), parseIdx(await read(labelsPath))];
+  if (images.type !== 'uint8' || images.dims.length !== 3) {
+    throw bad(
+      `${imagesPath}: expected uint8 images n×rows×cols, got ${images.type} ${images.dims.join('×')}`,
+    );
+  }
+  if (labels.type !== 'uint8' || labels.dims.length !== 1) {
+    throw bad(`${labelsPath}: expected uint8 labels n, got ${labels.type} ${labels.dims.join('×')}`);
+  }
+  if (images.dims[0] !== labels.dims[0]) {
+    throw bad(`${images.dims[0]} images but ${labels.dims[0]} labels`);
+  }
+  return {
+    count: images.dims[0]!,
+    rows: images.dims[1]!,
+    cols: images.dims[2]!,
+    images: images.data as Uint8Array,
+    labels: labels.data as Uint8Array,
+  };
+}

@@ -1,0 +1,7 @@
+/**
+ * Participant: data loading and partitioning so far (the IDX format of Fashion-MNIST; IID, Dirichlet(α) and label-shard
+ * splits of one dataset among simulated organisations). Training and the participant runtime come with the federated
+ * rounds issue.
+ */
+export { encodeIdxUint8, type IdxArray, type ImageDataset, loadIdxDataset, parseIdx } from './idx.ts';
+export { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';
