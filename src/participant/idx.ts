@@ -80,7 +80,7 @@ export function encodeIdxUint8(dims: readonly number[], data: Uint8Array): Uint8
   const out = new Uint8Array(4 + 4 * dims.length + count);
   const view = new DataView(out.buffer);
   out.set([0, 0, 0x08, dims.length]);
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  for (const [i, d] of dims.entries()) view.setUint32(4 + 4 * i, d, false);
   out.set(data, 4 + 4 * dims.length);
   return out;
 }
