@@ -103,11 +103,7 @@ export async function startDevNetwork(
   const names = Array.from({ length: options.miners }, (_, i) => `miner-${String(i + 1).padStart(2, '0')}`);
   // Miner accounts exist before the miners start, so that one transaction funds them all.
   const minerAccounts = await Promise.all(
-    names.map(async (name) => {
-      const file = join(dataDir, 'miners', name, 'account.json');
-      mkdirSync(join(dataDir, 'miners', name), { recursive: true });
-      return existsSync(file) ? loadKeyFile(file) : createKeyFile(file, deps.random);
-    }),
+    names.map((name) => accountIn(join(dataDir, 'miners', name), deps.random)),
   );
   const verifierDir = join(dataDir, 'verifier');
   const withVerifier = options.verifier ?? true;

@@ -31,7 +31,7 @@ import { blocksOf, checkTags } from './podr2.ts';
 import { idleFileBytes, idleRoot, labelIdleFile } from './pois.ts';
 import type { StorageProfile } from './profile.ts';
 import { createVerifierClient } from './verifier-client.ts';
-import { proofParams, sha256Hex } from './verifier-protocol.ts';
+import { proofDigest, proofParams } from './verifier-protocol.ts';
 
 export interface AuditAgentOptions {
   /** Where idle files live (`<dir>/<index>`). */
@@ -131,7 +131,7 @@ export function startAuditAgent(
       protocolCall('audit.submitResult', {
         miner: me,
         challenge: challenge.issuedAt,
-        proof: sha256Hex(proof),
+        proof: proofDigest(proof),
         verifier: verdict.verifier,
         signature: verdict.signature,
       }),

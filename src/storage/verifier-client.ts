@@ -6,7 +6,7 @@ import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import { bodyDigest, decodeReply, encodeJson, MAX_FRAME_BYTES } from './fragment-protocol.ts';
 import { signRequest } from './request-auth.ts';
-import { SignedReplySchema, sha256Hex, TagReplySchema, VERIFIER_PROTOCOL } from './verifier-protocol.ts';
+import { proofDigest, SignedReplySchema, TagReplySchema, VERIFIER_PROTOCOL } from './verifier-protocol.ts';
 
 /** A miner's side of the verifier protocol. Every call has a deadline and answers with a coded error. */
 export interface VerifierClient {
@@ -110,7 +110,7 @@ export function createVerifierClient(
         {
           op: 'verify',
           challenge,
-          fragment: bodyDigest(['verify', challenge, sha256Hex(proof)]),
+          fragment: bodyDigest(['verify', challenge, proofDigest(proof)]),
           size: proof.byteLength,
         },
         proof,

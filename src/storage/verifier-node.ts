@@ -38,8 +38,8 @@ import { type MinerLog, toAilinkError } from './miner-service.ts';
 import { derivePodr2Key, tagFragment } from './podr2.ts';
 import { createRequestGuard, createSqliteNonceLedger } from './request-auth.ts';
 import {
+  proofDigest,
   proofParams,
-  sha256Hex,
   VERIFIER_PROTOCOL,
   type VerifierRequest,
   VerifierRequestSchema,
@@ -222,7 +222,7 @@ export async function startVerifierNode(
         }
         case 'verify': {
           const proof = await channel.readExactly(request.size, { signal });
-          const digest = sha256Hex(proof);
+          const digest = proofDigest(proof);
           const expected = bodyDigest(['verify', request.challenge, digest]);
           if (request.fragment !== expected) {
             throw new AilinkError(

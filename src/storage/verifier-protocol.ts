@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditConfig } from '../chain/index.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { fragmentHash } from './hash.ts';
 import { type Podr2Params, podr2Params } from './podr2.ts';
 import { type PoisParams, poisParams } from './pois.ts';
 import { RequestAuthSchema } from './request-auth.ts';
@@ -64,7 +64,8 @@ export const SignedReplySchema = z.object({
   signature: z.string().regex(/^[0-9a-f]{128}$/),
 });
 
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+/** The digest of a proof's bytes, as results on chain name it. */
+export const proofDigest = fragmentHash;
 
 /** The proof parameters of the network, as the PoDR2 and PoIS cores take them. */
 export function proofParams(audit: AuditConfig): { podr2: Podr2Params; pois: PoisParams } {

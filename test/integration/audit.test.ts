@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   auditRecordOf,
+  auditResultMessage,
   CESS_AUDIT,
   type ChainClient,
   challengeOf,
@@ -179,9 +180,7 @@ describe('audits, penalties and repair with 13 miner processes and a verifier on
       return undefined;
     });
     const proof = sha(new TextEncoder().encode('no proof at all'));
-    const message = new TextEncoder().encode(
-      `ailink/audit-result/v1\n${target}\n${challenge.issuedAt}\n${challenge.seed}\n${proof}`,
-    );
+    const message = auditResultMessage(target, challenge.issuedAt, challenge.seed, proof);
     const forged = async (claimed: string) => {
       try {
         await submitProtocol({ chain, indexer }, account, [

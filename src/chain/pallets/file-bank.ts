@@ -80,10 +80,8 @@ export function transferReceiptMessage(
   index: number,
   columnHashes: readonly string[],
 ) {
-  const digest = createHash('sha256');
-  for (const h of columnHashes) digest.update(fromHex(h));
   return new TextEncoder().encode(
-    `ailink/transfer-receipt/v1\n${fid}\n${deal}\n${index}\n${digest.digest('hex')}`,
+    `ailink/transfer-receipt/v1\n${fid}\n${deal}\n${index}\n${columnDigest(columnHashes)}`,
   );
 }
 
