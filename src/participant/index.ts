@@ -3,5 +3,20 @@
  * splits of one dataset among simulated organisations). Training and the participant runtime come with the federated
  * rounds issue.
  */
+
+export {
+  type DataSource,
+  type DataSpec,
+  DEBIAN_FASHION_MNIST_DIR,
+  type LoadedData,
+  loadDataSpec,
+  loadSource,
+  type Partition,
+  parseDataSpec,
+  partitionIndices,
+  SUBSET_DIR,
+  sourceDir,
+  subsetOf,
+} from './dataset.ts';
 export { encodeIdxUint8, type IdxArray, type ImageDataset, loadIdxDataset, parseIdx } from './idx.ts';
 export { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';

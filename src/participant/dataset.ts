@@ -1,0 +1,169 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AilinkError } from '../shared/errors.ts';
+import { type ImageDataset, loadIdxDataset } from './idx.ts';
+import { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';
+
+/**
+ * Where an organisation's training data comes from, and which slice of it is "its own" when one public dataset plays
+ * many organisations. A data spec is one string so that it fits a CLI flag and a task's dataset declaration:
+ *
+ *   <source>[:<partition>][@<seed>]
+ *   source     fashion-mnist            the full set from Debian's dataset-fashion-mnist, else the shipped subset
+ *              fashion-mnist-small      the 6,000 + 1,000 image subset shipped in models/data (any machine)
+ *              idx:<dir>                a directory holding the four standard IDX files (plain or .gz)
+ *   partition  iid:<i>/<n> · dirichlet:<α>:<i>/<n> · shards:<per client>:<i>/<n>   (client i of n, 0-based)
+ *   seed       the partition's seed (default "ailink"): every organisation of a task uses the same one
+ *
+ * e.g. `fashion-mnist:dirichlet:0.5:3/10@demo`.
+ */
+
+/** Where Debian's dataset-fashion-mnist puts the IDX files (`dpkg -L dataset-fashion-mnist`). */
+export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+/** The balanced subset shipped with the repo (scripts/make-fmnist-subset.ts writes it). */
+export const SUBSET_DIR = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../models/data/fashion-mnist-small',
+);
+
+export type DataSource =
+  | { readonly kind: 'fashion-mnist' }
+  | { readonly kind: 'fashion-mnist-small' }
+  | { readonly kind: 'idx'; readonly dir: string };
+
+export type Partition =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'iid'; readonly index: number; readonly clients: number }
+  | { readonly kind: 'dirichlet'; readonly alpha: number; readonly index: number; readonly clients: number }
+  | { readonly kind: 'shards'; readonly perClient: number; readonly index: number; readonly clients: number };
+
+export interface DataSpec {
+  readonly source: DataSource;
+  readonly partition: Partition;
+  readonly seed: string;
+}
+
+export interface LoadedData {
+  readonly train: ImageDataset;
+  readonly test: ImageDataset;
+  /** The directory the files came from (says whether the full set or the subset is in use). */
+  readonly dir: string;
+}
+
+const invalid = (spec: string, why: string): never => {
+  throw new AilinkError(
+    'INVALID_INPUT',
+    `data spec "${spec}": ${why}; expected <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10@demo`,
+  );
+};
+
+/** @throws INVALID_INPUT naming what is wrong with the spec */
+export function parseDataSpec(spec: string): DataSpec {
+  const at = spec.lastIndexOf('@');
+  const seed = at >= 0 ? spec.slice(at + 1) : 'ailink';
+  if (seed === '') invalid(spec, 'empty seed after @');
+  const body = at >= 0 ? spec.slice(0, at) : spec;
+  let source: DataSource;
+  let rest: string[];
+  if (body.startsWith('idx:')) {
+    // A directory may itself contain ':'; the partition, if any, follows the last ':iid:', ':dirichlet:' or ':shards:'.
+    const m = /^idx:(.+?)(?::((?:iid|dirichlet|shards):.*))?$/.exec(body);
+    if (!m) return invalid(spec, 'idx: needs a directory');
+    source = { kind: 'idx', dir: m[1]! };
+    rest = m[2] ? m[2].split(':') : [];
+  } else {
+    const [name, ...tail] = body.split(':');
+    if (name !== 'fashion-mnist' && name !== 'fashion-mnist-small')
+      return invalid(spec, `unknown source "${name}" (fashion-mnist, fashion-mnist-small or idx:<dir>)`);
+    source = { kind: name };
+    rest = tail;
+  }
+  return { source, partition: parsePartition(spec, rest), seed };
+}
+
+function parsePartition(spec: string, parts: string[]): Partition {
+  if (parts.length === 0) return { kind: 'all' };
+  const slot = (text: string | undefined) => {
+    const m = /^(\d+)\/(\d+)$/.exec(text ?? '');
+    const index = Number(m?.[1]);
+    const clients = Number(m?.[2]);
+    if (!m || clients < 1 || index >= clients)
+      return invalid(spec, `expected <i>/<n> with 0 ≤ i < n, got "${text}"`);
+    return { index, clients };
+  };
+  const [kind, a, b] = parts;
+  if (kind === 'iid' && parts.length === 2) return { kind, ...slot(a) };
+  if (kind === 'dirichlet' && parts.length === 3) {
+    const alpha = Number(a);
+    if (!(alpha > 0) || !Number.isFinite(alpha)) invalid(spec, `expected α > 0, got "${a}"`);
+    return { kind, alpha, ...slot(b) };
+  }
+  if (kind === 'shards' && parts.length === 3) {
+    const perClient = Number(a);
+    if (!Number.isSafeInteger(perClient) || perClient < 1)
+      invalid(spec, `expected shards per client ≥ 1, got "${a}"`);
+    return { kind, perClient, ...slot(b) };
+  }
+  return invalid(spec, `unknown partition "${parts.join(':')}" (iid:i/n, dirichlet:α:i/n or shards:k:i/n)`);
+}
+
+/** The directory a source reads from: the full Debian set when installed, the shipped subset otherwise. */
+export function sourceDir(source: DataSource): string {
+  if (source.kind === 'idx') return source.dir;
+  if (
+    source.kind === 'fashion-mnist' &&
+    existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'))
+  )
+    return DEBIAN_FASHION_MNIST_DIR;
+  return SUBSET_DIR;
+}
+
+/** Finds `<split>-<kind>` as plain or .gz in `dir`. */
+function idxFile(dir: string, name: string): string {
+  for (const candidate of [`${name}.gz`, name])
+    if (existsSync(join(dir, candidate))) return join(dir, candidate);
+  throw new AilinkError('INVALID_INPUT', `expected ${name}[.gz] in ${dir}, found neither`);
+}
+
+/** Loads the train and test splits of a source (the test split is never partitioned: it is the held-out set). */
+export async function loadSource(source: DataSource): Promise<LoadedData> {
+  const dir = sourceDir(source);
+  const load = (split: string) =>
+    loadIdxDataset(idxFile(dir, `${split}-images-idx3-ubyte`), idxFile(dir, `${split}-labels-idx1-ubyte`));
+  return { train: await load('train'), test: await load('t10k'), dir };
+}
+
+/** The indices of the training set that belong to the spec's client (all of them without a partition). */
+export function partitionIndices(labels: Uint8Array, partition: Partition, seed: string): number[] {
+  if (partition.kind === 'all') return [...labels.keys()];
+  const rng = seededRng(`${seed}/${partition.kind}`);
+  const parts =
+    partition.kind === 'iid'
+      ? partitionIid(labels.length, partition.clients, rng)
+      : partition.kind === 'dirichlet'
+        ? partitionDirichlet(labels, partition.clients, partition.alpha, rng)
+        : partitionShards(labels, partition.clients, partition.perClient, rng);
+  return parts[partition.index]!;
+}
+
+/** Copies the chosen examples into a dataset of their own. */
+export function subsetOf(data: ImageDataset, indices: readonly number[]): ImageDataset {
+  const pixels = data.rows * data.cols;
+  const images = new Uint8Array(indices.length * pixels);
+  const labels = new Uint8Array(indices.length);
+  indices.forEach((from, to) => {
+    images.set(data.images.subarray(from * pixels, (from + 1) * pixels), to * pixels);
+    labels[to] = data.labels[from]!;
+  });
+  return { count: indices.length, rows: data.rows, cols: data.cols, images, labels };
+}
+
+/** Loads what a data spec names: this organisation's training slice and the shared test set. */
+export async function loadDataSpec(spec: DataSpec): Promise<LoadedData> {
+  const all = await loadSource(spec.source);
+  return {
+    ...all,
+    train: subsetOf(all.train, partitionIndices(all.train.labels, spec.partition, spec.seed)),
+  };
+}

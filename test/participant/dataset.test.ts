@@ -1,0 +1,105 @@
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  DEBIAN_FASHION_MNIST_DIR,
+  loadDataSpec,
+  loadSource,
+  parseDataSpec,
+  partitionIndices,
+  SUBSET_DIR,
+  sourceDir,
+} from '../../src/participant/dataset.ts';
+import { hasCode } from '../../src/shared/errors.ts';
+
+describe('data specs', () => {
+  it('parses every source and partition', () => {
+    expect(parseDataSpec('fashion-mnist')).toEqual({
+      source: { kind: 'fashion-mnist' },
+      partition: { kind: 'all' },
+      seed: 'ailink',
+    });
+    expect(parseDataSpec('fashion-mnist-small:iid:2/5@s')).toEqual({
+      source: { kind: 'fashion-mnist-small' },
+      partition: { kind: 'iid', index: 2, clients: 5 },
+      seed: 's',
+    });
+    expect(parseDataSpec('fashion-mnist:dirichlet:0.5:3/10@demo').partition).toEqual({
+      kind: 'dirichlet',
+      alpha: 0.5,
+      index: 3,
+      clients: 10,
+    });
+    expect(parseDataSpec('idx:/data/a:b').source).toEqual({ kind: 'idx', dir: '/data/a:b' });
+    expect(parseDataSpec('idx:/data/a:b:shards:2:0/4').partition).toEqual({
+      kind: 'shards',
+      perClient: 2,
+      index: 0,
+      clients: 4,
+    });
+  });
+
+  it.each([
+    ['mnist', 'unknown source'],
+    ['fashion-mnist:iid:5/5', '0 ≤ i < n'],
+    ['fashion-mnist:iid:1/0', '0 ≤ i < n'],
+    ['fashion-mnist:dirichlet:-1:0/2', 'α > 0'],
+    ['fashion-mnist:dirichlet:abc:0/2', 'α > 0'],
+    ['fashion-mnist:shards:0:0/2', 'shards per client'],
+    ['fashion-mnist:lda:0/2', 'unknown partition'],
+    ['fashion-mnist@', 'empty seed'],
+    ['idx:', 'directory'],
+  ])('refuses %s with a message naming the problem', (spec, why) => {
+    let error: unknown;
+    try {
+      parseDataSpec(spec);
+    } catch (e) {
+      error = e;
+    }
+    expect(hasCode(error, 'INVALID_INPUT')).toBe(true);
+    expect((error as Error).message).toContain(why);
+  });
+});
+
+describe('loading', () => {
+  it('the shipped subset is balanced: 600 train and 100 test images per class', async () => {
+    const data = await loadSource({ kind: 'fashion-mnist-small' });
+    expect(data.dir).toBe(SUBSET_DIR);
+    expect([data.train.count, data.test.count]).toEqual([6000, 1000]);
+    for (const [split, per] of [
+      [data.train, 600],
+      [data.test, 100],
+    ] as const) {
+      const counts = new Array(10).fill(0);
+      for (const l of split.labels) counts[l]++;
+      expect(counts).toEqual(new Array(10).fill(per));
+    }
+  });
+
+  it('fashion-mnist uses the full Debian set when it is installed, else the subset', () => {
+    const full = existsSync(`${DEBIAN_FASHION_MNIST_DIR}/train-images-idx3-ubyte.gz`);
+    expect(sourceDir({ kind: 'fashion-mnist' })).toBe(full ? DEBIAN_FASHION_MNIST_DIR : SUBSET_DIR);
+  });
+
+  it('the partitions of one seed cover the training set exactly once, and the test set is never split', async () => {
+    const specs = Array.from({ length: 4 }, (_, i) =>
+      parseDataSpec(`fashion-mnist-small:dirichlet:0.5:${i}/4@t`),
+    );
+    const all = await loadSource({ kind: 'fashion-mnist-small' });
+    const seen = specs.flatMap((s) => partitionIndices(all.train.labels, s.partition, s.seed));
+    expect(seen.length).toBe(all.train.count);
+    expect(new Set(seen).size).toBe(all.train.count);
+    const mine = await loadDataSpec(specs[1]!);
+    expect(mine.test.count).toBe(1000);
+    expect(mine.train.count).toBe(partitionIndices(all.train.labels, specs[1]!.partition, 't').length);
+    // Another seed gives another split.
+    expect(partitionIndices(all.train.labels, specs[1]!.partition, 'other')).not.toEqual(
+      partitionIndices(all.train.labels, specs[1]!.partition, 't'),
+    );
+  });
+
+  it('an idx directory without the files is refused clearly', async () => {
+    await expect(loadSource({ kind: 'idx', dir: '/nonexistent' })).rejects.toThrow(
+      /expected train-images-idx3-ubyte/,
+    );
+  });
+});
