@@ -70,6 +70,7 @@ export {
   type SharesBody,
   type Signed,
   type UnmaskBody,
+  verified as verifySigned,
   verifyAbort,
 } from './secagg.ts';
 export { combineShares, splitSecret } from './shares.ts';

@@ -137,8 +137,12 @@ export function signed<T>(
   };
 }
 
-/** @throws SECAGG_BAD_MESSAGE unless the message is of `stage`, for this context, from a known sender, validly signed. */
-function verified<T>(params: SecAggParams, stage: Stage, message: Signed<T>): Signed<T> {
+/**
+ * Checks one message on arrival, before the server collects it (a transport uses it so a forged message never takes
+ * the place of the real one).
+ * @throws SECAGG_BAD_MESSAGE unless the message is of `stage`, for this context, from a known sender, validly signed.
+ */
+export function verified<T>(params: SecAggParams, stage: Stage, message: Signed<T>): Signed<T> {
   const key = params.identities.get(message.from);
   if (message.stage !== stage || message.context !== params.context || key === undefined) {
     throw new AggregationError(

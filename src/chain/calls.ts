@@ -105,7 +105,10 @@ export const CALL_SCHEMAS = {
     .object({ first: z.number().int().nonnegative(), roots: z.array(hash).min(1).max(256) })
     .strict(),
   'audit.releaseIdle': z.object({ count: z.number().int().positive().max(65_536) }).strict(),
-  'provenance.createTask': z.object({ task: taskId, spec: hash }).strict(),
+  'provenance.createTask': z
+    .object({ task: taskId, spec: hash, admitted: z.array(address).max(1024).optional() })
+    .strict(),
+  'provenance.admit': z.object({ task: taskId, account: address, identityKey: hash, signature }).strict(),
   'provenance.recordRound': z
     .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })
     .strict(),

@@ -46,6 +46,12 @@ export {
   tagReportMessage,
   transferReceiptMessage,
 } from './pallets/file-bank.ts';
+export {
+  admissionMessage,
+  type ParticipantInfo,
+  type RoundInfo,
+  type TaskInfo,
+} from './pallets/provenance.ts';
 export type { MinerInfo } from './pallets/sminer.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
@@ -57,6 +63,7 @@ export {
   type MinerView,
   minerOf,
   minersOf,
+  participantsOf,
   restoralOrdersOf,
   roundsOf,
   taggedFor,

@@ -29,6 +29,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'audit.commitIdle': audit.commitIdle,
   'audit.releaseIdle': audit.releaseIdle,
   'provenance.createTask': provenance.createTask,
+  'provenance.admit': provenance.admit,
   'provenance.recordRound': provenance.recordRound,
 };
 

@@ -8,7 +8,14 @@ import {
   type RestoralOrder,
   taggedKey,
 } from './pallets/file-bank.ts';
-import { type RoundInfo, roundsPrefix, type TaskInfo, taskKey } from './pallets/provenance.ts';
+import {
+  type ParticipantInfo,
+  participantsPrefix,
+  type RoundInfo,
+  roundsPrefix,
+  type TaskInfo,
+  taskKey,
+} from './pallets/provenance.ts';
 import { type MinerInfo, minerKey } from './pallets/sminer.ts';
 import type { VerifierInfo } from './pallets/tee-worker.ts';
 import type { StateReader } from './state.ts';
@@ -69,6 +76,14 @@ export function roundsOf(state: StateReader, task: string): (RoundInfo & { round
   return state
     .scan(prefix)
     .map(([key, r]) => ({ ...(r as RoundInfo), round: Number(key.slice(prefix.length)) }));
+}
+
+/** The participants admitted to a task, by account. */
+export function participantsOf(state: StateReader, task: string): (ParticipantInfo & { account: string })[] {
+  const prefix = participantsPrefix(task);
+  return state
+    .scan(prefix)
+    .map(([key, p]) => ({ ...(p as ParticipantInfo), account: key.slice(prefix.length) }));
 }
 
 /** Every open restoral order, by file and column. */

@@ -20,3 +20,23 @@ export {
 } from './dataset.ts';
 export { encodeIdxUint8, type IdxArray, type ImageDataset, loadIdxDataset, parseIdx } from './idx.ts';
 export { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';
+export { BACKENDS, type BackendName, installWasmGradients, loadTf } from './tf.ts';
+export {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_EVAL_BATCH_SIZE,
+  DEFAULT_LEARNING_RATE,
+  type EvaluationResult,
+  evaluate,
+  type TrainingData,
+  type TrainOptions,
+  type TrainResult,
+  trainLocal,
+} from './train.ts';
+export {
+  createTrainingPool,
+  type EvaluateJob,
+  type PoolEvaluationResult,
+  type PoolTrainResult,
+  type TrainingPool,
+  type TrainJob,
+} from './train-pool.ts';

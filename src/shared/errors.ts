@@ -23,6 +23,13 @@ export const ERROR_CODES = {
   // keys
   KEY_FILE_INVALID: { status: 400, about: 'a key file is missing, malformed or too widely readable' },
 
+  // p2p gossip
+  GOSSIP_TOO_LARGE: {
+    status: 413,
+    about: 'a gossip payload exceeds the host limit (gossip would silently drop it at 4 MiB)',
+  },
+  GOSSIP_ALREADY_SUBSCRIBED: { status: 409, about: 'the host already has a handler for that gossip topic' },
+
   // object codec
   CODEC_PROFILE_INVALID: { status: 400, about: 'segment/fragment sizes do not fit together' },
   CODEC_TOO_FEW_FRAGMENTS: { status: 422, about: 'fewer than the data-fragment count survived' },
@@ -64,10 +71,35 @@ export const ERROR_CODES = {
   PROOF_INVALID: { status: 422, about: 'a storage or idle-space proof did not verify' },
   PROOF_MALFORMED: { status: 400, about: 'proof or tag bytes have the wrong length or layout' },
   VERIFIER_UNAVAILABLE: { status: 503, about: 'no registered verifier could be reached' },
+  // tasks and rounds (coordinator ↔ participant)
+  TASK_NOT_FOUND: { status: 404, about: 'no task with that id' },
+  TASK_UNVERIFIED: { status: 422, about: 'a task spec does not match the digest recorded on chain' },
+  ROUND_MESSAGE_INVALID: { status: 400, about: 'a round message or stored update is malformed' },
+  ROUND_SIGNATURE_INVALID: { status: 401, about: 'a round message is not signed by the key it claims' },
+  ROUND_NOT_ADMITTED: { status: 403, about: 'the account is not admitted to the task' },
+  ROUND_NOT_IN_COHORT: { status: 403, about: "the participant is not in this round's cohort" },
+  ROUND_STALE: {
+    status: 409,
+    about: 'the message belongs to another round, attempt or stage (late or replayed)',
+  },
+  ROUND_DUPLICATE: { status: 409, about: 'a different message for the same stage was already accepted' },
+  ROUND_UPDATE_REFUSED: {
+    status: 422,
+    about: 'an update has the wrong shape, non-finite values or fails its checks',
+  },
+  MODEL_UNVERIFIED: { status: 422, about: 'model bytes do not hash to what the task or chain recorded' },
   INDEXER_STATE_MISMATCH: {
     status: 500,
     about: 'the indexer database belongs to another chain or is inconsistent',
   },
+
+  // models and training
+  MODEL_UNKNOWN: { status: 400, about: 'no model of that name is defined (see models/)' },
+  MODEL_SHAPE_MISMATCH: { status: 422, about: 'a weight vector has the wrong length for the model' },
+  MODEL_WEIGHTS_INVALID: { status: 422, about: 'a weight vector holds NaN or infinite values' },
+  TRAINING_DIVERGED: { status: 422, about: 'local training produced a non-finite loss' },
+  TRAINING_WORKER_FAILED: { status: 500, about: 'a training worker crashed or failed unexpectedly' },
+  TRAINING_BACKEND_UNAVAILABLE: { status: 500, about: 'no TensorFlow.js backend could be loaded' },
 } as const satisfies Record<string, { status: number; about: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -12,9 +12,10 @@ import {
   type RestoralOrder,
   tagReportMessage,
 } from '../../src/chain/pallets/file-bank.ts';
-import type { TaskInfo } from '../../src/chain/pallets/provenance.ts';
+import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provenance.ts';
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
 import { applyCall, applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
+import { participantsOf } from '../../src/chain/queries.ts';
 import { encodeRemark } from '../../src/chain/remark.ts';
 import {
   createMemoryState,
@@ -843,6 +844,7 @@ describe('provenance', () => {
       spec: hex('spec'),
       createdAt: h.block,
       rounds: 0,
+      admitted: [],
     });
     expectRejected(
       h,
@@ -867,6 +869,39 @@ describe('provenance', () => {
       .scan('provenance/rounds/mnist/')
       .map(([, v]) => (v as { manifest: string }).manifest);
     expect(rounds).toEqual(Array.from({ length: 12 }, (_, r) => hex(`mnist/${r}/m`)));
+  });
+
+  it('admits only listed accounts, with their own signature over the task and key, once, by the coordinator', () => {
+    const h = createHarness();
+    const [member, outsider] = [miners[0]!, miners[1]!];
+    expectApplied(
+      h,
+      coordinator.address,
+      call('provenance.createTask', { task: 'fm', spec: hex('spec'), admitted: [member.address] }),
+    );
+    const key = hex('identity');
+    const admit = (account: Account, signer: Account, identityKey = key, task = 'fm') =>
+      call('provenance.admit', {
+        task,
+        account: account.address,
+        identityKey,
+        signature: toHex(signer.sign(admissionMessage(task, identityKey))),
+      });
+    expectRejected(h, stranger.address, admit(member, member), /only the coordinator .* admits/);
+    expectRejected(h, coordinator.address, admit(outsider, outsider), /not on the admission list of fm/);
+    expectRejected(h, coordinator.address, admit(member, outsider), /not signed by/);
+    // A signature over another key does not carry over.
+    const forged = {
+      ...admit(member, member),
+      args: { ...admit(member, member).args, identityKey: hex('other') },
+    };
+    expectRejected(h, coordinator.address, forged as ProtocolCall, /not signed by/);
+    expectRejected(h, coordinator.address, admit(member, member, key, 'none'), /no task none/);
+    expectApplied(h, coordinator.address, admit(member, member));
+    expect(participantsOf(h.state, 'fm')).toEqual([
+      { account: member.address, identityKey: key, admittedAt: h.block },
+    ]);
+    expectRejected(h, coordinator.address, admit(member, member), /already admitted/);
   });
 });
 
@@ -914,6 +949,7 @@ type Op =
   | { t: 'releaseIdle'; count: number }
   | { t: 'result'; miner: number; verifier: number }
   | { t: 'createTask'; task: number }
+  | { t: 'admit'; task: number; member: number; signer: number }
   | { t: 'recordRound'; task: number; round: number };
 
 const ACTORS = 6;
@@ -1024,6 +1060,16 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
     // (test/chain/audit.test.ts drives the hook).
     o(fc.record({ t: fc.constant('result' as const), miner: anyone, verifier: anyone }), anyone, 1),
     o(fc.record({ t: fc.constant('createTask' as const), task: fc.nat(1) }), users, 1),
+    o(
+      fc.record({
+        t: fc.constant('admit' as const),
+        task: fc.constantFrom(0, 0, 1),
+        member: anyone,
+        signer: fc.constantFrom(0, 0, 1),
+      }),
+      users,
+      2,
+    ),
     o(
       fc.record({
         t: fc.constant('recordRound' as const),
@@ -1153,8 +1199,25 @@ describe('the protocol as a replayable fold', () => {
         };
       case 'createTask':
         return {
-          call: call('provenance.createTask', { task: `task-${op.task}`, spec: hex(`spec/${op.task}`) }),
+          call: call('provenance.createTask', {
+            task: `task-${op.task}`,
+            spec: hex(`spec/${op.task}`),
+            admitted: actors.slice(2).map((x) => x.address),
+          }),
         };
+      case 'admit': {
+        // signer 0: the member signs (valid unless it is not listed), 1: someone else signs (always refused).
+        const signer = a(op.signer === 0 ? op.member : (op.member + 1) % ACTORS);
+        const identityKey = hex(`identity/${op.member}`);
+        return {
+          call: call('provenance.admit', {
+            task: `task-${op.task}`,
+            account: a(op.member).address,
+            identityKey,
+            signature: toHex(signer.sign(admissionMessage(`task-${op.task}`, identityKey))),
+          }),
+        };
+      }
       case 'recordRound':
         return {
           call: call('provenance.recordRound', {

@@ -76,6 +76,12 @@ beforeAll(async () => {
     'audit.commitIdle': { first: 0, roots: [hex('root/0'), hex('root/1')] },
     'audit.releaseIdle': { count: 1 },
     'provenance.createTask': { task: 'mnist-fedavg_v1.2', spec: hex('spec') },
+    'provenance.admit': {
+      task: 'mnist-fedavg_v1.2',
+      account: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY',
+      identityKey: hex('key'),
+      signature: 'ab'.repeat(64),
+    },
     'provenance.recordRound': { task: 'mnist-fedavg_v1.2', round: 0, manifest: hex('m'), digest: hex('d') },
   };
 });

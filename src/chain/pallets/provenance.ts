@@ -1,3 +1,5 @@
+import { verifySignature } from '../../shared/account.ts';
+import { fromHex } from '../../shared/bytes.ts';
 import type { CallArgs } from '../calls.ts';
 import type { StateValue } from '../state.ts';
 import { type Rule, reject } from './context.ts';
@@ -9,6 +11,15 @@ export interface TaskInfo {
   spec: string;
   createdAt: number;
   rounds: number;
+  /** The accounts the task owner lets join (SS58); only they can be admitted. */
+  admitted: string[];
+}
+
+/** A participant admitted to a task: the Ed25519 key that signs its round messages, bound to its account. */
+export interface ParticipantInfo {
+  [key: string]: StateValue;
+  identityKey: string;
+  admittedAt: number;
 }
 
 export interface RoundInfo {
@@ -22,6 +33,8 @@ export interface RoundInfo {
 
 export const taskKey = (task: string) => `provenance/tasks/${task}`;
 export const roundsPrefix = (task: string) => `provenance/rounds/${task}/`;
+export const participantsPrefix = (task: string) => `provenance/participants/${task}/`;
+export const participantKey = (task: string, account: string) => `${participantsPrefix(task)}${account}`;
 const roundKey = (task: string, round: number) => `${roundsPrefix(task)}${String(round).padStart(10, '0')}`;
 
 const createTask: Rule<CallArgs<'provenance.createTask'>> = (state, ctx, args) => {
@@ -31,7 +44,34 @@ const createTask: Rule<CallArgs<'provenance.createTask'>> = (state, ctx, args) =
     spec: args.spec,
     createdAt: ctx.block.number,
     rounds: 0,
+    admitted: [...new Set(args.admitted ?? [])],
   } satisfies TaskInfo);
+};
+
+/** What a participant signs to bind its round-signing key to its account for one task. */
+export function admissionMessage(task: string, identityKey: string): Uint8Array {
+  return new TextEncoder().encode(`ailink/provenance/admit/v1\n${task}\n${identityKey}`);
+}
+
+/**
+ * The coordinator records a participant's admission; the participant's own signature shows it asked to join with
+ * this key, and only accounts the task's owner listed can be admitted. Once per account: keys are not swapped mid-task.
+ */
+const admit: Rule<CallArgs<'provenance.admit'>> = (state, ctx, args) => {
+  const task = state.get<TaskInfo>(taskKey(args.task));
+  if (task === undefined) reject(`no task ${args.task}`);
+  if (task.coordinator !== ctx.caller)
+    reject(`only the coordinator ${task.coordinator} admits participants to ${args.task}`);
+  if (!(task.admitted ?? []).includes(args.account))
+    reject(`${args.account} is not on the admission list of ${args.task}`);
+  if (state.get(participantKey(args.task, args.account)) !== undefined)
+    reject(`${args.account} is already admitted to ${args.task}`);
+  if (!verifySignature(args.account, admissionMessage(args.task, args.identityKey), fromHex(args.signature)))
+    reject(`the admission request is not signed by ${args.account} for this task and key`);
+  state.put(participantKey(args.task, args.account), {
+    identityKey: args.identityKey,
+    admittedAt: ctx.block.number,
+  } satisfies ParticipantInfo);
 };
 
 /** Rounds are recorded in order, by the task's coordinator only. */
@@ -49,4 +89,4 @@ const recordRound: Rule<CallArgs<'provenance.recordRound'>> = (state, ctx, args)
   state.put(taskKey(args.task), { ...task, rounds: task.rounds + 1 });
 };
 
-export const provenance = { createTask, recordRound };
+export const provenance = { createTask, admit, recordRound };

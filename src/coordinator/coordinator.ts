@@ -1,0 +1,366 @@
+import { admissionMessage } from '../chain/index.ts';
+import { type Account, verifySignature } from '../shared/account.ts';
+import { fromHex } from '../shared/bytes.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import {
+  encodeModelBytes,
+  parseRequest,
+  parseTaskSpec,
+  sha256Hex,
+  type TaskSpec,
+  taskDigest,
+  taskIdOf,
+  type WireAnnouncement,
+} from '../task/index.ts';
+import { type AttemptOutcome, AttemptRunner, openAttempt, type RoundDeps, strategyOf } from './round.ts';
+import type { ParticipantRow, RoundRow, TaskRow } from './store.ts';
+
+/** The chain operations a coordinator needs, beyond recording rounds. */
+export interface CoordinatorLedger extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored'> {
+  createTask(task: string, digest: string, admitted: readonly string[]): Promise<void>;
+  admit(task: string, account: string, identityKey: string, signature: string): Promise<void>;
+  /** The admitted participants recorded on chain for the task. */
+  admitted(task: string): { account: string; identityKey: string }[];
+}
+
+export interface CoordinatorDeps extends Omit<RoundDeps, 'ledger' | 'publish'> {
+  readonly account: Account;
+  /** The Ed25519 public key matching `serverKey` (hex). */
+  readonly serverPublicKey: string;
+  readonly ledger: CoordinatorLedger;
+  /** The model's initial weights for a seed (deterministic: a restart recomputes the same ones). */
+  initialWeights(model: string, seed: string): Promise<Float32Array>;
+  publish(topic: string, announcement: WireAnnouncement): Promise<void>;
+}
+
+export interface CoordinatorOptions {
+  /** A participant counts as online when it was heard from within this window (default 15 s). */
+  readonly onlineWithinMs?: number;
+  /** How often a task waiting for participants looks again (default 500 ms). */
+  readonly pollMs?: number;
+}
+
+/** What an owner submits: the spec without the parts the coordinator fills in (its keys, the initial model's hash). */
+export type TaskInput = Omit<TaskSpec, 'coordinator' | 'model' | 'version'> & {
+  model: { name: TaskSpec['model']['name']; initialSeed: string };
+};
+
+export interface JoinRequest {
+  readonly account: string;
+  /** The participant's Ed25519 round-signing key (hex). */
+  readonly identityKey: string;
+  /** sr25519 signature of `admissionMessage(task, identityKey)` by the account (hex). */
+  readonly signature: string;
+  readonly peer: { peerId: string; addrs: string[] };
+}
+
+export type RoundEvent =
+  | { kind: 'attempt'; task: string; round: number; attempt: number; cohort: number }
+  | { kind: 'phase'; task: string; round: number; attempt: number; phase: string }
+  | { kind: 'outcome'; task: string; round: number; attempt: number; outcome: AttemptOutcome }
+  | { kind: 'finished'; task: string };
+
+export interface Coordinator {
+  createTask(input: unknown): Promise<TaskRow>;
+  task(id: string): TaskRow | undefined;
+  tasks(): TaskRow[];
+  rounds(id: string): RoundRow[];
+  participants(id: string): ParticipantRow[];
+  /** The open attempt's state, for the API and progress bars. */
+  status(
+    id: string,
+  ): { round: number; attempt: number; phase: string; expecting: string[]; deadline: number } | null;
+  /** The initial model's fid (round 0 starts from it). */
+  initialModel(id: string): { fid: string; hash: string } | undefined;
+  join(task: string, request: JoinRequest): Promise<ParticipantRow>;
+  /** One request on the round protocol (already decoded from JSON); returns the reply body. */
+  handle(raw: unknown): Promise<unknown>;
+  /** Runs every unfinished task (resuming open attempts) until `stop`. */
+  start(): void;
+  onEvent(listener: (e: RoundEvent) => void): () => void;
+  /** Resolves when the task has run all its rounds. */
+  finished(id: string, options?: { signal?: AbortSignal }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const topicOf = (task: string) => `/ailink/task/${task}/1`;
+
+/**
+ * The coordinator service: tasks, admissions, and one loop per task that runs its rounds (round.ts) until all are
+ * done. Transport-agnostic: the CLI wires `handle` to the p2p round protocol, `publish` to gossip and the rest to
+ * HTTP.
+ */
+export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOptions = {}): Coordinator {
+  const onlineWithinMs = options.onlineWithinMs ?? 15_000;
+  const pollMs = options.pollMs ?? 500;
+  const { store } = deps;
+  const runners = new Map<string, AttemptRunner>();
+  const initials = new Map<string, { fid: string; hash: string; weights: Float32Array }>();
+  const listeners = new Set<(e: RoundEvent) => void>();
+  const emit = (e: RoundEvent) => {
+    for (const l of listeners) l(e);
+  };
+  const controller = new AbortController();
+  const loops: Promise<void>[] = [];
+  let started = false;
+
+  const requireTask = (id: string): TaskRow => {
+    const task = store.task(id);
+    if (task === undefined) throw new AilinkError('TASK_NOT_FOUND', `no task ${id} on this coordinator`);
+    return task;
+  };
+
+  /** Round 0's model: recomputed from the seed, checked against the spec, stored once (content-addressed). */
+  async function initialOf(task: TaskRow) {
+    const cached = initials.get(task.id);
+    if (cached) return cached;
+    const weights = await deps.initialWeights(task.spec.model.name, task.spec.model.initialSeed);
+    const bytes = encodeModelBytes(task.spec.model.name, weights);
+    const hash = sha256Hex(bytes);
+    if (hash !== task.spec.model.initialHash) {
+      throw new AilinkError(
+        'MODEL_UNVERIFIED',
+        `the initial ${task.spec.model.name} weights from seed ${task.spec.model.initialSeed} hash to ${hash}, the task says ${task.spec.model.initialHash}`,
+      );
+    }
+    const fid = await deps.objects.put(bytes, `${task.id}/initial-model.ailm`);
+    const entry = { fid, hash, weights };
+    initials.set(task.id, entry);
+    return entry;
+  }
+
+  async function runTask(task: TaskRow, signal: AbortSignal): Promise<void> {
+    const publish = (a: WireAnnouncement) => deps.publish(topicOf(task.id), a);
+    const initial = await initialOf(task);
+    for (;;) {
+      if (signal.aborted) return;
+      const done = store.rounds(task.id);
+      if (done.length >= task.spec.rounds) {
+        store.finishTask(task.id);
+        emit({ kind: 'finished', task: task.id });
+        return;
+      }
+      const round = done.length;
+      const last = done.at(-1);
+      let attempt = store.openAttempt(task.id);
+      if (attempt === undefined) {
+        const startModel = last
+          ? { fid: last.modelFid, hash: last.modelHash }
+          : { fid: initial.fid, hash: initial.hash };
+        try {
+          attempt = openAttempt(deps, task, round, startModel, initial.weights.length, onlineWithinMs);
+        } catch (err) {
+          if (!hasCode(err, 'ROUND_NOT_ADMITTED')) throw err;
+          await sleep(pollMs, signal);
+          continue;
+        }
+      }
+      emit({
+        kind: 'attempt',
+        task: task.id,
+        round,
+        attempt: attempt.attempt,
+        cohort: attempt.setup.cohort.length,
+      });
+      const state = store.strategyState(task.id) ?? strategyOf(task.spec).init(initial.weights);
+      const parent = last ? { fid: last.manifestFid, digest: last.manifestDigest } : null;
+      const onPhase = (key: { task: string; round: number; attempt: number }, phase: string) =>
+        emit({ kind: 'phase', ...key, phase });
+      const runner = new AttemptRunner({ ...deps, publish, onPhase }, task, attempt, state, parent);
+      runners.set(task.id, runner);
+      const outcome = await runner.run(signal).finally(() => runners.delete(task.id));
+      emit({ kind: 'outcome', task: task.id, round, attempt: attempt.attempt, outcome });
+      if (outcome.kind === 'aborted')
+        deps.log(`round ${round} attempt ${attempt.attempt} aborted: ${outcome.reason}`);
+    }
+  }
+
+  const startLoop = (task: TaskRow) => {
+    const loop = runTask(task, controller.signal).catch((err: Error) => {
+      if (!controller.signal.aborted) deps.log(`task ${task.id} stopped: ${err.message}`);
+    });
+    loops.push(loop);
+  };
+
+  return {
+    async createTask(input) {
+      const partial = input as TaskInput;
+      const seed = partial?.model?.initialSeed;
+      const modelName = partial?.model?.name;
+      if (typeof seed !== 'string' || (modelName !== 'cnn' && modelName !== 'mlp')) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          'expected model: { name: "cnn" | "mlp", initialSeed: string }',
+        );
+      }
+      const weights = await deps.initialWeights(modelName, seed);
+      const spec = parseTaskSpec({
+        ...partial,
+        version: 1,
+        coordinator: {
+          account: deps.account.address,
+          serverKey: deps.serverPublicKey,
+          readerKey: deps.account.readerKey,
+        },
+        model: {
+          name: modelName,
+          initialSeed: seed,
+          initialHash: sha256Hex(encodeModelBytes(modelName, weights)),
+        },
+      });
+      strategyOf(spec); // refuses bad strategy options before anything is recorded
+      const id = taskIdOf(spec);
+      if (store.task(id) !== undefined)
+        throw new AilinkError('INVALID_INPUT', `task ${id} already exists (same spec)`);
+      const digest = taskDigest(spec);
+      await deps.ledger.createTask(id, digest, spec.admitted);
+      const row: TaskRow = { id, spec, digest, createdAt: deps.clock.now(), status: 'running' };
+      store.addTask(row);
+      if (started) startLoop(row);
+      return row;
+    },
+    task: (id) => store.task(id),
+    tasks: () => store.tasks(),
+    rounds: (id) => store.rounds(requireTask(id).id),
+    participants: (id) => store.participants(requireTask(id).id),
+    status(id) {
+      requireTask(id);
+      const runner = runners.get(id);
+      const open = store.openAttempt(id);
+      if (open === undefined) return null;
+      return {
+        round: open.round,
+        attempt: open.attempt,
+        phase: runner?.phase ?? open.phase,
+        expecting: runner?.expecting() ?? [],
+        deadline: open.deadline,
+      };
+    },
+    initialModel(id) {
+      const i = initials.get(id);
+      return i && { fid: i.fid, hash: i.hash };
+    },
+    async join(taskId, request) {
+      const task = requireTask(taskId);
+      if (!task.spec.admitted.includes(request.account)) {
+        throw new AilinkError(
+          'ROUND_NOT_ADMITTED',
+          `${request.account} is not on the admission list of ${taskId}`,
+        );
+      }
+      if (!/^[0-9a-f]{64}$/.test(request.identityKey) || !/^[0-9a-f]{128}$/.test(request.signature)) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          'expected identityKey as 32 bytes and signature as 64 bytes of hex',
+        );
+      }
+      if (
+        !verifySignature(
+          request.account,
+          admissionMessage(taskId, request.identityKey),
+          fromHex(request.signature),
+        )
+      ) {
+        throw new AilinkError(
+          'AUTH_BAD_SIGNATURE',
+          `the join request is not signed by ${request.account} for ${taskId}`,
+        );
+      }
+      const onChain = deps.ledger.admitted(taskId).find((p) => p.account === request.account);
+      if (onChain !== undefined && onChain.identityKey !== request.identityKey) {
+        throw new AilinkError(
+          'ROUND_NOT_ADMITTED',
+          `${request.account} was admitted with another round key (${onChain.identityKey.slice(0, 16)}…); keys are not swapped mid-task`,
+        );
+      }
+      if (onChain === undefined)
+        await deps.ledger.admit(taskId, request.account, request.identityKey, request.signature);
+      const now = deps.clock.now();
+      const row: ParticipantRow = {
+        task: taskId,
+        account: request.account,
+        identityKey: request.identityKey,
+        peer: request.peer,
+        joinedAt: store.participant(taskId, request.account)?.joinedAt ?? now,
+        lastSeen: now,
+      };
+      store.upsertParticipant(row);
+      return row;
+    },
+    async handle(raw) {
+      // A stopped coordinator is as good as unreachable: the caller's transport error makes participants retry.
+      if (controller.signal.aborted) throw new AilinkError('ABORTED', 'the coordinator is stopping');
+      try {
+        const request = parseRequest(raw);
+        const task = requireTask(request.task);
+        const participant = store.participant(task.id, request.from);
+        if (participant === undefined) {
+          throw new AilinkError('ROUND_NOT_ADMITTED', `${request.from} has not joined ${task.id}`);
+        }
+        store.touch(task.id, request.from, deps.clock.now());
+        if (request.kind === 'view') return { ok: true, announcement: latestAnnouncement(task.id) ?? null };
+        const runner = runners.get(task.id);
+        if (runner === undefined) {
+          throw new AilinkError(
+            'ROUND_STALE',
+            `no round of ${task.id} is open for ${request.stage} messages`,
+          );
+        }
+        runner.accept(request.stage, request.from, request.round, request.attempt, request.message);
+        return { ok: true };
+      } catch (err) {
+        if (hasCode(err)) return { ok: false, error: err.toJSON() };
+        return { ok: false, error: { code: 'INVALID_INPUT', message: (err as Error).message } };
+      }
+    },
+    start() {
+      if (started) return;
+      started = true;
+      for (const task of store.tasks()) if (task.status === 'running') startLoop(task);
+    },
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    finished(id, opts = {}) {
+      return new Promise((resolve, reject) => {
+        if (store.task(id)?.status === 'finished') return resolve();
+        const off = this.onEvent((e) => {
+          if (e.kind === 'finished' && e.task === id) {
+            off();
+            resolve();
+          }
+        });
+        opts.signal?.addEventListener('abort', () => {
+          off();
+          reject(opts.signal?.reason);
+        });
+      });
+    },
+    async stop() {
+      controller.abort(new AilinkError('ABORTED', 'the coordinator is stopping'));
+      await Promise.allSettled(loops);
+    },
+  };
+
+  /** The open attempt's current announcement, else the last round's outcome. */
+  function latestAnnouncement(task: string): unknown {
+    const open = store.openAttempt(task);
+    if (open !== undefined) return store.announcement(task, open.round, open.attempt, open.phase);
+    const attempts = store.attempts(task);
+    const last = attempts.at(-1);
+    return last && store.announcement(task, last.round, last.attempt, last.phase);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    };
+    const t = setTimeout(wake, ms);
+    signal?.addEventListener('abort', wake);
+  });
+}

@@ -1,0 +1,707 @@
+import {
+  addInto,
+  checkWeightedEncoding,
+  createSecAggServer,
+  decodeWeightedSum,
+  fedAdagrad,
+  fedAdam,
+  fedAvg,
+  fedAvgM,
+  fedYogi,
+  type SecAggServer,
+  type Strategy,
+  type StrategyState,
+  verifySigned,
+  type WeightedEncoding,
+} from '../aggregation/index.ts';
+import { fromHex, toHex } from '../shared/bytes.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import {
+  type Commitment,
+  decodeStoredUpdate,
+  encodeModelBytes,
+  type Manifest,
+  manifestBytes,
+  type Phase,
+  type RoundStage,
+  roundContext,
+  STAGES,
+  secAggShape,
+  sha256Hex,
+  signAnnouncement,
+  type TaskSpec,
+  toWire,
+  verifyCommitment,
+  type WireAnnouncement,
+} from '../task/index.ts';
+import {
+  AdvertSchema,
+  CommitmentSchema,
+  ConsistencySchema,
+  SharesSchema,
+  UnmaskSchema,
+} from '../task/messages.ts';
+import type { AttemptRow, AttemptSetup, CoordinatorStore, RoundRow, TaskRow } from './store.ts';
+
+/** Where round outputs go and inputs come from: storage objects, the chain, evaluation, gossip. */
+export interface RoundDeps {
+  readonly store: CoordinatorStore;
+  readonly objects: {
+    /** Stores public bytes (models, manifests) and returns the fid. */
+    put(bytes: Uint8Array, name: string): Promise<string>;
+    /** Reads an object (a participant's update, encrypted for the coordinator) within the deadline. */
+    get(fid: string, options: { signal: AbortSignal }): Promise<Uint8Array>;
+  };
+  readonly ledger: {
+    recordRound(task: string, round: number, manifestFid: string, digest: string): Promise<void>;
+    /** Rounds already anchored for the task, from the chain's index. */
+    anchored(task: string): { round: number; manifest: string; digest: string }[];
+  };
+  evaluate(
+    model: string,
+    weights: Float32Array,
+  ): Promise<{ accuracy: number; loss: number; examples: number }>;
+  publish(announcement: WireAnnouncement): Promise<void>;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly serverKey: Uint8Array;
+  readonly code: Manifest['code'];
+  log(line: string): void;
+  /** Told of every stage an attempt enters (progress bars, tests). */
+  onPhase?(key: { task: string; round: number; attempt: number }, phase: Phase): void;
+}
+
+/** What a round produced, for the caller's table and the HTTP API. */
+export type AttemptOutcome =
+  | { readonly kind: 'done'; readonly row: RoundRow }
+  | { readonly kind: 'aborted'; readonly reason: string };
+
+export function strategyOf(spec: TaskSpec): Strategy {
+  const s = spec.strategy;
+  switch (s.name) {
+    case 'fedavg':
+      return fedAvg({ serverLr: s.serverLr });
+    case 'fedavgm':
+      return fedAvgM({ serverLr: s.serverLr, momentum: s.momentum });
+    case 'fedadam':
+      return fedAdam({ eta: s.serverLr });
+    case 'fedyogi':
+      return fedYogi({ eta: s.serverLr });
+    case 'fedadagrad':
+      return fedAdagrad({ eta: s.serverLr });
+  }
+}
+
+export const encodingOf = (spec: TaskSpec): WeightedEncoding => ({
+  quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
+  maxWeight: spec.secagg.maxWeight,
+});
+
+const STAGE_DEADLINE: Record<RoundStage, keyof TaskSpec['deadlines']> = {
+  advertise: 'advertiseMs',
+  shares: 'sharesMs',
+  masked: 'trainMs',
+  consistency: 'consistencyMs',
+  unmask: 'unmaskMs',
+};
+
+/**
+ * One attempt of one round, driven through its stages. Every stage: announce (signed, gossiped), accept answers until
+ * everyone expected has answered or the deadline passes (the silent become dropouts), then feed the SecAgg server.
+ * `accept` is called by the transport for each inbound submission; it validates and persists before acknowledging.
+ * Built from the store, so a coordinator restarted mid-attempt resumes it: completed stages are replayed from their
+ * stored messages (the server is deterministic), the open stage keeps its answers and its deadline.
+ */
+export class AttemptRunner {
+  private server: SecAggServer | undefined;
+  private wake: (() => void) | undefined;
+  private readonly fetches = new Map<string, Promise<Uint32Array>>();
+  private bytesMoved = 0;
+  readonly dropouts: { account: string; stage: string }[] = [];
+
+  constructor(
+    private readonly deps: RoundDeps,
+    private readonly task: TaskRow,
+    private attempt: AttemptRow,
+    private readonly start: StrategyState,
+    private readonly parent: { fid: string; digest: string } | null,
+  ) {}
+
+  get phase(): string {
+    return this.attempt.phase;
+  }
+  get key() {
+    return { task: this.task.id, round: this.attempt.round, attempt: this.attempt.attempt };
+  }
+  get setup(): AttemptSetup {
+    return this.attempt.setup;
+  }
+  get context(): string {
+    return roundContext(this.task.id, this.attempt.round, this.attempt.attempt);
+  }
+  private get spec(): TaskSpec {
+    return this.task.spec;
+  }
+  private get secagg(): boolean {
+    return this.spec.secagg.enabled;
+  }
+  /** The stages this task runs: without SecAgg only the round start and the update. */
+  private get stages(): readonly RoundStage[] {
+    return this.secagg ? STAGES : ['advertise', 'masked'];
+  }
+
+  /** Who must still answer the open stage. */
+  expecting(): string[] {
+    const stage = this.attempt.phase as RoundStage;
+    const answered = new Set(
+      this.deps.store.messages(this.key.task, this.key.round, this.key.attempt, stage).map((m) => m.sender),
+    );
+    return this.expectedIn(stage).filter((a) => !answered.has(a));
+  }
+
+  private expectedIn(stage: RoundStage): string[] {
+    if (this.server !== undefined) return this.server.expecting();
+    // Without SecAgg: everyone in the cohort sends an update; nobody answers the round start.
+    return stage === 'masked' ? this.setup.cohort.map((c) => c.account) : [];
+  }
+
+  /**
+   * Validates and stores one submission. The same message twice is fine (a retry); a different one for a stage
+   * already answered is ROUND_DUPLICATE; anything for another round, attempt or stage is ROUND_STALE.
+   * @throws ROUND_STALE, ROUND_NOT_IN_COHORT, ROUND_DUPLICATE, ROUND_MESSAGE_INVALID, ROUND_SIGNATURE_INVALID
+   */
+  accept(stage: RoundStage, from: string, round: number, attempt: number, message: unknown): void {
+    const k = this.key;
+    if (round !== k.round || attempt !== k.attempt || stage !== this.attempt.phase) {
+      throw new AilinkError(
+        'ROUND_STALE',
+        `expected a ${this.attempt.phase} message for round ${k.round} attempt ${k.attempt}, got ${stage} for round ${round} attempt ${attempt}`,
+      );
+    }
+    const member = this.setup.cohort.find((c) => c.account === from);
+    if (member === undefined)
+      throw new AilinkError('ROUND_NOT_IN_COHORT', `${from} is not in the cohort of round ${k.round}`);
+    if (!this.expectedIn(stage).includes(from)) {
+      throw new AilinkError(
+        'ROUND_STALE',
+        `${from} is no longer expected in ${stage} (it dropped out earlier)`,
+      );
+    }
+    const wire = toWire(message);
+    if (stage === 'masked') {
+      const c = CommitmentSchema.parse(wire);
+      if (!verifyCommitment(fromHex(member.identityKey), this.context, c)) {
+        throw new AilinkError(
+          'ROUND_SIGNATURE_INVALID',
+          `the commitment of ${from} is not signed by its admitted key`,
+        );
+      }
+    } else {
+      const schema = {
+        advertise: AdvertSchema,
+        shares: SharesSchema,
+        consistency: ConsistencySchema,
+        unmask: UnmaskSchema,
+      }[stage];
+      const parsed = schema.safeParse(wire);
+      if (!parsed.success)
+        throw new AilinkError('ROUND_MESSAGE_INVALID', `malformed ${stage} message from ${from}`);
+      if (parsed.data.from !== from)
+        throw new AilinkError(
+          'ROUND_MESSAGE_INVALID',
+          `a ${stage} message from ${from} names ${parsed.data.from}`,
+        );
+      try {
+        verifySigned<unknown>(this.secAggParams(), stage, parsed.data);
+      } catch (err) {
+        throw new AilinkError('ROUND_SIGNATURE_INVALID', (err as Error).message);
+      }
+    }
+    const stored = this.deps.store.message(k.task, k.round, k.attempt, stage, from);
+    if (stored !== undefined) {
+      if (JSON.stringify(stored) === JSON.stringify(wire)) return;
+      throw new AilinkError('ROUND_DUPLICATE', `${from} already answered ${stage} with a different message`);
+    }
+    this.deps.store.addMessage(k.task, k.round, k.attempt, stage, from, wire);
+    if (stage === 'masked') this.startFetch(from, CommitmentSchema.parse(wire));
+    this.wake?.();
+  }
+
+  /** Runs the attempt from wherever it stands to done or aborted. */
+  async run(signal: AbortSignal): Promise<AttemptOutcome> {
+    try {
+      await this.replay();
+      for (;;) {
+        const phase = this.attempt.phase as Phase;
+        if (phase === 'done' || phase === 'aborted') break;
+        await this.announceCurrent();
+        await this.waitForAnswers(signal);
+        await this.closeStage(phase);
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const reason = hasCode(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+      await this.abort(reason);
+      return { kind: 'aborted', reason };
+    }
+    if (this.attempt.phase === 'aborted')
+      return { kind: 'aborted', reason: this.attempt.reason ?? 'aborted' };
+    const row = this.deps.store.rounds(this.key.task).find((r) => r.round === this.key.round);
+    if (row === undefined) throw new Error('a finished attempt left no round record');
+    return { kind: 'done', row };
+  }
+
+  private secAggParams() {
+    return {
+      context: this.context,
+      identities: new Map(this.setup.cohort.map((c) => [c.account, fromHex(c.identityKey)])),
+      k: this.setup.k,
+      t: this.setup.t,
+      graphSeed: fromHex(this.setup.graphSeed),
+      dimension: this.setup.dimension,
+    };
+  }
+
+  /** Rebuilds the SecAgg server's state from the stages this attempt has completed. */
+  private async replay(): Promise<void> {
+    if (!this.secagg) return;
+    this.server = createSecAggServer(this.secAggParams(), { identityKey: this.deps.serverKey });
+    const phaseAt = STAGES.indexOf(this.attempt.phase as RoundStage);
+    const finished = phaseAt === -1 ? STAGES.length : phaseAt;
+    // Updates whose commitments arrived before a restart are fetched again; once the survivors were announced, only
+    // theirs, so the replayed server reaches exactly the state the participants saw.
+    const k = this.key;
+    const announced = this.deps.store.announcement(k.task, k.round, k.attempt, 'consistency') as
+      | { body: { survivors: string[] } }
+      | undefined;
+    for (const m of this.stored('masked')) {
+      if (announced === undefined || announced.body.survivors.includes(m.sender))
+        this.startFetch(m.sender, CommitmentSchema.parse(m.body));
+    }
+    for (const stage of STAGES.slice(0, finished)) {
+      if (stage === 'unmask') break; // unmasking is the last step: closing it again is what finishing does
+      await this.feed(stage);
+    }
+  }
+
+  private stored(stage: RoundStage) {
+    return this.deps.store.messages(this.key.task, this.key.round, this.key.attempt, stage);
+  }
+
+  private async announceCurrent(): Promise<void> {
+    const phase = this.attempt.phase as Phase;
+    const k = this.key;
+    const wire = this.deps.store.announcement(k.task, k.round, k.attempt, phase) as
+      | WireAnnouncement
+      | undefined;
+    if (wire === undefined) throw new Error(`no announcement stored for ${phase}`);
+    // Gossip is best effort: a participant that missed it fetches the same announcement with `view`.
+    await this.deps.publish(wire).catch((err: Error) => this.deps.log(`gossip failed: ${err.message}`));
+  }
+
+  private waitForAnswers(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (signal.aborted) return done(() => reject(signal.reason));
+        if (this.expecting().length === 0 && this.fetchesSettledForPhase()) return done(resolve);
+        if (this.deps.clock.now() >= this.attempt.deadline) return done(resolve);
+      };
+      const timer = setInterval(check, 250);
+      const done = (f: () => void) => {
+        clearInterval(timer);
+        this.wake = undefined;
+        signal.removeEventListener('abort', check);
+        f();
+      };
+      this.wake = check;
+      signal.addEventListener('abort', check);
+      check();
+    });
+  }
+
+  private fetchesSettledForPhase(): boolean {
+    return this.attempt.phase !== 'masked' || [...this.fetches.values()].every((p) => settled.has(p));
+  }
+
+  private startFetch(from: string, c: Commitment): void {
+    if (this.fetches.has(from)) return;
+    const controller = new AbortController();
+    // The fetch may take until the stage's deadline plus the next stage's length; after that the sender is a dropout.
+    const budget =
+      Math.max(1000, this.attempt.deadline - this.deps.clock.now()) + this.spec.deadlines.consistencyMs;
+    const timer = setTimeout(
+      () =>
+        controller.abort(new AilinkError('TIMEOUT', `fetching the update of ${from} took over ${budget} ms`)),
+      budget,
+    );
+    const p = this.deps.objects
+      .get(c.fid, { signal: controller.signal })
+      .then((bytes) => {
+        if (sha256Hex(bytes) !== c.digest)
+          throw new AilinkError(
+            'ROUND_UPDATE_REFUSED',
+            `the update of ${from} does not hash to its commitment`,
+          );
+        this.bytesMoved += bytes.byteLength;
+        const u = decodeStoredUpdate(bytes, this.setup.dimension);
+        if (u.from !== from || u.context !== this.context)
+          throw new AilinkError(
+            'ROUND_UPDATE_REFUSED',
+            `the update of ${from} was made for ${u.from} in ${u.context}`,
+          );
+        if (!this.secagg) this.checkPlainUpdate(from, u.words);
+        else if (u.signature === null)
+          throw new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} carries no SecAgg signature`);
+        else {
+          const message = {
+            stage: 'masked' as const,
+            context: u.context,
+            from,
+            body: { masked: u.words },
+            signature: u.signature,
+          };
+          try {
+            verifySigned(this.secAggParams(), 'masked', message);
+          } catch (err) {
+            throw new AilinkError('ROUND_UPDATE_REFUSED', (err as Error).message);
+          }
+        }
+        this.maskedSignatures.set(from, u.signature);
+        return u.words;
+      })
+      .finally(() => {
+        clearTimeout(timer);
+        settled.add(p);
+        this.wake?.();
+      });
+    p.catch(() => {}); // failures are read at the stage's close
+    this.fetches.set(from, p);
+  }
+  private readonly maskedSignatures = new Map<string, Uint8Array | null>();
+
+  /** Without SecAgg the coordinator sees each update: every word must be a valid quantized value. */
+  private checkPlainUpdate(from: string, words: Uint32Array): void {
+    const top = 2 ** this.spec.secagg.bits - 1;
+    const d = words.length - 1;
+    for (let i = 0; i < d; i++) {
+      if (words[i]! > top)
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `the update of ${from} has ${words[i]} at ${i}, above ${top}`,
+        );
+    }
+    const weight = words[d]!;
+    if (weight < 1 || weight > this.spec.secagg.maxWeight)
+      throw new AilinkError(
+        'ROUND_UPDATE_REFUSED',
+        `the update of ${from} claims weight ${weight}, outside 1..${this.spec.secagg.maxWeight}`,
+      );
+  }
+
+  /** The masked updates that arrived whole, as the SecAgg server's messages (or plain vectors). */
+  private async fetchedUpdates(): Promise<Map<string, Uint32Array>> {
+    const out = new Map<string, Uint32Array>();
+    for (const [from, p] of this.fetches) {
+      try {
+        out.set(from, await p);
+      } catch (err) {
+        this.deps.log(`  update of ${from.slice(0, 8)}… refused: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /** Feeds a completed stage's stored messages to the server; returns the next announcement's body. */
+  private async feed(stage: RoundStage): Promise<unknown> {
+    const server = this.server;
+    const msgs = this.stored(stage).map((m) => m.body);
+    if (server === undefined) throw new Error('no SecAgg server');
+    switch (stage) {
+      case 'advertise': {
+        const out = server.collectAdverts(msgs.map((m) => AdvertSchema.parse(m)));
+        return { adverts: Object.fromEntries([...out].map(([id, list]) => [id, list.map(toWire)])) };
+      }
+      case 'shares': {
+        const out = server.collectShares(msgs.map((m) => SharesSchema.parse(m)));
+        return { inbox: Object.fromEntries([...out].map(([id, list]) => [id, list.map(toWire)])) };
+      }
+      case 'masked': {
+        const updates = await this.fetchedUpdates();
+        const masked = [...updates].map(([from, words]) => ({
+          stage: 'masked' as const,
+          context: this.context,
+          from,
+          body: { masked: words },
+          signature: this.maskedSignatures.get(from) ?? new Uint8Array(64),
+        }));
+        return { survivors: server.collectMasked(masked) };
+      }
+      case 'consistency': {
+        const sigs = server.collectConsistency(msgs.map((m) => ConsistencySchema.parse(m)));
+        return { signatures: sigs.map(toWire) };
+      }
+      case 'unmask':
+        throw new Error('unmask is closed by finish()');
+    }
+  }
+
+  private async closeStage(phase: RoundStage): Promise<void> {
+    const missing = this.expecting();
+    for (const account of missing) this.dropouts.push({ account, stage: phase });
+    if (missing.length > 0)
+      this.deps.log(
+        `  ${phase}: ${missing.length} dropped (${missing.map((m) => m.slice(0, 8)).join(', ')})`,
+      );
+    if (phase === 'unmask' || (!this.secagg && phase === 'masked')) {
+      await this.finish();
+      return;
+    }
+    if (!this.secagg) {
+      // advertise → masked: the round start needs no answers without SecAgg.
+      await this.advance('masked', { inbox: {} });
+      return;
+    }
+    const body = await this.feed(phase);
+    await this.advance(this.stages[this.stages.indexOf(phase) + 1]!, body);
+  }
+
+  private async advance(phase: RoundStage, body: unknown): Promise<void> {
+    const deadline = this.deps.clock.now() + this.spec.deadlines[STAGE_DEADLINE[phase]];
+    const k = this.key;
+    const wire = signAnnouncement(
+      { task: k.task, round: k.round, attempt: k.attempt, phase, deadline, body },
+      this.deps.serverKey,
+    );
+    this.deps.store.addAnnouncement(k.task, k.round, k.attempt, phase, wire);
+    this.deps.store.setPhase(k.task, k.round, k.attempt, phase, deadline);
+    this.attempt = { ...this.attempt, phase, deadline };
+    this.deps.onPhase?.(k, phase);
+  }
+
+  private async abort(reason: string): Promise<void> {
+    const k = this.key;
+    const wire = signAnnouncement(
+      {
+        task: k.task,
+        round: k.round,
+        attempt: k.attempt,
+        phase: 'aborted',
+        deadline: this.deps.clock.now(),
+        body: { reason: reason.slice(0, 2000) },
+      },
+      this.deps.serverKey,
+    );
+    this.deps.store.addAnnouncement(k.task, k.round, k.attempt, 'aborted', wire);
+    this.deps.store.setPhase(k.task, k.round, k.attempt, 'aborted', this.deps.clock.now(), reason);
+    this.attempt = { ...this.attempt, phase: 'aborted', reason };
+    await this.deps.publish(wire).catch(() => {});
+  }
+
+  /** Unmasks (or sums), applies the strategy, evaluates, stores the model and manifest, anchors, records. */
+  private async finish(): Promise<void> {
+    const spec = this.spec;
+    const encoding = encodingOf(spec);
+    let sum: Uint32Array;
+    let survivors: string[];
+    if (this.secagg) {
+      if (this.server === undefined) throw new Error('no SecAgg server');
+      const out = await this.server.unmask(this.stored('unmask').map((m) => UnmaskSchema.parse(m.body)));
+      sum = out.sum;
+      survivors = out.survivors;
+    } else {
+      const updates = await this.fetchedUpdates();
+      survivors = [...updates.keys()].sort();
+      if (survivors.length < spec.cohort.min) {
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `expected at least ${spec.cohort.min} valid updates, got ${survivors.length}`,
+        );
+      }
+      sum = new Uint32Array(this.setup.dimension);
+      for (const a of survivors) addInto(sum, updates.get(a)!);
+    }
+    checkWeightedEncoding(encoding, survivors.length);
+    const weighted = decodeWeightedSum(sum, encoding, survivors.length);
+    const next = strategyOf(spec).aggregate(this.start, weighted);
+    const metrics = await this.deps.evaluate(spec.model.name, next.global);
+    const k = this.key;
+    const modelBytes = encodeModelBytes(spec.model.name, next.global);
+    const modelHash = sha256Hex(modelBytes);
+    const modelFid = await this.deps.objects.put(modelBytes, `${k.task}/round-${k.round}/model.ailm`);
+    const commitments = this.stored('masked')
+      .filter((m) => survivors.includes(m.sender))
+      .map((m) => ({ account: m.sender, ...(m.body as { fid: string; digest: string; signature: string }) }));
+    const now = this.deps.clock.now();
+    const manifest: Manifest = {
+      version: 1,
+      task: k.task,
+      spec: this.task.digest,
+      round: k.round,
+      attempt: k.attempt,
+      parent: this.parent,
+      startModel: this.setup.startModel,
+      model: { fid: modelFid, hash: modelHash, name: spec.model.name, parameters: next.global.length },
+      cohort: this.setup.cohort.map((c) => c.account),
+      survivors,
+      dropouts: this.setup.cohort
+        .map((c) => c.account)
+        .filter((a) => !survivors.includes(a))
+        .map((account) => ({
+          account,
+          stage: this.dropouts.find((d) => d.account === account)?.stage ?? 'unmask',
+        })),
+      updates: commitments,
+      strategy: { ...spec.strategy },
+      secagg: {
+        enabled: this.secagg,
+        k: this.setup.k,
+        t: this.setup.t,
+        range: spec.secagg.range,
+        bits: spec.secagg.bits,
+        maxWeight: spec.secagg.maxWeight,
+      },
+      privacy: { mechanism: 'none', epsilonSpent: null, delta: null },
+      metrics: {
+        accuracy: metrics.accuracy,
+        loss: metrics.loss,
+        testExamples: metrics.examples,
+        examples: weighted.totalWeight,
+      },
+      code: this.deps.code,
+      startedAt: this.attempt.startedAt,
+      finishedAt: now,
+    };
+    const bytes = manifestBytes(manifest);
+    const digest = sha256Hex(bytes);
+    // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
+    const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
+    let manifestFid: string;
+    let manifestDigest: string;
+    if (already !== undefined) {
+      manifestFid = already.manifest;
+      manifestDigest = already.digest;
+    } else {
+      manifestFid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/manifest.json`);
+      manifestDigest = digest;
+      await this.deps.ledger.recordRound(k.task, k.round, manifestFid, manifestDigest);
+    }
+    const row: RoundRow = {
+      task: k.task,
+      round: k.round,
+      attempt: k.attempt,
+      modelFid,
+      modelHash,
+      manifestFid,
+      manifestDigest,
+      accuracy: metrics.accuracy,
+      loss: metrics.loss,
+      survivors: survivors.length,
+      cohort: this.setup.cohort.length,
+      seconds: (now - this.attempt.startedAt) / 1000,
+      bytes: this.bytesMoved + modelBytes.byteLength + bytes.byteLength,
+      finishedAt: now,
+    };
+    this.deps.store.finishRound(row, next.state);
+    const wire = signAnnouncement(
+      {
+        task: k.task,
+        round: k.round,
+        attempt: k.attempt,
+        phase: 'done',
+        deadline: now,
+        body: {
+          model: { fid: modelFid, hash: modelHash },
+          manifest: { fid: manifestFid, digest: manifestDigest },
+          accuracy: metrics.accuracy,
+          loss: metrics.loss,
+        },
+      },
+      this.deps.serverKey,
+    );
+    this.deps.store.addAnnouncement(k.task, k.round, k.attempt, 'done', wire);
+    this.attempt = { ...this.attempt, phase: 'done' };
+    await this.deps.publish(wire).catch(() => {});
+  }
+}
+
+const settled = new WeakSet<Promise<unknown>>();
+
+/**
+ * Opens a new attempt: samples the cohort from the participants seen recently, draws the graph seed, and stores
+ * and signs the round-start announcement.
+ * @throws ROUND_NOT_ADMITTED when fewer than cohort.min participants are online
+ */
+export function openAttempt(
+  deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'>,
+  task: TaskRow,
+  round: number,
+  startModel: { fid: string; hash: string },
+  parameters: number,
+  onlineWithinMs: number,
+): AttemptRow {
+  const now = deps.clock.now();
+  const online = deps.store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
+  const spec = task.spec;
+  if (online.length < spec.cohort.min) {
+    throw new AilinkError(
+      'ROUND_NOT_ADMITTED',
+      `round ${round} needs at least ${spec.cohort.min} participants online, ${online.length} are`,
+    );
+  }
+  // Uniform sample without replacement (Fisher–Yates on injected randomness).
+  const pool = [...online];
+  const bytes = deps.random(4 * pool.length);
+  for (let i = pool.length - 1; i > 0; i--) {
+    const j = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4 * i, true) % (i + 1);
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  const cohort = pool
+    .slice(0, spec.cohort.size)
+    .map((p) => ({ account: p.account, identityKey: p.identityKey }))
+    .sort((a, b) => (a.account < b.account ? -1 : 1));
+  const { k, t } = secAggShape(spec, cohort.length);
+  const previous = deps.store.attempts(task.id, round);
+  const attempt = previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
+  const setup: AttemptSetup = {
+    cohort,
+    graphSeed: toHex(deps.random(32)),
+    k,
+    t,
+    dimension: parameters + 1,
+    startModel,
+  };
+  const deadline = now + spec.deadlines.advertiseMs;
+  const row: AttemptRow = {
+    task: task.id,
+    round,
+    attempt,
+    phase: 'advertise',
+    deadline,
+    setup,
+    startedAt: now,
+    reason: null,
+  };
+  deps.store.addAttempt(row);
+  const wire = signAnnouncement(
+    {
+      task: task.id,
+      round,
+      attempt,
+      phase: 'advertise',
+      deadline,
+      body: {
+        cohort,
+        secagg: spec.secagg.enabled,
+        graphSeed: setup.graphSeed,
+        k,
+        t,
+        dimension: setup.dimension,
+        model: startModel,
+      },
+    },
+    deps.serverKey,
+  );
+  deps.store.addAnnouncement(task.id, round, attempt, 'advertise', wire);
+  return row;
+}

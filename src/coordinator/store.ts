@@ -1,0 +1,335 @@
+import Database from 'better-sqlite3';
+import type { StrategyState } from '../aggregation/index.ts';
+import type { TaskSpec } from '../task/index.ts';
+
+/**
+ * The coordinator's durable state, one SQLite file. Every accepted message and every stage transition is written
+ * before it is acted on, and a finished round (its record and the new global state) in one transaction, so a
+ * coordinator killed at any point resumes the same attempt, from the same messages, and never loses or repeats a
+ * completed round.
+ */
+
+export interface TaskRow {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly digest: string;
+  readonly createdAt: number;
+  readonly status: 'running' | 'finished';
+}
+
+export interface ParticipantRow {
+  readonly task: string;
+  readonly account: string;
+  readonly identityKey: string;
+  readonly peer: { peerId: string; addrs: string[] };
+  readonly joinedAt: number;
+  readonly lastSeen: number;
+}
+
+export interface AttemptSetup {
+  readonly cohort: { account: string; identityKey: string }[];
+  readonly graphSeed: string;
+  readonly k: number;
+  readonly t: number;
+  readonly dimension: number;
+  readonly startModel: { fid: string; hash: string };
+}
+
+export interface AttemptRow {
+  readonly task: string;
+  readonly round: number;
+  readonly attempt: number;
+  readonly phase: string;
+  readonly deadline: number;
+  readonly setup: AttemptSetup;
+  readonly startedAt: number;
+  readonly reason: string | null;
+}
+
+export interface RoundRow {
+  readonly task: string;
+  readonly round: number;
+  readonly attempt: number;
+  readonly modelFid: string;
+  readonly modelHash: string;
+  readonly manifestFid: string;
+  readonly manifestDigest: string;
+  readonly accuracy: number;
+  readonly loss: number;
+  readonly survivors: number;
+  readonly cohort: number;
+  readonly seconds: number;
+  readonly bytes: number;
+  readonly finishedAt: number;
+}
+
+export interface CoordinatorStore {
+  addTask(row: TaskRow): void;
+  task(id: string): TaskRow | undefined;
+  tasks(): TaskRow[];
+  finishTask(id: string): void;
+
+  upsertParticipant(row: ParticipantRow): void;
+  participant(task: string, account: string): ParticipantRow | undefined;
+  participants(task: string): ParticipantRow[];
+  touch(task: string, account: string, at: number): void;
+
+  /** The open attempt of a task (at most one), if any. */
+  openAttempt(task: string): AttemptRow | undefined;
+  attempts(task: string, round?: number): AttemptRow[];
+  addAttempt(row: AttemptRow): void;
+  setPhase(
+    task: string,
+    round: number,
+    attempt: number,
+    phase: string,
+    deadline: number,
+    reason?: string,
+  ): void;
+
+  addAnnouncement(task: string, round: number, attempt: number, phase: string, wire: unknown): void;
+  announcement(task: string, round: number, attempt: number, phase: string): unknown;
+
+  /** Stores a stage message; false when the sender already has one for that stage (the first one stands). */
+  addMessage(
+    task: string,
+    round: number,
+    attempt: number,
+    stage: string,
+    sender: string,
+    body: unknown,
+  ): boolean;
+  message(task: string, round: number, attempt: number, stage: string, sender: string): unknown;
+  messages(task: string, round: number, attempt: number, stage: string): { sender: string; body: unknown }[];
+
+  /** Records a finished round and the strategy state after it, atomically. */
+  finishRound(row: RoundRow, state: StrategyState): void;
+  rounds(task: string): RoundRow[];
+  /** The strategy state after the last finished round; undefined before round 0 finishes. */
+  strategyState(task: string): StrategyState | undefined;
+  close(): void;
+}
+
+/** Float arrays travel as base64 of their bytes inside the state's JSON. */
+function encodeState(state: StrategyState): string {
+  const b64 = (a: Float32Array | Float64Array) =>
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+  return JSON.stringify({
+    strategy: state.strategy,
+    round: state.round,
+    global: b64(state.global),
+    buffers: Object.fromEntries(Object.entries(state.buffers).map(([k, v]) => [k, b64(v)])),
+  });
+}
+
+function decodeState(text: string): StrategyState {
+  const raw = JSON.parse(text) as {
+    strategy: string;
+    round: number;
+    global: string;
+    buffers: Record<string, string>;
+  };
+  const bytes = (s: string) => {
+    const b = Buffer.from(s, 'base64');
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  };
+  return {
+    strategy: raw.strategy,
+    round: raw.round,
+    global: new Float32Array(bytes(raw.global)),
+    buffers: Object.fromEntries(Object.entries(raw.buffers).map(([k, v]) => [k, new Float64Array(bytes(v))])),
+  };
+}
+
+export function openCoordinatorStore(path: string): CoordinatorStore {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, spec TEXT NOT NULL, digest TEXT NOT NULL,
+      created_at INTEGER NOT NULL, status TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS participants (task TEXT NOT NULL, account TEXT NOT NULL, identity_key TEXT NOT NULL,
+      peer TEXT NOT NULL, joined_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, PRIMARY KEY (task, account));
+    CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
+      phase TEXT NOT NULL, deadline INTEGER NOT NULL, setup TEXT NOT NULL, started_at INTEGER NOT NULL, reason TEXT,
+      PRIMARY KEY (task, round, attempt));
+    CREATE TABLE IF NOT EXISTS announcements (task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
+      phase TEXT NOT NULL, wire TEXT NOT NULL, PRIMARY KEY (task, round, attempt, phase));
+    CREATE TABLE IF NOT EXISTS messages (task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
+      stage TEXT NOT NULL, sender TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (task, round, attempt, stage, sender));
+    CREATE TABLE IF NOT EXISTS rounds (task TEXT NOT NULL, round INTEGER NOT NULL, record TEXT NOT NULL,
+      PRIMARY KEY (task, round));
+    CREATE TABLE IF NOT EXISTS strategy (task TEXT PRIMARY KEY, state TEXT NOT NULL);
+  `);
+  type AttemptDb = {
+    task: string;
+    round: number;
+    attempt: number;
+    phase: string;
+    deadline: number;
+    setup: string;
+    started_at: number;
+    reason: string | null;
+  };
+  const attemptOf = (r: AttemptDb): AttemptRow => ({
+    task: r.task,
+    round: r.round,
+    attempt: r.attempt,
+    phase: r.phase,
+    deadline: r.deadline,
+    setup: JSON.parse(r.setup) as AttemptSetup,
+    startedAt: r.started_at,
+    reason: r.reason,
+  });
+  type TaskDb = { id: string; spec: string; digest: string; created_at: number; status: TaskRow['status'] };
+  const taskOf = (r: TaskDb): TaskRow => ({
+    id: r.id,
+    spec: JSON.parse(r.spec) as TaskSpec,
+    digest: r.digest,
+    createdAt: r.created_at,
+    status: r.status,
+  });
+  type ParticipantDb = {
+    task: string;
+    account: string;
+    identity_key: string;
+    peer: string;
+    joined_at: number;
+    last_seen: number;
+  };
+  const participantOf = (r: ParticipantDb): ParticipantRow => ({
+    task: r.task,
+    account: r.account,
+    identityKey: r.identity_key,
+    peer: JSON.parse(r.peer) as ParticipantRow['peer'],
+    joinedAt: r.joined_at,
+    lastSeen: r.last_seen,
+  });
+  const q = {
+    addTask: db.prepare('INSERT INTO tasks (id, spec, digest, created_at, status) VALUES (?, ?, ?, ?, ?)'),
+    task: db.prepare<[string], TaskDb>('SELECT * FROM tasks WHERE id = ?'),
+    tasks: db.prepare<[], TaskDb>('SELECT * FROM tasks ORDER BY created_at, id'),
+    finishTask: db.prepare("UPDATE tasks SET status = 'finished' WHERE id = ?"),
+    upsertParticipant: db.prepare(
+      `INSERT INTO participants (task, account, identity_key, peer, joined_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (task, account) DO UPDATE SET peer = excluded.peer, last_seen = excluded.last_seen`,
+    ),
+    participant: db.prepare<[string, string], ParticipantDb>(
+      'SELECT * FROM participants WHERE task = ? AND account = ?',
+    ),
+    participants: db.prepare<[string], ParticipantDb>(
+      'SELECT * FROM participants WHERE task = ? ORDER BY account',
+    ),
+    touch: db.prepare('UPDATE participants SET last_seen = max(last_seen, ?) WHERE task = ? AND account = ?'),
+    openAttempt: db.prepare<[string], AttemptDb>(
+      "SELECT * FROM attempts WHERE task = ? AND phase NOT IN ('done', 'aborted') ORDER BY round DESC, attempt DESC LIMIT 1",
+    ),
+    attempts: db.prepare<[string], AttemptDb>(
+      'SELECT * FROM attempts WHERE task = ? ORDER BY round, attempt',
+    ),
+    addAttempt: db.prepare(
+      'INSERT INTO attempts (task, round, attempt, phase, deadline, setup, started_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    setPhase: db.prepare(
+      'UPDATE attempts SET phase = ?, deadline = ?, reason = coalesce(?, reason) WHERE task = ? AND round = ? AND attempt = ?',
+    ),
+    addAnnouncement: db.prepare(
+      'INSERT OR REPLACE INTO announcements (task, round, attempt, phase, wire) VALUES (?, ?, ?, ?, ?)',
+    ),
+    announcement: db.prepare<[string, number, number, string], { wire: string }>(
+      'SELECT wire FROM announcements WHERE task = ? AND round = ? AND attempt = ? AND phase = ?',
+    ),
+    addMessage: db.prepare(
+      'INSERT OR IGNORE INTO messages (task, round, attempt, stage, sender, body) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    message: db.prepare<[string, number, number, string, string], { body: string }>(
+      'SELECT body FROM messages WHERE task = ? AND round = ? AND attempt = ? AND stage = ? AND sender = ?',
+    ),
+    messages: db.prepare<[string, number, number, string], { sender: string; body: string }>(
+      'SELECT sender, body FROM messages WHERE task = ? AND round = ? AND attempt = ? AND stage = ? ORDER BY sender',
+    ),
+    addRound: db.prepare('INSERT INTO rounds (task, round, record) VALUES (?, ?, ?)'),
+    rounds: db.prepare<[string], { record: string }>(
+      'SELECT record FROM rounds WHERE task = ? ORDER BY round',
+    ),
+    setState: db.prepare(
+      'INSERT INTO strategy (task, state) VALUES (?, ?) ON CONFLICT (task) DO UPDATE SET state = excluded.state',
+    ),
+    state: db.prepare<[string], { state: string }>('SELECT state FROM strategy WHERE task = ?'),
+  };
+  const finishRound = db.transaction((row: RoundRow, state: StrategyState) => {
+    q.addRound.run(row.task, row.round, JSON.stringify(row));
+    q.setState.run(row.task, encodeState(state));
+    q.setPhase.run('done', row.finishedAt, null, row.task, row.round, row.attempt);
+  });
+
+  return {
+    addTask: (r) => void q.addTask.run(r.id, JSON.stringify(r.spec), r.digest, r.createdAt, r.status),
+    task: (id) => {
+      const r = q.task.get(id);
+      return r && taskOf(r);
+    },
+    tasks: () => q.tasks.all().map(taskOf),
+    finishTask: (id) => void q.finishTask.run(id),
+    upsertParticipant: (r) =>
+      void q.upsertParticipant.run(
+        r.task,
+        r.account,
+        r.identityKey,
+        JSON.stringify(r.peer),
+        r.joinedAt,
+        r.lastSeen,
+      ),
+    participant: (task, account) => {
+      const r = q.participant.get(task, account);
+      return r && participantOf(r);
+    },
+    participants: (task) => q.participants.all(task).map(participantOf),
+    touch: (task, account, at) => void q.touch.run(at, task, account),
+    openAttempt: (task) => {
+      const r = q.openAttempt.get(task);
+      return r && attemptOf(r);
+    },
+    attempts: (task, round) =>
+      q.attempts
+        .all(task)
+        .map(attemptOf)
+        .filter((a) => round === undefined || a.round === round),
+    addAttempt: (r) =>
+      void q.addAttempt.run(
+        r.task,
+        r.round,
+        r.attempt,
+        r.phase,
+        r.deadline,
+        JSON.stringify(r.setup),
+        r.startedAt,
+        r.reason,
+      ),
+    setPhase: (task, round, attempt, phase, deadline, reason) =>
+      void q.setPhase.run(phase, deadline, reason ?? null, task, round, attempt),
+    addAnnouncement: (task, round, attempt, phase, wire) =>
+      void q.addAnnouncement.run(task, round, attempt, phase, JSON.stringify(wire)),
+    announcement: (task, round, attempt, phase) => {
+      const r = q.announcement.get(task, round, attempt, phase);
+      return r && (JSON.parse(r.wire) as unknown);
+    },
+    addMessage: (task, round, attempt, stage, sender, body) =>
+      q.addMessage.run(task, round, attempt, stage, sender, JSON.stringify(body)).changes === 1,
+    message: (task, round, attempt, stage, sender) => {
+      const r = q.message.get(task, round, attempt, stage, sender);
+      return r && (JSON.parse(r.body) as unknown);
+    },
+    messages: (task, round, attempt, stage) =>
+      q.messages
+        .all(task, round, attempt, stage)
+        .map((r) => ({ sender: r.sender, body: JSON.parse(r.body) as unknown })),
+    finishRound: (row, state) => finishRound(row, state),
+    rounds: (task) => q.rounds.all(task).map((r) => JSON.parse(r.record) as RoundRow),
+    strategyState: (task) => {
+      const r = q.state.get(task);
+      return r && decodeState(r.state);
+    },
+    close: () => db.close(),
+  };
+}

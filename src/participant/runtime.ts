@@ -1,0 +1,415 @@
+import {
+  createSecAggClient,
+  encodeWeightedUpdate,
+  type SecAggClient,
+  signingKeyPair,
+} from '../aggregation/index.ts';
+import { admissionMessage } from '../chain/index.ts';
+import type { Account } from '../shared/account.ts';
+import { fromHex, toHex } from '../shared/bytes.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+import {
+  type Announcement,
+  decodeModelBytes,
+  encodeStoredUpdate,
+  type Manifest,
+  manifestDigest,
+  type Phase,
+  parseAnnouncement,
+  parseManifest,
+  type RoundStage,
+  roundContext,
+  sha256Hex,
+  signCommitment,
+  type TaskSpec,
+  taskDigest,
+  taskTopic,
+  toWire,
+} from '../task/index.ts';
+import type { ImageDataset } from './idx.ts';
+
+/** How a participant reaches its coordinator: HTTP for the task and joining, p2p for round traffic. */
+export interface CoordinatorLink {
+  task(id: string): Promise<{ spec: TaskSpec; digest: string }>;
+  join(task: string, request: { account: string; identityKey: string; signature: string }): Promise<void>;
+  /** One request/reply on the round protocol (with its own deadline). */
+  request(
+    body: unknown,
+    options: { signal?: AbortSignal },
+  ): Promise<{ ok: boolean; error?: { code: string; message: string }; announcement?: unknown }>;
+  subscribe(topic: string, handler: (data: unknown) => void): () => void;
+}
+
+export interface ParticipantDeps {
+  readonly account: Account;
+  /** Ed25519 private key that signs this participant's round messages (kept for the whole task). */
+  readonly identityKey: Uint8Array;
+  readonly link: CoordinatorLink;
+  /** What the chain says about the task: the spec digest and the anchored rounds. */
+  readonly chain: {
+    taskSpecDigest(task: string): Promise<string | undefined>;
+    anchored(task: string): Promise<{ round: number; manifest: string; digest: string }[]>;
+  };
+  readonly objects: {
+    get(fid: string, options: { signal?: AbortSignal }): Promise<Uint8Array>;
+    /** Stores bytes encrypted so that only `reader` (an X25519 key, hex) and the owner can read them. */
+    putFor(bytes: Uint8Array, reader: string, name: string): Promise<string>;
+  };
+  readonly trainer: {
+    train(job: {
+      model: string;
+      weights: Float32Array;
+      data: ImageDataset;
+      epochs: number;
+      batchSize: number;
+      learningRate: number;
+      seed: string;
+    }): Promise<{ weights: Float32Array; loss: number; examples: number; seconds: number }>;
+  };
+  readonly data: ImageDataset;
+  readonly clock: Clock;
+  readonly random: Random;
+  log(line: string): void;
+}
+
+export interface ParticipantOptions {
+  readonly task: string;
+  /** Simulates a participant that goes silent at a stage of a round (demo and tests). */
+  readonly dropAt?: { round: number; stage: RoundStage };
+  /** How often to ask the coordinator for the current announcement when gossip is quiet (default 1 s). */
+  readonly pollMs?: number;
+  /** Deadline of one request to the coordinator (default 10 s). */
+  readonly requestTimeoutMs?: number;
+  /** Called with this participant's encoded (quantized, unmasked) update: tests compare sums with it. */
+  readonly onEncodedUpdate?: (round: number, words: Uint32Array) => void;
+}
+
+export type ParticipantEvent =
+  | { kind: 'trained'; round: number; loss: number; examples: number; seconds: number }
+  | { kind: 'submitted'; round: number; stage: RoundStage }
+  | { kind: 'round'; round: number; phase: 'done' | 'aborted'; accuracy?: number }
+  | { kind: 'refused'; round: number; reason: string };
+
+export interface Participant {
+  /** Joins, then takes part in every round it is sampled for until the task's last round is done. */
+  run(signal: AbortSignal): Promise<void>;
+  onEvent(listener: (e: ParticipantEvent) => void): void;
+}
+
+interface AttemptState {
+  readonly round: number;
+  readonly attempt: number;
+  readonly context: string;
+  readonly client: SecAggClient | undefined;
+  readonly training: Promise<{ delta: Float32Array; examples: number }>;
+  readonly done: Set<Phase>;
+  dropped: boolean;
+}
+
+/**
+ * An organisation's side of a task: verifies the task against the chain, joins, and for each round it is sampled in,
+ * verifies the starting model, trains on its own data (in a worker), and answers each SecAgg stage; its update leaves
+ * only masked and encrypted for the coordinator. Survives coordinator restarts: announcements are also polled, and
+ * every request is retried until the stage's deadline.
+ */
+export function createParticipant(deps: ParticipantDeps, options: ParticipantOptions): Participant {
+  const me = deps.account.address;
+  const identityPublic = toHex(signingKeyPair(() => deps.identityKey).publicKey);
+  const listeners = new Set<(e: ParticipantEvent) => void>();
+  const emit = (e: ParticipantEvent) => {
+    for (const l of listeners) l(e);
+  };
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  let spec: TaskSpec;
+  let current: AttemptState | undefined;
+  let lastDone = -1;
+
+  /** The model a round starts from must be the task's initial model or the one the chain anchored last round. */
+  async function verifiedStartModel(a: Extract<Announcement, { phase: 'advertise' }>): Promise<Float32Array> {
+    let expected: string;
+    if (a.round === 0) expected = spec.model.initialHash;
+    else {
+      const anchored = (await deps.chain.anchored(options.task)).find((r) => r.round === a.round - 1);
+      if (anchored === undefined)
+        throw new AilinkError(
+          'MODEL_UNVERIFIED',
+          `round ${a.round - 1} of ${options.task} is not anchored on chain`,
+        );
+      const bytes = await deps.objects.get(anchored.manifest, {});
+      const manifest: Manifest = parseManifest(bytes);
+      if (manifestDigest(manifest) !== anchored.digest)
+        throw new AilinkError(
+          'MODEL_UNVERIFIED',
+          `the manifest of round ${a.round - 1} does not match its anchored digest`,
+        );
+      expected = manifest.model.hash;
+    }
+    if (a.body.model.hash !== expected) {
+      throw new AilinkError(
+        'MODEL_UNVERIFIED',
+        `round ${a.round} starts from model ${a.body.model.hash.slice(0, 16)}…, the chain says ${expected.slice(0, 16)}…`,
+      );
+    }
+    const bytes = await deps.objects.get(a.body.model.fid, {});
+    if (sha256Hex(bytes) !== expected)
+      throw new AilinkError(
+        'MODEL_UNVERIFIED',
+        `the model stored as ${a.body.model.fid.slice(0, 16)}… does not hash to ${expected.slice(0, 16)}…`,
+      );
+    return decodeModelBytes(bytes).weights;
+  }
+
+  async function submit(
+    state: AttemptState,
+    stage: RoundStage,
+    message: unknown,
+    deadline: number,
+  ): Promise<void> {
+    const body = {
+      kind: 'submit',
+      task: options.task,
+      round: state.round,
+      attempt: state.attempt,
+      from: me,
+      stage,
+      message: toWire(message),
+    };
+    // Retried until the stage's deadline: the coordinator may be restarting.
+    for (;;) {
+      try {
+        const reply = await deps.link.request(body, { signal: AbortSignal.timeout(requestTimeoutMs) });
+        if (reply.ok) {
+          emit({ kind: 'submitted', round: state.round, stage });
+          return;
+        }
+        throw new AilinkError('ROUND_MESSAGE_INVALID', `${reply.error?.code}: ${reply.error?.message}`, {
+          details: { remote: reply.error?.code },
+        });
+      } catch (err) {
+        const remote = hasCode(err) ? (err.details?.remote as string | undefined) : undefined;
+        // A refusal by the coordinator is final for this stage; a transport failure is retried.
+        if (remote !== undefined || deps.clock.now() >= deadline) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  async function onAnnouncement(a: Announcement): Promise<void> {
+    if (a.task !== options.task) return;
+    if (a.phase === 'done' || a.phase === 'aborted') {
+      if (a.phase === 'done' && a.round > lastDone) {
+        lastDone = a.round;
+        emit({ kind: 'round', round: a.round, phase: 'done', accuracy: a.body.accuracy });
+      }
+      if (current && current.round === a.round && current.attempt === a.attempt) {
+        if (a.phase === 'aborted') emit({ kind: 'round', round: a.round, phase: 'aborted' });
+        current = undefined;
+      }
+      return;
+    }
+    if (a.phase === 'advertise') {
+      if (current && current.round === a.round && current.attempt === a.attempt) return;
+      const member = a.body.cohort.find((c) => c.account === me);
+      current = undefined;
+      if (member === undefined) return;
+      if (member.identityKey !== identityPublic) {
+        emit({
+          kind: 'refused',
+          round: a.round,
+          reason: 'the cohort lists another round key for this account',
+        });
+        return;
+      }
+      let global: Float32Array;
+      try {
+        global = await verifiedStartModel(a);
+      } catch (err) {
+        emit({ kind: 'refused', round: a.round, reason: (err as Error).message });
+        deps.log(`refusing round ${a.round}: ${(err as Error).message}`);
+        return;
+      }
+      const context = roundContext(options.task, a.round, a.attempt);
+      const training = deps.trainer
+        .train({
+          model: spec.model.name,
+          weights: global.slice(),
+          data: deps.data,
+          epochs: spec.local.epochs,
+          batchSize: spec.local.batchSize,
+          learningRate: spec.local.learningRate,
+          seed: `${me}/${context}`,
+        })
+        .then((r) => {
+          emit({ kind: 'trained', round: a.round, loss: r.loss, examples: r.examples, seconds: r.seconds });
+          const delta = new Float32Array(global.length);
+          for (let i = 0; i < delta.length; i++) {
+            const d = r.weights[i]! - global[i]!;
+            if (!Number.isFinite(d))
+              throw new AilinkError(
+                'ROUND_UPDATE_REFUSED',
+                `local training produced a non-finite weight at ${i}`,
+              );
+            delta[i] = d;
+          }
+          return { delta, examples: r.examples };
+        });
+      training.catch(() => {});
+      const client = a.body.secagg
+        ? createSecAggClient(
+            me,
+            { identityKey: deps.identityKey, random: deps.random },
+            {
+              context,
+              identities: new Map(a.body.cohort.map((c) => [c.account, fromHex(c.identityKey)])),
+              k: a.body.k,
+              t: a.body.t,
+              graphSeed: fromHex(a.body.graphSeed),
+              serverKey: fromHex(spec.coordinator.serverKey),
+              dimension: a.body.dimension,
+            },
+          )
+        : undefined;
+      current = {
+        round: a.round,
+        attempt: a.attempt,
+        context,
+        client,
+        training,
+        done: new Set(),
+        dropped: false,
+      };
+    }
+    const state = current;
+    if (state === undefined || state.round !== a.round || state.attempt !== a.attempt) return;
+    if (state.done.has(a.phase) || state.dropped) return;
+    state.done.add(a.phase);
+    if (options.dropAt && options.dropAt.round === a.round && options.dropAt.stage === a.phase) {
+      state.dropped = true;
+      deps.log(`dropping out of round ${a.round} at ${a.phase} (as asked)`);
+      return;
+    }
+    await answer(state, a);
+  }
+
+  async function answer(state: AttemptState, a: Announcement): Promise<void> {
+    const client = state.client;
+    switch (a.phase) {
+      case 'advertise':
+        if (client) await submit(state, 'advertise', client.advertise(), a.deadline);
+        return;
+      case 'shares':
+        if (client)
+          await submit(state, 'shares', await client.shareKeys(a.body.adverts[me] ?? []), a.deadline);
+        return;
+      case 'masked': {
+        const { delta, examples } = await state.training;
+        const weight = Math.min(examples, spec.secagg.maxWeight);
+        const encoding = {
+          quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
+          maxWeight: spec.secagg.maxWeight,
+        };
+        const encoded = encodeWeightedUpdate(delta, weight, encoding, deps.random);
+        options.onEncodedUpdate?.(state.round, encoded);
+        const masked = client ? client.maskedInput(a.body.inbox[me] ?? [], encoded) : undefined;
+        const bytes = encodeStoredUpdate({
+          context: state.context,
+          from: me,
+          signature: masked?.signature ?? null,
+          words: masked?.body.masked ?? encoded,
+        });
+        const fid = await deps.objects.putFor(
+          bytes,
+          spec.coordinator.readerKey,
+          `${options.task}/round-${state.round}/${me}.update`,
+        );
+        await submit(
+          state,
+          'masked',
+          signCommitment(deps.identityKey, state.context, fid, sha256Hex(bytes)),
+          a.deadline,
+        );
+        return;
+      }
+      case 'consistency':
+        if (client) await submit(state, 'consistency', client.consistency(a.body.survivors), a.deadline);
+        return;
+      case 'unmask':
+        if (client) await submit(state, 'unmask', client.unmask(a.body.signatures), a.deadline);
+        return;
+    }
+  }
+
+  return {
+    onEvent: (l) => void listeners.add(l),
+    async run(signal) {
+      const task = await deps.link.task(options.task);
+      const onChain = await deps.chain.taskSpecDigest(options.task);
+      if (onChain === undefined || onChain !== taskDigest(task.spec)) {
+        throw new AilinkError(
+          'TASK_UNVERIFIED',
+          onChain === undefined
+            ? `task ${options.task} is not recorded on chain`
+            : `the coordinator's spec of ${options.task} hashes to ${taskDigest(task.spec).slice(0, 16)}…, the chain recorded ${onChain.slice(0, 16)}…`,
+        );
+      }
+      spec = task.spec;
+      const signature = toHex(deps.account.sign(admissionMessage(options.task, identityPublic)));
+      await deps.link.join(options.task, { account: me, identityKey: identityPublic, signature });
+      deps.log(`joined ${options.task} as ${me.slice(0, 8)}…`);
+
+      // Announcements are handled one at a time, in arrival order; older phases of the same attempt are skipped.
+      let queue = Promise.resolve();
+      const serverKey = fromHex(spec.coordinator.serverKey);
+      const seen = new Set<string>();
+      const enqueue = (raw: unknown) => {
+        let a: Announcement;
+        try {
+          a = parseAnnouncement(raw, serverKey);
+        } catch (err) {
+          deps.log(`ignoring an announcement: ${(err as Error).message}`);
+          return;
+        }
+        const key = `${a.round}/${a.attempt}/${a.phase}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+        queue = queue.then(() =>
+          onAnnouncement(a).catch((err: Error) => {
+            emit({ kind: 'refused', round: a.round, reason: err.message });
+            deps.log(`round ${a.round} ${a.phase}: ${err.message}`);
+          }),
+        );
+      };
+      const unsubscribe = deps.link.subscribe(taskTopic(options.task), enqueue);
+      try {
+        while (!signal.aborted && lastDone < spec.rounds - 1) {
+          try {
+            const reply = await deps.link.request(
+              { kind: 'view', task: options.task, from: me },
+              { signal: AbortSignal.timeout(requestTimeoutMs) },
+            );
+            if (reply.ok && reply.announcement) enqueue(reply.announcement);
+          } catch {
+            // The coordinator may be restarting: keep polling.
+          }
+          await sleep(options.pollMs ?? 1000, signal);
+        }
+        await queue;
+      } finally {
+        unsubscribe();
+      }
+    },
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    };
+    const t = setTimeout(wake, ms);
+    signal?.addEventListener('abort', wake);
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * Tasks: the formats a coordinator, its participants and auditors agree on — the task spec (its digest is on chain),
+ * the round protocol's messages, stored updates and models, and the round manifest (anchored on chain).
+ */
+export { type Manifest, ManifestSchema, manifestBytes, manifestDigest, parseManifest } from './manifest.ts';
+export {
+  type Advert,
+  type Announcement,
+  type AnnouncementBody,
+  type Commitment,
+  type ConsistencyMessage,
+  decodeStoredUpdate,
+  encodeStoredUpdate,
+  MAX_ROUND_MESSAGE,
+  type Phase,
+  parseAnnouncement,
+  parseRequest,
+  ROUND_PROTOCOL,
+  type RoundRequest,
+  type RoundStage,
+  roundContext,
+  type SharesMessage,
+  STAGES,
+  type StoredUpdate,
+  type Submission,
+  sha256Hex,
+  signAnnouncement,
+  signCommitment,
+  taskTopic,
+  toWire,
+  type UnmaskMessage,
+  verifyCommitment,
+  type WireAnnouncement,
+} from './messages.ts';
+export { decodeModelBytes, encodeModelBytes, modelHashOf } from './model-bytes.ts';
+export {
+  parseTaskSpec,
+  STRATEGY_NAMES,
+  secAggShape,
+  type TaskSpec,
+  TaskSpecSchema,
+  taskDigest,
+  taskIdOf,
+} from './spec.ts';

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { isAddress } from '../shared/account.ts';
+import { canonicalJson } from '../shared/canonical.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { sha256Hex } from './messages.ts';
+
+/**
+ * A round's manifest: everything an auditor needs to trace the round's global model back to its inputs. It is stored
+ * as a public object (canonical JSON) and anchored on chain with `provenance.recordRound {manifest: fid, digest}`, and
+ * each manifest names its parent, so the chain of manifests is the model's lineage.
+ */
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/);
+const account = z.string().refine(isAddress, 'expected an SS58 address');
+const ref = z.object({ fid: hash, hash }).strict();
+
+export const ManifestSchema = z
+  .object({
+    version: z.literal(1),
+    task: z.string(),
+    /** Digest of the task spec recorded by `provenance.createTask`. */
+    spec: hash,
+    round: z.number().int().nonnegative(),
+    attempt: z.number().int().nonnegative(),
+    /** The previous round's manifest (fid and digest as anchored), null for round 0. */
+    parent: z.object({ fid: hash, digest: hash }).strict().nullable(),
+    /** The global model the round started from and the one it produced (fid of the stored bytes, SHA-256 of them). */
+    startModel: ref,
+    model: ref.extend({ name: z.string(), parameters: z.number().int().positive() }).strict(),
+    cohort: z.array(account),
+    survivors: z.array(account),
+    dropouts: z.array(z.object({ account, stage: z.string() }).strict()),
+    /** Each survivor's signed commitment to the update it stored (Ed25519 by its admitted identity key). */
+    updates: z.array(z.object({ account, fid: hash, digest: hash, signature: z.string() }).strict()),
+    strategy: z.record(z.string(), z.unknown()),
+    secagg: z
+      .object({
+        enabled: z.boolean(),
+        k: z.number().int(),
+        t: z.number().int(),
+        range: z.number(),
+        bits: z.number().int(),
+        maxWeight: z.number().int(),
+      })
+      .strict(),
+    privacy: z
+      .object({
+        mechanism: z.enum(['none', 'gaussian']),
+        epsilonSpent: z.number().nullable(),
+        delta: z.number().nullable(),
+      })
+      .strict(),
+    metrics: z
+      .object({
+        accuracy: z.number(),
+        loss: z.number(),
+        testExamples: z.number().int(),
+        examples: z.number().int(),
+      })
+      .strict(),
+    code: z.object({ package: z.string(), version: z.string(), lockfile: hash }).strict(),
+    startedAt: z.number().int(),
+    finishedAt: z.number().int(),
+  })
+  .strict();
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** The bytes that are stored and whose SHA-256 is anchored. */
+export function manifestBytes(manifest: Manifest): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(manifest));
+}
+
+export const manifestDigest = (manifest: Manifest) => sha256Hex(manifestBytes(manifest));
+
+/** @throws ROUND_MESSAGE_INVALID when the bytes are not a manifest */
+export function parseManifest(bytes: Uint8Array): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new AilinkError('ROUND_MESSAGE_INVALID', 'a manifest must be JSON');
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new AilinkError('ROUND_MESSAGE_INVALID', `malformed manifest: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,338 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { signMessage, verifyMessage } from '../aggregation/index.ts';
+import type {
+  AdvertiseBody,
+  ConsistencyBody,
+  SharesBody,
+  Signed,
+  UnmaskBody,
+} from '../aggregation/secagg.ts';
+import { isAddress } from '../shared/account.ts';
+import { fromHex, toHex } from '../shared/bytes.ts';
+import { canonicalJson } from '../shared/canonical.ts';
+import { AilinkError } from '../shared/errors.ts';
+
+/**
+ * The round protocol between a coordinator and its participants, shared by both (and by auditors):
+ * - the coordinator announces each stage on the task's gossip topic, signed with the task's server key — the cohort and
+ *   model at the start, then the SecAgg material every participant needs (adverts, sealed shares, survivors,
+ *   consistency signatures), then the outcome; the same announcement can be fetched over a direct stream (`view`);
+ * - a participant answers each stage over a direct stream (`submit`), with the SecAgg state machines' signed messages,
+ *   except the masked update itself, which travels through storage: the participant submits a signed commitment to
+ *   its fid and digest.
+ * Everything is JSON with bytes as lowercase hex; every inbound message is validated here, once.
+ */
+
+export const ROUND_PROTOCOL = '/ailink/round/1.0.0';
+export const taskTopic = (task: string) => `/ailink/task/${task}/1`;
+/** Largest request or announcement on the round protocol (the masked update is not among them: it goes to storage). */
+export const MAX_ROUND_MESSAGE = 1024 * 1024;
+
+export const STAGES = ['advertise', 'shares', 'masked', 'consistency', 'unmask'] as const;
+export type RoundStage = (typeof STAGES)[number];
+export type Phase = RoundStage | 'done' | 'aborted';
+
+const hexOf = (bytes: number) =>
+  z
+    .string()
+    .regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as hex`)
+    .transform((h) => fromHex(h));
+const hexUpTo = (bytes: number) =>
+  z
+    .string()
+    .max(bytes * 2)
+    .regex(/^(?:[0-9a-f]{2})*$/, 'expected bytes as lowercase hex')
+    .transform((h) => fromHex(h));
+const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
+const account = z.string().max(64).refine(isAddress, 'expected an SS58 address');
+const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
+const nat = z.number().int().nonnegative();
+const MAX_COHORT = 1000;
+
+function signedSchema<S extends RoundStage, B extends z.ZodType>(stage: S, body: B) {
+  return z
+    .object({
+      stage: z.literal(stage),
+      context: z.string().max(256),
+      from: account,
+      body,
+      signature: hexOf(64),
+    })
+    .strict();
+}
+
+export const AdvertSchema = signedSchema('advertise', z.object({ cPk: hexOf(32), sPk: hexOf(32) }).strict());
+export const SharesSchema = signedSchema(
+  'shares',
+  z
+    .object({
+      sealed: z.array(z.object({ to: account, ciphertext: hexUpTo(4096) }).strict()).max(MAX_COHORT),
+    })
+    .strict(),
+);
+export const ConsistencySchema = signedSchema(
+  'consistency',
+  z.object({ survivors: z.array(account).max(MAX_COHORT) }).strict(),
+);
+export const UnmaskSchema = signedSchema(
+  'unmask',
+  z
+    .object({
+      revealed: z
+        .array(z.object({ of: account, kind: z.enum(['self', 'secret']), share: hexUpTo(4096) }).strict())
+        .max(MAX_COHORT),
+    })
+    .strict(),
+);
+
+/** A participant's signed commitment to its stored (masked) update: the fid and the SHA-256 of the object's bytes. */
+export const CommitmentSchema = z.object({ fid: hash, digest: hash, signature: hexOf(64) }).strict();
+export type Commitment = z.infer<typeof CommitmentSchema>;
+
+const submitBase = { kind: z.literal('submit'), task: taskId, round: nat, attempt: nat, from: account };
+const SubmitSchema = z.discriminatedUnion('stage', [
+  z.object({ ...submitBase, stage: z.literal('advertise'), message: AdvertSchema }).strict(),
+  z.object({ ...submitBase, stage: z.literal('shares'), message: SharesSchema }).strict(),
+  z.object({ ...submitBase, stage: z.literal('masked'), message: CommitmentSchema }).strict(),
+  z.object({ ...submitBase, stage: z.literal('consistency'), message: ConsistencySchema }).strict(),
+  z.object({ ...submitBase, stage: z.literal('unmask'), message: UnmaskSchema }).strict(),
+]);
+export const RequestSchema = z.union([
+  SubmitSchema,
+  z.object({ kind: z.literal('view'), task: taskId, from: account }).strict(),
+]);
+export type RoundRequest = z.infer<typeof RequestSchema>;
+export type Submission = Extract<RoundRequest, { kind: 'submit' }>;
+
+// --- announcements ----------------------------------------------------------------------------------------------
+
+const modelRef = z.object({ fid: hash, hash }).strict();
+const BODY_SCHEMAS = {
+  advertise: z
+    .object({
+      cohort: z
+        .array(z.object({ account, identityKey: hash }).strict())
+        .min(1)
+        .max(MAX_COHORT),
+      secagg: z.boolean(),
+      graphSeed: hash,
+      k: nat,
+      t: nat,
+      /** Length of the encoded update in 32-bit words (the model's parameters + the weight word). */
+      dimension: nat,
+      model: modelRef,
+    })
+    .strict(),
+  shares: z.object({ adverts: z.record(account, z.array(AdvertSchema).max(MAX_COHORT)) }).strict(),
+  masked: z
+    .object({
+      inbox: z.record(account, z.array(z.object({ from: account, ciphertext: hexUpTo(4096) }).strict())),
+    })
+    .strict(),
+  consistency: z.object({ survivors: z.array(account).max(MAX_COHORT) }).strict(),
+  unmask: z.object({ signatures: z.array(ConsistencySchema).max(MAX_COHORT) }).strict(),
+  done: z
+    .object({
+      model: modelRef,
+      manifest: z.object({ fid: hash, digest: hash }).strict(),
+      accuracy: z.number(),
+      loss: z.number(),
+    })
+    .strict(),
+  aborted: z.object({ reason: z.string().max(2000) }).strict(),
+} as const satisfies Record<Phase, z.ZodType>;
+
+export type AnnouncementBody<P extends Phase> = z.infer<(typeof BODY_SCHEMAS)[P]>;
+
+/** A stage announcement as it travels: JSON with hex bytes, signed by the task's server key. */
+export interface WireAnnouncement {
+  readonly task: string;
+  readonly round: number;
+  readonly attempt: number;
+  readonly phase: Phase;
+  /** When the coordinator stops waiting for this stage's answers (ms since the epoch). */
+  readonly deadline: number;
+  readonly body: unknown;
+  readonly signature: string;
+}
+
+export type Announcement = {
+  [P in Phase]: {
+    readonly task: string;
+    readonly round: number;
+    readonly attempt: number;
+    readonly phase: P;
+    readonly deadline: number;
+    readonly body: AnnouncementBody<P>;
+    /** The signed wire form, to relay or to store as received. */
+    readonly wire: WireAnnouncement;
+  };
+}[Phase];
+
+const WireAnnouncementSchema = z
+  .object({
+    task: taskId,
+    round: nat,
+    attempt: nat,
+    phase: z.enum([...STAGES, 'done', 'aborted']),
+    deadline: nat,
+    body: z.unknown(),
+    signature: z.string().regex(/^[0-9a-f]{128}$/),
+  })
+  .strict();
+
+const announcementBytes = (a: Omit<WireAnnouncement, 'signature'>) =>
+  new TextEncoder().encode(
+    `ailink/round/announcement/v1\n${canonicalJson({ task: a.task, round: a.round, attempt: a.attempt, phase: a.phase, deadline: a.deadline, body: a.body })}`,
+  );
+
+/** Signs an announcement whose body is already in wire form (see `toWire`). */
+export function signAnnouncement(
+  unsigned: Omit<WireAnnouncement, 'signature'>,
+  serverPrivateKey: Uint8Array,
+): WireAnnouncement {
+  return { ...unsigned, signature: toHex(signMessage(serverPrivateKey, announcementBytes(unsigned))) };
+}
+
+/**
+ * Checks the signature against the task's server key, then the body against its phase's schema.
+ * @throws ROUND_MESSAGE_INVALID for anything malformed, ROUND_SIGNATURE_INVALID for a bad signature
+ */
+export function parseAnnouncement(raw: unknown, serverKey: Uint8Array): Announcement {
+  const wire = WireAnnouncementSchema.safeParse(raw);
+  if (!wire.success) throw invalid('announcement', wire.error);
+  if (!verifyMessage(serverKey, announcementBytes(wire.data), fromHex(wire.data.signature))) {
+    throw new AilinkError(
+      'ROUND_SIGNATURE_INVALID',
+      `announcement of ${wire.data.task} round ${wire.data.round} ${wire.data.phase} is not signed by the task's server key`,
+    );
+  }
+  const body = BODY_SCHEMAS[wire.data.phase].safeParse(wire.data.body);
+  if (!body.success) throw invalid(`${wire.data.phase} announcement body`, body.error);
+  return { ...wire.data, body: body.data, wire: wire.data } as Announcement;
+}
+
+/** @throws ROUND_MESSAGE_INVALID naming the first problems */
+export function parseRequest(raw: unknown): RoundRequest {
+  const parsed = RequestSchema.safeParse(raw);
+  if (!parsed.success) throw invalid('round request', parsed.error);
+  return parsed.data;
+}
+
+function invalid(what: string, error: z.ZodError): AilinkError {
+  const problems = error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  return new AilinkError('ROUND_MESSAGE_INVALID', `malformed ${what}: ${problems.join('; ')}`);
+}
+
+/** Bytes become lowercase hex, everything else stays: the JSON form of SecAgg messages and announcement bodies. */
+export function toWire(value: unknown): unknown {
+  if (value instanceof Uint8Array) return toHex(value);
+  if (Array.isArray(value)) return value.map(toWire);
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toWire(v)]));
+  return value;
+}
+
+/** The parsed forms are exactly the state machines' message types. */
+export type Advert = Signed<AdvertiseBody>;
+export type SharesMessage = Signed<SharesBody>;
+export type ConsistencyMessage = Signed<ConsistencyBody>;
+export type UnmaskMessage = Signed<UnmaskBody>;
+
+// --- commitments and the stored update --------------------------------------------------------------------------
+
+/** The SecAgg context of one attempt of one round: binds every key, share and signature to it. */
+export const roundContext = (task: string, round: number, attempt: number) => `${task}/${round}/${attempt}`;
+
+const commitmentBytes = (context: string, fid: string, digest: string) =>
+  new TextEncoder().encode(`ailink/round/commitment/v1\n${context}\n${fid}\n${digest}`);
+
+export function signCommitment(
+  identityKey: Uint8Array,
+  context: string,
+  fid: string,
+  digest: string,
+): Commitment {
+  return { fid, digest, signature: signMessage(identityKey, commitmentBytes(context, fid, digest)) };
+}
+
+export function verifyCommitment(publicKey: Uint8Array, context: string, c: Commitment): boolean {
+  return verifyMessage(publicKey, commitmentBytes(context, c.fid, c.digest), c.signature);
+}
+
+const UPDATE_MAGIC = 'AILU';
+const UpdateHeaderSchema = z
+  .object({
+    context: z.string().max(256),
+    from: account,
+    /** The SecAgg state machine's signature over its masked message; null when the task runs without SecAgg. */
+    signature: z
+      .string()
+      .regex(/^[0-9a-f]{128}$/)
+      .nullable(),
+    words: nat,
+  })
+  .strict();
+
+export interface StoredUpdate {
+  readonly context: string;
+  readonly from: string;
+  readonly signature: Uint8Array | null;
+  /** The masked (or, without SecAgg, plainly quantized) weighted update, one more word for the weight. */
+  readonly words: Uint32Array;
+}
+
+/** 'AILU' ‖ u32 header length ‖ header JSON ‖ the words, little-endian: 1.0× the size of a float32 update. */
+export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
+  const header = new TextEncoder().encode(
+    JSON.stringify({
+      context: u.context,
+      from: u.from,
+      signature: u.signature === null ? null : toHex(u.signature),
+      words: u.words.length,
+    }),
+  );
+  const out = new Uint8Array(8 + header.byteLength + u.words.byteLength);
+  const view = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(UPDATE_MAGIC), 0);
+  view.setUint32(4, header.byteLength, true);
+  out.set(header, 8);
+  const base = 8 + header.byteLength;
+  for (let i = 0; i < u.words.length; i++) view.setUint32(base + 4 * i, u.words[i]!, true);
+  return out;
+}
+
+/** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */
+export function decodeStoredUpdate(bytes: Uint8Array, words: number): StoredUpdate {
+  const bad = (why: string) => new AilinkError('ROUND_MESSAGE_INVALID', `stored update: ${why}`);
+  if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== UPDATE_MAGIC)
+    throw bad('expected the AILU magic');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getUint32(4, true);
+  if (headerLength > 4096 || 8 + headerLength > bytes.byteLength)
+    throw bad(`header length ${headerLength} out of range`);
+  let header: z.infer<typeof UpdateHeaderSchema>;
+  try {
+    header = UpdateHeaderSchema.parse(
+      JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))),
+    );
+  } catch (cause) {
+    throw bad(`malformed header (${(cause as Error).message.slice(0, 200)})`);
+  }
+  const base = 8 + headerLength;
+  if (header.words !== words || bytes.byteLength !== base + 4 * words)
+    throw bad(
+      `expected ${words} words, got ${header.words} declared and ${(bytes.byteLength - base) / 4} present`,
+    );
+  const out = new Uint32Array(words);
+  for (let i = 0; i < words; i++) out[i] = view.getUint32(base + 4 * i, true);
+  return {
+    context: header.context,
+    from: header.from,
+    signature: header.signature === null ? null : fromHex(header.signature),
+    words: out,
+  };
+}
+
+export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { AilinkError } from '../shared/errors.ts';
+import { sha256Hex } from './messages.ts';
+
+/**
+ * A global model as it is stored and anchored: 'AILM' ‖ u32 header length ‖ header JSON {model, parameters} ‖ the
+ * weights as float32 little-endian, in the model's canonical order (models/). Its SHA-256 is the model hash the
+ * manifests and the task spec name.
+ */
+
+const MAGIC = 'AILM';
+const HeaderSchema = z
+  .object({ model: z.string().max(64), parameters: z.number().int().positive() })
+  .strict();
+
+export function encodeModelBytes(model: string, weights: Float32Array): Uint8Array {
+  const header = new TextEncoder().encode(JSON.stringify({ model, parameters: weights.length }));
+  const out = new Uint8Array(8 + header.byteLength + weights.byteLength);
+  const view = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  view.setUint32(4, header.byteLength, true);
+  out.set(header, 8);
+  const base = 8 + header.byteLength;
+  for (let i = 0; i < weights.length; i++) view.setFloat32(base + 4 * i, weights[i]!, true);
+  return out;
+}
+
+export const modelHashOf = (model: string, weights: Float32Array) =>
+  sha256Hex(encodeModelBytes(model, weights));
+
+/** @throws MODEL_UNVERIFIED when the bytes are not a stored model (or not of the expected model) */
+export function decodeModelBytes(bytes: Uint8Array, expected?: { model: string; parameters: number }) {
+  const bad = (why: string) => new AilinkError('MODEL_UNVERIFIED', `model bytes: ${why}`);
+  if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC)
+    throw bad('expected the AILM magic');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const length = view.getUint32(4, true);
+  if (8 + length > bytes.byteLength) throw bad(`header length ${length} out of range`);
+  let header: z.infer<typeof HeaderSchema>;
+  try {
+    header = HeaderSchema.parse(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))));
+  } catch {
+    throw bad('malformed header');
+  }
+  if (expected && (header.model !== expected.model || header.parameters !== expected.parameters))
+    throw bad(
+      `expected ${expected.model} with ${expected.parameters} weights, got ${header.model} with ${header.parameters}`,
+    );
+  const base = 8 + length;
+  if (bytes.byteLength !== base + 4 * header.parameters)
+    throw bad('length does not match the declared parameters');
+  const weights = new Float32Array(header.parameters);
+  for (let i = 0; i < weights.length; i++) weights[i] = view.getFloat32(base + 4 * i, true);
+  return { model: header.model, weights };
+}

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { isAddress } from '../shared/account.ts';
+import { canonicalDigest } from '../shared/canonical.ts';
+import { AilinkError } from '../shared/errors.ts';
+
+/**
+ * A training task as its owner declares it. The spec's canonical digest is recorded on chain when the task is created
+ * (`provenance.createTask`), so a participant, an auditor or a researcher can check that the settings a coordinator
+ * shows are the ones it committed to — including who may join.
+ */
+
+const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
+const address = z.string().refine(isAddress, 'expected an SS58 address');
+const ms = z.number().int().min(200).max(3_600_000);
+
+export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'] as const;
+
+export const TaskSpecSchema = z
+  .object({
+    version: z.literal(1),
+    name: z.string().min(1).max(128),
+    coordinator: z
+      .object({
+        /** The chain account that creates the task and records its rounds. */
+        account: address,
+        /** Ed25519 key (hex) that signs round announcements and SecAgg abort reasons. */
+        serverKey: hex32,
+        /** X25519 key (hex) participants encrypt their updates to: only the coordinator can read them. */
+        readerKey: hex32,
+      })
+      .strict(),
+    model: z
+      .object({
+        name: z.enum(['cnn', 'mlp']),
+        /** Round 0's global model: the model's initial weights from this seed, and their hash. */
+        initialSeed: z.string().min(1).max(128),
+        initialHash: hex32,
+      })
+      .strict(),
+    dataset: z.object({ name: z.string().min(1).max(128), description: z.string().max(2000) }).strict(),
+    strategy: z
+      .object({
+        name: z.enum(STRATEGY_NAMES),
+        serverLr: z.number().positive().max(100).optional(),
+        momentum: z.number().min(0).max(0.999).optional(),
+      })
+      .strict(),
+    local: z
+      .object({
+        epochs: z.number().int().min(1).max(1000),
+        batchSize: z.number().int().min(1).max(4096),
+        learningRate: z.number().positive().max(10),
+      })
+      .strict(),
+    rounds: z.number().int().min(1).max(100_000),
+    cohort: z
+      .object({ size: z.number().int().min(1).max(1000), min: z.number().int().min(1).max(1000) })
+      .strict()
+      .refine((c) => c.min <= c.size, 'cohort.min must not exceed cohort.size'),
+    /** Per stage: how long the coordinator waits before treating the silent as dropouts. */
+    deadlines: z
+      .object({
+        /** Waiting for enough admitted participants to be online before a round starts. */
+        joinMs: ms,
+        advertiseMs: ms,
+        sharesMs: ms,
+        /** Local training, masking and storing the update. */
+        trainMs: ms,
+        consistencyMs: ms,
+        unmaskMs: ms,
+      })
+      .strict(),
+    secagg: z
+      .object({
+        enabled: z.boolean(),
+        /** Neighbours per client (SecAgg+ graph degree, even) and the share threshold; capped to the cohort. */
+        neighbours: z.number().int().min(2).max(1000),
+        threshold: z.number().int().min(2).max(1000),
+        /** Per-coordinate clipping range of an update, bits per coordinate, largest example count a client may claim. */
+        range: z.number().positive().max(1e6),
+        bits: z.number().int().min(4).max(31),
+        maxWeight: z.number().int().min(1),
+      })
+      .strict(),
+    /** Central differential privacy; null when the task does not add noise (ε spent is then reported as none). */
+    dp: z
+      .object({
+        noiseMultiplier: z.number().positive(),
+        clipNorm: z.number().positive(),
+        delta: z.number().positive().max(0.1),
+        epsilonBudget: z.number().positive(),
+      })
+      .strict()
+      .nullable(),
+    /** The accounts the owner admits; nobody else can join. */
+    admitted: z.array(address).min(1).max(1024),
+  })
+  .strict();
+
+export type TaskSpec = z.infer<typeof TaskSpecSchema>;
+
+/** The digest recorded on chain: SHA-256 of the spec's canonical JSON. */
+export function taskDigest(spec: TaskSpec): string {
+  return canonicalDigest(spec);
+}
+
+/** A readable, collision-resistant id: the name made safe, then 12 hex digits of the digest. */
+export function taskIdOf(spec: TaskSpec): string {
+  const slug = spec.name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
+  return `${slug || 'task'}-${taskDigest(spec).slice(0, 12)}`;
+}
+
+/**
+ * @throws INVALID_INPUT listing every field that is wrong (with its path), e.g. `cohort.min: must not exceed …`
+ */
+export function parseTaskSpec(value: unknown, where = 'task spec'): TaskSpec {
+  const parsed = TaskSpecSchema.safeParse(value);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new AilinkError('INVALID_INPUT', `${where} is invalid: ${problems.join('; ')}`);
+  }
+  const spec = parsed.data;
+  if (spec.secagg.neighbours % 2 !== 0)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: secagg.neighbours must be even, got ${spec.secagg.neighbours}`,
+    );
+  if (spec.secagg.enabled && spec.cohort.min < 3)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: secure aggregation needs cohort.min ≥ 3, got ${spec.cohort.min}`,
+    );
+  if (new Set(spec.admitted).size !== spec.admitted.length)
+    throw new AilinkError('INVALID_INPUT', `${where}: admitted lists an account twice`);
+  return spec;
+}
+
+/**
+ * The SecAgg+ graph for a cohort of n: degree k = the task's neighbours, lowered to the largest even number below n,
+ * and threshold t = the task's, kept within (k/2, k] so two disjoint halves of a neighbourhood can never both pass.
+ */
+export function secAggShape(spec: TaskSpec, cohort: number): { k: number; t: number } {
+  const k = Math.max(2, Math.min(spec.secagg.neighbours, cohort - 1 - ((cohort - 1) % 2)));
+  const t = Math.min(k, Math.max(Math.floor(k / 2) + 1, spec.secagg.threshold));
+  return { k, t };
+}

@@ -1,0 +1,237 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signingKeyPair } from '../../src/aggregation/index.ts';
+import {
+  type Coordinator,
+  type CoordinatorLedger,
+  createCoordinator,
+} from '../../src/coordinator/coordinator.ts';
+import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
+import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
+import { type Account, accountFromSeeds } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
+import { systemClock } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import type { RoundStage, TaskSpec } from '../../src/task/index.ts';
+
+/**
+ * In-memory twins of storage, chain and transport for unit tests of the round machinery (the integration test runs
+ * the same code on the real dev chain, miners and libp2p). Training is a deterministic stand-in: each participant
+ * moves every weight by a small amount derived from its seed, so sums can be checked exactly.
+ */
+
+export const DIMENSION = 1000;
+
+export function memoryObjects() {
+  const objects = new Map<string, Uint8Array>();
+  const put = async (bytes: Uint8Array) => {
+    const fid = createHash('sha256').update(bytes).digest('hex');
+    objects.set(fid, bytes.slice());
+    return fid;
+  };
+  return {
+    objects,
+    put: (bytes: Uint8Array) => put(bytes),
+    putFor: (bytes: Uint8Array) => put(bytes),
+    async get(fid: string) {
+      const b = objects.get(fid);
+      if (!b) throw new AilinkError('OBJECT_NOT_FOUND', `no object ${fid}`);
+      return b.slice();
+    },
+  };
+}
+
+export function memoryLedger(): CoordinatorLedger & {
+  tasks: Map<string, { digest: string; admitted: string[] }>;
+  rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
+} {
+  const tasks = new Map<string, { digest: string; admitted: string[] }>();
+  const admitted = new Map<string, { account: string; identityKey: string }[]>();
+  const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
+  return {
+    tasks,
+    rounds,
+    async createTask(task, digest, list) {
+      tasks.set(task, { digest, admitted: [...list] });
+    },
+    async admit(task, account, identityKey) {
+      admitted.set(task, [...(admitted.get(task) ?? []), { account, identityKey }]);
+    },
+    admitted: (task) => admitted.get(task) ?? [],
+    async recordRound(task, round, manifest, digest) {
+      const list = rounds.get(task) ?? [];
+      if (round !== list.length)
+        throw new AilinkError('CHAIN_CALL_REJECTED', `expected round ${list.length}, got ${round}`);
+      rounds.set(task, [...list, { round, manifest, digest }]);
+    },
+    anchored: (task) => rounds.get(task) ?? [],
+  };
+}
+
+/** A deterministic stand-in for training: w + 0.01·sin(seeded index). */
+export function fakeTrainer(examples: number) {
+  return {
+    async train(job: { weights: Float32Array; seed: string }) {
+      const h = createHash('sha256').update(job.seed).digest();
+      const out = new Float32Array(job.weights.length);
+      for (let i = 0; i < out.length; i++) out[i] = job.weights[i]! + 0.01 * Math.sin(h[i % 32]! + i);
+      await new Promise((r) => setTimeout(r, 20));
+      return { weights: out, loss: 1, examples, seconds: 0.02 };
+    },
+  };
+}
+
+export const initialWeights = async (_model: string, seed: string) => {
+  const h = createHash('sha256').update(seed).digest();
+  return Float32Array.from({ length: DIMENSION }, (_, i) => (h[i % 32]! - 128) / 1280);
+};
+
+export function makeAccount(label: string): Account {
+  const seed = createHash('sha256').update(`sr/${label}`).digest();
+  const x = createHash('sha256').update(`x/${label}`).digest();
+  return accountFromSeeds(new Uint8Array(seed), new Uint8Array(x));
+}
+
+export function baseTask(admitted: readonly string[], overrides: Partial<Record<string, unknown>> = {}) {
+  return {
+    name: 'unit',
+    model: { name: 'mlp', initialSeed: 'seed-1' },
+    dataset: { name: 'synthetic', description: 'unit test' },
+    strategy: { name: 'fedavg' },
+    local: { epochs: 1, batchSize: 10, learningRate: 0.1 },
+    rounds: 3,
+    cohort: { size: admitted.length, min: 3 },
+    deadlines: {
+      joinMs: 5000,
+      advertiseMs: 1500,
+      sharesMs: 1500,
+      trainMs: 3000,
+      consistencyMs: 1500,
+      unmaskMs: 1500,
+    },
+    secagg: { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 },
+    dp: null,
+    admitted: [...admitted],
+    ...overrides,
+  };
+}
+
+export interface World {
+  coordinator: Coordinator;
+  store: CoordinatorStore;
+  storePath: string;
+  bus: EventEmitter;
+  objects: ReturnType<typeof memoryObjects>;
+  ledger: ReturnType<typeof memoryLedger>;
+  serverKey: Uint8Array;
+  /** Replaces the coordinator by a fresh one on the same SQLite file (a restart). */
+  restart(): Promise<void>;
+  logs: string[];
+}
+
+export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): World {
+  const bus = new EventEmitter();
+  bus.setMaxListeners(100);
+  const objects = memoryObjects();
+  const ledger = memoryLedger();
+  const server = signingKeyPair((n) => new Uint8Array(randomBytes(n)));
+  const account = makeAccount('coordinator');
+  const storePath = join(dir, 'coordinator.sqlite');
+  const logs: string[] = [];
+  const build = () => {
+    const store = openCoordinatorStore(storePath);
+    const coordinator = createCoordinator(
+      {
+        account,
+        serverKey: server.privateKey,
+        serverPublicKey: toHex(server.publicKey),
+        store,
+        objects: { put: objects.put, get: (fid) => objects.get(fid) },
+        ledger,
+        initialWeights,
+        evaluate: async (_m, w) => ({ accuracy: 0.5 + (w[0]! % 0.1), loss: 1, examples: 100 }),
+        publish: async (topic, a) => void bus.emit(topic, JSON.parse(JSON.stringify(a))),
+        clock: systemClock,
+        random: (n) => new Uint8Array(randomBytes(n)),
+        code: { package: 'ailink', version: '0.0.0-test', lockfile: '0'.repeat(64) },
+        log: (line) => logs.push(line),
+      },
+      { onlineWithinMs: 10_000, pollMs: 100 },
+    );
+    return { store, coordinator };
+  };
+  const world: World = {
+    ...build(),
+    storePath,
+    bus,
+    objects,
+    ledger,
+    serverKey: server.privateKey,
+    logs,
+    async restart() {
+      await world.coordinator.stop();
+      world.store.close();
+      Object.assign(world, build());
+      world.coordinator.start();
+    },
+  };
+  return world;
+}
+
+export interface Member {
+  account: Account;
+  participant: Participant;
+  encoded: Map<number, Uint32Array>;
+}
+
+export function makeParticipant(
+  world: World,
+  task: string,
+  label: string,
+  options: { dropAt?: { round: number; stage: RoundStage }; examples?: number } = {},
+): Member {
+  const account = makeAccount(label);
+  const identityKey = new Uint8Array(createHash('sha256').update(`id/${label}`).digest());
+  const encoded = new Map<number, Uint32Array>();
+  const participant = createParticipant(
+    {
+      account,
+      identityKey,
+      link: {
+        task: async (id) => {
+          const row = world.coordinator.task(id);
+          if (!row) throw new AilinkError('TASK_NOT_FOUND', id);
+          return { spec: JSON.parse(JSON.stringify(row.spec)) as TaskSpec, digest: row.digest };
+        },
+        join: async (id, r) =>
+          void (await world.coordinator.join(id, { ...r, peer: { peerId: label, addrs: [] } })),
+        request: async (body) =>
+          JSON.parse(JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body))))),
+        subscribe: (topic, handler) => {
+          world.bus.on(topic, handler);
+          return () => world.bus.off(topic, handler);
+        },
+      },
+      chain: {
+        taskSpecDigest: async (id) => world.ledger.tasks.get(id)?.digest,
+        anchored: async (id) => world.ledger.anchored(id),
+      },
+      objects: { get: (fid) => world.objects.get(fid), putFor: (bytes) => world.objects.putFor(bytes) },
+      trainer: fakeTrainer(options.examples ?? 100),
+      data: { count: 0, rows: 28, cols: 28, images: new Uint8Array(0), labels: new Uint8Array(0) },
+      clock: systemClock,
+      random: (n) => new Uint8Array(randomBytes(n)),
+      log: () => {},
+    },
+    {
+      task,
+      dropAt: options.dropAt,
+      pollMs: 200,
+      onEncodedUpdate: (round, words) => encoded.set(round, words.slice()),
+    },
+  );
+  return { account, participant, encoded };
+}

@@ -1,0 +1,184 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
+import { encodingOf } from '../../src/coordinator/round.ts';
+import { accountsReady } from '../../src/shared/account.ts';
+import { hasCode } from '../../src/shared/errors.ts';
+import {
+  decodeModelBytes,
+  type Manifest,
+  parseManifest,
+  type RoundStage,
+  type TaskSpec,
+} from '../../src/task/index.ts';
+import { baseTask, initialWeights, type Member, makeParticipant, makeWorld, type World } from './harness.ts';
+
+await accountsReady();
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(stops.splice(0).map((s) => s()));
+});
+
+function startAll(world: World, members: Member[]) {
+  const controller = new AbortController();
+  const runs = members.map((m) => m.participant.run(controller.signal));
+  stops.push(async () => {
+    controller.abort();
+    await Promise.allSettled(runs);
+    await world.coordinator.stop();
+    world.store.close();
+  });
+  return runs;
+}
+
+/** Replays the task in plaintext from the participants' own quantized updates and the manifests' survivor lists. */
+async function expectPlaintextFedAvg(world: World, spec: TaskSpec, task: string, members: Member[]) {
+  const manifests: Manifest[] = [];
+  for (const r of world.ledger.anchored(task))
+    manifests.push(parseManifest(await world.objects.get(r.manifest)));
+  const strategy = fedAvg();
+  let state: StrategyState = strategy.init(await initialWeights('mlp', spec.model.initialSeed));
+  for (const m of manifests) {
+    const sum = new Uint32Array(state.global.length + 1);
+    for (const account of m.survivors) {
+      const member = members.find((x) => x.account.address === account)!;
+      addInto(sum, member.encoded.get(m.round)!);
+    }
+    state = strategy.aggregate(state, decodeWeightedSum(sum, encodingOf(spec), m.survivors.length)).state;
+    const stored = decodeModelBytes(await world.objects.get(m.model.fid)).weights;
+    expect(stored).toEqual(state.global);
+  }
+  return manifests;
+}
+
+describe('rounds (in-memory storage, chain and transport)', () => {
+  it('3 rounds with SecAgg, one dropout at a different stage each round: the model is the plaintext FedAvg of the survivors', async () => {
+    const world = makeWorld();
+    const labels = ['a', 'b', 'c', 'd', 'e'];
+    const drops: { round: number; stage: RoundStage }[] = [
+      { round: 0, stage: 'shares' },
+      { round: 1, stage: 'masked' },
+      { round: 2, stage: 'unmask' },
+    ];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts));
+    const members = labels.map((l, i) =>
+      makeParticipant(world, task.id, l, { dropAt: drops[i], examples: 50 + 10 * i }),
+    );
+    world.coordinator.start();
+    startAll(world, members);
+    await world.coordinator.finished(task.id);
+
+    const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
+    expect(manifests.map((m) => m.round)).toEqual([0, 1, 2]);
+    const [m0, m1, m2] = manifests as [Manifest, Manifest, Manifest];
+    // Dropped before sending shares or its masked input: not a survivor. Dropped at unmask: its input still counts.
+    expect(m0.survivors).not.toContain(members[0]!.account.address);
+    expect(m0.dropouts).toEqual([{ account: members[0]!.account.address, stage: 'shares' }]);
+    expect(m1.survivors).not.toContain(members[1]!.account.address);
+    expect(m1.dropouts.map((d) => d.stage)).toEqual(['masked']);
+    expect(m2.survivors).toHaveLength(5);
+    expect(m2.parent).toEqual({
+      fid: world.ledger.anchored(task.id)[1]!.manifest,
+      digest: world.ledger.anchored(task.id)[1]!.digest,
+    });
+    expect(m0.parent).toBeNull();
+    expect(m1.startModel.hash).toBe(m0.model.hash);
+    expect(m0.updates).toHaveLength(4);
+  }, 60_000);
+
+  it('without SecAgg the coordinator sums the quantized updates directly, with the same result rule', async () => {
+    const world = makeWorld();
+    const labels = ['p', 'q', 'r'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(
+      baseTask(accounts, {
+        rounds: 2,
+        secagg: { enabled: false, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 1000 },
+      }),
+    );
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    world.coordinator.start();
+    startAll(world, members);
+    await world.coordinator.finished(task.id);
+    const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
+    expect(manifests.map((m) => m.secagg.enabled)).toEqual([false, false]);
+  }, 60_000);
+
+  it.each(['shares', 'masked', 'consistency'] as const)(
+    'a coordinator restarted during %s finishes the task: no round lost or repeated',
+    async (stage) => {
+      const world = makeWorld();
+      const labels = ['k', 'l', 'm', 'n'];
+      const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+      const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 2 }));
+      const members = labels.map((l) => makeParticipant(world, task.id, l));
+      world.coordinator.start();
+      startAll(world, members);
+      // Restart once, as soon as round 1 enters the stage (the event comes before its announcement goes out).
+      await new Promise<void>((resolve) => {
+        const off = world.coordinator.onEvent((e) => {
+          if (e.kind === 'phase' && e.round === 1 && e.phase === stage) {
+            off();
+            resolve(world.restart());
+          }
+        });
+      });
+      await world.coordinator.finished(task.id);
+      expect(world.ledger.anchored(task.id).map((r) => r.round)).toEqual([0, 1]);
+      expect(world.coordinator.rounds(task.id).map((r) => [r.round, r.attempt])).toEqual([
+        [0, 0],
+        [1, 0],
+      ]);
+      await expectPlaintextFedAvg(world, task.spec, task.id, members);
+    },
+    60_000,
+  );
+});
+
+describe('bad input is refused with a code and changes nothing', () => {
+  it('unadmitted joins, malformed, forged, replayed and misaddressed round messages', async () => {
+    const world = makeWorld();
+    const labels = ['u', 'v', 'w'];
+    const members = labels.map((l) => makeParticipant(world, 'x', l));
+    const task = await world.coordinator.createTask(
+      baseTask(
+        members.map((m) => m.account.address),
+        { rounds: 1 },
+      ),
+    );
+    stops.push(async () => {
+      await world.coordinator.stop();
+      world.store.close();
+    });
+    const outsider = makeParticipant(world, task.id, 'outsider');
+    await expect(
+      world.coordinator.join(task.id, {
+        account: outsider.account.address,
+        identityKey: 'ab'.repeat(32),
+        signature: 'cd'.repeat(64),
+        peer: { peerId: 'x', addrs: [] },
+      }),
+    ).rejects.toSatisfy((e) => hasCode(e, 'ROUND_NOT_ADMITTED'));
+    await expect(
+      world.coordinator.join(task.id, {
+        account: members[0]!.account.address,
+        identityKey: 'ab'.repeat(32),
+        signature: 'cd'.repeat(64),
+        peer: { peerId: 'x', addrs: [] },
+      }),
+    ).rejects.toSatisfy((e) => hasCode(e, 'AUTH_BAD_SIGNATURE'));
+
+    const reply = async (body: unknown) =>
+      (await world.coordinator.handle(body)) as { ok: boolean; error?: { code: string } };
+    expect((await reply({ kind: 'view' })).error?.code).toBe('ROUND_MESSAGE_INVALID');
+    expect((await reply('x'.repeat(10))).error?.code).toBe('ROUND_MESSAGE_INVALID');
+    expect((await reply({ kind: 'view', task: task.id, from: outsider.account.address })).error?.code).toBe(
+      'ROUND_NOT_ADMITTED',
+    );
+    expect((await reply({ kind: 'view', task: 'nope', from: outsider.account.address })).error?.code).toBe(
+      'TASK_NOT_FOUND',
+    );
+    expect(world.ledger.admitted(task.id)).toEqual([]);
+  });
+});
