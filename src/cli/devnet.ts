@@ -54,7 +54,7 @@ export interface DevNetworkOptions {
   readonly dataDir: string;
   readonly miners: number;
   readonly profile: 'production' | 'test';
-  /** Extra accounts (SS58) the miners accept besides the network's operator key. */
+  /** Extra accounts (SS58) the miners accept besides the network's operator key; they are funded for fees too. */
   readonly allow?: readonly string[];
   readonly readyTimeoutMs?: number;
   readonly onEvent?: (line: string) => void;
@@ -108,8 +108,9 @@ export async function startDevNetwork(
   const verifierDir = join(dataDir, 'verifier');
   const withVerifier = options.verifier ?? true;
   const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
+  // The accounts the miners serve are the network's clients: they pay upload fees, so they are funded too.
   await fundAccounts(chain.endpoint, [
-    operator.address,
+    ...allow,
     ...minerAccounts.map((a) => a.address),
     ...(verifierAccount === undefined ? [] : [verifierAccount.address]),
   ]);

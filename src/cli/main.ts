@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { DEV_PROTOCOL_CONFIG, parseProtocolConfig, startDevChain } from '../chain/index.ts';
 import { createHost } from '../p2p/index.ts';
+import { loadDataSpec, parseDataSpec } from '../participant/dataset.ts';
+import { createTrainingPool } from '../participant/train-pool.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
@@ -28,6 +30,8 @@ import {
 } from '../storage/index.ts';
 import { runStorageDemo } from './demo.ts';
 import { startDevNetwork } from './devnet.ts';
+import { secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
+import { runFederatedDemo } from './fl-demo.ts';
 import { openRegistry } from './registry.ts';
 
 /**
@@ -53,6 +57,17 @@ const USAGE = `ailink — federated learning on decentralized storage
   ailink store info FID [--json]
   ailink store ls [--json]
   ailink store repair FID
+  ailink coordinator [--network FILE] [--key FILE] [--data-dir DIR] [--http-port 8700] [--test-data SPEC]
+                     [--create-task FILE.json]
+                                                  tasks and rounds: HTTP API (OpenAPI at /openapi.json), libp2p round
+                                                  traffic, state in DIR/coordinator.sqlite (resumes after a restart)
+  ailink participant --coordinator URL --task ID --key FILE --data SPEC [--network FILE] [--state-dir DIR]
+                                                  join a task and train on local data until its last round; SPEC is
+                                                  <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10
+  ailink demo [--participants 10] [--rounds 10] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
+              [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
+                                                  federated training end to end on loopback: chain, 12 miners,
+                                                  verifier, coordinator, organisations with SecAgg and a dropout
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
 
 Client commands take --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's
@@ -496,6 +511,163 @@ async function listObjects(values: { network?: string | undefined; key?: string 
   }
 }
 
+async function demo(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      'data-dir': { type: 'string' },
+      participants: { type: 'string' },
+      rounds: { type: 'string' },
+      model: { type: 'string' },
+      alpha: { type: 'string' },
+      epochs: { type: 'string' },
+      secagg: { type: 'string' },
+      dropout: { type: 'string' },
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    allowPositionals: true,
+  });
+  if (positionals[0] === 'storage') return runStorageDemo({ dataDir: values['data-dir'] });
+  if (positionals.length > 0) usageError(`unknown demo ${JSON.stringify(positionals[0])}`);
+  const onOff = (v: string | undefined, name: string) => {
+    if (v === undefined || v === 'on') return true;
+    if (v === 'off') return false;
+    return usageError(`--${name}: expected on or off, got ${JSON.stringify(v)}`);
+  };
+  const model = values.model ?? 'mlp';
+  if (model !== 'mlp' && model !== 'cnn')
+    usageError(`--model: expected mlp or cnn, got ${JSON.stringify(model)}`);
+  const alpha = Number(values.alpha ?? '0.5');
+  if (!(alpha > 0) || !Number.isFinite(alpha))
+    usageError(`--alpha: expected a number > 0, got ${values.alpha}`);
+  const participants = positiveInt(values.participants, 'participants', 10);
+  if (participants < 3) usageError('--participants: secure aggregation needs at least 3');
+  const data = values.data ?? 'full';
+  if (data !== 'full' && data !== 'small')
+    usageError(`--data: expected full or small, got ${JSON.stringify(data)}`);
+  const json = values.json ?? false;
+  const result = await runFederatedDemo(
+    { random: systemRandom },
+    {
+      dataDir: values['data-dir'],
+      participants,
+      rounds: positiveInt(values.rounds, 'rounds', 10),
+      model,
+      alpha,
+      epochs: positiveInt(values.epochs, 'epochs', 1),
+      secagg: onOff(values.secagg, 'secagg'),
+      drops: onOff(values.dropout, 'dropout')
+        ? [{ participant: participants - 1, round: 1, stage: 'masked' }]
+        : [],
+      source: data === 'full' ? 'fashion-mnist' : 'fashion-mnist-small',
+      say: (line) => (json ? console.error(line) : console.log(line)),
+      ...(process.stderr.isTTY
+        ? { progress: (line: string) => process.stderr.write(`\r\x1b[2K${line}`) }
+        : {}),
+    },
+  );
+  if (json) console.log(JSON.stringify(result));
+  if (!result.lineage_verified) process.exitCode = 1;
+}
+
+async function coordinatorCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      network: { type: 'string' },
+      key: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'http-port': { type: 'string' },
+      'test-data': { type: 'string' },
+      'create-task': { type: 'string' },
+    },
+  });
+  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
+  const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
+  const testData = (await loadDataSpec(parseDataSpec(values['test-data'] ?? 'fashion-mnist'))).test;
+  const pool = createTrainingPool();
+  const codec = createCodecPool();
+  const stopped = untilSignal();
+  const node = await startCoordinatorNode(
+    { random: systemRandom, pool, codec },
+    {
+      network,
+      dir: values['data-dir'] ?? join(network.dir, 'coordinator'),
+      account,
+      httpPort: portNumber(values['http-port'], 8700),
+      testData,
+      log: (line) => console.error(line),
+    },
+  );
+  node.coordinator.onEvent((e) => {
+    if (e.kind !== 'outcome') return;
+    const o = e.outcome;
+    console.error(
+      o.kind === 'done'
+        ? `${e.task} round ${o.row.round}: accuracy ${(o.row.accuracy * 100).toFixed(2)} %, ${o.row.survivors}/${o.row.cohort} survivors, manifest ${o.row.manifestFid}`
+        : `${e.task} round ${e.round} aborted: ${o.reason}`,
+    );
+  });
+  if (values['create-task']) {
+    const task = await node.coordinator.createTask(JSON.parse(readFileSync(values['create-task'], 'utf8')));
+    console.error(`task ${task.id} created (spec digest ${task.digest} on chain)`);
+  }
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', url: node.url, peerId: node.peer.peerId, account: account.address })}\n`,
+  );
+  await stopped;
+  await node.stop();
+  await pool.close();
+  await codec.close();
+}
+
+async function participantCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      network: { type: 'string' },
+      coordinator: { type: 'string' },
+      task: { type: 'string' },
+      key: { type: 'string' },
+      data: { type: 'string' },
+      'state-dir': { type: 'string' },
+    },
+  });
+  if (!values.coordinator || !values.task || !values.key || !values.data)
+    usageError('participant needs --coordinator URL --task ID --key FILE --data SPEC');
+  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
+  const account = await loadKeyFile(values.key);
+  const data = await loadDataSpec(parseDataSpec(values.data));
+  // The round-signing key is bound to the account on chain at admission: it must survive restarts of this process.
+  const stateDir = values['state-dir'] ?? join(network.dir, 'participants', account.address);
+  const identityKey = secretIn(join(stateDir, `${values.task}.identity`), systemRandom);
+  const pool = createTrainingPool();
+  const codec = createCodecPool();
+  const node = await startParticipantNode(
+    { random: systemRandom, pool, codec },
+    {
+      network,
+      coordinatorUrl: values.coordinator,
+      account,
+      identityKey,
+      data: data.train,
+      task: values.task,
+      log: (line) => console.error(line),
+    },
+  );
+  node.participant.onEvent((e) => console.error(JSON.stringify(e)));
+  const controller = new AbortController();
+  void untilSignal().then(() => controller.abort());
+  try {
+    await node.run(controller.signal);
+  } finally {
+    await node.stop();
+    await pool.close();
+    await codec.close();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -511,15 +683,12 @@ async function main(argv: string[]): Promise<void> {
       return dev(rest);
     case 'store':
       return store(rest);
-    case 'demo': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: { 'data-dir': { type: 'string' } },
-        allowPositionals: true,
-      });
-      if (positionals[0] !== 'storage') usageError('expected `ailink demo storage`');
-      return runStorageDemo({ dataDir: values['data-dir'] });
-    }
+    case 'demo':
+      return demo(rest);
+    case 'coordinator':
+      return coordinatorCommand(rest);
+    case 'participant':
+      return participantCommand(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,7 +1,6 @@
 /**
- * Participant: data loading and partitioning so far (the IDX format of Fashion-MNIST; IID, Dirichlet(α) and label-shard
- * splits of one dataset among simulated organisations). Training and the participant runtime come with the federated
- * rounds issue.
+ * Participant: an organisation's side of a task — data (IDX, Fashion-MNIST sources, partitions), local training
+ * (TensorFlow.js backends, worker pool) and the runtime that joins a task and answers every round.
  */
 
 export {
@@ -20,6 +19,14 @@ export {
 } from './dataset.ts';
 export { encodeIdxUint8, type IdxArray, type ImageDataset, loadIdxDataset, parseIdx } from './idx.ts';
 export { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';
+export {
+  type CoordinatorLink,
+  createParticipant,
+  type Participant,
+  type ParticipantDeps,
+  type ParticipantEvent,
+  type ParticipantOptions,
+} from './runtime.ts';
 export { BACKENDS, type BackendName, installWasmGradients, loadTf } from './tf.ts';
 export {
   DEFAULT_BATCH_SIZE,

@@ -45,6 +45,8 @@ export interface TrainingPool {
    * @throws TRAINING_WORKER_FAILED when the worker crashes; other codes as trainLocal throws them
    */
   train(job: TrainJob, options?: { signal?: AbortSignal }): Promise<PoolTrainResult>;
+  /** The model's initial weights for a seed (the same on every backend run; round 0 of a task starts from them). */
+  initialWeights(model: string, seed: string, options?: { signal?: AbortSignal }): Promise<Float32Array>;
   /** Evaluates weights on a worker. @throws as train */
   evaluate(job: EvaluateJob, options?: { signal?: AbortSignal }): Promise<PoolEvaluationResult>;
   /** The backend the workers use (starts one worker if none runs). @throws TRAINING_BACKEND_UNAVAILABLE */
@@ -78,6 +80,7 @@ export type WorkerRequest =
       readonly data: TrainingData;
       readonly batchSize?: number;
     }
+  | { readonly id: number; readonly op: 'init'; readonly model: string; readonly seed: string }
   | { readonly id: number; readonly op: 'crash' | 'tensors' };
 
 export type WorkerMessage =
@@ -279,6 +282,9 @@ export function createTrainingPool(options: { threads?: number; backend?: Backen
         [weights.buffer as ArrayBuffer],
         signal,
       );
+    },
+    initialWeights(model, seed, { signal } = {}) {
+      return submit<Float32Array>({ op: 'init', model, seed }, [], signal);
     },
     evaluate(job, { signal } = {}) {
       const weights = movable(job.weights);

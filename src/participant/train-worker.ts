@@ -53,6 +53,12 @@ async function handle(request: WorkerRequest): Promise<void> {
     const result = evaluate(tf, model, request.data, { batchSize: request.batchSize });
     const { backend } = await loading;
     post({ type: 'result', id: request.id, ok: true, value: { ...result, backend } });
+  } else if (request.op === 'init') {
+    const { tf } = await loading;
+    const fresh = buildModel(tf, request.model, request.seed);
+    const weights = flattenWeights(fresh);
+    fresh.dispose();
+    post({ type: 'result', id: request.id, ok: true, value: weights }, [weights.buffer as ArrayBuffer]);
   } else if (request.op === 'tensors') {
     const { tf } = await loading;
     post({ type: 'result', id: request.id, ok: true, value: tf.memory().numTensors });

@@ -1,0 +1,453 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  ResponseSerializationError,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { isAddress } from '../shared/account.ts';
+import { AilinkError, type ErrorCode, hasCode, httpStatusOf } from '../shared/errors.ts';
+import { TaskSpecSchema } from '../task/index.ts';
+import type { Coordinator } from './coordinator.ts';
+
+/**
+ * The coordinator's HTTP API: what owners, participants and dashboards read and the two writes (create a task, join
+ * one). Every route declares its params, body and responses with zod; the same schemas validate requests, encode
+ * replies and generate the OpenAPI document at `GET /openapi.json`, so the docs cannot drift from the behaviour.
+ * Rounds themselves run over the p2p round protocol, not here.
+ */
+
+/** Request bodies above this are refused with 413 before they are parsed (a task spec is a few KiB). */
+export const BODY_LIMIT = 256 * 1024;
+
+/** The version of this HTTP API (OpenAPI `info.version`), not of the software (`GET /v1/info` has that). */
+export const API_VERSION = '1.0.0';
+
+/**
+ * Codes of failures that happen in the HTTP layer itself, before any AI-LINK code runs (they have no AilinkError).
+ * Kept here rather than in errors.ts because nothing outside HTTP can raise them.
+ */
+export type HttpErrorCode =
+  | ErrorCode
+  | 'INTERNAL'
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'REQUEST_REFUSED';
+
+export interface HttpDeps {
+  readonly coordinator: Coordinator;
+  /** Read per request: the p2p host's addresses are only known once it listens. */
+  info(): { peerId: string; addrs: string[]; account: string; version: string };
+  /** Where unexpected (500) failures are reported; their details are not sent to the client. */
+  readonly log?: (line: string) => void;
+}
+
+// Schemas given an `id` with `.meta()` become named components of the OpenAPI document, and `$ref`s where routes use
+// them. They live in zod's global registry: the provider reads `.meta()` descriptions from the registry it is given,
+// so a private registry would silently drop every field description.
+
+const hex = (bytes: number) =>
+  z
+    .string()
+    .regex(
+      new RegExp(`^[0-9a-f]{${2 * bytes}}$`),
+      `expected ${2 * bytes} lowercase hex characters (${bytes} bytes)`,
+    );
+const AddressSchema = z
+  .string()
+  .refine(isAddress, 'expected an SS58 address')
+  .meta({ description: 'SS58 chain account' });
+
+export const ErrorBodySchema = z
+  .object({
+    error: z.object({
+      code: z
+        .string()
+        .meta({ description: 'an AI-LINK error code (see ERROR_CODES), or INTERNAL, BODY_TOO_LARGE…' }),
+      message: z.string().meta({ description: 'what was expected and what came; names the field for 400s' }),
+    }),
+  })
+  .meta({ id: 'Error', description: 'every refusal and failure has this shape' });
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+// A copy of the task module's schema with an id: the original stays as it is (`.meta()` returns a new schema).
+const SpecSchema = TaskSpecSchema.meta({ id: 'TaskSpec', description: 'a task as committed to on chain' });
+
+// Documentation only: POST /v1/tasks validates loosely and lets the coordinator check the spec (one rule set).
+// Registering it with an id puts it among the document's components, where the body's description points.
+TaskSpecSchema.omit({ version: true, coordinator: true, model: true })
+  .extend({
+    model: z.object({ name: TaskSpecSchema.shape.model.shape.name, initialSeed: z.string().min(1).max(128) }),
+  })
+  .meta({
+    id: 'TaskInput',
+    description: 'what POST /v1/tasks takes: a TaskSpec without version, coordinator and model.initialHash',
+  });
+
+export const InfoSchema = z
+  .object({
+    peerId: z.string().meta({ description: 'libp2p peer id to dial for the round protocol' }),
+    addrs: z.array(z.string()).meta({ description: 'multiaddrs the coordinator listens on' }),
+    account: z.string().meta({ description: 'the chain account that creates tasks and records rounds' }),
+    version: z.string(),
+  })
+  .meta({ description: 'the coordinator' });
+
+const Status = z.enum(['running', 'finished']);
+const count = z.number().int().min(0);
+const epochMs = z.number().meta({ description: 'ms since the Unix epoch' });
+
+export const TaskSummarySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  status: Status,
+  roundsDone: count,
+  roundsPlanned: count,
+  createdAt: epochMs,
+});
+
+const TaskFields = z.object({
+  id: z.string(),
+  digest: z.string().meta({ description: 'SHA-256 of the canonical spec, as recorded on chain' }),
+  spec: SpecSchema,
+});
+export const TaskCreatedSchema = TaskFields.meta({ description: 'created and recorded on chain' });
+
+export const TaskDetailSchema = TaskFields.extend({
+  status: Status,
+  createdAt: epochMs,
+  initialModel: z
+    .object({ fid: z.string(), hash: z.string() })
+    .nullable()
+    .meta({ description: "round 0's model; null until the coordinator has prepared it" }),
+}).meta({ description: 'the task' });
+
+// Accuracy and loss pass through JSON in the store, where a NaN from a diverged model becomes null: say so rather
+// than fail the whole list in the serializer.
+const metric = z.number().nullable();
+
+const RoundFields = z.object({
+  task: z.string(),
+  round: count,
+  attempt: count,
+  modelFid: z.string().meta({ description: 'storage id of the aggregated model' }),
+  modelHash: z.string(),
+  manifestFid: z.string().meta({ description: "storage id of the round's manifest (anchored on chain)" }),
+  manifestDigest: z.string(),
+  accuracy: metric,
+  loss: metric,
+  survivors: count.meta({ description: 'participants whose update is in the aggregate' }),
+  cohort: count.meta({ description: 'participants selected for the round' }),
+  seconds: z.number(),
+  bytes: count.meta({ description: 'bytes of updates stored for the round' }),
+  finishedAt: epochMs,
+});
+export const RoundSchema = RoundFields.meta({
+  id: 'Round',
+  description: 'a finished round, as anchored on chain',
+});
+
+export const MetricSchema = RoundFields.pick({
+  round: true,
+  accuracy: true,
+  loss: true,
+  survivors: true,
+  seconds: true,
+});
+
+export const AttemptStatusSchema = z
+  .object({
+    round: count,
+    attempt: count,
+    phase: z.string(),
+    expecting: z.array(z.string()).meta({ description: 'accounts the current stage still waits for' }),
+    deadline: epochMs.meta({
+      description: 'when the current stage gives up on the silent (ms since the epoch)',
+    }),
+  })
+  .nullable()
+  .meta({ description: 'the open attempt, or null when none is open' });
+
+// A participant's peer addresses are stored for dialling back but not published: the list is readable by anyone.
+export const ParticipantSchema = z
+  .object({
+    account: z.string(),
+    identityKey: z.string().meta({ description: 'Ed25519 round-signing key (hex)' }),
+    joinedAt: epochMs,
+    lastSeen: epochMs,
+  })
+  .meta({ id: 'Participant' });
+
+export const JoinBodySchema = z.strictObject({
+  account: AddressSchema,
+  identityKey: hex(32).meta({ description: "the participant's Ed25519 round-signing public key" }),
+  signature: hex(64).meta({
+    description: 'sr25519 signature of admissionMessage(task, identityKey) by account',
+  }),
+  peer: z.strictObject({
+    peerId: z.string().min(1).max(128),
+    addrs: z.array(z.string().min(1).max(512)).max(64),
+  }),
+});
+
+export const JoinedSchema = z
+  .object({ admitted: z.literal(true), account: z.string() })
+  .meta({ description: 'joined (again: a repeated join only refreshes the peer and lastSeen)' });
+
+const TaskParams = z.object({ id: z.string().min(1).max(100).meta({ description: 'task id' }) });
+
+// 4xx/5xx replies go through the route's serializer too, so every route declares them (and the docs show them). The
+// content form carries a description while keeping the `$ref` to the Error component.
+const failures = {
+  '4xx': {
+    description: 'refused: see error.code (TASK_NOT_FOUND, INVALID_INPUT, ROUND_NOT_ADMITTED, …)',
+    content: { 'application/json': { schema: ErrorBodySchema } },
+  },
+  '5xx': {
+    description: 'failed on the coordinator',
+    content: { 'application/json': { schema: ErrorBodySchema } },
+  },
+} as const;
+
+/**
+ * Builds the coordinator's HTTP app (not listening: call `listen`, or `inject` in tests). Refusals are
+ * `{ error: { code, message } }` with the status of the code: AilinkErrors map through `httpStatusOf`, schema
+ * failures are 400 INVALID_INPUT naming the field, unknown routes 404 NOT_FOUND, bodies over BODY_LIMIT 413
+ * BODY_TOO_LARGE, and anything unexpected 500 INTERNAL with a generic message (the details go to `deps.log`).
+ */
+export function buildApp(deps: HttpDeps): FastifyInstance {
+  const { coordinator } = deps;
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT,
+    logger: false,
+    // Errors the router raises before any route is found (an over-long or malformed URL) skip the error handler.
+    frameworkErrors: (err, _request, reply) => {
+      const { status, body } = refusalOf(err);
+      // The option's reply type is generic over route schemas that do not exist yet; this reply has none.
+      return (reply as FastifyReply).code(status).send(body);
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body } = refusalOf(err);
+    if (status >= 500 && !hasCode(err)) {
+      const cause = err instanceof ResponseSerializationError ? `: ${err.cause.message}` : '';
+      deps.log?.(`${request.method} ${request.url} failed: ${(err as Error).stack ?? String(err)}${cause}`);
+    }
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)),
+  );
+
+  // swagger records routes through an onRoute hook, so it must be loaded before the routes: they live in a plugin
+  // registered after it (avvio loads plugins in order).
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'AI-LINK coordinator',
+        description: 'Tasks, rounds and admissions of an AI-LINK federated-learning coordinator.',
+        version: API_VERSION,
+      },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+
+  app.register(async (scope) => {
+    const api = scope.withTypeProvider<ZodTypeProvider>();
+
+    api.get('/openapi.json', { schema: { hide: true } }, () => scope.swagger());
+
+    api.get(
+      '/v1/info',
+      {
+        schema: {
+          summary: 'The coordinator peer to dial for the round protocol, and its chain account',
+          response: { 200: InfoSchema, ...failures },
+        },
+      },
+      () => deps.info(),
+    );
+
+    api.get(
+      '/v1/tasks',
+      {
+        schema: {
+          summary: 'All tasks, oldest first',
+          response: { 200: z.array(TaskSummarySchema).meta({ description: 'the tasks' }), ...failures },
+        },
+      },
+      () =>
+        coordinator.tasks().map((t) => ({
+          id: t.id,
+          name: t.spec.name,
+          status: t.status,
+          roundsDone: coordinator.rounds(t.id).length,
+          roundsPlanned: t.spec.rounds,
+          createdAt: t.createdAt,
+        })),
+    );
+
+    api.post(
+      '/v1/tasks',
+      {
+        schema: {
+          summary:
+            'Create a task (recorded on chain); the coordinator fills in its keys and the initial model hash',
+          // Loose on purpose: createTask runs the one full check (parseTaskSpec) and names every wrong field.
+          body: z.looseObject({}).meta({ description: 'a TaskInput (see components.schemas.TaskInput)' }),
+          response: { 201: TaskCreatedSchema, ...failures },
+        },
+      },
+      async (request, reply) => {
+        const row = await coordinator.createTask(request.body);
+        return reply.code(201).send({ id: row.id, digest: row.digest, spec: row.spec });
+      },
+    );
+
+    api.get(
+      '/v1/tasks/:id',
+      {
+        schema: { summary: 'One task', params: TaskParams, response: { 200: TaskDetailSchema, ...failures } },
+      },
+      (request) => {
+        const { id } = request.params;
+        const task = coordinator.task(id);
+        if (task === undefined) throw new AilinkError('TASK_NOT_FOUND', `no task ${id} on this coordinator`);
+        return {
+          id: task.id,
+          digest: task.digest,
+          spec: task.spec,
+          status: task.status,
+          createdAt: task.createdAt,
+          initialModel: coordinator.initialModel(id) ?? null,
+        };
+      },
+    );
+
+    api.get(
+      '/v1/tasks/:id/rounds',
+      {
+        schema: {
+          summary: 'The finished rounds, in order',
+          params: TaskParams,
+          response: { 200: z.array(RoundSchema).meta({ description: 'the finished rounds' }), ...failures },
+        },
+      },
+      (request) => coordinator.rounds(request.params.id),
+    );
+
+    api.get(
+      '/v1/tasks/:id/status',
+      {
+        schema: {
+          summary: 'The open round attempt, if any',
+          params: TaskParams,
+          response: { 200: AttemptStatusSchema, ...failures },
+        },
+      },
+      (request) => coordinator.status(request.params.id),
+    );
+
+    api.get(
+      '/v1/tasks/:id/participants',
+      {
+        schema: {
+          summary: 'Participants that have joined',
+          params: TaskParams,
+          response: { 200: z.array(ParticipantSchema).meta({ description: 'by account' }), ...failures },
+        },
+      },
+      (request) => coordinator.participants(request.params.id),
+    );
+
+    api.get(
+      '/v1/tasks/:id/metrics',
+      {
+        schema: {
+          summary: 'Per-round accuracy, loss, survivors and duration (for plots)',
+          params: TaskParams,
+          response: {
+            200: z.array(MetricSchema).meta({ description: 'one entry per finished round' }),
+            ...failures,
+          },
+        },
+      },
+      (request) =>
+        coordinator.rounds(request.params.id).map((r) => ({
+          round: r.round,
+          accuracy: r.accuracy,
+          loss: r.loss,
+          survivors: r.survivors,
+          seconds: r.seconds,
+        })),
+    );
+
+    api.post(
+      '/v1/tasks/:id/join',
+      {
+        schema: {
+          summary: 'Join a task as an admitted account, registering the round-signing key',
+          params: TaskParams,
+          body: JoinBodySchema,
+          response: { 200: JoinedSchema, ...failures },
+        },
+      },
+      async (request) => {
+        const row = await coordinator.join(request.params.id, request.body);
+        return { admitted: true as const, account: row.account };
+      },
+    );
+  });
+
+  return app;
+}
+
+function errorBody(code: HttpErrorCode, message: string): ErrorBody {
+  return { error: { code, message } };
+}
+
+/** The status and body for anything a route, a hook or fastify itself threw. */
+function refusalOf(err: unknown): { status: number; body: ErrorBody } {
+  if (hasCode(err)) return { status: httpStatusOf(err.code), body: errorBody(err.code, err.message) };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as FastifyError).validationContext ?? 'body';
+    const problems = err.validation.map((issue) => {
+      const path = issue.instancePath.split('/').filter(Boolean).join('.');
+      return `${path || where}: ${issue.message}`;
+    });
+    return { status: 400, body: errorBody('INVALID_INPUT', problems.join('; ')) };
+  }
+  // Anything may be thrown, even a string or null: only an object can carry fastify's statusCode.
+  const status =
+    typeof err === 'object' && err !== null ? (err as Partial<FastifyError>).statusCode : undefined;
+  if (err instanceof ResponseSerializationError || status === undefined || status < 400 || status >= 500)
+    return {
+      status: 500,
+      body: errorBody('INTERNAL', 'internal error; the coordinator log has the details'),
+    };
+  // fastify's own refusals (unparsable JSON, oversized or unsupported bodies): keep the status, name it.
+  if (status === 413)
+    return {
+      status,
+      body: errorBody('BODY_TOO_LARGE', `request body exceeds the limit of ${BODY_LIMIT} bytes`),
+    };
+  const code: HttpErrorCode =
+    status === 400
+      ? 'INVALID_INPUT'
+      : status === 404
+        ? 'NOT_FOUND'
+        : status === 415
+          ? 'UNSUPPORTED_MEDIA_TYPE'
+          : 'REQUEST_REFUSED';
+  return { status, body: errorBody(code, (err as Error).message) };
+}

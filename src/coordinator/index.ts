@@ -1,0 +1,27 @@
+/** coordinator: tasks, rounds and admissions, and the HTTP API in front of them. */
+export {
+  type Coordinator,
+  type CoordinatorDeps,
+  type CoordinatorLedger,
+  type CoordinatorOptions,
+  createCoordinator,
+  type JoinRequest,
+  type RoundEvent,
+  type TaskInput,
+  topicOf,
+} from './coordinator.ts';
+export {
+  API_VERSION,
+  BODY_LIMIT,
+  buildApp,
+  type ErrorBody,
+  ErrorBodySchema,
+  type HttpDeps,
+  type HttpErrorCode,
+  InfoSchema,
+  JoinBodySchema,
+  JoinedSchema,
+  TaskDetailSchema,
+} from './http.ts';
+export { type AttemptOutcome, encodingOf, type RoundDeps, strategyOf } from './round.ts';
+export { type CoordinatorStore, openCoordinatorStore, type RoundRow, type TaskRow } from './store.ts';

@@ -1,0 +1,412 @@
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { fedAvg } from '../../src/aggregation/index.ts';
+import { admissionMessage } from '../../src/chain/index.ts';
+import type { Coordinator } from '../../src/coordinator/coordinator.ts';
+import { BODY_LIMIT, buildApp } from '../../src/coordinator/http.ts';
+import type { RoundRow } from '../../src/coordinator/store.ts';
+import { type Account, accountsReady } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
+import { type TaskSpec, taskDigest } from '../../src/task/index.ts';
+import { baseTask, makeAccount, makeWorld, type World } from './harness.ts';
+
+await accountsReady();
+
+const INFO = {
+  peerId: '12D3KooWExample',
+  addrs: ['/ip4/127.0.0.1/tcp/4001'],
+  account: makeAccount('coordinator').address,
+  version: '0.0.0-test',
+};
+
+let world: World;
+let app: ReturnType<typeof buildApp>;
+let logs: string[];
+const members = ['a', 'b', 'c'].map(makeAccount);
+const outsider = makeAccount('outsider');
+
+beforeEach(() => {
+  world = makeWorld();
+  logs = [];
+  app = buildApp({ coordinator: world.coordinator, info: () => INFO, log: (l) => logs.push(l) });
+});
+afterEach(async () => {
+  await app.close();
+  await world.coordinator.stop();
+  world.store.close();
+});
+
+type ErrorReply = { error: { code: string; message: string } };
+
+async function createTask(overrides: Record<string, unknown> = {}) {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/tasks',
+    payload: baseTask(
+      members.map((m) => m.address),
+      overrides,
+    ),
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json<{ id: string; digest: string; spec: TaskSpec }>();
+}
+
+const identityOf = (label: string) => createHash('sha256').update(`id/${label}`).digest('hex');
+
+/** A join body signed the way participant/runtime.ts signs it. */
+function joinBody(task: string, account: Account, identityKey = identityOf(account.address)) {
+  return {
+    account: account.address,
+    identityKey,
+    signature: toHex(account.sign(admissionMessage(task, identityKey))),
+    peer: { peerId: '12D3KooWPeer', addrs: ['/ip4/10.0.0.2/tcp/4002'] },
+  };
+}
+
+const get = async <T>(url: string) => {
+  const res = await app.inject({ method: 'GET', url });
+  return { status: res.statusCode, body: res.json<T>() };
+};
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/** The parts of the OpenAPI 3 structure this API relies on (openapi, info, paths with operations and responses). */
+const OpenApiShape = z.object({
+  openapi: z.string(),
+  info: z.object({ title: z.string().min(1), version: z.string().min(1) }),
+  paths: z.record(z.string().regex(/^\//), z.record(z.string(), z.unknown())),
+  components: z.object({ schemas: z.record(z.string(), z.record(z.string(), z.unknown())) }).optional(),
+});
+const Operation = z.object({
+  parameters: z
+    .array(
+      z.object({
+        name: z.string(),
+        in: z.enum(['path', 'query', 'header', 'cookie']),
+        required: z.boolean(),
+      }),
+    )
+    .optional(),
+  requestBody: z
+    .object({ content: z.record(z.string(), z.object({ schema: z.record(z.string(), z.unknown()) })) })
+    .optional(),
+  responses: z.record(
+    z.string().regex(/^([1-5](\d\d|XX)|default)$/),
+    z.object({ description: z.string().min(1) }).loose(),
+  ),
+});
+
+describe('tasks', () => {
+  it('creates a task (201), reads it back and lists it; the digest is taskDigest(spec)', async () => {
+    const created = await createTask();
+    expect(created.digest).toBe(taskDigest(created.spec));
+    expect(created.spec.admitted).toEqual(members.map((m) => m.address));
+    expect(created.spec.coordinator.account).toBe(INFO.account);
+    expect(world.ledger.tasks.get(created.id)?.digest).toBe(created.digest);
+
+    const one = await get<Record<string, unknown>>(`/v1/tasks/${created.id}`);
+    expect(one.status).toBe(200);
+    expect(one.body).toEqual({
+      id: created.id,
+      digest: created.digest,
+      spec: created.spec,
+      status: 'running',
+      createdAt: expect.any(Number),
+      // The loop has not run, so round 0's model is not prepared yet.
+      initialModel: null,
+    });
+
+    const list = await get(`/v1/tasks`);
+    expect(list.body).toEqual([
+      {
+        id: created.id,
+        name: 'unit',
+        status: 'running',
+        roundsDone: 0,
+        roundsPlanned: 3,
+        createdAt: one.body.createdAt,
+      },
+    ]);
+    for (const sub of ['rounds', 'participants', 'metrics'])
+      expect(await get(`/v1/tasks/${created.id}/${sub}`)).toEqual({ status: 200, body: [] });
+    expect(await get(`/v1/tasks/${created.id}/status`)).toEqual({ status: 200, body: null });
+  });
+
+  it('reports finished rounds, metrics and the open attempt', async () => {
+    const { id } = await createTask();
+    const round = (n: number, loss: number): RoundRow => ({
+      task: id,
+      round: n,
+      attempt: 0,
+      modelFid: `m${n}`,
+      modelHash: 'ab'.repeat(32),
+      manifestFid: `f${n}`,
+      manifestDigest: 'cd'.repeat(32),
+      accuracy: 0.5 + n / 10,
+      loss,
+      survivors: 3,
+      cohort: 3,
+      seconds: 1.5,
+      bytes: 1024,
+      finishedAt: 1000 + n,
+    });
+    const state = fedAvg().init(new Float32Array(4));
+    world.store.finishRound(round(0, 0.7), state);
+    // A diverged evaluation: NaN is stored as null and reported as null, not as a 500.
+    world.store.finishRound(round(1, Number.NaN), state);
+    world.store.addAttempt({
+      task: id,
+      round: 2,
+      attempt: 1,
+      phase: 'shares',
+      deadline: 5000,
+      setup: {
+        cohort: [],
+        graphSeed: '00',
+        k: 2,
+        t: 2,
+        dimension: 4,
+        startModel: { fid: 'm1', hash: 'ab'.repeat(32) },
+      },
+      startedAt: 4000,
+      reason: null,
+    });
+
+    const rounds = await get<RoundRow[]>(`/v1/tasks/${id}/rounds`);
+    expect(rounds.body).toEqual([round(0, 0.7), { ...round(1, 0), loss: null }]);
+    expect((await get(`/v1/tasks/${id}/metrics`)).body).toEqual([
+      { round: 0, accuracy: 0.5, loss: 0.7, survivors: 3, seconds: 1.5 },
+      { round: 1, accuracy: 0.6, loss: null, survivors: 3, seconds: 1.5 },
+    ]);
+    expect((await get(`/v1/tasks/${id}/status`)).body).toEqual({
+      round: 2,
+      attempt: 1,
+      phase: 'shares',
+      expecting: [],
+      deadline: 5000,
+    });
+    expect((await get<{ roundsDone: number }[]>('/v1/tasks')).body[0]?.roundsDone).toBe(2);
+  });
+
+  it('refuses a bad spec with 400 naming the field, and records nothing', async () => {
+    const before = await createTask();
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks',
+      payload: baseTask(
+        members.map((m) => m.address),
+        { name: 'other', cohort: { size: 3, min: 4 } },
+      ),
+    });
+    expect(bad.statusCode).toBe(400);
+    const { error } = bad.json<ErrorReply>();
+    expect(error.code).toBe('INVALID_INPUT');
+    expect(error.message).toMatch(/cohort/);
+
+    const notObject = await app.inject({ method: 'POST', url: '/v1/tasks', payload: [1, 2] });
+    expect(notObject.statusCode).toBe(400);
+    expect(notObject.json<ErrorReply>().error.code).toBe('INVALID_INPUT');
+    const noModel = await app.inject({ method: 'POST', url: '/v1/tasks', payload: { name: 'x' } });
+    expect(noModel.json<ErrorReply>().error).toMatchObject({ code: 'INVALID_INPUT', message: /model/ });
+    // The same spec twice is one task.
+    const again = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks',
+      payload: baseTask(members.map((m) => m.address)),
+    });
+    expect(again.statusCode).toBe(400);
+
+    expect((await get<{ id: string }[]>('/v1/tasks')).body.map((t) => t.id)).toEqual([before.id]);
+    expect([...world.ledger.tasks.keys()]).toEqual([before.id]);
+  });
+
+  it('unknown task → 404 TASK_NOT_FOUND on every task route', async () => {
+    for (const sub of ['', '/rounds', '/status', '/participants', '/metrics']) {
+      const res = await get<ErrorReply>(`/v1/tasks/nope-000000000000${sub}`);
+      expect(res.status, sub).toBe(404);
+      expect(res.body.error.code).toBe('TASK_NOT_FOUND');
+    }
+    const join = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks/nope-000000000000/join',
+      payload: joinBody('nope-000000000000', members[0]!),
+    });
+    expect(join.statusCode).toBe(404);
+    expect(join.json<ErrorReply>().error.code).toBe('TASK_NOT_FOUND');
+  });
+});
+
+describe('join', () => {
+  it('admits a properly signed join; it appears in /participants', async () => {
+    const { id } = await createTask();
+    const body = joinBody(id, members[1]!);
+    const res = await app.inject({ method: 'POST', url: `/v1/tasks/${id}/join`, payload: body });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ admitted: true, account: members[1]!.address });
+    const participants = await get<Record<string, unknown>[]>(`/v1/tasks/${id}/participants`);
+    expect(participants.body).toEqual([
+      {
+        account: members[1]!.address,
+        identityKey: body.identityKey,
+        joinedAt: expect.any(Number),
+        lastSeen: expect.any(Number),
+      },
+    ]);
+    expect(world.ledger.admitted(id)).toEqual([
+      { account: members[1]!.address, identityKey: body.identityKey },
+    ]);
+  });
+
+  it('refuses unadmitted, forged, malformed and oversized joins, and changes nothing', async () => {
+    const { id } = await createTask();
+    const url = `/v1/tasks/${id}/join`;
+    const post = async (payload: unknown, headers: Record<string, string> = {}) => {
+      const res = await app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json', ...headers },
+        payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+      });
+      return { status: res.statusCode, error: res.json<ErrorReply>().error };
+    };
+
+    expect(await post(joinBody(id, outsider))).toMatchObject({
+      status: 403,
+      error: { code: 'ROUND_NOT_ADMITTED' },
+    });
+    // Signed by someone else, or for another task: the signature does not verify for the claimed account.
+    const forged = { ...joinBody(id, outsider), account: members[0]!.address };
+    expect(await post(forged)).toMatchObject({ status: 401, error: { code: 'AUTH_BAD_SIGNATURE' } });
+    const otherTask = { ...joinBody('another-task', members[0]!) };
+    expect(await post(otherTask)).toMatchObject({ status: 401, error: { code: 'AUTH_BAD_SIGNATURE' } });
+
+    const good = joinBody(id, members[0]!);
+    const { identityKey: _, ...noKey } = good;
+    const malformed: [unknown, string][] = [
+      [noKey, 'identityKey'],
+      [{ ...good, identityKey: good.identityKey.slice(2) }, 'identityKey'],
+      [{ ...good, identityKey: good.identityKey.toUpperCase() }, 'identityKey'],
+      [{ ...good, signature: `${good.signature}00` }, 'signature'],
+      [{ ...good, account: 42 }, 'account'],
+      [{ ...good, account: 'not-an-address' }, 'account'],
+      [{ ...good, peer: { peerId: 'p', addrs: '/ip4/1.2.3.4' } }, 'peer.addrs'],
+      [{ ...good, peer: { addrs: [] } }, 'peer.peerId'],
+      [{ ...good, admin: true }, 'admin'],
+      [[good], 'body'],
+    ];
+    for (const [body, field] of malformed) {
+      const res = await post(body);
+      expect(res, field).toMatchObject({ status: 400, error: { code: 'INVALID_INPUT' } });
+      expect(res.error.message, JSON.stringify(res.error)).toContain(field);
+    }
+    expect(await post('{"account": ')).toMatchObject({ status: 400, error: { code: 'INVALID_INPUT' } });
+
+    const huge = await post({ ...good, peer: { peerId: 'p', addrs: ['x'.repeat(BODY_LIMIT)] } });
+    expect(huge).toMatchObject({ status: 413, error: { code: 'BODY_TOO_LARGE' } });
+    expect(huge.error.message).toContain(String(BODY_LIMIT));
+
+    expect((await get(`/v1/tasks/${id}/participants`)).body).toEqual([]);
+    expect(world.ledger.admitted(id)).toEqual([]);
+  });
+});
+
+describe('the rest', () => {
+  it('GET /v1/info', async () => {
+    expect(await get('/v1/info')).toEqual({ status: 200, body: INFO });
+  });
+
+  it('unknown routes → 404 NOT_FOUND', async () => {
+    for (const [method, url] of [
+      ['GET', '/v2/tasks'],
+      ['DELETE', '/v1/tasks'],
+      ['GET', '/'],
+    ] as const) {
+      const res = await app.inject({ method, url });
+      expect(res.statusCode).toBe(404);
+      expect(res.json<ErrorReply>().error.code).toBe('NOT_FOUND');
+    }
+  });
+
+  it('an unexpected failure is a 500 INTERNAL without its details; the log has them', async () => {
+    const broken: Coordinator = {
+      ...world.coordinator,
+      tasks: () => {
+        throw new Error('disk on fire');
+      },
+      // A reply that does not match its declared schema is not sent half-right.
+      participants: () => [{ account: 'x' } as never],
+    };
+    const app2 = buildApp({ coordinator: broken, info: () => INFO, log: (l) => logs.push(l) });
+    const res = await app2.inject({ method: 'GET', url: '/v1/tasks' });
+    const bad = await app2.inject({ method: 'GET', url: '/v1/tasks/any/participants' });
+    await app2.close();
+    for (const r of [res, bad]) {
+      expect(r.statusCode).toBe(500);
+      expect(r.json<ErrorReply>().error.code).toBe('INTERNAL');
+    }
+    expect(res.body).not.toContain('disk on fire');
+    expect(logs.join('\n')).toContain('disk on fire');
+    expect(logs.join('\n')).toMatch(/participants failed: .*identityKey/s);
+  });
+
+  it('router-level refusals (an over-long id) have the same error shape', async () => {
+    const res = await get<ErrorReply>(`/v1/tasks/${'x'.repeat(200)}`);
+    expect(res.status).toBe(414);
+    expect(res.body.error.code).toBe('REQUEST_REFUSED');
+  });
+
+  it('GET /openapi.json is an OpenAPI 3 document listing every route, with resolvable $refs', async () => {
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const doc = OpenApiShape.parse(res.json());
+    expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
+
+    const routes = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item)
+        .filter((k) => METHODS.includes(k))
+        .map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        'GET /v1/info',
+        'GET /v1/tasks',
+        'POST /v1/tasks',
+        'GET /v1/tasks/{id}',
+        'GET /v1/tasks/{id}/rounds',
+        'GET /v1/tasks/{id}/status',
+        'GET /v1/tasks/{id}/participants',
+        'GET /v1/tasks/{id}/metrics',
+        'POST /v1/tasks/{id}/join',
+      ].sort(),
+    );
+
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (!METHODS.includes(method)) continue;
+        const operation = Operation.parse(op);
+        // Every templated segment is declared as a required path parameter.
+        for (const name of path.match(/\{(\w+)\}/g) ?? []) {
+          const p = operation.parameters?.find((x) => x.in === 'path' && `{${x.name}}` === name);
+          expect(p?.required, `${method} ${path} ${name}`).toBe(true);
+        }
+        expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['4XX', '5XX']));
+      }
+    }
+    const join = Operation.parse(doc.paths['/v1/tasks/{id}/join']?.post);
+    expect(join.requestBody?.content['application/json']?.schema).toMatchObject({
+      required: expect.arrayContaining(['account', 'identityKey', 'signature', 'peer']),
+      additionalProperties: false,
+    });
+
+    // Every $ref points at a component that exists.
+    const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map(
+      (m) => m[1]!,
+    );
+    expect(refs.length).toBeGreaterThan(0);
+    for (const r of refs) expect(doc.components?.schemas, r).toHaveProperty([r]);
+    expect(Object.keys(doc.components?.schemas ?? {})).toEqual(
+      expect.arrayContaining(['TaskSpec', 'TaskInput', 'Round', 'Participant', 'Error']),
+    );
+  });
+});

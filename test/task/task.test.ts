@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { signingKeyPair } from '../../src/aggregation/index.ts';
+import { accountsReady } from '../../src/shared/account.ts';
+import { canonicalJson } from '../../src/shared/canonical.ts';
+import { hasCode } from '../../src/shared/errors.ts';
+import {
+  decodeModelBytes,
+  decodeStoredUpdate,
+  encodeModelBytes,
+  encodeStoredUpdate,
+  parseAnnouncement,
+  parseRequest,
+  parseTaskSpec,
+  secAggShape,
+  sha256Hex,
+  signAnnouncement,
+  signCommitment,
+  taskDigest,
+  taskIdOf,
+  verifyCommitment,
+} from '../../src/task/index.ts';
+import { verifyCommitment as verifyCommitmentDirect } from '../../src/task/messages.ts';
+import { makeAccount } from '../coordinator/harness.ts';
+
+await accountsReady();
+const random = (n: number) => new Uint8Array(randomBytes(n));
+const alice = makeAccount('alice').address;
+
+const spec = () =>
+  parseTaskSpec({
+    version: 1,
+    name: 'Fashion MNIST / CNN',
+    coordinator: { account: alice, serverKey: 'aa'.repeat(32), readerKey: 'bb'.repeat(32) },
+    model: { name: 'cnn', initialSeed: 's', initialHash: 'cc'.repeat(32) },
+    dataset: { name: 'fashion-mnist', description: '' },
+    strategy: { name: 'fedavg' },
+    local: { epochs: 1, batchSize: 50, learningRate: 0.05 },
+    rounds: 3,
+    cohort: { size: 5, min: 3 },
+    deadlines: {
+      joinMs: 1000,
+      advertiseMs: 1000,
+      sharesMs: 1000,
+      trainMs: 1000,
+      consistencyMs: 1000,
+      unmaskMs: 1000,
+    },
+    secagg: { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 },
+    dp: null,
+    admitted: [alice],
+  });
+
+const codeOf = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    return hasCode(e) ? e.code : 'other';
+  }
+  return 'none';
+};
+
+describe('task spec', () => {
+  it('has a digest independent of key order and an id made of the name and the digest', () => {
+    const s = spec();
+    const reordered = JSON.parse(canonicalJson(s)) as typeof s;
+    expect(taskDigest(reordered)).toBe(taskDigest(s));
+    expect(taskIdOf(s)).toBe(`fashion-mnist-cnn-${taskDigest(s).slice(0, 12)}`);
+  });
+
+  it.each([
+    [{ cohort: { size: 2, min: 3 } }, 'cohort'],
+    [{ secagg: { enabled: true, neighbours: 3, threshold: 2, range: 1, bits: 24, maxWeight: 1 } }, 'even'],
+    [{ admitted: [alice, alice] }, 'twice'],
+    [{ admitted: ['not-an-address'] }, 'admitted.0'],
+    [{ rounds: 0 }, 'rounds'],
+    [{ extra: true }, 'extra'],
+  ])('refuses %j naming the field', (patch, needle) => {
+    let error: unknown;
+    try {
+      parseTaskSpec({ ...spec(), ...patch });
+    } catch (e) {
+      error = e;
+    }
+    expect(hasCode(error, 'INVALID_INPUT')).toBe(true);
+    expect((error as Error).message).toContain(needle);
+  });
+
+  it('caps the SecAgg graph to the cohort: k even and below n, k/2 < t ≤ k', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 3, max: 200 }), fc.integer({ min: 1, max: 50 }), (n, half) => {
+        const s = { ...spec(), secagg: { ...spec().secagg, neighbours: 2 * half, threshold: half + 1 } };
+        const { k, t } = secAggShape(s, n);
+        return k % 2 === 0 && k < n && t > k / 2 && t <= k;
+      }),
+    );
+  });
+});
+
+describe('announcements and commitments', () => {
+  const server = signingKeyPair(random);
+  const unsigned = {
+    task: 't-1',
+    round: 2,
+    attempt: 0,
+    phase: 'consistency' as const,
+    deadline: 123,
+    body: { survivors: [alice] },
+  };
+
+  it('verify against the server key; any changed field or a foreign key fails with ROUND_SIGNATURE_INVALID', () => {
+    const wire = signAnnouncement(unsigned, server.privateKey);
+    expect(parseAnnouncement(JSON.parse(JSON.stringify(wire)), server.publicKey).body).toEqual({
+      survivors: [alice],
+    });
+    for (const tampered of [
+      { ...wire, round: 3 },
+      { ...wire, deadline: 124 },
+      { ...wire, body: { survivors: [] } },
+      { ...wire, phase: 'unmask' },
+    ]) {
+      expect(codeOf(() => parseAnnouncement(tampered, server.publicKey))).toBe('ROUND_SIGNATURE_INVALID');
+    }
+    expect(codeOf(() => parseAnnouncement(wire, signingKeyPair(random).publicKey))).toBe(
+      'ROUND_SIGNATURE_INVALID',
+    );
+    expect(codeOf(() => parseAnnouncement({ ...wire, signature: 'zz' }, server.publicKey))).toBe(
+      'ROUND_MESSAGE_INVALID',
+    );
+  });
+
+  it('a body that does not fit its phase is malformed even when signed', () => {
+    const wire = signAnnouncement({ ...unsigned, body: { survivors: 'all' } }, server.privateKey);
+    expect(codeOf(() => parseAnnouncement(wire, server.publicKey))).toBe('ROUND_MESSAGE_INVALID');
+  });
+
+  it('a commitment binds fid, digest and round context', () => {
+    const id = signingKeyPair(random);
+    const c = signCommitment(id.privateKey, 't/1/0', 'aa'.repeat(32), 'bb'.repeat(32));
+    expect(verifyCommitment(id.publicKey, 't/1/0', c)).toBe(true);
+    expect(verifyCommitmentDirect(id.publicKey, 't/0/0', c)).toBe(false); // replayed from another round
+    expect(verifyCommitment(id.publicKey, 't/1/0', { ...c, fid: 'cc'.repeat(32) })).toBe(false);
+  });
+
+  it('round requests are validated at the edge', () => {
+    expect(codeOf(() => parseRequest({ kind: 'submit', stage: 'masked' }))).toBe('ROUND_MESSAGE_INVALID');
+    expect(codeOf(() => parseRequest({ kind: 'view', task: 'x', from: alice, extra: 1 }))).toBe(
+      'ROUND_MESSAGE_INVALID',
+    );
+    expect(parseRequest({ kind: 'view', task: 'x', from: alice }).kind).toBe('view');
+  });
+});
+
+describe('stored updates and models (formats)', () => {
+  it('an update round-trips; its size is 1.0× a float32 vector plus a small header', () => {
+    fc.assert(
+      fc.property(fc.uint32Array({ minLength: 1, maxLength: 300 }), (words) => {
+        const u = { context: 't/0/0', from: alice, signature: random(64), words };
+        const bytes = encodeStoredUpdate(u);
+        const back = decodeStoredUpdate(bytes, words.length);
+        return back.words.every((w, i) => w === words[i]) && bytes.byteLength - 4 * words.length < 300;
+      }),
+    );
+  });
+
+  it('refuses truncated, wrongly sized or foreign bytes', () => {
+    const bytes = encodeStoredUpdate({
+      context: 'c',
+      from: alice,
+      signature: null,
+      words: new Uint32Array(10),
+    });
+    expect(codeOf(() => decodeStoredUpdate(bytes, 11))).toBe('ROUND_MESSAGE_INVALID');
+    expect(codeOf(() => decodeStoredUpdate(bytes.subarray(0, bytes.length - 1), 10))).toBe(
+      'ROUND_MESSAGE_INVALID',
+    );
+    expect(codeOf(() => decodeStoredUpdate(new TextEncoder().encode('AILM....'), 10))).toBe(
+      'ROUND_MESSAGE_INVALID',
+    );
+  });
+
+  it('model bytes: a fixed vector, and shape checks', () => {
+    const bytes = encodeModelBytes('mlp', Float32Array.of(1, -2.5, 0));
+    // 'AILM' ‖ u32 LE header length ‖ {"model":"mlp","parameters":3} ‖ 3 × f32 LE
+    expect(Buffer.from(bytes).toString('hex')).toBe(
+      `41494c4d1e000000${Buffer.from('{"model":"mlp","parameters":3}').toString('hex')}0000803f000020c000000000`,
+    );
+    expect(sha256Hex(bytes)).toHaveLength(64);
+    expect(decodeModelBytes(bytes).weights).toEqual(Float32Array.of(1, -2.5, 0));
+    expect(codeOf(() => decodeModelBytes(bytes, { model: 'cnn', parameters: 3 }))).toBe('MODEL_UNVERIFIED');
+    expect(codeOf(() => decodeModelBytes(bytes.subarray(0, 20)))).toBe('MODEL_UNVERIFIED');
+  });
+});
