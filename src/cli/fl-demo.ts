@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -149,9 +150,9 @@ export async function runFederatedDemo(
         joinMs: 60_000,
         advertiseMs: 20_000,
         sharesMs: 20_000,
-        // Every organisation's training shares this machine's 2 workers: allow 3× the expected time, at least 30 s.
+        // Every organisation's training shares this machine's 2 workers: allow 3× the expected time, at least 45 s (the first round also warms the workers up).
         trainMs: Math.max(
-          30_000,
+          45_000,
           Math.round((3000 * data.train.count * options.epochs) / (options.model === 'mlp' ? 15_000 : 500)),
         ),
         consistencyMs: 20_000,
@@ -208,6 +209,7 @@ export async function runFederatedDemo(
     );
     say('   round  accuracy  loss    survivors  seconds  MB moved');
     const controller = new AbortController();
+    setMaxListeners(0, controller.signal); // shared by every organisation's waits
     const runs = nodes.map((n) =>
       n.run(controller.signal).catch((err: Error) => log(`participant stopped: ${err.message}`)),
     );

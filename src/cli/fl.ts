@@ -32,8 +32,6 @@ import {
   createMinerClient,
   createStorageClient,
   type LoadedNetwork,
-  PRODUCTION_PROFILE,
-  TEST_PROFILE,
 } from '../storage/index.ts';
 import { MAX_ROUND_MESSAGE, ROUND_PROTOCOL, type TaskSpec } from '../task/index.ts';
 
@@ -45,6 +43,14 @@ import { MAX_ROUND_MESSAGE, ROUND_PROTOCOL, type TaskSpec } from '../task/index.
 
 const MiB = 1024 * 1024;
 const REQUEST_DEADLINE_MS = 10_000;
+const JOIN_DEADLINE_MS = 120_000;
+
+/**
+ * Round objects (updates of 0.8–6.7 MB, models, manifests) use 1 MiB segments — 4 + 8 fragments of 256 KiB, which
+ * every miner accepts — rather than the network's default: 32 MiB segments would pad an MLP update 40×, and the test
+ * profile's 64 KiB segments would turn it into 13 × 12 fragment transfers. The profile is recorded per object.
+ */
+const ROUND_OBJECT_PROFILE = { segmentSize: MiB, dataFragments: 4, parityFragments: 8 } as const;
 
 /** The code that produced a round, for its manifest: package version and the lockfile's hash. */
 export function codeVersion(): { package: string; version: string; lockfile: string } {
@@ -112,10 +118,7 @@ async function connectAs(
   const registry = createChainRegistry({ chain, indexer, account: deps.account, miners });
   const client = createStorageClient(
     { miners, registry, account: deps.account, codec: deps.codec, clock: deps.clock, random: deps.random },
-    {
-      profile: network.file.profile === 'production' ? PRODUCTION_PROFILE : TEST_PROFILE,
-      fragmentDeadlineMs: 20_000,
-    },
+    { profile: ROUND_OBJECT_PROFILE, fragmentDeadlineMs: 20_000 },
   );
   const submit = async (call: ReturnType<typeof protocolCall>) => {
     await submitProtocol({ chain, indexer }, deps.account, [call], { deadlineMs: 60_000 });
@@ -254,10 +257,10 @@ export async function startCoordinatorNode(
   };
 }
 
-async function http<T>(url: string, init?: RequestInit): Promise<T> {
+async function http<T>(url: string, init?: RequestInit, deadlineMs = REQUEST_DEADLINE_MS): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_DEADLINE_MS) });
+    res = await fetch(url, { ...init, signal: AbortSignal.timeout(deadlineMs) });
   } catch (cause) {
     throw new AilinkError('TIMEOUT', `no answer from ${url}: ${(cause as Error).message}`, { cause });
   }
@@ -320,11 +323,16 @@ export async function startParticipantNode(
       link: {
         task: (id) => http<{ spec: TaskSpec; digest: string }>(`${options.coordinatorUrl}/v1/tasks/${id}`),
         join: async (task, request) => {
-          await http(`${options.coordinatorUrl}/v1/tasks/${task}/join`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ ...request, peer: { peerId: host.peerId, addrs: host.addrs() } }),
-          });
+          await http(
+            `${options.coordinatorUrl}/v1/tasks/${task}/join`,
+            {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ ...request, peer: { peerId: host.peerId, addrs: host.addrs() } }),
+            },
+            // Joining waits for the admission to be recorded on chain, behind the other organisations' admissions.
+            JOIN_DEADLINE_MS,
+          );
         },
         async request(body, { signal }) {
           let channel: Awaited<ReturnType<Host['open']>>;

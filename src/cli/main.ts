@@ -64,7 +64,7 @@ const USAGE = `ailink — federated learning on decentralized storage
   ailink participant --coordinator URL --task ID --key FILE --data SPEC [--network FILE] [--state-dir DIR]
                                                   join a task and train on local data until its last round; SPEC is
                                                   <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10
-  ailink demo [--participants 10] [--rounds 10] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
+  ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
               [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
@@ -552,7 +552,7 @@ async function demo(args: string[]): Promise<void> {
     {
       dataDir: values['data-dir'],
       participants,
-      rounds: positiveInt(values.rounds, 'rounds', 10),
+      rounds: positiveInt(values.rounds, 'rounds', 6),
       model,
       alpha,
       epochs: positiveInt(values.epochs, 'epochs', 1),

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { admissionMessage } from '../chain/index.ts';
 import { type Account, verifySignature } from '../shared/account.ts';
 import { fromHex } from '../shared/bytes.ts';
@@ -101,6 +102,8 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     for (const l of listeners) l(e);
   };
   const controller = new AbortController();
+  // Every task loop and stage wait listens on this one signal.
+  setMaxListeners(0, controller.signal);
   const loops: Promise<void>[] = [];
   let started = false;
 

@@ -164,6 +164,11 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
     privateKey,
     addresses: { listen: [...(options.listen ?? [LOOPBACK_LISTEN])] },
     transports: [tcp()],
+    // libp2p refuses more than 5 new connections per second from one IP address, and more than 10 half-open ones.
+    // A network on one machine (every peer is 127.0.0.1), or a coordinator whose whole cohort dials at once, passes
+    // that in its first second: the miners refused uploads with ECONNREFUSED. Per-IP limits belong in front of a
+    // public node, not here.
+    connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 256 },
     connectionEncrypters: [noise()],
     // A window update lets a stream flush up to its window synchronously (noise-encrypting every frame), so a large
     // window means long event-loop stalls under bulk transfer. 1 MiB keeps loopback saturated with short flushes.

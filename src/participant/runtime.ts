@@ -41,6 +41,11 @@ export interface CoordinatorLink {
   subscribe(topic: string, handler: (data: unknown) => void): () => void;
 }
 
+/** Deadline of one object read (the starting model, a manifest). */
+const FETCH_DEADLINE_MS = 60_000;
+/** How long past a stage's deadline its work may still hold up later announcements. */
+const STAGE_GRACE_MS = 5_000;
+
 export interface ParticipantDeps {
   readonly account: Account;
   /** Ed25519 private key that signs this participant's round messages (kept for the whole task). */
@@ -136,7 +141,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           'MODEL_UNVERIFIED',
           `round ${a.round - 1} of ${options.task} is not anchored on chain`,
         );
-      const bytes = await deps.objects.get(anchored.manifest, {});
+      const bytes = await deps.objects.get(anchored.manifest, {
+        signal: AbortSignal.timeout(FETCH_DEADLINE_MS),
+      });
       const manifest: Manifest = parseManifest(bytes);
       if (manifestDigest(manifest) !== anchored.digest)
         throw new AilinkError(
@@ -151,7 +158,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         `round ${a.round} starts from model ${a.body.model.hash.slice(0, 16)}…, the chain says ${expected.slice(0, 16)}…`,
       );
     }
-    const bytes = await deps.objects.get(a.body.model.fid, {});
+    const bytes = await deps.objects.get(a.body.model.fid, {
+      signal: AbortSignal.timeout(FETCH_DEADLINE_MS),
+    });
     if (sha256Hex(bytes) !== expected)
       throw new AilinkError(
         'MODEL_UNVERIFIED',
@@ -373,12 +382,18 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         const key = `${a.round}/${a.attempt}/${a.phase}`;
         if (seen.has(key)) return;
         seen.add(key);
-        queue = queue.then(() =>
-          onAnnouncement(a).catch((err: Error) => {
+        // A stage's work may not hold up the next announcements past the stage's deadline (plus a grace period for
+        // the coordinator's clock): a newer attempt must not wait behind a stuck older one.
+        queue = queue.then(() => {
+          const handled = onAnnouncement(a).catch((err: Error) => {
             emit({ kind: 'refused', round: a.round, reason: err.message });
             deps.log(`round ${a.round} ${a.phase}: ${err.message}`);
-          }),
-        );
+          });
+          return Promise.race([
+            handled,
+            sleep(Math.max(0, a.deadline - deps.clock.now()) + STAGE_GRACE_MS, signal),
+          ]);
+        });
       };
       const unsubscribe = deps.link.subscribe(taskTopic(options.task), enqueue);
       try {
