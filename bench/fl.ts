@@ -101,7 +101,13 @@ async function federated(name: string, parts: ImageDataset[], secagg: boolean): 
           model: MODEL,
           weights: state.global.slice(),
           data: slice,
-          options: { epochs: EPOCHS, batchSize: BATCH, learningRate: LR, seed: `${name}/${round}/${i}` },
+          // The same shuffling seed with SecAgg on and off: the settings then differ only by quantization.
+          options: {
+            epochs: EPOCHS,
+            batchSize: BATCH,
+            learningRate: LR,
+            seed: `${name.split('-')[0]}/${round}/${i}`,
+          },
         }),
       ),
     );
