@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { admissionMessage } from '../chain/index.ts';
 import { type Account, verifySignature } from '../shared/account.ts';
 import { fromHex } from '../shared/bytes.ts';
+import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   encodeModelBytes,
@@ -354,16 +355,4 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     const last = attempts.at(-1);
     return last && store.announcement(task, last.round, last.attempt, last.phase);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const wake = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', wake);
-      resolve();
-    };
-    const t = setTimeout(wake, ms);
-    signal?.addEventListener('abort', wake);
-  });
 }

@@ -7,7 +7,7 @@ import {
 import { admissionMessage } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
-import type { Clock, Random } from '../shared/clock.ts';
+import { type Clock, type Random, sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   type Announcement,
@@ -415,16 +415,4 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       }
     },
   };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const wake = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', wake);
-      resolve();
-    };
-    const t = setTimeout(wake, ms);
-    signal?.addEventListener('abort', wake);
-  });
 }

@@ -25,3 +25,16 @@ export function manualClock(start = 0): Clock & { advance(ms: number): void; set
 export type Random = (length: number) => Uint8Array;
 
 export const systemRandom: Random = (length) => new Uint8Array(randomBytes(length));
+
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects: callers check the signal themselves). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    signal?.addEventListener('abort', wake);
+  });
+}

@@ -63,6 +63,7 @@ describe('src/aggregation', () => {
         "trimmedMean",
         "verifyAbort",
         "verifyMessage",
+        "verifySigned",
         "weightedMean",
         "withNormClipping",
       ]

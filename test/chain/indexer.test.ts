@@ -96,6 +96,7 @@ describe('openIndexer on the dev chain', () => {
       spec: hex('spec/single'),
       createdAt: task.blockNumber,
       rounds: 1,
+      admitted: [],
     });
     expect(roundsOf(main.state, 'single')).toEqual([
       {
