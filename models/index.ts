@@ -276,3 +276,47 @@ export function checkFlatWeights(spec: ModelSpec, flat: Float32Array): void {
     }
   }
 }
+
+/** A TensorFlow.js layers model as files: `model.json` (topology + weights manifest) and the one weights file. */
+export interface TfjsModelFiles {
+  readonly modelJson: Record<string, unknown>;
+  readonly weightsPath: string;
+  readonly weights: Uint8Array;
+}
+
+/**
+ * The files `tf.loadLayersModel` reads, for a flat weight vector: the model is rebuilt from its definition, given the
+ * weights, and saved through tfjs's own serialiser, so the topology and weight names are exactly what tfjs expects.
+ * @throws MODEL_SHAPE_MISMATCH, MODEL_WEIGHTS_INVALID, MODEL_UNKNOWN as loadFlatWeights and buildModel do
+ */
+export async function tfjsModelFiles(tf: Tf, name: string, flat: Float32Array): Promise<TfjsModelFiles> {
+  const model = buildModel(tf, name, 'export');
+  try {
+    loadFlatWeights(model, flat);
+    let saved: Tfjs.io.ModelArtifacts | undefined;
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const { modelTopology, weightSpecs, weightData } = saved!;
+    const weightsPath = 'weights.bin';
+    const weights = new Uint8Array(
+      weightData instanceof ArrayBuffer ? weightData : tf.io.concatenateArrayBuffers(weightData!),
+    );
+    return {
+      modelJson: {
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version['tfjs-layers']}`,
+        convertedBy: null,
+        modelTopology,
+        weightsManifest: [{ paths: [weightsPath], weights: weightSpecs }],
+      },
+      weightsPath,
+      weights,
+    };
+  } finally {
+    model.dispose();
+  }
+}

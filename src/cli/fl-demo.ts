@@ -18,6 +18,7 @@ import {
 } from '../task/index.ts';
 import { startDevNetwork } from './devnet.ts';
 import { startCoordinatorNode, startParticipantNode } from './fl.ts';
+import { writeTfjsModel } from './model-files.ts';
 
 export interface FederatedDemoOptions {
   readonly dataDir?: string;
@@ -69,6 +70,8 @@ export interface FederatedDemoResult {
   }[];
   final_accuracy: number;
   global_model_fid: string;
+  /** model.json of the final global model in TensorFlow.js format (null when the lineage did not verify). */
+  model_files: string | null;
   lineage_verified: boolean;
   data_dir: string;
   backend: string;
@@ -267,6 +270,16 @@ export async function runFederatedDemo(
     const lineage = await verifyLineage(node, task.id, options.rounds);
     await options.inspect?.({ task: task.id, spec: task.spec, get: node.get, anchored: node.anchored });
     say(`5. global model ${last.modelFid} (accuracy ${(last.accuracy * 100).toFixed(2)} %)`);
+    // The files come from the bytes just pulled back from storage and checked against the chain, not from memory.
+    const modelFiles =
+      lineage.model === undefined
+        ? null
+        : await writeTfjsModel(
+            join(dataDir, 'models', task.id, `round-${last.round}`),
+            lineage.model.model,
+            lineage.model.weights,
+          );
+    if (modelFiles !== null) say(`   TensorFlow.js model: ${modelFiles} (+ weights.bin)`);
     say(
       `   lineage against the chain: ${lineage.ok ? 'verified' : `BROKEN — ${lineage.problem}`} (${rounds.length} manifests)`,
     );
@@ -285,6 +298,7 @@ export async function runFederatedDemo(
       })),
       final_accuracy: last.accuracy,
       global_model_fid: last.modelFid,
+      model_files: modelFiles,
       lineage_verified: lineage.ok,
       data_dir: dataDir,
       backend,
@@ -302,7 +316,7 @@ export async function runFederatedDemo(
 /**
  * The chain's record of the task, checked against storage: every anchored manifest hashes to its digest, links to the
  * previous one, and names model bytes that hash to what it says. (The full audit, with signatures and miners' standing,
- * is `ailink audit verify`.)
+ * is `ailink audit verify`.) Returns the last round's model, as verified.
  */
 async function verifyLineage(
   node: {
@@ -311,11 +325,12 @@ async function verifyLineage(
   },
   task: string,
   expectedRounds: number,
-): Promise<{ ok: boolean; problem?: string }> {
+): Promise<{ ok: boolean; problem?: string; model?: { model: string; weights: Float32Array } }> {
   const anchored = node.anchored(task);
   if (anchored.length !== expectedRounds)
     return { ok: false, problem: `expected ${expectedRounds} rounds on chain, found ${anchored.length}` };
   let parent: { fid: string; digest: string } | null = null;
+  let last: { model: string; weights: Float32Array } | undefined;
   for (const row of anchored) {
     const manifest = parseManifest(await node.get(row.manifest));
     if (manifestDigest(manifest) !== row.digest)
@@ -325,8 +340,8 @@ async function verifyLineage(
     const model = await node.get(manifest.model.fid);
     if (sha256Hex(model) !== manifest.model.hash)
       return { ok: false, problem: `round ${row.round}: model hash` };
-    decodeModelBytes(model);
+    last = decodeModelBytes(model);
     parent = { fid: row.manifest, digest: row.digest };
   }
-  return { ok: true };
+  return { ok: true, model: last };
 }

@@ -118,7 +118,6 @@ export class AttemptRunner {
   private wake: (() => void) | undefined;
   private readonly fetches = new Map<string, Promise<Uint32Array>>();
   private bytesMoved = 0;
-  readonly dropouts: { account: string; stage: string }[] = [];
 
   constructor(
     private readonly deps: RoundDeps,
@@ -448,7 +447,6 @@ export class AttemptRunner {
 
   private async closeStage(phase: RoundStage): Promise<void> {
     const missing = this.expecting();
-    for (const account of missing) this.dropouts.push({ account, stage: phase });
     if (missing.length > 0)
       this.deps.log(
         `  ${phase}: ${missing.length} dropped (${missing.map((m) => m.slice(0, 8)).join(', ')})`,
@@ -496,6 +494,21 @@ export class AttemptRunner {
     this.deps.store.setPhase(k.task, k.round, k.attempt, 'aborted', this.deps.clock.now(), reason);
     this.attempt = { ...this.attempt, phase: 'aborted', reason };
     await this.deps.publish(wire).catch(() => {});
+  }
+
+  /**
+   * The stage a non-survivor dropped in, read from the store (not from memory, so a restart keeps it): the first
+   * stage it left unanswered, or `masked` when its update was committed but never fetched whole.
+   */
+  private dropoutStage(account: string): RoundStage {
+    const answered: readonly RoundStage[] = this.secagg ? ['advertise', 'shares'] : [];
+    for (const stage of answered) {
+      if (
+        this.deps.store.message(this.key.task, this.key.round, this.key.attempt, stage, account) === undefined
+      )
+        return stage;
+    }
+    return 'masked';
   }
 
   /** Unmasks (or sums), applies the strategy, evaluates, stores the model and manifest, anchors, records. */
@@ -547,10 +560,7 @@ export class AttemptRunner {
       dropouts: this.setup.cohort
         .map((c) => c.account)
         .filter((a) => !survivors.includes(a))
-        .map((account) => ({
-          account,
-          stage: this.dropouts.find((d) => d.account === account)?.stage ?? 'unmask',
-        })),
+        .map((account) => ({ account, stage: this.dropoutStage(account) })),
       updates: commitments,
       strategy: { ...spec.strategy },
       secagg: {

@@ -1291,6 +1291,7 @@ describe('the protocol as a replayable fold', () => {
       [19, 4, { t: 'recordRound', task: 0, round: 0 }],
       [20, 4, { t: 'recordRound', task: 0, round: 0 }],
       [20, 5, { t: 'tee', peer: 5 }],
+      [20, 5, { t: 'tee', peer: 5 }], // registered already: rejected
       [20, 0, { t: 'updateAddrs', port: 1 }], // exited
       [20, 3, { t: 'updateAddrs', port: 2 }],
       [20, 5, { t: 'teeUpdate', port: 1 }],

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
@@ -66,6 +67,8 @@ describe('federated rounds end to end', () => {
     );
     expect(checked).toBe(true);
     expect(result.lineage_verified).toBe(true);
+    expect(result.model_files).toMatch(/round-2\/model\.json$/);
+    expect(existsSync(result.model_files!.replace(/model\.json$/, 'weights.bin'))).toBe(true);
     expect(result.rounds.map((r) => r.survivors)).toEqual([4, 4, 5]);
     expect(lines.some((l) => l.includes('restarting the coordinator'))).toBe(true);
     expect(result.final_accuracy).toBeGreaterThan(0.5);
