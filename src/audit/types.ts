@@ -1,0 +1,115 @@
+/**
+ * What `ailink audit verify` reports: per round, what the chain anchored, what the manifest says, and every check that
+ * failed, each pinned to where it broke. Plain data (JSON-ready), so the CLI, the model card and the explorer all
+ * render the same result.
+ */
+
+/** Every kind of break the audit can find. */
+export const AUDIT_CODES = [
+  /** The task is not recorded on chain. */
+  'TASK_NOT_ON_CHAIN',
+  /** The task spec object is missing, malformed, or does not hash to the digest the chain recorded. */
+  'SPEC_MISMATCH',
+  /** The chain has fewer anchored rounds than asked for, or a gap. */
+  'ROUND_MISSING',
+  /** A stored object (manifest, model, spec) could not be fetched, or its bytes were not what storage promised. */
+  'OBJECT_UNAVAILABLE',
+  /** The manifest is not a valid manifest, or names another task or round. */
+  'MANIFEST_MALFORMED',
+  /** The manifest's bytes do not hash to the digest anchored on chain. */
+  'MANIFEST_DIGEST',
+  /** The manifest's parent is not the previous round's anchored manifest. */
+  'PARENT_LINK',
+  /** The round did not start from the previous round's model (or, for round 0, the spec's initial model). */
+  'START_MODEL',
+  /** The model bytes do not hash to what the manifest says, or are not a model of the spec's shape. */
+  'MODEL_HASH',
+  /** A cohort member is not admitted to the task on chain. */
+  'NOT_ADMITTED',
+  /** The cohort, survivors, dropouts and update commitments do not add up. */
+  'COHORT_INCONSISTENT',
+  /** An update commitment's signature is not valid for the participant's admitted identity key. */
+  'COMMITMENT_SIGNATURE',
+  /** A committed update is not recorded on chain as stored by that participant. */
+  'UPDATE_NOT_ON_CHAIN',
+  /** The manifest's settings (model, strategy, SecAgg, privacy) are not the ones the task spec fixed. */
+  'SETTINGS_MISMATCH',
+  /** The privacy budget spent exceeds the task's budget. */
+  'PRIVACY_BUDGET',
+  /** A stored object is no longer active on chain, or fewer than the needed columns are held by miners in good standing. */
+  'OBJECT_UNRETRIEVABLE',
+  /** A miner holding a column of a lineage object is not in good standing (exited, or penalised by audits). */
+  'MINER_STANDING',
+] as const;
+export type AuditCode = (typeof AUDIT_CODES)[number];
+
+/** One break: what, where (round and field), and a sentence that says expected vs found. */
+export interface AuditFinding {
+  readonly code: AuditCode;
+  /** null for task-level findings. */
+  readonly round: number | null;
+  /** A path a reader can follow, e.g. `round 2 · updates[1] (5F3o76oZ…)` or `task spec`. */
+  readonly where: string;
+  readonly message: string;
+}
+
+export interface AuditRound {
+  readonly round: number;
+  /** As anchored on chain. */
+  readonly manifest: { readonly fid: string; readonly digest: string; readonly recordedAt: number };
+  /** null when the manifest could not be read. */
+  readonly model: { readonly fid: string; readonly hash: string; readonly name: string } | null;
+  readonly parent: { readonly fid: string; readonly digest: string } | null;
+  readonly cohort: readonly string[];
+  readonly survivors: readonly string[];
+  readonly dropouts: readonly { readonly account: string; readonly stage: string }[];
+  /** Each survivor's commitment to its update; `valid` is the signature check against its admitted key. */
+  readonly updates: readonly {
+    readonly account: string;
+    readonly fid: string;
+    readonly digest: string;
+    readonly valid: boolean;
+  }[];
+  readonly metrics: {
+    readonly accuracy: number;
+    readonly loss: number;
+    readonly testExamples: number;
+  } | null;
+  readonly privacy: {
+    readonly mechanism: string;
+    readonly epsilonSpent: number | null;
+    readonly delta: number | null;
+  } | null;
+  readonly secagg: { readonly enabled: boolean; readonly k: number; readonly t: number } | null;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  /** Empty when the round verifies. */
+  readonly findings: readonly AuditFinding[];
+  readonly ok: boolean;
+}
+
+export interface AuditReport {
+  readonly task: string;
+  /** The task as the chain recorded it (null when it is not on chain). */
+  readonly chain: {
+    readonly coordinator: string;
+    readonly specDigest: string;
+    readonly createdAt: number;
+    readonly rounds: number;
+    readonly admitted: readonly {
+      readonly account: string;
+      readonly identityKey: string;
+      readonly admittedAt: number;
+    }[];
+  } | null;
+  /** The task spec (parsed, verified against the chain digest), null when it could not be read. */
+  readonly spec: Record<string, unknown> | null;
+  readonly code: { readonly package: string; readonly version: string; readonly lockfile: string } | null;
+  readonly rounds: readonly AuditRound[];
+  /** Task-level findings (spec, missing rounds); round findings are in each round. */
+  readonly findings: readonly AuditFinding[];
+  /** True only when no finding anywhere. */
+  readonly ok: boolean;
+  /** Block height of the chain state the audit read. */
+  readonly atBlock: number;
+}
