@@ -12,6 +12,7 @@ import {
   type TaskSpec,
   taskDigest,
   taskIdOf,
+  taskSpecBytes,
   type WireAnnouncement,
 } from '../task/index.ts';
 import { type AttemptOutcome, AttemptRunner, openAttempt, type RoundDeps, strategyOf } from './round.ts';
@@ -217,8 +218,10 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       if (store.task(id) !== undefined)
         throw new AilinkError('INVALID_INPUT', `task ${id} already exists (same spec)`);
       const digest = taskDigest(spec);
+      // Stored before it is recorded: the chain never names a spec that cannot be read.
+      const specFid = await deps.objects.put(taskSpecBytes(spec), `${id}/spec.json`);
       await deps.ledger.createTask(id, digest, spec.admitted);
-      const row: TaskRow = { id, spec, digest, createdAt: deps.clock.now(), status: 'running' };
+      const row: TaskRow = { id, spec, digest, specFid, createdAt: deps.clock.now(), status: 'running' };
       store.addTask(row);
       if (started) startLoop(row);
       return row;

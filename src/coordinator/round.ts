@@ -544,12 +544,17 @@ export class AttemptRunner {
     const modelFid = await this.deps.objects.put(modelBytes, `${k.task}/round-${k.round}/model.ailm`);
     const commitments = this.stored('masked')
       .filter((m) => survivors.includes(m.sender))
-      .map((m) => ({ account: m.sender, ...(m.body as { fid: string; digest: string; signature: string }) }));
+      // Stored as it came on the wire (hex signature), validated when it was accepted.
+      .map((m) => ({
+        account: m.sender,
+        ...(m.body as { fid: string; digest: string; dataset: string; signature: string }),
+      }));
     const now = this.deps.clock.now();
     const manifest: Manifest = {
       version: 1,
       task: k.task,
       spec: this.task.digest,
+      specFid: this.task.specFid,
       round: k.round,
       attempt: k.attempt,
       parent: this.parent,

@@ -13,6 +13,8 @@ export interface TaskRow {
   readonly id: string;
   readonly spec: TaskSpec;
   readonly digest: string;
+  /** The spec stored as a public object (its canonical JSON), named in every manifest. */
+  readonly specFid: string;
   readonly createdAt: number;
   readonly status: 'running' | 'finished';
 }
@@ -147,7 +149,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
   db.pragma('synchronous = FULL');
   db.exec(`
     CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, spec TEXT NOT NULL, digest TEXT NOT NULL,
-      created_at INTEGER NOT NULL, status TEXT NOT NULL);
+      spec_fid TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS participants (task TEXT NOT NULL, account TEXT NOT NULL, identity_key TEXT NOT NULL,
       peer TEXT NOT NULL, joined_at INTEGER NOT NULL, last_seen INTEGER NOT NULL, PRIMARY KEY (task, account));
     CREATE TABLE IF NOT EXISTS attempts (task TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL,
@@ -181,11 +183,19 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     startedAt: r.started_at,
     reason: r.reason,
   });
-  type TaskDb = { id: string; spec: string; digest: string; created_at: number; status: TaskRow['status'] };
+  type TaskDb = {
+    id: string;
+    spec: string;
+    digest: string;
+    spec_fid: string;
+    created_at: number;
+    status: TaskRow['status'];
+  };
   const taskOf = (r: TaskDb): TaskRow => ({
     id: r.id,
     spec: JSON.parse(r.spec) as TaskSpec,
     digest: r.digest,
+    specFid: r.spec_fid,
     createdAt: r.created_at,
     status: r.status,
   });
@@ -206,7 +216,9 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     lastSeen: r.last_seen,
   });
   const q = {
-    addTask: db.prepare('INSERT INTO tasks (id, spec, digest, created_at, status) VALUES (?, ?, ?, ?, ?)'),
+    addTask: db.prepare(
+      'INSERT INTO tasks (id, spec, digest, spec_fid, created_at, status) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
     task: db.prepare<[string], TaskDb>('SELECT * FROM tasks WHERE id = ?'),
     tasks: db.prepare<[], TaskDb>('SELECT * FROM tasks ORDER BY created_at, id'),
     finishTask: db.prepare("UPDATE tasks SET status = 'finished' WHERE id = ?"),
@@ -264,7 +276,8 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
   });
 
   return {
-    addTask: (r) => void q.addTask.run(r.id, JSON.stringify(r.spec), r.digest, r.createdAt, r.status),
+    addTask: (r) =>
+      void q.addTask.run(r.id, JSON.stringify(r.spec), r.digest, r.specFid, r.createdAt, r.status),
     task: (id) => {
       const r = q.task.get(id);
       return r && taskOf(r);

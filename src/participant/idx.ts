@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { AilinkError } from '../shared/errors.ts';
@@ -92,6 +93,18 @@ export interface ImageDataset {
   readonly cols: number;
   readonly images: Uint8Array;
   readonly labels: Uint8Array;
+}
+
+/**
+ * SHA-256 over the dataset's shape, images and labels: what a participant declares it trained on. Two organisations
+ * with the same bytes get the same fingerprint; anyone who holds the data can recompute it, no one learns it from it.
+ */
+export function datasetFingerprint(data: ImageDataset): string {
+  const h = createHash('sha256');
+  h.update(`ailink/dataset/v1\n${data.count}\n${data.rows}\n${data.cols}\n`);
+  h.update(data.images.subarray(0, data.count * data.rows * data.cols));
+  h.update(data.labels.subarray(0, data.count));
+  return h.digest('hex');
 }
 
 /** Reads an image file and a label file (plain or .gz). @throws INVALID_INPUT when they do not belong together */

@@ -27,7 +27,7 @@ import {
   taskTopic,
   toWire,
 } from '../task/index.ts';
-import type { ImageDataset } from './idx.ts';
+import { datasetFingerprint, type ImageDataset } from './idx.ts';
 
 /** How a participant reaches its coordinator: HTTP for the task and joining, p2p for round traffic. */
 export interface CoordinatorLink {
@@ -121,6 +121,8 @@ interface AttemptState {
 export function createParticipant(deps: ParticipantDeps, options: ParticipantOptions): Participant {
   const me = deps.account.address;
   const identityPublic = toHex(signingKeyPair(() => deps.identityKey).publicKey);
+  // Declared in every commitment (and so in every manifest): what this organisation trained on, without showing it.
+  const dataset = datasetFingerprint(deps.data);
   const listeners = new Set<(e: ParticipantEvent) => void>();
   const emit = (e: ParticipantEvent) => {
     for (const l of listeners) l(e);
@@ -335,7 +337,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         await submit(
           state,
           'masked',
-          signCommitment(deps.identityKey, state.context, fid, sha256Hex(bytes)),
+          signCommitment(deps.identityKey, state.context, { fid, digest: sha256Hex(bytes), dataset }),
           a.deadline,
         );
         return;

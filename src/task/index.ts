@@ -41,4 +41,5 @@ export {
   TaskSpecSchema,
   taskDigest,
   taskIdOf,
+  taskSpecBytes,
 } from './spec.ts';

@@ -20,6 +20,8 @@ export const ManifestSchema = z
     task: z.string(),
     /** Digest of the task spec recorded by `provenance.createTask`. */
     spec: hash,
+    /** The task spec as a stored public object (canonical JSON hashing to `spec`), so auditors need no coordinator. */
+    specFid: hash,
     round: z.number().int().nonnegative(),
     attempt: z.number().int().nonnegative(),
     /** The previous round's manifest (fid and digest as anchored), null for round 0. */
@@ -30,8 +32,13 @@ export const ManifestSchema = z
     cohort: z.array(account),
     survivors: z.array(account),
     dropouts: z.array(z.object({ account, stage: z.string() }).strict()),
-    /** Each survivor's signed commitment to the update it stored (Ed25519 by its admitted identity key). */
-    updates: z.array(z.object({ account, fid: hash, digest: hash, signature: z.string() }).strict()),
+    /**
+     * Each survivor's signed commitment (Ed25519 by its admitted identity key) to the update it stored and to the
+     * fingerprint of the data it declared it trained on.
+     */
+    updates: z.array(
+      z.object({ account, fid: hash, digest: hash, dataset: hash, signature: z.string() }).strict(),
+    ),
     strategy: z.record(z.string(), z.unknown()),
     secagg: z
       .object({

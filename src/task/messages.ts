@@ -86,8 +86,13 @@ export const UnmaskSchema = signedSchema(
     .strict(),
 );
 
-/** A participant's signed commitment to its stored (masked) update: the fid and the SHA-256 of the object's bytes. */
-export const CommitmentSchema = z.object({ fid: hash, digest: hash, signature: hexOf(64) }).strict();
+/**
+ * A participant's signed commitment to its stored (masked) update: the fid and the SHA-256 of the object's bytes, and
+ * the fingerprint of the data it trained on (`datasetFingerprint`), so an auditor can hold it to its declared data.
+ */
+export const CommitmentSchema = z
+  .object({ fid: hash, digest: hash, dataset: hash, signature: hexOf(64) })
+  .strict();
 export type Commitment = z.infer<typeof CommitmentSchema>;
 
 const submitBase = { kind: z.literal('submit'), task: taskId, round: nat, attempt: nat, from: account };
@@ -245,20 +250,18 @@ export type UnmaskMessage = Signed<UnmaskBody>;
 /** The SecAgg context of one attempt of one round: binds every key, share and signature to it. */
 export const roundContext = (task: string, round: number, attempt: number) => `${task}/${round}/${attempt}`;
 
-const commitmentBytes = (context: string, fid: string, digest: string) =>
-  new TextEncoder().encode(`ailink/round/commitment/v1\n${context}\n${fid}\n${digest}`);
+type Committed = Omit<Commitment, 'signature'>;
 
-export function signCommitment(
-  identityKey: Uint8Array,
-  context: string,
-  fid: string,
-  digest: string,
-): Commitment {
-  return { fid, digest, signature: signMessage(identityKey, commitmentBytes(context, fid, digest)) };
+const commitmentBytes = (context: string, c: Committed) =>
+  new TextEncoder().encode(`ailink/round/commitment/v2\n${context}\n${c.fid}\n${c.digest}\n${c.dataset}`);
+
+export function signCommitment(identityKey: Uint8Array, context: string, c: Committed): Commitment {
+  const { fid, digest, dataset } = c;
+  return { fid, digest, dataset, signature: signMessage(identityKey, commitmentBytes(context, c)) };
 }
 
 export function verifyCommitment(publicKey: Uint8Array, context: string, c: Commitment): boolean {
-  return verifyMessage(publicKey, commitmentBytes(context, c.fid, c.digest), c.signature);
+  return verifyMessage(publicKey, commitmentBytes(context, c), c.signature);
 }
 
 const UPDATE_MAGIC = 'AILU';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isAddress } from '../shared/account.ts';
-import { canonicalDigest } from '../shared/canonical.ts';
+import { canonicalDigest, canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
 
 /**
@@ -102,6 +102,11 @@ export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 /** The digest recorded on chain: SHA-256 of the spec's canonical JSON. */
 export function taskDigest(spec: TaskSpec): string {
   return canonicalDigest(spec);
+}
+
+/** The spec as stored (canonical JSON): its SHA-256 is `taskDigest`. */
+export function taskSpecBytes(spec: TaskSpec): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(spec));
 }
 
 /** A readable, collision-resistant id: the name made safe, then 12 hex digits of the digest. */

@@ -135,12 +135,18 @@ describe('announcements and commitments', () => {
     expect(codeOf(() => parseAnnouncement(wire, server.publicKey))).toBe('ROUND_MESSAGE_INVALID');
   });
 
-  it('a commitment binds fid, digest and round context', () => {
+  it('a commitment binds fid, digest, dataset fingerprint and round context', () => {
     const id = signingKeyPair(random);
-    const c = signCommitment(id.privateKey, 't/1/0', 'aa'.repeat(32), 'bb'.repeat(32));
+    const c = signCommitment(id.privateKey, 't/1/0', {
+      fid: 'aa'.repeat(32),
+      digest: 'bb'.repeat(32),
+      dataset: 'dd'.repeat(32),
+    });
     expect(verifyCommitment(id.publicKey, 't/1/0', c)).toBe(true);
     expect(verifyCommitmentDirect(id.publicKey, 't/0/0', c)).toBe(false); // replayed from another round
     expect(verifyCommitment(id.publicKey, 't/1/0', { ...c, fid: 'cc'.repeat(32) })).toBe(false);
+    expect(verifyCommitment(id.publicKey, 't/1/0', { ...c, digest: 'cc'.repeat(32) })).toBe(false);
+    expect(verifyCommitment(id.publicKey, 't/1/0', { ...c, dataset: 'cc'.repeat(32) })).toBe(false);
   });
 
   it('round requests are validated at the edge', () => {
