@@ -8,6 +8,7 @@ export {
   type Announcement,
   type AnnouncementBody,
   type Commitment,
+  CommitmentSchema,
   type ConsistencyMessage,
   decodeStoredUpdate,
   encodeStoredUpdate,

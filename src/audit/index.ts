@@ -1,0 +1,13 @@
+/**
+ * Audit: a task's lineage checked against the chain — manifests, parent links, models, commitments, admissions,
+ * settings, privacy budget and the standing of the miners holding it — without trusting the coordinator.
+ */
+export { checkLineage, type LineageInput, objectsToFetch } from './lineage.ts';
+export {
+  AUDIT_CODES,
+  type AuditCode,
+  type AuditFinding,
+  type AuditReport,
+  type AuditRound,
+} from './types.ts';
+export { type AuditDeps, type AuditOptions, auditTask } from './verify.ts';

@@ -1,0 +1,544 @@
+import { createHash } from 'node:crypto';
+import {
+  auditRecordOf,
+  fileOf,
+  minerOf,
+  participantsOf,
+  roundsOf,
+  type StateReader,
+  taskOf,
+} from '../chain/index.ts';
+import { fromHex } from '../shared/bytes.ts';
+import {
+  CommitmentSchema,
+  decodeModelBytes,
+  type Manifest,
+  parseManifest,
+  parseTaskSpec,
+  roundContext,
+  type TaskSpec,
+  taskDigest,
+  verifyCommitment,
+} from '../task/index.ts';
+import type { AuditCode, AuditFinding, AuditReport, AuditRound } from './types.ts';
+
+/**
+ * The audit's pure core: given the chain's protocol state and the bytes of the stored objects it names, check the
+ * lineage of a task and say exactly what broke where. No I/O: `verify.ts` fetches, this decides, so the same inputs
+ * always give the same report (and a benchmark can time the checks without the downloads).
+ */
+
+export interface LineageInput {
+  readonly task: string;
+  /** The chain's protocol state (an indexer's), read as of `atBlock`. */
+  readonly state: StateReader;
+  readonly atBlock: number;
+  /** The stored objects fetched so far, by fid: their bytes, or why they could not be fetched. */
+  readonly objects: ReadonlyMap<string, Uint8Array | Error>;
+  /** Check rounds 0..round (default: every anchored round). */
+  readonly round?: number;
+}
+
+/** A miner keeps its good standing until audits penalise it (two misses in a row) or it exits. */
+const PENALTY_MISSES = 2;
+
+const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const short = (s: string) => `${s.slice(0, 8)}…`;
+
+/**
+ * The fids the audit reads that `objects` does not hold yet: first every anchored manifest, then — once those are
+ * fetched — the models and the spec they name. Call until it returns nothing (two passes).
+ */
+export function objectsToFetch(input: Omit<LineageInput, 'atBlock'>): string[] {
+  const want = new Set<string>();
+  for (const row of anchoredRows(input.state, input.task, input.round)) {
+    const bytes = input.objects.get(row.manifest);
+    if (bytes === undefined) want.add(row.manifest);
+    if (!(bytes instanceof Uint8Array)) continue;
+    const manifest = tryParse(bytes);
+    if (manifest === undefined) continue;
+    want.add(manifest.model.fid);
+    want.add(manifest.specFid);
+  }
+  return [...want].filter((fid) => !input.objects.has(fid));
+}
+
+/** Checks the task's lineage against the chain; every finding names its round and field. */
+export function checkLineage(input: LineageInput): AuditReport {
+  const { task, state, objects } = input;
+  const findings: AuditFinding[] = [];
+  const onChain = taskOf(state, task);
+  if (onChain === undefined) {
+    findings.push({
+      code: 'TASK_NOT_ON_CHAIN',
+      round: null,
+      where: 'task',
+      message: `no task ${task} is recorded on chain (as of block ${input.atBlock}); check the task id and the network`,
+    });
+    return report(input, null, null, null, [], findings);
+  }
+  const admitted = new Map(participantsOf(state, task).map((p) => [p.account, p]));
+  const rows = anchoredRows(state, task, input.round);
+  if (input.round !== undefined && input.round >= onChain.rounds) {
+    findings.push({
+      code: 'ROUND_MISSING',
+      round: input.round,
+      where: `round ${input.round}`,
+      message: `expected round ${input.round} to be anchored, the chain has ${onChain.rounds} round(s) of ${task}`,
+    });
+  }
+  rows.forEach((row, i) => {
+    if (row.round !== i)
+      findings.push({
+        code: 'ROUND_MISSING',
+        round: i,
+        where: `round ${i}`,
+        message: `expected round ${i} to be anchored, the next anchored one is ${row.round}`,
+      });
+  });
+
+  const standing = createStandingCheck(state);
+  const manifests = rows.map((row) => readManifest(objects, row));
+  const specFid = manifests.find((m) => m.manifest !== undefined)?.manifest?.specFid;
+  const spec = readSpec(objects, specFid, onChain.spec, findings);
+  if (specFid !== undefined) findings.push(...standing(specFid, 'task spec', null));
+
+  const rounds: AuditRound[] = rows.map((row, i) => {
+    const out: AuditFinding[] = [];
+    const at = (where: string) => `round ${row.round} · ${where}`;
+    const add = (code: AuditCode, where: string, message: string) =>
+      out.push({ code, round: row.round, where: at(where), message });
+    const { manifest, problem } = manifests[i]!;
+    if (problem !== undefined) add(problem.code, 'manifest', problem.message);
+    out.push(...standing(row.manifest, at('manifest'), row.round));
+    if (manifest !== undefined && problem === undefined) {
+      checkRound(
+        { task, row, manifest, previous: i > 0 ? rows[i - 1]! : null, spec, onChain, admitted },
+        add,
+      );
+      checkPrevious(manifest, i > 0 ? manifests[i - 1]!.manifest : undefined, spec, add);
+      checkModel(objects, manifest, add);
+      out.push(...standing(manifest.model.fid, at('model'), row.round));
+      manifest.updates.forEach((u, k) => {
+        const where = at(`updates[${k}] (${short(u.account)})`);
+        const file = fileOf(state, u.fid);
+        if (file === undefined)
+          out.push({
+            code: 'UPDATE_NOT_ON_CHAIN',
+            round: row.round,
+            where,
+            message: `update ${u.fid} is not recorded on chain`,
+          });
+        else if (file.owner !== u.account)
+          out.push({
+            code: 'UPDATE_NOT_ON_CHAIN',
+            round: row.round,
+            where,
+            message: `update ${u.fid} was stored by ${file.owner}, not by the participant ${u.account}`,
+          });
+        else out.push(...standing(u.fid, where, row.round));
+      });
+    }
+    return roundOf(row, manifest, problem === undefined, admitted, out);
+  });
+  const lastManifest = [...manifests].reverse().find((m) => m.manifest !== undefined)?.manifest;
+  return report(input, onChain, spec, lastManifest?.code ?? null, rounds, findings, [...admitted.values()]);
+}
+
+type Row = { round: number; manifest: string; digest: string; recordedAt: number };
+type Add = (code: AuditCode, where: string, message: string) => void;
+
+function anchoredRows(state: StateReader, task: string, round?: number): Row[] {
+  return roundsOf(state, task)
+    .filter((r) => round === undefined || r.round <= round)
+    .map((r) => ({ round: r.round, manifest: r.manifest, digest: r.digest, recordedAt: r.recordedAt }));
+}
+
+function tryParse(bytes: Uint8Array): Manifest | undefined {
+  try {
+    return parseManifest(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The manifest as anchored: fetched, hashing to the anchored digest, well formed, about this task and round. */
+function readManifest(
+  objects: LineageInput['objects'],
+  row: Row,
+): { manifest?: Manifest; problem?: { code: AuditCode; message: string } } {
+  const bytes = objects.get(row.manifest);
+  if (!(bytes instanceof Uint8Array))
+    return {
+      problem: {
+        code: 'OBJECT_UNAVAILABLE',
+        message: `manifest ${row.manifest} could not be read: ${bytes?.message ?? 'not fetched'}`,
+      },
+    };
+  const manifest = tryParse(bytes);
+  const digest = sha256Hex(bytes);
+  if (digest !== row.digest)
+    return {
+      ...(manifest === undefined ? {} : { manifest }),
+      problem: {
+        code: 'MANIFEST_DIGEST',
+        message: `manifest ${short(row.manifest)} hashes to ${digest}, the chain anchored ${row.digest}`,
+      },
+    };
+  if (manifest === undefined)
+    return {
+      problem: {
+        code: 'MANIFEST_MALFORMED',
+        message: `manifest ${short(row.manifest)} is not a valid manifest`,
+      },
+    };
+  return { manifest };
+}
+
+/** The spec every manifest names, checked against the digest `provenance.createTask` recorded. */
+function readSpec(
+  objects: LineageInput['objects'],
+  fid: string | undefined,
+  digest: string,
+  findings: AuditFinding[],
+): TaskSpec | null {
+  if (fid === undefined) return null;
+  const fail = (message: string) => {
+    findings.push({ code: 'SPEC_MISMATCH', round: null, where: 'task spec', message });
+    return null;
+  };
+  const bytes = objects.get(fid);
+  if (!(bytes instanceof Uint8Array))
+    return fail(`task spec ${fid} could not be read: ${bytes?.message ?? 'not fetched'}`);
+  let spec: TaskSpec;
+  try {
+    spec = parseTaskSpec(JSON.parse(new TextDecoder().decode(bytes)));
+  } catch (err) {
+    return fail(`task spec ${short(fid)} is not a valid spec: ${(err as Error).message}`);
+  }
+  const got = taskDigest(spec);
+  if (got !== digest || sha256Hex(bytes) !== digest)
+    return fail(`task spec ${short(fid)} hashes to ${got}, the chain recorded ${digest}`);
+  return spec;
+}
+
+interface RoundContext {
+  readonly task: string;
+  readonly row: Row;
+  readonly manifest: Manifest;
+  readonly previous: Row | null;
+  readonly spec: TaskSpec | null;
+  readonly onChain: { spec: string; coordinator: string };
+  readonly admitted: ReadonlyMap<string, { identityKey: string }>;
+}
+
+/** Identity, parent link, cohort arithmetic, commitments and settings of one round. */
+function checkRound(c: RoundContext, add: Add): void {
+  const { manifest: m, row } = c;
+  if (m.task !== c.task || m.round !== row.round)
+    add('MANIFEST_MALFORMED', 'task/round', `the manifest is for ${m.task} round ${m.round}`);
+  if (m.spec !== c.onChain.spec)
+    add(
+      'SPEC_MISMATCH',
+      'spec',
+      `the manifest names spec ${short(m.spec)}, the chain recorded ${short(c.onChain.spec)}`,
+    );
+  const parent = c.previous === null ? null : { fid: c.previous.manifest, digest: c.previous.digest };
+  if (JSON.stringify(m.parent) !== JSON.stringify(parent))
+    add(
+      'PARENT_LINK',
+      'parent',
+      parent === null
+        ? `round 0 must have no parent, the manifest names ${short(m.parent?.fid ?? '')}`
+        : `expected the parent to be round ${c.previous!.round}'s anchored manifest ${short(parent.fid)} (digest ${short(parent.digest)}), got ${m.parent === null ? 'none' : `${short(m.parent.fid)} (digest ${short(m.parent.digest)})`}`,
+    );
+
+  const cohort = new Set(m.cohort);
+  const survivors = new Set(m.survivors);
+  if (cohort.size !== m.cohort.length)
+    add('COHORT_INCONSISTENT', 'cohort', 'the cohort lists an account twice');
+  for (const a of m.cohort)
+    if (!c.admitted.has(a))
+      add('NOT_ADMITTED', `cohort (${short(a)})`, `${a} is not admitted to ${c.task} on chain`);
+  for (const a of m.survivors)
+    if (!cohort.has(a))
+      add('COHORT_INCONSISTENT', `survivors (${short(a)})`, `survivor ${a} is not in the cohort`);
+  const dropped = new Set(m.dropouts.map((d) => d.account));
+  const expectedDropped = m.cohort.filter((a) => !survivors.has(a));
+  if (
+    dropped.size !== m.dropouts.length ||
+    expectedDropped.some((a) => !dropped.has(a)) ||
+    dropped.size !== expectedDropped.length
+  )
+    add(
+      'COHORT_INCONSISTENT',
+      'dropouts',
+      `expected the dropouts to be the cohort minus the survivors (${expectedDropped.length}), got ${m.dropouts.length}`,
+    );
+  const committed = m.updates.map((u) => u.account);
+  if (
+    committed.length !== survivors.size ||
+    committed.some((a) => !survivors.has(a)) ||
+    new Set(committed).size !== committed.length
+  )
+    add(
+      'COHORT_INCONSISTENT',
+      'updates',
+      `expected one update commitment per survivor (${survivors.size}), got ${committed.length}`,
+    );
+
+  const context = roundContext(c.task, row.round, m.attempt);
+  m.updates.forEach((u, k) => {
+    const key = c.admitted.get(u.account)?.identityKey;
+    const parsed = CommitmentSchema.safeParse({
+      fid: u.fid,
+      digest: u.digest,
+      dataset: u.dataset,
+      signature: u.signature,
+    });
+    if (key === undefined) return; // reported as NOT_ADMITTED (or as an update outside the cohort)
+    if (!parsed.success || !verifyCommitment(fromHex(key), context, parsed.data))
+      add(
+        'COMMITMENT_SIGNATURE',
+        `updates[${k}] (${short(u.account)})`,
+        `the commitment to ${short(u.fid)} is not signed by ${u.account}'s admitted key ${short(key)} for ${context}`,
+      );
+  });
+
+  const spec = c.spec;
+  if (spec === null) return;
+  if (m.survivors.length < spec.cohort.min || m.cohort.length > spec.cohort.size)
+    add(
+      'SETTINGS_MISMATCH',
+      'cohort',
+      `expected a cohort of at most ${spec.cohort.size} with at least ${spec.cohort.min} survivors, got ${m.cohort.length} with ${m.survivors.length}`,
+    );
+  if (m.model.name !== spec.model.name)
+    add(
+      'SETTINGS_MISMATCH',
+      'model.name',
+      `the spec trains ${spec.model.name}, the manifest names ${m.model.name}`,
+    );
+  const wantSecagg = {
+    enabled: spec.secagg.enabled,
+    range: spec.secagg.range,
+    bits: spec.secagg.bits,
+    maxWeight: spec.secagg.maxWeight,
+  };
+  const gotSecagg = {
+    enabled: m.secagg.enabled,
+    range: m.secagg.range,
+    bits: m.secagg.bits,
+    maxWeight: m.secagg.maxWeight,
+  };
+  if (JSON.stringify(gotSecagg) !== JSON.stringify(wantSecagg))
+    add(
+      'SETTINGS_MISMATCH',
+      'secagg',
+      `the spec fixes ${JSON.stringify(wantSecagg)}, the manifest says ${JSON.stringify(gotSecagg)}`,
+    );
+  if (JSON.stringify(sorted(m.strategy)) !== JSON.stringify(sorted(spec.strategy)))
+    add(
+      'SETTINGS_MISMATCH',
+      'strategy',
+      `the spec fixes ${JSON.stringify(spec.strategy)}, the manifest says ${JSON.stringify(m.strategy)}`,
+    );
+  if (spec.dp === null && m.privacy.mechanism !== 'none')
+    add('SETTINGS_MISMATCH', 'privacy', `the spec adds no noise, the manifest claims ${m.privacy.mechanism}`);
+}
+
+/** The round started from the previous round's model (round 0: the spec's initial model); ε within budget. */
+function checkPrevious(m: Manifest, previous: Manifest | undefined, spec: TaskSpec | null, add: Add): void {
+  if (m.round === 0) {
+    if (spec !== null && m.startModel.hash !== spec.model.initialHash)
+      add(
+        'START_MODEL',
+        'startModel',
+        `round 0 started from ${short(m.startModel.hash)}, the spec's initial model is ${short(spec.model.initialHash)}`,
+      );
+  } else if (
+    previous !== undefined &&
+    (m.startModel.fid !== previous.model.fid || m.startModel.hash !== previous.model.hash)
+  ) {
+    add(
+      'START_MODEL',
+      'startModel',
+      `expected round ${m.round - 1}'s model ${short(previous.model.fid)}, got ${short(m.startModel.fid)}`,
+    );
+  }
+  if (spec?.dp && m.privacy.epsilonSpent !== null && m.privacy.epsilonSpent > spec.dp.epsilonBudget)
+    add(
+      'PRIVACY_BUDGET',
+      'privacy',
+      `ε spent ${m.privacy.epsilonSpent} exceeds the task's budget ${spec.dp.epsilonBudget}`,
+    );
+}
+
+function checkModel(objects: LineageInput['objects'], m: Manifest, add: Add): void {
+  const bytes = objects.get(m.model.fid);
+  if (!(bytes instanceof Uint8Array)) {
+    add(
+      'OBJECT_UNAVAILABLE',
+      'model',
+      `model ${m.model.fid} could not be read: ${bytes?.message ?? 'not fetched'}`,
+    );
+    return;
+  }
+  const hash = sha256Hex(bytes);
+  if (hash !== m.model.hash) {
+    add(
+      'MODEL_HASH',
+      'model',
+      `model ${short(m.model.fid)} hashes to ${hash}, the manifest says ${m.model.hash}`,
+    );
+    return;
+  }
+  try {
+    decodeModelBytes(bytes, { model: m.model.name, parameters: m.model.parameters });
+  } catch (err) {
+    add('MODEL_HASH', 'model', (err as Error).message);
+  }
+}
+
+/**
+ * Whether a stored object is still retrievable: active on chain, and each column held by a miner in good standing
+ * (registered, not exited, not penalised, no open restoral order). Fewer good columns than the data fragments →
+ * unretrievable; any bad one → a standing finding. Miner lookups are cached: a task's objects share their miners.
+ */
+function createStandingCheck(state: StateReader) {
+  const good = new Map<string, string | null>();
+  const problemOf = (miner: string | null): string | null => {
+    if (miner === null) return 'no miner reported it';
+    const cached = good.get(miner);
+    if (cached !== undefined) return cached;
+    const info = minerOf(state, miner);
+    const record = auditRecordOf(state, miner);
+    const problem =
+      info === undefined
+        ? `miner ${short(miner)} is not registered`
+        : info.state !== 'positive'
+          ? `miner ${short(miner)} has exited`
+          : record.consecutiveMisses >= PENALTY_MISSES
+            ? `miner ${short(miner)} missed ${record.consecutiveMisses} audits in a row`
+            : null;
+    good.set(miner, problem);
+    return problem;
+  };
+  return (fid: string, where: string, round: number | null): AuditFinding[] => {
+    if (fid === '') return [];
+    const file = fileOf(state, fid);
+    if (file === undefined || file.state !== 'Active')
+      return [
+        {
+          code: 'OBJECT_UNRETRIEVABLE',
+          round,
+          where,
+          message: `object ${short(fid)} is ${file === undefined ? 'not recorded' : `${file.state.toLowerCase()}`} on chain`,
+        },
+      ];
+    const bad = file.placements
+      .map((miner, column) => ({
+        column,
+        miner,
+        problem: file.orders[column] ? 'its column is under repair' : problemOf(miner),
+      }))
+      .filter((c) => c.problem !== null);
+    const out: AuditFinding[] = bad.map((c) => ({
+      code: 'MINER_STANDING',
+      round,
+      where: `${where} · column ${c.column}`,
+      message: `object ${short(fid)} column ${c.column}: ${c.problem}`,
+    }));
+    const needed = file.profile.dataFragments;
+    if (file.placements.length - bad.length < needed)
+      out.push({
+        code: 'OBJECT_UNRETRIEVABLE',
+        round,
+        where,
+        message: `object ${short(fid)}: ${file.placements.length - bad.length} columns in good standing, ${needed} are needed`,
+      });
+    return out;
+  };
+}
+
+function sorted(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
+}
+
+/** A manifest that does not hash to its anchor is still shown (what was served), but none of its updates counts as valid. */
+function roundOf(
+  row: Row,
+  m: Manifest | undefined,
+  trusted: boolean,
+  admitted: ReadonlyMap<string, { identityKey: string }>,
+  findings: AuditFinding[],
+): AuditRound {
+  const signatureBroken = new Set(
+    findings.filter((f) => f.code === 'COMMITMENT_SIGNATURE').map((f) => f.where),
+  );
+  return {
+    round: row.round,
+    manifest: { fid: row.manifest, digest: row.digest, recordedAt: row.recordedAt },
+    model: m ? { fid: m.model.fid, hash: m.model.hash, name: m.model.name } : null,
+    parent: m?.parent ?? null,
+    cohort: m?.cohort ?? [],
+    survivors: m?.survivors ?? [],
+    dropouts: m?.dropouts ?? [],
+    updates: (m?.updates ?? []).map((u, k) => ({
+      account: u.account,
+      fid: u.fid,
+      digest: u.digest,
+      valid:
+        trusted &&
+        admitted.has(u.account) &&
+        !signatureBroken.has(`round ${row.round} · updates[${k}] (${short(u.account)})`),
+    })),
+    metrics: m
+      ? { accuracy: m.metrics.accuracy, loss: m.metrics.loss, testExamples: m.metrics.testExamples }
+      : null,
+    privacy: m ? { ...m.privacy } : null,
+    secagg: m ? { enabled: m.secagg.enabled, k: m.secagg.k, t: m.secagg.t } : null,
+    startedAt: m?.startedAt ?? null,
+    finishedAt: m?.finishedAt ?? null,
+    findings,
+    ok: findings.length === 0,
+  };
+}
+
+function report(
+  input: LineageInput,
+  onChain: { coordinator: string; spec: string; createdAt: number; rounds: number } | null,
+  spec: TaskSpec | null,
+  code: AuditReport['code'],
+  rounds: AuditRound[],
+  findings: AuditFinding[],
+  admitted: { account: string; identityKey: string; admittedAt: number }[] = [],
+): AuditReport {
+  return {
+    task: input.task,
+    chain:
+      onChain === null
+        ? null
+        : {
+            coordinator: onChain.coordinator,
+            specDigest: onChain.spec,
+            createdAt: onChain.createdAt,
+            rounds: onChain.rounds,
+            admitted: admitted.map((p) => ({
+              account: p.account,
+              identityKey: p.identityKey,
+              admittedAt: p.admittedAt,
+            })),
+          },
+    spec: spec as Record<string, unknown> | null,
+    code,
+    rounds,
+    findings,
+    ok: findings.length === 0 && rounds.every((r) => r.ok) && onChain !== null,
+    atBlock: input.atBlock,
+  };
+}

@@ -1,0 +1,251 @@
+import { createHash } from 'node:crypto';
+import { signingKeyPair } from '../../src/aggregation/index.ts';
+import { admissionMessage, type StateStore } from '../../src/chain/index.ts';
+import type { Account } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
+import {
+  encodeModelBytes,
+  type Manifest,
+  manifestBytes,
+  manifestDigest,
+  parseTaskSpec,
+  roundContext,
+  signCommitment,
+  type TaskSpec,
+  taskDigest,
+  taskIdOf,
+  taskSpecBytes,
+} from '../../src/task/index.ts';
+import {
+  call,
+  createHarness,
+  type Harness,
+  makeAccounts,
+  makeDeclaration,
+  makeReceipt,
+  peerIdOf,
+} from '../chain/helpers.ts';
+
+/**
+ * A task's whole lineage built through the real protocol rules on an in-memory chain state: 12 miners registered,
+ * every object (spec, models, manifests, participants' updates) declared and reported by its miners, the task
+ * created, participants admitted with their own signatures, each round's manifest anchored. The objects' bytes are
+ * kept by fid, as a storage network would serve them. Model vectors are tiny (the audit checks hashes and headers,
+ * not training).
+ */
+
+const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const PARAMETERS = 8;
+
+export interface LineageFixture {
+  readonly h: Harness;
+  readonly state: StateStore;
+  readonly task: string;
+  readonly spec: TaskSpec;
+  readonly objects: Map<string, Uint8Array>;
+  readonly coordinator: Account;
+  readonly participants: readonly {
+    account: Account;
+    identity: { privateKey: Uint8Array; publicKey: Uint8Array };
+  }[];
+  readonly miners: readonly Account[];
+  /** Manifests as anchored, by round. */
+  readonly manifests: Manifest[];
+  readonly anchors: { round: number; fid: string; digest: string }[];
+  /** Declares and reports `bytes` as an object of `owner`; returns its fid. */
+  store(bytes: Uint8Array, owner: Account, label: string): string;
+}
+
+let shared: { miners: Account[]; users: Account[] } | undefined;
+
+export interface LineageOptions {
+  readonly rounds: number;
+  readonly participants?: number;
+  readonly label?: string;
+  /**
+   * A dishonest coordinator: rewrites a round's manifest before it is stored and anchored (the anchor then matches
+   * the bad manifest, so only the audit's own checks can catch it).
+   */
+  readonly tamper?: (manifest: Manifest, ctx: TamperContext) => Manifest;
+}
+
+export interface TamperContext {
+  readonly participants: LineageFixture['participants'];
+  /** An account with an identity key that was never admitted to the task. */
+  readonly outsider: { account: Account; identity: { privateKey: Uint8Array; publicKey: Uint8Array } };
+  readonly anchors: readonly { round: number; fid: string; digest: string }[];
+  store(bytes: Uint8Array, owner: Account, label: string): string;
+}
+
+export function buildLineage(options: LineageOptions): LineageFixture {
+  const n = options.participants ?? 4;
+  const label = options.label ?? 'audit';
+  shared ??= { miners: makeAccounts('audit/miner', 12), users: makeAccounts('audit/user', 17) };
+  const miners = shared.miners;
+  const [coordinator, ...rest] = shared.users as [Account, ...Account[]];
+  const participants = rest.slice(0, n).map((account, i) => ({
+    account,
+    identity: signingKeyPair((len) =>
+      new Uint8Array(createHash('sha256').update(`${label}/identity/${i}`).digest()).slice(0, len),
+    ),
+  }));
+  const outsiderAccount = shared.users[16]!;
+  const outsider = {
+    account: outsiderAccount,
+    identity: signingKeyPair((len) =>
+      new Uint8Array(createHash('sha256').update(`${label}/outsider`).digest()).slice(0, len),
+    ),
+  };
+  const h = createHarness();
+  const objects = new Map<string, Uint8Array>();
+  const apply = (caller: Account, c: ReturnType<typeof call>, paidToPot?: bigint) => {
+    const outcome = h.submit(caller.address, c, paidToPot === undefined ? {} : { paidToPot });
+    if (outcome.kind !== 'applied')
+      throw new Error(`fixture: ${c.name} was rejected: ${JSON.stringify(outcome)}`);
+  };
+  for (const m of miners)
+    apply(
+      m,
+      call('sminer.register', {
+        peerId: peerIdOf(m),
+        addrs: ['/ip4/127.0.0.1/tcp/4001'],
+        capacity: 1 << 30,
+        collateral: '1000',
+      }),
+      1000n,
+    );
+  let objectCount = 0;
+  const store = (bytes: Uint8Array, owner: Account, name: string) => {
+    const d = makeDeclaration(`${label}/${name}/${objectCount++}`, owner.address, {
+      data: 4,
+      parity: 8,
+      segments: 1,
+      segmentSize: 1 << 20,
+      size: Math.max(1, bytes.byteLength),
+    });
+    apply(owner, call('fileBank.uploadDeclaration', d));
+    apply(
+      owner,
+      call('fileBank.transferReport', { fid: d.fid, receipts: miners.map((m, i) => makeReceipt(m, d, i)) }),
+    );
+    objects.set(d.fid, bytes);
+    return d.fid;
+  };
+
+  const initial = new Float32Array(PARAMETERS);
+  const spec = parseTaskSpec({
+    version: 1,
+    name: `${label} task`,
+    coordinator: {
+      account: coordinator.address,
+      serverKey: 'ab'.repeat(32),
+      readerKey: coordinator.readerKey,
+    },
+    model: { name: 'mlp', initialSeed: 'fixture', initialHash: sha256Hex(encodeModelBytes('mlp', initial)) },
+    dataset: { name: 'fashion-mnist', description: 'fixture' },
+    strategy: { name: 'fedavg' },
+    local: { epochs: 1, batchSize: 10, learningRate: 0.05 },
+    rounds: options.rounds,
+    cohort: { size: n, min: Math.max(1, n - 1) },
+    deadlines: {
+      joinMs: 1000,
+      advertiseMs: 1000,
+      sharesMs: 1000,
+      trainMs: 1000,
+      consistencyMs: 1000,
+      unmaskMs: 1000,
+    },
+    secagg: { enabled: true, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 65535 },
+    dp: null,
+    admitted: participants.map((p) => p.account.address),
+  });
+  const task = taskIdOf(spec);
+  const specFid = store(taskSpecBytes(spec), coordinator, 'spec');
+  const initialFid = store(encodeModelBytes('mlp', initial), coordinator, 'initial');
+  apply(
+    coordinator,
+    call('provenance.createTask', { task, spec: taskDigest(spec), admitted: spec.admitted }),
+  );
+  for (const p of participants) {
+    const identityKey = toHex(p.identity.publicKey);
+    apply(
+      coordinator,
+      call('provenance.admit', {
+        task,
+        account: p.account.address,
+        identityKey,
+        signature: toHex(p.account.sign(admissionMessage(task, identityKey))),
+      }),
+    );
+  }
+
+  const manifests: Manifest[] = [];
+  const anchors: { round: number; fid: string; digest: string }[] = [];
+  let start = { fid: initialFid, hash: sha256Hex(encodeModelBytes('mlp', initial)) };
+  for (let round = 0; round < options.rounds; round++) {
+    const cohort = participants.map((p) => p.account.address);
+    // Every third round the last participant drops out before its update.
+    const dropped = round % 3 === 1 ? [participants[n - 1]!.account.address] : [];
+    const survivors = cohort.filter((a) => !dropped.includes(a));
+    const context = roundContext(task, round, 0);
+    const updates = participants
+      .filter((p) => survivors.includes(p.account.address))
+      .map((p, i) => {
+        const bytes = new TextEncoder().encode(`${label}/update/${round}/${i}`);
+        const fid = store(bytes, p.account, `update-${round}-${i}`);
+        const dataset = sha256Hex(new TextEncoder().encode(`${label}/dataset/${i}`));
+        const c = signCommitment(p.identity.privateKey, context, { fid, digest: sha256Hex(bytes), dataset });
+        return { account: p.account.address, fid, digest: c.digest, dataset, signature: toHex(c.signature) };
+      });
+    const weights = Float32Array.from({ length: PARAMETERS }, (_, i) => (round + 1) * 0.01 * (i + 1));
+    const modelBytes = encodeModelBytes('mlp', weights);
+    const model = { fid: store(modelBytes, coordinator, `model-${round}`), hash: sha256Hex(modelBytes) };
+    const honest: Manifest = {
+      version: 1,
+      task,
+      spec: taskDigest(spec),
+      specFid,
+      round,
+      attempt: 0,
+      parent: round === 0 ? null : { fid: anchors[round - 1]!.fid, digest: anchors[round - 1]!.digest },
+      startModel: start,
+      model: { ...model, name: 'mlp', parameters: PARAMETERS },
+      cohort,
+      survivors,
+      dropouts: dropped.map((account) => ({ account, stage: 'masked' })),
+      updates,
+      strategy: { name: 'fedavg' },
+      secagg: { enabled: true, k: 2, t: 2, range: 1, bits: 24, maxWeight: 65535 },
+      privacy: { mechanism: 'none', epsilonSpent: null, delta: null },
+      metrics: {
+        accuracy: 0.5 + round / (2 * options.rounds),
+        loss: 1 / (round + 1),
+        testExamples: 100,
+        examples: 600,
+      },
+      code: { package: 'ailink', version: '0.0.0', lockfile: 'cd'.repeat(32) },
+      startedAt: 1_700_000_000_000 + round * 60_000,
+      finishedAt: 1_700_000_000_000 + round * 60_000 + 30_000,
+    };
+    const manifest = options.tamper?.(honest, { participants, outsider, anchors, store }) ?? honest;
+    const fid = store(manifestBytes(manifest), coordinator, `manifest-${round}`);
+    const digest = manifestDigest(manifest);
+    apply(coordinator, call('provenance.recordRound', { task, round, manifest: fid, digest }));
+    manifests.push(manifest);
+    anchors.push({ round, fid, digest });
+    start = model;
+  }
+  return {
+    h,
+    state: h.state,
+    task,
+    spec,
+    objects,
+    coordinator,
+    participants,
+    miners,
+    manifests,
+    anchors,
+    store,
+  };
+}

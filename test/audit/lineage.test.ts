@@ -1,0 +1,270 @@
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type AuditReport, auditTask, checkLineage } from '../../src/audit/index.ts';
+import { accountsReady } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import { roundContext, signCommitment } from '../../src/task/index.ts';
+import { call } from '../chain/helpers.ts';
+import { buildLineage, type LineageFixture, type LineageOptions } from './fixture.ts';
+
+beforeAll(async () => {
+  await accountsReady();
+});
+
+const audit = (
+  f: LineageFixture,
+  objects: ReadonlyMap<string, Uint8Array | Error> = f.objects,
+  round?: number,
+) =>
+  checkLineage({
+    task: f.task,
+    state: f.state,
+    atBlock: f.h.block,
+    objects,
+    ...(round === undefined ? {} : { round }),
+  });
+
+/** Every finding as `code @ where`, in report order. */
+const findingsOf = (r: AuditReport) =>
+  [...r.findings, ...r.rounds.flatMap((x) => x.findings)].map((f) => `${f.code} @ ${f.where}`);
+
+const withBytes = (f: LineageFixture, fid: string, change: (b: Uint8Array) => Uint8Array) =>
+  new Map([...f.objects, [fid, change(f.objects.get(fid)!.slice())]]);
+
+const tampered = (tamper: NonNullable<LineageOptions['tamper']>, round = 1) =>
+  buildLineage({
+    rounds: 3,
+    label: `tamper-${round}`,
+    tamper: (m, ctx) => (m.round === round ? tamper(m, ctx) : m),
+  });
+
+const short = (s: string) => `${s.slice(0, 8)}…`;
+
+describe('audit verify: the lineage against the chain', () => {
+  it('an untouched task verifies: every round, no findings', async () => {
+    const f = buildLineage({ rounds: 3 });
+    const r = audit(f);
+    expect(findingsOf(r)).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.rounds.map((x) => [x.round, x.ok, x.survivors.length, x.dropouts.length])).toEqual([
+      [0, true, 4, 0],
+      [1, true, 3, 1],
+      [2, true, 4, 0],
+    ]);
+    expect(r.rounds[1]!.updates.every((u) => u.valid)).toBe(true);
+    expect(r.spec?.name).toBe('audit task');
+    expect(r.chain?.admitted).toHaveLength(4);
+    // The shell fetches what the chain names, then what the manifests name, and reaches the same verdict.
+    const fetched: string[] = [];
+    const viaFetch = await auditTask(
+      {
+        state: f.state,
+        atBlock: f.h.block,
+        fetch: async (fid) => {
+          fetched.push(fid);
+          return f.objects.get(fid)!;
+        },
+      },
+      f.task,
+    );
+    expect(viaFetch).toEqual(r);
+    expect(new Set(fetched).size).toBe(fetched.length); // each object once
+    expect(fetched).toHaveLength(3 + 3 + 1); // manifests, models, spec — never the encrypted updates
+  });
+
+  it('a changed manifest byte: MANIFEST_DIGEST at that round, the others still verify', () => {
+    const f = buildLineage({ rounds: 3 });
+    const fid = f.anchors[1]!.fid;
+    const r = audit(
+      f,
+      withBytes(f, fid, (b) => {
+        const text = new TextDecoder().decode(b).replace('"accuracy":0.6', '"accuracy":0.9');
+        return new TextEncoder().encode(text);
+      }),
+    );
+    expect(findingsOf(r)).toEqual(['MANIFEST_DIGEST @ round 1 · manifest']);
+    expect(r.rounds.map((x) => x.ok)).toEqual([true, false, true]);
+    expect(r.rounds[1]!.findings[0]!.message).toContain(f.anchors[1]!.digest);
+    expect(r.ok).toBe(false);
+  });
+
+  it('a changed model weight: MODEL_HASH at that round', () => {
+    const f = buildLineage({ rounds: 3 });
+    const r = audit(
+      f,
+      withBytes(f, f.manifests[2]!.model.fid, (b) => {
+        b[b.length - 1]! ^= 0x01;
+        return b;
+      }),
+    );
+    expect(findingsOf(r)).toEqual(['MODEL_HASH @ round 2 · model']);
+  });
+
+  it('a changed task spec: SPEC_MISMATCH for the task', () => {
+    const f = buildLineage({ rounds: 2 });
+    const r = audit(
+      f,
+      withBytes(f, f.manifests[0]!.specFid, (b) => {
+        const text = new TextDecoder().decode(b).replace('"epochs":1', '"epochs":5');
+        return new TextEncoder().encode(text);
+      }),
+    );
+    expect(findingsOf(r)).toEqual(['SPEC_MISMATCH @ task spec']);
+    expect(r.spec).toBeNull();
+  });
+
+  it('an anchored manifest whose commitment was altered: COMMITMENT_SIGNATURE on that update', () => {
+    const f = tampered((m) => ({
+      ...m,
+      updates: m.updates.map((u, k) => (k === 1 ? { ...u, digest: 'ee'.repeat(32) } : u)),
+    }));
+    const who = f.manifests[1]!.updates[1]!.account;
+    expect(findingsOf(audit(f))).toEqual([`COMMITMENT_SIGNATURE @ round 1 · updates[1] (${short(who)})`]);
+    expect(audit(f).rounds[1]!.updates.map((u) => u.valid)).toEqual([true, false, true]);
+  });
+
+  it("a commitment signed with another participant's key: COMMITMENT_SIGNATURE", () => {
+    const f = tampered((m, ctx) => ({
+      ...m,
+      updates: m.updates.map((u, k) => {
+        if (k !== 0) return u;
+        const forged = signCommitment(
+          ctx.participants[2]!.identity.privateKey,
+          roundContext(m.task, m.round, m.attempt),
+          u,
+        );
+        return { ...u, signature: toHex(forged.signature) };
+      }),
+    }));
+    expect(findingsOf(audit(f))).toEqual([
+      `COMMITMENT_SIGNATURE @ round 1 · updates[0] (${short(f.manifests[1]!.updates[0]!.account)})`,
+    ]);
+  });
+
+  it('a broken parent link: PARENT_LINK at that round', () => {
+    const f = tampered(
+      (m, ctx) => ({ ...m, parent: { fid: ctx.anchors[0]!.fid, digest: ctx.anchors[0]!.digest } }),
+      2,
+    );
+    expect(findingsOf(audit(f))).toEqual(['PARENT_LINK @ round 2 · parent']);
+  });
+
+  it('a round that did not start from the previous model: START_MODEL', () => {
+    const f = tampered((m) => ({ ...m, startModel: { ...m.startModel, hash: 'ab'.repeat(32) } }), 2);
+    expect(findingsOf(audit(f))).toEqual(['START_MODEL @ round 2 · startModel']);
+  });
+
+  it('an unadmitted participant in the cohort, with a valid signature of its own: NOT_ADMITTED', () => {
+    const f = tampered((m, ctx) => {
+      const bytes = new TextEncoder().encode('outsider update');
+      const fid = ctx.store(bytes, ctx.outsider.account, 'outsider');
+      const c = signCommitment(ctx.outsider.identity.privateKey, roundContext(m.task, m.round, m.attempt), {
+        fid,
+        digest: 'aa'.repeat(32),
+        dataset: 'bb'.repeat(32),
+      });
+      const who = ctx.outsider.account.address;
+      return {
+        ...m,
+        cohort: [...m.cohort, who],
+        survivors: [...m.survivors, who],
+        updates: [
+          ...m.updates,
+          { account: who, fid, digest: c.digest, dataset: c.dataset, signature: toHex(c.signature) },
+        ],
+      };
+    });
+    const who = f.manifests[1]!.cohort.at(-1)!;
+    const r = audit(f);
+    expect(findingsOf(r)).toContain(`NOT_ADMITTED @ round 1 · cohort (${short(who)})`);
+    expect(r.rounds[1]!.updates.at(-1)!.valid).toBe(false);
+    expect(r.ok).toBe(false);
+  });
+
+  it('survivors, dropouts and commitments that do not add up: COHORT_INCONSISTENT', () => {
+    const f = tampered((m) => ({ ...m, dropouts: [] }));
+    expect(findingsOf(audit(f))).toEqual(['COHORT_INCONSISTENT @ round 1 · dropouts']);
+  });
+
+  it('an update the participant never stored: UPDATE_NOT_ON_CHAIN', () => {
+    const f = tampered((m, ctx) => {
+      const u = m.updates[0]!;
+      const c = signCommitment(
+        ctx.participants[0]!.identity.privateKey,
+        roundContext(m.task, m.round, m.attempt),
+        {
+          ...u,
+          fid: 'f0'.repeat(32),
+        },
+      );
+      return { ...m, updates: [{ ...u, fid: c.fid, signature: toHex(c.signature) }, ...m.updates.slice(1)] };
+    });
+    expect(findingsOf(audit(f))).toEqual([
+      `UPDATE_NOT_ON_CHAIN @ round 1 · updates[0] (${short(f.manifests[1]!.updates[0]!.account)})`,
+    ]);
+  });
+
+  it('settings that differ from the spec: SETTINGS_MISMATCH', () => {
+    const f = tampered((m) => ({ ...m, secagg: { ...m.secagg, bits: 16 } }));
+    expect(findingsOf(audit(f))).toEqual(['SETTINGS_MISMATCH @ round 1 · secagg']);
+  });
+
+  it('an object that cannot be fetched: OBJECT_UNAVAILABLE, with the storage error', () => {
+    const f = buildLineage({ rounds: 2 });
+    const objects = new Map<string, Uint8Array | Error>(f.objects);
+    objects.set(
+      f.manifests[1]!.model.fid,
+      new AilinkError('CODEC_TOO_FEW_FRAGMENTS', 'expected ≥ 4 of 12 fragments, got 2'),
+    );
+    const r = audit(f, objects);
+    expect(findingsOf(r)).toEqual(['OBJECT_UNAVAILABLE @ round 1 · model']);
+    expect(r.rounds[1]!.findings[0]!.message).toContain('expected ≥ 4 of 12 fragments');
+  });
+
+  it('a miner that exited: MINER_STANDING on every lineage object it holds a column of', () => {
+    const f = buildLineage({ rounds: 2 });
+    f.h.submit(f.miners[5]!.address, call('sminer.exit', {}));
+    const r = audit(f);
+    const codes = new Set(findingsOf(r).map((x) => x.split(' @ ')[0]));
+    expect([...codes]).toEqual(['MINER_STANDING']);
+    expect(findingsOf(r)).toContain('MINER_STANDING @ round 0 · manifest · column 5');
+    expect(findingsOf(r)).toContain('MINER_STANDING @ task spec · column 5');
+  });
+
+  it('checks only up to --round; a round the chain does not have is ROUND_MISSING', () => {
+    const f = tampered((m) => ({ ...m, dropouts: [] }), 2);
+    expect(audit(f, f.objects, 1).ok).toBe(true);
+    expect(audit(f, f.objects, 1).rounds).toHaveLength(2);
+    expect(findingsOf(audit(f, f.objects, 5))).toContain('ROUND_MISSING @ round 5');
+  });
+
+  it('a task the chain does not know: TASK_NOT_ON_CHAIN', () => {
+    const f = buildLineage({ rounds: 1 });
+    const r = checkLineage({ task: 'nope-000000000000', state: f.state, atBlock: 1, objects: f.objects });
+    expect(findingsOf(r)).toEqual(['TASK_NOT_ON_CHAIN @ task']);
+    expect(r.ok).toBe(false);
+  });
+
+  it('property: one changed byte in any object the audit reads is caught', () => {
+    const f = buildLineage({ rounds: 3, label: 'property' });
+    const read = [
+      ...f.anchors.map((a) => a.fid),
+      ...f.manifests.map((m) => m.model.fid),
+      f.manifests[0]!.specFid,
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...read), fc.nat(), fc.integer({ min: 1, max: 255 }), (fid, at, flip) => {
+        const r = audit(
+          f,
+          withBytes(f, fid, (b) => {
+            b[at % b.length]! ^= flip;
+            return b;
+          }),
+        );
+        expect(r.ok).toBe(false);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
