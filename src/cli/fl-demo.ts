@@ -3,22 +3,16 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { AuditReport } from '../audit/index.ts';
 import { loadSource, partitionIndices, subsetOf } from '../participant/dataset.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
-import { createCodecPool, loadNetworkFile } from '../storage/index.ts';
-import {
-  decodeModelBytes,
-  manifestDigest,
-  parseManifest,
-  type RoundStage,
-  sha256Hex,
-  type TaskSpec,
-} from '../task/index.ts';
+import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
+import type { RoundStage, TaskSpec } from '../task/index.ts';
+import { openAuditor, type PulledModel } from './audit.ts';
 import { startDevNetwork } from './devnet.ts';
 import { startCoordinatorNode, startParticipantNode } from './fl.ts';
-import { writeTfjsModel } from './model-files.ts';
 
 export interface FederatedDemoOptions {
   readonly dataDir?: string;
@@ -41,6 +35,8 @@ export interface FederatedDemoOptions {
     spec: TaskSpec;
     get(fid: string): Promise<Uint8Array>;
     anchored(task: string): { round: number; manifest: string; digest: string }[];
+    /** The running network, for checks from an independent connection. */
+    network: LoadedNetwork;
   }) => Promise<void>;
   readonly say: (line: string) => void;
   /** A one-line progress indicator, redrawn in place (a terminal); '' clears it. */
@@ -269,22 +265,30 @@ export async function runFederatedDemo(
 
     const rounds = node.coordinator.rounds(task.id);
     const last = rounds.at(-1)!;
-    const lineage = await verifyLineage(node, task.id, options.rounds);
-    await options.inspect?.({ task: task.id, spec: task.spec, get: node.get, anchored: node.anchored });
+    await options.inspect?.({
+      task: task.id,
+      spec: task.spec,
+      get: node.get,
+      anchored: node.anchored,
+      network: loaded,
+    });
     say(`5. global model ${last.modelFid} (accuracy ${(last.accuracy * 100).toFixed(2)} %)`);
-    // The files come from the bytes just pulled back from storage and checked against the chain, not from memory.
-    const modelFiles =
-      lineage.model === undefined
-        ? null
-        : await writeTfjsModel(
-            join(dataDir, 'models', task.id, `round-${last.round}`),
-            lineage.model.model,
-            lineage.model.weights,
-          );
-    if (modelFiles !== null) say(`   TensorFlow.js model: ${modelFiles} (+ weights.bin)`);
+    // The same check a compliance officer runs, from its own chain connection and index: `ailink audit verify`.
+    const auditor = await openAuditor(loaded, coordinatorAccount);
+    let audit: AuditReport;
+    let pulled: PulledModel | null = null;
+    try {
+      audit = await auditor.run(task.id, undefined, true);
+      if (audit.ok)
+        pulled = await auditor.pull(audit, join(dataDir, 'models', task.id, `round-${last.round}`));
+    } finally {
+      await auditor.close();
+    }
+    const broken = [...audit.findings, ...audit.rounds.flatMap((r) => r.findings)];
     say(
-      `   lineage against the chain: ${lineage.ok ? 'verified' : `BROKEN — ${lineage.problem}`} (${rounds.length} manifests)`,
+      `   lineage against the chain: ${audit.ok ? 'verified' : `BROKEN — ${broken.map((f) => `${f.code} at ${f.where}`).join('; ')}`} (${audit.rounds.length} manifests, block ${audit.atBlock})`,
     );
+    if (pulled !== null) say(`   TensorFlow.js model (pulled and verified): ${pulled.files} (+ weights.bin)`);
     say(`   data dir ${dataDir}: \`ailink dev --data-dir ${dataDir}\` brings the network back`);
     return {
       task_id: task.id,
@@ -300,8 +304,8 @@ export async function runFederatedDemo(
       })),
       final_accuracy: last.accuracy,
       global_model_fid: last.modelFid,
-      model_files: modelFiles,
-      lineage_verified: lineage.ok,
+      model_files: pulled?.files ?? null,
+      lineage_verified: audit.ok,
       data_dir: dataDir,
       backend,
       seconds: (performance.now() - started) / 1000,
@@ -313,37 +317,4 @@ export async function runFederatedDemo(
     await codec.close();
     await network.stop();
   }
-}
-
-/**
- * The chain's record of the task, checked against storage: every anchored manifest hashes to its digest, links to the
- * previous one, and names model bytes that hash to what it says. (The full audit, with signatures and miners' standing,
- * is `ailink audit verify`.) Returns the last round's model, as verified.
- */
-async function verifyLineage(
-  node: {
-    get(fid: string): Promise<Uint8Array>;
-    anchored(task: string): { round: number; manifest: string; digest: string }[];
-  },
-  task: string,
-  expectedRounds: number,
-): Promise<{ ok: boolean; problem?: string; model?: { model: string; weights: Float32Array } }> {
-  const anchored = node.anchored(task);
-  if (anchored.length !== expectedRounds)
-    return { ok: false, problem: `expected ${expectedRounds} rounds on chain, found ${anchored.length}` };
-  let parent: { fid: string; digest: string } | null = null;
-  let last: { model: string; weights: Float32Array } | undefined;
-  for (const row of anchored) {
-    const manifest = parseManifest(await node.get(row.manifest));
-    if (manifestDigest(manifest) !== row.digest)
-      return { ok: false, problem: `round ${row.round}: manifest digest` };
-    if (JSON.stringify(manifest.parent) !== JSON.stringify(parent))
-      return { ok: false, problem: `round ${row.round}: parent link` };
-    const model = await node.get(manifest.model.fid);
-    if (sha256Hex(model) !== manifest.model.hash)
-      return { ok: false, problem: `round ${row.round}: model hash` };
-    last = decodeModelBytes(model);
-    parent = { fid: row.manifest, digest: row.digest };
-  }
-  return { ok: true, model: last };
 }

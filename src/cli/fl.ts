@@ -90,7 +90,7 @@ async function peerKeyIn(path: string): Promise<Uint8Array> {
  * provenance calls (one connection per account, so its transactions queue behind each other instead of racing for
  * the same nonce), the storage client, and the provenance calls.
  */
-async function connectAs(
+export async function connectAs(
   deps: { host: Host; account: Account; codec: CodecPool; clock: Clock; random: Random },
   network: LoadedNetwork,
   role: string,

@@ -28,6 +28,7 @@ import {
   storedSegment,
   TEST_PROFILE,
 } from '../storage/index.ts';
+import { auditCommand, modelCommand } from './audit.ts';
 import { runStorageDemo } from './demo.ts';
 import { startDevNetwork } from './devnet.ts';
 import { secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
@@ -69,6 +70,15 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
+  ailink audit verify --task ID [--round N] [--json]
+                                                  check a task's lineage against the chain: manifests, parents,
+                                                  models, commitments, admissions, settings, miners; exit 0 only if
+                                                  every check holds, else each finding and where it broke
+  ailink audit report --task ID [--round N] [--format html|md|json] [--out FILE]
+                                                  the model card: lineage, participants, settings, privacy budget
+  ailink model pull --task ID [--round N] --out DIR [--json]
+                                                  download a global model, verify it and its lineage against the
+                                                  chain, write model.json + weights.bin (TensorFlow.js)
 
 Client commands take --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's
 operator key). Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
@@ -689,6 +699,10 @@ async function main(argv: string[]): Promise<void> {
       return coordinatorCommand(rest);
     case 'participant':
       return participantCommand(rest);
+    case 'audit':
+      return auditCommand(rest);
+    case 'model':
+      return modelCommand(rest);
     case undefined:
     case 'help':
     case '--help':

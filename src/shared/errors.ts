@@ -54,6 +54,10 @@ export const ERROR_CODES = {
   NOT_ENOUGH_MINERS: { status: 503, about: 'fewer distinct healthy miners than columns' },
   PUT_FAILED: { status: 502, about: 'a column could not be placed on any miner' },
   NETWORK_FILE_INVALID: { status: 400, about: 'network.json is missing or malformed' },
+  ACCESS_DENIED: {
+    status: 403,
+    about: "the object's access terms refuse this reader, or its data key was not released to it",
+  },
 
   // chain client and protocol modules
   CHAIN_UNREACHABLE: { status: 503, about: 'the chain endpoint could not be reached' },
@@ -88,6 +92,7 @@ export const ERROR_CODES = {
     about: 'an update has the wrong shape, non-finite values or fails its checks',
   },
   MODEL_UNVERIFIED: { status: 422, about: 'model bytes do not hash to what the task or chain recorded' },
+  AUDIT_FAILED: { status: 422, about: "a task's lineage does not verify against the chain" },
   INDEXER_STATE_MISMATCH: {
     status: 500,
     about: 'the indexer database belongs to another chain or is inconsistent',

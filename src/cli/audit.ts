@@ -1,0 +1,229 @@
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type AuditReport, auditTask } from '../audit/index.ts';
+import { renderReport } from '../audit/report.ts';
+import { createHost } from '../p2p/index.ts';
+import { type Account, loadKeyFile } from '../shared/account.ts';
+import { systemClock, systemRandom } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
+import { decodeModelBytes } from '../task/index.ts';
+import { connectAs } from './fl.ts';
+import { writeTfjsModel } from './model-files.ts';
+
+/**
+ * The compliance officer's and the researcher's commands. Each opens its own view of the network — its own chain
+ * connection and its own index of the chain, under the network dir — so nothing the coordinator says is taken on
+ * trust: lineage comes from the chain, bytes from the miners, checked against what the chain recorded.
+ */
+
+const COMMON = {
+  network: { type: 'string' },
+  key: { type: 'string' },
+  task: { type: 'string' },
+  round: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+function roundOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--round: expected a whole number ≥ 0, got ${JSON.stringify(value)}`,
+    );
+  return Number(value);
+}
+
+function taskOption(value: string | undefined, command: string): string {
+  if (value === undefined || value === '')
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${command}: --task ID is required (the task id the coordinator printed)`,
+    );
+  return value;
+}
+
+/** `--network` and `--key` (default: the network's operator key; any account can read public lineage objects). */
+async function auditorFor(values: { network?: string | undefined; key?: string | undefined }) {
+  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
+  return openAuditor(network, await loadKeyFile(values.key ?? network.operatorKeyPath));
+}
+
+/** A pulled model: where its files are and what it is. */
+export interface PulledModel {
+  readonly task: string;
+  readonly round: number;
+  readonly manifest: AuditReport['rounds'][number]['manifest'];
+  readonly model: { fid: string; hash: string; name: string };
+  readonly accuracy: number | null;
+  readonly verifiedAtBlock: number;
+  /** model.json of the TensorFlow.js files. */
+  readonly files: string;
+}
+
+/** An independent view of the network for auditing and pulling: its own chain connection, index and storage client. */
+export async function openAuditor(network: LoadedNetwork, account: Account) {
+  const host = await createHost();
+  const codec = createCodecPool();
+  try {
+    const net = await connectAs(
+      { host, account, codec, clock: systemClock, random: systemRandom },
+      network,
+      'auditor',
+    );
+    return {
+      net,
+      async run(task: string, round: number | undefined, quiet: boolean): Promise<AuditReport> {
+        await net.indexer.sync();
+        return auditTask(
+          {
+            state: net.indexer.state,
+            atBlock: net.indexer.height(),
+            fetch: (fid, o) => net.get(fid, o),
+          },
+          task,
+          {
+            ...(round === undefined ? {} : { round }),
+            onProgress: quiet
+              ? undefined
+              : ({ fetched, wanted }) => process.stderr.write(`\rfetched ${fetched}/${wanted} objects`),
+          },
+        ).finally(() => quiet || process.stderr.write('\r\x1b[2K'));
+      },
+      /**
+       * Writes the last audited round's model as TensorFlow.js files (+ provenance.json) into `dir`, refusing unless
+       * the whole report verifies and the bytes fetched hash to what the anchored manifest says.
+       * @throws MODEL_UNVERIFIED
+       */
+      async pull(report: AuditReport, dir: string): Promise<PulledModel> {
+        const round = report.rounds.at(-1);
+        // Every round up to the pulled one must verify: a model is only as good as its lineage.
+        if (!report.ok || round?.model == null) {
+          const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0];
+          throw new AilinkError(
+            'MODEL_UNVERIFIED',
+            first
+              ? `refusing the model of ${report.task}: ${first.code} at ${first.where}: ${first.message} (\`ailink audit verify --task ${report.task}\` lists every finding)`
+              : `refusing: ${report.task} has no anchored round to pull`,
+          );
+        }
+        const bytes = await net.get(round.model.fid, { signal: AbortSignal.timeout(120_000) });
+        const hash = createHash('sha256').update(bytes).digest('hex');
+        if (hash !== round.model.hash)
+          throw new AilinkError(
+            'MODEL_UNVERIFIED',
+            `model ${round.model.fid} hashes to ${hash}, the anchored manifest says ${round.model.hash}`,
+          );
+        const { model, weights } = decodeModelBytes(bytes);
+        const files = await writeTfjsModel(dir, model, weights);
+        const pulled: PulledModel = {
+          task: report.task,
+          round: round.round,
+          manifest: round.manifest,
+          model: round.model,
+          accuracy: round.metrics?.accuracy ?? null,
+          verifiedAtBlock: report.atBlock,
+          files,
+        };
+        await writeFile(join(dir, 'provenance.json'), `${JSON.stringify(pulled, null, 2)}\n`);
+        return pulled;
+      },
+      async close() {
+        await net.close();
+        await codec.close();
+        await host.stop();
+      },
+    };
+  } catch (err) {
+    await codec.close();
+    await host.stop();
+    throw err;
+  }
+}
+
+/** Human lines: one per round, then every finding pinned to where it broke. */
+export function describeReport(r: AuditReport): string[] {
+  const lines = [`task ${r.task} (chain block ${r.atBlock}, ${r.chain?.rounds ?? 0} rounds anchored)`];
+  for (const f of r.findings) lines.push(`  ✗ ${f.code} ${f.where}: ${f.message}`);
+  for (const x of r.rounds) {
+    const acc = x.metrics ? `${(x.metrics.accuracy * 100).toFixed(2)} %` : '—';
+    lines.push(
+      `  round ${x.round} ${x.ok ? '✓' : '✗'}  manifest ${x.manifest.fid.slice(0, 12)}…  model ${x.model?.hash.slice(0, 12) ?? '—'}…  ${x.survivors.length}/${x.cohort.length} survivors  ${acc}`,
+    );
+    for (const f of x.findings) lines.push(`      ✗ ${f.code} ${f.where}: ${f.message}`);
+  }
+  const count = r.findings.length + r.rounds.reduce((n, x) => n + x.findings.length, 0);
+  lines.push(
+    r.ok ? `verified: ${r.rounds.length} round(s), every check holds` : `BROKEN: ${count} finding(s)`,
+  );
+  return lines;
+}
+
+/** `ailink audit verify|report` */
+export async function auditCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'verify' && sub !== 'report')
+    throw new AilinkError('INVALID_INPUT', `audit: expected verify or report, got ${JSON.stringify(sub)}`);
+  const { values } = parseArgs({
+    args: rest,
+    options: { ...COMMON, format: { type: 'string' }, out: { type: 'string' } },
+  });
+  const task = taskOption(values.task, `audit ${sub}`);
+  const round = roundOption(values.round);
+  const format = values.format ?? 'md';
+  if (sub === 'report' && format !== 'html' && format !== 'md' && format !== 'json')
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--format: expected html, md or json, got ${JSON.stringify(format)}`,
+    );
+  const auditor = await auditorFor(values);
+  let report: AuditReport;
+  try {
+    report = await auditor.run(task, round, Boolean(values.json));
+  } finally {
+    await auditor.close();
+  }
+  if (sub === 'verify') {
+    if (values.json) console.log(JSON.stringify(report));
+    else for (const line of describeReport(report)) console.log(line);
+  } else {
+    const text = renderReport(report, format as 'html' | 'md' | 'json');
+    if (values.out) {
+      await mkdir(dirname(values.out), { recursive: true });
+      await writeFile(values.out, text);
+      console.error(`wrote the ${format} report to ${values.out}`);
+    } else process.stdout.write(text);
+  }
+  if (!report.ok) {
+    const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0]!;
+    throw new AilinkError(
+      'AUDIT_FAILED',
+      `the lineage of ${task} does not verify: ${first.code} at ${first.where}: ${first.message}`,
+    );
+  }
+}
+
+/** `ailink model pull --task ID [--round N] --out DIR`: a global model, verified against the chain, as TF.js files. */
+export async function modelCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'pull')
+    throw new AilinkError('INVALID_INPUT', `model: expected pull, got ${JSON.stringify(sub)}`);
+  const { values } = parseArgs({ args: rest, options: { ...COMMON, out: { type: 'string' } } });
+  const task = taskOption(values.task, 'model pull');
+  if (values.out === undefined) throw new AilinkError('INVALID_INPUT', 'model pull: --out DIR is required');
+  const auditor = await auditorFor(values);
+  try {
+    const report = await auditor.run(task, roundOption(values.round), Boolean(values.json));
+    const pulled = await auditor.pull(report, values.out);
+    if (values.json) console.log(JSON.stringify(pulled));
+    else
+      console.log(
+        `${pulled.files}: ${pulled.model.name} of ${task} round ${pulled.round} (${((pulled.accuracy ?? 0) * 100).toFixed(2)} %), lineage verified at block ${pulled.verifiedAtBlock}`,
+      );
+  } finally {
+    await auditor.close();
+  }
+}
