@@ -62,6 +62,8 @@ export interface LineageOptions {
   readonly rounds: number;
   readonly participants?: number;
   readonly label?: string;
+  /** Where the chain state lives (default: in memory; the benchmark uses SQLite, as the indexer does). */
+  readonly state?: StateStore;
   /**
    * A dishonest coordinator: rewrites a round's manifest before it is stored and anchored (the anchor then matches
    * the bad manifest, so only the audit's own checks can catch it).
@@ -96,7 +98,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       new Uint8Array(createHash('sha256').update(`${label}/outsider`).digest()).slice(0, len),
     ),
   };
-  const h = createHarness();
+  const h = createHarness(options.state);
   const objects = new Map<string, Uint8Array>();
   const apply = (caller: Account, c: ReturnType<typeof call>, paidToPot?: bigint) => {
     const outcome = h.submit(caller.address, c, paidToPot === undefined ? {} : { paidToPot });
