@@ -118,16 +118,33 @@ export function signMessage(privateKey: Uint8Array, message: Uint8Array): Uint8A
   return new Uint8Array(edSign(null, message, key));
 }
 
-/** True when `signature` is `publicKey`'s Ed25519 signature of `message`; false for anything malformed. */
-export function verifyMessage(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.byteLength !== 32 || signature.byteLength !== 64) return false;
-  try {
-    const key = createPublicKey({
+/**
+ * Parsed public keys by their hex: building a KeyObject costs as much as the verification itself, and the same few
+ * keys (a cohort's, a server's) sign thousands of messages. Bounded: cleared when full.
+ */
+const publicKeys = new Map<string, KeyObject>();
+const PUBLIC_KEY_CACHE = 4096;
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const id = Buffer.from(publicKey).toString('hex');
+  let key = publicKeys.get(id);
+  if (key === undefined) {
+    key = createPublicKey({
       key: Buffer.concat([ED25519_SPKI, Buffer.from(publicKey)]),
       format: 'der',
       type: 'spki',
     });
-    return edVerify(null, message, key, signature);
+    if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.clear();
+    publicKeys.set(id, key);
+  }
+  return key;
+}
+
+/** True when `signature` is `publicKey`'s Ed25519 signature of `message`; false for anything malformed. */
+export function verifyMessage(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.byteLength !== 32 || signature.byteLength !== 64) return false;
+  try {
+    return edVerify(null, message, publicKeyObject(publicKey), signature);
   } catch {
     return false;
   }

@@ -4,6 +4,14 @@
  */
 export { checkLineage, type LineageInput, objectsToFetch } from './lineage.ts';
 export {
+  accuracyChartSvg,
+  type ChartPoint,
+  chartPointsOf,
+  REPORT_FORMATS,
+  type ReportFormat,
+  renderReport,
+} from './report.ts';
+export {
   AUDIT_CODES,
   type AuditCode,
   type AuditFinding,

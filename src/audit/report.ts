@@ -61,6 +61,7 @@ interface Outline {
   readonly subtitle: string;
   readonly ok: boolean;
   readonly findingCount: number;
+  /** Without its mark: Markdown leads with ✅/❌, HTML with ✓/✗ (in every text font, so printouts show them). */
   readonly verdict: string;
   readonly groups: readonly FindingGroup[];
   readonly facts: Table;
@@ -85,10 +86,10 @@ function outline(report: AuditReport): Outline {
     ok,
     findingCount,
     verdict: ok
-      ? `✅ verified — ${plural(report.rounds.length, 'round')} checked against the chain at block ${report.atBlock}, no finding`
+      ? `verified — ${plural(report.rounds.length, 'round')} checked against the chain at block ${report.atBlock}, no finding`
       : findingCount === 0
-        ? '❌ not verified'
-        : `❌ ${plural(findingCount, 'finding')}`,
+        ? 'not verified'
+        : plural(findingCount, 'finding'),
     groups,
     facts: facts(report),
     settings: report.spec === null ? null : settings(report.spec),
@@ -383,7 +384,7 @@ const mdFinding = (f: AuditFinding) =>
 
 function markdownCard(o: Outline): string {
   const out: string[] = [`# ${escapeMarkdown(o.title)}`, '', `_${escapeMarkdown(o.subtitle)}_`, ''];
-  out.push('## Verification', '', `**${escapeMarkdown(o.verdict)}**`, '');
+  out.push('## Verification', '', `**${o.ok ? '✅' : '❌'} ${escapeMarkdown(o.verdict)}**`, '');
   for (const g of o.groups) {
     out.push(`### Findings: ${escapeMarkdown(g.label)}`, '', ...g.findings.map(mdFinding), '');
   }
@@ -476,6 +477,8 @@ td[title] { text-decoration: underline dotted var(--muted); cursor: help; }
 .bad { color: var(--bad); font-weight: 600; }
 table.facts td:first-child { width: 14rem; color: var(--muted); }
 table.facts td:last-child, table.lineage td { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .82rem; }
+table.lineage td { white-space: nowrap; }
+table.lineage tr.round-findings > td { white-space: normal; font-family: inherit; font-size: .85rem; }
 tr.broken > td { background: #fff8f7; }
 tr.round-findings > td { background: #fff8f7; padding-top: 0; }
 ul.findings { margin: .3rem 0 .6rem; padding-left: 1.2rem; }
@@ -494,7 +497,7 @@ function htmlCard(o: Outline, report: AuditReport): string {
   const section = (title: string, body: string) =>
     `<section>\n<h2>${escapeHtml(title)}</h2>\n${body}\n</section>`;
   const verdict = [
-    `<p class="verdict ${o.ok ? 'ok' : 'bad'}">${escapeHtml(o.verdict)}</p>`,
+    `<p class="verdict ${o.ok ? 'ok' : 'bad'}">${o.ok ? '✓' : '✗'} ${escapeHtml(o.verdict)}</p>`,
     ...o.groups.map((g) => `<h3>Findings: ${escapeHtml(g.label)}</h3>\n${htmlFindings(g.findings)}`),
   ].join('\n');
   const rounds = report.rounds;
@@ -544,7 +547,7 @@ ${section('Participants', o.participants === null ? '<p>No participants are reco
 ${section('Privacy budget', privacy)}
 ${section('Lineage', lineage)}
 ${section('Accuracy', rounds.length === 0 ? '<p>No round is anchored.</p>' : `${chart}\n${curveTable}`)}
-<footer>Generated from the audit report of task ${escapeHtml(report.task)} at block ${report.atBlock}. The JSON form of this report (<code>--format json</code>) holds every value in full.</footer>
+<footer>Generated from the audit report of task ${escapeHtml(report.task)} at block ${report.atBlock}. The JSON form of the same report holds every value in full.</footer>
 </body>
 </html>
 `;

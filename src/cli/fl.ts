@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signingKeyPair } from '../aggregation/index.ts';
+import { auditTask } from '../audit/index.ts';
 import {
   type ChainClient,
   connectChain,
@@ -230,6 +231,16 @@ export async function startCoordinatorNode(
   const peer = { peerId: host.peerId, addrs: host.addrs() };
   const app = buildApp({
     coordinator,
+    // The explorer's badges: this node's own index of the chain and reads from the miners (`ailink audit verify` is
+    // the same check from an auditor's own connection, for those who do not trust this node).
+    audit: async (task, round) => {
+      await net.indexer.sync();
+      return auditTask(
+        { state: net.indexer.state, atBlock: net.indexer.height(), fetch: (fid, o) => net.get(fid, o) },
+        task,
+        round === undefined ? {} : { round },
+      );
+    },
     info: () => ({
       peerId: host.peerId,
       addrs: host.addrs(),

@@ -10,10 +10,12 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { AuditReport } from '../audit/types.ts';
 import { isAddress } from '../shared/account.ts';
 import { AilinkError, type ErrorCode, hasCode, httpStatusOf } from '../shared/errors.ts';
 import { TaskSpecSchema } from '../task/index.ts';
 import type { Coordinator } from './coordinator.ts';
+import { AuditQuerySchema, AuditReportSchema, registerExplorer } from './explorer.ts';
 
 /**
  * The coordinator's HTTP API: what owners, participants and dashboards read and the two writes (create a task, join
@@ -37,7 +39,9 @@ export type HttpErrorCode =
   | 'INTERNAL'
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'REQUEST_REFUSED';
+  | 'REQUEST_REFUSED'
+  /** The coordinator was started without an auditor (`HttpDeps.audit`), so it cannot verify lineages. */
+  | 'AUDIT_UNAVAILABLE';
 
 export interface HttpDeps {
   readonly coordinator: Coordinator;
@@ -45,6 +49,11 @@ export interface HttpDeps {
   info(): { peerId: string; addrs: string[]; account: string; version: string };
   /** Where unexpected (500) failures are reported; their details are not sent to the client. */
   readonly log?: (line: string) => void;
+  /**
+   * Verifies a task's lineage (rounds 0..round, default all) against the chain and storage, for
+   * `GET /v1/tasks/:id/audit` and the explorer's badges; without it that route answers 503 AUDIT_UNAVAILABLE.
+   */
+  readonly audit?: (task: string, round?: number) => Promise<AuditReport>;
 }
 
 // Schemas given an `id` with `.meta()` become named components of the OpenAPI document, and `$ref`s where routes use
@@ -392,6 +401,34 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
         })),
     );
 
+    api.get(
+      '/v1/tasks/:id/audit',
+      {
+        schema: {
+          summary:
+            "Verify the task's lineage against the chain and storage now (what the model card reports)",
+          params: TaskParams,
+          querystring: AuditQuerySchema,
+          response: { 200: AuditReportSchema, ...failures },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        if (coordinator.task(id) === undefined)
+          throw new AilinkError('TASK_NOT_FOUND', `no task ${id} on this coordinator`);
+        if (deps.audit === undefined)
+          return reply
+            .code(503)
+            .send(
+              errorBody(
+                'AUDIT_UNAVAILABLE',
+                `this coordinator runs without an auditor; verify with \`ailink audit verify --task ${id}\` against a chain node`,
+              ),
+            );
+        return deps.audit(id, request.query.round);
+      },
+    );
+
     api.post(
       '/v1/tasks/:id/join',
       {
@@ -407,6 +444,8 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
         return { admitted: true as const, account: row.account };
       },
     );
+
+    registerExplorer(scope);
   });
 
   return app;

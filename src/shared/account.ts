@@ -56,9 +56,18 @@ export function verifySignature(address: string, message: Uint8Array, signature:
 }
 
 /** True when `address` is a well-formed SS58 address. */
+const knownAddresses = new Set<string>();
+
 export function isAddress(address: string): boolean {
+  if (knownAddresses.has(address)) return true;
   try {
-    return decodeAddress(address).length === 32;
+    const ok = decodeAddress(address).length === 32;
+    // Valid addresses recur in every message of a task: remember them (bounded) rather than decode each time.
+    if (ok) {
+      if (knownAddresses.size >= 4096) knownAddresses.clear();
+      knownAddresses.add(address);
+    }
+    return ok;
   } catch {
     return false;
   }

@@ -377,6 +377,7 @@ describe('the rest', () => {
         'GET /v1/tasks/{id}/status',
         'GET /v1/tasks/{id}/participants',
         'GET /v1/tasks/{id}/metrics',
+        'GET /v1/tasks/{id}/audit',
         'POST /v1/tasks/{id}/join',
       ].sort(),
     );
