@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,6 +10,7 @@ import {
   SUBSET_DIR,
   sourceDir,
 } from '../../src/participant/dataset.ts';
+import { datasetFingerprint } from '../../src/participant/idx.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 
 describe('data specs', () => {
@@ -101,5 +103,30 @@ describe('loading', () => {
     await expect(loadSource({ kind: 'idx', dir: '/nonexistent' })).rejects.toThrow(
       /expected train-images-idx3-ubyte/,
     );
+  });
+});
+
+describe('dataset fingerprints', () => {
+  const data = (labels: number[]) => ({
+    count: labels.length,
+    rows: 2,
+    cols: 2,
+    images: Uint8Array.from({ length: labels.length * 4 }, (_, i) => i),
+    labels: Uint8Array.from(labels),
+  });
+
+  it('is a stable SHA-256 of shape, images and labels (test vector), and any change shows', () => {
+    expect(datasetFingerprint(data([1, 2]))).toBe(
+      createHash('sha256')
+        .update('ailink/dataset/v1\n2\n2\n2\n')
+        .update(Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7]))
+        .update(Uint8Array.from([1, 2]))
+        .digest('hex'),
+    );
+    expect(datasetFingerprint(data([1, 2]))).toBe(datasetFingerprint(data([1, 2])));
+    expect(datasetFingerprint(data([1, 3]))).not.toBe(datasetFingerprint(data([1, 2])));
+    const flipped = data([1, 2]);
+    flipped.images[5] = 99;
+    expect(datasetFingerprint(flipped)).not.toBe(datasetFingerprint(data([1, 2])));
   });
 });
