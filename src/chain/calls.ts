@@ -18,16 +18,20 @@ const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1â€“64 of Aâ
 
 export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
 
+/** The data key of an object sealed for one X25519 reader key (src/storage/envelope.ts). */
+export const KeyWrapSchema = z
+  .object({
+    recipient: hash,
+    ephemeral: hash,
+    sealed: z.string().regex(/^[0-9a-f]{96}$/, 'expected 96 lowercase hex characters'),
+  })
+  .strict();
+
 /** The fields of a stored object that readers need, as `fileBank.uploadDeclaration` records them. */
 export const EncryptionSchema = z
   .object({
     alg: z.literal('aes-256-gcm'),
-    wraps: z
-      .array(
-        z.object({ recipient: hash, ephemeral: hash, sealed: z.string().regex(/^[0-9a-f]{96}$/) }).strict(),
-      )
-      .min(1)
-      .max(64),
+    wraps: z.array(KeyWrapSchema).min(1).max(64),
     tags: z.array(z.string().regex(/^[0-9a-f]{32}$/)),
   })
   .strict();
@@ -112,6 +116,14 @@ export const CALL_SCHEMAS = {
   'provenance.recordRound': z
     .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })
     .strict(),
+  /** The owner's access terms: `readers` read for free, others pay `price` planck per request (null: not for sale). */
+  'market.setTerms': z
+    .object({ fid: hash, readers: z.array(address).max(256), price: amount.nullable() })
+    .strict(),
+  /** A reader asks for the data key, for its X25519 reader key; a price is paid by transfers right before it. */
+  'market.request': z.object({ fid: hash, readerKey: hash }).strict(),
+  /** The owner (or its operator) releases the data key wrapped for a reader's reader key. */
+  'market.grant': z.object({ fid: hash, reader: address, wrap: KeyWrapSchema }).strict(),
 } as const;
 
 export type CallName = keyof typeof CALL_SCHEMAS;

@@ -1,6 +1,6 @@
 /**
  * Chain: a client for any Substrate endpoint, the embedded dev chain, and CESS's protocol modules (sminer, oss,
- * fileBank, teeWorker, provenance) as deterministic rules over remarks, folded by an indexer anyone can run.
+ * fileBank, teeWorker, provenance, market) as deterministic rules over remarks, folded by an indexer anyone can run.
  */
 
 export { CALL_SCHEMAS, type CallArgs, type CallName, type ProtocolCall } from './calls.ts';
@@ -37,7 +37,7 @@ export {
   recordOf as auditRecordOf,
   serviceBytesOf,
 } from './pallets/audit.ts';
-export type { AuditConfig, BlockContext, CallContext, ProtocolConfig } from './pallets/context.ts';
+export type { AuditConfig, BlockContext, CallContext, Payment, ProtocolConfig } from './pallets/context.ts';
 export {
   columnDigest,
   columnHashes,
@@ -46,6 +46,7 @@ export {
   tagReportMessage,
   transferReceiptMessage,
 } from './pallets/file-bank.ts';
+export type { Grant, MarketTerms, OpenRequest, Retrieval } from './pallets/market.ts';
 export {
   admissionMessage,
   type ParticipantInfo,
@@ -60,14 +61,21 @@ export {
   fileOf,
   filesOfMiner,
   filesOfOwner,
+  grantOf,
+  grantsOf,
+  isOperatorOf,
   type MinerView,
   minerOf,
   minersOf,
+  type OpenRequestView,
+  openRequestsOf,
   participantsOf,
   restoralOrdersOf,
+  retrievalsOf,
   roundsOf,
   taggedFor,
   taskOf,
+  termsOf,
   type VerifierView,
   verifiersOf,
 } from './queries.ts';

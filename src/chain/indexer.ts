@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { AilinkError } from '../shared/errors.ts';
 import type { ChainBlock, ChainClient } from './client.ts';
 import { protocolConfigToJson } from './config.ts';
-import type { CallContext, ProtocolConfig } from './pallets/context.ts';
+import type { CallContext, Payment, ProtocolConfig } from './pallets/context.ts';
 import { applyBlockHooks, applyRemark } from './protocol.ts';
 import { decodeRemark } from './remark.ts';
 import { createSqliteState, GENESIS_DIGEST, nextDigest, Overlay, type StateReader } from './state.ts';
@@ -129,10 +129,16 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
     for (const ex of block.extrinsics) {
       if (ex.signer === null) continue;
       let paidToPot = 0n;
+      // The transfers since the previous remark: each pays for the next remark only (a market price, once).
+      let payments: Payment[] = [];
       ex.calls.forEach(({ call, applied, reason }, item) => {
-        if (call.kind === 'transfer' && applied && call.to === options.config.pot) paidToPot += call.amount;
+        if (call.kind === 'transfer' && applied) {
+          if (call.to === options.config.pot) paidToPot += call.amount;
+          payments.push({ to: call.to, amount: call.amount });
+        }
         if (call.kind !== 'remark') return;
-        const ctx: CallContext = { ...blockCtx, caller: ex.signer!, paidToPot };
+        const ctx: CallContext = { ...blockCtx, caller: ex.signer!, paidToPot, payments };
+        payments = [];
         const outcome = applied
           ? applyRemark(pending, ctx, call.payload)
           : notApplied(call.payload, reason ?? 'the extrinsic failed');

@@ -3,6 +3,7 @@ import { audit, auditOnBlock } from './pallets/audit.ts';
 import type { BlockContext, CallContext, Rule } from './pallets/context.ts';
 import { CallRejected } from './pallets/context.ts';
 import { fileBank } from './pallets/file-bank.ts';
+import { market, marketOnDelete } from './pallets/market.ts';
 import { oss } from './pallets/oss.ts';
 import { provenance } from './pallets/provenance.ts';
 import { sminer } from './pallets/sminer.ts';
@@ -18,7 +19,11 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'oss.cancelAuthorize': oss.cancelAuthorize,
   'fileBank.uploadDeclaration': fileBank.uploadDeclaration,
   'fileBank.transferReport': fileBank.transferReport,
-  'fileBank.deleteFile': fileBank.deleteFile,
+  // A deleted file takes its market state (terms, retrievals, requests, grants) with it.
+  'fileBank.deleteFile': (state, ctx, args) => {
+    fileBank.deleteFile(state, ctx, args);
+    marketOnDelete(state, args.fid);
+  },
   'fileBank.generateRestoralOrder': fileBank.generateRestoralOrder,
   'fileBank.claimRestoralOrder': fileBank.claimRestoralOrder,
   'fileBank.restoralComplete': fileBank.restoralComplete,
@@ -31,6 +36,9 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'provenance.createTask': provenance.createTask,
   'provenance.admit': provenance.admit,
   'provenance.recordRound': provenance.recordRound,
+  'market.setTerms': market.setTerms,
+  'market.request': market.request,
+  'market.grant': market.grant,
 };
 
 export type RemarkOutcome =

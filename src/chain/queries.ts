@@ -9,6 +9,19 @@ import {
   taggedKey,
 } from './pallets/file-bank.ts';
 import {
+  type Grant,
+  grantKey,
+  grantsPrefix,
+  type MarketTerms,
+  OPEN_REQUESTS_PREFIX,
+  type OpenRequest,
+  openRequestsPrefix,
+  type Retrieval,
+  retrievalsPrefix,
+  termsKey,
+} from './pallets/market.ts';
+import { authorised } from './pallets/oss.ts';
+import {
   type ParticipantInfo,
   participantsPrefix,
   type RoundInfo,
@@ -112,3 +125,42 @@ export function verifiersOf(state: StateReader): VerifierView[] {
 /** A miner's open challenge, if it has one. */
 export const challengeOf = (state: StateReader, miner: string): Challenge | undefined =>
   state.get<Challenge>(challengeKey(miner));
+
+/** The access terms of an object, if its owner set any (market.setTerms). */
+export const termsOf = (state: StateReader, fid: string): MarketTerms | undefined =>
+  state.get<MarketTerms>(termsKey(fid));
+
+/** Every accepted request for an object, oldest first: its access log. */
+export function retrievalsOf(state: StateReader, fid: string): (Retrieval & { seq: number })[] {
+  const prefix = retrievalsPrefix(fid);
+  return state
+    .scan(prefix)
+    .map(([key, r]) => ({ ...(r as Retrieval), seq: Number(key.slice(prefix.length)) }));
+}
+
+/** The data key of `fid` as released to `reader` (market.grant), if it was. */
+export const grantOf = (state: StateReader, fid: string, reader: string): Grant | undefined =>
+  state.get<Grant>(grantKey(fid, reader));
+
+/** Every reader holding a grant of `fid`, by account. */
+export function grantsOf(state: StateReader, fid: string): (Grant & { reader: string })[] {
+  const prefix = grantsPrefix(fid);
+  return state.scan(prefix).map(([key, g]) => ({ ...(g as Grant), reader: key.slice(prefix.length) }));
+}
+
+export interface OpenRequestView extends OpenRequest {
+  readonly fid: string;
+  readonly reader: string;
+}
+
+/** Accepted requests still waiting for the data key: of one object, or of all (for a key service). */
+export function openRequestsOf(state: StateReader, fid?: string): OpenRequestView[] {
+  return state.scan(fid === undefined ? OPEN_REQUESTS_PREFIX : openRequestsPrefix(fid)).map(([key, r]) => {
+    const [f, reader] = key.slice(OPEN_REQUESTS_PREFIX.length).split('/') as [string, string];
+    return { ...(r as OpenRequest), fid: f, reader };
+  });
+}
+
+/** True when `owner` authorised `operator` to act for it (oss.authorize): declare, delete, and run its market. */
+export const isOperatorOf = (state: StateReader, owner: string, operator: string): boolean =>
+  authorised(state, owner, operator);

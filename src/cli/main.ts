@@ -33,6 +33,7 @@ import { runStorageDemo } from './demo.ts';
 import { startDevNetwork } from './devnet.ts';
 import { secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
 import { runFederatedDemo } from './fl-demo.ts';
+import { modelAccessLogCommand, objectCommand } from './market.ts';
 import { openRegistry } from './registry.ts';
 
 /**
@@ -79,6 +80,12 @@ const USAGE = `ailink — federated learning on decentralized storage
   ailink model pull --task ID [--round N] --out DIR [--json]
                                                   download a global model, verify it and its lineage against the
                                                   chain, write model.json + weights.bin (TensorFlow.js)
+  ailink model access-log --fid FID [--json]       every retrieval of FID recorded on chain: reader, block, paid
+  ailink object terms FID [--readers ADDR,...] [--price PLANCK]
+                                                  the owner sets who reads FID free and what others pay per request
+  ailink object request FID [--max-price PLANCK] [--out FILE]
+                                                  ask for FID's key (paying the owner in the same extrinsic), read it
+  ailink object serve-keys                        the owner's key service: release keys to accepted requests
 
 Client commands take --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's
 operator key). Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
@@ -702,7 +709,9 @@ async function main(argv: string[]): Promise<void> {
     case 'audit':
       return auditCommand(rest);
     case 'model':
-      return modelCommand(rest);
+      return rest[0] === 'access-log' ? modelAccessLogCommand(rest.slice(1)) : modelCommand(rest);
+    case 'object':
+      return objectCommand(rest);
     case undefined:
     case 'help':
     case '--help':

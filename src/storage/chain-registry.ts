@@ -2,11 +2,13 @@ import {
   type ChainClient,
   fileOf,
   filesOfOwner,
+  grantOf,
   type Indexer,
   minerOf,
   minersOf,
   protocolCall,
   submitProtocol,
+  termsOf,
 } from '../chain/index.ts';
 import type { PeerRef } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
@@ -127,6 +129,14 @@ export function createChainRegistry(
         .map((fid) => recordOf(fid))
         .filter((p): p is Placement => p !== null)
         .map((p) => summaryOf(p.record));
+    },
+    async access(fid, reader) {
+      await indexer.sync();
+      const wrap = grantOf(indexer.state, fid, reader.address)?.wrap;
+      return {
+        terms: termsOf(indexer.state, fid) !== undefined,
+        grant: wrap !== undefined && wrap.recipient === reader.readerKey ? wrap : null,
+      };
     },
     async close() {
       indexer.close();

@@ -4,7 +4,7 @@ import { fromHex, toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { CodecPool } from './codec-pool.ts';
-import { newDataKey, unwrapDataKey, wrapDataKey } from './envelope.ts';
+import { type KeyWrap, newDataKey, unwrapDataKey, wrapDataKey } from './envelope.ts';
 import { fidOf, zeroFragmentHash } from './hash.ts';
 import type { MinerClient } from './miner-client.ts';
 import { checkProfile, columnsOf, fragmentSizeOf, type StorageProfile } from './profile.ts';
@@ -345,10 +345,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         `the record's segments hash to ${recomputed}, not to the fid ${fid}`,
       );
     }
-    const key =
-      record.encryption === null
-        ? null
-        : unwrapDataKey(record.encryption.wraps, deps.account.x25519PrivateKey);
+    // The key before any fragment: a reader who may not read costs the miners nothing.
+    const key = record.encryption === null ? null : await dataKeyOf(record.fid, record.encryption.wraps);
     const count = record.segments.length;
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
@@ -375,6 +373,30 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: bytes.byteLength });
       yield bytes;
     }
+  }
+
+  /**
+   * The data key: from the record's wraps when the owner wrapped it for this reader at put time, else from a key
+   * the owner released to it later through the registry's marketplace (an accepted `market.request`).
+   * @throws CRYPTO_NOT_A_READER (the object has no access terms), ACCESS_DENIED (the key was not released to us)
+   */
+  async function dataKeyOf(fid: string, wraps: readonly KeyWrap[]): Promise<Uint8Array> {
+    const me = deps.account.readerKey;
+    if (wraps.some((w) => w.recipient === me) || deps.registry.access === undefined) {
+      return unwrapDataKey(wraps, deps.account.x25519PrivateKey);
+    }
+    const { terms, grant } = await deps.registry.access(fid, {
+      address: deps.account.address,
+      readerKey: me,
+    });
+    if (grant !== null) return unwrapDataKey([grant], deps.account.x25519PrivateKey);
+    // No access terms: the owner chose its readers at put time, and a request would be refused.
+    if (!terms) return unwrapDataKey(wraps, deps.account.x25519PrivateKey);
+    throw new AilinkError(
+      'ACCESS_DENIED',
+      `${deps.account.address} may not read ${fid} yet: its data key is neither wrapped for reader key ${me} nor released to it; request access: ailink object request ${fid}`,
+      { details: { fid, reader: deps.account.address } },
+    );
   }
 
   async function repair(

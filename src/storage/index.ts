@@ -37,6 +37,18 @@ export {
   type StoreUsage,
 } from './fragment-store.ts';
 export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
+export {
+  type AccessLogEntry,
+  type AccessOptions,
+  type AccessTicket,
+  createGrantService,
+  createMarketClient,
+  type GrantPass,
+  type GrantService,
+  type GrantServiceOptions,
+  type MarketClient,
+  type MarketDeps,
+} from './market.ts';
 export { type AuditAgent, type AuditAgentOptions, startAuditAgent } from './miner-audit.ts';
 export { joinChain, minerChainActions } from './miner-chain.ts';
 export {

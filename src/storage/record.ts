@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PeerRef } from '../p2p/index.ts';
+import type { KeyWrap } from './envelope.ts';
 import type { StorageProfile } from './profile.ts';
 
 const hash = z.string().regex(/^[0-9a-f]{64}$/);
@@ -96,6 +97,15 @@ export interface ObjectRegistry {
    */
   reassign(fid: string, moves: ReadonlyMap<number, PeerRef>, rebuild: () => Promise<void>): Promise<void>;
   list(): Promise<ObjectSummary[]>;
+  /**
+   * Access through the marketplace (the chain's `market`): whether `fid` has access terms, and the data key its owner
+   * released to `reader` after an accepted request, when released for `reader.readerKey` (else null). Registries
+   * without a marketplace leave it out.
+   */
+  access?(
+    fid: string,
+    reader: { readonly address: string; readonly readerKey: string },
+  ): Promise<{ readonly terms: boolean; readonly grant: KeyWrap | null }>;
   close(): Promise<void>;
 }
 

@@ -51,11 +51,17 @@ export const CONFIG: ProtocolConfig = {
   },
 };
 
-export function ctxAt(caller: string, block: number, paidToPot = 0n): CallContext {
+export function ctxAt(
+  caller: string,
+  block: number,
+  paidToPot = 0n,
+  payments: CallContext['payments'] = [],
+): CallContext {
   return {
     caller,
     block: { number: block, hash: hex(`block/${block}`), timestamp: 1_700_000_000_000 + block * 6000 },
     paidToPot,
+    payments,
     config: CONFIG,
   };
 }
@@ -125,12 +131,19 @@ export function makeReceipt(
   return { index, miner: miner.address, signature: toHex(miner.sign(message)) };
 }
 
+/** What the extrinsic of a call paid: to the pot (collateral), and transfers directly before it (market prices). */
+export interface SubmitOptions {
+  readonly paidToPot?: bigint;
+  readonly payments?: CallContext['payments'];
+  readonly block?: number;
+}
+
 export interface Harness {
   readonly state: StateStore;
   /** The number of the last block used. */
   block: number;
   /** Applies `c`, signed by `caller`, in the next block (or `block`); commits the writes of an applied call. */
-  submit(caller: string, c: ProtocolCall, options?: { paidToPot?: bigint; block?: number }): RemarkOutcome;
+  submit(caller: string, c: ProtocolCall, options?: SubmitOptions): RemarkOutcome;
 }
 
 export function createHarness(state: StateStore = createMemoryState()): Harness {
@@ -140,7 +153,8 @@ export function createHarness(state: StateStore = createMemoryState()): Harness 
     submit(caller, c, options = {}) {
       h.block = options.block ?? h.block + 1;
       const payload = encodeRemark(c.name, c.args);
-      const outcome = applyRemark(state, ctxAt(caller, h.block, options.paidToPot ?? 0n), payload);
+      const ctx = ctxAt(caller, h.block, options.paidToPot ?? 0n, options.payments ?? []);
+      const outcome = applyRemark(state, ctx, payload);
       if (outcome.kind === 'applied') state.apply(outcome.writes);
       return outcome;
     },
@@ -149,12 +163,7 @@ export function createHarness(state: StateStore = createMemoryState()): Harness 
 }
 
 /** Submits a call that must apply; returns its writes. */
-export function expectApplied(
-  h: Harness,
-  caller: string,
-  c: ProtocolCall,
-  options?: { paidToPot?: bigint; block?: number },
-) {
+export function expectApplied(h: Harness, caller: string, c: ProtocolCall, options?: SubmitOptions) {
   const outcome = h.submit(caller, c, options);
   if (outcome.kind !== 'applied') {
     expect.fail(`expected ${c.name} to apply, got ${JSON.stringify(outcome)}`);
@@ -169,7 +178,7 @@ export function expectRejected(
   caller: string,
   c: ProtocolCall,
   reason: RegExp,
-  options?: { paidToPot?: bigint; block?: number },
+  options?: SubmitOptions,
 ): string {
   const before = h.state.scan('');
   const outcome = h.submit(caller, c, options);

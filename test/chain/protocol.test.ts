@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { CALL_SCHEMAS, type ProtocolCall } from '../../src/chain/calls.ts';
+import type { Payment } from '../../src/chain/pallets/context.ts';
 import {
   columnDigest,
   columnHashes,
@@ -12,6 +13,7 @@ import {
   type RestoralOrder,
   tagReportMessage,
 } from '../../src/chain/pallets/file-bank.ts';
+import type { Grant, OpenRequest } from '../../src/chain/pallets/market.ts';
 import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provenance.ts';
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
 import { applyCall, applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
@@ -931,6 +933,8 @@ interface Step {
   readonly caller: string;
   readonly call: ProtocolCall;
   readonly paidToPot: bigint;
+  /** Transfers directly before the call in its extrinsic (market prices). */
+  readonly payments: readonly Payment[];
   readonly block: number;
 }
 
@@ -950,7 +954,10 @@ type Op =
   | { t: 'result'; miner: number; verifier: number }
   | { t: 'createTask'; task: number }
   | { t: 'admit'; task: number; member: number; signer: number }
-  | { t: 'recordRound'; task: number; round: number };
+  | { t: 'recordRound'; task: number; round: number }
+  | { t: 'terms'; file: number; readers: number; price: string | null }
+  | { t: 'request'; file: number; key: number; paid: bigint; payee: number }
+  | { t: 'grant'; file: number; reader: number; key: number };
 
 const ACTORS = 6;
 const FILES = 2;
@@ -1079,8 +1086,48 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       users,
       2,
     ),
+    // The market leans on file 0 (declared by actor 4 in the prelude) and on its owner as payee.
+    o(
+      fc.record({
+        t: fc.constant('terms' as const),
+        file: restoralFile,
+        readers: fc.nat(MARKET_READER_SETS.length - 1),
+        price: fc.constantFrom('0', '1000', '1000', null),
+      }),
+      users,
+      2,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('request' as const),
+        file: restoralFile,
+        // 0: the reader key the declaration wrapped the data key for; 1, 2: others.
+        key: fc.constantFrom(0, 1, 1, 2),
+        paid: fc.constantFrom(0n, 0n, 999n, 1000n, 5000n),
+        payee: fc.constantFrom(4, 4, 4, 5, 0),
+      }),
+      anyone,
+      4,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('grant' as const),
+        file: restoralFile,
+        reader: anyone,
+        key: fc.constantFrom(1, 1, 2),
+      }),
+      fc.constantFrom(4, 4, 4, 5, 0),
+      3,
+    ),
   );
 }
+
+/** Who is on the access list, by actor index: nobody, one, two, most. */
+const MARKET_READER_SETS: readonly (readonly number[])[] = [[], [2], [2, 3], [1, 2, 3, 5]];
+/** The X25519 reader key `key` of an actor, as the fold names them (0 is the one every declaration wraps for). */
+const readerKeyOf = (actor: number, key: number): string =>
+  key === 0 ? WRAPPED_READER_KEY : hex(`fold/reader-key/${actor}/${key}`);
+const WRAPPED_READER_KEY = hex('fold/wrapped-reader-key');
 
 describe('the protocol as a replayable fold', () => {
   let actors: Account[];
@@ -1090,9 +1137,17 @@ describe('the protocol as a replayable fold', () => {
 
   beforeAll(() => {
     actors = makeAccounts('fold/actor', ACTORS);
-    files = Array.from({ length: FILES }, (_, f) =>
-      makeDeclaration(`fold/file/${f}`, actors[0]!.address, { data: 2, parity: 1, segments: 2 }),
-    );
+    files = Array.from({ length: FILES }, (_, f) => {
+      const d = makeDeclaration(`fold/file/${f}`, actors[0]!.address, {
+        data: 2,
+        parity: 1,
+        segments: 2,
+        encrypted: true,
+      });
+      // Encrypted with a data key wrapped for one reader key that every actor may present (an owner's, a reader's).
+      const wraps = [{ ...d.encryption!.wraps[0]!, recipient: WRAPPED_READER_KEY }];
+      return { ...d, encryption: { ...d.encryption!, wraps } };
+    });
     receiptTable = files.map((d) =>
       actors.map((m) =>
         Array.from({ length: FOLD_WIDTH + 1 }, (_, i) => {
@@ -1107,7 +1162,10 @@ describe('the protocol as a replayable fold', () => {
     );
   });
 
-  function toCall(op: Op, caller = 0): { call: ProtocolCall; paidToPot?: bigint } {
+  function toCall(
+    op: Op,
+    caller = 0,
+  ): { call: ProtocolCall; paidToPot?: bigint; payments?: readonly Payment[] } {
     const a = (i: number) => actors[i]!;
     switch (op.t) {
       case 'register':
@@ -1227,6 +1285,31 @@ describe('the protocol as a replayable fold', () => {
             digest: hex(`d/${op.task}/${op.round}`),
           }),
         };
+      case 'terms':
+        return {
+          call: call('market.setTerms', {
+            fid: files[op.file]!.fid,
+            readers: MARKET_READER_SETS[op.readers]!.map((i) => a(i).address),
+            price: op.price,
+          }),
+        };
+      case 'request':
+        return {
+          call: call('market.request', { fid: files[op.file]!.fid, readerKey: readerKeyOf(caller, op.key) }),
+          payments: op.paid === 0n ? [] : [{ to: a(op.payee).address, amount: op.paid }],
+        };
+      case 'grant':
+        return {
+          call: call('market.grant', {
+            fid: files[op.file]!.fid,
+            reader: a(op.reader).address,
+            wrap: {
+              recipient: readerKeyOf(op.reader, op.key),
+              ephemeral: hex(`fold/ephemeral/${op.reader}/${op.key}`),
+              sealed: '5a'.repeat(48),
+            },
+          }),
+        };
     }
   }
 
@@ -1236,17 +1319,25 @@ describe('the protocol as a replayable fold', () => {
       caller: m.address,
       call: toCall({ t: 'register', peer: actors.indexOf(m), collateral: '1000', paid: 1000n }).call,
       paidToPot: 1000n,
+      payments: [],
       block: 1,
     }));
     steps.push({
       caller: actors[4]!.address,
       call: toCall({ t: 'declare', file: 0, owner: 4, deal: 0, badSize: false }).call,
       paidToPot: 0n,
+      payments: [],
       block: 2,
     });
     for (let i = 0; i < FOLD_WIDTH; i++) {
       const op: Op = { t: 'report', file: 0, receipts: [{ miner: i, index: i, forged: false }] };
-      steps.push({ caller: actors[5]!.address, call: toCall(op).call, paidToPot: 0n, block: 3 });
+      steps.push({
+        caller: actors[5]!.address,
+        call: toCall(op).call,
+        paidToPot: 0n,
+        payments: [],
+        block: 3,
+      });
     }
     return steps;
   }
@@ -1264,8 +1355,8 @@ describe('the protocol as a replayable fold', () => {
           ...prelude(),
           ...raw.map(({ call: { caller, op }, gap }): Step => {
             block += gap;
-            const { call: c, paidToPot = 0n } = toCall(op, caller);
-            return { caller: actors[caller]!.address, call: c, paidToPot, block };
+            const { call: c, paidToPot = 0n, payments = [] } = toCall(op, caller);
+            return { caller: actors[caller]!.address, call: c, paidToPot, payments, block };
           }),
         ];
       });
@@ -1313,18 +1404,30 @@ describe('the protocol as a replayable fold', () => {
         },
       ],
       [21, 2, { t: 'report', file: 1, receipts: [{ miner: 3, index: 0, forged: false }] }],
+      // The market on file 0 (actor 4's): actor 2 listed, 1000 for others.
+      [21, 4, { t: 'terms', file: 0, readers: 1, price: '1000' }],
+      [21, 2, { t: 'request', file: 0, key: 1, paid: 0n, payee: 4 }],
+      [21, 3, { t: 'request', file: 0, key: 1, paid: 999n, payee: 4 }], // underpaid
+      [21, 3, { t: 'request', file: 0, key: 1, paid: 1000n, payee: 4 }],
+      [21, 4, { t: 'request', file: 0, key: 0, paid: 0n, payee: 4 }], // the owner, wrapped for: no open request
+      [21, 5, { t: 'grant', file: 0, reader: 2, key: 1 }], // not the owner
+      [22, 4, { t: 'grant', file: 0, reader: 2, key: 1 }],
+      [22, 4, { t: 'grant', file: 0, reader: 2, key: 1 }], // replayed
+      [22, 4, { t: 'grant', file: 0, reader: 3, key: 2 }], // another reader key than asked for
+      [22, 4, { t: 'grant', file: 0, reader: 3, key: 1 }],
+      [22, 4, { t: 'grant', file: 0, reader: 1, key: 1 }], // nobody asked, not listed
       [22, 4, { t: 'delete', file: 0, index: 0 }],
     ];
     return [
       ...prelude(),
       ...script.map(([block, caller, op]): Step => {
-        const { call: c, paidToPot = 0n } = toCall(op, caller);
-        return { caller: actors[caller]!.address, call: c, paidToPot, block };
+        const { call: c, paidToPot = 0n, payments = [] } = toCall(op, caller);
+        return { caller: actors[caller]!.address, call: c, paidToPot, payments, block };
       }),
     ];
   }
 
-  const ctxOf = (s: Step) => ctxAt(s.caller, s.block, s.paidToPot);
+  const ctxOf = (s: Step) => ctxAt(s.caller, s.block, s.paidToPot, s.payments);
   const outcomeText = (o: RemarkOutcome) => (o.kind === 'rejected' ? `rejected: ${o.reason}` : o.kind);
 
   /** Commits each call on its own, checking purity and all-or-nothing; returns outcomes and per-block digests. */
@@ -1525,5 +1628,25 @@ function checkInvariants(state: StateStore): void {
     expect(state.scan(`provenance/rounds/${key.slice('provenance/tasks/'.length)}/`)).toHaveLength(
       task.rounds,
     );
+  }
+  // The market: its state belongs to declared, encrypted files; the retrieval counter counts the retrievals; an open
+  // request asks for a key its reader cannot unwrap yet.
+  for (const [key, value] of state.scan('market/')) {
+    const [, map, fid, rest] = key.split('/') as [string, string, string, string | undefined];
+    const file = state.get<FileInfo>(`fileBank/files/${fid}`);
+    expect(file?.encryption, `${key} belongs to an encrypted file`).toBeTruthy();
+    if (map === 'seq') expect(state.scan(`market/retrievals/${fid}/`), key).toHaveLength(value as number);
+    if (map === 'requests') {
+      const open = value as OpenRequest;
+      expect(
+        file!.encryption!.wraps.map((w) => w.recipient),
+        key,
+      ).not.toContain(open.readerKey);
+      expect(state.get<Grant>(`market/grants/${fid}/${rest}`)?.wrap.recipient, key).not.toBe(open.readerKey);
+      expect(state.get(`market/retrievals/${fid}/${String(open.seq).padStart(10, '0')}`), key).toBeDefined();
+    }
+  }
+  for (const [key] of state.scan('market/retrievals/')) {
+    expect(state.get(`market/seq/${key.split('/')[2]}`), key).toBeDefined();
   }
 }

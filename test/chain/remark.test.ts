@@ -83,6 +83,13 @@ beforeAll(async () => {
       signature: 'ab'.repeat(64),
     },
     'provenance.recordRound': { task: 'mnist-fedavg_v1.2', round: 0, manifest: hex('m'), digest: hex('d') },
+    'market.setTerms': { fid: d.fid, readers: [operator.address, miner.address], price: '1000000' },
+    'market.request': { fid: d.fid, readerKey: hex('reader-key') },
+    'market.grant': {
+      fid: d.fid,
+      reader: operator.address,
+      wrap: { recipient: hex('reader-key'), ephemeral: hex('ephemeral'), sealed: 'ab'.repeat(48) },
+    },
   };
 });
 
@@ -114,6 +121,27 @@ describe('encodeRemark / decodeRemark', () => {
       kind: 'call',
       call: { name: 'fileBank.deleteFile', args: { fid: 'ab'.repeat(32) } },
     });
+  });
+
+  it('matches a fixed test vector of a market request', () => {
+    // "AILK" · 0x01 · {"call":"market.request","args":{"fid":"abab…ab","readerKey":"cdcd…cd"}}
+    const vector =
+      '41494c4b01' +
+      '7b2263616c6c223a226d61726b65742e72657175657374222c2261726773223a7b22666964223a22' +
+      '61'.concat('62').repeat(32) +
+      '222c227265616465724b6579223a22' +
+      '63'.concat('64').repeat(32) +
+      '227d7d';
+    const args = { fid: 'ab'.repeat(32), readerKey: 'cd'.repeat(32) };
+    expect(Buffer.from(encodeRemark('market.request', args)).toString('hex')).toBe(vector);
+    expect(decodeRemark(fromHexString(vector))).toEqual({
+      kind: 'call',
+      call: { name: 'market.request', args },
+    });
+    // Both, as text, for a reader of a block explorer.
+    expect(Buffer.from(fromHexString(vector).subarray(5)).toString('utf8')).toBe(
+      `{"call":"market.request","args":{"fid":"${'ab'.repeat(32)}","readerKey":"${'cd'.repeat(32)}"}}`,
+    );
   });
 
   it('refuses to encode arguments that break the schema, naming the field', () => {
@@ -274,6 +302,43 @@ describe('decodeRemark: ours but invalid, with a reason', () => {
     expect(decoded.call).toBe(name);
   });
 
+  it('bad arguments: market calls', () => {
+    const terms = samples['market.setTerms'];
+    const grant = samples['market.grant'];
+    const bad: [string, unknown, RegExp][] = [
+      ['market.setTerms', { ...terms, price: 1000 }, /price: /],
+      ['market.setTerms', { ...terms, price: '-1' }, /price: expected a decimal amount/],
+      ['market.setTerms', { ...terms, price: '0100' }, /price: expected a decimal amount/],
+      ['market.setTerms', { ...terms, readers: ['alice'] }, /readers\.0: expected an SS58 address/],
+      ['market.setTerms', { ...terms, readers: Array(257).fill(operator.address) }, /readers/],
+      ['market.setTerms', { fid: terms.fid, readers: [] }, /price/],
+      [
+        'market.request',
+        { fid: terms.fid, readerKey: 'CD'.repeat(32) },
+        /readerKey: expected 64 lowercase hex/,
+      ],
+      ['market.request', { fid: terms.fid, readerKey: 'cd'.repeat(33) }, /readerKey/],
+      ['market.request', { fid: terms.fid, readerKey: 'cd'.repeat(32), pay: '5' }, /pay/],
+      [
+        'market.grant',
+        { ...grant, wrap: { ...grant.wrap, sealed: 'ab'.repeat(47) } },
+        /wrap\.sealed: expected 96/,
+      ],
+      ['market.grant', { ...grant, wrap: { ...grant.wrap, extra: 1 } }, /extra/],
+      ['market.grant', { ...grant, reader: 'bob' }, /reader: expected an SS58 address/],
+    ];
+    for (const [name, args, reason] of bad) {
+      const decoded = expectInvalid(ours(JSON.stringify({ call: name, args })), reason);
+      expect(decoded.call).toBe(name);
+    }
+    // Not for sale is an explicit null, which survives the round trip.
+    const notForSale = { ...terms, price: null };
+    expect(decodeRemark(encodeRemark('market.setTerms', notForSale))).toEqual({
+      kind: 'call',
+      call: { name: 'market.setTerms', args: notForSale },
+    });
+  });
+
   it('bad arguments: amounts as JSON numbers, with leading zeros, or past u128 digits', () => {
     const register = samples['sminer.register'];
     for (const collateral of [1000, '01000', '-1', '1e3', '1'.repeat(40)]) {
@@ -336,6 +401,11 @@ describe('decodeRemark never throws', () => {
             'addrs',
             'task',
             'round',
+            'readers',
+            'price',
+            'readerKey',
+            'reader',
+            'wrap',
           ),
           fc.jsonValue({ maxDepth: 2 }),
         ),

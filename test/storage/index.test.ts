@@ -26,6 +26,8 @@ describe('module surfaces', () => {
         "columnsOf",
         "createChainRegistry",
         "createCodecPool",
+        "createGrantService",
+        "createMarketClient",
         "createMemoryRegistry",
         "createMinerClient",
         "createRequestGuard",

@@ -12,6 +12,17 @@ export interface CallContext extends BlockContext {
   readonly caller: string;
   /** Plancks the caller paid to the protocol's pot earlier in the same extrinsic (a `batchAll`). */
   readonly paidToPot: bigint;
+  /**
+   * The native transfers of the caller placed directly before this call in the same extrinsic (after the previous
+   * remark, if any), from applied calls only: a transfer pays for the next call and no other.
+   */
+  readonly payments: readonly Payment[];
+}
+
+/** A native balances transfer found in the extrinsic. */
+export interface Payment {
+  readonly to: string;
+  readonly amount: bigint;
 }
 
 /** The protocol's genesis parameters: every indexer of one network must use the same ones. */

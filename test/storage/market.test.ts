@@ -1,0 +1,471 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.ts';
+import type { CallRecord } from '../../src/chain/indexer.ts';
+import type { Payment } from '../../src/chain/pallets/context.ts';
+import { applyRemark } from '../../src/chain/protocol.ts';
+import { grantOf, openRequestsOf, retrievalsOf } from '../../src/chain/queries.ts';
+import { decodeRemark, encodeRemark } from '../../src/chain/remark.ts';
+import { createMemoryState, Overlay } from '../../src/chain/state.ts';
+import { type Account, accountsReady } from '../../src/shared/account.ts';
+import { fromHex } from '../../src/shared/bytes.ts';
+import { manualClock, systemClock } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import { unwrapDataKey, wrapDataKey } from '../../src/storage/envelope.ts';
+import { createGrantService, createMarketClient } from '../../src/storage/market.ts';
+import { ctxAt, hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
+import { rejectsWith } from './helpers.ts';
+
+// The market client and the owner's key service (src/storage/market.ts) against an in-memory twin of the chain and
+// its index: extrinsics go through the real remark codec and the real rules (applyRemark) with the payments of the
+// batch, exactly as the indexer applies them. test/integration/market.test.ts runs the same flows on the dev chain.
+
+let owner: Account;
+let operator: Account;
+let listed: Account;
+let stranger: Account;
+let payer: Account;
+let other: Account;
+
+beforeAll(async () => {
+  await accountsReady();
+  [owner, operator, listed, stranger, payer, other] = makeAccounts('storage-market', 6) as [
+    Account,
+    Account,
+    Account,
+    Account,
+    Account,
+    Account,
+  ];
+});
+
+const PRICE = 1000n;
+const DATA_KEY = new Uint8Array(32).fill(7);
+
+/** The chain and its index, in memory: each `submit` is one block holding one extrinsic. */
+function memoryChain() {
+  const state = createMemoryState();
+  const records: CallRecord[] = [];
+  const submitted: { signer: string; calls: string[] }[] = [];
+  let height = 0;
+  const hooks: { beforeSubmit?: (calls: readonly ChainCall[]) => Promise<void> } = {};
+  const chain = {
+    async submit(signer: ChainSigner, calls: readonly ChainCall[]): Promise<Inclusion> {
+      await hooks.beforeSubmit?.(calls);
+      submitted.push({
+        signer: signer.address,
+        calls: calls.map((c) => {
+          if (c.kind === 'transfer') return `transfer ${c.amount} to ${c.to}`;
+          const d = decodeRemark(c.payload);
+          return d.kind === 'call' ? d.call.name : 'remark';
+        }),
+      });
+      const block = ++height;
+      const pending = new Overlay(state);
+      let payments: Payment[] = [];
+      calls.forEach((c, item) => {
+        if (c.kind === 'transfer') {
+          payments.push({ to: c.to, amount: c.amount });
+          return;
+        }
+        const outcome = applyRemark(pending, ctxAt(signer.address, block, 0n, payments), c.payload);
+        payments = [];
+        if (outcome.kind === 'foreign') return;
+        if (outcome.kind === 'applied') {
+          for (const w of outcome.writes) {
+            if (w.value === null) pending.delete(w.key);
+            else pending.put(w.key, w.value);
+          }
+        }
+        records.push({
+          block,
+          extrinsic: 0,
+          item,
+          signer: signer.address,
+          call: outcome.call,
+          outcome: outcome.kind,
+          reason: outcome.kind === 'rejected' ? outcome.reason : null,
+        });
+      });
+      state.apply(pending.writes());
+      return { blockHash: hex(`block/${block}`), blockNumber: block, extrinsicIndex: 0, events: [] };
+    },
+  };
+  const indexer = {
+    state,
+    sync: async () => height,
+    waitFor: async () => {},
+    calls: (filter: { outcome?: 'applied' | 'rejected'; fromBlock?: number } = {}) =>
+      records.filter(
+        (r) =>
+          r.block >= (filter.fromBlock ?? 0) &&
+          (filter.outcome === undefined || r.outcome === filter.outcome),
+      ),
+  };
+  /** Applies one call as `signer` (with payments before it) and insists that it applied. */
+  const run = async (signer: Account, calls: ChainCall[]) => {
+    const inclusion = await chain.submit(signer, calls);
+    const rejected = records.find((r) => r.block === inclusion.blockNumber && r.outcome === 'rejected');
+    if (rejected) throw new Error(`setup call rejected: ${rejected.reason}`);
+  };
+  return { chain, indexer, state, records, submitted, hooks, run };
+}
+
+type Twin = ReturnType<typeof memoryChain>;
+const remark = <N extends Parameters<typeof encodeRemark>[0]>(
+  name: N,
+  args: Parameters<typeof encodeRemark<N>>[1],
+): ChainCall => ({ kind: 'remark', payload: encodeRemark(name, args) });
+
+/** Declares an object of `by` encrypted under DATA_KEY, wrapped for `readers`' reader keys; sets terms if given. */
+async function declare(
+  twin: Twin,
+  label: string,
+  by: Account,
+  readers: readonly Account[],
+  terms?: { readers: Account[]; price: bigint | null },
+): Promise<string> {
+  const d = makeDeclaration(label, by.address, { encrypted: true });
+  const wraps = readers.map((r) => wrapDataKey(DATA_KEY, fromHex(r.readerKey)));
+  await twin.run(by, [
+    remark('fileBank.uploadDeclaration', { ...d, encryption: { ...d.encryption!, wraps } }),
+  ]);
+  if (terms) {
+    await twin.run(by, [
+      remark('market.setTerms', {
+        fid: d.fid,
+        readers: terms.readers.map((r) => r.address),
+        price: terms.price === null ? null : terms.price.toString(),
+      }),
+    ]);
+  }
+  return d.fid;
+}
+
+const requestBy = (twin: Twin, reader: Account, fid: string, paid = 0n, to = owner.address) =>
+  twin.run(reader, [
+    ...(paid > 0n ? [{ kind: 'transfer' as const, to, amount: paid }] : []),
+    remark('market.request', { fid, readerKey: reader.readerKey }),
+  ]);
+
+const noStorage = {
+  get(): AsyncIterable<Uint8Array> {
+    throw new Error('not used');
+  },
+};
+
+describe('createGrantService', () => {
+  it('answers every open request of the objects it manages in one extrinsic; readers unwrap the data key', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'g/one', owner, [owner], { readers: [listed], price: PRICE });
+    await requestBy(twin, listed, fid);
+    await requestBy(twin, payer, fid, PRICE);
+    await requestBy(twin, stranger, fid, PRICE);
+    const service = createGrantService({ ...twin, account: owner, clock: systemClock });
+    const before = twin.submitted.length;
+    const pass = await service.pass();
+    expect(pass.failed).toEqual([]);
+    expect(pass.granted.map((g) => g.reader).sort()).toEqual(
+      [listed.address, payer.address, stranger.address].sort(),
+    );
+    expect(twin.submitted.slice(before)).toEqual([
+      { signer: owner.address, calls: ['market.grant', 'market.grant', 'market.grant'] },
+    ]);
+    for (const reader of [listed, payer, stranger]) {
+      const wrap = grantOf(twin.state, fid, reader.address)!.wrap;
+      expect(unwrapDataKey([wrap], reader.x25519PrivateKey)).toEqual(DATA_KEY);
+    }
+    expect(openRequestsOf(twin.state)).toEqual([]);
+    // Nothing left to answer: the next pass sends nothing.
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+    expect(twin.submitted.length).toBe(before + 1);
+  });
+
+  it('splits many requests into batches of maxPerBatch', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'g/batch', owner, [owner], { readers: [], price: 0n });
+    for (const r of [listed, payer, stranger]) await requestBy(twin, r, fid);
+    const before = twin.submitted.length;
+    const pass = await createGrantService(
+      { ...twin, account: owner, clock: systemClock },
+      { maxPerBatch: 2 },
+    ).pass();
+    expect(pass.granted).toHaveLength(3);
+    expect(twin.submitted.slice(before).map((s) => s.calls.length)).toEqual([2, 1]);
+  });
+
+  it('leaves objects of other owners alone, and those it operates without holding their key', async () => {
+    const twin = memoryChain();
+    const foreign = await declare(twin, 'g/foreign', other, [other], { readers: [listed], price: null });
+    // The owner authorised the operator, but wrapped the key only for itself.
+    const keyless = await declare(twin, 'g/keyless', owner, [owner], { readers: [listed], price: null });
+    await twin.run(owner, [remark('oss.authorize', { operator: operator.address })]);
+    await requestBy(twin, listed, foreign);
+    await requestBy(twin, listed, keyless);
+    const warnings: string[] = [];
+    const service = createGrantService({
+      ...twin,
+      account: operator,
+      clock: systemClock,
+      log: { info: () => {}, warn: (event) => warnings.push(event) },
+    });
+    const before = twin.submitted.length;
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+    expect(twin.submitted.length).toBe(before);
+    expect(warnings).toEqual(['grant.no-key']);
+    // An operator that holds the key answers for the owner.
+    const held = await declare(twin, 'g/held', owner, [owner, operator], { readers: [listed], price: null });
+    await requestBy(twin, listed, held);
+    const pass = await service.pass();
+    expect(pass.granted).toEqual([
+      expect.objectContaining({ fid: held, reader: listed.address, readerKey: listed.readerKey }),
+    ]);
+    expect(grantOf(twin.state, held, listed.address)?.by).toBe(operator.address);
+  });
+
+  it('never answers one request twice: not while its grant is in flight, nor after a timeout until retryAfterMs', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'g/twice', owner, [owner], { readers: [listed], price: null });
+    await requestBy(twin, listed, fid);
+    const clock = manualClock(1_000);
+    const service = createGrantService({ ...twin, account: owner, clock }, { retryAfterMs: 10_000 });
+
+    // A pass whose extrinsic is still on its way, and a second pass meanwhile.
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    twin.hooks.beforeSubmit = () => held;
+    const first = service.pass();
+    await new Promise((r) => setTimeout(r, 10));
+    const before = twin.submitted.length;
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+    release();
+    expect((await first).granted).toHaveLength(1);
+    expect(twin.submitted.length).toBe(before + 1);
+
+    // A submission that times out may still land: the request is left alone until retryAfterMs.
+    await twin.run(owner, [
+      remark('market.setTerms', { fid, readers: [listed.address, payer.address], price: null }),
+    ]);
+    await requestBy(twin, payer, fid);
+    twin.hooks.beforeSubmit = async () => {
+      throw new AilinkError('CHAIN_TIMEOUT', 'not finalized within 60000 ms; it may still land');
+    };
+    const timedOut = await service.pass();
+    expect(timedOut.failed).toEqual([
+      expect.objectContaining({ reader: payer.address, reason: expect.stringMatching(/may still land/) }),
+    ]);
+    twin.hooks.beforeSubmit = undefined;
+    const submittedBefore = twin.submitted.length;
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+    clock.advance(9_999);
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+    expect(twin.submitted.length).toBe(submittedBefore);
+    clock.advance(1);
+    expect((await service.pass()).granted.map((g) => g.reader)).toEqual([payer.address]);
+  });
+
+  it('a reader key no key exchange works with fails alone and is not retried; the chain reason of a refused grant is reported', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'g/bad-key', owner, [owner], {
+      readers: [listed, stranger],
+      price: null,
+    });
+    // A low-order X25519 point: wrapping for it fails.
+    await twin.run(stranger, [remark('market.request', { fid, readerKey: '00'.repeat(32) })]);
+    await requestBy(twin, listed, fid);
+    const service = createGrantService({ ...twin, account: owner, clock: systemClock });
+    const pass = await service.pass();
+    expect(pass.granted.map((g) => g.reader)).toEqual([listed.address]);
+    expect(pass.failed).toEqual([
+      expect.objectContaining({
+        reader: stranger.address,
+        reason: expect.stringMatching(/unusable reader key/),
+      }),
+    ]);
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+
+    // Another key service answered the same request first: the chain refuses the second grant, and says why.
+    await twin.run(owner, [
+      remark('market.setTerms', { fid, readers: [listed.address, payer.address], price: null }),
+    ]);
+    await requestBy(twin, payer, fid);
+    twin.hooks.beforeSubmit = async () => {
+      twin.hooks.beforeSubmit = undefined;
+      await twin.chain.submit(owner, [
+        remark('market.grant', {
+          fid,
+          reader: payer.address,
+          wrap: wrapDataKey(DATA_KEY, fromHex(payer.readerKey)),
+        }),
+      ]);
+    };
+    const raced = await service.pass();
+    expect(raced.granted).toEqual([]);
+    expect(raced.failed).toEqual([
+      expect.objectContaining({ reader: payer.address, reason: expect.stringMatching(/replayed grant/) }),
+    ]);
+  });
+
+  it('start() runs passes until stop()', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'g/start', owner, [owner], { readers: [listed], price: null });
+    const service = createGrantService({ ...twin, account: owner, clock: systemClock }, { pollMs: 5 });
+    const seen: string[] = [];
+    const running = service.start((p) => seen.push(...p.granted.map((g) => g.reader)));
+    await requestBy(twin, listed, fid);
+    for (let i = 0; i < 200 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await running.stop();
+    expect(seen).toEqual([listed.address]);
+  });
+});
+
+describe('createMarketClient', () => {
+  /** A client for `reader`, with the owner's key service answering as the reader waits. */
+  const clientFor = (twin: Twin, reader: Account) =>
+    createMarketClient({ ...twin, account: reader, clock: systemClock, storage: noStorage });
+  const withService = async <T>(twin: Twin, run: () => Promise<T>): Promise<T> => {
+    const running = createGrantService(
+      { ...twin, account: owner, clock: systemClock },
+      { pollMs: 5 },
+    ).start();
+    try {
+      return await run();
+    } finally {
+      await running.stop();
+    }
+  };
+
+  it('a listed reader requests without paying and gets the key', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/listed', owner, [owner], { readers: [listed], price: PRICE });
+    const ticket = await withService(twin, () => clientFor(twin, listed).requestAccess(fid, { pollMs: 5 }));
+    expect(ticket).toMatchObject({ fid, via: 'grant', paid: 0n });
+    expect(twin.submitted.find((s) => s.signer === listed.address)?.calls).toEqual(['market.request']);
+  });
+
+  it('pays the price in the same extrinsic, directly before the request, when the reader agreed to it', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/paid', owner, [owner], { readers: [listed], price: PRICE });
+    const ticket = await withService(twin, () =>
+      clientFor(twin, payer).requestAccess(fid, { maxPrice: PRICE * 2n, pollMs: 5 }),
+    );
+    expect(ticket).toMatchObject({ via: 'grant', paid: PRICE });
+    expect(twin.submitted.find((s) => s.signer === payer.address)?.calls).toEqual([
+      `transfer ${PRICE} to ${owner.address}`,
+      'market.request',
+    ]);
+    expect(retrievalsOf(twin.state, fid).map((r) => [r.reader, r.paid])).toEqual([
+      [payer.address, `${PRICE}`],
+    ]);
+  });
+
+  it('without agreeing to the price: refused by the chain with ACCESS_DENIED, its reason and how to pay', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/unpaid', owner, [owner], { readers: [listed], price: PRICE });
+    const err = await rejectsWith(
+      clientFor(twin, payer).requestAccess(fid, { maxPrice: PRICE - 1n }),
+      'ACCESS_DENIED',
+    );
+    expect(err.message).toBe(
+      `the chain refused the request: ${payer.address} is not on the access list of ${fid} and paid nothing to the owner ${owner.address} (price ${PRICE}); it costs ${PRICE} planck per request: agree to pay it with --max-price ${PRICE}`,
+    );
+    expect(err.details).toMatchObject({ fid, price: `${PRICE}` });
+    expect(twin.submitted.find((s) => s.signer === payer.address)?.calls).toEqual(['market.request']);
+    expect(retrievalsOf(twin.state, fid)).toEqual([]);
+  });
+
+  it('not for sale: refused, pointing at the owner', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/nfs', owner, [owner], { readers: [listed], price: null });
+    const err = await rejectsWith(
+      clientFor(twin, payer).requestAccess(fid, { maxPrice: PRICE }),
+      'ACCESS_DENIED',
+    );
+    expect(err.message).toMatch(/which is not for sale; .*; ask its owner .* to list you$/);
+  });
+
+  it('no terms: a reader the key is wrapped for reads without a request; others are refused without a fee', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/none', owner, [owner, listed]);
+    const before = twin.submitted.length;
+    expect(await clientFor(twin, listed).requestAccess(fid)).toEqual({
+      fid,
+      via: 'wrap',
+      block: null,
+      paid: 0n,
+    });
+    const err = await rejectsWith(
+      clientFor(twin, payer).requestAccess(fid, { maxPrice: PRICE }),
+      'ACCESS_DENIED',
+    );
+    expect(err.message).toMatch(/has no access terms .*\(ailink object terms /);
+    expect(twin.submitted.length).toBe(before);
+  });
+
+  it('a request already accepted is waited on again, never paid twice', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/open', owner, [owner], { readers: [], price: PRICE });
+    const client = clientFor(twin, payer);
+    const first = await rejectsWith(
+      client.requestAccess(fid, { maxPrice: PRICE, deadlineMs: 50, pollMs: 5 }),
+      'TIMEOUT',
+    );
+    expect(first.message).toMatch(/was accepted in block \d+ \(paid 1000\).*without paying again/);
+    const submitted = twin.submitted.length;
+    await rejectsWith(client.requestAccess(fid, { maxPrice: PRICE, deadlineMs: 50, pollMs: 5 }), 'TIMEOUT');
+    expect(twin.submitted.length).toBe(submitted);
+    // Waiting on the open request when the key service comes back.
+    const waiting = client.requestAccess(fid, { maxPrice: PRICE, pollMs: 5 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(
+      (await createGrantService({ ...twin, account: owner, clock: systemClock }).pass()).granted,
+    ).toHaveLength(1);
+    expect(await waiting).toMatchObject({ via: 'grant', paid: PRICE });
+    expect(twin.submitted.length).toBe(submitted + 1); // the grant only
+    expect(retrievalsOf(twin.state, fid)).toHaveLength(1);
+  });
+
+  it('unknown, unencrypted, cancelled', async () => {
+    const twin = memoryChain();
+    await rejectsWith(clientFor(twin, payer).requestAccess(hex('nothing')), 'OBJECT_NOT_FOUND');
+    const plain = makeDeclaration('c/plain', owner.address);
+    await twin.run(owner, [remark('fileBank.uploadDeclaration', plain)]);
+    expect(await clientFor(twin, payer).requestAccess(plain.fid)).toMatchObject({
+      via: 'plain',
+      block: null,
+    });
+    const fid = await declare(twin, 'c/cancel', owner, [owner], { readers: [listed], price: null });
+    const controller = new AbortController();
+    const waiting = clientFor(twin, listed).requestAccess(fid, { signal: controller.signal, pollMs: 5 });
+    setTimeout(() => controller.abort(), 30);
+    await rejectsWith(waiting, 'ABORTED');
+  });
+
+  it('setTerms checks its input before anything is sent; accessLog says whose key was released', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/log', owner, [owner], { readers: [listed], price: PRICE });
+    const client = clientFor(twin, owner);
+    const before = twin.submitted.length;
+    await rejectsWith(client.setTerms(fid, { readers: ['alice'], price: 0n }), 'INVALID_INPUT');
+    await rejectsWith(client.setTerms(fid, { readers: [], price: -1n }), 'INVALID_INPUT');
+    await rejectsWith(client.setTerms(hex('nothing'), { readers: [], price: 0n }), 'OBJECT_NOT_FOUND');
+    expect(twin.submitted.length).toBe(before);
+    await rejectsWith(
+      client.setTerms(fid, { readers: [listed.address], price: PRICE }),
+      'CHAIN_CALL_REJECTED',
+    );
+    await client.setTerms(fid, { readers: [listed.address, stranger.address], price: PRICE });
+    expect(await client.terms(fid)).toMatchObject({ readers: [listed.address, stranger.address] });
+
+    await requestBy(twin, owner, fid); // the owner, whose key is wrapped in the declaration
+    await requestBy(twin, listed, fid);
+    await createGrantService({ ...twin, account: owner, clock: systemClock }).pass();
+    await requestBy(twin, stranger, fid);
+    expect((await client.accessLog(fid)).map((r) => [r.reader, r.paid, r.keyReleased])).toEqual([
+      [owner.address, 0n, true],
+      [listed.address, 0n, true],
+      [stranger.address, 0n, false],
+    ]);
+  });
+});
