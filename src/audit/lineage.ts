@@ -116,27 +116,23 @@ export function checkLineage(input: LineageInput): AuditReport {
         { task, row, manifest, previous: i > 0 ? rows[i - 1]! : null, spec, onChain, admitted },
         add,
       );
-      checkPrevious(manifest, i > 0 ? manifests[i - 1]!.manifest : undefined, spec, add);
+      // Only a previous manifest that matched its anchor says which model this round had to start from.
+      const previous =
+        i > 0 && manifests[i - 1]!.problem === undefined ? manifests[i - 1]!.manifest : undefined;
+      checkPrevious(manifest, previous, spec, add);
       checkModel(objects, manifest, add);
       out.push(...standing(manifest.model.fid, at('model'), row.round));
       manifest.updates.forEach((u, k) => {
-        const where = at(`updates[${k}] (${short(u.account)})`);
+        const where = `updates[${k}] (${short(u.account)})`;
         const file = fileOf(state, u.fid);
-        if (file === undefined)
-          out.push({
-            code: 'UPDATE_NOT_ON_CHAIN',
-            round: row.round,
-            where,
-            message: `update ${u.fid} is not recorded on chain`,
-          });
+        if (file === undefined) add('UPDATE_NOT_ON_CHAIN', where, `update ${u.fid} is not recorded on chain`);
         else if (file.owner !== u.account)
-          out.push({
-            code: 'UPDATE_NOT_ON_CHAIN',
-            round: row.round,
+          add(
+            'UPDATE_NOT_ON_CHAIN',
             where,
-            message: `update ${u.fid} was stored by ${file.owner}, not by the participant ${u.account}`,
-          });
-        else out.push(...standing(u.fid, where, row.round));
+            `update ${u.fid} was stored by ${file.owner}, not by the participant ${u.account}`,
+          );
+        else out.push(...standing(u.fid, at(where), row.round));
       });
     }
     return roundOf(row, manifest, problem === undefined, admitted, out);
