@@ -102,6 +102,13 @@ export function checkLineage(input: LineageInput): AuditReport {
   const specFid = manifests.find((m) => m.manifest !== undefined)?.manifest?.specFid;
   const spec = readSpec(objects, specFid, onChain.spec, findings);
   if (specFid !== undefined) findings.push(...standing(specFid, 'task spec', null));
+  if (spec !== null && spec.coordinator.account !== onChain.coordinator)
+    findings.push({
+      code: 'SPEC_MISMATCH',
+      round: null,
+      where: 'task spec · coordinator',
+      message: `the spec names coordinator ${spec.coordinator.account}, the chain recorded the task for ${onChain.coordinator}`,
+    });
 
   const rounds: AuditRound[] = rows.map((row, i) => {
     const out: AuditFinding[] = [];
