@@ -62,6 +62,8 @@ export interface LineageOptions {
   readonly rounds: number;
   readonly participants?: number;
   readonly label?: string;
+  /** Records the task on chain as another account than the one the spec names (a spec/chain mismatch). */
+  readonly impostor?: boolean;
   /** Where the chain state lives (default: in memory; the benchmark uses SQLite, as the indexer does). */
   readonly state?: StateStore;
   /**
@@ -162,16 +164,14 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     admitted: participants.map((p) => p.account.address),
   });
   const task = taskIdOf(spec);
+  const onChain = options.impostor ? outsider.account : coordinator;
   const specFid = store(taskSpecBytes(spec), coordinator, 'spec');
   const initialFid = store(encodeModelBytes('mlp', initial), coordinator, 'initial');
-  apply(
-    coordinator,
-    call('provenance.createTask', { task, spec: taskDigest(spec), admitted: spec.admitted }),
-  );
+  apply(onChain, call('provenance.createTask', { task, spec: taskDigest(spec), admitted: spec.admitted }));
   for (const p of participants) {
     const identityKey = toHex(p.identity.publicKey);
     apply(
-      coordinator,
+      onChain,
       call('provenance.admit', {
         task,
         account: p.account.address,
@@ -232,7 +232,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     const manifest = options.tamper?.(honest, { participants, outsider, anchors, store }) ?? honest;
     const fid = store(manifestBytes(manifest), coordinator, `manifest-${round}`);
     const digest = manifestDigest(manifest);
-    apply(coordinator, call('provenance.recordRound', { task, round, manifest: fid, digest }));
+    apply(onChain, call('provenance.recordRound', { task, round, manifest: fid, digest }));
     manifests.push(manifest);
     anchors.push({ round, fid, digest });
     start = model;

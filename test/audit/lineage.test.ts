@@ -239,6 +239,11 @@ describe('audit verify: the lineage against the chain', () => {
     expect(findingsOf(audit(f, f.objects, 5))).toContain('ROUND_MISSING @ round 5');
   });
 
+  it('a task recorded on chain by another account than the spec names: SPEC_MISMATCH', () => {
+    const f = buildLineage({ rounds: 1, label: 'impostor', impostor: true });
+    expect(findingsOf(audit(f))).toEqual(['SPEC_MISMATCH @ task spec · coordinator']);
+  });
+
   it('a task the chain does not know: TASK_NOT_ON_CHAIN', () => {
     const f = buildLineage({ rounds: 1 });
     const r = checkLineage({ task: 'nope-000000000000', state: f.state, atBlock: 1, objects: f.objects });
