@@ -6,7 +6,7 @@ import { type AuditReport, auditTask, renderReport } from '../audit/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { type Account, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
 import { decodeModelBytes } from '../task/index.ts';
 import { connectAs } from './fl.ts';
@@ -24,7 +24,19 @@ const COMMON = {
   task: { type: 'string' },
   round: { type: 'string' },
   json: { type: 'boolean' },
+  'max-price': { type: 'string' },
 } as const;
+
+/** `--max-price PLANCK`: the most this account pays per model under terms it is not a free reader of (default 0). */
+function maxPriceOption(value: string | undefined): bigint {
+  if (value === undefined) return 0n;
+  if (!/^(0|[1-9][0-9]{0,38})$/.test(value))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--max-price: expected a planck amount (a whole number ≥ 0), got ${JSON.stringify(value)}`,
+    );
+  return BigInt(value);
+}
 
 function roundOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -45,10 +57,15 @@ function taskOption(value: string | undefined, command: string): string {
   return value;
 }
 
-/** `--network` and `--key` (default: the network's operator key; any account can read public lineage objects). */
-async function auditorFor(values: { network?: string | undefined; key?: string | undefined }) {
+/** `--network`, `--key` (default: the network's operator key; any account can read public lineage objects), `--max-price`. */
+async function auditorFor(values: {
+  network?: string | undefined;
+  key?: string | undefined;
+  'max-price'?: string | undefined;
+}) {
+  const maxPrice = maxPriceOption(values['max-price']);
   const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  return openAuditor(network, await loadKeyFile(values.key ?? network.operatorKeyPath));
+  return openAuditor(network, await loadKeyFile(values.key ?? network.operatorKeyPath), { maxPrice });
 }
 
 /** A pulled model: where its files are and what it is. */
@@ -63,8 +80,18 @@ export interface PulledModel {
   readonly files: string;
 }
 
+export interface AuditorOptions {
+  /**
+   * Objects under market terms (a task's private models) that this account cannot read yet are requested
+   * (`market.request`), paying up to this many planck per object to its owner (default 0: only as a listed reader).
+   */
+  readonly maxPrice?: bigint;
+  /** How long to wait for a requested key in all (default 50 s: within the audit's 60 s per object). */
+  readonly accessDeadlineMs?: number;
+}
+
 /** An independent view of the network for auditing and pulling: its own chain connection, index and storage client. */
-export async function openAuditor(network: LoadedNetwork, account: Account) {
+export async function openAuditor(network: LoadedNetwork, account: Account, options: AuditorOptions = {}) {
   const host = await createHost();
   const codec = createCodecPool();
   try {
@@ -73,15 +100,40 @@ export async function openAuditor(network: LoadedNetwork, account: Account) {
       network,
       'auditor',
     );
+    /**
+     * Reads an object; one this account has no key for (ACCESS_DENIED: a private model) is requested under its
+     * market terms first — free for a listed reader, paid up to maxPrice otherwise — then read with the released key.
+     * A refusal stays ACCESS_DENIED with the chain's reason.
+     */
+    const denied = new Map<string, AilinkError>();
+    const fetch = async (fid: string, o: { signal?: AbortSignal } = {}): Promise<Uint8Array> => {
+      try {
+        return await net.get(fid, o);
+      } catch (err) {
+        if (!hasCode(err, 'ACCESS_DENIED')) throw err;
+        try {
+          await net.market.requestAccess(fid, {
+            maxPrice: options.maxPrice ?? 0n,
+            deadlineMs: options.accessDeadlineMs ?? 50_000,
+            ...(o.signal === undefined ? {} : { signal: o.signal }),
+          });
+        } catch (refused) {
+          if (hasCode(refused, 'ACCESS_DENIED')) denied.set(fid, refused);
+          throw refused;
+        }
+        return net.get(fid, o);
+      }
+    };
     return {
       net,
+      fetch,
       async run(task: string, round: number | undefined, quiet: boolean): Promise<AuditReport> {
         await net.indexer.sync();
         return auditTask(
           {
             state: net.indexer.state,
             atBlock: net.indexer.height(),
-            fetch: (fid, o) => net.get(fid, o),
+            fetch: (fid, o) => fetch(fid, o),
           },
           task,
           {
@@ -99,6 +151,9 @@ export async function openAuditor(network: LoadedNetwork, account: Account) {
        */
       async pull(report: AuditReport, dir: string): Promise<PulledModel> {
         const round = report.rounds.at(-1);
+        // A model this account may not read is refused as such (not as a broken lineage): say why, and how to pay.
+        const refusal = (round?.model && denied.get(round.model.fid)) ?? [...denied.values()][0];
+        if (refusal !== undefined) throw refusal;
         // Every round up to the pulled one must verify: a model is only as good as its lineage.
         if (!report.ok || round?.model == null) {
           const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0];
@@ -109,7 +164,7 @@ export async function openAuditor(network: LoadedNetwork, account: Account) {
               : `refusing: ${report.task} has no anchored round to pull`,
           );
         }
-        const bytes = await net.get(round.model.fid, { signal: AbortSignal.timeout(120_000) });
+        const bytes = await fetch(round.model.fid, { signal: AbortSignal.timeout(180_000) });
         const hash = createHash('sha256').update(bytes).digest('hex');
         if (hash !== round.model.hash)
           throw new AilinkError(

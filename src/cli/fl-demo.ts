@@ -28,6 +28,10 @@ export interface FederatedDemoOptions {
   readonly source: 'fashion-mnist' | 'fashion-mnist-small';
   /** Restart the coordinator once when this round enters this stage (the restart test). */
   readonly restartAt?: { round: number; stage: RoundStage };
+  /** The task's model access terms (spec `models`); absent: public models. */
+  readonly models?: TaskSpec['models'];
+  /** Further accounts (SS58) the dev network funds and its miners serve: researchers, buyers. */
+  readonly fundedAccounts?: readonly string[];
   readonly onEncodedUpdate?: (participant: string, round: number, words: Uint32Array) => void;
   /** Runs before the network stops, with the coordinator's view of storage and chain (tests check the result here). */
   readonly inspect?: (view: {
@@ -112,7 +116,11 @@ export async function runFederatedDemo(
       dataDir,
       miners: 12,
       profile: 'test',
-      allow: [coordinatorAccount.address, ...accounts.map((a) => a.address)],
+      allow: [
+        coordinatorAccount.address,
+        ...accounts.map((a) => a.address),
+        ...(options.fundedAccounts ?? []),
+      ],
     },
   );
   const loaded = loadNetworkFile(network.path);
@@ -169,6 +177,7 @@ export async function runFederatedDemo(
       },
       dp: null,
       admitted: accounts.map((a) => a.address),
+      ...(options.models === undefined ? {} : { models: options.models }),
     });
     say(`   task ${task.id} recorded on chain (spec ${task.digest.slice(0, 16)}…)`);
 

@@ -30,6 +30,8 @@ import { AilinkError } from '../shared/errors.ts';
 import {
   type CodecPool,
   createChainRegistry,
+  createGrantService,
+  createMarketClient,
   createMinerClient,
   createStorageClient,
   type LoadedNetwork,
@@ -121,11 +123,20 @@ export async function connectAs(
     { miners, registry, account: deps.account, codec: deps.codec, clock: deps.clock, random: deps.random },
     { profile: ROUND_OBJECT_PROFILE, fragmentDeadlineMs: 20_000 },
   );
+  const market = createMarketClient({
+    chain,
+    indexer,
+    account: deps.account,
+    clock: deps.clock,
+    storage: client,
+  });
   const submit = async (call: ReturnType<typeof protocolCall>) => {
     await submitProtocol({ chain, indexer }, deps.account, [call], { deadlineMs: 60_000 });
   };
   return {
     indexer,
+    chain,
+    market,
     async get(fid: string, options: { signal?: AbortSignal } = {}) {
       const parts: Uint8Array[] = [];
       for await (const chunk of client.get(fid, options)) parts.push(chunk);
@@ -134,6 +145,11 @@ export async function connectAs(
     put: async (bytes: Uint8Array, name: string) => (await client.put(bytes, { name, encrypt: false })).fid,
     putFor: async (bytes: Uint8Array, reader: string, name: string) =>
       (await client.put(bytes, { name, readers: [reader] })).fid,
+    /** A private model: encrypted, its key wrapped for this account and `readers` (X25519 keys, hex). */
+    putModel: async (bytes: Uint8Array, name: string, readers: readonly string[]) =>
+      (await client.put(bytes, { name, encrypt: true, readers: [...readers] })).fid,
+    setTerms: async (fid: string, readers: readonly string[], price: string | null) =>
+      void (await market.setTerms(fid, { readers, price: price === null ? null : BigInt(price) })),
     createTask: (task: string, spec: string, admitted: readonly string[]) =>
       submit(protocolCall('provenance.createTask', { task, spec, admitted: [...admitted] })),
     admit: (task: string, who: string, identityKey: string, signature: string) =>
@@ -193,7 +209,7 @@ export async function startCoordinatorNode(
     serverKey: server.privateKey,
     serverPublicKey: toHex(server.publicKey),
     store,
-    objects: { put: net.put, get: (fid, o) => net.get(fid, o) },
+    objects: { put: net.put, putModel: net.putModel, get: (fid, o) => net.get(fid, o) },
     ledger: net,
     initialWeights: (model, seed) => deps.pool.initialWeights(model, seed),
     evaluate: async (model, weights) =>
@@ -252,6 +268,18 @@ export async function startCoordinatorNode(
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : options.httpPort}`;
   coordinator.start();
+  // The key service for the task's private models: releases a model's key to accepted (listed or paid) requests.
+  const grants = createGrantService({
+    chain: net.chain,
+    indexer: net.indexer,
+    account: options.account,
+    clock,
+  }).start((pass) => {
+    for (const g of pass.granted)
+      options.log(`released the key of ${g.fid.slice(0, 12)}… to ${g.reader.slice(0, 8)}…`);
+    for (const f of pass.failed)
+      options.log(`could not release ${f.fid.slice(0, 12)}… to ${f.reader.slice(0, 8)}…: ${f.reason}`);
+  });
   return {
     url,
     peer,
@@ -259,6 +287,7 @@ export async function startCoordinatorNode(
     get: (fid) => net.get(fid),
     anchored: (task) => net.anchored(task),
     async stop() {
+      await grants.stop();
       await coordinator.stop();
       await app.close();
       await host.stop();

@@ -71,13 +71,13 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
-  ailink audit verify --task ID [--round N] [--json]
+  ailink audit verify --task ID [--round N] [--max-price PLANCK] [--json]
                                                   check a task's lineage against the chain: manifests, parents,
                                                   models, commitments, admissions, settings, miners; exit 0 only if
                                                   every check holds, else each finding and where it broke
-  ailink audit report --task ID [--round N] [--format html|md|json] [--out FILE]
+  ailink audit report --task ID [--round N] [--max-price PLANCK] [--format html|md|json] [--out FILE]
                                                   the model card: lineage, participants, settings, privacy budget
-  ailink model pull --task ID [--round N] --out DIR [--json]
+  ailink model pull --task ID [--round N] --out DIR [--max-price PLANCK] [--json]
                                                   download a global model, verify it and its lineage against the
                                                   chain, write model.json + weights.bin (TensorFlow.js)
   ailink model access-log --fid FID [--json]       every retrieval of FID recorded on chain: reader, block, paid

@@ -6,6 +6,7 @@ import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   encodeModelBytes,
+  modelAccessOf,
   parseRequest,
   parseTaskSpec,
   sha256Hex,
@@ -15,11 +16,20 @@ import {
   taskSpecBytes,
   type WireAnnouncement,
 } from '../task/index.ts';
-import { type AttemptOutcome, AttemptRunner, openAttempt, type RoundDeps, strategyOf } from './round.ts';
+import {
+  type AttemptOutcome,
+  AttemptRunner,
+  openAttempt,
+  type RoundDeps,
+  readerKeysOf,
+  storeModel,
+  strategyOf,
+} from './round.ts';
 import type { ParticipantRow, RoundRow, TaskRow } from './store.ts';
 
 /** The chain operations a coordinator needs, beyond recording rounds. */
-export interface CoordinatorLedger extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored'> {
+export interface CoordinatorLedger
+  extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored' | 'setTerms'> {
   createTask(task: string, digest: string, admitted: readonly string[]): Promise<void>;
   admit(task: string, account: string, identityKey: string, signature: string): Promise<void>;
   /** The admitted participants recorded on chain for the task. */
@@ -54,6 +64,8 @@ export interface JoinRequest {
   readonly identityKey: string;
   /** sr25519 signature of `admissionMessage(task, identityKey)` by the account (hex). */
   readonly signature: string;
+  /** The participant's X25519 reader key (hex): a task's private models are wrapped for it. */
+  readonly readerKey: string;
   readonly peer: { peerId: string; addrs: string[] };
 }
 
@@ -98,7 +110,11 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   const pollMs = options.pollMs ?? 500;
   const { store } = deps;
   const runners = new Map<string, AttemptRunner>();
-  const initials = new Map<string, { fid: string; hash: string; weights: Float32Array }>();
+  /** Round 0's model per task; `fid` is null until stored, `readers` set when it is private. */
+  const initials = new Map<
+    string,
+    { fid: string | null; hash: string; weights: Float32Array; bytes: Uint8Array; readers?: Set<string> }
+  >();
   const listeners = new Set<(e: RoundEvent) => void>();
   const emit = (e: RoundEvent) => {
     for (const l of listeners) l(e);
@@ -115,7 +131,10 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     return task;
   };
 
-  /** Round 0's model: recomputed from the seed, checked against the spec, stored once (content-addressed). */
+  /**
+   * Round 0's model: recomputed from the seed, checked against the spec. A public one is stored at once
+   * (content-addressed, so a restart stores the same object); a private one when round 0's attempt opens (below).
+   */
   async function initialOf(task: TaskRow) {
     const cached = initials.get(task.id);
     if (cached) return cached;
@@ -128,10 +147,59 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         `the initial ${task.spec.model.name} weights from seed ${task.spec.model.initialSeed} hash to ${hash}, the task says ${task.spec.model.initialHash}`,
       );
     }
-    const fid = await deps.objects.put(bytes, `${task.id}/initial-model.ailm`);
-    const entry = { fid, hash, weights };
+    const fid =
+      modelAccessOf(task.spec) === null
+        ? await deps.objects.put(bytes, `${task.id}/initial-model.ailm`)
+        : null;
+    const entry: typeof initials extends Map<string, infer E> ? E : never = { fid, hash, weights, bytes };
     initials.set(task.id, entry);
     return entry;
+  }
+
+  /**
+   * The start model of a new attempt, and who may be in its cohort. Public models: anyone. A private model is read
+   * only by the reader keys it is wrapped for (its round's `modelReaders`: everyone joined when it was stored).
+   * Round 0's private model is stored here, not when the task starts (nobody has joined then): wrapped for everyone
+   * joined, and stored again — a new fid, same hash, which is all round 0's lineage checks — when too few of those
+   * it is wrapped for are online while enough participants are (late joiners after an aborted attempt).
+   */
+  async function startOf(task: TaskRow, last: ReturnType<typeof store.rounds>[number] | undefined) {
+    const yes = () => true;
+    if (modelAccessOf(task.spec) === null) {
+      const initial = await initialOf(task);
+      return {
+        model: last
+          ? { fid: last.modelFid, hash: last.modelHash }
+          : { fid: initial.fid!, hash: initial.hash },
+        canRead: yes,
+      };
+    }
+    if (last) {
+      // Rounds recorded before the task had model readers (none): nobody is kept out.
+      const readers = last.modelReaders === undefined ? null : new Set(last.modelReaders);
+      return {
+        model: { fid: last.modelFid, hash: last.modelHash },
+        canRead: readers === null ? yes : (p: ParticipantRow) => readers.has(p.readerKey),
+      };
+    }
+    const initial = await initialOf(task);
+    const now = deps.clock.now();
+    const online = store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
+    const covered = (p: ParticipantRow) => initial.readers?.has(p.readerKey) ?? false;
+    const enough = online.filter((p) => p.readerKey !== '').length >= task.spec.cohort.min;
+    if (enough && (initial.fid === null || online.filter(covered).length < task.spec.cohort.min)) {
+      const stored = await storeModel(
+        deps,
+        task.spec,
+        initial.bytes,
+        `${task.id}/initial-model.ailm`,
+        readerKeysOf(store.participants(task.id)),
+      );
+      initial.fid = stored.fid;
+      initial.readers = new Set(stored.readers);
+    }
+    // Before it is stored (too few online) the attempt cannot open anyway: openAttempt refuses with too few.
+    return { model: { fid: initial.fid ?? '', hash: initial.hash }, canRead: covered };
   }
 
   async function runTask(task: TaskRow, signal: AbortSignal): Promise<void> {
@@ -149,11 +217,26 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       const last = done.at(-1);
       let attempt = store.openAttempt(task.id);
       if (attempt === undefined) {
-        const startModel = last
-          ? { fid: last.modelFid, hash: last.modelHash }
-          : { fid: initial.fid, hash: initial.hash };
+        let start: Awaited<ReturnType<typeof startOf>>;
         try {
-          attempt = openAttempt(deps, task, round, startModel, initial.weights.length, onlineWithinMs);
+          start = await startOf(task, last);
+        } catch (err) {
+          // Storing a private initial model failed (storage or chain): the round waits and tries again.
+          if (signal.aborted) return;
+          deps.log(`round ${round}: could not store its start model (${(err as Error).message}); retrying`);
+          await sleep(10 * pollMs, signal);
+          continue;
+        }
+        try {
+          attempt = openAttempt(
+            deps,
+            task,
+            round,
+            start.model,
+            initial.weights.length,
+            onlineWithinMs,
+            start.canRead,
+          );
         } catch (err) {
           if (!hasCode(err, 'ROUND_NOT_ADMITTED')) throw err;
           await sleep(pollMs, signal);
@@ -245,7 +328,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     },
     initialModel(id) {
       const i = initials.get(id);
-      return i && { fid: i.fid, hash: i.hash };
+      return i?.fid == null ? undefined : { fid: i.fid, hash: i.hash };
     },
     async join(taskId, request) {
       const task = requireTask(taskId);
@@ -259,6 +342,12 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         throw new AilinkError(
           'INVALID_INPUT',
           'expected identityKey as 32 bytes and signature as 64 bytes of hex',
+        );
+      }
+      if (typeof request.readerKey !== 'string' || !/^[0-9a-f]{64}$/.test(request.readerKey)) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `expected readerKey as the participant's X25519 key, 64 lowercase hex characters, got ${JSON.stringify(request.readerKey)?.slice(0, 80)}`,
         );
       }
       if (
@@ -287,6 +376,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         task: taskId,
         account: request.account,
         identityKey: request.identityKey,
+        readerKey: request.readerKey,
         peer: request.peer,
         joinedAt: store.participant(taskId, request.account)?.joinedAt ?? now,
         lastSeen: now,

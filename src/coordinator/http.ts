@@ -198,6 +198,9 @@ export const JoinBodySchema = z.strictObject({
   signature: hex(64).meta({
     description: 'sr25519 signature of admissionMessage(task, identityKey) by account',
   }),
+  readerKey: hex(32).meta({
+    description: "the participant's X25519 reader key: a task's private models are wrapped for it",
+  }),
   peer: z.strictObject({
     peerId: z.string().min(1).max(128),
     addrs: z.array(z.string().min(1).max(512)).max(64),

@@ -23,7 +23,9 @@ import {
   encodeModelBytes,
   type Manifest,
   manifestBytes,
+  modelAccessOf,
   type Phase,
+  parseManifest,
   type RoundStage,
   roundContext,
   STAGES,
@@ -42,14 +44,25 @@ import {
   SharesSchema,
   UnmaskSchema,
 } from '../task/messages.ts';
-import type { AttemptRow, AttemptSetup, CoordinatorStore, RoundRow, TaskRow } from './store.ts';
+import type {
+  AttemptRow,
+  AttemptSetup,
+  CoordinatorStore,
+  ParticipantRow,
+  RoundRow,
+  TaskRow,
+} from './store.ts';
 
 /** Where round outputs go and inputs come from: storage objects, the chain, evaluation, gossip. */
 export interface RoundDeps {
   readonly store: CoordinatorStore;
   readonly objects: {
-    /** Stores public bytes (models, manifests) and returns the fid. */
+    /** Stores public bytes (specs, manifests, models of tasks without model terms) and returns the fid. */
     put(bytes: Uint8Array, name: string): Promise<string>;
+    /**
+     * Stores a private model: encrypted, its data key wrapped for the coordinator and for `readerKeys` (X25519, hex).
+     */
+    putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[]): Promise<string>;
     /** Reads an object (a participant's update, encrypted for the coordinator) within the deadline. */
     get(fid: string, options: { signal: AbortSignal }): Promise<Uint8Array>;
   };
@@ -57,6 +70,8 @@ export interface RoundDeps {
     recordRound(task: string, round: number, manifestFid: string, digest: string): Promise<void>;
     /** Rounds already anchored for the task, from the chain's index. */
     anchored(task: string): { round: number; manifest: string; digest: string }[];
+    /** Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. */
+    setTerms(fid: string, readers: readonly string[], price: string | null): Promise<void>;
   };
   evaluate(
     model: string,
@@ -70,6 +85,31 @@ export interface RoundDeps {
   log(line: string): void;
   /** Told of every stage an attempt enters (progress bars, tests). */
   onPhase?(key: { task: string; round: number; attempt: number }, phase: Phase): void;
+}
+
+/** The reader keys of the task's joined participants (rows from before reader keys have none), deduplicated. */
+export function readerKeysOf(participants: readonly Pick<ParticipantRow, 'readerKey'>[]): string[] {
+  return [...new Set(participants.map((p) => p.readerKey).filter((k) => k !== ''))].sort();
+}
+
+/**
+ * Stores a global model (or the initial one) as the task says: public when the task has no model terms, else
+ * encrypted for the coordinator and `readerKeys` and put under the task's terms. Returns the fid and, for a private
+ * model, the reader keys it is wrapped for.
+ */
+export async function storeModel(
+  deps: Pick<RoundDeps, 'objects' | 'ledger'>,
+  spec: TaskSpec,
+  bytes: Uint8Array,
+  name: string,
+  readerKeys: readonly string[],
+): Promise<{ fid: string; readers?: string[] }> {
+  const access = modelAccessOf(spec);
+  if (access === null) return { fid: await deps.objects.put(bytes, name) };
+  const readers = [...new Set(readerKeys)].sort();
+  const fid = await deps.objects.putModel(bytes, name, readers);
+  await deps.ledger.setTerms(fid, access.readers, access.price);
+  return { fid, readers };
 }
 
 /** What a round produced, for the caller's table and the HTTP API. */
@@ -541,7 +581,32 @@ export class AttemptRunner {
     const k = this.key;
     const modelBytes = encodeModelBytes(spec.model.name, next.global);
     const modelHash = sha256Hex(modelBytes);
-    const modelFid = await this.deps.objects.put(modelBytes, `${k.task}/round-${k.round}/model.ailm`);
+    // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
+    const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
+    let stored: { fid: string; readers?: string[] };
+    if (already !== undefined && modelAccessOf(spec) !== null) {
+      // A private model stored again would get a new fid (a new data key): keep the one the anchored manifest names.
+      // It was wrapped for at least this attempt's cohort (all had joined before it was stored).
+      const anchoredManifest = parseManifest(
+        await this.deps.objects.get(already.manifest, { signal: AbortSignal.timeout(60_000) }),
+      );
+      const byAccount = new Map(this.deps.store.participants(k.task).map((p) => [p.account, p.readerKey]));
+      stored = {
+        fid: anchoredManifest.model.fid,
+        readers: readerKeysOf(this.setup.cohort.map((c) => ({ readerKey: byAccount.get(c.account) ?? '' }))),
+      };
+    } else {
+      // A private model is wrapped for every participant joined now, not only this cohort: the next round's cohort
+      // is drawn among them and must read it as its start model.
+      stored = await storeModel(
+        this.deps,
+        spec,
+        modelBytes,
+        `${k.task}/round-${k.round}/model.ailm`,
+        readerKeysOf(this.deps.store.participants(k.task)),
+      );
+    }
+    const modelFid = stored.fid;
     const commitments = this.stored('masked')
       .filter((m) => survivors.includes(m.sender))
       // Stored as it came on the wire (hex signature), validated when it was accepted.
@@ -589,8 +654,6 @@ export class AttemptRunner {
     };
     const bytes = manifestBytes(manifest);
     const digest = sha256Hex(bytes);
-    // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
-    const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
     let manifestFid: string;
     let manifestDigest: string;
     if (already !== undefined) {
@@ -616,6 +679,7 @@ export class AttemptRunner {
       seconds: (now - this.attempt.startedAt) / 1000,
       bytes: this.bytesMoved + modelBytes.byteLength + bytes.byteLength,
       finishedAt: now,
+      ...(stored.readers === undefined ? {} : { modelReaders: stored.readers }),
     };
     this.deps.store.finishRound(row, next.state);
     const wire = signAnnouncement(
@@ -644,8 +708,9 @@ const settled = new WeakSet<Promise<unknown>>();
 
 /**
  * Opens a new attempt: samples the cohort from the participants seen recently, draws the graph seed, and stores
- * and signs the round-start announcement.
- * @throws ROUND_NOT_ADMITTED when fewer than cohort.min participants are online
+ * and signs the round-start announcement. `canRead` (private models) keeps out of the cohort whoever cannot read the
+ * start model: a participant that joined after it was stored trains from the next one.
+ * @throws ROUND_NOT_ADMITTED when fewer than cohort.min participants are online (and can read the start model)
  */
 export function openAttempt(
   deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'>,
@@ -654,14 +719,18 @@ export function openAttempt(
   startModel: { fid: string; hash: string },
   parameters: number,
   onlineWithinMs: number,
+  canRead: (p: ParticipantRow) => boolean = () => true,
 ): AttemptRow {
   const now = deps.clock.now();
-  const online = deps.store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
+  const present = deps.store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
+  const online = present.filter(canRead);
   const spec = task.spec;
   if (online.length < spec.cohort.min) {
     throw new AilinkError(
       'ROUND_NOT_ADMITTED',
-      `round ${round} needs at least ${spec.cohort.min} participants online, ${online.length} are`,
+      online.length === present.length
+        ? `round ${round} needs at least ${spec.cohort.min} participants online, ${online.length} are`
+        : `round ${round} needs at least ${spec.cohort.min} participants online that can read its start model, ${online.length} are (${present.length} online; those who joined after it was stored train from the next model)`,
     );
   }
   // Uniform sample without replacement (Fisher–Yates on injected randomness).

@@ -23,6 +23,8 @@ export interface ParticipantRow {
   readonly task: string;
   readonly account: string;
   readonly identityKey: string;
+  /** X25519 key (hex) the participant reads private models with: they are wrapped for it. '' for rows from before. */
+  readonly readerKey: string;
   readonly peer: { peerId: string; addrs: string[] };
   readonly joinedAt: number;
   readonly lastSeen: number;
@@ -63,6 +65,11 @@ export interface RoundRow {
   readonly seconds: number;
   readonly bytes: number;
   readonly finishedAt: number;
+  /**
+   * When the task's models are private: the X25519 reader keys (besides the coordinator's) the model's data key is
+   * wrapped for — every participant joined when it was stored. The next round's cohort is drawn among them.
+   */
+  readonly modelReaders?: string[];
 }
 
 export interface CoordinatorStore {
@@ -163,6 +170,10 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
       PRIMARY KEY (task, round));
     CREATE TABLE IF NOT EXISTS strategy (task TEXT PRIMARY KEY, state TEXT NOT NULL);
   `);
+  // Stores from before reader keys: the column is added, empty until the participant joins again.
+  const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
+  if (!participantColumns.some((c) => c.name === 'reader_key'))
+    db.exec("ALTER TABLE participants ADD COLUMN reader_key TEXT NOT NULL DEFAULT ''");
   type AttemptDb = {
     task: string;
     round: number;
@@ -203,6 +214,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     task: string;
     account: string;
     identity_key: string;
+    reader_key: string;
     peer: string;
     joined_at: number;
     last_seen: number;
@@ -211,6 +223,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     task: r.task,
     account: r.account,
     identityKey: r.identity_key,
+    readerKey: r.reader_key,
     peer: JSON.parse(r.peer) as ParticipantRow['peer'],
     joinedAt: r.joined_at,
     lastSeen: r.last_seen,
@@ -223,8 +236,10 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     tasks: db.prepare<[], TaskDb>('SELECT * FROM tasks ORDER BY created_at, id'),
     finishTask: db.prepare("UPDATE tasks SET status = 'finished' WHERE id = ?"),
     upsertParticipant: db.prepare(
-      `INSERT INTO participants (task, account, identity_key, peer, joined_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (task, account) DO UPDATE SET peer = excluded.peer, last_seen = excluded.last_seen`,
+      `INSERT INTO participants (task, account, identity_key, reader_key, peer, joined_at, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (task, account) DO UPDATE SET reader_key = excluded.reader_key, peer = excluded.peer,
+         last_seen = excluded.last_seen`,
     ),
     participant: db.prepare<[string, string], ParticipantDb>(
       'SELECT * FROM participants WHERE task = ? AND account = ?',
@@ -289,6 +304,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
         r.task,
         r.account,
         r.identityKey,
+        r.readerKey,
         JSON.stringify(r.peer),
         r.joinedAt,
         r.lastSeen,

@@ -32,7 +32,10 @@ import { datasetFingerprint, type ImageDataset } from './idx.ts';
 /** How a participant reaches its coordinator: HTTP for the task and joining, p2p for round traffic. */
 export interface CoordinatorLink {
   task(id: string): Promise<{ spec: TaskSpec; digest: string }>;
-  join(task: string, request: { account: string; identityKey: string; signature: string }): Promise<void>;
+  join(
+    task: string,
+    request: { account: string; identityKey: string; signature: string; readerKey: string },
+  ): Promise<void>;
   /** One request/reply on the round protocol (with its own deadline). */
   request(
     body: unknown,
@@ -366,7 +369,13 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       }
       spec = task.spec;
       const signature = toHex(deps.account.sign(admissionMessage(options.task, identityPublic)));
-      await deps.link.join(options.task, { account: me, identityKey: identityPublic, signature });
+      // The reader key goes with the join: a task with private models wraps each start model for it.
+      await deps.link.join(options.task, {
+        account: me,
+        identityKey: identityPublic,
+        signature,
+        readerKey: deps.account.readerKey,
+      });
       deps.log(`joined ${options.task} as ${me.slice(0, 8)}…`);
 
       // Announcements are handled one at a time, in arrival order; older phases of the same attempt are skipped.

@@ -35,6 +35,9 @@ export {
 } from './messages.ts';
 export { decodeModelBytes, encodeModelBytes, modelHashOf } from './model-bytes.ts';
 export {
+  type ModelAccess,
+  ModelAccessSchema,
+  modelAccessOf,
   parseTaskSpec,
   STRATEGY_NAMES,
   secAggShape,

@@ -12,6 +12,21 @@ import { AilinkError } from '../shared/errors.ts';
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
 const address = z.string().refine(isAddress, 'expected an SS58 address');
 const ms = z.number().int().min(200).max(3_600_000);
+const planck = z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a planck amount as a decimal string');
+
+/**
+ * Access to a task's global models (and its initial model). Absent or null: models are stored public, as every task
+ * before this field. Otherwise each model is stored encrypted — wrapped for the coordinator and the participants who
+ * train from it — and put under these market terms (src/chain/pallets/market.ts): `readers` read free, anyone else
+ * pays `price` planck per request, or cannot buy it when `price` is null.
+ */
+export const ModelAccessSchema = z
+  .object({
+    readers: z.array(address).max(1024),
+    price: planck.nullable(),
+  })
+  .strict();
+export type ModelAccess = z.infer<typeof ModelAccessSchema>;
 
 export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'] as const;
 
@@ -94,10 +109,20 @@ export const TaskSpecSchema = z
       .nullable(),
     /** The accounts the owner admits; nobody else can join. */
     admitted: z.array(address).min(1).max(1024),
+    /**
+     * Optional rather than defaulted: a spec without it keeps its canonical JSON, hence its digest, so tasks recorded
+     * before the field existed still verify. Absent and null mean the same (public models).
+     */
+    models: ModelAccessSchema.nullable().optional(),
   })
   .strict();
 
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
+
+/** The task's model access terms, or null when its models are public. */
+export function modelAccessOf(spec: TaskSpec): ModelAccess | null {
+  return spec.models ?? null;
+}
 
 /** The digest recorded on chain: SHA-256 of the spec's canonical JSON. */
 export function taskDigest(spec: TaskSpec): string {
@@ -141,6 +166,8 @@ export function parseTaskSpec(value: unknown, where = 'task spec'): TaskSpec {
     );
   if (new Set(spec.admitted).size !== spec.admitted.length)
     throw new AilinkError('INVALID_INPUT', `${where}: admitted lists an account twice`);
+  if (spec.models != null && new Set(spec.models.readers).size !== spec.models.readers.length)
+    throw new AilinkError('INVALID_INPUT', `${where}: models.readers lists an account twice`);
   return spec;
 }
 

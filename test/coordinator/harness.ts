@@ -25,8 +25,15 @@ import type { RoundStage, TaskSpec } from '../../src/task/index.ts';
 
 export const DIMENSION = 1000;
 
+/**
+ * Objects by fid. A private model (`putModel`) gets a fresh fid (as encryption under a new key does) and remembers
+ * the reader keys it is wrapped for; `get` with a `readerKey` refuses it to anyone else, as the storage client does.
+ */
 export function memoryObjects() {
   const objects = new Map<string, Uint8Array>();
+  const readers = new Map<string, string[]>();
+  const models: { fid: string; name: string; readerKeys: string[] }[] = [];
+  let sealed = 0;
   const put = async (bytes: Uint8Array) => {
     const fid = createHash('sha256').update(bytes).digest('hex');
     objects.set(fid, bytes.slice());
@@ -34,11 +41,23 @@ export function memoryObjects() {
   };
   return {
     objects,
+    /** Every private model stored, in order, with the reader keys it was wrapped for. */
+    models,
     put: (bytes: Uint8Array) => put(bytes),
     putFor: (bytes: Uint8Array) => put(bytes),
-    async get(fid: string) {
+    async putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[]) {
+      const fid = createHash('sha256').update(bytes).update(`sealed/${sealed++}`).digest('hex');
+      objects.set(fid, bytes.slice());
+      readers.set(fid, [...readerKeys]);
+      models.push({ fid, name, readerKeys: [...readerKeys] });
+      return fid;
+    },
+    async get(fid: string, readerKey?: string) {
       const b = objects.get(fid);
       if (!b) throw new AilinkError('OBJECT_NOT_FOUND', `no object ${fid}`);
+      const allowed = readers.get(fid);
+      if (readerKey !== undefined && allowed !== undefined && !allowed.includes(readerKey))
+        throw new AilinkError('ACCESS_DENIED', `${fid} is not wrapped for ${readerKey}`);
       return b.slice();
     },
   };
@@ -47,13 +66,19 @@ export function memoryObjects() {
 export function memoryLedger(): CoordinatorLedger & {
   tasks: Map<string, { digest: string; admitted: string[] }>;
   rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
+  terms: Map<string, { readers: string[]; price: string | null }>;
 } {
+  const terms = new Map<string, { readers: string[]; price: string | null }>();
   const tasks = new Map<string, { digest: string; admitted: string[] }>();
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   return {
     tasks,
     rounds,
+    terms,
+    async setTerms(fid, readers, price) {
+      terms.set(fid, { readers: [...readers], price });
+    },
     async createTask(task, digest, list) {
       tasks.set(task, { digest, admitted: [...list] });
     },
@@ -149,7 +174,7 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
         serverKey: server.privateKey,
         serverPublicKey: toHex(server.publicKey),
         store,
-        objects: { put: objects.put, get: (fid) => objects.get(fid) },
+        objects: { put: objects.put, putModel: objects.putModel, get: (fid) => objects.get(fid) },
         ledger,
         initialWeights,
         evaluate: async (_m, w) => ({ accuracy: 0.5 + (w[0]! % 0.1), loss: 1, examples: 100 }),
@@ -219,7 +244,11 @@ export function makeParticipant(
         taskSpecDigest: async (id) => world.ledger.tasks.get(id)?.digest,
         anchored: async (id) => world.ledger.anchored(id),
       },
-      objects: { get: (fid) => world.objects.get(fid), putFor: (bytes) => world.objects.putFor(bytes) },
+      // Reads as this participant: a private model not wrapped for its reader key is refused.
+      objects: {
+        get: (fid) => world.objects.get(fid, account.readerKey),
+        putFor: (bytes) => world.objects.putFor(bytes),
+      },
       trainer: fakeTrainer(options.examples ?? 100),
       data: { count: 0, rows: 28, cols: 28, images: new Uint8Array(0), labels: new Uint8Array(0) },
       clock: systemClock,

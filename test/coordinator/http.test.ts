@@ -60,6 +60,7 @@ function joinBody(task: string, account: Account, identityKey = identityOf(accou
     account: account.address,
     identityKey,
     signature: toHex(account.sign(admissionMessage(task, identityKey))),
+    readerKey: account.readerKey,
     peer: { peerId: '12D3KooWPeer', addrs: ['/ip4/10.0.0.2/tcp/4002'] },
   };
 }
@@ -283,8 +284,12 @@ describe('join', () => {
 
     const good = joinBody(id, members[0]!);
     const { identityKey: _, ...noKey } = good;
+    const { readerKey: __, ...noReaderKey } = good;
     const malformed: [unknown, string][] = [
       [noKey, 'identityKey'],
+      [noReaderKey, 'readerKey'],
+      [{ ...good, readerKey: good.readerKey.toUpperCase() }, 'readerKey'],
+      [{ ...good, readerKey: good.readerKey.slice(2) }, 'readerKey'],
       [{ ...good, identityKey: good.identityKey.slice(2) }, 'identityKey'],
       [{ ...good, identityKey: good.identityKey.toUpperCase() }, 'identityKey'],
       [{ ...good, signature: `${good.signature}00` }, 'signature'],

@@ -157,6 +157,7 @@ describe('bad input is refused with a code and changes nothing', () => {
         account: outsider.account.address,
         identityKey: 'ab'.repeat(32),
         signature: 'cd'.repeat(64),
+        readerKey: 'ef'.repeat(32),
         peer: { peerId: 'x', addrs: [] },
       }),
     ).rejects.toSatisfy((e) => hasCode(e, 'ROUND_NOT_ADMITTED'));
@@ -165,6 +166,7 @@ describe('bad input is refused with a code and changes nothing', () => {
         account: members[0]!.account.address,
         identityKey: 'ab'.repeat(32),
         signature: 'cd'.repeat(64),
+        readerKey: 'ef'.repeat(32),
         peer: { peerId: 'x', addrs: [] },
       }),
     ).rejects.toSatisfy((e) => hasCode(e, 'AUTH_BAD_SIGNATURE'));

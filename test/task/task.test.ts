@@ -10,6 +10,7 @@ import {
   decodeStoredUpdate,
   encodeModelBytes,
   encodeStoredUpdate,
+  modelAccessOf,
   parseAnnouncement,
   parseRequest,
   parseTaskSpec,
@@ -76,6 +77,13 @@ describe('task spec', () => {
     [{ admitted: ['not-an-address'] }, 'admitted.0'],
     [{ rounds: 0 }, 'rounds'],
     [{ extra: true }, 'extra'],
+    [{ models: { readers: ['not-an-address'], price: null } }, 'models.readers.0'],
+    [{ models: { readers: [alice, alice], price: null } }, 'models.readers lists an account twice'],
+    [{ models: { readers: [], price: '-1' } }, 'models.price'],
+    [{ models: { readers: [], price: '01' } }, 'models.price'],
+    [{ models: { readers: [], price: 1000 } }, 'models.price'],
+    [{ models: { readers: [] } }, 'models.price'],
+    [{ models: { readers: [], price: null, extra: 1 } }, 'models'],
   ])('refuses %j naming the field', (patch, needle) => {
     let error: unknown;
     try {
@@ -85,6 +93,27 @@ describe('task spec', () => {
     }
     expect(hasCode(error, 'INVALID_INPUT')).toBe(true);
     expect((error as Error).message).toContain(needle);
+  });
+
+  it('models: absent or null means public models; terms parse; a spec without the field keeps its digest', () => {
+    const s = spec();
+    expect(s.models).toBeUndefined();
+    expect(modelAccessOf(s)).toBeNull();
+    // Absent: the canonical JSON (hence the digest recorded on chain for older tasks) has no models key.
+    expect(canonicalJson(s)).not.toContain('models');
+    expect(modelAccessOf(parseTaskSpec({ ...s, models: null }))).toBeNull();
+    const terms = { readers: [alice], price: '1000000' };
+    const priv = parseTaskSpec({ ...s, models: terms });
+    expect(modelAccessOf(priv)).toEqual(terms);
+    expect(modelAccessOf(parseTaskSpec({ ...s, models: { readers: [], price: null } }))).toEqual({
+      readers: [],
+      price: null,
+    });
+    // The terms are part of what the chain records.
+    expect(taskDigest(priv)).not.toBe(taskDigest(s));
+    expect(
+      codeOf(() => parseTaskSpec({ ...s, models: { readers: Array(1025).fill(alice), price: null } })),
+    ).toBe('INVALID_INPUT');
   });
 
   it('caps the SecAgg graph to the cohort: k even and below n, k/2 < t ≤ k', () => {
