@@ -1,24 +1,13 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
 import { encodingOf } from '../../src/coordinator/round.ts';
-import { loadTf } from '../../src/participant/tf.ts';
 import { createTrainingPool } from '../../src/participant/train-pool.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { decodeModelBytes, type Manifest, manifestDigest, parseManifest } from '../../src/task/index.ts';
-
-/** Runs the ailink CLI as a user would; resolves with its exit code and output (never rejects). */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', ['bin/ailink.mjs', ...args], { timeout: 180_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+import { cli, pulledWeights } from './cli-helpers.ts';
 
 /**
  * The whole system on loopback: the dev chain, a verifier and 12 miner processes, the coordinator (HTTP + libp2p),
@@ -98,18 +87,7 @@ describe('federated rounds end to end', () => {
             '--json',
           ]);
           expect(pull.code, pull.stderr).toBe(0);
-          const { tf } = await loadTf({ prefer: 'cpu' });
-          const json = JSON.parse(await readFile(join(out, 'model.json'), 'utf8'));
-          const loaded = await tf.loadLayersModel(
-            tf.io.fromMemory({
-              modelTopology: json.modelTopology,
-              weightSpecs: json.weightsManifest[0].weights,
-              weightData: new Uint8Array(await readFile(join(out, 'weights.bin'))).buffer,
-            }),
-          );
-          const weights = new Float32Array(
-            loaded.weights.flatMap((w) => [...(w.read().dataSync() as Float32Array)]),
-          );
+          const weights = await pulledWeights(out);
           expect(weights).toEqual(decodeModelBytes(await view.get(manifests[1]!.model.fid)).weights);
           const unknown = await cli([
             'audit',

@@ -1,24 +1,13 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectChain } from '../../src/chain/index.ts';
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
-import { loadTf } from '../../src/participant/tf.ts';
 import { loadKeyFile } from '../../src/shared/account.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { decodeModelBytes, parseManifest } from '../../src/task/index.ts';
-
-/** Runs the ailink CLI as a user would; resolves with its exit code and output (never rejects). */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', ['bin/ailink.mjs', ...args], { timeout: 240_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+import { cli, pulledWeights } from './cli-helpers.ts';
 
 const PRICE = 1_000_000n;
 
@@ -83,18 +72,6 @@ describe('private global models under market terms', () => {
               ...(maxPrice === undefined ? [] : ['--max-price', maxPrice.toString()]),
               '--json',
             ]);
-          const loadWeights = async (dir: string) => {
-            const { tf } = await loadTf({ prefer: 'cpu' });
-            const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
-            const model = await tf.loadLayersModel(
-              tf.io.fromMemory({
-                modelTopology: json.modelTopology,
-                weightSpecs: json.weightsManifest[0].weights,
-                weightData: new Uint8Array(await readFile(join(dir, 'weights.bin'))).buffer,
-              }),
-            );
-            return new Float32Array(model.weights.flatMap((w) => [...(w.read().dataSync() as Float32Array)]));
-          };
           try {
             // The stored model is encrypted: a plain read by someone it is not wrapped for is refused.
             const out = (name: string) => join(view.network.dir, 'pulled', name);
@@ -104,7 +81,7 @@ describe('private global models under market terms', () => {
             const free = await pull(keys.researcher, out('researcher'));
             expect(free.code, free.stderr + free.stdout).toBe(0);
             const freeFee = coordinatorBefore - (await chain.balance(coordinator)); // its grant's fee
-            expect(await loadWeights(out('researcher'))).toEqual(anchoredWeights);
+            expect(await pulledWeights(out('researcher'))).toEqual(anchoredWeights);
 
             // Unlisted, paying nothing: refused with the chain's reason, and nothing written.
             const refused = await pull(keys.outsider, out('outsider'), 0n);
@@ -121,7 +98,7 @@ describe('private global models under market terms', () => {
             ]);
             const paid = await pull(keys.payer, out('payer'), PRICE);
             expect(paid.code, paid.stderr + paid.stdout).toBe(0);
-            expect(await loadWeights(out('payer'))).toEqual(anchoredWeights);
+            expect(await pulledWeights(out('payer'))).toEqual(anchoredWeights);
             const [payerAfter, ownerAfter] = await Promise.all([
               chain.balance(payer.address),
               chain.balance(coordinator),
