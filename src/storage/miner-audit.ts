@@ -55,6 +55,8 @@ export interface AuditAgent {
 
 /** Idle files labelled and committed per pass, so one pass never holds the miner for long. */
 const IDLE_FILES_PER_PASS = 8;
+/** Columns tagged per pass; their reports share one transaction. */
+const REPORTS_PER_PASS = 16;
 
 /**
  * A miner's duties towards the audit module, run as a loop over its own index of the chain:
@@ -65,6 +67,10 @@ const IDLE_FILES_PER_PASS = 8;
  *   complete;
  * - keep its idle space committed as labelled idle files, releasing the oldest as service data arrives.
  * A duty that fails is logged and tried again on a later pass; nothing here stops the miner.
+ *
+ * Only the challenge has a deadline, and it is counted in blocks, which come fast when the network is busy: a new
+ * challenge is therefore answered before each further column is tagged, and the tag reports of one pass go on chain
+ * in one transaction (a transaction per column made the busy miner's own backlog push its challenge past the deadline).
  */
 export function startAuditAgent(
   deps: {
@@ -160,22 +166,40 @@ export function startAuditAgent(
     }
   }
 
+  /** Answers a challenge no attempt was made at yet; retries of a failed answer wait for the next pass. */
+  async function answerNewChallenge(): Promise<void> {
+    const height = await indexer.sync();
+    const challenge = challengeOf(indexer.state, me);
+    if (challenge === undefined || challenge.result !== null || attempts.challenge === challenge.issuedAt)
+      return;
+    await runDuty('challenge', () => answerChallenge(height));
+  }
+
   async function reportTags(): Promise<void> {
-    for (const { fid, index } of filesOfMiner(indexer.state, me)) {
-      if (taggedFor(indexer.state, fid, index) === me) continue;
+    const pending = filesOfMiner(indexer.state, me)
+      .filter(({ fid, index }) => taggedFor(indexer.state, fid, index) !== me && fileOf(indexer.state, fid))
+      .slice(0, REPORTS_PER_PASS);
+    const reports: ReturnType<typeof protocolCall>[] = [];
+    for (const { fid, index } of pending) {
+      await answerNewChallenge();
       const file = fileOf(indexer.state, fid);
       if (file === undefined) continue;
-      const size = file.profile.segmentSize / file.profile.dataFragments;
-      await tagColumn(
-        fid,
-        index,
-        file.segments.map((s) => s.fragments[index]!),
-        size,
-      );
-      const report = await verifierClient.certify(verifier(), { fid, index });
-      await submit([protocolCall('fileBank.calculateReport', { fid, index, ...report })]);
-      log.info('column-tagged', { fid, index });
+      await runDuty('tags', async () => {
+        const size = file.profile.segmentSize / file.profile.dataFragments;
+        await tagColumn(
+          fid,
+          index,
+          file.segments.map((s) => s.fragments[index]!),
+          size,
+        );
+        const report = await verifierClient.certify(verifier(), { fid, index });
+        reports.push(protocolCall('fileBank.calculateReport', { fid, index, ...report }));
+      });
     }
+    if (reports.length === 0) return;
+    await answerNewChallenge();
+    await submit(reports);
+    log.info('columns-tagged', { columns: reports.length });
   }
 
   async function takeRestoralOrders(height: number): Promise<void> {
@@ -193,6 +217,7 @@ export function startAuditAgent(
       await submit([protocolCall('fileBank.claimRestoralOrder', { fid, index })]);
       log.info('restoral-claimed', { fid, index, origin: order.origin });
       await rebuildColumn(fid, index);
+      await answerNewChallenge();
       const size = file.profile.segmentSize / file.profile.dataFragments;
       await tagColumn(
         fid,
@@ -295,18 +320,21 @@ export function startAuditAgent(
   ];
 
   let running: Promise<void> = Promise.resolve();
+  /** Runs one duty; a failure is logged (the duty is tried again later), never thrown. */
+  async function runDuty(name: string, duty: () => Promise<void>): Promise<void> {
+    try {
+      await duty();
+    } catch (err) {
+      log.warn(`audit-${name}-failed`, {
+        code: (err as AilinkError).code,
+        message: (err as Error).message,
+      });
+    }
+  }
+
   async function pass(): Promise<void> {
     const height = await indexer.sync();
-    for (const [name, duty] of duties) {
-      try {
-        await duty(height);
-      } catch (err) {
-        log.warn(`audit-${name}-failed`, {
-          code: (err as AilinkError).code,
-          message: (err as Error).message,
-        });
-      }
-    }
+    for (const [name, duty] of duties) await runDuty(name, () => duty(height));
   }
   const tick = () => {
     running = running.catch(() => {}).then(pass);

@@ -168,6 +168,40 @@ describe('audits, penalties and repair with 13 miner processes and a verifier on
     });
   }, 180_000);
 
+  it('a burst of puts leaves every miner a backlog of columns to tag: their reports share transactions, no honest miner misses', async () => {
+    const miners = createMinerClient(
+      { host, account, clock: systemClock, random: systemRandom },
+      { requestTimeoutMs: 20_000, signatureTtlMs: 60_000, maxFragmentSize: TEST_PROFILE.segmentSize },
+    );
+    const client = createStorageClient(
+      { miners, registry, account, codec, clock: systemClock, random: systemRandom },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 10_000 },
+    );
+    const from = await indexer.sync();
+    // One segment each: 16 KiB per holder, 96 KiB for the 6 of them, inside every miner's 256 KiB.
+    const fids = (
+      await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          client.put(systemRandom(TEST_PROFILE.segmentSize - 100), { name: `burst-${i}.bin` }),
+        ),
+      )
+    ).map((r) => r.fid);
+    await until('every column of the burst tagged for its holder', async () => {
+      const st = await state();
+      return (
+        fids.every((f) => fileOf(st, f)!.placements.every((h, i) => taggedFor(st, f, i) === h)) || undefined
+      );
+    });
+    const reports = indexer
+      .calls({ fromBlock: from })
+      .filter((c) => c.call === 'fileBank.calculateReport' && c.outcome === 'applied');
+    const transactions = new Set(reports.map((c) => `${c.block}/${c.extrinsic}`));
+    expect(reports.length).toBeGreaterThanOrEqual(6 * 12);
+    expect(transactions.size).toBeLessThan(reports.length);
+    const st = await state();
+    for (const m of minersOf(st)) expect(auditRecordOf(st, m.address).misses, `${m.address} missed`).toBe(0);
+  }, 240_000);
+
   it('a result with a forged verifier signature is rejected on chain and changes nothing', async () => {
     const s = await state();
     const verifier = verifiersOf(s)[0]!;
