@@ -135,6 +135,28 @@ export function addGaussianNoise(sum: Float32Array, options: GaussianNoiseOption
   return out;
 }
 
+/**
+ * DP-FedAvg's server step with the fixed-denominator estimator (McMahan et al. 2018, Algorithm 1): the sum of client
+ * updates, each clipped to L2 ≤ C and counted once (weight 1), gets N(0, (z·C)²) per coordinate and is then averaged
+ * over the cohort size the task planned, not over the number of updates that came, which would depend on who took
+ * part. Returns the input a strategy averages (`sum / totalWeight`), so every strategy can run on top of it.
+ *
+ * @throws AggregationError AGG_INVALID_INPUT when the input's weight is not its client count (weights must be 1) or
+ *   exceeds the planned cohort, as {@link addGaussianNoise} otherwise
+ */
+export function privatizeSum(
+  input: { readonly sum: Float32Array; readonly totalWeight: number },
+  options: GaussianNoiseOptions & { readonly clients: number; readonly plannedClients: number },
+): { sum: Float32Array; totalWeight: number } {
+  if (input.totalWeight !== options.clients || options.clients > options.plannedClients) {
+    throw new AggregationError(
+      'AGG_INVALID_INPUT',
+      `expected ${options.clients} clients of weight 1 out of at most ${options.plannedClients} planned, got a total weight of ${input.totalWeight}`,
+    );
+  }
+  return { sum: addGaussianNoise(input.sum, options), totalWeight: options.plannedClients };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // RDP accountant
 // ---------------------------------------------------------------------------------------------------------------

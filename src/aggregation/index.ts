@@ -13,6 +13,7 @@ export {
   type GaussianNoiseOptions,
   gaussianNoise,
   type PrivacyBudget,
+  privatizeSum,
   type RdpAccountant,
   type RdpAccountantOptions,
   type RdpStepInput,
@@ -34,7 +35,7 @@ export {
   signMessage,
   verifyMessage,
 } from './keys.ts';
-export { maskFromSeed } from './prg.ts';
+export { byteStreamFromSeed, maskFromSeed } from './prg.ts';
 export {
   addInto,
   checkQuantization,

@@ -1,5 +1,5 @@
 import { createCipheriv } from 'node:crypto';
-import { AggregationError } from './errors.ts';
+import { AggregationError, type RandomBytes } from './errors.ts';
 
 /**
  * The mask generator: ChaCha20 keyed by a 256-bit seed, its keystream read as little-endian words of Z_2^32.
@@ -28,6 +28,23 @@ export function maskFromSeed(seed: Uint8Array, length: number, stream = 0): Uint
   const words = new Uint32Array(length);
   new Uint8Array(words.buffer).set(keystream);
   return words;
+}
+
+/**
+ * A deterministic byte source: the ChaCha20 keystream of a 256-bit seed, read on from where the last call stopped.
+ * For randomness that must come out the same after a restart (the coordinator's DP noise) yet stay secret.
+ */
+export function byteStreamFromSeed(seed: Uint8Array, stream = 0): RandomBytes {
+  if (seed.byteLength !== 32) {
+    throw new AggregationError(
+      'SECAGG_INVALID_PARAMETERS',
+      `expected a 32-byte seed, got ${seed.byteLength} bytes`,
+    );
+  }
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32LE(stream >>> 0, 4);
+  const cipher = createCipheriv('chacha20', seed, iv);
+  return (length) => new Uint8Array(cipher.update(Buffer.alloc(length)));
 }
 
 let zeroBuffer = Buffer.alloc(0);

@@ -15,6 +15,7 @@ import {
   type Manifest,
   parseManifest,
   parseTaskSpec,
+  privacyRecord,
   roundContext,
   type TaskSpec,
   taskDigest,
@@ -346,8 +347,21 @@ function checkRound(c: RoundContext, add: Add): void {
       'strategy',
       `the spec fixes ${JSON.stringify(spec.strategy)}, the manifest says ${JSON.stringify(m.strategy)}`,
     );
-  if (spec.dp === null && m.privacy.mechanism !== 'none')
-    add('SETTINGS_MISMATCH', 'privacy', `the spec adds no noise, the manifest claims ${m.privacy.mechanism}`);
+  // ε is recomputed from the spec's DP settings and the round's position: a manifest can neither understate what
+  // was spent nor claim noise the spec does not ask for (or leave out noise it does).
+  const want = privacyRecord(spec, m.round);
+  const got = m.privacy;
+  const sameEpsilon =
+    want.epsilonSpent === got.epsilonSpent ||
+    (want.epsilonSpent !== null &&
+      got.epsilonSpent !== null &&
+      Math.abs(want.epsilonSpent - got.epsilonSpent) <= 1e-9 * want.epsilonSpent);
+  if (want.mechanism !== got.mechanism || want.delta !== got.delta || !sameEpsilon)
+    add(
+      'SETTINGS_MISMATCH',
+      'privacy',
+      `the spec's DP settings give ${JSON.stringify(want)} for round ${m.round}, the manifest says ${JSON.stringify(got)}`,
+    );
 }
 
 /** The round started from the previous round's model (round 0: the spec's initial model); ε within budget. */

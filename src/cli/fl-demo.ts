@@ -28,6 +28,8 @@ export interface FederatedDemoOptions {
   readonly source: 'fashion-mnist' | 'fashion-mnist-small';
   /** Restart the coordinator once when this round enters this stage (the restart test). */
   readonly restartAt?: { round: number; stage: RoundStage };
+  /** Central differential privacy (spec `dp`); absent: no noise. */
+  readonly dp?: TaskSpec['dp'];
   /** The task's model access terms (spec `models`); absent: public models. */
   readonly models?: TaskSpec['models'];
   /** Further accounts (SS58) the dev network funds and its miners serve: researchers, buyers. */
@@ -73,6 +75,8 @@ export interface FederatedDemoResult {
   /** model.json of the final global model in TensorFlow.js format (null when the lineage did not verify). */
   model_files: string | null;
   lineage_verified: boolean;
+  /** ε spent by the task (at the spec's δ), as its last manifest states and the audit recomputed; null without DP. */
+  epsilon_spent: number | null;
   data_dir: string;
   backend: string;
   seconds: number;
@@ -173,9 +177,10 @@ export async function runFederatedDemo(
         threshold: Math.max(2, Math.floor(Math.min(8, options.participants - 1) / 2) + 1),
         range: 1,
         bits: 24,
-        maxWeight: 65_535,
+        // Under DP every update weighs 1: a weight range of 1 keeps the quantization grid fine.
+        maxWeight: options.dp ? 1 : 65_535,
       },
-      dp: null,
+      dp: options.dp ?? null,
       admitted: accounts.map((a) => a.address),
       ...(options.models === undefined ? {} : { models: options.models }),
     });
@@ -297,6 +302,11 @@ export async function runFederatedDemo(
     say(
       `   lineage against the chain: ${audit.ok ? 'verified' : `BROKEN — ${broken.map((f) => `${f.code} at ${f.where}`).join('; ')}`} (${audit.rounds.length} manifests, block ${audit.atBlock})`,
     );
+    const privacy = audit.rounds.at(-1)?.privacy ?? null;
+    if (options.dp)
+      say(
+        `   differential privacy: ε ${privacy?.epsilonSpent?.toFixed(2) ?? '?'} spent at δ ${options.dp.delta} (budget ${options.dp.epsilonBudget}; noise multiplier ${options.dp.noiseMultiplier}, clip ${options.dp.clipNorm})`,
+      );
     if (pulled !== null) say(`   TensorFlow.js model (pulled and verified): ${pulled.files} (+ weights.bin)`);
     say(`   data dir ${dataDir}: \`ailink dev --data-dir ${dataDir}\` brings the network back`);
     return {
@@ -315,6 +325,7 @@ export async function runFederatedDemo(
       global_model_fid: last.modelFid,
       model_files: pulled?.files ?? null,
       lineage_verified: audit.ok,
+      epsilon_spent: privacy?.epsilonSpent ?? null,
       data_dir: dataDir,
       backend,
       seconds: (performance.now() - started) / 1000,

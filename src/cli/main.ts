@@ -68,6 +68,7 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10
   ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
               [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
+              [--dp-noise Z [--dp-clip 1] [--dp-epsilon 10] [--dp-delta 1e-5]]
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
@@ -542,6 +543,10 @@ async function demo(args: string[]): Promise<void> {
       dropout: { type: 'string' },
       data: { type: 'string' },
       json: { type: 'boolean' },
+      'dp-noise': { type: 'string' },
+      'dp-clip': { type: 'string' },
+      'dp-epsilon': { type: 'string' },
+      'dp-delta': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -564,6 +569,25 @@ async function demo(args: string[]): Promise<void> {
   if (data !== 'full' && data !== 'small')
     usageError(`--data: expected full or small, got ${JSON.stringify(data)}`);
   const json = values.json ?? false;
+  const positive = (v: string | undefined, name: string, fallback: number) => {
+    const n = Number(v ?? fallback);
+    if (!(n > 0) || !Number.isFinite(n)) usageError(`--${name}: expected a number > 0, got ${v}`);
+    return n;
+  };
+  const dpFlags = ['dp-clip', 'dp-epsilon', 'dp-delta'] as const;
+  if (values['dp-noise'] === undefined && dpFlags.some((f) => values[f] !== undefined))
+    usageError(
+      '--dp-clip, --dp-epsilon and --dp-delta need --dp-noise Z (the noise multiplier) to turn DP on',
+    );
+  const dp =
+    values['dp-noise'] === undefined
+      ? undefined
+      : {
+          noiseMultiplier: positive(values['dp-noise'], 'dp-noise', 1),
+          clipNorm: positive(values['dp-clip'], 'dp-clip', 1),
+          epsilonBudget: positive(values['dp-epsilon'], 'dp-epsilon', 10),
+          delta: positive(values['dp-delta'], 'dp-delta', 1e-5),
+        };
   const result = await runFederatedDemo(
     { random: systemRandom },
     {
@@ -578,6 +602,7 @@ async function demo(args: string[]): Promise<void> {
         ? [{ participant: participants - 1, round: 1, stage: 'masked' }]
         : [],
       source: data === 'full' ? 'fashion-mnist' : 'fashion-mnist-small',
+      ...(dp === undefined ? {} : { dp }),
       say: (line) => (json ? console.error(line) : console.log(line)),
       ...(process.stderr.isTTY
         ? { progress: (line: string) => process.stderr.write(`\r\x1b[2K${line}`) }

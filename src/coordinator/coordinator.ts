@@ -6,6 +6,9 @@ import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   encodeModelBytes,
+  epsilonAfter,
+  JOIN_WINDOW_MS,
+  joinMessage,
   modelAccessOf,
   parseRequest,
   parseTaskSpec,
@@ -15,6 +18,7 @@ import {
   taskIdOf,
   taskSpecBytes,
   type WireAnnouncement,
+  withinBudget,
 } from '../task/index.ts';
 import {
   type AttemptOutcome,
@@ -66,6 +70,10 @@ export interface JoinRequest {
   readonly signature: string;
   /** The participant's X25519 reader key (hex): a task's private models are wrapped for it. */
   readonly readerKey: string;
+  /** When the participant signed `joinMessage` (ms since the epoch), and that signature by the account (hex). */
+  readonly signedAt: number;
+  readonly joinSignature: string;
+  /** Where the participant listens; for operators only (round traffic is dialled by the participant). */
   readonly peer: { peerId: string; addrs: string[] };
 }
 
@@ -208,7 +216,13 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     for (;;) {
       if (signal.aborted) return;
       const done = store.rounds(task.id);
-      if (done.length >= task.spec.rounds) {
+      const exhausted = done.length < task.spec.rounds && !withinBudget(task.spec, done.length);
+      if (done.length >= task.spec.rounds || exhausted) {
+        if (exhausted) {
+          deps.log(
+            `task ${task.id} ends after ${done.length} of ${task.spec.rounds} rounds: one more would take ε to ${epsilonAfter(task.spec.dp!, done.length + 1).toFixed(3)}, over its budget ${task.spec.dp!.epsilonBudget}`,
+          );
+        }
         store.finishTask(task.id);
         emit({ kind: 'finished', task: task.id });
         return;
@@ -297,6 +311,12 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         },
       });
       strategyOf(spec); // refuses bad strategy options before anything is recorded
+      if (spec.dp !== null && !withinBudget(spec, 0)) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `dp: one round at noise multiplier ${spec.dp.noiseMultiplier} spends ε ${epsilonAfter(spec.dp, 1).toFixed(3)} at δ ${spec.dp.delta}, over the budget ${spec.dp.epsilonBudget}: raise noiseMultiplier or epsilonBudget`,
+        );
+      }
       const id = taskIdOf(spec);
       if (store.task(id) !== undefined)
         throw new AilinkError('INVALID_INPUT', `task ${id} already exists (same spec)`);
@@ -362,6 +382,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
           `the join request is not signed by ${request.account} for ${taskId}`,
         );
       }
+      checkJoinSignature(taskId, request, store.participant(taskId, request.account), deps.clock.now());
       const onChain = deps.ledger.admitted(taskId).find((p) => p.account === request.account);
       if (onChain !== undefined && onChain.identityKey !== request.identityKey) {
         throw new AilinkError(
@@ -377,6 +398,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         account: request.account,
         identityKey: request.identityKey,
         readerKey: request.readerKey,
+        joinSignedAt: request.signedAt,
         peer: request.peer,
         joinedAt: store.participant(taskId, request.account)?.joinedAt ?? now,
         lastSeen: now,
@@ -447,5 +469,48 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     const attempts = store.attempts(task);
     const last = attempts.at(-1);
     return last && store.announcement(task, last.round, last.attempt, last.phase);
+  }
+}
+
+/**
+ * The join's own signature: it binds the reader key and the signing time, which the admission (public on chain) does
+ * not. A join signed before the last one accepted is a replay; the same one again is a harmless repeat.
+ */
+function checkJoinSignature(
+  task: string,
+  request: JoinRequest,
+  previous: ParticipantRow | undefined,
+  now: number,
+): void {
+  const { account, identityKey, readerKey, signedAt } = request;
+  if (!Number.isSafeInteger(signedAt) || !/^[0-9a-f]{128}$/.test(request.joinSignature ?? '')) {
+    throw new AilinkError(
+      'INVALID_INPUT',
+      'expected signedAt as milliseconds since the epoch and joinSignature as 64 bytes of hex',
+    );
+  }
+  if (
+    !verifySignature(
+      account,
+      joinMessage({ task, account, identityKey, readerKey, signedAt }),
+      fromHex(request.joinSignature),
+    )
+  ) {
+    throw new AilinkError(
+      'AUTH_BAD_SIGNATURE',
+      `the join's reader key and time are not signed by ${account}: sign joinMessage(task, account, identityKey, readerKey, signedAt)`,
+    );
+  }
+  if (Math.abs(now - signedAt) > JOIN_WINDOW_MS) {
+    throw new AilinkError(
+      'AUTH_EXPIRED',
+      `the join was signed at ${new Date(signedAt).toISOString()}, the coordinator's clock reads ${new Date(now).toISOString()}; at most ${JOIN_WINDOW_MS / 60_000} minutes apart are accepted: check the clock and join again`,
+    );
+  }
+  if (previous !== undefined && signedAt < previous.joinSignedAt) {
+    throw new AilinkError(
+      'AUTH_REPLAYED',
+      `${account} joined ${task} with a join signed at ${new Date(previous.joinSignedAt).toISOString()}; this one was signed earlier`,
+    );
   }
 }

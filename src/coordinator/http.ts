@@ -201,6 +201,14 @@ export const JoinBodySchema = z.strictObject({
   readerKey: hex(32).meta({
     description: "the participant's X25519 reader key: a task's private models are wrapped for it",
   }),
+  signedAt: z.number().int().nonnegative().meta({
+    description:
+      'when the participant signed joinSignature, ms since the epoch (within 5 minutes of the coordinator)',
+  }),
+  joinSignature: hex(64).meta({
+    description:
+      'sr25519 signature of joinMessage(task, account, identityKey, readerKey, signedAt) by account',
+  }),
   peer: z.strictObject({
     peerId: z.string().min(1).max(128),
     addrs: z.array(z.string().min(1).max(512)).max(64),

@@ -1,5 +1,7 @@
+import { createHmac } from 'node:crypto';
 import {
   addInto,
+  byteStreamFromSeed,
   checkWeightedEncoding,
   createSecAggServer,
   decodeWeightedSum,
@@ -8,6 +10,7 @@ import {
   fedAvg,
   fedAvgM,
   fedYogi,
+  privatizeSum,
   type SecAggServer,
   type Strategy,
   type StrategyState,
@@ -26,6 +29,7 @@ import {
   modelAccessOf,
   type Phase,
   parseManifest,
+  privacyRecord,
   type RoundStage,
   roundContext,
   STAGES,
@@ -132,6 +136,13 @@ export function strategyOf(spec: TaskSpec): Strategy {
       return fedAdagrad({ eta: s.serverLr });
   }
 }
+
+/**
+ * The DP noise of one attempt: secret (keyed by the coordinator's server key) yet the same after a restart, so a
+ * `finish` run again reproduces the model it may already have anchored.
+ */
+const dpNoiseSource = (serverKey: Uint8Array, context: string) =>
+  byteStreamFromSeed(createHmac('sha256', serverKey).update(`ailink/dp-noise/v1\n${context}`).digest());
 
 export const encodingOf = (spec: TaskSpec): WeightedEncoding => ({
   quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
@@ -575,10 +586,20 @@ export class AttemptRunner {
       for (const a of survivors) addInto(sum, updates.get(a)!);
     }
     checkWeightedEncoding(encoding, survivors.length);
-    const weighted = decodeWeightedSum(sum, encoding, survivors.length);
+    const decoded = decodeWeightedSum(sum, encoding, survivors.length);
+    const k = this.key;
+    const weighted =
+      spec.dp === null
+        ? decoded
+        : privatizeSum(decoded, {
+            clipNorm: spec.dp.clipNorm,
+            noiseMultiplier: spec.dp.noiseMultiplier,
+            clients: survivors.length,
+            plannedClients: spec.cohort.size,
+            random: dpNoiseSource(this.deps.serverKey, roundContext(k.task, k.round, k.attempt)),
+          });
     const next = strategyOf(spec).aggregate(this.start, weighted);
     const metrics = await this.deps.evaluate(spec.model.name, next.global);
-    const k = this.key;
     const modelBytes = encodeModelBytes(spec.model.name, next.global);
     const modelHash = sha256Hex(modelBytes);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
@@ -641,12 +662,13 @@ export class AttemptRunner {
         bits: spec.secagg.bits,
         maxWeight: spec.secagg.maxWeight,
       },
-      privacy: { mechanism: 'none', epsilonSpent: null, delta: null },
+      privacy: privacyRecord(spec, k.round),
       metrics: {
         accuracy: metrics.accuracy,
         loss: metrics.loss,
         testExamples: metrics.examples,
-        examples: weighted.totalWeight,
+        // Under DP every update weighs 1: the clients that contributed.
+        examples: decoded.totalWeight,
       },
       code: this.deps.code,
       startedAt: this.attempt.startedAt,

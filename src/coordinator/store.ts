@@ -25,6 +25,8 @@ export interface ParticipantRow {
   readonly identityKey: string;
   /** X25519 key (hex) the participant reads private models with: they are wrapped for it. '' for rows from before. */
   readonly readerKey: string;
+  /** When the accepted join was signed (participant's clock, ms): an older one is a replay. 0 for rows from before. */
+  readonly joinSignedAt: number;
   readonly peer: { peerId: string; addrs: string[] };
   readonly joinedAt: number;
   readonly lastSeen: number;
@@ -170,10 +172,12 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
       PRIMARY KEY (task, round));
     CREATE TABLE IF NOT EXISTS strategy (task TEXT PRIMARY KEY, state TEXT NOT NULL);
   `);
-  // Stores from before reader keys: the column is added, empty until the participant joins again.
+  // Stores from before reader keys and signed joins: the columns are added, empty until the participant joins again.
   const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
   if (!participantColumns.some((c) => c.name === 'reader_key'))
     db.exec("ALTER TABLE participants ADD COLUMN reader_key TEXT NOT NULL DEFAULT ''");
+  if (!participantColumns.some((c) => c.name === 'join_signed_at'))
+    db.exec('ALTER TABLE participants ADD COLUMN join_signed_at INTEGER NOT NULL DEFAULT 0');
   type AttemptDb = {
     task: string;
     round: number;
@@ -215,6 +219,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     account: string;
     identity_key: string;
     reader_key: string;
+    join_signed_at: number;
     peer: string;
     joined_at: number;
     last_seen: number;
@@ -224,6 +229,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     account: r.account,
     identityKey: r.identity_key,
     readerKey: r.reader_key,
+    joinSignedAt: r.join_signed_at,
     peer: JSON.parse(r.peer) as ParticipantRow['peer'],
     joinedAt: r.joined_at,
     lastSeen: r.last_seen,
@@ -236,10 +242,10 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     tasks: db.prepare<[], TaskDb>('SELECT * FROM tasks ORDER BY created_at, id'),
     finishTask: db.prepare("UPDATE tasks SET status = 'finished' WHERE id = ?"),
     upsertParticipant: db.prepare(
-      `INSERT INTO participants (task, account, identity_key, reader_key, peer, joined_at, last_seen)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (task, account) DO UPDATE SET reader_key = excluded.reader_key, peer = excluded.peer,
-         last_seen = excluded.last_seen`,
+      `INSERT INTO participants (task, account, identity_key, reader_key, join_signed_at, peer, joined_at, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (task, account) DO UPDATE SET reader_key = excluded.reader_key,
+         join_signed_at = excluded.join_signed_at, peer = excluded.peer, last_seen = excluded.last_seen`,
     ),
     participant: db.prepare<[string, string], ParticipantDb>(
       'SELECT * FROM participants WHERE task = ? AND account = ?',
@@ -305,6 +311,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
         r.account,
         r.identityKey,
         r.readerKey,
+        r.joinSignedAt,
         JSON.stringify(r.peer),
         r.joinedAt,
         r.lastSeen,

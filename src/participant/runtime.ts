@@ -1,4 +1,5 @@
 import {
+  clipToNorm,
   createSecAggClient,
   encodeWeightedUpdate,
   type SecAggClient,
@@ -13,6 +14,7 @@ import {
   type Announcement,
   decodeModelBytes,
   encodeStoredUpdate,
+  joinMessage,
   type Manifest,
   manifestDigest,
   type Phase,
@@ -34,7 +36,14 @@ export interface CoordinatorLink {
   task(id: string): Promise<{ spec: TaskSpec; digest: string }>;
   join(
     task: string,
-    request: { account: string; identityKey: string; signature: string; readerKey: string },
+    request: {
+      account: string;
+      identityKey: string;
+      signature: string;
+      readerKey: string;
+      signedAt: number;
+      joinSignature: string;
+    },
   ): Promise<void>;
   /** One request/reply on the round protocol (with its own deadline). */
   request(
@@ -318,12 +327,14 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         return;
       case 'masked': {
         const { delta, examples } = await state.training;
-        const weight = Math.min(examples, spec.secagg.maxWeight);
+        // Under DP every update counts once and is clipped to the task's norm: the sum's sensitivity is then C.
+        const update = spec.dp === null ? delta : clipToNorm(delta, spec.dp.clipNorm);
+        const weight = spec.dp === null ? Math.min(examples, spec.secagg.maxWeight) : 1;
         const encoding = {
           quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
           maxWeight: spec.secagg.maxWeight,
         };
-        const encoded = encodeWeightedUpdate(delta, weight, encoding, deps.random);
+        const encoded = encodeWeightedUpdate(update, weight, encoding, deps.random);
         options.onEncodedUpdate?.(state.round, encoded);
         const masked = client ? client.maskedInput(a.body.inbox[me] ?? [], encoded) : undefined;
         const bytes = encodeStoredUpdate({
@@ -369,12 +380,21 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       }
       spec = task.spec;
       const signature = toHex(deps.account.sign(admissionMessage(options.task, identityPublic)));
-      // The reader key goes with the join: a task with private models wraps each start model for it.
+      // The reader key goes with the join, signed: a task with private models wraps each start model for it.
+      const claim = {
+        task: options.task,
+        account: me,
+        identityKey: identityPublic,
+        readerKey: deps.account.readerKey,
+        signedAt: deps.clock.now(),
+      };
       await deps.link.join(options.task, {
         account: me,
         identityKey: identityPublic,
         signature,
-        readerKey: deps.account.readerKey,
+        readerKey: claim.readerKey,
+        signedAt: claim.signedAt,
+        joinSignature: toHex(deps.account.sign(joinMessage(claim))),
       });
       deps.log(`joined ${options.task} as ${me.slice(0, 8)}…`);
 

@@ -12,6 +12,9 @@ export {
   type ConsistencyMessage,
   decodeStoredUpdate,
   encodeStoredUpdate,
+  JOIN_WINDOW_MS,
+  type JoinClaim,
+  joinMessage,
   MAX_ROUND_MESSAGE,
   type Phase,
   parseAnnouncement,
@@ -34,6 +37,7 @@ export {
   type WireAnnouncement,
 } from './messages.ts';
 export { decodeModelBytes, encodeModelBytes, modelHashOf } from './model-bytes.ts';
+export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
   type ModelAccess,
   ModelAccessSchema,

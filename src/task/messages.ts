@@ -245,6 +245,30 @@ export type SharesMessage = Signed<SharesBody>;
 export type ConsistencyMessage = Signed<ConsistencyBody>;
 export type UnmaskMessage = Signed<UnmaskBody>;
 
+// --- joining -------------------------------------------------------------------------------------------------------
+
+/** How far the time a join was signed may lie from the coordinator's clock. */
+export const JOIN_WINDOW_MS = 5 * 60_000;
+
+export interface JoinClaim {
+  readonly task: string;
+  readonly account: string;
+  readonly identityKey: string;
+  readonly readerKey: string;
+  /** Milliseconds since the epoch, by the participant's clock. */
+  readonly signedAt: number;
+}
+
+/**
+ * What a participant signs with its account to join, besides its admission. The admission goes on chain, so anyone can
+ * read it and send it again; this signature binds the reader key that private models are wrapped for, and the time,
+ * so neither someone else's reader key nor an older join (bringing back a key the participant replaced) gets in.
+ */
+export const joinMessage = (j: JoinClaim) =>
+  new TextEncoder().encode(
+    `ailink/join/v1\n${j.task}\n${j.account}\n${j.identityKey}\n${j.readerKey}\n${j.signedAt}`,
+  );
+
 // --- commitments and the stored update --------------------------------------------------------------------------
 
 /** The SecAgg context of one attempt of one round: binds every key, share and signature to it. */

@@ -15,6 +15,7 @@ import {
   epsilonFromRdp,
   gaussianNoise,
   logErfc,
+  privatizeSum,
   reserveRound,
   spend,
 } from '../../src/aggregation/dp.ts';
@@ -23,6 +24,7 @@ import {
   type AggregationErrorCode,
   type RandomBytes,
 } from '../../src/aggregation/errors.ts';
+import { byteStreamFromSeed } from '../../src/aggregation/prg.ts';
 
 /** A deterministic, high-quality byte stream: the ChaCha20 keystream under a key derived from `seed`. */
 function chachaBytes(seed: string): RandomBytes {
@@ -211,6 +213,67 @@ describe('addGaussianNoise', () => {
         }),
       'AGG_INVALID_INPUT',
     );
+  });
+});
+
+describe('privatizeSum (DP-FedAvg, fixed denominator)', () => {
+  it('adds N(0, (z·C)²) to the sum of unit-weight updates and averages over the planned cohort', () => {
+    const sum = new Float32Array(20_000).fill(0.5);
+    const out = privatizeSum(
+      { sum, totalWeight: 7 },
+      {
+        clipNorm: 0.2,
+        noiseMultiplier: 1.5,
+        clients: 7,
+        plannedClients: 10,
+        random: chachaBytes('dpfedavg'),
+      },
+    );
+    expect(out.totalWeight).toBe(10);
+    expect(sum[0]).toBe(0.5); // the input is not modified
+    const noise = out.sum.map((v) => v - 0.5);
+    const std = Math.sqrt(noise.reduce((a, v) => a + v * v, 0) / noise.length);
+    expect(std / 0.3).toBeCloseTo(1, 1);
+  });
+
+  it('the same seed gives the same noise: a coordinator that finishes a round again reproduces its model', () => {
+    const seed = new Uint8Array(32).fill(7);
+    const run = () =>
+      privatizeSum(
+        { sum: new Float32Array(100), totalWeight: 3 },
+        { clipNorm: 1, noiseMultiplier: 1, clients: 3, plannedClients: 3, random: byteStreamFromSeed(seed) },
+      ).sum;
+    expect(run()).toEqual(run());
+    const other = privatizeSum(
+      { sum: new Float32Array(100), totalWeight: 3 },
+      { clipNorm: 1, noiseMultiplier: 1, clients: 3, plannedClients: 3, random: byteStreamFromSeed(seed, 1) },
+    ).sum;
+    expect(other).not.toEqual(run());
+  });
+
+  it('refuses weights other than one per client and more clients than planned', () => {
+    const options = { clipNorm: 1, noiseMultiplier: 1, random: chachaBytes('refuse') };
+    const sum = new Float32Array(4);
+    expectCode(
+      () => privatizeSum({ sum, totalWeight: 5 }, { ...options, clients: 3, plannedClients: 3 }),
+      'AGG_INVALID_INPUT',
+    );
+    expectCode(
+      () => privatizeSum({ sum, totalWeight: 4 }, { ...options, clients: 4, plannedClients: 3 }),
+      'AGG_INVALID_INPUT',
+    );
+  });
+});
+
+describe('byteStreamFromSeed', () => {
+  it('is the ChaCha20 keystream of the seed, read on across calls', () => {
+    const seed = new Uint8Array(32).map((_, i) => i);
+    const whole = byteStreamFromSeed(seed)(48);
+    const parts = byteStreamFromSeed(seed);
+    expect(Buffer.concat([parts(16), parts(32)])).toEqual(Buffer.from(whole));
+    const reference = createCipheriv('chacha20', seed, Buffer.alloc(16)).update(Buffer.alloc(48));
+    expect(Buffer.from(whole)).toEqual(reference);
+    expectCode(() => byteStreamFromSeed(new Uint8Array(31)), 'SECAGG_INVALID_PARAMETERS');
   });
 });
 

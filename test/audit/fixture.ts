@@ -9,6 +9,7 @@ import {
   manifestBytes,
   manifestDigest,
   parseTaskSpec,
+  privacyRecord,
   roundContext,
   signCommitment,
   type TaskSpec,
@@ -64,6 +65,8 @@ export interface LineageOptions {
   readonly label?: string;
   /** Records the task on chain as another account than the one the spec names (a spec/chain mismatch). */
   readonly impostor?: boolean;
+  /** The task's central DP settings (default: none); honest manifests then state the ε spent. */
+  readonly dp?: TaskSpec['dp'];
   /** Where the chain state lives (default: in memory; the benchmark uses SQLite, as the indexer does). */
   readonly state?: StateStore;
   /**
@@ -160,7 +163,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       unmaskMs: 1000,
     },
     secagg: { enabled: true, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 65535 },
-    dp: null,
+    dp: options.dp ?? null,
     admitted: participants.map((p) => p.account.address),
   });
   const task = taskIdOf(spec);
@@ -218,7 +221,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       updates,
       strategy: { name: 'fedavg' },
       secagg: { enabled: true, k: 2, t: 2, range: 1, bits: 24, maxWeight: 65535 },
-      privacy: { mechanism: 'none', epsilonSpent: null, delta: null },
+      privacy: privacyRecord(spec, round),
       metrics: {
         accuracy: 0.5 + round / (2 * options.rounds),
         loss: 1 / (round + 1),

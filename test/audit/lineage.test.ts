@@ -4,7 +4,7 @@ import { type AuditReport, auditTask, checkLineage } from '../../src/audit/index
 import { accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { roundContext, signCommitment } from '../../src/task/index.ts';
+import { epsilonAfter, roundContext, signCommitment } from '../../src/task/index.ts';
 import { call } from '../chain/helpers.ts';
 import { buildLineage, type LineageFixture, type LineageOptions } from './fixture.ts';
 
@@ -208,6 +208,38 @@ describe('audit verify: the lineage against the chain', () => {
   it('settings that differ from the spec: SETTINGS_MISMATCH', () => {
     const f = tampered((m) => ({ ...m, secagg: { ...m.secagg, bits: 16 } }));
     expect(findingsOf(audit(f))).toEqual(['SETTINGS_MISMATCH @ round 1 · secagg']);
+  });
+
+  it('privacy: ε is recomputed from the spec; understated, missing or unasked-for noise is SETTINGS_MISMATCH', () => {
+    const dp = { noiseMultiplier: 1.1, clipNorm: 1, delta: 1e-5, epsilonBudget: 50 };
+    const honest = buildLineage({ rounds: 3, label: 'dp', dp });
+    const r = audit(honest);
+    expect([r.ok, r.rounds.map((x) => x.privacy?.epsilonSpent)]).toEqual([
+      true,
+      [1, 2, 3].map((n) => epsilonAfter(dp, n)),
+    ]);
+    const withDp = (tamper: NonNullable<LineageOptions['tamper']>) =>
+      buildLineage({
+        rounds: 3,
+        label: 'dp-tamper',
+        dp,
+        tamper: (m, ctx) => (m.round === 1 ? tamper(m, ctx) : m),
+      });
+    const understated = withDp((m) => ({
+      ...m,
+      privacy: { ...m.privacy, epsilonSpent: epsilonAfter(dp, 1) },
+    }));
+    expect(findingsOf(audit(understated))).toEqual(['SETTINGS_MISMATCH @ round 1 · privacy']);
+    const noNoise = withDp((m) => ({
+      ...m,
+      privacy: { mechanism: 'none', epsilonSpent: null, delta: null },
+    }));
+    expect(findingsOf(audit(noNoise))).toEqual(['SETTINGS_MISMATCH @ round 1 · privacy']);
+    const unasked = tampered((m) => ({
+      ...m,
+      privacy: { mechanism: 'gaussian', epsilonSpent: 1, delta: 1e-5 },
+    }));
+    expect(findingsOf(audit(unasked))).toEqual(['SETTINGS_MISMATCH @ round 1 · privacy']);
   });
 
   it('an object that cannot be fetched: OBJECT_UNAVAILABLE, with the storage error', () => {

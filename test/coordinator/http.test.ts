@@ -8,7 +8,7 @@ import { BODY_LIMIT, buildApp } from '../../src/coordinator/http.ts';
 import type { RoundRow } from '../../src/coordinator/store.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
-import { type TaskSpec, taskDigest } from '../../src/task/index.ts';
+import { JOIN_WINDOW_MS, joinMessage, type TaskSpec, taskDigest } from '../../src/task/index.ts';
 import { baseTask, makeAccount, makeWorld, type World } from './harness.ts';
 
 await accountsReady();
@@ -55,12 +55,19 @@ async function createTask(overrides: Record<string, unknown> = {}) {
 const identityOf = (label: string) => createHash('sha256').update(`id/${label}`).digest('hex');
 
 /** A join body signed the way participant/runtime.ts signs it. */
-function joinBody(task: string, account: Account, identityKey = identityOf(account.address)) {
+function joinBody(
+  task: string,
+  account: Account,
+  { identityKey = identityOf(account.address), signedAt = Date.now(), readerKey = account.readerKey } = {},
+) {
+  const claim = { task, account: account.address, identityKey, readerKey, signedAt };
   return {
     account: account.address,
     identityKey,
     signature: toHex(account.sign(admissionMessage(task, identityKey))),
-    readerKey: account.readerKey,
+    readerKey,
+    signedAt,
+    joinSignature: toHex(account.sign(joinMessage(claim))),
     peer: { peerId: '12D3KooWPeer', addrs: ['/ip4/10.0.0.2/tcp/4002'] },
   };
 }
@@ -293,6 +300,9 @@ describe('join', () => {
       [{ ...good, identityKey: good.identityKey.slice(2) }, 'identityKey'],
       [{ ...good, identityKey: good.identityKey.toUpperCase() }, 'identityKey'],
       [{ ...good, signature: `${good.signature}00` }, 'signature'],
+      [{ ...good, joinSignature: good.joinSignature.slice(2) }, 'joinSignature'],
+      [{ ...good, signedAt: -1 }, 'signedAt'],
+      [{ ...good, signedAt: String(good.signedAt) }, 'signedAt'],
       [{ ...good, account: 42 }, 'account'],
       [{ ...good, account: 'not-an-address' }, 'account'],
       [{ ...good, peer: { peerId: 'p', addrs: '/ip4/1.2.3.4' } }, 'peer.addrs'],
@@ -313,6 +323,39 @@ describe('join', () => {
 
     expect((await get(`/v1/tasks/${id}/participants`)).body).toEqual([]);
     expect(world.ledger.admitted(id)).toEqual([]);
+  });
+
+  it("binds the reader key and the time: someone else's key, an older join and a stale one are refused", async () => {
+    const { id } = await createTask();
+    const url = `/v1/tasks/${id}/join`;
+    const post = async (payload: unknown) => {
+      const res = await app.inject({ method: 'POST', url, payload: payload as object });
+      return { status: res.statusCode, code: res.json<Partial<ErrorReply>>().error?.code };
+    };
+    const member = members[0]!;
+    const readerKey = () => world.store.participant(id, member.address)?.readerKey;
+    // The admission is public on chain: resent with an outsider's reader key, the join's own signature does not hold.
+    const hijack = { ...joinBody(id, member), readerKey: outsider.readerKey };
+    expect(await post(hijack)).toEqual({ status: 401, code: 'AUTH_BAD_SIGNATURE' });
+    expect(readerKey()).toBeUndefined();
+    expect(world.ledger.admitted(id)).toEqual([]);
+
+    const now = Date.now();
+    const first = joinBody(id, member, { signedAt: now - 1000 });
+    expect(await post(first)).toEqual({ status: 200, code: undefined });
+    // The same join again is a repeat; a newer one with another key replaces it; the older one cannot come back.
+    expect(await post(first)).toEqual({ status: 200, code: undefined });
+    const rotated = joinBody(id, member, { signedAt: now, readerKey: 'ab'.repeat(32) });
+    expect(await post(rotated)).toEqual({ status: 200, code: undefined });
+    expect(readerKey()).toBe('ab'.repeat(32));
+    expect(await post(first)).toEqual({ status: 409, code: 'AUTH_REPLAYED' });
+    expect(readerKey()).toBe('ab'.repeat(32));
+
+    for (const signedAt of [now - JOIN_WINDOW_MS - 60_000, now + JOIN_WINDOW_MS + 60_000]) {
+      expect(await post(joinBody(id, member, { signedAt }))).toEqual({ status: 401, code: 'AUTH_EXPIRED' });
+    }
+    expect(readerKey()).toBe('ab'.repeat(32));
+    expect(world.ledger.admitted(id)).toHaveLength(1);
   });
 });
 

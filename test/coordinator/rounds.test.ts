@@ -5,6 +5,7 @@ import { accountsReady } from '../../src/shared/account.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import {
   decodeModelBytes,
+  epsilonAfter,
   type Manifest,
   parseManifest,
   type RoundStage,
@@ -136,6 +137,70 @@ describe('rounds (in-memory storage, chain and transport)', () => {
   );
 });
 
+describe('central differential privacy', () => {
+  it('clipped unit-weight updates, Gaussian noise of std z·C on the sum, ε in every manifest, and a task that stops at its budget', async () => {
+    const world = makeWorld();
+    const labels = ['f', 'g', 'h'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const dp = { noiseMultiplier: 1, clipNorm: 0.1, delta: 1e-5, epsilonBudget: 0 };
+    // A budget that two rounds reach exactly: the third of the planned three would overspend it.
+    const budget = { ...dp, epsilonBudget: epsilonAfter(dp, 2) };
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 3, dp: budget }));
+    const members = labels.map((l, i) => makeParticipant(world, task.id, l, { examples: 40 + i }));
+    world.coordinator.start();
+    startAll(world, members);
+    await world.coordinator.finished(task.id);
+
+    const manifests: Manifest[] = [];
+    for (const r of world.ledger.anchored(task.id))
+      manifests.push(parseManifest(await world.objects.get(r.manifest)));
+    expect(manifests.map((m) => m.round)).toEqual([0, 1]);
+    expect(world.logs.join('\n')).toMatch(/ends after 2 of 3 rounds: .* over its budget/);
+    expect(manifests.map((m) => m.privacy)).toEqual([
+      { mechanism: 'gaussian', epsilonSpent: epsilonAfter(dp, 1), delta: 1e-5 },
+      { mechanism: 'gaussian', epsilonSpent: epsilonAfter(dp, 2), delta: 1e-5 },
+    ]);
+
+    let start = await initialWeights('mlp', task.spec.model.initialSeed);
+    for (const m of manifests) {
+      const sum = new Uint32Array(start.length + 1);
+      for (const account of m.survivors) {
+        const words = members.find((x) => x.account.address === account)!.encoded.get(m.round)!;
+        // Every update weighs 1 and was clipped to C before it was masked; quantization (a grid of range·maxWeight /
+        // 2²³ = 1.2e-4 here) moves each coordinate by less than a step.
+        expect(words.at(-1)).toBe(1);
+        const own = decodeWeightedSum(words, encodingOf(task.spec), 1).sum;
+        expect(Math.hypot(...own)).toBeLessThanOrEqual(dp.clipNorm + 1.2e-4 * Math.sqrt(own.length));
+        expect(Math.hypot(...own)).toBeGreaterThan(dp.clipNorm * 0.95);
+        addInto(sum, words);
+      }
+      const clipped = decodeWeightedSum(sum, encodingOf(task.spec), m.survivors.length).sum;
+      const model = decodeModelBytes(await world.objects.get(m.model.fid)).weights;
+      // What remains after the clipped updates' share is the noise over the planned cohort: std z·C / 3.
+      const residual = model.map((w, i) => (w - start[i]! - clipped[i]! / 3) * 3);
+      const mean = residual.reduce((a, v) => a + v, 0) / residual.length;
+      const std = Math.sqrt(residual.reduce((a, v) => a + (v - mean) ** 2, 0) / residual.length);
+      expect(Math.abs(mean)).toBeLessThan(0.01);
+      expect(std / (dp.noiseMultiplier * dp.clipNorm)).toBeCloseTo(1, 1);
+      start = model;
+    }
+  }, 60_000);
+
+  it('refuses a task whose budget does not cover one round', async () => {
+    const world = makeWorld();
+    stops.push(async () => {
+      await world.coordinator.stop();
+      world.store.close();
+    });
+    const accounts = ['i', 'j', 'k'].map((l) => makeParticipant(world, 'x', l).account.address);
+    const dp = { noiseMultiplier: 0.5, clipNorm: 1, delta: 1e-5, epsilonBudget: 1 };
+    await expect(world.coordinator.createTask(baseTask(accounts, { dp }))).rejects.toThrow(
+      /dp: one round .* spends ε \d+\.\d+ .* over the budget 1: raise noiseMultiplier or epsilonBudget/,
+    );
+    expect(world.coordinator.tasks()).toEqual([]);
+  });
+});
+
 describe('bad input is refused with a code and changes nothing', () => {
   it('unadmitted joins, malformed, forged, replayed and misaddressed round messages', async () => {
     const world = makeWorld();
@@ -158,6 +223,8 @@ describe('bad input is refused with a code and changes nothing', () => {
         identityKey: 'ab'.repeat(32),
         signature: 'cd'.repeat(64),
         readerKey: 'ef'.repeat(32),
+        signedAt: Date.now(),
+        joinSignature: 'cd'.repeat(64),
         peer: { peerId: 'x', addrs: [] },
       }),
     ).rejects.toSatisfy((e) => hasCode(e, 'ROUND_NOT_ADMITTED'));
@@ -167,6 +234,8 @@ describe('bad input is refused with a code and changes nothing', () => {
         identityKey: 'ab'.repeat(32),
         signature: 'cd'.repeat(64),
         readerKey: 'ef'.repeat(32),
+        signedAt: Date.now(),
+        joinSignature: 'cd'.repeat(64),
         peer: { peerId: 'x', addrs: [] },
       }),
     ).rejects.toSatisfy((e) => hasCode(e, 'AUTH_BAD_SIGNATURE'));
