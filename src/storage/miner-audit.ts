@@ -5,6 +5,7 @@ import {
   auditRecordOf,
   type ChainClient,
   challengeOf,
+  type FileInfo,
   fileOf,
   filesOfMiner,
   type Indexer,
@@ -149,15 +150,11 @@ export function startAuditAgent(
     });
   }
 
-  /** Tags (at the verifier) every fragment of the column that has no tags under its key yet. */
-  async function tagColumn(
-    fid: string,
-    index: number,
-    fragments: readonly string[],
-    size: number,
-  ): Promise<void> {
+  /** Tags (at the verifier) every fragment of column `index` of `file` that has no tags under its key yet. */
+  async function tagColumn(fid: string, file: FileInfo, index: number): Promise<void> {
     const peer = verifier();
-    for (const name of fragments) {
+    const size = file.profile.segmentSize / file.profile.dataFragments;
+    for (const name of file.segments.map((s) => s.fragments[index]!)) {
       if (store.tagsOf(name)?.keyId === peer.keyId) continue;
       const bytes = await store.read(name);
       const { keyId, tags } = await verifierClient.tag(peer, { fid, index }, name, bytes);
@@ -185,13 +182,7 @@ export function startAuditAgent(
       const file = fileOf(indexer.state, fid);
       if (file === undefined) continue;
       await runDuty('tags', async () => {
-        const size = file.profile.segmentSize / file.profile.dataFragments;
-        await tagColumn(
-          fid,
-          index,
-          file.segments.map((s) => s.fragments[index]!),
-          size,
-        );
+        await tagColumn(fid, file, index);
         const report = await verifierClient.certify(verifier(), { fid, index });
         reports.push(protocolCall('fileBank.calculateReport', { fid, index, ...report }));
       });
@@ -218,13 +209,7 @@ export function startAuditAgent(
       log.info('restoral-claimed', { fid, index, origin: order.origin });
       await rebuildColumn(fid, index);
       await answerNewChallenge();
-      const size = file.profile.segmentSize / file.profile.dataFragments;
-      await tagColumn(
-        fid,
-        index,
-        file.segments.map((s) => s.fragments[index]!),
-        size,
-      );
+      await tagColumn(fid, file, index);
       await submit([protocolCall('fileBank.restoralComplete', { fid, index })]);
       log.info('restoral-completed', { fid, index });
       return; // one order per pass: the chain (and the others' claims) may have moved meanwhile
