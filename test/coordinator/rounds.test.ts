@@ -180,8 +180,10 @@ describe('central differential privacy', () => {
       const residual = model.map((w, i) => (w - start[i]! - clipped[i]! / 3) * 3);
       const mean = residual.reduce((a, v) => a + v, 0) / residual.length;
       const std = Math.sqrt(residual.reduce((a, v) => a + (v - mean) ** 2, 0) / residual.length);
-      expect(Math.abs(mean)).toBeLessThan(0.01);
-      expect(std / (dp.noiseMultiplier * dp.clipNorm)).toBeCloseTo(1, 1);
+      // Over 1,000 coordinates the sample std is within ±2.2 % (one σ) of the true one and the mean within ±0.0032:
+      // the bounds below are > 5σ, yet far from what a wrong scale would give (no noise; noise on the average: 1/3).
+      expect(Math.abs(mean)).toBeLessThan(0.02);
+      expect(Math.abs(std / (dp.noiseMultiplier * dp.clipNorm) - 1)).toBeLessThan(0.12);
       start = model;
     }
   }, 60_000);
