@@ -24,7 +24,7 @@ import {
   makeAccounts,
   makeDeclaration,
   makeReceipt,
-  peerIdOf,
+  registerMiner,
 } from '../chain/helpers.ts';
 
 /**
@@ -110,17 +110,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     if (outcome.kind !== 'applied')
       throw new Error(`fixture: ${c.name} was rejected: ${JSON.stringify(outcome)}`);
   };
-  for (const m of miners)
-    apply(
-      m,
-      call('sminer.register', {
-        peerId: peerIdOf(m),
-        addrs: ['/ip4/127.0.0.1/tcp/4001'],
-        capacity: 1 << 30,
-        collateral: '1000',
-      }),
-      1000n,
-    );
+  for (const m of miners) apply(m, registerMiner(m), 1000n);
   let objectCount = 0;
   const store = (bytes: Uint8Array, owner: Account, name: string) => {
     const d = makeDeclaration(`${label}/${name}/${objectCount++}`, owner.address, {

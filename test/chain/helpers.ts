@@ -67,6 +67,15 @@ export function ctxAt(
 }
 
 /** Builds a typed call; the name fixes the shape of the arguments. */
+/** A miner's registration on loopback with 1 GiB of capacity (the protocol's tests and fixtures all use it). */
+export const registerMiner = (m: Account, collateral = '1000'): ProtocolCall =>
+  call('sminer.register', {
+    peerId: peerIdOf(m),
+    addrs: ['/ip4/127.0.0.1/tcp/4001'],
+    capacity: 1 << 30,
+    collateral,
+  });
+
 export const call = <N extends CallName>(name: N, args: CallArgs<N>): ProtocolCall =>
   ({ name, args }) as ProtocolCall;
 

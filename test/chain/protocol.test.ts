@@ -46,6 +46,7 @@ import {
   makeReceipt,
   peerIdOf,
   type Receipt,
+  registerMiner,
 } from './helpers.ts';
 
 // The protocol rules, call by call, through the remark codec, on the in-memory state. Every rejection is checked to
@@ -70,13 +71,7 @@ beforeAll(async () => {
   ];
 });
 
-const register = (m: Account, collateral = '1000') =>
-  call('sminer.register', {
-    peerId: peerIdOf(m),
-    addrs: ['/ip4/127.0.0.1/tcp/4001'],
-    capacity: 1 << 30,
-    collateral,
-  });
+const register = registerMiner;
 const declare = (d: Declaration) => call('fileBank.uploadDeclaration', d);
 const report = (fid: string, receipts: Receipt[]) => call('fileBank.transferReport', { fid, receipts });
 const fileOf = (h: Harness, fid: string) => h.state.get<FileInfo>(`fileBank/files/${fid}`);

@@ -14,7 +14,7 @@ import { buildApp } from '../../src/coordinator/http.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { type Manifest, parseManifest } from '../../src/task/index.ts';
-import { call, createHarness, makeAccounts, peerIdOf } from '../chain/helpers.ts';
+import { call, createHarness, makeAccounts, registerMiner } from '../chain/helpers.ts';
 import { baseTask, makeAccount, makeParticipant, makeWorld, type World } from './harness.ts';
 
 /**
@@ -65,17 +65,7 @@ function attachChainTwin(world: World) {
       throw new AilinkError('CHAIN_CALL_REJECTED', `${c.name} was rejected: ${JSON.stringify(outcome)}`);
   };
   const miners = makeAccounts('explorer/miner', 12);
-  for (const m of miners)
-    submit(
-      m.address,
-      call('sminer.register', {
-        peerId: peerIdOf(m),
-        addrs: ['/ip4/127.0.0.1/tcp/4001'],
-        capacity: 1 << 30,
-        collateral: '1000',
-      }),
-      1000n,
-    );
+  for (const m of miners) submit(m.address, registerMiner(m), 1000n);
   // The chain first: a call its rules reject must change the ledger no more than it changes the chain.
   const ledger = world.ledger;
   const { createTask, admit, recordRound } = ledger;
