@@ -324,6 +324,19 @@ describe('ailink without a network', () => {
       expect(run.stderr).toContain('ailink store hash FILE');
     });
 
+    it('demo: DP flags without --dp-noise, or not a number > 0, are usage errors before anything starts', async () => {
+      for (const [flags, named] of [
+        [['--dp-clip', '1'], '--dp-noise'],
+        [['--dp-noise', '0'], '--dp-noise'],
+        [['--dp-noise', '1', '--dp-epsilon', 'ten'], '--dp-epsilon'],
+      ] as const) {
+        const run = await ailink(['demo', ...flags, '--data-dir', join(work, 'no-demo')], { cwd: work });
+        expect(run.code, run.stderr).toBe(2);
+        expect(run.stderr).toContain(named);
+        expect(existsSync(join(work, 'no-demo'))).toBe(false);
+      }
+    });
+
     it('`help` prints the usage on stdout and exits 0', async () => {
       const run = await ailink(['help'], { cwd: work });
       expect(run.code).toBe(0);
