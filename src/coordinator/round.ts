@@ -15,7 +15,6 @@ import {
   type Strategy,
   type StrategyState,
   verifySigned,
-  type WeightedEncoding,
 } from '../aggregation/index.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
@@ -24,6 +23,7 @@ import {
   type Commitment,
   decodeStoredUpdate,
   encodeModelBytes,
+  encodingOf,
   type Manifest,
   manifestBytes,
   modelAccessOf,
@@ -143,11 +143,6 @@ export function strategyOf(spec: TaskSpec): Strategy {
  */
 const dpNoiseSource = (serverKey: Uint8Array, context: string) =>
   byteStreamFromSeed(createHmac('sha256', serverKey).update(`ailink/dp-noise/v1\n${context}`).digest());
-
-export const encodingOf = (spec: TaskSpec): WeightedEncoding => ({
-  quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
-  maxWeight: spec.secagg.maxWeight,
-});
 
 const STAGE_DEADLINE: Record<RoundStage, keyof TaskSpec['deadlines']> = {
   advertise: 'advertiseMs',

@@ -14,6 +14,7 @@ import {
   type Announcement,
   decodeModelBytes,
   encodeStoredUpdate,
+  encodingOf,
   joinMessage,
   type Manifest,
   manifestDigest,
@@ -330,11 +331,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         // Under DP every update counts once and is clipped to the task's norm: the sum's sensitivity is then C.
         const update = spec.dp === null ? delta : clipToNorm(delta, spec.dp.clipNorm);
         const weight = spec.dp === null ? Math.min(examples, spec.secagg.maxWeight) : 1;
-        const encoding = {
-          quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
-          maxWeight: spec.secagg.maxWeight,
-        };
-        const encoded = encodeWeightedUpdate(update, weight, encoding, deps.random);
+        const encoded = encodeWeightedUpdate(update, weight, encodingOf(spec), deps.random);
         options.onEncodedUpdate?.(state.round, encoded);
         const masked = client ? client.maskedInput(a.body.inbox[me] ?? [], encoded) : undefined;
         const bytes = encodeStoredUpdate({

@@ -39,6 +39,7 @@ export {
 export { decodeModelBytes, encodeModelBytes, modelHashOf } from './model-bytes.ts';
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
+  encodingOf,
   type ModelAccess,
   ModelAccessSchema,
   modelAccessOf,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { WeightedEncoding } from '../aggregation/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { canonicalDigest, canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
@@ -180,3 +181,9 @@ export function secAggShape(spec: TaskSpec, cohort: number): { k: number; t: num
   const t = Math.min(k, Math.max(Math.floor(k / 2) + 1, spec.secagg.threshold));
   return { k, t };
 }
+
+/** How a task's updates are quantized: what participants encode and the coordinator (and any replay) decodes. */
+export const encodingOf = (spec: TaskSpec): WeightedEncoding => ({
+  quantization: { range: spec.secagg.range, bits: spec.secagg.bits },
+  maxWeight: spec.secagg.maxWeight,
+});

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
-import { encodingOf } from '../../src/coordinator/round.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import {
   decodeModelBytes,
+  encodingOf,
   epsilonAfter,
   type Manifest,
   parseManifest,

@@ -3,10 +3,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
-import { encodingOf } from '../../src/coordinator/round.ts';
 import { createTrainingPool } from '../../src/participant/train-pool.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
-import { decodeModelBytes, type Manifest, manifestDigest, parseManifest } from '../../src/task/index.ts';
+import {
+  decodeModelBytes,
+  encodingOf,
+  type Manifest,
+  manifestDigest,
+  parseManifest,
+} from '../../src/task/index.ts';
 import { cli, pulledWeights } from './cli-helpers.ts';
 
 /**
