@@ -3,7 +3,8 @@ import type { SubmittableExtrinsic } from '@polkadot/api/types';
 import type { GenericExtrinsic } from '@polkadot/types';
 import type { Call, DispatchError, EventRecord } from '@polkadot/types/interfaces';
 import { u8aToHex, u8aToU8a } from '@polkadot/util';
-import { blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
+import type { HexString } from '@polkadot/util/types';
+import { blake2AsHex, blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 
@@ -98,8 +99,18 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   let api: ApiPromise;
   try {
     await withDeadline(provider.connect(), timeoutMs, 'connect');
+    const metadata = await withDeadline(
+      opened(provider).then(() => legacyMetadata(provider)),
+      timeoutMs,
+      'connect',
+    );
     api = await withDeadline(
-      ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true }),
+      ApiPromise.create({
+        provider,
+        throwOnConnect: true,
+        noInitWarn: true,
+        ...(metadata ? { metadata } : {}),
+      }),
       timeoutMs,
       'connect',
     );
@@ -293,7 +304,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     },
     async close() {
       await Promise.allSettled([...queues.values()]);
-      await api.disconnect();
+      await closeQuietly(provider, api);
     },
   };
   return client;
@@ -414,6 +425,67 @@ function rawSigner(signer: ChainSigner) {
       return { id: ++id, signature: u8aToHex(signature) as `0x${string}` };
     },
   };
+}
+
+/** Resolves once the socket is open, rejects on the provider's first error (as `throwOnConnect` does). */
+function opened(provider: WsProvider): Promise<void> {
+  if (provider.isConnected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const offs = [
+      provider.on('connected', () => {
+        for (const off of offs) off();
+        resolve();
+      }),
+      provider.on('error', (err: unknown) => {
+        for (const off of offs) off();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }),
+    ];
+  });
+}
+
+/** `Metadata` runtime API id: the first 8 bytes of its name's blake2b-256. */
+const METADATA_API_ID = blake2AsHex('Metadata', 64);
+
+/**
+ * The metadata to hand to `ApiPromise.create`, for a runtime whose `Metadata` runtime API is older than version 2
+ * (like the dev chain's Rococo Asset Hub): `{ "<genesis hash>-<spec version>": <metadata hex> }`, read with
+ * `state_getMetadata`, exactly what @polkadot/api would read itself, but without its warning
+ * `API/INIT: MetadataApi not available, rpc::state::get_metadata will be used.`, which it prints through
+ * console.warn on every connection (its logger's warn is unconditional, and `noInitWarn` does not cover it).
+ * `undefined` for newer runtimes: the api then asks the runtime for its newest metadata version, and says nothing.
+ */
+async function legacyMetadata(provider: WsProvider): Promise<Record<string, HexString> | undefined> {
+  const [genesis, version] = await Promise.all([
+    provider.send<HexString>('chain_getBlockHash', [0]),
+    provider.send<{ specVersion: number; apis: [string, number][] }>('state_getRuntimeVersion', []),
+  ]);
+  if (version.apis.some(([id, v]) => id === METADATA_API_ID && v >= 2)) return undefined;
+  return { [`${genesis}-${version.specVersion}`]: await provider.send<HexString>('state_getMetadata', []) };
+}
+
+/**
+ * Closes without rpc-core logging the requests the close cuts off. `api.disconnect()` alone, right after connecting,
+ * closes the socket under the api's own pending `state_subscribeRuntimeVersion` request, and rpc-core prints it
+ * (twice): `RPC-CORE: subscribeRuntimeVersion(): RuntimeVersion:: disconnected from ws://…: 1000:: Normal Closure`.
+ * So: let the requests in flight be answered (bounded: a node that stopped answering is not waited for), close the
+ * socket, and only then let the api drop its subscriptions, whose unsubscribes are then not sent at all (the node
+ * forgets a closed connection's subscriptions anyway).
+ */
+async function closeQuietly(provider: WsProvider, api: ApiPromise): Promise<void> {
+  if (provider.isConnected) {
+    for (let waited = 0; provider.stats.active.requests > 0 && waited < 2_000; waited += 10)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    const closed = new Promise<void>((resolve) => {
+      const off = provider.on('disconnected', () => {
+        off();
+        resolve();
+      });
+    });
+    await provider.disconnect();
+    await withDeadline(closed, 5_000, 'disconnect').catch(() => {});
+  }
+  await api.disconnect();
 }
 
 async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -14,20 +14,20 @@ import { buildApp } from '../../src/coordinator/http.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { type Manifest, parseManifest } from '../../src/task/index.ts';
+import { packagedChromium } from '../browser.ts';
 import { call, createHarness, makeAccounts, registerMiner } from '../chain/helpers.ts';
 import { baseTask, makeAccount, makeParticipant, makeWorld, type World } from './harness.ts';
 
 /**
- * The lineage explorer in a real browser (Debian's Chromium, driven by playwright-core) against the real app on a
- * real socket, over a task the real coordinator ran (harness twins for transport and storage), verified live by the
- * real `auditTask` against the protocol state the coordinator's chain calls produced.
+ * The lineage explorer in a real browser (the Chromium that the npm package @sparticuz/chromium ships, see
+ * test/browser.ts, driven by playwright-core) against the real app on a real socket, over a task the real coordinator
+ * ran (harness twins for transport and storage), verified live by the real `auditTask` against the protocol state the
+ * coordinator's chain calls produced.
  */
 
 await accountsReady();
 
-const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--headless',
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -136,16 +136,16 @@ describe('lineage explorer (headless Chromium, the real app, the real audit)', (
   setMaxListeners(0, stop.signal);
 
   beforeAll(async () => {
-    // Fail, never skip: CI installs Chromium (.ci/run), and a missing browser must not pass as a green run.
-    if (!existsSync(CHROMIUM))
-      throw new Error(
-        `no Chromium at ${CHROMIUM}: run \`apt-get install chromium\` (CI installs it in .ci/run)`,
-      );
+    // Fail, never skip: the browser comes with `npm install`, so a missing or broken one is a real failure.
+    // Always this browser, even where Debian's /usr/bin/chromium exists: one pinned version everywhere, and a
+    // machine that happens to have Debian's cannot hide a broken npm-shipped one.
+    const executablePath = await packagedChromium();
     try {
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     } catch (err) {
       throw new Error(
-        `Chromium at ${CHROMIUM} did not start (${(err as Error).message.split('\n')[0]}): run \`apt-get install chromium\``,
+        `Chromium from @sparticuz/chromium at ${executablePath} did not start (${(err as Error).message.split('\n')[0]}): ` +
+          'it needs libnss3 from the system (`apt-get install libnss3`)',
       );
     }
 
