@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { builtinModel, modelPackageDigest } from '../models/index.ts';
 import {
   createSecAggClient,
   createSecAggServer,
@@ -23,8 +24,8 @@ import {
   signingKeyPair,
   type WeightedEncoding,
 } from '../src/aggregation/index.ts';
-import { loadSource, partitionIndices, subsetOf } from '../src/participant/dataset.ts';
-import type { ImageDataset } from '../src/participant/idx.ts';
+import { loadSource, partitionIndices } from '../src/participant/dataset.ts';
+import { type Examples, selectExamples } from '../src/participant/examples.ts';
 import { createTrainingPool } from '../src/participant/train-pool.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -48,7 +49,10 @@ const backend = await pool.backend();
 log(
   `bench:fl — ${MODEL}, ${N} organisations, ${ROUNDS} rounds × ${EPOCHS} epoch(s), ${data.train.count} train / ${data.test.count} test images (${data.dir}), backend ${backend}, ${threads} workers`,
 );
-const initial = await pool.initialWeights(MODEL, 'bench-fl');
+const pkg = await builtinModel(MODEL);
+const model = { key: modelPackageDigest(pkg), topology: pkg.topology };
+const initial = (await pool.describe(pkg, 'bench-fl')).initial;
+const optimizer = { name: 'sgd', learningRate: LR } as const;
 
 interface RoundRow {
   round: number;
@@ -58,7 +62,7 @@ interface RoundRow {
 }
 
 const evaluate = async (weights: Float32Array) =>
-  (await pool.evaluate({ model: MODEL, weights: weights.slice(), data: data.test })).accuracy;
+  (await pool.evaluate({ model, weights: weights.slice(), data: data.test })).accuracy;
 
 /** One SecAgg+ round over the clients' encoded updates, every client and the server in this process. */
 async function secureSum(encoded: Uint32Array[]): Promise<Uint32Array> {
@@ -89,7 +93,7 @@ async function secureSum(encoded: Uint32Array[]): Promise<Uint32Array> {
   return (await server.unmask(unmasks)).sum;
 }
 
-async function federated(name: string, parts: ImageDataset[], secagg: boolean): Promise<RoundRow[]> {
+async function federated(name: string, parts: Examples[], secagg: boolean): Promise<RoundRow[]> {
   const strategy = fedAvg();
   let state: StrategyState = strategy.init(initial);
   const rows: RoundRow[] = [];
@@ -98,14 +102,14 @@ async function federated(name: string, parts: ImageDataset[], secagg: boolean): 
     const results = await Promise.all(
       parts.map((slice, i) =>
         pool.train({
-          model: MODEL,
+          model,
           weights: state.global.slice(),
           data: slice,
           // The same shuffling seed with SecAgg on and off: the settings then differ only by quantization.
           options: {
             epochs: EPOCHS,
             batchSize: BATCH,
-            learningRate: LR,
+            optimizer,
             seed: `${name.split('-')[0]}/${round}/${i}`,
           },
         }),
@@ -140,10 +144,10 @@ async function central(): Promise<RoundRow[]> {
   for (let round = 0; round < ROUNDS; round++) {
     const t0 = performance.now();
     const r = await pool.train({
-      model: MODEL,
+      model,
       weights,
       data: data.train,
-      options: { epochs: EPOCHS, batchSize: BATCH, learningRate: LR, seed: `central/${round}` },
+      options: { epochs: EPOCHS, batchSize: BATCH, optimizer, seed: `central/${round}` },
     });
     weights = r.weights;
     const t1 = performance.now();
@@ -156,10 +160,10 @@ async function central(): Promise<RoundRow[]> {
 
 const slices = (kind: 'iid' | 'dirichlet') =>
   Array.from({ length: N }, (_, index) =>
-    subsetOf(
+    selectExamples(
       data.train,
       partitionIndices(
-        data.train.labels,
+        data.train.y,
         kind === 'iid' ? { kind, index, clients: N } : { kind, alpha: 0.5, index, clients: N },
         'bench-fl',
       ),

@@ -8,11 +8,12 @@
  * research/deps.md measured ≈205 on wasm with a custom-gradient training loop.
  * BENCH_QUICK=1 skips the cpu rows (the cpu backend trains the CNN at about one sample per second).
  */
-import { buildModel, flattenWeights, type ModelName } from '../models/index.ts';
+import { type BuiltinModel, builtinModel, type ModelPackage, modelPackageDigest } from '../models/index.ts';
 import { loadSource } from '../src/participant/dataset.ts';
-import { loadTf } from '../src/participant/tf.ts';
-import type { TrainingData } from '../src/participant/train.ts';
+import { selectExamples } from '../src/participant/examples.ts';
 import { createTrainingPool } from '../src/participant/train-pool.ts';
+
+type ModelName = BuiltinModel;
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -27,21 +28,27 @@ interface Row {
 }
 
 const { train } = await loadSource({ kind: 'fashion-mnist' });
-const slice = (from: number, n: number): TrainingData => ({
-  images: train.images.slice(from * 784, (from + n) * 784),
-  labels: train.labels.slice(from, from + n),
-});
+const slice = (from: number, n: number) =>
+  selectExamples(
+    train,
+    Array.from({ length: n }, (_, i) => from + i),
+  );
 
-// Initial weights from the model definitions, built once on this thread (cheap on the cpu backend).
-const { tf } = await loadTf({ prefer: 'cpu' });
-const initial = Object.fromEntries(
-  (['cnn', 'mlp'] as const).map((name) => {
-    const model = buildModel(tf, name, 'bench');
-    const weights = flattenWeights(model);
-    model.dispose();
-    return [name, weights];
-  }),
-) as Record<ModelName, Float32Array>;
+// The built-in models' packages and initial weights (built once, on a cpu worker).
+const packages = {} as Record<ModelName, ModelPackage>;
+const initial = {} as Record<ModelName, Float32Array>;
+{
+  const pool = createTrainingPool({ threads: 1, backend: 'cpu' });
+  for (const name of ['cnn', 'mlp'] as const) {
+    packages[name] = await builtinModel(name);
+    initial[name] = (await pool.describe(packages[name], 'bench')).initial;
+  }
+  await pool.close();
+}
+const refOf = (name: ModelName) => ({
+  key: modelPackageDigest(packages[name]),
+  topology: packages[name].topology,
+});
 
 async function measure(
   model: ModelName,
@@ -55,7 +62,7 @@ async function measure(
   try {
     const job = (from: number, n: number) =>
       pool.train({
-        model,
+        model: refOf(model),
         weights: initial[model].slice(),
         data: slice(from, n),
         options: { epochs: 1, seed: 'bench' },

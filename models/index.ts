@@ -1,50 +1,78 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as Tfjs from '@tensorflow/tfjs';
+import { canonicalJson } from '../src/shared/canonical.ts';
 import { AilinkError } from '../src/shared/errors.ts';
-import { CNN } from './cnn.ts';
-import { MLP } from './mlp.ts';
 
 /**
- * The models AI-LINK trains, each defined once (models/cnn.ts, models/mlp.ts) as a list of layers. From that one
- * definition come both the pure description every party agrees on (`modelSpec`: tensor names and shapes in the
- * canonical order, which is also the order of a flat weight vector, the unit that is masked, aggregated and stored)
- * and the TensorFlow.js model that trains (`buildModel`, with the tf.layers API so that `model.save` writes the
- * model.json + weights that leave the system).
+ * A task's model is any TensorFlow.js Layers model: a model.json (its topology) and, optionally, the weights it starts
+ * from, as `tensorflowjs_converter` writes them from Keras or `model.save` from tfjs. Both travel as one stored object,
+ * the model package (`encodeModelPackage`), named in the task spec by fid and digest. The built-in CNN and MLP are two
+ * such files (models/cnn/model.json, models/mlp/model.json) and get no special treatment.
+ *
+ * From a topology come the pure description every party agrees on (`ModelSpec`: input shape, output, and the weight
+ * tensors in the canonical order — tfjs's own `model.weights` order, which is also the order of a flat weight vector,
+ * the unit that is masked, aggregated and stored) and the TensorFlow.js model that trains (`buildModel`).
  */
 
 /** The TensorFlow.js namespace (tfjs, or tfjs-node when installed); passed in, never imported here at run time. */
 export type Tf = typeof Tfjs;
 
-export const MODEL_NAMES = ['cnn', 'mlp'] as const;
-export type ModelName = (typeof MODEL_NAMES)[number];
+const here = dirname(fileURLToPath(import.meta.url));
+/** The built-in models, by name: each a model.json without weights (they start from seeded initializers). */
+export const BUILTIN_MODELS = {
+  cnn: resolve(here, 'cnn/model.json'),
+  mlp: resolve(here, 'mlp/model.json'),
+} as const;
+export type BuiltinModel = keyof typeof BUILTIN_MODELS;
 
-/** Fashion-MNIST (and MNIST): 28×28 grey images, 10 classes. Both models take the image unflattened. */
-const INPUT_SHAPE = [28, 28, 1] as const;
-const CLASSES = 10;
+/** The layers training runs on every backend (wasm included, with src/participant/tf.ts's gradients). */
+export const SUPPORTED_LAYERS: ReadonlySet<string> = new Set([
+  'InputLayer',
+  'Dense',
+  'Conv1D',
+  'Conv2D',
+  'DepthwiseConv2D',
+  'SeparableConv2D',
+  'MaxPooling1D',
+  'MaxPooling2D',
+  'AveragePooling1D',
+  'AveragePooling2D',
+  'GlobalAveragePooling1D',
+  'GlobalAveragePooling2D',
+  'GlobalMaxPooling1D',
+  'GlobalMaxPooling2D',
+  'Flatten',
+  'Reshape',
+  'Dropout',
+  'Activation',
+  'ReLU',
+  'LeakyReLU',
+  'Softmax',
+  'BatchNormalization',
+  'LayerNormalization',
+  'ZeroPadding2D',
+  'Add',
+  'Concatenate',
+]);
 
-export type Activation = 'relu' | 'linear';
+/** Largest model.json accepted (a topology, not weights: the CNN's is 7 KB). */
+const MAX_TOPOLOGY_BYTES = 4 * 1024 * 1024;
+/** Largest weights accepted with a model (1 G parameters of float32 would not train here anyway). */
+const MAX_WEIGHT_BYTES = 2 * 1024 * 1024 * 1024;
 
-/** One layer of a model definition; weights are named `<layer>/kernel` and `<layer>/bias`, as tf.layers names them. */
-export type LayerDefinition =
-  | {
-      readonly kind: 'conv2d';
-      readonly name: string;
-      readonly filters: number;
-      readonly kernelSize: number;
-      readonly activation: Activation;
-    }
-  | { readonly kind: 'maxPool2d'; readonly name: string; readonly poolSize: number }
-  | { readonly kind: 'flatten'; readonly name: string }
-  | {
-      readonly kind: 'dense';
-      readonly name: string;
-      readonly units: number;
-      readonly activation: Activation;
-    };
-
-export interface ModelDefinition {
+export interface WeightSpec {
   readonly name: string;
-  readonly layers: readonly LayerDefinition[];
+  readonly shape: readonly number[];
+  readonly dtype: 'float32';
+}
+
+/** A model as it is agreed on: the topology (model.json's `modelTopology`) and optional starting weights. */
+export interface ModelPackage {
+  readonly topology: Record<string, unknown>;
+  readonly weights: { readonly specs: readonly WeightSpec[]; readonly data: Uint8Array } | null;
 }
 
 export interface TensorSpec {
@@ -54,143 +82,277 @@ export interface TensorSpec {
 
 /** What a model is, without TensorFlow.js: enough to size, check and lay out a flat weight vector. */
 export interface ModelSpec {
-  readonly name: ModelName;
+  readonly name: string;
+  /** One example's shape, without the batch dimension. */
   readonly inputShape: readonly number[];
-  readonly classes: number;
+  /** Units of the (single) output: the number of classes, or 1 for a binary classifier. */
+  readonly outputUnits: number;
+  /** What the output means: raw scores (the loss applies softmax or sigmoid) or probabilities. */
+  readonly output: 'logits' | 'probabilities';
   /** The total number of weights, the length of a flat weight vector. */
   readonly parameters: number;
-  /** Every weight tensor in the canonical order (layer by layer, kernel before bias). */
+  /** Every weight tensor in the canonical order. */
   readonly tensors: readonly TensorSpec[];
 }
 
-const DEFINITIONS: Record<ModelName, ModelDefinition> = { cnn: CNN, mlp: MLP };
-
-const isModelName = (name: string): name is ModelName => (MODEL_NAMES as readonly string[]).includes(name);
-
-/** Walks the layers from the input shape; convolutions keep the size ('same'), pooling halves it (floor). */
-function describe(name: ModelName): ModelSpec {
-  const definition = DEFINITIONS[name];
-  let shape: number[] = [...INPUT_SHAPE];
-  const tensors: TensorSpec[] = [];
-  for (const layer of definition.layers) {
-    if (layer.kind === 'conv2d') {
-      const [h, w, channels] = shape as [number, number, number];
-      tensors.push(
-        {
-          name: `${layer.name}/kernel`,
-          shape: [layer.kernelSize, layer.kernelSize, channels, layer.filters],
-        },
-        { name: `${layer.name}/bias`, shape: [layer.filters] },
-      );
-      shape = [h, w, layer.filters];
-    } else if (layer.kind === 'maxPool2d') {
-      const [h, w, channels] = shape as [number, number, number];
-      shape = [Math.floor(h / layer.poolSize), Math.floor(w / layer.poolSize), channels];
-    } else if (layer.kind === 'flatten') {
-      shape = [shape.reduce((a, d) => a * d, 1)];
-    } else {
-      tensors.push(
-        { name: `${layer.name}/kernel`, shape: [shape[0]!, layer.units] },
-        { name: `${layer.name}/bias`, shape: [layer.units] },
-      );
-      shape = [layer.units];
-    }
-  }
-  return {
-    name,
-    inputShape: INPUT_SHAPE,
-    classes: CLASSES,
-    parameters: tensors.reduce((a, t) => a + sizeOf(t.shape), 0),
-    tensors,
-  };
-}
+const invalid = (why: string, details?: Record<string, unknown>): never => {
+  throw new AilinkError('MODEL_INVALID', why, details ? { details } : undefined);
+};
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
 
-const specs = new Map<ModelName, ModelSpec>();
+// ---------------------------------------------------------------------------------------------------------------
+// model.json files and the stored package
 
 /**
- * The pure description of a model: input shape, classes, parameter count, weight tensors in the canonical order.
- * @throws MODEL_UNKNOWN for a name that is not in MODEL_NAMES
+ * Reads a model.json as a person hands it over, with the weight files its manifest names (paths relative to it).
+ * @throws MODEL_INVALID for a file that is not a layers model.json, or weights missing, not float32 or of the wrong size
  */
-export function modelSpec(name: string): ModelSpec {
-  if (!isModelName(name)) {
+export async function readModelJson(path: string): Promise<ModelPackage> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new AilinkError('MODEL_INVALID', `cannot read ${path}: ${(cause as Error).message}`, { cause });
+  }
+  if (text.length > MAX_TOPOLOGY_BYTES)
+    invalid(`${path} is ${text.length} bytes; a model.json over ${MAX_TOPOLOGY_BYTES} is refused`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new AilinkError('MODEL_INVALID', `${path} is not JSON: ${(cause as Error).message}`, { cause });
+  }
+  const file = json as { modelTopology?: unknown; weightsManifest?: unknown; format?: unknown };
+  const topology = topologyOf(file?.modelTopology, path);
+  if (file.weightsManifest === undefined || file.weightsManifest === null) return { topology, weights: null };
+  if (!Array.isArray(file.weightsManifest))
+    return invalid(`${path}: weightsManifest must be a list of groups`);
+  const specs: WeightSpec[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const group of file.weightsManifest as { paths?: unknown; weights?: unknown }[]) {
+    if (!Array.isArray(group?.paths) || !Array.isArray(group?.weights))
+      invalid(`${path}: every weightsManifest group needs paths and weights`);
+    for (const p of group.paths as unknown[]) {
+      if (typeof p !== 'string' || p.includes('..') || p.startsWith('/'))
+        invalid(`${path}: weight path ${JSON.stringify(p)} must be a file name beside model.json`);
+      const file = join(dirname(path), p as string);
+      try {
+        chunks.push(new Uint8Array(await readFile(file)));
+      } catch (cause) {
+        throw new AilinkError(
+          'MODEL_INVALID',
+          `cannot read the weights file ${file}: ${(cause as Error).message}`,
+        );
+      }
+    }
+    for (const w of group.weights as { name?: unknown; shape?: unknown; dtype?: unknown }[])
+      specs.push(weightSpecOf(w, path));
+  }
+  const total = chunks.reduce((a, c) => a + c.byteLength, 0);
+  if (total > MAX_WEIGHT_BYTES)
+    invalid(`${path}: ${total} bytes of weights; more than ${MAX_WEIGHT_BYTES} is refused`);
+  const data = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    data.set(c, at);
+    at += c.byteLength;
+  }
+  const expected = specs.reduce((a, s) => a + 4 * sizeOf(s.shape), 0);
+  if (expected !== total)
+    invalid(`${path}: the manifest describes ${expected} bytes of weights, the files hold ${total}`, {
+      expected,
+      got: total,
+    });
+  return { topology, weights: { specs, data } };
+}
+
+function topologyOf(value: unknown, where: string): Record<string, unknown> {
+  const t = value as { class_name?: unknown; config?: unknown } | null;
+  if (t === null || typeof t !== 'object' || Array.isArray(t))
+    return invalid(`${where}: expected a layers model.json with a modelTopology object`);
+  if (t.class_name !== 'Sequential' && t.class_name !== 'Model' && t.class_name !== 'Functional')
+    return invalid(
+      `${where}: expected a Sequential or functional Model topology, got ${JSON.stringify(t.class_name)}`,
+    );
+  if (t.config === null || typeof t.config !== 'object')
+    return invalid(`${where}: the topology has no config`);
+  return t as Record<string, unknown>;
+}
+
+function weightSpecOf(w: { name?: unknown; shape?: unknown; dtype?: unknown }, where: string): WeightSpec {
+  if (
+    typeof w?.name !== 'string' ||
+    !Array.isArray(w.shape) ||
+    !w.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+  )
+    return invalid(`${where}: a weight entry needs a name and a shape of non-negative integers`);
+  if ((w.dtype ?? 'float32') !== 'float32')
+    return invalid(`${where}: weight ${w.name} is ${String(w.dtype)}; only float32 weights are supported`);
+  return { name: w.name, shape: w.shape as number[], dtype: 'float32' };
+}
+
+/** The built-in model's package. @throws MODEL_UNKNOWN for another name */
+export async function builtinModel(name: string): Promise<ModelPackage> {
+  if (!Object.hasOwn(BUILTIN_MODELS, name))
     throw new AilinkError(
       'MODEL_UNKNOWN',
-      `unknown model "${name}"; known models: ${MODEL_NAMES.join(', ')}`,
+      `unknown built-in model "${name}"; built in: ${Object.keys(BUILTIN_MODELS).join(', ')}, or give a model.json path`,
     );
-  }
-  let spec = specs.get(name);
-  if (spec === undefined) {
-    spec = describe(name);
-    specs.set(name, spec);
-  }
-  return spec;
+  return readModelJson(BUILTIN_MODELS[name as BuiltinModel]);
 }
 
-/** A 32-bit initializer seed per layer, from the model seed: layers must not share a random stream. */
-function layerSeed(seed: string, model: ModelName, layer: string): number {
-  return createHash('sha256').update(`ailink/model/${model}/${layer}/${seed}`).digest().readUInt32LE(0);
+const PACKAGE_MAGIC = 'AILP';
+
+/**
+ * The stored form of a model package: 'AILP' ‖ u32 LE header length ‖ canonical JSON {modelTopology, weights: [specs]
+ * or null} ‖ the weights (float32 LE, in the specs' order). Canonical, so one model has one digest.
+ */
+export function encodeModelPackage(pkg: ModelPackage): Uint8Array {
+  const header = new TextEncoder().encode(
+    canonicalJson({ modelTopology: pkg.topology, weights: pkg.weights?.specs ?? null }),
+  );
+  const data = pkg.weights?.data ?? new Uint8Array(0);
+  const out = new Uint8Array(8 + header.byteLength + data.byteLength);
+  out.set(new TextEncoder().encode(PACKAGE_MAGIC), 0);
+  new DataView(out.buffer).setUint32(4, header.byteLength, true);
+  out.set(header, 8);
+  out.set(data, 8 + header.byteLength);
+  return out;
 }
 
-/** Models built here, with the tf instance that built them (loading weights needs its tensor constructor). */
+/** @throws MODEL_INVALID when the bytes are not a model package */
+export function decodeModelPackage(bytes: Uint8Array): ModelPackage {
+  if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== PACKAGE_MAGIC)
+    invalid('model package: expected the AILP magic');
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (length > MAX_TOPOLOGY_BYTES || 8 + length > bytes.byteLength)
+    invalid(`model package: header length ${length} out of range`);
+  let header: { modelTopology?: unknown; weights?: unknown };
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  } catch {
+    return invalid('model package: malformed header');
+  }
+  const topology = topologyOf(header.modelTopology, 'model package');
+  const data = bytes.slice(8 + length);
+  if (header.weights === null || header.weights === undefined) {
+    if (data.byteLength !== 0) invalid('model package: weight bytes without weight specs');
+    return { topology, weights: null };
+  }
+  if (!Array.isArray(header.weights)) return invalid('model package: weights must be a list');
+  const specs = header.weights.map((w) => weightSpecOf(w, 'model package'));
+  const expected = specs.reduce((a, s) => a + 4 * sizeOf(s.shape), 0);
+  if (expected !== data.byteLength)
+    invalid(`model package: specs describe ${expected} bytes of weights, it holds ${data.byteLength}`);
+  return { topology, weights: { specs, data } };
+}
+
+export const modelPackageDigest = (pkg: ModelPackage): string =>
+  createHash('sha256').update(encodeModelPackage(pkg)).digest('hex');
+
+// ---------------------------------------------------------------------------------------------------------------
+// Building and describing
+
+/** A 32-bit initializer seed per layer and initializer, from the model seed: none may share a random stream. */
+function initializerSeed(seed: string, layer: string, key: string): number {
+  return createHash('sha256').update(`ailink/init/${layer}/${key}/${seed}`).digest().readUInt32LE(0);
+}
+
+/**
+ * The topology with every random initializer seeded from `seed`: tfjs draws seeded random numbers in JavaScript, not
+ * on the backend, so the same seed gives bit-identical initial weights everywhere (a coordinator restart recomputes
+ * round 0's model exactly).
+ */
+function seededTopology(topology: Record<string, unknown>, seed: string): Record<string, unknown> {
+  const copy = structuredClone(topology) as { config: { layers?: unknown[] } };
+  for (const layer of (copy.config.layers ?? []) as { config?: Record<string, unknown> }[]) {
+    const config = layer.config ?? {};
+    for (const [key, value] of Object.entries(config)) {
+      const init = value as { config?: Record<string, unknown> } | null;
+      if (key.endsWith('_initializer') && init?.config && 'seed' in init.config)
+        init.config.seed = initializerSeed(seed, String(config.name), key);
+    }
+  }
+  return copy as Record<string, unknown>;
+}
+
+/** Models built here, with the tf instance and spec (loading weights needs its tensor constructor). */
 const built = new WeakMap<Tfjs.LayersModel, { tf: Tf; spec: ModelSpec }>();
 
 /**
- * Builds a model with tf.layers. Kernels are Glorot-uniform from a per-layer seed derived from `seed`, biases zero, so
- * the initial weights depend only on the seed: the same seed gives bit-identical weights on every backend (tfjs draws
- * seeded random numbers in JavaScript, not on the backend).
- * @throws MODEL_UNKNOWN for a name that is not in MODEL_NAMES
+ * Builds a model from its topology, initializers seeded from `seed`, and checks that TensorFlow.js can train it.
+ * @throws MODEL_LAYER_UNSUPPORTED naming the first layer of a class the training backend cannot run
+ * @throws MODEL_INVALID when tfjs cannot build the topology, or it has not exactly one input and one 2-D output
  */
-export function buildModel(tf: Tf, name: string, seed: string): Tfjs.LayersModel {
-  const spec = modelSpec(name);
-  const model = tf.sequential({ name: spec.name });
-  for (const [i, layer] of DEFINITIONS[spec.name].layers.entries()) {
-    const first = i === 0 ? { inputShape: [...spec.inputShape] } : {};
-    const kernelInitializer = () =>
-      tf.initializers.glorotUniform({ seed: layerSeed(seed, spec.name, layer.name) });
-    if (layer.kind === 'conv2d') {
-      model.add(
-        tf.layers.conv2d({
-          ...first,
-          name: layer.name,
-          filters: layer.filters,
-          kernelSize: layer.kernelSize,
-          padding: 'same',
-          activation: layer.activation,
-          kernelInitializer: kernelInitializer(),
-          biasInitializer: 'zeros',
-        }),
-      );
-    } else if (layer.kind === 'maxPool2d') {
-      model.add(tf.layers.maxPooling2d({ ...first, name: layer.name, poolSize: layer.poolSize }));
-    } else if (layer.kind === 'flatten') {
-      model.add(tf.layers.flatten({ ...first, name: layer.name }));
-    } else {
-      model.add(
-        tf.layers.dense({
-          ...first,
-          name: layer.name,
-          units: layer.units,
-          activation: layer.activation,
-          kernelInitializer: kernelInitializer(),
-          biasInitializer: 'zeros',
-        }),
-      );
-    }
-  }
-  // The spec is derived from the same definition; if tf.layers ever orders or shapes weights differently, flat
-  // vectors would silently scramble, so check once here.
-  const actual = model.weights.map((w) => ({ name: w.originalName, shape: w.shape }));
-  const expected = spec.tensors.map((t) => ({ name: t.name, shape: [...t.shape] }));
-  if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-    model.dispose();
-    throw new Error(
-      `tf.layers built ${name} with weights ${JSON.stringify(actual)}, the spec says ${JSON.stringify(expected)}`,
+export async function buildModel(
+  tf: Tf,
+  topology: Record<string, unknown>,
+  seed: string,
+): Promise<Tfjs.LayersModel> {
+  checkLayers(topology);
+  let model: Tfjs.LayersModel;
+  try {
+    model = await tf.models.modelFromJSON({ modelTopology: seededTopology(topology, seed) } as never);
+  } catch (cause) {
+    throw new AilinkError(
+      'MODEL_INVALID',
+      `TensorFlow.js cannot build the model: ${(cause as Error).message}`,
+      {
+        cause,
+      },
     );
   }
-  built.set(model, { tf, spec });
+  try {
+    built.set(model, { tf, spec: describe(model) });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
   return model;
+}
+
+function checkLayers(topology: Record<string, unknown>): void {
+  const layers = ((topology.config as { layers?: unknown }).layers ?? []) as {
+    class_name?: unknown;
+    config?: { name?: unknown };
+  }[];
+  if (!Array.isArray(layers) || layers.length === 0) invalid('the model has no layers');
+  for (const [i, layer] of layers.entries()) {
+    const kind = String(layer?.class_name);
+    if (!SUPPORTED_LAYERS.has(kind))
+      throw new AilinkError(
+        'MODEL_LAYER_UNSUPPORTED',
+        `layer ${i} ("${String(layer?.config?.name ?? '?')}") is a ${kind}, which AI-LINK cannot train; supported: ${[...SUPPORTED_LAYERS].join(', ')}`,
+        { details: { layer: layer?.config?.name ?? null, index: i, className: kind } },
+      );
+  }
+}
+
+function describe(model: Tfjs.LayersModel): ModelSpec {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1)
+    invalid(
+      `expected a model with one input and one output, got ${model.inputs.length} and ${model.outputs.length}`,
+    );
+  const outShape = model.outputs[0]!.shape;
+  if (outShape.length !== 2 || !(outShape[1]! >= 1))
+    invalid(`expected the output to be [batch, units], got [${outShape.join(', ')}]`);
+  const inputShape = model.inputs[0]!.shape.slice(1);
+  if (!inputShape.every((d) => Number.isSafeInteger(d) && d! > 0))
+    invalid(`expected a fixed input shape, got [${model.inputs[0]!.shape.join(', ')}]`);
+  const last = model.layers[model.layers.length - 1]!;
+  const activation = (last.getConfig() as { activation?: string }).activation;
+  const probabilities =
+    activation === 'softmax' || activation === 'sigmoid' || last.getClassName() === 'Softmax';
+  const tensors = model.weights.map((w) => ({ name: w.originalName, shape: [...w.shape] as number[] }));
+  return {
+    name: model.name,
+    inputShape: inputShape as number[],
+    outputUnits: outShape[1]!,
+    output: probabilities ? 'probabilities' : 'logits',
+    parameters: tensors.reduce((a, t) => a + sizeOf(t.shape), 0),
+    tensors,
+  };
 }
 
 /**
@@ -203,14 +365,53 @@ export function specOf(model: Tfjs.LayersModel): ModelSpec {
 
 function entryOf(model: Tfjs.LayersModel): { tf: Tf; spec: ModelSpec } {
   const entry = built.get(model);
-  if (entry === undefined) {
+  if (entry === undefined)
     throw new AilinkError('MODEL_UNKNOWN', `model "${model.name}" was not built by buildModel`);
-  }
   return entry;
 }
 
 /**
- * The model's weights as one vector in the canonical order (`modelSpec(name).tensors`).
+ * The weights a package carries, as a flat vector in the model's canonical order.
+ * @throws MODEL_SHAPE_MISMATCH naming the first tensor whose name or shape differs from the topology's
+ */
+export function packageWeights(spec: ModelSpec, pkg: ModelPackage): Float32Array | null {
+  if (pkg.weights === null) return null;
+  const { specs, data } = pkg.weights;
+  // Weight names in a saved manifest may carry a scope prefix ("sequential_1/dense/kernel"): match on the suffix.
+  const byName = new Map<string, { offset: number; shape: readonly number[] }>();
+  let offset = 0;
+  for (const s of specs) {
+    byName.set(s.name, { offset, shape: s.shape });
+    offset += 4 * sizeOf(s.shape);
+  }
+  const out = new Float32Array(spec.parameters);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  for (const t of spec.tensors) {
+    const found =
+      byName.get(t.name) ?? [...byName.entries()].find(([n]) => n.endsWith(`/${t.name}`))?.[1] ?? undefined;
+    if (found === undefined || found.shape.join('x') !== t.shape.join('x'))
+      throw new AilinkError(
+        'MODEL_SHAPE_MISMATCH',
+        found === undefined
+          ? `the weights have no tensor ${t.name} (the topology needs it, shape [${t.shape.join(', ')}])`
+          : `weight ${t.name} has shape [${found.shape.join(', ')}], the topology needs [${t.shape.join(', ')}]`,
+        { details: { tensor: t.name } },
+      );
+    for (let i = 0; i < sizeOf(t.shape); i++) out[at + i] = view.getFloat32(found.offset + 4 * i, true);
+    at += sizeOf(t.shape);
+  }
+  if (specs.length !== spec.tensors.length)
+    throw new AilinkError(
+      'MODEL_SHAPE_MISMATCH',
+      `the weights hold ${specs.length} tensors, the topology has ${spec.tensors.length}`,
+    );
+  checkFlatWeights(spec, out);
+  return out;
+}
+
+/**
+ * The model's weights as one vector in the canonical order.
  * @throws MODEL_UNKNOWN when the model was not built by buildModel
  */
 export function flattenWeights(model: Tfjs.LayersModel): Float32Array {
@@ -228,9 +429,7 @@ export function flattenWeights(model: Tfjs.LayersModel): Float32Array {
 
 /**
  * Replaces the model's weights with a flat vector in the canonical order. The values are copied.
- * @throws MODEL_SHAPE_MISMATCH when the length is not the model's parameter count
- * @throws MODEL_WEIGHTS_INVALID when a value is NaN or infinite
- * @throws MODEL_UNKNOWN when the model was not built by buildModel
+ * @throws MODEL_SHAPE_MISMATCH, MODEL_WEIGHTS_INVALID as checkFlatWeights; MODEL_UNKNOWN for a model not built here
  */
 export function loadFlatWeights(model: Tfjs.LayersModel, flat: Float32Array): void {
   const { tf, spec } = entryOf(model);
@@ -285,12 +484,16 @@ export interface TfjsModelFiles {
 }
 
 /**
- * The files `tf.loadLayersModel` reads, for a flat weight vector: the model is rebuilt from its definition, given the
+ * The files `tf.loadLayersModel` reads, for a flat weight vector: the model is built from its topology, given the
  * weights, and saved through tfjs's own serialiser, so the topology and weight names are exactly what tfjs expects.
- * @throws MODEL_SHAPE_MISMATCH, MODEL_WEIGHTS_INVALID, MODEL_UNKNOWN as loadFlatWeights and buildModel do
+ * @throws MODEL_SHAPE_MISMATCH, MODEL_WEIGHTS_INVALID, MODEL_INVALID as loadFlatWeights and buildModel do
  */
-export async function tfjsModelFiles(tf: Tf, name: string, flat: Float32Array): Promise<TfjsModelFiles> {
-  const model = buildModel(tf, name, 'export');
+export async function tfjsModelFiles(
+  tf: Tf,
+  topology: Record<string, unknown>,
+  flat: Float32Array,
+): Promise<TfjsModelFiles> {
+  const model = await buildModel(tf, topology, 'export');
   try {
     loadFlatWeights(model, flat);
     let saved: Tfjs.io.ModelArtifacts | undefined;

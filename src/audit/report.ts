@@ -144,7 +144,9 @@ function facts(report: AuditReport): Table {
 const SETTING_LABELS: Readonly<Record<string, string>> = {
   name: 'Name',
   model: 'Model',
+  data: 'Data schema',
   dataset: 'Dataset',
+  training: 'Loss, optimizer, metrics',
   strategy: 'Strategy',
   local: 'Local training',
   rounds: 'Rounds',

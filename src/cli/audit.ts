@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { decodeModelPackage } from '../../models/index.ts';
 import { type AuditReport, auditTask, renderReport } from '../audit/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { type Account, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
-import { decodeModelBytes } from '../task/index.ts';
+import { decodeModelBytes, parseTaskSpec } from '../task/index.ts';
 import { connectAs } from './fl.ts';
 import { writeTfjsModel } from './model-files.ts';
 
@@ -171,8 +172,16 @@ export async function openAuditor(network: LoadedNetwork, account: Account, opti
             'MODEL_UNVERIFIED',
             `model ${round.model.fid} hashes to ${hash}, the anchored manifest says ${round.model.hash}`,
           );
-        const { model, weights } = decodeModelBytes(bytes);
-        const files = await writeTfjsModel(dir, model, weights);
+        const { weights } = decodeModelBytes(bytes);
+        // The topology comes from the model package the verified spec names, checked against its digest.
+        const spec = parseTaskSpec(report.spec);
+        const pkg = await fetch(spec.model.fid, { signal: AbortSignal.timeout(180_000) });
+        if (createHash('sha256').update(pkg).digest('hex') !== spec.model.digest)
+          throw new AilinkError(
+            'MODEL_UNVERIFIED',
+            `the model package ${spec.model.fid} does not hash to the spec's digest ${spec.model.digest}`,
+          );
+        const files = await writeTfjsModel(dir, decodeModelPackage(pkg).topology, weights);
         const pulled: PulledModel = {
           task: report.task,
           round: round.round,

@@ -3,8 +3,10 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { builtinModel, encodeModelPackage } from '../../models/index.ts';
 import type { AuditReport } from '../audit/index.ts';
-import { loadSource, partitionIndices, subsetOf } from '../participant/dataset.ts';
+import { FASHION_MNIST_CLASSES, loadSource, partitionIndices } from '../participant/dataset.ts';
+import { selectExamples } from '../participant/examples.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
@@ -145,16 +147,29 @@ export async function runFederatedDemo(
     const backend = await pool.backend();
     say(`3. coordinator at ${node.url} (training backend: ${backend})`);
     const cohortMin = Math.max(3, options.participants - 2);
+    // The owner stores the agreed model first; the task names it by fid (the coordinator reads the rest from it).
+    const modelFid = await node.put(
+      encodeModelPackage(await builtinModel(options.model)),
+      `${options.model}.ailp`,
+    );
     const task = await node.coordinator.createTask({
       name: `fashion-mnist ${options.model}`,
-      model: { name: options.model, initialSeed: 'ailink-demo' },
-      dataset: { name: 'fashion-mnist', description: `Dirichlet(${options.alpha}) slices of ${data.dir}` },
-      strategy: { name: 'fedavg' },
-      local: {
-        epochs: options.epochs,
-        batchSize: options.model === 'mlp' ? 10 : 50,
-        learningRate: options.model === 'mlp' ? 0.05 : 0.05,
+      model: { fid: modelFid, initialSeed: 'ailink-demo' },
+      data: {
+        kind: 'images',
+        inputShape: [28, 28, 1],
+        classes: FASHION_MNIST_CLASSES,
+        holdout: 0,
       },
+      dataset: { name: 'fashion-mnist', description: `Dirichlet(${options.alpha}) slices of ${data.dir}` },
+      training: {
+        loss: 'categorical_crossentropy',
+        optimizer: { name: 'sgd', learningRate: 0.05 },
+        metrics: ['accuracy', 'loss'],
+        proximalMu: 0,
+      },
+      strategy: { name: 'fedavg' },
+      local: { epochs: options.epochs, batchSize: options.model === 'mlp' ? 10 : 50 },
       rounds: options.rounds,
       cohort: { size: options.participants, min: cohortMin },
       deadlines: {
@@ -188,10 +203,10 @@ export async function runFederatedDemo(
 
     const nodes = await Promise.all(
       accounts.map(async (account, i) => {
-        const slice = subsetOf(
+        const slice = selectExamples(
           data.train,
           partitionIndices(
-            data.train.labels,
+            data.train.y,
             { kind: 'dirichlet', alpha: options.alpha, index: i, clients: options.participants },
             'demo',
           ),

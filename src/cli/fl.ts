@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../aggregation/index.ts';
 import { auditTask } from '../audit/index.ts';
 import {
@@ -20,9 +21,9 @@ import { createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
 import { openCoordinatorStore } from '../coordinator/store.ts';
 import { createHost, type Host, newPeerKey, type PeerRef } from '../p2p/index.ts';
-import type { ImageDataset } from '../participant/idx.ts';
+import type { Examples } from '../participant/examples.ts';
 import { createParticipant, type Participant, type ParticipantOptions } from '../participant/runtime.ts';
-import type { TrainingPool } from '../participant/train-pool.ts';
+import type { ModelRef, TrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
@@ -174,6 +175,8 @@ export interface CoordinatorNode {
   readonly coordinator: ReturnType<typeof createCoordinator>;
   /** Reads a stored object as the coordinator (it may read updates encrypted for it, and public objects). */
   get(fid: string): Promise<Uint8Array>;
+  /** Stores a public object as the coordinator's account (e.g. the model package of a task it is asked to run). */
+  put(bytes: Uint8Array, name: string): Promise<string>;
   /** The task's rounds as the chain recorded them (this node's index of it). */
   anchored(task: string): { round: number; manifest: string; digest: string }[];
   stop(): Promise<void>;
@@ -190,7 +193,7 @@ export async function startCoordinatorNode(
     dir: string;
     account: Account;
     httpPort?: number;
-    testData: ImageDataset;
+    testData: Examples;
     log: (line: string) => void;
   },
 ): Promise<CoordinatorNode> {
@@ -204,6 +207,19 @@ export async function startCoordinatorNode(
     'coordinator',
   );
   const store = openCoordinatorStore(join(options.dir, 'coordinator.sqlite'));
+  // Each task's model topology, read once from its stored package (the spec names it by digest).
+  const refs = new Map<string, Promise<ModelRef>>();
+  const modelRef = (spec: TaskSpec): Promise<ModelRef> => {
+    let ref = refs.get(spec.model.digest);
+    if (ref === undefined) {
+      ref = net
+        .get(spec.model.fid, { signal: AbortSignal.timeout(60_000) })
+        .then((bytes) => ({ key: spec.model.digest, topology: decodeModelPackage(bytes).topology }));
+      ref.catch(() => refs.delete(spec.model.digest));
+      refs.set(spec.model.digest, ref);
+    }
+    return ref;
+  };
   const coordinator = createCoordinator({
     account: options.account,
     serverKey: server.privateKey,
@@ -211,9 +227,14 @@ export async function startCoordinatorNode(
     store,
     objects: { put: net.put, putModel: net.putModel, get: (fid, o) => net.get(fid, o) },
     ledger: net,
-    initialWeights: (model, seed) => deps.pool.initialWeights(model, seed),
-    evaluate: async (model, weights) =>
-      deps.pool.evaluate({ model, weights: weights.slice(), data: options.testData }),
+    describeModel: (pkg, seed) => deps.pool.describe(pkg, seed),
+    evaluate: async (spec, weights) =>
+      deps.pool.evaluate({
+        model: await modelRef(spec),
+        weights: weights.slice(),
+        data: options.testData,
+        loss: spec.training.loss,
+      }),
     publish: async (topic, announcement) => {
       await host.publish(topic, new TextEncoder().encode(JSON.stringify(announcement)));
     },
@@ -285,6 +306,7 @@ export async function startCoordinatorNode(
     peer,
     coordinator,
     get: (fid) => net.get(fid),
+    put: (bytes, name) => net.put(bytes, name),
     anchored: (task) => net.anchored(task),
     async stop() {
       await grants.stop();
@@ -332,7 +354,7 @@ export async function startParticipantNode(
     account: Account;
     /** Ed25519 key that signs this participant's round messages; keep it for the task's lifetime. */
     identityKey: Uint8Array;
-    data: ImageDataset;
+    data: Examples;
     log: (line: string) => void;
   } & ParticipantOptions,
 ): Promise<ParticipantNode> {
@@ -417,17 +439,7 @@ export async function startParticipantNode(
       objects: { get: (fid, o) => net.get(fid, o), putFor: net.putFor },
       trainer: {
         async train(job) {
-          const r = await deps.pool.train({
-            model: job.model,
-            weights: job.weights,
-            data: job.data,
-            options: {
-              epochs: job.epochs,
-              batchSize: job.batchSize,
-              learningRate: job.learningRate,
-              seed: job.seed,
-            },
-          });
+          const r = await deps.pool.train(job);
           return { weights: r.weights, loss: r.loss, examples: r.examples, seconds: r.seconds };
         },
       },

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { encodeModelPackage, readModelJson } from '../../models/index.ts';
 import { DEV_PROTOCOL_CONFIG, parseProtocolConfig, startDevChain } from '../chain/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { loadDataSpec, parseDataSpec } from '../participant/dataset.ts';
@@ -652,7 +653,17 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
     );
   });
   if (values['create-task']) {
-    const task = await node.coordinator.createTask(JSON.parse(readFileSync(values['create-task'], 'utf8')));
+    const input = JSON.parse(readFileSync(values['create-task'], 'utf8'));
+    // `model.path`: a model.json (beside the task file, or absolute) that this command stores as the task's package.
+    if (typeof input?.model?.path === 'string') {
+      const { path, ...rest } = input.model;
+      const pkg = await readModelJson(resolve(dirname(values['create-task']), path));
+      input.model = {
+        ...rest,
+        fid: await node.put(encodeModelPackage(pkg), `${basename(dirname(path))}.ailp`),
+      };
+    }
+    const task = await node.coordinator.createTask(input);
     console.error(`task ${task.id} created (spec digest ${task.digest} on chain)`);
   }
   process.stdout.write(

@@ -8,10 +8,14 @@ import { loadTf } from '../participant/tf.ts';
  * `tf.loadLayersModel('file://DIR/model.json')` (tfjs-node) or any loader of the format reads. Files appear whole:
  * each is written aside and renamed. Returns the path of model.json.
  */
-export async function writeTfjsModel(dir: string, name: string, weights: Float32Array): Promise<string> {
+export async function writeTfjsModel(
+  dir: string,
+  topology: Record<string, unknown>,
+  weights: Float32Array,
+): Promise<string> {
   // Serialising needs no speed: the cpu backend, which always loads, keeps this thread's tfjs predictable.
   const { tf } = await loadTf({ prefer: 'cpu' });
-  const files = await tfjsModelFiles(tf, name, weights);
+  const files = await tfjsModelFiles(tf, topology, weights);
   await mkdir(dir, { recursive: true });
   const put = async (file: string, data: string | Uint8Array) => {
     await writeFile(join(dir, `${file}.part`), data);

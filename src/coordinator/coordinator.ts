@@ -1,12 +1,20 @@
 import { setMaxListeners } from 'node:events';
+import {
+  decodeModelPackage,
+  type ModelPackage,
+  type ModelSpec,
+  modelPackageDigest,
+} from '../../models/index.ts';
 import { admissionMessage } from '../chain/index.ts';
 import { type Account, verifySignature } from '../shared/account.ts';
 import { fromHex } from '../shared/bytes.ts';
 import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  classesOf,
   encodeModelBytes,
   epsilonAfter,
+  featureShape,
   JOIN_WINDOW_MS,
   joinMessage,
   modelAccessOf,
@@ -45,8 +53,11 @@ export interface CoordinatorDeps extends Omit<RoundDeps, 'ledger' | 'publish'> {
   /** The Ed25519 public key matching `serverKey` (hex). */
   readonly serverPublicKey: string;
   readonly ledger: CoordinatorLedger;
-  /** The model's initial weights for a seed (deterministic: a restart recomputes the same ones). */
-  initialWeights(model: string, seed: string): Promise<Float32Array>;
+  /**
+   * Builds a model package on the training backend: its spec and initial weights (the package's own, else its
+   * initializers seeded by `seed`; deterministic, so a restart recomputes the same ones).
+   */
+  describeModel(pkg: ModelPackage, seed: string | null): Promise<{ spec: ModelSpec; initial: Float32Array }>;
   publish(topic: string, announcement: WireAnnouncement): Promise<void>;
 }
 
@@ -57,9 +68,12 @@ export interface CoordinatorOptions {
   readonly pollMs?: number;
 }
 
-/** What an owner submits: the spec without the parts the coordinator fills in (its keys, the initial model's hash). */
+/**
+ * What an owner submits: the spec without the parts the coordinator fills in (its keys, and what it reads from the
+ * model package the owner stored: name, digest, parameters, the initial model's hash).
+ */
 export type TaskInput = Omit<TaskSpec, 'coordinator' | 'model' | 'version'> & {
-  model: { name: TaskSpec['model']['name']; initialSeed: string };
+  model: { fid: string; name?: string; initialSeed: string | null };
 };
 
 export interface JoinRequest {
@@ -109,6 +123,27 @@ export interface Coordinator {
 export const topicOf = (task: string) => `/ailink/task/${task}/1`;
 
 /**
+ * The model must take the data as the schema shapes it and answer with one output per class (or one unit for two
+ * classes and a binary loss).
+ * @throws INVALID_INPUT saying which side to change
+ */
+export function checkModelFitsTask(model: ModelSpec, spec: TaskSpec): void {
+  const expected = featureShape(spec.data);
+  if (model.inputShape.join('x') !== expected.join('x'))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `the model takes input [${model.inputShape.join(', ')}], the data schema gives [${expected.join(', ')}]: change the model's input shape or the schema`,
+    );
+  const classes = classesOf(spec.data).length;
+  const binary = spec.training.loss === 'binary_crossentropy';
+  if (binary ? model.outputUnits !== 1 : model.outputUnits !== classes)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `the model outputs ${model.outputUnits} units; ${binary ? 'binary_crossentropy needs 1' : `the data has ${classes} classes`}`,
+    );
+}
+
+/**
  * The coordinator service: tasks, admissions, and one loop per task that runs its rounds (round.ts) until all are
  * done. Transport-agnostic: the CLI wires `handle` to the p2p round protocol, `publish` to gossip and the rest to
  * HTTP.
@@ -146,13 +181,17 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   async function initialOf(task: TaskRow) {
     const cached = initials.get(task.id);
     if (cached) return cached;
-    const weights = await deps.initialWeights(task.spec.model.name, task.spec.model.initialSeed);
+    const { initial: weights } = await modelOf(
+      task.spec.model.fid,
+      task.spec.model.digest,
+      task.spec.model.initialSeed,
+    );
     const bytes = encodeModelBytes(task.spec.model.name, weights);
     const hash = sha256Hex(bytes);
     if (hash !== task.spec.model.initialHash) {
       throw new AilinkError(
         'MODEL_UNVERIFIED',
-        `the initial ${task.spec.model.name} weights from seed ${task.spec.model.initialSeed} hash to ${hash}, the task says ${task.spec.model.initialHash}`,
+        `the initial weights of ${task.spec.model.name} hash to ${hash}, the task says ${task.spec.model.initialHash}`,
       );
     }
     const fid =
@@ -277,6 +316,26 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     }
   }
 
+  /**
+   * The model package stored as `fid`, checked against its digest when one is known, built on the training backend.
+   * @throws MODEL_UNVERIFIED when the bytes do not hash to `digest`; MODEL_INVALID and the like for a bad model
+   */
+  async function modelOf(fid: string, digest: string | null, seed: string | null) {
+    const bytes = await deps.objects.get(fid, { signal: AbortSignal.timeout(60_000) });
+    if (digest !== null && sha256Hex(bytes) !== digest)
+      throw new AilinkError(
+        'MODEL_UNVERIFIED',
+        `the model package ${fid.slice(0, 16)}… does not hash to ${digest}`,
+      );
+    const pkg = decodeModelPackage(bytes);
+    if (seed === null && pkg.weights === null)
+      throw new AilinkError(
+        'INVALID_INPUT',
+        'model.initialSeed: the model carries no weights, so a seed is needed',
+      );
+    return { pkg, ...(await deps.describeModel(pkg, pkg.weights === null ? seed : null)) };
+  }
+
   const startLoop = (task: TaskRow) => {
     const loop = runTask(task, controller.signal).catch((err: Error) => {
       if (!controller.signal.aborted) deps.log(`task ${task.id} stopped: ${err.message}`);
@@ -287,29 +346,37 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   return {
     async createTask(input) {
       const partial = input as TaskInput;
-      const seed = partial?.model?.initialSeed;
-      const modelName = partial?.model?.name;
-      if (typeof seed !== 'string' || (modelName !== 'cnn' && modelName !== 'mlp')) {
+      const fid = partial?.model?.fid;
+      const seed = partial?.model?.initialSeed ?? null;
+      if (
+        typeof fid !== 'string' ||
+        !/^[0-9a-f]{64}$/.test(fid) ||
+        (seed !== null && typeof seed !== 'string')
+      )
         throw new AilinkError(
           'INVALID_INPUT',
-          'expected model: { name: "cnn" | "mlp", initialSeed: string }',
+          'expected model: { fid: <the stored model package, 64 hex>, initialSeed: string | null, name?: string }',
         );
-      }
-      const weights = await deps.initialWeights(modelName, seed);
+      const model = await modelOf(fid, null, seed);
+      const name = partial.model.name ?? model.spec.name;
       const spec = parseTaskSpec({
         ...partial,
-        version: 1,
+        version: 2,
         coordinator: {
           account: deps.account.address,
           serverKey: deps.serverPublicKey,
           readerKey: deps.account.readerKey,
         },
         model: {
-          name: modelName,
-          initialSeed: seed,
-          initialHash: sha256Hex(encodeModelBytes(modelName, weights)),
+          name,
+          fid,
+          digest: modelPackageDigest(model.pkg),
+          parameters: model.spec.parameters,
+          initialSeed: model.pkg.weights === null ? seed : null,
+          initialHash: sha256Hex(encodeModelBytes(name, model.initial)),
         },
       });
+      checkModelFitsTask(model.spec, spec);
       strategyOf(spec); // refuses bad strategy options before anything is recorded
       if (spec.dp !== null && !withinBudget(spec, 0)) {
         throw new AilinkError(

@@ -91,11 +91,16 @@ const SpecSchema = TaskSpecSchema.meta({ id: 'TaskSpec', description: 'a task as
 // Registering it with an id puts it among the document's components, where the body's description points.
 TaskSpecSchema.omit({ version: true, coordinator: true, model: true })
   .extend({
-    model: z.object({ name: TaskSpecSchema.shape.model.shape.name, initialSeed: z.string().min(1).max(128) }),
+    model: z.object({
+      fid: TaskSpecSchema.shape.model.shape.fid,
+      name: TaskSpecSchema.shape.model.shape.name.optional(),
+      initialSeed: TaskSpecSchema.shape.model.shape.initialSeed,
+    }),
   })
   .meta({
     id: 'TaskInput',
-    description: 'what POST /v1/tasks takes: a TaskSpec without version, coordinator and model.initialHash',
+    description:
+      'what POST /v1/tasks takes: a TaskSpec without version and coordinator, and of the model only the fid of the stored model package (the coordinator reads the rest from it)',
   });
 
 export const InfoSchema = z

@@ -77,8 +77,9 @@ export interface RoundDeps {
     /** Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. */
     setTerms(fid: string, readers: readonly string[], price: string | null): Promise<void>;
   };
+  /** The global model's metrics on the coordinator's test set. */
   evaluate(
-    model: string,
+    spec: TaskSpec,
     weights: Float32Array,
   ): Promise<{ accuracy: number; loss: number; examples: number }>;
   publish(announcement: WireAnnouncement): Promise<void>;
@@ -594,7 +595,7 @@ export class AttemptRunner {
             random: dpNoiseSource(this.deps.serverKey, roundContext(k.task, k.round, k.attempt)),
           });
     const next = strategyOf(spec).aggregate(this.start, weighted);
-    const metrics = await this.deps.evaluate(spec.model.name, next.global);
+    const metrics = await this.deps.evaluate(spec, next.global);
     const modelBytes = encodeModelBytes(spec.model.name, next.global);
     const modelHash = sha256Hex(modelBytes);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AilinkError } from '../shared/errors.ts';
+import { type Examples, selectExamples } from './examples.ts';
 import { type ImageDataset, loadIdxDataset } from './idx.ts';
 import { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';
 
@@ -13,6 +14,8 @@ import { partitionDirichlet, partitionIid, partitionShards, seededRng } from './
  *   source     fashion-mnist            the full set from Debian's dataset-fashion-mnist, else the shipped subset
  *              fashion-mnist-small      the 6,000 + 1,000 image subset shipped in models/data (any machine)
  *              idx:<dir>                a directory holding the four standard IDX files (plain or .gz)
+ *              csv:<file>               a CSV or TSV file with a header row (the task's schema says its columns)
+ *              images:<dir>             one sub-folder of PNG/JPEG images per class
  *   partition  iid:<i>/<n> · dirichlet:<α>:<i>/<n> · shards:<per client>:<i>/<n>   (client i of n, 0-based)
  *   seed       the partition's seed (default "ailink"): every organisation of a task uses the same one
  *
@@ -27,10 +30,29 @@ export const SUBSET_DIR = resolve(
   '../../models/data/fashion-mnist-small',
 );
 
+/** Fashion-MNIST's classes, in label order. */
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
+
 export type DataSource =
   | { readonly kind: 'fashion-mnist' }
   | { readonly kind: 'fashion-mnist-small' }
-  | { readonly kind: 'idx'; readonly dir: string };
+  | { readonly kind: 'idx'; readonly dir: string }
+  | { readonly kind: 'csv'; readonly file: string }
+  | { readonly kind: 'images'; readonly dir: string };
+
+/** The sources that hold IDX files (train and test splits). */
+export type IdxSource = Extract<DataSource, { kind: 'fashion-mnist' | 'fashion-mnist-small' | 'idx' }>;
 
 export type Partition =
   | { readonly kind: 'all' }
@@ -45,8 +67,8 @@ export interface DataSpec {
 }
 
 export interface LoadedData {
-  readonly train: ImageDataset;
-  readonly test: ImageDataset;
+  readonly train: Examples;
+  readonly test: Examples;
   /** The directory the files came from (says whether the full set or the subset is in use). */
   readonly dir: string;
 }
@@ -66,16 +88,21 @@ export function parseDataSpec(spec: string): DataSpec {
   const body = at >= 0 ? spec.slice(0, at) : spec;
   let source: DataSource;
   let rest: string[];
-  if (body.startsWith('idx:')) {
-    // A directory may itself contain ':'; the partition, if any, follows the last ':iid:', ':dirichlet:' or ':shards:'.
-    const m = /^idx:(.+?)(?::((?:iid|dirichlet|shards):.*))?$/.exec(body);
-    if (!m) return invalid(spec, 'idx: needs a directory');
-    source = { kind: 'idx', dir: m[1]! };
+  const located = /^(idx|csv|images):/.exec(body);
+  if (located) {
+    // A path may itself contain ':'; the partition, if any, follows the last ':iid:', ':dirichlet:' or ':shards:'.
+    const kind = located[1] as 'idx' | 'csv' | 'images';
+    const m = /^[a-z]+:(.+?)(?::((?:iid|dirichlet|shards):.*))?$/.exec(body);
+    if (!m) return invalid(spec, `${kind}: needs a ${kind === 'csv' ? 'file' : 'directory'}`);
+    source = kind === 'csv' ? { kind, file: m[1]! } : { kind, dir: m[1]! };
     rest = m[2] ? m[2].split(':') : [];
   } else {
     const [name, ...tail] = body.split(':');
     if (name !== 'fashion-mnist' && name !== 'fashion-mnist-small')
-      return invalid(spec, `unknown source "${name}" (fashion-mnist, fashion-mnist-small or idx:<dir>)`);
+      return invalid(
+        spec,
+        `unknown source "${name}" (fashion-mnist, fashion-mnist-small, idx:<dir>, csv:<file> or images:<dir>)`,
+      );
     source = { kind: name };
     rest = tail;
   }
@@ -109,7 +136,7 @@ function parsePartition(spec: string, parts: string[]): Partition {
 }
 
 /** The directory a source reads from: the full Debian set when installed, the shipped subset otherwise. */
-export function sourceDir(source: DataSource): string {
+export function sourceDir(source: IdxSource): string {
   if (source.kind === 'idx') return source.dir;
   if (
     source.kind === 'fashion-mnist' &&
@@ -126,17 +153,30 @@ function idxFile(dir: string, name: string): string {
   throw new AilinkError('INVALID_INPUT', `expected ${name}[.gz] in ${dir}, found neither`);
 }
 
+/** IDX images as examples: one grey channel, pixels kept as bytes (scaled when batched). */
+export const imageExamples = (data: ImageDataset): Examples => ({
+  count: data.count,
+  shape: [data.rows, data.cols, 1],
+  x: data.images,
+  y: Uint16Array.from(data.labels),
+});
+
 /** Loads the train and test splits of a source (the test split is never partitioned: it is the held-out set). */
-export async function loadSource(source: DataSource): Promise<LoadedData> {
+export async function loadSource(source: IdxSource): Promise<LoadedData> {
   const dir = sourceDir(source);
-  const load = (split: string) =>
-    loadIdxDataset(idxFile(dir, `${split}-images-idx3-ubyte`), idxFile(dir, `${split}-labels-idx1-ubyte`));
+  const load = async (split: string) =>
+    imageExamples(
+      await loadIdxDataset(
+        idxFile(dir, `${split}-images-idx3-ubyte`),
+        idxFile(dir, `${split}-labels-idx1-ubyte`),
+      ),
+    );
   return { train: await load('train'), test: await load('t10k'), dir };
 }
 
 /** The indices of the training set that belong to the spec's client (all of them without a partition). */
-export function partitionIndices(labels: Uint8Array, partition: Partition, seed: string): number[] {
-  if (partition.kind === 'all') return [...labels.keys()];
+export function partitionIndices(labels: ArrayLike<number>, partition: Partition, seed: string): number[] {
+  if (partition.kind === 'all') return Array.from({ length: labels.length }, (_, i) => i);
   const rng = seededRng(`${seed}/${partition.kind}`);
   const parts =
     partition.kind === 'iid'
@@ -147,23 +187,20 @@ export function partitionIndices(labels: Uint8Array, partition: Partition, seed:
   return parts[partition.index]!;
 }
 
-/** Copies the chosen examples into a dataset of their own. */
-export function subsetOf(data: ImageDataset, indices: readonly number[]): ImageDataset {
-  const pixels = data.rows * data.cols;
-  const images = new Uint8Array(indices.length * pixels);
-  const labels = new Uint8Array(indices.length);
-  indices.forEach((from, to) => {
-    images.set(data.images.subarray(from * pixels, (from + 1) * pixels), to * pixels);
-    labels[to] = data.labels[from]!;
-  });
-  return { count: indices.length, rows: data.rows, cols: data.cols, images, labels };
-}
-
-/** Loads what a data spec names: this organisation's training slice and the shared test set. */
+/**
+ * Loads what an IDX data spec names: this organisation's training slice and the shared test set.
+ * @throws INVALID_INPUT for a CSV or image-folder spec (those need the task's schema: local-data.ts)
+ */
 export async function loadDataSpec(spec: DataSpec): Promise<LoadedData> {
-  const all = await loadSource(spec.source);
+  const source = spec.source;
+  if (source.kind === 'csv' || source.kind === 'images')
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${source.kind}: sources are read against a task's schema, not alone`,
+    );
+  const all = await loadSource(source);
   return {
     ...all,
-    train: subsetOf(all.train, partitionIndices(all.train.labels, spec.partition, spec.seed)),
+    train: selectExamples(all.train, partitionIndices(all.train.y, spec.partition, spec.seed)),
   };
 }

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
+import { readFile, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import { AilinkError } from '../shared/errors.ts';
+
+const gunzipAsync = promisify(gunzip);
 
 /**
  * The IDX format of MNIST and Fashion-MNIST: two zero bytes, a type byte, the number of dimensions, each dimension
@@ -107,17 +110,49 @@ export function datasetFingerprint(data: ImageDataset): string {
   return h.digest('hex');
 }
 
-/** Reads an image file and a label file (plain or .gz). @throws INVALID_INPUT when they do not belong together */
-export async function loadIdxDataset(imagesPath: string, labelsPath: string): Promise<ImageDataset> {
+/** The default bound on an IDX file, before or after gunzip: some 20 times the full Fashion-MNIST training images. */
+export const DEFAULT_MAX_IDX_BYTES = 2 ** 30;
+
+/**
+ * Reads an image file and a label file (plain or .gz). A gzip file is inflated with zlib's output bound, so that a
+ * few kilobytes that inflate to gigabytes (a gzip bomb) are refused rather than exhausting memory.
+ * @throws INVALID_INPUT when they do not belong together or cannot be read; DATA_TOO_LARGE when a file, plain or
+ *   inflated, passes `maxBytes` (default 1 GiB); DATA_DECODE_FAILED for a corrupt gzip file
+ */
+export async function loadIdxDataset(
+  imagesPath: string,
+  labelsPath: string,
+  options: { maxBytes?: number } = {},
+): Promise<ImageDataset> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_IDX_BYTES;
+  const tooLarge = (path: string, what: string) =>
+    new AilinkError(
+      'DATA_TOO_LARGE',
+      `${path}: ${what} more than the ${maxBytes}-byte bound for an IDX file (raise maxBytes if the file is genuine)`,
+      { details: { file: path, maxBytes } },
+    );
   const read = async (path: string) => {
     let bytes: Uint8Array;
     try {
+      // Checked before reading: readFile would otherwise take a file of any size into memory.
+      if ((await stat(path)).size > maxBytes) throw tooLarge(path, 'holds');
       bytes = new Uint8Array(await readFile(path));
     } catch (cause) {
+      if (cause instanceof AilinkError) throw cause;
       throw new AilinkError('INVALID_INPUT', `cannot read ${path}: ${(cause as Error).message}`, { cause });
     }
     // gzip's magic: 1f 8b.
-    return bytes[0] === 0x1f && bytes[1] === 0x8b ? new Uint8Array(gunzipSync(bytes)) : bytes;
+    if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+    try {
+      return new Uint8Array(await gunzipAsync(bytes, { maxOutputLength: maxBytes }));
+    } catch (cause) {
+      // zlib stops inflating at maxOutputLength and reports ERR_BUFFER_TOO_LARGE.
+      if ((cause as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(path, 'inflates to');
+      throw new AilinkError('DATA_DECODE_FAILED', `${path}: not valid gzip (${(cause as Error).message})`, {
+        cause,
+        details: { file: path },
+      });
+    }
   };
   const [images, labels] = [parseIdx(await read(imagesPath)), parseIdx(await read(labelsPath))];
   if (images.type !== 'uint8' || images.dims.length !== 3) {

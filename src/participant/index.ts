@@ -7,6 +7,7 @@ export {
   type DataSource,
   type DataSpec,
   DEBIAN_FASHION_MNIST_DIR,
+  imageExamples,
   type LoadedData,
   loadDataSpec,
   loadSource,
@@ -15,8 +16,8 @@ export {
   partitionIndices,
   SUBSET_DIR,
   sourceDir,
-  subsetOf,
 } from './dataset.ts';
+export { type Examples, exampleSize, examplesFingerprint, selectExamples } from './examples.ts';
 export { encodeIdxUint8, type IdxArray, type ImageDataset, loadIdxDataset, parseIdx } from './idx.ts';
 export { partitionDirichlet, partitionIid, partitionShards, seededRng } from './partition.ts';
 export {
@@ -34,6 +35,8 @@ export {
   DEFAULT_LEARNING_RATE,
   type EvaluationResult,
   evaluate,
+  type LossName,
+  type OptimizerOptions,
   type TrainingData,
   type TrainOptions,
   type TrainResult,
@@ -42,6 +45,7 @@ export {
 export {
   createTrainingPool,
   type EvaluateJob,
+  type ModelRef,
   type PoolEvaluationResult,
   type PoolTrainResult,
   type TrainingPool,

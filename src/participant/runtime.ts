@@ -1,3 +1,4 @@
+import { decodeModelPackage } from '../../models/index.ts';
 import {
   clipToNorm,
   createSecAggClient,
@@ -30,7 +31,9 @@ import {
   taskTopic,
   toWire,
 } from '../task/index.ts';
-import { datasetFingerprint, type ImageDataset } from './idx.ts';
+import { type Examples, examplesFingerprint } from './examples.ts';
+import type { TrainOptions } from './train.ts';
+import type { ModelRef } from './train-pool.ts';
 
 /** How a participant reaches its coordinator: HTTP for the task and joining, p2p for round traffic. */
 export interface CoordinatorLink {
@@ -76,16 +79,14 @@ export interface ParticipantDeps {
   };
   readonly trainer: {
     train(job: {
-      model: string;
+      model: ModelRef;
       weights: Float32Array;
-      data: ImageDataset;
-      epochs: number;
-      batchSize: number;
-      learningRate: number;
-      seed: string;
+      data: Examples;
+      options: TrainOptions;
     }): Promise<{ weights: Float32Array; loss: number; examples: number; seconds: number }>;
   };
-  readonly data: ImageDataset;
+  /** This organisation's training examples, preprocessed as the task's data schema says. */
+  readonly data: Examples;
   readonly clock: Clock;
   readonly random: Random;
   log(line: string): void;
@@ -135,13 +136,14 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
   const me = deps.account.address;
   const identityPublic = toHex(signingKeyPair(() => deps.identityKey).publicKey);
   // Declared in every commitment (and so in every manifest): what this organisation trained on, without showing it.
-  const dataset = datasetFingerprint(deps.data);
+  const dataset = examplesFingerprint(deps.data);
   const listeners = new Set<(e: ParticipantEvent) => void>();
   const emit = (e: ParticipantEvent) => {
     for (const l of listeners) l(e);
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   let spec: TaskSpec;
+  let model: ModelRef;
   let current: AttemptState | undefined;
   let lastDone = -1;
 
@@ -182,6 +184,17 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         `the model stored as ${a.body.model.fid.slice(0, 16)}… does not hash to ${expected.slice(0, 16)}…`,
       );
     return decodeModelBytes(bytes).weights;
+  }
+
+  /** The task's model package, from the storage network, checked against the digest the chain-verified spec names. */
+  async function verifiedModel(spec: TaskSpec): Promise<ModelRef> {
+    const bytes = await deps.objects.get(spec.model.fid, { signal: AbortSignal.timeout(FETCH_DEADLINE_MS) });
+    if (sha256Hex(bytes) !== spec.model.digest)
+      throw new AilinkError(
+        'MODEL_UNVERIFIED',
+        `the model package ${spec.model.fid.slice(0, 16)}… does not hash to the task's ${spec.model.digest.slice(0, 16)}…`,
+      );
+    return { key: spec.model.digest, topology: decodeModelPackage(bytes).topology };
   }
 
   async function submit(
@@ -256,13 +269,17 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       const context = roundContext(options.task, a.round, a.attempt);
       const training = deps.trainer
         .train({
-          model: spec.model.name,
+          model,
           weights: global.slice(),
           data: deps.data,
-          epochs: spec.local.epochs,
-          batchSize: spec.local.batchSize,
-          learningRate: spec.local.learningRate,
-          seed: `${me}/${context}`,
+          options: {
+            epochs: spec.local.epochs,
+            batchSize: spec.local.batchSize,
+            loss: spec.training.loss,
+            optimizer: spec.training.optimizer,
+            seed: `${me}/${context}`,
+            ...(spec.training.proximalMu > 0 ? { proximal: { mu: spec.training.proximalMu, global } } : {}),
+          },
         })
         .then((r) => {
           emit({ kind: 'trained', round: a.round, loss: r.loss, examples: r.examples, seconds: r.seconds });
@@ -376,6 +393,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         );
       }
       spec = task.spec;
+      model = await verifiedModel(spec);
       const signature = toHex(deps.account.sign(admissionMessage(options.task, identityPublic)));
       // The reader key goes with the join, signed: a task with private models wraps each start model for it.
       const claim = {

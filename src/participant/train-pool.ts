@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { ModelPackage, ModelSpec } from '../../models/index.ts';
 import { AilinkError, isErrorCode } from '../shared/errors.ts';
 import type { BackendName } from './tf.ts';
-import type { EvaluationResult, TrainingData, TrainOptions, TrainResult } from './train.ts';
+import type { EvaluationResult, LossName, TrainingData, TrainOptions, TrainResult } from './train.ts';
 
 /**
  * Training off the event loop. The wasm backend is synchronous and single-threaded in Node, and one CNN epoch over a
@@ -11,9 +12,14 @@ import type { EvaluationResult, TrainingData, TrainOptions, TrainResult } from '
  * wait in the pool's queue until a worker is free, so that aborting or losing a worker touches only the job on it.
  */
 
+/** A model as jobs name it: its topology, and a key (the package digest) under which workers cache it built. */
+export interface ModelRef {
+  readonly key: string;
+  readonly topology: Record<string, unknown>;
+}
+
 export interface TrainJob {
-  /** A name from MODEL_NAMES. */
-  readonly model: string;
+  readonly model: ModelRef;
   /** Starting weights in the canonical order. Their buffer is transferred: the caller must not use them afterwards. */
   readonly weights: Float32Array;
   readonly data: TrainingData;
@@ -21,11 +27,12 @@ export interface TrainJob {
 }
 
 export interface EvaluateJob {
-  readonly model: string;
+  readonly model: ModelRef;
   /** As for TrainJob, transferred. */
   readonly weights: Float32Array;
   readonly data: TrainingData;
   readonly batchSize?: number;
+  readonly loss?: LossName;
 }
 
 export interface PoolTrainResult extends TrainResult {
@@ -45,8 +52,17 @@ export interface TrainingPool {
    * @throws TRAINING_WORKER_FAILED when the worker crashes; other codes as trainLocal throws them
    */
   train(job: TrainJob, options?: { signal?: AbortSignal }): Promise<PoolTrainResult>;
-  /** The model's initial weights for a seed (the same on every backend run; round 0 of a task starts from them). */
-  initialWeights(model: string, seed: string, options?: { signal?: AbortSignal }): Promise<Float32Array>;
+  /**
+   * Builds a model package on a worker, checks that it trains there (one step on zeros through every layer), and
+   * gives its spec and initial weights: the package's own, else its initializers seeded by `seed` (the same on every
+   * run, so round 0's model is reproducible).
+   * @throws MODEL_INVALID, MODEL_LAYER_UNSUPPORTED, MODEL_SHAPE_MISMATCH for a model that cannot be trained as given
+   */
+  describe(
+    pkg: ModelPackage,
+    seed: string | null,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ spec: ModelSpec; initial: Float32Array }>;
   /** Evaluates weights on a worker. @throws as train */
   evaluate(job: EvaluateJob, options?: { signal?: AbortSignal }): Promise<PoolEvaluationResult>;
   /** The backend the workers use (starts one worker if none runs). @throws TRAINING_BACKEND_UNAVAILABLE */
@@ -67,7 +83,7 @@ export type WorkerRequest =
   | {
       readonly id: number;
       readonly op: 'train';
-      readonly model: string;
+      readonly model: ModelRef;
       readonly weights: Float32Array;
       readonly data: TrainingData;
       readonly options: TrainOptions;
@@ -75,12 +91,13 @@ export type WorkerRequest =
   | {
       readonly id: number;
       readonly op: 'evaluate';
-      readonly model: string;
+      readonly model: ModelRef;
       readonly weights: Float32Array;
       readonly data: TrainingData;
       readonly batchSize?: number;
+      readonly loss?: LossName;
     }
-  | { readonly id: number; readonly op: 'init'; readonly model: string; readonly seed: string }
+  | { readonly id: number; readonly op: 'describe'; readonly pkg: ModelPackage; readonly seed: string | null }
   | { readonly id: number; readonly op: 'crash' | 'tensors' };
 
 export type WorkerMessage =
@@ -283,8 +300,8 @@ export function createTrainingPool(options: { threads?: number; backend?: Backen
         signal,
       );
     },
-    initialWeights(model, seed, { signal } = {}) {
-      return submit<Float32Array>({ op: 'init', model, seed }, [], signal);
+    describe(pkg, seed, { signal } = {}) {
+      return submit<{ spec: ModelSpec; initial: Float32Array }>({ op: 'describe', pkg, seed }, [], signal);
     },
     evaluate(job, { signal } = {}) {
       const weights = movable(job.weights);
@@ -295,6 +312,7 @@ export function createTrainingPool(options: { threads?: number; backend?: Backen
           weights,
           data: compactData(job.data),
           ...(job.batchSize === undefined ? {} : { batchSize: job.batchSize }),
+          ...(job.loss === undefined ? {} : { loss: job.loss }),
         },
         [weights.buffer as ArrayBuffer],
         signal,
@@ -352,14 +370,15 @@ function movable(weights: Float32Array): Float32Array {
  * all 47 MB. Views that do not span their buffer are sliced first. (Data is cloned, not transferred: callers keep it
  * for the next round.)
  */
-function compact<T extends Uint8Array | Float32Array>(view: T): T {
+function compact<T extends Uint8Array | Uint16Array | Float32Array>(view: T): T {
   if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength) return view;
   // A fresh plain array (Buffer#slice would return another view of the same pool).
-  return (view instanceof Float32Array ? new Float32Array(view) : new Uint8Array(view)) as T;
+  const Kind = view.constructor as new (from: T) => T;
+  return new Kind(view);
 }
 
 function compactData(data: TrainingData): TrainingData {
-  return { images: compact(data.images), labels: compact(data.labels) };
+  return { count: data.count, shape: data.shape, x: compact(data.x), y: compact(data.y) };
 }
 
 function errorFromWorker(error: WireError | undefined): AilinkError {

@@ -1,13 +1,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as Tfjs from '@tensorflow/tfjs';
-import { buildModel, flattenWeights, loadFlatWeights, modelSpec } from '../../models/index.ts';
-import { hasCode } from '../shared/errors.ts';
+import { buildModel, flattenWeights, loadFlatWeights, packageWeights, specOf } from '../../models/index.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import { type BackendName, loadTf } from './tf.ts';
 import { evaluate, trainLocal } from './train.ts';
-import type { WireError, WorkerMessage, WorkerRequest } from './train-pool.ts';
+import type { ModelRef, WireError, WorkerMessage, WorkerRequest } from './train-pool.ts';
 
 /**
- * One training worker (train-pool.ts): its own tfjs instance, models built once and reused by name (only their
+ * One training worker (train-pool.ts): its own tfjs instance, models built once and reused by key (only their
  * weights change between jobs), one job at a time. Every job loads the weights it carries, so a cached model never
  * leaks one job's state into the next.
  */
@@ -21,18 +21,18 @@ loading.then(
   (err) => post({ type: 'ready', error: wire(err) }),
 );
 
+/** Built models by key; a task's model stays for the whole task, so a handful at most. */
 const models = new Map<string, Tfjs.LayersModel>();
 
 async function modelFor(
-  name: string,
+  ref: ModelRef,
 ): Promise<{ tf: Awaited<typeof loading>['tf']; model: Tfjs.LayersModel }> {
   const { tf } = await loading;
-  modelSpec(name); // MODEL_UNKNOWN before anything is built
-  let model = models.get(name);
+  let model = models.get(ref.key);
   if (model === undefined) {
     // The seed does not matter: every job loads its own starting weights.
-    model = buildModel(tf, name, 'worker');
-    models.set(name, model);
+    model = await buildModel(tf, ref.topology, 'worker');
+    models.set(ref.key, model);
   }
   return { tf, model };
 }
@@ -50,21 +50,55 @@ async function handle(request: WorkerRequest): Promise<void> {
   } else if (request.op === 'evaluate') {
     const { tf, model } = await modelFor(request.model);
     loadFlatWeights(model, request.weights);
-    const result = evaluate(tf, model, request.data, { batchSize: request.batchSize });
+    const result = evaluate(tf, model, request.data, {
+      ...(request.batchSize === undefined ? {} : { batchSize: request.batchSize }),
+      ...(request.loss === undefined ? {} : { loss: request.loss }),
+    });
     const { backend } = await loading;
     post({ type: 'result', id: request.id, ok: true, value: { ...result, backend } });
-  } else if (request.op === 'init') {
+  } else if (request.op === 'describe') {
     const { tf } = await loading;
-    const fresh = buildModel(tf, request.model, request.seed);
-    const weights = flattenWeights(fresh);
-    fresh.dispose();
-    post({ type: 'result', id: request.id, ok: true, value: weights }, [weights.buffer as ArrayBuffer]);
+    const fresh = await buildModel(tf, request.pkg.topology, request.seed ?? 'package');
+    try {
+      const spec = specOf(fresh);
+      const initial = packageWeights(spec, request.pkg) ?? flattenWeights(fresh);
+      trialStep(tf, fresh);
+      post({ type: 'result', id: request.id, ok: true, value: { spec, initial } }, [
+        initial.buffer as ArrayBuffer,
+      ]);
+    } finally {
+      fresh.dispose();
+    }
   } else if (request.op === 'tensors') {
     const { tf } = await loading;
     post({ type: 'result', id: request.id, ok: true, value: tf.memory().numTensors });
   } else {
     // Test hook: a worker dying mid-job, as an out-of-memory abort or a native crash would.
     process.exit(70);
+  }
+}
+
+/**
+ * One gradient step on a batch of zeros through every layer: a layer whose forward or backward pass the backend
+ * lacks fails here, when the task is created, rather than in every organisation's first round.
+ */
+function trialStep(tf: Awaited<typeof loading>['tf'], model: Tfjs.LayersModel): void {
+  const spec = specOf(model);
+  try {
+    tf.tidy(() => {
+      const x = tf.zeros([2, ...spec.inputShape]);
+      const { grads } = tf.variableGrads(
+        () => tf.mean(tf.square(model.apply(x, { training: true }) as Tfjs.Tensor)) as Tfjs.Scalar,
+        model.trainableWeights.map((w) => w.read() as Tfjs.Variable),
+      );
+      for (const g of Object.values(grads)) g.dataSync();
+    });
+  } catch (cause) {
+    throw new AilinkError(
+      'MODEL_LAYER_UNSUPPORTED',
+      `one training step of ${spec.name} failed on the ${tf.getBackend()} backend: ${(cause as Error).message}`,
+      { cause },
+    );
   }
 }
 

@@ -1,19 +1,27 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { checkFlatWeights, type ModelSpec, specOf, type Tf } from '../../models/index.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { type Examples, exampleSize } from './examples.ts';
 import { seededRng } from './partition.ts';
 
 /**
  * Local training and evaluation over a given tf instance (tf.ts loads one; train-pool.ts runs this on worker
- * threads). Plain minibatch SGD on softmax cross-entropy, as FedAvg's clients do, with FedProx's proximal term when
- * asked. Reproducible: the only randomness is the per-epoch shuffle, drawn from the seed, so the same starting
- * weights, data, options and backend give bit-identical weights.
+ * threads): minibatch steps of the task's optimizer on the task's loss, with FedProx's proximal term when asked.
+ * Reproducible: the only randomness is the per-epoch shuffle, drawn from the seed, so the same starting weights, data,
+ * options and backend give bit-identical weights.
  */
 
-/** Labelled images as Fashion-MNIST ships them: n × 784 pixels (0..255, row-major) and n labels. */
-export interface TrainingData {
-  readonly images: Uint8Array;
-  readonly labels: Uint8Array;
+/** What local training and evaluation read: labelled examples in the model's input shape (examples.ts). */
+export type TrainingData = Examples;
+
+export type LossName = 'categorical_crossentropy' | 'binary_crossentropy' | 'mean_squared_error';
+
+export interface OptimizerOptions {
+  readonly name: 'sgd' | 'momentum' | 'adam';
+  readonly learningRate: number;
+  readonly momentum?: number;
+  readonly beta1?: number;
+  readonly beta2?: number;
 }
 
 export interface TrainOptions {
@@ -21,8 +29,10 @@ export interface TrainOptions {
   readonly epochs: number;
   /** Minibatch size (B), default 50. The last batch of an epoch may be smaller. */
   readonly batchSize?: number;
-  /** SGD step size (η), default 0.05. */
-  readonly learningRate?: number;
+  /** Default: categorical cross-entropy. */
+  readonly loss?: LossName;
+  /** Default: SGD at DEFAULT_LEARNING_RATE. A fresh optimizer for every call (its state does not cross rounds). */
+  readonly optimizer?: OptimizerOptions;
   /** Seeds the per-epoch shuffles. */
   readonly seed: string;
   /** FedProx (Li et al. 2020): adds μ/2‖w − w_global‖² to the loss, pulling local weights towards the global model. */
@@ -30,7 +40,7 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  /** Mean cross-entropy over the last epoch's examples, as measured on each batch before its step (no proximal term). */
+  /** Mean loss over the last epoch's examples, as measured on each batch before its step (no proximal term). */
   readonly loss: number;
   /** The number of local examples (the weight FedAvg gives this client), not multiplied by the epochs. */
   readonly examples: number;
@@ -41,9 +51,12 @@ export interface TrainResult {
 
 export interface EvaluationResult {
   readonly accuracy: number;
-  /** Mean cross-entropy. */
+  /** Mean loss. */
   readonly loss: number;
   readonly examples: number;
+  /** Correctly classified examples and the summed loss: what a secure sum of evaluations adds up. */
+  readonly correct: number;
+  readonly lossSum: number;
 }
 
 export const DEFAULT_BATCH_SIZE = 50;
@@ -53,45 +66,97 @@ export const DEFAULT_EVAL_BATCH_SIZE = 500;
 /** Pixel value → model input. The one place images are normalised (to [0, 1]); a table, so every value rounds once. */
 const PIXEL_SCALE = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
-/** A batch of images as the model's input tensor, normalised. */
-function inputBatch(tf: Tf, spec: ModelSpec, images: Uint8Array, indices: ArrayLike<number>): Tfjs.Tensor {
-  const pixels = pixelsOf(spec);
-  const out = new Float32Array(indices.length * pixels);
+/** A batch of examples as the model's input tensor (pixels scaled, features as they are). */
+function inputBatch(tf: Tf, spec: ModelSpec, data: Examples, indices: ArrayLike<number>): Tfjs.Tensor {
+  const size = exampleSize(spec.inputShape);
+  const out = new Float32Array(indices.length * size);
+  const x = data.x;
   for (let k = 0; k < indices.length; k++) {
-    const from = indices[k]! * pixels;
-    const to = k * pixels;
-    for (let p = 0; p < pixels; p++) out[to + p] = PIXEL_SCALE[images[from + p]!]!;
+    const from = indices[k]! * size;
+    if (x instanceof Uint8Array) {
+      const to = k * size;
+      for (let p = 0; p < size; p++) out[to + p] = PIXEL_SCALE[x[from + p]!]!;
+    } else out.set(x.subarray(from, from + size), k * size);
   }
   return tf.tensor(out, [indices.length, ...spec.inputShape], 'float32');
 }
 
-/** One-hot labels, built in JavaScript: a float tensor straight away, no int → float cast on the backend. */
-function labelBatch(tf: Tf, spec: ModelSpec, labels: Uint8Array, indices: ArrayLike<number>): Tfjs.Tensor2D {
-  const out = new Float32Array(indices.length * spec.classes);
-  for (let k = 0; k < indices.length; k++) out[k * spec.classes + labels[indices[k]!]!] = 1;
-  return tf.tensor2d(out, [indices.length, spec.classes], 'float32');
+/** Targets as the output has them: one-hot over the classes, or 0/1 for a single-unit binary output. */
+function labelBatch(tf: Tf, spec: ModelSpec, labels: Uint16Array, indices: ArrayLike<number>): Tfjs.Tensor2D {
+  const units = spec.outputUnits;
+  const out = new Float32Array(indices.length * units);
+  for (let k = 0; k < indices.length; k++) {
+    const label = labels[indices[k]!]!;
+    if (units === 1) out[k] = label;
+    else out[k * units + label] = 1;
+  }
+  return tf.tensor2d(out, [indices.length, units], 'float32');
 }
 
-const pixelsOf = (spec: ModelSpec) => spec.inputShape.reduce((a, d) => a * d, 1);
+/** Probabilities are clipped away from 0 and 1 before a log, as Keras does. */
+const EPSILON = 1e-7;
 
-/** @throws INVALID_INPUT when images and labels do not fit the model or each other */
+/** The loss per example (a vector), from the model's output as it is (logits or probabilities). */
+function lossPerExample(
+  tf: Tf,
+  spec: ModelSpec,
+  loss: LossName,
+  y: Tfjs.Tensor2D,
+  out: Tfjs.Tensor2D,
+): Tfjs.Tensor1D {
+  const none = tf.Reduction.NONE;
+  if (loss === 'mean_squared_error') return tf.mean(tf.squaredDifference(y, out), 1) as Tfjs.Tensor1D;
+  if (loss === 'binary_crossentropy') {
+    if (spec.output === 'logits')
+      return tf.mean(tf.losses.sigmoidCrossEntropy(y, out, undefined, 0, none), 1);
+    const p = tf.clipByValue(out, EPSILON, 1 - EPSILON);
+    const terms = tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p))));
+    return tf.neg(tf.mean(terms, 1)) as Tfjs.Tensor1D;
+  }
+  if (spec.output === 'logits')
+    return tf.losses.softmaxCrossEntropy(y, out, undefined, 0, none) as Tfjs.Tensor1D;
+  return tf.neg(tf.sum(tf.mul(y, tf.log(tf.clipByValue(out, EPSILON, 1))), 1)) as Tfjs.Tensor1D;
+}
+
+/** Predicted classes: the largest output, or for one unit whether it passes 0.5 (probability) or 0 (logit). */
+function predictions(tf: Tf, spec: ModelSpec, out: Tfjs.Tensor2D): Tfjs.Tensor1D {
+  if (spec.outputUnits > 1) return tf.argMax(out, 1) as Tfjs.Tensor1D;
+  const cut = spec.output === 'logits' ? 0 : 0.5;
+  return tf.cast(tf.greater(tf.squeeze(out, [1]), cut), 'int32') as Tfjs.Tensor1D;
+}
+
+function optimizerOf(tf: Tf, options: OptimizerOptions): Tfjs.Optimizer {
+  const lr = options.learningRate;
+  if (!(lr > 0) || !Number.isFinite(lr))
+    throw new AilinkError('INVALID_INPUT', `expected a learning rate > 0, got ${lr}`);
+  if (options.name === 'momentum') return tf.train.momentum(lr, options.momentum ?? 0.9);
+  if (options.name === 'adam') return tf.train.adam(lr, options.beta1 ?? 0.9, options.beta2 ?? 0.999);
+  return tf.train.sgd(lr);
+}
+
+/** @throws INVALID_INPUT when the examples do not fit the model (shape, label range) or each other */
 function checkData(spec: ModelSpec, data: TrainingData): number {
-  const n = data.labels.length;
-  const pixels = pixelsOf(spec);
-  if (n === 0) throw new AilinkError('INVALID_INPUT', 'expected at least one example, got none');
-  if (data.images.length !== n * pixels) {
+  const n = data.count;
+  const size = exampleSize(spec.inputShape);
+  if (n === 0 || data.y.length < n)
+    throw new AilinkError('INVALID_INPUT', `expected at least one example, got ${n}`);
+  if (data.shape.join('x') !== spec.inputShape.join('x'))
     throw new AilinkError(
       'INVALID_INPUT',
-      `expected ${n} × ${pixels} = ${n * pixels} pixels for ${n} labels, got ${data.images.length}`,
+      `the examples have shape [${data.shape.join(', ')}], the model takes [${spec.inputShape.join(', ')}]`,
     );
-  }
+  if (data.x.length < n * size)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `expected ${n} × ${size} = ${n * size} values, got ${data.x.length}`,
+    );
+  const classes = Math.max(2, spec.outputUnits);
   for (let i = 0; i < n; i++) {
-    if (data.labels[i]! >= spec.classes) {
+    if (data.y[i]! >= classes)
       throw new AilinkError(
         'INVALID_INPUT',
-        `label ${i} is ${data.labels[i]}; ${spec.name} has classes 0..${spec.classes - 1}`,
+        `label ${i} is ${data.y[i]}; ${spec.name} outputs classes 0..${classes - 1}`,
       );
-    }
   }
   return n;
 }
@@ -121,10 +186,8 @@ export function trainLocal(
   const n = checkData(spec, data);
   const epochs = positiveInteger('epochs', options.epochs);
   const batchSize = positiveInteger('the batch size', options.batchSize ?? DEFAULT_BATCH_SIZE);
-  const learningRate = options.learningRate ?? DEFAULT_LEARNING_RATE;
-  if (!(learningRate > 0) || !Number.isFinite(learningRate)) {
-    throw new AilinkError('INVALID_INPUT', `expected a learning rate > 0, got ${learningRate}`);
-  }
+  const lossName = options.loss ?? 'categorical_crossentropy';
+  const optimizerOptions = options.optimizer ?? { name: 'sgd', learningRate: DEFAULT_LEARNING_RATE };
   const proximal = options.proximal;
   if (proximal !== undefined) {
     if (!(proximal.mu >= 0) || !Number.isFinite(proximal.mu)) {
@@ -135,8 +198,9 @@ export function trainLocal(
 
   const started = performance.now();
   const variables = model.trainableWeights.map((w) => w.read() as Tfjs.Variable);
-  const optimizer = tf.train.sgd(learningRate);
+  const optimizer = optimizerOf(tf, optimizerOptions);
   // The global model as constants, one per variable, made once per call rather than once per step.
+  // Only trainable weights are pulled (BatchNormalization's moving statistics are not variables of the step).
   const globals =
     proximal === undefined || proximal.mu === 0
       ? null
@@ -160,32 +224,32 @@ export function trainLocal(
       for (let start = 0; start < n; start += batchSize) {
         const indices = order.subarray(start, Math.min(n, start + batchSize));
         const batchLoss = tf.tidy(() => {
-          const x = inputBatch(tf, spec, data.images, indices);
-          const y = labelBatch(tf, spec, data.labels, indices);
-          let crossEntropy: Tfjs.Scalar | undefined;
+          const x = inputBatch(tf, spec, data, indices);
+          const y = labelBatch(tf, spec, data.y, indices);
+          let taskLoss: Tfjs.Scalar | undefined;
           const cost = optimizer.minimize(
             () => {
-              const logits = model.apply(x, { training: true }) as Tfjs.Tensor;
-              // Mean over the batch; the softmax is inside the loss (the models output logits).
-              crossEntropy = tf.keep(tf.losses.softmaxCrossEntropy(y, logits) as Tfjs.Scalar);
-              if (globals === null) return crossEntropy;
+              const out = model.apply(x, { training: true }) as Tfjs.Tensor2D;
+              // Mean over the batch.
+              taskLoss = tf.keep(tf.mean(lossPerExample(tf, spec, lossName, y, out)) as Tfjs.Scalar);
+              if (globals === null) return taskLoss;
               const distance = tf.addN(variables.map((v, i) => tf.sum(tf.squaredDifference(v, globals[i]!))));
-              return tf.add(crossEntropy, tf.mul(mu / 2, distance)) as Tfjs.Scalar;
+              return tf.add(taskLoss, tf.mul(mu / 2, distance)) as Tfjs.Scalar;
             },
             true,
             variables,
           );
           // A scalar read back per batch: cheap, and it lets a diverging run stop at once. (Without the proximal
-          // term the cost is the cross-entropy tensor itself, so read before disposing.)
-          const value = crossEntropy!.dataSync()[0]!;
-          tf.dispose([crossEntropy!, cost!]);
+          // term the cost is the loss tensor itself, so read before disposing.)
+          const value = taskLoss!.dataSync()[0]!;
+          tf.dispose([taskLoss!, cost!]);
           return value;
         });
         if (!Number.isFinite(batchLoss)) {
           throw new AilinkError(
             'TRAINING_DIVERGED',
             `the loss became ${batchLoss} in epoch ${epoch + 1} at example ${start}; lower the learning rate`,
-            { details: { epoch: epoch + 1, example: start, learningRate } },
+            { details: { epoch: epoch + 1, example: start, learningRate: optimizerOptions.learningRate } },
           );
         }
         lossSum += batchLoss * indices.length;
@@ -211,8 +275,8 @@ function shuffle(items: Int32Array, rng: () => number): void {
 }
 
 /**
- * Accuracy and mean cross-entropy of `model` on `data`, batch by batch. Only two numbers per batch are read back
- * (reading big tensors is slow on wasm).
+ * Accuracy and mean loss of `model` on `data`, batch by batch. Only two numbers per batch are read back (reading big
+ * tensors is slow on wasm).
  * @throws INVALID_INPUT for data that does not fit the model, or a batch size that is not a positive integer
  * @throws MODEL_UNKNOWN when the model was not built by buildModel
  */
@@ -220,26 +284,29 @@ export function evaluate(
   tf: Tf,
   model: Tfjs.LayersModel,
   data: TrainingData,
-  options: { batchSize?: number } = {},
+  options: { batchSize?: number; loss?: LossName } = {},
 ): EvaluationResult {
   const spec = specOf(model);
   const n = checkData(spec, data);
   const batchSize = positiveInteger('the batch size', options.batchSize ?? DEFAULT_EVAL_BATCH_SIZE);
+  const lossName = options.loss ?? 'categorical_crossentropy';
   let correct = 0;
   let lossSum = 0;
   for (let start = 0; start < n; start += batchSize) {
     const indices = Int32Array.from({ length: Math.min(batchSize, n - start) }, (_, k) => start + k);
     const [loss, hits] = tf.tidy(() => {
-      const logits = model.apply(inputBatch(tf, spec, data.images, indices), {
-        training: false,
-      }) as Tfjs.Tensor2D;
-      const y = labelBatch(tf, spec, data.labels, indices);
-      const loss = tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.SUM);
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'float32'));
+      const out = model.apply(inputBatch(tf, spec, data, indices), { training: false }) as Tfjs.Tensor2D;
+      const y = labelBatch(tf, spec, data.y, indices);
+      const loss = tf.sum(lossPerExample(tf, spec, lossName, y, out));
+      const truth = tf.tensor1d(
+        Int32Array.from(indices, (i) => data.y[i]!),
+        'int32',
+      );
+      const hits = tf.sum(tf.cast(tf.equal(predictions(tf, spec, out), truth), 'float32'));
       return tf.stack([loss, hits]).dataSync();
     });
     lossSum += loss!;
     correct += hits!;
   }
-  return { accuracy: correct / n, loss: lossSum / n, examples: n };
+  return { accuracy: correct / n, loss: lossSum / n, examples: n, correct, lossSum };
 }

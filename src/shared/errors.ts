@@ -100,11 +100,38 @@ export const ERROR_CODES = {
 
   // models and training
   MODEL_UNKNOWN: { status: 400, about: 'no model of that name is defined (see models/)' },
+  MODEL_INVALID: {
+    status: 422,
+    about:
+      'a model.json or model package is malformed, or tfjs cannot build it: fix the file (one input, one 2-D output)',
+  },
+  MODEL_LAYER_UNSUPPORTED: {
+    status: 422,
+    about:
+      'the model uses a layer AI-LINK cannot train on its backends: replace that layer (see models/README.md)',
+  },
   MODEL_SHAPE_MISMATCH: { status: 422, about: 'a weight vector has the wrong length for the model' },
   MODEL_WEIGHTS_INVALID: { status: 422, about: 'a weight vector holds NaN or infinite values' },
   TRAINING_DIVERGED: { status: 422, about: 'local training produced a non-finite loss' },
   TRAINING_WORKER_FAILED: { status: 500, about: 'a training worker crashed or failed unexpectedly' },
   TRAINING_BACKEND_UNAVAILABLE: { status: 500, about: 'no TensorFlow.js backend could be loaded' },
+
+  // data files (CSV/TSV, image folders, IDX) against a task's data schema
+  DATA_SCHEMA_MISMATCH: {
+    status: 422,
+    about:
+      "a data file does not match the task's data schema: fix the named file, line and column, or remove what the schema does not declare",
+  },
+  DATA_DECODE_FAILED: {
+    status: 422,
+    about:
+      'a data file could not be decoded: re-export the named file as PNG/JPEG, UTF-8 CSV/TSV or valid gzip',
+  },
+  DATA_TOO_LARGE: {
+    status: 413,
+    about:
+      'a data file or image exceeds its size bound (a guard against decompression bombs): shrink or split it, or raise the bound',
+  },
 } as const satisfies Record<string, { status: number; about: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

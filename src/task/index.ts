@@ -2,6 +2,18 @@
  * Tasks: the formats a coordinator, its participants and auditors agree on — the task spec (its digest is on chain),
  * the round protocol's messages, stored updates and models, and the round manifest (anchored on chain).
  */
+export {
+  type CategoricalColumn,
+  type Column,
+  checkDataSchema,
+  classesOf,
+  type DataSchema,
+  DataSchemaSchema,
+  featureShape,
+  type ImageSchema,
+  type NumericColumn,
+  type TabularSchema,
+} from './data-schema.ts';
 export { type Manifest, ManifestSchema, manifestBytes, manifestDigest, parseManifest } from './manifest.ts';
 export {
   type Advert,
@@ -40,6 +52,8 @@ export { decodeModelBytes, encodeModelBytes, modelHashOf } from './model-bytes.t
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
   encodingOf,
+  LOSSES,
+  METRICS,
   type ModelAccess,
   ModelAccessSchema,
   modelAccessOf,

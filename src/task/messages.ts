@@ -88,7 +88,7 @@ export const UnmaskSchema = signedSchema(
 
 /**
  * A participant's signed commitment to its stored (masked) update: the fid and the SHA-256 of the object's bytes, and
- * the fingerprint of the data it trained on (`datasetFingerprint`), so an auditor can hold it to its declared data.
+ * the fingerprint of the data it trained on (`examplesFingerprint`, src/participant/examples.ts), so an auditor can hold it to its declared data.
  */
 export const CommitmentSchema = z
   .object({ fid: hash, digest: hash, dataset: hash, signature: hexOf(64) })

@@ -3,6 +3,7 @@ import type { WeightedEncoding } from '../aggregation/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { canonicalDigest, canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { checkDataSchema, classesOf, DataSchemaSchema } from './data-schema.ts';
 
 /**
  * A training task as its owner declares it. The spec's canonical digest is recorded on chain when the task is created
@@ -30,10 +31,13 @@ export const ModelAccessSchema = z
 export type ModelAccess = z.infer<typeof ModelAccessSchema>;
 
 export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'] as const;
+/** Keras's names. Cross-entropies take the model's output as logits or probabilities, whichever it gives. */
+export const LOSSES = ['categorical_crossentropy', 'binary_crossentropy', 'mean_squared_error'] as const;
+export const METRICS = ['accuracy', 'loss'] as const;
 
 export const TaskSpecSchema = z
   .object({
-    version: z.literal(1),
+    version: z.literal(2),
     name: z.string().min(1).max(128),
     coordinator: z
       .object({
@@ -47,13 +51,47 @@ export const TaskSpecSchema = z
       .strict(),
     model: z
       .object({
-        name: z.enum(['cnn', 'mlp']),
-        /** Round 0's global model: the model's initial weights from this seed, and their hash. */
-        initialSeed: z.string().min(1).max(128),
+        /** A name for people (the model.json's own name, or the file's). */
+        name: z.string().min(1).max(128),
+        /** The model package (models/index.ts: topology + optional starting weights), stored as a plain object. */
+        fid: hex32,
+        /** SHA-256 of the package's bytes: what a participant checks the fetched package against. */
+        digest: hex32,
+        /** Weights in a flat vector: the length of every update, model and mask. */
+        parameters: z
+          .number()
+          .int()
+          .min(1)
+          .max(2 ** 31 - 1),
+        /** Seeds the initializers of a package without weights; null when round 0 starts from the package's own. */
+        initialSeed: z.string().min(1).max(128).nullable(),
+        /** Hash of round 0's model bytes (AILM): the initial weights every participant checks. */
         initialHash: hex32,
       })
       .strict(),
+    /** What every organisation's data must look like and how it is preprocessed (data-schema.ts). */
+    data: DataSchemaSchema,
     dataset: z.object({ name: z.string().min(1).max(128), description: z.string().max(2000) }).strict(),
+    /** How organisations train locally: the loss, the optimizer (a fresh one each round) and the metrics reported. */
+    training: z
+      .object({
+        loss: z.enum(LOSSES),
+        optimizer: z
+          .object({
+            name: z.enum(['sgd', 'momentum', 'adam']),
+            learningRate: z.number().positive().max(10),
+            /** momentum: the momentum (default 0.9). */
+            momentum: z.number().min(0).max(0.999).optional(),
+            /** adam: β1, β2 (defaults 0.9, 0.999). */
+            beta1: z.number().min(0).max(0.9999).optional(),
+            beta2: z.number().min(0).max(0.99999).optional(),
+          })
+          .strict(),
+        metrics: z.array(z.enum(METRICS)).min(1).max(METRICS.length),
+        /** FedProx's μ (Li et al. 2020): μ/2‖w − w_global‖² added to the local loss; 0 is FedAvg's local step. */
+        proximalMu: z.number().min(0).max(100),
+      })
+      .strict(),
     strategy: z
       .object({
         name: z.enum(STRATEGY_NAMES),
@@ -65,7 +103,6 @@ export const TaskSpecSchema = z
       .object({
         epochs: z.number().int().min(1).max(1000),
         batchSize: z.number().int().min(1).max(4096),
-        learningRate: z.number().positive().max(10),
       })
       .strict(),
     rounds: z.number().int().min(1).max(100_000),
@@ -164,6 +201,13 @@ export function parseTaskSpec(value: unknown, where = 'task spec'): TaskSpec {
     throw new AilinkError(
       'INVALID_INPUT',
       `${where}: secure aggregation needs cohort.min ≥ 3, got ${spec.cohort.min}`,
+    );
+  checkDataSchema(spec.data, `${where}: data`);
+  const classes = classesOf(spec.data).length;
+  if (spec.training.loss === 'binary_crossentropy' && classes !== 2)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: training.loss binary_crossentropy needs 2 classes, the data declares ${classes}`,
     );
   if (new Set(spec.admitted).size !== spec.admitted.length)
     throw new AilinkError('INVALID_INPUT', `${where}: admitted lists an account twice`);

@@ -26,6 +26,7 @@ import {
   makeReceipt,
   registerMiner,
 } from '../chain/helpers.ts';
+import { UNIT_DATA, UNIT_MODEL_BYTES } from '../coordinator/harness.ts';
 
 /**
  * A task's whole lineage built through the real protocol rules on an in-memory chain state: 12 miners registered,
@@ -130,18 +131,33 @@ export function buildLineage(options: LineageOptions): LineageFixture {
   };
 
   const initial = new Float32Array(PARAMETERS);
+  const modelFid = store(UNIT_MODEL_BYTES, coordinator, 'model');
   const spec = parseTaskSpec({
-    version: 1,
+    version: 2,
     name: `${label} task`,
     coordinator: {
       account: coordinator.address,
       serverKey: 'ab'.repeat(32),
       readerKey: coordinator.readerKey,
     },
-    model: { name: 'mlp', initialSeed: 'fixture', initialHash: sha256Hex(encodeModelBytes('mlp', initial)) },
+    model: {
+      name: 'mlp',
+      fid: modelFid,
+      digest: sha256Hex(UNIT_MODEL_BYTES),
+      parameters: PARAMETERS,
+      initialSeed: 'fixture',
+      initialHash: sha256Hex(encodeModelBytes('mlp', initial)),
+    },
+    data: UNIT_DATA,
     dataset: { name: 'fashion-mnist', description: 'fixture' },
+    training: {
+      loss: 'categorical_crossentropy',
+      optimizer: { name: 'sgd', learningRate: 0.05 },
+      metrics: ['accuracy', 'loss'],
+      proximalMu: 0,
+    },
     strategy: { name: 'fedavg' },
-    local: { epochs: 1, batchSize: 10, learningRate: 0.05 },
+    local: { epochs: 1, batchSize: 10 },
     rounds: options.rounds,
     cohort: { size: n, min: Math.max(1, n - 1) },
     deadlines: {

@@ -48,12 +48,25 @@ function round(n: number, overrides: Partial<AuditRound> = {}): AuditRound {
 }
 
 const SPEC = {
-  version: 1,
+  version: 2,
   name: 'fashion, non-IID',
-  model: { name: 'mlp', initialSeed: 'seed-1', initialHash: hex('i') },
+  model: {
+    name: 'mlp',
+    fid: hex('f'),
+    digest: hex('d'),
+    parameters: 199_210,
+    initialSeed: 'seed-1',
+    initialHash: hex('i'),
+  },
   dataset: { name: 'fashion-mnist', description: 'Dirichlet 0.5 over 4 organisations' },
+  training: {
+    loss: 'categorical_crossentropy',
+    optimizer: { name: 'sgd', learningRate: 0.05 },
+    metrics: ['accuracy', 'loss'],
+    proximalMu: 0,
+  },
   strategy: { name: 'fedavg' },
-  local: { epochs: 1, batchSize: 32, learningRate: 0.05 },
+  local: { epochs: 1, batchSize: 32 },
   rounds: 3,
   cohort: { size: 4, min: 3 },
   secagg: { enabled: true, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 1000 },
@@ -204,8 +217,10 @@ describe('renderReport md', () => {
     expect(md).toContain('| Created at | block 7 |');
     expect(md).toContain('| Code | ailink 0.1.0 |');
     expect(md).toContain(`| Lockfile (SHA-256) | ${hex('l')} |`);
-    expect(md).toContain(`| Model | name: mlp · initialSeed: seed-1 · initialHash: ${hex('i')} |`);
-    expect(md).toContain('| Local training | epochs: 1 · batchSize: 32 · learningRate: 0.05 |');
+    expect(md).toContain(
+      `| Model | name: mlp · fid: ${hex('f')} · digest: ${hex('d')} · parameters: 199210 · initialSeed: seed-1 · initialHash: ${hex('i')} |`,
+    );
+    expect(md).toContain('| Local training | epochs: 1 · batchSize: 32 |');
     expect(md).toContain('| Differential privacy | none (no noise is added) |');
     expect(md).toContain('No differential privacy (mechanism none)');
 

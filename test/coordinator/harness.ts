@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeModelPackage, type ModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../../src/aggregation/index.ts';
 import {
   type Coordinator,
@@ -96,11 +97,39 @@ export function memoryLedger(): CoordinatorLedger & {
   };
 }
 
+/**
+ * The unit tests' model package: a real layers topology (one dense layer over 4 features, 2 classes), stored in every
+ * world. Its parameter count is stood in for by DIMENSION (`describeModel` below): the twins never build it.
+ */
+export const UNIT_MODEL: ModelPackage = {
+  topology: {
+    class_name: 'Sequential',
+    config: {
+      name: 'unit',
+      layers: [{ class_name: 'Dense', config: { name: 'out', units: 2, batch_input_shape: [null, 4] } }],
+    },
+  },
+  weights: null,
+};
+export const UNIT_MODEL_BYTES = encodeModelPackage(UNIT_MODEL);
+export const UNIT_MODEL_FID = createHash('sha256').update(UNIT_MODEL_BYTES).digest('hex');
+
+/** The data schema the unit tasks declare: 4 numeric features, 2 classes (what UNIT_MODEL takes). */
+export const UNIT_DATA = {
+  kind: 'tabular',
+  columns: [
+    ...['a', 'b', 'c', 'd'].map((name) => ({ name, type: 'numeric', transform: 'none', missing: 'refuse' })),
+    { name: 'label', type: 'ignore' },
+  ],
+  label: { column: 'label', classes: ['no', 'yes'] },
+  holdout: 0.2,
+};
+
 /** A deterministic stand-in for training: w + 0.01·sin(seeded index). */
 export function fakeTrainer(examples: number) {
   return {
-    async train(job: { weights: Float32Array; seed: string }) {
-      const h = createHash('sha256').update(job.seed).digest();
+    async train(job: { weights: Float32Array; options: { seed: string } }) {
+      const h = createHash('sha256').update(job.options.seed).digest();
       const out = new Float32Array(job.weights.length);
       for (let i = 0; i < out.length; i++) out[i] = job.weights[i]! + 0.01 * Math.sin(h[i % 32]! + i);
       await new Promise((r) => setTimeout(r, 20));
@@ -109,10 +138,25 @@ export function fakeTrainer(examples: number) {
   };
 }
 
-export const initialWeights = async (_model: string, seed: string) => {
-  const h = createHash('sha256').update(seed).digest();
+export const initialWeights = async (seed: string | null) => {
+  const h = createHash('sha256')
+    .update(seed ?? 'package')
+    .digest();
   return Float32Array.from({ length: DIMENSION }, (_, i) => (h[i % 32]! - 128) / 1280);
 };
+
+/** The coordinator's `describeModel` twin: UNIT_MODEL's shape, DIMENSION weights from the seed. */
+export const describeModel = async (_pkg: ModelPackage, seed: string | null) => ({
+  spec: {
+    name: 'unit',
+    inputShape: [4],
+    outputUnits: 2,
+    output: 'logits' as const,
+    parameters: DIMENSION,
+    tensors: [{ name: 'out/kernel', shape: [DIMENSION] }],
+  },
+  initial: await initialWeights(seed),
+});
 
 export function makeAccount(label: string): Account {
   const seed = createHash('sha256').update(`sr/${label}`).digest();
@@ -123,10 +167,17 @@ export function makeAccount(label: string): Account {
 export function baseTask(admitted: readonly string[], overrides: Partial<Record<string, unknown>> = {}) {
   return {
     name: 'unit',
-    model: { name: 'mlp', initialSeed: 'seed-1' },
+    model: { fid: UNIT_MODEL_FID, initialSeed: 'seed-1' },
+    data: UNIT_DATA,
     dataset: { name: 'synthetic', description: 'unit test' },
+    training: {
+      loss: 'categorical_crossentropy',
+      optimizer: { name: 'sgd', learningRate: 0.1 },
+      metrics: ['accuracy', 'loss'],
+      proximalMu: 0,
+    },
     strategy: { name: 'fedavg' },
-    local: { epochs: 1, batchSize: 10, learningRate: 0.1 },
+    local: { epochs: 1, batchSize: 10 },
     rounds: 3,
     cohort: { size: admitted.length, min: 3 },
     deadlines: {
@@ -161,6 +212,7 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
   const objects = memoryObjects();
+  objects.objects.set(UNIT_MODEL_FID, UNIT_MODEL_BYTES);
   const ledger = memoryLedger();
   const server = signingKeyPair((n) => new Uint8Array(randomBytes(n)));
   const account = makeAccount('coordinator');
@@ -176,8 +228,8 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
         store,
         objects: { put: objects.put, putModel: objects.putModel, get: (fid) => objects.get(fid) },
         ledger,
-        initialWeights,
-        evaluate: async (_m, w) => ({ accuracy: 0.5 + (w[0]! % 0.1), loss: 1, examples: 100 }),
+        describeModel,
+        evaluate: async (_spec, w) => ({ accuracy: 0.5 + (w[0]! % 0.1), loss: 1, examples: 100 }),
         publish: async (topic, a) => void bus.emit(topic, JSON.parse(JSON.stringify(a))),
         clock: systemClock,
         random: (n) => new Uint8Array(randomBytes(n)),
@@ -250,7 +302,7 @@ export function makeParticipant(
         putFor: (bytes) => world.objects.putFor(bytes),
       },
       trainer: fakeTrainer(options.examples ?? 100),
-      data: { count: 0, rows: 28, cols: 28, images: new Uint8Array(0), labels: new Uint8Array(0) },
+      data: { count: 0, shape: [4], x: new Float32Array(0), y: new Uint16Array(0) },
       clock: systemClock,
       random: (n) => new Uint8Array(randomBytes(n)),
       log: () => {},

@@ -38,7 +38,7 @@ async function expectPlaintextFedAvg(world: World, spec: TaskSpec, task: string,
   for (const r of world.ledger.anchored(task))
     manifests.push(parseManifest(await world.objects.get(r.manifest)));
   const strategy = fedAvg();
-  let state: StrategyState = strategy.init(await initialWeights('mlp', spec.model.initialSeed));
+  let state: StrategyState = strategy.init(await initialWeights(spec.model.initialSeed));
   for (const m of manifests) {
     const sum = new Uint32Array(state.global.length + 1);
     for (const account of m.survivors) {
@@ -161,7 +161,7 @@ describe('central differential privacy', () => {
       { mechanism: 'gaussian', epsilonSpent: epsilonAfter(dp, 2), delta: 1e-5 },
     ]);
 
-    let start = await initialWeights('mlp', task.spec.model.initialSeed);
+    let start = await initialWeights(task.spec.model.initialSeed);
     for (const m of manifests) {
       const sum = new Uint32Array(start.length + 1);
       for (const account of m.survivors) {

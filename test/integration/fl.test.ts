@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { decodeModelPackage } from '../../models/index.ts';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
 import { createTrainingPool } from '../../src/participant/train-pool.ts';
@@ -55,7 +56,9 @@ describe('federated rounds end to end', () => {
           expect(manifests[2]!.survivors).toHaveLength(5);
           // The plaintext FedAvg of the survivors' quantized updates, from the initial model on.
           const pool = createTrainingPool({ threads: 1 });
-          const initial = await pool.initialWeights('mlp', view.spec.model.initialSeed);
+          // Round 0's model: the package the spec names, its initializers seeded as the spec says.
+          const pkg = decodeModelPackage(await view.get(view.spec.model.fid));
+          const { initial } = await pool.describe(pkg, view.spec.model.initialSeed);
           await pool.close();
           const strategy = fedAvg();
           let state: StrategyState = strategy.init(initial);

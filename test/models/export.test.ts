@@ -2,7 +2,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildModel, flattenWeights, MODEL_NAMES, modelSpec, tfjsModelFiles } from '../../models/index.ts';
+import {
+  BUILTIN_MODELS,
+  buildModel,
+  builtinModel,
+  flattenWeights,
+  specOf,
+  tfjsModelFiles,
+} from '../../models/index.ts';
 import { writeTfjsModel } from '../../src/cli/model-files.ts';
 import { loadTf } from '../../src/participant/tf.ts';
 
@@ -23,20 +30,21 @@ async function loadFromDir(dir: string) {
 }
 
 describe('TensorFlow.js export', () => {
-  it.each(MODEL_NAMES)(
+  it.each(Object.keys(BUILTIN_MODELS))(
     '%s: written files load with tf.loadLayersModel and predict as the weights say',
     async (name) => {
-      const source = buildModel(tf, name, 'export-test');
+      const { topology } = await builtinModel(name);
+      const source = await buildModel(tf, topology, 'export-test');
       const weights = flattenWeights(source);
       const dir = await mkdtemp(join(tmpdir(), 'ailink-export-'));
       try {
-        expect(await writeTfjsModel(dir, name, weights)).toBe(join(dir, 'model.json'));
+        expect(await writeTfjsModel(dir, topology, weights)).toBe(join(dir, 'model.json'));
         const loaded = await loadFromDir(dir);
         const flat = new Float32Array(
           loaded.weights.flatMap((w) => [...(w.read().dataSync() as Float32Array)]),
         );
         expect(flat).toEqual(weights);
-        const input = tf.randomUniform([2, ...modelSpec(name).inputShape], 0, 1, 'float32', 7);
+        const input = tf.randomUniform([2, ...specOf(source).inputShape], 0, 1, 'float32', 7);
         const want = (source.predict(input) as ReturnType<typeof tf.tensor>).dataSync();
         const got = (loaded.predict(input) as ReturnType<typeof tf.tensor>).dataSync();
         expect([...got]).toEqual([...want]);
@@ -50,15 +58,16 @@ describe('TensorFlow.js export', () => {
   );
 
   it('refuses weights of the wrong length or with NaN, writing nothing', async () => {
-    const n = modelSpec('mlp').parameters;
-    await expect(tfjsModelFiles(tf, 'mlp', new Float32Array(n - 1))).rejects.toMatchObject({
+    const { topology } = await builtinModel('mlp');
+    const n = 199_210;
+    await expect(tfjsModelFiles(tf, topology, new Float32Array(n - 1))).rejects.toMatchObject({
       code: 'MODEL_SHAPE_MISMATCH',
     });
     const bad = new Float32Array(n);
     bad[5] = Number.NaN;
     const dir = await mkdtemp(join(tmpdir(), 'ailink-export-'));
     try {
-      await expect(writeTfjsModel(join(dir, 'out'), 'mlp', bad)).rejects.toMatchObject({
+      await expect(writeTfjsModel(join(dir, 'out'), topology, bad)).rejects.toMatchObject({
         code: 'MODEL_WEIGHTS_INVALID',
       });
       await expect(readFile(join(dir, 'out', 'model.json'))).rejects.toThrow();

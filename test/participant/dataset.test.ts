@@ -10,7 +10,7 @@ import {
   SUBSET_DIR,
   sourceDir,
 } from '../../src/participant/dataset.ts';
-import { datasetFingerprint } from '../../src/participant/idx.ts';
+import { type Examples, examplesFingerprint } from '../../src/participant/examples.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 
 describe('data specs', () => {
@@ -72,7 +72,7 @@ describe('loading', () => {
       [data.test, 100],
     ] as const) {
       const counts = new Array(10).fill(0);
-      for (const l of split.labels) counts[l]++;
+      for (const l of split.y) counts[l]++;
       expect(counts).toEqual(new Array(10).fill(per));
     }
   });
@@ -87,15 +87,15 @@ describe('loading', () => {
       parseDataSpec(`fashion-mnist-small:dirichlet:0.5:${i}/4@t`),
     );
     const all = await loadSource({ kind: 'fashion-mnist-small' });
-    const seen = specs.flatMap((s) => partitionIndices(all.train.labels, s.partition, s.seed));
+    const seen = specs.flatMap((s) => partitionIndices(all.train.y, s.partition, s.seed));
     expect(seen.length).toBe(all.train.count);
     expect(new Set(seen).size).toBe(all.train.count);
     const mine = await loadDataSpec(specs[1]!);
     expect(mine.test.count).toBe(1000);
-    expect(mine.train.count).toBe(partitionIndices(all.train.labels, specs[1]!.partition, 't').length);
+    expect(mine.train.count).toBe(partitionIndices(all.train.y, specs[1]!.partition, 't').length);
     // Another seed gives another split.
-    expect(partitionIndices(all.train.labels, specs[1]!.partition, 'other')).not.toEqual(
-      partitionIndices(all.train.labels, specs[1]!.partition, 't'),
+    expect(partitionIndices(all.train.y, specs[1]!.partition, 'other')).not.toEqual(
+      partitionIndices(all.train.y, specs[1]!.partition, 't'),
     );
   });
 
@@ -107,26 +107,28 @@ describe('loading', () => {
 });
 
 describe('dataset fingerprints', () => {
-  const data = (labels: number[]) => ({
+  const data = (labels: number[]): Examples => ({
     count: labels.length,
-    rows: 2,
-    cols: 2,
-    images: Uint8Array.from({ length: labels.length * 4 }, (_, i) => i),
-    labels: Uint8Array.from(labels),
+    shape: [2, 2, 1],
+    x: Uint8Array.from({ length: labels.length * 4 }, (_, i) => i),
+    y: Uint16Array.from(labels),
   });
 
-  it('is a stable SHA-256 of shape, images and labels (test vector), and any change shows', () => {
-    expect(datasetFingerprint(data([1, 2]))).toBe(
+  it('is a stable SHA-256 of shape, values and labels (test vector), and any change shows', () => {
+    expect(examplesFingerprint(data([1, 2]))).toBe(
       createHash('sha256')
-        .update('ailink/dataset/v1\n2\n2\n2\n')
+        .update('ailink/examples/v1\n2\n2x2x1\nu8\n')
         .update(Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7]))
-        .update(Uint8Array.from([1, 2]))
+        .update(Uint8Array.from([1, 0, 2, 0])) // uint16 little-endian
         .digest('hex'),
     );
-    expect(datasetFingerprint(data([1, 2]))).toBe(datasetFingerprint(data([1, 2])));
-    expect(datasetFingerprint(data([1, 3]))).not.toBe(datasetFingerprint(data([1, 2])));
+    expect(examplesFingerprint(data([1, 2]))).toBe(examplesFingerprint(data([1, 2])));
+    expect(examplesFingerprint(data([1, 3]))).not.toBe(examplesFingerprint(data([1, 2])));
     const flipped = data([1, 2]);
-    flipped.images[5] = 99;
-    expect(datasetFingerprint(flipped)).not.toBe(datasetFingerprint(data([1, 2])));
+    flipped.x[5] = 99;
+    expect(examplesFingerprint(flipped)).not.toBe(examplesFingerprint(data([1, 2])));
+    // The same numbers as float32 features are other data.
+    const floats = { ...data([1, 2]), x: Float32Array.from(data([1, 2]).x) };
+    expect(examplesFingerprint(floats)).not.toBe(examplesFingerprint(data([1, 2])));
   });
 });

@@ -1,35 +1,60 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildModel, flattenWeights, modelSpec, type Tf } from '../../models/index.ts';
+import { buildModel, builtinModel, flattenWeights, modelPackageDigest, type Tf } from '../../models/index.ts';
 import { seededRng } from '../../src/participant/partition.ts';
 import { loadTf } from '../../src/participant/tf.ts';
 import { type TrainingData, trainLocal } from '../../src/participant/train.ts';
-import { createTrainingPool, poolTestHooks, type TrainingPool } from '../../src/participant/train-pool.ts';
+import {
+  createTrainingPool,
+  type ModelRef,
+  poolTestHooks,
+  type TrainingPool,
+} from '../../src/participant/train-pool.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 
 function syntheticData(seed: string, n: number): TrainingData {
   const rng = seededRng(seed);
   return {
-    images: Uint8Array.from({ length: n * 784 }, () => Math.floor(rng() * 256)),
-    labels: Uint8Array.from({ length: n }, () => Math.floor(rng() * 10)),
+    count: n,
+    shape: [28, 28, 1],
+    x: Uint8Array.from({ length: n * 784 }, () => Math.floor(rng() * 256)),
+    y: Uint16Array.from({ length: n }, () => Math.floor(rng() * 10)),
   };
 }
+
+/** A topology with a layer the backends cannot train (recurrent layers are not on the list). */
+const UNSUPPORTED: ModelRef = {
+  key: 'lstm',
+  topology: {
+    class_name: 'Sequential',
+    config: {
+      layers: [{ class_name: 'LSTM', config: { name: 'memory', units: 4, batch_input_shape: [null, 3, 2] } }],
+    },
+  },
+};
 
 const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 let tf: Tf;
 let initial: { cnn: Float32Array; mlp: Float32Array };
+let refs: { cnn: ModelRef; mlp: ModelRef };
 let pool: TrainingPool;
 
 beforeAll(async () => {
   ({ tf } = await loadTf({ prefer: 'wasm' }));
-  const [cnn, mlp] = (['cnn', 'mlp'] as const).map((name) => {
-    const model = buildModel(tf, name, 'pool');
-    const weights = flattenWeights(model);
-    model.dispose();
-    return weights;
-  });
-  initial = { cnn: cnn!, mlp: mlp! };
+  const packages = { cnn: await builtinModel('cnn'), mlp: await builtinModel('mlp') };
+  refs = {
+    cnn: { key: modelPackageDigest(packages.cnn), topology: packages.cnn.topology },
+    mlp: { key: modelPackageDigest(packages.mlp), topology: packages.mlp.topology },
+  };
   pool = createTrainingPool({ threads: 2 });
+  // The pool's own initial weights, from the seed: the same as building the model here with that seed.
+  initial = {
+    cnn: (await pool.describe(packages.cnn, 'pool')).initial,
+    mlp: (await pool.describe(packages.mlp, 'pool')).initial,
+  };
+  const here = await buildModel(tf, packages.mlp.topology, 'pool');
+  expect(bytesOf(flattenWeights(here)).equals(bytesOf(initial.mlp))).toBe(true);
+  here.dispose();
 });
 afterAll(() => pool.close());
 
@@ -41,7 +66,7 @@ describe('training pool (real worker threads)', () => {
     try {
       const weights = initial.cnn.slice();
       const job = pool.train({
-        model: 'cnn',
+        model: refs.cnn,
         weights,
         data: syntheticData('cnn', 200),
         options: { epochs: 1, seed: 'cnn' },
@@ -50,7 +75,7 @@ describe('training pool (real worker threads)', () => {
       const result = await job;
       expect(result.backend).toBe('wasm');
       expect(result.examples).toBe(200);
-      expect(result.weights).toHaveLength(modelSpec('cnn').parameters);
+      expect(result.weights).toHaveLength(1_663_370);
       expect(Number.isFinite(result.loss)).toBe(true);
       expect(bytesOf(result.weights).equals(bytesOf(initial.cnn))).toBe(false);
       // Had training run on this thread, not one tick could have fired while it ran.
@@ -63,10 +88,15 @@ describe('training pool (real worker threads)', () => {
   it('a worker gives bit-for-bit the weights trainLocal gives on this thread (same backend, same seed)', async () => {
     const data = syntheticData('same', 300);
     const [fromPool, evaluation] = await Promise.all([
-      pool.train({ model: 'mlp', weights: initial.mlp.slice(), data, options: { epochs: 2, seed: 'same' } }),
-      pool.evaluate({ model: 'mlp', weights: initial.mlp.slice(), data, batchSize: 128 }),
+      pool.train({
+        model: refs.mlp,
+        weights: initial.mlp.slice(),
+        data,
+        options: { epochs: 2, seed: 'same' },
+      }),
+      pool.evaluate({ model: refs.mlp, weights: initial.mlp.slice(), data, batchSize: 128 }),
     ]);
-    const model = buildModel(tf, 'mlp', 'pool');
+    const model = await buildModel(tf, refs.mlp.topology, 'pool');
     try {
       const local = trainLocal(tf, model, data, { epochs: 2, seed: 'same' });
       expect(bytesOf(fromPool.weights).equals(bytesOf(flattenWeights(model)))).toBe(true);
@@ -81,19 +111,24 @@ describe('training pool (real worker threads)', () => {
   it('errors from a worker arrive with their codes', async () => {
     const data = syntheticData('errors', 10);
     await expect(
-      pool.train({ model: 'resnet', weights: initial.mlp.slice(), data, options: { epochs: 1, seed: 's' } }),
-    ).rejects.toMatchObject({ code: 'MODEL_UNKNOWN' });
+      pool.train({
+        model: UNSUPPORTED,
+        weights: initial.mlp.slice(),
+        data,
+        options: { epochs: 1, seed: 's' },
+      }),
+    ).rejects.toMatchObject({ code: 'MODEL_LAYER_UNSUPPORTED' });
     await expect(
-      pool.train({ model: 'mlp', weights: new Float32Array(12), data, options: { epochs: 1, seed: 's' } }),
+      pool.train({ model: refs.mlp, weights: new Float32Array(12), data, options: { epochs: 1, seed: 's' } }),
     ).rejects.toMatchObject({
       code: 'MODEL_SHAPE_MISMATCH',
       message: 'expected 199210 weights for mlp, got 12',
     });
     const err = await pool
       .evaluate({
-        model: 'mlp',
+        model: refs.mlp,
         weights: initial.mlp.slice(),
-        data: { ...data, labels: data.labels.slice(1) },
+        data: { ...data, y: data.y.slice(1) },
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AilinkError);
@@ -104,7 +139,7 @@ describe('training pool (real worker threads)', () => {
     const data = syntheticData('crash', 100);
     const [crashed, survivor] = await Promise.allSettled([
       poolTestHooks(pool).crash(),
-      pool.train({ model: 'mlp', weights: initial.mlp.slice(), data, options: { epochs: 1, seed: 's' } }),
+      pool.train({ model: refs.mlp, weights: initial.mlp.slice(), data, options: { epochs: 1, seed: 's' } }),
     ]);
     expect(crashed).toMatchObject({ status: 'rejected', reason: { code: 'TRAINING_WORKER_FAILED' } });
     expect((crashed as PromiseRejectedResult).reason.message).toContain('exited with code 70');
@@ -112,7 +147,12 @@ describe('training pool (real worker threads)', () => {
     // A replacement worker takes the next jobs.
     const after = await Promise.all(
       [0, 1].map(() =>
-        pool.train({ model: 'mlp', weights: initial.mlp.slice(), data, options: { epochs: 1, seed: 's' } }),
+        pool.train({
+          model: refs.mlp,
+          weights: initial.mlp.slice(),
+          data,
+          options: { epochs: 1, seed: 's' },
+        }),
       ),
     );
     expect(after.map((r) => r.examples)).toEqual([100, 100]);
@@ -122,7 +162,7 @@ describe('training pool (real worker threads)', () => {
     const controller = new AbortController();
     const running = pool.train(
       {
-        model: 'cnn',
+        model: refs.cnn,
         weights: initial.cnn.slice(),
         data: syntheticData('abort', 2000),
         options: { epochs: 5, seed: 's' },
@@ -134,7 +174,7 @@ describe('training pool (real worker threads)', () => {
     controller.abort();
     await expect(running).rejects.toMatchObject({ code: 'ABORTED' });
     const next = await pool.train({
-      model: 'mlp',
+      model: refs.mlp,
       weights: initial.mlp.slice(),
       data: syntheticData('after-abort', 50),
       options: { epochs: 1, seed: 's' },
@@ -148,7 +188,7 @@ describe('training pool (real worker threads)', () => {
       await expect(
         single.train(
           {
-            model: 'mlp',
+            model: refs.mlp,
             weights: initial.mlp.slice(),
             data: syntheticData('q', 10),
             options: { epochs: 1, seed: 's' },
@@ -157,7 +197,7 @@ describe('training pool (real worker threads)', () => {
         ),
       ).rejects.toMatchObject({ code: 'ABORTED' });
       const first = single.train({
-        model: 'mlp',
+        model: refs.mlp,
         weights: initial.mlp.slice(),
         data: syntheticData('q1', 500),
         options: { epochs: 2, seed: 's' },
@@ -165,7 +205,7 @@ describe('training pool (real worker threads)', () => {
       const controller = new AbortController();
       const queued = single.train(
         {
-          model: 'mlp',
+          model: refs.mlp,
           weights: initial.mlp.slice(),
           data: syntheticData('q2', 10),
           options: { epochs: 1, seed: 's' },
@@ -186,7 +226,7 @@ describe('training pool (real worker threads)', () => {
     try {
       const job = (name: 'cnn' | 'mlp') =>
         single.train({
-          model: name,
+          model: refs[name],
           weights: initial[name].slice(),
           data: syntheticData(`leak-${name}`, 60),
           options: { epochs: 1, batchSize: 25, seed: 's', proximal: { mu: 0.01, global: initial[name] } },
@@ -197,7 +237,7 @@ describe('training pool (real worker threads)', () => {
       await job('mlp');
       await job('cnn');
       await single.evaluate({
-        model: 'cnn',
+        model: refs.cnn,
         weights: initial.cnn.slice(),
         data: syntheticData('leak-eval', 30),
       });
@@ -211,7 +251,12 @@ describe('training pool (real worker threads)', () => {
     const single = createTrainingPool({ threads: 1 });
     const data = syntheticData('close', 200);
     const jobs = [0, 1].map(() =>
-      single.train({ model: 'mlp', weights: initial.mlp.slice(), data, options: { epochs: 1, seed: 's' } }),
+      single.train({
+        model: refs.mlp,
+        weights: initial.mlp.slice(),
+        data,
+        options: { epochs: 1, seed: 's' },
+      }),
     );
     const outcomes = Promise.allSettled(jobs);
     await single.close();

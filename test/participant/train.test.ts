@@ -3,14 +3,16 @@ import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  buildModel,
+  BUILTIN_MODELS,
+  buildModel as buildFromTopology,
+  builtinModel,
   flattenWeights,
   loadFlatWeights,
-  MODEL_NAMES,
-  modelSpec,
+  specOf,
   type Tf,
 } from '../../models/index.ts';
-import { DEBIAN_FASHION_MNIST_DIR } from '../../src/participant/dataset.ts';
+import { DEBIAN_FASHION_MNIST_DIR, imageExamples } from '../../src/participant/dataset.ts';
+import { selectExamples } from '../../src/participant/examples.ts';
 import { loadIdxDataset } from '../../src/participant/idx.ts';
 import { seededRng } from '../../src/participant/partition.ts';
 import { loadTf } from '../../src/participant/tf.ts';
@@ -19,10 +21,17 @@ import { AilinkError } from '../../src/shared/errors.ts';
 import { expectCode } from '../storage/helpers.ts';
 
 let tf: Tf;
+const topologies: Record<string, Record<string, unknown>> = {};
 beforeAll(async () => {
   ({ tf } = await loadTf({ prefer: 'wasm' }));
   expect(tf.getBackend()).toBe('wasm');
+  for (const name of MODEL_NAMES) topologies[name] = (await builtinModel(name)).topology;
 });
+
+const MODEL_NAMES = Object.keys(BUILTIN_MODELS) as (keyof typeof BUILTIN_MODELS)[];
+/** A built-in model built from its model.json, initializers seeded. */
+const buildModel = (_tf: Tf, name: string, seed: string) => buildFromTopology(tf, topologies[name]!, seed);
+const PARAMETERS = { cnn: 1_663_370, mlp: 199_210 } as const;
 
 /** Uniform values in [-1, 1) from a seed. */
 function randomValues(seed: string, n: number): Float32Array {
@@ -34,18 +43,22 @@ function randomValues(seed: string, n: number): Float32Array {
 function syntheticData(seed: string, n: number): TrainingData {
   const rng = seededRng(seed);
   return {
-    images: Uint8Array.from({ length: n * 784 }, () => Math.floor(rng() * 256)),
-    labels: Uint8Array.from({ length: n }, () => Math.floor(rng() * 10)),
+    count: n,
+    shape: [28, 28, 1],
+    x: Uint8Array.from({ length: n * 784 }, () => Math.floor(rng() * 256)),
+    y: Uint16Array.from({ length: n }, () => Math.floor(rng() * 10)),
   };
 }
 
 const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 describe('models', () => {
-  it('have the parameter counts of McMahan et al.', () => {
-    expect(modelSpec('cnn').parameters).toBe(1_663_370);
-    expect(modelSpec('mlp').parameters).toBe(199_210);
-    expect(modelSpec('cnn').tensors).toEqual([
+  it('the built-in model.json files have the parameter counts of McMahan et al.', async () => {
+    const cnn = await buildModel(tf, 'cnn', 'count');
+    const mlp = await buildModel(tf, 'mlp', 'count');
+    expect(specOf(cnn).parameters).toBe(PARAMETERS.cnn);
+    expect(specOf(mlp).parameters).toBe(PARAMETERS.mlp);
+    expect(specOf(cnn).tensors).toEqual([
       { name: 'conv1/kernel', shape: [5, 5, 1, 32] },
       { name: 'conv1/bias', shape: [32] },
       { name: 'conv2/kernel', shape: [5, 5, 32, 64] },
@@ -55,20 +68,23 @@ describe('models', () => {
       { name: 'logits/kernel', shape: [512, 10] },
       { name: 'logits/bias', shape: [10] },
     ]);
-    expect(modelSpec('mlp')).toMatchObject({ inputShape: [28, 28, 1], classes: 10 });
+    expect(specOf(mlp)).toMatchObject({ inputShape: [28, 28, 1], outputUnits: 10, output: 'logits' });
+    cnn.dispose();
+    mlp.dispose();
   });
 
-  it('an unknown name is refused with the known ones listed', () => {
-    const err = expectCode(() => modelSpec('resnet'), 'MODEL_UNKNOWN');
-    expect(err.message).toContain('cnn, mlp');
+  it('an unknown built-in name is refused with the known ones listed', async () => {
+    const err = await builtinModel('resnet').catch((e: AilinkError) => e);
+    expect(err).toMatchObject({ code: 'MODEL_UNKNOWN' });
+    expect((err as Error).message).toContain('cnn, mlp');
   });
 
-  it.each(MODEL_NAMES)('%s: tf.layers builds the weights in the spec order, with the spec shapes', (name) => {
-    const model = buildModel(tf, name, 'order');
+  it.each(MODEL_NAMES)('%s: the spec lists the weights in tfjs order, with their shapes', async (name) => {
+    const model = await buildModel(tf, name, 'order');
     try {
-      expect(model.countParams()).toBe(modelSpec(name).parameters);
+      expect(model.countParams()).toBe(specOf(model).parameters);
       expect(model.weights.map((w) => ({ name: w.originalName, shape: w.shape }))).toEqual(
-        modelSpec(name).tensors.map((t) => ({ name: t.name, shape: t.shape })),
+        specOf(model).tensors.map((t) => ({ name: t.name, shape: t.shape })),
       );
     } finally {
       model.dispose();
@@ -77,8 +93,8 @@ describe('models', () => {
 
   it.each(MODEL_NAMES)(
     '%s: the same seed gives bit-identical initial weights, another seed others',
-    (name) => {
-      const [a, b, c] = ['s', 's', 't'].map((seed) => buildModel(tf, name, seed));
+    async (name) => {
+      const [a, b, c] = await Promise.all(['s', 's', 't'].map((seed) => buildModel(tf, name, seed)));
       try {
         const [wa, wb, wc] = [a!, b!, c!].map(flattenWeights);
         expect(bytesOf(wa!).equals(bytesOf(wb!))).toBe(true);
@@ -92,10 +108,10 @@ describe('models', () => {
     },
   );
 
-  it('flat weights round-trip through a model in the canonical order', () => {
-    const model = buildModel(tf, 'mlp', 'roundtrip');
+  it('flat weights round-trip through a model in the canonical order', async () => {
+    const model = await buildModel(tf, 'mlp', 'roundtrip');
     try {
-      const flat = randomValues('flat', modelSpec('mlp').parameters);
+      const flat = randomValues('flat', PARAMETERS.mlp);
       loadFlatWeights(model, flat);
       expect(bytesOf(flattenWeights(model)).equals(bytesOf(flat))).toBe(true);
       // Canonical order: the first tensor is dense1/kernel, the last logits/bias.
@@ -110,7 +126,7 @@ describe('models', () => {
   });
 
   it('saves as TensorFlow.js model.json + weights that tf.loadLayersModel reads back (the export format)', async () => {
-    const model = buildModel(tf, 'cnn', 'export');
+    const model = await buildModel(tf, 'cnn', 'export');
     try {
       let saved: Tfjs.io.ModelArtifacts | undefined;
       await model.save(
@@ -119,7 +135,7 @@ describe('models', () => {
           return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } };
         }),
       );
-      expect(saved!.weightSpecs!.map((s) => s.name)).toEqual(modelSpec('cnn').tensors.map((t) => t.name));
+      expect(saved!.weightSpecs!.map((s) => s.name)).toEqual(specOf(model).tensors.map((t) => t.name));
       const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved!));
       const flat = (m: Tfjs.LayersModel) => {
         const parts = m.getWeights().map((w) => w.dataSync() as Float32Array);
@@ -138,14 +154,14 @@ describe('models', () => {
     }
   });
 
-  it('a vector of the wrong length or with NaN/∞ is refused, and the weights stay as they were', () => {
-    const model = buildModel(tf, 'mlp', 'refuse');
+  it('a vector of the wrong length or with NaN/∞ is refused, and the weights stay as they were', async () => {
+    const model = await buildModel(tf, 'mlp', 'refuse');
     try {
       const before = flattenWeights(model);
       const short = expectCode(() => loadFlatWeights(model, new Float32Array(12)), 'MODEL_SHAPE_MISMATCH');
       expect(short.message).toBe('expected 199210 weights for mlp, got 12');
       for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
-        const flat = new Float32Array(modelSpec('mlp').parameters);
+        const flat = new Float32Array(PARAMETERS.mlp);
         flat[157_000] = bad; // after dense1's 156,800 + 200 values: the first of dense2/kernel
         const err = expectCode(() => loadFlatWeights(model, flat), 'MODEL_WEIGHTS_INVALID');
         expect(err.details).toMatchObject({ index: 157_000, tensor: 'dense2/kernel' });
@@ -249,7 +265,7 @@ describe('wasm gradients equal the cpu backend reference', () => {
     const losses: number[] = [];
     for (const backend of ['cpu', 'wasm'] as const) {
       await tf.setBackend(backend);
-      const model = buildModel(tf, 'mlp', 'same-loss');
+      const model = await buildModel(tf, 'mlp', 'same-loss');
       losses.push(trainLocal(tf, model, data, { epochs: 1, seed: 's' }).loss);
       model.dispose();
     }
@@ -259,27 +275,27 @@ describe('wasm gradients equal the cpu backend reference', () => {
 });
 
 describe('local training', () => {
-  it('same seeds, same weights: two runs give bit-identical trained weights (MLP and CNN)', () => {
+  it('same seeds, same weights: two runs give bit-identical trained weights (MLP and CNN)', async () => {
     for (const [name, n] of [
       ['mlp', 300],
       ['cnn', 60],
     ] as const) {
       const data = syntheticData(`repeat-${name}`, n);
-      const runs = [0, 1, 2].map((run) => {
-        const model = buildModel(tf, name, 'repeat');
+      const runs: Float32Array[] = [];
+      for (const run of [0, 1, 2]) {
+        const model = await buildModel(tf, name, 'repeat');
         trainLocal(tf, model, data, { epochs: 1, batchSize: 20, seed: run < 2 ? 'same' : 'other' });
-        const weights = flattenWeights(model);
+        runs.push(flattenWeights(model));
         model.dispose();
-        return weights;
-      });
+      }
       expect(bytesOf(runs[0]!).equals(bytesOf(runs[1]!))).toBe(true);
       // Another shuffle seed visits the batches in another order.
       expect(bytesOf(runs[0]!).equals(bytesOf(runs[2]!))).toBe(false);
     }
   });
 
-  it('leaves no tensors behind (training with and without the proximal term, evaluation)', () => {
-    const model = buildModel(tf, 'mlp', 'leak');
+  it('leaves no tensors behind (training with and without the proximal term, evaluation)', async () => {
+    const model = await buildModel(tf, 'mlp', 'leak');
     try {
       const data = syntheticData('leak', 120);
       const global = flattenWeights(model);
@@ -307,16 +323,16 @@ describe('local training', () => {
     }
   });
 
-  it('FedProx: μ > 0 keeps the local weights closer to the global ones; μ = 0 changes nothing', () => {
+  it('FedProx: μ > 0 keeps the local weights closer to the global ones; μ = 0 changes nothing', async () => {
     const data = syntheticData('prox', 200);
-    const start = buildModel(tf, 'mlp', 'prox');
+    const start = await buildModel(tf, 'mlp', 'prox');
     const global = flattenWeights(start);
     start.dispose();
-    const trainWith = (proximal?: { mu: number; global: Float32Array }) => {
-      const model = buildModel(tf, 'mlp', 'prox');
+    const trainWith = async (proximal?: { mu: number; global: Float32Array }) => {
+      const model = await buildModel(tf, 'mlp', 'prox');
       trainLocal(tf, model, data, {
         epochs: 3,
-        learningRate: 0.1,
+        optimizer: { name: 'sgd', learningRate: 0.1 },
         seed: 'prox',
         ...(proximal ? { proximal } : {}),
       });
@@ -329,32 +345,36 @@ describe('local training', () => {
       for (let i = 0; i < w.length; i++) sum += (w[i]! - global[i]!) ** 2;
       return Math.sqrt(sum);
     };
-    const plain = trainWith();
-    const zero = trainWith({ mu: 0, global });
-    const pulled = trainWith({ mu: 1, global });
+    const plain = await trainWith();
+    const zero = await trainWith({ mu: 0, global });
+    const pulled = await trainWith({ mu: 1, global });
     expect(bytesOf(zero).equals(bytesOf(plain))).toBe(true);
     expect(distance(pulled)).toBeLessThan(0.9 * distance(plain));
   });
 
-  it('refuses data and options that do not fit, and stops on a diverging loss', () => {
-    const model = buildModel(tf, 'mlp', 'checks');
+  it('refuses data and options that do not fit, and stops on a diverging loss', async () => {
+    const model = await buildModel(tf, 'mlp', 'checks');
     try {
       const data = syntheticData('checks', 20);
       const train =
         (d: TrainingData, options: Partial<Parameters<typeof trainLocal>[3]> = {}) =>
         () =>
           trainLocal(tf, model, d, { epochs: 1, seed: 's', ...options });
-      expectCode(train({ images: data.images.subarray(1), labels: data.labels }), 'INVALID_INPUT');
-      expectCode(train({ images: data.images, labels: data.labels.map(() => 10) }), 'INVALID_INPUT');
-      expectCode(train({ images: new Uint8Array(0), labels: new Uint8Array(0) }), 'INVALID_INPUT');
+      expectCode(train({ ...data, x: data.x.subarray(1) }), 'INVALID_INPUT');
+      expectCode(train({ ...data, y: data.y.map(() => 10) }), 'INVALID_INPUT');
+      expectCode(train({ ...data, shape: [784] }), 'INVALID_INPUT');
+      expectCode(train({ ...data, count: 0 }), 'INVALID_INPUT');
       expectCode(train(data, { epochs: 0 }), 'INVALID_INPUT');
       expectCode(train(data, { batchSize: 2.5 }), 'INVALID_INPUT');
-      expectCode(train(data, { learningRate: -1 }), 'INVALID_INPUT');
-      const global = new Float32Array(modelSpec('mlp').parameters);
+      expectCode(train(data, { optimizer: { name: 'sgd', learningRate: -1 } }), 'INVALID_INPUT');
+      const global = new Float32Array(PARAMETERS.mlp);
       expectCode(train(data, { proximal: { mu: -1, global } }), 'INVALID_INPUT');
       global[0] = Number.NaN;
       expectCode(train(data, { proximal: { mu: 1, global } }), 'MODEL_WEIGHTS_INVALID');
-      const diverged = expectCode(train(data, { learningRate: 1e30, batchSize: 5 }), 'TRAINING_DIVERGED');
+      const diverged = expectCode(
+        train(data, { optimizer: { name: 'sgd', learningRate: 1e30 }, batchSize: 5 }),
+        'TRAINING_DIVERGED',
+      );
       expect(diverged.message).toContain('lower the learning rate');
     } finally {
       model.dispose();
@@ -372,12 +392,13 @@ describe.skipIf(!existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ub
       const all = await loadIdxDataset(file('train-images-idx3-ubyte'), file('train-labels-idx1-ubyte'));
       const held = await loadIdxDataset(file('t10k-images-idx3-ubyte'), file('t10k-labels-idx1-ubyte'));
       // The files are already in random class order: the first n images are a fair sample.
-      train = { images: all.images.slice(0, 2000 * 784), labels: all.labels.slice(0, 2000) };
-      test = { images: held.images.slice(0, 1000 * 784), labels: held.labels.slice(0, 1000) };
+      const first = (n: number) => Array.from({ length: n }, (_, i) => i);
+      train = selectExamples(imageExamples(all), first(2000));
+      test = selectExamples(imageExamples(held), first(1000));
     });
 
-    it('the MLP learns: one epoch over 2,000 images scores > 65 % on 1,000 test images', () => {
-      const model = buildModel(tf, 'mlp', 'fashion');
+    it('the MLP learns: one epoch over 2,000 images scores > 65 % on 1,000 test images', async () => {
+      const model = await buildModel(tf, 'mlp', 'fashion');
       try {
         const before = evaluate(tf, model, test);
         expect(before.accuracy).toBeLessThan(0.3);
@@ -394,10 +415,13 @@ describe.skipIf(!existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ub
       }
     });
 
-    it('the CNN trains on wasm: its loss on the batches it saw falls after a few steps', () => {
-      const model = buildModel(tf, 'cnn', 'fashion');
+    it('the CNN trains on wasm: its loss on the batches it saw falls after a few steps', async () => {
+      const model = await buildModel(tf, 'cnn', 'fashion');
       try {
-        const few = { images: train.images.subarray(0, 150 * 784), labels: train.labels.subarray(0, 150) };
+        const few = selectExamples(
+          train,
+          Array.from({ length: 150 }, (_, i) => i),
+        );
         const before = evaluate(tf, model, few);
         const result = trainLocal(tf, model, few, { epochs: 1, batchSize: 50, seed: 'fashion' });
         expect(Number.isFinite(result.loss)).toBe(true);

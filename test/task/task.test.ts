@@ -31,13 +31,27 @@ const alice = makeAccount('alice').address;
 
 const spec = () =>
   parseTaskSpec({
-    version: 1,
+    version: 2,
     name: 'Fashion MNIST / CNN',
     coordinator: { account: alice, serverKey: 'aa'.repeat(32), readerKey: 'bb'.repeat(32) },
-    model: { name: 'cnn', initialSeed: 's', initialHash: 'cc'.repeat(32) },
+    model: {
+      name: 'cnn',
+      fid: 'dd'.repeat(32),
+      digest: 'ee'.repeat(32),
+      parameters: 1_663_370,
+      initialSeed: 's',
+      initialHash: 'cc'.repeat(32),
+    },
+    data: { kind: 'images', inputShape: [28, 28, 1], classes: ['a', 'b', 'c'], holdout: 0.2 },
     dataset: { name: 'fashion-mnist', description: '' },
+    training: {
+      loss: 'categorical_crossentropy',
+      optimizer: { name: 'sgd', learningRate: 0.05 },
+      metrics: ['accuracy'],
+      proximalMu: 0,
+    },
     strategy: { name: 'fedavg' },
-    local: { epochs: 1, batchSize: 50, learningRate: 0.05 },
+    local: { epochs: 1, batchSize: 50 },
     rounds: 3,
     cohort: { size: 5, min: 3 },
     deadlines: {
