@@ -7,6 +7,7 @@ export {
   accuracyChartSvg,
   type ChartPoint,
   chartPointsOf,
+  modelScores,
   REPORT_FORMATS,
   type ReportFormat,
   renderReport,

@@ -13,6 +13,8 @@ import {
   CommitmentSchema,
   decodeModelBytes,
   type Manifest,
+  needsStatistics,
+  PreprocessingSchema,
   parseManifest,
   parseTaskSpec,
   privacyRecord,
@@ -60,6 +62,7 @@ export function objectsToFetch(input: Omit<LineageInput, 'atBlock'>): string[] {
     if (manifest === undefined) continue;
     want.add(manifest.model.fid);
     want.add(manifest.specFid);
+    if (manifest.preprocessing !== null) want.add(manifest.preprocessing.fid);
   }
   return [...want].filter((fid) => !input.objects.has(fid));
 }
@@ -129,6 +132,10 @@ export function checkLineage(input: LineageInput): AuditReport {
         i > 0 && manifests[i - 1]!.problem === undefined ? manifests[i - 1]!.manifest : undefined;
       checkPrevious(manifest, previous, spec, add);
       checkModel(objects, manifest, add);
+      checkKind(manifest, i === rows.length - 1, rows.slice(0, i + 1), spec, add);
+      if (spec !== null) checkPreprocessing(objects, manifest, spec, add);
+      if (manifest.preprocessing !== null)
+        out.push(...standing(manifest.preprocessing.fid, at('preprocessing'), row.round));
       out.push(...standing(manifest.model.fid, at('model'), row.round));
       manifest.updates.forEach((u, k) => {
         const where = `updates[${k}] (${short(u.account)})`;
@@ -349,7 +356,8 @@ function checkRound(c: RoundContext, add: Add): void {
     );
   // ε is recomputed from the spec's DP settings and the round's position: a manifest can neither understate what
   // was spent nor claim noise the spec does not ask for (or leave out noise it does).
-  const want = privacyRecord(spec, m.round);
+  // An evaluation round spends nothing: it states what the training rounds before it spent.
+  const want = privacyRecord(spec, m.kind === 'evaluation' ? m.round - 1 : m.round);
   const got = m.privacy;
   const sameEpsilon =
     want.epsilonSpent === got.epsilonSpent ||
@@ -389,6 +397,82 @@ function checkPrevious(m: Manifest, previous: Manifest | undefined, spec: TaskSp
       'privacy',
       `ε spent ${m.privacy.epsilonSpent} exceeds the task's budget ${spec.dp.epsilonBudget}`,
     );
+}
+
+/**
+ * A closing evaluation round leaves the model as it started, comes after every training round the spec plans (or the
+ * privacy budget allowed), and only last; and no more training rounds are anchored than the spec plans.
+ */
+function checkKind(m: Manifest, last: boolean, upTo: readonly Row[], spec: TaskSpec | null, add: Add): void {
+  if (m.kind === 'evaluation') {
+    if (m.model.fid !== m.startModel.fid || m.model.hash !== m.startModel.hash)
+      add('MODEL_HASH', 'model', 'an evaluation round must leave the model as it started');
+    if (!last) add('SETTINGS_MISMATCH', 'kind', 'an evaluation round closes a task: no round may follow it');
+    if (spec !== null && spec.data.holdout === 0)
+      add('SETTINGS_MISMATCH', 'kind', 'the spec holds no rows out, so it has no evaluation round');
+  } else if (spec !== null && upTo.length > spec.rounds)
+    add(
+      'SETTINGS_MISMATCH',
+      'kind',
+      `the spec plans ${spec.rounds} training rounds, this is training round ${m.round}`,
+    );
+  if (spec !== null && (m.evaluation === null) !== (spec.data.holdout === 0))
+    add(
+      'SETTINGS_MISMATCH',
+      'evaluation',
+      spec.data.holdout === 0
+        ? 'the spec holds no rows out, yet the manifest reports a client-side evaluation'
+        : 'the spec holds rows out, yet the manifest reports no client-side evaluation',
+    );
+}
+
+/**
+ * The preprocessing the organisations applied: named exactly when the spec's data needs federated statistics, and
+ * stored as a well-formed object hashing to the digest the manifest gives.
+ */
+function checkPreprocessing(objects: LineageInput['objects'], m: Manifest, spec: TaskSpec, add: Add): void {
+  const needed = needsStatistics(spec.data);
+  if (m.preprocessing === null) {
+    if (needed)
+      add(
+        'SETTINGS_MISMATCH',
+        'preprocessing',
+        'the spec needs federated statistics; the manifest names none',
+      );
+    return;
+  }
+  if (!needed)
+    add(
+      'SETTINGS_MISMATCH',
+      'preprocessing',
+      'the spec needs no federated statistics; the manifest names some',
+    );
+  const bytes = objects.get(m.preprocessing.fid);
+  if (!(bytes instanceof Uint8Array)) {
+    add(
+      'OBJECT_UNAVAILABLE',
+      'preprocessing',
+      `${m.preprocessing.fid} could not be read: ${bytes?.message ?? 'not fetched'}`,
+    );
+    return;
+  }
+  const hash = sha256Hex(bytes);
+  if (hash !== m.preprocessing.digest) {
+    add(
+      'SETTINGS_MISMATCH',
+      'preprocessing',
+      `${short(m.preprocessing.fid)} hashes to ${hash}, the manifest says ${m.preprocessing.digest}`,
+    );
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    parsed = undefined;
+  }
+  if (!PreprocessingSchema.safeParse(parsed).success)
+    add('SETTINGS_MISMATCH', 'preprocessing', `${short(m.preprocessing.fid)} is not a preprocessing record`);
 }
 
 function checkModel(objects: LineageInput['objects'], m: Manifest, add: Add): void {
@@ -514,9 +598,11 @@ function roundOf(
         admitted.has(u.account) &&
         !signatureBroken.has(`round ${row.round} · updates[${k}] (${short(u.account)})`),
     })),
+    kind: m?.kind ?? 'train',
     metrics: m
       ? { accuracy: m.metrics.accuracy, loss: m.metrics.loss, testExamples: m.metrics.testExamples }
       : null,
+    evaluation: m?.evaluation ?? null,
     privacy: m ? { ...m.privacy } : null,
     secagg: m ? { enabled: m.secagg.enabled, k: m.secagg.k, t: m.secagg.t } : null,
     startedAt: m?.startedAt ?? null,

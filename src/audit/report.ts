@@ -275,8 +275,25 @@ function epsilonBudget(spec: Record<string, unknown> | null): number | null {
   return isNumber(budget) ? budget : null;
 }
 
+/**
+ * Each round's model scored, by whatever measured it: the coordinator's own test set when it has one, else the
+ * organisations' held-out rows — which score a model in the round after it (as that round's start model), or, for
+ * the last model, in the closing evaluation round (whose model is that same model).
+ */
+export function modelScores(rounds: readonly AuditRound[]): ({ accuracy: number; loss: number } | null)[] {
+  return rounds.map((r, i) => {
+    if (isNumber(r.metrics?.accuracy) && isNumber(r.metrics?.loss))
+      return { accuracy: r.metrics.accuracy, loss: r.metrics.loss };
+    const scoredBy = r.kind === 'evaluation' ? r : rounds[i + 1];
+    return scoredBy?.evaluation
+      ? { accuracy: scoredBy.evaluation.accuracy, loss: scoredBy.evaluation.loss }
+      : null;
+  });
+}
+
 function lineage(rounds: readonly AuditRound[]): Table {
-  const rows = rounds.map((r): Cell[] => [
+  const scores = modelScores(rounds);
+  const rows = rounds.map((r, i): Cell[] => [
     String(r.round),
     { text: short(r.manifest.fid), full: r.manifest.fid },
     { text: short(r.manifest.digest), full: r.manifest.digest },
@@ -293,8 +310,8 @@ function lineage(rounds: readonly AuditRound[]): Table {
           text: r.dropouts.map((d) => `${short(d.account)} (${d.stage})`).join(', '),
           full: r.dropouts.map((d) => `${d.account} (${d.stage})`).join(', '),
         },
-    percent(r.metrics?.accuracy),
-    decimal(r.metrics?.loss),
+    percent(scores[i]?.accuracy),
+    decimal(scores[i]?.loss),
     isNumber(r.privacy?.epsilonSpent) ? epsilon(r.privacy.epsilonSpent) : NONE,
     r.ok && r.findings.length === 0
       ? { text: '✓', tone: 'ok' }
@@ -322,13 +339,14 @@ function lineage(rounds: readonly AuditRound[]): Table {
 const BAR_WIDTH = 20;
 
 function curve(rounds: readonly AuditRound[]): Table {
-  const rows = rounds.map((r): Cell[] => {
-    const accuracy = r.metrics?.accuracy;
+  const scores = modelScores(rounds);
+  const rows = rounds.map((r, i): Cell[] => {
+    const accuracy = scores[i]?.accuracy;
     const filled = isNumber(accuracy) ? Math.round(Math.min(1, Math.max(0, accuracy)) * BAR_WIDTH) : 0;
     return [
       String(r.round),
       percent(accuracy),
-      decimal(r.metrics?.loss),
+      decimal(scores[i]?.loss),
       isNumber(accuracy) ? { text: '█'.repeat(filled) + '░'.repeat(BAR_WIDTH - filled), tone: 'bar' } : NONE,
     ];
   });
@@ -566,10 +584,11 @@ export interface ChartPoint {
 }
 
 export function chartPointsOf(rounds: readonly AuditRound[]): ChartPoint[] {
-  return rounds.map((r) => ({
+  const scores = modelScores(rounds);
+  return rounds.map((r, i) => ({
     round: r.round,
-    accuracy: r.metrics?.accuracy ?? null,
-    loss: r.metrics?.loss ?? null,
+    accuracy: scores[i]?.accuracy ?? null,
+    loss: scores[i]?.loss ?? null,
   }));
 }
 

@@ -70,11 +70,16 @@ export interface AuditRound {
     readonly digest: string;
     readonly valid: boolean;
   }[];
+  /** 'evaluation': the closing round in which the organisations only scored the final model. */
+  readonly kind: 'train' | 'evaluation';
+  /** The round's model on the coordinator's own test set (its fields null without one); null without a manifest. */
   readonly metrics: {
-    readonly accuracy: number;
-    readonly loss: number;
-    readonly testExamples: number;
+    readonly accuracy: number | null;
+    readonly loss: number | null;
+    readonly testExamples: number | null;
   } | null;
+  /** The organisations' held-out rows scoring the round's start model (client-side, through the secure sum). */
+  readonly evaluation: { readonly examples: number; readonly accuracy: number; readonly loss: number } | null;
   readonly privacy: {
     readonly mechanism: string;
     readonly epsilonSpent: number | null;

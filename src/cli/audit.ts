@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeModelPackage } from '../../models/index.ts';
-import { type AuditReport, auditTask, renderReport } from '../audit/index.ts';
+import { type AuditReport, auditTask, modelScores, renderReport } from '../audit/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { type Account, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -211,8 +211,10 @@ export async function openAuditor(network: LoadedNetwork, account: Account, opti
 export function describeReport(r: AuditReport): string[] {
   const lines = [`task ${r.task} (chain block ${r.atBlock}, ${r.chain?.rounds ?? 0} rounds anchored)`];
   for (const f of r.findings) lines.push(`  ✗ ${f.code} ${f.where}: ${f.message}`);
-  for (const x of r.rounds) {
-    const acc = x.metrics ? `${(x.metrics.accuracy * 100).toFixed(2)} %` : '—';
+  const scores = modelScores(r.rounds);
+  for (const [i, x] of r.rounds.entries()) {
+    const score = scores[i];
+    const acc = score ? `${(score.accuracy * 100).toFixed(2)} %` : '—';
     lines.push(
       `  round ${x.round} ${x.ok ? '✓' : '✗'}  manifest ${x.manifest.fid.slice(0, 12)}…  model ${x.model?.hash.slice(0, 12) ?? '—'}…  ${x.survivors.length}/${x.cohort.length} survivors  ${acc}`,
     );

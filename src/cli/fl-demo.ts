@@ -7,6 +7,7 @@ import { builtinModel, encodeModelPackage } from '../../models/index.ts';
 import type { AuditReport } from '../audit/index.ts';
 import { FASHION_MNIST_CLASSES, loadSource, partitionIndices } from '../participant/dataset.ts';
 import { selectExamples } from '../participant/examples.ts';
+import { exampleData } from '../participant/local-data.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
@@ -14,7 +15,10 @@ import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage
 import type { RoundStage, TaskSpec } from '../task/index.ts';
 import { openAuditor, type PulledModel } from './audit.ts';
 import { startDevNetwork } from './devnet.ts';
-import { startCoordinatorNode, startParticipantNode } from './fl.ts';
+import { describeRound, startCoordinatorNode, startParticipantNode } from './fl.ts';
+
+const percentCell = (x: number | null) =>
+  x === null ? '—'.padStart(8) : `${(x * 100).toFixed(2).padStart(7)}%`;
 
 export interface FederatedDemoOptions {
   readonly dataDir?: string;
@@ -65,14 +69,20 @@ export interface FederatedDemoResult {
   model: string;
   rounds: {
     round: number;
-    accuracy: number;
-    loss: number;
+    /** 'evaluation': the closing round in which the organisations only scored the final model. */
+    kind: 'train' | 'evaluation';
+    /** The round's model on the coordinator's test set; null when the task has none. */
+    accuracy: number | null;
+    loss: number | null;
+    /** The organisations' held-out rows scoring the round's start model; null when nothing is held out. */
+    held_out_accuracy: number | null;
     survivors: number;
     cohort: number;
     seconds: number;
     bytes: number;
   }[];
-  final_accuracy: number;
+  /** The final model's accuracy: on the organisations' held-out rows when they hold rows out, else the test set. */
+  final_accuracy: number | null;
   global_model_fid: string;
   /** model.json of the final global model in TensorFlow.js format (null when the lineage did not verify). */
   model_files: string | null;
@@ -220,7 +230,9 @@ export async function runFederatedDemo(
           coordinatorUrl: node.url,
           account,
           identityKey,
-          data: slice,
+          // Each organisation holds out the task's fraction of its own slice, chosen by its own seed.
+          loadData: async (spec: TaskSpec) =>
+            exampleData(slice, spec.data.holdout, `${account.address}/${task.id}`),
           log: (line: string) => log(`${account.address.slice(0, 6)} ${line}`),
           task: task.id,
           ...(drop ? { dropAt: { round: drop.round, stage: drop.stage } } : {}),
@@ -258,9 +270,10 @@ export async function runFederatedDemo(
           if (e.outcome.kind === 'done') {
             const r = e.outcome.row;
             say(
-              `   ${String(r.round).padStart(5)}  ${(r.accuracy * 100).toFixed(2).padStart(7)}%  ${r.loss.toFixed(3).padStart(6)}  ${`${r.survivors}/${r.cohort}`.padStart(9)}  ${r.seconds.toFixed(1).padStart(7)}  ${(r.bytes / 1e6).toFixed(1).padStart(8)}`,
+              `   ${String(r.round).padStart(5)}  ${percentCell(r.accuracy)}  ${(r.loss?.toFixed(3) ?? '—').padStart(6)}  ${`${r.survivors}/${r.cohort}`.padStart(9)}  ${r.seconds.toFixed(1).padStart(7)}  ${(r.bytes / 1e6).toFixed(1).padStart(8)}`,
             );
-          } else say(`   round ${e.round} attempt ${e.attempt} aborted: ${e.outcome.reason}`);
+          } else if (e.outcome.kind === 'aborted')
+            say(`   round ${e.round} attempt ${e.attempt} aborted: ${e.outcome.reason}`);
         }
       });
     let restart = false;
@@ -301,7 +314,7 @@ export async function runFederatedDemo(
       anchored: node.anchored,
       network: loaded,
     });
-    say(`5. global model ${last.modelFid} (accuracy ${(last.accuracy * 100).toFixed(2)} %)`);
+    say(`5. global model ${last.modelFid} (${describeRound(last)})`);
     // The same check a compliance officer runs, from its own chain connection and index: `ailink audit verify`.
     const auditor = await openAuditor(loaded, coordinatorAccount);
     let audit: AuditReport;
@@ -329,14 +342,17 @@ export async function runFederatedDemo(
       model: options.model,
       rounds: rounds.map((r) => ({
         round: r.round,
+        kind: r.kind ?? 'train',
         accuracy: r.accuracy,
         loss: r.loss,
+        held_out_accuracy: r.evaluation?.accuracy ?? null,
         survivors: r.survivors,
         cohort: r.cohort,
         seconds: r.seconds,
         bytes: r.bytes,
       })),
-      final_accuracy: last.accuracy,
+      // The final model's accuracy: the organisations' held-out rows when they hold rows out, else the test set.
+      final_accuracy: last.evaluation?.accuracy ?? last.accuracy,
       global_model_fid: last.modelFid,
       model_files: pulled?.files ?? null,
       lineage_verified: audit.ok,

@@ -19,9 +19,10 @@ import {
 } from '../chain/index.ts';
 import { createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
-import { openCoordinatorStore } from '../coordinator/store.ts';
+import { openCoordinatorStore, type RoundRow } from '../coordinator/store.ts';
 import { createHost, type Host, newPeerKey, type PeerRef } from '../p2p/index.ts';
 import type { Examples } from '../participant/examples.ts';
+import type { LocalData } from '../participant/local-data.ts';
 import { createParticipant, type Participant, type ParticipantOptions } from '../participant/runtime.ts';
 import type { ModelRef, TrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
@@ -55,6 +56,22 @@ const JOIN_DEADLINE_MS = 120_000;
  * profile's 64 KiB segments would turn it into 13 × 12 fragment transfers. The profile is recorded per object.
  */
 const ROUND_OBJECT_PROFILE = { segmentSize: MiB, dataFragments: 4, parityFragments: 8 } as const;
+
+const percent = (x: number) => `${(x * 100).toFixed(2)} %`;
+
+/**
+ * A round's figures for a person: the model on the coordinator's test set, and the organisations' held-out rows
+ * scoring the model the round started from (in the closing evaluation round: the final model).
+ */
+export function describeRound(row: Pick<RoundRow, 'accuracy' | 'kind' | 'evaluation'>): string {
+  const parts: string[] = [];
+  if (row.accuracy !== null) parts.push(`accuracy ${percent(row.accuracy)} (test set)`);
+  if (row.evaluation)
+    parts.push(
+      `${row.kind === 'evaluation' ? 'final model' : 'start model'} ${percent(row.evaluation.accuracy)} on ${row.evaluation.examples} held-out rows`,
+    );
+  return parts.join(', ') || 'no accuracy measured';
+}
 
 /** The code that produced a round, for its manifest: package version and the lockfile's hash. */
 export function codeVersion(): { package: string; version: string; lockfile: string } {
@@ -193,7 +210,8 @@ export async function startCoordinatorNode(
     dir: string;
     account: Account;
     httpPort?: number;
-    testData: Examples;
+    /** The coordinator's own test set, if it has one (organisations score every model on their held-out rows). */
+    testData?: Examples;
     log: (line: string) => void;
   },
 ): Promise<CoordinatorNode> {
@@ -207,6 +225,7 @@ export async function startCoordinatorNode(
     'coordinator',
   );
   const store = openCoordinatorStore(join(options.dir, 'coordinator.sqlite'));
+  const testData = options.testData;
   // Each task's model topology, read once from its stored package (the spec names it by digest).
   const refs = new Map<string, Promise<ModelRef>>();
   const modelRef = (spec: TaskSpec): Promise<ModelRef> => {
@@ -229,12 +248,14 @@ export async function startCoordinatorNode(
     ledger: net,
     describeModel: (pkg, seed) => deps.pool.describe(pkg, seed),
     evaluate: async (spec, weights) =>
-      deps.pool.evaluate({
-        model: await modelRef(spec),
-        weights: weights.slice(),
-        data: options.testData,
-        loss: spec.training.loss,
-      }),
+      testData === undefined
+        ? null
+        : deps.pool.evaluate({
+            model: await modelRef(spec),
+            weights: weights.slice(),
+            data: testData,
+            loss: spec.training.loss,
+          }),
     publish: async (topic, announcement) => {
       await host.publish(topic, new TextEncoder().encode(JSON.stringify(announcement)));
     },
@@ -354,7 +375,8 @@ export async function startParticipantNode(
     account: Account;
     /** Ed25519 key that signs this participant's round messages; keep it for the task's lifetime. */
     identityKey: Uint8Array;
-    data: Examples;
+    /** Reads this organisation's data against the task's schema (e.g. `loadLocalData`). */
+    loadData: (spec: TaskSpec) => Promise<LocalData>;
     log: (line: string) => void;
   } & ParticipantOptions,
 ): Promise<ParticipantNode> {
@@ -442,8 +464,12 @@ export async function startParticipantNode(
           const r = await deps.pool.train(job);
           return { weights: r.weights, loss: r.loss, examples: r.examples, seconds: r.seconds };
         },
+        async evaluate(job) {
+          const r = await deps.pool.evaluate(job);
+          return { examples: r.examples, correct: r.correct, lossSum: r.lossSum };
+        },
       },
-      data: options.data,
+      loadData: options.loadData,
       clock,
       random: deps.random,
       log: options.log,

@@ -8,6 +8,7 @@ import { encodeModelPackage, readModelJson } from '../../models/index.ts';
 import { DEV_PROTOCOL_CONFIG, parseProtocolConfig, startDevChain } from '../chain/index.ts';
 import { createHost } from '../p2p/index.ts';
 import { loadDataSpec, parseDataSpec } from '../participant/dataset.ts';
+import { loadLocalData } from '../participant/local-data.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -32,7 +33,7 @@ import {
 import { auditCommand, modelCommand } from './audit.ts';
 import { runStorageDemo } from './demo.ts';
 import { startDevNetwork } from './devnet.ts';
-import { secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
+import { describeRound, secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
 import { runFederatedDemo } from './fl-demo.ts';
 import { modelAccessLogCommand, objectCommand } from './market.ts';
 import { openRegistry } from './registry.ts';
@@ -628,7 +629,11 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
   });
   const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
   const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
-  const testData = (await loadDataSpec(parseDataSpec(values['test-data'] ?? 'fashion-mnist'))).test;
+  // Optional: organisations score every model on their held-out rows; a test set of the coordinator's own adds a figure.
+  const testData =
+    values['test-data'] === undefined
+      ? undefined
+      : (await loadDataSpec(parseDataSpec(values['test-data']))).test;
   const pool = createTrainingPool();
   const codec = createCodecPool();
   const stopped = untilSignal();
@@ -639,7 +644,7 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
       dir: values['data-dir'] ?? join(network.dir, 'coordinator'),
       account,
       httpPort: portNumber(values['http-port'], 8700),
-      testData,
+      ...(testData === undefined ? {} : { testData }),
       log: (line) => console.error(line),
     },
   );
@@ -648,8 +653,10 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
     const o = e.outcome;
     console.error(
       o.kind === 'done'
-        ? `${e.task} round ${o.row.round}: accuracy ${(o.row.accuracy * 100).toFixed(2)} %, ${o.row.survivors}/${o.row.cohort} survivors, manifest ${o.row.manifestFid}`
-        : `${e.task} round ${e.round} aborted: ${o.reason}`,
+        ? `${e.task} round ${o.row.round}: ${describeRound(o.row)}, ${o.row.survivors}/${o.row.cohort} survivors, manifest ${o.row.manifestFid}`
+        : o.kind === 'statistics'
+          ? `${e.task} federated statistics from ${o.row.survivors} organisations: preprocessing ${o.row.fid}`
+          : `${e.task} round ${e.round} aborted: ${o.reason}`,
     );
   });
   if (values['create-task']) {
@@ -691,7 +698,7 @@ async function participantCommand(argv: string[]): Promise<void> {
     usageError('participant needs --coordinator URL --task ID --key FILE --data SPEC');
   const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
   const account = await loadKeyFile(values.key);
-  const data = await loadDataSpec(parseDataSpec(values.data));
+  const dataSpec = parseDataSpec(values.data);
   // The round-signing key is bound to the account on chain at admission: it must survive restarts of this process.
   const stateDir = values['state-dir'] ?? join(network.dir, 'participants', account.address);
   const identityKey = secretIn(join(stateDir, `${values.task}.identity`), systemRandom);
@@ -704,7 +711,8 @@ async function participantCommand(argv: string[]): Promise<void> {
       coordinatorUrl: values.coordinator,
       account,
       identityKey,
-      data: data.train,
+      // Held-out rows are chosen per organisation and task, the same after a restart.
+      loadData: (spec) => loadLocalData(dataSpec, spec.data, `${account.address}/${values.task}`),
       task: values.task,
       log: (line) => console.error(line),
     },

@@ -14,12 +14,15 @@ import {
   classesOf,
   encodeModelBytes,
   epsilonAfter,
+  evaluatesClientSide,
   featureShape,
   JOIN_WINDOW_MS,
   joinMessage,
   modelAccessOf,
+  needsStatistics,
   parseRequest,
   parseTaskSpec,
+  type RoundKind,
   sha256Hex,
   type TaskSpec,
   taskDigest,
@@ -37,7 +40,7 @@ import {
   storeModel,
   strategyOf,
 } from './round.ts';
-import type { ParticipantRow, RoundRow, TaskRow } from './store.ts';
+import { type ParticipantRow, type RoundRow, STATISTICS_ROUND, type TaskRow } from './store.ts';
 
 /** The chain operations a coordinator needs, beyond recording rounds. */
 export interface CoordinatorLedger
@@ -249,44 +252,62 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     return { model: { fid: initial.fid ?? '', hash: initial.hash }, canRead: covered };
   }
 
+  /**
+   * What the task runs next: its statistics round (once, before round 0, when its data needs federated statistics),
+   * its training rounds, then a closing evaluation round when organisations hold rows out; null when it is done.
+   */
+  function nextRound(task: TaskRow): { kind: RoundKind; round: number } | null {
+    const spec = task.spec;
+    if (needsStatistics(spec.data) && store.statistics(task.id) === undefined)
+      return { kind: 'statistics', round: STATISTICS_ROUND };
+    const done = store.rounds(task.id);
+    const trained = done.filter((r) => (r.kind ?? 'train') === 'train').length;
+    if (trained < spec.rounds && withinBudget(spec, trained)) return { kind: 'train', round: done.length };
+    if (trained < spec.rounds)
+      deps.log(
+        `task ${task.id} ends after ${trained} of ${spec.rounds} rounds: one more would take ε to ${epsilonAfter(spec.dp!, trained + 1).toFixed(3)}, over its budget ${spec.dp!.epsilonBudget}`,
+      );
+    if (evaluatesClientSide(spec) && trained > 0 && !done.some((r) => r.kind === 'evaluation'))
+      return { kind: 'evaluation', round: done.length };
+    return null;
+  }
+
   async function runTask(task: TaskRow, signal: AbortSignal): Promise<void> {
     const publish = (a: WireAnnouncement) => deps.publish(topicOf(task.id), a);
     const initial = await initialOf(task);
     for (;;) {
       if (signal.aborted) return;
-      const done = store.rounds(task.id);
-      const exhausted = done.length < task.spec.rounds && !withinBudget(task.spec, done.length);
-      if (done.length >= task.spec.rounds || exhausted) {
-        if (exhausted) {
-          deps.log(
-            `task ${task.id} ends after ${done.length} of ${task.spec.rounds} rounds: one more would take ε to ${epsilonAfter(task.spec.dp!, done.length + 1).toFixed(3)}, over its budget ${task.spec.dp!.epsilonBudget}`,
-          );
-        }
-        store.finishTask(task.id);
-        emit({ kind: 'finished', task: task.id });
-        return;
-      }
-      const round = done.length;
-      const last = done.at(-1);
       let attempt = store.openAttempt(task.id);
       if (attempt === undefined) {
+        const next = nextRound(task);
+        if (next === null) {
+          store.finishTask(task.id);
+          emit({ kind: 'finished', task: task.id });
+          return;
+        }
         let start: Awaited<ReturnType<typeof startOf>>;
         try {
-          start = await startOf(task, last);
+          start = await startOf(task, store.rounds(task.id).at(-1));
         } catch (err) {
           // Storing a private initial model failed (storage or chain): the round waits and tries again.
           if (signal.aborted) return;
-          deps.log(`round ${round}: could not store its start model (${(err as Error).message}); retrying`);
+          deps.log(
+            `round ${next.round}: could not store its start model (${(err as Error).message}); retrying`,
+          );
           await sleep(10 * pollMs, signal);
           continue;
         }
+        const statistics = store.statistics(task.id);
         try {
           attempt = openAttempt(
             deps,
             task,
-            round,
-            start.model,
-            initial.weights.length,
+            next.round,
+            {
+              kind: next.kind,
+              startModel: start.model,
+              preprocessing: statistics ? { fid: statistics.fid, digest: statistics.digest } : null,
+            },
             onlineWithinMs,
             start.canRead,
           );
@@ -296,6 +317,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
           continue;
         }
       }
+      const round = attempt.round;
       emit({
         kind: 'attempt',
         task: task.id,
@@ -303,6 +325,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         attempt: attempt.attempt,
         cohort: attempt.setup.cohort.length,
       });
+      const last = store.rounds(task.id).at(-1);
       const state = store.strategyState(task.id) ?? strategyOf(task.spec).init(initial.weights);
       const parent = last ? { fid: last.manifestFid, digest: last.manifestDigest } : null;
       const onPhase = (key: { task: string; round: number; attempt: number }, phase: string) =>

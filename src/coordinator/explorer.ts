@@ -42,7 +42,15 @@ const AuditRoundSchema = z
     updates: z
       .array(z.object({ account: z.string(), fid: z.string(), digest: z.string(), valid: z.boolean() }))
       .readonly(),
-    metrics: z.object({ accuracy: z.number(), loss: z.number(), testExamples: z.number() }).nullable(),
+    kind: z.enum(['train', 'evaluation']),
+    metrics: z
+      .object({
+        accuracy: z.number().nullable(),
+        loss: z.number().nullable(),
+        testExamples: z.number().nullable(),
+      })
+      .nullable(),
+    evaluation: z.object({ examples: z.number(), accuracy: z.number(), loss: z.number() }).nullable(),
     privacy: z
       .object({ mechanism: z.string(), epsilonSpent: z.number().nullable(), delta: z.number().nullable() })
       .nullable(),

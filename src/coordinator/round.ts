@@ -17,11 +17,15 @@ import {
   verifySigned,
 } from '../aggregation/index.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
+import { canonicalJson } from '../shared/canonical.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
+import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type Commitment,
+  decodeEvaluationSum,
   decodeStoredUpdate,
+  type EvaluationSummary,
   encodeModelBytes,
   encodingOf,
   type Manifest,
@@ -29,7 +33,9 @@ import {
   modelAccessOf,
   type Phase,
   parseManifest,
+  preprocessingFromSum,
   privacyRecord,
+  type RoundKind,
   type RoundStage,
   roundContext,
   STAGES,
@@ -38,6 +44,8 @@ import {
   signAnnouncement,
   type TaskSpec,
   toWire,
+  type VectorLayout,
+  vectorLayout,
   verifyCommitment,
   type WireAnnouncement,
 } from '../task/index.ts';
@@ -54,6 +62,7 @@ import type {
   CoordinatorStore,
   ParticipantRow,
   RoundRow,
+  StatisticsRow,
   TaskRow,
 } from './store.ts';
 
@@ -77,11 +86,11 @@ export interface RoundDeps {
     /** Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. */
     setTerms(fid: string, readers: readonly string[], price: string | null): Promise<void>;
   };
-  /** The global model's metrics on the coordinator's test set. */
+  /** The global model's metrics on the coordinator's own test set; null without one (organisations score it). */
   evaluate(
     spec: TaskSpec,
     weights: Float32Array,
-  ): Promise<{ accuracy: number; loss: number; examples: number }>;
+  ): Promise<{ accuracy: number; loss: number; examples: number } | null>;
   publish(announcement: WireAnnouncement): Promise<void>;
   readonly clock: Clock;
   readonly random: Random;
@@ -120,6 +129,7 @@ export async function storeModel(
 /** What a round produced, for the caller's table and the HTTP API. */
 export type AttemptOutcome =
   | { readonly kind: 'done'; readonly row: RoundRow }
+  | { readonly kind: 'statistics'; readonly row: StatisticsRow }
   | { readonly kind: 'aborted'; readonly reason: string };
 
 export function strategyOf(spec: TaskSpec): Strategy {
@@ -191,6 +201,9 @@ export class AttemptRunner {
   }
   private get secagg(): boolean {
     return this.spec.secagg.enabled;
+  }
+  private get layout(): VectorLayout {
+    return vectorLayout(this.spec, this.setup.kind ?? 'train');
   }
   /** The stages this task runs: without SecAgg only the round start and the update. */
   private get stages(): readonly RoundStage[] {
@@ -293,6 +306,11 @@ export class AttemptRunner {
     }
     if (this.attempt.phase === 'aborted')
       return { kind: 'aborted', reason: this.attempt.reason ?? 'aborted' };
+    if (this.layout.kind === 'statistics') {
+      const statistics = this.deps.store.statistics(this.key.task);
+      if (statistics === undefined) throw new Error('a finished statistics attempt left no record');
+      return { kind: 'statistics', row: statistics };
+    }
     const row = this.deps.store.rounds(this.key.task).find((r) => r.round === this.key.round);
     if (row === undefined) throw new Error('a finished attempt left no round record');
     return { kind: 'done', row };
@@ -426,23 +444,37 @@ export class AttemptRunner {
   }
   private readonly maskedSignatures = new Map<string, Uint8Array | null>();
 
-  /** Without SecAgg the coordinator sees each update: every word must be a valid quantized value. */
+  /**
+   * Without SecAgg the coordinator sees each vector: every update word must be a valid quantized value, the weight
+   * within the task's range, and every evaluation word a 16-bit limb. (Statistics words are counts and limbs whose
+   * validity only the sum can show: preprocessingFromSum checks it.)
+   */
   private checkPlainUpdate(from: string, words: Uint32Array): void {
+    const layout = this.layout;
     const top = 2 ** this.spec.secagg.bits - 1;
-    const d = words.length - 1;
-    for (let i = 0; i < d; i++) {
+    for (let i = 0; i < layout.update; i++) {
       if (words[i]! > top)
         throw new AilinkError(
           'ROUND_UPDATE_REFUSED',
           `the update of ${from} has ${words[i]} at ${i}, above ${top}`,
         );
     }
-    const weight = words[d]!;
-    if (weight < 1 || weight > this.spec.secagg.maxWeight)
-      throw new AilinkError(
-        'ROUND_UPDATE_REFUSED',
-        `the update of ${from} claims weight ${weight}, outside 1..${this.spec.secagg.maxWeight}`,
-      );
+    if (layout.weight === 1) {
+      const weight = words[layout.update]!;
+      if (weight < 1 || weight > this.spec.secagg.maxWeight)
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `the update of ${from} claims weight ${weight}, outside 1..${this.spec.secagg.maxWeight}`,
+        );
+    }
+    const evaluationAt = layout.update + layout.weight;
+    for (let i = evaluationAt; i < evaluationAt + layout.evaluation; i++) {
+      if (words[i]! > 0xffff)
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `the evaluation of ${from} has ${words[i]} at ${i}, above 0xffff`,
+        );
+    }
   }
 
   /** The masked updates that arrived whole, as the SecAgg server's messages (or plain vectors). */
@@ -558,31 +590,60 @@ export class AttemptRunner {
     return 'masked';
   }
 
-  /** Unmasks (or sums), applies the strategy, evaluates, stores the model and manifest, anchors, records. */
-  private async finish(): Promise<void> {
-    const spec = this.spec;
-    const encoding = encodingOf(spec);
-    let sum: Uint32Array;
-    let survivors: string[];
+  /** The unmasked sum of the survivors' vectors (SecAgg), or the plain sum of the valid updates (without). */
+  private async unmaskedSum(): Promise<{ sum: Uint32Array; survivors: string[] }> {
     if (this.secagg) {
       if (this.server === undefined) throw new Error('no SecAgg server');
       const out = await this.server.unmask(this.stored('unmask').map((m) => UnmaskSchema.parse(m.body)));
-      sum = out.sum;
-      survivors = out.survivors;
-    } else {
-      const updates = await this.fetchedUpdates();
-      survivors = [...updates.keys()].sort();
-      if (survivors.length < spec.cohort.min) {
+      // SecAgg+ only needs each survivor's neighbourhood alive, which an empty or tiny set satisfies trivially: the
+      // task's floor on survivors is the coordinator's to keep (a sum of too few inputs reveals too much of each).
+      if (out.survivors.length < this.spec.cohort.min)
         throw new AilinkError(
           'ROUND_UPDATE_REFUSED',
-          `expected at least ${spec.cohort.min} valid updates, got ${survivors.length}`,
+          `expected at least ${this.spec.cohort.min} survivors, got ${out.survivors.length}`,
         );
-      }
-      sum = new Uint32Array(this.setup.dimension);
-      for (const a of survivors) addInto(sum, updates.get(a)!);
+      return out;
     }
+    const updates = await this.fetchedUpdates();
+    const survivors = [...updates.keys()].sort();
+    if (survivors.length < this.spec.cohort.min) {
+      throw new AilinkError(
+        'ROUND_UPDATE_REFUSED',
+        `expected at least ${this.spec.cohort.min} valid updates, got ${survivors.length}`,
+      );
+    }
+    const sum = new Uint32Array(this.setup.dimension);
+    for (const a of survivors) addInto(sum, updates.get(a)!);
+    return { sum, survivors };
+  }
+
+  /**
+   * Closes the attempt with what its kind asks of the sum: the federated preprocessing (statistics), or a manifest
+   * anchored on chain — with a new global model (train) or the final model scored (evaluation).
+   */
+  private async finish(): Promise<void> {
+    const { sum, survivors } = await this.unmaskedSum();
+    const layout = this.layout;
+    if (layout.kind === 'statistics') return this.finishStatistics(sum, survivors);
+    const evaluation =
+      layout.evaluation === 0
+        ? null
+        : decodeEvaluationSum(sum.subarray(layout.update + layout.weight), survivors.length);
+    if (layout.kind === 'evaluation')
+      return this.record(survivors, evaluation, {
+        model: this.setup.startModel,
+        state: this.start,
+        metrics: { accuracy: null, loss: null, testExamples: null, examples: 0 },
+        modelBytes: 0,
+      });
+    const spec = this.spec;
+    const encoding = encodingOf(spec);
     checkWeightedEncoding(encoding, survivors.length);
-    const decoded = decodeWeightedSum(sum, encoding, survivors.length);
+    const decoded = decodeWeightedSum(
+      sum.subarray(0, layout.update + layout.weight),
+      encoding,
+      survivors.length,
+    );
     const k = this.key;
     const weighted =
       spec.dp === null
@@ -595,7 +656,7 @@ export class AttemptRunner {
             random: dpNoiseSource(this.deps.serverKey, roundContext(k.task, k.round, k.attempt)),
           });
     const next = strategyOf(spec).aggregate(this.start, weighted);
-    const metrics = await this.deps.evaluate(spec, next.global);
+    const measured = await this.deps.evaluate(spec, next.global);
     const modelBytes = encodeModelBytes(spec.model.name, next.global);
     const modelHash = sha256Hex(modelBytes);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
@@ -623,7 +684,36 @@ export class AttemptRunner {
         readerKeysOf(this.deps.store.participants(k.task)),
       );
     }
-    const modelFid = stored.fid;
+    await this.record(survivors, evaluation, {
+      model: { fid: stored.fid, hash: modelHash },
+      state: next.state,
+      metrics: {
+        accuracy: measured?.accuracy ?? null,
+        loss: measured?.loss ?? null,
+        testExamples: measured?.examples ?? null,
+        // Under DP every update weighs 1: the clients that contributed.
+        examples: decoded.totalWeight,
+      },
+      modelBytes: modelBytes.byteLength,
+      ...(stored.readers === undefined ? {} : { readers: stored.readers }),
+    });
+  }
+
+  /** Stores and anchors the round's manifest (once, even across restarts), records the round, announces it done. */
+  private async record(
+    survivors: string[],
+    evaluation: EvaluationSummary | null,
+    out: {
+      model: { fid: string; hash: string };
+      state: StrategyState;
+      metrics: Manifest['metrics'];
+      modelBytes: number;
+      readers?: string[];
+    },
+  ): Promise<void> {
+    const spec = this.spec;
+    const k = this.key;
+    const kind = this.layout.kind === 'evaluation' ? 'evaluation' : 'train';
     const commitments = this.stored('masked')
       .filter((m) => survivors.includes(m.sender))
       // Stored as it came on the wire (hex signature), validated when it was accepted.
@@ -633,7 +723,8 @@ export class AttemptRunner {
       }));
     const now = this.deps.clock.now();
     const manifest: Manifest = {
-      version: 1,
+      version: 2,
+      kind,
       task: k.task,
       spec: this.task.digest,
       specFid: this.task.specFid,
@@ -641,7 +732,7 @@ export class AttemptRunner {
       attempt: k.attempt,
       parent: this.parent,
       startModel: this.setup.startModel,
-      model: { fid: modelFid, hash: modelHash, name: spec.model.name, parameters: next.global.length },
+      model: { ...out.model, name: spec.model.name, parameters: spec.model.parameters },
       cohort: this.setup.cohort.map((c) => c.account),
       survivors,
       dropouts: this.setup.cohort
@@ -658,20 +749,17 @@ export class AttemptRunner {
         bits: spec.secagg.bits,
         maxWeight: spec.secagg.maxWeight,
       },
-      privacy: privacyRecord(spec, k.round),
-      metrics: {
-        accuracy: metrics.accuracy,
-        loss: metrics.loss,
-        testExamples: metrics.examples,
-        // Under DP every update weighs 1: the clients that contributed.
-        examples: decoded.totalWeight,
-      },
+      // An evaluation round spends no privacy: it states what the training rounds before it spent.
+      privacy: privacyRecord(spec, kind === 'evaluation' ? k.round - 1 : k.round),
+      preprocessing: this.setup.preprocessing ?? null,
+      metrics: out.metrics,
+      evaluation,
       code: this.deps.code,
       startedAt: this.attempt.startedAt,
       finishedAt: now,
     };
     const bytes = manifestBytes(manifest);
-    const digest = sha256Hex(bytes);
+    const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
     let manifestFid: string;
     let manifestDigest: string;
     if (already !== undefined) {
@@ -679,40 +767,74 @@ export class AttemptRunner {
       manifestDigest = already.digest;
     } else {
       manifestFid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/manifest.json`);
-      manifestDigest = digest;
+      manifestDigest = sha256Hex(bytes);
       await this.deps.ledger.recordRound(k.task, k.round, manifestFid, manifestDigest);
     }
     const row: RoundRow = {
       task: k.task,
       round: k.round,
       attempt: k.attempt,
-      modelFid,
-      modelHash,
+      kind,
+      modelFid: out.model.fid,
+      modelHash: out.model.hash,
       manifestFid,
       manifestDigest,
-      accuracy: metrics.accuracy,
-      loss: metrics.loss,
+      accuracy: out.metrics.accuracy,
+      loss: out.metrics.loss,
+      evaluation,
       survivors: survivors.length,
       cohort: this.setup.cohort.length,
       seconds: (now - this.attempt.startedAt) / 1000,
-      bytes: this.bytesMoved + modelBytes.byteLength + bytes.byteLength,
+      bytes: this.bytesMoved + out.modelBytes + bytes.byteLength,
       finishedAt: now,
-      ...(stored.readers === undefined ? {} : { modelReaders: stored.readers }),
+      ...(out.readers === undefined ? {} : { modelReaders: out.readers }),
     };
-    this.deps.store.finishRound(row, next.state);
+    this.deps.store.finishRound(row, out.state);
+    await this.announceDone({
+      model: out.model,
+      manifest: { fid: manifestFid, digest: manifestDigest },
+      accuracy: out.metrics.accuracy,
+      loss: out.metrics.loss,
+    });
+  }
+
+  /**
+   * The statistics round's sum becomes the task's preprocessing: stored as a public object (content-addressed, so a
+   * restart stores the same one), named by every training round's announcement and manifest.
+   */
+  private async finishStatistics(sum: Uint32Array, survivors: string[]): Promise<void> {
+    const k = this.key;
+    const preprocessing = preprocessingFromSum(sum, this.spec.data as TabularSchema, survivors.length);
+    const bytes = new TextEncoder().encode(canonicalJson(preprocessing));
+    const fid = await this.deps.objects.put(bytes, `${k.task}/preprocessing.json`);
+    const now = this.deps.clock.now();
+    this.deps.store.finishStatistics({
+      task: k.task,
+      attempt: k.attempt,
+      fid,
+      digest: sha256Hex(bytes),
+      preprocessing,
+      survivors: survivors.length,
+      finishedAt: now,
+    });
+    await this.announceDone({ model: this.setup.startModel, manifest: null, accuracy: null, loss: null });
+  }
+
+  private async announceDone(body: {
+    model: { fid: string; hash: string };
+    manifest: { fid: string; digest: string } | null;
+    accuracy: number | null;
+    loss: number | null;
+  }): Promise<void> {
+    const k = this.key;
     const wire = signAnnouncement(
       {
         task: k.task,
         round: k.round,
         attempt: k.attempt,
         phase: 'done',
-        deadline: now,
-        body: {
-          model: { fid: modelFid, hash: modelHash },
-          manifest: { fid: manifestFid, digest: manifestDigest },
-          accuracy: metrics.accuracy,
-          loss: metrics.loss,
-        },
+        deadline: this.deps.clock.now(),
+        body,
       },
       this.deps.serverKey,
     );
@@ -734,8 +856,11 @@ export function openAttempt(
   deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'>,
   task: TaskRow,
   round: number,
-  startModel: { fid: string; hash: string },
-  parameters: number,
+  opening: {
+    kind: RoundKind;
+    startModel: { fid: string; hash: string };
+    preprocessing: { fid: string; digest: string } | null;
+  },
   onlineWithinMs: number,
   canRead: (p: ParticipantRow) => boolean = () => true,
 ): AttemptRow {
@@ -766,12 +891,14 @@ export function openAttempt(
   const previous = deps.store.attempts(task.id, round);
   const attempt = previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
   const setup: AttemptSetup = {
+    kind: opening.kind,
     cohort,
     graphSeed: toHex(deps.random(32)),
     k,
     t,
-    dimension: parameters + 1,
-    startModel,
+    dimension: vectorLayout(spec, opening.kind).dimension,
+    startModel: opening.startModel,
+    preprocessing: opening.preprocessing,
   };
   const deadline = now + spec.deadlines.advertiseMs;
   const row: AttemptRow = {
@@ -798,8 +925,10 @@ export function openAttempt(
         graphSeed: setup.graphSeed,
         k,
         t,
+        kind: opening.kind,
         dimension: setup.dimension,
-        model: startModel,
+        model: opening.startModel,
+        preprocessing: opening.preprocessing,
       },
     },
     deps.serverKey,

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { StrategyState } from '../aggregation/index.ts';
-import type { TaskSpec } from '../task/index.ts';
+import type { EvaluationSummary, Preprocessing, RoundKind, TaskSpec } from '../task/index.ts';
 
 /**
  * The coordinator's durable state, one SQLite file. Every accepted message and every stage transition is written
@@ -32,13 +32,31 @@ export interface ParticipantRow {
   readonly lastSeen: number;
 }
 
+/** The round number a task's statistics attempts are stored under: before round 0, and never anchored. */
+export const STATISTICS_ROUND = -1;
+
 export interface AttemptSetup {
+  /** What the round's vectors carry (src/task/layout.ts); rows from before round kinds are 'train'. */
+  readonly kind?: RoundKind;
   readonly cohort: { account: string; identityKey: string }[];
   readonly graphSeed: string;
   readonly k: number;
   readonly t: number;
   readonly dimension: number;
   readonly startModel: { fid: string; hash: string };
+  /** The federated preprocessing the round's organisations apply, null when the task needs none. */
+  readonly preprocessing?: { fid: string; digest: string } | null;
+}
+
+/** The outcome of a task's statistics round: the federated preprocessing, stored as a public object. */
+export interface StatisticsRow {
+  readonly task: string;
+  readonly attempt: number;
+  readonly fid: string;
+  readonly digest: string;
+  readonly preprocessing: Preprocessing;
+  readonly survivors: number;
+  readonly finishedAt: number;
 }
 
 export interface AttemptRow {
@@ -60,8 +78,13 @@ export interface RoundRow {
   readonly modelHash: string;
   readonly manifestFid: string;
   readonly manifestDigest: string;
-  readonly accuracy: number;
-  readonly loss: number;
+  /** 'evaluation' for the closing round that only scored the final model; absent (older rows) means 'train'. */
+  readonly kind?: 'train' | 'evaluation';
+  /** The round's model on the coordinator's test set (null without one). */
+  readonly accuracy: number | null;
+  readonly loss: number | null;
+  /** The organisations' client-side evaluation of the round's start model (null when nothing is held out). */
+  readonly evaluation?: EvaluationSummary | null;
   readonly survivors: number;
   readonly cohort: number;
   readonly seconds: number;
@@ -118,6 +141,9 @@ export interface CoordinatorStore {
   rounds(task: string): RoundRow[];
   /** The strategy state after the last finished round; undefined before round 0 finishes. */
   strategyState(task: string): StrategyState | undefined;
+  /** Records a finished statistics round (its attempt becomes done), atomically. */
+  finishStatistics(row: StatisticsRow): void;
+  statistics(task: string): StatisticsRow | undefined;
   close(): void;
 }
 
@@ -171,6 +197,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     CREATE TABLE IF NOT EXISTS rounds (task TEXT NOT NULL, round INTEGER NOT NULL, record TEXT NOT NULL,
       PRIMARY KEY (task, round));
     CREATE TABLE IF NOT EXISTS strategy (task TEXT PRIMARY KEY, state TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS statistics (task TEXT PRIMARY KEY, record TEXT NOT NULL);
   `);
   // Stores from before reader keys and signed joins: the columns are added, empty until the participant joins again.
   const participantColumns = db.prepare<[], { name: string }>('PRAGMA table_info(participants)').all();
@@ -289,7 +316,13 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
       'INSERT INTO strategy (task, state) VALUES (?, ?) ON CONFLICT (task) DO UPDATE SET state = excluded.state',
     ),
     state: db.prepare<[string], { state: string }>('SELECT state FROM strategy WHERE task = ?'),
+    addStatistics: db.prepare('INSERT INTO statistics (task, record) VALUES (?, ?)'),
+    statistics: db.prepare<[string], { record: string }>('SELECT record FROM statistics WHERE task = ?'),
   };
+  const finishStatistics = db.transaction((row: StatisticsRow) => {
+    q.addStatistics.run(row.task, JSON.stringify(row));
+    q.setPhase.run('done', row.finishedAt, null, row.task, STATISTICS_ROUND, row.attempt);
+  });
   const finishRound = db.transaction((row: RoundRow, state: StrategyState) => {
     q.addRound.run(row.task, row.round, JSON.stringify(row));
     q.setState.run(row.task, encodeState(state));
@@ -365,6 +398,11 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
     strategyState: (task) => {
       const r = q.state.get(task);
       return r && decodeState(r.state);
+    },
+    finishStatistics: (row) => finishStatistics(row),
+    statistics: (task) => {
+      const r = q.statistics.get(task);
+      return r && (JSON.parse(r.record) as StatisticsRow);
     },
     close: () => db.close(),
   };

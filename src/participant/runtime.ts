@@ -14,12 +14,16 @@ import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   type Announcement,
   decodeModelBytes,
+  encodeEvaluation,
   encodeStoredUpdate,
   encodingOf,
+  evaluatesClientSide,
   joinMessage,
   type Manifest,
   manifestDigest,
   type Phase,
+  type Preprocessing,
+  PreprocessingSchema,
   parseAnnouncement,
   parseManifest,
   type RoundStage,
@@ -30,9 +34,12 @@ import {
   taskDigest,
   taskTopic,
   toWire,
+  type VectorLayout,
+  vectorLayout,
 } from '../task/index.ts';
-import { type Examples, examplesFingerprint } from './examples.ts';
-import type { TrainOptions } from './train.ts';
+import type { Examples } from './examples.ts';
+import type { LocalData } from './local-data.ts';
+import type { LossName, TrainOptions } from './train.ts';
 import type { ModelRef } from './train-pool.ts';
 
 /** How a participant reaches its coordinator: HTTP for the task and joining, p2p for round traffic. */
@@ -84,9 +91,19 @@ export interface ParticipantDeps {
       data: Examples;
       options: TrainOptions;
     }): Promise<{ weights: Float32Array; loss: number; examples: number; seconds: number }>;
+    /** Scores weights on examples: what the secure sum adds up (correct answers, summed loss). */
+    evaluate(job: {
+      model: ModelRef;
+      weights: Float32Array;
+      data: Examples;
+      loss: LossName;
+    }): Promise<{ examples: number; correct: number; lossSum: number }>;
   };
-  /** This organisation's training examples, preprocessed as the task's data schema says. */
-  readonly data: Examples;
+  /**
+   * Reads this organisation's data and checks it against the task's schema (local-data.ts): called once the spec is
+   * verified against the chain and before joining, so data that does not fit is refused before anything is joined.
+   */
+  loadData(spec: TaskSpec): Promise<LocalData>;
   readonly clock: Clock;
   readonly random: Random;
   log(line: string): void;
@@ -116,12 +133,23 @@ export interface Participant {
   onEvent(listener: (e: ParticipantEvent) => void): void;
 }
 
+/** What an attempt's vector is made of, once local work is done (layout.ts says in which order). */
+interface LocalWork {
+  /** Training rounds: the update and the examples it weighs. */
+  readonly update: { delta: Float32Array; examples: number } | null;
+  /** The start model's evaluation words (empty when nothing is held out). */
+  readonly evaluation: Uint32Array;
+  /** Statistics rounds: this organisation's statistics words. */
+  readonly statistics: Uint32Array;
+}
+
 interface AttemptState {
   readonly round: number;
   readonly attempt: number;
   readonly context: string;
+  readonly layout: VectorLayout;
   readonly client: SecAggClient | undefined;
-  readonly training: Promise<{ delta: Float32Array; examples: number }>;
+  readonly work: Promise<LocalWork>;
   readonly done: Set<Phase>;
   dropped: boolean;
 }
@@ -136,7 +164,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
   const me = deps.account.address;
   const identityPublic = toHex(signingKeyPair(() => deps.identityKey).publicKey);
   // Declared in every commitment (and so in every manifest): what this organisation trained on, without showing it.
-  const dataset = examplesFingerprint(deps.data);
+  // Set once the task's spec is verified: this organisation's data, and its fingerprint (declared in every commitment).
+  let data: LocalData;
+  let dataset: string;
   const listeners = new Set<(e: ParticipantEvent) => void>();
   const emit = (e: ParticipantEvent) => {
     for (const l of listeners) l(e);
@@ -147,10 +177,13 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
   let current: AttemptState | undefined;
   let lastDone = -1;
 
-  /** The model a round starts from must be the task's initial model or the one the chain anchored last round. */
+  /**
+   * The model a round starts from must be the task's initial model (round 0, and the statistics round before it) or
+   * the one the chain anchored last round.
+   */
   async function verifiedStartModel(a: Extract<Announcement, { phase: 'advertise' }>): Promise<Float32Array> {
     let expected: string;
-    if (a.round === 0) expected = spec.model.initialHash;
+    if (a.round <= 0) expected = spec.model.initialHash;
     else {
       const anchored = (await deps.chain.anchored(options.task)).find((r) => r.round === a.round - 1);
       if (anchored === undefined)
@@ -197,6 +230,96 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     return { key: spec.model.digest, topology: decodeModelPackage(bytes).topology };
   }
 
+  /** The federated preprocessing a round names, checked against the digest its signed announcement gives. */
+  const preprocessings = new Map<string, Preprocessing>();
+  async function verifiedPreprocessing(
+    ref: { fid: string; digest: string } | null,
+  ): Promise<Preprocessing | null> {
+    if (ref === null) {
+      if (data.needsStatistics)
+        throw new AilinkError(
+          'ROUND_MESSAGE_INVALID',
+          'this task needs federated statistics, the round names none',
+        );
+      return null;
+    }
+    const known = preprocessings.get(ref.digest);
+    if (known) return known;
+    const bytes = await deps.objects.get(ref.fid, { signal: AbortSignal.timeout(FETCH_DEADLINE_MS) });
+    if (sha256Hex(bytes) !== ref.digest)
+      throw new AilinkError(
+        'MODEL_UNVERIFIED',
+        `the preprocessing ${ref.fid.slice(0, 16)}… does not hash to ${ref.digest.slice(0, 16)}…`,
+      );
+    const parsed = PreprocessingSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    if (!parsed.success)
+      throw new AilinkError('ROUND_MESSAGE_INVALID', 'the preprocessing object is malformed');
+    preprocessings.set(ref.digest, parsed.data);
+    return parsed.data;
+  }
+
+  /**
+   * What a round works on, checked before this organisation takes part at all: the start model against the chain,
+   * the preprocessing against its digest. Null for a statistics round, which needs neither.
+   */
+  async function roundInputs(
+    a: Extract<Announcement, { phase: 'advertise' }>,
+    layout: VectorLayout,
+  ): Promise<{ global: Float32Array; train: Examples; holdout: Examples } | null> {
+    if (layout.kind === 'statistics') return null;
+    const global = await verifiedStartModel(a);
+    return { global, ...data.examples(await verifiedPreprocessing(a.body.preprocessing)) };
+  }
+
+  /** What this organisation computes for a round, before any SecAgg stage needs it. */
+  async function localWork(
+    a: Extract<Announcement, { phase: 'advertise' }>,
+    layout: VectorLayout,
+    context: string,
+    inputs: Awaited<ReturnType<typeof roundInputs>>,
+  ): Promise<LocalWork> {
+    if (inputs === null)
+      return { update: null, evaluation: new Uint32Array(0), statistics: data.statistics() };
+    const { global, train, holdout } = inputs;
+    // The start model scored on the held-out rows (before training changes anything).
+    const evaluation =
+      layout.evaluation === 0
+        ? new Uint32Array(0)
+        : encodeEvaluation(
+            holdout.count === 0
+              ? { examples: 0, correct: 0, lossSum: 0 }
+              : await deps.trainer.evaluate({
+                  model,
+                  weights: global.slice(),
+                  data: holdout,
+                  loss: spec.training.loss,
+                }),
+          );
+    if (layout.kind === 'evaluation') return { update: null, evaluation, statistics: new Uint32Array(0) };
+    const r = await deps.trainer.train({
+      model,
+      weights: global.slice(),
+      data: train,
+      options: {
+        epochs: spec.local.epochs,
+        batchSize: spec.local.batchSize,
+        loss: spec.training.loss,
+        optimizer: spec.training.optimizer,
+        seed: `${me}/${context}`,
+        ...(spec.training.proximalMu > 0 ? { proximal: { mu: spec.training.proximalMu, global } } : {}),
+      },
+    });
+    emit({ kind: 'trained', round: a.round, loss: r.loss, examples: r.examples, seconds: r.seconds });
+    const delta = new Float32Array(global.length);
+    for (let i = 0; i < delta.length; i++) {
+      const d = r.weights[i]! - global[i]!;
+      if (!Number.isFinite(d))
+        throw new AilinkError('ROUND_UPDATE_REFUSED', `local training produced a non-finite weight at ${i}`);
+      delta[i] = d;
+    }
+    return { update: { delta, examples: r.examples }, evaluation, statistics: new Uint32Array(0) };
+  }
+
   async function submit(
     state: AttemptState,
     stage: RoundStage,
@@ -237,7 +360,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     if (a.phase === 'done' || a.phase === 'aborted') {
       if (a.phase === 'done' && a.round > lastDone) {
         lastDone = a.round;
-        emit({ kind: 'round', round: a.round, phase: 'done', accuracy: a.body.accuracy });
+        emit({ kind: 'round', round: a.round, phase: 'done', accuracy: a.body.accuracy ?? undefined });
       }
       if (current && current.round === a.round && current.attempt === a.attempt) {
         if (a.phase === 'aborted') emit({ kind: 'round', round: a.round, phase: 'aborted' });
@@ -258,44 +381,28 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         });
         return;
       }
-      let global: Float32Array;
+      const context = roundContext(options.task, a.round, a.attempt);
+      const layout = vectorLayout(spec, a.body.kind);
+      if (layout.dimension !== a.body.dimension) {
+        const reason = `a ${a.body.kind} round of this task has ${layout.dimension} words per vector, the announcement says ${a.body.dimension}`;
+        emit({ kind: 'refused', round: a.round, reason });
+        deps.log(`refusing round ${a.round}: ${reason}`);
+        return;
+      }
+      let inputs: Awaited<ReturnType<typeof roundInputs>>;
       try {
-        global = await verifiedStartModel(a);
+        inputs = await roundInputs(a, layout);
       } catch (err) {
         emit({ kind: 'refused', round: a.round, reason: (err as Error).message });
         deps.log(`refusing round ${a.round}: ${(err as Error).message}`);
         return;
       }
-      const context = roundContext(options.task, a.round, a.attempt);
-      const training = deps.trainer
-        .train({
-          model,
-          weights: global.slice(),
-          data: deps.data,
-          options: {
-            epochs: spec.local.epochs,
-            batchSize: spec.local.batchSize,
-            loss: spec.training.loss,
-            optimizer: spec.training.optimizer,
-            seed: `${me}/${context}`,
-            ...(spec.training.proximalMu > 0 ? { proximal: { mu: spec.training.proximalMu, global } } : {}),
-          },
-        })
-        .then((r) => {
-          emit({ kind: 'trained', round: a.round, loss: r.loss, examples: r.examples, seconds: r.seconds });
-          const delta = new Float32Array(global.length);
-          for (let i = 0; i < delta.length; i++) {
-            const d = r.weights[i]! - global[i]!;
-            if (!Number.isFinite(d))
-              throw new AilinkError(
-                'ROUND_UPDATE_REFUSED',
-                `local training produced a non-finite weight at ${i}`,
-              );
-            delta[i] = d;
-          }
-          return { delta, examples: r.examples };
-        });
-      training.catch(() => {});
+      // Started at once, so that training overlaps the key exchange; its failure is read where it is needed.
+      const work = localWork(a, layout, context, inputs);
+      work.catch((err: Error) => {
+        emit({ kind: 'refused', round: a.round, reason: err.message });
+        deps.log(`round ${a.round}: ${err.message}`);
+      });
       const client = a.body.secagg
         ? createSecAggClient(
             me,
@@ -315,8 +422,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         round: a.round,
         attempt: a.attempt,
         context,
+        layout,
         client,
-        training,
+        work,
         done: new Set(),
         dropped: false,
       };
@@ -344,11 +452,17 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           await submit(state, 'shares', await client.shareKeys(a.body.adverts[me] ?? []), a.deadline);
         return;
       case 'masked': {
-        const { delta, examples } = await state.training;
-        // Under DP every update counts once and is clipped to the task's norm: the sum's sensitivity is then C.
-        const update = spec.dp === null ? delta : clipToNorm(delta, spec.dp.clipNorm);
-        const weight = spec.dp === null ? Math.min(examples, spec.secagg.maxWeight) : 1;
-        const encoded = encodeWeightedUpdate(update, weight, encodingOf(spec), deps.random);
+        const work = await state.work;
+        const parts: Uint32Array[] = [];
+        if (work.update !== null) {
+          // Under DP every update counts once and is clipped to the task's norm: the sum's sensitivity is then C.
+          const update =
+            spec.dp === null ? work.update.delta : clipToNorm(work.update.delta, spec.dp.clipNorm);
+          const weight = spec.dp === null ? Math.min(work.update.examples, spec.secagg.maxWeight) : 1;
+          parts.push(encodeWeightedUpdate(update, weight, encodingOf(spec), deps.random));
+        }
+        parts.push(work.evaluation, work.statistics);
+        const encoded = concatWords(parts, state.layout.dimension);
         options.onEncodedUpdate?.(state.round, encoded);
         const masked = client ? client.maskedInput(a.body.inbox[me] ?? [], encoded) : undefined;
         const bytes = encodeStoredUpdate({
@@ -394,6 +508,8 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       }
       spec = task.spec;
       model = await verifiedModel(spec);
+      data = await deps.loadData(spec);
+      dataset = data.fingerprint;
       const signature = toHex(deps.account.sign(admissionMessage(options.task, identityPublic)));
       // The reader key goes with the join, signed: a task with private models wraps each start model for it.
       const claim = {
@@ -443,7 +559,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       };
       const unsubscribe = deps.link.subscribe(taskTopic(options.task), enqueue);
       try {
-        while (!signal.aborted && lastDone < spec.rounds - 1) {
+        // The training rounds, then the closing evaluation round when rows are held out.
+        const lastRound = spec.rounds - 1 + (evaluatesClientSide(spec) ? 1 : 0);
+        while (!signal.aborted && lastDone < lastRound) {
           try {
             const reply = await deps.link.request(
               { kind: 'view', task: options.task, from: me },
@@ -461,4 +579,21 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       }
     },
   };
+}
+
+/** The parts of a vector, in order, checked against the length the round's layout gives. */
+function concatWords(parts: readonly Uint32Array[], dimension: number): Uint32Array {
+  const out = new Uint32Array(dimension);
+  let at = 0;
+  for (const p of parts) {
+    if (at + p.length > dimension) break;
+    out.set(p, at);
+    at += p.length;
+  }
+  if (at !== dimension || parts.reduce((a, p) => a + p.length, 0) !== dimension)
+    throw new AilinkError(
+      'ROUND_UPDATE_REFUSED',
+      `this organisation's vector has the wrong length for the round (${dimension} words expected)`,
+    );
+  return out;
 }

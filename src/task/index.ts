@@ -14,6 +14,14 @@ export {
   type NumericColumn,
   type TabularSchema,
 } from './data-schema.ts';
+export {
+  decodeEvaluationSum,
+  EVALUATION_WORDS,
+  type EvaluationCounts,
+  type EvaluationSummary,
+  encodeEvaluation,
+} from './evaluation.ts';
+export { evaluatesClientSide, type RoundKind, type VectorLayout, vectorLayout } from './layout.ts';
 export { type Manifest, ManifestSchema, manifestBytes, manifestDigest, parseManifest } from './manifest.ts';
 export {
   type Advert,
@@ -66,3 +74,10 @@ export {
   taskIdOf,
   taskSpecBytes,
 } from './spec.ts';
+export {
+  needsStatistics,
+  type Preprocessing,
+  PreprocessingSchema,
+  preprocessingFromSum,
+  statisticsLength,
+} from './statistics.ts';

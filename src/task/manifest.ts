@@ -16,8 +16,13 @@ const ref = z.object({ fid: hash, hash }).strict();
 
 export const ManifestSchema = z
   .object({
-    version: z.literal(1),
+    version: z.literal(2),
     task: z.string(),
+    /**
+     * 'train': the round trained and aggregated a new model. 'evaluation': the closing round after the last training
+     * round, in which the organisations only scored the final model on their held-out rows (model = start model).
+     */
+    kind: z.enum(['train', 'evaluation']),
     /** Digest of the task spec recorded by `provenance.createTask`. */
     spec: hash,
     /** The task spec as a stored public object (canonical JSON hashing to `spec`), so auditors need no coordinator. */
@@ -57,14 +62,28 @@ export const ManifestSchema = z
         delta: z.number().nullable(),
       })
       .strict(),
+    /** The federated preprocessing the organisations applied (a stored object and its SHA-256), null if none. */
+    preprocessing: z.object({ fid: hash, digest: hash }).strict().nullable(),
+    /**
+     * `accuracy`, `loss` and `testExamples`: the round's model on the coordinator's own test set, null without one.
+     * `examples`: what the survivors' updates weigh together (their training examples; under DP, their number).
+     */
     metrics: z
       .object({
-        accuracy: z.number(),
-        loss: z.number(),
-        testExamples: z.number().int(),
+        accuracy: z.number().nullable(),
+        loss: z.number().nullable(),
+        testExamples: z.number().int().nullable(),
         examples: z.number().int(),
       })
       .strict(),
+    /**
+     * Client-side evaluation through the secure sum: the survivors' held-out rows scored the round's start model
+     * (the previous round's model; in an evaluation round, the final model). Null when no rows are held out.
+     */
+    evaluation: z
+      .object({ examples: z.number().int().positive(), accuracy: z.number(), loss: z.number() })
+      .strict()
+      .nullable(),
     code: z.object({ package: z.string(), version: z.string(), lockfile: hash }).strict(),
     startedAt: z.number().int(),
     finishedAt: z.number().int(),

@@ -48,6 +48,8 @@ const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex chara
 const account = z.string().max(64).refine(isAddress, 'expected an SS58 address');
 const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 const nat = z.number().int().nonnegative();
+/** A round number: -1 is a task's statistics round (before round 0, never anchored). */
+const roundNumber = z.number().int().min(-1);
 const MAX_COHORT = 1000;
 
 function signedSchema<S extends RoundStage, B extends z.ZodType>(stage: S, body: B) {
@@ -95,7 +97,13 @@ export const CommitmentSchema = z
   .strict();
 export type Commitment = z.infer<typeof CommitmentSchema>;
 
-const submitBase = { kind: z.literal('submit'), task: taskId, round: nat, attempt: nat, from: account };
+const submitBase = {
+  kind: z.literal('submit'),
+  task: taskId,
+  round: roundNumber,
+  attempt: nat,
+  from: account,
+};
 const SubmitSchema = z.discriminatedUnion('stage', [
   z.object({ ...submitBase, stage: z.literal('advertise'), message: AdvertSchema }).strict(),
   z.object({ ...submitBase, stage: z.literal('shares'), message: SharesSchema }).strict(),
@@ -124,9 +132,13 @@ const BODY_SCHEMAS = {
       graphSeed: hash,
       k: nat,
       t: nat,
-      /** Length of the encoded update in 32-bit words (the model's parameters + the weight word). */
+      /** What the round's vector carries (layout.ts), and its length in 32-bit words. */
+      kind: z.enum(['statistics', 'train', 'evaluation']),
       dimension: nat,
+      /** The model the round starts from (training rounds train it, evaluation rounds score it). */
       model: modelRef,
+      /** The federated preprocessing every organisation applies (a stored object), null when the task needs none. */
+      preprocessing: z.object({ fid: hash, digest: hash }).strict().nullable(),
     })
     .strict(),
   shares: z.object({ adverts: z.record(account, z.array(AdvertSchema).max(MAX_COHORT)) }).strict(),
@@ -140,9 +152,11 @@ const BODY_SCHEMAS = {
   done: z
     .object({
       model: modelRef,
-      manifest: z.object({ fid: hash, digest: hash }).strict(),
-      accuracy: z.number(),
-      loss: z.number(),
+      /** The anchored manifest; null for a statistics round, which anchors nothing (round 0's manifest names it). */
+      manifest: z.object({ fid: hash, digest: hash }).strict().nullable(),
+      /** The round's model's accuracy and loss, when anything measured them (coordinator test set). */
+      accuracy: z.number().nullable(),
+      loss: z.number().nullable(),
     })
     .strict(),
   aborted: z.object({ reason: z.string().max(2000) }).strict(),
@@ -178,7 +192,7 @@ export type Announcement = {
 const WireAnnouncementSchema = z
   .object({
     task: taskId,
-    round: nat,
+    round: roundNumber,
     attempt: nat,
     phase: z.enum([...STAGES, 'done', 'aborted']),
     deadline: nat,

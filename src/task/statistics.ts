@@ -79,7 +79,7 @@ export function writeLimbs(out: Uint32Array, offset: number, limbs: number, valu
 }
 
 /** Σ word_k · 2^(16k) over the limbs' words, mod 2^(16·limbs): the sum of everyone's values, before sign. */
-function readLimbs(sum: Uint32Array, offset: number, limbs: number): bigint {
+export function readLimbs(sum: Uint32Array, offset: number, limbs: number): bigint {
   let v = 0n;
   for (let k = limbs - 1; k >= 0; k--) v = (v << 16n) + BigInt(sum[offset + k]!);
   return BigInt.asUintN(16 * limbs, v);

@@ -148,7 +148,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       initialSeed: 'fixture',
       initialHash: sha256Hex(encodeModelBytes('mlp', initial)),
     },
-    data: UNIT_DATA,
+    data: { ...UNIT_DATA, holdout: 0.2 },
     dataset: { name: 'fashion-mnist', description: 'fixture' },
     training: {
       loss: 'categorical_crossentropy',
@@ -212,7 +212,8 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     const modelBytes = encodeModelBytes('mlp', weights);
     const model = { fid: store(modelBytes, coordinator, `model-${round}`), hash: sha256Hex(modelBytes) };
     const honest: Manifest = {
-      version: 1,
+      version: 2,
+      kind: 'train',
       task,
       spec: taskDigest(spec),
       specFid,
@@ -234,6 +235,9 @@ export function buildLineage(options: LineageOptions): LineageFixture {
         testExamples: 100,
         examples: 600,
       },
+      preprocessing: null,
+      // The fixture's data holds rows out: every round reports how they scored its start model.
+      evaluation: { examples: 120, accuracy: 0.4 + round / (2 * options.rounds), loss: 1.5 / (round + 1) },
       code: { package: 'ailink', version: '0.0.0', lockfile: 'cd'.repeat(32) },
       startedAt: 1_700_000_000_000 + round * 60_000,
       finishedAt: 1_700_000_000_000 + round * 60_000 + 30_000,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AuditReport, auditTask, checkLineage } from '../../src/audit/index.ts';
@@ -303,5 +304,38 @@ describe('audit verify: the lineage against the chain', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('an evaluation round that changes the model: MODEL_HASH (a closing round only scores the final model)', () => {
+    const f = tampered((m) => ({ ...m, kind: 'evaluation' }), 2);
+    expect(findingsOf(audit(f))).toEqual(['MODEL_HASH @ round 2 · model']);
+  });
+
+  it('a round after an evaluation round: SETTINGS_MISMATCH on its kind', () => {
+    const f = tampered((m) => ({ ...m, kind: 'evaluation' }), 1);
+    expect(findingsOf(audit(f))).toContain('SETTINGS_MISMATCH @ round 1 · kind');
+  });
+
+  it('a manifest without the client-side evaluation the spec asks for: SETTINGS_MISMATCH', () => {
+    const f = tampered((m) => ({ ...m, evaluation: null }));
+    expect(findingsOf(audit(f))).toEqual(['SETTINGS_MISMATCH @ round 1 · evaluation']);
+  });
+
+  it('a preprocessing the spec does not call for, or one whose bytes do not match: SETTINGS_MISMATCH', () => {
+    const record = { numeric: [], categorical: [] };
+    const bytes = new TextEncoder().encode(JSON.stringify(record));
+    const unasked = tampered((m, ctx) => {
+      const fid = ctx.store(bytes, ctx.participants[0]!.account, 'preprocessing');
+      return { ...m, preprocessing: { fid, digest: createHash('sha256').update(bytes).digest('hex') } };
+    });
+    expect(findingsOf(audit(unasked))).toEqual(['SETTINGS_MISMATCH @ round 1 · preprocessing']);
+    const wrong = tampered((m, ctx) => {
+      const fid = ctx.store(bytes, ctx.participants[0]!.account, 'preprocessing');
+      return { ...m, preprocessing: { fid, digest: 'ee'.repeat(32) } };
+    });
+    expect(findingsOf(audit(wrong))).toEqual([
+      'SETTINGS_MISMATCH @ round 1 · preprocessing',
+      'SETTINGS_MISMATCH @ round 1 · preprocessing',
+    ]);
   });
 });

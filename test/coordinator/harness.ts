@@ -11,6 +11,7 @@ import {
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
 import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
+import type { LocalData } from '../../src/participant/local-data.ts';
 import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
 import { type Account, accountFromSeeds } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -122,10 +123,14 @@ export const UNIT_DATA = {
     { name: 'label', type: 'ignore' },
   ],
   label: { column: 'label', classes: ['no', 'yes'] },
-  holdout: 0.2,
+  // Nothing held out by default (no client-side evaluation, no closing round); tests that want it set a fraction.
+  holdout: 0,
 };
 
-/** A deterministic stand-in for training: w + 0.01·sin(seeded index). */
+/**
+ * A deterministic stand-in for training (w + 0.01·sin(seeded index)) and for scoring: a participant's held-out rows
+ * (their count is its `holdout`) count as correct in proportion to the model's first weight, and each loses 0.5.
+ */
 export function fakeTrainer(examples: number) {
   return {
     async train(job: { weights: Float32Array; options: { seed: string } }) {
@@ -135,6 +140,40 @@ export function fakeTrainer(examples: number) {
       await new Promise((r) => setTimeout(r, 20));
       return { weights: out, loss: 1, examples, seconds: 0.02 };
     },
+    async evaluate(job: { weights: Float32Array; data: { count: number } }) {
+      return fakeScore(job.weights, job.data.count);
+    },
+  };
+}
+
+/** What fakeTrainer's evaluate answers for weights on `examples` held-out rows. */
+export const fakeScore = (weights: Float32Array, examples: number) => ({
+  examples,
+  correct: Math.floor(examples * Math.abs(Math.sin(weights[0]! * 1000))),
+  lossSum: examples * 0.5,
+});
+
+const emptyExamples = (count: number) => ({
+  count,
+  shape: [4],
+  x: new Float32Array(count * 4),
+  y: new Uint16Array(count),
+});
+
+/**
+ * A participant's data for the unit tasks: `holdout` rows held out (what fakeTrainer scores), and, for tasks that
+ * need federated statistics, the given statistics words.
+ */
+export function fakeLocalData(
+  label: string,
+  options: { holdout?: number; statistics?: Uint32Array } = {},
+): LocalData {
+  return {
+    fingerprint: createHash('sha256').update(`data/${label}`).digest('hex'),
+    rows: 100,
+    needsStatistics: options.statistics !== undefined,
+    statistics: () => options.statistics ?? new Uint32Array(0),
+    examples: () => ({ train: emptyExamples(100), holdout: emptyExamples(options.holdout ?? 0) }),
   };
 }
 
@@ -268,7 +307,12 @@ export function makeParticipant(
   world: World,
   task: string,
   label: string,
-  options: { dropAt?: { round: number; stage: RoundStage }; examples?: number } = {},
+  options: {
+    dropAt?: { round: number; stage: RoundStage };
+    examples?: number;
+    /** This participant's data (default: fakeLocalData with nothing held out). */
+    data?: (spec: TaskSpec) => Promise<LocalData>;
+  } = {},
 ): Member {
   const account = makeAccount(label);
   const identityKey = new Uint8Array(createHash('sha256').update(`id/${label}`).digest());
@@ -302,7 +346,7 @@ export function makeParticipant(
         putFor: (bytes) => world.objects.putFor(bytes),
       },
       trainer: fakeTrainer(options.examples ?? 100),
-      data: { count: 0, shape: [4], x: new Float32Array(0), y: new Uint16Array(0) },
+      loadData: options.data ?? (async () => fakeLocalData(label)),
       clock: systemClock,
       random: (n) => new Uint8Array(randomBytes(n)),
       log: () => {},
