@@ -847,6 +847,24 @@ export class AttemptRunner {
 const settled = new WeakSet<Promise<unknown>>();
 
 /**
+ * The members of a round's last (aborted) attempt that did not answer the last stage announced to them: those who
+ * went silent. Empty when the round has no earlier attempt.
+ */
+function silentInLastAttempt(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
+  const last = store.attempts(task.id, round).at(-1);
+  if (last === undefined) return new Set();
+  // Without SecAgg nobody answers the round start: only the update counts.
+  const answering: readonly RoundStage[] = task.spec.secagg.enabled ? STAGES : ['masked'];
+  const announced = answering.filter(
+    (stage) => store.announcement(task.id, round, last.attempt, stage) !== undefined,
+  );
+  const stage = announced.at(-1);
+  if (stage === undefined) return new Set();
+  const answered = new Set(store.messages(task.id, round, last.attempt, stage).map((m) => m.sender));
+  return new Set(last.setup.cohort.map((c) => c.account).filter((a) => !answered.has(a)));
+}
+
+/**
  * Opens a new attempt: samples the cohort from the participants seen recently, draws the graph seed, and stores
  * and signs the round-start announcement. `canRead` (private models) keeps out of the cohort whoever cannot read the
  * start model: a participant that joined after it was stored trains from the next one.
@@ -876,8 +894,13 @@ export function openAttempt(
         : `round ${round} needs at least ${spec.cohort.min} participants online that can read its start model, ${online.length} are (${present.length} online; those who joined after it was stored train from the next model)`,
     );
   }
+  // Whoever went silent in this round's last attempt sits the next one out — else a participant that keeps
+  // dropping (a crashed process, a broken network) is drawn again and aborts every attempt — as long as enough
+  // others are online; it is back in the draw for the next round.
+  const silent = silentInLastAttempt(deps.store, task, round);
+  const willing = online.filter((p) => !silent.has(p.account));
   // Uniform sample without replacement (Fisher–Yates on injected randomness).
-  const pool = [...online];
+  const pool = willing.length >= spec.cohort.min ? willing : [...online];
   const bytes = deps.random(4 * pool.length);
   for (let i = pool.length - 1; i > 0; i--) {
     const j = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4 * i, true) % (i + 1);

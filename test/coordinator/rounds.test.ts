@@ -88,6 +88,27 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     expect(m0.updates).toHaveLength(4);
   }, 60_000);
 
+  it('4 organisations, one silent in every attempt of round 1: the next attempt goes on without it, and the task ends', async () => {
+    // k = 2, t = 2 for a cohort of 4: one silent member leaves a neighbour below the threshold, so the attempt aborts.
+    // Drawn again, it aborted every attempt and the round never ended.
+    const world = makeWorld();
+    const labels = ['a', 'b', 'c', 'd'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 3 }));
+    const members = labels.map((l) =>
+      makeParticipant(world, task.id, l, l === 'd' ? { dropAt: { round: 1, stage: 'masked' } } : {}),
+    );
+    world.coordinator.start();
+    startAll(world, members);
+    await world.coordinator.finished(task.id);
+    const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
+    const d = members[3]!.account.address;
+    expect(manifests[1]!.cohort).not.toContain(d);
+    expect(manifests[1]!.attempt).toBeGreaterThan(0);
+    // Back in the draw for the next round.
+    expect(manifests[2]!.cohort).toContain(d);
+  }, 60_000);
+
   it('without SecAgg the coordinator sums the quantized updates directly, with the same result rule', async () => {
     const world = makeWorld();
     const labels = ['p', 'q', 'r'];
