@@ -3,7 +3,7 @@
  * for the FedAvg CNN and the MLP: on the wasm backend with one worker (one core), the cpu backend on a few samples as
  * the in-run baseline, and two wasm workers in parallel (aggregate). Every run happens on a training worker
  * (src/participant/train-pool.ts), as participants train; each measured run follows a short warm-up on the same worker
- * (XNNPACK builds its operators on first use). Data: Fashion-MNIST (Debian's full set, else the shipped subset).
+ * (XNNPACK builds its operators on first use). Data: the full Fashion-MNIST shipped in models/data.
  * Baselines outside this run: PyTorch 1.13 trains the same CNN at ≈310 samples/s on one core of this machine;
  * research/deps.md measured ≈205 on wasm with a custom-gradient training loop.
  * BENCH_QUICK=1 skips the cpu rows (the cpu backend trains the CNN at about one sample per second).

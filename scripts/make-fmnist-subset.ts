@@ -1,13 +1,13 @@
 /**
- * Writes the small Fashion-MNIST subset shipped in models/data/fashion-mnist-small from the full set that Debian's
- * `dataset-fashion-mnist` installs: the first TRAIN_PER_CLASS training and TEST_PER_CLASS test images of each class, in
+ * Writes the small Fashion-MNIST subset shipped in models/data/fashion-mnist-small from the full set shipped in
+ * models/data/fashion-mnist: the first TRAIN_PER_CLASS training and TEST_PER_CLASS test images of each class, in
  * file order, so the subset is balanced and anyone can regenerate it byte for byte.
  * Usage: node --import tsx scripts/make-fmnist-subset.ts [fullDir]
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DEBIAN_FASHION_MNIST_DIR, SUBSET_DIR } from '../src/participant/dataset.ts';
+import { FASHION_MNIST_DIR, SUBSET_DIR } from '../src/participant/dataset.ts';
 import { encodeIdxUint8, type ImageDataset, loadIdxDataset } from '../src/participant/idx.ts';
 
 const TRAIN_PER_CLASS = 600;
@@ -33,7 +33,7 @@ function balanced(data: ImageDataset, perClass: number): { images: Uint8Array; l
   return { images, labels };
 }
 
-const fullDir = process.argv[2] ?? DEBIAN_FASHION_MNIST_DIR;
+const fullDir = process.argv[2] ?? FASHION_MNIST_DIR;
 for (const [split, perClass] of [
   ['train', TRAIN_PER_CLASS],
   ['t10k', TEST_PER_CLASS],

@@ -50,10 +50,19 @@ export interface DevChain {
 export async function startDevChain(options: DevChainOptions): Promise<DevChain> {
   // chopsticks reads its log level once, when it is first loaded; it logs every block at info level.
   process.env.LOG_LEVEL ??= 'error';
+  // chopsticks also draws a ` ⠋ Fetching` spinner on stdout whenever it reads storage, decided once when its logger
+  // module loads: `process.stdout.isTTY && !CI && !TEST`. That spinner is for its own CLI; in ours it scribbles over
+  // the demo's table, so stdout looks like no terminal while chopsticks loads (setting CI or TEST would tell every
+  // other library the same).
+  const tty = Object.getOwnPropertyDescriptor(process.stdout, 'isTTY');
+  Object.defineProperty(process.stdout, 'isTTY', { value: false, configurable: true });
   const [{ setupWithServer }, { chainSpec }] = await Promise.all([
     import('@acala-network/chopsticks'),
     import('@substrate/connect-known-chains/rococo_v2_2_asset_hub'),
-  ]);
+  ]).finally(() => {
+    if (tty) Object.defineProperty(process.stdout, 'isTTY', tty);
+    else delete (process.stdout as { isTTY?: boolean }).isTTY;
+  });
   let db: string | undefined;
   let resume = false;
   if (options.dataDir !== undefined) {

@@ -57,7 +57,8 @@ export interface DevNetworkOptions {
   /** Extra accounts (SS58) the miners accept besides the network's operator key; they are funded for fees too. */
   readonly allow?: readonly string[];
   readonly readyTimeoutMs?: number;
-  readonly onEvent?: (line: string) => void;
+  /** Each start-up step as it begins, and each miner once registered: start-up takes ~30 s, too long to be silent. */
+  readonly onProgress?: (p: DevNetworkProgress) => void;
   /** The dev chain's port (default: any free one). */
   readonly chainPort?: number;
   /** The protocol parameters (default: the dev ones, CESS's audit figures). */
@@ -70,6 +71,14 @@ export interface DevNetworkOptions {
   /** An empty block when none came for this long, so audit deadlines pass (default 3000 ms). */
   readonly heartbeatMs?: number;
 }
+
+/** How far `startDevNetwork` has got: the chain, funding the accounts, the verifier, then the miners one by one. */
+export type DevNetworkProgress =
+  | { readonly step: 'chain' }
+  | { readonly step: 'funding'; readonly accounts: number }
+  | { readonly step: 'verifier' }
+  /** `ready` of `total` miners are up and registered on chain (a miner reports ready only after registering). */
+  | { readonly step: 'miners'; readonly ready: number; readonly total: number };
 
 /** What each miner and the operator get from Alice: fees and collateral for a long while. */
 const DEV_FUNDING = 1000n * ROC;
@@ -95,6 +104,8 @@ export async function startDevNetwork(
   const protocol = options.protocol ?? DEV_PROTOCOL_CONFIG;
   const protocolPath = join(dataDir, 'protocol.json');
   writeFileSync(protocolPath, `${JSON.stringify(protocolConfigToJson(protocol), null, 2)}\n`);
+  const progress = options.onProgress ?? (() => {});
+  progress({ step: 'chain' });
   const chain = await startDevChain({
     port: options.chainPort ?? 0,
     dataDir: join(dataDir, 'chain'),
@@ -109,11 +120,13 @@ export async function startDevNetwork(
   const withVerifier = options.verifier ?? true;
   const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
   // The accounts the miners serve are the network's clients: they pay upload fees, so they are funded too.
-  await fundAccounts(chain.endpoint, [
+  const funded = [
     ...allow,
     ...minerAccounts.map((a) => a.address),
     ...(verifierAccount === undefined ? [] : [verifierAccount.address]),
-  ]);
+  ];
+  progress({ step: 'funding', accounts: funded.length });
+  await fundAccounts(chain.endpoint, funded);
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const shared = ['--chain', chain.endpoint, '--protocol', protocolPath, '--listen', '/ip4/127.0.0.1/tcp/0'];
   const verifier = withVerifier
@@ -135,8 +148,18 @@ export async function startDevNetwork(
   const nodes = [...(verifier === undefined ? [] : [verifier]), ...miners];
   try {
     // The verifier first: miners look for it on chain to get their columns tagged.
-    await verifier?.restart();
-    await Promise.all(miners.map((m) => m.restart()));
+    if (verifier !== undefined) {
+      progress({ step: 'verifier' });
+      await verifier.restart();
+    }
+    let ready = 0;
+    progress({ step: 'miners', ready, total: miners.length });
+    await Promise.all(
+      miners.map(async (m) => {
+        await m.restart();
+        progress({ step: 'miners', ready: ++ready, total: miners.length });
+      }),
+    );
   } catch (err) {
     await Promise.all(nodes.map((m) => m.stop()));
     await chain.close();

@@ -1,19 +1,25 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { builtinModel, encodeModelPackage } from '../../models/index.ts';
+import { encodeModelPackage } from '../../models/index.ts';
 import type { AuditReport } from '../audit/index.ts';
-import { FASHION_MNIST_CLASSES, loadSource, partitionIndices } from '../participant/dataset.ts';
-import { selectExamples } from '../participant/examples.ts';
-import { exampleData } from '../participant/local-data.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
 import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
 import type { RoundStage, TaskSpec } from '../task/index.ts';
 import { openAuditor, type PulledModel } from './audit.ts';
+import { centralBaseline, type DemoSource, loadDemoData } from './demo-data.ts';
+import {
+  createRoundTracker,
+  networkProgressLine,
+  PLAIN_STAGES,
+  roundProgressLine,
+  SECAGG_STAGES,
+  withNames,
+} from './demo-output.ts';
 import { startDevNetwork } from './devnet.ts';
 import { describeRound, startCoordinatorNode, startParticipantNode } from './fl.ts';
 
@@ -24,14 +30,15 @@ export interface FederatedDemoOptions {
   readonly dataDir?: string;
   readonly participants: number;
   readonly rounds: number;
-  readonly model: 'cnn' | 'mlp';
-  readonly alpha: number;
+  /** What the organisations train on, and the model (demo-data.ts). */
+  readonly source: DemoSource;
+  /** Dirichlet(α) label skew among the organisations; null: IID slices. */
+  readonly alpha: number | null;
   readonly secagg: boolean;
-  readonly epochs: number;
+  /** Local epochs per round (default: what the data calls for). */
+  readonly epochs?: number;
   /** Participant i goes silent at a stage of a round (default: the last one, at `masked` of round 1). */
-  readonly drops: readonly { participant: number; round: number; stage: RoundStage }[];
-  /** Data source: the full Fashion-MNIST when Debian's package is installed, else the shipped subset. */
-  readonly source: 'fashion-mnist' | 'fashion-mnist-small';
+  readonly drops: readonly { participant: number; round: number; stage: RoundStage; attempt?: number }[];
   /** Restart the coordinator once when this round enters this stage (the restart test). */
   readonly restartAt?: { round: number; stage: RoundStage };
   /** Central differential privacy (spec `dp`); absent: no noise. */
@@ -50,18 +57,13 @@ export interface FederatedDemoOptions {
     /** The running network, for checks from an independent connection. */
     network: LoadedNetwork;
   }) => Promise<void>;
+  /** Lines that stay: steps, the round table, events (a dropout, an aborted attempt). */
   readonly say: (line: string) => void;
-  /** A one-line progress indicator, redrawn in place (a terminal); '' clears it. */
-  readonly progress?: (line: string) => void;
-}
-
-const STAGE_STEPS = ['advertise', 'shares', 'masked', 'consistency', 'unmask'];
-
-/** `round 3/10 ▕██████░░░░▏ masked`: the round's place among its stages. */
-function progressBar(round: number, rounds: number, phase: string): string {
-  const step = STAGE_STEPS.indexOf(phase) + 1;
-  const filled = Math.round((10 * step) / STAGE_STEPS.length);
-  return `   round ${round + 1}/${rounds} ▕${'█'.repeat(filled)}${'░'.repeat(10 - filled)}▏ ${phase}`;
+  /**
+   * The live line (network start-up, the open round), redrawn in place on a terminal; '' clears it. `key` changes
+   * when a pipe should get a new line rather than a redraw (demo-output.ts).
+   */
+  readonly progress?: (line: string, key?: string) => void;
 }
 
 export interface FederatedDemoResult {
@@ -83,6 +85,8 @@ export interface FederatedDemoResult {
   }[];
   /** The final model's accuracy: on the organisations' held-out rows when they hold rows out, else the test set. */
   final_accuracy: number | null;
+  /** Tables: a logistic regression trained centrally on the same rows, scored on the same held-out rows. */
+  central_accuracy: number | null;
   global_model_fid: string;
   /** model.json of the final global model in TensorFlow.js format (null when the lineage did not verify). */
   model_files: string | null;
@@ -119,13 +123,23 @@ export async function runFederatedDemo(
   );
   const accounts = await Promise.all(names.map(keyOf));
 
-  say(
-    `1. data: ${options.source}, Dirichlet(α = ${options.alpha}) over ${options.participants} organisations`,
-  );
-  const data = await loadSource({ kind: options.source });
-  say(`   ${data.train.count} training and ${data.test.count} test images from ${data.dir}`);
+  const pool = createTrainingPool({ threads: 2 });
+  const data = await loadDemoData(pool, options.source).catch(async (err) => {
+    await pool.close();
+    throw err;
+  });
+  const split = options.alpha === null ? 'IID slices' : `Dirichlet(α = ${options.alpha}) slices`;
+  say(`1. data: ${data.title}, ${split} for ${options.participants} organisations`);
+  for (const note of data.notes) say(`   ${note}`);
+
+  // The components' own log lines (the organisations' in full) go to a file: on screen they would bury the table.
+  const logPath = join(dataDir, 'demo.log');
+  const logFile = createWriteStream(logPath, { flags: 'a' });
+  const toFile = (who: string, line: string) => logFile.write(`${new Date().toISOString()} ${who} ${line}\n`);
+  const progress = (p: { line: string; key: string }) => options.progress?.(p.line, p.key);
 
   say('2. starting the dev chain, a verifier and 12 miners on loopback');
+  const networkStarted = performance.now();
   const network = await startDevNetwork(
     { random: deps.random },
     {
@@ -137,19 +151,31 @@ export async function runFederatedDemo(
         ...accounts.map((a) => a.address),
         ...(options.fundedAccounts ?? []),
       ],
+      onProgress: (p) => progress(networkProgressLine(p)),
     },
+  ).catch((err) => {
+    logFile.end();
+    throw err;
+  });
+  options.progress?.('');
+  say(
+    `   network up in ${((performance.now() - networkStarted) / 1000).toFixed(1)} s: chain ${network.chainEndpoint}, verifier, ${network.miners.length} miners registered`,
   );
   const loaded = loadNetworkFile(network.path);
-  const pool = createTrainingPool({ threads: 2 });
   const codec = createCodecPool();
   const nodeDeps = { random: deps.random, pool, codec };
-  const log = (line: string) => say(`   ${line}`);
+  const named = names.map((name, i) => ({ name, address: accounts[i]!.address }));
+  // The coordinator's lines are events a person wants (a dropout, an aborted attempt, a key released).
+  const log = (line: string) => {
+    toFile('coordinator', line);
+    say(`   ${withNames(line, named)}`);
+  };
   const coordinatorDir = join(dataDir, 'coordinator');
   let node = await startCoordinatorNode(nodeDeps, {
     network: loaded,
     dir: coordinatorDir,
     account: coordinatorAccount,
-    testData: data.test,
+    ...(data.testData === undefined ? {} : { testData: data.testData }),
     log,
   });
   const stops: (() => Promise<void>)[] = [];
@@ -158,28 +184,16 @@ export async function runFederatedDemo(
     say(`3. coordinator at ${node.url} (training backend: ${backend})`);
     const cohortMin = Math.max(3, options.participants - 2);
     // The owner stores the agreed model first; the task names it by fid (the coordinator reads the rest from it).
-    const modelFid = await node.put(
-      encodeModelPackage(await builtinModel(options.model)),
-      `${options.model}.ailp`,
-    );
+    const modelFid = await node.put(encodeModelPackage(data.model.pkg), `${data.model.name}.ailp`);
+    const epochs = options.epochs ?? data.local.epochs;
     const task = await node.coordinator.createTask({
-      name: `fashion-mnist ${options.model}`,
-      model: { fid: modelFid, initialSeed: 'ailink-demo' },
-      data: {
-        kind: 'images',
-        inputShape: [28, 28, 1],
-        classes: FASHION_MNIST_CLASSES,
-        holdout: 0,
-      },
-      dataset: { name: 'fashion-mnist', description: `Dirichlet(${options.alpha}) slices of ${data.dir}` },
-      training: {
-        loss: 'categorical_crossentropy',
-        optimizer: { name: 'sgd', learningRate: 0.05 },
-        metrics: ['accuracy', 'loss'],
-        proximalMu: 0,
-      },
+      name: `${data.title} ${data.model.name}`,
+      model: { fid: modelFid, initialSeed: data.model.pkg.weights === null ? 'ailink-demo' : null },
+      data: data.schema,
+      dataset: { name: data.title, description: `${split} of ${data.title}, played by the demo` },
+      training: data.training,
       strategy: { name: 'fedavg' },
-      local: { epochs: options.epochs, batchSize: options.model === 'mlp' ? 10 : 50 },
+      local: { ...data.local, epochs },
       rounds: options.rounds,
       cohort: { size: options.participants, min: cohortMin },
       deadlines: {
@@ -189,10 +203,7 @@ export async function runFederatedDemo(
         // Every organisation's training (and storing its update) shares this machine's 2 workers: allow 3× the expected
         // time, at least 30 s (measured ≈ 17 s for the MLP round 0 on 2 cores, worker warm-up included). It is also
         // what a silent organisation costs the round.
-        trainMs: Math.max(
-          30_000,
-          Math.round((3000 * data.train.count * options.epochs) / (options.model === 'mlp' ? 15_000 : 500)),
-        ),
+        trainMs: Math.max(30_000, Math.round((3000 * data.rows * epochs) / data.samplesPerSecond)),
         consistencyMs: 20_000,
         unmaskMs: 20_000,
       },
@@ -211,16 +222,10 @@ export async function runFederatedDemo(
     });
     say(`   task ${task.id} recorded on chain (spec ${task.digest.slice(0, 16)}…)`);
 
+    const loaders = data.organisations(options.participants, options.alpha);
+    const tracker = createRoundTracker(() => performance.now());
     const nodes = await Promise.all(
       accounts.map(async (account, i) => {
-        const slice = selectExamples(
-          data.train,
-          partitionIndices(
-            data.train.y,
-            { kind: 'dirichlet', alpha: options.alpha, index: i, clients: options.participants },
-            'demo',
-          ),
-        );
         const drop = options.drops.find((d) => d.participant === i);
         const identityKey = new Uint8Array(
           createHash('sha256').update(`identity/${dataDir}/${account.address}`).digest(),
@@ -230,55 +235,97 @@ export async function runFederatedDemo(
           coordinatorUrl: node.url,
           account,
           identityKey,
-          // Each organisation holds out the task's fraction of its own slice, chosen by its own seed.
-          loadData: async (spec: TaskSpec) =>
-            exampleData(slice, spec.data.holdout, `${account.address}/${task.id}`),
-          log: (line: string) => log(`${account.address.slice(0, 6)} ${line}`),
+          // Its own slice, checked against the task's schema before it joins.
+          loadData: loaders[i]!,
+          log: (line: string) => toFile(names[i]!, line),
           task: task.id,
-          ...(drop ? { dropAt: { round: drop.round, stage: drop.stage } } : {}),
-          ...(options.onEncodedUpdate
+          ...(drop
             ? {
-                onEncodedUpdate: (round: number, words: Uint32Array) =>
-                  options.onEncodedUpdate?.(account.address, round, words),
+                dropAt: {
+                  round: drop.round,
+                  stage: drop.stage,
+                  ...(drop.attempt === undefined ? {} : { attempt: drop.attempt }),
+                },
               }
             : {}),
+          onEncodedUpdate: (round: number, words: Uint32Array) => {
+            tracker.update(account.address, round, words.byteLength);
+            options.onEncodedUpdate?.(account.address, round, words);
+          },
         });
       }),
     );
     for (const n of nodes) stops.push(() => n.stop());
+    for (const [i, n] of nodes.entries())
+      n.participant.onEvent((e) => {
+        if (e.kind === 'submitted') tracker.submitted(accounts[i]!.address, e.round, e.stage);
+      });
     say(
-      `4. ${nodes.length} organisations joined (admissions recorded on chain); training ${options.rounds} rounds of the ${options.model}`,
+      `4. ${nodes.length} organisations joined (admissions recorded on chain); training ${options.rounds} rounds of the ${data.model.name}`,
     );
     say('   round  accuracy  loss    survivors  seconds  MB moved');
     const controller = new AbortController();
     setMaxListeners(0, controller.signal); // shared by every organisation's waits
-    const runs = nodes.map((n) =>
-      n.run(controller.signal).catch((err: Error) => log(`participant stopped: ${err.message}`)),
+    const runs = nodes.map((n, i) =>
+      n.run(controller.signal).catch((err: Error) => {
+        toFile(names[i]!, `stopped: ${err.message}`);
+        say(`   ${names[i]} stopped: ${err.message}`);
+      }),
     );
+    const showRound = () => {
+      const open = tracker.progress();
+      if (open !== undefined)
+        progress(
+          roundProgressLine(open, {
+            rounds: options.rounds,
+            stages: options.secagg ? SECAGG_STAGES : PLAIN_STAGES,
+          }),
+        );
+    };
     const watch = (c: typeof node.coordinator) =>
       c.onEvent((e) => {
         if (e.kind === 'phase' && restartAt && e.round === restartAt.round && e.phase === restartAt.stage) {
           restartAt = undefined;
           restart = true;
         }
-        if (e.kind === 'attempt' || e.kind === 'phase')
-          options.progress?.(
-            progressBar(e.round, options.rounds, e.kind === 'phase' ? e.phase : 'advertise'),
-          );
+        if (e.kind === 'attempt') tracker.attempt(e.round, e.attempt, e.cohort);
+        if (e.kind === 'phase') {
+          tracker.phase(e.round, e.attempt, e.phase);
+          for (const d of options.drops)
+            if (d.round === e.round && d.stage === e.phase && (d.attempt ?? e.attempt) === e.attempt)
+              say(
+                `   ${names[d.participant]} goes silent at ${d.stage} of round ${d.round} (the scripted dropout)`,
+              );
+        }
+        if (e.kind === 'attempt' || e.kind === 'phase') showRound();
         if (e.kind === 'outcome') {
+          tracker.close();
           options.progress?.('');
           if (e.outcome.kind === 'done') {
             const r = e.outcome.row;
             say(
               `   ${String(r.round).padStart(5)}  ${percentCell(r.accuracy)}  ${(r.loss?.toFixed(3) ?? '—').padStart(6)}  ${`${r.survivors}/${r.cohort}`.padStart(9)}  ${r.seconds.toFixed(1).padStart(7)}  ${(r.bytes / 1e6).toFixed(1).padStart(8)}`,
             );
-          } else if (e.outcome.kind === 'aborted')
-            say(`   round ${e.round} attempt ${e.attempt} aborted: ${e.outcome.reason}`);
+          }
+          // An aborted attempt: the coordinator's own log line says so, with its reason (see `log`).
         }
       });
     let restart = false;
     let restartAt = options.restartAt;
     watch(node.coordinator);
+    // Answers and stored updates move the live line between the coordinator's events.
+    const ticker = options.progress
+      ? setInterval(() => {
+          try {
+            const status = node.coordinator.status(task.id);
+            if (status !== null) tracker.status(status);
+          } catch {
+            // mid-restart: the coordinator's store is closed for a moment
+          }
+          showRound();
+        }, 250)
+      : undefined;
+    stops.push(async () => clearInterval(ticker));
     for (;;) {
       const done = node.coordinator.finished(task.id);
       while (!restart) {
@@ -297,7 +344,7 @@ export async function runFederatedDemo(
         dir: coordinatorDir,
         account: coordinatorAccount,
         httpPort: Number(new URL(node.url).port),
-        testData: data.test,
+        ...(data.testData === undefined ? {} : { testData: data.testData }),
         log,
       });
       watch(node.coordinator);
@@ -307,6 +354,11 @@ export async function runFederatedDemo(
 
     const rounds = node.coordinator.rounds(task.id);
     const last = rounds.at(-1)!;
+    const central = await centralBaseline(pool, data, loaders, task.spec);
+    if (central !== null)
+      say(
+        `   centrally trained logistic regression on the same rows: ${(central.accuracy * 100).toFixed(2)} % on the ${central.examples} held-out rows`,
+      );
     await options.inspect?.({
       task: task.id,
       spec: task.spec,
@@ -336,10 +388,12 @@ export async function runFederatedDemo(
         `   differential privacy: ε ${privacy?.epsilonSpent?.toFixed(2) ?? '?'} spent at δ ${options.dp.delta} (budget ${options.dp.epsilonBudget}; noise multiplier ${options.dp.noiseMultiplier}, clip ${options.dp.clipNorm})`,
       );
     if (pulled !== null) say(`   TensorFlow.js model (pulled and verified): ${pulled.files} (+ weights.bin)`);
-    say(`   data dir ${dataDir}: \`ailink dev --data-dir ${dataDir}\` brings the network back`);
+    say(
+      `   data dir ${dataDir}: \`ailink dev --data-dir ${dataDir}\` brings the network back; logs in ${logPath}`,
+    );
     return {
       task_id: task.id,
-      model: options.model,
+      model: data.model.name,
       rounds: rounds.map((r) => ({
         round: r.round,
         kind: r.kind ?? 'train',
@@ -353,6 +407,7 @@ export async function runFederatedDemo(
       })),
       // The final model's accuracy: the organisations' held-out rows when they hold rows out, else the test set.
       final_accuracy: last.evaluation?.accuracy ?? last.accuracy,
+      central_accuracy: central?.accuracy ?? null,
       global_model_fid: last.modelFid,
       model_files: pulled?.files ?? null,
       lineage_verified: audit.ok,
@@ -367,5 +422,6 @@ export async function runFederatedDemo(
     await pool.close();
     await codec.close();
     await network.stop();
+    logFile.end();
   }
 }

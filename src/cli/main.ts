@@ -32,6 +32,8 @@ import {
 } from '../storage/index.ts';
 import { auditCommand, modelCommand } from './audit.ts';
 import { runStorageDemo } from './demo.ts';
+import type { DemoSource } from './demo-data.ts';
+import { createHumanOutput } from './demo-output.ts';
 import { startDevNetwork } from './devnet.ts';
 import { describeRound, secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
 import { runFederatedDemo } from './fl-demo.ts';
@@ -70,6 +72,8 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10
   ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
               [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
+  ailink demo --data csv:FILE --label COLUMN [--model PATH/model.json] [--participants N] [--alpha A] …
+  ailink demo --data images:DIR --model PATH/model.json [--participants N] [--alpha A] …
               [--dp-noise Z [--dp-clip 1] [--dp-epsilon 10] [--dp-delta 1e-5]]
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
@@ -531,6 +535,30 @@ async function listObjects(values: { network?: string | undefined; key?: string 
   }
 }
 
+/**
+ * `--data`: full | small (Fashion-MNIST, with `--model mlp|cnn`), `csv:FILE` (with `--label COLUMN`, and optionally
+ * `--model PATH/model.json`), or `images:DIR` (with `--model PATH/model.json`).
+ */
+function demoSourceOf(data: string, model: string | undefined, label: string | undefined): DemoSource {
+  if (data === 'full' || data === 'small') {
+    const name = model ?? 'mlp';
+    if (name !== 'mlp' && name !== 'cnn')
+      usageError(`--model: Fashion-MNIST trains the built-in mlp or cnn, got ${JSON.stringify(name)}`);
+    if (label !== undefined) usageError('--label goes with --data csv:FILE');
+    return { kind: 'fashion-mnist', small: data === 'small', model: name };
+  }
+  if (data.startsWith('csv:')) {
+    if (label === undefined) usageError('--data csv:FILE needs --label COLUMN (the column to predict)');
+    return { kind: 'csv', file: data.slice(4), label, ...(model === undefined ? {} : { model }) };
+  }
+  if (data.startsWith('images:')) {
+    if (model === undefined)
+      usageError('--data images:DIR needs --model PATH/model.json (it sets the image size)');
+    return { kind: 'images', dir: data.slice(7), model };
+  }
+  return usageError(`--data: expected full, small, csv:FILE or images:DIR, got ${JSON.stringify(data)}`);
+}
+
 async function demo(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
@@ -544,6 +572,7 @@ async function demo(args: string[]): Promise<void> {
       secagg: { type: 'string' },
       dropout: { type: 'string' },
       data: { type: 'string' },
+      label: { type: 'string' },
       json: { type: 'boolean' },
       'dp-noise': { type: 'string' },
       'dp-clip': { type: 'string' },
@@ -559,17 +588,15 @@ async function demo(args: string[]): Promise<void> {
     if (v === 'off') return false;
     return usageError(`--${name}: expected on or off, got ${JSON.stringify(v)}`);
   };
-  const model = values.model ?? 'mlp';
-  if (model !== 'mlp' && model !== 'cnn')
-    usageError(`--model: expected mlp or cnn, got ${JSON.stringify(model)}`);
-  const alpha = Number(values.alpha ?? '0.5');
-  if (!(alpha > 0) || !Number.isFinite(alpha))
+  const source = demoSourceOf(values.data ?? 'full', values.model, values.label);
+  // Fashion-MNIST's demo is label-skewed by default (the README's figures); a person's own data is split IID
+  // unless they ask for skew.
+  const alphaFlag = values.alpha ?? (source.kind === 'fashion-mnist' ? '0.5' : undefined);
+  const alpha = alphaFlag === undefined ? null : Number(alphaFlag);
+  if (alpha !== null && (!(alpha > 0) || !Number.isFinite(alpha)))
     usageError(`--alpha: expected a number > 0, got ${values.alpha}`);
   const participants = positiveInt(values.participants, 'participants', 10);
   if (participants < 3) usageError('--participants: secure aggregation needs at least 3');
-  const data = values.data ?? 'full';
-  if (data !== 'full' && data !== 'small')
-    usageError(`--data: expected full or small, got ${JSON.stringify(data)}`);
   const json = values.json ?? false;
   const positive = (v: string | undefined, name: string, fallback: number) => {
     const n = Number(v ?? fallback);
@@ -590,25 +617,28 @@ async function demo(args: string[]): Promise<void> {
           epsilonBudget: positive(values['dp-epsilon'], 'dp-epsilon', 10),
           delta: positive(values['dp-delta'], 'dp-delta', 1e-5),
         };
+  // Everything for a person goes to one stream, in order (stderr under --json, whose stdout is the JSON line alone):
+  // a live line redrawn in place when that stream is a terminal, plain lines when it is a file or a pipe.
+  const human = createHumanOutput(json ? process.stderr : process.stdout);
   const result = await runFederatedDemo(
     { random: systemRandom },
     {
       dataDir: values['data-dir'],
       participants,
-      rounds: positiveInt(values.rounds, 'rounds', 6),
-      model,
+      rounds: positiveInt(values.rounds, 'rounds', source.kind === 'fashion-mnist' ? 6 : 10),
       alpha,
-      epochs: positiveInt(values.epochs, 'epochs', 1),
+      ...(values.epochs === undefined ? {} : { epochs: positiveInt(values.epochs, 'epochs', 1) }),
       secagg: onOff(values.secagg, 'secagg'),
+      // The last organisation goes silent in round 1's first attempt. From 5 organisations on, SecAgg+ (k = 4,
+      // t = 3) finishes the round without it; with 4 or 3 (k = t = 2) its neighbours fall under the threshold, the
+      // attempt aborts, and the next one goes on without it (4) or with it back (3: a round needs 3 survivors).
       drops: onOff(values.dropout, 'dropout')
-        ? [{ participant: participants - 1, round: 1, stage: 'masked' }]
+        ? [{ participant: participants - 1, round: 1, stage: 'masked', attempt: 0 }]
         : [],
-      source: data === 'full' ? 'fashion-mnist' : 'fashion-mnist-small',
+      source,
       ...(dp === undefined ? {} : { dp }),
-      say: (line) => (json ? console.error(line) : console.log(line)),
-      ...(process.stderr.isTTY
-        ? { progress: (line: string) => process.stderr.write(`\r\x1b[2K${line}`) }
-        : {}),
+      say: human.say,
+      progress: human.live,
     },
   );
   if (json) console.log(JSON.stringify(result));

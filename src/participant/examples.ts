@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { AilinkError } from '../shared/errors.ts';
 
 /**
  * Labelled examples as training and evaluation take them, whatever they were read from (IDX, image folders, CSV):
@@ -46,4 +47,31 @@ export function selectExamples(data: Examples, indices: ArrayLike<number>): Exam
     y[to] = data.y[from]!;
   }
   return { count: indices.length, shape: data.shape, x, y };
+}
+
+/**
+ * Several sets of examples of one shape as one set, in order.
+ * @throws INVALID_INPUT when the shapes or value kinds differ
+ */
+export function concatExamples(parts: readonly Examples[]): Examples {
+  const first = parts[0];
+  if (first === undefined) throw new AilinkError('INVALID_INPUT', 'expected at least one set of examples');
+  const bytes = first.x instanceof Uint8Array;
+  for (const p of parts)
+    if (p.shape.join('x') !== first.shape.join('x') || p.x instanceof Uint8Array !== bytes)
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `cannot join examples of [${p.shape}] with examples of [${first.shape}]`,
+      );
+  const size = exampleSize(first.shape);
+  const count = parts.reduce((a, p) => a + p.count, 0);
+  const x = bytes ? new Uint8Array(count * size) : new Float32Array(count * size);
+  const y = new Uint16Array(count);
+  let at = 0;
+  for (const p of parts) {
+    x.set(p.x.subarray(0, p.count * size), at * size);
+    y.set(p.y.subarray(0, p.count), at);
+    at += p.count;
+  }
+  return { count, shape: first.shape, x, y };
 }

@@ -6,7 +6,7 @@
 export {
   type DataSource,
   type DataSpec,
-  DEBIAN_FASHION_MNIST_DIR,
+  FASHION_MNIST_DIR,
   imageExamples,
   type LoadedData,
   loadDataSpec,

@@ -31,7 +31,7 @@ export interface LocalData {
 }
 
 /** Rows of a validated table, by index (a partition's slice, or a holdout split). */
-function selectRows(table: ValidatedTable, indices: readonly number[]): ValidatedTable {
+export function selectRows(table: ValidatedTable, indices: readonly number[]): ValidatedTable {
   const pick = <T>(values: ArrayLike<T>) => indices.map((i) => values[i]!);
   return {
     file: table.file,

@@ -112,7 +112,8 @@ export interface ParticipantDeps {
 export interface ParticipantOptions {
   readonly task: string;
   /** Simulates a participant that goes silent at a stage of a round (demo and tests). */
-  readonly dropAt?: { round: number; stage: RoundStage };
+  /** Without `attempt`, in every attempt of the round (a participant that stays broken); with it, in that one only. */
+  readonly dropAt?: { round: number; stage: RoundStage; attempt?: number };
   /** How often to ask the coordinator for the current announcement when gossip is quiet (default 1 s). */
   readonly pollMs?: number;
   /** Deadline of one request to the coordinator (default 10 s). */
@@ -433,7 +434,13 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     if (state === undefined || state.round !== a.round || state.attempt !== a.attempt) return;
     if (state.done.has(a.phase) || state.dropped) return;
     state.done.add(a.phase);
-    if (options.dropAt && options.dropAt.round === a.round && options.dropAt.stage === a.phase) {
+    const drop = options.dropAt;
+    if (
+      drop &&
+      drop.round === a.round &&
+      drop.stage === a.phase &&
+      (drop.attempt === undefined || drop.attempt === a.attempt)
+    ) {
       state.dropped = true;
       deps.log(`dropping out of round ${a.round} at ${a.phase} (as asked)`);
       return;

@@ -1,14 +1,5 @@
-import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { AilinkError } from '../shared/errors.ts';
-import {
-  type CategoricalColumn,
-  categoricalWidth,
-  checkDataSchema,
-  featureShape,
-  type NumericColumn,
-  type TabularSchema,
-} from '../task/data-schema.ts';
+import { categoricalWidth, checkDataSchema, featureShape, type TabularSchema } from '../task/data-schema.ts';
 import {
   CATEGORY_BUCKETS,
   COUNT_LIMBS,
@@ -65,7 +56,7 @@ export interface SchemaProblem {
 const shown = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
 
 /** The number a cell holds, NaN when it is missing, undefined when it is not a number. */
-function parseNumber(cell: string): number | undefined {
+export function parseNumber(cell: string): number | undefined {
   const text = cell.trim();
   if (MISSING_TOKENS.has(text)) return Number.NaN;
   if (!DECIMAL.test(text)) return undefined;

@@ -14,6 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createHumanOutput,
+  createRoundTracker,
+  networkProgressLine,
+  PLAIN_STAGES,
+  roundProgressLine,
+  SECAGG_STAGES,
+  withNames,
+} from '../../src/cli/demo-output.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../../src/shared/account.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
@@ -138,6 +147,148 @@ interface KeyInfo {
   readonly address: string;
   readonly readerKey: string;
 }
+
+describe('what `ailink demo` shows a person (demo-output.ts)', () => {
+  const fake = (isTTY: boolean, columns?: number) => {
+    const writes: string[] = [];
+    return { writes, stream: { isTTY, columns, write: (t: string) => writes.push(t) } };
+  };
+
+  it('in a file or a pipe: plain lines, one per live key, never a carriage return or an escape', () => {
+    const { writes, stream } = fake(false);
+    const out = createHumanOutput(stream);
+    out.say('2. starting the dev chain');
+    for (const p of [
+      { step: 'chain' },
+      { step: 'funding', accounts: 18 },
+      { step: 'verifier' },
+      { step: 'miners', ready: 0, total: 12 },
+      { step: 'miners', ready: 7, total: 12 },
+      { step: 'miners', ready: 12, total: 12 },
+    ] as const) {
+      const { line, key } = networkProgressLine(p);
+      out.live(line, key);
+    }
+    out.live('');
+    const open = {
+      round: 1,
+      attempt: 0,
+      cohort: 5,
+      stage: 'masked',
+      answered: 3,
+      expected: 5,
+      bytes: 2_600_000,
+      seconds: 14,
+    };
+    for (const answered of [3, 4]) {
+      const { line, key } = roundProgressLine({ ...open, answered }, { rounds: 6, stages: SECAGG_STAGES });
+      out.live(line, key);
+    }
+    out.say('   masked: 1 dropped (org-05)');
+    out.say('       1    68.10%   0.836        4/5     37.6       4.0');
+    expect(writes.join('')).toBe(
+      [
+        '2. starting the dev chain',
+        '   starting the dev chain…',
+        '   dev chain up; funding 18 accounts from Alice…',
+        '   starting the verifier…',
+        '   verifier up; starting 12 miners (each registers on chain)…',
+        '   round 1 (2/6) ▕██████░░░░▏ masked · 3/5 answered · 2.6 MB of updates · 14 s',
+        '   masked: 1 dropped (org-05)',
+        '       1    68.10%   0.836        4/5     37.6       4.0',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('on a terminal: the live line is redrawn in place, and a lasting line goes above it, never into it', () => {
+    const { writes, stream } = fake(true, 40);
+    const out = createHumanOutput(stream);
+    out.live('   miners 7/12 registered…');
+    out.live('   miners 7/12 registered…'); // unchanged: nothing written
+    out.say('   an event');
+    out.live('   round 0 (1/2) ▕██░░░░░░░░▏ advertise · 0/5 answered · 3 s'); // wider than the terminal
+    out.live('');
+    out.say('       0    67.50%   1.028        3/3     27.0       3.2');
+    expect(writes).toEqual([
+      '\r\x1b[2K   miners 7/12 registered…',
+      '\r\x1b[2K   an event\n   miners 7/12 registered…',
+      '\r\x1b[2K   round 0 (1/2) ▕██░░░░░░░░▏ advertis…', // 39 columns
+      '\r\x1b[2K',
+      '       0    67.50%   1.028        3/3     27.0       3.2\n',
+    ]);
+  });
+
+  it('the round tracker counts answers per stage against whom the coordinator still expects', () => {
+    let now = 0;
+    const t = createRoundTracker(() => now);
+    expect(t.progress()).toBeUndefined();
+    t.attempt(1, 0, 3);
+    expect(roundProgressLine(t.progress()!, { rounds: 2, stages: SECAGG_STAGES }).line).toBe(
+      '   round 1 (2/2) ▕██░░░░░░░░▏ advertise · cohort of 3 · 0 s',
+    );
+    t.status({ round: 1, attempt: 0, phase: 'advertise', expecting: ['a', 'b', 'c'] });
+    t.submitted('a', 1, 'advertise');
+    t.status({ round: 1, attempt: 0, phase: 'advertise', expecting: ['b', 'c'] });
+    expect(t.progress()).toMatchObject({ stage: 'advertise', answered: 1, expected: 3 });
+    t.phase(1, 0, 'masked');
+    t.update('a', 1, 1_000_000);
+    t.update('a', 1, 1_000_000); // one update per organisation and attempt
+    t.update('b', 1, 1_000_000);
+    t.update('c', 1, 1_000_000);
+    t.submitted('a', 1, 'masked');
+    t.submitted('c', 1, 'masked'); // c's update counts once committed
+    t.submitted('b', 1, 'advertise'); // an answer to a closed stage moves nothing
+    t.status({ round: 1, attempt: 0, phase: 'masked', expecting: ['b'] });
+    now = 14_000;
+    // b encoded its update but has not committed to it (it may yet go silent): not counted.
+    expect(t.progress()).toEqual({
+      round: 1,
+      attempt: 0,
+      cohort: 3,
+      stage: 'masked',
+      answered: 2,
+      expected: 3,
+      bytes: 2_000_000,
+      seconds: 14,
+    });
+    t.status({ round: 0, attempt: 0, phase: 'unmask', expecting: [] }); // another round's status: ignored
+    expect(t.progress()?.stage).toBe('masked');
+    t.close();
+    expect(t.progress()).toBeUndefined();
+  });
+
+  it("the live round line: the stage among the task's stages, and what the coordinator does after the last answer", () => {
+    const p = {
+      round: 0,
+      attempt: 2,
+      cohort: 5,
+      stage: 'masked',
+      answered: 4,
+      expected: 4,
+      bytes: 0,
+      seconds: 9.6,
+    };
+    expect(roundProgressLine(p, { rounds: 2, stages: SECAGG_STAGES }).line).toBe(
+      '   round 0 (1/2) attempt 2 ▕██████░░░░▏ masked · all 4 answered · 10 s',
+    );
+    expect(roundProgressLine(p, { rounds: 2, stages: PLAIN_STAGES })).toEqual({
+      line: '   round 0 (1/2) attempt 2 ▕██████████▏ masked · all 4 answered; aggregating, storing the model, anchoring the round · 10 s',
+      key: 'round 0 attempt 2',
+    });
+  });
+
+  it('log lines name organisations, not addresses', () => {
+    const names = [{ address: '5Dsi1rB2xYz7q3Wk9PqRmB8Ze1yP3cN5Hq5a8J2hUfW5bC1d', name: 'org-05' }];
+    expect(withNames('  masked: 1 dropped (5Dsi1rB2)', names)).toBe('  masked: 1 dropped (org-05)');
+    expect(withNames(`after masked input, ${names[0]!.address} has 1 live neighbours`, names)).toBe(
+      'after masked input, org-05 has 1 live neighbours',
+    );
+    expect(withNames('released the key of 0a1b… to 5Dsi1rB2…', names)).toBe(
+      'released the key of 0a1b… to org-05',
+    );
+  });
+});
 
 describe('ailink without a network', () => {
   let work: string;
@@ -335,6 +486,20 @@ describe('ailink without a network', () => {
         expect(run.stderr).toContain(named);
         expect(existsSync(join(work, 'no-demo'))).toBe(false);
       }
+    });
+
+    it.each([
+      [['--data', 'csv:patients.csv'], '--data csv:FILE needs --label COLUMN'],
+      [['--data', 'images:photos'], '--data images:DIR needs --model PATH/model.json'],
+      [['--data', 'parquet:x'], '--data: expected full, small, csv:FILE or images:DIR'],
+      [['--label', 'y'], '--label goes with --data csv:FILE'],
+      [['--model', 'resnet'], 'Fashion-MNIST trains the built-in mlp or cnn'],
+    ])('demo %j is a usage error before anything starts', async (flags, message) => {
+      const dir = join(work, `no-demo-${flags.join('-').replace(/[^a-z]/g, '')}`);
+      const run = await ailink(['demo', ...flags, '--data-dir', dir], { cwd: work });
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain(message);
+      expect(existsSync(dir)).toBe(false);
     });
 
     it('`help` prints the usage on stdout and exits 0', async () => {

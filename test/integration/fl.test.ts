@@ -30,11 +30,10 @@ describe('federated rounds end to end', () => {
       {
         participants: 5,
         rounds: 3,
-        model: 'mlp',
         alpha: 0.5,
         epochs: 1,
         secagg: true,
-        source: 'fashion-mnist-small',
+        source: { kind: 'fashion-mnist', small: true, model: 'mlp' },
         drops: [
           { participant: 0, round: 0, stage: 'shares' },
           { participant: 1, round: 1, stage: 'masked' },

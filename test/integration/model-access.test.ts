@@ -39,11 +39,10 @@ describe('private global models under market terms', () => {
       {
         participants: 3,
         rounds: 1,
-        model: 'mlp',
         alpha: 0.5,
         epochs: 1,
         secagg: false,
-        source: 'fashion-mnist-small',
+        source: { kind: 'fashion-mnist', small: true, model: 'mlp' },
         drops: [],
         models: { readers: [researcher.address], price: PRICE.toString() },
         fundedAccounts: [researcher.address, outsider.address, payer.address],

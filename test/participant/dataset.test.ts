@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  DEBIAN_FASHION_MNIST_DIR,
+  FASHION_MNIST_DIR,
   loadDataSpec,
   loadSource,
   parseDataSpec,
@@ -77,9 +79,33 @@ describe('loading', () => {
     }
   });
 
-  it('fashion-mnist uses the full Debian set when it is installed, else the subset', () => {
-    const full = existsSync(`${DEBIAN_FASHION_MNIST_DIR}/train-images-idx3-ubyte.gz`);
-    expect(sourceDir({ kind: 'fashion-mnist' })).toBe(full ? DEBIAN_FASHION_MNIST_DIR : SUBSET_DIR);
+  it('fashion-mnist is the full set shipped in the repo, on any machine: 60,000 + 10,000 images', async () => {
+    expect(sourceDir({ kind: 'fashion-mnist' })).toBe(
+      fileURLToPath(new URL('../../models/data/fashion-mnist', import.meta.url)),
+    );
+    const data = await loadSource({ kind: 'fashion-mnist' });
+    expect(data.dir).toBe(FASHION_MNIST_DIR);
+    expect([data.train.count, data.test.count]).toEqual([60_000, 10_000]);
+  });
+
+  it('the shipped full set is the files its README lists (not a Git LFS pointer or a truncated copy)', () => {
+    const listed = [
+      ...readFileSync(join(FASHION_MNIST_DIR, 'README.md'), 'utf8').matchAll(
+        /^\| `([a-z0-9-]+\.gz)` \| [\d,]+ \| `([0-9a-f]{64})` \|$/gm,
+      ),
+    ];
+    expect(listed.map((m) => m[1]).sort()).toEqual([
+      't10k-images-idx3-ubyte.gz',
+      't10k-labels-idx1-ubyte.gz',
+      'train-images-idx3-ubyte.gz',
+      'train-labels-idx1-ubyte.gz',
+    ]);
+    for (const [, file, sha256] of listed)
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(FASHION_MNIST_DIR, file!)))
+          .digest('hex'),
+      ).toBe(sha256);
   });
 
   it('the partitions of one seed cover the training set exactly once, and the test set is never split', async () => {

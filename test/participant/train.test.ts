@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import {
   specOf,
   type Tf,
 } from '../../models/index.ts';
-import { DEBIAN_FASHION_MNIST_DIR, imageExamples } from '../../src/participant/dataset.ts';
+import { FASHION_MNIST_DIR, imageExamples } from '../../src/participant/dataset.ts';
 import { selectExamples } from '../../src/participant/examples.ts';
 import { loadIdxDataset } from '../../src/participant/idx.ts';
 import { seededRng } from '../../src/participant/partition.ts';
@@ -382,55 +381,52 @@ describe('local training', () => {
   });
 });
 
-describe.skipIf(!existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')))(
-  'on real Fashion-MNIST (Debian dataset-fashion-mnist)',
-  () => {
-    let train: TrainingData;
-    let test: TrainingData;
-    beforeAll(async () => {
-      const file = (name: string) => join(DEBIAN_FASHION_MNIST_DIR, `${name}.gz`);
-      const all = await loadIdxDataset(file('train-images-idx3-ubyte'), file('train-labels-idx1-ubyte'));
-      const held = await loadIdxDataset(file('t10k-images-idx3-ubyte'), file('t10k-labels-idx1-ubyte'));
-      // The files are already in random class order: the first n images are a fair sample.
-      const first = (n: number) => Array.from({ length: n }, (_, i) => i);
-      train = selectExamples(imageExamples(all), first(2000));
-      test = selectExamples(imageExamples(held), first(1000));
-    });
+describe('on real Fashion-MNIST (the full set shipped in models/data)', () => {
+  let train: TrainingData;
+  let test: TrainingData;
+  beforeAll(async () => {
+    const file = (name: string) => join(FASHION_MNIST_DIR, `${name}.gz`);
+    const all = await loadIdxDataset(file('train-images-idx3-ubyte'), file('train-labels-idx1-ubyte'));
+    const held = await loadIdxDataset(file('t10k-images-idx3-ubyte'), file('t10k-labels-idx1-ubyte'));
+    // The files are already in random class order: the first n images are a fair sample.
+    const first = (n: number) => Array.from({ length: n }, (_, i) => i);
+    train = selectExamples(imageExamples(all), first(2000));
+    test = selectExamples(imageExamples(held), first(1000));
+  });
 
-    it('the MLP learns: one epoch over 2,000 images scores > 65 % on 1,000 test images', async () => {
-      const model = await buildModel(tf, 'mlp', 'fashion');
-      try {
-        const before = evaluate(tf, model, test);
-        expect(before.accuracy).toBeLessThan(0.3);
-        // McMahan et al.'s minibatch size for the 2NN (B = 10): 200 SGD steps.
-        const result = trainLocal(tf, model, train, { epochs: 1, batchSize: 10, seed: 'fashion' });
-        expect(result.examples).toBe(2000);
-        expect(result.samplesPerSecond).toBeGreaterThan(0);
-        const after = evaluate(tf, model, test);
-        expect(after.examples).toBe(1000);
-        expect(after.accuracy).toBeGreaterThan(0.65);
-        expect(after.loss).toBeLessThan(before.loss);
-      } finally {
-        model.dispose();
-      }
-    });
+  it('the MLP learns: one epoch over 2,000 images scores > 65 % on 1,000 test images', async () => {
+    const model = await buildModel(tf, 'mlp', 'fashion');
+    try {
+      const before = evaluate(tf, model, test);
+      expect(before.accuracy).toBeLessThan(0.3);
+      // McMahan et al.'s minibatch size for the 2NN (B = 10): 200 SGD steps.
+      const result = trainLocal(tf, model, train, { epochs: 1, batchSize: 10, seed: 'fashion' });
+      expect(result.examples).toBe(2000);
+      expect(result.samplesPerSecond).toBeGreaterThan(0);
+      const after = evaluate(tf, model, test);
+      expect(after.examples).toBe(1000);
+      expect(after.accuracy).toBeGreaterThan(0.65);
+      expect(after.loss).toBeLessThan(before.loss);
+    } finally {
+      model.dispose();
+    }
+  });
 
-    it('the CNN trains on wasm: its loss on the batches it saw falls after a few steps', async () => {
-      const model = await buildModel(tf, 'cnn', 'fashion');
-      try {
-        const few = selectExamples(
-          train,
-          Array.from({ length: 150 }, (_, i) => i),
-        );
-        const before = evaluate(tf, model, few);
-        const result = trainLocal(tf, model, few, { epochs: 1, batchSize: 50, seed: 'fashion' });
-        expect(Number.isFinite(result.loss)).toBe(true);
-        const after = evaluate(tf, model, few);
-        expect(after.loss).toBeLessThan(before.loss);
-        expect(flattenWeights(model).every(Number.isFinite)).toBe(true);
-      } finally {
-        model.dispose();
-      }
-    });
-  },
-);
+  it('the CNN trains on wasm: its loss on the batches it saw falls after a few steps', async () => {
+    const model = await buildModel(tf, 'cnn', 'fashion');
+    try {
+      const few = selectExamples(
+        train,
+        Array.from({ length: 150 }, (_, i) => i),
+      );
+      const before = evaluate(tf, model, few);
+      const result = trainLocal(tf, model, few, { epochs: 1, batchSize: 50, seed: 'fashion' });
+      expect(Number.isFinite(result.loss)).toBe(true);
+      const after = evaluate(tf, model, few);
+      expect(after.loss).toBeLessThan(before.loss);
+      expect(flattenWeights(model).every(Number.isFinite)).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  });
+});
