@@ -117,7 +117,8 @@ export function roundProgressLine(
         ? ` · all ${p.expected} answered; aggregating, storing the model, anchoring the round`
         : ` · all ${p.expected} answered`;
   else if (p.expected > 0) line += ` · ${p.answered}/${p.expected} answered`;
-  else line += ` · cohort of ${p.cohort}`;
+  // Until the coordinator says whom it expects: the cohort drawn, the number the round starts with.
+  else if (p.stage === task.stages[0]) line += ` · cohort of ${p.cohort}`;
   if (p.bytes > 0) line += ` · ${(p.bytes / 1e6).toFixed(1)} MB of updates`;
   line += ` · ${Math.round(p.seconds)} s`;
   return { line, key: `round ${p.round} attempt ${p.attempt}` };

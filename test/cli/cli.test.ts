@@ -272,6 +272,13 @@ describe('what `ailink demo` shows a person (demo-output.ts)', () => {
     expect(roundProgressLine(p, { rounds: 2, stages: SECAGG_STAGES }).line).toBe(
       '   round 0 (1/2) attempt 2 ▕██████░░░░▏ masked · all 4 answered · 10 s',
     );
+    // A later stage before the coordinator said whom it expects: no count (the cohort is no longer the number).
+    expect(
+      roundProgressLine(
+        { ...p, stage: 'consistency', expected: 0, answered: 0 },
+        { rounds: 2, stages: SECAGG_STAGES },
+      ).line,
+    ).toBe('   round 0 (1/2) attempt 2 ▕████████░░▏ consistency · 10 s');
     expect(roundProgressLine(p, { rounds: 2, stages: PLAIN_STAGES })).toEqual({
       line: '   round 0 (1/2) attempt 2 ▕██████████▏ masked · all 4 answered; aggregating, storing the model, anchoring the round · 10 s',
       key: 'round 0 attempt 2',
