@@ -17,7 +17,7 @@ import { type Account, accountFromSeeds } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import type { RoundStage, TaskSpec } from '../../src/task/index.ts';
+import { type Manifest, parseManifest, type RoundStage, type TaskSpec } from '../../src/task/index.ts';
 
 /**
  * In-memory twins of storage, chain and transport for unit tests of the round machinery (the integration test runs
@@ -359,4 +359,27 @@ export function makeParticipant(
     },
   );
   return { account, participant, encoded };
+}
+
+/** The task's anchored manifests, in round order, read back from the in-memory storage. */
+export async function manifestsOf(world: World, task: string): Promise<Manifest[]> {
+  const out: Manifest[] = [];
+  for (const r of world.ledger.anchored(task)) out.push(parseManifest(await world.objects.get(r.manifest)));
+  return out;
+}
+
+/**
+ * Runs every member until the test ends: `stops` (the test file's, drained after each test) aborts them and stops
+ * the world's coordinator.
+ */
+export function startAll(world: World, members: Member[], stops: (() => Promise<void>)[]) {
+  const controller = new AbortController();
+  const runs = members.map((m) => m.participant.run(controller.signal));
+  stops.push(async () => {
+    controller.abort();
+    await Promise.allSettled(runs);
+    await world.coordinator.stop();
+    world.store.close();
+  });
+  return runs;
 }

@@ -1,8 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { accountsReady } from '../../src/shared/account.ts';
 import { hasCode } from '../../src/shared/errors.ts';
-import { type Manifest, parseManifest } from '../../src/task/index.ts';
-import { baseTask, type Member, makeAccount, makeParticipant, makeWorld, type World } from './harness.ts';
+import type { Manifest } from '../../src/task/index.ts';
+import {
+  baseTask,
+  type Member,
+  makeAccount,
+  makeParticipant,
+  makeWorld,
+  manifestsOf,
+  type World,
+} from './harness.ts';
 
 await accountsReady();
 
@@ -25,12 +33,6 @@ function stopWorldAfter(world: World) {
     await world.coordinator.stop();
     world.store.close();
   });
-}
-
-async function manifestsOf(world: World, task: string): Promise<Manifest[]> {
-  const out: Manifest[] = [];
-  for (const r of world.ledger.anchored(task)) out.push(parseManifest(await world.objects.get(r.manifest)));
-  return out;
 }
 
 const researcher = makeAccount('researcher').address;

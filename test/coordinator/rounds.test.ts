@@ -11,7 +11,15 @@ import {
   type RoundStage,
   type TaskSpec,
 } from '../../src/task/index.ts';
-import { baseTask, initialWeights, type Member, makeParticipant, makeWorld, type World } from './harness.ts';
+import {
+  baseTask,
+  initialWeights,
+  type Member,
+  makeParticipant,
+  makeWorld,
+  startAll,
+  type World,
+} from './harness.ts';
 
 await accountsReady();
 
@@ -19,18 +27,6 @@ const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
   await Promise.all(stops.splice(0).map((s) => s()));
 });
-
-function startAll(world: World, members: Member[]) {
-  const controller = new AbortController();
-  const runs = members.map((m) => m.participant.run(controller.signal));
-  stops.push(async () => {
-    controller.abort();
-    await Promise.allSettled(runs);
-    await world.coordinator.stop();
-    world.store.close();
-  });
-  return runs;
-}
 
 /** Replays the task in plaintext from the participants' own quantized updates and the manifests' survivor lists. */
 async function expectPlaintextFedAvg(world: World, spec: TaskSpec, task: string, members: Member[]) {
@@ -67,7 +63,7 @@ describe('rounds (in-memory storage, chain and transport)', () => {
       makeParticipant(world, task.id, l, { dropAt: drops[i], examples: 50 + 10 * i }),
     );
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
     const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
@@ -99,7 +95,7 @@ describe('rounds (in-memory storage, chain and transport)', () => {
       makeParticipant(world, task.id, l, l === 'd' ? { dropAt: { round: 1, stage: 'masked' } } : {}),
     );
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
     const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
     const d = members[3]!.account.address;
@@ -121,7 +117,7 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     );
     const members = labels.map((l) => makeParticipant(world, task.id, l));
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
     const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
     expect(manifests.map((m) => m.secagg.enabled)).toEqual([false, false]);
@@ -136,7 +132,7 @@ describe('rounds (in-memory storage, chain and transport)', () => {
       const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 2 }));
       const members = labels.map((l) => makeParticipant(world, task.id, l));
       world.coordinator.start();
-      startAll(world, members);
+      startAll(world, members, stops);
       // Restart once, as soon as round 1 enters the stage (the event comes before its announcement goes out).
       await new Promise<void>((resolve) => {
         const off = world.coordinator.onEvent((e) => {
@@ -169,7 +165,7 @@ describe('central differential privacy', () => {
     const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 3, dp: budget }));
     const members = labels.map((l, i) => makeParticipant(world, task.id, l, { examples: 40 + i }));
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
     const manifests: Manifest[] = [];

@@ -10,7 +10,6 @@ import {
   EVALUATION_WORDS,
   encodeEvaluation,
   type Manifest,
-  parseManifest,
   preprocessingFromSum,
   type RoundStage,
   type TabularSchema,
@@ -19,10 +18,10 @@ import {
   baseTask,
   fakeLocalData,
   fakeScore,
-  type Member,
   makeParticipant,
   makeWorld,
-  type World,
+  manifestsOf,
+  startAll,
 } from './harness.ts';
 
 await accountsReady();
@@ -31,23 +30,6 @@ const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
   await Promise.all(stops.splice(0).map((s) => s()));
 });
-
-function startAll(world: World, members: Member[]) {
-  const controller = new AbortController();
-  const runs = members.map((m) => m.participant.run(controller.signal));
-  stops.push(async () => {
-    controller.abort();
-    await Promise.allSettled(runs);
-    await world.coordinator.stop();
-    world.store.close();
-  });
-}
-
-async function manifestsOf(world: World, task: string): Promise<Manifest[]> {
-  const out: Manifest[] = [];
-  for (const r of world.ledger.anchored(task)) out.push(parseManifest(await world.objects.get(r.manifest)));
-  return out;
-}
 
 /**
  * 4 features, as the unit model takes them: two standardised numeric columns (one with missing values that take the
@@ -113,7 +95,7 @@ describe('federated statistics (a statistics round before round 0)', () => {
       }),
     );
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
     // What the survivors contribute (their training rows: holdout 0 here, so all of them), summed in plaintext.
@@ -158,7 +140,7 @@ describe('federated statistics (a statistics round before round 0)', () => {
       if (e.kind === 'refused') refusals.push(e.reason);
     });
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
     expect(refusals.some((r) => r.includes('needs federated statistics'))).toBe(true);
     const [m0] = await manifestsOf(world, task.id);
@@ -183,7 +165,7 @@ describe('client-side evaluation (through the secure sum)', () => {
       }),
     );
     world.coordinator.start();
-    startAll(world, members);
+    startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
     const manifests = await manifestsOf(world, task.id);
