@@ -14,7 +14,7 @@ import { AilinkError } from '../shared/errors.ts';
  *
  * Statistics that need everyone's data — the mean and standard deviation of a standardised column, the vocabulary of a
  * categorical column declared without categories — are computed through the task's secure sum before round 0
- * (src/participant/statistics.ts): no organisation reveals its own.
+ * (a statistics round; the format is src/task/statistics.ts): no organisation reveals its own.
  */
 
 const columnName = z.string().min(1).max(128);
