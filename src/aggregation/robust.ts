@@ -283,6 +283,25 @@ export function bulyan(updates: readonly ClientResult[], options: BulyanOptions)
 }
 
 /**
+ * The fewest updates the rule can aggregate with its parameters: Krum 2f + 3, Multi-Krum max(2f + 3, m + f),
+ * Bulyan 4f + 3, the median and the trimmed mean 1 (beta < 0.5 always leaves a value). A task whose cohort may
+ * shrink below this would fail its rounds with AGG_TOO_FEW_UPDATES, so it is refused when it is declared instead.
+ */
+export function minimumUpdates(spec: RobustAggregatorSpec): number {
+  switch (spec.kind) {
+    case 'krum':
+      return 2 * spec.f + 3;
+    case 'multi-krum':
+      return Math.max(2 * spec.f + 3, spec.m + spec.f);
+    case 'bulyan':
+      return 4 * spec.f + 3;
+    case 'coordinate-median':
+    case 'trimmed-mean':
+      return 1;
+  }
+}
+
+/**
  * Wraps a robust aggregator as a {@link Strategy}: `aggregate(state, results)` returns global + the robust aggregate
  * of the deltas (no server learning rate: wrap it if needed). The parameters are checked here, once, so a bad task
  * config fails when the task is created rather than at its first round. The strategy fails closed twice over:

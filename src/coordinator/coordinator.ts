@@ -24,6 +24,7 @@ import {
   parseTaskSpec,
   type RoundKind,
   sha256Hex,
+  strategyOf,
   type TaskSpec,
   taskDigest,
   taskIdOf,
@@ -38,7 +39,6 @@ import {
   type RoundDeps,
   readerKeysOf,
   storeModel,
-  strategyOf,
 } from './round.ts';
 import { type ParticipantRow, type RoundRow, STATISTICS_ROUND, type TaskRow } from './store.ts';
 

@@ -23,5 +23,5 @@ export {
   JoinedSchema,
   TaskDetailSchema,
 } from './http.ts';
-export { type AttemptOutcome, type RoundDeps, strategyOf } from './round.ts';
+export type { AttemptOutcome, RoundDeps } from './round.ts';
 export { type CoordinatorStore, openCoordinatorStore, type RoundRow, type TaskRow } from './store.ts';

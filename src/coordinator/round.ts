@@ -2,17 +2,12 @@ import { createHmac } from 'node:crypto';
 import {
   addInto,
   byteStreamFromSeed,
+  type ClientResult,
   checkWeightedEncoding,
   createSecAggServer,
   decodeWeightedSum,
-  fedAdagrad,
-  fedAdam,
-  fedAvg,
-  fedAvgM,
-  fedYogi,
   privatizeSum,
   type SecAggServer,
-  type Strategy,
   type StrategyState,
   verifySigned,
 } from '../aggregation/index.ts';
@@ -42,6 +37,7 @@ import {
   secAggShape,
   sha256Hex,
   signAnnouncement,
+  strategyOf,
   type TaskSpec,
   toWire,
   type VectorLayout,
@@ -132,20 +128,28 @@ export type AttemptOutcome =
   | { readonly kind: 'statistics'; readonly row: StatisticsRow }
   | { readonly kind: 'aborted'; readonly reason: string };
 
-export function strategyOf(spec: TaskSpec): Strategy {
-  const s = spec.strategy;
-  switch (s.name) {
-    case 'fedavg':
-      return fedAvg({ serverLr: s.serverLr });
-    case 'fedavgm':
-      return fedAvgM({ serverLr: s.serverLr, momentum: s.momentum });
-    case 'fedadam':
-      return fedAdam({ eta: s.serverLr });
-    case 'fedyogi':
-      return fedYogi({ eta: s.serverLr });
-    case 'fedadagrad':
-      return fedAdagrad({ eta: s.serverLr });
-  }
+/**
+ * Each survivor's update decoded on its own, for a robust rule (the spec allows one only without SecAgg, so the
+ * coordinator holds every vector): Δᵢ = (wᵢΔᵢ)/wᵢ. The quantization step of wᵢΔᵢ is sized for the largest weight,
+ * so a small weight costs its own update precision, never another's.
+ */
+function plainResults(
+  plain: ReadonlyMap<string, Uint32Array> | undefined,
+  survivors: readonly string[],
+  layout: VectorLayout,
+  encoding: ReturnType<typeof encodingOf>,
+): ClientResult[] {
+  if (plain === undefined) throw new Error('a robust strategy needs the plain updates, which SecAgg hides');
+  return survivors.map((account) => {
+    const one = decodeWeightedSum(
+      plain.get(account)!.subarray(0, layout.update + layout.weight),
+      encoding,
+      1,
+    );
+    const update = new Float32Array(one.sum.length);
+    for (let i = 0; i < update.length; i++) update[i] = one.sum[i]! / one.totalWeight;
+    return { update, weight: one.totalWeight };
+  });
 }
 
 /**
@@ -590,8 +594,15 @@ export class AttemptRunner {
     return 'masked';
   }
 
-  /** The unmasked sum of the survivors' vectors (SecAgg), or the plain sum of the valid updates (without). */
-  private async unmaskedSum(): Promise<{ sum: Uint32Array; survivors: string[] }> {
+  /**
+   * The unmasked sum of the survivors' vectors (SecAgg), or the plain sum of the valid updates and the updates
+   * themselves (without).
+   */
+  private async unmaskedSum(): Promise<{
+    sum: Uint32Array;
+    survivors: string[];
+    plain?: ReadonlyMap<string, Uint32Array>;
+  }> {
     if (this.secagg) {
       if (this.server === undefined) throw new Error('no SecAgg server');
       const out = await this.server.unmask(this.stored('unmask').map((m) => UnmaskSchema.parse(m.body)));
@@ -614,7 +625,7 @@ export class AttemptRunner {
     }
     const sum = new Uint32Array(this.setup.dimension);
     for (const a of survivors) addInto(sum, updates.get(a)!);
-    return { sum, survivors };
+    return { sum, survivors, plain: updates };
   }
 
   /**
@@ -622,7 +633,7 @@ export class AttemptRunner {
    * anchored on chain — with a new global model (train) or the final model scored (evaluation).
    */
   private async finish(): Promise<void> {
-    const { sum, survivors } = await this.unmaskedSum();
+    const { sum, survivors, plain } = await this.unmaskedSum();
     const layout = this.layout;
     if (layout.kind === 'statistics') return this.finishStatistics(sum, survivors);
     const evaluation =
@@ -655,7 +666,11 @@ export class AttemptRunner {
             plannedClients: spec.cohort.size,
             random: dpNoiseSource(this.deps.serverKey, roundContext(k.task, k.round, k.attempt)),
           });
-    const next = strategyOf(spec).aggregate(this.start, weighted);
+    const strategy = strategyOf(spec);
+    const next = strategy.aggregate(
+      this.start,
+      strategy.needsPlaintextUpdates ? plainResults(plain, survivors, layout, encoding) : weighted,
+    );
     const measured = await this.deps.evaluate(spec, next.global);
     const modelBytes = encodeModelBytes(spec.model.name, next.global);
     const modelHash = sha256Hex(modelBytes);

@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import type { WeightedEncoding } from '../aggregation/index.ts';
+import {
+  fedAdagrad,
+  fedAdam,
+  fedAvg,
+  fedAvgM,
+  fedYogi,
+  minimumUpdates,
+  ROBUST_AGGREGATOR_NAMES,
+  type RobustAggregatorKind,
+  type RobustAggregatorSpec,
+  robustStrategy,
+  type Strategy,
+  type WeightedEncoding,
+} from '../aggregation/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { canonicalDigest, canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
@@ -30,7 +43,10 @@ export const ModelAccessSchema = z
   .strict();
 export type ModelAccess = z.infer<typeof ModelAccessSchema>;
 
+/** Strategies that need only the weighted sum, so they run under secure aggregation. */
 export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'] as const;
+/** Byzantine-robust rules: they read each update, so a task choosing one must turn secure aggregation off. */
+export const ROBUST_STRATEGY_NAMES = Object.keys(ROBUST_AGGREGATOR_NAMES) as RobustAggregatorKind[];
 /** Keras's names. Cross-entropies take the model's output as logits or probabilities, whichever it gives. */
 export const LOSSES = ['categorical_crossentropy', 'binary_crossentropy', 'mean_squared_error'] as const;
 export const METRICS = ['accuracy', 'loss'] as const;
@@ -92,11 +108,19 @@ export const TaskSpecSchema = z
         proximalMu: z.number().min(0).max(100),
       })
       .strict(),
+    /**
+     * How the coordinator turns a round's updates into the next model. A FedAvg-family name takes serverLr (and
+     * momentum for fedavgm); a robust rule takes f (byzantine updates tolerated; krum, multi-krum, bulyan), m (updates
+     * kept; multi-krum) or beta (fraction trimmed from each end; trimmed-mean).
+     */
     strategy: z
       .object({
-        name: z.enum(STRATEGY_NAMES),
+        name: z.enum([...STRATEGY_NAMES, ...(ROBUST_STRATEGY_NAMES as [RobustAggregatorKind])]),
         serverLr: z.number().positive().max(100).optional(),
         momentum: z.number().min(0).max(0.999).optional(),
+        f: z.number().int().min(0).max(1000).optional(),
+        m: z.number().int().min(1).max(1000).optional(),
+        beta: z.number().min(0).lt(0.5).optional(),
       })
       .strict(),
     local: z
@@ -209,11 +233,108 @@ export function parseTaskSpec(value: unknown, where = 'task spec'): TaskSpec {
       'INVALID_INPUT',
       `${where}: training.loss binary_crossentropy needs 2 classes, the data declares ${classes}`,
     );
+  checkStrategy(spec, where);
   if (new Set(spec.admitted).size !== spec.admitted.length)
     throw new AilinkError('INVALID_INPUT', `${where}: admitted lists an account twice`);
   if (spec.models != null && new Set(spec.models.readers).size !== spec.models.readers.length)
     throw new AilinkError('INVALID_INPUT', `${where}: models.readers lists an account twice`);
   return spec;
+}
+
+const PARAMETERS_OF: Record<TaskSpec['strategy']['name'], readonly string[]> = {
+  fedavg: ['serverLr'],
+  fedavgm: ['serverLr', 'momentum'],
+  fedadam: ['serverLr'],
+  fedyogi: ['serverLr'],
+  fedadagrad: ['serverLr'],
+  krum: ['f'],
+  'multi-krum': ['f', 'm'],
+  'coordinate-median': [],
+  'trimmed-mean': ['beta'],
+  bulyan: ['f'],
+};
+
+/** The robust rule a spec chooses, or null for a FedAvg-family strategy. */
+export function robustAggregatorOf(spec: TaskSpec): RobustAggregatorSpec | null {
+  const s = spec.strategy;
+  switch (s.name) {
+    case 'krum':
+    case 'bulyan':
+      return { kind: s.name, f: s.f ?? 0 };
+    case 'multi-krum':
+      return { kind: s.name, f: s.f ?? 0, m: s.m ?? 1 };
+    case 'coordinate-median':
+      return { kind: s.name };
+    case 'trimmed-mean':
+      return { kind: s.name, beta: s.beta ?? 0 };
+    default:
+      return null;
+  }
+}
+
+/**
+ * A robust rule reads each organisation's update, which secure aggregation exists to hide, and central DP's noise is
+ * calibrated to a sum's sensitivity, not to a median's: both combinations are refused, as are parameters the rule
+ * does not take and a cohort floor below what the rule needs to aggregate at all.
+ */
+function checkStrategy(spec: TaskSpec, where: string): void {
+  const s = spec.strategy;
+  const allowed = PARAMETERS_OF[s.name];
+  const extra = Object.keys(s).filter((key) => key !== 'name' && !allowed.includes(key));
+  if (extra.length > 0)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: strategy ${s.name} takes ${allowed.length === 0 ? 'no parameters' : allowed.join(', ')}, got ${extra.join(', ')}`,
+    );
+  const robust = robustAggregatorOf(spec);
+  if (robust === null) return;
+  if ((s.name === 'krum' || s.name === 'multi-krum' || s.name === 'bulyan') && s.f === undefined)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: strategy ${s.name} needs f, the byzantine updates it tolerates`,
+    );
+  if (s.name === 'multi-krum' && s.m === undefined)
+    throw new AilinkError('INVALID_INPUT', `${where}: strategy multi-krum needs m, the updates it keeps`);
+  if (s.name === 'trimmed-mean' && s.beta === undefined)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: strategy trimmed-mean needs beta, the fraction trimmed from each end`,
+    );
+  if (spec.secagg.enabled)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: strategy ${s.name} reads each organisation's update, which secure aggregation hides: set secagg.enabled to false or choose ${STRATEGY_NAMES.join(', ')}`,
+    );
+  if (spec.dp !== null)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: strategy ${s.name} cannot be combined with central DP (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
+    );
+  const needed = minimumUpdates(robust);
+  if (spec.cohort.min < needed)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: strategy ${s.name} with ${JSON.stringify(robust)} needs at least ${needed} updates per round, but cohort.min is ${spec.cohort.min}`,
+    );
+}
+
+/** The strategy object a spec chooses (pure: the coordinator aggregates with it, an auditor can replay it). */
+export function strategyOf(spec: TaskSpec): Strategy {
+  const s = spec.strategy;
+  switch (s.name) {
+    case 'fedavg':
+      return fedAvg({ serverLr: s.serverLr });
+    case 'fedavgm':
+      return fedAvgM({ serverLr: s.serverLr, momentum: s.momentum });
+    case 'fedadam':
+      return fedAdam({ eta: s.serverLr });
+    case 'fedyogi':
+      return fedYogi({ eta: s.serverLr });
+    case 'fedadagrad':
+      return fedAdagrad({ eta: s.serverLr });
+    default:
+      return robustStrategy(robustAggregatorOf(spec)!);
+  }
 }
 
 /**

@@ -48,6 +48,7 @@ describe('src/aggregation', () => {
         "gaussianNoise",
         "krum",
         "maskFromSeed",
+        "minimumUpdates",
         "multiKrum",
         "neighbourGraph",
         "privacySpent",

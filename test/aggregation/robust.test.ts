@@ -10,6 +10,7 @@ import {
   bulyan,
   coordinateMedian,
   krum,
+  minimumUpdates,
   multiKrum,
   type RobustAggregatorSpec,
   robustStrategy,
@@ -470,6 +471,33 @@ describe('too few updates', () => {
     expect(err.message).toBe('Bulyan with f = 1 expects at least 4f + 3 = 7 updates, got 6');
     expectCode(() => bulyan(FIXTURE_B, { f: 2 }), 'AGG_TOO_FEW_UPDATES');
     expectCode(() => bulyan(FIXTURE_B.slice(0, 2), { f: 0 }), 'AGG_TOO_FEW_UPDATES');
+  });
+
+  it('minimumUpdates is exactly the fewest updates each rule aggregates (property)', () => {
+    const specs = fc.oneof(
+      fc.record({ kind: fc.constant('krum' as const), f: fc.integer({ min: 0, max: 4 }) }),
+      fc.record({
+        kind: fc.constant('multi-krum' as const),
+        f: fc.integer({ min: 0, max: 4 }),
+        m: fc.integer({ min: 1, max: 12 }),
+      }),
+      fc.record({ kind: fc.constant('bulyan' as const), f: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({
+        kind: fc.constant('trimmed-mean' as const),
+        beta: fc.double({ min: 0, max: 0.49, noNaN: true }),
+      }),
+      fc.constant({ kind: 'coordinate-median' as const }),
+    );
+    fc.assert(
+      fc.property(specs, (spec: RobustAggregatorSpec) => {
+        const strategy = robustStrategy(spec);
+        const state = strategy.init(f32([0, 0]));
+        const updates = (n: number) => Array.from({ length: n }, (_, i) => u([i, -i]));
+        const n = minimumUpdates(spec);
+        expect(strategy.aggregate(state, updates(n)).global).toHaveLength(2);
+        if (n > 1) expectCode(() => strategy.aggregate(state, updates(n - 1)), 'AGG_TOO_FEW_UPDATES');
+      }),
+    );
   });
 });
 

@@ -312,6 +312,8 @@ export function makeParticipant(
     examples?: number;
     /** This participant's data (default: fakeLocalData with nothing held out). */
     data?: (spec: TaskSpec) => Promise<LocalData>;
+    /** How it trains (default: fakeTrainer with `examples`). */
+    trainer?: ReturnType<typeof fakeTrainer>;
   } = {},
 ): Member {
   const account = makeAccount(label);
@@ -345,7 +347,7 @@ export function makeParticipant(
         get: (fid) => world.objects.get(fid, account.readerKey),
         putFor: (bytes) => world.objects.putFor(bytes),
       },
-      trainer: fakeTrainer(options.examples ?? 100),
+      trainer: options.trainer ?? fakeTrainer(options.examples ?? 100),
       loadData: options.data ?? (async () => fakeLocalData(label)),
       clock: systemClock,
       random: (n) => new Uint8Array(randomBytes(n)),

@@ -13,10 +13,12 @@ import {
 } from '../../src/task/index.ts';
 import {
   baseTask,
+  fakeTrainer,
   initialWeights,
   type Member,
   makeParticipant,
   makeWorld,
+  manifestsOf,
   startAll,
   type World,
 } from './harness.ts';
@@ -122,6 +124,72 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
     expect(manifests.map((m) => m.secagg.enabled)).toEqual([false, false]);
   }, 60_000);
+
+  it('a robust rule chosen in the spec outvotes a byzantine organisation that FedAvg follows', async () => {
+    // One of 5 organisations returns its start model + 1 in every coordinate (the clipping range), the honest ones
+    // move by at most 0.01. FedAvg moves the model by ≈ 1/5 per round towards the attacker; the coordinate median
+    // stays within the honest moves.
+    const plain = { enabled: false, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 1000 };
+    const byzantine = {
+      ...fakeTrainer(100),
+      async train(job: { weights: Float32Array }) {
+        return { weights: job.weights.map((w) => w + 1), loss: 1, examples: 100, seconds: 0 };
+      },
+    };
+    const drift = async (strategy: Record<string, unknown>) => {
+      const world = makeWorld();
+      const labels = ['v', 'w', 'x', 'y', 'z'];
+      const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+      const task = await world.coordinator.createTask(
+        baseTask(accounts, { rounds: 2, strategy, secagg: plain, cohort: { size: 5, min: 5 } }),
+      );
+      const members = labels.map((l) =>
+        makeParticipant(world, task.id, l, l === 'z' ? { trainer: byzantine } : {}),
+      );
+      world.coordinator.start();
+      startAll(world, members, stops);
+      await world.coordinator.finished(task.id);
+      const manifests = await manifestsOf(world, task.id);
+      expect(manifests.map((m) => m.strategy)).toEqual([strategy, strategy]);
+      expect(manifests[1]!.survivors).toContain(members[4]!.account.address);
+      const initial = await initialWeights(task.spec.model.initialSeed);
+      const last = decodeModelBytes(await world.objects.get(manifests[1]!.model.fid)).weights;
+      return Math.max(...last.map((w, i) => Math.abs(w - initial[i]!)));
+    };
+    expect(await drift({ name: 'fedavg' })).toBeGreaterThan(0.35);
+    expect(await drift({ name: 'coordinate-median' })).toBeLessThan(0.021);
+  }, 60_000);
+
+  it('a robust rule is refused with SecAgg, with central DP, without its parameters, or for a cohort it cannot outvote', async () => {
+    const world = makeWorld();
+    const accounts = ['a', 'b', 'c', 'd', 'e'].map((l) => makeParticipant(world, 'x', l).account.address);
+    const plain = { enabled: false, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 1000 };
+    const dp = { noiseMultiplier: 1, clipNorm: 1, delta: 1e-5, epsilonBudget: 100 };
+    const refused = async (overrides: Record<string, unknown>, message: RegExp) => {
+      const error = await world.coordinator
+        .createTask(baseTask(accounts, overrides))
+        .catch((e: unknown) => e);
+      expect(hasCode(error, 'INVALID_INPUT')).toBe(true);
+      expect((error as Error).message).toMatch(message);
+    };
+    await refused(
+      { strategy: { name: 'krum', f: 1 } },
+      /secure aggregation hides: set secagg.enabled to false/,
+    );
+    await refused({ strategy: { name: 'trimmed-mean', beta: 0.2 }, secagg: plain, dp }, /central DP/);
+    await refused({ strategy: { name: 'krum' }, secagg: plain }, /needs f/);
+    await refused({ strategy: { name: 'multi-krum', f: 1 }, secagg: plain }, /needs m/);
+    await refused({ strategy: { name: 'fedavg', f: 1 }, secagg: plain }, /fedavg takes serverLr, got f/);
+    await refused(
+      { strategy: { name: 'bulyan', f: 1 }, secagg: plain, cohort: { size: 5, min: 5 } },
+      /needs at least 7 updates per round, but cohort.min is 5/,
+    );
+    expect(world.ledger.tasks.size).toBe(0);
+    const ok = await world.coordinator.createTask(
+      baseTask(accounts, { strategy: { name: 'krum', f: 1 }, secagg: plain, cohort: { size: 5, min: 5 } }),
+    );
+    expect(ok.spec.strategy).toEqual({ name: 'krum', f: 1 });
+  });
 
   it.each(['shares', 'masked', 'consistency'] as const)(
     'a coordinator restarted during %s finishes the task: no round lost or repeated',
