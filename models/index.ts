@@ -277,6 +277,29 @@ function seededTopology(topology: Record<string, unknown>, seed: string): Record
   return copy as Record<string, unknown>;
 }
 
+/**
+ * The topology as tfjs completes it: a model.json may leave out a layer's name (tfjs then takes one from a global
+ * counter) or its initializers (tfjs then uses unseeded defaults), and either would make the seeded initial weights
+ * differ from one build to the next. Missing names become `<class>_<index>`; one build without weights then writes
+ * out every initializer tfjs chose, each with a `seed` field for seededTopology to fill.
+ */
+async function completeTopology(tf: Tf, topology: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const named = structuredClone(topology) as { config: { layers?: unknown[] } };
+  for (const [i, layer] of (
+    (named.config.layers ?? []) as { class_name?: string; config?: Record<string, unknown> }[]
+  ).entries()) {
+    layer.config ??= {};
+    if (typeof layer.config.name !== 'string')
+      layer.config.name = `${String(layer.class_name).toLowerCase()}_${i}`;
+  }
+  const draft = await tf.models.modelFromJSON({ modelTopology: named } as never);
+  try {
+    return draft.toJSON(null, false) as unknown as Record<string, unknown>;
+  } finally {
+    draft.dispose();
+  }
+}
+
 /** Models built here, with the tf instance and spec (loading weights needs its tensor constructor). */
 const built = new WeakMap<Tfjs.LayersModel, { tf: Tf; spec: ModelSpec }>();
 
@@ -293,7 +316,9 @@ export async function buildModel(
   checkLayers(topology);
   let model: Tfjs.LayersModel;
   try {
-    model = await tf.models.modelFromJSON({ modelTopology: seededTopology(topology, seed) } as never);
+    model = await tf.models.modelFromJSON({
+      modelTopology: seededTopology(await completeTopology(tf, topology), seed),
+    } as never);
   } catch (cause) {
     throw new AilinkError(
       'MODEL_INVALID',

@@ -44,7 +44,8 @@ export interface DemoData {
   readonly schema: DataSchema;
   readonly model: { readonly pkg: ModelPackage; readonly spec: ModelSpec; readonly name: string };
   readonly training: TaskSpec['training'];
-  readonly local: TaskSpec['local'];
+  /** Local epochs and batch size when the rows are split among this many organisations. */
+  localFor(organisations: number): TaskSpec['local'];
   /** Roughly how fast one core trains this model on this data: sizes the training stage's deadline. */
   readonly samplesPerSecond: number;
   /** Rows (or images) in all. */
@@ -102,7 +103,7 @@ async function fashionMnist(
     schema,
     model: { pkg, spec, name: source.model },
     training: sgd(0.05),
-    local: { epochs: 1, batchSize: source.model === 'mlp' ? 10 : 50 },
+    localFor: () => ({ epochs: 1, batchSize: source.model === 'mlp' ? 10 : 50 }),
     // Measured (bench:train): ≈ 15,000 samples/s for the MLP and ≈ 500 for the CNN with both cores shared.
     samplesPerSecond: source.model === 'cnn' ? 500 : 15_000,
     rows: data.train.count,
@@ -114,6 +115,20 @@ async function fashionMnist(
         return async (spec) => exampleData(mine, spec.data.holdout, seedOf(i));
       }),
   };
+}
+
+/**
+ * Local work sized by optimizer steps, not only by epochs: an organisation holding a few dozen rows would otherwise
+ * take one or two steps a round and the federated model would barely move (penguins among 10 organisations, 27
+ * training rows each, batches of 32 and 2 epochs: 45.71 % after 10 rounds against 98.57 % for the central logistic
+ * regression). Batches of about an eighth of an organisation's training rows (4 to 32), and epochs enough for about
+ * 20 steps a round.
+ */
+export function localBySteps(rows: number, organisations: number): TaskSpec['local'] {
+  const trainRows = Math.max(1, Math.floor((rows * (1 - DEMO_HOLDOUT)) / organisations));
+  const batchSize = Math.min(32, Math.max(4, Math.floor(trainRows / 8)));
+  const stepsPerEpoch = Math.ceil(trainRows / batchSize);
+  return { epochs: Math.min(20, Math.max(1, Math.ceil(20 / stepsPerEpoch))), batchSize };
 }
 
 const sgd = (learningRate: number): TaskSpec['training'] => ({
@@ -258,7 +273,7 @@ async function tabular(pool: TrainingPool, source: Extract<DemoSource, { kind: '
       name: source.model === undefined ? 'logistic-regression' : basename(dirname(source.model)),
     },
     training: trainingFor(spec, classes),
-    local: { epochs: 2, batchSize: 32 },
+    localFor: (organisations) => localBySteps(table.count, organisations),
     samplesPerSecond: 20_000,
     rows: table.count,
     notes,
@@ -301,7 +316,7 @@ async function images(
     schema,
     model: { pkg, spec, name: basename(dirname(source.model)) },
     training: trainingFor(spec, classes.length),
-    local: { epochs: 1, batchSize: 32 },
+    localFor: (organisations) => localBySteps(all.count, organisations),
     // Unknown convolutions on unknown image sizes: a cautious guess (the deadline is at least 30 s anyway).
     samplesPerSecond: 200,
     rows: all.count,

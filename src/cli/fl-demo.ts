@@ -185,7 +185,8 @@ export async function runFederatedDemo(
     const cohortMin = Math.max(3, options.participants - 2);
     // The owner stores the agreed model first; the task names it by fid (the coordinator reads the rest from it).
     const modelFid = await node.put(encodeModelPackage(data.model.pkg), `${data.model.name}.ailp`);
-    const epochs = options.epochs ?? data.local.epochs;
+    const local = data.localFor(options.participants);
+    const epochs = options.epochs ?? local.epochs;
     const task = await node.coordinator.createTask({
       name: `${data.title} ${data.model.name}`,
       model: { fid: modelFid, initialSeed: data.model.pkg.weights === null ? 'ailink-demo' : null },
@@ -193,7 +194,7 @@ export async function runFederatedDemo(
       dataset: { name: data.title, description: `${split} of ${data.title}, played by the demo` },
       training: data.training,
       strategy: { name: 'fedavg' },
-      local: { ...data.local, epochs },
+      local: { ...local, epochs },
       rounds: options.rounds,
       cohort: { size: options.participants, min: cohortMin },
       deadlines: {
@@ -263,7 +264,14 @@ export async function runFederatedDemo(
     say(
       `4. ${nodes.length} organisations joined (admissions recorded on chain); training ${options.rounds} rounds of the ${data.model.name}`,
     );
-    say('   round  accuracy  loss    survivors  seconds  MB moved');
+    // Without a test set of the coordinator's, a round's figures are the organisations' own held-out rows scoring
+    // the model the round started from (client-side evaluation); the closing round scores the final model.
+    const heldOut = data.testData === undefined;
+    say(`   round  ${heldOut ? 'held-out' : 'accuracy'}  loss    survivors  seconds  MB moved`);
+    if (heldOut)
+      say(
+        "   (held-out: the organisations' own held-out rows scoring the model a round starts from; 'final' scores the last model)",
+      );
     const controller = new AbortController();
     setMaxListeners(0, controller.signal); // shared by every organisation's waits
     const runs = nodes.map((n, i) =>
@@ -303,8 +311,9 @@ export async function runFederatedDemo(
           options.progress?.('');
           if (e.outcome.kind === 'done') {
             const r = e.outcome.row;
+            const score = heldOut ? (r.evaluation ?? null) : r;
             say(
-              `   ${String(r.round).padStart(5)}  ${percentCell(r.accuracy)}  ${(r.loss?.toFixed(3) ?? '—').padStart(6)}  ${`${r.survivors}/${r.cohort}`.padStart(9)}  ${r.seconds.toFixed(1).padStart(7)}  ${(r.bytes / 1e6).toFixed(1).padStart(8)}`,
+              `   ${(r.kind === 'evaluation' ? 'final' : String(r.round)).padStart(5)}  ${percentCell(score?.accuracy ?? null)}  ${(score?.loss?.toFixed(3) ?? '—').padStart(6)}  ${`${r.survivors}/${r.cohort}`.padStart(9)}  ${r.seconds.toFixed(1).padStart(7)}  ${(r.bytes / 1e6).toFixed(1).padStart(8)}`,
             );
           }
           // An aborted attempt: the coordinator's own log line says so, with its reason (see `log`).

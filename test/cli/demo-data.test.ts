@@ -1,9 +1,16 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtinModel } from '../../models/index.ts';
-import { inferTabularSchema, loadDemoData, logisticRegression } from '../../src/cli/demo-data.ts';
+import {
+  DEMO_HOLDOUT,
+  inferTabularSchema,
+  loadDemoData,
+  localBySteps,
+  logisticRegression,
+} from '../../src/cli/demo-data.ts';
 import { parseDelimited } from '../../src/participant/delimited.ts';
 import { createTrainingPool } from '../../src/participant/train-pool.ts';
 import { featureShape } from '../../src/task/index.ts';
@@ -77,6 +84,23 @@ describe('demo data: a person’s own table', () => {
     await expect(
       loadDemoData(pool, { kind: 'csv', file, label: 'outcome', model: join(mlp, 'model.json') }),
     ).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('outputs 10 units') });
+  });
+
+  it('sizes local work by steps: every organisation takes about 20 optimizer steps a round, however few its rows (property)', () => {
+    // Penguins among 10 organisations (27 training rows each) took 1 step an epoch with batches of 32.
+    expect(localBySteps(344, 10)).toEqual({ epochs: 3, batchSize: 4 });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 1, max: 1000 }), (rows, orgs) => {
+        const { epochs, batchSize } = localBySteps(rows, orgs);
+        const trainRows = Math.max(1, Math.floor((rows * (1 - DEMO_HOLDOUT)) / orgs));
+        expect(batchSize).toBeGreaterThanOrEqual(4);
+        expect(batchSize).toBeLessThanOrEqual(32);
+        expect(epochs).toBeGreaterThanOrEqual(1);
+        const steps = epochs * Math.ceil(trainRows / batchSize);
+        if (epochs < 20) expect(steps).toBeGreaterThanOrEqual(20);
+        if (epochs > 1) expect(steps).toBeLessThan(40 + Math.ceil(trainRows / batchSize));
+      }),
+    );
   });
 
   it('splits rows among organisations (IID or Dirichlet), each checked against the task schema with its holdout', async () => {

@@ -168,4 +168,41 @@ describe('model packages: a model.json and its weights as one stored object', ()
     expect(flattenWeights(a!)).not.toEqual(flattenWeights(c!));
     for (const m of [a, b, c]) m!.dispose();
   });
+
+  it('a hand-written model.json that leaves out initializers and layer names is seeded all the same', async () => {
+    // tfjs fills in a missing initializer (Glorot uniform, unseeded) and a missing name (from a global counter): a
+    // coordinator recomputing round 0 after a restart, or in its loop, got other weights than at task creation.
+    const topology = {
+      class_name: 'Sequential',
+      config: {
+        name: 'sparse',
+        layers: [
+          // relu: a linear Conv2D is fused by tfjs even under gradients, and the fused gradient needs the
+          // Conv2DBackpropFilter kernel, which the wasm backend lacks (its trial step refuses such a model).
+          {
+            class_name: 'Conv2D',
+            config: {
+              filters: 2,
+              kernel_size: [3, 3],
+              activation: 'relu',
+              batch_input_shape: [null, 6, 6, 1],
+            },
+          },
+          { class_name: 'Flatten', config: {} },
+          {
+            class_name: 'Dense',
+            config: { units: 3, kernel_initializer: { class_name: 'RandomNormal', config: {} } },
+          },
+        ],
+      },
+    };
+    const built = [];
+    for (const seed of ['s', 's', 't']) built.push(await buildModel(tf, topology, seed));
+    expect(flattenWeights(built[0]!)).toEqual(flattenWeights(built[1]!));
+    expect(flattenWeights(built[0]!)).not.toEqual(flattenWeights(built[2]!));
+    for (const m of built) m.dispose();
+    // And through the worker pool, as the coordinator computes them.
+    const pkg: ModelPackage = { topology, weights: null };
+    expect((await pool.describe(pkg, 's')).initial).toEqual((await pool.describe(pkg, 's')).initial);
+  });
 });
