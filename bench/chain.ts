@@ -18,8 +18,8 @@ import {
   protocolCall,
   startDevChain,
 } from '../src/chain/index.ts';
-import { startDevNetwork } from '../src/cli/devnet.ts';
-import { openRegistry } from '../src/cli/registry.ts';
+import { startDevNetwork } from '../src/node/devnet.ts';
+import { openChainRegistry } from '../src/node/network.ts';
 import { createHost } from '../src/p2p/index.ts';
 import { loadKeyFile } from '../src/shared/account.ts';
 import { systemClock, systemRandom } from '../src/shared/clock.ts';
@@ -97,7 +97,7 @@ async function puts() {
     { requestTimeoutMs: 30_000, signatureTtlMs: 60_000, maxFragmentSize: TEST_PROFILE.segmentSize },
   );
   const loaded = loadNetworkFile(network.path);
-  const onChain = await openRegistry(loaded, account, miners);
+  const onChain = await openChainRegistry(loaded, account, miners);
   const local = openSqliteRegistry(join(dir, 'local.sqlite'), () => loaded.miners);
   const clientOf = (registry: ObjectRegistry) =>
     createStorageClient(

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startDevNetwork } from '../src/cli/devnet.ts';
+import { startDevNetwork } from '../src/node/devnet.ts';
 import { createHost, type PeerRef } from '../src/p2p/index.ts';
 import { loadKeyFile } from '../src/shared/account.ts';
 import { systemClock, systemRandom } from '../src/shared/clock.ts';

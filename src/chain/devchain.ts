@@ -15,6 +15,8 @@ const DEV_FUNDS = 10n ** 18n;
 export interface DevChainOptions {
   /** 0 picks a free port. */
   readonly port: number;
+  /** The address to bind (default 127.0.0.1): another host's address, e.g. inside a network namespace. */
+  readonly host?: string;
   /** Where blocks are kept; a second start on the same folder resumes at the same head. Absent: in memory only. */
   readonly dataDir?: string;
   /** `batch` seals the transactions that arrive within ~100 ms into one block; `instant` one block per transaction. */
@@ -40,7 +42,7 @@ export interface DevChain {
 
 /**
  * A real Substrate runtime (the Rococo Asset Hub wasm shipped in @substrate/connect-known-chains) executed by
- * chopsticks in genesis mode: no upstream node, no network. Bound to 127.0.0.1 only.
+ * chopsticks in genesis mode: no upstream node, no network. Bound to 127.0.0.1 unless `host` says otherwise.
  *
  * Persistence: chopsticks' `db` + `resume`. Dev balances live in the genesis state (see `withDevBalances`). Genesis
  * mode builds a fresh block #1 at every start, which on a resume would overwrite the saved #1 and orphan block #2, so
@@ -73,7 +75,7 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
   const config: Parameters<typeof setupWithServer>[0] = {
     genesis: await withDevBalances(JSON.parse(chainSpec)),
     port: options.port,
-    host: '127.0.0.1',
+    host: options.host ?? '127.0.0.1',
     'build-block-mode': options.blockMode === 'instant' ? 'Instant' : 'Batch',
     ...(db === undefined ? {} : { db }),
     // Genesis mode always builds a block #1 at start; on a resume that block must not replace the saved #1.

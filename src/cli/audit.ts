@@ -4,14 +4,13 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeModelPackage } from '../../models/index.ts';
 import { type AuditReport, auditTask, modelScores, renderReport } from '../audit/index.ts';
-import { createHost } from '../p2p/index.ts';
-import { type Account, loadKeyFile } from '../shared/account.ts';
+import { openSession, type SessionConfig } from '../node/index.ts';
+import type { Account } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
-import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
 import { decodeModelBytes, parseTaskSpec } from '../task/index.ts';
-import { connectAs } from './fl.ts';
 import { writeTfjsModel } from './model-files.ts';
+import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-flags.ts';
 
 /**
  * The compliance officer's and the researcher's commands. Each opens its own view of the network — its own chain
@@ -20,8 +19,7 @@ import { writeTfjsModel } from './model-files.ts';
  */
 
 const COMMON = {
-  network: { type: 'string' },
-  key: { type: 'string' },
+  ...NETWORK_OPTIONS,
   task: { type: 'string' },
   round: { type: 'string' },
   json: { type: 'boolean' },
@@ -58,15 +56,11 @@ function taskOption(value: string | undefined, command: string): string {
   return value;
 }
 
-/** `--network`, `--key` (default: the network's operator key; any account can read public lineage objects), `--max-price`. */
-async function auditorFor(values: {
-  network?: string | undefined;
-  key?: string | undefined;
-  'max-price'?: string | undefined;
-}) {
+/** The network flags, `--key` (default: the network's operator key; any account can read public lineage objects), `--max-price`. */
+async function auditorFor(values: NetworkValues & { 'max-price'?: string | undefined }) {
   const maxPrice = maxPriceOption(values['max-price']);
-  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  return openAuditor(network, await loadKeyFile(values.key ?? network.operatorKeyPath), { maxPrice });
+  const { session, account } = await networkAndKey(values);
+  return openAuditor(session, account, { maxPrice });
 }
 
 /** A pulled model: where its files are and what it is. */
@@ -92,15 +86,9 @@ export interface AuditorOptions {
 }
 
 /** An independent view of the network for auditing and pulling: its own chain connection, index and storage client. */
-export async function openAuditor(network: LoadedNetwork, account: Account, options: AuditorOptions = {}) {
-  const host = await createHost();
-  const codec = createCodecPool();
+export async function openAuditor(config: SessionConfig, account: Account, options: AuditorOptions = {}) {
+  const net = await openSession(config, account, 'auditor', { clock: systemClock, random: systemRandom });
   try {
-    const net = await connectAs(
-      { host, account, codec, clock: systemClock, random: systemRandom },
-      network,
-      'auditor',
-    );
     /**
      * Reads an object; one this account has no key for (ACCESS_DENIED: a private model) is requested under its
      * market terms first — free for a listed reader, paid up to maxPrice otherwise — then read with the released key.
@@ -194,15 +182,10 @@ export async function openAuditor(network: LoadedNetwork, account: Account, opti
         await writeFile(join(dir, 'provenance.json'), `${JSON.stringify(pulled, null, 2)}\n`);
         return pulled;
       },
-      async close() {
-        await net.close();
-        await codec.close();
-        await host.stop();
-      },
+      close: () => net.close(),
     };
   } catch (err) {
-    await codec.close();
-    await host.stop();
+    await net.close();
     throw err;
   }
 }

@@ -1,4 +1,4 @@
-import type { DevNetworkProgress } from './devnet.ts';
+import type { DevNetworkProgress } from '../node/devnet.ts';
 
 /**
  * What `ailink demo` shows a person: lines that stay (steps, table rows, events) and one live line (start-up progress,

@@ -2,20 +2,11 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHost } from '../p2p/index.ts';
+import { openSession, sessionOf, startDevNetwork } from '../node/index.ts';
 import { loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { hasCode } from '../shared/errors.ts';
-import {
-  createCodecPool,
-  createMinerClient,
-  createStorageClient,
-  loadNetworkFile,
-  PRODUCTION_PROFILE,
-  type StorageClient,
-} from '../storage/index.ts';
-import { startDevNetwork } from './devnet.ts';
-import { openRegistry } from './registry.ts';
+import { loadNetworkFile, type StorageClient } from '../storage/index.ts';
 
 const MiB = 1024 * 1024;
 const say = (line: string) => console.log(line);
@@ -45,21 +36,14 @@ export async function runStorageDemo(options: { dataDir?: string | undefined }):
     { random: systemRandom },
     { dataDir, miners: 14, profile: 'production' },
   );
-  const host = await createHost();
-  const codec = createCodecPool();
   const account = await loadKeyFile(network.operatorKeyPath);
-  const deps = { clock: systemClock, random: systemRandom };
-  const miners = createMinerClient(
-    { host, account, ...deps },
-    { requestTimeoutMs: 30_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
-  );
   // The chain is the registry: miners and placements are read from it, and the put is recorded on it.
-  const registry = await openRegistry(loadNetworkFile(network.path), account, miners);
+  const session = await openSession(sessionOf(loadNetworkFile(network.path)), account, 'client', {
+    clock: systemClock,
+    random: systemRandom,
+  });
   try {
-    const client = createStorageClient(
-      { miners, registry, account, codec, ...deps },
-      { profile: PRODUCTION_PROFILE, fragmentDeadlineMs: 20_000 },
-    );
+    const client = session.storage;
 
     const data = systemRandom(80 * MiB);
     const original = createHash('sha256').update(data).digest('hex');
@@ -112,9 +96,7 @@ export async function runStorageDemo(options: { dataDir?: string | undefined }):
     );
     if (read.hex !== original) process.exitCode = 1;
   } finally {
-    await registry.close();
-    await codec.close();
-    await host.stop();
+    await session.close();
     await network.stop();
   }
   say(`done. data in ${dataDir}`);

@@ -5,6 +5,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { encodeModelPackage } from '../../models/index.ts';
 import type { AuditReport } from '../audit/index.ts';
+import {
+  ROUND_OBJECT_PROFILE,
+  sessionOf,
+  startCoordinatorNode,
+  startDevNetwork,
+  startParticipantNode,
+} from '../node/index.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
@@ -20,8 +27,7 @@ import {
   SECAGG_STAGES,
   withNames,
 } from './demo-output.ts';
-import { startDevNetwork } from './devnet.ts';
-import { describeRound, startCoordinatorNode, startParticipantNode } from './fl.ts';
+import { describeRound } from './fl.ts';
 
 const percentCell = (x: number | null) =>
   x === null ? '—'.padStart(8) : `${(x * 100).toFixed(2).padStart(7)}%`;
@@ -162,6 +168,8 @@ export async function runFederatedDemo(
     `   network up in ${((performance.now() - networkStarted) / 1000).toFixed(1)} s: chain ${network.chainEndpoint}, verifier, ${network.miners.length} miners registered`,
   );
   const loaded = loadNetworkFile(network.path);
+  // Round objects are stored with their own profile; the audit reads with the network's.
+  const roundSession = sessionOf(loaded, ROUND_OBJECT_PROFILE);
   const codec = createCodecPool();
   const nodeDeps = { random: deps.random, pool, codec };
   const named = names.map((name, i) => ({ name, address: accounts[i]!.address }));
@@ -172,7 +180,7 @@ export async function runFederatedDemo(
   };
   const coordinatorDir = join(dataDir, 'coordinator');
   let node = await startCoordinatorNode(nodeDeps, {
-    network: loaded,
+    session: roundSession,
     dir: coordinatorDir,
     account: coordinatorAccount,
     ...(data.testData === undefined ? {} : { testData: data.testData }),
@@ -232,7 +240,7 @@ export async function runFederatedDemo(
           createHash('sha256').update(`identity/${dataDir}/${account.address}`).digest(),
         );
         return startParticipantNode(nodeDeps, {
-          network: loaded,
+          session: roundSession,
           coordinatorUrl: node.url,
           account,
           identityKey,
@@ -349,10 +357,10 @@ export async function runFederatedDemo(
       say('   restarting the coordinator mid-round (killed, then started again from its SQLite state)');
       await node.stop();
       node = await startCoordinatorNode(nodeDeps, {
-        network: loaded,
+        session: roundSession,
         dir: coordinatorDir,
         account: coordinatorAccount,
-        httpPort: Number(new URL(node.url).port),
+        http: { port: Number(new URL(node.url).port) },
         ...(data.testData === undefined ? {} : { testData: data.testData }),
         log,
       });
@@ -377,7 +385,7 @@ export async function runFederatedDemo(
     });
     say(`5. global model ${last.modelFid} (${describeRound(last)})`);
     // The same check a compliance officer runs, from its own chain connection and index: `ailink audit verify`.
-    const auditor = await openAuditor(loaded, coordinatorAccount);
+    const auditor = await openAuditor(sessionOf(loaded), coordinatorAccount);
     let audit: AuditReport;
     let pulled: PulledModel | null = null;
     try {

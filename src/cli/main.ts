@@ -5,23 +5,28 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { encodeModelPackage, readModelJson } from '../../models/index.ts';
-import { DEV_PROTOCOL_CONFIG, parseProtocolConfig, startDevChain } from '../chain/index.ts';
-import { createHost } from '../p2p/index.ts';
+import { startDevChain } from '../chain/index.ts';
+import {
+  openSession,
+  ROUND_OBJECT_PROFILE,
+  readProtocolConfig,
+  secretIn,
+  startCoordinatorNode,
+  startDevNetwork,
+  startParticipantNode,
+  tcpMultiaddr,
+} from '../node/index.ts';
 import { loadDataSpec, parseDataSpec } from '../participant/dataset.ts';
 import { loadLocalData } from '../participant/local-data.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
-import { createKeyFile, isAddress, loadKeyFile } from '../shared/account.ts';
+import { createKeyFile, isAddress } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   chunks,
   createCodecPool,
-  createMinerClient,
-  createStorageClient,
   encodeSegment,
   fidOf,
-  loadNetworkFile,
-  type ObjectRegistry,
   PRODUCTION_PROFILE,
   type ProgressEvent,
   type StorageProfile,
@@ -34,11 +39,10 @@ import { auditCommand, modelCommand } from './audit.ts';
 import { runStorageDemo } from './demo.ts';
 import type { DemoSource } from './demo-data.ts';
 import { createHumanOutput } from './demo-output.ts';
-import { startDevNetwork } from './devnet.ts';
-import { describeRound, secretIn, startCoordinatorNode, startParticipantNode } from './fl.ts';
+import { describeRound } from './fl.ts';
 import { runFederatedDemo } from './fl-demo.ts';
 import { modelAccessLogCommand, objectCommand } from './market.ts';
-import { openRegistry } from './registry.ts';
+import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-flags.ts';
 
 /**
  * The `ailink` command. The only place that reads argv and the environment; every subcommand composes the modules
@@ -48,13 +52,14 @@ const USAGE = `ailink — federated learning on decentralized storage
 
   ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
   ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
-                                                  run a local network until Ctrl-C; writes <data-dir>/network.json
-  ailink chain [--port 9944] [--data-dir ./ailink-data/chain]
-                                                  run the dev chain on 127.0.0.1 until Ctrl-C; its blocks persist
-  ailink miner --data-dir DIR [--listen MULTIADDR] --allow ADDRESS... [--capacity BYTES] [--max-fragment BYTES]
-               [--chain WS [--collateral PLANCKS] [--protocol FILE] [--idle-space BYTES]]
+             [--host ADDR]                        run a local network until Ctrl-C, every process bound to ADDR
+                                                  (default 127.0.0.1); writes <data-dir>/network.json
+  ailink chain [--port 9944] [--host 127.0.0.1] [--data-dir ./ailink-data/chain]
+                                                  run the dev chain until Ctrl-C; its blocks persist
+  ailink miner --data-dir DIR [--listen MULTIADDR] [--announce MULTIADDR] --allow ADDRESS... [--capacity BYTES]
+               [--max-fragment BYTES] [--chain WS [--collateral PLANCKS] [--protocol FILE] [--idle-space BYTES]]
                                                   a storage miner; on a chain it registers, proves and repairs
-  ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR]
+  ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR] [--announce MULTIADDR]
                                                   the verifier (TEE role): tags fragments, checks storage proofs
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
@@ -63,13 +68,15 @@ const USAGE = `ailink — federated learning on decentralized storage
   ailink store info FID [--json]
   ailink store ls [--json]
   ailink store repair FID
-  ailink coordinator [--network FILE] [--key FILE] [--data-dir DIR] [--http-port 8700] [--test-data SPEC]
-                     [--create-task FILE.json]
+  ailink coordinator [--data-dir DIR] [--listen ADDR] [--announce HOST] [--http-port 8700] [--p2p-port 8701]
+                     [--test-data SPEC] [--create-task FILE.json]
                                                   tasks and rounds: HTTP API (OpenAPI at /openapi.json), libp2p round
-                                                  traffic, state in DIR/coordinator.sqlite (resumes after a restart)
-  ailink participant --coordinator URL --task ID --key FILE --data SPEC [--network FILE] [--state-dir DIR]
+                                                  traffic, state in DIR/coordinator.sqlite (resumes after a restart);
+                                                  both listen on ADDR (default 127.0.0.1), announced as HOST
+  ailink participant --coordinator URL --task ID --key FILE --data SPEC
                                                   join a task and train on local data until its last round; SPEC is
-                                                  <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10
+                                                  <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10,
+                                                  csv:FILE or images:DIR
   ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
               [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
   ailink demo --data csv:FILE --label COLUMN [--model PATH/model.json] [--participants N] [--alpha A] …
@@ -94,8 +101,9 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   ask for FID's key (paying the owner in the same extrinsic), read it
   ailink object serve-keys                        the owner's key service: release keys to accepted requests
 
-Client commands take --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's
-operator key). Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
+Commands that reach the network take --chain ws://HOST:PORT [--protocol FILE] [--state-dir DIR] (indexes and keys
+in DIR, default ./ailink-data), or --network FILE (default ./ailink-data/network.json, written by \`ailink dev\`);
+and --key FILE (default: the network file's operator key). Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
 
 const MiB = 1024 * 1024;
 
@@ -127,6 +135,9 @@ function portNumber(value: string | undefined, fallback: number): number {
   return n;
 }
 
+/** An IPv6 address goes in brackets in a URL. */
+const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
 function profileNamed(name: string | undefined): StorageProfile {
   if (name === undefined || name === 'production') return PRODUCTION_PROFILE;
   if (name === 'test') return TEST_PROFILE;
@@ -146,38 +157,11 @@ const progressLine = (e: ProgressEvent): string => {
   }
 };
 
-async function openClient(values: { network?: string | undefined; key?: string | undefined }) {
-  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
-  const host = await createHost();
-  const profile = profileNamed(network.file.profile);
-  const deps = { clock: systemClock, random: systemRandom };
-  const miners = createMinerClient(
-    { host, account, ...deps },
-    { requestTimeoutMs: 60_000, signatureTtlMs: 60_000, maxFragmentSize: profile.segmentSize },
-  );
-  let registry: ObjectRegistry;
-  try {
-    registry = await openRegistry(network, account, miners);
-  } catch (err) {
-    await host.stop();
-    throw err;
-  }
-  const codec = createCodecPool();
-  const client = createStorageClient(
-    { miners, registry, account, codec, ...deps },
-    { profile, fragmentDeadlineMs: 30_000 },
-  );
-  return {
-    client,
-    account,
-    registry,
-    async close() {
-      await codec.close();
-      await registry.close();
-      await host.stop();
-    },
-  };
+/** A storage session as `--key` on the network the flags name (objects in the network's own profile). */
+async function openClient(values: NetworkValues) {
+  const { session: config, account } = await networkAndKey(values);
+  const session = await openSession(config, account, 'client', { clock: systemClock, random: systemRandom });
+  return { client: session.storage, account, registry: session.registry, close: () => session.close() };
 }
 
 async function keys(argv: string[]): Promise<void> {
@@ -203,6 +187,7 @@ async function miner(argv: string[]): Promise<void> {
     options: {
       'data-dir': { type: 'string' },
       listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
       allow: { type: 'string', multiple: true },
       capacity: { type: 'string' },
       'max-fragment': { type: 'string' },
@@ -222,6 +207,7 @@ async function miner(argv: string[]): Promise<void> {
     {
       dataDir: values['data-dir'],
       listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      ...(values.announce === undefined ? {} : { announce: values.announce }),
       allow,
       capacity: positiveInt(values.capacity, 'capacity', 64 * 1024 * MiB),
       maxFragmentSize: positiveInt(values['max-fragment'], 'max-fragment', 8 * MiB),
@@ -257,18 +243,6 @@ const jsonLog = (() => {
   return { info: line('info'), warn: line('warn') };
 })();
 
-/** The network's protocol parameters from a JSON file (`ailink dev` writes one), or the dev defaults. */
-function readProtocolConfig(path: string | undefined) {
-  if (path === undefined) return DEV_PROTOCOL_CONFIG;
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (cause) {
-    throw new AilinkError('INVALID_INPUT', `--protocol: cannot read ${path}: ${(cause as Error).message}`);
-  }
-  return parseProtocolConfig(json, path);
-}
-
 /** The verifier (TEE-worker role): registers in teeWorker, tags fragments and checks proofs until a signal. */
 async function verifier(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -276,6 +250,7 @@ async function verifier(argv: string[]): Promise<void> {
     options: {
       'data-dir': { type: 'string' },
       listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
       chain: { type: 'string' },
       protocol: { type: 'string' },
       'max-fragment': { type: 'string' },
@@ -288,6 +263,7 @@ async function verifier(argv: string[]): Promise<void> {
     {
       dataDir: values['data-dir'],
       listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      ...(values.announce === undefined ? {} : { announce: values.announce }),
       chain: { endpoint: values.chain, config: readProtocolConfig(values.protocol) },
       maxFragmentSize: positiveInt(values['max-fragment'], 'max-fragment', 8 * MiB),
       maxSignatureTtlMs: 5 * 60_000,
@@ -312,12 +288,16 @@ function untilSignal(): Promise<void> {
 async function chain(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { port: { type: 'string' }, 'data-dir': { type: 'string' } },
+    options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' } },
   });
   const port = portNumber(values.port, 9944);
   // Listen first: a signal during the start-up still ends in a clean close rather than a killed write.
   const stopped = untilSignal();
-  const devChain = await startDevChain({ port, dataDir: values['data-dir'] ?? './ailink-data/chain' });
+  const devChain = await startDevChain({
+    port,
+    ...(values.host === undefined ? {} : { host: values.host }),
+    dataDir: values['data-dir'] ?? './ailink-data/chain',
+  });
   process.stdout.write(
     `${JSON.stringify({ event: 'ready', endpoint: devChain.endpoint, height: devChain.startHeight, resumed: devChain.resumed })}\n`,
   );
@@ -334,6 +314,7 @@ async function dev(argv: string[]): Promise<void> {
       'data-dir': { type: 'string' },
       profile: { type: 'string' },
       allow: { type: 'string', multiple: true },
+      host: { type: 'string' },
     },
   });
   const count = positiveInt(values.miners, 'miners', 12);
@@ -347,7 +328,13 @@ async function dev(argv: string[]): Promise<void> {
   console.error(`starting the dev chain, a verifier and ${count} miners in ${resolve(dataDir)} …`);
   const network = await startDevNetwork(
     { random: systemRandom },
-    { dataDir, miners: count, profile, allow: values.allow ?? [] },
+    {
+      dataDir,
+      miners: count,
+      profile,
+      allow: values.allow ?? [],
+      ...(values.host === undefined ? {} : { host: values.host }),
+    },
   );
   for (const m of [...network.miners, ...(network.verifier ? [network.verifier] : [])]) {
     console.error(`  ${m.name}  pid ${m.pid}  ${m.addrs[0]}`);
@@ -402,8 +389,7 @@ async function store(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     options: {
-      network: { type: 'string' },
-      key: { type: 'string' },
+      ...NETWORK_OPTIONS,
       json: { type: 'boolean' },
       to: { type: 'string', multiple: true },
       plain: { type: 'boolean' },
@@ -526,7 +512,7 @@ async function store(argv: string[]): Promise<void> {
   }
 }
 
-async function listObjects(values: { network?: string | undefined; key?: string | undefined }) {
+async function listObjects(values: NetworkValues) {
   const { registry, close } = await openClient(values);
   try {
     return await registry.list();
@@ -649,16 +635,22 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      network: { type: 'string' },
-      key: { type: 'string' },
+      ...NETWORK_OPTIONS,
       'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      announce: { type: 'string' },
       'http-port': { type: 'string' },
+      'p2p-port': { type: 'string' },
       'test-data': { type: 'string' },
       'create-task': { type: 'string' },
     },
   });
-  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
+  const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
+  // Bound to --listen (an address of this host; default loopback), reached at --announce (default: the same).
+  const bind = values.listen ?? '127.0.0.1';
+  const announce = values.announce ?? bind;
+  const httpPort = portNumber(values['http-port'], 8700);
+  const p2pPort = portNumber(values['p2p-port'], 8701);
   // Optional: organisations score every model on their held-out rows; a test set of the coordinator's own adds a figure.
   const testData =
     values['test-data'] === undefined
@@ -670,10 +662,18 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
   const node = await startCoordinatorNode(
     { random: systemRandom, pool, codec },
     {
-      network,
-      dir: values['data-dir'] ?? join(network.dir, 'coordinator'),
+      session: {
+        ...session,
+        listen: [tcpMultiaddr(bind, p2pPort)],
+        ...(values.announce === undefined ? {} : { announce: [tcpMultiaddr(announce, p2pPort)] }),
+      },
+      dir: values['data-dir'] ?? join(session.stateDir, 'coordinator'),
       account,
-      httpPort: portNumber(values['http-port'], 8700),
+      http: {
+        host: bind,
+        port: httpPort,
+        ...(values.announce === undefined ? {} : { announce: `http://${hostInUrl(announce)}:${httpPort}` }),
+      },
       ...(testData === undefined ? {} : { testData }),
       log: (line) => console.error(line),
     },
@@ -716,28 +716,25 @@ async function participantCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      network: { type: 'string' },
+      ...NETWORK_OPTIONS,
       coordinator: { type: 'string' },
       task: { type: 'string' },
-      key: { type: 'string' },
       data: { type: 'string' },
-      'state-dir': { type: 'string' },
     },
   });
   if (!values.coordinator || !values.task || !values.key || !values.data)
     usageError('participant needs --coordinator URL --task ID --key FILE --data SPEC');
-  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  const account = await loadKeyFile(values.key);
+  const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
   const dataSpec = parseDataSpec(values.data);
   // The round-signing key is bound to the account on chain at admission: it must survive restarts of this process.
-  const stateDir = values['state-dir'] ?? join(network.dir, 'participants', account.address);
+  const stateDir = join(session.stateDir, 'participants', account.address);
   const identityKey = secretIn(join(stateDir, `${values.task}.identity`), systemRandom);
   const pool = createTrainingPool();
   const codec = createCodecPool();
   const node = await startParticipantNode(
     { random: systemRandom, pool, codec },
     {
-      network,
+      session,
       coordinatorUrl: values.coordinator,
       account,
       identityKey,

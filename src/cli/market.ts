@@ -1,33 +1,19 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import {
-  type ChainClient,
-  connectChain,
-  type Indexer,
-  openIndexer,
-  parseProtocolConfig,
-} from '../chain/index.ts';
-import { createHost } from '../p2p/index.ts';
-import { type Account, isAddress, loadKeyFile } from '../shared/account.ts';
+import type { ChainClient, Indexer } from '../chain/index.ts';
+import { openSession } from '../node/index.ts';
+import { type Account, isAddress } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import {
-  createChainRegistry,
-  createCodecPool,
   createGrantService,
-  createMarketClient,
-  createMinerClient,
-  createStorageClient,
   type GrantPass,
-  loadNetworkFile,
   type MarketClient,
-  PRODUCTION_PROFILE,
   type StorageClient,
-  TEST_PROFILE,
 } from '../storage/index.ts';
+import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-flags.ts';
 
 /**
  * The data-marketplace commands (issue 7). Each is a function of parsed options and a connected context, plus an
@@ -44,7 +30,8 @@ import {
  *   ailink model access-log --fid FID [--json]
  *                          every retrieval of FID on chain: reader, block, time, amount paid, key released
  *
- * All take --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's operator key).
+ * All take --chain WS or --network FILE (default ./ailink-data/network.json) and --key FILE (default: the network's
+ * operator key).
  * Refusals exit with ACCESS_DENIED and the chain's reason.
  */
 
@@ -67,62 +54,15 @@ export interface MarketContext {
 }
 
 /**
- * Connects as `--key` to the chain and miners of `--network`, as `ailink store` does, keeping the chain client and
- * index at hand: the marketplace lives on chain, so a network without one is refused.
+ * Connects as `--key` to the network (`--chain WS` or `--network FILE`), as `ailink store` does, keeping the chain
+ * client and index at hand: the marketplace lives on chain.
  * @throws NETWORK_FILE_INVALID, KEY_FILE_INVALID, CHAIN_UNREACHABLE
  */
-export async function openMarketContext(values: {
-  network?: string | undefined;
-  key?: string | undefined;
-}): Promise<MarketContext> {
-  const network = loadNetworkFile(values.network ?? './ailink-data/network.json');
-  const chainInfo = network.file.chain;
-  if (chainInfo === undefined) {
-    throw new AilinkError(
-      'NETWORK_FILE_INVALID',
-      `${network.dir}/network.json names no chain: access terms, requests and retrievals are recorded on chain (start one with \`ailink dev\`)`,
-    );
-  }
-  const account = await loadKeyFile(values.key ?? network.operatorKeyPath);
-  const profile = network.file.profile === 'test' ? TEST_PROFILE : PRODUCTION_PROFILE;
-  const chain = await connectChain(chainInfo.endpoint);
-  let indexer: Indexer;
-  try {
-    mkdirSync(join(network.dir, 'indexes'), { recursive: true });
-    // The same index file `ailink store` keeps for this account: what one command indexed, the next reuses.
-    indexer = openIndexer(chain, {
-      path: join(network.dir, 'indexes', `${account.address}.sqlite`),
-      config: parseProtocolConfig(chainInfo.protocol, `${network.dir}/network.json chain.protocol`),
-    });
-  } catch (err) {
-    await chain.close();
-    throw err;
-  }
-  const host = await createHost();
-  const deps = { clock: systemClock, random: systemRandom };
-  const miners = createMinerClient(
-    { host, account, ...deps },
-    { requestTimeoutMs: 60_000, signatureTtlMs: 60_000, maxFragmentSize: profile.segmentSize },
-  );
-  const registry = createChainRegistry({ chain, indexer, account, miners });
-  const codec = createCodecPool();
-  const storage = createStorageClient(
-    { miners, registry, account, codec, ...deps },
-    { profile, fragmentDeadlineMs: 30_000 },
-  );
-  const market = createMarketClient({ chain, indexer, account, clock: systemClock, storage });
-  return {
-    account,
-    chain,
-    indexer,
-    storage,
-    market,
-    async close() {
-      await codec.close();
-      await registry.close(); // the index and the chain connection
-      await host.stop();
-    },
-  };
+export async function openMarketContext(values: NetworkValues): Promise<MarketContext> {
+  const { session: config, account } = await networkAndKey(values);
+  // The same index file `ailink store` keeps for this account: what one command indexed, the next reuses.
+  const session = await openSession(config, account, 'client', { clock: systemClock, random: systemRandom });
+  return session;
 }
 
 const FID_RE = /^[0-9a-f]{64}$/;
@@ -300,7 +240,7 @@ export async function modelAccessLog(
   return rows;
 }
 
-const common = { network: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' } } as const;
+const common = { ...NETWORK_OPTIONS, json: { type: 'boolean' } } as const;
 
 /** `ailink object terms|request|serve-keys …`: parses, connects, runs, closes. @throws INVALID_INPUT on bad usage */
 export async function objectCommand(argv: readonly string[], io: MarketIo = consoleIo): Promise<void> {

@@ -22,6 +22,11 @@ export interface HostOptions {
   readonly privateKey?: Uint8Array;
   /** Multiaddrs to listen on; default one ephemeral TCP port on loopback. */
   readonly listen?: readonly string[];
+  /**
+   * Multiaddrs other hosts should dial (a public address in front of a bind-all listener, a NAT's mapping); `addrs()`
+   * then returns these instead of the listeners'. Default: the listen addresses as bound.
+   */
+  readonly announce?: readonly string[];
   /** Largest amount of unread inbound data buffered per stream before it is reset. */
   readonly maxBufferSize?: number;
   /**
@@ -162,7 +167,12 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
   const rejections = rejectionLedger();
   const node = await createLibp2p({
     privateKey,
-    addresses: { listen: [...(options.listen ?? [LOOPBACK_LISTEN])] },
+    addresses: {
+      listen: [...(options.listen ?? [LOOPBACK_LISTEN])],
+      ...(options.announce === undefined || options.announce.length === 0
+        ? {}
+        : { announce: [...options.announce] }),
+    },
     transports: [tcp()],
     // libp2p refuses more than 5 new connections per second from one IP address, and more than 10 half-open ones.
     // A network on one machine (every peer is 127.0.0.1), or a coordinator whose whole cohort dials at once, passes

@@ -22,6 +22,8 @@ import { createRequestGuard } from './request-auth.ts';
 export interface MinerNodeOptions {
   readonly dataDir: string;
   readonly listen: readonly string[];
+  /** Multiaddrs to announce (on chain and to peers) instead of the bound ones: a public address, a NAT mapping. */
+  readonly announce?: readonly string[];
   /** Accounts (SS58) allowed to store, read and delete. */
   readonly allow: readonly string[];
   readonly capacity: number;
@@ -76,6 +78,7 @@ export async function startMinerNode(
   const host = await createHost({
     privateKey,
     listen: options.listen,
+    ...(options.announce === undefined ? {} : { announce: options.announce }),
     // A put body is at most one fragment; buffer that much so a fast sender is never reset.
     maxBufferSize: options.maxFragmentSize + 1024 * 1024,
   });

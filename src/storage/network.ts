@@ -13,15 +13,11 @@ import { AilinkError } from '../shared/errors.ts';
 export const NetworkFileSchema = z.object({
   version: z.literal(1),
   profile: z.enum(['production', 'test']),
-  /** The local object registry (offline networks only); a network with a chain records objects there. */
-  registry: z.string().min(1).optional(),
-  chain: z
-    .object({
-      endpoint: z.string().regex(/^wss?:\/\//, 'expected a ws:// or wss:// endpoint'),
-      /** The protocol parameters every indexer of this network must use. */
-      protocol: ProtocolConfigSchema,
-    })
-    .optional(),
+  chain: z.object({
+    endpoint: z.string().regex(/^wss?:\/\//, 'expected a ws:// or wss:// endpoint'),
+    /** The protocol parameters every indexer of this network must use. */
+    protocol: ProtocolConfigSchema,
+  }),
   operatorKey: z.string().min(1),
   processes: z.array(
     z.object({
@@ -40,7 +36,6 @@ export interface LoadedNetwork {
   readonly file: NetworkFile;
   /** Absolute paths of the shared files. */
   readonly dir: string;
-  readonly registryPath: string | undefined;
   readonly operatorKeyPath: string;
   readonly miners: PeerRef[];
 }
@@ -68,7 +63,6 @@ export function loadNetworkFile(path: string): LoadedNetwork {
   return {
     file: parsed.data,
     dir,
-    registryPath: parsed.data.registry === undefined ? undefined : resolve(dir, parsed.data.registry),
     operatorKeyPath: resolve(dir, parsed.data.operatorKey),
     miners: parsed.data.processes
       .filter((p) => p.role === 'miner')

@@ -48,6 +48,8 @@ import {
 export interface VerifierNodeOptions {
   readonly dataDir: string;
   readonly listen: readonly string[];
+  /** Multiaddrs to announce (on chain and to peers) instead of the bound ones: a public address, a NAT mapping. */
+  readonly announce?: readonly string[];
   readonly chain: { readonly endpoint: string; readonly config: ProtocolConfig };
   readonly maxFragmentSize: number;
   readonly maxSignatureTtlMs: number;
@@ -106,6 +108,7 @@ export async function startVerifierNode(
   const host = await createHost({
     privateKey: peerKey,
     listen: options.listen,
+    ...(options.announce === undefined ? {} : { announce: options.announce }),
     maxBufferSize: options.maxFragmentSize + 1024 * 1024,
   });
   let chain: ChainClient | undefined;

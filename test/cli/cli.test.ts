@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEV_PROTOCOL_CONFIG, protocolConfigToJson } from '../../src/chain/index.ts';
 import {
   createHumanOutput,
   createRoundTracker,
@@ -74,15 +75,15 @@ function ailink(args: readonly string[], options: { cwd: string; timeoutMs?: num
 
 /** `ailink ARGS` that must succeed; returns stdout (and shows stderr when it does not succeed). */
 /**
- * An offline network file (a local registry, no chain) listing no miners, with its operator key: enough for commands
- * that fail before any dial.
+ * A network file naming a chain nobody serves (port 1 of loopback), with its operator key: enough for commands that
+ * fail before they connect.
  */
 async function stubNetwork(dir: string): Promise<void> {
   mkdirSync(dir);
   const network: NetworkFile = {
     version: 1,
     profile: 'test',
-    registry: 'registry.sqlite',
+    chain: { endpoint: 'ws://127.0.0.1:1', protocol: protocolConfigToJson(DEV_PROTOCOL_CONFIG) },
     operatorKey: 'operator.json',
     processes: [],
   };
@@ -676,10 +677,9 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
 
   it('network.json names the dev chain and lists 13 running miners and the verifier, each with a peer id and a loopback address', () => {
     expect(network.profile).toBe('test');
-    // Objects are recorded on the chain: there is no local registry file.
-    expect(network.chain?.endpoint).toMatch(/^ws:\/\/(127\.0\.0\.1|localhost):[0-9]+/);
-    expect(network.chain?.protocol.audit.proofs.challengeBlocks).toBe(47);
-    expect(network.registry).toBeUndefined();
+    // Objects are recorded on the chain.
+    expect(network.chain.endpoint).toMatch(/^ws:\/\/(127\.0\.0\.1|localhost):[0-9]+/);
+    expect(network.chain.protocol.audit.proofs.challengeBlocks).toBe(47);
     expect(network.processes.filter((p) => p.role === 'miner')).toHaveLength(13);
     expect(network.processes.filter((p) => p.role === 'verifier')).toHaveLength(1);
     expect(new Set(network.processes.map((p) => p.peerId)).size).toBe(14);

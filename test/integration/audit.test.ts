@@ -29,8 +29,8 @@ import {
   taggedFor,
   verifiersOf,
 } from '../../src/chain/index.ts';
-import { BIN, type DevNetwork, startDevNetwork } from '../../src/cli/devnet.ts';
-import { openRegistry } from '../../src/cli/registry.ts';
+import { BIN, type DevNetwork, startDevNetwork } from '../../src/node/devnet.ts';
+import { openChainRegistry } from '../../src/node/network.ts';
 import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, loadKeyFile } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -142,7 +142,7 @@ describe('audits, penalties and repair with 13 miner processes and a verifier on
       { host, account, clock: systemClock, random: systemRandom },
       { requestTimeoutMs: 20_000, signatureTtlMs: 60_000, maxFragmentSize: TEST_PROFILE.segmentSize },
     );
-    registry = await openRegistry(loadNetworkFile(network.path), account, miners);
+    registry = await openChainRegistry(loadNetworkFile(network.path), account, miners);
     const client = createStorageClient(
       { miners, registry, account, codec, clock: systemClock, random: systemRandom },
       { profile: TEST_PROFILE, fragmentDeadlineMs: 10_000 },

@@ -17,8 +17,8 @@ import {
   openIndexer,
   parseProtocolConfig,
 } from '../../src/chain/index.ts';
-import { type DevNetwork, startDevNetwork } from '../../src/cli/devnet.ts';
-import { openRegistry } from '../../src/cli/registry.ts';
+import { type DevNetwork, startDevNetwork } from '../../src/node/devnet.ts';
+import { openChainRegistry } from '../../src/node/network.ts';
 import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
@@ -58,7 +58,7 @@ describe('storage recorded on the chain, with 13 real miner processes', () => {
     // Each registry indexes into its own folder, so nothing is shared with the writer but the chain.
     const own = join(dir, `reader-${opened.length}`);
     mkdirSync(own);
-    const registry = await openRegistry({ ...loaded, dir: own }, account, miners);
+    const registry = await openChainRegistry({ ...loaded, dir: own }, account, miners);
     opened.push(registry);
     const client = createStorageClient(
       { miners, registry, account, codec, clock: systemClock, random: systemRandom },

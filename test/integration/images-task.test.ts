@@ -28,7 +28,10 @@ async function writeImageFolders(dir: string, perClass: number): Promise<string[
       const pixels = Buffer.alloc(size * size);
       for (let y = 0; y < size; y++)
         for (let x = 0; x < size; x++)
-          pixels[y * size + x] = Math.max(0, Math.min(255, (on(x, y, phase) ? 200 : 50) + (rng() - 0.5) * 80));
+          pixels[y * size + x] = Math.max(
+            0,
+            Math.min(255, (on(x, y, phase) ? 200 : 50) + (rng() - 0.5) * 80),
+          );
       const image = sharp(pixels, { raw: { width: size, height: size, channels: 1 } });
       const jpeg = i % 3 === 0;
       await (jpeg ? image.jpeg({ quality: 90 }) : image.png()).toFile(

@@ -18,7 +18,6 @@ import {
   submitProtocol,
   termsOf,
 } from '../../src/chain/index.ts';
-import { type DevNetwork, startDevNetwork } from '../../src/cli/devnet.ts';
 import {
   type MarketContext,
   type MarketIo,
@@ -27,6 +26,7 @@ import {
   openMarketContext,
   serveKeys,
 } from '../../src/cli/market.ts';
+import { type DevNetwork, startDevNetwork } from '../../src/node/devnet.ts';
 import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, createKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';

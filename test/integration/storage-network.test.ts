@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DevNetwork, type MinerProcess, startDevNetwork } from '../../src/cli/devnet.ts';
-import { openRegistry } from '../../src/cli/registry.ts';
+import { type DevNetwork, type MinerProcess, startDevNetwork } from '../../src/node/devnet.ts';
+import { openChainRegistry } from '../../src/node/network.ts';
 import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
@@ -77,7 +77,7 @@ describe('a storage network of 20 real miner processes', () => {
       { host, account, clock: systemClock, random: systemRandom },
       { requestTimeoutMs: 20_000, signatureTtlMs: 60_000, maxFragmentSize: 8 * MiB },
     );
-    registry = await openRegistry(loadNetworkFile(network.path), account, miners);
+    registry = await openChainRegistry(loadNetworkFile(network.path), account, miners);
   }, 180_000);
 
   afterAll(async () => {

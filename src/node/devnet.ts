@@ -16,6 +16,7 @@ import {
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
 import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
+import { tcpMultiaddr } from './network.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/ailink.mjs', import.meta.url));
 
@@ -61,6 +62,11 @@ export interface DevNetworkOptions {
   readonly onProgress?: (p: DevNetworkProgress) => void;
   /** The dev chain's port (default: any free one). */
   readonly chainPort?: number;
+  /**
+   * The address every process binds (default 127.0.0.1): the chain's WebSocket and each miner's and the verifier's
+   * libp2p listener, e.g. this host's address on a network that other hosts reach.
+   */
+  readonly host?: string;
   /** The protocol parameters (default: the dev ones, CESS's audit figures). */
   readonly protocol?: ProtocolConfig;
   /** Start a verifier (default true): miners then get their columns tagged and answer audit challenges. */
@@ -84,7 +90,7 @@ export type DevNetworkProgress =
 const DEV_FUNDING = 1000n * ROC;
 
 /**
- * Starts N real miner processes on loopback (each `ailink miner` with its own data dir), writes network.json, and
+ * Starts N real miner processes (on loopback unless `host` says otherwise) (each `ailink miner` with its own data dir), writes network.json, and
  * brings the same network back when started again on the same data dir.
  */
 export async function startDevNetwork(
@@ -106,8 +112,10 @@ export async function startDevNetwork(
   writeFileSync(protocolPath, `${JSON.stringify(protocolConfigToJson(protocol), null, 2)}\n`);
   const progress = options.onProgress ?? (() => {});
   progress({ step: 'chain' });
+  const bind = options.host ?? '127.0.0.1';
   const chain = await startDevChain({
     port: options.chainPort ?? 0,
+    host: bind,
     dataDir: join(dataDir, 'chain'),
     heartbeatMs: options.heartbeatMs ?? 3000,
   });
@@ -128,7 +136,7 @@ export async function startDevNetwork(
   progress({ step: 'funding', accounts: funded.length });
   await fundAccounts(chain.endpoint, funded);
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
-  const shared = ['--chain', chain.endpoint, '--protocol', protocolPath, '--listen', '/ip4/127.0.0.1/tcp/0'];
+  const shared = ['--chain', chain.endpoint, '--protocol', protocolPath, '--listen', tcpMultiaddr(bind, 0)];
   const verifier = withVerifier
     ? spawnable(
         'verifier',

@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeModelPackage } from '../../models/index.ts';
+import { signingKeyPair } from '../aggregation/index.ts';
+import { auditTask } from '../audit/index.ts';
+import { protocolCall } from '../chain/index.ts';
+import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
+import { buildApp } from '../coordinator/http.ts';
+import { openCoordinatorStore } from '../coordinator/store.ts';
+import { serveRoundProtocol } from '../coordinator/transport.ts';
+import type { PeerRef } from '../p2p/index.ts';
+import type { Examples } from '../participant/examples.ts';
+import type { ModelRef, TrainingPool } from '../participant/train-pool.ts';
+import type { Account } from '../shared/account.ts';
+import { toHex } from '../shared/bytes.ts';
+import { type Clock, type Random, systemClock } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { type CodecPool, createGrantService } from '../storage/index.ts';
+import type { TaskSpec } from '../task/index.ts';
+import { peerKeyIn, secretIn } from './keys.ts';
+import { openSession, type SessionConfig } from './session.ts';
+
+/** The code that produced a round, for its manifest: package version and the lockfile's hash. */
+export function codeVersion(): { package: string; version: string; lockfile: string } {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
+  const lock = readFileSync(join(root, 'package-lock.json'));
+  return {
+    package: pkg.name,
+    version: pkg.version,
+    lockfile: createHash('sha256').update(lock).digest('hex'),
+  };
+}
+
+export interface CoordinatorNode {
+  /** The HTTP API as others reach it (the announced URL, else the bound one). */
+  readonly url: string;
+  readonly peer: PeerRef;
+  readonly coordinator: Coordinator;
+  /** Reads a stored object as the coordinator (it may read updates encrypted for it, and public objects). */
+  get(fid: string): Promise<Uint8Array>;
+  /** Stores a public object as the coordinator's account (e.g. the model package of a task it is asked to run). */
+  put(bytes: Uint8Array, name: string): Promise<string>;
+  /** The task's rounds as the chain recorded them (this node's index of it). */
+  anchored(task: string): { round: number; manifest: string; digest: string }[];
+  stop(): Promise<void>;
+}
+
+export interface CoordinatorNodeOptions {
+  /** The network, and the libp2p addresses the round protocol listens on and announces. */
+  readonly session: SessionConfig;
+  /** State: coordinator.sqlite, the round-signing key, the libp2p identity. */
+  readonly dir: string;
+  readonly account: Account;
+  /** Where the HTTP API binds (default 127.0.0.1, any free port) and the URL others should use for it. */
+  readonly http?: { readonly host?: string; readonly port?: number; readonly announce?: string };
+  /** The coordinator's own test set, if it has one (organisations score every model on their held-out rows). */
+  readonly testData?: Examples;
+  log(line: string): void;
+}
+
+/**
+ * `ailink coordinator`: state in `<dir>/coordinator.sqlite`, its round-signing key and libp2p identity in `<dir>`,
+ * so that a restart resumes every task under the same identity.
+ */
+export async function startCoordinatorNode(
+  deps: { random: Random; clock?: Clock; pool: TrainingPool; codec: CodecPool },
+  options: CoordinatorNodeOptions,
+): Promise<CoordinatorNode> {
+  const clock = deps.clock ?? systemClock;
+  mkdirSync(options.dir, { recursive: true });
+  const server = signingKeyPair(() => secretIn(join(options.dir, 'server.key'), deps.random));
+  const session = await openSession(
+    { ...options.session, peerKey: await peerKeyIn(join(options.dir, 'peer.key')) },
+    options.account,
+    'coordinator',
+    { clock, random: deps.random, codec: deps.codec },
+  );
+  const { host } = session;
+  const stops: (() => Promise<void>)[] = [() => session.close()];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  };
+  try {
+    const store = openCoordinatorStore(join(options.dir, 'coordinator.sqlite'));
+    stops.push(async () => store.close());
+    const testData = options.testData;
+    // Each task's model topology, read once from its stored package (the spec names it by digest).
+    const refs = new Map<string, Promise<ModelRef>>();
+    const modelRef = (spec: TaskSpec): Promise<ModelRef> => {
+      let ref = refs.get(spec.model.digest);
+      if (ref === undefined) {
+        ref = session
+          .get(spec.model.fid, { signal: AbortSignal.timeout(60_000) })
+          .then((bytes) => ({ key: spec.model.digest, topology: decodeModelPackage(bytes).topology }));
+        ref.catch(() => refs.delete(spec.model.digest));
+        refs.set(spec.model.digest, ref);
+      }
+      return ref;
+    };
+    const submit = (call: ReturnType<typeof protocolCall>) => session.submit([call]);
+    const coordinator = createCoordinator({
+      account: options.account,
+      serverKey: server.privateKey,
+      serverPublicKey: toHex(server.publicKey),
+      store,
+      objects: {
+        put: (bytes, name) => session.put(bytes, { name, encrypt: false }),
+        putModel: (bytes, name, readers) =>
+          session.put(bytes, { name, encrypt: true, readers: [...readers] }),
+        get: (fid, o) => session.get(fid, o),
+      },
+      ledger: {
+        createTask: (task, spec, admitted) =>
+          submit(protocolCall('provenance.createTask', { task, spec, admitted: [...admitted] })),
+        admit: (task, account, identityKey, signature) =>
+          submit(protocolCall('provenance.admit', { task, account, identityKey, signature })),
+        recordRound: (task, round, manifest, digest) =>
+          submit(protocolCall('provenance.recordRound', { task, round, manifest, digest })),
+        setTerms: async (fid, readers, price) =>
+          void (await session.market.setTerms(fid, {
+            readers,
+            price: price === null ? null : BigInt(price),
+          })),
+        anchored: (task) => session.tasks.anchored(task),
+        admitted: (task) => session.tasks.admitted(task),
+      },
+      describeModel: (pkg, seed) => deps.pool.describe(pkg, seed),
+      evaluate: async (spec, weights) =>
+        testData === undefined
+          ? null
+          : deps.pool.evaluate({
+              model: await modelRef(spec),
+              weights: weights.slice(),
+              data: testData,
+              loss: spec.training.loss,
+            }),
+      publish: async (topic, announcement) => {
+        await host.publish(topic, new TextEncoder().encode(JSON.stringify(announcement)));
+      },
+      clock,
+      random: deps.random,
+      code: codeVersion(),
+      log: options.log,
+    });
+    stops.push(() => coordinator.stop());
+    await serveRoundProtocol(host, coordinator);
+    const app = buildApp({
+      coordinator,
+      // The explorer's badges: this node's own index of the chain and reads from the miners (`ailink audit verify` is
+      // the same check from an auditor's own connection, for those who do not trust this node).
+      audit: async (task, round) => {
+        await session.indexer.sync();
+        return auditTask(
+          {
+            state: session.indexer.state,
+            atBlock: session.indexer.height(),
+            fetch: (fid, o) => session.get(fid, o),
+          },
+          task,
+          round === undefined ? {} : { round },
+        );
+      },
+      info: () => ({
+        peerId: host.peerId,
+        addrs: host.addrs(),
+        account: options.account.address,
+        version: codeVersion().version,
+      }),
+    });
+    const bindHost = options.http?.host ?? '127.0.0.1';
+    try {
+      await app.listen({ host: bindHost, port: options.http?.port ?? 0 });
+    } catch (cause) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `the coordinator's HTTP API cannot listen on ${bindHost}:${options.http?.port ?? 0}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    stops.push(() => app.close());
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : (options.http?.port ?? 0);
+    const url =
+      options.http?.announce ?? `http://${bindHost.includes(':') ? `[${bindHost}]` : bindHost}:${port}`;
+    coordinator.start();
+    // The key service for the task's private models: releases a model's key to accepted (listed or paid) requests.
+    const grants = createGrantService({
+      chain: session.chain,
+      indexer: session.indexer,
+      account: options.account,
+      clock,
+    }).start((pass) => {
+      for (const g of pass.granted)
+        options.log(`released the key of ${g.fid.slice(0, 12)}… to ${g.reader.slice(0, 8)}…`);
+      for (const f of pass.failed)
+        options.log(`could not release ${f.fid.slice(0, 12)}… to ${f.reader.slice(0, 8)}…: ${f.reason}`);
+    });
+    stops.push(() => grants.stop());
+    return {
+      url,
+      peer: { peerId: host.peerId, addrs: host.addrs() },
+      coordinator,
+      get: (fid) => session.get(fid),
+      put: (bytes, name) => session.put(bytes, { name, encrypt: false }),
+      anchored: (task) => session.tasks.anchored(task),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The roles: one session (chain + index + libp2p host + storage) per account and role, and each role's starter.
+ * Only src/cli (and tests, benches) import this.
+ */
+export {
+  type CoordinatorNode,
+  type CoordinatorNodeOptions,
+  codeVersion,
+  startCoordinatorNode,
+} from './coordinator.ts';
+export {
+  BIN,
+  type DevNetwork,
+  type DevNetworkOptions,
+  type DevNetworkProgress,
+  type MinerProcess,
+  startDevNetwork,
+} from './devnet.ts';
+export { peerKeyIn, secretIn } from './keys.ts';
+export {
+  DEFAULT_NETWORK_FILE,
+  DEFAULT_STATE_DIR,
+  type NetworkFlags,
+  openChainRegistry,
+  type ResolvedNetwork,
+  ROUND_OBJECT_PROFILE,
+  readProtocolConfig,
+  resolveNetwork,
+  sessionOf,
+  tcpMultiaddr,
+} from './network.ts';
+export { type ParticipantNode, type ParticipantNodeOptions, startParticipantNode } from './participant.ts';
+export {
+  openSession,
+  SESSION_DEADLINES,
+  type Session,
+  type SessionConfig,
+  type SessionDeps,
+  type TaskRecords,
+} from './session.ts';

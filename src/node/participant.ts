@@ -1,0 +1,87 @@
+import { connectCoordinator } from '../participant/link.ts';
+import type { LocalData } from '../participant/local-data.ts';
+import { createParticipant, type Participant, type ParticipantOptions } from '../participant/runtime.ts';
+import type { TrainingPool } from '../participant/train-pool.ts';
+import type { Account } from '../shared/account.ts';
+import { type Clock, type Random, systemClock } from '../shared/clock.ts';
+import type { CodecPool } from '../storage/index.ts';
+import type { TaskSpec } from '../task/index.ts';
+import { openSession, type SessionConfig } from './session.ts';
+
+export interface ParticipantNode {
+  readonly participant: Participant;
+  run(signal: AbortSignal): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ParticipantNodeOptions extends ParticipantOptions {
+  readonly session: SessionConfig;
+  /** The coordinator's HTTP API. */
+  readonly coordinatorUrl: string;
+  readonly account: Account;
+  /** Ed25519 key that signs this participant's round messages; keep it for the task's lifetime. */
+  readonly identityKey: Uint8Array;
+  /** Reads this organisation's data against the task's schema (e.g. `loadLocalData`). */
+  loadData(spec: TaskSpec): Promise<LocalData>;
+  log(line: string): void;
+}
+
+/** `ailink participant`: an organisation's node, with its own libp2p host, storage client and chain index. */
+export async function startParticipantNode(
+  deps: { random: Random; clock?: Clock; pool: TrainingPool; codec: CodecPool },
+  options: ParticipantNodeOptions,
+): Promise<ParticipantNode> {
+  const clock = deps.clock ?? systemClock;
+  const session = await openSession(options.session, options.account, 'participant', {
+    clock,
+    random: deps.random,
+    codec: deps.codec,
+  });
+  try {
+    const link = await connectCoordinator(session.host, options.coordinatorUrl);
+    const participant = createParticipant(
+      {
+        account: options.account,
+        identityKey: options.identityKey,
+        link,
+        chain: {
+          taskSpecDigest: async (task) => {
+            await session.indexer.sync();
+            return session.tasks.specDigest(task);
+          },
+          anchored: async (task) => {
+            await session.indexer.sync();
+            return session.tasks.anchored(task);
+          },
+        },
+        objects: {
+          get: (fid, o) => session.get(fid, o),
+          putFor: (bytes, reader, name) => session.put(bytes, { name, readers: [reader] }),
+        },
+        trainer: {
+          async train(job) {
+            const r = await deps.pool.train(job);
+            return { weights: r.weights, loss: r.loss, examples: r.examples, seconds: r.seconds };
+          },
+          async evaluate(job) {
+            const r = await deps.pool.evaluate(job);
+            return { examples: r.examples, correct: r.correct, lossSum: r.lossSum };
+          },
+        },
+        loadData: (spec) => options.loadData(spec),
+        clock,
+        random: deps.random,
+        log: options.log,
+      },
+      options,
+    );
+    return {
+      participant,
+      run: (signal) => participant.run(signal),
+      stop: () => session.close(),
+    };
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
+}

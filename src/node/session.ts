@@ -1,0 +1,199 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type ChainClient,
+  connectChain,
+  type Indexer,
+  openIndexer,
+  type ProtocolConfig,
+  participantsOf,
+  type protocolCall,
+  roundsOf,
+  submitProtocol,
+  taskOf,
+} from '../chain/index.ts';
+import { createHost, type Host } from '../p2p/index.ts';
+import type { Account } from '../shared/account.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import {
+  type CodecPool,
+  createChainRegistry,
+  createCodecPool,
+  createMarketClient,
+  createMinerClient,
+  createStorageClient,
+  type MarketClient,
+  type MinerClient,
+  type ObjectRegistry,
+  type PutOptions,
+  type StorageClient,
+  type StorageProfile,
+} from '../storage/index.ts';
+
+/**
+ * One account's connection to the network, built once per process role: the chain client, this account's index of
+ * the chain, a libp2p host, the miner client and the storage client over them, and the marketplace client. Every
+ * command and role opens exactly this (src/cli used to build it by hand in five places, whose deadlines and index
+ * file names had drifted apart).
+ */
+
+const MiB = 1024 * 1024;
+
+/** The deadlines every session uses: one place, so that no command waits longer or shorter than another. */
+export const SESSION_DEADLINES = Object.freeze({
+  /** One request to a miner (a fragment up to 8 MiB each way). */
+  minerRequestMs: 60_000,
+  /** A miner's signature on a request stays valid this long. */
+  signatureTtlMs: 60_000,
+  /** A fragment transfer slower than this moves its column to another miner. */
+  fragmentMs: 30_000,
+  /** A protocol call, from submission to its inclusion in the index. */
+  chainCallMs: 60_000,
+});
+
+/** Where the network is and how this session takes part in it. */
+export interface SessionConfig {
+  /** The chain's WebSocket endpoint (ws:// or wss://). */
+  readonly chain: string;
+  /** The protocol parameters every index of this network uses. */
+  readonly protocol: ProtocolConfig;
+  /** Where this session keeps its index of the chain: `<stateDir>/indexes/<account>.<role>.sqlite`. */
+  readonly stateDir: string;
+  /** How this session stores objects (segment size, 4 + 8 fragments). */
+  readonly profile: StorageProfile;
+  /** libp2p: the addresses to listen on (default: an ephemeral loopback port), and those to announce instead. */
+  readonly listen?: readonly string[];
+  readonly announce?: readonly string[];
+  /** libp2p identity (protobuf bytes); a fresh one when absent. */
+  readonly peerKey?: Uint8Array;
+}
+
+export interface SessionDeps {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** The erasure-coding workers; the session makes (and closes) its own when absent. */
+  readonly codec?: CodecPool;
+}
+
+export interface Session {
+  readonly account: Account;
+  readonly role: string;
+  readonly chain: ChainClient;
+  readonly indexer: Indexer;
+  readonly host: Host;
+  readonly miners: MinerClient;
+  readonly registry: ObjectRegistry;
+  readonly storage: StorageClient;
+  readonly market: MarketClient;
+  /** An object's bytes, whole (decrypted when this account may read it). */
+  get(fid: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** Stores `bytes` and returns the fid (encrypted for this account and `readers` unless `encrypt` is false). */
+  put(bytes: Uint8Array, options: PutOptions): Promise<string>;
+  /** Submits protocol calls as this account and waits until the index has applied them. */
+  submit(calls: readonly ReturnType<typeof protocolCall>[]): Promise<void>;
+  /** Task and round records as this session's index of the chain has them (sync first for the newest). */
+  readonly tasks: TaskRecords;
+  close(): Promise<void>;
+}
+
+/** What the chain says about tasks, read from the session's index. */
+export interface TaskRecords {
+  specDigest(task: string): string | undefined;
+  anchored(task: string): { round: number; manifest: string; digest: string }[];
+  admitted(task: string): { account: string; identityKey: string }[];
+}
+
+/**
+ * Connects `account` to the network as `role` (which names its index file: two roles of one account, say an
+ * organisation's participant and its auditor, keep separate indexes and never write one file from two processes).
+ * @throws CHAIN_UNREACHABLE naming the endpoint when the chain does not answer in time
+ */
+export async function openSession(
+  config: SessionConfig,
+  account: Account,
+  role: string,
+  deps: SessionDeps,
+): Promise<Session> {
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) await close().catch(() => {});
+  };
+  try {
+    const codec = deps.codec ?? createCodecPool();
+    if (deps.codec === undefined) closers.push(() => codec.close());
+    const chain = await connectChain(config.chain);
+    let indexer: Indexer | undefined;
+    closers.push(async () => {
+      indexer?.close();
+      await chain.close();
+    });
+    mkdirSync(join(config.stateDir, 'indexes'), { recursive: true });
+    indexer = openIndexer(chain, {
+      path: join(config.stateDir, 'indexes', `${account.address}.${role}.sqlite`),
+      config: config.protocol,
+    });
+    const index = indexer;
+    const host = await createHost({
+      ...(config.peerKey === undefined ? {} : { privateKey: config.peerKey }),
+      ...(config.listen === undefined ? {} : { listen: config.listen }),
+      ...(config.announce === undefined ? {} : { announce: config.announce }),
+    });
+    closers.push(() => host.stop());
+    const miners = createMinerClient(
+      { host, account, clock: deps.clock, random: deps.random },
+      {
+        requestTimeoutMs: SESSION_DEADLINES.minerRequestMs,
+        signatureTtlMs: SESSION_DEADLINES.signatureTtlMs,
+        // What a miner of any profile may send back: the production profile's fragments are the largest.
+        maxFragmentSize: Math.max(8 * MiB, config.profile.segmentSize / config.profile.dataFragments),
+      },
+    );
+    // The registry's close would close the index and the chain connection: the closer above does that.
+    const registry = createChainRegistry({ chain, indexer: index, account, miners });
+    await index.sync();
+    const follow = await index.follow();
+    closers.push(() => follow.stop());
+    const storage = createStorageClient(
+      { miners, registry, account, codec, clock: deps.clock, random: deps.random },
+      { profile: config.profile, fragmentDeadlineMs: SESSION_DEADLINES.fragmentMs },
+    );
+    const market = createMarketClient({ chain, indexer: index, account, clock: deps.clock, storage });
+    return {
+      account,
+      role,
+      chain,
+      indexer: index,
+      host,
+      miners,
+      registry,
+      storage,
+      market,
+      async get(fid, options = {}) {
+        const parts: Uint8Array[] = [];
+        for await (const chunk of storage.get(fid, options)) parts.push(chunk);
+        return new Uint8Array(Buffer.concat(parts));
+      },
+      put: async (bytes, options) => (await storage.put(bytes, options)).fid,
+      async submit(calls) {
+        await submitProtocol({ chain, indexer: index }, account, [...calls], {
+          deadlineMs: SESSION_DEADLINES.chainCallMs,
+        });
+      },
+      tasks: {
+        specDigest: (task) => taskOf(index.state, task)?.spec,
+        anchored: (task) =>
+          roundsOf(index.state, task).map((r) => ({
+            round: r.round,
+            manifest: r.manifest,
+            digest: r.digest,
+          })),
+        admitted: (task) =>
+          participantsOf(index.state, task).map((p) => ({ account: p.account, identityKey: p.identityKey })),
+      },
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

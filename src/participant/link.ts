@@ -1,0 +1,101 @@
+import type { Host, PeerRef } from '../p2p/index.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { MAX_ROUND_MESSAGE, ROUND_PROTOCOL, type TaskSpec } from '../task/index.ts';
+import type { CoordinatorLink } from './runtime.ts';
+
+/** An HTTP request to the coordinator's API. */
+const REQUEST_DEADLINE_MS = 10_000;
+/** Joining waits for the admission to be recorded on chain, behind the other organisations' admissions. */
+const JOIN_DEADLINE_MS = 120_000;
+
+/**
+ * A participant's link to its coordinator: the task and joining over the coordinator's HTTP API, round requests on
+ * direct libp2p streams, announcements on gossip (accepted only when signed by the coordinator's peer id). The
+ * coordinator's peer id and addresses come from its `/v1/info`, and are looked up again when a dial fails: a restarted
+ * coordinator keeps its peer id but may listen on new ports.
+ * @throws TIMEOUT naming the URL when the coordinator does not answer
+ */
+export async function connectCoordinator(host: Host, coordinatorUrl: string): Promise<CoordinatorLink> {
+  const base = coordinatorUrl.replace(/\/+$/, '');
+  const info = await http<{ peerId: string; addrs: string[] }>(`${base}/v1/info`);
+  let coordinator: PeerRef = { peerId: info.peerId, addrs: info.addrs };
+  await host.connect(coordinator).catch(() => {});
+  const rediscover = async () => {
+    const fresh = await http<{ peerId: string; addrs: string[] }>(`${base}/v1/info`).catch(() => undefined);
+    if (fresh === undefined) return;
+    coordinator = { peerId: fresh.peerId, addrs: fresh.addrs };
+    await host.connect(coordinator).catch(() => {}); // rejoins the gossip mesh too
+  };
+  return {
+    task: (id) => http<{ spec: TaskSpec; digest: string }>(`${base}/v1/tasks/${encodeURIComponent(id)}`),
+    async join(task, request) {
+      await http(
+        `${base}/v1/tasks/${encodeURIComponent(task)}/join`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ...request, peer: { peerId: host.peerId, addrs: host.addrs() } }),
+        },
+        JOIN_DEADLINE_MS,
+      );
+    },
+    async request(body, { signal }) {
+      let channel: Awaited<ReturnType<Host['open']>>;
+      try {
+        channel = await host.open(coordinator, ROUND_PROTOCOL, { signal });
+      } catch (err) {
+        await rediscover();
+        throw err;
+      }
+      try {
+        await channel.writeFrame(new TextEncoder().encode(JSON.stringify(body)), { signal });
+        const frame = await channel.readFrame(MAX_ROUND_MESSAGE, { signal });
+        return JSON.parse(new TextDecoder().decode(frame));
+      } finally {
+        channel.abort(new Error('done'));
+      }
+    },
+    subscribe(topic, handler) {
+      return host.subscribe(
+        topic,
+        (m) => {
+          try {
+            handler(JSON.parse(new TextDecoder().decode(m.data)));
+          } catch {
+            // not JSON: ignored (and the validator below already refused anything not from the coordinator)
+          }
+        },
+        { validate: (_data, from) => from === coordinator.peerId },
+      );
+    },
+  };
+}
+
+/**
+ * A JSON request with a deadline. The coordinator's error codes that a participant acts on are kept; any other
+ * refusal is INVALID_INPUT with the coordinator's message.
+ * @throws TIMEOUT when there is no answer within the deadline, naming the URL that was tried
+ */
+async function http<T>(url: string, init?: RequestInit, deadlineMs = REQUEST_DEADLINE_MS): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: AbortSignal.timeout(deadlineMs) });
+  } catch (cause) {
+    throw new AilinkError(
+      'TIMEOUT',
+      `no answer from the coordinator at ${url} within ${deadlineMs} ms: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } } & T;
+  if (!res.ok) {
+    const code = body.error?.code;
+    throw new AilinkError(
+      code === 'TASK_NOT_FOUND' || code === 'ROUND_NOT_ADMITTED' || code === 'AUTH_BAD_SIGNATURE'
+        ? code
+        : 'INVALID_INPUT',
+      `${init?.method ?? 'GET'} ${url}: ${res.status} ${body.error?.message ?? ''}`,
+    );
+  }
+  return body;
+}
