@@ -116,6 +116,18 @@ export const CALL_SCHEMAS = {
   'provenance.recordRound': z
     .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })
     .strict(),
+  /** Where the task's coordinator is reached: its HTTP API and its libp2p identity and addresses. */
+  'provenance.setEndpoint': z
+    .object({
+      task: taskId,
+      url: z
+        .string()
+        .max(256)
+        .regex(/^https?:\/\/[^\s]+$/, 'expected an http:// or https:// URL'),
+      peerId,
+      addrs: multiaddrs.min(1),
+    })
+    .strict(),
   /** The owner's access terms: `readers` read for free, others pay `price` planck per request (null: not for sale). */
   'market.setTerms': z
     .object({ fid: hash, readers: z.array(address).max(256), price: amount.nullable() })

@@ -36,6 +36,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'provenance.createTask': provenance.createTask,
   'provenance.admit': provenance.admit,
   'provenance.recordRound': provenance.recordRound,
+  'provenance.setEndpoint': provenance.setEndpoint,
   'market.setTerms': market.setTerms,
   'market.request': market.request,
   'market.grant': market.grant,

@@ -241,7 +241,7 @@ export async function runFederatedDemo(
         );
         return startParticipantNode(nodeDeps, {
           session: roundSession,
-          coordinatorUrl: node.url,
+          // No URL: each organisation finds the coordinator through the task's record on chain.
           account,
           identityKey,
           // Its own slice, checked against the task's schema before it joins.

@@ -73,8 +73,9 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   tasks and rounds: HTTP API (OpenAPI at /openapi.json), libp2p round
                                                   traffic, state in DIR/coordinator.sqlite (resumes after a restart);
                                                   both listen on ADDR (default 127.0.0.1), announced as HOST
-  ailink participant --coordinator URL --task ID --key FILE --data SPEC
-                                                  join a task and train on local data until its last round; SPEC is
+  ailink participant --chain WS --task ID --key FILE --data SPEC [--coordinator URL]
+                                                  join a task and train on local data until its last round (the
+                                                  coordinator is found through the task's record on chain); SPEC is
                                                   <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10,
                                                   csv:FILE or images:DIR
   ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
@@ -722,8 +723,8 @@ async function participantCommand(argv: string[]): Promise<void> {
       data: { type: 'string' },
     },
   });
-  if (!values.coordinator || !values.task || !values.key || !values.data)
-    usageError('participant needs --coordinator URL --task ID --key FILE --data SPEC');
+  if (!values.task || !values.key || !values.data)
+    usageError('participant needs --task ID --key FILE --data SPEC, and --chain WS (or --network FILE)');
   const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
   const dataSpec = parseDataSpec(values.data);
   // The round-signing key is bound to the account on chain at admission: it must survive restarts of this process.
@@ -735,7 +736,8 @@ async function participantCommand(argv: string[]): Promise<void> {
     { random: systemRandom, pool, codec },
     {
       session,
-      coordinatorUrl: values.coordinator,
+      // Default: where the task's record on chain says its coordinator is reached.
+      ...(values.coordinator === undefined ? {} : { coordinatorUrl: values.coordinator }),
       account,
       identityKey,
       // Held-out rows are chosen per organisation and task, the same after a restart.

@@ -310,6 +310,11 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
             },
             onlineWithinMs,
             start.canRead,
+            // The task's first round waits up to joinMs from its creation for every organisation to join: they
+            // start together, and one that is a few blocks late should not sit the first round out.
+            store.rounds(task.id).length === 0 && statistics === undefined
+              ? task.createdAt + task.spec.deadlines.joinMs
+              : 0,
           );
         } catch (err) {
           if (!hasCode(err, 'ROUND_NOT_ADMITTED')) throw err;

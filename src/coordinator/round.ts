@@ -896,11 +896,18 @@ export function openAttempt(
   },
   onlineWithinMs: number,
   canRead: (p: ParticipantRow) => boolean = () => true,
+  /** Until then, wait for the whole cohort rather than start with its minimum (the task's first round). */
+  fillUntil = 0,
 ): AttemptRow {
   const now = deps.clock.now();
   const present = deps.store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
   const online = present.filter(canRead);
   const spec = task.spec;
+  if (online.length < spec.cohort.size && now < fillUntil)
+    throw new AilinkError(
+      'ROUND_NOT_ADMITTED',
+      `round ${round} waits up to ${fillUntil - now} ms more for ${spec.cohort.size} participants, ${online.length} are online`,
+    );
   if (online.length < spec.cohort.min) {
     throw new AilinkError(
       'ROUND_NOT_ADMITTED',

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../aggregation/index.ts';
 import { auditTask } from '../audit/index.ts';
-import { protocolCall } from '../chain/index.ts';
+import { protocolCall, taskOf } from '../chain/index.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
 import { openCoordinatorStore } from '../coordinator/store.ts';
@@ -20,7 +20,7 @@ import { AilinkError } from '../shared/errors.ts';
 import { type CodecPool, createGrantService } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
 import { peerKeyIn, secretIn } from './keys.ts';
-import { openSession, type SessionConfig } from './session.ts';
+import { openSession, type Session, type SessionConfig } from './session.ts';
 
 /** The code that produced a round, for its manifest: package version and the lockfile's hash. */
 export function codeVersion(): { package: string; version: string; lockfile: string } {
@@ -35,6 +35,34 @@ export function codeVersion(): { package: string; version: string; lockfile: str
     version: pkg.version,
     lockfile: createHash('sha256').update(lock).digest('hex'),
   };
+}
+
+/**
+ * Records this coordinator's endpoint for every task it still runs whose chain record says otherwise (a restart on
+ * new ports, a move to another host), in one transaction.
+ */
+async function recordEndpoints(
+  session: Session,
+  coordinator: Coordinator,
+  endpoint: { url: string; peerId: string; addrs: string[] },
+): Promise<void> {
+  await session.indexer.sync();
+  const stale = coordinator
+    .tasks()
+    .filter((t) => t.status === 'running')
+    .filter((t) => {
+      const known = taskOf(session.indexer.state, t.id)?.endpoint ?? null;
+      return (
+        known === null ||
+        known.url !== endpoint.url ||
+        known.peerId !== endpoint.peerId ||
+        known.addrs.join(' ') !== endpoint.addrs.join(' ')
+      );
+    });
+  if (stale.length > 0)
+    await session.submit(
+      stale.map((t) => protocolCall('provenance.setEndpoint', { task: t.id, ...endpoint })),
+    );
 }
 
 export interface CoordinatorNode {
@@ -104,6 +132,10 @@ export async function startCoordinatorNode(
       return ref;
     };
     const submit = (call: ReturnType<typeof protocolCall>) => session.submit([call]);
+    // Where organisations reach this coordinator, recorded on chain with each task: known once the API listens.
+    let endpoint: { url: string; peerId: string; addrs: string[] } | undefined;
+    const endpointCall = (task: string) =>
+      endpoint === undefined ? [] : [protocolCall('provenance.setEndpoint', { task, ...endpoint })];
     const coordinator = createCoordinator({
       account: options.account,
       serverKey: server.privateKey,
@@ -117,7 +149,10 @@ export async function startCoordinatorNode(
       },
       ledger: {
         createTask: (task, spec, admitted) =>
-          submit(protocolCall('provenance.createTask', { task, spec, admitted: [...admitted] })),
+          session.submit([
+            protocolCall('provenance.createTask', { task, spec, admitted: [...admitted] }),
+            ...endpointCall(task),
+          ]),
         admit: (task, account, identityKey, signature) =>
           submit(protocolCall('provenance.admit', { task, account, identityKey, signature })),
         recordRound: (task, round, manifest, digest) =>
@@ -188,7 +223,11 @@ export async function startCoordinatorNode(
     const port = typeof address === 'object' && address !== null ? address.port : (options.http?.port ?? 0);
     const url =
       options.http?.announce ?? `http://${bindHost.includes(':') ? `[${bindHost}]` : bindHost}:${port}`;
+    endpoint = { url, peerId: host.peerId, addrs: host.addrs().slice(0, 8) };
+    // Resume the rounds first: organisations mid-attempt get ROUND_STALE until the loop runs, and recording the
+    // endpoint waits for a block.
     coordinator.start();
+    await recordEndpoints(session, coordinator, endpoint);
     // The key service for the task's private models: releases a model's key to accepted (listed or paid) requests.
     const grants = createGrantService({
       chain: session.chain,

@@ -1,12 +1,14 @@
+import { taskOf } from '../chain/index.ts';
 import { connectCoordinator } from '../participant/link.ts';
 import type { LocalData } from '../participant/local-data.ts';
 import { createParticipant, type Participant, type ParticipantOptions } from '../participant/runtime.ts';
 import type { TrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
 import type { CodecPool } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
-import { openSession, type SessionConfig } from './session.ts';
+import { openSession, type Session, type SessionConfig } from './session.ts';
 
 export interface ParticipantNode {
   readonly participant: Participant;
@@ -16,14 +18,40 @@ export interface ParticipantNode {
 
 export interface ParticipantNodeOptions extends ParticipantOptions {
   readonly session: SessionConfig;
-  /** The coordinator's HTTP API. */
-  readonly coordinatorUrl: string;
+  /** The coordinator's HTTP API; default: where the task's record on chain says its coordinator is reached. */
+  readonly coordinatorUrl?: string;
   readonly account: Account;
   /** Ed25519 key that signs this participant's round messages; keep it for the task's lifetime. */
   readonly identityKey: Uint8Array;
   /** Reads this organisation's data against the task's schema (e.g. `loadLocalData`). */
   loadData(spec: TaskSpec): Promise<LocalData>;
   log(line: string): void;
+}
+
+/**
+ * Where the task's coordinator is reached: the URL given, or the endpoint the task's record on chain names (with the
+ * peer id the coordinator's server must then have).
+ * @throws TASK_NOT_FOUND when the chain knows no such task; TASK_UNVERIFIED when its coordinator recorded no endpoint
+ */
+async function coordinatorOf(
+  session: Session,
+  options: Pick<ParticipantNodeOptions, 'coordinatorUrl' | 'task'>,
+): Promise<[url: string, peerId?: string]> {
+  if (options.coordinatorUrl !== undefined) return [options.coordinatorUrl];
+  await session.indexer.sync();
+  const record = taskOf(session.indexer.state, options.task);
+  if (record === undefined)
+    throw new AilinkError(
+      'TASK_NOT_FOUND',
+      `the chain at ${session.chain.endpoint} records no task ${options.task} (as of block ${session.indexer.height()}): check the task id`,
+    );
+  const endpoint = record.endpoint ?? null;
+  if (endpoint === null)
+    throw new AilinkError(
+      'TASK_UNVERIFIED',
+      `task ${options.task}'s coordinator has recorded no endpoint on chain yet: pass --coordinator URL, or wait until it runs`,
+    );
+  return [endpoint.url, endpoint.peerId];
 }
 
 /** `ailink participant`: an organisation's node, with its own libp2p host, storage client and chain index. */
@@ -38,7 +66,7 @@ export async function startParticipantNode(
     codec: deps.codec,
   });
   try {
-    const link = await connectCoordinator(session.host, options.coordinatorUrl);
+    const link = await connectCoordinator(session.host, ...(await coordinatorOf(session, options)));
     const participant = createParticipant(
       {
         account: options.account,

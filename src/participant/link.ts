@@ -15,14 +15,24 @@ const JOIN_DEADLINE_MS = 120_000;
  * coordinator keeps its peer id but may listen on new ports.
  * @throws TIMEOUT naming the URL when the coordinator does not answer
  */
-export async function connectCoordinator(host: Host, coordinatorUrl: string): Promise<CoordinatorLink> {
+export async function connectCoordinator(
+  host: Host,
+  coordinatorUrl: string,
+  /** The coordinator's peer id as the chain records it: a server at the URL that is another peer is refused. */
+  expectedPeerId?: string,
+): Promise<CoordinatorLink> {
   const base = coordinatorUrl.replace(/\/+$/, '');
   const info = await http<{ peerId: string; addrs: string[] }>(`${base}/v1/info`);
+  if (expectedPeerId !== undefined && info.peerId !== expectedPeerId)
+    throw new AilinkError(
+      'TASK_UNVERIFIED',
+      `the coordinator at ${base} is peer ${info.peerId}, but the chain records ${expectedPeerId} for this task`,
+    );
   let coordinator: PeerRef = { peerId: info.peerId, addrs: info.addrs };
   await host.connect(coordinator).catch(() => {});
   const rediscover = async () => {
     const fresh = await http<{ peerId: string; addrs: string[] }>(`${base}/v1/info`).catch(() => undefined);
-    if (fresh === undefined) return;
+    if (fresh === undefined || (expectedPeerId !== undefined && fresh.peerId !== expectedPeerId)) return;
     coordinator = { peerId: fresh.peerId, addrs: fresh.addrs };
     await host.connect(coordinator).catch(() => {}); // rejoins the gossip mesh too
   };

@@ -77,7 +77,10 @@ export const ERROR_CODES = {
   VERIFIER_UNAVAILABLE: { status: 503, about: 'no registered verifier could be reached' },
   // tasks and rounds (coordinator ↔ participant)
   TASK_NOT_FOUND: { status: 404, about: 'no task with that id' },
-  TASK_UNVERIFIED: { status: 422, about: 'a task spec does not match the digest recorded on chain' },
+  TASK_UNVERIFIED: {
+    status: 422,
+    about: "a task's spec or coordinator does not match what its record on chain says",
+  },
   ROUND_MESSAGE_INVALID: { status: 400, about: 'a round message or stored update is malformed' },
   ROUND_SIGNATURE_INVALID: { status: 401, about: 'a round message is not signed by the key it claims' },
   ROUND_NOT_ADMITTED: { status: 403, about: 'the account is not admitted to the task' },

@@ -829,6 +829,40 @@ describe('provenance', () => {
       digest: hex(`${task}/${round}/d`),
     });
 
+  it('the coordinator records where it is reached, again when it moves; nobody else can', () => {
+    const h = createHarness();
+    expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm', spec: hex('spec') }));
+    const at = (url: string, addr: string) =>
+      call('provenance.setEndpoint', { task: 'fm', url, peerId: peerIdOf(coordinator), addrs: [addr] });
+    // A stranger pointing the organisations at its own server is refused, and so is an endpoint of no task.
+    expectRejected(
+      h,
+      stranger.address,
+      at('http://10.0.0.66:8700', '/ip4/10.0.0.66/tcp/8701'),
+      /only the coordinator .* records where fm is reached/,
+    );
+    expectRejected(
+      h,
+      coordinator.address,
+      call('provenance.setEndpoint', {
+        task: 'none',
+        url: 'http://10.0.0.2:8700',
+        peerId: peerIdOf(coordinator),
+        addrs: ['/ip4/10.0.0.2/tcp/8701'],
+      }),
+      /no task none/,
+    );
+    expect(h.state.get<TaskInfo>('provenance/tasks/fm')?.endpoint).toBeNull();
+    expectApplied(h, coordinator.address, at('http://10.0.0.2:8700', '/ip4/10.0.0.2/tcp/8701'));
+    expectApplied(h, coordinator.address, at('http://10.0.0.3:8700', '/ip4/10.0.0.3/tcp/8701'));
+    expect(h.state.get<TaskInfo>('provenance/tasks/fm')?.endpoint).toEqual({
+      url: 'http://10.0.0.3:8700',
+      peerId: peerIdOf(coordinator),
+      addrs: ['/ip4/10.0.0.3/tcp/8701'],
+      at: h.block,
+    });
+  });
+
   it('the creator coordinates a task; rounds are recorded by it only, in order', () => {
     const h = createHarness();
     expectApplied(
@@ -842,6 +876,7 @@ describe('provenance', () => {
       createdAt: h.block,
       rounds: 0,
       admitted: [],
+      endpoint: null,
     });
     expectRejected(
       h,
@@ -950,6 +985,7 @@ type Op =
   | { t: 'createTask'; task: number }
   | { t: 'admit'; task: number; member: number; signer: number }
   | { t: 'recordRound'; task: number; round: number }
+  | { t: 'setEndpoint'; task: number; port: number }
   | { t: 'terms'; file: number; readers: number; price: string | null }
   | { t: 'request'; file: number; key: number; paid: bigint; payee: number }
   | { t: 'grant'; file: number; reader: number; key: number };
@@ -1080,6 +1116,15 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       }),
       users,
       2,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('setEndpoint' as const),
+        task: fc.constantFrom(0, 0, 1),
+        port: fc.integer({ min: 1, max: 3 }),
+      }),
+      users,
+      1,
     ),
     // The market leans on file 0 (declared by actor 4 in the prelude) and on its owner as payee.
     o(
@@ -1280,6 +1325,15 @@ describe('the protocol as a replayable fold', () => {
             digest: hex(`d/${op.task}/${op.round}`),
           }),
         };
+      case 'setEndpoint':
+        return {
+          call: call('provenance.setEndpoint', {
+            task: `task-${op.task}`,
+            url: `http://10.0.0.${op.port}:8700`,
+            peerId: peerIdOf(a(caller)),
+            addrs: [`/ip4/10.0.0.${op.port}/tcp/8701`],
+          }),
+        };
       case 'terms':
         return {
           call: call('market.setTerms', {
@@ -1376,6 +1430,8 @@ describe('the protocol as a replayable fold', () => {
       [19, 4, { t: 'createTask', task: 0 }],
       [19, 4, { t: 'recordRound', task: 0, round: 0 }],
       [20, 4, { t: 'recordRound', task: 0, round: 0 }],
+      [20, 4, { t: 'setEndpoint', task: 0, port: 1 }],
+      [20, 5, { t: 'setEndpoint', task: 0, port: 2 }], // not the coordinator: rejected
       [20, 5, { t: 'tee', peer: 5 }],
       [20, 5, { t: 'tee', peer: 5 }], // registered already: rejected
       [20, 0, { t: 'updateAddrs', port: 1 }], // exited

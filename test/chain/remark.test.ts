@@ -83,6 +83,12 @@ beforeAll(async () => {
       signature: 'ab'.repeat(64),
     },
     'provenance.recordRound': { task: 'mnist-fedavg_v1.2', round: 0, manifest: hex('m'), digest: hex('d') },
+    'provenance.setEndpoint': {
+      task: 'mnist-fedavg_v1.2',
+      url: 'http://10.77.0.3:8700',
+      peerId: peerIdOf(operator),
+      addrs: ['/ip4/10.77.0.3/tcp/8701'],
+    },
     'market.setTerms': { fid: d.fid, readers: [operator.address, miner.address], price: '1000000' },
     'market.request': { fid: d.fid, readerKey: hex('reader-key') },
     'market.grant': {

@@ -107,6 +107,23 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     expect(manifests[2]!.cohort).toContain(d);
   }, 60_000);
 
+  it("the task's first round waits (up to joinMs) for the whole cohort: an organisation a few seconds late is in it", async () => {
+    const world = makeWorld();
+    const labels = ['f1', 'f2', 'f3', 'f4', 'f5'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 1 }));
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    world.coordinator.start();
+    startAll(world, members.slice(0, 4), stops);
+    // Four are enough to start (cohort.min 3); the fifth comes 1.5 s later, well within joinMs (5 s).
+    await new Promise((r) => setTimeout(r, 1500));
+    startAll(world, members.slice(4), stops);
+    await world.coordinator.finished(task.id);
+    const [m0] = await manifestsOf(world, task.id);
+    expect(m0!.cohort).toHaveLength(5);
+    expect(m0!.cohort).toContain(members[4]!.account.address);
+  }, 60_000);
+
   it('without SecAgg the coordinator sums the quantized updates directly, with the same result rule', async () => {
     const world = makeWorld();
     const labels = ['p', 'q', 'r'];

@@ -13,6 +13,18 @@ export interface TaskInfo {
   rounds: number;
   /** The accounts the task owner lets join (SS58); only they can be admitted. */
   admitted: string[];
+  /** Where its coordinator is reached: null until the coordinator records it (absent in records from before). */
+  endpoint: TaskEndpoint | null;
+}
+
+/** The coordinator's HTTP API and libp2p host, as it announces them: an organisation needs only the chain. */
+export interface TaskEndpoint {
+  [key: string]: StateValue;
+  url: string;
+  peerId: string;
+  addrs: string[];
+  /** The block that recorded it. */
+  at: number;
 }
 
 /** A participant admitted to a task: the Ed25519 key that signs its round messages, bound to its account. */
@@ -45,6 +57,7 @@ const createTask: Rule<CallArgs<'provenance.createTask'>> = (state, ctx, args) =
     createdAt: ctx.block.number,
     rounds: 0,
     admitted: [...new Set(args.admitted ?? [])],
+    endpoint: null,
   } satisfies TaskInfo);
 };
 
@@ -89,4 +102,16 @@ const recordRound: Rule<CallArgs<'provenance.recordRound'>> = (state, ctx, args)
   state.put(taskKey(args.task), { ...task, rounds: task.rounds + 1 });
 };
 
-export const provenance = { createTask, admit, recordRound };
+/** The task's coordinator says where it is reached, again whenever that changes (a restart on new addresses). */
+const setEndpoint: Rule<CallArgs<'provenance.setEndpoint'>> = (state, ctx, args) => {
+  const task = state.get<TaskInfo>(taskKey(args.task));
+  if (task === undefined) reject(`no task ${args.task}`);
+  if (task.coordinator !== ctx.caller)
+    reject(`only the coordinator ${task.coordinator} records where ${args.task} is reached`);
+  state.put(taskKey(args.task), {
+    ...task,
+    endpoint: { url: args.url, peerId: args.peerId, addrs: [...args.addrs], at: ctx.block.number },
+  } satisfies TaskInfo);
+};
+
+export const provenance = { createTask, admit, recordRound, setEndpoint };

@@ -1,0 +1,191 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { BIN } from '../../src/node/index.ts';
+
+/**
+ * Hosts on one machine (DESIGN §12): one Linux network namespace per host, each with its own address on a private
+ * /24 and a veth pair into a switch namespace that holds the bridge. Nothing is added to the machine's own namespace,
+ * so traffic stays between these namespaces; removing them removes every link and address with them.
+ */
+
+const SUBNET = '10.77.0';
+
+export interface Hosts {
+  /** The address of a host by its name. */
+  address(host: string): string;
+  /** `ailink ARGS` inside a host's namespace, stdout and stderr to `<logDir>/<label>.{out,err}`. */
+  ailink(host: string, label: string, args: readonly string[]): RoleProcess;
+  /** Stops every process started here and removes the namespaces. */
+  remove(): Promise<void>;
+}
+
+export interface RoleProcess {
+  readonly child: ChildProcess;
+  /** The first JSON line on stdout with `event: 'ready'`. */
+  ready(timeoutMs: number): Promise<Record<string, unknown>>;
+  /** The exit code (null when killed by a signal). */
+  exited(timeoutMs: number): Promise<number | null>;
+  stderr(): string;
+  stdout(): string;
+}
+
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+/** Why namespaces cannot be made here, or null when they can (root and a working `ip netns`). */
+export function netnsUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'network namespaces need root';
+  const probe = `ailprobe${process.pid}`;
+  try {
+    ip('netns', 'add', probe);
+    ip('netns', 'del', probe);
+    return null;
+  } catch (err) {
+    return `ip netns add failed: ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? (err as Error).message}`;
+  }
+}
+
+/** Namespaces `<prefix>-<host>` for each host, addressed 10.77.0.1, .2, … in order, plus the switch. */
+export function createHosts(prefix: string, hosts: readonly string[], logDir: string): Hosts {
+  const sw = `${prefix}-sw`;
+  const made: string[] = [];
+  const children: ChildProcess[] = [];
+  const addresses = new Map(hosts.map((h, i) => [h, `${SUBNET}.${i + 1}`]));
+  try {
+    ip('netns', 'add', sw);
+    made.push(sw);
+    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', sw, 'link', 'set', 'br0', 'up');
+    for (const [i, host] of hosts.entries()) {
+      const ns = `${prefix}-${host}`;
+      ip('netns', 'add', ns);
+      made.push(ns);
+      // Created inside the host's namespace, then one end moved to the switch: nothing touches the root namespace.
+      ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `p${i}`);
+      ip('-n', ns, 'link', 'set', `p${i}`, 'netns', sw);
+      ip('-n', sw, 'link', 'set', `p${i}`, 'master', 'br0');
+      ip('-n', sw, 'link', 'set', `p${i}`, 'up');
+      ip('-n', ns, 'addr', 'add', `${addresses.get(host)}/24`, 'dev', 'eth0');
+      ip('-n', ns, 'link', 'set', 'eth0', 'up');
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+    }
+  } catch (err) {
+    for (const ns of made.reverse()) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {}
+    }
+    throw err;
+  }
+  return {
+    address(host) {
+      const a = addresses.get(host);
+      if (a === undefined) throw new Error(`no host ${host}`);
+      return a;
+    },
+    ailink(host, label, args) {
+      const err = join(logDir, `${label}.err`);
+      const outFd = openSync(join(logDir, `${label}.out`), 'a');
+      const errFd = openSync(err, 'a');
+      const child = spawn('ip', ['netns', 'exec', `${prefix}-${host}`, process.execPath, BIN, ...args], {
+        stdio: ['ignore', 'pipe', errFd],
+        // Its own process group: a kill reaches the node process, not only `ip netns exec`.
+        detached: true,
+      });
+      closeSync(errFd);
+      children.push(child);
+      const lines: string[] = [];
+      const waiting: ((line: string) => void)[] = [];
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        lines.push(line);
+        writeSync(outFd, `${line}\n`);
+        for (const w of waiting) w(line);
+      });
+      const exit = new Promise<number | null>((resolve) =>
+        // 'close', not 'exit': stdout may still hold lines when the process has exited.
+        child.once('close', (code) => {
+          closeSync(outFd);
+          resolve(code);
+        }),
+      );
+      return {
+        child,
+        async ready(timeoutMs) {
+          const found = (line: string) => {
+            try {
+              const msg = JSON.parse(line) as Record<string, unknown>;
+              return msg.event === 'ready' ? msg : undefined;
+            } catch {
+              return undefined;
+            }
+          };
+          for (const line of lines) {
+            const msg = found(line);
+            if (msg) return msg;
+          }
+          return new Promise((resolve, reject) => {
+            const timer = setTimeout(
+              () =>
+                reject(
+                  new Error(`${label} was not ready within ${timeoutMs} ms:\n${readFileSync(err, 'utf8')}`),
+                ),
+              timeoutMs,
+            );
+            void exit.then((code) => {
+              clearTimeout(timer);
+              reject(
+                new Error(`${label} exited (${code}) before it was ready:\n${readFileSync(err, 'utf8')}`),
+              );
+            });
+            waiting.push((line) => {
+              const msg = found(line);
+              if (msg) {
+                clearTimeout(timer);
+                resolve(msg);
+              }
+            });
+          });
+        },
+        exited: (timeoutMs) =>
+          Promise.race([
+            exit,
+            new Promise<never>((_, reject) =>
+              setTimeout(
+                () =>
+                  reject(
+                    new Error(`${label} still runs after ${timeoutMs} ms:\n${readFileSync(err, 'utf8')}`),
+                  ),
+                timeoutMs,
+              ).unref(),
+            ),
+          ]),
+        stderr: () => readFileSync(err, 'utf8'),
+        stdout: () => lines.join('\n'),
+      };
+    },
+    async remove() {
+      await Promise.all(
+        children.map(async (child) => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+          try {
+            process.kill(-child.pid!, 'SIGTERM');
+          } catch {}
+          const hard = setTimeout(() => {
+            try {
+              process.kill(-child.pid!, 'SIGKILL');
+            } catch {}
+          }, 8000);
+          await gone;
+          clearTimeout(hard);
+        }),
+      );
+      for (const ns of made.reverse()) {
+        try {
+          ip('netns', 'del', ns);
+        } catch {}
+      }
+    },
+  };
+}
