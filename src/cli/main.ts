@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -679,15 +680,14 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
       log: (line) => console.error(line),
     },
   );
+  // An aborted attempt is in the coordinator's own log line (with its reason): only results are printed here.
   node.coordinator.onEvent((e) => {
-    if (e.kind !== 'outcome') return;
+    if (e.kind !== 'outcome' || e.outcome.kind === 'aborted') return;
     const o = e.outcome;
     console.error(
       o.kind === 'done'
         ? `${e.task} round ${o.row.round}: ${describeRound(o.row)}, ${o.row.survivors}/${o.row.cohort} survivors, manifest ${o.row.manifestFid}`
-        : o.kind === 'statistics'
-          ? `${e.task} federated statistics from ${o.row.survivors} organisations: preprocessing ${o.row.fid}`
-          : `${e.task} round ${e.round} aborted: ${o.reason}`,
+        : `${e.task} federated statistics from ${o.row.survivors} organisations: preprocessing ${o.row.fid}`,
     );
   });
   if (values['create-task']) {
@@ -748,6 +748,7 @@ async function participantCommand(argv: string[]): Promise<void> {
   );
   node.participant.onEvent((e) => console.error(JSON.stringify(e)));
   const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // every wait of the round protocol listens on it
   void untilSignal().then(() => controller.abort());
   try {
     await node.run(controller.signal);
