@@ -10,6 +10,7 @@ import { startDevChain } from '../chain/index.ts';
 import {
   openSession,
   ROUND_OBJECT_PROFILE,
+  withConfigFile,
   readProtocolConfig,
   secretIn,
   startCoordinatorNode,
@@ -184,9 +185,10 @@ async function keys(argv: string[]): Promise<void> {
 }
 
 async function miner(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values: flags } = parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       'data-dir': { type: 'string' },
       listen: { type: 'string', multiple: true },
       announce: { type: 'string', multiple: true },
@@ -199,6 +201,7 @@ async function miner(argv: string[]): Promise<void> {
       'idle-space': { type: 'string' },
     },
   });
+  const values = withConfigFile('miner', flags.config, flags);
   if (!values['data-dir']) usageError('miner: --data-dir DIR is required');
   const protocol = readProtocolConfig(values.protocol);
   const allow = values.allow ?? [];
@@ -247,9 +250,10 @@ const jsonLog = (() => {
 
 /** The verifier (TEE-worker role): registers in teeWorker, tags fragments and checks proofs until a signal. */
 async function verifier(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values: flags } = parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       'data-dir': { type: 'string' },
       listen: { type: 'string', multiple: true },
       announce: { type: 'string', multiple: true },
@@ -258,6 +262,7 @@ async function verifier(argv: string[]): Promise<void> {
       'max-fragment': { type: 'string' },
     },
   });
+  const values = withConfigFile('verifier', flags.config, flags);
   if (!values['data-dir']) usageError('verifier: --data-dir DIR is required');
   if (!values.chain) usageError('verifier: --chain ENDPOINT is required (a verifier registers on chain)');
   const node = await startVerifierNode(
@@ -634,9 +639,10 @@ async function demo(args: string[]): Promise<void> {
 }
 
 async function coordinatorCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values: flags } = parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       ...NETWORK_OPTIONS,
       'data-dir': { type: 'string' },
       listen: { type: 'string' },
@@ -647,6 +653,7 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
       'create-task': { type: 'string' },
     },
   });
+  const values = withConfigFile('coordinator', flags.config, flags);
   const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
   // Bound to --listen (an address of this host; default loopback), reached at --announce (default: the same).
   const bind = values.listen ?? '127.0.0.1';
@@ -714,15 +721,17 @@ async function coordinatorCommand(argv: string[]): Promise<void> {
 }
 
 async function participantCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values: flags } = parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       ...NETWORK_OPTIONS,
       coordinator: { type: 'string' },
       task: { type: 'string' },
       data: { type: 'string' },
     },
   });
+  const values = withConfigFile('participant', flags.config, flags);
   if (!values.task || !values.key || !values.data)
     usageError('participant needs --task ID --key FILE --data SPEC, and --chain WS (or --network FILE)');
   const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);

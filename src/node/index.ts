@@ -2,6 +2,8 @@
  * The roles: one session (chain + index + libp2p host + storage) per account and role, and each role's starter.
  * Only src/cli (and tests, benches) import this.
  */
+
+export { type FlagValues, ROLE_CONFIG_SCHEMAS, type Role, withConfigFile } from './config.ts';
 export {
   type CoordinatorNode,
   type CoordinatorNodeOptions,

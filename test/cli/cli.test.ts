@@ -530,6 +530,50 @@ describe('ailink without a network', () => {
       const run = await ailink(['store', 'get', 'ab'.repeat(32)], { cwd: work });
       expect(run.code).toBe(2);
     });
+
+    it('a role config file that does not validate is refused naming the field, before anything starts', async () => {
+      const dir = join(work, 'bad-config');
+      mkdirSync(dir);
+      const config = join(dir, 'coordinator.json');
+      writeFileSync(config, JSON.stringify({ 'http-port': 'eighty', listne: '10.0.0.2' }));
+      const run = await ailink(['coordinator', '--config', config, '--data-dir', join(dir, 'state')], {
+        cwd: work,
+      });
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain('INVALID_INPUT');
+      expect(run.stderr).toContain('http-port');
+      expect(run.stderr).toContain('listne: not a flag of `ailink coordinator`');
+      expect(existsSync(join(dir, 'state'))).toBe(false);
+    });
+
+    it('a chain that does not answer is CHAIN_UNREACHABLE naming the address tried; --chain without --key is a usage error', async () => {
+      const dir = join(work, 'no-chain');
+      mkdirSync(dir);
+      const key = join(dir, 'me.json');
+      await createKeyFile(key, systemRandom);
+      const args = ['store', 'ls', '--chain', 'ws://127.0.0.1:1', '--state-dir', dir];
+      const run = await ailink([...args, '--key', key], { cwd: work });
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toContain('CHAIN_UNREACHABLE');
+      expect(run.stderr).toContain('ws://127.0.0.1:1');
+      const keyless = await ailink(args, { cwd: work });
+      expect(keyless.code).toBe(2);
+      expect(keyless.stderr).toContain('--key FILE is required with --chain');
+    });
+
+    it('a participant whose chain does not answer says which chain it tried', async () => {
+      const dir = join(work, 'lost-participant');
+      mkdirSync(dir);
+      const key = join(dir, 'org.json');
+      await createKeyFile(key, systemRandom);
+      const run = await ailink(
+        ['participant', '--chain', 'ws://127.0.0.1:1', '--task', 't', '--key', key, '--data', 'csv:x.csv'],
+        { cwd: work },
+      );
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('CHAIN_UNREACHABLE');
+      expect(run.stderr).toContain('ws://127.0.0.1:1');
+    });
   });
 });
 
@@ -688,6 +732,26 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
       expect(p.addrs.some((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true);
     }
     expect(modeOf(join(dir, network.operatorKey))).toBe(0o600);
+  });
+
+  it('a participant of a task the chain does not record, or whose coordinator does not answer, says which', async () => {
+    const key = join(cwd, 'org.json');
+    if (!existsSync(key)) await createKeyFile(key, systemRandom);
+    const participant = (extra: string[]) =>
+      ailink(
+        ['participant', '--task', 'no-such-task', '--key', key, '--data', 'csv:x.csv', ...net(), ...extra],
+        {
+          cwd,
+        },
+      );
+    const unknown = await participant([]);
+    expect(unknown.code, unknown.stderr).toBe(1);
+    expect(unknown.stderr).toContain('TASK_NOT_FOUND');
+    expect(unknown.stderr).toContain(`records no task no-such-task`);
+    const silent = await participant(['--coordinator', 'http://127.0.0.1:1']);
+    expect(silent.code, silent.stderr).toBe(1);
+    expect(silent.stderr).toContain('TIMEOUT');
+    expect(silent.stderr).toContain('http://127.0.0.1:1/v1/info');
   });
 
   it('`store put --plain` prints the same fid as the offline `store hash`', async () => {
