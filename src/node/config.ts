@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AilinkError } from '../shared/errors.ts';
+import { readJsonFile } from './network.ts';
 
 /**
  * The config files of the long-running roles (`--config FILE`): one JSON object per role whose keys are the role's
@@ -82,16 +82,7 @@ export type FlagValues = Record<string, string | boolean | string[] | undefined>
  */
 export function withConfigFile<V extends FlagValues>(role: Role, path: string | undefined, flags: V): V {
   if (path === undefined) return flags;
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (cause) {
-    throw new AilinkError(
-      'INVALID_INPUT',
-      `--config: cannot read ${path} as JSON (${(cause as Error).message}); expected an object whose keys are the ${role}'s flags`,
-      { cause },
-    );
-  }
+  const json = readJsonFile('--config', path, `an object whose keys are the ${role}'s flags`);
   const parsed = ROLE_CONFIG_SCHEMAS[role].safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) =>

@@ -50,20 +50,26 @@ export function tcpMultiaddr(host: string, port: number): string {
 export const DEFAULT_NETWORK_FILE = './ailink-data/network.json';
 export const DEFAULT_STATE_DIR = './ailink-data';
 
-/** The network's protocol parameters from a JSON file (`ailink dev` writes one as protocol.json), or the dev ones. */
-export function readProtocolConfig(path: string | undefined): ProtocolConfig {
-  if (path === undefined) return DEV_PROTOCOL_CONFIG;
-  let json: unknown;
+/**
+ * A JSON file a flag names.
+ * @throws INVALID_INPUT naming the flag and the file, and what was expected there
+ */
+export function readJsonFile(flag: string, path: string, expected: string): unknown {
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch (cause) {
     throw new AilinkError(
       'INVALID_INPUT',
-      `--protocol: cannot read ${path} (${(cause as Error).message}); expected the network's protocol.json`,
+      `${flag}: cannot read ${path} as JSON (${(cause as Error).message}); expected ${expected}`,
       { cause },
     );
   }
-  return parseProtocolConfig(json, path);
+}
+
+/** The network's protocol parameters from a JSON file (`ailink dev` writes one as protocol.json), or the dev ones. */
+export function readProtocolConfig(path: string | undefined): ProtocolConfig {
+  if (path === undefined) return DEV_PROTOCOL_CONFIG;
+  return parseProtocolConfig(readJsonFile('--protocol', path, "the network's protocol.json"), path);
 }
 
 /** What a command was told about the network. */
