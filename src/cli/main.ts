@@ -106,7 +106,9 @@ const USAGE = `ailink — federated learning on decentralized storage
 
 Commands that reach the network take --chain ws://HOST:PORT [--protocol FILE] [--state-dir DIR] (indexes and keys
 in DIR, default ./ailink-data), or --network FILE (default ./ailink-data/network.json, written by \`ailink dev\`);
-and --key FILE (default: the network file's operator key). Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
+and --key FILE (default: the network file's operator key). The long-running roles (coordinator, participant, miner,
+verifier) also take --config FILE: a JSON object of their flags, which flags on the command line override.
+Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
 
 const MiB = 1024 * 1024;
 

@@ -122,17 +122,13 @@ export async function openSession(
     const codec = deps.codec ?? createCodecPool();
     if (deps.codec === undefined) closers.push(() => codec.close());
     const chain = await connectChain(config.chain);
-    let indexer: Indexer | undefined;
-    closers.push(async () => {
-      indexer?.close();
-      await chain.close();
-    });
+    closers.push(() => chain.close());
     mkdirSync(join(config.stateDir, 'indexes'), { recursive: true });
-    indexer = openIndexer(chain, {
+    const index = openIndexer(chain, {
       path: join(config.stateDir, 'indexes', `${account.address}.${role}.sqlite`),
       config: config.protocol,
     });
-    const index = indexer;
+    closers.push(async () => index.close());
     const host = await createHost({
       ...(config.peerKey === undefined ? {} : { privateKey: config.peerKey }),
       ...(config.listen === undefined ? {} : { listen: config.listen }),
@@ -148,7 +144,7 @@ export async function openSession(
         maxFragmentSize: Math.max(8 * MiB, config.profile.segmentSize / config.profile.dataFragments),
       },
     );
-    // The registry's close would close the index and the chain connection: the closer above does that.
+    // Not closed itself: its close would close the index and the chain connection, which the closers above do.
     const registry = createChainRegistry({ chain, indexer: index, account, miners });
     await index.sync();
     const follow = await index.follow();
