@@ -10,13 +10,13 @@ import { startDevChain } from '../chain/index.ts';
 import {
   openSession,
   ROUND_OBJECT_PROFILE,
-  withConfigFile,
   readProtocolConfig,
   secretIn,
   startCoordinatorNode,
   startDevNetwork,
   startParticipantNode,
   tcpMultiaddr,
+  withConfigFile,
 } from '../node/index.ts';
 import { loadDataSpec, parseDataSpec } from '../participant/dataset.ts';
 import { loadLocalData } from '../participant/local-data.ts';
