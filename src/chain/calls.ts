@@ -116,6 +116,13 @@ export const CALL_SCHEMAS = {
   'provenance.recordRound': z
     .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })
     .strict(),
+  /** The owner admits organisations to, or removes them from, a running task; an admitted one joins from then on. */
+  'provenance.setAdmitted': z
+    .object({ task: taskId, add: z.array(address).max(1024), remove: z.array(address).max(1024) })
+    .strict()
+    .refine((a) => a.add.length + a.remove.length > 0, 'expected an account to add or remove'),
+  /** The owner ends a task: no join, admission or round is recorded for it afterwards. */
+  'provenance.stopTask': z.object({ task: taskId }).strict(),
   /** Where the task's coordinator is reached: its HTTP API and its libp2p identity and addresses. */
   'provenance.setEndpoint': z
     .object({

@@ -75,6 +75,7 @@ export {
   roundsOf,
   taggedFor,
   taskOf,
+  tasksOf,
   termsOf,
   type VerifierView,
   verifiersOf,

@@ -37,6 +37,8 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'provenance.admit': provenance.admit,
   'provenance.recordRound': provenance.recordRound,
   'provenance.setEndpoint': provenance.setEndpoint,
+  'provenance.setAdmitted': provenance.setAdmitted,
+  'provenance.stopTask': provenance.stopTask,
   'market.setTerms': market.setTerms,
   'market.request': market.request,
   'market.grant': market.grant,

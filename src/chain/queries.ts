@@ -84,6 +84,12 @@ export function taskOf(state: StateReader, task: string): TaskInfo | undefined {
   return state.get<TaskInfo>(taskKey(task));
 }
 
+/** Every task the chain records, by id (in id order). */
+export function tasksOf(state: StateReader): (TaskInfo & { id: string })[] {
+  const prefix = taskKey('');
+  return state.scan(prefix).map(([key, t]) => ({ ...(t as TaskInfo), id: key.slice(prefix.length) }));
+}
+
 export function roundsOf(state: StateReader, task: string): (RoundInfo & { round: number })[] {
   const prefix = roundsPrefix(task);
   return state

@@ -45,6 +45,7 @@ import { describeRound } from './fl.ts';
 import { runFederatedDemo } from './fl-demo.ts';
 import { modelAccessLogCommand, objectCommand } from './market.ts';
 import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-flags.ts';
+import { taskCommand } from './task.ts';
 
 /**
  * The `ailink` command. The only place that reads argv and the environment; every subcommand composes the modules
@@ -80,6 +81,9 @@ const USAGE = `ailink — federated learning on decentralized storage
                                                   coordinator is found through the task's record on chain); SPEC is
                                                   <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10,
                                                   csv:FILE or images:DIR
+  ailink task list | show ID [--json]             tasks as the chain records them: who may join, endpoint, rounds
+  ailink task admit ID ADDRESS… | remove ID ADDRESS… | stop ID
+                                                  the owner (--key) changes who may join, or ends the task, on chain
   ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
               [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
   ailink demo --data csv:FILE --label COLUMN [--model PATH/model.json] [--participants N] [--alpha A] …
@@ -791,6 +795,8 @@ async function main(argv: string[]): Promise<void> {
       return coordinatorCommand(rest);
     case 'participant':
       return participantCommand(rest);
+    case 'task':
+      return taskCommand(rest);
     case 'audit':
       return auditCommand(rest);
     case 'model':

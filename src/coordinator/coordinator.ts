@@ -49,6 +49,11 @@ export interface CoordinatorLedger
   admit(task: string, account: string, identityKey: string, signature: string): Promise<void>;
   /** The admitted participants recorded on chain for the task. */
   admitted(task: string): { account: string; identityKey: string }[];
+  /**
+   * Who may join the task now (its owner changes the list on chain after creation) and whether the owner stopped it;
+   * undefined while the chain has no record of the task.
+   */
+  membership(task: string): { allowed: readonly string[]; stopped: boolean } | undefined;
 }
 
 export interface CoordinatorDeps extends Omit<RoundDeps, 'ledger' | 'publish'> {
@@ -277,6 +282,14 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     const initial = await initialOf(task);
     for (;;) {
       if (signal.aborted) return;
+      const membership = deps.ledger.membership(task.id);
+      if (membership?.stopped) {
+        // The owner stopped it on chain: no further round (an open attempt is abandoned; the chain would refuse it).
+        deps.log(`task ${task.id} was stopped by its owner`);
+        store.finishTask(task.id);
+        emit({ kind: 'finished', task: task.id });
+        return;
+      }
       let attempt = store.openAttempt(task.id);
       if (attempt === undefined) {
         const next = nextRound(task);
@@ -309,7 +322,9 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
               preprocessing: statistics ? { fid: statistics.fid, digest: statistics.digest } : null,
             },
             onlineWithinMs,
-            start.canRead,
+            // Only those the owner still admits (it may have removed some since they joined) and who can read the
+            // round's start model.
+            (p) => (membership?.allowed.includes(p.account) ?? true) && start.canRead(p),
             // The task's first round waits up to joinMs from its creation for every organisation to join: they
             // start together, and one that is a few blocks late should not sit the first round out.
             store.rounds(task.id).length === 0 && statistics === undefined
@@ -447,7 +462,10 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     },
     async join(taskId, request) {
       const task = requireTask(taskId);
-      if (!task.spec.admitted.includes(request.account)) {
+      const membership = deps.ledger.membership(taskId);
+      if (membership?.stopped)
+        throw new AilinkError('TASK_STOPPED', `task ${taskId} was stopped by its owner: it takes no joins`);
+      if (!(membership?.allowed ?? task.spec.admitted).includes(request.account)) {
         throw new AilinkError(
           'ROUND_NOT_ADMITTED',
           `${request.account} is not on the admission list of ${taskId}`,

@@ -164,6 +164,12 @@ export async function startCoordinatorNode(
           })),
         anchored: (task) => session.tasks.anchored(task),
         admitted: (task) => session.tasks.admitted(task),
+        membership(task) {
+          const record = taskOf(session.indexer.state, task);
+          return record === undefined
+            ? undefined
+            : { allowed: record.admitted, stopped: (record.stoppedAt ?? null) !== null };
+        },
       },
       describeModel: (pkg, seed) => deps.pool.describe(pkg, seed),
       evaluate: async (spec, weights) =>

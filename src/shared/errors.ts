@@ -77,6 +77,7 @@ export const ERROR_CODES = {
   VERIFIER_UNAVAILABLE: { status: 503, about: 'no registered verifier could be reached' },
   // tasks and rounds (coordinator ↔ participant)
   TASK_NOT_FOUND: { status: 404, about: 'no task with that id' },
+  TASK_STOPPED: { status: 409, about: 'the task has ended or its owner stopped it' },
   TASK_UNVERIFIED: {
     status: 422,
     about: "a task's spec or coordinator does not match what its record on chain says",

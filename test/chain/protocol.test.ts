@@ -839,7 +839,7 @@ describe('provenance', () => {
       h,
       stranger.address,
       at('http://10.0.0.66:8700', '/ip4/10.0.0.66/tcp/8701'),
-      /only the coordinator .* records where fm is reached/,
+      /only the coordinator .* records the endpoint of fm/,
     );
     expectRejected(
       h,
@@ -863,6 +863,64 @@ describe('provenance', () => {
     });
   });
 
+  it('the owner admits and removes organisations after creation, and stops the task; nothing is recorded after', () => {
+    const h = createHarness();
+    const [a, b, c] = [miners[0]!, miners[1]!, miners[2]!];
+    expectApplied(
+      h,
+      coordinator.address,
+      call('provenance.createTask', { task: 'fm', spec: hex('spec'), admitted: [a.address] }),
+    );
+    const set = (add: Account[], remove: Account[]) =>
+      call('provenance.setAdmitted', {
+        task: 'fm',
+        add: add.map((x) => x.address),
+        remove: remove.map((x) => x.address),
+      });
+    const admitted = () => h.state.get<TaskInfo>('provenance/tasks/fm')!.admitted;
+    expectRejected(
+      h,
+      stranger.address,
+      set([stranger], []),
+      /only the coordinator .* changes who may join fm/,
+    );
+    expectApplied(h, coordinator.address, set([b, c], []));
+    expect(admitted()).toEqual([a.address, b.address, c.address]);
+    expectApplied(h, coordinator.address, set([], [a]));
+    expect(admitted()).toEqual([b.address, c.address]);
+    expectRejected(h, coordinator.address, set([a], [a]), /is both added and removed/);
+    // A removed account can no longer be admitted; an added one can.
+    const admit = (who: Account) => {
+      const identityKey = hex(`key/${who.address}`);
+      return call('provenance.admit', {
+        task: 'fm',
+        account: who.address,
+        identityKey,
+        signature: toHex(who.sign(admissionMessage('fm', identityKey))),
+      });
+    };
+    expectRejected(h, coordinator.address, admit(a), /is not on the admission list of fm/);
+    expectApplied(h, coordinator.address, admit(b));
+    expectRejected(
+      h,
+      stranger.address,
+      call('provenance.stopTask', { task: 'fm' }),
+      /only the coordinator .* stops fm/,
+    );
+    expectApplied(h, coordinator.address, call('provenance.stopTask', { task: 'fm' }));
+    expect(h.state.get<TaskInfo>('provenance/tasks/fm')!.stoppedAt).toBe(h.block);
+    const stopped = /task fm was stopped at block/;
+    expectRejected(h, coordinator.address, admit(c), stopped);
+    expectRejected(h, coordinator.address, set([a], []), stopped);
+    expectRejected(
+      h,
+      coordinator.address,
+      call('provenance.recordRound', { task: 'fm', round: 0, manifest: hex('m'), digest: hex('d') }),
+      stopped,
+    );
+    expectRejected(h, coordinator.address, call('provenance.stopTask', { task: 'fm' }), stopped);
+  });
+
   it('the creator coordinates a task; rounds are recorded by it only, in order', () => {
     const h = createHarness();
     expectApplied(
@@ -877,6 +935,7 @@ describe('provenance', () => {
       rounds: 0,
       admitted: [],
       endpoint: null,
+      stoppedAt: null,
     });
     expectRejected(
       h,
@@ -986,6 +1045,8 @@ type Op =
   | { t: 'admit'; task: number; member: number; signer: number }
   | { t: 'recordRound'; task: number; round: number }
   | { t: 'setEndpoint'; task: number; port: number }
+  | { t: 'setAdmitted'; task: number; member: number; remove: boolean }
+  | { t: 'stopTask'; task: number }
   | { t: 'terms'; file: number; readers: number; price: string | null }
   | { t: 'request'; file: number; key: number; paid: bigint; payee: number }
   | { t: 'grant'; file: number; reader: number; key: number };
@@ -1117,6 +1178,17 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       users,
       2,
     ),
+    o(
+      fc.record({
+        t: fc.constant('setAdmitted' as const),
+        task: fc.constantFrom(0, 0, 1),
+        member: fc.integer({ min: 0, max: ACTORS - 1 }),
+        remove: fc.boolean(),
+      }),
+      users,
+      1,
+    ),
+    o(fc.record({ t: fc.constant('stopTask' as const), task: fc.constantFrom(0, 1, 1) }), users, 1),
     o(
       fc.record({
         t: fc.constant('setEndpoint' as const),
@@ -1325,6 +1397,16 @@ describe('the protocol as a replayable fold', () => {
             digest: hex(`d/${op.task}/${op.round}`),
           }),
         };
+      case 'setAdmitted':
+        return {
+          call: call('provenance.setAdmitted', {
+            task: `task-${op.task}`,
+            add: op.remove ? [] : [a(op.member).address],
+            remove: op.remove ? [a(op.member).address] : [],
+          }),
+        };
+      case 'stopTask':
+        return { call: call('provenance.stopTask', { task: `task-${op.task}` }) };
       case 'setEndpoint':
         return {
           call: call('provenance.setEndpoint', {
@@ -1432,6 +1514,11 @@ describe('the protocol as a replayable fold', () => {
       [20, 4, { t: 'recordRound', task: 0, round: 0 }],
       [20, 4, { t: 'setEndpoint', task: 0, port: 1 }],
       [20, 5, { t: 'setEndpoint', task: 0, port: 2 }], // not the coordinator: rejected
+      [20, 4, { t: 'setAdmitted', task: 0, member: 1, remove: false }],
+      [20, 5, { t: 'setAdmitted', task: 0, member: 1, remove: true }], // not the coordinator: rejected
+      [20, 4, { t: 'createTask', task: 1 }],
+      [20, 4, { t: 'stopTask', task: 1 }],
+      [20, 4, { t: 'stopTask', task: 1 }], // stopped already: rejected
       [20, 5, { t: 'tee', peer: 5 }],
       [20, 5, { t: 'tee', peer: 5 }], // registered already: rejected
       [20, 0, { t: 'updateAddrs', port: 1 }], // exited

@@ -83,6 +83,12 @@ beforeAll(async () => {
       signature: 'ab'.repeat(64),
     },
     'provenance.recordRound': { task: 'mnist-fedavg_v1.2', round: 0, manifest: hex('m'), digest: hex('d') },
+    'provenance.setAdmitted': {
+      task: 'mnist-fedavg_v1.2',
+      add: ['5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY'],
+      remove: [],
+    },
+    'provenance.stopTask': { task: 'mnist-fedavg_v1.2' },
     'provenance.setEndpoint': {
       task: 'mnist-fedavg_v1.2',
       url: 'http://10.77.0.3:8700',

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_PROTOCOL_CONFIG, protocolConfigToJson } from '../../src/chain/index.ts';
+import { DEV_PROTOCOL_CONFIG, protocolCall, protocolConfigToJson } from '../../src/chain/index.ts';
 import {
   createHumanOutput,
   createRoundTracker,
@@ -24,13 +24,15 @@ import {
   SECAGG_STAGES,
   withNames,
 } from '../../src/cli/demo-output.ts';
+import { openSession, sessionOf } from '../../src/node/index.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../../src/shared/account.ts';
-import { systemRandom } from '../../src/shared/clock.ts';
+import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import {
   chunks,
   encodeSegment,
   fidOf,
+  loadNetworkFile,
   type NetworkFile,
   PRODUCTION_PROFILE,
   type StorageProfile,
@@ -753,6 +755,54 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     expect(silent.stderr).toContain('TIMEOUT');
     expect(silent.stderr).toContain('http://127.0.0.1:1/v1/info');
   });
+
+  it('`task list | show | admit | remove | stop`: the owner changes who may join on chain; nobody else can', async () => {
+    // A task recorded by the network's operator key (the coordinator fills in a real spec; the chain keeps its digest).
+    const owner = await loadKeyFile(join(dir, network.operatorKey));
+    const session = await openSession(sessionOf(loadNetworkFile(networkPath)), owner, 'cli-test', {
+      clock: systemClock,
+      random: systemRandom,
+    });
+    try {
+      await session.submit([
+        protocolCall('provenance.createTask', {
+          task: 'cli-task',
+          spec: 'ab'.repeat(32),
+          admitted: [second.address],
+        }),
+      ]);
+    } finally {
+      await session.close();
+    }
+    const listed = JSON.parse(await ok(['task', 'list', '--json', ...net()], cwd)) as { id: string }[];
+    expect(listed.map((t) => t.id)).toContain('cli-task');
+    const admitted = JSON.parse(
+      await ok(['task', 'admit', 'cli-task', third.address, '--json', ...net()], cwd),
+    );
+    expect(admitted.admitted).toEqual([second.address, third.address]);
+    const removed = JSON.parse(
+      await ok(['task', 'remove', 'cli-task', second.address, '--json', ...net()], cwd),
+    );
+    expect(removed.admitted).toEqual([third.address]);
+    // Not the owner: the chain refuses, and says why.
+    const stranger = await ailink(['task', 'stop', 'cli-task', '--key', third.file, ...net()], { cwd });
+    expect(stranger.code, stranger.stderr).toBe(1);
+    expect(stranger.stderr).toContain('CHAIN_CALL_REJECTED');
+    expect(stranger.stderr).toContain('only the coordinator');
+    await ok(['task', 'stop', 'cli-task', ...net()], cwd);
+    const shown = JSON.parse(await ok(['task', 'show', 'cli-task', '--json', ...net()], cwd));
+    expect(shown.stoppedAt).toBeGreaterThan(0);
+    const again = await ailink(['task', 'admit', 'cli-task', second.address, ...net()], { cwd });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('was stopped at block');
+    const unknown = await ailink(['task', 'show', 'no-such-task', ...net()], { cwd });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('TASK_NOT_FOUND');
+    // Bad arguments are refused before anything connects.
+    const bad = await ailink(['task', 'admit', 'cli-task', 'not-an-address', ...net()], { cwd });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('expected SS58 addresses');
+  }, 120_000);
 
   it('`store put --plain` prints the same fid as the offline `store hash`', async () => {
     const [put, hash] = await Promise.all([

@@ -66,12 +66,12 @@ export function memoryObjects() {
 }
 
 export function memoryLedger(): CoordinatorLedger & {
-  tasks: Map<string, { digest: string; admitted: string[] }>;
+  tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean }>;
   rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
   terms: Map<string, { readers: string[]; price: string | null }>;
 } {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
-  const tasks = new Map<string, { digest: string; admitted: string[] }>();
+  const tasks = new Map<string, { digest: string; admitted: string[]; stopped?: boolean }>();
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   return {
@@ -88,6 +88,10 @@ export function memoryLedger(): CoordinatorLedger & {
       admitted.set(task, [...(admitted.get(task) ?? []), { account, identityKey }]);
     },
     admitted: (task) => admitted.get(task) ?? [],
+    membership(task) {
+      const t = tasks.get(task);
+      return t === undefined ? undefined : { allowed: t.admitted, stopped: t.stopped ?? false };
+    },
     async recordRound(task, round, manifest, digest) {
       const list = rounds.get(task) ?? [];
       if (round !== list.length)

@@ -124,6 +124,93 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     expect(m0!.cohort).toContain(members[4]!.account.address);
   }, 60_000);
 
+  it('the owner admits an organisation after creation (it takes part from a later round) and removes another', async () => {
+    const world = makeWorld();
+    const labels = ['m1', 'm2', 'm3', 'm4', 'late'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    // Created for the first four; cohort size 5, so the late one has a seat once it may join.
+    const task = await world.coordinator.createTask(
+      baseTask(accounts.slice(0, 4), {
+        rounds: 3,
+        cohort: { size: 5, min: 3 },
+        deadlines: { ...baseTask([]).deadlines, joinMs: 200 },
+      }),
+    );
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    const late = members[4]!;
+    // Before the owner admits it, its join is refused.
+    await expect(
+      world.coordinator.join(task.id, {
+        account: late.account.address,
+        identityKey: '00'.repeat(32),
+        signature: '00'.repeat(64),
+        readerKey: late.account.readerKey,
+        signedAt: Date.now(),
+        joinSignature: '00'.repeat(64),
+        peer: { peerId: 'late', addrs: [] },
+      }),
+    ).rejects.toMatchObject({ code: 'ROUND_NOT_ADMITTED' });
+    const roundDone = (round: number) =>
+      new Promise<void>((resolve) => {
+        const off = world.coordinator.onEvent((e) => {
+          if (e.kind === 'outcome' && e.round === round && e.outcome.kind === 'done') {
+            off();
+            resolve();
+          }
+        });
+      });
+    const first = roundDone(0);
+    world.coordinator.start();
+    startAll(world, members.slice(0, 4), stops);
+    await first;
+    // The owner's changes, as the chain records them: the late one in, m1 out.
+    const record = world.ledger.tasks.get(task.id)!;
+    record.admitted = [...record.admitted.filter((a) => a !== accounts[0]), accounts[4]!];
+    startAll(world, [late], stops);
+    await world.coordinator.finished(task.id);
+    const manifests = await manifestsOf(world, task.id);
+    expect(manifests[0]!.cohort).toContain(accounts[0]);
+    expect(manifests[0]!.cohort).not.toContain(accounts[4]);
+    // Round 1 may have opened before the change; every round opened after it follows it.
+    const after = manifests.slice(2);
+    for (const m of after) expect(m.cohort).not.toContain(accounts[0]);
+    expect(after.some((m) => m.survivors.includes(accounts[4]!))).toBe(true);
+  }, 60_000);
+
+  it('a task its owner stopped ends without another round and takes no joins', async () => {
+    const world = makeWorld();
+    const labels = ['s1', 's2', 's3'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 50 }));
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    const firstDone = new Promise<void>((resolve) => {
+      const off = world.coordinator.onEvent((e) => {
+        if (e.kind === 'outcome' && e.outcome.kind === 'done') {
+          off();
+          resolve();
+        }
+      });
+    });
+    world.coordinator.start();
+    startAll(world, members, stops);
+    await firstDone;
+    world.ledger.tasks.get(task.id)!.stopped = true;
+    await world.coordinator.finished(task.id);
+    expect(world.coordinator.task(task.id)!.status).toBe('finished');
+    expect(world.ledger.anchored(task.id).length).toBeLessThan(50);
+    await expect(
+      world.coordinator.join(task.id, {
+        account: accounts[0]!,
+        identityKey: '00'.repeat(32),
+        signature: '00'.repeat(64),
+        readerKey: members[0]!.account.readerKey,
+        signedAt: Date.now(),
+        joinSignature: '00'.repeat(64),
+        peer: { peerId: 's1', addrs: [] },
+      }),
+    ).rejects.toMatchObject({ code: 'TASK_STOPPED' });
+  }, 60_000);
+
   it('without SecAgg the coordinator sums the quantized updates directly, with the same result rule', async () => {
     const world = makeWorld();
     const labels = ['p', 'q', 'r'];

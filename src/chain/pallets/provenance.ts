@@ -1,7 +1,7 @@
 import { verifySignature } from '../../shared/account.ts';
 import { fromHex } from '../../shared/bytes.ts';
 import type { CallArgs } from '../calls.ts';
-import type { StateValue } from '../state.ts';
+import type { StateReader, StateValue } from '../state.ts';
 import { type Rule, reject } from './context.ts';
 
 /** A training task: who coordinates it, the digest of its settings, how many rounds are recorded. */
@@ -15,6 +15,17 @@ export interface TaskInfo {
   admitted: string[];
   /** Where its coordinator is reached: null until the coordinator records it (absent in records from before). */
   endpoint: TaskEndpoint | null;
+  /** The block that stopped it: null while it runs (absent in records from before). */
+  stoppedAt: number | null;
+}
+
+/** The task's record, refused unless it exists, runs, and `caller` is its coordinator (who created it). */
+function ownTask(state: StateReader, caller: string, task: string, what: string): TaskInfo {
+  const info = state.get<TaskInfo>(taskKey(task));
+  if (info === undefined) reject(`no task ${task}`);
+  if (info.coordinator !== caller) reject(`only the coordinator ${info.coordinator} ${what} ${task}`);
+  if ((info.stoppedAt ?? null) !== null) reject(`task ${task} was stopped at block ${info.stoppedAt}`);
+  return info;
 }
 
 /** The coordinator's HTTP API and libp2p host, as it announces them: an organisation needs only the chain. */
@@ -58,6 +69,7 @@ const createTask: Rule<CallArgs<'provenance.createTask'>> = (state, ctx, args) =
     rounds: 0,
     admitted: [...new Set(args.admitted ?? [])],
     endpoint: null,
+    stoppedAt: null,
   } satisfies TaskInfo);
 };
 
@@ -71,10 +83,7 @@ export function admissionMessage(task: string, identityKey: string): Uint8Array 
  * this key, and only accounts the task's owner listed can be admitted. Once per account: keys are not swapped mid-task.
  */
 const admit: Rule<CallArgs<'provenance.admit'>> = (state, ctx, args) => {
-  const task = state.get<TaskInfo>(taskKey(args.task));
-  if (task === undefined) reject(`no task ${args.task}`);
-  if (task.coordinator !== ctx.caller)
-    reject(`only the coordinator ${task.coordinator} admits participants to ${args.task}`);
+  const task = ownTask(state, ctx.caller, args.task, 'admits participants to');
   if (!(task.admitted ?? []).includes(args.account))
     reject(`${args.account} is not on the admission list of ${args.task}`);
   if (state.get(participantKey(args.task, args.account)) !== undefined)
@@ -89,10 +98,7 @@ const admit: Rule<CallArgs<'provenance.admit'>> = (state, ctx, args) => {
 
 /** Rounds are recorded in order, by the task's coordinator only. */
 const recordRound: Rule<CallArgs<'provenance.recordRound'>> = (state, ctx, args) => {
-  const task = state.get<TaskInfo>(taskKey(args.task));
-  if (task === undefined) reject(`no task ${args.task}`);
-  if (task.coordinator !== ctx.caller)
-    reject(`only the coordinator ${task.coordinator} records rounds of ${args.task}`);
+  const task = ownTask(state, ctx.caller, args.task, 'records rounds of');
   if (args.round !== task.rounds) reject(`expected round ${task.rounds} of ${args.task}, got ${args.round}`);
   state.put(roundKey(args.task, args.round), {
     manifest: args.manifest,
@@ -104,14 +110,32 @@ const recordRound: Rule<CallArgs<'provenance.recordRound'>> = (state, ctx, args)
 
 /** The task's coordinator says where it is reached, again whenever that changes (a restart on new addresses). */
 const setEndpoint: Rule<CallArgs<'provenance.setEndpoint'>> = (state, ctx, args) => {
-  const task = state.get<TaskInfo>(taskKey(args.task));
-  if (task === undefined) reject(`no task ${args.task}`);
-  if (task.coordinator !== ctx.caller)
-    reject(`only the coordinator ${task.coordinator} records where ${args.task} is reached`);
+  const task = ownTask(state, ctx.caller, args.task, 'records the endpoint of');
   state.put(taskKey(args.task), {
     ...task,
     endpoint: { url: args.url, peerId: args.peerId, addrs: [...args.addrs], at: ctx.block.number },
   } satisfies TaskInfo);
 };
 
-export const provenance = { createTask, admit, recordRound, setEndpoint };
+/**
+ * The owner changes who may join: added accounts may be admitted from now on; a removed one may not, and its
+ * admission (if any) stays on record for the rounds it took part in, but it is drawn into no later cohort.
+ */
+const setAdmitted: Rule<CallArgs<'provenance.setAdmitted'>> = (state, ctx, args) => {
+  const task = ownTask(state, ctx.caller, args.task, 'changes who may join');
+  const both = args.add.filter((a) => args.remove.includes(a));
+  if (both.length > 0) reject(`${both[0]} is both added and removed`);
+  const removed = new Set(args.remove);
+  const admitted = [...new Set([...task.admitted.filter((a) => !removed.has(a)), ...args.add])];
+  if (admitted.length > 1024)
+    reject(`a task admits at most 1024 accounts, this would make ${admitted.length}`);
+  state.put(taskKey(args.task), { ...task, admitted } satisfies TaskInfo);
+};
+
+/** The owner stops the task for good. */
+const stopTask: Rule<CallArgs<'provenance.stopTask'>> = (state, ctx, args) => {
+  const task = ownTask(state, ctx.caller, args.task, 'stops');
+  state.put(taskKey(args.task), { ...task, stoppedAt: ctx.block.number } satisfies TaskInfo);
+};
+
+export const provenance = { createTask, admit, recordRound, setEndpoint, setAdmitted, stopTask };
