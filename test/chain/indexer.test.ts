@@ -97,6 +97,8 @@ describe('openIndexer on the dev chain', () => {
       createdAt: task.blockNumber,
       rounds: 1,
       admitted: [],
+      endpoint: null,
+      stoppedAt: null,
     });
     expect(roundsOf(main.state, 'single')).toEqual([
       {
