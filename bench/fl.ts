@@ -288,16 +288,17 @@ if (tables.length > 0) {
 console.log(
   JSON.stringify({
     bench: 'fl',
-    model: MODEL,
-    participants: N,
-    rounds: ROUNDS,
-    epochs: EPOCHS,
-    data: data.dir,
     backend,
     workers: threads,
+    // The image settings' figures only when they ran (FL_SETTINGS=none runs the tables alone).
     ...(SETTINGS.length === 0
       ? {}
       : {
+          model: MODEL,
+          participants: N,
+          rounds: ROUNDS,
+          epochs: EPOCHS,
+          data: data.dir,
           samples_per_s_per_core: Math.round(samplesPerSPerCore),
           pytorch_samples_per_s_per_core: 310,
           non_training_share: Number((otherS / (trainS + otherS)).toFixed(4)),
