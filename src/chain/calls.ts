@@ -16,6 +16,9 @@ const multiaddrs = z.array(z.string().min(1).max(256)).max(8);
 const signature = z.string().regex(/^[0-9a-f]{128}$/, 'expected a 64-byte sr25519 signature in hex');
 const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1–64 of A–Z a–z 0–9 . _ -');
 
+/** Largest space purchase in one call (1 PiB): keeps every account's running total an exact integer. */
+export const MAX_GIB_PER_PURCHASE = 1 << 20;
+
 export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
 
 /** The data key of an object sealed for one X25519 reader key (src/storage/envelope.ts). */
@@ -49,6 +52,10 @@ export const CALL_SCHEMAS = {
   'sminer.exit': z.object({}).strict(),
   'oss.authorize': z.object({ operator: address }).strict(),
   'oss.cancelAuthorize': z.object({ operator: address }).strict(),
+  /** Space in whole GiB for `owner` (default: the caller), paid to the pot in the same batch. */
+  'storageHandler.buySpace': z
+    .object({ gib: z.number().int().min(1).max(MAX_GIB_PER_PURCHASE), owner: address.optional() })
+    .strict(),
   'fileBank.uploadDeclaration': z
     .object({
       fid: hash,

@@ -39,10 +39,14 @@ export const CESS_AUDIT: AuditConfig = Object.freeze({
   }),
 });
 
+/** What a GiB of storage space costs on a local network (CESS sells space per GiB too). */
+export const DEV_SPACE_PRICE = ROC;
+
 /** The protocol parameters of a local network. */
 export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pot: potAddress(),
   minCollateral: ROC,
+  spacePrice: DEV_SPACE_PRICE,
   restoralClaimBlocks: 20,
   audit: CESS_AUDIT,
 });
@@ -54,6 +58,11 @@ export const ProtocolConfigSchema = z
   .object({
     pot: z.string().refine(isAddress, 'expected an SS58 address'),
     minCollateral: z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal amount'),
+    // Optional so that protocol files written before space was sold still read (as the dev price).
+    spacePrice: z
+      .string()
+      .regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal amount')
+      .default(DEV_SPACE_PRICE.toString()),
     restoralClaimBlocks: count,
     audit: z
       .object({
@@ -77,11 +86,12 @@ export const ProtocolConfigSchema = z
       .strict(),
   })
   .strict();
-export type ProtocolConfigJson = z.infer<typeof ProtocolConfigSchema>;
+export type ProtocolConfigJson = z.output<typeof ProtocolConfigSchema>;
 
 export const protocolConfigToJson = (config: ProtocolConfig): ProtocolConfigJson => ({
   ...config,
   minCollateral: config.minCollateral.toString(),
+  spacePrice: config.spacePrice.toString(),
   audit: { ...config.audit, slashBasisPoints: [...config.audit.slashBasisPoints] },
 });
 
@@ -95,7 +105,22 @@ export function parseProtocolConfig(json: unknown, source = 'protocol configurat
       `${source}: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
     );
   }
-  return { ...parsed.data, minCollateral: BigInt(parsed.data.minCollateral) };
+  return {
+    ...parsed.data,
+    minCollateral: BigInt(parsed.data.minCollateral),
+    spacePrice: BigInt(parsed.data.spacePrice),
+  };
+}
+
+/**
+ * The calls that buy `gib` GiB of storage space for `owner` (default: the signer): the price paid to the pot directly
+ * before the purchase, as `storageHandler.buySpace` requires. Several purchases may follow one another in one batch.
+ */
+export function spacePurchase(config: ProtocolConfig, gib: number, owner?: string): ChainCall[] {
+  return [
+    { kind: 'transfer', to: config.pot, amount: BigInt(gib) * config.spacePrice },
+    protocolCall('storageHandler.buySpace', owner === undefined ? { gib } : { gib, owner }),
+  ];
 }
 
 /** A protocol call as a chain call (a remark), ready for `ChainClient.submit`. */

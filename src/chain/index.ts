@@ -1,6 +1,7 @@
 /**
  * Chain: a client for any Substrate endpoint, the embedded dev chain, and CESS's protocol modules (sminer, oss,
- * fileBank, teeWorker, provenance, market) as deterministic rules over remarks, folded by an indexer anyone can run.
+ * storageHandler, fileBank, teeWorker, provenance, market) as deterministic rules over remarks, folded by an
+ * indexer anyone can run.
  */
 
 export { CALL_SCHEMAS, type CallArgs, type CallName, type ProtocolCall } from './calls.ts';
@@ -24,6 +25,7 @@ export {
   protocolCall,
   protocolConfigToJson,
   ROC,
+  spacePurchase,
 } from './config.ts';
 export { DEV_ACCOUNTS, type DevChain, devSigner, startDevChain } from './devchain.ts';
 export { type CallRecord, type ChainSource, type Indexer, openIndexer } from './indexer.ts';
@@ -54,6 +56,7 @@ export {
   type TaskInfo,
 } from './pallets/provenance.ts';
 export type { MinerInfo } from './pallets/sminer.ts';
+export { mayStore, type SpaceInfo, spaceOf } from './pallets/storage-handler.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
   challengeOf,

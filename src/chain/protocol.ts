@@ -7,6 +7,7 @@ import { market, marketOnDelete } from './pallets/market.ts';
 import { oss } from './pallets/oss.ts';
 import { provenance } from './pallets/provenance.ts';
 import { sminer } from './pallets/sminer.ts';
+import { storageHandler } from './pallets/storage-handler.ts';
 import { teeWorker } from './pallets/tee-worker.ts';
 import { decodeRemark } from './remark.ts';
 import { Overlay, type StateReader, type StateWrite } from './state.ts';
@@ -17,6 +18,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'sminer.exit': sminer.exit,
   'oss.authorize': oss.authorize,
   'oss.cancelAuthorize': oss.cancelAuthorize,
+  'storageHandler.buySpace': storageHandler.buySpace,
   'fileBank.uploadDeclaration': fileBank.uploadDeclaration,
   'fileBank.transferReport': fileBank.transferReport,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.

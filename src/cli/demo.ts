@@ -1,14 +1,19 @@
+// `ailink demo`: federated training end to end on loopback, and `demo storage`, the storage network end to end.
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { openSession, sessionOf, startDevNetwork } from '../node/index.ts';
 import { loadKeyFile } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { hasCode } from '../shared/errors.ts';
 import { loadNetworkFile, type StorageClient } from '../storage/index.ts';
+import { MiB, positiveInt, usageError } from './args.ts';
+import type { DemoSource } from './demo-data.ts';
+import { createHumanOutput } from './demo-output.ts';
+import { runFederatedDemo } from './fl-demo.ts';
 
-const MiB = 1024 * 1024;
 const say = (line: string) => console.log(line);
 
 async function sha256Of(
@@ -100,4 +105,114 @@ export async function runStorageDemo(options: { dataDir?: string | undefined }):
     await network.stop();
   }
   say(`done. data in ${dataDir}`);
+}
+
+/**
+ * `--data`: full | small (Fashion-MNIST, with `--model mlp|cnn`), `csv:FILE` (with `--label COLUMN`, and optionally
+ * `--model PATH/model.json`), or `images:DIR` (with `--model PATH/model.json`).
+ */
+function demoSourceOf(data: string, model: string | undefined, label: string | undefined): DemoSource {
+  if (data === 'full' || data === 'small') {
+    const name = model ?? 'mlp';
+    if (name !== 'mlp' && name !== 'cnn')
+      usageError(`--model: Fashion-MNIST trains the built-in mlp or cnn, got ${JSON.stringify(name)}`);
+    if (label !== undefined) usageError('--label goes with --data csv:FILE');
+    return { kind: 'fashion-mnist', small: data === 'small', model: name };
+  }
+  if (data.startsWith('csv:')) {
+    if (label === undefined) usageError('--data csv:FILE needs --label COLUMN (the column to predict)');
+    return { kind: 'csv', file: data.slice(4), label, ...(model === undefined ? {} : { model }) };
+  }
+  if (data.startsWith('images:')) {
+    if (model === undefined)
+      usageError('--data images:DIR needs --model PATH/model.json (it sets the image size)');
+    return { kind: 'images', dir: data.slice(7), model };
+  }
+  return usageError(`--data: expected full, small, csv:FILE or images:DIR, got ${JSON.stringify(data)}`);
+}
+
+export async function demoCommand(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      'data-dir': { type: 'string' },
+      participants: { type: 'string' },
+      rounds: { type: 'string' },
+      model: { type: 'string' },
+      alpha: { type: 'string' },
+      epochs: { type: 'string' },
+      secagg: { type: 'string' },
+      dropout: { type: 'string' },
+      data: { type: 'string' },
+      label: { type: 'string' },
+      json: { type: 'boolean' },
+      'dp-noise': { type: 'string' },
+      'dp-clip': { type: 'string' },
+      'dp-epsilon': { type: 'string' },
+      'dp-delta': { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  if (positionals[0] === 'storage') return runStorageDemo({ dataDir: values['data-dir'] });
+  if (positionals.length > 0) usageError(`unknown demo ${JSON.stringify(positionals[0])}`);
+  const onOff = (v: string | undefined, name: string) => {
+    if (v === undefined || v === 'on') return true;
+    if (v === 'off') return false;
+    return usageError(`--${name}: expected on or off, got ${JSON.stringify(v)}`);
+  };
+  const source = demoSourceOf(values.data ?? 'full', values.model, values.label);
+  // Fashion-MNIST's demo is label-skewed by default (the README's figures); a person's own data is split IID
+  // unless they ask for skew.
+  const alphaFlag = values.alpha ?? (source.kind === 'fashion-mnist' ? '0.5' : undefined);
+  const alpha = alphaFlag === undefined ? null : Number(alphaFlag);
+  if (alpha !== null && (!(alpha > 0) || !Number.isFinite(alpha)))
+    usageError(`--alpha: expected a number > 0, got ${values.alpha}`);
+  const participants = positiveInt(values.participants, 'participants', 10);
+  if (participants < 3) usageError('--participants: secure aggregation needs at least 3');
+  const json = values.json ?? false;
+  const positive = (v: string | undefined, name: string, fallback: number) => {
+    const n = Number(v ?? fallback);
+    if (!(n > 0) || !Number.isFinite(n)) usageError(`--${name}: expected a number > 0, got ${v}`);
+    return n;
+  };
+  const dpFlags = ['dp-clip', 'dp-epsilon', 'dp-delta'] as const;
+  if (values['dp-noise'] === undefined && dpFlags.some((f) => values[f] !== undefined))
+    usageError(
+      '--dp-clip, --dp-epsilon and --dp-delta need --dp-noise Z (the noise multiplier) to turn DP on',
+    );
+  const dp =
+    values['dp-noise'] === undefined
+      ? undefined
+      : {
+          noiseMultiplier: positive(values['dp-noise'], 'dp-noise', 1),
+          clipNorm: positive(values['dp-clip'], 'dp-clip', 1),
+          epsilonBudget: positive(values['dp-epsilon'], 'dp-epsilon', 10),
+          delta: positive(values['dp-delta'], 'dp-delta', 1e-5),
+        };
+  // Everything for a person goes to one stream, in order (stderr under --json, whose stdout is the JSON line alone):
+  // a live line redrawn in place when that stream is a terminal, plain lines when it is a file or a pipe.
+  const human = createHumanOutput(json ? process.stderr : process.stdout);
+  const result = await runFederatedDemo(
+    { random: systemRandom },
+    {
+      dataDir: values['data-dir'],
+      participants,
+      rounds: positiveInt(values.rounds, 'rounds', source.kind === 'fashion-mnist' ? 6 : 10),
+      alpha,
+      ...(values.epochs === undefined ? {} : { epochs: positiveInt(values.epochs, 'epochs', 1) }),
+      secagg: onOff(values.secagg, 'secagg'),
+      // The last organisation goes silent in round 1's first attempt. From 5 organisations on, SecAgg+ (k = 4,
+      // t = 3) finishes the round without it; with 4 or 3 (k = t = 2) its neighbours fall under the threshold, the
+      // attempt aborts, and the next one goes on without it (4) or with it back (3: a round needs 3 survivors).
+      drops: onOff(values.dropout, 'dropout')
+        ? [{ participant: participants - 1, round: 1, stage: 'masked', attempt: 0 }]
+        : [],
+      source,
+      ...(dp === undefined ? {} : { dp }),
+      say: human.say,
+      progress: human.live,
+    },
+  );
+  if (json) console.log(JSON.stringify(result));
+  if (!result.lineage_verified) process.exitCode = 1;
 }

@@ -20,6 +20,7 @@ import { AilinkError } from '../shared/errors.ts';
 import { type CodecPool, createGrantService } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
 import { peerKeyIn, secretIn } from './keys.ts';
+import { hostInUrl } from './network.ts';
 import { openSession, type Session, type SessionConfig } from './session.ts';
 
 /** The code that produced a round, for its manifest: package version and the lockfile's hash. */
@@ -227,8 +228,7 @@ export async function startCoordinatorNode(
     stops.push(() => app.close());
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : (options.http?.port ?? 0);
-    const url =
-      options.http?.announce ?? `http://${bindHost.includes(':') ? `[${bindHost}]` : bindHost}:${port}`;
+    const url = options.http?.announce ?? `http://${hostInUrl(bindHost)}:${port}`;
     endpoint = { url, peerId: host.peerId, addrs: host.addrs().slice(0, 8) };
     // Resume the rounds first: organisations mid-attempt get ROUND_STALE until the loop runs, and recording the
     // endpoint waits for a block.

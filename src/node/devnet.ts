@@ -11,6 +11,7 @@ import {
   type ProtocolConfig,
   protocolConfigToJson,
   ROC,
+  spacePurchase,
   startDevChain,
 } from '../chain/index.ts';
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
@@ -55,7 +56,10 @@ export interface DevNetworkOptions {
   readonly dataDir: string;
   readonly miners: number;
   readonly profile: 'production' | 'test';
-  /** Extra accounts (SS58) the miners accept besides the network's operator key; they are funded for fees too. */
+  /**
+   * Extra accounts (SS58) that may store besides the network's operator: each is funded for fees and gets storage
+   * space bought for it on chain (`storageHandler.buySpace`), which is what the miners check.
+   */
   readonly allow?: readonly string[];
   readonly readyTimeoutMs?: number;
   /** Each start-up step as it begins, and each miner once registered: start-up takes ~30 s, too long to be silent. */
@@ -88,6 +92,8 @@ export type DevNetworkProgress =
 
 /** What each miner and the operator get from Alice: fees and collateral for a long while. */
 const DEV_FUNDING = 1000n * ROC;
+/** Storage space bought for each account of a dev network that stores. */
+const DEV_SPACE_GIB = 64;
 
 /**
  * Starts N real miner processes (on loopback unless `host` says otherwise) (each `ailink miner` with its own data dir), writes network.json, and
@@ -103,7 +109,7 @@ export async function startDevNetwork(
   const operator = existsSync(operatorKeyPath)
     ? await loadKeyFile(operatorKeyPath)
     : await createKeyFile(operatorKeyPath, deps.random);
-  const allow = [operator.address, ...(options.allow ?? [])];
+  const storers = [operator.address, ...(options.allow ?? [])];
   const maxFragment = options.profile === 'production' ? 8 * 1024 * 1024 : 1024 * 1024;
   const path = join(dataDir, 'network.json');
 
@@ -129,12 +135,12 @@ export async function startDevNetwork(
   const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
   // The accounts the miners serve are the network's clients: they pay upload fees, so they are funded too.
   const funded = [
-    ...allow,
+    ...storers,
     ...minerAccounts.map((a) => a.address),
     ...(verifierAccount === undefined ? [] : [verifierAccount.address]),
   ];
   progress({ step: 'funding', accounts: funded.length });
-  await fundAccounts(chain.endpoint, funded);
+  await fundAccounts(chain.endpoint, funded, { storers, protocol });
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
   const shared = ['--chain', chain.endpoint, '--protocol', protocolPath, '--listen', tcpMultiaddr(bind, 0)];
   const verifier = withVerifier
@@ -149,7 +155,6 @@ export async function startDevNetwork(
   const minerArgs = [...shared, '--max-fragment', String(maxFragment)];
   if (options.minerCapacity !== undefined) minerArgs.push('--capacity', String(options.minerCapacity));
   if (options.idleSpace !== undefined) minerArgs.push('--idle-space', String(options.idleSpace));
-  for (const a of allow) minerArgs.push('--allow', a);
   const miners = names.map((name) =>
     spawnable('miner', name, join(dataDir, 'miners', name), minerArgs, readyTimeoutMs),
   );
@@ -213,13 +218,22 @@ export async function startDevNetwork(
 }
 
 /** Alice pays each account that holds less than half of `DEV_FUNDING`, in one batch. */
-async function fundAccounts(endpoint: string, addresses: readonly string[]): Promise<void> {
+/**
+ * Alice funds every account that has not been funded yet, and buys storage space for each new one that stores.
+ * Space goes with the first funding: a restarted network buys none again (it would add up for nothing).
+ */
+async function fundAccounts(
+  endpoint: string,
+  addresses: readonly string[],
+  space: { storers: readonly string[]; protocol: ProtocolConfig },
+): Promise<void> {
   const chain = await connectChain(endpoint);
   try {
     const calls: ChainCall[] = [];
     for (const to of addresses) {
-      if ((await chain.balance(to)) < DEV_FUNDING / 2n)
-        calls.push({ kind: 'transfer', to, amount: DEV_FUNDING });
+      if ((await chain.balance(to)) >= DEV_FUNDING / 2n) continue;
+      calls.push({ kind: 'transfer', to, amount: DEV_FUNDING });
+      if (space.storers.includes(to)) calls.push(...spacePurchase(space.protocol, DEV_SPACE_GIB, to));
     }
     if (calls.length > 0) await chain.submit(devSigner('Alice'), calls);
   } finally {

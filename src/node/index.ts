@@ -22,6 +22,7 @@ export { peerKeyIn, secretIn } from './keys.ts';
 export {
   DEFAULT_NETWORK_FILE,
   DEFAULT_STATE_DIR,
+  hostInUrl,
   type NetworkFlags,
   openChainRegistry,
   type ResolvedNetwork,

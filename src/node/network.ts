@@ -47,6 +47,9 @@ export function tcpMultiaddr(host: string, port: number): string {
   return `/${kind}/${host}/tcp/${port}`;
 }
 
+/** An IPv6 address goes in brackets in a URL. */
+export const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
 export const DEFAULT_NETWORK_FILE = './ailink-data/network.json';
 export const DEFAULT_STATE_DIR = './ailink-data';
 

@@ -5,27 +5,31 @@ import {
   type ChainClient,
   connectChain,
   type Indexer,
-  minerOf,
+  mayStore,
   openIndexer,
   type ProtocolConfig,
 } from '../chain/index.ts';
 import { createHost, newPeerKey } from '../p2p/index.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
+import { hasCode } from '../shared/errors.ts';
 import { openFragmentStore } from './fragment-store.ts';
 import { type AuditAgent, startAuditAgent } from './miner-audit.ts';
 import { joinChain, minerChainActions } from './miner-chain.ts';
 import { createMinerClient } from './miner-client.ts';
 import { type MinerLog, startMinerService } from './miner-service.ts';
-import { createRequestGuard } from './request-auth.ts';
+import { createRequestGuard, type RequestGuard } from './request-auth.ts';
 
 export interface MinerNodeOptions {
   readonly dataDir: string;
   readonly listen: readonly string[];
   /** Multiaddrs to announce (on chain and to peers) instead of the bound ones: a public address, a NAT mapping. */
   readonly announce?: readonly string[];
-  /** Accounts (SS58) allowed to store, read and delete. */
-  readonly allow: readonly string[];
+  /**
+   * Accounts (SS58) served whatever the chain says; on a chain, every account the chain lets store
+   * (`storageHandler.buySpace`, or an `oss.authorize`d operator of such an account) is served too. Empty by default.
+   */
+  readonly allow?: readonly string[];
   readonly capacity: number;
   readonly maxFragmentSize: number;
   /** Longest signature lifetime accepted. */
@@ -55,7 +59,7 @@ export interface MinerNode {
 
 /**
  * A storage miner: a libp2p host whose identity is kept in the data dir (so it comes back as the same peer), a
- * fragment store on disk, and the fragment protocol guarded by fresh signatures of allowed accounts.
+ * fragment store on disk, and the fragment protocol guarded by fresh signatures of accounts the chain lets store.
  */
 export async function startMinerNode(
   deps: { clock: Clock; random: Random; log: MinerLog },
@@ -83,22 +87,33 @@ export async function startMinerNode(
     maxBufferSize: options.maxFragmentSize + 1024 * 1024,
   });
   let onChain: { chain: ChainClient; indexer: Indexer } | undefined;
-  const allowed = new Set(options.allow);
-  const guard = createRequestGuard(
+  const allowed = new Set(options.allow ?? []);
+  const check = createRequestGuard(
     { clock: deps.clock, nonces: store.nonces },
     {
       audience: host.peerId,
-      // Other miners in good standing may read fragments: they rebuild lost columns for restoral orders.
       authorised: {
         has: (account: string, op: string) =>
+          // Anyone who signs may read: a plain object is public, and an encrypted one is useless without its key.
+          op === 'get' ||
+          op === 'has' ||
           allowed.has(account) ||
-          (op === 'get' &&
-            onChain !== undefined &&
-            minerOf(onChain.indexer.state, account)?.state === 'positive'),
+          (onChain !== undefined && mayStore(onChain.indexer.state, account)),
       },
       maxTtlMs: options.maxSignatureTtlMs,
     },
   );
+  // The audit agent keeps the index about a second behind the chain; space bought since then is found by syncing
+  // once more before refusing. A refusal claims no nonce, so asking again is safe.
+  const guard: RequestGuard = async (fields, auth) => {
+    try {
+      return check(fields, auth);
+    } catch (err) {
+      if (onChain === undefined || !hasCode(err, 'AUTH_NOT_AUTHORISED')) throw err;
+      await onChain.indexer.sync(undefined, { signal: AbortSignal.timeout(options.requestDeadlineMs) });
+      return check(fields, auth);
+    }
+  };
   let agent: AuditAgent | undefined;
   let registration: MinerNode['registration'] = null;
   try {

@@ -90,7 +90,7 @@ export async function startMinerService(
           );
         }
       }
-      const account = guard(
+      const account = await guard(
         {
           op: request.op,
           fragment: request.fragment,

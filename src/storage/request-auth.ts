@@ -143,4 +143,5 @@ export function createRequestGuard(
   };
 }
 
-export type RequestGuard = ReturnType<typeof createRequestGuard>;
+/** A guard as the services take it: the plain check, or one that may consult the chain before refusing. */
+export type RequestGuard = (fields: SignedFields, auth: RequestAuth | undefined) => string | Promise<string>;

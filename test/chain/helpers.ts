@@ -31,6 +31,7 @@ export const POT = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 export const CONFIG: ProtocolConfig = {
   pot: POT,
   minCollateral: 1000n,
+  spacePrice: 100n,
   restoralClaimBlocks: 10,
   audit: {
     ...CESS_AUDIT,

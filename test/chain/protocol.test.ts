@@ -16,6 +16,7 @@ import {
 import type { Grant, OpenRequest } from '../../src/chain/pallets/market.ts';
 import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provenance.ts';
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
+import { mayStore, spaceOf } from '../../src/chain/pallets/storage-handler.ts';
 import { applyCall, applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
 import { participantsOf } from '../../src/chain/queries.ts';
 import { encodeRemark } from '../../src/chain/remark.ts';
@@ -44,6 +45,7 @@ import {
   makeAccounts,
   makeDeclaration,
   makeReceipt,
+  POT,
   peerIdOf,
   type Receipt,
   registerMiner,
@@ -262,6 +264,55 @@ describe('oss', () => {
       call('oss.cancelAuthorize', { operator: operator.address }),
       /not authorised/,
     );
+  });
+});
+
+describe('storageHandler', () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = createHarness();
+  });
+  const buy = (gib: number, owner?: string) =>
+    call('storageHandler.buySpace', owner === undefined ? { gib } : { gib, owner });
+
+  it('space is bought for the price paid to the pot, for oneself or for another account, and adds up', () => {
+    expect(mayStore(h.state, owner.address)).toBe(false);
+    expectApplied(h, owner.address, buy(2), { payments: [{ to: POT, amount: 200n }] });
+    const since = h.block;
+    expect(spaceOf(h.state, owner.address)).toEqual({ gib: 2, since });
+    // A sponsor pays for someone else; more space adds to what the account holds.
+    expectApplied(h, stranger.address, buy(3, owner.address), { payments: [{ to: POT, amount: 300n }] });
+    expect(spaceOf(h.state, owner.address)).toEqual({ gib: 5, since });
+    expect(spaceOf(h.state, stranger.address)).toBeUndefined();
+    expect(mayStore(h.state, owner.address)).toBe(true);
+    expect(mayStore(h.state, stranger.address)).toBe(false);
+  });
+
+  it('rejects space that was not paid for in full, or paid to someone else, and records nothing', () => {
+    expectRejected(h, owner.address, buy(2), /2 GiB cost 200 \(100 per GiB\) but 199 was paid/, {
+      payments: [{ to: POT, amount: 199n }],
+    });
+    expectRejected(h, owner.address, buy(1), /but 0 was paid/, {
+      payments: [{ to: stranger.address, amount: 100n }],
+    });
+    expect(mayStore(h.state, owner.address)).toBe(false);
+  });
+
+  it('one payment buys one purchase: what the batch paid the pot earlier does not count', () => {
+    // A batch [transfer(pot, 100), buySpace, buySpace]: the second purchase sees the batch's pot total, not a payment.
+    expectRejected(h, owner.address, buy(1), /but 0 was paid/, { paidToPot: 100n, payments: [] });
+    expect(spaceOf(h.state, owner.address)).toBeUndefined();
+  });
+
+  it('an operator may store while an account holding space authorises it, and not after', () => {
+    expectApplied(h, owner.address, call('oss.authorize', { operator: operator.address }));
+    // Authorised by an account that holds no space: nothing to store against.
+    expect(mayStore(h.state, operator.address)).toBe(false);
+    expectApplied(h, owner.address, buy(1), { payments: [{ to: POT, amount: 100n }] });
+    expect(mayStore(h.state, operator.address)).toBe(true);
+    expectApplied(h, owner.address, call('oss.cancelAuthorize', { operator: operator.address }));
+    expect(mayStore(h.state, operator.address)).toBe(false);
+    expect(mayStore(h.state, owner.address)).toBe(true);
   });
 });
 
@@ -1032,6 +1083,7 @@ type Op =
   | { t: 'updateAddrs'; port: number }
   | { t: 'exit' }
   | { t: 'authorize' | 'cancelAuthorize'; operator: number }
+  | { t: 'buySpace'; gib: number; owner: number | null; paid: bigint }
   | { t: 'declare'; file: number; owner: number; deal: number; badSize: boolean }
   | { t: 'report'; file: number; receipts: { miner: number; index: number; forged: boolean }[] }
   | { t: 'delete' | 'generate' | 'claim' | 'complete'; file: number; index: number }
@@ -1093,6 +1145,16 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       }),
       users,
       3,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('buySpace' as const),
+        gib: fc.constantFrom(1, 2),
+        owner: fc.constantFrom(null, 4, 5),
+        paid: fc.constantFrom(0n, 100n, 150n, 200n),
+      }),
+      users,
+      2,
     ),
     o(
       fc.record({
@@ -1288,7 +1350,7 @@ describe('the protocol as a replayable fold', () => {
             capacity: 1 << 20,
             collateral: op.collateral,
           }),
-          paidToPot: op.paid,
+          payments: [{ to: POT, amount: op.paid }],
         };
       case 'updateAddrs':
         return { call: call('sminer.updateAddrs', { addrs: [`/ip4/10.0.0.1/tcp/${4000 + op.port}`] }) };
@@ -1297,6 +1359,14 @@ describe('the protocol as a replayable fold', () => {
       case 'authorize':
       case 'cancelAuthorize':
         return { call: call(`oss.${op.t}`, { operator: a(op.operator).address }) };
+      case 'buySpace':
+        return {
+          call: call(
+            'storageHandler.buySpace',
+            op.owner === null ? { gib: op.gib } : { gib: op.gib, owner: a(op.owner).address },
+          ),
+          payments: [{ to: POT, amount: op.paid }],
+        };
       case 'declare': {
         const d = files[op.file]!;
         return {
@@ -1500,6 +1570,8 @@ describe('the protocol as a replayable fold', () => {
     const script: [number, number, Op][] = [
       [4, 4, { t: 'authorize', operator: 5 }],
       [4, 4, { t: 'cancelAuthorize', operator: 5 }],
+      [4, 5, { t: 'buySpace', gib: 2, owner: 4, paid: 200n }],
+      [4, 4, { t: 'buySpace', gib: 2, owner: null, paid: 199n }], // underpaid: rejected
       [5, 4, { t: 'generate', file: 0, index: 0 }],
       [5, 3, { t: 'claim', file: 0, index: 0 }], // sees the order opened earlier in the same block
       [6, 3, { t: 'complete', file: 0, index: 0 }],
@@ -1754,6 +1826,16 @@ function checkInvariants(state: StateStore): void {
     expect(state.get<FileInfo>(`fileBank/files/${fid}`)?.placements[Number(index)], key).toBe(order.origin);
     expect(order.claimer === null).toBe(order.deadline === null);
   }
+  // The operator index mirrors the authorisations exactly.
+  const authorisations = state
+    .scan('oss/auth/')
+    .map(([key]) => key.slice('oss/auth/'.length))
+    .sort();
+  const byOperator = state
+    .scan('oss/owners/')
+    .map(([key]) => key.slice('oss/owners/'.length).split('/').reverse().join('/'))
+    .sort();
+  expect(byOperator).toEqual(authorisations);
   for (const [key, miner] of state.scan('sminer/peers/')) {
     expect(state.get<MinerInfo>(`sminer/miners/${miner as string}`)?.peerId).toBe(
       key.slice('sminer/peers/'.length),

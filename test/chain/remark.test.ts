@@ -52,6 +52,7 @@ beforeAll(async () => {
     'sminer.exit': {},
     'oss.authorize': { operator: operator.address },
     'oss.cancelAuthorize': { operator: operator.address },
+    'storageHandler.buySpace': { gib: 3, owner: owner.address },
     'fileBank.uploadDeclaration': d,
     'fileBank.transferReport': { fid: d.fid, receipts: [makeReceipt(miner, d, 0), makeReceipt(owner, d, 1)] },
     'fileBank.deleteFile': { fid: d.fid },

@@ -12,16 +12,22 @@ import {
   type ChainClient,
   connectChain,
   fileOf,
+  filesOfOwner,
   type Indexer,
   minersOf,
   openIndexer,
   parseProtocolConfig,
+  ROC,
+  spaceOf,
+  spacePurchase,
+  submitProtocol,
 } from '../../src/chain/index.ts';
 import { type DevNetwork, startDevNetwork } from '../../src/node/devnet.ts';
 import { openChainRegistry } from '../../src/node/network.ts';
 import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
+import type { AilinkError } from '../../src/shared/errors.ts';
 import {
   type CodecPool,
   createCodecPool,
@@ -32,6 +38,7 @@ import {
   type StorageClient,
   TEST_PROFILE,
 } from '../../src/storage/index.ts';
+import { makeAccounts } from '../chain/helpers.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -49,19 +56,21 @@ describe('storage recorded on the chain, with 13 real miner processes', () => {
   let account: Account;
   const opened: ObjectRegistry[] = [];
   /** A client whose registry is a fresh index of the chain: it knows only what the chain says. */
-  const freshClient = async (): Promise<{ client: StorageClient; registry: ObjectRegistry }> => {
+  const freshClient = async (
+    as: Account = account,
+  ): Promise<{ client: StorageClient; registry: ObjectRegistry }> => {
     const miners = createMinerClient(
-      { host, account, clock: systemClock, random: systemRandom },
+      { host, account: as, clock: systemClock, random: systemRandom },
       { requestTimeoutMs: 20_000, signatureTtlMs: 60_000, maxFragmentSize: TEST_PROFILE.segmentSize },
     );
     const loaded = loadNetworkFile(network.path);
     // Each registry indexes into its own folder, so nothing is shared with the writer but the chain.
     const own = join(dir, `reader-${opened.length}`);
     mkdirSync(own);
-    const registry = await openChainRegistry({ ...loaded, dir: own }, account, miners);
+    const registry = await openChainRegistry({ ...loaded, dir: own }, as, miners);
     opened.push(registry);
     const client = createStorageClient(
-      { miners, registry, account, codec, clock: systemClock, random: systemRandom },
+      { miners, registry, account: as, codec, clock: systemClock, random: systemRandom },
       { profile: TEST_PROFILE, fragmentDeadlineMs: 10_000 },
     );
     return { client, registry };
@@ -131,6 +140,36 @@ describe('storage recorded on the chain, with 13 real miner processes', () => {
     const placement = await registry.get(fid);
     expect(placement?.chain?.state).toBe('Active');
     expect(sha(await readAll(client, fid))).toBe(sha(data));
+  });
+
+  it('a newcomer reads public objects at once, and stores once it bought space on chain, with no miner restarted', async () => {
+    const [newcomer] = makeAccounts('chain-storage/newcomer', 1) as [Account];
+    await chain.submit(account, [{ kind: 'transfer', to: newcomer.address, amount: 10n * ROC }]);
+    const published = systemRandom(1500);
+    const { fid: open } = await (await freshClient()).client.put(published, { encrypt: false });
+    const { client } = await freshClient(newcomer);
+    // A plain object is public: no grant, no space needed to read it. An encrypted one stays sealed.
+    expect(sha(await readAll(client, open))).toBe(sha(published));
+    await expect(readAll(client, fid)).rejects.toMatchObject({ code: 'CRYPTO_NOT_A_READER' });
+
+    // The attack: store on the network's miners without the chain's leave. Every miner refuses it.
+    const refused = await client.put(systemRandom(1000), { name: 'uninvited.bin' }).then(
+      () => null,
+      (err: unknown) => err as AilinkError,
+    );
+    expect(refused?.message).toMatch(/AUTH_NOT_AUTHORISED|not authorised/);
+    await indexer.sync();
+    expect(filesOfOwner(indexer.state, newcomer.address)).toStrictEqual([]);
+    const pids = network.miners.map((m) => m.pid);
+
+    // Space bought on chain is all it takes: the same miner processes accept the next upload.
+    await submitProtocol({ chain, indexer }, newcomer, spacePurchase(network.protocol, 1));
+    expect(spaceOf(indexer.state, newcomer.address)?.gib).toBe(1);
+    const welcome = systemRandom(TEST_PROFILE.segmentSize + 10);
+    const stored = await client.put(welcome, { name: 'welcome.bin' });
+    await indexer.sync();
+    expect(fileOf(indexer.state, stored.fid)).toMatchObject({ owner: newcomer.address, state: 'Active' });
+    expect(network.miners.map((m) => m.pid)).toStrictEqual(pids);
   });
 
   it('a stopped miner: a restoral order is generated, claimed by a spare, completed, and the file reads back', async () => {

@@ -31,6 +31,8 @@ export interface ProtocolConfig {
   readonly pot: string;
   /** Least collateral a miner must pay when registering, in the chain's smallest unit. */
   readonly minCollateral: bigint;
+  /** What one GiB of storage space costs (`storageHandler.buySpace`), paid to the pot. */
+  readonly spacePrice: bigint;
   /** Blocks a claimer has to complete a restoral order before anyone may claim it again. */
   readonly restoralClaimBlocks: number;
   readonly audit: AuditConfig;
@@ -60,6 +62,10 @@ export interface AuditConfig {
     readonly idleOpenings: number;
   };
 }
+
+/** Planck paid to `to` by the transfers directly before this call: each payment pays for one call only. */
+export const paidTo = (ctx: CallContext, to: string): bigint =>
+  ctx.payments.reduce((sum, p) => (p.to === to ? sum + p.amount : sum), 0n);
 
 /** A call broke a rule. Thrown inside a call, it discards every write the call made. */
 export class CallRejected extends Error {

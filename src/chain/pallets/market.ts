@@ -1,6 +1,6 @@
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
-import { type CallContext, type Rule, reject } from './context.ts';
+import { paidTo, type Rule, reject } from './context.ts';
 import { type FileInfo, getFile } from './file-bank.ts';
 import { authorised } from './oss.ts';
 
@@ -86,10 +86,6 @@ function existingFile(state: StateReader, fid: string): FileInfo {
 /** The owner or an operator it authorised (oss.authorize) manages the object's terms and releases its key. */
 const managesFile = (state: StateReader, file: FileInfo, account: string): boolean =>
   account === file.owner || authorised(state, file.owner, account);
-
-/** Planck paid to `to` by the transfers directly before this call. */
-const paidTo = (ctx: CallContext, to: string): bigint =>
-  ctx.payments.reduce((sum, p) => (p.to === to ? sum + p.amount : sum), 0n);
 
 const setTerms: Rule<CallArgs<'market.setTerms'>> = (state, ctx, args) => {
   const file = existingFile(state, args.fid);

@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import { mayStore, protocolCall, spaceOf, spacePurchase } from '../chain/index.ts';
+import { openSession } from '../node/index.ts';
+import { isAddress } from '../shared/account.ts';
+import { systemClock, systemRandom } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
+
+/**
+ * `ailink space`: who may store on the network, as the chain records it (CESS's storage_handler and oss). Miners
+ * accept uploads from an account that bought space, or from an operator that such an account authorised; they look
+ * it up on chain, so nothing needs restarting:
+ *
+ *   ailink space buy GIB [--for ADDRESS]   buy GIB GiB (paying the protocol's price to the pot) for --key's account
+ *                                          or for ADDRESS
+ *   ailink space show [ADDRESS] [--json]   the space an account holds and whether miners accept its uploads
+ *   ailink space authorize OPERATOR        let OPERATOR (a gateway, a coordinator) store, declare and delete for you
+ *   ailink space revoke OPERATOR           take that back
+ */
+
+const USAGE =
+  'expected `ailink space buy GIB [--for ADDRESS] | show [ADDRESS] | authorize OPERATOR | revoke OPERATOR`';
+
+export async function spaceCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...NETWORK_OPTIONS, for: { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+  });
+  const [sub, arg] = positionals;
+  // Arguments first: a usage error must not need a running network.
+  if (sub === undefined || !['buy', 'show', 'authorize', 'revoke'].includes(sub))
+    throw new AilinkError('INVALID_INPUT', `${USAGE}, got ${JSON.stringify(sub ?? '')}`);
+  const gib = sub === 'buy' ? Number(arg) : 0;
+  if (sub === 'buy' && !(/^[1-9]\d*$/.test(arg ?? '') && gib <= 1 << 20))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `space buy: expected a whole number of GiB from 1 to 1048576, got ${JSON.stringify(arg ?? '')}`,
+    );
+  const named = sub === 'buy' ? values.for : arg;
+  if ((sub === 'authorize' || sub === 'revoke') && named === undefined)
+    throw new AilinkError('INVALID_INPUT', `space ${sub}: expected the operator's SS58 address`);
+  if (named !== undefined && !isAddress(named))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `space ${sub}: expected an SS58 address, got ${JSON.stringify(named)}`,
+    );
+
+  const { session: config, account } = await networkAndKey(values);
+  const session = await openSession(config, account, 'client', { clock: systemClock, random: systemRandom });
+  try {
+    const who = sub === 'show' || sub === 'buy' ? (named ?? account.address) : account.address;
+    switch (sub) {
+      case 'buy': {
+        const price = BigInt(gib) * config.protocol.spacePrice;
+        await session.submit(spacePurchase(config.protocol, gib, named));
+        console.error(`bought ${gib} GiB for ${who} (${price} paid to the pot)`);
+        break;
+      }
+      case 'authorize':
+      case 'revoke':
+        await session.submit([
+          protocolCall(sub === 'authorize' ? 'oss.authorize' : 'oss.cancelAuthorize', { operator: named! }),
+        ]);
+        console.error(
+          sub === 'authorize'
+            ? `${named} may now store, declare and delete for ${account.address}`
+            : `${named} no longer acts for ${account.address}`,
+        );
+        return;
+      case 'show':
+        await session.indexer.sync();
+        break;
+    }
+    const state = session.indexer.state;
+    const space = spaceOf(state, who);
+    const view = {
+      account: who,
+      gib: space?.gib ?? 0,
+      since: space?.since ?? null,
+      mayStore: mayStore(state, who),
+      block: session.indexer.height(),
+    };
+    if (values.json) console.log(JSON.stringify(view));
+    else if (sub === 'show')
+      console.log(
+        `${who}: ${view.gib} GiB${view.since === null ? '' : ` (since block ${view.since})`}; miners ${view.mayStore ? 'accept' : 'refuse'} its uploads${view.gib === 0 && view.mayStore ? ' (as an operator of an account with space)' : ''}`,
+      );
+  } finally {
+    await session.close();
+  }
+}

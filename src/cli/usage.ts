@@ -1,0 +1,70 @@
+// The `ailink` help text: printed by `ailink help`, and after every usage error.
+
+export const USAGE = `ailink — federated learning on decentralized storage
+
+  ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
+  ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
+             [--host ADDR]                        run a local network until Ctrl-C, every process bound to ADDR
+                                                  (default 127.0.0.1); writes <data-dir>/network.json; the
+                                                  operator and each --allow account are funded and get space
+  ailink chain [--port 9944] [--host 127.0.0.1] [--data-dir ./ailink-data/chain]
+                                                  run the dev chain until Ctrl-C; its blocks persist
+  ailink miner --data-dir DIR [--listen MULTIADDR] [--announce MULTIADDR] [--capacity BYTES]
+               [--max-fragment BYTES] [--chain WS [--collateral PLANCKS] [--protocol FILE] [--idle-space BYTES]]
+               [--allow ADDRESS]...               a storage miner; on a chain it registers, proves and repairs, and
+                                                  stores for every account the chain lets store (see \`space\`);
+                                                  --allow adds accounts whatever the chain says; anyone may read
+  ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR] [--announce MULTIADDR]
+                                                  the verifier (TEE role): tags fragments, checks storage proofs
+  ailink store hash FILE [--json] [--profile production|test]
+                                                  fid, segment and fragment hashes of FILE stored unencrypted (offline)
+  ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid
+  ailink store get FID --out FILE
+  ailink store info FID [--json]
+  ailink store ls [--json]
+  ailink store repair FID
+  ailink coordinator [--data-dir DIR] [--listen ADDR] [--announce HOST] [--http-port 8700] [--p2p-port 8701]
+                     [--test-data SPEC] [--create-task FILE.json]
+                                                  tasks and rounds: HTTP API (OpenAPI at /openapi.json), libp2p round
+                                                  traffic, state in DIR/coordinator.sqlite (resumes after a restart);
+                                                  both listen on ADDR (default 127.0.0.1), announced as HOST
+  ailink participant --chain WS --task ID --key FILE --data SPEC [--coordinator URL]
+                                                  join a task and train on local data until its last round (the
+                                                  coordinator is found through the task's record on chain); SPEC is
+                                                  <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10,
+                                                  csv:FILE or images:DIR
+  ailink space buy GIB [--for ADDRESS] | show [ADDRESS] [--json] | authorize OPERATOR | revoke OPERATOR
+                                                  storage space on chain: miners accept uploads from an account
+                                                  holding space, or from an operator it authorised
+  ailink task list | show ID [--json]             tasks as the chain records them: who may join, endpoint, rounds
+  ailink task admit ID ADDRESS… | remove ID ADDRESS… | stop ID
+                                                  the owner (--key) changes who may join, or ends the task, on chain
+  ailink demo [--participants 10] [--rounds 6] [--model mlp|cnn] [--alpha 0.5] [--epochs 1] [--secagg on|off]
+              [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
+  ailink demo --data csv:FILE --label COLUMN [--model PATH/model.json] [--participants N] [--alpha A] …
+  ailink demo --data images:DIR --model PATH/model.json [--participants N] [--alpha A] …
+              [--dp-noise Z [--dp-clip 1] [--dp-epsilon 10] [--dp-delta 1e-5]]
+                                                  federated training end to end on loopback: chain, 12 miners,
+                                                  verifier, coordinator, organisations with SecAgg and a dropout
+  ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
+  ailink audit verify --task ID [--round N] [--max-price PLANCK] [--json]
+                                                  check a task's lineage against the chain: manifests, parents,
+                                                  models, commitments, admissions, settings, miners; exit 0 only if
+                                                  every check holds, else each finding and where it broke
+  ailink audit report --task ID [--round N] [--max-price PLANCK] [--format html|md|json] [--out FILE]
+                                                  the model card: lineage, participants, settings, privacy budget
+  ailink model pull --task ID [--round N] --out DIR [--max-price PLANCK] [--json]
+                                                  download a global model, verify it and its lineage against the
+                                                  chain, write model.json + weights.bin (TensorFlow.js)
+  ailink model access-log --fid FID [--json]       every retrieval of FID recorded on chain: reader, block, paid
+  ailink object terms FID [--readers ADDR,...] [--price PLANCK]
+                                                  the owner sets who reads FID free and what others pay per request
+  ailink object request FID [--max-price PLANCK] [--out FILE]
+                                                  ask for FID's key (paying the owner in the same extrinsic), read it
+  ailink object serve-keys                        the owner's key service: release keys to accepted requests
+
+Commands that reach the network take --chain ws://HOST:PORT [--protocol FILE] [--state-dir DIR] (indexes and keys
+in DIR, default ./ailink-data), or --network FILE (default ./ailink-data/network.json, written by \`ailink dev\`);
+and --key FILE (default: the network file's operator key). The long-running roles (coordinator, participant, miner,
+verifier) also take --config FILE: a JSON object of their flags, which flags on the command line override.
+Exit codes: 0 ok, 1 failed (the error code is printed), 2 bad usage.`;
