@@ -7,16 +7,19 @@ import { systemRandom } from '../../src/shared/clock.ts';
 import { createHosts, type Hosts, netnsUnavailable } from './netns.ts';
 
 /**
- * "Deploying across organisations" (README) as a test: the chain with its miners and verifier, the coordinator, four
+ * "Deploying across organisations" (README) as a test: the chain with its miners and verifier, the coordinator, five
  * organisations and an auditor each on a host of their own (a network namespace with its own address). What crosses
  * between them is what a real deployment shares: the chain endpoint, the task id, and public keys (addresses). Each
  * organisation holds its own slice of a public table (Palmer penguins) and trains the model.json written below;
- * one organisation's process is killed after round 0 (a real dropout); the auditor verifies the lineage from its own
- * host with nothing but the chain.
+ * one organisation's process is killed after round 0 (a real dropout), and a fifth is admitted on chain only then
+ * (`ailink task admit`) and joins from a later round; the auditor verifies the lineage from its own host with
+ * nothing but the chain.
  */
 
 const unavailable = netnsUnavailable();
 const ORGS = ['org-1', 'org-2', 'org-3', 'org-4'];
+/** Admitted after the task started. */
+const LATE = 'org-5';
 const work = mkdtempSync(join(tmpdir(), 'ailink-deploy-'));
 let hosts: Hosts | undefined;
 afterAll(async () => {
@@ -123,7 +126,11 @@ describe.skipIf(unavailable !== null)(
     it('a CSV task with its own model.json: SecAgg, a killed organisation, client-side evaluation, the audit from its own host', async () => {
       const logs = join(work, 'logs');
       mkdirSync(logs);
-      hosts = createHosts(`ail${process.pid % 10_000}`, ['chain', 'coordinator', ...ORGS, 'auditor'], logs);
+      hosts = createHosts(
+        `ail${process.pid % 10_000}`,
+        ['chain', 'coordinator', ...ORGS, LATE, 'auditor'],
+        logs,
+      );
       const h = hosts;
 
       // Each party makes its own key where it runs; only the addresses are handed around.
@@ -136,8 +143,10 @@ describe.skipIf(unavailable !== null)(
       const coordinator = await keyOf('coordinator');
       const auditor = await keyOf('auditor');
       const orgs = await Promise.all(ORGS.map(keyOf));
+      const late = await keyOf(LATE);
 
-      // The storage network's operator: the chain, 12 miners and the verifier on the chain's host.
+      // The storage network's operator: the chain, 12 miners and the verifier on the chain's host. It funds the parties
+      // it was told about and buys them storage space on chain, which is all the miners check.
       const chainHost = h.address('chain');
       const network = h.ailink('chain', 'dev', [
         'dev',
@@ -145,7 +154,7 @@ describe.skipIf(unavailable !== null)(
         chainHost,
         '--data-dir',
         join(work, 'chain'),
-        ...[coordinator, auditor, ...orgs].flatMap((p) => ['--allow', p.address]),
+        ...[coordinator, auditor, ...orgs, late].flatMap((p) => ['--allow', p.address]),
       ]);
       const endpoint = await waitFor(
         () => /chain: (ws:\/\/\S+)/.exec(network.stderr())?.[1],
@@ -179,9 +188,9 @@ describe.skipIf(unavailable !== null)(
       expect(task, coord.stderr()).toBeDefined();
 
       // The organisations: the chain endpoint, the task id, their key and their own file. Nothing else.
-      const files = splitPenguins(orgs.map((o) => o.dir));
-      const running = orgs.map((o, i) =>
-        h.ailink(ORGS[i]!, ORGS[i]!, [
+      const files = splitPenguins([...orgs, late].map((o) => o.dir));
+      const participant = (name: string, o: { dir: string; file: string }, file: string) =>
+        h.ailink(name, name, [
           'participant',
           '--chain',
           endpoint,
@@ -192,14 +201,30 @@ describe.skipIf(unavailable !== null)(
           '--state-dir',
           o.dir,
           '--data',
-          `csv:${files[i]}`,
-        ]),
-      );
+          `csv:${file}`,
+        ]);
+      const running = orgs.map((o, i) => participant(ORGS[i]!, o, files[i]!));
       // org-4 dies for good once round 0 is anchored.
       await waitFor(() => /round 0: /.test(coord.stderr()), 400_000, 'round 0');
       process.kill(-running[3]!.child.pid!, 'SIGKILL');
-      const codes = await Promise.all(running.slice(0, 3).map((p) => p.exited(600_000)));
-      expect(codes, running.map((p) => p.stderr().slice(-2000)).join('\n---\n')).toEqual([0, 0, 0]);
+      // The task's owner admits org-5 on chain from its own host; org-5 then joins and takes part from a later round.
+      const admit = h.ailink('coordinator', 'admit', [
+        'task',
+        'admit',
+        task!,
+        late.address,
+        '--chain',
+        endpoint,
+        '--key',
+        coordinator.file,
+        '--state-dir',
+        coordinator.dir,
+      ]);
+      expect(await admit.exited(120_000), admit.stderr()).toBe(0);
+      const lateRun = participant(LATE, late, files[4]!);
+      const finished = [...running.slice(0, 3), lateRun];
+      const codes = await Promise.all(finished.map((p) => p.exited(600_000)));
+      expect(codes, finished.map((p) => p.stderr().slice(-2000)).join('\n---\n')).toEqual([0, 0, 0, 0]);
 
       // The auditor, from its own host: the chain and the miners, nothing the coordinator says.
       const audit = h.ailink('auditor', 'audit', [
@@ -229,6 +254,8 @@ describe.skipIf(unavailable !== null)(
       expect(report.rounds.map((r) => r.kind)).toEqual(['train', 'train', 'train', 'evaluation']);
       // The killed organisation survived no later round; the others' held-out rows scored every round's start model.
       for (const r of report.rounds.slice(1)) expect(r.survivors).not.toContain(orgs[3]!.address);
+      expect(report.rounds[0]!.cohort).not.toContain(late.address);
+      expect(report.rounds.slice(1).some((r) => r.survivors.includes(late.address))).toBe(true);
       for (const r of report.rounds) expect(r.survivors.length).toBeGreaterThanOrEqual(3);
       for (const r of report.rounds) expect(r.evaluation?.examples).toBeGreaterThan(40);
     }, 1_200_000);
