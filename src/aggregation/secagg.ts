@@ -210,6 +210,21 @@ function wellFormed(stage: Stage, body: unknown): boolean {
 
 // --- share sealing ------------------------------------------------------------------------------------------------
 
+/**
+ * The key for the shares `from` sends `to`. The X25519 agreement is the same both ways, so the direction goes into
+ * the HKDF info: A→B and B→A must never seal under one key, since both use the zero nonce (GCM with a reused key and
+ * nonce leaks the XOR of the plaintexts, and its authentication key).
+ */
+export function shareKey(
+  own: { privateKey: Uint8Array; publicKey: Uint8Array },
+  peerPublic: Uint8Array,
+  context: string,
+  from: string,
+  to: string,
+): Uint8Array {
+  return sharedSecret(own.privateKey, own.publicKey, peerPublic, `${context}/shares/${from}->${to}`);
+}
+
 function sealShares(
   key: Uint8Array,
   from: string,
@@ -217,8 +232,8 @@ function sealShares(
   context: string,
   plaintext: Uint8Array,
 ): Uint8Array {
-  // The key is derived for this pair and round and used once: a zero nonce is safe. The AAD names both ends, so a
-  // share forwarded to another client does not open.
+  // The key is derived for this direction of this pair and round, and used once: a zero nonce is safe. The AAD
+  // names both ends, so a share forwarded to another client does not open.
   const cipher = createCipheriv('aes-256-gcm', key, Buffer.alloc(12));
   cipher.setAAD(Buffer.from(`${context}\n${from}\n${to}`));
   return new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]));
@@ -330,7 +345,7 @@ export function createSecAggClient(
       const secretShares = await splitSecret(s.privateKey, holders.length, params.t, shareContext('secret'));
       const selfShares = await splitSecret(selfSeed, holders.length, params.t, shareContext('self'));
       const sealed = holders.map((to, i) => {
-        const key = sharedSecret(c.privateKey, c.publicKey, adverts.get(to)!.cPk, `${params.context}/shares`);
+        const key = shareKey(c, adverts.get(to)!.cPk, params.context, id, to);
         const a = secretShares[i]!;
         const b = selfShares[i]!;
         const plaintext = new Uint8Array(2 + a.byteLength + b.byteLength);
@@ -355,7 +370,7 @@ export function createSecAggClient(
         const advert = adverts.get(from);
         if (advert === undefined) abort(`${id} got shares from ${from}, whose keys it never saw`);
         if (received.has(from)) abort(`${id} got shares from ${from} twice`);
-        const key = sharedSecret(c.privateKey, c.publicKey, advert.cPk, `${params.context}/shares`);
+        const key = shareKey(c, advert.cPk, params.context, from, id);
         const plain = openShares(key, from, id, params.context, ciphertext);
         const aLen = plain[0] ?? 0;
         const bLen = plain[1 + aLen] ?? 0;

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AggregationError } from '../../src/aggregation/errors.ts';
 import { neighbourGraph } from '../../src/aggregation/graph.ts';
-import { signingKeyPair } from '../../src/aggregation/keys.ts';
+import { agreementKeyPair, signingKeyPair } from '../../src/aggregation/keys.ts';
 import { addInto } from '../../src/aggregation/quantize.ts';
 import {
   type AbortBody,
@@ -12,6 +12,7 @@ import {
   type SecAggClient,
   type SecAggParams,
   type Signed,
+  shareKey,
   signed,
   verifyAbort,
 } from '../../src/aggregation/secagg.ts';
@@ -168,6 +169,35 @@ describe('SecAgg+ fails closed against a lying server and bad messages', () => {
     expect(server.expecting()).toEqual(survivors);
     return { c, server, shares, routedShares, masked, survivors };
   }
+
+  it('the server cannot XOR two directions of a pair: A→B and B→A never share a key and nonce', async () => {
+    const { shares } = await upToMasked();
+    const sealed = new Map(
+      shares.flatMap((m) => m.body.sealed.map((x) => [`${m.from}->${x.to}`, Buffer.from(x.ciphertext)])),
+    );
+    // The plaintext is [len a | a | len b | b] with equal lengths both ways: under one keystream the two length bytes
+    // XOR to zero in every pair, which is what a reused key and nonce would show the server.
+    let pairs = 0;
+    let lengthBytesCancel = 0;
+    for (const [edge, ab] of sealed) {
+      const [a, b] = edge.split('->') as [string, string];
+      const ba = sealed.get(`${b}->${a}`);
+      if (a > b || ba === undefined) continue;
+      pairs++;
+      const aLen = (ab.byteLength - 18) / 2;
+      if ((ab[0]! ^ ba[0]!) === 0 && (ab[1 + aLen]! ^ ba[1 + aLen]!) === 0) lengthBytesCancel++;
+    }
+    expect(pairs).toBeGreaterThan(5);
+    expect(lengthBytesCancel).toBeLessThan(pairs);
+  });
+
+  it('each direction of a pair derives its own share key, the same at both ends', () => {
+    const a = agreementKeyPair(random);
+    const b = agreementKeyPair(random);
+    const aToB = shareKey(a, b.publicKey, 'task/round-1', 'a', 'b');
+    expect(Buffer.from(shareKey(b, a.publicKey, 'task/round-1', 'a', 'b'))).toEqual(Buffer.from(aToB));
+    expect(Buffer.from(shareKey(b, a.publicKey, 'task/round-1', 'b', 'a'))).not.toEqual(Buffer.from(aToB));
+  });
 
   it('a server that shows different survivor lists to different clients is caught before any share is revealed', async () => {
     const { c, survivors } = await upToMasked();
