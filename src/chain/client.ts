@@ -338,8 +338,10 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
 
   /**
    * The leaves of a call tree. `batchAll` is all or nothing; a top-level `batch` stops at its `BatchInterrupted`
-   * index; a top-level `forceBatch` reports each item with `ItemCompleted`/`ItemFailed`. The events of a non-atomic
-   * batch nested inside another batch cannot be told apart from its parent's, so its calls count as not applied.
+   * index; a top-level `forceBatch` reports each item with `ItemCompleted`/`ItemFailed`, after the item's own
+   * utility events (a nested `batchAll` emits one `ItemCompleted` per inner item and a `BatchCompleted`), so its
+   * events are walked with their nesting. What cannot be attributed counts as not applied: the items of a
+   * non-atomic batch nested in another, and every `forceBatch` item from the first whose events cannot be told apart.
    */
   function flatten(
     call: Call,
@@ -352,19 +354,14 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     const leaf = (c: FoundCall, ok: boolean, why?: string) => [
       { call: c, applied: ok, ...(why === undefined ? {} : { reason: why }) },
     ];
-    if (call.section === 'system' && (call.method === 'remark' || call.method === 'remarkWithEvent')) {
+    if (isRemark(call)) {
       return leaf({ kind: 'remark', payload: u8aToU8a(call.args[0]!.toU8a(true)) }, applied, reason);
     }
-    if (
-      call.section === 'balances' &&
-      (call.method === 'transfer' ||
-        call.method === 'transferAllowDeath' ||
-        call.method === 'transferKeepAlive')
-    ) {
+    if (isTransfer(call)) {
       const to = encodeAddress(decodeAddress(call.args[0]!.toString()), SS58_PREFIX);
       return leaf({ kind: 'transfer', to, amount: BigInt(call.args[1]!.toString()) }, applied, reason);
     }
-    if (call.section === 'utility' && ['batch', 'batchAll', 'forceBatch'].includes(call.method)) {
+    if (isBatch(call)) {
       const items = call.args[0] as unknown as Call[];
       if (call.method === 'batchAll') {
         return items.flatMap((item) => flatten(item, events, applied, reason, depth + 1));
@@ -374,34 +371,109 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
           flatten(item, events, false, `inside a ${name} nested in another batch`, depth + 1),
         );
       }
-      const itemOk: boolean[] = items.map(() => applied);
+      const outcomes: { ok: boolean; why?: string }[] = items.map(() => ({ ok: applied }));
       if (call.method === 'batch') {
-        const interrupted = events.find((r) => api.events.utility.BatchInterrupted.is(r.event));
-        if (interrupted) {
-          const at = Number(interrupted.event.data[0]!.toString());
-          for (let i = at; i < items.length; i++) itemOk[i] = false;
+        // The outer batch's own BatchInterrupted is its last utility event (nested ones come before it).
+        const last = events.filter((r) => isUtilityOutcome(r.event)).at(-1);
+        if (last !== undefined && isUtility(last.event, 'BatchInterrupted')) {
+          const at = Number(last.event.data[0]!.toString());
+          for (let i = at; i < items.length; i++) outcomes[i] = { ok: false };
         }
       } else {
-        const outcomes = events.filter(
-          (r) => api.events.utility.ItemCompleted.is(r.event) || api.events.utility.ItemFailed.is(r.event),
-        );
-        outcomes.forEach((r, i) => {
-          if (i < itemOk.length) itemOk[i] = applied && api.events.utility.ItemCompleted.is(r.event);
+        forceBatchOutcomes(items, events).forEach((o, i) => {
+          outcomes[i] = { ok: applied && o.ok, ...(o.why === undefined ? {} : { why: o.why }) };
         });
       }
-      return items.flatMap((item, i) =>
-        flatten(
+      return items.flatMap((item, i) => {
+        const o = outcomes[i]!;
+        return flatten(
           item,
           events,
-          itemOk[i]!,
-          itemOk[i] ? undefined : (reason ?? `${name} item ${i} failed`),
+          o.ok,
+          o.ok ? undefined : (reason ?? o.why ?? `${name} item ${i} failed`),
           depth + 1,
-        ),
-      );
+        );
+      });
     }
     return leaf({ kind: 'other', name }, applied, reason);
   }
+
+  /** Each item of a top-level `forceBatch`: applied (its `ItemCompleted`), failed, or not attributable. */
+  function forceBatchOutcomes(
+    items: readonly Call[],
+    events: readonly EventRecord[],
+  ): { ok: boolean; why?: string }[] {
+    const utility = events.filter((r) => isUtilityOutcome(r.event)).map((r) => r.event);
+    const is = (at: number, kind: UtilityEvent) => utility[at] !== undefined && isUtility(utility[at]!, kind);
+    /** Where the events of `item`, had it succeeded, end; undefined when their number cannot be known. */
+    const afterSuccess = (item: Call, at: number): number | undefined => {
+      if (isRemark(item) || isTransfer(item)) return at;
+      if (!(isBatch(item) && item.method === 'batchAll')) return undefined;
+      let next: number | undefined = at;
+      for (const inner of item.args[0] as unknown as Call[]) {
+        next = afterSuccess(inner, next);
+        if (next === undefined || !is(next, 'ItemCompleted')) return undefined;
+        next++;
+      }
+      return is(next, 'BatchCompleted') ? next + 1 : undefined;
+    };
+    const out: { ok: boolean; why?: string }[] = [];
+    let at: number | undefined = 0;
+    for (const item of items) {
+      if (at === undefined) {
+        out.push({ ok: false, why: 'its forceBatch outcome cannot be attributed' });
+        continue;
+      }
+      // A failed item's own events are rolled back: its ItemFailed comes first.
+      if (is(at, 'ItemFailed')) {
+        out.push({ ok: false });
+        at++;
+        continue;
+      }
+      const end = afterSuccess(item, at);
+      if (end === undefined || !is(end, 'ItemCompleted')) {
+        out.push({ ok: false, why: 'its forceBatch outcome cannot be attributed' });
+        at = undefined;
+        continue;
+      }
+      out.push({ ok: true });
+      at = end + 1;
+    }
+    return out;
+  }
+
+  /**
+   * True when `event` is the utility pallet's `kind`. Older runtimes lack some of these events (the dev chain's
+   * statemine 900 has no force_batch, ItemFailed or BatchCompletedWithErrors): a missing one matches nothing.
+   */
+  function isUtility(event: EventRecord['event'], kind: UtilityEvent): boolean {
+    const known = api.events.utility[kind] as { is(e: EventRecord['event']): boolean } | undefined;
+    return known?.is(event) === true;
+  }
+
+  function isUtilityOutcome(event: EventRecord['event']): boolean {
+    return UTILITY_OUTCOMES.some((kind) => isUtility(event, kind));
+  }
 }
+
+const UTILITY_OUTCOMES = [
+  'ItemCompleted',
+  'ItemFailed',
+  'BatchCompleted',
+  'BatchCompletedWithErrors',
+  'BatchInterrupted',
+] as const;
+type UtilityEvent = (typeof UTILITY_OUTCOMES)[number];
+
+const isRemark = (call: Call) =>
+  call.section === 'system' && (call.method === 'remark' || call.method === 'remarkWithEvent');
+
+const isTransfer = (call: Call) =>
+  call.section === 'balances' &&
+  (call.method === 'transfer' || call.method === 'transferAllowDeath' || call.method === 'transferKeepAlive');
+
+const isBatch = (call: Call) =>
+  call.section === 'utility' && ['batch', 'batchAll', 'forceBatch'].includes(call.method);
 
 function describeCall(call: ChainCall): string {
   return call.kind === 'remark'

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ApiPromise, Keyring, WsProvider } from '@polkadot/api';
+import type { SubmittableExtrinsic } from '@polkadot/api/types';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ChainBlock, type ChainSigner, connectChain } from '../../src/chain/client.ts';
 import { devSigner } from '../../src/chain/devchain.ts';
@@ -150,6 +152,73 @@ describe('chain client on the dev chain', () => {
     // The failure used a nonce: the account's next transaction still goes through.
     const next = await client.submit(poor, [{ kind: 'remark', payload: text('after a failure') }]);
     expect(next.blockNumber).toBeGreaterThan(block!.number);
+  });
+
+  describe('batch items are attributed with their nesting', () => {
+    /**
+     * Signs `calls` as one `utility.batch` with a raw polkadot-js API (the client itself only sends batchAll). The dev
+     * chain's runtime (statemine 900) has batch and batchAll but no forceBatch.
+     */
+    async function batch(build: (api: ApiPromise) => SubmittableExtrinsic<'promise'>[]) {
+      const provider = new WsProvider(fx.endpoint());
+      const api = await ApiPromise.create({ provider, noInitWarn: true });
+      try {
+        const dave = new Keyring({ type: 'sr25519' }).addFromUri('//Dave');
+        const from = await fx.client().finalizedHeight();
+        await new Promise<void>((resolve, reject) => {
+          api.tx.utility
+            .batch(build(api))
+            .signAndSend(dave, ({ status }) => {
+              if (status.isInBlock || status.isFinalized) resolve();
+            })
+            .catch(reject);
+        });
+        const client = fx.client();
+        for (let n = await client.finalizedHeight(); n > from; n--) {
+          const ex = (await client.block(n)).extrinsics.find((e) => e.signer !== null && e.calls.length > 1);
+          if (ex !== undefined) return ex.calls;
+        }
+        throw new Error('the batch was not found');
+      } finally {
+        await api.disconnect();
+      }
+    }
+
+    it('a failed transfer is not counted as paid when a nested batch was interrupted further along', async () => {
+      const tooMuch = (api: ApiPromise) => api.tx.balances.transferKeepAlive(bob.address, 10n ** 30n);
+      const calls = await batch((api) => [
+        // Interrupted at its item 2: its own BatchInterrupted(2) comes first among the events.
+        api.tx.utility.batch([
+          api.tx.system.remarkWithEvent('a'),
+          api.tx.system.remarkWithEvent('b'),
+          tooMuch(api),
+        ]),
+        tooMuch(api), // the outer batch stops here: BatchInterrupted(1)
+        api.tx.system.remarkWithEvent('c'),
+      ]);
+      // The attack: read at the inner index, the outer transfer (item 1) looked applied, i.e. paid.
+      expect(calls.map((c) => [c.call.kind, c.applied])).toEqual([
+        ['remark', false],
+        ['remark', false],
+        ['transfer', false],
+        ['transfer', false],
+        ['remark', false],
+      ]);
+    });
+
+    it('a nested batchAll before the interruption is applied, the calls from the interruption on are not', async () => {
+      const calls = await batch((api) => [
+        api.tx.utility.batchAll([api.tx.system.remarkWithEvent('d'), api.tx.system.remarkWithEvent('e')]),
+        api.tx.balances.transferKeepAlive(bob.address, 10n ** 30n),
+        api.tx.system.remarkWithEvent('f'),
+      ]);
+      expect(calls.map((c) => [c.call.kind, c.applied])).toEqual([
+        ['remark', true],
+        ['remark', true],
+        ['transfer', false],
+        ['remark', false],
+      ]);
+    });
   });
 
   it('lands concurrent submits of one account (tracked nonces) and of different accounts', async () => {
