@@ -1,9 +1,8 @@
 // `ailink miner`: a storage miner until a signal.
 import { parseArgs } from 'node:util';
-import { readProtocolConfig, withConfigFile } from '../node/index.ts';
+import { readProtocolConfig, startMinerNode, withConfigFile } from '../node/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
-import { startMinerNode } from '../storage/index.ts';
 import { jsonLog, MiB, nonNegativeInt, positiveInt, untilSignal, usageError } from './args.ts';
 
 export async function minerCommand(argv: string[]): Promise<void> {

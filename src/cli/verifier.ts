@@ -1,8 +1,7 @@
 // `ailink verifier`: the verifier (TEE-worker role) until a signal.
 import { parseArgs } from 'node:util';
-import { readProtocolConfig, withConfigFile } from '../node/index.ts';
+import { readProtocolConfig, startVerifierNode, withConfigFile } from '../node/index.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
-import { startVerifierNode } from '../storage/index.ts';
 import { jsonLog, MiB, positiveInt, untilSignal, usageError } from './args.ts';
 
 /** The verifier (TEE-worker role): registers in teeWorker, tags fragments and checks proofs until a signal. */

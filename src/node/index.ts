@@ -19,6 +19,7 @@ export {
   startDevNetwork,
 } from './devnet.ts';
 export { peerKeyIn, secretIn } from './keys.ts';
+export { type MinerNode, type MinerNodeOptions, startMinerNode } from './miner.ts';
 export {
   DEFAULT_NETWORK_FILE,
   DEFAULT_STATE_DIR,
@@ -41,3 +42,4 @@ export {
   type SessionDeps,
   type TaskRecords,
 } from './session.ts';
+export { startVerifierNode, type VerifierNode, type VerifierNodeOptions } from './verifier.ts';

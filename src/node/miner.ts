@@ -13,12 +13,23 @@ import { createHost, newPeerKey } from '../p2p/index.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { hasCode } from '../shared/errors.ts';
-import { openFragmentStore } from './fragment-store.ts';
-import { type AuditAgent, startAuditAgent } from './miner-audit.ts';
-import { joinChain, minerChainActions } from './miner-chain.ts';
-import { createMinerClient } from './miner-client.ts';
-import { type MinerLog, startMinerService } from './miner-service.ts';
-import { createRequestGuard, type RequestGuard } from './request-auth.ts';
+import {
+  type AuditAgent,
+  createMinerClient,
+  createRequestGuard,
+  joinChain,
+  type MinerLog,
+  minerChainActions,
+  openFragmentStore,
+  type RequestGuard,
+  startAuditAgent,
+  startMinerService,
+} from '../storage/index.ts';
+
+/**
+ * The miner role's starter (`ailink miner`): its keys and data dir, a libp2p host, the chain connection and index, and
+ * the storage pieces it wires together (fragment store, fragment protocol service, request guard, audit agent).
+ */
 
 export interface MinerNodeOptions {
   readonly dataDir: string;

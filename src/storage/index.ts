@@ -1,6 +1,7 @@
 /**
  * Storage: CESS-style objects (segments → Reed-Solomon 4+8 fragments → one column per miner), client-side
- * encryption, miners with an on-disk fragment store and a signed fragment protocol, and the storage client.
+ * encryption, the miner's pieces (on-disk fragment store, signed fragment protocol service, audit agent), the
+ * verifier's service, proofs, and the storage client. The miner and verifier starters are in src/node.
  */
 
 export { buildAuditProof, checkAuditProof, type ProofParams, type ProofSource } from './audit-proof.ts';
@@ -57,7 +58,6 @@ export {
   type MinerClient,
   type MinerClientOptions,
 } from './miner-client.ts';
-export { type MinerNode, type MinerNodeOptions, startMinerNode } from './miner-node.ts';
 export { type MinerLog, type MinerServiceOptions, startMinerService } from './miner-service.ts';
 export {
   type LoadedNetwork,
@@ -132,10 +132,10 @@ export {
   storedSegment,
 } from './segments.ts';
 export { createVerifierClient, type VerifierClient } from './verifier-client.ts';
+export { proofParams, VERIFIER_PROTOCOL } from './verifier-protocol.ts';
 export {
   podr2KeyId,
-  startVerifierNode,
-  type VerifierNode,
-  type VerifierNodeOptions,
-} from './verifier-node.ts';
-export { proofParams, VERIFIER_PROTOCOL } from './verifier-protocol.ts';
+  startVerifierService,
+  type VerifierServiceDeps,
+  type VerifierServiceOptions,
+} from './verifier-service.ts';

@@ -1,31 +1,22 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
 import {
   auditResultMessage,
-  type ChainClient,
   type Challenge,
   challengeKey,
   columnDigest,
   columnHashes,
-  connectChain,
   fileOf,
   type Indexer,
   minerOf,
-  openIndexer,
-  type ProtocolConfig,
-  protocolCall,
-  submitProtocol,
   tagReportMessage,
 } from '../chain/index.ts';
-import { type ByteChannel, createHost, newPeerKey } from '../p2p/index.ts';
-import { type Account, accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
+import type { ByteChannel, Host } from '../p2p/index.ts';
+import type { Account } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
-import type { Clock, Random } from '../shared/clock.ts';
+import type { Clock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
-import { checkAuditProof } from './audit-proof.ts';
+import { checkAuditProof, type ProofParams } from './audit-proof.ts';
 import {
   bodyDigest,
   encodeJson,
@@ -35,65 +26,59 @@ import {
 } from './fragment-protocol.ts';
 import { fragmentHash } from './hash.ts';
 import { type MinerLog, toAilinkError } from './miner-service.ts';
-import { derivePodr2Key, tagFragment } from './podr2.ts';
+import { type Podr2Key, tagFragment } from './podr2.ts';
 import { createRequestGuard, createSqliteNonceLedger } from './request-auth.ts';
 import {
   proofDigest,
-  proofParams,
   VERIFIER_PROTOCOL,
   type VerifierRequest,
   VerifierRequestSchema,
 } from './verifier-protocol.ts';
 
-export interface VerifierNodeOptions {
-  readonly dataDir: string;
-  readonly listen: readonly string[];
-  /** Multiaddrs to announce (on chain and to peers) instead of the bound ones: a public address, a NAT mapping. */
-  readonly announce?: readonly string[];
-  readonly chain: { readonly endpoint: string; readonly config: ProtocolConfig };
-  readonly maxFragmentSize: number;
-  readonly maxSignatureTtlMs: number;
-  readonly requestDeadlineMs: number;
-}
-
-export interface VerifierNode {
-  readonly peerId: string;
-  /** The verifier's chain account: results and tag reports are signed with it. */
-  readonly account: string;
-  /** Commitment to the PoDR2 key, as registered in teeWorker: tags carry it so a key change is noticed. */
-  readonly keyId: string;
-  readonly registration: 'registered' | 'updated' | 'unchanged';
-  addrs(): string[];
-  stop(): Promise<void>;
-}
+/**
+ * The verifier's service (CESS's TEE-worker role): the verifier protocol's request handler, which tags the fragments
+ * miners hold, certifies tagged columns and checks audit proofs, signing what the chain accepts from registered
+ * verifiers only. Keys, host, chain connection and registration are the starter's (src/node/verifier.ts).
+ */
 
 /** The public commitment to a PoDR2 secret: registered on chain, stored beside every tag. */
 export const podr2KeyId = (secret: Uint8Array): string =>
   createHash('sha256').update('ailink/podr2-key-id/v1').update(secret).digest('hex');
 
-/**
- * The verifier (CESS's TEE-worker role): holds the PoDR2 key, tags the fragments miners hold, checks their proofs
- * and signs the results the chain accepts from registered verifiers only. Its peer key, chain account and PoDR2 secret
- * live in its data dir, so a restart keeps its identity and every tag it issued stays valid.
- */
-export async function startVerifierNode(
-  deps: { clock: Clock; random: Random; log: MinerLog },
-  options: VerifierNodeOptions,
-): Promise<VerifierNode> {
-  mkdirSync(options.dataDir, { recursive: true });
-  await accountsReady();
-  const peerKey = await keyFile(join(options.dataDir, 'peer.key'), () => newPeerKey());
-  const secret = await keyFile(join(options.dataDir, 'podr2.key'), async () => deps.random(32));
-  const accountPath = join(options.dataDir, 'account.json');
-  const account = existsSync(accountPath)
-    ? await loadKeyFile(accountPath)
-    : await createKeyFile(accountPath, deps.random);
-  const params = proofParams(options.chain.config.audit);
-  const key = derivePodr2Key(secret, params.podr2);
-  const keyId = podr2KeyId(secret);
+export interface VerifierServiceDeps {
+  readonly host: Host;
+  /** Signs tag reports and audit results: the account registered in teeWorker. */
+  readonly account: Account;
+  /** This verifier's index of the chain: which miners are in good standing, which columns they hold, open challenges. */
+  readonly indexer: Indexer;
+  /** The PoDR2 key tags are made and proofs checked with, and its commitment (`podr2KeyId`) sent with every tag. */
+  readonly key: Podr2Key;
+  readonly keyId: string;
+  /** Where the service keeps what it tagged for whom and the nonces it has seen (its tables are created here). */
+  readonly db: Database;
+  readonly clock: Clock;
+  readonly log: MinerLog;
+}
 
-  const db = new Database(join(options.dataDir, 'verifier.sqlite'));
-  db.pragma('journal_mode = WAL');
+export interface VerifierServiceOptions {
+  /** The proof parameters of the chain's audit config (`proofParams`). */
+  readonly params: ProofParams;
+  readonly maxFragmentSize: number;
+  /** Longest signature lifetime accepted. */
+  readonly maxSignatureTtlMs: number;
+  readonly requestDeadlineMs: number;
+}
+
+/**
+ * Serves the verifier protocol on `host`. Only miners in good standing on chain may ask; every request is checked
+ * against the chain as indexed (synced before each answer) and refused with a clear code otherwise.
+ */
+export async function startVerifierService(
+  deps: VerifierServiceDeps,
+  options: VerifierServiceOptions,
+): Promise<void> {
+  const { host, account, indexer, key, keyId, db, log } = deps;
+  const { params } = options;
   db.exec(
     'CREATE TABLE IF NOT EXISTS tagged (miner TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (miner, name)) WITHOUT ROWID',
   );
@@ -104,50 +89,19 @@ export async function startVerifierNode(
     markTagged: db.prepare('INSERT OR IGNORE INTO tagged (miner, name) VALUES (?, ?)'),
   };
   const nonces = createSqliteNonceLedger(db, deps.clock);
-
-  const host = await createHost({
-    privateKey: peerKey,
-    listen: options.listen,
-    ...(options.announce === undefined ? {} : { announce: options.announce }),
-    maxBufferSize: options.maxFragmentSize + 1024 * 1024,
-  });
-  let chain: ChainClient | undefined;
-  let indexer: Indexer | undefined;
-  let following: { stop(): Promise<void> } | undefined;
-  const shutdown = async () => {
-    await host.stop();
-    await following?.stop();
-    indexer?.close();
-    await chain?.close();
-    db.close();
-  };
-  let registration: VerifierNode['registration'];
-  try {
-    chain = await connectChain(options.chain.endpoint);
-    indexer = openIndexer(chain, {
-      path: join(options.dataDir, 'index.sqlite'),
-      config: options.chain.config,
-    });
-    registration = await joinAsVerifier({ chain, indexer, account }, host.peerId, host.addrs(), keyId);
-    following = await indexer.follow();
-  } catch (err) {
-    await shutdown();
-    throw err;
-  }
-  const onChain = { chain, indexer };
   const guard = createRequestGuard(
     { clock: deps.clock, nonces },
     {
       audience: host.peerId,
       // Only miners in good standing may ask for tags, certificates or verdicts.
-      authorised: { has: (a: string) => minerOf(onChain.indexer.state, a)?.state === 'positive' },
+      authorised: { has: (a: string) => minerOf(indexer.state, a)?.state === 'positive' },
       maxTtlMs: options.maxSignatureTtlMs,
     },
   );
 
   /** The column must be the miner's on chain: held, or under a restoral order it claimed. */
   function columnOf(miner: string, fid: string, index: number): string[] {
-    const file = fileOf(onChain.indexer.state, fid);
+    const file = fileOf(indexer.state, fid);
     if (file === undefined || index >= file.placements.length) {
       throw new AilinkError('NOT_FOUND', `no column ${index} of ${fid} is recorded on chain`);
     }
@@ -178,7 +132,7 @@ export async function startVerifierNode(
         { op: request.op, fragment: request.fragment, size, audience: request.audience },
         request.auth,
       );
-      await onChain.indexer.sync();
+      await indexer.sync();
       switch (request.op) {
         case 'tag': {
           if (!columnOf(miner, request.fid, request.index).includes(request.fragment)) {
@@ -203,7 +157,7 @@ export async function startVerifierNode(
           }
           const tags = tagFragment(key, request.fragment, bytes, params.podr2);
           q.markTagged.run(miner, request.fragment);
-          deps.log.info('tagged', { miner, fragment: request.fragment, bytes: bytes.byteLength });
+          log.info('tagged', { miner, fragment: request.fragment, bytes: bytes.byteLength });
           await channel.writeFrame(encodeJson({ ok: true, keyId, tags: toHex(tags) }), { signal });
           break;
         }
@@ -233,16 +187,16 @@ export async function startVerifierNode(
               `expected fragment = ${expected}, got ${request.fragment}`,
             );
           }
-          const challenge = onChain.indexer.state.get<Challenge>(challengeKey(miner));
+          const challenge = indexer.state.get<Challenge>(challengeKey(miner));
           if (challenge === undefined || challenge.issuedAt !== request.challenge) {
             throw new AilinkError(
               'NOT_FOUND',
-              `miner ${miner} has no open challenge issued at block ${request.challenge} (indexed to ${onChain.indexer.height()})`,
+              `miner ${miner} has no open challenge issued at block ${request.challenge} (indexed to ${indexer.height()})`,
             );
           }
           checkAuditProof(key, miner, challenge, proof, params);
           const message = auditResultMessage(miner, challenge.issuedAt, challenge.seed, digest);
-          deps.log.info('proof-verified', {
+          log.info('proof-verified', {
             miner,
             challenge: challenge.issuedAt,
             fragments: challenge.fragments.length,
@@ -258,7 +212,7 @@ export async function startVerifierNode(
       await channel.closeWrite({ signal });
     } catch (err) {
       const e = toAilinkError(err, signal);
-      deps.log.warn('request-refused', {
+      log.warn('request-refused', {
         op: request?.op,
         peer: channel.remotePeer,
         code: e.code,
@@ -269,48 +223,6 @@ export async function startVerifierNode(
   }
 
   await host.handle(VERIFIER_PROTOCOL, serve, { maxInboundStreams: 64 });
-  return {
-    peerId: host.peerId,
-    account: account.address,
-    keyId,
-    registration,
-    addrs: () => host.addrs(),
-    stop: shutdown,
-  };
-}
-
-/** Registers the verifier in teeWorker the first time, and updates its addresses after a restart on new ports. */
-async function joinAsVerifier(
-  deps: { chain: ChainClient; indexer: Indexer; account: Account },
-  peerId: string,
-  addrs: string[],
-  keyId: string,
-): Promise<VerifierNode['registration']> {
-  await deps.indexer.sync();
-  const known = deps.indexer.state.get<{ peerId: string; addrs: string[]; podr2Key: string }>(
-    `teeWorker/workers/${deps.account.address}`,
-  );
-  if (known === undefined) {
-    await submitProtocol(deps, deps.account, [
-      protocolCall('teeWorker.register', { peerId, addrs, podr2Key: keyId }),
-    ]);
-    return 'registered';
-  }
-  if (known.peerId !== peerId || known.podr2Key !== keyId) {
-    throw new AilinkError(
-      'CHAIN_CALL_REJECTED',
-      `account ${deps.account.address} is registered as verifier ${known.peerId} with key ${known.podr2Key}; this node is ${peerId} with key ${keyId}`,
-    );
-  }
-  if (JSON.stringify(known.addrs) === JSON.stringify(addrs)) return 'unchanged';
-  await submitProtocol(deps, deps.account, [protocolCall('teeWorker.updateAddrs', { addrs })]);
-  return 'updated';
-}
-
-/** A secret kept in a 0600 file, created on first start. */
-async function keyFile(path: string, create: () => Promise<Uint8Array>): Promise<Uint8Array> {
-  if (!existsSync(path)) await writeFile(path, await create(), { mode: 0o600, flag: 'wx' });
-  return new Uint8Array(await readFile(path));
 }
 
 function checkDigest(got: string, expected: string): void {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MinerNode, startMinerNode } from '../../src/node/miner.ts';
 import { createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
@@ -19,9 +20,7 @@ import {
   createStorageClient,
   generateX25519,
   type MinerClient,
-  type MinerNode,
   type ObjectRegistry,
-  startMinerNode,
   TEST_PROFILE,
 } from '../../src/storage/index.ts';
 import { rejectsWith } from './helpers.ts';

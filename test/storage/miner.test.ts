@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { transferReceiptMessage } from '../../src/chain/index.ts';
+import { type MinerNode, type MinerNodeOptions, startMinerNode } from '../../src/node/miner.ts';
 import { type ByteChannel, createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
 import {
   type Account,
@@ -22,7 +23,6 @@ import {
 } from '../../src/storage/fragment-protocol.ts';
 import { zeroFragmentHash } from '../../src/storage/hash.ts';
 import { createMinerClient, type MinerClient } from '../../src/storage/miner-client.ts';
-import { type MinerNode, type MinerNodeOptions, startMinerNode } from '../../src/storage/miner-node.ts';
 import type { MinerLog } from '../../src/storage/miner-service.ts';
 import { signRequest } from '../../src/storage/request-auth.ts';
 import { flipBit, rejectsWith, seededBytes, sha256Hex } from './helpers.ts';

@@ -1,0 +1,158 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  type ChainClient,
+  connectChain,
+  type Indexer,
+  openIndexer,
+  type ProtocolConfig,
+  protocolCall,
+  submitProtocol,
+} from '../chain/index.ts';
+import { createHost, newPeerKey } from '../p2p/index.ts';
+import { type Account, accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import {
+  derivePodr2Key,
+  type MinerLog,
+  podr2KeyId,
+  proofParams,
+  startVerifierService,
+} from '../storage/index.ts';
+
+/**
+ * The verifier role's starter (`ailink verifier`): its keys in the data dir (peer key, chain account, PoDR2 secret),
+ * a libp2p host, the chain connection and index, its registration in teeWorker, and the verifier service
+ * (src/storage/verifier-service.ts) on that host.
+ */
+
+export interface VerifierNodeOptions {
+  readonly dataDir: string;
+  readonly listen: readonly string[];
+  /** Multiaddrs to announce (on chain and to peers) instead of the bound ones: a public address, a NAT mapping. */
+  readonly announce?: readonly string[];
+  readonly chain: { readonly endpoint: string; readonly config: ProtocolConfig };
+  readonly maxFragmentSize: number;
+  readonly maxSignatureTtlMs: number;
+  readonly requestDeadlineMs: number;
+}
+
+export interface VerifierNode {
+  readonly peerId: string;
+  /** The verifier's chain account: results and tag reports are signed with it. */
+  readonly account: string;
+  /** Commitment to the PoDR2 key, as registered in teeWorker: tags carry it so a key change is noticed. */
+  readonly keyId: string;
+  readonly registration: 'registered' | 'updated' | 'unchanged';
+  addrs(): string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The verifier (CESS's TEE-worker role): holds the PoDR2 key, tags the fragments miners hold, checks their proofs
+ * and signs the results the chain accepts from registered verifiers only. Its peer key, chain account and PoDR2 secret
+ * live in its data dir, so a restart keeps its identity and every tag it issued stays valid.
+ */
+export async function startVerifierNode(
+  deps: { clock: Clock; random: Random; log: MinerLog },
+  options: VerifierNodeOptions,
+): Promise<VerifierNode> {
+  mkdirSync(options.dataDir, { recursive: true });
+  await accountsReady();
+  const peerKey = await keyFile(join(options.dataDir, 'peer.key'), () => newPeerKey());
+  const secret = await keyFile(join(options.dataDir, 'podr2.key'), async () => deps.random(32));
+  const accountPath = join(options.dataDir, 'account.json');
+  const account = existsSync(accountPath)
+    ? await loadKeyFile(accountPath)
+    : await createKeyFile(accountPath, deps.random);
+  const params = proofParams(options.chain.config.audit);
+  const key = derivePodr2Key(secret, params.podr2);
+  const keyId = podr2KeyId(secret);
+
+  const db = new Database(join(options.dataDir, 'verifier.sqlite'));
+  db.pragma('journal_mode = WAL');
+
+  const host = await createHost({
+    privateKey: peerKey,
+    listen: options.listen,
+    ...(options.announce === undefined ? {} : { announce: options.announce }),
+    maxBufferSize: options.maxFragmentSize + 1024 * 1024,
+  });
+  let chain: ChainClient | undefined;
+  let indexer: Indexer | undefined;
+  let following: { stop(): Promise<void> } | undefined;
+  const shutdown = async () => {
+    await host.stop();
+    await following?.stop();
+    indexer?.close();
+    await chain?.close();
+    db.close();
+  };
+  let registration: VerifierNode['registration'];
+  try {
+    chain = await connectChain(options.chain.endpoint);
+    indexer = openIndexer(chain, {
+      path: join(options.dataDir, 'index.sqlite'),
+      config: options.chain.config,
+    });
+    registration = await joinAsVerifier({ chain, indexer, account }, host.peerId, host.addrs(), keyId);
+    following = await indexer.follow();
+    await startVerifierService(
+      { host, account, indexer, key, keyId, db, clock: deps.clock, log: deps.log },
+      {
+        params,
+        maxFragmentSize: options.maxFragmentSize,
+        maxSignatureTtlMs: options.maxSignatureTtlMs,
+        requestDeadlineMs: options.requestDeadlineMs,
+      },
+    );
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  return {
+    peerId: host.peerId,
+    account: account.address,
+    keyId,
+    registration,
+    addrs: () => host.addrs(),
+    stop: shutdown,
+  };
+}
+
+/** Registers the verifier in teeWorker the first time, and updates its addresses after a restart on new ports. */
+async function joinAsVerifier(
+  deps: { chain: ChainClient; indexer: Indexer; account: Account },
+  peerId: string,
+  addrs: string[],
+  keyId: string,
+): Promise<VerifierNode['registration']> {
+  await deps.indexer.sync();
+  const known = deps.indexer.state.get<{ peerId: string; addrs: string[]; podr2Key: string }>(
+    `teeWorker/workers/${deps.account.address}`,
+  );
+  if (known === undefined) {
+    await submitProtocol(deps, deps.account, [
+      protocolCall('teeWorker.register', { peerId, addrs, podr2Key: keyId }),
+    ]);
+    return 'registered';
+  }
+  if (known.peerId !== peerId || known.podr2Key !== keyId) {
+    throw new AilinkError(
+      'CHAIN_CALL_REJECTED',
+      `account ${deps.account.address} is registered as verifier ${known.peerId} with key ${known.podr2Key}; this node is ${peerId} with key ${keyId}`,
+    );
+  }
+  if (JSON.stringify(known.addrs) === JSON.stringify(addrs)) return 'unchanged';
+  await submitProtocol(deps, deps.account, [protocolCall('teeWorker.updateAddrs', { addrs })]);
+  return 'updated';
+}
+
+/** A secret kept in a 0600 file, created on first start. */
+async function keyFile(path: string, create: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  if (!existsSync(path)) await writeFile(path, await create(), { mode: 0o600, flag: 'wx' });
+  return new Uint8Array(await readFile(path));
+}
