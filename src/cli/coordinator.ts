@@ -1,8 +1,7 @@
 // `ailink coordinator`: tasks and rounds over HTTP and libp2p until a signal.
-import { readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { encodeModelPackage, readModelJson } from '../../models/index.ts';
+import { encodeModelPackage } from '../../models/index.ts';
 import {
   hostInUrl,
   ROUND_OBJECT_PROFILE,
@@ -17,6 +16,7 @@ import { createCodecPool } from '../storage/index.ts';
 import { portNumber, untilSignal } from './args.ts';
 import { describeRound } from './fl.ts';
 import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
+import { readTaskFile, withModelFid } from './task-file.ts';
 
 export async function coordinatorCommand(argv: string[]): Promise<void> {
   const { values: flags } = parseArgs({
@@ -34,6 +34,9 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
     },
   });
   const values = withConfigFile('coordinator', flags.config, flags);
+  // Read first: a task file that does not read is an error before anything starts.
+  const taskFile =
+    values['create-task'] === undefined ? undefined : await readTaskFile(values['create-task']);
   const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
   // Bound to --listen (an address of this host; default loopback), reached at --announce (default: the same).
   const bind = values.listen ?? '127.0.0.1';
@@ -77,18 +80,13 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
         : `${e.task} federated statistics from ${o.row.survivors} organisations: preprocessing ${o.row.fid}`,
     );
   });
-  if (values['create-task']) {
-    const input = JSON.parse(readFileSync(values['create-task'], 'utf8'));
-    // `model.path`: a model.json (beside the task file, or absolute) that this command stores as the task's package.
-    if (typeof input?.model?.path === 'string') {
-      const { path, ...rest } = input.model;
-      const pkg = await readModelJson(resolve(dirname(values['create-task']), path));
-      input.model = {
-        ...rest,
-        fid: await node.put(encodeModelPackage(pkg), `${basename(dirname(path))}.ailp`),
-      };
-    }
-    const task = await node.coordinator.createTask(input);
+  if (taskFile !== undefined) {
+    const { input, model } = taskFile;
+    const task = await node.coordinator.createTask(
+      model === undefined
+        ? input
+        : withModelFid(input, await node.put(encodeModelPackage(model.package), model.name)),
+    );
     console.error(`task ${task.id} created (spec digest ${task.digest} on chain)`);
   }
   process.stdout.write(

@@ -36,6 +36,9 @@ export const USAGE = `ailink — federated learning on decentralized storage
   ailink space buy GIB [--for ADDRESS] | show [ADDRESS] [--json] | authorize OPERATOR | revoke OPERATOR
                                                   storage space on chain: miners accept uploads from an account
                                                   holding space, or from an operator it authorised
+  ailink task create FILE.json --coordinator URL [--json]
+                                                  the owner (--key) has its running coordinator create
+                                                  a task: model.path stored first; prints the task id
   ailink task list | show ID [--json]             tasks as the chain records them: who may join, endpoint, rounds
   ailink task admit ID ADDRESS… | remove ID ADDRESS… | stop ID
                                                   the owner (--key) changes who may join, or ends the task, on chain

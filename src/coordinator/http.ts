@@ -12,14 +12,23 @@ import {
 import { z } from 'zod';
 import type { AuditReport } from '../audit/types.ts';
 import { isAddress } from '../shared/account.ts';
+import { type Clock, systemClock } from '../shared/clock.ts';
 import { AilinkError, type ErrorCode, hasCode, httpStatusOf } from '../shared/errors.ts';
+import type { NonceLedger } from '../storage/request-auth.ts';
 import { TaskSpecSchema } from '../task/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import { AuditQuerySchema, AuditReportSchema, registerExplorer } from './explorer.ts';
+import {
+  CREATE_TASK_OP,
+  createOwnerGuard,
+  MAX_SIGNATURE_TTL_MS,
+  SIGNATURE_HEADERS,
+} from './signed-requests.ts';
 
 /**
- * The coordinator's HTTP API: what owners, participants and dashboards read and the two writes (create a task, join
- * one). Every route declares its params, body and responses with zod; the same schemas validate requests, encode
+ * The coordinator's HTTP API: what owners, participants and dashboards read and the two writes (create a task — the
+ * coordinator's own account only, signed: src/coordinator/signed-requests.ts — and join one, signed by the joining
+ * account). Every route declares its params, body and responses with zod; the same schemas validate requests, encode
  * replies and generate the OpenAPI document at `GET /openapi.json`, so the docs cannot drift from the behaviour.
  * Rounds themselves run over the p2p round protocol, not here.
  */
@@ -54,6 +63,13 @@ export interface HttpDeps {
    * `GET /v1/tasks/:id/audit` and the explorer's badges; without it that route answers 503 AUDIT_UNAVAILABLE.
    */
   readonly audit?: (task: string, round?: number) => Promise<AuditReport>;
+  /**
+   * Nonces of signed task creations, remembered until they expire (the store's `requestNonces`: persisted, so a
+   * restart does not accept a captured request again).
+   */
+  readonly nonces: NonceLedger;
+  /** Judges the expiry of signed requests; the system clock by default. */
+  readonly clock?: Clock;
 }
 
 // Schemas given an `id` with `.meta()` become named components of the OpenAPI document, and `$ref`s where routes use
@@ -102,6 +118,26 @@ TaskSpecSchema.omit({ version: true, coordinator: true, model: true })
     description:
       'what POST /v1/tasks takes: a TaskSpec without version and coordinator, and of the model only the fid of the stored model package (the coordinator reads the rest from it)',
   });
+
+// What POST /v1/tasks must carry; checked before the schemas run (a refusal is an AUTH_* code, not INVALID_INPUT),
+// declared here so the OpenAPI document lists them.
+const SignatureHeadersSchema = z.looseObject({
+  [SIGNATURE_HEADERS.account]: z.string().meta({
+    description: "the signer's SS58 account: must be this coordinator's own (`account` in GET /v1/info)",
+  }),
+  [SIGNATURE_HEADERS.audience]: z.string().meta({
+    description: 'the coordinator the request is meant for: its `peerId` from GET /v1/info',
+  }),
+  [SIGNATURE_HEADERS.nonce]: z.string().meta({
+    description: '16 random bytes, 32 lowercase hex characters, never used before by this account here',
+  }),
+  [SIGNATURE_HEADERS.expiresAt]: z.string().meta({
+    description: `ms since the epoch after which the signature is refused; at most ${MAX_SIGNATURE_TTL_MS / 60_000} minutes ahead`,
+  }),
+  [SIGNATURE_HEADERS.signature]: z.string().meta({
+    description: `sr25519 signature (128 lowercase hex characters) by the account of the UTF-8 bytes of "ailink/fragment-request/v1\\n" + JSON.stringify(["${CREATE_TASK_OP}", sha256hex(body), byteLength(body), audience, account, nonce, expiresAt])`,
+  }),
+});
 
 export const InfoSchema = z
   .object({
@@ -322,22 +358,50 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
         })),
     );
 
-    api.post(
-      '/v1/tasks',
-      {
-        schema: {
-          summary:
-            'Create a task (recorded on chain); the coordinator fills in its keys and the initial model hash',
-          // Loose on purpose: createTask runs the one full check (parseTaskSpec) and names every wrong field.
-          body: z.looseObject({}).meta({ description: 'a TaskInput (see components.schemas.TaskInput)' }),
-          response: { 201: TaskCreatedSchema, ...failures },
+    // Task creation is signed over the exact bytes of its body, so its route lives in a scope of its own whose JSON
+    // parser keeps them (fastify's own parser does the parsing: the same limit and prototype-poisoning checks).
+    scope.register(async (signed) => {
+      const bodies = new WeakMap<object, Buffer>();
+      const parseJson = signed.getDefaultJsonParser('error', 'error');
+      signed.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+        bodies.set(request, body as Buffer);
+        parseJson(request, (body as Buffer).toString('utf8'), done);
+      });
+      const ownerOnly = createOwnerGuard(
+        { clock: deps.clock ?? systemClock, nonces: deps.nonces },
+        { identity: () => deps.info() },
+      );
+      signed.withTypeProvider<ZodTypeProvider>().post(
+        '/v1/tasks',
+        {
+          schema: {
+            summary:
+              "Create a task (recorded on chain with the coordinator's account); only that account may, signing the request",
+            description: [
+              `Signed by this coordinator's own chain account, in the ${Object.values(SIGNATURE_HEADERS).join(', ')} headers`,
+              "(the scheme of the miners' fragment requests: one audience, one use, a short life), over the exact body bytes:",
+              `any other signer is refused with 403 AUTH_NOT_AUTHORISED, a missing signature with 401 AUTH_MISSING, a changed`,
+              'body with 401 AUTH_BAD_SIGNATURE, an expired one with 401 AUTH_EXPIRED, one for another coordinator with',
+              '401 AUTH_WRONG_AUDIENCE and a repeated nonce with 409 AUTH_REPLAYED; a refused request creates nothing.',
+              '`ailink task create FILE.json --coordinator URL --key FILE` signs and sends one. The coordinator fills in',
+              'its keys and the initial model hash.',
+            ].join(' '),
+            headers: SignatureHeadersSchema,
+            // Loose on purpose: createTask runs the one full check (parseTaskSpec) and names every wrong field.
+            body: z.looseObject({}).meta({ description: 'a TaskInput (see components.schemas.TaskInput)' }),
+            response: { 201: TaskCreatedSchema, ...failures },
+          },
+          // Before the schemas: whoever may not create tasks learns nothing about what a valid body looks like.
+          preValidation: async (request) => {
+            await ownerOnly(CREATE_TASK_OP, bodies.get(request) ?? new Uint8Array(), request.headers);
+          },
         },
-      },
-      async (request, reply) => {
-        const row = await coordinator.createTask(request.body);
-        return reply.code(201).send({ id: row.id, digest: row.digest, spec: row.spec });
-      },
-    );
+        async (request, reply) => {
+          const row = await coordinator.createTask(request.body);
+          return reply.code(201).send({ id: row.id, digest: row.digest, spec: row.spec });
+        },
+      );
+    });
 
     api.get(
       '/v1/tasks/:id',

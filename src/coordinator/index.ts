@@ -24,4 +24,11 @@ export {
   TaskDetailSchema,
 } from './http.ts';
 export type { AttemptOutcome, RoundDeps } from './round.ts';
+export {
+  CREATE_TASK_OP,
+  createOwnerGuard,
+  MAX_SIGNATURE_TTL_MS,
+  SIGNATURE_HEADERS,
+  signCoordinatorRequest,
+} from './signed-requests.ts';
 export { type CoordinatorStore, openCoordinatorStore, type RoundRow, type TaskRow } from './store.ts';

@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import type { StrategyState } from '../aggregation/index.ts';
+import { type Clock, systemClock } from '../shared/clock.ts';
+import { createSqliteNonceLedger, type NonceLedger } from '../storage/request-auth.ts';
 import type { EvaluationSummary, Preprocessing, RoundKind, TaskSpec } from '../task/index.ts';
 
 /**
@@ -144,6 +146,8 @@ export interface CoordinatorStore {
   /** Records a finished statistics round (its attempt becomes done), atomically. */
   finishStatistics(row: StatisticsRow): void;
   statistics(task: string): StatisticsRow | undefined;
+  /** Nonces of signed HTTP requests (task creation) until they expire: kept here so a restart reopens no replay. */
+  readonly requestNonces: NonceLedger;
   close(): void;
 }
 
@@ -178,7 +182,8 @@ function decodeState(text: string): StrategyState {
   };
 }
 
-export function openCoordinatorStore(path: string): CoordinatorStore {
+/** `clock` only decides when remembered request nonces have expired and may be pruned. */
+export function openCoordinatorStore(path: string, clock: Clock = systemClock): CoordinatorStore {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -404,6 +409,7 @@ export function openCoordinatorStore(path: string): CoordinatorStore {
       const r = q.statistics.get(task);
       return r && (JSON.parse(r.record) as StatisticsRow);
     },
+    requestNonces: createSqliteNonceLedger(db, clock),
     close: () => db.close(),
   };
 }

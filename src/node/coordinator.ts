@@ -116,7 +116,7 @@ export async function startCoordinatorNode(
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
   };
   try {
-    const store = openCoordinatorStore(join(options.dir, 'coordinator.sqlite'));
+    const store = openCoordinatorStore(join(options.dir, 'coordinator.sqlite'), clock);
     stops.push(async () => store.close());
     const testData = options.testData;
     // Each task's model topology, read once from its stored package (the spec names it by digest).
@@ -194,6 +194,9 @@ export async function startCoordinatorNode(
     await serveRoundProtocol(host, coordinator);
     const app = buildApp({
       coordinator,
+      // Signed task creations: nonces in coordinator.sqlite, the signer checked against options.account via info().
+      nonces: store.requestNonces,
+      clock,
       // The explorer's badges: this node's own index of the chain and reads from the miners (`ailink audit verify` is
       // the same check from an auditor's own connection, for those who do not trust this node).
       audit: async (task, round) => {

@@ -76,6 +76,7 @@ export const ERROR_CODES = {
   PROOF_MALFORMED: { status: 400, about: 'proof or tag bytes have the wrong length or layout' },
   VERIFIER_UNAVAILABLE: { status: 503, about: 'no registered verifier could be reached' },
   // tasks and rounds (coordinator ↔ participant)
+  COORDINATOR_UNREACHABLE: { status: 503, about: "the coordinator's HTTP API could not be reached" },
   TASK_NOT_FOUND: { status: 404, about: 'no task with that id' },
   TASK_STOPPED: { status: 409, about: 'the task has ended or its owner stopped it' },
   TASK_UNVERIFIED: {

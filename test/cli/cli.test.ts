@@ -10,6 +10,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +100,77 @@ async function ok(args: readonly string[], cwd: string): Promise<string> {
     throw new Error(`ailink ${args.join(' ')} exited ${run.code ?? run.signal}:\n${run.stderr}`);
   }
   return run.stdout;
+}
+
+/** A loopback port nothing listens on (one that was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const { port } = server.address() as { port: number };
+  await new Promise((res) => server.close(res));
+  return port;
+}
+
+/**
+ * A task file as `ailink task create` and `ailink coordinator --create-task` take it, with the model.json beside it:
+ * two numeric columns, two classes, one dense layer (the smallest real task the coordinator accepts).
+ */
+function writeTaskFile(dir: string, admitted: readonly string[]): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'model.json'),
+    JSON.stringify({
+      format: 'layers-model',
+      modelTopology: {
+        class_name: 'Sequential',
+        config: {
+          name: 'tiny',
+          layers: [
+            {
+              class_name: 'Dense',
+              config: { name: 'out', units: 2, activation: 'softmax', batch_input_shape: [null, 2] },
+            },
+          ],
+        },
+      },
+    }),
+  );
+  const numeric = (name: string) => ({ name, type: 'numeric', transform: 'none', missing: 'refuse' });
+  const task = {
+    name: 'cli task',
+    model: { path: 'model.json', initialSeed: 'cli' },
+    data: {
+      kind: 'tabular',
+      columns: [numeric('x'), numeric('y'), { name: 'label', type: 'ignore' }],
+      label: { column: 'label', classes: ['no', 'yes'] },
+      holdout: 0,
+    },
+    dataset: { name: 'none', description: 'a task nobody trains' },
+    training: {
+      loss: 'categorical_crossentropy',
+      optimizer: { name: 'sgd', learningRate: 0.1 },
+      metrics: ['accuracy', 'loss'],
+      proximalMu: 0,
+    },
+    strategy: { name: 'fedavg' },
+    local: { epochs: 1, batchSize: 8 },
+    rounds: 1,
+    cohort: { size: admitted.length, min: 1 },
+    deadlines: {
+      joinMs: 600_000,
+      advertiseMs: 10_000,
+      sharesMs: 10_000,
+      trainMs: 10_000,
+      consistencyMs: 10_000,
+      unmaskMs: 10_000,
+    },
+    secagg: { enabled: false, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 1000 },
+    dp: null,
+    admitted: [...admitted],
+  };
+  const file = join(dir, 'task.json');
+  writeFileSync(file, JSON.stringify(task, null, 2));
+  return file;
 }
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -563,6 +635,22 @@ describe('ailink without a network', () => {
       expect(keyless.stderr).toContain('--key FILE is required with --chain');
     });
 
+    it('`task create` needs --coordinator URL; a coordinator that does not answer is COORDINATOR_UNREACHABLE naming the URL', async () => {
+      const dir = join(work, 'no-coordinator');
+      mkdirSync(dir);
+      const key = join(dir, 'owner.json');
+      const file = writeTaskFile(dir, [(await createKeyFile(key, systemRandom)).address]);
+      const args = ['task', 'create', file, '--chain', 'ws://127.0.0.1:1', '--state-dir', dir, '--key', key];
+      const noUrl = await ailink(args, { cwd: work });
+      expect(noUrl.code, noUrl.stderr).toBe(2);
+      expect(noUrl.stderr).toContain('expected --coordinator URL');
+      const url = `http://127.0.0.1:${await closedPort()}`;
+      const silent = await ailink([...args, '--coordinator', url], { cwd: work });
+      expect(silent.code, silent.stderr).toBe(1);
+      expect(silent.stderr).toContain('COORDINATOR_UNREACHABLE');
+      expect(silent.stderr).toContain(`${url}/v1/info`);
+    });
+
     it('a participant whose chain does not answer says which chain it tried', async () => {
       const dir = join(work, 'lost-participant');
       mkdirSync(dir);
@@ -803,6 +891,81 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('expected SS58 addresses');
   }, 120_000);
+
+  it("`task create FILE --coordinator URL`: the coordinator's own key creates the task through its API; another key cannot", async () => {
+    // The coordinator runs as the third account (whose objects no other test lists), not as the network's operator.
+    const coordinator = spawn(
+      process.execPath,
+      [
+        BIN,
+        'coordinator',
+        ...net(),
+        '--key',
+        third.file,
+        '--data-dir',
+        join(cwd, 'coordinator'),
+        '--http-port',
+        '0',
+        '--p2p-port',
+        '0',
+      ],
+      { cwd, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    coordinator.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    coordinator.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    const exited = new Promise((res) => coordinator.once('exit', res));
+    try {
+      const deadline = Date.now() + 90_000;
+      let ready: { url: string; account: string } | undefined;
+      while (ready === undefined) {
+        const line = stdout.split('\n').find((l) => l.includes('"event":"ready"'));
+        if (line !== undefined) ready = JSON.parse(line) as { url: string; account: string };
+        else if (coordinator.exitCode !== null || Date.now() > deadline)
+          throw new Error(`the coordinator did not start:\n${stderr}`);
+        else await new Promise((r) => setTimeout(r, 250));
+      }
+      const file = writeTaskFile(join(cwd, 'cli-created'), [second.address, third.address]);
+
+      // Another account's key (here the network operator's, the default --key) is refused before anything is stored.
+      const stranger = await ailink(['task', 'create', file, '--coordinator', ready.url, ...net()], { cwd });
+      expect(stranger.code, stranger.stderr).toBe(1);
+      expect(stranger.stderr).toContain('AUTH_NOT_AUTHORISED');
+      expect(stranger.stderr).toContain(ready.account);
+      // Nor does the running coordinator take an unsigned request.
+      const unsigned = await fetch(`${ready.url}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: readFileSync(file),
+      });
+      expect(unsigned.status).toBe(401);
+      expect(((await unsigned.json()) as { error: { code: string } }).error.code).toBe('AUTH_MISSING');
+
+      const created = JSON.parse(
+        await ok(
+          ['task', 'create', file, '--coordinator', ready.url, '--key', third.file, '--json', ...net()],
+          cwd,
+        ),
+      ) as { id: string; digest: string; spec: { model: { fid: string } } };
+      expect(created.spec.model.fid).toMatch(/^[0-9a-f]{64}$/);
+      // On chain: created by the coordinator's account, with the digest the coordinator answered, reached at its URL.
+      const shown = JSON.parse(await ok(['task', 'show', created.id, '--json', ...net()], cwd));
+      expect(shown).toMatchObject({
+        coordinator: ready.account,
+        spec: created.digest,
+        admitted: [second.address, third.address],
+        endpoint: { url: ready.url },
+      });
+    } finally {
+      coordinator.kill('SIGTERM');
+      await exited;
+    }
+  }, 180_000);
 
   it('`store put --plain` prints the same fid as the offline `store hash`', async () => {
     const [put, hash] = await Promise.all([

@@ -175,6 +175,7 @@ describe('lineage explorer (headless Chromium, the real app, the real audit)', (
     app = buildApp({
       coordinator: world.coordinator,
       info: () => INFO,
+      nonces: world.store.requestNonces,
       audit: (id, round) =>
         auditTask(
           { state: twin.state, atBlock: twin.atBlock(), fetch: (fid) => world.objects.get(fid) },
@@ -334,7 +335,12 @@ describe('the explorer and audit routes (inject)', () => {
   });
 
   const appWith = (audit?: (task: string, round?: number) => Promise<AuditReport>) =>
-    buildApp({ coordinator: world.coordinator, info: () => INFO, ...(audit ? { audit } : {}) });
+    buildApp({
+      coordinator: world.coordinator,
+      info: () => INFO,
+      nonces: world.store.requestNonces,
+      ...(audit ? { audit } : {}),
+    });
 
   it('serves the page at /explorer and /explorer/ with a policy that allows only its own script, style and origin', async () => {
     const app = appWith();

@@ -8,15 +8,19 @@ import { BODY_LIMIT, buildApp } from '../../src/coordinator/http.ts';
 import type { RoundRow } from '../../src/coordinator/store.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
+import { type Clock, systemClock, systemRandom } from '../../src/shared/clock.ts';
+import { signRequest } from '../../src/storage/request-auth.ts';
 import { JOIN_WINDOW_MS, joinMessage, type TaskSpec, taskDigest } from '../../src/task/index.ts';
 import { baseTask, makeAccount, makeWorld, type World } from './harness.ts';
 
 await accountsReady();
 
+// The harness's coordinator runs as makeAccount('coordinator'): the one account that may create tasks.
+const owner = makeAccount('coordinator');
 const INFO = {
   peerId: '12D3KooWExample',
   addrs: ['/ip4/127.0.0.1/tcp/4001'],
-  account: makeAccount('coordinator').address,
+  account: owner.address,
   version: '0.0.0-test',
 };
 
@@ -26,10 +30,18 @@ let logs: string[];
 const members = ['a', 'b', 'c'].map(makeAccount);
 const outsider = makeAccount('outsider');
 
+const appFor = (w: World) =>
+  buildApp({
+    coordinator: w.coordinator,
+    info: () => INFO,
+    nonces: w.store.requestNonces,
+    log: (l) => logs.push(l),
+  });
+
 beforeEach(() => {
   world = makeWorld();
   logs = [];
-  app = buildApp({ coordinator: world.coordinator, info: () => INFO, log: (l) => logs.push(l) });
+  app = appFor(world);
 });
 afterEach(async () => {
   await app.close();
@@ -39,15 +51,50 @@ afterEach(async () => {
 
 type ErrorReply = { error: { code: string; message: string } };
 
-async function createTask(overrides: Record<string, unknown> = {}) {
-  const res = await app.inject({
+/**
+ * The x-ailink-* headers that sign `body` for POST /v1/tasks, built the way any client would from the documented
+ * scheme (the fragment-request signature of src/storage/request-auth.ts, op `task.create`, the body's SHA-256 and
+ * byte length in place of a fragment's) rather than with the coordinator's own helper.
+ */
+function taskSignature(
+  body: string,
+  { by = owner, audience = INFO.peerId, clock = systemClock as Clock, ttlMs = 60_000 } = {},
+): Record<string, string> {
+  const bytes = new TextEncoder().encode(body);
+  const fields = {
+    op: 'task.create',
+    fragment: createHash('sha256').update(bytes).digest('hex'),
+    size: bytes.length,
+    audience,
+  };
+  const auth = signRequest(by, fields, { clock, random: systemRandom }, ttlMs);
+  return {
+    'x-ailink-account': auth.account,
+    'x-ailink-audience': audience,
+    'x-ailink-nonce': auth.nonce,
+    'x-ailink-expires-at': String(auth.expiresAt),
+    'x-ailink-signature': auth.signature,
+  };
+}
+
+/** POST /v1/tasks with exactly `body` and these headers (signed by the owner unless `headers` is given). */
+async function postTask(body: unknown, headers?: Record<string, string>) {
+  const text = JSON.stringify(body);
+  return app.inject({
     method: 'POST',
     url: '/v1/tasks',
-    payload: baseTask(
+    headers: { 'content-type': 'application/json', ...(headers ?? taskSignature(text)) },
+    payload: text,
+  });
+}
+
+async function createTask(overrides: Record<string, unknown> = {}) {
+  const res = await postTask(
+    baseTask(
       members.map((m) => m.address),
       overrides,
     ),
-  });
+  );
   expect(res.statusCode, res.body).toBe(201);
   return res.json<{ id: string; digest: string; spec: TaskSpec }>();
 }
@@ -199,30 +246,24 @@ describe('tasks', () => {
 
   it('refuses a bad spec with 400 naming the field, and records nothing', async () => {
     const before = await createTask();
-    const bad = await app.inject({
-      method: 'POST',
-      url: '/v1/tasks',
-      payload: baseTask(
+    const bad = await postTask(
+      baseTask(
         members.map((m) => m.address),
         { name: 'other', cohort: { size: 3, min: 4 } },
       ),
-    });
+    );
     expect(bad.statusCode).toBe(400);
     const { error } = bad.json<ErrorReply>();
     expect(error.code).toBe('INVALID_INPUT');
     expect(error.message).toMatch(/cohort/);
 
-    const notObject = await app.inject({ method: 'POST', url: '/v1/tasks', payload: [1, 2] });
+    const notObject = await postTask([1, 2]);
     expect(notObject.statusCode).toBe(400);
     expect(notObject.json<ErrorReply>().error.code).toBe('INVALID_INPUT');
-    const noModel = await app.inject({ method: 'POST', url: '/v1/tasks', payload: { name: 'x' } });
+    const noModel = await postTask({ name: 'x' });
     expect(noModel.json<ErrorReply>().error).toMatchObject({ code: 'INVALID_INPUT', message: /model/ });
-    // The same spec twice is one task.
-    const again = await app.inject({
-      method: 'POST',
-      url: '/v1/tasks',
-      payload: baseTask(members.map((m) => m.address)),
-    });
+    // The same spec twice (signed afresh) is one task.
+    const again = await postTask(baseTask(members.map((m) => m.address)));
     expect(again.statusCode).toBe(400);
 
     expect((await get<{ id: string }[]>('/v1/tasks')).body.map((t) => t.id)).toEqual([before.id]);
@@ -242,6 +283,117 @@ describe('tasks', () => {
     });
     expect(join.statusCode).toBe(404);
     expect(join.json<ErrorReply>().error.code).toBe('TASK_NOT_FOUND');
+  });
+});
+
+describe("task creation: only the coordinator's own account, once, for this coordinator, over the exact body", () => {
+  const spec = () => baseTask(members.map((m) => m.address));
+  /** Nothing was created: no task row, no chain record, nothing listed. */
+  const nothingCreated = async () => {
+    expect(world.store.tasks()).toEqual([]);
+    expect([...world.ledger.tasks.keys()]).toEqual([]);
+    expect((await get('/v1/tasks')).body).toEqual([]);
+  };
+  const refusal = (res: Awaited<ReturnType<typeof postTask>>) => ({
+    status: res.statusCode,
+    code: res.json<Partial<ErrorReply>>().error?.code,
+  });
+
+  it('an unsigned POST is refused (401 AUTH_MISSING), whatever the body; so is one missing a header', async () => {
+    const unsigned = await postTask(spec(), {});
+    expect(refusal(unsigned)).toEqual({ status: 401, code: 'AUTH_MISSING' });
+    expect(unsigned.json<ErrorReply>().error.message).toContain('x-ailink-signature');
+    // Not even the body's validity is disclosed before the signer is known.
+    expect(refusal(await postTask([1, 2], {}))).toEqual({ status: 401, code: 'AUTH_MISSING' });
+    const { 'x-ailink-nonce': _, ...noNonce } = taskSignature(JSON.stringify(spec()));
+    const partial = await postTask(spec(), noNonce);
+    expect(refusal(partial)).toEqual({ status: 401, code: 'AUTH_MISSING' });
+    expect(partial.json<ErrorReply>().error.message).toContain('x-ailink-nonce');
+    await nothingCreated();
+  });
+
+  it('a POST signed by another account is refused (403 AUTH_NOT_AUTHORISED); so is one claiming the owner with another key', async () => {
+    const text = JSON.stringify(spec());
+    expect(refusal(await postTask(spec(), taskSignature(text, { by: outsider })))).toEqual({
+      status: 403,
+      code: 'AUTH_NOT_AUTHORISED',
+    });
+    // An admitted member is no more the owner than anyone else.
+    expect(refusal(await postTask(spec(), taskSignature(text, { by: members[0]! })))).toEqual({
+      status: 403,
+      code: 'AUTH_NOT_AUTHORISED',
+    });
+    const forged = { ...taskSignature(text, { by: outsider }), 'x-ailink-account': owner.address };
+    expect(refusal(await postTask(spec(), forged))).toEqual({ status: 401, code: 'AUTH_BAD_SIGNATURE' });
+    await nothingCreated();
+  });
+
+  it('a replayed signed POST is refused (409 AUTH_REPLAYED), also after a restart', async () => {
+    const text = JSON.stringify(spec());
+    const headers = taskSignature(text);
+    expect((await postTask(spec(), headers)).statusCode).toBe(201);
+    expect(refusal(await postTask(spec(), headers))).toEqual({ status: 409, code: 'AUTH_REPLAYED' });
+    // The nonces live in the coordinator's SQLite: a restart does not reopen the replay.
+    await app.close();
+    await world.restart();
+    app = appFor(world);
+    expect(refusal(await postTask(spec(), headers))).toEqual({ status: 409, code: 'AUTH_REPLAYED' });
+    expect(world.store.tasks()).toHaveLength(1);
+    expect(world.ledger.tasks.size).toBe(1);
+  });
+
+  it('an expired POST (401 AUTH_EXPIRED) and one expiring too far ahead (401 AUTH_EXPIRY_TOO_FAR) are refused', async () => {
+    const text = JSON.stringify(spec());
+    const anHourAgo = { now: () => Date.now() - 3_600_000 };
+    expect(refusal(await postTask(spec(), taskSignature(text, { clock: anHourAgo })))).toEqual({
+      status: 401,
+      code: 'AUTH_EXPIRED',
+    });
+    expect(refusal(await postTask(spec(), taskSignature(text, { ttlMs: 24 * 3_600_000 })))).toEqual({
+      status: 401,
+      code: 'AUTH_EXPIRY_TOO_FAR',
+    });
+    await nothingCreated();
+  });
+
+  it('a tampered body is refused (401 AUTH_BAD_SIGNATURE): the signature covers every byte', async () => {
+    const signed = taskSignature(JSON.stringify(spec()));
+    // The outsider slips itself onto the admission list of the owner's signed request.
+    const widened = baseTask([...members.map((m) => m.address), outsider.address]);
+    expect(refusal(await postTask(widened, signed))).toEqual({ status: 401, code: 'AUTH_BAD_SIGNATURE' });
+    // The same JSON value written differently is other bytes, so another request.
+    const respaced = await app.inject({
+      method: 'POST',
+      url: '/v1/tasks',
+      headers: { 'content-type': 'application/json', ...signed },
+      payload: JSON.stringify(spec(), null, 1),
+    });
+    expect(refusal(respaced)).toEqual({ status: 401, code: 'AUTH_BAD_SIGNATURE' });
+    await nothingCreated();
+  });
+
+  it('a POST signed for another coordinator is refused (401 AUTH_WRONG_AUDIENCE)', async () => {
+    const text = JSON.stringify(spec());
+    const elsewhere = taskSignature(text, { audience: '12D3KooWAnotherCoordinator' });
+    expect(refusal(await postTask(spec(), elsewhere))).toEqual({ status: 401, code: 'AUTH_WRONG_AUDIENCE' });
+    // Re-labelled as meant for this coordinator, the signature no longer holds.
+    const relabelled = { ...elsewhere, 'x-ailink-audience': INFO.peerId };
+    expect(refusal(await postTask(spec(), relabelled))).toEqual({ status: 401, code: 'AUTH_BAD_SIGNATURE' });
+    await nothingCreated();
+  });
+
+  it('malformed auth headers are 400 INVALID_INPUT naming the header', async () => {
+    const signed = taskSignature(JSON.stringify(spec()));
+    for (const [header, value] of [
+      ['x-ailink-expires-at', 'soon'],
+      ['x-ailink-nonce', 'NOT-HEX'],
+      ['x-ailink-signature', 'ab'],
+    ] as const) {
+      const res = await postTask(spec(), { ...signed, [header]: value });
+      expect(refusal(res), header).toEqual({ status: 400, code: 'INVALID_INPUT' });
+      expect(res.json<ErrorReply>().error.message).toContain(header);
+    }
+    await nothingCreated();
   });
 });
 
@@ -385,7 +537,12 @@ describe('the rest', () => {
       // A reply that does not match its declared schema is not sent half-right.
       participants: () => [{ account: 'x' } as never],
     };
-    const app2 = buildApp({ coordinator: broken, info: () => INFO, log: (l) => logs.push(l) });
+    const app2 = buildApp({
+      coordinator: broken,
+      info: () => INFO,
+      nonces: world.store.requestNonces,
+      log: (l) => logs.push(l),
+    });
     const res = await app2.inject({ method: 'GET', url: '/v1/tasks' });
     const bad = await app2.inject({ method: 'GET', url: '/v1/tasks/any/participants' });
     await app2.close();
@@ -447,6 +604,20 @@ describe('the rest', () => {
       required: expect.arrayContaining(['account', 'identityKey', 'signature', 'peer']),
       additionalProperties: false,
     });
+    // Task creation documents its signature headers, each required.
+    const create = Operation.parse(doc.paths['/v1/tasks']?.post);
+    expect(
+      create.parameters
+        ?.filter((p) => p.in === 'header' && p.required)
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual([
+      'x-ailink-account',
+      'x-ailink-audience',
+      'x-ailink-expires-at',
+      'x-ailink-nonce',
+      'x-ailink-signature',
+    ]);
 
     // Every $ref points at a component that exists.
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map(
