@@ -73,9 +73,10 @@ export async function startParticipantNode(
         identityKey: options.identityKey,
         link,
         chain: {
-          taskSpecDigest: async (task) => {
+          task: async (task) => {
             await session.indexer.sync();
-            return session.tasks.specDigest(task);
+            const record = taskOf(session.indexer.state, task);
+            return record && { spec: record.spec, coordinator: record.coordinator };
           },
           anchored: async (task) => {
             await session.indexer.sync();

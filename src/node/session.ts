@@ -10,7 +10,6 @@ import {
   type protocolCall,
   roundsOf,
   submitProtocol,
-  taskOf,
 } from '../chain/index.ts';
 import { createHost, type Host } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
@@ -98,7 +97,6 @@ export interface Session {
 
 /** What the chain says about tasks, read from the session's index. */
 export interface TaskRecords {
-  specDigest(task: string): string | undefined;
   anchored(task: string): { round: number; manifest: string; digest: string }[];
   admitted(task: string): { account: string; identityKey: string }[];
 }
@@ -176,7 +174,6 @@ export async function openSession(
         });
       },
       tasks: {
-        specDigest: (task) => taskOf(index.state, task)?.spec,
         anchored: (task) =>
           roundsOf(index.state, task).map((r) => ({
             round: r.round,

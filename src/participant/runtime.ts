@@ -74,9 +74,9 @@ export interface ParticipantDeps {
   /** Ed25519 private key that signs this participant's round messages (kept for the whole task). */
   readonly identityKey: Uint8Array;
   readonly link: CoordinatorLink;
-  /** What the chain says about the task: the spec digest and the anchored rounds. */
+  /** What the chain says about the task: its record (spec digest, the account that created it) and anchored rounds. */
   readonly chain: {
-    taskSpecDigest(task: string): Promise<string | undefined>;
+    task(task: string): Promise<{ spec: string; coordinator: string } | undefined>;
     anchored(task: string): Promise<{ round: number; manifest: string; digest: string }[]>;
   };
   readonly objects: {
@@ -504,13 +504,21 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     onEvent: (l) => void listeners.add(l),
     async run(signal) {
       const task = await deps.link.task(options.task);
-      const onChain = await deps.chain.taskSpecDigest(options.task);
-      if (onChain === undefined || onChain !== taskDigest(task.spec)) {
+      const onChain = await deps.chain.task(options.task);
+      if (onChain === undefined || onChain.spec !== taskDigest(task.spec)) {
         throw new AilinkError(
           'TASK_UNVERIFIED',
           onChain === undefined
             ? `task ${options.task} is not recorded on chain`
-            : `the coordinator's spec of ${options.task} hashes to ${taskDigest(task.spec).slice(0, 16)}…, the chain recorded ${onChain.slice(0, 16)}…`,
+            : `the coordinator's spec of ${options.task} hashes to ${taskDigest(task.spec).slice(0, 16)}…, the chain recorded ${onChain.spec.slice(0, 16)}…`,
+        );
+      }
+      // The chain keeps only the spec's digest, so anyone can record a copied spec first under the task's id: then
+      // its record (endpoint, admissions, rounds) belongs to that account, not to the coordinator the spec names.
+      if (onChain.coordinator !== task.spec.coordinator.account) {
+        throw new AilinkError(
+          'TASK_UNVERIFIED',
+          `task ${options.task} was recorded on chain by ${onChain.coordinator}, but its spec names the coordinator ${task.spec.coordinator.account}: the id is squatted; ask the coordinator for a new task`,
         );
       }
       spec = task.spec;

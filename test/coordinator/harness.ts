@@ -66,12 +66,16 @@ export function memoryObjects() {
 }
 
 export function memoryLedger(): CoordinatorLedger & {
-  tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean }>;
+  /** `coordinator`: the account that recorded the task, when not the world's coordinator (a squatter). */
+  tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }>;
   rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
   terms: Map<string, { readers: string[]; price: string | null }>;
 } {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
-  const tasks = new Map<string, { digest: string; admitted: string[]; stopped?: boolean }>();
+  const tasks = new Map<
+    string,
+    { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }
+  >();
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   return {
@@ -246,6 +250,8 @@ export interface World {
   objects: ReturnType<typeof memoryObjects>;
   ledger: ReturnType<typeof memoryLedger>;
   serverKey: Uint8Array;
+  /** The coordinator's chain account: the one that records its tasks. */
+  account: Account;
   /** Replaces the coordinator by a fresh one on the same SQLite file (a restart). */
   restart(): Promise<void>;
   logs: string[];
@@ -290,6 +296,7 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
     objects,
     ledger,
     serverKey: server.privateKey,
+    account,
     logs,
     async restart() {
       await world.coordinator.stop();
@@ -343,7 +350,10 @@ export function makeParticipant(
         },
       },
       chain: {
-        taskSpecDigest: async (id) => world.ledger.tasks.get(id)?.digest,
+        task: async (id) => {
+          const t = world.ledger.tasks.get(id);
+          return t && { spec: t.digest, coordinator: t.coordinator ?? world.account.address };
+        },
         anchored: async (id) => world.ledger.anchored(id),
       },
       // Reads as this participant: a private model not wrapped for its reader key is refused.

@@ -16,6 +16,7 @@ import {
   fakeTrainer,
   initialWeights,
   type Member,
+  makeAccount,
   makeParticipant,
   makeWorld,
   manifestsOf,
@@ -176,6 +177,21 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     for (const m of after) expect(m.cohort).not.toContain(accounts[0]);
     expect(after.some((m) => m.survivors.includes(accounts[4]!))).toBe(true);
   }, 60_000);
+
+  it('an organisation refuses a task whose id another account recorded on chain with a copy of the spec', async () => {
+    const world = makeWorld();
+    const accounts = ['s1', 's2', 's3'].map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts));
+    // The attack: the squatter's createTask landed first, with the same id and spec digest. Its record (endpoint,
+    // admissions, rounds) is the squatter's to change, while the spec names the honest coordinator.
+    world.ledger.tasks.get(task.id)!.coordinator = makeAccount('squatter').address;
+    const joined = makeParticipant(world, task.id, 's1');
+    await expect(joined.participant.run(AbortSignal.timeout(30_000))).rejects.toMatchObject({
+      code: 'TASK_UNVERIFIED',
+      message: expect.stringMatching(/squatted/),
+    });
+    expect(world.store.participants(task.id)).toEqual([]);
+  });
 
   it('a task its owner stopped ends without another round and takes no joins', async () => {
     const world = makeWorld();
