@@ -118,8 +118,11 @@ export interface Coordinator {
   /** The initial model's fid (round 0 starts from it). */
   initialModel(id: string): { fid: string; hash: string } | undefined;
   join(task: string, request: JoinRequest): Promise<ParticipantRow>;
-  /** One request on the round protocol (already decoded from JSON); returns the reply body. */
-  handle(raw: unknown): Promise<unknown>;
+  /**
+   * One request on the round protocol (already decoded from JSON) from `remotePeer` (the connection's authenticated
+   * peer id); returns the reply body.
+   */
+  handle(raw: unknown, remotePeer: string): Promise<unknown>;
   /** Runs every unfinished task (resuming open attempts) until `stop`. */
   start(): void;
   onEvent(listener: (e: RoundEvent) => void): () => void;
@@ -519,7 +522,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       store.upsertParticipant(row);
       return row;
     },
-    async handle(raw) {
+    async handle(raw, remotePeer) {
       // A stopped coordinator is as good as unreachable: the caller's transport error makes participants retry.
       if (controller.signal.aborted) throw new AilinkError('ABORTED', 'the coordinator is stopping');
       try {
@@ -528,6 +531,14 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         const participant = store.participant(task.id, request.from);
         if (participant === undefined) {
           throw new AilinkError('ROUND_NOT_ADMITTED', `${request.from} has not joined ${task.id}`);
+        }
+        // Only the peer the participant's signed join names speaks for it: anyone can write its address in `from`,
+        // and counting that as a sign of life would keep a dead participant in the cohorts.
+        if (participant.peer.peerId !== remotePeer) {
+          throw new AilinkError(
+            'AUTH_NOT_AUTHORISED',
+            `${request.from} joined ${task.id} from peer ${participant.peer.peerId}; this request comes from ${remotePeer}: join again from this peer`,
+          );
         }
         store.touch(task.id, request.from, deps.clock.now());
         if (request.kind === 'view') return { ok: true, announcement: latestAnnouncement(task.id) ?? null };
@@ -605,13 +616,13 @@ function checkJoinSignature(
   if (
     !verifySignature(
       account,
-      joinMessage({ task, account, identityKey, readerKey, signedAt }),
+      joinMessage({ task, account, identityKey, readerKey, signedAt, peerId: request.peer.peerId }),
       fromHex(request.joinSignature),
     )
   ) {
     throw new AilinkError(
       'AUTH_BAD_SIGNATURE',
-      `the join's reader key and time are not signed by ${account}: sign joinMessage(task, account, identityKey, readerKey, signedAt)`,
+      `the join's reader key, time and peer are not signed by ${account}: sign joinMessage(task, account, identityKey, readerKey, signedAt, peer.peerId)`,
     );
   }
   if (Math.abs(now - signedAt) > JOIN_WINDOW_MS) {

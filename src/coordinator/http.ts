@@ -248,7 +248,7 @@ export const JoinBodySchema = z.strictObject({
   }),
   joinSignature: hex(64).meta({
     description:
-      'sr25519 signature of joinMessage(task, account, identityKey, readerKey, signedAt) by account',
+      'sr25519 signature of joinMessage(task, account, identityKey, readerKey, signedAt, peer.peerId) by account',
   }),
   peer: z.strictObject({
     peerId: z.string().min(1).max(128),

@@ -27,7 +27,8 @@ export async function serveRoundProtocol(
         } catch {
           body = undefined;
         }
-        const reply = await coordinator.handle(body);
+        // The remote peer id is authenticated by the connection's Noise handshake.
+        const reply = await coordinator.handle(body, channel.remotePeer);
         await channel.writeFrame(new TextEncoder().encode(JSON.stringify(reply)));
         await channel.closeWrite();
       } catch (err) {

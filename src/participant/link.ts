@@ -37,6 +37,7 @@ export async function connectCoordinator(
     await host.connect(coordinator).catch(() => {}); // rejoins the gossip mesh too
   };
   return {
+    peerId: host.peerId,
     task: (id) => http<{ spec: TaskSpec; digest: string }>(`${base}/v1/tasks/${encodeURIComponent(id)}`),
     async join(task, request) {
       await http(

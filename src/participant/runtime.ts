@@ -44,6 +44,8 @@ import type { ModelRef } from './train-pool.ts';
 
 /** How a participant reaches its coordinator: HTTP for the task and joining, p2p for round traffic. */
 export interface CoordinatorLink {
+  /** This participant's own peer id: its round requests come from it, and its join signs it. */
+  readonly peerId: string;
   task(id: string): Promise<{ spec: TaskSpec; digest: string }>;
   join(
     task: string,
@@ -533,6 +535,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         identityKey: identityPublic,
         readerKey: deps.account.readerKey,
         signedAt: deps.clock.now(),
+        peerId: deps.link.peerId,
       };
       await deps.link.join(options.task, {
         account: me,

@@ -271,16 +271,19 @@ export interface JoinClaim {
   readonly readerKey: string;
   /** Milliseconds since the epoch, by the participant's clock. */
   readonly signedAt: number;
+  /** The libp2p peer id its round traffic comes from: the coordinator counts only that peer's requests. */
+  readonly peerId: string;
 }
 
 /**
  * What a participant signs with its account to join, besides its admission. The admission goes on chain, so anyone can
- * read it and send it again; this signature binds the reader key that private models are wrapped for, and the time,
- * so neither someone else's reader key nor an older join (bringing back a key the participant replaced) gets in.
+ * read it and send it again; this signature binds the reader key that private models are wrapped for, the peer its
+ * round traffic comes from, and the time, so neither someone else's reader key or peer nor an older join (bringing
+ * back a key the participant replaced) gets in.
  */
 export const joinMessage = (j: JoinClaim) =>
   new TextEncoder().encode(
-    `ailink/join/v1\n${j.task}\n${j.account}\n${j.identityKey}\n${j.readerKey}\n${j.signedAt}`,
+    `ailink/join/v2\n${j.task}\n${j.account}\n${j.identityKey}\n${j.readerKey}\n${j.signedAt}\n${j.peerId}`,
   );
 
 // --- commitments and the stored update --------------------------------------------------------------------------

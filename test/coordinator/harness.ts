@@ -335,6 +335,7 @@ export function makeParticipant(
       account,
       identityKey,
       link: {
+        peerId: label,
         task: async (id) => {
           const row = world.coordinator.task(id);
           if (!row) throw new AilinkError('TASK_NOT_FOUND', id);
@@ -343,7 +344,7 @@ export function makeParticipant(
         join: async (id, r) =>
           void (await world.coordinator.join(id, { ...r, peer: { peerId: label, addrs: [] } })),
         request: async (body) =>
-          JSON.parse(JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body))))),
+          JSON.parse(JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body)), label))),
         subscribe: (topic, handler) => {
           world.bus.on(topic, handler);
           return () => world.bus.off(topic, handler);

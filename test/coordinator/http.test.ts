@@ -107,7 +107,8 @@ function joinBody(
   account: Account,
   { identityKey = identityOf(account.address), signedAt = Date.now(), readerKey = account.readerKey } = {},
 ) {
-  const claim = { task, account: account.address, identityKey, readerKey, signedAt };
+  const peer = { peerId: '12D3KooWPeer', addrs: ['/ip4/10.0.0.2/tcp/4002'] };
+  const claim = { task, account: account.address, identityKey, readerKey, signedAt, peerId: peer.peerId };
   return {
     account: account.address,
     identityKey,
@@ -115,7 +116,7 @@ function joinBody(
     readerKey,
     signedAt,
     joinSignature: toHex(account.sign(joinMessage(claim))),
-    peer: { peerId: '12D3KooWPeer', addrs: ['/ip4/10.0.0.2/tcp/4002'] },
+    peer,
   };
 }
 

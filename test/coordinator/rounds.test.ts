@@ -1,11 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
+import { signingKeyPair } from '../../src/aggregation/keys.ts';
+import { admissionMessage } from '../../src/chain/index.ts';
 import { accountsReady } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import {
   decodeModelBytes,
   encodingOf,
   epsilonAfter,
+  joinMessage,
   type Manifest,
   parseManifest,
   type RoundStage,
@@ -409,6 +414,53 @@ describe('central differential privacy', () => {
 });
 
 describe('bad input is refused with a code and changes nothing', () => {
+  it('round requests count only from the peer the participant signed into its join; a join with another peer is refused', async () => {
+    const world = makeWorld();
+    const members = ['u', 'v', 'w'].map((l) => makeParticipant(world, 'x', l));
+    const task = await world.coordinator.createTask(baseTask(members.map((m) => m.account.address)));
+    stops.push(async () => {
+      await world.coordinator.stop();
+      world.store.close();
+    });
+    const u = members[0]!.account;
+    const identityKey = toHex(signingKeyPair((n) => new Uint8Array(randomBytes(n))).publicKey);
+    const claim = {
+      task: task.id,
+      account: u.address,
+      identityKey,
+      readerKey: u.readerKey,
+      signedAt: Date.now() - 60_000,
+      peerId: 'u-peer',
+    };
+    const join = {
+      account: u.address,
+      identityKey,
+      signature: toHex(u.sign(admissionMessage(task.id, identityKey))),
+      readerKey: u.readerKey,
+      signedAt: claim.signedAt,
+      joinSignature: toHex(u.sign(joinMessage(claim))),
+      peer: { peerId: 'u-peer', addrs: [] },
+    };
+    await world.coordinator.join(task.id, join);
+    const seen = () => world.store.participant(task.id, u.address)!.lastSeen;
+    const before = seen();
+    const view = { kind: 'view', task: task.id, from: u.address };
+
+    // The attack: another peer speaks for u (keeping a dead participant "online" for the cohort draws)…
+    const spoofed = (await world.coordinator.handle(view, 'mallory-peer')) as { error?: { code: string } };
+    expect(spoofed.error?.code).toBe('AUTH_NOT_AUTHORISED');
+    expect(seen()).toBe(before);
+    // …or replays u's join with its own peer: the peer is signed.
+    await expect(
+      world.coordinator.join(task.id, { ...join, peer: { peerId: 'mallory-peer', addrs: [] } }),
+    ).rejects.toSatisfy((e) => hasCode(e, 'AUTH_BAD_SIGNATURE'));
+    expect(world.store.participant(task.id, u.address)!.peer.peerId).toBe('u-peer');
+
+    await new Promise((r) => setTimeout(r, 5));
+    expect(((await world.coordinator.handle(view, 'u-peer')) as { ok: boolean }).ok).toBe(true);
+    expect(seen()).toBeGreaterThan(before);
+  });
+
   it('unadmitted joins, malformed, forged, replayed and misaddressed round messages', async () => {
     const world = makeWorld();
     const labels = ['u', 'v', 'w'];
@@ -448,7 +500,7 @@ describe('bad input is refused with a code and changes nothing', () => {
     ).rejects.toSatisfy((e) => hasCode(e, 'AUTH_BAD_SIGNATURE'));
 
     const reply = async (body: unknown) =>
-      (await world.coordinator.handle(body)) as { ok: boolean; error?: { code: string } };
+      (await world.coordinator.handle(body, 'outsider')) as { ok: boolean; error?: { code: string } };
     expect((await reply({ kind: 'view' })).error?.code).toBe('ROUND_MESSAGE_INVALID');
     expect((await reply('x'.repeat(10))).error?.code).toBe('ROUND_MESSAGE_INVALID');
     expect((await reply({ kind: 'view', task: task.id, from: outsider.account.address })).error?.code).toBe(
