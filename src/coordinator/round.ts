@@ -37,6 +37,7 @@ import {
   secAggShape,
   sha256Hex,
   signAnnouncement,
+  storedUpdateMaxBytes,
   strategyOf,
   type TaskSpec,
   toWire,
@@ -72,8 +73,11 @@ export interface RoundDeps {
      * Stores a private model: encrypted, its data key wrapped for the coordinator and for `readerKeys` (X25519, hex).
      */
     putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[]): Promise<string>;
-    /** Reads an object (a participant's update, encrypted for the coordinator) within the deadline. */
-    get(fid: string, options: { signal: AbortSignal }): Promise<Uint8Array>;
+    /**
+     * Reads an object (a participant's update, encrypted for the coordinator) within the deadline; one recorded as
+     * larger than `maxBytes` is OBJECT_TOO_LARGE without being fetched.
+     */
+    get(fid: string, options: { signal: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
   };
   readonly ledger: {
     recordRound(task: string, round: number, manifestFid: string, digest: string): Promise<void>;
@@ -403,8 +407,9 @@ export class AttemptRunner {
         controller.abort(new AilinkError('TIMEOUT', `fetching the update of ${from} took over ${budget} ms`)),
       budget,
     );
+    // A participant commits to any fid it likes: the size its record declares is checked before anything moves.
     const p = this.deps.objects
-      .get(c.fid, { signal: controller.signal })
+      .get(c.fid, { signal: controller.signal, maxBytes: storedUpdateMaxBytes(this.setup.dimension) })
       .then((bytes) => {
         if (sha256Hex(bytes) !== c.digest)
           throw new AilinkError(

@@ -50,6 +50,12 @@ export const SESSION_DEADLINES = Object.freeze({
   chainCallMs: 60_000,
 });
 
+/**
+ * The largest object a session reads whole into memory when its caller names no smaller bound: a record declaring
+ * more (its owner says what it likes) is refused before a byte moves. Streams (`storage.get`) are not bounded.
+ */
+export const SESSION_MAX_OBJECT_BYTES = 1024 * 1024 * 1024;
+
 /** Where the network is and how this session takes part in it. */
 export interface SessionConfig {
   /** The chain's WebSocket endpoint (ws:// or wss://). */
@@ -84,8 +90,11 @@ export interface Session {
   readonly registry: ObjectRegistry;
   readonly storage: StorageClient;
   readonly market: MarketClient;
-  /** An object's bytes, whole (decrypted when this account may read it). */
-  get(fid: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * An object's bytes, whole (decrypted when this account may read it): at most `maxBytes` (default
+   * SESSION_MAX_OBJECT_BYTES), refused as OBJECT_TOO_LARGE before anything is fetched.
+   */
+  get(fid: string, options?: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
   /** Stores `bytes` and returns the fid (encrypted for this account and `readers` unless `encrypt` is false). */
   put(bytes: Uint8Array, options: PutOptions): Promise<string>;
   /** Submits protocol calls as this account and waits until the index has applied them. */
@@ -164,7 +173,8 @@ export async function openSession(
       market,
       async get(fid, options = {}) {
         const parts: Uint8Array[] = [];
-        for await (const chunk of storage.get(fid, options)) parts.push(chunk);
+        const maxBytes = options.maxBytes ?? SESSION_MAX_OBJECT_BYTES;
+        for await (const chunk of storage.get(fid, { ...options, maxBytes })) parts.push(chunk);
         return new Uint8Array(Buffer.concat(parts));
       },
       put: async (bytes, options) => (await storage.put(bytes, options)).fid,

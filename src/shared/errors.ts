@@ -132,6 +132,10 @@ export const ERROR_CODES = {
     about:
       'a data file could not be decoded: re-export the named file as PNG/JPEG, UTF-8 CSV/TSV or valid gzip',
   },
+  OBJECT_TOO_LARGE: {
+    status: 413,
+    about: 'a stored object is larger than what its reader expects (e.g. a round update); it was not fetched',
+  },
   DATA_TOO_LARGE: {
     status: 413,
     about:

@@ -58,9 +58,13 @@ export interface RepairReport {
 export interface StorageClient {
   put(source: Uint8Array | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>;
   /** Streams the original bytes; every fragment and segment is verified before a byte is yielded. */
+  /**
+   * Streams the object. `maxBytes`: the most the caller will take; a larger record (whatever its owner declared) is
+   * OBJECT_TOO_LARGE before any fragment moves.
+   */
   get(
     fid: string,
-    options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
+    options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void; maxBytes?: number },
   ): AsyncIterable<Uint8Array>;
   info(fid: string): Promise<Placement>;
   /** Rebuilds every column whose miner lost it (or is gone) from any 4 survivors and places it on a new miner. */
@@ -334,9 +338,15 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
 
   async function* get(
     fid: string,
-    getOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
+    getOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void; maxBytes?: number } = {},
   ): AsyncIterable<Uint8Array> {
     const { record, miners } = await info(fid);
+    if (getOptions.maxBytes !== undefined && record.size > getOptions.maxBytes) {
+      throw new AilinkError(
+        'OBJECT_TOO_LARGE',
+        `${fid} is recorded as ${record.size} bytes; at most ${getOptions.maxBytes} were expected here, so it was not fetched`,
+      );
+    }
     const peers = await peersNow();
     const recomputed = fidOf(record.segments.map((seg) => seg.hash));
     if (recomputed !== fid) {

@@ -50,6 +50,7 @@ export {
   sha256Hex,
   signAnnouncement,
   signCommitment,
+  storedUpdateMaxBytes,
   taskTopic,
   toWire,
   type UnmaskMessage,

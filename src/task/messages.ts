@@ -348,13 +348,19 @@ export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
 }
 
 /** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */
+/** Longest header a stored update may carry (a context, an address, a signature: a few hundred bytes in practice). */
+const MAX_UPDATE_HEADER_BYTES = 4096;
+
+/** The most bytes a stored update of `words` words can take: what a reader fetches at most. */
+export const storedUpdateMaxBytes = (words: number): number => 8 + MAX_UPDATE_HEADER_BYTES + 4 * words;
+
 export function decodeStoredUpdate(bytes: Uint8Array, words: number): StoredUpdate {
   const bad = (why: string) => new AilinkError('ROUND_MESSAGE_INVALID', `stored update: ${why}`);
   if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== UPDATE_MAGIC)
     throw bad('expected the AILU magic');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getUint32(4, true);
-  if (headerLength > 4096 || 8 + headerLength > bytes.byteLength)
+  if (headerLength > MAX_UPDATE_HEADER_BYTES || 8 + headerLength > bytes.byteLength)
     throw bad(`header length ${headerLength} out of range`);
   let header: z.infer<typeof UpdateHeaderSchema>;
   try {

@@ -157,6 +157,26 @@ describe('storage client with 14 in-process miners', () => {
     expect(fetched).toStrictEqual([]);
   });
 
+  it('an object recorded as larger than the reader takes is OBJECT_TOO_LARGE before anything is fetched', async () => {
+    const bytes = systemRandom(10_000);
+    const { fid } = await clientFor(owner).put(bytes);
+    const fetched: string[] = [];
+    const watching: MinerClient = {
+      ...honest,
+      async get(peer, hash, options) {
+        fetched.push(hash);
+        return honest.get(peer, hash, options);
+      },
+    };
+    await expect(readAll(clientFor(owner, watching).get(fid, { maxBytes: 9_999 }))).rejects.toMatchObject({
+      code: 'OBJECT_TOO_LARGE',
+    });
+    expect(fetched).toStrictEqual([]);
+    expect(Buffer.from(await readAll(clientFor(owner).get(fid, { maxBytes: 10_000 })))).toEqual(
+      Buffer.from(bytes),
+    );
+  });
+
   it('only the owner and the named readers can read; others get CRYPTO_NOT_A_READER', async () => {
     const reader = accountFromSeeds(systemRandom(32), generateX25519().privateKey);
     const data = systemRandom(5000);

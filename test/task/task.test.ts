@@ -14,10 +14,12 @@ import {
   parseAnnouncement,
   parseRequest,
   parseTaskSpec,
+  roundContext,
   secAggShape,
   sha256Hex,
   signAnnouncement,
   signCommitment,
+  storedUpdateMaxBytes,
   taskDigest,
   taskIdOf,
   verifyCommitment,
@@ -211,6 +213,23 @@ describe('stored updates and models (formats)', () => {
         return back.words.every((w, i) => w === words[i]) && bytes.byteLength - 4 * words.length < 300;
       }),
     );
+  });
+
+  it('every update a round can hold fits the bound a reader fetches at most (storedUpdateMaxBytes)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint32Array({ minLength: 1, maxLength: 300 }),
+        // The longest context: a 64-char task id, round and attempt at their largest.
+        fc.tuple(fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), fc.nat(), fc.nat()),
+        fc.boolean(),
+        (words, [task, round, attempt], signed) => {
+          const u = { context: roundContext(task, round, attempt), from: alice, words };
+          const bytes = encodeStoredUpdate({ ...u, signature: signed ? random(64) : null });
+          return bytes.byteLength <= storedUpdateMaxBytes(words.length);
+        },
+      ),
+    );
+    expect(storedUpdateMaxBytes(1000)).toBeLessThan(4 * 1000 + 8192);
   });
 
   it('refuses truncated, wrongly sized or foreign bytes', () => {
