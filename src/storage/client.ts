@@ -291,9 +291,11 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       inFlight.catch(() => {});
     }
     await inFlight;
+    const fid = fidOf(segments.map((s) => s.hash));
+    const binding = { fid, owner: deps.account.address };
     const record: ObjectRecord = {
       version: 1,
-      fid: fidOf(segments.map((s) => s.hash)),
+      fid,
       size,
       ...(putOptions.name === undefined ? {} : { name: putOptions.name }),
       owner: deps.account.address,
@@ -303,7 +305,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       encryption:
         key === null
           ? null
-          : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r))), tags },
+          : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r), binding)), tags },
     };
     const miners = assigned.map((p) => p.peerId);
     const deal = toHex(deps.random(16));
@@ -356,7 +358,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       );
     }
     // The key before any fragment: a reader who may not read costs the miners nothing.
-    const key = record.encryption === null ? null : await dataKeyOf(record.fid, record.encryption.wraps);
+    const key =
+      record.encryption === null ? null : await dataKeyOf(record.fid, record.owner, record.encryption.wraps);
     const count = record.segments.length;
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
@@ -390,18 +393,19 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
    * the owner released to it later through the registry's marketplace (an accepted `market.request`).
    * @throws CRYPTO_NOT_A_READER (the object has no access terms), ACCESS_DENIED (the key was not released to us)
    */
-  async function dataKeyOf(fid: string, wraps: readonly KeyWrap[]): Promise<Uint8Array> {
+  async function dataKeyOf(fid: string, owner: string, wraps: readonly KeyWrap[]): Promise<Uint8Array> {
     const me = deps.account.readerKey;
+    const binding = { fid, owner };
     if (wraps.some((w) => w.recipient === me) || deps.registry.access === undefined) {
-      return unwrapDataKey(wraps, deps.account.x25519PrivateKey);
+      return unwrapDataKey(wraps, deps.account.x25519PrivateKey, binding);
     }
     const { terms, grant } = await deps.registry.access(fid, {
       address: deps.account.address,
       readerKey: me,
     });
-    if (grant !== null) return unwrapDataKey([grant], deps.account.x25519PrivateKey);
+    if (grant !== null) return unwrapDataKey([grant], deps.account.x25519PrivateKey, binding);
     // No access terms: the owner chose its readers at put time, and a request would be refused.
-    if (!terms) return unwrapDataKey(wraps, deps.account.x25519PrivateKey);
+    if (!terms) return unwrapDataKey(wraps, deps.account.x25519PrivateKey, binding);
     throw new AilinkError(
       'ACCESS_DENIED',
       `${deps.account.address} may not read ${fid} yet: its data key is neither wrapped for reader key ${me} nor released to it; request access: ailink object request ${fid}`,

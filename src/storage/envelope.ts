@@ -127,8 +127,20 @@ function kek(shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array): 
   return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([ephemeral, recipient]), WRAP_INFO, KEY_BYTES));
 }
 
-/** Wraps `dataKey` for `recipient` (raw X25519 public key) under a fresh ephemeral key. */
-export function wrapDataKey(dataKey: Uint8Array, recipient: Uint8Array): KeyWrap {
+/**
+ * The object a wrap belongs to. It is the wrap's AAD: a wrap copied into another declaration (another fid, another
+ * owner) does not open, so a key service that unwraps for the objects it manages cannot be made to release the key
+ * of an object it was never asked to serve.
+ */
+export interface WrapBinding {
+  readonly fid: string;
+  readonly owner: string;
+}
+
+const wrapAad = (b: WrapBinding) => Buffer.from(`ailink/wrap/v2\n${b.fid}\n${b.owner}`);
+
+/** Wraps `dataKey` for `recipient` (raw X25519 public key) under a fresh ephemeral key, bound to its object. */
+export function wrapDataKey(dataKey: Uint8Array, recipient: Uint8Array, binding: WrapBinding): KeyWrap {
   const eph = generateX25519();
   const shared = diffieHellman({
     privateKey: privateKeyObject(eph.privateKey),
@@ -136,15 +148,21 @@ export function wrapDataKey(dataKey: Uint8Array, recipient: Uint8Array): KeyWrap
   });
   // The KEK is used exactly once (fresh ephemeral key), so a fixed nonce is safe.
   const cipher = createCipheriv(AEAD, kek(shared, eph.publicKey, recipient), Buffer.alloc(12));
+  cipher.setAAD(wrapAad(binding));
   const sealed = Buffer.concat([cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
   return { recipient: toHex(recipient), ephemeral: toHex(eph.publicKey), sealed: toHex(sealed) };
 }
 
 /**
- * Finds the wrap addressed to `privateKey`'s public key and unwraps the data key.
- * @throws CRYPTO_NOT_A_READER when no wrap names this reader; CRYPTO_DECRYPT_FAILED when the wrap was altered.
+ * Finds the wrap addressed to `privateKey`'s public key and unwraps the data key of the object `binding` names.
+ * @throws CRYPTO_NOT_A_READER when no wrap names this reader; CRYPTO_DECRYPT_FAILED when the wrap was altered or
+ *   made for another object.
  */
-export function unwrapDataKey(wraps: readonly KeyWrap[], privateKey: Uint8Array): Uint8Array {
+export function unwrapDataKey(
+  wraps: readonly KeyWrap[],
+  privateKey: Uint8Array,
+  binding: WrapBinding,
+): Uint8Array {
   const me = x25519PublicOf(privateKey);
   const mine = toHex(me);
   const wrap = wraps.find((w) => w.recipient === mine);
@@ -167,6 +185,7 @@ export function unwrapDataKey(wraps: readonly KeyWrap[], privateKey: Uint8Array)
     const decipher = createDecipheriv(AEAD, kek(shared, ephemeral, me), Buffer.alloc(12), {
       authTagLength: TAG_BYTES,
     });
+    decipher.setAAD(wrapAad(binding));
     decipher.setAuthTag(sealed.subarray(KEY_BYTES));
     const key = Buffer.concat([decipher.update(sealed.subarray(0, KEY_BYTES)), decipher.final()]);
     return new Uint8Array(key);

@@ -314,7 +314,10 @@ export function createGrantService(
       const cacheKey = `${r.fid}/${file.deal}`;
       if (!keys.has(cacheKey)) {
         try {
-          keys.set(cacheKey, unwrapDataKey(file.encryption.wraps, account.x25519PrivateKey));
+          keys.set(
+            cacheKey,
+            unwrapDataKey(file.encryption.wraps, account.x25519PrivateKey, { fid: r.fid, owner: file.owner }),
+          );
         } catch (err) {
           // We manage the object but were never given its key: another key service must answer.
           keys.set(cacheKey, null);
@@ -324,7 +327,7 @@ export function createGrantService(
       const key = keys.get(cacheKey);
       if (key === null || key === undefined) continue;
       try {
-        const wrap = wrapDataKey(key, fromHex(r.readerKey, 'reader key'));
+        const wrap = wrapDataKey(key, fromHex(r.readerKey, 'reader key'), { fid: r.fid, owner: file.owner });
         todo.push({ id, ...r, call: protocolCall('market.grant', { fid: r.fid, reader: r.reader, wrap }) });
       } catch (err) {
         // A reader key no X25519 exchange works with (e.g. a low-order point): not answerable, not retried.

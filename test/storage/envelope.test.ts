@@ -405,7 +405,9 @@ describe('wrapDataKey / unwrapDataKey', () => {
   const alice = generateX25519();
   const bob = generateX25519();
   const carol = generateX25519();
-  const wraps: KeyWrap[] = [wrapDataKey(dataKey, alice.publicKey), wrapDataKey(dataKey, bob.publicKey)];
+  /** The object the wraps belong to. */
+  const B = { fid: 'ab'.repeat(32), owner: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' };
+  const wraps: KeyWrap[] = [wrapDataKey(dataKey, alice.publicKey, B), wrapDataKey(dataKey, bob.publicKey, B)];
 
   it('a wrap is three lowercase hex fields: recipient (32 B), ephemeral key (32 B), sealed key + tag (48 B)', () => {
     for (const w of wraps) {
@@ -420,31 +422,47 @@ describe('wrapDataKey / unwrapDataKey', () => {
   });
 
   it('each of two readers unwraps the same data key', () => {
-    expect(eq(unwrapDataKey(wraps, alice.privateKey), dataKey)).toBe(true);
-    expect(eq(unwrapDataKey(wraps, bob.privateKey), dataKey)).toBe(true);
-    expect(eq(unwrapDataKey([...wraps].reverse(), alice.privateKey), dataKey)).toBe(true);
+    expect(eq(unwrapDataKey(wraps, alice.privateKey, B), dataKey)).toBe(true);
+    expect(eq(unwrapDataKey(wraps, bob.privateKey, B), dataKey)).toBe(true);
+    expect(eq(unwrapDataKey([...wraps].reverse(), alice.privateKey, B), dataKey)).toBe(true);
   });
 
   it('the unwrapped key opens what the data key sealed', () => {
     const { stored, tag } = sealSegment(dataKey, 0, true, new TextEncoder().encode('shared model'), SEG);
-    const key = unwrapDataKey(wraps, bob.privateKey);
+    const key = unwrapDataKey(wraps, bob.privateKey, B);
     expect(new TextDecoder().decode(openSegment(key, 0, true, stored, 12, tag))).toBe('shared model');
   });
 
   it('a third X25519 key → CRYPTO_NOT_A_READER naming that reader', () => {
-    const err = expectCode(() => unwrapDataKey(wraps, carol.privateKey), 'CRYPTO_NOT_A_READER');
+    const err = expectCode(() => unwrapDataKey(wraps, carol.privateKey, B), 'CRYPTO_NOT_A_READER');
     expect(err.message).toContain(toHex(carol.publicKey));
     expect(err.message).toContain(wraps[0]!.recipient);
   });
 
   it('no wraps at all → CRYPTO_NOT_A_READER', () => {
-    const err = expectCode(() => unwrapDataKey([], alice.privateKey), 'CRYPTO_NOT_A_READER');
+    const err = expectCode(() => unwrapDataKey([], alice.privateKey, B), 'CRYPTO_NOT_A_READER');
     expect(err.message).toContain('nobody');
   });
 
   it('a wrap re-addressed to another reader does not open for them (CRYPTO_DECRYPT_FAILED)', () => {
     const readdressed = { ...wraps[0]!, recipient: toHex(carol.publicKey) };
-    expectCode(() => unwrapDataKey([readdressed], carol.privateKey), 'CRYPTO_DECRYPT_FAILED');
+    expectCode(() => unwrapDataKey([readdressed], carol.privateKey, B), 'CRYPTO_DECRYPT_FAILED');
+  });
+
+  it('a wrap opens only for the object it was made for: another fid or owner → CRYPTO_DECRYPT_FAILED', () => {
+    // Copied into another declaration, a wrap would otherwise hand its key to whoever serves that one.
+    expectCode(
+      () => unwrapDataKey(wraps, alice.privateKey, { ...B, fid: 'cd'.repeat(32) }),
+      'CRYPTO_DECRYPT_FAILED',
+    );
+    expectCode(
+      () =>
+        unwrapDataKey(wraps, alice.privateKey, {
+          ...B,
+          owner: '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty',
+        }),
+      'CRYPTO_DECRYPT_FAILED',
+    );
   });
 
   it('every single-bit flip in the sealed key → CRYPTO_DECRYPT_FAILED', () => {
@@ -452,7 +470,7 @@ describe('wrapDataKey / unwrapDataKey', () => {
     const sealed = fromHex(w.sealed);
     for (let bit = 0; bit < sealed.byteLength * 8; bit++) {
       const tampered = { ...w, sealed: toHex(flipBit(sealed, bit)) };
-      expectCode(() => unwrapDataKey([tampered], alice.privateKey), 'CRYPTO_DECRYPT_FAILED');
+      expectCode(() => unwrapDataKey([tampered], alice.privateKey, B), 'CRYPTO_DECRYPT_FAILED');
     }
   });
 
@@ -462,7 +480,7 @@ describe('wrapDataKey / unwrapDataKey', () => {
     const ephemeral = fromHex(w.ephemeral);
     for (let bit = 0; bit < ephemeral.byteLength * 8; bit++) {
       const tampered = { ...w, ephemeral: toHex(flipBit(ephemeral, bit)) };
-      expectCode(() => unwrapDataKey([tampered], bob.privateKey), 'CRYPTO_DECRYPT_FAILED');
+      expectCode(() => unwrapDataKey([tampered], bob.privateKey, B), 'CRYPTO_DECRYPT_FAILED');
     }
   });
 
@@ -475,29 +493,29 @@ describe('wrapDataKey / unwrapDataKey', () => {
       { ...w, sealed: `${w.sealed}00` },
       { ...w, sealed: '' },
     ]) {
-      expectCode(() => unwrapDataKey([tampered], alice.privateKey), 'CRYPTO_DECRYPT_FAILED');
+      expectCode(() => unwrapDataKey([tampered], alice.privateKey, B), 'CRYPTO_DECRYPT_FAILED');
     }
   });
 
   it('every wrap uses a fresh ephemeral key', () => {
-    const again = wrapDataKey(dataKey, alice.publicKey);
+    const again = wrapDataKey(dataKey, alice.publicKey, B);
     expect(again.ephemeral).not.toBe(wraps[0]!.ephemeral);
     expect(again.sealed).not.toBe(wraps[0]!.sealed);
-    expect(eq(unwrapDataKey([again], alice.privateKey), dataKey)).toBe(true);
+    expect(eq(unwrapDataKey([again], alice.privateKey, B), dataKey)).toBe(true);
   });
 
   it('round-trips any 32-byte data key (property)', () => {
     fc.assert(
       fc.property(key32, (k) => {
-        const w = wrapDataKey(k, carol.publicKey);
-        expect(eq(unwrapDataKey([w], carol.privateKey), k)).toBe(true);
+        const w = wrapDataKey(k, carol.publicKey, B);
+        expect(eq(unwrapDataKey([w], carol.privateKey, B), k)).toBe(true);
       }),
       { numRuns: 50 },
     );
   });
 
-  it('pins the wrap format: X25519 → HKDF-SHA256(salt = ephemeral ‖ recipient, "ailink/keywrap/v1") → AES-256-GCM, zero nonce', () => {
-    const w = wrapDataKey(dataKey, alice.publicKey);
+  it('pins the wrap format: X25519 → HKDF-SHA256(salt = ephemeral ‖ recipient, "ailink/keywrap/v1") → AES-256-GCM, zero nonce, AAD "ailink/wrap/v2\\n<fid>\\n<owner>"', () => {
+    const w = wrapDataKey(dataKey, alice.publicKey, B);
     const ephemeral = fromHex(w.ephemeral);
     const sealed = fromHex(w.sealed);
     const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), alice.privateKey]);
@@ -509,6 +527,7 @@ describe('wrapDataKey / unwrapDataKey', () => {
       hkdfSync('sha256', shared, Buffer.concat([ephemeral, alice.publicKey]), 'ailink/keywrap/v1', 32),
     );
     const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.alloc(12), { authTagLength: 16 });
+    decipher.setAAD(Buffer.from(`ailink/wrap/v2\n${B.fid}\n${B.owner}`));
     decipher.setAuthTag(sealed.subarray(32));
     const key = Buffer.concat([decipher.update(sealed.subarray(0, 32)), decipher.final()]);
     expect(eq(key, dataKey)).toBe(true);
@@ -519,7 +538,7 @@ describe('wrapDataKey / unwrapDataKey', () => {
     const w = wraps[0]!;
     for (const bytes of [36, 40, 44, 47]) {
       const truncated = { ...w, sealed: w.sealed.slice(0, 2 * bytes) };
-      expectCode(() => unwrapDataKey([truncated], alice.privateKey), 'CRYPTO_DECRYPT_FAILED');
+      expectCode(() => unwrapDataKey([truncated], alice.privateKey, B), 'CRYPTO_DECRYPT_FAILED');
     }
   });
 });

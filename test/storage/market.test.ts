@@ -3,7 +3,7 @@ import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.t
 import type { CallRecord } from '../../src/chain/indexer.ts';
 import type { Payment } from '../../src/chain/pallets/context.ts';
 import { applyRemark } from '../../src/chain/protocol.ts';
-import { grantOf, openRequestsOf, retrievalsOf } from '../../src/chain/queries.ts';
+import { fileOf, grantOf, openRequestsOf, retrievalsOf } from '../../src/chain/queries.ts';
 import { decodeRemark, encodeRemark } from '../../src/chain/remark.ts';
 import { createMemoryState, Overlay } from '../../src/chain/state.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
@@ -125,7 +125,9 @@ async function declare(
   terms?: { readers: Account[]; price: bigint | null },
 ): Promise<string> {
   const d = makeDeclaration(label, by.address, { encrypted: true });
-  const wraps = readers.map((r) => wrapDataKey(DATA_KEY, fromHex(r.readerKey)));
+  const wraps = readers.map((r) =>
+    wrapDataKey(DATA_KEY, fromHex(r.readerKey), { fid: d.fid, owner: by.address }),
+  );
   await twin.run(by, [
     remark('fileBank.uploadDeclaration', { ...d, encryption: { ...d.encryption!, wraps } }),
   ]);
@@ -172,7 +174,7 @@ describe('createGrantService', () => {
     ]);
     for (const reader of [listed, payer, stranger]) {
       const wrap = grantOf(twin.state, fid, reader.address)!.wrap;
-      expect(unwrapDataKey([wrap], reader.x25519PrivateKey)).toEqual(DATA_KEY);
+      expect(unwrapDataKey([wrap], reader.x25519PrivateKey, { fid, owner: owner.address })).toEqual(DATA_KEY);
     }
     expect(openRequestsOf(twin.state)).toEqual([]);
     // Nothing left to answer: the next pass sends nothing.
@@ -220,6 +222,34 @@ describe('createGrantService', () => {
       expect.objectContaining({ fid: held, reader: listed.address, readerKey: listed.readerKey }),
     ]);
     expect(grantOf(twin.state, held, listed.address)?.by).toBe(operator.address);
+  });
+
+  it("a wrap copied from another's object into one's own declaration opens nothing: the key service grants no key", async () => {
+    const twin = memoryChain();
+    // The victim's private object, its key wrapped for itself and for its key service (the operator).
+    const victim = await declare(twin, 'g/victim', owner, [owner, operator], { readers: [], price: null });
+    const stolen = fileOf(twin.state, victim)!.encryption!.wraps.find(
+      (w) => w.recipient === operator.readerKey,
+    )!;
+    // The attack: `other` declares an object of its own carrying that wrap, names the same key service as its
+    // operator, lists itself as a reader and asks for the key.
+    const d = makeDeclaration('g/copycat', other.address, { encrypted: true });
+    await twin.run(other, [
+      remark('fileBank.uploadDeclaration', { ...d, encryption: { ...d.encryption!, wraps: [stolen] } }),
+    ]);
+    await twin.run(other, [remark('oss.authorize', { operator: operator.address })]);
+    await twin.run(other, [remark('market.setTerms', { fid: d.fid, readers: [other.address], price: null })]);
+    await requestBy(twin, other, d.fid);
+    const warnings: string[] = [];
+    const service = createGrantService({
+      ...twin,
+      account: operator,
+      clock: systemClock,
+      log: { info: () => {}, warn: (event) => warnings.push(event) },
+    });
+    expect(await service.pass()).toEqual({ granted: [], failed: [] });
+    expect(grantOf(twin.state, d.fid, other.address)).toBeUndefined();
+    expect(warnings).toEqual(['grant.no-key']);
   });
 
   it('never answers one request twice: not while its grant is in flight, nor after a timeout until retryAfterMs', async () => {
@@ -296,7 +326,7 @@ describe('createGrantService', () => {
         remark('market.grant', {
           fid,
           reader: payer.address,
-          wrap: wrapDataKey(DATA_KEY, fromHex(payer.readerKey)),
+          wrap: wrapDataKey(DATA_KEY, fromHex(payer.readerKey), { fid, owner: owner.address }),
         }),
       ]);
     };
