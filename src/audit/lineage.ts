@@ -19,6 +19,7 @@ import {
   parseTaskSpec,
   privacyRecord,
   roundContext,
+  secAggShape,
   type TaskSpec,
   taskDigest,
   verifyCommitment,
@@ -348,6 +349,17 @@ function checkRound(c: RoundContext, add: Add): void {
       'secagg',
       `the spec fixes ${JSON.stringify(wantSecagg)}, the manifest says ${JSON.stringify(gotSecagg)}`,
     );
+  // SecAgg's graph follows from the spec and the cohort's size: a smaller threshold or degree would let fewer
+  // colluders (the coordinator's own accounts among them) reconstruct an organisation's masks.
+  if (spec.secagg.enabled) {
+    const { k, t } = secAggShape(spec, m.cohort.length);
+    if (m.secagg.k !== k || m.secagg.t !== t)
+      add(
+        'SETTINGS_MISMATCH',
+        'secagg.k',
+        `the spec gives k=${k}, t=${t} for a cohort of ${m.cohort.length}, the manifest says k=${m.secagg.k}, t=${m.secagg.t}`,
+      );
+  }
   if (JSON.stringify(sorted(m.strategy)) !== JSON.stringify(sorted(spec.strategy)))
     add(
       'SETTINGS_MISMATCH',

@@ -78,6 +78,10 @@ export async function startParticipantNode(
             const record = taskOf(session.indexer.state, task);
             return record && { spec: record.spec, coordinator: record.coordinator };
           },
+          admitted: async (task) => {
+            await session.indexer.sync();
+            return session.tasks.admitted(task);
+          },
           anchored: async (task) => {
             await session.indexer.sync();
             return session.tasks.anchored(task);

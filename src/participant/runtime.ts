@@ -28,6 +28,7 @@ import {
   parseManifest,
   type RoundStage,
   roundContext,
+  secAggShape,
   sha256Hex,
   signCommitment,
   type TaskSpec,
@@ -79,6 +80,8 @@ export interface ParticipantDeps {
   /** What the chain says about the task: its record (spec digest, the account that created it) and anchored rounds. */
   readonly chain: {
     task(task: string): Promise<{ spec: string; coordinator: string } | undefined>;
+    /** The task's admissions on chain: each account with the round key it registered. */
+    admitted(task: string): Promise<{ account: string; identityKey: string }[]>;
     anchored(task: string): Promise<{ round: number; manifest: string; digest: string }[]>;
   };
   readonly objects: {
@@ -274,6 +277,41 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     return { global, ...data.examples(await verifiedPreprocessing(a.body.preprocessing)) };
   }
 
+  /**
+   * The coordinator announces the cohort and SecAgg's shape; none of it is taken on its word. SecAgg is on exactly
+   * when the spec (verified against the chain) says so — else announcing it off would hand over each plain update —
+   * k and t are the spec's for this cohort size, the cohort is at least the spec's minimum, and every member is
+   * admitted on chain with the round key the cohort lists, so the coordinator cannot surround an organisation with
+   * keys of its own under other members' names.
+   * @throws ROUND_ANNOUNCEMENT_REFUSED naming what does not match
+   */
+  async function checkCohort(a: Extract<Announcement, { phase: 'advertise' }>): Promise<void> {
+    const refuse = (why: string) => {
+      throw new AilinkError('ROUND_ANNOUNCEMENT_REFUSED', why);
+    };
+    if (a.body.secagg !== spec.secagg.enabled)
+      refuse(
+        `the announcement has SecAgg ${a.body.secagg ? 'on' : 'off'}, the task's spec has it ${spec.secagg.enabled ? 'on' : 'off'}`,
+      );
+    if (a.body.cohort.length < spec.cohort.min)
+      refuse(`the cohort has ${a.body.cohort.length} members, the spec's minimum is ${spec.cohort.min}`);
+    if (spec.secagg.enabled) {
+      const { k, t } = secAggShape(spec, a.body.cohort.length);
+      if (a.body.k !== k || a.body.t !== t)
+        refuse(
+          `the announcement has k=${a.body.k}, t=${a.body.t}; the spec gives k=${k}, t=${t} for ${a.body.cohort.length} members`,
+        );
+    }
+    const onChain = new Map((await deps.chain.admitted(options.task)).map((p) => [p.account, p.identityKey]));
+    const stranger = a.body.cohort.find((c) => onChain.get(c.account) !== c.identityKey);
+    if (stranger !== undefined)
+      refuse(
+        onChain.has(stranger.account)
+          ? `${stranger.account} is in the cohort with round key ${stranger.identityKey.slice(0, 16)}…, the chain admitted it with ${onChain.get(stranger.account)!.slice(0, 16)}…`
+          : `${stranger.account} is in the cohort but not admitted to ${options.task} on chain`,
+      );
+  }
+
   /** What this organisation computes for a round, before any SecAgg stage needs it. */
   async function localWork(
     a: Extract<Announcement, { phase: 'advertise' }>,
@@ -394,6 +432,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       }
       let inputs: Awaited<ReturnType<typeof roundInputs>>;
       try {
+        await checkCohort(a);
         inputs = await roundInputs(a, layout);
       } catch (err) {
         emit({ kind: 'refused', round: a.round, reason: (err as Error).message });

@@ -92,6 +92,11 @@ export const ERROR_CODES = {
     about: 'the message belongs to another round, attempt or stage (late or replayed)',
   },
   ROUND_DUPLICATE: { status: 409, about: 'a different message for the same stage was already accepted' },
+  ROUND_ANNOUNCEMENT_REFUSED: {
+    status: 422,
+    about:
+      "a round announcement contradicts the task's spec or the chain (SecAgg, k, t, cohort size or admissions): the participant sits the round out",
+  },
   ROUND_UPDATE_REFUSED: {
     status: 422,
     about: 'an update has the wrong shape, non-finite values or fails its checks',

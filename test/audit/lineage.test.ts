@@ -211,6 +211,11 @@ describe('audit verify: the lineage against the chain', () => {
     expect(findingsOf(audit(f))).toEqual(['SETTINGS_MISMATCH @ round 1 · secagg']);
   });
 
+  it('a SecAgg graph thinner than the spec gives for the cohort (k or t) is SETTINGS_MISMATCH', () => {
+    const f = tampered((m) => ({ ...m, secagg: { ...m.secagg, t: 1 } }));
+    expect(findingsOf(audit(f))).toEqual(['SETTINGS_MISMATCH @ round 1 · secagg.k']);
+  });
+
   it('privacy: ε is recomputed from the spec; understated, missing or unasked-for noise is SETTINGS_MISMATCH', () => {
     const dp = { noiseMultiplier: 1.1, clipNorm: 1, delta: 1e-5, epsilonBudget: 50 };
     const honest = buildLineage({ rounds: 3, label: 'dp', dp });

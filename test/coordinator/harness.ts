@@ -17,7 +17,14 @@ import { type Account, accountFromSeeds } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { type Manifest, parseManifest, type RoundStage, type TaskSpec } from '../../src/task/index.ts';
+import {
+  type Manifest,
+  parseManifest,
+  type RoundStage,
+  signAnnouncement,
+  type TaskSpec,
+  type WireAnnouncement,
+} from '../../src/task/index.ts';
 
 /**
  * In-memory twins of storage, chain and transport for unit tests of the round machinery (the integration test runs
@@ -325,11 +332,20 @@ export function makeParticipant(
     data?: (spec: TaskSpec) => Promise<LocalData>;
     /** How it trains (default: fakeTrainer with `examples`). */
     trainer?: ReturnType<typeof fakeTrainer>;
+    /**
+     * A lying coordinator: rewrites each announcement this participant receives (gossip or `view`), signed again
+     * with the task's server key.
+     */
+    tamper?: (a: WireAnnouncement) => Omit<WireAnnouncement, 'signature'>;
   } = {},
 ): Member {
   const account = makeAccount(label);
   const identityKey = new Uint8Array(createHash('sha256').update(`id/${label}`).digest());
   const encoded = new Map<number, Uint32Array>();
+  const lie = (raw: unknown): unknown => {
+    if (options.tamper === undefined || raw === null || typeof raw !== 'object') return raw;
+    return signAnnouncement(options.tamper(raw as WireAnnouncement), world.serverKey);
+  };
   const participant = createParticipant(
     {
       account,
@@ -343,11 +359,16 @@ export function makeParticipant(
         },
         join: async (id, r) =>
           void (await world.coordinator.join(id, { ...r, peer: { peerId: label, addrs: [] } })),
-        request: async (body) =>
-          JSON.parse(JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body)), label))),
+        request: async (body) => {
+          const reply = JSON.parse(
+            JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body)), label)),
+          );
+          return reply.announcement ? { ...reply, announcement: lie(reply.announcement) } : reply;
+        },
         subscribe: (topic, handler) => {
-          world.bus.on(topic, handler);
-          return () => world.bus.off(topic, handler);
+          const deliver = (data: unknown) => handler(lie(data));
+          world.bus.on(topic, deliver);
+          return () => world.bus.off(topic, deliver);
         },
       },
       chain: {
@@ -355,6 +376,7 @@ export function makeParticipant(
           const t = world.ledger.tasks.get(id);
           return t && { spec: t.digest, coordinator: t.coordinator ?? world.account.address };
         },
+        admitted: async (id) => world.ledger.admitted(id),
         anchored: async (id) => world.ledger.anchored(id),
       },
       // Reads as this participant: a private model not wrapped for its reader key is refused.

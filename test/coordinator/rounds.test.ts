@@ -413,6 +413,56 @@ describe('central differential privacy', () => {
   });
 });
 
+describe('a lying coordinator gets no update', () => {
+  /** Runs 5 organisations whose every advertise announcement `lie` rewrites; returns what each refused and encoded. */
+  async function underLie(
+    lie: (body: Record<string, unknown>, accounts: string[]) => Record<string, unknown>,
+  ) {
+    const world = makeWorld();
+    const labels = ['l1', 'l2', 'l3', 'l4', 'l5'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 1 }));
+    const members = labels.map((l) =>
+      makeParticipant(world, task.id, l, {
+        tamper: ({ signature: _signature, ...a }) =>
+          a.phase === 'advertise' ? { ...a, body: lie(a.body as Record<string, unknown>, accounts) } : a,
+      }),
+    );
+    const refusals = members.map(() => [] as string[]);
+    for (const [i, m] of members.entries())
+      m.participant.onEvent((e) => {
+        if (e.kind === 'refused') refusals[i]!.push(e.reason);
+      });
+    world.coordinator.start();
+    startAll(world, members, stops);
+    const until = Date.now() + 20_000;
+    while (refusals.some((r) => r.length === 0) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    return { refusals, encoded: members.map((m) => m.encoded.size) };
+  }
+
+  it('SecAgg announced off for a task whose spec has it on: every organisation refuses, none encodes an update', async () => {
+    const { refusals, encoded } = await underLie((body) => ({ ...body, secagg: false }));
+    for (const r of refusals) expect(r[0]).toMatch(/SecAgg off, the task's spec has it on/);
+    expect(encoded).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it('a smaller threshold than the spec gives, or a member under a round key the chain never admitted: refused', async () => {
+    const lowT = await underLie((body) => ({ ...body, t: 2 }));
+    for (const r of lowT.refusals) expect(r[0]).toMatch(/the spec gives k=4, t=3/);
+    expect(lowT.encoded).toEqual([0, 0, 0, 0, 0]);
+    // The coordinator puts a key of its own in place of one member's, to read that member's neighbours' shares.
+    const surrounded = await underLie((body, accounts) => ({
+      ...body,
+      cohort: (body.cohort as { account: string; identityKey: string }[]).map((c) =>
+        c.account === accounts[0] ? { ...c, identityKey: 'ee'.repeat(32) } : c,
+      ),
+    }));
+    for (const r of surrounded.refusals.slice(1)) expect(r[0]).toMatch(/the chain admitted it with/);
+    expect(surrounded.encoded).toEqual([0, 0, 0, 0, 0]);
+  });
+});
+
 describe('bad input is refused with a code and changes nothing', () => {
   it('round requests count only from the peer the participant signed into its join; a join with another peer is refused', async () => {
     const world = makeWorld();
