@@ -49,6 +49,10 @@ export type HttpErrorCode =
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'REQUEST_REFUSED'
+  /** The Host header names no name this coordinator answers to (a DNS-rebinding page, or a misdirected request). */
+  | 'HOST_NOT_ALLOWED'
+  /** This client sent more requests than `HttpDeps.limits.perMinute` allows. */
+  | 'RATE_LIMITED'
   /** The coordinator was started without an auditor (`HttpDeps.audit`), so it cannot verify lineages. */
   | 'AUDIT_UNAVAILABLE';
 
@@ -68,9 +72,37 @@ export interface HttpDeps {
    * restart does not accept a captured request again).
    */
   readonly nonces: NonceLedger;
-  /** Judges the expiry of signed requests; the system clock by default. */
+  /** Judges the expiry of signed requests, rate limits and the audit cache; the system clock by default. */
   readonly clock?: Clock;
+  /** Defences of an API reached across networks (HTTP_LIMITS by default). */
+  readonly limits?: Partial<HttpLimits>;
 }
+
+export interface HttpLimits {
+  /**
+   * Host names (no port) requests may carry in their Host header; empty for any. A browser page on another site
+   * that rebinds its own name to this address sends its own name, and is refused.
+   */
+  readonly hosts: readonly string[];
+  /** Requests one client address may make per minute (a token bucket refilled continuously). */
+  readonly perMinute: number;
+  /** How long a request may take to arrive whole, and a connection may stay idle (slow clients hold sockets). */
+  readonly requestTimeoutMs: number;
+  readonly connectionTimeoutMs: number;
+  /** How long one audit report answers GET …/audit (each verification reads the whole lineage). */
+  readonly auditCacheMs: number;
+}
+
+export const HTTP_LIMITS: HttpLimits = Object.freeze({
+  hosts: [],
+  perMinute: 600,
+  requestTimeoutMs: 30_000,
+  connectionTimeoutMs: 60_000,
+  auditCacheMs: 30_000,
+});
+
+/** At most this many clients are remembered by the rate limiter; the longest idle are forgotten first. */
+const MAX_TRACKED_CLIENTS = 10_000;
 
 // Schemas given an `id` with `.meta()` become named components of the OpenAPI document, and `$ref`s where routes use
 // them. They live in zod's global registry: the provider reads `.meta()` descriptions from the registry it is given,
@@ -283,9 +315,13 @@ const failures = {
  */
 export function buildApp(deps: HttpDeps): FastifyInstance {
   const { coordinator } = deps;
+  const limits: HttpLimits = { ...HTTP_LIMITS, ...deps.limits };
+  const clock = deps.clock ?? systemClock;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     logger: false,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.connectionTimeoutMs,
     // Errors the router raises before any route is found (an over-long or malformed URL) skip the error handler.
     frameworkErrors: (err, _request, reply) => {
       const { status, body } = refusalOf(err);
@@ -304,6 +340,59 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
     }
     return reply.code(status).send(body);
   });
+  // Before routing and body parsing: a refused request costs a header check.
+  const allowedHosts = new Set(limits.hosts.map((h) => h.toLowerCase()));
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  app.addHook('onRequest', async (request, reply) => {
+    const host = hostName(request.headers.host);
+    if (allowedHosts.size > 0 && (host === undefined || !allowedHosts.has(host)))
+      return reply
+        .code(421)
+        .send(
+          errorBody(
+            'HOST_NOT_ALLOWED',
+            `this coordinator answers to ${[...allowedHosts].join(', ')}, not ${JSON.stringify(request.headers.host ?? '')}`,
+          ),
+        );
+    const now = clock.now();
+    const client = request.ip;
+    const bucket = buckets.get(client) ?? { tokens: limits.perMinute, at: now };
+    buckets.delete(client); // re-inserted last: the map's order is least recently seen first
+    bucket.tokens = Math.min(
+      limits.perMinute,
+      bucket.tokens + ((now - bucket.at) * limits.perMinute) / 60_000,
+    );
+    bucket.at = now;
+    buckets.set(client, bucket);
+    if (buckets.size > MAX_TRACKED_CLIENTS) buckets.delete(buckets.keys().next().value!);
+    if (bucket.tokens < 1) {
+      const waitS = Math.ceil(((1 - bucket.tokens) * 60) / limits.perMinute);
+      return reply
+        .code(429)
+        .header('retry-after', String(waitS))
+        .send(
+          errorBody(
+            'RATE_LIMITED',
+            `${client} sent more than ${limits.perMinute} requests a minute; retry in ${waitS} s`,
+          ),
+        );
+    }
+    bucket.tokens -= 1;
+  });
+
+  // One verification per task and round at a time, its report reused for auditCacheMs.
+  const audits = new Map<string, { at: number; report: Promise<AuditReport> }>();
+  const cachedAudit = (audit: NonNullable<HttpDeps['audit']>, task: string, round?: number) => {
+    const key = `${task}/${round ?? 'all'}`;
+    const now = clock.now();
+    const hit = audits.get(key);
+    if (hit !== undefined && now - hit.at < limits.auditCacheMs) return hit.report;
+    const report = audit(task, round);
+    audits.set(key, { at: now, report });
+    report.catch(() => audits.delete(key));
+    return report;
+  };
+
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
@@ -367,10 +456,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
         bodies.set(request, body as Buffer);
         parseJson(request, (body as Buffer).toString('utf8'), done);
       });
-      const ownerOnly = createOwnerGuard(
-        { clock: deps.clock ?? systemClock, nonces: deps.nonces },
-        { identity: () => deps.info() },
-      );
+      const ownerOnly = createOwnerGuard({ clock, nonces: deps.nonces }, { identity: () => deps.info() });
       signed.withTypeProvider<ZodTypeProvider>().post(
         '/v1/tasks',
         {
@@ -505,7 +591,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
                 `this coordinator runs without an auditor; verify with \`ailink audit verify --task ${id}\` against a chain node`,
               ),
             );
-        return deps.audit(id, request.query.round);
+        return cachedAudit(deps.audit, id, request.query.round);
       },
     );
 
@@ -529,6 +615,14 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
   });
 
   return app;
+}
+
+/** The host name of a Host header, lowercase, without its port or an IPv6 address's brackets. */
+function hostName(header: string | undefined): string | undefined {
+  if (header === undefined || header === '') return undefined;
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
+  if (bracketed) return bracketed[1]!.toLowerCase();
+  return header.replace(/:\d+$/, '').toLowerCase();
 }
 
 function errorBody(code: HttpErrorCode, message: string): ErrorBody {

@@ -192,8 +192,10 @@ export async function startCoordinatorNode(
     });
     stops.push(() => coordinator.stop());
     await serveRoundProtocol(host, coordinator);
+    const bindHost = options.http?.host ?? '127.0.0.1';
     const app = buildApp({
       coordinator,
+      limits: { hosts: servedHostNames(bindHost, options.http?.announce) },
       // Signed task creations: nonces in coordinator.sqlite, the signer checked against options.account via info().
       nonces: store.requestNonces,
       clock,
@@ -218,7 +220,6 @@ export async function startCoordinatorNode(
         version: codeVersion().version,
       }),
     });
-    const bindHost = options.http?.host ?? '127.0.0.1';
     try {
       await app.listen({ host: bindHost, port: options.http?.port ?? 0 });
     } catch (cause) {
@@ -263,4 +264,20 @@ export async function startCoordinatorNode(
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The names the coordinator's HTTP API answers to (its Host allow-list, against DNS rebinding): the bound address,
+ * the announced URL's host, and the loopback names when it listens there. Bound to every interface with nothing
+ * announced, its names are unknown: any is accepted.
+ */
+export function servedHostNames(bindHost: string, announce: string | undefined): string[] {
+  const wildcard = bindHost === '0.0.0.0' || bindHost === '::';
+  const loopback = bindHost === '127.0.0.1' || bindHost === '::1' || bindHost === 'localhost';
+  if (wildcard && announce === undefined) return [];
+  const names = new Set<string>();
+  if (!wildcard) names.add(bindHost.toLowerCase());
+  if (announce !== undefined) names.add(new URL(announce).hostname.replace(/^\[|\]$/g, '').toLowerCase());
+  if (loopback || wildcard) for (const n of ['localhost', '127.0.0.1', '::1']) names.add(n);
+  return [...names];
 }

@@ -631,3 +631,120 @@ describe('the rest', () => {
     );
   });
 });
+
+describe('an API reached across networks: Host allow-list, rate limit, timeouts, a bounded audit', () => {
+  const limited = (
+    limits: Parameters<typeof buildApp>[0]['limits'],
+    extra: Partial<Parameters<typeof buildApp>[0]> = {},
+  ) =>
+    buildApp({
+      coordinator: world.coordinator,
+      info: () => INFO,
+      nonces: world.store.requestNonces,
+      limits,
+      ...extra,
+    });
+
+  it('a Host the coordinator does not answer to is HOST_NOT_ALLOWED (421), before any route runs: a rebinding page creates nothing', async () => {
+    const guarded = limited({ hosts: ['coordinator.example', '127.0.0.1', '::1'] });
+    try {
+      for (const host of ['coordinator.example', 'Coordinator.Example:8700', '127.0.0.1:8700', '[::1]:8700'])
+        expect((await guarded.inject({ method: 'GET', url: '/v1/info', headers: { host } })).statusCode).toBe(
+          200,
+        );
+      for (const host of ['evil.example', 'evil.example:8700', 'coordinator.example.evil.example', '']) {
+        const res = await guarded.inject({ method: 'GET', url: '/v1/info', headers: { host } });
+        expect(res.statusCode).toBe(421);
+        expect(res.json<ErrorReply>().error.code).toBe('HOST_NOT_ALLOWED');
+      }
+      const text = JSON.stringify(baseTask(members.map((m) => m.address)));
+      const res = await guarded.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: { host: 'evil.example', 'content-type': 'application/json', ...taskSignature(text) },
+        payload: text,
+      });
+      expect(res.statusCode).toBe(421);
+      expect(world.coordinator.tasks()).toEqual([]);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('a client over its requests per minute gets RATE_LIMITED (429) with Retry-After; its budget refills with time', async () => {
+    let now = 1_000_000;
+    const clock: Clock = { now: () => now };
+    const guarded = limited({ perMinute: 5 }, { clock });
+    const get = (ip: string) => guarded.inject({ method: 'GET', url: '/v1/info', remoteAddress: ip });
+    try {
+      for (let i = 0; i < 5; i++) expect((await get('10.0.0.9')).statusCode).toBe(200);
+      const refused = await get('10.0.0.9');
+      expect(refused.statusCode).toBe(429);
+      expect(refused.json<ErrorReply>().error.code).toBe('RATE_LIMITED');
+      expect(refused.headers['retry-after']).toBe('12');
+      // Another client is not held back by this one.
+      expect((await get('10.0.0.10')).statusCode).toBe(200);
+      now += 12_000;
+      expect((await get('10.0.0.9')).statusCode).toBe(200);
+      expect((await get('10.0.0.9')).statusCode).toBe(429);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('a request that does not arrive whole within requestTimeoutMs is dropped (a slow client holds no socket)', async () => {
+    const guarded = limited({ requestTimeoutMs: 300, connectionTimeoutMs: 300 });
+    try {
+      await guarded.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = guarded.server.address() as { port: number };
+      const { createConnection } = await import('node:net');
+      const socket = createConnection({ host: '127.0.0.1', port });
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const started = Date.now();
+      socket.write('GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n'); // and never the blank line
+      let answer = '';
+      socket.on('data', (d) => {
+        answer += d.toString();
+      });
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(answer === '' || answer.startsWith('HTTP/1.1 408')).toBe(true);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('GET …/audit runs one verification per task and round at a time, and reuses its report for auditCacheMs', async () => {
+    const { id } = await createTask();
+    let now = 5_000_000;
+    let runs = 0;
+    let release = () => {};
+    const audit = async () => {
+      runs++;
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      return { ok: true } as never;
+    };
+    const cached = limited({ auditCacheMs: 30_000 }, { clock: { now: () => now }, audit });
+    try {
+      const first = cached.inject({ method: 'GET', url: `/v1/tasks/${id}/audit` });
+      const second = cached.inject({ method: 'GET', url: `/v1/tasks/${id}/audit` });
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      await Promise.all([first, second]);
+      expect(runs).toBe(1);
+      now += 29_000;
+      await cached.inject({ method: 'GET', url: `/v1/tasks/${id}/audit` });
+      expect(runs).toBe(1);
+      now += 2_000;
+      const third = cached.inject({ method: 'GET', url: `/v1/tasks/${id}/audit` });
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      await third;
+      expect(runs).toBe(2);
+    } finally {
+      await cached.close();
+    }
+  });
+});

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { withConfigFile } from '../../src/node/config.ts';
+import { servedHostNames } from '../../src/node/coordinator.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ailink-config-'));
@@ -57,5 +58,24 @@ describe('role config files (--config FILE)', () => {
     expect(refusal(() => withConfigFile('verifier', join(dir, 'missing.json'), {})).message).toContain(
       'missing.json',
     );
+  });
+});
+
+describe("the coordinator's Host allow-list (servedHostNames)", () => {
+  it('the bound address, the announced host and, on loopback or every interface, the loopback names', () => {
+    expect(servedHostNames('127.0.0.1', undefined).sort()).toEqual(['127.0.0.1', '::1', 'localhost']);
+    expect(servedHostNames('10.77.0.2', undefined)).toEqual(['10.77.0.2']);
+    expect(servedHostNames('10.77.0.2', 'https://Coord.Example:443').sort()).toEqual([
+      '10.77.0.2',
+      'coord.example',
+    ]);
+    expect(servedHostNames('0.0.0.0', 'http://[2001:db8::1]:8700').sort()).toEqual([
+      '127.0.0.1',
+      '2001:db8::1',
+      '::1',
+      'localhost',
+    ]);
+    // Every interface and nothing announced: its names are unknown, so none is refused.
+    expect(servedHostNames('::', undefined)).toEqual([]);
   });
 });
