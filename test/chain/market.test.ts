@@ -103,6 +103,26 @@ describe('market', () => {
       expectRejected(h, owner.address, terms(plain.fid, [listed.address], '0'), /stored unencrypted/);
     });
 
+    it('taking a reader off the list closes its free request not yet answered; a paid one stays open', () => {
+      expectApplied(h, owner.address, terms(d.fid, [listed.address], PRICE.toString()));
+      expectApplied(h, listed.address, request(d.fid, key('listed')));
+      expectApplied(h, payer.address, request(d.fid, key('payer')), {
+        payments: [{ to: owner.address, amount: PRICE }],
+      });
+      // The attack: the key service would still release the key to a reader the owner has just removed.
+      expectApplied(h, owner.address, terms(d.fid, [], (PRICE * 2n).toString()));
+      expect(openRequestsOf(h.state, d.fid).map((r) => r.reader)).toEqual([payer.address]);
+      // With the price at 0 anyone may read for free: a free request is not closed.
+      expectApplied(h, owner.address, terms(d.fid, [listed.address], PRICE.toString()));
+      expectApplied(h, listed.address, request(d.fid, key('listed-again')));
+      expectApplied(h, owner.address, terms(d.fid, [], '0'));
+      expect(
+        openRequestsOf(h.state, d.fid)
+          .map((r) => r.reader)
+          .sort(),
+      ).toEqual([listed.address, payer.address].sort());
+    });
+
     it('rejects a replay of the terms in force (same list, same price)', () => {
       const t = terms(d.fid, [listed.address], PRICE.toString());
       expectApplied(h, owner.address, t);

@@ -114,6 +114,15 @@ const setTerms: Rule<CallArgs<'market.setTerms'>> = (state, ctx, args) => {
     price: args.price,
     setAt: ctx.block.number,
   } satisfies MarketTerms);
+  // A reader taken off the list loses what it asked for free and was not given yet; a paid request stays open: it
+  // was paid under the terms in force.
+  for (const [key, value] of state.scan(openRequestsPrefix(args.fid))) {
+    const reader = key.slice(openRequestsPrefix(args.fid).length);
+    const open = value as OpenRequest;
+    const paid = BigInt(state.get<Retrieval>(retrievalKey(args.fid, open.seq))?.paid ?? '0');
+    const stillFree = readers.includes(reader) || args.price === '0' || managesFile(state, file, reader);
+    if (paid === 0n && !stillFree) state.delete(key);
+  }
 };
 
 const request: Rule<CallArgs<'market.request'>> = (state, ctx, args) => {
