@@ -116,11 +116,16 @@ export async function startMinerNode(
   );
   // The audit agent keeps the index about a second behind the chain; space bought since then is found by syncing
   // once more before refusing. A refusal claims no nonce, so asking again is safe.
+  // At most one such sync a second: anyone can make keys and send signed requests that are refused.
+  let lastRefresh = Number.NEGATIVE_INFINITY;
   const guard: RequestGuard = async (fields, auth) => {
     try {
       return check(fields, auth);
     } catch (err) {
-      if (onChain === undefined || !hasCode(err, 'AUTH_NOT_AUTHORISED')) throw err;
+      const now = deps.clock.now();
+      if (onChain === undefined || !hasCode(err, 'AUTH_NOT_AUTHORISED') || now - lastRefresh < 1000)
+        throw err;
+      lastRefresh = now;
       await onChain.indexer.sync(undefined, { signal: AbortSignal.timeout(options.requestDeadlineMs) });
       return check(fields, auth);
     }
