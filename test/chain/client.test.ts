@@ -161,7 +161,18 @@ describe('chain client on the dev chain', () => {
      */
     async function batch(build: (api: ApiPromise) => SubmittableExtrinsic<'promise'>[]) {
       const provider = new WsProvider(fx.endpoint());
-      const api = await ApiPromise.create({ provider, noInitWarn: true });
+      await provider.isReady;
+      // Handing the metadata over keeps polkadot-js from warning that this old runtime lacks the Metadata API.
+      const [genesis, version, metadata] = await Promise.all([
+        provider.send<string>('chain_getBlockHash', [0]),
+        provider.send<{ specVersion: number }>('state_getRuntimeVersion', []),
+        provider.send<`0x${string}`>('state_getMetadata', []),
+      ]);
+      const api = await ApiPromise.create({
+        provider,
+        noInitWarn: true,
+        metadata: { [`${genesis}-${version.specVersion}`]: metadata },
+      });
       try {
         const dave = new Keyring({ type: 'sr25519' }).addFromUri('//Dave');
         const from = await fx.client().finalizedHeight();
