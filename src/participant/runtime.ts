@@ -19,8 +19,10 @@ import {
   encodingOf,
   evaluatesClientSide,
   joinMessage,
+  MAX_RECORD_OBJECT_BYTES,
   type Manifest,
   manifestDigest,
+  modelBytesMaxBytes,
   type Phase,
   type Preprocessing,
   PreprocessingSchema,
@@ -85,7 +87,8 @@ export interface ParticipantDeps {
     anchored(task: string): Promise<{ round: number; manifest: string; digest: string }[]>;
   };
   readonly objects: {
-    get(fid: string, options: { signal?: AbortSignal }): Promise<Uint8Array>;
+    /** At most `maxBytes`: an object recorded as larger is refused before it is fetched. */
+    get(fid: string, options: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
     /** Stores bytes encrypted so that only `reader` (an X25519 key, hex) and the owner can read them. */
     putFor(bytes: Uint8Array, reader: string, name: string): Promise<string>;
   };
@@ -199,6 +202,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         );
       const bytes = await deps.objects.get(anchored.manifest, {
         signal: AbortSignal.timeout(FETCH_DEADLINE_MS),
+        maxBytes: MAX_RECORD_OBJECT_BYTES,
       });
       const manifest: Manifest = parseManifest(bytes);
       if (manifestDigest(manifest) !== anchored.digest)
@@ -216,6 +220,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     }
     const bytes = await deps.objects.get(a.body.model.fid, {
       signal: AbortSignal.timeout(FETCH_DEADLINE_MS),
+      maxBytes: modelBytesMaxBytes(spec.model.parameters),
     });
     if (sha256Hex(bytes) !== expected)
       throw new AilinkError(
@@ -251,7 +256,10 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     }
     const known = preprocessings.get(ref.digest);
     if (known) return known;
-    const bytes = await deps.objects.get(ref.fid, { signal: AbortSignal.timeout(FETCH_DEADLINE_MS) });
+    const bytes = await deps.objects.get(ref.fid, {
+      signal: AbortSignal.timeout(FETCH_DEADLINE_MS),
+      maxBytes: MAX_RECORD_OBJECT_BYTES,
+    });
     if (sha256Hex(bytes) !== ref.digest)
       throw new AilinkError(
         'MODEL_UNVERIFIED',

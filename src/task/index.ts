@@ -57,7 +57,13 @@ export {
   verifyCommitment,
   type WireAnnouncement,
 } from './messages.ts';
-export { decodeModelBytes, encodeModelBytes, modelHashOf } from './model-bytes.ts';
+export {
+  decodeModelBytes,
+  encodeModelBytes,
+  MAX_RECORD_OBJECT_BYTES,
+  modelBytesMaxBytes,
+  modelHashOf,
+} from './model-bytes.ts';
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
   encodingOf,

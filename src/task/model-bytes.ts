@@ -13,6 +13,12 @@ const HeaderSchema = z
   .object({ model: z.string().max(64), parameters: z.number().int().positive() })
   .strict();
 
+/** The most bytes a model of `parameters` weights takes (its header names a model of ≤ 128 characters): a read bound. */
+export const modelBytesMaxBytes = (parameters: number): number => 8 + 4096 + 4 * parameters;
+
+/** The largest manifest or preprocessing object a reader takes whole (a manifest lists each survivor's update). */
+export const MAX_RECORD_OBJECT_BYTES = 16 * 1024 * 1024;
+
 export function encodeModelBytes(model: string, weights: Float32Array): Uint8Array {
   const header = new TextEncoder().encode(JSON.stringify({ model, parameters: weights.length }));
   const out = new Uint8Array(8 + header.byteLength + weights.byteLength);

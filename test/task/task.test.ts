@@ -11,6 +11,7 @@ import {
   encodeModelBytes,
   encodeStoredUpdate,
   modelAccessOf,
+  modelBytesMaxBytes,
   parseAnnouncement,
   parseRequest,
   parseTaskSpec,
@@ -230,6 +231,15 @@ describe('stored updates and models (formats)', () => {
       ),
     );
     expect(storedUpdateMaxBytes(1000)).toBeLessThan(4 * 1000 + 8192);
+  });
+
+  it('every model a spec can name fits the bound a participant fetches at most (modelBytesMaxBytes)', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 128 }), fc.nat({ max: 5000 }), (name, parameters) => {
+        const bytes = encodeModelBytes(name, new Float32Array(parameters));
+        return bytes.byteLength <= modelBytesMaxBytes(parameters);
+      }),
+    );
   });
 
   it('refuses truncated, wrongly sized or foreign bytes', () => {
