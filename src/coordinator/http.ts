@@ -72,7 +72,7 @@ export interface HttpDeps {
    * restart does not accept a captured request again).
    */
   readonly nonces: NonceLedger;
-  /** Judges the expiry of signed requests, rate limits and the audit cache; the system clock by default. */
+  /** Judges the expiry of signed requests and the rate limits; the system clock by default. */
   readonly clock?: Clock;
   /** Defences of an API reached across networks (HTTP_LIMITS by default). */
   readonly limits?: Partial<HttpLimits>;
@@ -89,8 +89,6 @@ export interface HttpLimits {
   /** How long a request may take to arrive whole, and a connection may stay idle (slow clients hold sockets). */
   readonly requestTimeoutMs: number;
   readonly connectionTimeoutMs: number;
-  /** How long one audit report answers GET …/audit (each verification reads the whole lineage). */
-  readonly auditCacheMs: number;
 }
 
 export const HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -98,7 +96,6 @@ export const HTTP_LIMITS: HttpLimits = Object.freeze({
   perMinute: 600,
   requestTimeoutMs: 30_000,
   connectionTimeoutMs: 60_000,
-  auditCacheMs: 30_000,
 });
 
 /** At most this many clients are remembered by the rate limiter; the longest idle are forgotten first. */
@@ -380,16 +377,15 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
     bucket.tokens -= 1;
   });
 
-  // One verification per task and round at a time, its report reused for auditCacheMs.
-  const audits = new Map<string, { at: number; report: Promise<AuditReport> }>();
-  const cachedAudit = (audit: NonNullable<HttpDeps['audit']>, task: string, round?: number) => {
+  // One verification per task and round at a time: requests that come while one runs share its report. Nothing is
+  // kept after it: "Verify again" must see storage as it is now (the rate limit bounds how often that is asked).
+  const audits = new Map<string, Promise<AuditReport>>();
+  const sharedAudit = (audit: NonNullable<HttpDeps['audit']>, task: string, round?: number) => {
     const key = `${task}/${round ?? 'all'}`;
-    const now = clock.now();
-    const hit = audits.get(key);
-    if (hit !== undefined && now - hit.at < limits.auditCacheMs) return hit.report;
-    const report = audit(task, round);
-    audits.set(key, { at: now, report });
-    report.catch(() => audits.delete(key));
+    const running = audits.get(key);
+    if (running !== undefined) return running;
+    const report = audit(task, round).finally(() => audits.delete(key));
+    audits.set(key, report);
     return report;
   };
 
@@ -591,7 +587,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
                 `this coordinator runs without an auditor; verify with \`ailink audit verify --task ${id}\` against a chain node`,
               ),
             );
-        return cachedAudit(deps.audit, id, request.query.round);
+        return sharedAudit(deps.audit, id, request.query.round);
       },
     );
 
