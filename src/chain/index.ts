@@ -4,7 +4,13 @@
  * indexer anyone can run.
  */
 
-export { CALL_SCHEMAS, type CallArgs, type CallName, type ProtocolCall } from './calls.ts';
+export {
+  CALL_SCHEMAS,
+  type CallArgs,
+  type CallName,
+  MAX_GIB_PER_PURCHASE,
+  type ProtocolCall,
+} from './calls.ts';
 export {
   type BlockExtrinsic,
   type ChainBlock,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { mayStore, protocolCall, spaceOf, spacePurchase } from '../chain/index.ts';
+import { MAX_GIB_PER_PURCHASE, mayStore, protocolCall, spaceOf, spacePurchase } from '../chain/index.ts';
 import { openSession } from '../node/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -32,10 +32,10 @@ export async function spaceCommand(argv: string[]): Promise<void> {
   if (sub === undefined || !['buy', 'show', 'authorize', 'revoke'].includes(sub))
     throw new AilinkError('INVALID_INPUT', `${USAGE}, got ${JSON.stringify(sub ?? '')}`);
   const gib = sub === 'buy' ? Number(arg) : 0;
-  if (sub === 'buy' && !(/^[1-9]\d*$/.test(arg ?? '') && gib <= 1 << 20))
+  if (sub === 'buy' && !(/^[1-9]\d*$/.test(arg ?? '') && gib <= MAX_GIB_PER_PURCHASE))
     throw new AilinkError(
       'INVALID_INPUT',
-      `space buy: expected a whole number of GiB from 1 to 1048576, got ${JSON.stringify(arg ?? '')}`,
+      `space buy: expected a whole number of GiB from 1 to ${MAX_GIB_PER_PURCHASE}, got ${JSON.stringify(arg ?? '')}`,
     );
   const named = sub === 'buy' ? values.for : arg;
   if ((sub === 'authorize' || sub === 'revoke') && named === undefined)

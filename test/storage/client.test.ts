@@ -134,10 +134,8 @@ describe('storage client with 14 in-process miners', () => {
     expect(lies).toBeGreaterThan(0);
   });
 
-  it('a record whose segments do not hash to its fid is refused before anything is fetched', async () => {
-    const { fid } = await clientFor(owner).put(systemRandom(10_000));
-    const placement = (await registry.get(fid))!;
-    const forged = { ...placement.record, fid: 'f'.repeat(64) };
+  /** The honest miner client, recording every fragment it is asked to read. */
+  const watchReads = () => {
     const fetched: string[] = [];
     const watching: MinerClient = {
       ...honest,
@@ -146,6 +144,14 @@ describe('storage client with 14 in-process miners', () => {
         return honest.get(peer, hash, options);
       },
     };
+    return { fetched, watching };
+  };
+
+  it('a record whose segments do not hash to its fid is refused before anything is fetched', async () => {
+    const { fid } = await clientFor(owner).put(systemRandom(10_000));
+    const placement = (await registry.get(fid))!;
+    const forged = { ...placement.record, fid: 'f'.repeat(64) };
+    const { fetched, watching } = watchReads();
     await registry.declare(
       forged,
       'ab'.repeat(16),
@@ -160,14 +166,7 @@ describe('storage client with 14 in-process miners', () => {
   it('an object recorded as larger than the reader takes is OBJECT_TOO_LARGE before anything is fetched', async () => {
     const bytes = systemRandom(10_000);
     const { fid } = await clientFor(owner).put(bytes);
-    const fetched: string[] = [];
-    const watching: MinerClient = {
-      ...honest,
-      async get(peer, hash, options) {
-        fetched.push(hash);
-        return honest.get(peer, hash, options);
-      },
-    };
+    const { fetched, watching } = watchReads();
     await expect(readAll(clientFor(owner, watching).get(fid, { maxBytes: 9_999 }))).rejects.toMatchObject({
       code: 'OBJECT_TOO_LARGE',
     });
