@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { bnToU8a, hexToU8a, u8aConcat, u8aToBigInt, u8aToHex } from '@polkadot/util';
 import { blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
 import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 
 /** The well-known development accounts, funded at genesis. */
 export const DEV_ACCOUNTS = ['Alice', 'Bob', 'Charlie', 'Dave', 'Eve', 'Ferdie'] as const;
@@ -68,7 +69,7 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
   let db: string | undefined;
   let resume = false;
   if (options.dataDir !== undefined) {
-    mkdirSync(resolve(options.dataDir), { recursive: true });
+    makePrivateDir(resolve(options.dataDir));
     db = join(resolve(options.dataDir), 'chain.sqlite');
     resume = existsSync(db);
   }

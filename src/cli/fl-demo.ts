@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { encodeModelPackage } from '../../models/index.ts';
@@ -15,6 +15,7 @@ import {
 import { createTrainingPool } from '../participant/train-pool.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
 import type { RoundStage, TaskSpec } from '../task/index.ts';
 import { openAuditor, type PulledModel } from './audit.ts';
@@ -117,7 +118,7 @@ export async function runFederatedDemo(
   const say = options.say;
   await accountsReady();
   const dataDir = resolve(options.dataDir ?? mkdtempSync(join(tmpdir(), 'ailink-fl-')));
-  mkdirSync(join(dataDir, 'keys'), { recursive: true });
+  makePrivateDir(join(dataDir, 'keys'));
   const keyOf = async (name: string) => {
     const path = join(dataDir, 'keys', `${name}.json`);
     return existsSync(path) ? loadKeyFile(path) : createKeyFile(path, deps.random);

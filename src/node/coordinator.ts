@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeModelPackage } from '../../models/index.ts';
@@ -17,6 +17,7 @@ import type { Account } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 import { type CodecPool, createGrantService } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
 import { peerKeyIn, secretIn } from './keys.ts';
@@ -102,7 +103,7 @@ export async function startCoordinatorNode(
   options: CoordinatorNodeOptions,
 ): Promise<CoordinatorNode> {
   const clock = deps.clock ?? systemClock;
-  mkdirSync(options.dir, { recursive: true });
+  makePrivateDir(options.dir);
   const server = signingKeyPair(() => secretIn(join(options.dir, 'server.key'), deps.random));
   const session = await openSession(
     { ...options.session, peerKey: await peerKeyIn(join(options.dir, 'peer.key')) },
@@ -158,6 +159,15 @@ export async function startCoordinatorNode(
           submit(protocolCall('provenance.admit', { task, account, identityKey, signature })),
         recordRound: (task, round, manifest, digest) =>
           submit(protocolCall('provenance.recordRound', { task, round, manifest, digest })),
+        async drawSeed(task, round, attempt, cohort) {
+          await submit(protocolCall('provenance.drawSeed', { task, round, attempt, cohort }));
+          // The submission returned once this session's index applied the block: the record is there.
+          const seed = seedOf(session.indexer.state, task, round, attempt);
+          if (seed === undefined || seed.cohort !== cohort)
+            throw new AilinkError('CHAIN_CALL_REJECTED', `the chain recorded no seed for ${task}/${round}/${attempt}`);
+          return seed.blockHash;
+        },
+        seedDrawn: (task, round, attempt) => seedOf(session.indexer.state, task, round, attempt) !== undefined,
         setTerms: async (fid, readers, price) =>
           void (await session.market.setTerms(fid, {
             readers,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import {
 } from '../chain/index.ts';
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
 import { tcpMultiaddr } from './network.ts';
 
@@ -104,7 +105,7 @@ export async function startDevNetwork(
   options: DevNetworkOptions,
 ): Promise<DevNetwork> {
   const dataDir = resolve(options.dataDir);
-  mkdirSync(join(dataDir, 'keys'), { recursive: true });
+  makePrivateDir(join(dataDir, 'keys'));
   const operatorKeyPath = join(dataDir, 'keys', 'operator.json');
   const operator = existsSync(operatorKeyPath)
     ? await loadKeyFile(operatorKeyPath)
@@ -242,7 +243,7 @@ async function fundAccounts(
 }
 
 async function accountIn(dir: string, random: Random) {
-  mkdirSync(dir, { recursive: true });
+  makePrivateDir(dir);
   const file = join(dir, 'account.json');
   return existsSync(file) ? loadKeyFile(file) : createKeyFile(file, random);
 }
@@ -279,7 +280,7 @@ function spawnable(
     },
     async restart() {
       await m.stop();
-      mkdirSync(dataDir, { recursive: true });
+      makePrivateDir(dataDir);
       const log = openSync(join(dataDir, `${role}.log`), 'a');
       const proc = spawn(process.execPath, [BIN, role, '--data-dir', dataDir, ...args], {
         stdio: ['ignore', 'pipe', log],

@@ -1,8 +1,9 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { newPeerKey } from '../p2p/index.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
 import type { Random } from '../shared/clock.ts';
+import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
 
 /**
  * A role's long-lived secrets, each in a 0600 file created on first use: the coordinator's round-signing key, an
@@ -10,22 +11,26 @@ import type { Random } from '../shared/clock.ts';
  * restarted node keeps its peer id).
  */
 
-/** A 32-byte secret kept (hex) in `path`. */
+/**
+ * A 32-byte secret kept (hex) in `path`; a missing directory is created 0700.
+ * @throws KEY_FILE_PERMISSIONS when group or others can read the file.
+ */
 export function secretIn(path: string, random: Random): Uint8Array {
-  if (existsSync(path)) return fromHex(readFileSync(path, 'utf8').trim(), path);
-  mkdirSync(dirname(path), { recursive: true });
+  if (existsSync(path)) return fromHex(readPrivateFileSync(path).toString('utf8').trim(), path);
+  makePrivateDir(dirname(path));
   const secret = random(32);
-  writeFileSync(path, `${toHex(secret)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writePrivateFileSync(path, `${toHex(secret)}\n`);
   return secret;
 }
 
-/** A libp2p private key (protobuf bytes) kept in `path`. */
+/**
+ * A libp2p private key (protobuf bytes) kept in `path`; a missing directory is created 0700.
+ * @throws KEY_FILE_PERMISSIONS when group or others can read the file.
+ */
 export async function peerKeyIn(path: string): Promise<Uint8Array> {
-  if (existsSync(path)) return new Uint8Array(readFileSync(path));
-  mkdirSync(dirname(path), { recursive: true });
+  if (existsSync(path)) return new Uint8Array(readPrivateFileSync(path));
+  makePrivateDir(dirname(path));
   const key = await newPeerKey();
-  writeFileSync(path, key, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writePrivateFileSync(path, key);
   return key;
 }

@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ChainClient,
@@ -9,10 +8,11 @@ import {
   openIndexer,
   type ProtocolConfig,
 } from '../chain/index.ts';
-import { createHost, newPeerKey } from '../p2p/index.ts';
+import { createHost } from '../p2p/index.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { hasCode } from '../shared/errors.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 import {
   type AuditAgent,
   createMinerClient,
@@ -25,6 +25,7 @@ import {
   startAuditAgent,
   startMinerService,
 } from '../storage/index.ts';
+import { peerKeyIn } from './keys.ts';
 
 /**
  * The miner role's starter (`ailink miner`): its keys and data dir, a libp2p host, the chain connection and index, and
@@ -76,11 +77,10 @@ export async function startMinerNode(
   deps: { clock: Clock; random: Random; log: MinerLog },
   options: MinerNodeOptions,
 ): Promise<MinerNode> {
-  mkdirSync(options.dataDir, { recursive: true });
+  makePrivateDir(options.dataDir);
   await accountsReady();
   const keyPath = join(options.dataDir, 'peer.key');
-  if (!existsSync(keyPath)) await writeFile(keyPath, await newPeerKey(), { mode: 0o600, flag: 'wx' });
-  const privateKey = new Uint8Array(await readFile(keyPath));
+  const privateKey = await peerKeyIn(keyPath);
   const accountPath = join(options.dataDir, 'account.json');
   const account = existsSync(accountPath)
     ? await loadKeyFile(accountPath)

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
 } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 import {
   createChainRegistry,
   type LoadedNetwork,
@@ -149,7 +150,7 @@ export async function openChainRegistry(
   const session = sessionOf(network);
   const chain = await connectChain(session.chain);
   try {
-    mkdirSync(join(session.stateDir, 'indexes'), { recursive: true });
+    makePrivateDir(join(session.stateDir, 'indexes'));
     const indexer = openIndexer(chain, {
       path: join(session.stateDir, 'indexes', `${account.address}.registry.sqlite`),
       config: session.protocol,

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ChainClient,
@@ -14,6 +13,7 @@ import {
 import { createHost, type Host } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
+import { makePrivateDir } from '../shared/private-files.ts';
 import {
   type CodecPool,
   createChainRegistry,
@@ -130,7 +130,7 @@ export async function openSession(
     if (deps.codec === undefined) closers.push(() => codec.close());
     const chain = await connectChain(config.chain);
     closers.push(() => chain.close());
-    mkdirSync(join(config.stateDir, 'indexes'), { recursive: true });
+    makePrivateDir(join(config.stateDir, 'indexes'));
     const index = openIndexer(chain, {
       path: join(config.stateDir, 'indexes', `${account.address}.${role}.sqlite`),
       config: config.protocol,

@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -15,6 +14,7 @@ import { createHost, newPeerKey } from '../p2p/index.ts';
 import { type Account, accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
 import {
   derivePodr2Key,
   type MinerLog,
@@ -60,7 +60,7 @@ export async function startVerifierNode(
   deps: { clock: Clock; random: Random; log: MinerLog },
   options: VerifierNodeOptions,
 ): Promise<VerifierNode> {
-  mkdirSync(options.dataDir, { recursive: true });
+  makePrivateDir(options.dataDir);
   await accountsReady();
   const peerKey = await keyFile(join(options.dataDir, 'peer.key'), () => newPeerKey());
   const secret = await keyFile(join(options.dataDir, 'podr2.key'), async () => deps.random(32));
@@ -151,8 +151,8 @@ async function joinAsVerifier(
   return 'updated';
 }
 
-/** A secret kept in a 0600 file, created on first start. */
+/** A secret kept in a 0600 file, created on first start. @throws KEY_FILE_PERMISSIONS when others can read it. */
 async function keyFile(path: string, create: () => Promise<Uint8Array>): Promise<Uint8Array> {
-  if (!existsSync(path)) await writeFile(path, await create(), { mode: 0o600, flag: 'wx' });
-  return new Uint8Array(await readFile(path));
+  if (!existsSync(path)) writePrivateFileSync(path, await create());
+  return new Uint8Array(readPrivateFileSync(path));
 }

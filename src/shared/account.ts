@@ -1,4 +1,4 @@
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import {
   cryptoWaitReady,
   decodeAddress,
@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { fromHex, toHex } from './bytes.ts';
 import type { Random } from './clock.ts';
 import { AilinkError } from './errors.ts';
+import { readPrivateFileSync } from './private-files.ts';
 import { generateX25519, x25519PublicOf } from './x25519.ts';
 
 /**
@@ -117,19 +118,13 @@ export async function createKeyFile(path: string, random: Random): Promise<Accou
 
 /**
  * Loads an account. Like ssh, refuses a key file that others can read.
- * @throws KEY_FILE_INVALID when missing, malformed, inconsistent or readable by group/others.
+ * @throws KEY_FILE_PERMISSIONS when group or others can read it (the message says `chmod 600 FILE`);
+ *   KEY_FILE_INVALID when missing, malformed or inconsistent.
  */
 export async function loadKeyFile(path: string): Promise<Account> {
   let text: string;
   try {
-    const info = await stat(path);
-    if ((info.mode & 0o077) !== 0) {
-      throw new AilinkError(
-        'KEY_FILE_INVALID',
-        `${path}: expected permissions 0600, got 0${(info.mode & 0o777).toString(8)}; run chmod 600 ${path}`,
-      );
-    }
-    text = await readFile(path, 'utf8');
+    text = readPrivateFileSync(path).toString('utf8');
   } catch (cause) {
     if (cause instanceof AilinkError) throw cause;
     throw new AilinkError(

@@ -21,7 +21,11 @@ export const ERROR_CODES = {
   AUTH_NOT_AUTHORISED: { status: 403, about: 'the signer is not authorised here' },
 
   // keys
-  KEY_FILE_INVALID: { status: 400, about: 'a key file is missing, malformed or too widely readable' },
+  KEY_FILE_INVALID: { status: 400, about: 'a key file is missing or malformed' },
+  KEY_FILE_PERMISSIONS: {
+    status: 400,
+    about: 'a key file is readable by group or others: restrict it with `chmod 600 FILE` (as ssh demands)',
+  },
 
   // p2p gossip
   GOSSIP_TOO_LARGE: {

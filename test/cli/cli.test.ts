@@ -427,13 +427,13 @@ describe('ailink without a network', () => {
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(AilinkError);
-      expect((err as AilinkError).code).toBe('KEY_FILE_INVALID');
+      expect((err as AilinkError).code).toBe('KEY_FILE_PERMISSIONS');
       expect((err as AilinkError).message).toContain('0644');
       chmodSync(file, 0o600);
       expect((await loadKeyFile(file)).address).toBe(account.address);
     });
 
-    it('a command that loads a key refuses a 0644 key file (exit 1, KEY_FILE_INVALID)', async () => {
+    it('a command that loads a key refuses a 0644 key file (exit 1, KEY_FILE_PERMISSIONS)', async () => {
       // A network file that lists no miners: the key is loaded (and refused) before any miner is needed.
       const dir = join(work, 'loose-net');
       await stubNetwork(dir);
@@ -446,7 +446,7 @@ describe('ailink without a network', () => {
       const args = ['store', 'put', input, '--network', join(dir, 'network.json'), '--key', loose];
       const run = await ailink(args, { cwd: work });
       expect(run.code).toBe(1);
-      expect(run.stderr).toContain('KEY_FILE_INVALID');
+      expect(run.stderr).toContain('KEY_FILE_PERMISSIONS');
       expect(run.stderr).toContain('chmod 600');
       expect(run.stdout).toBe('');
     });
