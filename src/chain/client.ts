@@ -8,10 +8,13 @@ import { blake2AsHex, blake2AsU8a, decodeAddress, encodeAddress } from '@polkado
 import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 
-/** Who signs a transaction: an address and its sr25519 signing function (an `Account` is one). */
+/**
+ * Who signs a transaction: an address and its sr25519 signing function over a payload as it is (an `Account` is one;
+ * its off-chain `sign` wraps what it signs in `<Bytes>…</Bytes>`, so it could never sign a transaction).
+ */
 export interface ChainSigner {
   readonly address: string;
-  sign(message: Uint8Array): Uint8Array;
+  signTransaction(payload: Uint8Array): Uint8Array;
 }
 
 /** The calls AI-LINK sends. Remarks carry the protocol; transfers pay (collateral, marketplace prices). */
@@ -493,7 +496,7 @@ function rawSigner(signer: ChainSigner) {
       const message = payload.length > 256 ? blake2AsU8a(payload, 256) : payload;
       const signature = new Uint8Array(65);
       signature[0] = 1; // MultiSignature::Sr25519
-      signature.set(signer.sign(message), 1);
+      signature.set(signer.signTransaction(message), 1);
       return { id: ++id, signature: u8aToHex(signature) as `0x${string}` };
     },
   };

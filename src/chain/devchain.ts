@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { bnToU8a, hexToU8a, u8aConcat, u8aToBigInt, u8aToHex } from '@polkadot/util';
 import { blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
-import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
+import { accountsReady, offChainMessage, SS58_PREFIX } from '../shared/account.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 
 /** The well-known development accounts, funded at genesis. */
@@ -154,8 +154,19 @@ async function withDevBalances(spec: { genesis: { raw: { top: Record<string, str
   return { ...spec, genesis: { ...spec.genesis, raw: { ...spec.genesis.raw, top } } };
 }
 
-/** A dev account (`//Alice` …) as a transaction signer. Call `accountsReady()` first. */
-export function devSigner(name: DevAccountName): { address: string; sign(message: Uint8Array): Uint8Array } {
+/**
+ * A dev account (`//Alice` …) as a transaction signer (`signTransaction`) and an off-chain signer (`sign`, over
+ * `<Bytes>…</Bytes>` as an `Account` signs). Call `accountsReady()` first.
+ */
+export function devSigner(name: DevAccountName): {
+  address: string;
+  sign(message: Uint8Array): Uint8Array;
+  signTransaction(payload: Uint8Array): Uint8Array;
+} {
   const pair = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX }).addFromUri(`//${name}`);
-  return { address: pair.address, sign: (message) => pair.sign(message) };
+  return {
+    address: pair.address,
+    sign: (message) => pair.sign(offChainMessage(message)),
+    signTransaction: (payload) => pair.sign(payload),
+  };
 }

@@ -24,7 +24,10 @@ export interface Account {
   /** X25519 public key, hex: what others pass as `--to` so that the account can read their objects. */
   readonly readerKey: string;
   readonly x25519PrivateKey: Uint8Array;
+  /** Signs an off-chain message: the signature is over `offChainMessage(message)`, never over the bytes as they are. */
   sign(message: Uint8Array): Uint8Array;
+  /** Signs a transaction's signing payload as it is: for the chain client only, never for bytes others chose. */
+  signTransaction(payload: Uint8Array): Uint8Array;
 }
 
 export const SS58_PREFIX = 42;
@@ -43,14 +46,34 @@ export function accountFromSeeds(sr25519Seed: Uint8Array, x25519PrivateKey: Uint
     publicKey: pair.publicKey,
     readerKey: toHex(x25519PublicOf(x25519PrivateKey)),
     x25519PrivateKey,
-    sign: (message) => sr25519Sign(message, pair),
+    sign: (message) => sr25519Sign(offChainMessage(message), pair),
+    signTransaction: (payload) => sr25519Sign(payload, pair),
   };
 }
 
-/** True when `signature` is `address`'s sr25519 signature of `message`; false for any malformed input. */
+const BYTES_OPEN = new TextEncoder().encode('<Bytes>');
+const BYTES_CLOSE = new TextEncoder().encode('</Bytes>');
+
+/**
+ * What an off-chain signature signs: `<Bytes>` + message + `</Bytes>`, the form polkadot-js wallets and extensions
+ * use for raw bytes. A transaction's signing payload starts with a call index and ends with a block hash, so it never
+ * has this form: no off-chain signature (a receipt, a request, an admission) is ever a valid transaction signature.
+ */
+export function offChainMessage(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(BYTES_OPEN.length + message.length + BYTES_CLOSE.length);
+  out.set(BYTES_OPEN, 0);
+  out.set(message, BYTES_OPEN.length);
+  out.set(BYTES_CLOSE, BYTES_OPEN.length + message.length);
+  return out;
+}
+
+/**
+ * True when `signature` is `address`'s off-chain sr25519 signature of `message`, i.e. over `offChainMessage(message)`;
+ * a signature over the raw bytes is refused. False for any malformed input.
+ */
 export function verifySignature(address: string, message: Uint8Array, signature: Uint8Array): boolean {
   try {
-    return sr25519Verify(message, signature, decodeAddress(address));
+    return sr25519Verify(offChainMessage(message), signature, decodeAddress(address));
   } catch {
     return false;
   }
