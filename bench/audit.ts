@@ -1,79 +1,157 @@
 /**
- * npm run bench:audit — `ailink audit verify` on a long task: N rounds (default 1,000) of 4 organisations, every
- * object declared and placed through the real protocol rules, the chain state in SQLite as the indexer keeps it.
+ * npm run bench:audit — `ailink audit verify` on a long task: N rounds of 4 organisations, every object declared and
+ * placed through the real protocol rules, the chain state in SQLite as the indexer keeps it, for each model size the
+ * tasks use: the tables' logistic regression (seattle-weather: its width and classes, as `ailink demo --data` builds
+ * it), the MLP and the CNN of models/ (their real weight counts, from the training pool). Every round's model object
+ * is a full float32 vector of that size, which the audit hashes and decodes.
  * Times the checks alone (the objects are already fetched: downloads excluded) against a baseline in the same run:
  * hashing every object the audit reads and parsing the manifests, the floor of any verifier that checks content.
- * Flags (environment): AUDIT_ROUNDS (1000). Prints a table, then one JSON line.
+ * Sizes in MB = 10^6 bytes.
+ * Flags (environment): AUDIT_ROUNDS (1000) for the logistic regression and the MLP; AUDIT_CNN_ROUNDS (200: every
+ * round keeps a 6.65 MB model in memory, 1.3 GB at 200); AUDIT_MODELS (comma list of logistic, mlp, cnn; default all).
+ * Prints a table, then one JSON line.
  */
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { builtinModel } from '../models/index.ts';
 import { checkLineage } from '../src/audit/index.ts';
 import { createSqliteState } from '../src/chain/index.ts';
+import { loadDemoData } from '../src/cli/demo-data.ts';
+import { createTrainingPool } from '../src/participant/train-pool.ts';
 import { accountsReady } from '../src/shared/account.ts';
 import { parseManifest } from '../src/task/index.ts';
 import { buildLineage } from '../test/audit/fixture.ts';
 
 const ROUNDS = Number(process.env.AUDIT_ROUNDS ?? '1000');
+const CNN_ROUNDS = Number(process.env.AUDIT_CNN_ROUNDS ?? '200');
+const MODELS = (process.env.AUDIT_MODELS ?? 'logistic,mlp,cnn').split(',');
+const log = (s: string) => process.stderr.write(`${s}\n`);
 
 await accountsReady();
-const db = new Database(':memory:');
-const state = createSqliteState(db);
-let t = performance.now();
-const f = db.transaction(() => buildLineage({ rounds: ROUNDS, participants: 4, label: 'bench', state }))();
-const buildS = (performance.now() - t) / 1000;
-const read = [
-  ...f.anchors.map((a) => a.fid),
-  ...f.manifests.map((m) => m.model.fid),
-  f.manifests[0]!.specFid,
-];
-console.error(`built ${ROUNDS} rounds (${f.objects.size} objects on chain) in ${buildS.toFixed(1)} s`);
+
+// The real weight counts: the training pool describes each model as a participant would.
+const pool = createTrainingPool({ threads: 1 });
+const sizes: { model: string; label: string; parameters: number; rounds: number }[] = [];
+for (const model of MODELS) {
+  if (model === 'logistic') {
+    const file = fileURLToPath(new URL('../models/data/tables/seattle-weather.csv', import.meta.url));
+    const demo = await loadDemoData(pool, { kind: 'csv', file, label: 'weather' });
+    sizes.push({
+      model: 'logistic-regression',
+      label: 'logistic regression (seattle-weather)',
+      parameters: demo.model.spec.parameters,
+      rounds: ROUNDS,
+    });
+  } else if (model === 'mlp' || model === 'cnn') {
+    const { spec } = await pool.describe(await builtinModel(model), 'bench-audit');
+    sizes.push({
+      model,
+      label: model.toUpperCase(),
+      parameters: spec.parameters,
+      rounds: model === 'cnn' ? CNN_ROUNDS : ROUNDS,
+    });
+  } else throw new Error(`AUDIT_MODELS: expected logistic, mlp or cnn, got ${model}`);
+}
+await pool.close();
 
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const time = (fn: () => void, runs = 5) => {
   fn(); // warm-up
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {
-    t = performance.now();
+    const t = performance.now();
     fn();
     out.push((performance.now() - t) / 1000);
   }
   return median(out);
 };
 
-let ok = false;
-let findings = -1;
-const verifyS = time(() => {
-  const r = checkLineage({ task: f.task, state, atBlock: f.h.block, objects: f.objects });
-  ok = r.ok;
-  findings = r.findings.length + r.rounds.reduce((n, x) => n + x.findings.length, 0);
-});
-const baselineS = time(() => {
-  for (const fid of read) createHash('sha256').update(f.objects.get(fid)!).digest();
-  for (const a of f.anchors) parseManifest(f.objects.get(a.fid)!);
-});
-if (!ok)
-  throw new Error(`the generated task did not verify (${findings} findings): the benchmark measures nothing`);
+interface Result {
+  model: string;
+  label: string;
+  parameters: number;
+  model_mb: number;
+  rounds: number;
+  objects_read: number;
+  mb_read: number;
+  verify_s: number;
+  baseline_hash_parse_s: number;
+  findings: number;
+  build_s: number;
+}
+const results: Result[] = [];
+for (const size of sizes) {
+  const db = new Database(':memory:');
+  const state = createSqliteState(db);
+  const t = performance.now();
+  const f = db.transaction(() =>
+    buildLineage({
+      rounds: size.rounds,
+      participants: 4,
+      label: `bench-${size.model}`,
+      state,
+      model: { name: size.model, parameters: size.parameters },
+    }),
+  )();
+  const buildS = (performance.now() - t) / 1000;
+  const read = [
+    ...f.anchors.map((a) => a.fid),
+    ...f.manifests.map((m) => m.model.fid),
+    f.manifests[0]!.specFid,
+  ];
+  const bytesRead = read.reduce((a, fid) => a + f.objects.get(fid)!.byteLength, 0);
+  log(
+    `${size.label}: ${size.parameters} parameters, built ${size.rounds} rounds (${f.objects.size} objects on chain, ${(bytesRead / 1e6).toFixed(1)} MB to read) in ${buildS.toFixed(1)} s`,
+  );
+  let ok = false;
+  let findings = -1;
+  const verifyS = time(() => {
+    const r = checkLineage({ task: f.task, state, atBlock: f.h.block, objects: f.objects });
+    ok = r.ok;
+    findings = r.findings.length + r.rounds.reduce((n, x) => n + x.findings.length, 0);
+  });
+  const baselineS = time(() => {
+    for (const fid of read) createHash('sha256').update(f.objects.get(fid)!).digest();
+    for (const a of f.anchors) parseManifest(f.objects.get(a.fid)!);
+  });
+  if (!ok)
+    throw new Error(
+      `the generated ${size.model} task did not verify (${findings} findings): the benchmark measures nothing`,
+    );
+  results.push({
+    model: size.model,
+    label: size.label,
+    parameters: size.parameters,
+    model_mb: Number(((4 * size.parameters) / 1e6).toFixed(3)),
+    rounds: size.rounds,
+    objects_read: read.length,
+    mb_read: Number((bytesRead / 1e6).toFixed(1)),
+    verify_s: Number(verifyS.toFixed(4)),
+    baseline_hash_parse_s: Number(baselineS.toFixed(4)),
+    findings,
+    build_s: Number(buildS.toFixed(1)),
+  });
+  db.close();
+}
 
-const rows = [
-  ['audit verify (all checks)', verifyS],
-  ['baseline: hash + parse only', baselineS],
-] as const;
 console.log(
-  `audit verify, ${ROUNDS} rounds × 4 organisations (${read.length} objects read, downloads excluded)\n`,
+  'audit verify, 4 organisations a round, downloads excluded, median of 5 (sizes in MB = 10^6 bytes)\n',
 );
-console.log('| what | seconds | per round |');
-console.log('|---|---|---|');
-for (const [what, s] of rows)
-  console.log(`| ${what} | ${s.toFixed(3)} | ${((s / ROUNDS) * 1e6).toFixed(0)} µs |`);
+console.log(
+  '| model | parameters | model MB | rounds | MB read | audit verify s | per round | baseline: hash + parse s | per round | verify ÷ baseline |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  const us = (s: number) => `${((s / r.rounds) * 1e6).toFixed(0)} µs`;
+  console.log(
+    `| ${r.label} | ${r.parameters.toLocaleString('en-US')} | ${r.model_mb} | ${r.rounds} | ${r.mb_read} | ${r.verify_s.toFixed(3)} | ${us(r.verify_s)} | ${r.baseline_hash_parse_s.toFixed(3)} | ${us(r.baseline_hash_parse_s)} | ${(r.verify_s / r.baseline_hash_parse_s).toFixed(1)} × |`,
+  );
+}
 console.log(
   JSON.stringify({
     bench: 'audit',
-    rounds: ROUNDS,
     participants: 4,
-    verify_s: Number(verifyS.toFixed(4)),
-    baseline_hash_parse_s: Number(baselineS.toFixed(4)),
-    per_round_us: Math.round((verifyS / ROUNDS) * 1e6),
-    findings,
-    build_s: Number(buildS.toFixed(1)),
+    models: results.map((r) => ({ ...r, per_round_us: Math.round((r.verify_s / r.rounds) * 1e6) })),
   }),
 );

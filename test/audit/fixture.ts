@@ -4,6 +4,7 @@ import { admissionMessage, type StateStore } from '../../src/chain/index.ts';
 import type { Account } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import {
+  cohortDigest,
   encodeModelBytes,
   type Manifest,
   manifestBytes,
@@ -20,6 +21,7 @@ import {
 import {
   call,
   createHarness,
+  GENESIS_HASH,
   type Harness,
   makeAccounts,
   makeDeclaration,
@@ -32,12 +34,11 @@ import { UNIT_DATA, UNIT_MODEL_BYTES } from '../coordinator/harness.ts';
  * A task's whole lineage built through the real protocol rules on an in-memory chain state: 12 miners registered,
  * every object (spec, models, manifests, participants' updates) declared and reported by its miners, the task
  * created, participants admitted with their own signatures, each round's manifest anchored. The objects' bytes are
- * kept by fid, as a storage network would serve them. Model vectors are tiny (the audit checks hashes and headers,
- * not training).
+ * kept by fid, as a storage network would serve them. Model vectors are tiny unless `model` says otherwise (the audit
+ * checks hashes and headers, not training; bench:audit gives the real models' sizes).
  */
 
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-const PARAMETERS = 8;
 
 export interface LineageFixture {
   readonly h: Harness;
@@ -68,6 +69,8 @@ export interface LineageOptions {
   readonly impostor?: boolean;
   /** The task's central DP settings (default: none); honest manifests then state the ε spent. */
   readonly dp?: TaskSpec['dp'];
+  /** The model's name and weight count (default: 'mlp' with 8 weights). */
+  readonly model?: { readonly name: string; readonly parameters: number };
   /** Where the chain state lives (default: in memory; the benchmark uses SQLite, as the indexer does). */
   readonly state?: StateStore;
   /**
@@ -88,6 +91,8 @@ export interface TamperContext {
 export function buildLineage(options: LineageOptions): LineageFixture {
   const n = options.participants ?? 4;
   const label = options.label ?? 'audit';
+  const PARAMETERS = options.model?.parameters ?? 8;
+  const MODEL = options.model?.name ?? 'mlp';
   shared ??= { miners: makeAccounts('audit/miner', 12), users: makeAccounts('audit/user', 17) };
   const miners = shared.miners;
   const [coordinator, ...rest] = shared.users as [Account, ...Account[]];
@@ -117,7 +122,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     const d = makeDeclaration(`${label}/${name}/${objectCount++}`, owner.address, {
       data: 4,
       parity: 8,
-      segments: 1,
+      segments: Math.max(1, Math.ceil(bytes.byteLength / (1 << 20))),
       segmentSize: 1 << 20,
       size: Math.max(1, bytes.byteLength),
     });
@@ -141,12 +146,12 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       readerKey: coordinator.readerKey,
     },
     model: {
-      name: 'mlp',
+      name: MODEL,
       fid: modelFid,
       digest: sha256Hex(UNIT_MODEL_BYTES),
       parameters: PARAMETERS,
       initialSeed: 'fixture',
-      initialHash: sha256Hex(encodeModelBytes('mlp', initial)),
+      initialHash: sha256Hex(encodeModelBytes(MODEL, initial)),
     },
     data: { ...UNIT_DATA, holdout: 0.2 },
     dataset: { name: 'fashion-mnist', description: 'fixture' },
@@ -175,7 +180,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
   const task = taskIdOf(spec);
   const onChain = options.impostor ? outsider.account : coordinator;
   const specFid = store(taskSpecBytes(spec), coordinator, 'spec');
-  const initialFid = store(encodeModelBytes('mlp', initial), coordinator, 'initial');
+  const initialFid = store(encodeModelBytes(MODEL, initial), coordinator, 'initial');
   apply(onChain, call('provenance.createTask', { task, spec: taskDigest(spec), admitted: spec.admitted }));
   for (const p of participants) {
     const identityKey = toHex(p.identity.publicKey);
@@ -185,14 +190,14 @@ export function buildLineage(options: LineageOptions): LineageFixture {
         task,
         account: p.account.address,
         identityKey,
-        signature: toHex(p.account.sign(admissionMessage(task, identityKey))),
+        signature: toHex(p.account.sign(admissionMessage(GENESIS_HASH, task, identityKey))),
       }),
     );
   }
 
   const manifests: Manifest[] = [];
   const anchors: { round: number; fid: string; digest: string }[] = [];
-  let start = { fid: initialFid, hash: sha256Hex(encodeModelBytes('mlp', initial)) };
+  let start = { fid: initialFid, hash: sha256Hex(encodeModelBytes(MODEL, initial)) };
   for (let round = 0; round < options.rounds; round++) {
     const cohort = participants.map((p) => p.account.address);
     // Every third round the last participant drops out before its update.
@@ -208,8 +213,9 @@ export function buildLineage(options: LineageOptions): LineageFixture {
         const c = signCommitment(p.identity.privateKey, context, { fid, digest: sha256Hex(bytes), dataset });
         return { account: p.account.address, fid, digest: c.digest, dataset, signature: toHex(c.signature) };
       });
-    const weights = Float32Array.from({ length: PARAMETERS }, (_, i) => (round + 1) * 0.01 * (i + 1));
-    const modelBytes = encodeModelBytes('mlp', weights);
+    const weights = new Float32Array(PARAMETERS);
+    for (let i = 0; i < PARAMETERS; i++) weights[i] = (round + 1) * 0.01 * (i + 1);
+    const modelBytes = encodeModelBytes(MODEL, weights);
     const model = { fid: store(modelBytes, coordinator, `model-${round}`), hash: sha256Hex(modelBytes) };
     const honest: Manifest = {
       version: 2,
@@ -221,7 +227,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       attempt: 0,
       parent: round === 0 ? null : { fid: anchors[round - 1]!.fid, digest: anchors[round - 1]!.digest },
       startModel: start,
-      model: { ...model, name: 'mlp', parameters: PARAMETERS },
+      model: { ...model, name: MODEL, parameters: PARAMETERS },
       cohort,
       survivors,
       dropouts: dropped.map((account) => ({ account, stage: 'masked' })),
@@ -242,6 +248,18 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       startedAt: 1_700_000_000_000 + round * 60_000,
       finishedAt: 1_700_000_000_000 + round * 60_000 + 30_000,
     };
+    // Before the round ran, its coordinator committed to the cohort and the chain drew the graph seed.
+    apply(
+      onChain,
+      call('provenance.drawSeed', {
+        task,
+        round,
+        attempt: 0,
+        cohort: cohortDigest(
+          participants.map((p) => ({ account: p.account.address, identityKey: toHex(p.identity.publicKey) })),
+        ),
+      }),
+    );
     const manifest = options.tamper?.(honest, { participants, outsider, anchors, store }) ?? honest;
     const fid = store(manifestBytes(manifest), coordinator, `manifest-${round}`);
     const digest = manifestDigest(manifest);
