@@ -11,11 +11,17 @@
  * regression trained centrally on the same rows and scored on the same held-out rows, in the same run; seconds per
  * round are wall-clock rounds of the real network (no dropout, so they measure the protocol, not a deadline).
  *
- * Flags (environment): FL_ROUNDS (30), FL_DATA (full | small), FL_MODEL (cnn | mlp), FL_PARTICIPANTS (10),
+ * Training-speed baseline: PyTorch training the same CNN (bench/torch_cnn.py: same layers, batch, optimizer and
+ * images), run in this run on one thread and on as many threads as the pool has workers, when a python3 that imports
+ * torch is found (FL_PYTHON, else python3, else /usr/bin/python3 — Debian's python3-torch installs there). Otherwise
+ * the table prints PyTorch's figure as an ANCHOR measured elsewhere, with its provenance, never as measured.
+ *
+ * Flags (environment): FL_ROUNDS (30), FL_TORCH_SAMPLES (3000), FL_DATA (full | small), FL_MODEL (cnn | mlp), FL_PARTICIPANTS (10),
  * FL_EPOCHS (1), FL_SETTINGS (comma list of iid-secagg, iid-plain, dir-secagg, dir-plain; default all; 'none' skips
  * the image rows), FL_TABLES (comma list of penguins, seattle-weather; default both; 'none' skips them),
  * FL_TABLE_ROUNDS (10), FL_TABLE_PARTICIPANTS (5).
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -61,6 +67,41 @@ const LR = 0.05;
 const ENCODING: WeightedEncoding = { quantization: { range: 1, bits: 24 }, maxWeight: 65_535 };
 const threads = Math.min(2, availableParallelism());
 
+const TORCH_SAMPLES = Number(env('FL_TORCH_SAMPLES', '3000'));
+/** PyTorch's figure when it cannot run here: measured separately, never in this run. */
+const TORCH_ANCHOR = {
+  samples_per_s_per_core: 310,
+  provenance:
+    'anchor, not measured in this run: PyTorch 1.13 (Debian python3-torch) on one core of a 2-core machine of this workplace, shared/anchors/torch_fedavg_cnn.py, the same CNN on Fashion-MNIST (shared/DESIGN.md §7)',
+};
+
+interface TorchRun {
+  torch: string;
+  threads: number;
+  samples: number;
+  parameters: number;
+  samples_per_s: number;
+}
+
+/** The same CNN in PyTorch, in this run, when some python3 imports torch; null (with the reason) otherwise. */
+function measureTorch(dataDir: string, threadCounts: number[]): { runs: TorchRun[] } | { missing: string } {
+  const script = fileURLToPath(new URL('./torch_cnn.py', import.meta.url));
+  const candidates = process.env.FL_PYTHON ? [process.env.FL_PYTHON] : ['python3', '/usr/bin/python3'];
+  const python = candidates.find(
+    (p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+  );
+  if (python === undefined) return { missing: `no python3 imports torch (tried ${candidates.join(', ')})` };
+  const runs: TorchRun[] = [];
+  for (const t of threadCounts) {
+    log(`  PyTorch baseline: ${python}, ${t} thread(s), ${TORCH_SAMPLES} images …`);
+    const r = spawnSync(python, [script, dataDir, String(t), String(TORCH_SAMPLES)], { encoding: 'utf8' });
+    if (r.status !== 0)
+      return { missing: `${python} ${script} failed: ${r.stderr.trim().split('\n').at(-1)}` };
+    runs.push(JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TorchRun);
+  }
+  return { runs };
+}
+
 const pool = createTrainingPool({ threads });
 const data = await loadSource({ kind: SOURCE });
 const backend = await pool.backend();
@@ -70,6 +111,14 @@ log(
 const pkg = await builtinModel(MODEL);
 const model = { key: modelPackageDigest(pkg), topology: pkg.topology };
 const initial = (await pool.describe(pkg, 'bench-fl')).initial;
+// Before any training, while the pool's workers are idle: the baseline gets the cores to itself.
+const torch =
+  MODEL === 'cnn' && SETTINGS.length > 0
+    ? measureTorch(data.dir, [...new Set([1, threads])])
+    : {
+        missing: `the PyTorch baseline is the CNN's (FL_MODEL=${MODEL}, FL_SETTINGS=${SETTINGS.join(',') || 'none'})`,
+      };
+const torchPerCore = 'runs' in torch ? Math.max(...torch.runs.map((r) => r.samples_per_s / r.threads)) : null;
 const optimizer = { name: 'sgd', learningRate: LR } as const;
 
 interface RoundRow {
@@ -268,9 +317,23 @@ if (SETTINGS.length > 0) {
   console.log(
     `\nSecAgg on vs off, largest gap at any round: IID ${maxGap('iid-secagg', 'iid-plain').toFixed(2)} pp, Dirichlet(0.5) ${maxGap('dir-secagg', 'dir-plain').toFixed(2)} pp`,
   );
+  console.log(`\n| training the CNN | samples/s per core | vs PyTorch |\n|---|---|---|`);
+  const vs = torchPerCore ?? TORCH_ANCHOR.samples_per_s_per_core;
   console.log(
-    `training ${samplesPerSPerCore.toFixed(0)} samples/s per core (PyTorch 1.13 on this machine: ≈310); non-training share of a round ${((otherS / (trainS + otherS)) * 100).toFixed(1)} %`,
+    `| AI-LINK, ${backend} backend, ${threads} workers (this run) | ${samplesPerSPerCore.toFixed(0)} | ${(samplesPerSPerCore / vs).toFixed(2)} × |`,
   );
+  if ('runs' in torch) {
+    for (const r of torch.runs) {
+      console.log(
+        `| PyTorch ${r.torch}, ${r.threads} thread(s), ${r.samples} images (this run) | ${(r.samples_per_s / r.threads).toFixed(0)} | ${r.samples_per_s / r.threads === torchPerCore ? 'baseline' : ''} |`,
+      );
+    }
+  } else {
+    console.log(
+      `| PyTorch — ${TORCH_ANCHOR.provenance} (${torch.missing}) | ${TORCH_ANCHOR.samples_per_s_per_core} (anchor) | baseline (anchor) |`,
+    );
+  }
+  console.log(`\nnon-training share of a round ${((otherS / (trainS + otherS)) * 100).toFixed(1)} %`);
 }
 if (tables.length > 0) {
   console.log(
@@ -300,7 +363,10 @@ console.log(
           epochs: EPOCHS,
           data: data.dir,
           samples_per_s_per_core: Math.round(samplesPerSPerCore),
-          pytorch_samples_per_s_per_core: 310,
+          pytorch:
+            'runs' in torch
+              ? { measured_in_this_run: true, samples_per_s_per_core: torchPerCore, runs: torch.runs }
+              : { measured_in_this_run: false, ...TORCH_ANCHOR, reason: torch.missing },
           non_training_share: Number((otherS / (trainS + otherS)).toFixed(4)),
           secagg_gap_pp: {
             iid: maxGap('iid-secagg', 'iid-plain'),

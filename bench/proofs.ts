@@ -251,10 +251,9 @@ const proveMed = median(proveMs);
 const regenMed = median(regenMs);
 const mathMed = median(mathMs);
 const verifyMed = median(verifyMs);
-const gib = taggedBytes / 2 ** 30;
 const rows: [string, string, string, string][] = [
   [
-    `tag throughput, one core (over ${gib >= 1 ? `${gib} GiB` : `${taggedBytes / 2 ** 20} MiB`})`,
+    `tag throughput, one core (over ${fmt(taggedBytes / 1e6)} MB)`,
     `${fmt(tagMbps)} MB/s`,
     `${fmt(cessTagMbps, 3)} MB/s (u^m and ^d)`,
     ratio(tagMbps, cessTagMbps),
@@ -300,7 +299,7 @@ const rows: [string, string, string, string][] = [
   ],
 ];
 console.log(
-  `PoDR2, ${FRAGMENTS} fragments of 8 MiB; throughput in MB/s (10^6 bytes); CESS measured in this run with native RSA-2048 (OpenSSL ${process.versions.openssl} via node:crypto)\n`,
+  `PoDR2, ${FRAGMENTS} fragments of 8 MiB (8,388,608 B); rates in MB/s, MB = 10^6 bytes; CESS measured in this run with native RSA-2048 (OpenSSL ${process.versions.openssl} via node:crypto)\n`,
 );
 console.log('| measure | AI-LINK | CESS (RSA-2048, native) | ratio AI-LINK ÷ CESS |\n|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);

@@ -32,7 +32,8 @@ const MiB = 1024 * 1024;
 const OBJECT_MIB = Number(process.env.BENCH_OBJECT_MIB ?? 64);
 const SINK_PROTOCOL = '/ailink/bench/sink/1.0.0';
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+/** MB/s with MB = 10^6 bytes, the unit of every bench's output (object and segment sizes keep their MiB names). */
+const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -256,6 +257,7 @@ async function main(): Promise<void> {
       ['max event-loop stall during put', `${result.max_loop_stall_ms} ms`, 'aim ≤ 50 ms'],
       ['  main-thread CPU within the worst stall', `${stallCpu} ms`, 'the rest is waiting for a core'],
     ];
+    console.log('rates in MB/s, MB = 10^6 bytes\n');
     console.log('| measure | value | vs baseline |\n|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(JSON.stringify(result));
