@@ -123,6 +123,7 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
     const pending = new Overlay(store);
     const blockCtx = {
       block: { number: block.number, hash: block.hash, timestamp: block.timestamp },
+      genesisHash: chain.genesisHash,
       config: options.config,
     };
     for (const w of applyBlockHooks(pending, blockCtx)) applyWrite(pending, w);

@@ -45,6 +45,8 @@ import { type ParticipantRow, type RoundRow, STATISTICS_ROUND, type TaskRow } fr
 /** The chain operations a coordinator needs, beyond recording rounds. */
 export interface CoordinatorLedger
   extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored' | 'setTerms'> {
+  /** The chain's genesis hash (0x-hex): admissions are signed for one network. */
+  readonly genesisHash: string;
   createTask(task: string, digest: string, admitted: readonly string[]): Promise<void>;
   admit(task: string, account: string, identityKey: string, signature: string): Promise<void>;
   /** The admitted participants recorded on chain for the task. */
@@ -88,7 +90,7 @@ export interface JoinRequest {
   readonly account: string;
   /** The participant's Ed25519 round-signing key (hex). */
   readonly identityKey: string;
-  /** sr25519 signature of `admissionMessage(task, identityKey)` by the account (hex). */
+  /** sr25519 signature of `admissionMessage(genesisHash, task, identityKey)` by the account (hex). */
   readonly signature: string;
   /** The participant's X25519 reader key (hex): a task's private models are wrapped for it. */
   readonly readerKey: string;
@@ -489,7 +491,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       if (
         !verifySignature(
           request.account,
-          admissionMessage(taskId, request.identityKey),
+          admissionMessage(deps.ledger.genesisHash, taskId, request.identityKey),
           fromHex(request.signature),
         )
       ) {

@@ -266,7 +266,8 @@ export const JoinBodySchema = z.strictObject({
   account: AddressSchema,
   identityKey: hex(32).meta({ description: "the participant's Ed25519 round-signing public key" }),
   signature: hex(64).meta({
-    description: 'sr25519 signature of admissionMessage(task, identityKey) by account',
+    description:
+      'sr25519 signature of admissionMessage(genesisHash, task, identityKey) by account, over <Bytes>…</Bytes>',
   }),
   readerKey: hex(32).meta({
     description: "the participant's X25519 reader key: a task's private models are wrapped for it",

@@ -150,6 +150,7 @@ export async function startCoordinatorNode(
         get: (fid, o) => session.get(fid, o),
       },
       ledger: {
+        genesisHash: session.chain.genesisHash,
         createTask: (task, spec, admitted) =>
           session.submit([
             protocolCall('provenance.createTask', { task, spec, admitted: [...admitted] }),

@@ -73,6 +73,7 @@ export async function startParticipantNode(
         identityKey: options.identityKey,
         link,
         chain: {
+          genesisHash: session.chain.genesisHash,
           task: async (task) => {
             await session.indexer.sync();
             const record = taskOf(session.indexer.state, task);

@@ -81,6 +81,8 @@ export interface ParticipantDeps {
   readonly link: CoordinatorLink;
   /** What the chain says about the task: its record (spec digest, the account that created it) and anchored rounds. */
   readonly chain: {
+    /** The chain's genesis hash (0x-hex): the admission request is signed for this network only. */
+    readonly genesisHash: string;
     task(task: string): Promise<{ spec: string; coordinator: string } | undefined>;
     /** The task's admissions on chain: each account with the round key it registered. */
     admitted(task: string): Promise<{ account: string; identityKey: string }[]>;
@@ -574,7 +576,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       model = await verifiedModel(spec);
       data = await deps.loadData(spec);
       dataset = data.fingerprint;
-      const signature = toHex(deps.account.sign(admissionMessage(options.task, identityPublic)));
+      const signature = toHex(
+        deps.account.sign(admissionMessage(deps.chain.genesisHash, options.task, identityPublic)),
+      );
       // The reader key goes with the join, signed: a task with private models wraps each start model for it.
       const claim = {
         task: options.task,

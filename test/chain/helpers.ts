@@ -52,6 +52,9 @@ export const CONFIG: ProtocolConfig = {
   },
 };
 
+/** The genesis hash of the chain the pure tests apply calls to (signatures bound to a network name it). */
+export const GENESIS_HASH = `0x${hex('ailink test chain')}`;
+
 export function ctxAt(
   caller: string,
   block: number,
@@ -61,6 +64,7 @@ export function ctxAt(
   return {
     caller,
     block: { number: block, hash: hex(`block/${block}`), timestamp: 1_700_000_000_000 + block * 6000 },
+    genesisHash: GENESIS_HASH,
     paidToPot,
     payments,
     config: CONFIG,

@@ -40,6 +40,7 @@ import {
   type Declaration,
   expectApplied,
   expectRejected,
+  GENESIS_HASH,
   type Harness,
   hex,
   makeAccounts,
@@ -947,7 +948,7 @@ describe('provenance', () => {
         task: 'fm',
         account: who.address,
         identityKey,
-        signature: toHex(who.sign(admissionMessage('fm', identityKey))),
+        signature: toHex(who.sign(admissionMessage(GENESIS_HASH, 'fm', identityKey))),
       });
     };
     expectRejected(h, coordinator.address, admit(a), /is not on the admission list of fm/);
@@ -1027,7 +1028,7 @@ describe('provenance', () => {
         task,
         account: account.address,
         identityKey,
-        signature: toHex(signer.sign(admissionMessage(task, identityKey))),
+        signature: toHex(signer.sign(admissionMessage(GENESIS_HASH, task, identityKey))),
       });
     expectRejected(h, stranger.address, admit(member, member), /only the coordinator .* admits/);
     expectRejected(h, coordinator.address, admit(outsider, outsider), /not on the admission list of fm/);
@@ -1454,7 +1455,7 @@ describe('the protocol as a replayable fold', () => {
             task: `task-${op.task}`,
             account: a(op.member).address,
             identityKey,
-            signature: toHex(signer.sign(admissionMessage(`task-${op.task}`, identityKey))),
+            signature: toHex(signer.sign(admissionMessage(GENESIS_HASH, `task-${op.task}`, identityKey))),
           }),
         };
       }

@@ -72,6 +72,9 @@ export function memoryObjects() {
   };
 }
 
+/** The genesis hash of the unit tests' "chain": admissions are signed for it. */
+export const TEST_GENESIS = `0x${'ab'.repeat(32)}`;
+
 export function memoryLedger(): CoordinatorLedger & {
   /** `coordinator`: the account that recorded the task, when not the world's coordinator (a squatter). */
   tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }>;
@@ -86,6 +89,7 @@ export function memoryLedger(): CoordinatorLedger & {
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   return {
+    genesisHash: TEST_GENESIS,
     tasks,
     rounds,
     terms,
@@ -372,6 +376,7 @@ export function makeParticipant(
         },
       },
       chain: {
+        genesisHash: world.ledger.genesisHash,
         task: async (id) => {
           const t = world.ledger.tasks.get(id);
           return t && { spec: t.digest, coordinator: t.coordinator ?? world.account.address };

@@ -11,7 +11,7 @@ import { toHex } from '../../src/shared/bytes.ts';
 import { type Clock, systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { signRequest } from '../../src/storage/request-auth.ts';
 import { JOIN_WINDOW_MS, joinMessage, type TaskSpec, taskDigest } from '../../src/task/index.ts';
-import { baseTask, makeAccount, makeWorld, type World } from './harness.ts';
+import { baseTask, makeAccount, makeWorld, TEST_GENESIS, type World } from './harness.ts';
 
 await accountsReady();
 
@@ -112,7 +112,7 @@ function joinBody(
   return {
     account: account.address,
     identityKey,
-    signature: toHex(account.sign(admissionMessage(task, identityKey))),
+    signature: toHex(account.sign(admissionMessage(TEST_GENESIS, task, identityKey))),
     readerKey,
     signedAt,
     joinSignature: toHex(account.sign(joinMessage(claim))),

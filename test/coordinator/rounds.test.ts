@@ -26,6 +26,7 @@ import {
   makeWorld,
   manifestsOf,
   startAll,
+  TEST_GENESIS,
   type World,
 } from './harness.ts';
 
@@ -485,7 +486,7 @@ describe('bad input is refused with a code and changes nothing', () => {
     const join = {
       account: u.address,
       identityKey,
-      signature: toHex(u.sign(admissionMessage(task.id, identityKey))),
+      signature: toHex(u.sign(admissionMessage(TEST_GENESIS, task.id, identityKey))),
       readerKey: u.readerKey,
       signedAt: claim.signedAt,
       joinSignature: toHex(u.sign(joinMessage(claim))),

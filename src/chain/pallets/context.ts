@@ -3,6 +3,8 @@ import type { StateWriter } from '../state.ts';
 /** What every block supplies to the rules: its number, hash (the randomness seed) and time, and the configuration. */
 export interface BlockContext {
   readonly block: { readonly number: number; readonly hash: string; readonly timestamp: number };
+  /** The chain's genesis hash (0x-hex): signatures that must not be replayed on another network are bound to it. */
+  readonly genesisHash: string;
   readonly config: ProtocolConfig;
 }
 

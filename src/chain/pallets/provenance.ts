@@ -73,9 +73,13 @@ const createTask: Rule<CallArgs<'provenance.createTask'>> = (state, ctx, args) =
   } satisfies TaskInfo);
 };
 
-/** What a participant signs to bind its round-signing key to its account for one task. */
-export function admissionMessage(task: string, identityKey: string): Uint8Array {
-  return new TextEncoder().encode(`ailink/provenance/admit/v1\n${task}\n${identityKey}`);
+/**
+ * What a participant signs to bind its round-signing key to its account for one task on one chain: the genesis hash
+ * (0x-hex, as the chain client reports it) keeps an admission from being replayed on another network that carries a
+ * task of the same id.
+ */
+export function admissionMessage(genesisHash: string, task: string, identityKey: string): Uint8Array {
+  return new TextEncoder().encode(`ailink/provenance/admit/v2\n${genesisHash}\n${task}\n${identityKey}`);
 }
 
 /**
@@ -88,8 +92,14 @@ const admit: Rule<CallArgs<'provenance.admit'>> = (state, ctx, args) => {
     reject(`${args.account} is not on the admission list of ${args.task}`);
   if (state.get(participantKey(args.task, args.account)) !== undefined)
     reject(`${args.account} is already admitted to ${args.task}`);
-  if (!verifySignature(args.account, admissionMessage(args.task, args.identityKey), fromHex(args.signature)))
-    reject(`the admission request is not signed by ${args.account} for this task and key`);
+  if (
+    !verifySignature(
+      args.account,
+      admissionMessage(ctx.genesisHash, args.task, args.identityKey),
+      fromHex(args.signature),
+    )
+  )
+    reject(`the admission request is not signed by ${args.account} for this chain, task and key`);
   state.put(participantKey(args.task, args.account), {
     identityKey: args.identityKey,
     admittedAt: ctx.block.number,
