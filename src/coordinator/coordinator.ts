@@ -599,8 +599,9 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
 }
 
 /**
- * The join's own signature: it binds the reader key and the signing time, which the admission (public on chain) does
- * not. A join signed before the last one accepted is a replay; the same one again is a harmless repeat.
+ * The join's own signature: it binds the reader key, the peer and the signing time, which the admission (public on
+ * chain) does not. Signing times must increase strictly: a join signed at or before the last one accepted is a replay
+ * (resent by anyone who saw it, it would mark the member as alive or bring back an older peer or key).
  */
 function checkJoinSignature(
   task: string,
@@ -633,10 +634,10 @@ function checkJoinSignature(
       `the join was signed at ${new Date(signedAt).toISOString()}, the coordinator's clock reads ${new Date(now).toISOString()}; at most ${JOIN_WINDOW_MS / 60_000} minutes apart are accepted: check the clock and join again`,
     );
   }
-  if (previous !== undefined && signedAt < previous.joinSignedAt) {
+  if (previous !== undefined && signedAt <= previous.joinSignedAt) {
     throw new AilinkError(
       'AUTH_REPLAYED',
-      `${account} joined ${task} with a join signed at ${new Date(previous.joinSignedAt).toISOString()}; this one was signed earlier`,
+      `${account} joined ${task} with a join signed at ${new Date(previous.joinSignedAt).toISOString()}; this one was signed ${signedAt === previous.joinSignedAt ? 'at the same time (a replay)' : 'earlier'}: sign a new join`,
     );
   }
 }

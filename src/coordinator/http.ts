@@ -274,7 +274,7 @@ export const JoinBodySchema = z.strictObject({
   }),
   signedAt: z.number().int().nonnegative().meta({
     description:
-      'when the participant signed joinSignature, ms since the epoch (within 5 minutes of the coordinator)',
+      'when the participant signed joinSignature, ms since the epoch (within 5 minutes of the coordinator, and later than its last accepted join: an equal or older one is AUTH_REPLAYED)',
   }),
   joinSignature: hex(64).meta({
     description:

@@ -496,8 +496,12 @@ describe('join', () => {
     const now = Date.now();
     const first = joinBody(id, member, { signedAt: now - 1000 });
     expect(await post(first)).toEqual({ status: 200, code: undefined });
-    // The same join again is a repeat; a newer one with another key replaces it; the older one cannot come back.
-    expect(await post(first)).toEqual({ status: 200, code: undefined });
+    // The same join again is a replay (anyone who saw it on the wire could resend it to keep the member "alive" or
+    // to undo a later join): signing times must increase strictly. A newer one with another key replaces it; the
+    // older one cannot come back.
+    const seenBefore = world.store.participant(id, member.address)?.lastSeen;
+    expect(await post(first)).toEqual({ status: 409, code: 'AUTH_REPLAYED' });
+    expect(world.store.participant(id, member.address)?.lastSeen).toBe(seenBefore);
     const rotated = joinBody(id, member, { signedAt: now, readerKey: 'ab'.repeat(32) });
     expect(await post(rotated)).toEqual({ status: 200, code: undefined });
     expect(readerKey()).toBe('ab'.repeat(32));
