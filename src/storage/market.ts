@@ -97,6 +97,12 @@ export interface MarketClient {
   accessLog(fid: string): Promise<AccessLogEntry[]>;
 }
 
+/**
+ * How long a paid request whose inclusion timed out may still land: longer than a mortal transaction lives (64 blocks
+ * by default, about 6.4 minutes at 6 s blocks). Until then a retry does not pay again.
+ */
+const UNSETTLED_MS = 10 * 60_000;
+
 /** A market client for `deps.account`; `storage` reads the bytes (its registry must be the same chain). */
 export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageClient, 'get'> }): MarketClient {
   const { indexer, account } = deps;
@@ -109,6 +115,19 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
     }
     return file;
   }
+
+  /**
+   * Paid requests of this client whose extrinsic may still land (its inclusion timed out or was cancelled after it
+   * was sent), by fid: the chain height before it was sent and when. Until it shows up on chain, or a transaction's
+   * lifetime has passed, asking again pays nothing.
+   */
+  const unsettled = new Map<string, { height: number; at: number }>();
+
+  /** This reader's accepted request for (fid, its reader key) that landed after `height`, if any. */
+  const landedSince = (fid: string, height: number) =>
+    retrievalsOf(indexer.state, fid).find(
+      (r) => r.reader === account.address && r.readerKey === account.readerKey && r.block > height,
+    );
 
   async function requestAccess(fid: string, options: AccessOptions = {}): Promise<AccessTicket> {
     const deadlineMs = options.deadlineMs ?? 120_000;
@@ -131,6 +150,27 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
       );
     }
 
+    const pending = unsettled.get(fid);
+    if (pending !== undefined) {
+      if (deps.clock.now() - pending.at > UNSETTLED_MS) unsettled.delete(fid);
+      else await settle(fid, pending, remaining, options);
+    }
+    // Answered already (the key was released for this reader key, e.g. after this reader stopped waiting): the
+    // reader holds the key; asking again would pay for nothing.
+    const granted = grantOf(indexer.state, fid, me);
+    const openNow = openRequestsOf(indexer.state, fid).some((r) => r.reader === me && r.readerKey === myKey);
+    if (!wrapped && !openNow && granted?.wrap.recipient === myKey) {
+      const last = retrievalsOf(indexer.state, fid)
+        .filter((r) => r.reader === me && r.readerKey === myKey)
+        .at(-1);
+      return {
+        fid,
+        via: 'grant',
+        block: last?.block ?? granted.grantedAt,
+        paid: BigInt(last?.paid ?? '0'),
+      };
+    }
+
     let block: number;
     let paid: bigint;
     const open = openRequestsOf(indexer.state, fid).find((r) => r.reader === me && r.readerKey === myKey);
@@ -148,6 +188,7 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
         ...(pay > 0n ? [{ kind: 'transfer' as const, to: file.owner, amount: pay }] : []),
         protocolCall('market.request', { fid, readerKey: myKey }),
       ];
+      const height = await indexer.sync();
       try {
         const result = await submitProtocol(deps, account, calls, {
           deadlineMs: remaining(),
@@ -155,6 +196,10 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
         });
         block = result.block;
       } catch (err) {
+        // Sent, but its fate is unknown: it may still land, and with it the payment.
+        if (pay > 0n && (hasCode(err, 'CHAIN_TIMEOUT') || hasCode(err, 'ABORTED'))) {
+          unsettled.set(fid, { height, at: deps.clock.now() });
+        }
         if (!hasCode(err, 'CHAIN_CALL_REJECTED')) throw err;
         const reason = String(err.details?.reason ?? err.message);
         const hint =
@@ -189,6 +234,38 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
         );
       }
       await sleep(options.pollMs ?? 500, signal);
+    }
+  }
+
+  /**
+   * Waits, within the deadline, until the earlier paid request of `fid` whose inclusion timed out shows up on chain.
+   * @throws TIMEOUT when it has not (yet): the reader is not made to pay twice; ABORTED
+   */
+  async function settle(
+    fid: string,
+    pending: { height: number; at: number },
+    remaining: () => number,
+    options: AccessOptions,
+  ): Promise<void> {
+    const signal =
+      options.signal === undefined
+        ? AbortSignal.timeout(remaining())
+        : AbortSignal.any([options.signal, AbortSignal.timeout(remaining())]);
+    for (;;) {
+      await indexer.sync();
+      if (landedSince(fid, pending.height) !== undefined) {
+        unsettled.delete(fid);
+        return;
+      }
+      if (options.signal?.aborted) throw new AilinkError('ABORTED', `request for ${fid}: cancelled`);
+      if (signal.aborted) {
+        throw new AilinkError(
+          'TIMEOUT',
+          `an earlier paid request for ${fid} (sent when the chain was at block ${pending.height}) may still land: not paying again until it is included or ${UNSETTLED_MS / 60_000} minutes have passed; ask again later`,
+          { details: { fid, since: pending.height } },
+        );
+      }
+      await sleep(options.pollMs ?? 500, signal).catch(() => {});
     }
   }
 

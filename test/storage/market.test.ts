@@ -456,6 +456,65 @@ describe('createMarketClient', () => {
     expect(retrievalsOf(twin.state, fid)).toHaveLength(1);
   });
 
+  it('a request answered while the reader was not waiting is reused on a retry, not paid again', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/answered', owner, [owner], { readers: [], price: PRICE });
+    const client = clientFor(twin, payer);
+    // The reader paid, gave up waiting (a client-side timeout), and the owner's key service answered afterwards.
+    await rejectsWith(client.requestAccess(fid, { maxPrice: PRICE, deadlineMs: 50, pollMs: 5 }), 'TIMEOUT');
+    const [first] = retrievalsOf(twin.state, fid);
+    expect(
+      (await createGrantService({ ...twin, account: owner, clock: systemClock }).pass()).granted,
+    ).toHaveLength(1);
+    const submitted = twin.submitted.length;
+    // Asking again (the same process or a new one: the chain says what it holds) takes the released key.
+    for (const again of [client, clientFor(twin, payer)]) {
+      expect(await again.requestAccess(fid, { maxPrice: PRICE, pollMs: 5 })).toEqual({
+        fid,
+        via: 'grant',
+        block: first!.block,
+        paid: PRICE,
+      });
+    }
+    expect(twin.submitted.length).toBe(submitted);
+    expect(retrievalsOf(twin.state, fid)).toHaveLength(1);
+  });
+
+  it('a paid request whose inclusion timed out is not paid again while it may still land', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/in-flight', owner, [owner], { readers: [], price: PRICE });
+    // The first paid extrinsic reaches the pool, but the client stops waiting before it is included; it lands later.
+    const submit = twin.chain.submit.bind(twin.chain);
+    let inFlight: (() => Promise<Inclusion>) | undefined;
+    twin.chain.submit = async (signer, calls) => {
+      if (inFlight === undefined && calls.some((c) => c.kind === 'transfer')) {
+        inFlight = () => submit(signer, calls);
+        throw new AilinkError('CHAIN_TIMEOUT', 'request was not finalized within 50 ms; it may still land');
+      }
+      return submit(signer, calls);
+    };
+    const client = clientFor(twin, payer);
+    await rejectsWith(
+      client.requestAccess(fid, { maxPrice: PRICE, deadlineMs: 50, pollMs: 5 }),
+      'CHAIN_TIMEOUT',
+    );
+    const retry = await rejectsWith(
+      client.requestAccess(fid, { maxPrice: PRICE, deadlineMs: 50, pollMs: 5 }),
+      'TIMEOUT',
+    );
+    expect(retry.message).toMatch(/earlier paid request for .* may still land: not paying again/);
+    expect(twin.submitted.filter((s) => s.signer === payer.address)).toEqual([]);
+    // It lands: the retry waits on it, and the key service answers it.
+    await inFlight!();
+    const waiting = client.requestAccess(fid, { maxPrice: PRICE, pollMs: 5 });
+    await new Promise((r) => setTimeout(r, 20));
+    await createGrantService({ ...twin, account: owner, clock: systemClock }).pass();
+    expect(await waiting).toMatchObject({ via: 'grant', paid: PRICE });
+    const paid = twin.submitted.flatMap((s) => s.calls).filter((c) => c.startsWith('transfer'));
+    expect(paid).toEqual([`transfer ${PRICE} to ${owner.address}`]);
+    expect(retrievalsOf(twin.state, fid)).toHaveLength(1);
+  });
+
   it('unknown, unencrypted, cancelled', async () => {
     const twin = memoryChain();
     await rejectsWith(clientFor(twin, payer).requestAccess(hex('nothing')), 'OBJECT_NOT_FOUND');
