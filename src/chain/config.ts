@@ -30,6 +30,9 @@ export const CESS_AUDIT: AuditConfig = Object.freeze({
   idleBytesPerBlock: 203_613_264,
   slashBasisPoints: [500, 1500] as const,
   exitAfterMisses: 100,
+  // An hour of 6-second blocks: tagging a column takes seconds (the verifier tags at disk speed), so this leaves room
+  // for a verifier that is briefly away, and for the miner's retries.
+  tagDeadlineBlocks: 600,
   proofs: Object.freeze({
     blockSize: 8192,
     challengeBlocks: 47,
@@ -48,6 +51,8 @@ export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   minCollateral: ROC,
   spacePrice: DEV_SPACE_PRICE,
   restoralClaimBlocks: 20,
+  // No verifier until the network names one: `ailink dev` (src/node/devnet.ts) puts its own verifier's account here.
+  verifiers: Object.freeze([]),
   audit: CESS_AUDIT,
 });
 
@@ -64,6 +69,13 @@ export const ProtocolConfigSchema = z
       .regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal amount')
       .default(DEV_SPACE_PRICE.toString()),
     restoralClaimBlocks: count,
+    // Optional so that protocol files written before verifiers were fixed by genesis still read — as an empty set,
+    // never as "anyone": such a network has no verifier until its configuration names one (issue 15).
+    verifiers: z
+      .array(z.string().refine(isAddress, 'expected an SS58 address'))
+      .max(256)
+      .refine((v) => new Set(v).size === v.length, 'expected each verifier once')
+      .default([]),
     audit: z
       .object({
         challengeInterval: count,
@@ -73,6 +85,8 @@ export const ProtocolConfigSchema = z
         idleBytesPerBlock: count,
         slashBasisPoints: z.tuple([z.number().int().min(0).max(10_000), z.number().int().min(0).max(10_000)]),
         exitAfterMisses: z.number().int().min(2),
+        // Optional so that older protocol files still read; absent, untagged columns get CESS_AUDIT's deadline.
+        tagDeadlineBlocks: count.default(CESS_AUDIT.tagDeadlineBlocks),
         proofs: z
           .object({
             blockSize: count.multipleOf(2),
@@ -92,6 +106,7 @@ export const protocolConfigToJson = (config: ProtocolConfig): ProtocolConfigJson
   ...config,
   minCollateral: config.minCollateral.toString(),
   spacePrice: config.spacePrice.toString(),
+  verifiers: [...config.verifiers],
   audit: { ...config.audit, slashBasisPoints: [...config.audit.slashBasisPoints] },
 });
 

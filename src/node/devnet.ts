@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import {
 } from '../chain/index.ts';
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
 import { tcpMultiaddr } from './network.ts';
@@ -72,7 +73,10 @@ export interface DevNetworkOptions {
    * libp2p listener, e.g. this host's address on a network that other hosts reach.
    */
   readonly host?: string;
-  /** The protocol parameters (default: the dev ones, CESS's audit figures). */
+  /**
+   * The protocol parameters (default: the dev ones, CESS's audit figures). The network's own verifier is added to
+   * their verifier set; `DevNetwork.protocol` is the result, what every indexer of the network must use.
+   */
   readonly protocol?: ProtocolConfig;
   /** Start a verifier (default true): miners then get their columns tagged and answer audit challenges. */
   readonly verifier?: boolean;
@@ -114,8 +118,17 @@ export async function startDevNetwork(
   const maxFragment = options.profile === 'production' ? 8 * 1024 * 1024 : 1024 * 1024;
   const path = join(dataDir, 'network.json');
 
-  const protocol = options.protocol ?? DEV_PROTOCOL_CONFIG;
   const protocolPath = join(dataDir, 'protocol.json');
+  refuseDataDirWithoutVerifierSet(dataDir, protocolPath);
+  const verifierDir = join(dataDir, 'verifier');
+  const withVerifier = options.verifier ?? true;
+  // The verifier's account exists before the protocol is written: the network's verifier set names it.
+  const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
+  const base = options.protocol ?? DEV_PROTOCOL_CONFIG;
+  const protocol: ProtocolConfig =
+    verifierAccount === undefined || base.verifiers.includes(verifierAccount.address)
+      ? base
+      : { ...base, verifiers: [...base.verifiers, verifierAccount.address] };
   writeFileSync(protocolPath, `${JSON.stringify(protocolConfigToJson(protocol), null, 2)}\n`);
   const progress = options.onProgress ?? (() => {});
   progress({ step: 'chain' });
@@ -131,9 +144,6 @@ export async function startDevNetwork(
   const minerAccounts = await Promise.all(
     names.map((name) => accountIn(join(dataDir, 'miners', name), deps.random)),
   );
-  const verifierDir = join(dataDir, 'verifier');
-  const withVerifier = options.verifier ?? true;
-  const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
   // The accounts the miners serve are the network's clients: they pay upload fees, so they are funded too.
   const funded = [
     ...storers,
@@ -216,6 +226,28 @@ export async function startDevNetwork(
   };
   await network.save();
   return network;
+}
+
+/**
+ * A data dir from before the verifier set (issue 15) cannot be resumed: its protocol let any account register as a
+ * verifier, its chain may hold such registrations, and every process's index was folded under those rules (each
+ * would refuse to open under the new configuration, deep in a child process's log). Say so up front instead.
+ * @throws INVALID_INPUT naming the data dir and what to do
+ */
+function refuseDataDirWithoutVerifierSet(dataDir: string, protocolPath: string): void {
+  if (!existsSync(protocolPath)) return;
+  let written: unknown;
+  try {
+    written = JSON.parse(readFileSync(protocolPath, 'utf8'));
+  } catch {
+    return; // unreadable: rewritten below, as before
+  }
+  if (typeof written === 'object' && written !== null && !('verifiers' in written)) {
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${dataDir} was made by an older \`ailink dev\`, whose protocol let any account register as a verifier; its chain and indexes cannot be carried over to a network with a fixed verifier set: start with another --data-dir, or remove ${dataDir}`,
+    );
+  }
 }
 
 /** Alice pays each account that holds less than half of `DEV_FUNDING`, in one batch. */

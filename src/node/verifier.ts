@@ -9,6 +9,7 @@ import {
   type ProtocolConfig,
   protocolCall,
   submitProtocol,
+  verifiersOf,
 } from '../chain/index.ts';
 import { createHost, newPeerKey } from '../p2p/index.ts';
 import { type Account, accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
@@ -98,7 +99,12 @@ export async function startVerifierNode(
       path: join(options.dataDir, 'index.sqlite'),
       config: options.chain.config,
     });
-    registration = await joinAsVerifier({ chain, indexer, account }, host.peerId, host.addrs(), keyId);
+    registration = await joinAsVerifier(
+      { chain, indexer, account, config: options.chain.config },
+      host.peerId,
+      host.addrs(),
+      keyId,
+    );
     following = await indexer.follow();
     await startVerifierService(
       { host, account, indexer, key, keyId, db, clock: deps.clock, log: deps.log },
@@ -123,17 +129,39 @@ export async function startVerifierNode(
   };
 }
 
-/** Registers the verifier in teeWorker the first time, and updates its addresses after a restart on new ports. */
+/**
+ * Registers the verifier in teeWorker the first time, and updates its addresses after a restart on new ports.
+ * @throws AUTH_NOT_AUTHORISED when the account is not in the network's verifier set, or its PoDR2 key is not the one
+ *   the set's registered verifiers share (the chain would refuse either)
+ */
 async function joinAsVerifier(
-  deps: { chain: ChainClient; indexer: Indexer; account: Account },
+  deps: { chain: ChainClient; indexer: Indexer; account: Account; config: ProtocolConfig },
   peerId: string,
   addrs: string[],
   keyId: string,
 ): Promise<VerifierNode['registration']> {
+  const me = deps.account.address;
+  if (!deps.config.verifiers.includes(me)) {
+    throw new AilinkError(
+      'AUTH_NOT_AUTHORISED',
+      `account ${me} is not in the network's verifier set (${
+        deps.config.verifiers.length === 0
+          ? 'the protocol configuration names none'
+          : `the protocol configuration names ${deps.config.verifiers.join(', ')}`
+      }): only accounts named in its \`verifiers\` may register`,
+    );
+  }
   await deps.indexer.sync();
   const known = deps.indexer.state.get<{ peerId: string; addrs: string[]; podr2Key: string }>(
-    `teeWorker/workers/${deps.account.address}`,
+    `teeWorker/workers/${me}`,
   );
+  const shared = verifiersOf(deps.indexer.state).find((v) => v.address !== me)?.podr2Key;
+  if (known === undefined && shared !== undefined && shared !== keyId) {
+    throw new AilinkError(
+      'AUTH_NOT_AUTHORISED',
+      `the network's verifiers share the PoDR2 key committed as ${shared}; this node's podr2.key commits to ${keyId}: copy podr2.key from a verifier of the network into the data dir`,
+    );
+  }
   if (known === undefined) {
     await submitProtocol(deps, deps.account, [
       protocolCall('teeWorker.register', { peerId, addrs, podr2Key: keyId }),

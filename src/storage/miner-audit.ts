@@ -62,8 +62,9 @@ const REPORTS_PER_PASS = 16;
 /**
  * A miner's duties towards the audit module, run as a loop over its own index of the chain:
  * - answer its open challenge: a PoDR2 proof over the challenged blocks and an idle-space proof, checked and signed
- *   by a verifier, put on chain before the deadline;
- * - get every column it holds tagged by a verifier and report it (`fileBank.calculateReport`);
+ *   by the verifier the chain assigned to the challenge, put on chain before the deadline;
+ * - get every column it holds tagged by a verifier and report it (`fileBank.calculateReport`) before the column's
+ *   tag deadline (a column left untagged past it is a miss and gets a restoral order);
  * - take restoral orders it may take: claim, rebuild the column from any 4 of the other 11 miners, store, tag,
  *   complete;
  * - keep its idle space committed as labelled idle files, releasing the oldest as service data arrives.
@@ -101,13 +102,22 @@ export function startAuditAgent(
   /** Attempts at the current challenge: a verifier that was briefly away gets another chance before the deadline. */
   let attempts = { challenge: -1, tries: 0 };
 
-  /** The verifier whose key tagged our fragments (keys are per verifier), or the first registered one. */
-  function verifier(keyId?: string): PeerRef & { keyId: string } {
+  /**
+   * A verifier to tag with: `address` if given (a challenge's assigned verifier), else the first registered one —
+   * the network's verifiers share one PoDR2 key (teeWorker.register enforces it), so any of them tags alike.
+   */
+  function verifier(address?: string): PeerRef & { keyId: string; address: string } {
     const all = verifiersOf(indexer.state);
-    const chosen = all.find((v) => v.podr2Key === keyId) ?? all[0];
-    if (chosen === undefined)
-      throw new AilinkError('VERIFIER_UNAVAILABLE', 'no verifier is registered on chain');
-    return { peerId: chosen.peerId, addrs: chosen.addrs, keyId: chosen.podr2Key };
+    const chosen = address === undefined ? all[0] : all.find((v) => v.address === address);
+    if (chosen === undefined) {
+      throw new AilinkError(
+        'VERIFIER_UNAVAILABLE',
+        address === undefined
+          ? 'no verifier is registered on chain'
+          : `verifier ${address} is not registered on chain`,
+      );
+    }
+    return { peerId: chosen.peerId, addrs: chosen.addrs, keyId: chosen.podr2Key, address: chosen.address };
   }
 
   async function answerChallenge(height: number): Promise<void> {
@@ -116,9 +126,8 @@ export function startAuditAgent(
     if (attempts.challenge !== challenge.issuedAt) attempts = { challenge: challenge.issuedAt, tries: 0 };
     if (attempts.tries >= 3) return;
     attempts.tries += 1;
-    const keyId =
-      challenge.fragments.length > 0 ? store.tagsOf(challenge.fragments[0]!.name)?.keyId : undefined;
-    const peer = verifier(keyId);
+    // The chain assigned the challenge one verifier (from the block hash): only its signature counts.
+    const peer = verifier(challenge.verifier);
     const proof = await buildAuditProof(challenge, params, {
       readBlock: (name, offset, length) => store.readRange(name, offset, length),
       tags(name) {

@@ -38,7 +38,9 @@ import {
 /**
  * The verifier's service (CESS's TEE-worker role): the verifier protocol's request handler, which tags the fragments
  * miners hold, certifies tagged columns and checks audit proofs, signing what the chain accepts from registered
- * verifiers only. Keys, host, chain connection and registration are the starter's (src/node/verifier.ts).
+ * verifiers only — and audit results only from the verifier a challenge was assigned to, so it checks only proofs
+ * for challenges assigned to it. Keys, host, chain connection and registration are the starter's
+ * (src/node/verifier.ts).
  */
 
 /** The public commitment to a PoDR2 secret: registered on chain, stored beside every tag. */
@@ -192,6 +194,13 @@ export async function startVerifierService(
             throw new AilinkError(
               'NOT_FOUND',
               `miner ${miner} has no open challenge issued at block ${request.challenge} (indexed to ${indexer.height()})`,
+            );
+          }
+          // The chain takes a result only from the verifier it assigned: a verdict from any other would be refused.
+          if (challenge.verifier !== account.address) {
+            throw new AilinkError(
+              'AUTH_NOT_AUTHORISED',
+              `challenge ${challenge.issuedAt} of ${miner} is assigned to verifier ${challenge.verifier}, not to this one (${account.address}): prove to the assigned verifier`,
             );
           }
           checkAuditProof(key, miner, challenge, proof, params);

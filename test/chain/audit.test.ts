@@ -1,4 +1,5 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CESS_AUDIT, parseProtocolConfig, protocolConfigToJson } from '../../src/chain/config.ts';
 import {
   type AuditRecord,
   auditResultMessage,
@@ -6,6 +7,7 @@ import {
   challengeKey,
   recordOf,
 } from '../../src/chain/pallets/audit.ts';
+import type { ProtocolConfig } from '../../src/chain/pallets/context.ts';
 import {
   columnDigest,
   columnHashes,
@@ -41,11 +43,21 @@ let miners: Account[];
 let owner: Account;
 let verifier: Account;
 let impostor: Account;
+/** A second verifier of the network's set, registered only where a test needs two. */
+let verifier2: Account;
+/** CONFIG with `verifier` and `verifier2` as the network's verifier set (the genesis `verifiers`). */
+let config: ProtocolConfig;
 
 beforeAll(async () => {
   await accountsReady();
   miners = makeAccounts('audit/miner', 13);
-  [owner, verifier, impostor] = makeAccounts('audit/other', 3) as [Account, Account, Account];
+  [owner, verifier, impostor, verifier2] = makeAccounts('audit/other', 4) as [
+    Account,
+    Account,
+    Account,
+    Account,
+  ];
+  config = { ...CONFIG, verifiers: [verifier.address, verifier2.address] };
 });
 
 /** A chain of blocks over a memory state: hooks run first in every block, then the calls, like the indexer. */
@@ -59,10 +71,10 @@ function createChain(state: StateStore = createMemoryState()) {
     /** Seals the next block with these calls; returns each call's outcome. */
     block(...calls: [Account, ReturnType<typeof call>, bigint?][]) {
       height += 1;
-      const hook = applyBlockHooks(state, ctxAt('', height));
+      const hook = applyBlockHooks(state, ctxAt('', height, 0n, [], config));
       state.apply(hook);
       return calls.map(([who, c, paid]) => {
-        const outcome = applyCall(state, ctxAt(who.address, height, paid ?? 0n), c);
+        const outcome = applyCall(state, ctxAt(who.address, height, paid ?? 0n, [], config), c);
         if (outcome.kind === 'applied') state.apply(outcome.writes);
         return outcome;
       });
@@ -244,7 +256,7 @@ describe('challenges', () => {
       ),
     );
     const hooksAt = (hash: string) => {
-      const ctx = ctxAt('', 5);
+      const ctx = ctxAt('', 5, 0n, [], config);
       return applyBlockHooks(fresh.c.state, { ...ctx, block: { ...ctx.block, hash } });
     };
     const once = hooksAt(hex('hash a'));
@@ -397,5 +409,167 @@ describe('file state the audit reads', () => {
     const file = c.state.get<FileInfo>(`fileBank/files/${d.fid}`)!;
     expect(serviceBytesOf(c.state, miners[0]!.address)).toBe(file.segments.length * (1024 / 4));
     expect(serviceBytesOf(c.state, miners[12]!.address)).toBe(0);
+  });
+});
+
+/**
+ * Issue 15, item 4 — "a miner passes audits without holding the data", written as the attacks: (a) a miner makes its
+ * own verifier and signs its own passing results; (a′) a miner picks, among the network's verifiers, the one it likes;
+ * (b) a miner never gets its columns tagged, so they are never in a challenge. Verifiers come from the genesis set
+ * (`config.verifiers`), the block hash assigns each challenge one of them, and a column still untagged
+ * `tagDeadlineBlocks` after it was placed is a miss with a restoral order.
+ */
+describe('issue 15.4: no audit passes without the data', () => {
+  const register = (v: Account, podr2Key = hex('key')) =>
+    call('teeWorker.register', { peerId: peerIdOf(v), addrs: [], podr2Key });
+
+  it('(a) a miner cannot register its own verifier, so it cannot sign its own passing result', () => {
+    const { c, d } = setUp();
+    const m = miners[0]!;
+    applied(c.block([m, tagReport(d, 0, m)]));
+    rejected(c.block([m, register(m)])[0]!, /not in the network's verifier set/);
+    rejected(c.block([impostor, register(impostor)])[0]!, /not in the network's verifier set/);
+    expect(c.state.get(`teeWorker/workers/${m.address}`)).toBeUndefined();
+    const ch = nextChallenge(c, m);
+    rejected(c.block([m, result(ch, m, hex('no proof'), m, m)])[0]!, /not a registered verifier/);
+    c.until(ch.deadline + 1);
+    expect(recordOf(c.state, m.address)).toMatchObject({ passes: 0, misses: 1 });
+  });
+
+  it('a verifier of the set joins only with the PoDR2 key the set shares (any of them can check any tag)', () => {
+    const { c } = setUp();
+    rejected(c.block([verifier2, register(verifier2, hex('another key'))])[0]!, /PoDR2 key/);
+    applied(c.block([verifier2, register(verifier2)]));
+  });
+
+  it('(a′) a result signed by a registered verifier the chain did not assign is refused; the assigned one passes', () => {
+    const { c, d } = setUp();
+    applied(c.block([verifier2, register(verifier2)]));
+    applied(
+      c.block(
+        ...miners.slice(0, 6).map((m, i) => [m, tagReport(d, i, m)] as [Account, ReturnType<typeof call>]),
+      ),
+    );
+    const assigned: string[] = [];
+    while (c.height < 60) {
+      c.block();
+      for (const [key, ch] of c.state.scan('audit/challenges/') as [string, Challenge][]) {
+        if (ch.result !== null) continue;
+        const m = miners.find((a) => key.endsWith(a.address))!;
+        expect([verifier.address, verifier2.address]).toContain(ch.verifier);
+        assigned.push(ch.verifier);
+        const [mine, other] =
+          ch.verifier === verifier.address ? [verifier, verifier2] : [verifier2, verifier];
+        const [byOther, byMine] = c.block(
+          [m, result(ch, m, hex('proof'), other, other)],
+          [m, result(ch, m, hex('proof'), mine, mine)],
+        );
+        rejected(byOther!, /assigned to verifier/);
+        applied([byMine!]);
+      }
+    }
+    // The block hash spreads the work over the set: both were assigned.
+    expect(assigned.length).toBeGreaterThan(6);
+    expect(new Set(assigned).size).toBe(2);
+    for (const m of miners.slice(0, 6)) expect(recordOf(c.state, m.address).misses).toBe(0);
+  });
+
+  it('(b) a column still untagged `tagDeadlineBlocks` after it was placed is a miss and gets a restoral order', () => {
+    const { c, d } = setUp(); // columns placed in block 2
+    applied(
+      c.block(
+        ...miners.slice(0, 6).map((m, i) => [m, tagReport(d, i, m)] as [Account, ReturnType<typeof call>]),
+      ),
+    );
+    // Placed in block 2; two segments of 256 B per column add one block for their bytes.
+    const due = 2 + config.audit.tagDeadlineBlocks + Math.ceil(512 / config.audit.serviceBytesPerBlock);
+    // Answer every challenge on the way, so that only the untagged columns can cost anything.
+    const answerAll = () => {
+      for (const [key, ch] of c.state.scan('audit/challenges/') as [string, Challenge][]) {
+        const m = miners.find((a) => key.endsWith(a.address))!;
+        if (ch.result === null) applied(c.block([m, result(ch, m)]));
+      }
+    };
+    while (c.height < due) {
+      c.block();
+      answerAll();
+    }
+    for (const m of miners) expect(recordOf(c.state, m.address).misses, 'before the deadline').toBe(0);
+    expect(c.state.scan(`fileBank/orders/${d.fid}/`)).toEqual([]);
+    c.block();
+    for (const [i, m] of miners.slice(0, 12).entries()) {
+      const record = recordOf(c.state, m.address);
+      if (i < 6) expect(record.misses, `tagged miner ${i}`).toBe(0);
+      else {
+        expect(record, `untagged miner ${i}`).toMatchObject({
+          misses: 1,
+          consecutiveMisses: 1,
+          lastOutcome: { block: due + 1, outcome: 'miss' },
+        });
+        expect(
+          c.state.get<RestoralOrder>(`fileBank/orders/${d.fid}/${String(i).padStart(3, '0')}`),
+        ).toMatchObject({ origin: m.address, by: null, claimer: null });
+      }
+    }
+    expect(c.state.scan(`fileBank/orders/${d.fid}/`)).toHaveLength(6);
+    // Counted once: later blocks add no miss for the same column.
+    c.until(due + 3);
+    expect(recordOf(c.state, miners[6]!.address).misses).toBe(1);
+    // The miner that restores the column gets its own deadline, and meets it by having it tagged.
+    const restorer = miners[12]!;
+    applied(
+      c.block(
+        [restorer, call('fileBank.claimRestoralOrder', { fid: d.fid, index: 6 })],
+        [restorer, call('fileBank.restoralComplete', { fid: d.fid, index: 6 })],
+      ),
+    );
+    const restoredDue = c.height + (due - 2);
+    c.until(restoredDue - 1);
+    applied(c.block([restorer, tagReport(d, 6, restorer)])); // in its last block
+    c.until(restoredDue + 2);
+    expect(recordOf(c.state, restorer.address).misses).toBe(0);
+  });
+
+  it('the honest path: every column tagged in time, every challenge answered through its assigned verifier', () => {
+    const { c, d } = setUp();
+    applied(c.block([verifier2, register(verifier2)]));
+    applied(
+      c.block(
+        ...miners.slice(0, 12).map((m, i) => [m, tagReport(d, i, m)] as [Account, ReturnType<typeof call>]),
+      ),
+    );
+    const signer = (address: string) => (address === verifier.address ? verifier : verifier2);
+    let passes = 0;
+    while (c.height < 2 + config.audit.tagDeadlineBlocks + 10) {
+      c.block();
+      for (const [key, ch] of c.state.scan('audit/challenges/') as [string, Challenge][]) {
+        const m = miners.find((a) => key.endsWith(a.address))!;
+        if (ch.result !== null) continue;
+        const v = signer(ch.verifier);
+        applied(c.block([m, result(ch, m, hex('proof'), v, v)]));
+        passes++;
+      }
+    }
+    expect(passes).toBeGreaterThan(4);
+    for (const m of miners) expect(recordOf(c.state, m.address).misses).toBe(0);
+    expect(c.state.scan(`fileBank/orders/${d.fid}/`)).toEqual([]);
+  });
+});
+
+describe('the verifier set and tag deadline in the protocol configuration', () => {
+  it('round-trip through protocol JSON; files from before them still read, with no verifier and CESS_AUDIT’s deadline', () => {
+    const json = protocolConfigToJson(config);
+    expect(parseProtocolConfig(JSON.parse(JSON.stringify(json)))).toEqual(config);
+    const { verifiers: _, ...old } = json;
+    const { tagDeadlineBlocks: __, ...oldAudit } = json.audit;
+    const parsed = parseProtocolConfig({ ...old, audit: oldAudit });
+    expect(parsed.verifiers).toEqual([]);
+    expect(parsed.audit.tagDeadlineBlocks).toBe(CESS_AUDIT.tagDeadlineBlocks);
+    const bad = (verifiers: unknown) => () => parseProtocolConfig({ ...json, verifiers });
+    expect(bad([verifier.address, verifier.address])).toThrow(/verifiers: expected each verifier once/);
+    expect(bad(['not an address'])).toThrow(/verifiers.0: expected an SS58 address/);
+    expect(() => parseProtocolConfig({ ...json, audit: { ...json.audit, tagDeadlineBlocks: 0 } })).toThrow(
+      /audit.tagDeadlineBlocks/,
+    );
   });
 });

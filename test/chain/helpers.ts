@@ -27,12 +27,17 @@ export const peerIdOf = (account: Account): string => `12D3KooW${account.address
 /** A fixed, valid SS58 address (Alice's): the pot is only named, never signed for. */
 export const POT = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 
-/** Small audit figures so that a test walks through challenges, misses and penalties in a few blocks. */
+/**
+ * Small audit figures so that a test walks through challenges, misses and penalties in a few blocks; an untagged
+ * column is a miss 100 blocks (+ 1 per 4 KiB) after it was placed.
+ */
 export const CONFIG: ProtocolConfig = {
   pot: POT,
   minCollateral: 1000n,
   spacePrice: 100n,
   restoralClaimBlocks: 10,
+  // Accounts are made after `accountsReady()`: a test that registers verifiers names them in its own config.
+  verifiers: [],
   audit: {
     ...CESS_AUDIT,
     challengeInterval: 5,
@@ -41,6 +46,7 @@ export const CONFIG: ProtocolConfig = {
     serviceBytesPerBlock: 4096,
     idleBytesPerBlock: 1 << 20,
     exitAfterMisses: 4,
+    tagDeadlineBlocks: 100,
     proofs: {
       ...CESS_AUDIT.proofs,
       blockSize: 64,
@@ -60,6 +66,7 @@ export function ctxAt(
   block: number,
   paidToPot = 0n,
   payments: CallContext['payments'] = [],
+  config: ProtocolConfig = CONFIG,
 ): CallContext {
   return {
     caller,
@@ -67,7 +74,7 @@ export function ctxAt(
     genesisHash: GENESIS_HASH,
     paidToPot,
     payments,
-    config: CONFIG,
+    config,
   };
 }
 
@@ -160,14 +167,17 @@ export interface Harness {
   submit(caller: string, c: ProtocolCall, options?: SubmitOptions): RemarkOutcome;
 }
 
-export function createHarness(state: StateStore = createMemoryState()): Harness {
+export function createHarness(
+  state: StateStore = createMemoryState(),
+  config: ProtocolConfig = CONFIG,
+): Harness {
   const h: Harness = {
     state,
     block: 0,
     submit(caller, c, options = {}) {
       h.block = options.block ?? h.block + 1;
       const payload = encodeRemark(c.name, c.args);
-      const ctx = ctxAt(caller, h.block, options.paidToPot ?? 0n, options.payments ?? []);
+      const ctx = ctxAt(caller, h.block, options.paidToPot ?? 0n, options.payments ?? [], config);
       const outcome = applyRemark(state, ctx, payload);
       if (outcome.kind === 'applied') state.apply(outcome.writes);
       return outcome;

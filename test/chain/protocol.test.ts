@@ -12,6 +12,7 @@ import {
   type FileInfo,
   type RestoralOrder,
   tagReportMessage,
+  type UntaggedColumn,
 } from '../../src/chain/pallets/file-bank.ts';
 import type { Grant, OpenRequest } from '../../src/chain/pallets/market.ts';
 import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provenance.ts';
@@ -642,7 +643,8 @@ describe('fileBank.deleteFile', () => {
 
   it('the owner deletes a file: the file, its listings, placements and orders go; other files stay', () => {
     const otherBefore = mentions(other.fid);
-    expect(mentions(d.fid).length).toBe(1 + 1 + WIDTH + 1);
+    // The file, its owner listing, WIDTH placements, WIDTH tag deadlines and the order.
+    expect(mentions(d.fid).length).toBe(1 + 1 + WIDTH + WIDTH + 1);
     expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: d.fid }));
     expect(mentions(d.fid)).toEqual([]);
     expect(mentions(other.fid)).toEqual(otherBefore);
@@ -857,10 +859,16 @@ describe('fileBank restoral orders', () => {
 });
 
 describe('teeWorker', () => {
-  it('registers a verifier once', () => {
-    const h = createHarness();
-    const v = miners[0]!;
+  it('registers a verifier of the genesis set once, with the PoDR2 key the set shares; nobody else', () => {
+    const [v, w] = [miners[0]!, miners[1]!];
+    const h = createHarness(undefined, { ...CONFIG, verifiers: [v.address, w.address] });
     const args = { peerId: peerIdOf(v), addrs: ['/ip4/127.0.0.1/tcp/4100'], podr2Key: 'cd'.repeat(32) };
+    expectRejected(
+      h,
+      stranger.address,
+      call('teeWorker.register', { ...args, peerId: peerIdOf(stranger) }),
+      /is not in the network's verifier set \(2 accounts named/,
+    );
     expectApplied(h, v.address, call('teeWorker.register', args));
     expect(h.state.get(`teeWorker/workers/${v.address}`)).toEqual({ ...args, registeredAt: h.block });
     expectRejected(
@@ -869,6 +877,16 @@ describe('teeWorker', () => {
       call('teeWorker.register', { ...args, podr2Key: 'ef' }),
       /verifier .* is already registered/,
     );
+    const second = { ...args, peerId: peerIdOf(w) };
+    expectRejected(
+      h,
+      w.address,
+      call('teeWorker.register', { ...second, podr2Key: 'ef' }),
+      /share one PoDR2 key, committed as (cd){32}/,
+    );
+    expectApplied(h, w.address, call('teeWorker.register', second));
+    // A network whose configuration names no verifier (an old protocol file) has none.
+    expectRejected(createHarness(), v.address, call('teeWorker.register', args), /names no verifiers/);
   });
 });
 
@@ -1638,7 +1656,12 @@ describe('the protocol as a replayable fold', () => {
     ];
   }
 
-  const ctxOf = (s: Step) => ctxAt(s.caller, s.block, s.paidToPot, s.payments);
+  // Actors 1 and 5 are the network's verifier set: the others' registrations are refused.
+  const ctxOf = (s: Step) =>
+    ctxAt(s.caller, s.block, s.paidToPot, s.payments, {
+      ...CONFIG,
+      verifiers: [actors[1]!.address, actors[5]!.address],
+    });
   const outcomeText = (o: RemarkOutcome) => (o.kind === 'rejected' ? `rejected: ${o.reason}` : o.kind);
 
   /** Commits each call on its own, checking purity and all-or-nothing; returns outcomes and per-block digests. */
@@ -1821,6 +1844,12 @@ function checkInvariants(state: StateStore): void {
   for (const [key] of state.scan('fileBank/ownerFiles/')) {
     const [owner, fid] = key.slice('fileBank/ownerFiles/'.length).split('/') as [string, string];
     expect(state.get<FileInfo>(`fileBank/files/${fid}`)?.owner, key).toBe(owner);
+  }
+  // A tag deadline runs for a placed column of its holder, and only while the column is not tagged for it.
+  for (const [key, column] of state.scan('fileBank/untagged/') as [string, UntaggedColumn][]) {
+    const [fid, index] = key.slice('fileBank/untagged/'.length).split('/') as [string, string];
+    expect(state.get<FileInfo>(`fileBank/files/${fid}`)?.placements[Number(index)], key).toBe(column.miner);
+    expect(state.get(`fileBank/tagged/${fid}/${index}`), key).not.toBe(column.miner);
   }
   for (const [key, order] of state.scan('fileBank/orders/') as [string, RestoralOrder][]) {
     const [fid, index] = key.slice('fileBank/orders/'.length).split('/') as [string, string];

@@ -107,7 +107,8 @@ describe('audits, penalties and repair with 13 miner processes and a verifier on
       },
     );
     chain = await connectChain(network.chainEndpoint);
-    indexer = openIndexer(chain, { path: join(dir, 'observer.sqlite'), config: PROTOCOL });
+    // PROTOCOL with the network's verifier in its verifier set.
+    indexer = openIndexer(chain, { path: join(dir, 'observer.sqlite'), config: network.protocol });
     host = await createHost();
     codec = createCodecPool();
     account = await loadKeyFile(network.operatorKeyPath);

@@ -75,6 +75,7 @@ beforeAll(() => {
     idle,
     serviceBytes: 3 * 16 * 1024,
     idleBytes: 3 * 256 * 32,
+    verifier: MINER, // any address: the proof does not depend on who checks it
     deadline: 40,
     result: null,
   };

@@ -15,6 +15,7 @@ import {
   type DevChain,
   devSigner,
   openIndexer,
+  type ProtocolConfig,
   ROC,
   startDevChain,
   verifiersOf,
@@ -37,14 +38,16 @@ describe('ailink verifier', () => {
   let node: VerifierNode | undefined;
   let host: Host;
   let stranger: Account;
+  /** The dev configuration with this verifier's account as the network's verifier set. */
+  let config: ProtocolConfig;
 
-  const start = () =>
+  const start = (dataDir = join(dir, 'verifier')) =>
     startVerifierNode(
       { clock: systemClock, random: systemRandom, log: quiet },
       {
-        dataDir: join(dir, 'verifier'),
+        dataDir,
         listen: ['/ip4/127.0.0.1/tcp/0'],
-        chain: { endpoint: devChain.endpoint, config: DEV_PROTOCOL_CONFIG },
+        chain: { endpoint: devChain.endpoint, config },
         maxFragmentSize: 1 << 20,
         maxSignatureTtlMs: 60_000,
         requestDeadlineMs: 10_000,
@@ -59,6 +62,7 @@ describe('ailink verifier', () => {
     mkdirSync(join(dir, 'verifier'));
     const account = await createKeyFile(join(dir, 'verifier', 'account.json'), systemRandom);
     await chain.submit(devSigner('Alice'), [{ kind: 'transfer', to: account.address, amount: 10n * ROC }]);
+    config = { ...DEV_PROTOCOL_CONFIG, verifiers: [account.address] };
     host = await createHost();
     stranger = await createKeyFile(join(dir, 'stranger.json'), systemRandom);
   }, 120_000);
@@ -83,7 +87,7 @@ describe('ailink verifier', () => {
     expect({ peerId: node.peerId, account: node.account, keyId: node.keyId }).toStrictEqual(first);
     // A new port: the addresses on chain follow.
     expect(node.registration).toBe('updated');
-    const indexer = openIndexer(chain, { path: join(dir, 'observer.sqlite'), config: DEV_PROTOCOL_CONFIG });
+    const indexer = openIndexer(chain, { path: join(dir, 'observer.sqlite'), config });
     try {
       await indexer.sync();
       const [registered] = verifiersOf(indexer.state);
@@ -97,6 +101,12 @@ describe('ailink verifier', () => {
       indexer.close();
     }
   }, 120_000);
+
+  it("does not start for an account outside the network's verifier set (the chain would refuse it)", async () => {
+    const outsider = start(join(dir, 'outsider'));
+    await expect(outsider).rejects.toMatchObject({ code: 'AUTH_NOT_AUTHORISED' });
+    await expect(outsider).rejects.toThrow(/is not in the network's verifier set/);
+  }, 60_000);
 
   it('refuses accounts that are not registered miners, for every operation', async () => {
     const client = createVerifierClient(

@@ -8,17 +8,23 @@ import {
   type FileInfo,
   fileKey,
   minerFilesPrefix,
+  openProtocolOrder,
   ordersOnExit,
   taggedKey,
+  takeOverdueColumns,
 } from './file-bank.ts';
 import { getMiner, type MinerInfo, minerKey, positiveMiner } from './sminer.ts';
+import { registeredVerifiers } from './tee-worker.ts';
 
 /**
  * CESS's audit pallet as rules over remarks. Every `challengeInterval` blocks a block hook picks random miners (seeded
  * by the block hash) and snapshots what each must prove: every tagged service fragment it holds and every idle file it
- * committed. The miner proves to a registered verifier, which signs the result; the miner (or anyone) puts that result
- * on chain before the deadline. A challenge without a result at its deadline is a miss: the second miss in a row
- * slashes collateral and opens restoral orders for everything the miner holds; `exitAfterMisses` in a row force it out.
+ * committed, and assigns the challenge one registered verifier (drawn from the same block hash). The miner proves to
+ * that verifier, which signs the result; the miner (or anyone) puts that result on chain before the deadline, and a
+ * result signed by any other verifier is refused. A challenge without a result at its deadline is a miss: the second
+ * miss in a row slashes collateral and opens restoral orders for everything the miner holds; `exitAfterMisses` in a
+ * row force it out. A column that its holder has not had tagged by its tag deadline is a miss too, and gets a
+ * restoral order: only tagged columns are challenged, so a miner could otherwise keep its columns out of every audit.
  */
 
 /** One fragment a challenge covers: its name (hash) and byte length, as the prover and verifier derive blocks. */
@@ -44,6 +50,11 @@ export interface Challenge {
   idle: IdleFile[];
   serviceBytes: number;
   idleBytes: number;
+  /**
+   * The verifier the chain assigned (drawn from the issuing block's hash among the registered ones): the only one
+   * whose signed result counts, so the miner cannot shop for a verifier.
+   */
+  verifier: string;
   /** Last block in which a result is accepted. */
   deadline: number;
   result: { verifier: string; proof: string; block: number } | null;
@@ -120,7 +131,10 @@ function draw(seed: string, label: string, n: number): number {
   return createHash('sha256').update(`${seed}\n${label}\n${n}`).digest().readUInt32BE(0);
 }
 
-/** The block hook (CESS: `on_initialize`): settle challenges whose deadline passed, then issue new ones. */
+/**
+ * The block hook (CESS: `on_initialize`): settle challenges whose deadline passed, count columns left untagged past
+ * their tag deadline, then issue new challenges.
+ */
 export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
   const now = ctx.block.number;
   for (const [key, value] of state.scan('audit/challenges/')) {
@@ -129,8 +143,12 @@ export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
     settle(state, ctx, key.slice('audit/challenges/'.length), challenge);
     state.delete(key);
   }
+  settleUntagged(state, ctx);
   const audit = ctx.config.audit;
   if (now % audit.challengeInterval !== 0) return;
+  // Nobody could answer a challenge without a verifier to prove to: issue none rather than fine miners for it.
+  const verifiers = registeredVerifiers(state);
+  if (verifiers.length === 0) return;
   const idleFileBytes = audit.proofs.idleNodes * 32;
   // A miner already under challenge, or with nothing to prove, is skipped (as CESS skips zero-power miners).
   const candidates = state
@@ -162,6 +180,7 @@ export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
       idle,
       serviceBytes,
       idleBytes,
+      verifier: verifiers[draw(ctx.block.hash, 'audit/verifier', k) % verifiers.length]!,
       deadline: now + audit.slipBaseBlocks + slip,
       result: null,
     } satisfies Challenge);
@@ -179,6 +198,26 @@ function settle(state: StateWriter, ctx: BlockContext, address: string, challeng
     } satisfies AuditRecord);
     return;
   }
+  recordMiss(state, ctx, address);
+}
+
+/**
+ * Columns still untagged after their tag deadline: each gets a restoral order (any miner may rebuild it), and its
+ * holder a miss — one per block however many of its columns fell due in it, since they are one failure to have
+ * them tagged. A holder that has exited got its orders on exit and is past fining.
+ */
+function settleUntagged(state: StateWriter, ctx: BlockContext): void {
+  const missed = new Set<string>();
+  for (const { fid, index, miner } of takeOverdueColumns(state, ctx.block.number)) {
+    openProtocolOrder(state, ctx, fid, index, miner);
+    if (getMiner(state, miner)?.state === 'positive') missed.add(miner);
+  }
+  for (const miner of [...missed].sort()) recordMiss(state, ctx, miner);
+}
+
+/** A miss: the 2nd in a row and later ones are slashed and open orders for everything held; too many force an exit. */
+function recordMiss(state: StateWriter, ctx: BlockContext, address: string): void {
+  const record = recordOf(state, address);
   const consecutiveMisses = record.consecutiveMisses + 1;
   let { slashed, penalties } = record;
   const miner = getMiner(state, address);
@@ -221,6 +260,11 @@ const submitResult: Rule<CallArgs<'audit.submitResult'>> = (state, ctx, args) =>
     args.signature,
     'result',
   );
+  if (args.verifier !== challenge.verifier) {
+    reject(
+      `challenge ${args.challenge} of ${args.miner} is assigned to verifier ${challenge.verifier}, not ${args.verifier}`,
+    );
+  }
   if (challenge.result !== null) reject(`challenge ${args.challenge} of ${args.miner} already has a result`);
   if (ctx.block.number > challenge.deadline) {
     reject(`challenge ${args.challenge} of ${args.miner} passed its deadline at block ${challenge.deadline}`);

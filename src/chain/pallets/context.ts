@@ -37,6 +37,16 @@ export interface ProtocolConfig {
   readonly spacePrice: bigint;
   /** Blocks a claimer has to complete a restoral order before anyone may claim it again. */
   readonly restoralClaimBlocks: number;
+  /**
+   * The verifier set (CESS's TEE workers), fixed by the network's genesis: the only accounts `teeWorker.register`
+   * accepts, so the only ones whose tag reports and audit results count. Open registration let a miner register a
+   * verifier of its own and sign its own passing results (issue 15). A fixed list rather than a governance account
+   * with add/remove calls: every indexer of a network already has to agree on this configuration (the indexer
+   * refuses a file of another), so the list is exactly as binding as the chain's genesis, and there is no
+   * governance key to guard. Changing the set is a new configuration, i.e. a re-index by everyone. Empty: nobody
+   * may register, and no challenge is issued (none could be answered).
+   */
+  readonly verifiers: readonly string[];
   readonly audit: AuditConfig;
 }
 
@@ -54,6 +64,13 @@ export interface AuditConfig {
   readonly slashBasisPoints: readonly [number, number];
   /** Misses in a row that force a miner out (CESS: 100). */
   readonly exitAfterMisses: number;
+  /**
+   * Blocks a miner has, after a column is placed on it (reported or restored), to get it tagged and reported
+   * (`fileBank.calculateReport`), plus one per `serviceBytesPerBlock` of the column. Only tagged columns are
+   * challenged, so without this deadline a miner that never had a column tagged was never asked to prove it (issue
+   * 15). Past it, the column counts as a miss for its holder and gets a restoral order. CESS has no such deadline.
+   */
+  readonly tagDeadlineBlocks: number;
   readonly proofs: {
     /** PoDR2 block size in bytes and blocks challenged per fragment (CESS: 8 KiB, 47 of 1024). */
     readonly blockSize: number;

@@ -54,6 +54,37 @@ const orderKey = (fid: string, index: number) => `${ordersPrefix(fid)}${String(i
 export const taggedPrefix = (fid: string) => `fileBank/tagged/${fid}/`;
 export const taggedKey = (fid: string, index: number) =>
   `${taggedPrefix(fid)}${String(index).padStart(3, '0')}`;
+/**
+ * Columns placed but not yet tagged for their holder, with the last block to get that done (`UntaggedColumn`); the
+ * audit hook turns an overdue one into a miss and a restoral order.
+ */
+export const UNTAGGED_PREFIX = 'fileBank/untagged/';
+const untaggedPrefix = (fid: string) => `${UNTAGGED_PREFIX}${fid}/`;
+const untaggedKey = (fid: string, index: number) => `${untaggedPrefix(fid)}${String(index).padStart(3, '0')}`;
+
+export interface UntaggedColumn {
+  [key: string]: StateValue;
+  miner: string;
+  /** Last block in which a tag report for this holder is on time. */
+  deadline: number;
+}
+
+/** The tag deadline starts over whenever a column gets a new holder. */
+function expectTags(
+  state: StateWriter,
+  ctx: BlockContext,
+  file: FileInfo,
+  fid: string,
+  index: number,
+  miner: string,
+) {
+  const { tagDeadlineBlocks, serviceBytesPerBlock } = ctx.config.audit;
+  const columnBytes = file.segments.length * (file.profile.segmentSize / file.profile.dataFragments);
+  state.put(untaggedKey(fid, index), {
+    miner,
+    deadline: ctx.block.number + tagDeadlineBlocks + Math.ceil(columnBytes / serviceBytesPerBlock),
+  } satisfies UntaggedColumn);
+}
 
 export const getFile = (state: StateReader, fid: string): FileInfo | undefined =>
   state.get<FileInfo>(fileKey(fid));
@@ -164,6 +195,7 @@ const transferReport: Rule<CallArgs<'fileBank.transferReport'>> = (state, ctx, a
     }
     placements[receipt.index] = receipt.miner;
     state.put(`${minerFilesPrefix(receipt.miner)}${args.fid}`, receipt.index);
+    expectTags(state, ctx, file, args.fid, receipt.index, receipt.miner);
   }
   const complete = placements.every((p) => p !== null);
   state.put(fileKey(args.fid), {
@@ -186,6 +218,7 @@ const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => 
     if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${args.fid}`);
   for (const [key] of state.scan(ordersPrefix(args.fid))) state.delete(key);
   for (const [key] of state.scan(taggedPrefix(args.fid))) state.delete(key);
+  for (const [key] of state.scan(untaggedPrefix(args.fid))) state.delete(key);
 };
 
 /** What a verifier signs once it has tagged every fragment of a column for the miner that holds it. */
@@ -236,6 +269,7 @@ const calculateReport: Rule<CallArgs<'fileBank.calculateReport'>> = (state, ctx,
     'tag report',
   );
   state.put(taggedKey(args.fid, args.index), ctx.caller);
+  state.delete(untaggedKey(args.fid, args.index));
 };
 
 /** The owner (or its operator) or the miner holding the column declares it lost. */
@@ -304,21 +338,53 @@ const restoralComplete: Rule<CallArgs<'fileBank.restoralComplete'>> = (state, ct
   state.put(`${minerFilesPrefix(ctx.caller)}${args.fid}`, args.index);
   state.delete(orderKey(args.fid, args.index));
   state.delete(taggedKey(args.fid, args.index));
+  expectTags(state, ctx, file, args.fid, args.index, ctx.caller);
 };
 
 /** Opens an order for every column an exiting miner holds (where none is open yet). */
 export function ordersOnExit(state: StateWriter, ctx: BlockContext, miner: string): void {
   for (const [key, index] of state.scan(minerFilesPrefix(miner))) {
-    const fid = key.slice(minerFilesPrefix(miner).length);
-    if (typeof index !== 'number' || state.get(orderKey(fid, index)) !== undefined) continue;
-    state.put(orderKey(fid, index), {
-      origin: miner,
-      generatedAt: ctx.block.number,
-      by: null,
-      claimer: null,
-      deadline: null,
-    } satisfies RestoralOrder);
+    if (typeof index !== 'number') continue;
+    openProtocolOrder(state, ctx, key.slice(minerFilesPrefix(miner).length), index, miner);
   }
+}
+
+/** An order the protocol opens (`by: null`: any miner may take it at once), unless one is open already. */
+export function openProtocolOrder(
+  state: StateWriter,
+  ctx: BlockContext,
+  fid: string,
+  index: number,
+  origin: string,
+): void {
+  if (state.get(orderKey(fid, index)) !== undefined) return;
+  state.put(orderKey(fid, index), {
+    origin,
+    generatedAt: ctx.block.number,
+    by: null,
+    claimer: null,
+    deadline: null,
+  } satisfies RestoralOrder);
+}
+
+/**
+ * Takes the columns whose tag deadline passed before this block (their records are removed: each counts once), with
+ * the holder still recorded for the column; a record whose column has changed hands meanwhile is just dropped.
+ */
+export function takeOverdueColumns(
+  state: StateWriter,
+  now: number,
+): { fid: string; index: number; miner: string }[] {
+  const overdue: { fid: string; index: number; miner: string }[] = [];
+  for (const [key, value] of state.scan(UNTAGGED_PREFIX)) {
+    const column = value as UntaggedColumn;
+    if (column.deadline >= now) continue;
+    state.delete(key);
+    const [fid, index] = key.slice(UNTAGGED_PREFIX.length).split('/') as [string, string];
+    if (getFile(state, fid)?.placements[Number(index)] !== column.miner) continue;
+    overdue.push({ fid, index: Number(index), miner: column.miner });
+  }
+  return overdue;
 }
 
 export const fileBank = {
