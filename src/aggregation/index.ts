@@ -75,6 +75,7 @@ export {
   type UnmaskBody,
   verified as verifySigned,
   verifyAbort,
+  verifyConsistency,
 } from './secagg.ts';
 export { combineShares, splitSecret } from './shares.ts';
 export {

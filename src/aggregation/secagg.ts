@@ -138,6 +138,24 @@ export function signed<T>(
 }
 
 /**
+ * Whether `signature` is `from`'s consistency-stage signature, in `context`, on exactly `survivors` (sorted, as the
+ * client signs them): what an auditor checks of the survivor list a round's manifest reports.
+ */
+export function verifyConsistency(
+  publicKey: Uint8Array,
+  context: string,
+  from: string,
+  survivors: readonly string[],
+  signature: Uint8Array,
+): boolean {
+  try {
+    return verifyMessage(publicKey, digestOf('consistency', context, from, { survivors }), signature);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Checks one message on arrival, before the server collects it (a transport uses it so a forged message never takes
  * the place of the real one).
  * @throws SECAGG_BAD_MESSAGE unless the message is of `stage`, for this context, from a known sender, validly signed.

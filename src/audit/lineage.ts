@@ -1,16 +1,20 @@
 import { createHash } from 'node:crypto';
+import { verifyConsistency } from '../aggregation/index.ts';
 import {
   auditRecordOf,
   fileOf,
   minerOf,
   participantsOf,
   roundsOf,
+  type SeedInfo,
   type StateReader,
+  seedOf,
   taskOf,
 } from '../chain/index.ts';
 import { fromHex } from '../shared/bytes.ts';
 import {
   CommitmentSchema,
+  cohortDigest,
   decodeModelBytes,
   type Manifest,
   needsStatistics,
@@ -125,7 +129,16 @@ export function checkLineage(input: LineageInput): AuditReport {
     out.push(...standing(row.manifest, at('manifest'), row.round));
     if (manifest !== undefined && problem === undefined) {
       checkRound(
-        { task, row, manifest, previous: i > 0 ? rows[i - 1]! : null, spec, onChain, admitted },
+        {
+          task,
+          row,
+          manifest,
+          previous: i > 0 ? rows[i - 1]! : null,
+          spec,
+          onChain,
+          admitted,
+          seed: seedOf(state, task, row.round, manifest.attempt),
+        },
         add,
       );
       // Only a previous manifest that matched its anchor says which model this round had to start from.
@@ -155,6 +168,41 @@ export function checkLineage(input: LineageInput): AuditReport {
   });
   const lastManifest = [...manifests].reverse().find((m) => m.manifest !== undefined)?.manifest;
   return report(input, onChain, spec, lastManifest?.code ?? null, rounds, findings, [...admitted.values()]);
+}
+
+/**
+ * With SecAgg the survivors signed the survivor list before any share was revealed, and no participant unmasks
+ * without t confirmations in its neighbourhood: so at least t valid signatures over exactly the reported survivors,
+ * each by a survivor's admitted key, must be in the manifest. Leaving out a survivor, or adding one, would take t
+ * colluding participants.
+ */
+function checkConsistency(m: Manifest, context: string, admitted: RoundContext['admitted'], add: Add): void {
+  if (!m.secagg.enabled) return;
+  const survivors = new Set(m.survivors);
+  const signers = new Set<string>();
+  m.consistency.forEach((s, k) => {
+    const where = `consistency[${k}] (${short(s.account)})`;
+    const key = admitted.get(s.account)?.identityKey;
+    if (!survivors.has(s.account) || key === undefined)
+      add(
+        'CONSISTENCY_SIGNATURE',
+        where,
+        `${s.account} signed the survivor list but is not an admitted survivor`,
+      );
+    else if (!verifyConsistency(fromHex(key), context, s.account, m.survivors, fromHex(s.signature)))
+      add(
+        'CONSISTENCY_SIGNATURE',
+        where,
+        `the signature is not ${s.account}'s (admitted key ${short(key)}) on the ${m.survivors.length} survivors the manifest reports, for ${context}`,
+      );
+    else signers.add(s.account);
+  });
+  if (signers.size < m.secagg.t)
+    add(
+      'CONSISTENCY_SIGNATURE',
+      'consistency',
+      `expected at least t=${m.secagg.t} survivors to have signed the survivor list, ${signers.size} did`,
+    );
 }
 
 type Row = { round: number; manifest: string; digest: string; recordedAt: number };
@@ -242,6 +290,8 @@ interface RoundContext {
   readonly spec: TaskSpec | null;
   readonly onChain: { spec: string; coordinator: string };
   readonly admitted: ReadonlyMap<string, { identityKey: string }>;
+  /** The seed the chain drew for the manifest's attempt, if any. */
+  readonly seed: SeedInfo | undefined;
 }
 
 /** Identity, parent link, cohort arithmetic, commitments and settings of one round. */
@@ -317,6 +367,8 @@ function checkRound(c: RoundContext, add: Add): void {
       );
   });
 
+  checkConsistency(m, context, c.admitted, add);
+
   const spec = c.spec;
   if (spec === null) return;
   if (m.survivors.length < spec.cohort.min || m.cohort.length > spec.cohort.size)
@@ -358,6 +410,24 @@ function checkRound(c: RoundContext, add: Add): void {
         'SETTINGS_MISMATCH',
         'secagg.k',
         `the spec gives k=${k}, t=${t} for a cohort of ${m.cohort.length}, the manifest says k=${m.secagg.k}, t=${m.secagg.t}`,
+      );
+    // The graph's seed came from the block that recorded the cohort's commitment: the cohort the manifest reports
+    // must be that one (members unknown to the chain are NOT_ADMITTED already).
+    const keys = m.cohort.map((account) => ({ account, identityKey: c.admitted.get(account)?.identityKey }));
+    if (c.seed === undefined)
+      add(
+        'COHORT_COMMITMENT',
+        'attempt',
+        `no graph seed was drawn on chain for attempt ${m.attempt} of round ${row.round}: its cohort was never committed to`,
+      );
+    else if (
+      keys.every((x) => x.identityKey !== undefined) &&
+      cohortDigest(keys as { account: string; identityKey: string }[]) !== c.seed.cohort
+    )
+      add(
+        'COHORT_COMMITMENT',
+        'cohort',
+        `the cohort of ${m.cohort.length} is not the one the coordinator committed to on chain at block ${c.seed.block} (digest ${short(c.seed.cohort)})`,
       );
   }
   if (JSON.stringify(sorted(m.strategy)) !== JSON.stringify(sorted(spec.strategy)))

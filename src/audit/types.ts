@@ -28,6 +28,16 @@ export const AUDIT_CODES = [
   'NOT_ADMITTED',
   /** The cohort, survivors, dropouts and update commitments do not add up. */
   'COHORT_INCONSISTENT',
+  /**
+   * With SecAgg, the round's cohort is not the one its coordinator committed to on chain (`provenance.drawSeed`)
+   * before the graph seed was drawn, or no seed was drawn for the round's attempt.
+   */
+  'COHORT_COMMITMENT',
+  /**
+   * With SecAgg, the survivor list is not confirmed by the survivors themselves: a consistency signature is invalid,
+   * from outside the survivors, or fewer than the threshold t signed exactly the list the manifest reports.
+   */
+  'CONSISTENCY_SIGNATURE',
   /** An update commitment's signature is not valid for the participant's admitted identity key. */
   'COMMITMENT_SIGNATURE',
   /** A committed update is not recorded on chain as stored by that participant. */

@@ -123,6 +123,18 @@ export const CALL_SCHEMAS = {
   'provenance.recordRound': z
     .object({ task: taskId, round: z.number().int().nonnegative(), manifest: hash, digest: hash })
     .strict(),
+  /**
+   * The coordinator fixes an attempt's cohort (`cohort`: its digest) before the attempt's SecAgg graph seed exists;
+   * the block that records it supplies the seed. Round -1 is the statistics round before round 0.
+   */
+  'provenance.drawSeed': z
+    .object({
+      task: taskId,
+      round: z.number().int().min(-1),
+      attempt: z.number().int().nonnegative(),
+      cohort: hash,
+    })
+    .strict(),
   /** The owner admits organisations to, or removes them from, a running task; an admitted one joins from then on. */
   'provenance.setAdmitted': z
     .object({ task: taskId, add: z.array(address).max(1024), remove: z.array(address).max(1024) })

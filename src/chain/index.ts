@@ -59,6 +59,7 @@ export {
   admissionMessage,
   type ParticipantInfo,
   type RoundInfo,
+  type SeedInfo,
   type TaskInfo,
 } from './pallets/provenance.ts';
 export type { MinerInfo } from './pallets/sminer.ts';
@@ -82,6 +83,7 @@ export {
   restoralOrdersOf,
   retrievalsOf,
   roundsOf,
+  seedOf,
   taggedFor,
   taskOf,
   tasksOf,

@@ -41,6 +41,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'provenance.setEndpoint': provenance.setEndpoint,
   'provenance.setAdmitted': provenance.setAdmitted,
   'provenance.stopTask': provenance.stopTask,
+  'provenance.drawSeed': provenance.drawSeed,
   'market.setTerms': market.setTerms,
   'market.request': market.request,
   'market.grant': market.grant,

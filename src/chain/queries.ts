@@ -26,6 +26,8 @@ import {
   participantsPrefix,
   type RoundInfo,
   roundsPrefix,
+  type SeedInfo,
+  seedKey,
   type TaskInfo,
   taskKey,
 } from './pallets/provenance.ts';
@@ -96,6 +98,14 @@ export function roundsOf(state: StateReader, task: string): (RoundInfo & { round
     .scan(prefix)
     .map(([key, r]) => ({ ...(r as RoundInfo), round: Number(key.slice(prefix.length)) }));
 }
+
+/** The graph seed drawn for one attempt of a round, if its coordinator drew one. */
+export const seedOf = (
+  state: StateReader,
+  task: string,
+  round: number,
+  attempt: number,
+): SeedInfo | undefined => state.get<SeedInfo>(seedKey(task, round, attempt));
 
 /** The participants admitted to a task, by account. */
 export function participantsOf(state: StateReader, task: string): (ParticipantInfo & { account: string })[] {

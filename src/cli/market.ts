@@ -25,8 +25,9 @@ import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-fl
  *   ailink object request FID [--max-price PLANCK] [--out FILE] [--wait-ms 120000] [--json]
  *                          ask for FID's data key (paying up to --max-price to the owner in the same extrinsic) and
  *                          wait until the owner's key service releases it; with --out, also read the object
- *   ailink object serve-keys
- *                          the owner's key service: release the data key to every accepted request, until Ctrl-C
+ *   ailink object serve-keys [--for OWNER,…]
+ *                          the owner's key service: release the data key to every accepted request, until Ctrl-C;
+ *                          --for: also for these owners, which named this account their operator (its consent)
  *   ailink model access-log --fid FID [--json]
  *                          every retrieval of FID on chain: reader, block, time, amount paid, key released
  *
@@ -89,16 +90,16 @@ function planckArg(value: string, name: string): bigint {
 }
 
 /** `--readers a,b --readers c` → [a, b, c], each an SS58 address. */
-function readersArg(values: readonly string[] | undefined): string[] {
-  const readers = (values ?? [])
+function addressesArg(values: readonly string[] | undefined, flag: string): string[] {
+  const addresses = (values ?? [])
     .flatMap((v) => v.split(','))
     .map((r) => r.trim())
     .filter((r) => r !== '');
-  for (const r of readers) {
+  for (const r of addresses) {
     if (!isAddress(r))
-      throw new AilinkError('INVALID_INPUT', `--readers: expected SS58 addresses, got ${JSON.stringify(r)}`);
+      throw new AilinkError('INVALID_INPUT', `--${flag}: expected SS58 addresses, got ${JSON.stringify(r)}`);
   }
-  return readers;
+  return addresses;
 }
 
 /** `ailink object terms`: sets the access terms of an object. */
@@ -192,15 +193,16 @@ async function readInto(
 /** `ailink object serve-keys`: the owner's key service, until `signal` aborts. */
 export async function serveKeys(
   ctx: Pick<MarketContext, 'chain' | 'indexer' | 'account'>,
-  options: { signal: AbortSignal; pollMs?: number },
+  options: { signal: AbortSignal; pollMs?: number; actsFor?: readonly string[] },
   io: MarketIo = consoleIo,
 ): Promise<void> {
+  const actsFor = options.actsFor ?? [];
   const service = createGrantService(
     { chain: ctx.chain, indexer: ctx.indexer, account: ctx.account, clock: systemClock },
-    options.pollMs === undefined ? {} : { pollMs: options.pollMs },
+    { actsFor, ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }) },
   );
   io.note(
-    `releasing the data keys of objects ${ctx.account.address} manages to accepted requests; Ctrl-C stops`,
+    `releasing the data keys of objects ${ctx.account.address} owns${actsFor.length === 0 ? '' : ` or operates for ${actsFor.join(', ')}`} to accepted requests; Ctrl-C stops`,
   );
   const running = service.start((pass: GrantPass) => {
     for (const g of pass.granted) io.out(JSON.stringify({ event: 'granted', ...g }));
@@ -252,7 +254,7 @@ export async function objectCommand(argv: readonly string[], io: MarketIo = cons
       allowPositionals: true,
     });
     const fid = fidArg(positionals[0], 'ailink object terms FID [--readers ADDR,…] [--price PLANCK]');
-    const readers = readersArg(values.readers);
+    const readers = addressesArg(values.readers, 'readers');
     const price = values.price === undefined ? null : planckArg(values.price, 'price');
     return withContext(values, (ctx) =>
       objectTerms(ctx, { fid, readers, price, json: values.json ?? false }, io),
@@ -288,13 +290,17 @@ export async function objectCommand(argv: readonly string[], io: MarketIo = cons
     );
   }
   if (sub === 'serve-keys') {
-    const { values } = parseArgs({ args: rest, options: common });
+    const { values } = parseArgs({
+      args: rest,
+      options: { ...common, for: { type: 'string', multiple: true } },
+    });
+    const actsFor = addressesArg(values.for, 'for');
     const controller = new AbortController();
     const stop = () => controller.abort();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     try {
-      return await withContext(values, (ctx) => serveKeys(ctx, { signal: controller.signal }, io));
+      return await withContext(values, (ctx) => serveKeys(ctx, { signal: controller.signal, actsFor }, io));
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

@@ -64,7 +64,8 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   the owner sets who reads FID free and what others pay per request
   ailink object request FID [--max-price PLANCK] [--out FILE]
                                                   ask for FID's key (paying the owner in the same extrinsic), read it
-  ailink object serve-keys                        the owner's key service: release keys to accepted requests
+  ailink object serve-keys [--for OWNER,…]        the owner's key service: release keys to accepted requests
+                                                  (--for: owners that authorised this account as operator)
 
 Commands that reach the network take --chain ws://HOST:PORT [--protocol FILE] [--state-dir DIR] (indexes and keys
 in DIR, default ./ailink-data), or --network FILE (default ./ailink-data/network.json, written by \`ailink dev\`);

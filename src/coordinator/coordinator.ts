@@ -44,7 +44,7 @@ import { type ParticipantRow, type RoundRow, STATISTICS_ROUND, type TaskRow } fr
 
 /** The chain operations a coordinator needs, beyond recording rounds. */
 export interface CoordinatorLedger
-  extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored' | 'setTerms'> {
+  extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored' | 'setTerms' | 'drawSeed' | 'seedDrawn'> {
   /** The chain's genesis hash (0x-hex): admissions are signed for one network. */
   readonly genesisHash: string;
   createTask(task: string, digest: string, admitted: readonly string[]): Promise<void>;
@@ -317,7 +317,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         }
         const statistics = store.statistics(task.id);
         try {
-          attempt = openAttempt(
+          attempt = await openAttempt(
             deps,
             task,
             next.round,
@@ -337,8 +337,14 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
               : 0,
           );
         } catch (err) {
-          if (!hasCode(err, 'ROUND_NOT_ADMITTED')) throw err;
-          await sleep(pollMs, signal);
+          if (signal.aborted) return;
+          // Too few online: look again soon. The chain did not record the cohort (drawing the graph seed): the
+          // attempt was never announced, so it opens again, with a fresh draw, after a pause.
+          if (!hasCode(err, 'ROUND_NOT_ADMITTED'))
+            deps.log(
+              `round ${next.round}: could not draw its graph seed on chain (${(err as Error).message}); retrying`,
+            );
+          await sleep(hasCode(err, 'ROUND_NOT_ADMITTED') ? pollMs : 10 * pollMs, signal);
           continue;
         }
       }

@@ -18,11 +18,13 @@ import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type Commitment,
+  cohortDigest,
   decodeEvaluationSum,
   decodeStoredUpdate,
   type EvaluationSummary,
   encodeModelBytes,
   encodingOf,
+  graphSeedOf,
   type Manifest,
   manifestBytes,
   modelAccessOf,
@@ -85,6 +87,13 @@ export interface RoundDeps {
     anchored(task: string): { round: number; manifest: string; digest: string }[];
     /** Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. */
     setTerms(fid: string, readers: readonly string[], price: string | null): Promise<void>;
+    /**
+     * Commits an attempt's cohort (its digest) on chain (`provenance.drawSeed`) and returns the hash of the block
+     * that recorded it: the randomness of the attempt's SecAgg graph.
+     */
+    drawSeed(task: string, round: number, attempt: number, cohort: string): Promise<string>;
+    /** Whether the chain already has a seed drawn for this attempt (a draw that landed before a crash). */
+    seedDrawn(task: string, round: number, attempt: number): boolean;
   };
   /** The global model's metrics on the coordinator's own test set; null without one (organisations score it). */
   evaluate(
@@ -741,9 +750,16 @@ export class AttemptRunner {
         account: m.sender,
         ...(m.body as { fid: string; digest: string; dataset: string; signature: string }),
       }));
+    // The survivors' signatures on exactly this survivor list (stored as they came, checked when accepted): the
+    // manifest carries them so that an auditor need not take the survivor list on the coordinator's word.
+    const consistency = this.stored('consistency')
+      .map((m) => ConsistencySchema.parse(m.body))
+      .filter((m) => m.body.survivors.join('\n') === survivors.join('\n'))
+      .map((m) => ({ account: m.from, signature: toHex(m.signature) }))
+      .sort((a, b) => (a.account < b.account ? -1 : 1));
     const now = this.deps.clock.now();
     const manifest: Manifest = {
-      version: 2,
+      version: 3,
       kind,
       task: k.task,
       spec: this.task.digest,
@@ -760,6 +776,7 @@ export class AttemptRunner {
         .filter((a) => !survivors.includes(a))
         .map((account) => ({ account, stage: this.dropoutStage(account) })),
       updates: commitments,
+      consistency,
       strategy: { ...spec.strategy },
       secagg: {
         enabled: this.secagg,
@@ -885,13 +902,15 @@ function silentInLastAttempt(store: CoordinatorStore, task: TaskRow, round: numb
 }
 
 /**
- * Opens a new attempt: samples the cohort from the participants seen recently, draws the graph seed, and stores
- * and signs the round-start announcement. `canRead` (private models) keeps out of the cohort whoever cannot read the
+ * Opens a new attempt: samples the cohort from the participants seen recently, commits to it on chain to draw the
+ * graph seed from the recording block's hash (with SecAgg), and stores and signs the round-start announcement. `canRead` (private models) keeps out of the cohort whoever cannot read the
  * start model: a participant that joined after it was stored trains from the next one.
  * @throws ROUND_NOT_ADMITTED when fewer than cohort.min participants are online (and can read the start model)
  */
-export function openAttempt(
-  deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'>,
+export async function openAttempt(
+  deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'> & {
+    ledger: Pick<RoundDeps['ledger'], 'drawSeed' | 'seedDrawn'>;
+  },
   task: TaskRow,
   round: number,
   opening: {
@@ -903,7 +922,7 @@ export function openAttempt(
   canRead: (p: ParticipantRow) => boolean = () => true,
   /** Until then, wait for the whole cohort rather than start with its minimum (the task's first round). */
   fillUntil = 0,
-): AttemptRow {
+): Promise<AttemptRow> {
   const now = deps.clock.now();
   const present = deps.store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
   const online = present.filter(canRead);
@@ -939,18 +958,31 @@ export function openAttempt(
     .sort((a, b) => (a.account < b.account ? -1 : 1));
   const { k, t } = secAggShape(spec, cohort.length);
   const previous = deps.store.attempts(task.id, round);
-  const attempt = previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
+  let attempt = previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
+  // A draw that landed on chain just before a crash took its attempt number: the chain keeps one seed per attempt.
+  while (spec.secagg.enabled && deps.ledger.seedDrawn(task.id, round, attempt)) attempt++;
+  // Without SecAgg there is no neighbour graph, so nothing to draw (the field stays for the stored row's shape).
+  const graphSeed = spec.secagg.enabled
+    ? graphSeedOf(
+        await deps.ledger.drawSeed(task.id, round, attempt, cohortDigest(cohort)),
+        task.id,
+        round,
+        attempt,
+      )
+    : '00'.repeat(32);
   const setup: AttemptSetup = {
     kind: opening.kind,
     cohort,
-    graphSeed: toHex(deps.random(32)),
+    graphSeed,
     k,
     t,
     dimension: vectorLayout(spec, opening.kind).dimension,
     startModel: opening.startModel,
     preprocessing: opening.preprocessing,
   };
-  const deadline = now + spec.deadlines.advertiseMs;
+  // The draw waited for a block: the organisations get the whole advertise window from now.
+  const opened = deps.clock.now();
+  const deadline = opened + spec.deadlines.advertiseMs;
   const row: AttemptRow = {
     task: task.id,
     round,
@@ -958,7 +990,7 @@ export function openAttempt(
     phase: 'advertise',
     deadline,
     setup,
-    startedAt: now,
+    startedAt: opened,
     reason: null,
   };
   deps.store.addAttempt(row);

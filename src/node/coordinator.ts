@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../aggregation/index.ts';
 import { auditTask } from '../audit/index.ts';
-import { protocolCall, taskOf } from '../chain/index.ts';
+import { protocolCall, seedOf, taskOf } from '../chain/index.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
 import { openCoordinatorStore } from '../coordinator/store.ts';
@@ -160,6 +160,19 @@ export async function startCoordinatorNode(
           submit(protocolCall('provenance.admit', { task, account, identityKey, signature })),
         recordRound: (task, round, manifest, digest) =>
           submit(protocolCall('provenance.recordRound', { task, round, manifest, digest })),
+        async drawSeed(task, round, attempt, cohort) {
+          await submit(protocolCall('provenance.drawSeed', { task, round, attempt, cohort }));
+          // The submission returned once this session's index applied the block: the record is there.
+          const seed = seedOf(session.indexer.state, task, round, attempt);
+          if (seed === undefined || seed.cohort !== cohort)
+            throw new AilinkError(
+              'CHAIN_CALL_REJECTED',
+              `the chain recorded no seed for ${task}/${round}/${attempt}`,
+            );
+          return seed.blockHash;
+        },
+        seedDrawn: (task, round, attempt) =>
+          seedOf(session.indexer.state, task, round, attempt) !== undefined,
         setTerms: async (fid, readers, price) =>
           void (await session.market.setTerms(fid, {
             readers,

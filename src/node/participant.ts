@@ -1,4 +1,4 @@
-import { taskOf } from '../chain/index.ts';
+import { seedOf, taskOf } from '../chain/index.ts';
 import { connectCoordinator } from '../participant/link.ts';
 import type { LocalData } from '../participant/local-data.ts';
 import { createParticipant, type Participant, type ParticipantOptions } from '../participant/runtime.ts';
@@ -86,6 +86,10 @@ export async function startParticipantNode(
           anchored: async (task) => {
             await session.indexer.sync();
             return session.tasks.anchored(task);
+          },
+          seed: async (task, round, attempt) => {
+            await session.indexer.sync();
+            return seedOf(session.indexer.state, task, round, attempt);
           },
         },
         objects: {

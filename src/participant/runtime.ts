@@ -13,11 +13,13 @@ import { type Clock, type Random, sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   type Announcement,
+  cohortDigest,
   decodeModelBytes,
   encodeEvaluation,
   encodeStoredUpdate,
   encodingOf,
   evaluatesClientSide,
+  graphSeedOf,
   joinMessage,
   MAX_RECORD_OBJECT_BYTES,
   type Manifest,
@@ -87,6 +89,15 @@ export interface ParticipantDeps {
     /** The task's admissions on chain: each account with the round key it registered. */
     admitted(task: string): Promise<{ account: string; identityKey: string }[]>;
     anchored(task: string): Promise<{ round: number; manifest: string; digest: string }[]>;
+    /**
+     * The seed drawn on chain for an attempt (`provenance.drawSeed`): the cohort digest its coordinator committed to
+     * and the hash of the block that recorded it; undefined when none was drawn.
+     */
+    seed(
+      task: string,
+      round: number,
+      attempt: number,
+    ): Promise<{ cohort: string; blockHash: string } | undefined>;
   };
   readonly objects: {
     /** At most `maxBytes`: an object recorded as larger is refused before it is fetched. */
@@ -292,11 +303,13 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
    * when the spec (verified against the chain) says so — else announcing it off would hand over each plain update —
    * k and t are the spec's for this cohort size, the cohort is at least the spec's minimum, and every member is
    * admitted on chain with the round key the cohort lists, so the coordinator cannot surround an organisation with
-   * keys of its own under other members' names.
+   * keys of its own under other members' names. With SecAgg, the neighbour graph's seed must be the one the chain
+   * drew for this attempt after the coordinator committed to exactly this cohort, so the coordinator cannot pick a
+   * seed (or a cohort after seeing the seed) that puts a victim among members it controls.
    * @throws ROUND_ANNOUNCEMENT_REFUSED naming what does not match
    */
   async function checkCohort(a: Extract<Announcement, { phase: 'advertise' }>): Promise<void> {
-    const refuse = (why: string) => {
+    const refuse = (why: string): never => {
       throw new AilinkError('ROUND_ANNOUNCEMENT_REFUSED', why);
     };
     if (a.body.secagg !== spec.secagg.enabled)
@@ -320,6 +333,17 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           ? `${stranger.account} is in the cohort with round key ${stranger.identityKey.slice(0, 16)}…, the chain admitted it with ${onChain.get(stranger.account)!.slice(0, 16)}…`
           : `${stranger.account} is in the cohort but not admitted to ${options.task} on chain`,
       );
+    if (spec.secagg.enabled) {
+      const drawn = await deps.chain.seed(options.task, a.round, a.attempt);
+      if (drawn === undefined)
+        return refuse(`the chain has no graph seed drawn for attempt ${a.attempt} of round ${a.round}`);
+      if (drawn.cohort !== cohortDigest(a.body.cohort))
+        refuse(
+          `the cohort differs from the one its coordinator committed to on chain for attempt ${a.attempt} of round ${a.round}`,
+        );
+      if (a.body.graphSeed !== graphSeedOf(drawn.blockHash, options.task, a.round, a.attempt))
+        refuse(`the graph seed is not the one the chain drew for attempt ${a.attempt} of round ${a.round}`);
+    }
   }
 
   /** What this organisation computes for a round, before any SecAgg stage needs it. */

@@ -339,6 +339,12 @@ export interface GrantServiceOptions {
    * chain would refuse a second grant anyway, this saves the fee.
    */
   readonly retryAfterMs?: number;
+  /**
+   * The owners this service answers for as their operator (default none: only this account's own objects). The
+   * owner's `oss.authorize` alone is not enough: an owner cannot enlist somebody's key service without its consent,
+   * which is given here, where the service runs.
+   */
+  readonly actsFor?: readonly string[];
 }
 
 export interface GrantPass {
@@ -356,7 +362,8 @@ export interface GrantService {
 
 /**
  * The owner's key service: follows the index of the chain and, for each accepted `market.request` of an object
- * whose owner is this account (or named it operator with oss.authorize) and whose data key it can unwrap, posts a
+ * whose owner is this account (or, with `actsFor`, an owner that named it operator with oss.authorize and whom it
+ * agreed to serve) and whose data key it can unwrap (wraps are bound to the object and its owner), posts a
  * `market.grant` with the key wrapped for the requester's reader key — many in one extrinsic. It never grants what
  * the chain did not accept: it answers open requests only, which exist only for accepted (paid, where priced) ones.
  */
@@ -368,6 +375,9 @@ export function createGrantService(
   const deadlineMs = options.deadlineMs ?? 60_000;
   const maxPerBatch = options.maxPerBatch ?? 32;
   const retryAfterMs = options.retryAfterMs ?? 2 * deadlineMs;
+  const actsFor = new Set(options.actsFor ?? []);
+  const serves = (owner: string) =>
+    owner === account.address || (actsFor.has(owner) && isOperatorOf(indexer.state, owner, account.address));
   /** Requests answered (or given up on) recently, until when: no double grant from this process. */
   const blocked = new Map<string, number>();
   /** Data keys by fid and upload (a fid declared again has a new key). */
@@ -386,8 +396,7 @@ export function createGrantService(
       if (blocked.has(id)) continue;
       const file = fileOf(indexer.state, r.fid);
       if (file === undefined || file.encryption === null) continue;
-      if (file.owner !== account.address && !isOperatorOf(indexer.state, file.owner, account.address))
-        continue;
+      if (!serves(file.owner)) continue;
       const cacheKey = `${r.fid}/${file.deal}`;
       if (!keys.has(cacheKey)) {
         try {

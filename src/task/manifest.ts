@@ -16,7 +16,8 @@ const ref = z.object({ fid: hash, hash }).strict();
 
 export const ManifestSchema = z
   .object({
-    version: z.literal(2),
+    /** 3: adds `consistency`. */
+    version: z.literal(3),
     task: z.string(),
     /**
      * 'train': the round trained and aggregated a new model. 'evaluation': the closing round after the last training
@@ -44,6 +45,13 @@ export const ManifestSchema = z
     updates: z.array(
       z.object({ account, fid: hash, digest: hash, dataset: hash, signature: z.string() }).strict(),
     ),
+    /**
+     * With SecAgg, the survivors' own confirmation of the survivor list: each one's consistency-stage signature (by
+     * its admitted identity key, over exactly `survivors` in the attempt's context) that the coordinator collected
+     * before anyone revealed a share. A coordinator cannot report other survivors than these signed; empty without
+     * SecAgg.
+     */
+    consistency: z.array(z.object({ account, signature: z.string().regex(/^[0-9a-f]{128}$/) }).strict()),
     strategy: z.record(z.string(), z.unknown()),
     secagg: z
       .object({

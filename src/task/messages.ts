@@ -286,6 +286,42 @@ export const joinMessage = (j: JoinClaim) =>
     `ailink/join/v2\n${j.task}\n${j.account}\n${j.identityKey}\n${j.readerKey}\n${j.signedAt}\n${j.peerId}`,
   );
 
+// --- the attempt's graph seed, drawn by the chain ---------------------------------------------------------------
+
+/** One cohort member as an attempt lists it: its account and the round key the chain admitted it with. */
+export interface CohortMember {
+  readonly account: string;
+  readonly identityKey: string;
+}
+
+/**
+ * What the coordinator commits to on chain (`provenance.drawSeed`) before the attempt's graph seed exists: SHA-256
+ * of the cohort's canonical JSON, members sorted by account, so that the seed cannot be drawn first and the cohort
+ * picked to suit it.
+ */
+export const cohortDigest = (cohort: readonly CohortMember[]): string =>
+  sha256Hex(
+    new TextEncoder().encode(
+      canonicalJson(
+        [...cohort]
+          .map((c) => ({ account: c.account, identityKey: c.identityKey }))
+          .sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : 0)),
+      ),
+    ),
+  );
+
+/**
+ * The SecAgg neighbour graph's seed for one attempt: derived from the hash of the block that recorded the cohort
+ * commitment (hex, no 0x), bound to the attempt so that one block's hash seeds no two graphs alike. Nobody chooses
+ * it: the coordinator had to fix the cohort before the block existed.
+ */
+export const graphSeedOf = (blockHash: string, task: string, round: number, attempt: number): string =>
+  sha256Hex(
+    new TextEncoder().encode(
+      `ailink/secagg/graph-seed/v1\n${blockHash}\n${roundContext(task, round, attempt)}`,
+    ),
+  );
+
 // --- commitments and the stored update --------------------------------------------------------------------------
 
 /** The SecAgg context of one attempt of one round: binds every key, share and signature to it. */

@@ -65,6 +65,7 @@ describe('src/aggregation', () => {
         "subtractInto",
         "trimmedMean",
         "verifyAbort",
+        "verifyConsistency",
         "verifyMessage",
         "verifySigned",
         "weightedMean",

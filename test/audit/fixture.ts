@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { signingKeyPair } from '../../src/aggregation/index.ts';
+import { signed } from '../../src/aggregation/secagg.ts';
 import { admissionMessage, type StateStore } from '../../src/chain/index.ts';
 import type { Account } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -217,8 +218,17 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     for (let i = 0; i < PARAMETERS; i++) weights[i] = (round + 1) * 0.01 * (i + 1);
     const modelBytes = encodeModelBytes(MODEL, weights);
     const model = { fid: store(modelBytes, coordinator, `model-${round}`), hash: sha256Hex(modelBytes) };
+    // Every survivor confirmed the survivor list (SecAgg's consistency stage).
+    const consistency = participants
+      .filter((p) => survivors.includes(p.account.address))
+      .map((p) => ({
+        account: p.account.address,
+        signature: toHex(
+          signed('consistency', context, p.account.address, p.identity.privateKey, { survivors }).signature,
+        ),
+      }));
     const honest: Manifest = {
-      version: 2,
+      version: 3,
       kind: 'train',
       task,
       spec: taskDigest(spec),
@@ -232,6 +242,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       survivors,
       dropouts: dropped.map((account) => ({ account, stage: 'masked' })),
       updates,
+      consistency,
       strategy: { name: 'fedavg' },
       secagg: { enabled: true, k: 2, t: 2, range: 1, bits: 24, maxWeight: 65535 },
       privacy: privacyRecord(spec, round),

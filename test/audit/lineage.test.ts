@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AuditReport, auditTask, checkLineage } from '../../src/audit/index.ts';
+import type { StateReader } from '../../src/chain/index.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
@@ -214,6 +215,50 @@ describe('audit verify: the lineage against the chain', () => {
   it('a SecAgg graph thinner than the spec gives for the cohort (k or t) is SETTINGS_MISMATCH', () => {
     const f = tampered((m) => ({ ...m, secagg: { ...m.secagg, t: 1 } }));
     expect(findingsOf(audit(f))).toEqual(['SETTINGS_MISMATCH @ round 1 · secagg.k']);
+  });
+
+  it('a cohort other than the one committed on chain before the graph seed, or no seed drawn: COHORT_COMMITMENT', () => {
+    // Round 1's last participant dropped out; the manifest hides it, as if the cohort had been the survivors.
+    const hidden = tampered((m) => ({ ...m, cohort: m.survivors, dropouts: [] }));
+    expect(findingsOf(audit(hidden))).toEqual(['COHORT_COMMITMENT @ round 1 · cohort']);
+    // A round whose attempt drew no seed: its cohort (and graph) were the coordinator's own choice.
+    const f = buildLineage({ rounds: 2, label: 'no-seed' });
+    const hideSeeds = `provenance/seeds/${f.task}/1/`;
+    const state: StateReader = {
+      get: ((key: string) =>
+        key.startsWith(hideSeeds) ? undefined : f.state.get(key)) as StateReader['get'],
+      scan: (prefix) => f.state.scan(prefix),
+    };
+    expect(findingsOf(checkLineage({ task: f.task, state, atBlock: f.h.block, objects: f.objects }))).toEqual(
+      ['COHORT_COMMITMENT @ round 1 · attempt'],
+    );
+  });
+
+  it('a survivor list the survivors did not sign, a forged or outside signature, too few signers: CONSISTENCY_SIGNATURE', () => {
+    // The coordinator reports round 1's dropout as a survivor: the survivors signed the real list.
+    const grown = tampered((m, ctx) => {
+      const dropped = ctx.participants.at(-1)!.account.address;
+      return { ...m, survivors: [...m.survivors, dropped], dropouts: [], updates: m.updates };
+    });
+    expect(findingsOf(audit(grown))).toContain('CONSISTENCY_SIGNATURE @ round 1 · consistency');
+    expect(
+      findingsOf(audit(grown)).filter((x) => x.startsWith('CONSISTENCY_SIGNATURE @ round 1 · consistency[')),
+    ).toHaveLength(3);
+    // Signatures cut to fewer than t = 2.
+    expect(findingsOf(audit(tampered((m) => ({ ...m, consistency: m.consistency.slice(0, 1) }))))).toEqual([
+      'CONSISTENCY_SIGNATURE @ round 1 · consistency',
+    ]);
+    // One signature swapped for another's: invalid for the account it names.
+    const swapped = tampered((m) => ({
+      ...m,
+      consistency: [
+        { ...m.consistency[0]!, signature: m.consistency[1]!.signature },
+        ...m.consistency.slice(1),
+      ],
+    }));
+    expect(findingsOf(audit(swapped))).toEqual([
+      `CONSISTENCY_SIGNATURE @ round 1 · consistency[0] (${short(swapped.participants[0]!.account.address)})`,
+    ]);
   });
 
   it('privacy: ε is recomputed from the spec; understated, missing or unasked-for noise is SETTINGS_MISMATCH', () => {

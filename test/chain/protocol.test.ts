@@ -19,7 +19,7 @@ import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provena
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
 import { mayStore, spaceOf } from '../../src/chain/pallets/storage-handler.ts';
 import { applyCall, applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
-import { participantsOf } from '../../src/chain/queries.ts';
+import { participantsOf, seedOf } from '../../src/chain/queries.ts';
 import { encodeRemark } from '../../src/chain/remark.ts';
 import {
   createMemoryState,
@@ -989,6 +989,35 @@ describe('provenance', () => {
       stopped,
     );
     expectRejected(h, coordinator.address, call('provenance.stopTask', { task: 'fm' }), stopped);
+  });
+
+  it("an attempt's graph seed is the hash of the block that fixed its cohort: once per attempt, next round only", () => {
+    const h = createHarness();
+    expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm', spec: hex('spec') }));
+    const draw = (round: number, attempt: number, cohort = hex(`cohort/${round}/${attempt}`)) =>
+      call('provenance.drawSeed', { task: 'fm', round, attempt, cohort });
+    expectRejected(h, stranger.address, draw(-1, 0), /only the coordinator .* draws seeds for fm/);
+    expectApplied(h, coordinator.address, draw(-1, 0));
+    expect(seedOf(h.state, 'fm', -1, 0)).toEqual({
+      cohort: hex('cohort/-1/0'),
+      blockHash: hex(`block/${h.block}`),
+      block: h.block,
+    });
+    // Drawing again for an attempt whose seed it did not like: refused, and the first draw stands.
+    expectRejected(
+      h,
+      coordinator.address,
+      draw(-1, 0, hex('other cohort')),
+      /attempt 0 of round -1 of fm already has its seed/,
+    );
+    // Nor ahead of time: only the round the task records next.
+    expectRejected(h, coordinator.address, draw(1, 0), /fm records round 0 next, not 1/);
+    expectApplied(h, coordinator.address, draw(0, 0));
+    expectApplied(h, coordinator.address, draw(0, 1));
+    expectApplied(h, coordinator.address, record('fm', 0));
+    expectRejected(h, coordinator.address, draw(0, 2), /fm records round 1 next, not 0/);
+    expectRejected(h, coordinator.address, draw(-1, 1), /fm records round 1 next, not -1/);
+    expectApplied(h, coordinator.address, draw(1, 0));
   });
 
   it('the creator coordinates a task; rounds are recorded by it only, in order', () => {

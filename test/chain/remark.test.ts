@@ -90,6 +90,7 @@ beforeAll(async () => {
       remove: [],
     },
     'provenance.stopTask': { task: 'mnist-fedavg_v1.2' },
+    'provenance.drawSeed': { task: 'mnist-fedavg_v1.2', round: -1, attempt: 3, cohort: hex('cohort') },
     'provenance.setEndpoint': {
       task: 'mnist-fedavg_v1.2',
       url: 'http://10.77.0.3:8700',

@@ -80,6 +80,8 @@ export function memoryLedger(): CoordinatorLedger & {
   tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }>;
   rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
   terms: Map<string, { readers: string[]; price: string | null }>;
+  /** The seed the "chain" drew for an attempt, as the participants' chain view reads it. */
+  seedOf(task: string, round: number, attempt: number): { cohort: string; blockHash: string } | undefined;
 } {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
   const tasks = new Map<
@@ -88,6 +90,7 @@ export function memoryLedger(): CoordinatorLedger & {
   >();
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
+  const seeds = new Map<string, { cohort: string; blockHash: string }>();
   return {
     genesisHash: TEST_GENESIS,
     tasks,
@@ -114,6 +117,16 @@ export function memoryLedger(): CoordinatorLedger & {
       rounds.set(task, [...list, { round, manifest, digest }]);
     },
     anchored: (task) => rounds.get(task) ?? [],
+    async drawSeed(task, round, attempt, cohort) {
+      const key = `${task}/${round}/${attempt}`;
+      if (seeds.has(key)) throw new AilinkError('CHAIN_CALL_REJECTED', `${key} already has its seed`);
+      // A block hash nobody chose: fresh randomness per draw.
+      const blockHash = randomBytes(32).toString('hex');
+      seeds.set(key, { cohort, blockHash });
+      return blockHash;
+    },
+    seedDrawn: (task, round, attempt) => seeds.has(`${task}/${round}/${attempt}`),
+    seedOf: (task, round, attempt) => seeds.get(`${task}/${round}/${attempt}`),
   };
 }
 
@@ -383,6 +396,7 @@ export function makeParticipant(
         },
         admitted: async (id) => world.ledger.admitted(id),
         anchored: async (id) => world.ledger.anchored(id),
+        seed: async (id, round, attempt) => world.ledger.seedOf(id, round, attempt),
       },
       // Reads as this participant: a private model not wrapped for its reader key is refused.
       objects: {

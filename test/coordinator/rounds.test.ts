@@ -462,6 +462,23 @@ describe('a lying coordinator gets no update', () => {
     for (const r of surrounded.refusals.slice(1)) expect(r[0]).toMatch(/the chain admitted it with/);
     expect(surrounded.encoded).toEqual([0, 0, 0, 0, 0]);
   });
+  it('a graph seed of its own choosing, or a cohort other than the one committed on chain: refused', async () => {
+    // The coordinator picks the seed (it could search for one that puts a victim among members it controls).
+    const chosen = await underLie((body) => ({ ...body, graphSeed: 'ab'.repeat(32) }));
+    for (const r of chosen.refusals) expect(r[0]).toMatch(/the graph seed is not the one the chain drew/);
+    expect(chosen.encoded).toEqual([0, 0, 0, 0, 0]);
+    // Or it keeps the drawn seed but changes the cohort after seeing it: one member fewer than it committed to
+    // (with the k and t the spec gives 4 members, so that only the commitment can tell).
+    const swapped = await underLie((body) => ({
+      ...body,
+      cohort: (body.cohort as unknown[]).slice(1),
+      k: 2,
+      t: 2,
+    }));
+    for (const r of swapped.refusals.slice(1))
+      expect(r[0]).toMatch(/the cohort differs from the one its coordinator committed to on chain/);
+    expect(swapped.encoded).toEqual([0, 0, 0, 0, 0]);
+  });
 });
 
 describe('bad input is refused with a code and changes nothing', () => {

@@ -78,7 +78,11 @@ describe('the data marketplace on the dev chain with 12 real miners', () => {
     const controller = new AbortController();
     keyService = {
       controller,
-      done: serveKeys(ctx.k, { signal: controller.signal, pollMs: 300 }, captured()),
+      done: serveKeys(
+        ctx.k,
+        { signal: controller.signal, pollMs: 300, actsFor: [ctx.owner.account.address] },
+        captured(),
+      ),
     };
   };
   const stopKeyService = async () => {

@@ -195,33 +195,39 @@ describe('createGrantService', () => {
     expect(twin.submitted.slice(before).map((s) => s.calls.length)).toEqual([2, 1]);
   });
 
-  it('leaves objects of other owners alone, and those it operates without holding their key', async () => {
+  it('answers for an owner that authorised it only with its consent, never for others nor without the key', async () => {
     const twin = memoryChain();
     const foreign = await declare(twin, 'g/foreign', other, [other], { readers: [listed], price: null });
     // The owner authorised the operator, but wrapped the key only for itself.
     const keyless = await declare(twin, 'g/keyless', owner, [owner], { readers: [listed], price: null });
-    await twin.run(owner, [remark('oss.authorize', { operator: operator.address })]);
-    await requestBy(twin, listed, foreign);
-    await requestBy(twin, listed, keyless);
-    const warnings: string[] = [];
-    const service = createGrantService({
-      ...twin,
-      account: operator,
-      clock: systemClock,
-      log: { info: () => {}, warn: (event) => warnings.push(event) },
-    });
-    const before = twin.submitted.length;
-    expect(await service.pass()).toEqual({ granted: [], failed: [] });
-    expect(twin.submitted.length).toBe(before);
-    expect(warnings).toEqual(['grant.no-key']);
-    // An operator that holds the key answers for the owner.
     const held = await declare(twin, 'g/held', owner, [owner, operator], { readers: [listed], price: null });
-    await requestBy(twin, listed, held);
-    const pass = await service.pass();
+    await twin.run(owner, [remark('oss.authorize', { operator: operator.address })]);
+    for (const fid of [foreign, keyless, held]) await requestBy(twin, listed, fid);
+    const warnings: string[] = [];
+    const serviceOf = (actsFor: string[]) =>
+      createGrantService(
+        {
+          ...twin,
+          account: operator,
+          clock: systemClock,
+          log: { info: () => {}, warn: (event) => warnings.push(event) },
+        },
+        { actsFor },
+      );
+    // The owner's authorisation alone enlists nobody's key service: without consent, nothing is even tried.
+    const before = twin.submitted.length;
+    expect(await serviceOf([]).pass()).toEqual({ granted: [], failed: [] });
+    expect(twin.submitted.length).toBe(before);
+    expect(warnings).toEqual([]);
+    // With it, the service answers for the owner where it holds the key, and leaves the foreign object alone.
+    const pass = await serviceOf([owner.address]).pass();
     expect(pass.granted).toEqual([
       expect.objectContaining({ fid: held, reader: listed.address, readerKey: listed.readerKey }),
     ]);
+    expect(warnings).toEqual(['grant.no-key']);
     expect(grantOf(twin.state, held, listed.address)?.by).toBe(operator.address);
+    expect(grantOf(twin.state, keyless, listed.address)).toBeUndefined();
+    expect(grantOf(twin.state, foreign, listed.address)).toBeUndefined();
   });
 
   it("a wrap copied from another's object into one's own declaration opens nothing: the key service grants no key", async () => {
@@ -241,12 +247,16 @@ describe('createGrantService', () => {
     await twin.run(other, [remark('market.setTerms', { fid: d.fid, readers: [other.address], price: null })]);
     await requestBy(twin, other, d.fid);
     const warnings: string[] = [];
-    const service = createGrantService({
-      ...twin,
-      account: operator,
-      clock: systemClock,
-      log: { info: () => {}, warn: (event) => warnings.push(event) },
-    });
+    // Even a key service that agreed to serve `other`: the wrap is bound to the victim's object and owner.
+    const service = createGrantService(
+      {
+        ...twin,
+        account: operator,
+        clock: systemClock,
+        log: { info: () => {}, warn: (event) => warnings.push(event) },
+      },
+      { actsFor: [other.address] },
+    );
     expect(await service.pass()).toEqual({ granted: [], failed: [] });
     expect(grantOf(twin.state, d.fid, other.address)).toBeUndefined();
     expect(warnings).toEqual(['grant.no-key']);

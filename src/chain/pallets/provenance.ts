@@ -54,10 +54,22 @@ export interface RoundInfo {
   recordedAt: number;
 }
 
+/** An attempt's drawn graph seed: the cohort it was drawn for, and the recording block's hash and number. */
+export interface SeedInfo {
+  [key: string]: StateValue;
+  /** The cohort's digest (`cohortDigest` in src/task), committed before the block existed. */
+  cohort: string;
+  /** The hash of the block that recorded it (hex, no 0x): the randomness the attempt's graph seed derives from. */
+  blockHash: string;
+  block: number;
+}
+
 export const taskKey = (task: string) => `provenance/tasks/${task}`;
 export const roundsPrefix = (task: string) => `provenance/rounds/${task}/`;
 export const participantsPrefix = (task: string) => `provenance/participants/${task}/`;
 export const participantKey = (task: string, account: string) => `${participantsPrefix(task)}${account}`;
+export const seedKey = (task: string, round: number, attempt: number) =>
+  `provenance/seeds/${task}/${round}/${attempt}`;
 const roundKey = (task: string, round: number) => `${roundsPrefix(task)}${String(round).padStart(10, '0')}`;
 
 const createTask: Rule<CallArgs<'provenance.createTask'>> = (state, ctx, args) => {
@@ -148,4 +160,23 @@ const stopTask: Rule<CallArgs<'provenance.stopTask'>> = (state, ctx, args) => {
   state.put(taskKey(args.task), { ...task, stoppedAt: ctx.block.number } satisfies TaskInfo);
 };
 
-export const provenance = { createTask, admit, recordRound, setEndpoint, setAdmitted, stopTask };
+/**
+ * The coordinator commits to an attempt's cohort; the block's hash becomes the attempt's randomness. Once per
+ * attempt, and only for the round the task records next (or the statistics round, -1, before round 0): a coordinator
+ * cannot draw again for an attempt it did not like, nor draw ahead for rounds to come. It can still abandon an
+ * attempt and open the next, which shows on chain as one more draw for the round.
+ */
+const drawSeed: Rule<CallArgs<'provenance.drawSeed'>> = (state, ctx, args) => {
+  const task = ownTask(state, ctx.caller, args.task, 'draws seeds for');
+  const next = args.round === -1 ? task.rounds === 0 : args.round === task.rounds;
+  if (!next) reject(`${args.task} records round ${task.rounds} next, not ${args.round}`);
+  if (state.get(seedKey(args.task, args.round, args.attempt)) !== undefined)
+    reject(`attempt ${args.attempt} of round ${args.round} of ${args.task} already has its seed`);
+  state.put(seedKey(args.task, args.round, args.attempt), {
+    cohort: args.cohort,
+    blockHash: ctx.block.hash.replace(/^0x/, ''),
+    block: ctx.block.number,
+  } satisfies SeedInfo);
+};
+
+export const provenance = { createTask, admit, recordRound, setEndpoint, setAdmitted, stopTask, drawSeed };
