@@ -1147,6 +1147,7 @@ type Op =
   | { t: 'setEndpoint'; task: number; port: number }
   | { t: 'setAdmitted'; task: number; member: number; remove: boolean }
   | { t: 'stopTask'; task: number }
+  | { t: 'drawSeed'; task: number; round: number; attempt: number }
   | { t: 'terms'; file: number; readers: number; price: string | null }
   | { t: 'request'; file: number; key: number; paid: bigint; payee: number }
   | { t: 'grant'; file: number; reader: number; key: number };
@@ -1299,6 +1300,16 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       1,
     ),
     o(fc.record({ t: fc.constant('stopTask' as const), task: fc.constantFrom(0, 1, 1) }), users, 1),
+    o(
+      fc.record({
+        t: fc.constant('drawSeed' as const),
+        task: fc.constantFrom(0, 0, 1),
+        round: fc.constantFrom(-1, 0, 0, 1),
+        attempt: fc.constantFrom(0, 0, 1),
+      }),
+      users,
+      1,
+    ),
     o(
       fc.record({
         t: fc.constant('setEndpoint' as const),
@@ -1525,6 +1536,15 @@ describe('the protocol as a replayable fold', () => {
         };
       case 'stopTask':
         return { call: call('provenance.stopTask', { task: `task-${op.task}` }) };
+      case 'drawSeed':
+        return {
+          call: call('provenance.drawSeed', {
+            task: `task-${op.task}`,
+            round: op.round,
+            attempt: op.attempt,
+            cohort: hex(`cohort/${op.task}/${op.round}/${op.attempt}`),
+          }),
+        };
       case 'setEndpoint':
         return {
           call: call('provenance.setEndpoint', {
@@ -1630,6 +1650,8 @@ describe('the protocol as a replayable fold', () => {
       [8, 5, { t: 'claim', file: 0, index: 1 }], // its own claim still holds
       [19, 5, { t: 'complete', file: 0, index: 1 }], // the claim expired at block 18
       [19, 4, { t: 'createTask', task: 0 }],
+      [19, 4, { t: 'drawSeed', task: 0, round: 0, attempt: 0 }],
+      [19, 4, { t: 'drawSeed', task: 0, round: 0, attempt: 0 }], // drawn already: rejected
       [19, 4, { t: 'recordRound', task: 0, round: 0 }],
       [20, 4, { t: 'recordRound', task: 0, round: 0 }],
       [20, 4, { t: 'setEndpoint', task: 0, port: 1 }],
