@@ -282,8 +282,18 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
       );
     },
     async open(peer, protocol, openOptions = {}) {
-      const stream = await node.dialProtocol(targetsOf(peer), protocol, { signal: openOptions.signal });
-      return channelOf(stream, peer.peerId, maxBufferSize);
+      const dial = () => node.dialProtocol(targetsOf(peer), protocol, { signal: openOptions.signal });
+      const connected = () => node.getConnections().filter((c) => c.remotePeer.toString() === peer.peerId);
+      // A peer that restarted (same id, a new process) leaves a connection that still looks open until its close
+      // arrives; the stream opened on it then fails. Such a failure gets one fresh dial, without the old connection.
+      const reused = connected().length > 0;
+      try {
+        return channelOf(await dial(), peer.peerId, maxBufferSize);
+      } catch (err) {
+        if (!reused || openOptions.signal?.aborted) throw err;
+        for (const c of connected()) c.abort(new Error('a stream could not be opened on it'));
+        return channelOf(await dial(), peer.peerId, maxBufferSize);
+      }
     },
     async connect(peer, connectOptions = {}) {
       await node.dial(targetsOf(peer), { signal: connectOptions.signal });
