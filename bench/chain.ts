@@ -45,7 +45,14 @@ import {
   openSqliteRegistry,
   TEST_PROFILE,
 } from '../src/storage/index.ts';
-import { hex as hexOf, makeAccounts, makeDeclaration, makeReceipt, peerIdOf } from '../test/chain/helpers.ts';
+import {
+  hex as hexOf,
+  makeAccounts,
+  makeDeclaration,
+  makeReceipt,
+  peerIdOf,
+  peerSignatureOf,
+} from '../test/chain/helpers.ts';
 
 /** Cycles of the network's life written to the chain (each a few blocks), and rounds recorded per cycle. */
 const BLOCKS = Number(process.env.BENCH_CHAIN_BLOCKS ?? 20);
@@ -92,6 +99,7 @@ async function replay() {
           addrs: addrs(4000 + i),
           capacity: 1 << 30,
           collateral: ROC.toString(),
+          peerSignature: peerSignatureOf(m, 'sminer.register', { genesisHash: client.genesisHash }),
         }),
       ]);
     }
@@ -100,6 +108,7 @@ async function replay() {
         peerId: peerIdOf(verifier),
         addrs: addrs(4100),
         podr2Key: 'cd'.repeat(32),
+        peerSignature: peerSignatureOf(verifier, 'teeWorker.register', { genesisHash: client.genesisHash }),
       }),
     ]);
     const wrap = (label: string) => ({

@@ -14,6 +14,8 @@ const column = z.number().int().min(0).max(255);
 const peerId = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,128}$/, 'expected a base58 libp2p peer id');
 const multiaddrs = z.array(z.string().min(1).max(256)).max(8);
 const signature = z.string().regex(/^[0-9a-f]{128}$/, 'expected a 64-byte sr25519 signature in hex');
+/** The peer's Ed25519 signature of `peerRegistrationMessage` (pallets/peer-key.ts): proves the peer id is its own. */
+const peerSignature = z.string().regex(/^[0-9a-f]{128}$/, 'expected a 64-byte Ed25519 signature in hex');
 const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1–64 of A–Z a–z 0–9 . _ -');
 
 /** Largest space purchase in one call (1 PiB): keeps every account's running total an exact integer. */
@@ -46,6 +48,7 @@ export const CALL_SCHEMAS = {
       addrs: multiaddrs,
       capacity: z.number().int().positive(),
       collateral: amount,
+      peerSignature,
     })
     .strict(),
   'sminer.updateAddrs': z.object({ addrs: multiaddrs }).strict(),
@@ -99,7 +102,7 @@ export const CALL_SCHEMAS = {
   /** A verifier's signed statement that it tagged the caller's column (CESS: `calculate_report`). */
   'fileBank.calculateReport': z.object({ fid: hash, index: column, verifier: address, signature }).strict(),
   'teeWorker.register': z
-    .object({ peerId, addrs: multiaddrs, podr2Key: z.string().regex(/^[0-9a-f]{2,512}$/) })
+    .object({ peerId, addrs: multiaddrs, podr2Key: z.string().regex(/^[0-9a-f]{2,512}$/), peerSignature })
     .strict(),
   'teeWorker.updateAddrs': z.object({ addrs: multiaddrs }).strict(),
   /** A verifier's signature on a passing proof for a challenge; anyone may carry it. */

@@ -56,6 +56,12 @@ export {
 } from './pallets/file-bank.ts';
 export type { Grant, MarketTerms, OpenRequest, Retrieval } from './pallets/market.ts';
 export {
+  ed25519KeyOfPeerId,
+  isPeerSignature,
+  type PeerRegistrationCall,
+  peerRegistrationMessage,
+} from './pallets/peer-key.ts';
+export {
   admissionMessage,
   type ParticipantInfo,
   type RoundInfo,

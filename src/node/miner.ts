@@ -8,7 +8,7 @@ import {
   openIndexer,
   type ProtocolConfig,
 } from '../chain/index.ts';
-import { createHost } from '../p2p/index.ts';
+import { createHost, signWithPeerKey } from '../p2p/index.ts';
 import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { hasCode } from '../shared/errors.ts';
@@ -147,6 +147,7 @@ export async function startMinerNode(
           addrs: host.addrs(),
           capacity: options.capacity,
           collateral: options.chain.collateral,
+          signWithPeerKey: (message) => signWithPeerKey(privateKey, message),
         },
       );
     }

@@ -7,12 +7,14 @@ import {
   type Indexer,
   openIndexer,
   type ProtocolConfig,
+  peerRegistrationMessage,
   protocolCall,
   submitProtocol,
   verifiersOf,
 } from '../chain/index.ts';
-import { createHost, newPeerKey } from '../p2p/index.ts';
+import { createHost, newPeerKey, signWithPeerKey } from '../p2p/index.ts';
 import { type Account, accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts';
+import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
@@ -104,6 +106,7 @@ export async function startVerifierNode(
       host.peerId,
       host.addrs(),
       keyId,
+      (message) => signWithPeerKey(peerKey, message),
     );
     following = await indexer.follow();
     await startVerifierService(
@@ -139,6 +142,7 @@ async function joinAsVerifier(
   peerId: string,
   addrs: string[],
   keyId: string,
+  signPeer: (message: Uint8Array) => Promise<Uint8Array>,
 ): Promise<VerifierNode['registration']> {
   const me = deps.account.address;
   if (!deps.config.verifiers.includes(me)) {
@@ -163,8 +167,10 @@ async function joinAsVerifier(
     );
   }
   if (known === undefined) {
+    const message = peerRegistrationMessage('teeWorker.register', deps.chain.genesisHash, me, peerId);
+    const peerSignature = toHex(await signPeer(message));
     await submitProtocol(deps, deps.account, [
-      protocolCall('teeWorker.register', { peerId, addrs, podr2Key: keyId }),
+      protocolCall('teeWorker.register', { peerId, addrs, podr2Key: keyId, peerSignature }),
     ]);
     return 'registered';
   }

@@ -13,3 +13,4 @@ export {
   type SubscribeOptions,
   type WaitForSubscribersOptions,
 } from './host.ts';
+export { signWithPeerKey } from './peer-key.ts';

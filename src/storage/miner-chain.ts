@@ -4,10 +4,12 @@ import {
   type Indexer,
   minerOf,
   type ProtocolConfig,
+  peerRegistrationMessage,
   protocolCall,
   submitProtocol,
 } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
+import { toHex } from '../shared/bytes.ts';
 import { AilinkError } from '../shared/errors.ts';
 import type { MinerChainActions } from './miner-service.ts';
 
@@ -16,6 +18,8 @@ export interface MinerRegistration {
   readonly addrs: readonly string[];
   readonly capacity: number;
   readonly collateral: bigint;
+  /** Signs with the miner's libp2p key: the registration proves the peer id is the miner's own. */
+  readonly signWithPeerKey: (message: Uint8Array) => Promise<Uint8Array>;
 }
 
 /**
@@ -31,6 +35,13 @@ export async function joinChain(
   const known = minerOf(deps.indexer.state, deps.account.address);
   const addrs = [...miner.addrs];
   if (known === undefined) {
+    const message = peerRegistrationMessage(
+      'sminer.register',
+      deps.chain.genesisHash,
+      deps.account.address,
+      miner.peerId,
+    );
+    const peerSignature = toHex(await miner.signWithPeerKey(message));
     await submitProtocol(deps, deps.account, [
       { kind: 'transfer', to: deps.config.pot, amount: miner.collateral },
       protocolCall('sminer.register', {
@@ -38,6 +49,7 @@ export async function joinChain(
         addrs,
         capacity: miner.capacity,
         collateral: miner.collateral.toString(),
+        peerSignature,
       }),
     ]);
     return 'registered';

@@ -31,6 +31,8 @@ import {
   makeDeclaration,
   makeReceipt,
   peerIdOf,
+  peerSignatureOf,
+  registerVerifier,
 } from './helpers.ts';
 
 /**
@@ -116,11 +118,12 @@ function setUp(): { c: TestChain; d: Declaration } {
               addrs: [],
               capacity: 64 * 1024,
               collateral: '10000',
+              peerSignature: peerSignatureOf(m, 'sminer.register'),
             }),
             10_000n,
           ] as [Account, ReturnType<typeof call>, bigint],
       ),
-      [verifier, call('teeWorker.register', { peerId: peerIdOf(verifier), addrs: [], podr2Key: hex('key') })],
+      [verifier, registerVerifier(verifier, hex('key'))],
     ),
   );
   const d = makeDeclaration('audit/file', owner.address, { data: 4, parity: 8, segments: 2 });
@@ -420,8 +423,7 @@ describe('file state the audit reads', () => {
  * `tagDeadlineBlocks` after it was placed is a miss with a restoral order.
  */
 describe('issue 15.4: no audit passes without the data', () => {
-  const register = (v: Account, podr2Key = hex('key')) =>
-    call('teeWorker.register', { peerId: peerIdOf(v), addrs: [], podr2Key });
+  const register = (v: Account, podr2Key = hex('key')) => registerVerifier(v, podr2Key);
 
   it('(a) a miner cannot register its own verifier, so it cannot sign its own passing result', () => {
     const { c, d } = setUp();

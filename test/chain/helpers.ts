@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as signEd25519 } from 'node:crypto';
+import { base58Encode } from '@polkadot/util-crypto';
 import { expect } from 'vitest';
 import type { CallArgs, CallName, ProtocolCall } from '../../src/chain/calls.ts';
 import { CESS_AUDIT } from '../../src/chain/config.ts';
 import type { CallContext, ProtocolConfig } from '../../src/chain/pallets/context.ts';
 import { columnHashes, transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
+import { type PeerRegistrationCall, peerRegistrationMessage } from '../../src/chain/pallets/peer-key.ts';
 import { applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
 import { encodeRemark } from '../../src/chain/remark.ts';
 import { createMemoryState, type StateStore } from '../../src/chain/state.ts';
@@ -21,8 +23,43 @@ const seed = (label: string): Uint8Array => new Uint8Array(createHash('sha256').
 export const makeAccounts = (label: string, n: number): Account[] =>
   Array.from({ length: n }, (_, i) => accountFromSeeds(seed(`${label}/${i}/sr`), seed(`${label}/${i}/x`)));
 
-/** A base58 libp2p-looking peer id, distinct per account (SS58 addresses are base58 too). */
-export const peerIdOf = (account: Account): string => `12D3KooW${account.address.slice(4)}`;
+/** PKCS#8 DER prefix of an Ed25519 private key from its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** A libp2p Ed25519 key, deterministic in `label`: its peer id and a signer, as a host's `peer.key` would give. */
+export function peerKeyFor(label: string): { peerId: string; sign(message: Uint8Array): string } {
+  const key = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed(`${label}/peer`)]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  const peerId = base58Encode(
+    Buffer.concat([Buffer.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]), spki.subarray(-32)]),
+  );
+  return { peerId, sign: (message) => signEd25519(null, message, key).toString('hex') };
+}
+
+/** The account's own libp2p peer id (a real Ed25519 one, deterministic in the address). */
+export const peerIdOf = (account: Account | string): string =>
+  peerKeyFor(typeof account === 'string' ? account : account.address).peerId;
+
+/**
+ * `account`'s own peer key's signature of its registration with `call` (on the test chain unless told): what
+ * `sminer.register`/`teeWorker.register` carry as `peerSignature`. `signer` signs instead of the account's own key.
+ */
+export function peerSignatureOf(
+  account: Account | string,
+  call: PeerRegistrationCall,
+  o: { genesisHash?: string; peerId?: string; signer?: Account | string } = {},
+): string {
+  const address = typeof account === 'string' ? account : account.address;
+  const signer = o.signer ?? address;
+  const key = peerKeyFor(typeof signer === 'string' ? signer : signer.address);
+  return key.sign(
+    peerRegistrationMessage(call, o.genesisHash ?? GENESIS_HASH, address, o.peerId ?? key.peerId),
+  );
+}
 
 /** A fixed, valid SS58 address (Alice's): the pot is only named, never signed for. */
 export const POT = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
@@ -86,6 +123,16 @@ export const registerMiner = (m: Account, collateral = '1000'): ProtocolCall =>
     addrs: ['/ip4/127.0.0.1/tcp/4001'],
     capacity: 1 << 30,
     collateral,
+    peerSignature: peerSignatureOf(m, 'sminer.register'),
+  });
+
+/** A verifier's registration with its own peer id, proven by its peer key. */
+export const registerVerifier = (v: Account, podr2Key: string, addrs: string[] = []): ProtocolCall =>
+  call('teeWorker.register', {
+    peerId: peerIdOf(v),
+    addrs,
+    podr2Key,
+    peerSignature: peerSignatureOf(v, 'teeWorker.register'),
   });
 
 export const call = <N extends CallName>(name: N, args: CallArgs<N>): ProtocolCall =>

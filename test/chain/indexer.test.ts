@@ -13,6 +13,7 @@ import { REMARK_MAGIC } from '../../src/chain/remark.ts';
 import { createKeyFile } from '../../src/shared/account.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { useDevChain } from './fixture.ts';
+import { peerIdOf, peerSignatureOf } from './helpers.ts';
 
 // The indexer against the real dev chain (chopsticks), no mocks: signed remarks go into real blocks, and indexers
 // fold them from SQLite files. The tests of this file run in order on one chain and one main indexer — each one adds
@@ -31,7 +32,6 @@ const ailk = (version: number, body: string): ChainCall => {
 };
 const call = <N extends CallName>(name: N, args: CallArgs<N>): ChainCall => protocolCall(name, args);
 /** A base58 libp2p-looking peer id (12D3KooW + 44 base58 characters), distinct per address. */
-const peerIdOf = (address: string): string => `12D3KooW${address.slice(4)}`;
 
 describe('openIndexer on the dev chain', () => {
   const dev = useDevChain();
@@ -131,6 +131,7 @@ describe('openIndexer on the dev chain', () => {
         addrs: [`/ip4/127.0.0.1/tcp/${4000 + address.charCodeAt(5)}`],
         capacity: 1 << 30,
         collateral: collateral.toString(),
+        peerSignature: peerSignatureOf(address, 'sminer.register', { genesisHash: dev.client().genesisHash }),
       });
     const potBefore = await dev.client().balance(DEV_PROTOCOL_CONFIG.pot);
     const paid = await submit(charlie, [

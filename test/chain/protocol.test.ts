@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { CALL_SCHEMAS, type ProtocolCall } from '../../src/chain/calls.ts';
+import { CALL_SCHEMAS, type CallArgs, type ProtocolCall } from '../../src/chain/calls.ts';
 import type { Payment } from '../../src/chain/pallets/context.ts';
 import {
   columnDigest,
@@ -49,6 +49,7 @@ import {
   makeReceipt,
   POT,
   peerIdOf,
+  peerSignatureOf,
   type Receipt,
   registerMiner,
 } from './helpers.ts';
@@ -149,13 +150,67 @@ describe('sminer', () => {
     expectRejected(h, a.address, register(b), /miner .* is already registered/, { paidToPot: 1000n });
   });
 
-  it('rejects a peer id that another account registered', () => {
+  it("rejects a peer id that another account registered, even with the peer key's consent", () => {
     const [a, b] = miners as [Account, Account];
     expectApplied(h, a.address, register(a), { paidToPot: 1000n });
-    const reason = expectRejected(h, b.address, register(a), /peer id .* is already registered by/, {
+    const consented = call('sminer.register', {
+      ...(register(a).args as CallArgs<'sminer.register'>),
+      peerSignature: peerSignatureOf(b, 'sminer.register', { signer: a }),
+    });
+    const reason = expectRejected(h, b.address, consented, /peer id .* is already registered by/, {
       paidToPot: 1000n,
     });
     expect(reason).toContain(a.address);
+  });
+
+  /**
+   * Issue 15 item 10b: a registration named any peer id, so a miner could take another's id first (or the id of a
+   * miner that had not registered yet) and lock it out, or be dialled in its place. The peer's own key must sign.
+   */
+  describe('issue 15.10b: a peer id is registered only by a holder of its key', () => {
+    const args = (m: Account) => register(m).args as CallArgs<'sminer.register'>;
+
+    it("a copy of another miner's registration, taken before the victim registers, is refused; the victim then registers", () => {
+      const [victim, thief] = miners as [Account, Account];
+      // The thief copies the victim's whole call (its signature included) from the victim's pending extrinsic.
+      expectRejected(h, thief.address, register(victim), /peerSignature is not .*'s signature/, {
+        paidToPot: 1000n,
+      });
+      // It signs with its own peer key but names the victim's peer id.
+      const ownKey = call('sminer.register', {
+        ...args(victim),
+        peerSignature: peerSignatureOf(thief, 'sminer.register', { peerId: peerIdOf(victim) }),
+      });
+      expectRejected(h, thief.address, ownKey, /peerSignature is not/, { paidToPot: 1000n });
+      expect(h.state.get(`sminer/peers/${peerIdOf(victim)}`)).toBeUndefined();
+      expectApplied(h, victim.address, register(victim), { paidToPot: 1000n });
+      expect(h.state.get(`sminer/peers/${peerIdOf(victim)}`)).toBe(victim.address);
+    });
+
+    it('a peer signature of another network or of the verifier role does not register a miner', () => {
+      const m = miners[0]!;
+      const other = call('sminer.register', {
+        ...args(m),
+        peerSignature: peerSignatureOf(m, 'sminer.register', { genesisHash: `0x${hex('another chain')}` }),
+      });
+      expectRejected(h, m.address, other, /peerSignature is not/, { paidToPot: 1000n });
+      const role = call('sminer.register', {
+        ...args(m),
+        peerSignature: peerSignatureOf(m, 'teeWorker.register'),
+      });
+      expectRejected(h, m.address, role, /peerSignature is not/, { paidToPot: 1000n });
+      expectApplied(h, m.address, register(m), { paidToPot: 1000n });
+    });
+
+    it('a peer id that carries no Ed25519 key cannot be proven and is refused', () => {
+      const m = miners[0]!;
+      // An RSA-style id (a SHA-256 multihash, `Qm…`): the key is not in the id, so nothing on chain can check it.
+      const fake = call('sminer.register', {
+        ...args(m),
+        peerId: 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N',
+      });
+      expectRejected(h, m.address, fake, /is not an Ed25519 peer id/, { paidToPot: 1000n });
+    });
   });
 
   it('updateAddrs: a registered miner changes its addresses and nothing else', () => {
@@ -862,22 +917,34 @@ describe('teeWorker', () => {
   it('registers a verifier of the genesis set once, with the PoDR2 key the set shares; nobody else', () => {
     const [v, w] = [miners[0]!, miners[1]!];
     const h = createHarness(undefined, { ...CONFIG, verifiers: [v.address, w.address] });
-    const args = { peerId: peerIdOf(v), addrs: ['/ip4/127.0.0.1/tcp/4100'], podr2Key: 'cd'.repeat(32) };
+    const args = {
+      peerId: peerIdOf(v),
+      addrs: ['/ip4/127.0.0.1/tcp/4100'],
+      podr2Key: 'cd'.repeat(32),
+      peerSignature: peerSignatureOf(v, 'teeWorker.register'),
+    };
     expectRejected(
       h,
       stranger.address,
-      call('teeWorker.register', { ...args, peerId: peerIdOf(stranger) }),
+      call('teeWorker.register', {
+        ...args,
+        peerId: peerIdOf(stranger),
+        peerSignature: peerSignatureOf(stranger, 'teeWorker.register'),
+      }),
       /is not in the network's verifier set \(2 accounts named/,
     );
+    // Issue 15.10b: w copies v's registration (peer id and signature) before v sends it: refused.
+    expectRejected(h, w.address, call('teeWorker.register', args), /peerSignature is not .*'s signature/);
     expectApplied(h, v.address, call('teeWorker.register', args));
-    expect(h.state.get(`teeWorker/workers/${v.address}`)).toEqual({ ...args, registeredAt: h.block });
+    const { peerSignature: _, ...recorded } = args;
+    expect(h.state.get(`teeWorker/workers/${v.address}`)).toEqual({ ...recorded, registeredAt: h.block });
     expectRejected(
       h,
       v.address,
       call('teeWorker.register', { ...args, podr2Key: 'ef' }),
       /verifier .* is already registered/,
     );
-    const second = { ...args, peerId: peerIdOf(w) };
+    const second = { ...args, peerId: peerIdOf(w), peerSignature: peerSignatureOf(w, 'teeWorker.register') };
     expectRejected(
       h,
       w.address,
@@ -1408,6 +1475,7 @@ describe('the protocol as a replayable fold', () => {
             addrs: [],
             capacity: 1 << 20,
             collateral: op.collateral,
+            peerSignature: peerSignatureOf(a(caller), 'sminer.register', { signer: a(op.peer) }),
           }),
           payments: [{ to: POT, amount: op.paid }],
         };
@@ -1460,7 +1528,12 @@ describe('the protocol as a replayable fold', () => {
       }
       case 'tee':
         return {
-          call: call('teeWorker.register', { peerId: peerIdOf(a(op.peer)), addrs: [], podr2Key: 'ab' }),
+          call: call('teeWorker.register', {
+            peerId: peerIdOf(a(op.peer)),
+            addrs: [],
+            podr2Key: 'ab',
+            peerSignature: peerSignatureOf(a(caller), 'teeWorker.register', { signer: a(op.peer) }),
+          }),
         };
       case 'teeUpdate':
         return { call: call('teeWorker.updateAddrs', { addrs: [`/ip4/10.0.0.2/tcp/${5000 + op.port}`] }) };
@@ -1586,7 +1659,10 @@ describe('the protocol as a replayable fold', () => {
   function prelude(): Step[] {
     const steps: Step[] = actors.slice(0, 4).map((m) => ({
       caller: m.address,
-      call: toCall({ t: 'register', peer: actors.indexOf(m), collateral: '1000', paid: 1000n }).call,
+      call: toCall(
+        { t: 'register', peer: actors.indexOf(m), collateral: '1000', paid: 1000n },
+        actors.indexOf(m),
+      ).call,
       paidToPot: 1000n,
       payments: [],
       block: 1,

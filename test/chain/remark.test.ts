@@ -9,7 +9,7 @@ import {
   REMARK_VERSION,
 } from '../../src/chain/remark.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
-import { hex, makeAccounts, makeDeclaration, makeReceipt, peerIdOf } from './helpers.ts';
+import { hex, makeAccounts, makeDeclaration, makeReceipt, peerIdOf, peerSignatureOf } from './helpers.ts';
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const fromHexString = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
@@ -47,6 +47,7 @@ beforeAll(async () => {
       addrs: ['/ip4/127.0.0.1/tcp/4001'],
       capacity: 1 << 30,
       collateral: '340282366920938463463374607431768211455', // u128::MAX survives as a string
+      peerSignature: peerSignatureOf(miner, 'sminer.register'),
     },
     'sminer.updateAddrs': { addrs: ['/ip4/10.0.0.1/tcp/4001', '/dns4/miner.example/tcp/443/wss'] },
     'sminer.exit': {},
@@ -65,7 +66,12 @@ beforeAll(async () => {
       verifier: operator.address,
       signature: 'cd'.repeat(64),
     },
-    'teeWorker.register': { peerId: peerIdOf(operator), addrs: [], podr2Key: 'ab'.repeat(64) },
+    'teeWorker.register': {
+      peerId: peerIdOf(operator),
+      addrs: [],
+      podr2Key: 'ab'.repeat(64),
+      peerSignature: peerSignatureOf(operator, 'teeWorker.register'),
+    },
     'teeWorker.updateAddrs': { addrs: ['/ip4/127.0.0.1/tcp/4002'] },
     'audit.submitResult': {
       miner: miner.address,

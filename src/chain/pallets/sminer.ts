@@ -2,6 +2,7 @@ import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateWriter } from '../state.ts';
 import { type CallContext, type Rule, reject } from './context.ts';
 import { ordersOnExit } from './file-bank.ts';
+import { requirePeerProof } from './peer-key.ts';
 
 /** A storage miner as sminer records it. */
 export interface MinerInfo {
@@ -28,8 +29,10 @@ export function positiveMiner(state: StateReader, address: string, role: string)
   return miner;
 }
 
+/** The peer id must be proven by its own key (`peerSignature`): a copied one was taken first-come, first-served. */
 const register: Rule<CallArgs<'sminer.register'>> = (state, ctx, args) => {
   if (getMiner(state, ctx.caller) !== undefined) reject(`miner ${ctx.caller} is already registered`);
+  requirePeerProof('sminer.register', ctx, args.peerId, args.peerSignature);
   const holder = state.get<string>(peerKey(args.peerId));
   if (holder !== undefined) reject(`peer id ${args.peerId} is already registered by ${holder}`);
   const collateral = BigInt(args.collateral);

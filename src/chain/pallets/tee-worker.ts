@@ -1,6 +1,7 @@
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue } from '../state.ts';
 import { type Rule, reject } from './context.ts';
+import { requirePeerProof } from './peer-key.ts';
 
 /** A verifier (CESS's TEE worker role): holds the proof key, tags fragments and checks proofs. */
 export interface VerifierInfo {
@@ -23,7 +24,7 @@ export const registeredVerifiers = (state: StateReader): string[] =>
  * registration open to anyone, a miner registered a verifier of its own and signed its own passing audit results.
  * Every verifier registers the same PoDR2 key commitment — the first one fixes it — because the chain assigns each
  * challenge to a random verifier, which must be able to check tags that another verifier made (CESS's TEE workers
- * share one PoDR2 key likewise).
+ * share one PoDR2 key likewise). The peer id is proven by its own key (`peerSignature`), as in `sminer.register`.
  */
 const register: Rule<CallArgs<'teeWorker.register'>> = (state, ctx, args) => {
   if (!ctx.config.verifiers.includes(ctx.caller)) {
@@ -35,6 +36,7 @@ const register: Rule<CallArgs<'teeWorker.register'>> = (state, ctx, args) => {
   }
   if (state.get(verifierKey(ctx.caller)) !== undefined)
     reject(`verifier ${ctx.caller} is already registered`);
+  requirePeerProof('teeWorker.register', ctx, args.peerId, args.peerSignature);
   const [first] = state.scan(VERIFIERS_PREFIX) as [string, VerifierInfo][];
   if (first !== undefined && first[1].podr2Key !== args.podr2Key) {
     reject(
