@@ -7,7 +7,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../../src/audit/types.ts';
 import { auditTask } from '../../src/audit/verify.ts';
-import type { FileInfo, ProtocolCall } from '../../src/chain/index.ts';
+import { type FileInfo, type ProtocolCall, seedOf } from '../../src/chain/index.ts';
 import { fileKey, ownerFilesPrefix } from '../../src/chain/pallets/file-bank.ts';
 import { EXPLORER_CSP } from '../../src/coordinator/explorer.ts';
 import { buildApp } from '../../src/coordinator/http.ts';
@@ -77,6 +77,14 @@ function attachChainTwin(world: World) {
     submit(coordinator, call('provenance.admit', { task, account, identityKey, signature }));
     await admit(task, account, identityKey, signature);
   };
+  // The graph seed is the hash of the twin's block that recorded the cohort, as on the real chain.
+  ledger.drawSeed = async (task, round, attempt, cohort) => {
+    submit(coordinator, call('provenance.drawSeed', { task, round, attempt, cohort }));
+    return seedOf(h.state, task, round, attempt)!.blockHash;
+  };
+  ledger.seedDrawn = (task, round, attempt) => seedOf(h.state, task, round, attempt) !== undefined;
+  // What the participants' view of the chain reads.
+  ledger.seedOf = (task, round, attempt) => seedOf(h.state, task, round, attempt);
   ledger.recordRound = async (task, round, manifest, digest) => {
     submit(coordinator, call('provenance.recordRound', { task, round, manifest, digest }));
     await recordRound(task, round, manifest, digest);

@@ -25,6 +25,7 @@ import {
   type TaskSpec,
   type WireAnnouncement,
 } from '../../src/task/index.ts';
+import { GENESIS_HASH } from '../chain/helpers.ts';
 
 /**
  * In-memory twins of storage, chain and transport for unit tests of the round machinery (the integration test runs
@@ -72,8 +73,11 @@ export function memoryObjects() {
   };
 }
 
-/** The genesis hash of the unit tests' "chain": admissions are signed for it. */
-export const TEST_GENESIS = `0x${'ab'.repeat(32)}`;
+/**
+ * The genesis hash of the unit tests' "chain": admissions are signed for it. The protocol rules' test harness uses the
+ * same, so a twin that replays the coordinator's calls through the real rules (the explorer's) accepts them.
+ */
+export const TEST_GENESIS = GENESIS_HASH;
 
 export function memoryLedger(): CoordinatorLedger & {
   /** `coordinator`: the account that recorded the task, when not the world's coordinator (a squatter). */
