@@ -36,9 +36,12 @@ export const CESS_AUDIT: AuditConfig = Object.freeze({
   proofs: Object.freeze({
     blockSize: 8192,
     challengeBlocks: 47,
-    idleNodes: 32_768,
+    // 64 MiB idle files whose labelling takes 2^21 × 8192 PBKDF2 iterations one after another (~1 h on one core
+    // here): regenerating a challenged file takes several times the 50 blocks a challenge gets (npm run bench:pois).
+    idleNodes: 2_097_152,
     idleParents: 6,
     idleOpenings: 16,
+    idleRounds: 8192,
   }),
 });
 
@@ -94,6 +97,9 @@ export const ProtocolConfigSchema = z
             idleNodes: count.refine((n) => (n & (n - 1)) === 0 && n >= 2, 'expected a power of two ≥ 2'),
             idleParents: count,
             idleOpenings: count,
+            // Optional so that older protocol files still read (as CESS_AUDIT's); their idle files were labelled
+            // without it (PoIS v1) and must be labelled again.
+            idleRounds: count.max(2 ** 24).default(CESS_AUDIT.proofs.idleRounds),
           })
           .strict(),
       })

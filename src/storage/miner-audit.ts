@@ -29,7 +29,7 @@ import { zeroFragmentHash } from './hash.ts';
 import type { MinerClient } from './miner-client.ts';
 import type { MinerLog } from './miner-service.ts';
 import { blocksOf, checkTags } from './podr2.ts';
-import { idleFileBytes, idleRoot, labelIdleFile } from './pois.ts';
+import { idleFileBytes, idleRoot, labelIdleFileAsync } from './pois.ts';
 import type { StorageProfile } from './profile.ts';
 import { createVerifierClient } from './verifier-client.ts';
 import { proofDigest, proofParams } from './verifier-protocol.ts';
@@ -54,8 +54,15 @@ export interface AuditAgent {
   stop(): Promise<void>;
 }
 
-/** Idle files labelled and committed per pass, so one pass never holds the miner for long. */
+/** Idle files labelled (in the background) and then committed together. */
 const IDLE_FILES_PER_PASS = 8;
+
+/** Idle files being labelled beside the passes; `roots` once all are written. */
+interface IdleJob {
+  readonly first: number;
+  readonly count: number;
+  roots?: string[];
+}
 /** Columns tagged per pass; their reports share one transaction. */
 const REPORTS_PER_PASS = 16;
 
@@ -275,6 +282,7 @@ export function startAuditAgent(
    * Keeps idle files committed up to the room that service data leaves, releasing the oldest first. A released file
    * stays on disk while a challenge issued before the release still covers it.
    */
+  let idleJob: IdleJob | undefined;
   async function manageIdle(): Promise<void> {
     const record = auditRecordOf(indexer.state, me);
     const room = Math.max(
@@ -286,24 +294,48 @@ export function startAuditAgent(
     if (have > want) {
       await submit([protocolCall('audit.releaseIdle', { count: have - want })]);
       log.info('idle-released', { count: have - want, serviceBytes: serviceBytesOf(indexer.state, me) });
-    } else if (have < want) {
-      const first = record.nextIdleIndex;
-      const count = Math.min(want - have, IDLE_FILES_PER_PASS);
-      const roots: string[] = [];
-      for (let i = first; i < first + count; i++) {
-        const labels = labelIdleFile(me, i, params.pois);
-        await writeFile(`${idlePath(i)}.tmp`, labels);
-        await rename(`${idlePath(i)}.tmp`, idlePath(i));
-        roots.push(idleRoot(labels, params.pois));
+    } else if (idleJob?.roots !== undefined) {
+      // Labelled in the background by an earlier pass: commit it if the chain still expects these indices.
+      const { first, roots } = idleJob;
+      idleJob = undefined;
+      if (first === record.nextIdleIndex) {
+        const count = Math.min(roots.length, want - have);
+        await submit([protocolCall('audit.commitIdle', { first, roots: roots.slice(0, count) })]);
+        log.info('idle-committed', { first, count });
       }
-      await submit([protocolCall('audit.commitIdle', { first, roots })]);
-      log.info('idle-committed', { first, count });
+    } else if (have < want && idleJob === undefined) {
+      // Labelling is slow on purpose (PoIS rounds: hours for a production-sized file), so it runs beside the passes
+      // rather than in one: challenges keep being answered meanwhile, and a later pass commits the result.
+      const job: IdleJob = { first: record.nextIdleIndex, count: Math.min(want - have, IDLE_FILES_PER_PASS) };
+      idleJob = job;
+      void labelIdle(job).catch((err: unknown) => {
+        if (idleJob === job) idleJob = undefined;
+        if (!stopping.signal.aborted) log.warn('idle-label-failed', { message: (err as Error).message });
+      });
+      log.info('idle-labelling', { first: job.first, count: job.count });
     }
     const kept = new Set(auditRecordOf(indexer.state, me).idleFiles.map((f) => String(f.index)));
     for (const f of challengeOf(indexer.state, me)?.idle ?? []) kept.add(String(f.index));
+    if (idleJob !== undefined) {
+      for (let i = idleJob.first; i < idleJob.first + idleJob.count; i++) {
+        kept.add(String(i));
+        kept.add(`${i}.tmp`);
+      }
+    }
     for (const name of readdirSync(options.idleDir)) {
       if (!kept.has(name)) rmSync(join(options.idleDir, name), { force: true });
     }
+  }
+
+  async function labelIdle(job: IdleJob): Promise<void> {
+    const roots: string[] = [];
+    for (let i = job.first; i < job.first + job.count; i++) {
+      const labels = await labelIdleFileAsync(me, i, params.pois, { signal: stopping.signal });
+      await writeFile(`${idlePath(i)}.tmp`, labels);
+      await rename(`${idlePath(i)}.tmp`, idlePath(i));
+      roots.push(idleRoot(labels, params.pois));
+    }
+    job.roots = roots;
   }
 
   const duties: [string, (height: number) => Promise<void>][] = [

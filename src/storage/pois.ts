@@ -5,16 +5,33 @@
  * verifier recomputes the opened label from its parents, so the miner must hold (or recompute) the labels around
  * every opened node, and cannot pass with zero-filled, another miner's or another file index's data.
  *
- * Honest limit: labelling here is FAST. Measured on this 2-core machine (Node 20) with default params (1 MiB
- * idle file, 32,768 labels, 6 parents): labelling one file takes ~65 ms and its Merkle tree ~48 ms, so a miner
- * that deleted its idle files can regenerate just the challenged ones when asked — at most `openings` (16)
- * files, ~1.8 s per challenge on one core however much idle space it claims (re-labelling everything would be
- * ~2 min per GiB) — far inside any audit deadline. Real PoIS (CESS uses an expander-graph based PoIS with
- * accumulators; Filecoin's PoRep uses stacked DRGs) makes labelling slow and inherently sequential, so
- * regeneration misses the deadline.
- * Here the scheme proves that the labelled data is produced for THIS owner and THIS file index and is available
- * at proof time; the miner implementation simply fails when its idle file is gone (`labelsOf` throws) instead of
- * regenerating it. Do not rely on this module against a miner that is willing to regenerate.
+ * Why deleting idle files does not pay (v2; issue 15 item 5). Every label costs `rounds` PBKDF2-HMAC-SHA256
+ * iterations, and label i needs label i−1, so labelling is a chain of nodes × rounds iterations that more cores do
+ * not shorten. An honest miner pays it once per file when it commits idle space; the verifier pays `rounds` per
+ * opened node. A miner that deleted its files must, for each challenged file, relabel every node up to the highest
+ * one opened — even if it kept the Merkle tree — and the network sizes (nodes, rounds) so that this takes several
+ * times the challenge's deadline. `npm run bench:pois` measures it. At CESS_AUDIT (64 MiB files, 8192 rounds, 16
+ * openings, 50 + at most 6 blocks to answer) on this 2-core machine: a label ~1.5 ms, labelling a file ~55 min
+ * (~15 core-hours per GiB of idle space), an honest answer ≤ 16 Merkle trees of ~6 s, and the luckiest cheater
+ * (one core per challenged file) needs ≥ ~2,400 s against a deadline of 306–336 s at 6-second blocks: a margin of
+ * ~7–8 (~15 at the dev chain's 3-second heartbeat). With PoIS v1's one hash per label the same regeneration took
+ * ~30 s: the attack worked.
+ *
+ * What this does NOT prove:
+ * - Speed is relative to this machine's OpenSSL (SHA-NI, ~0.19 µs per iteration). A cheater with a faster SHA-256
+ *   (native, ASIC) shortens the chain by that factor; a margin of ~8 covers a few-fold, not an ASIC's.
+ * - Partial storage: the graph is uniform random parents plus the predecessor, not a proven depth-robust graph, and
+ *   there is one layer, not stacked layers. A miner that keeps part of each file (e.g. every other label) recomputes
+ *   the rest quickly; no space–time bound is claimed. Deleting a fraction f of whole files passes a challenge with
+ *   probability about (1 − f)^openings.
+ * - The deadline is in blocks: a chain that seals blocks faster (the dev chain seals one per transaction) only
+ *   shortens it, and the honest answer (≤ `openings` Merkle trees) must fit too; one that seals slower lengthens it.
+ *   The challenge's idle slip counts at most `openings` files (src/chain/pallets/audit.ts), so holding more idle
+ *   space does not buy time.
+ * - Labelling is slow for honest miners too: `labelIdleFileAsync` keeps a node responsive while it labels, and
+ *   test and dev networks use small `rounds` and short deadlines so that the same inequality holds at their scale.
+ * - The miner implementation also simply fails when its idle file is gone (`labelsOf` throws) rather than
+ *   regenerating it.
  *
  * Formats (frozen by the test vector in test/storage/pois.test.ts; u16/u32 are big-endian):
  * - Graph: node 0 has no parents; node i ≥ 1 has `parents` parents: i−1 first, then parents−1 pseudo-random
@@ -24,18 +41,22 @@
  *   have parent 0, and avoiding duplicates would need rejection sampling for no security gain here); a
  *   duplicate's label simply appears twice in the hash input and twice in a proof. The modulo bias is at most
  *   i / 2³², i.e. < 2⁻⁸ even for the largest allowed file.
- * - Label: label_i = SHA-256("ailink/pois/v1" ‖ u16 len(owner) ‖ owner UTF-8 ‖ u32 fileIndex ‖ u32 i ‖
- *   label of each parent in order). The length prefix keeps owner/fileIndex boundaries unambiguous.
+ * - Label (v2): label_i = PBKDF2-HMAC-SHA256(P = SHA-256("ailink/pois/v2" ‖ u16 len(owner) ‖ owner UTF-8 ‖
+ *   u32 fileIndex ‖ u32 i ‖ label of each parent in order), S = "ailink/pois/v2/label", c = rounds, 32 bytes).
+ *   The length prefix keeps owner/fileIndex boundaries unambiguous. v1 labels were the inner SHA-256 alone; the
+ *   graph and challenge tags below still say v1 because those formats did not change.
  * - Merkle tree over the labels (nodes is a power of two, so the tree is perfect): leaf = SHA-256(0x00 ‖ label),
  *   internal = SHA-256(0x01 ‖ left ‖ right); the domain bytes stop a leaf from posing as an internal node.
  *   A path lists log2(nodes) siblings from the leaf level up; the node index gives left/right at each level.
  * - Challenge opening j: h = SHA-256("ailink/pois/v1/challenge" ‖ seed ‖ u32 j); the committed files sorted by
  *   index, file = sorted[u32(h[0..4]) mod count].index, node = 1 + u32(h[4..8]) mod (nodes − 1).
- * - Wire: u8 version (1) ‖ u32 count ‖ count × (u32 file ‖ u32 node ‖ label ‖ path ‖ parents × (label ‖ path)),
+ * - Wire: u8 version (2; v1 proofs are refused) ‖ u32 count ‖ count × (u32 file ‖ u32 node ‖ label ‖ path ‖
+ *   parents × (label ‖ path)),
  *   where every label and sibling is 32 bytes, a path is log2(nodes) siblings and parent openings follow the
  *   graph order (their node numbers are implied by the graph, so they are not sent).
  */
-import { hash } from 'node:crypto';
+import { hash, pbkdf2Sync } from 'node:crypto';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { toHex } from '../shared/bytes.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -47,6 +68,11 @@ export interface PoisParams {
   readonly parents: number;
   /** Openings per challenge (when at least one file is committed). */
   readonly openings: number;
+  /**
+   * PBKDF2-HMAC-SHA256 iterations per label: the sequential cost that makes regenerating a deleted idle file take
+   * longer than the audit's response deadline. ≥ 1; size it with `npm run bench:pois` against the network's deadline.
+   */
+  readonly rounds: number;
 }
 
 /** One opened node: its label and Merkle path, and the label and path of each of its parents in graph order. */
@@ -67,17 +93,22 @@ const LABEL = 32;
 const MAX_NODES = 2 ** 24; // 512 MiB idle files; also keeps node numbers far inside u32
 const MAX_PARENTS = 64;
 const MAX_OPENINGS = 4096;
+const MAX_ROUNDS = 2 ** 24;
 const MAX_OWNER_BYTES = 0xffff;
 const U32_LIMIT = 2 ** 32;
-const WIRE_VERSION = 1;
+const WIRE_VERSION = 2;
 const WIRE_HEADER = 5; // u8 version ‖ u32 count
 const ROOT_RE = /^[0-9a-f]{64}$/;
 
-const DEFAULTS: PoisParams = Object.freeze({ nodes: 32768, parents: 6, openings: 16 });
+const DEFAULTS: PoisParams = Object.freeze({ nodes: 1 << 21, parents: 6, openings: 16, rounds: 8192 });
 
-const LABEL_TAG = Buffer.from('ailink/pois/v1', 'ascii');
+const LABEL_TAG = Buffer.from('ailink/pois/v2', 'ascii');
+const LABEL_SALT = Buffer.from('ailink/pois/v2/label', 'ascii');
+// The graph and the challenge derivation did not change with v2 (only the label did): their tags stay.
 const PARENT_TAG = Buffer.from('ailink/pois/v1/parent', 'ascii');
 const CHALLENGE_TAG = Buffer.from('ailink/pois/v1/challenge', 'ascii');
+// Labels per slice before `labelIdleFileAsync` yields: about 2^16 PBKDF2 iterations (~13 ms here) per slice.
+const SLICE_ITERATIONS = 1 << 16;
 
 // node:crypto's one-shot hash is ~1.5× faster than createHash().update().digest() for these small inputs.
 const sha256 = (data: Uint8Array): Buffer => hash('sha256', data, 'buffer');
@@ -92,16 +123,17 @@ const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 const log2 = (n: number): number => 31 - Math.clz32(n);
 
 /**
- * Full, frozen PoIS parameters: `partial` over the defaults { nodes: 32768 (1 MiB idle files), parents: 6,
- * openings: 16 }.
+ * Full, frozen PoIS parameters: `partial` over the defaults { nodes: 2²¹ (64 MiB idle files), parents: 6,
+ * openings: 16, rounds: 8192 } (CESS_AUDIT's, sized by `npm run bench:pois` for CESS's 50-block deadline at 6-second blocks).
  * @throws AilinkError INVALID_INPUT when nodes is not a power of two in [2, 2²⁴], parents not an integer in
- *   [1, 64] or openings not an integer in [1, 4096].
+ *   [1, 64], openings not an integer in [1, 4096] or rounds not an integer in [1, 2²⁴].
  */
 export function poisParams(partial: Partial<PoisParams> = {}): Readonly<PoisParams> {
   const params = {
     nodes: partial.nodes ?? DEFAULTS.nodes,
     parents: partial.parents ?? DEFAULTS.parents,
     openings: partial.openings ?? DEFAULTS.openings,
+    rounds: partial.rounds ?? DEFAULTS.rounds,
   };
   checkParams(params);
   return Object.freeze(params);
@@ -115,7 +147,7 @@ export function idleFileBytes(params: PoisParams): number {
 
 // Every entry point re-checks params: callers may build the object by hand rather than through poisParams.
 function checkParams(params: PoisParams): void {
-  const { nodes, parents, openings } = params;
+  const { nodes, parents, openings, rounds } = params;
   if (!isIntIn(nodes, 2, MAX_NODES) || !isPowerOfTwo(nodes)) {
     throw invalid(`PoIS nodes: expected a power of two in [2, ${MAX_NODES}], got ${String(nodes)}`);
   }
@@ -124,6 +156,9 @@ function checkParams(params: PoisParams): void {
   }
   if (!isIntIn(openings, 1, MAX_OPENINGS)) {
     throw invalid(`PoIS openings: expected an integer in [1, ${MAX_OPENINGS}], got ${String(openings)}`);
+  }
+  if (!isIntIn(rounds, 1, MAX_ROUNDS)) {
+    throw invalid(`PoIS rounds: expected an integer in [1, ${MAX_ROUNDS}], got ${String(rounds)}`);
   }
 }
 
@@ -179,45 +214,105 @@ function labelPrefix(owner: string, fileIndex: number): Buffer {
   return prefix;
 }
 
-/**
- * Labels one idle file: `nodes × 32` bytes, label i at offset 32·i. This is the idle file's content on disk.
- * Deterministic in (owner, fileIndex, params); sequential by construction (each label needs its predecessor).
- * @throws AilinkError INVALID_INPUT for bad params, an empty or over-long owner, or a fileIndex outside u32.
- */
-export function labelIdleFile(owner: string, fileIndex: number, params: PoisParams): Uint8Array {
-  checkParams(params);
-  const { nodes, parents } = params;
-  const prefix = labelPrefix(owner, fileIndex);
-  const out = new Uint8Array(nodes * LABEL);
-  // One scratch input reused for every node: prefix ‖ u32 i ‖ parent labels.
-  const input = Buffer.alloc(prefix.length + 4 + parents * LABEL);
-  prefix.copy(input, 0);
+/** label = PBKDF2-HMAC-SHA256(P = SHA-256(label input), S = LABEL_SALT, c = rounds, 32 bytes). */
+const slowLabel = (input: Uint8Array, rounds: number): Buffer =>
+  pbkdf2Sync(sha256(input), LABEL_SALT, rounds, LABEL, 'sha256');
+
+/** Labels nodes [from, to) of `out` in place; every earlier label must already be there. */
+function labelRange(
+  prefix: Buffer,
+  params: PoisParams,
+  out: Uint8Array,
+  from: number,
+  to: number,
+  scratch: { input: Buffer; parentScratch: Buffer; ps: Uint32Array },
+): void {
+  const { parents, rounds } = params;
+  const { input, parentScratch, ps } = scratch;
   const at = prefix.length;
-  const parentScratch = Buffer.alloc(PARENT_TAG.length + 8);
-  const ps = new Uint32Array(parents);
-  input.writeUInt32BE(0, at);
-  out.set(sha256(input.subarray(0, at + 4)), 0);
-  for (let i = 1; i < nodes; i++) {
+  for (let i = from; i < to; i++) {
     input.writeUInt32BE(i, at);
+    if (i === 0) {
+      out.set(slowLabel(input.subarray(0, at + 4), rounds), 0);
+      continue;
+    }
     parentsInto(i, parents, ps, parentScratch);
     for (let k = 0; k < parents; k++) {
       const p = ps[k]! * LABEL;
       input.set(out.subarray(p, p + LABEL), at + 4 + k * LABEL);
     }
-    out.set(sha256(input), i * LABEL);
+    out.set(slowLabel(input, rounds), i * LABEL);
+  }
+}
+
+function labelling(owner: string, fileIndex: number, params: PoisParams) {
+  checkParams(params);
+  const prefix = labelPrefix(owner, fileIndex);
+  // One scratch input reused for every node: prefix ‖ u32 i ‖ parent labels.
+  const input = Buffer.alloc(prefix.length + 4 + params.parents * LABEL);
+  prefix.copy(input, 0);
+  const scratch = {
+    input,
+    parentScratch: Buffer.alloc(PARENT_TAG.length + 8),
+    ps: new Uint32Array(params.parents),
+  };
+  return { prefix, scratch, out: new Uint8Array(params.nodes * LABEL) };
+}
+
+/**
+ * Labels one idle file: `nodes × 32` bytes, label i at offset 32·i. This is the idle file's content on disk.
+ * Deterministic in (owner, fileIndex, params) and sequential by construction: each label needs its predecessor,
+ * and each costs `rounds` PBKDF2 iterations, so the file takes `nodes × rounds` iterations one after another.
+ * It blocks its thread that long: a long-running process labels with `labelIdleFileAsync`.
+ * `upTo` (default: all) labels only nodes [0, upTo) and leaves the rest zero — what a miner that deleted the file
+ * must redo to open node upTo − 1.
+ * @throws AilinkError INVALID_INPUT for bad params, an empty or over-long owner, a fileIndex outside u32, or upTo
+ *   outside [0, nodes].
+ */
+export function labelIdleFile(
+  owner: string,
+  fileIndex: number,
+  params: PoisParams,
+  upTo: number = params.nodes,
+): Uint8Array {
+  const { prefix, scratch, out } = labelling(owner, fileIndex, params);
+  if (!isIntIn(upTo, 0, params.nodes)) {
+    throw invalid(`PoIS upTo: expected an integer in [0, ${params.nodes}], got ${String(upTo)}`);
+  }
+  labelRange(prefix, params, out, 0, upTo, scratch);
+  return out;
+}
+
+/**
+ * `labelIdleFile`, yielding to the event loop after every slice of about 2¹⁶ PBKDF2 iterations so that a node
+ * stays responsive while it labels (hours for a production-sized file). Same output, byte for byte.
+ * @throws AilinkError INVALID_INPUT as `labelIdleFile`; the signal's reason when it is aborted.
+ */
+export async function labelIdleFileAsync(
+  owner: string,
+  fileIndex: number,
+  params: PoisParams,
+  options: { readonly signal?: AbortSignal } = {},
+): Promise<Uint8Array> {
+  const { prefix, scratch, out } = labelling(owner, fileIndex, params);
+  const slice = Math.max(1, Math.floor(SLICE_ITERATIONS / params.rounds));
+  for (let from = 0; from < params.nodes; from += slice) {
+    options.signal?.throwIfAborted();
+    labelRange(prefix, params, out, from, Math.min(params.nodes, from + slice), scratch);
+    await yieldToLoop();
   }
   return out;
 }
 
 /** Recomputes label i ≥ 1 from the opened parent labels, for the verifier. */
-function labelFrom(prefix: Buffer, i: number, parentLabels: readonly Uint8Array[]): Buffer {
+function labelFrom(prefix: Buffer, i: number, parentLabels: readonly Uint8Array[], rounds: number): Buffer {
   const input = Buffer.alloc(prefix.length + 4 + parentLabels.length * LABEL);
   prefix.copy(input, 0);
   input.writeUInt32BE(i, prefix.length);
   parentLabels.forEach((l, k) => {
     input.set(l, prefix.length + 4 + k * LABEL);
   });
-  return sha256(input);
+  return slowLabel(input, rounds);
 }
 
 const leafHash = (label: Uint8Array): Buffer => {
@@ -437,6 +532,7 @@ export function verifyIdle(
       labelPrefix(owner, c.file),
       c.node,
       o.parents.map((p) => p.label),
+      params.rounds,
     );
     if (!expected.equals(o.label)) return false;
   }

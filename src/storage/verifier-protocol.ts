@@ -72,7 +72,12 @@ export function proofParams(audit: AuditConfig): { podr2: Podr2Params; pois: Poi
   const p = audit.proofs;
   return {
     podr2: podr2Params({ blockSize: p.blockSize, challengeBlocks: p.challengeBlocks }),
-    pois: poisParams({ nodes: p.idleNodes, parents: p.idleParents, openings: p.idleOpenings }),
+    pois: poisParams({
+      nodes: p.idleNodes,
+      parents: p.idleParents,
+      openings: p.idleOpenings,
+      rounds: p.idleRounds,
+    }),
   };
 }
 

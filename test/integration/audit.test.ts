@@ -62,7 +62,14 @@ const PROTOCOL: ProtocolConfig = {
     challengeMiners: 13,
     slipBaseBlocks: 30,
     exitAfterMisses: 6,
-    proofs: { blockSize: 1024, challengeBlocks: 8, idleNodes: 1024, idleParents: 6, idleOpenings: 8 },
+    proofs: {
+      blockSize: 1024,
+      challengeBlocks: 8,
+      idleNodes: 1024,
+      idleParents: 6,
+      idleOpenings: 8,
+      idleRounds: 16,
+    },
   },
 };
 

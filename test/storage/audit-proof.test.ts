@@ -14,7 +14,7 @@ import { seededBytes, sha256Hex } from './helpers.ts';
 
 const params = {
   podr2: podr2Params({ blockSize: 1024, challengeBlocks: 8 }),
-  pois: poisParams({ nodes: 256, parents: 4, openings: 6 }),
+  pois: poisParams({ nodes: 256, parents: 4, openings: 6, rounds: 2 }),
 };
 const MINER = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const key = derivePodr2Key(new Uint8Array(32).fill(7), params.podr2);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, pbkdf2Sync } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -12,6 +12,7 @@ import {
   idleParents,
   idleRoot,
   labelIdleFile,
+  labelIdleFileAsync,
   merkleTree,
   type PoisParams,
   poisParams,
@@ -22,8 +23,8 @@ import { expectCode, seededBytes } from './helpers.ts';
 
 const ALICE = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const BOB = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
-/** Small params so that most tests run in milliseconds. */
-const SMALL = poisParams({ nodes: 256, parents: 4, openings: 8 });
+/** Small params so that most tests run in milliseconds (2 PBKDF2 rounds: labels are cheap here on purpose). */
+const SMALL = poisParams({ nodes: 256, parents: 4, openings: 8, rounds: 2 });
 
 /** A miner's idle files: labels by index, the committed (index, root) list and a `labelsOf` that reads them. */
 function idleSet(owner: string, indices: readonly number[], params: PoisParams = SMALL) {
@@ -67,14 +68,21 @@ function refParents(i: number, parents: number): number[] {
   }
   return out;
 }
-function refLabels(owner: string, fileIndex: number, nodes: number, parents: number): Buffer[] {
+function refLabels(
+  owner: string,
+  fileIndex: number,
+  nodes: number,
+  parents: number,
+  rounds: number,
+): Buffer[] {
   const o = Buffer.from(owner, 'utf8');
   const len = Buffer.alloc(2);
   len.writeUInt16BE(o.length);
   const labels: Buffer[] = [];
   for (let i = 0; i < nodes; i++) {
     const ps = refParents(i, parents).map((p) => labels[p]!);
-    labels.push(sha('ailink/pois/v1', len, o, u32(fileIndex), u32(i), ...ps));
+    const input = sha('ailink/pois/v2', len, o, u32(fileIndex), u32(i), ...ps);
+    labels.push(pbkdf2Sync(input, 'ailink/pois/v2/label', rounds, 32, 'sha256'));
   }
   return labels;
 }
@@ -87,36 +95,46 @@ function refRoot(labels: readonly Buffer[]): string {
 }
 
 describe('poisParams', () => {
-  it('fills and freezes the defaults: 32768 labels of 32 bytes = 1 MiB, 6 parents, 16 openings', () => {
+  it('fills and freezes the defaults: 2^21 labels of 32 bytes = 64 MiB, 6 parents, 16 openings, 8192 rounds', () => {
     const p = poisParams();
-    expect(p).toEqual({ nodes: 32768, parents: 6, openings: 16 });
+    expect(p).toEqual({ nodes: 2_097_152, parents: 6, openings: 16, rounds: 8192 });
     expect(Object.isFrozen(p)).toBe(true);
-    expect(idleFileBytes(p)).toBe(1024 * 1024);
-    expect(poisParams({ openings: 3 })).toEqual({ nodes: 32768, parents: 6, openings: 3 });
+    expect(idleFileBytes(p)).toBe(64 * 1024 * 1024);
+    expect(poisParams({ openings: 3 })).toEqual({ nodes: 2_097_152, parents: 6, openings: 3, rounds: 8192 });
   });
 
-  it('rejects nodes that are not a power of two ≥ 2, parents < 1 and openings < 1', () => {
+  it('rejects nodes that are not a power of two ≥ 2, parents < 1, openings < 1 and rounds < 1', () => {
     for (const nodes of [0, 1, 3, 100, 2.5, -4, Number.NaN, 2 ** 30]) {
       expectCode(() => poisParams({ nodes }), 'INVALID_INPUT');
     }
     for (const parents of [0, -1, 1.5, 65]) expectCode(() => poisParams({ parents }), 'INVALID_INPUT');
     for (const openings of [0, -1, 0.5]) expectCode(() => poisParams({ openings }), 'INVALID_INPUT');
+    for (const rounds of [0, -1, 0.5, 2 ** 24 + 1]) expectCode(() => poisParams({ rounds }), 'INVALID_INPUT');
     // Every entry point re-checks params built by hand.
-    expectCode(() => labelIdleFile(ALICE, 0, { nodes: 6, parents: 2, openings: 1 }), 'INVALID_INPUT');
-    expectCode(() => idleFileBytes({ nodes: 8, parents: 0, openings: 1 }), 'INVALID_INPUT');
-    expect(poisParams({ nodes: 2, parents: 1, openings: 1 })).toEqual({ nodes: 2, parents: 1, openings: 1 });
+    expectCode(
+      () => labelIdleFile(ALICE, 0, { nodes: 6, parents: 2, openings: 1, rounds: 1 }),
+      'INVALID_INPUT',
+    );
+    expectCode(() => idleFileBytes({ nodes: 8, parents: 0, openings: 1, rounds: 1 }), 'INVALID_INPUT');
+    expectCode(() => idleFileBytes({ nodes: 8, parents: 1, openings: 1, rounds: 0 }), 'INVALID_INPUT');
+    expect(poisParams({ nodes: 2, parents: 1, openings: 1, rounds: 1 })).toEqual({
+      nodes: 2,
+      parents: 1,
+      openings: 1,
+      rounds: 1,
+    });
   });
 });
 
-describe('fixed test vector (freezes graph, label and Merkle formats)', () => {
-  const P = poisParams({ nodes: 8, parents: 3, openings: 2 });
+describe('fixed test vector (freezes graph, label and Merkle formats; v2 labels)', () => {
+  const P = poisParams({ nodes: 8, parents: 3, openings: 2, rounds: 3 });
 
-  it('root and parents for ALICE, file 0, {nodes 8, parents 3, openings 2}', () => {
+  it('root and parents for ALICE, file 0, {nodes 8, parents 3, openings 2, rounds 3}', () => {
     const labels = labelIdleFile(ALICE, 0, P);
     expect(labels.byteLength).toBe(8 * 32);
-    expect(idleRoot(labels, P)).toBe('401139129b67f63617631f6cbc18c5215154415f9f0efe4b9c45f2d14218bafe');
+    expect(idleRoot(labels, P)).toBe('a64401c7278a58dcc2ad923616e3f09e505c8631e929c83a67fa1843e68f376d');
     expect(toHex(labels.subarray(0, 32))).toBe(
-      'e466681aa258aa705e79f91a31a7ea88dd2e42dbcdc21218836e4fbc32b517e0',
+      '4e2afc840462db552197291df612501357edcb8875348dfc47185c42eb0a96a9',
     );
     expect(idleParents(0, P)).toEqual([]);
     expect(idleParents(1, P)).toEqual([0, 0, 0]);
@@ -126,13 +144,13 @@ describe('fixed test vector (freezes graph, label and Merkle formats)', () => {
   });
 
   it('matches an independent reference implementation of the documented formats', () => {
-    for (const [owner, index, nodes, parents] of [
-      [ALICE, 0, 8, 3],
-      [BOB, 7, 64, 6],
-      [ALICE, 2 ** 32 - 1, 32, 11], // > 8 random parents: a second parent-hash block
+    for (const [owner, index, nodes, parents, rounds] of [
+      [ALICE, 0, 8, 3, 3],
+      [BOB, 7, 64, 6, 1],
+      [ALICE, 2 ** 32 - 1, 32, 11, 17], // > 8 random parents: a second parent-hash block
     ] as const) {
-      const p = poisParams({ nodes, parents, openings: 1 });
-      const ref = refLabels(owner, index, nodes, parents);
+      const p = poisParams({ nodes, parents, openings: 1, rounds });
+      const ref = refLabels(owner, index, nodes, parents, rounds);
       expect(toHex(labelIdleFile(owner, index, p))).toBe(toHex(Buffer.concat(ref)));
       expect(idleRoot(labelIdleFile(owner, index, p), p)).toBe(refRoot(ref));
       for (let i = 0; i < nodes; i++) expect(idleParents(i, p)).toEqual(refParents(i, parents));
@@ -144,11 +162,11 @@ describe('graph and labels', () => {
   it('parents of node i are i−1 then parents−1 earlier nodes, independent of the file size', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 4095 }), fc.integer({ min: 1, max: 20 }), (node, parents) => {
-        const ps = idleParents(node, { nodes: 4096, parents, openings: 1 });
+        const ps = idleParents(node, { nodes: 4096, parents, openings: 1, rounds: 1 });
         expect(ps).toHaveLength(parents);
         expect(ps[0]).toBe(node - 1);
         for (const p of ps) expect(p >= 0 && p < node).toBe(true);
-        expect(idleParents(node, { nodes: 8192, parents, openings: 1 })).toEqual(ps);
+        expect(idleParents(node, { nodes: 8192, parents, openings: 1, rounds: 1 })).toEqual(ps);
       }),
       { seed: 7, numRuns: 200 },
     );
@@ -220,7 +238,7 @@ describe('deriveIdleChallenge', () => {
   });
 
   it('spreads over the committed files and depends on the seed', () => {
-    const many = poisParams({ nodes: 256, parents: 4, openings: 400 });
+    const many = poisParams({ nodes: 256, parents: 4, openings: 400, rounds: 1 });
     const c = deriveIdleChallenge(seed('spread'), files, many);
     expect(new Set(c.map((o) => o.file))).toEqual(new Set([3, 9, 4, 100]));
     expect(new Set(c.map((o) => o.node)).size).toBeGreaterThan(150);
@@ -259,8 +277,8 @@ describe('proveIdle / verifyIdle', () => {
     expect(verifyIdle(ALICE, files, challenge, decoded, SMALL)).toBe(true);
   });
 
-  it('default params: an honest proof verifies and is 57,477 bytes on the wire', () => {
-    const P = poisParams();
+  it('2^15-label files, 16 openings: an honest proof verifies and is 57,477 bytes on the wire', () => {
+    const P = poisParams({ nodes: 32768, rounds: 1 });
     const set = idleSet(ALICE, [0, 1], P);
     const challenge = deriveIdleChallenge(seed('defaults'), set.files, P);
     const proof = proveIdle(challenge, set.labelsOf, P);
@@ -269,6 +287,25 @@ describe('proveIdle / verifyIdle', () => {
     expect(wire.byteLength).toBe(5 + 16 * (8 + 7 * 32 * 16));
     expect(wire.byteLength).toBe(57_477);
     expect(verifyIdle(ALICE, set.files, challenge, decodeIdleProof(wire, P), P)).toBe(true);
+  });
+
+  it('default params: a proof is 78,981 bytes on the wire (shape only: labelling a default file takes ~1 h)', () => {
+    const P = poisParams();
+    const leaf = () => ({
+      label: new Uint8Array(32),
+      path: Array.from({ length: 21 }, () => new Uint8Array(32)),
+    });
+    const openings = Array.from({ length: 16 }, (_, j) => ({
+      file: 0,
+      node: j + 1,
+      ...leaf(),
+      parents: Array.from({ length: 6 }, leaf),
+    }));
+    const wire = encodeIdleProof({ openings });
+    // 5-byte header + 16 openings × (8 + 7 labels × 32 × (1 + 21 siblings)).
+    expect(wire.byteLength).toBe(5 + 16 * (8 + 7 * 32 * 22));
+    expect(wire.byteLength).toBe(78_981);
+    expect(decodeIdleProof(wire, P).openings).toHaveLength(16);
   });
 
   it('a miner whose idle file is gone cannot answer: labelsOf throws and so does proveIdle', () => {
@@ -418,8 +455,8 @@ describe('proveIdle / verifyIdle', () => {
     );
     expect(proof).toEqual({ openings: [] });
     expect(verifyIdle(ALICE, [], [], proof, SMALL)).toBe(true);
-    expect(encodeIdleProof(proof)).toEqual(Uint8Array.of(1, 0, 0, 0, 0));
-    expect(decodeIdleProof(Uint8Array.of(1, 0, 0, 0, 0), SMALL)).toEqual(proof);
+    expect(encodeIdleProof(proof)).toEqual(Uint8Array.of(2, 0, 0, 0, 0));
+    expect(decodeIdleProof(Uint8Array.of(2, 0, 0, 0, 0), SMALL)).toEqual(proof);
   });
 
   it('verifyIdle rejects malformed verifier-side inputs with INVALID_INPUT', () => {
@@ -478,9 +515,13 @@ describe('wire format', () => {
       expectCode(() => decodeIdleProof(wire.subarray(0, cut), SMALL), 'PROOF_MALFORMED');
     }
     expectCode(() => decodeIdleProof(Uint8Array.of(...wire, 0), SMALL), 'PROOF_MALFORMED');
-    const v2 = wire.slice();
-    v2[0] = 2;
-    expectCode(() => decodeIdleProof(v2, SMALL), 'PROOF_MALFORMED');
+    expect(wire[0]).toBe(2);
+    for (const version of [1, 3]) {
+      // 1: a proof over v1 (fast) labels, which this version no longer accepts.
+      const other = wire.slice();
+      other[0] = version;
+      expectCode(() => decodeIdleProof(other, SMALL), 'PROOF_MALFORMED');
+    }
     // More openings than params.openings, even with the bytes to match.
     const nine = encodeIdleProof({ openings: [...proof.openings, proof.openings[0]!] });
     expectCode(() => decodeIdleProof(nine, SMALL), 'PROOF_MALFORMED');
@@ -508,5 +549,86 @@ describe('wire format', () => {
       () => encodeIdleProof({ openings: [...proof.openings, { ...o0, path: o0.path.slice(1) }] }),
       'PROOF_MALFORMED',
     );
+  });
+});
+
+describe('labelIdleFileAsync and partial labelling', () => {
+  it('labelIdleFileAsync gives the same bytes as labelIdleFile, and stops when aborted', async () => {
+    const p = poisParams({ nodes: 256, parents: 4, openings: 8, rounds: 300 }); // 218 labels per slice: 2 slices
+    expect(await labelIdleFileAsync(ALICE, 5, p)).toEqual(labelIdleFile(ALICE, 5, p));
+    const aborted = AbortSignal.abort(new Error('stopping'));
+    await expect(labelIdleFileAsync(ALICE, 5, p, { signal: aborted })).rejects.toThrow('stopping');
+  });
+
+  it('upTo labels a prefix only: the same labels as the whole file, zeros after', () => {
+    const full = labelIdleFile(ALICE, 1, SMALL);
+    const part = labelIdleFile(ALICE, 1, SMALL, 100);
+    expect(part.subarray(0, 100 * 32)).toEqual(full.subarray(0, 100 * 32));
+    expect(part.subarray(100 * 32).every((b) => b === 0)).toBe(true);
+    expectCode(() => labelIdleFile(ALICE, 1, SMALL, 257), 'INVALID_INPUT');
+  });
+});
+
+/**
+ * The attack of issue 15 item 5: a miner commits idle files, deletes them, and when challenged regenerates what the
+ * proof needs from (owner, index). The deadline is that of a fast test chain (`DEADLINE_BLOCKS` blocks of
+ * `BLOCK_MS`); the params keep the inequality of a real network — regenerating one challenged file takes several
+ * deadlines (here nodes × rounds = 2^21 PBKDF2 iterations, ~0.4 s on this machine's cores, against 100 ms), while an
+ * honest miner reads its labels and answers in about a millisecond. With fast labels (rounds 1, which is what PoIS v1
+ * labels cost) the same cheater answers well inside the deadline and its proof verifies: the attack succeeds.
+ */
+describe('a miner that deleted its idle files and regenerates them on demand', () => {
+  const DEADLINE_BLOCKS = 2;
+  const BLOCK_MS = 50;
+  const deadlineMs = DEADLINE_BLOCKS * BLOCK_MS;
+  const SLOW = poisParams({ nodes: 256, parents: 4, openings: 8, rounds: 8192 });
+  const FAST = poisParams({ ...SLOW, rounds: 1 });
+  const indices = [0, 1];
+
+  /** Commits (labels honestly, as every miner must once), then answers a challenge with `labelsOf`; timed. */
+  function answer(
+    params: PoisParams,
+    labelsOf: (set: ReturnType<typeof idleSet>) => (i: number) => Uint8Array,
+  ) {
+    const set = idleSet(ALICE, indices, params);
+    const challenge = deriveIdleChallenge(seed('cheat'), set.files, params);
+    const t0 = performance.now();
+    const proof = proveIdle(challenge, labelsOf(set), params);
+    const ms = performance.now() - t0;
+    return { ms, valid: verifyIdle(ALICE, set.files, challenge, proof, params), challenge };
+  }
+  const fromDisk = (set: ReturnType<typeof idleSet>) => set.labelsOf;
+  const regenerate = (params: PoisParams) => () => (i: number) => labelIdleFile(ALICE, i, params);
+
+  it('with fast labels (v1 cost) the cheater answers in time and passes: the attack works there', () => {
+    const cheat = answer(FAST, regenerate(FAST));
+    expect(cheat.valid).toBe(true);
+    expect(cheat.ms).toBeLessThan(deadlineMs);
+  });
+
+  it('with slow labels the honest miner answers in time, and the cheater only after the deadline', () => {
+    const honestAnswer = answer(SLOW, fromDisk);
+    expect(honestAnswer.valid).toBe(true);
+    expect(honestAnswer.ms).toBeLessThan(deadlineMs);
+
+    const cheat = answer(SLOW, regenerate(SLOW));
+    expect(cheat.valid).toBe(true); // a correct proof…
+    expect(cheat.ms).toBeGreaterThan(deadlineMs); // …that the chain no longer takes: the challenge is a miss
+  });
+
+  it('even the labels the proof needs (each challenged file up to its highest opened node) take past the deadline', () => {
+    const set = idleSet(ALICE, indices, SLOW);
+    const challenge = deriveIdleChallenge(seed('cheat'), set.files, SLOW);
+    // A cheater that kept the Merkle tree (not the labels) still needs every label up to the highest opened node
+    // (each label needs its predecessor), one file after another on one core, or in parallel on one core per file.
+    const highest = new Map<number, number>();
+    for (const c of challenge) highest.set(c.file, Math.max(highest.get(c.file) ?? 0, c.node));
+    const perFile = [...highest].map(([file, node]) => {
+      const t0 = performance.now();
+      labelIdleFile(ALICE, file, SLOW, node + 1);
+      return performance.now() - t0;
+    });
+    // The strongest cheater here has one core per file: its time is the slowest file's.
+    expect(Math.max(...perFile)).toBeGreaterThan(deadlineMs);
   });
 });

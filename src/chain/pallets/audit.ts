@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
-import { type BlockContext, type Rule, reject } from './context.ts';
+import { type AuditConfig, type BlockContext, type Rule, reject } from './context.ts';
 import {
   checkVerifierSignature,
   columnHashes,
@@ -13,7 +13,7 @@ import {
   taggedKey,
   takeOverdueColumns,
 } from './file-bank.ts';
-import { getMiner, type MinerInfo, minerKey, positiveMiner } from './sminer.ts';
+import { exitMiner, getMiner, type MinerInfo, minerKey, positiveMiner } from './sminer.ts';
 import { registeredVerifiers } from './tee-worker.ts';
 
 /**
@@ -132,6 +132,23 @@ function draw(seed: string, label: string, n: number): number {
 }
 
 /**
+ * Blocks a challenge gets: CESS's slip, base + space / bytes-per-block for service and idle data apart (one proof
+ * covers both here, so the larger). The idle part counts only the idle files a proof can open (at most
+ * `idleOpenings`): answering reads no more than those, and a deadline that grew with all the idle space held would
+ * give a big miner time to regenerate the few files it is asked about (issue 15 item 5; `npm run bench:pois`).
+ */
+export function challengeBlocks(audit: AuditConfig, serviceBytes: number, idleFiles: number): number {
+  const provedIdleBytes = Math.min(idleFiles, audit.proofs.idleOpenings) * audit.proofs.idleNodes * 32;
+  return (
+    audit.slipBaseBlocks +
+    Math.max(
+      Math.ceil(serviceBytes / audit.serviceBytesPerBlock),
+      Math.ceil(provedIdleBytes / audit.idleBytesPerBlock),
+    )
+  );
+}
+
+/**
  * The block hook (CESS: `on_initialize`): settle challenges whose deadline passed, count columns left untagged past
  * their tag deadline, then issue new challenges.
  */
@@ -168,11 +185,6 @@ export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
     const { address, fragments, idle } = picked!;
     const serviceBytes = fragments.reduce((a, f) => a + f.size, 0);
     const idleBytes = idle.length * idleFileBytes;
-    // CESS: slip = now + space / bytes-per-block + 50, for idle and service apart; one proof covers both here.
-    const slip = Math.max(
-      Math.ceil(serviceBytes / audit.serviceBytesPerBlock),
-      Math.ceil(idleBytes / audit.idleBytesPerBlock),
-    );
     state.put(challengeKey(address), {
       issuedAt: now,
       seed: ctx.block.hash.replace(/^0x/, ''),
@@ -181,7 +193,7 @@ export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
       serviceBytes,
       idleBytes,
       verifier: verifiers[draw(ctx.block.hash, 'audit/verifier', k) % verifiers.length]!,
-      deadline: now + audit.slipBaseBlocks + slip,
+      deadline: now + challengeBlocks(audit, serviceBytes, idle.length),
       result: null,
     } satisfies Challenge);
   }
@@ -229,11 +241,10 @@ function recordMiss(state: StateWriter, ctx: BlockContext, address: string): voi
     slashed = (BigInt(slashed) + fine).toString();
     penalties += 1;
     const exits = consecutiveMisses >= exitAfterMisses && miner.state === 'positive';
-    state.put(minerKey(address), {
-      ...miner,
-      collateral: (collateral - fine).toString(),
-      ...(exits ? { state: 'exit' } : {}),
-    } satisfies MinerInfo);
+    const slashedMiner = { ...miner, collateral: (collateral - fine).toString() } satisfies MinerInfo;
+    // Forced out: what is left of its collateral is owed back, as on sminer.exit.
+    if (exits) exitMiner(state, ctx, address, slashedMiner);
+    else state.put(minerKey(address), slashedMiner);
     // Whatever a miner that cannot prove holds is at risk: every column it holds gets a restoral order.
     ordersOnExit(state, ctx, address);
   }

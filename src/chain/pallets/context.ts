@@ -79,6 +79,12 @@ export interface AuditConfig {
     readonly idleNodes: number;
     readonly idleParents: number;
     readonly idleOpenings: number;
+    /**
+     * PoIS: PBKDF2 iterations per label. With idleNodes it sets how long relabelling an idle file takes, one label
+     * after another; a network keeps that well above its response deadline (slipBaseBlocks × block time) so a miner
+     * that deleted its idle files cannot regenerate the challenged ones in time (`npm run bench:pois` sizes it).
+     */
+    readonly idleRounds: number;
   };
 }
 
