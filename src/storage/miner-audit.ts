@@ -291,6 +291,8 @@ export function startAuditAgent(
     );
     const want = Math.floor(room / fileBytes);
     const have = record.idleFiles.length;
+    // Files labelled for the chain, not yet in the indexer's state: never cleaned up below.
+    const pending: { first: number; count: number }[] = [];
     if (have > want) {
       await submit([protocolCall('audit.releaseIdle', { count: have - want })]);
       log.info('idle-released', { count: have - want, serviceBytes: serviceBytesOf(indexer.state, me) });
@@ -300,6 +302,7 @@ export function startAuditAgent(
       idleJob = undefined;
       if (first === record.nextIdleIndex) {
         const count = Math.min(roots.length, want - have);
+        pending.push({ first, count });
         await submit([protocolCall('audit.commitIdle', { first, roots: roots.slice(0, count) })]);
         log.info('idle-committed', { first, count });
       }
@@ -316,8 +319,9 @@ export function startAuditAgent(
     }
     const kept = new Set(auditRecordOf(indexer.state, me).idleFiles.map((f) => String(f.index)));
     for (const f of challengeOf(indexer.state, me)?.idle ?? []) kept.add(String(f.index));
-    if (idleJob !== undefined) {
-      for (let i = idleJob.first; i < idleJob.first + idleJob.count; i++) {
+    if (idleJob !== undefined) pending.push(idleJob);
+    for (const { first, count } of pending) {
+      for (let i = first; i < first + count; i++) {
         kept.add(String(i));
         kept.add(`${i}.tmp`);
       }
