@@ -7,7 +7,7 @@
  *     verifier registers, an owner buys space, authorises an operator, declares objects that 12 miners' signed
  *     receipts place, sets market terms that a reader requests and the operator grants, opens restoral orders that a
  *     13th miner claims and completes, deletes an object, commits and releases idle space, runs a task (create,
- *     endpoint, seed, admission list, rounds, stop). Three calls are sent so that their rules run but end rejected,
+ *     endpoint, seed, admission list, rounds, stop), a miner exits and the pot pays its collateral back. Three calls are sent so that their rules run but end rejected,
  *     as this bench makes no proofs, challenges or participant keys: audit.submitResult (no open challenge),
  *     fileBank.calculateReport and provenance.admit (signatures not by the named verifier / organisation).
  *     The output counts applied and rejected calls by name and fails if any call of calls.ts is missing.
@@ -79,7 +79,9 @@ async function replay() {
       Account,
       Account,
     ];
-    const config = { ...DEV_PROTOCOL_CONFIG, verifiers: [verifier.address] };
+    // A keyed pot (issue 15 item 6): the exiting miner's collateral is paid back by a checked payout.
+    const [potKeeper] = makeAccounts('bench-chain/pot', 1) as [Account];
+    const config = { ...DEV_PROTOCOL_CONFIG, pot: potKeeper.address, verifiers: [verifier.address] };
     const pot = config.pot;
     const addrs = (port: number) => [`/ip4/127.0.0.1/tcp/${port}`];
     log(`writing ${BLOCKS} cycles of every protocol call (${PER_BLOCK} rounds recorded per cycle) …`);
@@ -215,6 +217,11 @@ async function replay() {
       ]);
     }
     await client.submit(miners[12]!, [call('sminer.exit', {})]);
+    // The pot pays the exit's debt (the first debt of this chain) with a transfer the payout names.
+    await client.submit(potKeeper, [
+      { kind: 'transfer', to: miners[12]!.address, amount: ROC },
+      call('pot.payout', { debts: ['0000000000'] }),
+    ]);
     const height = await client.finalizedHeight();
 
     // Baseline: fetch + decode every block with the indexer's prefetch window, applying nothing.

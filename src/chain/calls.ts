@@ -165,6 +165,15 @@ export const CALL_SCHEMAS = {
   'market.request': z.object({ fid: hash, readerKey: hash }).strict(),
   /** The owner (or its operator) releases the data key wrapped for a reader's reader key. */
   'market.grant': z.object({ fid: hash, reader: address, wrap: KeyWrapSchema }).strict(),
+  /** The pot pays debts the rules recorded: the i-th transfer directly before it pays the i-th named debt. */
+  'pot.payout': z
+    .object({
+      debts: z
+        .array(z.string().regex(/^[0-9]{10}$/, 'expected a 10-digit debt id'))
+        .min(1)
+        .max(64),
+    })
+    .strict(),
 } as const;
 
 export type CallName = keyof typeof CALL_SCHEMAS;

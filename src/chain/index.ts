@@ -62,6 +62,13 @@ export {
   peerRegistrationMessage,
 } from './pallets/peer-key.ts';
 export {
+  type Debt,
+  debtsOf,
+  type PaidDebt,
+  type PotFlag,
+  potFlagsOf,
+} from './pallets/pot.ts';
+export {
   admissionMessage,
   type ParticipantInfo,
   type RoundInfo,

@@ -3,7 +3,7 @@ import { AilinkError } from '../shared/errors.ts';
 import type { ChainBlock, ChainClient } from './client.ts';
 import { protocolConfigToJson } from './config.ts';
 import type { CallContext, Payment, ProtocolConfig } from './pallets/context.ts';
-import { applyBlockHooks, applyRemark } from './protocol.ts';
+import { applyBlockHooks, applyRemark, flagUnexplainedPotPayments } from './protocol.ts';
 import { decodeRemark } from './remark.ts';
 import { createSqliteState, GENESIS_DIGEST, nextDigest, Overlay, type StateReader } from './state.ts';
 
@@ -143,8 +143,16 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
         const outcome = applied
           ? applyRemark(pending, ctx, call.payload)
           : notApplied(call.payload, reason ?? 'the extrinsic failed');
-        if (outcome.kind === 'foreign') return;
-        if (outcome.kind === 'applied') for (const w of outcome.writes) applyWrite(pending, w);
+        if (outcome.kind === 'foreign') {
+          // Not our remark: a pot transfer before it was paid outside any payout.
+          if (ex.signer === options.config.pot && ctx.payments.length > 0) {
+            for (const w of flagUnexplainedPotPayments(pending, blockCtx, ctx.payments))
+              applyWrite(pending, w);
+          }
+          return;
+        }
+        // A rejected call writes only the pot's refund of what it paid, if anything.
+        for (const w of ('writes' in outcome ? outcome.writes : undefined) ?? []) applyWrite(pending, w);
         q.insertCall.run(
           block.number,
           ex.index,
@@ -155,6 +163,10 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
           outcome.kind === 'rejected' ? outcome.reason : null,
         );
       });
+      // The pot's transfers that no remark followed: paid outside any payout.
+      if (ex.signer === options.config.pot && payments.length > 0) {
+        for (const w of flagUnexplainedPotPayments(pending, blockCtx, payments)) applyWrite(pending, w);
+      }
     }
     const writes = pending.writes();
     store.apply(writes);

@@ -226,7 +226,8 @@ export function createHarness(
       const payload = encodeRemark(c.name, c.args);
       const ctx = ctxAt(caller, h.block, options.paidToPot ?? 0n, options.payments ?? [], config);
       const outcome = applyRemark(state, ctx, payload);
-      if (outcome.kind === 'applied') state.apply(outcome.writes);
+      // A rejected call that was paid for writes the pot's refund debt, as the indexer applies it.
+      if (outcome.kind !== 'foreign') state.apply(outcome.writes ?? []);
       return outcome;
     },
   };

@@ -157,7 +157,7 @@ describe('market', () => {
     it('an unlisted reader who paid nothing is refused with the price in the reason', () => {
       const reason = expectRejected(h, stranger.address, request(d.fid, key('stranger')), /./);
       expect(reason).toBe(
-        `${stranger.address} is not on the access list of ${d.fid} and paid nothing to the owner ${owner.address} (price ${PRICE})`,
+        `${stranger.address} is not on the access list of ${d.fid} and paid nothing to the owner ${owner.address} or into escrow at the pot (price ${PRICE})`,
       );
     });
 
@@ -172,11 +172,14 @@ describe('market', () => {
       expectRejected(h, payer.address, request(d.fid, key('payer')), /paid nothing/, {
         payments: [{ to: stranger.address, amount: 10n * PRICE }],
       });
-      // The pot is not the owner either.
-      expectRejected(h, payer.address, request(d.fid, key('payer')), /paid nothing/, {
+      // Paid into escrow at the pot it counts (issue 15 item 10a): the pot then owes the owner the price.
+      expectApplied(h, payer.address, request(d.fid, key('payer')), {
         paidToPot: PRICE,
         payments: [{ to: CONFIG.pot, amount: PRICE }],
       });
+      expect(h.state.scan('pot/debts/').map(([, v]) => v)).toMatchObject([
+        { to: owner.address, amount: PRICE.toString() },
+      ]);
     });
 
     it('a paid request is accepted and records what was paid, summing several transfers to the owner', () => {

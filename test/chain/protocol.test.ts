@@ -268,8 +268,14 @@ describe('sminer', () => {
     expect(h.state.scan('fileBank/orders/').map(([k]) => k)).toEqual(
       [`fileBank/orders/${a.fid}/000`, `fileBank/orders/${b.fid}/005`].sort(),
     );
+    // …and the pot owes the miner its collateral back (issue 15 item 6).
     expect(writes.map((w) => w.key).sort()).toEqual(
-      [`fileBank/orders/${b.fid}/005`, `sminer/miners/${m.address}`].sort(),
+      [
+        `fileBank/orders/${b.fid}/005`,
+        `sminer/miners/${m.address}`,
+        'pot/debts/0000000000',
+        'pot/seq/debts',
+      ].sort(),
     );
   });
 });
@@ -345,10 +351,16 @@ describe('storageHandler', () => {
     expect(mayStore(h.state, stranger.address)).toBe(false);
   });
 
-  it('rejects space that was not paid for in full, or paid to someone else, and records nothing', () => {
-    expectRejected(h, owner.address, buy(2), /2 GiB cost 200 \(100 per GiB\) but 199 was paid/, {
-      payments: [{ to: POT, amount: 199n }],
+  it('rejects space that was not paid for in full, or paid to someone else, and records nothing but a refund', () => {
+    const out = h.submit(owner.address, buy(2), { payments: [{ to: POT, amount: 199n }] });
+    expect(out).toMatchObject({
+      kind: 'rejected',
+      reason: expect.stringMatching(/2 GiB cost 200 \(100 per GiB\) but 199 was paid/),
     });
+    // The underpayment is owed back (issue 15 item 6): the rejected call's only write.
+    expect(h.state.scan('pot/debts/').map(([, v]) => v)).toMatchObject([
+      { to: owner.address, amount: '199' },
+    ]);
     expectRejected(h, owner.address, buy(1), /but 0 was paid/, {
       payments: [{ to: stranger.address, amount: 100n }],
     });
@@ -1217,7 +1229,9 @@ type Op =
   | { t: 'drawSeed'; task: number; round: number; attempt: number }
   | { t: 'terms'; file: number; readers: number; price: string | null }
   | { t: 'request'; file: number; key: number; paid: bigint; payee: number }
-  | { t: 'grant'; file: number; reader: number; key: number };
+  | { t: 'grant'; file: number; reader: number; key: number }
+  /** The pot (fromPot) or an actor pays debt number `debt` (or none) `amount` to actor `to`. */
+  | { t: 'payout'; fromPot: boolean; debt: number; to: number; amount: bigint; named: boolean };
 
 const ACTORS = 6;
 const FILES = 2;
@@ -1404,10 +1418,23 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
         // 0: the reader key the declaration wrapped the data key for; 1, 2: others.
         key: fc.constantFrom(0, 1, 1, 2),
         paid: fc.constantFrom(0n, 0n, 999n, 1000n, 5000n),
-        payee: fc.constantFrom(4, 4, 4, 5, 0),
+        // -1: into escrow at the pot.
+        payee: fc.constantFrom(4, 4, 4, 5, 0, -1, -1),
       }),
       anyone,
       4,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('payout' as const),
+        fromPot: fc.constantFrom(true, true, true, false),
+        debt: fc.nat(4),
+        to: anyone,
+        amount: fc.constantFrom(1n, 999n, 1000n, 1000n),
+        named: fc.constantFrom(true, true, false),
+      }),
+      users,
+      1,
     ),
     o(
       fc.record({
@@ -1465,7 +1492,7 @@ describe('the protocol as a replayable fold', () => {
   function toCall(
     op: Op,
     caller = 0,
-  ): { call: ProtocolCall; paidToPot?: bigint; payments?: readonly Payment[] } {
+  ): { call: ProtocolCall; paidToPot?: bigint; payments?: readonly Payment[]; caller?: string } {
     const a = (i: number) => actors[i]!;
     switch (op.t) {
       case 'register':
@@ -1638,7 +1665,17 @@ describe('the protocol as a replayable fold', () => {
       case 'request':
         return {
           call: call('market.request', { fid: files[op.file]!.fid, readerKey: readerKeyOf(caller, op.key) }),
-          payments: op.paid === 0n ? [] : [{ to: a(op.payee).address, amount: op.paid }],
+          payments:
+            op.paid === 0n ? [] : [{ to: op.payee === -1 ? POT : a(op.payee).address, amount: op.paid }],
+        };
+      case 'payout':
+        return {
+          call: call('pot.payout', { debts: [String(op.debt).padStart(10, '0')] }),
+          payments: [
+            { to: a(op.to).address, amount: op.amount },
+            ...(op.named ? [] : [{ to: a(op.to).address, amount: 1n }]),
+          ],
+          ...(op.fromPot ? { caller: POT } : {}),
         };
       case 'grant':
         return {
@@ -1700,8 +1737,8 @@ describe('the protocol as a replayable fold', () => {
           ...prelude(),
           ...raw.map(({ call: { caller, op }, gap }): Step => {
             block += gap;
-            const { call: c, paidToPot = 0n, payments = [] } = toCall(op, caller);
-            return { caller: actors[caller]!.address, call: c, paidToPot, payments, block };
+            const { call: c, paidToPot = 0n, payments = [], caller: by } = toCall(op, caller);
+            return { caller: by ?? actors[caller]!.address, call: c, paidToPot, payments, block };
           }),
         ];
       });
@@ -1764,6 +1801,7 @@ describe('the protocol as a replayable fold', () => {
       [21, 4, { t: 'terms', file: 0, readers: 1, price: '1000' }],
       [21, 2, { t: 'request', file: 0, key: 1, paid: 0n, payee: 4 }],
       [21, 3, { t: 'request', file: 0, key: 1, paid: 999n, payee: 4 }], // underpaid
+      [21, 3, { t: 'request', file: 0, key: 1, paid: 999n, payee: -1 }], // underpaid into escrow: refunded
       [21, 3, { t: 'request', file: 0, key: 1, paid: 1000n, payee: 4 }],
       [21, 4, { t: 'request', file: 0, key: 0, paid: 0n, payee: 4 }], // the owner, wrapped for: no open request
       [21, 5, { t: 'grant', file: 0, reader: 2, key: 1 }], // not the owner
@@ -1773,12 +1811,15 @@ describe('the protocol as a replayable fold', () => {
       [22, 4, { t: 'grant', file: 0, reader: 3, key: 1 }],
       [22, 4, { t: 'grant', file: 0, reader: 1, key: 1 }], // nobody asked, not listed
       [22, 4, { t: 'delete', file: 0, index: 0 }],
+      // Debt 1: actor 0's collateral, owed since its exit in block 7.
+      [22, 4, { t: 'payout', fromPot: false, debt: 1, to: 0, amount: 1000n, named: true }], // not the pot
+      [22, 4, { t: 'payout', fromPot: true, debt: 1, to: 0, amount: 1000n, named: false }],
     ];
     return [
       ...prelude(),
       ...script.map(([block, caller, op]): Step => {
-        const { call: c, paidToPot = 0n, payments = [] } = toCall(op, caller);
-        return { caller: actors[caller]!.address, call: c, paidToPot, payments, block };
+        const { call: c, paidToPot = 0n, payments = [], caller: by } = toCall(op, caller);
+        return { caller: by ?? actors[caller]!.address, call: c, paidToPot, payments, block };
       }),
     ];
   }
@@ -1804,14 +1845,22 @@ describe('the protocol as a replayable fold', () => {
       const outcome = applyCall(store, ctxOf(step), step.call);
       // applyCall only reads: the store is untouched until the caller applies the writes…
       expect(store.scan('')).toEqual(before);
-      if (outcome.kind === 'rejected') {
-        // …and a rejected call has none to apply.
+      if (
+        outcome.kind === 'rejected' &&
+        step.caller !== POT &&
+        step.payments.every((p) => p.to !== POT || p.amount === 0n)
+      ) {
+        // …and a rejected call has none to apply, unless it was paid for: then only the pot's refund debt (or,
+        // the pot's own, the flags of what it paid).
         expect(outcome).not.toHaveProperty('writes');
-      } else if (outcome.kind === 'applied') {
-        expect(outcome.writes.length).toBeGreaterThan(0);
-        store.apply(outcome.writes);
+      } else if (outcome.kind !== 'foreign') {
+        if (outcome.kind === 'applied') expect(outcome.writes.length).toBeGreaterThan(0);
+        if (outcome.kind === 'rejected') {
+          expect(outcome.writes?.every((w) => w.key.startsWith('pot/'))).toBe(true);
+        }
+        store.apply(outcome.writes ?? []);
         const merged = blockWrites.get(step.block) ?? new Map<string, StateValue | null>();
-        for (const w of outcome.writes) merged.set(w.key, w.value);
+        for (const w of outcome.writes ?? []) merged.set(w.key, w.value);
         blockWrites.set(step.block, merged);
       }
       outcomes.push(outcomeText(outcome));
@@ -1846,8 +1895,8 @@ describe('the protocol as a replayable fold', () => {
     let pending = new Overlay(store);
     steps.forEach((step, i) => {
       const outcome = applyCall(pending, ctxOf(step), step.call);
-      if (outcome.kind === 'applied') {
-        for (const w of outcome.writes) {
+      if (outcome.kind !== 'foreign') {
+        for (const w of outcome.writes ?? []) {
           if (w.value === null) pending.delete(w.key);
           else pending.put(w.key, w.value);
         }
@@ -1993,6 +2042,11 @@ function checkInvariants(state: StateStore): void {
     .map(([key]) => key.slice('oss/owners/'.length).split('/').reverse().join('/'))
     .sort();
   expect(byOperator).toEqual(authorisations);
+  // The pot's books: every open debt owes something, and none is both open and paid.
+  for (const [key, debt] of state.scan('pot/debts/') as [string, { amount: string }][]) {
+    expect(BigInt(debt.amount) > 0n, key).toBe(true);
+    expect(entries.has(key.replace('pot/debts/', 'pot/paid/')), key).toBe(false);
+  }
   for (const [key, miner] of state.scan('sminer/peers/')) {
     expect(state.get<MinerInfo>(`sminer/miners/${miner as string}`)?.peerId).toBe(
       key.slice('sminer/peers/'.length),

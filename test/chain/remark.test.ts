@@ -72,6 +72,7 @@ beforeAll(async () => {
       podr2Key: 'ab'.repeat(64),
       peerSignature: peerSignatureOf(operator, 'teeWorker.register'),
     },
+    'pot.payout': { debts: ['0000000000', '0000000041'] },
     'teeWorker.updateAddrs': { addrs: ['/ip4/127.0.0.1/tcp/4002'] },
     'audit.submitResult': {
       miner: miner.address,

@@ -13,7 +13,7 @@ import {
   taggedKey,
   takeOverdueColumns,
 } from './file-bank.ts';
-import { getMiner, type MinerInfo, minerKey, positiveMiner } from './sminer.ts';
+import { exitMiner, getMiner, type MinerInfo, minerKey, positiveMiner } from './sminer.ts';
 import { registeredVerifiers } from './tee-worker.ts';
 
 /**
@@ -241,11 +241,10 @@ function recordMiss(state: StateWriter, ctx: BlockContext, address: string): voi
     slashed = (BigInt(slashed) + fine).toString();
     penalties += 1;
     const exits = consecutiveMisses >= exitAfterMisses && miner.state === 'positive';
-    state.put(minerKey(address), {
-      ...miner,
-      collateral: (collateral - fine).toString(),
-      ...(exits ? { state: 'exit' } : {}),
-    } satisfies MinerInfo);
+    const slashedMiner = { ...miner, collateral: (collateral - fine).toString() } satisfies MinerInfo;
+    // Forced out: what is left of its collateral is owed back, as on sminer.exit.
+    if (exits) exitMiner(state, ctx, address, slashedMiner);
+    else state.put(minerKey(address), slashedMiner);
     // Whatever a miner that cannot prove holds is at risk: every column it holds gets a restoral order.
     ordersOnExit(state, ctx, address);
   }

@@ -3,6 +3,7 @@ import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { paidTo, type Rule, reject } from './context.ts';
 import { type FileInfo, getFile } from './file-bank.ts';
 import { authorised } from './oss.ts';
+import { openDebt } from './pot.ts';
 
 /**
  * The data marketplace (issue 7): access terms of a stored object, requests to read it, and the data key released
@@ -131,8 +132,13 @@ const request: Rule<CallArgs<'market.request'>> = (state, ctx, args) => {
     reject(`${args.fid} is stored unencrypted: there is no key to ask for; read it directly`);
   }
   const terms = state.get<MarketTerms>(termsKey(args.fid));
-  const paid = paidTo(ctx, file.owner);
+  // Paid to the owner directly (the old way: kept if the request is rejected), or into escrow at the pot: the rules
+  // then owe the owner its price on acceptance, and the reader the rest — all of it when the request is rejected.
+  const direct = paidTo(ctx, file.owner);
+  const escrow = file.owner === ctx.config.pot ? 0n : paidTo(ctx, ctx.config.pot);
+  const paid = direct + escrow;
   const free = managesFile(state, file, ctx.caller) || (terms?.readers.includes(ctx.caller) ?? false);
+  let price = 0n;
   if (!free) {
     const paidText = paid === 0n ? 'paid nothing' : `paid ${paid}`;
     if (terms === undefined) {
@@ -145,15 +151,24 @@ const request: Rule<CallArgs<'market.request'>> = (state, ctx, args) => {
         `${ctx.caller} is not on the access list of ${args.fid}, which is not for sale; it ${paidText} to the owner ${file.owner}`,
       );
     }
-    const price = BigInt(terms.price);
+    price = BigInt(terms.price);
     if (paid < price) {
       reject(
-        `${ctx.caller} is not on the access list of ${args.fid} and ${paidText} to the owner ${file.owner} (price ${price})`,
+        `${ctx.caller} is not on the access list of ${args.fid} and ${paidText} to the owner ${file.owner} or into escrow at the pot (price ${price})`,
       );
     }
   }
   const seq = state.get<number>(seqKey(args.fid)) ?? 0;
   state.put(seqKey(args.fid), seq + 1);
+  const ownersShare = escrow < price - direct ? escrow : price > direct ? price - direct : 0n;
+  openDebt(state, ctx, file.owner, ownersShare, `market.request ${args.fid}/${seq}: the owner's price`);
+  openDebt(
+    state,
+    ctx,
+    ctx.caller,
+    escrow - ownersShare,
+    `market.request ${args.fid}/${seq}: paid over the price`,
+  );
   state.put(retrievalKey(args.fid, seq), {
     reader: ctx.caller,
     readerKey: args.readerKey,

@@ -1,8 +1,9 @@
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateWriter } from '../state.ts';
-import { type CallContext, type Rule, reject } from './context.ts';
+import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
 import { ordersOnExit } from './file-bank.ts';
 import { requirePeerProof } from './peer-key.ts';
+import { openDebt } from './pot.ts';
 
 /** A storage miner as sminer records it. */
 export interface MinerInfo {
@@ -60,10 +61,19 @@ const updateAddrs: Rule<CallArgs<'sminer.updateAddrs'>> = (state, ctx, args) => 
   state.put(minerKey(ctx.caller), { ...miner, addrs: args.addrs });
 };
 
-/** Exiting releases nothing yet: every column the miner holds gets a restoral order, as CESS does on exit. */
+/**
+ * A miner leaving (by `sminer.exit` or forced out by misses): the pot owes it its collateral minus what was slashed
+ * (a debt, pallets/pot.ts), and the miner's recorded collateral becomes 0 — nothing is left to slash.
+ */
+export function exitMiner(state: StateWriter, ctx: BlockContext, address: string, miner: MinerInfo): void {
+  openDebt(state, ctx, address, BigInt(miner.collateral), 'sminer.exit: collateral minus slashes');
+  state.put(minerKey(address), { ...miner, state: 'exit', collateral: '0' } satisfies MinerInfo);
+}
+
+/** Every column the miner holds gets a restoral order, as CESS does on exit; its collateral is owed back. */
 const exit: Rule<CallArgs<'sminer.exit'>> = (state: StateWriter, ctx: CallContext) => {
   const miner = positiveMiner(state, ctx.caller, 'caller');
-  state.put(minerKey(ctx.caller), { ...miner, state: 'exit' });
+  exitMiner(state, ctx, ctx.caller, miner);
   ordersOnExit(state, ctx, ctx.caller);
 };
 
