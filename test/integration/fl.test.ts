@@ -53,11 +53,13 @@ describe('federated rounds end to end', () => {
           }
           // The scripted dropouts, recorded at their stage (a participant silent at unmask still counts). A round that
           // needed another attempt (its first one too slow on a busy machine) drew that attempt's cohort without
-          // whoever went silent in the first: then it records no dropout.
+          // whoever went silent in the first — then it records no dropout — or, when the first attempt ended before
+          // the scripted stage, with it, and it drops again.
           const scripted = [['shares'], ['masked'], []];
           manifests.forEach((m, r) => {
-            if (m.attempt === 0) expect(m.dropouts.map((d) => d.stage)).toEqual(scripted[r]);
-            else expect(m.dropouts).toEqual([]);
+            const stages = m.dropouts.map((d) => d.stage);
+            if (m.attempt === 0) expect(stages).toEqual(scripted[r]);
+            else expect([[], scripted[r]]).toContainEqual(stages);
           });
           expect(manifests[2]!.survivors).toHaveLength(manifests[2]!.cohort.length);
           // The plaintext FedAvg of the survivors' quantized updates, from the initial model on.
@@ -83,9 +85,7 @@ describe('federated rounds end to end', () => {
           expect(verify.code, verify.stderr).toBe(0);
           const report = JSON.parse(verify.stdout.trim().split('\n').at(-1)!);
           expect([report.ok, report.rounds.length]).toEqual([true, 3]);
-          expect(report.rounds[1].dropouts).toEqual([
-            { account: manifests[1]!.dropouts[0]!.account, stage: 'masked' },
-          ]);
+          expect(report.rounds[1].dropouts).toEqual(manifests[1]!.dropouts);
           const out = join(view.network.dir, 'pulled');
           const pull = await cli([
             'model',
