@@ -129,6 +129,12 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
       (r) => r.reader === account.address && r.readerKey === account.readerKey && r.block > height,
     );
 
+  /** Aborts at the caller's signal or when the request's time is up, whichever comes first. */
+  const untilDeadline = (options: AccessOptions, remaining: () => number): AbortSignal =>
+    options.signal === undefined
+      ? AbortSignal.timeout(remaining())
+      : AbortSignal.any([options.signal, AbortSignal.timeout(remaining())]);
+
   async function requestAccess(fid: string, options: AccessOptions = {}): Promise<AccessTicket> {
     const deadlineMs = options.deadlineMs ?? 120_000;
     const started = deps.clock.now();
@@ -217,10 +223,7 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
     }
     if (wrapped) return { fid, via: 'wrap', block, paid };
 
-    const signal =
-      options.signal === undefined
-        ? AbortSignal.timeout(remaining())
-        : AbortSignal.any([options.signal, AbortSignal.timeout(remaining())]);
+    const signal = untilDeadline(options, remaining);
     for (;;) {
       await indexer.sync();
       if (grantOf(indexer.state, fid, me)?.wrap.recipient === myKey)
@@ -247,10 +250,7 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
     remaining: () => number,
     options: AccessOptions,
   ): Promise<void> {
-    const signal =
-      options.signal === undefined
-        ? AbortSignal.timeout(remaining())
-        : AbortSignal.any([options.signal, AbortSignal.timeout(remaining())]);
+    const signal = untilDeadline(options, remaining);
     for (;;) {
       await indexer.sync();
       if (landedSince(fid, pending.height) !== undefined) {

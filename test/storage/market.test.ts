@@ -408,7 +408,7 @@ describe('createMarketClient', () => {
       'ACCESS_DENIED',
     );
     expect(err.message).toBe(
-      `the chain refused the request: ${payer.address} is not on the access list of ${fid} and paid nothing to the owner ${owner.address} (price ${PRICE}); it costs ${PRICE} planck per request: agree to pay it with --max-price ${PRICE}`,
+      `the chain refused the request: ${payer.address} is not on the access list of ${fid} and paid nothing to the owner ${owner.address} or into escrow at the pot (price ${PRICE}); it costs ${PRICE} planck per request: agree to pay it with --max-price ${PRICE}`,
     );
     expect(err.details).toMatchObject({ fid, price: `${PRICE}` });
     expect(twin.submitted.find((s) => s.signer === payer.address)?.calls).toEqual(['market.request']);
