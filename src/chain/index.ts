@@ -77,6 +77,7 @@ export {
 } from './pallets/provenance.ts';
 export type { MinerInfo } from './pallets/sminer.ts';
 export { mayStore, type SpaceInfo, spaceOf } from './pallets/storage-handler.ts';
+export { MAX_DEBTS_PER_PAYOUT, payDebts } from './payout.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
   challengeOf,

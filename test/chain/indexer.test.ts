@@ -31,7 +31,6 @@ const ailk = (version: number, body: string): ChainCall => {
   return { kind: 'remark', payload };
 };
 const call = <N extends CallName>(name: N, args: CallArgs<N>): ChainCall => protocolCall(name, args);
-/** A base58 libp2p-looking peer id (12D3KooW + 44 base58 characters), distinct per address. */
 
 describe('openIndexer on the dev chain', () => {
   const dev = useDevChain();
