@@ -76,8 +76,10 @@ function createChain(state: StateStore = createMemoryState()) {
       const hook = applyBlockHooks(state, ctxAt('', height, 0n, [], config));
       state.apply(hook);
       return calls.map(([who, c, paid]) => {
-        const outcome = applyCall(state, ctxAt(who.address, height, paid ?? 0n, [], config), c);
-        if (outcome.kind === 'applied') state.apply(outcome.writes);
+        // `paid`: a transfer to the pot directly before the call (a registration's collateral).
+        const payments = paid === undefined ? [] : [{ to: config.pot, amount: paid }];
+        const outcome = applyCall(state, ctxAt(who.address, height, paid ?? 0n, payments, config), c);
+        if (outcome.kind !== 'foreign') state.apply(outcome.writes ?? []);
         return outcome;
       });
     },

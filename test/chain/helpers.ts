@@ -224,7 +224,11 @@ export function createHarness(
     submit(caller, c, options = {}) {
       h.block = options.block ?? h.block + 1;
       const payload = encodeRemark(c.name, c.args);
-      const ctx = ctxAt(caller, h.block, options.paidToPot ?? 0n, options.payments ?? [], config);
+      // `paidToPot` alone stands for a batch [transfer(pot, paidToPot), call]: the transfer directly before the call.
+      const payments =
+        options.payments ??
+        (options.paidToPot === undefined ? [] : [{ to: config.pot, amount: options.paidToPot }]);
+      const ctx = ctxAt(caller, h.block, options.paidToPot ?? 0n, payments, config);
       const outcome = applyRemark(state, ctx, payload);
       // A rejected call that was paid for writes the pot's refund debt, as the indexer applies it.
       if (outcome.kind !== 'foreign') state.apply(outcome.writes ?? []);
@@ -261,7 +265,12 @@ export function expectRejected(
   }
   expect(outcome.call).toBe(c.name);
   expect(outcome.reason).toMatch(reason);
-  expect('writes' in outcome).toBe(false);
-  expect(h.state.scan('')).toEqual(before);
+  // A rejected call that was paid for writes the pot's refund debt, and nothing else.
+  const paid = (
+    options?.payments ?? (options?.paidToPot ? [{ to: POT, amount: options.paidToPot }] : [])
+  ).some((p) => p.to === POT && p.amount > 0n);
+  expect('writes' in outcome).toBe(paid);
+  const outsidePot = (entries: [string, unknown][]) => entries.filter(([k]) => !k.startsWith('pot/'));
+  expect(outsidePot(h.state.scan(''))).toEqual(outsidePot(before));
   return outcome.reason;
 }

@@ -169,7 +169,7 @@ describe('openIndexer on the dev chain', () => {
       outcome: 'rejected',
     });
     expect(rejected!.reason).toBe(
-      `collateral ${2n * ROC} was declared but ${ROC} was paid to the pot ${DEV_PROTOCOL_CONFIG.pot} in the same batch`,
+      `collateral ${2n * ROC} was declared but ${ROC} was paid to the pot ${DEV_PROTOCOL_CONFIG.pot} directly before the registration`,
     );
   });
 

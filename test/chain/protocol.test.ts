@@ -126,7 +126,7 @@ describe('sminer', () => {
     });
   });
 
-  it('rejects collateral that was declared but not paid to the pot in the same batch', () => {
+  it('rejects collateral that was declared but not paid to the pot directly before', () => {
     const m = miners[0]!;
     expectRejected(
       h,
@@ -141,6 +141,18 @@ describe('sminer', () => {
     const big = 2n ** 80n;
     expectRejected(h, m.address, register(m, `${big}`), /was declared but/, { paidToPot: big - 1n });
     expectApplied(h, m.address, register(m, `${big}`), { paidToPot: big });
+  });
+
+  it('a payment refunded to a rejected call earlier in the batch does not pay for the registration too', () => {
+    const m = miners[0]!;
+    // A batch [transfer(pot, 1000), sminer.exit, sminer.register]: the exit is rejected (not a miner) and refunded.
+    const out = h.submit(m.address, call('sminer.exit', {}), { payments: [{ to: POT, amount: 1000n }] });
+    expect(out.kind === 'rejected' && out.writes !== undefined).toBe(true);
+    expectRejected(h, m.address, register(m), /collateral 1000 was declared but 0 was paid/, {
+      paidToPot: 1000n,
+      payments: [],
+      block: h.block,
+    });
   });
 
   it('rejects a second registration of one account, even under another peer id', () => {
@@ -1701,7 +1713,7 @@ describe('the protocol as a replayable fold', () => {
         actors.indexOf(m),
       ).call,
       paidToPot: 1000n,
-      payments: [],
+      payments: [{ to: POT, amount: 1000n }],
       block: 1,
     }));
     steps.push({

@@ -172,7 +172,7 @@ describe('the data marketplace on the dev chain with 12 real miners', () => {
     const denied = await failure(readAll(ctx.b.market.pull(fid, { deadlineMs: 30_000 })));
     expect(denied).toMatchObject({ code: 'ACCESS_DENIED' });
     expect(denied.message).toContain(
-      `${accounts.b.address} is not on the access list of ${fid} and paid nothing to the owner ${ctx.owner.account.address} (price ${PRICE})`,
+      `${accounts.b.address} is not on the access list of ${fid} and paid nothing to the owner ${ctx.owner.account.address} or into escrow at the pot (price ${PRICE})`,
     );
     expect(denied.message).toContain(`--max-price ${PRICE}`);
     // The refusal is on record in B's own index of the chain, with the same reason; nothing else changed.

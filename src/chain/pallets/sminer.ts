@@ -1,6 +1,6 @@
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateWriter } from '../state.ts';
-import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
+import { type BlockContext, type CallContext, paidTo, type Rule, reject } from './context.ts';
 import { ordersOnExit } from './file-bank.ts';
 import { requirePeerProof } from './peer-key.ts';
 import { openDebt } from './pot.ts';
@@ -40,9 +40,12 @@ const register: Rule<CallArgs<'sminer.register'>> = (state, ctx, args) => {
   if (collateral < ctx.config.minCollateral) {
     reject(`collateral ${collateral} is below the minimum ${ctx.config.minCollateral}`);
   }
-  if (ctx.paidToPot < collateral) {
+  // Only the transfers directly before the registration count, as for every paid call: with the batch's total
+  // (`paidToPot`), a payment refunded to a rejected call earlier in the batch paid for the registration too.
+  const paid = paidTo(ctx, ctx.config.pot);
+  if (paid < collateral) {
     reject(
-      `collateral ${collateral} was declared but ${ctx.paidToPot} was paid to the pot ${ctx.config.pot} in the same batch`,
+      `collateral ${collateral} was declared but ${paid} was paid to the pot ${ctx.config.pot} directly before the registration`,
     );
   }
   state.put(minerKey(ctx.caller), {
