@@ -16,6 +16,7 @@ import {
   taggedKey,
   tagReportMessage,
 } from '../../src/chain/pallets/file-bank.ts';
+import { debtsOf } from '../../src/chain/pallets/pot.ts';
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
 import { applyBlockHooks, applyCall } from '../../src/chain/protocol.ts';
 import { createMemoryState, type StateStore } from '../../src/chain/state.ts';
@@ -347,7 +348,28 @@ describe('challenges', () => {
     expect(minerInfo(c, m).collateral).toBe(String(9500 - 1425));
     const fourth = missOnce();
     expect(fourth).toMatchObject({ misses: 4, consecutiveMisses: 4, penalties: 3 });
-    expect(minerInfo(c, m).state).toBe('exit');
+    expect(minerInfo(c, m)).toMatchObject({ state: 'exit', collateral: '0' });
+    // Forced out: the pot owes it what the slashes left (issue 15 item 6).
+    const left = 8075n - (8075n * 1500n) / 10_000n;
+    expect(debtsOf(c.state)).toMatchObject([{ to: m.address, amount: left.toString() }]);
+  });
+
+  it('a miner cannot exit past an unanswered challenge; exiting, it gets its collateral minus the slash back', () => {
+    const m = miners[2]!;
+    ({ c, d } = setUp());
+    applied(c.block([m, tagReport(d, 2, m)]));
+    c.until(nextChallenge(c, m).deadline + 1); // the first miss costs nothing
+    c.until(nextChallenge(c, m).deadline + 1); // the second slashes 5 %
+    expect(minerInfo(c, m).collateral).toBe('9500');
+    const ch = nextChallenge(c, m);
+    // Exiting with the challenge unanswered would escape its slash: refused.
+    rejected(c.block([m, call('sminer.exit', {})])[0]!, /unanswered challenge/);
+    // Answered, it may go: the pot owes it its collateral minus the slash.
+    applied(c.block([m, result(ch, m)], [m, call('sminer.exit', {})]));
+    expect(debtsOf(c.state)).toMatchObject([
+      { to: m.address, amount: '9500', for: expect.stringMatching(/sminer.exit/) },
+    ]);
+    expect(minerInfo(c, m)).toMatchObject({ state: 'exit', collateral: '0' });
   });
 
   it('a pass resets the run of misses', () => {

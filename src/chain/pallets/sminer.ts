@@ -1,5 +1,5 @@
 import type { CallArgs } from '../calls.ts';
-import type { StateReader, StateWriter } from '../state.ts';
+import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, type CallContext, paidTo, type Rule, reject } from './context.ts';
 import { ordersOnExit } from './file-bank.ts';
 import { requirePeerProof } from './peer-key.ts';
@@ -76,6 +76,13 @@ export function exitMiner(state: StateWriter, ctx: BlockContext, address: string
 /** Every column the miner holds gets a restoral order, as CESS does on exit; its collateral is owed back. */
 const exit: Rule<CallArgs<'sminer.exit'>> = (state: StateWriter, ctx: CallContext) => {
   const miner = positiveMiner(state, ctx.caller, 'caller');
+  // With its collateral owed back on exit, leaving before an unanswered challenge settled would escape its slash.
+  const open = state.get<{ [key: string]: StateValue }>(`audit/challenges/${ctx.caller}`);
+  if (open !== undefined && open.result === null) {
+    reject(
+      `miner ${ctx.caller} has an unanswered challenge (deadline block ${open.deadline}): it may exit once the challenge is settled`,
+    );
+  }
   exitMiner(state, ctx, ctx.caller, miner);
   ordersOnExit(state, ctx, ctx.caller);
 };
