@@ -92,6 +92,7 @@ describe('module surfaces', () => {
         "LOOPBACK_LISTEN",
         "createHost",
         "newPeerKey",
+        "signWithPeerKey",
       ]
     `);
   });
