@@ -2,7 +2,7 @@ import type { CallName, ProtocolCall } from './calls.ts';
 import { audit, auditOnBlock } from './pallets/audit.ts';
 import type { BlockContext, CallContext, Payment, Rule } from './pallets/context.ts';
 import { CallRejected } from './pallets/context.ts';
-import { fileBank } from './pallets/file-bank.ts';
+import { fileBank, getFile } from './pallets/file-bank.ts';
 import { market, marketOnDelete } from './pallets/market.ts';
 import { oss } from './pallets/oss.ts';
 import { flagPayment, openDebt, paidToPotDirectly, pot } from './pallets/pot.ts';
@@ -20,7 +20,12 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'oss.authorize': oss.authorize,
   'oss.cancelAuthorize': oss.cancelAuthorize,
   'storageHandler.buySpace': storageHandler.buySpace,
-  'fileBank.uploadDeclaration': fileBank.uploadDeclaration,
+  // A declaration that replaced an incomplete one of the same fid also clears that one's market state.
+  'fileBank.uploadDeclaration': (state, ctx, args) => {
+    const replaced = getFile(state, args.fid) !== undefined;
+    fileBank.uploadDeclaration(state, ctx, args);
+    if (replaced) marketOnDelete(state, args.fid);
+  },
   'fileBank.transferReport': fileBank.transferReport,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.
   'fileBank.deleteFile': (state, ctx, args) => {

@@ -54,6 +54,10 @@ export const ERROR_CODES = {
 
   // storage client and registry
   OBJECT_NOT_FOUND: { status: 404, about: 'no object with that fid is recorded' },
+  OBJECT_TAKEN: {
+    status: 409,
+    about: 'another owner already stores an object with that fid (the same bytes)',
+  },
   OBJECT_UNAVAILABLE: { status: 503, about: 'too few fragments of a segment can be fetched' },
   NOT_ENOUGH_MINERS: { status: 503, about: 'fewer distinct healthy miners than columns' },
   PUT_FAILED: { status: 502, about: 'a column could not be placed on any miner' },

@@ -14,7 +14,13 @@ import type { PeerRef } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
 import { AilinkError } from '../shared/errors.ts';
 import type { MinerClient } from './miner-client.ts';
-import { type ObjectRecord, type ObjectRegistry, type Placement, summaryOf } from './record.ts';
+import {
+  checkNotTaken,
+  type ObjectRecord,
+  type ObjectRegistry,
+  type Placement,
+  summaryOf,
+} from './record.ts';
 
 /**
  * The chain as the object registry: miners come from sminer, objects from fileBank. A put is one extrinsic — a
@@ -23,7 +29,12 @@ import { type ObjectRecord, type ObjectRegistry, type Placement, summaryOf } fro
  * miner claims its order, receives the rebuilt column, and completes the order with its own account.
  */
 export function createChainRegistry(
-  deps: { chain: ChainClient; indexer: Indexer; account: Account; miners: MinerClient },
+  deps: {
+    chain: Pick<ChainClient, 'submit' | 'close'>;
+    indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls' | 'close'>;
+    account: Account;
+    miners: MinerClient;
+  },
   options: { deadlineMs: number } = { deadlineMs: 60_000 },
 ): ObjectRegistry {
   const { indexer, account } = deps;
@@ -68,7 +79,9 @@ export function createChainRegistry(
     },
     async declare(record, deal, columns) {
       await indexer.sync();
-      if (fileOf(indexer.state, record.fid)?.state === 'Active') return;
+      // A Pending record of the fid is an incomplete declaration, which the chain lets this one replace.
+      const stored = fileOf(indexer.state, record.fid);
+      if (stored?.state === 'Active' && !checkNotTaken(stored, record)) return;
       const receipts = columns.map((c, index) => {
         if (c.receipt === undefined) {
           throw new AilinkError('INVALID_INPUT', `column ${index} has no signed receipt from its miner`);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PeerRef } from '../p2p/index.ts';
+import { AilinkError } from '../shared/errors.ts';
 import type { KeyWrap } from './envelope.ts';
 import type { StorageProfile } from './profile.ts';
 
@@ -87,6 +88,7 @@ export interface ObjectRegistry {
   /**
    * Records a fully placed object (column i on `columns[i]`); resolves once it is readable from the registry.
    * Declaring the same fid again adds nothing.
+   * @throws OBJECT_TAKEN when another owner holds the fid (`checkNotTaken`)
    */
   declare(record: ObjectRecord, deal: string, columns: readonly PlacedColumn[]): Promise<void>;
   get(fid: string): Promise<Placement | null>;
@@ -107,6 +109,25 @@ export interface ObjectRegistry {
     reader: { readonly address: string; readonly readerKey: string },
   ): Promise<{ readonly terms: boolean; readonly grant: KeyWrap | null }>;
   close(): Promise<void>;
+}
+
+/**
+ * Refuses to record `record` over another owner's object of the same fid. An unencrypted object's fid is the hash of
+ * its bytes, so two owners storing the same bytes meet here; taking the other's record as one's own (as the chain
+ * registry once did) left the uploader believing it stored an object that its real owner may delete at any time.
+ * @returns whether the fid is new to the registry (false: the same owner declared it already, nothing to add)
+ */
+export function checkNotTaken(
+  existing: Pick<ObjectRecord, 'owner'> | undefined,
+  record: ObjectRecord,
+): boolean {
+  if (existing === undefined) return true;
+  if (existing.owner === record.owner) return false;
+  throw new AilinkError(
+    'OBJECT_TAKEN',
+    `object ${record.fid} is already stored by ${existing.owner}, not by ${record.owner}: the same bytes stored unencrypted have the same fid, and only its owner keeps or deletes it. Store your copy encrypted (the default) to own one`,
+    { details: { fid: record.fid, owner: existing.owner } },
+  );
 }
 
 export const summaryOf = (record: ObjectRecord): ObjectSummary => ({

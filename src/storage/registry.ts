@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { PeerRef } from '../p2p/index.ts';
 import { AilinkError } from '../shared/errors.ts';
 import {
+  checkNotTaken,
   type ObjectRecord,
   ObjectRecordSchema,
   type ObjectRegistry,
@@ -64,7 +65,9 @@ export function createMemoryRegistry(directory: () => readonly PeerRef[] = () =>
     directory: async () => directory(),
     async declare(record, _deal, columns) {
       const miners = checkColumns(record, columns);
-      if (!objects.has(record.fid)) objects.set(record.fid, { record: structuredClone(record), miners });
+      if (checkNotTaken(objects.get(record.fid)?.record, record)) {
+        objects.set(record.fid, { record: structuredClone(record), miners });
+      }
     },
     get: async (fid) => get(fid),
     async reassign(fid, moves, rebuild) {
@@ -114,6 +117,7 @@ export function openSqliteRegistry(
     async declare(record, _deal, columns) {
       const miners = checkColumns(record, columns);
       db.transaction(() => {
+        if (!checkNotTaken(getSync(record.fid)?.record, record)) return;
         if (q.insertObject.run(record.fid, JSON.stringify(record), record.createdAt).changes === 0) return;
         for (const [i, m] of miners.entries()) q.insertPlacement.run(record.fid, i, m);
       })();

@@ -467,14 +467,54 @@ describe('fileBank.uploadDeclaration', () => {
     );
   });
 
-  it('rejects a second declaration of a fid, by anyone and with any deal', () => {
+  it('rejects a second declaration of a fid in the block that declared it, by anyone and with any deal', () => {
     expectApplied(h, owner.address, declare(d));
-    expectRejected(h, owner.address, declare(d), /file [0-9a-f]{64} is already declared/);
+    const same = { block: h.block };
+    expectRejected(h, owner.address, declare(d), /file [0-9a-f]{64} was declared in this block/, same);
     expectRejected(
       h,
       stranger.address,
       declare({ ...d, owner: stranger.address, deal: 'f'.repeat(32) }),
-      /already declared/,
+      /was declared in this block/,
+      same,
+    );
+  });
+
+  // Issue 15 item 11, the attack: an unencrypted object's fid is the hash of its content, so anyone who knows the
+  // bytes a publisher is about to store declares them first, with no receipts (or only its own miner's). Without a
+  // lapse, that Pending record blocked the fid for good: the real upload was rejected as "already declared".
+  it('a squatter’s incomplete declaration binds nobody: the next declaration of the fid replaces it', () => {
+    registerMiners(h, miners.slice(0, WIDTH + 1));
+    // Encrypted, so that the squatter can also put market terms on it.
+    const e = makeDeclaration('declare/squat', owner.address, { encrypted: true });
+    const squat = { ...e, owner: stranger.address, deal: 'f'.repeat(32) };
+    const accomplice = miners[WIDTH]!;
+    expectApplied(h, stranger.address, declare(squat));
+    expectApplied(h, stranger.address, report(e.fid, [makeReceipt(accomplice, squat, 0)]));
+    expectApplied(h, stranger.address, call('market.setTerms', { fid: e.fid, readers: [], price: '5' }));
+    // The honest client declares and reports in one extrinsic (one block).
+    expectApplied(h, owner.address, declare(e));
+    expectApplied(h, owner.address, report(e.fid, receipts(e, 0, WIDTH)), { block: h.block });
+    expect(fileOf(h, e.fid)).toMatchObject({ owner: owner.address, deal: e.deal, state: 'Active' });
+    expect(fileOf(h, e.fid)?.placements).toEqual(miners.slice(0, WIDTH).map((m) => m.address));
+    // Nothing of the squatter's is left: its listing, its terms, nor its miner's column bookkeeping.
+    expect(h.state.scan(`fileBank/ownerFiles/${stranger.address}/`)).toEqual([]);
+    expect(h.state.get(`market/terms/${e.fid}`)).toBeUndefined();
+    expect(h.state.get(`fileBank/minerFiles/${accomplice.address}/${e.fid}`)).toBeUndefined();
+    const untagged = h.state.scan(`fileBank/untagged/${e.fid}/`).map(([, v]) => (v as UntaggedColumn).miner);
+    expect(untagged).not.toContain(accomplice.address);
+    expect(untagged).toHaveLength(WIDTH);
+  });
+
+  it('an Active file is never replaced: a second declaration names its owner', () => {
+    registerMiners(h, miners.slice(0, WIDTH));
+    expectApplied(h, owner.address, declare(d));
+    expectApplied(h, owner.address, report(d.fid, receipts(d, 0, WIDTH)), { block: h.block });
+    expectRejected(
+      h,
+      stranger.address,
+      declare({ ...d, owner: stranger.address }),
+      new RegExp(`file ${d.fid} is already stored by ${owner.address} \\(Active since block ${h.block}\\)`),
     );
   });
 

@@ -1,19 +1,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.ts';
-import type { CallRecord } from '../../src/chain/indexer.ts';
-import type { Payment } from '../../src/chain/pallets/context.ts';
-import { applyRemark } from '../../src/chain/protocol.ts';
+import type { Inclusion } from '../../src/chain/client.ts';
 import { fileOf, grantOf, openRequestsOf, retrievalsOf } from '../../src/chain/queries.ts';
-import { decodeRemark, encodeRemark } from '../../src/chain/remark.ts';
-import { createMemoryState, Overlay } from '../../src/chain/state.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { fromHex } from '../../src/shared/bytes.ts';
 import { manualClock, systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { unwrapDataKey, wrapDataKey } from '../../src/storage/envelope.ts';
 import { createGrantService, createMarketClient } from '../../src/storage/market.ts';
-import { ctxAt, hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
+import { hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
+import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
 // The market client and the owner's key service (src/storage/market.ts) against an in-memory twin of the chain and
 // its index: extrinsics go through the real remark codec and the real rules (applyRemark) with the payments of the
@@ -40,81 +36,6 @@ beforeAll(async () => {
 
 const PRICE = 1000n;
 const DATA_KEY = new Uint8Array(32).fill(7);
-
-/** The chain and its index, in memory: each `submit` is one block holding one extrinsic. */
-function memoryChain() {
-  const state = createMemoryState();
-  const records: CallRecord[] = [];
-  const submitted: { signer: string; calls: string[] }[] = [];
-  let height = 0;
-  const hooks: { beforeSubmit?: (calls: readonly ChainCall[]) => Promise<void> } = {};
-  const chain = {
-    async submit(signer: ChainSigner, calls: readonly ChainCall[]): Promise<Inclusion> {
-      await hooks.beforeSubmit?.(calls);
-      submitted.push({
-        signer: signer.address,
-        calls: calls.map((c) => {
-          if (c.kind === 'transfer') return `transfer ${c.amount} to ${c.to}`;
-          const d = decodeRemark(c.payload);
-          return d.kind === 'call' ? d.call.name : 'remark';
-        }),
-      });
-      const block = ++height;
-      const pending = new Overlay(state);
-      let payments: Payment[] = [];
-      calls.forEach((c, item) => {
-        if (c.kind === 'transfer') {
-          payments.push({ to: c.to, amount: c.amount });
-          return;
-        }
-        const outcome = applyRemark(pending, ctxAt(signer.address, block, 0n, payments), c.payload);
-        payments = [];
-        if (outcome.kind === 'foreign') return;
-        if (outcome.kind === 'applied') {
-          for (const w of outcome.writes) {
-            if (w.value === null) pending.delete(w.key);
-            else pending.put(w.key, w.value);
-          }
-        }
-        records.push({
-          block,
-          extrinsic: 0,
-          item,
-          signer: signer.address,
-          call: outcome.call,
-          outcome: outcome.kind,
-          reason: outcome.kind === 'rejected' ? outcome.reason : null,
-        });
-      });
-      state.apply(pending.writes());
-      return { blockHash: hex(`block/${block}`), blockNumber: block, extrinsicIndex: 0, events: [] };
-    },
-  };
-  const indexer = {
-    state,
-    sync: async () => height,
-    waitFor: async () => {},
-    calls: (filter: { outcome?: 'applied' | 'rejected'; fromBlock?: number } = {}) =>
-      records.filter(
-        (r) =>
-          r.block >= (filter.fromBlock ?? 0) &&
-          (filter.outcome === undefined || r.outcome === filter.outcome),
-      ),
-  };
-  /** Applies one call as `signer` (with payments before it) and insists that it applied. */
-  const run = async (signer: Account, calls: ChainCall[]) => {
-    const inclusion = await chain.submit(signer, calls);
-    const rejected = records.find((r) => r.block === inclusion.blockNumber && r.outcome === 'rejected');
-    if (rejected) throw new Error(`setup call rejected: ${rejected.reason}`);
-  };
-  return { chain, indexer, state, records, submitted, hooks, run };
-}
-
-type Twin = ReturnType<typeof memoryChain>;
-const remark = <N extends Parameters<typeof encodeRemark>[0]>(
-  name: N,
-  args: Parameters<typeof encodeRemark<N>>[1],
-): ChainCall => ({ kind: 'remark', payload: encodeRemark(name, args) });
 
 /** Declares an object of `by` encrypted under DATA_KEY, wrapped for `readers`' reader keys; sets terms if given. */
 async function declare(

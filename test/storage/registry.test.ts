@@ -31,6 +31,8 @@ interface RecordSpec {
 }
 
 /** A valid ObjectRecord (checked against ObjectRecordSchema), deterministic in `seed`. */
+const OTHER_OWNER = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
+
 function makeRecord(spec: RecordSpec): ObjectRecord {
   const segments = Array.from({ length: spec.segments ?? 2 }, (_, s) => ({
     hash: hex(`${spec.seed}/segment/${s}`),
@@ -150,6 +152,18 @@ function registryContract(name: string, open: Open, persistent: boolean): void {
 
       expect(await registry.get(first.fid)).toStrictEqual({ record: first, miners: minersFor('first') });
       expect(await registry.list()).toStrictEqual([summary(first)]);
+    });
+
+    it('the same fid declared by another owner → OBJECT_TAKEN naming the owner, and the first stands', async () => {
+      const first = makeRecord({ seed: 'taken', name: 'first' });
+      await registry.declare(first, DEAL, placed(minersFor('first')));
+      const other = { ...makeRecord({ seed: 'taken', name: 'other' }), owner: OTHER_OWNER };
+      const err = await rejectsWith(
+        registry.declare(other, DEAL, placed(minersFor('other'))),
+        'OBJECT_TAKEN',
+      );
+      expect(err.message).toContain(`already stored by ${first.owner}`);
+      expect(await registry.get(first.fid)).toStrictEqual({ record: first, miners: minersFor('first') });
     });
 
     it('declare with 11 or 13 miners → INVALID_INPUT and nothing is stored', async () => {

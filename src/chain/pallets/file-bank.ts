@@ -127,7 +127,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
       `${ctx.caller} may not declare uploads for ${args.owner}: the owner has not authorised it (oss.authorize)`,
     );
   }
-  if (getFile(state, args.fid) !== undefined) reject(`file ${args.fid} is already declared`);
+  replaceIncomplete(state, ctx, args.fid);
   const width = args.profile.dataFragments + args.profile.parityFragments;
   args.segments.forEach((segment, i) => {
     if (segment.fragments.length !== width) {
@@ -164,6 +164,34 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
   } satisfies FileInfo);
   state.put(`${ownerFilesPrefix(args.owner)}${args.fid}`, ctx.block.number);
 };
+
+/**
+ * A declaration binds its fid only once it is complete. An honest client declares and reports all receipts in one
+ * extrinsic, so its file is Active in the block that declares it; a file still Pending after that block was left
+ * incomplete, and the next declaration of the fid replaces it. Without this, anyone who knew an unencrypted object's
+ * bytes (its fid is their hash) could declare them first without storing them and block the fid for good (issue 15).
+ */
+function replaceIncomplete(state: StateWriter, ctx: BlockContext, fid: string): void {
+  const file = getFile(state, fid);
+  if (file === undefined) return;
+  if (file.state === 'Active') {
+    reject(`file ${fid} is already stored by ${file.owner} (Active since block ${file.activeAt})`);
+  }
+  if (file.declaredAt === ctx.block.number) {
+    reject(`file ${fid} was declared in this block by ${file.owner}; it may still complete in it`);
+  }
+  removeFile(state, fid, file);
+}
+
+/** Forgets a file and everything fileBank keeps about it. */
+function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
+  state.delete(fileKey(fid));
+  state.delete(`${ownerFilesPrefix(file.owner)}${fid}`);
+  for (const miner of file.placements) if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${fid}`);
+  for (const [key] of state.scan(ordersPrefix(fid))) state.delete(key);
+  for (const [key] of state.scan(taggedPrefix(fid))) state.delete(key);
+  for (const [key] of state.scan(untaggedPrefix(fid))) state.delete(key);
+}
 
 /** Miners' receipts, carried by anyone (usually the uploader); all or none apply. */
 const transferReport: Rule<CallArgs<'fileBank.transferReport'>> = (state, ctx, args) => {
@@ -212,13 +240,7 @@ const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => 
       `${ctx.caller} may not delete ${args.fid}: only its owner ${file.owner} or an operator it authorised`,
     );
   }
-  state.delete(fileKey(args.fid));
-  state.delete(`${ownerFilesPrefix(file.owner)}${args.fid}`);
-  for (const miner of file.placements)
-    if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${args.fid}`);
-  for (const [key] of state.scan(ordersPrefix(args.fid))) state.delete(key);
-  for (const [key] of state.scan(taggedPrefix(args.fid))) state.delete(key);
-  for (const [key] of state.scan(untaggedPrefix(args.fid))) state.delete(key);
+  removeFile(state, args.fid, file);
 };
 
 /** What a verifier signs once it has tagged every fragment of a column for the miner that holds it. */

@@ -1,0 +1,103 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fileOf } from '../../src/chain/queries.ts';
+import { type Account, accountsReady } from '../../src/shared/account.ts';
+import { createChainRegistry } from '../../src/storage/chain-registry.ts';
+import type { MinerClient } from '../../src/storage/miner-client.ts';
+import type { ObjectRecord, PlacedColumn } from '../../src/storage/record.ts';
+import { makeAccounts, makeDeclaration, makeReceipt, peerIdOf, POT, registerMiner } from '../chain/helpers.ts';
+import { rejectsWith } from './helpers.ts';
+import { memoryChain, remark, type Twin } from './memory-chain.ts';
+
+// The chain registry's `declare` (src/storage/chain-registry.ts) against the in-memory twin of the chain: the real
+// rules decide, and the registry must report what they decided.
+
+const WIDTH = 12;
+let miners: Account[];
+let owner: Account;
+let stranger: Account;
+
+beforeAll(async () => {
+  await accountsReady();
+  miners = makeAccounts('chain-registry/miner', WIDTH);
+  [owner, stranger] = makeAccounts('chain-registry/user', 2) as [Account, Account];
+});
+
+async function networkWithMiners(): Promise<Twin> {
+  const twin = memoryChain();
+  for (const m of miners) {
+    const { name, args } = registerMiner(m);
+    await twin.run(m, [{ kind: 'transfer', to: POT, amount: 1000n }, remark(name, args)]);
+  }
+  return twin;
+}
+
+/** A declaration as the storage client builds it, and its columns with every miner's signed receipt. */
+function upload(label: string, by: Account) {
+  const d = makeDeclaration(label, by.address);
+  const { fid, deal, ...fields } = d;
+  const record: ObjectRecord = {
+    version: 1,
+    fid,
+    size: fields.size,
+    owner: by.address,
+    createdAt: 0,
+    profile: fields.profile,
+    segments: fields.segments,
+    encryption: null,
+  };
+  const columns: PlacedColumn[] = miners.map((m, index) => ({
+    peer: { peerId: peerIdOf(m), addrs: [] },
+    receipt: makeReceipt(m, d, index),
+  }));
+  return { record, deal, columns };
+}
+
+const registryOf = (twin: Twin, account: Account) =>
+  // `declare` talks to the chain only; no miner is dialled.
+  createChainRegistry({
+    chain: { ...twin.chain, close: async () => {} },
+    indexer: { ...twin.indexer, close: async () => {} },
+    account,
+    miners: {} as MinerClient,
+  });
+
+describe('chain registry: declaring a fid someone else holds', () => {
+  it('the same bytes already stored by another owner → OBJECT_TAKEN, and nothing is submitted', async () => {
+    const twin = await networkWithMiners();
+    const theirs = upload('taken', stranger);
+    await registryOf(twin, stranger).declare(theirs.record, theirs.deal, theirs.columns);
+    const before = twin.submitted.length;
+    // The attack this closes: `declare` took any Active record as the caller's own and reported success, so the
+    // uploader believed it had stored an object that its real owner may delete whenever it likes.
+    const mine = upload('taken', owner);
+    const err = await rejectsWith(
+      registryOf(twin, owner).declare(mine.record, mine.deal, mine.columns),
+      'OBJECT_TAKEN',
+    );
+    expect(err.message).toContain(`already stored by ${stranger.address}`);
+    expect(twin.submitted.length).toBe(before);
+    expect(fileOf(twin.state, mine.record.fid)?.owner).toBe(stranger.address);
+  });
+
+  it('declaring one’s own stored object again adds nothing', async () => {
+    const twin = await networkWithMiners();
+    const mine = upload('again', owner);
+    const registry = registryOf(twin, owner);
+    await registry.declare(mine.record, mine.deal, mine.columns);
+    const before = twin.submitted.length;
+    await registry.declare(mine.record, mine.deal, mine.columns);
+    expect(twin.submitted.length).toBe(before);
+  });
+
+  it('a squatter’s declaration without receipts does not keep the owner from storing the fid', async () => {
+    const twin = await networkWithMiners();
+    const mine = upload('squatted', owner);
+    const { fid: _fid, ...fields } = makeDeclaration('squatted', stranger.address);
+    await twin.run(stranger, [
+      remark('fileBank.uploadDeclaration', { fid: mine.record.fid, ...fields, deal: 'f'.repeat(32) }),
+    ]);
+    expect(fileOf(twin.state, mine.record.fid)).toMatchObject({ owner: stranger.address, state: 'Pending' });
+    await registryOf(twin, owner).declare(mine.record, mine.deal, mine.columns);
+    expect(fileOf(twin.state, mine.record.fid)).toMatchObject({ owner: owner.address, state: 'Active' });
+  });
+});

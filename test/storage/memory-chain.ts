@@ -1,0 +1,87 @@
+import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.ts';
+import type { CallRecord } from '../../src/chain/indexer.ts';
+import type { Payment } from '../../src/chain/pallets/context.ts';
+import { applyRemark } from '../../src/chain/protocol.ts';
+import { decodeRemark, encodeRemark } from '../../src/chain/remark.ts';
+import { createMemoryState, Overlay } from '../../src/chain/state.ts';
+import type { Account } from '../../src/shared/account.ts';
+import { ctxAt, hex } from '../chain/helpers.ts';
+
+// An in-memory twin of the chain and its index for the storage clients that submit protocol calls: extrinsics go
+// through the real remark codec and the real rules (applyRemark) with the payments of the batch, exactly as the
+// indexer applies them.
+
+/** The chain and its index, in memory: each `submit` is one block holding one extrinsic. */
+export function memoryChain() {
+  const state = createMemoryState();
+  const records: CallRecord[] = [];
+  const submitted: { signer: string; calls: string[] }[] = [];
+  let height = 0;
+  const hooks: { beforeSubmit?: (calls: readonly ChainCall[]) => Promise<void> } = {};
+  const chain = {
+    async submit(signer: ChainSigner, calls: readonly ChainCall[]): Promise<Inclusion> {
+      await hooks.beforeSubmit?.(calls);
+      submitted.push({
+        signer: signer.address,
+        calls: calls.map((c) => {
+          if (c.kind === 'transfer') return `transfer ${c.amount} to ${c.to}`;
+          const d = decodeRemark(c.payload);
+          return d.kind === 'call' ? d.call.name : 'remark';
+        }),
+      });
+      const block = ++height;
+      const pending = new Overlay(state);
+      let payments: Payment[] = [];
+      calls.forEach((c, item) => {
+        if (c.kind === 'transfer') {
+          payments.push({ to: c.to, amount: c.amount });
+          return;
+        }
+        const outcome = applyRemark(pending, ctxAt(signer.address, block, 0n, payments), c.payload);
+        payments = [];
+        if (outcome.kind === 'foreign') return;
+        if (outcome.kind === 'applied') {
+          for (const w of outcome.writes) {
+            if (w.value === null) pending.delete(w.key);
+            else pending.put(w.key, w.value);
+          }
+        }
+        records.push({
+          block,
+          extrinsic: 0,
+          item,
+          signer: signer.address,
+          call: outcome.call,
+          outcome: outcome.kind,
+          reason: outcome.kind === 'rejected' ? outcome.reason : null,
+        });
+      });
+      state.apply(pending.writes());
+      return { blockHash: hex(`block/${block}`), blockNumber: block, extrinsicIndex: 0, events: [] };
+    },
+  };
+  const indexer = {
+    state,
+    sync: async () => height,
+    waitFor: async () => {},
+    calls: (filter: { outcome?: 'applied' | 'rejected'; fromBlock?: number } = {}) =>
+      records.filter(
+        (r) =>
+          r.block >= (filter.fromBlock ?? 0) &&
+          (filter.outcome === undefined || r.outcome === filter.outcome),
+      ),
+  };
+  /** Applies one call as `signer` (with payments before it) and insists that it applied. */
+  const run = async (signer: Account, calls: ChainCall[]) => {
+    const inclusion = await chain.submit(signer, calls);
+    const rejected = records.find((r) => r.block === inclusion.blockNumber && r.outcome === 'rejected');
+    if (rejected) throw new Error(`setup call rejected: ${rejected.reason}`);
+  };
+  return { chain, indexer, state, records, submitted, hooks, run };
+}
+
+export type Twin = ReturnType<typeof memoryChain>;
+export const remark = <N extends Parameters<typeof encodeRemark>[0]>(
+  name: N,
+  args: Parameters<typeof encodeRemark<N>>[1],
+): ChainCall => ({ kind: 'remark', payload: encodeRemark(name, args) });
