@@ -48,12 +48,19 @@ export const CESS_AUDIT: AuditConfig = Object.freeze({
 /** What a GiB of storage space costs on a local network (CESS sells space per GiB too). */
 export const DEV_SPACE_PRICE = ROC;
 
+/**
+ * Blocks an owner has to release the key of an accepted market request: an hour of 6 s blocks (half an hour on the
+ * dev chain's 3 s heartbeat); a key service that is up answers within seconds.
+ */
+export const DEV_REQUEST_EXPIRY_BLOCKS = 600;
+
 /** The protocol parameters of a local network. */
 export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pot: potAddress(),
   minCollateral: ROC,
   spacePrice: DEV_SPACE_PRICE,
   restoralClaimBlocks: 20,
+  requestExpiryBlocks: DEV_REQUEST_EXPIRY_BLOCKS,
   // No verifier until the network names one: `ailink dev` (src/node/devnet.ts) puts its own verifier's account here.
   verifiers: Object.freeze([]),
   audit: CESS_AUDIT,
@@ -72,6 +79,8 @@ export const ProtocolConfigSchema = z
       .regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a decimal amount')
       .default(DEV_SPACE_PRICE.toString()),
     restoralClaimBlocks: count,
+    // Optional so that protocol files written before requests expired still read (as the dev figure).
+    requestExpiryBlocks: count.default(DEV_REQUEST_EXPIRY_BLOCKS),
     // Optional so that protocol files written before verifiers were fixed by genesis still read — as an empty set,
     // never as "anyone": such a network has no verifier until its configuration names one (issue 15).
     verifiers: z

@@ -3,7 +3,7 @@ import { audit, auditOnBlock } from './pallets/audit.ts';
 import type { BlockContext, CallContext, Payment, Rule } from './pallets/context.ts';
 import { CallRejected } from './pallets/context.ts';
 import { fileBank, getFile } from './pallets/file-bank.ts';
-import { market, marketOnDelete } from './pallets/market.ts';
+import { market, marketOnBlock, marketOnDelete } from './pallets/market.ts';
 import { oss } from './pallets/oss.ts';
 import { flagPayment, openDebt, paidToPotDirectly, pot } from './pallets/pot.ts';
 import { provenance } from './pallets/provenance.ts';
@@ -24,13 +24,13 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'fileBank.uploadDeclaration': (state, ctx, args) => {
     const replaced = getFile(state, args.fid) !== undefined;
     fileBank.uploadDeclaration(state, ctx, args);
-    if (replaced) marketOnDelete(state, args.fid);
+    if (replaced) marketOnDelete(state, ctx, args.fid);
   },
   'fileBank.transferReport': fileBank.transferReport,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.
   'fileBank.deleteFile': (state, ctx, args) => {
     fileBank.deleteFile(state, ctx, args);
-    marketOnDelete(state, args.fid);
+    marketOnDelete(state, ctx, args.fid);
   },
   'fileBank.generateRestoralOrder': fileBank.generateRestoralOrder,
   'fileBank.claimRestoralOrder': fileBank.claimRestoralOrder,
@@ -118,11 +118,13 @@ export function flagUnexplainedPotPayments(
 
 /**
  * What the runtime does at the start of every block before any call (Substrate's `on_initialize`): the audit hook
- * settles challenges past their deadline and issues new ones. Returns its writes, like a call.
+ * settles challenges past their deadline and issues new ones, and market requests past theirs expire. Returns its
+ * writes, like a call.
  */
 export function applyBlockHooks(state: StateReader, ctx: BlockContext): readonly StateWrite[] {
   const overlay = new Overlay(state);
   auditOnBlock(overlay, ctx);
+  marketOnBlock(overlay, ctx);
   return overlay.writes();
 }
 

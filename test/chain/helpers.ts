@@ -73,6 +73,7 @@ export const CONFIG: ProtocolConfig = {
   minCollateral: 1000n,
   spacePrice: 100n,
   restoralClaimBlocks: 10,
+  requestExpiryBlocks: 30,
   // Accounts are made after `accountsReady()`: a test that registers verifiers names them in its own config.
   verifiers: [],
   audit: {

@@ -150,7 +150,15 @@ describe('market', () => {
         },
       ]);
       expect(openRequestsOf(h.state)).toEqual([
-        { fid: d.fid, reader: listed.address, readerKey: key('listed'), requestedAt: h.block, seq: 0 },
+        {
+          fid: d.fid,
+          reader: listed.address,
+          readerKey: key('listed'),
+          requestedAt: h.block,
+          seq: 0,
+          held: '0',
+          expiresAt: h.block + CONFIG.requestExpiryBlocks,
+        },
       ]);
     });
 
@@ -172,13 +180,13 @@ describe('market', () => {
       expectRejected(h, payer.address, request(d.fid, key('payer')), /paid nothing/, {
         payments: [{ to: stranger.address, amount: 10n * PRICE }],
       });
-      // Paid into escrow at the pot it counts (issue 15 item 10a): the pot then owes the owner the price.
+      // Paid into escrow at the pot it counts (issue 15 item 10a): the pot holds the owner's price for the key.
       expectApplied(h, payer.address, request(d.fid, key('payer')), {
         paidToPot: PRICE,
         payments: [{ to: CONFIG.pot, amount: PRICE }],
       });
-      expect(h.state.scan('pot/debts/').map(([, v]) => v)).toMatchObject([
-        { to: owner.address, amount: PRICE.toString() },
+      expect(openRequestsOf(h.state, d.fid)).toMatchObject([
+        { reader: payer.address, held: PRICE.toString() },
       ]);
     });
 
@@ -197,7 +205,15 @@ describe('market', () => {
       ]);
       // Two accepted requests for one reader key: one open request, the latest.
       expect(openRequestsOf(h.state, d.fid)).toEqual([
-        { fid: d.fid, reader: payer.address, readerKey: key('payer'), requestedAt: h.block, seq: 1 },
+        {
+          fid: d.fid,
+          reader: payer.address,
+          readerKey: key('payer'),
+          requestedAt: h.block,
+          seq: 1,
+          held: '0',
+          expiresAt: h.block + CONFIG.requestExpiryBlocks,
+        },
       ]);
     });
 
@@ -391,7 +407,13 @@ describe('market', () => {
     expectApplied(h, owner.address, terms(d.fid, [listed.address], '0'));
     expectApplied(h, listed.address, request(d.fid, key('listed')));
     const open = h.state.get<OpenRequest>(`market/requests/${d.fid}/${listed.address}`);
-    expect(open).toEqual({ readerKey: key('listed'), requestedAt: h.block, seq: 0 });
+    expect(open).toEqual({
+      readerKey: key('listed'),
+      requestedAt: h.block,
+      seq: 0,
+      held: '0',
+      expiresAt: h.block + CONFIG.requestExpiryBlocks,
+    });
     expect(h.state.scan('market/').map(([k]) => k)).toEqual([
       `market/requests/${d.fid}/${listed.address}`,
       `market/retrievals/${d.fid}/0000000000`,

@@ -1,10 +1,12 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Debt, debtsOf, type PaidDebt, potFlagsOf } from '../../src/chain/pallets/pot.ts';
+import { applyBlockHooks } from '../../src/chain/protocol.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import {
   CONFIG,
   call,
   createHarness,
+  ctxAt,
   type Declaration,
   expectApplied,
   expectRejected,
@@ -88,16 +90,76 @@ describe('market requests paid into escrow', () => {
     ]);
   });
 
-  it('an accepted request: the pot owes the owner the price and the reader what it paid over it', () => {
+  const owed = () => debtsOf(h.state).map(({ to, amount }) => ({ to, amount }));
+  const wrapFor = (readerKey: string) => ({
+    recipient: readerKey,
+    ephemeral: hex('eph'),
+    sealed: '0a'.repeat(48),
+  });
+
+  // Issue 15 item 10a, the attack: the owner was owed the price as soon as the request was accepted, so an owner
+  // whose key service never released the key was paid for nothing.
+  it('an accepted request: the reader is owed what it paid over the price at once, the owner the price only once it releases the key', () => {
     expectApplied(
       h,
       reader.address,
       call('market.request', { fid: d.fid, readerKey: hex('rk') }),
       toPot(PRICE + 7n),
     );
-    expect(debtsOf(h.state).map(({ to, amount }) => ({ to, amount }))).toEqual([
-      { to: owner.address, amount: PRICE.toString() },
+    expect(owed()).toEqual([{ to: reader.address, amount: '7' }]);
+    expectApplied(
+      h,
+      owner.address,
+      call('market.grant', { fid: d.fid, reader: reader.address, wrap: wrapFor(hex('rk')) }),
+    );
+    expect(owed()).toEqual([
       { to: reader.address, amount: '7' },
+      { to: owner.address, amount: PRICE.toString() },
+    ]);
+  });
+
+  it('a request the owner leaves unanswered expires: the reader is owed the price back, and a late grant is refused', () => {
+    expectApplied(
+      h,
+      reader.address,
+      call('market.request', { fid: d.fid, readerKey: hex('rk') }),
+      toPot(PRICE),
+    );
+    const requestedAt = h.block;
+    const last = requestedAt + CONFIG.requestExpiryBlocks;
+    expect(h.state.get(`market/requests/${d.fid}/${reader.address}`)).toMatchObject({ expiresAt: last });
+    // Open through its last block, gone in the next.
+    h.state.apply(applyBlockHooks(h.state, ctxAt('', last)));
+    expect(owed()).toEqual([]);
+    h.state.apply(applyBlockHooks(h.state, ctxAt('', last + 1)));
+    expect(h.state.get(`market/requests/${d.fid}/${reader.address}`)).toBeUndefined();
+    expect(debtsOf(h.state)).toMatchObject([
+      { to: reader.address, amount: PRICE.toString(), for: expect.stringMatching(/expired/) },
+    ]);
+    h.block = last + 1;
+    expectRejected(
+      h,
+      owner.address,
+      call('market.grant', { fid: d.fid, reader: reader.address, wrap: wrapFor(hex('rk')) }),
+      /has no open request/,
+    );
+  });
+
+  it('a newer request of the same reader, or the file’s deletion, gives back what an open request held', () => {
+    const request = (key: string) =>
+      expectApplied(
+        h,
+        reader.address,
+        call('market.request', { fid: d.fid, readerKey: hex(key) }),
+        toPot(PRICE),
+      );
+    request('rk/1');
+    request('rk/2');
+    expect(owed()).toEqual([{ to: reader.address, amount: PRICE.toString() }]);
+    expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: d.fid }));
+    expect(owed()).toEqual([
+      { to: reader.address, amount: PRICE.toString() },
+      { to: reader.address, amount: PRICE.toString() },
     ]);
   });
 

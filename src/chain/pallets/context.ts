@@ -38,6 +38,12 @@ export interface ProtocolConfig {
   /** Blocks a claimer has to complete a restoral order before anyone may claim it again. */
   readonly restoralClaimBlocks: number;
   /**
+   * Blocks an owner has to release the key for an accepted market request (`market.grant`). Past them the request
+   * expires, and what the reader paid into escrow for it is owed back to the reader: nobody pays for a key that never
+   * came (issue 15).
+   */
+  readonly requestExpiryBlocks: number;
+  /**
    * The verifier set (CESS's TEE workers), fixed by the network's genesis: the only accounts `teeWorker.register`
    * accepts, so the only ones whose tag reports and audit results count. Open registration let a miner register a
    * verifier of its own and sign its own passing results (issue 15). A fixed list rather than a governance account

@@ -1,6 +1,6 @@
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
-import { paidTo, type Rule, reject } from './context.ts';
+import { type BlockContext, paidTo, type Rule, reject } from './context.ts';
 import { type FileInfo, getFile } from './file-bank.ts';
 import { authorised } from './oss.ts';
 import { openDebt } from './pot.ts';
@@ -56,6 +56,14 @@ export interface OpenRequest {
   requestedAt: number;
   /** The retrieval it belongs to. */
   seq: number;
+  /**
+   * Planck of the price held in escrow at the pot until the owner releases the key: owed to the owner by the grant,
+   * back to the reader when the request expires, is replaced or its file deleted. "0" when nothing is held (free,
+   * or paid to the owner directly).
+   */
+  held: string;
+  /** Last block in which the owner may release the key (`ProtocolConfig.requestExpiryBlocks` after the request). */
+  expiresAt: number;
 }
 
 /** The data key of an object wrapped for a reader (src/storage/envelope.ts `KeyWrap`). */
@@ -161,7 +169,6 @@ const request: Rule<CallArgs<'market.request'>> = (state, ctx, args) => {
   const seq = state.get<number>(seqKey(args.fid)) ?? 0;
   state.put(seqKey(args.fid), seq + 1);
   const ownersShare = escrow < price - direct ? escrow : price > direct ? price - direct : 0n;
-  openDebt(state, ctx, file.owner, ownersShare, `market.request ${args.fid}/${seq}: the owner's price`);
   openDebt(
     state,
     ctx,
@@ -182,15 +189,64 @@ const request: Rule<CallArgs<'market.request'>> = (state, ctx, args) => {
   const canRead =
     file.encryption.wraps.some((w) => w.recipient === args.readerKey) ||
     state.get<Grant>(grantKey(args.fid, ctx.caller))?.wrap.recipient === args.readerKey;
-  if (canRead) state.delete(openRequestKey(args.fid, ctx.caller));
-  else {
+  // The reader's earlier request, if still open, is superseded: what it held goes back.
+  closeRequest(state, ctx, args.fid, ctx.caller, 'refund', 'superseded by a newer request');
+  if (canRead) {
+    openDebt(state, ctx, file.owner, ownersShare, `market.request ${args.fid}/${seq}: the owner's price`);
+  } else {
+    // The owner's price waits in escrow until its key service releases the key.
     state.put(openRequestKey(args.fid, ctx.caller), {
       readerKey: args.readerKey,
       requestedAt: ctx.block.number,
       seq,
+      held: ownersShare.toString(),
+      expiresAt: ctx.block.number + ctx.config.requestExpiryBlocks,
     } satisfies OpenRequest);
   }
 };
+
+/**
+ * Closes `reader`'s open request for `fid`, if any: what it held in escrow is owed to the owner (`release`) or back to
+ * the reader (`refund`).
+ */
+function closeRequest(
+  state: StateWriter,
+  ctx: BlockContext,
+  fid: string,
+  reader: string,
+  outcome: 'release' | 'refund',
+  why: string,
+): void {
+  const key = openRequestKey(fid, reader);
+  const open = state.get<OpenRequest>(key);
+  if (open === undefined) return;
+  state.delete(key);
+  const to = outcome === 'release' ? getFile(state, fid)?.owner : reader;
+  if (to === undefined) throw new Error(`an open request of ${reader} outlived its file ${fid}`);
+  const label = outcome === 'release' ? "the owner's price" : 'refund';
+  openDebt(state, ctx, to, BigInt(open.held ?? '0'), `market.request ${fid}/${open.seq}: ${label}, ${why}`);
+}
+
+/**
+ * What the market does at the start of every block: requests whose owner let `requestExpiryBlocks` pass without
+ * releasing the key expire, and what they held goes back to their readers.
+ */
+export function marketOnBlock(state: StateWriter, ctx: BlockContext): void {
+  for (const [key, value] of state.scan(OPEN_REQUESTS_PREFIX)) {
+    const open = value as OpenRequest;
+    // Requests recorded before requests expired carry no expiry: they stay open, as they were promised.
+    if (open.expiresAt === undefined || open.expiresAt >= ctx.block.number) continue;
+    const [fid, reader] = key.slice(OPEN_REQUESTS_PREFIX.length).split('/') as [string, string];
+    closeRequest(
+      state,
+      ctx,
+      fid,
+      reader,
+      'refund',
+      `expired: the key was not released by block ${open.expiresAt}`,
+    );
+  }
+}
 
 const grant: Rule<CallArgs<'market.grant'>> = (state, ctx, args) => {
   const file = existingFile(state, args.fid);
@@ -225,17 +281,28 @@ const grant: Rule<CallArgs<'market.grant'>> = (state, ctx, args) => {
     grantedAt: ctx.block.number,
     by: ctx.caller,
   } satisfies Grant);
-  state.delete(openRequestKey(args.fid, args.reader));
+  closeRequest(state, ctx, args.fid, args.reader, 'release', 'the key was released');
 };
 
 /**
  * What deleting a file does to its market state: terms, retrievals, open requests and grants go with it, so that a
  * later declaration of the same fid (by anyone, with a new data key) starts with none of them.
  */
-export function marketOnDelete(state: StateWriter, fid: string): void {
+export function marketOnDelete(state: StateWriter, ctx: BlockContext, fid: string): void {
+  // Open requests first, while the file is still there to name: what they held goes back to their readers.
+  for (const [key] of state.scan(openRequestsPrefix(fid))) {
+    closeRequest(
+      state,
+      ctx,
+      fid,
+      key.slice(openRequestsPrefix(fid).length),
+      'refund',
+      'the file was deleted',
+    );
+  }
   // Only keys that exist: a file that never had market state deletes exactly what it deleted before this module.
   for (const key of [termsKey(fid), seqKey(fid)]) if (state.get(key) !== undefined) state.delete(key);
-  for (const prefix of [retrievalsPrefix(fid), openRequestsPrefix(fid), grantsPrefix(fid)]) {
+  for (const prefix of [retrievalsPrefix(fid), grantsPrefix(fid)]) {
     for (const [key] of state.scan(prefix)) state.delete(key);
   }
 }
