@@ -8,8 +8,9 @@ import type { AuditConfig, ProtocolConfig } from './pallets/context.ts';
 import { encodeRemark } from './remark.ts';
 
 /**
- * The pot that collateral is paid to, derived as Substrate derives a pallet's account ("modl" + 8-byte id, zero
- * padded): no one holds its key, so what is paid in stays there.
+ * A pot nobody holds the key of, derived as Substrate derives a pallet's account ("modl" + 8-byte id, zero padded):
+ * what is paid in stays there, and no debt is ever paid. The default of `DEV_PROTOCOL_CONFIG` for a chain reached
+ * without a network file; `ailink dev` names a pot of its own whose key it holds (src/node/devnet.ts).
  */
 export function potAddress(id = 'ailink/p'): string {
   const raw = new Uint8Array(32);

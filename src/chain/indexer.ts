@@ -22,6 +22,8 @@ export interface CallRecord {
 export interface Indexer {
   /** The protocol state after the last applied block. */
   readonly state: StateReader;
+  /** The protocol configuration the state is built with (the network's genesis parameters). */
+  readonly config: ProtocolConfig;
   /** The last applied block (0 before any). */
   height(): number;
   /** The state digest after block `at` (default: the last applied one). */
@@ -218,6 +220,7 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
 
   const indexer: Indexer = {
     state: store,
+    config: options.config,
     height: () => last().number,
     digest(at) {
       if (at === undefined) return last().digest;

@@ -23,7 +23,7 @@ import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-fl
  *                          the owner (or its operator) sets who reads FID for free and what everyone else pays per
  *                          request; without --price the object is not for sale (listed readers only); 0 = free
  *   ailink object request FID [--max-price PLANCK] [--out FILE] [--wait-ms 120000] [--json]
- *                          ask for FID's data key (paying up to --max-price to the owner in the same extrinsic) and
+ *                          ask for FID's data key (paying up to --max-price into escrow in the same extrinsic) and
  *                          wait until the owner's key service releases it; with --out, also read the object
  *   ailink object serve-keys [--for OWNER,…]
  *                          the owner's key service: release the data key to every accepted request, until Ctrl-C;

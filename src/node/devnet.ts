@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +16,11 @@ import {
 } from '../chain/index.ts';
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, describeError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
 import { tcpMultiaddr } from './network.ts';
+import { type PayoutService, startPayoutService } from './payout-service.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/ailink.mjs', import.meta.url));
 
@@ -49,6 +50,12 @@ export interface DevNetwork {
   readonly verifier: MinerProcess | undefined;
   readonly protocol: ProtocolConfig;
   readonly operatorKeyPath: string;
+  /**
+   * The pot's key (`keys/pot.json`), which the operator holds, and the service that pays the pot's debts with it:
+   * escrowed prices, refunds, exiting miners' collateral. Undefined when `protocol` names a pot of its own.
+   */
+  readonly potKeyPath: string;
+  readonly payouts: PayoutService | undefined;
   /** Rewrites network.json with the current pids and addresses. */
   save(): Promise<void>;
   stop(): Promise<void>;
@@ -115,16 +122,22 @@ export async function startDevNetwork(
     ? await loadKeyFile(operatorKeyPath)
     : await createKeyFile(operatorKeyPath, deps.random);
   const storers = [operator.address, ...(options.allow ?? [])];
+  const potKeyPath = join(dataDir, 'keys', 'pot.json');
   const maxFragment = options.profile === 'production' ? 8 * 1024 * 1024 : 1024 * 1024;
   const path = join(dataDir, 'network.json');
 
   const protocolPath = join(dataDir, 'protocol.json');
-  refuseDataDirWithoutVerifierSet(dataDir, protocolPath);
+  refuseOlderDataDir(dataDir, protocolPath, options.protocol === undefined && !existsSync(potKeyPath));
+  // The pot is an account of its own, not the operator's: the rules flag any payment from it that no debt explains,
+  // which the operator's everyday transfers would be.
+  const pot = await (existsSync(potKeyPath)
+    ? loadKeyFile(potKeyPath)
+    : createKeyFile(potKeyPath, deps.random));
   const verifierDir = join(dataDir, 'verifier');
   const withVerifier = options.verifier ?? true;
   // The verifier's account exists before the protocol is written: the network's verifier set names it.
   const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
-  const base = options.protocol ?? DEV_PROTOCOL_CONFIG;
+  const base = options.protocol ?? { ...DEV_PROTOCOL_CONFIG, pot: pot.address };
   const protocol: ProtocolConfig =
     verifierAccount === undefined || base.verifiers.includes(verifierAccount.address)
       ? base
@@ -147,6 +160,7 @@ export async function startDevNetwork(
   // The accounts the miners serve are the network's clients: they pay upload fees, so they are funded too.
   const funded = [
     ...storers,
+    pot.address, // fees for its payouts
     ...minerAccounts.map((a) => a.address),
     ...(verifierAccount === undefined ? [] : [verifierAccount.address]),
   ];
@@ -189,6 +203,21 @@ export async function startDevNetwork(
     await chain.close();
     throw err;
   }
+  const payoutLog = join(dataDir, 'pot', 'payouts.log');
+  makePrivateDir(join(dataDir, 'pot'));
+  const payouts =
+    protocol.pot === pot.address
+      ? await startPayoutService({
+          endpoint: chain.endpoint,
+          protocol,
+          pot,
+          indexPath: join(dataDir, 'pot', 'index.sqlite'),
+          onPaid: (debts, block) =>
+            appendFileSync(payoutLog, `${new Date().toISOString()} paid ${debts} debts in block ${block}\n`),
+          onError: (err) =>
+            appendFileSync(payoutLog, `${new Date().toISOString()} payout failed: ${describeError(err)}\n`),
+        })
+      : undefined;
   const network: DevNetwork = {
     path,
     chainEndpoint: chain.endpoint,
@@ -196,6 +225,8 @@ export async function startDevNetwork(
     verifier,
     protocol,
     operatorKeyPath,
+    potKeyPath,
+    payouts,
     async save() {
       const file: NetworkFile = {
         version: 1,
@@ -219,6 +250,7 @@ export async function startDevNetwork(
       await writeNetworkFile(path, file);
     },
     async stop() {
+      await payouts?.stop();
       await Promise.all(nodes.map((m) => m.stop()));
       await network.save(); // lists no processes now: clients are told plainly that nothing is running
       await chain.close();
@@ -229,12 +261,14 @@ export async function startDevNetwork(
 }
 
 /**
- * A data dir from before the verifier set (issue 15) cannot be resumed: its protocol let any account register as a
- * verifier, its chain may hold such registrations, and every process's index was folded under those rules (each
- * would refuse to open under the new configuration, deep in a child process's log). Say so up front instead.
+ * A data dir made by an older `ailink dev` cannot be resumed when the rules its chain was folded under changed: every
+ * process's index would refuse to open under the new configuration, deep in a child process's log. Say so up front.
+ * - Before the verifier set (issue 15): its protocol let any account register as a verifier.
+ * - Before the pot had a key (`withoutPot`: a protocol file but no keys/pot.json): collateral and prices were paid to
+ *   an account nobody holds, so nothing could be paid out, and its registrations name that pot.
  * @throws INVALID_INPUT naming the data dir and what to do
  */
-function refuseDataDirWithoutVerifierSet(dataDir: string, protocolPath: string): void {
+function refuseOlderDataDir(dataDir: string, protocolPath: string, withoutPot: boolean): void {
   if (!existsSync(protocolPath)) return;
   let written: unknown;
   try {
@@ -242,12 +276,15 @@ function refuseDataDirWithoutVerifierSet(dataDir: string, protocolPath: string):
   } catch {
     return; // unreadable: rewritten below, as before
   }
-  if (typeof written === 'object' && written !== null && !('verifiers' in written)) {
-    throw new AilinkError(
+  const older = (why: string, now: string) =>
+    new AilinkError(
       'INVALID_INPUT',
-      `${dataDir} was made by an older \`ailink dev\`, whose protocol let any account register as a verifier; its chain and indexes cannot be carried over to a network with a fixed verifier set: start with another --data-dir, or remove ${dataDir}`,
+      `${dataDir} was made by an older \`ailink dev\`, ${why}; its chain and indexes cannot be carried over to a network ${now}: start with another --data-dir, or remove ${dataDir}`,
     );
+  if (typeof written === 'object' && written !== null && !('verifiers' in written)) {
+    throw older('whose protocol let any account register as a verifier', 'with a fixed verifier set');
   }
+  if (withoutPot) throw older('whose pot nobody held a key to', 'whose pot pays out escrow and refunds');
 }
 
 /** Alice pays each account that holds less than half of `DEV_FUNDING`, in one batch. */

@@ -193,3 +193,9 @@ export function httpStatusOf(code: ErrorCode): number {
 export function hasCode(err: unknown, code?: ErrorCode): err is AilinkError {
   return err instanceof AilinkError && (code === undefined || err.code === code);
 }
+
+/** A short reason for reports and logs: the code and the first line of the message. */
+export function describeError(err: unknown): string {
+  const message = (err as Error)?.message?.split('\n')[0]?.slice(0, 120) ?? String(err);
+  return hasCode(err) ? `${err.code} (${message})` : message;
+}

@@ -2,7 +2,7 @@ import type { PeerRef } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
-import { AilinkError, hasCode } from '../shared/errors.ts';
+import { AilinkError, describeError, hasCode } from '../shared/errors.ts';
 import type { CodecPool } from './codec-pool.ts';
 import { type KeyWrap, newDataKey, unwrapDataKey, wrapDataKey } from './envelope.ts';
 import { fidOf, zeroFragmentHash } from './hash.ts';
@@ -122,7 +122,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         have++;
       } catch (err) {
         if (signal?.aborted) throw err;
-        failures.push(`fragment ${c} (${hash.slice(0, 12)}…) on miner ${miners[c]}: ${describe(err)}`);
+        failures.push(`fragment ${c} (${hash.slice(0, 12)}…) on miner ${miners[c]}: ${describeError(err)}`);
       }
     };
     // Ask for exactly as many as still needed, in waves, so a healthy network costs 4 transfers per segment.
@@ -242,7 +242,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         } catch (err) {
           if (signal?.aborted) throw new AilinkError('ABORTED', 'put cancelled', { cause: err });
           const spare = spares.shift();
-          const reason = describe(err);
+          const reason = describeError(err);
           if (spare === undefined) {
             throw new AilinkError(
               'PUT_FAILED',
@@ -432,7 +432,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
             if (held !== size) return void lost.set(column, `fragment ${hash} is missing`);
           }
         } catch (err) {
-          lost.set(column, describe(err));
+          lost.set(column, describeError(err));
         }
       }),
     );
@@ -497,12 +497,6 @@ export async function* chunks(
     yield { bytes: full, last: false };
   }
   yield { bytes: current.subarray(0, filled), last: true };
-}
-
-/** A short reason for reports: the code and the first line of the message. */
-function describe(err: unknown): string {
-  const message = (err as Error)?.message?.split('\n')[0]?.slice(0, 120) ?? String(err);
-  return hasCode(err) ? `${err.code} (${message})` : message;
 }
 
 /** Hands out a large buffer in 1 MiB pieces, yielding to the event loop between them so copying never stalls it. */

@@ -30,7 +30,7 @@ import type { MinerLog } from './miner-service.ts';
 export interface MarketDeps {
   readonly chain: Pick<ChainClient, 'submit'>;
   /** An index of the chain the object is recorded on; requests and grants are read from it. */
-  readonly indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls'>;
+  readonly indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls' | 'config'>;
   readonly account: Account;
   readonly clock: Clock;
 }
@@ -190,8 +190,10 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
       const maxPrice = options.maxPrice ?? 0n;
       const pay = !free && price !== null && price > 0n && price <= maxPrice ? price : 0n;
       const calls: ChainCall[] = [
-        // The transfer directly before the request pays for it (and for nothing else).
-        ...(pay > 0n ? [{ kind: 'transfer' as const, to: file.owner, amount: pay }] : []),
+        // The transfer directly before the request pays for it (and for nothing else). It goes into escrow at the
+        // pot: the owner is owed it once it releases the key, the reader gets it back if the request is refused or
+        // expires unanswered (src/chain/pallets/market.ts).
+        ...(pay > 0n ? [{ kind: 'transfer' as const, to: indexer.config.pot, amount: pay }] : []),
         protocolCall('market.request', { fid, readerKey: myKey }),
       ];
       const height = await indexer.sync();

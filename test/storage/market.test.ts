@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Inclusion } from '../../src/chain/client.ts';
+import { debtsOf } from '../../src/chain/pallets/pot.ts';
 import { fileOf, grantOf, openRequestsOf, retrievalsOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { fromHex } from '../../src/shared/bytes.ts';
@@ -7,7 +8,7 @@ import { manualClock, systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { unwrapDataKey, wrapDataKey } from '../../src/storage/envelope.ts';
 import { createGrantService, createMarketClient } from '../../src/storage/market.ts';
-import { hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
+import { CONFIG, hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
 import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
@@ -305,7 +306,9 @@ describe('createMarketClient', () => {
     expect(twin.submitted.find((s) => s.signer === listed.address)?.calls).toEqual(['market.request']);
   });
 
-  it('pays the price in the same extrinsic, directly before the request, when the reader agreed to it', async () => {
+  // Issue 15 item 10a: paid to the owner directly, the price was the owner's whether or not it ever released the
+  // key. Paid into escrow at the pot, the owner is owed it only by the grant that releases the key.
+  it('pays the price into escrow at the pot, directly before the request, when the reader agreed to it', async () => {
     const twin = memoryChain();
     const fid = await declare(twin, 'c/paid', owner, [owner], { readers: [listed], price: PRICE });
     const ticket = await withService(twin, () =>
@@ -313,11 +316,28 @@ describe('createMarketClient', () => {
     );
     expect(ticket).toMatchObject({ via: 'grant', paid: PRICE });
     expect(twin.submitted.find((s) => s.signer === payer.address)?.calls).toEqual([
-      `transfer ${PRICE} to ${owner.address}`,
+      `transfer ${PRICE} to ${CONFIG.pot}`,
       'market.request',
     ]);
     expect(retrievalsOf(twin.state, fid).map((r) => [r.reader, r.paid])).toEqual([
       [payer.address, `${PRICE}`],
+    ]);
+    expect(debtsOf(twin.state).map(({ to, amount }) => ({ to, amount }))).toEqual([
+      { to: owner.address, amount: `${PRICE}` },
+    ]);
+  });
+
+  it('an owner that never releases the key is not paid: the request expires and the reader is owed its price back', async () => {
+    const twin = memoryChain();
+    const fid = await declare(twin, 'c/silent', owner, [owner], { readers: [], price: PRICE });
+    await rejectsWith(
+      clientFor(twin, payer).requestAccess(fid, { maxPrice: PRICE, pollMs: 5, deadlineMs: 50 }),
+      'TIMEOUT',
+    );
+    await twin.mine(CONFIG.requestExpiryBlocks + 1);
+    expect(openRequestsOf(twin.state, fid)).toEqual([]);
+    expect(debtsOf(twin.state).map(({ to, amount }) => ({ to, amount }))).toEqual([
+      { to: payer.address, amount: `${PRICE}` },
     ]);
   });
 
@@ -442,7 +462,7 @@ describe('createMarketClient', () => {
     await createGrantService({ ...twin, account: owner, clock: systemClock }).pass();
     expect(await waiting).toMatchObject({ via: 'grant', paid: PRICE });
     const paid = twin.submitted.flatMap((s) => s.calls).filter((c) => c.startsWith('transfer'));
-    expect(paid).toEqual([`transfer ${PRICE} to ${owner.address}`]);
+    expect(paid).toEqual([`transfer ${PRICE} to ${CONFIG.pot}`]);
     expect(retrievalsOf(twin.state, fid)).toHaveLength(1);
   });
 

@@ -1,15 +1,18 @@
 import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.ts';
 import type { CallRecord } from '../../src/chain/indexer.ts';
 import type { Payment } from '../../src/chain/pallets/context.ts';
-import { applyRemark } from '../../src/chain/protocol.ts';
+import { applyBlockHooks, applyRemark } from '../../src/chain/protocol.ts';
 import { decodeRemark, encodeRemark } from '../../src/chain/remark.ts';
-import { createMemoryState, Overlay } from '../../src/chain/state.ts';
+import { createMemoryState, Overlay, type StateWrite } from '../../src/chain/state.ts';
 import type { Account } from '../../src/shared/account.ts';
-import { ctxAt, hex } from '../chain/helpers.ts';
+import { CONFIG, ctxAt, hex } from '../chain/helpers.ts';
 
 // An in-memory twin of the chain and its index for the storage clients that submit protocol calls: extrinsics go
 // through the real remark codec and the real rules (applyRemark) with the payments of the batch, exactly as the
 // indexer applies them.
+
+const applyWrite = (state: Overlay, w: StateWrite) =>
+  w.value === null ? state.delete(w.key) : state.put(w.key, w.value);
 
 /** The chain and its index, in memory: each `submit` is one block holding one extrinsic. */
 export function memoryChain() {
@@ -31,6 +34,8 @@ export function memoryChain() {
       });
       const block = ++height;
       const pending = new Overlay(state);
+      // What the runtime does first in every block (expiries, audits), as the indexer applies it.
+      for (const w of applyBlockHooks(state, ctxAt('', block))) applyWrite(pending, w);
       let payments: Payment[] = [];
       calls.forEach((c, item) => {
         if (c.kind === 'transfer') {
@@ -41,10 +46,7 @@ export function memoryChain() {
         payments = [];
         if (outcome.kind === 'foreign') return;
         if (outcome.kind === 'applied') {
-          for (const w of outcome.writes) {
-            if (w.value === null) pending.delete(w.key);
-            else pending.put(w.key, w.value);
-          }
+          for (const w of outcome.writes) applyWrite(pending, w);
         }
         records.push({
           block,
@@ -62,6 +64,7 @@ export function memoryChain() {
   };
   const indexer = {
     state,
+    config: CONFIG,
     sync: async () => height,
     waitFor: async () => {},
     calls: (filter: { outcome?: 'applied' | 'rejected'; fromBlock?: number } = {}) =>
@@ -77,7 +80,11 @@ export function memoryChain() {
     const rejected = records.find((r) => r.block === inclusion.blockNumber && r.outcome === 'rejected');
     if (rejected) throw new Error(`setup call rejected: ${rejected.reason}`);
   };
-  return { chain, indexer, state, records, submitted, hooks, run };
+  /** Produces `blocks` empty blocks. */
+  const mine = async (blocks: number) => {
+    for (let i = 0; i < blocks; i++) state.apply(applyBlockHooks(state, ctxAt('', ++height)));
+  };
+  return { chain, indexer, state, records, submitted, hooks, run, mine };
 }
 
 export type Twin = ReturnType<typeof memoryChain>;
