@@ -41,6 +41,63 @@ export const EncryptionSchema = z
   })
   .strict();
 
+/**
+ * A bucket's name, by S3's rules: 3–63 of a–z 0–9 . -, beginning and ending with a letter or digit, no "..", and not
+ * shaped like an IPv4 address. Buckets are per account (the owner's namespace), not global as in S3.
+ */
+export const BucketNameSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+    'expected 3–63 of a–z 0–9 . -, beginning and ending with a letter or digit',
+  )
+  .refine((n) => !n.includes('..'), 'expected no ".." in a bucket name')
+  .refine(
+    (n) => !/^\d{1,3}(\.\d{1,3}){3}$/.test(n),
+    'expected a bucket name not shaped like an IPv4 address',
+  );
+
+/** Most bytes of an object key (S3's limit), and of an object's user metadata in all (S3's 2 KiB). */
+export const MAX_KEY_BYTES = 1024;
+export const MAX_METADATA_BYTES = 2048;
+const utf8Length = (s: string) => new TextEncoder().encode(s).byteLength;
+
+/**
+ * An object key: 1–1024 bytes of UTF-8 without control characters (NUL among them), and without a "." or ".." path
+ * segment, which a file-system view of a bucket (a drive, `aws s3 sync`) would resolve out of the bucket.
+ */
+export const ObjectKeySchema = z
+  .string()
+  .min(1)
+  .refine((k) => utf8Length(k) <= MAX_KEY_BYTES, `expected at most ${MAX_KEY_BYTES} bytes of UTF-8`)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
+  .refine((k) => !/[\u0000-\u001f\u007f]/.test(k), 'expected no control characters (NUL among them)')
+  .refine((k) => k.split('/').every((seg) => seg !== '.' && seg !== '..'), 'expected no "." or ".." segment');
+
+/** Where a stored object is filed in its owner's namespace, with the content metadata readers see. */
+export const EntrySchema = z
+  .object({
+    bucket: BucketNameSchema,
+    key: ObjectKeySchema,
+    contentType: z
+      .string()
+      .max(255)
+      .regex(/^[\x21-\x7e][\x20-\x7e]*$/, 'expected a printable ASCII media type')
+      .optional(),
+    /** S3's user metadata (x-amz-meta-*): lower-case names, printable values, 2 KiB in all. */
+    metadata: z
+      .record(
+        z.string().regex(/^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'expected a lower-case header token'),
+        z.string().regex(/^[\x20-\x7e]*$/, 'expected printable ASCII'),
+      )
+      .refine(
+        (m) => Object.entries(m).reduce((n, [k, v]) => n + k.length + v.length, 0) <= MAX_METADATA_BYTES,
+        `expected at most ${MAX_METADATA_BYTES} bytes of metadata`,
+      )
+      .optional(),
+  })
+  .strict();
+
 export const CALL_SCHEMAS = {
   'sminer.register': z
     .object({
@@ -76,8 +133,14 @@ export const CALL_SCHEMAS = {
         .strict(),
       segments: z.array(SegmentSchema).min(1).max(4096),
       encryption: EncryptionSchema.nullable(),
+      /** Files the object under a key of one of the owner's buckets (the gateway's S3 and drive views). */
+      entry: EntrySchema.optional(),
     })
     .strict(),
+  /** A bucket of `owner` (default: the caller), which the caller owns or is an operator of. */
+  'fileBank.createBucket': z.object({ name: BucketNameSchema, owner: address.optional() }).strict(),
+  /** Only an empty bucket is deleted. */
+  'fileBank.deleteBucket': z.object({ name: BucketNameSchema, owner: address.optional() }).strict(),
   'fileBank.transferReport': z
     .object({
       fid: hash,

@@ -80,7 +80,10 @@ export { mayStore, type SpaceInfo, spaceOf } from './pallets/storage-handler.ts'
 export { MAX_DEBTS_PER_PAYOUT, payDebts } from './payout.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
+  bucketsOf,
   challengeOf,
+  entriesOf,
+  entryOf,
   type FileView,
   fileOf,
   filesOfMiner,

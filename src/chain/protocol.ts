@@ -27,6 +27,8 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
     if (replaced) marketOnDelete(state, ctx, args.fid);
   },
   'fileBank.transferReport': fileBank.transferReport,
+  'fileBank.createBucket': fileBank.createBucket,
+  'fileBank.deleteBucket': fileBank.deleteBucket,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.
   'fileBank.deleteFile': (state, ctx, args) => {
     fileBank.deleteFile(state, ctx, args);

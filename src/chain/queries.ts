@@ -1,6 +1,12 @@
 import { type Challenge, challengeKey } from './pallets/audit.ts';
 import {
+  type BucketInfo,
+  bucketsPrefix,
+  type EntryInfo,
+  entriesPrefix,
+  type FileEntry,
   type FileInfo,
+  filedKey,
   fileKey,
   minerFilesPrefix,
   ordersPrefix,
@@ -81,6 +87,27 @@ export function filesOfOwner(state: StateReader, owner: string): string[] {
   const prefix = ownerFilesPrefix(owner);
   return state.scan(prefix).map(([key]) => key.slice(prefix.length));
 }
+
+/** An owner's buckets, by name. */
+export function bucketsOf(state: StateReader, owner: string): (BucketInfo & { name: string })[] {
+  const prefix = bucketsPrefix(owner);
+  return state.scan(prefix).map(([key, b]) => ({ ...(b as BucketInfo), name: key.slice(prefix.length) }));
+}
+
+/** The keys filed in a bucket that begin with `prefix`, in UTF-8 byte order (S3's), with the object each names. */
+export function entriesOf(
+  state: StateReader,
+  owner: string,
+  bucket: string,
+  prefix = '',
+): (EntryInfo & { key: string })[] {
+  const base = entriesPrefix(owner, bucket);
+  return state.scan(base + prefix).map(([key, e]) => ({ ...(e as EntryInfo), key: key.slice(base.length) }));
+}
+
+/** Where a file is filed and its content metadata, when it is filed in a bucket. */
+export const entryOf = (state: StateReader, fid: string): FileEntry | undefined =>
+  state.get<FileEntry>(filedKey(fid));
 
 export function taskOf(state: StateReader, task: string): TaskInfo | undefined {
   return state.get<TaskInfo>(taskKey(task));

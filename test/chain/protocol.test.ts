@@ -19,7 +19,7 @@ import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provena
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
 import { mayStore, spaceOf } from '../../src/chain/pallets/storage-handler.ts';
 import { applyCall, applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
-import { participantsOf, seedOf } from '../../src/chain/queries.ts';
+import { bucketsOf, entriesOf, participantsOf, seedOf } from '../../src/chain/queries.ts';
 import { encodeRemark } from '../../src/chain/remark.ts';
 import {
   createMemoryState,
@@ -556,6 +556,101 @@ describe('fileBank.uploadDeclaration', () => {
     );
     expectApplied(h, owner.address, declare(enc));
     expect(fileOf(h, enc.fid)?.encryption).toEqual(enc.encryption);
+  });
+});
+
+describe('buckets: an owner’s namespace of keys (fileBank.createBucket, deleteBucket, entry)', () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = createHarness();
+    registerMiners(h, miners.slice(0, WIDTH));
+  });
+  const bucket = (name: string, o: { owner?: string } = {}) => call('fileBank.createBucket', { name, ...o });
+  const entries = (owner: string, name: string, prefix = '') =>
+    entriesOf(h.state, owner, name, prefix).map((e) => [e.key, e.fid]);
+  /** Declares and completes `label` filed under `key` of `name`, in one block as the client does. */
+  const store = (label: string, name: string, key: string) => {
+    const d = {
+      ...makeDeclaration(label, owner.address),
+      entry: { bucket: name, key, contentType: 'text/plain' },
+    };
+    expectApplied(h, owner.address, declare(d));
+    expectApplied(h, owner.address, report(d.fid, receipts(d, 0, WIDTH)), { block: h.block });
+    return d;
+  };
+
+  it('creates a bucket once; an operator only with the owner’s authorisation', () => {
+    expectApplied(h, owner.address, bucket('photos'));
+    expect(h.state.get(`fileBank/buckets/${owner.address}/photos`)).toEqual({
+      createdAt: h.block,
+      by: owner.address,
+    });
+    expectRejected(h, owner.address, bucket('photos'), /already has a bucket photos \(since block/);
+    // Another account's bucket of the same name is its own (buckets are per account).
+    expectApplied(h, stranger.address, bucket('photos'));
+    const forOwner = bucket('gateway-made', { owner: owner.address });
+    expectRejected(
+      h,
+      operator.address,
+      forOwner,
+      /may not create buckets of .*: the owner has not authorised it/,
+    );
+    expectApplied(h, owner.address, call('oss.authorize', { operator: operator.address }));
+    expectApplied(h, operator.address, forOwner);
+    expect(h.state.get(`fileBank/buckets/${owner.address}/gateway-made`)).toMatchObject({
+      by: operator.address,
+    });
+  });
+
+  it('files an object under a key of an existing bucket, with its content metadata', () => {
+    const d = makeDeclaration('entry/none', owner.address);
+    expectRejected(
+      h,
+      owner.address,
+      declare({ ...d, entry: { bucket: 'docs', key: 'a.txt' } }),
+      /has no bucket docs/,
+    );
+    expectApplied(h, owner.address, bucket('docs'));
+    const a = store('entry/a', 'docs', 'notes/a.txt');
+    expect(entries(owner.address, 'docs')).toEqual([['notes/a.txt', a.fid]]);
+    expect(h.state.get(`fileBank/filed/${a.fid}`)).toEqual(a.entry);
+  });
+
+  it('a new object under a taken key replaces it there; the old one stays stored, filed nowhere', () => {
+    expectApplied(h, owner.address, bucket('docs'));
+    const v1 = store('entry/v1', 'docs', 'report.pdf');
+    const v2 = store('entry/v2', 'docs', 'report.pdf');
+    expect(entries(owner.address, 'docs')).toEqual([['report.pdf', v2.fid]]);
+    expect(fileOf(h, v1.fid)?.state).toBe('Active');
+    expect(h.state.get(`fileBank/filed/${v1.fid}`)).toBeUndefined();
+    // Deleting the old object leaves the key to the new one.
+    expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: v1.fid }));
+    expect(entries(owner.address, 'docs')).toEqual([['report.pdf', v2.fid]]);
+  });
+
+  it('deleting a file unfiles it; only an empty bucket is deleted', () => {
+    expectApplied(h, owner.address, bucket('docs'));
+    const a = store('entry/del-a', 'docs', 'a');
+    const b = store('entry/del-b', 'docs', 'b/c');
+    const del = call('fileBank.deleteBucket', { name: 'docs' });
+    expectRejected(h, owner.address, del, /bucket docs of .* is not empty: 2 objects are filed in it/);
+    expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: a.fid }));
+    expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: b.fid }));
+    expect(entries(owner.address, 'docs')).toEqual([]);
+    expect(h.state.scan('fileBank/filed/')).toEqual([]);
+    expectRejected(h, stranger.address, del, /has no bucket docs/);
+    expectApplied(h, owner.address, del);
+    expectRejected(h, owner.address, del, /has no bucket docs/);
+  });
+
+  it('keys list in UTF-8 byte order, as S3 lists them', () => {
+    expectApplied(h, owner.address, bucket('order'));
+    const keys = ['b', 'a/z', 'a/b', 'Z', 'é', 'a-'];
+    for (const [i, k] of keys.entries()) store(`entry/order/${i}`, 'order', k);
+    const bytewise = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect(entries(owner.address, 'order').map(([k]) => k)).toEqual(bytewise);
+    expect(entries(owner.address, 'order', 'a/').map(([k]) => k)).toEqual(['a/b', 'a/z']);
+    expect(bucketsOf(h.state, owner.address).map((b) => b.name)).toEqual(['order']);
   });
 });
 
@@ -1263,7 +1358,9 @@ type Op =
   | { t: 'exit' }
   | { t: 'authorize' | 'cancelAuthorize'; operator: number }
   | { t: 'buySpace'; gib: number; owner: number | null; paid: bigint }
-  | { t: 'declare'; file: number; owner: number; deal: number; badSize: boolean }
+  | { t: 'declare'; file: number; owner: number; deal: number; badSize: boolean; entry: number | null }
+  /** Buckets 0 and 1 ("b-0", "b-1") of the caller or, as its operator, of `owner`; a declaration files under one. */
+  | { t: 'createBucket' | 'deleteBucket'; bucket: number; owner: number | null }
   | { t: 'report'; file: number; receipts: { miner: number; index: number; forged: boolean }[] }
   | { t: 'delete' | 'generate' | 'claim' | 'complete'; file: number; index: number }
   | { t: 'tee'; peer: number }
@@ -1345,9 +1442,19 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
         owner: users,
         deal: fc.nat(1),
         badSize: fc.boolean(),
+        entry: fc.constantFrom(null, null, 0, 1),
       }),
       users,
       3,
+    ),
+    o(
+      fc.record({
+        t: fc.constantFrom('createBucket' as const, 'createBucket' as const, 'deleteBucket' as const),
+        bucket: fc.nat(1),
+        owner: fc.constantFrom(null, null, 4, 5),
+      }),
+      users,
+      2,
     ),
     o(
       fc.record({
@@ -1581,9 +1688,18 @@ describe('the protocol as a replayable fold', () => {
             owner: a(op.owner).address,
             deal: op.deal === 0 ? d.deal : 'd'.repeat(32),
             size: op.badSize ? 10 * d.profile.segmentSize : d.size,
+            ...(op.entry === null ? {} : { entry: { bucket: `b-${op.entry}`, key: `k/${op.file}` } }),
           }),
         };
       }
+      case 'createBucket':
+      case 'deleteBucket':
+        return {
+          call: call(`fileBank.${op.t}`, {
+            name: `b-${op.bucket}`,
+            ...(op.owner === null ? {} : { owner: a(op.owner).address }),
+          }),
+        };
       case 'report':
         return {
           call: report(
@@ -1758,7 +1874,7 @@ describe('the protocol as a replayable fold', () => {
     }));
     steps.push({
       caller: actors[4]!.address,
-      call: toCall({ t: 'declare', file: 0, owner: 4, deal: 0, badSize: false }).call,
+      call: toCall({ t: 'declare', file: 0, owner: 4, deal: 0, badSize: false, entry: null }).call,
       paidToPot: 0n,
       payments: [],
       block: 2,
@@ -1836,7 +1952,12 @@ describe('the protocol as a replayable fold', () => {
       [20, 3, { t: 'commitIdle', first: 0, count: 2 }],
       [20, 3, { t: 'releaseIdle', count: 1 }],
       [20, 3, { t: 'result', miner: 3, verifier: 5 }],
-      [21, 4, { t: 'declare', file: 1, owner: 4, deal: 0, badSize: false }],
+      [21, 4, { t: 'createBucket', bucket: 1, owner: null }],
+      [21, 4, { t: 'createBucket', bucket: 1, owner: null }], // exists already: rejected
+      [21, 4, { t: 'deleteBucket', bucket: 1, owner: null }],
+      [21, 4, { t: 'deleteBucket', bucket: 1, owner: null }], // gone: rejected
+      [21, 4, { t: 'createBucket', bucket: 0, owner: null }],
+      [21, 4, { t: 'declare', file: 1, owner: 4, deal: 0, badSize: false, entry: 0 }],
       [
         21,
         2,

@@ -54,7 +54,17 @@ beforeAll(async () => {
     'oss.authorize': { operator: operator.address },
     'oss.cancelAuthorize': { operator: operator.address },
     'storageHandler.buySpace': { gib: 3, owner: owner.address },
-    'fileBank.uploadDeclaration': d,
+    'fileBank.uploadDeclaration': {
+      ...d,
+      entry: {
+        bucket: 'backups.2026',
+        key: 'ünïcode/dir/file name.tar',
+        contentType: 'application/x-tar',
+        metadata: { mtime: '1764800000', 'x-note': 'weekly' },
+      },
+    },
+    'fileBank.createBucket': { name: 'backups.2026', owner: owner.address },
+    'fileBank.deleteBucket': { name: 'a-b' },
     'fileBank.transferReport': { fid: d.fid, receipts: [makeReceipt(miner, d, 0), makeReceipt(owner, d, 1)] },
     'fileBank.deleteFile': { fid: d.fid },
     'fileBank.generateRestoralOrder': { fid: d.fid, index: 3 },
@@ -321,6 +331,42 @@ describe('decodeRemark: ours but invalid, with a reason', () => {
   ])('bad arguments: %s', (_what, name, args, reason) => {
     const decoded = expectInvalid(ours(JSON.stringify({ call: name, args })), reason);
     expect(decoded.call).toBe(name);
+  });
+
+  it('bad arguments: bucket names and object keys', () => {
+    const d = samples['fileBank.uploadDeclaration'];
+    const withKey = (key: string) => ({ ...d, entry: { bucket: 'b-1', key } });
+    const bad: [string, unknown, RegExp][] = [
+      ['fileBank.createBucket', { name: 'ab' }, /name: expected 3–63/],
+      ['fileBank.createBucket', { name: 'a'.repeat(64) }, /name: expected 3–63/],
+      ['fileBank.createBucket', { name: 'Upper' }, /name: expected 3–63/],
+      ['fileBank.createBucket', { name: '-dash' }, /name: expected 3–63/],
+      ['fileBank.createBucket', { name: 'a..b' }, /no "\.\."/],
+      ['fileBank.createBucket', { name: '192.168.1.10' }, /IPv4/],
+      ['fileBank.deleteBucket', { name: 'a/b' }, /name: expected 3–63/],
+      ['fileBank.uploadDeclaration', withKey(''), /entry\.key/],
+      ['fileBank.uploadDeclaration', withKey('a/../etc/passwd'), /no "\." or "\.\." segment/],
+      ['fileBank.uploadDeclaration', withKey('./x'), /no "\." or "\.\." segment/],
+      ['fileBank.uploadDeclaration', withKey('nul\u0000byte'), /control characters/],
+      ['fileBank.uploadDeclaration', withKey('é'.repeat(513)), /at most 1024 bytes/],
+      [
+        'fileBank.uploadDeclaration',
+        { ...d, entry: { bucket: 'b-1', key: 'k', metadata: { Upper: 'x' } } },
+        /metadata/,
+      ],
+      [
+        'fileBank.uploadDeclaration',
+        { ...d, entry: { bucket: 'b-1', key: 'k', metadata: { big: 'x'.repeat(2046) } } },
+        /at most 2048 bytes of metadata/,
+      ],
+    ];
+    for (const [name, args, reason] of bad) {
+      expectInvalid(ours(JSON.stringify({ call: name, args })), reason);
+    }
+    // At the limits: 1024 bytes of key (two-byte characters), a dot inside a segment.
+    for (const key of ['é'.repeat(512), 'a.b/..c/.d']) {
+      expect(decodeRemark(encodeRemark('fileBank.uploadDeclaration', withKey(key))).kind).toBe('call');
+    }
   });
 
   it('bad arguments: market calls', () => {

@@ -30,6 +30,25 @@ export interface FileInfo {
   placements: (string | null)[];
 }
 
+/** Where a file is filed in its owner's buckets, with its content metadata (`filedKey`). */
+export type FileEntry = NonNullable<Declaration['entry']> & { [key: string]: StateValue };
+
+/** A bucket of an owner's namespace. */
+export interface BucketInfo {
+  [key: string]: StateValue;
+  createdAt: number;
+  /** Who created it: the owner or its operator (a gateway). */
+  by: string;
+}
+
+/** What a key of a bucket names: the object filed there now. */
+export interface EntryInfo {
+  [key: string]: StateValue;
+  fid: string;
+  /** The block that filed it. */
+  at: number;
+}
+
 export interface RestoralOrder {
   [key: string]: StateValue;
   /** The miner that held the column. */
@@ -49,6 +68,14 @@ export const fileKey = (fid: string) => `fileBank/files/${fid}`;
 export const minerFilesPrefix = (miner: string) => `fileBank/minerFiles/${miner}/`;
 export const ownerFilesPrefix = (owner: string) => `fileBank/ownerFiles/${owner}/`;
 export const ordersPrefix = (fid: string) => `fileBank/orders/${fid}/`;
+export const bucketsPrefix = (owner: string) => `fileBank/buckets/${owner}/`;
+export const bucketKey = (owner: string, name: string) => `${bucketsPrefix(owner)}${name}`;
+/** The keys of a bucket, in UTF-8 byte order (S3's listing order): a key's prefix is a prefix of its state key. */
+export const entriesPrefix = (owner: string, bucket: string) => `fileBank/entries/${owner}/${bucket}/`;
+export const entryKey = (owner: string, bucket: string, key: string) =>
+  `${entriesPrefix(owner, bucket)}${key}`;
+/** Where a file is filed (its `FileEntry`), for files filed in a bucket. */
+export const filedKey = (fid: string) => `fileBank/filed/${fid}`;
 const orderKey = (fid: string, index: number) => `${ordersPrefix(fid)}${String(index).padStart(3, '0')}`;
 /** The holder a verifier tagged a column for (CESS: `calculate_report`); a restored column must be tagged anew. */
 export const taggedPrefix = (fid: string) => `fileBank/tagged/${fid}/`;
@@ -148,6 +175,19 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
   if (args.encryption !== null && args.encryption.tags.length !== args.segments.length) {
     reject(`encryption lists ${args.encryption.tags.length} tags for ${args.segments.length} segments`);
   }
+  if (args.entry !== undefined) {
+    if (state.get(bucketKey(args.owner, args.entry.bucket)) === undefined) {
+      reject(`${args.owner} has no bucket ${args.entry.bucket} (fileBank.createBucket)`);
+    }
+    // The key now names this object; the one it named before stays stored, filed nowhere, until its owner deletes it.
+    const before = state.get<EntryInfo>(entryKey(args.owner, args.entry.bucket, args.entry.key));
+    if (before !== undefined) state.delete(filedKey(before.fid));
+    state.put(entryKey(args.owner, args.entry.bucket, args.entry.key), {
+      fid: args.fid,
+      at: ctx.block.number,
+    } satisfies EntryInfo);
+    state.put(filedKey(args.fid), args.entry as FileEntry);
+  }
   state.put(fileKey(args.fid), {
     owner: args.owner,
     deal: args.deal,
@@ -185,6 +225,12 @@ function replaceIncomplete(state: StateWriter, ctx: BlockContext, fid: string): 
 
 /** Forgets a file and everything fileBank keeps about it. */
 function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
+  const entry = state.get<FileEntry>(filedKey(fid));
+  if (entry !== undefined) {
+    state.delete(filedKey(fid));
+    const at = entryKey(file.owner, entry.bucket, entry.key);
+    if (state.get<EntryInfo>(at)?.fid === fid) state.delete(at);
+  }
   state.delete(fileKey(fid));
   state.delete(`${ownerFilesPrefix(file.owner)}${fid}`);
   for (const miner of file.placements) if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${fid}`);
@@ -192,6 +238,41 @@ function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
   for (const [key] of state.scan(taggedPrefix(fid))) state.delete(key);
   for (const [key] of state.scan(untaggedPrefix(fid))) state.delete(key);
 }
+
+/** The owner, or an operator it authorised, manages its buckets. */
+function bucketOwner(
+  state: StateReader,
+  ctx: { caller: string },
+  owner: string | undefined,
+  what: string,
+): string {
+  const account = owner ?? ctx.caller;
+  if (account !== ctx.caller && !authorised(state, account, ctx.caller)) {
+    reject(
+      `${ctx.caller} may not ${what} buckets of ${account}: the owner has not authorised it (oss.authorize)`,
+    );
+  }
+  return account;
+}
+
+const createBucket: Rule<CallArgs<'fileBank.createBucket'>> = (state, ctx, args) => {
+  const owner = bucketOwner(state, ctx, args.owner, 'create');
+  const existing = state.get<BucketInfo>(bucketKey(owner, args.name));
+  if (existing !== undefined)
+    reject(`${owner} already has a bucket ${args.name} (since block ${existing.createdAt})`);
+  state.put(bucketKey(owner, args.name), {
+    createdAt: ctx.block.number,
+    by: ctx.caller,
+  } satisfies BucketInfo);
+};
+
+const deleteBucket: Rule<CallArgs<'fileBank.deleteBucket'>> = (state, ctx, args) => {
+  const owner = bucketOwner(state, ctx, args.owner, 'delete');
+  if (state.get(bucketKey(owner, args.name)) === undefined) reject(`${owner} has no bucket ${args.name}`);
+  const entries = state.scan(entriesPrefix(owner, args.name)).length;
+  if (entries > 0) reject(`bucket ${args.name} of ${owner} is not empty: ${entries} objects are filed in it`);
+  state.delete(bucketKey(owner, args.name));
+};
 
 /** Miners' receipts, carried by anyone (usually the uploader); all or none apply. */
 const transferReport: Rule<CallArgs<'fileBank.transferReport'>> = (state, ctx, args) => {
@@ -412,6 +493,8 @@ export function takeOverdueColumns(
 export const fileBank = {
   uploadDeclaration,
   transferReport,
+  createBucket,
+  deleteBucket,
   deleteFile,
   generateRestoralOrder,
   claimRestoralOrder,
