@@ -884,21 +884,34 @@ export class AttemptRunner {
 const settled = new WeakSet<Promise<unknown>>();
 
 /**
- * The members of a round's last (aborted) attempt that did not answer the last stage announced to them: those who
- * went silent. Empty when the round has no earlier attempt.
+ * Everyone who dropped out of an earlier (aborted) attempt of this round: the members of each attempt's cohort who did
+ * not answer the last stage announced to them. Read from the store (announcements and messages), so a restarted
+ * coordinator excludes the same ones. Empty when the round has no earlier attempt.
  */
-function silentInLastAttempt(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
-  const last = store.attempts(task.id, round).at(-1);
-  if (last === undefined) return new Set();
+export function droppedThisRound(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
   // Without SecAgg nobody answers the round start: only the update counts.
   const answering: readonly RoundStage[] = task.spec.secagg.enabled ? STAGES : ['masked'];
-  const announced = answering.filter(
-    (stage) => store.announcement(task.id, round, last.attempt, stage) !== undefined,
-  );
-  const stage = announced.at(-1);
-  if (stage === undefined) return new Set();
-  const answered = new Set(store.messages(task.id, round, last.attempt, stage).map((m) => m.sender));
-  return new Set(last.setup.cohort.map((c) => c.account).filter((a) => !answered.has(a)));
+  const dropped = new Set<string>();
+  for (const attempt of store.attempts(task.id, round)) {
+    if (attempt.phase !== 'aborted') continue;
+    const stage = answering
+      .filter((s) => store.announcement(task.id, round, attempt.attempt, s) !== undefined)
+      .at(-1);
+    if (stage === undefined) continue;
+    const answered = new Set(store.messages(task.id, round, attempt.attempt, stage).map((m) => m.sender));
+    for (const c of attempt.setup.cohort) if (!answered.has(c.account)) dropped.add(c.account);
+  }
+  return dropped;
+}
+
+/** Fisher–Yates on `bytes` (4 per element, injected randomness), in place. */
+function shuffleWith<T>(items: T[], bytes: Uint8Array): T[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = view.getUint32(4 * i, true) % (i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
 }
 
 /**
@@ -940,20 +953,20 @@ export async function openAttempt(
         : `round ${round} needs at least ${spec.cohort.min} participants online that can read its start model, ${online.length} are (${present.length} online; those who joined after it was stored train from the next model)`,
     );
   }
-  // Whoever went silent in this round's last attempt sits the next one out — else a participant that keeps
-  // dropping (a crashed process, a broken network) is drawn again and aborts every attempt — as long as enough
-  // others are online; it is back in the draw for the next round.
-  const silent = silentInLastAttempt(deps.store, task, round);
-  const willing = online.filter((p) => !silent.has(p.account));
-  // Uniform sample without replacement (Fisher–Yates on injected randomness).
-  const pool = willing.length >= spec.cohort.min ? willing : [...online];
-  const bytes = deps.random(4 * pool.length);
-  for (let i = pool.length - 1; i > 0; i--) {
-    const j = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4 * i, true) % (i + 1);
-    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-  }
-  const cohort = pool
-    .slice(0, spec.cohort.size)
+  // Whoever dropped out of an attempt of this round sits out the rest of the round — else a participant that keeps
+  // dropping (a crashed process, a broken network, training slower than the deadline) is drawn again and aborts
+  // every attempt. When too few others are online, only as many of them come back as cohort.min needs (drawn at
+  // random); everyone is back in the draw for the next round.
+  const dropped = droppedThisRound(deps.store, task, round);
+  const willing = online.filter((p) => !dropped.has(p.account));
+  const returning = online.filter((p) => dropped.has(p.account));
+  const bytes = deps.random(4 * online.length);
+  const drawn = shuffleWith(willing, bytes.subarray(0, 4 * willing.length)).slice(0, spec.cohort.size);
+  const back = shuffleWith(returning, bytes.subarray(4 * willing.length)).slice(
+    0,
+    Math.max(0, spec.cohort.min - drawn.length),
+  );
+  const cohort = [...drawn, ...back]
     .map((p) => ({ account: p.account, identityKey: p.identityKey }))
     .sort((a, b) => (a.account < b.account ? -1 : 1));
   const { k, t } = secAggShape(spec, cohort.length);
