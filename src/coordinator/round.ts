@@ -27,6 +27,7 @@ import {
   graphSeedOf,
   type Manifest,
   manifestBytes,
+  maxAttemptsOf,
   modelAccessOf,
   type Phase,
   parseManifest,
@@ -64,6 +65,20 @@ import type {
   StatisticsRow,
   TaskRow,
 } from './store.ts';
+
+/**
+ * Why a task ends when a round used up its attempts: said in the last attempt's signed announcement to the
+ * organisations and recorded on chain with the stop (at most 1000 characters, the chain's bound).
+ */
+export function roundEndedReason(
+  round: number,
+  attempts: number,
+  max: number,
+  last: string | null | undefined,
+): string {
+  const text = `round ${round} ended after ${attempts} attempts (maxAttempts ${max}); the last: ${last ?? 'aborted'}`;
+  return text.length <= 1000 ? text : `${text.slice(0, 999)}…`;
+}
 
 /** Where round outputs go and inputs come from: storage objects, the chain, evaluation, gossip. */
 export interface RoundDeps {
@@ -574,8 +589,18 @@ export class AttemptRunner {
     this.deps.onPhase?.(k, phase);
   }
 
+  /**
+   * Ends the attempt with its signed reason. The round's last allowed attempt (the task's maxAttempts) says so: the
+   * task ends, and the organisations stop with the same reason the coordinator records on chain with the stop.
+   */
   private async abort(reason: string): Promise<void> {
     const k = this.key;
+    const max = maxAttemptsOf(this.spec);
+    const tried = this.deps.store.attempts(k.task, k.round).length;
+    const body =
+      tried >= max
+        ? { reason: roundEndedReason(k.round, tried, max, reason), final: true as const }
+        : { reason: reason.slice(0, 2000) };
     const wire = signAnnouncement(
       {
         task: k.task,
@@ -583,7 +608,7 @@ export class AttemptRunner {
         attempt: k.attempt,
         phase: 'aborted',
         deadline: this.deps.clock.now(),
-        body: { reason: reason.slice(0, 2000) },
+        body,
       },
       this.deps.serverKey,
     );

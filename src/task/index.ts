@@ -69,11 +69,13 @@ export {
 } from './model-bytes.ts';
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
+  DEFAULT_MAX_ATTEMPTS,
   encodingOf,
   LOSSES,
   METRICS,
   type ModelAccess,
   ModelAccessSchema,
+  maxAttemptsOf,
   modelAccessOf,
   parseTaskSpec,
   ROBUST_STRATEGY_NAMES,

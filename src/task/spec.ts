@@ -134,6 +134,12 @@ export const TaskSpecSchema = z
       .object({ size: z.number().int().min(1).max(1000), min: z.number().int().min(1).max(1000) })
       .strict()
       .refine((c) => c.min <= c.size, 'cohort.min must not exceed cohort.size'),
+    /**
+     * Attempts per round at most (absent: DEFAULT_MAX_ATTEMPTS; read it with `maxAttemptsOf`). A round whose attempts
+     * all aborted ends the task, with the reason signed to the organisations and recorded on chain. Optional rather
+     * than defaulted, like `models`: a spec from before keeps its digest.
+     */
+    maxAttempts: z.number().int().min(1).max(1000).optional(),
     /** Per stage: how long the coordinator waits before treating the silent as dropouts. */
     deadlines: z
       .object({
@@ -180,6 +186,17 @@ export const TaskSpecSchema = z
   .strict();
 
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
+
+/**
+ * Attempts a round gets when the spec does not say: enough for a round to go on without one or two organisations that
+ * keep dropping out (each sits out the rest of the round), few enough that a round that cannot succeed ends in minutes.
+ */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
+/** How many attempts a round of the task gets before the task ends. */
+export function maxAttemptsOf(spec: Pick<TaskSpec, 'maxAttempts'>): number {
+  return spec.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+}
 
 /** The task's model access terms, or null when its models are public. */
 export function modelAccessOf(spec: TaskSpec): ModelAccess | null {

@@ -3,8 +3,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openAttempt } from '../../src/coordinator/round.ts';
 import type { TaskRow } from '../../src/coordinator/store.ts';
 import { accountsReady } from '../../src/shared/account.ts';
+import { fromHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
-import { baseTask, makeAccount, makeWorld, type World } from './harness.ts';
+import { parseAnnouncement } from '../../src/task/index.ts';
+import { baseTask, makeAccount, makeParticipant, makeWorld, startAll, type World } from './harness.ts';
 
 await accountsReady();
 
@@ -14,14 +16,18 @@ afterEach(async () => {
 });
 
 /** A world whose task has `labels` joined and online (nobody runs: attempts are written to the store by hand). */
-async function joinedWorld(labels: string[], cohort: { size: number; min: number }) {
+async function joinedWorld(
+  labels: string[],
+  cohort: { size: number; min: number },
+  overrides: Record<string, unknown> = {},
+) {
   const world = makeWorld();
   cleanups.push(async () => {
     await world.coordinator.stop();
     world.store.close();
   });
   const accounts = labels.map((l) => makeAccount(l).address);
-  const task = await world.coordinator.createTask(baseTask(accounts, { cohort }));
+  const task = await world.coordinator.createTask(baseTask(accounts, { cohort, ...overrides }));
   const now = Date.now();
   for (const [i, account] of accounts.entries())
     world.store.upsertParticipant({
@@ -117,4 +123,59 @@ describe("an attempt's cohort", () => {
       expect(cohort).toEqual(expect.arrayContaining([g, h, i]));
     }
   });
+});
+
+describe("a task's attempts per round", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(stops.splice(0).map((s) => s()));
+  });
+
+  it('a round that used up maxAttempts ends the task: the reason is signed to the organisations (who stop) and recorded on chain', async () => {
+    // A cohort of 4 with min 4: an organisation silent in every attempt of round 1 cannot be left out, so every
+    // attempt aborts. Before the cap the round never ended.
+    const world = makeWorld();
+    const labels = ['p1', 'p2', 'p3', 'p4'];
+    const accounts = labels.map((l) => makeAccount(l).address);
+    const task = await world.coordinator.createTask(
+      baseTask(accounts, { rounds: 3, maxAttempts: 2, cohort: { size: 4, min: 4 } }),
+    );
+    const members = labels.map((l) =>
+      makeParticipant(world, task.id, l, l === 'p4' ? { dropAt: { round: 1, stage: 'masked' } } : {}),
+    );
+    world.coordinator.start();
+    const runs = startAll(world, members, stops);
+    await world.coordinator.finished(task.id);
+    expect(world.store.attempts(task.id, 1).map((a) => a.phase)).toEqual(['aborted', 'aborted']);
+    expect(world.ledger.anchored(task.id)).toHaveLength(1);
+    const record = world.ledger.tasks.get(task.id)!;
+    expect(record.stopped).toBe(true);
+    expect(record.stopReason).toMatch(/round 1 ended after 2 attempts \(maxAttempts 2\)/);
+    expect(record.stopReason).toMatch(/live neighbours, below the threshold/);
+    const last = parseAnnouncement(
+      world.store.announcement(task.id, 1, 1, 'aborted'),
+      fromHex(task.spec.coordinator.serverKey),
+    );
+    expect(last.phase === 'aborted' && last.body.final).toBe(true);
+    expect(last.phase === 'aborted' && last.body.reason).toMatch(/round 1 ended after 2 attempts/);
+    // Every organisation stops with the reason, rather than waiting for rounds that will never come.
+    const ended = await Promise.allSettled(runs);
+    for (const r of ended) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'TASK_STOPPED' });
+      expect((r as PromiseRejectedResult).reason.message).toMatch(/round 1 ended after 2 attempts/);
+    }
+  }, 60_000);
+
+  it('a coordinator restarted after the cap was reached ends the task instead of opening another attempt', async () => {
+    const labels = ['r1', 'r2', 'r3', 'r4'];
+    const { world, task, accounts } = await joinedWorld(labels, { size: 4, min: 4 }, { maxAttempts: 2 });
+    // Both attempts of round 0 aborted; the coordinator stopped before it ended the task.
+    abortedAttempt(world, task, 0, accounts, [accounts[3]!]);
+    abortedAttempt(world, task, 0, accounts, [accounts[3]!]);
+    await world.restart();
+    await world.coordinator.finished(task.id);
+    expect(world.store.attempts(task.id, 0)).toHaveLength(2);
+    expect(world.ledger.tasks.get(task.id)!.stopReason).toMatch(/round 0 ended after 2 attempts/);
+  }, 30_000);
 });

@@ -81,7 +81,10 @@ export const TEST_GENESIS = GENESIS_HASH;
 
 export function memoryLedger(): CoordinatorLedger & {
   /** `coordinator`: the account that recorded the task, when not the world's coordinator (a squatter). */
-  tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }>;
+  tasks: Map<
+    string,
+    { digest: string; admitted: string[]; stopped?: boolean; stopReason?: string; coordinator?: string }
+  >;
   rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
   terms: Map<string, { readers: string[]; price: string | null }>;
   /** The seed the "chain" drew for an attempt, as the participants' chain view reads it. */
@@ -90,7 +93,7 @@ export function memoryLedger(): CoordinatorLedger & {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
   const tasks = new Map<
     string,
-    { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }
+    { digest: string; admitted: string[]; stopped?: boolean; stopReason?: string; coordinator?: string }
   >();
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
@@ -113,6 +116,12 @@ export function memoryLedger(): CoordinatorLedger & {
     membership(task) {
       const t = tasks.get(task);
       return t === undefined ? undefined : { allowed: t.admitted, stopped: t.stopped ?? false };
+    },
+    async stopTask(task, reason) {
+      const t = tasks.get(task);
+      if (t === undefined) throw new AilinkError('CHAIN_CALL_REJECTED', `no task ${task}`);
+      if (t.stopped) throw new AilinkError('CHAIN_CALL_REJECTED', `task ${task} was stopped`);
+      tasks.set(task, { ...t, stopped: true, stopReason: reason });
     },
     async recordRound(task, round, manifest, digest) {
       const list = rounds.get(task) ?? [];
