@@ -11,6 +11,7 @@ import { fromHex } from '../shared/bytes.ts';
 import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  checkSecAggSurvives,
   classesOf,
   encodeModelBytes,
   epsilonAfter,
@@ -115,6 +116,11 @@ export type RoundEvent =
   | { kind: 'finished'; task: string };
 
 export interface Coordinator {
+  /**
+   * Validates, stores and records a task (HTTP `POST /v1/tasks`, `ailink coordinator --create-task`, the demo).
+   * @throws INVALID_INPUT for a bad spec, TASK_SECAGG_FRAGILE for SecAgg settings that cannot survive the dropouts
+   *   cohort.min plans for
+   */
   createTask(input: unknown): Promise<TaskRow>;
   task(id: string): TaskRow | undefined;
   tasks(): TaskRow[];
@@ -465,6 +471,8 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         },
       });
       checkModelFitsTask(model.spec, spec);
+      // Only at creation (specs recorded before the rule still parse and run).
+      checkSecAggSurvives(spec);
       strategyOf(spec); // refuses bad strategy options before anything is recorded
       if (spec.dp !== null && !withinBudget(spec, 0)) {
         throw new AilinkError(

@@ -69,6 +69,7 @@ export {
 } from './model-bytes.ts';
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
+  checkSecAggSurvives,
   DEFAULT_MAX_ATTEMPTS,
   encodingOf,
   LOSSES,
@@ -80,9 +81,11 @@ export {
   parseTaskSpec,
   ROBUST_STRATEGY_NAMES,
   robustAggregatorOf,
+  type SecAggPlan,
   STRATEGY_NAMES,
   secAggShape,
   strategyOf,
+  survivableMin,
   type TaskSpec,
   TaskSpecSchema,
   taskDigest,

@@ -179,3 +179,25 @@ describe("a task's attempts per round", () => {
     expect(world.ledger.tasks.get(task.id)!.stopReason).toMatch(/round 0 ended after 2 attempts/);
   }, 30_000);
 });
+
+describe('task creation', () => {
+  it('refuses SecAgg settings that cannot survive the dropouts cohort.min plans for, before anything is recorded', async () => {
+    const world = makeWorld();
+    cleanups.push(async () => {
+      await world.coordinator.stop();
+      world.store.close();
+    });
+    const accounts = ['c1', 'c2', 'c3', 'c4'].map((l) => makeAccount(l).address);
+    await expect(
+      world.coordinator.createTask(baseTask(accounts, { cohort: { size: 4, min: 3 } })),
+    ).rejects.toMatchObject({
+      code: 'TASK_SECAGG_FRAGILE',
+      message: expect.stringMatching(/raise cohort\.min to 4/),
+    });
+    expect(world.ledger.tasks.size).toBe(0);
+    expect(world.coordinator.tasks()).toHaveLength(0);
+    // The floor it names is accepted.
+    await world.coordinator.createTask(baseTask(accounts, { cohort: { size: 4, min: 4 } }));
+    expect(world.ledger.tasks.size).toBe(1);
+  });
+});

@@ -22,6 +22,7 @@ import {
   parseManifest,
   type RoundStage,
   signAnnouncement,
+  survivableMin,
   type TaskSpec,
   type WireAnnouncement,
 } from '../../src/task/index.ts';
@@ -248,7 +249,16 @@ export function makeAccount(label: string): Account {
   return accountFromSeeds(new Uint8Array(seed), new Uint8Array(x));
 }
 
+const BASE_SECAGG = { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 };
+
+/**
+ * A unit task for `admitted`. Its cohort is everyone, with the lowest cohort.min (from 3) whose planned dropouts its
+ * SecAgg survives (what task creation demands), unless `overrides` sets the cohort.
+ */
 export function baseTask(admitted: readonly string[], overrides: Partial<Record<string, unknown>> = {}) {
+  const secagg = (overrides.secagg ?? BASE_SECAGG) as TaskSpec['secagg'];
+  const size = admitted.length;
+  const min = size < 3 ? 3 : survivableMin({ cohort: { size, min: 3 }, secagg });
   return {
     name: 'unit',
     model: { fid: UNIT_MODEL_FID, initialSeed: 'seed-1' },
@@ -263,7 +273,7 @@ export function baseTask(admitted: readonly string[], overrides: Partial<Record<
     strategy: { name: 'fedavg' },
     local: { epochs: 1, batchSize: 10 },
     rounds: 3,
-    cohort: { size: admitted.length, min: 3 },
+    cohort: { size, min },
     deadlines: {
       joinMs: 5000,
       advertiseMs: 1500,
@@ -272,7 +282,7 @@ export function baseTask(admitted: readonly string[], overrides: Partial<Record<
       consistencyMs: 1500,
       unmaskMs: 1500,
     },
-    secagg: { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 },
+    secagg: BASE_SECAGG,
     dp: null,
     admitted: [...admitted],
     ...overrides,
