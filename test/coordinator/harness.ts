@@ -456,6 +456,8 @@ export async function manifestsOf(world: World, task: string): Promise<Manifest[
 export function startAll(world: World, members: Member[], stops: (() => Promise<void>)[]) {
   const controller = new AbortController();
   const runs = members.map((m) => m.participant.run(controller.signal));
+  // A run ends with TASK_STOPPED when a round used up its attempts: a test that expects it awaits `runs`.
+  for (const r of runs) r.catch(() => {});
   stops.push(async () => {
     controller.abort();
     await Promise.allSettled(runs);
