@@ -476,6 +476,8 @@ export class AttemptRunner {
     this.fetches.set(from, p);
   }
   private readonly maskedSignatures = new Map<string, Uint8Array | null>();
+  /** Members whose committed update could not be fetched or was refused: dropouts the store's messages do not show. */
+  private readonly refused = new Set<string>();
 
   /**
    * Without SecAgg the coordinator sees each vector: every update word must be a valid quantized value, the weight
@@ -517,6 +519,7 @@ export class AttemptRunner {
       try {
         out.set(from, await p);
       } catch (err) {
+        this.refused.add(from);
         this.deps.log(`  update of ${from.slice(0, 8)}… refused: ${(err as Error).message}`);
       }
     }
@@ -597,10 +600,15 @@ export class AttemptRunner {
     const k = this.key;
     const max = maxAttemptsOf(this.spec);
     const tried = this.deps.store.attempts(k.task, k.round).length;
-    const body =
-      tried >= max
+    const dropouts = [
+      ...new Set([...silentIn(this.deps.store, this.task, this.attempt), ...this.refused]),
+    ].sort();
+    const body = {
+      ...(tried >= max
         ? { reason: roundEndedReason(k.round, tried, max, reason), final: true as const }
-        : { reason: reason.slice(0, 2000) };
+        : { reason: reason.slice(0, 2000) }),
+      dropouts,
+    };
     const wire = signAnnouncement(
       {
         task: k.task,
@@ -914,19 +922,32 @@ const settled = new WeakSet<Promise<unknown>>();
  * coordinator excludes the same ones. Empty when the round has no earlier attempt.
  */
 export function droppedThisRound(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
-  // Without SecAgg nobody answers the round start: only the update counts.
-  const answering: readonly RoundStage[] = task.spec.secagg.enabled ? STAGES : ['masked'];
   const dropped = new Set<string>();
   for (const attempt of store.attempts(task.id, round)) {
     if (attempt.phase !== 'aborted') continue;
-    const stage = answering
-      .filter((s) => store.announcement(task.id, round, attempt.attempt, s) !== undefined)
-      .at(-1);
-    if (stage === undefined) continue;
-    const answered = new Set(store.messages(task.id, round, attempt.attempt, stage).map((m) => m.sender));
-    for (const c of attempt.setup.cohort) if (!answered.has(c.account)) dropped.add(c.account);
+    for (const a of silentIn(store, task, attempt)) dropped.add(a);
+    // The abort names, besides, those whose update never arrived whole (they answered, so the store shows no gap).
+    const wire = store.announcement(task.id, round, attempt.attempt, 'aborted') as
+      | { body?: { dropouts?: unknown } }
+      | undefined;
+    const named = wire?.body?.dropouts;
+    if (Array.isArray(named)) for (const a of named) if (typeof a === 'string') dropped.add(a);
   }
   return dropped;
+}
+
+/** The members of an attempt's cohort that did not answer the last stage announced to them (from the store). */
+function silentIn(store: CoordinatorStore, task: TaskRow, attempt: AttemptRow): string[] {
+  // Without SecAgg nobody answers the round start: only the update counts.
+  const answering: readonly RoundStage[] = task.spec.secagg.enabled ? STAGES : ['masked'];
+  const stage = answering
+    .filter((s) => store.announcement(task.id, attempt.round, attempt.attempt, s) !== undefined)
+    .at(-1);
+  if (stage === undefined) return [];
+  const answered = new Set(
+    store.messages(task.id, attempt.round, attempt.attempt, stage).map((m) => m.sender),
+  );
+  return attempt.setup.cohort.map((c) => c.account).filter((a) => !answered.has(a));
 }
 
 /** Fisher–Yates on `bytes` (4 per element, injected randomness), in place. */

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openAttempt } from '../../src/coordinator/round.ts';
+import { droppedThisRound, openAttempt } from '../../src/coordinator/round.ts';
 import type { TaskRow } from '../../src/coordinator/store.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { fromHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
 import { parseAnnouncement } from '../../src/task/index.ts';
 import { baseTask, makeAccount, makeParticipant, makeWorld, startAll, type World } from './harness.ts';
 
@@ -75,6 +76,20 @@ function abortedAttempt(world: World, task: TaskRow, round: number, cohort: stri
   }
 }
 
+/** Makes the coordinator's reads of `account`'s stored updates fail, as an update that never arrives whole. */
+function refuseUpdatesOf(world: World, account: string) {
+  const get = world.objects.get;
+  world.objects.get = async (fid: string, readerKey?: string) => {
+    const bytes = await get(fid, readerKey);
+    if (readerKey === undefined && new TextDecoder().decode(bytes.subarray(0, 4)) === 'AILU') {
+      const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as { from: string };
+      if (header.from === account) throw new AilinkError('OBJECT_NOT_FOUND', `${fid} is unreachable`);
+    }
+    return bytes;
+  };
+}
+
 const opening = { kind: 'train' as const, startModel: { fid: '00'.repeat(32), hash: '00'.repeat(32) } };
 const open = (world: World, task: TaskRow, round: number) =>
   openAttempt(
@@ -92,6 +107,11 @@ const open = (world: World, task: TaskRow, round: number) =>
   );
 
 describe("an attempt's cohort", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(stops.splice(0).map((s) => s()));
+  });
+
   it('leaves out everyone who dropped out of any earlier attempt of the round, not only the last one', async () => {
     const labels = ['a', 'b', 'c', 'd', 'e', 'f'];
     const { world, task, accounts } = await joinedWorld(labels, { size: 4, min: 4 });
@@ -109,6 +129,40 @@ describe("an attempt's cohort", () => {
     expect(seen).toContain(e);
     expect(seen).toContain(f);
   });
+
+  it('leaves out a member whose update never arrived whole (it answered, yet dropped out): the abort names it', async () => {
+    const labels = ['u1', 'u2', 'u3', 'u4', 'u5'];
+    const { world, task, accounts } = await joinedWorld(labels, { size: 4, min: 4 });
+    const [u1, u2, u3, u4, u5] = accounts as [string, string, string, string, string];
+    // Attempt 0: everyone answered every stage, but u4's update could not be fetched; the abort says so.
+    abortedAttempt(world, task, 1, [u1, u2, u3, u4], []);
+    world.store.addAnnouncement(task.id, 1, 0, 'aborted', {
+      phase: 'aborted',
+      body: { reason: 'x', dropouts: [u4] },
+    });
+    const next = await open(world, task, 1);
+    expect(next.setup.cohort.map((m) => m.account).sort()).toEqual([u1, u2, u3, u5].sort());
+  });
+
+  it('the runner names in its signed abort a member whose update could not be fetched', async () => {
+    const world = makeWorld();
+    const labels = ['v1', 'v2', 'v3', 'v4'];
+    const accounts = labels.map((l) => makeAccount(l).address);
+    const task = await world.coordinator.createTask(
+      baseTask(accounts, { rounds: 1, maxAttempts: 1, cohort: { size: 4, min: 4 } }),
+    );
+    refuseUpdatesOf(world, accounts[3]!);
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    world.coordinator.start();
+    startAll(world, members, stops);
+    await world.coordinator.finished(task.id);
+    const aborted = parseAnnouncement(
+      world.store.announcement(task.id, 0, 0, 'aborted'),
+      fromHex(task.spec.coordinator.serverKey),
+    );
+    expect(aborted.phase === 'aborted' && aborted.body.dropouts).toEqual([accounts[3]]);
+    expect(droppedThisRound(world.store, task, 0)).toEqual(new Set([accounts[3]]));
+  }, 30_000);
 
   it('takes back only as many of the dropouts as cohort.min needs, when too few others are online', async () => {
     const labels = ['g', 'h', 'i', 'j', 'k'];
