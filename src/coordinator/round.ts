@@ -56,14 +56,15 @@ import {
   SharesSchema,
   UnmaskSchema,
 } from '../task/messages.ts';
-import type {
-  AttemptRow,
-  AttemptSetup,
-  CoordinatorStore,
-  ParticipantRow,
-  RoundRow,
-  StatisticsRow,
-  TaskRow,
+import {
+  type AttemptRow,
+  type AttemptSetup,
+  type CoordinatorStore,
+  type ParticipantRow,
+  type RoundRow,
+  STATISTICS_ROUND,
+  type StatisticsRow,
+  type TaskRow,
 } from './store.ts';
 
 /**
@@ -76,7 +77,8 @@ export function roundEndedReason(
   max: number,
   last: string | null | undefined,
 ): string {
-  const text = `round ${round} ended after ${attempts} attempts (maxAttempts ${max}); the last: ${last ?? 'aborted'}`;
+  const which = round === STATISTICS_ROUND ? 'the statistics round' : `round ${round}`;
+  const text = `${which} ended after ${attempts} attempts (maxAttempts ${max}); the last: ${last ?? 'aborted'}`;
   return text.length <= 1000 ? text : `${text.slice(0, 999)}…`;
 }
 
