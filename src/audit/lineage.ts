@@ -9,6 +9,8 @@ import {
   type SeedInfo,
   type StateReader,
   seedOf,
+  stopReasonOf,
+  type TaskInfo,
   taskOf,
 } from '../chain/index.ts';
 import { fromHex } from '../shared/bytes.ts';
@@ -696,7 +698,7 @@ function roundOf(
 
 function report(
   input: LineageInput,
-  onChain: { coordinator: string; spec: string; createdAt: number; rounds: number } | null,
+  onChain: TaskInfo | null,
   spec: TaskSpec | null,
   code: AuditReport['code'],
   rounds: AuditRound[],
@@ -713,6 +715,8 @@ function report(
             specDigest: onChain.spec,
             createdAt: onChain.createdAt,
             rounds: onChain.rounds,
+            stoppedAt: onChain.stoppedAt ?? null,
+            stopReason: stopReasonOf(onChain),
             admitted: admitted.map((p) => ({
               account: p.account,
               identityKey: p.identityKey,

@@ -127,6 +127,14 @@ function facts(report: AuditReport): Table {
     ['Spec digest', chain?.specDigest ?? NONE],
     ['Created at', chain === null ? NONE : `block ${chain.createdAt}`],
     ['Rounds anchored', chain === null ? NONE : String(chain.rounds)],
+    ...(chain?.stoppedAt == null
+      ? []
+      : [
+          [
+            'Stopped',
+            `block ${chain.stoppedAt}${chain.stopReason == null ? '' : `: ${chain.stopReason}`}`,
+          ] as Cell[],
+        ]),
     ['Rounds audited', String(report.rounds.length)],
     ['Audited at', `block ${report.atBlock}`],
     ['Code', code === null ? NONE : `${code.package} ${code.version}`],

@@ -111,6 +111,9 @@ export interface AuditReport {
     readonly specDigest: string;
     readonly createdAt: number;
     readonly rounds: number;
+    /** The block that stopped the task and why, when the stop said (a round out of attempts); null while it runs. */
+    readonly stoppedAt?: number | null;
+    readonly stopReason?: string | null;
     readonly admitted: readonly {
       readonly account: string;
       readonly identityKey: string;

@@ -206,8 +206,13 @@ export const CALL_SCHEMAS = {
     .object({ task: taskId, add: z.array(address).max(1024), remove: z.array(address).max(1024) })
     .strict()
     .refine((a) => a.add.length + a.remove.length > 0, 'expected an account to add or remove'),
-  /** The owner ends a task: no join, admission or round is recorded for it afterwards. */
-  'provenance.stopTask': z.object({ task: taskId }).strict(),
+  /**
+   * The owner ends a task: no join, admission or round is recorded for it afterwards. `reason` says why when the
+   * coordinator ends it itself (a round that used up its attempts); absent from the owner's `ailink task stop`.
+   */
+  'provenance.stopTask': z
+    .object({ task: taskId, reason: z.string().min(1, 'reason: expected text').max(1000).optional() })
+    .strict(),
   /** Where the task's coordinator is reached: its HTTP API and its libp2p identity and addresses. */
   'provenance.setEndpoint': z
     .object({

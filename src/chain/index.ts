@@ -73,6 +73,7 @@ export {
   type ParticipantInfo,
   type RoundInfo,
   type SeedInfo,
+  stopReasonOf,
   type TaskInfo,
 } from './pallets/provenance.ts';
 export type { MinerInfo } from './pallets/sminer.ts';

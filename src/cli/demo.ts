@@ -203,7 +203,8 @@ export async function demoCommand(args: string[]): Promise<void> {
       secagg: onOff(values.secagg, 'secagg'),
       // The last organisation goes silent in round 1's first attempt. From 5 organisations on, SecAgg+ (k = 4,
       // t = 3) finishes the round without it; with 4 or 3 (k = t = 2) its neighbours fall under the threshold, the
-      // attempt aborts, and the next one goes on without it (4) or with it back (3: a round needs 3 survivors).
+      // attempt aborts, and the next one takes it back (the task's floor is the whole cohort: SecAgg survives no
+      // dropout there). One that stayed silent would end the task after its maxAttempts, with the reason.
       drops: onOff(values.dropout, 'dropout')
         ? [{ participant: participants - 1, round: 1, stage: 'masked', attempt: 0 }]
         : [],

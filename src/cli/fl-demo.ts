@@ -17,7 +17,7 @@ import { accountsReady, createKeyFile, loadKeyFile } from '../shared/account.ts'
 import type { Random } from '../shared/clock.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 import { createCodecPool, type LoadedNetwork, loadNetworkFile } from '../storage/index.ts';
-import type { RoundStage, TaskSpec } from '../task/index.ts';
+import { type RoundStage, survivableMin, type TaskSpec } from '../task/index.ts';
 import { openAuditor, type PulledModel } from './audit.ts';
 import { centralBaseline, type DemoSource, loadDemoData } from './demo-data.ts';
 import {
@@ -191,7 +191,17 @@ export async function runFederatedDemo(
   try {
     const backend = await pool.backend();
     say(`3. coordinator at ${node.url} (training backend: ${backend})`);
-    const cohortMin = Math.max(3, options.participants - 2);
+    const secagg = {
+      enabled: options.secagg,
+      neighbours: Math.min(8, options.participants - 1 - ((options.participants - 1) % 2)),
+      threshold: Math.max(2, Math.floor(Math.min(8, options.participants - 1) / 2) + 1),
+    };
+    // Up to two dropouts planned, as far as SecAgg survives them (task creation refuses more): 10 organisations keep
+    // 8, while 4 need all 4 (k = t = 2 survives none).
+    const cohortMin = survivableMin({
+      cohort: { size: options.participants, min: Math.max(3, options.participants - 2) },
+      secagg,
+    });
     // The owner stores the agreed model first; the task names it by fid (the coordinator reads the rest from it).
     const modelFid = await node.put(encodeModelPackage(data.model.pkg), `${data.model.name}.ailp`);
     const local = data.localFor(options.participants);
@@ -218,9 +228,7 @@ export async function runFederatedDemo(
         unmaskMs: 20_000,
       },
       secagg: {
-        enabled: options.secagg,
-        neighbours: Math.min(8, options.participants - 1 - ((options.participants - 1) % 2)),
-        threshold: Math.max(2, Math.floor(Math.min(8, options.participants - 1) / 2) + 1),
+        ...secagg,
         range: 1,
         bits: 24,
         // Under DP every update weighs 1: a weight range of 1 keeps the quantization grid fine.

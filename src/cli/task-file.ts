@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { type ModelPackage, readModelJson } from '../../models/index.ts';
 import { AilinkError } from '../shared/errors.ts';
+import { checkSecAggSurvives, TaskSpecSchema } from '../task/index.ts';
 
 export interface TaskFile {
   /** The TaskInput as written; its model is still named by `path` when `model` is set. */
@@ -14,7 +15,8 @@ export interface TaskFile {
 /**
  * Reads a task file and the model.json its `model.path` names, before anything connects: a missing or malformed file
  * is reported first.
- * @throws INVALID_INPUT when the file is unreadable or not a JSON object; MODEL_INVALID for its model.json
+ * @throws INVALID_INPUT when the file is unreadable or not a JSON object; MODEL_INVALID for its model.json;
+ *   TASK_SECAGG_FRAGILE when its SecAgg settings cannot survive the dropouts its cohort.min plans for
  */
 export async function readTaskFile(file: string): Promise<TaskFile> {
   let input: unknown;
@@ -32,6 +34,12 @@ export async function readTaskFile(file: string): Promise<TaskFile> {
   if (typeof input !== 'object' || input === null || Array.isArray(input))
     throw new AilinkError('INVALID_INPUT', `expected the task file ${file} to hold a JSON object (a task)`);
   const task = input as Record<string, unknown>;
+  // The SecAgg survivability rule (the coordinator applies it again with the whole spec) refuses before the model
+  // package is stored for nothing; what it cannot read yet is left to the coordinator's validation.
+  const cohort = TaskSpecSchema.shape.cohort.safeParse(task.cohort);
+  const secagg = TaskSpecSchema.shape.secagg.safeParse(task.secagg);
+  if (cohort.success && secagg.success)
+    checkSecAggSurvives({ cohort: cohort.data, secagg: secagg.data }, `the task file ${file}`);
   const path = (task.model as { path?: unknown } | undefined)?.path;
   if (typeof path !== 'string') return { input: task };
   return {

@@ -1,6 +1,14 @@
 import { parseArgs } from 'node:util';
 import { encodeModelPackage } from '../../models/index.ts';
-import { participantsOf, protocolCall, roundsOf, type TaskInfo, taskOf, tasksOf } from '../chain/index.ts';
+import {
+  participantsOf,
+  protocolCall,
+  roundsOf,
+  stopReasonOf,
+  type TaskInfo,
+  taskOf,
+  tasksOf,
+} from '../chain/index.ts';
 import { CREATE_TASK_OP, signCoordinatorRequest } from '../coordinator/index.ts';
 import { openSession, ROUND_OBJECT_PROFILE } from '../node/index.ts';
 import { type Account, isAddress } from '../shared/account.ts';
@@ -97,7 +105,7 @@ export async function taskCommand(argv: string[]): Promise<void> {
         else
           for (const t of tasks)
             console.log(
-              `${t.id}  ${t.rounds} rounds  ${t.admitted.length} may join  ${t.stoppedAt === null ? (t.endpoint?.url ?? 'no endpoint') : `stopped at block ${t.stoppedAt}`}`,
+              `${t.id}  ${t.rounds} rounds  ${t.admitted.length} may join  ${t.stoppedAt === null ? (t.endpoint?.url ?? 'no endpoint') : `stopped at block ${t.stoppedAt}${t.stopReason === null ? '' : `: ${t.stopReason}`}`}`,
             );
         return;
       }
@@ -113,7 +121,7 @@ export async function taskCommand(argv: string[]): Promise<void> {
             `${task.id}: coordinator ${task.coordinator}, spec ${task.spec}, created at block ${task.createdAt}`,
           );
           console.log(
-            `  reached at ${task.endpoint?.url ?? '(no endpoint recorded)'}${task.stoppedAt === null ? '' : `, stopped at block ${task.stoppedAt}`}`,
+            `  reached at ${task.endpoint?.url ?? '(no endpoint recorded)'}${task.stoppedAt === null ? '' : `, stopped at block ${task.stoppedAt}${task.stopReason === null ? '' : `: ${task.stopReason}`}`}`,
           );
           console.log(`  may join (${task.admitted.length}): ${task.admitted.join(', ')}`);
           console.log(
@@ -152,7 +160,10 @@ export async function taskCommand(argv: string[]): Promise<void> {
   }
 }
 
-/** A task record as shown: fields from before `endpoint` and `stoppedAt` existed read as null. */
+/**
+ * A task record as shown: fields from before `endpoint` and `stoppedAt` existed read as null; `stopReason` is why the
+ * task was stopped when the stop said (its coordinator ending a round that used up its attempts), else null.
+ */
 function summary(t: TaskInfo & { id: string }) {
   return {
     id: t.id,
@@ -163,6 +174,7 @@ function summary(t: TaskInfo & { id: string }) {
     admitted: t.admitted,
     endpoint: t.endpoint ?? null,
     stoppedAt: t.stoppedAt ?? null,
+    stopReason: stopReasonOf(t),
   };
 }
 

@@ -11,6 +11,7 @@ import { fromHex } from '../shared/bytes.ts';
 import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  checkSecAggSurvives,
   classesOf,
   encodeModelBytes,
   epsilonAfter,
@@ -18,6 +19,7 @@ import {
   featureShape,
   JOIN_WINDOW_MS,
   joinMessage,
+  maxAttemptsOf,
   modelAccessOf,
   needsStatistics,
   parseRequest,
@@ -38,6 +40,7 @@ import {
   openAttempt,
   type RoundDeps,
   readerKeysOf,
+  roundEndedReason,
   storeModel,
 } from './round.ts';
 import { type ParticipantRow, type RoundRow, STATISTICS_ROUND, type TaskRow } from './store.ts';
@@ -56,6 +59,11 @@ export interface CoordinatorLedger
    * undefined while the chain has no record of the task.
    */
   membership(task: string): { allowed: readonly string[]; stopped: boolean } | undefined;
+  /**
+   * Stops the task on chain with the reason recorded (`provenance.stopTask`): the coordinator ends a task whose round
+   * used up its attempts.
+   */
+  stopTask(task: string, reason: string): Promise<void>;
 }
 
 export interface CoordinatorDeps extends Omit<RoundDeps, 'ledger' | 'publish'> {
@@ -108,6 +116,11 @@ export type RoundEvent =
   | { kind: 'finished'; task: string };
 
 export interface Coordinator {
+  /**
+   * Validates, stores and records a task (HTTP `POST /v1/tasks`, `ailink coordinator --create-task`, the demo).
+   * @throws INVALID_INPUT for a bad spec, TASK_SECAGG_FRAGILE for SecAgg settings that cannot survive the dropouts
+   *   cohort.min plans for
+   */
   createTask(input: unknown): Promise<TaskRow>;
   task(id: string): TaskRow | undefined;
   tasks(): TaskRow[];
@@ -303,6 +316,33 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
           emit({ kind: 'finished', task: task.id });
           return;
         }
+        // A round whose attempts all aborted ends the task (checked here, from the store, so a coordinator restarted
+        // after the last attempt ends it too): its last attempt's signed announcement told the organisations why, and
+        // the chain records the same reason with the stop.
+        const tried = store.attempts(task.id, next.round);
+        if (tried.length >= maxAttemptsOf(task.spec)) {
+          const reason = roundEndedReason(
+            next.round,
+            tried.length,
+            maxAttemptsOf(task.spec),
+            tried.at(-1)?.reason,
+          );
+          try {
+            await deps.ledger.stopTask(task.id, reason);
+          } catch (err) {
+            // Not recorded (the chain is unreachable, or it was stopped meanwhile): look again after a pause.
+            if (signal.aborted) return;
+            deps.log(
+              `task ${task.id}: could not record its stop on chain (${(err as Error).message}); retrying`,
+            );
+            await sleep(10 * pollMs, signal);
+            continue;
+          }
+          deps.log(`task ${task.id} ends: ${reason}`);
+          store.finishTask(task.id);
+          emit({ kind: 'finished', task: task.id });
+          return;
+        }
         let start: Awaited<ReturnType<typeof startOf>>;
         try {
           start = await startOf(task, store.rounds(task.id).at(-1));
@@ -431,6 +471,8 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
         },
       });
       checkModelFitsTask(model.spec, spec);
+      // Only at creation (specs recorded before the rule still parse and run).
+      checkSecAggSurvives(spec);
       strategyOf(spec); // refuses bad strategy options before anything is recorded
       if (spec.dp !== null && !withinBudget(spec, 0)) {
         throw new AilinkError(

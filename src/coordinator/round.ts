@@ -27,6 +27,7 @@ import {
   graphSeedOf,
   type Manifest,
   manifestBytes,
+  maxAttemptsOf,
   modelAccessOf,
   type Phase,
   parseManifest,
@@ -55,15 +56,31 @@ import {
   SharesSchema,
   UnmaskSchema,
 } from '../task/messages.ts';
-import type {
-  AttemptRow,
-  AttemptSetup,
-  CoordinatorStore,
-  ParticipantRow,
-  RoundRow,
-  StatisticsRow,
-  TaskRow,
+import {
+  type AttemptRow,
+  type AttemptSetup,
+  type CoordinatorStore,
+  type ParticipantRow,
+  type RoundRow,
+  STATISTICS_ROUND,
+  type StatisticsRow,
+  type TaskRow,
 } from './store.ts';
+
+/**
+ * Why a task ends when a round used up its attempts: said in the last attempt's signed announcement to the
+ * organisations and recorded on chain with the stop (at most 1000 characters, the chain's bound).
+ */
+export function roundEndedReason(
+  round: number,
+  attempts: number,
+  max: number,
+  last: string | null | undefined,
+): string {
+  const which = round === STATISTICS_ROUND ? 'the statistics round' : `round ${round}`;
+  const text = `${which} ended after ${attempts} attempts (maxAttempts ${max}); the last: ${last ?? 'aborted'}`;
+  return text.length <= 1000 ? text : `${text.slice(0, 999)}…`;
+}
 
 /** Where round outputs go and inputs come from: storage objects, the chain, evaluation, gossip. */
 export interface RoundDeps {
@@ -461,6 +478,8 @@ export class AttemptRunner {
     this.fetches.set(from, p);
   }
   private readonly maskedSignatures = new Map<string, Uint8Array | null>();
+  /** Members whose committed update could not be fetched or was refused: dropouts the store's messages do not show. */
+  private readonly refused = new Set<string>();
 
   /**
    * Without SecAgg the coordinator sees each vector: every update word must be a valid quantized value, the weight
@@ -502,6 +521,7 @@ export class AttemptRunner {
       try {
         out.set(from, await p);
       } catch (err) {
+        this.refused.add(from);
         this.deps.log(`  update of ${from.slice(0, 8)}… refused: ${(err as Error).message}`);
       }
     }
@@ -574,8 +594,23 @@ export class AttemptRunner {
     this.deps.onPhase?.(k, phase);
   }
 
+  /**
+   * Ends the attempt with its signed reason. The round's last allowed attempt (the task's maxAttempts) says so: the
+   * task ends, and the organisations stop with the same reason the coordinator records on chain with the stop.
+   */
   private async abort(reason: string): Promise<void> {
     const k = this.key;
+    const max = maxAttemptsOf(this.spec);
+    const tried = this.deps.store.attempts(k.task, k.round).length;
+    const dropouts = [
+      ...new Set([...silentIn(this.deps.store, this.task, this.attempt), ...this.refused]),
+    ].sort();
+    const body = {
+      ...(tried >= max
+        ? { reason: roundEndedReason(k.round, tried, max, reason), final: true as const }
+        : { reason: reason.slice(0, 2000) }),
+      dropouts,
+    };
     const wire = signAnnouncement(
       {
         task: k.task,
@@ -583,7 +618,7 @@ export class AttemptRunner {
         attempt: k.attempt,
         phase: 'aborted',
         deadline: this.deps.clock.now(),
-        body: { reason: reason.slice(0, 2000) },
+        body,
       },
       this.deps.serverKey,
     );
@@ -884,21 +919,47 @@ export class AttemptRunner {
 const settled = new WeakSet<Promise<unknown>>();
 
 /**
- * The members of a round's last (aborted) attempt that did not answer the last stage announced to them: those who
- * went silent. Empty when the round has no earlier attempt.
+ * Everyone who dropped out of an earlier (aborted) attempt of this round: the members of each attempt's cohort who did
+ * not answer the last stage announced to them. Read from the store (announcements and messages), so a restarted
+ * coordinator excludes the same ones. Empty when the round has no earlier attempt.
  */
-function silentInLastAttempt(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
-  const last = store.attempts(task.id, round).at(-1);
-  if (last === undefined) return new Set();
+export function droppedThisRound(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
+  const dropped = new Set<string>();
+  for (const attempt of store.attempts(task.id, round)) {
+    if (attempt.phase !== 'aborted') continue;
+    for (const a of silentIn(store, task, attempt)) dropped.add(a);
+    // The abort names, besides, those whose update never arrived whole (they answered, so the store shows no gap).
+    const wire = store.announcement(task.id, round, attempt.attempt, 'aborted') as
+      | { body?: { dropouts?: unknown } }
+      | undefined;
+    const named = wire?.body?.dropouts;
+    if (Array.isArray(named)) for (const a of named) if (typeof a === 'string') dropped.add(a);
+  }
+  return dropped;
+}
+
+/** The members of an attempt's cohort that did not answer the last stage announced to them (from the store). */
+function silentIn(store: CoordinatorStore, task: TaskRow, attempt: AttemptRow): string[] {
   // Without SecAgg nobody answers the round start: only the update counts.
   const answering: readonly RoundStage[] = task.spec.secagg.enabled ? STAGES : ['masked'];
-  const announced = answering.filter(
-    (stage) => store.announcement(task.id, round, last.attempt, stage) !== undefined,
+  const stage = answering
+    .filter((s) => store.announcement(task.id, attempt.round, attempt.attempt, s) !== undefined)
+    .at(-1);
+  if (stage === undefined) return [];
+  const answered = new Set(
+    store.messages(task.id, attempt.round, attempt.attempt, stage).map((m) => m.sender),
   );
-  const stage = announced.at(-1);
-  if (stage === undefined) return new Set();
-  const answered = new Set(store.messages(task.id, round, last.attempt, stage).map((m) => m.sender));
-  return new Set(last.setup.cohort.map((c) => c.account).filter((a) => !answered.has(a)));
+  return attempt.setup.cohort.map((c) => c.account).filter((a) => !answered.has(a));
+}
+
+/** Fisher–Yates on `bytes` (4 per element, injected randomness), in place. */
+function shuffleWith<T>(items: T[], bytes: Uint8Array): T[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = view.getUint32(4 * i, true) % (i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
 }
 
 /**
@@ -940,20 +1001,20 @@ export async function openAttempt(
         : `round ${round} needs at least ${spec.cohort.min} participants online that can read its start model, ${online.length} are (${present.length} online; those who joined after it was stored train from the next model)`,
     );
   }
-  // Whoever went silent in this round's last attempt sits the next one out — else a participant that keeps
-  // dropping (a crashed process, a broken network) is drawn again and aborts every attempt — as long as enough
-  // others are online; it is back in the draw for the next round.
-  const silent = silentInLastAttempt(deps.store, task, round);
-  const willing = online.filter((p) => !silent.has(p.account));
-  // Uniform sample without replacement (Fisher–Yates on injected randomness).
-  const pool = willing.length >= spec.cohort.min ? willing : [...online];
-  const bytes = deps.random(4 * pool.length);
-  for (let i = pool.length - 1; i > 0; i--) {
-    const j = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4 * i, true) % (i + 1);
-    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-  }
-  const cohort = pool
-    .slice(0, spec.cohort.size)
+  // Whoever dropped out of an attempt of this round sits out the rest of the round — else a participant that keeps
+  // dropping (a crashed process, a broken network, training slower than the deadline) is drawn again and aborts
+  // every attempt. When too few others are online, only as many of them come back as cohort.min needs (drawn at
+  // random); everyone is back in the draw for the next round.
+  const dropped = droppedThisRound(deps.store, task, round);
+  const willing = online.filter((p) => !dropped.has(p.account));
+  const returning = online.filter((p) => dropped.has(p.account));
+  const bytes = deps.random(4 * online.length);
+  const drawn = shuffleWith(willing, bytes.subarray(0, 4 * willing.length)).slice(0, spec.cohort.size);
+  const back = shuffleWith(returning, bytes.subarray(4 * willing.length)).slice(
+    0,
+    Math.max(0, spec.cohort.min - drawn.length),
+  );
+  const cohort = [...drawn, ...back]
     .map((p) => ({ account: p.account, identityKey: p.identityKey }))
     .sort((a, b) => (a.account < b.account ? -1 : 1));
   const { k, t } = secAggShape(spec, cohort.length);

@@ -158,6 +158,7 @@ export async function startCoordinatorNode(
           ]),
         admit: (task, account, identityKey, signature) =>
           submit(protocolCall('provenance.admit', { task, account, identityKey, signature })),
+        stopTask: (task, reason) => submit(protocolCall('provenance.stopTask', { task, reason })),
         recordRound: (task, round, manifest, digest) =>
           submit(protocolCall('provenance.recordRound', { task, round, manifest, digest })),
         async drawSeed(task, round, attempt, cohort) {

@@ -150,7 +150,10 @@ export type ParticipantEvent =
   | { kind: 'refused'; round: number; reason: string };
 
 export interface Participant {
-  /** Joins, then takes part in every round it is sampled for until the task's last round is done. */
+  /**
+   * Joins, then takes part in every round it is sampled for until the task's last round is done.
+   * @throws TASK_STOPPED with the coordinator's signed reason when a round used up its attempts (the task ended)
+   */
   run(signal: AbortSignal): Promise<void>;
   onEvent(listener: (e: ParticipantEvent) => void): void;
 }
@@ -198,6 +201,8 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
   let model: ModelRef;
   let current: AttemptState | undefined;
   let lastDone = -1;
+  /** Set when the coordinator announces that a round used up its attempts: the task ends, with this reason. */
+  let ended: AilinkError | undefined;
 
   /**
    * The model a round starts from must be the task's initial model (round 0, and the statistics round before it) or
@@ -441,6 +446,11 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         if (a.phase === 'aborted') emit({ kind: 'round', round: a.round, phase: 'aborted' });
         current = undefined;
       }
+      // Signed by the task's server key: only its coordinator can end the task this way.
+      if (a.phase === 'aborted' && a.body.final === true && ended === undefined) {
+        ended = new AilinkError('TASK_STOPPED', `task ${options.task} ended: ${a.body.reason}`);
+        deps.log(ended.message);
+      }
       return;
     }
     if (a.phase === 'advertise') {
@@ -654,7 +664,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       try {
         // The training rounds, then the closing evaluation round when rows are held out.
         const lastRound = spec.rounds - 1 + (evaluatesClientSide(spec) ? 1 : 0);
-        while (!signal.aborted && lastDone < lastRound) {
+        while (!signal.aborted && lastDone < lastRound && ended === undefined) {
           try {
             const reply = await deps.link.request(
               { kind: 'view', task: options.task, from: me },
@@ -667,6 +677,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           await sleep(options.pollMs ?? 1000, signal);
         }
         await queue;
+        if (ended !== undefined) throw ended;
       } finally {
         unsubscribe();
       }

@@ -87,6 +87,11 @@ export const ERROR_CODES = {
   COORDINATOR_UNREACHABLE: { status: 503, about: "the coordinator's HTTP API could not be reached" },
   TASK_NOT_FOUND: { status: 404, about: 'no task with that id' },
   TASK_STOPPED: { status: 409, about: 'the task has ended or its owner stopped it' },
+  TASK_SECAGG_FRAGILE: {
+    status: 400,
+    about:
+      "the task's SecAgg neighbours and threshold cannot survive the dropouts its cohort.min plans for: raise cohort.min, raise secagg.neighbours or lower secagg.threshold",
+  },
   TASK_UNVERIFIED: {
     status: 422,
     about: "a task's spec or coordinator does not match what its record on chain says",

@@ -69,18 +69,23 @@ export {
 } from './model-bytes.ts';
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
+  checkSecAggSurvives,
+  DEFAULT_MAX_ATTEMPTS,
   encodingOf,
   LOSSES,
   METRICS,
   type ModelAccess,
   ModelAccessSchema,
+  maxAttemptsOf,
   modelAccessOf,
   parseTaskSpec,
   ROBUST_STRATEGY_NAMES,
   robustAggregatorOf,
+  type SecAggPlan,
   STRATEGY_NAMES,
   secAggShape,
   strategyOf,
+  survivableMin,
   type TaskSpec,
   TaskSpecSchema,
   taskDigest,

@@ -159,7 +159,18 @@ const BODY_SCHEMAS = {
       loss: z.number().nullable(),
     })
     .strict(),
-  aborted: z.object({ reason: z.string().max(2000) }).strict(),
+  aborted: z
+    .object({
+      reason: z.string().max(2000),
+      /** The round used its last attempt: the task ends (its coordinator stops it on chain with this reason). */
+      final: z.literal(true).optional(),
+      /**
+       * The cohort members that dropped out of the attempt: silent at a stage, or whose update never arrived whole.
+       * They sit out the rest of the round. Absent from announcements from before the field.
+       */
+      dropouts: z.array(account).max(MAX_COHORT).optional(),
+    })
+    .strict(),
 } as const satisfies Record<Phase, z.ZodType>;
 
 export type AnnouncementBody<P extends Phase> = z.infer<(typeof BODY_SCHEMAS)[P]>;

@@ -134,6 +134,12 @@ export const TaskSpecSchema = z
       .object({ size: z.number().int().min(1).max(1000), min: z.number().int().min(1).max(1000) })
       .strict()
       .refine((c) => c.min <= c.size, 'cohort.min must not exceed cohort.size'),
+    /**
+     * Attempts per round at most (absent: DEFAULT_MAX_ATTEMPTS; read it with `maxAttemptsOf`). A round whose attempts
+     * all aborted ends the task, with the reason signed to the organisations and recorded on chain. Optional rather
+     * than defaulted, like `models`: a spec from before keeps its digest.
+     */
+    maxAttempts: z.number().int().min(1).max(1000).optional(),
     /** Per stage: how long the coordinator waits before treating the silent as dropouts. */
     deadlines: z
       .object({
@@ -180,6 +186,17 @@ export const TaskSpecSchema = z
   .strict();
 
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
+
+/**
+ * Attempts a round gets when the spec does not say: enough for a round to go on without one or two organisations that
+ * keep dropping out (each sits out the rest of the round), few enough that a round that cannot succeed ends in minutes.
+ */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
+/** How many attempts a round of the task gets before the task ends. */
+export function maxAttemptsOf(spec: Pick<TaskSpec, 'maxAttempts'>): number {
+  return spec.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+}
 
 /** The task's model access terms, or null when its models are public. */
 export function modelAccessOf(spec: TaskSpec): ModelAccess | null {
@@ -341,10 +358,60 @@ export function strategyOf(spec: TaskSpec): Strategy {
  * The SecAgg+ graph for a cohort of n: degree k = the task's neighbours, lowered to the largest even number below n,
  * and threshold t = the task's, kept within (k/2, k] so two disjoint halves of a neighbourhood can never both pass.
  */
-export function secAggShape(spec: TaskSpec, cohort: number): { k: number; t: number } {
+export function secAggShape(
+  spec: { readonly secagg: Pick<TaskSpec['secagg'], 'neighbours' | 'threshold'> },
+  cohort: number,
+): { k: number; t: number } {
   const k = Math.max(2, Math.min(spec.secagg.neighbours, cohort - 1 - ((cohort - 1) % 2)));
   const t = Math.min(k, Math.max(Math.floor(k / 2) + 1, spec.secagg.threshold));
   return { k, t };
+}
+
+/** What the survivability rule reads of a spec (a task file before the coordinator completes it has these too). */
+export type SecAggPlan = {
+  readonly cohort: Pick<TaskSpec['cohort'], 'size' | 'min'>;
+  readonly secagg: Pick<TaskSpec['secagg'], 'enabled' | 'neighbours' | 'threshold'>;
+};
+
+/**
+ * The first cohort size the round may be drawn with (cohort.min … cohort.size) at which the SecAgg+ graph cannot
+ * survive the dropouts the floor accepts there (n − cohort.min), or null when there is none. A member keeps its
+ * neighbourhood while t of its k neighbours live, so k − t dropouts are survived wherever they fall, and one more
+ * among a member's neighbours aborts the attempt.
+ */
+function fragileCohort(plan: SecAggPlan, min: number) {
+  if (!plan.secagg.enabled) return null;
+  for (let n = Math.max(min, 3); n <= plan.cohort.size; n++) {
+    const { k, t } = secAggShape(plan, n);
+    if (n - min > k - t) return { n, k, t, planned: n - min };
+  }
+  return null;
+}
+
+/** The smallest cohort.min (at least the plan's) whose planned dropouts the task's SecAgg survives; cohort.size always does. */
+export function survivableMin(plan: SecAggPlan): number {
+  let min = plan.cohort.min;
+  while (min < plan.cohort.size && fragileCohort(plan, min) !== null) min++;
+  return min;
+}
+
+/**
+ * Refuses, when a task is created, SecAgg settings that cannot survive the dropouts the task plans for: a round runs
+ * while cohort.min members survive, so in every cohort the round may be drawn with (n from cohort.min to
+ * cohort.size) n − cohort.min dropouts must leave every survivor at least t live neighbours, wherever they fall — at
+ * most k − t. Otherwise a dropout the task accepts aborts the attempt instead (4 organisations with min 3 get k = t =
+ * 2: any dropout aborts). Only at creation: specs recorded before the rule still parse.
+ * @throws TASK_SECAGG_FRAGILE saying at which cohort size, what SecAgg survives there, and the cohort.min that works
+ */
+export function checkSecAggSurvives(plan: SecAggPlan, where = 'task spec'): void {
+  const fragile = fragileCohort(plan, plan.cohort.min);
+  if (fragile === null) return;
+  const { n, k, t, planned } = fragile;
+  const fixed = survivableMin(plan);
+  throw new AilinkError(
+    'TASK_SECAGG_FRAGILE',
+    `${where}: in a cohort of ${n}, SecAgg+ has k = ${k} neighbours and threshold t = ${t}, so it survives ${k - t} dropouts (k − t) in the worst case, but cohort.min ${plan.cohort.min} plans for ${planned}: raise cohort.min to ${fixed}${fixed < plan.cohort.size ? '' : ' (no dropout planned)'}, or give SecAgg more room (more secagg.neighbours, a threshold nearer k/2 + 1, a larger cohort), or set secagg.enabled to false`,
+  );
 }
 
 /** How a task's updates are quantized: what participants encode and the coordinator (and any replay) decodes. */

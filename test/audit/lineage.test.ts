@@ -44,6 +44,19 @@ const tampered = (tamper: NonNullable<LineageOptions['tamper']>, round = 1) =>
 const short = (s: string) => `${s.slice(0, 8)}…`;
 
 describe('audit verify: the lineage against the chain', () => {
+  it('a task its coordinator stopped (a round out of attempts) shows when and why; the rounds before it still verify', async () => {
+    const f = buildLineage({ rounds: 2, label: 'stopped' });
+    expect(audit(f).chain?.stoppedAt ?? null).toBeNull();
+    const reason =
+      'round 2 ended after 5 attempts (maxAttempts 5); the last: after masked input, x has 1 live neighbours';
+    const outcome = f.h.submit(f.coordinator.address, call('provenance.stopTask', { task: f.task, reason }));
+    expect(outcome.kind).toBe('applied');
+    const r = audit(f);
+    expect(r.chain?.stoppedAt).toBe(f.h.block);
+    expect(r.chain?.stopReason).toBe(reason);
+    expect(r.ok).toBe(true);
+  });
+
   it('an untouched task verifies: every round, no findings', async () => {
     const f = buildLineage({ rounds: 3 });
     const r = audit(f);

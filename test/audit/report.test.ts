@@ -320,6 +320,22 @@ describe('renderReport md', () => {
     expect(privacy).toContain('ε spent in total: 2.875 of a budget of 8.000 (after round 2).');
   });
 
+  it('a task its coordinator stopped: the block and the reason among the facts; a running one has no such row', () => {
+    expect(renderReport(verifiedReport(), 'md')).not.toContain('| Stopped |');
+    const base = verifiedReport();
+    const stopped: AuditReport = {
+      ...base,
+      chain: {
+        ...base.chain!,
+        stoppedAt: 40,
+        stopReason: 'round 3 ended after 5 attempts (maxAttempts 5); the last: x',
+      },
+    };
+    expect(renderReport(stopped, 'md')).toContain(
+      '| Stopped | block 40: round 3 ended after 5 attempts (maxAttempts 5); the last: x |',
+    );
+  });
+
   it('a task that is not on chain, with no spec and no round, still renders', () => {
     const report: AuditReport = {
       task: 'nope',

@@ -1217,6 +1217,40 @@ describe('provenance', () => {
     expectRejected(h, coordinator.address, call('provenance.stopTask', { task: 'fm' }), stopped);
   });
 
+  it('the coordinator stops a task with a reason (a round out of attempts): recorded with the stop, bounded, its alone', () => {
+    const h = createHarness();
+    expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm', spec: hex('spec') }));
+    const reason =
+      'round 1 ended after 5 attempts (maxAttempts 5); the last: after masked input, x has 1 live neighbours';
+    expectRejected(
+      h,
+      stranger.address,
+      call('provenance.stopTask', { task: 'fm', reason }),
+      /only the coordinator .* stops fm/,
+    );
+    // The codec bounds it: a remark stays small.
+    expect(() => encodeRemark('provenance.stopTask', { task: 'fm', reason: 'x'.repeat(1001) })).toThrow(
+      /reason/,
+    );
+    expect(() => encodeRemark('provenance.stopTask', { task: 'fm', reason: '' })).toThrow(/reason/);
+    expectApplied(h, coordinator.address, call('provenance.stopTask', { task: 'fm', reason }));
+    const info = h.state.get<TaskInfo>('provenance/tasks/fm')!;
+    expect(info.stoppedAt).toBe(h.block);
+    expect(info.stopReason).toBe(reason);
+    // Once: a second stop (with another reason) is refused and the first reason stands.
+    expectRejected(
+      h,
+      coordinator.address,
+      call('provenance.stopTask', { task: 'fm', reason: 'another' }),
+      /task fm was stopped at block/,
+    );
+    expect(h.state.get<TaskInfo>('provenance/tasks/fm')!.stopReason).toBe(reason);
+    // A stop without a reason (the owner's `ailink task stop`) records none, as before.
+    expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm2', spec: hex('spec2') }));
+    expectApplied(h, coordinator.address, call('provenance.stopTask', { task: 'fm2' }));
+    expect(h.state.get<TaskInfo>('provenance/tasks/fm2')!.stopReason ?? null).toBeNull();
+  });
+
   it("an attempt's graph seed is the hash of the block that fixed its cohort: once per attempt, next round only", () => {
     const h = createHarness();
     expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm', spec: hex('spec') }));

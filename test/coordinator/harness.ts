@@ -22,6 +22,7 @@ import {
   parseManifest,
   type RoundStage,
   signAnnouncement,
+  survivableMin,
   type TaskSpec,
   type WireAnnouncement,
 } from '../../src/task/index.ts';
@@ -81,7 +82,10 @@ export const TEST_GENESIS = GENESIS_HASH;
 
 export function memoryLedger(): CoordinatorLedger & {
   /** `coordinator`: the account that recorded the task, when not the world's coordinator (a squatter). */
-  tasks: Map<string, { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }>;
+  tasks: Map<
+    string,
+    { digest: string; admitted: string[]; stopped?: boolean; stopReason?: string; coordinator?: string }
+  >;
   rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
   terms: Map<string, { readers: string[]; price: string | null }>;
   /** The seed the "chain" drew for an attempt, as the participants' chain view reads it. */
@@ -90,7 +94,7 @@ export function memoryLedger(): CoordinatorLedger & {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
   const tasks = new Map<
     string,
-    { digest: string; admitted: string[]; stopped?: boolean; coordinator?: string }
+    { digest: string; admitted: string[]; stopped?: boolean; stopReason?: string; coordinator?: string }
   >();
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
@@ -113,6 +117,12 @@ export function memoryLedger(): CoordinatorLedger & {
     membership(task) {
       const t = tasks.get(task);
       return t === undefined ? undefined : { allowed: t.admitted, stopped: t.stopped ?? false };
+    },
+    async stopTask(task, reason) {
+      const t = tasks.get(task);
+      if (t === undefined) throw new AilinkError('CHAIN_CALL_REJECTED', `no task ${task}`);
+      if (t.stopped) throw new AilinkError('CHAIN_CALL_REJECTED', `task ${task} was stopped`);
+      tasks.set(task, { ...t, stopped: true, stopReason: reason });
     },
     async recordRound(task, round, manifest, digest) {
       const list = rounds.get(task) ?? [];
@@ -239,7 +249,16 @@ export function makeAccount(label: string): Account {
   return accountFromSeeds(new Uint8Array(seed), new Uint8Array(x));
 }
 
+const BASE_SECAGG = { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 };
+
+/**
+ * A unit task for `admitted`. Its cohort is everyone, with the lowest cohort.min (from 3) whose planned dropouts its
+ * SecAgg survives (what task creation demands), unless `overrides` sets the cohort.
+ */
 export function baseTask(admitted: readonly string[], overrides: Partial<Record<string, unknown>> = {}) {
+  const secagg = (overrides.secagg ?? BASE_SECAGG) as TaskSpec['secagg'];
+  const size = admitted.length;
+  const min = size < 3 ? 3 : survivableMin({ cohort: { size, min: 3 }, secagg });
   return {
     name: 'unit',
     model: { fid: UNIT_MODEL_FID, initialSeed: 'seed-1' },
@@ -254,7 +273,7 @@ export function baseTask(admitted: readonly string[], overrides: Partial<Record<
     strategy: { name: 'fedavg' },
     local: { epochs: 1, batchSize: 10 },
     rounds: 3,
-    cohort: { size: admitted.length, min: 3 },
+    cohort: { size, min },
     deadlines: {
       joinMs: 5000,
       advertiseMs: 1500,
@@ -263,7 +282,7 @@ export function baseTask(admitted: readonly string[], overrides: Partial<Record<
       consistencyMs: 1500,
       unmaskMs: 1500,
     },
-    secagg: { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 },
+    secagg: BASE_SECAGG,
     dp: null,
     admitted: [...admitted],
     ...overrides,
@@ -437,6 +456,8 @@ export async function manifestsOf(world: World, task: string): Promise<Manifest[
 export function startAll(world: World, members: Member[], stops: (() => Promise<void>)[]) {
   const controller = new AbortController();
   const runs = members.map((m) => m.participant.run(controller.signal));
+  // A run ends with TASK_STOPPED when a round used up its attempts: a test that expects it awaits `runs`.
+  for (const r of runs) r.catch(() => {});
   stops.push(async () => {
     controller.abort();
     await Promise.allSettled(runs);

@@ -102,7 +102,9 @@ function writeTask(dir: string, admitted: readonly string[]): string {
     strategy: { name: 'fedavg' },
     local: { epochs: 3, batchSize: 8 },
     rounds: 3,
-    cohort: { size: 4, min: 3 },
+    // SecAgg+ in a cohort of 4 (k = t = 2) survives no dropout: the floor is the cohort. The killed organisation's
+    // attempt aborts; it sits out the rest of that round, which goes on once the late one has joined.
+    cohort: { size: 4, min: 4 },
     deadlines: {
       joinMs: 120_000,
       advertiseMs: 20_000,

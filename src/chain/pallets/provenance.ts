@@ -19,6 +19,14 @@ export interface TaskInfo {
   stoppedAt: number | null;
 }
 
+/**
+ * Why the task was stopped, when the stop said (its coordinator ending a round out of attempts): kept in the record
+ * under `stopReason`, absent from stops without one (and from records from before), so those keep their state.
+ */
+export function stopReasonOf(info: TaskInfo): string | null {
+  return typeof info.stopReason === 'string' ? info.stopReason : null;
+}
+
 /** The task's record, refused unless it exists, runs, and `caller` is its coordinator (who created it). */
 function ownTask(state: StateReader, caller: string, task: string, what: string): TaskInfo {
   const info = state.get<TaskInfo>(taskKey(task));
@@ -154,10 +162,14 @@ const setAdmitted: Rule<CallArgs<'provenance.setAdmitted'>> = (state, ctx, args)
   state.put(taskKey(args.task), { ...task, admitted } satisfies TaskInfo);
 };
 
-/** The owner stops the task for good. */
+/** The owner stops the task for good, saying why if it likes (kept with the record: stops without one add nothing). */
 const stopTask: Rule<CallArgs<'provenance.stopTask'>> = (state, ctx, args) => {
   const task = ownTask(state, ctx.caller, args.task, 'stops');
-  state.put(taskKey(args.task), { ...task, stoppedAt: ctx.block.number } satisfies TaskInfo);
+  state.put(taskKey(args.task), {
+    ...task,
+    stoppedAt: ctx.block.number,
+    ...(args.reason === undefined ? {} : { stopReason: args.reason }),
+  } satisfies TaskInfo);
 };
 
 /**
