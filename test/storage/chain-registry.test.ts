@@ -4,7 +4,14 @@ import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { createChainRegistry } from '../../src/storage/chain-registry.ts';
 import type { MinerClient } from '../../src/storage/miner-client.ts';
 import type { ObjectRecord, PlacedColumn } from '../../src/storage/record.ts';
-import { makeAccounts, makeDeclaration, makeReceipt, peerIdOf, POT, registerMiner } from '../chain/helpers.ts';
+import {
+  makeAccounts,
+  makeDeclaration,
+  makeReceipt,
+  POT,
+  peerIdOf,
+  registerMiner,
+} from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
 import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
