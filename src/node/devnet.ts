@@ -317,6 +317,19 @@ async function accountIn(dir: string, random: Random) {
   return existsSync(file) ? loadKeyFile(file) : createKeyFile(file, random);
 }
 
+/** How long a node process gets to stop after SIGTERM before its process group is SIGKILLed. */
+const STOP_DEADLINE_MS = 5000;
+
+/** Sends `sig` to the child's whole process group (it leads one: spawned detached); quiet if the group is gone. */
+function signalGroup(proc: ChildProcess, sig: NodeJS.Signals): void {
+  if (proc.pid === undefined) return;
+  try {
+    process.kill(-proc.pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 /** `ailink <role> --data-dir DIR …args` as a child process that reports a JSON ready line. */
 function spawnable(
   role: 'miner' | 'verifier',
@@ -336,25 +349,35 @@ function spawnable(
     pid: 0,
     running: false,
     signal(sig) {
-      child?.kill(sig);
+      if (child) signalGroup(child, sig);
     },
     async stop() {
-      if (child && m.running) {
-        child.kill('SIGCONT'); // a stalled (SIGSTOPped) miner cannot act on SIGTERM otherwise
-        child.kill('SIGTERM');
-        const hard = setTimeout(() => child?.kill('SIGKILL'), 5000);
+      // Whether or not it ever reported ready: a child that missed its ready deadline is still running.
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const proc = child;
+        signalGroup(proc, 'SIGCONT'); // a stalled (SIGSTOPped) miner cannot act on SIGTERM otherwise
+        signalGroup(proc, 'SIGTERM');
+        const hard = setTimeout(() => signalGroup(proc, 'SIGKILL'), STOP_DEADLINE_MS);
         await exited;
         clearTimeout(hard);
+        // The leader has exited; anything it started and left behind in its group goes with it.
+        signalGroup(proc, 'SIGKILL');
       }
     },
     async restart() {
       await m.stop();
       makePrivateDir(dataDir);
       const log = openSync(join(dataDir, `${role}.log`), 'a');
+      // detached: the child leads its own process group, so that stopping it stops whatever it started too.
+      // 'ipc': the child's lifeline; when this process dies (even by SIGKILL) the channel closes and the child
+      // stops itself (see `parentGone` in src/cli/args.ts), so no miner outlives the network that started it.
       const proc = spawn(process.execPath, [BIN, role, '--data-dir', dataDir, ...args], {
-        stdio: ['ignore', 'pipe', log],
+        stdio: ['ignore', 'pipe', log, 'ipc'],
+        detached: true,
       });
       closeSync(log);
+      // Neither the channel nor the child keeps this process alive: stop() is how a network ends its children.
+      proc.channel?.unref();
       child = proc;
       exited = new Promise((res) => proc.once('exit', () => res()));
       proc.once('exit', () => {
@@ -364,15 +387,21 @@ function spawnable(
         const timer = setTimeout(
           () =>
             rej(
-              new Error(
-                `${name} did not report ready within ${readyTimeoutMs} ms; see ${dataDir}/${role}.log`,
+              new AilinkError(
+                'TIMEOUT',
+                `expected ${name} to report ready within ${readyTimeoutMs} ms, got no ready line; see ${dataDir}/${role}.log`,
               ),
             ),
           readyTimeoutMs,
         );
         proc.once('exit', (code) => {
           clearTimeout(timer);
-          rej(new Error(`${name} exited with code ${code} before it was ready; see ${dataDir}/${role}.log`));
+          rej(
+            new AilinkError(
+              'NODE_EXITED',
+              `expected ${name} to report ready, got an exit with code ${code} first; see ${dataDir}/${role}.log`,
+            ),
+          );
         });
         createInterface({ input: proc.stdout! }).on('line', (line) => {
           try {

@@ -62,6 +62,10 @@ export const ERROR_CODES = {
   NOT_ENOUGH_MINERS: { status: 503, about: 'fewer distinct healthy miners than columns' },
   PUT_FAILED: { status: 502, about: 'a column could not be placed on any miner' },
   NETWORK_FILE_INVALID: { status: 400, about: 'network.json is missing or malformed' },
+  NODE_EXITED: {
+    status: 503,
+    about: 'a miner or verifier process of the network exited before it was ready (its log says why)',
+  },
   ACCESS_DENIED: {
     status: 403,
     about: "the object's access terms refuse this reader, or its data key was not released to it",

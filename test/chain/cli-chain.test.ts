@@ -29,10 +29,12 @@ interface Ready {
 function startChain(
   args: readonly string[],
 ): Promise<{ child: ChildProcess; ready: Ready; stderr: () => string }> {
+  // 'ipc': should this test's process die before it stops the chain, the chain stops itself.
   const child = spawn(process.execPath, [BIN, 'chain', ...args], {
     cwd: tmp,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  child.channel?.unref();
   children.add(child);
   child.once('exit', () => children.delete(child));
   let stdout = '';

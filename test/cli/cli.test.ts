@@ -702,10 +702,12 @@ async function startDev(
   stalePids: ReadonlySet<number>,
 ): Promise<{ dev: DevRun; network: NetworkFile }> {
   mkdirSync(dir, { recursive: true });
+  // 'ipc': should this test's process die before it stops `ailink dev`, the network stops itself (and its miners).
   const child = spawn(process.execPath, [BIN, 'dev', '--data-dir', dir, ...args], {
     cwd: dir,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
+  child.channel?.unref();
   const dev: DevRun = {
     child,
     exited: new Promise((res) => child.once('exit', (code, signal) => res({ code, signal }))),
