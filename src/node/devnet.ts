@@ -216,6 +216,10 @@ export async function startDevNetwork(
             appendFileSync(payoutLog, `${new Date().toISOString()} paid ${debts} debts in block ${block}\n`),
           onError: (err) =>
             appendFileSync(payoutLog, `${new Date().toISOString()} payout failed: ${describeError(err)}\n`),
+        }).catch(async (err: unknown) => {
+          await Promise.all(nodes.map((m) => m.stop()));
+          await chain.close();
+          throw err;
         })
       : undefined;
   const network: DevNetwork = {

@@ -64,14 +64,19 @@ describe('SecAgg settings that must survive the dropouts a task plans for (refus
     expect(refusal(shape(4, 3, 4, 3, false))).toBeNull();
   });
 
+  /** A task's cohort size, how far below it cohort.min is, k/2, t, and a graph seed. */
+  const settings = [
+    fc.integer({ min: 3, max: 16 }),
+    fc.integer({ min: 0, max: 13 }),
+    fc.integer({ min: 1, max: 8 }),
+    fc.integer({ min: 2, max: 16 }),
+    fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  ] as const;
+
   it('accepted settings: any dropouts down to cohort.min leave every survivor at least t live neighbours, at every cohort size the round may be drawn with', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 3, max: 16 }),
-        fc.integer({ min: 0, max: 13 }),
-        fc.integer({ min: 1, max: 8 }),
-        fc.integer({ min: 2, max: 16 }),
-        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        ...settings,
         fc.array(fc.nat(), { maxLength: 16 }),
         (size, below, half, threshold, seed, picks) => {
           const min = Math.max(3, size - below);
@@ -100,35 +105,28 @@ describe('SecAgg settings that must survive the dropouts a task plans for (refus
 
   it('refused settings: some cohort size the round may be drawn with has dropouts within cohort.min that leave a survivor below t', () => {
     fc.assert(
-      fc.property(
-        fc.integer({ min: 3, max: 16 }),
-        fc.integer({ min: 0, max: 13 }),
-        fc.integer({ min: 1, max: 8 }),
-        fc.integer({ min: 2, max: 16 }),
-        fc.uint8Array({ minLength: 32, maxLength: 32 }),
-        (size, below, half, threshold, seed) => {
-          const min = Math.max(3, size - below);
-          const s = shape(size, min, 2 * half, threshold);
-          const err = refusal(s);
-          fc.pre(err !== null);
-          if (err.code !== 'TASK_SECAGG_FRAGILE') return false;
-          // A raised floor it names is accepted.
-          const fixed = survivableMin(s);
-          if (!(fixed > min && fixed <= size) || refusal(shape(size, fixed, 2 * half, threshold)) !== null)
-            return false;
-          for (let n = min; n <= size; n++) {
-            const { k, t } = secAggShape(s, n);
-            // Drop the first member's neighbours (then anyone else), as many as the floor allows.
-            const worst = fewestLive(n, k, seed, (graph) => {
-              const [first, neighbours] = [...graph][0]!;
-              const others = [...graph.keys()].filter((x) => x !== first && !neighbours.includes(x));
-              return new Set([...neighbours, ...others].slice(0, n - min));
-            });
-            if (worst < t) return true;
-          }
+      fc.property(...settings, (size, below, half, threshold, seed) => {
+        const min = Math.max(3, size - below);
+        const s = shape(size, min, 2 * half, threshold);
+        const err = refusal(s);
+        fc.pre(err !== null);
+        if (err.code !== 'TASK_SECAGG_FRAGILE') return false;
+        // A raised floor it names is accepted.
+        const fixed = survivableMin(s);
+        if (!(fixed > min && fixed <= size) || refusal(shape(size, fixed, 2 * half, threshold)) !== null)
           return false;
-        },
-      ),
+        for (let n = min; n <= size; n++) {
+          const { k, t } = secAggShape(s, n);
+          // Drop the first member's neighbours (then anyone else), as many as the floor allows.
+          const worst = fewestLive(n, k, seed, (graph) => {
+            const [first, neighbours] = [...graph][0]!;
+            const others = [...graph.keys()].filter((x) => x !== first && !neighbours.includes(x));
+            return new Set([...neighbours, ...others].slice(0, n - min));
+          });
+          if (worst < t) return true;
+        }
+        return false;
+      }),
       { seed: 18, numRuns: 300 },
     );
   });
