@@ -1,8 +1,11 @@
 /**
  * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3 first, then DeOSS and Alt-DA.
- * Only src/node and src/cli (and tests, benches) import this. So far: the S3 request authentication (SigV4).
+ * Only src/node and src/cli (and tests, benches) import this. So far the S3 API's pure parts: request authentication
+ * (SigV4), ListObjectsV2 paging, and the XML answers.
  */
 
+export { compareKeys, type ListPage, type ListQuery, listPage, MAX_KEYS } from './s3-list.ts';
+export { errorXml, escapeXml, type ListedObject, listBucketsXml, listObjectsV2Xml } from './s3-xml.ts';
 export {
   chunkSignature,
   MAX_PRESIGNED_SECONDS,
