@@ -95,8 +95,15 @@ export const EntrySchema = z
         `expected at most ${MAX_METADATA_BYTES} bytes of metadata`,
       )
       .optional(),
+    /** The MD5 of the object's bytes (hex), S3's ETag of a single-part upload, so every gateway answers the same one. */
+    etag: z
+      .string()
+      .regex(/^[0-9a-f]{32}(-[0-9]{1,5})?$/, 'expected an MD5 in hex (and -N for a multipart upload)')
+      .optional(),
   })
   .strict();
+/** Where a declaration files its object (`fileBank.uploadDeclaration`'s `entry`). */
+export type ObjectEntry = z.infer<typeof EntrySchema>;
 
 export const CALL_SCHEMAS = {
   'sminer.register': z

@@ -9,6 +9,8 @@ export {
   type CallArgs,
   type CallName,
   MAX_GIB_PER_PURCHASE,
+  MAX_KEY_BYTES,
+  type ObjectEntry,
   type ProtocolCall,
 } from './calls.ts';
 export {

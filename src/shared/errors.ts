@@ -54,6 +54,7 @@ export const ERROR_CODES = {
 
   // storage client and registry
   OBJECT_NOT_FOUND: { status: 404, about: 'no object with that fid is recorded' },
+  RANGE_NOT_SATISFIABLE: { status: 416, about: 'the byte range asked for lies outside the object' },
   OBJECT_TAKEN: {
     status: 409,
     about: 'another owner already stores an object with that fid (the same bytes)',

@@ -77,7 +77,7 @@ export function createChainRegistry(
         .filter((m) => m.state === 'positive')
         .map((m): PeerRef => ({ peerId: m.peerId, addrs: m.addrs }));
     },
-    async declare(record, deal, columns) {
+    async declare(record, deal, columns, entry) {
       await indexer.sync();
       // A Pending record of the fid is an incomplete declaration, which the chain lets this one replace.
       const stored = fileOf(indexer.state, record.fid);
@@ -98,6 +98,7 @@ export function createChainRegistry(
           profile: record.profile,
           segments: record.segments,
           encryption: record.encryption,
+          ...(entry === undefined ? {} : { entry }),
         }),
         protocolCall('fileBank.transferReport', { fid: record.fid, receipts }),
       ]);

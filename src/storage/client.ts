@@ -1,3 +1,4 @@
+import type { ObjectEntry } from '../chain/index.ts';
 import type { PeerRef } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
@@ -35,6 +36,24 @@ export interface PutOptions {
   readonly readers?: readonly string[];
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Files the object under a key of one of the owner's buckets (chain registries only). A function is called once
+   * every byte was read, before the declaration: it may carry what reading measured, such as an MD5 for the ETag.
+   */
+  readonly entry?: ObjectEntry | (() => ObjectEntry);
+}
+
+export interface GetOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (e: ProgressEvent) => void;
+  readonly maxBytes?: number;
+  readonly range?: ByteRange;
+}
+
+/** A byte range of an object, both ends included (HTTP's `bytes=start-end`). */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
 }
 
 export type ProgressEvent =
@@ -57,15 +76,13 @@ export interface RepairReport {
 
 export interface StorageClient {
   put(source: Uint8Array | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>;
-  /** Streams the original bytes; every fragment and segment is verified before a byte is yielded. */
   /**
-   * Streams the object. `maxBytes`: the most the caller will take; a larger record (whatever its owner declared) is
-   * OBJECT_TOO_LARGE before any fragment moves.
+   * Streams the original bytes; every fragment and segment is verified before a byte is yielded. `maxBytes`: the
+   * most the caller will take; a larger record (whatever its owner declared) is OBJECT_TOO_LARGE before any fragment
+   * moves. `range`: only those bytes, fetching only the segments they lie in.
+   * @throws RANGE_NOT_SATISFIABLE for a range outside the object
    */
-  get(
-    fid: string,
-    options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void; maxBytes?: number },
-  ): AsyncIterable<Uint8Array>;
+  get(fid: string, options?: GetOptions): AsyncIterable<Uint8Array>;
   info(fid: string): Promise<Placement>;
   /** Rebuilds every column whose miner lost it (or is gone) from any 4 survivors and places it on a new miner. */
   repair(
@@ -320,10 +337,12 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
           ),
         )
       : undefined;
+    const entry = typeof putOptions.entry === 'function' ? putOptions.entry() : putOptions.entry;
     await deps.registry.declare(
       record,
       deal,
       assigned.map((peer, i) => (receipts ? { peer, receipt: receipts[i]! } : { peer })),
+      entry,
     );
     return { fid: record.fid, record, miners };
   }
@@ -338,11 +357,24 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     return p;
   }
 
-  async function* get(
-    fid: string,
-    getOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void; maxBytes?: number } = {},
-  ): AsyncIterable<Uint8Array> {
+  async function* get(fid: string, getOptions: GetOptions = {}): AsyncIterable<Uint8Array> {
     const { record, miners } = await info(fid);
+    const range = getOptions.range;
+    if (
+      range !== undefined &&
+      !(
+        Number.isInteger(range.start) &&
+        range.start >= 0 &&
+        range.start <= range.end &&
+        range.end < record.size
+      )
+    ) {
+      throw new AilinkError(
+        'RANGE_NOT_SATISFIABLE',
+        `bytes ${range.start}-${range.end} are not within ${fid}, which holds ${record.size} bytes (0-${record.size - 1})`,
+        { details: { size: record.size } },
+      );
+    }
     if (getOptions.maxBytes !== undefined && record.size > getOptions.maxBytes) {
       throw new AilinkError(
         'OBJECT_TOO_LARGE',
@@ -361,6 +393,10 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const key =
       record.encryption === null ? null : await dataKeyOf(record.fid, record.owner, record.encryption.wraps);
     const count = record.segments.length;
+    // A range reads only the segments it touches: every segment but the last holds exactly segmentSize bytes.
+    const segmentSize = record.profile.segmentSize;
+    const first = range === undefined ? 0 : Math.floor(range.start / segmentSize);
+    const end = range === undefined ? count : Math.floor(range.end / segmentSize) + 1;
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
       const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
@@ -373,18 +409,22 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     // Two segments in flight: fetching and decoding overlap handing out the current one.
     const ahead: Promise<Uint8Array>[] = [];
     const prefetch = (index: number) => {
-      if (index >= count) return;
+      if (index >= end) return;
       const p = decode(index);
       p.catch(() => {});
       ahead.push(p);
     };
-    prefetch(0);
-    prefetch(1);
-    for (let index = 0; index < count; index++) {
+    prefetch(first);
+    prefetch(first + 1);
+    for (let index = first; index < end; index++) {
       const bytes = await ahead.shift()!;
       prefetch(index + 2);
       getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: bytes.byteLength });
-      yield bytes;
+      if (range === undefined) yield bytes;
+      else {
+        const at = index * segmentSize;
+        yield bytes.subarray(Math.max(0, range.start - at), Math.min(bytes.byteLength, range.end + 1 - at));
+      }
     }
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ObjectEntry } from '../chain/index.ts';
 import type { PeerRef } from '../p2p/index.ts';
 import { AilinkError } from '../shared/errors.ts';
 import type { KeyWrap } from './envelope.ts';
@@ -90,7 +91,13 @@ export interface ObjectRegistry {
    * Declaring the same fid again adds nothing.
    * @throws OBJECT_TAKEN when another owner holds the fid (`checkNotTaken`)
    */
-  declare(record: ObjectRecord, deal: string, columns: readonly PlacedColumn[]): Promise<void>;
+  declare(
+    record: ObjectRecord,
+    deal: string,
+    columns: readonly PlacedColumn[],
+    /** Files the object under a key of one of the owner's buckets; only the chain keeps a namespace. */
+    entry?: ObjectEntry,
+  ): Promise<void>;
   get(fid: string): Promise<Placement | null>;
   /**
    * Moves columns to other miners: `rebuild` puts the rebuilt fragments on the new miners, and the registry records

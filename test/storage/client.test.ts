@@ -115,6 +115,39 @@ describe('storage client with 14 in-process miners', () => {
     }
   });
 
+  it('a range reads exactly those bytes, fetching only the segments they lie in; one outside → RANGE_NOT_SATISFIABLE', async () => {
+    const seg = TEST_PROFILE.segmentSize;
+    const data = systemRandom(4 * seg + 321);
+    const { fid } = await clientFor(owner).put(data);
+    const ranges: [number, number][] = [
+      [0, 0],
+      [seg - 1, seg], // across a segment boundary
+      [2 * seg + 5, 2 * seg + 5],
+      [seg + 7, 4 * seg + 320], // to the last byte
+      [0, 4 * seg + 320], // all of it
+    ];
+    for (const [start, end] of ranges) {
+      const read: number[] = [];
+      const onProgress = (e: { kind: string; segment?: number }) => {
+        if (e.kind === 'segment-read') read.push(e.segment!);
+      };
+      const back = await readAll(clientFor(owner).get(fid, { range: { start, end }, onProgress }));
+      expect(firstDifference(back, data.subarray(start, end + 1)), `${start}-${end}`).toBe(-1);
+      const touched = Array.from(
+        { length: Math.floor(end / seg) - Math.floor(start / seg) + 1 },
+        (_, i) => Math.floor(start / seg) + i,
+      );
+      expect(read).toEqual(touched);
+    }
+    for (const range of [
+      { start: 4 * seg + 321, end: 4 * seg + 321 },
+      { start: 5, end: 4 },
+      { start: -1, end: 3 },
+    ]) {
+      await rejectsWith(readAll(clientFor(owner).get(fid, { range })), 'RANGE_NOT_SATISFIABLE');
+    }
+  });
+
   it('a miner that serves bytes not matching their hash is skipped: the read still returns the object', async () => {
     const data = systemRandom(100_000);
     const { fid, miners } = await clientFor(owner).put(data);
