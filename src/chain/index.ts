@@ -5,12 +5,14 @@
  */
 
 export {
+  BucketNameSchema,
   CALL_SCHEMAS,
   type CallArgs,
   type CallName,
   MAX_GIB_PER_PURCHASE,
   MAX_KEY_BYTES,
   type ObjectEntry,
+  ObjectKeySchema,
   type ProtocolCall,
 } from './calls.ts';
 export {

@@ -1,9 +1,12 @@
 /**
  * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3 first, then DeOSS and Alt-DA.
- * Only src/node and src/cli (and tests, benches) import this. So far the S3 API's pure parts: request authentication
- * (SigV4), ListObjectsV2 paging, and the XML answers.
+ * Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style) over the chain's
+ * namespace and the storage client.
  */
 
+export { type CheckedBody, checkBody, STREAMING_UNSIGNED_TRAILER } from './body.ts';
+export { createChainNamespace, type Namespace, type StoredObject } from './namespace.ts';
+export { buildS3App, type S3Credentials, type S3Deps } from './s3.ts';
 export { compareKeys, type ListPage, type ListQuery, listPage, MAX_KEYS } from './s3-list.ts';
 export { errorXml, escapeXml, type ListedObject, listBucketsXml, listObjectsV2Xml } from './s3-xml.ts';
 export {

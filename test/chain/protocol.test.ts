@@ -583,6 +583,7 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
     expectApplied(h, owner.address, bucket('photos'));
     expect(h.state.get(`fileBank/buckets/${owner.address}/photos`)).toEqual({
       createdAt: h.block,
+      createdTime: ctxAt(owner.address, h.block).block.timestamp,
       by: owner.address,
     });
     expectRejected(h, owner.address, bucket('photos'), /already has a bucket photos \(since block/);

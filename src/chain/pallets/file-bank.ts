@@ -37,6 +37,8 @@ export type FileEntry = NonNullable<Declaration['entry']> & { [key: string]: Sta
 export interface BucketInfo {
   [key: string]: StateValue;
   createdAt: number;
+  /** The creating block's timestamp (ms). */
+  createdTime: number;
   /** Who created it: the owner or its operator (a gateway). */
   by: string;
 }
@@ -262,6 +264,7 @@ const createBucket: Rule<CallArgs<'fileBank.createBucket'>> = (state, ctx, args)
     reject(`${owner} already has a bucket ${args.name} (since block ${existing.createdAt})`);
   state.put(bucketKey(owner, args.name), {
     createdAt: ctx.block.number,
+    createdTime: ctx.block.timestamp,
     by: ctx.caller,
   } satisfies BucketInfo);
 };

@@ -1,0 +1,130 @@
+import {
+  bucketsOf,
+  type ChainClient,
+  entriesOf,
+  entryOf,
+  fileOf,
+  type Indexer,
+  type ObjectEntry,
+  protocolCall,
+  submitProtocol,
+} from '../chain/index.ts';
+import type { Account } from '../shared/account.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
+
+/**
+ * An account's buckets and keys as the chain records them (fileBank's buckets and declaration entries): what the
+ * gateway lists and resolves. Two gateways of one account read the same namespace. Writes are protocol calls signed
+ * by the gateway's account, for itself (`owner` is its own address).
+ */
+export interface Namespace {
+  readonly owner: string;
+  buckets(): Promise<{ name: string; created: number }[]>;
+  bucket(name: string): Promise<{ created: number } | undefined>;
+  /** @throws AilinkError with details.s3 BucketAlreadyOwnedByYou */
+  createBucket(name: string): Promise<void>;
+  /** @throws AilinkError with details.s3 NoSuchBucket or BucketNotEmpty */
+  deleteBucket(name: string): Promise<void>;
+  /** The objects filed under keys of `bucket` that begin with `prefix`. */
+  objects(bucket: string, prefix: string): Promise<StoredObject[]>;
+  object(bucket: string, key: string): Promise<StoredObject | undefined>;
+  /** Deletes an object for good (fileBank.deleteFile): miners free its space. */
+  deleteObject(fid: string): Promise<void>;
+}
+
+/** An object as the gateway shows it. */
+export interface StoredObject {
+  readonly key: string;
+  readonly fid: string;
+  readonly size: number;
+  /** When it was declared (ms). */
+  readonly modified: number;
+  readonly etag: string;
+  readonly contentType: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface NamespaceDeps {
+  readonly chain: Pick<ChainClient, 'submit'>;
+  readonly indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls'>;
+  readonly account: Account;
+}
+
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+
+export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs: number }): Namespace {
+  const owner = deps.account.address;
+  const submit = (call: ReturnType<typeof protocolCall>) =>
+    submitProtocol(deps, deps.account, [call], { deadlineMs: options.deadlineMs });
+
+  function stored(key: string, fid: string): StoredObject | undefined {
+    const file = fileOf(deps.indexer.state, fid);
+    if (file === undefined || file.state !== 'Active') return undefined;
+    const entry: ObjectEntry | undefined = entryOf(deps.indexer.state, fid);
+    return {
+      key,
+      fid,
+      size: file.size,
+      modified: file.declaredTime,
+      // Objects filed without an MD5 (not through a gateway) show their fid's head: stable, though not an MD5.
+      etag: entry?.etag ?? fid.slice(0, 32),
+      contentType: entry?.contentType ?? DEFAULT_CONTENT_TYPE,
+      metadata: entry?.metadata ?? {},
+    };
+  }
+
+  /** Runs a bucket call; a rejection the rules explain becomes the S3 error a client expects. */
+  async function bucketCall(
+    call: ReturnType<typeof protocolCall>,
+    s3For: (reason: string) => string | undefined,
+  ) {
+    try {
+      await submit(call);
+    } catch (err) {
+      if (!hasCode(err, 'CHAIN_CALL_REJECTED')) throw err;
+      const reason = String(err.details?.reason ?? err.message);
+      const s3 = s3For(reason);
+      if (s3 === undefined) throw err;
+      throw new AilinkError('INVALID_INPUT', reason, { cause: err, details: { s3 } });
+    }
+  }
+
+  return {
+    owner,
+    async buckets() {
+      await deps.indexer.sync();
+      return bucketsOf(deps.indexer.state, owner).map((b) => ({ name: b.name, created: b.createdTime }));
+    },
+    async bucket(name) {
+      await deps.indexer.sync();
+      const b = bucketsOf(deps.indexer.state, owner).find((x) => x.name === name);
+      return b === undefined ? undefined : { created: b.createdTime };
+    },
+    createBucket: (name) =>
+      bucketCall(protocolCall('fileBank.createBucket', { name }), (r) =>
+        r.includes('already has a bucket') ? 'BucketAlreadyOwnedByYou' : undefined,
+      ),
+    deleteBucket: (name) =>
+      bucketCall(protocolCall('fileBank.deleteBucket', { name }), (r) =>
+        r.includes('is not empty')
+          ? 'BucketNotEmpty'
+          : r.includes('has no bucket')
+            ? 'NoSuchBucket'
+            : undefined,
+      ),
+    async objects(bucket, prefix) {
+      await deps.indexer.sync();
+      return entriesOf(deps.indexer.state, owner, bucket, prefix)
+        .map((e) => stored(e.key, e.fid))
+        .filter((o): o is StoredObject => o !== undefined);
+    },
+    async object(bucket, key) {
+      await deps.indexer.sync();
+      const entry = entriesOf(deps.indexer.state, owner, bucket, key).find((e) => e.key === key);
+      return entry === undefined ? undefined : stored(key, entry.fid);
+    },
+    async deleteObject(fid) {
+      await submit(protocolCall('fileBank.deleteFile', { fid }));
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { deleteObjectsKeys, parseRange } from '../../src/gateway/s3.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+
+// The S3 API's small parsers; the operations themselves run against a dev network in
+// test/integration/gateway-s3.test.ts, driven by the AWS SDK.
+
+const s3CodeOf = (run: () => unknown) => {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(AilinkError);
+    return (err as AilinkError).details?.s3;
+  }
+  throw new Error('expected a refusal');
+};
+
+describe('S3 request parsing', () => {
+  it('Range: one range of bytes, clipped to the object; none or several → the whole object; outside → InvalidRange', () => {
+    expect(parseRange('bytes=0-9', 100)).toEqual({ start: 0, end: 9 });
+    expect(parseRange('bytes=90-', 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange('bytes=-10', 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange('bytes=-500', 100)).toEqual({ start: 0, end: 99 });
+    expect(parseRange('bytes=50-500', 100)).toEqual({ start: 50, end: 99 });
+    for (const whole of [undefined, 'bytes=0-1,5-6', 'items=0-1', 'bytes=-'])
+      expect(parseRange(whole, 100)).toBeUndefined();
+    for (const outside of ['bytes=100-', 'bytes=5-4', 'bytes=-0'])
+      expect(s3CodeOf(() => parseRange(outside, 100))).toBe('InvalidRange');
+    expect(s3CodeOf(() => parseRange('bytes=0-0', 0))).toBe('InvalidRange');
+  });
+
+  it('DeleteObjects: the keys, entities decoded, and Quiet; anything else → MalformedXML', () => {
+    expect(
+      deleteObjectsKeys(
+        '<?xml version="1.0"?><Delete xmlns="x"><Object><Key>a&amp;b</Key></Object><Object><Key>&#x1F600;/&#233;</Key></Object><Quiet>true</Quiet></Delete>',
+      ),
+    ).toEqual({ keys: ['a&b', '😀/é'], quiet: true });
+    for (const bad of [
+      '',
+      '<Other/>',
+      '<Delete></Delete>',
+      `<Delete>${'<Object><Key>k</Key></Object>'.repeat(1001)}</Delete>`,
+    ]) {
+      expect(s3CodeOf(() => deleteObjectsKeys(bad))).toBe('MalformedXML');
+    }
+  });
+});
