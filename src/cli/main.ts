@@ -5,6 +5,7 @@ import { chainCommand } from './chain.ts';
 import { coordinatorCommand } from './coordinator.ts';
 import { demoCommand } from './demo.ts';
 import { devCommand } from './dev.ts';
+import { gatewayCommand } from './gateway.ts';
 import { keysCommand } from './keys.ts';
 import { modelAccessLogCommand, objectCommand } from './market.ts';
 import { minerCommand } from './miner.ts';
@@ -30,6 +31,8 @@ async function main(argv: string[]): Promise<void> {
       return chainCommand(rest);
     case 'verifier':
       return verifierCommand(rest);
+    case 'gateway':
+      return gatewayCommand(rest);
     case 'dev':
       return devCommand(rest);
     case 'store':

@@ -18,6 +18,13 @@ export {
   type MinerProcess,
   startDevNetwork,
 } from './devnet.ts';
+export {
+  type GatewayInfo,
+  GatewayInfoSchema,
+  type GatewayNode,
+  type GatewayNodeOptions,
+  startGatewayNode,
+} from './gateway.ts';
 export { peerKeyIn, secretIn } from './keys.ts';
 export { type MinerNode, type MinerNodeOptions, startMinerNode } from './miner.ts';
 export {

@@ -1,7 +1,10 @@
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -22,7 +25,9 @@ import { entriesOf, fileOf } from '../../src/chain/index.ts';
 import { createChainNamespace } from '../../src/gateway/namespace.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import {
+  BIN,
   type DevNetwork,
+  GatewayInfoSchema,
   openSession,
   type Session,
   sessionOf,
@@ -36,6 +41,7 @@ import { loadNetworkFile } from '../../src/storage/index.ts';
 // real dev network: the chain, 12 miner processes, objects sealed and erasure-coded, buckets and keys on chain.
 
 const REGION = 'ailink-dev';
+const execFileAsync = promisify(execFile);
 const credentials = {
   accessKeyId: 'AKIDGATEWAYTEST',
   secretAccessKey: 'c2VjcmV0LWZvci10aGUtZ2F0ZXdheS10ZXN0',
@@ -227,6 +233,69 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'backups' }))).KeyCount).toBe(0);
     await s3.send(new DeleteBucketCommand({ Bucket: 'backups' }));
     expect((await s3.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name)).toEqual(['empty-one']);
+  });
+
+  it('`ailink gateway` with Debian’s awscli: a second gateway of the account sees the same buckets and objects', async () => {
+    const gwDir = join(dir, 'gateway-2');
+    const child = spawn(
+      process.execPath,
+      [BIN, 'gateway', '--network', network.path, '--data-dir', gwDir, '--listen', '127.0.0.1:0'],
+      { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+    );
+    child.channel?.unref();
+    try {
+      const ready = await new Promise<{ url: string; info: string }>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error('ailink gateway did not report ready within 60 s')),
+          60_000,
+        );
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(line));
+        });
+        child.once('exit', (code) =>
+          reject(new Error(`ailink gateway exited with ${code} before it was ready`)),
+        );
+      });
+      const info = GatewayInfoSchema.parse(JSON.parse(readFileSync(ready.info, 'utf8')));
+      expect(info.url).toBe(ready.url);
+      expect(statSync(ready.info).mode & 0o077).toBe(0); // it holds the secret
+      const home = join(dir, 'aws-home');
+      mkdirSync(home, { recursive: true });
+      writeFileSync(join(home, 'config'), '[default]\ns3 =\n    addressing_style = path\n');
+      const aws = (...args: string[]) =>
+        execFileAsync('/usr/bin/aws', [...args, '--endpoint-url', info.url], {
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            HOME: home,
+            AWS_CONFIG_FILE: join(home, 'config'),
+            AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
+            AWS_ACCESS_KEY_ID: info.s3.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: info.s3.secretAccessKey,
+            AWS_DEFAULT_REGION: info.s3.region,
+            AWS_EC2_METADATA_DISABLED: 'true',
+          },
+          timeout: 120_000,
+        });
+      const file = join(dir, 'upload.bin');
+      const bytes = systemRandom(2 * 1024 * 1024 + 77);
+      writeFileSync(file, bytes);
+      await aws('s3', 'mb', 's3://shared');
+      await aws('s3', 'cp', file, 's3://shared/docs/upload.bin');
+      const ls = await aws('s3', 'ls', 's3://shared/docs/');
+      expect(ls.stdout).toMatch(new RegExp(`\\s${bytes.byteLength} upload\\.bin`));
+      // The first gateway (another data dir, another index) lists what the second stored: the namespace is on chain.
+      const other = await s3.send(new ListObjectsV2Command({ Bucket: 'shared' }));
+      expect(other.Contents?.map((c) => [c.Key, c.Size])).toEqual([['docs/upload.bin', bytes.byteLength]]);
+      const back = join(dir, 'download.bin');
+      await aws('s3', 'cp', 's3://shared/docs/upload.bin', back);
+      expect(sha(readFileSync(back))).toBe(sha(bytes));
+      await aws('s3', 'rm', 's3://shared/docs/upload.bin');
+      await aws('s3', 'rb', 's3://shared');
+      expect((await s3.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name)).not.toContain('shared');
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   it('a wrong secret → SignatureDoesNotMatch, an unknown key → InvalidAccessKeyId; nothing is stored', async () => {

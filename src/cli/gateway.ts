@@ -1,0 +1,53 @@
+// `ailink gateway`: the account's objects over S3 for ordinary tools, until a signal.
+import { parseArgs } from 'node:util';
+import { startGatewayNode } from '../node/index.ts';
+import { systemClock, systemRandom } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { untilSignal, usageError } from './args.ts';
+import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
+
+/** `--listen HOST:PORT` (default 127.0.0.1:8900): the address the gateway binds. */
+export function parseListen(text: string | undefined): { host: string; port: number } {
+  if (text === undefined) return { host: '127.0.0.1', port: 8900 };
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+  const port = m === null ? Number.NaN : Number(m[2]);
+  if (m === null || port > 65_535) {
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--listen: expected HOST:PORT (e.g. 127.0.0.1:8900), got ${JSON.stringify(text)}`,
+    );
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export async function gatewayCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...NETWORK_OPTIONS,
+      'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      region: { type: 'string' },
+    },
+  });
+  if (!values['data-dir'])
+    usageError('gateway: --data-dir DIR is required (its access key and gateway.json live there)');
+  const { session, account } = await networkAndKey(values);
+  const { host, port } = parseListen(values.listen);
+  const node = await startGatewayNode(
+    { clock: systemClock, random: systemRandom, log: (line) => process.stderr.write(`${line}\n`) },
+    {
+      session,
+      account,
+      dataDir: values['data-dir'],
+      host,
+      port,
+      ...(values.region === undefined ? {} : { region: values.region }),
+    },
+  );
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', url: node.url, account: account.address, info: node.infoPath })}\n`,
+  );
+  await untilSignal();
+  await node.stop();
+}

@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { buildS3App, createChainNamespace, type S3Credentials } from '../gateway/index.ts';
+import type { Account } from '../shared/account.ts';
+import { toHex } from '../shared/bytes.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
+import { openSession, SESSION_DEADLINES, type SessionConfig } from './session.ts';
+
+/**
+ * `ailink gateway`: the account's objects over HTTP for ordinary tools (issue 16), run where the account's keys are,
+ * so objects are sealed and opened here and no key leaves the organisation. One S3 access key per data dir, made at
+ * the first start; once the server listens, DIR/gateway.json tells clients where and how (0600: it holds the secret).
+ */
+
+export interface GatewayNodeOptions {
+  readonly session: SessionConfig;
+  readonly account: Account;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  /** The region clients sign for (default "ailink"). */
+  readonly region?: string;
+}
+
+export interface GatewayNode {
+  readonly url: string;
+  readonly infoPath: string;
+  readonly credentials: S3Credentials;
+  stop(): Promise<void>;
+}
+
+/** What DIR/gateway.json holds: where the gateway listens and the S3 settings a client needs. */
+export const GatewayInfoSchema = z
+  .object({
+    url: z.string().url(),
+    s3: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), region: z.string() }).strict(),
+  })
+  .strict();
+export type GatewayInfo = z.infer<typeof GatewayInfoSchema>;
+
+const CredentialsSchema = z
+  .object({ accessKeyId: z.string().min(16), secretAccessKey: z.string().min(32) })
+  .strict();
+
+/** The data dir's access key, made once: tools configured with it keep working across restarts. */
+function credentialsIn(dataDir: string, random: Random): S3Credentials {
+  const path = join(dataDir, 's3-credentials.json');
+  if (existsSync(path)) {
+    const parsed = CredentialsSchema.safeParse(JSON.parse(readPrivateFileSync(path).toString('utf8')));
+    if (!parsed.success) {
+      throw new AilinkError(
+        'KEY_FILE_INVALID',
+        `${path} is not a gateway access key file; remove it to make a new key`,
+      );
+    }
+    return parsed.data;
+  }
+  const credentials = {
+    accessKeyId: `AKAL${toHex(random(8)).toUpperCase()}`,
+    secretAccessKey: Buffer.from(random(30)).toString('base64url'),
+  };
+  writePrivateFileSync(path, `${JSON.stringify(credentials, null, 2)}\n`);
+  return credentials;
+}
+
+export async function startGatewayNode(
+  deps: { clock: Clock; random: Random; log?: (line: string) => void },
+  options: GatewayNodeOptions,
+): Promise<GatewayNode> {
+  makePrivateDir(options.dataDir);
+  const credentials = credentialsIn(options.dataDir, deps.random);
+  const region = options.region ?? 'ailink';
+  // Its index of the chain lives in its own data dir: two gateways of one account never share an index file.
+  const session = await openSession(
+    { ...options.session, stateDir: options.dataDir },
+    options.account,
+    'gateway',
+    deps,
+  );
+  try {
+    const app = buildS3App({
+      storage: session.storage,
+      namespace: createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs }),
+      credentials,
+      region,
+      clock: deps.clock,
+      random: deps.random,
+      ...(deps.log === undefined ? {} : { log: deps.log }),
+    });
+    const address = await app.listen({ host: options.host, port: options.port });
+    const url = address.replace('[::1]', 'localhost');
+    const infoPath = join(options.dataDir, 'gateway.json');
+    const info: GatewayInfo = { url, s3: { ...credentials, region } };
+    writePrivateFileSync(infoPath, `${JSON.stringify(info, null, 2)}\n`);
+    return {
+      url,
+      infoPath,
+      credentials,
+      async stop() {
+        await app.close();
+        await session.close();
+      },
+    };
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
+}
