@@ -1,8 +1,10 @@
 // `ailink dev`: a local network (chain, verifier, miners) until a signal.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startDevNetwork } from '../node/index.ts';
-import { systemRandom } from '../shared/clock.ts';
+import { type GatewayNode, sessionOf, startDevNetwork, startGatewayNode } from '../node/index.ts';
+import { loadKeyFile } from '../shared/account.ts';
+import { systemClock, systemRandom } from '../shared/clock.ts';
+import { loadNetworkFile } from '../storage/index.ts';
 import { positiveInt, untilSignal, usageError } from './args.ts';
 
 export async function devCommand(argv: string[]): Promise<void> {
@@ -14,6 +16,7 @@ export async function devCommand(argv: string[]): Promise<void> {
       profile: { type: 'string' },
       allow: { type: 'string', multiple: true },
       host: { type: 'string' },
+      gateway: { type: 'boolean' },
     },
   });
   const count = positiveInt(values.miners, 'miners', 12);
@@ -38,10 +41,31 @@ export async function devCommand(argv: string[]): Promise<void> {
   for (const m of [...network.miners, ...(network.verifier ? [network.verifier] : [])]) {
     console.error(`  ${m.name}  pid ${m.pid}  ${m.addrs[0]}`);
   }
+  // --gateway: the operator's S3 gateway, in this process, on the network's host.
+  let gateway: GatewayNode | undefined;
+  if (values.gateway) {
+    try {
+      gateway = await startGatewayNode(
+        { clock: systemClock, random: systemRandom, log: (line) => console.error(`gateway: ${line}`) },
+        {
+          session: sessionOf(loadNetworkFile(network.path)),
+          account: await loadKeyFile(network.operatorKeyPath),
+          dataDir: join(dataDir, 'gateway'),
+          host: values.host ?? '127.0.0.1',
+          port: 0,
+        },
+      );
+    } catch (err) {
+      await network.stop();
+      throw err;
+    }
+    console.error(`gateway: ${gateway.url} (S3, path-style; access key and region in ${gateway.infoPath})`);
+  }
   console.error(
     `chain: ${network.chainEndpoint}\nnetwork ready: ${network.path}\noperator key: ${network.operatorKeyPath}\nCtrl-C stops every process.`,
   );
   await untilSignal();
   console.error('stopping …');
+  await gateway?.stop();
   await network.stop();
 }

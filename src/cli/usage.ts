@@ -4,9 +4,10 @@ export const USAGE = `ailink — federated learning on decentralized storage
 
   ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
   ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
-             [--host ADDR]                        run a local network until Ctrl-C, every process bound to ADDR
+             [--host ADDR] [--gateway]            run a local network until Ctrl-C, every process bound to ADDR
                                                   (default 127.0.0.1); writes <data-dir>/network.json; the
-                                                  operator and each --allow account are funded and get space
+                                                  operator and each --allow account are funded and get space;
+                                                  --gateway: the operator's S3 gateway too (<data-dir>/gateway)
   ailink chain [--port 9944] [--host 127.0.0.1] [--data-dir ./ailink-data/chain]
                                                   run the dev chain until Ctrl-C; its blocks persist
   ailink miner --data-dir DIR [--listen MULTIADDR] [--announce MULTIADDR] [--capacity BYTES]

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { buildS3App, createChainNamespace, type S3Credentials } from '../gateway/index.ts';
@@ -94,7 +94,11 @@ export async function startGatewayNode(
     const url = address.replace('[::1]', 'localhost');
     const infoPath = join(options.dataDir, 'gateway.json');
     const info: GatewayInfo = { url, s3: { ...credentials, region } };
-    writePrivateFileSync(infoPath, `${JSON.stringify(info, null, 2)}\n`);
+    // Replaced whole on every start (the URL's port may change): written aside, then renamed over the old one.
+    const aside = `${infoPath}.${process.pid}.tmp`;
+    rmSync(aside, { force: true });
+    writePrivateFileSync(aside, `${JSON.stringify(info, null, 2)}\n`);
+    renameSync(aside, infoPath);
     return {
       url,
       infoPath,

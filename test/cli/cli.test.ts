@@ -25,7 +25,7 @@ import {
   SECAGG_STAGES,
   withNames,
 } from '../../src/cli/demo-output.ts';
-import { openSession, sessionOf } from '../../src/node/index.ts';
+import { type GatewayInfo, GatewayInfoSchema, openSession, sessionOf } from '../../src/node/index.ts';
 import { createKeyFile, isAddress, loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
@@ -40,6 +40,7 @@ import {
   storedSegment,
   TEST_PROFILE,
 } from '../../src/storage/index.ts';
+import { awsCli } from '../gateway/awscli.ts';
 import { seededBytes, sha256Hex } from '../storage/helpers.ts';
 
 // The real `ailink` command, run as child processes exactly as a user runs it: `node bin/ailink.mjs …`.
@@ -780,6 +781,7 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
   let input: Uint8Array;
   let inputPath: string;
   const fids: { plain?: string; sealed?: string; shared?: string } = {};
+  let firstGateway: GatewayInfo | undefined;
 
   const net = (): string[] => ['--network', networkPath];
 
@@ -797,7 +799,17 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     inputPath = join(cwd, 'input.bin');
     writeFileSync(inputPath, input);
 
-    devArgs = ['--miners', '13', '--profile', 'test', '--allow', second.address, '--allow', third.address];
+    devArgs = [
+      '--miners',
+      '13',
+      '--profile',
+      'test',
+      '--allow',
+      second.address,
+      '--allow',
+      third.address,
+      '--gateway',
+    ];
     ({ dev, network } = await startDev(dir, devArgs, new Set()));
   }, 180_000);
 
@@ -824,6 +836,28 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
       expect(p.addrs.some((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true);
     }
     expect(modeOf(join(dir, network.operatorKey))).toBe(0o600);
+  });
+
+  it('`ailink dev --gateway`: gateway.json names the operator’s S3 gateway, which awscli stores through and reads back', async () => {
+    const infoPath = join(dir, 'gateway', 'gateway.json');
+    // The gateway starts once the network is up, a moment after network.json.
+    for (const until = Date.now() + 60_000; !existsSync(infoPath) && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const info = GatewayInfoSchema.parse(JSON.parse(readFileSync(infoPath, 'utf8')));
+    firstGateway = info;
+    expect(modeOf(infoPath)).toBe(0o600);
+    expect(info.url).toMatch(/^http:\/\/127\.0\.0\.1:[0-9]+$/);
+    const aws = awsCli(info, join(cwd, 'aws-home'));
+    await aws('s3', 'mb', 's3://cli-bucket');
+    await aws('s3', 'cp', inputPath, 's3://cli-bucket/input.bin');
+    const out = join(cwd, 'via-gateway.bin');
+    await aws('s3', 'cp', 's3://cli-bucket/input.bin', out);
+    expect(sha256(readFileSync(out))).toBe(sha256(input));
+    expect((await aws('s3', 'ls', 's3://cli-bucket')).stdout).toMatch(/\s153600 input\.bin/);
+    // Gone again, so that the operator's listing below holds only what `store put` stores.
+    await aws('s3', 'rm', 's3://cli-bucket/input.bin');
+    await aws('s3', 'rb', 's3://cli-bucket');
   });
 
   it('a participant of a task the chain does not record, or whose coordinator does not answer, says which', async () => {
@@ -1136,6 +1170,15 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     const out = join(cwd, 'after-restart-shared.bin');
     await ok(['store', 'get', fids.shared!, '--out', out, '--key', second.file, ...net()], cwd);
     expect(sha256(readFileSync(out))).toBe(sha256(input));
+
+    // The gateway came back with the same access key (tools configured with it keep working), at a new URL.
+    const infoPath = join(dir, 'gateway', 'gateway.json');
+    const read = () => GatewayInfoSchema.parse(JSON.parse(readFileSync(infoPath, 'utf8')));
+    for (const until = Date.now() + 60_000; read().url === firstGateway!.url && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(read().s3).toEqual(firstGateway!.s3);
+    expect(modeOf(infoPath)).toBe(0o600);
     // A restart re-reads the chain (13 processes reconnect at once): ≈ 47 s here on a quiet machine.
   }, 120_000);
 

@@ -1,10 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -36,12 +35,12 @@ import {
 import { loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { loadNetworkFile } from '../../src/storage/index.ts';
+import { awsCli } from '../gateway/awscli.ts';
 
 // The gateway's S3 API driven by the AWS SDK for JavaScript (@aws-sdk/client-s3), as any S3 tool would use it, over a
 // real dev network: the chain, 12 miner processes, objects sealed and erasure-coded, buckets and keys on chain.
 
 const REGION = 'ailink-dev';
-const execFileAsync = promisify(execFile);
 const credentials = {
   accessKeyId: 'AKIDGATEWAYTEST',
   secretAccessKey: 'c2VjcmV0LWZvci10aGUtZ2F0ZXdheS10ZXN0',
@@ -260,23 +259,7 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
       const info = GatewayInfoSchema.parse(JSON.parse(readFileSync(ready.info, 'utf8')));
       expect(info.url).toBe(ready.url);
       expect(statSync(ready.info).mode & 0o077).toBe(0); // it holds the secret
-      const home = join(dir, 'aws-home');
-      mkdirSync(home, { recursive: true });
-      writeFileSync(join(home, 'config'), '[default]\ns3 =\n    addressing_style = path\n');
-      const aws = (...args: string[]) =>
-        execFileAsync('/usr/bin/aws', [...args, '--endpoint-url', info.url], {
-          env: {
-            PATH: process.env.PATH ?? '/usr/bin:/bin',
-            HOME: home,
-            AWS_CONFIG_FILE: join(home, 'config'),
-            AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
-            AWS_ACCESS_KEY_ID: info.s3.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: info.s3.secretAccessKey,
-            AWS_DEFAULT_REGION: info.s3.region,
-            AWS_EC2_METADATA_DISABLED: 'true',
-          },
-          timeout: 120_000,
-        });
+      const aws = awsCli(info, join(dir, 'aws-home'));
       const file = join(dir, 'upload.bin');
       const bytes = systemRandom(2 * 1024 * 1024 + 77);
       writeFileSync(file, bytes);

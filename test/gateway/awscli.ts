@@ -1,0 +1,30 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { GatewayInfo } from '../../src/node/index.ts';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Debian's awscli (/usr/bin/aws, installed by .ci/run) configured for a gateway from its gateway.json: path-style,
+ * its access key and region, nothing read from the user's own AWS files.
+ */
+export function awsCli(info: GatewayInfo, home: string) {
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'config'), '[default]\ns3 =\n    addressing_style = path\n');
+  return (...args: string[]) =>
+    execFileAsync('/usr/bin/aws', [...args, '--endpoint-url', info.url], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: home,
+        AWS_CONFIG_FILE: join(home, 'config'),
+        AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
+        AWS_ACCESS_KEY_ID: info.s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: info.s3.secretAccessKey,
+        AWS_DEFAULT_REGION: info.s3.region,
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
+      timeout: 120_000,
+    });
+}
