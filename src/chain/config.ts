@@ -9,8 +9,7 @@ import { encodeRemark } from './remark.ts';
 
 /**
  * A pot nobody holds the key of, derived as Substrate derives a pallet's account ("modl" + 8-byte id, zero padded):
- * what is paid in stays there, and no debt is ever paid. The default of `DEV_PROTOCOL_CONFIG` for a chain reached
- * without a network file; `ailink dev` names a pot of its own whose key it holds (src/node/devnet.ts).
+ * what is paid in stays there, and no debt is ever paid. Dev networks before the pot paid out used it.
  */
 export function potAddress(id = 'ailink/p'): string {
   const raw = new Uint8Array(32);
@@ -55,9 +54,16 @@ export const DEV_SPACE_PRICE = ROC;
  */
 export const DEV_REQUEST_EXPIRY_BLOCKS = 600;
 
+/**
+ * A local network's pot: the well-known dev account Ferdie (`//Ferdie`, funded at genesis), whose key `ailink dev`
+ * uses to pay the pot's debts. Like Alice's, its key is public: on a dev chain anyone may sign as it. A real network
+ * names a pot of its own in its protocol file. (The address is checked against the key in test/chain/config.test.ts.)
+ */
+export const DEV_POT = '5CiPPseXPECbkjWCa6MnjNokrgYjMqmKndv2rSnekmSK2DjL';
+
 /** The protocol parameters of a local network. */
 export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
-  pot: potAddress(),
+  pot: DEV_POT,
   minCollateral: ROC,
   spacePrice: DEV_SPACE_PRICE,
   restoralClaimBlocks: 20,

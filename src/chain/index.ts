@@ -27,6 +27,7 @@ export {
 } from './client.ts';
 export {
   CESS_AUDIT,
+  DEV_POT,
   DEV_PROTOCOL_CONFIG,
   type ProtocolConfigJson,
   ProtocolConfigSchema,

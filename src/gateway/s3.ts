@@ -179,7 +179,14 @@ const header = (request: FastifyRequest, name: string): string | undefined => {
 
 export function buildS3App(deps: S3Deps): FastifyInstance {
   const maxObjectBytes = deps.maxObjectBytes ?? 5 * GiB;
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, requestTimeout: 0 });
+  // No total deadline (a 5 GiB upload may take long), but a socket silent for 2 minutes is closed: a client that
+  // stops sending mid-body does not hold its request forever.
+  const app = Fastify({
+    logger: false,
+    exposeHeadRoutes: false,
+    requestTimeout: 0,
+    connectionTimeout: 120_000,
+  });
   // Bodies are streams the handlers read themselves (objects of GBs never sit in memory).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));

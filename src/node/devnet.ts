@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import {
   type ChainCall,
   connectChain,
+  DEV_POT,
   DEV_PROTOCOL_CONFIG,
   devSigner,
   type ProtocolConfig,
@@ -51,10 +52,9 @@ export interface DevNetwork {
   readonly protocol: ProtocolConfig;
   readonly operatorKeyPath: string;
   /**
-   * The pot's key (`keys/pot.json`), which the operator holds, and the service that pays the pot's debts with it:
-   * escrowed prices, refunds, exiting miners' collateral. Undefined when `protocol` names a pot of its own.
+   * The service that pays the pot's debts (escrowed prices, refunds, exiting miners' collateral) with the dev pot's
+   * key (`DEV_POT`, //Ferdie). Undefined when `protocol` names a pot of its own.
    */
-  readonly potKeyPath: string;
   readonly payouts: PayoutService | undefined;
   /** Rewrites network.json with the current pids and addresses. */
   save(): Promise<void>;
@@ -122,22 +122,16 @@ export async function startDevNetwork(
     ? await loadKeyFile(operatorKeyPath)
     : await createKeyFile(operatorKeyPath, deps.random);
   const storers = [operator.address, ...(options.allow ?? [])];
-  const potKeyPath = join(dataDir, 'keys', 'pot.json');
   const maxFragment = options.profile === 'production' ? 8 * 1024 * 1024 : 1024 * 1024;
   const path = join(dataDir, 'network.json');
 
   const protocolPath = join(dataDir, 'protocol.json');
-  refuseOlderDataDir(dataDir, protocolPath, options.protocol === undefined && !existsSync(potKeyPath));
-  // The pot is an account of its own, not the operator's: the rules flag any payment from it that no debt explains,
-  // which the operator's everyday transfers would be.
-  const pot = await (existsSync(potKeyPath)
-    ? loadKeyFile(potKeyPath)
-    : createKeyFile(potKeyPath, deps.random));
+  refuseOlderDataDir(dataDir, protocolPath, options.protocol === undefined ? DEV_POT : undefined);
   const verifierDir = join(dataDir, 'verifier');
   const withVerifier = options.verifier ?? true;
   // The verifier's account exists before the protocol is written: the network's verifier set names it.
   const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
-  const base = options.protocol ?? { ...DEV_PROTOCOL_CONFIG, pot: pot.address };
+  const base = options.protocol ?? DEV_PROTOCOL_CONFIG;
   const protocol: ProtocolConfig =
     verifierAccount === undefined || base.verifiers.includes(verifierAccount.address)
       ? base
@@ -160,7 +154,6 @@ export async function startDevNetwork(
   // The accounts the miners serve are the network's clients: they pay upload fees, so they are funded too.
   const funded = [
     ...storers,
-    pot.address, // fees for its payouts
     ...minerAccounts.map((a) => a.address),
     ...(verifierAccount === undefined ? [] : [verifierAccount.address]),
   ];
@@ -205,12 +198,14 @@ export async function startDevNetwork(
   }
   const payoutLog = join(dataDir, 'pot', 'payouts.log');
   makePrivateDir(join(dataDir, 'pot'));
+  // The pot is an account of its own, not the operator's: the rules flag any payment from it that no debt explains,
+  // which the operator's everyday transfers would be.
   const payouts =
-    protocol.pot === pot.address
+    protocol.pot === DEV_POT
       ? await startPayoutService({
           endpoint: chain.endpoint,
           protocol,
-          pot,
+          pot: devSigner('Ferdie'),
           indexPath: join(dataDir, 'pot', 'index.sqlite'),
           onPaid: (debts, block) =>
             appendFileSync(payoutLog, `${new Date().toISOString()} paid ${debts} debts in block ${block}\n`),
@@ -229,7 +224,6 @@ export async function startDevNetwork(
     verifier,
     protocol,
     operatorKeyPath,
-    potKeyPath,
     payouts,
     async save() {
       const file: NetworkFile = {
@@ -268,11 +262,11 @@ export async function startDevNetwork(
  * A data dir made by an older `ailink dev` cannot be resumed when the rules its chain was folded under changed: every
  * process's index would refuse to open under the new configuration, deep in a child process's log. Say so up front.
  * - Before the verifier set (issue 15): its protocol let any account register as a verifier.
- * - Before the pot had a key (`withoutPot`: a protocol file but no keys/pot.json): collateral and prices were paid to
- *   an account nobody holds, so nothing could be paid out, and its registrations name that pot.
+ * - Before the pot paid out (its protocol names another pot than `expectedPot`, the dev pot): collateral and prices
+ *   were paid to an account nobody holds, and its miners' registrations name that pot.
  * @throws INVALID_INPUT naming the data dir and what to do
  */
-function refuseOlderDataDir(dataDir: string, protocolPath: string, withoutPot: boolean): void {
+function refuseOlderDataDir(dataDir: string, protocolPath: string, expectedPot: string | undefined): void {
   if (!existsSync(protocolPath)) return;
   let written: unknown;
   try {
@@ -288,7 +282,10 @@ function refuseOlderDataDir(dataDir: string, protocolPath: string, withoutPot: b
   if (typeof written === 'object' && written !== null && !('verifiers' in written)) {
     throw older('whose protocol let any account register as a verifier', 'with a fixed verifier set');
   }
-  if (withoutPot) throw older('whose pot nobody held a key to', 'whose pot pays out escrow and refunds');
+  const pot = typeof written === 'object' && written !== null && 'pot' in written ? written.pot : undefined;
+  if (expectedPot !== undefined && pot !== expectedPot) {
+    throw older('whose pot nobody held a key to', 'whose pot pays out escrow and refunds');
+  }
 }
 
 /** Alice pays each account that holds less than half of `DEV_FUNDING`, in one batch. */

@@ -1,5 +1,10 @@
-import { connectChain, openIndexer, type ProtocolConfig, payDebts } from '../chain/index.ts';
-import type { Account } from '../shared/account.ts';
+import {
+  type ChainSigner,
+  connectChain,
+  openIndexer,
+  type ProtocolConfig,
+  payDebts,
+} from '../chain/index.ts';
 
 /**
  * The pot's payout service: whoever holds the pot's key (a dev network's operator) pays the debts the rules record —
@@ -17,7 +22,7 @@ export interface PayoutServiceOptions {
   readonly endpoint: string;
   readonly protocol: ProtocolConfig;
   /** The pot's key: `protocol.pot` must be its address. */
-  readonly pot: Account;
+  readonly pot: ChainSigner;
   /** The service's own index of the chain (SQLite). */
   readonly indexPath: string;
   /** How long between steps (default 5 s: a paid reader or owner waits a few blocks at most). */

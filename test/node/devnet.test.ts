@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_PROTOCOL_CONFIG, protocolConfigToJson } from '../../src/chain/index.ts';
+import {
+  DEV_POT,
+  DEV_PROTOCOL_CONFIG,
+  devSigner,
+  potAddress,
+  protocolConfigToJson,
+} from '../../src/chain/index.ts';
 import { startDevNetwork } from '../../src/node/devnet.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
@@ -11,17 +17,25 @@ import { AilinkError } from '../../src/shared/errors.ts';
 // What `ailink dev` refuses before it starts anything. A full start is covered by the integration tests
 // (test/integration/market.test.ts pays the pot's debts with the network's payout service).
 
-let dir: string;
+let dir: string | undefined;
 beforeAll(accountsReady);
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
 
 const start = () =>
-  startDevNetwork({ random: systemRandom }, { dataDir: dir, miners: 1, profile: 'test', verifier: false });
+  startDevNetwork({ random: systemRandom }, { dataDir: dir!, miners: 1, profile: 'test', verifier: false });
+
+it('the dev pot is the well-known dev account Ferdie, whose key `ailink dev` pays its debts with', () => {
+  expect(devSigner('Ferdie').address).toBe(DEV_POT);
+  expect(DEV_PROTOCOL_CONFIG.pot).toBe(DEV_POT);
+});
 
 describe('ailink dev on a data dir made by an older version', () => {
   it('one whose pot nobody held a key to is refused, naming the data dir and what to do', async () => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-devnet-'));
-    writeFileSync(join(dir, 'protocol.json'), JSON.stringify(protocolConfigToJson(DEV_PROTOCOL_CONFIG)));
+    const older = { ...DEV_PROTOCOL_CONFIG, pot: potAddress() }; // the keyless pot dev networks used before
+    writeFileSync(join(dir!, 'protocol.json'), JSON.stringify(protocolConfigToJson(older)));
     const err = await start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AilinkError);
     expect((err as AilinkError).code).toBe('INVALID_INPUT');
@@ -32,7 +46,7 @@ describe('ailink dev on a data dir made by an older version', () => {
   it('one from before the verifier set is refused too', async () => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-devnet-'));
     const { verifiers: _v, ...older } = protocolConfigToJson(DEV_PROTOCOL_CONFIG);
-    writeFileSync(join(dir, 'protocol.json'), JSON.stringify(older));
+    writeFileSync(join(dir!, 'protocol.json'), JSON.stringify(older));
     await expect(start()).rejects.toThrow(/register as a verifier/);
   });
 });
