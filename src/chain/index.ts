@@ -9,6 +9,7 @@ export {
   CALL_SCHEMAS,
   type CallArgs,
   type CallName,
+  EntrySchema,
   MAX_GIB_PER_PURCHASE,
   MAX_KEY_BYTES,
   type ObjectEntry,

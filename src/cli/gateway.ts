@@ -28,6 +28,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       'data-dir': { type: 'string' },
       listen: { type: 'string' },
       region: { type: 'string' },
+      domain: { type: 'string' },
     },
   });
   if (!values['data-dir'])
@@ -43,6 +44,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       host,
       port,
       ...(values.region === undefined ? {} : { region: values.region }),
+      ...(values.domain === undefined ? {} : { domain: values.domain }),
     },
   );
   process.stdout.write(

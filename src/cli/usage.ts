@@ -18,8 +18,9 @@ export const USAGE = `ailink — federated learning on decentralized storage
   ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR] [--announce MULTIADDR]
                                                   the verifier (TEE role): tags fragments, checks storage proofs
   ailink gateway --data-dir DIR [--network FILE | --chain WS] [--key FILE] [--listen HOST:PORT] [--region NAME]
-                                                  the account's buckets and objects over S3 (path-style, SigV4) for
-                                                  ordinary tools; writes DIR/gateway.json with the URL and access key
+                 [--domain NAME]                  the account's buckets and objects over S3 (SigV4; path-style, or
+                                                  virtual-host as <bucket>.NAME, default localhost) for ordinary
+                                                  tools; writes DIR/gateway.json with the URL and access key
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
   ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid

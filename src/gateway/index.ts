@@ -1,12 +1,20 @@
 /**
  * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3 first, then DeOSS and Alt-DA.
- * Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style) over the chain's
- * namespace and the storage client.
+ * Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style and virtual-host,
+ * multipart uploads staged on disk) over the chain's namespace and the storage client.
  */
 
 export { type CheckedBody, checkBody, STREAMING_UNSIGNED_TRAILER } from './body.ts';
+export {
+  completeParts,
+  diskUploadStore,
+  MAX_PART_BYTES,
+  MIN_PART_BYTES,
+  multipartEtag,
+  type UploadStore,
+} from './multipart.ts';
 export { createChainNamespace, type Namespace, type StoredObject } from './namespace.ts';
-export { buildS3App, type S3Credentials, type S3Deps } from './s3.ts';
+export { buildS3App, RESERVED_BUCKETS, type S3Credentials, type S3Deps } from './s3.ts';
 export { compareKeys, type ListPage, type ListQuery, listPage, MAX_KEYS } from './s3-list.ts';
 export { errorXml, escapeXml, type ListedObject, listBucketsXml, listObjectsV2Xml } from './s3-xml.ts';
 export {

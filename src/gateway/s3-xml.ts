@@ -88,3 +88,73 @@ export function listObjectsV2Xml(
       page.commonPrefixes.map((p) => `<CommonPrefixes>${element('Prefix', p)}</CommonPrefixes>`).join(''),
   );
 }
+
+/** A flat answer of named values: InitiateMultipartUploadResult, CompleteMultipartUploadResult, CopyObjectResult… */
+export function resultXml(root: string, fields: Readonly<Record<string, string | number>>): string {
+  return document(
+    root,
+    Object.entries(fields)
+      .map(([name, value]) => element(name, value))
+      .join(''),
+  );
+}
+
+export function listPartsXml(
+  upload: { bucket: string; key: string; uploadId: string; owner: string },
+  page: {
+    marker: number;
+    maxParts: number;
+    parts: readonly { number: number; etag: string; size: number; modified: number }[];
+    next?: number;
+  },
+): string {
+  const owner = `${element('ID', upload.owner)}${element('DisplayName', upload.owner)}`;
+  return document(
+    'ListPartsResult',
+    element('Bucket', upload.bucket) +
+      element('Key', upload.key) +
+      element('UploadId', upload.uploadId) +
+      `<Initiator>${owner}</Initiator><Owner>${owner}</Owner>` +
+      element('StorageClass', 'STANDARD') +
+      element('PartNumberMarker', page.marker) +
+      (page.next === undefined ? '' : element('NextPartNumberMarker', page.next)) +
+      element('MaxParts', page.maxParts) +
+      element('IsTruncated', page.next !== undefined) +
+      page.parts
+        .map(
+          (p) =>
+            `<Part>${element('PartNumber', p.number)}${element('LastModified', s3Time(p.modified))}${element('ETag', `"${p.etag}"`)}${element('Size', p.size)}</Part>`,
+        )
+        .join(''),
+  );
+}
+
+export function listUploadsXml(
+  bucket: string,
+  query: { prefix: string; keyMarker: string; uploadIdMarker: string; maxUploads: number },
+  page: {
+    uploads: readonly { key: string; uploadId: string; initiated: number }[];
+    next?: { key: string; uploadId: string };
+  },
+  owner: string,
+): string {
+  const who = `${element('ID', owner)}${element('DisplayName', owner)}`;
+  return document(
+    'ListMultipartUploadsResult',
+    element('Bucket', bucket) +
+      element('KeyMarker', query.keyMarker) +
+      element('UploadIdMarker', query.uploadIdMarker) +
+      (page.next === undefined
+        ? ''
+        : element('NextKeyMarker', page.next.key) + element('NextUploadIdMarker', page.next.uploadId)) +
+      element('Prefix', query.prefix) +
+      element('MaxUploads', query.maxUploads) +
+      element('IsTruncated', page.next !== undefined) +
+      page.uploads
+        .map(
+          (u) =>
+            `<Upload>${element('Key', u.key)}${element('UploadId', u.uploadId)}<Initiator>${who}</Initiator><Owner>${who}</Owner>${element('StorageClass', 'STANDARD')}${element('Initiated', s3Time(u.initiated))}</Upload>`,
+        )
+        .join(''),
+  );
+}

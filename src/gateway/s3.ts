@@ -1,21 +1,41 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { BucketNameSchema, ObjectKeySchema } from '../chain/index.ts';
+import { BucketNameSchema, EntrySchema, type ObjectEntry, ObjectKeySchema } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, type ErrorCode, hasCode } from '../shared/errors.ts';
 import type { StorageClient } from '../storage/index.ts';
 import { checkBody } from './body.ts';
+import {
+  completeParts,
+  MAX_PART_BYTES,
+  MIN_PART_BYTES,
+  multipartEtag,
+  parsePartNumber,
+  type UploadStore,
+} from './multipart.ts';
 import type { Namespace, StoredObject } from './namespace.ts';
-import { listPage, MAX_KEYS } from './s3-list.ts';
-import { errorXml, escapeXml, listBucketsXml, listObjectsV2Xml } from './s3-xml.ts';
+import { compareKeys, listPage, MAX_KEYS } from './s3-list.ts';
+import {
+  errorXml,
+  escapeXml,
+  listBucketsXml,
+  listObjectsV2Xml,
+  listPartsXml,
+  listUploadsXml,
+  resultXml,
+  s3Time,
+} from './s3-xml.ts';
 import { type SigV4Auth, verifySigV4 } from './sigv4.ts';
 
 /**
- * The gateway's S3 API (issue 16), path-style: buckets and keys are the account's namespace on chain, objects go
- * through the storage client (sealed with the account's keys here, at the organisation), every request is SigV4-signed
- * with the gateway's access key. Operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
- * PutObject, GetObject (one range), HeadObject, DeleteObject, DeleteObjects, ListObjectsV2.
+ * The gateway's S3 API (issue 16), path-style and virtual-host: buckets and keys are the account's namespace on chain,
+ * objects go through the storage client (sealed with the account's keys here, at the organisation), every request is
+ * SigV4-signed with the gateway's access key. Operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+ * GetBucketLocation, PutObject, CopyObject, GetObject (one range), HeadObject, DeleteObject, DeleteObjects,
+ * ListObjectsV2, and multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
+ * ListMultipartUploads) staged on the gateway's disk.
  */
 
 export interface S3Credentials {
@@ -26,6 +46,13 @@ export interface S3Credentials {
 export interface S3Deps {
   readonly storage: Pick<StorageClient, 'put' | 'get'>;
   readonly namespace: Namespace;
+  /** Where multipart uploads wait for their parts (the gateway's data dir). */
+  readonly uploads: UploadStore;
+  /**
+   * The domain of virtual-host requests: `<bucket>.<domain>` names a bucket (S3 clients' default addressing). Path-style
+   * requests work whatever the Host.
+   */
+  readonly domain?: string;
   readonly credentials: S3Credentials;
   readonly region: string;
   readonly clock: Clock;
@@ -37,8 +64,19 @@ export interface S3Deps {
 }
 
 const GiB = 1024 ** 3;
-/** Request bodies that are not objects (DeleteObjects, CreateBucket): small XML. */
-const MAX_XML_BYTES = 1024 * 1024;
+/** The most one object may hold when uploaded in parts (S3's limit). */
+const MAX_UPLOAD_BYTES = 5 * 1024 * GiB;
+const minPartBytes = MIN_PART_BYTES;
+const maxUploadBytes = MAX_UPLOAD_BYTES;
+/** Request bodies that are not objects (DeleteObjects, CreateBucket, CompleteMultipartUpload): XML. */
+const MAX_XML_BYTES = 2 * 1024 * 1024;
+/** How often a long answer (CompleteMultipartUpload, CopyObject) sends a space so that clients keep waiting. */
+const KEEP_ALIVE_MS = 10_000;
+/**
+ * Path prefixes the gateway's other APIs take (`/altda/…`, `/deoss/…`): a bucket of such a name could not be
+ * reached path-style, so the gateway does not create one.
+ */
+export const RESERVED_BUCKETS: ReadonlySet<string> = new Set(['altda', 'deoss']);
 
 /** The HTTP status of each S3 error code the gateway gives. */
 const S3_STATUS: Record<string, number> = {
@@ -62,6 +100,11 @@ const S3_STATUS: Record<string, number> = {
   RequestTimeout: 400,
   NoSuchBucket: 404,
   NoSuchKey: 404,
+  NoSuchUpload: 404,
+  InvalidPart: 400,
+  InvalidPartOrder: 400,
+  EntityTooSmall: 400,
+  InvalidRequest: 400,
   MethodNotAllowed: 405,
   BucketAlreadyOwnedByYou: 409,
   BucketNotEmpty: 409,
@@ -279,6 +322,66 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     for (const [name, value] of Object.entries(o.metadata)) reply.header(`x-amz-meta-${name}`, value);
   };
 
+  /**
+   * The content metadata a request sets (Content-Type, `x-amz-meta-*`), checked against the chain's rules before a
+   * byte of the body is read: a bad header must not cost the upload of the whole object first.
+   */
+  function contentOf(request: FastifyRequest): Pick<ObjectEntry, 'contentType' | 'metadata'> {
+    const metadata: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (name.startsWith('x-amz-meta-') && typeof value === 'string')
+        metadata[name.slice('x-amz-meta-'.length)] = value;
+    }
+    const contentType = header(request, 'content-type');
+    const content = {
+      ...(contentType === undefined ? {} : { contentType }),
+      ...(Object.keys(metadata).length === 0 ? {} : { metadata }),
+    };
+    const parsed = EntrySchema.safeParse({ bucket: 'any', key: 'any', ...content });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw s3Error('InvalidArgument', `${issue?.path.join('.')}: ${issue?.message}`);
+    }
+    return content;
+  }
+
+  /** The body of an upload request, checked as it streams (its signature or checksum, MD5, length, a size limit). */
+  function uploadBody(request: FastifyRequest, auth: SigV4Auth, maxBytes: number, what: string) {
+    const length = lengthOf(request, auth);
+    if (length === undefined && !auth.payloadHash.startsWith('STREAMING-')) {
+      throw s3Error('MissingContentLength', `${what} needs a Content-Length`);
+    }
+    const contentMd5 = header(request, 'content-md5');
+    return checkBody(request.raw, {
+      auth,
+      maxBytes,
+      ...(length === undefined ? {} : { length }),
+      ...(contentMd5 === undefined ? {} : { contentMd5 }),
+    });
+  }
+
+  /**
+   * Stores `bytes` under `bucket`/`key`; the object the key named before is then deleted (no versioning yet).
+   * `etag` is asked for once every byte was read.
+   */
+  async function store(
+    bucket: string,
+    key: string,
+    bytes: AsyncIterable<Uint8Array>,
+    content: Pick<ObjectEntry, 'contentType' | 'metadata'>,
+    etag: () => string,
+  ): Promise<void> {
+    const before = await deps.namespace.object(bucket, key);
+    await deps.storage.put(bytes, {
+      name: key.split('/').at(-1)!.slice(0, 255),
+      entry: () => ({ bucket, key, etag: etag(), ...content }),
+    });
+    if (before !== undefined)
+      await deps.namespace
+        .deleteObject(before.fid)
+        .catch((err: unknown) => deps.log?.(`the replaced ${before.fid} was not deleted: ${String(err)}`));
+  }
+
   async function putObject(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -286,45 +389,297 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     bucket: string,
     key: string,
   ) {
-    if (header(request, 'x-amz-copy-source') !== undefined)
-      throw s3Error('NotImplemented', 'CopyObject is not supported yet');
     await requireBucket(bucket);
-    const length = lengthOf(request, auth);
-    if (length === undefined && !auth.payloadHash.startsWith('STREAMING-')) {
-      throw s3Error('MissingContentLength', 'a PutObject needs a Content-Length');
+    const content = contentOf(request);
+    const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
+    await store(bucket, key, body.bytes, content, () => body.md5());
+    return reply.code(200).header('etag', `"${body.md5()}"`).send();
+  }
+
+  /** The object `x-amz-copy-source` names: `[/]bucket/key`, percent-encoded (a `?versionId` is refused: no versions). */
+  async function copySource(request: FastifyRequest): Promise<StoredObject> {
+    const text = header(request, 'x-amz-copy-source')!;
+    const [path, version] = text.split('?', 2);
+    if (version !== undefined)
+      throw s3Error(
+        'NotImplemented',
+        'copying a given version is not supported (buckets have no versions yet)',
+      );
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path!.replace(/^\//, ''));
+    } catch {
+      throw s3Error('InvalidArgument', 'x-amz-copy-source is not valid percent-encoding');
     }
-    const metadata: Record<string, string> = {};
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (name.startsWith('x-amz-meta-') && typeof value === 'string')
-        metadata[name.slice('x-amz-meta-'.length)] = value;
+    const slash = decoded.indexOf('/');
+    if (slash < 1 || slash === decoded.length - 1)
+      throw s3Error('InvalidArgument', `x-amz-copy-source: expected bucket/key, got ${JSON.stringify(text)}`);
+    return requireObject(validBucket(decoded.slice(0, slash)), validKey(decoded.slice(slash + 1)));
+  }
+
+  /** An object's bytes (or a range of them), with their MD5 once read. */
+  function readObject(object: StoredObject, range?: { start: number; end: number }) {
+    const md5 = createHash('md5');
+    let hex: string | undefined;
+    const stream = deps.storage.get(object.fid, range === undefined ? {} : { range });
+    return {
+      bytes: (async function* () {
+        for await (const piece of stream) {
+          md5.update(piece);
+          yield piece;
+        }
+        hex = md5.digest('hex');
+      })(),
+      md5: () => hex!,
+    };
+  }
+
+  async function copyObject(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
+    await requireBucket(bucket);
+    const source = await copySource(request);
+    const directive = (header(request, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase();
+    if (directive !== 'COPY' && directive !== 'REPLACE')
+      throw s3Error(
+        'InvalidArgument',
+        `x-amz-metadata-directive: expected COPY or REPLACE, got ${directive}`,
+      );
+    const content =
+      directive === 'REPLACE'
+        ? contentOf(request)
+        : {
+            contentType: source.contentType,
+            ...(Object.keys(source.metadata).length === 0 ? {} : { metadata: { ...source.metadata } }),
+          };
+    if (
+      source.key === key &&
+      directive === 'COPY' &&
+      (await deps.namespace.object(bucket, key))?.fid === source.fid
+    ) {
+      throw s3Error(
+        'InvalidRequest',
+        'copying an object onto itself changes nothing; send x-amz-metadata-directive: REPLACE to change its metadata',
+      );
     }
-    const body = checkBody(request.raw, {
-      auth,
-      maxBytes: maxObjectBytes,
-      ...(length === undefined ? {} : { length }),
-      ...(header(request, 'content-md5') === undefined
-        ? {}
-        : { contentMd5: header(request, 'content-md5')! }),
+    const copied = readObject(source);
+    return longAnswer(reply, async () => {
+      await store(bucket, key, copied.bytes, content, copied.md5);
+      return resultXml('CopyObjectResult', {
+        LastModified: s3Time(deps.clock.now()),
+        ETag: `"${copied.md5()}"`,
+      });
     });
-    const before = await deps.namespace.object(bucket, key);
-    const contentType = header(request, 'content-type');
-    await deps.storage.put(body.bytes, {
-      name: key.split('/').at(-1)!.slice(0, 255),
-      // Built once every byte is read and checked: only then is its MD5 (the ETag) known.
-      entry: () => ({
+  }
+
+  /**
+   * Answers 200 at once and sends a space every few seconds until `work` is done, then its XML, or S3's error
+   * document if it failed: S3's own way of keeping clients (and proxies) waiting through a long CompleteMultipartUpload
+   * or CopyObject. Clients read an error document in a 200 answer of these operations as the failure it is.
+   */
+  function longAnswer(reply: FastifyReply, work: () => Promise<string>) {
+    const outcome = work().then(
+      (xml) => ({ xml }),
+      (err: unknown) => ({ err }),
+    );
+    const prolog = '<?xml version="1.0" encoding="UTF-8"?>\n';
+    const body = async function* () {
+      yield prolog;
+      for (;;) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const tick = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), KEEP_ALIVE_MS);
+        });
+        const done = await Promise.race([outcome, tick]);
+        clearTimeout(timer);
+        if (done === undefined) {
+          yield ' ';
+          continue;
+        }
+        if ('xml' in done) {
+          yield done.xml.slice(done.xml.indexOf('\n') + 1);
+          return;
+        }
+        const known = hasCode(done.err) ? done.err : undefined;
+        if (known === undefined)
+          deps.log?.(`a long request failed: ${String((done.err as Error)?.stack ?? done.err)}`);
+        const code = known === undefined ? 'InternalError' : s3CodeOf(known);
+        const xml = errorXml({
+          code,
+          message:
+            known === undefined || code === 'InternalError'
+              ? 'the gateway failed; see its log'
+              : known.message,
+          requestId: requestId(),
+        });
+        yield xml.slice(xml.indexOf('\n') + 1);
+        return;
+      }
+    };
+    return reply.code(200).header('content-type', 'application/xml').send(Readable.from(body()));
+  }
+
+  async function createUpload(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
+    await requireBucket(bucket);
+    const content = contentOf(request);
+    const uploadId = await deps.uploads.create(
+      {
         bucket,
         key,
-        etag: body.md5(),
-        ...(contentType === undefined ? {} : { contentType }),
-        ...(Object.keys(metadata).length === 0 ? {} : { metadata }),
-      }),
+        metadata: content.metadata ?? {},
+        ...(content.contentType === undefined ? {} : { contentType: content.contentType }),
+      },
+      deps.clock.now(),
+    );
+    return reply
+      .header('content-type', 'application/xml')
+      .send(resultXml('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: uploadId }));
+  }
+
+  async function uploadPart(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: SigV4Auth,
+    bucket: string,
+    key: string,
+    q: Map<string, string>,
+  ) {
+    const uploadId = q.get('uploadId')!;
+    const number = parsePartNumber(q.get('partNumber'));
+    await deps.uploads.info(uploadId, bucket, key);
+    if (header(request, 'x-amz-copy-source') !== undefined) {
+      const source = await copySource(request);
+      const rangeText = header(request, 'x-amz-copy-source-range');
+      const range = rangeText === undefined ? undefined : parseRange(rangeText, source.size);
+      if (rangeText !== undefined && range === undefined)
+        throw s3Error(
+          'InvalidArgument',
+          `x-amz-copy-source-range: expected bytes=first-last, got ${rangeText}`,
+        );
+      const copied = readObject(source, range);
+      const part = await deps.uploads.writePart(uploadId, number, copied.bytes, copied.md5, deps.clock.now());
+      return reply
+        .header('content-type', 'application/xml')
+        .send(resultXml('CopyPartResult', { LastModified: s3Time(part.modified), ETag: `"${part.etag}"` }));
+    }
+    const body = uploadBody(request, auth, MAX_PART_BYTES, 'an UploadPart');
+    const part = await deps.uploads.writePart(
+      uploadId,
+      number,
+      body.bytes,
+      () => body.md5(),
+      deps.clock.now(),
+    );
+    return reply.header('etag', `"${part.etag}"`).send();
+  }
+
+  async function completeUpload(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: SigV4Auth,
+    bucket: string,
+    key: string,
+    uploadId: string,
+  ) {
+    await requireBucket(bucket);
+    const upload = await deps.uploads.info(uploadId, bucket, key);
+    const listed = completeParts(await smallBody(request, auth));
+    const stored = new Map((await deps.uploads.parts(uploadId)).map((p) => [p.number, p]));
+    let total = 0;
+    listed.forEach((p, i) => {
+      const part = stored.get(p.number);
+      if (part === undefined || part.etag !== p.etag)
+        throw s3Error(
+          'InvalidPart',
+          `part ${p.number} with ETag "${p.etag}" was not uploaded to ${uploadId}`,
+        );
+      if (i < listed.length - 1 && part.size < minPartBytes) {
+        throw s3Error(
+          'EntityTooSmall',
+          `part ${p.number} holds ${part.size} bytes; every part but the last must hold at least ${minPartBytes}`,
+        );
+      }
+      total += part.size;
     });
-    // The key names the new object now; the one it named before is deleted (no versioning yet).
-    if (before !== undefined)
-      await deps.namespace
-        .deleteObject(before.fid)
-        .catch((err: unknown) => deps.log?.(`the replaced ${before.fid} was not deleted: ${String(err)}`));
-    return reply.code(200).header('etag', `"${body.md5()}"`).send();
+    if (total > maxUploadBytes)
+      throw s3Error(
+        'EntityTooLarge',
+        `the parts hold ${total} bytes; the most one object may hold is ${maxUploadBytes}`,
+      );
+    const etag = multipartEtag(listed.map((p) => p.etag));
+    const content = {
+      ...(upload.contentType === undefined ? {} : { contentType: upload.contentType }),
+      ...(Object.keys(upload.metadata).length === 0 ? {} : { metadata: upload.metadata }),
+    };
+    return longAnswer(reply, async () => {
+      await store(
+        bucket,
+        key,
+        deps.uploads.read(
+          uploadId,
+          listed.map((p) => p.number),
+        ),
+        content,
+        () => etag,
+      );
+      await deps.uploads.remove(uploadId);
+      return resultXml('CompleteMultipartUploadResult', {
+        Location: `/${bucket}/${key}`,
+        Bucket: bucket,
+        Key: key,
+        ETag: `"${etag}"`,
+      });
+    });
+  }
+
+  async function listParts(reply: FastifyReply, bucket: string, key: string, q: Map<string, string>) {
+    const uploadId = q.get('uploadId')!;
+    await deps.uploads.info(uploadId, bucket, key);
+    const marker = Number(q.get('part-number-marker') ?? 0);
+    const maxParts = Math.min(Number(q.get('max-parts') ?? 1000), 1000);
+    if (!Number.isInteger(marker) || !Number.isInteger(maxParts) || maxParts < 0)
+      throw s3Error('InvalidArgument', 'part-number-marker and max-parts must be whole numbers');
+    const after = (await deps.uploads.parts(uploadId)).filter((p) => p.number > marker);
+    const parts = after.slice(0, maxParts);
+    const truncated = after.length > parts.length;
+    return reply
+      .header('content-type', 'application/xml')
+      .send(
+        listPartsXml(
+          { bucket, key, uploadId, owner: deps.namespace.owner },
+          { marker, maxParts, parts, ...(truncated ? { next: parts.at(-1)?.number ?? marker } : {}) },
+        ),
+      );
+  }
+
+  async function listUploads(reply: FastifyReply, bucket: string, q: Map<string, string>) {
+    await requireBucket(bucket);
+    const prefix = q.get('prefix') ?? '';
+    const keyMarker = q.get('key-marker') ?? '';
+    const uploadIdMarker = q.get('upload-id-marker') ?? '';
+    const maxUploads = Math.min(Number(q.get('max-uploads') ?? 1000), 1000);
+    if (!Number.isInteger(maxUploads) || maxUploads < 0)
+      throw s3Error('InvalidArgument', 'max-uploads must be a whole number');
+    const order = (a: { key: string; uploadId: string }, b: { key: string; uploadId: string }) =>
+      compareKeys(a.key, b.key) || (a.uploadId < b.uploadId ? -1 : a.uploadId > b.uploadId ? 1 : 0);
+    // After the markers: keys past key-marker, or with upload-id-marker, that key's later uploads too.
+    const past = (u: { key: string; uploadId: string }) =>
+      uploadIdMarker === ''
+        ? keyMarker === '' || compareKeys(u.key, keyMarker) > 0
+        : order(u, { key: keyMarker, uploadId: uploadIdMarker }) > 0;
+    const after = (await deps.uploads.uploads())
+      .filter((u) => u.bucket === bucket && u.key.startsWith(prefix) && past(u))
+      .sort(order);
+    const uploads = after.slice(0, maxUploads);
+    const last = uploads.at(-1);
+    return reply
+      .header('content-type', 'application/xml')
+      .send(
+        listUploadsXml(
+          bucket,
+          { prefix, keyMarker, uploadIdMarker, maxUploads },
+          { uploads, ...(after.length > uploads.length && last !== undefined ? { next: last } : {}) },
+          deps.namespace.owner,
+        ),
+      );
   }
 
   async function getObject(
@@ -397,6 +752,34 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       );
   }
 
+  /**
+   * The bucket and key a request addresses: virtual-host (`<bucket>.<domain>` in Host, the key is the path) or
+   * path-style (`/<bucket>/<key>`).
+   */
+  function addressOf(
+    host: string | undefined,
+    path: string,
+  ): { bucketPart: string; keyPart: string | undefined } {
+    const name = host?.toLowerCase().replace(/:\d+$/, '');
+    const suffix = deps.domain === undefined ? undefined : `.${deps.domain.toLowerCase()}`;
+    try {
+      if (suffix !== undefined && name?.endsWith(suffix) && name.length > suffix.length) {
+        return {
+          bucketPart: name.slice(0, -suffix.length),
+          keyPart: path.length <= 1 ? undefined : decodeURIComponent(path.slice(1)),
+        };
+      }
+      const slash = path.indexOf('/', 1);
+      return {
+        bucketPart: decodeURIComponent(slash === -1 ? path.slice(1) : path.slice(1, slash)),
+        keyPart:
+          slash === -1 || slash === path.length - 1 ? undefined : decodeURIComponent(path.slice(slash + 1)),
+      };
+    } catch {
+      throw s3Error('InvalidURI', 'the path is not valid percent-encoding');
+    }
+  }
+
   async function route(request: FastifyRequest, reply: FastifyReply) {
     const raw = request.raw.url ?? '/';
     const at = raw.indexOf('?');
@@ -404,16 +787,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     const query = parseQuery(at === -1 ? '' : raw.slice(at + 1));
     const auth = authenticate(request, path, query);
     const q = new Map(query);
-    const slash = path.indexOf('/', 1);
-    let bucketPart: string;
-    let keyPart: string | undefined;
-    try {
-      bucketPart = decodeURIComponent(slash === -1 ? path.slice(1) : path.slice(1, slash));
-      keyPart =
-        slash === -1 || slash === path.length - 1 ? undefined : decodeURIComponent(path.slice(slash + 1));
-    } catch {
-      throw s3Error('InvalidURI', 'the path is not valid percent-encoding');
-    }
+    const { bucketPart, keyPart } = addressOf(header(request, 'host'), path);
     const method = request.method;
     if (bucketPart === '') {
       if (method !== 'GET') throw s3Error('MethodNotAllowed', `${method} / is not an S3 operation`);
@@ -426,6 +800,11 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     if (keyPart === undefined) {
       if (method === 'PUT') {
         await smallBody(request, auth); // CreateBucketConfiguration: the region is the gateway's
+        if (RESERVED_BUCKETS.has(bucket))
+          throw s3Error(
+            'InvalidBucketName',
+            `${bucket} is reserved: /${bucket}/ is another API of this gateway`,
+          );
         await deps.namespace.createBucket(bucket);
         return reply.header('location', `/${bucket}`).send();
       }
@@ -438,6 +817,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
         return reply.code(204).send();
       }
       if (method === 'POST' && q.has('delete')) return deleteObjects(request, reply, auth, bucket);
+      if (method === 'GET' && q.has('uploads')) return listUploads(reply, bucket, q);
       if (method === 'GET' && q.has('location')) {
         await requireBucket(bucket);
         return reply
@@ -450,6 +830,20 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       throw s3Error('NotImplemented', `${method} on a bucket is not supported`);
     }
     const key = validKey(keyPart);
+    const uploadId = q.get('uploadId');
+    if (uploadId !== undefined) {
+      if (method === 'PUT') return uploadPart(request, reply, auth, bucket, key, q);
+      if (method === 'POST') return completeUpload(request, reply, auth, bucket, key, uploadId);
+      if (method === 'GET') return listParts(reply, bucket, key, q);
+      if (method === 'DELETE') {
+        await deps.uploads.info(uploadId, bucket, key);
+        await deps.uploads.remove(uploadId);
+        return reply.code(204).send();
+      }
+    }
+    if (method === 'POST' && q.has('uploads')) return createUpload(request, reply, bucket, key);
+    if (method === 'PUT' && header(request, 'x-amz-copy-source') !== undefined)
+      return copyObject(request, reply, bucket, key);
     if (method === 'PUT') return putObject(request, reply, auth, bucket, key);
     if (method === 'GET') return getObject(request, reply, bucket, key, false);
     if (method === 'HEAD') return getObject(request, reply, bucket, key, true);

@@ -1,7 +1,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { buildS3App, createChainNamespace, type S3Credentials } from '../gateway/index.ts';
+import { buildS3App, createChainNamespace, diskUploadStore, type S3Credentials } from '../gateway/index.ts';
 import type { Account } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
@@ -23,6 +23,8 @@ export interface GatewayNodeOptions {
   readonly port: number;
   /** The region clients sign for (default "ailink"). */
   readonly region?: string;
+  /** Virtual-host requests address `<bucket>.<domain>` (default "localhost"). */
+  readonly domain?: string;
 }
 
 export interface GatewayNode {
@@ -84,6 +86,8 @@ export async function startGatewayNode(
     const app = buildS3App({
       storage: session.storage,
       namespace: createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs }),
+      uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random),
+      domain: options.domain ?? 'localhost',
       credentials,
       region,
       clock: deps.clock,

@@ -8,11 +8,15 @@ const execFileAsync = promisify(execFile);
 
 /**
  * Debian's awscli (/usr/bin/aws, installed by .ci/run) configured for a gateway from its gateway.json: path-style,
- * its access key and region, nothing read from the user's own AWS files.
+ * its access key and region, parts of 5 MiB, nothing read from the user's own AWS files.
  */
 export function awsCli(info: GatewayInfo, home: string) {
   mkdirSync(home, { recursive: true });
-  writeFileSync(join(home, 'config'), '[default]\ns3 =\n    addressing_style = path\n');
+  // Parts of 5 MiB (S3's least) from 5 MiB on: multipart uploads and ranged downloads without objects of many MiB.
+  writeFileSync(
+    join(home, 'config'),
+    '[default]\ns3 =\n    addressing_style = path\n    multipart_threshold = 5MB\n    multipart_chunksize = 5MB\n',
+  );
   return (...args: string[]) =>
     execFileAsync('/usr/bin/aws', [...args, '--endpoint-url', info.url], {
       env: {
