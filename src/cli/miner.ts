@@ -20,6 +20,7 @@ export async function minerCommand(argv: string[]): Promise<void> {
       collateral: { type: 'string' },
       protocol: { type: 'string' },
       'idle-space': { type: 'string' },
+      'collect-grace': { type: 'string' },
     },
   });
   const values = withConfigFile('miner', flags.config, flags);
@@ -49,6 +50,9 @@ export async function minerCommand(argv: string[]): Promise<void> {
                 positiveInt(values.collateral, 'collateral', Number(protocol.minCollateral)),
               ),
               idleSpace: nonNegativeInt(values['idle-space'], 'idle-space', 0),
+              ...(values['collect-grace'] === undefined
+                ? {}
+                : { collectGraceMs: 1000 * nonNegativeInt(values['collect-grace'], 'collect-grace', 0) }),
             },
           }),
     },

@@ -12,9 +12,12 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   run the dev chain until Ctrl-C; its blocks persist
   ailink miner --data-dir DIR [--listen MULTIADDR] [--announce MULTIADDR] [--capacity BYTES]
                [--max-fragment BYTES] [--chain WS [--collateral PLANCKS] [--protocol FILE] [--idle-space BYTES]]
-               [--allow ADDRESS]...               a storage miner; on a chain it registers, proves and repairs, and
+               [--collect-grace SECONDS] [--allow ADDRESS]...
+                                                  a storage miner; on a chain it registers, proves and repairs, and
                                                   stores for every account the chain lets store (see \`space\`);
-                                                  --allow adds accounts whatever the chain says; anyone may read
+                                                  --allow adds accounts whatever the chain says; anyone may read;
+                                                  fragments no file on chain places on it go after --collect-grace
+                                                  (default 86400: a day to declare an upload)
   ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR] [--announce MULTIADDR]
                                                   the verifier (TEE role): tags fragments, checks storage proofs
   ailink gateway --data-dir DIR [--network FILE | --chain WS] [--key FILE] [--listen HOST:PORT] [--region NAME]

@@ -54,6 +54,7 @@ export const ROLE_CONFIG_SCHEMAS = {
       collateral: count,
       protocol: text,
       'idle-space': count,
+      'collect-grace': count,
     })
     .partial()
     .strict(),

@@ -90,6 +90,8 @@ export interface DevNetworkOptions {
   /** Each miner's declared capacity in bytes, and how much of it to commit as idle files. */
   readonly minerCapacity?: number;
   readonly idleSpace?: number;
+  /** How long miners keep a fragment nothing on chain places on them (default 10 minutes). */
+  readonly collectGraceMs?: number;
   /** An empty block when none came for this long, so audit deadlines pass (default 3000 ms). */
   readonly heartbeatMs?: number;
 }
@@ -106,6 +108,8 @@ export type DevNetworkProgress =
 const DEV_FUNDING = 1000n * ROC;
 /** Storage space bought for each account of a dev network that stores. */
 const DEV_SPACE_GIB = 64;
+/** A local network's miners collect unplaced fragments after 10 minutes (a real miner waits a day by default). */
+const DEV_COLLECT_GRACE_MS = 10 * 60_000;
 
 /**
  * Starts N real miner processes (on loopback unless `host` says otherwise) (each `ailink miner` with its own data dir), writes network.json, and
@@ -173,6 +177,10 @@ export async function startDevNetwork(
   const minerArgs = [...shared, '--max-fragment', String(maxFragment)];
   if (options.minerCapacity !== undefined) minerArgs.push('--capacity', String(options.minerCapacity));
   if (options.idleSpace !== undefined) minerArgs.push('--idle-space', String(options.idleSpace));
+  minerArgs.push(
+    '--collect-grace',
+    String(Math.round((options.collectGraceMs ?? DEV_COLLECT_GRACE_MS) / 1000)),
+  );
   const miners = names.map((name) =>
     spawnable('miner', name, join(dataDir, 'miners', name), minerArgs, readyTimeoutMs),
   );

@@ -56,8 +56,16 @@ export interface MinerNodeOptions {
     readonly idleSpace?: number;
     /** How often the audit agent looks for challenges, orders and untagged columns. */
     readonly auditPollMs?: number;
+    /**
+     * How long a fragment no file on chain places here is kept after it was stored (default 24 h): the time a client
+     * has from an upload's first fragment to its declaration. Past it, the fragment is collected.
+     */
+    readonly collectGraceMs?: number;
   };
 }
+
+/** A day from an upload's first fragment to its declaration, by default. */
+export const DEFAULT_COLLECT_GRACE_MS = 24 * 3600_000;
 
 export interface MinerNode {
   readonly peerId: string;
@@ -178,6 +186,12 @@ export async function startMinerNode(
           capacity: options.capacity,
           idleSpace: options.chain.idleSpace ?? 0,
           pollMs: options.chain.auditPollMs ?? 1000,
+          collect: {
+            // Often enough that a short grace (a test network's) is kept to within a tenth.
+            everyMs: Math.min(60_000, (options.chain.collectGraceMs ?? DEFAULT_COLLECT_GRACE_MS) / 10),
+            graceMs: options.chain.collectGraceMs ?? DEFAULT_COLLECT_GRACE_MS,
+            keepOwners: options.allow ?? [],
+          },
           requestTimeoutMs: options.requestDeadlineMs,
           signatureTtlMs: Math.min(60_000, options.maxSignatureTtlMs),
         },

@@ -34,6 +34,15 @@ export interface FragmentStore {
   release(hash: string, owner: string): Promise<{ deleted: boolean }>;
   list(): { hash: string; size: number }[];
   /**
+   * Deletes every fragment stored (or stored again) before `storedBefore` (ms) that `keep` does not want, whoever
+   * owns it: a miner's garbage collection of fragments no file on chain places on it any more (deleted or moved
+   * files, uploads never declared).
+   */
+  collect(
+    keep: (hash: string, owners: readonly string[]) => boolean,
+    storedBefore: number,
+  ): Promise<{ fragments: number; bytes: number }>;
+  /**
    * Reads `length` bytes at `offset` of a held fragment, zero-padded past its end, without re-hashing the whole
    * fragment: storage proofs read a few blocks of many fragments, and the proof itself is the check.
    * @throws FRAGMENT_NOT_FOUND, FRAGMENT_CORRUPT
@@ -109,6 +118,11 @@ export function openFragmentStore(
       'SELECT key_id, tags FROM tags WHERE hash = ?',
     ),
     dropTags: db.prepare('DELETE FROM tags WHERE hash = ?'),
+    touch: db.prepare('UPDATE fragments SET stored_at = ? WHERE hash = ?'),
+    storedBefore: db.prepare<[number], { hash: string; size: number }>(
+      'SELECT hash, size FROM fragments WHERE stored_at < ? ORDER BY hash',
+    ),
+    ownersOf: db.prepare<[string], { account: string }>('SELECT account FROM owners WHERE hash = ?'),
   };
   const pathOf = (hash: string) => join(fragmentsDir, hash.slice(0, 2), hash);
 
@@ -165,6 +179,8 @@ export function openFragmentStore(
           );
         }
         q.addOwner.run(hash, owner);
+        // Stored again: the new upload gets its own grace before `collect` may take the fragment.
+        q.touch.run(deps.clock.now(), hash);
         return { state: 'exists' };
       }
       if (inFlight.has(hash)) {
@@ -307,6 +323,30 @@ export function openFragmentStore(
       return { deleted: last };
     },
     list: () => q.list.all(),
+    async collect(keep, storedBefore) {
+      let fragments = 0;
+      let bytes = 0;
+      for (const { hash, size } of q.storedBefore.all(storedBefore)) {
+        if (
+          keep(
+            hash,
+            q.ownersOf.all(hash).map((r) => r.account),
+          )
+        )
+          continue;
+        db.transaction(() => {
+          q.remove.run(hash);
+          q.dropOwners.run(hash);
+          q.dropTags.run(hash);
+        })();
+        used -= size;
+        count -= 1;
+        await rm(pathOf(hash), { force: true });
+        fragments += 1;
+        bytes += size;
+      }
+      return { fragments, bytes };
+    },
     async readRange(hash, offset, length) {
       checkHash(hash);
       const row = q.get.get(hash);

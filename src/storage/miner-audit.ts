@@ -46,6 +46,20 @@ export interface AuditAgentOptions {
   readonly pollMs: number;
   readonly requestTimeoutMs: number;
   readonly signatureTtlMs: number;
+  /** Garbage collection of fragments no file on chain places here. */
+  readonly collect: CollectOptions;
+}
+
+export interface CollectOptions {
+  /** How often the store is swept. */
+  readonly everyMs: number;
+  /**
+   * How long a fragment nothing places here is kept after it was stored: a client stores every fragment of an object
+   * before it declares it, so an upload has this long from its first fragment to its declaration.
+   */
+  readonly graceMs: number;
+  /** Accounts whose fragments are never collected (the miner's `--allow` list: they store off chain too). */
+  readonly keepOwners: readonly string[];
 }
 
 export interface AuditAgent {
@@ -74,7 +88,8 @@ const REPORTS_PER_PASS = 16;
  *   tag deadline (a column left untagged past it is a miss and gets a restoral order);
  * - take restoral orders it may take: claim, rebuild the column from any 4 of the other 11 miners, store, tag,
  *   complete;
- * - keep its idle space committed as labelled idle files, releasing the oldest as service data arrives.
+ * - keep its idle space committed as labelled idle files, releasing the oldest as service data arrives;
+ * - collect the fragments no file on chain places on it any more, once an upload's grace has passed.
  * A duty that fails is logged and tried again on a later pass; nothing here stops the miner.
  *
  * Only the challenge has a deadline, and it is counted in blocks, which come fast when the network is busy: a new
@@ -342,11 +357,38 @@ export function startAuditAgent(
     job.roots = roots;
   }
 
+  let collectedAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Deletes the fragments no file on chain places here any more — those of deleted files, of columns repaired onto
+   * other miners, of uploads never declared (a client or gateway killed mid-upload) — once their grace has passed.
+   * Without it a deletion freed the space on chain only, and the bytes stayed on every miner for good.
+   */
+  async function collectGarbage(): Promise<void> {
+    const now = deps.clock.now();
+    if (now - collectedAt < options.collect.everyMs) return;
+    collectedAt = now;
+    const placed = new Set<string>();
+    const column = (fid: string, index: number) => {
+      for (const segment of fileOf(indexer.state, fid)?.segments ?? []) placed.add(segment.fragments[index]!);
+    };
+    for (const { fid, index } of filesOfMiner(indexer.state, me)) column(fid, index);
+    // A column being rebuilt here is not placed here until the order completes.
+    for (const { fid, index, order } of restoralOrdersOf(indexer.state))
+      if (order.claimer === me) column(fid, index);
+    const spared = new Set(options.collect.keepOwners);
+    const { fragments, bytes } = await store.collect(
+      (hash, owners) => placed.has(hash) || owners.some((o) => spared.has(o)),
+      now - options.collect.graceMs,
+    );
+    if (fragments > 0) log.info('collected', { fragments, bytes });
+  }
+
   const duties: [string, (height: number) => Promise<void>][] = [
     ['challenge', answerChallenge],
     ['tags', reportTags],
     ['restoral', takeRestoralOrders],
     ['idle', manageIdle],
+    ['collect', collectGarbage],
   ];
 
   let running: Promise<void> = Promise.resolve();

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -62,6 +62,8 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
   let app: FastifyInstance;
   let s3: S3Client;
   let url: string;
+  /** The fragments of an object deleted early on: the miners collect them once their grace has passed. */
+  let deletedFragments: string[] = [];
   const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
   const md5 = (b: Uint8Array | string) => createHash('md5').update(b).digest('hex');
 
@@ -69,7 +71,8 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-gateway-it-'));
     network = await startDevNetwork(
       { random: systemRandom },
-      { dataDir: dir, miners: 12, profile: 'test', verifier: false },
+      // Miners collect unplaced fragments 4 minutes after they were stored: longer than any upload here takes.
+      { dataDir: dir, miners: 12, profile: 'test', verifier: false, collectGraceMs: 240_000 },
     );
     const account = await loadKeyFile(network.operatorKeyPath);
     session = await openSession(sessionOf(loadNetworkFile(network.path)), account, 'gateway', {
@@ -227,6 +230,8 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     });
     await session.indexer.sync();
     const fid = entriesOf(session.indexer.state, session.account.address, 'backups', 'readme.txt')[0]!.fid;
+    const dump = entriesOf(session.indexer.state, session.account.address, 'backups', 'db/')[0]!.fid;
+    deletedFragments = fileOf(session.indexer.state, dump)!.segments.flatMap((seg) => seg.fragments);
     await s3.send(new DeleteObjectCommand({ Bucket: 'backups', Key: 'readme.txt' }));
     await session.indexer.sync();
     expect(fileOf(session.indexer.state, fid)).toBeUndefined();
@@ -512,4 +517,25 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
       'InvalidBucketName',
     );
   });
+
+  it("a deleted object's fragments leave every miner's disk once the grace has passed", async () => {
+    await session.indexer.sync();
+    // A fragment some live object also has (the all-zero one, say) stays, rightly.
+    const live = new Set<string>();
+    for (const [, value] of session.indexer.state.scan('fileBank/files/')) {
+      for (const seg of (value as { segments: { fragments: string[] }[] }).segments) {
+        for (const h of seg.fragments) live.add(h);
+      }
+    }
+    const gone = deletedFragments.filter((h) => !live.has(h));
+    expect(gone.length).toBeGreaterThan(80);
+    const held = () =>
+      gone.filter((h) =>
+        network.miners.some((m) => existsSync(join(m.dataDir, 'fragments', h.slice(0, 2), h))),
+      ).length;
+    // The upload was minutes ago; a sweep runs every 24 s here.
+    const deadline = Date.now() + 240_000;
+    while (held() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2000));
+    expect(held()).toBe(0);
+  }, 300_000);
 });

@@ -454,3 +454,49 @@ describe('fragment store: block reads and proof tags', () => {
     expect(store.tagsOf(hash)).toBeNull();
   });
 });
+
+describe('collect (garbage collection)', () => {
+  it('deletes what is unwanted and older than the cutoff, whoever owns it; a fragment stored again starts its grace anew', async () => {
+    const clock = manualClock(1_000_000);
+    const store = openFragmentStore(
+      { clock, random: systemRandom },
+      { dir, capacity: 1024 * KiB, maxFragmentSize: 64 * KiB },
+    );
+    open.push(store);
+    const old = frag('old');
+    const placed = frag('placed');
+    const restored = frag('stored again');
+    const fresh = frag('fresh');
+    await put(store, old.hash, old.bytes, ALICE);
+    await put(store, old.hash, old.bytes, BOB);
+    await put(store, placed.hash, placed.bytes);
+    await put(store, restored.hash, restored.bytes);
+    store.putTags(old.hash, 'key', new Uint8Array(8));
+    clock.advance(60_000);
+    expect(await put(store, restored.hash, restored.bytes, CAROL)).toBe('exists');
+    await put(store, fresh.hash, fresh.bytes);
+    const before = store.usage();
+    const seen: [string, readonly string[]][] = [];
+    const result = await store.collect((hash, owners) => {
+      seen.push([hash, [...owners].sort()]);
+      return hash === placed.hash;
+    }, 1_000_000 + 30_000);
+    // Only fragments stored before the cutoff are even considered; the owners are passed along.
+    expect(seen.map(([h]) => h).sort()).toEqual([old.hash, placed.hash].sort());
+    expect(seen.find(([h]) => h === old.hash)?.[1]).toEqual([ALICE, BOB].sort());
+    expect(result).toEqual({ fragments: 1, bytes: old.bytes.byteLength });
+    expect(store.has(old.hash)).toBeNull();
+    expect(store.tagsOf(old.hash)).toBeNull();
+    for (const kept of [placed, restored, fresh]) expect(store.has(kept.hash)).not.toBeNull();
+    expect(store.usage()).toMatchObject({
+      used: before.used - old.bytes.byteLength,
+      fragments: before.fragments - 1,
+    });
+    await rejectsWith(store.read(old.hash), 'FRAGMENT_NOT_FOUND');
+    // The bytes left the disk, and a reopened store agrees.
+    store.close();
+    const again = openStore();
+    expect(again.has(old.hash)).toBeNull();
+    expect(again.usage().fragments).toBe(3);
+  });
+});
