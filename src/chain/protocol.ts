@@ -26,7 +26,11 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
     fileBank.uploadDeclaration(state, ctx, args);
     if (replaced) marketOnDelete(state, ctx, args.fid);
   },
-  'fileBank.transferReport': fileBank.transferReport,
+  // A completed upload that replaced the object under its key takes that object's market state with it.
+  'fileBank.transferReport': (state, ctx, args) => {
+    const replaced = fileBank.transferReport(state, ctx, args);
+    if (replaced !== undefined) marketOnDelete(state, ctx, replaced);
+  },
   'fileBank.createBucket': fileBank.createBucket,
   'fileBank.deleteBucket': fileBank.deleteBucket,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.

@@ -361,8 +361,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   }
 
   /**
-   * Stores `bytes` under `bucket`/`key`; the object the key named before is then deleted (no versioning yet).
-   * `etag` is asked for once every byte was read.
+   * Stores `bytes` under `bucket`/`key`. The chain deletes the object the key named before in the call that completes
+   * this one (S3's overwrite, no versioning yet). `etag` is asked for once every byte was read.
    */
   async function store(
     bucket: string,
@@ -371,15 +371,10 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     content: Pick<ObjectEntry, 'contentType' | 'metadata'>,
     etag: () => string,
   ): Promise<void> {
-    const before = await deps.namespace.object(bucket, key);
     await deps.storage.put(bytes, {
       name: key.split('/').at(-1)!.slice(0, 255),
       entry: () => ({ bucket, key, etag: etag(), ...content }),
     });
-    if (before !== undefined)
-      await deps.namespace
-        .deleteObject(before.fid)
-        .catch((err: unknown) => deps.log?.(`the replaced ${before.fid} was not deleted: ${String(err)}`));
   }
 
   async function putObject(

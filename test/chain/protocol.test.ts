@@ -617,16 +617,32 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
     expect(h.state.get(`fileBank/filed/${a.fid}`)).toEqual(a.entry);
   });
 
-  it('a new object under a taken key replaces it there; the old one stays stored, filed nowhere', () => {
+  it('a new object under a taken key replaces it once complete; the old one is deleted in that same call', () => {
     expectApplied(h, owner.address, bucket('docs'));
     const v1 = store('entry/v1', 'docs', 'report.pdf');
     const v2 = store('entry/v2', 'docs', 'report.pdf');
     expect(entries(owner.address, 'docs')).toEqual([['report.pdf', v2.fid]]);
-    expect(fileOf(h, v1.fid)?.state).toBe('Active');
+    // Not left stored and filed nowhere (the owner would pay for it, and see it nowhere): deleted outright.
+    expect(fileOf(h, v1.fid)).toBeUndefined();
     expect(h.state.get(`fileBank/filed/${v1.fid}`)).toBeUndefined();
-    // Deleting the old object leaves the key to the new one.
-    expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: v1.fid }));
-    expect(entries(owner.address, 'docs')).toEqual([['report.pdf', v2.fid]]);
+    for (const m of miners) expect(h.state.get(`fileBank/minerFiles/${m.address}/${v1.fid}`)).toBeUndefined();
+  });
+
+  it('an upload that never completes leaves the key to the object it named, and takes nothing with it', () => {
+    expectApplied(h, owner.address, bucket('docs'));
+    const v1 = store('entry/kept', 'docs', 'report.pdf');
+    const v2 = {
+      ...makeDeclaration('entry/abandoned', owner.address),
+      entry: { bucket: 'docs', key: 'report.pdf' },
+    };
+    expectApplied(h, owner.address, declare(v2));
+    expectApplied(h, owner.address, report(v2.fid, receipts(v2, 0, WIDTH - 1)), { block: h.block });
+    expect(entries(owner.address, 'docs')).toEqual([['report.pdf', v1.fid]]);
+    expect(fileOf(h, v1.fid)?.state).toBe('Active');
+    // Replaced by the next declaration of its fid (issue 15), the abandoned upload still leaves the key alone.
+    expectApplied(h, owner.address, declare({ ...v2, entry: undefined }));
+    expect(entries(owner.address, 'docs')).toEqual([['report.pdf', v1.fid]]);
+    expect(fileOf(h, v1.fid)?.state).toBe('Active');
   });
 
   it('deleting a file unfiles it; only an empty bucket is deleted', () => {

@@ -181,13 +181,8 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     if (state.get(bucketKey(args.owner, args.entry.bucket)) === undefined) {
       reject(`${args.owner} has no bucket ${args.entry.bucket} (fileBank.createBucket)`);
     }
-    // The key now names this object; the one it named before stays stored, filed nowhere, until its owner deletes it.
-    const before = state.get<EntryInfo>(entryKey(args.owner, args.entry.bucket, args.entry.key));
-    if (before !== undefined) state.delete(filedKey(before.fid));
-    state.put(entryKey(args.owner, args.entry.bucket, args.entry.key), {
-      fid: args.fid,
-      at: ctx.block.number,
-    } satisfies EntryInfo);
+    // Where the object will be filed; the key names it only once it is Active (transferReport), so an upload that
+    // never completes leaves the key to the object it named.
     state.put(filedKey(args.fid), args.entry as FileEntry);
   }
   state.put(fileKey(args.fid), {
@@ -277,8 +272,17 @@ const deleteBucket: Rule<CallArgs<'fileBank.deleteBucket'>> = (state, ctx, args)
   state.delete(bucketKey(owner, args.name));
 };
 
-/** Miners' receipts, carried by anyone (usually the uploader); all or none apply. */
-const transferReport: Rule<CallArgs<'fileBank.transferReport'>> = (state, ctx, args) => {
+/**
+ * Miners' receipts, carried by anyone (usually the uploader); all or none apply. The report that completes a file
+ * files it under its key, and the object the key named before is deleted in that same call (S3's overwrite): no
+ * window in which both are stored, none in which neither is, and no object left stored but filed nowhere.
+ * @returns the fid of the object it replaced, whose market state the caller clears
+ */
+const transferReport = (
+  state: StateWriter,
+  ctx: BlockContext,
+  args: CallArgs<'fileBank.transferReport'>,
+): string | undefined => {
   const file = existingFile(state, args.fid);
   const placements = [...file.placements];
   for (const receipt of args.receipts) {
@@ -310,11 +314,21 @@ const transferReport: Rule<CallArgs<'fileBank.transferReport'>> = (state, ctx, a
     expectTags(state, ctx, file, args.fid, receipt.index, receipt.miner);
   }
   const complete = placements.every((p) => p !== null);
+  const activated = complete && file.state === 'Pending';
   state.put(fileKey(args.fid), {
     ...file,
     placements,
-    ...(complete && file.state === 'Pending' ? { state: 'Active', activeAt: ctx.block.number } : {}),
+    ...(activated ? { state: 'Active', activeAt: ctx.block.number } : {}),
   });
+  const entry = activated ? state.get<FileEntry>(filedKey(args.fid)) : undefined;
+  if (entry === undefined) return undefined;
+  const at = entryKey(file.owner, entry.bucket, entry.key);
+  const before = state.get<EntryInfo>(at);
+  state.put(at, { fid: args.fid, at: ctx.block.number } satisfies EntryInfo);
+  const replaced = before === undefined ? undefined : getFile(state, before.fid);
+  if (before === undefined || replaced === undefined) return undefined;
+  removeFile(state, before.fid, replaced);
+  return before.fid;
 };
 
 const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => {
