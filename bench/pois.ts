@@ -24,7 +24,7 @@ import {
   merkleTree,
   type PoisParams,
   poisParams,
-} from '../src/storage/pois.ts';
+} from '../src/storage/proofs/pois.ts';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const LABELS = Number(process.env.BENCH_LABELS ?? (QUICK ? 1024 : 4096));

@@ -40,7 +40,7 @@ import {
   tagFragment,
   tagsOf,
   verifyProof,
-} from '../src/storage/podr2.ts';
+} from '../src/storage/proofs/podr2.ts';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const FRAGMENT_BYTES = 8 * 1024 * 1024;

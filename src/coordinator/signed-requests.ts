@@ -9,7 +9,7 @@ import {
   RequestAuthSchema,
   type SignedFields,
   signRequest,
-} from '../storage/request-auth.ts';
+} from '../storage/protocol/index.ts';
 
 /**
  * The coordinator's HTTP writes that it pays for — creating a task, which it records on chain with its own account —

@@ -9,7 +9,7 @@ import type { RoundRow } from '../../src/coordinator/store.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { type Clock, systemClock, systemRandom } from '../../src/shared/clock.ts';
-import { signRequest } from '../../src/storage/request-auth.ts';
+import { signRequest } from '../../src/storage/protocol/request-auth.ts';
 import { JOIN_WINDOW_MS, joinMessage, type TaskSpec, taskDigest } from '../../src/task/index.ts';
 import { baseTask, makeAccount, makeWorld, TEST_GENESIS, type World } from './harness.ts';
 

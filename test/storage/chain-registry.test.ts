@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fileOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
-import { createChainRegistry } from '../../src/storage/chain-registry.ts';
-import type { MinerClient } from '../../src/storage/miner-client.ts';
-import type { ObjectRecord, PlacedColumn } from '../../src/storage/record.ts';
+import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
+import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
+import type { MinerClient } from '../../src/storage/protocol/miner-client.ts';
 import {
   makeAccounts,
   makeDeclaration,

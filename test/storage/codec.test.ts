@@ -6,7 +6,7 @@ import {
   type EncodedSegment,
   encodeSegment,
   rebuildColumns,
-} from '../../src/storage/codec.ts';
+} from '../../src/storage/object/codec.ts';
 import {
   checkProfile,
   columnsOf,
@@ -14,8 +14,8 @@ import {
   PRODUCTION_PROFILE,
   type StorageProfile,
   TEST_PROFILE,
-} from '../../src/storage/profile.ts';
-import { rsEncode, rsReconstruct } from '../../src/storage/rs.ts';
+} from '../../src/storage/object/profile.ts';
+import { rsEncode, rsReconstruct } from '../../src/storage/object/rs.ts';
 import { combinations, expectCode, flipBit, seededBytes, sha256Hex } from './helpers.ts';
 
 // --- an independent reference encoder: klauspost/reedsolomon's default matrix -----------------------------------

@@ -1,0 +1,6 @@
+export {
+  podr2KeyId,
+  startVerifierService,
+  type VerifierServiceDeps,
+  type VerifierServiceOptions,
+} from './verifier-service.ts';
