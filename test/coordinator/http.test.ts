@@ -53,7 +53,7 @@ type ErrorReply = { error: { code: string; message: string } };
 
 /**
  * The x-ailink-* headers that sign `body` for POST /v1/tasks, built the way any client would from the documented
- * scheme (the fragment-request signature of src/storage/request-auth.ts, op `task.create`, the body's SHA-256 and
+ * scheme (the fragment-request signature of src/storage/protocol/request-auth.ts, op `task.create`, the body's SHA-256 and
  * byte length in place of a fragment's) rather than with the coordinator's own helper.
  */
 function taskSignature(

@@ -15,7 +15,7 @@ import {
 import { rejectsWith } from './helpers.ts';
 import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
-// The chain registry's `declare` (src/storage/chain-registry.ts) against the in-memory twin of the chain: the real
+// The chain registry's `declare` (src/storage/client/chain-registry.ts) against the in-memory twin of the chain: the real
 // rules decide, and the registry must report what they decided.
 
 const WIDTH = 12;

@@ -279,7 +279,7 @@ describe('decodeSegment', () => {
     expect(failed, `${failed.length} of 495 survivor sets failed`).toEqual([]);
   });
 
-  // Fails with src/storage/rs.ts as of this writing: the hand-written JS glue of
+  // Fails with src/storage/object/rs.ts as of this writing: the hand-written JS glue of
   // @digitaldefiance/reed-solomon-erasure.wasm corrupts the wasm heap of the one cached instance, so from the second
   // rsReconstruct on, the flag of column 0 is misread and decoding fails with CODEC_RS_FAILED "Too few shards
   // present". A fresh WebAssembly.Instance per call (module compiled once) makes this and the 495-set test pass.

@@ -12,7 +12,7 @@ import { CONFIG, hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts'
 import { rejectsWith } from './helpers.ts';
 import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
-// The market client and the owner's key service (src/storage/market.ts) against an in-memory twin of the chain and
+// The market client and the owner's key service (src/storage/client/market.ts) against an in-memory twin of the chain and
 // its index: extrinsics go through the real remark codec and the real rules (applyRemark) with the payments of the
 // batch, exactly as the indexer applies them. test/integration/market.test.ts runs the same flows on the dev chain.
 

@@ -1,3 +1,7 @@
+/**
+ * client/: the storage client (put, get, repair), object registries (memory, SQLite, chain), the market, network.json.
+ */
+
 export { createChainRegistry } from './chain-registry.ts';
 export {
   chunks,

@@ -1,3 +1,5 @@
+/** miner/: the miner's fragment store, its fragment-protocol service, its chain actions and its audit agent. */
+
 export {
   type FragmentStore,
   type FragmentStoreOptions,

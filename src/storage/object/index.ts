@@ -1,3 +1,8 @@
+/**
+ * object/: the object codec (profile, segments, Reed-Solomon, hashes, the codec's worker pool), the envelope and the
+ * object record. Imports nothing else of src/storage.
+ */
+
 export { decodeSegment, type EncodedSegment, encodeSegment, rebuildColumns } from './codec.ts';
 export { type CodecPool, createCodecPool } from './codec-pool.ts';
 export {

@@ -1,3 +1,8 @@
+/**
+ * proofs/: PoDR2 storage proofs, PoIS idle-space proofs, and one audit answer built and checked. Imports nothing else
+ * of src/storage.
+ */
+
 export { buildAuditProof, checkAuditProof, type ProofParams, type ProofSource } from './audit-proof.ts';
 export {
   blocksOf,

@@ -1,3 +1,8 @@
+/**
+ * protocol/: the wire shared by both ends: request signatures, the fragment and verifier protocols, and their client
+ * sides.
+ */
+
 export {
   bodyDigest,
   encodeJson,

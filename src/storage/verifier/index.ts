@@ -1,3 +1,5 @@
+/** verifier/: the verifier's service (tag, certify, verify). */
+
 export {
   podr2KeyId,
   startVerifierService,
