@@ -1,5 +1,5 @@
 /**
- * npm run bench:pois — sizes the idle-space proofs (src/storage/pois.ts) against the audit's response deadline.
+ * npm run bench:pois — sizes the idle-space proofs (src/storage/proofs/pois.ts) against the audit's response deadline.
  *
  * A miner that deleted its idle files can still answer a challenge if it regenerates, within the deadline, every
  * label the proof opens: each challenged file up to its highest opened node (labels are sequential: label i needs
@@ -24,7 +24,7 @@ import {
   merkleTree,
   type PoisParams,
   poisParams,
-} from '../src/storage/pois.ts';
+} from '../src/storage/proofs/pois.ts';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const LABELS = Number(process.env.BENCH_LABELS ?? (QUICK ? 1024 : 4096));

@@ -1,5 +1,5 @@
 /**
- * npm run bench:proofs — PoDR2 storage proofs (src/storage/podr2.ts) for a miner holding 1 GiB in 8 MiB fragments
+ * npm run bench:proofs — PoDR2 storage proofs (src/storage/proofs/podr2.ts) for a miner holding 1 GiB in 8 MiB fragments
  * (128 fragments, 8 KiB blocks, 47 challenged blocks per fragment), against CESS's RSA-2048 tags in the same run.
  *
  * The 1 GiB is never held in memory: fragment f is the AES-256-CTR keystream under SHA-256("…:f"), so any block can be
@@ -40,7 +40,7 @@ import {
   tagFragment,
   tagsOf,
   verifyProof,
-} from '../src/storage/podr2.ts';
+} from '../src/storage/proofs/podr2.ts';
 
 const QUICK = Boolean(process.env.BENCH_QUICK);
 const FRAGMENT_BYTES = 8 * 1024 * 1024;

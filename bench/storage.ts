@@ -26,7 +26,7 @@ import {
   openSqliteRegistry,
   PRODUCTION_PROFILE,
 } from '../src/storage/index.ts';
-import { referenceEncode, rsEncode } from '../src/storage/rs.ts';
+import { referenceEncode, rsEncode } from '../src/storage/object/rs.ts';
 
 const MiB = 1024 * 1024;
 const OBJECT_MIB = Number(process.env.BENCH_OBJECT_MIB ?? 64);

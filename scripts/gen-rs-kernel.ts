@@ -1,5 +1,5 @@
 /**
- * Generates the WebAssembly SIMD kernel that computes Reed-Solomon parity for 4 data shards (src/storage/rs-kernel.wat
+ * Generates the WebAssembly SIMD kernel that computes Reed-Solomon parity for 4 data shards (src/storage/object/rs-kernel.wat
  * and .wasm). Run `npm run gen:rs-kernel` after changing this file; `-- --check` fails if the committed files differ.
  *
  * Parity byte k at position x is XOR_j coef[k][j]·data[j][x] in GF(2^8). Multiplying 16 bytes by a constant c takes
@@ -63,8 +63,8 @@ function wat(): string {
 const text = wat();
 const module = (await wabt()).parseWat('rs-kernel.wat', text, { simd: true });
 const binary = Buffer.from(module.toBinary({}).buffer);
-const watPath = fileURLToPath(new URL('../src/storage/rs-kernel.wat', import.meta.url));
-const wasmPath = fileURLToPath(new URL('../src/storage/rs-kernel.wasm', import.meta.url));
+const watPath = fileURLToPath(new URL('../src/storage/object/rs-kernel.wat', import.meta.url));
+const wasmPath = fileURLToPath(new URL('../src/storage/object/rs-kernel.wasm', import.meta.url));
 if (process.argv.includes('--check')) {
   const same = readFileSync(watPath, 'utf8') === text && readFileSync(wasmPath).equals(binary);
   if (!same) {

@@ -23,7 +23,7 @@ export const MAX_GIB_PER_PURCHASE = 1 << 20;
 
 export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
 
-/** The data key of an object sealed for one X25519 reader key (src/storage/envelope.ts). */
+/** The data key of an object sealed for one X25519 reader key (src/storage/object/envelope.ts). */
 export const KeyWrapSchema = z
   .object({
     recipient: hash,

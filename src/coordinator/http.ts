@@ -14,7 +14,7 @@ import type { AuditReport } from '../audit/types.ts';
 import { isAddress } from '../shared/account.ts';
 import { type Clock, systemClock } from '../shared/clock.ts';
 import { AilinkError, type ErrorCode, hasCode, httpStatusOf } from '../shared/errors.ts';
-import type { NonceLedger } from '../storage/request-auth.ts';
+import type { NonceLedger } from '../storage/protocol/index.ts';
 import { TaskSpecSchema } from '../task/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import { AuditQuerySchema, AuditReportSchema, registerExplorer } from './explorer.ts';

@@ -9,12 +9,12 @@ import {
   RequestAuthSchema,
   type SignedFields,
   signRequest,
-} from '../storage/request-auth.ts';
+} from '../storage/protocol/index.ts';
 
 /**
  * The coordinator's HTTP writes that it pays for — creating a task, which it records on chain with its own account —
  * are its owner's alone: whoever runs the coordinator holds its key. Such a request is signed the way every request to
- * a miner is (src/storage/request-auth.ts), not with a scheme of its own: by one account, for one coordinator (the
+ * a miner is (src/storage/protocol/request-auth.ts), not with a scheme of its own: by one account, for one coordinator (the
  * audience: its libp2p peer id, so it cannot be replayed to another coordinator), once (a random nonce the coordinator
  * keeps in its SQLite until expiry, so a restart does not reopen replays) and for a short time. What a fragment
  * request's signature binds as the fragment's hash and size is here the SHA-256 and byte length of the exact body, so

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { StrategyState } from '../aggregation/index.ts';
 import { type Clock, systemClock } from '../shared/clock.ts';
-import { createSqliteNonceLedger, type NonceLedger } from '../storage/request-auth.ts';
+import { createSqliteNonceLedger, type NonceLedger } from '../storage/protocol/index.ts';
 import type { EvaluationSummary, Preprocessing, RoundKind, TaskSpec } from '../task/index.ts';
 
 /**

@@ -19,7 +19,7 @@ import { createKeyFile, loadKeyFile } from '../shared/account.ts';
 import type { Random } from '../shared/clock.ts';
 import { AilinkError, describeError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
-import { type NetworkFile, writeNetworkFile } from '../storage/network.ts';
+import { type NetworkFile, writeNetworkFile } from '../storage/client/index.ts';
 import { tcpMultiaddr } from './network.ts';
 import { type PayoutService, startPayoutService } from './payout-service.ts';
 

@@ -29,7 +29,7 @@ import {
 /**
  * The verifier role's starter (`ailink verifier`): its keys in the data dir (peer key, chain account, PoDR2 secret),
  * a libp2p host, the chain connection and index, its registration in teeWorker, and the verifier service
- * (src/storage/verifier-service.ts) on that host.
+ * (src/storage/verifier/verifier-service.ts) on that host.
  */
 
 export interface VerifierNodeOptions {

@@ -4,11 +4,26 @@
  * verifier's service, proofs, and the storage client. The miner and verifier starters are in src/node.
  */
 
-export { buildAuditProof, checkAuditProof, type ProofParams, type ProofSource } from './audit-proof.ts';
-export { createChainRegistry } from './chain-registry.ts';
 export {
+  type AccessLogEntry,
+  type AccessOptions,
+  type AccessTicket,
   chunks,
+  createChainRegistry,
+  createGrantService,
+  createMarketClient,
+  createMemoryRegistry,
   createStorageClient,
+  type GrantPass,
+  type GrantService,
+  type GrantServiceOptions,
+  type LoadedNetwork,
+  loadNetworkFile,
+  type MarketClient,
+  type MarketDeps,
+  type NetworkFile,
+  NetworkFileSchema,
+  openSqliteRegistry,
   type ProgressEvent,
   type PutOptions,
   type PutResult,
@@ -16,126 +31,118 @@ export {
   type StorageClient,
   type StorageClientDeps,
   type StorageClientOptions,
-} from './client.ts';
-export { decodeSegment, type EncodedSegment, encodeSegment, rebuildColumns } from './codec.ts';
-export { type CodecPool, createCodecPool } from './codec-pool.ts';
+  writeNetworkFile,
+} from './client/index.ts';
 export {
-  generateX25519,
-  type KeyWrap,
-  openSegment,
-  type SealedSegment,
-  sealSegment,
-  unwrapDataKey,
-  wrapDataKey,
-  x25519PublicOf,
-} from './envelope.ts';
-export { FRAGMENT_PROTOCOL, type FragmentRequest, FragmentRequestSchema } from './fragment-protocol.ts';
-export {
+  type AuditAgent,
+  type AuditAgentOptions,
   type FragmentStore,
   type FragmentStoreOptions,
   type FragmentWriter,
+  joinChain,
+  type MinerServiceOptions,
+  minerChainActions,
   openFragmentStore,
   type StoreUsage,
-} from './fragment-store.ts';
-export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
+  startAuditAgent,
+  startMinerService,
+} from './miner/index.ts';
 export {
-  type AccessLogEntry,
-  type AccessOptions,
-  type AccessTicket,
-  createGrantService,
-  createMarketClient,
-  type GrantPass,
-  type GrantService,
-  type GrantServiceOptions,
-  type MarketClient,
-  type MarketDeps,
-} from './market.ts';
-export { type AuditAgent, type AuditAgentOptions, startAuditAgent } from './miner-audit.ts';
-export { joinChain, minerChainActions } from './miner-chain.ts';
-export {
-  type CallOptions,
-  createMinerClient,
-  type MinerClient,
-  type MinerClientOptions,
-} from './miner-client.ts';
-export { type MinerLog, type MinerServiceOptions, startMinerService } from './miner-service.ts';
-export {
-  type LoadedNetwork,
-  loadNetworkFile,
-  type NetworkFile,
-  NetworkFileSchema,
-  writeNetworkFile,
-} from './network.ts';
+  type CodecPool,
+  checkProfile,
+  columnsOf,
+  createCodecPool,
+  decodeSegment,
+  type EncodedSegment,
+  type EncodedShards,
+  encodeForStorage,
+  encodeSegment,
+  fidOf,
+  fragmentHash,
+  fragmentSizeOf,
+  generateX25519,
+  HASH_RE,
+  type KeyWrap,
+  type ObjectRecord,
+  ObjectRecordSchema,
+  type ObjectRegistry,
+  type ObjectSummary,
+  type OpenSpec,
+  openSegment,
+  openStored,
+  type PlacedColumn,
+  type Placement,
+  PRODUCTION_PROFILE,
+  plaintextLength,
+  rebuildColumns,
+  type SealedSegment,
+  type StorageProfile,
+  type StoredSegment,
+  sealSegment,
+  segmentHash,
+  storedSegment,
+  TEST_PROFILE,
+  unwrapDataKey,
+  wrapDataKey,
+  x25519PublicOf,
+  zeroFragmentHash,
+} from './object/index.ts';
 export {
   blocksOf,
+  buildAuditProof,
+  checkAuditProof,
+  decodeIdleProof,
   decodeProof,
   deriveChallenge,
+  deriveIdleChallenge,
   derivePodr2Key,
+  encodeIdleProof,
   encodeProof,
+  type IdleOpening,
+  type IdleProof,
+  idleFileBytes,
+  idleRoot,
+  labelIdleFile,
   PODR2_LANES,
   PODR2_PRIME,
   type Podr2Challenge,
   type Podr2Key,
   type Podr2Params,
   type Podr2Proof,
-  podr2Params,
-  proveChallenge,
-  tagFragment,
-  verifyProof,
-} from './podr2.ts';
-export {
-  decodeIdleProof,
-  deriveIdleChallenge,
-  encodeIdleProof,
-  type IdleOpening,
-  type IdleProof,
-  idleFileBytes,
-  idleRoot,
-  labelIdleFile,
   type PoisParams,
+  type ProofParams,
+  type ProofSource,
+  podr2Params,
   poisParams,
+  proveChallenge,
   proveIdle,
+  tagFragment,
   verifyIdle,
-} from './pois.ts';
+  verifyProof,
+} from './proofs/index.ts';
 export {
-  checkProfile,
-  columnsOf,
-  fragmentSizeOf,
-  PRODUCTION_PROFILE,
-  type StorageProfile,
-  TEST_PROFILE,
-} from './profile.ts';
-export {
-  type ObjectRecord,
-  ObjectRecordSchema,
-  type ObjectRegistry,
-  type ObjectSummary,
-  type PlacedColumn,
-  type Placement,
-} from './record.ts';
-export { createMemoryRegistry, openSqliteRegistry } from './registry.ts';
-export {
+  type CallOptions,
+  createMinerClient,
   createRequestGuard,
+  createVerifierClient,
+  FRAGMENT_PROTOCOL,
+  type FragmentRequest,
+  FragmentRequestSchema,
+  type MinerClient,
+  type MinerClientOptions,
+  type MinerLog,
   type NonceLedger,
+  proofParams,
   type RequestAuth,
   type RequestGuard,
   type SignedFields,
   signRequest,
-} from './request-auth.ts';
-export {
-  type EncodedShards,
-  encodeForStorage,
-  type OpenSpec,
-  openStored,
-  plaintextLength,
-  type StoredSegment,
-  storedSegment,
-} from './segments.ts';
-export { createVerifierClient, type VerifierClient } from './verifier-client.ts';
-export { proofParams, VERIFIER_PROTOCOL } from './verifier-protocol.ts';
+  VERIFIER_PROTOCOL,
+  type VerifierClient,
+} from './protocol/index.ts';
 export {
   podr2KeyId,
   startVerifierService,
   type VerifierServiceDeps,
   type VerifierServiceOptions,
-} from './verifier-service.ts';
+} from './verifier/index.ts';

@@ -9,7 +9,7 @@ import type { RoundRow } from '../../src/coordinator/store.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { type Clock, systemClock, systemRandom } from '../../src/shared/clock.ts';
-import { signRequest } from '../../src/storage/request-auth.ts';
+import { signRequest } from '../../src/storage/protocol/request-auth.ts';
 import { JOIN_WINDOW_MS, joinMessage, type TaskSpec, taskDigest } from '../../src/task/index.ts';
 import { baseTask, makeAccount, makeWorld, TEST_GENESIS, type World } from './harness.ts';
 
@@ -53,7 +53,7 @@ type ErrorReply = { error: { code: string; message: string } };
 
 /**
  * The x-ailink-* headers that sign `body` for POST /v1/tasks, built the way any client would from the documented
- * scheme (the fragment-request signature of src/storage/request-auth.ts, op `task.create`, the body's SHA-256 and
+ * scheme (the fragment-request signature of src/storage/protocol/request-auth.ts, op `task.create`, the body's SHA-256 and
  * byte length in place of a fragment's) rather than with the coordinator's own helper.
  */
 function taskSignature(

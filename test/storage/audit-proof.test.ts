@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Challenge } from '../../src/chain/index.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { buildAuditProof, checkAuditProof, type ProofSource } from '../../src/storage/audit-proof.ts';
-import { derivePodr2Key, podr2Params, tagFragment } from '../../src/storage/podr2.ts';
-import { idleRoot, labelIdleFile, poisParams } from '../../src/storage/pois.ts';
+import { buildAuditProof, checkAuditProof, type ProofSource } from '../../src/storage/proofs/audit-proof.ts';
+import { derivePodr2Key, podr2Params, tagFragment } from '../../src/storage/proofs/podr2.ts';
+import { idleRoot, labelIdleFile, poisParams } from '../../src/storage/proofs/pois.ts';
 import { seededBytes, sha256Hex } from './helpers.ts';
 
 /**

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fileOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
-import { createChainRegistry } from '../../src/storage/chain-registry.ts';
-import type { MinerClient } from '../../src/storage/miner-client.ts';
-import type { ObjectRecord, PlacedColumn } from '../../src/storage/record.ts';
+import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
+import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
+import type { MinerClient } from '../../src/storage/protocol/miner-client.ts';
 import {
   makeAccounts,
   makeDeclaration,
@@ -15,7 +15,7 @@ import {
 import { rejectsWith } from './helpers.ts';
 import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
-// The chain registry's `declare` (src/storage/chain-registry.ts) against the in-memory twin of the chain: the real
+// The chain registry's `declare` (src/storage/client/chain-registry.ts) against the in-memory twin of the chain: the real
 // rules decide, and the registry must report what they decided.
 
 const WIDTH = 12;

@@ -6,7 +6,7 @@ import {
   type EncodedSegment,
   encodeSegment,
   rebuildColumns,
-} from '../../src/storage/codec.ts';
+} from '../../src/storage/object/codec.ts';
 import {
   checkProfile,
   columnsOf,
@@ -14,8 +14,8 @@ import {
   PRODUCTION_PROFILE,
   type StorageProfile,
   TEST_PROFILE,
-} from '../../src/storage/profile.ts';
-import { rsEncode, rsReconstruct } from '../../src/storage/rs.ts';
+} from '../../src/storage/object/profile.ts';
+import { rsEncode, rsReconstruct } from '../../src/storage/object/rs.ts';
 import { combinations, expectCode, flipBit, seededBytes, sha256Hex } from './helpers.ts';
 
 // --- an independent reference encoder: klauspost/reedsolomon's default matrix -----------------------------------
@@ -279,7 +279,7 @@ describe('decodeSegment', () => {
     expect(failed, `${failed.length} of 495 survivor sets failed`).toEqual([]);
   });
 
-  // Fails with src/storage/rs.ts as of this writing: the hand-written JS glue of
+  // Fails with src/storage/object/rs.ts as of this writing: the hand-written JS glue of
   // @digitaldefiance/reed-solomon-erasure.wasm corrupts the wasm heap of the one cached instance, so from the second
   // rsReconstruct on, the flag of column 0 is misread and decoding fails with CODEC_RS_FAILED "Too few shards
   // present". A fresh WebAssembly.Instance per call (module compiled once) makes this and the 495-set test pass.

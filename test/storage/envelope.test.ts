@@ -15,8 +15,8 @@ import {
   unwrapDataKey,
   wrapDataKey,
   x25519PublicOf,
-} from '../../src/storage/envelope.ts';
-import { TEST_PROFILE } from '../../src/storage/profile.ts';
+} from '../../src/storage/object/envelope.ts';
+import { TEST_PROFILE } from '../../src/storage/object/profile.ts';
 import { expectCode, flipBit } from './helpers.ts';
 
 // Property tests seal into small segments (256 bytes; the GCM tag is detached, so a sealed segment carries a full

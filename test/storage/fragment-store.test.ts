@@ -9,7 +9,7 @@ import {
   type FragmentStore,
   type FragmentStoreOptions,
   openFragmentStore,
-} from '../../src/storage/fragment-store.ts';
+} from '../../src/storage/miner/fragment-store.ts';
 import { flipBit, rejectsWith, seededBytes, sha256Hex } from './helpers.ts';
 
 // A real store: a directory under the OS temp dir, real files, a real SQLite index.

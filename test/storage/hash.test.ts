@@ -2,8 +2,14 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MiB } from '../../src/shared/bytes.ts';
-import { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from '../../src/storage/hash.ts';
-import { fragmentSizeOf, PRODUCTION_PROFILE, TEST_PROFILE } from '../../src/storage/profile.ts';
+import {
+  fidOf,
+  fragmentHash,
+  HASH_RE,
+  segmentHash,
+  zeroFragmentHash,
+} from '../../src/storage/object/hash.ts';
+import { fragmentSizeOf, PRODUCTION_PROFILE, TEST_PROFILE } from '../../src/storage/object/profile.ts';
 
 /** SHA-256 over the concatenation of raw byte strings: the independent reference for the CESS rules. */
 const sha = (...parts: Uint8Array[]): Buffer => {

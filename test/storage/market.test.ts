@@ -6,13 +6,13 @@ import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { fromHex } from '../../src/shared/bytes.ts';
 import { manualClock, systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { unwrapDataKey, wrapDataKey } from '../../src/storage/envelope.ts';
-import { createGrantService, createMarketClient } from '../../src/storage/market.ts';
+import { createGrantService, createMarketClient } from '../../src/storage/client/market.ts';
+import { unwrapDataKey, wrapDataKey } from '../../src/storage/object/envelope.ts';
 import { CONFIG, hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
 import { memoryChain, remark, type Twin } from './memory-chain.ts';
 
-// The market client and the owner's key service (src/storage/market.ts) against an in-memory twin of the chain and
+// The market client and the owner's key service (src/storage/client/market.ts) against an in-memory twin of the chain and
 // its index: extrinsics go through the real remark codec and the real rules (applyRemark) with the payments of the
 // batch, exactly as the indexer applies them. test/integration/market.test.ts runs the same flows on the dev chain.
 

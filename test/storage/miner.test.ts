@@ -15,16 +15,16 @@ import {
 import { fromHex, KiB, MiB } from '../../src/shared/bytes.ts';
 import { type Clock, manualClock, systemClock, systemRandom } from '../../src/shared/clock.ts';
 import type { AilinkError, ErrorCode } from '../../src/shared/errors.ts';
+import { zeroFragmentHash } from '../../src/storage/object/hash.ts';
+import type { MinerLog } from '../../src/storage/protocol/fragment-protocol.ts';
 import {
   bodyDigest,
   encodeJson,
   FRAGMENT_PROTOCOL,
   MAX_FRAME_BYTES,
-} from '../../src/storage/fragment-protocol.ts';
-import { zeroFragmentHash } from '../../src/storage/hash.ts';
-import { createMinerClient, type MinerClient } from '../../src/storage/miner-client.ts';
-import type { MinerLog } from '../../src/storage/miner-service.ts';
-import { signRequest } from '../../src/storage/request-auth.ts';
+} from '../../src/storage/protocol/fragment-protocol.ts';
+import { createMinerClient, type MinerClient } from '../../src/storage/protocol/miner-client.ts';
+import { signRequest } from '../../src/storage/protocol/request-auth.ts';
 import { flipBit, rejectsWith, seededBytes, sha256Hex } from './helpers.ts';
 
 // A real miner (libp2p over 127.0.0.1, SQLite + files in a temp dir) and real clients with real sr25519 accounts.

@@ -19,7 +19,7 @@ import {
   tagFragment,
   tagsOf,
   verifyProof,
-} from '../../src/storage/podr2.ts';
+} from '../../src/storage/proofs/podr2.ts';
 import { expectCode, seededBytes, sha256Hex } from './helpers.ts';
 
 const p = BigInt(PODR2_PRIME);

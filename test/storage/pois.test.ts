@@ -18,7 +18,7 @@ import {
   poisParams,
   proveIdle,
   verifyIdle,
-} from '../../src/storage/pois.ts';
+} from '../../src/storage/proofs/pois.ts';
 import { expectCode, seededBytes } from './helpers.ts';
 
 const ALICE = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';

@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PeerRef } from '../../src/p2p/index.ts';
-import { TEST_PROFILE } from '../../src/storage/profile.ts';
+import { createMemoryRegistry, openSqliteRegistry } from '../../src/storage/client/registry.ts';
+import { TEST_PROFILE } from '../../src/storage/object/profile.ts';
 import {
   type ObjectRecord,
   ObjectRecordSchema,
   type ObjectRegistry,
   type ObjectSummary,
   type PlacedColumn,
-} from '../../src/storage/record.ts';
-import { createMemoryRegistry, openSqliteRegistry } from '../../src/storage/registry.ts';
+} from '../../src/storage/object/record.ts';
 import { rejectsWith, sha256Hex } from './helpers.ts';
 
 // One contract, two implementations: the in-memory twin (unit tests) and the SQLite file (offline networks). The

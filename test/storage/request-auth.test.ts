@@ -9,7 +9,7 @@ import {
   type RequestAuth,
   type SignedFields,
   signRequest,
-} from '../../src/storage/request-auth.ts';
+} from '../../src/storage/protocol/request-auth.ts';
 import { expectCode, seededBytes, sha256Hex } from './helpers.ts';
 
 // Real sr25519 keys and signatures; the clock and the randomness are the only things passed in by the test.

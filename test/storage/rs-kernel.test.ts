@@ -10,7 +10,7 @@ import {
   referenceReconstruct,
   rsEncode,
   rsReconstruct,
-} from '../../src/storage/rs.ts';
+} from '../../src/storage/object/rs.ts';
 
 // The SIMD kernel must be byte-identical to the reference (klauspost-compatible) library for every input.
 describe('Reed-Solomon parity: SIMD kernel against the reference library', () => {

@@ -25,8 +25,8 @@ import { createHost, type Host } from '../../src/p2p/index.ts';
 import { type Account, createKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { bodyDigest, decodeReply, MAX_FRAME_BYTES } from '../../src/storage/fragment-protocol.ts';
 import { createVerifierClient, VERIFIER_PROTOCOL } from '../../src/storage/index.ts';
+import { bodyDigest, decodeReply, MAX_FRAME_BYTES } from '../../src/storage/protocol/fragment-protocol.ts';
 import { sha256Hex } from './helpers.ts';
 
 const quiet = { info() {}, warn() {} };

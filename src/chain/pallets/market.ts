@@ -7,7 +7,7 @@ import { openDebt } from './pot.ts';
 
 /**
  * The data marketplace (issue 7): access terms of a stored object, requests to read it, and the data key released
- * to a reader. Objects are encrypted with a random data key (src/storage/envelope.ts); whoever holds a wrap of that
+ * to a reader. Objects are encrypted with a random data key (src/storage/object/envelope.ts); whoever holds a wrap of that
  * key for their X25519 reader key can read. These rules decide who may ask for a wrap and record every retrieval:
  *
  * - `setTerms` (owner or its oss operator): the access list (SS58 accounts that read for free) and the price for
@@ -66,7 +66,7 @@ export interface OpenRequest {
   expiresAt: number;
 }
 
-/** The data key of an object wrapped for a reader (src/storage/envelope.ts `KeyWrap`). */
+/** The data key of an object wrapped for a reader (src/storage/object/envelope.ts `KeyWrap`). */
 export interface Grant {
   [key: string]: StateValue;
   wrap: { recipient: string; ephemeral: string; sealed: string };

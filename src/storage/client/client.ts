@@ -1,0 +1,557 @@
+import type { ObjectEntry } from '../../chain/index.ts';
+import type { PeerRef } from '../../p2p/index.ts';
+import type { Account } from '../../shared/account.ts';
+import { fromHex, toHex } from '../../shared/bytes.ts';
+import type { Clock, Random } from '../../shared/clock.ts';
+import { AilinkError, describeError, hasCode } from '../../shared/errors.ts';
+import type { CodecPool, ObjectRecord, ObjectRegistry, Placement } from '../object/index.ts';
+import {
+  checkProfile,
+  columnsOf,
+  fidOf,
+  fragmentSizeOf,
+  type KeyWrap,
+  newDataKey,
+  plaintextLength,
+  type StorageProfile,
+  unwrapDataKey,
+  wrapDataKey,
+  zeroFragmentHash,
+} from '../object/index.ts';
+import type { MinerClient } from '../protocol/index.ts';
+
+export interface StorageClientDeps {
+  readonly miners: MinerClient;
+  /** Where objects are recorded and miners listed (column i goes to the i-th healthy miner of its directory). */
+  readonly registry: ObjectRegistry;
+  readonly account: Account;
+  readonly codec: CodecPool;
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+export interface StorageClientOptions {
+  readonly profile: StorageProfile;
+  /** A fragment transfer that takes longer than this moves its column to another miner. */
+  readonly fragmentDeadlineMs: number;
+}
+
+export interface PutOptions {
+  readonly name?: string;
+  /** Encrypt (default) or store the bytes as they are (e.g. public data, or `store hash` checks). */
+  readonly encrypt?: boolean;
+  /** X25519 public keys (hex) of further readers; the owner can always read. */
+  readonly readers?: readonly string[];
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Files the object under a key of one of the owner's buckets (chain registries only). A function is called once
+   * every byte was read, before the declaration: it may carry what reading measured, such as an MD5 for the ETag.
+   */
+  readonly entry?: ObjectEntry | (() => ObjectEntry);
+}
+
+export interface GetOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (e: ProgressEvent) => void;
+  readonly maxBytes?: number;
+  readonly range?: ByteRange;
+}
+
+/** A byte range of an object, both ends included (HTTP's `bytes=start-end`). */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export type ProgressEvent =
+  | { kind: 'segment-stored'; segment: number; bytes: number }
+  | { kind: 'column-moved'; column: number; from: string; to: string; reason: string }
+  | { kind: 'segment-read'; segment: number; bytes: number }
+  | { kind: 'column-repaired'; column: number; from: string; to: string };
+
+export interface PutResult {
+  readonly fid: string;
+  readonly record: ObjectRecord;
+  readonly miners: readonly string[];
+}
+
+export interface RepairReport {
+  readonly fid: string;
+  /** Columns whose miner was unreachable or had lost fragments, and where they are now. */
+  readonly repaired: readonly { column: number; from: string; to: string; reason: string }[];
+}
+
+export interface StorageClient {
+  put(source: Uint8Array | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>;
+  /**
+   * Streams the original bytes; every fragment and segment is verified before a byte is yielded. `maxBytes`: the
+   * most the caller will take; a larger record (whatever its owner declared) is OBJECT_TOO_LARGE before any fragment
+   * moves. `range`: only those bytes, fetching only the segments they lie in.
+   * @throws RANGE_NOT_SATISFIABLE for a range outside the object
+   */
+  get(fid: string, options?: GetOptions): AsyncIterable<Uint8Array>;
+  info(fid: string): Promise<Placement>;
+  /** Rebuilds every column whose miner lost it (or is gone) from any 4 survivors and places it on a new miner. */
+  repair(
+    fid: string,
+    options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
+  ): Promise<RepairReport>;
+}
+
+/**
+ * The storage data path: put (seal → Reed-Solomon 4+8 → one column per miner, concurrently, moving a column when its
+ * miner fails or stalls), get (any 4 fragments per segment, every hash verified, decrypted, streamed) and repair.
+ */
+export function createStorageClient(deps: StorageClientDeps, options: StorageClientOptions): StorageClient {
+  const profile = checkProfile(options.profile);
+  const columns = columnsOf(profile);
+  const fragmentSize = fragmentSizeOf(profile);
+  type Peers = ReadonlyMap<string, PeerRef>;
+  const peersNow = async (): Promise<Peers> =>
+    new Map((await deps.registry.directory()).map((p) => [p.peerId, p] as const));
+  const deadline = (signal?: AbortSignal) =>
+    signal
+      ? AbortSignal.any([signal, AbortSignal.timeout(options.fragmentDeadlineMs)])
+      : AbortSignal.timeout(options.fragmentDeadlineMs);
+
+  /** Fetches ≥ dataFragments fragments of one segment, data columns first, then parity; null where not fetched. */
+  async function fetchSegment(
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
+    miners: readonly string[],
+    peers: Peers,
+    index: number,
+    skip: ReadonlySet<number>,
+    signal: AbortSignal | undefined,
+  ): Promise<(Uint8Array | null)[]> {
+    const seg = record.segments[index]!;
+    const size = fragmentSizeOf(record.profile);
+    const width = record.profile.dataFragments + record.profile.parityFragments;
+    const got: (Uint8Array | null)[] = new Array(width).fill(null);
+    const failures: string[] = [];
+    const order = [...Array(width).keys()].filter((c) => !skip.has(c));
+    let next = 0;
+    let have = 0;
+    const fetchOne = async (c: number): Promise<void> => {
+      const hash = seg.fragments[c]!;
+      if (hash === zeroFragmentHash(size)) {
+        got[c] = new Uint8Array(size);
+        have++;
+        return;
+      }
+      const peer = peers.get(miners[c]!);
+      try {
+        if (!peer)
+          throw new AilinkError('MINER_UNREACHABLE', `miner ${miners[c]} is not in the network directory`);
+        got[c] = await deps.miners.get(peer, hash, { signal: deadline(signal) });
+        have++;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        failures.push(`fragment ${c} (${hash.slice(0, 12)}…) on miner ${miners[c]}: ${describeError(err)}`);
+      }
+    };
+    // Ask for exactly as many as still needed, in waves, so a healthy network costs 4 transfers per segment.
+    while (have < record.profile.dataFragments && next < order.length) {
+      const wave = order.slice(next, next + (record.profile.dataFragments - have));
+      next += wave.length;
+      await Promise.all(wave.map(fetchOne));
+    }
+    if (have < record.profile.dataFragments) {
+      throw new AilinkError(
+        'OBJECT_UNAVAILABLE',
+        `expected ≥ ${record.profile.dataFragments} of ${width} fragments of segment ${index} of ${record.fid}, got ${have}; missing: ${failures.join('; ')}`,
+        { details: { fid: record.fid, segment: index, missing: failures } },
+      );
+    }
+    return got;
+  }
+
+  /**
+   * Fetches a segment and hands the fragments to `use` (a decode or rebuild in the codec worker, which checks every
+   * hash). A miner whose bytes do not match their hash is skipped and the segment fetched again from the others.
+   */
+  async function withVerifiedFragments<T>(
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
+    miners: readonly string[],
+    peers: Peers,
+    index: number,
+    skip: ReadonlySet<number>,
+    signal: AbortSignal | undefined,
+    use: (fragments: (Uint8Array | null)[]) => Promise<T>,
+  ): Promise<T> {
+    const excluded = new Set(skip);
+    for (;;) {
+      const fragments = await fetchSegment(record, miners, peers, index, excluded, signal);
+      try {
+        return await use(fragments);
+      } catch (err) {
+        const column = hasCode(err, 'CODEC_HASH_MISMATCH') ? err.details?.column : undefined;
+        if (typeof column !== 'number' || excluded.has(column)) throw err;
+        excluded.add(column);
+      }
+    }
+  }
+
+  /** Rebuilds `lost` columns of every given segment and stores them on `targets` (column → new miner). */
+  async function rebuildOnto(
+    record: Pick<ObjectRecord, 'fid' | 'profile' | 'segments'>,
+    miners: readonly string[],
+    peers: Peers,
+    targets: ReadonlyMap<number, PeerRef>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const lost = [...targets.keys()];
+    for (let index = 0; index < record.segments.length; index++) {
+      const seg = record.segments[index]!;
+      const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
+      const rebuilt = await withVerifiedFragments(
+        record,
+        miners,
+        peers,
+        index,
+        new Set(lost),
+        signal,
+        (fragments) =>
+          deps.codec.rebuild({ profile: record.profile, fragments, expected, index, columns: lost }),
+      );
+      await Promise.all(
+        lost.map((c, k) =>
+          deps.miners.put(targets.get(c)!, seg.fragments[c]!, rebuilt[k]!, { signal: deadline(signal) }),
+        ),
+      );
+    }
+  }
+
+  async function put(
+    source: Uint8Array | AsyncIterable<Uint8Array>,
+    putOptions: PutOptions = {},
+  ): Promise<PutResult> {
+    const { signal, onProgress } = putOptions;
+    const encrypt = putOptions.encrypt ?? true;
+    const readers = [deps.account.readerKey, ...(putOptions.readers ?? [])];
+    for (const r of readers) {
+      if (!/^[0-9a-f]{64}$/.test(r)) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `reader key: expected 64 hex characters (an X25519 public key), got ${JSON.stringify(r)}`,
+        );
+      }
+    }
+    const key = encrypt ? newDataKey(deps.random) : null;
+    const candidates = [...(await deps.registry.directory())];
+    const peers: Peers = new Map(candidates.map((p) => [p.peerId, p] as const));
+    if (candidates.length < columns) {
+      throw new AilinkError(
+        'NOT_ENOUGH_MINERS',
+        `expected ≥ ${columns} miners, the network lists ${candidates.length}`,
+      );
+    }
+    const assigned: PeerRef[] = candidates.slice(0, columns);
+    const spares: PeerRef[] = candidates.slice(columns);
+    const segments: { hash: string; fragments: string[] }[] = [];
+    const tags: string[] = [];
+    let size = 0;
+
+    /** Puts one fragment of `column`, moving the column to a spare miner when its miner fails or stalls. */
+    const placeFragment = async (
+      index: number,
+      column: number,
+      hash: string,
+      bytes: Uint8Array,
+    ): Promise<void> => {
+      for (;;) {
+        const peer = assigned[column]!;
+        try {
+          await deps.miners.put(peer, hash, bytes, { signal: deadline(signal) });
+          return;
+        } catch (err) {
+          if (signal?.aborted) throw new AilinkError('ABORTED', 'put cancelled', { cause: err });
+          const spare = spares.shift();
+          const reason = describeError(err);
+          if (spare === undefined) {
+            throw new AilinkError(
+              'PUT_FAILED',
+              `column ${column} could not be placed: ${reason}; no spare miner is left`,
+              {
+                cause: err,
+                details: { column },
+              },
+            );
+          }
+          assigned[column] = spare;
+          onProgress?.({ kind: 'column-moved', column, from: peer.peerId, to: spare.peerId, reason });
+          // Earlier segments of this column went to the failed miner: rebuild them onto the new one.
+          if (index > 0) {
+            // Segments before `index` are fully placed (segment i starts only after i−1 is done).
+            const sofar = { fid: '(being stored)', profile, segments: segments.slice(0, index) };
+            await rebuildOnto(
+              sofar,
+              assigned.map((p) => p.peerId),
+              peers,
+              new Map([[column, spare]]),
+              signal,
+            );
+          }
+        }
+      }
+    };
+
+    let index = 0;
+    // Encode segment i+1 on a worker while segment i's fragments are on the wire.
+    let inFlight: Promise<void> | undefined;
+    for await (const { bytes, last } of chunks(source, profile.segmentSize)) {
+      const at = index++;
+      const length = bytes.byteLength;
+      size += length;
+      const encoded = await deps.codec.encode({ profile, plaintext: bytes, index: at, last, key });
+      await inFlight;
+      segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
+      if (encoded.tag !== null) tags[at] = encoded.tag;
+      inFlight = Promise.all(
+        encoded.fragmentHashes.map((hash, c) =>
+          placeFragment(at, c, hash, encoded.shards.subarray(c * fragmentSize, (c + 1) * fragmentSize)),
+        ),
+      ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: length }));
+      // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
+      inFlight.catch(() => {});
+    }
+    await inFlight;
+    const fid = fidOf(segments.map((s) => s.hash));
+    const binding = { fid, owner: deps.account.address };
+    const record: ObjectRecord = {
+      version: 1,
+      fid,
+      size,
+      ...(putOptions.name === undefined ? {} : { name: putOptions.name }),
+      owner: deps.account.address,
+      createdAt: deps.clock.now(),
+      profile: { ...profile },
+      segments,
+      encryption:
+        key === null
+          ? null
+          : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r), binding)), tags },
+    };
+    const miners = assigned.map((p) => p.peerId);
+    const deal = toHex(deps.random(16));
+    const receipts = deps.registry.needsReceipts
+      ? await Promise.all(
+          assigned.map((peer, index) =>
+            deps.miners.receipt(
+              peer,
+              { fid: record.fid, deal, index, fragments: segments.map((s) => s.fragments[index]!) },
+              { signal: deadline(signal) },
+            ),
+          ),
+        )
+      : undefined;
+    const entry = typeof putOptions.entry === 'function' ? putOptions.entry() : putOptions.entry;
+    await deps.registry.declare(
+      record,
+      deal,
+      assigned.map((peer, i) => (receipts ? { peer, receipt: receipts[i]! } : { peer })),
+      entry,
+    );
+    return { fid: record.fid, record, miners };
+  }
+
+  async function info(fid: string): Promise<Placement> {
+    const p = await deps.registry.get(fid);
+    if (p === null)
+      throw new AilinkError(
+        'OBJECT_NOT_FOUND',
+        `no object ${fid} is recorded; check the fid or the --network you use`,
+      );
+    return p;
+  }
+
+  async function* get(fid: string, getOptions: GetOptions = {}): AsyncIterable<Uint8Array> {
+    const { record, miners } = await info(fid);
+    const range = getOptions.range;
+    if (
+      range !== undefined &&
+      !(
+        Number.isInteger(range.start) &&
+        range.start >= 0 &&
+        range.start <= range.end &&
+        range.end < record.size
+      )
+    ) {
+      throw new AilinkError(
+        'RANGE_NOT_SATISFIABLE',
+        `bytes ${range.start}-${range.end} are not within ${fid}, which holds ${record.size} bytes (0-${record.size - 1})`,
+        { details: { size: record.size } },
+      );
+    }
+    if (getOptions.maxBytes !== undefined && record.size > getOptions.maxBytes) {
+      throw new AilinkError(
+        'OBJECT_TOO_LARGE',
+        `${fid} is recorded as ${record.size} bytes; at most ${getOptions.maxBytes} were expected here, so it was not fetched`,
+      );
+    }
+    const peers = await peersNow();
+    const recomputed = fidOf(record.segments.map((seg) => seg.hash));
+    if (recomputed !== fid) {
+      throw new AilinkError(
+        'CODEC_HASH_MISMATCH',
+        `the record's segments hash to ${recomputed}, not to the fid ${fid}`,
+      );
+    }
+    // The key before any fragment: a reader who may not read costs the miners nothing.
+    const key =
+      record.encryption === null ? null : await dataKeyOf(record.fid, record.owner, record.encryption.wraps);
+    const count = record.segments.length;
+    // A range reads only the segments it touches: every segment but the last holds exactly segmentSize bytes.
+    const segmentSize = record.profile.segmentSize;
+    const first = range === undefined ? 0 : Math.floor(range.start / segmentSize);
+    const end = range === undefined ? count : Math.floor(range.end / segmentSize) + 1;
+    const decode = async (index: number) => {
+      const seg = record.segments[index]!;
+      const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
+      const open = { length: plaintextLength(record, index), last: index === count - 1, key, tag };
+      const expected = { hash: seg.hash, fragmentHashes: seg.fragments };
+      return withVerifiedFragments(record, miners, peers, index, new Set(), getOptions.signal, (fragments) =>
+        deps.codec.decode({ profile: record.profile, fragments, expected, index, open }),
+      );
+    };
+    // Two segments in flight: fetching and decoding overlap handing out the current one.
+    const ahead: Promise<Uint8Array>[] = [];
+    const prefetch = (index: number) => {
+      if (index >= end) return;
+      const p = decode(index);
+      p.catch(() => {});
+      ahead.push(p);
+    };
+    prefetch(first);
+    prefetch(first + 1);
+    for (let index = first; index < end; index++) {
+      const bytes = await ahead.shift()!;
+      prefetch(index + 2);
+      getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: bytes.byteLength });
+      if (range === undefined) yield bytes;
+      else {
+        const at = index * segmentSize;
+        yield bytes.subarray(Math.max(0, range.start - at), Math.min(bytes.byteLength, range.end + 1 - at));
+      }
+    }
+  }
+
+  /**
+   * The data key: from the record's wraps when the owner wrapped it for this reader at put time, else from a key
+   * the owner released to it later through the registry's marketplace (an accepted `market.request`).
+   * @throws CRYPTO_NOT_A_READER (the object has no access terms), ACCESS_DENIED (the key was not released to us)
+   */
+  async function dataKeyOf(fid: string, owner: string, wraps: readonly KeyWrap[]): Promise<Uint8Array> {
+    const me = deps.account.readerKey;
+    const binding = { fid, owner };
+    if (wraps.some((w) => w.recipient === me) || deps.registry.access === undefined) {
+      return unwrapDataKey(wraps, deps.account.x25519PrivateKey, binding);
+    }
+    const { terms, grant } = await deps.registry.access(fid, {
+      address: deps.account.address,
+      readerKey: me,
+    });
+    if (grant !== null) return unwrapDataKey([grant], deps.account.x25519PrivateKey, binding);
+    // No access terms: the owner chose its readers at put time, and a request would be refused.
+    if (!terms) return unwrapDataKey(wraps, deps.account.x25519PrivateKey, binding);
+    throw new AilinkError(
+      'ACCESS_DENIED',
+      `${deps.account.address} may not read ${fid} yet: its data key is neither wrapped for reader key ${me} nor released to it; request access: ailink object request ${fid}`,
+      { details: { fid, reader: deps.account.address } },
+    );
+  }
+
+  async function repair(
+    fid: string,
+    repairOptions: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
+  ): Promise<RepairReport> {
+    const { record, miners } = await info(fid);
+    const peers = await peersNow();
+    const size = fragmentSizeOf(record.profile);
+    const lost = new Map<number, string>();
+    await Promise.all(
+      miners.map(async (minerId, column) => {
+        const peer = peers.get(minerId);
+        if (!peer) return void lost.set(column, 'not in the network directory');
+        try {
+          for (const seg of record.segments) {
+            const hash = seg.fragments[column]!;
+            const held = await deps.miners.has(peer, hash, { signal: deadline(repairOptions.signal) });
+            if (held !== size) return void lost.set(column, `fragment ${hash} is missing`);
+          }
+        } catch (err) {
+          lost.set(column, describeError(err));
+        }
+      }),
+    );
+    if (lost.size === 0) return { fid, repaired: [] };
+    const inUse = new Set(miners);
+    const spares = [...peers.values()].filter((p) => !inUse.has(p.peerId));
+    if (spares.length < lost.size) {
+      throw new AilinkError(
+        'NOT_ENOUGH_MINERS',
+        `expected ${lost.size} spare miners to take columns ${[...lost.keys()].join(', ')}, found ${spares.length}`,
+      );
+    }
+    const targets = new Map([...lost.keys()].map((column, i) => [column, spares[i]!] as const));
+    await deps.registry.reassign(fid, targets, () =>
+      rebuildOnto(record, miners, peers, targets, repairOptions.signal),
+    );
+    const repaired = [...targets].map(([column, to]) => {
+      repairOptions.onProgress?.({ kind: 'column-repaired', column, from: miners[column]!, to: to.peerId });
+      return { column, from: miners[column]!, to: to.peerId, reason: lost.get(column)! };
+    });
+    return { fid, repaired };
+  }
+
+  return { put, get, info, repair };
+}
+
+/**
+ * Cuts a byte source into segment-sized chunks, each in a buffer of its own (so it can move to a worker), and marks
+ * the last one — which needs one chunk of look-ahead. An empty source gives one empty last chunk.
+ */
+export async function* chunks(
+  source: Uint8Array | AsyncIterable<Uint8Array>,
+  size: number,
+): AsyncGenerator<{ bytes: Uint8Array; last: boolean }> {
+  const input = source instanceof Uint8Array ? slowly(source) : source;
+  let current = new Uint8Array(size);
+  let filled = 0;
+  let full: Uint8Array | undefined;
+  for await (const piece of input) {
+    let off = 0;
+    while (off < piece.byteLength) {
+      if (full !== undefined) {
+        yield { bytes: full, last: false };
+        full = undefined;
+      }
+      const n = Math.min(size - filled, piece.byteLength - off);
+      current.set(piece.subarray(off, off + n), filled);
+      filled += n;
+      off += n;
+      if (filled === size) {
+        full = current;
+        current = new Uint8Array(size);
+        filled = 0;
+      }
+    }
+  }
+  if (full !== undefined) {
+    if (filled === 0) {
+      yield { bytes: full, last: true };
+      return;
+    }
+    yield { bytes: full, last: false };
+  }
+  yield { bytes: current.subarray(0, filled), last: true };
+}
+
+/** Hands out a large buffer in 1 MiB pieces, yielding to the event loop between them so copying never stalls it. */
+async function* slowly(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  const piece = 1024 * 1024;
+  for (let off = 0; off < bytes.byteLength; off += piece) {
+    yield bytes.subarray(off, off + piece);
+    if (off + piece < bytes.byteLength) await new Promise<void>((r) => setImmediate(r));
+  }
+}

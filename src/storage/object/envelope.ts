@@ -1,0 +1,201 @@
+import { createCipheriv, createDecipheriv, diffieHellman, hkdfSync } from 'node:crypto';
+import { fromHex, toHex } from '../../shared/bytes.ts';
+import type { Random } from '../../shared/clock.ts';
+import { AilinkError } from '../../shared/errors.ts';
+import { generateX25519, privateKeyObject, publicKeyObject, x25519PublicOf } from '../../shared/x25519.ts';
+
+/**
+ * Client-side encryption of stored objects — deliberately not CESS's (AES-CBC, key = padded user string, IV = key
+ * prefix, no MAC, key sent to the gateway). Each object gets a random 256-bit data key; segment i is sealed with
+ * AES-256-GCM under nonce = i (unique because the key is never reused) and associated data that binds the segment's
+ * position and whether it is the last one (the STREAM construction), so reordering, dropping or truncating segments
+ * fails authentication. The 16-byte tag is kept beside the segment (in the object record), not inside it, so an
+ * encrypted segment carries a full segment of plaintext and an encrypted object has as many segments as a plain one.
+ * The data key is wrapped for each reader with X25519 + HKDF-SHA256 + AES-256-GCM.
+ */
+
+export const AEAD = 'aes-256-gcm';
+export const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const WRAP_INFO = Buffer.from('ailink/keywrap/v1');
+const SEGMENT_AAD_PREFIX = Buffer.from('ailink/segment/v1');
+
+export function newDataKey(random: Random): Uint8Array {
+  return random(KEY_BYTES);
+}
+
+function segmentNonce(index: number): Buffer {
+  const nonce = Buffer.alloc(12);
+  nonce.writeUInt32BE(index, 8);
+  return nonce;
+}
+
+function segmentAad(index: number, last: boolean): Buffer {
+  const aad = Buffer.alloc(SEGMENT_AAD_PREFIX.length + 5);
+  SEGMENT_AAD_PREFIX.copy(aad);
+  aad.writeUInt32BE(index, SEGMENT_AAD_PREFIX.length);
+  aad[aad.length - 1] = last ? 1 : 0;
+  return aad;
+}
+
+/** A sealed segment: ciphertext zero-padded to the segment size, and its detached authentication tag. */
+export interface SealedSegment {
+  readonly stored: Uint8Array;
+  readonly tag: Uint8Array;
+}
+
+/** Seals one segment's plaintext (≤ segmentSize bytes); the ciphertext is zero-padded to exactly `segmentSize`. */
+export function sealSegment(
+  key: Uint8Array,
+  index: number,
+  last: boolean,
+  plaintext: Uint8Array,
+  segmentSize: number,
+): SealedSegment {
+  if (plaintext.byteLength > segmentSize) {
+    throw new RangeError(
+      `sealSegment: expected ≤ ${segmentSize} plaintext bytes, got ${plaintext.byteLength}`,
+    );
+  }
+  const stored = new Uint8Array(segmentSize);
+  const cipher = createCipheriv(AEAD, key, segmentNonce(index));
+  cipher.setAAD(segmentAad(index, last));
+  const body = cipher.update(plaintext);
+  stored.set(body, 0);
+  stored.set(cipher.final(), body.byteLength);
+  return { stored, tag: new Uint8Array(cipher.getAuthTag()) };
+}
+
+/**
+ * Opens a sealed segment; `plaintextLength` comes from the object's recorded size, `tag` from its record.
+ * @throws CRYPTO_DECRYPT_FAILED if anything — bytes, position, length, tag, key — differs from what was sealed.
+ */
+export function openSegment(
+  key: Uint8Array,
+  index: number,
+  last: boolean,
+  stored: Uint8Array,
+  plaintextLength: number,
+  tag: Uint8Array,
+): Uint8Array {
+  if (!Number.isSafeInteger(plaintextLength) || plaintextLength < 0 || plaintextLength > stored.byteLength) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      `segment ${index}: expected ≤ ${stored.byteLength} plaintext bytes, record says ${plaintextLength}`,
+      { details: { segment: index } },
+    );
+  }
+  if (tag.byteLength !== TAG_BYTES) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      `segment ${index}: expected a ${TAG_BYTES}-byte tag, got ${tag.byteLength}`,
+      {
+        details: { segment: index },
+      },
+    );
+  }
+  try {
+    const decipher = createDecipheriv(AEAD, key, segmentNonce(index), { authTagLength: TAG_BYTES });
+    decipher.setAAD(segmentAad(index, last));
+    decipher.setAuthTag(tag);
+    const a = decipher.update(stored.subarray(0, plaintextLength));
+    const b = decipher.final();
+    return b.byteLength === 0
+      ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+      : new Uint8Array(Buffer.concat([a, b]));
+  } catch (cause) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      `segment ${index}: authentication failed — the stored bytes, their position, the tag or the data key were altered`,
+      { cause, details: { segment: index } },
+    );
+  }
+}
+
+// --- key wrapping for readers ---------------------------------------------------------------------------------
+
+export { generateX25519, x25519PublicOf } from '../../shared/x25519.ts';
+
+/** The data key sealed for one reader. All fields are lowercase hex. */
+export interface KeyWrap {
+  readonly recipient: string;
+  readonly ephemeral: string;
+  readonly sealed: string;
+}
+
+function kek(shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([ephemeral, recipient]), WRAP_INFO, KEY_BYTES));
+}
+
+/**
+ * The object a wrap belongs to. It is the wrap's AAD: a wrap copied into another declaration (another fid, another
+ * owner) does not open, so a key service that unwraps for the objects it manages cannot be made to release the key
+ * of an object it was never asked to serve.
+ */
+export interface WrapBinding {
+  readonly fid: string;
+  readonly owner: string;
+}
+
+const wrapAad = (b: WrapBinding) => Buffer.from(`ailink/wrap/v2\n${b.fid}\n${b.owner}`);
+
+/** Wraps `dataKey` for `recipient` (raw X25519 public key) under a fresh ephemeral key, bound to its object. */
+export function wrapDataKey(dataKey: Uint8Array, recipient: Uint8Array, binding: WrapBinding): KeyWrap {
+  const eph = generateX25519();
+  const shared = diffieHellman({
+    privateKey: privateKeyObject(eph.privateKey),
+    publicKey: publicKeyObject(recipient),
+  });
+  // The KEK is used exactly once (fresh ephemeral key), so a fixed nonce is safe.
+  const cipher = createCipheriv(AEAD, kek(shared, eph.publicKey, recipient), Buffer.alloc(12));
+  cipher.setAAD(wrapAad(binding));
+  const sealed = Buffer.concat([cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
+  return { recipient: toHex(recipient), ephemeral: toHex(eph.publicKey), sealed: toHex(sealed) };
+}
+
+/**
+ * Finds the wrap addressed to `privateKey`'s public key and unwraps the data key of the object `binding` names.
+ * @throws CRYPTO_NOT_A_READER when no wrap names this reader; CRYPTO_DECRYPT_FAILED when the wrap was altered or
+ *   made for another object.
+ */
+export function unwrapDataKey(
+  wraps: readonly KeyWrap[],
+  privateKey: Uint8Array,
+  binding: WrapBinding,
+): Uint8Array {
+  const me = x25519PublicOf(privateKey);
+  const mine = toHex(me);
+  const wrap = wraps.find((w) => w.recipient === mine);
+  if (wrap === undefined) {
+    throw new AilinkError(
+      'CRYPTO_NOT_A_READER',
+      `expected a data key wrapped for reader ${mine}, got wraps for ${wraps.map((w) => w.recipient).join(', ') || 'nobody'}; ask the owner to add you`,
+    );
+  }
+  try {
+    const ephemeral = fromHex(wrap.ephemeral, 'ephemeral key');
+    const sealed = fromHex(wrap.sealed, 'sealed key');
+    // Node would accept a truncated tag (down to 4 bytes); insist on the full 16.
+    if (sealed.byteLength !== KEY_BYTES + TAG_BYTES)
+      throw new Error(`sealed key of ${sealed.byteLength} bytes`);
+    const shared = diffieHellman({
+      privateKey: privateKeyObject(privateKey),
+      publicKey: publicKeyObject(ephemeral),
+    });
+    const decipher = createDecipheriv(AEAD, kek(shared, ephemeral, me), Buffer.alloc(12), {
+      authTagLength: TAG_BYTES,
+    });
+    decipher.setAAD(wrapAad(binding));
+    decipher.setAuthTag(sealed.subarray(KEY_BYTES));
+    const key = Buffer.concat([decipher.update(sealed.subarray(0, KEY_BYTES)), decipher.final()]);
+    return new Uint8Array(key);
+  } catch (cause) {
+    throw new AilinkError(
+      'CRYPTO_DECRYPT_FAILED',
+      'the wrapped data key failed authentication: the wrap was altered',
+      {
+        cause,
+      },
+    );
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * object/: the object codec (profile, segments, Reed-Solomon, hashes, the codec's worker pool), the envelope and the
+ * object record. Imports nothing else of src/storage.
+ */
+
+export { decodeSegment, type EncodedSegment, encodeSegment, rebuildColumns } from './codec.ts';
+export { type CodecPool, createCodecPool } from './codec-pool.ts';
+export {
+  generateX25519,
+  type KeyWrap,
+  newDataKey,
+  openSegment,
+  type SealedSegment,
+  sealSegment,
+  unwrapDataKey,
+  wrapDataKey,
+  x25519PublicOf,
+} from './envelope.ts';
+export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
+export {
+  checkProfile,
+  columnsOf,
+  fragmentSizeOf,
+  PRODUCTION_PROFILE,
+  type StorageProfile,
+  TEST_PROFILE,
+} from './profile.ts';
+export {
+  checkNotTaken,
+  type ObjectRecord,
+  ObjectRecordSchema,
+  type ObjectRegistry,
+  type ObjectSummary,
+  type PlacedColumn,
+  type Placement,
+  summaryOf,
+} from './record.ts';
+export {
+  type EncodedShards,
+  encodeForStorage,
+  type OpenSpec,
+  openStored,
+  plaintextLength,
+  type StoredSegment,
+  storedSegment,
+} from './segments.ts';

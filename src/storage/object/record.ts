@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import type { ObjectEntry } from '../../chain/index.ts';
+import type { PeerRef } from '../../p2p/index.ts';
+import { AilinkError } from '../../shared/errors.ts';
+import type { KeyWrap } from './envelope.ts';
+import type { StorageProfile } from './profile.ts';
+
+const hash = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * Everything needed to find, verify and read an object, except where its fragments are: the ids (fid, segment and
+ * fragment hashes, as CESS computes them), the original size, the geometry and, when encrypted, the data key wrapped
+ * for each reader. It carries no secret.
+ */
+export const ObjectRecordSchema = z
+  .object({
+    version: z.literal(1),
+    fid: hash,
+    size: z.number().int().nonnegative(),
+    name: z.string().max(255).optional(),
+    owner: z.string().min(1),
+    createdAt: z.number().int().nonnegative(),
+    profile: z.object({
+      segmentSize: z.number().int().positive(),
+      dataFragments: z.number().int().positive(),
+      parityFragments: z.number().int().nonnegative(),
+    }),
+    segments: z.array(z.object({ hash, fragments: z.array(hash) })).min(1),
+    encryption: z
+      .object({
+        alg: z.literal('aes-256-gcm'),
+        wraps: z.array(
+          z.object({
+            recipient: hash,
+            ephemeral: hash,
+            sealed: z.string().regex(/^[0-9a-f]{96}$/),
+          }),
+        ),
+        /** The GCM tag of each segment, in order. */
+        tags: z.array(z.string().regex(/^[0-9a-f]{32}$/)),
+      })
+      .nullable(),
+  })
+  .refine((r) => r.encryption === null || r.encryption.tags.length === r.segments.length, {
+    message: 'an encrypted record needs exactly one tag per segment',
+    path: ['encryption', 'tags'],
+  });
+export type ObjectRecord = z.infer<typeof ObjectRecordSchema>;
+
+/** Where an object's columns are: `miners[i]` (a peer id) holds fragment i of every segment (CESS's column placement). */
+export interface Placement {
+  readonly record: ObjectRecord;
+  readonly miners: readonly string[];
+  /** What the chain says, when the registry is the chain: the deal state and each column's miner account. */
+  readonly chain?: {
+    readonly state: 'Pending' | 'Active';
+    readonly declaredAt: number;
+    readonly activeAt: number | null;
+    readonly accounts: readonly (string | null)[];
+    readonly restoralOrders: readonly number[];
+  };
+}
+
+export interface ObjectSummary {
+  readonly fid: string;
+  readonly size: number;
+  readonly name: string | undefined;
+  readonly owner: string;
+  readonly segments: number;
+  readonly encrypted: boolean;
+  readonly createdAt: number;
+}
+
+/** A column to record: the miner now holding it, and (for the chain) its signed receipt. */
+export interface PlacedColumn {
+  readonly peer: PeerRef;
+  readonly receipt?: { readonly miner: string; readonly signature: string };
+}
+
+/**
+ * Where objects, their placements and the miners are recorded. The chain (fileBank and sminer, read through an
+ * indexer) in a real network; a local SQLite file or memory for unit tests and offline use. One contract for all.
+ */
+export interface ObjectRegistry {
+  /** The miners that may take columns, in order of preference. */
+  directory(): Promise<readonly PeerRef[]>;
+  /** Whether `declare` needs the miners' signed receipts (the chain does). */
+  readonly needsReceipts: boolean;
+  /**
+   * Records a fully placed object (column i on `columns[i]`); resolves once it is readable from the registry.
+   * Declaring the same fid again adds nothing.
+   * @throws OBJECT_TAKEN when another owner holds the fid (`checkNotTaken`)
+   */
+  declare(
+    record: ObjectRecord,
+    deal: string,
+    columns: readonly PlacedColumn[],
+    /** Files the object under a key of one of the owner's buckets; only the chain keeps a namespace. */
+    entry?: ObjectEntry,
+  ): Promise<void>;
+  get(fid: string): Promise<Placement | null>;
+  /**
+   * Moves columns to other miners: `rebuild` puts the rebuilt fragments on the new miners, and the registry records
+   * the move (on chain: a restoral order per column, claimed and completed by the new miner).
+   * @throws OBJECT_NOT_FOUND
+   */
+  reassign(fid: string, moves: ReadonlyMap<number, PeerRef>, rebuild: () => Promise<void>): Promise<void>;
+  list(): Promise<ObjectSummary[]>;
+  /**
+   * Access through the marketplace (the chain's `market`): whether `fid` has access terms, and the data key its owner
+   * released to `reader` after an accepted request, when released for `reader.readerKey` (else null). Registries
+   * without a marketplace leave it out.
+   */
+  access?(
+    fid: string,
+    reader: { readonly address: string; readonly readerKey: string },
+  ): Promise<{ readonly terms: boolean; readonly grant: KeyWrap | null }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Refuses to record `record` over another owner's object of the same fid. An unencrypted object's fid is the hash of
+ * its bytes, so two owners storing the same bytes meet here; taking the other's record as one's own (as the chain
+ * registry once did) left the uploader believing it stored an object that its real owner may delete at any time.
+ * @returns whether the fid is new to the registry (false: the same owner declared it already, nothing to add)
+ */
+export function checkNotTaken(
+  existing: Pick<ObjectRecord, 'owner'> | undefined,
+  record: ObjectRecord,
+): boolean {
+  if (existing === undefined) return true;
+  if (existing.owner === record.owner) return false;
+  throw new AilinkError(
+    'OBJECT_TAKEN',
+    `object ${record.fid} is already stored by ${existing.owner}, not by ${record.owner}: the same bytes stored unencrypted have the same fid, and only its owner keeps or deletes it. Store your copy encrypted (the default) to own one`,
+    { details: { fid: record.fid, owner: existing.owner } },
+  );
+}
+
+export const summaryOf = (record: ObjectRecord): ObjectSummary => ({
+  fid: record.fid,
+  size: record.size,
+  name: record.name,
+  owner: record.owner,
+  segments: record.segments.length,
+  encrypted: record.encryption !== null,
+  createdAt: record.createdAt,
+});
+
+export const profileOf = (record: ObjectRecord): StorageProfile => record.profile;
