@@ -1,7 +1,7 @@
 /**
- * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3, the OP Stack Alt-DA DA-server API, then DeOSS.
- * Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style) and Alt-DA over the chain's
- * namespace and the storage client.
+ * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3, the OP Stack Alt-DA DA-server
+ * API, then DeOSS. Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style) and
+ * Alt-DA, over the chain's namespace and the storage client.
  */
 
 export {
