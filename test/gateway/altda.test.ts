@@ -312,6 +312,24 @@ describe('Alt-DA API (in memory)', () => {
     expect(net.puts).toHaveLength(0);
   });
 
+  it('over a real socket, an oversized streamed body still gets its 413 (the socket is not torn down first)', async () => {
+    const { app, net } = build({ maxBlobBytes: 1000 });
+    const url = new URL(`${await app.listen({ host: '127.0.0.1', port: 0 })}/altda/put`);
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers: octets, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      // Chunked, no Content-Length: the bound is found while counting, after the first 800 bytes.
+      req.write(Buffer.alloc(800, 1));
+      setTimeout(() => req.end(Buffer.alloc(800, 2)), 50);
+    });
+    expect(status).toBe(413);
+    expect(net.puts).toHaveLength(0);
+  });
+
   it('puts: only from allowed addresses, with the token when one is set; gets open', async () => {
     const { app, net } = build({ putToken: 'sekrit' });
     const blob = Buffer.from('x');
