@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { auditRecordOf, fileOf, type Indexer, taggedFor } from '../chain/index.ts';
@@ -228,13 +228,9 @@ export function registerAltDa(app: FastifyInstance, deps: AltDaDeps): void {
       const given = request.headers.authorization;
       if (given === undefined)
         throw new AilinkError('AUTH_MISSING', 'a put needs Authorization: Bearer <token>');
-      const expected = Buffer.from(`Bearer ${deps.putToken}`);
-      const actual = Buffer.from(given);
-      // Constant time: the token is a secret.
-      if (
-        actual.byteLength !== expected.byteLength ||
-        !createHash('sha256').update(actual).digest().equals(createHash('sha256').update(expected).digest())
-      ) {
+      const digest = (text: string) => createHash('sha256').update(text).digest();
+      // Compared as digests, in constant time: how long it takes says nothing about the token.
+      if (!timingSafeEqual(digest(given), digest(`Bearer ${deps.putToken}`))) {
         throw new AilinkError('AUTH_NOT_AUTHORISED', 'the bearer token is not the one this gateway takes');
       }
     }
@@ -248,20 +244,17 @@ export function registerAltDa(app: FastifyInstance, deps: AltDaDeps): void {
     return bytes;
   }
 
-  let bucketReady: Promise<void> | undefined;
-  /** The DA bucket, created on first use; a concurrent or earlier creation (another gateway) is fine. */
-  function ensureBucket(): Promise<void> {
-    bucketReady ??= within(deadlines.lookupMs, `creating bucket ${bucket}`, async () => {
+  /**
+   * The DA bucket, created on first use. Looked up on every put rather than remembered: it may be deleted through S3
+   * once empty. A creation by another put or gateway in between is fine.
+   */
+  const ensureBucket = () =>
+    within(deadlines.lookupMs, `creating bucket ${bucket}`, async () => {
       if ((await deps.namespace.bucket(bucket)) !== undefined) return;
       await deps.namespace.createBucket(bucket).catch((err: unknown) => {
         if (!(hasCode(err) && err.details?.s3 === 'BucketAlreadyOwnedByYou')) throw err;
       });
-    }).catch((err: unknown) => {
-      bucketReady = undefined; // a failure is retried by the next put
-      throw err;
     });
-    return bucketReady;
-  }
 
   /** The fid a commitment names, when a public blob is stored for it. */
   async function resolve(c: Commitment): Promise<string> {
