@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { startGatewayNode } from '../node/index.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
-import { untilSignal, usageError } from './args.ts';
+import { positiveInt, untilSignal, usageError } from './args.ts';
 import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
 
 /** `--listen HOST:PORT` (default 127.0.0.1:8900): the address the gateway binds. */
@@ -20,7 +20,7 @@ export function parseListen(text: string | undefined): { host: string; port: num
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
-export async function gatewayCommand(argv: string[]): Promise<void> {
+export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -29,6 +29,8 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       listen: { type: 'string' },
       region: { type: 'string' },
       domain: { type: 'string' },
+      'altda-put-from': { type: 'string', multiple: true },
+      'altda-max-blob-mib': { type: 'string' },
     },
   });
   if (!values['data-dir'])
@@ -45,10 +47,20 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
       port,
       ...(values.region === undefined ? {} : { region: values.region }),
       ...(values.domain === undefined ? {} : { domain: values.domain }),
+      altda: {
+        ...(values['altda-put-from'] === undefined ? {} : { putFrom: values['altda-put-from'] }),
+        ...(values['altda-max-blob-mib'] === undefined
+          ? {}
+          : {
+              maxBlobBytes: positiveInt(values['altda-max-blob-mib'], 'altda-max-blob-mib', 16) * 1024 * 1024,
+            }),
+        // From the environment, not argv: a token on the command line is visible to every local user (ps).
+        ...(env.AILINK_ALTDA_TOKEN ? { putToken: env.AILINK_ALTDA_TOKEN } : {}),
+      },
     },
   );
   process.stdout.write(
-    `${JSON.stringify({ event: 'ready', url: node.url, account: account.address, info: node.infoPath })}\n`,
+    `${JSON.stringify({ event: 'ready', url: node.url, altda: node.altda, account: account.address, info: node.infoPath })}\n`,
   );
   await untilSignal();
   await node.stop();

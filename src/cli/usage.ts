@@ -21,9 +21,12 @@ export const USAGE = `ailink — federated learning on decentralized storage
   ailink verifier --data-dir DIR --chain WS [--protocol FILE] [--listen MULTIADDR] [--announce MULTIADDR]
                                                   the verifier (TEE role): tags fragments, checks storage proofs
   ailink gateway --data-dir DIR [--network FILE | --chain WS] [--key FILE] [--listen HOST:PORT] [--region NAME]
-                 [--domain NAME]                  the account's buckets and objects over S3 (SigV4; path-style, or
+                 [--domain NAME] [--altda-put-from ADDRESS]... [--altda-max-blob-mib N]
+                                                  the account's buckets and objects over S3 (SigV4; path-style, or
                                                   virtual-host as <bucket>.NAME, default localhost) for ordinary
-                                                  tools; writes DIR/gateway.json with the URL and access key
+                                                  tools; writes DIR/gateway.json with the URL and access key;
+                                                  the OP Stack Alt-DA DA server at URL/altda (puts only from loopback
+                                                  and --altda-put-from; $AILINK_ALTDA_TOKEN: puts need that bearer)
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
   ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid

@@ -1,9 +1,34 @@
 /**
- * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3 first, then DeOSS and Alt-DA.
- * Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style and virtual-host,
- * multipart uploads staged on disk) over the chain's namespace and the storage client.
+ * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3, the OP Stack Alt-DA DA-server
+ * API, then DeOSS. Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style and
+ * virtual-host, multipart uploads staged on disk) and Alt-DA, over the chain's namespace and the storage client.
  */
 
+export {
+  ALTDA_PREFIX,
+  type AltDaDeadlines,
+  type AltDaDeps,
+  type AltDaEvidence,
+  DEFAULT_ALTDA_DEADLINES,
+  DEFAULT_MAX_BLOB_BYTES,
+  keccakKey,
+  putAllowed,
+  readBoundedBody,
+  registerAltDa,
+} from './altda.ts';
+export {
+  AILINK_DA_LAYER,
+  type Commitment,
+  checkKeccak,
+  commitmentHex,
+  encodeCommitment,
+  fidCommitment,
+  GENERIC_COMMITMENT,
+  KECCAK256_COMMITMENT,
+  keccak256Hex,
+  keccakCommitment,
+  parseCommitment,
+} from './altda-commitment.ts';
 export { type CheckedBody, checkBody, STREAMING_UNSIGNED_TRAILER } from './body.ts';
 export {
   completeParts,

@@ -1,7 +1,14 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { buildS3App, createChainNamespace, diskUploadStore, type S3Credentials } from '../gateway/index.ts';
+import {
+  ALTDA_PREFIX,
+  buildS3App,
+  createChainNamespace,
+  diskUploadStore,
+  registerAltDa,
+  type S3Credentials,
+} from '../gateway/index.ts';
 import type { Account } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
@@ -25,10 +32,21 @@ export interface GatewayNodeOptions {
   readonly region?: string;
   /** Virtual-host requests address `<bucket>.<domain>` (default "localhost"). */
   readonly domain?: string;
+  /** The Alt-DA API under /altda (always served; these settle who may put and how much). */
+  readonly altda?: {
+    /** Remote addresses puts are taken from (default loopback only); "*" for any. */
+    readonly putFrom?: readonly string[];
+    /** When set, puts must carry `Authorization: Bearer <token>`. */
+    readonly putToken?: string;
+    /** The largest blob (default 16 MiB). */
+    readonly maxBlobBytes?: number;
+  };
 }
 
 export interface GatewayNode {
   readonly url: string;
+  /** The Alt-DA DA-server base URL (op-node's --altda.da-server). */
+  readonly altda: string;
   readonly infoPath: string;
   readonly credentials: S3Credentials;
   stop(): Promise<void>;
@@ -38,6 +56,8 @@ export interface GatewayNode {
 export const GatewayInfoSchema = z
   .object({
     url: z.string().url(),
+    /** The Alt-DA DA-server base URL; absent in files written before it was served. */
+    altda: z.string().url().optional(),
     s3: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), region: z.string() }).strict(),
   })
   .strict();
@@ -83,9 +103,10 @@ export async function startGatewayNode(
     deps,
   );
   try {
+    const namespace = createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs });
     const app = buildS3App({
       storage: session.storage,
-      namespace: createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs }),
+      namespace,
       uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random),
       domain: options.domain ?? 'localhost',
       credentials,
@@ -94,10 +115,19 @@ export async function startGatewayNode(
       random: deps.random,
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
+    // Same port as S3: DA clients use base URL <url>/altda; the S3 routes are untouched beside it.
+    registerAltDa(app, {
+      storage: session.storage,
+      namespace,
+      indexer: session.indexer,
+      ...options.altda,
+      ...(deps.log === undefined ? {} : { log: deps.log }),
+    });
     const address = await app.listen({ host: options.host, port: options.port });
     const url = address.replace('[::1]', 'localhost');
     const infoPath = join(options.dataDir, 'gateway.json');
-    const info: GatewayInfo = { url, s3: { ...credentials, region } };
+    const altda = `${url}${ALTDA_PREFIX}`;
+    const info: GatewayInfo = { url, altda, s3: { ...credentials, region } };
     // Replaced whole on every start (the URL's port may change): written aside, then renamed over the old one.
     const aside = `${infoPath}.${process.pid}.tmp`;
     rmSync(aside, { force: true });
@@ -105,6 +135,7 @@ export async function startGatewayNode(
     renameSync(aside, infoPath);
     return {
       url,
+      altda,
       infoPath,
       credentials,
       async stop() {
