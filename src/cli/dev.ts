@@ -59,7 +59,9 @@ export async function devCommand(argv: string[]): Promise<void> {
       await network.stop();
       throw err;
     }
-    console.error(`gateway: ${gateway.url} (S3, path-style; access key and region in ${gateway.infoPath})`);
+    console.error(
+      `gateway: ${gateway.url} (S3, path-style; access key and region in ${gateway.infoPath}); DeOSS at ${gateway.url}/deoss`,
+    );
   }
   console.error(
     `chain: ${network.chainEndpoint}\nnetwork ready: ${network.path}\noperator key: ${network.operatorKeyPath}\nCtrl-C stops every process.`,

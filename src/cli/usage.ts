@@ -19,7 +19,8 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   the verifier (TEE role): tags fragments, checks storage proofs
   ailink gateway --data-dir DIR [--network FILE | --chain WS] [--key FILE] [--listen HOST:PORT] [--region NAME]
                                                   the account's buckets and objects over S3 (path-style, SigV4) for
-                                                  ordinary tools; writes DIR/gateway.json with the URL and access key
+                                                  ordinary tools, and DeOSS's API under /deoss (signed by the account);
+                                                  writes DIR/gateway.json with the URLs and access key
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
   ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid
