@@ -513,6 +513,17 @@ export function registerDeoss(app: FastifyInstance, deps: DeossDeps): void {
       scope.get('/file/list', wrap(list));
       scope.delete('/file/:fid', wrap(remove));
       scope.put('/resume/:name', wrap(resume));
+      // Any other path under /deoss is a DeOSS client's mistake, not an S3 key of a bucket "deoss": say so in JSON.
+      scope.route({
+        method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'],
+        url: '/*',
+        handler: wrap(async (request) => {
+          throw new AilinkError(
+            'NOT_FOUND',
+            `the DeOSS API has no ${request.method} ${request.url.split('?')[0]}`,
+          );
+        }),
+      });
     },
     { prefix: '/deoss' },
   );

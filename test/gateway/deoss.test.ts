@@ -416,6 +416,8 @@ describe('DeOSS routes over twins', () => {
     expect([past.statusCode, past.headers['content-range']]).toEqual([416, 'bytes */11']);
     const none = await app.inject({ method: 'GET', url: '/deoss/file/metadata/nothex', headers: auth() });
     expect(none.statusCode).toBe(400);
+    const unknown = await app.inject({ method: 'POST', url: '/deoss/files', headers: auth() });
+    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'NOT_FOUND']);
     expect(t.puts).toHaveLength(1);
     await app.close();
   });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -14,10 +14,12 @@ import {
 } from '../../src/gateway/index.ts';
 import {
   type DevNetwork,
+  GatewayInfoSchema,
   openSession,
   type Session,
   sessionOf,
   startDevNetwork,
+  startGatewayNode,
 } from '../../src/node/index.ts';
 import { type Account, accountFromSeeds, loadKeyFile } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -242,5 +244,29 @@ describe('DeOSS API of the gateway over a dev network', () => {
     expect(await namespace.object('media', 'clip.mp4')).toBeUndefined();
     const gone = await fetch(`${base}/file/metadata/${fid}`, { headers: signed() });
     expect([gone.status, (await gone.json()).error]).toEqual([404, 'OBJECT_NOT_FOUND']);
+  });
+
+  it('`ailink gateway` (startGatewayNode) serves it at gateway.json’s deoss.url, staging in its data dir', async () => {
+    const dataDir = join(dir, 'gateway-node');
+    const node = await startGatewayNode(
+      { clock: systemClock, random: systemRandom },
+      {
+        session: sessionOf(loadNetworkFile(network.path)),
+        account: owner,
+        dataDir,
+        host: '127.0.0.1',
+        port: 0,
+      },
+    );
+    try {
+      const info = GatewayInfoSchema.parse(JSON.parse(readFileSync(node.infoPath, 'utf8')));
+      expect(info.deoss).toEqual({ url: `${node.url}/deoss`, account: owner.address });
+      const res = await fetch(`${info.deoss.url}/file/list`, { headers: { ...signed(), Bucket: 'media' } });
+      expect(res.status).toBe(200);
+      expect((await res.json()).data.map((f: { key: string }) => f.key)).toEqual(['long take.mp4']);
+      expect(statSync(join(dataDir, 'deoss', 'resume')).mode & 0o777).toBe(0o700);
+    } finally {
+      await node.stop();
+    }
   });
 });
