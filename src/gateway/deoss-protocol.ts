@@ -52,7 +52,7 @@ const authError = (code: ErrorCode, message: string) => new AilinkError(code, me
  * Checks a request's Account, Message and Signature headers: the message's form and expiry, the signature, and that
  * the signer is `owner` (the gateway's account: the one whose keys seal the objects). Replays are the guard's part.
  * @throws AUTH_MISSING (a header missing), INVALID_INPUT (a Message of another form), AUTH_EXPIRED,
- *   AUTH_EXPIRY_TOO_FAR, AUTH_BAD_SIGNATURE, AUTH_NOT_AUTHORISED (signed, by another account)
+ *   AUTH_EXPIRY_TOO_FAR, AUTH_NOT_AUTHORISED (another Account than the owner), AUTH_BAD_SIGNATURE
  */
 export function checkDeossAuth(
   headers: { account?: string | undefined; message?: string | undefined; signature?: string | undefined },
@@ -96,6 +96,13 @@ export function checkDeossAuth(
       `Account: expected an SS58 address, got ${JSON.stringify(account.slice(0, 80))}`,
     );
   }
+  // Compared as keys: the same account may come in another SS58 prefix (CESS's "cX…" addresses). Checked before the
+  // signature: a stranger's request costs no sr25519 verification.
+  if (!Buffer.from(signer).equals(Buffer.from(decodeAddress(context.owner))))
+    throw authError(
+      'AUTH_NOT_AUTHORISED',
+      `${account} may not use this gateway: it serves only its own account ${context.owner}`,
+    );
   const sig = decodeSignature(signature);
   if (sig === undefined)
     throw authError('AUTH_BAD_SIGNATURE', 'Signature: expected 64 bytes in hex (0x…) or base58');
@@ -103,12 +110,6 @@ export function checkDeossAuth(
     throw authError(
       'AUTH_BAD_SIGNATURE',
       `the Signature is not ${account}'s sr25519 signature of <Bytes>Message</Bytes>`,
-    );
-  // Compared as keys: the same account may come in another SS58 prefix (CESS's "cX…" addresses).
-  if (!Buffer.from(signer).equals(Buffer.from(decodeAddress(context.owner))))
-    throw authError(
-      'AUTH_NOT_AUTHORISED',
-      `${account} may not use this gateway: it serves only its own account ${context.owner}`,
     );
   return { account, message, expiresAt };
 }

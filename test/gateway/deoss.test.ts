@@ -105,6 +105,10 @@ describe('DeOSS signed messages', () => {
     );
     // Another account, signing for itself: genuine, but not the gateway's account.
     expect(codeOf(() => checkDeossAuth(signed(other, message), ctx()))).toBe('AUTH_NOT_AUTHORISED');
+    // A stranger is refused before any signature is verified (a bad one or none at all says the same).
+    expect(codeOf(() => checkDeossAuth({ ...signed(other, message), signature: '0x00' }, ctx()))).toBe(
+      'AUTH_NOT_AUTHORISED',
+    );
     // A signature over the raw message (no <Bytes> wrapping) does not verify.
     const raw = { account: owner.address, message, signature: toHex(new Uint8Array(64)) };
     expect(codeOf(() => checkDeossAuth(raw, ctx()))).toBe('AUTH_BAD_SIGNATURE');
