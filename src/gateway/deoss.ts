@@ -33,7 +33,7 @@ import {
   okAnswer,
   parseContentRange,
 } from './deoss-protocol.ts';
-import { boundaryOf, parseMultipart } from './multipart.ts';
+import { boundaryOf, parseMultipart } from './form-data.ts';
 import type { Namespace, StoredFile } from './namespace.ts';
 import { createReplayGuard } from './replay-guard.ts';
 import { parseRange } from './s3.ts';

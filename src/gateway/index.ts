@@ -19,7 +19,7 @@ export {
   MESSAGE_PREFIX,
   parseContentRange,
 } from './deoss-protocol.ts';
-export { boundaryOf, type MultipartPart, parseMultipart } from './multipart.ts';
+export { boundaryOf, type MultipartPart, parseMultipart } from './form-data.ts';
 export { createChainNamespace, type Namespace, type StoredFile, type StoredObject } from './namespace.ts';
 export { createReplayGuard, type ReplayGuard } from './replay-guard.ts';
 export { buildS3App, type S3Credentials, type S3Deps } from './s3.ts';

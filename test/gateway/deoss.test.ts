@@ -12,7 +12,7 @@ import {
   deossMessage,
   parseContentRange,
 } from '../../src/gateway/deoss-protocol.ts';
-import { boundaryOf, dispositionParams, parseMultipart } from '../../src/gateway/multipart.ts';
+import { boundaryOf, dispositionParams, parseMultipart } from '../../src/gateway/form-data.ts';
 import type { Namespace, StoredFile } from '../../src/gateway/namespace.ts';
 import { createReplayGuard } from '../../src/gateway/replay-guard.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
