@@ -60,7 +60,7 @@ export async function devCommand(argv: string[]): Promise<void> {
       throw err;
     }
     console.error(
-      `gateway: ${gateway.url} (S3, path-style; access key and region in ${gateway.infoPath}); Alt-DA DA server: ${gateway.altda}`,
+      `gateway: ${gateway.url} (S3; access key and region in ${gateway.infoPath}); Alt-DA DA server at ${gateway.altda}; DeOSS at ${gateway.url}/deoss`,
     );
   }
   console.error(

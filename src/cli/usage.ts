@@ -24,9 +24,10 @@ export const USAGE = `ailink — federated learning on decentralized storage
                  [--domain NAME] [--altda-put-from ADDRESS]... [--altda-max-blob-mib N]
                                                   the account's buckets and objects over S3 (SigV4; path-style, or
                                                   virtual-host as <bucket>.NAME, default localhost) for ordinary
-                                                  tools; writes DIR/gateway.json with the URL and access key;
-                                                  the OP Stack Alt-DA DA server at URL/altda (puts only from loopback
-                                                  and --altda-put-from; $AILINK_ALTDA_TOKEN: puts need that bearer)
+                                                  tools; the OP Stack Alt-DA DA server at URL/altda (puts only from
+                                                  loopback and --altda-put-from; $AILINK_ALTDA_TOKEN: puts need that
+                                                  bearer); DeOSS's API at URL/deoss (signed by the account); writes
+                                                  DIR/gateway.json with the URLs and access key
   ailink store hash FILE [--json] [--profile production|test]
                                                   fid, segment and fragment hashes of FILE stored unencrypted (offline)
   ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid

@@ -1,7 +1,7 @@
 /**
- * The gateway (issue 16): HTTP object APIs over the storage client and the chain — S3, the OP Stack Alt-DA DA-server
- * API, then DeOSS. Only src/node and src/cli (and tests, benches) import this. So far: the S3 API (path-style and
- * virtual-host, multipart uploads staged on disk) and Alt-DA, over the chain's namespace and the storage client.
+ * The gateway (issue 16): HTTP object APIs over the storage client and the chain, in one app — S3 (path-style and
+ * virtual-host, multipart uploads staged on disk), the OP Stack Alt-DA DA-server API under /altda and DeOSS's API
+ * under /deoss. Only src/node and src/cli (and tests, benches) import this.
  */
 
 export {
@@ -30,6 +30,21 @@ export {
   parseCommitment,
 } from './altda-commitment.ts';
 export { type CheckedBody, checkBody, STREAMING_UNSIGNED_TRAILER } from './body.ts';
+export { type DeossDeps, registerDeoss } from './deoss.ts';
+export {
+  type ChunkRange,
+  checkChunk,
+  checkDeossAuth,
+  contentTypeOf,
+  DEFAULT_MAX_LIFETIME_MS,
+  type DeossAnswer,
+  type DeossAuth,
+  decodeSignature,
+  deossMessage,
+  MESSAGE_PREFIX,
+  parseContentRange,
+} from './deoss-protocol.ts';
+export { boundaryOf, type MultipartPart, parseMultipart } from './form-data.ts';
 export {
   completeParts,
   diskUploadStore,
@@ -38,7 +53,8 @@ export {
   multipartEtag,
   type UploadStore,
 } from './multipart.ts';
-export { createChainNamespace, type Namespace, type StoredObject } from './namespace.ts';
+export { createChainNamespace, type Namespace, type StoredFile, type StoredObject } from './namespace.ts';
+export { createReplayGuard, type ReplayGuard } from './replay-guard.ts';
 export { buildS3App, RESERVED_BUCKETS, type S3Credentials, type S3Deps } from './s3.ts';
 export { compareKeys, type ListPage, type ListQuery, listPage, MAX_KEYS } from './s3-list.ts';
 export { errorXml, escapeXml, type ListedObject, listBucketsXml, listObjectsV2Xml } from './s3-xml.ts';

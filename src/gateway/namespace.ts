@@ -4,6 +4,7 @@ import {
   entriesOf,
   entryOf,
   fileOf,
+  filesOfOwner,
   type Indexer,
   type ObjectEntry,
   protocolCall,
@@ -28,8 +29,29 @@ export interface Namespace {
   /** The objects filed under keys of `bucket` that begin with `prefix`. */
   objects(bucket: string, prefix: string): Promise<StoredObject[]>;
   object(bucket: string, key: string): Promise<StoredObject | undefined>;
-  /** Deletes an object for good (fileBank.deleteFile): miners free its space. */
-  deleteObject(fid: string): Promise<void>;
+  /** Deletes an object for good (fileBank.deleteFile): miners free its space. Resolves with the block it landed in. */
+  deleteObject(fid: string): Promise<{ block: number }>;
+  /** A file as the chain records it (any owner's), with where its owner filed it; undefined when there is none. */
+  file(fid: string): Promise<StoredFile | undefined>;
+  /** Every file of the owner, filed in a bucket or not, in fid order. */
+  files(): Promise<StoredFile[]>;
+}
+
+/** A file on chain, as the DeOSS API shows it. */
+export interface StoredFile {
+  readonly fid: string;
+  readonly owner: string;
+  readonly name: string | null;
+  readonly size: number;
+  readonly state: 'Pending' | 'Active';
+  readonly modified: number;
+  /** `placements[i]`: the miner holding column i of every segment (null until one reported it). */
+  readonly placements: readonly (string | null)[];
+  readonly segments: readonly { fragments: readonly string[] }[];
+  readonly bucket: string | undefined;
+  readonly key: string | undefined;
+  /** As filed; undefined when none was recorded. */
+  readonly contentType: string | undefined;
 }
 
 /** An object as the gateway shows it. */
@@ -89,6 +111,25 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
     }
   }
 
+  function storedFile(fid: string): StoredFile | undefined {
+    const file = fileOf(deps.indexer.state, fid);
+    if (file === undefined) return undefined;
+    const entry = entryOf(deps.indexer.state, fid);
+    return {
+      fid,
+      owner: file.owner,
+      name: file.name,
+      size: file.size,
+      state: file.state,
+      modified: file.declaredTime,
+      placements: file.placements,
+      segments: file.segments,
+      bucket: entry?.bucket,
+      key: entry?.key,
+      contentType: entry?.contentType,
+    };
+  }
+
   return {
     owner,
     async buckets() {
@@ -124,7 +165,18 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
       return entry === undefined ? undefined : stored(key, entry.fid);
     },
     async deleteObject(fid) {
-      await submit(protocolCall('fileBank.deleteFile', { fid }));
+      const { block } = await submit(protocolCall('fileBank.deleteFile', { fid }));
+      return { block };
+    },
+    async file(fid) {
+      await deps.indexer.sync();
+      return storedFile(fid);
+    },
+    async files() {
+      await deps.indexer.sync();
+      return filesOfOwner(deps.indexer.state, owner)
+        .map(storedFile)
+        .filter((f): f is StoredFile => f !== undefined);
     },
   };
 }

@@ -7,6 +7,7 @@ import {
   createChainNamespace,
   diskUploadStore,
   registerAltDa,
+  registerDeoss,
   type S3Credentials,
 } from '../gateway/index.ts';
 import type { Account } from '../shared/account.ts';
@@ -20,6 +21,8 @@ import { openSession, SESSION_DEADLINES, type SessionConfig } from './session.ts
  * `ailink gateway`: the account's objects over HTTP for ordinary tools (issue 16), run where the account's keys are,
  * so objects are sealed and opened here and no key leaves the organisation. One S3 access key per data dir, made at
  * the first start; once the server listens, DIR/gateway.json tells clients where and how (0600: it holds the secret).
+ * The DeOSS API is served by the same server under /deoss (signed by the account itself), its resumable uploads
+ * staged in DIR/deoss.
  */
 
 export interface GatewayNodeOptions {
@@ -41,6 +44,8 @@ export interface GatewayNodeOptions {
     /** The largest blob (default 16 MiB). */
     readonly maxBlobBytes?: number;
   };
+  /** The largest object one DeOSS upload takes (default 5 GiB). */
+  readonly maxObjectBytes?: number;
 }
 
 export interface GatewayNode {
@@ -59,6 +64,8 @@ export const GatewayInfoSchema = z
     /** The Alt-DA DA-server base URL; absent in files written before it was served. */
     altda: z.string().url().optional(),
     s3: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), region: z.string() }).strict(),
+    /** The DeOSS API's base URL (`<url>/deoss`); its requests are signed by the gateway's account. */
+    deoss: z.object({ url: z.string().url(), account: z.string() }).strict(),
   })
   .strict();
 export type GatewayInfo = z.infer<typeof GatewayInfoSchema>;
@@ -123,11 +130,26 @@ export async function startGatewayNode(
       ...options.altda,
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
+    // Its staging dir and used messages live in the data dir: a restart resumes uploads and still refuses replays.
+    registerDeoss(app, {
+      storage: session.storage,
+      namespace,
+      clock: deps.clock,
+      stateDir: join(options.dataDir, 'deoss'),
+      chainDeadlineMs: SESSION_DEADLINES.chainCallMs,
+      ...(options.maxObjectBytes === undefined ? {} : { maxObjectBytes: options.maxObjectBytes }),
+      ...(deps.log === undefined ? {} : { log: deps.log }),
+    });
     const address = await app.listen({ host: options.host, port: options.port });
     const url = address.replace('[::1]', 'localhost');
     const infoPath = join(options.dataDir, 'gateway.json');
     const altda = `${url}${ALTDA_PREFIX}`;
-    const info: GatewayInfo = { url, altda, s3: { ...credentials, region } };
+    const info: GatewayInfo = {
+      url,
+      altda,
+      s3: { ...credentials, region },
+      deoss: { url: `${url}/deoss`, account: options.account.address },
+    };
     // Replaced whole on every start (the URL's port may change): written aside, then renamed over the old one.
     const aside = `${infoPath}.${process.pid}.tmp`;
     rmSync(aside, { force: true });

@@ -67,6 +67,13 @@ export const ERROR_CODES = {
     status: 503,
     about: 'a miner or verifier process of the network exited before it was ready (its log says why)',
   },
+  UPLOAD_RANGE_MISMATCH: {
+    status: 409,
+    about:
+      'a resumable upload chunk does not continue the bytes staged so far (an overlap, a gap or another total): resend from the offset the answer names',
+  },
+  UPLOAD_TOO_LARGE: { status: 413, about: "an upload is larger than the gateway's configured maximum" },
+  UPLOAD_BUSY: { status: 409, about: 'another request is writing to the same resumable upload right now' },
   ACCESS_DENIED: {
     status: 403,
     about: "the object's access terms refuse this reader, or its data key was not released to it",

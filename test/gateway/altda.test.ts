@@ -161,8 +161,11 @@ function fakeNetwork() {
     async deleteBucket() {},
     objects: async () => [],
     object: async (bucket, key) => entries.get(`${bucket}/${key}`),
+    file: async () => undefined,
+    files: async () => [],
     async deleteObject() {
       deleted++;
+      return { block: 1 };
     },
   };
   const indexer = { state, sync: async () => 0, height: () => 12 };
