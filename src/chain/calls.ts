@@ -74,6 +74,11 @@ export const ObjectKeySchema = z
   .refine((k) => !/[\u0000-\u001f\u007f]/.test(k), 'expected no control characters (NUL among them)')
   .refine((k) => k.split('/').every((seg) => seg !== '.' && seg !== '..'), 'expected no "." or ".." segment');
 
+export const RetentionSchema = z
+  .object({ mode: z.enum(['COMPLIANCE', 'GOVERNANCE']), until: z.number().int().positive() })
+  .strict();
+export type Retention = z.infer<typeof RetentionSchema>;
+
 /** Where a stored object is filed in its owner's namespace, with the content metadata readers see. */
 export const EntrySchema = z
   .object({
@@ -95,6 +100,11 @@ export const EntrySchema = z
         `expected at most ${MAX_METADATA_BYTES} bytes of metadata`,
       )
       .optional(),
+    /**
+     * S3 object lock: until this time (ms) nobody deletes the object — COMPLIANCE — or only its owner, saying so —
+     * GOVERNANCE (S3's bypass). Only in a bucket made with object lock.
+     */
+    retention: RetentionSchema.optional(),
     /** The MD5 of the object's bytes (hex), S3's ETag of a single-part upload, so every gateway answers the same one. */
     etag: z
       .string()
@@ -145,7 +155,14 @@ export const CALL_SCHEMAS = {
     })
     .strict(),
   /** A bucket of `owner` (default: the caller), which the caller owns or is an operator of. */
-  'fileBank.createBucket': z.object({ name: BucketNameSchema, owner: address.optional() }).strict(),
+  'fileBank.createBucket': z
+    .object({
+      name: BucketNameSchema,
+      owner: address.optional(),
+      /** S3 object lock: objects filed in it may carry a retention (fixed at creation, as in S3). */
+      objectLock: z.boolean().optional(),
+    })
+    .strict(),
   /** Only an empty bucket is deleted. */
   'fileBank.deleteBucket': z.object({ name: BucketNameSchema, owner: address.optional() }).strict(),
   'fileBank.transferReport': z
@@ -165,7 +182,10 @@ export const CALL_SCHEMAS = {
         .max(255),
     })
     .strict(),
-  'fileBank.deleteFile': z.object({ fid: hash }).strict(),
+  /** `bypassGovernance`: the owner deletes an object under GOVERNANCE retention before its date (S3's bypass). */
+  'fileBank.deleteFile': z.object({ fid: hash, bypassGovernance: z.boolean().optional() }).strict(),
+  /** Sets or lengthens a filed object's retention (S3 PutObjectRetention); COMPLIANCE is never shortened or lifted. */
+  'fileBank.putRetention': z.object({ fid: hash, retention: RetentionSchema }).strict(),
   'fileBank.generateRestoralOrder': z.object({ fid: hash, index: column }).strict(),
   'fileBank.claimRestoralOrder': z.object({ fid: hash, index: column }).strict(),
   'fileBank.restoralComplete': z.object({ fid: hash, index: column }).strict(),

@@ -585,6 +585,7 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
       createdAt: h.block,
       createdTime: ctxAt(owner.address, h.block).block.timestamp,
       by: owner.address,
+      objectLock: false,
     });
     expectRejected(h, owner.address, bucket('photos'), /already has a bucket photos \(since block/);
     // Another account's bucket of the same name is its own (buckets are per account).
@@ -658,6 +659,89 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
     expectRejected(h, stranger.address, del, /has no bucket docs/);
     expectApplied(h, owner.address, del);
     expectRejected(h, owner.address, del, /has no bucket docs/);
+  });
+
+  describe('object lock', () => {
+    const now = () => ctxAt(owner.address, h.block + 1).block.timestamp;
+    const retained = (label: string, key: string, mode: 'COMPLIANCE' | 'GOVERNANCE', until: number) => {
+      const d = {
+        ...makeDeclaration(label, owner.address),
+        entry: { bucket: 'vault', key, retention: { mode, until } },
+      };
+      expectApplied(h, owner.address, declare(d));
+      expectApplied(h, owner.address, report(d.fid, receipts(d, 0, WIDTH)), { block: h.block });
+      return d;
+    };
+
+    it('a COMPLIANCE object is neither deleted nor replaced before its date, by anyone; afterwards it is', () => {
+      expectApplied(h, owner.address, call('fileBank.createBucket', { name: 'vault', objectLock: true }));
+      const until = now() + 3_600_000;
+      const a = retained('lock/a', 'ledger-2026', 'COMPLIANCE', until);
+      const del = call('fileBank.deleteFile', { fid: a.fid, bypassGovernance: true });
+      expectRejected(h, owner.address, del, /not deleted: .* is retained \(COMPLIANCE\) until/);
+      expectApplied(h, owner.address, call('oss.authorize', { operator: operator.address }));
+      expectRejected(h, operator.address, del, /retained \(COMPLIANCE\)/);
+      // Replacing it under its key would delete it: refused at the declaration, before anything is uploaded.
+      const over = {
+        ...makeDeclaration('lock/over', owner.address),
+        entry: { bucket: 'vault', key: 'ledger-2026' },
+      };
+      expectRejected(
+        h,
+        owner.address,
+        declare(over),
+        /ledger-2026 cannot name another object: .* is retained/,
+      );
+      // Nobody shortens it or turns it into GOVERNANCE; lengthening is fine.
+      const set = (mode: 'COMPLIANCE' | 'GOVERNANCE', t: number) =>
+        call('fileBank.putRetention', { fid: a.fid, retention: { mode, until: t } });
+      expectRejected(h, owner.address, set('COMPLIANCE', until - 1), /may only be lengthened/);
+      expectRejected(h, owner.address, set('GOVERNANCE', until + 1), /nobody turns into GOVERNANCE/);
+      expectApplied(h, owner.address, set('COMPLIANCE', until + 1000));
+      expect(h.state.get(`fileBank/filed/${a.fid}`)).toMatchObject({ retention: { until: until + 1000 } });
+      // Past its date, it goes like any other.
+      h.block += Math.ceil((until + 1000 - now()) / 3000) + 10;
+      expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: a.fid }));
+      expect(fileOf(h, a.fid)).toBeUndefined();
+    });
+
+    it('GOVERNANCE: deleted before its date only when the owner says it bypasses it', () => {
+      expectApplied(h, owner.address, call('fileBank.createBucket', { name: 'vault', objectLock: true }));
+      const g = retained('lock/g', 'draft', 'GOVERNANCE', now() + 3_600_000);
+      expectRejected(
+        h,
+        owner.address,
+        call('fileBank.deleteFile', { fid: g.fid }),
+        /owner may bypass GOVERNANCE/,
+      );
+      expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: g.fid, bypassGovernance: true }));
+    });
+
+    it('only a bucket made with object lock retains, and only until a time ahead', () => {
+      expectApplied(h, owner.address, bucket('plain'));
+      expectApplied(h, owner.address, call('fileBank.createBucket', { name: 'vault', objectLock: true }));
+      const d = makeDeclaration('lock/plain', owner.address);
+      const ahead = { mode: 'COMPLIANCE' as const, until: now() + 60_000 };
+      expectRejected(
+        h,
+        owner.address,
+        declare({ ...d, entry: { bucket: 'plain', key: 'x', retention: ahead } }),
+        /bucket plain was not made with object lock/,
+      );
+      expectRejected(
+        h,
+        owner.address,
+        declare({ ...d, entry: { bucket: 'vault', key: 'x', retention: { ...ahead, until: 1000 } } }),
+        /is already past/,
+      );
+      const filed = store('lock/filed', 'plain', 'y');
+      expectRejected(
+        h,
+        owner.address,
+        call('fileBank.putRetention', { fid: filed.fid, retention: ahead }),
+        /bucket plain was not made with object lock/,
+      );
+    });
   });
 
   it('keys list in UTF-8 byte order, as S3 lists them', () => {
@@ -1411,7 +1495,9 @@ type Op =
   | { t: 'buySpace'; gib: number; owner: number | null; paid: bigint }
   | { t: 'declare'; file: number; owner: number; deal: number; badSize: boolean; entry: number | null }
   /** Buckets 0 and 1 ("b-0", "b-1") of the caller or, as its operator, of `owner`; a declaration files under one. */
-  | { t: 'createBucket' | 'deleteBucket'; bucket: number; owner: number | null }
+  | { t: 'createBucket' | 'deleteBucket'; bucket: number; owner: number | null; lock?: boolean }
+  /** fileBank.putRetention of a file: until a time already past, or far ahead, or farther. */
+  | { t: 'retain'; file: number; until: 'past' | 'far' | 'farther'; mode: 'COMPLIANCE' | 'GOVERNANCE' }
   | { t: 'report'; file: number; receipts: { miner: number; index: number; forged: boolean }[] }
   | { t: 'delete' | 'generate' | 'claim' | 'complete'; file: number; index: number }
   | { t: 'tee'; peer: number }
@@ -1503,9 +1589,20 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
         t: fc.constantFrom('createBucket' as const, 'createBucket' as const, 'deleteBucket' as const),
         bucket: fc.nat(1),
         owner: fc.constantFrom(null, null, 4, 5),
+        lock: fc.boolean(),
       }),
       users,
       2,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('retain' as const),
+        file,
+        until: fc.constantFrom('past' as const, 'far' as const, 'farther' as const),
+        mode: fc.constantFrom('COMPLIANCE' as const, 'GOVERNANCE' as const),
+      }),
+      users,
+      1,
     ),
     o(
       fc.record({
@@ -1749,6 +1846,17 @@ describe('the protocol as a replayable fold', () => {
           call: call(`fileBank.${op.t}`, {
             name: `b-${op.bucket}`,
             ...(op.owner === null ? {} : { owner: a(op.owner).address }),
+            ...(op.t === 'createBucket' && op.lock === true ? { objectLock: true } : {}),
+          }),
+        };
+      case 'retain':
+        return {
+          call: call('fileBank.putRetention', {
+            fid: files[op.file]!.fid,
+            retention: {
+              mode: op.mode,
+              until: { past: 1, far: 4_000_000_000_000, farther: 4_100_000_000_000 }[op.until],
+            },
           }),
         };
       case 'report':
@@ -2007,8 +2115,10 @@ describe('the protocol as a replayable fold', () => {
       [21, 4, { t: 'createBucket', bucket: 1, owner: null }], // exists already: rejected
       [21, 4, { t: 'deleteBucket', bucket: 1, owner: null }],
       [21, 4, { t: 'deleteBucket', bucket: 1, owner: null }], // gone: rejected
-      [21, 4, { t: 'createBucket', bucket: 0, owner: null }],
+      [21, 4, { t: 'createBucket', bucket: 0, owner: null, lock: true }],
       [21, 4, { t: 'declare', file: 1, owner: 4, deal: 0, badSize: false, entry: 0 }],
+      [21, 4, { t: 'retain', file: 1, until: 'farther', mode: 'COMPLIANCE' }],
+      [21, 4, { t: 'retain', file: 1, until: 'far', mode: 'COMPLIANCE' }], // shortened: rejected
       [
         21,
         2,

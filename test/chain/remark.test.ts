@@ -67,6 +67,7 @@ beforeAll(async () => {
     'fileBank.deleteBucket': { name: 'a-b' },
     'fileBank.transferReport': { fid: d.fid, receipts: [makeReceipt(miner, d, 0), makeReceipt(owner, d, 1)] },
     'fileBank.deleteFile': { fid: d.fid },
+    'fileBank.putRetention': { fid: d.fid, retention: { mode: 'COMPLIANCE', until: 1_900_000_000_000 } },
     'fileBank.generateRestoralOrder': { fid: d.fid, index: 3 },
     'fileBank.claimRestoralOrder': { fid: d.fid, index: 3 },
     'fileBank.restoralComplete': { fid: d.fid, index: 255 },

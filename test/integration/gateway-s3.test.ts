@@ -71,8 +71,8 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-gateway-it-'));
     network = await startDevNetwork(
       { random: systemRandom },
-      // Miners collect unplaced fragments 4 minutes after they were stored: longer than any upload here takes.
-      { dataDir: dir, miners: 12, profile: 'test', verifier: false, collectGraceMs: 240_000 },
+      // Miners collect unplaced fragments 3 minutes after they were stored: thrice the longest upload here.
+      { dataDir: dir, miners: 12, profile: 'test', verifier: false, collectGraceMs: 180_000 },
     );
     const account = await loadKeyFile(network.operatorKeyPath);
     session = await openSession(sessionOf(loadNetworkFile(network.path)), account, 'gateway', {
@@ -533,7 +533,7 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
       gone.filter((h) =>
         network.miners.some((m) => existsSync(join(m.dataDir, 'fragments', h.slice(0, 2), h))),
       ).length;
-    // The upload was minutes ago; a sweep runs every 24 s here.
+    // The upload was minutes ago; a sweep runs every 18 s here.
     const deadline = Date.now() + 240_000;
     while (held() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2000));
     expect(held()).toBe(0);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { verifySignature } from '../../shared/account.ts';
 import { fromHex } from '../../shared/bytes.ts';
 import { fidOf } from '../../shared/fid.ts';
-import type { CallArgs } from '../calls.ts';
+import type { CallArgs, Retention } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
@@ -41,6 +41,8 @@ export interface BucketInfo {
   createdTime: number;
   /** Who created it: the owner or its operator (a gateway). */
   by: string;
+  /** S3 object lock: objects filed in it may carry a retention (absent in buckets made before it existed: false). */
+  objectLock: boolean;
 }
 
 /** What a key of a bucket names: the object filed there now. */
@@ -178,8 +180,15 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     reject(`encryption lists ${args.encryption.tags.length} tags for ${args.segments.length} segments`);
   }
   if (args.entry !== undefined) {
-    if (state.get(bucketKey(args.owner, args.entry.bucket)) === undefined) {
+    const bucket = state.get<BucketInfo>(bucketKey(args.owner, args.entry.bucket));
+    if (bucket === undefined) {
       reject(`${args.owner} has no bucket ${args.entry.bucket} (fileBank.createBucket)`);
+    }
+    if (args.entry.retention !== undefined) checkRetention(bucket, ctx, args.entry.bucket, args.entry.retention);
+    // A retained object is never replaced: with no versions yet, replacing it would delete it.
+    const named = state.get<EntryInfo>(entryKey(args.owner, args.entry.bucket, args.entry.key));
+    if (named !== undefined) {
+      checkNotRetained(state, ctx, named.fid, false, `${args.entry.key} cannot name another object`);
     }
     // Where the object will be filed; the key names it only once it is Active (transferReport), so an upload that
     // never completes leaves the key to the object it named.
@@ -261,7 +270,60 @@ const createBucket: Rule<CallArgs<'fileBank.createBucket'>> = (state, ctx, args)
     createdAt: ctx.block.number,
     createdTime: ctx.block.timestamp,
     by: ctx.caller,
+    objectLock: args.objectLock === true,
   } satisfies BucketInfo);
+};
+
+/** A retention may be set only in a bucket with object lock, and only for a time still ahead. */
+function checkRetention(bucket: BucketInfo, ctx: BlockContext, name: string, retention: Retention): void {
+  if (bucket.objectLock !== true) {
+    reject(`bucket ${name} was not made with object lock: its objects cannot carry a retention`);
+  }
+  if (retention.until <= ctx.block.timestamp) {
+    reject(
+      `a retention until ${new Date(retention.until).toISOString()} is already past (block time ${new Date(ctx.block.timestamp).toISOString()})`,
+    );
+  }
+}
+
+/**
+ * Refuses when `fid`'s retention forbids deleting it now: COMPLIANCE until its date, for everyone; GOVERNANCE until
+ * its date, unless the owner (or its operator) bypasses it.
+ */
+function checkNotRetained(
+  state: StateReader,
+  ctx: BlockContext,
+  fid: string,
+  bypassGovernance: boolean,
+  what: string,
+): void {
+  const retention = state.get<FileEntry>(filedKey(fid))?.retention;
+  if (retention === undefined || retention.until <= ctx.block.timestamp) return;
+  if (retention.mode === 'GOVERNANCE' && bypassGovernance) return;
+  reject(
+    `${what}: ${fid} is retained (${retention.mode}) until ${new Date(retention.until).toISOString()}${retention.mode === 'GOVERNANCE' ? '; its owner may bypass GOVERNANCE retention' : ''}`,
+  );
+}
+
+/** Sets or lengthens a filed object's retention; a COMPLIANCE one is never shortened, lifted or turned to GOVERNANCE. */
+const putRetention: Rule<CallArgs<'fileBank.putRetention'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  if (file.owner !== ctx.caller && !authorised(state, file.owner, ctx.caller)) {
+    reject(`${ctx.caller} may not set the retention of ${args.fid}: only its owner or an operator it authorised`);
+  }
+  const entry = state.get<FileEntry>(filedKey(args.fid));
+  if (entry === undefined) reject(`${args.fid} is filed in no bucket: only a bucket with object lock retains`);
+  checkRetention(state.get<BucketInfo>(bucketKey(file.owner, entry.bucket))!, ctx, entry.bucket, args.retention);
+  const now = entry.retention;
+  if (now !== undefined && now.until > ctx.block.timestamp) {
+    if (args.retention.until < now.until) {
+      reject(`${args.fid} is retained until ${new Date(now.until).toISOString()}; a retention may only be lengthened`);
+    }
+    if (now.mode === 'COMPLIANCE' && args.retention.mode !== 'COMPLIANCE') {
+      reject(`${args.fid} is under COMPLIANCE retention, which nobody turns into GOVERNANCE`);
+    }
+  }
+  state.put(filedKey(args.fid), { ...entry, retention: { ...args.retention } } as FileEntry);
 };
 
 const deleteBucket: Rule<CallArgs<'fileBank.deleteBucket'>> = (state, ctx, args) => {
@@ -327,6 +389,9 @@ const transferReport = (
   state.put(at, { fid: args.fid, at: ctx.block.number } satisfies EntryInfo);
   const replaced = before === undefined ? undefined : getFile(state, before.fid);
   if (before === undefined || replaced === undefined) return undefined;
+  // Retained since this upload was declared (putRetention): kept, filed nowhere, until its date lets it be deleted.
+  const retention = state.get<FileEntry>(filedKey(before.fid))?.retention;
+  if (retention !== undefined && retention.until > ctx.block.timestamp) return undefined;
   removeFile(state, before.fid, replaced);
   return before.fid;
 };
@@ -338,6 +403,7 @@ const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => 
       `${ctx.caller} may not delete ${args.fid}: only its owner ${file.owner} or an operator it authorised`,
     );
   }
+  checkNotRetained(state, ctx, args.fid, args.bypassGovernance === true, 'not deleted');
   removeFile(state, args.fid, file);
 };
 
@@ -513,6 +579,7 @@ export const fileBank = {
   createBucket,
   deleteBucket,
   deleteFile,
+  putRetention,
   generateRestoralOrder,
   claimRestoralOrder,
   restoralComplete,
