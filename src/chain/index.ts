@@ -15,6 +15,8 @@ export {
   type ObjectEntry,
   ObjectKeySchema,
   type ProtocolCall,
+  type Retention,
+  RetentionSchema,
 } from './calls.ts';
 export {
   type BlockExtrinsic,

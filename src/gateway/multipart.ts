@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { RetentionSchema } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
@@ -31,6 +32,7 @@ const UploadSchema = z
     key: z.string(),
     contentType: z.string().optional(),
     metadata: z.record(z.string(), z.string()),
+    retention: RetentionSchema.optional(),
     initiated: z.number(),
   })
   .strict();

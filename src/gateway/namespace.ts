@@ -8,6 +8,7 @@ import {
   type Indexer,
   type ObjectEntry,
   protocolCall,
+  type Retention,
   submitProtocol,
 } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
@@ -21,16 +22,22 @@ import { AilinkError, hasCode } from '../shared/errors.ts';
 export interface Namespace {
   readonly owner: string;
   buckets(): Promise<{ name: string; created: number }[]>;
-  bucket(name: string): Promise<{ created: number } | undefined>;
-  /** @throws AilinkError with details.s3 BucketAlreadyOwnedByYou */
-  createBucket(name: string): Promise<void>;
+  bucket(name: string): Promise<{ created: number; objectLock: boolean } | undefined>;
+  /** `objectLock`: its objects may carry a retention (S3 object lock). @throws details.s3 BucketAlreadyOwnedByYou */
+  createBucket(name: string, options?: { objectLock?: boolean }): Promise<void>;
   /** @throws AilinkError with details.s3 NoSuchBucket or BucketNotEmpty */
   deleteBucket(name: string): Promise<void>;
   /** The objects filed under keys of `bucket` that begin with `prefix`. */
   objects(bucket: string, prefix: string): Promise<StoredObject[]>;
   object(bucket: string, key: string): Promise<StoredObject | undefined>;
-  /** Deletes an object for good (fileBank.deleteFile): miners free its space. Resolves with the block it landed in. */
-  deleteObject(fid: string): Promise<{ block: number }>;
+  /**
+   * Deletes an object for good (fileBank.deleteFile): miners free its space. Resolves with the block it landed in.
+   * `bypassGovernance`: also before the date of a GOVERNANCE retention.
+   * @throws details.s3 AccessDenied when a retention forbids it
+   */
+  deleteObject(fid: string, options?: { bypassGovernance?: boolean }): Promise<{ block: number }>;
+  /** Sets or lengthens an object's retention. @throws details.s3 AccessDenied or InvalidRequest when the rules refuse */
+  putRetention(fid: string, retention: Retention): Promise<void>;
   /** A file as the chain records it (any owner's), with where its owner filed it; undefined when there is none. */
   file(fid: string): Promise<StoredFile | undefined>;
   /** Every file of the owner, filed in a bucket or not, in fid order. */
@@ -64,6 +71,8 @@ export interface StoredObject {
   readonly etag: string;
   readonly contentType: string;
   readonly metadata: Readonly<Record<string, string>>;
+  /** Its object lock retention, if it has one (possibly past). */
+  readonly retention: Retention | undefined;
 }
 
 export interface NamespaceDeps {
@@ -92,16 +101,17 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
       etag: entry?.etag ?? fid.slice(0, 32),
       contentType: entry?.contentType ?? DEFAULT_CONTENT_TYPE,
       metadata: entry?.metadata ?? {},
+      retention: entry?.retention,
     };
   }
 
-  /** Runs a bucket call; a rejection the rules explain becomes the S3 error a client expects. */
-  async function bucketCall(
+  /** Runs a call; a rejection the rules explain becomes the S3 error a client expects. */
+  async function s3Call(
     call: ReturnType<typeof protocolCall>,
     s3For: (reason: string) => string | undefined,
   ) {
     try {
-      await submit(call);
+      return await submit(call);
     } catch (err) {
       if (!hasCode(err, 'CHAIN_CALL_REJECTED')) throw err;
       const reason = String(err.details?.reason ?? err.message);
@@ -139,20 +149,26 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
     async bucket(name) {
       await deps.indexer.sync();
       const b = bucketsOf(deps.indexer.state, owner).find((x) => x.name === name);
-      return b === undefined ? undefined : { created: b.createdTime };
+      return b === undefined ? undefined : { created: b.createdTime, objectLock: b.objectLock === true };
     },
-    createBucket: (name) =>
-      bucketCall(protocolCall('fileBank.createBucket', { name }), (r) =>
-        r.includes('already has a bucket') ? 'BucketAlreadyOwnedByYou' : undefined,
-      ),
-    deleteBucket: (name) =>
-      bucketCall(protocolCall('fileBank.deleteBucket', { name }), (r) =>
+    createBucket: async (name, options = {}) => {
+      await s3Call(
+        protocolCall('fileBank.createBucket', {
+          name,
+          ...(options.objectLock === true ? { objectLock: true } : {}),
+        }),
+        (r) => (r.includes('already has a bucket') ? 'BucketAlreadyOwnedByYou' : undefined),
+      );
+    },
+    deleteBucket: async (name) => {
+      await s3Call(protocolCall('fileBank.deleteBucket', { name }), (r) =>
         r.includes('is not empty')
           ? 'BucketNotEmpty'
           : r.includes('has no bucket')
             ? 'NoSuchBucket'
             : undefined,
-      ),
+      );
+    },
     async objects(bucket, prefix) {
       await deps.indexer.sync();
       return entriesOf(deps.indexer.state, owner, bucket, prefix)
@@ -164,9 +180,17 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
       const entry = entriesOf(deps.indexer.state, owner, bucket, key).find((e) => e.key === key);
       return entry === undefined ? undefined : stored(key, entry.fid);
     },
-    async deleteObject(fid) {
-      const { block } = await submit(protocolCall('fileBank.deleteFile', { fid }));
-      return { block };
+    async deleteObject(fid, options = {}) {
+      const call = protocolCall('fileBank.deleteFile', {
+        fid,
+        ...(options.bypassGovernance === true ? { bypassGovernance: true } : {}),
+      });
+      return s3Call(call, (r) => (r.includes('is retained') ? 'AccessDenied' : undefined));
+    },
+    putRetention: async (fid, retention) => {
+      await s3Call(protocolCall('fileBank.putRetention', { fid, retention }), (r) =>
+        r.includes('is retained') || r.includes('nobody turns') ? 'AccessDenied' : 'InvalidRequest',
+      );
     },
     async file(fid) {
       await deps.indexer.sync();

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { BucketNameSchema, EntrySchema, type ObjectEntry, ObjectKeySchema } from '../chain/index.ts';
+import {
+  BucketNameSchema,
+  EntrySchema,
+  type ObjectEntry,
+  ObjectKeySchema,
+  type Retention,
+} from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, type ErrorCode, hasCode } from '../shared/errors.ts';
@@ -101,6 +107,8 @@ const S3_STATUS: Record<string, number> = {
   NoSuchBucket: 404,
   NoSuchKey: 404,
   NoSuchUpload: 404,
+  NoSuchObjectLockConfiguration: 404,
+  ObjectLockConfigurationNotFoundError: 404,
   InvalidPart: 400,
   InvalidPartOrder: 400,
   EntityTooSmall: 400,
@@ -320,22 +328,68 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       .header('content-type', o.contentType)
       .header('accept-ranges', 'bytes');
     for (const [name, value] of Object.entries(o.metadata)) reply.header(`x-amz-meta-${name}`, value);
+    if (o.retention !== undefined) {
+      reply
+        .header('x-amz-object-lock-mode', o.retention.mode)
+        .header('x-amz-object-lock-retain-until-date', new Date(o.retention.until).toISOString());
+    }
   };
+
+  /** S3 object lock headers: a mode and a date, both or neither. */
+  function retentionOf(mode: string | undefined, until: string | undefined): Retention | undefined {
+    if (mode === undefined && until === undefined) return undefined;
+    const ms = until === undefined ? Number.NaN : Date.parse(until);
+    if ((mode !== 'COMPLIANCE' && mode !== 'GOVERNANCE') || !Number.isFinite(ms)) {
+      throw s3Error(
+        'InvalidArgument',
+        `object lock: expected a mode (COMPLIANCE or GOVERNANCE) and an ISO 8601 retain-until date, got ${JSON.stringify(mode)} and ${JSON.stringify(until)}`,
+      );
+    }
+    if (ms <= deps.clock.now())
+      throw s3Error('InvalidArgument', `object lock: the retain-until date ${until} is not in the future`);
+    return { mode, until: ms };
+  }
+
+  /**
+   * What a write must pass before its body is read: a retention only in a bucket with object lock, and no overwriting
+   * of a retained object (it would be deleted, and there are no versions yet). The chain refuses both too, but only
+   * once the object is uploaded.
+   */
+  async function checkWrite(bucket: string, key: string, retention: Retention | undefined): Promise<void> {
+    if (retention !== undefined && !(await deps.namespace.bucket(bucket))?.objectLock) {
+      throw s3Error(
+        'InvalidRequest',
+        `bucket ${bucket} was made without object lock, so its objects carry no retention (x-amz-bucket-object-lock-enabled: true at CreateBucket)`,
+      );
+    }
+    const r = (await deps.namespace.object(bucket, key))?.retention;
+    if (r !== undefined && r.until > deps.clock.now()) {
+      throw s3Error(
+        'AccessDenied',
+        `${key} holds an object under ${r.mode} retention until ${new Date(r.until).toISOString()}: it cannot be overwritten before then; write another key`,
+      );
+    }
+  }
 
   /**
    * The content metadata a request sets (Content-Type, `x-amz-meta-*`), checked against the chain's rules before a
    * byte of the body is read: a bad header must not cost the upload of the whole object first.
    */
-  function contentOf(request: FastifyRequest): Pick<ObjectEntry, 'contentType' | 'metadata'> {
+  function contentOf(request: FastifyRequest): Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention'> {
     const metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers)) {
       if (name.startsWith('x-amz-meta-') && typeof value === 'string')
         metadata[name.slice('x-amz-meta-'.length)] = value;
     }
     const contentType = header(request, 'content-type');
+    const retention = retentionOf(
+      header(request, 'x-amz-object-lock-mode'),
+      header(request, 'x-amz-object-lock-retain-until-date'),
+    );
     const content = {
       ...(contentType === undefined ? {} : { contentType }),
       ...(Object.keys(metadata).length === 0 ? {} : { metadata }),
+      ...(retention === undefined ? {} : { retention }),
     };
     const parsed = EntrySchema.safeParse({ bucket: 'any', key: 'any', ...content });
     if (!parsed.success) {
@@ -368,7 +422,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     bucket: string,
     key: string,
     bytes: AsyncIterable<Uint8Array>,
-    content: Pick<ObjectEntry, 'contentType' | 'metadata'>,
+    content: Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention'>,
     etag: () => string,
   ): Promise<void> {
     await deps.storage.put(bytes, {
@@ -386,6 +440,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   ) {
     await requireBucket(bucket);
     const content = contentOf(request);
+    await checkWrite(bucket, key, content.retention);
     const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
     await store(bucket, key, body.bytes, content, () => body.md5());
     return reply.code(200).header('etag', `"${body.md5()}"`).send();
@@ -438,12 +493,15 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
         'InvalidArgument',
         `x-amz-metadata-directive: expected COPY or REPLACE, got ${directive}`,
       );
+    // S3 copies the content metadata (COPY) but never the source's retention: the copy takes the request's.
+    const requested = contentOf(request);
     const content =
       directive === 'REPLACE'
-        ? contentOf(request)
+        ? requested
         : {
             contentType: source.contentType,
             ...(Object.keys(source.metadata).length === 0 ? {} : { metadata: { ...source.metadata } }),
+            ...(requested.retention === undefined ? {} : { retention: requested.retention }),
           };
     if (
       source.key === key &&
@@ -455,6 +513,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
         'copying an object onto itself changes nothing; send x-amz-metadata-directive: REPLACE to change its metadata',
       );
     }
+    await checkWrite(bucket, key, content.retention);
     const copied = readObject(source);
     return longAnswer(reply, async () => {
       await store(bucket, key, copied.bytes, content, copied.md5);
@@ -515,12 +574,14 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   async function createUpload(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
     await requireBucket(bucket);
     const content = contentOf(request);
+    await checkWrite(bucket, key, content.retention);
     const uploadId = await deps.uploads.create(
       {
         bucket,
         key,
         metadata: content.metadata ?? {},
         ...(content.contentType === undefined ? {} : { contentType: content.contentType }),
+        ...(content.retention === undefined ? {} : { retention: content.retention }),
       },
       deps.clock.now(),
     );
@@ -603,7 +664,9 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     const content = {
       ...(upload.contentType === undefined ? {} : { contentType: upload.contentType }),
       ...(Object.keys(upload.metadata).length === 0 ? {} : { metadata: upload.metadata }),
+      ...(upload.retention === undefined ? {} : { retention: upload.retention }),
     };
+    await checkWrite(bucket, key, undefined);
     return longAnswer(reply, async () => {
       await store(
         bucket,
@@ -719,6 +782,43 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       .send(listObjectsV2Xml(bucket, { ...listQuery, maxKeys: Math.min(maxKeys, MAX_KEYS) }, page));
   }
 
+  /** `x-amz-bypass-governance-retention: true`: delete under GOVERNANCE retention (the gateway is the owner). */
+  const bypassOf = (request: FastifyRequest) => ({
+    bypassGovernance: header(request, 'x-amz-bypass-governance-retention')?.toLowerCase() === 'true',
+  });
+
+  /** GetObjectRetention and PutObjectRetention (`?retention`). */
+  async function retention(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: SigV4Auth,
+    bucket: string,
+    key: string,
+  ) {
+    const object = await requireObject(bucket, key);
+    if (request.method === 'GET') {
+      if (object.retention === undefined)
+        throw s3Error('NoSuchObjectLockConfiguration', `${key} has no retention`);
+      return reply.header('content-type', 'application/xml').send(
+        resultXml('Retention', {
+          Mode: object.retention.mode,
+          RetainUntilDate: new Date(object.retention.until).toISOString(),
+        }),
+      );
+    }
+    const xml = await smallBody(request, auth);
+    if (!/^\s*(<\?xml[^>]*\?>\s*)?<Retention[\s>]/.test(xml))
+      throw s3Error('MalformedXML', 'expected a <Retention> document');
+    const wanted = retentionOf(
+      /<Mode>\s*([^<]*?)\s*<\/Mode>/.exec(xml)?.[1],
+      /<RetainUntilDate>\s*([^<]*?)\s*<\/RetainUntilDate>/.exec(xml)?.[1],
+    );
+    if (wanted === undefined)
+      throw s3Error('MalformedXML', 'a <Retention> needs a <Mode> and a <RetainUntilDate>');
+    await deps.namespace.putRetention(object.fid, wanted);
+    return reply.send();
+  }
+
   async function deleteObjects(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -731,7 +831,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     for (const key of keys) {
       try {
         const object = await deps.namespace.object(bucket, validKey(key));
-        if (object !== undefined) await deps.namespace.deleteObject(object.fid);
+        if (object !== undefined) await deps.namespace.deleteObject(object.fid, bypassOf(request));
         if (!quiet) results.push(`<Deleted><Key>${escapeXml(key)}</Key></Deleted>`);
       } catch (err) {
         const code = hasCode(err) ? s3CodeOf(err) : 'InternalError';
@@ -800,7 +900,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
             'InvalidBucketName',
             `${bucket} is reserved: /${bucket}/ is another API of this gateway`,
           );
-        await deps.namespace.createBucket(bucket);
+        const lock = header(request, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true';
+        await deps.namespace.createBucket(bucket, { objectLock: lock });
         return reply.header('location', `/${bucket}`).send();
       }
       if (method === 'HEAD') {
@@ -813,6 +914,19 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       }
       if (method === 'POST' && q.has('delete')) return deleteObjects(request, reply, auth, bucket);
       if (method === 'GET' && q.has('uploads')) return listUploads(reply, bucket, q);
+      if (method === 'GET' && q.has('object-lock')) {
+        const info = await deps.namespace.bucket(bucket);
+        if (info === undefined) throw s3Error('NoSuchBucket', `there is no bucket ${bucket}`);
+        if (!info.objectLock) {
+          throw s3Error(
+            'ObjectLockConfigurationNotFoundError',
+            `bucket ${bucket} was made without object lock (x-amz-bucket-object-lock-enabled: true at CreateBucket)`,
+          );
+        }
+        return reply
+          .header('content-type', 'application/xml')
+          .send(resultXml('ObjectLockConfiguration', { ObjectLockEnabled: 'Enabled' }));
+      }
       if (method === 'GET' && q.has('location')) {
         await requireBucket(bucket);
         return reply
@@ -837,6 +951,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       }
     }
     if (method === 'POST' && q.has('uploads')) return createUpload(request, reply, bucket, key);
+    if (q.has('retention') && (method === 'GET' || method === 'PUT'))
+      return retention(request, reply, auth, bucket, key);
     if (method === 'PUT' && header(request, 'x-amz-copy-source') !== undefined)
       return copyObject(request, reply, bucket, key);
     if (method === 'PUT') return putObject(request, reply, auth, bucket, key);
@@ -845,7 +961,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     if (method === 'DELETE') {
       await requireBucket(bucket);
       const object = await deps.namespace.object(bucket, key);
-      if (object !== undefined) await deps.namespace.deleteObject(object.fid);
+      if (object !== undefined) await deps.namespace.deleteObject(object.fid, bypassOf(request));
       return reply.code(204).send();
     }
     throw s3Error('NotImplemented', `${method} on an object is not supported`);

@@ -141,6 +141,7 @@ function fakeNetwork() {
           etag: '',
           contentType: '',
           metadata: {},
+          retention: undefined,
         });
       }
       return { fid, record: {} as never, miners: [] };
@@ -154,7 +155,7 @@ function fakeNetwork() {
   const namespace: Namespace = {
     owner: 'me',
     buckets: async () => [...buckets].map((name) => ({ name, created: 0 })),
-    bucket: async (name) => (buckets.has(name) ? { created: 0 } : undefined),
+    bucket: async (name) => (buckets.has(name) ? { created: 0, objectLock: false } : undefined),
     async createBucket(name) {
       buckets.add(name);
     },
@@ -163,6 +164,7 @@ function fakeNetwork() {
     object: async (bucket, key) => entries.get(`${bucket}/${key}`),
     file: async () => undefined,
     files: async () => [],
+    putRetention: async () => {},
     async deleteObject() {
       deleted++;
       return { block: 1 };

@@ -319,7 +319,7 @@ function twins(ownerAddress: string) {
   const namespace: Namespace = {
     owner: ownerAddress,
     buckets: async () => [{ name: 'media', created: 0 }],
-    bucket: async (name) => (name === 'media' ? { created: 0 } : undefined),
+    bucket: async (name) => (name === 'media' ? { created: 0, objectLock: false } : undefined),
     createBucket: async () => {},
     deleteBucket: async () => {},
     objects: async () => [],
@@ -330,6 +330,7 @@ function twins(ownerAddress: string) {
     },
     file: async (fid) => objects.get(fid)?.file,
     files: async () => [...objects.values()].map((o) => o.file),
+    putRetention: async () => {},
   };
   return { storage, namespace, objects, puts };
 }

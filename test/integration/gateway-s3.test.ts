@@ -14,6 +14,8 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  GetObjectRetentionCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
@@ -21,6 +23,7 @@ import {
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
+  PutObjectRetentionCommand,
   S3Client,
   S3ServiceException,
   UploadPartCommand,
@@ -458,6 +461,87 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
         )
       ).name,
     ).toBe('NoSuchKey');
+  });
+
+  it('object lock: a COMPLIANCE object is neither deleted, overwritten nor shortened before its date; GOVERNANCE yields to a bypass', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'vault', ObjectLockEnabledForBucket: true }));
+    expect(
+      (await s3.send(new GetObjectLockConfigurationCommand({ Bucket: 'vault' }))).ObjectLockConfiguration,
+    ).toMatchObject({ ObjectLockEnabled: 'Enabled' });
+    expect(
+      (await s3Failure(s3.send(new GetObjectLockConfigurationCommand({ Bucket: 'archive' })))).status,
+    ).toBe(404);
+    const until = new Date(Date.now() + 3_600_000);
+    until.setMilliseconds(0);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: 'vault',
+        Key: 'ledger/2026.csv',
+        Body: 'account,amount\n',
+        ObjectLockMode: 'COMPLIANCE',
+        ObjectLockRetainUntilDate: until,
+      }),
+    );
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'vault', Key: 'ledger/2026.csv' }));
+    expect(head).toMatchObject({ ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: until });
+    expect(
+      (await s3.send(new GetObjectRetentionCommand({ Bucket: 'vault', Key: 'ledger/2026.csv' }))).Retention,
+    ).toEqual({ Mode: 'COMPLIANCE', RetainUntilDate: until });
+    const ledger = { Bucket: 'vault', Key: 'ledger/2026.csv' };
+    // The attacks: delete it (even claiming a bypass), overwrite it, shorten its retention.
+    expect(
+      await s3Failure(s3.send(new DeleteObjectCommand({ ...ledger, BypassGovernanceRetention: true }))),
+    ).toEqual({
+      name: 'AccessDenied',
+      status: 403,
+    });
+    expect((await s3Failure(s3.send(new PutObjectCommand({ ...ledger, Body: 'rewritten' })))).name).toBe(
+      'AccessDenied',
+    );
+    const shorter = new Date(until.getTime() - 60_000);
+    expect(
+      (
+        await s3Failure(
+          s3.send(
+            new PutObjectRetentionCommand({
+              ...ledger,
+              Retention: { Mode: 'COMPLIANCE', RetainUntilDate: shorter },
+            }),
+          ),
+        )
+      ).name,
+    ).toBe('AccessDenied');
+    const got = await s3.send(new GetObjectCommand(ledger));
+    expect(await got.Body!.transformToString()).toBe('account,amount\n');
+    // Retention only where the bucket has object lock, and refused before the body is read.
+    expect(
+      (
+        await s3Failure(
+          s3.send(
+            new PutObjectCommand({
+              Bucket: 'archive',
+              Key: 'nolock',
+              Body: 'x',
+              ObjectLockMode: 'COMPLIANCE',
+              ObjectLockRetainUntilDate: until,
+            }),
+          ),
+        )
+      ).name,
+    ).toBe('InvalidRequest');
+    // GOVERNANCE: the owner may delete before the date, saying so.
+    const draft = { Bucket: 'vault', Key: 'draft.txt' };
+    await s3.send(
+      new PutObjectCommand({
+        ...draft,
+        Body: 'draft',
+        ObjectLockMode: 'GOVERNANCE',
+        ObjectLockRetainUntilDate: until,
+      }),
+    );
+    expect((await s3Failure(s3.send(new DeleteObjectCommand(draft)))).name).toBe('AccessDenied');
+    await s3.send(new DeleteObjectCommand({ ...draft, BypassGovernanceRetention: true }));
+    expect((await s3Failure(s3.send(new HeadObjectCommand(draft)))).status).toBe(404);
   });
 
   it('virtual-host addressing: <bucket>.localhost reaches the same bucket as the path', async () => {

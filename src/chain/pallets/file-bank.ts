@@ -184,7 +184,8 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     if (bucket === undefined) {
       reject(`${args.owner} has no bucket ${args.entry.bucket} (fileBank.createBucket)`);
     }
-    if (args.entry.retention !== undefined) checkRetention(bucket, ctx, args.entry.bucket, args.entry.retention);
+    if (args.entry.retention !== undefined)
+      checkRetention(bucket, ctx, args.entry.bucket, args.entry.retention);
     // A retained object is never replaced: with no versions yet, replacing it would delete it.
     const named = state.get<EntryInfo>(entryKey(args.owner, args.entry.bucket, args.entry.key));
     if (named !== undefined) {
@@ -309,15 +310,25 @@ function checkNotRetained(
 const putRetention: Rule<CallArgs<'fileBank.putRetention'>> = (state, ctx, args) => {
   const file = existingFile(state, args.fid);
   if (file.owner !== ctx.caller && !authorised(state, file.owner, ctx.caller)) {
-    reject(`${ctx.caller} may not set the retention of ${args.fid}: only its owner or an operator it authorised`);
+    reject(
+      `${ctx.caller} may not set the retention of ${args.fid}: only its owner or an operator it authorised`,
+    );
   }
   const entry = state.get<FileEntry>(filedKey(args.fid));
-  if (entry === undefined) reject(`${args.fid} is filed in no bucket: only a bucket with object lock retains`);
-  checkRetention(state.get<BucketInfo>(bucketKey(file.owner, entry.bucket))!, ctx, entry.bucket, args.retention);
+  if (entry === undefined)
+    reject(`${args.fid} is filed in no bucket: only a bucket with object lock retains`);
+  checkRetention(
+    state.get<BucketInfo>(bucketKey(file.owner, entry.bucket))!,
+    ctx,
+    entry.bucket,
+    args.retention,
+  );
   const now = entry.retention;
   if (now !== undefined && now.until > ctx.block.timestamp) {
     if (args.retention.until < now.until) {
-      reject(`${args.fid} is retained until ${new Date(now.until).toISOString()}; a retention may only be lengthened`);
+      reject(
+        `${args.fid} is retained until ${new Date(now.until).toISOString()}; a retention may only be lengthened`,
+      );
     }
     if (now.mode === 'COMPLIANCE' && args.retention.mode !== 'COMPLIANCE') {
       reject(`${args.fid} is under COMPLIANCE retention, which nobody turns into GOVERNANCE`);
