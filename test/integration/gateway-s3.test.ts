@@ -622,4 +622,22 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     while (held() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2000));
     expect(held()).toBe(0);
   }, 300_000);
+
+  it('with 8 of 12 miners gone a GET still returns the bytes (any 4 columns rebuild them); a PUT fails cleanly, storing nothing', async () => {
+    const expected = await (
+      await s3.send(new GetObjectCommand({ Bucket: 'archive', Key: 'videos/talk.mp4' }))
+    ).Body!.transformToByteArray();
+    for (const miner of network.miners.slice(0, 8)) miner.signal('SIGKILL');
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'archive', Key: 'videos/talk.mp4' }));
+    expect(sha(await got.Body!.transformToByteArray())).toBe(sha(expected));
+    await session.indexer.sync();
+    const before = entriesOf(session.indexer.state, session.account.address, 'archive', '').length;
+    // Only 4 miners left for 12 columns: the gateway says so (503), and no key names a half-stored object.
+    expect(
+      (await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'archive', Key: 'late.bin', Body: 'late' }))))
+        .status,
+    ).toBe(503);
+    await session.indexer.sync();
+    expect(entriesOf(session.indexer.state, session.account.address, 'archive', '')).toHaveLength(before);
+  }, 240_000);
 });
