@@ -36,7 +36,7 @@ import {
 import { boundaryOf, parseMultipart } from './form-data.ts';
 import type { Namespace, StoredFile } from './namespace.ts';
 import { createReplayGuard } from './replay-guard.ts';
-import { parseRange } from './s3.ts';
+import { parseRange } from './s3-http.ts';
 
 /**
  * The gateway's DeOSS API (issue 16 §2), under `/deoss` of the S3 app: what CESS's DeOSS gateway offers its users —

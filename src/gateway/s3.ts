@@ -1,16 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import {
-  BucketNameSchema,
-  EntrySchema,
-  type ObjectEntry,
-  ObjectKeySchema,
-  type Retention,
-} from '../chain/index.ts';
+import { EntrySchema, type ObjectEntry, type Retention } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
-import { AilinkError, type ErrorCode, hasCode } from '../shared/errors.ts';
+import { hasCode } from '../shared/errors.ts';
 import type { StorageClient } from '../storage/index.ts';
 import { checkBody } from './body.ts';
 import {
@@ -22,6 +16,17 @@ import {
   type UploadStore,
 } from './multipart.ts';
 import type { Namespace, StoredObject } from './namespace.ts';
+import {
+  deleteObjectsKeys,
+  header,
+  parseQuery,
+  parseRange,
+  S3_STATUS,
+  s3CodeOf,
+  s3Error,
+  validBucket,
+  validKey,
+} from './s3-http.ts';
 import { compareKeys, listPage, MAX_KEYS } from './s3-list.ts';
 import {
   errorXml,
@@ -72,8 +77,6 @@ export interface S3Deps {
 const GiB = 1024 ** 3;
 /** The most one object may hold when uploaded in parts (S3's limit). */
 const MAX_UPLOAD_BYTES = 5 * 1024 * GiB;
-const minPartBytes = MIN_PART_BYTES;
-const maxUploadBytes = MAX_UPLOAD_BYTES;
 /** Request bodies that are not objects (DeleteObjects, CreateBucket, CompleteMultipartUpload): XML. */
 const MAX_XML_BYTES = 2 * 1024 * 1024;
 /** How often a long answer (CompleteMultipartUpload, CopyObject) sends a space so that clients keep waiting. */
@@ -83,150 +86,6 @@ const KEEP_ALIVE_MS = 10_000;
  * reached path-style, so the gateway does not create one.
  */
 export const RESERVED_BUCKETS: ReadonlySet<string> = new Set(['altda', 'deoss']);
-
-/** The HTTP status of each S3 error code the gateway gives. */
-const S3_STATUS: Record<string, number> = {
-  AccessDenied: 403,
-  SignatureDoesNotMatch: 403,
-  InvalidAccessKeyId: 403,
-  RequestTimeTooSkewed: 403,
-  AuthorizationHeaderMalformed: 400,
-  AuthorizationQueryParametersError: 400,
-  InvalidArgument: 400,
-  InvalidBucketName: 400,
-  KeyTooLongError: 400,
-  InvalidURI: 400,
-  MalformedXML: 400,
-  EntityTooLarge: 400,
-  IncompleteBody: 400,
-  XAmzContentSHA256Mismatch: 400,
-  BadDigest: 400,
-  InvalidChunkSizeError: 400,
-  MalformedTrailerError: 400,
-  RequestTimeout: 400,
-  NoSuchBucket: 404,
-  NoSuchKey: 404,
-  NoSuchUpload: 404,
-  NoSuchObjectLockConfiguration: 404,
-  ObjectLockConfigurationNotFoundError: 404,
-  InvalidPart: 400,
-  InvalidPartOrder: 400,
-  EntityTooSmall: 400,
-  InvalidRequest: 400,
-  MethodNotAllowed: 405,
-  BucketAlreadyOwnedByYou: 409,
-  BucketNotEmpty: 409,
-  MissingContentLength: 411,
-  InvalidRange: 416,
-  InternalError: 500,
-  NotImplemented: 501,
-  ServiceUnavailable: 503,
-};
-
-/** S3's code for an AilinkError that did not name one. */
-function s3CodeOf(err: AilinkError): string {
-  const named = err.details?.s3;
-  if (typeof named === 'string' && S3_STATUS[named] !== undefined) return named;
-  const byCode: Partial<Record<ErrorCode, string>> = {
-    AUTH_MISSING: 'AccessDenied',
-    AUTH_BAD_SIGNATURE: 'SignatureDoesNotMatch',
-    AUTH_EXPIRED: 'AccessDenied',
-    AUTH_NOT_AUTHORISED: 'AccessDenied',
-    INVALID_INPUT: 'InvalidArgument',
-    RANGE_NOT_SATISFIABLE: 'InvalidRange',
-    OBJECT_NOT_FOUND: 'NoSuchKey',
-    TIMEOUT: 'RequestTimeout',
-    NOT_ENOUGH_MINERS: 'ServiceUnavailable',
-    PUT_FAILED: 'ServiceUnavailable',
-    OBJECT_UNAVAILABLE: 'ServiceUnavailable',
-    CHAIN_UNREACHABLE: 'ServiceUnavailable',
-    CHAIN_TIMEOUT: 'ServiceUnavailable',
-  };
-  return byCode[err.code] ?? 'InternalError';
-}
-
-const s3Error = (s3: string, message: string) =>
-  new AilinkError('INVALID_INPUT', message, { details: { s3 } });
-
-/** The query, decoded without turning `+` into a space (SigV4 clients send a space as %20). */
-function parseQuery(text: string): [string, string][] {
-  if (text === '') return [];
-  return text.split('&').map((pair) => {
-    const at = pair.indexOf('=');
-    const [k, v] = at === -1 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
-    try {
-      return [decodeURIComponent(k), decodeURIComponent(v)];
-    } catch {
-      throw s3Error(
-        'InvalidURI',
-        `the query part ${JSON.stringify(pair.slice(0, 80))} is not valid percent-encoding`,
-      );
-    }
-  });
-}
-
-function validBucket(name: string): string {
-  const parsed = BucketNameSchema.safeParse(name);
-  if (!parsed.success)
-    throw s3Error('InvalidBucketName', `bucket ${JSON.stringify(name)}: ${parsed.error.issues[0]?.message}`);
-  return name;
-}
-
-function validKey(key: string): string {
-  const parsed = ObjectKeySchema.safeParse(key);
-  if (!parsed.success) {
-    const message = parsed.error.issues[0]?.message ?? 'invalid';
-    throw s3Error(message.includes('bytes') ? 'KeyTooLongError' : 'InvalidArgument', `key: ${message}`);
-  }
-  return key;
-}
-
-/** `bytes=a-b`, `bytes=a-` or `bytes=-n` of an object of `size` bytes; undefined for none or several ranges. */
-export function parseRange(
-  header: string | undefined,
-  size: number,
-): { start: number; end: number } | undefined {
-  if (header === undefined) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  // Several ranges, or another unit: S3 answers with the whole object.
-  if (m === null || (m[1] === '' && m[2] === '')) return undefined;
-  const unsatisfiable = () =>
-    new AilinkError('RANGE_NOT_SATISFIABLE', `${header} lies outside the object's ${size} bytes`, {
-      details: { s3: 'InvalidRange', size },
-    });
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0 || size === 0) throw unsatisfiable();
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(m[1]);
-  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  if (start >= size || end < start) throw unsatisfiable();
-  return { start, end };
-}
-
-/** The keys of a DeleteObjects body: `<Delete><Object><Key>…</Key></Object>…</Delete>`. */
-export function deleteObjectsKeys(xml: string): { keys: string[]; quiet: boolean } {
-  if (!/^\s*(<\?xml[^>]*\?>\s*)?<Delete[\s>]/.test(xml))
-    throw s3Error('MalformedXML', 'expected a <Delete> document');
-  const decode = (text: string) =>
-    text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
-      e.startsWith('#x')
-        ? String.fromCodePoint(Number.parseInt(e.slice(2), 16))
-        : e.startsWith('#')
-          ? String.fromCodePoint(Number(e.slice(1)))
-          : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e]!,
-    );
-  const keys = [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => decode(m[1]!));
-  if (keys.length === 0 || keys.length > 1000)
-    throw s3Error('MalformedXML', `expected 1–1000 keys to delete, got ${keys.length}`);
-  return { keys, quiet: /<Quiet>\s*true\s*<\/Quiet>/i.test(xml) };
-}
-
-const header = (request: FastifyRequest, name: string): string | undefined => {
-  const v = request.headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
-};
 
 export function buildS3App(deps: S3Deps): FastifyInstance {
   const maxObjectBytes = deps.maxObjectBytes ?? 5 * GiB;
@@ -647,18 +506,18 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
           'InvalidPart',
           `part ${p.number} with ETag "${p.etag}" was not uploaded to ${uploadId}`,
         );
-      if (i < listed.length - 1 && part.size < minPartBytes) {
+      if (i < listed.length - 1 && part.size < MIN_PART_BYTES) {
         throw s3Error(
           'EntityTooSmall',
-          `part ${p.number} holds ${part.size} bytes; every part but the last must hold at least ${minPartBytes}`,
+          `part ${p.number} holds ${part.size} bytes; every part but the last must hold at least ${MIN_PART_BYTES}`,
         );
       }
       total += part.size;
     });
-    if (total > maxUploadBytes)
+    if (total > MAX_UPLOAD_BYTES)
       throw s3Error(
         'EntityTooLarge',
-        `the parts hold ${total} bytes; the most one object may hold is ${maxUploadBytes}`,
+        `the parts hold ${total} bytes; the most one object may hold is ${MAX_UPLOAD_BYTES}`,
       );
     const etag = multipartEtag(listed.map((p) => p.etag));
     const content = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deleteObjectsKeys, parseRange } from '../../src/gateway/s3.ts';
+import { deleteObjectsKeys, parseRange } from '../../src/gateway/s3-http.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 
 // The S3 API's small parsers; the operations themselves run against a dev network in

@@ -1,0 +1,152 @@
+import type { FastifyRequest } from 'fastify';
+import { BucketNameSchema, ObjectKeySchema } from '../chain/index.ts';
+import { AilinkError, type ErrorCode } from '../shared/errors.ts';
+
+/**
+ * The S3 API's request parsing and error codes: pure helpers of s3.ts (queries, names, ranges, DeleteObjects bodies,
+ * the status of each S3 error code and the code of each AI-LINK error).
+ */
+
+/** The HTTP status of each S3 error code the gateway gives. */
+export const S3_STATUS: Record<string, number> = {
+  AccessDenied: 403,
+  SignatureDoesNotMatch: 403,
+  InvalidAccessKeyId: 403,
+  RequestTimeTooSkewed: 403,
+  AuthorizationHeaderMalformed: 400,
+  AuthorizationQueryParametersError: 400,
+  InvalidArgument: 400,
+  InvalidBucketName: 400,
+  KeyTooLongError: 400,
+  InvalidURI: 400,
+  MalformedXML: 400,
+  EntityTooLarge: 400,
+  IncompleteBody: 400,
+  XAmzContentSHA256Mismatch: 400,
+  BadDigest: 400,
+  InvalidChunkSizeError: 400,
+  MalformedTrailerError: 400,
+  RequestTimeout: 400,
+  NoSuchBucket: 404,
+  NoSuchKey: 404,
+  NoSuchUpload: 404,
+  NoSuchObjectLockConfiguration: 404,
+  ObjectLockConfigurationNotFoundError: 404,
+  InvalidPart: 400,
+  InvalidPartOrder: 400,
+  EntityTooSmall: 400,
+  InvalidRequest: 400,
+  MethodNotAllowed: 405,
+  BucketAlreadyOwnedByYou: 409,
+  BucketNotEmpty: 409,
+  MissingContentLength: 411,
+  InvalidRange: 416,
+  InternalError: 500,
+  NotImplemented: 501,
+  ServiceUnavailable: 503,
+};
+
+/** S3's code for an AilinkError that did not name one. */
+export function s3CodeOf(err: AilinkError): string {
+  const named = err.details?.s3;
+  if (typeof named === 'string' && S3_STATUS[named] !== undefined) return named;
+  const byCode: Partial<Record<ErrorCode, string>> = {
+    AUTH_MISSING: 'AccessDenied',
+    AUTH_BAD_SIGNATURE: 'SignatureDoesNotMatch',
+    AUTH_EXPIRED: 'AccessDenied',
+    AUTH_NOT_AUTHORISED: 'AccessDenied',
+    INVALID_INPUT: 'InvalidArgument',
+    RANGE_NOT_SATISFIABLE: 'InvalidRange',
+    OBJECT_NOT_FOUND: 'NoSuchKey',
+    TIMEOUT: 'RequestTimeout',
+    NOT_ENOUGH_MINERS: 'ServiceUnavailable',
+    PUT_FAILED: 'ServiceUnavailable',
+    OBJECT_UNAVAILABLE: 'ServiceUnavailable',
+    CHAIN_UNREACHABLE: 'ServiceUnavailable',
+    CHAIN_TIMEOUT: 'ServiceUnavailable',
+  };
+  return byCode[err.code] ?? 'InternalError';
+}
+
+export const s3Error = (s3: string, message: string) =>
+  new AilinkError('INVALID_INPUT', message, { details: { s3 } });
+
+/** The query, decoded without turning `+` into a space (SigV4 clients send a space as %20). */
+export function parseQuery(text: string): [string, string][] {
+  if (text === '') return [];
+  return text.split('&').map((pair) => {
+    const at = pair.indexOf('=');
+    const [k, v] = at === -1 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
+    try {
+      return [decodeURIComponent(k), decodeURIComponent(v)];
+    } catch {
+      throw s3Error(
+        'InvalidURI',
+        `the query part ${JSON.stringify(pair.slice(0, 80))} is not valid percent-encoding`,
+      );
+    }
+  });
+}
+
+export function validBucket(name: string): string {
+  const parsed = BucketNameSchema.safeParse(name);
+  if (!parsed.success)
+    throw s3Error('InvalidBucketName', `bucket ${JSON.stringify(name)}: ${parsed.error.issues[0]?.message}`);
+  return name;
+}
+
+export function validKey(key: string): string {
+  const parsed = ObjectKeySchema.safeParse(key);
+  if (!parsed.success) {
+    const message = parsed.error.issues[0]?.message ?? 'invalid';
+    throw s3Error(message.includes('bytes') ? 'KeyTooLongError' : 'InvalidArgument', `key: ${message}`);
+  }
+  return key;
+}
+
+/** `bytes=a-b`, `bytes=a-` or `bytes=-n` of an object of `size` bytes; undefined for none or several ranges. */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | undefined {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // Several ranges, or another unit: S3 answers with the whole object.
+  if (m === null || (m[1] === '' && m[2] === '')) return undefined;
+  const unsatisfiable = () =>
+    new AilinkError('RANGE_NOT_SATISFIABLE', `${header} lies outside the object's ${size} bytes`, {
+      details: { s3: 'InvalidRange', size },
+    });
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) throw unsatisfiable();
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) throw unsatisfiable();
+  return { start, end };
+}
+
+/** The keys of a DeleteObjects body: `<Delete><Object><Key>…</Key></Object>…</Delete>`. */
+export function deleteObjectsKeys(xml: string): { keys: string[]; quiet: boolean } {
+  if (!/^\s*(<\?xml[^>]*\?>\s*)?<Delete[\s>]/.test(xml))
+    throw s3Error('MalformedXML', 'expected a <Delete> document');
+  const decode = (text: string) =>
+    text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
+      e.startsWith('#x')
+        ? String.fromCodePoint(Number.parseInt(e.slice(2), 16))
+        : e.startsWith('#')
+          ? String.fromCodePoint(Number(e.slice(1)))
+          : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e]!,
+    );
+  const keys = [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => decode(m[1]!));
+  if (keys.length === 0 || keys.length > 1000)
+    throw s3Error('MalformedXML', `expected 1–1000 keys to delete, got ${keys.length}`);
+  return { keys, quiet: /<Quiet>\s*true\s*<\/Quiet>/i.test(xml) };
+}
+
+export const header = (request: FastifyRequest, name: string): string | undefined => {
+  const v = request.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+};
