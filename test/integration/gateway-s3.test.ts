@@ -306,6 +306,37 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     }
   }, 240_000);
 
+  it('bad keys and a declared 5 TiB body are refused before anything is read or stored', async () => {
+    await session.indexer.sync();
+    const before = entriesOf(session.indexer.state, session.account.address, 'empty-one', '').length;
+    for (const [Key, code] of [
+      ['a/../b', 'InvalidArgument'],
+      ['nul\u0000byte', 'InvalidArgument'],
+      ['k'.repeat(1025), 'KeyTooLongError'],
+    ] as const) {
+      expect(await s3Failure(s3.send(new PutObjectCommand({ Bucket: 'empty-one', Key, Body: 'x' })))).toEqual(
+        {
+          name: code,
+          status: 400,
+        },
+      );
+    }
+    // The client claims 5 TiB and sends a few bytes: the gateway answers from the header alone.
+    const huge = await s3Failure(
+      s3.send(
+        new PutObjectCommand({
+          Bucket: 'empty-one',
+          Key: 'huge',
+          Body: 'tiny',
+          ContentLength: 5 * 1024 ** 4,
+        }),
+      ),
+    );
+    expect(huge.name).toBe('EntityTooLarge');
+    await session.indexer.sync();
+    expect(entriesOf(session.indexer.state, session.account.address, 'empty-one', '')).toHaveLength(before);
+  });
+
   it('a wrong secret → SignatureDoesNotMatch, an unknown key → InvalidAccessKeyId; nothing is stored', async () => {
     const wrong = new S3Client({
       endpoint: (s3.config.endpoint ? await s3.config.endpoint() : undefined) as never,
