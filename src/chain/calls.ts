@@ -184,6 +184,20 @@ export const CALL_SCHEMAS = {
     .strict(),
   /** `bypassGovernance`: the owner deletes an object under GOVERNANCE retention before its date (S3's bypass). */
   'fileBank.deleteFile': z.object({ fid: hash, bypassGovernance: z.boolean().optional() }).strict(),
+  /**
+   * A bucket's default retention (S3 PutObjectLockConfiguration): every object declared into it afterwards without a
+   * retention of its own is retained for `days` from its declaration. null: no default. Only in an object-lock bucket.
+   */
+  'fileBank.putObjectLock': z
+    .object({
+      name: BucketNameSchema,
+      owner: address.optional(),
+      defaultRetention: z
+        .object({ mode: z.enum(['COMPLIANCE', 'GOVERNANCE']), days: z.number().int().min(1).max(36_500) })
+        .strict()
+        .nullable(),
+    })
+    .strict(),
   /** Sets or lengthens a filed object's retention (S3 PutObjectRetention); COMPLIANCE is never shortened or lifted. */
   'fileBank.putRetention': z.object({ fid: hash, retention: RetentionSchema }).strict(),
   'fileBank.generateRestoralOrder': z.object({ fid: hash, index: column }).strict(),

@@ -34,6 +34,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'fileBank.createBucket': fileBank.createBucket,
   'fileBank.deleteBucket': fileBank.deleteBucket,
   'fileBank.putRetention': fileBank.putRetention,
+  'fileBank.putObjectLock': fileBank.putObjectLock,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.
   'fileBank.deleteFile': (state, ctx, args) => {
     fileBank.deleteFile(state, ctx, args);

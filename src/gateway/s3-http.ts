@@ -128,6 +128,32 @@ export function parseRange(
   return { start, end };
 }
 
+/**
+ * The default retention of a PutObjectLockConfiguration body: `<Rule><DefaultRetention><Mode>…</Mode><Days>n</Days>`
+ * (or `<Years>n</Years>`, as 365 days each); no rule → null.
+ */
+export function defaultRetentionOf(xml: string): { mode: 'COMPLIANCE' | 'GOVERNANCE'; days: number } | null {
+  if (!/^\s*(<\?xml[^>]*\?>\s*)?<ObjectLockConfiguration[\s>]/.test(xml))
+    throw s3Error('MalformedXML', 'expected an <ObjectLockConfiguration> document');
+  const rule = /<DefaultRetention>([\s\S]*?)<\/DefaultRetention>/.exec(xml)?.[1];
+  if (rule === undefined) return null;
+  const mode = /<Mode>\s*([A-Z]+)\s*<\/Mode>/.exec(rule)?.[1];
+  const days = /<Days>\s*(\d{1,5})\s*<\/Days>/.exec(rule)?.[1];
+  const years = /<Years>\s*(\d{1,3})\s*<\/Years>/.exec(rule)?.[1];
+  const total = days !== undefined ? Number(days) : years !== undefined ? Number(years) * 365 : Number.NaN;
+  if (
+    (mode !== 'COMPLIANCE' && mode !== 'GOVERNANCE') ||
+    (days === undefined) === (years === undefined) ||
+    !(total >= 1 && total <= 36_500)
+  ) {
+    throw s3Error(
+      'MalformedXML',
+      'a <DefaultRetention> needs a <Mode> (COMPLIANCE or GOVERNANCE) and either <Days> or <Years>, 1 day to 100 years',
+    );
+  }
+  return { mode, days: total };
+}
+
 /** The keys of a DeleteObjects body: `<Delete><Object><Key>…</Key></Object>…</Delete>`. */
 export function deleteObjectsKeys(xml: string): { keys: string[]; quiet: boolean } {
   if (!/^\s*(<\?xml[^>]*\?>\s*)?<Delete[\s>]/.test(xml))

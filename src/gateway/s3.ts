@@ -17,6 +17,7 @@ import {
 } from './multipart.ts';
 import type { Namespace, StoredObject } from './namespace.ts';
 import {
+  defaultRetentionOf,
   deleteObjectsKeys,
   header,
   parseQuery,
@@ -641,6 +642,28 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       .send(listObjectsV2Xml(bucket, { ...listQuery, maxKeys: Math.min(maxKeys, MAX_KEYS) }, page));
   }
 
+  /** Get/PutObjectLockConfiguration (`?object-lock`): whether the bucket has object lock, and its default retention. */
+  async function objectLock(request: FastifyRequest, reply: FastifyReply, auth: SigV4Auth, bucket: string) {
+    const info = await deps.namespace.bucket(bucket);
+    if (info === undefined) throw s3Error('NoSuchBucket', `there is no bucket ${bucket}`);
+    if (!info.objectLock) {
+      throw s3Error(
+        'ObjectLockConfigurationNotFoundError',
+        `bucket ${bucket} was made without object lock (x-amz-bucket-object-lock-enabled: true at CreateBucket)`,
+      );
+    }
+    if (request.method === 'PUT') {
+      await deps.namespace.putObjectLock(bucket, defaultRetentionOf(await smallBody(request, auth)));
+      return reply.send();
+    }
+    const rule = info.defaultRetention;
+    return reply
+      .header('content-type', 'application/xml')
+      .send(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ObjectLockEnabled>Enabled</ObjectLockEnabled>${rule === null ? '' : `<Rule><DefaultRetention><Mode>${rule.mode}</Mode><Days>${rule.days}</Days></DefaultRetention></Rule>`}</ObjectLockConfiguration>`,
+      );
+  }
+
   /** `x-amz-bypass-governance-retention: true`: delete under GOVERNANCE retention (the gateway is the owner). */
   const bypassOf = (request: FastifyRequest) => ({
     bypassGovernance: header(request, 'x-amz-bypass-governance-retention')?.toLowerCase() === 'true',
@@ -773,19 +796,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       }
       if (method === 'POST' && q.has('delete')) return deleteObjects(request, reply, auth, bucket);
       if (method === 'GET' && q.has('uploads')) return listUploads(reply, bucket, q);
-      if (method === 'GET' && q.has('object-lock')) {
-        const info = await deps.namespace.bucket(bucket);
-        if (info === undefined) throw s3Error('NoSuchBucket', `there is no bucket ${bucket}`);
-        if (!info.objectLock) {
-          throw s3Error(
-            'ObjectLockConfigurationNotFoundError',
-            `bucket ${bucket} was made without object lock (x-amz-bucket-object-lock-enabled: true at CreateBucket)`,
-          );
-        }
-        return reply
-          .header('content-type', 'application/xml')
-          .send(resultXml('ObjectLockConfiguration', { ObjectLockEnabled: 'Enabled' }));
-      }
+      if (q.has('object-lock') && (method === 'GET' || method === 'PUT'))
+        return objectLock(request, reply, auth, bucket);
       if (method === 'GET' && q.has('location')) {
         await requireBucket(bucket);
         return reply

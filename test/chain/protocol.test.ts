@@ -586,6 +586,7 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
       createdTime: ctxAt(owner.address, h.block).block.timestamp,
       by: owner.address,
       objectLock: false,
+      defaultRetention: null,
     });
     expectRejected(h, owner.address, bucket('photos'), /already has a bucket photos \(since block/);
     // Another account's bucket of the same name is its own (buckets are per account).
@@ -715,6 +716,38 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
         /owner may bypass GOVERNANCE/,
       );
       expectApplied(h, owner.address, call('fileBank.deleteFile', { fid: g.fid, bypassGovernance: true }));
+    });
+
+    it("a bucket's default retention is applied by rule to what is declared without one", () => {
+      expectApplied(h, owner.address, call('fileBank.createBucket', { name: 'vault', objectLock: true }));
+      expectApplied(h, owner.address, bucket('plain'));
+      const lock = (name: string, days: number | null) =>
+        call('fileBank.putObjectLock', {
+          name,
+          defaultRetention: days === null ? null : { mode: 'COMPLIANCE', days },
+        });
+      expectRejected(h, owner.address, lock('plain', 30), /not made with object lock/);
+      expectApplied(h, owner.address, lock('vault', 30));
+      const d = {
+        ...makeDeclaration('lock/default', owner.address),
+        entry: { bucket: 'vault', key: 'auto' },
+      };
+      expectApplied(h, owner.address, declare(d));
+      const declaredAt = ctxAt(owner.address, h.block).block.timestamp;
+      expectApplied(h, owner.address, report(d.fid, receipts(d, 0, WIDTH)), { block: h.block });
+      expect(h.state.get(`fileBank/filed/${d.fid}`)).toMatchObject({
+        retention: { mode: 'COMPLIANCE', until: declaredAt + 30 * 86_400_000 },
+      });
+      expectRejected(
+        h,
+        owner.address,
+        call('fileBank.deleteFile', { fid: d.fid }),
+        /retained \(COMPLIANCE\)/,
+      );
+      // Cleared, it no longer applies to later objects.
+      expectApplied(h, owner.address, lock('vault', null));
+      const e = store('lock/after', 'vault', 'later');
+      expect(h.state.get(`fileBank/filed/${e.fid}`)).not.toHaveProperty('retention');
     });
 
     it('only a bucket made with object lock retains, and only until a time ahead', () => {
@@ -1496,6 +1529,8 @@ type Op =
   | { t: 'declare'; file: number; owner: number; deal: number; badSize: boolean; entry: number | null }
   /** Buckets 0 and 1 ("b-0", "b-1") of the caller or, as its operator, of `owner`; a declaration files under one. */
   | { t: 'createBucket' | 'deleteBucket'; bucket: number; owner: number | null; lock?: boolean }
+  /** fileBank.putObjectLock of bucket b-<bucket>: a default of `days`, or none. */
+  | { t: 'objectLock'; bucket: number; owner: number | null; days: number | null }
   /** fileBank.putRetention of a file: until a time already past, or far ahead, or farther. */
   | { t: 'retain'; file: number; until: 'past' | 'far' | 'farther'; mode: 'COMPLIANCE' | 'GOVERNANCE' }
   | { t: 'report'; file: number; receipts: { miner: number; index: number; forged: boolean }[] }
@@ -1593,6 +1628,16 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       }),
       users,
       2,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('objectLock' as const),
+        bucket: fc.nat(1),
+        owner: fc.constantFrom(null, null, 4, 5),
+        days: fc.constantFrom(null, 1, 30),
+      }),
+      users,
+      1,
     ),
     o(
       fc.record({
@@ -1847,6 +1892,14 @@ describe('the protocol as a replayable fold', () => {
             name: `b-${op.bucket}`,
             ...(op.owner === null ? {} : { owner: a(op.owner).address }),
             ...(op.t === 'createBucket' && op.lock === true ? { objectLock: true } : {}),
+          }),
+        };
+      case 'objectLock':
+        return {
+          call: call('fileBank.putObjectLock', {
+            name: `b-${op.bucket}`,
+            ...(op.owner === null ? {} : { owner: a(op.owner).address }),
+            defaultRetention: op.days === null ? null : { mode: 'GOVERNANCE', days: op.days },
           }),
         };
       case 'retain':
@@ -2116,6 +2169,8 @@ describe('the protocol as a replayable fold', () => {
       [21, 4, { t: 'deleteBucket', bucket: 1, owner: null }],
       [21, 4, { t: 'deleteBucket', bucket: 1, owner: null }], // gone: rejected
       [21, 4, { t: 'createBucket', bucket: 0, owner: null, lock: true }],
+      [21, 4, { t: 'objectLock', bucket: 0, owner: null, days: 30 }],
+      [21, 4, { t: 'objectLock', bucket: 1, owner: null, days: 30 }], // gone: rejected
       [21, 4, { t: 'declare', file: 1, owner: 4, deal: 0, badSize: false, entry: 0 }],
       [21, 4, { t: 'retain', file: 1, until: 'farther', mode: 'COMPLIANCE' }],
       [21, 4, { t: 'retain', file: 1, until: 'far', mode: 'COMPLIANCE' }], // shortened: rejected

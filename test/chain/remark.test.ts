@@ -68,6 +68,7 @@ beforeAll(async () => {
     'fileBank.transferReport': { fid: d.fid, receipts: [makeReceipt(miner, d, 0), makeReceipt(owner, d, 1)] },
     'fileBank.deleteFile': { fid: d.fid },
     'fileBank.putRetention': { fid: d.fid, retention: { mode: 'COMPLIANCE', until: 1_900_000_000_000 } },
+    'fileBank.putObjectLock': { name: 'a-b', defaultRetention: { mode: 'GOVERNANCE', days: 30 } },
     'fileBank.generateRestoralOrder': { fid: d.fid, index: 3 },
     'fileBank.claimRestoralOrder': { fid: d.fid, index: 3 },
     'fileBank.restoralComplete': { fid: d.fid, index: 255 },

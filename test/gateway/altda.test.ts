@@ -155,7 +155,8 @@ function fakeNetwork() {
   const namespace: Namespace = {
     owner: 'me',
     buckets: async () => [...buckets].map((name) => ({ name, created: 0 })),
-    bucket: async (name) => (buckets.has(name) ? { created: 0, objectLock: false } : undefined),
+    bucket: async (name) =>
+      buckets.has(name) ? { created: 0, objectLock: false, defaultRetention: null } : undefined,
     async createBucket(name) {
       buckets.add(name);
     },
@@ -165,6 +166,7 @@ function fakeNetwork() {
     file: async () => undefined,
     files: async () => [],
     putRetention: async () => {},
+    putObjectLock: async () => {},
     async deleteObject() {
       deleted++;
       return { block: 1 };

@@ -319,7 +319,8 @@ function twins(ownerAddress: string) {
   const namespace: Namespace = {
     owner: ownerAddress,
     buckets: async () => [{ name: 'media', created: 0 }],
-    bucket: async (name) => (name === 'media' ? { created: 0, objectLock: false } : undefined),
+    bucket: async (name) =>
+      name === 'media' ? { created: 0, objectLock: false, defaultRetention: null } : undefined,
     createBucket: async () => {},
     deleteBucket: async () => {},
     objects: async () => [],
@@ -331,6 +332,7 @@ function twins(ownerAddress: string) {
     file: async (fid) => objects.get(fid)?.file,
     files: async () => [...objects.values()].map((o) => o.file),
     putRetention: async () => {},
+    putObjectLock: async () => {},
   };
   return { storage, namespace, objects, puts };
 }

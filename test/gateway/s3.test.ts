@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deleteObjectsKeys, parseRange } from '../../src/gateway/s3-http.ts';
+import { defaultRetentionOf, deleteObjectsKeys, parseRange } from '../../src/gateway/s3-http.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 
 // The S3 API's small parsers; the operations themselves run against a dev network in
@@ -43,5 +43,30 @@ describe('S3 request parsing', () => {
     ]) {
       expect(s3CodeOf(() => deleteObjectsKeys(bad))).toBe('MalformedXML');
     }
+  });
+
+  it('PutObjectLockConfiguration: a default of days or years (365 days each), or none; anything else → MalformedXML', () => {
+    const doc = (rule: string) =>
+      `<?xml version="1.0"?><ObjectLockConfiguration xmlns="x"><ObjectLockEnabled>Enabled</ObjectLockEnabled>${rule}</ObjectLockConfiguration>`;
+    expect(defaultRetentionOf(doc(''))).toBeNull();
+    expect(
+      defaultRetentionOf(
+        doc('<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>30</Days></DefaultRetention></Rule>'),
+      ),
+    ).toEqual({ mode: 'GOVERNANCE', days: 30 });
+    expect(
+      defaultRetentionOf(
+        doc('<Rule><DefaultRetention><Years>7</Years><Mode>COMPLIANCE</Mode></DefaultRetention></Rule>'),
+      ),
+    ).toEqual({ mode: 'COMPLIANCE', days: 7 * 365 });
+    for (const bad of [
+      '<Rule><DefaultRetention><Mode>LEGAL</Mode><Days>1</Days></DefaultRetention></Rule>',
+      '<Rule><DefaultRetention><Mode>COMPLIANCE</Mode></DefaultRetention></Rule>',
+      '<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>1</Days><Years>1</Years></DefaultRetention></Rule>',
+      '<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>0</Days></DefaultRetention></Rule>',
+      '<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Years>101</Years></DefaultRetention></Rule>',
+    ])
+      expect(s3CodeOf(() => defaultRetentionOf(doc(bad)))).toBe('MalformedXML');
+    expect(s3CodeOf(() => defaultRetentionOf('<Retention/>'))).toBe('MalformedXML');
   });
 });

@@ -23,6 +23,7 @@ import {
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
+  PutObjectLockConfigurationCommand,
   PutObjectRetentionCommand,
   S3Client,
   S3ServiceException,
@@ -573,6 +574,25 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     expect((await s3Failure(s3.send(new DeleteObjectCommand(draft)))).name).toBe('AccessDenied');
     await s3.send(new DeleteObjectCommand({ ...draft, BypassGovernanceRetention: true }));
     expect((await s3Failure(s3.send(new HeadObjectCommand(draft)))).status).toBe(404);
+    // A bucket default: what is written without a retention of its own gets one, by the chain's rule.
+    await s3.send(
+      new PutObjectLockConfigurationCommand({
+        Bucket: 'vault',
+        ObjectLockConfiguration: {
+          ObjectLockEnabled: 'Enabled',
+          Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 1 } },
+        },
+      }),
+    );
+    expect(
+      (await s3.send(new GetObjectLockConfigurationCommand({ Bucket: 'vault' }))).ObjectLockConfiguration
+        ?.Rule,
+    ).toEqual({ DefaultRetention: { Mode: 'GOVERNANCE', Days: 1 } });
+    const sent = Date.now();
+    await s3.send(new PutObjectCommand({ Bucket: 'vault', Key: 'auto.txt', Body: 'kept a day' }));
+    const auto = await s3.send(new HeadObjectCommand({ Bucket: 'vault', Key: 'auto.txt' }));
+    expect(auto.ObjectLockMode).toBe('GOVERNANCE');
+    expect(Math.abs(auto.ObjectLockRetainUntilDate!.getTime() - (sent + 86_400_000))).toBeLessThan(120_000);
   });
 
   it('virtual-host addressing: <bucket>.localhost reaches the same bucket as the path', async () => {

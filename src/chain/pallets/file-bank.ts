@@ -43,6 +43,8 @@ export interface BucketInfo {
   by: string;
   /** S3 object lock: objects filed in it may carry a retention (absent in buckets made before it existed: false). */
   objectLock: boolean;
+  /** What an object declared into it without a retention of its own gets (null, or absent in older buckets: none). */
+  defaultRetention: { mode: 'COMPLIANCE' | 'GOVERNANCE'; days: number } | null;
 }
 
 /** What a key of a bucket names: the object filed there now. */
@@ -186,6 +188,15 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     }
     if (args.entry.retention !== undefined)
       checkRetention(bucket, ctx, args.entry.bucket, args.entry.retention);
+    // The bucket's default applies by rule, so no client (or gateway) can file an object around it.
+    const byDefault = bucket.defaultRetention ?? null;
+    const entry =
+      args.entry.retention === undefined && byDefault !== null
+        ? {
+            ...args.entry,
+            retention: { mode: byDefault.mode, until: ctx.block.timestamp + byDefault.days * 86_400_000 },
+          }
+        : args.entry;
     // A retained object is never replaced: with no versions yet, replacing it would delete it.
     const named = state.get<EntryInfo>(entryKey(args.owner, args.entry.bucket, args.entry.key));
     if (named !== undefined) {
@@ -193,7 +204,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     }
     // Where the object will be filed; the key names it only once it is Active (transferReport), so an upload that
     // never completes leaves the key to the object it named.
-    state.put(filedKey(args.fid), args.entry as FileEntry);
+    state.put(filedKey(args.fid), entry as FileEntry);
   }
   state.put(fileKey(args.fid), {
     owner: args.owner,
@@ -272,6 +283,7 @@ const createBucket: Rule<CallArgs<'fileBank.createBucket'>> = (state, ctx, args)
     createdTime: ctx.block.timestamp,
     by: ctx.caller,
     objectLock: args.objectLock === true,
+    defaultRetention: null,
   } satisfies BucketInfo);
 };
 
@@ -305,6 +317,20 @@ function checkNotRetained(
     `${what}: ${fid} is retained (${retention.mode}) until ${new Date(retention.until).toISOString()}${retention.mode === 'GOVERNANCE' ? '; its owner may bypass GOVERNANCE retention' : ''}`,
   );
 }
+
+/** Sets or clears an object-lock bucket's default retention. */
+const putObjectLock: Rule<CallArgs<'fileBank.putObjectLock'>> = (state, ctx, args) => {
+  const owner = bucketOwner(state, ctx, args.owner, 'configure');
+  const bucket = state.get<BucketInfo>(bucketKey(owner, args.name));
+  if (bucket === undefined) reject(`${owner} has no bucket ${args.name}`);
+  if (bucket.objectLock !== true) {
+    reject(`bucket ${args.name} was not made with object lock: it has no default retention to set`);
+  }
+  state.put(bucketKey(owner, args.name), {
+    ...bucket,
+    defaultRetention: args.defaultRetention === null ? null : { ...args.defaultRetention },
+  });
+};
 
 /** Sets or lengthens a filed object's retention; a COMPLIANCE one is never shortened, lifted or turned to GOVERNANCE. */
 const putRetention: Rule<CallArgs<'fileBank.putRetention'>> = (state, ctx, args) => {
@@ -591,6 +617,7 @@ export const fileBank = {
   deleteBucket,
   deleteFile,
   putRetention,
+  putObjectLock,
   generateRestoralOrder,
   claimRestoralOrder,
   restoralComplete,
