@@ -775,6 +775,9 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     }
     const bucket = validBucket(bucketPart);
     if (keyPart === undefined) {
+      // Sub-resources first: a PUT of ?object-lock is no CreateBucket.
+      if (q.has('object-lock') && (method === 'GET' || method === 'PUT'))
+        return objectLock(request, reply, auth, bucket);
       if (method === 'PUT') {
         await smallBody(request, auth); // CreateBucketConfiguration: the region is the gateway's
         if (RESERVED_BUCKETS.has(bucket))
@@ -796,8 +799,6 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       }
       if (method === 'POST' && q.has('delete')) return deleteObjects(request, reply, auth, bucket);
       if (method === 'GET' && q.has('uploads')) return listUploads(reply, bucket, q);
-      if (q.has('object-lock') && (method === 'GET' || method === 'PUT'))
-        return objectLock(request, reply, auth, bucket);
       if (method === 'GET' && q.has('location')) {
         await requireBucket(bucket);
         return reply
