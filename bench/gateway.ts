@@ -1,10 +1,11 @@
 /**
  * npm run bench:gateway — the gateway (issue 16 §8) against the storage client it serves, measured in one run:
- *   1. S3 PutObject / GetObject of one big object (`--size MiB`, default 1024; `--quick` 64; test profile 4) through an `ailink gateway`
- *      child process with @aws-sdk/client-s3, streamed from / to a file; baseline: the storage client in this process
- *      (openSession(…).storage.put / get) with the same bytes, also from / to a file.
+ *   1. S3 PutObject / GetObject of one big object (`--size MiB`, default 1024; `--quick` 64; test profile 4) through
+ *      an `ailink gateway` child process with @aws-sdk/client-s3, streamed from / to a file; baseline: the storage
+ *      client in this process (openSession(…).storage.put / get) with the same bytes, also from / to a file. `--rounds`
+ *      (default 3; 1 from 512 MiB) rounds in alternating order, medians reported.
  *   2. `--small N` (default 1000; `--quick` 100) 4 KiB objects put through S3 (8 in flight), then listed with
- *      ListObjectsV2 in pages of 100.
+ *      ListObjectsV2 in pages of a tenth of them (10 to 100 keys a page).
  *   3. Time to first byte of 1 KiB ranged reads in the middle of the big object (median of 10); baseline: the same
  *      ranges through the storage client.
  *   4. The gateway process's peak RSS while it streams the big object each way (VmRSS sampled every 50 ms from
