@@ -4,7 +4,7 @@
  *      an `ailink gateway` child process with @aws-sdk/client-s3, streamed from / to a file; baseline: the storage
  *      client in this process (openSession(…).storage.put / get) with the same bytes, also from / to a file. `--rounds`
  *      (default 3; 1 from 512 MiB) rounds in alternating order, medians reported.
- *   2. `--small N` (default 1000; `--quick` 100) 4 KiB objects put through S3 (8 in flight), then listed with
+ *   2. `--small N` (default 1000; `--quick` 100) 4 KiB objects put through S3 (`--concurrency`, default 8 in flight), then listed with
  *      ListObjectsV2 in pages of a tenth of them (10 to 100 keys a page).
  *   3. Time to first byte of 1 KiB ranged reads in the middle of the big object (median of 10); baseline: the same
  *      ranges through the storage client.
@@ -77,6 +77,7 @@ const { values: args } = parseArgs({
     small: { type: 'string' },
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
+    concurrency: { type: 'string' },
   },
 });
 if (args.profile !== 'production' && args.profile !== 'test') {
@@ -98,7 +99,8 @@ const SMALL = positive(args.small, args.quick ? 100 : 1000, 'small');
 const ROUNDS = positive(args.rounds, SIZE_MIB >= 512 ? 1 : 3, 'rounds');
 const SIZE = SIZE_MIB * MiB;
 const SMALL_BYTES = 4 * KiB;
-const CONCURRENCY = 8;
+/** Small puts in flight (`--concurrency`, default 8). */
+const CONCURRENCY = positive(args.concurrency, 8, 'concurrency');
 /** Pages of about a tenth of the keys (10 to 100 a page), so that listing always pages. */
 const LIST_PAGE = Math.max(10, Math.min(100, Math.floor(SMALL / 10)));
 const RANGE_READS = 10;
