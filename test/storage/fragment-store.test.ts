@@ -267,15 +267,33 @@ describe('fragment store: refused writes leave nothing behind', () => {
     expect(store.usage()).toEqual({ capacity: 40 * KiB, used: 0, reserved: 0, fragments: 0 });
   });
 
-  it('MINER_PROTOCOL for a second concurrent upload of the same hash; the first still commits', async () => {
+  it('a second concurrent upload of the same hash waits for the first: held once it commits, its own if it aborts', async () => {
     const store = openStore();
     const { hash, bytes } = frag('a');
     const first = await store.prepare(hash, bytes.byteLength, ALICE);
     if (first.state !== 'accept') throw new Error('expected accept');
-    await rejectsWith(store.prepare(hash, bytes.byteLength, BOB), 'MINER_PROTOCOL');
+    const second = store.prepare(hash, bytes.byteLength, BOB);
+    let answered = false;
+    void second.then(() => {
+      answered = true;
+    });
     await first.writer.write(bytes);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false); // still waiting: nothing is written twice
     await first.writer.commit();
+    expect((await second).state).toBe('exists');
     expect(store.usage()).toMatchObject({ used: bytes.byteLength, reserved: 0, fragments: 1 });
+    // The first writer gives up: the waiting one writes the fragment itself.
+    const other = frag('b');
+    const a = await store.prepare(other.hash, other.bytes.byteLength, ALICE);
+    if (a.state !== 'accept') throw new Error('expected accept');
+    const b = store.prepare(other.hash, other.bytes.byteLength, BOB);
+    await a.writer.abort();
+    const taken = await b;
+    if (taken.state !== 'accept') throw new Error('expected the waiting upload to write it');
+    await taken.writer.write(other.bytes);
+    await taken.writer.commit();
+    expect(await store.read(other.hash)).toEqual(other.bytes);
   });
 });
 

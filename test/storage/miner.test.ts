@@ -321,7 +321,7 @@ describe('miner: bad bodies', { timeout: 15_000 }, () => {
     await channel.write(bytes.subarray(0, 100 * KiB));
     channel.abort(new Error('client crashed'));
     // The reservation is released as soon as the miner sees the reset: a full put of the same hash then goes
-    // through (until then it is MINER_PROTOCOL "being written by another request").
+    // through (until then it waits for the vanished write).
     await expect
       .poll(
         async () => {

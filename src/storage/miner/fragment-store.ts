@@ -130,7 +130,8 @@ export function openFragmentStore(
 
   let { used, n: count } = q.totals.get()!;
   let reserved = 0;
-  const inFlight = new Set<string>();
+  /** Fragments being written, each with a promise settled once its write is committed or dropped. */
+  const inFlight = new Map<string, Promise<void>>();
 
   /** Removes files that were never indexed (a crash between rename and index) and rows whose file vanished. */
   function reconcile(): void {
@@ -183,12 +184,14 @@ export function openFragmentStore(
         q.touch.run(deps.clock.now(), hash);
         return { state: 'exists' };
       }
-      if (inFlight.has(hash)) {
-        // Another upload of the same bytes is in progress; let the client retry rather than write twice.
-        throw new AilinkError(
-          'MINER_PROTOCOL',
-          `fragment ${hash} is being written by another request; retry`,
-        );
+      const writing = inFlight.get(hash);
+      if (writing !== undefined) {
+        // Another upload of the same bytes is being written (concurrent puts share the all-zero padding fragment):
+        // wait for it, then answer as it ended — held ('exists'), or gone (this request writes it). Refusing made a
+        // client with no spare miner fail the whole put (found by bench:gateway). The writer's own request deadline
+        // bounds the wait.
+        await writing;
+        return store.prepare(hash, size, owner);
       }
       if (used + reserved + size > options.capacity) {
         throw new AilinkError(
@@ -197,7 +200,13 @@ export function openFragmentStore(
         );
       }
       reserved += size;
-      inFlight.add(hash);
+      let settled!: () => void;
+      inFlight.set(
+        hash,
+        new Promise<void>((resolve) => {
+          settled = resolve;
+        }),
+      );
       const tmpPath = join(tmpDir, `${toHex(deps.random(8))}.part`);
       let handle: FileHandle | undefined;
       let hasher: Hash | undefined = createHash('sha256');
@@ -208,6 +217,7 @@ export function openFragmentStore(
         done = true;
         reserved -= size;
         inFlight.delete(hash);
+        settled();
         await handle?.close().catch(() => {});
         handle = undefined;
         if (!keepFile) await rm(tmpPath, { force: true });
