@@ -69,7 +69,10 @@ export interface S3Deps {
   readonly region: string;
   readonly clock: Clock;
   readonly random: Random;
-  /** The largest object one PutObject takes (default 5 GiB, S3's limit). */
+  /**
+   * The largest object (default: S3's limits, 5 GiB in one PutObject, 5 TiB in parts). The gateway node sets what one
+   * declaration can name, so an upload too large for it is refused before it is read, not after it is stored.
+   */
   readonly maxObjectBytes?: number;
   /** Failures the client is told only "internal error" about. */
   readonly log?: (line: string) => void;
@@ -90,6 +93,8 @@ export const RESERVED_BUCKETS: ReadonlySet<string> = new Set(['altda', 'deoss'])
 
 export function buildS3App(deps: S3Deps): FastifyInstance {
   const maxObjectBytes = deps.maxObjectBytes ?? 5 * GiB;
+  // An object uploaded in parts is still one declaration: the same limit when one is set.
+  const maxUploadBytes = deps.maxObjectBytes ?? MAX_UPLOAD_BYTES;
   // No total deadline (a 5 GiB upload may take long), but a socket silent for 2 minutes is closed: a client that
   // stops sending mid-body does not hold its request forever.
   const app = Fastify({
@@ -515,10 +520,10 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       }
       total += part.size;
     });
-    if (total > MAX_UPLOAD_BYTES)
+    if (total > maxUploadBytes)
       throw s3Error(
         'EntityTooLarge',
-        `the parts hold ${total} bytes; the most one object may hold is ${MAX_UPLOAD_BYTES}`,
+        `the parts hold ${total} bytes; the most one object may hold here is ${maxUploadBytes}`,
       );
     const etag = multipartEtag(listed.map((p) => p.etag));
     const content = {

@@ -5,6 +5,7 @@ import {
   ALTDA_PREFIX,
   buildS3App,
   createChainNamespace,
+  DEFAULT_MAX_BLOB_BYTES,
   diskUploadStore,
   registerAltDa,
   registerDeoss,
@@ -47,6 +48,13 @@ export interface GatewayNodeOptions {
   /** The largest object one DeOSS upload takes (default 5 GiB). */
   readonly maxObjectBytes?: number;
 }
+
+/**
+ * Segments one declaration can name: it is one remark of at most 128 KiB carrying 12 fragment hashes per segment
+ * (≈ 930 bytes), about 140 segments (measured by bench:gateway), kept below that. 3.75 GiB in production, 7.5 MiB with
+ * the test profile: larger objects need a declaration split over several calls (not built yet).
+ */
+const DECLARABLE_SEGMENTS = 120;
 
 export interface GatewayNode {
   readonly url: string;
@@ -111,10 +119,13 @@ export async function startGatewayNode(
   );
   try {
     const namespace = createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs });
+    // Every API refuses up front what one declaration could not name.
+    const declarable = DECLARABLE_SEGMENTS * options.session.profile.segmentSize;
     const app = buildS3App({
       storage: session.storage,
       namespace,
       uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random),
+      maxObjectBytes: Math.min(5 * 1024 ** 3, declarable),
       domain: options.domain ?? 'localhost',
       credentials,
       region,
@@ -128,6 +139,7 @@ export async function startGatewayNode(
       namespace,
       indexer: session.indexer,
       ...options.altda,
+      maxBlobBytes: Math.min(options.altda?.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES, declarable),
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
     // Its staging dir and used messages live in the data dir: a restart resumes uploads and still refuses replays.
@@ -137,7 +149,7 @@ export async function startGatewayNode(
       clock: deps.clock,
       stateDir: join(options.dataDir, 'deoss'),
       chainDeadlineMs: SESSION_DEADLINES.chainCallMs,
-      ...(options.maxObjectBytes === undefined ? {} : { maxObjectBytes: options.maxObjectBytes }),
+      maxObjectBytes: Math.min(options.maxObjectBytes ?? 5 * 1024 ** 3, declarable),
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
     const address = await app.listen({ host: options.host, port: options.port });
