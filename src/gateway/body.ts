@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { AilinkError } from '../shared/errors.ts';
+import { s3Error } from './s3-http.ts';
 import { chunkSignature, type SigV4Auth, STREAMING_PAYLOAD, UNSIGNED_PAYLOAD } from './sigv4.ts';
 
 /**
@@ -31,21 +31,18 @@ export interface CheckedBody {
   md5(): string;
 }
 
-const refuse = (s3: string, message: string) =>
-  new AilinkError('INVALID_INPUT', message, { details: { s3 } });
-
 export function checkBody(raw: AsyncIterable<Uint8Array>, rules: BodyRules): CheckedBody {
   const mode = rules.auth.payloadHash;
   if (mode !== UNSIGNED_PAYLOAD && mode !== STREAMING_PAYLOAD && mode !== STREAMING_UNSIGNED_TRAILER) {
     if (!/^[0-9a-f]{64}$/.test(mode)) {
-      throw refuse(
+      throw s3Error(
         'InvalidArgument',
         `x-amz-content-sha256: expected a hex SHA-256, ${UNSIGNED_PAYLOAD}, ${STREAMING_PAYLOAD} or ${STREAMING_UNSIGNED_TRAILER}, got ${JSON.stringify(mode)}`,
       );
     }
   }
   if (rules.length !== undefined && rules.length > rules.maxBytes) {
-    throw refuse(
+    throw s3Error(
       'EntityTooLarge',
       `the body would hold ${rules.length} bytes; this gateway takes at most ${rules.maxBytes} in one request (use a multipart upload for more)`,
     );
@@ -61,26 +58,26 @@ export function checkBody(raw: AsyncIterable<Uint8Array>, rules: BodyRules): Che
     for await (const piece of decoded) {
       total += piece.byteLength;
       if (total > rules.maxBytes)
-        throw refuse('EntityTooLarge', `the body holds more than ${rules.maxBytes} bytes`);
+        throw s3Error('EntityTooLarge', `the body holds more than ${rules.maxBytes} bytes`);
       md5.update(piece);
       sha256.update(piece);
       yield piece;
     }
     if (rules.length !== undefined && total !== rules.length) {
-      throw refuse(
+      throw s3Error(
         'IncompleteBody',
         `expected a body of ${rules.length} bytes, got ${total}: the upload was cut short; send it again`,
       );
     }
     if (/^[0-9a-f]{64}$/.test(mode) && sha256.digest('hex') !== mode) {
-      throw refuse(
+      throw s3Error(
         'XAmzContentSHA256Mismatch',
         "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with",
       );
     }
     const digest = md5.digest();
     if (rules.contentMd5 !== undefined && digest.toString('base64') !== rules.contentMd5) {
-      throw refuse(
+      throw s3Error(
         'BadDigest',
         `the body's MD5 is ${digest.toString('base64')}, the Content-MD5 header says ${rules.contentMd5}`,
       );
@@ -110,18 +107,18 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
     const header = await reader.line();
     const m = /^([0-9a-fA-F]{1,16})(?:;chunk-signature=([0-9a-f]{64}))?$/.exec(header);
     if (m === null || (signed && m[2] === undefined)) {
-      throw refuse(
+      throw s3Error(
         'InvalidChunkSizeError',
         `malformed aws-chunked header ${JSON.stringify(header.slice(0, 80))}`,
       );
     }
     const size = Number.parseInt(m[1]!, 16);
-    if (size > rules.maxBytes) throw refuse('EntityTooLarge', `a chunk of ${size} bytes is over the limit`);
+    if (size > rules.maxBytes) throw s3Error('EntityTooLarge', `a chunk of ${size} bytes is over the limit`);
     const data = await reader.take(size);
     if (signed) {
       const expected = chunkSignature(rules.auth, previous, data);
       if (expected !== m[2]) {
-        throw refuse(
+        throw s3Error(
           'SignatureDoesNotMatch',
           'a chunk signature does not match: the body was altered on the way, or not signed with your secret',
         );
@@ -130,7 +127,7 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
     }
     if (size === 0) break;
     if ((await reader.line()) !== '')
-      throw refuse('IncompleteBody', 'an aws-chunked chunk does not end with CRLF');
+      throw s3Error('IncompleteBody', 'an aws-chunked chunk does not end with CRLF');
     crc = crc32(data, crc);
     sha256.update(data);
     sha1.update(data);
@@ -143,7 +140,7 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
     if (line === '') break;
     const at = line.indexOf(':');
     if (at < 1)
-      throw refuse('MalformedTrailerError', `malformed trailer ${JSON.stringify(line.slice(0, 80))}`);
+      throw s3Error('MalformedTrailerError', `malformed trailer ${JSON.stringify(line.slice(0, 80))}`);
     trailers.set(line.slice(0, at).trim().toLowerCase(), line.slice(at + 1).trim());
   }
   // CRC32C and CRC64NVME have no implementation in node: such a trailer is taken as sent (TCP or TLS still guards the
@@ -157,7 +154,7 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
   };
   for (const [name, value] of trailers) {
     if (computed[name] !== undefined && computed[name] !== value) {
-      throw refuse(
+      throw s3Error(
         'BadDigest',
         `the body's ${name.slice('x-amz-checksum-'.length)} is ${computed[name]}, the trailer says ${value}`,
       );
@@ -171,7 +168,7 @@ function bufferedReader(raw: AsyncIterable<Uint8Array>) {
   let buffer = Buffer.alloc(0);
   const more = async () => {
     const next = await it.next();
-    if (next.done) throw refuse('IncompleteBody', 'the body ended inside an aws-chunked chunk');
+    if (next.done) throw s3Error('IncompleteBody', 'the body ended inside an aws-chunked chunk');
     buffer = buffer.byteLength === 0 ? Buffer.from(next.value) : Buffer.concat([buffer, next.value]);
   };
   return {
@@ -184,7 +181,7 @@ function bufferedReader(raw: AsyncIterable<Uint8Array>) {
           return text;
         }
         if (buffer.byteLength > MAX_LINE)
-          throw refuse('InvalidChunkSizeError', 'an aws-chunked line is too long');
+          throw s3Error('InvalidChunkSizeError', 'an aws-chunked line is too long');
         await more();
       }
     },

@@ -7,8 +7,8 @@ import { z } from 'zod';
 import { RetentionSchema } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Random } from '../shared/clock.ts';
-import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
+import { s3Error } from './s3-http.ts';
 
 /**
  * S3 multipart uploads staged on the gateway's disk (issue 16). Parts arrive in any order, in parallel, over minutes
@@ -48,9 +48,6 @@ export interface PartInfo {
   readonly modified: number;
 }
 
-const refuse = (s3: string, message: string) =>
-  new AilinkError('INVALID_INPUT', message, { details: { s3 } });
-
 const partRecord = (n: number) => `part-${String(n).padStart(5, '0')}.json`;
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
@@ -65,7 +62,7 @@ export function multipartEtag(partEtags: readonly string[]): string {
 export function parsePartNumber(text: string | undefined): number {
   const n = text !== undefined && /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
   if (!(n >= 1 && n <= MAX_PARTS))
-    throw refuse('InvalidArgument', `partNumber: expected 1–${MAX_PARTS}, got ${JSON.stringify(text)}`);
+    throw s3Error('InvalidArgument', `partNumber: expected 1–${MAX_PARTS}, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -75,21 +72,24 @@ export function parsePartNumber(text: string | undefined): number {
  */
 export function completeParts(xml: string): { number: number; etag: string }[] {
   if (!/^\s*(<\?xml[^>]*\?>\s*)?<CompleteMultipartUpload[\s>]/.test(xml))
-    throw refuse('MalformedXML', 'expected a <CompleteMultipartUpload> document');
+    throw s3Error('MalformedXML', 'expected a <CompleteMultipartUpload> document');
   const parts = [...xml.matchAll(/<Part>([\s\S]*?)<\/Part>/g)].map((m) => {
     const number = /<PartNumber>\s*(\d{1,5})\s*<\/PartNumber>/.exec(m[1]!)?.[1];
     const etag = /<ETag>\s*(?:&quot;|")?([^<&"]*)(?:&quot;|")?\s*<\/ETag>/.exec(m[1]!)?.[1];
     if (number === undefined || etag === undefined)
-      throw refuse('MalformedXML', 'every <Part> needs a <PartNumber> and an <ETag>');
+      throw s3Error('MalformedXML', 'every <Part> needs a <PartNumber> and an <ETag>');
     if (!/^[0-9a-f]{32}$/i.test(etag))
-      throw refuse('InvalidPart', `part ${number}: ${JSON.stringify(etag)} is not an ETag this gateway gave`);
+      throw s3Error(
+        'InvalidPart',
+        `part ${number}: ${JSON.stringify(etag)} is not an ETag this gateway gave`,
+      );
     return { number: Number(number), etag: etag.toLowerCase() };
   });
   if (parts.length === 0 || parts.length > MAX_PARTS)
-    throw refuse('MalformedXML', `expected 1–${MAX_PARTS} parts, got ${parts.length}`);
+    throw s3Error('MalformedXML', `expected 1–${MAX_PARTS} parts, got ${parts.length}`);
   for (let i = 1; i < parts.length; i++) {
     if (parts[i]!.number <= parts[i - 1]!.number) {
-      throw refuse(
+      throw s3Error(
         'InvalidPartOrder',
         `parts must be listed in ascending order of number: ${parts[i]!.number} comes after ${parts[i - 1]!.number}`,
       );
@@ -128,7 +128,7 @@ export function diskUploadStore(dir: string, random: Random): UploadStore {
     return join(dir, uploadId);
   };
   const noSuchUpload = (uploadId: string) =>
-    refuse(
+    s3Error(
       'NoSuchUpload',
       `there is no multipart upload ${JSON.stringify(uploadId.slice(0, 64))}; it may have been completed or aborted`,
     );
@@ -201,7 +201,7 @@ export function diskUploadStore(dir: string, random: Random): UploadStore {
     async *read(uploadId, numbers) {
       for (const number of numbers) {
         const part = await partOf(uploadId, number);
-        if (part === undefined) throw refuse('InvalidPart', `part ${number} was not uploaded`);
+        if (part === undefined) throw s3Error('InvalidPart', `part ${number} was not uploaded`);
         yield* createReadStream(join(uploadDir(uploadId), part.file), { highWaterMark: 1024 * 1024 });
       }
     },

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -181,10 +181,13 @@ describe('Alt-DA API (in memory)', () => {
   afterEach(async () => {
     await app?.close();
     app = undefined;
+    for (const d of stagingDirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
   /** Composed as the gateway composes it: into the S3 app, whose root reads no bodies. */
+  const stagingDirs: string[] = [];
   function build(options: { maxBlobBytes?: number; putToken?: string } = {}) {
+    stagingDirs.push(mkdtempSync(join(tmpdir(), 'ailink-altda-uploads-')));
     const net = fakeNetwork();
     app = buildS3App({
       storage: net.storage,
@@ -193,7 +196,7 @@ describe('Alt-DA API (in memory)', () => {
       region: 'test',
       clock: { now: () => Date.now() } as never,
       random: (n: number) => new Uint8Array(n),
-      uploads: diskUploadStore(mkdtempSync(join(tmpdir(), 'ailink-altda-uploads-')), systemRandom),
+      uploads: diskUploadStore(stagingDirs.at(-1)!, systemRandom),
     });
     registerAltDa(app, { storage: net.storage, namespace: net.namespace, indexer: net.indexer, ...options });
     return { app, net };
