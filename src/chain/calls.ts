@@ -105,6 +105,8 @@ export const EntrySchema = z
      * GOVERNANCE (S3's bypass). Only in a bucket made with object lock.
      */
     retention: RetentionSchema.optional(),
+    /** S3 legal hold: nobody deletes the object while it is on (`fileBank.putLegalHold`). Only with object lock. */
+    legalHold: z.boolean().optional(),
     /** The MD5 of the object's bytes (hex), S3's ETag of a single-part upload, so every gateway answers the same one. */
     etag: z
       .string()
@@ -200,6 +202,31 @@ export const CALL_SCHEMAS = {
     .strict(),
   /** Sets or lengthens a filed object's retention (S3 PutObjectRetention); COMPLIANCE is never shortened or lifted. */
   'fileBank.putRetention': z.object({ fid: hash, retention: RetentionSchema }).strict(),
+  /**
+   * S3 legal hold (PutObjectLegalHold): while on, nobody deletes the object, whatever its retention, bypass or not.
+   * Only in a bucket with object lock; the owner (or its operator) turns it on and off.
+   */
+  'fileBank.putLegalHold': z.object({ fid: hash, on: z.boolean() }).strict(),
+  /**
+   * S3 bucket versioning (PutBucketVersioning): Enabled keeps every object a key named; Suspended keeps them but a new
+   * write replaces the key's "null" version. A bucket with object lock is always Enabled.
+   */
+  'fileBank.putVersioning': z
+    .object({ name: BucketNameSchema, owner: address.optional(), status: z.enum(['Enabled', 'Suspended']) })
+    .strict(),
+  /** DeleteObject without a version in a versioned bucket: the key's newest version becomes a delete marker. */
+  'fileBank.putDeleteMarker': z
+    .object({ bucket: BucketNameSchema, key: ObjectKeySchema, owner: address.optional() })
+    .strict(),
+  /** DeleteObject of a delete marker (by its version id): the key names its newest remaining version again. */
+  'fileBank.removeDeleteMarker': z
+    .object({
+      bucket: BucketNameSchema,
+      key: ObjectKeySchema,
+      versionId: z.string().min(1).max(64),
+      owner: address.optional(),
+    })
+    .strict(),
   'fileBank.generateRestoralOrder': z.object({ fid: hash, index: column }).strict(),
   'fileBank.claimRestoralOrder': z.object({ fid: hash, index: column }).strict(),
   'fileBank.restoralComplete': z.object({ fid: hash, index: column }).strict(),

@@ -61,6 +61,8 @@ export {
   type RestoralOrder,
   tagReportMessage,
   transferReceiptMessage,
+  type VersioningStatus,
+  versioningOf,
 } from './pallets/file-bank.ts';
 export type { Grant, MarketTerms, OpenRequest, Retrieval } from './pallets/market.ts';
 export {
@@ -100,6 +102,7 @@ export {
   grantOf,
   grantsOf,
   isOperatorOf,
+  type KeyVersion,
   type MinerView,
   minerOf,
   minersOf,
@@ -116,6 +119,7 @@ export {
   termsOf,
   type VerifierView,
   verifiersOf,
+  versionsOf,
 } from './queries.ts';
 export { decodeRemark, encodeRemark, MAX_REMARK_BYTES, REMARK_MAGIC, REMARK_VERSION } from './remark.ts';
 export {

@@ -35,6 +35,14 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
   'fileBank.deleteBucket': fileBank.deleteBucket,
   'fileBank.putRetention': fileBank.putRetention,
   'fileBank.putObjectLock': fileBank.putObjectLock,
+  'fileBank.putLegalHold': fileBank.putLegalHold,
+  'fileBank.putVersioning': fileBank.putVersioning,
+  // A suspended bucket's marker replaces the key's "null" version; a replaced object takes its market state along.
+  'fileBank.putDeleteMarker': (state, ctx, args) => {
+    const replaced = fileBank.putDeleteMarker(state, ctx, args);
+    if (replaced !== undefined) marketOnDelete(state, ctx, replaced);
+  },
+  'fileBank.removeDeleteMarker': fileBank.removeDeleteMarker,
   // A deleted file takes its market state (terms, retrievals, requests, grants) with it.
   'fileBank.deleteFile': (state, ctx, args) => {
     fileBank.deleteFile(state, ctx, args);

@@ -13,6 +13,8 @@ import {
   ownerFilesPrefix,
   type RestoralOrder,
   taggedKey,
+  type VersionInfo,
+  versionsPrefix,
 } from './pallets/file-bank.ts';
 import {
   type Grant,
@@ -103,6 +105,37 @@ export function entriesOf(
 ): (EntryInfo & { key: string })[] {
   const base = entriesPrefix(owner, bucket);
   return state.scan(base + prefix).map(([key, e]) => ({ ...(e as EntryInfo), key: key.slice(base.length) }));
+}
+
+/** One version of a key, as S3's ListObjectVersions shows it: an object (fid) or a delete marker (fid null). */
+export interface KeyVersion extends VersionInfo {
+  readonly key: string;
+  /** The key's newest version. */
+  readonly latest: boolean;
+}
+
+/**
+ * The versions of the keys of a bucket that begin with `prefix`: keys in UTF-8 byte order, each key's versions newest
+ * first (S3's order). A key that named an object before versioning and was not written since has no record: its
+ * object is listed as its "null" version.
+ */
+export function versionsOf(state: StateReader, owner: string, bucket: string, prefix = ''): KeyVersion[] {
+  const base = versionsPrefix(owner, bucket);
+  const byKey = new Map<string, VersionInfo[]>();
+  for (const [stateKey, value] of state.scan(base + prefix)) {
+    const rest = stateKey.slice(base.length);
+    const key = rest.slice(0, rest.lastIndexOf('\u0000'));
+    byKey.set(key, [value as VersionInfo, ...(byKey.get(key) ?? [])]);
+  }
+  for (const entry of entriesOf(state, owner, bucket, prefix)) {
+    if (byKey.has(entry.key)) continue;
+    const file = state.get<FileInfo>(fileKey(entry.fid));
+    if (file !== undefined)
+      byKey.set(entry.key, [{ id: 'null', fid: entry.fid, at: entry.at, time: file.declaredTime }]);
+  }
+  return [...byKey.keys()]
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    .flatMap((key) => byKey.get(key)!.map((v, i) => ({ ...v, key, latest: i === 0 })));
 }
 
 /** Where a file is filed and its content metadata, when it is filed in a bucket. */

@@ -587,6 +587,7 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
       by: owner.address,
       objectLock: false,
       defaultRetention: null,
+      versioning: null,
     });
     expectRejected(h, owner.address, bucket('photos'), /already has a bucket photos \(since block/);
     // Another account's bucket of the same name is its own (buckets are per account).
@@ -674,7 +675,7 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
       return d;
     };
 
-    it('a COMPLIANCE object is neither deleted nor replaced before its date, by anyone; afterwards it is', () => {
+    it('a COMPLIANCE object is not deleted before its date, by anyone, nor lost under a new one; afterwards it is', () => {
       expectApplied(h, owner.address, call('fileBank.createBucket', { name: 'vault', objectLock: true }));
       const until = now() + 3_600_000;
       const a = retained('lock/a', 'ledger-2026', 'COMPLIANCE', until);
@@ -682,17 +683,11 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
       expectRejected(h, owner.address, del, /not deleted: .* is retained \(COMPLIANCE\) until/);
       expectApplied(h, owner.address, call('oss.authorize', { operator: operator.address }));
       expectRejected(h, operator.address, del, /retained \(COMPLIANCE\)/);
-      // Replacing it under its key would delete it: refused at the declaration, before anything is uploaded.
-      const over = {
-        ...makeDeclaration('lock/over', owner.address),
-        entry: { bucket: 'vault', key: 'ledger-2026' },
-      };
-      expectRejected(
-        h,
-        owner.address,
-        declare(over),
-        /ledger-2026 cannot name another object: .* is retained/,
-      );
+      // A new object under its key makes it an older version (an object-lock bucket is always versioned): kept.
+      const over = store('lock/over', 'vault', 'ledger-2026');
+      expect(entries(owner.address, 'vault')).toEqual([['ledger-2026', over.fid]]);
+      expect(fileOf(h, a.fid)?.state).toBe('Active');
+      expectRejected(h, owner.address, del, /retained \(COMPLIANCE\)/);
       // Nobody shortens it or turns it into GOVERNANCE; lengthening is fine.
       const set = (mode: 'COMPLIANCE' | 'GOVERNANCE', t: number) =>
         call('fileBank.putRetention', { fid: a.fid, retention: { mode, until: t } });
@@ -1533,6 +1528,11 @@ type Op =
   | { t: 'objectLock'; bucket: number; owner: number | null; days: number | null }
   /** fileBank.putRetention of a file: until a time already past, or far ahead, or farther. */
   | { t: 'retain'; file: number; until: 'past' | 'far' | 'farther'; mode: 'COMPLIANCE' | 'GOVERNANCE' }
+  | { t: 'legalHold'; file: number; on: boolean }
+  | { t: 'versioning'; bucket: number; owner: number | null; status: 'Enabled' | 'Suspended' }
+  /** fileBank.putDeleteMarker on key k/<file> of bucket b-<bucket> (the key a declaration of that file takes). */
+  | { t: 'deleteMarker'; bucket: number; owner: number | null; file: number }
+  | { t: 'removeMarker'; bucket: number; owner: number | null; file: number; id: string }
   | { t: 'report'; file: number; receipts: { miner: number; index: number; forged: boolean }[] }
   | { t: 'delete' | 'generate' | 'claim' | 'complete'; file: number; index: number }
   | { t: 'tee'; peer: number }
@@ -1645,6 +1645,38 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
         file,
         until: fc.constantFrom('past' as const, 'far' as const, 'farther' as const),
         mode: fc.constantFrom('COMPLIANCE' as const, 'GOVERNANCE' as const),
+      }),
+      users,
+      1,
+    ),
+    o(fc.record({ t: fc.constant('legalHold' as const), file, on: fc.boolean() }), users, 1),
+    o(
+      fc.record({
+        t: fc.constant('versioning' as const),
+        bucket: fc.nat(1),
+        owner: fc.constantFrom(null, null, 4, 5),
+        status: fc.constantFrom('Enabled' as const, 'Suspended' as const),
+      }),
+      users,
+      1,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('deleteMarker' as const),
+        bucket: fc.nat(1),
+        owner: fc.constantFrom(null, null, 4, 5),
+        file,
+      }),
+      users,
+      1,
+    ),
+    o(
+      fc.record({
+        t: fc.constant('removeMarker' as const),
+        bucket: fc.nat(1),
+        owner: fc.constantFrom(null, null, 4, 5),
+        file,
+        id: fc.constantFrom('null', 'm1.1', 'm21.2'),
       }),
       users,
       1,
@@ -1910,6 +1942,33 @@ describe('the protocol as a replayable fold', () => {
               mode: op.mode,
               until: { past: 1, far: 4_000_000_000_000, farther: 4_100_000_000_000 }[op.until],
             },
+          }),
+        };
+      case 'legalHold':
+        return { call: call('fileBank.putLegalHold', { fid: files[op.file]!.fid, on: op.on }) };
+      case 'versioning':
+        return {
+          call: call('fileBank.putVersioning', {
+            name: `b-${op.bucket}`,
+            status: op.status,
+            ...(op.owner === null ? {} : { owner: a(op.owner).address }),
+          }),
+        };
+      case 'deleteMarker':
+        return {
+          call: call('fileBank.putDeleteMarker', {
+            bucket: `b-${op.bucket}`,
+            key: `k/${op.file}`,
+            ...(op.owner === null ? {} : { owner: a(op.owner).address }),
+          }),
+        };
+      case 'removeMarker':
+        return {
+          call: call('fileBank.removeDeleteMarker', {
+            bucket: `b-${op.bucket}`,
+            key: `k/${op.file}`,
+            versionId: op.id,
+            ...(op.owner === null ? {} : { owner: a(op.owner).address }),
           }),
         };
       case 'report':
@@ -2200,6 +2259,15 @@ describe('the protocol as a replayable fold', () => {
       [22, 4, { t: 'grant', file: 0, reader: 3, key: 2 }], // another reader key than asked for
       [22, 4, { t: 'grant', file: 0, reader: 3, key: 1 }],
       [22, 4, { t: 'grant', file: 0, reader: 1, key: 1 }], // nobody asked, not listed
+      [22, 4, { t: 'legalHold', file: 1, on: true }], // filed in the object-lock bucket b-0
+      [22, 4, { t: 'legalHold', file: 0, on: true }], // filed nowhere: rejected
+      [22, 4, { t: 'versioning', bucket: 0, owner: null, status: 'Suspended' }], // object lock: rejected
+      [22, 4, { t: 'createBucket', bucket: 1, owner: null }],
+      [22, 4, { t: 'deleteMarker', bucket: 1, owner: null, file: 0 }], // not versioned: rejected
+      [22, 4, { t: 'versioning', bucket: 1, owner: null, status: 'Suspended' }],
+      [22, 4, { t: 'deleteMarker', bucket: 1, owner: null, file: 0 }], // the key's "null" marker
+      [22, 4, { t: 'removeMarker', bucket: 1, owner: null, file: 0, id: 'null' }],
+      [22, 4, { t: 'removeMarker', bucket: 1, owner: null, file: 0, id: 'null' }], // gone: rejected
       [22, 4, { t: 'delete', file: 0, index: 0 }],
       // Debt 1: actor 0's collateral, owed since its exit in block 7.
       [22, 4, { t: 'payout', fromPot: false, debt: 1, to: 0, amount: 1000n, named: true }], // not the pot
@@ -2411,6 +2479,18 @@ function checkInvariants(state: StateStore): void {
     const [owner, fid] = key.slice('fileBank/ownerFiles/'.length).split('/') as [string, string];
     expect(state.get<FileInfo>(`fileBank/files/${fid}`)?.owner, key).toBe(owner);
   }
+  // A version names a filed file under its own key, and a versioned key names its newest version (none: a marker).
+  const newest = new Map<string, string | null>();
+  for (const [key, v] of state.scan('fileBank/versions/') as [string, { fid: string | null }][]) {
+    const [owner, bucket, ...rest] = key.slice('fileBank/versions/'.length).split('/') as [string, string];
+    const name = rest.join('/').split('\u0000')[0]!;
+    if (v.fid !== null) {
+      expect(state.get(`fileBank/filed/${v.fid}`), key).toMatchObject({ bucket, key: name });
+      expect(state.get(`fileBank/files/${v.fid}`), key).toBeDefined();
+    }
+    newest.set(`fileBank/entries/${owner}/${bucket}/${name}`, v.fid);
+  }
+  for (const [entry, fid] of newest) expect(state.get<{ fid: string }>(entry)?.fid ?? null, entry).toBe(fid);
   // A tag deadline runs for a placed column of its holder, and only while the column is not tagged for it.
   for (const [key, column] of state.scan('fileBank/untagged/') as [string, UntaggedColumn][]) {
     const [fid, index] = key.slice('fileBank/untagged/'.length).split('/') as [string, string];

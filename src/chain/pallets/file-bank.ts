@@ -4,7 +4,7 @@ import { fromHex } from '../../shared/bytes.ts';
 import { fidOf } from '../../shared/fid.ts';
 import type { CallArgs, Retention } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
-import { type BlockContext, type Rule, reject } from './context.ts';
+import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
 import { positiveMiner } from './sminer.ts';
 import { verifierKey } from './tee-worker.ts';
@@ -45,6 +45,24 @@ export interface BucketInfo {
   objectLock: boolean;
   /** What an object declared into it without a retention of its own gets (null, or absent in older buckets: none). */
   defaultRetention: { mode: 'COMPLIANCE' | 'GOVERNANCE'; days: number } | null;
+  /** S3 versioning as last set; null (or absent in older buckets) if never (see `versioningOf`). */
+  versioning: VersioningStatus | null;
+}
+
+export type VersioningStatus = 'Enabled' | 'Suspended';
+
+/**
+ * One version of a key in a versioned bucket: an object (its fid) or a delete marker (fid null). Its id is the fid,
+ * "null" for what a write left while versioning was suspended (or before it was ever enabled, S3's "null" version),
+ * and `m<block>.<n>` for a marker.
+ */
+export interface VersionInfo {
+  [key: string]: StateValue;
+  id: string;
+  fid: string | null;
+  /** The block that made it the key's newest version, and its timestamp (ms). */
+  at: number;
+  time: number;
 }
 
 /** What a key of a bucket names: the object filed there now. */
@@ -80,6 +98,13 @@ export const bucketKey = (owner: string, name: string) => `${bucketsPrefix(owner
 export const entriesPrefix = (owner: string, bucket: string) => `fileBank/entries/${owner}/${bucket}/`;
 export const entryKey = (owner: string, bucket: string, key: string) =>
   `${entriesPrefix(owner, bucket)}${key}`;
+/**
+ * A versioned bucket's versions: per key, oldest first. NUL ends the key (no key holds a control character), so one
+ * key's versions never sit between another key's, and a key prefix is still a prefix of the state keys.
+ */
+export const versionsPrefix = (owner: string, bucket: string) => `fileBank/versions/${owner}/${bucket}/`;
+const keyVersionsPrefix = (owner: string, bucket: string, key: string) =>
+  `${versionsPrefix(owner, bucket)}${key}\u0000`;
 /** Where a file is filed (its `FileEntry`), for files filed in a bucket. */
 export const filedKey = (fid: string) => `fileBank/filed/${fid}`;
 const orderKey = (fid: string, index: number) => `${ordersPrefix(fid)}${String(index).padStart(3, '0')}`;
@@ -188,6 +213,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     }
     if (args.entry.retention !== undefined)
       checkRetention(bucket, ctx, args.entry.bucket, args.entry.retention);
+    if (args.entry.legalHold === true) checkLockable(bucket, args.entry.bucket, 'a legal hold');
     // The bucket's default applies by rule, so no client (or gateway) can file an object around it.
     const byDefault = bucket.defaultRetention ?? null;
     const entry =
@@ -197,11 +223,8 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
             retention: { mode: byDefault.mode, until: ctx.block.timestamp + byDefault.days * 86_400_000 },
           }
         : args.entry;
-    // A retained object is never replaced: with no versions yet, replacing it would delete it.
-    const named = state.get<EntryInfo>(entryKey(args.owner, args.entry.bucket, args.entry.key));
-    if (named !== undefined) {
-      checkNotRetained(state, ctx, named.fid, false, `${args.entry.key} cannot name another object`);
-    }
+    // A retained object is never replaced by this one: retention exists only in object-lock buckets, which are
+    // always versioned (`versioningOf`), so the object stays on as an older version.
     // Where the object will be filed; the key names it only once it is Active (transferReport), so an upload that
     // never completes leaves the key to the object it named.
     state.put(filedKey(args.fid), entry as FileEntry);
@@ -246,8 +269,15 @@ function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
   const entry = state.get<FileEntry>(filedKey(fid));
   if (entry !== undefined) {
     state.delete(filedKey(fid));
-    const at = entryKey(file.owner, entry.bucket, entry.key);
-    if (state.get<EntryInfo>(at)?.fid === fid) state.delete(at);
+    const version = keyVersions(state, file.owner, entry.bucket, entry.key).find(([, v]) => v.fid === fid);
+    if (version !== undefined) {
+      // One version of a versioned key: the key names its newest remaining version (S3's delete of a version).
+      state.delete(version[0]);
+      pointKey(state, file.owner, entry.bucket, entry.key);
+    } else {
+      const at = entryKey(file.owner, entry.bucket, entry.key);
+      if (state.get<EntryInfo>(at)?.fid === fid) state.delete(at);
+    }
   }
   state.delete(fileKey(fid));
   state.delete(`${ownerFilesPrefix(file.owner)}${fid}`);
@@ -284,14 +314,20 @@ const createBucket: Rule<CallArgs<'fileBank.createBucket'>> = (state, ctx, args)
     by: ctx.caller,
     objectLock: args.objectLock === true,
     defaultRetention: null,
+    versioning: null,
   } satisfies BucketInfo);
 };
 
+/** Retention and legal holds exist only in a bucket made with object lock (S3's rule). */
+function checkLockable(bucket: BucketInfo, name: string, what: string): void {
+  if (bucket.objectLock !== true) {
+    reject(`bucket ${name} was not made with object lock: its objects cannot carry ${what}`);
+  }
+}
+
 /** A retention may be set only in a bucket with object lock, and only for a time still ahead. */
 function checkRetention(bucket: BucketInfo, ctx: BlockContext, name: string, retention: Retention): void {
-  if (bucket.objectLock !== true) {
-    reject(`bucket ${name} was not made with object lock: its objects cannot carry a retention`);
-  }
+  checkLockable(bucket, name, 'a retention');
   if (retention.until <= ctx.block.timestamp) {
     reject(
       `a retention until ${new Date(retention.until).toISOString()} is already past (block time ${new Date(ctx.block.timestamp).toISOString()})`,
@@ -300,8 +336,8 @@ function checkRetention(bucket: BucketInfo, ctx: BlockContext, name: string, ret
 }
 
 /**
- * Refuses when `fid`'s retention forbids deleting it now: COMPLIANCE until its date, for everyone; GOVERNANCE until
- * its date, unless the owner (or its operator) bypasses it.
+ * Refuses when `fid`'s legal hold or retention forbids deleting it now: a hold until it is lifted; COMPLIANCE until
+ * its date, for everyone; GOVERNANCE until its date, unless the owner (or its operator) bypasses it.
  */
 function checkNotRetained(
   state: StateReader,
@@ -310,7 +346,10 @@ function checkNotRetained(
   bypassGovernance: boolean,
   what: string,
 ): void {
-  const retention = state.get<FileEntry>(filedKey(fid))?.retention;
+  const entry = state.get<FileEntry>(filedKey(fid));
+  if (entry?.legalHold === true)
+    reject(`${what}: ${fid} is under a legal hold, which its owner must lift first (whatever its retention)`);
+  const retention = entry?.retention;
   if (retention === undefined || retention.until <= ctx.block.timestamp) return;
   if (retention.mode === 'GOVERNANCE' && bypassGovernance) return;
   reject(
@@ -368,6 +407,12 @@ const deleteBucket: Rule<CallArgs<'fileBank.deleteBucket'>> = (state, ctx, args)
   if (state.get(bucketKey(owner, args.name)) === undefined) reject(`${owner} has no bucket ${args.name}`);
   const entries = state.scan(entriesPrefix(owner, args.name)).length;
   if (entries > 0) reject(`bucket ${args.name} of ${owner} is not empty: ${entries} objects are filed in it`);
+  const versions = state.scan(versionsPrefix(owner, args.name)).length;
+  if (versions > 0) {
+    reject(
+      `bucket ${args.name} of ${owner} is not empty: it keeps ${versions} versions (delete markers among them); delete each`,
+    );
+  }
   state.delete(bucketKey(owner, args.name));
 };
 
@@ -421,16 +466,166 @@ const transferReport = (
   });
   const entry = activated ? state.get<FileEntry>(filedKey(args.fid)) : undefined;
   if (entry === undefined) return undefined;
+  const bucket = state.get<BucketInfo>(bucketKey(file.owner, entry.bucket));
+  const versioning = bucket === undefined ? undefined : versioningOf(bucket);
+  if (versioning === 'Enabled') {
+    recordVersion(state, ctx, file.owner, entry.bucket, entry.key, args.fid, args.fid);
+    return undefined;
+  }
+  if (versioning === 'Suspended') {
+    const dropped = dropNullVersion(state, file.owner, entry.bucket, entry.key);
+    recordVersion(state, ctx, file.owner, entry.bucket, entry.key, 'null', args.fid);
+    return dropped;
+  }
   const at = entryKey(file.owner, entry.bucket, entry.key);
   const before = state.get<EntryInfo>(at);
   state.put(at, { fid: args.fid, at: ctx.block.number } satisfies EntryInfo);
   const replaced = before === undefined ? undefined : getFile(state, before.fid);
   if (before === undefined || replaced === undefined) return undefined;
-  // Retained since this upload was declared (putRetention): kept, filed nowhere, until its date lets it be deleted.
-  const retention = state.get<FileEntry>(filedKey(before.fid))?.retention;
-  if (retention !== undefined && retention.until > ctx.block.timestamp) return undefined;
   removeFile(state, before.fid, replaced);
   return before.fid;
+};
+
+/** A bucket's versioning: as last set, and always Enabled with object lock (S3's rule); undefined if never set. */
+export const versioningOf = (bucket: BucketInfo): VersioningStatus | undefined =>
+  bucket.versioning ?? (bucket.objectLock === true ? 'Enabled' : undefined);
+
+/** A key's versions, oldest first, with their state keys. */
+function keyVersions(
+  state: StateReader,
+  owner: string,
+  bucket: string,
+  key: string,
+): [string, VersionInfo][] {
+  return state.scan(keyVersionsPrefix(owner, bucket, key)) as [string, VersionInfo][];
+}
+
+/**
+ * Makes `fid` (null: a delete marker) the key's newest version. An object the key named before versioning has no
+ * record yet: it is recorded first, as the key's "null" version, so it stays listed and reachable.
+ */
+function recordVersion(
+  state: StateWriter,
+  ctx: BlockContext,
+  owner: string,
+  bucket: string,
+  key: string,
+  id: string | undefined,
+  fid: string | null,
+): string {
+  const versions = keyVersions(state, owner, bucket, key);
+  let seq = versions.length === 0 ? 0 : Number(versions.at(-1)![0].slice(-12));
+  const at = (n: number) => `${keyVersionsPrefix(owner, bucket, key)}${String(n).padStart(12, '0')}`;
+  if (versions.length === 0) {
+    const named = state.get<EntryInfo>(entryKey(owner, bucket, key));
+    const before = named === undefined ? undefined : getFile(state, named.fid);
+    if (named !== undefined && before !== undefined) {
+      seq += 1;
+      state.put(at(seq), { id: 'null', fid: named.fid, at: named.at, time: before.declaredTime });
+    }
+  }
+  seq += 1;
+  const versionId = id ?? `m${ctx.block.number}.${seq}`;
+  state.put(at(seq), {
+    id: versionId,
+    fid,
+    at: ctx.block.number,
+    time: ctx.block.timestamp,
+  } satisfies VersionInfo);
+  pointKey(state, owner, bucket, key);
+  return versionId;
+}
+
+/** The key names its newest version, or nothing when that is a delete marker or no version is left. */
+function pointKey(state: StateWriter, owner: string, bucket: string, key: string): void {
+  const newest = keyVersions(state, owner, bucket, key).at(-1)?.[1];
+  const at = entryKey(owner, bucket, key);
+  if (newest?.fid === null || newest === undefined) state.delete(at);
+  else state.put(at, { fid: newest.fid, at: newest.at } satisfies EntryInfo);
+}
+
+/**
+ * With versioning suspended, a write replaces the key's "null" version (S3): that object is deleted, or that marker
+ * removed. Retention cannot stand in the way: it exists only in object-lock buckets, whose versioning is never
+ * suspended. @returns the deleted object's fid, whose market state the caller clears
+ */
+function dropNullVersion(state: StateWriter, owner: string, bucket: string, key: string): string | undefined {
+  const versions = keyVersions(state, owner, bucket, key);
+  const named = state.get<EntryInfo>(entryKey(owner, bucket, key));
+  const fid = versions.length === 0 ? named?.fid : versions.find(([, v]) => v.id === 'null')?.[1].fid;
+  if (fid === undefined) return undefined;
+  if (fid === null) {
+    state.delete(versions.find(([, v]) => v.id === 'null')![0]);
+    return undefined;
+  }
+  const file = getFile(state, fid);
+  if (file === undefined) return undefined;
+  removeFile(state, fid, file);
+  return fid;
+}
+
+const putVersioning: Rule<CallArgs<'fileBank.putVersioning'>> = (state, ctx, args) => {
+  const owner = bucketOwner(state, ctx, args.owner, 'configure');
+  const bucket = state.get<BucketInfo>(bucketKey(owner, args.name));
+  if (bucket === undefined) reject(`${owner} has no bucket ${args.name}`);
+  if (bucket.objectLock === true && args.status === 'Suspended') {
+    reject(`bucket ${args.name} has object lock: its versioning stays Enabled (S3's rule)`);
+  }
+  state.put(bucketKey(owner, args.name), { ...bucket, versioning: args.status });
+};
+
+/** @returns the fid of the "null" version a suspended bucket's marker replaced, whose market state the caller clears */
+const putDeleteMarker = (
+  state: StateWriter,
+  ctx: CallContext,
+  args: CallArgs<'fileBank.putDeleteMarker'>,
+): string | undefined => {
+  const owner = bucketOwner(state, ctx, args.owner, 'delete objects in');
+  const bucket = state.get<BucketInfo>(bucketKey(owner, args.bucket));
+  if (bucket === undefined) reject(`${owner} has no bucket ${args.bucket}`);
+  const versioning = versioningOf(bucket);
+  if (versioning === undefined) {
+    reject(`bucket ${args.bucket} is not versioned: delete the object itself (fileBank.deleteFile)`);
+  }
+  const dropped =
+    versioning === 'Suspended' ? dropNullVersion(state, owner, args.bucket, args.key) : undefined;
+  recordVersion(
+    state,
+    ctx,
+    owner,
+    args.bucket,
+    args.key,
+    versioning === 'Suspended' ? 'null' : undefined,
+    null,
+  );
+  return dropped;
+};
+
+const removeDeleteMarker: Rule<CallArgs<'fileBank.removeDeleteMarker'>> = (state, ctx, args) => {
+  const owner = bucketOwner(state, ctx, args.owner, 'delete objects in');
+  const marker = keyVersions(state, owner, args.bucket, args.key).find(
+    ([, v]) => v.id === args.versionId && v.fid === null,
+  );
+  if (marker === undefined) {
+    reject(`${args.key} in bucket ${args.bucket} of ${owner} has no delete marker ${args.versionId}`);
+  }
+  state.delete(marker[0]);
+  pointKey(state, owner, args.bucket, args.key);
+};
+
+/** Turns an object's legal hold on or off (S3 PutObjectLegalHold); only in an object-lock bucket. */
+const putLegalHold: Rule<CallArgs<'fileBank.putLegalHold'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  if (file.owner !== ctx.caller && !authorised(state, file.owner, ctx.caller)) {
+    reject(
+      `${ctx.caller} may not set the legal hold of ${args.fid}: only its owner or an operator it authorised`,
+    );
+  }
+  const entry = state.get<FileEntry>(filedKey(args.fid));
+  if (entry === undefined) reject(`${args.fid} is filed in no bucket: only a bucket with object lock holds`);
+  checkLockable(state.get<BucketInfo>(bucketKey(file.owner, entry.bucket))!, entry.bucket, 'a legal hold');
+  const { legalHold: _, ...rest } = entry;
+  state.put(filedKey(args.fid), (args.on ? { ...rest, legalHold: true } : rest) as FileEntry);
 };
 
 const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => {
@@ -618,6 +813,10 @@ export const fileBank = {
   deleteFile,
   putRetention,
   putObjectLock,
+  putLegalHold,
+  putVersioning,
+  putDeleteMarker,
+  removeDeleteMarker,
   generateRestoralOrder,
   claimRestoralOrder,
   restoralComplete,
