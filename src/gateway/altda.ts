@@ -31,7 +31,7 @@ import type { Namespace } from './namespace.ts';
 
 export interface AltDaDeps {
   readonly storage: Pick<StorageClient, 'put' | 'get'>;
-  readonly namespace: Namespace;
+  readonly namespace: Pick<Namespace, 'bucket' | 'createBucket' | 'object' | 'deleteObject'>;
   readonly indexer: Pick<Indexer, 'state' | 'sync' | 'height'>;
   /** The largest blob a put takes and a get serves (default 16 MiB). Larger puts → 413 before anything is stored. */
   readonly maxBlobBytes?: number;

@@ -48,7 +48,7 @@ import { parseRange } from './s3-http.ts';
 
 export interface DeossDeps {
   readonly storage: Pick<StorageClient, 'put' | 'get'>;
-  readonly namespace: Namespace;
+  readonly namespace: Pick<Namespace, 'owner' | 'bucket' | 'file' | 'files' | 'deleteObject'>;
   readonly clock: Clock;
   /**
    * A directory of this gateway only: resumable uploads are staged in `<stateDir>/resume` (0700, files 0600) and the

@@ -33,6 +33,7 @@ const UploadSchema = z
     contentType: z.string().optional(),
     metadata: z.record(z.string(), z.string()),
     retention: RetentionSchema.optional(),
+    legalHold: z.boolean().optional(),
     initiated: z.number(),
   })
   .strict();

@@ -6,10 +6,14 @@ import {
   fileOf,
   filesOfOwner,
   type Indexer,
+  type KeyVersion,
   type ObjectEntry,
   protocolCall,
   type Retention,
   submitProtocol,
+  type VersioningStatus,
+  versioningOf,
+  versionsOf,
 } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
@@ -40,6 +44,16 @@ export interface Namespace {
   deleteObject(fid: string, options?: { bypassGovernance?: boolean }): Promise<{ block: number }>;
   /** Sets or lengthens an object's retention. @throws details.s3 AccessDenied or InvalidRequest when the rules refuse */
   putRetention(fid: string, retention: Retention): Promise<void>;
+  /** Turns an object's legal hold on or off. @throws details.s3 InvalidRequest outside an object-lock bucket */
+  putLegalHold(fid: string, on: boolean): Promise<void>;
+  /** @throws details.s3 InvalidRequest when the rules refuse (an object-lock bucket is never suspended) */
+  putVersioning(name: string, status: VersioningStatus): Promise<void>;
+  /** The versions of the keys of `bucket` that begin with `prefix`, S3's order (keys bytewise, newest first). */
+  versions(bucket: string, prefix: string): Promise<ObjectVersion[]>;
+  /** A versioned key's delete: its newest version becomes a delete marker. Resolves with the marker's version id. */
+  putDeleteMarker(bucket: string, key: string): Promise<{ versionId: string }>;
+  /** @throws details.s3 NoSuchVersion when the key has no such marker */
+  removeDeleteMarker(bucket: string, key: string, versionId: string): Promise<void>;
   /** A file as the chain records it (any owner's), with where its owner filed it; undefined when there is none. */
   file(fid: string): Promise<StoredFile | undefined>;
   /** Every file of the owner, filed in a bucket or not, in fid order. */
@@ -55,6 +69,18 @@ export interface BucketView {
   readonly created: number;
   readonly objectLock: boolean;
   readonly defaultRetention: DefaultRetention | null;
+  /** undefined: versioning was never enabled. */
+  readonly versioning: VersioningStatus | undefined;
+}
+
+/** One version of a key: an object, or a delete marker (`object` undefined). */
+export interface ObjectVersion {
+  readonly key: string;
+  readonly versionId: string;
+  readonly latest: boolean;
+  /** When it became the key's newest version (ms). */
+  readonly modified: number;
+  readonly object: StoredObject | undefined;
 }
 
 /** A file on chain, as the DeOSS API shows it. */
@@ -86,6 +112,9 @@ export interface StoredObject {
   readonly metadata: Readonly<Record<string, string>>;
   /** Its object lock retention, if it has one (possibly past). */
   readonly retention: Retention | undefined;
+  readonly legalHold: boolean;
+  /** Its version id in a versioned bucket ("null" for one written unversioned or suspended); undefined otherwise. */
+  readonly versionId: string | undefined;
 }
 
 export interface NamespaceDeps {
@@ -101,7 +130,7 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
   const submit = (call: ReturnType<typeof protocolCall>) =>
     submitProtocol(deps, deps.account, [call], { deadlineMs: options.deadlineMs });
 
-  function stored(key: string, fid: string): StoredObject | undefined {
+  function stored(key: string, fid: string, versionId?: string): StoredObject | undefined {
     const file = fileOf(deps.indexer.state, fid);
     if (file === undefined || file.state !== 'Active') return undefined;
     const entry: ObjectEntry | undefined = entryOf(deps.indexer.state, fid);
@@ -115,8 +144,17 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
       contentType: entry?.contentType ?? DEFAULT_CONTENT_TYPE,
       metadata: entry?.metadata ?? {},
       retention: entry?.retention,
+      legalHold: entry?.legalHold === true,
+      versionId,
     };
   }
+
+  const versioned = (bucket: string) => {
+    const b = bucketsOf(deps.indexer.state, owner).find((x) => x.name === bucket);
+    return b !== undefined && versioningOf(b) !== undefined;
+  };
+  const keyVersions = (bucket: string, key: string): KeyVersion[] =>
+    versionsOf(deps.indexer.state, owner, bucket, key).filter((v) => v.key === key);
 
   /** Runs a call; a rejection the rules explain becomes the S3 error a client expects. */
   async function s3Call(
@@ -168,6 +206,7 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
             created: b.createdTime,
             objectLock: b.objectLock === true,
             defaultRetention: b.defaultRetention ?? null,
+            versioning: versioningOf(b),
           };
     },
     putObjectLock: async (name, defaultRetention) => {
@@ -206,14 +245,46 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
     async object(bucket, key) {
       await deps.indexer.sync();
       const entry = entriesOf(deps.indexer.state, owner, bucket, key).find((e) => e.key === key);
-      return entry === undefined ? undefined : stored(key, entry.fid);
+      if (entry === undefined) return undefined;
+      const versionId = versioned(bucket) ? keyVersions(bucket, key)[0]?.id : undefined;
+      return stored(key, entry.fid, versionId);
+    },
+    async versions(bucket, prefix) {
+      await deps.indexer.sync();
+      return versionsOf(deps.indexer.state, owner, bucket, prefix).flatMap((v): ObjectVersion[] => {
+        const object = v.fid === null ? undefined : stored(v.key, v.fid, v.id);
+        // A version whose file is not Active (being repaired away or deleted in this block) is not shown.
+        if (v.fid !== null && object === undefined) return [];
+        return [{ key: v.key, versionId: v.id, latest: v.latest, modified: v.time, object }];
+      });
+    },
+    putVersioning: async (name, status) => {
+      await s3Call(protocolCall('fileBank.putVersioning', { name, status }), (r) =>
+        r.includes('has no bucket') ? 'NoSuchBucket' : 'InvalidRequest',
+      );
+    },
+    async putDeleteMarker(bucket, key) {
+      await submit(protocolCall('fileBank.putDeleteMarker', { bucket, key }));
+      await deps.indexer.sync();
+      const newest = keyVersions(bucket, key)[0];
+      return { versionId: newest?.fid === null ? newest.id : 'null' };
+    },
+    removeDeleteMarker: async (bucket, key, versionId) => {
+      await s3Call(protocolCall('fileBank.removeDeleteMarker', { bucket, key, versionId }), (r) =>
+        r.includes('has no delete marker') ? 'NoSuchVersion' : undefined,
+      );
+    },
+    putLegalHold: async (fid, on) => {
+      await s3Call(protocolCall('fileBank.putLegalHold', { fid, on }), () => 'InvalidRequest');
     },
     async deleteObject(fid, options = {}) {
       const call = protocolCall('fileBank.deleteFile', {
         fid,
         ...(options.bypassGovernance === true ? { bypassGovernance: true } : {}),
       });
-      return s3Call(call, (r) => (r.includes('is retained') ? 'AccessDenied' : undefined));
+      return s3Call(call, (r) =>
+        r.includes('is retained') || r.includes('legal hold') ? 'AccessDenied' : undefined,
+      );
     },
     putRetention: async (fid, retention) => {
       await s3Call(protocolCall('fileBank.putRetention', { fid, retention }), (r) =>

@@ -29,6 +29,7 @@ export const S3_STATUS: Record<string, number> = {
   RequestTimeout: 400,
   NoSuchBucket: 404,
   NoSuchKey: 404,
+  NoSuchVersion: 404,
   NoSuchUpload: 404,
   NoSuchObjectLockConfiguration: 404,
   ObjectLockConfigurationNotFoundError: 404,
@@ -154,22 +155,63 @@ export function defaultRetentionOf(xml: string): { mode: 'COMPLIANCE' | 'GOVERNA
   return { mode, days: total };
 }
 
-/** The keys of a DeleteObjects body: `<Delete><Object><Key>…</Key></Object>…</Delete>`. */
-export function deleteObjectsKeys(xml: string): { keys: string[]; quiet: boolean } {
+/** The objects of a DeleteObjects body: `<Delete><Object><Key>…</Key>[<VersionId>…</VersionId>]</Object>…</Delete>`. */
+export function deleteObjectsKeys(xml: string): {
+  objects: { key: string; versionId?: string }[];
+  quiet: boolean;
+} {
   if (!/^\s*(<\?xml[^>]*\?>\s*)?<Delete[\s>]/.test(xml))
     throw s3Error('MalformedXML', 'expected a <Delete> document');
-  const decode = (text: string) =>
-    text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
-      e.startsWith('#x')
-        ? String.fromCodePoint(Number.parseInt(e.slice(2), 16))
-        : e.startsWith('#')
-          ? String.fromCodePoint(Number(e.slice(1)))
-          : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e]!,
+  const objects = [...xml.matchAll(/<Object>([\s\S]*?)<\/Object>/g)].map((m) => {
+    const key = /<Key>([^<]*)<\/Key>/.exec(m[1]!)?.[1];
+    if (key === undefined) throw s3Error('MalformedXML', 'every <Object> needs a <Key>');
+    const versionId = /<VersionId>\s*([^<]*?)\s*<\/VersionId>/.exec(m[1]!)?.[1];
+    return {
+      key: decodeEntities(key),
+      ...(versionId === undefined ? {} : { versionId: decodeEntities(versionId) }),
+    };
+  });
+  if (objects.length === 0 || objects.length > 1000)
+    throw s3Error('MalformedXML', `expected 1–1000 objects to delete, got ${objects.length}`);
+  return { objects, quiet: /<Quiet>\s*true\s*<\/Quiet>/i.test(xml) };
+}
+
+const decodeEntities = (text: string) =>
+  text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
+    e.startsWith('#x')
+      ? String.fromCodePoint(Number.parseInt(e.slice(2), 16))
+      : e.startsWith('#')
+        ? String.fromCodePoint(Number(e.slice(1)))
+        : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e]!,
+  );
+
+/** The status a PutBucketVersioning body sets. MFA delete is not offered: asking for it is refused. */
+export function versioningStatusOf(xml: string): 'Enabled' | 'Suspended' {
+  if (!/^\s*(<\?xml[^>]*\?>\s*)?<VersioningConfiguration[\s>]/.test(xml))
+    throw s3Error('MalformedXML', 'expected a <VersioningConfiguration> document');
+  if (/<MfaDelete>\s*Enabled\s*<\/MfaDelete>/.test(xml))
+    throw s3Error('NotImplemented', 'MFA delete is not offered by this gateway');
+  const status = /<Status>\s*([A-Za-z]+)\s*<\/Status>/.exec(xml)?.[1];
+  if (status !== 'Enabled' && status !== 'Suspended')
+    throw s3Error(
+      'MalformedXML',
+      `a <VersioningConfiguration> needs <Status>Enabled or Suspended, got ${JSON.stringify(status)}`,
     );
-  const keys = [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => decode(m[1]!));
-  if (keys.length === 0 || keys.length > 1000)
-    throw s3Error('MalformedXML', `expected 1–1000 keys to delete, got ${keys.length}`);
-  return { keys, quiet: /<Quiet>\s*true\s*<\/Quiet>/i.test(xml) };
+  return status;
+}
+
+/** A PutObjectLegalHold body (`<LegalHold><Status>ON|OFF</Status></LegalHold>`) or header value: whether it is on. */
+export function legalHoldOf(text: string, what: 'body' | 'header'): boolean {
+  if (what === 'body' && !/^\s*(<\?xml[^>]*\?>\s*)?<LegalHold[\s>]/.test(text))
+    throw s3Error('MalformedXML', 'expected a <LegalHold> document');
+  const status = what === 'body' ? /<Status>\s*([A-Z]+)\s*<\/Status>/.exec(text)?.[1] : text.trim();
+  if (status !== 'ON' && status !== 'OFF') {
+    throw s3Error(
+      what === 'body' ? 'MalformedXML' : 'InvalidArgument',
+      `a legal hold is ON or OFF, got ${JSON.stringify(status)}`,
+    );
+  }
+  return status === 'ON';
 }
 
 export const header = (request: FastifyRequest, name: string): string | undefined => {

@@ -118,3 +118,85 @@ export function listPage<T>(
     ...(isTruncated && last !== undefined ? { nextContinuationToken: encodeToken(last) } : {}),
   };
 }
+
+export interface VersionQuery {
+  readonly prefix?: string;
+  readonly delimiter?: string;
+  readonly maxKeys?: number;
+  readonly keyMarker?: string;
+  readonly versionIdMarker?: string;
+}
+
+export interface VersionPage<T> {
+  readonly versions: readonly T[];
+  readonly commonPrefixes: readonly string[];
+  readonly isTruncated: boolean;
+  /** Set when truncated: the key-marker and version-id-marker of the next page (no version id after a prefix). */
+  readonly next?: { readonly keyMarker: string; readonly versionIdMarker?: string };
+}
+
+/**
+ * One page of ListObjectVersions over `versions`, given in S3's order (keys in UTF-8 byte order, each key's versions
+ * newest first). A page may end in the middle of a key's versions; key-marker with version-id-marker resumes after
+ * that version, key-marker alone after all of that key's versions (or, ending in the delimiter, after that prefix).
+ */
+export function versionPage<T>(
+  versions: readonly T[],
+  of: (v: T) => { key: string; versionId: string },
+  query: VersionQuery,
+): VersionPage<T> {
+  const prefix = query.prefix ?? '';
+  const delimiter = query.delimiter === '' ? undefined : query.delimiter;
+  const maxKeys = query.maxKeys ?? MAX_KEYS;
+  if (!Number.isInteger(maxKeys) || maxKeys < 0) {
+    throw new AilinkError('INVALID_INPUT', `max-keys: expected an integer ≥ 0, got ${maxKeys}`, {
+      details: { s3: 'InvalidArgument' },
+    });
+  }
+  const limit = Math.min(maxKeys, MAX_KEYS);
+  const keyMarker = query.keyMarker ?? '';
+  const idMarker = query.versionIdMarker;
+  // Skips until just past the markers: within key-marker's versions past the one named, or past the key (or prefix).
+  const withinKey = idMarker !== undefined && idMarker !== '';
+  let passedId = false;
+  const past = (key: string, versionId: string): boolean => {
+    if (keyMarker === '') return true;
+    const order = compareKeys(key, keyMarker);
+    if (order < 0) return false;
+    if (order === 0) {
+      if (!withinKey) return false;
+      if (passedId) return true;
+      passedId = versionId === idMarker;
+      return false;
+    }
+    return !(delimiter !== undefined && keyMarker.endsWith(delimiter) && key.startsWith(keyMarker));
+  };
+  const listed: T[] = [];
+  const commonPrefixes: string[] = [];
+  let last: { keyMarker: string; versionIdMarker?: string } | undefined;
+  let isTruncated = false;
+  for (const v of versions) {
+    const { key, versionId } = of(v);
+    if (!key.startsWith(prefix) || !past(key, versionId)) continue;
+    const at = delimiter === undefined ? -1 : key.indexOf(delimiter, prefix.length);
+    const rolled = at === -1 ? undefined : key.slice(0, at + delimiter!.length);
+    if (rolled !== undefined && commonPrefixes.at(-1) === rolled) continue;
+    if (listed.length + commonPrefixes.length >= limit) {
+      isTruncated = true;
+      break;
+    }
+    if (rolled === undefined) {
+      listed.push(v);
+      last = { keyMarker: key, versionIdMarker: versionId };
+    } else {
+      commonPrefixes.push(rolled);
+      last = { keyMarker: rolled };
+    }
+  }
+  return {
+    versions: listed,
+    commonPrefixes,
+    isTruncated,
+    ...(isTruncated && last !== undefined ? { next: last } : {}),
+  };
+}

@@ -158,3 +158,50 @@ export function listUploadsXml(
         .join(''),
   );
 }
+
+/** One row of ListObjectVersions: an object version, or a delete marker (no etag or size). */
+export interface ListedVersion {
+  readonly key: string;
+  readonly versionId: string;
+  readonly latest: boolean;
+  readonly modified: number;
+  readonly object?: { readonly etag: string; readonly size: number };
+}
+
+export function listVersionsXml(
+  bucket: string,
+  owner: string,
+  query: { prefix: string; delimiter?: string; maxKeys: number; keyMarker: string; versionIdMarker: string },
+  page: {
+    versions: readonly ListedVersion[];
+    commonPrefixes: readonly string[];
+    isTruncated: boolean;
+    next?: { keyMarker: string; versionIdMarker?: string };
+  },
+): string {
+  const who = `<Owner>${element('ID', owner)}${element('DisplayName', owner)}</Owner>`;
+  const row = (v: ListedVersion) => {
+    const common = `${element('Key', v.key)}${element('VersionId', v.versionId)}${element('IsLatest', v.latest)}${element('LastModified', s3Time(v.modified))}`;
+    return v.object === undefined
+      ? `<DeleteMarker>${common}${who}</DeleteMarker>`
+      : `<Version>${common}${element('ETag', `"${v.object.etag}"`)}${element('Size', v.object.size)}${element('StorageClass', 'STANDARD')}${who}</Version>`;
+  };
+  return document(
+    'ListVersionsResult',
+    element('Name', bucket) +
+      element('Prefix', query.prefix) +
+      element('KeyMarker', query.keyMarker) +
+      element('VersionIdMarker', query.versionIdMarker) +
+      (page.next === undefined
+        ? ''
+        : element('NextKeyMarker', page.next.keyMarker) +
+          (page.next.versionIdMarker === undefined
+            ? ''
+            : element('NextVersionIdMarker', page.next.versionIdMarker))) +
+      element('MaxKeys', query.maxKeys) +
+      (query.delimiter === undefined ? '' : element('Delimiter', query.delimiter)) +
+      element('IsTruncated', page.isTruncated) +
+      page.versions.map(row).join('') +
+      page.commonPrefixes.map((p) => `<CommonPrefixes>${element('Prefix', p)}</CommonPrefixes>`).join(''),
+  );
+}

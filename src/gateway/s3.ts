@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { EntrySchema, type ObjectEntry, type Retention } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
-import { hasCode } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { StorageClient } from '../storage/index.ts';
 import { checkBody } from './body.ts';
 import {
@@ -15,11 +15,12 @@ import {
   parsePartNumber,
   type UploadStore,
 } from './multipart.ts';
-import type { Namespace, StoredObject } from './namespace.ts';
+import type { BucketView, Namespace, StoredObject } from './namespace.ts';
 import {
   defaultRetentionOf,
   deleteObjectsKeys,
   header,
+  legalHoldOf,
   parseQuery,
   parseRange,
   S3_STATUS,
@@ -27,8 +28,9 @@ import {
   s3Error,
   validBucket,
   validKey,
+  versioningStatusOf,
 } from './s3-http.ts';
-import { compareKeys, listPage, MAX_KEYS } from './s3-list.ts';
+import { compareKeys, listPage, MAX_KEYS, versionPage } from './s3-list.ts';
 import {
   errorXml,
   escapeXml,
@@ -36,6 +38,7 @@ import {
   listObjectsV2Xml,
   listPartsXml,
   listUploadsXml,
+  listVersionsXml,
   resultXml,
   s3Time,
 } from './s3-xml.ts';
@@ -46,8 +49,9 @@ import { type SigV4Auth, verifySigV4 } from './sigv4.ts';
  * objects go through the storage client (sealed with the account's keys here, at the organisation), every request is
  * SigV4-signed with the gateway's access key. Operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
  * GetBucketLocation, PutObject, CopyObject, GetObject (one range), HeadObject, DeleteObject, DeleteObjects,
- * ListObjectsV2, and multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
- * ListMultipartUploads) staged on the gateway's disk.
+ * ListObjectsV2, multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
+ * ListMultipartUploads) staged on the gateway's disk, bucket versioning (Get/PutBucketVersioning, ListObjectVersions,
+ * versionId on reads, deletes and copies, delete markers) and object lock (retention, legal holds, bucket defaults).
  */
 
 export interface S3Credentials {
@@ -119,6 +123,10 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     if (code === 'InvalidRange' && typeof known?.details?.size === 'number') {
       reply.header('content-range', `bytes */${known.details.size}`);
     }
+    // What a read of a delete marker (or of a key whose newest version is one) answers besides its error.
+    if (typeof known?.details?.deleteMarker === 'string') {
+      reply.header('x-amz-delete-marker', 'true').header('x-amz-version-id', known.details.deleteMarker);
+    }
     reply.code(status).header('content-type', 'application/xml');
     // A HEAD answer has no body (S3 gives only the status).
     if (request.method === 'HEAD') return reply.send();
@@ -173,18 +181,47 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     return Buffer.concat(parts).toString('utf8');
   }
 
-  async function requireBucket(bucket: string): Promise<void> {
-    if ((await deps.namespace.bucket(bucket)) === undefined)
-      throw s3Error('NoSuchBucket', `there is no bucket ${bucket}`);
+  async function requireBucket(bucket: string): Promise<BucketView> {
+    const view = await deps.namespace.bucket(bucket);
+    if (view === undefined) throw s3Error('NoSuchBucket', `there is no bucket ${bucket}`);
+    return view;
   }
 
-  async function requireObject(bucket: string, key: string): Promise<StoredObject> {
-    await requireBucket(bucket);
-    const object = await deps.namespace.object(bucket, key);
-    if (object === undefined)
-      throw s3Error('NoSuchKey', `there is no key ${JSON.stringify(key)} in ${bucket}`);
-    return object;
+  /**
+   * The object a key names now, or the version `versionId` names. A delete marker is no object: S3 answers 404 for the
+   * key (405 for the marker's own version id), saying that a marker stands there.
+   */
+  async function requireObject(bucket: string, key: string, versionId?: string): Promise<StoredObject> {
+    const view = await requireBucket(bucket);
+    if (versionId === undefined) {
+      const object = await deps.namespace.object(bucket, key);
+      if (object !== undefined) return object;
+      const newest = view.versioning === undefined ? undefined : await newestVersion(bucket, key);
+      const message = `there is no key ${JSON.stringify(key)} in ${bucket}`;
+      if (newest !== undefined && newest.object === undefined)
+        throw markerError('NoSuchKey', `${message}: its newest version is a delete marker`, newest.versionId);
+      throw s3Error('NoSuchKey', message);
+    }
+    const version = (await keyVersions(bucket, key)).find((v) => v.versionId === versionId);
+    if (version === undefined)
+      throw s3Error('NoSuchVersion', `${JSON.stringify(key)} in ${bucket} has no version ${versionId}`);
+    if (version.object === undefined) {
+      throw markerError(
+        'MethodNotAllowed',
+        `version ${versionId} of ${JSON.stringify(key)} is a delete marker`,
+        versionId,
+      );
+    }
+    return version.object;
   }
+
+  /** An S3 error that also says a delete marker stands where the client looked (headers added by `fail`). */
+  const markerError = (s3: string, message: string, versionId: string) =>
+    new AilinkError('INVALID_INPUT', message, { details: { s3, deleteMarker: versionId } });
+
+  const keyVersions = async (bucket: string, key: string) =>
+    (await deps.namespace.versions(bucket, key)).filter((v) => v.key === key);
+  const newestVersion = async (bucket: string, key: string) => (await keyVersions(bucket, key))[0];
 
   const objectHeaders = (reply: FastifyReply, o: StoredObject) => {
     reply
@@ -198,6 +235,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
         .header('x-amz-object-lock-mode', o.retention.mode)
         .header('x-amz-object-lock-retain-until-date', new Date(o.retention.until).toISOString());
     }
+    if (o.legalHold) reply.header('x-amz-object-lock-legal-hold', 'ON');
+    if (o.versionId !== undefined) reply.header('x-amz-version-id', o.versionId);
   };
 
   /** S3 object lock headers: a mode and a date, both or neither. */
@@ -216,31 +255,36 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   }
 
   /**
-   * What a write must pass before its body is read: a retention only in a bucket with object lock, and no overwriting
-   * of a retained object (it would be deleted, and there are no versions yet). The chain refuses both too, but only
-   * once the object is uploaded.
+   * What a write must pass before its body is read: a retention or legal hold only in a bucket with object lock. The
+   * chain refuses it too, but only once the object is uploaded. (A retained object under the same key is no obstacle:
+   * object-lock buckets are versioned, so it stays as an older version.)
    */
-  async function checkWrite(bucket: string, key: string, retention: Retention | undefined): Promise<void> {
-    if (retention !== undefined && !(await deps.namespace.bucket(bucket))?.objectLock) {
+  function checkWrite(
+    bucket: string,
+    view: BucketView,
+    content: Pick<ObjectEntry, 'retention' | 'legalHold'>,
+  ) {
+    if ((content.retention !== undefined || content.legalHold === true) && !view.objectLock) {
       throw s3Error(
         'InvalidRequest',
-        `bucket ${bucket} was made without object lock, so its objects carry no retention (x-amz-bucket-object-lock-enabled: true at CreateBucket)`,
-      );
-    }
-    const r = (await deps.namespace.object(bucket, key))?.retention;
-    if (r !== undefined && r.until > deps.clock.now()) {
-      throw s3Error(
-        'AccessDenied',
-        `${key} holds an object under ${r.mode} retention until ${new Date(r.until).toISOString()}: it cannot be overwritten before then; write another key`,
+        `bucket ${bucket} was made without object lock, so its objects carry no retention or legal hold (x-amz-bucket-object-lock-enabled: true at CreateBucket)`,
       );
     }
   }
+
+  /** The version id S3 gives what a write just stored: its fid when versioning is on, "null" when suspended. */
+  const versionHeader = (reply: FastifyReply, view: BucketView, fid: string) => {
+    if (view.versioning !== undefined)
+      reply.header('x-amz-version-id', view.versioning === 'Enabled' ? fid : 'null');
+  };
 
   /**
    * The content metadata a request sets (Content-Type, `x-amz-meta-*`), checked against the chain's rules before a
    * byte of the body is read: a bad header must not cost the upload of the whole object first.
    */
-  function contentOf(request: FastifyRequest): Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention'> {
+  function contentOf(
+    request: FastifyRequest,
+  ): Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention' | 'legalHold'> {
     const metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(request.headers)) {
       if (name.startsWith('x-amz-meta-') && typeof value === 'string')
@@ -251,10 +295,12 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       header(request, 'x-amz-object-lock-mode'),
       header(request, 'x-amz-object-lock-retain-until-date'),
     );
+    const hold = header(request, 'x-amz-object-lock-legal-hold');
     const content = {
       ...(contentType === undefined ? {} : { contentType }),
       ...(Object.keys(metadata).length === 0 ? {} : { metadata }),
       ...(retention === undefined ? {} : { retention }),
+      ...(hold !== undefined && legalHoldOf(hold, 'header') ? { legalHold: true } : {}),
     };
     const parsed = EntrySchema.safeParse({ bucket: 'any', key: 'any', ...content });
     if (!parsed.success) {
@@ -280,20 +326,22 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   }
 
   /**
-   * Stores `bytes` under `bucket`/`key`. The chain deletes the object the key named before in the call that completes
-   * this one (S3's overwrite, no versioning yet). `etag` is asked for once every byte was read.
+   * Stores `bytes` under `bucket`/`key`; resolves with its fid. In the call that completes it the chain deletes the
+   * object the key named before (S3's overwrite), or in a versioned bucket keeps that as an older version. `etag` is
+   * asked for once every byte was read.
    */
   async function store(
     bucket: string,
     key: string,
     bytes: AsyncIterable<Uint8Array>,
-    content: Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention'>,
+    content: Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention' | 'legalHold'>,
     etag: () => string,
-  ): Promise<void> {
-    await deps.storage.put(bytes, {
+  ): Promise<string> {
+    const { fid } = await deps.storage.put(bytes, {
       name: key.split('/').at(-1)!.slice(0, 255),
       entry: () => ({ bucket, key, etag: etag(), ...content }),
     });
+    return fid;
   }
 
   async function putObject(
@@ -303,22 +351,24 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     bucket: string,
     key: string,
   ) {
-    await requireBucket(bucket);
+    const view = await requireBucket(bucket);
     const content = contentOf(request);
-    await checkWrite(bucket, key, content.retention);
+    checkWrite(bucket, view, content);
     const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
-    await store(bucket, key, body.bytes, content, () => body.md5());
+    const fid = await store(bucket, key, body.bytes, content, () => body.md5());
+    versionHeader(reply, view, fid);
     return reply.code(200).header('etag', `"${body.md5()}"`).send();
   }
 
-  /** The object `x-amz-copy-source` names: `[/]bucket/key`, percent-encoded (a `?versionId` is refused: no versions). */
+  /** The object `x-amz-copy-source` names: `[/]bucket/key[?versionId=…]`, percent-encoded. */
   async function copySource(request: FastifyRequest): Promise<StoredObject> {
     const text = header(request, 'x-amz-copy-source')!;
-    const [path, version] = text.split('?', 2);
-    if (version !== undefined)
+    const [path, query] = text.split('?', 2);
+    const versionId = query === undefined ? undefined : new Map(parseQuery(query)).get('versionId');
+    if (query !== undefined && versionId === undefined)
       throw s3Error(
-        'NotImplemented',
-        'copying a given version is not supported (buckets have no versions yet)',
+        'InvalidArgument',
+        `x-amz-copy-source: expected only ?versionId=…, got ${JSON.stringify(text)}`,
       );
     let decoded: string;
     try {
@@ -329,7 +379,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     const slash = decoded.indexOf('/');
     if (slash < 1 || slash === decoded.length - 1)
       throw s3Error('InvalidArgument', `x-amz-copy-source: expected bucket/key, got ${JSON.stringify(text)}`);
-    return requireObject(validBucket(decoded.slice(0, slash)), validKey(decoded.slice(slash + 1)));
+    return requireObject(validBucket(decoded.slice(0, slash)), validKey(decoded.slice(slash + 1)), versionId);
   }
 
   /** An object's bytes (or a range of them), with their MD5 once read. */
@@ -350,7 +400,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   }
 
   async function copyObject(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
-    await requireBucket(bucket);
+    const view = await requireBucket(bucket);
     const source = await copySource(request);
     const directive = (header(request, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase();
     if (directive !== 'COPY' && directive !== 'REPLACE')
@@ -367,6 +417,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
             contentType: source.contentType,
             ...(Object.keys(source.metadata).length === 0 ? {} : { metadata: { ...source.metadata } }),
             ...(requested.retention === undefined ? {} : { retention: requested.retention }),
+            ...(requested.legalHold === undefined ? {} : { legalHold: requested.legalHold }),
           };
     if (
       source.key === key &&
@@ -378,8 +429,11 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
         'copying an object onto itself changes nothing; send x-amz-metadata-directive: REPLACE to change its metadata',
       );
     }
-    await checkWrite(bucket, key, content.retention);
+    checkWrite(bucket, view, content);
     const copied = readObject(source);
+    // Headers go out before the copy is done: the version id a versioned bucket gives it is its fid, known only at
+    // the end, so it is not sent here (S3's x-amz-version-id of CopyObject; a client reads it from a listing).
+    if (source.versionId !== undefined) reply.header('x-amz-copy-source-version-id', source.versionId);
     return longAnswer(reply, async () => {
       await store(bucket, key, copied.bytes, content, copied.md5);
       return resultXml('CopyObjectResult', {
@@ -437,9 +491,9 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   }
 
   async function createUpload(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
-    await requireBucket(bucket);
+    const view = await requireBucket(bucket);
     const content = contentOf(request);
-    await checkWrite(bucket, key, content.retention);
+    checkWrite(bucket, view, content);
     const uploadId = await deps.uploads.create(
       {
         bucket,
@@ -447,6 +501,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
         metadata: content.metadata ?? {},
         ...(content.contentType === undefined ? {} : { contentType: content.contentType }),
         ...(content.retention === undefined ? {} : { retention: content.retention }),
+        ...(content.legalHold === undefined ? {} : { legalHold: content.legalHold }),
       },
       deps.clock.now(),
     );
@@ -530,8 +585,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       ...(upload.contentType === undefined ? {} : { contentType: upload.contentType }),
       ...(Object.keys(upload.metadata).length === 0 ? {} : { metadata: upload.metadata }),
       ...(upload.retention === undefined ? {} : { retention: upload.retention }),
+      ...(upload.legalHold === undefined ? {} : { legalHold: upload.legalHold }),
     };
-    await checkWrite(bucket, key, undefined);
     return longAnswer(reply, async () => {
       await store(
         bucket,
@@ -610,9 +665,10 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     reply: FastifyReply,
     bucket: string,
     key: string,
+    q: Map<string, string>,
     head: boolean,
   ) {
-    const object = await requireObject(bucket, key);
+    const object = await requireObject(bucket, key, q.get('versionId'));
     objectHeaders(reply, object);
     const range = parseRange(header(request, 'range'), object.size);
     if (range !== undefined) {
@@ -674,15 +730,16 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     bypassGovernance: header(request, 'x-amz-bypass-governance-retention')?.toLowerCase() === 'true',
   });
 
-  /** GetObjectRetention and PutObjectRetention (`?retention`). */
+  /** GetObjectRetention and PutObjectRetention (`?retention`), of the key's object or of `?versionId`. */
   async function retention(
     request: FastifyRequest,
     reply: FastifyReply,
     auth: SigV4Auth,
     bucket: string,
     key: string,
+    q: Map<string, string>,
   ) {
-    const object = await requireObject(bucket, key);
+    const object = await requireObject(bucket, key, q.get('versionId'));
     if (request.method === 'GET') {
       if (object.retention === undefined)
         throw s3Error('NoSuchObjectLockConfiguration', `${key} has no retention`);
@@ -706,24 +763,86 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     return reply.send();
   }
 
+  /** GetObjectLegalHold and PutObjectLegalHold (`?legal-hold`), of the key's object or of `?versionId`. */
+  async function legalHold(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: SigV4Auth,
+    bucket: string,
+    key: string,
+    q: Map<string, string>,
+  ) {
+    const view = await requireBucket(bucket);
+    const object = await requireObject(bucket, key, q.get('versionId'));
+    if (request.method === 'GET') {
+      if (!view.objectLock)
+        throw s3Error(
+          'InvalidRequest',
+          `bucket ${bucket} was made without object lock: its objects have no legal hold`,
+        );
+      return reply
+        .header('content-type', 'application/xml')
+        .send(resultXml('LegalHold', { Status: object.legalHold ? 'ON' : 'OFF' }));
+    }
+    await deps.namespace.putLegalHold(object.fid, legalHoldOf(await smallBody(request, auth), 'body'));
+    return reply.send();
+  }
+
+  /**
+   * DeleteObject of a key or of one version. Unversioned: the object is deleted for good. Versioned, without a version:
+   * a delete marker becomes the key's newest version (the objects stay). With a version: that object is deleted for
+   * good, or that marker removed. Resolves with what S3 reports: the version id it made or removed, and whether that
+   * is a delete marker. A key or version that is not there is no error (S3's delete is idempotent).
+   */
+  async function deleteOne(
+    bucket: string,
+    view: BucketView,
+    key: string,
+    versionId: string | undefined,
+    bypass: { bypassGovernance: boolean },
+  ): Promise<{ versionId?: string; deleteMarker?: boolean }> {
+    if (versionId === undefined) {
+      if (view.versioning !== undefined) {
+        const marker = await deps.namespace.putDeleteMarker(bucket, key);
+        return { versionId: marker.versionId, deleteMarker: true };
+      }
+      const object = await deps.namespace.object(bucket, key);
+      if (object !== undefined) await deps.namespace.deleteObject(object.fid, bypass);
+      return {};
+    }
+    const version = (await keyVersions(bucket, key)).find((v) => v.versionId === versionId);
+    if (version === undefined) return { versionId };
+    if (version.object === undefined) {
+      await deps.namespace.removeDeleteMarker(bucket, key, versionId);
+      return { versionId, deleteMarker: true };
+    }
+    await deps.namespace.deleteObject(version.object.fid, bypass);
+    return { versionId };
+  }
+
   async function deleteObjects(
     request: FastifyRequest,
     reply: FastifyReply,
     auth: SigV4Auth,
     bucket: string,
   ) {
-    await requireBucket(bucket);
-    const { keys, quiet } = deleteObjectsKeys(await smallBody(request, auth));
+    const view = await requireBucket(bucket);
+    const { objects, quiet } = deleteObjectsKeys(await smallBody(request, auth));
     const results: string[] = [];
-    for (const key of keys) {
+    for (const { key, versionId } of objects) {
+      const named = `<Key>${escapeXml(key)}</Key>${versionId === undefined ? '' : `<VersionId>${escapeXml(versionId)}</VersionId>`}`;
       try {
-        const object = await deps.namespace.object(bucket, validKey(key));
-        if (object !== undefined) await deps.namespace.deleteObject(object.fid, bypassOf(request));
-        if (!quiet) results.push(`<Deleted><Key>${escapeXml(key)}</Key></Deleted>`);
+        const done = await deleteOne(bucket, view, validKey(key), versionId, bypassOf(request));
+        // A delete that made or removed a marker says so, with the marker's id when it was not the one asked for.
+        const marker =
+          done.deleteMarker === true
+            ? `<DeleteMarker>true</DeleteMarker>${versionId === undefined ? `<DeleteMarkerVersionId>${escapeXml(done.versionId!)}</DeleteMarkerVersionId>` : ''}`
+            : '';
+        if (!quiet) results.push(`<Deleted>${named}${marker}</Deleted>`);
       } catch (err) {
         const code = hasCode(err) ? s3CodeOf(err) : 'InternalError';
         results.push(
-          `<Error><Key>${escapeXml(key)}</Key><Code>${code}</Code><Message>${escapeXml(hasCode(err) ? err.message : 'internal error')}</Message></Error>`,
+          `<Error>${named}<Code>${code}</Code><Message>${escapeXml(hasCode(err) ? err.message : 'internal error')}</Message></Error>`,
         );
       }
     }
@@ -732,6 +851,59 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       .send(
         `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${results.join('')}</DeleteResult>`,
       );
+  }
+
+  /** GetBucketVersioning and PutBucketVersioning (`?versioning`). */
+  async function versioning(request: FastifyRequest, reply: FastifyReply, auth: SigV4Auth, bucket: string) {
+    const view = await requireBucket(bucket);
+    if (request.method === 'PUT') {
+      await deps.namespace.putVersioning(bucket, versioningStatusOf(await smallBody(request, auth)));
+      return reply.send();
+    }
+    // A bucket whose versioning was never set answers an empty configuration (S3's way of saying "unversioned").
+    return reply
+      .header('content-type', 'application/xml')
+      .send(
+        resultXml(
+          'VersioningConfiguration',
+          view.versioning === undefined ? {} : { Status: view.versioning },
+        ),
+      );
+  }
+
+  /** ListObjectVersions (`?versions`): prefix, delimiter, key-marker, version-id-marker, max-keys. */
+  async function listVersions(reply: FastifyReply, bucket: string, q: Map<string, string>) {
+    await requireBucket(bucket);
+    const prefix = q.get('prefix') ?? '';
+    const delimiter = q.get('delimiter');
+    const maxKeys = q.has('max-keys') ? Number(q.get('max-keys')) : MAX_KEYS;
+    const keyMarker = q.get('key-marker') ?? '';
+    const versionIdMarker = q.get('version-id-marker') ?? '';
+    const query = {
+      prefix,
+      maxKeys,
+      keyMarker,
+      versionIdMarker,
+      ...(delimiter === undefined ? {} : { delimiter }),
+    };
+    const page = versionPage(await deps.namespace.versions(bucket, prefix), (v) => v, query);
+    return reply.header('content-type', 'application/xml').send(
+      listVersionsXml(
+        bucket,
+        deps.namespace.owner,
+        { ...query, maxKeys: Math.min(maxKeys, MAX_KEYS) },
+        {
+          ...page,
+          versions: page.versions.map((v) => ({
+            key: v.key,
+            versionId: v.versionId,
+            latest: v.latest,
+            modified: v.modified,
+            ...(v.object === undefined ? {} : { object: { etag: v.object.etag, size: v.object.size } }),
+          })),
+        },
+      ),
+    );
   }
 
   /**
@@ -783,6 +955,9 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       // Sub-resources first: a PUT of ?object-lock is no CreateBucket.
       if (q.has('object-lock') && (method === 'GET' || method === 'PUT'))
         return objectLock(request, reply, auth, bucket);
+      if (q.has('versioning') && (method === 'GET' || method === 'PUT'))
+        return versioning(request, reply, auth, bucket);
+      if (q.has('versions') && method === 'GET') return listVersions(reply, bucket, q);
       if (method === 'PUT') {
         await smallBody(request, auth); // CreateBucketConfiguration: the region is the gateway's
         if (RESERVED_BUCKETS.has(bucket))
@@ -829,16 +1004,24 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     }
     if (method === 'POST' && q.has('uploads')) return createUpload(request, reply, bucket, key);
     if (q.has('retention') && (method === 'GET' || method === 'PUT'))
-      return retention(request, reply, auth, bucket, key);
+      return retention(request, reply, auth, bucket, key, q);
+    if (q.has('legal-hold') && (method === 'GET' || method === 'PUT'))
+      return legalHold(request, reply, auth, bucket, key, q);
     if (method === 'PUT' && header(request, 'x-amz-copy-source') !== undefined)
       return copyObject(request, reply, bucket, key);
     if (method === 'PUT') return putObject(request, reply, auth, bucket, key);
-    if (method === 'GET') return getObject(request, reply, bucket, key, false);
-    if (method === 'HEAD') return getObject(request, reply, bucket, key, true);
+    if (method === 'GET') return getObject(request, reply, bucket, key, q, false);
+    if (method === 'HEAD') return getObject(request, reply, bucket, key, q, true);
     if (method === 'DELETE') {
-      await requireBucket(bucket);
-      const object = await deps.namespace.object(bucket, key);
-      if (object !== undefined) await deps.namespace.deleteObject(object.fid, bypassOf(request));
+      const done = await deleteOne(
+        bucket,
+        await requireBucket(bucket),
+        key,
+        q.get('versionId'),
+        bypassOf(request),
+      );
+      if (done.versionId !== undefined) reply.header('x-amz-version-id', done.versionId);
+      if (done.deleteMarker === true) reply.header('x-amz-delete-marker', 'true');
       return reply.code(204).send();
     }
     throw s3Error('NotImplemented', `${method} on an object is not supported`);

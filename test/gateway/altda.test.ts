@@ -142,6 +142,8 @@ function fakeNetwork() {
           contentType: '',
           metadata: {},
           retention: undefined,
+          legalHold: false,
+          versionId: undefined,
         });
       }
       return { fid, record: {} as never, miners: [] };
@@ -152,11 +154,22 @@ function fakeNetwork() {
       yield b;
     },
   };
+  // The S3 app around the API needs a whole namespace; what only S3 uses is never called here.
+  const unused = async (): Promise<never> => {
+    throw new Error('not used by the Alt-DA API');
+  };
   const namespace: Namespace = {
+    putLegalHold: unused,
+    putVersioning: unused,
+    versions: unused,
+    putDeleteMarker: unused,
+    removeDeleteMarker: unused,
     owner: 'me',
     buckets: async () => [...buckets].map((name) => ({ name, created: 0 })),
     bucket: async (name) =>
-      buckets.has(name) ? { created: 0, objectLock: false, defaultRetention: null } : undefined,
+      buckets.has(name)
+        ? { created: 0, objectLock: false, defaultRetention: null, versioning: undefined }
+        : undefined,
     async createBucket(name) {
       buckets.add(name);
     },

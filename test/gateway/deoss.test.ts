@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { base58Encode, encodeAddress } from '@polkadot/util-crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerDeoss } from '../../src/gateway/deoss.ts';
+import { type DeossDeps, registerDeoss } from '../../src/gateway/deoss.ts';
 import {
   checkChunk,
   checkDeossAuth,
@@ -13,7 +13,7 @@ import {
   parseContentRange,
 } from '../../src/gateway/deoss-protocol.ts';
 import { boundaryOf, dispositionParams, parseMultipart } from '../../src/gateway/form-data.ts';
-import type { Namespace, StoredFile } from '../../src/gateway/namespace.ts';
+import type { StoredFile } from '../../src/gateway/namespace.ts';
 import { createReplayGuard } from '../../src/gateway/replay-guard.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -316,23 +316,18 @@ function twins(ownerAddress: string) {
       yield r === undefined ? o.bytes : o.bytes.subarray(r.start, r.end + 1);
     },
   };
-  const namespace: Namespace = {
+  const namespace: DeossDeps['namespace'] = {
     owner: ownerAddress,
-    buckets: async () => [{ name: 'media', created: 0 }],
     bucket: async (name) =>
-      name === 'media' ? { created: 0, objectLock: false, defaultRetention: null } : undefined,
-    createBucket: async () => {},
-    deleteBucket: async () => {},
-    objects: async () => [],
-    object: async () => undefined,
+      name === 'media'
+        ? { created: 0, objectLock: false, defaultRetention: null, versioning: undefined }
+        : undefined,
     deleteObject: async (fid) => {
       objects.delete(fid);
       return { block: 7 };
     },
     file: async (fid) => objects.get(fid)?.file,
     files: async () => [...objects.values()].map((o) => o.file),
-    putRetention: async () => {},
-    putObjectLock: async () => {},
   };
   return { storage, namespace, objects, puts };
 }

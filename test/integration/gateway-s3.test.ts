@@ -13,7 +13,9 @@ import {
   DeleteBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetObjectLegalHoldCommand,
   GetObjectLockConfigurationCommand,
   GetObjectRetentionCommand,
   HeadBucketCommand,
@@ -21,8 +23,11 @@ import {
   ListBucketsCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   ListPartsCommand,
+  PutBucketVersioningCommand,
   PutObjectCommand,
+  PutObjectLegalHoldCommand,
   PutObjectLockConfigurationCommand,
   PutObjectRetentionCommand,
   S3Client,
@@ -495,7 +500,7 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     ).toBe('NoSuchKey');
   });
 
-  it('object lock: a COMPLIANCE object is neither deleted, overwritten nor shortened before its date; GOVERNANCE yields to a bypass', async () => {
+  it('object lock: a COMPLIANCE version is neither deleted, lost under a new write nor shortened before its date; GOVERNANCE yields to a bypass', async () => {
     await s3.send(new CreateBucketCommand({ Bucket: 'vault', ObjectLockEnabledForBucket: true }));
     expect(
       (await s3.send(new GetObjectLockConfigurationCommand({ Bucket: 'vault' }))).ObjectLockConfiguration,
@@ -516,20 +521,25 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     );
     const head = await s3.send(new HeadObjectCommand({ Bucket: 'vault', Key: 'ledger/2026.csv' }));
     expect(head).toMatchObject({ ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: until });
-    expect(
-      (await s3.send(new GetObjectRetentionCommand({ Bucket: 'vault', Key: 'ledger/2026.csv' }))).Retention,
-    ).toEqual({ Mode: 'COMPLIANCE', RetainUntilDate: until });
-    const ledger = { Bucket: 'vault', Key: 'ledger/2026.csv' };
-    // The attacks: delete it (even claiming a bypass), overwrite it, shorten its retention.
+    // An object-lock bucket is versioned (S3's rule): what it keeps is a version, named by its id.
+    expect((await s3.send(new GetBucketVersioningCommand({ Bucket: 'vault' }))).Status).toBe('Enabled');
+    const ledger = { Bucket: 'vault', Key: 'ledger/2026.csv', VersionId: head.VersionId! };
+    expect(ledger.VersionId).toMatch(/^[0-9a-f]{64}$/);
+    expect((await s3.send(new GetObjectRetentionCommand(ledger))).Retention).toEqual({
+      Mode: 'COMPLIANCE',
+      RetainUntilDate: until,
+    });
+    // The attacks: delete the version (even claiming a bypass), write over the key, shorten its retention.
     expect(
       await s3Failure(s3.send(new DeleteObjectCommand({ ...ledger, BypassGovernanceRetention: true }))),
     ).toEqual({
       name: 'AccessDenied',
       status: 403,
     });
-    expect((await s3Failure(s3.send(new PutObjectCommand({ ...ledger, Body: 'rewritten' })))).name).toBe(
-      'AccessDenied',
-    );
+    await s3.send(new PutObjectCommand({ Bucket: 'vault', Key: ledger.Key, Body: 'rewritten' }));
+    // A delete without a version only lays a marker over the key: the retained version stays.
+    const marked = await s3.send(new DeleteObjectCommand({ Bucket: 'vault', Key: ledger.Key }));
+    expect(marked.DeleteMarker).toBe(true);
     const shorter = new Date(until.getTime() - 60_000);
     expect(
       (
@@ -545,6 +555,9 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     ).toBe('AccessDenied');
     const got = await s3.send(new GetObjectCommand(ledger));
     expect(await got.Body!.transformToString()).toBe('account,amount\n');
+    expect(
+      (await s3Failure(s3.send(new GetObjectCommand({ Bucket: 'vault', Key: ledger.Key })))).status,
+    ).toBe(404);
     // Retention only where the bucket has object lock, and refused before the body is read.
     expect(
       (
@@ -562,18 +575,21 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
       ).name,
     ).toBe('InvalidRequest');
     // GOVERNANCE: the owner may delete before the date, saying so.
-    const draft = { Bucket: 'vault', Key: 'draft.txt' };
-    await s3.send(
+    const put = await s3.send(
       new PutObjectCommand({
-        ...draft,
+        Bucket: 'vault',
+        Key: 'draft.txt',
         Body: 'draft',
         ObjectLockMode: 'GOVERNANCE',
         ObjectLockRetainUntilDate: until,
       }),
     );
+    const draft = { Bucket: 'vault', Key: 'draft.txt', VersionId: put.VersionId! };
     expect((await s3Failure(s3.send(new DeleteObjectCommand(draft)))).name).toBe('AccessDenied');
     await s3.send(new DeleteObjectCommand({ ...draft, BypassGovernanceRetention: true }));
-    expect((await s3Failure(s3.send(new HeadObjectCommand(draft)))).status).toBe(404);
+    expect(
+      (await s3Failure(s3.send(new HeadObjectCommand({ Bucket: 'vault', Key: 'draft.txt' })))).status,
+    ).toBe(404);
     // A bucket default: what is written without a retention of its own gets one, by the chain's rule.
     await s3.send(
       new PutObjectLockConfigurationCommand({
@@ -594,6 +610,155 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     // A day from its declaration, in the chain's time (LastModified; a dev chain's clock runs ahead of the wall's).
     const declared = auto.LastModified!.getTime();
     expect(Math.abs(auto.ObjectLockRetainUntilDate!.getTime() - (declared + 86_400_000))).toBeLessThan(2000);
+  });
+
+  it('legal hold: while ON nobody deletes the version, whatever its retention; OFF, it goes', async () => {
+    const put = await s3.send(
+      new PutObjectCommand({
+        Bucket: 'vault',
+        Key: 'evidence.eml',
+        Body: 'x',
+        ObjectLockLegalHoldStatus: 'ON',
+      }),
+    );
+    const evidence = { Bucket: 'vault', Key: 'evidence.eml', VersionId: put.VersionId! };
+    expect((await s3.send(new HeadObjectCommand(evidence))).ObjectLockLegalHoldStatus).toBe('ON');
+    expect((await s3.send(new GetObjectLegalHoldCommand(evidence))).LegalHold?.Status).toBe('ON');
+    expect(
+      await s3Failure(s3.send(new DeleteObjectCommand({ ...evidence, BypassGovernanceRetention: true }))),
+    ).toEqual({ name: 'AccessDenied', status: 403 });
+    await s3.send(new PutObjectLegalHoldCommand({ ...evidence, LegalHold: { Status: 'OFF' } }));
+    // The bucket's default GOVERNANCE retention (set above) still applies: the owner bypasses it, saying so.
+    await s3.send(new DeleteObjectCommand({ ...evidence, BypassGovernanceRetention: true }));
+    expect((await s3Failure(s3.send(new GetObjectCommand(evidence)))).name).toBe('NoSuchVersion');
+    // Only where the bucket has object lock.
+    expect(
+      (
+        await s3Failure(
+          s3.send(
+            new PutObjectCommand({
+              Bucket: 'archive',
+              Key: 'held',
+              Body: 'x',
+              ObjectLockLegalHoldStatus: 'ON',
+            }),
+          ),
+        )
+      ).name,
+    ).toBe('InvalidRequest');
+  });
+
+  it('versioning: every write kept as a version, a delete leaves a marker; versions listed, read, copied and deleted by id', async () => {
+    const bucket = { Bucket: 'history' };
+    await s3.send(new CreateBucketCommand(bucket));
+    expect((await s3.send(new GetBucketVersioningCommand(bucket))).Status).toBeUndefined();
+    const v0 = await s3.send(new PutObjectCommand({ ...bucket, Key: 'notes.txt', Body: 'v0' }));
+    expect(v0.VersionId).toBeUndefined();
+    await s3.send(
+      new PutBucketVersioningCommand({ ...bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
+    expect((await s3.send(new GetBucketVersioningCommand(bucket))).Status).toBe('Enabled');
+    const v1 = (await s3.send(new PutObjectCommand({ ...bucket, Key: 'notes.txt', Body: 'v1' }))).VersionId!;
+    const v2 = (await s3.send(new PutObjectCommand({ ...bucket, Key: 'notes.txt', Body: 'v2' }))).VersionId!;
+    expect(new Set([v1, v2]).size).toBe(2);
+    const read = async (VersionId?: string) =>
+      (
+        await s3.send(new GetObjectCommand({ ...bucket, Key: 'notes.txt', VersionId }))
+      ).Body!.transformToString();
+    expect([await read(), await read(v1), await read('null')]).toEqual(['v2', 'v1', 'v0']);
+    const listed = await s3.send(new ListObjectVersionsCommand(bucket));
+    expect(listed.Versions?.map((v) => [v.VersionId, v.IsLatest, v.Size])).toEqual([
+      [v2, true, 2],
+      [v1, false, 2],
+      ['null', false, 2],
+    ]);
+
+    // A delete without a version: a marker hides the key; its versions stay and are read by id.
+    const marker = await s3.send(new DeleteObjectCommand({ ...bucket, Key: 'notes.txt' }));
+    expect(marker.DeleteMarker).toBe(true);
+    expect((await s3Failure(s3.send(new GetObjectCommand({ ...bucket, Key: 'notes.txt' })))).name).toBe(
+      'NoSuchKey',
+    );
+    expect((await s3.send(new ListObjectsV2Command(bucket))).KeyCount).toBe(0);
+    expect(await read(v1)).toBe('v1');
+    const markers = (await s3.send(new ListObjectVersionsCommand(bucket))).DeleteMarkers;
+    expect(markers?.map((m) => [m.VersionId, m.IsLatest])).toEqual([[marker.VersionId, true]]);
+    expect(
+      (
+        await s3Failure(
+          s3.send(new GetObjectCommand({ ...bucket, Key: 'notes.txt', VersionId: marker.VersionId })),
+        )
+      ).status,
+    ).toBe(405);
+    // Removing the marker brings the newest version back.
+    await s3.send(new DeleteObjectCommand({ ...bucket, Key: 'notes.txt', VersionId: marker.VersionId }));
+    expect(await read()).toBe('v2');
+
+    // A copy of an older version; then versions deleted by id are real fileBank deletions.
+    await s3.send(
+      new CopyObjectCommand({
+        ...bucket,
+        Key: 'restored.txt',
+        CopySource: `history/notes.txt?versionId=${v1}`,
+      }),
+    );
+    expect(
+      await (
+        await s3.send(new GetObjectCommand({ ...bucket, Key: 'restored.txt' }))
+      ).Body!.transformToString(),
+    ).toBe('v1');
+    const deleted = await s3.send(
+      new DeleteObjectsCommand({
+        ...bucket,
+        Delete: {
+          Objects: [
+            { Key: 'notes.txt', VersionId: v1 },
+            { Key: 'notes.txt', VersionId: 'null' },
+          ],
+        },
+      }),
+    );
+    expect(deleted.Deleted?.map((d) => d.VersionId)).toEqual([v1, 'null']);
+    await session.indexer.sync();
+    expect(fileOf(session.indexer.state, v1)).toBeUndefined();
+    expect(
+      (await s3.send(new ListObjectVersionsCommand({ ...bucket, Prefix: 'notes' }))).Versions?.map(
+        (v) => v.VersionId,
+      ),
+    ).toEqual([v2]);
+
+    // Suspended: a write replaces the key's "null" version only.
+    await s3.send(
+      new PutBucketVersioningCommand({ ...bucket, VersioningConfiguration: { Status: 'Suspended' } }),
+    );
+    expect((await s3.send(new PutObjectCommand({ ...bucket, Key: 'notes.txt', Body: 's1' }))).VersionId).toBe(
+      'null',
+    );
+    await s3.send(new PutObjectCommand({ ...bucket, Key: 'notes.txt', Body: 's2' }));
+    expect([await read(), await read('null'), await read(v2)]).toEqual(['s2', 's2', 'v2']);
+
+    // Debian's awscli reads the same listing; the bucket goes only once every version has.
+    const aws = awsCli(
+      {
+        url,
+        altda: url,
+        s3: { ...credentials, region: REGION },
+        deoss: { url, account: session.account.address },
+      },
+      join(dir, 'aws-versions'),
+    );
+    const cli = JSON.parse(
+      (await aws('s3api', 'list-object-versions', '--bucket', 'history', '--output', 'json')).stdout,
+    );
+    expect(cli.Versions.map((v: { Key: string; VersionId: string }) => `${v.Key} ${v.VersionId}`)).toEqual([
+      'notes.txt null',
+      `notes.txt ${v2}`,
+      expect.stringMatching(/^restored\.txt [0-9a-f]{64}$/),
+    ]);
+    expect((await s3Failure(s3.send(new DeleteBucketCommand(bucket)))).name).toBe('BucketNotEmpty');
+    for (const v of cli.Versions as { Key: string; VersionId: string }[])
+      await s3.send(new DeleteObjectCommand({ ...bucket, Key: v.Key, VersionId: v.VersionId }));
+    await s3.send(new DeleteBucketCommand(bucket));
   });
 
   it('virtual-host addressing: <bucket>.localhost reaches the same bucket as the path', async () => {
