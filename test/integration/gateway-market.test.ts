@@ -289,6 +289,35 @@ describe('the marketplace through the gateways of a seller and two readers', () 
       error: 'ACCESS_DENIED',
       details: { reason: 'not-for-sale' },
     });
+    // A share link: a presigned URL of D's gateway reads it without D's key until it expires (the query is signed).
+    const url = new URL(orgs.d.gateway.url);
+    const presigner = new SignatureV4({
+      credentials: orgs.d.gateway.credentials,
+      region: 'ailink',
+      service: 's3',
+      sha256: Hash.bind(null, 'sha256'),
+      uriEscapePath: false,
+    });
+    const link = async (signingDate: Date) => {
+      const p = await presigner.presign(
+        {
+          method: 'GET',
+          protocol: 'http:',
+          hostname: url.hostname,
+          port: Number(url.port),
+          path: `/market/objects/${second}`,
+          query: {},
+          headers: { host: url.host },
+        },
+        { expiresIn: 60, signingDate },
+      );
+      return `${orgs.d.gateway.url}${p.path}?${new URLSearchParams(p.query as Record<string, string>)}`;
+    };
+    const viaLink = await fetch(await link(new Date()));
+    expect(viaLink.status).toBe(200);
+    expect(sha(new Uint8Array(await viaLink.arrayBuffer()))).toBe(sha(other));
+    const expired = await fetch(await link(new Date(Date.now() - 120_000)));
+    expect([expired.status, (await expired.json()).error]).toEqual([401, 'AUTH_EXPIRED']);
     // Sharing the same again is nothing to do.
     const again = await orgs.s.call('POST', `/market/objects/${second}/shares`, {
       body: { reader: orgs.d.account.address, readerKey: orgs.d.account.readerKey },
