@@ -150,6 +150,37 @@ describe('the marketplace API (HTTP shell)', () => {
     expect(requests.length).toBe(before);
   });
 
+  it('reads through a presigned URL (a share link) until it expires', async () => {
+    const link = async (signingDate: Date) => {
+      const p = await signer.presign(
+        {
+          method: 'GET',
+          protocol: 'http:',
+          hostname: 'localhost',
+          path: `/market/objects/${MINE}`,
+          query: {},
+          // As @aws-sdk/s3-request-presigner: UNSIGNED-PAYLOAD, hoisted into the query.
+          headers: { host: 'localhost', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+        },
+        { expiresIn: 60, signingDate },
+      );
+      return `${p.path}?${new URLSearchParams(p.query as Record<string, string>)}`;
+    };
+    const res = await app.inject({
+      method: 'GET',
+      url: await link(new Date()),
+      headers: { host: 'localhost' },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(sha(res.rawPayload)).toBe(sha(bytes));
+    const old = await app.inject({
+      method: 'GET',
+      url: await link(new Date(Date.now() - 120_000)),
+      headers: { host: 'localhost' },
+    });
+    expect([old.statusCode, old.json().error]).toEqual([401, 'AUTH_EXPIRED']);
+  });
+
   it('reads its own object without a request', async () => {
     const res = await call('GET', `/market/objects/${MINE}`);
     expect([res.statusCode, res.headers['x-ailink-access']]).toEqual([200, 'wrap']);
