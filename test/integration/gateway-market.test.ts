@@ -16,6 +16,7 @@ import { deossMessage } from '../../src/gateway/index.ts';
 import {
   type DevNetwork,
   type GatewayNode,
+  openSession,
   sessionOf,
   startDevNetwork,
   startGatewayNode,
@@ -163,7 +164,7 @@ describe('the marketplace through the gateways of a seller and two readers', () 
     expect([bad.status, (await bad.json()).error]).toEqual([400, 'INVALID_INPUT']);
   });
 
-  it('attack: B, unpaid, asks its gateway for the plaintext and for the sealed object: refused (403), nothing paid or recorded', async () => {
+  it('attack: B, unpaid, asks its gateway for the plaintext and for the sealed object, and the miners for its fragments: refused (403) or ciphertext only, nothing paid or recorded', async () => {
     const before = await balanceOf(orgs.b);
     const refused = await orgs.b.call('GET', `/market/objects/${fid}`);
     expect(refused.status).toBe(403);
@@ -192,6 +193,33 @@ describe('the marketplace through the gateways of a seller and two readers', () 
     });
     expect(direct.status).toBe(403);
     expect((await direct.json()).error).toBe('ACCESS_DENIED');
+    // Around the gateways: B's own session fetches the object's data fragments of segment 0 straight from the miners
+    // (they serve any account of the network) and gets ciphertext, holding no run of the plaintext.
+    const attacker = await openSession(sessionOf(loadNetworkFile(network.path)), orgs.b.account, 'attacker', {
+      clock: systemClock,
+      random: systemRandom,
+    });
+    try {
+      const { record, miners } = await attacker.storage.info(fid);
+      const directory = await attacker.registry.directory();
+      const sealed = Buffer.concat(
+        await Promise.all(
+          [0, 1, 2, 3].map((c) =>
+            attacker.miners.get(
+              directory.find((p) => p.peerId === miners[c])!,
+              record.segments[0]!.fragments[c]!,
+            ),
+          ),
+        ),
+      );
+      expect(sealed.byteLength).toBeGreaterThanOrEqual(TEST_PROFILE.segmentSize);
+      expect(sealed.indexOf(Buffer.from(data.subarray(0, 32)))).toBe(-1);
+      expect(sealed.indexOf(Buffer.from(data.subarray(5000, 5032)))).toBe(-1);
+      const opened = await attacker.get(fid).catch((err) => err);
+      expect(opened).toMatchObject({ code: 'ACCESS_DENIED' });
+    } finally {
+      await attacker.close();
+    }
     // No request went to the chain: no fee, no retrieval, no key.
     expect(await balanceOf(orgs.b)).toBe(before);
     const log = await (await orgs.s.call('GET', `/market/objects/${fid}/retrievals`)).json();
