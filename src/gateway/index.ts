@@ -1,7 +1,7 @@
 /**
  * The gateway (issue 16): HTTP object APIs over the storage client and the chain, in one app — S3 (path-style and
  * virtual-host, multipart uploads staged on disk), the OP Stack Alt-DA DA-server API under /altda and DeOSS's API
- * under /deoss. Only src/node and src/cli (and tests, benches) import this.
+ * under /deoss, and the data marketplace under /market. Only src/node and src/cli (and tests, benches) import this.
  */
 
 export {
@@ -45,6 +45,22 @@ export {
   parseContentRange,
 } from './deoss-protocol.ts';
 export { boundaryOf, type MultipartPart, parseMultipart } from './form-data.ts';
+export { type MarketApiDeps, registerMarket } from './market.ts';
+export {
+  type BuyOptions,
+  DEFAULT_WAIT_MS,
+  MARKET_PREFIX,
+  MAX_WAIT_MS,
+  marketS3Code,
+  parseBuyQuery,
+  parseJsonBody,
+  type ReaderStanding,
+  refusalBeforePaying,
+  renderMarketError,
+  ShareBodySchema,
+  TermsBodySchema,
+  wantsXml,
+} from './market-protocol.ts';
 export {
   completeParts,
   diskUploadStore,

@@ -90,10 +90,10 @@ const MAX_XML_BYTES = 2 * 1024 * 1024;
 /** How often a long answer (CompleteMultipartUpload, CopyObject) sends a space so that clients keep waiting. */
 const KEEP_ALIVE_MS = 10_000;
 /**
- * Path prefixes the gateway's other APIs take (`/altda/…`, `/deoss/…`): a bucket of such a name could not be
+ * Path prefixes the gateway's other APIs take (`/altda/…`, `/deoss/…`, `/market/…`): a bucket of such a name could not be
  * reached path-style, so the gateway does not create one.
  */
-export const RESERVED_BUCKETS: ReadonlySet<string> = new Set(['altda', 'deoss']);
+export const RESERVED_BUCKETS: ReadonlySet<string> = new Set(['altda', 'deoss', 'market']);
 
 export function buildS3App(deps: S3Deps): FastifyInstance {
   const maxObjectBytes = deps.maxObjectBytes ?? 5 * GiB;

@@ -9,6 +9,7 @@ import {
   diskUploadStore,
   registerAltDa,
   registerDeoss,
+  registerMarket,
   type S3Credentials,
 } from '../gateway/index.ts';
 import type { Account } from '../shared/account.ts';
@@ -16,6 +17,7 @@ import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
+import { createGrantService } from '../storage/index.ts';
 import { openSession, SESSION_DEADLINES, type SessionConfig } from './session.ts';
 
 /**
@@ -47,6 +49,11 @@ export interface GatewayNodeOptions {
   };
   /** The largest object one DeOSS upload takes (default 5 GiB). */
   readonly maxObjectBytes?: number;
+  /**
+   * Run the account's key service, releasing the data keys of its objects to accepted marketplace requests (default
+   * true: what the /market API sells is then delivered without `ailink object serve-keys` beside it).
+   */
+  readonly serveKeys?: boolean;
 }
 
 /**
@@ -152,6 +159,16 @@ export async function startGatewayNode(
       maxObjectBytes: Math.min(options.maxObjectBytes ?? 5 * 1024 ** 3, declarable),
       ...(deps.log === undefined ? {} : { log: deps.log }),
     });
+    // The marketplace under /market, with the S3 API's credentials: this account sells, shares and buys.
+    registerMarket(app, {
+      ...session,
+      credentials,
+      region,
+      clock: deps.clock,
+      random: deps.random,
+      chainDeadlineMs: SESSION_DEADLINES.chainCallMs,
+      ...(deps.log === undefined ? {} : { log: deps.log }),
+    });
     const address = await app.listen({ host: options.host, port: options.port });
     const url = address.replace('[::1]', 'localhost');
     const infoPath = join(options.dataDir, 'gateway.json');
@@ -167,12 +184,22 @@ export async function startGatewayNode(
     rmSync(aside, { force: true });
     writePrivateFileSync(aside, `${JSON.stringify(info, null, 2)}\n`);
     renameSync(aside, infoPath);
+    // Started last: nothing after it can fail and leave it running.
+    const keyService =
+      options.serveKeys === false
+        ? undefined
+        : createGrantService({ ...session, clock: deps.clock }).start((pass) => {
+            for (const g of pass.granted)
+              deps.log?.(`key released: ${g.fid} to ${g.reader} (block ${g.block})`);
+            for (const f of pass.failed) deps.log?.(`key not released: ${f.fid} to ${f.reader}: ${f.reason}`);
+          });
     return {
       url,
       altda,
       infoPath,
       credentials,
       async stop() {
+        await keyService?.stop();
         await app.close();
         await session.close();
       },

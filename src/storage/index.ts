@@ -28,9 +28,11 @@ export {
   type PutOptions,
   type PutResult,
   type RepairReport,
+  type ShareResult,
   type StorageClient,
   type StorageClientDeps,
   type StorageClientOptions,
+  termsWithReader,
   writeNetworkFile,
 } from './client/index.ts';
 export {

@@ -73,6 +73,7 @@ describe('module surfaces', () => {
         "startVerifierService",
         "storedSegment",
         "tagFragment",
+        "termsWithReader",
         "unwrapDataKey",
         "verifyIdle",
         "verifyProof",

@@ -25,6 +25,8 @@ export {
   type GrantServiceOptions,
   type MarketClient,
   type MarketDeps,
+  type ShareResult,
+  termsWithReader,
 } from './market.ts';
 export {
   type LoadedNetwork,

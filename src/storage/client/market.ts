@@ -95,6 +95,43 @@ export interface MarketClient {
   pull(fid: string, options?: AccessOptions): AsyncIterable<Uint8Array>;
   /** The object's retrievals, oldest first. */
   accessLog(fid: string): Promise<AccessLogEntry[]>;
+  /**
+   * Shares an object this account manages with `reader` for free, through the marketplace's access list (as a task
+   * shares its models with its participants): the reader is added to the terms' readers (the price for others is
+   * kept; an object without terms becomes not for sale), and with `readerKey` the data key is also released to it
+   * in the same extrinsic, so it reads without asking. Without `readerKey` the reader asks (`requestAccess`, free)
+   * and the owner's key service answers. Nothing is submitted when all of that holds already.
+   * @throws INVALID_INPUT, OBJECT_NOT_FOUND, ACCESS_DENIED (this account does not manage the object, or cannot
+   *   unwrap its key to release it), CHAIN_CALL_REJECTED, CHAIN_TIMEOUT
+   */
+  share(
+    fid: string,
+    reader: { readonly address: string; readonly readerKey?: string },
+    options?: { deadlineMs?: number; signal?: AbortSignal },
+  ): Promise<ShareResult>;
+}
+
+/** What `share` did: the access list now, and the block of its extrinsic (null: nothing was needed). */
+export interface ShareResult {
+  readonly fid: string;
+  readonly readers: readonly string[];
+  readonly price: string | null;
+  readonly block: number | null;
+  /** Whether the reader holds the data key for `readerKey` now (released by this call or before). */
+  readonly keyReleased: boolean;
+}
+
+/**
+ * The access list after sharing with `reader`: the terms' readers plus it (the price kept; none: not for sale), and
+ * whether that changes the terms.
+ */
+export function termsWithReader(
+  terms: Pick<MarketTerms, 'readers' | 'price'> | undefined,
+  reader: string,
+): { readers: string[]; price: string | null; changed: boolean } {
+  const readers = terms?.readers ?? [];
+  if (terms !== undefined && readers.includes(reader)) return { readers, price: terms.price, changed: false };
+  return { readers: [...readers, reader], price: terms?.price ?? null, changed: true };
 }
 
 /**
@@ -323,6 +360,73 @@ export function createMarketClient(deps: MarketDeps & { storage: Pick<StorageCli
         keyReleased:
           wrapped.has(r.readerKey) || grantOf(indexer.state, fid, r.reader)?.wrap.recipient === r.readerKey,
       }));
+    },
+    async share(fid, reader, options = {}) {
+      if (!isAddress(reader.address))
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `reader: expected an SS58 address, got ${JSON.stringify(reader.address)}`,
+        );
+      if (reader.readerKey !== undefined && !/^[0-9a-f]{64}$/.test(reader.readerKey))
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `readerKey: expected 64 lowercase hex characters (an X25519 public key), got ${JSON.stringify(reader.readerKey)}`,
+        );
+      const file = await fileOrThrow(fid);
+      const me = account.address;
+      if (me !== file.owner && !isOperatorOf(indexer.state, file.owner, me)) {
+        throw new AilinkError(
+          'ACCESS_DENIED',
+          `${me} may not share ${fid}: only its owner ${file.owner} or an operator it authorised`,
+          { details: { fid, owner: file.owner, reason: 'not-owner' } },
+        );
+      }
+      if (file.encryption === null) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `${fid} is stored unencrypted: anyone who fetches its fragments reads it, there is nothing to share`,
+        );
+      }
+      const next = termsWithReader(termsOf(indexer.state, fid), reader.address);
+      const calls: ChainCall[] = [];
+      if (next.changed) {
+        calls.push(protocolCall('market.setTerms', { fid, readers: next.readers, price: next.price }));
+      }
+      const held = (key: string) =>
+        file.encryption?.wraps.some((w) => w.recipient === key) ||
+        grantOf(indexer.state, fid, reader.address)?.wrap.recipient === key;
+      const release = reader.readerKey !== undefined && !held(reader.readerKey);
+      if (release) {
+        let key: Uint8Array;
+        try {
+          key = unwrapDataKey(file.encryption.wraps, account.x25519PrivateKey, { fid, owner: file.owner });
+        } catch (err) {
+          throw new AilinkError(
+            'ACCESS_DENIED',
+            `${me} cannot release the key of ${fid}: it is not wrapped for this account's reader key; share without a reader key and let the key service that holds it answer`,
+            { cause: err, details: { fid, reason: 'no-data-key' } },
+          );
+        }
+        const wrap = wrapDataKey(key, fromHex(reader.readerKey!, 'reader key'), { fid, owner: file.owner });
+        // After setTerms in the same batch: the grant rule accepts an unasked grant only for a listed reader.
+        calls.push(protocolCall('market.grant', { fid, reader: reader.address, wrap }));
+      }
+      let block: number | null = null;
+      if (calls.length > 0) {
+        block = (
+          await submitProtocol(deps, account, calls, {
+            deadlineMs: options.deadlineMs ?? 60_000,
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
+          })
+        ).block;
+      }
+      return {
+        fid,
+        readers: next.readers,
+        price: next.price,
+        block,
+        keyReleased: reader.readerKey !== undefined && (release || held(reader.readerKey)),
+      };
     },
   };
 }
