@@ -1,0 +1,205 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import {
+  completeParts,
+  MAX_PART_BYTES,
+  MIN_PART_BYTES,
+  multipartEtag,
+  parsePartNumber,
+} from './multipart.ts';
+import type { S3Context } from './s3-context.ts';
+import { header, parseRange, s3Error } from './s3-http.ts';
+import { compareKeys } from './s3-list.ts';
+import { listPartsXml, listUploadsXml, resultXml, s3Time } from './s3-xml.ts';
+import type { SigV4Auth } from './sigv4.ts';
+
+/**
+ * S3's multipart uploads over the gateway's staging store: Create, UploadPart (and UploadPartCopy), Complete (one
+ * storage put of all parts, answered with S3's keep-alive), ListParts, ListMultipartUploads.
+ */
+export function uploadHandlers(ctx: S3Context) {
+  const {
+    deps,
+    maxUploadBytes,
+    smallBody,
+    requireBucket,
+    checkWrite,
+    contentOf,
+    uploadBody,
+    store,
+    copySource,
+    readObject,
+    longAnswer,
+  } = ctx;
+
+  async function createUpload(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
+    const view = await requireBucket(bucket);
+    const content = contentOf(request);
+    checkWrite(bucket, view, content);
+    const uploadId = await deps.uploads.create(
+      {
+        bucket,
+        key,
+        metadata: content.metadata ?? {},
+        ...(content.contentType === undefined ? {} : { contentType: content.contentType }),
+        ...(content.retention === undefined ? {} : { retention: content.retention }),
+        ...(content.legalHold === undefined ? {} : { legalHold: content.legalHold }),
+      },
+      deps.clock.now(),
+    );
+    return reply
+      .header('content-type', 'application/xml')
+      .send(resultXml('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: uploadId }));
+  }
+
+  async function uploadPart(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: SigV4Auth,
+    bucket: string,
+    key: string,
+    q: Map<string, string>,
+  ) {
+    const uploadId = q.get('uploadId')!;
+    const number = parsePartNumber(q.get('partNumber'));
+    await deps.uploads.info(uploadId, bucket, key);
+    if (header(request, 'x-amz-copy-source') !== undefined) {
+      const source = await copySource(request);
+      const rangeText = header(request, 'x-amz-copy-source-range');
+      const range = rangeText === undefined ? undefined : parseRange(rangeText, source.size);
+      if (rangeText !== undefined && range === undefined)
+        throw s3Error(
+          'InvalidArgument',
+          `x-amz-copy-source-range: expected bytes=first-last, got ${rangeText}`,
+        );
+      const copied = readObject(source, range);
+      const part = await deps.uploads.writePart(uploadId, number, copied.bytes, copied.md5, deps.clock.now());
+      return reply
+        .header('content-type', 'application/xml')
+        .send(resultXml('CopyPartResult', { LastModified: s3Time(part.modified), ETag: `"${part.etag}"` }));
+    }
+    const body = uploadBody(request, auth, MAX_PART_BYTES, 'an UploadPart');
+    const part = await deps.uploads.writePart(
+      uploadId,
+      number,
+      body.bytes,
+      () => body.md5(),
+      deps.clock.now(),
+    );
+    return reply.header('etag', `"${part.etag}"`).send();
+  }
+
+  async function completeUpload(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: SigV4Auth,
+    bucket: string,
+    key: string,
+    uploadId: string,
+  ) {
+    await requireBucket(bucket);
+    const upload = await deps.uploads.info(uploadId, bucket, key);
+    const listed = completeParts(await smallBody(request, auth));
+    const stored = new Map((await deps.uploads.parts(uploadId)).map((p) => [p.number, p]));
+    let total = 0;
+    listed.forEach((p, i) => {
+      const part = stored.get(p.number);
+      if (part === undefined || part.etag !== p.etag)
+        throw s3Error(
+          'InvalidPart',
+          `part ${p.number} with ETag "${p.etag}" was not uploaded to ${uploadId}`,
+        );
+      if (i < listed.length - 1 && part.size < MIN_PART_BYTES) {
+        throw s3Error(
+          'EntityTooSmall',
+          `part ${p.number} holds ${part.size} bytes; every part but the last must hold at least ${MIN_PART_BYTES}`,
+        );
+      }
+      total += part.size;
+    });
+    if (total > maxUploadBytes)
+      throw s3Error(
+        'EntityTooLarge',
+        `the parts hold ${total} bytes; the most one object may hold here is ${maxUploadBytes}`,
+      );
+    const etag = multipartEtag(listed.map((p) => p.etag));
+    const content = {
+      ...(upload.contentType === undefined ? {} : { contentType: upload.contentType }),
+      ...(Object.keys(upload.metadata).length === 0 ? {} : { metadata: upload.metadata }),
+      ...(upload.retention === undefined ? {} : { retention: upload.retention }),
+      ...(upload.legalHold === undefined ? {} : { legalHold: upload.legalHold }),
+    };
+    return longAnswer(reply, async () => {
+      await store(
+        bucket,
+        key,
+        deps.uploads.read(
+          uploadId,
+          listed.map((p) => p.number),
+        ),
+        content,
+        () => etag,
+      );
+      await deps.uploads.remove(uploadId);
+      return resultXml('CompleteMultipartUploadResult', {
+        Location: `/${bucket}/${key}`,
+        Bucket: bucket,
+        Key: key,
+        ETag: `"${etag}"`,
+      });
+    });
+  }
+
+  async function listParts(reply: FastifyReply, bucket: string, key: string, q: Map<string, string>) {
+    const uploadId = q.get('uploadId')!;
+    await deps.uploads.info(uploadId, bucket, key);
+    const marker = Number(q.get('part-number-marker') ?? 0);
+    const maxParts = Math.min(Number(q.get('max-parts') ?? 1000), 1000);
+    if (!Number.isInteger(marker) || !Number.isInteger(maxParts) || maxParts < 0)
+      throw s3Error('InvalidArgument', 'part-number-marker and max-parts must be whole numbers');
+    const after = (await deps.uploads.parts(uploadId)).filter((p) => p.number > marker);
+    const parts = after.slice(0, maxParts);
+    const truncated = after.length > parts.length;
+    return reply
+      .header('content-type', 'application/xml')
+      .send(
+        listPartsXml(
+          { bucket, key, uploadId, owner: deps.namespace.owner },
+          { marker, maxParts, parts, ...(truncated ? { next: parts.at(-1)?.number ?? marker } : {}) },
+        ),
+      );
+  }
+
+  async function listUploads(reply: FastifyReply, bucket: string, q: Map<string, string>) {
+    await requireBucket(bucket);
+    const prefix = q.get('prefix') ?? '';
+    const keyMarker = q.get('key-marker') ?? '';
+    const uploadIdMarker = q.get('upload-id-marker') ?? '';
+    const maxUploads = Math.min(Number(q.get('max-uploads') ?? 1000), 1000);
+    if (!Number.isInteger(maxUploads) || maxUploads < 0)
+      throw s3Error('InvalidArgument', 'max-uploads must be a whole number');
+    const order = (a: { key: string; uploadId: string }, b: { key: string; uploadId: string }) =>
+      compareKeys(a.key, b.key) || (a.uploadId < b.uploadId ? -1 : a.uploadId > b.uploadId ? 1 : 0);
+    // After the markers: keys past key-marker, or with upload-id-marker, that key's later uploads too.
+    const past = (u: { key: string; uploadId: string }) =>
+      uploadIdMarker === ''
+        ? keyMarker === '' || compareKeys(u.key, keyMarker) > 0
+        : order(u, { key: keyMarker, uploadId: uploadIdMarker }) > 0;
+    const after = (await deps.uploads.uploads())
+      .filter((u) => u.bucket === bucket && u.key.startsWith(prefix) && past(u))
+      .sort(order);
+    const uploads = after.slice(0, maxUploads);
+    const last = uploads.at(-1);
+    return reply
+      .header('content-type', 'application/xml')
+      .send(
+        listUploadsXml(
+          bucket,
+          { prefix, keyMarker, uploadIdMarker, maxUploads },
+          { uploads, ...(after.length > uploads.length && last !== undefined ? { next: last } : {}) },
+          deps.namespace.owner,
+        ),
+      );
+  }
+
+  return { createUpload, uploadPart, completeUpload, listParts, listUploads };
+}
