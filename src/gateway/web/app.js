@@ -456,6 +456,7 @@ $('login-form').addEventListener('submit', async (event) => {
     region: form.region.value.trim(),
   };
   sessionStorage.setItem(CREDENTIALS_KEY, JSON.stringify(creds));
+  setStatus('signing in…');
   try {
     await listBuckets(); // the key is checked by the gateway, as on every request
     form.secretAccessKey.value = '';
