@@ -166,6 +166,9 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
     await page.getByTestId('create-bucket').click();
     await listed(page, 'media', '');
     expect([...twins.buckets.keys()]).toEqual(['media']);
+    // Inside a bucket: its tools, not the bucket list's.
+    expect(await page.getByTestId('create-bucket').isVisible()).toBe(false);
+    expect(await page.getByTestId('file-input').isVisible()).toBe(true);
     await page.getByTestId('new-folder-name').fill('clips');
     await page.getByTestId('open-folder').click();
     await listed(page, 'media', 'clips/');
