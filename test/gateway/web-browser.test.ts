@@ -173,7 +173,16 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
     await page.getByTestId('open-folder').click();
     await listed(page, 'media', 'clips/');
 
-    // An upload large enough to report progress on the way.
+    // An upload sent at 2 MiB/s (Chromium's own network throttling, as DevTools does it), so that the progress bar
+    // moves through values on the way rather than jumping to 100 % on loopback.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 2 * 1024 * 1024,
+    });
     const notes = {
       name: 'notes.bin',
       mimeType: 'application/octet-stream',
@@ -181,6 +190,18 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
     };
     const percents = await uploadThroughPage(page, notes);
     expect(percents.at(-1)).toBe('100 %');
+    const values = percents.map((p) => Number.parseInt(p, 10));
+    expect(values.filter((v) => v > 0 && v < 100).length, percents.join(', ')).toBeGreaterThan(2);
+    expect(
+      values.every((v, i) => i === 0 || v >= values[i - 1]!),
+      percents.join(', '),
+    ).toBe(true);
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
     expect(percents.every((p) => /^\d{1,3} %$/.test(p))).toBe(true);
     await listed(page, 'media', 'clips/');
     expect(digest(twins.blobs.get(twins.entries.get('media')!.get('clips/notes.bin')!.fid)!)).toBe(
