@@ -368,5 +368,20 @@ describe('the page beside the S3 API (inject)', () => {
       'drive',
       'bytes 7-11/12',
     ]);
+    // The same object on its bucket's virtual host: the key is the whole path.
+    const virtualUrl = await presignUrl({
+      path: `/${objectPath('x', 'trips/2026 été/a+b.txt').slice('/x/'.length)}`,
+      host: 'photos.localhost:80',
+      credentials: CREDENTIALS,
+      region: 'test-<region>',
+      now: Date.now(),
+      expiresSeconds: 60,
+    });
+    const virtual = await app.inject({
+      method: 'GET',
+      url: virtualUrl,
+      headers: { host: 'photos.localhost:80' },
+    });
+    expect([virtual.statusCode, virtual.body]).toEqual([200, 'hello, drive']);
   });
 });
