@@ -326,6 +326,14 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
     expect(media.map((m) => m.status)).toContain(206);
     expect(twins.reads.some((r) => r !== undefined)).toBe(true);
 
+    // Deleting takes a second click (no dialog), and then the object is gone from the bucket.
+    await fileRow.getByTestId('delete').click();
+    expect(await fileRow.getByTestId('delete').textContent()).toBe('Really delete?');
+    expect(twins.entries.get('media')!.has('clips/notes.bin')).toBe(true);
+    await fileRow.getByTestId('delete').click();
+    await fileRow.waitFor({ state: 'detached' });
+    expect([...twins.entries.get('media')!.keys()]).toEqual(['clips/clip.webm']);
+
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'drive.png'), fullPage: true });
 
