@@ -60,7 +60,7 @@ export async function devCommand(argv: string[]): Promise<void> {
       throw err;
     }
     console.error(
-      `gateway: ${gateway.url} (S3; access key and region in ${gateway.infoPath}); Alt-DA DA server at ${gateway.altda}; DeOSS at ${gateway.url}/deoss; marketplace at ${gateway.url}/market`,
+      `gateway: ${gateway.url} (S3; access key and region in ${gateway.infoPath}); Alt-DA DA server at ${gateway.altda}; DeOSS at ${gateway.url}/deoss; marketplace at ${gateway.url}/market; drive page at ${gateway.drive}`,
     );
   }
   console.error(

@@ -60,7 +60,7 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
     },
   );
   process.stdout.write(
-    `${JSON.stringify({ event: 'ready', url: node.url, altda: node.altda, account: account.address, info: node.infoPath })}\n`,
+    `${JSON.stringify({ event: 'ready', url: node.url, altda: node.altda, drive: node.drive, account: account.address, info: node.infoPath })}\n`,
   );
   await untilSignal();
   await node.stop();

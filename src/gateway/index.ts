@@ -1,7 +1,8 @@
 /**
  * The gateway (issue 16): HTTP object APIs over the storage client and the chain, in one app — S3 (path-style and
- * virtual-host, multipart uploads staged on disk), the OP Stack Alt-DA DA-server API under /altda and DeOSS's API
- * under /deoss, and the data marketplace under /market. Only src/node and src/cli (and tests, benches) import this.
+ * virtual-host, multipart uploads staged on disk), the OP Stack Alt-DA DA-server API under /altda, DeOSS's API
+ * under /deoss, the data marketplace under /market, and the drive page at /_ailink/ (a browser client of the S3 API).
+ * Only src/node and src/cli (and tests, benches) import this.
  */
 
 export {
@@ -84,3 +85,4 @@ export {
   UNSIGNED_PAYLOAD,
   verifySigV4,
 } from './sigv4.ts';
+export { loadWebPage, WEB_CSP, WEB_PREFIX, type WebAnswer, type WebPage, type WebRequest } from './web.ts';

@@ -8,6 +8,7 @@ import { uploadHandlers } from './s3-uploads.ts';
 import { versionHandlers } from './s3-versions.ts';
 import { errorXml, escapeXml, listBucketsXml } from './s3-xml.ts';
 import { type SigV4Auth, verifySigV4 } from './sigv4.ts';
+import { loadWebPage } from './web.ts';
 
 /**
  * The gateway's S3 API (issue 16), path-style and virtual-host: buckets and keys are the account's namespace on chain,
@@ -86,6 +87,15 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     );
   }
 
+  /** The bucket a virtual-host request names (`<bucket>.<domain>` in Host), or undefined for a path-style one. */
+  function virtualBucketOf(host: string | undefined): string | undefined {
+    const name = host?.toLowerCase().replace(/:\d+$/, '');
+    const suffix = deps.domain === undefined ? undefined : `.${deps.domain.toLowerCase()}`;
+    return suffix !== undefined && name?.endsWith(suffix) && name.length > suffix.length
+      ? name.slice(0, -suffix.length)
+      : undefined;
+  }
+
   /**
    * The bucket and key a request addresses: virtual-host (`<bucket>.<domain>` in Host, the key is the path) or
    * path-style (`/<bucket>/<key>`).
@@ -94,12 +104,11 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     host: string | undefined,
     path: string,
   ): { bucketPart: string; keyPart: string | undefined } {
-    const name = host?.toLowerCase().replace(/:\d+$/, '');
-    const suffix = deps.domain === undefined ? undefined : `.${deps.domain.toLowerCase()}`;
+    const virtualBucket = virtualBucketOf(host);
     try {
-      if (suffix !== undefined && name?.endsWith(suffix) && name.length > suffix.length) {
+      if (virtualBucket !== undefined) {
         return {
-          bucketPart: name.slice(0, -suffix.length),
+          bucketPart: virtualBucket,
           keyPart: path.length <= 1 ? undefined : decodeURIComponent(path.slice(1)),
         };
       }
@@ -207,11 +216,27 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     throw s3Error('NotImplemented', `${method} on an object is not supported`);
   }
 
+  // The drive page: its files only, unsigned; path-style only (on a virtual host `/_ailink/…` is a key of the bucket).
+  const page = loadWebPage({ region: deps.region });
+  const pageAnswer = (request: FastifyRequest) => {
+    if (virtualBucketOf(header(request, 'host')) !== undefined) return undefined;
+    const raw = request.raw.url ?? '/';
+    const at = raw.indexOf('?');
+    return page.answer({
+      method: request.method,
+      path: at === -1 ? raw : raw.slice(0, at),
+      query: at === -1 ? '' : raw.slice(at + 1),
+      headers: request.headers as Record<string, string | string[] | undefined>,
+    });
+  };
+
   app.route({
     method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'],
     url: '/*',
     handler: async (request, reply) => {
       try {
+        const answer = pageAnswer(request);
+        if (answer !== undefined) return reply.code(answer.status).headers(answer.headers).send(answer.body);
         return await route(request, reply);
       } catch (err) {
         return fail(reply, request, err);

@@ -11,6 +11,7 @@ import {
   registerDeoss,
   registerMarket,
   type S3Credentials,
+  WEB_PREFIX,
 } from '../gateway/index.ts';
 import type { Account } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
@@ -25,7 +26,7 @@ import { openSession, SESSION_DEADLINES, type SessionConfig } from './session.ts
  * so objects are sealed and opened here and no key leaves the organisation. One S3 access key per data dir, made at
  * the first start; once the server listens, DIR/gateway.json tells clients where and how (0600: it holds the secret).
  * The DeOSS API is served by the same server under /deoss (signed by the account itself), its resumable uploads
- * staged in DIR/deoss.
+ * staged in DIR/deoss; the drive page at /_ailink/ (buildS3App serves it).
  */
 
 export interface GatewayNodeOptions {
@@ -67,6 +68,8 @@ export interface GatewayNode {
   readonly url: string;
   /** The Alt-DA DA-server base URL (op-node's --altda.da-server). */
   readonly altda: string;
+  /** The drive page: a browser signs in with the S3 access key. */
+  readonly drive: string;
   readonly infoPath: string;
   readonly credentials: S3Credentials;
   stop(): Promise<void>;
@@ -78,6 +81,8 @@ export const GatewayInfoSchema = z
     url: z.string().url(),
     /** The Alt-DA DA-server base URL; absent in files written before it was served. */
     altda: z.string().url().optional(),
+    /** The drive page (browse, upload, share, play), signed in with `s3`'s key; absent in older files. */
+    drive: z.string().url().optional(),
     s3: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), region: z.string() }).strict(),
     /** The DeOSS API's base URL (`<url>/deoss`); its requests are signed by the gateway's account. */
     deoss: z.object({ url: z.string().url(), account: z.string() }).strict(),
@@ -173,9 +178,11 @@ export async function startGatewayNode(
     const url = address.replace('[::1]', 'localhost');
     const infoPath = join(options.dataDir, 'gateway.json');
     const altda = `${url}${ALTDA_PREFIX}`;
+    const drive = `${url}${WEB_PREFIX}`;
     const info: GatewayInfo = {
       url,
       altda,
+      drive,
       s3: { ...credentials, region },
       deoss: { url: `${url}/deoss`, account: options.account.address },
     };
@@ -196,6 +203,7 @@ export async function startGatewayNode(
     return {
       url,
       altda,
+      drive,
       infoPath,
       credentials,
       async stop() {

@@ -1,0 +1,347 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diskUploadStore } from '../../src/gateway/multipart.ts';
+import { buildS3App } from '../../src/gateway/s3.ts';
+import { systemRandom } from '../../src/shared/clock.ts';
+import { packagedChromium } from '../browser.ts';
+import { s3Twins } from './s3-twins.ts';
+
+/**
+ * The drive page in a real browser (the Chromium that the npm package @sparticuz/chromium ships, see test/browser.ts,
+ * driven by playwright-core) against the real S3 app on a real socket, over in-memory twins of the storage client and
+ * the namespace (test/gateway/s3-twins.ts). Every action goes through the page's own controls, and every request it
+ * makes is a real SigV4-signed S3 request that the gateway verifies.
+ */
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const CREDENTIALS = {
+  accessKeyId: 'AKALBROWSERTEST01',
+  secretAccessKey: 'the-gateway-secret-0123456789abcdefgh',
+};
+const REGION = 'ailink';
+/** Compared by digest: vitest's deep equality of two 3 MiB buffers takes tens of seconds. */
+const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+describe('the drive page (headless Chromium, the real S3 app)', () => {
+  let app: FastifyInstance;
+  let browser: Browser;
+  let base: string;
+  let uploadsDir: string;
+  let twins: ReturnType<typeof s3Twins>;
+  /** How far the gateway's clock runs ahead of the real one: moved to let a share link expire. */
+  let ahead = 0;
+
+  beforeAll(async () => {
+    // Fail, never skip: the browser comes with `npm install` (test/browser.ts).
+    const executablePath = await packagedChromium();
+    try {
+      browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+    } catch (err) {
+      throw new Error(
+        `Chromium from @sparticuz/chromium at ${executablePath} did not start (${(err as Error).message.split('\n')[0]}): ` +
+          'it needs libnss3 from the system (`apt-get install libnss3`)',
+      );
+    }
+    uploadsDir = mkdtempSync(join(tmpdir(), 'ailink-web-browser-'));
+    twins = s3Twins();
+    app = buildS3App({
+      storage: twins.storage,
+      namespace: twins.namespace,
+      uploads: diskUploadStore(uploadsDir, systemRandom),
+      domain: 'localhost',
+      credentials: CREDENTIALS,
+      region: REGION,
+      clock: { now: () => Date.now() + ahead },
+      random: systemRandom,
+    });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    if (uploadsDir !== undefined) rmSync(uploadsDir, { recursive: true, force: true });
+  });
+
+  /** A fresh page that records every script error and console error (a CSP violation is one). */
+  async function open(path: string): Promise<{ page: Page; errors: string[] }> {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+    });
+    page.on('dialog', (dialog) => {
+      errors.push(`dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+    await page.goto(`${base}${path}`);
+    return { page, errors };
+  }
+
+  /** Waits until the listing of `bucket/prefix` is on screen; an error the page shows instead fails at once. */
+  async function listed(page: Page, bucket: string, prefix: string) {
+    await page
+      .locator(`#drive[data-loaded="${bucket}/${prefix}"], [data-testid="status"][data-state="error"]`)
+      .first()
+      .waitFor();
+    const status = page.locator('[data-testid="status"][data-state="error"]');
+    if ((await status.count()) > 0) throw new Error(`the page shows: ${await status.textContent()}`);
+  }
+
+  async function uploadThroughPage(page: Page, file: { name: string; mimeType: string; buffer: Buffer }) {
+    // Every percentage the page shows, as it shows it.
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { percents: string[] }).percents = seen;
+      new MutationObserver(() => {
+        for (const p of Array.from(document.querySelectorAll('[data-testid="upload-percent"]'))) {
+          if (seen.at(-1) !== p.textContent) seen.push(p.textContent ?? '');
+        }
+      }).observe(document.getElementById('uploads')!, {
+        subtree: true,
+        childList: true,
+        characterData: true,
+      });
+    });
+    await page.getByTestId('file-input').setInputFiles(file);
+    const row = page.locator(`[data-testid="upload"][data-key$="${file.name}"]`);
+    await row.locator('xpath=self::*[@data-state!="running"]').waitFor();
+    expect(
+      await row.getAttribute('data-state'),
+      (await row.getByTestId('upload-state').textContent()) ?? '',
+    ).toBe('done');
+    expect(await row.locator('progress').evaluate((p: HTMLProgressElement) => p.value)).toBe(100);
+    expect(await row.getByTestId('upload-percent').textContent()).toBe('100 %');
+    return page.evaluate(() => (window as unknown as { percents: string[] }).percents);
+  }
+
+  it('sign in, make a bucket and a folder, upload with progress, browse, download, share, play a video, sign out', async () => {
+    const { page, errors } = await open('/');
+    // The gateway's URL leads a browser to the page.
+    expect(page.url()).toBe(`${base}/_ailink/`);
+    await page.getByTestId('access-key-id').waitFor();
+    expect(await page.getByTestId('region').inputValue()).toBe(REGION);
+
+    // A wrong secret: the gateway refuses the first signed request, and nothing is kept.
+    await page.getByTestId('access-key-id').fill(CREDENTIALS.accessKeyId);
+    await page.getByTestId('secret-access-key').fill('not-the-secret');
+    await page.getByTestId('sign-in').click();
+    await page.locator('[data-testid="status"][data-state="error"]').waitFor();
+    expect(await page.getByTestId('status').textContent()).toMatch(/^SignatureDoesNotMatch: /);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(errors.splice(0)).toEqual([
+      'console: Failed to load resource: the server responded with a status of 403 (Forbidden)',
+    ]);
+
+    await page.getByTestId('secret-access-key').fill(CREDENTIALS.secretAccessKey);
+    await page.getByTestId('sign-in').click();
+    await listed(page, '', '');
+    expect(await page.getByTestId('empty').textContent()).toMatch(/^No buckets yet/);
+    // The secret lives in this tab's session storage only, and is cleared from the form.
+    expect(await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie])).toEqual([
+      1,
+      0,
+      '',
+    ]);
+    expect(await page.getByTestId('secret-access-key').inputValue()).toBe('');
+
+    // A bucket, then a folder in it (a folder exists once something is stored under it).
+    await page.getByTestId('new-bucket-name').fill('media');
+    await page.getByTestId('create-bucket').click();
+    await listed(page, 'media', '');
+    expect([...twins.buckets.keys()]).toEqual(['media']);
+    // Inside a bucket: its tools, not the bucket list's.
+    expect(await page.getByTestId('create-bucket').isVisible()).toBe(false);
+    expect(await page.getByTestId('file-input').isVisible()).toBe(true);
+    await page.getByTestId('new-folder-name').fill('clips');
+    await page.getByTestId('open-folder').click();
+    await listed(page, 'media', 'clips/');
+
+    // An upload sent at 2 MiB/s (Chromium's own network throttling, as DevTools does it), so that the progress bar
+    // moves through values on the way rather than jumping to 100 % on loopback.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 2 * 1024 * 1024,
+    });
+    const notes = {
+      name: 'notes.bin',
+      mimeType: 'application/octet-stream',
+      buffer: randomBytes(3 * 1024 * 1024 + 17),
+    };
+    const percents = await uploadThroughPage(page, notes);
+    expect(percents.at(-1)).toBe('100 %');
+    const values = percents.map((p) => Number.parseInt(p, 10));
+    expect(values.filter((v) => v > 0 && v < 100).length, percents.join(', ')).toBeGreaterThan(2);
+    expect(
+      values.every((v, i) => i === 0 || v >= values[i - 1]!),
+      percents.join(', '),
+    ).toBe(true);
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+    expect(percents.every((p) => /^\d{1,3} %$/.test(p))).toBe(true);
+    await listed(page, 'media', 'clips/');
+    expect(digest(twins.blobs.get(twins.entries.get('media')!.get('clips/notes.bin')!.fid)!)).toBe(
+      digest(notes.buffer),
+    );
+
+    // Browse: the bucket shows the folder; into it, the file.
+    await page.getByTestId('crumb').filter({ hasText: 'media' }).click();
+    await listed(page, 'media', '');
+    expect(
+      await page.getByTestId('folder').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-prefix'))),
+    ).toEqual(['clips/']);
+    expect(await page.getByTestId('file').count()).toBe(0);
+    await page.getByTestId('folder').locator('a').click();
+    await listed(page, 'media', 'clips/');
+    const fileRow = page.locator('[data-testid="file"][data-key="clips/notes.bin"]');
+    expect(await fileRow.locator('td').nth(1).textContent()).toBe('3.0 MiB');
+
+    // Download: the same bytes.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      fileRow.getByTestId('download').click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('notes.bin');
+    expect(digest(readFileSync(await download.path()))).toBe(digest(notes.buffer));
+
+    // A share link of one hour, used from outside the browser.
+    await fileRow.getByTestId('share').click();
+    expect(
+      await page
+        .getByTestId('share-expiry')
+        .locator('option')
+        .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)),
+    ).toEqual(['900', '3600', '86400', '604800']);
+    await page.getByTestId('share-expiry').selectOption('3600');
+    await page.getByTestId('share-create').click();
+    await page.getByTestId('share-url').waitFor(); // shown once the link is made
+    const link = await page.getByTestId('share-url').inputValue();
+    expect(link.startsWith(`${base}/media/clips/notes.bin?`)).toBe(true);
+    expect(new URL(link).searchParams.get('X-Amz-Expires')).toBe('3600');
+    const shared = await fetch(link);
+    expect(shared.status).toBe(200);
+    expect(digest(new Uint8Array(await shared.arrayBuffer()))).toBe(digest(notes.buffer));
+    const signature = new URL(link).searchParams.get('X-Amz-Signature')!;
+    const tampered = link.replace(signature, `${signature[0] === 'a' ? 'b' : 'a'}${signature.slice(1)}`);
+    const refused = await fetch(tampered);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('<Code>SignatureDoesNotMatch</Code>');
+    ahead = 3601_000; // an hour and a second later
+    const expired = await fetch(link);
+    expect(expired.status).toBe(403);
+    expect(await expired.text()).toMatch(/<Code>AccessDenied<\/Code><Message>the presigned URL expired/);
+    ahead = 0;
+
+    // A real video, recorded here in the browser (WebM/VP8 from a canvas), uploaded through the page and played.
+    const webm = Buffer.from(
+      await page.evaluate(async () => {
+        const canvas = document.createElement('canvas');
+        canvas.width = 160;
+        canvas.height = 120;
+        const ctx = canvas.getContext('2d')!;
+        const recorder = new MediaRecorder(canvas.captureStream(25), { mimeType: 'video/webm;codecs=vp8' });
+        const chunks: Blob[] = [];
+        recorder.ondataavailable = (e) => chunks.push(e.data);
+        let frame = 0;
+        const draw = setInterval(() => {
+          ctx.fillStyle = `hsl(${(frame * 12) % 360},80%,50%)`;
+          ctx.fillRect(0, 0, 160, 120);
+          ctx.fillStyle = '#000';
+          ctx.fillText(`frame ${frame++}`, 20, 60);
+        }, 40);
+        recorder.start(250);
+        await new Promise((r) => setTimeout(r, 2500));
+        await new Promise((r) => {
+          recorder.onstop = r;
+          recorder.stop();
+        });
+        clearInterval(draw);
+        return [...new Uint8Array(await new Blob(chunks).arrayBuffer())];
+      }),
+    );
+    expect(webm.subarray(0, 4)).toEqual(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])); // an EBML (WebM) header
+    await uploadThroughPage(page, { name: 'clip.webm', mimeType: 'video/webm', buffer: webm });
+    await listed(page, 'media', 'clips/');
+
+    const media: { range: string | undefined; status: number }[] = [];
+    page.on('response', async (response) => {
+      if (!response.url().includes('/media/clips/clip.webm?')) return;
+      const headers = await response.request().allHeaders();
+      media.push({ range: headers.range, status: response.status() });
+    });
+    const clipRow = page.locator('[data-testid="file"][data-key="clips/clip.webm"]');
+    expect(await fileRow.getByTestId('play').count()).toBe(0); // only media files get a player
+    await clipRow.getByTestId('play').click();
+    await page.getByTestId('player-panel').waitFor();
+    await page.waitForFunction(() => {
+      const v = document.querySelector('video')!;
+      return v.readyState >= 2 && !v.paused && v.currentTime > 0.5;
+    });
+    const played = await page.evaluate(() => {
+      const v = document.querySelector('video')!;
+      return {
+        src: v.currentSrc,
+        width: v.videoWidth,
+        height: v.videoHeight,
+        error: v.error?.message ?? null,
+      };
+    });
+    expect(played).toMatchObject({ width: 160, height: 120, error: null });
+    expect(played.src).toContain('X-Amz-Signature=');
+    // Seek back: it plays on from there.
+    await page.evaluate(async () => {
+      const v = document.querySelector('video')!;
+      const seeked = new Promise((r) => v.addEventListener('seeked', r, { once: true }));
+      v.currentTime = 0.1;
+      await seeked;
+    });
+    await page.waitForFunction(() => document.querySelector('video')!.currentTime > 0.3);
+    // The browser read it with ranged requests, which the gateway answered 206 from ranged storage reads.
+    expect(media.length).toBeGreaterThan(0);
+    expect(media.every((m) => m.range !== undefined && /^bytes=\d+-\d*$/.test(m.range))).toBe(true);
+    expect(media.map((m) => m.status)).toContain(206);
+    expect(twins.reads.some((r) => r !== undefined)).toBe(true);
+
+    // Deleting takes a second click (no dialog), and then the object is gone from the bucket.
+    await fileRow.getByTestId('delete').click();
+    expect(await fileRow.getByTestId('delete').textContent()).toBe('Really delete?');
+    expect(twins.entries.get('media')!.has('clips/notes.bin')).toBe(true);
+    await fileRow.getByTestId('delete').click();
+    await fileRow.waitFor({ state: 'detached' });
+    expect([...twins.entries.get('media')!.keys()]).toEqual(['clips/clip.webm']);
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'drive.png'), fullPage: true });
+
+    // Signing out forgets the key.
+    await page.getByTestId('sign-out').click();
+    await page.getByTestId('sign-in').waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
