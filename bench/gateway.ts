@@ -55,6 +55,7 @@ import {
   sessionOf,
   startDevNetwork,
 } from '../src/node/index.ts';
+import { MAX_DECLARED_SEGMENTS } from '../src/chain/index.ts';
 import { loadKeyFile } from '../src/shared/account.ts';
 import { toHex } from '../src/shared/bytes.ts';
 import { systemClock, systemRandom } from '../src/shared/clock.ts';
@@ -301,14 +302,12 @@ async function main(): Promise<void> {
     3 * SIZE +
     2 * ROUNDS * segments(SIZE) * PROFILE.segmentSize * stretch +
     SMALL * PROFILE.segmentSize * stretch;
-  // Two limits of today's protocol, found by this bench: an object's declaration (one remark, ≤ 128 KiB) carries its
-  // 12 fragment hashes of every segment (~930 bytes a segment, so ~140 segments at most), and a receipt request lists
-  // a column's hashes in one 64 KiB frame (~950 segments). With 64 KiB test segments that is an object of ~8 MiB.
-  if (segments(SIZE) > 120) {
+  // One upload's declaration fits one extrinsic (remarks of ≤ 3 MiB in all, src/chain/declare.ts).
+  if (segments(SIZE) > MAX_DECLARED_SEGMENTS) {
     rmSync(root, { recursive: true, force: true });
     throw new Error(
-      `--size ${SIZE_MIB}: ${segments(SIZE)} segments of ${PROFILE.segmentSize / KiB} KiB; a declaration holds ` +
-        'about 140 (one 128 KiB remark), so keep it ≤ 120 segments (test profile: --size ≤ 7)',
+      `--size ${SIZE_MIB}: ${segments(SIZE)} segments of ${PROFILE.segmentSize / KiB} KiB; one upload declares at ` +
+        `most ${MAX_DECLARED_SEGMENTS}`,
     );
   }
   const fs = statfsSync(root);

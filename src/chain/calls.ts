@@ -22,6 +22,8 @@ const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1â€“64 of Aâ
 export const MAX_GIB_PER_PURCHASE = 1 << 20;
 
 export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
+/** The most segments one object has: 128 GiB at 32 MiB segments (a declaration of them fills most of a block). */
+export const MAX_SEGMENTS = 4096;
 
 /** The data key of an object sealed for one X25519 reader key (src/storage/object/envelope.ts). */
 export const KeyWrapSchema = z
@@ -150,10 +152,24 @@ export const CALL_SCHEMAS = {
           parityFragments: z.number().int().nonnegative().max(128),
         })
         .strict(),
-      segments: z.array(SegmentSchema).min(1).max(4096),
+      segments: z.array(SegmentSchema).min(1).max(MAX_SEGMENTS),
+      /**
+       * The object's segments in all, when `segments` lists only the first of them: a declaration too large for one
+       * remark continues in `fileBank.declareSegments` calls of the same block (the same extrinsic, as a client sends
+       * them). `encryption.tags` still lists every segment's tag.
+       */
+      segmentCount: z.number().int().min(2).max(MAX_SEGMENTS).optional(),
       encryption: EncryptionSchema.nullable(),
       /** Files the object under a key of one of the owner's buckets (the gateway's S3 and drive views). */
       entry: EntrySchema.optional(),
+    })
+    .strict(),
+  /** The next segments of a declaration made with `segmentCount`, in the block that declared it; `deal` names the upload. */
+  'fileBank.declareSegments': z
+    .object({
+      fid: hash,
+      deal: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex characters'),
+      segments: z.array(SegmentSchema).min(1).max(MAX_SEGMENTS),
     })
     .strict(),
   /** A bucket of `owner` (default: the caller), which the caller owns or is an operator of. */

@@ -41,6 +41,7 @@ export {
   ROC,
   spacePurchase,
 } from './config.ts';
+export { declarationCalls, MAX_DECLARATION_BYTES, MAX_DECLARED_SEGMENTS } from './declare.ts';
 export { DEV_ACCOUNTS, type DevChain, devSigner, startDevChain } from './devchain.ts';
 export { type CallRecord, type ChainSource, type Indexer, openIndexer } from './indexer.ts';
 export {

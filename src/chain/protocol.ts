@@ -31,6 +31,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
     const replaced = fileBank.transferReport(state, ctx, args);
     if (replaced !== undefined) marketOnDelete(state, ctx, replaced);
   },
+  'fileBank.declareSegments': fileBank.declareSegments,
   'fileBank.createBucket': fileBank.createBucket,
   'fileBank.deleteBucket': fileBank.deleteBucket,
   'fileBank.putRetention': fileBank.putRetention,

@@ -13,7 +13,7 @@ import { CALL_SCHEMAS, type CallArgs, type CallName, isCallName, type ProtocolCa
 
 export const REMARK_MAGIC = new Uint8Array([0x41, 0x49, 0x4c, 0x4b]); // "AILK"
 export const REMARK_VERSION = 1;
-/** Large enough for a declaration of ~300 segments (≈ 9.6 GiB at 32 MiB segments). */
+/** About 140 segments of a declaration (≈ 930 bytes each); a larger one spans several remarks (declare.ts). */
 export const MAX_REMARK_BYTES = 128 * 1024;
 
 export type DecodedRemark =

@@ -33,8 +33,8 @@ export interface S3Deps {
   readonly clock: Clock;
   readonly random: Random;
   /**
-   * The largest object (default: S3's limits, 5 GiB in one PutObject, 5 TiB in parts). The gateway node sets what one
-   * declaration can name, so an upload too large for it is refused before it is read, not after it is stored.
+   * The largest object (default: S3's 5 TiB); one PutObject takes at most 5 GiB of it, as in S3. The gateway node sets
+   * what one declaration can name, so an upload too large for it is refused before it is read, not after it is stored.
    */
   readonly maxObjectBytes?: number;
   /** Failures the client is told only "internal error" about. */
@@ -55,9 +55,9 @@ const KEEP_ALIVE_MS = 10_000;
  * client, and S3's keep-alive for long answers.
  */
 export function createS3Context(deps: S3Deps) {
-  const maxObjectBytes = deps.maxObjectBytes ?? 5 * GiB;
-  // An object uploaded in parts is still one declaration: the same limit when one is set.
+  // An object uploaded in parts is still one declaration: the same limit.
   const maxUploadBytes = deps.maxObjectBytes ?? MAX_UPLOAD_BYTES;
+  const maxObjectBytes = Math.min(5 * GiB, maxUploadBytes);
   const requestId = () => toHex(deps.random(8)).toUpperCase();
   const lengthOf = (request: FastifyRequest, auth: SigV4Auth): number | undefined => {
     const text = header(request, 'x-amz-decoded-content-length') ?? header(request, 'content-length');

@@ -1,6 +1,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { MAX_DECLARED_SEGMENTS } from '../chain/index.ts';
 import {
   ALTDA_PREFIX,
   buildS3App,
@@ -56,13 +57,6 @@ export interface GatewayNodeOptions {
    */
   readonly serveKeys?: boolean;
 }
-
-/**
- * Segments one declaration can name: it is one remark of at most 128 KiB carrying 12 fragment hashes per segment
- * (≈ 930 bytes), about 140 segments (measured by bench:gateway), kept below that. 3.75 GiB in production, 7.5 MiB with
- * the test profile: larger objects need a declaration split over several calls (not built yet).
- */
-const DECLARABLE_SEGMENTS = 120;
 
 export interface GatewayNode {
   readonly url: string;
@@ -132,12 +126,12 @@ export async function startGatewayNode(
   try {
     const namespace = createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs });
     // Every API refuses up front what one declaration could not name.
-    const declarable = DECLARABLE_SEGMENTS * options.session.profile.segmentSize;
+    const declarable = MAX_DECLARED_SEGMENTS * options.session.profile.segmentSize;
     const app = buildS3App({
       storage: session.storage,
       namespace,
       uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random),
-      maxObjectBytes: Math.min(5 * 1024 ** 3, declarable),
+      maxObjectBytes: declarable,
       domain: options.domain ?? 'localhost',
       credentials,
       region,

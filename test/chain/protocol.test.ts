@@ -1521,7 +1521,17 @@ type Op =
   | { t: 'exit' }
   | { t: 'authorize' | 'cancelAuthorize'; operator: number }
   | { t: 'buySpace'; gib: number; owner: number | null; paid: bigint }
-  | { t: 'declare'; file: number; owner: number; deal: number; badSize: boolean; entry: number | null }
+  | {
+      t: 'declare';
+      file: number;
+      owner: number;
+      deal: number;
+      badSize: boolean;
+      entry: number | null;
+      /** Only the first segment, announcing the count: the rest follow in `declareSegments`. */
+      split?: boolean;
+    }
+  | { t: 'declareSegments'; file: number; deal: number }
   /** Buckets 0 and 1 ("b-0", "b-1") of the caller or, as its operator, of `owner`; a declaration files under one. */
   | { t: 'createBucket' | 'deleteBucket'; bucket: number; owner: number | null; lock?: boolean }
   /** fileBank.putObjectLock of bucket b-<bucket>: a default of `days`, or none. */
@@ -1615,10 +1625,12 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
         deal: fc.nat(1),
         badSize: fc.boolean(),
         entry: fc.constantFrom(null, null, 0, 1),
+        split: fc.boolean(),
       }),
       users,
       3,
     ),
+    o(fc.record({ t: fc.constant('declareSegments' as const), file, deal: fc.nat(1) }), users, 2),
     o(
       fc.record({
         t: fc.constantFrom('createBucket' as const, 'createBucket' as const, 'deleteBucket' as const),
@@ -1914,6 +1926,19 @@ describe('the protocol as a replayable fold', () => {
             deal: op.deal === 0 ? d.deal : 'd'.repeat(32),
             size: op.badSize ? 10 * d.profile.segmentSize : d.size,
             ...(op.entry === null ? {} : { entry: { bucket: `b-${op.entry}`, key: `k/${op.file}` } }),
+            ...(op.split === true
+              ? { segments: d.segments.slice(0, 1), segmentCount: d.segments.length }
+              : {}),
+          }),
+        };
+      }
+      case 'declareSegments': {
+        const d = files[op.file]!;
+        return {
+          call: call('fileBank.declareSegments', {
+            fid: d.fid,
+            deal: op.deal === 0 ? d.deal : 'd'.repeat(32),
+            segments: d.segments.slice(1),
           }),
         };
       }
@@ -2272,6 +2297,10 @@ describe('the protocol as a replayable fold', () => {
       // Debt 1: actor 0's collateral, owed since its exit in block 7.
       [22, 4, { t: 'payout', fromPot: false, debt: 1, to: 0, amount: 1000n, named: true }], // not the pot
       [22, 4, { t: 'payout', fromPot: true, debt: 1, to: 0, amount: 1000n, named: false }],
+      // A declaration in two remarks (file 0 was deleted above): its first segment, then the rest in the same block.
+      [23, 4, { t: 'declare', file: 0, owner: 4, deal: 0, badSize: false, entry: null, split: true }],
+      [23, 4, { t: 'declareSegments', file: 0, deal: 0 }],
+      [23, 4, { t: 'declareSegments', file: 0, deal: 0 }], // complete already: rejected
     ];
     return [
       ...prelude(),

@@ -761,6 +761,32 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     await s3.send(new DeleteBucketCommand(bucket));
   });
 
+  it('an object of more segments than one remark declares (201 × 64 KiB) is declared over several remarks of one extrinsic', async () => {
+    // Over the 120 segments one 128 KiB remark names (the old limit, 3.75 GiB in production): DeOSS#189's large uploads.
+    const bytes = systemRandom(200 * 64 * 1024 + 5);
+    await s3.send(new PutObjectCommand({ Bucket: 'archive', Key: 'large/image.bin', Body: bytes }));
+    await session.indexer.sync();
+    const [entry] = entriesOf(session.indexer.state, session.account.address, 'archive', 'large/image.bin');
+    const file = fileOf(session.indexer.state, entry!.fid)!;
+    expect(file.state).toBe('Active');
+    expect(file.segments).toHaveLength(201);
+    const calls = session.indexer
+      .calls({ fromBlock: file.declaredAt })
+      .filter(
+        (c) => c.block === file.declaredAt && c.outcome === 'applied' && c.call?.startsWith('fileBank.'),
+      );
+    expect(calls.map((c) => c.call)).toEqual(
+      expect.arrayContaining([
+        'fileBank.uploadDeclaration',
+        'fileBank.declareSegments',
+        'fileBank.transferReport',
+      ]),
+    );
+    expect(new Set(calls.map((c) => c.extrinsic)).size).toBe(1);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'archive', Key: 'large/image.bin' }));
+    expect(sha(await got.Body!.transformToByteArray())).toBe(sha(bytes));
+  });
+
   it('virtual-host addressing: <bucket>.localhost reaches the same bucket as the path', async () => {
     const port = new URL(url).port;
     const virtual = new S3Client({

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SEGMENTS } from '../../src/chain/calls.ts';
 import { transferReceiptMessage } from '../../src/chain/index.ts';
 import { type MinerNode, type MinerNodeOptions, startMinerNode } from '../../src/node/miner.ts';
 import { type ByteChannel, createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
@@ -21,6 +22,8 @@ import {
   bodyDigest,
   encodeJson,
   FRAGMENT_PROTOCOL,
+  FragmentRequestSchema,
+  MAX_COLUMN_SEGMENTS,
   MAX_FRAME_BYTES,
 } from '../../src/storage/protocol/fragment-protocol.ts';
 import { createMinerClient, type MinerClient } from '../../src/storage/protocol/miner-client.ts';
@@ -624,6 +627,22 @@ describe('miner: malformed frames', { timeout: 15_000 }, () => {
     }
   });
 
+  it('a receipt request of the longest column (MAX_COLUMN_SEGMENTS hashes) fits one frame and parses', () => {
+    const request = {
+      op: 'receipt',
+      fid: hash,
+      deal: 'ab'.repeat(16),
+      index: 11,
+      fragments: Array.from({ length: MAX_COLUMN_SEGMENTS }, () => hash),
+      fragment: hash,
+      audience: 'x'.repeat(128),
+    };
+    expect(encodeJson(request).byteLength).toBeLessThanOrEqual(MAX_FRAME_BYTES);
+    expect(FragmentRequestSchema.safeParse(request).success).toBe(true);
+    // The chain's own limit on an object's segments is the same number.
+    expect(MAX_COLUMN_SEGMENTS).toBe(MAX_SEGMENTS);
+  });
+
   it('MINER_PROTOCOL for a frame announcing more than MAX_FRAME_BYTES, refused before it is read', async () => {
     const before = snapshot();
     const request = signedRequest(alice, 'put', hash, 1024);
@@ -775,7 +794,10 @@ describe('miner: transfer receipts and restoral requests', { timeout: 15_000 }, 
     const swapped = { ...receiptRequest(body), index: 4 };
     expectRefused(await rawRequest(swapped), 'INVALID_INPUT');
     // Oversized lists are refused by the schema.
-    const huge = receiptRequest({ ...body, fragments: new Array(801).fill(body.fragments[0]!) });
+    const huge = receiptRequest({
+      ...body,
+      fragments: new Array(MAX_COLUMN_SEGMENTS + 1).fill(body.fragments[0]!),
+    });
     expectRefused(await rawRequest(huge), 'INVALID_INPUT');
   });
 

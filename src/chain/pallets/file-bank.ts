@@ -105,6 +105,15 @@ export const entryKey = (owner: string, bucket: string, key: string) =>
 export const versionsPrefix = (owner: string, bucket: string) => `fileBank/versions/${owner}/${bucket}/`;
 const keyVersionsPrefix = (owner: string, bucket: string, key: string) =>
   `${versionsPrefix(owner, bucket)}${key}\u0000`;
+/**
+ * A declaration still listing fewer segments than it announced (`segmentCount`): how many in all. Until the rest come
+ * (`fileBank.declareSegments`, same block) its fid and size are unchecked and no receipt is taken.
+ */
+const declaringKey = (fid: string) => `fileBank/declaring/${fid}`;
+interface Declaring {
+  [key: string]: StateValue;
+  total: number;
+}
 /** Where a file is filed (its `FileEntry`), for files filed in a bucket. */
 export const filedKey = (fid: string) => `fileBank/filed/${fid}`;
 const orderKey = (fid: string, index: number) => `${ordersPrefix(fid)}${String(index).padStart(3, '0')}`;
@@ -186,25 +195,15 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     );
   }
   replaceIncomplete(state, ctx, args.fid);
-  const width = args.profile.dataFragments + args.profile.parityFragments;
-  args.segments.forEach((segment, i) => {
-    if (segment.fragments.length !== width) {
-      reject(`segment ${i} lists ${segment.fragments.length} fragment hashes, the profile needs ${width}`);
-    }
-  });
-  const fid = fidOf(args.segments.map((s) => s.hash));
-  if (fid !== args.fid) reject(`the segment hashes give fid ${fid}, not ${args.fid}`);
-  const capacity = args.segments.length * args.profile.segmentSize;
-  if (
-    args.size > capacity ||
-    (args.segments.length > 1 && args.size <= capacity - args.profile.segmentSize)
-  ) {
-    reject(
-      `size ${args.size} does not fit ${args.segments.length} segments of ${args.profile.segmentSize} bytes`,
-    );
+  const total = args.segmentCount ?? args.segments.length;
+  if (total < args.segments.length) {
+    reject(`segmentCount ${total} is less than the ${args.segments.length} segments listed`);
   }
-  if (args.encryption !== null && args.encryption.tags.length !== args.segments.length) {
-    reject(`encryption lists ${args.encryption.tags.length} tags for ${args.segments.length} segments`);
+  checkSegments(args.profile, args.segments, 0);
+  if (total === args.segments.length) checkComplete(args.fid, args.size, args.profile, args.segments);
+  else state.put(declaringKey(args.fid), { total } satisfies Declaring);
+  if (args.encryption !== null && args.encryption.tags.length !== total) {
+    reject(`encryption lists ${args.encryption.tags.length} tags for ${total} segments`);
   }
   if (args.entry !== undefined) {
     const bucket = state.get<BucketInfo>(bucketKey(args.owner, args.entry.bucket));
@@ -241,9 +240,72 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     declaredAt: ctx.block.number,
     declaredTime: ctx.block.timestamp,
     activeAt: null,
-    placements: new Array<string | null>(width).fill(null),
+    placements: new Array<string | null>(args.profile.dataFragments + args.profile.parityFragments).fill(
+      null,
+    ),
   } satisfies FileInfo);
   state.put(`${ownerFilesPrefix(args.owner)}${args.fid}`, ctx.block.number);
+};
+
+/** Every segment lists one fragment hash per column of the profile. */
+function checkSegments(
+  profile: Declaration['profile'],
+  segments: Declaration['segments'],
+  first: number,
+): void {
+  const width = profile.dataFragments + profile.parityFragments;
+  segments.forEach((segment, i) => {
+    if (segment.fragments.length !== width) {
+      reject(
+        `segment ${first + i} lists ${segment.fragments.length} fragment hashes, the profile needs ${width}`,
+      );
+    }
+  });
+}
+
+/** All segments declared: they give the fid, and the size fills the last of them. */
+function checkComplete(
+  fid: string,
+  size: number,
+  profile: Declaration['profile'],
+  segments: Declaration['segments'],
+): void {
+  const derived = fidOf(segments.map((s) => s.hash));
+  if (derived !== fid) reject(`the segment hashes give fid ${derived}, not ${fid}`);
+  const capacity = segments.length * profile.segmentSize;
+  if (size > capacity || (segments.length > 1 && size <= capacity - profile.segmentSize)) {
+    reject(`size ${size} does not fit ${segments.length} segments of ${profile.segmentSize} bytes`);
+  }
+}
+
+const declareSegments: Rule<CallArgs<'fileBank.declareSegments'>> = (state, ctx, args) => {
+  const file = existingFile(state, args.fid);
+  const declaring = state.get<Declaring>(declaringKey(args.fid));
+  if (declaring === undefined) reject(`the declaration of ${args.fid} awaits no segments: it is complete`);
+  if (file.owner !== ctx.caller && !authorised(state, file.owner, ctx.caller)) {
+    reject(
+      `${ctx.caller} may not declare segments for ${file.owner}: the owner has not authorised it (oss.authorize)`,
+    );
+  }
+  if (args.deal !== file.deal) {
+    reject(`these segments are for upload ${args.deal}; ${args.fid} was declared as upload ${file.deal}`);
+  }
+  // Within the declaring block, so a declaration never stays half-listed past it (and then is replaceable, issue 15).
+  if (file.declaredAt !== ctx.block.number) {
+    reject(`${args.fid} was declared in block ${file.declaredAt}: its segments must follow in that block`);
+  }
+  const segments = [...file.segments, ...args.segments];
+  if (segments.length > declaring.total) {
+    reject(
+      `${args.fid} would list ${segments.length} segments; its declaration announced ${declaring.total}`,
+    );
+  }
+  checkSegments(file.profile, args.segments, file.segments.length);
+  if (segments.length === declaring.total) {
+    checkComplete(args.fid, file.size, file.profile, segments);
+    state.delete(declaringKey(args.fid));
+  }
+  state.put(fileKey(args.fid), { ...file, segments });
 };
 
 /**
@@ -280,6 +342,7 @@ function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
     }
   }
   state.delete(fileKey(fid));
+  if (state.get(declaringKey(fid)) !== undefined) state.delete(declaringKey(fid));
   state.delete(`${ownerFilesPrefix(file.owner)}${fid}`);
   for (const miner of file.placements) if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${fid}`);
   for (const [key] of state.scan(ordersPrefix(fid))) state.delete(key);
@@ -428,6 +491,12 @@ const transferReport = (
   args: CallArgs<'fileBank.transferReport'>,
 ): string | undefined => {
   const file = existingFile(state, args.fid);
+  const declaring = state.get<Declaring>(declaringKey(args.fid));
+  if (declaring !== undefined) {
+    reject(
+      `${args.fid} lists ${file.segments.length} of its ${declaring.total} segments: its declaration is incomplete (fileBank.declareSegments)`,
+    );
+  }
   const placements = [...file.placements];
   for (const receipt of args.receipts) {
     checkColumn(file, receipt.index);
@@ -807,6 +876,7 @@ export function takeOverdueColumns(
 
 export const fileBank = {
   uploadDeclaration,
+  declareSegments,
   transferReport,
   createBucket,
   deleteBucket,

@@ -1,5 +1,6 @@
 import {
   type ChainClient,
+  declarationCalls,
   fileOf,
   filesOfOwner,
   grantOf,
@@ -88,20 +89,23 @@ export function createChainRegistry(
         }
         return { index, miner: c.receipt.miner, signature: c.receipt.signature };
       });
-      await submit([
-        protocolCall('fileBank.uploadDeclaration', {
-          fid: record.fid,
-          deal,
-          owner: record.owner,
-          ...(record.name === undefined ? {} : { name: record.name }),
-          size: record.size,
-          profile: record.profile,
-          segments: record.segments,
-          encryption: record.encryption,
-          ...(entry === undefined ? {} : { entry }),
-        }),
-        protocolCall('fileBank.transferReport', { fid: record.fid, receipts }),
-      ]);
+      // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
+      await submit(
+        declarationCalls(
+          {
+            fid: record.fid,
+            deal,
+            owner: record.owner,
+            ...(record.name === undefined ? {} : { name: record.name }),
+            size: record.size,
+            profile: record.profile,
+            segments: record.segments,
+            encryption: record.encryption,
+            ...(entry === undefined ? {} : { entry }),
+          },
+          receipts,
+        ),
+      );
     },
     async get(fid) {
       await indexer.sync();

@@ -22,8 +22,13 @@ import { RequestAuthSchema } from './request-auth.ts';
  */
 export const FRAGMENT_PROTOCOL = '/ailink/fragment/1.0.0';
 
-/** Requests and answers are small JSON (a receipt request lists one hash per segment); larger is refused unparsed. */
-export const MAX_FRAME_BYTES = 64 * 1024;
+/**
+ * Requests and answers are small JSON; larger is refused unparsed. The largest is a receipt or restore request, which
+ * lists its column's hash of every segment: 67 bytes each, up to MAX_COLUMN_SEGMENTS (≈ 270 KiB).
+ */
+export const MAX_FRAME_BYTES = 320 * 1024;
+/** The most segments a column lists: as many as an object may have (src/chain MAX_SEGMENTS, 4096). */
+export const MAX_COLUMN_SEGMENTS = 4096;
 
 const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-char lowercase hex hash');
 const base = { fragment: hash, audience: z.string().min(1).max(128), auth: RequestAuthSchema.optional() };
@@ -49,7 +54,7 @@ export const FragmentRequestSchema = z.discriminatedUnion('op', [
       fid: hash,
       deal: z.string().regex(/^[0-9a-f]{32}$/),
       index: z.number().int().min(0).max(255),
-      fragments: z.array(hash).min(1).max(800),
+      fragments: z.array(hash).min(1).max(MAX_COLUMN_SEGMENTS),
       ...base,
     })
     .strict(),
@@ -59,7 +64,7 @@ export const FragmentRequestSchema = z.discriminatedUnion('op', [
       stage: z.enum(['claim', 'complete']),
       fid: hash,
       index: z.number().int().min(0).max(255),
-      fragments: z.array(hash).max(800),
+      fragments: z.array(hash).max(MAX_COLUMN_SEGMENTS),
       ...base,
     })
     .strict(),
