@@ -52,6 +52,16 @@ function decodeToken(token: string): Marker {
   return { key: text.slice(1), rolledUp: text[0] === 'p' };
 }
 
+/** How many entries a page holds: max-keys (default and at most MAX_KEYS). @throws INVALID_INPUT for a bad one */
+function pageLimit(maxKeys: number = MAX_KEYS): number {
+  if (!Number.isInteger(maxKeys) || maxKeys < 0) {
+    throw new AilinkError('INVALID_INPUT', `max-keys: expected an integer ≥ 0, got ${maxKeys}`, {
+      details: { s3: 'InvalidArgument' },
+    });
+  }
+  return Math.min(maxKeys, MAX_KEYS);
+}
+
 /**
  * One page of a listing of `entries` (any order; `keyOf` names each entry's key).
  * @throws INVALID_INPUT (S3 InvalidArgument) for max-keys out of range or a token this gateway did not give
@@ -63,13 +73,7 @@ export function listPage<T>(
 ): ListPage<T> {
   const prefix = query.prefix ?? '';
   const delimiter = query.delimiter === '' ? undefined : query.delimiter;
-  const maxKeys = query.maxKeys ?? MAX_KEYS;
-  if (!Number.isInteger(maxKeys) || maxKeys < 0) {
-    throw new AilinkError('INVALID_INPUT', `max-keys: expected an integer ≥ 0, got ${maxKeys}`, {
-      details: { s3: 'InvalidArgument' },
-    });
-  }
-  const limit = Math.min(maxKeys, MAX_KEYS);
+  const limit = pageLimit(query.maxKeys);
   // Nothing asked for: an empty page with nothing to continue from (a truncated page without a token would loop).
   if (limit === 0) return { contents: [], commonPrefixes: [], keyCount: 0, isTruncated: false };
   const marker: Marker | undefined =
@@ -147,13 +151,9 @@ export function versionPage<T>(
 ): VersionPage<T> {
   const prefix = query.prefix ?? '';
   const delimiter = query.delimiter === '' ? undefined : query.delimiter;
-  const maxKeys = query.maxKeys ?? MAX_KEYS;
-  if (!Number.isInteger(maxKeys) || maxKeys < 0) {
-    throw new AilinkError('INVALID_INPUT', `max-keys: expected an integer ≥ 0, got ${maxKeys}`, {
-      details: { s3: 'InvalidArgument' },
-    });
-  }
-  const limit = Math.min(maxKeys, MAX_KEYS);
+  const limit = pageLimit(query.maxKeys);
+  // Nothing asked for: an empty page with nothing to continue from (a truncated page without markers would loop).
+  if (limit === 0) return { versions: [], commonPrefixes: [], isTruncated: false };
   const keyMarker = query.keyMarker ?? '';
   const idMarker = query.versionIdMarker;
   // Skips until just past the markers: within key-marker's versions past the one named, or past the key (or prefix).

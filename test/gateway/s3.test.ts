@@ -157,6 +157,15 @@ describe('ListObjectVersions pages', () => {
     );
   });
 
+  it('max-keys 0 asks for nothing: an empty page that is not truncated (else a client would loop)', () => {
+    const all = versionsOf([['a', 2]]);
+    expect(versionPage(all, (v) => v, { maxKeys: 0 })).toEqual({
+      versions: [],
+      commonPrefixes: [],
+      isTruncated: false,
+    });
+  });
+
   it('the XML names versions and delete markers apart, with the next markers when truncated', () => {
     const xml = listVersionsXml(
       'b',
