@@ -7,6 +7,7 @@ import {
   buildS3App,
   createChainNamespace,
   DEFAULT_MAX_BLOB_BYTES,
+  MARKET_PREFIX,
   diskUploadStore,
   registerAltDa,
   registerDeoss,
@@ -77,6 +78,8 @@ export const GatewayInfoSchema = z
     altda: z.string().url().optional(),
     /** The drive page (browse, upload, share, play), signed in with `s3`'s key; absent in older files. */
     drive: z.string().url().optional(),
+    /** The marketplace API's base URL (`<url>/market`), signed with `s3`'s key; absent in older files. */
+    market: z.string().url().optional(),
     s3: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), region: z.string() }).strict(),
     /** The DeOSS API's base URL (`<url>/deoss`); its requests are signed by the gateway's account. */
     deoss: z.object({ url: z.string().url(), account: z.string() }).strict(),
@@ -177,6 +180,7 @@ export async function startGatewayNode(
       url,
       altda,
       drive,
+      market: `${url}${MARKET_PREFIX}`,
       s3: { ...credentials, region },
       deoss: { url: `${url}/deoss`, account: options.account.address },
     };

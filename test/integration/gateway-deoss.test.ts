@@ -263,6 +263,8 @@ describe('DeOSS API of the gateway over a dev network', () => {
     try {
       const info = GatewayInfoSchema.parse(JSON.parse(readFileSync(node.infoPath, 'utf8')));
       expect(info.deoss).toEqual({ url: `${node.url}/deoss`, account: owner.address });
+      // The gateway's other APIs on the same port, named for their clients.
+      expect([info.market, info.drive]).toEqual([`${node.url}/market`, `${node.url}/_ailink/`]);
       const res = await fetch(`${info.deoss.url}/file/list`, { headers: { ...signed(), Bucket: 'media' } });
       expect(res.status).toBe(200);
       expect((await res.json()).data.map((f: { key: string }) => f.key)).toEqual(['long take.mp4']);
