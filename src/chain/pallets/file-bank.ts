@@ -240,12 +240,12 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     declaredAt: ctx.block.number,
     declaredTime: ctx.block.timestamp,
     activeAt: null,
-    placements: new Array<string | null>(args.profile.dataFragments + args.profile.parityFragments).fill(
-      null,
-    ),
+    placements: new Array<string | null>(columnsOf(args.profile)).fill(null),
   } satisfies FileInfo);
   state.put(`${ownerFilesPrefix(args.owner)}${args.fid}`, ctx.block.number);
 };
+
+const columnsOf = (profile: Declaration['profile']) => profile.dataFragments + profile.parityFragments;
 
 /** Every segment lists one fragment hash per column of the profile. */
 function checkSegments(
@@ -253,7 +253,7 @@ function checkSegments(
   segments: Declaration['segments'],
   first: number,
 ): void {
-  const width = profile.dataFragments + profile.parityFragments;
+  const width = columnsOf(profile);
   segments.forEach((segment, i) => {
     if (segment.fragments.length !== width) {
       reject(
