@@ -253,7 +253,7 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
       await deps.indexer.sync();
       return versionsOf(deps.indexer.state, owner, bucket, prefix).flatMap((v): ObjectVersion[] => {
         const object = v.fid === null ? undefined : stored(v.key, v.fid, v.id);
-        // A version whose file is not Active (being repaired away or deleted in this block) is not shown.
+        // A version is recorded when its file becomes Active and goes with it; this only guards a reader's view.
         if (v.fid !== null && object === undefined) return [];
         return [{ key: v.key, versionId: v.id, latest: v.latest, modified: v.time, object }];
       });
