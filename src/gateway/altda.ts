@@ -276,6 +276,7 @@ export function registerAltDa(app: FastifyInstance, deps: AltDaDeps): void {
     const result = await within(deadlines.putMs, 'storing the blob', (signal) =>
       deps.storage.put(bytes, {
         encrypt: false,
+        size: bytes.byteLength,
         name: filed === undefined ? 'altda-blob' : `keccak256-${filed.hash}`,
         signal,
         ...(filed === undefined

@@ -235,7 +235,8 @@ export function createS3Context(deps: S3Deps) {
   /**
    * Stores `bytes` under `bucket`/`key`; resolves with its fid. In the call that completes it the chain deletes the
    * object the key named before (S3's overwrite), or in a versioned bucket keeps that as an older version. `etag` is
-   * asked for once every byte was read.
+   * asked for once every byte was read. `size`, when known up front, lets a small object be coded in a segment of its
+   * own size (the storage client's profileForSize) instead of a whole one.
    */
   async function store(
     bucket: string,
@@ -243,9 +244,11 @@ export function createS3Context(deps: S3Deps) {
     bytes: AsyncIterable<Uint8Array>,
     content: Pick<ObjectEntry, 'contentType' | 'metadata' | 'retention' | 'legalHold'>,
     etag: () => string,
+    size: number | undefined,
   ): Promise<string> {
     const { fid } = await deps.storage.put(bytes, {
       name: key.split('/').at(-1)!.slice(0, 255),
+      ...(size === undefined ? {} : { size }),
       entry: () => ({ bucket, key, etag: etag(), ...content }),
     });
     return fid;

@@ -13,6 +13,7 @@ export function objectHandlers(ctx: S3Context) {
   const {
     deps,
     maxObjectBytes,
+    lengthOf,
     smallBody,
     requireBucket,
     requireObject,
@@ -40,7 +41,7 @@ export function objectHandlers(ctx: S3Context) {
     const content = contentOf(request);
     checkWrite(bucket, view, content);
     const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
-    const fid = await store(bucket, key, body.bytes, content, () => body.md5());
+    const fid = await store(bucket, key, body.bytes, content, () => body.md5(), lengthOf(request, auth));
     versionHeader(reply, view, fid);
     return reply.code(200).header('etag', `"${body.md5()}"`).send();
   }
@@ -81,7 +82,7 @@ export function objectHandlers(ctx: S3Context) {
     // the end, so it is not sent here (S3's x-amz-version-id of CopyObject; a client reads it from a listing).
     if (source.versionId !== undefined) reply.header('x-amz-copy-source-version-id', source.versionId);
     return longAnswer(reply, async () => {
-      await store(bucket, key, copied.bytes, content, copied.md5);
+      await store(bucket, key, copied.bytes, content, copied.md5, source.size);
       return resultXml('CopyObjectResult', {
         LastModified: s3Time(deps.clock.now()),
         ETag: `"${copied.md5()}"`,

@@ -138,6 +138,7 @@ export function uploadHandlers(ctx: S3Context) {
         ),
         content,
         () => etag,
+        total,
       );
       await deps.uploads.remove(uploadId);
       return resultXml('CompleteMultipartUploadResult', {

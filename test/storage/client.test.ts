@@ -115,6 +115,21 @@ describe('storage client with 14 in-process miners', () => {
     }
   });
 
+  it('an object whose size is told and is under a segment is coded in a segment of its own size; a wrong size is refused', async () => {
+    for (const size of [0, 1, 1000, TEST_PROFILE.segmentSize - 1]) {
+      const data = systemRandom(size);
+      const { fid, record } = await clientFor(owner).put(data, { size });
+      const unit = TEST_PROFILE.dataFragments * 64;
+      expect(record.profile.segmentSize, `size ${size}`).toBe(Math.max(unit, Math.ceil(size / unit) * unit));
+      expect(firstDifference(await readAll(clientFor(owner).get(fid)), data), `size ${size}`).toBe(-1);
+      const back = await readAll(
+        clientFor(owner).get(fid, size === 0 ? {} : { range: { start: 0, end: 0 } }),
+      );
+      expect(firstDifference(back, data.subarray(0, 1)), `size ${size}, first byte`).toBe(-1);
+    }
+    await rejectsWith(clientFor(owner).put(systemRandom(100), { size: 99 }), 'INVALID_INPUT');
+  });
+
   it('a range reads exactly those bytes, fetching only the segments they lie in; one outside → RANGE_NOT_SATISFIABLE', async () => {
     const seg = TEST_PROFILE.segmentSize;
     const data = systemRandom(4 * seg + 321);

@@ -12,6 +12,7 @@ import {
   columnsOf,
   fragmentSizeOf,
   PRODUCTION_PROFILE,
+  profileForSize,
   type StorageProfile,
   TEST_PROFILE,
 } from '../../src/storage/object/profile.ts';
@@ -578,5 +579,29 @@ describe('decodeSegment properties', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('profileForSize: a small object is coded in a segment of its own size', () => {
+  it('smaller than a segment: the least multiple of dataFragments × 64 that holds it, a valid profile; else unchanged', () => {
+    for (const base of [PRODUCTION_PROFILE, TEST_PROFILE]) {
+      const unit = base.dataFragments * 64;
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 2 * base.segmentSize }), (size) => {
+          const p = profileForSize(base, size);
+          if (size >= base.segmentSize) {
+            expect(p).toBe(base);
+            return;
+          }
+          expect(checkProfile(p)).toEqual({ ...base, segmentSize: p.segmentSize });
+          expect(p.segmentSize % unit).toBe(0);
+          expect(p.segmentSize).toBeGreaterThanOrEqual(Math.max(size, unit));
+          expect(p.segmentSize - Math.max(size, 1)).toBeLessThan(unit);
+        }),
+      );
+      expect(profileForSize(base, undefined)).toBe(base);
+    }
+    // A 4 KiB object: twelve fragments of 1 KiB, 3 × what it holds, instead of twelve of 8 MiB.
+    expect(fragmentSizeOf(profileForSize(PRODUCTION_PROFILE, 4 * KiB))).toBe(KiB);
   });
 });

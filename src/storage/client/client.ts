@@ -13,6 +13,7 @@ import {
   type KeyWrap,
   newDataKey,
   plaintextLength,
+  profileForSize,
   type StorageProfile,
   unwrapDataKey,
   wrapDataKey,
@@ -49,6 +50,11 @@ export interface PutOptions {
    * every byte was read, before the declaration: it may carry what reading measured, such as an MD5 for the ETag.
    */
   readonly entry?: ObjectEntry | (() => ObjectEntry);
+  /**
+   * The object's size, when known before its bytes are read: one smaller than a segment is then coded in a segment of
+   * its own size (profileForSize) instead of a whole one. A source of another length is refused.
+   */
+  readonly size?: number;
 }
 
 export interface GetOptions {
@@ -106,7 +112,6 @@ export interface StorageClient {
 export function createStorageClient(deps: StorageClientDeps, options: StorageClientOptions): StorageClient {
   const profile = checkProfile(options.profile);
   const columns = columnsOf(profile);
-  const fragmentSize = fragmentSizeOf(profile);
   type Peers = ReadonlyMap<string, PeerRef>;
   const peersNow = async (): Promise<Peers> =>
     new Map((await deps.registry.directory()).map((p) => [p.peerId, p] as const));
@@ -228,6 +233,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   ): Promise<PutResult> {
     const { signal, onProgress } = putOptions;
     const encrypt = putOptions.encrypt ?? true;
+    const objectProfile = profileForSize(profile, putOptions.size);
+    const objectFragmentSize = fragmentSizeOf(objectProfile);
     const readers = [deps.account.readerKey, ...(putOptions.readers ?? [])];
     for (const r of readers) {
       if (!/^[0-9a-f]{64}$/.test(r)) {
@@ -283,7 +290,11 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
           // Earlier segments of this column went to the failed miner: rebuild them onto the new one.
           if (index > 0) {
             // Segments before `index` are fully placed (segment i starts only after i−1 is done).
-            const sofar = { fid: '(being stored)', profile, segments: segments.slice(0, index) };
+            const sofar = {
+              fid: '(being stored)',
+              profile: objectProfile,
+              segments: segments.slice(0, index),
+            };
             await rebuildOnto(
               sofar,
               assigned.map((p) => p.peerId),
@@ -299,23 +310,40 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     let index = 0;
     // Encode segment i+1 on a worker while segment i's fragments are on the wire.
     let inFlight: Promise<void> | undefined;
-    for await (const { bytes, last } of chunks(source, profile.segmentSize)) {
+    for await (const { bytes, last } of chunks(source, objectProfile.segmentSize)) {
       const at = index++;
       const length = bytes.byteLength;
       size += length;
-      const encoded = await deps.codec.encode({ profile, plaintext: bytes, index: at, last, key });
+      const encoded = await deps.codec.encode({
+        profile: objectProfile,
+        plaintext: bytes,
+        index: at,
+        last,
+        key,
+      });
       await inFlight;
       segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
       if (encoded.tag !== null) tags[at] = encoded.tag;
       inFlight = Promise.all(
         encoded.fragmentHashes.map((hash, c) =>
-          placeFragment(at, c, hash, encoded.shards.subarray(c * fragmentSize, (c + 1) * fragmentSize)),
+          placeFragment(
+            at,
+            c,
+            hash,
+            encoded.shards.subarray(c * objectFragmentSize, (c + 1) * objectFragmentSize),
+          ),
         ),
       ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: length }));
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
       inFlight.catch(() => {});
     }
     await inFlight;
+    if (putOptions.size !== undefined && size !== putOptions.size) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `the source held ${size} bytes, not the ${putOptions.size} its size said; nothing was declared`,
+      );
+    }
     const fid = fidOf(segments.map((s) => s.hash));
     const binding = { fid, owner: deps.account.address };
     const record: ObjectRecord = {
@@ -325,7 +353,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       ...(putOptions.name === undefined ? {} : { name: putOptions.name }),
       owner: deps.account.address,
       createdAt: deps.clock.now(),
-      profile: { ...profile },
+      profile: { ...objectProfile },
       segments,
       encryption:
         key === null

@@ -22,6 +22,7 @@ export {
   columnsOf,
   fragmentSizeOf,
   PRODUCTION_PROFILE,
+  profileForSize,
   type StorageProfile,
   TEST_PROFILE,
 } from './profile.ts';

@@ -51,3 +51,15 @@ export function checkProfile(p: StorageProfile): StorageProfile {
   }
   return p;
 }
+
+/**
+ * The profile an object of `size` bytes is coded with: the network's, or for an object smaller than one segment the
+ * same columns with a segment just large enough (a multiple of dataFragments × 64 bytes). A 4 KiB object then moves
+ * and stores twelve 1 KiB fragments instead of nine 8 MiB ones (issue 16 §7). Everything keyed to a profile — fragment
+ * hashes, zero fragments, tags and audits, repair — reads it from the object's own record.
+ */
+export function profileForSize(profile: StorageProfile, size: number | undefined): StorageProfile {
+  if (size === undefined || size >= profile.segmentSize) return profile;
+  const unit = profile.dataFragments * 64;
+  return { ...profile, segmentSize: Math.max(unit, Math.ceil(size / unit) * unit) };
+}
