@@ -13,7 +13,7 @@ import {
   registerMiner,
 } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
-import { memoryChain, remark, type Twin } from './memory-chain.ts';
+import { memoryChain, remark, spaceCalls, type Twin } from './memory-chain.ts';
 
 // The chain registry's `declare` (src/storage/client/chain-registry.ts) against the in-memory twin of the chain: the real
 // rules decide, and the registry must report what they decided.
@@ -35,6 +35,8 @@ async function networkWithMiners(): Promise<Twin> {
     const { name, args } = registerMiner(m);
     await twin.run(m, [{ kind: 'transfer', to: POT, amount: 1000n }, remark(name, args)]);
   }
+  // Declarations debit their owner's space.
+  for (const user of [owner, stranger]) await twin.run(user, spaceCalls());
   return twin;
 }
 
