@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { EntrySchema, type ObjectEntry, type Retention } from '../chain/index.ts';
+import { EntrySchema, formatBytes, type ObjectEntry, type Retention } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
-import { hasCode } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { StorageClient } from '../storage/index.ts';
 import { checkBody } from './body.ts';
 import {
@@ -265,6 +265,20 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
   }
 
   /** The body of an upload request, checked as it streams (its signature or checksum, MD5, length, a size limit). */
+  /**
+   * Refuses up front an object of `bytes` that cannot fit the account's space left, rather than after reading and
+   * storing it. Only a sure refusal: the chain charges whole segments, so an object that passes here may still be
+   * refused at its declaration (then with the same code).
+   */
+  async function checkSpace(bytes: number): Promise<void> {
+    const left = await deps.namespace.spaceLeft?.();
+    if (left === undefined || bytes <= left) return;
+    throw new AilinkError(
+      'QUOTA_EXCEEDED',
+      `an object of ${formatBytes(bytes)} (${bytes} B) does not fit the ${formatBytes(left)} (${left} B) of storage space ${deps.namespace.owner} has left; buy more with \`ailink space buy GIB --for ${deps.namespace.owner}\` or delete objects`,
+    );
+  }
+
   function uploadBody(request: FastifyRequest, auth: SigV4Auth, maxBytes: number, what: string) {
     const length = lengthOf(request, auth);
     if (length === undefined && !auth.payloadHash.startsWith('STREAMING-')) {
@@ -306,6 +320,8 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     await requireBucket(bucket);
     const content = contentOf(request);
     await checkWrite(bucket, key, content.retention);
+    const length = lengthOf(request, auth);
+    if (length !== undefined) await checkSpace(length);
     const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
     await store(bucket, key, body.bytes, content, () => body.md5());
     return reply.code(200).header('etag', `"${body.md5()}"`).send();
@@ -379,6 +395,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       );
     }
     await checkWrite(bucket, key, content.retention);
+    await checkSpace(source.size);
     const copied = readObject(source);
     return longAnswer(reply, async () => {
       await store(bucket, key, copied.bytes, content, copied.md5);
@@ -532,6 +549,7 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       ...(upload.retention === undefined ? {} : { retention: upload.retention }),
     };
     await checkWrite(bucket, key, undefined);
+    await checkSpace(total);
     return longAnswer(reply, async () => {
       await store(
         bucket,

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { defaultRetentionOf, deleteObjectsKeys, parseRange } from '../../src/gateway/s3-http.ts';
+import {
+  defaultRetentionOf,
+  deleteObjectsKeys,
+  parseRange,
+  S3_STATUS,
+  s3CodeOf as s3CodeOfError,
+} from '../../src/gateway/s3-http.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 
 // The S3 API's small parsers; the operations themselves run against a dev network in
@@ -14,6 +20,14 @@ const s3CodeOf = (run: () => unknown) => {
   }
   throw new Error('expected a refusal');
 };
+
+describe('S3 error codes', () => {
+  it('a declaration beyond the account’s storage space is 403 QuotaExceeded (MinIO’s code: S3 has no quotas)', () => {
+    const code = s3CodeOfError(new AilinkError('QUOTA_EXCEEDED', 'storage space exceeded: …'));
+    expect(code).toBe('QuotaExceeded');
+    expect(S3_STATUS[code]).toBe(403);
+  });
+});
 
 describe('S3 request parsing', () => {
   it('Range: one range of bytes, clipped to the object; none or several → the whole object; outside → InvalidRange', () => {

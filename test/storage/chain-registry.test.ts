@@ -88,6 +88,18 @@ describe('chain registry: declaring a fid someone else holds', () => {
     expect(fileOf(twin.state, mine.record.fid)?.owner).toBe(stranger.address);
   });
 
+  it('a declaration beyond the owner’s storage space → QUOTA_EXCEEDED, saying what is left and what to do', async () => {
+    const twin = await networkWithMiners();
+    const [spaceless] = makeAccounts('chain-registry/spaceless', 1) as [Account];
+    const theirs = upload('no-space', spaceless);
+    const err = await rejectsWith(
+      registryOf(twin, spaceless).declare(theirs.record, theirs.deal, theirs.columns),
+      'QUOTA_EXCEEDED',
+    );
+    expect(err.message).toMatch(/has 0 B \(0 B\) left of 0 B bought; buy more with `ailink space buy/);
+    expect(fileOf(twin.state, theirs.record.fid)).toBeUndefined();
+  });
+
   it('declaring one’s own stored object again adds nothing', async () => {
     const twin = await networkWithMiners();
     const mine = upload('again', owner);
