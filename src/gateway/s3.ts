@@ -320,9 +320,10 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     await requireBucket(bucket);
     const content = contentOf(request);
     await checkWrite(bucket, key, content.retention);
+    const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
+    // After the gateway's own limit (EntityTooLarge), before a byte is read.
     const length = lengthOf(request, auth);
     if (length !== undefined) await checkSpace(length);
-    const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
     await store(bucket, key, body.bytes, content, () => body.md5());
     return reply.code(200).header('etag', `"${body.md5()}"`).send();
   }
