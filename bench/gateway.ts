@@ -46,6 +46,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { MAX_DECLARED_SEGMENTS } from '../src/chain/index.ts';
 import {
   BIN,
   type DevNetwork,
@@ -55,7 +56,6 @@ import {
   sessionOf,
   startDevNetwork,
 } from '../src/node/index.ts';
-import { MAX_DECLARED_SEGMENTS } from '../src/chain/index.ts';
 import { loadKeyFile } from '../src/shared/account.ts';
 import { toHex } from '../src/shared/bytes.ts';
 import { systemClock, systemRandom } from '../src/shared/clock.ts';

@@ -88,7 +88,16 @@ export {
   type TaskInfo,
 } from './pallets/provenance.ts';
 export type { MinerInfo } from './pallets/sminer.ts';
-export { mayStore, type SpaceInfo, spaceOf } from './pallets/storage-handler.ts';
+export {
+  formatBytes,
+  mayStore,
+  QUOTA_EXCEEDED,
+  type SpaceInfo,
+  type SpaceUse,
+  spaceOf,
+  spaceTakenBy,
+  spaceUseOf,
+} from './pallets/storage-handler.ts';
 export { MAX_DEBTS_PER_PAYOUT, payDebts } from './payout.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {

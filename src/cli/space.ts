@@ -1,5 +1,13 @@
 import { parseArgs } from 'node:util';
-import { MAX_GIB_PER_PURCHASE, mayStore, protocolCall, spaceOf, spacePurchase } from '../chain/index.ts';
+import {
+  formatBytes,
+  MAX_GIB_PER_PURCHASE,
+  mayStore,
+  protocolCall,
+  spaceOf,
+  spacePurchase,
+  spaceUseOf,
+} from '../chain/index.ts';
 import { openSession } from '../node/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -7,13 +15,15 @@ import { AilinkError } from '../shared/errors.ts';
 import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
 
 /**
- * `ailink space`: who may store on the network, as the chain records it (CESS's storage_handler and oss). Miners
- * accept uploads from an account that bought space, or from an operator that such an account authorised; they look
- * it up on chain, so nothing needs restarting:
+ * `ailink space`: who may store on the network, and how much, as the chain records it (CESS's storage_handler and oss).
+ * Miners accept uploads from an account that bought space, or from an operator that such an account authorised; they
+ * look it up on chain, so nothing needs restarting. Space is a quota: each file takes its segments at full size from
+ * its owner's space until it is deleted, and a declaration beyond what is left is refused:
  *
  *   ailink space buy GIB [--for ADDRESS]   buy GIB GiB (paying the protocol's price to the pot) for --key's account
  *                                          or for ADDRESS
- *   ailink space show [ADDRESS] [--json]   the space an account holds and whether miners accept its uploads
+ *   ailink space show [ADDRESS] [--json]   the space an account bought, what its files take and what is left, and
+ *                                          whether miners accept its uploads
  *   ailink space authorize OPERATOR        let OPERATOR (a gateway, a coordinator) store, declare and delete for you
  *   ailink space revoke OPERATOR           take that back
  */
@@ -74,9 +84,14 @@ export async function spaceCommand(argv: string[]): Promise<void> {
     }
     const state = session.indexer.state;
     const space = spaceOf(state, who);
+    const use = spaceUseOf(state, who);
     const view = {
       account: who,
       gib: space?.gib ?? 0,
+      /** Bytes: bought, taken by the account's files, left. */
+      bought: use.bought,
+      used: use.used,
+      left: use.left,
       since: space?.since ?? null,
       mayStore: mayStore(state, who),
       block: session.indexer.height(),
@@ -84,7 +99,7 @@ export async function spaceCommand(argv: string[]): Promise<void> {
     if (values.json) console.log(JSON.stringify(view));
     else if (sub === 'show')
       console.log(
-        `${who}: ${view.gib} GiB${view.since === null ? '' : ` (since block ${view.since})`}; miners ${view.mayStore ? 'accept' : 'refuse'} its uploads${view.gib === 0 && view.mayStore ? ' (as an operator of an account with space)' : ''}`,
+        `${who}: ${formatBytes(view.used)} used of ${view.gib} GiB${view.since === null ? '' : ` (since block ${view.since})`}, ${formatBytes(view.left)} left; miners ${view.mayStore ? 'accept' : 'refuse'} its uploads${view.gib === 0 && view.mayStore ? ' (as an operator of an account with space)' : ''}`,
       );
   } finally {
     await session.close();

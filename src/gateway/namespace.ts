@@ -10,6 +10,7 @@ import {
   type ObjectEntry,
   protocolCall,
   type Retention,
+  spaceUseOf,
   submitProtocol,
   type VersioningStatus,
   versioningOf,
@@ -58,6 +59,11 @@ export interface Namespace {
   file(fid: string): Promise<StoredFile | undefined>;
   /** Every file of the owner, filed in a bucket or not, in fid order. */
   files(): Promise<StoredFile[]>;
+  /**
+   * Bytes of the owner's storage space left (bought minus what its files take): an upload larger than this is refused
+   * before it is read. Absent where nothing tells (the chain still refuses the declaration).
+   */
+  spaceLeft?(): Promise<number>;
 }
 
 export interface DefaultRetention {
@@ -300,6 +306,10 @@ export function createChainNamespace(deps: NamespaceDeps, options: { deadlineMs:
       return filesOfOwner(deps.indexer.state, owner)
         .map(storedFile)
         .filter((f): f is StoredFile => f !== undefined);
+    },
+    async spaceLeft() {
+      await deps.indexer.sync();
+      return spaceUseOf(deps.indexer.state, owner).left;
     },
   };
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { EntrySchema, type ObjectEntry, type Retention } from '../chain/index.ts';
+import { EntrySchema, formatBytes, type ObjectEntry, type Retention } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
@@ -217,6 +217,20 @@ export function createS3Context(deps: S3Deps) {
     return content;
   }
 
+  /**
+   * Refuses up front an object of `bytes` that cannot fit the account's space left, rather than after reading and
+   * storing it. Only a sure refusal: the chain charges whole segments, so an object that passes here may still be
+   * refused at its declaration (then with the same code).
+   */
+  async function checkSpace(bytes: number): Promise<void> {
+    const left = await deps.namespace.spaceLeft?.();
+    if (left === undefined || bytes <= left) return;
+    throw new AilinkError(
+      'QUOTA_EXCEEDED',
+      `an object of ${formatBytes(bytes)} (${bytes} B) does not fit the ${formatBytes(left)} (${left} B) of storage space ${deps.namespace.owner} has left; buy more with \`ailink space buy GIB --for ${deps.namespace.owner}\` or delete objects`,
+    );
+  }
+
   /** The body of an upload request, checked as it streams (its signature or checksum, MD5, length, a size limit). */
   function uploadBody(request: FastifyRequest, auth: SigV4Auth, maxBytes: number, what: string) {
     const length = lengthOf(request, auth);
@@ -368,6 +382,7 @@ export function createS3Context(deps: S3Deps) {
     readObject,
     longAnswer,
     bypassOf,
+    checkSpace,
   };
 }
 

@@ -10,6 +10,8 @@ import { AilinkError, type ErrorCode } from '../shared/errors.ts';
 /** The HTTP status of each S3 error code the gateway gives. */
 export const S3_STATUS: Record<string, number> = {
   AccessDenied: 403,
+  /** Not an S3 code (S3 has no quotas): MinIO's, for a bucket or account over its quota. */
+  QuotaExceeded: 403,
   SignatureDoesNotMatch: 403,
   InvalidAccessKeyId: 403,
   RequestTimeTooSkewed: 403,
@@ -57,6 +59,7 @@ export function s3CodeOf(err: AilinkError): string {
     AUTH_EXPIRED: 'AccessDenied',
     AUTH_NOT_AUTHORISED: 'AccessDenied',
     INVALID_INPUT: 'InvalidArgument',
+    QUOTA_EXCEEDED: 'QuotaExceeded',
     RANGE_NOT_SATISFIABLE: 'InvalidRange',
     OBJECT_NOT_FOUND: 'NoSuchKey',
     TIMEOUT: 'RequestTimeout',

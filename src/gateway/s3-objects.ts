@@ -14,6 +14,7 @@ export function objectHandlers(ctx: S3Context) {
     deps,
     maxObjectBytes,
     lengthOf,
+    checkSpace,
     smallBody,
     requireBucket,
     requireObject,
@@ -41,7 +42,10 @@ export function objectHandlers(ctx: S3Context) {
     const content = contentOf(request);
     checkWrite(bucket, view, content);
     const body = uploadBody(request, auth, maxObjectBytes, 'a PutObject');
-    const fid = await store(bucket, key, body.bytes, content, () => body.md5(), lengthOf(request, auth));
+    // After the gateway's own limit (EntityTooLarge), before a byte is read.
+    const length = lengthOf(request, auth);
+    if (length !== undefined) await checkSpace(length);
+    const fid = await store(bucket, key, body.bytes, content, () => body.md5(), length);
     versionHeader(reply, view, fid);
     return reply.code(200).header('etag', `"${body.md5()}"`).send();
   }
@@ -77,6 +81,7 @@ export function objectHandlers(ctx: S3Context) {
       );
     }
     checkWrite(bucket, view, content);
+    await checkSpace(source.size);
     const copied = readObject(source);
     // Headers go out before the copy is done: the version id a versioned bucket gives it is its fid, known only at
     // the end, so it is not sent here (S3's x-amz-version-id of CopyObject; a client reads it from a listing).

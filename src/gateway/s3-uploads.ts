@@ -19,6 +19,7 @@ import type { SigV4Auth } from './sigv4.ts';
 export function uploadHandlers(ctx: S3Context) {
   const {
     deps,
+    checkSpace,
     maxUploadBytes,
     smallBody,
     requireBucket,
@@ -128,6 +129,7 @@ export function uploadHandlers(ctx: S3Context) {
       ...(upload.retention === undefined ? {} : { retention: upload.retention }),
       ...(upload.legalHold === undefined ? {} : { legalHold: upload.legalHold }),
     };
+    await checkSpace(total);
     return longAnswer(reply, async () => {
       await store(
         bucket,

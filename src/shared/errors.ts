@@ -72,6 +72,11 @@ export const ERROR_CODES = {
     about:
       'a resumable upload chunk does not continue the bytes staged so far (an overlap, a gap or another total): resend from the offset the answer names',
   },
+  QUOTA_EXCEEDED: {
+    status: 403,
+    about:
+      "a declaration would take more of its owner's storage space than is left: buy more (`ailink space buy`) or delete files",
+  },
   UPLOAD_TOO_LARGE: { status: 413, about: "an upload is larger than the gateway's configured maximum" },
   UPLOAD_BUSY: { status: 409, about: 'another request is writing to the same resumable upload right now' },
   ACCESS_DENIED: {

@@ -20,6 +20,7 @@ import {
   taskSpecBytes,
 } from '../../src/task/index.ts';
 import {
+  buySpace,
   call,
   createHarness,
   GENESIS_HASH,
@@ -118,6 +119,9 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       throw new Error(`fixture: ${c.name} was rejected: ${JSON.stringify(outcome)}`);
   };
   for (const m of miners) apply(m, registerMiner(m), 1000n);
+  // Every account that stores holds space: declarations debit it.
+  for (const account of new Set([coordinator, ...participants.map((p) => p.account), outsiderAccount]))
+    buySpace(h, account.address);
   let objectCount = 0;
   const store = (bytes: Uint8Array, owner: Account, name: string) => {
     const d = makeDeclaration(`${label}/${name}/${objectCount++}`, owner.address, {

@@ -132,6 +132,7 @@ function setUp(): { c: TestChain; d: Declaration } {
   const d = makeDeclaration('audit/file', owner.address, { data: 4, parity: 8, segments: 2 });
   applied(
     c.block(
+      [owner, call('storageHandler.buySpace', { gib: 1 }), CONFIG.spacePrice],
       [owner, call('fileBank.uploadDeclaration', d)],
       [
         owner,

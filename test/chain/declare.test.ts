@@ -2,9 +2,11 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ProtocolCall } from '../../src/chain/calls.ts';
 import { declarationCalls, MAX_DECLARATION_BYTES, MAX_DECLARED_SEGMENTS } from '../../src/chain/declare.ts';
 import type { FileInfo } from '../../src/chain/pallets/file-bank.ts';
+import { spaceUseOf } from '../../src/chain/pallets/storage-handler.ts';
 import { decodeRemark, MAX_REMARK_BYTES } from '../../src/chain/remark.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import {
+  buySpace,
   call,
   createHarness,
   type Declaration,
@@ -89,6 +91,7 @@ describe('fileBank.declareSegments', () => {
   beforeEach(() => {
     h = createHarness();
     for (const m of miners) expectApplied(h, m.address, registerMiner(m), { paidToPot: 1000n });
+    buySpace(h, owner.address);
   });
   const fileOf = (fid: string) => h.state.get<FileInfo>(`fileBank/files/${fid}`);
   /** Applies the client's calls for `d`, all in one block as one extrinsic lands. */
@@ -103,6 +106,8 @@ describe('fileBank.declareSegments', () => {
     expect(fileOf(d.fid)?.state).toBe('Active');
     expect(fileOf(d.fid)?.segments).toEqual(d.segments);
     expect(h.state.scan('fileBank/declaring/')).toEqual([]);
+    // Charged for every segment it announced, not only those of its first remark.
+    expect(spaceUseOf(h.state, owner.address).used).toBe(400 * d.profile.segmentSize);
   });
 
   const split = (d: Declaration, n: number) => ({

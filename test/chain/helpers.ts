@@ -239,6 +239,16 @@ export function createHarness(
   return h;
 }
 
+/**
+ * Buys `gib` GiB of storage space for `owner`, paid in full by the owner: every declaration debits its owner's space,
+ * so a test that declares files buys some first.
+ */
+export function buySpace(h: Harness, owner: string, gib = 1): void {
+  expectApplied(h, owner, call('storageHandler.buySpace', { gib }), {
+    payments: [{ to: CONFIG.pot, amount: BigInt(gib) * CONFIG.spacePrice }],
+  });
+}
+
 /** Submits a call that must apply; returns its writes. */
 export function expectApplied(h: Harness, caller: string, c: ProtocolCall, options?: SubmitOptions) {
   const outcome = h.submit(caller, c, options);

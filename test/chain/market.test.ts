@@ -4,6 +4,7 @@ import { applyCall } from '../../src/chain/protocol.ts';
 import { grantOf, grantsOf, openRequestsOf, retrievalsOf, termsOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import {
+  buySpace,
   CONFIG,
   call,
   createHarness,
@@ -62,6 +63,8 @@ describe('market', () => {
     h = createHarness();
     d = makeDeclaration('market/file', owner.address, { encrypted: true });
     ownerKey = d.encryption!.wraps[0]!.recipient;
+    buySpace(h, owner.address);
+    buySpace(h, stranger.address);
     expectApplied(h, owner.address, call('fileBank.uploadDeclaration', d));
   });
 
@@ -396,9 +399,11 @@ describe('market', () => {
       );
       expect(outcome.kind).toBe('applied');
       if (outcome.kind !== 'applied') return;
+      // …and its owner's space back (storageHandler).
       expect(outcome.writes.map((w) => w.key)).toEqual([
         `fileBank/files/${d.fid}`,
         `fileBank/ownerFiles/${owner.address}/${d.fid}`,
+        `storageHandler/used/${owner.address}`,
       ]);
     });
   });

@@ -3,6 +3,7 @@ import { type Debt, debtsOf, type PaidDebt, potFlagsOf } from '../../src/chain/p
 import { applyBlockHooks } from '../../src/chain/protocol.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import {
+  buySpace,
   CONFIG,
   call,
   createHarness,
@@ -43,6 +44,7 @@ describe('market requests paid into escrow', () => {
   beforeEach(() => {
     h = createHarness();
     d = makeDeclaration('pot/file', owner.address, { encrypted: true });
+    buySpace(h, owner.address);
     expectApplied(h, owner.address, call('fileBank.uploadDeclaration', d));
     expectApplied(
       h,

@@ -34,6 +34,7 @@ import {
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import {
+  buySpace,
   CONFIG,
   call,
   createHarness,
@@ -82,6 +83,11 @@ const report = (fid: string, receipts: Receipt[]) => call('fileBank.transferRepo
 const fileOf = (h: Harness, fid: string) => h.state.get<FileInfo>(`fileBank/files/${fid}`);
 const orderOf = (h: Harness, fid: string, index: number) =>
   h.state.get<RestoralOrder>(`fileBank/orders/${fid}/${String(index).padStart(3, '0')}`);
+
+/** Space for every account that declares files here: declarations debit it (test/chain/quota.test.ts). */
+function buyStorersSpace(h: Harness): void {
+  for (const a of [owner, stranger, coordinator]) buySpace(h, a.address);
+}
 
 function registerMiners(h: Harness, accounts: readonly Account[]): void {
   for (const m of accounts) expectApplied(h, m.address, register(m), { paidToPot: 1000n });
@@ -255,6 +261,7 @@ describe('sminer', () => {
 
   it('exit opens a restoral order for every column the miner holds, keeping orders already open', () => {
     registerMiners(h, miners.slice(0, 13));
+    buyStorersSpace(h);
     const a = makeDeclaration('exit/a', owner.address);
     const b = makeDeclaration('exit/b', owner.address);
     const c = makeDeclaration('exit/c', owner.address);
@@ -402,6 +409,7 @@ describe('fileBank.uploadDeclaration', () => {
   let d: Declaration;
   beforeEach(() => {
     h = createHarness();
+    buyStorersSpace(h);
     d = makeDeclaration('declare', owner.address);
   });
 
@@ -415,6 +423,8 @@ describe('fileBank.uploadDeclaration', () => {
       declaredTime: ctxAt(owner.address, h.block).block.timestamp,
       activeAt: null,
       placements: new Array(WIDTH).fill(null),
+      // What it takes of the owner's space: 2 segments of 1 KiB.
+      charged: 2048,
     });
     expect(h.state.get(`fileBank/ownerFiles/${owner.address}/${d.fid}`)).toBe(h.block);
   });
@@ -563,6 +573,7 @@ describe('buckets: an owner’s namespace of keys (fileBank.createBucket, delete
   let h: Harness;
   beforeEach(() => {
     h = createHarness();
+    buyStorersSpace(h);
     registerMiners(h, miners.slice(0, WIDTH));
   });
   const bucket = (name: string, o: { owner?: string } = {}) => call('fileBank.createBucket', { name, ...o });
@@ -788,6 +799,7 @@ describe('fileBank.transferReport', () => {
   let d: Declaration;
   beforeEach(() => {
     h = createHarness();
+    buyStorersSpace(h);
     registerMiners(h, miners);
     d = makeDeclaration('report', owner.address);
     expectApplied(h, owner.address, declare(d));
@@ -971,6 +983,7 @@ describe('fileBank.deleteFile', () => {
   let other: Declaration;
   beforeEach(() => {
     h = createHarness();
+    buyStorersSpace(h);
     registerMiners(h, miners.slice(0, 12));
     d = makeDeclaration('delete', owner.address);
     other = makeDeclaration('delete/other', owner.address);
@@ -1028,6 +1041,7 @@ describe('fileBank restoral orders', () => {
 
   beforeEach(() => {
     h = createHarness();
+    buyStorersSpace(h);
     registerMiners(h, miners);
     d = makeDeclaration('restore', owner.address);
     expectApplied(h, owner.address, declare(d));
@@ -2156,7 +2170,10 @@ describe('the protocol as a replayable fold', () => {
     }
   }
 
-  /** A fixed start that makes later random calls meaningful: 4 miners, file 0 declared by actor 4 and fully placed. */
+  /**
+   * A fixed start that makes later random calls meaningful: 4 miners, 1 GiB of space for actor 4, file 0 declared by
+   * actor 4 and fully placed.
+   */
   function prelude(): Step[] {
     const steps: Step[] = actors.slice(0, 4).map((m) => ({
       caller: m.address,
@@ -2168,6 +2185,14 @@ describe('the protocol as a replayable fold', () => {
       payments: [{ to: POT, amount: 1000n }],
       block: 1,
     }));
+    // Actor 4 holds space, as a declaration needs.
+    steps.push({
+      caller: actors[4]!.address,
+      call: toCall({ t: 'buySpace', gib: 1, owner: null, paid: 100n }).call,
+      paidToPot: 0n,
+      payments: [{ to: POT, amount: 100n }],
+      block: 2,
+    });
     steps.push({
       caller: actors[4]!.address,
       call: toCall({ t: 'declare', file: 0, owner: 4, deal: 0, badSize: false, entry: null }).call,

@@ -4,6 +4,7 @@ import type { FileInfo } from '../../src/chain/pallets/file-bank.ts';
 import { entriesOf, versionsOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import {
+  buySpace,
   call,
   createHarness,
   ctxAt,
@@ -37,6 +38,7 @@ let labels = 0;
 beforeEach(() => {
   h = createHarness();
   for (const m of miners) expectApplied(h, m.address, registerMiner(m), { paidToPot: 1000n });
+  buySpace(h, owner.address);
 });
 
 const fileOf = (fid: string) => h.state.get<FileInfo>(`fileBank/files/${fid}`);
@@ -265,6 +267,7 @@ describe('versioning, property', () => {
       fc.property(fc.array(op, { minLength: 1, maxLength: 14 }), (ops) => {
         h = createHarness();
         for (const m of miners) expectApplied(h, m.address, registerMiner(m), { paidToPot: 1000n });
+        buySpace(h, owner.address);
         bucket('bkt');
         let status: 'Unversioned' | 'Enabled' | 'Suspended' = 'Unversioned';
         const model = new Map<string, ModelVersion[]>();

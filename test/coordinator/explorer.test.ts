@@ -120,6 +120,7 @@ function attachChainTwin(world: World) {
           declaredTime: 1_700_000_000_000 + h.block * 6000,
           activeAt: h.block,
           placements: miners.map((m) => m.address),
+          charged: 0,
         };
         h.state.apply([
           { key: fileKey(fid), value: record },

@@ -5,6 +5,8 @@ import {
   deleteObjectsKeys,
   legalHoldOf,
   parseRange,
+  S3_STATUS,
+  s3CodeOf as s3CodeOfError,
   versioningStatusOf,
 } from '../../src/gateway/s3-http.ts';
 import { compareKeys, versionPage } from '../../src/gateway/s3-list.ts';
@@ -23,6 +25,14 @@ const s3CodeOf = (run: () => unknown) => {
   }
   throw new Error('expected a refusal');
 };
+
+describe('S3 error codes', () => {
+  it('a declaration beyond the account’s storage space is 403 QuotaExceeded (MinIO’s code: S3 has no quotas)', () => {
+    const code = s3CodeOfError(new AilinkError('QUOTA_EXCEEDED', 'storage space exceeded: …'));
+    expect(code).toBe('QuotaExceeded');
+    expect(S3_STATUS[code]).toBe(403);
+  });
+});
 
 describe('S3 request parsing', () => {
   it('Range: one range of bytes, clipped to the object; none or several → the whole object; outside → InvalidRange', () => {

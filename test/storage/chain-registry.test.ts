@@ -13,7 +13,7 @@ import {
   registerMiner,
 } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
-import { memoryChain, remark, type Twin } from './memory-chain.ts';
+import { memoryChain, remark, spaceCalls, type Twin } from './memory-chain.ts';
 
 // The chain registry's `declare` (src/storage/client/chain-registry.ts) against the in-memory twin of the chain: the real
 // rules decide, and the registry must report what they decided.
@@ -35,6 +35,8 @@ async function networkWithMiners(): Promise<Twin> {
     const { name, args } = registerMiner(m);
     await twin.run(m, [{ kind: 'transfer', to: POT, amount: 1000n }, remark(name, args)]);
   }
+  // Declarations debit their owner's space.
+  for (const user of [owner, stranger]) await twin.run(user, spaceCalls());
   return twin;
 }
 
@@ -84,6 +86,18 @@ describe('chain registry: declaring a fid someone else holds', () => {
     expect(err.message).toContain(`already stored by ${stranger.address}`);
     expect(twin.submitted.length).toBe(before);
     expect(fileOf(twin.state, mine.record.fid)?.owner).toBe(stranger.address);
+  });
+
+  it('a declaration beyond the owner’s storage space → QUOTA_EXCEEDED, saying what is left and what to do', async () => {
+    const twin = await networkWithMiners();
+    const [spaceless] = makeAccounts('chain-registry/spaceless', 1) as [Account];
+    const theirs = upload('no-space', spaceless);
+    const err = await rejectsWith(
+      registryOf(twin, spaceless).declare(theirs.record, theirs.deal, theirs.columns),
+      'QUOTA_EXCEEDED',
+    );
+    expect(err.message).toMatch(/has 0 B \(0 B\) left of 0 B bought; buy more with `ailink space buy/);
+    expect(fileOf(twin.state, theirs.record.fid)).toBeUndefined();
   });
 
   it('declaring one’s own stored object again adds nothing', async () => {

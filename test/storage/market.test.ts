@@ -10,7 +10,7 @@ import { createGrantService, createMarketClient } from '../../src/storage/client
 import { unwrapDataKey, wrapDataKey } from '../../src/storage/object/envelope.ts';
 import { CONFIG, hex, makeAccounts, makeDeclaration } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
-import { memoryChain, remark, type Twin } from './memory-chain.ts';
+import { memoryChain, remark, spaceCalls, type Twin } from './memory-chain.ts';
 
 // The market client and the owner's key service (src/storage/client/market.ts) against an in-memory twin of the chain and
 // its index: extrinsics go through the real remark codec and the real rules (applyRemark) with the payments of the
@@ -51,6 +51,8 @@ async function declare(
     wrapDataKey(DATA_KEY, fromHex(r.readerKey), { fid: d.fid, owner: by.address }),
   );
   await twin.run(by, [
+    // Space for the declaration, which debits it.
+    ...spaceCalls(),
     remark('fileBank.uploadDeclaration', { ...d, encryption: { ...d.encryption!, wraps } }),
   ]);
   if (terms) {
@@ -163,6 +165,7 @@ describe('createGrantService', () => {
     // operator, lists itself as a reader and asks for the key.
     const d = makeDeclaration('g/copycat', other.address, { encrypted: true });
     await twin.run(other, [
+      ...spaceCalls(),
       remark('fileBank.uploadDeclaration', { ...d, encryption: { ...d.encryption!, wraps: [stolen] } }),
     ]);
     await twin.run(other, [remark('oss.authorize', { operator: operator.address })]);
@@ -461,7 +464,10 @@ describe('createMarketClient', () => {
     await new Promise((r) => setTimeout(r, 20));
     await createGrantService({ ...twin, account: owner, clock: systemClock }).pass();
     expect(await waiting).toMatchObject({ via: 'grant', paid: PRICE });
-    const paid = twin.submitted.flatMap((s) => s.calls).filter((c) => c.startsWith('transfer'));
+    const paid = twin.submitted
+      .filter((s) => s.signer === payer.address)
+      .flatMap((s) => s.calls)
+      .filter((c) => c.startsWith('transfer'));
     expect(paid).toEqual([`transfer ${PRICE} to ${CONFIG.pot}`]);
     expect(retrievalsOf(twin.state, fid)).toHaveLength(1);
   });
@@ -470,7 +476,7 @@ describe('createMarketClient', () => {
     const twin = memoryChain();
     await rejectsWith(clientFor(twin, payer).requestAccess(hex('nothing')), 'OBJECT_NOT_FOUND');
     const plain = makeDeclaration('c/plain', owner.address);
-    await twin.run(owner, [remark('fileBank.uploadDeclaration', plain)]);
+    await twin.run(owner, [...spaceCalls(), remark('fileBank.uploadDeclaration', plain)]);
     expect(await clientFor(twin, payer).requestAccess(plain.fid)).toMatchObject({
       via: 'plain',
       block: null,

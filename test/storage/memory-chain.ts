@@ -1,4 +1,5 @@
 import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.ts';
+import { spacePurchase } from '../../src/chain/config.ts';
 import type { CallRecord } from '../../src/chain/indexer.ts';
 import type { Payment } from '../../src/chain/pallets/context.ts';
 import { applyBlockHooks, applyRemark } from '../../src/chain/protocol.ts';
@@ -88,6 +89,9 @@ export function memoryChain() {
 }
 
 export type Twin = ReturnType<typeof memoryChain>;
+
+/** The calls that buy `gib` GiB of space for the signer, at the twin's price: a declaration needs space. */
+export const spaceCalls = (gib = 1): ChainCall[] => spacePurchase(CONFIG, gib);
 export const remark = <N extends Parameters<typeof encodeRemark>[0]>(
   name: N,
   args: Parameters<typeof encodeRemark<N>>[1],

@@ -7,6 +7,7 @@ import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
 import { positiveMiner } from './sminer.ts';
+import { creditSpace, debitSpace, spaceTakenBy } from './storage-handler.ts';
 import { verifierKey } from './tee-worker.ts';
 
 type Declaration = CallArgs<'fileBank.uploadDeclaration'>;
@@ -28,6 +29,11 @@ export interface FileInfo {
   activeAt: number | null;
   /** `placements[i]`: the miner (SS58) that reported column i, null until one did. */
   placements: (string | null)[];
+  /**
+   * Bytes of the owner's space the declaration took (`spaceTakenBy`), given back when the file is removed. Absent in
+   * files declared before space was a quota (read it as 0): they were never debited, so they are never credited.
+   */
+  charged: number;
 }
 
 /** Where a file is filed in its owner's buckets, with its content metadata (`filedKey`). */
@@ -228,6 +234,10 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     // never completes leaves the key to the object it named.
     state.put(filedKey(args.fid), entry as FileEntry);
   }
+  // The owner pays with its space whoever declares (the owner or its operator); a Pending declaration holds it too.
+  // Every segment it announces, also those still to come in declareSegments.
+  const charged = spaceTakenBy(total, args.profile);
+  debitSpace(state, args.owner, charged, `the declaration of ${args.fid}`);
   state.put(fileKey(args.fid), {
     owner: args.owner,
     deal: args.deal,
@@ -241,6 +251,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     declaredTime: ctx.block.timestamp,
     activeAt: null,
     placements: new Array<string | null>(columnsOf(args.profile)).fill(null),
+    charged,
   } satisfies FileInfo);
   state.put(`${ownerFilesPrefix(args.owner)}${args.fid}`, ctx.block.number);
 };
@@ -326,8 +337,12 @@ function replaceIncomplete(state: StateWriter, ctx: BlockContext, fid: string): 
   removeFile(state, fid, file);
 }
 
-/** Forgets a file and everything fileBank keeps about it. */
+/**
+ * Forgets a file and everything fileBank keeps about it, and gives its owner back the space it took: every removal
+ * (deleteFile, an overwrite, a replaced incomplete declaration) goes through here.
+ */
 function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
+  creditSpace(state, file.owner, file.charged ?? 0);
   const entry = state.get<FileEntry>(filedKey(fid));
   if (entry !== undefined) {
     state.delete(filedKey(fid));

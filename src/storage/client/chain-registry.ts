@@ -8,12 +8,13 @@ import {
   minerOf,
   minersOf,
   protocolCall,
+  QUOTA_EXCEEDED,
   submitProtocol,
   termsOf,
 } from '../../chain/index.ts';
 import type { PeerRef } from '../../p2p/index.ts';
 import type { Account } from '../../shared/account.ts';
-import { AilinkError } from '../../shared/errors.ts';
+import { AilinkError, hasCode } from '../../shared/errors.ts';
 import {
   checkNotTaken,
   type ObjectRecord,
@@ -22,6 +23,22 @@ import {
   summaryOf,
 } from '../object/index.ts';
 import type { MinerClient } from '../protocol/index.ts';
+
+/**
+ * Runs `submit`, turning the chain's refusal of a declaration beyond its owner's space into QUOTA_EXCEEDED: the one
+ * rejection a client can act on (buy space, delete files), which the gateways answer as such (S3's 403 QuotaExceeded).
+ */
+function quotaChecked<A extends unknown[], R>(submit: (...args: A) => Promise<R>) {
+  return async (...args: A): Promise<R> => {
+    try {
+      return await submit(...args);
+    } catch (err) {
+      const reason = hasCode(err, 'CHAIN_CALL_REJECTED') ? String(err.details?.reason ?? err.message) : '';
+      if (!reason.startsWith(QUOTA_EXCEEDED)) throw err;
+      throw new AilinkError('QUOTA_EXCEEDED', reason, { cause: err });
+    }
+  };
+}
 
 /**
  * The chain as the object registry: miners come from sminer, objects from fileBank. A put is one extrinsic — a
@@ -90,7 +107,7 @@ export function createChainRegistry(
         return { index, miner: c.receipt.miner, signature: c.receipt.signature };
       });
       // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
-      await submit(
+      await quotaChecked(submit)(
         declarationCalls(
           {
             fid: record.fid,
