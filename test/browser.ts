@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress } from 'node:zlib';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 
 /**
  * The browser the tests drive: the Chromium (headless shell, Linux x64) that the npm package `@sparticuz/chromium`
@@ -46,4 +47,27 @@ export async function packagedChromium(): Promise<string> {
     rmSync(partial, { force: true });
   }
   return exe;
+}
+
+/**
+ * A fresh page at `url` that records every script error, console error (a CSP violation is one) and dialog, so a test
+ * can require that a page ran clean.
+ */
+export async function openWatchedPage(
+  browser: Browser,
+  url: string,
+  options: BrowserContextOptions = {},
+): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, ...options });
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+  });
+  page.on('dialog', (dialog) => {
+    errors.push(`dialog: ${dialog.message()}`);
+    void dialog.dismiss();
+  });
+  await page.goto(url);
+  return { page, errors };
 }

@@ -14,7 +14,7 @@ import { buildApp } from '../../src/coordinator/http.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { type Manifest, parseManifest } from '../../src/task/index.ts';
-import { packagedChromium } from '../browser.ts';
+import { openWatchedPage, packagedChromium } from '../browser.ts';
 import { call, createHarness, makeAccounts, registerMiner } from '../chain/helpers.ts';
 import { baseTask, makeAccount, makeParticipant, makeWorld, type World } from './harness.ts';
 
@@ -204,20 +204,7 @@ describe('lineage explorer (headless Chromium, the real app, the real audit)', (
   });
 
   /** A fresh page that records every script error and console error (a CSP violation is one). */
-  async function open(path: string): Promise<{ page: Page; errors: string[] }> {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
-    });
-    page.on('dialog', (dialog) => {
-      errors.push(`dialog: ${dialog.message()}`);
-      void dialog.dismiss();
-    });
-    await page.goto(`${base}${path}`);
-    return { page, errors };
-  }
+  const open = (path: string) => openWatchedPage(browser, `${base}${path}`);
 
   const row = (page: Page, round: number) => page.locator(`[data-testid="round-row"][data-round="${round}"]`);
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diskUploadStore } from '../../src/gateway/multipart.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
-import { packagedChromium } from '../browser.ts';
+import { openWatchedPage, packagedChromium } from '../browser.ts';
 import { s3Twins } from './s3-twins.ts';
 
 /**
@@ -79,20 +79,7 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
   });
 
   /** A fresh page that records every script error and console error (a CSP violation is one). */
-  async function open(path: string): Promise<{ page: Page; errors: string[] }> {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-    const errors: string[] = [];
-    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
-    });
-    page.on('dialog', (dialog) => {
-      errors.push(`dialog: ${dialog.message()}`);
-      void dialog.dismiss();
-    });
-    await page.goto(`${base}${path}`);
-    return { page, errors };
-  }
+  const open = (path: string) => openWatchedPage(browser, `${base}${path}`, { acceptDownloads: true });
 
   /** Waits until the listing of `bucket/prefix` is on screen; an error the page shows instead fails at once. */
   async function listed(page: Page, bucket: string, prefix: string) {
