@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress } from 'node:zlib';
-import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
+import { type Browser, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 
 /**
  * The browser the tests drive: the Chromium (headless shell, Linux x64) that the npm package `@sparticuz/chromium`
@@ -70,4 +70,31 @@ export async function openWatchedPage(
   });
   await page.goto(url);
   return { page, errors };
+}
+
+/** Headless, no sandbox (containers), and nothing that would reach the network by itself. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * The packaged Chromium, launched. Fails, never skips: the browser comes with `npm install`, so a missing or broken one
+ * is a real failure — and always this one, even where Debian's /usr/bin/chromium exists: one pinned version everywhere.
+ */
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = await packagedChromium();
+  try {
+    return await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  } catch (err) {
+    throw new Error(
+      `Chromium from @sparticuz/chromium at ${executablePath} did not start (${(err as Error).message.split('\n')[0]}): ` +
+        'it needs libnss3 from the system (`apt-get install libnss3`)',
+    );
+  }
 }

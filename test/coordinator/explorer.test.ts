@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../../src/audit/types.ts';
 import { auditTask } from '../../src/audit/verify.ts';
@@ -14,7 +14,7 @@ import { buildApp } from '../../src/coordinator/http.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { type Manifest, parseManifest } from '../../src/task/index.ts';
-import { openWatchedPage, packagedChromium } from '../browser.ts';
+import { launchChromium, openWatchedPage } from '../browser.ts';
 import { call, createHarness, makeAccounts, registerMiner } from '../chain/helpers.ts';
 import { baseTask, makeAccount, makeParticipant, makeWorld, type World } from './harness.ts';
 
@@ -27,15 +27,6 @@ import { baseTask, makeAccount, makeParticipant, makeWorld, type World } from '.
 
 await accountsReady();
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 /** A task name written to run script if the page ever renders data as HTML. */
 const HOSTILE_NAME = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
@@ -145,18 +136,7 @@ describe('lineage explorer (headless Chromium, the real app, the real audit)', (
   setMaxListeners(0, stop.signal);
 
   beforeAll(async () => {
-    // Fail, never skip: the browser comes with `npm install`, so a missing or broken one is a real failure.
-    // Always this browser, even where Debian's /usr/bin/chromium exists: one pinned version everywhere, and a
-    // machine that happens to have Debian's cannot hide a broken npm-shipped one.
-    const executablePath = await packagedChromium();
-    try {
-      browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-    } catch (err) {
-      throw new Error(
-        `Chromium from @sparticuz/chromium at ${executablePath} did not start (${(err as Error).message.split('\n')[0]}): ` +
-          'it needs libnss3 from the system (`apt-get install libnss3`)',
-      );
-    }
+    browser = await launchChromium();
 
     // A real task: 3 rounds with SecAgg, participant e drops out of round 1 before sending its masked update.
     world = makeWorld();

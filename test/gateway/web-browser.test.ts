@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diskUploadStore } from '../../src/gateway/multipart.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
-import { openWatchedPage, packagedChromium } from '../browser.ts';
+import { launchChromium, openWatchedPage } from '../browser.ts';
 import { s3Twins } from './s3-twins.ts';
 
 /**
@@ -19,15 +19,6 @@ import { s3Twins } from './s3-twins.ts';
  * makes is a real SigV4-signed S3 request that the gateway verifies.
  */
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const CREDENTIALS = {
   accessKeyId: 'AKALBROWSERTEST01',
@@ -48,15 +39,7 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
 
   beforeAll(async () => {
     // Fail, never skip: the browser comes with `npm install` (test/browser.ts).
-    const executablePath = await packagedChromium();
-    try {
-      browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-    } catch (err) {
-      throw new Error(
-        `Chromium from @sparticuz/chromium at ${executablePath} did not start (${(err as Error).message.split('\n')[0]}): ` +
-          'it needs libnss3 from the system (`apt-get install libnss3`)',
-      );
-    }
+    browser = await launchChromium();
     uploadsDir = mkdtempSync(join(tmpdir(), 'ailink-web-browser-'));
     twins = s3Twins();
     app = buildS3App({
