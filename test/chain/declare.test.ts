@@ -35,7 +35,7 @@ beforeAll(async () => {
 
 /** A production-shaped declaration: 8 + 4 fragments a segment, encrypted (a tag per segment). */
 const big = (label: string, segments: number) =>
-  makeDeclaration(label, owner?.address ?? '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY', {
+  makeDeclaration(label, owner.address, {
     segments,
     encrypted: true,
   });

@@ -127,7 +127,10 @@ describe('storage client with 14 in-process miners', () => {
       );
       expect(firstDifference(back, data.subarray(0, 1)), `size ${size}, first byte`).toBe(-1);
     }
-    await rejectsWith(clientFor(owner).put(systemRandom(100), { size: 99 }), 'INVALID_INPUT');
+    // Longer or shorter than told, or a size that is no byte count: refused, nothing declared.
+    for (const size of [99, 101, -1, 1.5]) {
+      await rejectsWith(clientFor(owner).put(systemRandom(100), { size }), 'INVALID_INPUT');
+    }
   });
 
   it('a range reads exactly those bytes, fetching only the segments they lie in; one outside → RANGE_NOT_SATISFIABLE', async () => {

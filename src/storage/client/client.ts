@@ -233,6 +233,12 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   ): Promise<PutResult> {
     const { signal, onProgress } = putOptions;
     const encrypt = putOptions.encrypt ?? true;
+    if (putOptions.size !== undefined && !(Number.isSafeInteger(putOptions.size) && putOptions.size >= 0)) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `size: expected a whole number of bytes ≥ 0, got ${JSON.stringify(putOptions.size)}`,
+      );
+    }
     const objectProfile = profileForSize(profile, putOptions.size);
     const objectFragmentSize = fragmentSizeOf(objectProfile);
     const readers = [deps.account.readerKey, ...(putOptions.readers ?? [])];
@@ -314,6 +320,13 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       const at = index++;
       const length = bytes.byteLength;
       size += length;
+      // A source longer than it said is refused at once, before its extra bytes are coded and sent.
+      if (putOptions.size !== undefined && size > putOptions.size) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `the source held more than the ${putOptions.size} bytes its size said; nothing was declared`,
+        );
+      }
       const encoded = await deps.codec.encode({
         profile: objectProfile,
         plaintext: bytes,
