@@ -272,8 +272,9 @@ export function createS3Context(deps: S3Deps) {
   async function copySource(request: FastifyRequest): Promise<StoredObject> {
     const text = header(request, 'x-amz-copy-source')!;
     const [path, query] = text.split('?', 2);
-    const versionId = query === undefined ? undefined : new Map(parseQuery(query)).get('versionId');
-    if (query !== undefined && versionId === undefined)
+    const params = query === undefined ? [] : parseQuery(query);
+    const versionId = params.length === 1 && params[0]![0] === 'versionId' ? params[0]![1] : undefined;
+    if (query !== undefined && (versionId === undefined || versionId === ''))
       throw s3Error(
         'InvalidArgument',
         `x-amz-copy-source: expected only ?versionId=…, got ${JSON.stringify(text)}`,

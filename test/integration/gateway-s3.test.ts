@@ -707,6 +707,20 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
         await s3.send(new GetObjectCommand({ ...bucket, Key: 'restored.txt' }))
       ).Body!.transformToString(),
     ).toBe('v1');
+    // A copy source names a key and at most its version: anything else in its query is refused.
+    expect(
+      (
+        await s3Failure(
+          s3.send(
+            new CopyObjectCommand({
+              ...bucket,
+              Key: 'x',
+              CopySource: `history/notes.txt?versionId=${v1}&acl=1`,
+            }),
+          ),
+        )
+      ).name,
+    ).toBe('InvalidArgument');
     const deleted = await s3.send(
       new DeleteObjectsCommand({
         ...bucket,
