@@ -214,6 +214,83 @@ describe('storage client with 14 in-process miners', () => {
     expect(fetched).toStrictEqual([]);
   });
 
+  it('a range in our own object is read from the data fragments it lies in alone, and equals those bytes of the object (encrypted and plain)', async () => {
+    const seg = TEST_PROFILE.segmentSize;
+    const fragment = seg / TEST_PROFILE.dataFragments;
+    for (const encrypt of [true, false]) {
+      const data = systemRandom(3 * seg + 5000);
+      const { fid, record } = await clientFor(owner).put(data, { encrypt });
+      // One byte in the middle of segment 1's third data fragment: that fragment is all a read moves.
+      const { fetched, watching } = watchReads();
+      const at = seg + 2 * fragment + 77;
+      const one = await readAll(clientFor(owner, watching).get(fid, { range: { start: at, end: at } }));
+      expect(Buffer.from(one)).toEqual(Buffer.from(data.subarray(at, at + 1)));
+      expect(fetched).toStrictEqual([record.segments[1]!.fragments[2]!]);
+      // Any range: the same bytes as the object, however many fragments and segments it crosses.
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: data.byteLength - 1 }),
+          fc.integer({ min: 0, max: 2 * seg }),
+          async (start, length) => {
+            const end = Math.min(data.byteLength - 1, start + length);
+            const back = await readAll(clientFor(owner).get(fid, { range: { start, end } }));
+            expect(firstDifference(back, data.subarray(start, end + 1)), `${encrypt} ${start}-${end}`).toBe(
+              -1,
+            );
+          },
+        ),
+        { numRuns: 25 },
+      );
+    }
+  });
+
+  it('a range whose data fragment a miner serves wrongly or not at all is rebuilt from the others', async () => {
+    const data = systemRandom(TEST_PROFILE.segmentSize);
+    const { fid, miners } = await clientFor(owner).put(data);
+    for (const fault of ['lies', 'gone'] as const) {
+      const faulty: MinerClient = {
+        ...honest,
+        async get(peer, hash, options) {
+          if (peer.peerId !== miners[0]) return honest.get(peer, hash, options);
+          if (fault === 'gone') throw new Error('connection refused');
+          const bytes = await honest.get(peer, hash, options);
+          bytes[3] = (bytes[3] ?? 0) ^ 1;
+          return bytes;
+        },
+      };
+      const back = await readAll(clientFor(owner, faulty).get(fid, { range: { start: 10, end: 20 } }));
+      expect(Buffer.from(back), fault).toEqual(Buffer.from(data.subarray(10, 21)));
+    }
+  });
+
+  it("attack: someone else's record pairing a genuine fid with another object's fragment gives a range reader no substitute bytes", async () => {
+    // The attacker stores the genuine (public, plain) content and a substitute, recording neither, then declares the
+    // genuine fid with the substitute's first data fragment in column 0. The fid and segment hashes are genuine.
+    const side = createMemoryRegistry(() => peers);
+    const attacker = (account: Account) =>
+      createStorageClient(
+        { miners: honest, registry: side, account, codec, ...deps },
+        { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+      );
+    const genuine = systemRandom(TEST_PROFILE.segmentSize);
+    const substitute = systemRandom(TEST_PROFILE.segmentSize);
+    const real = await attacker(stranger).put(genuine, { encrypt: false });
+    const fake = await attacker(stranger).put(substitute, { encrypt: false });
+    const forged = structuredClone(real.record);
+    forged.segments[0]!.fragments[0] = fake.record.segments[0]!.fragments[0]!;
+    const columns = real.miners.map((id, c) => ({
+      peer: peers.find((p) => p.peerId === (c === 0 ? fake.miners[0] : id))!,
+    }));
+    await registry.declare(forged, 'cd'.repeat(16), columns);
+    const range = { start: 0, end: 99 };
+    // Trusted as is, those hashes would hand out the substitute: the attacker's own read of its own record does.
+    const own = await readAll(clientFor(stranger).get(real.fid, { range }));
+    expect(Buffer.from(own)).toEqual(Buffer.from(substitute.subarray(0, 100)));
+    // Anyone else rebuilds the whole segment and checks it against the fid's segment hash: refused.
+    await rejectsWith(readAll(clientFor(owner).get(real.fid, { range })), 'CODEC_HASH_MISMATCH');
+    await rejectsWith(readAll(clientFor(owner).get(real.fid)), 'CODEC_HASH_MISMATCH');
+  });
+
   it('an object recorded as larger than the reader takes is OBJECT_TOO_LARGE before anything is fetched', async () => {
     const bytes = systemRandom(10_000);
     const { fid } = await clientFor(owner).put(bytes);

@@ -8,7 +8,9 @@ import type { CodecPool, ObjectRecord, ObjectRegistry, Placement } from '../obje
 import {
   checkProfile,
   columnsOf,
+  decryptSegmentPart,
   fidOf,
+  fragmentHash,
   fragmentSizeOf,
   type KeyWrap,
   newDataKey,
@@ -444,8 +446,31 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const count = record.segments.length;
     // A range reads only the segments it touches: every segment but the last holds exactly segmentSize bytes.
     const segmentSize = record.profile.segmentSize;
+    const fragmentSize = fragmentSizeOf(record.profile);
     const first = range === undefined ? 0 : Math.floor(range.start / segmentSize);
     const end = range === undefined ? count : Math.floor(range.end / segmentSize) + 1;
+    /** The plaintext bytes [from, to) of segment `index` that the read hands out. */
+    const wanted = (index: number) => {
+      const at = index * segmentSize;
+      const length = plaintextLength(record, index);
+      return range === undefined
+        ? { from: 0, to: length }
+        : { from: Math.max(0, range.start - at), to: Math.min(length, range.end + 1 - at) };
+    };
+    // A part of a segment can be read from the data fragments it lies in alone (the data columns are the stored
+    // segment, cut in dataFragments pieces) — but only if their hashes are known to belong to the object. The fid
+    // binds the segment hashes, and a segment hash binds its fragments only once the whole segment is rebuilt; a
+    // record we declared ourselves binds them because we hashed the fragments we sent. Someone else's record could
+    // pair a genuine fid with another object's fragments, so its reads always rebuild and check whole segments.
+    const ownRecord = record.owner === deps.account.address;
+    const fromDataColumns = (index: number) => {
+      if (range === undefined || !ownRecord) return false;
+      const { from, to } = wanted(index);
+      return (
+        Math.floor((to - 1) / fragmentSize) - Math.floor(from / fragmentSize) + 1 <
+        record.profile.dataFragments
+      );
+    };
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
       const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
@@ -455,10 +480,51 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         deps.codec.decode({ profile: record.profile, fragments, expected, index, open }),
       );
     };
-    // Two segments in flight: fetching and decoding overlap handing out the current one.
-    const ahead: Promise<Uint8Array>[] = [];
+    /** A part of segment `index` from the data columns it lies in, each handed out as soon as it is checked. */
+    async function* readDataColumns(index: number): AsyncGenerator<Uint8Array> {
+      const { from, to } = wanted(index);
+      const seg = record.segments[index]!;
+      const low = Math.floor(from / fragmentSize);
+      const fetches = Array.from({ length: Math.floor((to - 1) / fragmentSize) - low + 1 }, (_, k) => {
+        const p = fetchDataColumn(seg.fragments[low + k]!, miners[low + k]!);
+        p.catch(() => {});
+        return p;
+      });
+      let at = from;
+      for (const [k, fetching] of fetches.entries()) {
+        const fragment = await fetching.catch((err: unknown) => {
+          if (getOptions.signal?.aborted) throw err;
+          return null;
+        });
+        if (fragment === null) break;
+        const base = (low + k) * fragmentSize;
+        const upTo = Math.min(to, base + fragmentSize);
+        const stored = fragment.subarray(at - base, upTo - base);
+        yield key === null ? stored : decryptSegmentPart(key, index, stored, at);
+        at = upTo;
+      }
+      // A column that could not be read as is (miner gone, bytes not matching): the rest from any 4 fragments.
+      if (at < to) yield (await decode(index)).subarray(at, to);
+    }
+    const fetchDataColumn = async (hash: string, minerId: string): Promise<Uint8Array> => {
+      if (hash === zeroFragmentHash(fragmentSize)) return new Uint8Array(fragmentSize);
+      const peer = peers.get(minerId);
+      if (!peer)
+        throw new AilinkError('MINER_UNREACHABLE', `miner ${minerId} is not in the network directory`);
+      const bytes = await deps.miners.get(peer, hash, { signal: deadline(getOptions.signal) });
+      if (bytes.byteLength !== fragmentSize || fragmentHash(bytes) !== hash) {
+        throw new AilinkError(
+          'CODEC_HASH_MISMATCH',
+          `miner ${minerId} served bytes that are not fragment ${hash}`,
+        );
+      }
+      return bytes;
+    };
+    // Two whole segments in flight: fetching and decoding overlap handing out the current one.
+    const ahead: (Promise<Uint8Array> | null)[] = [];
     const prefetch = (index: number) => {
       if (index >= end) return;
+      if (fromDataColumns(index)) return void ahead.push(null);
       const p = decode(index);
       p.catch(() => {});
       ahead.push(p);
@@ -466,14 +532,15 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     prefetch(first);
     prefetch(first + 1);
     for (let index = first; index < end; index++) {
-      const bytes = await ahead.shift()!;
+      const decoding = ahead.shift()!;
       prefetch(index + 2);
-      getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: bytes.byteLength });
-      if (range === undefined) yield bytes;
+      const { from, to } = wanted(index);
+      if (decoding === null) yield* readDataColumns(index);
       else {
-        const at = index * segmentSize;
-        yield bytes.subarray(Math.max(0, range.start - at), Math.min(bytes.byteLength, range.end + 1 - at));
+        const bytes = await decoding;
+        yield from === 0 && to === bytes.byteLength ? bytes : bytes.subarray(from, to);
       }
+      getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: to - from });
     }
   }
 

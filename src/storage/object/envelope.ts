@@ -112,6 +112,33 @@ export function openSegment(
   }
 }
 
+/**
+ * Decrypts the stored bytes that begin at byte `offset` of sealed segment `index`, without its tag: AES-GCM encrypts
+ * with AES-CTR, the first plaintext block under counter 2 (counter 1 masks the tag), so any block can be reached
+ * alone. This authenticates nothing. Use it only on bytes whose integrity is already established — fragments checked
+ * against hashes that the reader itself declared — never on bytes that only a tag could vouch for.
+ */
+export function decryptSegmentPart(
+  key: Uint8Array,
+  index: number,
+  stored: Uint8Array,
+  offset: number,
+): Uint8Array {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`decryptSegmentPart: expected an offset ≥ 0, got ${offset}`);
+  }
+  const block = Math.floor(offset / 16);
+  const counter = Buffer.alloc(16);
+  segmentNonce(index).copy(counter);
+  // GCM increments only the low 32 bits; a segment far below 2^36 bytes never wraps them, so CTR's 128-bit
+  // increment gives the same keystream.
+  counter.writeUInt32BE(2 + block, 12);
+  const decipher = createDecipheriv('aes-256-ctr', key, counter);
+  decipher.update(Buffer.alloc(offset - block * 16)); // the keystream bytes before `offset` in its block
+  const plain = decipher.update(stored);
+  return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
+}
+
 // --- key wrapping for readers ---------------------------------------------------------------------------------
 
 export { generateX25519, x25519PublicOf } from '../../shared/x25519.ts';

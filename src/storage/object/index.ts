@@ -6,6 +6,7 @@
 export { decodeSegment, type EncodedSegment, encodeSegment, rebuildColumns } from './codec.ts';
 export { type CodecPool, createCodecPool } from './codec-pool.ts';
 export {
+  decryptSegmentPart,
   generateX25519,
   type KeyWrap,
   newDataKey,
