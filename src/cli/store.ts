@@ -13,6 +13,7 @@ import {
   fidOf,
   PRODUCTION_PROFILE,
   type ProgressEvent,
+  profileForSize,
   type StorageProfile,
   storedSegment,
   TEST_PROFILE,
@@ -49,12 +50,15 @@ async function openClient(values: NetworkValues) {
 async function storeHash(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean' }, profile: { type: 'string' } },
+    options: { json: { type: 'boolean' }, profile: { type: 'string' }, cess: { type: 'boolean' } },
     allowPositionals: true,
   });
   const file = positionals[0] ?? usageError('store hash: expected a FILE');
   if (!existsSync(file)) throw new AilinkError('INVALID_INPUT', `store hash: no such file: ${file}`);
-  const profile = profileNamed(values.profile);
+  // As `store put --plain` stores it: a file under one segment in a segment of its own size. `--cess`: CESS's ids,
+  // which always pad to the full segment.
+  const network = profileNamed(values.profile);
+  const profile = values.cess ? network : profileForSize(network, statSync(file).size);
   const segments: { hash: string; fragments: string[] }[] = [];
   let size = 0;
   let index = 0;
@@ -122,6 +126,8 @@ export async function storeCommand(argv: string[]): Promise<void> {
         const file = target;
         const started = performance.now();
         const result = await client.put(createReadStream(file, { highWaterMark: MiB }), {
+          // The size up front: a file under one segment is coded in a segment of its own size.
+          size: statSync(file).size,
           name: values.name ?? file.split('/').pop()!,
           encrypt: !values.plain,
           readers: values.to ?? [],

@@ -28,8 +28,9 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   loopback and --altda-put-from; $AILINK_ALTDA_TOKEN: puts need that
                                                   bearer); DeOSS's API at URL/deoss (signed by the account); writes
                                                   DIR/gateway.json with the URLs and access key
-  ailink store hash FILE [--json] [--profile production|test]
-                                                  fid, segment and fragment hashes of FILE stored unencrypted (offline)
+  ailink store hash FILE [--json] [--profile production|test] [--cess]
+                                                  fid, segment and fragment hashes of FILE as \`store put --plain\` stores it
+                                                  (offline); --cess: CESS's ids (a small file padded to a whole segment)
   ailink store put FILE [--to READER_KEY]... [--plain] [--name NAME]     prints the fid
   ailink store get FID --out FILE
   ailink store info FID [--json]

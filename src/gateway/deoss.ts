@@ -218,10 +218,13 @@ export function registerDeoss(app: FastifyInstance, deps: DeossDeps): void {
     name: string,
     bucket: string | undefined,
     contentType: string,
+    size?: number,
   ): Promise<string> {
     const entry = (): ObjectEntry => ({ bucket: bucket!, key: name, etag: md5(), contentType });
     const { fid } = await deps.storage.put(bytes, {
       name,
+      // Told, a small object is coded in a segment of its own size (a form upload's size is not known up front).
+      ...(size === undefined ? {} : { size }),
       ...(bucket === undefined ? {} : { entry }),
     });
     return fid;
@@ -458,7 +461,7 @@ export function registerDeoss(app: FastifyInstance, deps: DeossDeps): void {
     }
     let fid: string;
     try {
-      fid = await store(bytes(), () => md5!, name, bucket, contentType);
+      fid = await store(bytes(), () => md5!, name, bucket, contentType, range.total);
     } catch (err) {
       if (staged === undefined) rmSync(partPath, { force: true });
       else

@@ -76,6 +76,7 @@ export {
   type Placement,
   PRODUCTION_PROFILE,
   plaintextLength,
+  profileForSize,
   rebuildColumns,
   type SealedSegment,
   type StorageProfile,

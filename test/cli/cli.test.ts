@@ -497,16 +497,21 @@ describe('ailink without a network', () => {
       }
     });
 
-    it('the production profile (the default) gives one 32 MiB segment for a small file', async () => {
+    it("a small file: a segment of its own size, as `store put` stores it; --cess: one 32 MiB segment, CESS's fid", async () => {
       const bytes = seededBytes('cli-hash-small', 5000);
       const file = join(work, 'small.bin');
       writeFileSync(file, bytes);
-      const [explicit, byDefault] = await Promise.all([
+      const [explicit, byDefault, cess] = await Promise.all([
         ok(['store', 'hash', file, '--json', '--profile', 'production'], work),
         ok(['store', 'hash', file, '--json'], work),
+        ok(['store', 'hash', file, '--json', '--cess'], work),
       ]);
-      const out = JSON.parse(explicit) as { fid: string; size: number; segments: { hash: string }[] };
-      expect(JSON.parse(byDefault)).toStrictEqual(out);
+      const own = JSON.parse(explicit) as { fid: string; profile: StorageProfile };
+      expect(JSON.parse(byDefault)).toStrictEqual(own);
+      // 5000 bytes round up to 20 × (4 data fragments × 64 bytes): 5120-byte segment, 1280-byte fragments.
+      expect(own.profile).toStrictEqual({ ...PRODUCTION_PROFILE, segmentSize: 5120 });
+      expect(own).toMatchObject(await hashInProcess(bytes, own.profile));
+      const out = JSON.parse(cess) as { fid: string; size: number; segments: { hash: string }[] };
       expect(out.size).toBe(5000);
       expect(out.segments).toHaveLength(1);
       const h = cessSegmentHashes(bytes, PRODUCTION_PROFILE.segmentSize)[0]!;
@@ -514,6 +519,7 @@ describe('ailink without a network', () => {
       // A single segment: fid = SHA-256(h‖h).
       expect(out.fid).toBe(sha256(Buffer.concat([Buffer.from(h, 'hex'), Buffer.from(h, 'hex')])));
       expect(out).toMatchObject(await hashInProcess(bytes, PRODUCTION_PROFILE));
+      expect(own.fid).not.toBe(out.fid);
     });
 
     it('a missing file → exit ≠ 0 with a message naming the file', async () => {
@@ -1012,6 +1018,18 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     expect(fids.plain).toMatch(/^[0-9a-f]{64}$/);
     expect(fids.plain).toBe((JSON.parse(hash) as { fid: string }).fid);
     expect(fids.plain).toBe((await hashInProcess(input, TEST_PROFILE)).fid);
+  });
+
+  it('`store put --plain` of a file under one segment stores it in a segment of its own size: the fid `store hash` gives', async () => {
+    const small = join(cwd, 'small.bin');
+    writeFileSync(small, input.subarray(0, 3000));
+    const [put, hash] = await Promise.all([
+      ok(['store', 'put', small, '--plain', ...net()], cwd),
+      ok(['store', 'hash', small, '--json', '--profile', 'test'], cwd),
+    ]);
+    const offline = JSON.parse(hash) as { fid: string; profile: StorageProfile };
+    expect(put.trim()).toBe(offline.fid);
+    expect(offline.profile.segmentSize).toBe(3072);
   });
 
   it('`store put` (encrypted) prints another fid; `store get` returns identical bytes for both', async () => {

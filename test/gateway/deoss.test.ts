@@ -282,6 +282,8 @@ describe('multipart/form-data', () => {
 function twins(ownerAddress: string) {
   const objects = new Map<string, { bytes: Buffer; file: StoredFile }>();
   const puts: string[] = [];
+  /** The size each put was told up front (undefined: not told). */
+  const toldSizes: (number | undefined)[] = [];
   let n = 0;
   const storage: Pick<StorageClient, 'put' | 'get'> = {
     async put(source, options = {}) {
@@ -307,6 +309,7 @@ function twins(ownerAddress: string) {
         },
       });
       puts.push(fid);
+      toldSizes.push(options.size);
       return { fid, record: {} as never, miners: [] };
     },
     async *get(fid, options = {}) {
@@ -329,7 +332,7 @@ function twins(ownerAddress: string) {
     file: async (fid) => objects.get(fid)?.file,
     files: async () => [...objects.values()].map((o) => o.file),
   };
-  return { storage, namespace, objects, puts };
+  return { storage, namespace, objects, puts, toldSizes };
 }
 
 describe('DeOSS routes over twins', () => {
@@ -476,6 +479,8 @@ describe('DeOSS routes over twins', () => {
     const fid = last.json().data.fid as string;
     expect(t.objects.get(fid)?.bytes.equals(bytes)).toBe(true);
     expect(t.puts.length).toBe(before + 1);
+    // Content-Range told the size: a small upload is coded in a segment of its own size.
+    expect(t.toldSizes.at(-1)).toBe(30);
     expect(readdirSync(join(dir, 'resume'))).toEqual([]);
     await app.close();
   });
