@@ -39,6 +39,8 @@ export interface S3Deps {
   readonly maxObjectBytes?: number;
   /** Failures the client is told only "internal error" about. */
   readonly log?: (line: string) => void;
+  /** How long a CompleteMultipartUpload or CopyObject may take before its answer turns to S3's keep-alive (10 s). */
+  readonly keepAliveMs?: number;
 }
 
 const GiB = 1024 ** 3;
@@ -46,7 +48,7 @@ const GiB = 1024 ** 3;
 const MAX_UPLOAD_BYTES = 5 * 1024 * GiB;
 /** Request bodies that are not objects (DeleteObjects, CreateBucket, CompleteMultipartUpload): XML. */
 const MAX_XML_BYTES = 2 * 1024 * 1024;
-/** How often a long answer (CompleteMultipartUpload, CopyObject) sends a space so that clients keep waiting. */
+/** How long a CompleteMultipartUpload or CopyObject answers as usual; then it sends a space this often (keep-alive). */
 const KEEP_ALIVE_MS = 10_000;
 
 /**
@@ -58,6 +60,7 @@ export function createS3Context(deps: S3Deps) {
   // An object uploaded in parts is still one declaration: the same limit.
   const maxUploadBytes = deps.maxObjectBytes ?? MAX_UPLOAD_BYTES;
   const maxObjectBytes = Math.min(5 * GiB, maxUploadBytes);
+  const keepAliveMs = deps.keepAliveMs ?? KEEP_ALIVE_MS;
   const requestId = () => toHex(deps.random(8)).toUpperCase();
   const lengthOf = (request: FastifyRequest, auth: SigV4Auth): number | undefined => {
     const text = header(request, 'x-amz-decoded-content-length') ?? header(request, 'content-length');
@@ -180,9 +183,11 @@ export function createS3Context(deps: S3Deps) {
   }
 
   /** The version id S3 gives what a write just stored: its fid when versioning is on, "null" when suspended. */
+  const versionIdOf = (view: BucketView, fid: string): string | undefined =>
+    view.versioning === undefined ? undefined : view.versioning === 'Enabled' ? fid : 'null';
   const versionHeader = (reply: FastifyReply, view: BucketView, fid: string) => {
-    if (view.versioning !== undefined)
-      reply.header('x-amz-version-id', view.versioning === 'Enabled' ? fid : 'null');
+    const versionId = versionIdOf(view, fid);
+    if (versionId !== undefined) reply.header('x-amz-version-id', versionId);
   };
 
   /**
@@ -309,31 +314,43 @@ export function createS3Context(deps: S3Deps) {
   }
 
   /**
-   * Answers 200 at once and sends a space every few seconds until `work` is done, then its XML, or S3's error
-   * document if it failed: S3's own way of keeping clients (and proxies) waiting through a long CompleteMultipartUpload
-   * or CopyObject. Clients read an error document in a 200 answer of these operations as the failure it is.
+   * Answers a CompleteMultipartUpload or CopyObject. Done within KEEP_ALIVE_MS, it is an ordinary answer: the
+   * result's XML with its version id, or an error with its own status. Longer, it answers 200 and sends a space every
+   * KEEP_ALIVE_MS until `work` is done, then its XML or S3's error document — S3's own way of keeping clients (and
+   * proxies) waiting; clients read an error document in a 200 answer of these operations as the failure it is. The
+   * version id is then lost: it is a header, and the headers went out before the object existed.
    */
-  function longAnswer(reply: FastifyReply, work: () => Promise<string>) {
+  async function longAnswer(
+    reply: FastifyReply,
+    work: () => Promise<{ readonly xml: string; readonly versionId?: string | undefined }>,
+  ) {
     const outcome = work().then(
-      (xml) => ({ xml }),
+      (done) => ({ done }),
       (err: unknown) => ({ err }),
     );
-    const prolog = '<?xml version="1.0" encoding="UTF-8"?>\n';
+    const tick = () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const elapsed = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), keepAliveMs);
+      });
+      return Promise.race([outcome, elapsed]).finally(() => clearTimeout(timer));
+    };
+    const early = await tick();
+    if (early !== undefined) {
+      if ('err' in early) throw early.err;
+      if (early.done.versionId !== undefined) reply.header('x-amz-version-id', early.done.versionId);
+      return reply.code(200).header('content-type', 'application/xml').send(early.done.xml);
+    }
     const body = async function* () {
-      yield prolog;
+      yield '<?xml version="1.0" encoding="UTF-8"?>\n';
       for (;;) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const tick = new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), KEEP_ALIVE_MS);
-        });
-        const done = await Promise.race([outcome, tick]);
-        clearTimeout(timer);
+        const done = await tick();
         if (done === undefined) {
           yield ' ';
           continue;
         }
-        if ('xml' in done) {
-          yield done.xml.slice(done.xml.indexOf('\n') + 1);
+        if ('done' in done) {
+          yield done.done.xml.slice(done.done.xml.indexOf('\n') + 1);
           return;
         }
         const known = hasCode(done.err) ? done.err : undefined;
@@ -376,6 +393,7 @@ export function createS3Context(deps: S3Deps) {
     retentionOf,
     checkWrite,
     versionHeader,
+    versionIdOf,
     contentOf,
     uploadBody,
     store,

@@ -28,6 +28,7 @@ export function objectHandlers(ctx: S3Context) {
     copySource,
     readObject,
     longAnswer,
+    versionIdOf,
     bypassOf,
   } = ctx;
 
@@ -83,15 +84,14 @@ export function objectHandlers(ctx: S3Context) {
     checkWrite(bucket, view, content);
     await checkSpace(source.size);
     const copied = readObject(source);
-    // Headers go out before the copy is done: the version id a versioned bucket gives it is its fid, known only at
-    // the end, so it is not sent here (S3's x-amz-version-id of CopyObject; a client reads it from a listing).
     if (source.versionId !== undefined) reply.header('x-amz-copy-source-version-id', source.versionId);
     return longAnswer(reply, async () => {
-      await store(bucket, key, copied.bytes, content, copied.md5, source.size);
-      return resultXml('CopyObjectResult', {
+      const fid = await store(bucket, key, copied.bytes, content, copied.md5, source.size);
+      const xml = resultXml('CopyObjectResult', {
         LastModified: s3Time(deps.clock.now()),
         ETag: `"${copied.md5()}"`,
       });
+      return { xml, versionId: versionIdOf(view, fid) };
     });
   }
 

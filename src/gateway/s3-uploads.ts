@@ -30,6 +30,7 @@ export function uploadHandlers(ctx: S3Context) {
     copySource,
     readObject,
     longAnswer,
+    versionIdOf,
   } = ctx;
 
   async function createUpload(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
@@ -97,7 +98,7 @@ export function uploadHandlers(ctx: S3Context) {
     key: string,
     uploadId: string,
   ) {
-    await requireBucket(bucket);
+    const view = await requireBucket(bucket);
     const upload = await deps.uploads.info(uploadId, bucket, key);
     const listed = completeParts(await smallBody(request, auth));
     const stored = new Map((await deps.uploads.parts(uploadId)).map((p) => [p.number, p]));
@@ -131,7 +132,7 @@ export function uploadHandlers(ctx: S3Context) {
     };
     await checkSpace(total);
     return longAnswer(reply, async () => {
-      await store(
+      const fid = await store(
         bucket,
         key,
         deps.uploads.read(
@@ -143,12 +144,13 @@ export function uploadHandlers(ctx: S3Context) {
         total,
       );
       await deps.uploads.remove(uploadId);
-      return resultXml('CompleteMultipartUploadResult', {
+      const xml = resultXml('CompleteMultipartUploadResult', {
         Location: `/${bucket}/${key}`,
         Bucket: bucket,
         Key: key,
         ETag: `"${etag}"`,
       });
+      return { xml, versionId: versionIdOf(view, fid) };
     });
   }
 

@@ -694,19 +694,20 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     await s3.send(new DeleteObjectCommand({ ...bucket, Key: 'notes.txt', VersionId: marker.VersionId }));
     expect(await read()).toBe('v2');
 
-    // A copy of an older version; then versions deleted by id are real fileBank deletions.
-    await s3.send(
+    // A copy of an older version, answered with the copy's own version id; then versions deleted by id are real
+    // fileBank deletions.
+    const restored = await s3.send(
       new CopyObjectCommand({
         ...bucket,
         Key: 'restored.txt',
         CopySource: `history/notes.txt?versionId=${v1}`,
       }),
     );
-    expect(
-      await (
-        await s3.send(new GetObjectCommand({ ...bucket, Key: 'restored.txt' }))
-      ).Body!.transformToString(),
-    ).toBe('v1');
+    expect(restored.CopySourceVersionId).toBe(v1);
+    const readBack = await s3.send(new GetObjectCommand({ ...bucket, Key: 'restored.txt' }));
+    expect(readBack.VersionId).toMatch(/^[0-9a-f]{64}$/);
+    expect(restored.VersionId).toBe(readBack.VersionId);
+    expect(await readBack.Body!.transformToString()).toBe('v1');
     // A copy source names a key and at most its version: anything else in its query is refused.
     expect(
       (
