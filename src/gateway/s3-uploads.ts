@@ -8,7 +8,7 @@ import {
 } from './multipart.ts';
 import type { S3Context } from './s3-context.ts';
 import { header, parseRange, s3Error } from './s3-http.ts';
-import { compareKeys } from './s3-list.ts';
+import { compareKeys, versionPage } from './s3-list.ts';
 import { listPartsXml, listUploadsXml, resultXml, s3Time } from './s3-xml.ts';
 import type { SigV4Auth } from './sigv4.ts';
 
@@ -174,33 +174,43 @@ export function uploadHandlers(ctx: S3Context) {
       );
   }
 
+  /** ListMultipartUploads (`?uploads`): prefix, delimiter, key-marker, upload-id-marker, max-uploads. */
   async function listUploads(reply: FastifyReply, bucket: string, q: Map<string, string>) {
     await requireBucket(bucket);
     const prefix = q.get('prefix') ?? '';
+    const delimiter = q.get('delimiter') || undefined;
     const keyMarker = q.get('key-marker') ?? '';
     const uploadIdMarker = q.get('upload-id-marker') ?? '';
     const maxUploads = Math.min(Number(q.get('max-uploads') ?? 1000), 1000);
     if (!Number.isInteger(maxUploads) || maxUploads < 0)
       throw s3Error('InvalidArgument', 'max-uploads must be a whole number');
-    const order = (a: { key: string; uploadId: string }, b: { key: string; uploadId: string }) =>
-      compareKeys(a.key, b.key) || (a.uploadId < b.uploadId ? -1 : a.uploadId > b.uploadId ? 1 : 0);
-    // After the markers: keys past key-marker, or with upload-id-marker, that key's later uploads too.
-    const past = (u: { key: string; uploadId: string }) =>
-      uploadIdMarker === ''
-        ? keyMarker === '' || compareKeys(u.key, keyMarker) > 0
-        : order(u, { key: keyMarker, uploadId: uploadIdMarker }) > 0;
+    // After the markers: keys past key-marker; with upload-id-marker, that key's uploads of a greater id too; after
+    // a page that ended in a common prefix (key-marker ending in the delimiter), none of that prefix's keys.
+    const past = (u: { key: string; uploadId: string }) => {
+      if (keyMarker === '') return true;
+      if (uploadIdMarker !== '' && u.key === keyMarker) return u.uploadId > uploadIdMarker;
+      if (compareKeys(u.key, keyMarker) <= 0) return false;
+      return !(delimiter !== undefined && keyMarker.endsWith(delimiter) && u.key.startsWith(keyMarker));
+    };
     const after = (await deps.uploads.uploads())
-      .filter((u) => u.bucket === bucket && u.key.startsWith(prefix) && past(u))
-      .sort(order);
-    const uploads = after.slice(0, maxUploads);
-    const last = uploads.at(-1);
+      .filter((u) => u.bucket === bucket && past(u))
+      .sort(
+        (a, b) =>
+          compareKeys(a.key, b.key) || (a.uploadId < b.uploadId ? -1 : a.uploadId > b.uploadId ? 1 : 0),
+      );
+    // The same paging as ListObjectVersions: a key's uploads in order, keys rolled up at the delimiter.
+    const page = versionPage(after, (u) => ({ key: u.key, versionId: u.uploadId }), {
+      prefix,
+      maxKeys: maxUploads,
+      ...(delimiter === undefined ? {} : { delimiter }),
+    });
     return reply
       .header('content-type', 'application/xml')
       .send(
         listUploadsXml(
           bucket,
-          { prefix, keyMarker, uploadIdMarker, maxUploads },
-          { uploads, ...(after.length > uploads.length && last !== undefined ? { next: last } : {}) },
+          { prefix, delimiter, keyMarker, uploadIdMarker, maxUploads },
+          page,
           deps.namespace.owner,
         ),
       );

@@ -131,10 +131,18 @@ export function listPartsXml(
 
 export function listUploadsXml(
   bucket: string,
-  query: { prefix: string; keyMarker: string; uploadIdMarker: string; maxUploads: number },
+  query: {
+    prefix: string;
+    delimiter: string | undefined;
+    keyMarker: string;
+    uploadIdMarker: string;
+    maxUploads: number;
+  },
   page: {
-    uploads: readonly { key: string; uploadId: string; initiated: number }[];
-    next?: { key: string; uploadId: string };
+    versions: readonly { key: string; uploadId: string; initiated: number }[];
+    commonPrefixes: readonly string[];
+    /** After a common prefix, no upload id. */
+    next?: { keyMarker: string; versionIdMarker?: string };
   },
   owner: string,
 ): string {
@@ -146,16 +154,21 @@ export function listUploadsXml(
       element('UploadIdMarker', query.uploadIdMarker) +
       (page.next === undefined
         ? ''
-        : element('NextKeyMarker', page.next.key) + element('NextUploadIdMarker', page.next.uploadId)) +
+        : element('NextKeyMarker', page.next.keyMarker) +
+          (page.next.versionIdMarker === undefined
+            ? ''
+            : element('NextUploadIdMarker', page.next.versionIdMarker))) +
       element('Prefix', query.prefix) +
+      (query.delimiter === undefined ? '' : element('Delimiter', query.delimiter)) +
       element('MaxUploads', query.maxUploads) +
       element('IsTruncated', page.next !== undefined) +
-      page.uploads
+      page.versions
         .map(
           (u) =>
             `<Upload>${element('Key', u.key)}${element('UploadId', u.uploadId)}<Initiator>${who}</Initiator><Owner>${who}</Owner>${element('StorageClass', 'STANDARD')}${element('Initiated', s3Time(u.initiated))}</Upload>`,
         )
-        .join(''),
+        .join('') +
+      page.commonPrefixes.map((p) => `<CommonPrefixes>${element('Prefix', p)}</CommonPrefixes>`).join(''),
   );
 }
 
