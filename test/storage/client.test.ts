@@ -226,6 +226,12 @@ describe('storage client with 14 in-process miners', () => {
       const one = await readAll(clientFor(owner, watching).get(fid, { range: { start: at, end: at } }));
       expect(Buffer.from(one)).toEqual(Buffer.from(data.subarray(at, at + 1)));
       expect(fetched).toStrictEqual([record.segments[1]!.fragments[2]!]);
+      // A range from a segment's start to the end (a player's `bytes=N-`): its first bytes wait for one fragment only.
+      const pieces: number[] = [];
+      for await (const p of clientFor(owner).get(fid, { range: { start: seg, end: data.byteLength - 1 } }))
+        pieces.push(p.byteLength);
+      expect(pieces[0]).toBe(fragment);
+      expect(pieces.reduce((a, b) => a + b)).toBe(data.byteLength - seg);
       // Any range: the same bytes as the object, however many fragments and segments it crosses.
       await fc.assert(
         fc.asyncProperty(

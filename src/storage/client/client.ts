@@ -462,14 +462,14 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     // binds the segment hashes, and a segment hash binds its fragments only once the whole segment is rebuilt; a
     // record we declared ourselves binds them because we hashed the fragments we sent. Someone else's record could
     // pair a genuine fid with another object's fragments, so its reads always rebuild and check whole segments.
+    // The first segment of a range goes column by column even when it needs them all: its first bytes then wait for
+    // one fragment, not four (a player's `bytes=N-`). Later whole segments are rebuilt on a worker, two ahead.
     const ownRecord = record.owner === deps.account.address;
     const fromDataColumns = (index: number) => {
       if (range === undefined || !ownRecord) return false;
       const { from, to } = wanted(index);
-      return (
-        Math.floor((to - 1) / fragmentSize) - Math.floor(from / fragmentSize) + 1 <
-        record.profile.dataFragments
-      );
+      const columns = Math.floor((to - 1) / fragmentSize) - Math.floor(from / fragmentSize) + 1;
+      return index === first || columns < record.profile.dataFragments;
     };
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
