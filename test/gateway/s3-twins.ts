@@ -5,7 +5,7 @@ import type { StorageClient } from '../../src/storage/index.ts';
 
 /**
  * In-memory twins of the storage client and the account's namespace, enough for the S3 app to run every operation the
- * drive page uses (buckets, listing, put, ranged get, delete). What they stand for runs for real in
+ * drive page uses (buckets, listing, put, copy, ranged get, delete). What they stand for runs for real in
  * test/integration/gateway-s3.test.ts; the page's tests are about the page and its signed requests, not the network.
  */
 export function s3Twins(options: { owner?: string; now?: () => number } = {}) {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
@@ -27,6 +28,11 @@ const CREDENTIALS = {
 const REGION = 'ailink';
 /** Compared by digest: vitest's deep equality of two 3 MiB buffers takes tens of seconds. */
 const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+/**
+ * When a CopyObject turns to S3's keep-alive (200 at once, the result or an <Error> document later). Short, so that
+ * a copy the storage twin stalls answers 200 and then its error, as a long copy that fails does.
+ */
+const KEEP_ALIVE_MS = 200;
 
 describe('the drive page (headless Chromium, the real S3 app)', () => {
   let app: FastifyInstance;
@@ -36,14 +42,26 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
   let twins: ReturnType<typeof s3Twins>;
   /** How far the gateway's clock runs ahead of the real one: moved to let a share link expire. */
   let ahead = 0;
+  /** The last segment of a key whose storing fails, once the copy's answer turned to keep-alive. */
+  let failStoring: string | undefined;
 
   beforeAll(async () => {
     // Fail, never skip: the browser comes with `npm install` (test/browser.ts).
     browser = await launchChromium();
     uploadsDir = mkdtempSync(join(tmpdir(), 'ailink-web-browser-'));
     twins = s3Twins();
+    const { get, put } = twins.storage;
     app = buildS3App({
-      storage: twins.storage,
+      storage: {
+        get,
+        async put(source, options) {
+          if (failStoring !== undefined && options?.name === failStoring) {
+            await sleep(KEEP_ALIVE_MS * 3);
+            throw new Error('the storage twin fails this object');
+          }
+          return put(source, options);
+        },
+      },
       namespace: twins.namespace,
       uploads: diskUploadStore(uploadsDir, systemRandom),
       domain: 'localhost',
@@ -51,6 +69,7 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
       region: REGION,
       clock: { now: () => Date.now() + ahead },
       random: systemRandom,
+      keepAliveMs: KEEP_ALIVE_MS,
     });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   }, 120_000);
@@ -314,4 +333,169 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  it('renames a file and moves a folder by copy then delete; refuses moves onto keys; deletes nothing when a copy fails', async () => {
+    // Objects put straight into the twins: this test is about the page's moves, not uploads.
+    await twins.namespace.createBucket('moves');
+    const bytes = new Map<string, Buffer>();
+    for (const [key, size] of [
+      ['report.txt', 1000],
+      ['taken.txt', 10],
+      ['archive/old.txt', 20],
+      ['docs/', 0], // a folder marker, as S3 consoles make: it moves with the folder
+      ['docs/a.txt', 3000],
+      ['docs/b.txt', 4000],
+      ['docs/deep/c.bin', 70_000],
+    ] as const) {
+      bytes.set(key, randomBytes(size));
+      await twins.storage.put(bytes.get(key)!, { entry: { bucket: 'moves', key } });
+    }
+    const keys = () => [...twins.entries.get('moves')!.keys()].sort();
+    const bytesOf = (key: string) => digest(twins.blobs.get(twins.entries.get('moves')!.get(key)!.fid)!);
+
+    const { page, errors } = await open('/');
+    await page.getByTestId('access-key-id').fill(CREDENTIALS.accessKeyId);
+    await page.getByTestId('secret-access-key').fill(CREDENTIALS.secretAccessKey);
+    await page.getByTestId('sign-in').click();
+    await listed(page, '', '');
+    await page.locator('[data-testid="bucket"][data-name="moves"] a').click();
+    await listed(page, 'moves', '');
+    const requests: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/moves')) requests.push(`${r.method()} ${r.url()}`);
+    });
+    const status = page.getByTestId('status');
+    /** Types `to` over the old key in the move panel of `row` and sends it; resolves once the status matches. */
+    async function move(row: ReturnType<Page['locator']>, to: string, shows: RegExp) {
+      await row.getByTestId('move').click();
+      await page.getByTestId('move-to').fill(to);
+      await page.getByTestId('move-submit').click();
+      await status.filter({ hasText: shows }).waitFor();
+      return status.getAttribute('data-state');
+    }
+
+    // Refused by the page itself, with no request: an empty key, the same key, a key listed here, a folder's key.
+    const report = page.locator('[data-testid="file"][data-key="report.txt"]');
+    await report.getByTestId('move').click();
+    expect(await page.getByTestId('move-from').textContent()).toBe('report.txt');
+    expect(await page.getByTestId('move-to').inputValue()).toBe('report.txt'); // prefilled: a rename edits it
+    expect(await move(report, '  ', /^type the file’s new key$/)).toBe('error');
+    expect(await move(report, 'report.txt', /^report\.txt already has that key$/)).toBe('error');
+    expect(await move(report, 'taken.txt', /^taken\.txt already exists$/)).toBe('error');
+    expect(await move(report, 'archive/', /^a file’s key cannot end in \/$/)).toBe('error');
+    const docs = page.locator('[data-testid="folder"][data-prefix="docs/"]');
+    expect(await move(docs, '', /^type the folder’s new name$/)).toBe('error');
+    expect(await move(docs, '/docs/', /^docs\/ already has that name$/)).toBe('error');
+    expect(await move(docs, 'docs/inner', /^docs\/ cannot move into itself$/)).toBe('error');
+    expect(await move(docs, 'archive', /^a folder archive\/ already exists$/)).toBe('error');
+    expect(requests).toEqual([]);
+    // A key outside the folder on screen is looked up (one listing) before anything is written over it.
+    expect(await move(report, 'archive/old.txt', /^archive\/old\.txt already exists$/)).toBe('error');
+    expect(requests.filter((r) => !r.startsWith('GET '))).toEqual([]);
+    expect(bytesOf('archive/old.txt')).toBe(digest(bytes.get('archive/old.txt')!));
+
+    // A rename into a new folder: copied (the copy source signed along), then the old key deleted. The new name is
+    // shown as text, never as HTML.
+    requests.length = 0;
+    const newKey = 'reports/2026 Q4 & <b>final.txt';
+    expect(await move(report, newKey, /^moved report\.txt to /)).toBe('ok');
+    await report.waitFor({ state: 'detached' });
+    expect(requests.filter((r) => !r.startsWith('GET ')).map((r) => r.replace(/\?.*/, ''))).toEqual([
+      `PUT ${base}/moves/reports/2026%20Q4%20%26%20%3Cb%3Efinal.txt`,
+      `DELETE ${base}/moves/report.txt`,
+    ]);
+    expect(keys()).not.toContain('report.txt');
+    expect(bytesOf(newKey)).toBe(digest(bytes.get('report.txt')!));
+    expect(await page.getByTestId('move-panel').isVisible()).toBe(false);
+    await page.locator('[data-testid="folder"][data-prefix="reports/"] a').click();
+    await listed(page, 'moves', 'reports/');
+    const renamed = page.locator('[data-testid="file"]');
+    expect(await renamed.getAttribute('data-key')).toBe(newKey);
+    expect(await renamed.locator('td').first().textContent()).toBe('2026 Q4 & <b>final.txt');
+    expect(await page.getByTestId('entries').locator('b').count()).toBe(0);
+    await page.getByTestId('crumb').filter({ hasText: 'moves' }).click();
+    await listed(page, 'moves', '');
+
+    // A folder: every object under it copied, with progress, and only then deleted.
+    const seen = await watchStatus(page);
+    expect(await move(docs, 'papers/2026', /^moved docs\/ to papers\/2026\/ \(4 objects\)$/)).toBe('ok');
+    await docs.waitFor({ state: 'detached' });
+    expect(await seen()).toEqual([
+      ...[1, 2, 3, 4].map((n) => `moving docs/ to papers/2026/: copying ${n} of 4`),
+      ...[1, 2, 3, 4].map((n) => `moving docs/ to papers/2026/: deleting ${n} of 4`),
+      'moved docs/ to papers/2026/ (4 objects)',
+    ]);
+    expect(keys()).toEqual([
+      'archive/old.txt',
+      'papers/2026/',
+      'papers/2026/a.txt',
+      'papers/2026/b.txt',
+      'papers/2026/deep/c.bin',
+      newKey,
+      'taken.txt',
+    ]);
+    for (const key of ['docs/', 'docs/a.txt', 'docs/b.txt', 'docs/deep/c.bin'])
+      expect(bytesOf(key.replace('docs/', 'papers/2026/'))).toBe(digest(bytes.get(key)!));
+    expect(
+      await page.getByTestId('folder').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-prefix'))),
+    ).toEqual(['archive/', 'papers/', 'reports/']);
+
+    // A copy that fails after its answer turned to keep-alive: 200, then S3's <Error> document. The page reads the
+    // failure from the body and deletes nothing.
+    const copies: number[] = [];
+    page.on('response', (r) => {
+      if (r.request().method() === 'PUT') copies.push(r.status());
+    });
+    failStoring = 'kept.txt'; // the destination's name: what the copy stores
+    const taken = page.locator('[data-testid="file"][data-key="taken.txt"]');
+    expect(await move(taken, 'kept.txt', /^InternalError: the gateway failed; see its log$/)).toBe('error');
+    expect(copies).toEqual([200]);
+    expect(keys()).toContain('taken.txt');
+    expect(keys()).not.toContain('kept.txt');
+    expect(bytesOf('taken.txt')).toBe(digest(bytes.get('taken.txt')!));
+
+    // In a folder, the first failed copy stops the move: the copies before it stay, and no source is deleted.
+    failStoring = 'b.txt';
+    await page.locator('[data-testid="folder"][data-prefix="papers/"] a').click();
+    await listed(page, 'moves', 'papers/');
+    const papers = page.locator('[data-testid="folder"][data-prefix="papers/2026/"]');
+    expect(
+      await move(
+        papers,
+        'final',
+        /^copying papers\/2026\/b\.txt failed \(InternalError: the gateway failed; see its log\): nothing was deleted; 2 copies are left under final\/$/,
+      ),
+    ).toBe('error');
+    failStoring = undefined;
+    expect(copies).toEqual([200, 200, 200, 200]);
+    expect(keys()).toEqual([
+      'archive/old.txt',
+      'final/',
+      'final/a.txt',
+      'papers/2026/',
+      'papers/2026/a.txt',
+      'papers/2026/b.txt',
+      'papers/2026/deep/c.bin',
+      newKey,
+      'taken.txt',
+    ]);
+    expect(await papers.count()).toBe(1);
+
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });
+
+/** Every text the status line shows from now on, in order (read with the function returned). */
+async function watchStatus(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    (window as unknown as { statuses: string[] }).statuses = seen;
+    const status = document.getElementById('status')!;
+    new MutationObserver(() => {
+      if (status.textContent !== '' && seen.at(-1) !== status.textContent)
+        seen.push(status.textContent ?? '');
+    }).observe(status, { subtree: true, childList: true, characterData: true });
+  });
+  return () => page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+}

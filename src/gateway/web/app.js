@@ -58,14 +58,15 @@ async function failureOf(status, text) {
   return new S3Failure(status, 'HTTP', `the gateway answered ${status}`);
 }
 
-async function s3(method, path, query = []) {
+/** A signed S3 request without a body; `headers` (lower-case names) are signed along. */
+async function s3(method, path, query = [], headers = {}) {
   const creds = credentials();
   if (creds === undefined) throw new S3Failure(0, 'SignedOut', 'sign in first');
   const signed = await signRequest({
     method,
     path,
     query,
-    headers: { host: location.host },
+    headers: { ...headers, host: location.host },
     payloadHash: EMPTY_SHA256,
     credentials: creds,
     region: creds.region,
@@ -131,6 +132,53 @@ async function listFolder(bucket, prefix) {
   return { folders, files: files.filter((f) => f.key !== prefix) };
 }
 
+/** Every key under `prefix`, at any depth (no delimiter): what a folder holds, its marker object included. */
+async function listAllUnder(bucket, prefix) {
+  const keys = [];
+  let token;
+  do {
+    const query = [
+      ['list-type', '2'],
+      ['prefix', prefix],
+    ];
+    if (token !== undefined) query.push(['continuation-token', token]);
+    const root = await xml('GET', objectPath(bucket), query);
+    for (const child of root.children) if (child.localName === 'Contents') keys.push(childText(child, 'Key'));
+    token = childText(root, 'IsTruncated') === 'true' ? childText(root, 'NextContinuationToken') : undefined;
+  } while (token);
+  return keys;
+}
+
+/**
+ * The first key that starts with `prefix`, or undefined: one listed key. Keys are listed in order, so when the key
+ * `prefix` itself exists, it is the one.
+ */
+async function firstKeyUnder(bucket, prefix) {
+  const root = await xml('GET', objectPath(bucket), [
+    ['list-type', '2'],
+    ['prefix', prefix],
+    ['max-keys', '1'],
+  ]);
+  const first = [...root.children].find((c) => c.localName === 'Contents');
+  return first === undefined ? undefined : childText(first, 'Key');
+}
+
+/**
+ * CopyObject within a bucket. A long copy answers 200 at once, keeps the connection alive with spaces, and only then
+ * sends its result or S3's <Error> document (the gateway's longAnswer, as S3 does): so the body, not the status,
+ * says whether the copy was stored.
+ */
+async function copyObject(bucket, from, to) {
+  const response = await s3('PUT', objectPath(bucket, to), [], {
+    'x-amz-copy-source': objectPath(bucket, from),
+  });
+  const text = await response.text();
+  const root = new DOMParser().parseFromString(text || '<none/>', 'application/xml').documentElement;
+  if (root?.localName === 'Error') throw await failureOf(response.status, text);
+  if (root?.localName !== 'CopyObjectResult')
+    throw new S3Failure(response.status, 'HTTP', 'the gateway answered the copy without a CopyObjectResult');
+}
+
 // ---- view state: the bucket and folder live in the URL's fragment, so Back and bookmarks work ----
 
 function view() {
@@ -170,6 +218,8 @@ const nameOf = (key) => key.replace(/\/$/, '').split('/').at(-1);
 // ---- rendering ----
 
 let renderSeq = 0;
+/** The files and folders of the folder on screen: a move onto one of them is refused before any request. */
+let shown = { bucket: '', files: new Set(), folders: new Set() };
 
 async function render() {
   const seq = ++renderSeq;
@@ -190,9 +240,11 @@ async function render() {
   $('bucket-tools').hidden = bucket !== '';
   $('object-tools').hidden = bucket === '';
   try {
-    const rows =
-      bucket === '' ? bucketRows(await listBuckets()) : folderRows(bucket, await listFolder(bucket, prefix));
+    const listing = bucket === '' ? await listBuckets() : await listFolder(bucket, prefix);
     if (seq !== renderSeq) return;
+    const rows = bucket === '' ? bucketRows(listing) : folderRows(bucket, listing);
+    if (bucket !== '')
+      shown = { bucket, files: new Set(listing.files.map((f) => f.key)), folders: new Set(listing.folders) };
     $('entries').replaceChildren(...rows);
     const empty = $('empty');
     empty.hidden = rows.length > 0;
@@ -246,7 +298,7 @@ function folderRows(bucket, { folders, files }) {
       el('td', {}, el('a', { href: hrefOf(bucket, folder) }, `📁 ${nameOf(folder)}/`)),
       el('td', { class: 'num' }),
       el('td'),
-      el('td'),
+      el('td', { class: 'actions' }, moveButton(bucket, folder)),
     );
   const fileRow = (file) => {
     const actions = el(
@@ -262,6 +314,7 @@ function folderRows(bucket, { folders, files }) {
         { type: 'button', 'data-testid': 'share', click: () => openShare(bucket, file.key) },
         'Share',
       ),
+      moveButton(bucket, file.key),
     );
     if (PLAYABLE.test(file.key)) {
       actions.append(
@@ -310,6 +363,13 @@ function deleteButton(bucket, key) {
   return button;
 }
 
+const moveButton = (bucket, from) =>
+  el(
+    'button',
+    { type: 'button', 'data-testid': 'move', click: () => openMove(bucket, from) },
+    'Rename / move',
+  );
+
 // ---- actions ----
 
 async function download(bucket, key) {
@@ -356,6 +416,109 @@ async function copyShareLink() {
     // Clipboard access needs a secure context (https or localhost): leave the link selected to copy by hand.
     $('share-url').select();
     setStatus('select the link and copy it (the browser allows no clipboard access here)');
+  }
+}
+
+/** The move panel: the new key (or folder) is typed over the old one, so a rename changes only the name. */
+function openMove(bucket, from) {
+  const panel = $('move');
+  panel.dataset.bucket = bucket;
+  panel.dataset.from = from;
+  $('move-from').textContent = from;
+  $('move-to').value = from;
+  panel.hidden = false;
+  panel.scrollIntoView({ block: 'nearest' });
+  $('move-to').focus();
+}
+
+/**
+ * Why moving `from` (a key, or a folder: a prefix ending in "/") to `to` cannot be, from what the page already
+ * knows (no request), or undefined. Renaming onto a key that exists would overwrite it.
+ */
+function moveRefusal(bucket, from, to) {
+  const folder = from.endsWith('/');
+  if (to === '' || to === '/') return folder ? 'type the folder’s new name' : 'type the file’s new key';
+  if (to === from) return `${from} already has that ${folder ? 'name' : 'key'}`;
+  const known = shown.bucket === bucket ? shown : { files: new Set(), folders: new Set() };
+  if (folder) {
+    if (to.startsWith(from)) return `${from} cannot move into itself`;
+    if (known.folders.has(to)) return `a folder ${to} already exists`;
+  } else {
+    // A key ending in "/" is a folder's marker, which the listing shows as the folder, not as this file.
+    if (to.endsWith('/')) return 'a file’s key cannot end in /';
+    if (known.files.has(to)) return `${to} already exists`;
+  }
+  return undefined;
+}
+
+/** An object moves by CopyObject, then DeleteObject of the source once the copy is stored: never the other way. */
+async function moveObject(bucket, from, to) {
+  // Outside the folder on screen too: a move must not overwrite what is there.
+  if ((await firstKeyUnder(bucket, to)) === to) throw new S3Failure(0, 'Exists', `${to} already exists`);
+  setStatus(`moving ${from} to ${to}…`);
+  await copyObject(bucket, from, to);
+  try {
+    await s3('DELETE', objectPath(bucket, from));
+  } catch (err) {
+    throw new S3Failure(0, 'Delete', `copied to ${to}, but deleting ${from} failed: ${err.message}`);
+  }
+  setStatus(`moved ${from} to ${to}`);
+}
+
+/**
+ * A folder is only a prefix of keys: it moves by copying every object under it, and deletes them only once all are
+ * copied. A failed copy stops the move with nothing deleted, so every object is still where it was.
+ */
+async function moveFolder(bucket, from, to) {
+  if ((await firstKeyUnder(bucket, to)) !== undefined)
+    throw new S3Failure(0, 'Exists', `a folder ${to} already exists`);
+  const keys = await listAllUnder(bucket, from);
+  for (const [i, key] of keys.entries()) {
+    setStatus(`moving ${from} to ${to}: copying ${i + 1} of ${keys.length}`);
+    try {
+      await copyObject(bucket, key, `${to}${key.slice(from.length)}`);
+    } catch (err) {
+      throw new S3Failure(
+        0,
+        'Copy',
+        `copying ${key} failed (${err.message}): nothing was deleted` +
+          (i === 0 ? '' : `; ${i} ${i === 1 ? 'copy is' : 'copies are'} left under ${to}`),
+      );
+    }
+  }
+  for (const [i, key] of keys.entries()) {
+    setStatus(`moving ${from} to ${to}: deleting ${i + 1} of ${keys.length}`);
+    try {
+      await s3('DELETE', objectPath(bucket, key));
+    } catch (err) {
+      throw new S3Failure(0, 'Delete', `all copied to ${to}, but deleting ${key} failed: ${err.message}`);
+    }
+  }
+  setStatus(`moved ${from} to ${to} (${keys.length} ${keys.length === 1 ? 'object' : 'objects'})`);
+}
+
+async function submitMove(event) {
+  event.preventDefault();
+  const panel = $('move');
+  const { bucket, from } = panel.dataset;
+  const typed = $('move-to').value.trim();
+  // A folder's new name, however typed ("a/b", "/a/b/"), is the prefix "a/b/".
+  const to = from.endsWith('/') ? `${typed.replace(/^\/+|\/+$/g, '')}/` : typed;
+  const refusal = moveRefusal(bucket, from, to);
+  if (refusal !== undefined) {
+    fail(refusal);
+    return;
+  }
+  const submit = $('move-submit');
+  submit.disabled = true;
+  try {
+    await (from.endsWith('/') ? moveFolder(bucket, from, to) : moveObject(bucket, from, to));
+    panel.hidden = true;
+  } catch (err) {
+    fail(err);
+  } finally {
+    submit.disabled = false;
+    await render();
   }
 }
 
@@ -471,6 +634,7 @@ $('login-form').addEventListener('submit', async (event) => {
 $('sign-out').addEventListener('click', () => {
   sessionStorage.removeItem(CREDENTIALS_KEY);
   $('share').hidden = true;
+  $('move').hidden = true;
   $('player').hidden = true;
   $('video').removeAttribute('src');
   location.hash = '';
@@ -507,6 +671,10 @@ $('share-copy').addEventListener('click', copyShareLink);
 $('share-close').addEventListener('click', () => {
   $('share').hidden = true;
 });
+$('move-form').addEventListener('submit', submitMove);
+$('move-close').addEventListener('click', () => {
+  $('move').hidden = true;
+});
 $('player-close').addEventListener('click', () => {
   const video = $('video');
   video.pause();
@@ -516,6 +684,8 @@ $('player-close').addEventListener('click', () => {
 });
 window.addEventListener('hashchange', () => {
   setStatus('');
+  // The panel names a key of the folder that was on screen.
+  $('move').hidden = true;
   void render();
 });
 
