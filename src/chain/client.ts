@@ -29,7 +29,12 @@ export interface Inclusion {
   readonly blockHash: string;
   readonly blockNumber: number;
   readonly extrinsicIndex: number;
-  /** `section.method` of every event the extrinsic emitted, in order. */
+  /**
+   * Where this submission's calls begin among the extrinsic's calls (batches flattened): 0 unless submissions of one
+   * account waiting together went out as one extrinsic; they then occupy [firstItem, firstItem + calls.length).
+   */
+  readonly firstItem: number;
+  /** `section.method` of every event the extrinsic emitted, in order (of the whole extrinsic). */
   readonly events: readonly string[];
 }
 
@@ -69,7 +74,9 @@ export interface ChainClient {
   readonly runtime: string;
   /**
    * Signs and submits `calls` as one extrinsic (`utility.batchAll` when more than one: all or nothing), with the
-   * signer's next nonce, and waits for inclusion. One account's transactions go out one at a time, in order.
+   * signer's next nonce, and waits for inclusion. One account's transactions go out one at a time, in order; remark-only
+   * submissions that queue up behind one in flight go out together in the next (see `coalescible`), each told where its
+   * calls are (`firstItem`) and failing or succeeding on its own.
    * @throws CHAIN_TX_REJECTED (after retries), CHAIN_CALL_FAILED (included, but the call failed), CHAIN_TIMEOUT
    */
   submit(signer: ChainSigner, calls: readonly ChainCall[], options?: SubmitOptions): Promise<Inclusion>;
@@ -127,7 +134,9 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   }
   const retries = options.retries ?? 3;
   const nonces = new Map<string, number>();
-  const queues = new Map<string, Promise<unknown>>();
+  /** Per account: the submissions waiting for its extrinsic in flight, and the loop sending them. */
+  const waiting = new Map<string, Waiting[]>();
+  const senders = new Map<string, Promise<void>>();
 
   const toTx = (call: ChainCall): SubmittableExtrinsic<'promise'> => {
     // A hex string is taken as the raw bytes; a Uint8Array would be read as already length-prefixed.
@@ -159,7 +168,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     tx: SubmittableExtrinsic<'promise'>,
     what: string,
     options: SubmitOptions,
-  ): Promise<Inclusion> {
+  ): Promise<Omit<Inclusion, 'firstItem'>> {
     const address = signer.address;
     let nonce = nonces.get(address);
     if (nonce === undefined) {
@@ -167,9 +176,9 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     }
     const until = options.until ?? 'finalized';
     const deadlineMs = options.deadlineMs ?? 60_000;
-    let resolve!: (inclusion: Inclusion) => void;
+    let resolve!: (inclusion: Omit<Inclusion, 'firstItem'>) => void;
     let reject!: (err: unknown) => void;
-    const promise = new Promise<Inclusion>((res, rej) => {
+    const promise = new Promise<Omit<Inclusion, 'firstItem'>>((res, rej) => {
       resolve = res;
       reject = rej;
     });
@@ -245,9 +254,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     signer: ChainSigner,
     calls: readonly ChainCall[],
     options: SubmitOptions,
-  ): Promise<Inclusion> {
-    if (calls.length === 0)
-      throw new AilinkError('INVALID_INPUT', 'submit: expected at least one call, got none');
+  ): Promise<Omit<Inclusion, 'firstItem'>> {
     const tx = calls.length === 1 ? toTx(calls[0]!) : api.tx.utility.batchAll(calls.map(toTx));
     const what = describeCalls(calls);
     for (let attempt = 1; ; attempt++) {
@@ -261,15 +268,77 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     }
   }
 
+  /** Sends `address`'s waiting submissions, a group per extrinsic, until none wait. */
+  async function sendWaiting(address: string): Promise<void> {
+    for (
+      let queue = waiting.get(address);
+      queue !== undefined && queue.length > 0;
+      queue = waiting.get(address)
+    ) {
+      const group = takeGroup(queue).filter((w) => !w.settled);
+      if (group.length === 0) continue;
+      try {
+        await sendGroup(group);
+      } catch (err) {
+        for (const w of group) w.fail(err);
+      }
+    }
+    waiting.delete(address);
+    senders.delete(address);
+  }
+
+  async function sendGroup(group: readonly Waiting[]): Promise<void> {
+    const first = group[0]!;
+    if (group.length === 1) {
+      first.succeed({ ...(await submitQueued(first.signer, first.calls, first.options)), firstItem: 0 });
+      return;
+    }
+    const options: SubmitOptions = {
+      until: first.options.until ?? 'finalized',
+      deadlineMs: Math.max(...group.map((w) => w.options.deadlineMs ?? 60_000)),
+    };
+    let inclusion: Omit<Inclusion, 'firstItem'>;
+    try {
+      inclusion = await submitQueued(
+        first.signer,
+        group.flatMap((w) => w.calls),
+        options,
+      );
+    } catch (err) {
+      if (!hasCode(err, 'CHAIN_CALL_FAILED')) throw err;
+      // All or nothing, and it was nothing: each again on its own, so one's failure is not the others'.
+      for (const w of group) {
+        if (w.settled) continue;
+        try {
+          w.succeed({ ...(await submitQueued(w.signer, w.calls, w.options)), firstItem: 0 });
+        } catch (own) {
+          w.fail(own);
+        }
+      }
+      return;
+    }
+    let at = 0;
+    for (const w of group) {
+      w.succeed({ ...inclusion, firstItem: at });
+      at += w.calls.length;
+    }
+  }
+
   const client: ChainClient = {
     endpoint,
     genesisHash: api.genesisHash.toHex(),
     runtime: `${api.runtimeVersion.specName.toString()}/${api.runtimeVersion.specVersion.toNumber()}`,
     submit(signer, calls, submitOptions = {}) {
-      const previous = queues.get(signer.address) ?? Promise.resolve();
-      const next = previous.catch(() => {}).then(() => submitQueued(signer, calls, submitOptions));
-      queues.set(signer.address, next);
-      return next;
+      if (calls.length === 0)
+        return Promise.reject(
+          new AilinkError('INVALID_INPUT', 'submit: expected at least one call, got none'),
+        );
+      return new Promise<Inclusion>((resolve, reject) => {
+        const queue = waiting.get(signer.address) ?? [];
+        waiting.set(signer.address, queue);
+        queue.push(waiter(signer, calls, submitOptions, resolve, reject));
+        if (!senders.has(signer.address)) senders.set(signer.address, sendWaiting(signer.address));
+      });
     },
     async balance(address) {
       const info = (await api.query.system.account(address)) as unknown as {
@@ -306,7 +375,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       return api.rpc.chain.subscribeFinalizedHeads((header) => onHeight(header.number.toNumber()));
     },
     async close() {
-      await Promise.allSettled([...queues.values()]);
+      await Promise.allSettled([...senders.values()]);
       await closeQuietly(provider, api);
     },
   };
@@ -457,6 +526,92 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   function isUtilityOutcome(event: EventRecord['event']): boolean {
     return UTILITY_OUTCOMES.some((kind) => isUtility(event, kind));
   }
+}
+
+/** A submission waiting for its account's extrinsic in flight. */
+interface Waiting {
+  readonly signer: ChainSigner;
+  readonly calls: readonly ChainCall[];
+  readonly options: SubmitOptions;
+  /** Answered already: sent, failed, or its caller stopped waiting (its signal). */
+  readonly settled: boolean;
+  succeed(inclusion: Inclusion): void;
+  fail(err: unknown): void;
+}
+
+function waiter(
+  signer: ChainSigner,
+  calls: readonly ChainCall[],
+  options: SubmitOptions,
+  resolve: (inclusion: Inclusion) => void,
+  reject: (err: unknown) => void,
+): Waiting {
+  let settled = false;
+  const onAbort = () =>
+    w.fail(new AilinkError('ABORTED', `${describeCall(calls[0]!)}: cancelled while waiting for inclusion`));
+  const settle = () => {
+    settled = true;
+    options.signal?.removeEventListener('abort', onAbort);
+  };
+  const w: Waiting = {
+    signer,
+    calls,
+    options,
+    get settled() {
+      return settled;
+    },
+    succeed(inclusion) {
+      if (settled) return;
+      settle();
+      resolve(inclusion);
+    },
+    fail(err) {
+      if (settled) return;
+      settle();
+      reject(err);
+    },
+  };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+  return w;
+}
+
+/** Remarks of one submission in all: a group shares a block with the others' (a declaration may hold 3 MiB). */
+const MAX_GROUP_REMARK_BYTES = 1024 * 1024;
+const MAX_GROUP_CALLS = 100;
+
+/**
+ * Whether a waiting submission may share an extrinsic with others: remarks only, since a transfer pays for the remark
+ * after it (a market price), and one submission's trailing transfer would pay for another's remark.
+ */
+const coalescible = (w: Waiting) => w.calls.every((c) => c.kind === 'remark');
+
+/**
+ * Takes the next group off the front of `queue`: the first submission, and after it, while they are coalescible
+ * like it and wait for the same stage, as many as fit MAX_GROUP_CALLS and MAX_GROUP_REMARK_BYTES. Order is kept.
+ */
+function takeGroup(queue: Waiting[]): Waiting[] {
+  const first = queue.shift()!;
+  const group = [first];
+  if (!coalescible(first)) return group;
+  const bytes = (w: Waiting) =>
+    w.calls.reduce((n, c) => n + (c.kind === 'remark' ? c.payload.byteLength : 0), 0);
+  let calls = first.calls.length;
+  let size = bytes(first);
+  while (queue.length > 0) {
+    const next = queue[0]!;
+    if (
+      !coalescible(next) ||
+      (next.options.until ?? 'finalized') !== (first.options.until ?? 'finalized') ||
+      calls + next.calls.length > MAX_GROUP_CALLS ||
+      size + bytes(next) > MAX_GROUP_REMARK_BYTES
+    )
+      break;
+    calls += next.calls.length;
+    size += bytes(next);
+    group.push(queue.shift()!);
+  }
+  return group;
 }
 
 const UTILITY_OUTCOMES = [

@@ -17,7 +17,13 @@ export async function submitProtocol(
   await deps.indexer.waitFor(inclusion.blockNumber, options.deadlineMs);
   const records = deps.indexer
     .calls({ fromBlock: inclusion.blockNumber })
-    .filter((r) => r.block === inclusion.blockNumber && r.extrinsic === inclusion.extrinsicIndex);
+    .filter(
+      (r) =>
+        r.block === inclusion.blockNumber &&
+        r.extrinsic === inclusion.extrinsicIndex &&
+        r.item >= inclusion.firstItem &&
+        r.item < inclusion.firstItem + calls.length,
+    );
   const rejected = records.find((r) => r.outcome === 'rejected');
   if (rejected) {
     throw new AilinkError(

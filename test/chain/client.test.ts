@@ -258,6 +258,43 @@ describe('chain client on the dev chain', () => {
     }
   });
 
+  it('remark submissions queued behind one in flight go out together, each told where its calls are; a transfer goes alone', async () => {
+    const client = fx.client();
+    const dave = devSigner('Dave');
+    const submissions = Array.from({ length: 7 }, (_, i) =>
+      Array.from({ length: 1 + (i % 3) }, (_, k) => text(`queued ${i}.${k}`)),
+    );
+    const transferTo = devSigner('Ferdie').address;
+    // The first goes out at once; the rest wait for it, and the transfer splits them in two groups.
+    const sent = submissions.map((payloads) =>
+      client.submit(
+        dave,
+        payloads.map((payload) => ({ kind: 'remark' as const, payload })),
+      ),
+    );
+    const transfer = client.submit(dave, [{ kind: 'transfer', to: transferTo, amount: 1n }]);
+    const after = client.submit(dave, [{ kind: 'remark', payload: text('after the transfer') }]);
+    const inclusions = await Promise.all(sent);
+    const extrinsics = new Set(inclusions.map((i) => `${i.blockNumber}/${i.extrinsicIndex}`));
+    // 7 submissions, at most 2 extrinsics: the first alone, the 6 that waited together.
+    expect(extrinsics.size).toBeLessThanOrEqual(2);
+    for (const [i, inclusion] of inclusions.entries()) {
+      const ex = await extrinsicAt(inclusion.blockNumber, inclusion.extrinsicIndex);
+      const mine = ex.calls.slice(inclusion.firstItem, inclusion.firstItem + submissions[i]!.length);
+      expect(mine.map((c) => c.call)).toEqual(
+        submissions[i]!.map((payload) => ({ kind: 'remark', payload })),
+      );
+    }
+    const paid = await transfer;
+    const alone = await extrinsicAt(paid.blockNumber, paid.extrinsicIndex);
+    expect([paid.firstItem, alone.calls.map((c) => c.call)]).toEqual([
+      0,
+      [{ kind: 'transfer', to: transferTo, amount: 1n }],
+    ]);
+    const last = await after;
+    expect(last.blockNumber).toBeGreaterThan(paid.blockNumber);
+  });
+
   it('submits with a key-file account, including a remark over 256 bytes (signed as its blake2 hash)', async () => {
     const client = fx.client();
     const account = await fundedAccount('signer', 5n * ROC);

@@ -10,6 +10,7 @@ import { devSigner } from '../../src/chain/devchain.ts';
 import { type CallRecord, type Indexer, openIndexer } from '../../src/chain/indexer.ts';
 import { minerOf, minersOf, roundsOf, taskOf } from '../../src/chain/queries.ts';
 import { REMARK_MAGIC } from '../../src/chain/remark.ts';
+import { submitProtocol } from '../../src/chain/submit.ts';
 import { createKeyFile } from '../../src/shared/account.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { useDevChain } from './fixture.ts';
@@ -359,6 +360,27 @@ describe('openIndexer on the dev chain', () => {
     expect(taskOf(main.state, 'unfollowed')?.createdAt).toBe(after.blockNumber);
     expect(await follower.sync(after.blockNumber)).toBe(after.blockNumber);
     expect(follower.digest(after.blockNumber)).toBe(main.digest(after.blockNumber));
+  });
+
+  it('submissions of one account that went out in one extrinsic are judged each on its own', async () => {
+    const deps = { chain: dev.client(), indexer: main };
+    const create = (task: string, spec: string) =>
+      submitProtocol(deps, alice, [call('provenance.createTask', { task, spec: hex(spec) })]);
+    // The first goes out at once; the three behind it wait and then share one extrinsic, the middle one a duplicate.
+    const first = create('together-0', 'spec/together-0');
+    const before = create('together-1', 'spec/together-1');
+    const duplicate = create('together-1', 'spec/together-1 again');
+    const after = create('together-2', 'spec/together-2');
+    await first;
+    const [a, b] = [await before, await after];
+    await expect(duplicate).rejects.toMatchObject({
+      code: 'CHAIN_CALL_REJECTED',
+      details: { reason: 'task together-1 already exists' },
+    });
+    expect(b.block).toBe(a.block);
+    expect([a.records.length, b.records.length]).toEqual([1, 1]);
+    expect(taskOf(main.state, 'together-1')?.spec).toBe(hex('spec/together-1'));
+    expect(taskOf(main.state, 'together-2')?.createdAt).toBe(b.block);
   });
 
   it('answers NOT_FOUND for a digest above its height and CHAIN_TIMEOUT for a block that does not come', async () => {

@@ -786,7 +786,7 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
   let third: KeyInfo;
   let input: Uint8Array;
   let inputPath: string;
-  const fids: { plain?: string; sealed?: string; shared?: string } = {};
+  const fids: { plain?: string; sealed?: string; shared?: string; small?: string } = {};
   let firstGateway: GatewayInfo | undefined;
 
   const net = (): string[] => ['--network', networkPath];
@@ -1028,7 +1028,8 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
       ok(['store', 'hash', small, '--json', '--profile', 'test'], cwd),
     ]);
     const offline = JSON.parse(hash) as { fid: string; profile: StorageProfile };
-    expect(put.trim()).toBe(offline.fid);
+    fids.small = put.trim();
+    expect(fids.small).toBe(offline.fid);
     expect(offline.profile.segmentSize).toBe(3072);
   });
 
@@ -1085,7 +1086,7 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     }
   });
 
-  it('`store ls --json` lists both objects; another key, which owns none, lists nothing', async () => {
+  it('`store ls --json` lists the objects; another key, which owns none, lists nothing', async () => {
     const list = JSON.parse(await ok(['store', 'ls', '--json', ...net()], cwd)) as {
       fid: string;
       size: number;
@@ -1106,7 +1107,13 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
       segments: 3,
       name: 'sealed.bin',
     });
-    expect(list).toHaveLength(2);
+    expect(byFid.get(fids.small!)).toMatchObject({
+      size: 3000,
+      encrypted: false,
+      segments: 1,
+      name: 'small.bin',
+    });
+    expect(list).toHaveLength(3);
     // The chain lists the files a key owns: the second account has put nothing.
     const theirs = JSON.parse(await ok(['store', 'ls', '--json', '--key', second.file, ...net()], cwd));
     expect(theirs).toStrictEqual([]);
@@ -1178,7 +1185,9 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     for (const p of info.placements) expect(peerIds.has(p.miner)).toBe(true);
 
     const list = JSON.parse(await ok(['store', 'ls', '--json', ...net()], cwd)) as { fid: string }[];
-    expect(list.map((o) => o.fid).sort()).toStrictEqual([fids.plain, fids.sealed, fids.shared].sort());
+    expect(list.map((o) => o.fid).sort()).toStrictEqual(
+      [fids.plain, fids.sealed, fids.shared, fids.small].sort(),
+    );
 
     for (const fid of [fids.plain!, fids.sealed!]) {
       const out = join(cwd, `after-restart-${fid.slice(0, 8)}.bin`);

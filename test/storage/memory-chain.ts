@@ -60,7 +60,13 @@ export function memoryChain() {
         });
       });
       state.apply(pending.writes());
-      return { blockHash: hex(`block/${block}`), blockNumber: block, extrinsicIndex: 0, events: [] };
+      return {
+        blockHash: hex(`block/${block}`),
+        blockNumber: block,
+        extrinsicIndex: 0,
+        firstItem: 0,
+        events: [],
+      };
     },
   };
   const indexer = {

@@ -542,7 +542,7 @@ export function createGrantService(
           .calls({ fromBlock: inclusion.blockNumber })
           .filter((c) => c.block === inclusion.blockNumber && c.extrinsic === inclusion.extrinsicIndex);
         batch.forEach((t, item) => {
-          const record = records.find((c) => c.item === item);
+          const record = records.find((c) => c.item === inclusion.firstItem + item);
           // The chain has answered either way: the state now says whether the request is still open.
           blocked.delete(t.id);
           if (record?.outcome === 'applied') granted.push({ ...pick(t), block: inclusion.blockNumber });
