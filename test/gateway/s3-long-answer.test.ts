@@ -1,27 +1,16 @@
 import { createHash } from 'node:crypto';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { s3Twins } from './s3-twins.ts';
+import { KEY, REGION, sdkSigner } from './sdk-signer.ts';
 
 // CopyObject (and CompleteMultipartUpload, through the same longAnswer) answers as usual when the work is done within
 // the keep-alive period — with the version id the bucket gives the new object, and an error with its own status — and
 // turns to S3's keep-alive (200 at once, a space per period, then the result or an error document) when it is not.
 
-const KEY = { accessKeyId: 'AKIDAILINKGATEWAY', secretAccessKey: 'aWxpbmsgc2VjcmV0IGZvciB0ZXN0cyBvbmx5IQ' };
-const REGION = 'ailink-1';
 const KEEP_ALIVE_MS = 100;
-
-const signer = new SignatureV4({
-  credentials: KEY,
-  region: REGION,
-  service: 's3',
-  sha256: Hash.bind(null, 'sha256'),
-  uriEscapePath: false,
-});
 
 /** The S3 app over the twins, with a versioned bucket `box`, an object `box/src`, and puts that take `delayMs`. */
 async function appWith(putting: { delayMs: number; fail?: AilinkError }) {
@@ -58,7 +47,7 @@ async function appWith(putting: { delayMs: number; fail?: AilinkError }) {
 }
 
 async function copyRequest(key: string) {
-  const signed = await signer.sign({
+  const signed = await sdkSigner.sign({
     method: 'PUT',
     protocol: 'http:',
     hostname: 'gateway.local',

@@ -1,26 +1,15 @@
 import { createHash } from 'node:crypto';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
 import type { Namespace } from '../../src/gateway/namespace.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
+import { KEY, REGION, sdkSigner } from './sdk-signer.ts';
 
 // The S3 API refuses up front an upload whose declared length exceeds the account's storage space left: 403
 // QuotaExceeded before a byte of the body is read or anything is stored. (The chain's own refusal, for uploads whose
 // length was not declared, is mapped in test/gateway/s3.test.ts and test/storage/chain-registry.test.ts.)
 
-const KEY = { accessKeyId: 'AKIDAILINKGATEWAY', secretAccessKey: 'aWxpbmsgc2VjcmV0IGZvciB0ZXN0cyBvbmx5IQ' };
-const REGION = 'ailink-1';
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
 const LEFT = 1000;
-
-const signer = new SignatureV4({
-  credentials: KEY,
-  region: REGION,
-  service: 's3',
-  sha256: Hash.bind(null, 'sha256'),
-  uriEscapePath: false,
-});
 
 function appWith(stored: string[]) {
   const namespace = {
@@ -51,7 +40,7 @@ function appWith(stored: string[]) {
 }
 
 async function put(body: string) {
-  const signed = await signer.sign(
+  const signed = await sdkSigner.sign(
     {
       method: 'PUT',
       protocol: 'http:',

@@ -1,28 +1,16 @@
 import { createHash } from 'node:crypto';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chunkSignature, type SigV4Request, UNSIGNED_PAYLOAD, verifySigV4 } from '../../src/gateway/sigv4.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
+import { KEY, REGION, sdkSigner } from './sdk-signer.ts';
 
 // The gateway's SigV4 check against signatures made by the AWS SDK's own signer (@smithy/signature-v4, what
 // @aws-sdk/client-s3 signs with), and against the worked example of AWS's S3 documentation.
 
-const KEY = { accessKeyId: 'AKIDAILINKGATEWAY', secretAccessKey: 'aWxpbmsgc2VjcmV0IGZvciB0ZXN0cyBvbmx5IQ' };
-const REGION = 'ailink-1';
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
 const secretOf = (id: string) => (id === KEY.accessKeyId ? KEY.secretAccessKey : undefined);
 const options = { now: NOW, secretOf, region: REGION };
-
-const signer = new SignatureV4({
-  credentials: KEY,
-  region: REGION,
-  service: 's3',
-  sha256: Hash.bind(null, 'sha256'),
-  // As the S3 client: the path arrives encoded already.
-  uriEscapePath: false,
-});
 
 interface Spec {
   method: string;
@@ -41,7 +29,7 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 async function signed(spec: Spec, at = NOW) {
   const path = sdkPath(spec.segments);
-  const request = await signer.sign(
+  const request = await sdkSigner.sign(
     {
       method: spec.method,
       protocol: 'http:',
@@ -260,7 +248,7 @@ describe('SigV4 in the Authorization header', () => {
 describe('SigV4 presigned URLs', () => {
   async function presigned(expiresIn: number, at = NOW) {
     const path = sdkPath(['photos', 'a b.jpg']);
-    const request = await signer.presign(
+    const request = await sdkSigner.presign(
       {
         method: 'GET',
         protocol: 'http:',
