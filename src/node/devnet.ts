@@ -70,6 +70,7 @@ export interface DevNetworkOptions {
    * space bought for it on chain (`storageHandler.buySpace`), which is what the miners check.
    */
   readonly allow?: readonly string[];
+  /** How long each process may take to report ready (default 30 s + 4 s per miner, since they start at once). */
   readonly readyTimeoutMs?: number;
   /** Each start-up step as it begins, and each miner once registered: start-up takes ~30 s, too long to be silent. */
   readonly onProgress?: (p: DevNetworkProgress) => void;
@@ -163,7 +164,9 @@ export async function startDevNetwork(
   ];
   progress({ step: 'funding', accounts: funded.length });
   await fundAccounts(chain.endpoint, funded, { storers, protocol });
-  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  // The miners start at once, each loading its modules and indexing the chain: on a 2-core machine 20 of them took
+  // ~60 s to all report ready (measured), so the deadline grows with how many start together.
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000 + 4_000 * names.length;
   const shared = ['--chain', chain.endpoint, '--protocol', protocolPath, '--listen', tcpMultiaddr(bind, 0)];
   const verifier = withVerifier
     ? spawnable(

@@ -83,14 +83,23 @@ describe('the drive page (headless Chromium, the real S3 app)', () => {
   /** A fresh page that records every script error and console error (a CSP violation is one). */
   const open = (path: string) => openWatchedPage(browser, `${base}${path}`, { acceptDownloads: true });
 
-  /** Waits until the listing of `bucket/prefix` is on screen; an error the page shows instead fails at once. */
+  /**
+   * Waits until the listing of `bucket/prefix` is on screen; if it does not come, fails with what the page's status
+   * says. (Not "an error status fails at once": an error left by the action before, such as a refused move, is still
+   * shown while the next listing loads — checking it raced with the page clearing it, and lost under load in CI.)
+   */
   async function listed(page: Page, bucket: string, prefix: string) {
-    await page
-      .locator(`#drive[data-loaded="${bucket}/${prefix}"], [data-testid="status"][data-state="error"]`)
-      .first()
-      .waitFor();
-    const status = page.locator('[data-testid="status"][data-state="error"]');
-    if ((await status.count()) > 0) throw new Error(`the page shows: ${await status.textContent()}`);
+    try {
+      await page.locator(`#drive[data-loaded="${bucket}/${prefix}"]`).waitFor();
+    } catch (err) {
+      const shown = await page
+        .getByTestId('status')
+        .textContent({ timeout: 1000 })
+        .catch(() => null);
+      throw new Error(`the listing of ${bucket}/${prefix} did not come; the page shows: ${shown}`, {
+        cause: err,
+      });
+    }
   }
 
   async function uploadThroughPage(page: Page, file: { name: string; mimeType: string; buffer: Buffer }) {

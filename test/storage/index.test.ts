@@ -61,6 +61,7 @@ describe('module surfaces', () => {
         "podr2KeyId",
         "podr2Params",
         "poisParams",
+        "profileForSize",
         "proofParams",
         "proveChallenge",
         "proveIdle",
