@@ -576,7 +576,10 @@ function waiter(
   return w;
 }
 
-/** Remarks of one submission in all: a group shares a block with the others' (a declaration may hold 3 MiB). */
+/**
+ * The most remark bytes and calls one shared extrinsic carries: it shares its block with everyone else's, and a single
+ * declaration may hold 3 MiB (such a submission goes alone).
+ */
 const MAX_GROUP_REMARK_BYTES = 1024 * 1024;
 const MAX_GROUP_CALLS = 100;
 
