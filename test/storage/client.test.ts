@@ -365,8 +365,41 @@ describe('storage client with 14 in-process miners', () => {
           expect(out.filter((c) => c.last)).toHaveLength(1);
           expect(out.at(-1)!.last).toBe(true);
           for (const c of out.slice(0, -1)) expect(c.bytes.byteLength).toBe(size);
+          // Told the total, the chunks and their marks are the same.
+          const told: { bytes: Uint8Array; last: boolean }[] = [];
+          const total = pieces.reduce((n, p) => n + p.byteLength, 0);
+          for await (const c of chunks(
+            (async function* () {
+              yield* pieces;
+            })(),
+            size,
+            total,
+          ))
+            told.push({ bytes: c.bytes.slice(), last: c.last });
+          expect(told).toEqual(out);
         },
       ),
     );
+  });
+
+  it('chunks() told the total gives the last chunk without waiting for the source to end (no segment held ahead)', async () => {
+    let ended = false;
+    const source = (async function* () {
+      yield new Uint8Array(10).fill(1);
+      yield new Uint8Array(10).fill(2);
+      await new Promise((r) => setTimeout(r, 50));
+      ended = true;
+    })();
+    const it = chunks(source, 10, 20)[Symbol.asyncIterator]();
+    expect((await it.next()).value).toMatchObject({ last: false });
+    const second = await it.next();
+    expect(second.value).toMatchObject({ last: true });
+    expect(ended).toBe(false); // without the total, the last mark needs the source's end
+    expect((await it.next()).done).toBe(true);
+    expect(ended).toBe(true);
+    // A source longer than its total gives another chunk after the one marked last: the put refuses it.
+    const longer: { last: boolean }[] = [];
+    for await (const c of chunks(new Uint8Array(25), 10, 20)) longer.push({ last: c.last });
+    expect(longer).toEqual([{ last: false }, { last: true }, { last: true }]);
   });
 });

@@ -4,12 +4,13 @@ import type { Account } from '../../shared/account.ts';
 import { fromHex, toHex } from '../../shared/bytes.ts';
 import type { Clock, Random } from '../../shared/clock.ts';
 import { AilinkError, describeError, hasCode } from '../../shared/errors.ts';
-import type { CodecPool, ObjectRecord, ObjectRegistry, Placement } from '../object/index.ts';
+import type { CodecPool, FragmentBody, ObjectRecord, ObjectRegistry, Placement } from '../object/index.ts';
 import {
   checkProfile,
   columnsOf,
   decryptSegmentPart,
   fidOf,
+  fragmentBody,
   fragmentHash,
   fragmentSizeOf,
   type KeyWrap,
@@ -242,7 +243,6 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       );
     }
     const objectProfile = profileForSize(profile, putOptions.size);
-    const objectFragmentSize = fragmentSizeOf(objectProfile);
     const readers = [deps.account.readerKey, ...(putOptions.readers ?? [])];
     for (const r of readers) {
       if (!/^[0-9a-f]{64}$/.test(r)) {
@@ -272,7 +272,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       index: number,
       column: number,
       hash: string,
-      bytes: Uint8Array,
+      bytes: FragmentBody,
     ): Promise<void> => {
       for (;;) {
         const peer = assigned[column]!;
@@ -318,7 +318,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     let index = 0;
     // Encode segment i+1 on a worker while segment i's fragments are on the wire.
     let inFlight: Promise<void> | undefined;
-    for await (const { bytes, last } of chunks(source, objectProfile.segmentSize)) {
+    for await (const { bytes, last } of chunks(source, objectProfile.segmentSize, putOptions.size)) {
       const at = index++;
       const length = bytes.byteLength;
       size += length;
@@ -341,12 +341,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       if (encoded.tag !== null) tags[at] = encoded.tag;
       inFlight = Promise.all(
         encoded.fragmentHashes.map((hash, c) =>
-          placeFragment(
-            at,
-            c,
-            hash,
-            encoded.shards.subarray(c * objectFragmentSize, (c + 1) * objectFragmentSize),
-          ),
+          placeFragment(at, c, hash, fragmentBody(objectProfile, encoded.stored, c)),
         ),
       ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: length }));
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
@@ -617,15 +612,19 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
 
 /**
  * Cuts a byte source into segment-sized chunks, each in a buffer of its own (so it can move to a worker), and marks
- * the last one — which needs one chunk of look-ahead. An empty source gives one empty last chunk.
+ * the last one. Without `total` that needs one chunk of look-ahead (a whole segment held); with it, a chunk that
+ * reaches `total` is the last. A source that runs past `total` then gives more chunks (the caller refuses them), and one
+ * that ends short gives its rest as the last. An empty source gives one empty last chunk.
  */
 export async function* chunks(
   source: Uint8Array | AsyncIterable<Uint8Array>,
   size: number,
+  total?: number,
 ): AsyncGenerator<{ bytes: Uint8Array; last: boolean }> {
   const input = source instanceof Uint8Array ? slowly(source) : source;
   let current = new Uint8Array(size);
   let filled = 0;
+  let taken = 0;
   let full: Uint8Array | undefined;
   for await (const piece of input) {
     let off = 0;
@@ -638,8 +637,10 @@ export async function* chunks(
       current.set(piece.subarray(off, off + n), filled);
       filled += n;
       off += n;
+      taken += n;
       if (filled === size) {
-        full = current;
+        if (total === undefined) full = current;
+        else yield { bytes: current, last: taken === total };
         current = new Uint8Array(size);
         filled = 0;
       }
@@ -652,6 +653,8 @@ export async function* chunks(
     }
     yield { bytes: full, last: false };
   }
+  // With a total, a source ending on a chunk boundary already had its last chunk (unless it was empty or short).
+  if (total !== undefined && filled === 0 && taken > 0 && taken === total) return;
   yield { bytes: current.subarray(0, filled), last: true };
 }
 

@@ -10,7 +10,7 @@ parentPort!.on('message', (task: CodecTask & { id: number }) => {
     if (task.op === 'encode') {
       const encoded = encodeForStorage(task.profile, task.plaintext, task);
       parentPort!.postMessage({ id: task.id, ok: true, value: encoded }, [
-        encoded.shards.buffer as ArrayBuffer,
+        encoded.stored.buffer as ArrayBuffer,
       ]);
     } else if (task.op === 'decode') {
       const segment = decodeSegment(task.profile, task.fragments, task.expected, task.index);

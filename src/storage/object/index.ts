@@ -40,6 +40,8 @@ export {
 export {
   type EncodedShards,
   encodeForStorage,
+  type FragmentBody,
+  fragmentBody,
   type OpenSpec,
   openStored,
   plaintextLength,

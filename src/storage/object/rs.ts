@@ -184,6 +184,36 @@ export function rsEncode(shards: Uint8Array, dataShards: number, parityShards: n
   simdMultiply(k, views.slice(0, dataShards), views.slice(dataShards), parityTables(parityShards));
 }
 
+/**
+ * Computes only the parity rows `rows` (0-based among the parity shards) of the equal-length `data` shards into
+ * `outputs` (one per row, same length). A parity row is its own linear combination of the data, so a column can be
+ * computed on its own, a range at a time, as it is sent: the put never holds a segment's parity whole.
+ */
+export function rsParity(
+  data: readonly Uint8Array[],
+  parityShards: number,
+  rows: readonly number[],
+  outputs: readonly Uint8Array[],
+): void {
+  const shard = data[0]!.byteLength;
+  const k = kernelFor(data.length, shard);
+  if (k !== undefined) {
+    const all = parityTables(parityShards);
+    const row = KERNEL_DATA_SHARDS * 32;
+    const tables = new Uint8Array(rows.length * row);
+    for (const [i, r] of rows.entries()) tables.set(all.subarray(r * row, (r + 1) * row), i * row);
+    simdMultiply(k, [...data], [...outputs], tables);
+    return;
+  }
+  const shards = new Uint8Array(shard * (data.length + parityShards));
+  for (const [j, d] of data.entries()) shards.set(d, j * shard);
+  referenceEncode(shards, data.length, parityShards);
+  rows.forEach((r, i) => {
+    const at = (data.length + r) * shard;
+    outputs[i]!.set(shards.subarray(at, at + shard));
+  });
+}
+
 // --- reconstruction: invert the rows of the shards we have ----------------------------------------------------
 
 const inverses = (() => {

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { toHex } from '../../shared/bytes.ts';
 import { AilinkError } from '../../shared/errors.ts';
-import { encodeSegment } from './codec.ts';
 import { openSegment, sealSegment } from './envelope.ts';
-import type { StorageProfile } from './profile.ts';
+import { segmentHash } from './hash.ts';
+import { columnsOf, fragmentSizeOf, type StorageProfile } from './profile.ts';
 import type { ObjectRecord } from './record.ts';
+import { rsParity } from './rs.ts';
 
 /**
  * How an object's bytes map onto segments: each segment carries `segmentSize` original bytes (sealed or not; the
@@ -34,29 +36,95 @@ export function storedSegment(
   return { stored: padded, tag: null };
 }
 
-/** One segment ready to place: its hash, its tag if sealed, and all fragments in one contiguous buffer. */
+/**
+ * One segment ready to place: its hash, its tag if sealed, its fragments' hashes, and the stored segment itself. The
+ * data fragments are the stored segment's quarters; the parity fragments are not kept but computed again, a piece at a
+ * time, while each is sent (`fragmentBody`). Holding 12 fragments would be 3 × the segment (96 MiB for 32 MiB); this
+ * way a put holds the segment and a piece per miner.
+ */
 export interface EncodedShards {
   readonly hash: string;
   /** The segment's GCM tag (hex) when it was sealed. */
   readonly tag: string | null;
   readonly fragmentHashes: string[];
-  /** All fragments, contiguous: fragment i is bytes [i·size, (i+1)·size). */
-  readonly shards: Uint8Array;
+  /** The segment as stored (sealed if keyed, padded): exactly `segmentSize` bytes. */
+  readonly stored: Uint8Array;
 }
 
-/** Seals (if keyed), pads and Reed-Solomon-codes one segment's plaintext: the whole CPU side of a put. */
+/** A fragment's bytes produced piece by piece, as many times as it is sent (a column moved to a spare is sent again). */
+export interface FragmentBody {
+  readonly byteLength: number;
+  pieces(): Iterable<Uint8Array>;
+}
+
+/** Bytes of a fragment computed at a time: a few milliseconds of Reed-Solomon, so the event loop never stalls. */
+const PIECE = 1024 * 1024;
+
+/** Fragment `column` of a stored segment. Data columns are views of it; a parity column is computed piece by piece. */
+export function fragmentBody(profile: StorageProfile, stored: Uint8Array, column: number): FragmentBody {
+  const size = fragmentSizeOf(profile);
+  const data = dataColumns(profile, stored);
+  return {
+    byteLength: size,
+    *pieces() {
+      for (let at = 0; at < size; at += PIECE) {
+        const end = Math.min(size, at + PIECE);
+        if (column < profile.dataFragments) {
+          yield data[column]!.subarray(at, end);
+          continue;
+        }
+        // A fresh buffer each time: the transport may still hold the previous piece.
+        const piece = new Uint8Array(end - at);
+        rsParity(
+          data.map((d) => d.subarray(at, end)),
+          profile.parityFragments,
+          [column - profile.dataFragments],
+          [piece],
+        );
+        yield piece;
+      }
+    },
+  };
+}
+
+function dataColumns(profile: StorageProfile, stored: Uint8Array): Uint8Array[] {
+  const size = fragmentSizeOf(profile);
+  return Array.from({ length: profile.dataFragments }, (_, i) => stored.subarray(i * size, (i + 1) * size));
+}
+
+/**
+ * Seals (if keyed), pads and Reed-Solomon-codes one segment's plaintext — the whole CPU side of a put — hashing each
+ * fragment as its pieces are computed, so that only the stored segment and one piece per parity column are held.
+ * The hashes equal `encodeSegment`'s (tests compare them).
+ */
 export function encodeForStorage(
   profile: StorageProfile,
   plaintext: Uint8Array,
   at: { index: number; last: boolean; key: Uint8Array | null },
 ): EncodedShards {
   const { stored, tag } = storedSegment(profile, plaintext, at);
-  const e = encodeSegment(profile, stored);
+  const size = fragmentSizeOf(profile);
+  const data = dataColumns(profile, stored);
+  const hashers = Array.from({ length: columnsOf(profile) }, () => createHash('sha256'));
+  for (const [i, d] of data.entries()) hashers[i]!.update(d);
+  const rows = Array.from({ length: profile.parityFragments }, (_, r) => r);
+  const pieces = rows.map(() => new Uint8Array(Math.min(PIECE, size)));
+  for (let from = 0; from < size; from += PIECE) {
+    const len = Math.min(PIECE, size - from);
+    const outputs = pieces.map((p) => p.subarray(0, len));
+    rsParity(
+      data.map((d) => d.subarray(from, from + len)),
+      profile.parityFragments,
+      rows,
+      outputs,
+    );
+    for (const [r, o] of outputs.entries()) hashers[profile.dataFragments + r]!.update(o);
+  }
   return {
-    hash: e.hash,
+    hash: segmentHash(stored),
     tag: tag === null ? null : toHex(tag),
-    fragmentHashes: e.fragmentHashes,
-    shards: new Uint8Array(e.fragments[0]!.buffer as ArrayBuffer),
+    fragmentHashes: hashers.map((h) => h.digest('hex')),
+    stored,
   };
 }
 

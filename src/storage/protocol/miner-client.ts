@@ -3,6 +3,7 @@ import type { ByteChannel, Host, PeerRef } from '../../p2p/index.ts';
 import type { Account } from '../../shared/account.ts';
 import type { Clock, Random } from '../../shared/clock.ts';
 import { AilinkError, hasCode } from '../../shared/errors.ts';
+import type { FragmentBody } from '../object/index.ts';
 import {
   bodyDigest,
   DeleteReplySchema,
@@ -22,7 +23,8 @@ import { signRequest } from './request-auth.ts';
 /** Talks the fragment protocol to miners, for one account. Every call has a deadline. */
 export interface MinerClient {
   /** Stores the fragment; the bytes are not sent when the miner already holds them or they are all zeros. */
-  put(peer: PeerRef, hash: string, bytes: Uint8Array, options?: CallOptions): Promise<void>;
+  /** Sends a fragment: whole, or piece by piece (a parity column computed as it goes, `FragmentBody`). */
+  put(peer: PeerRef, hash: string, bytes: Uint8Array | FragmentBody, options?: CallOptions): Promise<void>;
   get(peer: PeerRef, hash: string, options?: CallOptions): Promise<Uint8Array>;
   has(peer: PeerRef, hash: string, options?: CallOptions): Promise<number | null>;
   delete(peer: PeerRef, hash: string, options?: CallOptions): Promise<boolean>;
@@ -144,7 +146,8 @@ export function createMinerClient(
       call(peer, 'put', hash, bytes.byteLength, callOptions, async (channel, signal) => {
         const ready = await reply(channel, signal, PutReadySchema);
         if (ready.send) {
-          await channel.write(bytes, { signal });
+          if (bytes instanceof Uint8Array) await channel.write(bytes, { signal });
+          else for (const piece of bytes.pieces()) await channel.write(piece, { signal });
           await channel.closeWrite({ signal });
         }
         await reply(channel, signal, PutDoneSchema);
