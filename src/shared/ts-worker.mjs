@@ -1,6 +1,6 @@
-// Boots a worker thread whose code is TypeScript: the project runs its sources through tsx (no build step), and a
-// worker thread does not inherit the parent's loader, so it loads its entry through tsx's scoped import.
+// Boots a worker thread whose code is TypeScript: a worker thread does not inherit the parent's loader, so it loads
+// its entry itself, from the same cached bundle the CLI uses (src/shared/bundle.mjs), or through tsx.
 import { workerData } from 'node:worker_threads';
-import { tsImport } from 'tsx/esm/api';
+import { importBundled } from './bundle.mjs';
 
-await tsImport(workerData.entry, import.meta.url);
+await importBundled(workerData.entry);

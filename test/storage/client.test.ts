@@ -232,6 +232,14 @@ describe('storage client with 14 in-process miners', () => {
         pieces.push(p.byteLength);
       expect(pieces[0]).toBe(fragment);
       expect(pieces.reduce((a, b) => a + b)).toBe(data.byteLength - seg);
+      // A whole read moves the data fragments alone, in order (the last segment's 5000 bytes lie in its first).
+      const whole = watchReads();
+      const all = await readAll(clientFor(owner, whole.watching).get(fid));
+      expect(firstDifference(all, data)).toBe(-1);
+      expect(whole.fetched).toStrictEqual([
+        ...record.segments.slice(0, 3).flatMap((s) => s.fragments.slice(0, 4)),
+        record.segments[3]!.fragments[0]!,
+      ]);
       // Any range: the same bytes as the object, however many fragments and segments it crosses.
       await fc.assert(
         fc.asyncProperty(

@@ -121,6 +121,22 @@ describe('openSegment ∘ sealSegment', () => {
     );
   });
 
+  it('sealed in place (a segment-sized buffer holding the plaintext at its start) equals sealed aside, and opens', () => {
+    fc.assert(
+      fc.property(key32, index, fc.boolean(), plaintext, (key, i, last, pt) => {
+        const aside = sealSegment(key, i, last, pt.slice(), SEG);
+        const buffer = new Uint8Array(SEG).fill(0xee); // stale bytes past the plaintext must become padding
+        buffer.set(pt);
+        const inPlace = sealSegment(key, i, last, buffer.subarray(0, pt.byteLength), SEG, true);
+        expect(inPlace.stored.buffer).toBe(buffer.buffer);
+        expect(eq(inPlace.stored, aside.stored)).toBe(true);
+        expect(eq(inPlace.tag, aside.tag)).toBe(true);
+        expect(eq(openSegment(key, i, last, inPlace.stored, pt.byteLength, inPlace.tag), pt)).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('is the identity for a full TEST_PROFILE segment, and for an empty one', () => {
     const key = newDataKey(systemRandom);
     const full = systemRandom(TEST_PROFILE.segmentSize);

@@ -44,6 +44,7 @@ describe('module surfaces', () => {
         "encodeProof",
         "encodeSegment",
         "fidOf",
+        "fragmentBody",
         "fragmentHash",
         "fragmentSizeOf",
         "generateX25519",

@@ -67,6 +67,9 @@ export interface GetOptions {
   readonly range?: ByteRange;
 }
 
+/** Bytes decrypted and handed out at a time when a segment is read from its data columns. */
+const PIECE = 1024 * 1024;
+
 /** A byte range of an object, both ends included (HTTP's `bytes=start-end`). */
 export interface ByteRange {
   readonly start: number;
@@ -452,20 +455,14 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         ? { from: 0, to: length }
         : { from: Math.max(0, range.start - at), to: Math.min(length, range.end + 1 - at) };
     };
-    // A part of a segment can be read from the data fragments it lies in alone (the data columns are the stored
-    // segment, cut in dataFragments pieces) — but only if their hashes are known to belong to the object. The fid
-    // binds the segment hashes, and a segment hash binds its fragments only once the whole segment is rebuilt; a
-    // record we declared ourselves binds them because we hashed the fragments we sent. Someone else's record could
-    // pair a genuine fid with another object's fragments, so its reads always rebuild and check whole segments.
-    // The first segment of a range goes column by column even when it needs them all: its first bytes then wait for
-    // one fragment, not four (a player's `bytes=N-`). Later whole segments are rebuilt on a worker, two ahead.
+    // A segment of an object we declared ourselves is read from the data fragments its part lies in alone (the data
+    // columns are the stored segment, cut in dataFragments pieces), each checked against its hash and decrypted with
+    // the segment's keystream (decryptSegmentPart), a piece at a time: no Reed-Solomon, no whole segment held, and a
+    // range's first bytes wait for one fragment, not four (a player's `bytes=N-`). Why only our own: the fid binds
+    // the segment hashes, and a segment hash binds its fragments only once the whole segment is rebuilt; a record we
+    // declared binds them because we hashed the fragments we sent. Someone else's record could pair a genuine fid with
+    // another object's fragments, so its segments are always rebuilt whole and checked on a worker.
     const ownRecord = record.owner === deps.account.address;
-    const fromDataColumns = (index: number) => {
-      if (range === undefined || !ownRecord) return false;
-      const { from, to } = wanted(index);
-      const columns = Math.floor((to - 1) / fragmentSize) - Math.floor(from / fragmentSize) + 1;
-      return index === first || columns < record.profile.dataFragments;
-    };
     const decode = async (index: number) => {
       const seg = record.segments[index]!;
       const tag = record.encryption === null ? null : fromHex(record.encryption.tags[index] ?? '', 'tag');
@@ -475,32 +472,6 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         deps.codec.decode({ profile: record.profile, fragments, expected, index, open }),
       );
     };
-    /** A part of segment `index` from the data columns it lies in, each handed out as soon as it is checked. */
-    async function* readDataColumns(index: number): AsyncGenerator<Uint8Array> {
-      const { from, to } = wanted(index);
-      const seg = record.segments[index]!;
-      const low = Math.floor(from / fragmentSize);
-      const fetches = Array.from({ length: Math.floor((to - 1) / fragmentSize) - low + 1 }, (_, k) => {
-        const p = fetchDataColumn(seg.fragments[low + k]!, miners[low + k]!);
-        p.catch(() => {});
-        return p;
-      });
-      let at = from;
-      for (const [k, fetching] of fetches.entries()) {
-        const fragment = await fetching.catch((err: unknown) => {
-          if (getOptions.signal?.aborted) throw err;
-          return null;
-        });
-        if (fragment === null) break;
-        const base = (low + k) * fragmentSize;
-        const upTo = Math.min(to, base + fragmentSize);
-        const stored = fragment.subarray(at - base, upTo - base);
-        yield key === null ? stored : decryptSegmentPart(key, index, stored, at);
-        at = upTo;
-      }
-      // A column that could not be read as is (miner gone, bytes not matching): the rest from any 4 fragments.
-      if (at < to) yield (await decode(index)).subarray(at, to);
-    }
     const fetchDataColumn = async (hash: string, minerId: string): Promise<Uint8Array> => {
       if (hash === zeroFragmentHash(fragmentSize)) return new Uint8Array(fragmentSize);
       const peer = peers.get(minerId);
@@ -515,24 +486,74 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
       return bytes;
     };
-    // Two whole segments in flight: fetching and decoding overlap handing out the current one.
-    const ahead: (Promise<Uint8Array> | null)[] = [];
+    /** The data columns segment `index`'s wanted part lies in. */
+    const dataColumnsOf = (index: number): number[] => {
+      const { from, to } = wanted(index);
+      const low = Math.floor(from / fragmentSize);
+      const high = to === 0 ? low : Math.floor((to - 1) / fragmentSize);
+      return Array.from({ length: high - low + 1 }, (_, k) => low + k);
+    };
+    // Our own objects: every data column the read needs, in order, with one segment's worth (dataFragments) fetched
+    // ahead of the one handed out — a sliding window, so at most that many fragments wait in memory.
+    const plan = ownRecord
+      ? Array.from({ length: end - first }, (_, k) => first + k).flatMap((index) =>
+          dataColumnsOf(index).map((column) => ({ index, column })),
+        )
+      : [];
+    let planned = 0;
+    const fetching: Promise<Uint8Array>[] = [];
+    const nextColumn = (): Promise<Uint8Array> => {
+      while (fetching.length <= record.profile.dataFragments && planned < plan.length) {
+        const { index, column } = plan[planned++]!;
+        const p = fetchDataColumn(record.segments[index]!.fragments[column]!, miners[column]!);
+        p.catch(() => {});
+        fetching.push(p);
+      }
+      return fetching.shift()!;
+    };
+    /** Segment `index`'s wanted part from its data columns, in pieces, each column handed out once it is checked. */
+    async function* readDataColumns(index: number): AsyncGenerator<Uint8Array> {
+      const { from, to } = wanted(index);
+      let at = from;
+      let failed = false;
+      for (const column of dataColumnsOf(index)) {
+        const next = nextColumn(); // taken even after a failure: the window stays in step with the plan
+        if (failed) continue;
+        const fragment = await next.catch((err: unknown) => {
+          if (getOptions.signal?.aborted) throw err;
+          return null;
+        });
+        if (fragment === null) {
+          failed = true;
+          continue;
+        }
+        const base = column * fragmentSize;
+        const upTo = Math.min(to, base + fragmentSize);
+        for (let piece = at; piece < upTo; piece += PIECE) {
+          const stored = fragment.subarray(piece - base, Math.min(upTo, piece + PIECE) - base);
+          yield key === null ? stored : decryptSegmentPart(key, index, stored, piece);
+        }
+        at = upTo;
+      }
+      // A column that could not be read as is (miner gone, bytes not matching): the rest from any 4 fragments.
+      if (at < to) yield (await decode(index)).subarray(at, to);
+    }
+    // Others' objects: two whole segments ahead of the one handed out, decoded on a worker.
+    const ahead: Promise<Uint8Array>[] = [];
     const prefetch = (index: number) => {
-      if (index >= end) return;
-      if (fromDataColumns(index)) return void ahead.push(null);
-      const p = decode(index);
-      p.catch(() => {});
-      ahead.push(p);
+      if (ownRecord || index >= end) return;
+      const whole = decode(index);
+      whole.catch(() => {});
+      ahead.push(whole);
     };
     prefetch(first);
     prefetch(first + 1);
     for (let index = first; index < end; index++) {
-      const decoding = ahead.shift()!;
       prefetch(index + 2);
       const { from, to } = wanted(index);
-      if (decoding === null) yield* readDataColumns(index);
+      if (ownRecord) yield* readDataColumns(index);
       else {
-        const bytes = await decoding;
+        const bytes = await ahead.shift()!;
         yield from === 0 && to === bytes.byteLength ? bytes : bytes.subarray(from, to);
       }
       getOptions.onProgress?.({ kind: 'segment-read', segment: index, bytes: to - from });

@@ -44,27 +44,46 @@ export interface SealedSegment {
   readonly tag: Uint8Array;
 }
 
-/** Seals one segment's plaintext (≤ segmentSize bytes); the ciphertext is zero-padded to exactly `segmentSize`. */
+/**
+ * Seals one segment's plaintext (≤ segmentSize bytes); the ciphertext is zero-padded to exactly `segmentSize`. With
+ * `inPlace`, when the plaintext's buffer starts with it and has room for a whole segment (the storage client's chunks
+ * do), the segment is sealed in that buffer, a piece at a time, overwriting the plaintext: a put then never holds a
+ * segment twice.
+ */
 export function sealSegment(
   key: Uint8Array,
   index: number,
   last: boolean,
   plaintext: Uint8Array,
   segmentSize: number,
+  inPlace = false,
 ): SealedSegment {
   if (plaintext.byteLength > segmentSize) {
     throw new RangeError(
       `sealSegment: expected ≤ ${segmentSize} plaintext bytes, got ${plaintext.byteLength}`,
     );
   }
-  const stored = new Uint8Array(segmentSize);
+  const stored =
+    inPlace && plaintext.byteOffset === 0 && plaintext.buffer.byteLength >= segmentSize
+      ? new Uint8Array(plaintext.buffer as ArrayBuffer, 0, segmentSize)
+      : new Uint8Array(segmentSize);
   const cipher = createCipheriv(AEAD, key, segmentNonce(index));
   cipher.setAAD(segmentAad(index, last));
-  const body = cipher.update(plaintext);
-  stored.set(body, 0);
-  stored.set(cipher.final(), body.byteLength);
+  // GCM gives as many bytes as it is given, so each piece's ciphertext lands where its plaintext was.
+  let written = 0;
+  for (let at = 0; at < plaintext.byteLength; at += SEAL_PIECE) {
+    const out = cipher.update(plaintext.subarray(at, Math.min(plaintext.byteLength, at + SEAL_PIECE)));
+    stored.set(out, written);
+    written += out.byteLength;
+  }
+  const rest = cipher.final();
+  stored.set(rest, written);
+  stored.fill(0, written + rest.byteLength);
   return { stored, tag: new Uint8Array(cipher.getAuthTag()) };
 }
+
+/** Plaintext bytes sealed per cipher call (in place, a piece's ciphertext is held once more while it is copied). */
+const SEAL_PIECE = 1024 * 1024;
 
 /**
  * Opens a sealed segment; `plaintextLength` comes from the object's recorded size, `tag` from its record.

@@ -18,19 +18,28 @@ export interface StoredSegment {
   readonly tag: Uint8Array | null;
 }
 
-/** Turns one segment's plaintext into the bytes stored for it (sealed when a key is given, then zero-padded). */
+/**
+ * Turns one segment's plaintext into the bytes stored for it (sealed when a key is given, then zero-padded). The
+ * plaintext is consumed: when its buffer has room for a whole segment, that buffer becomes the stored segment (sealed
+ * in place).
+ */
 export function storedSegment(
   profile: StorageProfile,
   plaintext: Uint8Array,
   at: { index: number; last: boolean; key: Uint8Array | null },
 ): StoredSegment {
-  if (at.key !== null) return sealSegment(at.key, at.index, at.last, plaintext, profile.segmentSize);
+  if (at.key !== null) return sealSegment(at.key, at.index, at.last, plaintext, profile.segmentSize, true);
   if (plaintext.byteLength > profile.segmentSize) {
     throw new RangeError(
       `segment ${at.index}: expected ≤ ${profile.segmentSize} bytes, got ${plaintext.byteLength}`,
     );
   }
   if (plaintext.byteLength === profile.segmentSize) return { stored: plaintext, tag: null };
+  if (plaintext.byteOffset === 0 && plaintext.buffer.byteLength >= profile.segmentSize) {
+    const stored = new Uint8Array(plaintext.buffer as ArrayBuffer, 0, profile.segmentSize);
+    stored.fill(0, plaintext.byteLength);
+    return { stored, tag: null };
+  }
   const padded = new Uint8Array(profile.segmentSize);
   padded.set(plaintext);
   return { stored: padded, tag: null };
