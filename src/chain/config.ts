@@ -99,6 +99,8 @@ export const ProtocolConfigSchema = z
       .object({
         challengeInterval: count,
         challengeMiners: count,
+        // Optional: absent, a network keeps the old all-miner draw (its chain replays to the same digest).
+        challengePeriodBlocks: count.optional(),
         slipBaseBlocks: count,
         serviceBytesPerBlock: count,
         idleBytesPerBlock: count,

@@ -99,6 +99,7 @@ export {
   spaceUseOf,
 } from './pallets/storage-handler.ts';
 export { MAX_DEBTS_PER_PAYOUT, payDebts } from './payout.ts';
+export { drawPlacement, type PlacementCandidate, type PlacementOptions } from './placement.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
   bucketsOf,

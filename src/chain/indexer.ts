@@ -28,6 +28,11 @@ export interface Indexer {
   height(): number;
   /** The state digest after block `at` (default: the last applied one). */
   digest(at?: number): string;
+  /**
+   * The hash of the last applied block (0x-hex; '' before any): chain randomness every reader of the chain sees, which
+   * placement draws from (src/chain/placement.ts).
+   */
+  blockHash(): string;
   /** Applies finalized blocks up to `height` (default: the finalized head). Resumes where it stopped. */
   sync(height?: number, options?: { signal?: AbortSignal; onBlock?: (n: number) => void }): Promise<number>;
   /** Keeps syncing as blocks are finalized, until `stop()`. */
@@ -222,6 +227,7 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
     state: store,
     config: options.config,
     height: () => last().number,
+    blockHash: () => last().hash,
     digest(at) {
       if (at === undefined) return last().digest;
       if (at === 0) return GENESIS_DIGEST;

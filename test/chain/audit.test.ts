@@ -1,4 +1,4 @@
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CESS_AUDIT, parseProtocolConfig, protocolConfigToJson } from '../../src/chain/config.ts';
 import {
   type AuditRecord,
@@ -598,5 +598,103 @@ describe('the verifier set and tag deadline in the protocol configuration', () =
     expect(() => parseProtocolConfig({ ...json, audit: { ...json.audit, tagDeadlineBlocks: 0 } })).toThrow(
       /audit.tagDeadlineBlocks/,
     );
+  });
+});
+
+describe('issue 17.7: a per-miner challenge period (audit.challengePeriodBlocks)', () => {
+  const PERIOD = 10;
+  let legacy: ProtocolConfig;
+  beforeEach(() => {
+    legacy = config;
+    config = { ...config, audit: { ...config.audit, challengePeriodBlocks: PERIOD } };
+  });
+  afterEach(() => {
+    config = legacy;
+  });
+
+  /** Seals blocks to `n`, answering every open challenge, and counts the challenges each miner got. */
+  function run(c: TestChain, n: number): Map<string, number> {
+    const issued = new Map<string, number>();
+    while (c.height < n) {
+      const open = c.state.scan('audit/challenges/') as [string, Challenge][];
+      const answers = open
+        .filter(([, ch]) => ch.result === null)
+        .map(([key, ch]) => {
+          const m = miners.find((a) => key.endsWith(a.address))!;
+          return [m, result(ch, m)] as [Account, ReturnType<typeof call>];
+        });
+      applied(c.block(...answers));
+      for (const [key, ch] of c.state.scan('audit/challenges/') as [string, Challenge][]) {
+        if (ch.issuedAt === c.height) issued.set(key, (issued.get(key) ?? 0) + 1);
+      }
+    }
+    return issued;
+  }
+
+  it('challenges every miner with something to prove about once a period, and nobody else', () => {
+    const { c, d } = setUp();
+    applied(
+      c.block(
+        ...miners.slice(0, 6).map((m, i) => [m, tagReport(d, i, m)] as [Account, ReturnType<typeof call>]),
+      ),
+    );
+    const issued = run(c, 95);
+    for (const [i, m] of miners.entries()) {
+      const n = issued.get(challengeKey(m.address)) ?? 0;
+      // ~90 blocks ÷ 10, each gap drawn from [5, 15): tagged miners 6..9 times; miners holding nothing tagged never.
+      if (i < 6) expect(n, `miner ${i}`).toBeGreaterThanOrEqual(5);
+      if (i < 6) expect(n, `miner ${i}`).toBeLessThanOrEqual(15);
+      else expect(n, `miner ${i}`).toBe(0);
+      expect(recordOf(c.state, m.address).misses).toBe(0);
+    }
+    // Every registered miner stays scheduled exactly once.
+    const due = c.state.scan('audit/due/').map(([key]) => key.slice(key.lastIndexOf('/') + 1));
+    expect(due.sort()).toEqual(miners.map((m) => m.address).sort());
+  });
+
+  it('a block reads only the miners due in it, never the whole miner list', () => {
+    const { c, d } = setUp();
+    applied(
+      c.block(
+        ...miners.slice(0, 6).map((m, i) => [m, tagReport(d, i, m)] as [Account, ReturnType<typeof call>]),
+      ),
+    );
+    for (let i = 0; i < 30; i++) {
+      const next = c.height + 1;
+      const due = c.state.scan(`audit/due/${String(next).padStart(12, '0')}/`).length;
+      // Unanswered challenges settling in this block read their miner too (a miss): O(challenged), not O(all).
+      const settling = (c.state.scan('audit/challenges/') as [string, Challenge][]).filter(
+        ([, ch]) => ch.deadline < next,
+      ).length;
+      const read = new Set<string>();
+      const counting: StateStore = {
+        ...c.state,
+        get: (key) => {
+          if (key.startsWith('sminer/miners/')) read.add(key);
+          return c.state.get(key);
+        },
+        scan: (prefix) => {
+          expect(prefix.startsWith('sminer/')).toBe(false);
+          return c.state.scan(prefix);
+        },
+      };
+      c.state.apply(applyBlockHooks(counting, ctxAt('', next, 0n, [], config)));
+      expect(read.size).toBeLessThanOrEqual(due + settling);
+      c.block(); // the same block's hook again is a no-op: its due keys are gone, so the height just moves on
+    }
+  });
+
+  it('an exited miner leaves the schedule; old protocol files read without a period (the all-miner draw)', () => {
+    const { c } = setUp();
+    applied(c.block([miners[12]!, call('sminer.exit', {})]));
+    run(c, c.height + 2 * PERIOD);
+    expect(c.state.scan('audit/due/').some(([key]) => key.endsWith(miners[12]!.address))).toBe(false);
+    const json = protocolConfigToJson(config);
+    expect(parseProtocolConfig(JSON.parse(JSON.stringify(json))).audit.challengePeriodBlocks).toBe(PERIOD);
+    const { challengePeriodBlocks: _, ...oldAudit } = json.audit;
+    expect(parseProtocolConfig({ ...json, audit: oldAudit }).audit.challengePeriodBlocks).toBeUndefined();
+    expect(() =>
+      parseProtocolConfig({ ...json, audit: { ...json.audit, challengePeriodBlocks: 0 } }),
+    ).toThrow(/audit.challengePeriodBlocks/);
   });
 });

@@ -90,6 +90,8 @@ describe('openIndexer on the dev chain', () => {
 
     expect(await main.sync()).toBeGreaterThanOrEqual(round.blockNumber);
     expect(main.height()).toBe(await dev.client().finalizedHeight());
+    // Placement's randomness: the hash of the last applied block, as the chain reports it.
+    expect(main.blockHash()).toBe((await dev.client().block(main.height())).hash);
     expect(main.state.get(`oss/auth/${alice.address}/${bob.address}`)).toBe(auth.blockNumber);
     expect(taskOf(main.state, 'single')).toEqual({
       coordinator: alice.address,

@@ -5,11 +5,13 @@ import { createChainRegistry } from '../../src/storage/client/chain-registry.ts'
 import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
 import type { MinerClient } from '../../src/storage/protocol/miner-client.ts';
 import {
+  call,
   makeAccounts,
   makeDeclaration,
   makeReceipt,
   POT,
   peerIdOf,
+  peerSignatureOf,
   registerMiner,
 } from '../chain/helpers.ts';
 import { rejectsWith } from './helpers.ts';
@@ -120,5 +122,49 @@ describe('chain registry: declaring a fid someone else holds', () => {
     expect(fileOf(twin.state, mine.record.fid)).toMatchObject({ owner: stranger.address, state: 'Pending' });
     await registryOf(twin, owner).declare(mine.record, mine.deal, mine.columns);
     expect(fileOf(twin.state, mine.record.fid)).toMatchObject({ owner: owner.address, state: 'Active' });
+  });
+});
+
+describe('chain registry: placement drawn by free space (issue 17 item 6)', () => {
+  it('puts drawn miners with room first, differently per put, recomputably, and still lists every miner', async () => {
+    const twin = memoryChain();
+    const many = makeAccounts('chain-registry/placement', 30);
+    for (const [i, m] of many.entries()) {
+      // Miner 0 declares 100 bytes: no room for a column, so it is never drawn (but is still listed for reads).
+      const reg =
+        i === 0
+          ? call('sminer.register', {
+              peerId: peerIdOf(m),
+              addrs: [],
+              capacity: 100,
+              collateral: '1000',
+              peerSignature: peerSignatureOf(m, 'sminer.register'),
+            })
+          : registerMiner(m);
+      await twin.run(m, [{ kind: 'transfer', to: POT, amount: 1000n }, remark(reg.name, reg.args)]);
+    }
+    const registry = registryOf(twin, owner);
+    const byAddress = await registry.directory();
+    expect(byAddress.map((p) => p.peerId)).toEqual(
+      [...many].sort((a, b) => (a.address < b.address ? -1 : 1)).map((m) => peerIdOf(m)),
+    );
+    const want = { columns: 12, columnBytes: 1024 };
+    const firsts: string[][] = [];
+    for (let put = 0; put < 10; put++) {
+      const order = (await registry.directory(want)).map((p) => p.peerId);
+      expect(order.sort()).toEqual(byAddress.map((p) => p.peerId).sort());
+      const drawn = (await registry.directory(want)).map((p) => p.peerId);
+      firsts.push(drawn.slice(0, 12));
+      expect(drawn.slice(0, 24)).not.toContain(peerIdOf(many[0]!));
+    }
+    // Not the first 12 in address order every time: the draws reach most of the 29 miners with room.
+    expect(new Set(firsts.flat()).size).toBeGreaterThan(20);
+    expect(new Set(firsts.map((f) => f.join())).size).toBe(10);
+    // Anyone with the same chain state, uploader and count of puts draws the same miners.
+    const again = registryOf(twin, owner);
+    expect((await again.directory(want)).map((p) => p.peerId)).toEqual(
+      (await registryOf(twin, owner).directory(want)).map((p) => p.peerId),
+    );
+    await rejectsWith(registry.directory({ columns: 30, columnBytes: 1024 }), 'NOT_ENOUGH_MINERS');
   });
 });

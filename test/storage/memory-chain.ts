@@ -73,6 +73,8 @@ export function memoryChain() {
     state,
     config: CONFIG,
     sync: async () => height,
+    // The hash ctxAt gives the last block, as the real indexer reports the last applied block's.
+    blockHash: () => ctxAt('', height).block.hash,
     waitFor: async () => {},
     calls: (filter: { outcome?: 'applied' | 'rejected'; fromBlock?: number } = {}) =>
       records.filter(

@@ -161,12 +161,90 @@ export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
     state.delete(key);
   }
   settleUntagged(state, ctx);
+  if (ctx.config.audit.challengePeriodBlocks !== undefined) challengeDue(state, ctx);
+  else challengeByDraw(state, ctx);
+}
+
+/** The state key that makes `miner` due for a challenge at `block` (zero-padded: keys sort by block). */
+export const dueKey = (block: number, miner: string) => `${duePrefix(block)}${miner}`;
+const duePrefix = (block: number) => `audit/due/${String(block).padStart(12, '0')}/`;
+
+/**
+ * Makes `miner` due again after about one period: between half and one and a half periods ahead, drawn from the block
+ * hash, so the mean gap is the period while a miner cannot know the block of its next challenge in advance.
+ */
+export function scheduleAudit(state: StateWriter, ctx: BlockContext, miner: string): void {
+  const period = ctx.config.audit.challengePeriodBlocks;
+  if (period === undefined) return;
+  const offset = Math.ceil(period / 2) + (draw(ctx.block.hash, `audit/due/${miner}`, 0) % period);
+  state.put(dueKey(ctx.block.number + offset, miner), ctx.block.number);
+}
+
+/** The challenge a block issues to `address` over what it holds now, with the verifier `pick` chose. */
+function issue(
+  state: StateWriter,
+  ctx: BlockContext,
+  address: string,
+  fragments: ChallengedFragment[],
+  idle: IdleFile[],
+  verifier: string,
+): void {
+  const serviceBytes = fragments.reduce((a, f) => a + f.size, 0);
+  state.put(challengeKey(address), {
+    issuedAt: ctx.block.number,
+    seed: ctx.block.hash.replace(/^0x/, ''),
+    fragments,
+    idle,
+    serviceBytes,
+    idleBytes: idle.length * ctx.config.audit.proofs.idleNodes * 32,
+    verifier,
+    deadline: ctx.block.number + challengeBlocks(ctx.config.audit, serviceBytes, idle.length),
+    result: null,
+  } satisfies Challenge);
+}
+
+/**
+ * Per-miner schedule: only the miners due in this block are read, so a block costs O(miners due) (each due miner's
+ * snapshot is O(what it holds)). A due miner is challenged unless it left (dropped from the schedule), is still under
+ * challenge or has nothing to prove (both just rescheduled); every miner that stays is due again one period on.
+ */
+function challengeDue(state: StateWriter, ctx: BlockContext): void {
+  const due = state.scan(duePrefix(ctx.block.number));
+  if (due.length === 0) return;
+  const verifiers = registeredVerifiers(state);
+  for (const [key] of due) {
+    state.delete(key);
+    const address = key.slice(duePrefix(ctx.block.number).length);
+    if (getMiner(state, address)?.state !== 'positive') continue;
+    scheduleAudit(state, ctx, address);
+    // Nobody could answer a challenge without a verifier to prove to: issue none rather than fine the miner for it.
+    if (verifiers.length === 0 || state.get(challengeKey(address)) !== undefined) continue;
+    const fragments = serviceSnapshot(state, address);
+    const idle = recordOf(state, address).idleFiles;
+    if (fragments.length === 0 && idle.length === 0) continue;
+    issue(
+      state,
+      ctx,
+      address,
+      fragments,
+      idle,
+      verifiers[draw(ctx.block.hash, `audit/verifier/${address}`, 0) % verifiers.length]!,
+    );
+  }
+}
+
+/**
+ * The old draw, kept for networks whose configuration has no `challengePeriodBlocks`: every `challengeInterval`
+ * blocks it reads every miner and builds each one's fragment list to pick `challengeMiners` — O(all miners and all
+ * they hold) per challenge block (issue 17 item 7; `npm run bench:scale` measures it).
+ */
+function challengeByDraw(state: StateWriter, ctx: BlockContext): void {
+  const now = ctx.block.number;
   const audit = ctx.config.audit;
   if (now % audit.challengeInterval !== 0) return;
   // Nobody could answer a challenge without a verifier to prove to: issue none rather than fine miners for it.
   const verifiers = registeredVerifiers(state);
   if (verifiers.length === 0) return;
-  const idleFileBytes = audit.proofs.idleNodes * 32;
   // A miner already under challenge, or with nothing to prove, is skipped (as CESS skips zero-power miners).
   const candidates = state
     .scan('sminer/miners/')
@@ -183,19 +261,14 @@ export function auditOnBlock(state: StateWriter, ctx: BlockContext): void {
   for (let k = 0; k < audit.challengeMiners && candidates.length > 0; k++) {
     const [picked] = candidates.splice(draw(ctx.block.hash, 'audit/miner', k) % candidates.length, 1);
     const { address, fragments, idle } = picked!;
-    const serviceBytes = fragments.reduce((a, f) => a + f.size, 0);
-    const idleBytes = idle.length * idleFileBytes;
-    state.put(challengeKey(address), {
-      issuedAt: now,
-      seed: ctx.block.hash.replace(/^0x/, ''),
+    issue(
+      state,
+      ctx,
+      address,
       fragments,
       idle,
-      serviceBytes,
-      idleBytes,
-      verifier: verifiers[draw(ctx.block.hash, 'audit/verifier', k) % verifiers.length]!,
-      deadline: now + challengeBlocks(audit, serviceBytes, idle.length),
-      result: null,
-    } satisfies Challenge);
+      verifiers[draw(ctx.block.hash, 'audit/verifier', k) % verifiers.length]!,
+    );
   }
 }
 

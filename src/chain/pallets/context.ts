@@ -60,8 +60,16 @@ export interface ProtocolConfig {
 export interface AuditConfig {
   /** A challenge is issued in every block whose number is a multiple of this (CESS: 4). */
   readonly challengeInterval: number;
-  /** Miners picked per challenge (CESS: 1). */
+  /** Miners picked per challenge (CESS: 1). Unused when `challengePeriodBlocks` is set. */
   readonly challengeMiners: number;
+  /**
+   * Blocks between two challenges of one miner, on average (issue 17 item 7). Set, every registered miner carries a
+   * due block (`audit/due/<block>/<miner>`) and the hook of a block reads only the miners due in it: its cost is
+   * O(challenged miners), not O(all miners), and each miner is challenged once per period however many there are.
+   * Absent (protocol files written before it): the old draw of `challengeMiners` every `challengeInterval` blocks
+   * over all miners, so an old network's chain replays to the same state digest.
+   */
+  readonly challengePeriodBlocks?: number;
   /** Blocks every challenge gets, plus one per `…BytesPerBlock` of data held (CESS: 50, 24 MiB, 203,613,264 B). */
   readonly slipBaseBlocks: number;
   readonly serviceBytesPerBlock: number;

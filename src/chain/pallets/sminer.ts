@@ -1,5 +1,6 @@
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
+import { scheduleAudit } from './audit.ts';
 import { type BlockContext, type CallContext, paidTo, type Rule, reject } from './context.ts';
 import { ordersOnExit } from './file-bank.ts';
 import { requirePeerProof } from './peer-key.ts';
@@ -57,6 +58,8 @@ const register: Rule<CallArgs<'sminer.register'>> = (state, ctx, args) => {
     registeredAt: ctx.block.number,
   } satisfies MinerInfo);
   state.put(peerKey(args.peerId), ctx.caller);
+  // With a per-miner challenge period, a miner enters the audit schedule when it registers (a no-op without one).
+  scheduleAudit(state, ctx, ctx.caller);
 };
 
 const updateAddrs: Rule<CallArgs<'sminer.updateAddrs'>> = (state, ctx, args) => {

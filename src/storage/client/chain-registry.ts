@@ -1,6 +1,7 @@
 import {
   type ChainClient,
   declarationCalls,
+  drawPlacement,
   fileOf,
   filesOfOwner,
   grantOf,
@@ -9,6 +10,7 @@ import {
   minersOf,
   protocolCall,
   QUOTA_EXCEEDED,
+  serviceBytesOf,
   submitProtocol,
   termsOf,
 } from '../../chain/index.ts';
@@ -49,13 +51,23 @@ function quotaChecked<A extends unknown[], R>(submit: (...args: A) => Promise<R>
 export function createChainRegistry(
   deps: {
     chain: Pick<ChainClient, 'submit' | 'close'>;
-    indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls' | 'close'>;
+    indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls' | 'close' | 'blockHash'>;
     account: Account;
     miners: MinerClient;
   },
-  options: { deadlineMs: number } = { deadlineMs: 60_000 },
+  options: {
+    deadlineMs: number;
+    /**
+     * Free space counts toward a miner's chance of a column only up to this many bytes (default 1 TiB): a miner
+     * declaring a huge capacity is no likelier to be drawn than one with this much free (placement's per-miner cap).
+     */
+    placementCapBytes?: number;
+  } = { deadlineMs: 60_000 },
 ): ObjectRegistry {
   const { indexer, account } = deps;
+  const capBytes = options.placementCapBytes ?? 2 ** 40;
+  /** Puts drawn so far: two puts after the same block must not land on the same miners. */
+  let draws = 0;
   const submit = (calls: Parameters<typeof submitProtocol>[2]) =>
     submitProtocol(deps, account, calls, { deadlineMs: options.deadlineMs });
 
@@ -89,11 +101,33 @@ export function createChainRegistry(
 
   return {
     needsReceipts: true,
-    async directory() {
+    async directory(want) {
       await indexer.sync();
-      return minersOf(indexer.state)
-        .filter((m) => m.state === 'positive')
-        .map((m): PeerRef => ({ peerId: m.peerId, addrs: m.addrs }));
+      const positive = minersOf(indexer.state).filter((m) => m.state === 'positive');
+      const ref = (m: (typeof positive)[number]): PeerRef => ({ peerId: m.peerId, addrs: m.addrs });
+      if (want === undefined) return positive.map(ref);
+      // Placement (issue 17 item 6): drawn by free space from the last block's hash, the uploader and its count of
+      // puts, instead of the first miners in address order. Free space is capacity minus the service data the chain
+      // records on the miner (idle files give way to service data, as in CESS).
+      const drawn = drawPlacement(
+        positive.map((m) => ({
+          id: m.address,
+          free: Math.max(0, m.capacity - serviceBytesOf(indexer.state, m.address)),
+        })),
+        `${indexer.blockHash()}\n${account.address}\n${draws++}`,
+        {
+          columns: want.columns,
+          spares: want.columns,
+          columnBytes: want.columnBytes,
+          capBytes: Math.max(capBytes, want.columnBytes),
+        },
+      );
+      const order = new Map(drawn.map((address, i) => [address, i] as const));
+      // The drawn first, in draw order; every other miner after them (still a reachable peer for reads and repairs).
+      return positive
+        .map((m) => ({ m, at: order.get(m.address) ?? drawn.length }))
+        .sort((a, b) => a.at - b.at)
+        .map(({ m }) => ref(m));
     },
     async declare(record, deal, columns, entry) {
       await indexer.sync();

@@ -26,7 +26,7 @@ import type { MinerClient } from '../protocol/index.ts';
 
 export interface StorageClientDeps {
   readonly miners: MinerClient;
-  /** Where objects are recorded and miners listed (column i goes to the i-th healthy miner of its directory). */
+  /** Where objects are recorded and miners listed (column i goes to the i-th miner of its directory, which a chain registry draws by free space). */
   readonly registry: ObjectRegistry;
   readonly account: Account;
   readonly codec: CodecPool;
@@ -256,7 +256,12 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
     }
     const key = encrypt ? newDataKey(deps.random) : null;
-    const candidates = [...(await deps.registry.directory())];
+    // Room for the whole object's column when its size is known, else for one segment's fragment.
+    const columnBytes =
+      putOptions.size === undefined
+        ? objectFragmentSize
+        : Math.max(1, Math.ceil(putOptions.size / objectProfile.segmentSize)) * objectFragmentSize;
+    const candidates = [...(await deps.registry.directory({ columns, columnBytes }))];
     const peers: Peers = new Map(candidates.map((p) => [p.peerId, p] as const));
     if (candidates.length < columns) {
       throw new AilinkError(

@@ -81,9 +81,19 @@ export interface PlacedColumn {
  * Where objects, their placements and the miners are recorded. The chain (fileBank and sminer, read through an
  * indexer) in a real network; a local SQLite file or memory for unit tests and offline use. One contract for all.
  */
+/** What a put needs placed: how many distinct miners, each with room for a column of this many bytes. */
+export interface PlacementWant {
+  readonly columns: number;
+  readonly columnBytes: number;
+}
+
 export interface ObjectRegistry {
-  /** The miners that may take columns, in order of preference. */
-  directory(): Promise<readonly PeerRef[]>;
+  /**
+   * The miners that may take columns, in order of preference; every listed miner (reads find peers here too). Given
+   * `want`, a registry that knows the miners' free space (the chain's) puts first `want.columns` miners drawn by
+   * free space from chain randomness (src/chain/placement.ts), then spares drawn the same way, then the rest.
+   */
+  directory(want?: PlacementWant): Promise<readonly PeerRef[]>;
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
   readonly needsReceipts: boolean;
   /**

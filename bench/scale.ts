@@ -1,0 +1,212 @@
+/**
+ * npm run bench:scale — issue 17's scale figures for placement (item 6) and audits (item 7) at 10,000 miners, each
+ * against today's behaviour measured in the same run.
+ * - Placement: PUTS puts of one 8 MiB column × 12 over MINERS miners of equal capacity (1 TiB, = the default per-miner
+ *   cap), each drawn by `drawPlacement` from the miners' free space as the chain registry does, against the address
+ *   order the client used before (the first 12 miners). Spread = max / mean columns per miner.
+ * - Audits: the block hook (`applyBlockHooks`) over an SQLite state as the indexer keeps it, with MINERS miners each
+ *   holding 2 tagged columns and a verifier: the old all-miner draw (every 4th block, one miner) against a per-miner
+ *   period (`audit.challengePeriodBlocks` = PERIOD blocks, so ~MINERS/PERIOD challenges a block). Cost per block =
+ *   hook time averaged over the blocks measured (the old hook costs nothing on 3 blocks of 4).
+ * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40).
+ * Prints a table, then one JSON line.
+ */
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import {
+  applyBlockHooks,
+  createSqliteState,
+  DEV_PROTOCOL_CONFIG,
+  drawPlacement,
+} from '../src/chain/index.ts';
+import { dueKey } from '../src/chain/pallets/audit.ts';
+import type { ProtocolConfig } from '../src/chain/pallets/context.ts';
+import { fileKey, minerFilesPrefix, taggedKey } from '../src/chain/pallets/file-bank.ts';
+import { minerKey } from '../src/chain/pallets/sminer.ts';
+import { verifierKey } from '../src/chain/pallets/tee-worker.ts';
+import type { StateWrite } from '../src/chain/state.ts';
+
+const MINERS = Number(process.env.SCALE_MINERS ?? 10_000);
+const PUTS = Number(process.env.SCALE_PUTS ?? 20_000);
+const PERIOD = Number(process.env.SCALE_PERIOD ?? 600);
+const AUDIT_BLOCKS = Number(process.env.SCALE_AUDIT_BLOCKS ?? 40);
+const COLUMNS = 12;
+const COLUMN_BYTES = 8 * 2 ** 20;
+const CAPACITY = 2 ** 40;
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const hex = (s: string) => createHash('sha256').update(s).digest('hex');
+const ids = Array.from({ length: MINERS }, (_, i) => `5miner${String(i).padStart(6, '0')}`);
+
+// --- placement ---------------------------------------------------------------------------------------------------
+function spread(load: Int32Array): number {
+  let max = 0;
+  let sum = 0;
+  for (const l of load) {
+    max = Math.max(max, l);
+    sum += l;
+  }
+  return max / (sum / load.length);
+}
+
+log(`placement: ${PUTS} puts over ${MINERS} miners …`);
+const baseline = new Int32Array(MINERS);
+// Before: column i went to the i-th positive miner in address order (`candidates.slice(0, columns)`), every put.
+for (let p = 0; p < PUTS; p++) for (let c = 0; c < COLUMNS; c++) baseline[c]! += 1;
+const drawn = new Int32Array(MINERS);
+const t0 = performance.now();
+for (let p = 0; p < PUTS; p++) {
+  const candidates = ids.map((id, i) => ({ id, free: CAPACITY - drawn[i]! * COLUMN_BYTES }));
+  const placed = drawPlacement(candidates, hex(`block/${p}`), {
+    columns: COLUMNS,
+    spares: COLUMNS,
+    columnBytes: COLUMN_BYTES,
+    capBytes: CAPACITY,
+  });
+  for (const id of placed.slice(0, COLUMNS)) drawn[Number(id.slice(6))]! += 1;
+}
+const drawMs = (performance.now() - t0) / PUTS;
+const placement = {
+  baseline: spread(baseline),
+  drawn: spread(drawn),
+  idleBaseline: baseline.filter((l) => l === 0).length,
+  idleDrawn: drawn.filter((l) => l === 0).length,
+};
+
+// --- audits ------------------------------------------------------------------------------------------------------
+/** MINERS miners with 2 tagged columns each (files of 12 columns, one 1 KiB segment), a verifier, in SQLite. */
+function auditState(config: ProtocolConfig) {
+  const db = new Database(':memory:');
+  const state = createSqliteState(db);
+  const writes: StateWrite[] = [{ key: verifierKey('5verifier'), value: { podr2Key: hex('k') } }];
+  for (const [i, id] of ids.entries()) {
+    writes.push({
+      key: minerKey(id),
+      value: {
+        peerId: `peer${i}`,
+        addrs: [],
+        capacity: CAPACITY,
+        collateral: '1000',
+        state: 'positive',
+        registeredAt: 1,
+      },
+    });
+    // The schedule `sminer.register` would have made: due blocks spread over one period.
+    if (config.audit.challengePeriodBlocks !== undefined) {
+      writes.push({ key: dueKey(2 + (i % PERIOD), id), value: 1 });
+    }
+  }
+  const files = Math.ceil((MINERS * 2) / COLUMNS);
+  for (let f = 0; f < files; f++) {
+    const fid = hex(`file/${f}`);
+    const holders = Array.from({ length: COLUMNS }, (_, c) => ids[(f * COLUMNS + c) % MINERS]!);
+    writes.push({
+      key: fileKey(fid),
+      value: {
+        owner: '5owner',
+        deal: hex(`deal/${f}`).slice(0, 32),
+        name: null,
+        size: 1024,
+        profile: { segmentSize: 1024, dataFragments: 4, parityFragments: 8 },
+        segments: [{ hash: hex(`seg/${f}`), fragments: holders.map((_, c) => hex(`frag/${f}/${c}`)) }],
+        encryption: null,
+        state: 'Active',
+        declaredAt: 1,
+        declaredTime: 0,
+        activeAt: 1,
+        placements: holders,
+        charged: 0,
+      },
+    });
+    for (const [c, miner] of holders.entries()) {
+      writes.push({ key: `${minerFilesPrefix(miner)}${fid}`, value: c });
+      writes.push({ key: taggedKey(fid, c), value: miner });
+    }
+  }
+  db.transaction(() => state.apply(writes))();
+  return { db, state };
+}
+
+function auditCost(config: ProtocolConfig, from: number, blocks: number) {
+  const { db, state } = auditState(config);
+  let ms = 0;
+  let issued = 0;
+  for (let n = from; n < from + blocks; n++) {
+    const ctx = {
+      block: { number: n, hash: `0x${hex(`b/${n}`)}`, timestamp: n * 6000 },
+      genesisHash: '0x',
+      config,
+    };
+    const t = performance.now();
+    const writes = applyBlockHooks(state, ctx);
+    ms += performance.now() - t;
+    issued += writes.filter((w) => w.key.startsWith('audit/challenges/') && w.value !== null).length;
+    db.transaction(() => state.apply(writes))();
+  }
+  db.close();
+  return { msPerBlock: ms / blocks, challengesPerBlock: issued / blocks };
+}
+
+const base: ProtocolConfig = { ...DEV_PROTOCOL_CONFIG, verifiers: ['5verifier'] };
+const { challengePeriodBlocks: _, ...oldAudit } = base.audit;
+log(`audits: the old all-miner draw over ${AUDIT_BLOCKS} blocks …`);
+const before = auditCost({ ...base, audit: oldAudit }, 2, AUDIT_BLOCKS);
+log(`audits: a per-miner period of ${PERIOD} blocks over ${AUDIT_BLOCKS} blocks …`);
+const after = auditCost(
+  { ...base, audit: { ...base.audit, challengePeriodBlocks: PERIOD } },
+  2,
+  AUDIT_BLOCKS,
+);
+/** Blocks between two challenges of one miner: the old draw picks one of all every `challengeInterval`. */
+const oldPeriod = MINERS * base.audit.challengeInterval;
+
+const rows: [string, string, string, string][] = [
+  ['', 'before (same run)', 'after', 'ratio'],
+  [
+    `placement max/mean load, ${MINERS} miners`,
+    placement.baseline.toFixed(1),
+    placement.drawn.toFixed(3),
+    `${(placement.baseline / placement.drawn).toFixed(0)}× more even`,
+  ],
+  ['miners left with no column', String(placement.idleBaseline), String(placement.idleDrawn), ''],
+  ['placement draw per put (ms)', '–', drawMs.toFixed(2), ''],
+  [
+    `audit hook per block (ms), ${MINERS} miners`,
+    before.msPerBlock.toFixed(2),
+    after.msPerBlock.toFixed(2),
+    `${(before.msPerBlock / after.msPerBlock).toFixed(1)}× cheaper`,
+  ],
+  [
+    'challenges issued per block',
+    before.challengesPerBlock.toFixed(2),
+    after.challengesPerBlock.toFixed(2),
+    '',
+  ],
+  [
+    'audit hook per challenge (ms)',
+    (before.msPerBlock / before.challengesPerBlock).toFixed(1),
+    (after.msPerBlock / after.challengesPerBlock).toFixed(2),
+    `${(before.msPerBlock / before.challengesPerBlock / (after.msPerBlock / after.challengesPerBlock)).toFixed(0)}×`,
+  ],
+  ['blocks between challenges of one miner', String(oldPeriod), `~${PERIOD}`, ''],
+];
+console.log(
+  `scale: ${MINERS} miners, ${PUTS} puts of 12 × 8 MiB columns, audits over ${AUDIT_BLOCKS} blocks\n`,
+);
+for (const r of rows) console.log(`${r[0].padEnd(42)} ${r[1].padEnd(18)} ${r[2].padEnd(10)} ${r[3]}`);
+console.log(
+  JSON.stringify({
+    miners: MINERS,
+    puts: PUTS,
+    placement_max_over_mean: Number(placement.drawn.toFixed(3)),
+    placement_baseline_max_over_mean: Number(placement.baseline.toFixed(1)),
+    placement_draw_ms: Number(drawMs.toFixed(3)),
+    audit_ms_per_block: Number(after.msPerBlock.toFixed(3)),
+    audit_baseline_ms_per_block: Number(before.msPerBlock.toFixed(3)),
+    audit_challenges_per_block: after.challengesPerBlock,
+    audit_baseline_challenges_per_block: before.challengesPerBlock,
+    audit_ms_per_challenge: Number((after.msPerBlock / after.challengesPerBlock).toFixed(3)),
+    audit_baseline_ms_per_challenge: Number((before.msPerBlock / before.challengesPerBlock).toFixed(3)),
+    audit_period_blocks: PERIOD,
+    audit_baseline_period_blocks: oldPeriod,
+  }),
+);
