@@ -259,8 +259,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     // Room for the whole object's column when its size is known, else for one segment's fragment.
     const columnBytes =
       putOptions.size === undefined
-        ? objectFragmentSize
-        : Math.max(1, Math.ceil(putOptions.size / objectProfile.segmentSize)) * objectFragmentSize;
+        ? fragmentSizeOf(objectProfile)
+        : Math.max(1, Math.ceil(putOptions.size / objectProfile.segmentSize)) * fragmentSizeOf(objectProfile);
     const candidates = [...(await deps.registry.directory({ columns, columnBytes }))];
     const peers: Peers = new Map(candidates.map((p) => [p.peerId, p] as const));
     if (candidates.length < columns) {
