@@ -20,7 +20,7 @@ import { toHex } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
-import { createGrantService } from '../storage/index.ts';
+import { createCodecPool, createGrantService } from '../storage/index.ts';
 import { openSession, SESSION_DEADLINES, type SessionConfig } from './session.ts';
 
 /**
@@ -119,13 +119,20 @@ export async function startGatewayNode(
   makePrivateDir(options.dataDir);
   const credentials = credentialsIn(options.dataDir, deps.random);
   const region = options.region ?? 'ailink';
+  // One codec worker, not one per core: the gateway reads its own account's objects from their data columns (no
+  // worker), and one worker codes a 32 MiB segment in well under a second, faster than miners take it; each further
+  // worker is ≈ 25 MiB and a segment more of the memory budget (issue 16 §8: ≤ 256 MiB).
+  const codec = createCodecPool({ threads: 1 });
   // Its index of the chain lives in its own data dir: two gateways of one account never share an index file.
   const session = await openSession(
     { ...options.session, stateDir: options.dataDir },
     options.account,
     'gateway',
-    deps,
-  );
+    { ...deps, codec },
+  ).catch(async (err: unknown) => {
+    await codec.close();
+    throw err;
+  });
   try {
     const namespace = createChainNamespace(session, { deadlineMs: SESSION_DEADLINES.chainCallMs });
     // Every API refuses up front what one declaration could not name.
@@ -208,10 +215,12 @@ export async function startGatewayNode(
         await keyService?.stop();
         await app.close();
         await session.close();
+        await codec.close();
       },
     };
   } catch (err) {
     await session.close();
+    await codec.close();
     throw err;
   }
 }

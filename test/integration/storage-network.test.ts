@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevNetwork, type MinerProcess, startDevNetwork } from '../../src/node/devnet.ts';
 import { openChainRegistry } from '../../src/node/network.ts';
-import { createHost, type Host } from '../../src/p2p/index.ts';
+import { createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
 import { type Account, loadKeyFile } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
@@ -46,11 +46,23 @@ describe('a storage network of 20 real miner processes', () => {
   let miners: MinerClient;
   /** The chain, as `ailink` reads it: miners from sminer (running or not: the chain is not told), objects from fileBank. */
   let registry: ObjectRegistry;
-  const clientWith = (profile: StorageProfile, fragmentDeadlineMs = 20_000) =>
-    createStorageClient(
-      { miners, registry, account, codec, clock: systemClock, random: systemRandom },
+  /** A client whose puts tell `onDirectory` the miners they were given, in column order (placement is drawn). */
+  const clientWith = (
+    profile: StorageProfile,
+    fragmentDeadlineMs = 20_000,
+    onDirectory?: (columns: readonly PeerRef[]) => void,
+  ) => {
+    const watched: ObjectRegistry = Object.create(registry);
+    watched.directory = async (want) => {
+      const listed = await registry.directory(want);
+      if (want !== undefined) onDirectory?.(listed); // a put's draw, not a lookup of peers
+      return listed;
+    };
+    return createStorageClient(
+      { miners, registry: watched, account, codec, clock: systemClock, random: systemRandom },
       { profile, fragmentDeadlineMs },
     );
+  };
   const byPeer = (peerId: string): MinerProcess => network.miners.find((m) => m.peerId === peerId)!;
   /** The chain's directory, in the order a put assigns columns; each entry must be a running miner at its current addresses. */
   const runningDirectory = async () => {
@@ -154,9 +166,12 @@ describe('a storage network of 20 real miner processes', () => {
     const data = systemRandom(72 * MiB);
     const events: ProgressEvent[] = [];
     let victim: MinerProcess | undefined;
-    const client = clientWith(PRODUCTION_PROFILE);
-    // Column i goes to the i-th miner of the directory when all are healthy.
-    const columnFive = (await runningDirectory())[5]!.peerId;
+    await runningDirectory();
+    // Column i goes to the i-th miner of the directory the put was given (drawn by free space) when all are healthy.
+    let columnFive = '';
+    const client = clientWith(PRODUCTION_PROFILE, 20_000, (listed) => {
+      columnFive = listed[5]!.peerId;
+    });
     const { fid, miners: placed } = await client.put(data, {
       onProgress: (e) => {
         events.push(e);
@@ -179,25 +194,28 @@ describe('a storage network of 20 real miner processes', () => {
 
   it('moves a column whose miner stalls past the deadline', async () => {
     // The chain still lists the miner killed above (nothing told it): bring it back so that column 0's miner, the
-    // directory's first, is the one stalled and no other column moves.
+    // first of the directory the put is given, is the one stalled and no other column moves.
     await Promise.all(network.miners.filter((m) => !m.running).map((m) => m.restart()));
-    const stalled = byPeer((await runningDirectory())[0]!.peerId);
-    stalled.signal('SIGSTOP');
+    await runningDirectory();
+    let stalled: MinerProcess | undefined;
     try {
       const data = systemRandom(300 * 1024);
-      const client = clientWith(TEST_PROFILE, 1500);
+      const client = clientWith(TEST_PROFILE, 1500, (listed) => {
+        stalled = byPeer(listed[0]!.peerId);
+        stalled.signal('SIGSTOP');
+      });
       const moved: ProgressEvent[] = [];
       const { fid, miners: placed } = await client.put(data, {
         encrypt: false,
         onProgress: (e) => moved.push(e),
       });
-      expect(placed).not.toContain(stalled.peerId);
+      expect(placed).not.toContain(stalled!.peerId);
       expect(moved.some((e) => e.kind === 'column-moved' && e.column === 0 && /TIMEOUT/.test(e.reason))).toBe(
         true,
       );
       expect(sha(await readAll(client, fid))).toBe(sha(data));
     } finally {
-      stalled.signal('SIGCONT');
+      stalled?.signal('SIGCONT');
     }
   }, 120_000);
 });
