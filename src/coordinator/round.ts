@@ -718,8 +718,8 @@ export class AttemptRunner {
   }
 
   /**
-   * Stores the recompute material as a public object (content-addressed: a restart stores the same bytes) when the
-   * task records it; returns what the manifest names. A round already anchored keeps what its manifest names.
+   * Stores the recompute material (public, or under the model's terms) when the task records it; returns what the
+   * manifest names. A round already anchored keeps what its manifest names.
    */
   private async storeMaterial(
     material: AggregationMaterial | undefined,
@@ -728,7 +728,15 @@ export class AttemptRunner {
     const k = this.key;
     if (this.deps.ledger.anchored(k.task).some((r) => r.round === k.round)) return null;
     const bytes = aggregationMaterialBytes(material);
-    const fid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/aggregation.json`);
+    // Whoever holds the material re-derives the model: under model terms it is sealed for the same readers and put
+    // under the same terms as the model, else it would hand out for free what the terms sell.
+    const { fid } = await storeModel(
+      this.deps,
+      this.spec,
+      bytes,
+      `${k.task}/round-${k.round}/aggregation.json`,
+      readerKeysOf(this.deps.store.participants(k.task)),
+    );
     return { fid, digest: sha256Hex(bytes) };
   }
 
