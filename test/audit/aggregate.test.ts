@@ -49,6 +49,7 @@ afterEach(async () => {
  */
 async function run(
   lie?: Lie,
+  overrides: Partial<Record<string, unknown>> = {},
 ): Promise<{ report: AuditReport; before: AuditReport; manifests: Manifest[]; accounts: string[] }> {
   const world = makeWorld();
   worlds.push(world);
@@ -81,7 +82,7 @@ async function run(
   }
   const labels = ['a', 'b', 'c', 'd', 'e'];
   const accounts = labels.map((l) => makeAccount(l).address);
-  const created = await world.coordinator.createTask(baseTask(accounts, { rounds: 2 }));
+  const created = await world.coordinator.createTask(baseTask(accounts, { rounds: 2, ...overrides }));
   const stop = new AbortController();
   setMaxListeners(0, stop.signal);
   const members = labels.map((l, i) =>
@@ -126,6 +127,25 @@ describe('audit verify re-derives every aggregate from the committed updates', (
     expect(manifests[1]!.dropouts).toEqual([{ account: accounts[4], stage: 'masked' }]);
     // The --json output carries the flag per round.
     expect(JSON.parse(JSON.stringify(report)).rounds[1].aggregate_recomputed).toBe(true);
+  }, 120_000);
+
+  it('a strategy with server state (FedAvgM): its momentum is carried from round to round, and every round matches', async () => {
+    const { report } = await run(undefined, {
+      rounds: 3,
+      strategy: { name: 'fedavgm', serverLr: 1, momentum: 0.9 },
+    });
+    expect(findingsOf(report)).toEqual([]);
+    expect(report.rounds.map((r) => r.aggregate_recomputed)).toEqual([true, true, true]);
+  }, 120_000);
+
+  it('central DP: no material is published (the exact sum is what the noise hides); the round says why', async () => {
+    const { report, manifests } = await run(undefined, {
+      dp: { clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, epsilonBudget: 1000 },
+    });
+    expect(manifests.map((m) => m.aggregation)).toEqual([null, null]);
+    expect(report.rounds.map((r) => r.aggregate_recomputed)).toEqual([false, false]);
+    expect(report.rounds[0]!.aggregateNote).toMatch(/central DP/);
+    expect(codesOf(report).filter((c) => c?.startsWith('AGGREGATE'))).toEqual([]);
   }, 120_000);
 
   it('a model not derived from the updates: AGGREGATE_MISMATCH on the model', async () => {
