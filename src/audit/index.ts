@@ -3,6 +3,7 @@
  * settings, privacy budget and the standing of the miners holding it — without trusting the coordinator.
  */
 export { checkLineage, type LineageInput, objectsToFetch } from './lineage.ts';
+export { type RoundRecompute, recomputeAggregates } from './recompute.ts';
 export {
   accuracyChartSvg,
   type ChartPoint,

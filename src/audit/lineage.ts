@@ -30,6 +30,7 @@ import {
   taskDigest,
   verifyCommitment,
 } from '../task/index.ts';
+import type { RoundRecompute } from './recompute.ts';
 import type { AuditCode, AuditFinding, AuditReport, AuditRound } from './types.ts';
 
 /**
@@ -47,6 +48,11 @@ export interface LineageInput {
   readonly objects: ReadonlyMap<string, Uint8Array | Error>;
   /** Check rounds 0..round (default: every anchored round). */
   readonly round?: number;
+  /**
+   * Each round's re-derived aggregate (`recomputeAggregates`, async: auditTask runs it first); without it no round
+   * counts as recomputed and the aggregates are not checked.
+   */
+  readonly recomputed?: ReadonlyMap<number, RoundRecompute>;
 }
 
 /** A miner keeps its good standing until audits penalise it (two misses in a row) or it exits. */
@@ -69,6 +75,9 @@ export function objectsToFetch(input: Omit<LineageInput, 'atBlock'>): string[] {
     if (manifest === undefined) continue;
     want.add(manifest.model.fid);
     want.add(manifest.specFid);
+    // Re-deriving the aggregate needs the model the round started from and the unmasking material.
+    want.add(manifest.startModel.fid);
+    if (manifest.aggregation != null) want.add(manifest.aggregation.fid);
     if (manifest.preprocessing !== null) want.add(manifest.preprocessing.fid);
   }
   return [...want].filter((fid) => !input.objects.has(fid));
@@ -166,7 +175,9 @@ export function checkLineage(input: LineageInput): AuditReport {
         else out.push(...standing(u.fid, at(where), row.round));
       });
     }
-    return roundOf(row, manifest, problem === undefined, admitted, out);
+    const again = input.recomputed?.get(row.round);
+    if (again !== undefined) out.push(...again.findings);
+    return roundOf(row, manifest, problem === undefined, admitted, out, again);
   });
   const lastManifest = [...manifests].reverse().find((m) => m.manifest !== undefined)?.manifest;
   return report(input, onChain, spec, lastManifest?.code ?? null, rounds, findings, [...admitted.values()]);
@@ -661,6 +672,7 @@ function roundOf(
   trusted: boolean,
   admitted: ReadonlyMap<string, { identityKey: string }>,
   findings: AuditFinding[],
+  again: RoundRecompute | undefined,
 ): AuditRound {
   const signatureBroken = new Set(
     findings.filter((f) => f.code === 'COMMITMENT_SIGNATURE').map((f) => f.where),
@@ -691,6 +703,8 @@ function roundOf(
     secagg: m ? { enabled: m.secagg.enabled, k: m.secagg.k, t: m.secagg.t } : null,
     startedAt: m?.startedAt ?? null,
     finishedAt: m?.finishedAt ?? null,
+    aggregate_recomputed: again?.recomputed ?? false,
+    aggregateNote: again === undefined ? 'not recomputed' : again.note,
     findings,
     ok: findings.length === 0,
   };

@@ -50,6 +50,21 @@ export const AUDIT_CODES = [
   'OBJECT_UNRETRIEVABLE',
   /** A miner holding a column of a lineage object is not in good standing (exited, or penalised by audits). */
   'MINER_STANDING',
+  /**
+   * The recompute material is missing (where the task must record it), unreadable, not what the manifest's digest
+   * says, malformed, for another attempt, or holds a message its sender did not sign.
+   */
+  'AGGREGATE_MATERIAL',
+  /** A masked update in the material is not the one its sender committed to and signed: a tampered update. */
+  'AGGREGATE_UPDATE',
+  /** The survivors the material unmasks for are not the manifest's: one left out, or one nobody committed made up. */
+  'AGGREGATE_SURVIVORS',
+  /** The dropouts (or the stages they left in) the manifest reports are not what the material shows. */
+  'AGGREGATE_DROPOUTS',
+  /** The material does not unmask to a sum (shares missing or wrong): the reported round cannot have produced it. */
+  'AGGREGATE_UNMASK',
+  /** The model, evaluation or weight re-derived from the committed updates is not what the manifest says. */
+  'AGGREGATE_MISMATCH',
 ] as const;
 export type AuditCode = (typeof AUDIT_CODES)[number];
 
@@ -98,6 +113,14 @@ export interface AuditRound {
   readonly secagg: { readonly enabled: boolean; readonly k: number; readonly t: number } | null;
   readonly startedAt: number | null;
   readonly finishedAt: number | null;
+  /**
+   * True when the audit re-derived the round's sum from the committed updates and the unmasking material, applied the
+   * spec's strategy, and got the manifest's model, evaluation and weight bit for bit. (snake_case: the name the
+   * `--json` output promises.)
+   */
+  readonly aggregate_recomputed: boolean;
+  /** Why the aggregate was not recomputed although that is no finding (central DP, no SecAgg, a private model). */
+  readonly aggregateNote: string | null;
   /** Empty when the round verifies. */
   readonly findings: readonly AuditFinding[];
   readonly ok: boolean;

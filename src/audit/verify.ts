@@ -1,6 +1,7 @@
 import type { StateReader } from '../chain/index.ts';
 import { hasCode } from '../shared/errors.ts';
 import { checkLineage, objectsToFetch } from './lineage.ts';
+import { recomputeAggregates } from './recompute.ts';
 import type { AuditReport } from './types.ts';
 
 export interface AuditDeps {
@@ -65,13 +66,14 @@ export async function auditTask(
     };
     await Promise.all(Array.from({ length: options.concurrency ?? 4 }, worker));
   }
-  return checkLineage({
+  const input = {
     task,
     state: deps.state,
     atBlock: deps.atBlock,
     objects,
     ...(options.round === undefined ? {} : { round: options.round }),
-  });
+  };
+  return checkLineage({ ...input, recomputed: await recomputeAggregates(input) });
 }
 
 /** Keeps the error code in the message the report shows. */

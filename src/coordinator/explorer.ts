@@ -57,6 +57,11 @@ const AuditRoundSchema = z
     secagg: z.object({ enabled: z.boolean(), k: z.number(), t: z.number() }).nullable(),
     startedAt: z.number().nullable(),
     finishedAt: z.number().nullable(),
+    aggregate_recomputed: z.boolean().meta({
+      description:
+        'the round’s sum and model were re-derived from the committed updates and matched bit for bit',
+    }),
+    aggregateNote: z.string().nullable(),
     findings: z.array(AuditFindingSchema).readonly(),
     ok: z.boolean(),
   })

@@ -1,12 +1,7 @@
 import { createHmac } from 'node:crypto';
 import {
-  addInto,
   byteStreamFromSeed,
-  type ClientResult,
-  checkWeightedEncoding,
   createSecAggServer,
-  decodeWeightedSum,
-  privatizeSum,
   type SecAggServer,
   type StrategyState,
   verifySigned,
@@ -17,13 +12,14 @@ import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { TabularSchema } from '../task/data-schema.ts';
 import {
+  type AggregationMaterial,
+  aggregationMaterialBytes,
   type Commitment,
+  type ConcludeInput,
   cohortDigest,
-  decodeEvaluationSum,
+  concludeAttempt,
   decodeStoredUpdate,
   type EvaluationSummary,
-  encodeModelBytes,
-  encodingOf,
   graphSeedOf,
   type Manifest,
   manifestBytes,
@@ -35,13 +31,13 @@ import {
   privacyRecord,
   type RoundKind,
   type RoundStage,
+  recordsAggregationMaterial,
   roundContext,
   STAGES,
   secAggShape,
   sha256Hex,
   signAnnouncement,
   storedUpdateMaxBytes,
-  strategyOf,
   type TaskSpec,
   toWire,
   type VectorLayout,
@@ -157,30 +153,6 @@ export type AttemptOutcome =
   | { readonly kind: 'done'; readonly row: RoundRow }
   | { readonly kind: 'statistics'; readonly row: StatisticsRow }
   | { readonly kind: 'aborted'; readonly reason: string };
-
-/**
- * Each survivor's update decoded on its own, for a robust rule (the spec allows one only without SecAgg, so the
- * coordinator holds every vector): Δᵢ = (wᵢΔᵢ)/wᵢ. The quantization step of wᵢΔᵢ is sized for the largest weight,
- * so a small weight costs its own update precision, never another's.
- */
-function plainResults(
-  plain: ReadonlyMap<string, Uint32Array> | undefined,
-  survivors: readonly string[],
-  layout: VectorLayout,
-  encoding: ReturnType<typeof encodingOf>,
-): ClientResult[] {
-  if (plain === undefined) throw new Error('a robust strategy needs the plain updates, which SecAgg hides');
-  return survivors.map((account) => {
-    const one = decodeWeightedSum(
-      plain.get(account)!.subarray(0, layout.update + layout.weight),
-      encoding,
-      1,
-    );
-    const update = new Float32Array(one.sum.length);
-    for (let i = 0; i < update.length; i++) update[i] = one.sum[i]! / one.totalWeight;
-    return { update, weight: one.totalWeight };
-  });
-}
 
 /**
  * The DP noise of one attempt: secret (keyed by the coordinator's server key) yet the same after a restart, so a
@@ -467,6 +439,7 @@ export class AttemptRunner {
           }
         }
         this.maskedSignatures.set(from, u.signature);
+        this.updateBytes.set(from, bytes);
         return u.words;
       })
       .finally(() => {
@@ -478,6 +451,8 @@ export class AttemptRunner {
     this.fetches.set(from, p);
   }
   private readonly maskedSignatures = new Map<string, Uint8Array | null>();
+  /** Each fetched update as stored (its bytes hash to the sender's commitment): the recompute material carries them. */
+  private readonly updateBytes = new Map<string, Uint8Array>();
   /** Members whose committed update could not be fetched or was refused: dropouts the store's messages do not show. */
   private readonly refused = new Set<string>();
 
@@ -644,85 +619,64 @@ export class AttemptRunner {
   }
 
   /**
-   * The unmasked sum of the survivors' vectors (SecAgg), or the plain sum of the valid updates and the updates
-   * themselves (without).
+   * The attempt's inputs for `concludeAttempt`: with SecAgg, the recompute material — the stored messages of every
+   * stage and the announced survivors' stored updates, byte for byte — that the coordinator also publishes, so the
+   * model it anchors is by construction the one an auditor re-derives; without SecAgg, the valid plain updates.
    */
-  private async unmaskedSum(): Promise<{
-    sum: Uint32Array;
-    survivors: string[];
-    plain?: ReadonlyMap<string, Uint32Array>;
-  }> {
-    if (this.secagg) {
-      if (this.server === undefined) throw new Error('no SecAgg server');
-      const out = await this.server.unmask(this.stored('unmask').map((m) => UnmaskSchema.parse(m.body)));
-      // SecAgg+ only needs each survivor's neighbourhood alive, which an empty or tiny set satisfies trivially: the
-      // task's floor on survivors is the coordinator's to keep (a sum of too few inputs reveals too much of each).
-      if (out.survivors.length < this.spec.cohort.min)
-        throw new AilinkError(
-          'ROUND_UPDATE_REFUSED',
-          `expected at least ${this.spec.cohort.min} survivors, got ${out.survivors.length}`,
-        );
-      return out;
-    }
-    const updates = await this.fetchedUpdates();
-    const survivors = [...updates.keys()].sort();
-    if (survivors.length < this.spec.cohort.min) {
-      throw new AilinkError(
-        'ROUND_UPDATE_REFUSED',
-        `expected at least ${this.spec.cohort.min} valid updates, got ${survivors.length}`,
-      );
-    }
-    const sum = new Uint32Array(this.setup.dimension);
-    for (const a of survivors) addInto(sum, updates.get(a)!);
-    return { sum, survivors, plain: updates };
+  private async conclusionInput(): Promise<Pick<ConcludeInput, 'secagg' | 'plain'>> {
+    if (!this.secagg) return { plain: await this.fetchedUpdates() };
+    const k = this.key;
+    const announced = this.deps.store.announcement(k.task, k.round, k.attempt, 'consistency') as
+      | { body: { survivors: string[] } }
+      | undefined;
+    if (announced === undefined) throw new Error('no survivor list was announced');
+    const fetched = await this.fetchedUpdates();
+    const material: AggregationMaterial = {
+      version: 1,
+      context: this.context,
+      adverts: this.stored('advertise').map((m) => m.body),
+      shares: this.stored('shares').map((m) => m.body),
+      masked: announced.body.survivors
+        .filter((a) => fetched.has(a) && this.updateBytes.has(a))
+        .map((a) => ({ account: a, update: Buffer.from(this.updateBytes.get(a)!).toString('base64') })),
+      consistency: this.stored('consistency').map((m) => m.body),
+      unmask: this.stored('unmask').map((m) => m.body),
+    };
+    return { secagg: { params: this.secAggParams(), material } };
   }
 
   /**
    * Closes the attempt with what its kind asks of the sum: the federated preprocessing (statistics), or a manifest
-   * anchored on chain — with a new global model (train) or the final model scored (evaluation).
+   * anchored on chain — with a new global model (train) or the final model scored (evaluation). The arithmetic is
+   * `concludeAttempt`'s, the same an auditor runs; this method does the I/O around it.
    */
   private async finish(): Promise<void> {
-    const { sum, survivors, plain } = await this.unmaskedSum();
+    const input = await this.conclusionInput();
+    const spec = this.spec;
+    const k = this.key;
     const layout = this.layout;
-    if (layout.kind === 'statistics') return this.finishStatistics(sum, survivors);
-    const evaluation =
-      layout.evaluation === 0
-        ? null
-        : decodeEvaluationSum(sum.subarray(layout.update + layout.weight), survivors.length);
+    const c = await concludeAttempt({
+      spec,
+      kind: layout.kind,
+      start: this.start,
+      ...input,
+      ...(spec.dp === null ? {} : { noise: dpNoiseSource(this.deps.serverKey, this.context) }),
+    });
+    const { survivors, evaluation } = c;
+    if (layout.kind === 'statistics') return this.finishStatistics(c.sum, survivors);
+    const aggregation = await this.storeMaterial(input.secagg?.material);
     if (layout.kind === 'evaluation')
       return this.record(survivors, evaluation, {
         model: this.setup.startModel,
         state: this.start,
         metrics: { accuracy: null, loss: null, testExamples: null, examples: 0 },
         modelBytes: 0,
+        aggregation,
       });
-    const spec = this.spec;
-    const encoding = encodingOf(spec);
-    checkWeightedEncoding(encoding, survivors.length);
-    const decoded = decodeWeightedSum(
-      sum.subarray(0, layout.update + layout.weight),
-      encoding,
-      survivors.length,
-    );
-    const k = this.key;
-    const weighted =
-      spec.dp === null
-        ? decoded
-        : privatizeSum(decoded, {
-            clipNorm: spec.dp.clipNorm,
-            noiseMultiplier: spec.dp.noiseMultiplier,
-            clients: survivors.length,
-            plannedClients: spec.cohort.size,
-            random: dpNoiseSource(this.deps.serverKey, roundContext(k.task, k.round, k.attempt)),
-          });
-    const strategy = strategyOf(spec);
-    const next = strategy.aggregate(
-      this.start,
-      strategy.needsPlaintextUpdates ? plainResults(plain, survivors, layout, encoding) : weighted,
-    );
+    const next = c.next!;
+    const modelBytes = c.modelBytes!;
+    const modelHash = c.modelHash!;
     const measured = await this.deps.evaluate(spec, next.global);
-    const modelBytes = encodeModelBytes(spec.model.name, next.global);
-    const modelHash = sha256Hex(modelBytes);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
     const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
     let stored: { fid: string; readers?: string[] };
@@ -755,12 +709,35 @@ export class AttemptRunner {
         accuracy: measured?.accuracy ?? null,
         loss: measured?.loss ?? null,
         testExamples: measured?.examples ?? null,
-        // Under DP every update weighs 1: the clients that contributed.
-        examples: decoded.totalWeight,
+        examples: c.examples,
       },
       modelBytes: modelBytes.byteLength,
+      aggregation,
       ...(stored.readers === undefined ? {} : { readers: stored.readers }),
     });
+  }
+
+  /**
+   * Stores the recompute material (public, or under the model's terms) when the task records it; returns what the
+   * manifest names. A round already anchored keeps what its manifest names.
+   */
+  private async storeMaterial(
+    material: AggregationMaterial | undefined,
+  ): Promise<{ fid: string; digest: string } | null> {
+    if (material === undefined || !recordsAggregationMaterial(this.spec)) return null;
+    const k = this.key;
+    if (this.deps.ledger.anchored(k.task).some((r) => r.round === k.round)) return null;
+    const bytes = aggregationMaterialBytes(material);
+    // Whoever holds the material re-derives the model: under model terms it is sealed for the same readers and put
+    // under the same terms as the model, else it would hand out for free what the terms sell.
+    const { fid } = await storeModel(
+      this.deps,
+      this.spec,
+      bytes,
+      `${k.task}/round-${k.round}/aggregation.json`,
+      readerKeysOf(this.deps.store.participants(k.task)),
+    );
+    return { fid, digest: sha256Hex(bytes) };
   }
 
   /** Stores and anchors the round's manifest (once, even across restarts), records the round, announces it done. */
@@ -773,6 +750,7 @@ export class AttemptRunner {
       metrics: Manifest['metrics'];
       modelBytes: number;
       readers?: string[];
+      aggregation: { fid: string; digest: string } | null;
     },
   ): Promise<void> {
     const spec = this.spec;
@@ -794,7 +772,7 @@ export class AttemptRunner {
       .sort((a, b) => (a.account < b.account ? -1 : 1));
     const now = this.deps.clock.now();
     const manifest: Manifest = {
-      version: 3,
+      version: 4,
       kind,
       task: k.task,
       spec: this.task.digest,
@@ -826,6 +804,7 @@ export class AttemptRunner {
       preprocessing: this.setup.preprocessing ?? null,
       metrics: out.metrics,
       evaluation,
+      aggregation: out.aggregation,
       code: this.deps.code,
       startedAt: this.attempt.startedAt,
       finishedAt: now,

@@ -2,6 +2,19 @@
  * Tasks: the formats a coordinator, its participants and auditors agree on — the task spec (its digest is on chain),
  * the round protocol's messages, stored updates and models, and the round manifest (anchored on chain).
  */
+
+export {
+  type AggregationMaterial,
+  AggregationMaterialSchema,
+  aggregationMaterialBytes,
+  type ConcludeInput,
+  type Conclusion,
+  concludeAttempt,
+  maskedUpdateBytes,
+  parseAggregationMaterial,
+  recordsAggregationMaterial,
+  unmaskMaterial,
+} from './conclude.ts';
 export {
   type CategoricalColumn,
   type Column,

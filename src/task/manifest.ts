@@ -16,8 +16,8 @@ const ref = z.object({ fid: hash, hash }).strict();
 
 export const ManifestSchema = z
   .object({
-    /** 3: adds `consistency`. */
-    version: z.literal(3),
+    /** 3: adds `consistency`; 4: adds `aggregation`. */
+    version: z.union([z.literal(3), z.literal(4)]),
     task: z.string(),
     /**
      * 'train': the round trained and aggregated a new model. 'evaluation': the closing round after the last training
@@ -92,6 +92,12 @@ export const ManifestSchema = z
       .object({ examples: z.number().int().positive(), accuracy: z.number(), loss: z.number() })
       .strict()
       .nullable(),
+    /**
+     * The recompute material (src/task/conclude.ts) as a stored public object and its SHA-256: what an auditor needs
+     * to re-derive the round's sum and model. Null where the task records none (no SecAgg, or central DP); absent
+     * from version 3 manifests.
+     */
+    aggregation: z.object({ fid: hash, digest: hash }).strict().nullable().optional(),
     code: z.object({ package: z.string(), version: z.string(), lockfile: hash }).strict(),
     startedAt: z.number().int(),
     finishedAt: z.number().int(),

@@ -43,6 +43,8 @@ function round(n: number, overrides: Partial<AuditRound> = {}): AuditRound {
     secagg: { enabled: true, k: 2, t: 2 },
     startedAt: 1_700_000_000_000 + n * 60_000,
     finishedAt: 1_700_000_030_000 + n * 60_000,
+    aggregate_recomputed: true,
+    aggregateNote: null,
     findings: [],
     ok: true,
     ...overrides,

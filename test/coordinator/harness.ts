@@ -54,7 +54,7 @@ export function memoryObjects() {
     objects,
     /** Every private model stored, in order, with the reader keys it was wrapped for. */
     models,
-    put: (bytes: Uint8Array) => put(bytes),
+    put: (bytes: Uint8Array, _name?: string) => put(bytes),
     putFor: (bytes: Uint8Array) => put(bytes),
     async putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[]) {
       const fid = createHash('sha256').update(bytes).update(`sealed/${sealed++}`).digest('hex');
@@ -322,7 +322,12 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
         serverKey: server.privateKey,
         serverPublicKey: toHex(server.publicKey),
         store,
-        objects: { put: objects.put, putModel: objects.putModel, get: (fid) => objects.get(fid) },
+        // Bound late, so a test can stand in a lying coordinator's storage before `restart`.
+        objects: {
+          put: (b, name) => objects.put(b, name),
+          putModel: objects.putModel,
+          get: (fid) => objects.get(fid),
+        },
         ledger,
         describeModel,
         evaluate: async (_spec, w) => ({ accuracy: 0.5 + (w[0]! % 0.1), loss: 1, examples: 100 }),

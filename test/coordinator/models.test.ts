@@ -62,8 +62,11 @@ describe('private global models (spec `models`)', () => {
     const manifests = await manifestsOf(world, task.id);
     expect(manifests.map((m) => m.round)).toEqual([0, 1, 2]);
     const stored = new Map(world.objects.models.map((m) => [m.fid, m]));
-    // initial + one per round, each under the task's terms
-    expect(world.objects.models).toHaveLength(4);
+    // initial + one per round, each under the task's terms; and each round's recompute material, sealed and put under
+    // the same terms (whoever reads it re-derives the model)
+    expect(world.objects.models.filter((m) => m.name.endsWith('.ailm'))).toHaveLength(4);
+    expect(world.objects.models).toHaveLength(7);
+    for (const m of manifests) expect(stored.get(m.aggregation!.fid)?.name).toMatch(/aggregation\.json$/);
     expect(world.objects.models[0]!.name).toBe(`${task.id}/initial-model.ailm`);
     for (const m of world.objects.models) expect(world.ledger.terms.get(m.fid)).toEqual(TERMS);
     for (const m of manifests) {

@@ -1,0 +1,272 @@
+import { z } from 'zod';
+import {
+  type AggregateResult,
+  addInto,
+  type ClientResult,
+  checkWeightedEncoding,
+  createSecAggServer,
+  decodeWeightedSum,
+  privatizeSum,
+  type RandomBytes,
+  type SecAggParams,
+  type StrategyState,
+  type WeightedSum,
+} from '../aggregation/index.ts';
+import { isAddress } from '../shared/account.ts';
+import { canonicalJson } from '../shared/canonical.ts';
+import { AilinkError } from '../shared/errors.ts';
+import { decodeEvaluationSum, type EvaluationSummary } from './evaluation.ts';
+import { type RoundKind, type VectorLayout, vectorLayout } from './layout.ts';
+import {
+  AdvertSchema,
+  ConsistencySchema,
+  decodeStoredUpdate,
+  SharesSchema,
+  sha256Hex,
+  UnmaskSchema,
+} from './messages.ts';
+import { encodeModelBytes } from './model-bytes.ts';
+import { encodingOf, strategyOf, type TaskSpec } from './spec.ts';
+
+/**
+ * How an attempt's inputs become its outputs — the unmasked sum, the decoded update, the strategy's new model and the
+ * manifest fields they fix — as one pure function that the coordinator runs to finish a round and an auditor runs to
+ * re-derive it. It lives in src/task because both may import src/task (DESIGN §2: src/audit must not import
+ * src/coordinator) and because it needs the spec, the vector layout and the model format, which src/aggregation (pure
+ * math, importing nothing else of ours) must not know.
+ *
+ * The recompute material: with SecAgg, the attempt's protocol messages exactly as the coordinator received them — every
+ * member's signed advert and shares, the survivors' stored (masked) updates, their signed consistency confirmations and
+ * their signed unmask reveals (the self-mask shares of survivors, the mask-secret shares of dropouts). Replaying the
+ * SecAgg server over them gives the sum bit for bit. Each message carries its sender's signature by the identity key
+ * the chain admitted, and each stored update hashes to the digest its sender signed in its commitment, so the
+ * coordinator can leave messages out but cannot alter or invent any.
+ */
+
+const account = z.string().max(64).refine(isAddress, 'expected an SS58 address');
+
+export const AggregationMaterialSchema = z
+  .object({
+    version: z.literal(1),
+    /** The attempt's context (roundContext): what every message is signed for. */
+    context: z.string().max(256),
+    adverts: z.array(z.unknown()).max(1000),
+    shares: z.array(z.unknown()).max(1000),
+    /** Each survivor's stored update, byte for byte as it stored it (base64): it hashes to its commitment's digest. */
+    masked: z
+      .array(z.object({ account, update: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/) }).strict())
+      .max(1000),
+    consistency: z.array(z.unknown()).max(1000),
+    unmask: z.array(z.unknown()).max(1000),
+  })
+  .strict();
+export type AggregationMaterial = z.infer<typeof AggregationMaterialSchema>;
+
+/** The stored object's bytes (canonical JSON), whose SHA-256 the manifest names. */
+export const aggregationMaterialBytes = (m: AggregationMaterial): Uint8Array =>
+  new TextEncoder().encode(canonicalJson(m));
+
+/** @throws ROUND_MESSAGE_INVALID when the bytes are not recompute material */
+export function parseAggregationMaterial(bytes: Uint8Array): AggregationMaterial {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new AilinkError('ROUND_MESSAGE_INVALID', 'recompute material must be JSON');
+  }
+  const parsed = AggregationMaterialSchema.safeParse(json);
+  if (!parsed.success)
+    throw new AilinkError(
+      'ROUND_MESSAGE_INVALID',
+      `malformed recompute material: ${parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.')}: ${i.message}`)
+        .join('; ')}`,
+    );
+  return parsed.data;
+}
+
+/** The stored update bytes a `masked` entry carries. */
+export const maskedUpdateBytes = (entry: AggregationMaterial['masked'][number]): Uint8Array =>
+  new Uint8Array(Buffer.from(entry.update, 'base64'));
+
+/**
+ * Whether a round of `spec` records recompute material: with SecAgg and without central DP. Without SecAgg the
+ * updates are each organisation's plaintext; with central DP the exact sum is what the noise must hide: publishing
+ * either would give auditors more than the coordinator may show anyone.
+ */
+export const recordsAggregationMaterial = (spec: TaskSpec): boolean =>
+  spec.secagg.enabled && spec.dp === null;
+
+export interface ConcludeInput {
+  readonly spec: TaskSpec;
+  readonly kind: RoundKind;
+  /** The strategy's state the round started from (its global model is the round's start model). */
+  readonly start: StrategyState;
+  /** SecAgg: the attempt's parameters and messages, replayed to unmask the sum. */
+  readonly secagg?: { readonly params: SecAggParams; readonly material: AggregationMaterial };
+  /** Without SecAgg: each valid update's words (the coordinator's own view; never published). */
+  readonly plain?: ReadonlyMap<string, Uint32Array>;
+  /** Central DP only: the noise source (secret to the coordinator, so no auditor can re-derive such a round). */
+  readonly noise?: RandomBytes;
+}
+
+export interface Conclusion {
+  readonly sum: Uint32Array;
+  readonly survivors: string[];
+  /** Messages the replayed SecAgg server refused (forged, altered, unexpected), as its reasons. */
+  readonly rejected: string[];
+  readonly evaluation: EvaluationSummary | null;
+  /** Training rounds: Σ wᵢΔᵢ and Σ wᵢ as decoded (before DP noise), the strategy's result and the model's bytes. */
+  readonly decoded: WeightedSum | null;
+  readonly next: AggregateResult | null;
+  readonly modelBytes: Uint8Array | null;
+  readonly modelHash: string | null;
+  /** `metrics.examples` of the manifest: what the survivors' updates weigh together (0 outside training). */
+  readonly examples: number;
+}
+
+/**
+ * Replays the SecAgg server over the material: Σ of the survivors' inputs in Z_2^32.
+ * @throws SECAGG_ABORTED / SECAGG_SHARE_INVALID (AggregationError) when the material cannot unmask a sum;
+ *   ROUND_MESSAGE_INVALID for a malformed message or stored update
+ */
+export async function unmaskMaterial(
+  params: SecAggParams,
+  material: AggregationMaterial,
+): Promise<{ sum: Uint32Array; survivors: string[]; rejected: string[] }> {
+  const parse = <T>(
+    schema: { safeParse(v: unknown): { success: boolean; data?: T } },
+    v: unknown,
+    what: string,
+  ) => {
+    const r = schema.safeParse(v);
+    if (!r.success)
+      throw new AilinkError('ROUND_MESSAGE_INVALID', `malformed ${what} message in the material`);
+    return r.data as T;
+  };
+  const server = createSecAggServer(params);
+  server.collectAdverts(material.adverts.map((m) => parse(AdvertSchema, m, 'advertise')));
+  server.collectShares(material.shares.map((m) => parse(SharesSchema, m, 'shares')));
+  const masked = material.masked.map((entry) => {
+    const u = decodeStoredUpdate(maskedUpdateBytes(entry), params.dimension);
+    if (u.from !== entry.account || u.context !== params.context)
+      throw new AilinkError(
+        'ROUND_MESSAGE_INVALID',
+        `the update listed for ${entry.account} was made by ${u.from} for ${u.context}`,
+      );
+    return {
+      stage: 'masked' as const,
+      context: u.context,
+      from: u.from,
+      body: { masked: u.words },
+      // An update without its SecAgg signature is refused by the server like a forged one.
+      signature: u.signature ?? new Uint8Array(64),
+    };
+  });
+  server.collectMasked(masked);
+  server.collectConsistency(material.consistency.map((m) => parse(ConsistencySchema, m, 'consistency')));
+  const out = await server.unmask(material.unmask.map((m) => parse(UnmaskSchema, m, 'unmask')));
+  return { ...out, rejected: server.rejected.map((e) => e.message) };
+}
+
+/**
+ * Each survivor's update decoded on its own, for a robust rule (the spec allows one only without SecAgg, so the
+ * coordinator holds every vector): Δᵢ = (wᵢΔᵢ)/wᵢ. The quantization step of wᵢΔᵢ is sized for the largest weight,
+ * so a small weight costs its own update precision, never another's.
+ */
+function plainResults(
+  plain: ReadonlyMap<string, Uint32Array> | undefined,
+  survivors: readonly string[],
+  layout: VectorLayout,
+  encoding: ReturnType<typeof encodingOf>,
+): ClientResult[] {
+  if (plain === undefined) throw new Error('a robust strategy needs the plain updates, which SecAgg hides');
+  return survivors.map((a) => {
+    const one = decodeWeightedSum(plain.get(a)!.subarray(0, layout.update + layout.weight), encoding, 1);
+    const update = new Float32Array(one.sum.length);
+    for (let i = 0; i < update.length; i++) update[i] = one.sum[i]! / one.totalWeight;
+    return { update, weight: one.totalWeight };
+  });
+}
+
+/**
+ * Concludes an attempt: unmasks (or sums) the inputs and applies what the round's kind asks of the sum — the
+ * client-side evaluation, and in a training round the spec's strategy (wrapped in central DP when the spec has it).
+ * Statistics rounds return the sum only (the caller turns it into the preprocessing).
+ * @throws ROUND_UPDATE_REFUSED with fewer survivors than the spec's minimum; SECAGG_ABORTED / SECAGG_SHARE_INVALID
+ *   when the material cannot unmask; AGG_* from decoding and the strategy
+ */
+export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion> {
+  const { spec } = input;
+  const layout = vectorLayout(spec, input.kind);
+  let sum: Uint32Array;
+  let survivors: string[];
+  let rejected: string[] = [];
+  if (input.secagg !== undefined) {
+    ({ sum, survivors, rejected } = await unmaskMaterial(input.secagg.params, input.secagg.material));
+  } else {
+    if (input.plain === undefined)
+      throw new Error('concludeAttempt needs the SecAgg material or the plain updates');
+    survivors = [...input.plain.keys()].sort();
+    sum = new Uint32Array(layout.dimension);
+    for (const a of survivors) addInto(sum, input.plain.get(a)!);
+  }
+  // SecAgg+ only needs each survivor's neighbourhood alive, which an empty or tiny set satisfies trivially: the
+  // task's floor on survivors keeps a sum of too few inputs from revealing too much of each.
+  if (survivors.length < spec.cohort.min)
+    throw new AilinkError(
+      'ROUND_UPDATE_REFUSED',
+      `expected at least ${spec.cohort.min} survivors, got ${survivors.length}`,
+    );
+  const base = {
+    sum,
+    survivors,
+    rejected,
+    decoded: null,
+    next: null,
+    modelBytes: null,
+    modelHash: null,
+    examples: 0,
+  };
+  if (layout.kind === 'statistics') return { ...base, evaluation: null };
+  const evaluation =
+    layout.evaluation === 0
+      ? null
+      : decodeEvaluationSum(sum.subarray(layout.update + layout.weight), survivors.length);
+  if (layout.kind === 'evaluation') return { ...base, evaluation };
+  const encoding = encodingOf(spec);
+  checkWeightedEncoding(encoding, survivors.length);
+  const decoded = decodeWeightedSum(
+    sum.subarray(0, layout.update + layout.weight),
+    encoding,
+    survivors.length,
+  );
+  let weighted: WeightedSum = decoded;
+  if (spec.dp !== null) {
+    if (input.noise === undefined) throw new Error('a task with central DP needs its noise source');
+    weighted = privatizeSum(decoded, {
+      clipNorm: spec.dp.clipNorm,
+      noiseMultiplier: spec.dp.noiseMultiplier,
+      clients: survivors.length,
+      plannedClients: spec.cohort.size,
+      random: input.noise,
+    });
+  }
+  const strategy = strategyOf(spec);
+  const next = strategy.aggregate(
+    input.start,
+    strategy.needsPlaintextUpdates ? plainResults(input.plain, survivors, layout, encoding) : weighted,
+  );
+  const modelBytes = encodeModelBytes(spec.model.name, next.global);
+  return {
+    ...base,
+    evaluation,
+    decoded,
+    next,
+    modelBytes,
+    modelHash: sha256Hex(modelBytes),
+    // Under DP every update weighs 1: the clients that contributed.
+    examples: decoded.totalWeight,
+  };
+}

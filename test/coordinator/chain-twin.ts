@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { type FileInfo, type ProtocolCall, seedOf } from '../../src/chain/index.ts';
+import { fileKey, ownerFilesPrefix } from '../../src/chain/pallets/file-bank.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
+import { call, createHarness, makeAccounts, registerMiner } from '../chain/helpers.ts';
+import { makeAccount, type World } from './harness.ts';
+
+const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The chain the harness's twins stand for, as the protocol state `auditTask` reads. Every call the coordinator makes
+ * on its ledger is also submitted as a remark to the real protocol rules over an in-memory state (so an admission is
+ * checked against the participant's own signature, and rounds must come in order), and twelve miners register the
+ * same way. Stored objects: the storage twin addresses them by SHA-256, not by the codec's Merkle fid that fileBank's
+ * declaration rule recomputes, so the twin writes the record a completed upload leaves — active, one column on each
+ * miner, owned by whoever stored it — for every object it holds (`recordObjects`).
+ */
+export function attachChainTwin(world: World) {
+  const h = createHarness();
+  const coordinator = makeAccount('coordinator').address;
+  const submit = (caller: string, c: ProtocolCall, paidToPot?: bigint) => {
+    const outcome = h.submit(caller, c, paidToPot === undefined ? {} : { paidToPot });
+    if (outcome.kind !== 'applied')
+      throw new AilinkError('CHAIN_CALL_REJECTED', `${c.name} was rejected: ${JSON.stringify(outcome)}`);
+  };
+  const miners = makeAccounts('explorer/miner', 12);
+  for (const m of miners) submit(m.address, registerMiner(m), 1000n);
+  // The chain first: a call its rules reject must change the ledger no more than it changes the chain.
+  const ledger = world.ledger;
+  const { createTask, admit, recordRound } = ledger;
+  ledger.createTask = async (task, digest, admitted) => {
+    submit(coordinator, call('provenance.createTask', { task, spec: digest, admitted: [...admitted] }));
+    await createTask(task, digest, admitted);
+  };
+  ledger.admit = async (task, account, identityKey, signature) => {
+    submit(coordinator, call('provenance.admit', { task, account, identityKey, signature }));
+    await admit(task, account, identityKey, signature);
+  };
+  // The graph seed is the hash of the twin's block that recorded the cohort, as on the real chain.
+  ledger.drawSeed = async (task, round, attempt, cohort) => {
+    submit(coordinator, call('provenance.drawSeed', { task, round, attempt, cohort }));
+    return seedOf(h.state, task, round, attempt)!.blockHash;
+  };
+  ledger.seedDrawn = (task, round, attempt) => seedOf(h.state, task, round, attempt) !== undefined;
+  // What the participants' view of the chain reads.
+  ledger.seedOf = (task, round, attempt) => seedOf(h.state, task, round, attempt);
+  ledger.recordRound = async (task, round, manifest, digest) => {
+    submit(coordinator, call('provenance.recordRound', { task, round, manifest, digest }));
+    await recordRound(task, round, manifest, digest);
+  };
+  const owners = new Map<string, string>();
+  return {
+    state: h.state,
+    atBlock: () => h.block,
+    /** The world as one participant sees it: what it uploads is recorded as its own. */
+    storingAs(account: string): World {
+      const putFor = async (bytes: Uint8Array) => {
+        const fid = await world.objects.putFor(bytes);
+        owners.set(fid, account);
+        return fid;
+      };
+      return { ...world, objects: { ...world.objects, putFor } };
+    },
+    recordObjects() {
+      h.block += 1;
+      for (const [fid, bytes] of world.objects.objects) {
+        if (h.state.get(fileKey(fid)) !== undefined) continue;
+        const owner = owners.get(fid) ?? coordinator;
+        const record: FileInfo = {
+          owner,
+          deal: sha256Hex(new TextEncoder().encode(`deal/${fid}`)),
+          name: null,
+          size: bytes.byteLength,
+          profile: { segmentSize: 1 << 20, dataFragments: 4, parityFragments: 8 },
+          segments: [],
+          encryption: null,
+          state: 'Active',
+          declaredAt: h.block,
+          declaredTime: 1_700_000_000_000 + h.block * 6000,
+          activeAt: h.block,
+          placements: miners.map((m) => m.address),
+          charged: 0,
+        };
+        h.state.apply([
+          { key: fileKey(fid), value: record },
+          { key: `${ownerFilesPrefix(owner)}${fid}`, value: h.block },
+        ]);
+      }
+    },
+  };
+}
