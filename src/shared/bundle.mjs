@@ -2,8 +2,8 @@
 // entry (the CLI, a worker) with esbuild (≈ 1 s) into node_modules/.cache/ailink, named by the entry and a fingerprint
 // of the sources; later runs load that bundle. Why a bundle rather than tsx per module: tsx keeps a loader thread and
 // per-module transforms in every process and worker thread. Measured: `ailink help` 138 vs 210 MiB peak RSS and 1.75
-// vs 2.5 s; each codec worker thread ≈ 70 MiB through tsx. A dozen miner processes and the gateway's memory budget
-// (issue 16: ≤ 256 MiB) need that back. Plain JavaScript (not TypeScript) because it runs before any loader.
+// vs 2.5 s; a codec worker thread ≈ 38 MiB through tsx, ≈ 24 MiB from its bundle. A dozen miner processes and the
+// gateway's memory budget (issue 16: ≤ 256 MiB) need that back. Plain JavaScript: it runs before any loader.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
