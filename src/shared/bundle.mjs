@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const src = join(root, 'src');
+const STALE_MS = 10 * 60_000;
 
 /**
  * Imports the TypeScript module at `entry` (a path or file URL): from its bundle unless AILINK_NO_BUNDLE=1 or the
@@ -52,10 +53,14 @@ async function bundleOf(entry) {
     const aside = `${path}.${process.pid}.tmp`;
     writeFileSync(aside, result.outputFiles[0].contents);
     renameSync(aside, path);
+    // Older bundles go once nothing can still be about to load them (a process that found one a moment ago).
     for (const old of readdirSync(cache)) {
-      if (old.startsWith(`${name}-`) && old.endsWith('.mjs') && join(cache, old) !== path) {
-        rmSync(join(cache, old), { force: true });
-      }
+      const at = join(cache, old);
+      try {
+        if (old.startsWith(`${name}-`) && at !== path && Date.now() - statSync(at).mtimeMs > STALE_MS) {
+          rmSync(at, { force: true });
+        }
+      } catch {} // another process removed it first
     }
     return path;
   } catch {
