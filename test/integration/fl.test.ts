@@ -85,6 +85,10 @@ describe('federated rounds end to end', () => {
           expect(verify.code, verify.stderr).toBe(0);
           const report = JSON.parse(verify.stdout.trim().split('\n').at(-1)!);
           expect([report.ok, report.rounds.length]).toEqual([true, 3]);
+          // Every model re-derived from the committed updates and the unmasking material (SecAgg, no central DP).
+          expect(report.rounds.map((r: { aggregate_recomputed: boolean }) => r.aggregate_recomputed)).toEqual(
+            [true, true, true],
+          );
           expect(report.rounds[1].dropouts).toEqual(manifests[1]!.dropouts);
           const out = join(view.network.dir, 'pulled');
           const pull = await cli([
