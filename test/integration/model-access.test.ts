@@ -2,7 +2,13 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectChain, DEV_POT } from '../../src/chain/index.ts';
+import {
+  connectChain,
+  DEV_POT,
+  openIndexer,
+  parseProtocolConfig,
+  retrievalsOf,
+} from '../../src/chain/index.ts';
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
 import { loadKeyFile } from '../../src/shared/account.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
@@ -113,7 +119,18 @@ describe('private global models under market terms', () => {
             ) {
               await new Promise((r) => setTimeout(r, 500));
             }
-            expect(rise > PRICE - 1000n && rise < PRICE + 1000n, `rise ${rise}`).toBe(true);
+            if (!(rise > PRICE - 1000n && rise < PRICE + 1000n)) {
+              // What the pot paid and owes, and the retrievals: the message to read when this fails.
+              const observer = openIndexer(chain, {
+                path: join(view.network.dir, 'rise-observer.sqlite'),
+                config: parseProtocolConfig(view.network.file.chain!.protocol),
+              });
+              await observer.sync();
+              const pot = ['pot/paid/', 'pot/debts/', 'pot/flags/'].flatMap((p) => observer.state.scan(p));
+              const seen = JSON.stringify({ pot, retrievals: retrievalsOf(observer.state, fid) });
+              observer.close();
+              expect.fail(`the coordinator's balance rose by ${rise}, expected ${PRICE}: ${seen}`);
+            }
 
             // The owner's access log: both retrievals, the payer's with the price.
             const asCoordinator = join(view.network.dir, 'keys', 'coordinator.json');
