@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -127,7 +127,12 @@ describe('private global models under market terms', () => {
               });
               await observer.sync();
               const pot = ['pot/paid/', 'pot/debts/', 'pot/flags/'].flatMap((p) => observer.state.scan(p));
-              const seen = JSON.stringify({ pot, retrievals: retrievalsOf(observer.state, fid) });
+              const payoutLog = join(view.network.dir, 'pot', 'payouts.log');
+              const seen = JSON.stringify({
+                pot,
+                retrievals: retrievalsOf(observer.state, fid),
+                payouts: existsSync(payoutLog) ? readFileSync(payoutLog, 'utf8') : null,
+              });
               observer.close();
               expect.fail(`the coordinator's balance rose by ${rise}, expected ${PRICE}: ${seen}`);
             }
