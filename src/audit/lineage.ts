@@ -75,9 +75,13 @@ export function objectsToFetch(input: Omit<LineageInput, 'atBlock'>): string[] {
     if (manifest === undefined) continue;
     want.add(manifest.model.fid);
     want.add(manifest.specFid);
-    // Re-deriving the aggregate needs the model the round started from and the unmasking material.
-    want.add(manifest.startModel.fid);
-    if (manifest.aggregation != null) want.add(manifest.aggregation.fid);
+    // Re-deriving the aggregate needs the unmasking material and the model the round started from. Without material
+    // there is nothing to re-derive, and the start model is not fetched: for a private model that would be one more
+    // paid request (the initial model) for a reader who bought the round's model.
+    if (manifest.aggregation != null) {
+      want.add(manifest.aggregation.fid);
+      want.add(manifest.startModel.fid);
+    }
     if (manifest.preprocessing !== null) want.add(manifest.preprocessing.fid);
   }
   return [...want].filter((fid) => !input.objects.has(fid));
