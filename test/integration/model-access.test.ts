@@ -55,7 +55,7 @@ describe('private global models under market terms', () => {
         say: (line) => lines.push(line),
         async inspect(view) {
           const [anchored] = view.anchored(view.task);
-          expect(anchored?.round).toBe(0);
+          expect(anchored?.round, lines.join('\n')).toBe(0);
           const manifest = parseManifest(await view.get(anchored!.manifest));
           const fid = manifest.model.fid;
           const anchoredWeights = decodeModelBytes(await view.get(fid)).weights;
