@@ -85,6 +85,12 @@ export interface ChainClient {
   finalizedHeight(): Promise<number>;
   /** A finalized block by number, decoded. @throws NOT_FOUND when the chain is not that high yet. */
   block(number: number): Promise<ChainBlock>;
+  /**
+   * Finalized blocks `from`..`to`, decoded, in order: their hashes in one request, their bodies at once, and events
+   * only for blocks with signed extrinsics (an inherent-only block has nothing the events would explain).
+   * @throws NOT_FOUND when the chain is not that high yet
+   */
+  blocks(from: number, to: number): Promise<ChainBlock[]>;
   /** Calls `onHeight` with each new finalized height; returns the unsubscribe function. */
   followFinalized(onHeight: (height: number) => void): Promise<() => void>;
   close(): Promise<void>;
@@ -92,6 +98,11 @@ export interface ChainClient {
 
 export interface ChainClientOptions {
   readonly connectTimeoutMs?: number;
+  /**
+   * How long one request may go unanswered (default 60 s). A loaded dev chain took over 15 s to answer a submission
+   * (measured); an unanswered submission is a CHAIN_TIMEOUT whose transaction may still land.
+   */
+  readonly requestTimeoutMs?: number;
   /** Attempts for a transaction the pool refuses as stale or drops (its nonce is fetched again in between). */
   readonly retries?: number;
 }
@@ -105,7 +116,7 @@ export interface ChainClientOptions {
 export async function connectChain(endpoint: string, options: ChainClientOptions = {}): Promise<ChainClient> {
   await accountsReady();
   const timeoutMs = options.connectTimeoutMs ?? 15_000;
-  const provider = new WsProvider(endpoint, false, {}, timeoutMs);
+  const provider = new WsProvider(endpoint, false, {}, options.requestTimeoutMs ?? 60_000);
   let api: ApiPromise;
   try {
     await withDeadline(provider.connect(), timeoutMs, 'connect');
@@ -236,13 +247,21 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       nonces.set(address, nonce + 1);
       return await promise;
     } catch (err) {
-      if (!hasCode(err)) {
+      if (hasCode(err)) throw err;
+      if (typeof (err as { code?: unknown }).code === 'number') {
         // A refusal from the pool at submission: 1010 invalid (stale, future, payment) or 1014 priority too low.
         throw new AilinkError('CHAIN_TX_REJECTED', `${what} from ${address}: ${(err as Error).message}`, {
           cause: err,
         });
       }
-      throw err;
+      // No answer to the submission (the node is slow or the link dropped): the pool may have taken it, and it may
+      // still land. Sending it again could pay twice; the caller decides, and the next send asks for the nonce anew.
+      nonces.delete(address);
+      throw new AilinkError(
+        'CHAIN_TIMEOUT',
+        `${what} from ${address}: the node did not answer the submission (${(err as Error).message}); it may still land — check the account's nonce before sending again`,
+        { cause: err },
+      );
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
@@ -324,6 +343,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     }
   }
 
+  let finalizedSeen = 0;
   const client: ChainClient = {
     endpoint,
     genesisHash: api.genesisHash.toHex(),
@@ -348,31 +368,43 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     },
     async finalizedHeight() {
       const hash = await api.rpc.chain.getFinalizedHead();
-      return (await api.rpc.chain.getHeader(hash)).number.toNumber();
+      const height = (await api.rpc.chain.getHeader(hash)).number.toNumber();
+      finalizedSeen = Math.max(finalizedSeen, height);
+      return height;
     },
     async block(number) {
-      const finalized = await client.finalizedHeight();
-      if (number > finalized) {
+      return (await client.blocks(number, number))[0]!;
+    },
+    async blocks(from, to) {
+      if (to < from) return [];
+      // Finality only grows: a height seen finalized once needs no second look.
+      const finalized = to <= finalizedSeen ? finalizedSeen : await client.finalizedHeight();
+      if (to > finalized) {
         throw new AilinkError(
           'NOT_FOUND',
-          `block ${number} is not finalized yet (finalized height ${finalized})`,
+          `block ${to} is not finalized yet (finalized height ${finalized})`,
         );
       }
-      const hash = await api.rpc.chain.getBlockHash(number);
-      const [signed, records] = await Promise.all([
-        api.rpc.chain.getBlock(hash),
-        api.query.system.events.at(hash) as unknown as Promise<EventRecord[]>,
-      ]);
-      return decodeBlock(
-        number,
-        hash.toHex(),
-        signed.block.header.parentHash.toHex(),
-        signed.block.extrinsics,
-        records,
+      const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+      const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
+      return Promise.all(
+        numbers.map(async (number, i) => {
+          const hash = hashes[i];
+          if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
+          const signed = await api.rpc.chain.getBlock(hash);
+          const { extrinsics, header } = signed.block;
+          const records = extrinsics.some((ex) => ex.isSigned)
+            ? ((await api.query.system.events.at(hash)) as unknown as EventRecord[])
+            : [];
+          return decodeBlock(number, hash, header.parentHash.toHex(), extrinsics, records);
+        }),
       );
     },
     async followFinalized(onHeight) {
-      return api.rpc.chain.subscribeFinalizedHeads((header) => onHeight(header.number.toNumber()));
+      return api.rpc.chain.subscribeFinalizedHeads((header) => {
+        finalizedSeen = Math.max(finalizedSeen, header.number.toNumber());
+        onHeight(header.number.toNumber());
+      });
     },
     async close() {
       await Promise.allSettled([...senders.values()]);

@@ -43,13 +43,16 @@ export interface Indexer {
   close(): void;
 }
 
-export type ChainSource = Pick<ChainClient, 'genesisHash' | 'block' | 'finalizedHeight' | 'followFinalized'>;
+export type ChainSource = Pick<
+  ChainClient,
+  'genesisHash' | 'block' | 'blocks' | 'finalizedHeight' | 'followFinalized'
+>;
 
 export interface IndexerOptions {
   /** SQLite file (created if missing); one file per chain. */
   readonly path: string;
   readonly config: ProtocolConfig;
-  /** Blocks fetched ahead while earlier ones are applied. */
+  /** Blocks fetched ahead, as one window, while the window before is applied (default 64). */
   readonly prefetch?: number;
 }
 
@@ -195,7 +198,7 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
   let continuity: Promise<void> | undefined;
 
   let syncing: Promise<number> = Promise.resolve(0);
-  const prefetch = options.prefetch ?? 16;
+  const prefetch = options.prefetch ?? 64;
   async function syncOnce(
     target: number | undefined,
     opts: { signal?: AbortSignal; onBlock?: (n: number) => void },
@@ -203,22 +206,23 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
     continuity ??= checkContinuity();
     await continuity;
     const to = target ?? (await chain.finalizedHeight());
-    const ahead = new Map<number, Promise<ChainBlock>>();
-    let next = last().number + 1;
-    const fetch = (n: number) => {
-      if (n > to || ahead.has(n)) return;
-      const p = chain.block(n);
+    // Blocks come in windows of `prefetch`: the next window is in flight while this one is applied.
+    const window = (from: number): Promise<ChainBlock[]> | undefined => {
+      if (from > to) return undefined;
+      const p = chain.blocks(from, Math.min(to, from + prefetch - 1));
       p.catch(() => {});
-      ahead.set(n, p);
+      return p;
     };
-    while (next <= to) {
-      opts.signal?.throwIfAborted();
-      for (let n = next; n < next + prefetch; n++) fetch(n);
-      const block = await ahead.get(next)!;
-      ahead.delete(next);
-      applyBlock.immediate(block);
-      opts.onBlock?.(next);
-      next++;
+    let next = last().number + 1;
+    for (let ahead = window(next); ahead !== undefined; ) {
+      const blocks = await ahead;
+      ahead = window(next + blocks.length);
+      for (const block of blocks) {
+        opts.signal?.throwIfAborted();
+        applyBlock.immediate(block);
+        opts.onBlock?.(next);
+        next++;
+      }
     }
     return last().number;
   }

@@ -1,0 +1,90 @@
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { type ChainClient, connectChain } from '../../src/chain/client.ts';
+import { ROC } from '../../src/chain/config.ts';
+import { devSigner } from '../../src/chain/devchain.ts';
+import { hasCode } from '../../src/shared/errors.ts';
+import { useDevChain } from './fixture.ts';
+
+/**
+ * A WebSocket relay in front of the dev chain that loses the node's answer to the first transaction submission (and
+ * the status updates after it) while the node still takes the transaction: what a client sees when a loaded node
+ * answers after the client's request deadline, or the link drops at the wrong moment.
+ */
+async function answerLosingRelay(target: string) {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  let lostId: number | undefined;
+  let lostSubscription: string | undefined;
+  server.on('connection', (client: WebSocket) => {
+    const upstream = new WebSocket(target);
+    const queued: string[] = [];
+    upstream.on('open', () => {
+      for (const m of queued.splice(0)) upstream.send(m);
+    });
+    client.on('message', (data) => {
+      const text = String(data);
+      const msg = JSON.parse(text) as { id?: number; method?: string };
+      if (lostId === undefined && msg.method === 'author_submitAndWatchExtrinsic') lostId = msg.id;
+      if (upstream.readyState === upstream.OPEN) upstream.send(text);
+      else queued.push(text);
+    });
+    upstream.on('message', (data) => {
+      const text = String(data);
+      const msg = JSON.parse(text) as { id?: number; result?: unknown; params?: { subscription?: string } };
+      if (msg.id !== undefined && msg.id === lostId) {
+        lostSubscription = String(msg.result);
+        return;
+      }
+      if (lostSubscription !== undefined && msg.params?.subscription === lostSubscription) return;
+      client.send(text);
+    });
+    client.on('close', () => upstream.close());
+    upstream.on('close', () => client.close());
+  });
+  return {
+    endpoint: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of server.clients) c.terminate();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('a submission whose answer is lost', () => {
+  const dev = useDevChain();
+  let relay: Awaited<ReturnType<typeof answerLosingRelay>>;
+  let client: ChainClient;
+  beforeAll(async () => {
+    relay = await answerLosingRelay(dev.endpoint());
+    client = await connectChain(relay.endpoint, { requestTimeoutMs: 5000 });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await relay?.close();
+  });
+
+  it('is a CHAIN_TIMEOUT that may still land, never sent again: a transfer is paid once', async () => {
+    const bob = devSigner('Bob');
+    const dave = devSigner('Dave');
+    const before = await dev.client().balance(dave.address);
+    const err = await client
+      .submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }], { deadlineMs: 20_000 })
+      .catch((e: unknown) => e);
+    // The node took it: it lands once. (Sent again with a fresh nonce, as a refused submission is, it landed twice.)
+    let after = before;
+    for (const until = Date.now() + 20_000; after === before && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      after = await dev.client().balance(dave.address);
+    }
+    await new Promise((r) => setTimeout(r, 3000)); // room for a second copy to land, were there one
+    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
+    expect(hasCode(err, 'CHAIN_TIMEOUT'), String(err)).toBe(true);
+    expect(String(err)).toContain('may still land');
+    // The client goes on: its next submission asks the chain for the nonce and lands.
+    await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
+    expect((await dev.client().balance(dave.address)) - before).toBe(2n * ROC);
+  });
+});
