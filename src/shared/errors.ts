@@ -55,7 +55,8 @@ export const ERROR_CODES = {
     status: 421,
     about:
       'the Host header names no name this coordinator answers to (a DNS-rebinding page or a misdirected request)',
-    action: 'use one of the host names the message lists, or add yours to the coordinator’s allowed hosts',
+    action:
+      'use a host name the message lists, or start the coordinator with `--announce` naming the host you use',
   },
   RATE_LIMITED: {
     status: 429,
@@ -423,7 +424,8 @@ export const ERROR_CODES = {
   AGG_REFUSED_UNDER_SECAGG: {
     status: 400,
     about: 'a robust aggregator needs plaintext updates and cannot run under secure aggregation',
-    action: 'choose a plain strategy (fedavg) with SecAgg, or turn SecAgg off for a robust one',
+    action:
+      'with SecAgg choose a sum-based strategy (fedavg, fedadam, …), or set secagg.enabled to false for a robust one',
   },
   AGG_TOO_FEW_UPDATES: {
     status: 422,
@@ -443,7 +445,7 @@ export const ERROR_CODES = {
   QUANT_INVALID_PARAMETERS: {
     status: 400,
     about: 'quantization range or bits are out of range',
-    action: 'fix the quantization range and bits in the task spec',
+    action: 'fix secagg.range and secagg.bits in the task spec',
   },
   SECAGG_INVALID_PARAMETERS: {
     status: 400,
