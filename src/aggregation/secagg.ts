@@ -264,8 +264,13 @@ function openShares(
   context: string,
   sealed: Uint8Array,
 ): Uint8Array {
+  if (sealed.byteLength < 16)
+    throw new AggregationError(
+      'SECAGG_BAD_MESSAGE',
+      `the shares from ${from} to ${to} do not open: expected at least the 16-byte tag, got ${sealed.byteLength} bytes`,
+      { from },
+    );
   try {
-    if (sealed.byteLength < 16) throw new Error('short');
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.alloc(12), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(`${context}\n${from}\n${to}`));
     decipher.setAuthTag(sealed.subarray(sealed.byteLength - 16));

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type StrategyState, verifySigned } from '../aggregation/index.ts';
 import { participantsOf, roundsOf, seedOf, taskOf } from '../chain/index.ts';
 import { fromHex } from '../shared/bytes.ts';
+import { AilinkError } from '../shared/errors.ts';
 import {
   type AggregationMaterial,
   concludeAttempt,
@@ -69,12 +70,15 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
     // The manifest, spec and start model are checked by checkLineage; here they are only read (a round whose
     // manifest does not match its anchor is not recomputed: its findings say why).
     const manifestBytes = bytesOf(row.manifest);
-    let m: Manifest;
-    try {
-      if (manifestBytes === undefined || sha256Hex(manifestBytes) !== row.digest)
-        throw new Error('unanchored');
-      m = parseManifest(manifestBytes);
-    } catch {
+    let m: Manifest | undefined;
+    if (manifestBytes !== undefined && sha256Hex(manifestBytes) === row.digest) {
+      try {
+        m = parseManifest(manifestBytes);
+      } catch {
+        m = undefined;
+      }
+    }
+    if (m === undefined) {
       done(false, 'the manifest could not be read as anchored');
       continue;
     }
@@ -262,7 +266,8 @@ function checkMaskedUpdates(
     }
     try {
       const u = decodeStoredUpdate(bytes, params.dimension);
-      if (u.signature === null) throw new Error('it carries no SecAgg signature');
+      if (u.signature === null)
+        throw new AilinkError('ROUND_MESSAGE_INVALID', 'it carries no SecAgg signature');
       verifySigned(params, 'masked', {
         stage: 'masked',
         context: u.context,
@@ -270,7 +275,8 @@ function checkMaskedUpdates(
         body: { masked: u.words },
         signature: u.signature,
       });
-      if (u.from !== entry.account) throw new Error(`it was made by ${u.from}`);
+      if (u.from !== entry.account)
+        throw new AilinkError('ROUND_MESSAGE_INVALID', `it was made by ${u.from}`);
     } catch (err) {
       ok = false;
       add('AGGREGATE_UPDATE', where, `the update is not a valid masked input: ${(err as Error).message}`);

@@ -1,5 +1,5 @@
 import type { StateReader } from '../chain/index.ts';
-import { hasCode } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import { checkLineage, objectsToFetch } from './lineage.ts';
 import { recomputeAggregates } from './recompute.ts';
 import type { AuditReport } from './types.ts';
@@ -59,7 +59,7 @@ export async function auditTask(
           objects.set(fid, await deps.fetch(fid, { signal }));
         } catch (err) {
           if (options.signal?.aborted) throw err;
-          objects.set(fid, err instanceof Error ? withCode(err) : new Error(String(err)));
+          objects.set(fid, fetchFailure(err));
         }
         options.onProgress?.({ fetched: ++fetched, wanted });
       }
@@ -76,7 +76,10 @@ export async function auditTask(
   return checkLineage({ ...input, recomputed: await recomputeAggregates(input) });
 }
 
-/** Keeps the error code in the message the report shows. */
-function withCode(err: Error): Error {
-  return hasCode(err) ? new Error(`${err.code}: ${err.message.split('\n')[0]}`) : err;
+/** Why an object could not be fetched, as the report shows it: the error code in the message, on its first line. */
+function fetchFailure(err: unknown): Error {
+  if (hasCode(err))
+    return new AilinkError(err.code, `${err.code}: ${err.message.split('\n')[0]}`, { cause: err });
+  if (err instanceof Error) return err;
+  return new AilinkError('INTERNAL', `expected the fetch to fail with an Error, got ${String(err)}`);
 }

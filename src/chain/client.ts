@@ -703,7 +703,11 @@ function opened(provider: WsProvider): Promise<void> {
       }),
       provider.on('error', (err: unknown) => {
         for (const off of offs) off();
-        reject(err instanceof Error ? err : new Error(String(err)));
+        reject(
+          err instanceof Error
+            ? err
+            : new AilinkError('CHAIN_UNREACHABLE', `the chain socket failed: ${String(err)}`),
+        );
       }),
     ];
   });
@@ -756,7 +760,10 @@ async function closeQuietly(provider: WsProvider, api: ApiPromise): Promise<void
 async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    timer = setTimeout(
+      () => reject(new AilinkError('TIMEOUT', `${what} did not finish within ${ms} ms`, { details: { ms } })),
+      ms,
+    );
   });
   try {
     return await Promise.race([promise, timeout]);

@@ -226,6 +226,16 @@ const SCRIPT = `
     return n + ' ' + word + (n === 1 ? '' : 's');
   }
 
+  /** A refusal of the coordinator's API, with its error code (docs/errors.md) and HTTP status. */
+  class ApiError extends Error {
+    constructor(code, status, message) {
+      super(message);
+      this.name = 'ApiError';
+      this.code = code;
+      this.status = status;
+    }
+  }
+
   async function api(path) {
     var res = await fetch(base + path, { headers: { accept: 'application/json' } });
     var body = null;
@@ -235,11 +245,9 @@ const SCRIPT = `
       body = null;
     }
     if (!res.ok) {
+      // The API answers every refusal with a registered code; a proxy in front of it may not.
       var error = body && body.error ? body.error : { code: 'HTTP_' + res.status, message: 'HTTP ' + res.status };
-      var err = new Error(error.message);
-      err.code = error.code;
-      err.status = res.status;
-      throw err;
+      throw new ApiError(error.code, res.status, error.message);
     }
     return body;
   }

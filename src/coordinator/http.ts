@@ -40,21 +40,11 @@ export const BODY_LIMIT = 256 * 1024;
 export const API_VERSION = '1.0.0';
 
 /**
- * Codes of failures that happen in the HTTP layer itself, before any AI-LINK code runs (they have no AilinkError).
- * Kept here rather than in errors.ts because nothing outside HTTP can raise them.
+ * The codes the API answers with: all registered in ERROR_CODES, including those of failures in the HTTP layer itself
+ * (INTERNAL, BODY_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, REQUEST_REFUSED, HOST_NOT_ALLOWED, RATE_LIMITED,
+ * AUDIT_UNAVAILABLE), so docs/errors.md lists every one with what to do.
  */
-export type HttpErrorCode =
-  | ErrorCode
-  | 'INTERNAL'
-  | 'BODY_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'REQUEST_REFUSED'
-  /** The Host header names no name this coordinator answers to (a DNS-rebinding page, or a misdirected request). */
-  | 'HOST_NOT_ALLOWED'
-  /** This client sent more requests than `HttpDeps.limits.perMinute` allows. */
-  | 'RATE_LIMITED'
-  /** The coordinator was started without an auditor (`HttpDeps.audit`), so it cannot verify lineages. */
-  | 'AUDIT_UNAVAILABLE';
+export type HttpErrorCode = ErrorCode;
 
 export interface HttpDeps {
   readonly coordinator: Coordinator;
@@ -120,9 +110,10 @@ const AddressSchema = z
 export const ErrorBodySchema = z
   .object({
     error: z.object({
-      code: z
-        .string()
-        .meta({ description: 'an AI-LINK error code (see ERROR_CODES), or INTERNAL, BODY_TOO_LARGE…' }),
+      code: z.string().meta({
+        description:
+          'a registered AI-LINK error code (ERROR_CODES; docs/errors.md says what each means and what to do)',
+      }),
       message: z.string().meta({ description: 'what was expected and what came; names the field for 400s' }),
     }),
   })
@@ -345,7 +336,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
     const host = hostName(request.headers.host);
     if (allowedHosts.size > 0 && (host === undefined || !allowedHosts.has(host)))
       return reply
-        .code(421)
+        .code(httpStatusOf('HOST_NOT_ALLOWED'))
         .send(
           errorBody(
             'HOST_NOT_ALLOWED',
@@ -366,7 +357,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
     if (bucket.tokens < 1) {
       const waitS = Math.ceil(((1 - bucket.tokens) * 60) / limits.perMinute);
       return reply
-        .code(429)
+        .code(httpStatusOf('RATE_LIMITED'))
         .header('retry-after', String(waitS))
         .send(
           errorBody(
@@ -391,7 +382,9 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
   };
 
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)),
+    reply
+      .code(httpStatusOf('NOT_FOUND'))
+      .send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
 
   // swagger records routes through an onRoute hook, so it must be loaded before the routes: they live in a plugin
@@ -581,7 +574,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
           throw new AilinkError('TASK_NOT_FOUND', `no task ${id} on this coordinator`);
         if (deps.audit === undefined)
           return reply
-            .code(503)
+            .code(httpStatusOf('AUDIT_UNAVAILABLE'))
             .send(
               errorBody(
                 'AUDIT_UNAVAILABLE',

@@ -314,11 +314,19 @@ export class AttemptRunner {
       return { kind: 'aborted', reason: this.attempt.reason ?? 'aborted' };
     if (this.layout.kind === 'statistics') {
       const statistics = this.deps.store.statistics(this.key.task);
-      if (statistics === undefined) throw new Error('a finished statistics attempt left no record');
+      if (statistics === undefined)
+        throw new AilinkError(
+          'INTERNAL',
+          `expected a statistics record for task ${this.key.task} after its attempt finished, found none (a bug: report it with the coordinator log)`,
+        );
       return { kind: 'statistics', row: statistics };
     }
     const row = this.deps.store.rounds(this.key.task).find((r) => r.round === this.key.round);
-    if (row === undefined) throw new Error('a finished attempt left no round record');
+    if (row === undefined)
+      throw new AilinkError(
+        'INTERNAL',
+        `expected a record of round ${this.key.round} of task ${this.key.task} after its attempt finished, found none (a bug: report it with the coordinator log)`,
+      );
     return { kind: 'done', row };
   }
 
@@ -365,7 +373,11 @@ export class AttemptRunner {
     const wire = this.deps.store.announcement(k.task, k.round, k.attempt, phase) as
       | WireAnnouncement
       | undefined;
-    if (wire === undefined) throw new Error(`no announcement stored for ${phase}`);
+    if (wire === undefined)
+      throw new AilinkError(
+        'INTERNAL',
+        `expected a stored announcement of ${phase} for round ${k.round} attempt ${k.attempt} of task ${k.task}, found none (a bug: report it with the coordinator log)`,
+      );
     // Gossip is best effort: a participant that missed it fetches the same announcement with `view`.
     await this.deps.publish(wire).catch((err: Error) => this.deps.log(`gossip failed: ${err.message}`));
   }
@@ -507,7 +519,11 @@ export class AttemptRunner {
   private async feed(stage: RoundStage): Promise<unknown> {
     const server = this.server;
     const msgs = this.stored(stage).map((m) => m.body);
-    if (server === undefined) throw new Error('no SecAgg server');
+    if (server === undefined)
+      throw new AilinkError(
+        'INTERNAL',
+        `expected a SecAgg server state to feed the ${stage} stage, found none (a bug: only SecAgg rounds feed stages)`,
+      );
     switch (stage) {
       case 'advertise': {
         const out = server.collectAdverts(msgs.map((m) => AdvertSchema.parse(m)));
@@ -533,7 +549,10 @@ export class AttemptRunner {
         return { signatures: sigs.map(toWire) };
       }
       case 'unmask':
-        throw new Error('unmask is closed by finish()');
+        throw new AilinkError(
+          'INTERNAL',
+          'expected the unmask stage to be closed by finish(), got it fed as a stage (a bug in the round state machine)',
+        );
     }
   }
 
@@ -629,7 +648,11 @@ export class AttemptRunner {
     const announced = this.deps.store.announcement(k.task, k.round, k.attempt, 'consistency') as
       | { body: { survivors: string[] } }
       | undefined;
-    if (announced === undefined) throw new Error('no survivor list was announced');
+    if (announced === undefined)
+      throw new AilinkError(
+        'INTERNAL',
+        `expected the consistency announcement of round ${k.round} attempt ${k.attempt} to list the survivors, found none stored (a bug: report it with the coordinator log)`,
+      );
     const fetched = await this.fetchedUpdates();
     const material: AggregationMaterial = {
       version: 1,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { AilinkError } from '../shared/errors.ts';
 import { s3Error } from './s3-http.ts';
 import { chunkSignature, type SigV4Auth, STREAMING_PAYLOAD, UNSIGNED_PAYLOAD } from './sigv4.ts';
 
@@ -88,7 +89,11 @@ export function checkBody(raw: AsyncIterable<Uint8Array>, rules: BodyRules): Che
   return {
     bytes: bytes(),
     md5() {
-      if (md5Hex === undefined) throw new Error('the body was not read to its end');
+      if (md5Hex === undefined)
+        throw new AilinkError(
+          'INTERNAL',
+          'expected the body to be read to its end before its MD5 is asked for, got a partly read body (a bug in the route)',
+        );
       return md5Hex;
     },
   };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { MarketTerms } from '../chain/index.ts';
 import { isAddress } from '../shared/account.ts';
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, type ErrorCode } from '../shared/errors.ts';
 import { errorXml } from './s3-xml.ts';
 
 /**
@@ -123,9 +123,9 @@ export function refusalBeforePaying(standing: ReaderStanding, maxPrice: bigint):
 }
 
 /** S3's code for the AI-LINK codes the marketplace answers with (the rest as the S3 API maps them). */
-export function marketS3Code(code: string, named: unknown, fallback: () => string): string {
+export function marketS3Code(code: ErrorCode, named: unknown, fallback: () => string): string {
   if (typeof named === 'string') return named;
-  const byCode: Record<string, string> = {
+  const byCode: Partial<Record<ErrorCode, string>> = {
     ACCESS_DENIED: 'AccessDenied',
     CHAIN_CALL_REJECTED: 'InvalidRequest',
     NOT_FOUND: 'NoSuchKey',
@@ -142,7 +142,7 @@ export const wantsXml = (accept: string | undefined): boolean =>
 /** One error as the marketplace answers it: JSON `{ error, s3, message, details }` or S3's `<Error>` document. */
 export function renderMarketError(
   e: {
-    code: string;
+    code: ErrorCode;
     s3: string;
     message: string;
     details?: Readonly<Record<string, unknown>> | undefined;

@@ -209,7 +209,11 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
 
   const targetsOf = (peer: PeerRef) => {
     const targets = peer.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer.peerId}`));
-    if (targets.length === 0) throw new Error(`no address known for peer ${peer.peerId}`);
+    if (targets.length === 0)
+      throw new AilinkError(
+        'PEER_UNREACHABLE',
+        `expected at least one address for peer ${peer.peerId}, got none: pass its multiaddrs`,
+      );
     return targets;
   };
 
@@ -291,7 +295,8 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
         return channelOf(await dial(), peer.peerId, maxBufferSize);
       } catch (err) {
         if (!reused || openOptions.signal?.aborted) throw err;
-        for (const c of connected()) c.abort(new Error('a stream could not be opened on it'));
+        for (const c of connected())
+          c.abort(new AilinkError('ABORTED', 'a stream could not be opened on it'));
         return channelOf(await dial(), peer.peerId, maxBufferSize);
       }
     },
@@ -300,7 +305,9 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
     },
     async hangUp(remote) {
       const conns = node.getConnections().filter((c) => c.remotePeer.toString() === remote);
-      await Promise.all(conns.map((c) => c.close().catch(() => c.abort(new Error('hang up')))));
+      await Promise.all(
+        conns.map((c) => c.close().catch(() => c.abort(new AilinkError('ABORTED', 'hang up')))),
+      );
     },
     subscribe(topic, handler, subscribeOptions = {}) {
       if (subscriptions.has(topic)) {

@@ -247,14 +247,18 @@ export async function readDelimited(path: string, options: DelimitedOptions = {}
       `${path}: ${size}, more than the ${maxBytes}-byte bound for a table (raise maxBytes or split the file)`,
       { details: { file: path, maxBytes } },
     );
-  let size: number;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new Error('not a regular file');
-    size = info.size;
+    info = await stat(path);
   } catch (cause) {
     throw new AilinkError('INVALID_INPUT', `cannot read ${path}: ${(cause as Error).message}`, { cause });
   }
+  if (!info.isFile())
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `cannot read ${path}: expected a regular file, got ${info.isDirectory() ? 'a directory' : 'another kind of file'}; name a CSV/TSV file`,
+    );
+  const size = info.size;
   // Fail fast on the size the file system reports; the count below still holds if the file grows while read.
   if (size > maxBytes) throw tooLarge(`${size} bytes`);
 

@@ -63,7 +63,9 @@ export async function connectCoordinator(
         const frame = await channel.readFrame(MAX_ROUND_MESSAGE, { signal });
         return JSON.parse(new TextDecoder().decode(frame));
       } finally {
-        channel.abort(new Error('done'));
+        channel.abort(
+          new AilinkError('ABORTED', 'the round request is answered (or failed): closing its stream'),
+        );
       }
     },
     subscribe(topic, handler) {

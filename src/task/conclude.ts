@@ -181,7 +181,11 @@ function plainResults(
   layout: VectorLayout,
   encoding: ReturnType<typeof encodingOf>,
 ): ClientResult[] {
-  if (plain === undefined) throw new Error('a robust strategy needs the plain updates, which SecAgg hides');
+  if (plain === undefined)
+    throw new AilinkError(
+      'AGG_REFUSED_UNDER_SECAGG',
+      'expected the plain updates for a robust strategy, got only SecAgg material, which hides them: choose fedavg with SecAgg, or turn SecAgg off',
+    );
   return survivors.map((a) => {
     const one = decodeWeightedSum(plain.get(a)!.subarray(0, layout.update + layout.weight), encoding, 1);
     const update = new Float32Array(one.sum.length);
@@ -207,7 +211,10 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
     ({ sum, survivors, rejected } = await unmaskMaterial(input.secagg.params, input.secagg.material));
   } else {
     if (input.plain === undefined)
-      throw new Error('concludeAttempt needs the SecAgg material or the plain updates');
+      throw new AilinkError(
+        'INTERNAL',
+        'expected concludeAttempt to get the SecAgg material or the plain updates, got neither (a bug in the caller)',
+      );
     survivors = [...input.plain.keys()].sort();
     sum = new Uint32Array(layout.dimension);
     for (const a of survivors) addInto(sum, input.plain.get(a)!);
@@ -244,7 +251,11 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
   );
   let weighted: WeightedSum = decoded;
   if (spec.dp !== null) {
-    if (input.noise === undefined) throw new Error('a task with central DP needs its noise source');
+    if (input.noise === undefined)
+      throw new AilinkError(
+        'INTERNAL',
+        'expected a noise source for a task with central DP, got none (a bug in the caller: pass `noise`)',
+      );
     weighted = privatizeSum(decoded, {
       clipNorm: spec.dp.clipNorm,
       noiseMultiplier: spec.dp.noiseMultiplier,

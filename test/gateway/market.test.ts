@@ -120,7 +120,7 @@ describe('bodies', () => {
 
 describe('errors', () => {
   const e = {
-    code: 'ACCESS_DENIED',
+    code: 'ACCESS_DENIED' as const,
     s3: 'AccessDenied',
     message: 'no <key> & no pay',
     details: { reason: 'price-above-max', price: '100', s3: 'x', cause: { secret: 1 } },

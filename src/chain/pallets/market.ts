@@ -1,3 +1,4 @@
+import { AilinkError } from '../../shared/errors.ts';
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, paidTo, type Rule, reject } from './context.ts';
@@ -222,7 +223,11 @@ function closeRequest(
   if (open === undefined) return;
   state.delete(key);
   const to = outcome === 'release' ? getFile(state, fid)?.owner : reader;
-  if (to === undefined) throw new Error(`an open request of ${reader} outlived its file ${fid}`);
+  if (to === undefined)
+    throw new AilinkError(
+      'INTERNAL',
+      `expected file ${fid} to outlive the open request of ${reader} on it, found it gone (a bug in the market module: its state is inconsistent)`,
+    );
   const label = outcome === 'release' ? "the owner's price" : 'refund';
   openDebt(state, ctx, to, BigInt(open.held ?? '0'), `market.request ${fid}/${open.seq}: ${label}, ${why}`);
 }

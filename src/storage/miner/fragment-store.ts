@@ -230,7 +230,11 @@ export function openFragmentStore(
       }
       const writer: FragmentWriter = {
         async write(chunk) {
-          if (done) throw new Error('write after commit/abort');
+          if (done)
+            throw new AilinkError(
+              'INTERNAL',
+              `expected writes to fragment ${hash} before its commit or abort, got one after (a bug in the caller)`,
+            );
           if (written + chunk.byteLength > size) {
             await finish(false);
             throw new AilinkError(
@@ -248,7 +252,11 @@ export function openFragmentStore(
           written += chunk.byteLength;
         },
         async commit() {
-          if (done) throw new Error('commit after commit/abort');
+          if (done)
+            throw new AilinkError(
+              'INTERNAL',
+              `expected one commit of fragment ${hash}, got another after its commit or abort (a bug in the caller)`,
+            );
           if (written !== size) {
             await finish(false);
             throw new AilinkError('FRAGMENT_SIZE_MISMATCH', `expected ${size} bytes, got ${written}`);
@@ -369,7 +377,8 @@ export function openFragmentStore(
       try {
         handle = await open(pathOf(hash), 'r');
         const { bytesRead } = await handle.read(out, 0, want, offset);
-        if (bytesRead !== want) throw new Error(`read ${bytesRead} of ${want} bytes at ${offset}`);
+        if (bytesRead !== want)
+          throw new AilinkError('FRAGMENT_CORRUPT', `read ${bytesRead} of ${want} bytes at ${offset}`);
       } catch (cause) {
         throw new AilinkError(
           'FRAGMENT_CORRUPT',

@@ -67,7 +67,15 @@ export function createCodecPool(options: { threads?: number; inline?: boolean } 
       slot.pending.clear();
     };
     worker.on('error', retire);
-    worker.on('exit', (code) => retire(new Error(`codec worker exited with code ${code}`)));
+    worker.on('exit', (code) =>
+      retire(
+        new AilinkError(
+          'CODEC_WORKER_FAILED',
+          `expected the codec worker to answer, but it exited with code ${code}; the task can be retried`,
+          { details: { exitCode: code } },
+        ),
+      ),
+    );
     slots.push(slot);
     return slot;
   };
@@ -105,7 +113,10 @@ function errorFromWorker(error: WorkerReply['error']): Error {
   const code = error?.code;
   return isErrorCode(code)
     ? new AilinkError(code, error!.message, error?.details ? { details: error.details } : {})
-    : new Error(error?.message ?? 'codec worker failed');
+    : new AilinkError(
+        'CODEC_WORKER_FAILED',
+        `the codec worker failed without an AI-LINK error code: ${error?.message ?? 'no message'}`,
+      );
 }
 
 function inlinePool(): CodecPool {

@@ -223,7 +223,10 @@ export function unwrapDataKey(
     const sealed = fromHex(wrap.sealed, 'sealed key');
     // Node would accept a truncated tag (down to 4 bytes); insist on the full 16.
     if (sealed.byteLength !== KEY_BYTES + TAG_BYTES)
-      throw new Error(`sealed key of ${sealed.byteLength} bytes`);
+      throw new AilinkError(
+        'CRYPTO_DECRYPT_FAILED',
+        `expected a sealed key of ${KEY_BYTES + TAG_BYTES} bytes, got ${sealed.byteLength}`,
+      );
     const shared = diffieHellman({
       privateKey: privateKeyObject(privateKey),
       publicKey: publicKeyObject(ephemeral),

@@ -87,7 +87,8 @@ export function createMinerClient(
     const startedAt = deps.clock.now();
     /** One place that turns whatever went wrong into a coded error: deadline, cancellation or an unreachable peer. */
     const failure = (err: unknown, stage: string): AilinkError => {
-      if (hasCode(err)) return err;
+      // A peer the host cannot dial is a miner out of reach: the client then places or fetches elsewhere.
+      if (hasCode(err) && err.code !== 'PEER_UNREACHABLE') return err;
       const details = { miner: peer.peerId };
       if (signal.aborted && (signal.reason as Error | undefined)?.name === 'TimeoutError') {
         const waited = deps.clock.now() - startedAt;
@@ -129,7 +130,9 @@ export function createMinerClient(
       await channel.closeWrite({ signal }).catch(() => {});
       return result;
     } catch (err) {
-      channel.abort(err instanceof Error ? err : new Error(String(err)));
+      channel.abort(
+        err instanceof Error ? err : new AilinkError('ABORTED', `the exchange failed with ${String(err)}`),
+      );
       throw failure(err, 'transfer');
     }
   }

@@ -68,7 +68,9 @@ export function createVerifierClient(
       await channel.closeWrite({ signal });
       return read(await channel.readFrame(MAX_FRAME_BYTES, { signal }));
     } catch (err) {
-      channel.abort(err instanceof Error ? err : new Error(String(err)));
+      channel.abort(
+        err instanceof Error ? err : new AilinkError('ABORTED', `the exchange failed with ${String(err)}`),
+      );
       if (hasCode(err)) throw err;
       throw new AilinkError(
         signal.aborted ? 'TIMEOUT' : 'VERIFIER_UNAVAILABLE',
