@@ -5,9 +5,10 @@
  * read by the loaders participants use; data that does not fit the task's schema is DATA_SCHEMA_MISMATCH naming the
  * round and the field.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditReport, checkLineage, evaluateClaims } from '../../src/audit/index.ts';
 import { describeReport } from '../../src/cli/audit.ts';
@@ -65,6 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pool.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const score = (
@@ -165,6 +167,40 @@ describe('audit verify --eval: data that does not fit the task’s schema is nam
     const err = await failure(score('fashion-mnist-small'));
     expect(err.code).toBe('DATA_SCHEMA_MISMATCH');
     expect(err.message).toMatch(/round 0's model: data\.columns: the task takes a table/);
+  });
+
+  it('an image folder with a class the task does not declare: DATA_SCHEMA_MISMATCH at round 2 · data', async () => {
+    const root = join(dir, 'photos');
+    const grey = (v: number) =>
+      sharp(Buffer.alloc(4, v), { raw: { width: 2, height: 2, channels: 1 } })
+        .png()
+        .toBuffer();
+    for (const [path, v] of [
+      ['cat/0.png', 10],
+      ['dog/0.png', 200],
+      ['bird/0.png', 90],
+    ] as const) {
+      mkdirSync(join(root, path, '..'), { recursive: true });
+      writeFileSync(join(root, path), await grey(v));
+    }
+    const schema: TaskSpec['data'] = {
+      kind: 'images',
+      inputShape: [2, 2, 1],
+      classes: ['cat', 'dog'],
+      holdout: 0,
+    };
+    const err = await failure(loadEvalExamples(`images:${root}`, schema, null, 2));
+    expect(err.code).toBe('DATA_SCHEMA_MISMATCH');
+    expect(err.message).toMatch(/round 2's model: data: .*bird/);
+    expect(err.details).toEqual({ round: 2, field: 'data' });
+    // With the class declared, the same folder is read as the organisations read theirs: every image, resized.
+    const ok = await loadEvalExamples(
+      `images:${root}`,
+      { ...schema, classes: ['bird', 'cat', 'dog'] },
+      null,
+      2,
+    );
+    expect([ok.count, ok.shape]).toEqual([3, [2, 2, 1]]);
   });
 
   it('images of another shape, or more classes than declared: the core names data.inputShape / data.classes', async () => {
