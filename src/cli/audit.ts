@@ -220,6 +220,40 @@ export function describeReport(r: AuditReport): string[] {
   return lines;
 }
 
+/**
+ * The model package the verified spec names (its topology scores the models; scoreReport checks its digest), or null
+ * without a readable spec.
+ */
+export async function modelPackageOf(
+  report: AuditReport,
+  fetch: (fid: string, o: { signal: AbortSignal }) => Promise<Uint8Array>,
+): Promise<Uint8Array | null> {
+  if (report.spec === null) return null;
+  return fetch(parseTaskSpec(report.spec).model.fid, { signal: AbortSignal.timeout(180_000) });
+}
+
+/**
+ * `--eval DATA_SPEC`: every round's model scored on the data on one training-pool worker, beside the claims.
+ * @throws as scoreReport (DATA_SCHEMA_MISMATCH naming round and field for data that does not fit)
+ */
+export async function evaluateReport(
+  report: AuditReport,
+  objects: ReadonlyMap<string, Uint8Array | Error>,
+  data: string,
+  pkg: Uint8Array | null,
+): Promise<AuditReport> {
+  if (pkg === null) {
+    console.error('--eval: the task spec could not be read, so no model was scored');
+    return report;
+  }
+  const pool = createTrainingPool({ threads: 1 });
+  try {
+    return await scoreReport({ report, objects, data, pkg, pool });
+  } finally {
+    await pool.close();
+  }
+}
+
 /** `ailink audit verify|report` */
 export async function auditCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -251,25 +285,11 @@ export async function auditCommand(argv: string[]): Promise<void> {
   let pkg: Uint8Array | null = null;
   try {
     report = await auditor.run(task, round, Boolean(values.json), objects);
-    // The model's topology: the package the verified spec names (scoreReport checks its digest).
-    if (evalData !== undefined && report.spec !== null)
-      pkg = await auditor.fetch(parseTaskSpec(report.spec).model.fid, {
-        signal: AbortSignal.timeout(180_000),
-      });
+    if (evalData !== undefined) pkg = await modelPackageOf(report, auditor.fetch);
   } finally {
     await auditor.close();
   }
-  if (evalData !== undefined) {
-    if (pkg === null) console.error('--eval: the task spec could not be read, so no model was scored');
-    else {
-      const pool = createTrainingPool({ threads: 1 });
-      try {
-        report = await scoreReport({ report, objects, data: evalData, pkg, pool });
-      } finally {
-        await pool.close();
-      }
-    }
-  }
+  if (evalData !== undefined) report = await evaluateReport(report, objects, evalData, pkg);
   if (sub === 'verify') {
     if (values.json) console.log(JSON.stringify(report));
     else for (const line of describeReport(report)) console.log(line);

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditReport, checkLineage, evaluateClaims } from '../../src/audit/index.ts';
-import { describeReport } from '../../src/cli/audit.ts';
+import { type AuditReport, auditTask, checkLineage, evaluateClaims } from '../../src/audit/index.ts';
+import { describeReport, evaluateReport, modelPackageOf } from '../../src/cli/audit.ts';
 import { loadEvalExamples, scoreReport } from '../../src/cli/eval-data.ts';
 import { createTrainingPool, type TrainingPool } from '../../src/participant/train-pool.ts';
 import { accountsReady } from '../../src/shared/account.ts';
@@ -130,6 +130,24 @@ describe('audit verify --eval: every round’s model scored on the auditor’s d
     expect(lines.join('\n')).toMatch(/coordinator \(round 0\) claims 50\.00 % \([+−]\d+\.\d\d pt\)/);
     // Without --eval nothing changes.
     expect(describeReport(report).some((l) => l.includes('eval:'))).toBe(false);
+  }, 60_000);
+
+  it('the CLI’s path: auditTask keeps what it fetched, the spec’s model package is read, every model scored from those bytes', async () => {
+    const objects = new Map<string, Uint8Array | Error>();
+    const fetch = async (fid: string) => {
+      const bytes = f.objects.get(fid);
+      if (bytes === undefined) throw new Error(`no object ${fid}`);
+      return bytes;
+    };
+    const audited = await auditTask({ state: f.state, atBlock: f.h.block, fetch }, f.task, { objects });
+    for (const m of f.manifests) expect(objects.get(m.model.fid)).toBe(f.objects.get(m.model.fid));
+    const pkg = await modelPackageOf(audited, fetch);
+    expect(pkg).toBe(UNIT_MODEL_BYTES);
+    const scored = await evaluateReport(audited, objects, `csv:${GOOD}`, pkg);
+    expect(scored.rounds.map((r) => r.eval?.measured?.examples)).toEqual([40, 40, 40]);
+    // The lineage verdict is the audit's own: --eval adds figures, never findings.
+    expect(scored.ok).toBe(audited.ok);
+    expect(scored.rounds.map((r) => r.findings)).toEqual(audited.rounds.map((r) => r.findings));
   }, 60_000);
 
   it('a round whose model cannot be read: a note on that round, the others still scored', async () => {
