@@ -124,6 +124,42 @@ export interface AuditRound {
   /** Empty when the round verifies. */
   readonly findings: readonly AuditFinding[];
   readonly ok: boolean;
+  /** With `--eval`: the round's model scored on the auditor's own data, beside what the manifests claim for it. */
+  readonly eval?: RoundEvaluation | null;
+}
+
+/** One figure a manifest claims for a round's model, and how the auditor's measurement differs from it. */
+export interface ClaimedFigure {
+  /** 'coordinator': its own test set (`metrics`); 'organisations': their held-out rows (client-side `evaluation`). */
+  readonly by: 'coordinator' | 'organisations';
+  /** The round whose manifest records the figure (the organisations score a model in the round that starts from it). */
+  readonly round: number;
+  readonly accuracy: number | null;
+  readonly loss: number | null;
+  readonly examples: number | null;
+  /** measured − claimed, per metric; null when nothing was measured. */
+  readonly difference: { readonly accuracy: number | null; readonly loss: number | null } | null;
+  /**
+   * Organisations' figures: true when the audit re-derived it as the example-weighted aggregate of their recorded
+   * evaluations, false when it is not that aggregate (an AGGREGATE_MISMATCH finding), null when it could not be
+   * re-derived (central DP, no SecAgg; see `note`). Always null for the coordinator's own test set.
+   */
+  readonly aggregate: boolean | null;
+  readonly note: string;
+}
+
+/** `audit verify --eval`: one round's model on the auditor's data. A comparison, not a check (other data). */
+export interface RoundEvaluation {
+  /** The data spec the auditor scored with. */
+  readonly data: string;
+  /** Accuracy and mean loss over the auditor's examples; null when the model could not be read or scored. */
+  readonly measured: { readonly accuracy: number; readonly loss: number; readonly examples: number } | null;
+  /** Why nothing was measured, else null. */
+  readonly note: string | null;
+  /** The figure the model card shows for this model (the coordinator's when it has one), null when none is claimed. */
+  readonly claimed: ClaimedFigure | null;
+  /** Every figure claimed for this model. */
+  readonly claims: readonly ClaimedFigure[];
 }
 
 export interface AuditReport {

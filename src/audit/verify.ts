@@ -21,6 +21,11 @@ export interface AuditOptions {
   /** How many objects are fetched at once (default 4). */
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
+  /**
+   * The map the fetched objects are kept in (default: a fresh one): pass one to use the bytes afterwards, e.g. to
+   * score each round's model on your own data (`evaluateClaims`) without fetching it again.
+   */
+  readonly objects?: Map<string, Uint8Array | Error>;
   /** Called after each object is fetched (or failed). */
   readonly onProgress?: (e: { fetched: number; wanted: number }) => void;
 }
@@ -35,7 +40,7 @@ export async function auditTask(
   task: string,
   options: AuditOptions = {},
 ): Promise<AuditReport> {
-  const objects = new Map<string, Uint8Array | Error>();
+  const objects = options.objects ?? new Map<string, Uint8Array | Error>();
   const deadlineMs = options.deadlineMs ?? 60_000;
   let wanted = 0;
   let fetched = 0;

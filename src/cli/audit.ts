@@ -5,10 +5,12 @@ import { parseArgs } from 'node:util';
 import { decodeModelPackage } from '../../models/index.ts';
 import { type AuditReport, auditTask, modelScores, renderReport } from '../audit/index.ts';
 import { openSession, type SessionConfig } from '../node/index.ts';
+import { createTrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import { decodeModelBytes, parseTaskSpec } from '../task/index.ts';
+import { describeEvaluation, scoreReport } from './eval-data.ts';
 import { writeTfjsModel } from './model-files.ts';
 import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-flags.ts';
 
@@ -116,7 +118,13 @@ export async function openAuditor(config: SessionConfig, account: Account, optio
     return {
       net,
       fetch,
-      async run(task: string, round: number | undefined, quiet: boolean): Promise<AuditReport> {
+      /** Audits the task; `objects` (when given) keeps every fetched object's bytes for the caller. */
+      async run(
+        task: string,
+        round: number | undefined,
+        quiet: boolean,
+        objects?: Map<string, Uint8Array | Error>,
+      ): Promise<AuditReport> {
         await net.indexer.sync();
         return auditTask(
           {
@@ -127,6 +135,7 @@ export async function openAuditor(config: SessionConfig, account: Account, optio
           task,
           {
             ...(round === undefined ? {} : { round }),
+            ...(objects === undefined ? {} : { objects }),
             onProgress: quiet
               ? undefined
               : ({ fetched, wanted }) => process.stderr.write(`\rfetched ${fetched}/${wanted} objects`),
@@ -201,6 +210,7 @@ export function describeReport(r: AuditReport): string[] {
     lines.push(
       `  round ${x.round} ${x.ok ? '✓' : '✗'}  manifest ${x.manifest.fid.slice(0, 12)}…  model ${x.model?.hash.slice(0, 12) ?? '—'}…  ${x.survivors.length}/${x.cohort.length} survivors  ${acc}`,
     );
+    if (x.eval) lines.push(`      ${describeEvaluation(x.eval)}`);
     for (const f of x.findings) lines.push(`      ✗ ${f.code} ${f.where}: ${f.message}`);
   }
   const count = r.findings.length + r.rounds.reduce((n, x) => n + x.findings.length, 0);
@@ -210,6 +220,40 @@ export function describeReport(r: AuditReport): string[] {
   return lines;
 }
 
+/**
+ * The model package the verified spec names (its topology scores the models; scoreReport checks its digest), or null
+ * without a readable spec.
+ */
+export async function modelPackageOf(
+  report: AuditReport,
+  fetch: (fid: string, o: { signal: AbortSignal }) => Promise<Uint8Array>,
+): Promise<Uint8Array | null> {
+  if (report.spec === null) return null;
+  return fetch(parseTaskSpec(report.spec).model.fid, { signal: AbortSignal.timeout(180_000) });
+}
+
+/**
+ * `--eval DATA_SPEC`: every round's model scored on the data on one training-pool worker, beside the claims.
+ * @throws as scoreReport (DATA_SCHEMA_MISMATCH naming round and field for data that does not fit)
+ */
+export async function evaluateReport(
+  report: AuditReport,
+  objects: ReadonlyMap<string, Uint8Array | Error>,
+  data: string,
+  pkg: Uint8Array | null,
+): Promise<AuditReport> {
+  if (pkg === null) {
+    console.error('--eval: the task spec could not be read, so no model was scored');
+    return report;
+  }
+  const pool = createTrainingPool({ threads: 1 });
+  try {
+    return await scoreReport({ report, objects, data, pkg, pool });
+  } finally {
+    await pool.close();
+  }
+}
+
 /** `ailink audit verify|report` */
 export async function auditCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -217,9 +261,17 @@ export async function auditCommand(argv: string[]): Promise<void> {
     throw new AilinkError('INVALID_INPUT', `audit: expected verify or report, got ${JSON.stringify(sub)}`);
   const { values } = parseArgs({
     args: rest,
-    options: { ...COMMON, format: { type: 'string' }, out: { type: 'string' } },
+    options: { ...COMMON, format: { type: 'string' }, out: { type: 'string' }, eval: { type: 'string' } },
   });
   const task = taskOption(values.task, `audit ${sub}`);
+  const evalData = values.eval;
+  if (evalData !== undefined && (sub !== 'verify' || evalData === ''))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      sub !== 'verify'
+        ? '--eval DATA_SPEC: only `audit verify` scores the models on your data'
+        : '--eval: expected a data spec (e.g. csv:held-out.csv, images:DIR, fashion-mnist)',
+    );
   const round = roundOption(values.round);
   const format = values.format ?? 'md';
   if (sub === 'report' && format !== 'html' && format !== 'md' && format !== 'json')
@@ -229,11 +281,15 @@ export async function auditCommand(argv: string[]): Promise<void> {
     );
   const auditor = await auditorFor(values);
   let report: AuditReport;
+  const objects = new Map<string, Uint8Array | Error>();
+  let pkg: Uint8Array | null = null;
   try {
-    report = await auditor.run(task, round, Boolean(values.json));
+    report = await auditor.run(task, round, Boolean(values.json), objects);
+    if (evalData !== undefined) pkg = await modelPackageOf(report, auditor.fetch);
   } finally {
     await auditor.close();
   }
+  if (evalData !== undefined) report = await evaluateReport(report, objects, evalData, pkg);
   if (sub === 'verify') {
     if (values.json) console.log(JSON.stringify(report));
     else for (const line of describeReport(report)) console.log(line);

@@ -63,10 +63,12 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
-  ailink audit verify --task ID [--round N] [--max-price PLANCK] [--json]
+  ailink audit verify --task ID [--round N] [--max-price PLANCK] [--eval DATA_SPEC] [--json]
                                                   check a task's lineage against the chain: manifests, parents,
                                                   models, commitments, admissions, settings, miners; exit 0 only if
-                                                  every check holds, else each finding and where it broke
+                                                  every check holds, else each finding and where it broke;
+                                                  --eval scores every round's model on your own data beside the
+                                                  accuracy its manifests claim
   ailink audit report --task ID [--round N] [--max-price PLANCK] [--format html|md|json] [--out FILE]
                                                   the model card: lineage, participants, settings, privacy budget
   ailink model pull --task ID [--round N] --out DIR [--max-price PLANCK] [--json]

@@ -8,19 +8,30 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditReport, auditTask, checkLineage } from '../../src/audit/index.ts';
+import { type AuditReport, auditTask, checkLineage, evaluateClaims } from '../../src/audit/index.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import {
   type AggregationMaterial,
   aggregationMaterialBytes,
+  decodeModelBytes,
   encodeModelBytes,
   type Manifest,
   manifestBytes,
   parseAggregationMaterial,
   parseManifest,
+  parseTaskSpec,
 } from '../../src/task/index.ts';
 import { attachChainTwin } from '../coordinator/chain-twin.ts';
-import { baseTask, makeAccount, makeParticipant, makeWorld, type World } from '../coordinator/harness.ts';
+import {
+  baseTask,
+  fakeLocalData,
+  fakeScore,
+  makeAccount,
+  makeParticipant,
+  makeWorld,
+  UNIT_DATA,
+  type World,
+} from '../coordinator/harness.ts';
 
 beforeAll(async () => {
   await accountsReady();
@@ -45,12 +56,21 @@ afterEach(async () => {
 
 /**
  * Runs a 2-round task of 5 organisations (e drops out of round 1 after sharing its keys, before its masked update),
- * with the coordinator's storage and anchoring rewritten by `lie`; then audits it as an auditor would.
+ * with the coordinator's storage and anchoring rewritten by `lie`; then audits it as an auditor would. With
+ * `holdout`, each organisation holds that many rows out and scores every start model on them (client-side
+ * evaluation, and a closing evaluation round).
  */
 async function run(
   lie?: Lie,
   overrides: Partial<Record<string, unknown>> = {},
-): Promise<{ report: AuditReport; before: AuditReport; manifests: Manifest[]; accounts: string[] }> {
+  holdout = 0,
+): Promise<{
+  report: AuditReport;
+  before: AuditReport;
+  manifests: Manifest[];
+  accounts: string[];
+  objects: Map<string, Uint8Array | Error>;
+}> {
   const world = makeWorld();
   worlds.push(world);
   const twin = attachChainTwin(world);
@@ -82,12 +102,19 @@ async function run(
   }
   const labels = ['a', 'b', 'c', 'd', 'e'];
   const accounts = labels.map((l) => makeAccount(l).address);
-  const created = await world.coordinator.createTask(baseTask(accounts, { rounds: 2, ...overrides }));
+  const created = await world.coordinator.createTask(
+    baseTask(accounts, {
+      rounds: 2,
+      ...(holdout > 0 ? { data: { ...UNIT_DATA, holdout: 0.2 } } : {}),
+      ...overrides,
+    }),
+  );
   const stop = new AbortController();
   setMaxListeners(0, stop.signal);
   const members = labels.map((l, i) =>
     makeParticipant(twin.storingAs(accounts[i]!), created.id, l, {
       ...(l === 'e' ? { dropAt: { round: 1, stage: 'masked' as const } } : {}),
+      ...(holdout > 0 ? { data: async () => fakeLocalData(l, { holdout: holdout + i }) } : {}),
       examples: 40 + 7 * i,
     }),
   );
@@ -100,9 +127,11 @@ async function run(
   const manifests = await Promise.all(
     world.ledger.anchored(created.id).map(async (r) => parseManifest(await world.objects.get(r.manifest))),
   );
+  const objects = new Map<string, Uint8Array | Error>();
   const report = await auditTask(
     { state: twin.state, atBlock: twin.atBlock(), fetch: (fid) => world.objects.get(fid) },
     created.id,
+    { objects },
   );
   // The audit as it was before the aggregate was re-derived: the lineage checks alone.
   const before = checkLineage({
@@ -111,7 +140,7 @@ async function run(
     atBlock: twin.atBlock(),
     objects: world.objects.objects,
   });
-  return { report, before, manifests, accounts };
+  return { report, before, manifests, accounts, objects };
 }
 
 const findingsOf = (r: AuditReport) =>
@@ -231,4 +260,54 @@ describe('audit verify re-derives every aggregate from the committed updates', (
     ]);
     expect(before.ok).toBe(true);
   }, 120_000);
+
+  it('client-side evaluation: a figure that is not the aggregate of the recorded evaluations is AGGREGATE_MISMATCH, and --eval says so beside it', async () => {
+    // In the closing round, the coordinator reports a better held-out accuracy for the final model than the
+    // organisations' own sum gives (a lie in the last round: no later manifest's parent link gives it away).
+    const { report, before, manifests, objects } = await run(
+      {
+        round: 2,
+        manifest: (m) => ({
+          ...m,
+          evaluation: { ...m.evaluation!, accuracy: m.evaluation!.accuracy + 0.05 },
+        }),
+      },
+      {},
+      20,
+    );
+    expect(manifests.map((m) => m.kind)).toEqual(['train', 'train', 'evaluation']);
+    expect(manifests.every((m) => m.evaluation !== null)).toBe(true);
+    // Only the recomputation can tell: the lineage checks alone see a well-formed figure.
+    expect(findingsOf(before)).toEqual([]);
+    expect(findingsOf(report)).toEqual(['AGGREGATE_MISMATCH @ round 2 · evaluation']);
+    // `--eval` (the auditor's data stood in for by the harness's scorer: these models are not tfjs-shaped).
+    const evals = await evaluateClaims({
+      spec: parseTaskSpec(report.spec),
+      rounds: report.rounds,
+      objects,
+      data: { source: 'synthetic', count: 30, shape: [4], labels: new Uint16Array(30) },
+      score: async (weights) => fakeScore(weights, 30),
+    });
+    const organisations = (round: number) => evals.get(round)!.claims.find((c) => c.by === 'organisations')!;
+    // Round 0's model was scored by round 1's cohort: honest. The final model, by the closing round: the lie.
+    expect(organisations(0)).toMatchObject({ round: 1, aggregate: true });
+    expect(organisations(0).note).toMatch(/re-derived/);
+    for (const final of [1, 2]) {
+      expect(organisations(final)).toMatchObject({
+        round: 2,
+        aggregate: false,
+        accuracy: manifests[2]!.evaluation!.accuracy,
+      });
+      expect(organisations(final).note).toMatch(/AGGREGATE_MISMATCH at round 2 · evaluation/);
+    }
+    const measured = fakeScore(decodeOf(objects, manifests[0]!.model.fid), 30);
+    expect(evals.get(0)!.measured).toEqual({
+      accuracy: measured.correct / 30,
+      loss: measured.lossSum / 30,
+      examples: 30,
+    });
+  }, 120_000);
 });
+
+const decodeOf = (objects: ReadonlyMap<string, Uint8Array | Error>, fid: string) =>
+  decodeModelBytes(objects.get(fid) as Uint8Array).weights;

@@ -591,6 +591,15 @@ describe('ailink without a network', () => {
       expect(existsSync(dir)).toBe(false);
     });
 
+    it.each([
+      [['report', '--task', 't', '--eval', 'csv:rows.csv'], 'only `audit verify` scores the models'],
+      [['verify', '--task', 't', '--eval', ''], '--eval: expected a data spec'],
+    ])('audit %j is a usage error before any network is opened', async (args, message) => {
+      const run = await ailink(['audit', ...args, '--network', join(work, 'no-network.json')], { cwd: work });
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain(message);
+    });
+
     it('`help` prints the usage on stdout and exits 0', async () => {
       const run = await ailink(['help'], { cwd: work });
       expect(run.code).toBe(0);
