@@ -8,16 +8,31 @@
  *   holding 2 tagged columns and a verifier: the old all-miner draw (every 4th block, one miner) against a per-miner
  *   period (`audit.challengePeriodBlocks` = PERIOD blocks, so ~MINERS/PERIOD challenges a block). Cost per block =
  *   hook time averaged over the blocks measured (the old hook costs nothing on 3 blocks of 4).
- * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40).
+ * - Index sync (item 8): a fresh indexer folds SYNC_BLOCKS blocks of the real dev chain, mostly empty (a transfer
+ *   every 25th block, as a quiet network's chain is), against today's fetch in the same run: each block on its own,
+ *   checked against finality and read with its events (`ChainClient.block`), 16 in flight — what the indexer did
+ *   before `ChainClient.blocks` (hashes in one request, events only where a signed extrinsic is, windows of 64).
+ * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
+ * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block).
  * Prints a table, then one JSON line.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiPromise, WsProvider } from '@polkadot/api';
 import Database from 'better-sqlite3';
 import {
   applyBlockHooks,
+  type ChainClient,
+  connectChain,
   createSqliteState,
   DEV_PROTOCOL_CONFIG,
+  devSigner,
   drawPlacement,
+  openIndexer,
+  ROC,
+  startDevChain,
 } from '../src/chain/index.ts';
 import { dueKey } from '../src/chain/pallets/audit.ts';
 import type { ProtocolConfig } from '../src/chain/pallets/context.ts';
@@ -30,6 +45,7 @@ const MINERS = Number(process.env.SCALE_MINERS ?? 10_000);
 const PUTS = Number(process.env.SCALE_PUTS ?? 20_000);
 const PERIOD = Number(process.env.SCALE_PERIOD ?? 600);
 const AUDIT_BLOCKS = Number(process.env.SCALE_AUDIT_BLOCKS ?? 40);
+const SYNC_BLOCKS = Number(process.env.SCALE_SYNC_BLOCKS ?? 300);
 const COLUMNS = 12;
 const COLUMN_BYTES = 8 * 2 ** 20;
 const CAPACITY = 2 ** 40;
@@ -159,6 +175,67 @@ const after = auditCost(
 /** Blocks between two challenges of one miner: the old draw picks one of all every `challengeInterval`. */
 const oldPeriod = MINERS * base.audit.challengeInterval;
 
+// --- index sync --------------------------------------------------------------------------------------------------
+
+/** Builds `blocks` blocks on a fresh dev chain, a transfer in every 25th, then times two fresh indexers over them. */
+async function indexSync(blocks: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'ailink-bench-sync-'));
+  const dev = await startDevChain({ port: 0 });
+  const api = await ApiPromise.create({ provider: new WsProvider(dev.endpoint), noInitWarn: true });
+  const chain = await connectChain(dev.endpoint);
+  try {
+    const alice = devSigner('Alice');
+    const bob = devSigner('Bob');
+    for (let built = 0; built < blocks; ) {
+      if (built % 25 === 0) {
+        await chain.submit(alice, [{ kind: 'transfer', to: bob.address, amount: ROC }]);
+        built++;
+      }
+      const count = Math.min(24, blocks - built);
+      if (count > 0) await api.rpc('dev_newBlock' as never, { count } as never);
+      built += count;
+      log(`index sync: built ${built}/${blocks} blocks`);
+    }
+    const height = await chain.finalizedHeight();
+    const time = async (
+      source: Pick<ChainClient, 'genesisHash' | 'block' | 'blocks' | 'finalizedHeight' | 'followFinalized'>,
+      name: string,
+      prefetch?: number,
+    ) => {
+      const indexer = openIndexer(source, {
+        path: join(dir, `${name}.sqlite`),
+        config: DEV_PROTOCOL_CONFIG,
+        ...(prefetch === undefined ? {} : { prefetch }),
+      });
+      const t = performance.now();
+      await indexer.sync(height);
+      const s = (performance.now() - t) / 1000;
+      const digest = indexer.digest();
+      indexer.close();
+      return { blocksPerS: height / s, digest };
+    };
+    // Today's fetch: each block on its own (finality check, hash, body and events), 16 in flight.
+    const oneByOne = {
+      ...chain,
+      blocks: (from: number, to: number) =>
+        Promise.all(Array.from({ length: to - from + 1 }, (_, i) => chain.block(from + i))),
+    };
+    log('index sync: one block at a time (baseline) …');
+    const baseline = await time(oneByOne, 'baseline', 16);
+    log('index sync: windows of blocks …');
+    const windows = await time(chain, 'windows');
+    if (windows.digest !== baseline.digest)
+      throw new Error('the two indexers reached different state digests');
+    return { height, baseline: baseline.blocksPerS, windows: windows.blocksPerS };
+  } finally {
+    await chain.close();
+    await api.disconnect();
+    await dev.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const sync = SYNC_BLOCKS > 0 ? await indexSync(SYNC_BLOCKS) : null;
+
 const rows: [string, string, string, string][] = [
   ['', 'before (same run)', 'after', 'ratio'],
   [
@@ -188,11 +265,21 @@ const rows: [string, string, string, string][] = [
     `${(before.msPerBlock / before.challengesPerBlock / (after.msPerBlock / after.challengesPerBlock)).toFixed(0)}×`,
   ],
   ['blocks between challenges of one miner', String(oldPeriod), `~${PERIOD}`, ''],
+  ...(sync === null
+    ? []
+    : [
+        [
+          `index sync, ${sync.height} mostly empty blocks (blocks/s)`,
+          sync.baseline.toFixed(1),
+          sync.windows.toFixed(1),
+          `${(sync.windows / sync.baseline).toFixed(1)}× faster`,
+        ] as [string, string, string, string],
+      ]),
 ];
 console.log(
   `scale: ${MINERS} miners, ${PUTS} puts of 12 × 8 MiB columns, audits over ${AUDIT_BLOCKS} blocks\n`,
 );
-for (const r of rows) console.log(`${r[0].padEnd(42)} ${r[1].padEnd(18)} ${r[2].padEnd(10)} ${r[3]}`);
+for (const r of rows) console.log(`${r[0].padEnd(52)} ${r[1].padEnd(18)} ${r[2].padEnd(10)} ${r[3]}`);
 console.log(
   JSON.stringify({
     miners: MINERS,
@@ -208,5 +295,8 @@ console.log(
     audit_baseline_ms_per_challenge: Number((before.msPerBlock / before.challengesPerBlock).toFixed(3)),
     audit_period_blocks: PERIOD,
     audit_baseline_period_blocks: oldPeriod,
+    index_sync_blocks: sync?.height ?? null,
+    index_sync_blocks_per_s: sync === null ? null : Number(sync.windows.toFixed(1)),
+    index_sync_baseline_blocks_per_s: sync === null ? null : Number(sync.baseline.toFixed(1)),
   }),
 );

@@ -1,4 +1,4 @@
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { ChainCall, ChainClient, ChainSigner } from './client.ts';
 import { protocolCall } from './config.ts';
 import type { Indexer } from './indexer.ts';
@@ -24,7 +24,11 @@ export async function payDebts(
     config: Pick<ProtocolConfig, 'pot'>;
   },
   pot: ChainSigner,
-  options: { readonly max?: number } = {},
+  options: {
+    readonly max?: number;
+    /** Debts named by an earlier payout whose fate is unknown (it may still land): not paid again here. */
+    readonly unsettled?: ReadonlySet<string>;
+  } = {},
 ): Promise<{ readonly paid: readonly (Debt & { id: string })[]; readonly block: number | null }> {
   if (pot.address !== deps.config.pot) {
     throw new AilinkError(
@@ -33,15 +37,27 @@ export async function payDebts(
     );
   }
   await deps.indexer.sync();
-  const debts = debtsOf(deps.indexer.state).slice(
-    0,
-    Math.min(options.max ?? MAX_DEBTS_PER_PAYOUT, MAX_DEBTS_PER_PAYOUT),
-  );
+  const debts = debtsOf(deps.indexer.state)
+    .filter((d) => !options.unsettled?.has(d.id))
+    .slice(0, Math.min(options.max ?? MAX_DEBTS_PER_PAYOUT, MAX_DEBTS_PER_PAYOUT));
   if (debts.length === 0) return { paid: [], block: null };
   const calls: ChainCall[] = [
     ...debts.map((d): ChainCall => ({ kind: 'transfer', to: d.to, amount: BigInt(d.amount) })),
     protocolCall('pot.payout', { debts: debts.map((d) => d.id) }),
   ];
-  const { block } = await submitProtocol(deps, pot, calls);
-  return { paid: debts, block };
+  try {
+    const { block } = await submitProtocol(deps, pot, calls);
+    return { paid: debts, block };
+  } catch (err) {
+    if (!hasCode(err, 'CHAIN_TIMEOUT')) throw err;
+    // Sent, fate unknown: say which debts, so that the next payout leaves them until this one has had time to land.
+    throw new AilinkError(
+      'CHAIN_TIMEOUT',
+      `${err.message} (a payout of debts ${debts.map((d) => d.id).join(', ')})`,
+      {
+        cause: err,
+        details: { debts: debts.map((d) => d.id) },
+      },
+    );
+  }
 }

@@ -5,6 +5,7 @@ import {
   type ProtocolConfig,
   payDebts,
 } from '../chain/index.ts';
+import { hasCode } from '../shared/errors.ts';
 
 /**
  * The pot's payout service: whoever holds the pot's key (a dev network's operator) pays the debts the rules record —
@@ -33,6 +34,9 @@ export interface PayoutServiceOptions {
   readonly onError?: (err: unknown) => void;
 }
 
+/** How long a payout whose fate is unknown may still land (a mortal transaction's lifetime, with room). */
+const UNSETTLED_MS = 10 * 60_000;
+
 export async function startPayoutService(options: PayoutServiceOptions): Promise<PayoutService> {
   const chain = await connectChain(options.endpoint);
   const indexer = openIndexer(chain, { path: options.indexPath, config: options.protocol });
@@ -42,11 +46,21 @@ export async function startPayoutService(options: PayoutServiceOptions): Promise
   let timer: NodeJS.Timeout | undefined;
   // One step at a time: a payout still in flight would otherwise be paid again by the next step.
   let running: Promise<number> = Promise.resolve(0);
+  // Debts of a payout whose fate is unknown (no answer in time), and since when: left alone for a transaction's
+  // lifetime, so a payout that lands late is not doubled by the next step's.
+  const unsettled = new Map<string, number>();
 
   const step = async (): Promise<number> => {
-    const { paid, block } = await payDebts(deps, options.pot);
-    if (block !== null) options.onPaid?.(paid.length, block);
-    return paid.length;
+    for (const [id, at] of unsettled) if (Date.now() - at > UNSETTLED_MS) unsettled.delete(id);
+    try {
+      const { paid, block } = await payDebts(deps, options.pot, { unsettled: new Set(unsettled.keys()) });
+      if (block !== null) options.onPaid?.(paid.length, block);
+      return paid.length;
+    } catch (err) {
+      if (hasCode(err, 'CHAIN_TIMEOUT'))
+        for (const id of (err.details?.debts as string[] | undefined) ?? []) unsettled.set(id, Date.now());
+      throw err;
+    }
   };
   const payNow = () => {
     running = running.then(step, step);
