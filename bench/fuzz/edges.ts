@@ -1,0 +1,9 @@
+import { fileEdges } from './files.ts';
+import type { Edge } from './harness.ts';
+
+/** The short profile CI runs (test/fuzz/fuzz.test.ts) and `npm run fuzz` without flags. */
+export const DEFAULT_RUNS = 40;
+export const DEFAULT_SEED = 18;
+
+/** Every edge the fuzzer knows, each a fresh instance (edges keep state between setup and teardown). */
+export const allEdges = (): Edge<never>[] => [...fileEdges()] as Edge<never>[];
