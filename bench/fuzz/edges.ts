@@ -1,3 +1,4 @@
+import { chainEdges } from './chain.ts';
 import { fileEdges } from './files.ts';
 import type { Edge } from './harness.ts';
 
@@ -6,4 +7,4 @@ export const DEFAULT_RUNS = 40;
 export const DEFAULT_SEED = 18;
 
 /** Every edge the fuzzer knows, each a fresh instance (edges keep state between setup and teardown). */
-export const allEdges = (): Edge<never>[] => [...fileEdges()] as Edge<never>[];
+export const allEdges = (): Edge<never>[] => [...fileEdges(), ...chainEdges()] as Edge<never>[];
