@@ -107,6 +107,21 @@ export function edgeSeed(seed: number, edge: string): number {
   return createHash('sha256').update(`${seed}/${edge}`).digest().readInt32LE(0);
 }
 
+/**
+ * A refusal an edge read off the wire (an HTTP answer): its code, and whether that code is in the edge's registry
+ * (ERROR_CODES, or the S3 codes the gateway maps them to). A 5xx is not a refusal: throw a plain Error for it.
+ */
+export class WireRefusal extends Error {
+  override readonly name = 'WireRefusal';
+  constructor(
+    readonly code: string,
+    readonly registered: boolean,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 type Outcome =
   | { readonly kind: 'accepted' }
   | { readonly kind: 'refused'; readonly code: string }
@@ -120,6 +135,7 @@ async function outcomeOf(run: () => Promise<void>): Promise<Outcome> {
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     if (err instanceof AilinkError && isErrorCode(code)) return { kind: 'refused', code };
+    if (err instanceof WireRefusal && err.registered) return { kind: 'refused', code: err.code };
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     return {
       kind: 'crash',
