@@ -199,7 +199,11 @@ export async function fuzzEdge<I>(
         codes[outcome.code] = (codes[outcome.code] ?? 0) + 1;
         if (before !== after) {
           stateChanged++;
-          fail(c, 'state_changed', `refused with ${outcome.code}, but the stored state changed`);
+          fail(
+            c,
+            'state_changed',
+            `refused with ${outcome.code}, but the stored state changed${process.env.FUZZ_DEBUG ? ` ${before} → ${after}` : ''}`,
+          );
           await edge.restore?.();
         }
       } else if (c.mustRefuse) {
