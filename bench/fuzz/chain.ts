@@ -62,6 +62,7 @@ const remark = <N extends CallName>(name: N, args: CallArgs<N>): Uint8Array =>
 
 /** Where the calls go: a shell that applies one extrinsic and says what became of its remark. */
 interface ChainShell {
+  readonly genesisHash: string;
   /** @throws CHAIN_CALL_REJECTED (with the rule's reason) when the call was rejected or not ours */
   submit(input: ChainInput): Promise<void>;
   state(): StateReader;
@@ -73,11 +74,12 @@ interface ChainShell {
 const rejectedError = (reason: string) => new AilinkError('CHAIN_CALL_REJECTED', reason);
 
 /** The pure core: `applyRemark` over an in-memory state, writes committed as the indexer commits them. */
-function rulesShell(config: ProtocolConfig): ChainShell {
+async function rulesShell(config: ProtocolConfig): Promise<ChainShell> {
   let store: StateStore = createMemoryState();
   let saved: [string, Json][] = [];
   let block = 0;
   return {
+    genesisHash: GENESIS_HASH,
     async submit({ caller, payload, payments = [] }) {
       block++;
       const paidToPot = payments.reduce((a, p) => (p.to === config.pot ? a + p.amount : a), 0n);
@@ -102,7 +104,7 @@ function rulesShell(config: ProtocolConfig): ChainShell {
  * The real indexer over an in-memory chain: each extrinsic is a block of its own. Block hooks run as on a real chain,
  * so the configuration must keep them quiet (no verifiers, deadlines out of reach) for digests to compare.
  */
-function indexerShell(config: ProtocolConfig): ChainShell {
+async function indexerShell(config: ProtocolConfig): Promise<ChainShell> {
   const dir = mkdtempSync(join(tmpdir(), 'ailink-fuzz-indexer-'));
   let blocks: ChainBlock[] = [];
   let generation = 0;
@@ -119,6 +121,7 @@ function indexerShell(config: ProtocolConfig): ChainShell {
   let indexer: Indexer = openIndexer(source, { path: join(dir, `index-${generation}.sqlite`), config });
   let savedBlocks: ChainBlock[] = [];
   return {
+    genesisHash: GENESIS_HASH,
     async submit({ caller, payload, payments = [] }) {
       const number = blocks.length + 1;
       const hash = `0x${hex(`fuzz/${generation}/${number}`)}`;
@@ -166,6 +169,50 @@ function indexerShell(config: ProtocolConfig): ChainShell {
 }
 
 /** SHA-256 over the whole protocol state (leaving out keys under `except`). */
+/**
+ * The real dev chain (chopsticks running the Rococo Asset Hub runtime) and the real indexer following it: each input
+ * is a signed extrinsic (transfers, then the remark) in a block of its own. Slow (a block ≈ 0.6 s): the long profile's
+ * (`--devchain`). A chain cannot be rolled back, so an accepted noise input stays (the next inputs compare against it).
+ */
+async function devChainShell(config: ProtocolConfig, accounts: readonly Account[]): Promise<ChainShell> {
+  const { connectChain, devSigner, startDevChain, ROC } = await import('../../src/chain/index.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'ailink-fuzz-devchain-'));
+  const chain = await startDevChain({ port: 0, blockMode: 'instant' });
+  const client = await connectChain(chain.endpoint);
+  const byAddress = new Map(accounts.map((a) => [a.address, a]));
+  await client.submit(
+    devSigner('Alice'),
+    accounts.map((a) => ({ kind: 'transfer' as const, to: a.address, amount: 1000n * ROC })),
+  );
+  const indexer = openIndexer(client, { path: join(dir, 'index.sqlite'), config });
+  return {
+    genesisHash: client.genesisHash,
+    async submit({ caller, payload, payments = [] }) {
+      const signer = byAddress.get(caller);
+      if (signer === undefined) throw new Error(`no key for ${caller}`);
+      const inclusion = await client.submit(signer, [
+        ...payments.map((p) => ({ kind: 'transfer' as const, to: p.to, amount: p.amount })),
+        { kind: 'remark' as const, payload },
+      ]);
+      await indexer.sync(inclusion.blockNumber);
+      const record = indexer
+        .calls({ fromBlock: inclusion.blockNumber })
+        .find((c) => c.block === inclusion.blockNumber && c.extrinsic === inclusion.extrinsicIndex);
+      if (record === undefined) throw rejectedError('not a protocol remark: ignored');
+      if (record.outcome === 'rejected') throw rejectedError(record.reason ?? '');
+    },
+    state: () => indexer.state,
+    async snapshot() {},
+    async restore() {},
+    async close() {
+      indexer.close();
+      await client.close();
+      await chain.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export const stateDigest = (state: StateReader, except?: string): string => {
   const h = createHash('sha256');
   for (const [key, value] of state.scan('')) {
@@ -186,6 +233,8 @@ interface World {
   readonly org2: Account;
   readonly stranger: Account;
   readonly config: ProtocolConfig;
+  /** The chain's genesis hash: admissions and peer registrations are signed for it. */
+  readonly genesisHash: string;
 }
 
 const TASK = 'fuzz-task';
@@ -228,7 +277,7 @@ function scenario(w: World): { caller: Account; name: CallName; args: unknown; p
         addrs: ['/ip4/127.0.0.1/tcp/4001'],
         capacity: 1 << 30,
         collateral: config.minCollateral.toString(),
-        peerSignature: peerSignatureOf(m, 'sminer.register'),
+        peerSignature: peerSignatureOf(m, 'sminer.register', { genesisHash: w.genesisHash }),
       },
       [{ to: pot, amount: config.minCollateral }],
     );
@@ -237,7 +286,7 @@ function scenario(w: World): { caller: Account; name: CallName; args: unknown; p
       peerId: peerIdOf(verifier),
       addrs: [],
       podr2Key: 'cd'.repeat(32),
-      peerSignature: peerSignatureOf(verifier, 'teeWorker.register'),
+      peerSignature: peerSignatureOf(verifier, 'teeWorker.register', { genesisHash: w.genesisHash }),
     });
   add(owner, 'storageHandler.buySpace', { gib: 1 }, [{ to: pot, amount: config.spacePrice }]);
   add(owner, 'oss.authorize', { operator: operator.address });
@@ -267,7 +316,7 @@ function scenario(w: World): { caller: Account; name: CallName; args: unknown; p
     task: TASK,
     account: org.address,
     identityKey: hex('fuzz/identity'),
-    signature: toHex(org.sign(admissionMessage(GENESIS_HASH, TASK, hex('fuzz/identity')))),
+    signature: toHex(org.sign(admissionMessage(w.genesisHash, TASK, hex('fuzz/identity')))),
   });
   add(owner, 'provenance.drawSeed', { task: TASK, round: 0, attempt: 0, cohort: hex('fuzz/cohort') });
   add(owner, 'provenance.recordRound', {
@@ -314,7 +363,7 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
     identityKey: hex('fuzz/identity2'),
     signature: toHex(
       signer.sign(
-        admissionMessage(o.genesis ?? GENESIS_HASH, o.task ?? TASK, o.key ?? hex('fuzz/identity2')),
+        admissionMessage(o.genesis ?? w.genesisHash, o.task ?? TASK, o.key ?? hex('fuzz/identity2')),
       ),
     ),
   });
@@ -324,7 +373,10 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
     addrs: ['/ip4/127.0.0.1/tcp/4002'],
     capacity: 1 << 30,
     collateral: config.minCollateral.toString(),
-    peerSignature: signer === undefined ? zeros : peerSignatureOf(newMiner, 'sminer.register', { signer }),
+    peerSignature:
+      signer === undefined
+        ? zeros
+        : peerSignatureOf(newMiner, 'sminer.register', { signer, genesisHash: w.genesisHash }),
   });
   const collateral = [{ to: config.pot, amount: config.minCollateral }];
   const targeted: FuzzCase<ChainInput>[] = [
@@ -389,7 +441,7 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
       peerId: peerIdOf(stranger),
       addrs: [],
       podr2Key: 'cd'.repeat(32),
-      peerSignature: peerSignatureOf(stranger, 'teeWorker.register'),
+      peerSignature: peerSignatureOf(stranger, 'teeWorker.register', { genesisHash: w.genesisHash }),
     }),
     c('wrong-caller', 'a stranger claims a restoral order', stranger, 'fileBank.claimRestoralOrder', {
       fid: restored.fid,
@@ -654,7 +706,7 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
     c('unsigned', 'space bought without paying', stranger, 'storageHandler.buySpace', { gib: 1 }),
     c('unsigned', 'a miner registered without collateral', newMiner, 'sminer.register', {
       ...register(),
-      peerSignature: peerSignatureOf(newMiner, 'sminer.register'),
+      peerSignature: peerSignatureOf(newMiner, 'sminer.register', { genesisHash: w.genesisHash }),
     }),
     c('unsigned', 'a paid request without paying', stranger, 'market.request', {
       fid: sold.fid,
@@ -793,8 +845,8 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
 
 function chainEdge(
   name: string,
-  makeShell: (config: ProtocolConfig) => ChainShell,
-  config: (w: Omit<World, 'config'>) => ProtocolConfig,
+  makeShell: (config: ProtocolConfig, accounts: readonly Account[]) => Promise<ChainShell>,
+  config: (w: Omit<World, 'config' | 'genesisHash'>) => ProtocolConfig,
 ): Edge<ChainInput> {
   let shell: ChainShell | undefined;
   let world: World | undefined;
@@ -816,8 +868,9 @@ function chainEdge(
         Account,
       ];
       const base = { miners, owner, operator, reader, verifier, org, org2, stranger };
-      world = { ...base, config: config(base) };
-      shell = makeShell(world.config);
+      const protocol = config(base);
+      shell = await makeShell(protocol, [...miners, owner, operator, reader, verifier, org, org2, stranger]);
+      world = { ...base, config: protocol, genesisHash: shell.genesisHash };
       for (const s of scenario(world)) {
         try {
           await shell.submit({
@@ -845,13 +898,19 @@ function chainEdge(
   };
 }
 
+/** Hooks kept quiet (no verifiers, so no challenges; deadlines out of reach), for shells that run them. */
+const quietConfig = (): ProtocolConfig => ({
+  ...CONFIG,
+  requestExpiryBlocks: 1_000_000,
+  restoralClaimBlocks: 1_000_000,
+  audit: { ...CONFIG.audit, tagDeadlineBlocks: 1_000_000 },
+});
+
+/** The remark edges through the real dev chain (long profile only: `npm run fuzz -- --devchain`). */
+export const devChainEdge = (): Edge<ChainInput> => chainEdge('chain:devchain', devChainShell, quietConfig);
+
 export const chainEdges = (): Edge<ChainInput>[] => [
   chainEdge('chain:rules', rulesShell, (w) => ({ ...CONFIG, verifiers: [w.verifier.address] })),
   // Block hooks run on the indexer: no verifiers (no challenges) and deadlines out of reach keep them quiet.
-  chainEdge('chain:indexer', indexerShell, () => ({
-    ...CONFIG,
-    requestExpiryBlocks: 1_000_000,
-    restoralClaimBlocks: 1_000_000,
-    audit: { ...CONFIG.audit, tagDeadlineBlocks: 1_000_000 },
-  })),
+  chainEdge('chain:indexer', indexerShell, quietConfig),
 ];

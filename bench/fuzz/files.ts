@@ -403,7 +403,8 @@ export function modelJsonEdge(): Edge<Files> {
       .filter((c) => !/^weightsManifest\.0\.weights\.\d+\.dtype deleted$/.test(c.label))
       .map((c) => {
         // weightsManifest = null means "no weights": the same as leaving it out.
-        const stillValid = /^weightsManifest = null$/.test(c.label);
+        // A dtype of null reads as absent (float32), as tfjs reads it.
+        const stillValid = /^weightsManifest = null$|\.dtype = null$/.test(c.label);
         return { ...c, input: files(c.input), mustRefuse: c.mustRefuse && !stillValid };
       }),
     fc
