@@ -175,8 +175,8 @@ function topologyOf(value: unknown, where: string): Record<string, unknown> {
     return invalid(
       `${where}: expected a Sequential or functional Model topology, got ${JSON.stringify(t.class_name)}`,
     );
-  if (t.config === null || typeof t.config !== 'object')
-    return invalid(`${where}: the topology has no config`);
+  if (t.config === null || typeof t.config !== 'object' || Array.isArray(t.config))
+    return invalid(`${where}: the topology has no config (an object)`);
   return t as Record<string, unknown>;
 }
 

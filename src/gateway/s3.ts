@@ -42,6 +42,16 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     exposeHeadRoutes: false,
     requestTimeout: 0,
     connectionTimeout: 120_000,
+    // Errors fastify meets before routing (a path whose percent-escapes do not decode, a bad content type) are S3
+    // errors too: its own JSON answer is one no S3 client reads (found by `npm run fuzz`).
+    frameworkErrors: (error, request, reply) =>
+      fail(
+        reply,
+        request,
+        error.code === 'FST_ERR_BAD_URL'
+          ? s3Error('InvalidURI', `cannot decode the request's path: ${error.message}`)
+          : s3Error('InvalidRequest', error.message),
+      ),
   });
   // Bodies are streams the handlers read themselves (objects of GBs never sit in memory).
   app.removeAllContentTypeParsers();

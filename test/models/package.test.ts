@@ -133,6 +133,10 @@ describe('model packages: a model.json and its weights as one stored object', ()
         }),
       ),
     ).toMatchObject({ code: 'MODEL_INVALID', message: expect.stringContaining('only float32') });
+    // Found by `npm run fuzz` (file:model.json): a config that is a list passed `typeof === 'object'` and was read.
+    expect(
+      await write('e.json', JSON.stringify({ modelTopology: { class_name: 'Sequential', config: [] } })),
+    ).toMatchObject({ code: 'MODEL_INVALID', message: expect.stringContaining('no config') });
   });
 
   it('property: any package bytes with a flipped or cut byte decode as the same package or are refused, never crash', () => {
