@@ -115,6 +115,10 @@ async function indexerShell(config: ProtocolConfig): Promise<ChainShell> {
       if (b === undefined) throw new AilinkError('NOT_FOUND', `no block ${n}`);
       return b;
     },
+    blocks: async (from: number, to: number) => {
+      if (to > blocks.length) throw new AilinkError('NOT_FOUND', `no block ${to}`);
+      return blocks.slice(from - 1, to);
+    },
     finalizedHeight: async () => blocks.length,
     followFinalized: async () => () => {},
   };
