@@ -552,16 +552,19 @@ export function roleConfigEdge(): Edge<Files> {
   });
 }
 
+/** Protocol keys a configuration may leave out (the parser fills them in), so dropping one is no fault. */
+const PROTOCOL_DEFAULTED_KEYS = new Set([
+  'spacePrice',
+  'requestExpiryBlocks',
+  'verifiers',
+  'challengePeriodBlocks',
+  'tagDeadlineBlocks',
+  'idleRounds',
+]);
+
 export function protocolEdge(): Edge<Files> {
   const valid = protocolConfigToJson({ ...DEV_PROTOCOL_CONFIG, audit: { ...CESS_AUDIT } }) as unknown as Json;
-  const defaults = new Set([
-    'spacePrice',
-    'requestExpiryBlocks',
-    'verifiers',
-    'challengePeriodBlocks',
-    'tagDeadlineBlocks',
-    'idleRounds',
-  ]);
+  const defaults = PROTOCOL_DEFAULTED_KEYS;
   const cases = jsonCases(valid, {
     strictObjects: strictEverywhere,
     optional: (p: JsonPath) => defaults.has(String(p[p.length - 1])),
@@ -628,14 +631,7 @@ export function networkEdge(): Edge<Files> {
       },
     ],
   };
-  const defaults = new Set([
-    'spacePrice',
-    'requestExpiryBlocks',
-    'verifiers',
-    'challengePeriodBlocks',
-    'tagDeadlineBlocks',
-    'idleRounds',
-  ]);
+  const defaults = PROTOCOL_DEFAULTED_KEYS;
   const cases = jsonCases(valid, {
     // network.json's outer objects take unknown keys (the file may grow); the protocol inside is strict.
     strictObjects: (p) => p[0] === 'chain' && p[1] === 'protocol',
