@@ -88,13 +88,17 @@ export interface ChainClient {
   /**
    * Finalized blocks `from`..`to`, decoded, in order: their hashes in one request, their bodies at once, and events
    * only for blocks with signed extrinsics (an inherent-only block has nothing the events would explain).
-   * @throws NOT_FOUND when the chain is not that high yet
+   * @throws NOT_FOUND when the chain is not that high yet; INVALID_INPUT for a range that is not block numbers or
+   *   spans more than MAX_BLOCKS_PER_REQUEST
    */
   blocks(from: number, to: number): Promise<ChainBlock[]>;
   /** Calls `onHeight` with each new finalized height; returns the unsubscribe function. */
   followFinalized(onHeight: (height: number) => void): Promise<() => void>;
   close(): Promise<void>;
 }
+
+/** Blocks one `ChainClient.blocks` call reads at most (its bodies are all requested at once). */
+export const MAX_BLOCKS_PER_REQUEST = 1024;
 
 export interface ChainClientOptions {
   readonly connectTimeoutMs?: number;
@@ -396,6 +400,17 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       );
     },
     async blocks(from, to) {
+      if (
+        !Number.isSafeInteger(from) ||
+        !Number.isSafeInteger(to) ||
+        from < 0 ||
+        to - from >= MAX_BLOCKS_PER_REQUEST
+      ) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `blocks: expected block numbers from ≤ to, at most ${MAX_BLOCKS_PER_REQUEST} apart, got ${from}..${to}`,
+        );
+      }
       if (to < from) return [];
       // Finality only grows: a height seen finalized once needs no second look.
       const finalized = to <= finalizedSeen ? finalizedSeen : await client.finalizedHeight();
