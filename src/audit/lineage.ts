@@ -63,7 +63,8 @@ const short = (s: string) => `${s.slice(0, 8)}…`;
 
 /**
  * The fids the audit reads that `objects` does not hold yet: first every anchored manifest, then — once those are
- * fetched — the models and the spec they name. Call until it returns nothing (two passes).
+ * fetched — the models, spec and preprocessing they name, and for a round with recompute material that material and
+ * the model the round started from. Call until it returns nothing (two passes).
  */
 export function objectsToFetch(input: Omit<LineageInput, 'atBlock'>): string[] {
   const want = new Set<string>();
