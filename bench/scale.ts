@@ -12,6 +12,8 @@
  *   every 25th block, as a quiet network's chain is), against today's fetch in the same run: each block on its own,
  *   checked against finality and read with its events (`ChainClient.block`), 16 in flight — what the indexer did
  *   before `ChainClient.blocks` (hashes in one request, events only where a signed extrinsic is, windows of 64).
+ * - Private models (item 1): a model read by SCALE_READERS (1000) organisations, its data key wrapped for each in the
+ *   declaration (as before; the chain takes 64) against one wrap for a reader group sealed once per membership.
  * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
  * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block).
  * Prints a table, then one JSON line.
@@ -40,6 +42,8 @@ import { fileKey, minerFilesPrefix, taggedKey } from '../src/chain/pallets/file-
 import { minerKey } from '../src/chain/pallets/sminer.ts';
 import { verifierKey } from '../src/chain/pallets/tee-worker.ts';
 import type { StateWrite } from '../src/chain/state.ts';
+import { fromHex, toHex } from '../src/shared/bytes.ts';
+import { generateX25519, sealReaderGroup, wrapDataKey } from '../src/storage/index.ts';
 
 const MINERS = Number(process.env.SCALE_MINERS ?? 10_000);
 const PUTS = Number(process.env.SCALE_PUTS ?? 20_000);
@@ -238,6 +242,45 @@ async function indexSync(blocks: number) {
 }
 const sync = SYNC_BLOCKS > 0 ? await indexSync(SYNC_BLOCKS) : null;
 
+// --- private models (item 1) -------------------------------------------------------------------------------------
+
+/**
+ * A private model read by READERS organisations: before, its data key was wrapped in the declaration for each
+ * (the chain takes at most 64); now for the coordinator and one reader group, whose key is sealed for each member in
+ * a group object stored once per membership. Sizes are the declaration's `encryption` as JSON, as the remark holds it.
+ */
+function privateModel(readers: number) {
+  const members = Array.from({ length: readers }, () => toHex(generateX25519().publicKey));
+  const owner = toHex(generateX25519().publicKey);
+  const binding = { fid: hex('model'), owner: '5owner' };
+  const dataKey = new Uint8Array(32).fill(7);
+  const t0 = performance.now();
+  const direct = [owner, ...members].map((r) => wrapDataKey(dataKey, fromHex(r), binding));
+  const directMs = performance.now() - t0;
+  const t1 = performance.now();
+  const group = sealReaderGroup(members, '5owner');
+  const sealMs = performance.now() - t1;
+  const t2 = performance.now();
+  const wraps = [owner, group.publicKey].map((r) => wrapDataKey(dataKey, fromHex(r), binding));
+  const groupedMs = performance.now() - t2;
+  const encryption = (w: unknown[], groups?: unknown[]) =>
+    Buffer.byteLength(
+      JSON.stringify({ alg: 'aes-256-gcm', wraps: w, tags: [hex('tag').slice(0, 32)], groups }),
+    );
+  return {
+    readers,
+    wrapsBefore: direct.length,
+    wrapsAfter: wraps.length,
+    declarationBytesBefore: encryption(direct),
+    declarationBytesAfter: encryption(wraps, [{ recipient: group.publicKey, fid: hex('group') }]),
+    groupObjectBytes: group.bytes.byteLength,
+    directMs,
+    groupedMs,
+    sealMs,
+  };
+}
+const privateModels = privateModel(Number(process.env.SCALE_READERS ?? 1000));
+
 const rows: [string, string, string, string][] = [
   ['', 'before (same run)', 'after', 'ratio'],
   [
@@ -267,6 +310,30 @@ const rows: [string, string, string, string][] = [
     `${(before.msPerBlock / before.challengesPerBlock / (after.msPerBlock / after.challengesPerBlock)).toFixed(0)}×`,
   ],
   ['blocks between challenges of one miner', String(oldPeriod), `~${PERIOD}`, ''],
+  [
+    `private model, ${privateModels.readers} readers: wraps in its declaration`,
+    `${privateModels.wrapsBefore} (max 64)`,
+    String(privateModels.wrapsAfter),
+    '',
+  ],
+  [
+    'private model: declaration encryption bytes',
+    String(privateModels.declarationBytesBefore),
+    String(privateModels.declarationBytesAfter),
+    `${(privateModels.declarationBytesBefore / privateModels.declarationBytesAfter).toFixed(0)}× smaller`,
+  ],
+  [
+    'private model: wrapping per model stored (ms)',
+    privateModels.directMs.toFixed(1),
+    privateModels.groupedMs.toFixed(2),
+    '',
+  ],
+  [
+    'reader group, once per membership (bytes / ms)',
+    '–',
+    `${privateModels.groupObjectBytes} / ${privateModels.sealMs.toFixed(0)}`,
+    '',
+  ],
   ...(sync === null
     ? []
     : [
@@ -281,7 +348,7 @@ const rows: [string, string, string, string][] = [
 console.log(
   `scale: ${MINERS} miners, ${PUTS} puts of 12 × 8 MiB columns, audits over ${AUDIT_BLOCKS} blocks\n`,
 );
-for (const r of rows) console.log(`${r[0].padEnd(52)} ${r[1].padEnd(18)} ${r[2].padEnd(10)} ${r[3]}`);
+for (const r of rows) console.log(`${r[0].padEnd(54)} ${r[1].padEnd(18)} ${r[2].padEnd(10)} ${r[3]}`);
 console.log(
   JSON.stringify({
     miners: MINERS,
@@ -297,6 +364,12 @@ console.log(
     audit_baseline_ms_per_challenge: Number((before.msPerBlock / before.challengesPerBlock).toFixed(3)),
     audit_period_blocks: PERIOD,
     audit_baseline_period_blocks: oldPeriod,
+    private_model_readers: privateModels.readers,
+    private_model_wraps: privateModels.wrapsAfter,
+    private_model_baseline_wraps: privateModels.wrapsBefore,
+    private_model_declaration_bytes: privateModels.declarationBytesAfter,
+    private_model_baseline_declaration_bytes: privateModels.declarationBytesBefore,
+    reader_group_bytes: privateModels.groupObjectBytes,
     index_sync_blocks: sync?.height ?? null,
     index_sync_blocks_per_s: sync === null ? null : Number(sync.windows.toFixed(1)),
     index_sync_baseline_blocks_per_s: sync === null ? null : Number(sync.baseline.toFixed(1)),

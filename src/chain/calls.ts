@@ -40,8 +40,21 @@ export const EncryptionSchema = z
     alg: z.literal('aes-256-gcm'),
     wraps: z.array(KeyWrapSchema).min(1).max(64),
     tags: z.array(z.string().regex(/^[0-9a-f]{32}$/)),
+    /**
+     * Reader groups (src/storage/object/group-key.ts): a wrap whose recipient is a group's public key, and the fid of
+     * the object that seals the group's key for each member. Absent on objects read only through their own wraps.
+     */
+    groups: z
+      .array(z.object({ recipient: hash, fid: hash }).strict())
+      .min(1)
+      .max(4)
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((e) => (e.groups ?? []).every((g) => e.wraps.some((w) => w.recipient === g.recipient)), {
+    message: 'every reader group needs a wrap for its public key',
+    path: ['groups'],
+  });
 
 /**
  * A bucket's name, by S3's rules: 3–63 of a–z 0–9 . -, beginning and ending with a letter or digit, no "..", and not

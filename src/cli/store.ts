@@ -181,7 +181,9 @@ export async function storeCommand(argv: string[]): Promise<void> {
                 restoralOrders: chain.restoralOrders,
               }),
           encrypted: record.encryption !== null,
+          // Reader keys with a wrap of their own; a reader group's key stands for its members (its object lists them).
           readers: record.encryption?.wraps.map((w) => w.recipient) ?? [],
+          readerGroups: record.encryption?.groups ?? [],
           profile: record.profile,
           placements: miners.map((miner, column) => ({
             column,

@@ -145,8 +145,10 @@ export async function startCoordinatorNode(
       store,
       objects: {
         put: (bytes, name) => session.put(bytes, { name, encrypt: false }),
+        // One wrap for every participant, through a reader group: a declaration holds at most 64 wraps, and the
+        // group (new whenever the participants change) is stored once for all the task's models of that membership.
         putModel: (bytes, name, readers) =>
-          session.put(bytes, { name, encrypt: true, readers: [...readers] }),
+          session.put(bytes, { name, encrypt: true, readerGroup: [...readers] }),
         get: (fid, o) => session.get(fid, o),
       },
       ledger: {

@@ -13,11 +13,13 @@ import {
   fragmentBody,
   fragmentHash,
   fragmentSizeOf,
-  type KeyWrap,
+  MAX_GROUP_MEMBERS,
   newDataKey,
+  openReaderGroup,
   plaintextLength,
   profileForSize,
   type StorageProfile,
+  sealReaderGroup,
   unwrapDataKey,
   wrapDataKey,
   zeroFragmentHash,
@@ -46,6 +48,11 @@ export interface PutOptions {
   readonly encrypt?: boolean;
   /** X25519 public keys (hex) of further readers; the owner can always read. */
   readonly readers?: readonly string[];
+  /**
+   * X25519 public keys (hex) of readers reached through one reader group (object/group-key.ts): the declaration then
+   * holds one wrap for all of them, however many. Puts with the same member set share one group object.
+   */
+  readonly readerGroup?: readonly string[];
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: ProgressEvent) => void;
   /**
@@ -66,6 +73,9 @@ export interface GetOptions {
   readonly maxBytes?: number;
   readonly range?: ByteRange;
 }
+
+/** A reader group object is fetched only up to this size: ≈ 240 bytes a member. */
+const MAX_GROUP_OBJECT_BYTES = MAX_GROUP_MEMBERS * 256;
 
 /** Bytes decrypted and handed out at a time when a segment is read from its data columns. */
 const PIECE = 1024 * 1024;
@@ -117,6 +127,9 @@ export interface StorageClient {
  */
 export function createStorageClient(deps: StorageClientDeps, options: StorageClientOptions): StorageClient {
   const profile = checkProfile(options.profile);
+  /** Reader groups this client made, by member set; and group keys it opened, by group public key. */
+  const readerGroups = new Map<string, Promise<{ recipient: string; fid: string }>>();
+  const groupKeys = new Map<string, Uint8Array>();
   const columns = columnsOf(profile);
   type Peers = ReadonlyMap<string, PeerRef>;
   const peersNow = async (): Promise<Peers> =>
@@ -247,7 +260,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     }
     const objectProfile = profileForSize(profile, putOptions.size);
     const readers = [deps.account.readerKey, ...(putOptions.readers ?? [])];
-    for (const r of readers) {
+    for (const r of [...readers, ...(putOptions.readerGroup ?? [])]) {
       if (!/^[0-9a-f]{64}$/.test(r)) {
         throw new AilinkError(
           'INVALID_INPUT',
@@ -256,6 +269,10 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
     }
     const key = encrypt ? newDataKey(deps.random) : null;
+    const group =
+      key === null || putOptions.readerGroup === undefined || putOptions.readerGroup.length === 0
+        ? null
+        : await readerGroupFor(putOptions.readerGroup, signal);
     // Room for the whole object's column when its size is known, else for one segment's fragment.
     const columnBytes =
       putOptions.size === undefined
@@ -376,7 +393,14 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       encryption:
         key === null
           ? null
-          : { alg: 'aes-256-gcm', wraps: readers.map((r) => wrapDataKey(key, fromHex(r), binding)), tags },
+          : {
+              alg: 'aes-256-gcm',
+              wraps: [...readers, ...(group === null ? [] : [group.recipient])].map((r) =>
+                wrapDataKey(key, fromHex(r), binding),
+              ),
+              tags,
+              ...(group === null ? {} : { groups: [group] }),
+            },
     };
     const miners = assigned.map((p) => p.peerId);
     const deal = toHex(deps.random(16));
@@ -445,7 +469,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     }
     // The key before any fragment: a reader who may not read costs the miners nothing.
     const key =
-      record.encryption === null ? null : await dataKeyOf(record.fid, record.owner, record.encryption.wraps);
+      record.encryption === null ? null : await dataKeyOf(record.fid, record.owner, record.encryption);
     const count = record.segments.length;
     // A range reads only the segments it touches: every segment but the last holds exactly segmentSize bytes.
     const segmentSize = record.profile.segmentSize;
@@ -570,12 +594,22 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
    * the owner released to it later through the registry's marketplace (an accepted `market.request`).
    * @throws CRYPTO_NOT_A_READER (the object has no access terms), ACCESS_DENIED (the key was not released to us)
    */
-  async function dataKeyOf(fid: string, owner: string, wraps: readonly KeyWrap[]): Promise<Uint8Array> {
+  async function dataKeyOf(
+    fid: string,
+    owner: string,
+    encryption: NonNullable<ObjectRecord['encryption']>,
+  ): Promise<Uint8Array> {
+    const { wraps } = encryption;
     const me = deps.account.readerKey;
     const binding = { fid, owner };
-    if (wraps.some((w) => w.recipient === me) || deps.registry.access === undefined) {
+    if (wraps.some((w) => w.recipient === me))
       return unwrapDataKey(wraps, deps.account.x25519PrivateKey, binding);
+    for (const group of encryption.groups ?? []) {
+      const groupKey = await groupKeyOf(group, owner);
+      if (groupKey !== null) return unwrapDataKey(wraps, groupKey, binding);
     }
+    if (deps.registry.access === undefined)
+      return unwrapDataKey(wraps, deps.account.x25519PrivateKey, binding);
     const { terms, grant } = await deps.registry.access(fid, {
       address: deps.account.address,
       readerKey: me,
@@ -588,6 +622,56 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       `${deps.account.address} may not read ${fid} yet: its data key is neither wrapped for reader key ${me} nor released to it; request access: ailink object request ${fid}`,
       { details: { fid, reader: deps.account.address } },
     );
+  }
+
+  /**
+   * The group object for `members` of this account: the one made earlier for the same set, else a new one, stored
+   * plain (it holds only sealed keys). A failed store is forgotten, so the next put tries again.
+   */
+  function readerGroupFor(
+    members: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<{ recipient: string; fid: string }> {
+    const set = [...new Set(members)].sort().join(',');
+    let made = readerGroups.get(set);
+    if (made === undefined) {
+      const sealed = sealReaderGroup(members, deps.account.address);
+      made = put(sealed.bytes, {
+        name: `reader-group/${sealed.publicKey.slice(0, 16)}`,
+        encrypt: false,
+        size: sealed.bytes.byteLength,
+        ...(signal === undefined ? {} : { signal }),
+      }).then((r) => ({ recipient: sealed.publicKey, fid: r.fid }));
+      made.catch(() => readerGroups.delete(set));
+      readerGroups.set(set, made);
+    }
+    return made;
+  }
+
+  /**
+   * This account's key of a reader group (fetched once and kept), or null when the account is not a member.
+   * @throws CRYPTO_DECRYPT_FAILED when the group object is not the group the declaration names
+   */
+  async function groupKeyOf(
+    group: { recipient: string; fid: string },
+    owner: string,
+  ): Promise<Uint8Array | null> {
+    const held = groupKeys.get(group.recipient);
+    if (held !== undefined) return held;
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of get(group.fid, { maxBytes: MAX_GROUP_OBJECT_BYTES })) chunks.push(chunk);
+    try {
+      const key = openReaderGroup(
+        Buffer.concat(chunks),
+        { publicKey: group.recipient, owner },
+        deps.account.x25519PrivateKey,
+      );
+      groupKeys.set(group.recipient, key);
+      return key;
+    } catch (err) {
+      if (hasCode(err, 'CRYPTO_NOT_A_READER')) return null;
+      throw err;
+    }
   }
 
   async function repair(

@@ -17,6 +17,12 @@ export {
   wrapDataKey,
   x25519PublicOf,
 } from './envelope.ts';
+export {
+  MAX_GROUP_MEMBERS,
+  openReaderGroup,
+  READER_GROUP_FORMAT,
+  sealReaderGroup,
+} from './group-key.ts';
 export { fidOf, fragmentHash, HASH_RE, segmentHash, zeroFragmentHash } from './hash.ts';
 export {
   checkProfile,

@@ -38,6 +38,8 @@ export const ObjectRecordSchema = z
         ),
         /** The GCM tag of each segment, in order. */
         tags: z.array(z.string().regex(/^[0-9a-f]{32}$/)),
+        /** Reader groups: a wrap's recipient that is a group key, and the group object sealing it for each member. */
+        groups: z.array(z.object({ recipient: hash, fid: hash })).optional(),
       })
       .nullable(),
   })
