@@ -25,6 +25,12 @@ export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).ma
 /** The most segments one object has: 128 GiB at 32 MiB segments (a declaration of them fills most of a block). */
 export const MAX_SEGMENTS = 4096;
 
+/**
+ * The most free readers one `market.setTerms` lists (≈ 12 KB of addresses in its remark). A task's model terms and
+ * the gateway's terms route allow no more, so nothing they accept is refused here.
+ */
+export const MAX_TERMS_READERS = 256;
+
 /** The data key of an object sealed for one X25519 reader key (src/storage/object/envelope.ts). */
 export const KeyWrapSchema = z
   .object({
@@ -324,7 +330,7 @@ export const CALL_SCHEMAS = {
     .strict(),
   /** The owner's access terms: `readers` read for free, others pay `price` planck per request (null: not for sale). */
   'market.setTerms': z
-    .object({ fid: hash, readers: z.array(address).max(256), price: amount.nullable() })
+    .object({ fid: hash, readers: z.array(address).max(MAX_TERMS_READERS), price: amount.nullable() })
     .strict(),
   /** A reader asks for the data key, for its X25519 reader key; a price is paid by transfers right before it. */
   'market.request': z.object({ fid: hash, readerKey: hash }).strict(),

@@ -12,6 +12,7 @@ export {
   EntrySchema,
   MAX_GIB_PER_PURCHASE,
   MAX_KEY_BYTES,
+  MAX_TERMS_READERS,
   type ObjectEntry,
   ObjectKeySchema,
   type ProtocolCall,

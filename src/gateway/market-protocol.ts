@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { MarketTerms } from '../chain/index.ts';
+import { MAX_TERMS_READERS, type MarketTerms } from '../chain/index.ts';
 import { isAddress } from '../shared/account.ts';
 import { AilinkError, type ErrorCode } from '../shared/errors.ts';
 import { errorXml } from './s3-xml.ts';
@@ -23,7 +23,10 @@ const PlanckSchema = z.string().regex(PLANCK_RE, 'expected a whole number of pla
 
 /** `PUT /market/objects/:fid/terms`: who reads free, and what everyone else pays per request (null: not for sale). */
 export const TermsBodySchema = z
-  .object({ readers: z.array(AddressSchema).max(1000).default([]), price: PlanckSchema.nullable() })
+  .object({
+    readers: z.array(AddressSchema).max(MAX_TERMS_READERS).default([]),
+    price: PlanckSchema.nullable(),
+  })
   .strict();
 
 /** `POST /market/objects/:fid/shares`: the account to share with, and optionally its X25519 reader key. */

@@ -37,7 +37,8 @@ const planck = z.string().regex(/^(0|[1-9][0-9]{0,38})$/, 'expected a planck amo
  */
 export const ModelAccessSchema = z
   .object({
-    readers: z.array(address).max(1024),
+    /** At most what one `market.setTerms` lists (MAX_TERMS_READERS in src/chain/calls.ts; a test keeps them equal). */
+    readers: z.array(address).max(256),
     price: planck.nullable(),
   })
   .strict();

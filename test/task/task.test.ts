@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { signingKeyPair } from '../../src/aggregation/index.ts';
+import { CALL_SCHEMAS, MAX_TERMS_READERS } from '../../src/chain/index.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { canonicalJson } from '../../src/shared/canonical.ts';
 import { hasCode } from '../../src/shared/errors.ts';
@@ -131,6 +132,25 @@ describe('task spec', () => {
     expect(
       codeOf(() => parseTaskSpec({ ...s, models: { readers: Array(1025).fill(alice), price: null } })),
     ).toBe('INVALID_INPUT');
+  });
+
+  it('a task accepts no more model readers than one market.setTerms call carries', () => {
+    // Every private model is put under the spec's terms by `market.setTerms`: a spec the chain's call refuses would
+    // pass task creation and then fail every round at storing its model.
+    const readers = Array.from(
+      { length: MAX_TERMS_READERS + 1 },
+      () => makeAccount(randomBytes(8).toString('hex')).address,
+    );
+    const setTerms = CALL_SCHEMAS['market.setTerms'];
+    const fid = 'a'.repeat(64);
+    expect(setTerms.safeParse({ fid, readers: readers.slice(0, -1), price: null }).success).toBe(true);
+    expect(setTerms.safeParse({ fid, readers, price: null }).success).toBe(false);
+    expect(
+      modelAccessOf(parseTaskSpec({ ...spec(), models: { readers: readers.slice(0, -1), price: null } })),
+    ).not.toBeNull();
+    expect(codeOf(() => parseTaskSpec({ ...spec(), models: { readers, price: null } }))).toBe(
+      'INVALID_INPUT',
+    );
   });
 
   it('caps the SecAgg graph to the cohort: k even and below n, k/2 < t ≤ k', () => {
