@@ -97,6 +97,9 @@ export interface ChainClient {
   close(): Promise<void>;
 }
 
+/** An unanswered submission whose nonce was used is looked for in the newest LOOKUP_BLOCKS_BACK blocks. */
+const LOOKUP_BLOCKS_BACK = 256;
+
 /** Blocks one `ChainClient.blocks` call reads at most (its bodies are all requested at once). */
 export const MAX_BLOCKS_PER_REQUEST = 1024;
 
@@ -109,6 +112,8 @@ export interface ChainClientOptions {
   readonly requestTimeoutMs?: number;
   /** Attempts for a transaction the pool refuses as stale or drops (its nonce is fetched again in between). */
   readonly retries?: number;
+  /** How long an unanswered submission is looked for on chain before it is a CHAIN_TIMEOUT (default 30 s). */
+  readonly lookupMs?: number;
 }
 
 /**
@@ -148,6 +153,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     );
   }
   const retries = options.retries ?? 3;
+  const lookupMs = options.lookupMs ?? 30_000;
   const nonces = new Map<string, number>();
   /** Per account: the submissions waiting for its extrinsic in flight, and the loop sending them. */
   const waiting = new Map<string, Waiting[]>();
@@ -259,11 +265,15 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
         });
       }
       // No answer to the submission (the node is slow or the link dropped): the pool may have taken it, and it may
-      // still land. Sending it again could pay twice; the caller decides, and the next send asks for the nonce anew.
+      // still land. Sending it again could pay twice, so look for it on chain instead; if it is not found in time,
+      // the caller decides, and the next send asks for the nonce anew.
       nonces.delete(address);
+      promise.catch(() => {}); // the deadline may reject it while we look; the lookup has its own
+      const found = await findSent(address, nonce, tx.hash.toHex(), what, options).catch(() => null);
+      if (found !== null) return found;
       throw new AilinkError(
         'CHAIN_TIMEOUT',
-        `${what} from ${address}: the node did not answer the submission (${(err as Error).message}); it may still land — check the account's nonce before sending again`,
+        `${what} from ${address}: the node did not answer the submission (${(err as Error).message}) and it was not found on chain within ${lookupMs} ms; it may still land — check the account's nonce before sending again`,
         { cause: err },
       );
     } finally {
@@ -271,6 +281,66 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       options.signal?.removeEventListener('abort', onAbort);
       unsubscribe?.();
     }
+  }
+
+  /**
+   * The inclusion of an unanswered submission, found on chain: polls until the account's nonce moves past `nonce`
+   * (the transaction, or another of the account's with that nonce, landed), then reads the blocks since the
+   * newest blocks for the extrinsic `hash`. Null when it did not land within `lookupMs`, or landed in a way not found.
+   * @throws CHAIN_CALL_FAILED when it landed and failed
+   */
+  async function findSent(
+    address: string,
+    nonce: number,
+    hash: string,
+    what: string,
+    options: SubmitOptions,
+  ): Promise<Omit<Inclusion, 'firstItem'> | null> {
+    const until = Date.now() + lookupMs;
+    const head = async () =>
+      options.until === 'inBlock'
+        ? await api.rpc.chain.getBlockHash()
+        : await api.rpc.chain.getFinalizedHead();
+    while (Date.now() < until && options.signal?.aborted !== true) {
+      const at = await head();
+      const account = (await api.query.system.account.at(at, address)) as unknown as {
+        nonce: { toNumber(): number };
+      };
+      if (account.nonce.toNumber() > nonce) {
+        // Back from the head: it landed after it was sent, which was at most a request timeout ago.
+        for (let blockHash = at.toHex(), n = LOOKUP_BLOCKS_BACK; n > 0; n--) {
+          const block = await api.rpc.chain.getBlock(blockHash);
+          const index = block.block.extrinsics.findIndex((x) => x.hash.toHex() === hash);
+          const number = block.block.header.number.toNumber();
+          if (index >= 0) {
+            const records = (await api.query.system.events.at(blockHash)) as unknown as EventRecord[];
+            const own = records.filter(
+              (r) => r.phase.isApplyExtrinsic && r.phase.asApplyExtrinsic.eqn(index),
+            );
+            const failed = own.find((r) => api.events.system.ExtrinsicFailed.is(r.event));
+            if (failed !== undefined) {
+              const [dispatchError] = failed.event.data as unknown as [DispatchError];
+              throw new AilinkError(
+                'CHAIN_CALL_FAILED',
+                `${what} from ${address} failed: ${explain(dispatchError)}`,
+                { details: { blockHash } },
+              );
+            }
+            return {
+              blockHash,
+              blockNumber: number,
+              extrinsicIndex: index,
+              events: own.map(({ event }) => `${event.section}.${event.method}`),
+            };
+          }
+          if (number <= 1) break;
+          blockHash = block.block.header.parentHash.toHex();
+        }
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return null;
   }
 
   async function submitQueued(

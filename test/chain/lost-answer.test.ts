@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type ChainClient, connectChain } from '../../src/chain/client.ts';
 import { ROC } from '../../src/chain/config.ts';
@@ -10,9 +10,10 @@ import { useDevChain } from './fixture.ts';
 /**
  * A WebSocket relay in front of the dev chain that loses the node's answer to the first transaction submission (and
  * the status updates after it) while the node still takes the transaction: what a client sees when a loaded node
- * answers after the client's request deadline, or the link drops at the wrong moment.
+ * answers after the client's request deadline, or the link drops at the wrong moment. With 'swallow' the submission
+ * itself is lost on the way: the client sees the same silence, and nothing lands.
  */
-async function answerLosingRelay(target: string) {
+async function answerLosingRelay(target: string, mode: 'lose-answer' | 'swallow' = 'lose-answer') {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   let lostId: number | undefined;
@@ -26,7 +27,11 @@ async function answerLosingRelay(target: string) {
     client.on('message', (data) => {
       const text = String(data);
       const msg = JSON.parse(text) as { id?: number; method?: string };
-      if (lostId === undefined && msg.method === 'author_submitAndWatchExtrinsic') lostId = msg.id;
+      if (lostId === undefined && msg.method === 'author_submitAndWatchExtrinsic') {
+        lostId = msg.id;
+        // The submission never reaches the node: nothing lands.
+        if (mode === 'swallow') return;
+      }
       if (upstream.readyState === upstream.OPEN) upstream.send(text);
       else queued.push(text);
     });
@@ -55,36 +60,52 @@ async function answerLosingRelay(target: string) {
 
 describe('a submission whose answer is lost', () => {
   const dev = useDevChain();
-  let relay: Awaited<ReturnType<typeof answerLosingRelay>>;
-  let client: ChainClient;
-  beforeAll(async () => {
-    relay = await answerLosingRelay(dev.endpoint());
-    client = await connectChain(relay.endpoint, { requestTimeoutMs: 5000 });
-  });
+  const bob = devSigner('Bob');
+  const dave = devSigner('Dave');
+  const relays: Awaited<ReturnType<typeof answerLosingRelay>>[] = [];
+  const clients: ChainClient[] = [];
+  const through = async (mode: 'lose-answer' | 'swallow') => {
+    const relay = await answerLosingRelay(dev.endpoint(), mode);
+    relays.push(relay);
+    const client = await connectChain(relay.endpoint, { requestTimeoutMs: 5000, lookupMs: 8000 });
+    clients.push(client);
+    return client;
+  };
   afterAll(async () => {
-    await client?.close();
-    await relay?.close();
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(relays.map((r) => r.close()));
   });
 
-  it('is a CHAIN_TIMEOUT that may still land, never sent again: a transfer is paid once', async () => {
-    const bob = devSigner('Bob');
-    const dave = devSigner('Dave');
+  it('is found on chain and reported as included, never sent again: a transfer is paid once', async () => {
+    const client = await through('lose-answer');
+    const before = await dev.client().balance(dave.address);
+    const inclusion = await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }], {
+      deadlineMs: 20_000,
+    });
+    // The inclusion is the real one: its block holds Bob's transfer at that index.
+    const block = await dev.client().block(inclusion.blockNumber);
+    expect(block.hash).toBe(inclusion.blockHash);
+    expect(block.extrinsics.find((x) => x.index === inclusion.extrinsicIndex)?.signer).toBe(bob.address);
+    expect(inclusion.events).toContain('system.ExtrinsicSuccess');
+    await new Promise((r) => setTimeout(r, 3000)); // room for a second copy to land, were there one
+    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
+    // The client goes on: its next submission asks the chain for the nonce and lands.
+    await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
+    expect((await dev.client().balance(dave.address)) - before).toBe(2n * ROC);
+  });
+
+  it('is a CHAIN_TIMEOUT that may still land when it is not found on chain in time, and is not sent again', async () => {
+    const client = await through('swallow');
     const before = await dev.client().balance(dave.address);
     const err = await client
       .submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }], { deadlineMs: 20_000 })
       .catch((e: unknown) => e);
-    // The node took it: it lands once. (Sent again with a fresh nonce, as a refused submission is, it landed twice.)
-    let after = before;
-    for (const until = Date.now() + 20_000; after === before && Date.now() < until; ) {
-      await new Promise((r) => setTimeout(r, 250));
-      after = await dev.client().balance(dave.address);
-    }
-    await new Promise((r) => setTimeout(r, 3000)); // room for a second copy to land, were there one
-    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
     expect(hasCode(err, 'CHAIN_TIMEOUT'), String(err)).toBe(true);
     expect(String(err)).toContain('may still land');
-    // The client goes on: its next submission asks the chain for the nonce and lands.
+    expect(String(err)).toContain('not found on chain');
+    expect((await dev.client().balance(dave.address)) - before).toBe(0n);
+    // The nonce it would have used is free again: the next submission lands.
     await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
-    expect((await dev.client().balance(dave.address)) - before).toBe(2n * ROC);
+    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
   });
 });
