@@ -269,7 +269,13 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       // the caller decides, and the next send asks for the nonce anew.
       nonces.delete(address);
       promise.catch(() => {}); // the deadline may reject it while we look; the lookup has its own
-      const found = await findSent(address, nonce, tx.hash.toHex(), what, options).catch(() => null);
+      // A node that does not answer the lookup either leaves the fate unknown; a call found failed is that failure.
+      const found = await findSent(address, nonce, tx.hash.toHex(), what, options).catch(
+        (lookup: unknown) => {
+          if (hasCode(lookup, 'CHAIN_CALL_FAILED')) throw lookup;
+          return null;
+        },
+      );
       if (found !== null) return found;
       throw new AilinkError(
         'CHAIN_TIMEOUT',
