@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { base58Encode, encodeAddress } from '@polkadot/util-crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DeossDeps, registerDeoss } from '../../src/gateway/deoss.ts';
+import { registerDeoss } from '../../src/gateway/deoss.ts';
 import {
   checkChunk,
   checkDeossAuth,
@@ -19,7 +19,7 @@ import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/
 import { toHex } from '../../src/shared/bytes.ts';
 import { manualClock } from '../../src/shared/clock.ts';
 import { AilinkError, type ErrorCode } from '../../src/shared/errors.ts';
-import type { StorageClient } from '../../src/storage/index.ts';
+import { deossTwins } from './deoss-twins.ts';
 
 // The DeOSS API's pure parts (signed messages, replays, Content-Range, multipart) and its routes over in-memory twins of
 // the storage client and the namespace; the real thing runs in test/integration/gateway-deoss.test.ts.
@@ -279,65 +279,9 @@ describe('multipart/form-data', () => {
 
 // ---- the routes, over in-memory twins ----
 
-function twins(ownerAddress: string) {
-  const objects = new Map<string, { bytes: Buffer; file: StoredFile }>();
-  const puts: string[] = [];
-  /** The size each put was told up front (undefined: not told). */
-  const toldSizes: (number | undefined)[] = [];
-  let n = 0;
-  const storage: Pick<StorageClient, 'put' | 'get'> = {
-    async put(source, options = {}) {
-      const chunks: Uint8Array[] = [];
-      for await (const c of source as AsyncIterable<Uint8Array>) chunks.push(c);
-      const bytes = Buffer.concat(chunks);
-      const fid = createHash('sha256').update(`${n++}`).digest('hex');
-      const entry = typeof options.entry === 'function' ? options.entry() : options.entry;
-      objects.set(fid, {
-        bytes,
-        file: {
-          fid,
-          owner: ownerAddress,
-          name: options.name ?? null,
-          size: bytes.length,
-          state: 'Active',
-          modified: 0,
-          placements: ['m0', 'm1'],
-          segments: [{ fragments: ['f0', 'f1'] }],
-          bucket: entry?.bucket,
-          key: entry?.key,
-          contentType: entry?.contentType,
-        },
-      });
-      puts.push(fid);
-      toldSizes.push(options.size);
-      return { fid, record: {} as never, miners: [] };
-    },
-    async *get(fid, options = {}) {
-      const o = objects.get(fid);
-      if (o === undefined) throw new AilinkError('OBJECT_NOT_FOUND', `no ${fid}`);
-      const r = options.range;
-      yield r === undefined ? o.bytes : o.bytes.subarray(r.start, r.end + 1);
-    },
-  };
-  const namespace: DeossDeps['namespace'] = {
-    owner: ownerAddress,
-    bucket: async (name) =>
-      name === 'media'
-        ? { created: 0, objectLock: false, defaultRetention: null, versioning: undefined }
-        : undefined,
-    deleteObject: async (fid) => {
-      objects.delete(fid);
-      return { block: 7 };
-    },
-    file: async (fid) => objects.get(fid)?.file,
-    files: async () => [...objects.values()].map((o) => o.file),
-  };
-  return { storage, namespace, objects, puts, toldSizes };
-}
-
 describe('DeOSS routes over twins', () => {
   let dir: string;
-  let t: ReturnType<typeof twins>;
+  let t: ReturnType<typeof deossTwins>;
   // Near the real time: staged files carry real mtimes, and the API sweeps those a week older than its clock.
   const clock = manualClock(Math.floor(Date.now() / 1000) * 1000);
   let nonce = 0;
@@ -359,7 +303,7 @@ describe('DeOSS routes over twins', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'ailink-deoss-unit-'));
-    t = twins(owner.address);
+    t = deossTwins(owner.address);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
