@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SIGNATURE_TTL_MS, SIGNATURE_TTL_MS } from '../../src/coordinator/signed-requests.ts';
@@ -5,9 +6,11 @@ import { checkDeossAuth, DEFAULT_MAX_LIFETIME_MS, deossMessage } from '../../src
 import { MAX_SKEW_MS, verifySigV4 } from '../../src/gateway/sigv4.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
+import { manualClock } from '../../src/shared/clock.ts';
 import { AilinkError, type ErrorCode } from '../../src/shared/errors.ts';
 import {
   createRequestGuard,
+  createSqliteNonceLedger,
   type SignedFields,
   signRequest,
 } from '../../src/storage/protocol/request-auth.ts';
@@ -145,5 +148,34 @@ describe('SigV4 (the signed time in whole seconds, at most 15 minutes either way
       }),
       { numRuns: 100, seed: 18_5 },
     );
+  });
+});
+
+describe("the checker's own clock stepped back (an NTP correction)", () => {
+  it('a request whose nonce was pruned as expired is not accepted again when the clock goes back, nor after a restart', () => {
+    const db = new Database(':memory:');
+    const clock = manualClock(NOW);
+    const options = { audience: 'peer', authorised: { has: () => true }, maxTtlMs: 5 * 60_000 };
+    const ledger = createSqliteNonceLedger(db, clock);
+    const guard = createRequestGuard({ clock, nonces: ledger }, options);
+    const fields: SignedFields = { op: 'put', fragment: 'cd'.repeat(32), size: 1, audience: 'peer' };
+    let n = 0;
+    const random = (len: number) => {
+      const bytes = new Uint8Array(len);
+      new DataView(bytes.buffer).setUint32(0, n++);
+      return bytes;
+    };
+    const captured = signRequest(signer, fields, { clock, random }, 60_000);
+    expect(guard(fields, captured)).toBe(signer.address);
+    // Two minutes on, the captured request has expired, and a thousand claims later its nonce is pruned.
+    clock.advance(120_000);
+    for (let i = 0; i < 1000; i++) ledger.claim(signer.address, `other-${i}`, clock.now() + 60_000);
+    // The clock is stepped back 90 s: by it, the captured request has not expired yet.
+    clock.set(NOW + 30_000);
+    expect(outcome(() => guard(fields, captured))).toBe('AUTH_REPLAYED');
+    // A restart of the node (a new ledger over the same database) still knows.
+    const again = createRequestGuard({ clock, nonces: createSqliteNonceLedger(db, clock) }, options);
+    expect(outcome(() => again(fields, captured))).toBe('AUTH_REPLAYED');
+    db.close();
   });
 });
