@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SIGNATURE_TTL_MS, SIGNATURE_TTL_MS } from '../../src/coordinator/signed-requests.ts';
 import { checkDeossAuth, DEFAULT_MAX_LIFETIME_MS, deossMessage } from '../../src/gateway/deoss-protocol.ts';
+import { createReplayGuard } from '../../src/gateway/replay-guard.ts';
 import { MAX_SKEW_MS, verifySigV4 } from '../../src/gateway/sigv4.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
@@ -177,5 +181,35 @@ describe("the checker's own clock stepped back (an NTP correction)", () => {
     const again = createRequestGuard({ clock, nonces: createSqliteNonceLedger(db, clock) }, options);
     expect(outcome(() => again(fields, captured))).toBe('AUTH_REPLAYED');
     db.close();
+  });
+});
+
+describe("the DeOSS gateway's clock stepped back", () => {
+  it('a used message forgotten as expired is refused again when the clock goes back, in the same process and after a restart', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ailink-replay-clock-'));
+    const file = join(dir, 'used');
+    const clock = manualClock(NOW);
+    const auth = (n: number, life = 60_000) => ({
+      account: signer.address,
+      message: deossMessage(clock.now() + life, `nonce-${String(n).padStart(8, '0')}`),
+      expiresAt: Math.floor((clock.now() + life) / 1000) * 1000,
+    });
+    try {
+      const guard = createReplayGuard({ clock, file });
+      const captured = auth(1);
+      guard.use(captured);
+      clock.advance(120_000);
+      // Every 1000 uses the expired ones are forgotten.
+      for (let n = 2; n <= 1000; n++) guard.use(auth(n));
+      clock.set(NOW + 30_000);
+      expect(outcome(() => guard.use(captured))).toBe('AUTH_REPLAYED');
+      // A restart at a later time forgets it too; set back afterwards, it must still refuse.
+      clock.set(NOW + 120_000);
+      const restarted = createReplayGuard({ clock, file });
+      clock.set(NOW + 30_000);
+      expect(outcome(() => restarted.use(captured))).toBe('AUTH_REPLAYED');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
