@@ -11,7 +11,8 @@ import { DEFAULT_MAX_LIFETIME_MS } from '../../src/gateway/deoss-protocol.ts';
 import { buildS3App, diskUploadStore, MAX_SKEW_MS, registerDeoss } from '../../src/gateway/index.ts';
 import { accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
-import { baseTask, makeAccount, makeWorld, type World } from '../coordinator/harness.ts';
+import { JOIN_WINDOW_MS } from '../../src/task/index.ts';
+import { baseTask, makeAccount, makeWorld, TEST_GENESIS, type World } from '../coordinator/harness.ts';
 import { s3Twins } from '../gateway/s3-twins.ts';
 
 // Hosts whose clocks differ (issue 18 §5): the servers run here on the real clock; each client is a real process of
@@ -222,6 +223,44 @@ describe.skipIf(!present)('signed times between hosts whose clocks differ', () =
       { status: 201, code: undefined },
       { status: 401, code: 'AUTH_EXPIRED' },
       { status: 401, code: 'AUTH_EXPIRY_TOO_FAR' },
+    ]);
+  });
+  it(`a participant's join (signed at its time, at most ${s(JOIN_WINDOW_MS)} s from the coordinator's): ±280 s accepted, ±320 s AUTH_EXPIRED`, async () => {
+    // Four organisations (one join each: joins of one account must be signed at increasing times).
+    const seeds = [1, 2, 3, 4].map((i) => [`${i}a`.repeat(32), `${i}b`.repeat(32)] as const);
+    const joiners = seeds.map(([sr, x]) => accountFromSeeds(Buffer.from(sr, 'hex'), Buffer.from(x, 'hex')));
+    const body = join(dir, 'join-task.json');
+    writeFileSync(
+      body,
+      JSON.stringify(
+        baseTask(
+          joiners.map((a) => a.address),
+          { name: 'skew-join' },
+        ),
+      ),
+    );
+    const created = await client(
+      0,
+      'coordinator',
+      coordinatorUrl,
+      SEEDS[0],
+      SEEDS[1],
+      '12D3KooWClockSkew',
+      body,
+    );
+    expect(created.status).toBe(201);
+    const task = (world.coordinator.tasks().find((t) => t.spec.name === 'skew-join') ?? { id: '' }).id;
+    const limit = s(JOIN_WINDOW_MS);
+    const answers = await Promise.all(
+      [-(limit - margin), limit - margin, -(limit + margin), limit + margin].map((o, i) =>
+        client(o, 'join', coordinatorUrl, seeds[i]![0], seeds[i]![1], task, TEST_GENESIS),
+      ),
+    );
+    expect(answers.map(({ status, code }) => ({ status, code }))).toEqual([
+      { status: 200, code: undefined },
+      { status: 200, code: undefined },
+      { status: 401, code: 'AUTH_EXPIRED' },
+      { status: 401, code: 'AUTH_EXPIRED' },
     ]);
   });
 });

@@ -1,10 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { admissionMessage } from '../../src/chain/pallets/provenance.ts';
 import { CREATE_TASK_OP, signCoordinatorRequest } from '../../src/coordinator/signed-requests.ts';
 import { deossMessage } from '../../src/gateway/deoss-protocol.ts';
 import { accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { fromHex, toHex } from '../../src/shared/bytes.ts';
 import { systemClock, systemRandom } from '../../src/shared/clock.ts';
+import { joinMessage } from '../../src/task/messages.ts';
 
 /**
  * A client of another host, for test/integration/clock-skew.test.ts: run under faketime, it signs with its own (skewed)
@@ -13,6 +15,7 @@ import { systemClock, systemRandom } from '../../src/shared/clock.ts';
  *
  *   deoss URL SR_SEED_HEX X_SEED_HEX TTL_MS                 GET URL/deoss/file/list, signed as a DeOSS client
  *   coordinator URL SR_SEED_HEX X_SEED_HEX AUDIENCE BODY    POST URL/v1/tasks with BODY (a file), signed as `task create`
+ *   join URL SR_SEED_HEX X_SEED_HEX TASK GENESIS              POST URL/v1/tasks/TASK/join, signed as a participant joins
  */
 const [mode, url, sr, x, arg, bodyFile] = process.argv.slice(2) as string[];
 await accountsReady();
@@ -28,6 +31,33 @@ if (mode === 'deoss') {
       Message: message,
       Signature: `0x${toHex(account.sign(new TextEncoder().encode(message)))}`,
     },
+    signal,
+  });
+} else if (mode === 'join') {
+  // As src/participant/runtime.ts joins: the admission (for the chain) and the join signed at this host's time.
+  const [task, genesis] = [arg!, bodyFile!];
+  const identityKey = createHash('sha256').update(`identity/${account.address}`).digest('hex');
+  const peer = { peerId: '12D3KooWSkewedPeer', addrs: ['/ip4/127.0.0.1/tcp/1'] };
+  const claim = {
+    task,
+    account: account.address,
+    identityKey,
+    readerKey: account.readerKey,
+    signedAt: Date.now(),
+    peerId: peer.peerId,
+  };
+  res = await fetch(`${url}/v1/tasks/${task}/join`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      account: account.address,
+      identityKey,
+      signature: toHex(account.sign(admissionMessage(genesis, task, identityKey))),
+      readerKey: account.readerKey,
+      signedAt: claim.signedAt,
+      joinSignature: toHex(account.sign(joinMessage(claim))),
+      peer,
+    }),
     signal,
   });
 } else {
