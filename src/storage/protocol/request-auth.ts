@@ -57,22 +57,39 @@ export interface NonceLedger {
   claim(account: string, nonce: string, expiresAt: number): boolean;
 }
 
-/** A nonce ledger in an SQLite database the caller owns; expired nonces are pruned every 1000 claims. */
+/**
+ * A nonce ledger in an SQLite database the caller owns; expired nonces are pruned every 1000 claims. The latest time it
+ * pruned at is kept too: a nonce expiring at or before it may have been forgotten, so it is never taken as unused —
+ * otherwise a clock set back (an NTP step) would make a captured, pruned request unexpired and new again.
+ */
 export function createSqliteNonceLedger(db: Database, clock: Clock): NonceLedger {
   db.exec(`
     CREATE TABLE IF NOT EXISTS nonces (account TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL,
       PRIMARY KEY (account, nonce));
     CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
+    CREATE TABLE IF NOT EXISTS nonces_pruned (one INTEGER PRIMARY KEY CHECK (one = 1), until INTEGER NOT NULL);
   `);
   const claim = db.prepare('INSERT OR IGNORE INTO nonces (account, nonce, expires_at) VALUES (?, ?, ?)');
   const prune = db.prepare('DELETE FROM nonces WHERE expires_at <= ?');
+  const markPruned = db.prepare(
+    'INSERT INTO nonces_pruned (one, until) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET until = max(until, excluded.until)',
+  );
+  const prunedAt = db.prepare('SELECT until FROM nonces_pruned WHERE one = 1');
+  let pruned = (prunedAt.get() as { until: number } | undefined)?.until ?? 0;
+  const pruneNow = db.transaction((now: number) => {
+    markPruned.run(now);
+    prune.run(now);
+  });
   let claimsSincePrune = 0;
   return {
     claim(account, nonce, expiresAt) {
       if (++claimsSincePrune >= 1000) {
         claimsSincePrune = 0;
-        prune.run(clock.now());
+        const now = clock.now();
+        pruneNow(now);
+        pruned = Math.max(pruned, now);
       }
+      if (expiresAt <= pruned) return false;
       return claim.run(account, nonce, expiresAt).changes === 1;
     },
   };
@@ -137,7 +154,10 @@ export function createRequestGuard(
       throw new AilinkError('AUTH_NOT_AUTHORISED', `account ${auth.account} is not authorised on this node`);
     }
     if (!deps.nonces.claim(auth.account, auth.nonce, auth.expiresAt)) {
-      throw new AilinkError('AUTH_REPLAYED', `nonce ${auth.nonce} of ${auth.account} was already used`);
+      throw new AilinkError(
+        'AUTH_REPLAYED',
+        `nonce ${auth.nonce} of ${auth.account} was already used, or expires before this node last forgot expired nonces (its clock was set back): sign a new request`,
+      );
     }
     return auth.account;
   };
