@@ -1,5 +1,6 @@
 import { chainEdges } from './chain.ts';
 import { coordinatorEdge } from './coordinator.ts';
+import { deossEdge } from './deoss.ts';
 import { fileEdges } from './files.ts';
 import { s3Edge } from './gateway.ts';
 import type { Edge } from './harness.ts';
@@ -10,4 +11,4 @@ export const DEFAULT_SEED = 18;
 
 /** Every edge the fuzzer knows, each a fresh instance (edges keep state between setup and teardown). */
 export const allEdges = (): Edge<never>[] =>
-  [...fileEdges(), ...chainEdges(), s3Edge(), coordinatorEdge()] as Edge<never>[];
+  [...fileEdges(), ...chainEdges(), s3Edge(), deossEdge(), coordinatorEdge()] as Edge<never>[];

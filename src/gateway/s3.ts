@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { hasCode } from '../shared/errors.ts';
+import { errorAnswer } from './deoss-protocol.ts';
 import { createS3Context, type S3Deps } from './s3-context.ts';
 import { header, parseQuery, S3_STATUS, s3CodeOf, s3Error, validBucket, validKey } from './s3-http.ts';
 import { lockHandlers } from './s3-lock.ts';
@@ -44,14 +45,20 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     connectionTimeout: 120_000,
     // Errors fastify meets before routing (a path whose percent-escapes do not decode, a bad content type) are S3
     // errors too: its own JSON answer is one no S3 client reads (found by `npm run fuzz`).
+    // Under /deoss the answer is DeOSS's JSON, which its clients read.
     frameworkErrors: (error, request, reply) =>
-      fail(
-        reply,
-        request,
-        error.code === 'FST_ERR_BAD_URL'
-          ? s3Error('InvalidURI', `cannot decode the request's path: ${error.message}`)
-          : s3Error('InvalidRequest', error.message),
-      ),
+      request.url.startsWith('/deoss/')
+        ? (reply as FastifyReply)
+            .code(400)
+            .header('content-type', 'application/json')
+            .send(JSON.stringify(errorAnswer('INVALID_INPUT', `cannot read the request: ${error.message}`)))
+        : fail(
+            reply,
+            request,
+            error.code === 'FST_ERR_BAD_URL'
+              ? s3Error('InvalidURI', `cannot decode the request's path: ${error.message}`)
+              : s3Error('InvalidRequest', error.message),
+          ),
   });
   // Bodies are streams the handlers read themselves (objects of GBs never sit in memory).
   app.removeAllContentTypeParsers();

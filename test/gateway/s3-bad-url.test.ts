@@ -28,6 +28,13 @@ describe('S3 requests whose URL cannot be decoded', () => {
         expect(r.body).toContain('<Code>InvalidURI</Code>');
       }
     }
+    // Found by the http:deoss edge: under /deoss the same refusal is DeOSS's JSON, with a registered code.
+    for (const url of ['/deoss/%%', '/deoss/file/download/%zz']) {
+      const r = await app.inject({ method: 'GET', url });
+      expect(r.statusCode, url).toBe(400);
+      expect(r.headers['content-type']).toMatch(/application\/json/);
+      expect(r.json()).toMatchObject({ code: 400, data: null, error: 'INVALID_INPUT' });
+    }
     const head = await app.inject({ method: 'HEAD', url: '/%%' });
     expect(head.statusCode).toBe(400);
     expect(twins.buckets.size + twins.blobs.size).toBe(0);
