@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,6 @@ import {
   parseContentRange,
 } from '../../src/gateway/deoss-protocol.ts';
 import { boundaryOf, dispositionParams, parseMultipart } from '../../src/gateway/form-data.ts';
-import type { StoredFile } from '../../src/gateway/namespace.ts';
 import { createReplayGuard } from '../../src/gateway/replay-guard.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
