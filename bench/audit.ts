@@ -9,7 +9,11 @@
  * Sizes in MB = 10^6 bytes.
  * Flags (environment): AUDIT_ROUNDS (1000) for the logistic regression and the MLP; AUDIT_CNN_ROUNDS (200: every
  * round keeps a 6.65 MB model in memory, 1.3 GB at 200); AUDIT_MODELS (comma list of logistic, mlp, cnn; default all).
- * Prints a table, then one JSON line.
+ * Then, for the MLP and the CNN (issue 19 §6; bench/audit-recompute.ts says what is timed): `audit verify`'s
+ * recomputation of one real SecAgg+ round from its recompute material against the coordinator's own aggregation of
+ * the same attempt, with no dropout and with one, median of 5 (downloads excluded on both sides). Aim: ≤ 2×.
+ * Flags: AUDIT_RECOMPUTE=0 skips it; AUDIT_RECOMPUTE_ORGS (4: organisations summed, up to 14); AUDIT_RECOMPUTE_RUNS (5).
+ * Prints a table (and a second one for the recomputation), then one JSON line.
  */
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -22,10 +26,23 @@ import { createTrainingPool } from '../src/participant/train-pool.ts';
 import { accountsReady } from '../src/shared/account.ts';
 import { parseManifest } from '../src/task/index.ts';
 import { buildLineage } from '../test/audit/fixture.ts';
+import { benchRecompute, type RecomputeRow } from './audit-recompute.ts';
 
 const ROUNDS = Number(process.env.AUDIT_ROUNDS ?? '1000');
 const CNN_ROUNDS = Number(process.env.AUDIT_CNN_ROUNDS ?? '200');
 const MODELS = (process.env.AUDIT_MODELS ?? 'logistic,mlp,cnn').split(',');
+const RECOMPUTE = process.env.AUDIT_RECOMPUTE !== '0';
+const RECOMPUTE_ORGS = Number(process.env.AUDIT_RECOMPUTE_ORGS ?? '4');
+const RECOMPUTE_RUNS = Number(process.env.AUDIT_RECOMPUTE_RUNS ?? '5');
+// The fixture's accounts hold 15 organisations; the dropout case needs one member more than the organisations summed.
+if (!(Number.isInteger(RECOMPUTE_ORGS) && RECOMPUTE_ORGS >= 3 && RECOMPUTE_ORGS <= 14))
+  throw new Error(
+    `AUDIT_RECOMPUTE_ORGS: expected an integer from 3 to 14, got ${process.env.AUDIT_RECOMPUTE_ORGS}`,
+  );
+if (!(Number.isInteger(RECOMPUTE_RUNS) && RECOMPUTE_RUNS >= 1))
+  throw new Error(
+    `AUDIT_RECOMPUTE_RUNS: expected a positive integer, got ${process.env.AUDIT_RECOMPUTE_RUNS}`,
+  );
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 await accountsReady();
@@ -135,6 +152,15 @@ for (const size of sizes) {
   db.close();
 }
 
+const recomputed: RecomputeRow[] = RECOMPUTE
+  ? await benchRecompute({
+      sizes: sizes.filter((s) => s.model === 'mlp' || s.model === 'cnn'),
+      organisations: RECOMPUTE_ORGS,
+      runs: RECOMPUTE_RUNS,
+      log,
+    })
+  : [];
+
 console.log(
   'audit verify, 4 organisations a round, downloads excluded, median of 5 (sizes in MB = 10^6 bytes)\n',
 );
@@ -148,10 +174,48 @@ for (const r of results) {
     `| ${r.label} | ${r.parameters.toLocaleString('en-US')} | ${r.model_mb} | ${r.rounds} | ${r.mb_read} | ${r.verify_s.toFixed(3)} | ${us(r.verify_s)} | ${r.baseline_hash_parse_s.toFixed(3)} | ${us(r.baseline_hash_parse_s)} | ${(r.verify_s / r.baseline_hash_parse_s).toFixed(1)} × |`,
   );
 }
+if (recomputed.length > 0) {
+  console.log(
+    `\naudit verify with recomputation, one SecAgg+ round, ${RECOMPUTE_ORGS} organisations summed, vs the coordinator's aggregation of the same attempt in this run; downloads excluded on both sides, median of ${RECOMPUTE_RUNS}; aim ≤ 2×\n`,
+  );
+  console.log(
+    '| model | parameters | dropouts | cohort (k, t) | material MB | coordinator aggregate s | coordinator finish s | audit recompute s | of which material hash + parse s | recompute ÷ aggregate |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of recomputed) {
+    console.log(
+      `| ${r.label} | ${r.parameters.toLocaleString('en-US')} | ${r.case === 'one dropout' ? '1 (after its shares)' : '0'} | ${r.cohort} (${r.k}, ${r.t}) | ${r.material_mb} | ${r.coordinator_aggregate_s.toFixed(3)} | ${r.coordinator_finish_s.toFixed(3)} | ${r.recompute_s.toFixed(3)} | ${r.audit_material_parse_s.toFixed(3)} | ${r.recompute_ratio.toFixed(1)} × |`,
+    );
+  }
+}
+/** Per model, the recomputation's figures by case (absent when skipped or for a model it does not run). */
+const byCase = (model: string, field: keyof RecomputeRow) => {
+  const rows = recomputed.filter((r) => r.model === model);
+  return rows.length === 0
+    ? {}
+    : {
+        [field === 'recompute_ratio' ? field : `${field}_per_round`]: Object.fromEntries(
+          rows.map((r) => [r.case === 'one dropout' ? 'one_dropout' : 'no_dropout', r[field]]),
+        ),
+      };
+};
 console.log(
   JSON.stringify({
     bench: 'audit',
     participants: 4,
-    models: results.map((r) => ({ ...r, per_round_us: Math.round((r.verify_s / r.rounds) * 1e6) })),
+    models: results.map((r) => ({
+      ...r,
+      per_round_us: Math.round((r.verify_s / r.rounds) * 1e6),
+      ...byCase(r.model, 'recompute_s'),
+      ...byCase(r.model, 'coordinator_aggregate_s'),
+      ...byCase(r.model, 'coordinator_finish_s'),
+      ...byCase(r.model, 'audit_material_parse_s'),
+      ...byCase(r.model, 'recompute_ratio'),
+    })),
+    ...(recomputed.length === 0
+      ? {}
+      : {
+          recompute: { organisations: RECOMPUTE_ORGS, runs: RECOMPUTE_RUNS, aim_ratio: 2, rows: recomputed },
+        }),
   }),
 );

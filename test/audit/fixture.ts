@@ -54,6 +54,10 @@ export interface LineageFixture {
     identity: { privateKey: Uint8Array; publicKey: Uint8Array };
   }[];
   readonly miners: readonly Account[];
+  /** The task spec object's fid. */
+  readonly specFid: string;
+  /** The initial model as stored (round 0's start model). */
+  readonly initial: { readonly fid: string; readonly hash: string };
   /** Manifests as anchored, by round. */
   readonly manifests: Manifest[];
   readonly anchors: { round: number; fid: string; digest: string }[];
@@ -75,6 +79,13 @@ export interface LineageOptions {
   readonly model?: { readonly name: string; readonly parameters: number };
   /** Where the chain state lives (default: in memory; the benchmark uses SQLite, as the indexer does). */
   readonly state?: StateStore;
+  /** The spec's SecAgg+ graph degree and threshold (default 2 and 2). */
+  readonly secagg?: { readonly neighbours: number; readonly threshold: number };
+  /**
+   * How many of the task's rounds are built and anchored here (default: all); the caller may run the rest itself
+   * (bench:audit runs a real SecAgg round on the task).
+   */
+  readonly anchored?: number;
   /**
    * A dishonest coordinator: rewrites a round's manifest before it is stored and anchored (the anchor then matches
    * the bad manifest, so only the audit's own checks can catch it).
@@ -178,7 +189,14 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       consistencyMs: 1000,
       unmaskMs: 1000,
     },
-    secagg: { enabled: true, neighbours: 2, threshold: 2, range: 1, bits: 24, maxWeight: 65535 },
+    secagg: {
+      enabled: true,
+      neighbours: options.secagg?.neighbours ?? 2,
+      threshold: options.secagg?.threshold ?? 2,
+      range: 1,
+      bits: 24,
+      maxWeight: 65535,
+    },
     dp: options.dp ?? null,
     admitted: participants.map((p) => p.account.address),
   });
@@ -202,8 +220,9 @@ export function buildLineage(options: LineageOptions): LineageFixture {
 
   const manifests: Manifest[] = [];
   const anchors: { round: number; fid: string; digest: string }[] = [];
-  let start = { fid: initialFid, hash: sha256Hex(encodeModelBytes(MODEL, initial)) };
-  for (let round = 0; round < options.rounds; round++) {
+  const initialRef = { fid: initialFid, hash: sha256Hex(encodeModelBytes(MODEL, initial)) };
+  let start = initialRef;
+  for (let round = 0; round < (options.anchored ?? options.rounds); round++) {
     const cohort = participants.map((p) => p.account.address);
     // Every third round the last participant drops out before its update.
     const dropped = round % 3 === 1 ? [participants[n - 1]!.account.address] : [];
@@ -292,6 +311,8 @@ export function buildLineage(options: LineageOptions): LineageFixture {
     coordinator,
     participants,
     miners,
+    specFid,
+    initial: initialRef,
     manifests,
     anchors,
     store,
