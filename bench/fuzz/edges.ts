@@ -1,3 +1,4 @@
+import { altdaEdge } from './altda.ts';
 import { chainEdges } from './chain.ts';
 import { coordinatorEdge } from './coordinator.ts';
 import { deossEdge } from './deoss.ts';
@@ -11,4 +12,4 @@ export const DEFAULT_SEED = 18;
 
 /** Every edge the fuzzer knows, each a fresh instance (edges keep state between setup and teardown). */
 export const allEdges = (): Edge<never>[] =>
-  [...fileEdges(), ...chainEdges(), s3Edge(), deossEdge(), coordinatorEdge()] as Edge<never>[];
+  [...fileEdges(), ...chainEdges(), s3Edge(), deossEdge(), altdaEdge(), coordinatorEdge()] as Edge<never>[];

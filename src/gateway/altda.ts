@@ -435,6 +435,23 @@ export function registerAltDa(app: FastifyInstance, deps: AltDaDeps): void {
           return reply.code(200).header('content-type', OCTETS).send(bytes);
         }),
       );
+      // Any other method or path under /altda is a DA client's mistake, not an S3 request for a bucket "altda".
+      scope.route({
+        method: ['HEAD', 'PUT', 'DELETE', 'POST'],
+        url: '/*',
+        handler: handle(async (request) => {
+          throw new AilinkError(
+            'NOT_FOUND',
+            `the Alt-DA API has no ${request.method} ${request.url.split('?')[0]}`,
+          );
+        }),
+      });
+      scope.get(
+        '/*',
+        handle(async (request) => {
+          throw new AilinkError('NOT_FOUND', `the Alt-DA API has no GET ${request.url.split('?')[0]}`);
+        }),
+      );
       scope.get(
         '/evidence/*',
         handle(async (request, reply) => {

@@ -29,6 +29,18 @@ export type { S3Credentials, S3Deps } from './s3-context.ts';
  */
 export const RESERVED_BUCKETS: ReadonlySet<string> = new Set(['altda', 'deoss', 'market']);
 
+/** A request fastify refused before routing, answered as INVALID_INPUT in the shape of the JSON API its path is under. */
+function jsonRefusal(url: string, message: string): string | undefined {
+  const body = url.startsWith('/deoss/')
+    ? errorAnswer('INVALID_INPUT', message)
+    : url.startsWith('/altda/')
+      ? { code: 'INVALID_INPUT', message }
+      : url.startsWith('/market/')
+        ? { error: 'INVALID_INPUT', message }
+        : undefined;
+  return body === undefined ? undefined : JSON.stringify(body);
+}
+
 export function buildS3App(deps: S3Deps): FastifyInstance {
   const ctx = createS3Context(deps);
   const { requestId, smallBody, requireBucket, bypassOf } = ctx;
@@ -45,20 +57,19 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
     connectionTimeout: 120_000,
     // Errors fastify meets before routing (a path whose percent-escapes do not decode, a bad content type) are S3
     // errors too: its own JSON answer is one no S3 client reads (found by `npm run fuzz`).
-    // Under /deoss the answer is DeOSS's JSON, which its clients read.
-    frameworkErrors: (error, request, reply) =>
-      request.url.startsWith('/deoss/')
-        ? (reply as FastifyReply)
-            .code(400)
-            .header('content-type', 'application/json')
-            .send(JSON.stringify(errorAnswer('INVALID_INPUT', `cannot read the request: ${error.message}`)))
-        : fail(
-            reply,
-            request,
-            error.code === 'FST_ERR_BAD_URL'
-              ? s3Error('InvalidURI', `cannot decode the request's path: ${error.message}`)
-              : s3Error('InvalidRequest', error.message),
-          ),
+    // Under the JSON APIs beside S3 (DeOSS, Alt-DA, the market) the answer is in that API's own shape.
+    frameworkErrors: (error, request, reply) => {
+      const json = jsonRefusal(request.url, `cannot read the request: ${error.message}`);
+      if (json !== undefined)
+        return (reply as FastifyReply).code(400).header('content-type', 'application/json').send(json);
+      return fail(
+        reply,
+        request,
+        error.code === 'FST_ERR_BAD_URL'
+          ? s3Error('InvalidURI', `cannot decode the request's path: ${error.message}`)
+          : s3Error('InvalidRequest', error.message),
+      );
+    },
   });
   // Bodies are streams the handlers read themselves (objects of GBs never sit in memory).
   app.removeAllContentTypeParsers();

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMemoryState } from '../../src/chain/state.ts';
 import { putAllowed, registerAltDa } from '../../src/gateway/altda.ts';
 import {
   AILINK_DA_LAYER,
@@ -16,11 +15,10 @@ import {
   parseCommitment,
 } from '../../src/gateway/altda-commitment.ts';
 import { diskUploadStore } from '../../src/gateway/multipart.ts';
-import type { Namespace, StoredObject } from '../../src/gateway/namespace.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import type { PutOptions, StorageClient } from '../../src/storage/index.ts';
+import { altdaTwins } from './altda-twins.ts';
 
 // The Alt-DA commitments (pure) and the API's refusals, over an in-memory storage, namespace and chain state; the
 // real round trips run against a dev network in test/integration/gateway-altda.test.ts.
@@ -99,96 +97,6 @@ describe('Alt-DA commitments', () => {
   });
 });
 
-/** An in-memory storage network: put files the object in the chain state (Active) and its entry in the namespace. */
-function fakeNetwork() {
-  const state = createMemoryState();
-  const blobs = new Map<string, Uint8Array>();
-  const entries = new Map<string, StoredObject>();
-  const buckets = new Set<string>();
-  const puts: PutOptions[] = [];
-  let deleted = 0;
-  const storage: Pick<StorageClient, 'put' | 'get'> = {
-    async put(source, options = {}) {
-      const bytes = source as Uint8Array;
-      puts.push(options);
-      const fid = createHash('sha256').update(bytes).digest('hex');
-      blobs.set(fid, bytes);
-      state.apply([
-        {
-          key: `fileBank/files/${fid}`,
-          value: {
-            owner: 'me',
-            size: bytes.byteLength,
-            state: 'Active',
-            declaredAt: 5,
-            activeAt: 5,
-            encryption: options.encrypt === false ? null : { alg: 'aes-256-gcm' },
-            placements: ['m1', 'm2', 'm1'],
-          },
-        },
-        {
-          key: 'audit/records/m1',
-          value: { passes: 3, misses: 0, consecutiveMisses: 0, lastOutcome: { block: 9, outcome: 'pass' } },
-        },
-      ]);
-      const entry = typeof options.entry === 'function' ? options.entry() : options.entry;
-      if (entry !== undefined) {
-        entries.set(`${entry.bucket}/${entry.key}`, {
-          key: entry.key,
-          fid,
-          size: bytes.byteLength,
-          modified: 0,
-          etag: '',
-          contentType: '',
-          metadata: {},
-          retention: undefined,
-          legalHold: false,
-          versionId: undefined,
-        });
-      }
-      return { fid, record: {} as never, miners: [] };
-    },
-    async *get(fid) {
-      const b = blobs.get(fid);
-      if (b === undefined) throw new AilinkError('OBJECT_NOT_FOUND', fid);
-      yield b;
-    },
-  };
-  // The S3 app around the API needs a whole namespace; what only S3 uses is never called here.
-  const unused = async (): Promise<never> => {
-    throw new Error('not used by the Alt-DA API');
-  };
-  const namespace: Namespace = {
-    putLegalHold: unused,
-    putVersioning: unused,
-    versions: unused,
-    putDeleteMarker: unused,
-    removeDeleteMarker: unused,
-    owner: 'me',
-    buckets: async () => [...buckets].map((name) => ({ name, created: 0 })),
-    bucket: async (name) =>
-      buckets.has(name)
-        ? { created: 0, objectLock: false, defaultRetention: null, versioning: undefined }
-        : undefined,
-    async createBucket(name) {
-      buckets.add(name);
-    },
-    async deleteBucket() {},
-    objects: async () => [],
-    object: async (bucket, key) => entries.get(`${bucket}/${key}`),
-    file: async () => undefined,
-    files: async () => [],
-    putRetention: async () => {},
-    putObjectLock: async () => {},
-    async deleteObject() {
-      deleted++;
-      return { block: 1 };
-    },
-  };
-  const indexer = { state, sync: async () => 0, height: () => 12 };
-  return { storage, namespace, indexer, puts, blobs, buckets, entries, deleted: () => deleted };
-}
-
 describe('Alt-DA API (in memory)', () => {
   let app: FastifyInstance | undefined;
   afterEach(async () => {
@@ -201,7 +109,7 @@ describe('Alt-DA API (in memory)', () => {
   const stagingDirs: string[] = [];
   function build(options: { maxBlobBytes?: number; putToken?: string } = {}) {
     stagingDirs.push(mkdtempSync(join(tmpdir(), 'ailink-altda-uploads-')));
-    const net = fakeNetwork();
+    const net = altdaTwins();
     app = buildS3App({
       storage: net.storage,
       namespace: net.namespace,
@@ -254,6 +162,26 @@ describe('Alt-DA API (in memory)', () => {
         { miner: 'm2', columns: [1], passes: 0, lastPassSinceActive: false },
       ],
     });
+  });
+
+  it('a method or path the API does not have → 404 NOT_FOUND in its JSON, not an S3 answer for a bucket "altda"', async () => {
+    const { app, net } = build();
+    for (const [method, url] of [
+      ['GET', '/altda/put/0x00'],
+      ['GET', '/altda/'],
+      ['PUT', '/altda/put/0x00'],
+      ['DELETE', '/altda/get/0x00'],
+      ['POST', '/altda/other'],
+    ] as const) {
+      const r = await app.inject({
+        method,
+        url,
+        headers: octets,
+        payload: method === 'GET' ? undefined : 'x',
+      });
+      expect([r.statusCode, r.json().code], `${method} ${url}`).toEqual([404, 'NOT_FOUND']);
+    }
+    expect(net.puts).toHaveLength(0);
   });
 
   it('a keccak mismatch → 400 naming both hashes, and nothing is stored', async () => {

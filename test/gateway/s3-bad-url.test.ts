@@ -35,6 +35,11 @@ describe('S3 requests whose URL cannot be decoded', () => {
       expect(r.headers['content-type']).toMatch(/application\/json/);
       expect(r.json()).toMatchObject({ code: 400, data: null, error: 'INVALID_INPUT' });
     }
+    // And under /altda (found by http:altda) and /market, in those APIs' JSON.
+    const altda = await app.inject({ method: 'POST', url: '/altda/put/%%%', payload: 'x' });
+    expect([altda.statusCode, altda.json()]).toMatchObject([400, { code: 'INVALID_INPUT' }]);
+    const market = await app.inject({ method: 'GET', url: '/market/objects/%zz' });
+    expect([market.statusCode, market.json()]).toMatchObject([400, { error: 'INVALID_INPUT' }]);
     const head = await app.inject({ method: 'HEAD', url: '/%%' });
     expect(head.statusCode).toBe(400);
     expect(twins.buckets.size + twins.blobs.size).toBe(0);
