@@ -94,8 +94,8 @@ export async function serveAuditorExplorer(
   const objectDeadlineMs = options.objectDeadlineMs ?? 60_000;
   const page = explorerPage('auditor');
   const audits = new Map<string, CachedAudit>();
-  /** Task names from specs that hash to the chain's digest, by spec digest (a spec is immutable under its digest). */
-  const names = new Map<string, string>();
+  /** Specs that hash to the chain's digest, by that digest (a spec is immutable under its digest). */
+  const specs = new Map<string, Record<string, unknown>>();
   const closing = new AbortController();
 
   const sync = async () => {
@@ -126,9 +126,10 @@ export async function serveAuditorExplorer(
     return info;
   };
 
-  const entryOf = (id: string, info: TaskInfo, spec: Record<string, unknown> | null): AuditorTask => {
-    const name = spec !== null && typeof spec.name === 'string' ? spec.name : (names.get(info.spec) ?? null);
-    const planned = spec !== null && typeof spec.rounds === 'number' ? spec.rounds : null;
+  const entryOf = (id: string, info: TaskInfo): AuditorTask => {
+    const spec = specs.get(info.spec);
+    const name = spec !== undefined && typeof spec.name === 'string' ? spec.name : null;
+    const planned = spec !== undefined && typeof spec.rounds === 'number' ? spec.rounds : null;
     return AuditorTaskSchema.parse({
       id,
       name,
@@ -159,7 +160,7 @@ export async function serveAuditorExplorer(
       const bytes = await view.fetch(manifest.specFid, { signal });
       const spec = parseTaskSpec(JSON.parse(new TextDecoder().decode(bytes)));
       if (taskDigest(spec) !== info.spec) return null;
-      names.set(info.spec, spec.name);
+      specs.set(info.spec, spec as unknown as Record<string, unknown>);
       return spec as unknown as Record<string, unknown>;
     } catch {
       return null;
@@ -169,7 +170,7 @@ export async function serveAuditorExplorer(
   const listTasks = async (): Promise<AuditorTask[]> => {
     await sync();
     const tasks = tasksOf(view.state).filter((t) => options.task === undefined || t.id === options.task);
-    const missing = tasks.filter((t) => !names.has(t.spec));
+    const missing = tasks.filter((t) => !specs.has(t.spec));
     // Names not learned yet, four reads at a time, each under the object deadline.
     const queue = [...missing];
     await Promise.all(
@@ -177,7 +178,7 @@ export async function serveAuditorExplorer(
         for (let t = queue.shift(); t !== undefined; t = queue.shift()) await specOf(t.id, t);
       }),
     );
-    return tasks.map((t) => entryOf(t.id, t, null));
+    return tasks.map((t) => entryOf(t.id, t));
   };
 
   const audit = async (id: string, fresh: boolean): Promise<AuditorAnswer> => {
@@ -197,8 +198,8 @@ export async function serveAuditorExplorer(
       }).then((report) => {
         const result = { report, verifiedAt: now() };
         entry.done = result;
-        if (report.spec !== null && report.chain !== null && typeof report.spec.name === 'string')
-          names.set(report.chain.specDigest, report.spec.name);
+        // The audit read the spec and checked it against the chain's digest (else `spec` is null).
+        if (report.spec !== null && report.chain !== null) specs.set(report.chain.specDigest, report.spec);
         return result;
       }),
       done: null,
@@ -218,7 +219,7 @@ export async function serveAuditorExplorer(
     // The report as the audit produced it (AuditorAuditSchema describes it; a parse would drop `eval` and the stop).
     return {
       report: result.report,
-      task: entryOf(id, info, result.report.spec),
+      task: entryOf(id, info),
       verifiedAt: result.verifiedAt,
       auditor: view.account,
       cached,
