@@ -58,6 +58,12 @@ export interface AuditorExplorerOptions {
   readonly auditDeadlineMs?: number;
   /** The ailink version the page shows. */
   readonly version: string;
+  /**
+   * The host names the server answers to (the Host header, without its port); others are refused 421
+   * HOST_NOT_ALLOWED, so a page on another site cannot drive this auditor's fetches through DNS rebinding.
+   * Empty or absent: any.
+   */
+  readonly hosts?: readonly string[];
   /** The clock `verifiedAt` and the cache read (default Date.now). */
   readonly now?: () => number;
 }
@@ -230,6 +236,18 @@ export async function serveAuditorExplorer(
     const method = request.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD')
       throw new AilinkError('NOT_FOUND', `${method} ${request.url}: this explorer answers GET and HEAD only`);
+    const hosts = options.hosts ?? [];
+    if (hosts.length > 0) {
+      const host = (request.headers.host ?? '')
+        .replace(/:\d+$/, '')
+        .replace(/^\[|\]$/g, '')
+        .toLowerCase();
+      if (!hosts.includes(host))
+        throw new AilinkError(
+          'HOST_NOT_ALLOWED',
+          `Host ${JSON.stringify(request.headers.host ?? '')}: this explorer answers to ${hosts.join(', ')}`,
+        );
+    }
     const url = new URL(request.url ?? '/', 'http://explorer.invalid');
     const path = url.pathname;
     if (path === '/' || path === '/explorer' || path === '/explorer/') return 'page';

@@ -11,6 +11,7 @@ import {
   serveAuditorExplorer,
   TASK_ID,
 } from '../audit/index.ts';
+import { servedHostNames } from '../node/coordinator.ts';
 import { codeVersion, openSession, type SessionConfig } from '../node/index.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
@@ -302,6 +303,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       { host, port },
       {
         version: codeVersion().version,
+        hosts: servedHostNames(host, undefined),
         ...(task === undefined ? {} : { task }),
         ...(cache === undefined ? {} : { cacheMs: Number(cache) * 1000 }),
       },

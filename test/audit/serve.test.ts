@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -329,6 +329,23 @@ describe('audit serve: routes, refusals, cache and deadlines', () => {
     expect(other.body.error.code).toBe('NOT_FOUND');
     const post = await fetch(new URL('v1/tasks', s.url), { method: 'POST' });
     expect(post.status).toBe(404);
+
+    // Only the host names it was given: a rebinding page's Host is refused.
+    const named = await start(viewOf(f, 'auditor-h').view, { hosts: ['localhost', '127.0.0.1', '::1'] });
+    expect((await get(named, 'v1/info')).status).toBe(200);
+    const rebound = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(new URL('v1/tasks', named.url), { headers: { host: 'evil.example:80' } }, (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(rebound.status).toBe(421);
+    expect(JSON.parse(rebound.body).error.code).toBe('HOST_NOT_ALLOWED');
 
     // --task: only that task is listed and audited.
     const one = await start(viewOf(f, 'auditor-c').view, { task: 'another-task-000000000000' });
