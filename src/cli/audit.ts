@@ -18,9 +18,7 @@ import type { Account } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import { decodeModelBytes, parseTaskSpec } from '../task/index.ts';
-import { untilSignal } from './args.ts';
 import { describeEvaluation, scoreReport } from './eval-data.ts';
-import { parseListen } from './gateway.ts';
 import { writeTfjsModel } from './model-files.ts';
 import { NETWORK_OPTIONS, type NetworkValues, networkAndKey } from './network-flags.ts';
 
@@ -289,6 +287,10 @@ async function serveCommand(argv: string[]): Promise<void> {
       'INVALID_INPUT',
       `--cache-seconds: expected a whole number of seconds, got ${JSON.stringify(cache)}`,
     );
+  // Loaded here, not at the top: args.ts unrefs the IPC channel of a process started with one as soon as it is
+  // imported, and this module is imported by tests that run in such processes (vitest's forks).
+  const { untilSignal } = await import('./args.ts');
+  const { parseListen } = await import('./gateway.ts');
   const { host, port } = parseListen(values.listen ?? '127.0.0.1:8780');
   const auditor = await auditorFor(values);
   try {
