@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AuditorAuditSchema,
   type AuditorExplorer,
+  AuditorInfoSchema,
+  AuditorTaskSchema,
   type AuditorView,
   explorerPage,
   serveAuditorExplorer,
@@ -292,6 +295,11 @@ describe('audit serve: routes, refusals, cache and deadlines', () => {
 
     const first = await get(s, `v1/tasks/${f.task}/audit`);
     expect(first.status).toBe(200);
+    // Each reply is what the wire schemas (src/audit/schema.ts) describe.
+    expect(() => AuditorAuditSchema.parse(first.body)).not.toThrow();
+    expect(() => AuditorTaskSchema.array().parse(list.body)).not.toThrow();
+    const info = (await get(s, 'v1/info')).body;
+    expect(() => AuditorInfoSchema.parse(info)).not.toThrow();
     expect(first.body).toMatchObject({ auditor: 'auditor-a', cached: false, verifiedAt: t });
     expect(first.body.report.task).toBe(f.task);
     expect(first.body.report.rounds).toHaveLength(2);
