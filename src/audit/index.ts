@@ -3,6 +3,7 @@
  * settings, privacy budget and the standing of the miners holding it — without trusting the coordinator.
  */
 export { type ClaimsInput, evaluateClaims, preprocessingOf, withEvaluation } from './claims.ts';
+export { type ExplorerPage, type ExplorerView, explorerPage } from './explorer.ts';
 export { checkLineage, type LineageInput, objectsToFetch } from './lineage.ts';
 export { type RoundRecompute, recomputeAggregates } from './recompute.ts';
 export {
@@ -14,6 +15,26 @@ export {
   type ReportFormat,
   renderReport,
 } from './report.ts';
+export {
+  AuditFindingSchema,
+  type AuditorAudit,
+  AuditorAuditSchema,
+  type AuditorInfo,
+  AuditorInfoSchema,
+  type AuditorTask,
+  AuditorTaskSchema,
+  AuditQuerySchema,
+  AuditReportSchema,
+  AuditRoundSchema,
+  TASK_ID,
+} from './schema.ts';
+export {
+  type AuditorAnswer,
+  type AuditorExplorer,
+  type AuditorExplorerOptions,
+  type AuditorView,
+  serveAuditorExplorer,
+} from './serve.ts';
 export {
   AUDIT_CODES,
   type AuditCode,

@@ -3,8 +3,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeModelPackage } from '../../models/index.ts';
-import { type AuditReport, auditTask, modelScores, renderReport } from '../audit/index.ts';
-import { openSession, type SessionConfig } from '../node/index.ts';
+import {
+  type AuditReport,
+  auditTask,
+  modelScores,
+  renderReport,
+  serveAuditorExplorer,
+  TASK_ID,
+} from '../audit/index.ts';
+import { servedHostNames } from '../node/coordinator.ts';
+import { codeVersion, openSession, type SessionConfig } from '../node/index.ts';
 import { createTrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
@@ -117,6 +125,8 @@ export async function openAuditor(config: SessionConfig, account: Account, optio
     };
     return {
       net,
+      /** The auditor's account (SS58). */
+      account: account.address,
       fetch,
       /** Audits the task; `objects` (when given) keeps every fetched object's bytes for the caller. */
       async run(
@@ -254,11 +264,71 @@ export async function evaluateReport(
   }
 }
 
-/** `ailink audit verify|report` */
+/**
+ * `ailink audit serve [--task ID] [--listen HOST:PORT]`: the lineage explorer from this auditor's own session (its
+ * own chain connection, index and storage client), until a signal. Nothing it shows comes from the coordinator.
+ */
+async function serveCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...COMMON, listen: { type: 'string' }, 'cache-seconds': { type: 'string' } },
+  });
+  if (values.round !== undefined || values.json)
+    throw new AilinkError('INVALID_INPUT', 'audit serve: --round and --json are for verify and report');
+  const task = values.task;
+  if (task !== undefined && !TASK_ID.test(task))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--task: expected 1–64 of A–Z a–z 0–9 . _ -, got ${JSON.stringify(task)}`,
+    );
+  const cache = values['cache-seconds'];
+  if (cache !== undefined && !/^\d{1,5}$/.test(cache))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--cache-seconds: expected a whole number of seconds, got ${JSON.stringify(cache)}`,
+    );
+  // Loaded here, not at the top: args.ts unrefs the IPC channel of a process started with one as soon as it is
+  // imported, and this module is imported by tests that run in such processes (vitest's forks).
+  const { untilSignal } = await import('./args.ts');
+  const { parseListen } = await import('./gateway.ts');
+  const { host, port } = parseListen(values.listen ?? '127.0.0.1:8780');
+  const auditor = await auditorFor(values);
+  try {
+    const server = await serveAuditorExplorer(
+      {
+        account: auditor.account,
+        state: auditor.net.indexer.state,
+        height: () => auditor.net.indexer.height(),
+        sync: (signal) => auditor.net.indexer.sync(undefined, { signal }),
+        fetch: (fid, o) => auditor.fetch(fid, o),
+      },
+      { host, port },
+      {
+        version: codeVersion().version,
+        hosts: servedHostNames(host, undefined),
+        ...(task === undefined ? {} : { task }),
+        ...(cache === undefined ? {} : { cacheMs: Number(cache) * 1000 }),
+      },
+    );
+    console.log(
+      `lineage explorer of auditor ${auditor.account}${task === undefined ? '' : ` for ${task}`}: ${server.url}`,
+    );
+    await untilSignal();
+    await server.close();
+  } finally {
+    await auditor.close();
+  }
+}
+
+/** `ailink audit verify|report|serve` */
 export async function auditCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
+  if (sub === 'serve') return serveCommand(rest);
   if (sub !== 'verify' && sub !== 'report')
-    throw new AilinkError('INVALID_INPUT', `audit: expected verify or report, got ${JSON.stringify(sub)}`);
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `audit: expected verify, report or serve, got ${JSON.stringify(sub)}`,
+    );
   const { values } = parseArgs({
     args: rest,
     options: { ...COMMON, format: { type: 'string' }, out: { type: 'string' }, eval: { type: 'string' } },

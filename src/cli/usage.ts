@@ -71,6 +71,10 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   accuracy its manifests claim
   ailink audit report --task ID [--round N] [--max-price PLANCK] [--format html|md|json] [--out FILE]
                                                   the model card: lineage, participants, settings, privacy budget
+  ailink audit serve [--task ID] [--listen HOST:PORT] [--cache-seconds 30] [--max-price PLANCK]
+                                                  the lineage explorer from your own view: task list from your own
+                                                  index of the chain, badges from your own audit and fetches
+                                                  (default 127.0.0.1:8780); nothing comes from the coordinator
   ailink model pull --task ID [--round N] --out DIR [--max-price PLANCK] [--json]
                                                   download a global model, verify it and its lineage against the
                                                   chain, write model.json + weights.bin (TensorFlow.js)

@@ -10,6 +10,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { AuditQuerySchema, AuditReportSchema } from '../audit/schema.ts';
 import type { AuditReport } from '../audit/types.ts';
 import { isAddress } from '../shared/account.ts';
 import { type Clock, systemClock } from '../shared/clock.ts';
@@ -17,7 +18,7 @@ import { AilinkError, type ErrorCode, hasCode, httpStatusOf } from '../shared/er
 import type { NonceLedger } from '../storage/protocol/index.ts';
 import { TaskSpecSchema } from '../task/index.ts';
 import type { Coordinator } from './coordinator.ts';
-import { AuditQuerySchema, AuditReportSchema, registerExplorer } from './explorer.ts';
+import { registerExplorer } from './explorer.ts';
 import {
   CREATE_TASK_OP,
   createOwnerGuard,

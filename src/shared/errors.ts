@@ -54,9 +54,9 @@ export const ERROR_CODES = {
   HOST_NOT_ALLOWED: {
     status: 421,
     about:
-      'the Host header names no name this coordinator answers to (a DNS-rebinding page or a misdirected request)',
+      'the Host header names no name this coordinator (or `ailink audit serve`) answers to (a DNS-rebinding page or a misdirected request)',
     action:
-      'use a host name the message lists, or start the coordinator with `--announce` naming the host you use',
+      'use a host name the message lists; start the coordinator with `--announce` naming the host you use, or `audit serve` with `--listen` on that host',
   },
   RATE_LIMITED: {
     status: 429,

@@ -594,6 +594,10 @@ describe('ailink without a network', () => {
     it.each([
       [['report', '--task', 't', '--eval', 'csv:rows.csv'], 'only `audit verify` scores the models'],
       [['verify', '--task', 't', '--eval', ''], '--eval: expected a data spec'],
+      [['serve', '--task', 'bad id!'], '--task: expected 1–64 of A–Z a–z 0–9 . _ -'],
+      [['serve', '--listen', 'nowhere'], '--listen: expected HOST:PORT'],
+      [['serve', '--cache-seconds', '1.5'], '--cache-seconds: expected a whole number of seconds'],
+      [['serve', '--round', '1'], 'audit serve: --round and --json are for verify and report'],
     ])('audit %j is a usage error before any network is opened', async (args, message) => {
       const run = await ailink(['audit', ...args, '--network', join(work, 'no-network.json')], { cwd: work });
       expect(run.code, run.stderr).toBe(2);

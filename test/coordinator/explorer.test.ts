@@ -107,6 +107,13 @@ describe('lineage explorer (headless Chromium, the real app, the real audit)', (
     expect(manifests[1]!.dropouts).toEqual([{ account: dropout, stage: 'masked' }]);
 
     const { page, errors } = await open('/explorer');
+    // Whose view this is: the audited party's own, and where an independent one comes from.
+    expect(await page.getByTestId('whose').textContent()).toContain('The coordinator’s own view');
+    expect(await page.getByTestId('whose').textContent()).toContain('ailink audit serve');
+    await page.getByTestId('who').filter({ hasText: INFO.account }).waitFor();
+    expect(await page.getByTestId('who').textContent()).toBe(
+      `coordinator ${INFO.account} · ailink ${INFO.version}`,
+    );
     const item = page.getByTestId('task-item');
     await item.first().waitFor();
     expect(await item.count()).toBe(1);
