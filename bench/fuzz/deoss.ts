@@ -262,7 +262,11 @@ export function deossEdge(): Edge<DeossInput> {
       const noise = fc
         .tuple(
           fc.constantFrom('GET', 'PUT', 'POST', 'DELETE'),
-          fc.array(fc.stringMatching(/^[a-z0-9.%-]{1,12}$/), { minLength: 1, maxLength: 3 }),
+          // No "." or ".." segment: the client would resolve it, and "/deoss/.." is not a DeOSS path.
+          fc.array(
+            fc.stringMatching(/^[a-z0-9.%-]{1,12}$/).filter((seg) => seg !== '.' && seg !== '..'),
+            { minLength: 1, maxLength: 3 },
+          ),
           fc.string({ maxLength: 64 }),
         )
         .map(([method, segments, body]) =>
