@@ -17,10 +17,9 @@ import { commitmentHex, fidCommitment, keccakCommitment } from '../../src/gatewa
 import { diskUploadStore } from '../../src/gateway/multipart.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
-import { isErrorCode } from '../../src/shared/errors.ts';
 import { altdaTwins } from '../../test/gateway/altda-twins.ts';
 import { KEY, REGION } from '../../test/gateway/sdk-signer.ts';
-import { type Edge, type FuzzCase, WireRefusal } from './harness.ts';
+import { type Edge, type FuzzCase, judgeJsonAnswer } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
 type Token = 'ok' | 'none' | 'wrong';
@@ -207,19 +206,7 @@ export function altdaEdge(): Edge<AltDaInput> {
         throw new Error(`http:altda: the valid state could not be built: ${put.status} ${await put.text()}`);
     },
     async apply(input) {
-      const r = await send(input);
-      const text = await r.text();
-      if (r.status < 400) return;
-      let code: string | undefined;
-      try {
-        code = (JSON.parse(text) as { code?: string }).code;
-      } catch {}
-      if (r.status >= 500) throw new Error(`${r.status} ${code ?? ''}: ${text.slice(0, 200)}`);
-      throw new WireRefusal(
-        code ?? `HTTP ${r.status}`,
-        code !== undefined && isErrorCode(code),
-        text.slice(0, 200),
-      );
+      await judgeJsonAnswer(await send(input), 'code');
     },
     async digest() {
       const h = createHash('sha256');

@@ -21,12 +21,11 @@ import { buildS3App } from '../../src/gateway/s3.ts';
 import { type Account, accountFromSeeds, accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
-import { isErrorCode } from '../../src/shared/errors.ts';
 import { deossTwins } from '../../test/gateway/deoss-twins.ts';
 import { s3Twins } from '../../test/gateway/s3-twins.ts';
 import { KEY, REGION } from '../../test/gateway/sdk-signer.ts';
 import { treeDigest } from './files.ts';
-import { type Edge, type FuzzCase, WireRefusal } from './harness.ts';
+import { type Edge, type FuzzCase, judgeJsonAnswer } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
 type Signing =
@@ -343,19 +342,7 @@ export function deossEdge(): Edge<DeossInput> {
       stored = ((await put.json()) as { data: { fid: string } }).data.fid;
     },
     async apply(input) {
-      const r = await send(input);
-      const text = await r.text();
-      if (r.status < 400) return;
-      let code: string | undefined;
-      try {
-        code = (JSON.parse(text) as { error?: string }).error;
-      } catch {}
-      if (r.status >= 500) throw new Error(`${r.status} ${code ?? ''}: ${text.slice(0, 200)}`);
-      throw new WireRefusal(
-        code ?? `HTTP ${r.status}`,
-        code !== undefined && isErrorCode(code),
-        text.slice(0, 200),
-      );
+      await judgeJsonAnswer(await send(input), 'error');
     },
     async digest() {
       const h = createHash('sha256');

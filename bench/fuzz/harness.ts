@@ -122,6 +122,26 @@ export class WireRefusal extends Error {
   }
 }
 
+/**
+ * Judges an HTTP answer of a JSON API: returns when it is not a refusal (< 400); a 5xx is a crash; a 4xx is a refusal
+ * whose code is the answer's `field` (`code`, or DeOSS's `error`), counted only when registered.
+ */
+export async function judgeJsonAnswer(answer: Response, field: 'code' | 'error'): Promise<void> {
+  const text = await answer.text();
+  if (answer.status < 400) return;
+  let code: string | undefined;
+  try {
+    const value = (JSON.parse(text) as Record<string, unknown>)[field];
+    if (typeof value === 'string') code = value;
+  } catch {}
+  if (answer.status >= 500) throw new Error(`${answer.status} ${code ?? ''}: ${text.slice(0, 200)}`);
+  throw new WireRefusal(
+    code ?? `HTTP ${answer.status}`,
+    code !== undefined && isErrorCode(code),
+    text.slice(0, 200),
+  );
+}
+
 type Outcome =
   | { readonly kind: 'accepted' }
   | { readonly kind: 'refused'; readonly code: string }
