@@ -590,7 +590,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   }
 
   /**
-   * The data key: from the record's wraps when the owner wrapped it for this reader at put time, else from a key
+   * The data key: from the record's wraps when the owner wrapped it for this reader at put time, or through a reader
+   * group the reader is a member of (the group object names its key), else from a key
    * the owner released to it later through the registry's marketplace (an accepted `market.request`).
    * @throws CRYPTO_NOT_A_READER (the object has no access terms), ACCESS_DENIED (the key was not released to us)
    */
