@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { AilinkError } from '../shared/errors.ts';
 
 /**
  * The lineage explorer page, one page for two servers (issue 19 §5):
@@ -42,7 +43,10 @@ export function explorerPage(view: ExplorerView): ExplorerPage {
   const script = read('explorer.js');
   // Inlined as they are: text that would close its element early is refused rather than served broken.
   if (/<\/style/i.test(style) || /<\/script/i.test(script) || /<!--/.test(script))
-    throw new Error('explorer/: the style or script holds text that would end its element inside the HTML');
+    throw new AilinkError(
+      'INTERNAL',
+      'explorer/: the style or script holds text that would end its element inside the HTML',
+    );
   const html = read('index.html')
     .replace('{{view}}', view)
     .replace('{{style}}', () => style)
