@@ -245,6 +245,52 @@ describe('storage client with reader groups, 12 in-process miners', () => {
     expect((await read(members[1]!, third.fid)).byteLength).toBe(100);
   });
 
+  it('attack: two declarations naming each other as their group object are refused, not followed in a loop', async () => {
+    const client = clientFor(owner);
+    const mine = [members[0]!.readerKey];
+    const a = await client.put(systemRandom(100), { readerGroup: mine });
+    const b = await client.put(systemRandom(100), { readerGroup: mine });
+    // The owner's records of a and b, each naming the other (encrypted, itself read through a group) as its group.
+    const forged = new Map([
+      [a.fid, structuredClone(a.record)],
+      [b.fid, structuredClone(b.record)],
+    ]);
+    forged.get(a.fid)!.encryption!.groups = [
+      { recipient: a.record.encryption!.groups![0]!.recipient, fid: b.fid },
+    ];
+    forged.get(b.fid)!.encryption!.groups = [
+      { recipient: b.record.encryption!.groups![0]!.recipient, fid: a.fid },
+    ];
+    const reader = createStorageClient(
+      {
+        miners: createMinerClient(
+          { host, account: members[0]!, ...deps },
+          { requestTimeoutMs: 5000, signatureTtlMs: 60_000, maxFragmentSize: 1024 * 1024 },
+        ),
+        registry: {
+          ...registry,
+          get: async (fid) => {
+            const record = forged.get(fid);
+            const placement = await registry.get(fid);
+            return record === undefined || placement === null
+              ? placement
+              : { record, miners: placement.miners };
+          },
+        },
+        account: members[0]!,
+        codec,
+        ...deps,
+      },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    );
+    await rejectsWith(
+      (async () => {
+        for await (const _ of reader.get(a.fid));
+      })(),
+      'CRYPTO_DECRYPT_FAILED',
+    );
+  }, 20_000);
+
   it('attack: a declaration naming a group object that is not its group is refused, not read', async () => {
     const client = clientFor(owner);
     const mine = [members[0]!.readerKey];

@@ -651,7 +651,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
 
   /**
    * This account's key of a reader group (fetched once and kept), or null when the account is not a member.
-   * @throws CRYPTO_DECRYPT_FAILED when the group object is not the group the declaration names
+   * @throws CRYPTO_DECRYPT_FAILED when the group object is not the group the declaration names, or is encrypted
    */
   async function groupKeyOf(
     group: { recipient: string; fid: string },
@@ -659,6 +659,14 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   ): Promise<Uint8Array | null> {
     const held = groupKeys.get(group.recipient);
     if (held !== undefined) return held;
+    // A group object holds only sealed keys and is stored plain. One that is encrypted would need a data key of its
+    // own, possibly through a group: declarations naming each other would send the reader round for ever.
+    if ((await info(group.fid)).record.encryption !== null) {
+      throw new AilinkError(
+        'CRYPTO_DECRYPT_FAILED',
+        `expected the reader group object ${group.fid} to be stored plain, as group objects are; it is encrypted`,
+      );
+    }
     const chunks: Uint8Array[] = [];
     for await (const chunk of get(group.fid, { maxBytes: MAX_GROUP_OBJECT_BYTES })) chunks.push(chunk);
     try {
