@@ -291,8 +291,10 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
 
   /**
    * The inclusion of an unanswered submission, found on chain: polls until the account's nonce moves past `nonce`
-   * (the transaction, or another of the account's with that nonce, landed), then reads the blocks since the
-   * newest blocks for the extrinsic `hash`. Null when it did not land within `lookupMs`, or landed in a way not found.
+   * (the transaction, or another of the account's with that nonce, landed), then reads back from the head, at most
+   * LOOKUP_BLOCKS_BACK blocks, for the extrinsic `hash`. Null when nothing landed within `lookupMs`, or what used the
+   * nonce is not that extrinsic (another client of the account) or lies further back. Wall-clock time, as the
+   * client's other deadlines: it talks to a real node.
    * @throws CHAIN_CALL_FAILED when it landed and failed
    */
   async function findSent(

@@ -437,7 +437,7 @@ export function registerAltDa(app: FastifyInstance, deps: AltDaDeps): void {
       );
       // Any other method or path under /altda is a DA client's mistake, not an S3 request for a bucket "altda".
       scope.route({
-        method: ['HEAD', 'PUT', 'DELETE', 'POST'],
+        method: ['GET', 'HEAD', 'PUT', 'DELETE', 'POST'],
         url: '/*',
         handler: handle(async (request) => {
           throw new AilinkError(
@@ -446,12 +446,6 @@ export function registerAltDa(app: FastifyInstance, deps: AltDaDeps): void {
           );
         }),
       });
-      scope.get(
-        '/*',
-        handle(async (request) => {
-          throw new AilinkError('NOT_FOUND', `the Alt-DA API has no GET ${request.url.split('?')[0]}`);
-        }),
-      );
       scope.get(
         '/evidence/*',
         handle(async (request, reply) => {
