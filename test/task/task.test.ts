@@ -7,6 +7,7 @@ import { accountsReady } from '../../src/shared/account.ts';
 import { canonicalJson } from '../../src/shared/canonical.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import {
+  AggregationMaterialSchema,
   decodeModelBytes,
   decodeStoredUpdate,
   encodeModelBytes,
@@ -132,6 +133,21 @@ describe('task spec', () => {
     expect(
       codeOf(() => parseTaskSpec({ ...s, models: { readers: Array(1025).fill(alice), price: null } })),
     ).toBe('INVALID_INPUT');
+  });
+
+  it('property: recompute material takes as base64 exactly what /^[A-Za-z0-9+/]*={0,2}$/ takes (its faster check)', () => {
+    const update = AggregationMaterialSchema.shape.masked.element.shape.update;
+    const pattern = /^[A-Za-z0-9+/]*={0,2}$/;
+    const char = fc.constantFrom(...'Az09+/=-_ .\n'.split(''));
+    fc.assert(
+      fc.property(
+        fc.array(char, { maxLength: 12 }).map((cs) => cs.join('')),
+        (text) => {
+          expect(update.safeParse(text).success, JSON.stringify(text)).toBe(pattern.test(text));
+        },
+      ),
+      { numRuns: 5000, seed: 19 },
+    );
   });
 
   it('a task accepts no more model readers than one market.setTerms call carries', () => {
