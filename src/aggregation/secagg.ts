@@ -435,7 +435,15 @@ export function createSecAggClient(
       // is caught here, before any share is revealed.
       const signers = new Set<string>();
       for (const m of signatures) {
-        verified(params, 'consistency', m);
+        // A relay may leave the list out and pass this client's own: a signature on another list then fails here.
+        try {
+          verified(params, 'consistency', m);
+        } catch {
+          abort(
+            `${m.from}'s confirmation does not verify on the survivor list ${id} was shown: the server equivocates or forged it`,
+            { from: m.from },
+          );
+        }
         if (!sameList(m.body.survivors, survivors)) {
           abort(`${m.from} signed a different survivor list than ${id} was shown: the server equivocates`, {
             from: m.from,
@@ -483,6 +491,8 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 export interface SecAggServer {
   /** Who the next `collect…` call waits for: the caller's deadline decides when to stop waiting for the rest. */
   expecting(): string[];
+  /** A client's neighbours in the attempt's graph (empty for an id outside it). */
+  neighbours(id: string): readonly string[];
   /** Verifies the adverts and returns, per client, the adverts of its live neighbours. */
   collectAdverts(messages: readonly Signed<AdvertiseBody>[]): Map<string, Signed<AdvertiseBody>[]>;
   /** Verifies the shares and returns, per client, the sealed shares addressed to it. */
@@ -552,6 +562,7 @@ export function createSecAggServer(
   return {
     rejected,
     expecting: () => [...expected],
+    neighbours: (id) => graph.get(id) ?? [],
     collectAdverts(messages) {
       for (const [id, m] of accept('advertise', messages, () => true)) adverts.set(id, m);
       requireNeighbourhoods(new Set(adverts.keys()), 'advertise');

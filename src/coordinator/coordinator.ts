@@ -11,6 +11,9 @@ import { fromHex } from '../shared/bytes.ts';
 import { sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  type AnnouncementHeader,
+  type AnnouncementView,
+  announcementKey,
   checkSecAggSurvives,
   classesOf,
   encodeModelBytes,
@@ -22,6 +25,7 @@ import {
   maxAttemptsOf,
   modelAccessOf,
   needsStatistics,
+  type Phase,
   parseRequest,
   parseTaskSpec,
   type RoundKind,
@@ -31,6 +35,7 @@ import {
   taskDigest,
   taskIdOf,
   taskSpecBytes,
+  viewsOf,
   type WireAnnouncement,
   withinBudget,
 } from '../task/index.ts';
@@ -76,7 +81,7 @@ export interface CoordinatorDeps extends Omit<RoundDeps, 'ledger' | 'publish'> {
    * initializers seeded by `seed`; deterministic, so a restart recomputes the same ones).
    */
   describeModel(pkg: ModelPackage, seed: string | null): Promise<{ spec: ModelSpec; initial: Float32Array }>;
-  publish(topic: string, announcement: WireAnnouncement): Promise<void>;
+  publish(topic: string, header: AnnouncementHeader): Promise<void>;
 }
 
 export interface CoordinatorOptions {
@@ -179,6 +184,8 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   const pollMs = options.pollMs ?? 500;
   const { store } = deps;
   const runners = new Map<string, AttemptRunner>();
+  /** Per task, the views of its latest announcement (see `viewFor`). */
+  const views = new Map<string, { version: string; view: (member: string) => AnnouncementView }>();
   /** Round 0's model per task; `fid` is null until stored, `readers` set when it is private. */
   const initials = new Map<
     string,
@@ -296,7 +303,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   }
 
   async function runTask(task: TaskRow, signal: AbortSignal): Promise<void> {
-    const publish = (a: WireAnnouncement) => deps.publish(topicOf(task.id), a);
+    const publish = (h: AnnouncementHeader) => deps.publish(topicOf(task.id), h);
     const initial = await initialOf(task);
     for (;;) {
       if (signal.aborted) return;
@@ -591,7 +598,8 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
           );
         }
         store.touch(task.id, request.from, deps.clock.now());
-        if (request.kind === 'view') return { ok: true, announcement: latestAnnouncement(task.id) ?? null };
+        if (request.kind === 'view')
+          return { ok: true, announcement: viewFor(task.id, request.from, request.have) };
         const runner = runners.get(task.id);
         if (runner === undefined) {
           throw new AilinkError(
@@ -636,13 +644,28 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     },
   };
 
-  /** The open attempt's current announcement, else the last round's outcome. */
-  function latestAnnouncement(task: string): unknown {
-    const open = store.openAttempt(task);
-    if (open !== undefined) return store.announcement(task, open.round, open.attempt, open.phase);
-    const attempts = store.attempts(task);
-    const last = attempts.at(-1);
-    return last && store.announcement(task, last.round, last.attempt, last.phase);
+  /**
+   * `member`'s view of the task's latest announcement (the open attempt's current one, else the last round's outcome),
+   * or null when there is none or it is the one the member says it has. The views of one announcement are cut from one
+   * tree, built on its first request.
+   */
+  function viewFor(task: string, member: string, have: string | undefined): AnnouncementView | null {
+    const open = store.openAttempt(task) ?? store.attempts(task).at(-1);
+    if (open === undefined) return null;
+    const key = announcementKey({ round: open.round, attempt: open.attempt, phase: open.phase as Phase });
+    if (key === have) return null;
+    // The deadline too: an announcement is signed again (same phase, new deadline) only when it changes.
+    const version = `${key}@${open.deadline}`;
+    let cached = views.get(task);
+    if (cached?.version !== version) {
+      const wire = store.announcement(task, open.round, open.attempt, open.phase) as
+        | WireAnnouncement
+        | undefined;
+      if (wire === undefined) return null;
+      cached = { version, view: viewsOf(wire) };
+      views.set(task, cached);
+    }
+    return cached.view(member);
   }
 }
 

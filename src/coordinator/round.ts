@@ -13,6 +13,7 @@ import { AilinkError, hasCode } from '../shared/errors.ts';
 import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type AggregationMaterial,
+  type AnnouncementHeader,
   aggregationMaterialBytes,
   type Commitment,
   type ConcludeInput,
@@ -21,6 +22,7 @@ import {
   decodeStoredUpdate,
   type EvaluationSummary,
   graphSeedOf,
+  headerOf,
   type Manifest,
   manifestBytes,
   maxAttemptsOf,
@@ -113,7 +115,8 @@ export interface RoundDeps {
     spec: TaskSpec,
     weights: Float32Array,
   ): Promise<{ accuracy: number; loss: number; examples: number } | null>;
-  publish(announcement: WireAnnouncement): Promise<void>;
+  /** Gossips an announcement's header: members fetch their view of its body (`view`). */
+  publish(header: AnnouncementHeader): Promise<void>;
   readonly clock: Clock;
   readonly random: Random;
   readonly serverKey: Uint8Array;
@@ -379,7 +382,9 @@ export class AttemptRunner {
         `expected a stored announcement of ${phase} for round ${k.round} attempt ${k.attempt} of task ${k.task}, found none (a bug: report it with the coordinator log)`,
       );
     // Gossip is best effort: a participant that missed it fetches the same announcement with `view`.
-    await this.deps.publish(wire).catch((err: Error) => this.deps.log(`gossip failed: ${err.message}`));
+    await this.deps
+      .publish(headerOf(wire))
+      .catch((err: Error) => this.deps.log(`gossip failed: ${err.message}`));
   }
 
   private waitForAnswers(signal: AbortSignal): Promise<void> {
@@ -545,8 +550,16 @@ export class AttemptRunner {
         return { survivors: server.collectMasked(masked) };
       }
       case 'consistency': {
+        // Each survivor gets its neighbours' signatures only, without the list they signed (its own, by then).
         const sigs = server.collectConsistency(msgs.map((m) => ConsistencySchema.parse(m)));
-        return { signatures: sigs.map(toWire) };
+        const signatures: Record<string, { from: string; signature: string }[]> = {};
+        for (const to of new Set(sigs.map((m) => m.from))) {
+          const near = new Set(server.neighbours(to));
+          signatures[to] = sigs
+            .filter((m) => near.has(m.from))
+            .map((m) => ({ from: m.from, signature: toHex(m.signature) }));
+        }
+        return { signatures };
       }
       case 'unmask':
         throw new AilinkError(
@@ -619,7 +632,7 @@ export class AttemptRunner {
     this.deps.store.addAnnouncement(k.task, k.round, k.attempt, 'aborted', wire);
     this.deps.store.setPhase(k.task, k.round, k.attempt, 'aborted', this.deps.clock.now(), reason);
     this.attempt = { ...this.attempt, phase: 'aborted', reason };
-    await this.deps.publish(wire).catch(() => {});
+    await this.deps.publish(headerOf(wire)).catch(() => {});
   }
 
   /**
@@ -914,7 +927,7 @@ export class AttemptRunner {
     );
     this.deps.store.addAnnouncement(k.task, k.round, k.attempt, 'done', wire);
     this.attempt = { ...this.attempt, phase: 'done' };
-    await this.deps.publish(wire).catch(() => {});
+    await this.deps.publish(headerOf(wire)).catch(() => {});
   }
 }
 

@@ -13,6 +13,7 @@ import { type Clock, type Random, sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   type Announcement,
+  announcementKey,
   cohortDigest,
   decodeModelBytes,
   encodeEvaluation,
@@ -29,6 +30,7 @@ import {
   type Preprocessing,
   PreprocessingSchema,
   parseAnnouncement,
+  parseHeader,
   parseManifest,
   type RoundStage,
   roundContext,
@@ -135,7 +137,11 @@ export interface ParticipantOptions {
   /** Simulates a participant that goes silent at a stage of a round (demo and tests). */
   /** Without `attempt`, in every attempt of the round (a participant that stays broken); with it, in that one only. */
   readonly dropAt?: { round: number; stage: RoundStage; attempt?: number };
-  /** How often to ask the coordinator for the current announcement when gossip is quiet (default 1 s). */
+  /**
+   * How often to ask the coordinator for the current announcement when gossip is quiet (default 3 s). Gossip carries
+   * signed headers, and a new one is fetched at once; the poll is the fallback, and a reply to it is empty while
+   * nothing changed.
+   */
   readonly pollMs?: number;
   /** Deadline of one request to the coordinator (default 10 s). */
   readonly requestTimeoutMs?: number;
@@ -177,6 +183,8 @@ interface AttemptState {
   readonly work: Promise<LocalWork>;
   readonly done: Set<Phase>;
   dropped: boolean;
+  /** The survivor list this member confirmed: its neighbours' confirmations are checked against it. */
+  survivors?: readonly string[];
 }
 
 /**
@@ -577,11 +585,24 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         return;
       }
       case 'consistency':
-        if (client) await submit(state, 'consistency', client.consistency(a.body.survivors), a.deadline);
+        if (!client) return;
+        state.survivors = [...new Set(a.body.survivors)].sort();
+        await submit(state, 'consistency', client.consistency(a.body.survivors), a.deadline);
         return;
-      case 'unmask':
-        if (client) await submit(state, 'unmask', client.unmask(a.body.signatures), a.deadline);
+      case 'unmask': {
+        if (!client) return;
+        // The coordinator relays each neighbour's signature without the list: it must be on this member's own list.
+        const survivors = state.survivors ?? [];
+        const confirmations = (a.body.signatures[me] ?? []).map((c) => ({
+          stage: 'consistency' as const,
+          context: state.context,
+          from: c.from,
+          body: { survivors },
+          signature: c.signature,
+        }));
+        await submit(state, 'unmask', client.unmask(confirmations), a.deadline);
         return;
+      }
     }
   }
 
@@ -636,15 +657,18 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       let queue = Promise.resolve();
       const serverKey = fromHex(spec.coordinator.serverKey);
       const seen = new Set<string>();
+      /** The newest view received: sent with each poll, so that an unchanged reply carries nothing. */
+      let have: string | undefined;
       const enqueue = (raw: unknown) => {
         let a: Announcement;
         try {
-          a = parseAnnouncement(raw, serverKey);
+          a = parseAnnouncement(raw, serverKey, me);
         } catch (err) {
           deps.log(`ignoring an announcement: ${(err as Error).message}`);
           return;
         }
-        const key = `${a.round}/${a.attempt}/${a.phase}`;
+        const key = announcementKey(a);
+        have = key;
         if (seen.has(key)) return;
         seen.add(key);
         // A stage's work may not hold up the next announcements past the stage's deadline (plus a grace period for
@@ -660,21 +684,32 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           ]);
         });
       };
-      const unsubscribe = deps.link.subscribe(taskTopic(options.task), enqueue);
+      // Gossip says that a stage opened (a signed header); this member's view of it is fetched at once.
+      let nap = new AbortController();
+      signal.addEventListener('abort', () => nap.abort(), { once: true });
+      const unsubscribe = deps.link.subscribe(taskTopic(options.task), (raw) => {
+        try {
+          const header = parseHeader(raw, serverKey);
+          if (header.task === options.task && !seen.has(announcementKey(header))) nap.abort();
+        } catch (err) {
+          deps.log(`ignoring a gossiped announcement: ${(err as Error).message}`);
+        }
+      });
       try {
         // The training rounds, then the closing evaluation round when rows are held out.
         const lastRound = spec.rounds - 1 + (evaluatesClientSide(spec) ? 1 : 0);
         while (!signal.aborted && lastDone < lastRound && ended === undefined) {
           try {
             const reply = await deps.link.request(
-              { kind: 'view', task: options.task, from: me },
+              { kind: 'view', task: options.task, from: me, ...(have === undefined ? {} : { have }) },
               { signal: AbortSignal.timeout(requestTimeoutMs) },
             );
             if (reply.ok && reply.announcement) enqueue(reply.announcement);
           } catch {
             // The coordinator may be restarting: keep polling.
           }
-          await sleep(options.pollMs ?? 1000, signal);
+          if (!nap.signal.aborted) await sleep(options.pollMs ?? 3000, nap.signal);
+          nap = new AbortController();
         }
         await queue;
         if (ended !== undefined) throw ended;

@@ -34,12 +34,23 @@ export {
   type EvaluationSummary,
   encodeEvaluation,
 } from './evaluation.ts';
+export {
+  type Announcement,
+  type AnnouncementBody,
+  type AnnouncementHeader,
+  type AnnouncementView,
+  announcementKey,
+  headerOf,
+  parseAnnouncement,
+  parseHeader,
+  signAnnouncement,
+  viewsOf,
+  type WireAnnouncement,
+} from './announcement.ts';
 export { evaluatesClientSide, type RoundKind, type VectorLayout, vectorLayout } from './layout.ts';
 export { type Manifest, ManifestSchema, manifestBytes, manifestDigest, parseManifest } from './manifest.ts';
 export {
   type Advert,
-  type Announcement,
-  type AnnouncementBody,
   type CohortMember,
   type Commitment,
   CommitmentSchema,
@@ -53,7 +64,6 @@ export {
   joinMessage,
   MAX_ROUND_MESSAGE,
   type Phase,
-  parseAnnouncement,
   parseRequest,
   ROUND_PROTOCOL,
   type RoundRequest,
@@ -64,14 +74,12 @@ export {
   type StoredUpdate,
   type Submission,
   sha256Hex,
-  signAnnouncement,
   signCommitment,
   storedUpdateMaxBytes,
   taskTopic,
   toWire,
   type UnmaskMessage,
   verifyCommitment,
-  type WireAnnouncement,
 } from './messages.ts';
 export {
   decodeModelBytes,

@@ -33,24 +33,24 @@ export const STAGES = ['advertise', 'shares', 'masked', 'consistency', 'unmask']
 export type RoundStage = (typeof STAGES)[number];
 export type Phase = RoundStage | 'done' | 'aborted';
 
-const hexOf = (bytes: number) =>
+export const hexOf = (bytes: number) =>
   z
     .string()
     .regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `expected ${bytes} bytes as hex`)
     .transform((h) => fromHex(h));
-const hexUpTo = (bytes: number) =>
+export const hexUpTo = (bytes: number) =>
   z
     .string()
     .max(bytes * 2)
     .regex(/^(?:[0-9a-f]{2})*$/, 'expected bytes as lowercase hex')
     .transform((h) => fromHex(h));
-const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
-const account = z.string().max(64).refine(isAddress, 'expected an SS58 address');
-const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
-const nat = z.number().int().nonnegative();
+export const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters');
+export const account = z.string().max(64).refine(isAddress, 'expected an SS58 address');
+export const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
+export const nat = z.number().int().nonnegative();
 /** A round number: -1 is a task's statistics round (before round 0, never anchored). */
-const roundNumber = z.number().int().min(-1);
-const MAX_COHORT = 1000;
+export const roundNumber = z.number().int().min(-1);
+export const MAX_COHORT = 1000;
 
 function signedSchema<S extends RoundStage, B extends z.ZodType>(stage: S, body: B) {
   return z
@@ -113,135 +113,18 @@ const SubmitSchema = z.discriminatedUnion('stage', [
 ]);
 export const RequestSchema = z.union([
   SubmitSchema,
-  z.object({ kind: z.literal('view'), task: taskId, from: account }).strict(),
+  z
+    .object({
+      kind: z.literal('view'),
+      task: taskId,
+      from: account,
+      /** The newest announcement the participant holds (`announcementKey`): unchanged, the reply carries none. */
+      have: z.string().max(64).optional(),
+    })
+    .strict(),
 ]);
 export type RoundRequest = z.infer<typeof RequestSchema>;
 export type Submission = Extract<RoundRequest, { kind: 'submit' }>;
-
-// --- announcements ----------------------------------------------------------------------------------------------
-
-const modelRef = z.object({ fid: hash, hash }).strict();
-const BODY_SCHEMAS = {
-  advertise: z
-    .object({
-      cohort: z
-        .array(z.object({ account, identityKey: hash }).strict())
-        .min(1)
-        .max(MAX_COHORT),
-      secagg: z.boolean(),
-      graphSeed: hash,
-      k: nat,
-      t: nat,
-      /** What the round's vector carries (layout.ts), and its length in 32-bit words. */
-      kind: z.enum(['statistics', 'train', 'evaluation']),
-      dimension: nat,
-      /** The model the round starts from (training rounds train it, evaluation rounds score it). */
-      model: modelRef,
-      /** The federated preprocessing every organisation applies (a stored object), null when the task needs none. */
-      preprocessing: z.object({ fid: hash, digest: hash }).strict().nullable(),
-    })
-    .strict(),
-  shares: z.object({ adverts: z.record(account, z.array(AdvertSchema).max(MAX_COHORT)) }).strict(),
-  masked: z
-    .object({
-      inbox: z.record(account, z.array(z.object({ from: account, ciphertext: hexUpTo(4096) }).strict())),
-    })
-    .strict(),
-  consistency: z.object({ survivors: z.array(account).max(MAX_COHORT) }).strict(),
-  unmask: z.object({ signatures: z.array(ConsistencySchema).max(MAX_COHORT) }).strict(),
-  done: z
-    .object({
-      model: modelRef,
-      /** The anchored manifest; null for a statistics round, which anchors nothing (round 0's manifest names it). */
-      manifest: z.object({ fid: hash, digest: hash }).strict().nullable(),
-      /** The round's model's accuracy and loss, when anything measured them (coordinator test set). */
-      accuracy: z.number().nullable(),
-      loss: z.number().nullable(),
-    })
-    .strict(),
-  aborted: z
-    .object({
-      reason: z.string().max(2000),
-      /** The round used its last attempt: the task ends (its coordinator stops it on chain with this reason). */
-      final: z.literal(true).optional(),
-      /**
-       * The cohort members that dropped out of the attempt: silent at a stage, or whose update never arrived whole.
-       * They sit out the rest of the round. Absent from announcements from before the field.
-       */
-      dropouts: z.array(account).max(MAX_COHORT).optional(),
-    })
-    .strict(),
-} as const satisfies Record<Phase, z.ZodType>;
-
-export type AnnouncementBody<P extends Phase> = z.infer<(typeof BODY_SCHEMAS)[P]>;
-
-/** A stage announcement as it travels: JSON with hex bytes, signed by the task's server key. */
-export interface WireAnnouncement {
-  readonly task: string;
-  readonly round: number;
-  readonly attempt: number;
-  readonly phase: Phase;
-  /** When the coordinator stops waiting for this stage's answers (ms since the epoch). */
-  readonly deadline: number;
-  readonly body: unknown;
-  readonly signature: string;
-}
-
-export type Announcement = {
-  [P in Phase]: {
-    readonly task: string;
-    readonly round: number;
-    readonly attempt: number;
-    readonly phase: P;
-    readonly deadline: number;
-    readonly body: AnnouncementBody<P>;
-    /** The signed wire form, to relay or to store as received. */
-    readonly wire: WireAnnouncement;
-  };
-}[Phase];
-
-const WireAnnouncementSchema = z
-  .object({
-    task: taskId,
-    round: roundNumber,
-    attempt: nat,
-    phase: z.enum([...STAGES, 'done', 'aborted']),
-    deadline: nat,
-    body: z.unknown(),
-    signature: z.string().regex(/^[0-9a-f]{128}$/),
-  })
-  .strict();
-
-const announcementBytes = (a: Omit<WireAnnouncement, 'signature'>) =>
-  new TextEncoder().encode(
-    `ailink/round/announcement/v1\n${canonicalJson({ task: a.task, round: a.round, attempt: a.attempt, phase: a.phase, deadline: a.deadline, body: a.body })}`,
-  );
-
-/** Signs an announcement whose body is already in wire form (see `toWire`). */
-export function signAnnouncement(
-  unsigned: Omit<WireAnnouncement, 'signature'>,
-  serverPrivateKey: Uint8Array,
-): WireAnnouncement {
-  return { ...unsigned, signature: toHex(signMessage(serverPrivateKey, announcementBytes(unsigned))) };
-}
-
-/**
- * Checks the signature against the task's server key, then the body against its phase's schema.
- * @throws ROUND_MESSAGE_INVALID for anything malformed, ROUND_SIGNATURE_INVALID for a bad signature
- */
-export function parseAnnouncement(raw: unknown, serverKey: Uint8Array): Announcement {
-  const wire = WireAnnouncementSchema.safeParse(raw);
-  if (!wire.success) throw invalid('announcement', wire.error);
-  if (!verifyMessage(serverKey, announcementBytes(wire.data), fromHex(wire.data.signature))) {
-    throw new AilinkError(
-      'ROUND_SIGNATURE_INVALID',
-      `announcement of ${wire.data.task} round ${wire.data.round} ${wire.data.phase} is not signed by the task's server key`,
-    );
-  }
-  const body = BODY_SCHEMAS[wire.data.phase].safeParse(wire.data.body);
-  if (!body.success) throw invalid(`${wire.data.phase} announcement body`, body.error);
-  return { ...wire.data, body: body.data, wire: wire.data } as Announcement;
-}
 
 /** @throws ROUND_MESSAGE_INVALID naming the first problems */
 export function parseRequest(raw: unknown): RoundRequest {
@@ -250,7 +133,8 @@ export function parseRequest(raw: unknown): RoundRequest {
   return parsed.data;
 }
 
-function invalid(what: string, error: z.ZodError): AilinkError {
+/** The error for a message that does not parse: names its first problems. */
+export function invalid(what: string, error: z.ZodError): AilinkError {
   const problems = error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
   return new AilinkError('ROUND_MESSAGE_INVALID', `malformed ${what}: ${problems.join('; ')}`);
 }

@@ -6,7 +6,7 @@ import { accountsReady } from '../../src/shared/account.ts';
 import { fromHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { parseAnnouncement } from '../../src/task/index.ts';
+import { type Phase, parseAnnouncement, viewsOf, type WireAnnouncement } from '../../src/task/index.ts';
 import { baseTask, makeAccount, makeParticipant, makeWorld, startAll, type World } from './harness.ts';
 
 await accountsReady();
@@ -91,6 +91,13 @@ function refuseUpdatesOf(world: World, account: string) {
 }
 
 const opening = { kind: 'train' as const, startModel: { fid: '00'.repeat(32), hash: '00'.repeat(32) } };
+/** A stored announcement as a member reads it (phases without per-member parts read the same for everyone). */
+function storedAnnouncement(world: World, task: TaskRow, round: number, attempt: number, phase: Phase) {
+  const wire = world.store.announcement(task.id, round, attempt, phase) as WireAnnouncement;
+  const reader = task.spec.admitted[0]!;
+  return parseAnnouncement(viewsOf(wire)(reader), fromHex(task.spec.coordinator.serverKey), reader);
+}
+
 const open = (world: World, task: TaskRow, round: number) =>
   openAttempt(
     {
@@ -156,10 +163,7 @@ describe("an attempt's cohort", () => {
     world.coordinator.start();
     startAll(world, members, stops);
     await world.coordinator.finished(task.id);
-    const aborted = parseAnnouncement(
-      world.store.announcement(task.id, 0, 0, 'aborted'),
-      fromHex(task.spec.coordinator.serverKey),
-    );
+    const aborted = storedAnnouncement(world, task, 0, 0, 'aborted');
     expect(aborted.phase === 'aborted' && aborted.body.dropouts).toEqual([accounts[3]]);
     expect(droppedThisRound(world.store, task, 0)).toEqual(new Set([accounts[3]]));
   }, 30_000);
@@ -206,10 +210,7 @@ describe("a task's attempts per round", () => {
     expect(record.stopped).toBe(true);
     expect(record.stopReason).toMatch(/round 1 ended after 2 attempts \(maxAttempts 2\)/);
     expect(record.stopReason).toMatch(/live neighbours, below the threshold/);
-    const last = parseAnnouncement(
-      world.store.announcement(task.id, 1, 1, 'aborted'),
-      fromHex(task.spec.coordinator.serverKey),
-    );
+    const last = storedAnnouncement(world, task, 1, 1, 'aborted');
     expect(last.phase === 'aborted' && last.body.final).toBe(true);
     expect(last.phase === 'aborted' && last.body.reason).toMatch(/round 1 ended after 2 attempts/);
     // Every organisation stops with the reason, rather than waiting for rounds that will never come.

@@ -18,12 +18,14 @@ import { toHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import {
+  type AnnouncementView,
   type Manifest,
   parseManifest,
   type RoundStage,
   signAnnouncement,
   survivableMin,
   type TaskSpec,
+  viewsOf,
   type WireAnnouncement,
 } from '../../src/task/index.ts';
 import { GENESIS_HASH } from '../chain/helpers.ts';
@@ -387,9 +389,13 @@ export function makeParticipant(
   const account = makeAccount(label);
   const identityKey = new Uint8Array(createHash('sha256').update(`id/${label}`).digest());
   const encoded = new Map<number, Uint32Array>();
+  // The lie is told in the whole announcement the coordinator stored, signed again; this member gets its view of it.
   const lie = (raw: unknown): unknown => {
-    if (options.tamper === undefined || raw === null || typeof raw !== 'object') return raw;
-    return signAnnouncement(options.tamper(raw as WireAnnouncement), world.serverKey);
+    if (options.tamper === undefined || raw === null || typeof raw !== 'object' || !('body' in raw))
+      return raw;
+    const { task: id, round, attempt, phase } = raw as AnnouncementView;
+    const whole = world.store.announcement(id, round, attempt, phase) as WireAnnouncement;
+    return viewsOf(signAnnouncement(options.tamper(whole), world.serverKey))(account.address);
   };
   const participant = createParticipant(
     {

@@ -484,6 +484,50 @@ describe('a lying coordinator gets no update', () => {
       expect(r[0]).toMatch(/the cohort differs from the one its coordinator committed to on chain/);
     expect(swapped.encoded).toEqual([0, 0, 0, 0, 0]);
   });
+
+  it('a survivor list shown to one member only: its neighbours’ confirmations do not verify, it reveals nothing', async () => {
+    // The unmask stage relays each confirmation without the list it signed: the member checks it on its own list.
+    const world = makeWorld();
+    const labels = ['e1', 'e2', 'e3', 'e4', 'e5'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 1 }));
+    const victim = accounts[0]!;
+    const members = labels.map((l, i) =>
+      makeParticipant(world, task.id, l, {
+        tamper: ({ signature: _signature, ...a }) => {
+          if (i !== 0) return a;
+          if (a.phase === 'consistency') {
+            const survivors = (a.body as { survivors: string[] }).survivors;
+            // One other survivor left out: the victim still has enough live neighbours to confirm this list.
+            const other = survivors.find((s) => s !== victim)!;
+            return { ...a, body: { survivors: survivors.filter((s) => s !== other) } };
+          }
+          if (a.phase === 'unmask') {
+            // The victim's own confirmation did not match the others', so it has no entry: relay it every one.
+            const all = Object.values(
+              (a.body as { signatures: Record<string, { from: string }[]> }).signatures,
+            );
+            const relayed = [...new Map(all.flat().map((c) => [c.from, c])).values()];
+            return { ...a, body: { signatures: { [victim]: relayed } } };
+          }
+          return a;
+        },
+      }),
+    );
+    const refusals: string[] = [];
+    members[0]!.participant.onEvent((e) => {
+      if (e.kind === 'refused') refusals.push(e.reason);
+    });
+    world.coordinator.start();
+    startAll(world, members, stops);
+    const until = Date.now() + 20_000;
+    while (refusals.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(refusals[0]).toMatch(
+      /does not verify on the survivor list .* the server equivocates or forged it/,
+    );
+    const attempt = world.store.attempts(task.id).at(-1)!;
+    expect(world.store.message(task.id, 0, attempt.attempt, 'unmask', victim)).toBeUndefined();
+  });
 });
 
 describe('bad input is refused with a code and changes nothing', () => {

@@ -14,13 +14,11 @@ import {
   encodeStoredUpdate,
   modelAccessOf,
   modelBytesMaxBytes,
-  parseAnnouncement,
   parseRequest,
   parseTaskSpec,
   roundContext,
   secAggShape,
   sha256Hex,
-  signAnnouncement,
   signCommitment,
   storedUpdateMaxBytes,
   taskDigest,
@@ -180,43 +178,7 @@ describe('task spec', () => {
   });
 });
 
-describe('announcements and commitments', () => {
-  const server = signingKeyPair(random);
-  const unsigned = {
-    task: 't-1',
-    round: 2,
-    attempt: 0,
-    phase: 'consistency' as const,
-    deadline: 123,
-    body: { survivors: [alice] },
-  };
-
-  it('verify against the server key; any changed field or a foreign key fails with ROUND_SIGNATURE_INVALID', () => {
-    const wire = signAnnouncement(unsigned, server.privateKey);
-    expect(parseAnnouncement(JSON.parse(JSON.stringify(wire)), server.publicKey).body).toEqual({
-      survivors: [alice],
-    });
-    for (const tampered of [
-      { ...wire, round: 3 },
-      { ...wire, deadline: 124 },
-      { ...wire, body: { survivors: [] } },
-      { ...wire, phase: 'unmask' },
-    ]) {
-      expect(codeOf(() => parseAnnouncement(tampered, server.publicKey))).toBe('ROUND_SIGNATURE_INVALID');
-    }
-    expect(codeOf(() => parseAnnouncement(wire, signingKeyPair(random).publicKey))).toBe(
-      'ROUND_SIGNATURE_INVALID',
-    );
-    expect(codeOf(() => parseAnnouncement({ ...wire, signature: 'zz' }, server.publicKey))).toBe(
-      'ROUND_MESSAGE_INVALID',
-    );
-  });
-
-  it('a body that does not fit its phase is malformed even when signed', () => {
-    const wire = signAnnouncement({ ...unsigned, body: { survivors: 'all' } }, server.privateKey);
-    expect(codeOf(() => parseAnnouncement(wire, server.publicKey))).toBe('ROUND_MESSAGE_INVALID');
-  });
-
+describe('commitments', () => {
   it('a commitment binds fid, digest, dataset fingerprint and round context', () => {
     const id = signingKeyPair(random);
     const c = signCommitment(id.privateKey, 't/1/0', {
