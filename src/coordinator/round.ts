@@ -14,6 +14,7 @@ import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type AggregationMaterial,
   type AnnouncementHeader,
+  type ConsistencyMessage,
   aggregationMaterialBytes,
   type Commitment,
   type ConcludeInput,
@@ -64,6 +65,24 @@ import {
   type StatisticsRow,
   type TaskRow,
 } from './store.ts';
+
+/**
+ * The unmask announcement's body: each confirming survivor gets its neighbours' signatures, without the list they
+ * signed (its own, by then): k entries a member, where relaying every signature with its list grew as n².
+ */
+export function unmaskBody(
+  server: Pick<SecAggServer, 'neighbours'>,
+  confirmations: readonly ConsistencyMessage[],
+): { signatures: Record<string, { from: string; signature: string }[]> } {
+  const signatures: Record<string, { from: string; signature: string }[]> = {};
+  for (const { from: to } of confirmations) {
+    const near = new Set(server.neighbours(to));
+    signatures[to] = confirmations
+      .filter((m) => near.has(m.from))
+      .map((m) => ({ from: m.from, signature: toHex(m.signature) }));
+  }
+  return { signatures };
+}
 
 /**
  * Why a task ends when a round used up its attempts: said in the last attempt's signed announcement to the
@@ -549,18 +568,8 @@ export class AttemptRunner {
         }));
         return { survivors: server.collectMasked(masked) };
       }
-      case 'consistency': {
-        // Each survivor gets its neighbours' signatures only, without the list they signed (its own, by then).
-        const sigs = server.collectConsistency(msgs.map((m) => ConsistencySchema.parse(m)));
-        const signatures: Record<string, { from: string; signature: string }[]> = {};
-        for (const to of new Set(sigs.map((m) => m.from))) {
-          const near = new Set(server.neighbours(to));
-          signatures[to] = sigs
-            .filter((m) => near.has(m.from))
-            .map((m) => ({ from: m.from, signature: toHex(m.signature) }));
-        }
-        return { signatures };
-      }
+      case 'consistency':
+        return unmaskBody(server, server.collectConsistency(msgs.map((m) => ConsistencySchema.parse(m))));
       case 'unmask':
         throw new AilinkError(
           'INTERNAL',
