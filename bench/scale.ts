@@ -18,12 +18,13 @@
  * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block).
  * Prints a table, then one JSON line.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WsProvider } from '@polkadot/api';
 import Database from 'better-sqlite3';
+import { createSecAggClient, createSecAggServer, signingKeyPair } from '../src/aggregation/index.ts';
 import {
   applyBlockHooks,
   type ChainClient,
@@ -42,8 +43,19 @@ import { fileKey, minerFilesPrefix, taggedKey } from '../src/chain/pallets/file-
 import { minerKey } from '../src/chain/pallets/sminer.ts';
 import { verifierKey } from '../src/chain/pallets/tee-worker.ts';
 import type { StateWrite } from '../src/chain/state.ts';
+import { unmaskBody } from '../src/coordinator/round.ts';
+import { accountFromSeeds, accountsReady } from '../src/shared/account.ts';
 import { fromHex, toHex } from '../src/shared/bytes.ts';
 import { generateX25519, sealReaderGroup, wrapDataKey } from '../src/storage/index.ts';
+import {
+  headerOf,
+  parseAnnouncement,
+  roundContext,
+  secAggShape,
+  signAnnouncement,
+  toWire,
+  viewsOf,
+} from '../src/task/index.ts';
 
 const MINERS = Number(process.env.SCALE_MINERS ?? 10_000);
 const PUTS = Number(process.env.SCALE_PUTS ?? 20_000);
@@ -281,6 +293,113 @@ function privateModel(readers: number) {
 }
 const privateModels = privateModel(Number(process.env.SCALE_READERS ?? 1000));
 
+// --- round announcements (item 2) ---------------------------------------------------------------------------------
+
+/**
+ * One real SecAgg+ attempt among ORGS organisations (k and t as a task's spec gives them, no dropout, 4 words a
+ * vector: announcement sizes do not depend on the model), its stage announcements built as the coordinator builds
+ * them. Before: the whole body went to everyone (gossip and `view`), the unmask stage relaying every survivor's
+ * signature with its survivor list. After: gossip carries the signed header, each member fetches its view.
+ */
+async function announcements(orgs: number) {
+  await accountsReady();
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const ids = Array.from({ length: orgs }, (_, i) => {
+    const seed = (s: string) => new Uint8Array(createHash('sha256').update(`${s}/${i}`).digest());
+    return accountFromSeeds(seed('sr'), seed('x')).address;
+  }).sort();
+  const keys = new Map(ids.map((id) => [id, signingKeyPair(random)]));
+  const { k, t } = secAggShape(
+    { secagg: { neighbours: 2 * Math.ceil(Math.log2(orgs)), threshold: 0 } },
+    orgs,
+  );
+  const params = {
+    context: roundContext('scale', 0, 0),
+    identities: new Map(ids.map((id) => [id, keys.get(id)!.publicKey])),
+    k,
+    t,
+    graphSeed: random(32),
+    dimension: 4,
+  };
+  const clients = ids.map((id) =>
+    createSecAggClient(id, { identityKey: keys.get(id)!.privateKey, random }, params),
+  );
+  const server = createSecAggServer(params);
+  const wire = <T>(m: Map<string, T[]>) =>
+    Object.fromEntries([...m].map(([id, list]) => [id, list.map(toWire)]));
+  const adverts = server.collectAdverts(clients.map((c) => c.advertise()));
+  const shares = server.collectShares(
+    await Promise.all(clients.map((c, i) => c.shareKeys(adverts.get(ids[i]!)!))),
+  );
+  const survivors = server.collectMasked(
+    clients.map((c, i) => c.maskedInput(shares.get(ids[i]!) ?? [], new Uint32Array(4))),
+  );
+  const confirmations = server.collectConsistency(clients.map((c) => c.consistency(survivors)));
+  const cohort = ids.map((account) => ({ account, identityKey: toHex(keys.get(account)!.publicKey) }));
+  const ref = { fid: hex('model'), hash: hex('model') };
+  const stages = [
+    {
+      phase: 'advertise' as const,
+      before: null,
+      body: {
+        cohort,
+        secagg: true,
+        graphSeed: toHex(params.graphSeed),
+        k,
+        t,
+        kind: 'train',
+        dimension: 4,
+        model: ref,
+        preprocessing: null,
+      },
+    },
+    { phase: 'shares' as const, before: null, body: { adverts: wire(adverts) } },
+    { phase: 'masked' as const, before: null, body: { inbox: wire(shares) } },
+    { phase: 'consistency' as const, before: null, body: { survivors } },
+    {
+      phase: 'unmask' as const,
+      before: { signatures: confirmations.map(toWire) },
+      body: unmaskBody(server, confirmations),
+    },
+  ];
+  const serverKey = signingKeyPair(random);
+  const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v));
+  return {
+    orgs,
+    k,
+    t,
+    stages: stages.map(({ phase, before, body }) => {
+      const t0 = performance.now();
+      const signedWhole = signAnnouncement(
+        { task: 'scale', round: 0, attempt: 0, phase, deadline: 0, body },
+        serverKey.privateKey,
+      );
+      const view = viewsOf(signedWhole);
+      const views = ids.map((id) => bytes(view(id)));
+      const cutMs = performance.now() - t0;
+      const t1 = performance.now();
+      for (const id of ids.slice(0, 50))
+        parseAnnouncement(JSON.parse(JSON.stringify(view(id))), serverKey.publicKey, id);
+      const parseMs = (performance.now() - t1) / 50;
+      return {
+        phase,
+        beforeBytes: bytes(before ?? body),
+        headerBytes: bytes(headerOf(signedWhole)),
+        maxViewBytes: Math.max(...views),
+        totalViewBytes: views.reduce((a, b) => a + b, 0),
+        cutMs,
+        parseMs,
+      };
+    }),
+  };
+}
+const ORGS = Number(process.env.SCALE_ORGS ?? 1000);
+log(`announcements: one SecAgg+ attempt among ${ORGS} organisations …`);
+const announced = ORGS > 0 ? await announcements(ORGS) : null;
+const maxBefore = announced === null ? 0 : Math.max(...announced.stages.map((s) => s.beforeBytes));
+const maxAfter = announced === null ? 0 : Math.max(...announced.stages.map((s) => s.maxViewBytes));
+const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
+
 const rows: [string, string, string, string][] = [
   ['', 'before (same run)', 'after', 'ratio'],
   [
@@ -334,6 +453,17 @@ const rows: [string, string, string, string][] = [
     `${privateModels.groupObjectBytes} / ${privateModels.sealMs.toFixed(0)}`,
     '',
   ],
+  ...(announced === null
+    ? []
+    : announced.stages.map(
+        (a) =>
+          [
+            `${a.phase} announcement, bytes per member (${announced.orgs} orgs)`,
+            kib(a.beforeBytes),
+            kib(a.maxViewBytes),
+            `header ${a.headerBytes} B, all views ${kib(a.totalViewBytes)}, cut ${a.cutMs.toFixed(0)} ms, check ${a.parseMs.toFixed(1)} ms`,
+          ] as [string, string, string, string],
+      )),
   ...(sync === null
     ? []
     : [
@@ -364,6 +494,14 @@ console.log(
     audit_baseline_ms_per_challenge: Number((before.msPerBlock / before.challengesPerBlock).toFixed(3)),
     audit_period_blocks: PERIOD,
     audit_baseline_period_blocks: oldPeriod,
+    ...(announced === null
+      ? {}
+      : {
+          participants: announced.orgs,
+          announcement_max_bytes: maxAfter,
+          announcement_baseline_max_bytes: maxBefore,
+          announcement_header_bytes: Math.max(...announced.stages.map((s) => s.headerBytes)),
+        }),
     private_model_readers: privateModels.readers,
     private_model_wraps: privateModels.wrapsAfter,
     private_model_baseline_wraps: privateModels.wrapsBefore,
