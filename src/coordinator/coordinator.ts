@@ -647,7 +647,11 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     start() {
       if (started) return;
       started = true;
-      for (const task of store.tasks()) if (task.status === 'running') startLoop(task);
+      for (const task of store.tasks()) {
+        if (task.status === 'running') startLoop(task);
+        // A finished task's last sweep may have failed (or the coordinator stopped before it): once more.
+        else loops.push(collectExpired(task));
+      }
     },
     onEvent(listener) {
       listeners.add(listener);

@@ -198,8 +198,8 @@ export async function openSession(
       async owned(prefix) {
         await index.sync();
         return filesOfOwner(index.state, account.address).flatMap((fid) => {
-          const name = fileOf(index.state, fid)?.name ?? null;
-          return name !== null && name.startsWith(prefix) ? [{ fid, name }] : [];
+          const name = fileOf(index.state, fid)?.name;
+          return typeof name === 'string' && name.startsWith(prefix) ? [{ fid, name }] : [];
         });
       },
       async deleteObjects(fids) {
