@@ -36,7 +36,11 @@ const findingsOf = (r: AuditReport) =>
  */
 async function run(
   overrides: Partial<Record<string, unknown>>,
-  hooks: { before?(world: World): void; after?(world: World, manifests: Manifest[]): Promise<void> } = {},
+  hooks: {
+    before?(world: World): void;
+    /** `rejoin(label)`: that organisation started again (a fresh runtime), run until it stops by itself. */
+    after?(world: World, manifests: Manifest[], rejoin: (label: string) => Promise<void>): Promise<void>;
+  } = {},
 ) {
   const world = makeWorld();
   worlds.push(world);
@@ -58,7 +62,13 @@ async function run(
   const manifests = await Promise.all(
     world.ledger.anchored(created.id).map(async (r) => parseManifest(await world.objects.get(r.manifest))),
   );
-  await hooks.after?.(world, manifests);
+  const rejoin = async (label: string) => {
+    const i = labels.indexOf(label);
+    await makeParticipant(twin.storingAs(accounts[i]!), created.id, label, {
+      examples: 40 + 7 * i,
+    }).participant.run(stop.signal);
+  };
+  await hooks.after?.(world, manifests, rejoin);
   twin.recordObjects();
   const audit = () =>
     auditTask(
@@ -69,25 +79,30 @@ async function run(
 }
 
 describe('retention of round updates and recompute material', () => {
-  it('kept 1 round: rounds 0 and 1 are deleted by their owners (the coordinator after a restart), round 2 and every model and manifest kept; the audit says retention, no finding', async () => {
-    let coordinatorFails = true;
+  it('kept 1 round: rounds 0 and 1 are deleted by their owners (the coordinator and one organisation after a restart), round 2 and every model and manifest kept; the audit says retention, no finding', async () => {
+    let failing = true;
+    const a = makeAccount('a').address;
     const { world, manifests, accounts, audit, coordinator } = await run(
       { retention: { updateRounds: 1 } },
       {
-        // The coordinator's deletions fail until it restarts (a chain that did not answer): the sweep must catch up.
+        // The coordinator's deletions fail until it restarts (a chain that did not answer), and so do organisation
+        // a's until it is started again: each sweep must catch up.
         before(world) {
           const honest = world.objects.delete;
           world.objects.delete = async (owner, fids) => {
-            if (owner === world.account.address && coordinatorFails)
+            if ((owner === world.account.address || owner === a) && failing)
               throw new AilinkError('CHAIN_UNREACHABLE', 'the chain did not answer');
             return honest(owner, fids);
           };
         },
-        async after(world, anchored) {
+        async after(world, anchored, rejoin) {
           expect(world.logs.some((l) => l.includes('could not delete expired recompute material'))).toBe(
             true,
           );
-          coordinatorFails = false;
+          expect(world.objects.deleted.some((d) => d.by === a)).toBe(false);
+          failing = false;
+          await rejoin('a');
+          expect(world.objects.deleted.filter((d) => d.by === a).length).toBe(2);
           await world.restart();
           const want = (m: Manifest) => m.aggregation!.fid;
           for (let i = 0; i < 100 && !world.objects.deleted.some((d) => d.fid === want(anchored[1]!)); i++)
