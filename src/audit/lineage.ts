@@ -18,12 +18,15 @@ import {
   CommitmentSchema,
   cohortDigest,
   decodeModelBytes,
+  latestAnchoredRound,
   type Manifest,
   needsStatistics,
   PreprocessingSchema,
   parseManifest,
   parseTaskSpec,
+  pastRetention,
   privacyRecord,
+  retentionOf,
   roundContext,
   secAggShape,
   type TaskSpec,
@@ -123,6 +126,8 @@ export function checkLineage(input: LineageInput): AuditReport {
   });
 
   const standing = createStandingCheck(state);
+  // The task's retention counts every round the chain anchored, whichever this audit checks.
+  const latest = latestAnchoredRound(roundsOf(state, task));
   const manifests = rows.map((row) => readManifest(objects, row));
   const specFid = manifests.find((m) => m.manifest !== undefined)?.manifest?.specFid;
   const spec = readSpec(objects, specFid, onChain.spec, findings);
@@ -167,11 +172,14 @@ export function checkLineage(input: LineageInput): AuditReport {
       if (manifest.preprocessing !== null)
         out.push(...standing(manifest.preprocessing.fid, at('preprocessing'), row.round));
       out.push(...standing(manifest.model.fid, at('model'), row.round));
+      // Past the task's retention its owner was allowed to delete an update: gone is then no finding.
+      const expired = spec !== null && pastRetention(retentionOf(spec), row.round, latest);
       manifest.updates.forEach((u, k) => {
         const where = `updates[${k}] (${short(u.account)})`;
         const file = fileOf(state, u.fid);
-        if (file === undefined) add('UPDATE_NOT_ON_CHAIN', where, `update ${u.fid} is not recorded on chain`);
-        else if (file.owner !== u.account)
+        if (file === undefined) {
+          if (!expired) add('UPDATE_NOT_ON_CHAIN', where, `update ${u.fid} is not recorded on chain`);
+        } else if (file.owner !== u.account)
           add(
             'UPDATE_NOT_ON_CHAIN',
             where,

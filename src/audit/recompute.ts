@@ -9,12 +9,15 @@ import {
   decodeModelBytes,
   decodeStoredUpdate,
   graphSeedOf,
+  latestAnchoredRound,
   type Manifest,
   maskedUpdateBytes,
   parseAggregationMaterial,
   parseManifest,
   parseTaskSpec,
+  pastRetention,
   recordsAggregationMaterial,
+  retentionOf,
   roundContext,
   strategyOf,
   type TaskSpec,
@@ -51,7 +54,10 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
   const out = new Map<number, RoundRecompute>();
   const { task, state, objects } = input;
   const admitted = new Map(participantsOf(state, task).map((p) => [p.account, p.identityKey]));
-  const rows = roundsOf(state, task).filter((r) => input.round === undefined || r.round <= input.round);
+  const all = roundsOf(state, task);
+  const rows = all.filter((r) => input.round === undefined || r.round <= input.round);
+  // Retention counts the rounds the chain has anchored, whichever rounds this audit checks.
+  const latest = latestAnchoredRound(all);
   const bytesOf = (fid: string) => {
     const b = objects.get(fid);
     return b instanceof Uint8Array ? b : undefined;
@@ -106,6 +112,11 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
       continue;
     }
     const materialBytes = objects.get(m.aggregation.fid);
+    if (!(materialBytes instanceof Uint8Array) && pastRetention(retentionOf(spec), row.round, latest)) {
+      // Its owner was allowed to delete it: the task's own terms, not a lie (issue 17 item 9).
+      done(false, retentionNote(spec, row.round, latest!));
+      continue;
+    }
     if (!(materialBytes instanceof Uint8Array)) {
       add(
         'AGGREGATE_MATERIAL',
@@ -210,6 +221,15 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
     if (findings.length === 0) carried = m.kind === 'train' ? c.next!.state : start;
   }
   return out;
+}
+
+/**
+ * Why a round past the task's retention is not re-derived: its recompute material (and the updates it carries) could
+ * be deleted by their owners once the chain anchored `updateRounds` more rounds.
+ */
+export function retentionNote(spec: TaskSpec, round: number, latest: number): string {
+  const n = retentionOf(spec)!.updateRounds;
+  return `retention: the task keeps a round's updates and recompute material for ${n} anchored round(s) after it, and round ${round + n} is anchored (the chain has ${latest}); the material is deleted, so the aggregate can no longer be re-derived`;
 }
 
 function readSpec(

@@ -19,9 +19,12 @@ import {
   encodeModelBytes,
   epsilonAfter,
   evaluatesClientSide,
+  expiredRoundObjects,
   featureShape,
   JOIN_WINDOW_MS,
   joinMessage,
+  latestAnchoredRound,
+  MATERIAL_OBJECT_LEAF,
   maxAttemptsOf,
   modelAccessOf,
   needsStatistics,
@@ -29,6 +32,8 @@ import {
   parseRequest,
   parseTaskSpec,
   type RoundKind,
+  retentionOf,
+  roundObjectsPrefix,
   sha256Hex,
   strategyOf,
   type TaskSpec,
@@ -302,9 +307,41 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     return null;
   }
 
+  /**
+   * The task's retention (issue 17 item 9): deletes the recompute material of every round the chain says is past it.
+   * The coordinator owns the material, and only an object's owner may delete it on chain; each organisation deletes
+   * its own updates (src/participant/runtime.ts). Names are the coordinator's own, so a material stored twice (a
+   * restart between storing and anchoring) goes too. Run when the task loop starts (a restart catches up) and after
+   * each round; a failure is logged and tried again after the next round.
+   */
+  async function collectExpired(task: TaskRow): Promise<void> {
+    const retention = retentionOf(task.spec);
+    if (retention === null) return;
+    try {
+      const latest = latestAnchoredRound(deps.ledger.anchored(task.id));
+      const expired = expiredRoundObjects(
+        await deps.objects.owned(roundObjectsPrefix(task.id)),
+        task.id,
+        MATERIAL_OBJECT_LEAF,
+        retention,
+        latest,
+      );
+      if (expired.length === 0) return;
+      await deps.objects.delete(expired);
+      deps.log(
+        `task ${task.id}: deleted the recompute material of ${expired.length} round(s) up to ${latest! - retention.updateRounds} (retention: ${retention.updateRounds} rounds)`,
+      );
+    } catch (err) {
+      deps.log(
+        `task ${task.id}: could not delete expired recompute material (tried again after the next round): ${(err as Error).message}`,
+      );
+    }
+  }
+
   async function runTask(task: TaskRow, signal: AbortSignal): Promise<void> {
     const publish = (h: AnnouncementHeader) => deps.publish(topicOf(task.id), h);
     const initial = await initialOf(task);
+    await collectExpired(task);
     for (;;) {
       if (signal.aborted) return;
       const membership = deps.ledger.membership(task.id);
@@ -411,6 +448,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       const runner = new AttemptRunner({ ...deps, publish, onPhase }, task, attempt, state, parent);
       runners.set(task.id, runner);
       const outcome = await runner.run(signal).finally(() => runners.delete(task.id));
+      if (outcome.kind === 'done') await collectExpired(task);
       emit({ kind: 'outcome', task: task.id, round, attempt: attempt.attempt, outcome });
       if (outcome.kind === 'aborted')
         deps.log(`round ${round} attempt ${attempt.attempt} aborted: ${outcome.reason}`);
@@ -617,7 +655,11 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     start() {
       if (started) return;
       started = true;
-      for (const task of store.tasks()) if (task.status === 'running') startLoop(task);
+      for (const task of store.tasks()) {
+        if (task.status === 'running') startLoop(task);
+        // A finished task's last sweep may have failed (or the coordinator stopped before it): once more.
+        else loops.push(collectExpired(task));
+      }
     },
     onEvent(listener) {
       listeners.add(listener);

@@ -26,6 +26,7 @@ import {
   headerOf,
   type Manifest,
   manifestBytes,
+  materialObjectName,
   maxAttemptsOf,
   modelAccessOf,
   type Phase,
@@ -114,6 +115,10 @@ export interface RoundDeps {
      * larger than `maxBytes` is OBJECT_TOO_LARGE without being fetched.
      */
     get(fid: string, options: { signal: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
+    /** The objects the coordinator's account owns on chain whose name begins with `prefix`, with their names. */
+    owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
+    /** Deletes the coordinator's own objects for good (one transaction); one already gone is no error. */
+    delete(fids: readonly string[]): Promise<void>;
   };
   readonly ledger: {
     recordRound(task: string, round: number, manifestFid: string, digest: string): Promise<void>;
@@ -779,7 +784,7 @@ export class AttemptRunner {
       this.deps,
       this.spec,
       bytes,
-      `${k.task}/round-${k.round}/aggregation.json`,
+      materialObjectName(k.task, k.round),
       readerKeysOf(this.deps.store.participants(k.task)),
     );
     return { fid, digest: sha256Hex(bytes) };

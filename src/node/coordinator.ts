@@ -150,6 +150,8 @@ export async function startCoordinatorNode(
         putModel: (bytes, name, readers) =>
           session.put(bytes, { name, encrypt: true, readerGroup: [...readers] }),
         get: (fid, o) => session.get(fid, o),
+        owned: (prefix) => session.owned(prefix),
+        delete: (fids) => session.deleteObjects(fids),
       },
       ledger: {
         genesisHash: session.chain.genesisHash,

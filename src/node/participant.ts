@@ -95,6 +95,8 @@ export async function startParticipantNode(
         objects: {
           get: (fid, o) => session.get(fid, o),
           putFor: (bytes, reader, name) => session.put(bytes, { name, readers: [reader] }),
+          owned: (prefix) => session.owned(prefix),
+          delete: (fids) => session.deleteObjects(fids),
         },
         trainer: {
           async train(job) {

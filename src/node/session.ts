@@ -2,17 +2,20 @@ import { join } from 'node:path';
 import {
   type ChainClient,
   connectChain,
+  fileOf,
+  filesOfOwner,
   type Indexer,
   openIndexer,
   type ProtocolConfig,
   participantsOf,
-  type protocolCall,
+  protocolCall,
   roundsOf,
   submitProtocol,
 } from '../chain/index.ts';
 import { createHost, type Host } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
 import type { Clock, Random } from '../shared/clock.ts';
+import { hasCode } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 import {
   type CodecPool,
@@ -99,6 +102,15 @@ export interface Session {
   put(bytes: Uint8Array, options: PutOptions): Promise<string>;
   /** Submits protocol calls as this account and waits until the index has applied them. */
   submit(calls: readonly ReturnType<typeof protocolCall>[]): Promise<void>;
+  /** This account's files on chain whose name begins with `prefix` (the index synced first), with their names. */
+  owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
+  /**
+   * Deletes this account's files for good (`fileBank.deleteFile`, one transaction; miners then collect the
+   * fragments). Idempotent: a file the chain no longer records is skipped, and a call rejected because another
+   * deletion got there first is no error — a sweep interrupted by a restart is simply run again.
+   * @throws CHAIN_CALL_REJECTED when a file is still recorded after the call (not this account's, or retained)
+   */
+  deleteObjects(fids: readonly string[]): Promise<void>;
   /** Task and round records as this session's index of the chain has them (sync first for the newest). */
   readonly tasks: TaskRecords;
   close(): Promise<void>;
@@ -182,6 +194,29 @@ export async function openSession(
         await submitProtocol({ chain, indexer: index }, account, [...calls], {
           deadlineMs: SESSION_DEADLINES.chainCallMs,
         });
+      },
+      async owned(prefix) {
+        await index.sync();
+        return filesOfOwner(index.state, account.address).flatMap((fid) => {
+          const name = fileOf(index.state, fid)?.name;
+          return typeof name === 'string' && name.startsWith(prefix) ? [{ fid, name }] : [];
+        });
+      },
+      async deleteObjects(fids) {
+        await index.sync();
+        const present = () => [...new Set(fids)].filter((fid) => fileOf(index.state, fid) !== undefined);
+        const calls = present().map((fid) => protocolCall('fileBank.deleteFile', { fid }));
+        if (calls.length === 0) return;
+        try {
+          await submitProtocol({ chain, indexer: index }, account, calls, {
+            deadlineMs: SESSION_DEADLINES.chainCallMs,
+          });
+        } catch (err) {
+          // Each call in the batch is applied on its own: what matters is whether every file is gone now.
+          if (!hasCode(err, 'CHAIN_CALL_REJECTED')) throw err;
+          await index.sync();
+          if (present().length > 0) throw err;
+        }
       },
       tasks: {
         anchored: (task) =>

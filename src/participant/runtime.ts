@@ -20,8 +20,10 @@ import {
   encodeStoredUpdate,
   encodingOf,
   evaluatesClientSide,
+  expiredRoundObjects,
   graphSeedOf,
   joinMessage,
+  latestAnchoredRound,
   MAX_RECORD_OBJECT_BYTES,
   type Manifest,
   manifestDigest,
@@ -33,7 +35,9 @@ import {
   parseHeader,
   parseManifest,
   type RoundStage,
+  retentionOf,
   roundContext,
+  roundObjectsPrefix,
   secAggShape,
   sha256Hex,
   signCommitment,
@@ -41,6 +45,8 @@ import {
   taskDigest,
   taskTopic,
   toWire,
+  updateObjectLeaf,
+  updateObjectName,
   type VectorLayout,
   vectorLayout,
 } from '../task/index.ts';
@@ -106,6 +112,13 @@ export interface ParticipantDeps {
     get(fid: string, options: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
     /** Stores bytes encrypted so that only `reader` (an X25519 key, hex) and the owner can read them. */
     putFor(bytes: Uint8Array, reader: string, name: string): Promise<string>;
+    /** The objects this account owns on chain whose name begins with `prefix`, with the names it gave them. */
+    owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
+    /**
+     * Deletes this account's objects for good (fileBank.deleteFile, one transaction). An object already gone is no
+     * error, so a sweep interrupted by a restart is simply run again.
+     */
+    delete(fids: readonly string[]): Promise<void>;
   };
   readonly trainer: {
     train(job: {
@@ -153,7 +166,9 @@ export type ParticipantEvent =
   | { kind: 'trained'; round: number; loss: number; examples: number; seconds: number }
   | { kind: 'submitted'; round: number; stage: RoundStage }
   | { kind: 'round'; round: number; phase: 'done' | 'aborted'; accuracy?: number }
-  | { kind: 'refused'; round: number; reason: string };
+  | { kind: 'refused'; round: number; reason: string }
+  /** Expired updates of this organisation deleted under the task's retention, of rounds up to `through`. */
+  | { kind: 'collected'; objects: number; through: number };
 
 export interface Participant {
   /**
@@ -443,12 +458,46 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     }
   }
 
+  /**
+   * The task's retention (issue 17 item 9): deletes this organisation's own updates of every round the chain says is
+   * past it — any attempt's, since an aborted attempt's update is stored too. Only the owner may delete an object on
+   * chain, so each organisation collects its own. The rounds are counted from the chain's anchors, not from the
+   * coordinator's word: a 'done' announcement only prompts the sweep, so a lying coordinator cannot hasten it. Run at
+   * the start (a restarted participant catches up) and after each round; a failure is logged and tried next time.
+   */
+  async function collectExpired(): Promise<void> {
+    const retention = retentionOf(spec);
+    if (retention === null) return;
+    try {
+      const latest = latestAnchoredRound(await deps.chain.anchored(options.task));
+      const mine = await deps.objects.owned(roundObjectsPrefix(options.task));
+      const expired = expiredRoundObjects(mine, options.task, updateObjectLeaf(me), retention, latest);
+      if (expired.length === 0) return;
+      await deps.objects.delete(expired);
+      emit({ kind: 'collected', objects: expired.length, through: latest! - retention.updateRounds });
+      deps.log(
+        `deleted ${expired.length} update(s) of rounds up to ${latest! - retention.updateRounds} (retention: ${retention.updateRounds} rounds)`,
+      );
+    } catch (err) {
+      deps.log(
+        `could not delete expired updates (tried again after the next round): ${(err as Error).message}`,
+      );
+    }
+  }
+  /** One sweep at a time; a round that ends during one is swept after it. */
+  let collecting: Promise<void> = Promise.resolve();
+  const collect = () => {
+    collecting = collecting.then(collectExpired);
+    return collecting;
+  };
+
   async function onAnnouncement(a: Announcement): Promise<void> {
     if (a.task !== options.task) return;
     if (a.phase === 'done' || a.phase === 'aborted') {
       if (a.phase === 'done' && a.round > lastDone) {
         lastDone = a.round;
         emit({ kind: 'round', round: a.round, phase: 'done', accuracy: a.body.accuracy ?? undefined });
+        void collect();
       }
       if (current && current.round === a.round && current.attempt === a.attempt) {
         if (a.phase === 'aborted') emit({ kind: 'round', round: a.round, phase: 'aborted' });
@@ -574,7 +623,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         const fid = await deps.objects.putFor(
           bytes,
           spec.coordinator.readerKey,
-          `${options.task}/round-${state.round}/${me}.update`,
+          updateObjectName(options.task, state.round, me),
         );
         await submit(
           state,
@@ -652,6 +701,8 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         joinSignature: toHex(deps.account.sign(joinMessage(claim))),
       });
       deps.log(`joined ${options.task} as ${me.slice(0, 8)}…`);
+      // A restarted organisation deletes what expired while it was away.
+      void collect();
 
       // Announcements are handled one at a time, in arrival order; older phases of the same attempt are skipped.
       let queue = Promise.resolve();
@@ -712,6 +763,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           nap = new AbortController();
         }
         await queue;
+        await collecting;
         if (ended !== undefined) throw ended;
       } finally {
         unsubscribe();

@@ -90,6 +90,18 @@ export {
 } from './model-bytes.ts';
 export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
 export {
+  expiredRoundObjects,
+  latestAnchoredRound,
+  MATERIAL_OBJECT_LEAF,
+  materialObjectName,
+  pastRetention,
+  type Retention,
+  RetentionSchema,
+  roundObjectsPrefix,
+  updateObjectLeaf,
+  updateObjectName,
+} from './retention.ts';
+export {
   checkSecAggSurvives,
   DEFAULT_MAX_ATTEMPTS,
   encodingOf,
@@ -101,6 +113,7 @@ export {
   modelAccessOf,
   parseTaskSpec,
   ROBUST_STRATEGY_NAMES,
+  retentionOf,
   robustAggregatorOf,
   type SecAggPlan,
   STRATEGY_NAMES,

@@ -17,6 +17,7 @@ import { isAddress } from '../shared/account.ts';
 import { canonicalDigest, canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { checkDataSchema, classesOf, DataSchemaSchema } from './data-schema.ts';
+import { type Retention, RetentionSchema } from './retention.ts';
 
 /**
  * A training task as its owner declares it. The spec's canonical digest is recorded on chain when the task is created
@@ -183,6 +184,11 @@ export const TaskSpecSchema = z
      * before the field existed still verify. Absent and null mean the same (public models).
      */
     models: ModelAccessSchema.nullable().optional(),
+    /**
+     * How long a round's participants' updates and its recompute material are kept (retention.ts): absent, for good.
+     * Optional for the same reason as `models`: specs from before keep their digest.
+     */
+    retention: RetentionSchema.optional(),
   })
   .strict();
 
@@ -202,6 +208,11 @@ export function maxAttemptsOf(spec: Pick<TaskSpec, 'maxAttempts'>): number {
 /** The task's model access terms, or null when its models are public. */
 export function modelAccessOf(spec: TaskSpec): ModelAccess | null {
   return spec.models ?? null;
+}
+
+/** The task's retention of round updates and recompute material, or null when they are kept for good. */
+export function retentionOf(spec: Pick<TaskSpec, 'retention'>): Retention | null {
+  return spec.retention ?? null;
 }
 
 /** The digest recorded on chain: SHA-256 of the spec's canonical JSON. */

@@ -41,27 +41,35 @@ export const DIMENSION = 1000;
 /**
  * Objects by fid. A private model (`putModel`) gets a fresh fid (as encryption under a new key does) and remembers
  * the reader keys it is wrapped for; `get` with a `readerKey` refuses it to anyone else, as the storage client does.
+ * Each object keeps the name and owner it was stored with (`defaultOwner` when the caller names none), so that
+ * `owned` lists an account's objects and `delete` removes only its own, as fileBank's rules do.
  */
-export function memoryObjects() {
+export function memoryObjects(defaultOwner = '') {
   const objects = new Map<string, Uint8Array>();
   const readers = new Map<string, string[]>();
+  const names = new Map<string, { name: string | null; owner: string }>();
+  /** Every fid deleted, in order, with the account that deleted it. */
+  const deleted: { fid: string; by: string }[] = [];
   const models: { fid: string; name: string; readerKeys: string[] }[] = [];
   let sealed = 0;
-  const put = async (bytes: Uint8Array) => {
+  const put = async (bytes: Uint8Array, name?: string, owner?: string) => {
     const fid = createHash('sha256').update(bytes).digest('hex');
     objects.set(fid, bytes.slice());
+    if (!names.has(fid)) names.set(fid, { name: name ?? null, owner: owner ?? defaultOwner });
     return fid;
   };
   return {
     objects,
     /** Every private model stored, in order, with the reader keys it was wrapped for. */
     models,
-    put: (bytes: Uint8Array, _name?: string) => put(bytes),
-    putFor: (bytes: Uint8Array) => put(bytes),
-    async putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[]) {
+    deleted,
+    put: (bytes: Uint8Array, name?: string, owner?: string) => put(bytes, name, owner),
+    putFor: (bytes: Uint8Array, name?: string, owner?: string) => put(bytes, name, owner),
+    async putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[], owner?: string) {
       const fid = createHash('sha256').update(bytes).update(`sealed/${sealed++}`).digest('hex');
       objects.set(fid, bytes.slice());
       readers.set(fid, [...readerKeys]);
+      names.set(fid, { name, owner: owner ?? defaultOwner });
       models.push({ fid, name, readerKeys: [...readerKeys] });
       return fid;
     },
@@ -72,6 +80,21 @@ export function memoryObjects() {
       if (readerKey !== undefined && allowed !== undefined && !allowed.includes(readerKey))
         throw new AilinkError('ACCESS_DENIED', `${fid} is not wrapped for ${readerKey}`);
       return b.slice();
+    },
+    async owned(owner: string, prefix: string) {
+      return [...names]
+        .filter(([fid, n]) => objects.has(fid) && n.owner === owner && (n.name ?? '').startsWith(prefix))
+        .map(([fid, n]) => ({ fid, name: n.name }));
+    },
+    /** fileBank.deleteFile's rule: only the owner deletes; an object already gone is skipped. */
+    async delete(owner: string, fids: readonly string[]) {
+      for (const fid of fids) {
+        if (!objects.has(fid)) continue;
+        if (names.get(fid)?.owner !== owner)
+          throw new AilinkError('CHAIN_CALL_REJECTED', `${owner} may not delete ${fid}: not its owner`);
+        objects.delete(fid);
+        deleted.push({ fid, by: owner });
+      }
     },
   };
 }
@@ -309,11 +332,11 @@ export interface World {
 export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): World {
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
-  const objects = memoryObjects();
+  const account = makeAccount('coordinator');
+  const objects = memoryObjects(account.address);
   objects.objects.set(UNIT_MODEL_FID, UNIT_MODEL_BYTES);
   const ledger = memoryLedger();
   const server = signingKeyPair((n) => new Uint8Array(randomBytes(n)));
-  const account = makeAccount('coordinator');
   const storePath = join(dir, 'coordinator.sqlite');
   const logs: string[] = [];
   const build = () => {
@@ -327,8 +350,10 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
         // Bound late, so a test can stand in a lying coordinator's storage before `restart`.
         objects: {
           put: (b, name) => objects.put(b, name),
-          putModel: objects.putModel,
+          putModel: (b, name, readerKeys) => objects.putModel(b, name, readerKeys),
           get: (fid) => objects.get(fid),
+          owned: (prefix) => objects.owned(account.address, prefix),
+          delete: (fids) => objects.delete(account.address, fids),
         },
         ledger,
         describeModel,
@@ -435,7 +460,9 @@ export function makeParticipant(
       // Reads as this participant: a private model not wrapped for its reader key is refused.
       objects: {
         get: (fid) => world.objects.get(fid, account.readerKey),
-        putFor: (bytes) => world.objects.putFor(bytes),
+        putFor: (bytes, _reader, name) => world.objects.putFor(bytes, name, account.address),
+        owned: (prefix) => world.objects.owned(account.address, prefix),
+        delete: (fids) => world.objects.delete(account.address, fids),
       },
       trainer: options.trainer ?? fakeTrainer(options.examples ?? 100),
       loadData: options.data ?? (async () => fakeLocalData(label)),
