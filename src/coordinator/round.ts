@@ -14,10 +14,10 @@ import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type AggregationMaterial,
   type AnnouncementHeader,
-  type ConsistencyMessage,
   aggregationMaterialBytes,
   type Commitment,
   type ConcludeInput,
+  type ConsistencyMessage,
   cohortDigest,
   concludeAttempt,
   decodeStoredUpdate,

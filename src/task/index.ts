@@ -4,6 +4,19 @@
  */
 
 export {
+  type Announcement,
+  type AnnouncementBody,
+  type AnnouncementHeader,
+  type AnnouncementView,
+  announcementKey,
+  headerOf,
+  parseAnnouncement,
+  parseHeader,
+  signAnnouncement,
+  viewsOf,
+  type WireAnnouncement,
+} from './announcement.ts';
+export {
   type AggregationMaterial,
   AggregationMaterialSchema,
   aggregationMaterialBytes,
@@ -34,19 +47,6 @@ export {
   type EvaluationSummary,
   encodeEvaluation,
 } from './evaluation.ts';
-export {
-  type Announcement,
-  type AnnouncementBody,
-  type AnnouncementHeader,
-  type AnnouncementView,
-  announcementKey,
-  headerOf,
-  parseAnnouncement,
-  parseHeader,
-  signAnnouncement,
-  viewsOf,
-  type WireAnnouncement,
-} from './announcement.ts';
 export { evaluatesClientSide, type RoundKind, type VectorLayout, vectorLayout } from './layout.ts';
 export { type Manifest, ManifestSchema, manifestBytes, manifestDigest, parseManifest } from './manifest.ts';
 export {
