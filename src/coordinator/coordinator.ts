@@ -86,7 +86,7 @@ export interface CoordinatorDeps extends Omit<RoundDeps, 'ledger' | 'publish'> {
    * initializers seeded by `seed`; deterministic, so a restart recomputes the same ones).
    */
   describeModel(pkg: ModelPackage, seed: string | null): Promise<{ spec: ModelSpec; initial: Float32Array }>;
-  publish(topic: string, header: AnnouncementHeader): Promise<void>;
+  publish(topic: string, message: AnnouncementHeader | AnnouncementView): Promise<void>;
 }
 
 export interface CoordinatorOptions {
@@ -339,7 +339,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   }
 
   async function runTask(task: TaskRow, signal: AbortSignal): Promise<void> {
-    const publish = (h: AnnouncementHeader) => deps.publish(topicOf(task.id), h);
+    const publish = (m: AnnouncementHeader | AnnouncementView) => deps.publish(topicOf(task.id), m);
     const initial = await initialOf(task);
     await collectExpired(task);
     for (;;) {

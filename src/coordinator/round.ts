@@ -14,6 +14,7 @@ import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type AggregationMaterial,
   type AnnouncementHeader,
+  type AnnouncementView,
   aggregationMaterialBytes,
   type Commitment,
   type ConcludeInput,
@@ -22,8 +23,8 @@ import {
   concludeAttempt,
   decodeStoredUpdate,
   type EvaluationSummary,
+  gossipOf,
   graphSeedOf,
-  headerOf,
   type Manifest,
   manifestBytes,
   materialObjectName,
@@ -139,8 +140,8 @@ export interface RoundDeps {
     spec: TaskSpec,
     weights: Float32Array,
   ): Promise<{ accuracy: number; loss: number; examples: number } | null>;
-  /** Gossips an announcement's header: members fetch their view of its body (`view`). */
-  publish(header: AnnouncementHeader): Promise<void>;
+  /** Gossips an announcement (`gossipOf`): members fetch their view of what it leaves out (`view`). */
+  publish(message: AnnouncementHeader | AnnouncementView): Promise<void>;
   readonly clock: Clock;
   readonly random: Random;
   readonly serverKey: Uint8Array;
@@ -407,7 +408,7 @@ export class AttemptRunner {
       );
     // Gossip is best effort: a participant that missed it fetches the same announcement with `view`.
     await this.deps
-      .publish(headerOf(wire))
+      .publish(gossipOf(wire))
       .catch((err: Error) => this.deps.log(`gossip failed: ${err.message}`));
   }
 
@@ -646,7 +647,7 @@ export class AttemptRunner {
     this.deps.store.addAnnouncement(k.task, k.round, k.attempt, 'aborted', wire);
     this.deps.store.setPhase(k.task, k.round, k.attempt, 'aborted', this.deps.clock.now(), reason);
     this.attempt = { ...this.attempt, phase: 'aborted', reason };
-    await this.deps.publish(headerOf(wire)).catch(() => {});
+    await this.deps.publish(gossipOf(wire)).catch(() => {});
   }
 
   /**
@@ -941,7 +942,7 @@ export class AttemptRunner {
     );
     this.deps.store.addAnnouncement(k.task, k.round, k.attempt, 'done', wire);
     this.attempt = { ...this.attempt, phase: 'done' };
-    await this.deps.publish(headerOf(wire)).catch(() => {});
+    await this.deps.publish(gossipOf(wire)).catch(() => {});
   }
 }
 

@@ -735,10 +735,12 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           ]);
         });
       };
-      // Gossip says that a stage opened (a signed header); this member's view of it is fetched at once.
+      // Gossip carries a stage's view when it is the same for everyone, else its signed header: then this member's
+      // view is fetched at once.
       let nap = new AbortController();
       signal.addEventListener('abort', () => nap.abort(), { once: true });
       const unsubscribe = deps.link.subscribe(taskTopic(options.task), (raw) => {
+        if (raw !== null && typeof raw === 'object' && 'body' in raw) return enqueue(raw);
         try {
           const header = parseHeader(raw, serverKey);
           if (header.task === options.task && !seen.has(announcementKey(header))) nap.abort();

@@ -28,7 +28,8 @@ import {
  * coordinator signs one **header** per announcement: its place (task, round, attempt, phase, deadline), the SHA-256 of
  * the part everyone gets (`shared`) and the Merkle root over the per-member parts (`parts`, leaves in account order).
  * - Gossip carries only the header (a few hundred bytes, the same for everyone): a member that sees a new one asks for
- *   its **view** over a direct stream.
+ *   its **view** over a direct stream. A phase without per-member parts (the cohort, the survivors, the outcome) is
+ *   the same view for everyone, and gossip carries it whole.
  * - A view is the header, the shared body and the member's own part with its Merkle path: O(n) for the cohort and the
  *   survivor list, O(k·log n) for the rest.
  * One signature covers every member's view, so a coordinator that tells members different things signs different
@@ -246,10 +247,18 @@ export function signAnnouncement(
   };
 }
 
-/** The header alone: what gossip carries. */
+/** The header alone: what gossip carries of a phase with per-member parts. */
 export function headerOf(a: WireAnnouncement): AnnouncementHeader {
   const { body: _body, ...header } = a;
   return header;
+}
+
+/**
+ * What gossip carries: a phase without per-member parts goes whole (every member's view of it is the same, at most
+ * ≈ 170 KB at the cohort cap), so nobody needs to ask for it; any other phase as its header alone.
+ */
+export function gossipOf(a: WireAnnouncement): AnnouncementHeader | AnnouncementView {
+  return perMemberField(a.phase) === undefined ? { ...headerOf(a), body: a.body, part: null } : headerOf(a);
 }
 
 /**

@@ -9,6 +9,7 @@ export {
   type AnnouncementHeader,
   type AnnouncementView,
   announcementKey,
+  gossipOf,
   headerOf,
   parseAnnouncement,
   parseHeader,

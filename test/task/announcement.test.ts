@@ -6,6 +6,7 @@ import { accountsReady } from '../../src/shared/account.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import {
   type AnnouncementView,
+  gossipOf,
   headerOf,
   parseAnnouncement,
   parseHeader,
@@ -96,6 +97,19 @@ describe('announcements: one signed header, a view per member', () => {
       'ROUND_SIGNATURE_INVALID',
     );
     expect(codeOf(() => parseHeader(masked, server.publicKey))).toBe('ROUND_MESSAGE_INVALID');
+  });
+
+  it('gossip carries a view that is the same for everyone whole, any other as its header', () => {
+    const gossiped = gossipOf(consistency);
+    expect(gossiped).toEqual(viewsOf(consistency)(bob));
+    expect(parseAnnouncement(JSON.parse(JSON.stringify(gossiped)), server.publicKey, alice).body).toEqual({
+      survivors: [alice, bob],
+    });
+    const masked = signAnnouncement(
+      { ...place, phase: 'masked', body: inboxFor(members, 2) },
+      server.privateKey,
+    );
+    expect(gossipOf(masked)).toEqual(headerOf(masked));
   });
 
   it('property: every member reads exactly its own part, for any members and parts', () => {
