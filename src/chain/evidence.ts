@@ -238,10 +238,11 @@ function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
 /**
  * Checks one block's evidence on its own: the header hashes to the block hash and carries the block's number and
  * parent, the extrinsics hash to the header's extrinsicsRoot (state version 0 or 1), and the decoded block says no
- * more than the raw extrinsics do — as many extrinsics, each signed one's signer the key in its signature, each remark's
- * payload and each transfer's destination inside the extrinsic it is listed under. What is not checked here: whether a
- * call applied (`applied` comes from the events), an inherent's timestamp, and a call hidden in an extrinsic the
- * decoded view leaves out of its calls.
+ * more than the raw extrinsics do: as many extrinsics, each signed one's signer the key in its signature, each remark's
+ * payload and each transfer's destination inside the extrinsic it is listed under, the timestamp at the end of an
+ * unsigned extrinsic. What is not checked here: whether a
+ * call applied (`applied` comes from the events), that the inherent holding the timestamp is `timestamp.set` (no
+ * metadata here to read its call index), and a call hidden in an extrinsic the decoded view leaves out of its calls.
  */
 export function checkBlockEvidence(raw: RawBlock, block: ChainBlock): EvidenceProblem[] {
   const out: EvidenceProblem[] = [];
@@ -270,6 +271,24 @@ export function checkBlockEvidence(raw: RawBlock, block: ChainBlock): EvidencePr
       'extrinsics',
       `the block body has ${raw.extrinsics.length} extrinsics, the decoded block lists ${block.extrinsics.length}`,
     );
+  // The timestamp the rules read is `timestamp.set`'s argument, a SCALE compact at the end of an unsigned extrinsic.
+  if (block.timestamp !== 0) {
+    const encoded = compact(block.timestamp);
+    const inherent = raw.extrinsics.some((x) => {
+      const b = body(x);
+      return (
+        b !== undefined &&
+        signerKey(x) === undefined &&
+        b.byteLength > encoded.byteLength &&
+        bytesEqual(b.subarray(b.byteLength - encoded.byteLength), encoded)
+      );
+    });
+    if (!inherent)
+      add(
+        'timestamp',
+        `no inherent of the block sets the timestamp ${block.timestamp} the block is listed with`,
+      );
+  }
   block.extrinsics.forEach((ex, i) => {
     const bytes = raw.extrinsics[ex.index];
     const where = `extrinsics[${ex.index}]`;

@@ -110,6 +110,8 @@ describe('block evidence from the real dev chain', () => {
     expect(fields(raw, withCalls(redirected))).toEqual([`extrinsics[${ex}].calls[${transfer}]`]);
     expect(fields(raw, withCalls(calls, devSigner('Eve').address))).toEqual([`extrinsics[${ex}].signer`]);
     expect(fields(raw, { ...block, parentHash: block.hash })).toEqual(['parentHash']);
+    expect(block.timestamp).toBeGreaterThan(0);
+    expect(fields(raw, { ...block, timestamp: block.timestamp + 6000 })).toEqual(['timestamp']);
     // Not a header at all: named, never thrown.
     expect(checkBlockEvidence({ ...raw, header: raw.header.subarray(0, 40) }, block)).toEqual([
       expect.objectContaining({ field: 'header' }),
