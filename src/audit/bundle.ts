@@ -16,6 +16,7 @@ import {
 } from '../chain/index.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
 import { AilinkError, hasCode, isErrorCode } from '../shared/errors.ts';
+import { parseManifest } from '../task/index.ts';
 import { AuditReportSchema } from './schema.ts';
 import type { AuditReport } from './types.ts';
 import { auditTask } from './verify.ts';
@@ -516,7 +517,38 @@ export async function verifyBundle(
     indexer.close();
   }
   compareReports(c, report, findings);
+  // A corrupted object's entry is named with the round that relies on it (the audit's own finding says how).
+  const rounds = roundsOfObjects(c, report);
+  findings.forEach((f, i) => {
+    const fid = f.where.startsWith('object/') ? f.where.slice('object/'.length) : undefined;
+    const round = fid === undefined ? undefined : rounds.get(fid);
+    if (f.code === 'BUNDLE_ENTRY_DIGEST' && round !== undefined) findings[i] = { ...f, round };
+  });
   return done(report, protocolDigest);
+}
+
+/** The first round each object of the bundle belongs to: its manifest and what the manifest names. */
+function roundsOfObjects(c: Container, report: AuditReport): Map<string, number> {
+  const out = new Map<string, number>();
+  const set = (fid: string | undefined, round: number) => {
+    if (fid !== undefined && !out.has(fid)) out.set(fid, round);
+  };
+  for (const r of report.rounds) {
+    set(r.manifest.fid, r.round);
+    set(r.model?.fid, r.round);
+    for (const u of r.updates) set(u.fid, r.round);
+    const bytes = c.entries.get(`object/${r.manifest.fid}`);
+    if (bytes === undefined) continue;
+    try {
+      const m = parseManifest(bytes);
+      set(m.aggregation?.fid, r.round);
+      set(m.preprocessing?.fid, r.round);
+      set(m.startModel.fid, r.round);
+    } catch {
+      // The audit names a manifest that does not parse.
+    }
+  }
+  return out;
 }
 
 function safeJson(data: Uint8Array): unknown {

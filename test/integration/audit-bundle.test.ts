@@ -151,7 +151,11 @@ describe('audit export and verify --bundle: evidence checked with no chain and n
       flipped[at]! ^= 1;
       const t = await verifyBundle(flipped);
       expect(t.ok, name).toBe(false);
-      expect(t.findings[0], name).toMatchObject({ code: 'BUNDLE_ENTRY_DIGEST', where: name });
+      expect(t.findings[0], name).toMatchObject({
+        code: 'BUNDLE_ENTRY_DIGEST',
+        where: name,
+        round: name.startsWith('object/') ? 1 : null,
+      });
     }
     // … the flipped manifest and material: the audit says which round lost what.
     {
