@@ -40,7 +40,7 @@ export const BUNDLE_VERSION = 1;
 const MAX_INDEX_BYTES = 256 * 1024 * 1024;
 
 const HASH = /^0x[0-9a-f]{64}$/;
-const HEX = /^[0-9a-f]*$/;
+const HEX = /^(?:[0-9a-f]{2})*$/;
 
 const EntrySchema = z.strictObject({
   name: z.string().min(1).max(256),
@@ -466,7 +466,7 @@ export async function verifyBundle(
     followFinalized: async () => () => {},
   };
   const indexer = openIndexer(source, { path: ':memory:', config: protocol });
-  let report: AuditReport;
+  let report: AuditReport | null;
   try {
     try {
       await indexer.sync(blocks.length);
@@ -499,20 +499,25 @@ export async function verifyBundle(
           );
       }
     }
-    report = await auditTask(
-      {
-        state: indexer.state,
-        atBlock: indexer.height(),
-        fetch: async (fid) => {
-          throw new AilinkError(
-            'BUNDLE_OBJECT_MISSING',
-            `object ${fid} is not in the bundle: the audit needs it and there is no chain or miner to ask`,
-          );
-        },
-      },
-      c.index.task,
-      { objects, ...(c.index.round === null ? {} : { round: c.index.round }) },
+    report = await runAudit(
+      () =>
+        auditTask(
+          {
+            state: indexer.state,
+            atBlock: indexer.height(),
+            fetch: async (fid) => {
+              throw new AilinkError(
+                'BUNDLE_OBJECT_MISSING',
+                `object ${fid} is not in the bundle: the audit needs it and there is no chain or miner to ask`,
+              );
+            },
+          },
+          c.index.task,
+          { objects, ...(c.index.round === null ? {} : { round: c.index.round }) },
+        ),
+      findings,
     );
+    if (report === null) return done(null, protocolDigest);
   } finally {
     indexer.close();
   }
@@ -549,6 +554,24 @@ function roundsOfObjects(c: Container, report: AuditReport): Map<string, number>
     }
   }
   return out;
+}
+
+/** The audit over bundle content; what it could not digest is a finding, not a crash. */
+async function runAudit(
+  run: () => Promise<AuditReport>,
+  findings: BundleFinding[],
+): Promise<AuditReport | null> {
+  try {
+    return await run();
+  } catch (err) {
+    findings.push({
+      code: 'BUNDLE_MALFORMED',
+      round: null,
+      where: 'bundle',
+      message: `the audit could not run over the bundle's content: ${(err as Error).message}`,
+    });
+    return null;
+  }
 }
 
 function safeJson(data: Uint8Array): unknown {

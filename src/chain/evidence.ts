@@ -229,6 +229,15 @@ function signerKey(ex: Uint8Array): Uint8Array | undefined {
   return b.subarray(2, 34);
 }
 
+/** An SS58 address's public key; undefined for what is not an address. */
+function addressKey(address: string): Uint8Array | undefined {
+  try {
+    return decodeAddress(address);
+  } catch {
+    return undefined;
+  }
+}
+
 function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
   return Buffer.from(haystack.buffer, haystack.byteOffset, haystack.byteLength).includes(
     Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength),
@@ -298,12 +307,7 @@ export function checkBlockEvidence(raw: RawBlock, block: ChainBlock): EvidencePr
     }
     const key = signerKey(bytes);
     if (ex.signer !== null) {
-      let listed: Uint8Array | undefined;
-      try {
-        listed = decodeAddress(ex.signer);
-      } catch {
-        listed = undefined;
-      }
+      const listed = addressKey(ex.signer);
       if (key === undefined || listed === undefined || !bytesEqual(key, listed))
         add(
           `${where}.signer`,
@@ -313,7 +317,9 @@ export function checkBlockEvidence(raw: RawBlock, block: ChainBlock): EvidencePr
     ex.calls.forEach(({ call }, item) => {
       if (call.kind === 'remark' && !contains(bytes, call.payload))
         add(`${where}.calls[${item}]`, 'the remark payload listed is not in the extrinsic');
-      if (call.kind === 'transfer' && !contains(bytes, decodeAddress(call.to)))
+      if (call.kind !== 'transfer') return;
+      const to = addressKey(call.to);
+      if (to === undefined || !contains(bytes, to))
         add(`${where}.calls[${item}]`, `the transfer's destination ${call.to} is not in the extrinsic`);
     });
   });

@@ -57,6 +57,31 @@ function content(objectOrder: 'ab' | 'ba'): BundleContent {
   };
 }
 
+/** Rewrites one entry and fixes the index to fit, as a forger editing the file would. */
+function forge(bytes: Uint8Array, name: string, edit: (text: string) => string): Uint8Array {
+  const buf = Buffer.from(bytes);
+  const length = buf.readUInt32BE(9);
+  const index = JSON.parse(buf.toString('utf8', 13, 13 + length));
+  let at = 13 + length;
+  const parts: Buffer[] = [];
+  for (const e of index.entries) {
+    let data = buf.subarray(at, at + e.length);
+    at += e.length;
+    if (e.name === name) {
+      data = Buffer.from(edit(data.toString('utf8')));
+      e.length = data.byteLength;
+      e.sha256 = createHash('sha256').update(data).digest('hex');
+    }
+    parts.push(data);
+  }
+  const json = Buffer.from(JSON.stringify(index));
+  const head = Buffer.alloc(13);
+  head.write(BUNDLE_MAGIC, 0, 'latin1');
+  head.writeUInt8(1, 8);
+  head.writeUInt32BE(json.byteLength, 9);
+  return new Uint8Array(Buffer.concat([head, json, ...parts]));
+}
+
 describe('the audit bundle container', () => {
   it('is deterministic and laid out as the format says: magic, version, index length, index, entries by name', () => {
     const a = encodeBundle(content('ab'));
@@ -91,6 +116,27 @@ describe('the audit bundle container', () => {
     expect(v.findings.map((f) => `${f.code} ${f.where}`)).toContain('BLOCK_EVIDENCE block 1 · hash');
     expect(v.report?.evidence).toEqual({ digest: v.digest, tip: { number: 1, hash: hash(1) } });
     expect(renderReport(v.report!, 'md')).toContain(v.digest);
+  });
+
+  it('a forged block entry (odd hex, a transfer to no address, a bad amount) is named, never thrown', async () => {
+    const bytes = encodeBundle(content('ab'));
+    const block = 'chain/block/0000000001';
+    const oddHeader = await verifyBundle(forge(bytes, block, (t) => t.replace(/"header":"0/, '"header":"')));
+    expect(oddHeader.findings[0]).toMatchObject({ code: 'BLOCK_EVIDENCE', where: `${block} · header` });
+    const transfer = (amount: string, to: string) =>
+      forge(bytes, block, (t) =>
+        t.replace(
+          '"decoded":[]',
+          `"decoded":[{"index":0,"signer":null,"calls":[{"call":{"kind":"transfer","to":"${to}","amount":"${amount}"},"applied":true}]}]`,
+        ),
+      );
+    const nobody = await verifyBundle(transfer('5', 'nobody'));
+    expect(nobody.findings.map((f) => f.where)).toContain('block 1 · extrinsics[0]');
+    const negative = await verifyBundle(transfer('-5', 'nobody'));
+    expect(negative.findings[0]).toMatchObject({
+      code: 'BLOCK_EVIDENCE',
+      where: `${block} · decoded.0.calls.0.call.amount`,
+    });
   });
 
   it('never throws on a damaged bundle: every cut and every flipped byte is a finding', async () => {

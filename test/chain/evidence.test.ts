@@ -109,6 +109,11 @@ describe('block evidence from the real dev chain', () => {
     );
     expect(fields(raw, withCalls(redirected))).toEqual([`extrinsics[${ex}].calls[${transfer}]`]);
     expect(fields(raw, withCalls(calls, devSigner('Eve').address))).toEqual([`extrinsics[${ex}].signer`]);
+    const notAnAddress = calls.map((c, i) =>
+      i === transfer ? { ...c, call: { kind: 'transfer' as const, to: 'nobody', amount: ROC } } : c,
+    );
+    expect(fields(raw, withCalls(notAnAddress))).toEqual([`extrinsics[${ex}].calls[${transfer}]`]);
+    expect(fields(raw, withCalls(calls, 'nobody'))).toEqual([`extrinsics[${ex}].signer`]);
     expect(fields(raw, { ...block, parentHash: block.hash })).toEqual(['parentHash']);
     expect(block.timestamp).toBeGreaterThan(0);
     expect(fields(raw, { ...block, timestamp: block.timestamp + 6000 })).toEqual(['timestamp']);
