@@ -2,6 +2,20 @@
  * Audit: a task's lineage checked against the chain — manifests, parent links, models, commitments, admissions,
  * settings, privacy budget and the standing of the miners holding it — without trusting the coordinator.
  */
+export {
+  BUNDLE_CODES,
+  BUNDLE_MAGIC,
+  BUNDLE_VERSION,
+  type BundleCode,
+  type BundleContent,
+  type BundleFinding,
+  type BundleVerification,
+  collectBundle,
+  describeBundle,
+  encodeBundle,
+  type VerifyBundleOptions,
+  verifyBundle,
+} from './bundle.ts';
 export { type ClaimsInput, evaluateClaims, preprocessingOf, withEvaluation } from './claims.ts';
 export { type ExplorerPage, type ExplorerView, explorerPage } from './explorer.ts';
 export { checkLineage, type LineageInput, objectsToFetch } from './lineage.ts';

@@ -145,6 +145,14 @@ function facts(report: AuditReport): Table {
       [`Latest model (round ${last.round})`, `${last.model.name} · fid ${last.model.fid}`],
       ['Latest model hash', last.model.hash],
     );
+  if (report.evidence != null)
+    rows.push(
+      ['Evidence bundle (SHA-256)', report.evidence.digest],
+      [
+        'Evidence chain tip',
+        `block ${report.evidence.tip.number} ${report.evidence.tip.hash} — check offline: \`ailink audit verify --bundle FILE --expect-tip ${report.evidence.tip.hash}\``,
+      ],
+    );
   return { head: ['Fact', 'Value'], rows };
 }
 

@@ -78,6 +78,16 @@ export const AuditReportSchema = z
     findings: z.array(AuditFindingSchema).readonly().meta({ description: 'task-level findings' }),
     ok: z.boolean().meta({ description: 'true only when there is no finding anywhere' }),
     atBlock: z.number().int().meta({ description: 'block height of the chain state the audit read' }),
+    evidence: z
+      .object({
+        digest: z.string(),
+        tip: z.object({ number: z.number().int(), hash: z.string() }),
+      })
+      .nullable()
+      .optional()
+      .meta({
+        description: 'the evidence bundle the report was re-derived from offline (its SHA-256 and chain tip)',
+      }),
   })
   .meta({
     id: 'AuditReport',

@@ -189,4 +189,12 @@ export interface AuditReport {
   readonly ok: boolean;
   /** Block height of the chain state the audit read. */
   readonly atBlock: number;
+  /**
+   * The evidence bundle this report was re-derived from offline (`audit verify|report --bundle`): its SHA-256 and the
+   * chain tip it ends at. Absent for an audit of the live chain.
+   */
+  readonly evidence?: {
+    readonly digest: string;
+    readonly tip: { readonly number: number; readonly hash: string };
+  } | null;
 }

@@ -7,6 +7,7 @@ import type { HexString } from '@polkadot/util/types';
 import { blake2AsHex, blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { accountsReady, SS58_PREFIX } from '../shared/account.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
+import type { RawBlock } from './evidence.ts';
 
 /**
  * Who signs a transaction: an address and its sr25519 signing function over a payload as it is (an `Account` is one;
@@ -92,6 +93,11 @@ export interface ChainClient {
    *   spans more than MAX_BLOCKS_PER_REQUEST
    */
   blocks(from: number, to: number): Promise<ChainBlock[]>;
+  /**
+   * Finalized blocks `from`..`to` as the chain encoded them: SCALE header and extrinsics (evidence.ts checks them
+   * offline). @throws as `blocks`
+   */
+  rawBlocks(from: number, to: number): Promise<RawBlock[]>;
   /** Calls `onHeight` with each new finalized height; returns the unsubscribe function. */
   followFinalized(onHeight: (height: number) => void): Promise<() => void>;
   close(): Promise<void>;
@@ -510,6 +516,25 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
             ? ((await api.query.system.events.at(hash)) as unknown as EventRecord[])
             : [];
           return decodeBlock(number, hash, header.parentHash.toHex(), extrinsics, records);
+        }),
+      );
+    },
+    async rawBlocks(from, to) {
+      // The same range rules and finality check as `blocks` (an empty range reads nothing).
+      if (to < from || (await client.blocks(to, to)).length !== 1) return [];
+      const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+      const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
+      return Promise.all(
+        numbers.map(async (number, i) => {
+          const hash = hashes[i];
+          if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
+          const signed = await api.rpc.chain.getBlock(hash);
+          return {
+            number,
+            hash,
+            header: signed.block.header.toU8a(),
+            extrinsics: signed.block.extrinsics.map((ex) => ex.toU8a()),
+          };
         }),
       );
     },

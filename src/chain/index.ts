@@ -44,6 +44,16 @@ export {
 } from './config.ts';
 export { declarationCalls, MAX_DECLARATION_BYTES, MAX_DECLARED_SEGMENTS } from './declare.ts';
 export { DEV_ACCOUNTS, type DevChain, devSigner, startDevChain } from './devchain.ts';
+export {
+  blockHashOf,
+  checkBlockEvidence,
+  type DecodedHeader,
+  decodeHeader,
+  type EvidenceProblem,
+  extrinsicsCommitment,
+  orderedTrieRoot,
+  type RawBlock,
+} from './evidence.ts';
 export { type CallRecord, type ChainSource, type Indexer, openIndexer } from './indexer.ts';
 export {
   type AuditRecord,

@@ -1,15 +1,20 @@
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeModelPackage } from '../../models/index.ts';
 import {
   type AuditReport,
   auditTask,
+  type BundleVerification,
+  collectBundle,
+  describeBundle,
+  encodeBundle,
   modelScores,
   renderReport,
   serveAuditorExplorer,
   TASK_ID,
+  verifyBundle,
 } from '../audit/index.ts';
 import { servedHostNames } from '../node/coordinator.ts';
 import { codeVersion, openSession, type SessionConfig } from '../node/index.ts';
@@ -320,19 +325,153 @@ async function serveCommand(argv: string[]): Promise<void> {
   }
 }
 
-/** `ailink audit verify|report|serve` */
+/**
+ * `ailink audit export --task ID --out FILE [--round N]`: the audit `verify` runs, then every block the chain state is
+ * folded from and every object the audit read, with the report, as one bundle (src/audit/bundle.ts). The bundle is
+ * written whatever the verdict (evidence of a broken lineage travels too); the exit code is verify's.
+ */
+async function exportCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON, out: { type: 'string' } } });
+  const task = taskOption(values.task, 'audit export');
+  if (values.out === undefined || values.out === '')
+    throw new AilinkError('INVALID_INPUT', 'audit export: --out FILE is required (where the bundle goes)');
+  const round = roundOption(values.round);
+  const auditor = await auditorFor(values);
+  let report: AuditReport;
+  let bundle: Uint8Array;
+  try {
+    const objects = new Map<string, Uint8Array | Error>();
+    report = await auditor.run(task, round, Boolean(values.json), objects);
+    const content = await collectBundle(auditor.net.chain, {
+      task,
+      round: round ?? null,
+      protocol: auditor.net.indexer.config,
+      report,
+      objects,
+      ...(values.json
+        ? {}
+        : { onProgress: ({ blocks, of }) => process.stderr.write(`\rread ${blocks}/${of} blocks`) }),
+    });
+    if (!values.json) process.stderr.write('\r\x1b[2K');
+    bundle = encodeBundle(content);
+  } finally {
+    await auditor.close();
+  }
+  await mkdir(dirname(values.out), { recursive: true });
+  await writeFile(values.out, bundle);
+  const digest = createHash('sha256').update(bundle).digest('hex');
+  if (values.json)
+    console.log(
+      JSON.stringify({
+        bundle: values.out,
+        digest,
+        bytes: bundle.byteLength,
+        ok: report.ok,
+        atBlock: report.atBlock,
+      }),
+    );
+  else
+    console.log(
+      `wrote ${values.out} (${bundle.byteLength} bytes, sha256:${digest}): ${report.atBlock} blocks, the objects read and the report; check it offline with \`ailink audit verify --bundle ${values.out}\``,
+    );
+  failUnlessOk(report);
+}
+
+/** `audit verify|report --bundle FILE [--expect-tip HASH]`: the audit re-derived offline from a bundle. */
+async function bundleCommand(
+  sub: 'verify' | 'report',
+  values: { bundle?: string; 'expect-tip'?: string; json?: boolean; format?: string; out?: string },
+): Promise<void> {
+  const file = values.bundle!;
+  const expectTip = values['expect-tip'];
+  if (expectTip !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(expectTip))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--expect-tip: expected a block hash (0x and 64 hex digits), got ${JSON.stringify(expectTip)}`,
+    );
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    throw new AilinkError('NOT_FOUND', `--bundle: cannot read ${file} (${(cause as Error).message})`, {
+      cause,
+    });
+  }
+  const v = await verifyBundle(bytes, expectTip === undefined ? {} : { expectTip });
+  if (sub === 'verify') {
+    if (values.json) console.log(JSON.stringify(v));
+    else {
+      for (const line of describeBundle(v)) console.log(line);
+      if (v.report !== null) for (const line of describeReport(v.report)) console.log(line);
+    }
+  } else if (v.report !== null) {
+    const format = (values.format ?? 'md') as 'html' | 'md' | 'json';
+    const text = renderReport(v.report, format);
+    if (values.out) {
+      await mkdir(dirname(values.out), { recursive: true });
+      await writeFile(values.out, text);
+      console.error(`wrote the ${format} report to ${values.out}`);
+    } else process.stdout.write(text);
+  }
+  failUnlessBundleOk(v);
+}
+
+function failUnlessBundleOk(v: BundleVerification): void {
+  const first = v.findings[0];
+  if (first !== undefined)
+    throw new AilinkError(
+      'AUDIT_FAILED',
+      `the bundle sha256:${v.digest} does not verify: ${first.code}${first.round === null ? '' : ` (round ${first.round})`} at ${first.where}: ${first.message}`,
+    );
+  if (v.report !== null) failUnlessOk(v.report);
+}
+
+function failUnlessOk(report: AuditReport): void {
+  if (!report.ok) {
+    const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0]!;
+    throw new AilinkError(
+      'AUDIT_FAILED',
+      `the lineage of ${report.task} does not verify: ${first.code} at ${first.where}: ${first.message}`,
+    );
+  }
+}
+
+/** `ailink audit verify|report|export|serve` */
 export async function auditCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'serve') return serveCommand(rest);
+  if (sub === 'export') return exportCommand(rest);
   if (sub !== 'verify' && sub !== 'report')
     throw new AilinkError(
       'INVALID_INPUT',
-      `audit: expected verify, report or serve, got ${JSON.stringify(sub)}`,
+      `audit: expected verify, report, export or serve, got ${JSON.stringify(sub)}`,
     );
   const { values } = parseArgs({
     args: rest,
-    options: { ...COMMON, format: { type: 'string' }, out: { type: 'string' }, eval: { type: 'string' } },
+    options: {
+      ...COMMON,
+      format: { type: 'string' },
+      out: { type: 'string' },
+      eval: { type: 'string' },
+      bundle: { type: 'string' },
+      'expect-tip': { type: 'string' },
+    },
   });
+  if (values.format !== undefined && sub === 'report' && !['html', 'md', 'json'].includes(values.format))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `--format: expected html, md or json, got ${JSON.stringify(values.format)}`,
+    );
+  if (values.bundle !== undefined) {
+    if (values.task !== undefined || values.round !== undefined || values.eval !== undefined)
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `audit ${sub} --bundle: the task and round are the bundle's; --task, --round and --eval are for the live chain`,
+      );
+    return bundleCommand(sub, values);
+  }
+  if (values['expect-tip'] !== undefined)
+    throw new AilinkError('INVALID_INPUT', '--expect-tip: only with --bundle FILE');
   const task = taskOption(values.task, `audit ${sub}`);
   const evalData = values.eval;
   if (evalData !== undefined && (sub !== 'verify' || evalData === ''))
@@ -371,13 +510,7 @@ export async function auditCommand(argv: string[]): Promise<void> {
       console.error(`wrote the ${format} report to ${values.out}`);
     } else process.stdout.write(text);
   }
-  if (!report.ok) {
-    const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0]!;
-    throw new AilinkError(
-      'AUDIT_FAILED',
-      `the lineage of ${task} does not verify: ${first.code} at ${first.where}: ${first.message}`,
-    );
-  }
+  failUnlessOk(report);
 }
 
 /** `ailink model pull --task ID [--round N] --out DIR`: a global model, verified against the chain, as TF.js files. */

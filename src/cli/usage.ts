@@ -71,6 +71,14 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   accuracy its manifests claim
   ailink audit report --task ID [--round N] [--max-price PLANCK] [--format html|md|json] [--out FILE]
                                                   the model card: lineage, participants, settings, privacy budget
+  ailink audit export --task ID --out FILE [--round N] [--max-price PLANCK]
+                                                  audit as verify does, then write one self-contained evidence
+                                                  bundle: the chain's blocks (headers + extrinsics), the objects
+                                                  read (manifests, spec, models, recompute material), the report
+  ailink audit verify --bundle FILE [--expect-tip HASH] [--json]
+  ailink audit report --bundle FILE [--expect-tip HASH] [--format html|md|json] [--out FILE]
+                                                  the same audit offline, from a bundle: no chain, no miner; the
+                                                  card cites the bundle's SHA-256 and the chain tip to compare
   ailink audit serve [--task ID] [--listen HOST:PORT] [--cache-seconds 30] [--max-price PLANCK]
                                                   the lineage explorer from your own view: task list from your own
                                                   index of the chain, badges from your own audit and fetches

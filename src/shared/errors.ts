@@ -399,6 +399,16 @@ export const ERROR_CODES = {
     about: 'model bytes do not hash to what the task or chain recorded',
     action: 'fetch the model again from storage; do not use these bytes',
   },
+  BUNDLE_MALFORMED: {
+    status: 422,
+    about: 'an audit bundle (or a block in it) is not in the format `ailink audit export` writes',
+    action: 'export the bundle again with `ailink audit export`; do not trust this file',
+  },
+  BUNDLE_OBJECT_MISSING: {
+    status: 422,
+    about: 'an audit bundle lacks (or holds a corrupted copy of) a stored object the audit needs',
+    action: 'export the bundle again from a network that still serves the object',
+  },
   AUDIT_FAILED: {
     status: 422,
     about: "a task's lineage does not verify against the chain",

@@ -598,6 +598,17 @@ describe('ailink without a network', () => {
       [['serve', '--listen', 'nowhere'], '--listen: expected HOST:PORT'],
       [['serve', '--cache-seconds', '1.5'], '--cache-seconds: expected a whole number of seconds'],
       [['serve', '--round', '1'], 'audit serve: --round and --json are for verify and report'],
+      [
+        ['verify', '--bundle', 'x.bundle', '--task', 't'],
+        '--task, --round and --eval are for the live chain',
+      ],
+      [
+        ['verify', '--task', 't', '--expect-tip', `0x${'1'.repeat(64)}`],
+        '--expect-tip: only with --bundle FILE',
+      ],
+      [['verify', '--bundle', 'x.bundle', '--expect-tip', 'tip'], '--expect-tip: expected a block hash'],
+      [['report', '--bundle', 'x.bundle', '--format', 'pdf'], '--format: expected html, md or json'],
+      [['export', '--task', 't'], 'audit export: --out FILE is required'],
     ])('audit %j is a usage error before any network is opened', async (args, message) => {
       const run = await ailink(['audit', ...args, '--network', join(work, 'no-network.json')], { cwd: work });
       expect(run.code, run.stderr).toBe(2);
