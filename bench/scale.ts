@@ -464,7 +464,7 @@ const rows: [string, string, string, string][] = [
             `${a.phase} announcement, bytes per member (${announced.orgs} orgs)`,
             kib(a.beforeBytes),
             kib(a.maxViewBytes),
-            `gossip ${kib(a.gossipBytes)}, fetched in all ${kib(a.fetchedBytes)}, cut ${a.cutMs.toFixed(0)} ms, check ${a.parseMs.toFixed(1)} ms`,
+            `gossip ${a.gossipBytes} B, fetched in all ${kib(a.fetchedBytes)}, sign+serialise ${a.cutMs.toFixed(0)} ms, check ${a.parseMs.toFixed(1)} ms`,
           ] as [string, string, string, string],
       )),
   ...(sync === null

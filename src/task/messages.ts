@@ -15,9 +15,10 @@ import { AilinkError } from '../shared/errors.ts';
 
 /**
  * The round protocol between a coordinator and its participants, shared by both (and by auditors):
- * - the coordinator announces each stage on the task's gossip topic, signed with the task's server key — the cohort and
- *   model at the start, then the SecAgg material every participant needs (adverts, sealed shares, survivors,
- *   consistency signatures), then the outcome; the same announcement can be fetched over a direct stream (`view`);
+ * - the coordinator announces each stage, signed with the task's server key — the cohort and model at the start, then
+ *   the SecAgg material each participant needs (adverts, sealed shares, survivors, consistency signatures), then the
+ *   outcome; gossip carries its header, a participant fetches its own view over a direct stream (`view`;
+ *   announcement.ts);
  * - a participant answers each stage over a direct stream (`submit`), with the SecAgg state machines' signed messages,
  *   except the masked update itself, which travels through storage: the participant submits a signed commitment to
  *   its fid and digest.
@@ -26,7 +27,7 @@ import { AilinkError } from '../shared/errors.ts';
 
 export const ROUND_PROTOCOL = '/ailink/round/1.0.0';
 export const taskTopic = (task: string) => `/ailink/task/${task}/1`;
-/** Largest request or announcement on the round protocol (the masked update is not among them: it goes to storage). */
+/** Largest request or reply on the round protocol (the masked update is not among them: it goes to storage). */
 export const MAX_ROUND_MESSAGE = 1024 * 1024;
 
 export const STAGES = ['advertise', 'shares', 'masked', 'consistency', 'unmask'] as const;
