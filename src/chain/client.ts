@@ -432,6 +432,23 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   }
 
   let finalizedSeen = 0;
+  /** Reads blocks from..to: their hashes in one request, then `read` for each, all in flight at once. */
+  async function eachBlock<T>(
+    from: number,
+    to: number,
+    read: (number: number, hash: HexString) => Promise<T>,
+  ) {
+    const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
+    return Promise.all(
+      numbers.map((number, i) => {
+        const hash = hashes[i];
+        if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
+        return read(number, hash);
+      }),
+    );
+  }
+
   const client: ChainClient = {
     endpoint,
     genesisHash: api.genesisHash.toHex(),
@@ -504,39 +521,27 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
           `block ${to} is not finalized yet (finalized height ${finalized})`,
         );
       }
-      const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
-      const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
-      return Promise.all(
-        numbers.map(async (number, i) => {
-          const hash = hashes[i];
-          if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
-          const signed = await api.rpc.chain.getBlock(hash);
-          const { extrinsics, header } = signed.block;
-          const records = extrinsics.some((ex) => ex.isSigned)
-            ? ((await api.query.system.events.at(hash)) as unknown as EventRecord[])
-            : [];
-          return decodeBlock(number, hash, header.parentHash.toHex(), extrinsics, records);
-        }),
-      );
+      return eachBlock(from, to, async (number, hash) => {
+        const signed = await api.rpc.chain.getBlock(hash);
+        const { extrinsics, header } = signed.block;
+        const records = extrinsics.some((ex) => ex.isSigned)
+          ? ((await api.query.system.events.at(hash)) as unknown as EventRecord[])
+          : [];
+        return decodeBlock(number, hash, header.parentHash.toHex(), extrinsics, records);
+      });
     },
     async rawBlocks(from, to) {
       // The same range rules and finality check as `blocks` (an empty range reads nothing).
       if (to < from || (await client.blocks(to, to)).length !== 1) return [];
-      const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
-      const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
-      return Promise.all(
-        numbers.map(async (number, i) => {
-          const hash = hashes[i];
-          if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
-          const signed = await api.rpc.chain.getBlock(hash);
-          return {
-            number,
-            hash,
-            header: signed.block.header.toU8a(),
-            extrinsics: signed.block.extrinsics.map((ex) => ex.toU8a()),
-          };
-        }),
-      );
+      return eachBlock(from, to, async (number, hash) => {
+        const signed = await api.rpc.chain.getBlock(hash);
+        return {
+          number,
+          hash,
+          header: signed.block.header.toU8a(),
+          extrinsics: signed.block.extrinsics.map((ex) => ex.toU8a()),
+        };
+      });
     },
     async followFinalized(onHeight) {
       return api.rpc.chain.subscribeFinalizedHeads((header) => {

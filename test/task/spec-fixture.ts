@@ -1,0 +1,37 @@
+/** A complete task spec (as parsed: parsing adds nothing to it), coordinated by `coordinator`. */
+export const specInput = (coordinator: string) => ({
+  version: 2,
+  name: 'Fashion MNIST / CNN',
+  coordinator: { account: coordinator, serverKey: 'aa'.repeat(32), readerKey: 'bb'.repeat(32) },
+  model: {
+    name: 'cnn',
+    fid: 'dd'.repeat(32),
+    digest: 'ee'.repeat(32),
+    parameters: 1_663_370,
+    initialSeed: 's',
+    initialHash: 'cc'.repeat(32),
+  },
+  data: { kind: 'images', inputShape: [28, 28, 1], classes: ['a', 'b', 'c'], holdout: 0.2 },
+  dataset: { name: 'fashion-mnist', description: '' },
+  training: {
+    loss: 'categorical_crossentropy',
+    optimizer: { name: 'sgd', learningRate: 0.05 },
+    metrics: ['accuracy'],
+    proximalMu: 0,
+  },
+  strategy: { name: 'fedavg' },
+  local: { epochs: 1, batchSize: 50 },
+  rounds: 3,
+  cohort: { size: 5, min: 3 },
+  deadlines: {
+    joinMs: 1000,
+    advertiseMs: 1000,
+    sharesMs: 1000,
+    trainMs: 1000,
+    consistencyMs: 1000,
+    unmaskMs: 1000,
+  },
+  secagg: { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 },
+  dp: null,
+  admitted: [coordinator],
+});
