@@ -14,8 +14,11 @@
  *   before `ChainClient.blocks` (hashes in one request, events only where a signed extrinsic is, windows of 64).
  * - Private models (item 1): a model read by SCALE_READERS (1000) organisations, its data key wrapped for each in the
  *   declaration (as before; the chain takes 64) against one wrap for a reader group sealed once per membership.
+ * - Round announcements (item 2): one real SecAgg+ attempt among SCALE_ORGS organisations, what each member got
+ *   before (the whole body) against its view now, and what gossip carries.
  * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
- * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block).
+ * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block), SCALE_ORGS (1000; 0 skips),
+ * SCALE_READERS (1000).
  * Prints a table, then one JSON line.
  */
 import { createHash, randomBytes } from 'node:crypto';
