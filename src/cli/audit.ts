@@ -405,13 +405,7 @@ async function bundleCommand(
       if (v.report !== null) for (const line of describeReport(v.report)) console.log(line);
     }
   } else if (v.report !== null) {
-    const format = (values.format ?? 'md') as 'html' | 'md' | 'json';
-    const text = renderReport(v.report, format);
-    if (values.out) {
-      await mkdir(dirname(values.out), { recursive: true });
-      await writeFile(values.out, text);
-      console.error(`wrote the ${format} report to ${values.out}`);
-    } else process.stdout.write(text);
+    await writeReport(v.report, (values.format ?? 'md') as ReportFormat, values.out);
   }
   failUnlessBundleOk(v);
 }
@@ -503,14 +497,25 @@ export async function auditCommand(argv: string[]): Promise<void> {
     if (values.json) console.log(JSON.stringify(report));
     else for (const line of describeReport(report)) console.log(line);
   } else {
-    const text = renderReport(report, format as 'html' | 'md' | 'json');
-    if (values.out) {
-      await mkdir(dirname(values.out), { recursive: true });
-      await writeFile(values.out, text);
-      console.error(`wrote the ${format} report to ${values.out}`);
-    } else process.stdout.write(text);
+    await writeReport(report, format as ReportFormat, values.out);
   }
   failUnlessOk(report);
+}
+
+type ReportFormat = 'html' | 'md' | 'json';
+
+/** Renders a report to `out` (its folder made), or to stdout without one. */
+async function writeReport(
+  report: AuditReport,
+  format: ReportFormat,
+  out: string | undefined,
+): Promise<void> {
+  const text = renderReport(report, format);
+  if (out) {
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, text);
+    console.error(`wrote the ${format} report to ${out}`);
+  } else process.stdout.write(text);
 }
 
 /** `ailink model pull --task ID [--round N] --out DIR`: a global model, verified against the chain, as TF.js files. */
