@@ -17,7 +17,7 @@
  * Timed, both sides from objects already in memory (no storage, no downloads), median of `runs`:
  * - coordinator: `concludeAttempt` over the material — the SecAgg server replayed (every signature checked), the sum
  *   unmasked, decoded, the strategy applied, the model encoded and hashed — as the coordinator's `finish` runs it;
- *   beside it, `finish`'s work to publish the material (base64 of the stored updates, canonical JSON, SHA-256).
+ *   beside it, `finish`'s work to publish the material (a JSON header of the messages, the stored updates raw, SHA-256).
  * - audit: `recomputeAggregates` for the task — what `audit verify` runs to recompute: the manifest and spec read and
  *   hashed, the material hashed and parsed, every masked update checked against its commitment and signature, the
  *   start model decoded, `concludeAttempt`, the model hash, evaluation, weight, survivors and dropouts compared.
@@ -209,13 +209,12 @@ async function runCase(
   const unmask: Signed<UnmaskBody>[] = staying.map((c) => c.client.unmask(signatures));
 
   // The coordinator's finish: the material as `conclusionInput` assembles it (stored messages in their wire form, the
-  // survivors' stored updates as base64), `concludeAttempt`, then the material's bytes and digest for `storeMaterial`.
+  // survivors’ stored updates raw), `concludeAttempt`, then the material's bytes and digest for `storeMaterial`.
   const materialOf = (): AggregationMaterial => ({
-    version: 1,
     context,
     adverts: adverts.map((m) => toWire(m)),
     shares: shares.map((m) => toWire(m)),
-    masked: survivors.map((a) => ({ account: a, update: Buffer.from(stored.get(a)!).toString('base64') })),
+    masked: survivors.map((a) => ({ account: a, update: stored.get(a)! })),
     consistency: consistency.map((m) => toWire(m)),
     unmask: unmask.map((m) => toWire(m)),
   });

@@ -16,15 +16,21 @@
  *   declaration (as before; the chain takes 64) against one wrap for a reader group sealed once per membership.
  * - Round announcements (item 2): one real SecAgg+ attempt among SCALE_ORGS organisations, what each member got
  *   before (the whole body) against its view now, and what gossip carries.
+ * - Coordinator memory (item 5): the path from SCALE_SUM_ORGS organisations' masked updates of SCALE_SUM_DIM words to
+ *   the unmasked sum and the stored recompute material, each mode in a child process of its own
+ *   (bench/coordinator-sum.ts): every update held until the stage closes (before) against each one spooled and added
+ *   into the running sum as it arrives (now). Peak RSS of each child; both must unmask the same sum.
  * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
  * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block), SCALE_ORGS (1000; 0 skips),
- * SCALE_READERS (1000).
+ * SCALE_READERS (1000), SCALE_SUM_ORGS (100; 0 skips), SCALE_SUM_DIM (1000000).
  * Prints a table, then one JSON line.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { WsProvider } from '@polkadot/api';
 import Database from 'better-sqlite3';
 import { createSecAggClient, createSecAggServer, signingKeyPair } from '../src/aggregation/index.ts';
@@ -406,6 +412,35 @@ const maxBefore = announced === null ? 0 : Math.max(...announced.stages.map((s) 
 const maxAfter = announced === null ? 0 : Math.max(...announced.stages.map((s) => s.maxViewBytes));
 const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
 
+const SUM_ORGS = Number(process.env.SCALE_SUM_ORGS ?? 100);
+const SUM_DIM = Number(process.env.SCALE_SUM_DIM ?? 1_000_000);
+/** One mode of the coordinator's sum path in a child process (its peak RSS is the path's alone). */
+function coordinatorSum(mode: 'held' | 'streaming') {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./coordinator-sum.ts', import.meta.url)),
+      mode,
+      String(SUM_ORGS),
+      String(SUM_DIM),
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 20 },
+  );
+  if (r.status !== 0) throw new Error(`bench/coordinator-sum.ts ${mode} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    peakMib: number;
+    seconds: number;
+    materialBytes: number;
+    sumDigest: string;
+  };
+}
+log(`coordinator memory: ${SUM_ORGS} masked updates of ${SUM_DIM} words, held then streaming …`);
+const sums = SUM_ORGS > 0 ? { held: coordinatorSum('held'), streaming: coordinatorSum('streaming') } : null;
+if (sums !== null && sums.held.sumDigest !== sums.streaming.sumDigest)
+  throw new Error('bench: the streaming sum differs from the held one');
+
 const rows: [string, string, string, string][] = [
   ['', 'before (same run)', 'after', 'ratio'],
   [
@@ -470,6 +505,22 @@ const rows: [string, string, string, string][] = [
             `gossip ${a.gossipBytes} B, fetched in all ${kib(a.fetchedBytes)}, sign+serialise ${a.cutMs.toFixed(0)} ms, check ${a.parseMs.toFixed(1)} ms`,
           ] as [string, string, string, string],
       )),
+  ...(sums === null
+    ? []
+    : [
+        [
+          `coordinator peak RSS (MiB), ${SUM_ORGS} updates × ${SUM_DIM} words`,
+          String(sums.held.peakMib),
+          String(sums.streaming.peakMib),
+          `${(sums.held.peakMib / sums.streaming.peakMib).toFixed(1)}× less; ${sums.held.seconds.toFixed(1)} s → ${sums.streaming.seconds.toFixed(1)} s`,
+        ] as [string, string, string, string],
+        [
+          'recompute material (MiB)',
+          (sums.held.materialBytes / 2 ** 20).toFixed(0),
+          (sums.streaming.materialBytes / 2 ** 20).toFixed(0),
+          'format 1 (base64 JSON) → 2 (raw updates)',
+        ] as [string, string, string, string],
+      ]),
   ...(sync === null
     ? []
     : [
@@ -507,6 +558,14 @@ console.log(
           announcement_max_bytes: maxAfter,
           announcement_baseline_max_bytes: maxBefore,
           announcement_gossip_max_bytes: Math.max(...announced.stages.map((s) => s.gossipBytes)),
+        }),
+    ...(sums === null
+      ? {}
+      : {
+          coordinator_sum_orgs: SUM_ORGS,
+          coordinator_sum_dimension: SUM_DIM,
+          coordinator_peak_mib: sums.streaming.peakMib,
+          coordinator_baseline_peak_mib: sums.held.peakMib,
         }),
     private_model_readers: privateModels.readers,
     private_model_wraps: privateModels.wrapsAfter,

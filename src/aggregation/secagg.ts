@@ -499,7 +499,14 @@ export interface SecAggServer {
   collectShares(
     messages: readonly Signed<SharesBody>[],
   ): Map<string, { from: string; ciphertext: Uint8Array }[]>;
-  /** Verifies and adds the masked inputs; returns the survivor list every client must confirm. */
+  /**
+   * Verifies one masked input and adds it into the running sum at once, so the server holds O(d) words however many
+   * arrive (a refused one goes to `rejected`). Returns whether it was added.
+   */
+  addMasked(message: Signed<MaskedBody>): boolean;
+  /** Ends the masked stage: those added are the survivors, returned as the list every client must confirm. */
+  closeMasked(): string[];
+  /** `addMasked` for each, then `closeMasked`. */
   collectMasked(messages: readonly Signed<MaskedBody>[]): string[];
   /** Verifies the confirmations; returns them, to be sent to every survivor with the unmask request. */
   collectConsistency(messages: readonly Signed<ConsistencyBody>[]): Signed<ConsistencyBody>[];
@@ -520,6 +527,8 @@ export function createSecAggServer(
   const adverts = new Map<string, Signed<AdvertiseBody>>();
   const sharesFrom = new Set<string>();
   const sum = new Uint32Array(params.dimension);
+  const maskedFrom = new Set<string>();
+  let maskedClosed = false;
   let survivors: string[] = [];
 
   const accept = <T>(stage: Stage, messages: readonly Signed<T>[], allowed: (id: string) => boolean) => {
@@ -593,21 +602,42 @@ export function createSecAggServer(
       return routed;
     },
 
-    collectMasked(messages) {
-      const kept = accept('masked', messages, (id) => sharesFrom.has(id));
-      for (const [from, m] of kept) {
-        if (m.body.masked.length !== params.dimension) {
-          rejected.push(
-            new AggregationError('SECAGG_BAD_MESSAGE', `${from} sent ${m.body.masked.length} words`),
+    addMasked(m) {
+      try {
+        if (maskedClosed)
+          throw new AggregationError(
+            'SECAGG_BAD_MESSAGE',
+            `${m.from} sent its masked input after the stage closed`,
           );
-          kept.delete(from);
+        verified(params, 'masked', m);
+        if (!sharesFrom.has(m.from)) abort(`${m.from} is not expected at masked`);
+        if (maskedFrom.has(m.from))
+          throw new AggregationError('SECAGG_BAD_MESSAGE', `${m.from} sent masked twice`);
+        if (m.body.masked.length !== params.dimension)
+          throw new AggregationError('SECAGG_BAD_MESSAGE', `${m.from} sent ${m.body.masked.length} words`);
+      } catch (err) {
+        if (err instanceof AggregationError) {
+          rejected.push(err);
+          return false;
         }
+        throw err;
       }
-      survivors = [...kept.keys()].sort();
+      maskedFrom.add(m.from);
+      addInto(sum, m.body.masked);
+      return true;
+    },
+
+    closeMasked() {
+      maskedClosed = true;
+      survivors = [...maskedFrom].sort();
       requireNeighbourhoods(new Set(survivors), 'masked input');
-      for (const id of survivors) addInto(sum, kept.get(id)!.body.masked);
       expected = [...survivors];
       return [...survivors];
+    },
+
+    collectMasked(messages) {
+      for (const m of messages) this.addMasked(m);
+      return this.closeMasked();
     },
 
     collectConsistency(messages) {

@@ -11,7 +11,6 @@ import {
   graphSeedOf,
   latestAnchoredRound,
   type Manifest,
-  maskedUpdateBytes,
   parseAggregationMaterial,
   parseManifest,
   parseTaskSpec,
@@ -273,7 +272,7 @@ function checkMaskedUpdates(
       return;
     }
     seen.add(entry.account);
-    const bytes = maskedUpdateBytes(entry);
+    const bytes = entry.update;
     const digest = sha256Hex(bytes);
     if (digest !== commitment.digest) {
       ok = false;

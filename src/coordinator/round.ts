@@ -1,4 +1,6 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   byteStreamFromSeed,
   createSecAggServer,
@@ -10,12 +12,12 @@ import { fromHex, toHex } from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
+import { createLimiter } from '../shared/limit.ts';
 import type { TabularSchema } from '../task/data-schema.ts';
 import {
-  type AggregationMaterial,
   type AnnouncementHeader,
   type AnnouncementView,
-  aggregationMaterialBytes,
+  aggregationMaterialStream,
   type Commitment,
   type ConcludeInput,
   type ConsistencyMessage,
@@ -26,6 +28,8 @@ import {
   gossipOf,
   graphSeedOf,
   type Manifest,
+  type MaterialHead,
+  type MaterialUpdateSource,
   manifestBytes,
   materialObjectName,
   maxAttemptsOf,
@@ -57,6 +61,7 @@ import {
   SharesSchema,
   UnmaskSchema,
 } from '../task/messages.ts';
+import { createUpdateSpool, type UpdateSpool } from './spool.ts';
 import {
   type AttemptRow,
   type AttemptSetup,
@@ -105,12 +110,15 @@ export function roundEndedReason(
 export interface RoundDeps {
   readonly store: CoordinatorStore;
   readonly objects: {
-    /** Stores public bytes (specs, manifests, models of tasks without model terms) and returns the fid. */
-    put(bytes: Uint8Array, name: string): Promise<string>;
+    /**
+     * Stores public bytes (specs, manifests, models of tasks without model terms) and returns the fid. A stream is
+     * read once, as it is stored (the recompute material, written from the spool).
+     */
+    put(bytes: ObjectSource, name: string): Promise<string>;
     /**
      * Stores a private model: encrypted, its data key wrapped for the coordinator and for `readerKeys` (X25519, hex).
      */
-    putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[]): Promise<string>;
+    putModel(bytes: ObjectSource, name: string, readerKeys: readonly string[]): Promise<string>;
     /**
      * Reads an object (a participant's update, encrypted for the coordinator) within the deadline; one recorded as
      * larger than `maxBytes` is OBJECT_TOO_LARGE without being fetched.
@@ -142,6 +150,13 @@ export interface RoundDeps {
   ): Promise<{ accuracy: number; loss: number; examples: number } | null>;
   /** Gossips an announcement (`gossipOf`): members fetch their view of what it leaves out (`view`). */
   publish(message: AnnouncementHeader | AnnouncementView): Promise<void>;
+  /**
+   * Where attempts spool the survivors' updates until the recompute material is stored (spool.ts): the node's data
+   * dir; by default a directory under the OS's temporary one.
+   */
+  readonly spoolDir?: string;
+  /** How many bytes of updates may be fetched at once (`fetchConcurrency`); by default 256 MiB. */
+  readonly fetchBudgetBytes?: number;
   readonly clock: Clock;
   readonly random: Random;
   readonly serverKey: Uint8Array;
@@ -150,6 +165,9 @@ export interface RoundDeps {
   /** Told of every stage an attempt enters (progress bars, tests). */
   onPhase?(key: { task: string; round: number; attempt: number }, phase: Phase): void;
 }
+
+/** An object's bytes, whole or as a stream read once. */
+export type ObjectSource = Uint8Array | AsyncIterable<Uint8Array>;
 
 /** The reader keys of the task's joined participants (rows from before reader keys have none), deduplicated. */
 export function readerKeysOf(participants: readonly Pick<ParticipantRow, 'readerKey'>[]): string[] {
@@ -164,7 +182,7 @@ export function readerKeysOf(participants: readonly Pick<ParticipantRow, 'reader
 export async function storeModel(
   deps: Pick<RoundDeps, 'objects' | 'ledger'>,
   spec: TaskSpec,
-  bytes: Uint8Array,
+  bytes: ObjectSource,
   name: string,
   readerKeys: readonly string[],
 ): Promise<{ fid: string; readers?: string[] }> {
@@ -205,9 +223,16 @@ const STAGE_DEADLINE: Record<RoundStage, keyof TaskSpec['deadlines']> = {
  * stored messages (the server is deterministic), the open stage keeps its answers and its deadline.
  */
 export class AttemptRunner {
-  private server: SecAggServer | undefined;
+  private server: ReturnType<typeof createSecAggServer> | undefined;
   private wake: (() => void) | undefined;
-  private readonly fetches = new Map<string, Promise<Uint32Array>>();
+  /** Each committed update's fetch: settled once it was added to the sum (or spooled), refused or timed out. */
+  private readonly fetches = new Map<string, Promise<void>>();
+  /** Without SecAgg: each valid update's words (a robust strategy needs every vector; no masks hide them). */
+  private readonly plain = new Map<string, Uint32Array>();
+  /** Members whose committed update could not be fetched or was refused: dropouts the store's messages do not show. */
+  private readonly refused = new Set<string>();
+  private spool: UpdateSpool | undefined;
+  private readonly fetchSlot: <T>(task: () => Promise<T>) => Promise<T>;
   private bytesMoved = 0;
 
   constructor(
@@ -216,7 +241,9 @@ export class AttemptRunner {
     private attempt: AttemptRow,
     private readonly start: StrategyState,
     private readonly parent: { fid: string; digest: string } | null,
-  ) {}
+  ) {
+    this.fetchSlot = createLimiter(fetchConcurrency(this.setup.dimension, deps.fetchBudgetBytes));
+  }
 
   get phase(): string {
     return this.attempt.phase;
@@ -337,6 +364,8 @@ export class AttemptRunner {
       const reason = hasCode(err) ? `${err.code}: ${err.message}` : (err as Error).message;
       await this.abort(reason);
       return { kind: 'aborted', reason };
+    } finally {
+      await this.spool?.close().catch(() => {});
     }
     if (this.attempt.phase === 'aborted')
       return { kind: 'aborted', reason: this.attempt.reason ?? 'aborted' };
@@ -381,14 +410,16 @@ export class AttemptRunner {
     const announced = this.deps.store.announcement(k.task, k.round, k.attempt, 'consistency') as
       | { body: { survivors: string[] } }
       | undefined;
+    // Unmasking is the last step: closing it again is what finishing does.
+    const fed = STAGES.slice(0, finished).filter((stage) => stage !== 'unmask');
+    const beforeMasked = (stage: RoundStage) => STAGES.indexOf(stage) < STAGES.indexOf('masked');
+    for (const stage of fed.filter(beforeMasked)) await this.feed(stage);
+    // The fetches add into the server's sum, so they start once the shares that say who may send one are fed.
     for (const m of this.stored('masked')) {
       if (announced === undefined || announced.body.survivors.includes(m.sender))
         this.startFetch(m.sender, CommitmentSchema.parse(m.body));
     }
-    for (const stage of STAGES.slice(0, finished)) {
-      if (stage === 'unmask') break; // unmasking is the last step: closing it again is what finishing does
-      await this.feed(stage);
-    }
+    for (const stage of fed.filter((stage) => !beforeMasked(stage))) await this.feed(stage);
   }
 
   private stored(stage: RoundStage) {
@@ -436,6 +467,11 @@ export class AttemptRunner {
     return this.attempt.phase !== 'masked' || [...this.fetches.values()].every((p) => settled.has(p));
   }
 
+  /**
+   * Fetches a committed update (at most `fetchConcurrency` at once) and takes it in as soon as it is checked: with
+   * SecAgg it is spooled for the recompute material and added into the server's running sum, then dropped, so the
+   * coordinator's memory holds the sum and the fetches in flight rather than every update.
+   */
   private startFetch(from: string, c: Commitment): void {
     if (this.fetches.has(from)) return;
     const controller = new AbortController();
@@ -447,56 +483,72 @@ export class AttemptRunner {
         controller.abort(new AilinkError('TIMEOUT', `fetching the update of ${from} took over ${budget} ms`)),
       budget,
     );
-    // A participant commits to any fid it likes: the size its record declares is checked before anything moves.
-    const p = this.deps.objects
-      .get(c.fid, { signal: controller.signal, maxBytes: storedUpdateMaxBytes(this.setup.dimension) })
-      .then((bytes) => {
-        if (sha256Hex(bytes) !== c.digest)
-          throw new AilinkError(
-            'ROUND_UPDATE_REFUSED',
-            `the update of ${from} does not hash to its commitment`,
-          );
-        this.bytesMoved += bytes.byteLength;
-        const u = decodeStoredUpdate(bytes, this.setup.dimension);
-        if (u.from !== from || u.context !== this.context)
-          throw new AilinkError(
-            'ROUND_UPDATE_REFUSED',
-            `the update of ${from} was made for ${u.from} in ${u.context}`,
-          );
-        if (!this.secagg) this.checkPlainUpdate(from, u.words);
-        else if (u.signature === null)
-          throw new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} carries no SecAgg signature`);
-        else {
-          const message = {
-            stage: 'masked' as const,
-            context: u.context,
-            from,
-            body: { masked: u.words },
-            signature: u.signature,
-          };
-          try {
-            verifySigned(this.secAggParams(), 'masked', message);
-          } catch (err) {
-            throw new AilinkError('ROUND_UPDATE_REFUSED', (err as Error).message);
-          }
-        }
-        this.maskedSignatures.set(from, u.signature);
-        this.updateBytes.set(from, bytes);
-        return u.words;
-      })
-      .finally(() => {
-        clearTimeout(timer);
-        settled.add(p);
-        this.wake?.();
+    const p = this.fetchSlot(async () => {
+      // A participant commits to any fid it likes: the size its record declares is checked before anything moves.
+      const bytes = await this.deps.objects.get(c.fid, {
+        signal: controller.signal,
+        maxBytes: storedUpdateMaxBytes(this.setup.dimension),
       });
+      if (sha256Hex(bytes) !== c.digest)
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `the update of ${from} does not hash to its commitment`,
+        );
+      this.bytesMoved += bytes.byteLength;
+      const u = decodeStoredUpdate(bytes, this.setup.dimension);
+      if (u.from !== from || u.context !== this.context)
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `the update of ${from} was made for ${u.from} in ${u.context}`,
+        );
+      if (!this.secagg) {
+        this.checkPlainUpdate(from, u.words);
+        this.plain.set(from, u.words);
+        return;
+      }
+      if (u.signature === null)
+        throw new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} carries no SecAgg signature`);
+      const server = this.secAggServer('masked');
+      // Spooled first: an update in the sum must be in the material, one in the material but not the sum is left out.
+      if (this.recordsMaterial) {
+        this.spool ??= createUpdateSpool(this.deps.spoolDir ?? DEFAULT_SPOOL_DIR, this.context);
+        await this.spool.write(from, bytes);
+      }
+      const message = {
+        stage: 'masked' as const,
+        context: u.context,
+        from,
+        body: { masked: u.words },
+        signature: u.signature,
+      };
+      if (!server.addMasked(message))
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          server.rejected.at(-1)?.message ?? `the SecAgg server refused the update of ${from}`,
+        );
+    }).finally(() => {
+      clearTimeout(timer);
+      settled.add(p);
+      this.wake?.();
+    });
     p.catch(() => {}); // failures are read at the stage's close
     this.fetches.set(from, p);
   }
-  private readonly maskedSignatures = new Map<string, Uint8Array | null>();
-  /** Each fetched update as stored (its bytes hash to the sender's commitment): the recompute material carries them. */
-  private readonly updateBytes = new Map<string, Uint8Array>();
-  /** Members whose committed update could not be fetched or was refused: dropouts the store's messages do not show. */
-  private readonly refused = new Set<string>();
+
+  /** Whether this attempt stores recompute material, hence spools the updates it sums. */
+  private get recordsMaterial(): boolean {
+    return recordsAggregationMaterial(this.spec) && this.layout.kind !== 'statistics';
+  }
+
+  private secAggServer(stage: RoundStage): ReturnType<typeof createSecAggServer> {
+    const server = this.server;
+    if (server === undefined)
+      throw new AilinkError(
+        'INTERNAL',
+        `expected a SecAgg server state at the ${stage} stage, found none (a bug: only SecAgg rounds have one)`,
+      );
+    return server;
+  }
 
   /**
    * Without SecAgg the coordinator sees each vector: every update word must be a valid quantized value, the weight
@@ -531,29 +583,26 @@ export class AttemptRunner {
     }
   }
 
-  /** The masked updates that arrived whole, as the SecAgg server's messages (or plain vectors). */
-  private async fetchedUpdates(): Promise<Map<string, Uint32Array>> {
-    const out = new Map<string, Uint32Array>();
+  /** Waits for every fetch; those that failed are dropouts (said once). Returns who was taken in. */
+  private async settleFetches(): Promise<Set<string>> {
+    const taken = new Set<string>();
     for (const [from, p] of this.fetches) {
       try {
-        out.set(from, await p);
+        await p;
+        taken.add(from);
       } catch (err) {
+        if (!this.refused.has(from))
+          this.deps.log(`  update of ${from.slice(0, 8)}… refused: ${(err as Error).message}`);
         this.refused.add(from);
-        this.deps.log(`  update of ${from.slice(0, 8)}… refused: ${(err as Error).message}`);
       }
     }
-    return out;
+    return taken;
   }
 
   /** Feeds a completed stage's stored messages to the server; returns the next announcement's body. */
   private async feed(stage: RoundStage): Promise<unknown> {
-    const server = this.server;
+    const server = this.secAggServer(stage);
     const msgs = this.stored(stage).map((m) => m.body);
-    if (server === undefined)
-      throw new AilinkError(
-        'INTERNAL',
-        `expected a SecAgg server state to feed the ${stage} stage, found none (a bug: only SecAgg rounds feed stages)`,
-      );
     switch (stage) {
       case 'advertise': {
         const out = server.collectAdverts(msgs.map((m) => AdvertSchema.parse(m)));
@@ -563,17 +612,10 @@ export class AttemptRunner {
         const out = server.collectShares(msgs.map((m) => SharesSchema.parse(m)));
         return { inbox: Object.fromEntries([...out].map(([id, list]) => [id, list.map(toWire)])) };
       }
-      case 'masked': {
-        const updates = await this.fetchedUpdates();
-        const masked = [...updates].map(([from, words]) => ({
-          stage: 'masked' as const,
-          context: this.context,
-          from,
-          body: { masked: words },
-          signature: this.maskedSignatures.get(from) ?? new Uint8Array(64),
-        }));
-        return { survivors: server.collectMasked(masked) };
-      }
+      case 'masked':
+        // Each update was added into the sum as it arrived: closing the stage only fixes who survived.
+        await this.settleFetches();
+        return { survivors: server.closeMasked() };
       case 'consistency':
         return unmaskBody(server, server.collectConsistency(msgs.map((m) => ConsistencySchema.parse(m))));
       case 'unmask':
@@ -666,12 +708,19 @@ export class AttemptRunner {
   }
 
   /**
-   * The attempt's inputs for `concludeAttempt`: with SecAgg, the recompute material — the stored messages of every
-   * stage and the announced survivors' stored updates, byte for byte — that the coordinator also publishes, so the
-   * model it anchors is by construction the one an auditor re-derives; without SecAgg, the valid plain updates.
+   * The attempt's inputs for `concludeAttempt`: with SecAgg, the sum this coordinator's server unmasks (each update was
+   * added as it arrived) and the recompute material it did so from — the stored messages of every stage and the
+   * announced survivors' spooled updates, byte for byte — which an auditor replays to the same sum; without SecAgg,
+   * the valid plain updates.
    */
-  private async conclusionInput(): Promise<Pick<ConcludeInput, 'secagg' | 'plain'>> {
-    if (!this.secagg) return { plain: await this.fetchedUpdates() };
+  private async conclusionInput(): Promise<{
+    input: Pick<ConcludeInput, 'unmasked' | 'plain'>;
+    material?: { head: MaterialHead; updates: MaterialUpdateSource[] };
+  }> {
+    if (!this.secagg) {
+      await this.settleFetches();
+      return { input: { plain: this.plain } };
+    }
     const k = this.key;
     const announced = this.deps.store.announcement(k.task, k.round, k.attempt, 'consistency') as
       | { body: { survivors: string[] } }
@@ -681,19 +730,26 @@ export class AttemptRunner {
         'INTERNAL',
         `expected the consistency announcement of round ${k.round} attempt ${k.attempt} to list the survivors, found none stored (a bug: report it with the coordinator log)`,
       );
-    const fetched = await this.fetchedUpdates();
-    const material: AggregationMaterial = {
-      version: 1,
-      context: this.context,
-      adverts: this.stored('advertise').map((m) => m.body),
-      shares: this.stored('shares').map((m) => m.body),
-      masked: announced.body.survivors
-        .filter((a) => fetched.has(a) && this.updateBytes.has(a))
-        .map((a) => ({ account: a, update: Buffer.from(this.updateBytes.get(a)!).toString('base64') })),
-      consistency: this.stored('consistency').map((m) => m.body),
-      unmask: this.stored('unmask').map((m) => m.body),
-    };
-    return { secagg: { params: this.secAggParams(), material } };
+    const taken = await this.settleFetches();
+    const unmask = this.stored('unmask').map((m) => m.body);
+    const unmasked = await this.secAggServer('unmask').unmask(unmask.map((m) => UnmaskSchema.parse(m)));
+    const spool = this.spool;
+    const material =
+      spool === undefined
+        ? undefined
+        : {
+            head: {
+              context: this.context,
+              adverts: this.stored('advertise').map((m) => m.body),
+              shares: this.stored('shares').map((m) => m.body),
+              consistency: this.stored('consistency').map((m) => m.body),
+              unmask,
+            },
+            updates: announced.body.survivors
+              .filter((a) => taken.has(a) && spool.has(a))
+              .map((a) => spool.source(a)),
+          };
+    return { input: { unmasked }, ...(material === undefined ? {} : { material }) };
   }
 
   /**
@@ -702,7 +758,7 @@ export class AttemptRunner {
    * `concludeAttempt`'s, the same an auditor runs; this method does the I/O around it.
    */
   private async finish(): Promise<void> {
-    const input = await this.conclusionInput();
+    const { input, material } = await this.conclusionInput();
     const spec = this.spec;
     const k = this.key;
     const layout = this.layout;
@@ -715,7 +771,7 @@ export class AttemptRunner {
     });
     const { survivors, evaluation } = c;
     if (layout.kind === 'statistics') return this.finishStatistics(c.sum, survivors);
-    const aggregation = await this.storeMaterial(input.secagg?.material);
+    const aggregation = await this.storeMaterial(material);
     if (layout.kind === 'evaluation')
       return this.record(survivors, evaluation, {
         model: this.setup.startModel,
@@ -773,22 +829,29 @@ export class AttemptRunner {
    * manifest names. A round already anchored keeps what its manifest names.
    */
   private async storeMaterial(
-    material: AggregationMaterial | undefined,
+    material: { head: MaterialHead; updates: MaterialUpdateSource[] } | undefined,
   ): Promise<{ fid: string; digest: string } | null> {
     if (material === undefined || !recordsAggregationMaterial(this.spec)) return null;
     const k = this.key;
     if (this.deps.ledger.anchored(k.task).some((r) => r.round === k.round)) return null;
-    const bytes = aggregationMaterialBytes(material);
+    // Streamed from the spool and hashed on the way: the material is never whole in memory.
+    const hash = createHash('sha256');
+    const stream = async function* () {
+      for await (const chunk of aggregationMaterialStream(material.head, material.updates)) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    };
     // Whoever holds the material re-derives the model: under model terms it is sealed for the same readers and put
     // under the same terms as the model, else it would hand out for free what the terms sell.
     const { fid } = await storeModel(
       this.deps,
       this.spec,
-      bytes,
+      stream(),
       materialObjectName(k.task, k.round),
       readerKeysOf(this.deps.store.participants(k.task)),
     );
-    return { fid, digest: sha256Hex(bytes) };
+    return { fid, digest: hash.digest('hex') };
   }
 
   /** Stores and anchors the round's manifest (once, even across restarts), records the round, announces it done. */
@@ -947,6 +1010,16 @@ export class AttemptRunner {
 }
 
 const settled = new WeakSet<Promise<unknown>>();
+
+/** Where attempts spool updates when the coordinator's deps name no directory (tests, embedders). */
+const DEFAULT_SPOOL_DIR = join(tmpdir(), 'ailink-coordinator-spool');
+
+/**
+ * How many updates are fetched at once: as many as fit in `budget` bytes (the updates in flight are what the
+ * coordinator holds beside the sum), at least one, at most 16 (more buys little against 12 miners per object).
+ */
+export const fetchConcurrency = (dimension: number, budget = 256 * 1024 * 1024): number =>
+  Math.max(1, Math.min(16, Math.floor(budget / storedUpdateMaxBytes(dimension))));
 
 /**
  * Everyone who dropped out of an earlier (aborted) attempt of this round: the members of each attempt's cohort who did

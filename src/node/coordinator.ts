@@ -8,6 +8,7 @@ import { auditTask } from '../audit/index.ts';
 import { protocolCall, seedOf, taskOf } from '../chain/index.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
+import { sweepSpool } from '../coordinator/spool.ts';
 import { openCoordinatorStore } from '../coordinator/store.ts';
 import { serveRoundProtocol } from '../coordinator/transport.ts';
 import type { PeerRef } from '../p2p/index.ts';
@@ -119,6 +120,9 @@ export async function startCoordinatorNode(
   try {
     const store = openCoordinatorStore(join(options.dir, 'coordinator.sqlite'), clock);
     stops.push(async () => store.close());
+    // Attempts spool the updates they sum here; what a killed process left is stale (a resumed attempt fetches again).
+    const spoolDir = join(options.dir, 'spool');
+    await sweepSpool(spoolDir);
     const testData = options.testData;
     // Each task's model topology, read once from its stored package (the spec names it by digest).
     const refs = new Map<string, Promise<ModelRef>>();
@@ -143,6 +147,7 @@ export async function startCoordinatorNode(
       serverKey: server.privateKey,
       serverPublicKey: toHex(server.publicKey),
       store,
+      spoolDir,
       objects: {
         put: (bytes, name) => session.put(bytes, { name, encrypt: false }),
         // One wrap for every participant, through a reader group: a declaration holds at most 64 wraps, and the

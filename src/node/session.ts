@@ -98,8 +98,11 @@ export interface Session {
    * SESSION_MAX_OBJECT_BYTES), refused as OBJECT_TOO_LARGE before anything is fetched.
    */
   get(fid: string, options?: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
-  /** Stores `bytes` and returns the fid (encrypted for this account and `readers` unless `encrypt` is false). */
-  put(bytes: Uint8Array, options: PutOptions): Promise<string>;
+  /**
+   * Stores `bytes` (whole, or a stream read once) and returns the fid (encrypted for this account and `readers` unless
+   * `encrypt` is false).
+   */
+  put(bytes: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions): Promise<string>;
   /** Submits protocol calls as this account and waits until the index has applied them. */
   submit(calls: readonly ReturnType<typeof protocolCall>[]): Promise<void>;
   /** This account's files on chain whose name begins with `prefix` (the index synced first), with their names. */

@@ -56,50 +56,198 @@ function isBase64Text(s: string): boolean {
   return pad === -1 || pad === s.length - 1 || (pad === s.length - 2 && s[s.length - 1] === '=');
 }
 
-export const AggregationMaterialSchema = z
+const messages = z.array(z.unknown()).max(1000);
+
+/** Format 1 (rounds anchored before streaming sums): one JSON object, each survivor's stored update in base64. */
+export const AggregationMaterialV1Schema = z
   .object({
     version: z.literal(1),
     /** The attempt's context (roundContext): what every message is signed for. */
     context: z.string().max(256),
-    adverts: z.array(z.unknown()).max(1000),
-    shares: z.array(z.unknown()).max(1000),
+    adverts: messages,
+    shares: messages,
     /** Each survivor's stored update, byte for byte as it stored it (base64): it hashes to its commitment's digest. */
     masked: z
       .array(z.object({ account, update: z.string().refine(isBase64Text, 'expected base64') }).strict())
       .max(1000),
-    consistency: z.array(z.unknown()).max(1000),
-    unmask: z.array(z.unknown()).max(1000),
+    consistency: messages,
+    unmask: messages,
   })
   .strict();
-export type AggregationMaterial = z.infer<typeof AggregationMaterialSchema>;
 
-/** The stored object's bytes (canonical JSON), whose SHA-256 the manifest names. */
-export const aggregationMaterialBytes = (m: AggregationMaterial): Uint8Array =>
-  new TextEncoder().encode(canonicalJson(m));
+/**
+ * Format 2: 'AILKMAT2' ‖ u32 (big-endian) header length ‖ header JSON ‖ each survivor's stored update, raw, in the
+ * header's order. The updates are not inside the JSON so that a coordinator writes the material from its spool one
+ * update at a time and a reader takes each as a view of the bytes: no process holds them twice or as base64 text.
+ */
+const MATERIAL_MAGIC = 'AILKMAT2';
+/** The messages of 1,000 members with their signed survivor lists stay well under this. */
+const MAX_MATERIAL_HEADER_BYTES = 256 * 1024 * 1024;
+const MaterialHeaderSchema = z
+  .object({
+    version: z.literal(2),
+    context: z.string().max(256),
+    adverts: messages,
+    shares: messages,
+    consistency: messages,
+    unmask: messages,
+    masked: z
+      .array(
+        z
+          .object({
+            account,
+            bytes: z
+              .number()
+              .int()
+              .min(0)
+              .max(2 ** 32),
+          })
+          .strict(),
+      )
+      .max(1000),
+  })
+  .strict();
 
-/** @throws ROUND_MESSAGE_INVALID when the bytes are not recompute material */
+/** The attempt's messages, everything in the material but the updates. */
+export interface MaterialHead {
+  /** The attempt's context (roundContext): what every message is signed for. */
+  readonly context: string;
+  readonly adverts: readonly unknown[];
+  readonly shares: readonly unknown[];
+  readonly consistency: readonly unknown[];
+  readonly unmask: readonly unknown[];
+}
+
+/** The recompute material: the messages, and each survivor's stored update byte for byte (it hashes to its commitment). */
+export interface AggregationMaterial extends MaterialHead {
+  readonly masked: readonly { readonly account: string; readonly update: Uint8Array }[];
+}
+
+/** A survivor's stored update the material is written from: its length, and its bytes read when their turn comes. */
+export interface MaterialUpdateSource {
+  readonly account: string;
+  readonly bytes: number;
+  read(): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+function materialPrefix(head: MaterialHead, updates: readonly { account: string; bytes: number }[]) {
+  const header = new TextEncoder().encode(
+    canonicalJson({
+      version: 2,
+      context: head.context,
+      adverts: head.adverts,
+      shares: head.shares,
+      consistency: head.consistency,
+      unmask: head.unmask,
+      masked: updates.map((u) => ({ account: u.account, bytes: u.bytes })),
+    }),
+  );
+  const prefix = new Uint8Array(12 + header.byteLength);
+  prefix.set(new TextEncoder().encode(MATERIAL_MAGIC), 0);
+  new DataView(prefix.buffer).setUint32(8, header.byteLength, false);
+  prefix.set(header, 12);
+  return prefix;
+}
+
+/**
+ * The material's bytes (format 2) as a stream, each update read only when it is written: the coordinator stores it so
+ * from its spool. A source that yields another length than it declared is an error, not a corrupt object.
+ * @throws INTERNAL when an update source's length differs from its declared `bytes`
+ */
+export async function* aggregationMaterialStream(
+  head: MaterialHead,
+  updates: readonly MaterialUpdateSource[],
+): AsyncGenerator<Uint8Array> {
+  yield materialPrefix(head, updates);
+  for (const u of updates) {
+    let n = 0;
+    for await (const chunk of u.read()) {
+      n += chunk.byteLength;
+      yield chunk;
+    }
+    if (n !== u.bytes)
+      throw new AilinkError(
+        'INTERNAL',
+        `expected the spooled update of ${u.account} to be ${u.bytes} bytes, read ${n} (the spool changed under the coordinator)`,
+      );
+  }
+}
+
+/** The stored object's bytes (format 2), whose SHA-256 the manifest names: the stream's, whole. */
+export function aggregationMaterialBytes(m: AggregationMaterial): Uint8Array {
+  const prefix = materialPrefix(
+    m,
+    m.masked.map((e) => ({ account: e.account, bytes: e.update.byteLength })),
+  );
+  const out = new Uint8Array(prefix.byteLength + m.masked.reduce((a, e) => a + e.update.byteLength, 0));
+  out.set(prefix, 0);
+  let at = prefix.byteLength;
+  for (const e of m.masked) {
+    out.set(e.update, at);
+    at += e.update.byteLength;
+  }
+  return out;
+}
+
+const malformed = (why: string) =>
+  new AilinkError('ROUND_MESSAGE_INVALID', `malformed recompute material: ${why}`);
+const issuesOf = (error: z.ZodError) =>
+  error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.')}: ${i.message}`)
+    .join('; ');
+
+/**
+ * Reads either format. In format 2 each update is a view into `bytes` (no copy); format 1's base64 is decoded.
+ * @throws ROUND_MESSAGE_INVALID when the bytes are not recompute material
+ */
 export function parseAggregationMaterial(bytes: Uint8Array): AggregationMaterial {
+  const magic = new TextEncoder().encode(MATERIAL_MAGIC);
+  if (bytes.byteLength >= 12 && magic.every((b, i) => bytes[i] === b)) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, false);
+    if (length > MAX_MATERIAL_HEADER_BYTES || 12 + length > bytes.byteLength)
+      throw malformed(`header length ${length} out of range (the object has ${bytes.byteLength} bytes)`);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + length)));
+    } catch {
+      throw malformed('its header must be JSON');
+    }
+    const parsed = MaterialHeaderSchema.safeParse(json);
+    if (!parsed.success) throw malformed(issuesOf(parsed.error));
+    const { version: _, masked: sizes, ...head } = parsed.data;
+    let at = 12 + length;
+    const masked = sizes.map((e) => {
+      if (at + e.bytes > bytes.byteLength)
+        throw malformed(`the update of ${e.account} runs past the end of the object`);
+      const update = bytes.subarray(at, at + e.bytes);
+      at += e.bytes;
+      return { account: e.account, update };
+    });
+    if (at !== bytes.byteLength)
+      throw malformed(`${bytes.byteLength - at} bytes follow the last update the header lists`);
+    return { ...head, masked };
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    throw new AilinkError('ROUND_MESSAGE_INVALID', 'recompute material must be JSON');
-  }
-  const parsed = AggregationMaterialSchema.safeParse(json);
-  if (!parsed.success)
     throw new AilinkError(
       'ROUND_MESSAGE_INVALID',
-      `malformed recompute material: ${parsed.error.issues
-        .slice(0, 3)
-        .map((i) => `${i.path.join('.')}: ${i.message}`)
-        .join('; ')}`,
+      `recompute material must begin with ${MATERIAL_MAGIC} (format 2) or be JSON (format 1)`,
     );
-  return parsed.data;
+  }
+  const parsed = AggregationMaterialV1Schema.safeParse(json);
+  if (!parsed.success) throw malformed(issuesOf(parsed.error));
+  const { version: _, masked, ...head } = parsed.data;
+  return {
+    ...head,
+    masked: masked.map((e) => ({
+      account: e.account,
+      update: new Uint8Array(Buffer.from(e.update, 'base64')),
+    })),
+  };
 }
-
-/** The stored update bytes a `masked` entry carries. */
-export const maskedUpdateBytes = (entry: AggregationMaterial['masked'][number]): Uint8Array =>
-  new Uint8Array(Buffer.from(entry.update, 'base64'));
 
 /**
  * Whether a round of `spec` records recompute material: with SecAgg and without central DP. Without SecAgg the
@@ -114,8 +262,13 @@ export interface ConcludeInput {
   readonly kind: RoundKind;
   /** The strategy's state the round started from (its global model is the round's start model). */
   readonly start: StrategyState;
-  /** SecAgg: the attempt's parameters and messages, replayed to unmask the sum. */
+  /** SecAgg, as an auditor has it: the attempt's parameters and messages, replayed to unmask the sum. */
   readonly secagg?: { readonly params: SecAggParams; readonly material: AggregationMaterial };
+  /**
+   * SecAgg, as the coordinator has it: the sum its own server unmasked, having added each update as it arrived (it
+   * never holds them all). It stores the material it did so from, which an auditor replays through `secagg`.
+   */
+  readonly unmasked?: { readonly sum: Uint32Array; readonly survivors: readonly string[] };
   /** Without SecAgg: each valid update's words (the coordinator's own view; never published). */
   readonly plain?: ReadonlyMap<string, Uint32Array>;
   /** Central DP only: the noise source (secret to the coordinator, so no auditor can re-derive such a round). */
@@ -159,23 +312,24 @@ export async function unmaskMaterial(
   const server = createSecAggServer(params);
   server.collectAdverts(material.adverts.map((m) => parse(AdvertSchema, m, 'advertise')));
   server.collectShares(material.shares.map((m) => parse(SharesSchema, m, 'shares')));
-  const masked = material.masked.map((entry) => {
-    const u = decodeStoredUpdate(maskedUpdateBytes(entry), params.dimension);
+  // One update decoded at a time and added into the server's running sum: O(d) beside the material itself.
+  for (const entry of material.masked) {
+    const u = decodeStoredUpdate(entry.update, params.dimension);
     if (u.from !== entry.account || u.context !== params.context)
       throw new AilinkError(
         'ROUND_MESSAGE_INVALID',
         `the update listed for ${entry.account} was made by ${u.from} for ${u.context}`,
       );
-    return {
-      stage: 'masked' as const,
+    server.addMasked({
+      stage: 'masked',
       context: u.context,
       from: u.from,
       body: { masked: u.words },
       // An update without its SecAgg signature is refused by the server like a forged one.
       signature: u.signature ?? new Uint8Array(64),
-    };
-  });
-  server.collectMasked(masked);
+    });
+  }
+  server.closeMasked();
   server.collectConsistency(material.consistency.map((m) => parse(ConsistencySchema, m, 'consistency')));
   const out = await server.unmask(material.unmask.map((m) => parse(UnmaskSchema, m, 'unmask')));
   return { ...out, rejected: server.rejected.map((e) => e.message) };
@@ -218,7 +372,10 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
   let sum: Uint32Array;
   let survivors: string[];
   let rejected: string[] = [];
-  if (input.secagg !== undefined) {
+  if (input.unmasked !== undefined) {
+    sum = input.unmasked.sum;
+    survivors = [...input.unmasked.survivors];
+  } else if (input.secagg !== undefined) {
     ({ sum, survivors, rejected } = await unmaskMaterial(input.secagg.params, input.secagg.material));
   } else {
     if (input.plain === undefined)

@@ -19,12 +19,14 @@ export {
 } from './announcement.ts';
 export {
   type AggregationMaterial,
-  AggregationMaterialSchema,
+  AggregationMaterialV1Schema,
   aggregationMaterialBytes,
+  aggregationMaterialStream,
   type ConcludeInput,
   type Conclusion,
   concludeAttempt,
-  maskedUpdateBytes,
+  type MaterialHead,
+  type MaterialUpdateSource,
   parseAggregationMaterial,
   recordsAggregationMaterial,
   unmaskMaterial,

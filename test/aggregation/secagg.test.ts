@@ -154,6 +154,67 @@ describe('SecAgg+ end to end (pure state machines)', () => {
   }, 60_000);
 });
 
+describe('SecAgg+ server summing as inputs arrive (addMasked)', () => {
+  async function upToShares(n: number, k: number, t: number, d: number) {
+    const c = cohort(n, k, t, d);
+    const server = createSecAggServer(c.params);
+    const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
+    const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
+    const routedShares = server.collectShares(shares);
+    const masked = c.ids.map((id) =>
+      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
+    );
+    return { c, server, masked };
+  }
+
+  it('property: inputs added one at a time, in any order, with duplicates and forgeries among them, unmask to the plain sum of those taken', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 6, max: 10 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 24 }),
+        async (n, d, picks) => {
+          const { c, server, masked } = await upToShares(n, 4, 3, d);
+          // Arrival order drawn by fast-check: some inputs twice, some never, one with a flipped word.
+          const arrivals = picks.map((p) => masked[p % n]!);
+          const forged = { ...masked[0]!, body: { masked: masked[0]!.body.masked.map((w) => w ^ 1) } };
+          const taken = new Set<string>();
+          for (const m of [forged, ...arrivals]) {
+            const added = server.addMasked(m);
+            expect(added).toBe(m !== forged && !taken.has(m.from));
+            if (added) taken.add(m.from);
+          }
+          let survivors: string[];
+          try {
+            survivors = server.closeMasked();
+          } catch (err) {
+            expect((err as AggregationError).code).toBe('SECAGG_ABORTED');
+            return;
+          }
+          expect(survivors).toEqual([...taken].sort());
+          const signatures = server.collectConsistency(
+            survivors.map((id) => c.clients.get(id)!.consistency(survivors)),
+          );
+          const result = await server.unmask(
+            signatures.map((m) => c.clients.get(m.from)!.unmask(signatures)),
+          );
+          expect([...result.sum]).toEqual([...plainSum(c, survivors, d)]);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  }, 60_000);
+
+  it('an input after the stage closed is refused and changes nothing', async () => {
+    const { server, masked } = await upToShares(6, 4, 3, 8);
+    for (const m of masked.slice(0, 5)) expect(server.addMasked(m)).toBe(true);
+    const survivors = server.closeMasked();
+    expect(server.addMasked(masked[5]!)).toBe(false);
+    expect(server.rejected.at(-1)?.message).toMatch(/after the stage closed/);
+    expect(server.expecting()).toEqual(survivors);
+  });
+});
+
 describe('SecAgg+ fails closed against a lying server and bad messages', () => {
   /** Runs the protocol up to the survivor list, honestly. */
   async function upToMasked(n = 8, k = 4, t = 3, d = 16) {

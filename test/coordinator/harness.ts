@@ -44,6 +44,13 @@ export const DIMENSION = 1000;
  * Each object keeps the name and owner it was stored with (`defaultOwner` when the caller names none), so that
  * `owned` lists an account's objects and `delete` removes only its own, as fileBank's rules do.
  */
+async function wholeOf(source: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  if (source instanceof Uint8Array) return source;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of source) chunks.push(chunk);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
 export function memoryObjects(defaultOwner = '') {
   const objects = new Map<string, Uint8Array>();
   const readers = new Map<string, string[]>();
@@ -329,7 +336,10 @@ export interface World {
   logs: string[];
 }
 
-export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): World {
+export function makeWorld(
+  dir = mkdtempSync(join(tmpdir(), 'ailink-coord-')),
+  options: { fetchBudgetBytes?: number } = {},
+): World {
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
   const account = makeAccount('coordinator');
@@ -347,10 +357,13 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
         serverKey: server.privateKey,
         serverPublicKey: toHex(server.publicKey),
         store,
+        spoolDir: join(dir, 'spool'),
+        ...options,
         // Bound late, so a test can stand in a lying coordinator's storage before `restart`.
         objects: {
-          put: (b, name) => objects.put(b, name),
-          putModel: (b, name, readerKeys) => objects.putModel(b, name, readerKeys),
+          // A stream (the recompute material) is read whole, as the storage client reads it once.
+          put: async (b, name) => objects.put(await wholeOf(b), name),
+          putModel: async (b, name, readerKeys) => objects.putModel(await wholeOf(b), name, readerKeys),
           get: (fid) => objects.get(fid),
           owned: (prefix) => objects.owned(account.address, prefix),
           delete: (fids) => objects.delete(account.address, fids),

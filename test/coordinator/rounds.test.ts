@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
 import { signingKeyPair } from '../../src/aggregation/keys.ts';
@@ -12,12 +15,16 @@ import {
   epsilonAfter,
   joinMessage,
   type Manifest,
+  parseAggregationMaterial,
   parseManifest,
   type RoundStage,
+  sha256Hex,
+  storedUpdateMaxBytes,
   type TaskSpec,
 } from '../../src/task/index.ts';
 import {
   baseTask,
+  DIMENSION,
   fakeTrainer,
   initialWeights,
   type Member,
@@ -91,6 +98,46 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     expect(m0.parent).toBeNull();
     expect(m1.startModel.hash).toBe(m0.model.hash);
     expect(m0.updates).toHaveLength(4);
+  }, 60_000);
+
+  it('the coordinator takes each update in as it arrives: no more in flight than its fetch budget, nothing left in its spool, and the material it streams (format 2) holds every survivor’s update', async () => {
+    // A budget of two updates: the five fetches of a round queue behind two slots.
+    const dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'));
+    const world = makeWorld(dir, { fetchBudgetBytes: 2 * storedUpdateMaxBytes(DIMENSION + 1) });
+    const labels = ['a', 'b', 'c', 'd', 'e'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 1 }));
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    const get = world.objects.get.bind(world.objects);
+    let inFlight = 0;
+    let most = 0;
+    let updates = 0;
+    // Every stored update is slow to fetch (60 ms), and counted while it is fetched.
+    world.objects.get = async (fid: string, readerKey?: string) => {
+      const bytes = await get(fid, readerKey);
+      if (Buffer.from(bytes.subarray(0, 4)).toString() !== 'AILU') return bytes;
+      updates++;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 60));
+      inFlight--;
+      return bytes;
+    };
+    world.coordinator.start();
+    startAll(world, members, stops);
+    await world.coordinator.finished(task.id);
+    const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
+    expect(updates).toBe(5);
+    expect(most).toBe(2);
+    expect(readdirSync(join(dir, 'spool'))).toEqual([]);
+    const m = manifests[0]!;
+    const material = parseAggregationMaterial(await world.objects.get(m.aggregation!.fid));
+    expect(Buffer.from((await world.objects.get(m.aggregation!.fid)).subarray(0, 8)).toString()).toBe(
+      'AILKMAT2',
+    );
+    expect(material.masked.map((e) => e.account)).toEqual([...m.survivors].sort());
+    for (const e of material.masked)
+      expect(sha256Hex(e.update)).toBe(m.updates.find((u) => u.account === e.account)!.digest);
   }, 60_000);
 
   it('5 organisations drawn 4 at a time, one silent in every attempt of round 1: the next attempt goes on without it, and the task ends', async () => {

@@ -7,7 +7,7 @@ import { accountsReady } from '../../src/shared/account.ts';
 import { canonicalJson } from '../../src/shared/canonical.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import {
-  AggregationMaterialSchema,
+  AggregationMaterialV1Schema,
   decodeModelBytes,
   decodeStoredUpdate,
   encodeModelBytes,
@@ -99,7 +99,7 @@ describe('task spec', () => {
   });
 
   it('property: recompute material takes as base64 exactly what /^[A-Za-z0-9+/]*={0,2}$/ takes (its faster check)', () => {
-    const update = AggregationMaterialSchema.shape.masked.element.shape.update;
+    const update = AggregationMaterialV1Schema.shape.masked.element.shape.update;
     const pattern = /^[A-Za-z0-9+/]*={0,2}$/;
     const char = fc.constantFrom(...'Az09+/=-_ .\n'.split(''));
     fc.assert(
