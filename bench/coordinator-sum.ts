@@ -110,10 +110,11 @@ if (mode === 'streaming') {
     let n = 0;
     const hash = createHash('sha256');
     const head = { context, adverts: [], shares: sharesIn.map(toWire), consistency: [], unmask: [] };
-    for await (const chunk of aggregationMaterialStream(
+    const { chunks } = aggregationMaterialStream(
       head,
       survivors.map((a) => spool.source(a)),
-    )) {
+    );
+    for await (const chunk of chunks) {
       hash.update(chunk);
       n += chunk.byteLength;
     }

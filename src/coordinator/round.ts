@@ -166,8 +166,8 @@ export interface RoundDeps {
   onPhase?(key: { task: string; round: number; attempt: number }, phase: Phase): void;
 }
 
-/** An object's bytes, whole or as a stream read once. */
-export type ObjectSource = Uint8Array | AsyncIterable<Uint8Array>;
+/** An object's bytes, whole or as a stream of known size read once. */
+export type ObjectSource = Uint8Array | { readonly size: number; readonly chunks: AsyncIterable<Uint8Array> };
 
 /** The reader keys of the task's joined participants (rows from before reader keys have none), deduplicated. */
 export function readerKeysOf(participants: readonly Pick<ParticipantRow, 'readerKey'>[]): string[] {
@@ -836,8 +836,9 @@ export class AttemptRunner {
     if (this.deps.ledger.anchored(k.task).some((r) => r.round === k.round)) return null;
     // Streamed from the spool and hashed on the way: the material is never whole in memory.
     const hash = createHash('sha256');
-    const stream = async function* () {
-      for await (const chunk of aggregationMaterialStream(material.head, material.updates)) {
+    const { size, chunks } = aggregationMaterialStream(material.head, material.updates);
+    const hashed = async function* () {
+      for await (const chunk of chunks) {
         hash.update(chunk);
         yield chunk;
       }
@@ -847,7 +848,7 @@ export class AttemptRunner {
     const { fid } = await storeModel(
       this.deps,
       this.spec,
-      stream(),
+      { size, chunks: hashed() },
       materialObjectName(k.task, k.round),
       readerKeysOf(this.deps.store.participants(k.task)),
     );

@@ -8,6 +8,7 @@ import { auditTask } from '../audit/index.ts';
 import { protocolCall, seedOf, taskOf } from '../chain/index.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
+import type { ObjectSource } from '../coordinator/round.ts';
 import { sweepSpool } from '../coordinator/spool.ts';
 import { openCoordinatorStore } from '../coordinator/store.ts';
 import { serveRoundProtocol } from '../coordinator/transport.ts';
@@ -19,7 +20,7 @@ import { toHex } from '../shared/bytes.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
-import { type CodecPool, createGrantService } from '../storage/index.ts';
+import { type CodecPool, createGrantService, type PutOptions } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
 import { peerKeyIn, secretIn } from './keys.ts';
 import { hostInUrl } from './network.ts';
@@ -95,6 +96,13 @@ export interface CoordinatorNodeOptions {
   log(line: string): void;
 }
 
+/** A round's object as the storage client takes it: a stream with its size (so it is coded for that size). */
+const putArgs = (
+  source: ObjectSource,
+  options: PutOptions,
+): [Uint8Array | AsyncIterable<Uint8Array>, PutOptions] =>
+  source instanceof Uint8Array ? [source, options] : [source.chunks, { ...options, size: source.size }];
+
 /**
  * `ailink coordinator`: state in `<dir>/coordinator.sqlite`, its round-signing key and libp2p identity in `<dir>`,
  * so that a restart resumes every task under the same identity.
@@ -149,11 +157,11 @@ export async function startCoordinatorNode(
       store,
       spoolDir,
       objects: {
-        put: (bytes, name) => session.put(bytes, { name, encrypt: false }),
+        put: (source, name) => session.put(...putArgs(source, { name, encrypt: false })),
         // One wrap for every participant, through a reader group: a declaration holds at most 64 wraps, and the
         // group (new whenever the participants change) is stored once for all the task's models of that membership.
-        putModel: (bytes, name, readers) =>
-          session.put(bytes, { name, encrypt: true, readerGroup: [...readers] }),
+        putModel: (source, name, readers) =>
+          session.put(...putArgs(source, { name, encrypt: true, readerGroup: [...readers] })),
         get: (fid, o) => session.get(fid, o),
         owned: (prefix) => session.owned(prefix),
         delete: (fids) => session.deleteObjects(fids),

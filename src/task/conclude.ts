@@ -150,27 +150,31 @@ function materialPrefix(head: MaterialHead, updates: readonly { account: string;
 }
 
 /**
- * The material's bytes (format 2) as a stream, each update read only when it is written: the coordinator stores it so
- * from its spool. A source that yields another length than it declared is an error, not a corrupt object.
- * @throws INTERNAL when an update source's length differs from its declared `bytes`
+ * The material's bytes (format 2) as a stream of known size, each update read only when it is written: the coordinator
+ * stores it so from its spool. A source that yields another length than it declared fails the stream (INTERNAL)
+ * rather than storing a corrupt object.
  */
-export async function* aggregationMaterialStream(
+export function aggregationMaterialStream(
   head: MaterialHead,
   updates: readonly MaterialUpdateSource[],
-): AsyncGenerator<Uint8Array> {
-  yield materialPrefix(head, updates);
-  for (const u of updates) {
-    let n = 0;
-    for await (const chunk of u.read()) {
-      n += chunk.byteLength;
-      yield chunk;
+): { readonly size: number; readonly chunks: AsyncIterable<Uint8Array> } {
+  const prefix = materialPrefix(head, updates);
+  async function* chunks() {
+    yield prefix;
+    for (const u of updates) {
+      let n = 0;
+      for await (const chunk of u.read()) {
+        n += chunk.byteLength;
+        yield chunk;
+      }
+      if (n !== u.bytes)
+        throw new AilinkError(
+          'INTERNAL',
+          `expected the spooled update of ${u.account} to be ${u.bytes} bytes, read ${n} (the spool changed under the coordinator)`,
+        );
     }
-    if (n !== u.bytes)
-      throw new AilinkError(
-        'INTERNAL',
-        `expected the spooled update of ${u.account} to be ${u.bytes} bytes, read ${n} (the spool changed under the coordinator)`,
-      );
   }
+  return { size: updates.reduce((a, u) => a + u.bytes, prefix.byteLength), chunks: chunks() };
 }
 
 /** The stored object's bytes (format 2), whose SHA-256 the manifest names: the stream's, whole. */

@@ -10,6 +10,7 @@ import {
   type CoordinatorLedger,
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
+import type { ObjectSource } from '../../src/coordinator/round.ts';
 import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
 import type { LocalData } from '../../src/participant/local-data.ts';
 import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
@@ -44,10 +45,12 @@ export const DIMENSION = 1000;
  * Each object keeps the name and owner it was stored with (`defaultOwner` when the caller names none), so that
  * `owned` lists an account's objects and `delete` removes only its own, as fileBank's rules do.
  */
-async function wholeOf(source: Uint8Array | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+async function wholeOf(source: ObjectSource): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   const chunks: Uint8Array[] = [];
-  for await (const chunk of source) chunks.push(chunk);
+  for await (const chunk of source.chunks) chunks.push(chunk);
+  if (Buffer.concat(chunks).byteLength !== source.size)
+    throw new Error(`a stream declared ${source.size} bytes and gave another length`);
   return new Uint8Array(Buffer.concat(chunks));
 }
 

@@ -65,17 +65,17 @@ describe('recompute material, format 2', () => {
   });
 
   it('the stream the coordinator stores is the same bytes, and reading them back gives the material', async () => {
-    const streamed = await collect(
-      aggregationMaterialStream(
-        material,
-        material.masked.map((e) => ({
-          account: e.account,
-          bytes: e.update.byteLength,
-          read: () => [e.update],
-        })),
-      ),
+    const stream = aggregationMaterialStream(
+      material,
+      material.masked.map((e) => ({
+        account: e.account,
+        bytes: e.update.byteLength,
+        read: () => [e.update],
+      })),
     );
+    const streamed = await collect(stream.chunks);
     expect(Buffer.from(streamed)).toEqual(Buffer.from(aggregationMaterialBytes(material)));
+    expect(stream.size).toBe(streamed.byteLength);
     const back = parseAggregationMaterial(streamed);
     expect(back.masked.map((e) => [e.account, [...e.update]])).toEqual([
       [alice, [1, 2, 3]],
@@ -88,7 +88,7 @@ describe('recompute material, format 2', () => {
     const stream = aggregationMaterialStream(material, [
       { account: alice, bytes: 4, read: () => [new Uint8Array(3)] },
     ]);
-    await expect(collect(stream)).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(collect(stream.chunks)).rejects.toMatchObject({ code: 'INTERNAL' });
   });
 
   it('format 1 (base64 JSON, rounds anchored before) still reads', () => {
