@@ -10,6 +10,7 @@ export {
   DEFAULT_RDP_ORDERS,
   type EpsilonResult,
   epsilon as privacySpent,
+  epsilonFromRdp,
   type GaussianNoiseOptions,
   gaussianNoise,
   type PrivacyBudget,
@@ -78,6 +79,19 @@ export {
   verifyConsistency,
 } from './secagg.ts';
 export { combineShares, splitSecret } from './shares.ts';
+export {
+  addSkellamShare,
+  decodeNoisySum,
+  type IntegerSensitivity,
+  poissonSamples,
+  quantizationScale,
+  SKELLAM_RDP_ORDERS,
+  skellamEpsilon,
+  skellamNoise,
+  skellamRdp,
+  skellamSensitivity,
+  skellamWrapProbability,
+} from './skellam.ts';
 export {
   type AggregateInput,
   type AggregateResult,
