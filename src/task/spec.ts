@@ -315,7 +315,7 @@ export function robustAggregatorOf(spec: TaskSpec): RobustAggregatorSpec | null 
 }
 
 /**
- * A robust rule reads each organisation's update, which secure aggregation exists to hide, and central DP's noise is
+ * A robust rule reads each organisation's update, which secure aggregation exists to hide, and DP's noise is
  * calibrated to a sum's sensitivity, not to a median's: both combinations are refused, as are parameters the rule
  * does not take and a cohort floor below what the rule needs to aggregate at all.
  */
@@ -350,7 +350,7 @@ function checkStrategy(spec: TaskSpec, where: string): void {
   if (spec.dp !== null)
     throw new AilinkError(
       'INVALID_INPUT',
-      `${where}: strategy ${s.name} cannot be combined with central DP (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
+      `${where}: strategy ${s.name} cannot be combined with DP, central or distributed (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
     );
   const needed = minimumUpdates(robust);
   if (spec.cohort.min < needed)
@@ -369,8 +369,9 @@ export const MAX_WRAP_PROBABILITY = 1e-12;
 
 /**
  * Distributed DP (Skellam) needs its noise to travel inside the secure sum: SecAgg on (without it each update, noise
- * share and all, is the coordinator's plaintext), a strategy that reads the sum only (robust rules are refused with
- * SecAgg already), and a ring with room for the largest noise-free sum plus the noise of a full cohort.
+ * share and all, is the coordinator's plaintext), a strategy that reads the sum only (checkStrategy refuses robust
+ * rules with any DP; the FedAvg family only post-processes the noisy average), and a ring with room for the largest
+ * noise-free sum plus the noise of a full cohort.
  */
 function checkDistributedDp(spec: TaskSpec, where: string): void {
   if (spec.dp === null || spec.dp === undefined || spec.dp.mechanism !== 'skellam') return;
@@ -378,11 +379,6 @@ function checkDistributedDp(spec: TaskSpec, where: string): void {
     throw new AilinkError(
       'INVALID_INPUT',
       `${where}: dp.mechanism skellam adds each organisation's noise share inside the secure sum, so it needs secagg.enabled true; got false (set it, or use dp.mechanism central-gaussian)`,
-    );
-  if (robustAggregatorOf(spec) !== null)
-    throw new AilinkError(
-      'INVALID_INPUT',
-      `${where}: dp.mechanism skellam needs a strategy that reads the sum only (${STRATEGY_NAMES.join(', ')}), got ${spec.strategy.name}`,
     );
   const variance = skellamVarianceOf(spec);
   const top = 2 ** spec.secagg.bits - 1;
