@@ -350,7 +350,7 @@ function checkStrategy(spec: TaskSpec, where: string): void {
   if (spec.dp !== null)
     throw new AilinkError(
       'INVALID_INPUT',
-      `${where}: strategy ${s.name} cannot be combined with DP, central or distributed (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
+      `${where}: strategy ${s.name} cannot be combined with central DP or distributed DP (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
     );
   const needed = minimumUpdates(robust);
   if (spec.cohort.min < needed)

@@ -82,7 +82,7 @@ describe('the spec selects the mechanism', () => {
     );
     expect(
       refusal(skellamSpec({ secagg: { ...base.secagg, enabled: false }, strategy: { name: 'krum', f: 1 } })),
-    ).toMatch(/cannot be combined with DP|secagg\.enabled/);
+    ).toMatch(/cannot be combined with central DP or distributed DP|secagg\.enabled/);
     expect(refusal(skellamSpec({}, { mechanism: 'laplace' }))).toMatch(/dp\.mechanism/);
   });
 
