@@ -1,5 +1,6 @@
 /**
- * Aggregation: SecAgg+ state machines and their primitives, strategies, robust aggregators and central DP.
+ * Aggregation: SecAgg+ state machines and their primitives, strategies, robust aggregators, central DP and distributed
+ * DP (Skellam).
  * Pure code: no I/O, no clock, nothing imported from the rest of src/ (DESIGN §2).
  */
 export {
