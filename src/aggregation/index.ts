@@ -84,6 +84,7 @@ export {
   addSkellamShare,
   decodeNoisySum,
   type IntegerSensitivity,
+  MAX_POISSON_MEAN,
   poissonSamples,
   quantizationScale,
   SKELLAM_RDP_ORDERS,

@@ -72,6 +72,27 @@ export function logFactorial(k: number): number {
   );
 }
 
+/**
+ * ln P(K = k) for K ~ Poisson(λ), accurate for any λ a sampler takes: −λ + k·ln λ − ln k! computed term by term
+ * loses everything to cancellation when λ is large (each term ~ λ ln λ, ≈ 3e13 at λ = 1e12, whose last bit is worth
+ * ≈ 0.004), so for k ≥ 64 it is rearranged with Stirling's series into (k − λ) − k·log1p((k − λ)/λ) − ½ln(2πk) −
+ * (the series' tail), every term of the size of the result.
+ */
+export function logPoissonPmf(k: number, lambda: number): number {
+  if (k < 64) return -lambda + k * Math.log(lambda) - LOG_FACTORIAL[k]!;
+  const inv = 1 / k;
+  const inv2 = inv * inv;
+  const tail = inv * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)));
+  const d = k - lambda;
+  return d - k * Math.log1p(d / lambda) - 0.5 * Math.log(2 * Math.PI * k) - tail;
+}
+
+/**
+ * Largest Poisson mean the samplers take: their integers stay exact (k stays far below 2^53) and the proposal's
+ * arithmetic keeps its resolution. A task whose per-organisation share would need more is refused at creation.
+ */
+export const MAX_POISSON_MEAN = 2 ** 50;
+
 /** Where the sampler switches from inversion (cost ∝ λ) to transformed rejection (cost O(1)). */
 const PTRS_FROM = 10;
 
@@ -97,7 +118,6 @@ function poissonSmall(lambda: number, u: Uniforms): number {
  */
 function poissonPtrs(lambda: number, u: Uniforms): number {
   const sqrtLambda = Math.sqrt(lambda);
-  const logLambda = Math.log(lambda);
   const b = 0.931 + 2.53 * sqrtLambda;
   const a = -0.059 + 0.02483 * b;
   const logInvAlpha = Math.log(1.1239 + 1.1328 / (b - 3.4));
@@ -110,8 +130,7 @@ function poissonPtrs(lambda: number, u: Uniforms): number {
     if (us >= 0.07 && v <= vr) return k;
     if (k < 0 || (us < 0.013 && v > us)) continue;
     // v = 0 gives log 0 = −∞: accepted, as the algorithm's real-valued v would be.
-    if (Math.log(v) + logInvAlpha - Math.log(a / (us * us) + b) <= -lambda + k * logLambda - logFactorial(k))
-      return k;
+    if (Math.log(v) + logInvAlpha - Math.log(a / (us * us) + b) <= logPoissonPmf(k, lambda)) return k;
   }
 }
 
@@ -123,16 +142,12 @@ function poissonPtrs(lambda: number, u: Uniforms): number {
  * errors near 1e-15) — like TensorFlow's and numpy's samplers that the Skellam paper's experiments used. Unlike float
  * noise (Mironov 2012) the released value is an integer, so no low-order bits of the noise leak.
  *
- * @throws AggregationError DP_INVALID_PARAMETERS when λ is not finite and ≥ 0 (or > 2^40, far past any useful noise)
+ * @throws AggregationError DP_INVALID_PARAMETERS when λ is not in [0, MAX_POISSON_MEAN]
  * @throws AggregationError AGG_INVALID_INPUT when the random source returns fewer bytes than asked for
  */
 export function poissonSamples(length: number, lambda: number, random: RandomBytes): Float64Array {
   checkLength(length);
-  if (!Number.isFinite(lambda) || lambda < 0 || lambda > 2 ** 40)
-    throw new AggregationError(
-      'DP_INVALID_PARAMETERS',
-      `expected a Poisson mean in [0, 2^40], got ${lambda}`,
-    );
+  checkMean(lambda);
   const out = new Float64Array(length);
   if (lambda === 0) return out;
   const u = new Uniforms(random);
@@ -145,17 +160,18 @@ export function poissonSamples(length: number, lambda: number, random: RandomByt
  * `length` independent samples of the symmetric Skellam distribution of variance `variance`: Poisson(v/2) −
  * Poisson(v/2), integer-valued, mean 0. Deterministic for a deterministic byte source.
  *
- * @throws AggregationError DP_INVALID_PARAMETERS when the variance is not finite and ≥ 0
+ * @throws AggregationError DP_INVALID_PARAMETERS when the variance is not finite and ≥ 0, or over 2·MAX_POISSON_MEAN
  * @throws AggregationError AGG_INVALID_INPUT when the random source is short
  */
 export function skellamNoise(length: number, variance: number, random: RandomBytes): Float64Array {
   checkLength(length);
   if (!Number.isFinite(variance) || variance < 0)
     throw new AggregationError('DP_INVALID_PARAMETERS', `expected a finite variance ≥ 0, got ${variance}`);
+  const lambda = variance / 2;
+  checkMean(lambda);
   const out = new Float64Array(length);
   if (variance === 0) return out;
   const u = new Uniforms(random);
-  const lambda = variance / 2;
   const sample = lambda < PTRS_FROM ? poissonSmall : poissonPtrs;
   for (let i = 0; i < length; i++) out[i] = sample(lambda, u) - sample(lambda, u);
   return out;
@@ -351,6 +367,14 @@ export function skellamEpsilon(
     for (let k = 0; k < total.length; k++) total[k] = total[k]! + rdp[k]!;
   }
   return epsilonFromRdp(orders, total, delta).epsilon;
+}
+
+function checkMean(lambda: number): void {
+  if (!Number.isFinite(lambda) || lambda < 0 || lambda > MAX_POISSON_MEAN)
+    throw new AggregationError(
+      'DP_INVALID_PARAMETERS',
+      `expected a Poisson mean in [0, 2^50], got ${lambda}: lower the noise (dp.noiseMultiplier) or the quantization bits`,
+    );
 }
 
 function checkLength(length: number): void {

@@ -5,6 +5,7 @@ import {
   fedAvg,
   fedAvgM,
   fedYogi,
+  MAX_POISSON_MEAN,
   minimumUpdates,
   quantizationScale,
   ROBUST_AGGREGATOR_NAMES,
@@ -386,6 +387,12 @@ function checkDistributedDp(spec: TaskSpec, where: string): void {
     throw new AilinkError(
       'INVALID_INPUT',
       `${where}: dp.mechanism skellam reads the noisy sum in a window of 2^32 around its midpoint, but ${spec.cohort.size} organisations × ${spec.secagg.bits}-bit values fill it without noise: lower secagg.bits or cohort.size`,
+    );
+  // Each organisation draws Poisson(v / (2·cohort.size)) twice per coordinate: the sampler's range must hold it.
+  if (variance / (2 * spec.cohort.size) > MAX_POISSON_MEAN)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: dp.mechanism skellam: each organisation's noise share needs Poisson means of ${(variance / (2 * spec.cohort.size)).toExponential(3)} quantization steps, expected ≤ 2^50: lower secagg.bits (or raise secagg.range), or lower dp.noiseMultiplier`,
     );
   const wrap = skellamWrapProbability({
     quantization: { range: spec.secagg.range * spec.secagg.maxWeight, bits: spec.secagg.bits },

@@ -18,6 +18,7 @@ describe('src/aggregation', () => {
         "AGGREGATION_ERROR_CODES",
         "AggregationError",
         "DEFAULT_RDP_ORDERS",
+        "MAX_POISSON_MEAN",
         "ROBUST_AGGREGATOR_NAMES",
         "SERVER",
         "SKELLAM_RDP_ORDERS",

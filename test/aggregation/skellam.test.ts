@@ -14,6 +14,8 @@ import {
   addSkellamShare,
   decodeNoisySum,
   logFactorial,
+  logPoissonPmf,
+  MAX_POISSON_MEAN,
   poissonSamples,
   quantizationScale,
   SKELLAM_RDP_ORDERS,
@@ -38,7 +40,7 @@ function moments(xs: Float64Array): { mean: number; variance: number } {
 const N = 20_000;
 
 describe('Poisson sampler', () => {
-  it.each([0.3, 3, 9.99, 10, 37.5, 1e4, 3e8])(
+  it.each([0.3, 3, 9.99, 10, 37.5, 1e4, 3e8, 1e12, MAX_POISSON_MEAN])(
     'λ = %d: integer samples whose mean and variance are within 6 standard errors',
     (lambda) => {
       const xs = poissonSamples(N, lambda, seeded(`poisson ${lambda}`));
@@ -71,6 +73,19 @@ describe('Poisson sampler', () => {
     }
   });
 
+  it('ln P(k) agrees with the direct formula where that is still accurate, and stays finite for huge λ', () => {
+    for (const lambda of [20, 1e4, 1e6])
+      for (const x of [-3, -1, 0, 1, 3]) {
+        const k = Math.round(lambda + x * Math.sqrt(lambda));
+        let direct = -lambda + k * Math.log(lambda);
+        for (let j = 2; j <= k; j++) direct -= Math.log(j);
+        expect(Math.abs(logPoissonPmf(k, lambda) - direct)).toBeLessThan(1e-12 * Math.max(1, lambda));
+      }
+    // At the mode of Poisson(λ), P ≈ 1/√(2πλ) whatever λ.
+    const lambda = 1e15;
+    expect(logPoissonPmf(lambda, lambda)).toBeCloseTo(-0.5 * Math.log(2 * Math.PI * lambda), 9);
+  });
+
   it('is deterministic per seed and differs between seeds', () => {
     fc.assert(
       fc.property(fc.string(), fc.double({ min: 0, max: 1e6, noNaN: true }), (seed, lambda) => {
@@ -84,7 +99,7 @@ describe('Poisson sampler', () => {
   });
 
   it('refuses a negative or non-finite mean and a short random source', () => {
-    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY])
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 * MAX_POISSON_MEAN])
       expect(() => poissonSamples(1, bad, seeded('x'))).toThrow(AggregationError);
     expect(() => poissonSamples(1, 5, () => new Uint8Array(3))).toThrow(/random bytes/);
   });

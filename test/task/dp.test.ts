@@ -91,14 +91,20 @@ describe('the spec selects the mechanism', () => {
     expect(refusal(skellamSpec({ secagg: { ...base.secagg, bits: 31, maxWeight: 1 } }))).toMatch(
       /window of 2\^32.*lower secagg\.bits or cohort\.size/,
     );
-    // std z·C·s = 50,000 · 1 · (2^24 − 1)/2000 ≈ 4.2e8 steps: 2^31 is about 5 standard deviations away.
-    expect(refusal(skellamSpec({}, { noiseMultiplier: 50_000 }))).toMatch(
+    // A large cohort: std z·C·s = 9000 · 1 · 32767.5 ≈ 2.9e8 steps, 2^31 about 7 standard deviations away.
+    const big = { ...base.secagg, bits: 16, maxWeight: 1 };
+    const cohort = { size: 1000, min: 3 };
+    expect(refusal(skellamSpec({ secagg: big, cohort }, { noiseMultiplier: 9000 }))).toMatch(
       /could wrap the 32-bit sum .* expected ≤ 1e-12: lower secagg\.bits/,
     );
-    // The same noise with fewer bits fits.
+    // The same noise multiplier on a coarser grid (fewer steps per unit, so less noise in steps) fits.
     expect(() =>
-      parseTaskSpec(skellamSpec({ secagg: { ...base.secagg, bits: 16 } }, { noiseMultiplier: 50_000 })),
+      parseTaskSpec(skellamSpec({ secagg: { ...big, bits: 12 }, cohort }, { noiseMultiplier: 9000 })),
     ).not.toThrow();
+    // Noise shares beyond what the Poisson sampler takes (λ = (50,000 · 8388.6)² / 10 > 2^50).
+    expect(refusal(skellamSpec({}, { noiseMultiplier: 50_000 }))).toMatch(
+      /Poisson means of .* expected ≤ 2\^50/,
+    );
   });
 });
 
