@@ -20,6 +20,13 @@
  * FL_EPOCHS (1), FL_SETTINGS (comma list of iid-secagg, iid-plain, dir-secagg, dir-plain; default all; 'none' skips
  * the image rows), FL_TABLES (comma list of penguins, seattle-weather; default both; 'none' skips them),
  * FL_TABLE_ROUNDS (10), FL_TABLE_PARTICIPANTS (5).
+ *
+ * Differential privacy at equal ε (issue 19 §2), IID slices, SecAgg on, every update clipped to L2 ≤ FL_DP_CLIP and
+ * weighing 1, averaged over the cohort (DP-FedAvg): no noise, central DP (the coordinator's Gaussian noise on the
+ * unmasked sum) and distributed DP (each organisation's Skellam share in its quantized update before masking), each
+ * with the noise multiplier that makes ε after FL_ROUNDS rounds exactly FL_DP_EPSILON at δ = 1e-5 — the same training
+ * seeds for the three. FL_DP (comma list of none, central, skellam; default all three; off skips them),
+ * FL_DP_EPSILON (50), FL_DP_CLIP (1).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,15 +36,24 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinModel, modelPackageDigest } from '../models/index.ts';
 import {
+  addSkellamShare,
+  clipToNorm,
+  createRdpAccountant,
   createSecAggClient,
   createSecAggServer,
+  decodeNoisySum,
   decodeWeightedSum,
   encodeWeightedUpdate,
   fedAvg,
+  privacySpent,
+  privatizeSum,
+  quantizationScale,
   type SecAggParams,
   type Signed,
   type StrategyState,
   signingKeyPair,
+  skellamEpsilon,
+  skellamSensitivity,
   type WeightedEncoding,
 } from '../src/aggregation/index.ts';
 import { runFederatedDemo } from '../src/cli/fl-demo.ts';
@@ -60,6 +76,18 @@ const SETTINGS = list(env('FL_SETTINGS', 'iid-secagg,iid-plain,dir-secagg,dir-pl
 const TABLES = list(env('FL_TABLES', 'penguins,seattle-weather'));
 const TABLE_ROUNDS = Number(env('FL_TABLE_ROUNDS', '10'));
 const TABLE_PARTICIPANTS = Number(env('FL_TABLE_PARTICIPANTS', '5'));
+const DP_MODES = (
+  env('FL_DP', 'none,central,skellam') === 'off' ? [] : env('FL_DP', 'none,central,skellam').split(',')
+) as DpMode[];
+for (const m of DP_MODES)
+  if (!['none', 'central', 'skellam'].includes(m))
+    throw new Error(`FL_DP: expected a comma list of none, central, skellam (or off), got ${m}`);
+const DP_EPSILON = Number(env('FL_DP_EPSILON', '50'));
+const DP_CLIP = Number(env('FL_DP_CLIP', '1'));
+const DP_DELTA = 1e-5;
+/** Updates weigh 1 under DP, so maxWeight 1: every level of the 20-bit grid is the update's. */
+const DP_ENCODING: WeightedEncoding = { quantization: { range: 1, bits: 20 }, maxWeight: 1 };
+type DpMode = 'none' | 'central' | 'skellam';
 /** Each shipped table and the column it predicts. */
 const TABLE_LABELS: Record<string, string> = { penguins: 'species', 'seattle-weather': 'weather' };
 const BATCH = 50;
@@ -160,7 +188,38 @@ async function secureSum(encoded: Uint32Array[]): Promise<Uint32Array> {
   return (await server.unmask(unmasks)).sum;
 }
 
-async function federated(name: string, parts: Examples[], secagg: boolean): Promise<RoundRow[]> {
+/** ε after `rounds` rounds of each mechanism at noise multiplier z (all N organisations surviving). */
+function epsilonOf(mode: 'central' | 'skellam', z: number, dimension: number, rounds: number): number {
+  if (mode === 'central')
+    return privacySpent(
+      createRdpAccountant().step({ noiseMultiplier: z, samplingRate: 1, steps: rounds }),
+      DP_DELTA,
+    ).epsilon;
+  const scale = quantizationScale(DP_ENCODING.quantization);
+  const sensitivity = skellamSensitivity({ clipNorm: DP_CLIP, scale, dimension });
+  const variance = (z * DP_CLIP * scale) ** 2;
+  return skellamEpsilon(
+    sensitivity,
+    Array.from({ length: rounds }, () => variance),
+    DP_DELTA,
+  );
+}
+
+/** The noise multiplier at which ε after ROUNDS rounds is FL_DP_EPSILON (bisection: ε falls as z grows). */
+function multiplierFor(mode: 'central' | 'skellam', dimension: number): number {
+  let lo = 1e-3;
+  let hi = 1e3;
+  for (let i = 0; i < 100; i++) {
+    const mid = Math.sqrt(lo * hi);
+    if (epsilonOf(mode, mid, dimension, ROUNDS) > DP_EPSILON) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+type Mode = 'secagg' | 'plain' | { readonly dp: DpMode; readonly z: number };
+
+async function federated(name: string, parts: Examples[], mode: Mode): Promise<RoundRow[]> {
   const strategy = fedAvg();
   let state: StrategyState = strategy.init(initial);
   const rows: RoundRow[] = [];
@@ -188,7 +247,35 @@ async function federated(name: string, parts: Examples[], secagg: boolean): Prom
       for (let j = 0; j < delta.length; j++) delta[j] = r.weights[j]! - state.global[j]!;
       return { update: delta, weight: r.examples };
     });
-    if (secagg) {
+    if (typeof mode === 'object') {
+      // DP-FedAvg: clipped, weight 1; Skellam shares go in before masking, central noise after unmasking.
+      const d = state.global.length;
+      const encoded = updates.map((u) => {
+        const words = encodeWeightedUpdate(clipToNorm(u.update, DP_CLIP), 1, DP_ENCODING, random);
+        if (mode.dp === 'skellam') {
+          const variance = (mode.z * DP_CLIP * quantizationScale(DP_ENCODING.quantization)) ** 2;
+          addSkellamShare(words, d, variance / updates.length, random);
+        }
+        return words;
+      });
+      const sum = await secureSum(encoded);
+      const input =
+        mode.dp === 'skellam'
+          ? {
+              sum: decodeNoisySum(sum.subarray(0, d), DP_ENCODING.quantization, encoded.length),
+              totalWeight: N,
+            }
+          : mode.dp === 'central'
+            ? privatizeSum(decodeWeightedSum(sum, DP_ENCODING, encoded.length), {
+                clipNorm: DP_CLIP,
+                noiseMultiplier: mode.z,
+                clients: encoded.length,
+                plannedClients: N,
+                random,
+              })
+            : { sum: decodeWeightedSum(sum, DP_ENCODING, encoded.length).sum, totalWeight: N };
+      state = strategy.aggregate(state, input).state;
+    } else if (mode === 'secagg') {
       const encoded = updates.map((u) => encodeWeightedUpdate(u.update, u.weight, ENCODING, random));
       const sum = await secureSum(encoded);
       state = strategy.aggregate(state, decodeWeightedSum(sum, ENCODING, encoded.length)).state;
@@ -241,13 +328,22 @@ const results: Record<string, RoundRow[]> = {};
 if (SETTINGS.length > 0) {
   for (const setting of SETTINGS) {
     const [split, mode] = setting.split('-') as ['iid' | 'dir', 'secagg' | 'plain'];
-    results[setting] = await federated(
-      setting,
-      slices(split === 'iid' ? 'iid' : 'dirichlet'),
-      mode === 'secagg',
-    );
+    results[setting] = await federated(setting, slices(split === 'iid' ? 'iid' : 'dirichlet'), mode);
   }
   results.central = await central();
+}
+/** Per DP mode: the noise multiplier that gives FL_DP_EPSILON, and the rounds' accuracy. */
+const dpRuns: { mode: DpMode; z: number | null; epsilon: number | null; rows: RoundRow[] }[] = [];
+for (const dp of DP_MODES) {
+  const z = dp === 'none' ? null : multiplierFor(dp, initial.length);
+  log(`  DP ${dp}: ${z === null ? 'no noise' : `noise multiplier ${z.toFixed(4)} for ε ${DP_EPSILON}`} …`);
+  const rows = await federated(`dp-${dp}`, slices('iid'), { dp, z: z ?? 0 });
+  dpRuns.push({
+    mode: dp,
+    z,
+    epsilon: z === null ? null : epsilonOf(dp as 'central' | 'skellam', z, initial.length, ROUNDS),
+    rows,
+  });
 }
 await pool.close();
 
@@ -335,6 +431,16 @@ if (SETTINGS.length > 0) {
   }
   console.log(`\nnon-training share of a round ${((otherS / (trainS + otherS)) * 100).toFixed(1)} %`);
 }
+if (dpRuns.length > 0) {
+  console.log(
+    `\n| DP (IID, clip ${DP_CLIP}, δ ${DP_DELTA}) | noise multiplier | ε after ${ROUNDS} rounds | accuracy after ${ROUNDS} rounds |`,
+  );
+  console.log('|---|---|---|---|');
+  for (const r of dpRuns)
+    console.log(
+      `| ${r.mode === 'none' ? 'no noise (clipped)' : r.mode === 'central' ? 'central Gaussian' : 'distributed Skellam'} | ${r.z?.toFixed(4) ?? '—'} | ${r.epsilon?.toFixed(3) ?? '∞'} | ${pct(r.rows.at(-1)?.accuracy ?? null)} |`,
+    );
+}
 if (tables.length > 0) {
   console.log(
     `\n| table | organisations | rounds | federated (held-out rows) | central logistic regression | gap | s/round, whole stack | lineage |`,
@@ -377,5 +483,13 @@ console.log(
           ),
         }),
     tables: tables.map((t) => ({ ...t, participants: TABLE_PARTICIPANTS, rounds: TABLE_ROUNDS })),
+    dp: dpRuns.map((r) => ({
+      mechanism: r.mode,
+      noise_multiplier: r.z,
+      epsilon: r.epsilon,
+      delta: DP_DELTA,
+      clip: DP_CLIP,
+      accuracy: r.rows.map((x) => Number(x.accuracy.toFixed(4))),
+    })),
   }),
 );

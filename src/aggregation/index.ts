@@ -1,5 +1,6 @@
 /**
- * Aggregation: SecAgg+ state machines and their primitives, strategies, robust aggregators and central DP.
+ * Aggregation: SecAgg+ state machines and their primitives, strategies, robust aggregators, central DP and distributed
+ * DP (Skellam).
  * Pure code: no I/O, no clock, nothing imported from the rest of src/ (DESIGN §2).
  */
 export {
@@ -10,6 +11,7 @@ export {
   DEFAULT_RDP_ORDERS,
   type EpsilonResult,
   epsilon as privacySpent,
+  epsilonFromRdp,
   type GaussianNoiseOptions,
   gaussianNoise,
   type PrivacyBudget,
@@ -78,6 +80,20 @@ export {
   verifyConsistency,
 } from './secagg.ts';
 export { combineShares, splitSecret } from './shares.ts';
+export {
+  addSkellamShare,
+  decodeNoisySum,
+  type IntegerSensitivity,
+  MAX_POISSON_MEAN,
+  poissonSamples,
+  quantizationScale,
+  SKELLAM_RDP_ORDERS,
+  skellamEpsilon,
+  skellamNoise,
+  skellamRdp,
+  skellamSensitivity,
+  skellamWrapProbability,
+} from './skellam.ts';
 export {
   type AggregateInput,
   type AggregateResult,

@@ -18,6 +18,7 @@ import {
   CommitmentSchema,
   cohortDigest,
   decodeModelBytes,
+  isDistributedDp,
   latestAnchoredRound,
   type Manifest,
   needsStatistics,
@@ -159,6 +160,7 @@ export function checkLineage(input: LineageInput): AuditReport {
           onChain,
           admitted,
           seed: seedOf(state, task, row.round, manifest.attempt),
+          trained: trainedSurvivors(manifests, i),
         },
         add,
       );
@@ -308,6 +310,20 @@ function readSpec(
   return spec;
 }
 
+/** Survivor counts of the training rounds among the first i + 1 manifests; null if one of them is unreadable. */
+function trainedSurvivors(
+  manifests: readonly { manifest?: Manifest | undefined }[],
+  i: number,
+): number[] | null {
+  const out: number[] = [];
+  for (let j = 0; j <= i; j++) {
+    const m = manifests[j]?.manifest;
+    if (m === undefined) return null;
+    if (m.kind === 'train') out.push(m.survivors.length);
+  }
+  return out;
+}
+
 interface RoundContext {
   readonly task: string;
   readonly row: Row;
@@ -318,6 +334,11 @@ interface RoundContext {
   readonly admitted: ReadonlyMap<string, { identityKey: string }>;
   /** The seed the chain drew for the manifest's attempt, if any. */
   readonly seed: SeedInfo | undefined;
+  /**
+   * How many survived each training round up to and with this one, as their manifests report (distributed DP's ε
+   * depends on them); null when a manifest before could not be read.
+   */
+  readonly trained: readonly number[] | null;
 }
 
 /** Identity, parent link, cohort arithmetic, commitments and settings of one round. */
@@ -464,9 +485,22 @@ function checkRound(c: RoundContext, add: Add): void {
     );
   // ε is recomputed from the spec's DP settings and the round's position: a manifest can neither understate what
   // was spent nor claim noise the spec does not ask for (or leave out noise it does).
-  // An evaluation round spends nothing: it states what the training rounds before it spent.
-  const want = privacyRecord(spec, m.kind === 'evaluation' ? m.round - 1 : m.round);
+  // An evaluation round spends nothing: it states what the training rounds before it spent. Distributed DP's ε is
+  // re-derived from how many survived each round (only their noise shares are in the sums); when a round before is
+  // unreadable or missing, or reports an impossible survivor count (findings of their own), only the mechanism and δ
+  // can be checked.
+  const accounted = m.kind === 'evaluation' ? m.round - 1 : m.round;
+  const trained =
+    c.trained !== null &&
+    c.trained.length === accounted + 1 &&
+    c.trained.every((n) => n >= 1 && n <= spec.cohort.size)
+      ? c.trained
+      : undefined;
   const got = m.privacy;
+  const want =
+    isDistributedDp(spec) && trained === undefined
+      ? { mechanism: 'skellam', epsilonSpent: got.epsilonSpent, delta: spec.dp!.delta }
+      : privacyRecord(spec, accounted, trained);
   const sameEpsilon =
     want.epsilonSpent === got.epsilonSpent ||
     (want.epsilonSpent !== null &&

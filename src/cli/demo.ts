@@ -150,6 +150,7 @@ export async function demoCommand(args: string[]): Promise<void> {
       'dp-clip': { type: 'string' },
       'dp-epsilon': { type: 'string' },
       'dp-delta': { type: 'string' },
+      'dp-mechanism': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -175,11 +176,14 @@ export async function demoCommand(args: string[]): Promise<void> {
     if (!(n > 0) || !Number.isFinite(n)) usageError(`--${name}: expected a number > 0, got ${v}`);
     return n;
   };
-  const dpFlags = ['dp-clip', 'dp-epsilon', 'dp-delta'] as const;
+  const dpFlags = ['dp-clip', 'dp-epsilon', 'dp-delta', 'dp-mechanism'] as const;
   if (values['dp-noise'] === undefined && dpFlags.some((f) => values[f] !== undefined))
     usageError(
-      '--dp-clip, --dp-epsilon and --dp-delta need --dp-noise Z (the noise multiplier) to turn DP on',
+      '--dp-clip, --dp-epsilon, --dp-delta and --dp-mechanism need --dp-noise Z (the noise multiplier) to turn DP on',
     );
+  const mechanism = values['dp-mechanism'];
+  if (mechanism !== undefined && mechanism !== 'central-gaussian' && mechanism !== 'skellam')
+    usageError(`--dp-mechanism: expected central-gaussian or skellam, got ${mechanism}`);
   const dp =
     values['dp-noise'] === undefined
       ? undefined
@@ -188,6 +192,8 @@ export async function demoCommand(args: string[]): Promise<void> {
           clipNorm: positive(values['dp-clip'], 'dp-clip', 1),
           epsilonBudget: positive(values['dp-epsilon'], 'dp-epsilon', 10),
           delta: positive(values['dp-delta'], 'dp-delta', 1e-5),
+          // Absent: central (the spec then has no mechanism field, as every spec before it).
+          ...(mechanism === 'skellam' ? { mechanism: 'skellam' as const } : {}),
         };
   // Everything for a person goes to one stream, in order (stderr under --json, whose stdout is the JSON line alone):
   // a live line redrawn in place when that stream is a terminal, plain lines when it is a file or a pipe.

@@ -59,7 +59,7 @@ export const USAGE = `ailink — federated learning on decentralized storage
               [--dropout on|off] [--data small|full] [--data-dir DIR] [--json]
   ailink demo --data csv:FILE --label COLUMN [--model PATH/model.json] [--participants N] [--alpha A] …
   ailink demo --data images:DIR --model PATH/model.json [--participants N] [--alpha A] …
-              [--dp-noise Z [--dp-clip 1] [--dp-epsilon 10] [--dp-delta 1e-5]]
+              [--dp-noise Z [--dp-clip 1] [--dp-epsilon 10] [--dp-delta 1e-5] [--dp-mechanism central-gaussian|skellam]]
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback

@@ -17,10 +17,10 @@ import {
   checkSecAggSurvives,
   classesOf,
   encodeModelBytes,
-  epsilonAfter,
   evaluatesClientSide,
   expiredRoundObjects,
   featureShape,
+  isDistributedDp,
   JOIN_WINDOW_MS,
   joinMessage,
   latestAnchoredRound,
@@ -31,6 +31,7 @@ import {
   type Phase,
   parseRequest,
   parseTaskSpec,
+  projectedEpsilon,
   type RoundKind,
   retentionOf,
   roundObjectsPrefix,
@@ -296,11 +297,17 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     if (needsStatistics(spec.data) && store.statistics(task.id) === undefined)
       return { kind: 'statistics', round: STATISTICS_ROUND };
     const done = store.rounds(task.id);
-    const trained = done.filter((r) => (r.kind ?? 'train') === 'train').length;
-    if (trained < spec.rounds && withinBudget(spec, trained)) return { kind: 'train', round: done.length };
+    const survivors = done
+      .filter((r) => (r.kind ?? 'train') === 'train')
+      .sort((a, b) => a.round - b.round)
+      .map((r) => r.survivors);
+    const trained = survivors.length;
+    // Distributed DP plans the next round at cohort.min survivors, the least noise it can carry.
+    if (trained < spec.rounds && withinBudget(spec, trained, survivors))
+      return { kind: 'train', round: done.length };
     if (trained < spec.rounds)
       deps.log(
-        `task ${task.id} ends after ${trained} of ${spec.rounds} rounds: one more would take ε to ${epsilonAfter(spec.dp!, trained + 1).toFixed(3)}, over its budget ${spec.dp!.epsilonBudget}`,
+        `task ${task.id} ends after ${trained} of ${spec.rounds} rounds: one more would take ε to ${projectedEpsilon(spec, trained, survivors).toFixed(3)}, over its budget ${spec.dp!.epsilonBudget}`,
       );
     if (evaluatesClientSide(spec) && trained > 0 && !done.some((r) => r.kind === 'evaluation'))
       return { kind: 'evaluation', round: done.length };
@@ -522,7 +529,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       if (spec.dp !== null && !withinBudget(spec, 0)) {
         throw new AilinkError(
           'INVALID_INPUT',
-          `dp: one round at noise multiplier ${spec.dp.noiseMultiplier} spends ε ${epsilonAfter(spec.dp, 1).toFixed(3)} at δ ${spec.dp.delta}, over the budget ${spec.dp.epsilonBudget}: raise noiseMultiplier or epsilonBudget`,
+          `dp: one round at noise multiplier ${spec.dp.noiseMultiplier} spends ε ${projectedEpsilon(spec, 0).toFixed(3)} at δ ${spec.dp.delta}${isDistributedDp(spec) ? ` (distributed, with cohort.min ${spec.cohort.min} survivors)` : ''}, over the budget ${spec.dp.epsilonBudget}: raise noiseMultiplier or epsilonBudget`,
         );
       }
       const id = taskIdOf(spec);

@@ -27,6 +27,7 @@ import {
   type EvaluationSummary,
   gossipOf,
   graphSeedOf,
+  isCentralDp,
   type Manifest,
   type MaterialHead,
   type MaterialUpdateSource,
@@ -752,6 +753,15 @@ export class AttemptRunner {
     return { input: { unmasked }, ...(material === undefined ? {} : { material }) };
   }
 
+  /** How many survived each training round anchored before this one, in round order (distributed DP's ε needs them). */
+  private trainedSurvivors(): number[] {
+    return this.deps.store
+      .rounds(this.key.task)
+      .filter((r) => (r.kind ?? 'train') === 'train' && r.round < this.key.round)
+      .sort((a, b) => a.round - b.round)
+      .map((r) => r.survivors);
+  }
+
   /**
    * Closes the attempt with what its kind asks of the sum: the federated preprocessing (statistics), or a manifest
    * anchored on chain — with a new global model (train) or the final model scored (evaluation). The arithmetic is
@@ -767,7 +777,8 @@ export class AttemptRunner {
       kind: layout.kind,
       start: this.start,
       ...input,
-      ...(spec.dp === null ? {} : { noise: dpNoiseSource(this.deps.serverKey, this.context) }),
+      // Central DP only: distributed DP's noise came inside the organisations' masked updates.
+      ...(isCentralDp(spec) ? { noise: dpNoiseSource(this.deps.serverKey, this.context) } : {}),
     });
     const { survivors, evaluation } = c;
     if (layout.kind === 'statistics') return this.finishStatistics(c.sum, survivors);
@@ -914,8 +925,12 @@ export class AttemptRunner {
         bits: spec.secagg.bits,
         maxWeight: spec.secagg.maxWeight,
       },
-      // An evaluation round spends no privacy: it states what the training rounds before it spent.
-      privacy: privacyRecord(spec, kind === 'evaluation' ? k.round - 1 : k.round),
+      // An evaluation round spends no privacy: it states what the training rounds before it spent. Distributed DP's
+      // ε depends on how many survived each round (only their noise shares are in the sum).
+      privacy:
+        kind === 'evaluation'
+          ? privacyRecord(spec, k.round - 1, this.trainedSurvivors())
+          : privacyRecord(spec, k.round, [...this.trainedSurvivors(), survivors.length]),
       preprocessing: this.setup.preprocessing ?? null,
       metrics: out.metrics,
       evaluation,

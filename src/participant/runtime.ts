@@ -1,11 +1,5 @@
 import { decodeModelPackage } from '../../models/index.ts';
-import {
-  clipToNorm,
-  createSecAggClient,
-  encodeWeightedUpdate,
-  type SecAggClient,
-  signingKeyPair,
-} from '../aggregation/index.ts';
+import { createSecAggClient, type SecAggClient, signingKeyPair } from '../aggregation/index.ts';
 import { admissionMessage } from '../chain/index.ts';
 import type { Account } from '../shared/account.ts';
 import { fromHex, toHex } from '../shared/bytes.ts';
@@ -18,7 +12,7 @@ import {
   decodeModelBytes,
   encodeEvaluation,
   encodeStoredUpdate,
-  encodingOf,
+  encodeTrainingUpdate,
   evaluatesClientSide,
   expiredRoundObjects,
   graphSeedOf,
@@ -603,13 +597,8 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       case 'masked': {
         const work = await state.work;
         const parts: Uint32Array[] = [];
-        if (work.update !== null) {
-          // Under DP every update counts once and is clipped to the task's norm: the sum's sensitivity is then C.
-          const update =
-            spec.dp === null ? work.update.delta : clipToNorm(work.update.delta, spec.dp.clipNorm);
-          const weight = spec.dp === null ? Math.min(work.update.examples, spec.secagg.maxWeight) : 1;
-          parts.push(encodeWeightedUpdate(update, weight, encodingOf(spec), deps.random));
-        }
+        // Clipped, weighted, quantized — and under distributed DP noised with this organisation's share.
+        if (work.update !== null) parts.push(encodeTrainingUpdate(spec, work.update, deps.random));
         parts.push(work.evaluation, work.statistics);
         const encoded = concatWords(parts, state.layout.dimension);
         options.onEncodedUpdate?.(state.round, encoded);

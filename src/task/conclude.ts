@@ -5,6 +5,7 @@ import {
   type ClientResult,
   checkWeightedEncoding,
   createSecAggServer,
+  decodeNoisySum,
   decodeWeightedSum,
   privatizeSum,
   type RandomBytes,
@@ -26,6 +27,7 @@ import {
   UnmaskSchema,
 } from './messages.ts';
 import { encodeModelBytes } from './model-bytes.ts';
+import { isCentralDp, isDistributedDp } from './privacy.ts';
 import { encodingOf, strategyOf, type TaskSpec } from './spec.ts';
 
 /**
@@ -256,10 +258,11 @@ export function parseAggregationMaterial(bytes: Uint8Array): AggregationMaterial
 /**
  * Whether a round of `spec` records recompute material: with SecAgg and without central DP. Without SecAgg the
  * updates are each organisation's plaintext; with central DP the exact sum is what the noise must hide: publishing
- * either would give auditors more than the coordinator may show anyone.
+ * either would give auditors more than the coordinator may show anyone. With distributed DP the exact sum already
+ * carries the survivors' noise, so it is what the round releases anyway: its material is recorded.
  */
 export const recordsAggregationMaterial = (spec: TaskSpec): boolean =>
-  spec.secagg.enabled && spec.dp === null;
+  spec.secagg.enabled && !isCentralDp(spec);
 
 export interface ConcludeInput {
   readonly spec: TaskSpec;
@@ -275,7 +278,10 @@ export interface ConcludeInput {
   readonly unmasked?: { readonly sum: Uint32Array; readonly survivors: readonly string[] };
   /** Without SecAgg: each valid update's words (the coordinator's own view; never published). */
   readonly plain?: ReadonlyMap<string, Uint32Array>;
-  /** Central DP only: the noise source (secret to the coordinator, so no auditor can re-derive such a round). */
+  /**
+   * Central DP only: the noise source (secret to the coordinator, so no auditor can re-derive such a round). Distributed
+   * DP needs none: the organisations' noise is in the sum.
+   */
   readonly noise?: RandomBytes;
 }
 
@@ -285,7 +291,10 @@ export interface Conclusion {
   /** Messages the replayed SecAgg server refused (forged, altered, unexpected), as its reasons. */
   readonly rejected: string[];
   readonly evaluation: EvaluationSummary | null;
-  /** Training rounds: Σ wᵢΔᵢ and Σ wᵢ as decoded (before DP noise), the strategy's result and the model's bytes. */
+  /**
+   * Training rounds: Σ wᵢΔᵢ and Σ wᵢ as decoded (before central DP noise; distributed DP's is in it), the strategy's
+   * result and the model's bytes.
+   */
   readonly decoded: WeightedSum | null;
   readonly next: AggregateResult | null;
   readonly modelBytes: Uint8Array | null;
@@ -364,8 +373,29 @@ function plainResults(
 }
 
 /**
+ * The noisy sum of a distributed-DP round → Σ clip(Δᵢ) + noise/s and Σ wᵢ: the update words are read in the window
+ * centred on their noise-free midpoint (noise may take them below 0), the weight word, which carries no noise, as is.
+ */
+function decodeNoisyWeightedSum(
+  sum: Uint32Array,
+  encoding: ReturnType<typeof encodingOf>,
+  count: number,
+): { sum: Float32Array; totalWeight: number } {
+  checkWeightedEncoding(encoding, count);
+  const quantization = {
+    range: encoding.quantization.range * encoding.maxWeight,
+    bits: encoding.quantization.bits,
+  };
+  return {
+    sum: decodeNoisySum(sum.subarray(0, sum.length - 1), quantization, count),
+    totalWeight: sum[sum.length - 1]!,
+  };
+}
+
+/**
  * Concludes an attempt: unmasks (or sums) the inputs and applies what the round's kind asks of the sum — the
- * client-side evaluation, and in a training round the spec's strategy (wrapped in central DP when the spec has it).
+ * client-side evaluation, and in a training round the spec's strategy (wrapped in central DP when the spec has it;
+ * under distributed DP the noise is already in the sum).
  * Statistics rounds return the sum only (the caller turns it into the preprocessing).
  * @throws ROUND_UPDATE_REFUSED with fewer survivors than the spec's minimum; SECAGG_ABORTED / SECAGG_SHARE_INVALID
  *   when the material cannot unmask; AGG_* from decoding and the strategy
@@ -416,13 +446,20 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
   if (layout.kind === 'evaluation') return { ...base, evaluation };
   const encoding = encodingOf(spec);
   checkWeightedEncoding(encoding, survivors.length);
-  const decoded = decodeWeightedSum(
-    sum.subarray(0, layout.update + layout.weight),
-    encoding,
-    survivors.length,
-  );
+  const decoded = isDistributedDp(spec)
+    ? decodeNoisyWeightedSum(sum.subarray(0, layout.update + layout.weight), encoding, survivors.length)
+    : decodeWeightedSum(sum.subarray(0, layout.update + layout.weight), encoding, survivors.length);
   let weighted: WeightedSum = decoded;
-  if (spec.dp !== null) {
+  if (isDistributedDp(spec)) {
+    // The noise is already in the sum. As central DP does, average over the cohort the task planned, not over the
+    // survivors (their count is public, but DP-FedAvg's fixed denominator keeps the estimator's scale data-free).
+    if (decoded.totalWeight !== survivors.length)
+      throw new AilinkError(
+        'AGG_INVALID_INPUT',
+        `expected a total weight of ${survivors.length} (every update of a distributed-DP task weighs 1), got ${decoded.totalWeight}`,
+      );
+    weighted = { sum: decoded.sum, totalWeight: spec.cohort.size };
+  } else if (spec.dp !== null) {
     if (input.noise === undefined)
       throw new AilinkError(
         'INTERNAL',

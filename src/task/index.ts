@@ -91,7 +91,21 @@ export {
   modelBytesMaxBytes,
   modelHashOf,
 } from './model-bytes.ts';
-export { type DpSettings, epsilonAfter, privacyRecord, withinBudget } from './privacy.ts';
+export {
+  type DpMechanism,
+  type DpSettings,
+  dpMechanismOf,
+  encodeTrainingUpdate,
+  epsilonAfter,
+  epsilonSpent,
+  isCentralDp,
+  isDistributedDp,
+  privacyRecord,
+  projectedEpsilon,
+  skellamEpsilonAfter,
+  skellamRoundVariance,
+  withinBudget,
+} from './privacy.ts';
 export {
   expiredRoundObjects,
   latestAnchoredRound,

@@ -65,7 +65,8 @@ export const ManifestSchema = z
       .strict(),
     privacy: z
       .object({
-        mechanism: z.enum(['none', 'gaussian']),
+        /** 'gaussian': central DP (the coordinator's noise); 'skellam': distributed DP (the organisations'). */
+        mechanism: z.enum(['none', 'gaussian', 'skellam']),
         epsilonSpent: z.number().nullable(),
         delta: z.number().nullable(),
       })

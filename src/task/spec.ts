@@ -5,12 +5,15 @@ import {
   fedAvg,
   fedAvgM,
   fedYogi,
+  MAX_POISSON_MEAN,
   minimumUpdates,
+  quantizationScale,
   ROBUST_AGGREGATOR_NAMES,
   type RobustAggregatorKind,
   type RobustAggregatorSpec,
   robustStrategy,
   type Strategy,
+  skellamWrapProbability,
   type WeightedEncoding,
 } from '../aggregation/index.ts';
 import { isAddress } from '../shared/account.ts';
@@ -167,13 +170,23 @@ export const TaskSpecSchema = z
         maxWeight: z.number().int().min(1),
       })
       .strict(),
-    /** Central differential privacy; null when the task does not add noise (ε spent is then reported as none). */
+    /**
+     * Differential privacy; null when the task does not add noise (ε spent is then reported as none). Every update is
+     * clipped to L2 ≤ clipNorm and counts once; the noise has std noiseMultiplier·clipNorm in model units.
+     */
     dp: z
       .object({
         noiseMultiplier: z.number().positive(),
         clipNorm: z.number().positive(),
         delta: z.number().positive().max(0.1),
         epsilonBudget: z.number().positive(),
+        /**
+         * Who adds the noise (privacy.ts). Absent: 'central-gaussian', the coordinator adds Gaussian noise after
+         * unmasking. 'skellam': each organisation adds its share of integer Skellam noise to its quantized update
+         * before masking (distributed DP), so the sum is never seen without noise and anyone can recompute it.
+         * Optional rather than defaulted, like `models`: specs from before keep their canonical JSON and digest.
+         */
+        mechanism: z.enum(['central-gaussian', 'skellam']).optional(),
       })
       .strict()
       .nullable(),
@@ -263,6 +276,7 @@ export function parseTaskSpec(value: unknown, where = 'task spec'): TaskSpec {
       `${where}: training.loss binary_crossentropy needs 2 classes, the data declares ${classes}`,
     );
   checkStrategy(spec, where);
+  checkDistributedDp(spec, where);
   if (new Set(spec.admitted).size !== spec.admitted.length)
     throw new AilinkError('INVALID_INPUT', `${where}: admitted lists an account twice`);
   if (spec.models != null && new Set(spec.models.readers).size !== spec.models.readers.length)
@@ -302,7 +316,7 @@ export function robustAggregatorOf(spec: TaskSpec): RobustAggregatorSpec | null 
 }
 
 /**
- * A robust rule reads each organisation's update, which secure aggregation exists to hide, and central DP's noise is
+ * A robust rule reads each organisation's update, which secure aggregation exists to hide, and DP's noise is
  * calibrated to a sum's sensitivity, not to a median's: both combinations are refused, as are parameters the rule
  * does not take and a cohort floor below what the rule needs to aggregate at all.
  */
@@ -337,7 +351,7 @@ function checkStrategy(spec: TaskSpec, where: string): void {
   if (spec.dp !== null)
     throw new AilinkError(
       'INVALID_INPUT',
-      `${where}: strategy ${s.name} cannot be combined with central DP (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
+      `${where}: strategy ${s.name} cannot be combined with central DP or distributed DP (its noise is calibrated to a sum): set dp to null or choose ${STRATEGY_NAMES.join(', ')}`,
     );
   const needed = minimumUpdates(robust);
   if (spec.cohort.min < needed)
@@ -345,6 +359,66 @@ function checkStrategy(spec: TaskSpec, where: string): void {
       'INVALID_INPUT',
       `${where}: strategy ${s.name} with ${JSON.stringify(robust)} needs at least ${needed} updates per round, but cohort.min is ${spec.cohort.min}`,
     );
+}
+
+/**
+ * Above this bound on the chance that a round's noisy sum wraps around the ring somewhere (decoding it 2^32 off), a
+ * Skellam task is refused. Per round, over every coordinate; the tail falls like exp(−t²/2v), so a task either sits
+ * far below it or has no room at all.
+ */
+export const MAX_WRAP_PROBABILITY = 1e-12;
+
+/**
+ * Distributed DP (Skellam) needs its noise to travel inside the secure sum: SecAgg on (without it each update, noise
+ * share and all, is the coordinator's plaintext), a strategy that reads the sum only (checkStrategy refuses robust
+ * rules with any DP; the FedAvg family only post-processes the noisy average), and a ring with room for the largest
+ * noise-free sum plus the noise of a full cohort.
+ */
+function checkDistributedDp(spec: TaskSpec, where: string): void {
+  if (spec.dp === null || spec.dp === undefined || spec.dp.mechanism !== 'skellam') return;
+  if (!spec.secagg.enabled)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: dp.mechanism skellam adds each organisation's noise share inside the secure sum, so it needs secagg.enabled true; got false (set it, or use dp.mechanism central-gaussian)`,
+    );
+  const variance = skellamVarianceOf(spec);
+  const top = 2 ** spec.secagg.bits - 1;
+  if (Math.ceil((spec.cohort.size * top) / 2) >= 2 ** 31)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: dp.mechanism skellam reads the noisy sum in a window of 2^32 around its midpoint, but ${spec.cohort.size} organisations × ${spec.secagg.bits}-bit values fill it without noise: lower secagg.bits or cohort.size`,
+    );
+  // Each organisation draws Poisson(v / (2·cohort.size)) twice per coordinate: the sampler's range must hold it.
+  if (variance / (2 * spec.cohort.size) > MAX_POISSON_MEAN)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: dp.mechanism skellam: each organisation's noise share needs Poisson means of ${(variance / (2 * spec.cohort.size)).toExponential(3)} quantization steps, expected ≤ 2^50: lower secagg.bits (or raise secagg.range), or lower dp.noiseMultiplier`,
+    );
+  const wrap = skellamWrapProbability({
+    quantization: { range: spec.secagg.range * spec.secagg.maxWeight, bits: spec.secagg.bits },
+    count: spec.cohort.size,
+    dimension: spec.model.parameters,
+    variance,
+  });
+  if (wrap > MAX_WRAP_PROBABILITY)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: dp.mechanism skellam: the noise of ${spec.cohort.size} organisations (std ${Math.sqrt(variance).toPrecision(4)} quantization steps) could wrap the 32-bit sum of ${spec.cohort.size} × ${spec.secagg.bits}-bit values with probability up to ${wrap.toPrecision(3)} per round, expected ≤ ${MAX_WRAP_PROBABILITY}: lower secagg.bits (or raise secagg.range), or lower dp.noiseMultiplier`,
+    );
+}
+
+/**
+ * The Skellam variance, in quantization steps², of a whole cohort's noise: (z·C·s)², the integer image of central
+ * DP's std z·C (s = quantization steps per model unit of the task's encoding, ±range·maxWeight over 2^bits − 1
+ * steps). Each organisation adds 1/cohort.size of it, so a round whose survivors are fewer carries less.
+ */
+export function skellamVarianceOf(spec: Pick<TaskSpec, 'dp' | 'secagg'>): number {
+  if (spec.dp === null) return 0;
+  const scale = quantizationScale({
+    range: spec.secagg.range * spec.secagg.maxWeight,
+    bits: spec.secagg.bits,
+  });
+  return (spec.dp.noiseMultiplier * spec.dp.clipNorm * scale) ** 2;
 }
 
 /** The strategy object a spec chooses (pure: the coordinator aggregates with it, an auditor can replay it). */

@@ -20,6 +20,7 @@ import {
   parseAggregationMaterial,
   parseManifest,
   parseTaskSpec,
+  skellamEpsilonAfter,
 } from '../../src/task/index.ts';
 import { attachChainTwin } from '../coordinator/chain-twin.ts';
 import {
@@ -175,6 +176,28 @@ describe('audit verify re-derives every aggregate from the committed updates', (
     expect(report.rounds.map((r) => r.aggregate_recomputed)).toEqual([false, false]);
     expect(report.rounds[0]!.aggregateNote).toMatch(/central DP/);
     expect(codesOf(report).filter((c) => c?.startsWith('AGGREGATE'))).toEqual([]);
+  }, 120_000);
+
+  it('distributed DP (Skellam): the noisy sum is published and recomputed bit for bit; ε counts the survivors’ noise only', async () => {
+    const dp = {
+      clipNorm: 1,
+      noiseMultiplier: 1,
+      delta: 1e-5,
+      epsilonBudget: 1e6,
+      mechanism: 'skellam' as const,
+    };
+    const { report, manifests, objects } = await run(undefined, { dp });
+    expect(findingsOf(report)).toEqual([]);
+    expect(manifests.every((m) => m.aggregation != null)).toBe(true);
+    expect(report.rounds.map((r) => r.aggregate_recomputed)).toEqual([true, true]);
+    const specBytes = objects.get(manifests[0]!.specFid) as Uint8Array;
+    const spec = parseTaskSpec(JSON.parse(new TextDecoder().decode(specBytes)));
+    // Round 1 lost e before its masked update, and e's noise share with it.
+    expect(manifests.map((m) => m.survivors.length)).toEqual([5, 4]);
+    expect(manifests.map((m) => m.privacy)).toEqual([
+      { mechanism: 'skellam', epsilonSpent: skellamEpsilonAfter(spec, [5]), delta: 1e-5 },
+      { mechanism: 'skellam', epsilonSpent: skellamEpsilonAfter(spec, [5, 4]), delta: 1e-5 },
+    ]);
   }, 120_000);
 
   it('a model not derived from the updates: AGGREGATE_MISMATCH on the model', async () => {

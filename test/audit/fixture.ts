@@ -73,7 +73,7 @@ export interface LineageOptions {
   readonly label?: string;
   /** Records the task on chain as another account than the one the spec names (a spec/chain mismatch). */
   readonly impostor?: boolean;
-  /** The task's central DP settings (default: none); honest manifests then state the ε spent. */
+  /** The task's DP settings (default: none); honest manifests then state the ε spent. */
   readonly dp?: TaskSpec['dp'];
   /** The model's name and weight count (default: 'mlp' with 8 weights). */
   readonly model?: { readonly name: string; readonly parameters: number };
@@ -222,11 +222,14 @@ export function buildLineage(options: LineageOptions): LineageFixture {
   const anchors: { round: number; fid: string; digest: string }[] = [];
   const initialRef = { fid: initialFid, hash: sha256Hex(encodeModelBytes(MODEL, initial)) };
   let start = initialRef;
+  // Survivors of each round so far: distributed DP's ε depends on them.
+  const trained: number[] = [];
   for (let round = 0; round < (options.anchored ?? options.rounds); round++) {
     const cohort = participants.map((p) => p.account.address);
     // Every third round the last participant drops out before its update.
     const dropped = round % 3 === 1 ? [participants[n - 1]!.account.address] : [];
     const survivors = cohort.filter((a) => !dropped.includes(a));
+    trained.push(survivors.length);
     const context = roundContext(task, round, 0);
     const updates = participants
       .filter((p) => survivors.includes(p.account.address))
@@ -268,7 +271,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       consistency,
       strategy: { name: 'fedavg' },
       secagg: { enabled: true, k: 2, t: 2, range: 1, bits: 24, maxWeight: 65535 },
-      privacy: privacyRecord(spec, round),
+      privacy: privacyRecord(spec, round, trained),
       metrics: {
         accuracy: 0.5 + round / (2 * options.rounds),
         loss: 1 / (round + 1),

@@ -6,7 +6,7 @@ import type { StateReader } from '../../src/chain/index.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { epsilonAfter, roundContext, signCommitment } from '../../src/task/index.ts';
+import { epsilonAfter, roundContext, signCommitment, skellamEpsilonAfter } from '../../src/task/index.ts';
 import { call } from '../chain/helpers.ts';
 import { buildLineage, type LineageFixture, type LineageOptions } from './fixture.ts';
 
@@ -323,6 +323,49 @@ describe('audit verify: the lineage against the chain', () => {
       privacy: { mechanism: 'gaussian', epsilonSpent: 1, delta: 1e-5 },
     }));
     expect(findingsOf(audit(unasked))).toEqual(['SETTINGS_MISMATCH @ round 1 · privacy']);
+  });
+
+  it('distributed DP: ε is re-derived from each round’s survivors; a coordinator that counts a dropout’s noise is caught', () => {
+    const dp = {
+      noiseMultiplier: 1.1,
+      clipNorm: 1,
+      delta: 1e-5,
+      epsilonBudget: 50,
+      mechanism: 'skellam' as const,
+    };
+    const honest = buildLineage({ rounds: 3, label: 'skellam', dp });
+    const n = honest.spec.cohort.size;
+    // Round 1 loses its last participant (the fixture's dropout), and with it that participant's noise share.
+    expect(honest.manifests.map((m) => m.survivors.length)).toEqual([n, n - 1, n]);
+    const r = audit(honest);
+    const want = [[n], [n, n - 1], [n, n - 1, n]].map((s) => skellamEpsilonAfter(honest.spec, s));
+    expect([r.ok, r.rounds.map((x) => x.privacy)]).toEqual([
+      true,
+      want.map((epsilonSpent) => ({ mechanism: 'skellam', epsilonSpent, delta: 1e-5 })),
+    ]);
+    // The dropout's share is not in the sum: counting it understates ε.
+    expect(skellamEpsilonAfter(honest.spec, [n, n])).toBeLessThan(want[1]!);
+    const lying = buildLineage({
+      rounds: 3,
+      label: 'skellam-lie',
+      dp,
+      tamper: (m) =>
+        m.round === 1
+          ? { ...m, privacy: { ...m.privacy, epsilonSpent: skellamEpsilonAfter(honest.spec, [n, n]) } }
+          : m,
+    });
+    expect(findingsOf(audit(lying))).toEqual(['SETTINGS_MISMATCH @ round 1 · privacy']);
+    // Central DP's figure for a Skellam task is as wrong.
+    const central = buildLineage({
+      rounds: 3,
+      label: 'skellam-central',
+      dp,
+      tamper: (m) =>
+        m.round === 0
+          ? { ...m, privacy: { ...m.privacy, mechanism: 'gaussian', epsilonSpent: epsilonAfter(dp, 1) } }
+          : m,
+    });
+    expect(findingsOf(audit(central))).toEqual(['SETTINGS_MISMATCH @ round 0 · privacy']);
   });
 
   it('an object that cannot be fetched: OBJECT_UNAVAILABLE, with the storage error', () => {

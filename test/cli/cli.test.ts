@@ -569,6 +569,11 @@ describe('ailink without a network', () => {
         [['--dp-clip', '1'], '--dp-noise'],
         [['--dp-noise', '0'], '--dp-noise'],
         [['--dp-noise', '1', '--dp-epsilon', 'ten'], '--dp-epsilon'],
+        [['--dp-mechanism', 'skellam'], '--dp-noise'],
+        [
+          ['--dp-noise', '1', '--dp-mechanism', 'laplace'],
+          '--dp-mechanism: expected central-gaussian or skellam',
+        ],
       ] as const) {
         const run = await ailink(['demo', ...flags, '--data-dir', join(work, 'no-demo')], { cwd: work });
         expect(run.code, run.stderr).toBe(2);

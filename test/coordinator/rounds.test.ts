@@ -3,7 +3,13 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addInto, decodeWeightedSum, fedAvg, type StrategyState } from '../../src/aggregation/index.ts';
+import {
+  addInto,
+  decodeNoisySum,
+  decodeWeightedSum,
+  fedAvg,
+  type StrategyState,
+} from '../../src/aggregation/index.ts';
 import { signingKeyPair } from '../../src/aggregation/keys.ts';
 import { admissionMessage } from '../../src/chain/index.ts';
 import { accountsReady } from '../../src/shared/account.ts';
@@ -19,6 +25,7 @@ import {
   parseManifest,
   type RoundStage,
   sha256Hex,
+  skellamEpsilonAfter,
   storedUpdateMaxBytes,
   type TaskSpec,
 } from '../../src/task/index.ts';
@@ -464,6 +471,63 @@ describe('central differential privacy', () => {
     );
     expect(world.coordinator.tasks()).toEqual([]);
   });
+});
+
+describe('distributed differential privacy (Skellam)', () => {
+  it('each organisation noises its update before masking, the coordinator adds none, and the budget is planned at cohort.min survivors', async () => {
+    const world = makeWorld();
+    const labels = ['f', 'g', 'h', 'i', 'j'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const dp = {
+      noiseMultiplier: 1,
+      clipNorm: 0.1,
+      delta: 1e-5,
+      epsilonBudget: 1e6,
+      mechanism: 'skellam' as const,
+    };
+    // What the accountant reads of the spec (dp, secagg, cohort, the model's size), before the task exists.
+    const plan = {
+      ...baseTask(accounts, { rounds: 3, dp }),
+      model: { parameters: DIMENSION },
+    } as unknown as TaskSpec;
+    expect(plan.cohort).toEqual({ size: 5, min: 4 });
+    // Two rounds of all five fit the budget, but the second is planned at four survivors, which does not.
+    const budget = (skellamEpsilonAfter(plan, [5, 5]) + skellamEpsilonAfter(plan, [5, 4])) / 2;
+    const task = await world.coordinator.createTask(
+      baseTask(accounts, { rounds: 3, dp: { ...dp, epsilonBudget: budget } }),
+    );
+    const members = labels.map((l, i) => makeParticipant(world, task.id, l, { examples: 40 + i }));
+    world.coordinator.start();
+    startAll(world, members, stops);
+    await world.coordinator.finished(task.id);
+
+    const manifests: Manifest[] = [];
+    for (const r of world.ledger.anchored(task.id))
+      manifests.push(parseManifest(await world.objects.get(r.manifest)));
+    expect(manifests.map((m) => m.round)).toEqual([0]);
+    expect(world.logs.join('\n')).toMatch(/ends after 1 of 3 rounds: .* over its budget/);
+    expect(manifests[0]!.privacy).toEqual({
+      mechanism: 'skellam',
+      epsilonSpent: skellamEpsilonAfter(task.spec, [5]),
+      delta: 1e-5,
+    });
+    expect(manifests[0]!.aggregation).not.toBeNull();
+    const quantization = { range: 1 * 1000, bits: 24 };
+    const sum = new Uint32Array(task.spec.model.parameters + 1);
+    for (const account of manifests[0]!.survivors) {
+      const words = members.find((x) => x.account.address === account)!.encoded.get(0)!;
+      expect(words.at(-1)).toBe(1); // the weight word carries no noise
+      // Clipped to C = 0.1, yet its own share of noise (std z·C/√5 per coordinate) is in it before masking.
+      const own = decodeNoisySum(words.subarray(0, -1), quantization, 1);
+      expect(Math.hypot(...own)).toBeGreaterThan(0.5 * 0.1 * Math.sqrt(own.length / 5));
+      addInto(sum, words);
+    }
+    // The model is the start plus the noisy sum over the planned cohort: nothing added after unmasking.
+    const start = await initialWeights(task.spec.model.initialSeed);
+    const noisy = decodeNoisySum(sum.subarray(0, -1), quantization, 5);
+    const model = decodeModelBytes(await world.objects.get(manifests[0]!.model.fid)).weights;
+    for (const [i, w] of model.entries()) expect(w).toBeCloseTo(start[i]! + noisy[i]! / 5, 6);
+  }, 60_000);
 });
 
 describe('a lying coordinator gets no update', () => {
