@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { AilinkError } from '../shared/errors.ts';
 import type { MaterialUpdateSource } from '../task/index.ts';
 
 /**
@@ -35,7 +36,10 @@ export function createUpdateSpool(root: string, label: string): UpdateSpool {
     source(account) {
       const bytes = sizes.get(account);
       if (bytes === undefined)
-        throw new Error(`expected a spooled update of ${account}, found none (a bug in the caller)`);
+        throw new AilinkError(
+          'INTERNAL',
+          `expected a spooled update of ${account}, found none (a bug in the caller: report it with the coordinator log)`,
+        );
       return {
         account,
         bytes,
