@@ -122,7 +122,7 @@ export function createAdmissionQueue(options: AdmissionQueueOptions): AdmissionQ
       await send(batch.slice(half));
       return;
     }
-    batch.forEach((e, i) => settle(e, outcomes[i]!));
+    for (const [i, e] of batch.entries()) settle(e, outcomes[i]!);
   }
 
   /** Whether a loop is taking batches off the queue; set and cleared synchronously, so no admission is missed. */
