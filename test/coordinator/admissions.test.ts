@@ -145,8 +145,9 @@ describe('the admission queue', () => {
           const ledger = controlledLedger(refusedSet, poisonSet);
           const queue = createAdmissionQueue({ submit: ledger.submit, maxBatch, maxQueued });
           const answers = new Map<string, string[]>();
-          const answer = (account: string, what: string) =>
+          const answer = (account: string, what: string) => {
             answers.set(account, [...(answers.get(account) ?? []), what]);
+          };
           const all: Promise<void>[] = [];
           let next = 0;
           for (let w = 0; next < n || ledger.inFlight() > 0 || queue.load().queued > 0; w++) {

@@ -8,6 +8,7 @@ import { signingKeyPair } from '../../src/aggregation/index.ts';
 import {
   type Coordinator,
   type CoordinatorLedger,
+  type CoordinatorOptions,
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
 import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
@@ -115,6 +116,8 @@ export function memoryLedger(): CoordinatorLedger & {
   terms: Map<string, { readers: string[]; price: string | null }>;
   /** The seed the "chain" drew for an attempt, as the participants' chain view reads it. */
   seedOf(task: string, round: number, attempt: number): { cohort: string; blockHash: string } | undefined;
+  /** The size of each admission batch, in the order they came. */
+  admitBatches: number[];
 } {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
   const tasks = new Map<
@@ -124,6 +127,7 @@ export function memoryLedger(): CoordinatorLedger & {
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   const seeds = new Map<string, { cohort: string; blockHash: string }>();
+  const admitBatches: number[] = [];
   return {
     genesisHash: TEST_GENESIS,
     tasks,
@@ -135,8 +139,17 @@ export function memoryLedger(): CoordinatorLedger & {
     async createTask(task, digest, list) {
       tasks.set(task, { digest, admitted: [...list] });
     },
-    async admit(task, account, identityKey) {
-      admitted.set(task, [...(admitted.get(task) ?? []), { account, identityKey }]);
+    admitBatches,
+    async admitMany(batch) {
+      admitBatches.push(batch.length);
+      // Judged one by one, as the chain's rules judge each call of a batch.
+      return batch.map(({ task, account, identityKey }) => {
+        const list = admitted.get(task) ?? [];
+        if (list.some((p) => p.account === account))
+          return { admitted: false as const, reason: `${account} is already admitted to ${task}` };
+        admitted.set(task, [...list, { account, identityKey }]);
+        return { admitted: true as const };
+      });
     },
     admitted: (task) => admitted.get(task) ?? [],
     membership(task) {
@@ -329,7 +342,10 @@ export interface World {
   logs: string[];
 }
 
-export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): World {
+export function makeWorld(
+  dir = mkdtempSync(join(tmpdir(), 'ailink-coord-')),
+  options: CoordinatorOptions = {},
+): World {
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
   const account = makeAccount('coordinator');
@@ -364,7 +380,7 @@ export function makeWorld(dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'))): W
         code: { package: 'ailink', version: '0.0.0-test', lockfile: '0'.repeat(64) },
         log: (line) => logs.push(line),
       },
-      { onlineWithinMs: 10_000, pollMs: 100 },
+      { onlineWithinMs: 10_000, pollMs: 100, ...options },
     );
     return { store, coordinator };
   };
