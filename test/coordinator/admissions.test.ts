@@ -1,11 +1,12 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   type Admission,
   type AdmissionOutcome,
   createAdmissionQueue,
 } from '../../src/coordinator/admissions.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
+import { baseTask, makeAccount, makeParticipant, makeWorld, startAll } from './harness.ts';
 
 const admission = (i: number, key = 'k'): Admission => ({
   task: 't',
@@ -187,4 +188,49 @@ describe('the admission queue', () => {
       { numRuns: 150 },
     );
   });
+});
+
+describe('organisations joining a coordinator whose admission queue is full', () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(stops.splice(0).map((s) => s()));
+  });
+
+  it('are refused with JOIN_QUEUE_FULL, join again after a block or two, and all get in', async () => {
+    const world = makeWorld(undefined, { admissions: { maxBatch: 1, maxQueued: 1 } });
+    const labels = ['q1', 'q2', 'q3', 'q4', 'q5'];
+    const task = await world.coordinator.createTask(
+      baseTask(
+        labels.map((l) => makeAccount(l).address),
+        { rounds: 1 },
+      ),
+    );
+    // Each admission takes a while, as a block does: the joins pile up behind it.
+    const admitMany = world.ledger.admitMany;
+    world.ledger.admitMany = async (batch) => {
+      await new Promise((r) => setTimeout(r, 60));
+      return admitMany(batch);
+    };
+    const refusals: string[] = [];
+    const join = world.coordinator.join;
+    world.coordinator.join = async (id, request) =>
+      join(id, request).catch((err: AilinkError) => {
+        refusals.push(err.code);
+        throw err;
+      });
+    world.coordinator.start();
+    startAll(
+      world,
+      labels.map((l) => makeParticipant(world, task.id, l)),
+      stops,
+    );
+    for (let i = 0; world.coordinator.participants(task.id).length < labels.length; i++) {
+      if (i > 500) throw new Error(`only ${world.coordinator.participants(task.id).length} joined`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(refusals.length).toBeGreaterThan(0);
+    expect(new Set(refusals)).toEqual(new Set(['JOIN_QUEUE_FULL']));
+    expect(world.ledger.admitBatches.every((n) => n === 1)).toBe(true);
+    expect(world.ledger.admitted(task.id)).toHaveLength(labels.length);
+  }, 30_000);
 });

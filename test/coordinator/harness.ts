@@ -449,6 +449,7 @@ export function makeParticipant(
           if (!row) throw new AilinkError('TASK_NOT_FOUND', id);
           return { spec: JSON.parse(JSON.stringify(row.spec)) as TaskSpec, digest: row.digest };
         },
+        admissionLoad: async () => world.coordinator.admissionLoad(),
         join: async (id, r) =>
           void (await world.coordinator.join(id, { ...r, peer: { peerId: label, addrs: [] } })),
         request: async (body) => {
@@ -465,6 +466,8 @@ export function makeParticipant(
       },
       chain: {
         genesisHash: world.ledger.genesisHash,
+        // The twin seals a "block" per call at once: a short block time keeps a refused join's pause short.
+        blockTimeMs: 20,
         task: async (id) => {
           const t = world.ledger.tasks.get(id);
           return t && { spec: t.digest, coordinator: t.coordinator ?? world.account.address };

@@ -38,6 +38,8 @@ describe('admissions in batches on the dev chain', () => {
   });
 
   it('records 40 concurrent joins in a few extrinsics, and a bad one is refused alone', async () => {
+    // What a participant sizes its join deadline by: the Asset Hub runtime's 12 s slot (2 × timestamp.minimumPeriod).
+    expect(dev.client().blockTimeMs).toBe(12_000);
     const coordinator = devSigner('Alice');
     const deps = { chain: dev.client(), indexer };
     const members = makeAccounts('admissions-chain', 41);
