@@ -7,7 +7,9 @@
  * - concurrent submissions: every join's admit submitted at once on its own, as the coordinator did before the
  *   admission queue (the chain client then puts those that wait behind one in flight into one extrinsic, ≤ 100);
  * - the admission queue (src/coordinator/admissions.ts): batches of ≤ 128, one extrinsic each.
- * Joins arrive over ~1 s in the last two, as HTTP requests would. Flags (environment): ADMISSIONS_N (120).
+ * Joins arrive over ~1 s in the last two, as HTTP requests would. One at a time runs on the first ADMISSIONS_SERIAL
+ * (30) joins only: its rate does not depend on how many there are, and 120 of them take minutes.
+ * Flags (environment): ADMISSIONS_N (120), ADMISSIONS_SERIAL (30).
  * Prints a table, then one JSON line.
  */
 import { createHash } from 'node:crypto';
@@ -32,6 +34,7 @@ import { accountFromSeeds, accountsReady } from '../src/shared/account.ts';
 import { toHex } from '../src/shared/bytes.ts';
 
 const N = Number(process.env.ADMISSIONS_N ?? 120);
+const SERIAL = Math.min(N, Number(process.env.ADMISSIONS_SERIAL ?? 30));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const hex = (s: string) => createHash('sha256').update(s).digest();
 
@@ -78,28 +81,32 @@ const spread = (admissions: Admission[], admit: (a: Admission) => Promise<unknow
     ),
   );
 
-async function measure(name: string, run: (admissions: Admission[]) => Promise<unknown>) {
-  const admissions = await taskOf(name);
+async function measure(name: string, run: (admissions: Admission[]) => Promise<unknown>, count = N) {
+  const admissions = (await taskOf(name)).slice(0, count);
   const from = indexer.height() + 1;
-  log(`admissions: ${name}, ${N} joins …`);
+  log(`admissions: ${name}, ${count} joins …`);
   const t = performance.now();
   await run(admissions);
   const seconds = (performance.now() - t) / 1000;
-  if (participantsOf(indexer.state, name).length !== N)
-    throw new Error(`${name}: ${participantsOf(indexer.state, name).length} of ${N} admitted`);
+  if (participantsOf(indexer.state, name).length !== count)
+    throw new Error(`${name}: ${participantsOf(indexer.state, name).length} of ${count} admitted`);
   const extrinsics = new Set(
     indexer
       .calls({ fromBlock: from })
       .filter((r) => r.call === 'provenance.admit')
       .map((r) => `${r.block}/${r.extrinsic}`),
   ).size;
-  return { perS: N / seconds, seconds, extrinsics };
+  return { count, perS: count / seconds, seconds, extrinsics };
 }
 
 try {
-  const serial = await measure('serial', async (admissions) => {
-    for (const a of admissions) await submitProtocol(deps, coordinator, [admitCall(a)]);
-  });
+  const serial = await measure(
+    'serial',
+    async (admissions) => {
+      for (const a of admissions) await submitProtocol(deps, coordinator, [admitCall(a)]);
+    },
+    SERIAL,
+  );
   const concurrent = await measure('concurrent', (admissions) =>
     spread(admissions, (a) => submitProtocol(deps, coordinator, [admitCall(a)])),
   );
@@ -110,7 +117,7 @@ try {
   });
   const batched = await measure('queued', (admissions) => spread(admissions, (a) => queue.admit(a)));
   const rows: [string, string, string, string][] = [
-    ['', 'admissions/s', 'extrinsics', 'seconds'],
+    ['', 'admissions/s', 'extrinsics', 'seconds (joins)'],
     ...(
       [
         ['one at a time, each waited for', serial],
@@ -119,7 +126,7 @@ try {
       ] as const
     ).map(
       ([what, r]) =>
-        [what, r.perS.toFixed(1), String(r.extrinsics), r.seconds.toFixed(1)] as [
+        [what, r.perS.toFixed(1), String(r.extrinsics), `${r.seconds.toFixed(1)} (${r.count})`] as [
           string,
           string,
           string,
@@ -138,6 +145,7 @@ try {
       admissions_concurrent_extrinsics: concurrent.extrinsics,
       admissions_serial_per_s: Number(serial.perS.toFixed(1)),
       admissions_serial_extrinsics: serial.extrinsics,
+      admissions_serial_joins: serial.count,
     }),
   );
 } finally {
