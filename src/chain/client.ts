@@ -74,6 +74,11 @@ export interface ChainClient {
   /** `specName/specVersion` of the runtime. */
   readonly runtime: string;
   /**
+   * The block time the runtime is built for, in ms (see `blockTimeOf`): what a participant sizes its join deadline
+   * by, read from its own connection rather than taken from the coordinator.
+   */
+  readonly blockTimeMs: number;
+  /**
    * Signs and submits `calls` as one extrinsic (`utility.batchAll` when more than one: all or nothing), with the
    * signer's next nonce, and waits for inclusion. One account's transactions go out one at a time, in order; remark-only
    * submissions that queue up behind one in flight go out together in the next (see `coalescible`), each told where its
@@ -453,6 +458,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     endpoint,
     genesisHash: api.genesisHash.toHex(),
     runtime: `${api.runtimeVersion.specName.toString()}/${api.runtimeVersion.specVersion.toNumber()}`,
+    blockTimeMs: blockTimeOf(api.consts),
     submit(signer, calls, submitOptions = {}) {
       if (calls.length === 0)
         return Promise.reject(
@@ -755,6 +761,26 @@ function waiter(
  * The most remark bytes and calls one shared extrinsic carries: it shares its block with everyone else's, and a single
  * declaration may hold 3 MiB (such a submission goes alone).
  */
+/** A chain that names no block time in its constants is taken to make blocks as often as Polkadot's relay chain. */
+export const DEFAULT_BLOCK_TIME_MS = 6000;
+
+/**
+ * The runtime's block time from its constants: BABE's `expectedBlockTime`, else twice `timestamp.minimumPeriod` (a
+ * Substrate runtime sets that to half its slot, Aura's and BABE's alike), else DEFAULT_BLOCK_TIME_MS. The nominal
+ * time, not a measured one: the dev chain seals blocks on demand, within ~100 ms, while its Asset Hub runtime says
+ * 12 s — and a deadline sized for the slower one only costs waiting longer for a coordinator that is gone.
+ */
+export function blockTimeOf(consts: {
+  readonly babe?: { readonly expectedBlockTime?: { toString(): string } };
+  readonly timestamp?: { readonly minimumPeriod?: { toString(): string } };
+}): number {
+  const expected = Number(consts.babe?.expectedBlockTime?.toString());
+  if (Number.isFinite(expected) && expected > 0) return expected;
+  const minimum = Number(consts.timestamp?.minimumPeriod?.toString());
+  if (Number.isFinite(minimum) && minimum > 0) return 2 * minimum;
+  return DEFAULT_BLOCK_TIME_MS;
+}
+
 const MAX_GROUP_REMARK_BYTES = 1024 * 1024;
 const MAX_GROUP_CALLS = 100;
 

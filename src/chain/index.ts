@@ -152,4 +152,4 @@ export {
   type StateReader,
   type StateStore,
 } from './state.ts';
-export { submitProtocol } from './submit.ts';
+export { type CallOutcome, submitProtocol, submitProtocolEach } from './submit.ts';

@@ -45,6 +45,7 @@ import {
   type WireAnnouncement,
   withinBudget,
 } from '../task/index.ts';
+import { type Admission, type AdmissionOutcome, createAdmissionQueue } from './admissions.ts';
 import {
   type AttemptOutcome,
   AttemptRunner,
@@ -62,7 +63,11 @@ export interface CoordinatorLedger
   /** The chain's genesis hash (0x-hex): admissions are signed for one network. */
   readonly genesisHash: string;
   createTask(task: string, digest: string, admitted: readonly string[]): Promise<void>;
-  admit(task: string, account: string, identityKey: string, signature: string): Promise<void>;
+  /**
+   * Records admissions as one extrinsic (`provenance.admit` each) and says, in order, what the chain's rules made of
+   * each: one refused admission leaves the others recorded. Throws only when the extrinsic as a whole failed.
+   */
+  admitMany(admissions: readonly Admission[]): Promise<readonly AdmissionOutcome[]>;
   /** The admitted participants recorded on chain for the task. */
   admitted(task: string): { account: string; identityKey: string }[];
   /**
@@ -95,6 +100,8 @@ export interface CoordinatorOptions {
   readonly onlineWithinMs?: number;
   /** How often a task waiting for participants looks again (default 500 ms). */
   readonly pollMs?: number;
+  /** Admissions per extrinsic and waiting at most (defaults ADMISSION_BATCH and MAX_QUEUED_ADMISSIONS). */
+  readonly admissions?: { readonly maxBatch?: number; readonly maxQueued?: number };
 }
 
 /**
@@ -143,7 +150,14 @@ export interface Coordinator {
   ): { round: number; attempt: number; phase: string; expecting: string[]; deadline: number } | null;
   /** The initial model's fid (round 0 starts from it). */
   initialModel(id: string): { fid: string; hash: string } | undefined;
+  /**
+   * Admits an account on chain (batched with the other joins that arrive meanwhile) and registers it.
+   * @throws ROUND_NOT_ADMITTED, TASK_STOPPED, AUTH_BAD_SIGNATURE, INVALID_INPUT for a join the chain would refuse (none
+   *   of them is queued); JOIN_QUEUE_FULL when too many admissions wait already; CHAIN_* when the chain failed it
+   */
   join(task: string, request: JoinRequest): Promise<ParticipantRow>;
+  /** Admissions waiting and in flight, and how many go out per extrinsic: what a new join waits behind. */
+  admissionLoad(): { queued: number; inFlight: number; batch: number };
   /**
    * One request on the round protocol (already decoded from JSON) from `remotePeer` (the connection's authenticated
    * peer id); returns the reply body.
@@ -206,6 +220,20 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   setMaxListeners(0, controller.signal);
   const loops: Promise<void>[] = [];
   let started = false;
+  const admissions = createAdmissionQueue({
+    ...options.admissions,
+    async submit(batch) {
+      const outcomes = await deps.ledger.admitMany(batch);
+      // A refusal for an account the chain holds with this very key is an answer, not an error: an earlier
+      // submission that timed out here landed after all, or a retried join raced its first one.
+      return outcomes.map((o, i) => {
+        if (o.admitted) return o;
+        const a = batch[i]!;
+        const held = deps.ledger.admitted(a.task).find((p) => p.account === a.account);
+        return held?.identityKey === a.identityKey ? { admitted: true as const } : o;
+      });
+    },
+  });
 
   const requireTask = (id: string): TaskRow => {
     const task = store.task(id);
@@ -608,8 +636,16 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
           `${request.account} was admitted with another round key (${onChain.identityKey.slice(0, 16)}…); keys are not swapped mid-task`,
         );
       }
+      // Checked above is everything the chain's admit rule checks, so the batch an admission goes out in is not
+      // failed by another's join; a rule that still refuses one (the owner removed the account meanwhile) refuses
+      // that one alone.
       if (onChain === undefined)
-        await deps.ledger.admit(taskId, request.account, request.identityKey, request.signature);
+        await admissions.admit({
+          task: taskId,
+          account: request.account,
+          identityKey: request.identityKey,
+          signature: request.signature,
+        });
       const now = deps.clock.now();
       const row: ParticipantRow = {
         task: taskId,
@@ -624,6 +660,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       store.upsertParticipant(row);
       return row;
     },
+    admissionLoad: () => ({ ...admissions.load() }),
     async handle(raw, remotePeer) {
       // A stopped coordinator is as good as unreachable: the caller's transport error makes participants retry.
       if (controller.signal.aborted) throw new AilinkError('ABORTED', 'the coordinator is stopping');

@@ -160,17 +160,28 @@ const SignatureHeadersSchema = z.looseObject({
   }),
 });
 
+const count = z.number().int().min(0);
+
 export const InfoSchema = z
   .object({
     peerId: z.string().meta({ description: 'libp2p peer id to dial for the round protocol' }),
     addrs: z.array(z.string()).meta({ description: 'multiaddrs the coordinator listens on' }),
     account: z.string().meta({ description: 'the chain account that creates tasks and records rounds' }),
     version: z.string(),
+    admissions: z
+      .object({
+        queued: count.meta({ description: 'admissions waiting to be submitted' }),
+        inFlight: count.meta({ description: 'admissions in the extrinsic being recorded now' }),
+        batch: count.meta({ description: 'admissions per extrinsic at most' }),
+      })
+      .meta({
+        description:
+          'what a join now would wait behind: a participant sets its join deadline from this and the block time it reads from the chain',
+      }),
   })
   .meta({ description: 'the coordinator' });
 
 const Status = z.enum(['running', 'finished']);
-const count = z.number().int().min(0);
 const epochMs = z.number().meta({ description: 'ms since the Unix epoch' });
 
 export const TaskSummarySchema = z.object({
@@ -416,7 +427,7 @@ export function buildApp(deps: HttpDeps): FastifyInstance {
           response: { 200: InfoSchema, ...failures },
         },
       },
-      () => deps.info(),
+      () => ({ ...deps.info(), admissions: coordinator.admissionLoad() }),
     );
 
     api.get(

@@ -1,5 +1,13 @@
 /** coordinator: tasks, rounds and admissions, and the HTTP API in front of them. */
 export {
+  ADMISSION_BATCH,
+  type Admission,
+  type AdmissionOutcome,
+  type AdmissionQueue,
+  createAdmissionQueue,
+  MAX_QUEUED_ADMISSIONS,
+} from './admissions.ts';
+export {
   type Coordinator,
   type CoordinatorDeps,
   type CoordinatorLedger,

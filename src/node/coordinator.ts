@@ -6,6 +6,7 @@ import { decodeModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../aggregation/index.ts';
 import { auditTask } from '../audit/index.ts';
 import { protocolCall, seedOf, taskOf } from '../chain/index.ts';
+import type { Admission, AdmissionOutcome } from '../coordinator/admissions.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
 import type { ObjectSource } from '../coordinator/round.ts';
@@ -67,6 +68,23 @@ async function recordEndpoints(
     await session.submit(
       stale.map((t) => protocolCall('provenance.setEndpoint', { task: t.id, ...endpoint })),
     );
+}
+
+/**
+ * A batch of the coordinator's admission queue (src/coordinator/admissions.ts) as one extrinsic of `provenance.admit`
+ * calls, each judged by the rules on its own: a refused one is that admission's answer, not the batch's.
+ */
+export function admitOnChain(
+  session: Pick<Session, 'submitEach'>,
+): (admissions: readonly Admission[]) => Promise<AdmissionOutcome[]> {
+  return async (admissions) => {
+    const outcomes = await session.submitEach(
+      admissions.map(({ task, account, identityKey, signature }) =>
+        protocolCall('provenance.admit', { task, account, identityKey, signature }),
+      ),
+    );
+    return outcomes.map((o) => (o.applied ? { admitted: true } : { admitted: false, reason: o.reason }));
+  };
 }
 
 export interface CoordinatorNode {
@@ -173,8 +191,7 @@ export async function startCoordinatorNode(
             protocolCall('provenance.createTask', { task, spec, admitted: [...admitted] }),
             ...endpointCall(task),
           ]),
-        admit: (task, account, identityKey, signature) =>
-          submit(protocolCall('provenance.admit', { task, account, identityKey, signature })),
+        admitMany: admitOnChain(session),
         stopTask: (task, reason) => submit(protocolCall('provenance.stopTask', { task, reason })),
         recordRound: (task, round, manifest, digest) =>
           submit(protocolCall('provenance.recordRound', { task, round, manifest, digest })),

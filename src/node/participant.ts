@@ -74,6 +74,7 @@ export async function startParticipantNode(
         link,
         chain: {
           genesisHash: session.chain.genesisHash,
+          blockTimeMs: session.chain.blockTimeMs,
           task: async (task) => {
             await session.indexer.sync();
             const record = taskOf(session.indexer.state, task);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  type CallOutcome,
   type ChainClient,
   connectChain,
   fileOf,
@@ -11,6 +12,7 @@ import {
   protocolCall,
   roundsOf,
   submitProtocol,
+  submitProtocolEach,
 } from '../chain/index.ts';
 import { createHost, type Host } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
@@ -105,6 +107,11 @@ export interface Session {
   put(bytes: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions): Promise<string>;
   /** Submits protocol calls as this account and waits until the index has applied them. */
   submit(calls: readonly ReturnType<typeof protocolCall>[]): Promise<void>;
+  /**
+   * Submits protocol calls that stand on their own as one extrinsic; says, in order, whether the rules applied each
+   * (a rejected one is its own answer, not an error). @throws when the extrinsic as a whole failed
+   */
+  submitEach(calls: readonly ReturnType<typeof protocolCall>[]): Promise<CallOutcome[]>;
   /** This account's files on chain whose name begins with `prefix` (the index synced first), with their names. */
   owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
   /**
@@ -197,6 +204,12 @@ export async function openSession(
         await submitProtocol({ chain, indexer: index }, account, [...calls], {
           deadlineMs: SESSION_DEADLINES.chainCallMs,
         });
+      },
+      async submitEach(calls) {
+        const { outcomes } = await submitProtocolEach({ chain, indexer: index }, account, [...calls], {
+          deadlineMs: SESSION_DEADLINES.chainCallMs,
+        });
+        return outcomes;
       },
       async owned(prefix) {
         await index.sync();

@@ -1,12 +1,13 @@
 import type { Host, PeerRef } from '../p2p/index.ts';
 import { AilinkError } from '../shared/errors.ts';
-import { MAX_ROUND_MESSAGE, ROUND_PROTOCOL, type TaskSpec } from '../task/index.ts';
+import { type AdmissionLoad, MAX_ROUND_MESSAGE, ROUND_PROTOCOL, type TaskSpec } from '../task/index.ts';
 import type { CoordinatorLink } from './runtime.ts';
 
-/** An HTTP request to the coordinator's API. */
+/**
+ * An HTTP request to the coordinator's API. A join waits longer: for its admission to be recorded on chain, behind
+ * the others queued (the runtime sizes that deadline by the chain's block time, `joinDeadlineMs`).
+ */
 const REQUEST_DEADLINE_MS = 10_000;
-/** Joining waits for the admission to be recorded on chain, behind the other organisations' admissions. */
-const JOIN_DEADLINE_MS = 120_000;
 
 /**
  * A participant's link to its coordinator: the task and joining over the coordinator's HTTP API, round requests on
@@ -39,7 +40,11 @@ export async function connectCoordinator(
   return {
     peerId: host.peerId,
     task: (id) => http<{ spec: TaskSpec; digest: string }>(`${base}/v1/tasks/${encodeURIComponent(id)}`),
-    async join(task, request) {
+    async admissionLoad() {
+      const info = await http<{ admissions?: AdmissionLoad }>(`${base}/v1/info`);
+      return info.admissions;
+    },
+    async join(task, request, { deadlineMs }) {
       await http(
         `${base}/v1/tasks/${encodeURIComponent(task)}/join`,
         {
@@ -47,7 +52,7 @@ export async function connectCoordinator(
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ ...request, peer: { peerId: host.peerId, addrs: host.addrs() } }),
         },
-        JOIN_DEADLINE_MS,
+        deadlineMs,
       );
     },
     async request(body, { signal }) {
@@ -104,7 +109,10 @@ async function http<T>(url: string, init?: RequestInit, deadlineMs = REQUEST_DEA
   if (!res.ok) {
     const code = body.error?.code;
     throw new AilinkError(
-      code === 'TASK_NOT_FOUND' || code === 'ROUND_NOT_ADMITTED' || code === 'AUTH_BAD_SIGNATURE'
+      code === 'TASK_NOT_FOUND' ||
+        code === 'ROUND_NOT_ADMITTED' ||
+        code === 'AUTH_BAD_SIGNATURE' ||
+        code === 'JOIN_QUEUE_FULL'
         ? code
         : 'INVALID_INPUT',
       `${init?.method ?? 'GET'} ${url}: ${res.status} ${body.error?.message ?? ''}`,

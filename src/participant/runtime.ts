@@ -6,6 +6,7 @@ import { fromHex, toHex } from '../shared/bytes.ts';
 import { type Clock, type Random, sleep } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
+  type AdmissionLoad,
   type Announcement,
   announcementKey,
   cohortDigest,
@@ -16,6 +17,8 @@ import {
   evaluatesClientSide,
   expiredRoundObjects,
   graphSeedOf,
+  JOIN_DEADLINE_MAX_MS,
+  joinDeadlineMs,
   joinMessage,
   latestAnchoredRound,
   MAX_RECORD_OBJECT_BYTES,
@@ -54,6 +57,12 @@ export interface CoordinatorLink {
   /** This participant's own peer id: its round requests come from it, and its join signs it. */
   readonly peerId: string;
   task(id: string): Promise<{ spec: TaskSpec; digest: string }>;
+  /** What a join now would wait behind at the coordinator; undefined when it does not say. */
+  admissionLoad(): Promise<AdmissionLoad | undefined>;
+  /**
+   * Joins: answered once the admission is recorded on chain, or a failure once `deadlineMs` passed without an answer.
+   * @throws JOIN_QUEUE_FULL when the coordinator queues no more admissions now
+   */
   join(
     task: string,
     request: {
@@ -64,6 +73,7 @@ export interface CoordinatorLink {
       signedAt: number;
       joinSignature: string;
     },
+    options: { deadlineMs: number },
   ): Promise<void>;
   /** One request/reply on the round protocol (with its own deadline). */
   request(
@@ -87,6 +97,8 @@ export interface ParticipantDeps {
   readonly chain: {
     /** The chain's genesis hash (0x-hex): the admission request is signed for this network only. */
     readonly genesisHash: string;
+    /** The chain's block time (ms): the join deadline is sized by it (`joinDeadlineMs`), not by the coordinator. */
+    readonly blockTimeMs: number;
     task(task: string): Promise<{ spec: string; coordinator: string } | undefined>;
     /** The task's admissions on chain: each account with the round key it registered. */
     admitted(task: string): Promise<{ account: string; identityKey: string }[]>;
@@ -644,6 +656,48 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     }
   }
 
+  /**
+   * Joins, waiting as long as the chain's block time and the coordinator's admission queue say (`joinDeadlineMs`).
+   * A join refused because the queue is full is tried again after one or two blocks (drawn, so that the refused ones
+   * do not all come back at once), signed anew each time, until JOIN_DEADLINE_MAX_MS has passed since the first.
+   */
+  async function join(signature: string, signal: AbortSignal): Promise<void> {
+    const giveUpAt = deps.clock.now() + JOIN_DEADLINE_MAX_MS;
+    for (;;) {
+      const load = await deps.link.admissionLoad().catch(() => undefined);
+      // The reader key goes with the join, signed: a task with private models wraps each start model for it.
+      const claim = {
+        task: options.task,
+        account: me,
+        identityKey: identityPublic,
+        readerKey: deps.account.readerKey,
+        signedAt: deps.clock.now(),
+        peerId: deps.link.peerId,
+      };
+      try {
+        await deps.link.join(
+          options.task,
+          {
+            account: me,
+            identityKey: identityPublic,
+            signature,
+            readerKey: claim.readerKey,
+            signedAt: claim.signedAt,
+            joinSignature: toHex(deps.account.sign(joinMessage(claim))),
+          },
+          { deadlineMs: joinDeadlineMs(deps.chain.blockTimeMs, load) },
+        );
+        return;
+      } catch (err) {
+        const pause = Math.round(deps.chain.blockTimeMs * (1 + deps.random(1)[0]! / 255));
+        if (!hasCode(err, 'JOIN_QUEUE_FULL') || deps.clock.now() + pause > giveUpAt) throw err;
+        deps.log(`the coordinator's admission queue is full: joining ${options.task} again in ${pause} ms`);
+        await sleep(pause, signal);
+        if (signal.aborted) throw err;
+      }
+    }
+  }
+
   return {
     onEvent: (l) => void listeners.add(l),
     async run(signal) {
@@ -672,23 +726,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       const signature = toHex(
         deps.account.sign(admissionMessage(deps.chain.genesisHash, options.task, identityPublic)),
       );
-      // The reader key goes with the join, signed: a task with private models wraps each start model for it.
-      const claim = {
-        task: options.task,
-        account: me,
-        identityKey: identityPublic,
-        readerKey: deps.account.readerKey,
-        signedAt: deps.clock.now(),
-        peerId: deps.link.peerId,
-      };
-      await deps.link.join(options.task, {
-        account: me,
-        identityKey: identityPublic,
-        signature,
-        readerKey: claim.readerKey,
-        signedAt: claim.signedAt,
-        joinSignature: toHex(deps.account.sign(joinMessage(claim))),
-      });
+      await join(signature, signal);
       deps.log(`joined ${options.task} as ${me.slice(0, 8)}…`);
       // A restarted organisation deletes what expired while it was away.
       void collect();

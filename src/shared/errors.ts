@@ -337,6 +337,13 @@ export const ERROR_CODES = {
     about: 'no task with that id',
     action: 'list the tasks (`ailink task list`) and use one of their ids',
   },
+  JOIN_QUEUE_FULL: {
+    status: 429,
+    about:
+      'the coordinator already has as many admissions waiting to be recorded on chain as it queues; this join was not queued',
+    action:
+      'join again after a few blocks (the participant does this by itself); nothing about the join is wrong',
+  },
   TASK_STOPPED: {
     status: 409,
     about: 'the task has ended or its owner stopped it',

@@ -53,7 +53,9 @@ export {
 export { evaluatesClientSide, type RoundKind, type VectorLayout, vectorLayout } from './layout.ts';
 export { type Manifest, ManifestSchema, manifestBytes, manifestDigest, parseManifest } from './manifest.ts';
 export {
+  type AdmissionLoad,
   type Advert,
+  BLOCKS_PER_ADMISSION,
   type CohortMember,
   type Commitment,
   CommitmentSchema,
@@ -62,8 +64,11 @@ export {
   decodeStoredUpdate,
   encodeStoredUpdate,
   graphSeedOf,
+  JOIN_DEADLINE_MAX_MS,
+  JOIN_DEADLINE_MIN_MS,
   JOIN_WINDOW_MS,
   type JoinClaim,
+  joinDeadlineMs,
   joinMessage,
   MAX_ROUND_MESSAGE,
   type Phase,

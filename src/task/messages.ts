@@ -160,6 +160,52 @@ export type UnmaskMessage = Signed<UnmaskBody>;
 /** How far the time a join was signed may lie from the coordinator's clock. */
 export const JOIN_WINDOW_MS = 5 * 60_000;
 
+/**
+ * Blocks one admission batch takes from its submission to the coordinator's answer: included in the next block or
+ * the one after, then finalized (GRANDPA finalises within two or three blocks when the network is healthy) and applied
+ * by the coordinator's index.
+ */
+export const BLOCKS_PER_ADMISSION = 5;
+/**
+ * The bounds of a join deadline. The floor covers a coordinator and chain on a loaded machine (a dev chain has taken
+ * over 15 s to answer one submission), whatever block time the chain states. The ceiling is what a participant grants
+ * a coordinator at most, whatever queue it reports: a coordinator that is gone or lying must not hold a join forever.
+ * 15 min fits a full queue (MAX_QUEUED_ADMISSIONS, 8 batches) behind one in flight at 12 s blocks (≈ 10 min).
+ */
+export const JOIN_DEADLINE_MIN_MS = 60_000;
+export const JOIN_DEADLINE_MAX_MS = 15 * 60_000;
+
+/** What a join now waits behind at the coordinator (its `GET /v1/info` `admissions`). */
+export interface AdmissionLoad {
+  readonly queued: number;
+  readonly inFlight: number;
+  readonly batch: number;
+}
+
+/**
+ * How long a participant waits for the answer to its join: BLOCKS_PER_ADMISSION blocks for each batch ahead of its
+ * own (the one in flight, the queued ones at `batch` per extrinsic) and for its own, at the chain's block time, kept
+ * within JOIN_DEADLINE_MIN_MS..JOIN_DEADLINE_MAX_MS. The block time comes from the participant's own chain connection;
+ * the load from the coordinator, so it is only believed within those bounds, and a load that is not numbers counts as
+ * one batch in flight.
+ */
+export function joinDeadlineMs(blockTimeMs: number, load: AdmissionLoad | undefined): number {
+  const whole = (n: unknown) =>
+    typeof n === 'number' && Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined;
+  const queued = whole(load?.queued);
+  const inFlight = whole(load?.inFlight);
+  const batch = whole(load?.batch);
+  const batches =
+    queued === undefined || inFlight === undefined || batch === undefined || batch === 0
+      ? 2
+      : (inFlight > 0 ? 1 : 0) + Math.ceil((queued + 1) / batch);
+  const block = Number.isFinite(blockTimeMs) && blockTimeMs > 0 ? blockTimeMs : 0;
+  return Math.min(
+    JOIN_DEADLINE_MAX_MS,
+    Math.max(JOIN_DEADLINE_MIN_MS, batches * BLOCKS_PER_ADMISSION * block),
+  );
+}
+
 export interface JoinClaim {
   readonly task: string;
   readonly account: string;

@@ -27,15 +27,20 @@ export function attachChainTwin(world: World) {
   for (const m of miners) submit(m.address, registerMiner(m), 1000n);
   // The chain first: a call its rules reject must change the ledger no more than it changes the chain.
   const ledger = world.ledger;
-  const { createTask, admit, recordRound } = ledger;
+  const { createTask, admitMany, recordRound } = ledger;
   ledger.createTask = async (task, digest, admitted) => {
     submit(coordinator, call('provenance.createTask', { task, spec: digest, admitted: [...admitted] }));
     await createTask(task, digest, admitted);
   };
-  ledger.admit = async (task, account, identityKey, signature) => {
-    submit(coordinator, call('provenance.admit', { task, account, identityKey, signature }));
-    await admit(task, account, identityKey, signature);
-  };
+  // Each admission of a batch is judged by the rules on its own; only those applied reach the ledger.
+  ledger.admitMany = async (batch) =>
+    Promise.all(
+      batch.map(async (a) => {
+        const outcome = h.submit(coordinator, call('provenance.admit', { ...a }));
+        if (outcome.kind !== 'applied') return { admitted: false as const, reason: JSON.stringify(outcome) };
+        return (await admitMany([a]))[0]!;
+      }),
+    );
   // The graph seed is the hash of the twin's block that recorded the cohort, as on the real chain.
   ledger.drawSeed = async (task, round, attempt, cohort) => {
     submit(coordinator, call('provenance.drawSeed', { task, round, attempt, cohort }));

@@ -8,9 +8,10 @@ import { signingKeyPair } from '../../src/aggregation/index.ts';
 import {
   type Coordinator,
   type CoordinatorLedger,
+  type CoordinatorOptions,
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
-import type { ObjectSource } from '../../src/coordinator/round.ts';
+import type { ObjectSource, RoundDeps } from '../../src/coordinator/round.ts';
 import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
 import type { LocalData } from '../../src/participant/local-data.ts';
 import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
@@ -125,6 +126,8 @@ export function memoryLedger(): CoordinatorLedger & {
   terms: Map<string, { readers: string[]; price: string | null }>;
   /** The seed the "chain" drew for an attempt, as the participants' chain view reads it. */
   seedOf(task: string, round: number, attempt: number): { cohort: string; blockHash: string } | undefined;
+  /** The size of each admission batch, in the order they came. */
+  admitBatches: number[];
 } {
   const terms = new Map<string, { readers: string[]; price: string | null }>();
   const tasks = new Map<
@@ -134,6 +137,7 @@ export function memoryLedger(): CoordinatorLedger & {
   const admitted = new Map<string, { account: string; identityKey: string }[]>();
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   const seeds = new Map<string, { cohort: string; blockHash: string }>();
+  const admitBatches: number[] = [];
   return {
     genesisHash: TEST_GENESIS,
     tasks,
@@ -145,8 +149,17 @@ export function memoryLedger(): CoordinatorLedger & {
     async createTask(task, digest, list) {
       tasks.set(task, { digest, admitted: [...list] });
     },
-    async admit(task, account, identityKey) {
-      admitted.set(task, [...(admitted.get(task) ?? []), { account, identityKey }]);
+    admitBatches,
+    async admitMany(batch) {
+      admitBatches.push(batch.length);
+      // Judged one by one, as the chain's rules judge each call of a batch.
+      return batch.map(({ task, account, identityKey }) => {
+        const list = admitted.get(task) ?? [];
+        if (list.some((p) => p.account === account))
+          return { admitted: false as const, reason: `${account} is already admitted to ${task}` };
+        admitted.set(task, [...list, { account, identityKey }]);
+        return { admitted: true as const };
+      });
     },
     admitted: (task) => admitted.get(task) ?? [],
     membership(task) {
@@ -341,7 +354,7 @@ export interface World {
 
 export function makeWorld(
   dir = mkdtempSync(join(tmpdir(), 'ailink-coord-')),
-  options: { fetchBudgetBytes?: number } = {},
+  options: CoordinatorOptions & Pick<RoundDeps, 'fetchBudgetBytes'> = {},
 ): World {
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
@@ -351,6 +364,7 @@ export function makeWorld(
   const ledger = memoryLedger();
   const server = signingKeyPair((n) => new Uint8Array(randomBytes(n)));
   const storePath = join(dir, 'coordinator.sqlite');
+  const { fetchBudgetBytes, ...coordinatorOptions } = options;
   const logs: string[] = [];
   const build = () => {
     const store = openCoordinatorStore(storePath);
@@ -361,7 +375,7 @@ export function makeWorld(
         serverPublicKey: toHex(server.publicKey),
         store,
         spoolDir: join(dir, 'spool'),
-        ...options,
+        ...(fetchBudgetBytes === undefined ? {} : { fetchBudgetBytes }),
         // Bound late, so a test can stand in a lying coordinator's storage before `restart`.
         objects: {
           // A stream (the recompute material) is read whole, as the storage client reads it once.
@@ -380,7 +394,7 @@ export function makeWorld(
         code: { package: 'ailink', version: '0.0.0-test', lockfile: '0'.repeat(64) },
         log: (line) => logs.push(line),
       },
-      { onlineWithinMs: 10_000, pollMs: 100 },
+      { onlineWithinMs: 10_000, pollMs: 100, ...coordinatorOptions },
     );
     return { store, coordinator };
   };
@@ -449,6 +463,7 @@ export function makeParticipant(
           if (!row) throw new AilinkError('TASK_NOT_FOUND', id);
           return { spec: JSON.parse(JSON.stringify(row.spec)) as TaskSpec, digest: row.digest };
         },
+        admissionLoad: async () => world.coordinator.admissionLoad(),
         join: async (id, r) =>
           void (await world.coordinator.join(id, { ...r, peer: { peerId: label, addrs: [] } })),
         request: async (body) => {
@@ -465,6 +480,8 @@ export function makeParticipant(
       },
       chain: {
         genesisHash: world.ledger.genesisHash,
+        // The twin seals a "block" per call at once: a short block time keeps a refused join's pause short.
+        blockTimeMs: 20,
         task: async (id) => {
           const t = world.ledger.tasks.get(id);
           return t && { spec: t.digest, coordinator: t.coordinator ?? world.account.address };

@@ -516,9 +516,101 @@ describe('join', () => {
   });
 });
 
+describe('joins in batches', () => {
+  /**
+   * Holds the world's first admission batch until `release`, so the joins that come meanwhile pile up behind it as
+   * they do behind a block on a real chain.
+   */
+  function holdFirstBatch(w: World) {
+    const inner = w.ledger.admitMany;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let calls = 0;
+    w.ledger.admitMany = async (batch) => {
+      if (calls++ === 0) await gate;
+      return inner(batch);
+    };
+    return { release, started: () => calls > 0 };
+  }
+  const until = async (what: () => boolean) => {
+    for (let i = 0; !what(); i++) {
+      if (i > 500) throw new Error('timed out waiting for the admission queue');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const join = (a: ReturnType<typeof buildApp>, id: string, body: ReturnType<typeof joinBody>) =>
+    a.inject({ method: 'POST', url: `/v1/tasks/${id}/join`, payload: body });
+
+  it('sends the joins that come during an admission together, and answers a repeated join from its first', async () => {
+    const many = Array.from({ length: 12 }, (_, i) => makeAccount(`batch-${i}`));
+    const { id } = await createTask({ admitted: many.map((m) => m.address) });
+    const hold = holdFirstBatch(world);
+    const first = join(app, id, joinBody(id, many[0]!));
+    await until(hold.started);
+    const repeated = joinBody(id, many[5]!);
+    const rest = [...many.slice(1).map((m) => join(app, id, joinBody(id, m))), join(app, id, repeated)];
+    await until(() => world.coordinator.admissionLoad().queued === 11);
+    expect((await get('/v1/info')).body).toEqual({
+      ...INFO,
+      admissions: { queued: 11, inFlight: 1, batch: 128 },
+    });
+    hold.release();
+    for (const res of await Promise.all([first, ...rest])) expect(res.statusCode, res.body).toBe(200);
+    expect(world.ledger.admitBatches).toEqual([1, 11]);
+    expect(
+      world.ledger
+        .admitted(id)
+        .map((p) => p.account)
+        .sort(),
+    ).toEqual(many.map((m) => m.address).sort());
+  });
+
+  it('refuses a flood of joins beyond the queue with 429 JOIN_QUEUE_FULL; the queued ones are admitted', async () => {
+    const w = makeWorld(undefined, { admissions: { maxBatch: 2, maxQueued: 4 } });
+    const a = appFor(w);
+    try {
+      const many = Array.from({ length: 7 }, (_, i) => makeAccount(`flood-${i}`));
+      const text = JSON.stringify(baseTask(many.map((m) => m.address)));
+      const created = await a.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: { 'content-type': 'application/json', ...taskSignature(text) },
+        payload: text,
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const { id } = created.json<{ id: string }>();
+      const hold = holdFirstBatch(w);
+      const first = join(a, id, joinBody(id, many[0]!));
+      await until(hold.started);
+      const queued = many.slice(1, 5).map((m) => join(a, id, joinBody(id, m)));
+      await until(() => w.coordinator.admissionLoad().queued === 4);
+      for (const m of many.slice(5)) {
+        const res = await join(a, id, joinBody(id, m));
+        expect(res.statusCode, res.body).toBe(429);
+        expect(res.json<ErrorReply>().error.code).toBe('JOIN_QUEUE_FULL');
+      }
+      hold.release();
+      for (const res of await Promise.all([first, ...queued])) expect(res.statusCode, res.body).toBe(200);
+      // Batches of at most two behind the first; the refused ones come back and are admitted.
+      expect(w.ledger.admitBatches).toEqual([1, 2, 2]);
+      for (const m of many.slice(5)) expect((await join(a, id, joinBody(id, m))).statusCode).toBe(200);
+      expect(w.ledger.admitted(id)).toHaveLength(7);
+    } finally {
+      await a.close();
+      await w.coordinator.stop();
+      w.store.close();
+    }
+  });
+});
+
 describe('the rest', () => {
   it('GET /v1/info', async () => {
-    expect(await get('/v1/info')).toEqual({ status: 200, body: INFO });
+    expect(await get('/v1/info')).toEqual({
+      status: 200,
+      body: { ...INFO, admissions: { queued: 0, inFlight: 0, batch: 128 } },
+    });
   });
 
   it('unknown routes → 404 NOT_FOUND', async () => {
