@@ -154,19 +154,20 @@ describe('SecAgg+ end to end (pure state machines)', () => {
   }, 60_000);
 });
 
-describe('SecAgg+ server summing as inputs arrive (addMasked)', () => {
-  async function upToShares(n: number, k: number, t: number, d: number) {
-    const c = cohort(n, k, t, d);
-    const server = createSecAggServer(c.params);
-    const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
-    const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
-    const routedShares = server.collectShares(shares);
-    const masked = c.ids.map((id) =>
-      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
-    );
-    return { c, server, masked };
-  }
+/** Runs the protocol honestly up to every client's masked input, which the server has not collected yet. */
+async function upToShares(n: number, k: number, t: number, d: number) {
+  const c = cohort(n, k, t, d);
+  const server = createSecAggServer(c.params);
+  const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
+  const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
+  const routedShares = server.collectShares(shares);
+  const masked = c.ids.map((id) =>
+    c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
+  );
+  return { c, server, shares, routedShares, masked };
+}
 
+describe('SecAgg+ server summing as inputs arrive (addMasked)', () => {
   it('property: inputs added one at a time, in any order, with duplicates and forgeries among them, unmask to the plain sum of those taken', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -218,14 +219,7 @@ describe('SecAgg+ server summing as inputs arrive (addMasked)', () => {
 describe('SecAgg+ fails closed against a lying server and bad messages', () => {
   /** Runs the protocol up to the survivor list, honestly. */
   async function upToMasked(n = 8, k = 4, t = 3, d = 16) {
-    const c = cohort(n, k, t, d);
-    const server = createSecAggServer(c.params);
-    const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
-    const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
-    const routedShares = server.collectShares(shares);
-    const masked = c.ids.map((id) =>
-      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
-    );
+    const { c, server, shares, routedShares, masked } = await upToShares(n, k, t, d);
     const survivors = server.collectMasked(masked);
     expect(server.expecting()).toEqual(survivors);
     return { c, server, shares, routedShares, masked, survivors };

@@ -421,9 +421,7 @@ describe('central differential privacy', () => {
     startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
-    const manifests: Manifest[] = [];
-    for (const r of world.ledger.anchored(task.id))
-      manifests.push(parseManifest(await world.objects.get(r.manifest)));
+    const manifests = await manifestsOf(world, task.id);
     expect(manifests.map((m) => m.round)).toEqual([0, 1]);
     expect(world.logs.join('\n')).toMatch(/ends after 2 of 3 rounds: .* over its budget/);
     expect(manifests.map((m) => m.privacy)).toEqual([
@@ -501,9 +499,7 @@ describe('distributed differential privacy (Skellam)', () => {
     startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
-    const manifests: Manifest[] = [];
-    for (const r of world.ledger.anchored(task.id))
-      manifests.push(parseManifest(await world.objects.get(r.manifest)));
+    const manifests = await manifestsOf(world, task.id);
     expect(manifests.map((m) => m.round)).toEqual([0]);
     expect(world.logs.join('\n')).toMatch(/ends after 1 of 3 rounds: .* over its budget/);
     expect(manifests[0]!.privacy).toEqual({
