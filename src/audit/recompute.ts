@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { type StrategyState, verifySigned } from '../aggregation/index.ts';
+import { byteStreamFromSeed, type StrategyState, verifySigned } from '../aggregation/index.ts';
 import { participantsOf, roundsOf, seedOf, taskOf } from '../chain/index.ts';
 import { fromHex } from '../shared/bytes.ts';
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import {
   type AggregationMaterial,
   concludeAttempt,
@@ -11,6 +11,7 @@ import {
   graphSeedOf,
   latestAnchoredRound,
   type Manifest,
+  materialAuditorsOf,
   parseAggregationMaterial,
   parseManifest,
   parseTaskSpec,
@@ -101,11 +102,14 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
       );
       continue;
     }
+    const auditors = materialAuditorsOf(spec);
     if (m.aggregation == null) {
       add(
         'AGGREGATE_MATERIAL',
         'aggregation',
-        `the task uses SecAgg without central DP, so the manifest must name its recompute material; it names none (version ${m.version})`,
+        auditors === null
+          ? `the task uses SecAgg without central DP, so the manifest must name its recompute material; it names none (version ${m.version})`
+          : `the task names auditors for its central-DP rounds (dp.auditors), so the manifest must name the material sealed for them; it names none (version ${m.version})`,
       );
       done(false);
       continue;
@@ -114,6 +118,19 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
     if (!(materialBytes instanceof Uint8Array) && pastRetention(retentionOf(spec), row.round, latest)) {
       // Its owner was allowed to delete it: the task's own terms, not a lie (issue 17 item 9).
       done(false, retentionNote(spec, row.round, latest!));
+      continue;
+    }
+    if (
+      !(materialBytes instanceof Uint8Array) &&
+      auditors !== null &&
+      hasCode(materialBytes) &&
+      (materialBytes.code === 'CRYPTO_NOT_A_READER' || materialBytes.code === 'ACCESS_DENIED')
+    ) {
+      // Sealed for the named auditors alone: this account is not one of them, which says nothing about the round.
+      done(
+        false,
+        `central DP: the recompute material is sealed for the task's ${auditors.length} named auditor(s) (dp.auditors), and this account is not one of them`,
+      );
       continue;
     }
     if (!(materialBytes instanceof Uint8Array)) {
@@ -177,7 +194,20 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
     }
     let c: Awaited<ReturnType<typeof concludeAttempt>>;
     try {
-      c = await concludeAttempt({ spec, kind: m.kind, start, secagg: { params, material } });
+      // Central DP: the noise is drawn from the seed the material reveals to its auditors.
+      const seed = auditors === null ? undefined : material.noiseSeed;
+      if (auditors !== null && seed === undefined)
+        throw new AilinkError(
+          'ROUND_MESSAGE_INVALID',
+          'the material of a central-DP round carries no noise seed',
+        );
+      c = await concludeAttempt({
+        spec,
+        kind: m.kind,
+        start,
+        secagg: { params, material },
+        ...(seed === undefined ? {} : { noise: byteStreamFromSeed(fromHex(seed)) }),
+      });
     } catch (err) {
       add(
         'AGGREGATE_UNMASK',

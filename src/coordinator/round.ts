@@ -32,6 +32,7 @@ import {
   type MaterialHead,
   type MaterialUpdateSource,
   manifestBytes,
+  materialAuditorsOf,
   materialObjectName,
   maxAttemptsOf,
   modelAccessOf,
@@ -202,11 +203,12 @@ export type AttemptOutcome =
   | { readonly kind: 'aborted'; readonly reason: string };
 
 /**
- * The DP noise of one attempt: secret (keyed by the coordinator's server key) yet the same after a restart, so a
- * `finish` run again reproduces the model it may already have anchored.
+ * The seed of one attempt's central DP noise: secret (keyed by the coordinator's server key) yet the same after a
+ * restart, so a `finish` run again reproduces the model it may already have anchored. Only the task's named auditors
+ * get it, inside the sealed recompute material.
  */
-const dpNoiseSource = (serverKey: Uint8Array, context: string) =>
-  byteStreamFromSeed(createHmac('sha256', serverKey).update(`ailink/dp-noise/v1\n${context}`).digest());
+const dpNoiseSeed = (serverKey: Uint8Array, context: string): Uint8Array =>
+  new Uint8Array(createHmac('sha256', serverKey).update(`ailink/dp-noise/v1\n${context}`).digest());
 
 const STAGE_DEADLINE: Record<RoundStage, keyof TaskSpec['deadlines']> = {
   advertise: 'advertiseMs',
@@ -745,6 +747,9 @@ export class AttemptRunner {
               shares: this.stored('shares').map((m) => m.body),
               consistency: this.stored('consistency').map((m) => m.body),
               unmask,
+              ...(isCentralDp(this.spec)
+                ? { noiseSeed: toHex(dpNoiseSeed(this.deps.serverKey, this.context)) }
+                : {}),
             },
             updates: announced.body.survivors
               .filter((a) => taken.has(a) && spool.has(a))
@@ -778,7 +783,9 @@ export class AttemptRunner {
       start: this.start,
       ...input,
       // Central DP only: distributed DP's noise came inside the organisations' masked updates.
-      ...(isCentralDp(spec) ? { noise: dpNoiseSource(this.deps.serverKey, this.context) } : {}),
+      ...(isCentralDp(spec)
+        ? { noise: byteStreamFromSeed(dpNoiseSeed(this.deps.serverKey, this.context)) }
+        : {}),
     });
     const { survivors, evaluation } = c;
     if (layout.kind === 'statistics') return this.finishStatistics(c.sum, survivors);
@@ -836,8 +843,9 @@ export class AttemptRunner {
   }
 
   /**
-   * Stores the recompute material (public, or under the model's terms) when the task records it; returns what the
-   * manifest names. A round already anchored keeps what its manifest names.
+   * Stores the recompute material (public, under the model's terms, or with central DP sealed for the named
+   * auditors) when the task records it; returns what the manifest names. A round already anchored keeps what its
+   * manifest names.
    */
   private async storeMaterial(
     material: { head: MaterialHead; updates: MaterialUpdateSource[] } | undefined,
@@ -854,15 +862,23 @@ export class AttemptRunner {
         yield chunk;
       }
     };
-    // Whoever holds the material re-derives the model: under model terms it is sealed for the same readers and put
-    // under the same terms as the model, else it would hand out for free what the terms sell.
-    const { fid } = await storeModel(
-      this.deps,
-      this.spec,
-      { size, chunks: hashed() },
-      materialObjectName(k.task, k.round),
-      readerKeysOf(this.deps.store.participants(k.task)),
-    );
+    const name = materialObjectName(k.task, k.round);
+    const auditors = materialAuditorsOf(this.spec);
+    // Central DP: sealed for the named auditors alone, under no market terms (nobody may buy the pre-noise sum).
+    // Otherwise whoever holds the material re-derives the model: under model terms it is sealed for the same readers
+    // and put under the same terms as the model, else it would hand out for free what the terms sell.
+    const fid =
+      auditors !== null
+        ? await this.deps.objects.putModel({ size, chunks: hashed() }, name, auditors)
+        : (
+            await storeModel(
+              this.deps,
+              this.spec,
+              { size, chunks: hashed() },
+              name,
+              readerKeysOf(this.deps.store.participants(k.task)),
+            )
+          ).fid;
     return { fid, digest: hash.digest('hex') };
   }
 

@@ -107,6 +107,11 @@ const MaterialHeaderSchema = z
           .strict(),
       )
       .max(1000),
+    /** Central DP: the seed the round's Gaussian noise was drawn from (the material is then sealed for auditors). */
+    noiseSeed: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
   })
   .strict();
 
@@ -118,6 +123,8 @@ export interface MaterialHead {
   readonly shares: readonly unknown[];
   readonly consistency: readonly unknown[];
   readonly unmask: readonly unknown[];
+  /** Central DP only: the seed of the round's noise, hex (`materialAuditorsOf`). */
+  readonly noiseSeed?: string;
 }
 
 /** The recompute material: the messages, and each survivor's stored update byte for byte (it hashes to its commitment). */
@@ -142,6 +149,7 @@ function materialPrefix(head: MaterialHead, updates: readonly { account: string;
       consistency: head.consistency,
       unmask: head.unmask,
       masked: updates.map((u) => ({ account: u.account, bytes: u.bytes })),
+      ...(head.noiseSeed === undefined ? {} : { noiseSeed: head.noiseSeed }),
     }),
   );
   const prefix = new Uint8Array(12 + header.byteLength);
@@ -262,7 +270,15 @@ export function parseAggregationMaterial(bytes: Uint8Array): AggregationMaterial
  * carries the survivors' noise, so it is what the round releases anyway: its material is recorded.
  */
 export const recordsAggregationMaterial = (spec: TaskSpec): boolean =>
-  spec.secagg.enabled && !isCentralDp(spec);
+  spec.secagg.enabled && (!isCentralDp(spec) || materialAuditorsOf(spec) !== null);
+
+/**
+ * With central DP and named auditors (`dp.auditors`), the material — and the seed of the round's noise in it — is
+ * sealed for those auditors only: they re-derive the model, nobody else sees the pre-noise sum. Null otherwise (the
+ * material, if any, is as readable as the model).
+ */
+export const materialAuditorsOf = (spec: TaskSpec): readonly string[] | null =>
+  isCentralDp(spec) ? (spec.dp?.auditors ?? null) : null;
 
 export interface ConcludeInput {
   readonly spec: TaskSpec;

@@ -27,6 +27,7 @@ export {
   concludeAttempt,
   type MaterialHead,
   type MaterialUpdateSource,
+  materialAuditorsOf,
   parseAggregationMaterial,
   recordsAggregationMaterial,
   unmaskMaterial,

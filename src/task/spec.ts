@@ -187,6 +187,16 @@ export const TaskSpecSchema = z
          * Optional rather than defaulted, like `models`: specs from before keep their canonical JSON and digest.
          */
         mechanism: z.enum(['central-gaussian', 'skellam']).optional(),
+        /**
+         * Central DP only: the reader keys (X25519, hex) of the auditors the coordinator seals each round's recompute
+         * material for, with the seed of its noise, so that they (and nobody else: the pre-noise sum is what the noise
+         * hides) re-derive the model. Absent: no material, as before; optional so that older specs keep their digest.
+         */
+        auditors: z
+          .array(z.string().regex(/^[0-9a-f]{64}$/, 'expected an X25519 public key, 64 hex characters'))
+          .min(1)
+          .max(256)
+          .optional(),
       })
       .strict()
       .nullable(),
@@ -375,6 +385,11 @@ export const MAX_WRAP_PROBABILITY = 1e-12;
  * noise-free sum plus the noise of a full cohort.
  */
 function checkDistributedDp(spec: TaskSpec, where: string): void {
+  if (spec.dp?.auditors !== undefined && (spec.dp.mechanism === 'skellam' || !spec.secagg.enabled))
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `${where}: dp.auditors names who may read the material of a round whose exact sum is secret, which only central DP with SecAgg has; got ${spec.dp.mechanism === 'skellam' ? 'dp.mechanism skellam (its material is published to everyone)' : 'secagg.enabled false (no material without SecAgg)'}: remove dp.auditors`,
+    );
   if (spec.dp === null || spec.dp === undefined || spec.dp.mechanism !== 'skellam') return;
   if (!spec.secagg.enabled)
     throw new AilinkError(

@@ -65,6 +65,8 @@ async function run(
   lie?: Lie,
   overrides: Partial<Record<string, unknown>> = {},
   holdout = 0,
+  /** The auditor's reader key: what it may decrypt (sealed objects refuse any other). */
+  readerKey?: string,
 ): Promise<{
   report: AuditReport;
   before: AuditReport;
@@ -130,7 +132,7 @@ async function run(
   );
   const objects = new Map<string, Uint8Array | Error>();
   const report = await auditTask(
-    { state: twin.state, atBlock: twin.atBlock(), fetch: (fid) => world.objects.get(fid) },
+    { state: twin.state, atBlock: twin.atBlock(), fetch: (fid) => world.objects.get(fid, readerKey) },
     created.id,
     { objects },
   );
@@ -176,6 +178,39 @@ describe('audit verify re-derives every aggregate from the committed updates', (
     expect(report.rounds.map((r) => r.aggregate_recomputed)).toEqual([false, false]);
     expect(report.rounds[0]!.aggregateNote).toMatch(/central DP/);
     expect(codesOf(report).filter((c) => c?.startsWith('AGGREGATE'))).toEqual([]);
+  }, 120_000);
+
+  it('central DP with named auditors: the material and its noise seed are sealed for them; an auditor re-derives every noisy model bit for bit, anyone else gets a note', async () => {
+    const auditor = 'a1'.repeat(32);
+    const dp = { clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, epsilonBudget: 1000, auditors: [auditor] };
+    const { report, manifests } = await run(undefined, { dp }, 0, auditor);
+    expect(findingsOf(report)).toEqual([]);
+    expect(report.rounds.map((r) => r.aggregate_recomputed)).toEqual([true, true]);
+    expect(manifests.every((m) => m.aggregation != null && m.privacy.mechanism === 'gaussian')).toBe(true);
+    const stranger = await run(undefined, { dp }, 0, 'b2'.repeat(32));
+    expect(stranger.report.rounds.map((r) => r.aggregate_recomputed)).toEqual([false, false]);
+    expect(stranger.report.rounds[0]!.aggregateNote).toMatch(/sealed for the task's 1 named auditor/);
+    expect(codesOf(stranger.report).filter((c) => c?.startsWith('AGGREGATE'))).toEqual([]);
+  }, 240_000);
+
+  it('central DP with named auditors: a model not derived from the noisy sum is AGGREGATE_MISMATCH for them', async () => {
+    const auditor = 'a1'.repeat(32);
+    const dp = { clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, epsilonBudget: 1000, auditors: [auditor] };
+    const { report } = await run(
+      {
+        round: 1,
+        manifest: (m, world) => {
+          const bytes = encodeModelBytes(m.model.name, new Float32Array(m.model.parameters).fill(0.25));
+          const fid = sha256Hex(bytes);
+          world.objects.objects.set(fid, bytes);
+          return { ...m, model: { ...m.model, fid, hash: sha256Hex(bytes) } };
+        },
+      },
+      { dp },
+      0,
+      auditor,
+    );
+    expect(findingsOf(report)).toEqual(['AGGREGATE_MISMATCH @ round 1 · model']);
   }, 120_000);
 
   it('distributed DP (Skellam): the noisy sum is published and recomputed bit for bit; ε counts the survivors’ noise only', async () => {

@@ -15,6 +15,7 @@ import {
   encodeTrainingUpdate,
   epsilonAfter,
   epsilonSpent,
+  materialAuditorsOf,
   parseTaskSpec,
   privacyRecord,
   projectedEpsilon,
@@ -84,6 +85,20 @@ describe('the spec selects the mechanism', () => {
       refusal(skellamSpec({ secagg: { ...base.secagg, enabled: false }, strategy: { name: 'krum', f: 1 } })),
     ).toMatch(/cannot be combined with central DP or distributed DP|secagg\.enabled/);
     expect(refusal(skellamSpec({}, { mechanism: 'laplace' }))).toMatch(/dp\.mechanism/);
+  });
+
+  it('central DP with dp.auditors records material sealed for them; auditors are refused where the sum is not secret', () => {
+    const auditors = ['a1'.repeat(32)];
+    const spec = parseTaskSpec({ ...specInput(alice), dp: { ...DP, auditors } });
+    expect(recordsAggregationMaterial(spec)).toBe(true);
+    expect(materialAuditorsOf(spec)).toEqual(auditors);
+    expect(materialAuditorsOf(parseTaskSpec(skellamSpec()))).toBeNull();
+    expect(refusal(skellamSpec({}, { auditors }))).toMatch(/dp\.auditors .*skellam/);
+    const base = specInput(alice);
+    expect(refusal({ ...base, secagg: { ...base.secagg, enabled: false }, dp: { ...DP, auditors } })).toMatch(
+      /dp\.auditors .*secagg\.enabled false/,
+    );
+    expect(refusal({ ...base, dp: { ...DP, auditors: ['not-a-key'] } })).toMatch(/X25519/);
   });
 
   it('refuses a ring with no room for the noise: the noise-free sums fill it, or the noise could wrap it', () => {
