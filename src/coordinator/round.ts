@@ -538,6 +538,21 @@ export class AttemptRunner {
     this.fetches.set(from, p);
   }
 
+  /** The stored confirmations of the announced survivor list, each as {from, signature} (recompute material). */
+  private confirmations(): { from: string; signature: string }[] {
+    const announced = this.deps.store.announcement(
+      this.key.task,
+      this.key.round,
+      this.key.attempt,
+      'consistency',
+    ) as { body: { survivors: string[] } } | undefined;
+    const list = announced?.body.survivors.join('\n');
+    return this.stored('consistency')
+      .map((m) => m.body as { from: string; body: { survivors: string[] }; signature: string })
+      .filter((m) => m.body.survivors.join('\n') === list)
+      .map((m) => ({ from: m.from, signature: m.signature }));
+  }
+
   /** Whether this attempt stores recompute material, hence spools the updates it sums. */
   private get recordsMaterial(): boolean {
     return recordsAggregationMaterial(this.spec) && this.layout.kind !== 'statistics';
@@ -745,7 +760,9 @@ export class AttemptRunner {
               context: this.context,
               adverts: this.stored('advertise').map((m) => m.body),
               shares: this.stored('shares').map((m) => m.body),
-              consistency: this.stored('consistency').map((m) => m.body),
+              // Only the confirmations of the survivor list the server fixed, without the list (the auditor's
+              // replay fixes the same one): k-independent bytes per survivor instead of n.
+              consistency: this.confirmations(),
               unmask,
               ...(isCentralDp(this.spec)
                 ? { noiseSeed: toHex(dpNoiseSeed(this.deps.serverKey, this.context)) }

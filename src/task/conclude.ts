@@ -358,8 +358,17 @@ export async function unmaskMaterial(
       signature: u.signature ?? new Uint8Array(64),
     });
   }
-  server.closeMasked();
-  server.collectConsistency(material.consistency.map((m) => parse(ConsistencySchema, m, 'consistency')));
+  const survivors = server.closeMasked();
+  // Format 2 keeps each confirmation as {from, signature}: what it confirms is the survivor list just fixed, so a
+  // signature on any other list fails here as it would have at the coordinator. (Format 1 carried the list in each,
+  // n² bytes at n organisations.)
+  const confirmation = (m: unknown) =>
+    m !== null && typeof m === 'object' && !('body' in m)
+      ? { ...m, stage: 'consistency', context: params.context, body: { survivors } }
+      : m;
+  server.collectConsistency(
+    material.consistency.map((m) => parse(ConsistencySchema, confirmation(m), 'consistency')),
+  );
   const out = await server.unmask(material.unmask.map((m) => parse(UnmaskSchema, m, 'unmask')));
   return { ...out, rejected: server.rejected.map((e) => e.message) };
 }

@@ -143,6 +143,10 @@ describe('rounds (in-memory storage, chain and transport)', () => {
       'AILKMAT2',
     );
     expect(material.masked.map((e) => e.account)).toEqual([...m.survivors].sort());
+    // Each survivor's confirmation without the list it confirms (the replay fixes that list): O(n), not n².
+    expect(material.consistency.map((c) => Object.keys(c as object).sort())).toEqual(
+      m.survivors.map(() => ['from', 'signature']),
+    );
     for (const e of material.masked)
       expect(sha256Hex(e.update)).toBe(m.updates.find((u) => u.account === e.account)!.digest);
   }, 60_000);
