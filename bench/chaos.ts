@@ -5,11 +5,14 @@
  * `ailink participant` per organisation. Meanwhile a schedule seeded by CHAOS_SEED SIGKILLs:
  * - the coordinator (at whatever point it is, in a round or between), then restarts it from its data dir;
  * - an organisation, which comes back after a while or (one time in three) never;
- * - 1–3 miners at once (at most CHAOS_MINER_KILLS (4) in all), which never come back.
+ * - 1–3 miners at once (at most CHAOS_MINER_KILLS (3) in all), which never come back. The network has CHAOS_MINERS
+ *   (15): an upload needs 12 live miners (one per column, spares replace a dead one), so with exactly 12 one dead
+ *   miner stops every round's uploads (see the README).
  * Then every anchored round must pass `ailink audit verify --json`. Every wait has a deadline (a missed one is a
  * hang); every child leads its own process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
  * Not part of `npm test`. Flags (environment): CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5),
- * CHAOS_FAULT_EVERY_S (25: mean seconds between faults), CHAOS_MINER_KILLS (4), CHAOS_DEADLINE_S (900: the whole task).
+ * CHAOS_FAULT_EVERY_S (40: mean seconds between faults), CHAOS_MINERS (15), CHAOS_MINER_KILLS (3),
+ * CHAOS_DEADLINE_S (600: the whole task).
  * Prints a table, then one JSON line.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -24,9 +27,12 @@ import { systemRandom } from '../src/shared/clock.ts';
 const SEED = Number(process.env.CHAOS_SEED ?? 1);
 const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 3);
 const ORGS = Number(process.env.CHAOS_ORGS ?? 5);
-const FAULT_EVERY_S = Number(process.env.CHAOS_FAULT_EVERY_S ?? 25);
-const MINER_KILLS = Number(process.env.CHAOS_MINER_KILLS ?? 4);
-const DEADLINE_S = Number(process.env.CHAOS_DEADLINE_S ?? 900);
+const FAULT_EVERY_S = Number(process.env.CHAOS_FAULT_EVERY_S ?? 40);
+const MINERS = Number(process.env.CHAOS_MINERS ?? 15);
+const MINER_KILLS = Number(process.env.CHAOS_MINER_KILLS ?? 3);
+const DEADLINE_S = Number(process.env.CHAOS_DEADLINE_S ?? 600);
+/** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
+const COHORT_MIN = Math.max(3, ORGS - 1);
 const BIN = fileURLToPath(new URL('../bin/ailink.mjs', import.meta.url));
 const PENGUINS = fileURLToPath(new URL('../models/data/tables/penguins.csv', import.meta.url));
 
@@ -201,7 +207,7 @@ function writeTask(dir: string, admitted: readonly string[]): string {
     strategy: { name: 'fedavg' },
     local: { epochs: 1, batchSize: 8 },
     rounds: ROUNDS,
-    cohort: { size: ORGS, min: 3 },
+    cohort: { size: ORGS, min: COHORT_MIN },
     deadlines: {
       joinMs: 60_000,
       advertiseMs: 15_000,
@@ -262,7 +268,14 @@ async function main(): Promise<void> {
   const netDir = join(work, 'network');
   const dev = ailink(
     'dev',
-    ['dev', '--data-dir', netDir, ...[coordKey, auditor, ...orgs].flatMap((p) => ['--allow', p.address])],
+    [
+      'dev',
+      '--miners',
+      String(MINERS),
+      '--data-dir',
+      netDir,
+      ...[coordKey, auditor, ...orgs].flatMap((p) => ['--allow', p.address]),
+    ],
     logs,
   );
   const endpoint = await waitFor(() => /chain: (ws:\/\/\S+)/.exec(dev.stderr())?.[1], 240_000, 'the chain');
@@ -388,12 +401,13 @@ async function main(): Promise<void> {
       }
     } else if (kind === 'organisation') {
       const live = orgProcs.map((p, i) => (p?.alive() && !gone.has(i) ? i : -1)).filter((i) => i >= 0);
-      // Keep at least 4 of them in the task: the cohort's floor is 3.
-      if (live.length <= 3) continue;
+      // At most one below the cohort's floor at a time (a round then waits for a restart); one that never
+      // returns only while the others still make the floor.
+      if (live.length < COHORT_MIN) continue;
       const i = pick(live);
       killGroup(orgProcs[i]!.child);
       await orgProcs[i]!.exited;
-      const never = gone.size === 0 && rand() < 1 / 3;
+      const never = live.length - 1 >= COHORT_MIN && rand() < 1 / 3;
       const downMs = 2000 + rand() * 15_000;
       faults.push({
         at: since(),
