@@ -365,7 +365,7 @@ async function main(): Promise<void> {
           log(`round ${r} anchored`);
         }
       }
-      aborted += (p.stderr().match(/abort/gi) ?? []).length;
+      aborted += (p.stderr().match(/attempt \d+ aborted/g) ?? []).length;
     }
     abortedAttempts = aborted;
   };
