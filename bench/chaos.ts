@@ -249,6 +249,8 @@ let abortedAttempts = 0;
 let auditOk: boolean | null = null;
 let auditRounds = 0;
 let failure: string | undefined;
+/** Organisations that left with an error of their own. */
+const orgExits: string[] = [];
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'ailink-chaos-'));
@@ -332,8 +334,8 @@ async function main(): Promise<void> {
   log(`task ${task} created`);
 
   const files = splitPenguins(orgs.map((o) => o.dir));
-  const startOrg = (i: number, n: number): Proc =>
-    ailink(
+  const startOrg = (i: number, n: number): Proc => {
+    const p = ailink(
       `${orgs[i]!.name}-${n}`,
       [
         'participant',
@@ -350,6 +352,15 @@ async function main(): Promise<void> {
       ],
       logs,
     );
+    // An organisation that ends by itself with an error (not one of our SIGKILLs) has left the task: say why.
+    void p.exited.then((code) => {
+      if (code !== null && code !== 0) {
+        orgExits.push(`${p.name} exited ${code}: ${p.stderr().trim().split('\n').at(-1)?.slice(0, 160)}`);
+        log(`${p.name} exited ${code} by itself`);
+      }
+    });
+    return p;
+  };
   const orgProcs: (Proc | null)[] = orgs.map((_, i) => startOrg(i, 0));
   const orgRestarts = orgs.map(() => 0);
   const gone = new Set<number>(); // organisations that never come back
@@ -518,6 +529,7 @@ function report(): void {
     attempts_aborted: abortedAttempts,
     rounds_lost: ROUNDS - completed,
     hangs,
+    organisations_exited: orgExits.length,
     audit_ok: auditOk,
     audit_rounds: auditRounds,
     faults_injected: byKind,
@@ -541,6 +553,7 @@ function report(): void {
   w.write(
     `\nrounds ${completed}/${ROUNDS} completed, ${abortedAttempts} attempts aborted, hangs ${hangs}${hangList.length ? ` (${hangList.join('; ')})` : ''}, audit ${auditOk === null ? 'not run' : auditOk ? `ok (${auditRounds} rounds)` : 'FAILED'}\n`,
   );
+  for (const e of orgExits) w.write(`organisation left: ${e}\n`);
   if (failure) w.write(`failure: ${failure}\n`);
   w.write(`${JSON.stringify(out)}\n`);
 }
