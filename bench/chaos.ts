@@ -1,0 +1,571 @@
+/**
+ * node --import tsx bench/chaos.ts (`npm run chaos`) — issue 18 §1, a first slice: real processes, started by the
+ * `ailink` CLI as a user starts them, run a SecAgg task of CHAOS_ORGS (5) organisations on the shipped penguins table
+ * for CHAOS_ROUNDS (3) rounds: `ailink dev` (the chain, 12 miners, the verifier), `ailink coordinator`, and one
+ * `ailink participant` per organisation. Meanwhile a schedule seeded by CHAOS_SEED SIGKILLs:
+ * - the coordinator (at whatever point it is, in a round or between), then restarts it from its data dir;
+ * - an organisation, which comes back after a while or (one time in three) never;
+ * - 1–3 miners at once (at most CHAOS_MINER_KILLS (3) in all), which never come back. The network has CHAOS_MINERS
+ *   (15): an upload needs 12 live miners (one per column, spares replace a dead one), so with exactly 12 one dead
+ *   miner stops every round's uploads (see the README).
+ * Then every anchored round must pass `ailink audit verify --json`. Every wait has a deadline (a missed one is a
+ * hang); every child leads its own process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
+ * Not part of `npm test`. Flags (environment): CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5),
+ * CHAOS_FAULT_EVERY_S (40: mean seconds between faults), CHAOS_MINERS (15), CHAOS_MINER_KILLS (3),
+ * CHAOS_DEADLINE_S (600: the whole task).
+ * Prints a table, then one JSON line.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createKeyFile } from '../src/shared/account.ts';
+import { systemRandom } from '../src/shared/clock.ts';
+
+const SEED = Number(process.env.CHAOS_SEED ?? 1);
+const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 3);
+const ORGS = Number(process.env.CHAOS_ORGS ?? 5);
+const FAULT_EVERY_S = Number(process.env.CHAOS_FAULT_EVERY_S ?? 40);
+const MINERS = Number(process.env.CHAOS_MINERS ?? 15);
+const MINER_KILLS = Number(process.env.CHAOS_MINER_KILLS ?? 3);
+const DEADLINE_S = Number(process.env.CHAOS_DEADLINE_S ?? 600);
+/** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
+const COHORT_MIN = Math.max(3, ORGS - 1);
+const BIN = fileURLToPath(new URL('../bin/ailink.mjs', import.meta.url));
+const PENGUINS = fileURLToPath(new URL('../models/data/tables/penguins.csv', import.meta.url));
+
+const t0 = Date.now();
+const since = () => (Date.now() - t0) / 1000;
+const log = (s: string) => process.stderr.write(`[${since().toFixed(1).padStart(6)} s] ${s}\n`);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** mulberry32: a small seeded generator, so that one seed gives one schedule. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = seeded(SEED);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+
+// ---- processes: each leads its own group; all groups die with this process ----
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  alive: () => boolean;
+}
+const everyChild = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+function killAll(): void {
+  for (const c of everyChild) killGroup(c);
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: stopping every child`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+function ailink(name: string, args: readonly string[], logDir: string): Proc {
+  // detached: its own process group, so that a SIGKILL of the group takes whatever it started (the miners of `dev`).
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  everyChild.add(child);
+  let out = '';
+  let err = '';
+  const file = join(logDir, `${name}.log`);
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+    writeFileSync(file, s, { flag: 'a' });
+  });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  void exited.then(() => everyChild.delete(child));
+  return {
+    name,
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    alive: () => child.exitCode === null && child.signalCode === null,
+  };
+}
+
+let hangs = 0;
+const hangList: string[] = [];
+/** Polls `probe` until it answers, or counts a hang and answers undefined once `timeoutMs` has passed. */
+async function waitFor<T>(
+  probe: () => T | undefined | false,
+  timeoutMs: number,
+  what: string,
+): Promise<T | undefined> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > until) {
+      hangs++;
+      hangList.push(what);
+      log(`HANG: waited ${timeoutMs} ms for ${what}`);
+      return undefined;
+    }
+    await sleep(250);
+  }
+}
+
+/** A free loopback port (kept for the coordinator across its restarts: its URL is on chain). */
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+// ---- the task: penguins split across the organisations, SecAgg ----
+
+function writeTask(dir: string, admitted: readonly string[]): string {
+  writeFileSync(
+    join(dir, 'model.json'),
+    JSON.stringify({
+      format: 'layers-model',
+      modelTopology: {
+        class_name: 'Sequential',
+        config: {
+          name: 'penguin-mlp',
+          layers: [
+            {
+              class_name: 'Dense',
+              config: { name: 'hidden', units: 8, activation: 'relu', batch_input_shape: [null, 11] },
+            },
+            { class_name: 'Dense', config: { name: 'species', units: 3, activation: 'softmax' } },
+          ],
+        },
+      },
+    }),
+  );
+  const numeric = (name: string) => ({ name, type: 'numeric', transform: 'standardize', missing: 'mean' });
+  const categorical = (name: string, categories: string[]) => ({
+    name,
+    type: 'categorical',
+    categories,
+    maxCategories: categories.length,
+    missing: 'other',
+  });
+  const task = {
+    name: 'chaos: penguins',
+    model: { path: 'model.json', initialSeed: `chaos-${SEED}` },
+    data: {
+      kind: 'tabular',
+      columns: [
+        { name: 'species', type: 'ignore' },
+        categorical('island', ['Biscoe', 'Dream', 'Torgersen']),
+        numeric('beak_length_mm'),
+        numeric('beak_depth_mm'),
+        numeric('flipper_length_mm'),
+        numeric('body_mass_g'),
+        categorical('sex', ['FEMALE', 'MALE']),
+      ],
+      label: { column: 'species', classes: ['Adelie', 'Chinstrap', 'Gentoo'] },
+      holdout: 0.2,
+    },
+    dataset: { name: 'Palmer penguins', description: 'split across the organisations' },
+    training: {
+      loss: 'categorical_crossentropy',
+      optimizer: { name: 'adam', learningRate: 0.02 },
+      metrics: ['accuracy', 'loss'],
+      proximalMu: 0,
+    },
+    strategy: { name: 'fedavg' },
+    local: { epochs: 1, batchSize: 8 },
+    rounds: ROUNDS,
+    cohort: { size: ORGS, min: COHORT_MIN },
+    deadlines: {
+      joinMs: 60_000,
+      advertiseMs: 15_000,
+      sharesMs: 15_000,
+      trainMs: 30_000,
+      consistencyMs: 15_000,
+      unmaskMs: 15_000,
+    },
+    secagg: { enabled: true, neighbours: ORGS - 1, threshold: 2, range: 1, bits: 24, maxWeight: 1000 },
+    dp: null,
+    admitted: [...admitted],
+  };
+  const file = join(dir, 'task.json');
+  writeFileSync(file, JSON.stringify(task, null, 2));
+  return file;
+}
+
+function splitPenguins(dirs: readonly string[]): string[] {
+  const [header, ...rows] = readFileSync(PENGUINS, 'utf8').trim().split('\n');
+  return dirs.map((dir, i) => {
+    const file = join(dir, 'penguins.csv');
+    writeFileSync(file, `${[header, ...rows.filter((_, r) => r % dirs.length === i)].join('\n')}\n`);
+    return file;
+  });
+}
+
+// ---- the run ----
+
+type FaultKind = 'coordinator' | 'organisation' | 'miners';
+interface Fault {
+  at: number;
+  kind: FaultKind;
+  what: string;
+}
+const faults: Fault[] = [];
+/** Seconds (since start) at which each round was anchored, in order; from every coordinator incarnation's log. */
+const roundsDone = new Map<number, number>();
+let abortedAttempts = 0;
+let auditOk: boolean | null = null;
+let auditRounds = 0;
+let failure: string | undefined;
+/** Organisations that left with an error of their own. */
+const orgExits: string[] = [];
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'ailink-chaos-'));
+  const logs = join(work, 'logs');
+  mkdirSync(logs);
+  log(`seed ${SEED}, ${ORGS} organisations, ${ROUNDS} rounds; work in ${work}`);
+  const keyOf = async (name: string) => {
+    const dir = join(work, name);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'key.json');
+    return { name, dir, file, address: (await createKeyFile(file, systemRandom)).address };
+  };
+  const coordKey = await keyOf('coordinator');
+  const auditor = await keyOf('auditor');
+  const orgs = await Promise.all(Array.from({ length: ORGS }, (_, i) => keyOf(`org-${i + 1}`)));
+
+  const netDir = join(work, 'network');
+  const dev = ailink(
+    'dev',
+    [
+      'dev',
+      '--miners',
+      String(MINERS),
+      '--data-dir',
+      netDir,
+      ...[coordKey, auditor, ...orgs].flatMap((p) => ['--allow', p.address]),
+    ],
+    logs,
+  );
+  const endpoint = await waitFor(() => /chain: (ws:\/\/\S+)/.exec(dev.stderr())?.[1], 240_000, 'the chain');
+  const ready = await waitFor(() => dev.stderr().includes('network ready'), 240_000, 'the miners');
+  if (endpoint === undefined || ready === undefined)
+    throw new Error(`ailink dev did not start:\n${dev.stderr()}`);
+  const minerPids = (
+    JSON.parse(readFileSync(join(netDir, 'network.json'), 'utf8')) as {
+      processes: { role: string; name: string; pid: number }[];
+    }
+  ).processes.filter((p) => p.role === 'miner');
+  log(`network ready at ${endpoint}: ${minerPids.length} miners`);
+
+  const httpPort = await freePort();
+  const p2pPort = await freePort();
+  const taskFile = writeTask(
+    coordKey.dir,
+    orgs.map((o) => o.address),
+  );
+  let incarnation = 0;
+  const coordArgs = [
+    'coordinator',
+    '--chain',
+    endpoint,
+    '--key',
+    coordKey.file,
+    '--state-dir',
+    coordKey.dir,
+    '--data-dir',
+    join(coordKey.dir, 'state'),
+    '--http-port',
+    String(httpPort),
+    '--p2p-port',
+    String(p2pPort),
+  ];
+  const coordLogs: Proc[] = [];
+  const startCoordinator = async (create: boolean): Promise<Proc> => {
+    const p = ailink(
+      `coordinator-${incarnation++}`,
+      create ? [...coordArgs, '--create-task', taskFile] : coordArgs,
+      logs,
+    );
+    coordLogs.push(p);
+    await waitFor(
+      () => p.stdout().includes('"event":"ready"') || !p.alive(),
+      180_000,
+      'the coordinator ready',
+    );
+    return p;
+  };
+  let coord = await startCoordinator(true);
+  const task = /task (\S+) created/.exec(coord.stderr())?.[1];
+  if (task === undefined) throw new Error(`no task created:\n${coord.stderr()}`);
+  log(`task ${task} created`);
+
+  const files = splitPenguins(orgs.map((o) => o.dir));
+  const startOrg = (i: number, n: number): Proc => {
+    const p = ailink(
+      `${orgs[i]!.name}-${n}`,
+      [
+        'participant',
+        '--chain',
+        endpoint,
+        '--task',
+        task,
+        '--key',
+        orgs[i]!.file,
+        '--state-dir',
+        orgs[i]!.dir,
+        '--data',
+        `csv:${files[i]}`,
+      ],
+      logs,
+    );
+    // An organisation that ends by itself with an error (not one of our SIGKILLs) has left the task: say why.
+    void p.exited.then((code) => {
+      if (code !== null && code !== 0) {
+        orgExits.push(`${p.name} exited ${code}: ${p.stderr().trim().split('\n').at(-1)?.slice(0, 160)}`);
+        log(`${p.name} exited ${code} by itself`);
+      }
+    });
+    return p;
+  };
+  const orgProcs: (Proc | null)[] = orgs.map((_, i) => startOrg(i, 0));
+  const orgRestarts = orgs.map(() => 0);
+  const gone = new Set<number>(); // organisations that never come back
+
+  // Rounds anchored so far, read from every coordinator incarnation's log.
+  const scan = () => {
+    let aborted = 0;
+    for (const p of coordLogs) {
+      for (const m of p.stderr().matchAll(new RegExp(`${task} round (\\d+): `, 'g'))) {
+        const r = Number(m[1]);
+        if (!roundsDone.has(r)) {
+          roundsDone.set(r, since());
+          log(`round ${r} anchored`);
+        }
+      }
+      aborted += (p.stderr().match(/attempt \d+ aborted/g) ?? []).length;
+    }
+    abortedAttempts = aborted;
+  };
+  // The task is over once every organisation still in it has exited (they leave after the last round).
+  const finished = () => {
+    scan();
+    return orgProcs.every((p, i) => gone.has(i) || (p !== null && !p.alive()));
+  };
+
+  let minersKilled = 0;
+  const deadline = Date.now() + DEADLINE_S * 1000;
+  while (!finished() && Date.now() < deadline) {
+    // Exponential gaps around the mean: some faults land together, some inside a round's stages.
+    const gapMs = Math.min(3 * FAULT_EVERY_S, -Math.log(1 - rand()) * FAULT_EVERY_S) * 1000;
+    const until = Date.now() + gapMs;
+    while (Date.now() < until && !finished() && Date.now() < deadline) await sleep(250);
+    if (finished() || Date.now() >= deadline) break;
+    const kinds: FaultKind[] = ['coordinator', 'organisation'];
+    if (minersKilled < MINER_KILLS) kinds.push('miners');
+    const kind = pick(kinds);
+    if (kind === 'coordinator') {
+      killGroup(coord.child);
+      await coord.exited;
+      const downMs = 1000 + rand() * 4000;
+      faults.push({ at: since(), kind, what: `SIGKILL, restart after ${(downMs / 1000).toFixed(1)} s` });
+      log(`FAULT coordinator: SIGKILL; restart in ${(downMs / 1000).toFixed(1)} s`);
+      await sleep(downMs);
+      coord = await startCoordinator(false);
+      log(`coordinator restarted (${coord.alive() ? 'ready' : 'EXITED'})`);
+      if (!coord.alive()) {
+        failure = `the coordinator did not come back:\n${coord.stderr().slice(-2000)}`;
+        break;
+      }
+    } else if (kind === 'organisation') {
+      const live = orgProcs.map((p, i) => (p?.alive() && !gone.has(i) ? i : -1)).filter((i) => i >= 0);
+      // At most one below the cohort's floor at a time (a round then waits for a restart); one that never
+      // returns only while the others still make the floor.
+      if (live.length < COHORT_MIN) continue;
+      const i = pick(live);
+      killGroup(orgProcs[i]!.child);
+      await orgProcs[i]!.exited;
+      const never = live.length - 1 >= COHORT_MIN && rand() < 1 / 3;
+      const downMs = 2000 + rand() * 15_000;
+      faults.push({
+        at: since(),
+        kind,
+        what: `${orgs[i]!.name} SIGKILL, ${never ? 'never returns' : `restart after ${(downMs / 1000).toFixed(1)} s`}`,
+      });
+      log(`FAULT ${faults.at(-1)!.what}`);
+      if (never) {
+        gone.add(i);
+        orgProcs[i] = null;
+      } else {
+        orgProcs[i] = null;
+        setTimeout(() => {
+          orgProcs[i] = startOrg(i, ++orgRestarts[i]!);
+          log(`${orgs[i]!.name} restarted`);
+        }, downMs);
+      }
+    } else {
+      const n = Math.min(MINER_KILLS - minersKilled, 1 + Math.floor(rand() * 3));
+      const victims = [...minerPids].sort(() => rand() - 0.5).slice(0, n);
+      for (const v of victims) {
+        try {
+          process.kill(-v.pid, 'SIGKILL');
+        } catch {
+          try {
+            process.kill(v.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+        minerPids.splice(minerPids.indexOf(v), 1);
+      }
+      minersKilled += n;
+      faults.push({ at: since(), kind, what: `SIGKILL ${victims.map((v) => v.name).join(', ')}` });
+      log(`FAULT miners: ${faults.at(-1)!.what}`);
+    }
+  }
+  if (!finished()) {
+    hangs++;
+    hangList.push(`the task within ${DEADLINE_S} s`);
+    log(`HANG: the task did not finish within ${DEADLINE_S} s`);
+  }
+  scan();
+
+  // The audit: every anchored round, from the chain and the miners only.
+  log('audit verify …');
+  const audit = ailink(
+    'audit',
+    [
+      'audit',
+      'verify',
+      '--chain',
+      endpoint,
+      '--key',
+      auditor.file,
+      '--state-dir',
+      auditor.dir,
+      '--task',
+      task,
+      '--json',
+    ],
+    logs,
+  );
+  const code = await Promise.race([audit.exited, sleep(300_000).then(() => 'timeout' as const)]);
+  if (code === 'timeout') {
+    hangs++;
+    hangList.push('audit verify');
+    killGroup(audit.child);
+  } else {
+    try {
+      const report = JSON.parse(audit.stdout()) as { ok: boolean; rounds: { kind: string }[] };
+      auditOk = report.ok && code === 0;
+      auditRounds = report.rounds.filter((r) => r.kind === 'train').length;
+      if (!auditOk) log(`audit failed:\n${audit.stdout().slice(0, 4000)}`);
+    } catch {
+      auditOk = false;
+      log(`audit printed no JSON (exit ${code}):\n${audit.stderr().slice(-2000)}`);
+    }
+  }
+  log(`logs in ${logs}`);
+}
+
+function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function report(): void {
+  const done = [...roundsDone.entries()].filter(([r]) => r < ROUNDS).sort((a, b) => a[0] - b[0]);
+  const completed = done.length;
+  const recovery = faults
+    .map((f) => {
+      const next = done.map(([, at]) => at).find((at) => at > f.at);
+      return next === undefined ? null : next - f.at;
+    })
+    .filter((x): x is number => x !== null);
+  const byKind: Record<FaultKind, number> = { coordinator: 0, organisation: 0, miners: 0 };
+  for (const f of faults) byKind[f.kind]++;
+  const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
+  const out = {
+    seed: SEED,
+    rounds_planned: ROUNDS,
+    rounds_completed: completed,
+    // An aborted attempt's reason is in the coordinator's log; the round itself is retried, not ended with a reason.
+    rounds_aborted_signed: 0,
+    attempts_aborted: abortedAttempts,
+    rounds_lost: ROUNDS - completed,
+    hangs,
+    organisations_exited: orgExits.length,
+    audit_ok: auditOk,
+    audit_rounds: auditRounds,
+    faults_injected: byKind,
+    recovery_s: {
+      median: round1(median(recovery)),
+      max: round1(recovery.length ? Math.max(...recovery) : null),
+    },
+    wall_s: round1(since()),
+  };
+  const w = process.stdout;
+  w.write(`\nchaos, seed ${SEED}: ${ORGS} organisations, SecAgg, ${ROUNDS} rounds\n\n`);
+  w.write(' time (s)  fault          what                                        next round after (s)\n');
+  for (const f of faults) {
+    const next = done.map(([, at]) => at).find((at) => at > f.at);
+    w.write(
+      `${f.at.toFixed(1).padStart(9)}  ${f.kind.padEnd(13)}  ${f.what.padEnd(42)}  ${next === undefined ? '—' : (next - f.at).toFixed(1)}\n`,
+    );
+  }
+  w.write('\n round  anchored at (s)\n');
+  for (const [r, at] of done) w.write(`${String(r).padStart(6)}  ${at.toFixed(1).padStart(15)}\n`);
+  w.write(
+    `\nrounds ${completed}/${ROUNDS} completed, ${abortedAttempts} attempts aborted, hangs ${hangs}${hangList.length ? ` (${hangList.join('; ')})` : ''}, audit ${auditOk === null ? 'not run' : auditOk ? `ok (${auditRounds} rounds)` : 'FAILED'}\n`,
+  );
+  for (const e of orgExits) w.write(`organisation left: ${e}\n`);
+  if (failure) w.write(`failure: ${failure}\n`);
+  w.write(`${JSON.stringify(out)}\n`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (e) {
+  failure = e instanceof Error ? e.message : String(e);
+  exitCode = 1;
+}
+report();
+killAll();
+const ok = exitCode === 0 && hangs === 0 && auditOk === true && roundsDone.size >= ROUNDS;
+process.exit(ok ? 0 : 1);
