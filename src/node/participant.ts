@@ -66,7 +66,8 @@ export async function startParticipantNode(
     codec: deps.codec,
   });
   try {
-    const link = await connectCoordinator(session.host, ...(await coordinatorOf(session, options)));
+    const [url, peerId] = await coordinatorOf(session, options);
+    const link = await connectCoordinator(session.host, url, peerId, { log: options.log });
     const participant = createParticipant(
       {
         account: options.account,

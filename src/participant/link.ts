@@ -1,5 +1,5 @@
 import type { Host, PeerRef } from '../p2p/index.ts';
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import { type AdmissionLoad, MAX_ROUND_MESSAGE, ROUND_PROTOCOL, type TaskSpec } from '../task/index.ts';
 import type { CoordinatorLink } from './runtime.ts';
 
@@ -10,20 +10,55 @@ import type { CoordinatorLink } from './runtime.ts';
 const REQUEST_DEADLINE_MS = 10_000;
 
 /**
+ * How long a read of the coordinator's API (its info, the task) is tried again while the coordinator does not answer:
+ * one being restarted after a crash comes back within seconds to minutes, and an organisation started before its
+ * coordinator should wait for it rather than exit. Then the error stands.
+ */
+export const COORDINATOR_WAIT_MS = 10 * 60_000;
+
+/**
+ * `read()` again, after 1, 2, 4 … up to 15 s, while it fails because the coordinator cannot be reached or does not
+ * answer in time, until `waitMs` has passed. Only for requests that can be sent twice (GETs; a join is signed anew by
+ * the runtime for each try).
+ */
+export async function untilReachable<T>(
+  read: () => Promise<T>,
+  options: { waitMs?: number; log?: (line: string) => void; now?: () => number } = {},
+): Promise<T> {
+  const now = options.now ?? Date.now;
+  const giveUpAt = now() + (options.waitMs ?? COORDINATOR_WAIT_MS);
+  for (let pause = 1000; ; pause = Math.min(15_000, 2 * pause)) {
+    try {
+      return await read();
+    } catch (err) {
+      const unreachable = hasCode(err, 'COORDINATOR_UNREACHABLE') || hasCode(err, 'TIMEOUT');
+      if (!unreachable || now() + pause > giveUpAt) throw err;
+      options.log?.(`${(err as Error).message}; trying again in ${pause / 1000} s`);
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+
+/**
  * A participant's link to its coordinator: the task and joining over the coordinator's HTTP API, round requests on
  * direct libp2p streams, announcements on gossip (accepted only when signed by the coordinator's peer id). The
  * coordinator's peer id and addresses come from its `/v1/info`, and are looked up again when a dial fails: a restarted
- * coordinator keeps its peer id but may listen on new ports.
- * @throws TIMEOUT naming the URL when the coordinator does not answer
+ * coordinator keeps its peer id but may listen on new ports. A coordinator that does not answer (being restarted, or
+ * not started yet) is waited for, up to COORDINATOR_WAIT_MS, on the first contact and for the task.
+ * @throws COORDINATOR_UNREACHABLE or TIMEOUT naming the URL when the coordinator still does not answer
  */
 export async function connectCoordinator(
   host: Host,
   coordinatorUrl: string,
   /** The coordinator's peer id as the chain records it: a server at the URL that is another peer is refused. */
   expectedPeerId?: string,
+  options: { waitMs?: number; log?: (line: string) => void } = {},
 ): Promise<CoordinatorLink> {
   const base = coordinatorUrl.replace(/\/+$/, '');
-  const info = await http<{ peerId: string; addrs: string[] }>(`${base}/v1/info`);
+  const info = await untilReachable(
+    () => http<{ peerId: string; addrs: string[] }>(`${base}/v1/info`),
+    options,
+  );
   if (expectedPeerId !== undefined && info.peerId !== expectedPeerId)
     throw new AilinkError(
       'TASK_UNVERIFIED',
@@ -39,7 +74,11 @@ export async function connectCoordinator(
   };
   return {
     peerId: host.peerId,
-    task: (id) => http<{ spec: TaskSpec; digest: string }>(`${base}/v1/tasks/${encodeURIComponent(id)}`),
+    task: (id) =>
+      untilReachable(
+        () => http<{ spec: TaskSpec; digest: string }>(`${base}/v1/tasks/${encodeURIComponent(id)}`),
+        options,
+      ),
     async admissionLoad() {
       const info = await http<{ admissions?: AdmissionLoad }>(`${base}/v1/info`);
       return info.admissions;
@@ -99,9 +138,15 @@ async function http<T>(url: string, init?: RequestInit, deadlineMs = REQUEST_DEA
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(deadlineMs) });
   } catch (cause) {
+    // A refused or reset connection fails at once: saying "within N ms" of it would send the reader the wrong way.
+    if ((cause as Error).name === 'TimeoutError')
+      throw new AilinkError('TIMEOUT', `no answer from the coordinator at ${url} within ${deadlineMs} ms`, {
+        cause,
+      });
+    const reason = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
     throw new AilinkError(
-      'TIMEOUT',
-      `no answer from the coordinator at ${url} within ${deadlineMs} ms: ${(cause as Error).message}`,
+      'COORDINATOR_UNREACHABLE',
+      `could not reach the coordinator at ${url} (${reason}): is it running, and is the URL right?`,
       { cause },
     );
   }

@@ -658,8 +658,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
 
   /**
    * Joins, waiting as long as the chain's block time and the coordinator's admission queue say (`joinDeadlineMs`).
-   * A join refused because the queue is full is tried again after one or two blocks (drawn, so that the refused ones
-   * do not all come back at once), signed anew each time, until JOIN_DEADLINE_MAX_MS has passed since the first.
+   * A join refused because the queue is full, or not answered (the coordinator is down or restarting), is tried again
+   * after one or two blocks (drawn, so that the refused ones do not all come back at once), signed anew each time,
+   * until JOIN_DEADLINE_MAX_MS has passed since the first.
    */
   async function join(signature: string, signal: AbortSignal): Promise<void> {
     const giveUpAt = deps.clock.now() + JOIN_DEADLINE_MAX_MS;
@@ -690,8 +691,16 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         return;
       } catch (err) {
         const pause = Math.round(deps.chain.blockTimeMs * (1 + deps.random(1)[0]! / 255));
-        if (!hasCode(err, 'JOIN_QUEUE_FULL') || deps.clock.now() + pause > giveUpAt) throw err;
-        deps.log(`the coordinator's admission queue is full: joining ${options.task} again in ${pause} ms`);
+        // A full queue, or a coordinator that is down or restarting: the join is signed anew and sent again.
+        const again = (['JOIN_QUEUE_FULL', 'COORDINATOR_UNREACHABLE', 'TIMEOUT'] as const).some((c) =>
+          hasCode(err, c),
+        );
+        if (!again || deps.clock.now() + pause > giveUpAt) throw err;
+        deps.log(
+          hasCode(err, 'JOIN_QUEUE_FULL')
+            ? `the coordinator's admission queue is full: joining ${options.task} again in ${pause} ms`
+            : `${(err as Error).message}: joining ${options.task} again in ${pause} ms`,
+        );
         await sleep(pause, signal);
         if (signal.aborted) throw err;
       }
