@@ -340,14 +340,7 @@ describe('SecAgg+ fails closed against a lying server and bad messages', () => {
   });
 
   it('a masked input of the wrong length is refused and its sender treated as a dropout; the sum stays exact', async () => {
-    const c = cohort(12, 6, 4, 16);
-    const server = createSecAggServer(c.params);
-    const routedAdverts = server.collectAdverts(c.ids.map((id) => c.clients.get(id)!.advertise()));
-    const shares = await Promise.all(c.ids.map((id) => c.clients.get(id)!.shareKeys(routedAdverts.get(id)!)));
-    const routedShares = server.collectShares(shares);
-    const masked = c.ids.map((id) =>
-      c.clients.get(id)!.maskedInput(routedShares.get(id) ?? [], c.inputs.get(id)!),
-    );
+    const { c, server, masked } = await upToShares(12, 6, 4, 16);
     const short = { ...masked[0]!, body: { masked: masked[0]!.body.masked.subarray(0, 8) } };
     const survivors = server.collectMasked([short, ...masked.slice(1)]);
     expect(survivors).not.toContain(c.ids[0]);

@@ -146,6 +146,14 @@ async function run(
   return { report, before, manifests, accounts, objects };
 }
 
+/** A lie: any model of the right shape, stored and named with its true hash, so that every other check holds. */
+const underivedModel: NonNullable<Lie['manifest']> = (m, world) => {
+  const bytes = encodeModelBytes(m.model.name, new Float32Array(m.model.parameters).fill(0.25));
+  const fid = sha256Hex(bytes);
+  world.objects.objects.set(fid, bytes);
+  return { ...m, model: { ...m.model, fid, hash: sha256Hex(bytes) } };
+};
+
 const findingsOf = (r: AuditReport) =>
   [...r.findings, ...r.rounds.flatMap((x) => x.findings)].map((f) => `${f.code} @ ${f.where}`);
 const codesOf = (r: AuditReport) => [...new Set(findingsOf(r).map((f) => f.split(' @ ')[0]))].sort();
@@ -199,12 +207,7 @@ describe('audit verify re-derives every aggregate from the committed updates', (
     const { report } = await run(
       {
         round: 1,
-        manifest: (m, world) => {
-          const bytes = encodeModelBytes(m.model.name, new Float32Array(m.model.parameters).fill(0.25));
-          const fid = sha256Hex(bytes);
-          world.objects.objects.set(fid, bytes);
-          return { ...m, model: { ...m.model, fid, hash: sha256Hex(bytes) } };
-        },
+        manifest: underivedModel,
       },
       { dp },
       0,
@@ -238,13 +241,7 @@ describe('audit verify re-derives every aggregate from the committed updates', (
   it('a model not derived from the updates: AGGREGATE_MISMATCH on the model', async () => {
     const { report, before } = await run({
       round: 1,
-      manifest: (m, world) => {
-        // Any model of the right shape, stored and named with its true hash: every other check holds.
-        const bytes = encodeModelBytes(m.model.name, new Float32Array(m.model.parameters).fill(0.25));
-        const fid = sha256Hex(bytes);
-        world.objects.objects.set(fid, bytes);
-        return { ...m, model: { ...m.model, fid, hash: sha256Hex(bytes) } };
-      },
+      manifest: underivedModel,
     });
     // The lineage checks alone pass it: the model is stored, hashes to what the manifest says, has the right shape.
     expect(findingsOf(before)).toEqual([]);
