@@ -18,6 +18,7 @@ export async function participantCommand(argv: string[]): Promise<void> {
       config: { type: 'string' },
       ...NETWORK_OPTIONS,
       coordinator: { type: 'string' },
+      'wait-coordinator': { type: 'string' },
       task: { type: 'string' },
       data: { type: 'string' },
     },
@@ -25,6 +26,10 @@ export async function participantCommand(argv: string[]): Promise<void> {
   const values = withConfigFile('participant', flags.config, flags);
   if (!values.task || !values.key || !values.data)
     usageError('participant needs --task ID --key FILE --data SPEC, and --chain WS (or --network FILE)');
+  const wait = values['wait-coordinator'];
+  const waitSeconds = wait === undefined ? undefined : Number(wait);
+  if (waitSeconds !== undefined && !(Number.isFinite(waitSeconds) && waitSeconds >= 0))
+    usageError(`--wait-coordinator: expected seconds ≥ 0, got ${JSON.stringify(wait)}`);
   const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
   const dataSpec = parseDataSpec(values.data);
   // The round-signing key is bound to the account on chain at admission: it must survive restarts of this process.
@@ -38,6 +43,8 @@ export async function participantCommand(argv: string[]): Promise<void> {
       session,
       // Default: where the task's record on chain says its coordinator is reached.
       ...(values.coordinator === undefined ? {} : { coordinatorUrl: values.coordinator }),
+      // How long a coordinator that does not answer (restarting, not started yet) is waited for; default 10 min.
+      ...(waitSeconds === undefined ? {} : { coordinatorWaitMs: waitSeconds * 1000 }),
       account,
       identityKey,
       // Held-out rows are chosen per organisation and task, the same after a restart.

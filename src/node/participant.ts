@@ -20,6 +20,8 @@ export interface ParticipantNodeOptions extends ParticipantOptions {
   readonly session: SessionConfig;
   /** The coordinator's HTTP API; default: where the task's record on chain says its coordinator is reached. */
   readonly coordinatorUrl?: string;
+  /** How long a coordinator that does not answer is waited for (default COORDINATOR_WAIT_MS, 10 min). */
+  readonly coordinatorWaitMs?: number;
   readonly account: Account;
   /** Ed25519 key that signs this participant's round messages; keep it for the task's lifetime. */
   readonly identityKey: Uint8Array;
@@ -67,7 +69,10 @@ export async function startParticipantNode(
   });
   try {
     const [url, peerId] = await coordinatorOf(session, options);
-    const link = await connectCoordinator(session.host, url, peerId, { log: options.log });
+    const link = await connectCoordinator(session.host, url, peerId, {
+      log: options.log,
+      ...(options.coordinatorWaitMs === undefined ? {} : { waitMs: options.coordinatorWaitMs }),
+    });
     const participant = createParticipant(
       {
         account: options.account,

@@ -909,9 +909,11 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     expect(unknown.code, unknown.stderr).toBe(1);
     expect(unknown.stderr).toContain('TASK_NOT_FOUND');
     expect(unknown.stderr).toContain(`records no task no-such-task`);
-    const silent = await participant(['--coordinator', 'http://127.0.0.1:1']);
+    // Waited for 3 s (by default 10 min, so that a coordinator being restarted is not given up on), then named.
+    const silent = await participant(['--coordinator', 'http://127.0.0.1:1', '--wait-coordinator', '3']);
     expect(silent.code, silent.stderr).toBe(1);
-    expect(silent.stderr).toContain('TIMEOUT');
+    expect(silent.stderr).toContain('trying again in 1 s');
+    expect(silent.stderr).toContain('COORDINATOR_UNREACHABLE');
     expect(silent.stderr).toContain('http://127.0.0.1:1/v1/info');
   });
 
