@@ -757,10 +757,6 @@ function waiter(
   return w;
 }
 
-/**
- * The most remark bytes and calls one shared extrinsic carries: it shares its block with everyone else's, and a single
- * declaration may hold 3 MiB (such a submission goes alone).
- */
 /** A chain that names no block time in its constants is taken to make blocks as often as Polkadot's relay chain. */
 export const DEFAULT_BLOCK_TIME_MS = 6000;
 
@@ -781,6 +777,10 @@ export function blockTimeOf(consts: {
   return DEFAULT_BLOCK_TIME_MS;
 }
 
+/**
+ * The most remark bytes and calls one shared extrinsic carries: it shares its block with everyone else's, and a single
+ * declaration may hold 3 MiB (such a submission goes alone).
+ */
 const MAX_GROUP_REMARK_BYTES = 1024 * 1024;
 const MAX_GROUP_CALLS = 100;
 
