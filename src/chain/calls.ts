@@ -217,6 +217,8 @@ export const CALL_SCHEMAS = {
         )
         .min(1)
         .max(255),
+      /** Columns the upload could not place, opened as restoral orders at once (`deferrableColumns`). */
+      deferred: z.array(column).min(1).max(255).optional(),
     })
     .strict(),
   /** `bypassGovernance`: the owner deletes an object under GOVERNANCE retention before its date (S3's bypass). */

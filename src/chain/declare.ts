@@ -26,8 +26,17 @@ export const MAX_DECLARED_SEGMENTS = 3000;
  * the transfer report, so the file is Active in the block that declares it.
  * @throws INVALID_INPUT when all of it would not fit one extrinsic (MAX_DECLARATION_BYTES)
  */
-export function declarationCalls(declaration: Declaration, receipts: readonly Receipt[]): ChainCall[] {
-  const report = protocolCall('fileBank.transferReport', { fid: declaration.fid, receipts: [...receipts] });
+export function declarationCalls(
+  declaration: Declaration,
+  receipts: readonly Receipt[],
+  /** Columns no miner took (`deferrableColumns`): restoral orders from the start. */
+  deferred: readonly number[] = [],
+): ChainCall[] {
+  const report = protocolCall('fileBank.transferReport', {
+    fid: declaration.fid,
+    receipts: [...receipts],
+    ...(deferred.length === 0 ? {} : { deferred: [...deferred] }),
+  });
   const whole = fitting(() => protocolCall('fileBank.uploadDeclaration', declaration));
   const calls: ChainCall[] = [];
   if (whole !== undefined) calls.push(whole);

@@ -69,6 +69,7 @@ export type { AuditConfig, BlockContext, CallContext, Payment, ProtocolConfig } 
 export {
   columnDigest,
   columnHashes,
+  deferrableColumns,
   type FileInfo,
   type RestoralOrder,
   tagReportMessage,

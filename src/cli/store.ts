@@ -35,6 +35,8 @@ const progressLine = (e: ProgressEvent): string => {
       return `segment ${e.segment} read (${(e.bytes / MiB).toFixed(1)} MiB)`;
     case 'column-moved':
       return `column ${e.column} moved ${e.from} → ${e.to} (${e.reason})`;
+    case 'column-deferred':
+      return `column ${e.column} deferred: ${e.from} failed (${e.reason}) and no spare miner is left; the network restores it`;
     case 'column-repaired':
       return `column ${e.column} repaired: ${e.from} → ${e.to}`;
   }
@@ -198,7 +200,9 @@ export async function storeCommand(argv: string[]): Promise<void> {
             `${fid}  ${record.name ?? ''}\n${record.size} bytes, ${record.segments.length} segment(s), ${info.encrypted ? 'encrypted' : 'plain'}, ${info.state}`,
           );
           for (const p of info.placements)
-            console.log(`  column ${String(p.column).padStart(2)} → ${p.miner}`);
+            console.log(
+              `  column ${String(p.column).padStart(2)} → ${p.miner === '' ? '(no miner yet: a restoral order is open)' : p.miner}`,
+            );
         }
         break;
       }

@@ -962,6 +962,106 @@ describe('fileBank.transferReport', () => {
   });
 });
 
+describe('fileBank.transferReport: deferred columns (12 miners, one down)', () => {
+  let h: Harness;
+  let d: Declaration;
+  const deferring = (fid: string, rs: Receipt[], deferred: number[]) =>
+    call('fileBank.transferReport', { fid, receipts: rs, deferred });
+  /** Receipts of miners 0..11 for their columns, leaving out `skip`. */
+  const allBut = (skip: readonly number[]) => receipts(d, 0, 12).filter((r) => !skip.includes(r.index));
+  beforeEach(() => {
+    h = createHarness();
+    buyStorersSpace(h);
+    registerMiners(h, miners);
+    // The network's shape, 4 data + 8 parity: up to 4 columns may be deferred.
+    d = makeDeclaration('defer', owner.address, { data: 4, parity: 8 });
+    expectApplied(h, owner.address, declare(d));
+  });
+
+  it('the owner completes the file without a column: Active, and a protocol order is open for it at once', () => {
+    expectApplied(h, owner.address, deferring(d.fid, allBut([7]), [7]));
+    const file = fileOf(h, d.fid)!;
+    expect(file).toMatchObject({ state: 'Active', activeAt: h.block });
+    expect(file.placements[7]).toBeNull();
+    expect(orderOf(h, d.fid, 7)).toEqual({
+      origin: null,
+      generatedAt: h.block,
+      by: null,
+      claimer: null,
+      deadline: null,
+    });
+    expect(h.state.get(`fileBank/untagged/${d.fid}/007`)).toBeUndefined();
+  });
+
+  it('a miner holding no column of the file restores a deferred column; one holding another may not', () => {
+    expectApplied(h, owner.address, deferring(d.fid, allBut([2, 9]), [2, 9]));
+    const take = (index: number) => call('fileBank.claimRestoralOrder', { fid: d.fid, index });
+    const complete = (index: number) => call('fileBank.restoralComplete', { fid: d.fid, index });
+    expectRejected(h, miners[0]!.address, take(2), /already holds a column of/);
+    expectApplied(h, miners[12]!.address, take(2));
+    expectApplied(h, miners[12]!.address, complete(2));
+    expect(fileOf(h, d.fid)!.placements[2]).toBe(miners[12]!.address);
+    expect(h.state.get(`fileBank/minerFiles/${miners[12]!.address}/${d.fid}`)).toBe(2);
+    expect(orderOf(h, d.fid, 2)).toBeUndefined();
+    expect(orderOf(h, d.fid, 9)?.origin).toBeNull();
+  });
+
+  it('an authorised operator defers for the owner', () => {
+    expectApplied(h, owner.address, call('oss.authorize', { operator: operator.address }));
+    expectApplied(h, operator.address, deferring(d.fid, allBut([0]), [0]));
+    expect(fileOf(h, d.fid)?.state).toBe('Active');
+  });
+
+  const abuses: [string, () => [string, ProtocolCall], RegExp][] = [
+    [
+      'a stranger carrying the receipts defers a column (it could leave the owner’s file short)',
+      () => [stranger.address, deferring(d.fid, allBut([7]), [7])],
+      /may not defer columns of .*: only its owner/,
+    ],
+    [
+      'more columns deferred than half the parity (5 of 12)',
+      () => [owner.address, deferring(d.fid, allBut([0, 1, 2, 3, 4]), [0, 1, 2, 3, 4])],
+      /5 columns deferred; an upload may defer at most 4/,
+    ],
+    [
+      'a deferred column that also has a receipt',
+      () => [owner.address, deferring(d.fid, receipts(d, 0, 12), [3])],
+      /column 3 is reported by .*, so it cannot be deferred/,
+    ],
+    [
+      'a column deferred twice',
+      () => [owner.address, deferring(d.fid, allBut([3]), [3, 3])],
+      /a deferred column is listed twice/,
+    ],
+    [
+      'a deferral in a report that leaves the file incomplete',
+      () => [owner.address, deferring(d.fid, receipts(d, 0, 6), [11])],
+      /deferred only by the report that completes the file; columns 6, 7, 8, 9, 10 have neither/,
+    ],
+    [
+      'a column the file does not have',
+      () => [owner.address, deferring(d.fid, allBut([]), [WIDTH])],
+      /column 12 does not exist/,
+    ],
+  ];
+  it.each(abuses)('rejects %s, and nothing changes', (_what, attack, reason) => {
+    const [caller, bad] = attack();
+    expectRejected(h, caller, bad, reason);
+    expect(fileOf(h, d.fid)).toMatchObject({ state: 'Pending', placements: new Array(WIDTH).fill(null) });
+    expect(h.state.scan(`fileBank/orders/${d.fid}/`)).toEqual([]);
+  });
+
+  it('rejects a deferral once the file is Active', () => {
+    expectApplied(h, owner.address, deferring(d.fid, allBut([7]), [7]));
+    expectRejected(
+      h,
+      owner.address,
+      deferring(d.fid, [makeReceipt(miners[12]!, d, 7)], [8]),
+      /already Active/,
+    );
+  });
+});
+
 /** A declaration built on first use (accounts are made in beforeAll, after describe bodies run). */
 function makeDeclarationLazy(label: string): () => Declaration {
   let d: Declaration | undefined;

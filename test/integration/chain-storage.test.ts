@@ -210,6 +210,46 @@ describe('storage recorded on the chain, with 13 real miner processes', () => {
     expect(sha(await readAll(reader.client, fid))).toBe(sha(data));
   });
 
+  it('fewer live miners than columns: a put defers a column, is Active and reads back; a returning miner restores it', async () => {
+    // After the test above one of the 13 miners is down; stop another, so that 11 answer for 12 columns.
+    const down = network.miners.filter((m) => !m.running);
+    const second = network.miners.find((m) => m.running)!;
+    await second.stop();
+    down.push(second);
+    const events: string[] = [];
+    const bytes = systemRandom(2 * TEST_PROFILE.segmentSize + 7);
+    const { client } = await freshClient();
+    const put = await client.put(bytes, {
+      name: 'degraded.bin',
+      onProgress: (e) => {
+        if (e.kind === 'column-deferred') events.push(`${e.column}`);
+      },
+    });
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    await indexer.sync();
+    const file = fileOf(indexer.state, put.fid)!;
+    expect(file.state).toBe('Active');
+    const deferred = events.map(Number).sort((a, b) => a - b);
+    expect(file.placements.flatMap((p, c) => (p === null ? [c] : []))).toStrictEqual(deferred);
+    expect(Object.keys(file.orders).map(Number)).toStrictEqual(deferred);
+    expect(sha(await readAll((await freshClient()).client, put.fid))).toBe(sha(bytes));
+
+    // A miner that was down comes back, holds no column of the object, and takes the protocol's orders itself.
+    for (const m of down) await m.restart();
+    const until = Date.now() + 90_000;
+    for (;;) {
+      await indexer.sync();
+      const now = fileOf(indexer.state, put.fid)!;
+      if (now.placements.every((p) => p !== null) && Object.keys(now.orders).length === 0) break;
+      if (Date.now() > until)
+        throw new Error(`the deferred columns were not restored in 90 s: ${JSON.stringify(now.orders)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const restored = fileOf(indexer.state, put.fid)!;
+    expect(new Set(restored.placements).size).toBe(12);
+    expect(sha(await readAll((await freshClient()).client, put.fid))).toBe(sha(bytes));
+  }, 180_000);
+
   function accountOf(peerId: string): string | undefined {
     return minersOf(indexer.state).find((m) => m.peerId === peerId)?.address;
   }

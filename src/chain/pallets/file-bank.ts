@@ -81,8 +81,8 @@ export interface EntryInfo {
 
 export interface RestoralOrder {
   [key: string]: StateValue;
-  /** The miner that held the column. */
-  origin: string;
+  /** The miner that held the column; null for a column its upload deferred (no miner ever held it). */
+  origin: string | null;
   generatedAt: number;
   /**
    * Who asked for it: the owner (or its operator, or the holding miner), whose client then drives the repair; null
@@ -257,6 +257,15 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
 };
 
 const columnsOf = (profile: Declaration['profile']) => profile.dataFragments + profile.parityFragments;
+
+/**
+ * How many columns an upload may leave unplaced (half the parity, 4 of 12): when fewer than 12 distinct miners take
+ * its columns — one of exactly 12 is down — the file still goes Active with the rest, and the protocol opens a
+ * restoral order for each deferred column at once, which a miner holding no column of the file takes (the one that
+ * was down, once back, or a new one). The file then survives the loss of another half of its parity meanwhile.
+ */
+export const deferrableColumns = (profile: Pick<Declaration['profile'], 'parityFragments'>): number =>
+  Math.floor(profile.parityFragments / 2);
 
 /** Every segment lists one fragment hash per column of the profile. */
 function checkSegments(
@@ -502,7 +511,7 @@ const deleteBucket: Rule<CallArgs<'fileBank.deleteBucket'>> = (state, ctx, args)
  */
 const transferReport = (
   state: StateWriter,
-  ctx: BlockContext,
+  ctx: CallContext,
   args: CallArgs<'fileBank.transferReport'>,
 ): string | undefined => {
   const file = existingFile(state, args.fid);
@@ -541,8 +550,10 @@ const transferReport = (
     state.put(`${minerFilesPrefix(receipt.miner)}${args.fid}`, receipt.index);
     expectTags(state, ctx, file, args.fid, receipt.index, receipt.miner);
   }
-  const complete = placements.every((p) => p !== null);
+  const deferred = checkDeferred(state, ctx, file, args.fid, placements, args.deferred ?? []);
+  const complete = placements.every((p, column) => p !== null || deferred.has(column));
   const activated = complete && file.state === 'Pending';
+  for (const column of deferred) openProtocolOrder(state, ctx, args.fid, column, null);
   state.put(fileKey(args.fid), {
     ...file,
     placements,
@@ -569,6 +580,42 @@ const transferReport = (
   removeFile(state, before.fid, replaced);
   return before.fid;
 };
+
+/**
+ * Checks the columns a report defers (`deferrableColumns`): only the owner or its operator defers, only in the report
+ * that completes the file, each column at most once, without a receipt, and no more than the limit.
+ */
+function checkDeferred(
+  state: StateReader,
+  ctx: CallContext,
+  file: FileInfo,
+  fid: string,
+  placements: readonly (string | null)[],
+  deferred: readonly number[],
+): ReadonlySet<number> {
+  const set = new Set(deferred);
+  if (set.size === 0) return set;
+  if (file.owner !== ctx.caller && !authorised(state, file.owner, ctx.caller))
+    reject(
+      `${ctx.caller} may not defer columns of ${fid}: only its owner ${file.owner} or an operator it authorised`,
+    );
+  if (file.state !== 'Pending')
+    reject(`${fid} is already ${file.state}: only its completing report defers columns`);
+  if (set.size !== deferred.length) reject(`a deferred column is listed twice: ${deferred.join(', ')}`);
+  const limit = deferrableColumns(file.profile);
+  if (set.size > limit) reject(`${set.size} columns deferred; an upload may defer at most ${limit}`);
+  for (const column of set) {
+    checkColumn(file, column);
+    if (placements[column] !== null)
+      reject(`column ${column} is reported by ${placements[column]}, so it cannot be deferred`);
+  }
+  const missing = placements.flatMap((p, column) => (p === null && !set.has(column) ? [column] : []));
+  if (missing.length > 0)
+    reject(
+      `columns are deferred only by the report that completes the file; columns ${missing.join(', ')} have neither a receipt nor a deferral`,
+    );
+  return set;
+}
 
 /** A bucket's versioning: as last set, and always Enabled with object lock (S3's rule); undefined if never set. */
 export const versioningOf = (bucket: BucketInfo): VersioningStatus | undefined =>
@@ -836,7 +883,7 @@ const restoralComplete: Rule<CallArgs<'fileBank.restoralComplete'>> = (state, ct
   const placements = [...file.placements];
   placements[args.index] = ctx.caller;
   state.put(fileKey(args.fid), { ...file, placements });
-  state.delete(`${minerFilesPrefix(order.origin)}${args.fid}`);
+  if (order.origin !== null) state.delete(`${minerFilesPrefix(order.origin)}${args.fid}`);
   state.put(`${minerFilesPrefix(ctx.caller)}${args.fid}`, args.index);
   state.delete(orderKey(args.fid, args.index));
   state.delete(taggedKey(args.fid, args.index));
@@ -857,7 +904,7 @@ export function openProtocolOrder(
   ctx: BlockContext,
   fid: string,
   index: number,
-  origin: string,
+  origin: string | null,
 ): void {
   if (state.get(orderKey(fid, index)) !== undefined) return;
   state.put(orderKey(fid, index), {

@@ -1,6 +1,7 @@
 import {
   type ChainClient,
   declarationCalls,
+  deferrableColumns,
   drawPlacement,
   fileOf,
   filesOfOwner,
@@ -44,8 +45,8 @@ function quotaChecked<A extends unknown[], R>(submit: (...args: A) => Promise<R>
 
 /**
  * The chain as the object registry: miners come from sminer, objects from fileBank. A put is one extrinsic — a
- * `batchAll` of the upload declaration and the transfer report carrying the 12 miners' signed receipts — so the file
- * is Active in the block that declares it. A repair goes through restoral orders: the owner generates them, each new
+ * `batchAll` of the upload declaration and the transfer report carrying the miners' signed receipts (and naming the
+ * columns the put deferred, which get restoral orders at once) — so the file is Active in the block that declares it. A repair goes through restoral orders: the owner generates them, each new
  * miner claims its order, receives the rebuilt column, and completes the order with its own account.
  */
 export function createChainRegistry(
@@ -101,6 +102,7 @@ export function createChainRegistry(
 
   return {
     needsReceipts: true,
+    deferrableColumns,
     async directory(want) {
       await indexer.sync();
       const positive = minersOf(indexer.state).filter((m) => m.state === 'positive');
@@ -134,12 +136,14 @@ export function createChainRegistry(
       // A Pending record of the fid is an incomplete declaration, which the chain lets this one replace.
       const stored = fileOf(indexer.state, record.fid);
       if (stored?.state === 'Active' && !checkNotTaken(stored, record)) return;
-      const receipts = columns.map((c, index) => {
+      const receipts = columns.flatMap((c, index) => {
+        if (c === null) return [];
         if (c.receipt === undefined) {
           throw new AilinkError('INVALID_INPUT', `column ${index} has no signed receipt from its miner`);
         }
-        return { index, miner: c.receipt.miner, signature: c.receipt.signature };
+        return [{ index, miner: c.receipt.miner, signature: c.receipt.signature }];
       });
+      const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
       // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
       await quotaChecked(submit)(
         declarationCalls(
@@ -155,6 +159,7 @@ export function createChainRegistry(
             ...(entry === undefined ? {} : { entry }),
           },
           receipts,
+          deferred,
         ),
       );
     },

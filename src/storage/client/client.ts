@@ -89,6 +89,8 @@ export interface ByteRange {
 export type ProgressEvent =
   | { kind: 'segment-stored'; segment: number; bytes: number }
   | { kind: 'column-moved'; column: number; from: string; to: string; reason: string }
+  /** No spare miner was left for the column: the object is declared without it, and the registry repairs it. */
+  | { kind: 'column-deferred'; column: number; from: string; reason: string }
   | { kind: 'segment-read'; segment: number; bytes: number }
   | { kind: 'column-repaired'; column: number; from: string; to: string };
 
@@ -288,11 +290,18 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     }
     const assigned: PeerRef[] = candidates.slice(0, columns);
     const spares: PeerRef[] = candidates.slice(columns);
+    // Columns no miner could take; each is declared without a miner, for the registry to repair.
+    const deferred = new Set<number>();
+    const maxDeferred = deps.registry.deferrableColumns?.(objectProfile) ?? 0;
+    const placedMiners = () => assigned.map((p, c) => (deferred.has(c) ? '' : p.peerId));
     const segments: { hash: string; fragments: string[] }[] = [];
     const tags: string[] = [];
     let size = 0;
 
-    /** Puts one fragment of `column`, moving the column to a spare miner when its miner fails or stalls. */
+    /**
+     * Puts one fragment of `column`, moving the column to a spare miner when its miner fails or stalls, or deferring
+     * the column when no spare is left (a network of exactly 12 miners with one down) and the registry allows it.
+     */
     const placeFragment = async (
       index: number,
       column: number,
@@ -300,6 +309,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       bytes: FragmentBody,
     ): Promise<void> => {
       for (;;) {
+        if (deferred.has(column)) return;
         const peer = assigned[column]!;
         try {
           await deps.miners.put(peer, hash, bytes, { signal: deadline(signal) });
@@ -308,13 +318,18 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
           if (signal?.aborted) throw new AilinkError('ABORTED', 'put cancelled', { cause: err });
           const spare = spares.shift();
           const reason = describeError(err);
+          if (spare === undefined && deferred.size < maxDeferred) {
+            deferred.add(column);
+            onProgress?.({ kind: 'column-deferred', column, from: peer.peerId, reason });
+            return;
+          }
           if (spare === undefined) {
             throw new AilinkError(
               'PUT_FAILED',
-              `column ${column} could not be placed: ${reason}; no spare miner is left`,
+              `column ${column} could not be placed: ${reason}; no spare miner is left${maxDeferred > 0 ? ` and ${deferred.size} columns (the most allowed) are already deferred` : ''}`,
               {
                 cause: err,
-                details: { column },
+                details: { column, deferred: [...deferred] },
               },
             );
           }
@@ -328,13 +343,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
               profile: objectProfile,
               segments: segments.slice(0, index),
             };
-            await rebuildOnto(
-              sofar,
-              assigned.map((p) => p.peerId),
-              peers,
-              new Map([[column, spare]]),
-              signal,
-            );
+            await rebuildOnto(sofar, placedMiners(), peers, new Map([[column, spare]]), signal);
           }
         }
       }
@@ -402,16 +411,18 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
               ...(group === null ? {} : { groups: [group] }),
             },
     };
-    const miners = assigned.map((p) => p.peerId);
+    const miners = placedMiners();
     const deal = toHex(deps.random(16));
     const receipts = deps.registry.needsReceipts
       ? await Promise.all(
           assigned.map((peer, index) =>
-            deps.miners.receipt(
-              peer,
-              { fid: record.fid, deal, index, fragments: segments.map((s) => s.fragments[index]!) },
-              { signal: deadline(signal) },
-            ),
+            deferred.has(index)
+              ? undefined
+              : deps.miners.receipt(
+                  peer,
+                  { fid: record.fid, deal, index, fragments: segments.map((s) => s.fragments[index]!) },
+                  { signal: deadline(signal) },
+                ),
           ),
         )
       : undefined;
@@ -419,7 +430,11 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     await deps.registry.declare(
       record,
       deal,
-      assigned.map((peer, i) => (receipts ? { peer, receipt: receipts[i]! } : { peer })),
+      assigned.map((peer, i) => {
+        if (deferred.has(i)) return null;
+        const receipt = receipts?.[i];
+        return receipt === undefined ? { peer } : { peer, receipt };
+      }),
       entry,
     );
     return { fid: record.fid, record, miners };

@@ -11,8 +11,9 @@ import {
   summaryOf,
 } from '../object/index.ts';
 
-function checkColumns(record: ObjectRecord, placed: readonly PlacedColumn[]): string[] {
-  const miners = placed.map((c) => c.peer.peerId);
+/** These registries cannot repair a deferred column, so every column must be placed, each on its own miner. */
+function checkColumns(record: ObjectRecord, placed: readonly (PlacedColumn | null)[]): string[] {
+  const miners = placed.map((c) => c?.peer.peerId ?? '(deferred)');
   const width = record.profile.dataFragments + record.profile.parityFragments;
   if (miners.length !== width || new Set(miners).size !== width) {
     throw new AilinkError(

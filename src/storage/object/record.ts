@@ -99,14 +99,19 @@ export interface ObjectRegistry {
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
   readonly needsReceipts: boolean;
   /**
-   * Records a fully placed object (column i on `columns[i]`); resolves once it is readable from the registry.
-   * Declaring the same fid again adds nothing.
+   * How many columns of an object of this profile a put may leave unplaced when no spare miner is left, for the
+   * registry to repair later (the chain: restoral orders opened at once). Registries that cannot repair leave it out.
+   */
+  deferrableColumns?(profile: StorageProfile): number;
+  /**
+   * Records an object (column i on `columns[i]`; null for a deferred column, at most `deferrableColumns`); resolves
+   * once it is readable from the registry. Declaring the same fid again adds nothing.
    * @throws OBJECT_TAKEN when another owner holds the fid (`checkNotTaken`)
    */
   declare(
     record: ObjectRecord,
     deal: string,
-    columns: readonly PlacedColumn[],
+    columns: readonly (PlacedColumn | null)[],
     /** Files the object under a key of one of the owner's buckets; only the chain keeps a namespace. */
     entry?: ObjectEntry,
   ): Promise<void>;
