@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
+import { FAILPOINTS, type Failpoint } from '../src/shared/failpoint.ts';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 1);
 const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 3);
@@ -33,6 +34,8 @@ const MINER_KILLS = Number(process.env.CHAOS_MINER_KILLS ?? 3);
 const DEADLINE_S = Number(process.env.CHAOS_DEADLINE_S ?? 600);
 /** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
 const COHORT_MIN = Math.max(3, ORGS - 1);
+/** Every failpoint is on the coordinator's path: it sums updates and stores models, manifests and material. */
+const COORDINATOR_FAILPOINTS: readonly Failpoint[] = FAILPOINTS;
 const BIN = fileURLToPath(new URL('../bin/ailink.mjs', import.meta.url));
 const PENGUINS = fileURLToPath(new URL('../models/data/tables/penguins.csv', import.meta.url));
 
@@ -87,11 +90,17 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function ailink(name: string, args: readonly string[], logDir: string): Proc {
+function ailink(
+  name: string,
+  args: readonly string[],
+  logDir: string,
+  env: Record<string, string> = {},
+): Proc {
   // detached: its own process group, so that a SIGKILL of the group takes whatever it started (the miners of `dev`).
   const child = spawn(process.execPath, [BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+    env: { ...process.env, ...env },
   });
   everyChild.add(child);
   let out = '';
@@ -236,7 +245,7 @@ function splitPenguins(dirs: readonly string[]): string[] {
 
 // ---- the run ----
 
-type FaultKind = 'coordinator' | 'organisation' | 'miners';
+type FaultKind = 'coordinator' | 'coordinator-at' | 'organisation' | 'miners';
 interface Fault {
   at: number;
   kind: FaultKind;
@@ -314,11 +323,13 @@ async function main(): Promise<void> {
     String(p2pPort),
   ];
   const coordLogs: Proc[] = [];
-  const startCoordinator = async (create: boolean): Promise<Proc> => {
+  /** `armed`: a failpoint (src/shared/failpoint.ts) at which this incarnation kills itself. */
+  const startCoordinator = async (create: boolean, armed?: Failpoint): Promise<Proc> => {
     const p = ailink(
       `coordinator-${incarnation++}`,
       create ? [...coordArgs, '--create-task', taskFile] : coordArgs,
       logs,
+      armed === undefined ? {} : { AILINK_FAILPOINTS: armed },
     );
     coordLogs.push(p);
     await waitFor(
@@ -388,12 +399,32 @@ async function main(): Promise<void> {
 
   let minersKilled = 0;
   const deadline = Date.now() + DEADLINE_S * 1000;
+  /** The failpoint the running coordinator is armed with, if any. */
+  let armed: Failpoint | undefined;
+  /** A coordinator that killed itself at its failpoint is counted as a fault and restarted, unarmed. */
+  const reviveFromFailpoint = async (): Promise<boolean> => {
+    if (armed === undefined || coord.alive()) return true;
+    const hit = coord.stderr().includes(`failpoint ${armed}:`);
+    faults.push({
+      at: since(),
+      kind: 'coordinator-at',
+      what: hit ? `killed at ${armed}` : `exited before ${armed}`,
+    });
+    log(`FAULT coordinator ${faults.at(-1)!.what}; restart`);
+    armed = undefined;
+    coord = await startCoordinator(false);
+    if (!coord.alive()) failure = `the coordinator did not come back:\n${coord.stderr().slice(-2000)}`;
+    return coord.alive();
+  };
   while (!finished() && Date.now() < deadline) {
     // Exponential gaps around the mean: some faults land together, some inside a round's stages.
     const gapMs = Math.min(3 * FAULT_EVERY_S, -Math.log(1 - rand()) * FAULT_EVERY_S) * 1000;
     const until = Date.now() + gapMs;
-    while (Date.now() < until && !finished() && Date.now() < deadline) await sleep(250);
-    if (finished() || Date.now() >= deadline) break;
+    while (Date.now() < until && !finished() && Date.now() < deadline) {
+      if (!(await reviveFromFailpoint())) break;
+      await sleep(250);
+    }
+    if (failure !== undefined || finished() || Date.now() >= deadline) break;
     const kinds: FaultKind[] = ['coordinator', 'organisation'];
     if (minersKilled < MINER_KILLS) kinds.push('miners');
     const kind = pick(kinds);
@@ -404,8 +435,14 @@ async function main(): Promise<void> {
       faults.push({ at: since(), kind, what: `SIGKILL, restart after ${(downMs / 1000).toFixed(1)} s` });
       log(`FAULT coordinator: SIGKILL; restart in ${(downMs / 1000).toFixed(1)} s`);
       await sleep(downMs);
-      coord = await startCoordinator(false);
-      log(`coordinator restarted (${coord.alive() ? 'ready' : 'EXITED'})`);
+      // Half the time the next incarnation is armed: it kills itself at a step a kill from outside rarely hits.
+      armed = rand() < 0.5 ? pick(COORDINATOR_FAILPOINTS) : undefined;
+      coord = await startCoordinator(false, armed);
+      log(
+        `coordinator restarted (${coord.alive() ? 'ready' : 'EXITED'})${armed === undefined ? '' : `, armed at ${armed}`}`,
+      );
+      // It may have reached its point before it was ready.
+      if (!(await reviveFromFailpoint())) break;
       if (!coord.alive()) {
         failure = `the coordinator did not come back:\n${coord.stderr().slice(-2000)}`;
         break;
@@ -517,7 +554,12 @@ function report(): void {
       return next === undefined ? null : next - f.at;
     })
     .filter((x): x is number => x !== null);
-  const byKind: Record<FaultKind, number> = { coordinator: 0, organisation: 0, miners: 0 };
+  const byKind: Record<FaultKind, number> = {
+    coordinator: 0,
+    'coordinator-at': 0,
+    organisation: 0,
+    miners: 0,
+  };
   for (const f of faults) byKind[f.kind]++;
   const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
   const out = {

@@ -55,6 +55,7 @@ export {
   type AuditFinding,
   type AuditReport,
   type AuditRound,
+  breaksLineage,
   type ClaimedFigure,
   type RoundEvaluation,
 } from './types.ts';

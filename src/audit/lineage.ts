@@ -35,7 +35,13 @@ import {
   verifyCommitment,
 } from '../task/index.ts';
 import type { RoundRecompute } from './recompute.ts';
-import type { AuditCode, AuditFinding, AuditReport, AuditRound } from './types.ts';
+import {
+  type AuditCode,
+  type AuditFinding,
+  type AuditReport,
+  type AuditRound,
+  breaksLineage,
+} from './types.ts';
 
 /**
  * The audit's pure core: given the chain's protocol state and the bytes of the stored objects it names, check the
@@ -753,7 +759,7 @@ function roundOf(
     aggregate_recomputed: again?.recomputed ?? false,
     aggregateNote: again === undefined ? 'not recomputed' : again.note,
     findings,
-    ok: findings.length === 0,
+    ok: findings.every((f) => !breaksLineage(f)),
   };
 }
 
@@ -788,7 +794,7 @@ function report(
     code,
     rounds,
     findings,
-    ok: findings.length === 0 && rounds.every((r) => r.ok) && onChain !== null,
+    ok: findings.every((f) => !breaksLineage(f)) && rounds.every((r) => r.ok) && onChain !== null,
     atBlock: input.atBlock,
   };
 }

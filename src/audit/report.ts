@@ -329,8 +329,9 @@ function lineage(rounds: readonly AuditRound[]): Table {
     percent(scores[i]?.accuracy),
     decimal(scores[i]?.loss),
     isNumber(r.privacy?.epsilonSpent) ? epsilon(r.privacy.epsilonSpent) : NONE,
-    r.ok && r.findings.length === 0
-      ? { text: '✓', tone: 'ok' }
+    // A round that verifies may still carry storage notes (breaksLineage): counted beside its tick.
+    r.ok
+      ? { text: r.findings.length === 0 ? '✓' : `✓ ${plural(r.findings.length, 'storage note')}`, tone: 'ok' }
       : { text: `✗ ${plural(r.findings.length, 'finding')}`, tone: 'bad' },
   ]);
   return {
@@ -544,8 +545,7 @@ function htmlCard(o: Outline, report: AuditReport): string {
           className: 'lineage',
           rowAttributes: (i) => {
             const r = rounds[i]!;
-            const ok = r.ok && r.findings.length === 0;
-            return ` class="round ${ok ? 'verified' : 'broken'}" data-round="${r.round}"`;
+            return ` class="round ${r.ok ? 'verified' : 'broken'}" data-round="${r.round}"`;
           },
           // A broken round's findings sit right under its row: that is where a reader looks for them.
           after: (i) => {

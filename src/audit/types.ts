@@ -68,6 +68,16 @@ export const AUDIT_CODES = [
 ] as const;
 export type AuditCode = (typeof AUDIT_CODES)[number];
 
+/**
+ * Findings about storage health, not about the lineage: a column under repair or on a miner in bad standing is
+ * reported, but the lineage still verifies while its object keeps enough good columns (OBJECT_UNRETRIEVABLE when it
+ * does not). Without this, every network repairing a column after a miner failed would fail every audit.
+ */
+const ADVISORY: ReadonlySet<AuditCode> = new Set<AuditCode>(['MINER_STANDING']);
+
+/** Whether a finding breaks the lineage (fails the audit), rather than reporting storage health. */
+export const breaksLineage = (f: Pick<AuditFinding, 'code'>): boolean => !ADVISORY.has(f.code);
+
 /** One break: what, where (round and field), and a sentence that says expected vs found. */
 export interface AuditFinding {
   readonly code: AuditCode;

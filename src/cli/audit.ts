@@ -4,9 +4,11 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeModelPackage } from '../../models/index.ts';
 import {
+  type AuditFinding,
   type AuditReport,
   auditTask,
   type BundleVerification,
+  breaksLineage,
   collectBundle,
   describeBundle,
   encodeBundle,
@@ -169,7 +171,7 @@ export async function openAuditor(config: SessionConfig, account: Account, optio
         if (refusal !== undefined) throw refusal;
         // Every round up to the pulled one must verify: a model is only as good as its lineage.
         if (!report.ok || round?.model == null) {
-          const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0];
+          const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)].find(breaksLineage);
           throw new AilinkError(
             'MODEL_UNVERIFIED',
             first
@@ -217,7 +219,9 @@ export async function openAuditor(config: SessionConfig, account: Account, optio
 /** Human lines: one per round, then every finding pinned to where it broke. */
 export function describeReport(r: AuditReport): string[] {
   const lines = [`task ${r.task} (chain block ${r.atBlock}, ${r.chain?.rounds ?? 0} rounds anchored)`];
-  for (const f of r.findings) lines.push(`  ✗ ${f.code} ${f.where}: ${f.message}`);
+  // ✗ breaks the lineage; ! reports storage health (breaksLineage).
+  const mark = (f: AuditFinding) => (breaksLineage(f) ? '✗' : '!');
+  for (const f of r.findings) lines.push(`  ${mark(f)} ${f.code} ${f.where}: ${f.message}`);
   const scores = modelScores(r.rounds);
   for (const [i, x] of r.rounds.entries()) {
     const score = scores[i];
@@ -226,11 +230,17 @@ export function describeReport(r: AuditReport): string[] {
       `  round ${x.round} ${x.ok ? '✓' : '✗'}  manifest ${x.manifest.fid.slice(0, 12)}…  model ${x.model?.hash.slice(0, 12) ?? '—'}…  ${x.survivors.length}/${x.cohort.length} survivors  ${acc}`,
     );
     if (x.eval) lines.push(`      ${describeEvaluation(x.eval)}`);
-    for (const f of x.findings) lines.push(`      ✗ ${f.code} ${f.where}: ${f.message}`);
+    for (const f of x.findings) lines.push(`      ${mark(f)} ${f.code} ${f.where}: ${f.message}`);
   }
-  const count = r.findings.length + r.rounds.reduce((n, x) => n + x.findings.length, 0);
+  const all = [...r.findings, ...r.rounds.flatMap((x) => x.findings)];
+  const breaking = all.filter(breaksLineage).length;
+  const notes = all.length - breaking;
+  const noted =
+    notes === 0 ? '' : ` (${notes} storage note(s): columns under repair or on miners in bad standing)`;
   lines.push(
-    r.ok ? `verified: ${r.rounds.length} round(s), every check holds` : `BROKEN: ${count} finding(s)`,
+    r.ok
+      ? `verified: ${r.rounds.length} round(s), every check holds${noted}`
+      : `BROKEN: ${breaking} finding(s)${noted}`,
   );
   return lines;
 }
@@ -422,7 +432,7 @@ function failUnlessBundleOk(v: BundleVerification): void {
 
 function failUnlessOk(report: AuditReport): void {
   if (!report.ok) {
-    const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)][0]!;
+    const first = [...report.findings, ...report.rounds.flatMap((x) => x.findings)].find(breaksLineage)!;
     throw new AilinkError(
       'AUDIT_FAILED',
       `the lineage of ${report.task} does not verify: ${first.code} at ${first.where}: ${first.message}`,

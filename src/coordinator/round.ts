@@ -12,6 +12,7 @@ import { fromHex, toHex } from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
+import { failpoint } from '../shared/failpoint.ts';
 import { createLimiter } from '../shared/limit.ts';
 import type { TabularSchema } from '../task/data-schema.ts';
 import {
@@ -529,6 +530,7 @@ export class AttemptRunner {
           'ROUND_UPDATE_REFUSED',
           server.rejected.at(-1)?.message ?? `the SecAgg server refused the update of ${from}`,
         );
+      failpoint('coordinator.update-summed');
     }).finally(() => {
       clearTimeout(timer);
       settled.add(p);
@@ -912,6 +914,7 @@ export class AttemptRunner {
       aggregation: { fid: string; digest: string } | null;
     },
   ): Promise<void> {
+    failpoint('coordinator.model-stored');
     const spec = this.spec;
     const k = this.key;
     const kind = this.layout.kind === 'evaluation' ? 'evaluation' : 'train';
@@ -982,6 +985,7 @@ export class AttemptRunner {
     } else {
       manifestFid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/manifest.json`);
       manifestDigest = sha256Hex(bytes);
+      failpoint('coordinator.manifest-stored');
       await this.deps.ledger.recordRound(k.task, k.round, manifestFid, manifestDigest);
     }
     const row: RoundRow = {

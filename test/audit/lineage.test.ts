@@ -388,6 +388,18 @@ describe('audit verify: the lineage against the chain', () => {
     expect([...codes]).toEqual(['MINER_STANDING']);
     expect(findingsOf(r)).toContain('MINER_STANDING @ round 0 · manifest · column 5');
     expect(findingsOf(r)).toContain('MINER_STANDING @ task spec · column 5');
+    // Storage health, not the lineage: it verifies while each object keeps enough good columns (here 11 of 12).
+    expect(r.ok).toBe(true);
+    expect(r.rounds.every((x) => x.ok)).toBe(true);
+  });
+
+  it('miners gone until an object keeps fewer good columns than it needs: OBJECT_UNRETRIEVABLE breaks the lineage', () => {
+    const f = buildLineage({ rounds: 1 });
+    // The fixture stores 4 + 8 columns; all miners but 3 exit, so each object keeps 3 good columns of the 4 it needs.
+    for (const m of f.miners.slice(3)) f.h.submit(m.address, call('sminer.exit', {}));
+    const r = audit(f);
+    expect(findingsOf(r)).toContain('OBJECT_UNRETRIEVABLE @ round 0 · manifest');
+    expect(r.ok).toBe(false);
   });
 
   it('checks only up to --round; a round the chain does not have is ROUND_MISSING', () => {

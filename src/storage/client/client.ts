@@ -4,6 +4,7 @@ import type { Account } from '../../shared/account.ts';
 import { fromHex, toHex } from '../../shared/bytes.ts';
 import type { Clock, Random } from '../../shared/clock.ts';
 import { AilinkError, describeError, hasCode } from '../../shared/errors.ts';
+import { failpoint } from '../../shared/failpoint.ts';
 import type { CodecPool, FragmentBody, ObjectRecord, ObjectRegistry, Placement } from '../object/index.ts';
 import {
   checkProfile,
@@ -388,6 +389,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         `the source held ${size} bytes, not the ${putOptions.size} its size said; nothing was declared`,
       );
     }
+    failpoint('storage.fragments-placed');
     const fid = fidOf(segments.map((s) => s.hash));
     const binding = { fid, owner: deps.account.address };
     const record: ObjectRecord = {
