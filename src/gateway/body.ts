@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { AilinkError } from '../shared/errors.ts';
 import { s3Error } from './s3-http.ts';
-import { chunkSignature, type SigV4Auth, STREAMING_PAYLOAD, UNSIGNED_PAYLOAD } from './sigv4.ts';
+import { chunkSignatureOfHash, type SigV4Auth, STREAMING_PAYLOAD, UNSIGNED_PAYLOAD } from './sigv4.ts';
 
 /**
  * An upload's body as S3 clients send it — plain (its SHA-256 signed, or UNSIGNED-PAYLOAD), or `aws-chunked` with
@@ -54,14 +54,15 @@ export function checkBody(raw: AsyncIterable<Uint8Array>, rules: BodyRules): Che
     mode === STREAMING_PAYLOAD || mode === STREAMING_UNSIGNED_TRAILER ? awsChunked(raw, rules) : raw;
 
   async function* bytes(): AsyncGenerator<Uint8Array> {
-    const sha256 = createHash('sha256');
+    // The body's SHA-256 only when the request was signed with one: hashing costs the put path CPU.
+    const sha256 = /^[0-9a-f]{64}$/.test(mode) ? createHash('sha256') : undefined;
     let total = 0;
     for await (const piece of decoded) {
       total += piece.byteLength;
       if (total > rules.maxBytes)
         throw s3Error('EntityTooLarge', `the body holds more than ${rules.maxBytes} bytes`);
       md5.update(piece);
-      sha256.update(piece);
+      sha256?.update(piece);
       yield piece;
     }
     if (rules.length !== undefined && total !== rules.length) {
@@ -70,7 +71,7 @@ export function checkBody(raw: AsyncIterable<Uint8Array>, rules: BodyRules): Che
         `expected a body of ${rules.length} bytes, got ${total}: the upload was cut short; send it again`,
       );
     }
-    if (/^[0-9a-f]{64}$/.test(mode) && sha256.digest('hex') !== mode) {
+    if (sha256 !== undefined && sha256.digest('hex') !== mode) {
       throw s3Error(
         'XAmzContentSHA256Mismatch',
         "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with",
@@ -119,9 +120,19 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
     }
     const size = Number.parseInt(m[1]!, 16);
     if (size > rules.maxBytes) throw s3Error('EntityTooLarge', `a chunk of ${size} bytes is over the limit`);
-    const data = await reader.take(size);
-    if (signed) {
-      const expected = chunkSignature(rules.auth, previous, data);
+    // A chunk's bytes are passed on as they arrive, never gathered: a client may send one chunk of any size (up to
+    // the body's limit), and gathering one of 1 MiB from 64 KiB network pieces copied it again for each piece. A bad
+    // chunk signature still fails the stream before its end, which is what keeps a bad body from being declared.
+    const chunkHash = signed ? createHash('sha256') : undefined;
+    for await (const data of reader.take(size)) {
+      chunkHash?.update(data);
+      crc = crc32(data, crc);
+      sha256.update(data);
+      sha1.update(data);
+      yield data;
+    }
+    if (chunkHash !== undefined) {
+      const expected = chunkSignatureOfHash(rules.auth, previous, chunkHash.digest('hex'));
       if (expected !== m[2]) {
         throw s3Error(
           'SignatureDoesNotMatch',
@@ -133,10 +144,6 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
     if (size === 0) break;
     if ((await reader.line()) !== '')
       throw s3Error('IncompleteBody', 'an aws-chunked chunk does not end with CRLF');
-    crc = crc32(data, crc);
-    sha256.update(data);
-    sha1.update(data);
-    yield data;
   }
   // Trailers (x-amz-checksum-*), then an empty line; a signed stream has only the empty line.
   const trailers = new Map<string, string>();
@@ -170,11 +177,13 @@ async function* awsChunked(raw: AsyncIterable<Uint8Array>, rules: BodyRules): As
 /** Reads lines and exact byte counts from a stream of pieces. */
 function bufferedReader(raw: AsyncIterable<Uint8Array>) {
   const it = raw[Symbol.asyncIterator]();
-  let buffer = Buffer.alloc(0);
+  // What arrived and is not read yet. Pieces are joined only while a line is incomplete (at most MAX_LINE bytes).
+  let buffer: Buffer = Buffer.alloc(0);
   const more = async () => {
     const next = await it.next();
     if (next.done) throw s3Error('IncompleteBody', 'the body ended inside an aws-chunked chunk');
-    buffer = buffer.byteLength === 0 ? Buffer.from(next.value) : Buffer.concat([buffer, next.value]);
+    const piece = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+    buffer = buffer.byteLength === 0 ? piece : Buffer.concat([buffer, piece]);
   };
   return {
     async line(): Promise<string> {
@@ -190,11 +199,15 @@ function bufferedReader(raw: AsyncIterable<Uint8Array>) {
         await more();
       }
     },
-    async take(n: number): Promise<Uint8Array> {
-      while (buffer.byteLength < n) await more();
-      const out = new Uint8Array(buffer.subarray(0, n));
-      buffer = buffer.subarray(n);
-      return out;
+    /** The next `n` bytes, as views of the pieces they arrived in (nothing copied). */
+    async *take(n: number): AsyncGenerator<Uint8Array> {
+      for (let left = n; left > 0; ) {
+        if (buffer.byteLength === 0) await more();
+        const piece = buffer.subarray(0, Math.min(left, buffer.byteLength));
+        buffer = buffer.subarray(piece.byteLength);
+        left -= piece.byteLength;
+        yield piece;
+      }
     },
   };
 }

@@ -153,7 +153,16 @@ export function chunkSignature(
   previous: string,
   chunk: Uint8Array,
 ): string {
-  const text = `${SIGV4_ALGORITHM}-PAYLOAD\n${auth.amzDate}\n${auth.scope}\n${previous}\n${sha256Hex('')}\n${sha256Hex(chunk)}`;
+  return chunkSignatureOfHash(auth, previous, sha256Hex(chunk));
+}
+
+/** `chunkSignature` from the chunk's SHA-256 (hex), for a chunk hashed piece by piece as it streams past. */
+export function chunkSignatureOfHash(
+  auth: Pick<SigV4Auth, 'amzDate' | 'scope' | 'signingKey'>,
+  previous: string,
+  chunkSha256: string,
+): string {
+  const text = `${SIGV4_ALGORITHM}-PAYLOAD\n${auth.amzDate}\n${auth.scope}\n${previous}\n${sha256Hex('')}\n${chunkSha256}`;
   return hmac(auth.signingKey, text).toString('hex');
 }
 

@@ -134,4 +134,39 @@ describe('upload bodies', () => {
       'InvalidChunkSizeError',
     );
   });
+
+  it('aws-chunked: a chunk is passed on as its pieces arrive, not gathered whole (memory), in both modes', async () => {
+    // One 1 MiB chunk whose first 64 KiB arrive, then nothing until the test lets the rest through: its first bytes
+    // must come out before the rest arrives (a reader that gathered the chunk would wait for ever).
+    const big = new Uint8Array(1 << 20).map((_, i) => i * 7);
+    for (const [payloadHash, framed] of [
+      [STREAMING_UNSIGNED_TRAILER, trailerChunks(big, big.byteLength, `x-amz-checksum-crc32:${crcOf(big)}`)],
+      [STREAMING_PAYLOAD, signedChunks(big, big.byteLength)],
+    ] as const) {
+      const header = framed.indexOf(0x0a) + 1;
+      let release!: () => void;
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      async function* network(): AsyncGenerator<Uint8Array> {
+        yield framed.subarray(0, header + 65536);
+        await released;
+        yield* pieces(framed.subarray(header + 65536), 65536);
+      }
+      const body = checkBody(network(), { auth: { ...base, payloadHash }, maxBytes: 1 << 21 });
+      const it = body.bytes[Symbol.asyncIterator]();
+      const stuck = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('no bytes before the whole chunk arrived')), 5000).unref(),
+      );
+      const first = await Promise.race([it.next(), stuck]);
+      expect(first.done).toBe(false);
+      // Compared with equals: toEqual walks a megabyte element by element.
+      expect(Buffer.from(first.value as Uint8Array).equals(big.subarray(0, 65536))).toBe(true);
+      release();
+      const parts = [first.value as Uint8Array];
+      for (let next = await it.next(); !next.done; next = await it.next()) parts.push(next.value);
+      expect(Buffer.concat(parts).equals(big)).toBe(true);
+      expect(body.md5()).toBe(createHash('md5').update(big).digest('hex'));
+    }
+  });
 });

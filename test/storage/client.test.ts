@@ -358,6 +358,44 @@ describe('storage client with 14 in-process miners', () => {
     });
   });
 
+  it('a put fills two segment buffers in turn, whatever its length; a short last segment is still zero-padded', async () => {
+    // What the codec is handed, watched on the way through (the inline pool keeps buffers where they are).
+    const seen = new Set<ArrayBufferLike>();
+    const tails: Uint8Array[] = [];
+    const watching: CodecPool = {
+      ...codec,
+      async encode(task) {
+        seen.add(task.plaintext.buffer);
+        const length = task.plaintext.byteLength;
+        const encoded = await codec.encode(task);
+        if (task.last) tails.push(encoded.stored.slice(length));
+        return encoded;
+      },
+    };
+    const segments = 3;
+    for (const encrypt of [true, false]) {
+      seen.clear();
+      tails.length = 0;
+      const data = systemRandom(segments * TEST_PROFILE.segmentSize + 5);
+      const client = createStorageClient(
+        { miners: honest, registry, account: owner, codec: watching, ...deps },
+        { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+      );
+      // Streamed with its size told, as the gateway puts: the chunker then holds no segment ahead.
+      const { fid } = await client.put(
+        (async function* () {
+          for (let at = 0; at < data.byteLength; at += 4096) yield data.subarray(at, at + 4096);
+        })(),
+        { encrypt, size: data.byteLength },
+      );
+      expect(seen.size, `encrypt ${encrypt}`).toBeLessThanOrEqual(2);
+      // The last segment's buffer held a full segment before: past its 5 bytes (and the tag space) only zeros.
+      expect(tails).toHaveLength(1);
+      expect(tails[0]!.every((b) => b === 0)).toBe(true);
+      expect(firstDifference(await readAll(clientFor(owner).get(fid)), data)).toBe(-1);
+    }
+  });
+
   it('chunks(): pieces concatenate to the input, all full but the last, exactly one last', async () => {
     await fc.assert(
       fc.asyncProperty(

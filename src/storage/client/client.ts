@@ -353,7 +353,16 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     let index = 0;
     // Encode segment i+1 on a worker while segment i's fragments are on the wire.
     let inFlight: Promise<void> | undefined;
-    for await (const { bytes, last } of chunks(source, objectProfile.segmentSize, putOptions.size)) {
+    // A placed segment's buffer is filled again with the next chunk: two segment buffers serve the whole put. A new
+    // one per segment left each placed segment (32 MiB) to the collector, and the gateway's peak RSS held one more.
+    const spare: Uint8Array[] = [];
+    const segmentBuffer = () => spare.pop() ?? new Uint8Array(objectProfile.segmentSize);
+    for await (const { bytes, last } of chunks(
+      source,
+      objectProfile.segmentSize,
+      putOptions.size,
+      segmentBuffer,
+    )) {
       const at = index++;
       const length = bytes.byteLength;
       size += length;
@@ -378,7 +387,12 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         encoded.fragmentHashes.map((hash, c) =>
           placeFragment(at, c, hash, fragmentBody(objectProfile, encoded.stored, c)),
         ),
-      ).then(() => onProgress?.({ kind: 'segment-stored', segment: at, bytes: length }));
+      ).then(() => {
+        // Every miner has answered for this segment: nothing reads its buffer any more.
+        if (encoded.stored.byteOffset === 0 && encoded.stored.buffer.byteLength === objectProfile.segmentSize)
+          spare.push(new Uint8Array(encoded.stored.buffer as ArrayBuffer));
+        onProgress?.({ kind: 'segment-stored', segment: at, bytes: length });
+      });
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
       inFlight.catch(() => {});
     }
@@ -751,14 +765,17 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
  * the last one. Without `total` that needs one chunk of look-ahead (a whole segment held); with it, a chunk that
  * reaches `total` is the last. A source that runs past `total` then gives more chunks (the caller refuses them), and one
  * that ends short gives its rest as the last. An empty source gives one empty last chunk.
+ * `buffer` gives the buffer of `size` bytes each chunk is filled in (a fresh one by default; the caller may hand one
+ * back that it is done with). Bytes past a short last chunk's end are whatever the buffer held.
  */
 export async function* chunks(
   source: Uint8Array | AsyncIterable<Uint8Array>,
   size: number,
   total?: number,
+  buffer: () => Uint8Array = () => new Uint8Array(size),
 ): AsyncGenerator<{ bytes: Uint8Array; last: boolean }> {
   const input = source instanceof Uint8Array ? slowly(source) : source;
-  let current = new Uint8Array(size);
+  let current = buffer();
   let filled = 0;
   let taken = 0;
   let full: Uint8Array | undefined;
@@ -777,7 +794,7 @@ export async function* chunks(
       if (filled === size) {
         if (total === undefined) full = current;
         else yield { bytes: current, last: taken === total };
-        current = new Uint8Array(size);
+        current = buffer();
         filled = 0;
       }
     }
