@@ -3,11 +3,14 @@
  * `ailink` CLI as a user starts them, run a SecAgg task of CHAOS_ORGS (5) organisations on the shipped penguins table
  * for CHAOS_ROUNDS (3) rounds: `ailink dev` (the chain, 12 miners, the verifier), `ailink coordinator`, and one
  * `ailink participant` per organisation. Meanwhile a schedule seeded by CHAOS_SEED SIGKILLs:
- * - the coordinator (at whatever point it is, in a round or between), then restarts it from its data dir;
+ * - the coordinator (at whatever point it is, in a round or between), then restarts it from its data dir — half the
+ *   time armed with a failpoint (src/shared/failpoint.ts: inside aggregation, between storing the model and the
+ *   manifest, between storing the manifest and anchoring it, between placing an upload and declaring it), at which
+ *   that incarnation kills itself and is restarted again;
  * - an organisation, which comes back after a while or (one time in three) never;
  * - 1–3 miners at once (at most CHAOS_MINER_KILLS (3) in all), which never come back. The network has CHAOS_MINERS
- *   (15): an upload needs 12 live miners (one per column, spares replace a dead one), so with exactly 12 one dead
- *   miner stops every round's uploads (see the README).
+ *   (15); with exactly 12, uploads defer the columns of dead miners (up to 4), which nobody can restore until a miner
+ *   holding no column of the object appears.
  * Then every anchored round must pass `ailink audit verify --json`. Every wait has a deadline (a missed one is a
  * hang); every child leads its own process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
  * Not part of `npm test`. Flags (environment): CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5),
