@@ -358,6 +358,37 @@ describe('storage client with 14 in-process miners', () => {
     });
   });
 
+  it('with a registry that repairs, a put defers columns whose miners fail when no spare is left, up to its limit', async () => {
+    const failing = (dead: readonly number[]): MinerClient => ({
+      ...honest,
+      async put(peer, hash, bytes, options) {
+        if (dead.some((c) => peer.peerId === peers[c]!.peerId)) throw new Error('connection refused');
+        return honest.put(peer, hash, bytes, options);
+      },
+    });
+    const declared: (string | null)[][] = [];
+    const repairing: ObjectRegistry = {
+      ...registry,
+      directory: async () => peers.slice(0, 12),
+      deferrableColumns: () => 2,
+      async declare(_record, _deal, columns) {
+        declared.push(columns.map((c) => c?.peer.peerId ?? null));
+      },
+    };
+    const put = (dead: readonly number[]) =>
+      createStorageClient(
+        { miners: failing(dead), registry: repairing, account: owner, codec, ...deps },
+        { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+      ).put(systemRandom(2 * TEST_PROFILE.segmentSize + 5));
+    const result = await put([3, 8]);
+    expect(declared).toHaveLength(1);
+    expect(declared[0]!.flatMap((p, c) => (p === null ? [c] : []))).toStrictEqual([3, 8]);
+    expect(result.miners[3]).toBe('');
+    // One more dead miner than the registry lets a put defer: PUT_FAILED, and nothing declared.
+    await expect(put([1, 3, 8])).rejects.toMatchObject({ code: 'PUT_FAILED' });
+    expect(declared).toHaveLength(1);
+  });
+
   it('a put fills two segment buffers in turn, whatever its length; a short last segment is still zero-padded', async () => {
     // What the codec is handed, watched on the way through (the inline pool keeps buffers where they are).
     const seen = new Set<ArrayBufferLike>();
