@@ -5,6 +5,7 @@ import { deossEdge } from './deoss.ts';
 import { fileEdges } from './files.ts';
 import { s3Edge } from './gateway.ts';
 import type { Edge } from './harness.ts';
+import { marketEdge } from './market.ts';
 import { p2pEdges } from './p2p.ts';
 
 /** The short profile CI runs (test/fuzz/fuzz.test.ts) and `npm run fuzz` without flags. */
@@ -19,6 +20,7 @@ export const allEdges = (): Edge<never>[] =>
     s3Edge(),
     deossEdge(),
     altdaEdge(),
+    marketEdge(),
     coordinatorEdge(),
     ...p2pEdges(),
   ] as Edge<never>[];
