@@ -24,7 +24,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { admissionMessage } from '../../src/chain/index.ts';
+import { admissionMessage, DEV_PROTOCOL_CONFIG, type Indexer } from '../../src/chain/index.ts';
+import { fileKey } from '../../src/chain/pallets/file-bank.ts';
+import { minerKey } from '../../src/chain/pallets/sminer.ts';
+import { createMemoryState } from '../../src/chain/state.ts';
 import { serveRoundProtocol } from '../../src/coordinator/transport.ts';
 import { type MinerNode, startMinerNode } from '../../src/node/miner.ts';
 import { type ByteChannel, createHost, type Host, type PeerRef } from '../../src/p2p/index.ts';
@@ -33,12 +36,15 @@ import { toHex } from '../../src/shared/bytes.ts';
 import { type Clock, systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { isErrorCode } from '../../src/shared/errors.ts';
 import { fragmentHash } from '../../src/storage/object/hash.ts';
+import { derivePodr2Key } from '../../src/storage/proofs/podr2.ts';
 import {
   bodyDigest,
   FRAGMENT_PROTOCOL,
   MAX_FRAME_BYTES,
 } from '../../src/storage/protocol/fragment-protocol.ts';
 import { signRequest } from '../../src/storage/protocol/request-auth.ts';
+import { proofParams, VERIFIER_PROTOCOL } from '../../src/storage/protocol/verifier-protocol.ts';
+import { podr2KeyId, startVerifierService } from '../../src/storage/verifier/verifier-service.ts';
 import { joinMessage, MAX_ROUND_MESSAGE, ROUND_PROTOCOL } from '../../src/task/index.ts';
 import {
   baseTask,
@@ -620,4 +626,291 @@ export function roundEdge(): Edge<WireInput> {
   };
 }
 
-export const p2pEdges = (): Edge<WireInput>[] => [fragmentEdge(), roundEdge()];
+/**
+ * A request of the verifier's (or a miner's) protocol signed by `by` as `signRequest` signs it, or unsigned (`by`
+ * null); `o` makes it wrong in one way.
+ */
+function signedRequest(
+  by: Account | null,
+  fields: { op: string; fragment: string; size?: number; [k: string]: Json | undefined },
+  audience: string,
+  o: {
+    audience?: string;
+    clock?: Clock;
+    ttlMs?: number;
+    signer?: Account;
+    nonce?: string;
+    flip?: boolean;
+  } = {},
+): Json {
+  const to = o.audience ?? audience;
+  const body: Record<string, Json> = { ...(fields as Record<string, Json>), audience: to };
+  if (by === null) return body;
+  const auth = signRequest(
+    o.signer ?? by,
+    { op: fields.op, fragment: fields.fragment, size: fields.size ?? 0, audience: to },
+    {
+      clock: o.clock ?? systemClock,
+      random: (n) => (o.nonce === undefined ? systemRandom(n) : Uint8Array.from(Buffer.from(o.nonce, 'hex'))),
+    },
+    o.ttlMs ?? SIGNATURE_TTL_MS,
+  );
+  const signature = o.flip
+    ? `${auth.signature[0] === '0' ? '1' : '0'}${auth.signature.slice(1)}`
+    : auth.signature;
+  return { ...body, auth: { ...auth, account: by.address, signature } };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export function verifierEdge(): Edge<WireInput> {
+  let dir = '';
+  let db: Database.Database | undefined;
+  let server: Host | undefined;
+  let attacker: Host | undefined;
+  let peer: PeerRef = { peerId: '', addrs: [] };
+  let cases: fc.Arbitrary<FuzzCase<WireInput>> | undefined;
+  let valid: WireInput | undefined;
+  let miner: Account;
+  const column = [0, 1, 2].map((k) => new Uint8Array(2048).map((_, i) => (i * (k + 3) + k) & 0xff));
+  const hashes = column.map(fragmentHash);
+  const fid = createHash('sha256').update('fuzz verifier file').digest('hex');
+  const wire = (json: Json, body?: Uint8Array): WireInput => ({
+    bytes: body === undefined ? frame(encode(json)) : concat(frame(encode(json)), body),
+  });
+  const send = (input: WireInput) =>
+    exchange(attacker!, peer, VERIFIER_PROTOCOL, input, MAX_FRAME_BYTES).then(judge);
+
+  return {
+    name: 'p2p:verifier',
+    cases: () => cases!,
+    valid: () => valid!,
+    async setup() {
+      await accountsReady();
+      miner = makeAccount('fuzz-verifier-miner');
+      const other = makeAccount('fuzz-verifier-other-miner');
+      const stranger = makeAccount('fuzz-verifier-stranger');
+      dir = mkdtempSync(join(tmpdir(), 'ailink-fuzz-verifier-'));
+      db = new Database(join(dir, 'verifier.sqlite'));
+      // The chain as the verifier's index holds it: two miners in good standing, and a file whose column 0 the
+      // first one holds (three segments: three fragments in the column).
+      const state = createMemoryState();
+      state.apply([
+        { key: minerKey(miner.address), value: { state: 'positive' } },
+        { key: minerKey(other.address), value: { state: 'positive' } },
+        {
+          key: fileKey(fid),
+          value: {
+            owner: stranger.address,
+            segments: hashes.map((h) => ({ fragments: [h, 'ee'.repeat(32)] })),
+            placements: [miner.address, other.address],
+          },
+        },
+      ]);
+      const secret = createHash('sha256').update('fuzz verifier podr2 secret').digest();
+      const params = proofParams(DEV_PROTOCOL_CONFIG.audit);
+      server = await createHost();
+      attacker = await createHost();
+      await startVerifierService(
+        {
+          host: server,
+          account: makeAccount('fuzz-verifier'),
+          indexer: { state, sync: async () => 1, height: () => 1 } as unknown as Indexer,
+          key: derivePodr2Key(new Uint8Array(secret), params.podr2),
+          keyId: podr2KeyId(new Uint8Array(secret)),
+          db,
+          clock: systemClock,
+          log: { info() {}, warn() {} },
+        },
+        {
+          params,
+          maxFragmentSize: 4096,
+          maxSignatureTtlMs: SIGNATURE_TTL_MS + 60_000,
+          requestDeadlineMs: REPLY_MS,
+        },
+      );
+      peer = { peerId: server.peerId, addrs: server.addrs() };
+      const tag = (
+        k: number,
+        by: Account | null = miner,
+        o: Parameters<typeof signedRequest>[3] = {},
+        body = column[k]!,
+      ) =>
+        signedRequest(
+          by,
+          { op: 'tag', fid, index: 0, fragment: hashes[k]!, size: column[k]!.byteLength },
+          peer.peerId,
+          o,
+        );
+      const tagWire = (
+        k: number,
+        by: Account | null = miner,
+        o: Parameters<typeof signedRequest>[3] = {},
+        body = column[k]!,
+      ) => wire(tag(k, by, o), body);
+      const first = tagWire(0);
+      await send(first);
+      valid = tagWire(1);
+      const firstNonce = (
+        JSON.parse(
+          new TextDecoder().decode(
+            first.bytes.subarray(
+              4,
+              4 + new DataView(first.bytes.buffer, first.bytes.byteOffset).getUint32(0),
+            ),
+          ),
+        ) as {
+          auth: { nonce: string };
+        }
+      ).auth.nonce;
+      const certify = (by: Account, o: Parameters<typeof signedRequest>[3] = {}, index = 0) =>
+        signedRequest(
+          by,
+          { op: 'certify', fid, index, fragment: bodyDigest(['certify', fid, index]) },
+          peer.peerId,
+          o,
+        );
+      const proof = new Uint8Array(64).fill(1);
+      const verify = (by: Account) =>
+        signedRequest(
+          by,
+          {
+            op: 'verify',
+            challenge: 3,
+            size: proof.byteLength,
+            fragment: bodyDigest(['verify', 3, fragmentHash(proof)]),
+          },
+          peer.peerId,
+        );
+      const signed = (variant: Variant, label: string, make: () => WireInput) =>
+        fc.constant(null).map(() => fuzzCase(variant, label, make()));
+      cases = fc.oneof(
+        ...framingCases(frame(encode(tag(1))), MAX_FRAME_BYTES),
+        jsonMutations(tag(1)).map(({ label, json }) =>
+          fuzzCase<WireInput>('malformed', `tag: ${label}`, wire(json, column[1])),
+        ),
+        fc
+          .integer({ min: 0, max: column[1]!.byteLength - 1 })
+          .map((k) =>
+            fuzzCase<WireInput>(
+              'truncated',
+              `tag: the body cut at ${k} bytes`,
+              tagWire(1, miner, {}, column[1]!.slice(0, k)),
+            ),
+          ),
+        signed('malformed', 'tag: bytes that are not the fragment', () => tagWire(1, miner, {}, column[2])),
+        signed('malformed', 'tag: a fragment not in the column', () =>
+          wire(
+            signedRequest(
+              miner,
+              { op: 'tag', fid, index: 0, fragment: 'ee'.repeat(32), size: 2048 },
+              peer.peerId,
+            ),
+            column[1],
+          ),
+        ),
+        signed('malformed', 'certify: a digest that is not of its fields', () =>
+          wire(signedRequest(miner, { op: 'certify', fid, index: 0, fragment: hashes[0]! }, peer.peerId)),
+        ),
+        signed('oversized', 'tag: a fragment over the limit', () =>
+          wire(
+            signedRequest(miner, { op: 'tag', fid, index: 0, fragment: hashes[1]!, size: 4097 }, peer.peerId),
+          ),
+        ),
+        signed('oversized', 'verify: a proof over 8 MiB', () =>
+          wire(
+            signedRequest(
+              miner,
+              { op: 'verify', challenge: 3, size: 8 * 1024 * 1024 + 1, fragment: hashes[0]! },
+              peer.peerId,
+            ),
+          ),
+        ),
+        fc.constant(fuzzCase<WireInput>('replayed', "tag: the setup's request again", first)),
+        signed('replayed', 'tag: expired an hour ago', () =>
+          tagWire(1, miner, { clock: { now: () => Date.now() - 3_600_000 }, ttlMs: 60_000 }),
+        ),
+        signed('unsigned', 'tag: no signature', () => tagWire(1, null)),
+        signed('unsigned', 'certify: no signature', () =>
+          wire(
+            signedRequest(
+              null,
+              { op: 'certify', fid, index: 0, fragment: bodyDigest(['certify', fid, 0]) },
+              peer.peerId,
+            ),
+          ),
+        ),
+        signed('wrongly-signed', 'tag: one signature character changed', () =>
+          tagWire(1, miner, { flip: true }),
+        ),
+        signed('wrongly-signed', 'tag: signed for another verifier', () =>
+          tagWire(1, miner, { audience: attacker!.peerId }),
+        ),
+        signed('wrongly-signed', "tag: signed by a stranger's key as the miner", () =>
+          tagWire(1, miner, { signer: stranger }),
+        ),
+        signed('wrong-caller', 'tag: by an account that is no miner', () => tagWire(1, stranger)),
+        signed('wrong-caller', "tag: another miner's column", () => tagWire(1, other)),
+        signed('wrong-caller', "certify: another miner's column", () => wire(certify(other))),
+        signed('out-of-order', 'certify: a column not tagged yet', () => wire(certify(miner))),
+        signed('out-of-order', 'certify: a column of a file never recorded', () =>
+          wire(
+            signedRequest(
+              miner,
+              {
+                op: 'certify',
+                fid: 'f'.repeat(64),
+                index: 0,
+                fragment: bodyDigest(['certify', 'f'.repeat(64), 0]),
+              },
+              peer.peerId,
+            ),
+          ),
+        ),
+        signed('out-of-order', 'verify: no challenge is open', () => wire(verify(miner), proof)),
+        signed('duplicated', "tag: another request under the setup's nonce", () =>
+          tagWire(2, miner, { nonce: firstNonce }),
+        ),
+      );
+    },
+    async apply(input) {
+      let outcome: unknown;
+      try {
+        await send(input);
+      } catch (err) {
+        outcome = err;
+      }
+      // The verifier survived: it still refuses a certificate for a column not wholly tagged, with its code.
+      try {
+        await send(
+          wire(
+            signedRequest(
+              makeAccount('fuzz-verifier-miner'),
+              { op: 'certify', fid, index: 0, fragment: bodyDigest(['certify', fid, 0]) },
+              peer.peerId,
+            ),
+          ),
+        );
+        throw new Error('the liveness probe was answered as done');
+      } catch (err) {
+        if (!(err instanceof WireRefusal && err.code === 'NOT_FOUND'))
+          throw new Error(`the verifier no longer answers a valid request: ${(err as Error).message}`);
+      }
+      if (outcome !== undefined) throw outcome;
+    },
+    async digest() {
+      return sqliteDigest(join(dir, 'verifier.sqlite'), { skip: ['nonces', 'nonces_pruned'] });
+    },
+    async restore() {
+      db!.prepare('DELETE FROM tagged WHERE name != ?').run(hashes[0]!);
+    },
+    async teardown() {
+      await attacker?.stop();
+      await server?.stop();
+      db?.close();
+      if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const p2pEdges = (): Edge<WireInput>[] => [fragmentEdge(), roundEdge(), verifierEdge()];
