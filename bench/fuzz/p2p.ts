@@ -730,12 +730,7 @@ export function verifierEdge(): Edge<WireInput> {
         },
       );
       peer = { peerId: server.peerId, addrs: server.addrs() };
-      const tag = (
-        k: number,
-        by: Account | null = miner,
-        o: Parameters<typeof signedRequest>[3] = {},
-        body = column[k]!,
-      ) =>
+      const tag = (k: number, by: Account | null = miner, o: Parameters<typeof signedRequest>[3] = {}) =>
         signedRequest(
           by,
           { op: 'tag', fid, index: 0, fragment: hashes[k]!, size: column[k]!.byteLength },
