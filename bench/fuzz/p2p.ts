@@ -10,7 +10,13 @@
  * - `p2p:round`: a coordinator's round protocol (`serveRoundProtocol` over the coordinator of
  *   test/coordinator/harness.ts: a real SQLite store) with a task that one member joined from the attacker's peer and
  *   another from a different peer. Views and submissions arrive malformed, cut, oversized, without a signature, from
- *   the other member's or an outsider's account, for a task never created, or for a round that is not open.
+ *   the other member's or an outsider's account, for a task never created, or for a round that is not open (no
+ *   round runs here: a submission for an open stage is not among the inputs).
+ * - `p2p:verifier`: the verifier's service (`startVerifierService`, its SQLite of tagged fragments and nonces) over an
+ *   in-memory index of the chain: two miners in good standing and a file whose column 0 the first one holds, three
+ *   fragments of which setup tagged one. Tag, certify and verify requests arrive malformed, cut, with bytes that are
+ *   not the fragment, oversized, unsigned, wrongly signed, replayed, from an account that is no miner or for another
+ *   miner's column, for a column not tagged yet, a file never recorded or a challenge never issued.
  *
  * A refusal is a reply frame `{ ok: false, error: { code } }` with a registered code; a stream that ends or is reset
  * without one is a crash. After every input the node must still answer a valid request (it survived), and the digest
