@@ -5,6 +5,8 @@ import { deossEdge } from './deoss.ts';
 import { fileEdges } from './files.ts';
 import { s3Edge } from './gateway.ts';
 import type { Edge } from './harness.ts';
+import { marketEdge } from './market.ts';
+import { p2pEdges } from './p2p.ts';
 
 /** The short profile CI runs (test/fuzz/fuzz.test.ts) and `npm run fuzz` without flags. */
 export const DEFAULT_RUNS = 40;
@@ -12,4 +14,13 @@ export const DEFAULT_SEED = 18;
 
 /** Every edge the fuzzer knows, each a fresh instance (edges keep state between setup and teardown). */
 export const allEdges = (): Edge<never>[] =>
-  [...fileEdges(), ...chainEdges(), s3Edge(), deossEdge(), altdaEdge(), coordinatorEdge()] as Edge<never>[];
+  [
+    ...fileEdges(),
+    ...chainEdges(),
+    s3Edge(),
+    deossEdge(),
+    altdaEdge(),
+    marketEdge(),
+    coordinatorEdge(),
+    ...p2pEdges(),
+  ] as Edge<never>[];

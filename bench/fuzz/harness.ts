@@ -65,6 +65,17 @@ export interface Failure {
   readonly detail: string;
 }
 
+/** The smallest failing input of an edge, after shrinking. */
+export interface Smallest {
+  readonly edge: string;
+  readonly variant: Variant;
+  readonly label: string;
+  readonly kind: Failure['kind'];
+  readonly detail: string;
+  /** How many smaller inputs fast-check found on the way (0: the first failure was already the smallest). */
+  readonly shrinks: number;
+}
+
 export interface EdgeReport {
   readonly edge: string;
   readonly inputs: number;
@@ -79,6 +90,8 @@ export interface EdgeReport {
   readonly codes: Readonly<Record<string, number>>;
   readonly variants: Readonly<Partial<Record<Variant, number>>>;
   readonly ms: number;
+  /** When a rule was broken: the smallest input that still breaks one. */
+  readonly smallest?: Smallest;
 }
 
 export interface FuzzReport {
@@ -100,6 +113,10 @@ export interface FuzzOptions {
   readonly seed: number;
   /** Called after each edge (progress). */
   readonly onEdge?: (report: EdgeReport) => void;
+  /** Shrink an edge's failures to the smallest failing input (default true). */
+  readonly shrink?: boolean;
+  /** The longest an edge's shrinking may take (default 60 s). */
+  readonly shrinkTimeLimitMs?: number;
 }
 
 /** A per-edge seed, so that adding an edge does not change the inputs of the others. */
@@ -164,11 +181,75 @@ async function outcomeOf(run: () => Promise<void>): Promise<Outcome> {
   }
 }
 
+/** What became of one input: its outcome, and the rules it broke (none when it was refused cleanly or was noise). */
+async function judgeCase<I>(
+  edge: Edge<I>,
+  c: FuzzCase<I>,
+  escaped: string[],
+): Promise<{ outcome: Outcome; failures: { kind: Failure['kind']; detail: string }[] }> {
+  const failures: { kind: Failure['kind']; detail: string }[] = [];
+  await edge.stage?.(c.input);
+  const before = await edge.digest();
+  const outcome = await outcomeOf(() => edge.apply(c.input));
+  // Let a stray callback of the input run before judging it.
+  await new Promise((r) => setImmediate(r));
+  const after = await edge.digest();
+  if (escaped.length > 0)
+    failures.push({ kind: 'crash', detail: `escaped: ${escaped.splice(0).join('; ')}` });
+  if (outcome.kind === 'crash') {
+    const unregistered = /^code /.test(outcome.detail);
+    failures.push({ kind: unregistered ? 'unregistered_code' : 'crash', detail: outcome.detail });
+  } else if (outcome.kind === 'refused') {
+    if (before !== after) {
+      failures.push({
+        kind: 'state_changed',
+        detail: `refused with ${outcome.code}, but the stored state changed${process.env.FUZZ_DEBUG ? ` ${before} → ${after}` : ''}`,
+      });
+      await edge.restore?.();
+    }
+  } else if (c.mustRefuse) {
+    failures.push({ kind: 'accepted_invalid', detail: 'accepted' });
+    await edge.restore?.();
+  } else if (before !== after) await edge.restore?.();
+  return { outcome, failures };
+}
+
+/**
+ * The smallest input that still breaks a rule, found by fast-check's shrinking: the edge's inputs are drawn again
+ * with the same seed until one fails, then made smaller (a shorter cut, fewer random bytes, another branch of the
+ * cases) as long as a rule stays broken. Undefined when no failure comes back (a failure that does not repeat).
+ */
+async function shrinkEdge<I>(
+  edge: Edge<I>,
+  options: FuzzOptions,
+  escaped: string[],
+): Promise<Smallest | undefined> {
+  let last: Smallest | undefined;
+  const result = await fc.check(
+    fc.asyncProperty(edge.cases(), async (c) => {
+      const { failures } = await judgeCase(edge, c, escaped);
+      if (failures.length === 0) return true;
+      last = { edge: edge.name, variant: c.variant, label: c.label, ...failures[0]!, shrinks: 0 };
+      return false;
+    }),
+    {
+      seed: edgeSeed(options.seed, edge.name),
+      numRuns: options.runs,
+      // A failing input is applied again at each step: a bound keeps a slow edge's shrinking short.
+      interruptAfterTimeLimit: options.shrinkTimeLimitMs ?? 60_000,
+    },
+  );
+  if (!result.failed || result.counterexample === null || last === undefined) return undefined;
+  // `last` was set by the last failing run, which is the counterexample fast-check settled on.
+  const [c] = result.counterexample;
+  return { ...last, variant: c.variant, label: c.label, shrinks: result.numShrinks };
+}
+
 /** Applies `runs` inputs of one edge and reports what broke a rule. Never throws for a bad outcome. */
 export async function fuzzEdge<I>(
   edge: Edge<I>,
   options: FuzzOptions,
-): Promise<{ report: EdgeReport; failures: Failure[] }> {
+): Promise<{ report: EdgeReport; failures: Failure[]; smallest?: Smallest }> {
   const started = performance.now();
   const failures: Failure[] = [];
   const codes: Record<string, number> = {};
@@ -179,6 +260,7 @@ export async function fuzzEdge<I>(
   let unregistered = 0;
   let acceptedInvalid = 0;
   let stateChanged = 0;
+  let smallest: Smallest | undefined;
   const fail = (c: { variant: Variant; label: string }, kind: Failure['kind'], detail: string) =>
     failures.push({ edge: edge.name, variant: c.variant, label: c.label, kind, detail });
 
@@ -200,41 +282,20 @@ export async function fuzzEdge<I>(
     const cases = fc.sample(edge.cases(), { seed: edgeSeed(options.seed, edge.name), numRuns: options.runs });
     for (const c of cases) {
       variants[c.variant] = (variants[c.variant] ?? 0) + 1;
-      await edge.stage?.(c.input);
-      const before = await edge.digest();
-      const outcome = await outcomeOf(() => edge.apply(c.input));
-      // Let a stray callback of the input run before judging it.
-      await new Promise((r) => setImmediate(r));
-      const after = await edge.digest();
-      if (escaped.length > 0) {
-        crashes++;
-        fail(c, 'crash', `escaped: ${escaped.splice(0).join('; ')}`);
+      const judged = await judgeCase(edge, c, escaped);
+      for (const f of judged.failures) {
+        fail(c, f.kind, f.detail);
+        if (f.kind === 'crash') crashes++;
+        else if (f.kind === 'unregistered_code') unregistered++;
+        else if (f.kind === 'state_changed') stateChanged++;
+        else if (f.kind === 'accepted_invalid') acceptedInvalid++;
       }
-      if (outcome.kind === 'crash') {
-        if (/^code /.test(outcome.detail)) unregistered++;
-        else crashes++;
-        fail(c, /^code /.test(outcome.detail) ? 'unregistered_code' : 'crash', outcome.detail);
-      } else if (outcome.kind === 'refused') {
+      if (judged.outcome.kind === 'refused') {
         refused++;
-        codes[outcome.code] = (codes[outcome.code] ?? 0) + 1;
-        if (before !== after) {
-          stateChanged++;
-          fail(
-            c,
-            'state_changed',
-            `refused with ${outcome.code}, but the stored state changed${process.env.FUZZ_DEBUG ? ` ${before} → ${after}` : ''}`,
-          );
-          await edge.restore?.();
-        }
-      } else if (c.mustRefuse) {
-        acceptedInvalid++;
-        fail(c, 'accepted_invalid', 'accepted');
-        await edge.restore?.();
-      } else {
-        acceptedNoise++;
-        if (before !== after) await edge.restore?.();
-      }
+        codes[judged.outcome.code] = (codes[judged.outcome.code] ?? 0) + 1;
+      } else if (judged.outcome.kind === 'accepted' && !c.mustRefuse) acceptedNoise++;
     }
+    if (failures.length > 0 && options.shrink !== false) smallest = await shrinkEdge(edge, options, escaped);
   } finally {
     process.off('uncaughtException', onEscape);
     process.off('unhandledRejection', onEscape);
@@ -253,8 +314,9 @@ export async function fuzzEdge<I>(
     codes,
     variants,
     ms: Math.round(performance.now() - started),
+    ...(smallest === undefined ? {} : { smallest }),
   };
-  return { report, failures };
+  return { report, failures, ...(smallest === undefined ? {} : { smallest }) };
 }
 
 /** Runs every edge in turn (their state is their own; one at a time keeps the digests honest). */
@@ -351,6 +413,9 @@ export function jsonLine(report: FuzzReport): string {
           accepted_invalid: r.accepted_invalid,
           state_changed: r.state_changed,
           codes: r.codes,
+          ...(r.smallest === undefined
+            ? {}
+            : { smallest: { variant: r.smallest.variant, label: r.smallest.label, kind: r.smallest.kind } }),
         },
       ]),
     ),

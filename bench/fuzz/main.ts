@@ -7,8 +7,10 @@
  *   npm run fuzz -- --runs 2000        a longer run
  *   npm run fuzz -- --seed 7 --only chain   another seed; only edges whose name contains "chain"
  *   npm run fuzz -- --devchain --only devchain --runs 40   the remark edges through the real dev chain too (slow)
+ *   npm run fuzz -- --no-shrink        report failures without looking for the smallest failing input
  *
- * Prints a table per edge, the failures (if any), then one JSON line; exits 1 when anything failed.
+ * Prints a table per edge, the failures (if any) and each failing edge's smallest failing input (fast-check's
+ * shrinking), then one JSON line; exits 1 when anything failed.
  */
 import { parseArgs } from 'node:util';
 import { devChainEdge } from './chain.ts';
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     only: { type: 'string' },
     devchain: { type: 'boolean' },
+    'no-shrink': { type: 'boolean' },
   },
 });
 const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
@@ -35,6 +38,7 @@ const edges = [...allEdges(), ...(values.devchain ? [devChainEdge() as Edge<neve
 const report = await runFuzz(edges, {
   runs,
   seed,
+  shrink: values['no-shrink'] !== true,
   onEdge: (r) => process.stderr.write(`${r.edge}: ${r.inputs} inputs in ${r.ms} ms\n`),
 });
 console.log(`fuzz: ${report.edges} edges × ${runs} inputs, seed ${seed}`);
@@ -42,6 +46,11 @@ console.log(formatTable(report));
 for (const f of report.failures.slice(0, 50))
   console.log(`FAIL ${f.edge} [${f.variant}] ${f.label}: ${f.kind} — ${f.detail}`);
 if (report.failures.length > 50) console.log(`… and ${report.failures.length - 50} more failures`);
+for (const r of report.per_edge)
+  if (r.smallest !== undefined)
+    console.log(
+      `SMALLEST ${r.edge} [${r.smallest.variant}] ${r.smallest.label}: ${r.smallest.kind} — ${r.smallest.detail} (${r.smallest.shrinks} shrinks)`,
+    );
 console.log(jsonLine(report));
 // Exit now: a dev chain's or a server's handles may keep the event loop alive after their close.
 process.exit(report.failures.length === 0 ? 0 : 1);

@@ -1,4 +1,5 @@
-import type { Host } from '../p2p/index.ts';
+import type { ByteChannel, Host } from '../p2p/index.ts';
+import { AilinkError } from '../shared/errors.ts';
 import { MAX_ROUND_MESSAGE, ROUND_PROTOCOL } from '../task/index.ts';
 import type { Coordinator } from './coordinator.ts';
 
@@ -8,7 +9,7 @@ const REQUEST_DEADLINE_MS = 10_000;
 /**
  * Serves the round protocol on `host`: each stream carries one JSON request (at most MAX_ROUND_MESSAGE bytes, within
  * 10 s) and gets the coordinator's reply. A frame that is not JSON is handed on as `undefined`, which the coordinator
- * answers with ROUND_MESSAGE_INVALID like any other malformed request.
+ * answers with ROUND_MESSAGE_INVALID like any other malformed request; so is a frame cut short, too large or late.
  */
 export async function serveRoundProtocol(
   host: Host,
@@ -18,9 +19,22 @@ export async function serveRoundProtocol(
     ROUND_PROTOCOL,
     async (channel) => {
       try {
-        const frame = await channel.readFrame(MAX_ROUND_MESSAGE, {
-          signal: AbortSignal.timeout(REQUEST_DEADLINE_MS),
-        });
+        let frame: Uint8Array;
+        try {
+          frame = await channel.readFrame(MAX_ROUND_MESSAGE, {
+            signal: AbortSignal.timeout(REQUEST_DEADLINE_MS),
+          });
+        } catch (err) {
+          // A frame cut short, announcing more than MAX_ROUND_MESSAGE, or late: answered with a code, not a reset.
+          await refuse(
+            channel,
+            new AilinkError(
+              'ROUND_MESSAGE_INVALID',
+              `expected one request frame of at most ${MAX_ROUND_MESSAGE} bytes within ${REQUEST_DEADLINE_MS} ms: ${(err as Error).message}`,
+            ),
+          );
+          return;
+        }
         let body: unknown;
         try {
           body = JSON.parse(new TextDecoder().decode(frame));
@@ -37,4 +51,17 @@ export async function serveRoundProtocol(
     },
     { maxInboundStreams: 256 },
   );
+}
+
+/** Answers a request that could not be read with its error, as the coordinator answers a refused one. */
+async function refuse(channel: ByteChannel, error: AilinkError): Promise<void> {
+  try {
+    const reply = { ok: false, error: error.toJSON() };
+    await channel.writeFrame(new TextEncoder().encode(JSON.stringify(reply)), {
+      signal: AbortSignal.timeout(2000),
+    });
+    await channel.closeWrite({ signal: AbortSignal.timeout(2000) });
+  } catch {
+    channel.abort(error);
+  }
 }
