@@ -32,6 +32,7 @@ import {
   encodeWeightedUpdate,
   type SecAggParams,
   type Signed,
+  type StrategyState,
   type UnmaskBody,
 } from '../src/aggregation/index.ts';
 import { checkLineage, recomputeAggregates } from '../src/audit/index.ts';
@@ -59,7 +60,7 @@ import {
   toWire,
   vectorLayout,
 } from '../src/task/index.ts';
-import { buildLineage } from '../test/audit/fixture.ts';
+import { buildLineage, type LineageFixture } from '../test/audit/fixture.ts';
 import { call } from '../test/chain/helpers.ts';
 
 export interface RecomputeRow {
@@ -109,36 +110,49 @@ export async function benchRecompute(options: RecomputeOptions): Promise<Recompu
   return rows;
 }
 
-async function runCase(
-  size: RecomputeOptions['sizes'][number],
-  n: number,
-  dropout: boolean,
-  options: RecomputeOptions,
-): Promise<RecomputeRow> {
-  const built = performance.now();
-  const members = dropout ? n + 1 : n;
-  const db = new Database(':memory:');
-  const state = createSqliteState(db);
-  // The task, its spec, the 12 miners and the admissions through the real protocol rules; round 0 is run here.
-  const f = buildLineage({
-    rounds: 1,
-    anchored: 0,
-    participants: members,
-    label: `recompute-${size.model}-${members}-${dropout ? 'drop' : 'all'}`,
-    state,
-    model: { name: size.model, parameters: size.parameters },
-    secagg: demoSecAgg(members),
-  });
-  const { spec, task } = f;
+/** One SecAgg+ attempt run and anchored on a task of `buildLineage` (bench:audit's recomputation and its bundle). */
+export interface SecAggRound {
+  readonly n: number;
+  readonly k: number;
+  readonly t: number;
+  readonly materialBytes: Uint8Array;
+  readonly manifest: Manifest;
+  readonly manifestFid: string;
+  readonly manifestDigest: string;
+  /** The strategy's state after the round (the next round's start). */
+  readonly next: StrategyState;
+  readonly model: { readonly fid: string; readonly hash: string };
+  /** The coordinator's finish over the same inputs, timed: `concludeAttempt`, then the material's bytes and digest. */
+  finish(): Promise<{ aggregateS: number; finishS: number; bytes: Uint8Array; digest: string }>;
+}
+
+/**
+ * Runs round `round` of the task `f` as one real SecAgg+ attempt of every participant (the last leaves after sharing
+ * its keys when `dropout`), from the strategy state `start` (stored as `startModel`), and anchors its manifest.
+ */
+export async function runSecAggRound(
+  f: LineageFixture,
+  size: { readonly model: string; readonly parameters: number },
+  options: {
+    readonly round: number;
+    readonly dropout: boolean;
+    readonly start: StrategyState;
+    readonly startModel: { readonly fid: string; readonly hash: string };
+    readonly parent: { readonly fid: string; readonly digest: string } | null;
+  },
+): Promise<SecAggRound> {
+  const { round, dropout, start } = options;
+  const { spec, task, state } = f;
+  const members = f.participants.length;
   const apply = (c: ReturnType<typeof call>) => {
     const outcome = f.h.submit(f.coordinator.address, c);
     if (outcome.kind !== 'applied') throw new Error(`bench: ${c.name} rejected: ${JSON.stringify(outcome)}`);
   };
-  const context = roundContext(task, 0, 0);
+  const context = roundContext(task, round, 0);
   apply(
     call('provenance.drawSeed', {
       task,
-      round: 0,
+      round,
       attempt: 0,
       cohort: cohortDigest(
         f.participants.map((p) => ({
@@ -148,7 +162,7 @@ async function runCase(
       ),
     }),
   );
-  const seed = seedOf(state, task, 0, 0);
+  const seed = seedOf(state, task, round, 0);
   if (seed === undefined) throw new Error('bench: the chain drew no graph seed');
   const { k, t } = secAggShape(spec, members);
   const layout = vectorLayout(spec, 'train');
@@ -157,7 +171,7 @@ async function runCase(
     identities: new Map(f.participants.map((p) => [p.account.address, p.identity.publicKey])),
     k,
     t,
-    graphSeed: fromHex(graphSeedOf(seed.blockHash, task, 0, 0)),
+    graphSeed: fromHex(graphSeedOf(seed.blockHash, task, round, 0)),
     dimension: layout.dimension,
   };
 
@@ -187,7 +201,7 @@ async function runCase(
     const m = c.client.maskedInput(inbox.get(c.id) ?? [], words);
     const bytes = encodeStoredUpdate({ context, from: c.id, signature: m.signature, words: m.body.masked });
     stored.set(c.id, bytes);
-    const fid = f.store(bytes, c.p.account, `update-${i}`);
+    const fid = f.store(bytes, c.p.account, `update-${round}-${i}`);
     const dataset = sha256Hex(new TextEncoder().encode(`${task}/dataset/${i}`));
     const commitment = signCommitment(c.p.identity.privateKey, context, {
       fid,
@@ -218,8 +232,7 @@ async function runCase(
     consistency: consistency.map((m) => toWire(m)),
     unmask: unmask.map((m) => toWire(m)),
   });
-  const start = strategyOf(spec).init(new Float32Array(size.parameters));
-  const finish = async () => {
+  const timed = async () => {
     const t0 = performance.now();
     const material = materialOf();
     const t1 = performance.now();
@@ -230,14 +243,14 @@ async function runCase(
     const t3 = performance.now();
     return { c, bytes, digest, aggregateS: (t2 - t1) / 1000, finishS: (t3 - t0) / 1000 };
   };
-  const first = await finish(); // also the warm-up
+  const first = await timed();
   const c = first.c;
-  if (c.rejected.length > 0 || c.survivors.length !== n)
+  if (c.rejected.length > 0 || c.survivors.length !== staying.length)
     throw new Error(`bench: the attempt did not conclude cleanly: ${c.rejected.join('; ')}`);
 
   // The round as the coordinator stores and anchors it.
-  const materialFid = f.store(first.bytes, f.coordinator, 'aggregation');
-  const modelFid = f.store(c.modelBytes!, f.coordinator, 'model-0');
+  const materialFid = f.store(first.bytes, f.coordinator, `aggregation-${round}`);
+  const modelFid = f.store(c.modelBytes!, f.coordinator, `model-${round}`);
   const live_ = new Set(survivors);
   const manifest: Manifest = {
     version: 4,
@@ -245,10 +258,10 @@ async function runCase(
     task,
     spec: taskDigest(spec),
     specFid: f.specFid,
-    round: 0,
+    round,
     attempt: 0,
-    parent: null,
-    startModel: f.initial,
+    parent: options.parent,
+    startModel: options.startModel,
     model: { fid: modelFid, hash: c.modelHash!, name: size.model, parameters: size.parameters },
     cohort: clients.map((x) => x.id),
     survivors,
@@ -264,24 +277,67 @@ async function runCase(
       bits: spec.secagg.bits,
       maxWeight: spec.secagg.maxWeight,
     },
-    privacy: privacyRecord(spec, 0),
+    privacy: privacyRecord(spec, round),
     metrics: { accuracy: null, loss: null, testExamples: null, examples: c.examples },
     preprocessing: null,
     evaluation: c.evaluation,
     aggregation: { fid: materialFid, digest: first.digest },
     code: { package: 'ailink', version: '0.0.0', lockfile: 'cd'.repeat(32) },
-    startedAt: 1_700_000_000_000,
-    finishedAt: 1_700_000_030_000,
+    startedAt: 1_700_000_000_000 + round * 60_000,
+    finishedAt: 1_700_000_030_000 + round * 60_000,
   };
-  const manifestFid = f.store(manifestBytes(manifest), f.coordinator, 'manifest-0');
-  apply(
-    call('provenance.recordRound', {
-      task,
-      round: 0,
-      manifest: manifestFid,
-      digest: manifestDigest(manifest),
-    }),
-  );
+  const manifestFid = f.store(manifestBytes(manifest), f.coordinator, `manifest-${round}`);
+  const digest = manifestDigest(manifest);
+  apply(call('provenance.recordRound', { task, round, manifest: manifestFid, digest }));
+  return {
+    n: staying.length,
+    k,
+    t,
+    materialBytes: first.bytes,
+    manifest,
+    manifestFid,
+    manifestDigest: digest,
+    next: c.next!.state,
+    model: { fid: modelFid, hash: c.modelHash! },
+    finish: async () => {
+      const { aggregateS, finishS, bytes, digest } = await timed();
+      return { aggregateS, finishS, bytes, digest };
+    },
+  };
+}
+
+async function runCase(
+  size: RecomputeOptions['sizes'][number],
+  n: number,
+  dropout: boolean,
+  options: RecomputeOptions,
+): Promise<RecomputeRow> {
+  const built = performance.now();
+  const members = dropout ? n + 1 : n;
+  const db = new Database(':memory:');
+  const state = createSqliteState(db);
+  // The task, its spec, the 12 miners and the admissions through the real protocol rules; round 0 is run here.
+  const f = buildLineage({
+    rounds: 1,
+    anchored: 0,
+    participants: members,
+    label: `recompute-${size.model}-${members}-${dropout ? 'drop' : 'all'}`,
+    state,
+    model: { name: size.model, parameters: size.parameters },
+    secagg: demoSecAgg(members),
+  });
+  const { task } = f;
+  const start = strategyOf(f.spec).init(new Float32Array(size.parameters));
+  const r = await runSecAggRound(f, size, {
+    round: 0,
+    dropout,
+    start,
+    startModel: f.initial,
+    parent: null,
+  });
+  const { k, t } = r;
+  const first = { bytes: r.materialBytes };
+  const finish = r.finish;
   const buildS = (performance.now() - built) / 1000;
 
   // The audit's input: everything already fetched.
