@@ -11,7 +11,7 @@
  * chain it trusts did). The protocol's audits are set off (no verifier, no tag deadline within the run), as on a chain
  * whose miners answer every challenge: otherwise the rules would slash the miners, which answer nothing here.
  *
- * Timed, each once, after a warm-up of neither (one export and one verify of a 100-round task take seconds):
+ * Timed, each once, with no warm-up run (one export and one verify of a long task take many seconds):
  * - export: what `exportCommand` does after the auditor's index is synced — `auditTask` (every check and the
  *   recomputation of every round, objects from memory: downloads excluded), `collectBundle` from the chain (blocks
  *   from memory), `encodeBundle`, the file written.
@@ -41,8 +41,8 @@ import {
 import { fromHex } from '../src/shared/bytes.ts';
 import { strategyOf } from '../src/task/index.ts';
 import { buildLineage } from '../test/audit/fixture.ts';
+import { runSecAggRound } from '../test/audit/secagg-round.ts';
 import { CONFIG, GENESIS_HASH, type Harness } from '../test/chain/helpers.ts';
-import { runSecAggRound } from './audit-recompute.ts';
 
 export interface BundleRow {
   model: string;
