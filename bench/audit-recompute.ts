@@ -24,43 +24,13 @@
  * The live stages' work of the coordinator (fetching and checking each update as it arrives, the live server) is not
  * counted on its side: only `finish`'s.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
-import {
-  createSecAggClient,
-  createSecAggServer,
-  encodeWeightedUpdate,
-  type SecAggParams,
-  type Signed,
-  type UnmaskBody,
-} from '../src/aggregation/index.ts';
 import { checkLineage, recomputeAggregates } from '../src/audit/index.ts';
-import { createSqliteState, seedOf } from '../src/chain/index.ts';
-import { fromHex, toHex } from '../src/shared/bytes.ts';
-import {
-  type AggregationMaterial,
-  aggregationMaterialBytes,
-  cohortDigest,
-  concludeAttempt,
-  encodeEvaluation,
-  encodeStoredUpdate,
-  encodingOf,
-  graphSeedOf,
-  type Manifest,
-  manifestBytes,
-  manifestDigest,
-  parseAggregationMaterial,
-  privacyRecord,
-  roundContext,
-  secAggShape,
-  signCommitment,
-  strategyOf,
-  taskDigest,
-  toWire,
-  vectorLayout,
-} from '../src/task/index.ts';
+import { createSqliteState } from '../src/chain/index.ts';
+import { parseAggregationMaterial, strategyOf } from '../src/task/index.ts';
 import { buildLineage } from '../test/audit/fixture.ts';
-import { call } from '../test/chain/helpers.ts';
+import { runSecAggRound } from '../test/audit/secagg-round.ts';
 
 export interface RecomputeRow {
   model: string;
@@ -81,7 +51,6 @@ export interface RecomputeRow {
   recompute_ratio: number;
 }
 
-const random = (n: number) => new Uint8Array(randomBytes(n));
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -129,159 +98,18 @@ async function runCase(
     model: { name: size.model, parameters: size.parameters },
     secagg: demoSecAgg(members),
   });
-  const { spec, task } = f;
-  const apply = (c: ReturnType<typeof call>) => {
-    const outcome = f.h.submit(f.coordinator.address, c);
-    if (outcome.kind !== 'applied') throw new Error(`bench: ${c.name} rejected: ${JSON.stringify(outcome)}`);
-  };
-  const context = roundContext(task, 0, 0);
-  apply(
-    call('provenance.drawSeed', {
-      task,
-      round: 0,
-      attempt: 0,
-      cohort: cohortDigest(
-        f.participants.map((p) => ({
-          account: p.account.address,
-          identityKey: toHex(p.identity.publicKey),
-        })),
-      ),
-    }),
-  );
-  const seed = seedOf(state, task, 0, 0);
-  if (seed === undefined) throw new Error('bench: the chain drew no graph seed');
-  const { k, t } = secAggShape(spec, members);
-  const layout = vectorLayout(spec, 'train');
-  const params: SecAggParams = {
-    context,
-    identities: new Map(f.participants.map((p) => [p.account.address, p.identity.publicKey])),
-    k,
-    t,
-    graphSeed: fromHex(graphSeedOf(seed.blockHash, task, 0, 0)),
-    dimension: layout.dimension,
-  };
-
-  // One attempt, every stage, as the participants and the coordinator's live server run it.
-  const clients = f.participants.map((p) => ({
-    p,
-    id: p.account.address,
-    client: createSecAggClient(p.account.address, { identityKey: p.identity.privateKey, random }, params),
-  }));
-  const live = createSecAggServer(params);
-  const adverts = clients.map((c) => c.client.advertise());
-  const routed = live.collectAdverts(adverts);
-  const shares = await Promise.all(clients.map((c) => c.client.shareKeys(routed.get(c.id) ?? [])));
-  const inbox = live.collectShares(shares);
-  // The dropout (the last member) shared its keys and then went silent: no masked update.
-  const staying = dropout ? clients.slice(0, -1) : clients;
-  const stored = new Map<string, Uint8Array>();
-  const commitments: Manifest['updates'] = [];
-  const masked = staying.map((c, i) => {
-    const update = new Float32Array(size.parameters);
-    const noise = random(size.parameters);
-    for (let j = 0; j < update.length; j++) update[j] = (noise[j]! - 127.5) / 12_750; // |Δ| ≤ 0.01
-    const evaluation = encodeEvaluation({ examples: 60 + i, correct: 30 + i, lossSum: 40.5 + i });
-    const words = new Uint32Array(layout.dimension);
-    words.set(encodeWeightedUpdate(update, 100 + 7 * i, encodingOf(spec), random), 0);
-    words.set(evaluation, layout.update + layout.weight);
-    const m = c.client.maskedInput(inbox.get(c.id) ?? [], words);
-    const bytes = encodeStoredUpdate({ context, from: c.id, signature: m.signature, words: m.body.masked });
-    stored.set(c.id, bytes);
-    const fid = f.store(bytes, c.p.account, `update-${i}`);
-    const dataset = sha256Hex(new TextEncoder().encode(`${task}/dataset/${i}`));
-    const commitment = signCommitment(c.p.identity.privateKey, context, {
-      fid,
-      digest: sha256Hex(bytes),
-      dataset,
-    });
-    commitments.push({
-      account: c.id,
-      fid,
-      digest: commitment.digest,
-      dataset,
-      signature: toHex(commitment.signature),
-    });
-    return m;
-  });
-  const survivors = live.collectMasked(masked);
-  const consistency = staying.map((c) => c.client.consistency(survivors));
-  const signatures = live.collectConsistency(consistency);
-  const unmask: Signed<UnmaskBody>[] = staying.map((c) => c.client.unmask(signatures));
-
-  // The coordinator's finish: the material as `conclusionInput` assembles it (stored messages in their wire form, the
-  // survivors’ stored updates raw), `concludeAttempt`, then the material's bytes and digest for `storeMaterial`.
-  const materialOf = (): AggregationMaterial => ({
-    context,
-    adverts: adverts.map((m) => toWire(m)),
-    shares: shares.map((m) => toWire(m)),
-    masked: survivors.map((a) => ({ account: a, update: stored.get(a)! })),
-    consistency: consistency.map((m) => toWire(m)),
-    unmask: unmask.map((m) => toWire(m)),
-  });
-  const start = strategyOf(spec).init(new Float32Array(size.parameters));
-  const finish = async () => {
-    const t0 = performance.now();
-    const material = materialOf();
-    const t1 = performance.now();
-    const c = await concludeAttempt({ spec, kind: 'train', start, secagg: { params, material } });
-    const t2 = performance.now();
-    const bytes = aggregationMaterialBytes(material);
-    const digest = sha256Hex(bytes);
-    const t3 = performance.now();
-    return { c, bytes, digest, aggregateS: (t2 - t1) / 1000, finishS: (t3 - t0) / 1000 };
-  };
-  const first = await finish(); // also the warm-up
-  const c = first.c;
-  if (c.rejected.length > 0 || c.survivors.length !== n)
-    throw new Error(`bench: the attempt did not conclude cleanly: ${c.rejected.join('; ')}`);
-
-  // The round as the coordinator stores and anchors it.
-  const materialFid = f.store(first.bytes, f.coordinator, 'aggregation');
-  const modelFid = f.store(c.modelBytes!, f.coordinator, 'model-0');
-  const live_ = new Set(survivors);
-  const manifest: Manifest = {
-    version: 4,
-    kind: 'train',
-    task,
-    spec: taskDigest(spec),
-    specFid: f.specFid,
+  const { task } = f;
+  const start = strategyOf(f.spec).init(new Float32Array(size.parameters));
+  const r = await runSecAggRound(f, size, {
     round: 0,
-    attempt: 0,
-    parent: null,
+    dropout,
+    start,
     startModel: f.initial,
-    model: { fid: modelFid, hash: c.modelHash!, name: size.model, parameters: size.parameters },
-    cohort: clients.map((x) => x.id),
-    survivors,
-    dropouts: clients.filter((x) => !live_.has(x.id)).map((x) => ({ account: x.id, stage: 'masked' })),
-    updates: commitments,
-    consistency: signatures.map((s) => ({ account: s.from, signature: toHex(s.signature) })),
-    strategy: spec.strategy,
-    secagg: {
-      enabled: true,
-      k,
-      t,
-      range: spec.secagg.range,
-      bits: spec.secagg.bits,
-      maxWeight: spec.secagg.maxWeight,
-    },
-    privacy: privacyRecord(spec, 0),
-    metrics: { accuracy: null, loss: null, testExamples: null, examples: c.examples },
-    preprocessing: null,
-    evaluation: c.evaluation,
-    aggregation: { fid: materialFid, digest: first.digest },
-    code: { package: 'ailink', version: '0.0.0', lockfile: 'cd'.repeat(32) },
-    startedAt: 1_700_000_000_000,
-    finishedAt: 1_700_000_030_000,
-  };
-  const manifestFid = f.store(manifestBytes(manifest), f.coordinator, 'manifest-0');
-  apply(
-    call('provenance.recordRound', {
-      task,
-      round: 0,
-      manifest: manifestFid,
-      digest: manifestDigest(manifest),
-    }),
-  );
+    parent: null,
+  });
+  const { k, t } = r;
+  const first = { bytes: r.materialBytes };
+  const finish = r.finish;
   const buildS = (performance.now() - built) / 1000;
 
   // The audit's input: everything already fetched.

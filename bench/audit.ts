@@ -13,7 +13,12 @@
  * recomputation of one real SecAgg+ round from its recompute material against the coordinator's own aggregation of
  * the same attempt, with no dropout and with one, median of 5 (downloads excluded on both sides). Aim: ≤ 2×.
  * Flags: AUDIT_RECOMPUTE=0 skips it; AUDIT_RECOMPUTE_ORGS (4: organisations summed, up to 14); AUDIT_RECOMPUTE_RUNS (5).
- * Prints a table (and a second one for the recomputation), then one JSON line.
+ * Then (issue 19 §6; bench/audit-bundle.ts says what is timed): `ailink audit export` and `audit verify --bundle` of a
+ * task of AUDIT_BUNDLE_ROUNDS real SecAgg+ rounds of 4 organisations at the size of AUDIT_BUNDLE_MODEL (mlp;
+ * logistic, mlp or cnn), every round recomputed on both sides; AUDIT_BUNDLE_ROUNDS=0 skips it. The default is 10
+ * rounds: the issue's 100 (AUDIT_BUNDLE_ROUNDS=100) take far longer than the rest of the run, as building the task and
+ * the indexer's fold of its blocks grow faster than the rounds (README).
+ * Prints a table (a second one for the recomputation, a third for the bundle), then one JSON line.
  */
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +31,7 @@ import { createTrainingPool } from '../src/participant/train-pool.ts';
 import { accountsReady } from '../src/shared/account.ts';
 import { parseManifest } from '../src/task/index.ts';
 import { buildLineage } from '../test/audit/fixture.ts';
+import { type BundleRow, benchBundle } from './audit-bundle.ts';
 import { benchRecompute, type RecomputeRow } from './audit-recompute.ts';
 
 const ROUNDS = Number(process.env.AUDIT_ROUNDS ?? '1000');
@@ -34,6 +40,16 @@ const MODELS = (process.env.AUDIT_MODELS ?? 'logistic,mlp,cnn').split(',');
 const RECOMPUTE = process.env.AUDIT_RECOMPUTE !== '0';
 const RECOMPUTE_ORGS = Number(process.env.AUDIT_RECOMPUTE_ORGS ?? '4');
 const RECOMPUTE_RUNS = Number(process.env.AUDIT_RECOMPUTE_RUNS ?? '5');
+const BUNDLE_ROUNDS = Number(process.env.AUDIT_BUNDLE_ROUNDS ?? '10');
+const BUNDLE_MODEL = process.env.AUDIT_BUNDLE_MODEL ?? 'mlp';
+if (!(Number.isInteger(BUNDLE_ROUNDS) && BUNDLE_ROUNDS >= 0))
+  throw new Error(
+    `AUDIT_BUNDLE_ROUNDS: expected a non-negative integer, got ${process.env.AUDIT_BUNDLE_ROUNDS}`,
+  );
+if (BUNDLE_ROUNDS > 0 && !MODELS.includes(BUNDLE_MODEL))
+  throw new Error(
+    `AUDIT_BUNDLE_MODEL: expected one of the models measured (AUDIT_MODELS: ${MODELS.join(', ')}), got ${BUNDLE_MODEL}`,
+  );
 // The fixture's accounts hold 15 organisations; the dropout case needs one member more than the organisations summed.
 if (!(Number.isInteger(RECOMPUTE_ORGS) && RECOMPUTE_ORGS >= 3 && RECOMPUTE_ORGS <= 14))
   throw new Error(
@@ -161,6 +177,14 @@ const recomputed: RecomputeRow[] = RECOMPUTE
     })
   : [];
 
+const bundleSize = sizes.find(
+  (s) => s.model === (BUNDLE_MODEL === 'logistic' ? 'logistic-regression' : BUNDLE_MODEL),
+);
+const bundled: BundleRow | null =
+  BUNDLE_ROUNDS > 0 && bundleSize !== undefined
+    ? await benchBundle({ size: bundleSize, rounds: BUNDLE_ROUNDS, log })
+    : null;
+
 console.log(
   'audit verify, 4 organisations a round, downloads excluded, median of 5 (sizes in MB = 10^6 bytes)\n',
 );
@@ -187,6 +211,20 @@ if (recomputed.length > 0) {
       `| ${r.label} | ${r.parameters.toLocaleString('en-US')} | ${r.case === 'one dropout' ? '1 (after its shares)' : '0'} | ${r.cohort} (${r.k}, ${r.t}) | ${r.material_mb} | ${r.coordinator_aggregate_s.toFixed(3)} | ${r.coordinator_finish_s.toFixed(3)} | ${r.recompute_s.toFixed(3)} | ${r.audit_material_parse_s.toFixed(3)} | ${r.recompute_ratio.toFixed(1)} × |`,
     );
   }
+}
+if (bundled !== null) {
+  const b = bundled;
+  console.log(
+    `\naudit export and audit verify --bundle, ${b.rounds} SecAgg+ rounds of 4 organisations, every round recomputed on both sides; one run each; objects and blocks in memory (downloads excluded), the file on local disk\n`,
+  );
+  console.log(
+    '| model | parameters | rounds | blocks | objects | bundle MB | export s | of which audit s | per round | verify --bundle s | per round | rounds recomputed |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const ms = (s: number) => `${((s / b.rounds) * 1000).toFixed(1)} ms`;
+  console.log(
+    `| ${b.label} | ${b.parameters.toLocaleString('en-US')} | ${b.rounds} | ${b.blocks} | ${b.objects} | ${b.bundle_mb} | ${b.export_s.toFixed(2)} | ${b.export_audit_s.toFixed(2)} | ${ms(b.export_s)} | ${b.verify_s.toFixed(2)} | ${ms(b.verify_s)} | ${b.rounds_recomputed}/${b.rounds} |`,
+  );
 }
 /** Per model, the recomputation's figures by case (absent when skipped or for a model it does not run). */
 const byCase = (model: string, field: keyof RecomputeRow) => {
@@ -217,5 +255,6 @@ console.log(
       : {
           recompute: { organisations: RECOMPUTE_ORGS, runs: RECOMPUTE_RUNS, aim_ratio: 2, rows: recomputed },
         }),
+    ...(bundled === null ? {} : { bundle: bundled }),
   }),
 );

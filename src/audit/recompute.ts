@@ -7,7 +7,6 @@ import {
   type AggregationMaterial,
   concludeAttempt,
   decodeModelBytes,
-  decodeStoredUpdate,
   graphSeedOf,
   latestAnchoredRound,
   type Manifest,
@@ -16,6 +15,7 @@ import {
   parseManifest,
   parseTaskSpec,
   pastRetention,
+  readStoredUpdateHeader,
   recordsAggregationMaterial,
   retentionOf,
   roundContext,
@@ -193,6 +193,13 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
       continue;
     }
     let c: Awaited<ReturnType<typeof concludeAttempt>>;
+    // Masked updates whose own message is invalid: named, and the round not recomputed (whether or not the sum then
+    // unmasks without them).
+    const invalid: { where: string; message: string }[] = [];
+    const onRefused = (k: number, message: Parameters<typeof verifySigned>[2]) => {
+      const r = refusedUpdate(params, k, message);
+      if (r !== null) invalid.push(r);
+    };
     try {
       // Central DP: the noise is drawn from the seed the material reveals to its auditors.
       const seed = auditors === null ? undefined : material.noiseSeed;
@@ -205,15 +212,25 @@ export async function recomputeAggregates(input: LineageInput): Promise<Map<numb
         spec,
         kind: m.kind,
         start,
-        secagg: { params, material },
+        secagg: { params, material, onRefused },
         ...(seed === undefined ? {} : { noise: byteStreamFromSeed(fromHex(seed)) }),
       });
     } catch (err) {
+      if (invalid.length > 0) {
+        for (const r of invalid) add('AGGREGATE_UPDATE', r.where, r.message);
+        done(false);
+        continue;
+      }
       add(
         'AGGREGATE_UNMASK',
         'aggregation',
         `the recompute material does not unmask to a round's result: ${(err as Error).message}`,
       );
+      done(false);
+      continue;
+    }
+    if (invalid.length > 0) {
+      for (const r of invalid) add('AGGREGATE_UPDATE', r.where, r.message);
       done(false);
       continue;
     }
@@ -278,8 +295,10 @@ function readSpec(
 
 /**
  * Each masked update in the material must be a survivor's committed one: listed once, for an account whose signed
- * commitment the manifest carries, hashing to that commitment's digest, made for this attempt and carrying a valid
- * SecAgg signature by the account's admitted key. A coordinator can so neither alter an update nor invent a survivor.
+ * commitment the manifest carries, hashing to that commitment's digest, made by that account for this attempt, and
+ * carrying a SecAgg signature. That signature is checked once, by the replayed server inside `concludeAttempt` (it
+ * checks every masked input it adds): the refusals are named by `refusedUpdate`, as this check named them when it
+ * verified each signature itself, a second time. A coordinator can so neither alter an update nor invent a survivor.
  */
 function checkMaskedUpdates(
   m: Manifest,
@@ -290,7 +309,7 @@ function checkMaskedUpdates(
   let ok = true;
   const seen = new Set<string>();
   material.masked.forEach((entry, k) => {
-    const where = `aggregation · masked[${k}] (${short(entry.account)})`;
+    const where = maskedWhere(k, entry.account);
     const commitment = m.updates.find((u) => u.account === entry.account);
     if (seen.has(entry.account) || commitment === undefined || !params.identities.has(entry.account)) {
       ok = false;
@@ -314,24 +333,43 @@ function checkMaskedUpdates(
       return;
     }
     try {
-      const u = decodeStoredUpdate(bytes, params.dimension);
+      const u = readStoredUpdateHeader(bytes, params.dimension);
       if (u.signature === null)
         throw new AilinkError('ROUND_MESSAGE_INVALID', 'it carries no SecAgg signature');
-      verifySigned(params, 'masked', {
-        stage: 'masked',
-        context: u.context,
-        from: u.from,
-        body: { masked: u.words },
-        signature: u.signature,
-      });
+      if (u.context !== params.context)
+        throw new AilinkError(
+          'SECAGG_BAD_MESSAGE',
+          `expected a masked message of ${params.context} from a cohort member, got masked of ${u.context} from ${u.from}`,
+        );
       if (u.from !== entry.account)
         throw new AilinkError('ROUND_MESSAGE_INVALID', `it was made by ${u.from}`);
     } catch (err) {
       ok = false;
-      add('AGGREGATE_UPDATE', where, `the update is not a valid masked input: ${(err as Error).message}`);
+      add('AGGREGATE_UPDATE', where, invalidUpdate(err));
     }
   });
   return ok;
+}
+
+const maskedWhere = (k: number, account: string) => `aggregation · masked[${k}] (${short(account)})`;
+const invalidUpdate = (err: unknown) => `the update is not a valid masked input: ${(err as Error).message}`;
+
+/**
+ * A masked update the replayed server refused: AGGREGATE_UPDATE when the message itself is invalid (its signature by
+ * the sender's admitted key, its shape), checked again for this one message only; null when it was refused for the
+ * round's sake (its sender shared no keys, say), which the refusals in the conclusion already report.
+ */
+function refusedUpdate(
+  params: Parameters<typeof verifySigned>[0],
+  k: number,
+  message: Parameters<typeof verifySigned>[2],
+): { where: string; message: string } | null {
+  try {
+    verifySigned(params, 'masked', message);
+    return null;
+  } catch (err) {
+    return { where: maskedWhere(k, message.from), message: invalidUpdate(err) };
+  }
 }
 
 /**

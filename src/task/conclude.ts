@@ -7,9 +7,11 @@ import {
   createSecAggServer,
   decodeNoisySum,
   decodeWeightedSum,
+  type MaskedBody,
   privatizeSum,
   type RandomBytes,
   type SecAggParams,
+  type Signed,
   type StrategyState,
   type WeightedSum,
 } from '../aggregation/index.ts';
@@ -285,8 +287,15 @@ export interface ConcludeInput {
   readonly kind: RoundKind;
   /** The strategy's state the round started from (its global model is the round's start model). */
   readonly start: StrategyState;
-  /** SecAgg, as an auditor has it: the attempt's parameters and messages, replayed to unmask the sum. */
-  readonly secagg?: { readonly params: SecAggParams; readonly material: AggregationMaterial };
+  /**
+   * SecAgg, as an auditor has it: the attempt's parameters and messages, replayed to unmask the sum; `onRefused` is
+   * told of each masked update the replayed server refuses (`unmaskMaterial`).
+   */
+  readonly secagg?: {
+    readonly params: SecAggParams;
+    readonly material: AggregationMaterial;
+    readonly onRefused?: RefusedUpdate;
+  };
   /**
    * SecAgg, as the coordinator has it: the sum its own server unmasked, having added each update as it arrived (it
    * never holds them all). It stores the material it did so from, which an auditor replays through `secagg`.
@@ -320,6 +329,13 @@ export interface Conclusion {
 }
 
 /**
+ * Told of each masked update in the material that the replayed server refused (`index` in `material.masked`), with the
+ * message as decoded, when it is refused: an auditor names the update even when the refusal then makes the unmasking
+ * fail. Its words are the server's input: a callback must not alter them.
+ */
+export type RefusedUpdate = (index: number, message: Signed<MaskedBody>) => void;
+
+/**
  * Replays the SecAgg server over the material: Σ of the survivors' inputs in Z_2^32.
  * @throws SECAGG_ABORTED / SECAGG_SHARE_INVALID (AggregationError) when the material cannot unmask a sum;
  *   ROUND_MESSAGE_INVALID for a malformed message or stored update
@@ -327,6 +343,7 @@ export interface Conclusion {
 export async function unmaskMaterial(
   params: SecAggParams,
   material: AggregationMaterial,
+  onRefused?: RefusedUpdate,
 ): Promise<{ sum: Uint32Array; survivors: string[]; rejected: string[] }> {
   const parse = <T>(
     schema: { safeParse(v: unknown): { success: boolean; data?: T } },
@@ -342,21 +359,22 @@ export async function unmaskMaterial(
   server.collectAdverts(material.adverts.map((m) => parse(AdvertSchema, m, 'advertise')));
   server.collectShares(material.shares.map((m) => parse(SharesSchema, m, 'shares')));
   // One update decoded at a time and added into the server's running sum: O(d) beside the material itself.
-  for (const entry of material.masked) {
+  for (const [index, entry] of material.masked.entries()) {
     const u = decodeStoredUpdate(entry.update, params.dimension);
     if (u.from !== entry.account || u.context !== params.context)
       throw new AilinkError(
         'ROUND_MESSAGE_INVALID',
         `the update listed for ${entry.account} was made by ${u.from} for ${u.context}`,
       );
-    server.addMasked({
+    const message: Signed<MaskedBody> = {
       stage: 'masked',
       context: u.context,
       from: u.from,
       body: { masked: u.words },
       // An update without its SecAgg signature is refused by the server like a forged one.
       signature: u.signature ?? new Uint8Array(64),
-    });
+    };
+    if (!server.addMasked(message)) onRefused?.(index, message);
   }
   const survivors = server.closeMasked();
   // Format 2 keeps each confirmation as {from, signature}: what it confirms is the survivor list just fixed, so a
@@ -435,7 +453,11 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
     sum = input.unmasked.sum;
     survivors = [...input.unmasked.survivors];
   } else if (input.secagg !== undefined) {
-    ({ sum, survivors, rejected } = await unmaskMaterial(input.secagg.params, input.secagg.material));
+    ({ sum, survivors, rejected } = await unmaskMaterial(
+      input.secagg.params,
+      input.secagg.material,
+      input.secagg.onRefused,
+    ));
   } else {
     if (input.plain === undefined)
       throw new AilinkError(

@@ -9,7 +9,7 @@ import type {
   UnmaskBody,
 } from '../aggregation/secagg.ts';
 import { isAddress } from '../shared/account.ts';
-import { fromHex, toHex } from '../shared/bytes.ts';
+import { fromHex, readLE32, toHex, writeLE32 } from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -320,8 +320,7 @@ export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
   out.set(new TextEncoder().encode(UPDATE_MAGIC), 0);
   view.setUint32(4, header.byteLength, true);
   out.set(header, 8);
-  const base = 8 + header.byteLength;
-  for (let i = 0; i < u.words.length; i++) view.setUint32(base + 4 * i, u.words[i]!, true);
+  writeLE32(out, 8 + header.byteLength, u.words);
   return out;
 }
 
@@ -332,7 +331,20 @@ const MAX_UPDATE_HEADER_BYTES = 4096;
 /** The most bytes a stored update of `words` words can take: what a reader fetches at most. */
 export const storedUpdateMaxBytes = (words: number): number => 8 + MAX_UPDATE_HEADER_BYTES + 4 * words;
 
-export function decodeStoredUpdate(bytes: Uint8Array, words: number): StoredUpdate {
+/** A stored update's header, checked against the bytes that follow it; `at` is where its words start. */
+export interface StoredUpdateHeader {
+  readonly context: string;
+  readonly from: string;
+  readonly signature: Uint8Array | null;
+  readonly at: number;
+}
+
+/**
+ * Reads and checks a stored update's frame and header — magic, header, the word count declared and present — without
+ * copying its words: what a reader that only needs who made it for which round pays.
+ * @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words
+ */
+export function readStoredUpdateHeader(bytes: Uint8Array, words: number): StoredUpdateHeader {
   const bad = (why: string) => new AilinkError('ROUND_MESSAGE_INVALID', `stored update: ${why}`);
   if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== UPDATE_MAGIC)
     throw bad('expected the AILU magic');
@@ -353,14 +365,18 @@ export function decodeStoredUpdate(bytes: Uint8Array, words: number): StoredUpda
     throw bad(
       `expected ${words} words, got ${header.words} declared and ${(bytes.byteLength - base) / 4} present`,
     );
-  const out = new Uint32Array(words);
-  for (let i = 0; i < words; i++) out[i] = view.getUint32(base + 4 * i, true);
   return {
     context: header.context,
     from: header.from,
     signature: header.signature === null ? null : fromHex(header.signature),
-    words: out,
+    at: base,
   };
+}
+
+/** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */
+export function decodeStoredUpdate(bytes: Uint8Array, words: number): StoredUpdate {
+  const { at, ...header } = readStoredUpdateHeader(bytes, words);
+  return { ...header, words: readLE32(Uint32Array, bytes, at, words) };
 }
 
 export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

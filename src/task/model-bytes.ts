@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { readLE32, writeLE32 } from '../shared/bytes.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { sha256Hex } from './messages.ts';
 
@@ -26,8 +27,7 @@ export function encodeModelBytes(model: string, weights: Float32Array): Uint8Arr
   out.set(new TextEncoder().encode(MAGIC), 0);
   view.setUint32(4, header.byteLength, true);
   out.set(header, 8);
-  const base = 8 + header.byteLength;
-  for (let i = 0; i < weights.length; i++) view.setFloat32(base + 4 * i, weights[i]!, true);
+  writeLE32(out, 8 + header.byteLength, weights);
   return out;
 }
 
@@ -55,7 +55,5 @@ export function decodeModelBytes(bytes: Uint8Array, expected?: { model: string; 
   const base = 8 + length;
   if (bytes.byteLength !== base + 4 * header.parameters)
     throw bad('length does not match the declared parameters');
-  const weights = new Float32Array(header.parameters);
-  for (let i = 0; i < weights.length; i++) weights[i] = view.getFloat32(base + 4 * i, true);
-  return { model: header.model, weights };
+  return { model: header.model, weights: readLE32(Float32Array, bytes, base, header.parameters) };
 }

@@ -79,6 +79,8 @@ export interface LineageOptions {
   readonly model?: { readonly name: string; readonly parameters: number };
   /** Where the chain state lives (default: in memory; the benchmark uses SQLite, as the indexer does). */
   readonly state?: StateStore;
+  /** The harness the calls go through (default: `createHarness(state)`); bench:audit's bundle seals each in a block. */
+  readonly harness?: Harness;
   /** The spec's SecAgg+ graph degree and threshold (default 2 and 2). */
   readonly secagg?: { readonly neighbours: number; readonly threshold: number };
   /**
@@ -122,7 +124,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       new Uint8Array(createHash('sha256').update(`${label}/outsider`).digest()).slice(0, len),
     ),
   };
-  const h = createHarness(options.state);
+  const h = options.harness ?? createHarness(options.state);
   const objects = new Map<string, Uint8Array>();
   const apply = (caller: Account, c: ReturnType<typeof call>, paidToPot?: bigint) => {
     const outcome = h.submit(caller.address, c, paidToPot === undefined ? {} : { paidToPot });
