@@ -1,17 +1,15 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeModelPackage, type ModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../../src/aggregation/index.ts';
 import {
   type Coordinator,
-  type CoordinatorLedger,
   type CoordinatorOptions,
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
-import type { ObjectSource, RoundDeps } from '../../src/coordinator/round.ts';
+import type { RoundDeps } from '../../src/coordinator/round.ts';
 import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
 import {
   memoryObjects,
