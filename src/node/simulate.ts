@@ -63,6 +63,8 @@ export type SimulationProgress =
       readonly kind: 'round';
       readonly round: number;
       readonly seconds: number;
+      /** CPU seconds the process spent in the round (user + system): the figure a busy machine distorts least. */
+      readonly cpuSeconds: number;
       readonly survivors: number;
       readonly rssMib: number;
     }
@@ -75,6 +77,8 @@ export interface SimulationResult {
   readonly task: string;
   /** Seconds each round took, from its first attempt's start to its model being anchored. */
   readonly roundSeconds: readonly number[];
+  /** CPU seconds (user + system, all threads) the process spent in each round. */
+  readonly roundCpuSeconds: readonly number[];
   /** Seconds from the start to every organisation having joined. */
   readonly joinSeconds: number;
   readonly totalSeconds: number;
@@ -166,7 +170,8 @@ export async function simulate(
   const ownDir = options.dir === undefined;
   // The store is real SQLite with a sync per commit; on tmpfs a sync costs nothing, so the run measures the protocol
   // rather than the disk.
-  const dir = options.dir ?? mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ailink-simulate-'));
+  const dir =
+    options.dir ?? mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ailink-simulate-'));
   const started = performance.now();
 
   const bus = new EventEmitter();
@@ -212,15 +217,20 @@ export async function simulate(
   const onAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onAbort);
   const pollMs = options.pollMs ?? 200 + 2 * n;
-  const roundStart = new Map<number, number>();
+  const roundStart = new Map<number, { wall: number; cpu: number }>();
   const roundSeconds: number[] = [];
+  const roundCpuSeconds: number[] = [];
+  const cpuNow = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
   const survivors: number[] = [];
   let attempts = 0;
   let joinSeconds = Number.NaN;
   const off = coordinator.onEvent((e: RoundEvent) => {
     if (e.kind === 'attempt') {
       attempts++;
-      if (!roundStart.has(e.round)) roundStart.set(e.round, performance.now());
+      if (!roundStart.has(e.round)) roundStart.set(e.round, { wall: performance.now(), cpu: cpuNow() });
       if (Number.isNaN(joinSeconds)) {
         joinSeconds = (performance.now() - started) / 1000;
         onProgress({ kind: 'joined', organisations: coordinator.participants(e.task).length });
@@ -229,13 +239,17 @@ export async function simulate(
       onProgress({ kind: 'phase', round: e.round, attempt: e.attempt, phase: e.phase });
     } else if (e.kind === 'outcome') {
       if (e.outcome.kind === 'done') {
-        const seconds = (performance.now() - roundStart.get(e.round)!) / 1000;
+        const start = roundStart.get(e.round)!;
+        const seconds = (performance.now() - start.wall) / 1000;
+        const cpuSeconds = cpuNow() - start.cpu;
         roundSeconds[e.round] = seconds;
+        roundCpuSeconds[e.round] = cpuSeconds;
         survivors[e.round] = e.outcome.row.survivors;
         onProgress({
           kind: 'round',
           round: e.round,
           seconds,
+          cpuSeconds,
           survivors: e.outcome.row.survivors,
           rssMib: process.memoryUsage.rss() / 2 ** 20,
         });
@@ -246,7 +260,12 @@ export async function simulate(
   });
 
   try {
-    const task = await coordinator.createTask(simulationTask(accounts.map((a) => a.address), options.rounds));
+    const task = await coordinator.createTask(
+      simulationTask(
+        accounts.map((a) => a.address),
+        options.rounds,
+      ),
+    );
     const participants = labels.map((label, i) => {
       const me = accounts[i]!;
       return createParticipant(
@@ -261,9 +280,9 @@ export async function simulate(
               return { spec: wire(row.spec), digest: row.digest };
             },
             admissionLoad: async () => coordinator.admissionLoad(),
-            join: async (id, r) => void (await coordinator.join(id, { ...wire(r), peer: { peerId: label, addrs: [] } })),
-            request: async (body) =>
-              wire((await coordinator.handle(wire(body), label)) as { ok: boolean }),
+            join: async (id, r) =>
+              void (await coordinator.join(id, { ...wire(r), peer: { peerId: label, addrs: [] } })),
+            request: async (body) => wire((await coordinator.handle(wire(body), label)) as { ok: boolean }),
             subscribe: (topic, handler) => {
               bus.on(topic, handler);
               return () => bus.off(topic, handler);
@@ -318,6 +337,7 @@ export async function simulate(
       dimension,
       task: task.id,
       roundSeconds,
+      roundCpuSeconds,
       joinSeconds,
       totalSeconds: (performance.now() - started) / 1000,
       peakRssMib: peakRssMib(),
