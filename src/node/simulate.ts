@@ -212,8 +212,8 @@ export async function simulate(
   const labels = Array.from({ length: n }, (_, i) => organisationLabel(i));
   const accounts = labels.map(twinAccount);
   const controller = new AbortController();
-  // Every organisation listens on the one signal.
-  setMaxListeners(8 * n + 16, controller.signal);
+  // Every organisation listens on the one signal (several times over): no listener limit.
+  setMaxListeners(0, controller.signal);
   const onAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onAbort);
   const pollMs = options.pollMs ?? 200 + 2 * n;
