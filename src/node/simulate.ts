@@ -142,6 +142,15 @@ export function simulationTask(accounts: readonly string[], rounds: number) {
 /** The label of simulated organisation i (its account, identity key and randomness derive from it). */
 export const organisationLabel = (i: number) => `org-${String(i).padStart(4, '0')}`;
 
+/**
+ * The simulated coordinator's chain account and server key, and the randomness it goes on drawing from: all from
+ * the run's seed, so the same seed names the same task (its id covers the coordinator's keys).
+ */
+export function simulationCoordinator(seed: string) {
+  const random = seededRandom(seed, 'coordinator');
+  return { account: twinAccount('simulate/coordinator'), server: signingKeyPair(random), random };
+}
+
 const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 const peakRssMib = () => process.resourceUsage().maxRSS / 1024;
 
@@ -176,12 +185,10 @@ export async function simulate(
 
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
-  const account = twinAccount('simulate/coordinator');
+  const { account, server, random: coordinatorRandom } = simulationCoordinator(seed);
   const objects = memoryObjects(account.address);
   objects.objects.set(STAND_IN_MODEL_FID, STAND_IN_MODEL_BYTES);
   const ledger = memoryLedger(`0x${'51'.repeat(32)}`, seededRandom(seed, 'chain'));
-  const coordinatorRandom = seededRandom(seed, 'coordinator');
-  const server = signingKeyPair(coordinatorRandom);
   const store = openCoordinatorStore(join(dir, 'coordinator.sqlite'));
   const coordinator = createCoordinator(
     {

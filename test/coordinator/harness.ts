@@ -142,14 +142,16 @@ export interface World {
 export function makeWorld(
   dir = mkdtempSync(join(tmpdir(), 'ailink-coord-')),
   options: CoordinatorOptions & Pick<RoundDeps, 'fetchBudgetBytes'> = {},
+  /** The coordinator's account and server key (default: the 'coordinator' account, a fresh key). */
+  identity: { account?: Account; server?: { publicKey: Uint8Array; privateKey: Uint8Array } } = {},
 ): World {
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
-  const account = makeAccount('coordinator');
+  const account = identity.account ?? makeAccount('coordinator');
   const objects = memoryObjects(account.address);
   objects.objects.set(UNIT_MODEL_FID, UNIT_MODEL_BYTES);
   const ledger = memoryLedger();
-  const server = signingKeyPair((n) => new Uint8Array(randomBytes(n)));
+  const server = identity.server ?? signingKeyPair((n) => new Uint8Array(randomBytes(n)));
   const storePath = join(dir, 'coordinator.sqlite');
   const { fetchBudgetBytes, ...coordinatorOptions } = options;
   const logs: string[] = [];
