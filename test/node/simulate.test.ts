@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   organisationLabel,
@@ -72,4 +74,22 @@ describe('ailink simulate', () => {
       (e) => hasCode(e) && e.code === 'INVALID_INPUT',
     );
   });
+
+  it('`ailink simulate` with a zero, non-numeric or too large count, or a model it cannot train: exit 2, INVALID_INPUT and the usage', () => {
+    const bin = fileURLToPath(new URL('../../bin/ailink.mjs', import.meta.url));
+    for (const argv of [
+      ['--organisations', '0'],
+      ['--organisations', 'ten'],
+      ['--organisations', '1001'],
+      ['--organisations', '5', '--model', 'cnn'],
+    ]) {
+      const run = spawnSync(process.execPath, [bin, 'simulate', ...argv], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain('error INVALID_INPUT');
+      expect(run.stderr).toContain('ailink simulate --organisations N');
+    }
+  }, 60_000);
 });
