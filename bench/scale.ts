@@ -20,7 +20,11 @@
  *   the unmasked sum and the stored recompute material, each mode in a child process of its own
  *   (bench/coordinator-sum.ts): every update held until the stage closes (before) against each one spooled and added
  *   into the running sum as it arrives (now). Peak RSS of each child; both must unmask the same sum.
- * Flags (environment): SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
+ * - Simulation: `ailink simulate --organisations SCALE_SIM_ORGS --rounds SCALE_SIM_ROUNDS` in a child process (its
+ *   peak RSS is the simulation's alone): N virtual organisations through the real round protocol and SecAgg+, chain
+ *   and storage as in-memory twins, the stand-in trainer of 10,000 weights. Baseline: the same with 10 organisations,
+ *   compared per organisation. Seconds per round are wall time (a busy machine stretches them) with CPU seconds beside.
+ * Flags (environment): SCALE_SIM_ORGS (100; 1000 for the issue's aim; 0 skips), SCALE_SIM_ROUNDS (2), SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
  * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block), SCALE_ORGS (1000; 0 skips),
  * SCALE_READERS (1000), SCALE_SUM_ORGS (100; 0 skips), SCALE_SUM_DIM (1000000).
  * Prints a table, then one JSON line.
@@ -441,6 +445,38 @@ const sums = SUM_ORGS > 0 ? { held: coordinatorSum('held'), streaming: coordinat
 if (sums !== null && sums.held.sumDigest !== sums.streaming.sumDigest)
   throw new Error('bench: the streaming sum differs from the held one');
 
+const SIM_ORGS = Number(process.env.SCALE_SIM_ORGS ?? 100);
+const SIM_ROUNDS = Number(process.env.SCALE_SIM_ROUNDS ?? 2);
+/** `ailink simulate` in a child process: its JSON line. */
+function simulation(orgs: number) {
+  const r = spawnSync(
+    process.execPath,
+    [
+      fileURLToPath(new URL('../bin/ailink.mjs', import.meta.url)),
+      'simulate',
+      '--organisations',
+      String(orgs),
+      '--rounds',
+      String(SIM_ROUNDS),
+      '--seed',
+      'bench',
+      '--json',
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  if (r.status !== 0) throw new Error(`ailink simulate --organisations ${orgs} failed (exit ${r.status})`);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    round_s: number[];
+    round_cpu_s: number[];
+    mean_round_s: number;
+    peak_mib: number;
+  };
+  const meanCpu = out.round_cpu_s.reduce((a, b) => a + b, 0) / out.round_cpu_s.length;
+  return { ...out, meanCpu };
+}
+log(`simulate: 10 then ${SIM_ORGS} organisations × ${SIM_ROUNDS} rounds …`);
+const sim = SIM_ORGS > 0 ? { small: simulation(10), large: simulation(SIM_ORGS) } : null;
+
 const rows: [string, string, string, string][] = [
   ['', 'before (same run)', 'after', 'ratio'],
   [
@@ -521,6 +557,28 @@ const rows: [string, string, string, string][] = [
           'format 1 (base64 JSON) → 2 (raw updates)',
         ] as [string, string, string, string],
       ]),
+  ...(sim === null
+    ? []
+    : [
+        [
+          `simulate, 10 → ${SIM_ORGS} organisations: s per round`,
+          sim.small.mean_round_s.toFixed(1),
+          sim.large.mean_round_s.toFixed(1),
+          `${(sim.large.mean_round_s / SIM_ORGS / (sim.small.mean_round_s / 10) || 0).toFixed(2)}× per organisation`,
+        ] as [string, string, string, string],
+        [
+          `simulate, 10 → ${SIM_ORGS} organisations: CPU s per round`,
+          sim.small.meanCpu.toFixed(1),
+          sim.large.meanCpu.toFixed(1),
+          `${(sim.large.meanCpu / SIM_ORGS / (sim.small.meanCpu / 10)).toFixed(2)}× per organisation`,
+        ] as [string, string, string, string],
+        [
+          `simulate, 10 → ${SIM_ORGS} organisations: peak RSS (MiB)`,
+          String(sim.small.peak_mib),
+          String(sim.large.peak_mib),
+          `${(sim.large.peak_mib / sim.small.peak_mib).toFixed(1)}×`,
+        ] as [string, string, string, string],
+      ]),
   ...(sync === null
     ? []
     : [
@@ -573,6 +631,14 @@ console.log(
     private_model_declaration_bytes: privateModels.declarationBytesAfter,
     private_model_baseline_declaration_bytes: privateModels.declarationBytesBefore,
     reader_group_bytes: privateModels.groupObjectBytes,
+    simulate_orgs: sim === null ? null : SIM_ORGS,
+    simulate_rounds: sim === null ? null : SIM_ROUNDS,
+    simulate_peak_mib: sim?.large.peak_mib ?? null,
+    simulate_round_s: sim?.large.mean_round_s ?? null,
+    simulate_round_cpu_s: sim === null ? null : Number(sim.large.meanCpu.toFixed(2)),
+    simulate_baseline_orgs: sim === null ? null : 10,
+    simulate_baseline_peak_mib: sim?.small.peak_mib ?? null,
+    simulate_baseline_round_s: sim?.small.mean_round_s ?? null,
     index_sync_blocks: sync?.height ?? null,
     index_sync_blocks_per_s: sync === null ? null : Number(sync.windows.toFixed(1)),
     index_sync_baseline_blocks_per_s: sync === null ? null : Number(sync.baseline.toFixed(1)),

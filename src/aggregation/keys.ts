@@ -34,6 +34,23 @@ function raw32(bytes: Uint8Array, what: string): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * Parsed private keys by the array that holds them: parsing a PKCS#8 key costs ~1 ms here, several times the
+ * agreement or signature it is parsed for, and a client uses its own keys with each of its k neighbours. Weak, so a
+ * key array no longer referenced takes its parsed key with it; the bytes are compared on each hit, so an array
+ * refilled with another key is parsed again.
+ */
+const privateKeys = new WeakMap<Uint8Array, { bytes: Buffer; prefix: Buffer; key: KeyObject }>();
+
+function privateKeyObject(privateKey: Uint8Array, prefix: Buffer): KeyObject {
+  const bytes = raw32(privateKey, 'private key');
+  const hit = privateKeys.get(privateKey);
+  if (hit !== undefined && hit.prefix === prefix && hit.bytes.equals(bytes)) return hit.key;
+  const key = createPrivateKey({ key: Buffer.concat([prefix, bytes]), format: 'der', type: 'pkcs8' });
+  privateKeys.set(privateKey, { bytes: Buffer.from(bytes), prefix, key });
+  return key;
+}
+
 function keyPair(privateKey: KeyObject, spkiPrefix: Buffer, pkcs8Prefix: Buffer): RawKeyPair {
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
@@ -81,16 +98,8 @@ export function sharedSecret(
   let agreed: Buffer;
   try {
     agreed = diffieHellman({
-      privateKey: createPrivateKey({
-        key: Buffer.concat([X25519_PKCS8, raw32(privateKey, 'private key')]),
-        format: 'der',
-        type: 'pkcs8',
-      }),
-      publicKey: createPublicKey({
-        key: Buffer.concat([X25519_SPKI, raw32(peerPublic, 'public key')]),
-        format: 'der',
-        type: 'spki',
-      }),
+      privateKey: privateKeyObject(privateKey, X25519_PKCS8),
+      publicKey: publicKeyObject(raw32(peerPublic, 'public key'), X25519_SPKI),
     });
   } catch (cause) {
     if (cause instanceof AggregationError) throw cause;
@@ -110,12 +119,7 @@ export function sharedSecret(
 
 /** Signs `message` with a raw Ed25519 private key. */
 export function signMessage(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
-  const key = createPrivateKey({
-    key: Buffer.concat([ED25519_PKCS8, raw32(privateKey, 'private key')]),
-    format: 'der',
-    type: 'pkcs8',
-  });
-  return new Uint8Array(edSign(null, message, key));
+  return new Uint8Array(edSign(null, message, privateKeyObject(privateKey, ED25519_PKCS8)));
 }
 
 /**
@@ -123,14 +127,14 @@ export function signMessage(privateKey: Uint8Array, message: Uint8Array): Uint8A
  * keys (a cohort's, a server's) sign thousands of messages. Bounded: cleared when full.
  */
 const publicKeys = new Map<string, KeyObject>();
-const PUBLIC_KEY_CACHE = 4096;
+const PUBLIC_KEY_CACHE = 8192;
 
-function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  const id = Buffer.from(publicKey).toString('hex');
+function publicKeyObject(publicKey: Uint8Array, prefix = ED25519_SPKI): KeyObject {
+  const id = `${prefix === ED25519_SPKI ? 'ed' : 'x'}${Buffer.from(publicKey).toString('hex')}`;
   let key = publicKeys.get(id);
   if (key === undefined) {
     key = createPublicKey({
-      key: Buffer.concat([ED25519_SPKI, Buffer.from(publicKey)]),
+      key: Buffer.concat([prefix, Buffer.from(publicKey)]),
       format: 'der',
       type: 'spki',
     });

@@ -10,6 +10,7 @@ import { keysCommand } from './keys.ts';
 import { modelAccessLogCommand, objectCommand } from './market.ts';
 import { minerCommand } from './miner.ts';
 import { participantCommand } from './participant.ts';
+import { simulateCommand } from './simulate.ts';
 import { spaceCommand } from './space.ts';
 import { storeCommand } from './store.ts';
 import { taskCommand } from './task.ts';
@@ -47,6 +48,8 @@ async function main(argv: string[]): Promise<void> {
       return taskCommand(rest);
     case 'space':
       return spaceCommand(rest);
+    case 'simulate':
+      return simulateCommand(rest);
     case 'audit':
       return auditCommand(rest);
     case 'model':

@@ -1,21 +1,35 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeModelPackage, type ModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../../src/aggregation/index.ts';
 import {
   type Coordinator,
-  type CoordinatorLedger,
   type CoordinatorOptions,
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
-import type { ObjectSource, RoundDeps } from '../../src/coordinator/round.ts';
+import type { RoundDeps } from '../../src/coordinator/round.ts';
 import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
+import {
+  memoryObjects,
+  STAND_IN_DATA,
+  STAND_IN_MODEL,
+  STAND_IN_MODEL_BYTES,
+  STAND_IN_MODEL_FID,
+  standInDescribe,
+  standInInitial,
+  standInLocalData,
+  standInScore,
+  standInTrainer,
+  twinAccount,
+  twinIdentityKey,
+  memoryLedger as twinLedger,
+  wholeOf,
+} from '../../src/node/twins.ts';
 import type { LocalData } from '../../src/participant/local-data.ts';
 import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
-import { type Account, accountFromSeeds } from '../../src/shared/account.ts';
+import type { Account } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
@@ -35,80 +49,13 @@ import { GENESIS_HASH } from '../chain/helpers.ts';
 /**
  * In-memory twins of storage, chain and transport for unit tests of the round machinery (the integration test runs
  * the same code on the real dev chain, miners and libp2p). Training is a deterministic stand-in: each participant
- * moves every weight by a small amount derived from its seed, so sums can be checked exactly.
+ * moves every weight by a small amount derived from its seed, so sums can be checked exactly. The storage and chain
+ * twins and the stand-in trainer live in src/node/twins.ts, shared with `ailink simulate`.
  */
+
+export { memoryObjects, wholeOf };
 
 export const DIMENSION = 1000;
-
-/**
- * Objects by fid. A private model (`putModel`) gets a fresh fid (as encryption under a new key does) and remembers
- * the reader keys it is wrapped for; `get` with a `readerKey` refuses it to anyone else, as the storage client does.
- * Each object keeps the name and owner it was stored with (`defaultOwner` when the caller names none), so that
- * `owned` lists an account's objects and `delete` removes only its own, as fileBank's rules do.
- */
-async function wholeOf(source: ObjectSource): Promise<Uint8Array> {
-  if (source instanceof Uint8Array) return source;
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of source.chunks) chunks.push(chunk);
-  if (Buffer.concat(chunks).byteLength !== source.size)
-    throw new Error(`a stream declared ${source.size} bytes and gave another length`);
-  return new Uint8Array(Buffer.concat(chunks));
-}
-
-export function memoryObjects(defaultOwner = '') {
-  const objects = new Map<string, Uint8Array>();
-  const readers = new Map<string, string[]>();
-  const names = new Map<string, { name: string | null; owner: string }>();
-  /** Every fid deleted, in order, with the account that deleted it. */
-  const deleted: { fid: string; by: string }[] = [];
-  const models: { fid: string; name: string; readerKeys: string[] }[] = [];
-  let sealed = 0;
-  const put = async (bytes: Uint8Array, name?: string, owner?: string) => {
-    const fid = createHash('sha256').update(bytes).digest('hex');
-    objects.set(fid, bytes.slice());
-    if (!names.has(fid)) names.set(fid, { name: name ?? null, owner: owner ?? defaultOwner });
-    return fid;
-  };
-  return {
-    objects,
-    /** Every private model stored, in order, with the reader keys it was wrapped for. */
-    models,
-    deleted,
-    put: (bytes: Uint8Array, name?: string, owner?: string) => put(bytes, name, owner),
-    putFor: (bytes: Uint8Array, name?: string, owner?: string) => put(bytes, name, owner),
-    async putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[], owner?: string) {
-      const fid = createHash('sha256').update(bytes).update(`sealed/${sealed++}`).digest('hex');
-      objects.set(fid, bytes.slice());
-      readers.set(fid, [...readerKeys]);
-      names.set(fid, { name, owner: owner ?? defaultOwner });
-      models.push({ fid, name, readerKeys: [...readerKeys] });
-      return fid;
-    },
-    async get(fid: string, readerKey?: string) {
-      const b = objects.get(fid);
-      if (!b) throw new AilinkError('OBJECT_NOT_FOUND', `no object ${fid}`);
-      const allowed = readers.get(fid);
-      if (readerKey !== undefined && allowed !== undefined && !allowed.includes(readerKey))
-        throw new AilinkError('ACCESS_DENIED', `${fid} is not wrapped for ${readerKey}`);
-      return b.slice();
-    },
-    async owned(owner: string, prefix: string) {
-      return [...names]
-        .filter(([fid, n]) => objects.has(fid) && n.owner === owner && (n.name ?? '').startsWith(prefix))
-        .map(([fid, n]) => ({ fid, name: n.name }));
-    },
-    /** fileBank.deleteFile's rule: only the owner deletes; an object already gone is skipped. */
-    async delete(owner: string, fids: readonly string[]) {
-      for (const fid of fids) {
-        if (!objects.has(fid)) continue;
-        if (names.get(fid)?.owner !== owner)
-          throw new AilinkError('CHAIN_CALL_REJECTED', `${owner} may not delete ${fid}: not its owner`);
-        objects.delete(fid);
-        deleted.push({ fid, by: owner });
-      }
-    },
-  };
-}
 
 /**
  * The genesis hash of the unit tests' "chain": admissions are signed for it. The protocol rules' test harness uses the
@@ -116,186 +63,26 @@ export function memoryObjects(defaultOwner = '') {
  */
 export const TEST_GENESIS = GENESIS_HASH;
 
-export function memoryLedger(): CoordinatorLedger & {
-  /** `coordinator`: the account that recorded the task, when not the world's coordinator (a squatter). */
-  tasks: Map<
-    string,
-    { digest: string; admitted: string[]; stopped?: boolean; stopReason?: string; coordinator?: string }
-  >;
-  rounds: Map<string, { round: number; manifest: string; digest: string }[]>;
-  terms: Map<string, { readers: string[]; price: string | null }>;
-  /** The seed the "chain" drew for an attempt, as the participants' chain view reads it. */
-  seedOf(task: string, round: number, attempt: number): { cohort: string; blockHash: string } | undefined;
-  /** The size of each admission batch, in the order they came. */
-  admitBatches: number[];
-} {
-  const terms = new Map<string, { readers: string[]; price: string | null }>();
-  const tasks = new Map<
-    string,
-    { digest: string; admitted: string[]; stopped?: boolean; stopReason?: string; coordinator?: string }
-  >();
-  const admitted = new Map<string, { account: string; identityKey: string }[]>();
-  const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
-  const seeds = new Map<string, { cohort: string; blockHash: string }>();
-  const admitBatches: number[] = [];
-  return {
-    genesisHash: TEST_GENESIS,
-    tasks,
-    rounds,
-    terms,
-    async setTerms(fid, readers, price) {
-      terms.set(fid, { readers: [...readers], price });
-    },
-    async createTask(task, digest, list) {
-      tasks.set(task, { digest, admitted: [...list] });
-    },
-    admitBatches,
-    async admitMany(batch) {
-      admitBatches.push(batch.length);
-      // Judged one by one, as the chain's rules judge each call of a batch.
-      return batch.map(({ task, account, identityKey }) => {
-        const list = admitted.get(task) ?? [];
-        if (list.some((p) => p.account === account))
-          return { admitted: false as const, reason: `${account} is already admitted to ${task}` };
-        admitted.set(task, [...list, { account, identityKey }]);
-        return { admitted: true as const };
-      });
-    },
-    admitted: (task) => admitted.get(task) ?? [],
-    membership(task) {
-      const t = tasks.get(task);
-      return t === undefined ? undefined : { allowed: t.admitted, stopped: t.stopped ?? false };
-    },
-    async stopTask(task, reason) {
-      const t = tasks.get(task);
-      if (t === undefined) throw new AilinkError('CHAIN_CALL_REJECTED', `no task ${task}`);
-      if (t.stopped) throw new AilinkError('CHAIN_CALL_REJECTED', `task ${task} was stopped`);
-      tasks.set(task, { ...t, stopped: true, stopReason: reason });
-    },
-    async recordRound(task, round, manifest, digest) {
-      const list = rounds.get(task) ?? [];
-      if (round !== list.length)
-        throw new AilinkError('CHAIN_CALL_REJECTED', `expected round ${list.length}, got ${round}`);
-      rounds.set(task, [...list, { round, manifest, digest }]);
-    },
-    anchored: (task) => rounds.get(task) ?? [],
-    async drawSeed(task, round, attempt, cohort) {
-      const key = `${task}/${round}/${attempt}`;
-      if (seeds.has(key)) throw new AilinkError('CHAIN_CALL_REJECTED', `${key} already has its seed`);
-      // A block hash nobody chose: fresh randomness per draw.
-      const blockHash = randomBytes(32).toString('hex');
-      seeds.set(key, { cohort, blockHash });
-      return blockHash;
-    },
-    seedDrawn: (task, round, attempt) => seeds.has(`${task}/${round}/${attempt}`),
-    seedOf: (task, round, attempt) => seeds.get(`${task}/${round}/${attempt}`),
-  };
-}
+export const memoryLedger = () => twinLedger(TEST_GENESIS, (n) => new Uint8Array(randomBytes(n)));
 
 /**
- * The unit tests' model package: a real layers topology (one dense layer over 4 features, 2 classes), stored in every
- * world. Its parameter count is stood in for by DIMENSION (`describeModel` below): the twins never build it.
+ * The unit tests' model package (the twins' stand-in), stored in every world. Its parameter count is stood in for by
+ * DIMENSION (`describeModel` below): the twins never build it.
  */
-export const UNIT_MODEL: ModelPackage = {
-  topology: {
-    class_name: 'Sequential',
-    config: {
-      name: 'unit',
-      layers: [{ class_name: 'Dense', config: { name: 'out', units: 2, batch_input_shape: [null, 4] } }],
-    },
-  },
-  weights: null,
-};
-export const UNIT_MODEL_BYTES = encodeModelPackage(UNIT_MODEL);
-export const UNIT_MODEL_FID = createHash('sha256').update(UNIT_MODEL_BYTES).digest('hex');
-
+export const UNIT_MODEL = STAND_IN_MODEL;
+export const UNIT_MODEL_BYTES = STAND_IN_MODEL_BYTES;
+export const UNIT_MODEL_FID = STAND_IN_MODEL_FID;
 /** The data schema the unit tasks declare: 4 numeric features, 2 classes (what UNIT_MODEL takes). */
-export const UNIT_DATA = {
-  kind: 'tabular',
-  columns: [
-    ...['a', 'b', 'c', 'd'].map((name) => ({ name, type: 'numeric', transform: 'none', missing: 'refuse' })),
-    { name: 'label', type: 'ignore' },
-  ],
-  label: { column: 'label', classes: ['no', 'yes'] },
-  // Nothing held out by default (no client-side evaluation, no closing round); tests that want it set a fraction.
-  holdout: 0,
-};
-
-/**
- * A deterministic stand-in for training (w + 0.01·sin(seeded index)) and for scoring: a participant's held-out rows
- * (their count is its `holdout`) count as correct in proportion to the model's first weight, and each loses 0.5.
- */
-export function fakeTrainer(examples: number) {
-  return {
-    async train(job: { weights: Float32Array; options: { seed: string } }) {
-      const h = createHash('sha256').update(job.options.seed).digest();
-      const out = new Float32Array(job.weights.length);
-      for (let i = 0; i < out.length; i++) out[i] = job.weights[i]! + 0.01 * Math.sin(h[i % 32]! + i);
-      await new Promise((r) => setTimeout(r, 20));
-      return { weights: out, loss: 1, examples, seconds: 0.02 };
-    },
-    async evaluate(job: { weights: Float32Array; data: { count: number } }) {
-      return fakeScore(job.weights, job.data.count);
-    },
-  };
-}
-
-/** What fakeTrainer's evaluate answers for weights on `examples` held-out rows. */
-export const fakeScore = (weights: Float32Array, examples: number) => ({
-  examples,
-  correct: Math.floor(examples * Math.abs(Math.sin(weights[0]! * 1000))),
-  lossSum: examples * 0.5,
-});
-
-const emptyExamples = (count: number) => ({
-  count,
-  shape: [4],
-  x: new Float32Array(count * 4),
-  y: new Uint16Array(count),
-});
-
-/**
- * A participant's data for the unit tasks: `holdout` rows held out (what fakeTrainer scores), and, for tasks that
- * need federated statistics, the given statistics words.
- */
-export function fakeLocalData(
-  label: string,
-  options: { holdout?: number; statistics?: Uint32Array } = {},
-): LocalData {
-  return {
-    fingerprint: createHash('sha256').update(`data/${label}`).digest('hex'),
-    rows: 100,
-    needsStatistics: options.statistics !== undefined,
-    statistics: () => options.statistics ?? new Uint32Array(0),
-    examples: () => ({ train: emptyExamples(100), holdout: emptyExamples(options.holdout ?? 0) }),
-  };
-}
-
-export const initialWeights = async (seed: string | null) => {
-  const h = createHash('sha256')
-    .update(seed ?? 'package')
-    .digest();
-  return Float32Array.from({ length: DIMENSION }, (_, i) => (h[i % 32]! - 128) / 1280);
-};
-
+export const UNIT_DATA = STAND_IN_DATA;
+/** The stand-in trainer, taking 20 ms a round. */
+export const fakeTrainer = (examples: number) => standInTrainer(examples, 20);
+export const fakeScore = standInScore;
+export const fakeLocalData = standInLocalData;
+export const initialWeights = async (seed: string | null) => standInInitial(seed, DIMENSION);
 /** The coordinator's `describeModel` twin: UNIT_MODEL's shape, DIMENSION weights from the seed. */
-export const describeModel = async (_pkg: ModelPackage, seed: string | null) => ({
-  spec: {
-    name: 'unit',
-    inputShape: [4],
-    outputUnits: 2,
-    output: 'logits' as const,
-    parameters: DIMENSION,
-    tensors: [{ name: 'out/kernel', shape: [DIMENSION] }],
-  },
-  initial: await initialWeights(seed),
-});
+export const describeModel = standInDescribe(DIMENSION);
 
-export function makeAccount(label: string): Account {
-  const seed = createHash('sha256').update(`sr/${label}`).digest();
-  const x = createHash('sha256').update(`x/${label}`).digest();
-  return accountFromSeeds(new Uint8Array(seed), new Uint8Array(x));
-}
+export const makeAccount = twinAccount;
 
 const BASE_SECAGG = { enabled: true, neighbours: 4, threshold: 3, range: 1, bits: 24, maxWeight: 1000 };
 
@@ -355,14 +142,16 @@ export interface World {
 export function makeWorld(
   dir = mkdtempSync(join(tmpdir(), 'ailink-coord-')),
   options: CoordinatorOptions & Pick<RoundDeps, 'fetchBudgetBytes'> = {},
+  /** The coordinator's account and server key (default: the 'coordinator' account, a fresh key). */
+  identity: { account?: Account; server?: { publicKey: Uint8Array; privateKey: Uint8Array } } = {},
 ): World {
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
-  const account = makeAccount('coordinator');
+  const account = identity.account ?? makeAccount('coordinator');
   const objects = memoryObjects(account.address);
   objects.objects.set(UNIT_MODEL_FID, UNIT_MODEL_BYTES);
   const ledger = memoryLedger();
-  const server = signingKeyPair((n) => new Uint8Array(randomBytes(n)));
+  const server = identity.server ?? signingKeyPair((n) => new Uint8Array(randomBytes(n)));
   const storePath = join(dir, 'coordinator.sqlite');
   const { fetchBudgetBytes, ...coordinatorOptions } = options;
   const logs: string[] = [];
@@ -439,10 +228,12 @@ export function makeParticipant(
      * with the task's server key.
      */
     tamper?: (a: WireAnnouncement) => Omit<WireAnnouncement, 'signature'>;
+    /** Its randomness (default: node:crypto's); a seeded one repeats a run exactly. */
+    random?: (n: number) => Uint8Array;
   } = {},
 ): Member {
   const account = makeAccount(label);
-  const identityKey = new Uint8Array(createHash('sha256').update(`id/${label}`).digest());
+  const identityKey = twinIdentityKey(label);
   const encoded = new Map<number, Uint32Array>();
   // The lie is told in the whole announcement the coordinator stored, signed again; this member gets its view of it.
   const lie = (raw: unknown): unknown => {
@@ -500,7 +291,7 @@ export function makeParticipant(
       trainer: options.trainer ?? fakeTrainer(options.examples ?? 100),
       loadData: options.data ?? (async () => fakeLocalData(label)),
       clock: systemClock,
-      random: (n) => new Uint8Array(randomBytes(n)),
+      random: options.random ?? ((n) => new Uint8Array(randomBytes(n))),
       log: () => {},
     },
     {
