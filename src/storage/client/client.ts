@@ -355,8 +355,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     let inFlight: Promise<void> | undefined;
     // A placed segment's buffer is filled again with the next chunk: two segment buffers serve the whole put. A new
     // one per segment left each placed segment (32 MiB) to the collector, and the gateway's peak RSS held one more.
-    const spare: Uint8Array[] = [];
-    const segmentBuffer = () => spare.pop() ?? new Uint8Array(objectProfile.segmentSize);
+    const freeBuffers: Uint8Array[] = [];
+    const segmentBuffer = () => freeBuffers.pop() ?? new Uint8Array(objectProfile.segmentSize);
     for await (const { bytes, last } of chunks(
       source,
       objectProfile.segmentSize,
@@ -390,7 +390,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       ).then(() => {
         // Every miner has answered for this segment: nothing reads its buffer any more.
         if (encoded.stored.byteOffset === 0 && encoded.stored.buffer.byteLength === objectProfile.segmentSize)
-          spare.push(new Uint8Array(encoded.stored.buffer as ArrayBuffer));
+          freeBuffers.push(new Uint8Array(encoded.stored.buffer as ArrayBuffer));
         onProgress?.({ kind: 'segment-stored', segment: at, bytes: length });
       });
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
