@@ -37,6 +37,7 @@ import {
   type ProtocolConfig,
   type RawBlock,
   type StateStore,
+  scaleCompact,
 } from '../src/chain/index.ts';
 import { fromHex } from '../src/shared/bytes.ts';
 import { strategyOf } from '../src/task/index.ts';
@@ -69,18 +70,7 @@ const BENCH_CONFIG: ProtocolConfig = {
   audit: { ...CONFIG.audit, tagDeadlineBlocks: 1_000_000_000 },
 };
 
-function compact(n: number): Uint8Array {
-  if (n < 1 << 6) return Uint8Array.of(n << 2);
-  if (n < 1 << 14) return Uint8Array.of(((n << 2) | 1) & 0xff, n >> 6);
-  if (n < 1 << 30) {
-    const v = (n * 4 + 2) >>> 0;
-    return Uint8Array.of(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24);
-  }
-  const out: number[] = [];
-  for (let v = BigInt(n); v > 0n; v >>= 8n) out.push(Number(v & 0xffn));
-  return Uint8Array.of(((out.length - 4) << 2) | 3, ...out);
-}
-const withLength = (body: Uint8Array) => new Uint8Array(Buffer.concat([compact(body.byteLength), body]));
+const withLength = (body: Uint8Array) => new Uint8Array(Buffer.concat([scaleCompact(body.byteLength), body]));
 const concat = (parts: readonly Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 const le64 = (n: bigint) => {
   const b = Buffer.alloc(16);
@@ -110,7 +100,7 @@ function blockHarness(state: StateStore, config: ProtocolConfig) {
         options.payments ??
         (options.paidToPot === undefined ? [] : [{ to: config.pot, amount: options.paidToPot }]);
       // The timestamp inherent (unsigned v4: pallet and call index, then the compact moment).
-      const inherent = withLength(concat([Uint8Array.of(0x04, 0x03, 0x00), compact(timestamp)]));
+      const inherent = withLength(concat([Uint8Array.of(0x04, 0x03, 0x00), scaleCompact(timestamp)]));
       // The signed extrinsic: v4 signed, MultiAddress::Id(signer), a signature, then a batch of the transfers and the remark.
       const signed = withLength(
         concat([
@@ -126,7 +116,7 @@ function blockHarness(state: StateStore, config: ProtocolConfig) {
       const extrinsicsRoot = blockHashOf(concat(extrinsics));
       const header = concat([
         fromHex(parent.slice(2)),
-        compact(number),
+        scaleCompact(number),
         new Uint8Array(32),
         fromHex(extrinsicsRoot.slice(2)),
         Uint8Array.of(0),

@@ -57,7 +57,8 @@ function readCompact(bytes: Uint8Array, at: number, what: string): { value: numb
   return { value: Number(v), next: at + need };
 }
 
-function compact(n: number): Uint8Array {
+/** SCALE compact encoding of a whole number ≥ 0 (what blocks and extrinsics prefix their lengths with). */
+export function compact(n: number): Uint8Array {
   if (n < 1 << 6) return Uint8Array.of(n << 2);
   if (n < 1 << 14) return Uint8Array.of(((n << 2) | 1) & 0xff, n >> 6);
   if (n < 1 << 30) {

@@ -47,6 +47,7 @@ export { DEV_ACCOUNTS, type DevChain, devSigner, startDevChain } from './devchai
 export {
   blockHashOf,
   checkBlockEvidence,
+  compact as scaleCompact,
   type DecodedHeader,
   decodeHeader,
   type EvidenceProblem,
