@@ -10,16 +10,23 @@
  * - an organisation, which comes back after a while or (one time in three) never;
  * - 1–3 miners at once (at most CHAOS_MINER_KILLS (3) in all), which never come back. The network has CHAOS_MINERS
  *   (15); with exactly 12, uploads defer the columns of dead miners (up to 4), which nobody can restore until a miner
- *   holding no column of the object appears.
- * Then every anchored round must pass `ailink audit verify --json`. Every wait has a deadline (a missed one is a
- * hang); every child leads its own process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
- * Not part of `npm test`. Flags (environment): CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5),
- * CHAOS_FAULT_EVERY_S (40: mean seconds between faults), CHAOS_MINERS (15), CHAOS_MINER_KILLS (3),
- * CHAOS_DEADLINE_S (600: the whole task).
+ *   holding no column of the object appears;
+ * - the chain (`ailink chain`, a process of its own that `ailink dev --chain` starts the miners on), at most
+ *   CHAOS_CHAIN_KILLS (2) times, whatever is in flight; it is restarted from its database on the same port after
+ *   1–5 s, and every client must find it again.
+ * Meanwhile a storer (`ailink store put` with the network operator's key) puts an object of 4 KiB – 2 MiB of random
+ * bytes every CHAOS_PUT_EVERY_S (20) seconds. A put that fails is not an object: only a put that printed its fid is.
+ * Then every anchored round must pass `ailink audit verify --json`, and every object put must read back
+ * (`ailink store get`) byte for byte. Every wait has a deadline (a missed one is a hang); every child leads its own
+ * process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
+ * Flags (environment): CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (40: mean seconds
+ * between faults), CHAOS_MINERS (15), CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_PUT_EVERY_S (20; 0: no
+ * puts), CHAOS_DEADLINE_S (600: the whole task).
  * Prints a table, then one JSON line.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +41,11 @@ const ORGS = Number(process.env.CHAOS_ORGS ?? 5);
 const FAULT_EVERY_S = Number(process.env.CHAOS_FAULT_EVERY_S ?? 40);
 const MINERS = Number(process.env.CHAOS_MINERS ?? 15);
 const MINER_KILLS = Number(process.env.CHAOS_MINER_KILLS ?? 3);
+const CHAIN_KILLS = Number(process.env.CHAOS_CHAIN_KILLS ?? 2);
+const PUT_EVERY_S = Number(process.env.CHAOS_PUT_EVERY_S ?? 20);
 const DEADLINE_S = Number(process.env.CHAOS_DEADLINE_S ?? 600);
+/** The storer's object sizes: one column's worth of a small object, and objects of a segment of their own size. */
+const PUT_SIZES = [4 * 1024, 256 * 1024, 2 * 1024 * 1024] as const;
 /** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
 const COHORT_MIN = Math.max(3, ORGS - 1);
 /** Every failpoint is on the coordinator's path: it sums updates and stores models, manifests and material. */
@@ -248,7 +259,7 @@ function splitPenguins(dirs: readonly string[]): string[] {
 
 // ---- the run ----
 
-type FaultKind = 'coordinator' | 'coordinator-at' | 'organisation' | 'miners';
+type FaultKind = 'coordinator' | 'coordinator-at' | 'organisation' | 'miners' | 'chain';
 interface Fault {
   at: number;
   kind: FaultKind;
@@ -258,11 +269,87 @@ const faults: Fault[] = [];
 /** Seconds (since start) at which each round was anchored, in order; from every coordinator incarnation's log. */
 const roundsDone = new Map<number, number>();
 let abortedAttempts = 0;
+/** The storer's objects: only those whose put printed a fid. */
+interface Stored {
+  fid: string;
+  size: number;
+  sha256: string;
+}
+const stored: Stored[] = [];
+let putsFailed = 0;
+let objectsLost = 0;
+let bytesVerified = 0;
+const lostList: string[] = [];
 let auditOk: boolean | null = null;
 let auditRounds = 0;
 let failure: string | undefined;
 /** Organisations that left with an error of their own. */
 const orgExits: string[] = [];
+
+/** Runs `ailink ARGS` to its end, or SIGKILLs it and counts a hang after `timeoutMs`. Resolves with its exit code. */
+async function runToEnd(p: Proc, timeoutMs: number, what: string): Promise<number | null | 'hang'> {
+  const code = await Promise.race([p.exited, sleep(timeoutMs).then(() => 'hang' as const)]);
+  if (code === 'hang') {
+    hangs++;
+    hangList.push(what);
+    log(`HANG: ${what} did not end within ${timeoutMs} ms`);
+    killGroup(p.child);
+  }
+  return code;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** The storer: one put after another with a pause between, until `stop` says so. */
+async function storeObjects(
+  storeArgs: readonly string[],
+  dir: string,
+  logs: string,
+  stop: () => boolean,
+): Promise<void> {
+  for (let n = 0; !stop(); n++) {
+    const size = pick(PUT_SIZES);
+    const bytes = randomBytes(size);
+    const file = join(dir, `object-${n}`);
+    writeFileSync(file, bytes);
+    const put = ailink(`put-${n}`, ['store', 'put', file, ...storeArgs], logs);
+    const code = await runToEnd(put, 240_000, `store put ${n}`);
+    const fid = /^([0-9a-f]{64})$/m.exec(put.stdout())?.[1];
+    if (code === 0 && fid !== undefined) {
+      stored.push({ fid, size, sha256: sha256(bytes) });
+      log(`put ${n}: ${size} bytes as ${fid.slice(0, 12)}…`);
+    } else {
+      putsFailed++;
+      log(`put ${n} failed (${code}): ${put.stderr().trim().split('\n').at(-1)?.slice(0, 160)}`);
+    }
+    rmSync(file, { force: true });
+    const until = Date.now() + PUT_EVERY_S * 1000;
+    while (Date.now() < until && !stop()) await sleep(250);
+  }
+}
+
+/** Every object put reads back byte for byte. */
+async function readBack(storeArgs: readonly string[], dir: string, logs: string): Promise<void> {
+  for (const [n, o] of stored.entries()) {
+    const out = join(dir, `read-${n}`);
+    const get = ailink(`get-${n}`, ['store', 'get', o.fid, '--out', out, ...storeArgs], logs);
+    const code = await runToEnd(get, 240_000, `store get ${n}`);
+    let same = false;
+    if (code === 0) {
+      const bytes = readFileSync(out);
+      same = bytes.length === o.size && sha256(bytes) === o.sha256;
+      rmSync(out, { force: true });
+    }
+    if (same) bytesVerified += o.size;
+    else {
+      objectsLost++;
+      lostList.push(
+        `${o.fid} (${o.size} bytes): ${code === 0 ? 'different bytes' : get.stderr().trim().split('\n').at(-1)?.slice(0, 160)}`,
+      );
+      log(`LOST ${lostList.at(-1)}`);
+    }
+  }
+}
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'ailink-chaos-'));
@@ -280,10 +367,27 @@ async function main(): Promise<void> {
   const orgs = await Promise.all(Array.from({ length: ORGS }, (_, i) => keyOf(`org-${i + 1}`)));
 
   const netDir = join(work, 'network');
+  // The chain runs apart from `ailink dev`, on a port kept across its restarts: every client has its endpoint.
+  const chainPort = await freePort();
+  let chainRuns = 0;
+  const startChain = async (): Promise<Proc> => {
+    const p = ailink(
+      `chain-${chainRuns++}`,
+      ['chain', '--port', String(chainPort), '--data-dir', join(netDir, 'chain')],
+      logs,
+    );
+    await waitFor(() => p.stdout().includes('"event":"ready"') || !p.alive(), 120_000, 'the chain ready');
+    return p;
+  };
+  let chain = await startChain();
+  const endpoint = /"endpoint":"([^"]+)"/.exec(chain.stdout())?.[1];
+  if (endpoint === undefined) throw new Error(`ailink chain did not start:\n${chain.stderr()}`);
   const dev = ailink(
     'dev',
     [
       'dev',
+      '--chain',
+      endpoint,
       '--miners',
       String(MINERS),
       '--data-dir',
@@ -292,10 +396,12 @@ async function main(): Promise<void> {
     ],
     logs,
   );
-  const endpoint = await waitFor(() => /chain: (ws:\/\/\S+)/.exec(dev.stderr())?.[1], 240_000, 'the chain');
-  const ready = await waitFor(() => dev.stderr().includes('network ready'), 240_000, 'the miners');
-  if (endpoint === undefined || ready === undefined)
-    throw new Error(`ailink dev did not start:\n${dev.stderr()}`);
+  const ready = await waitFor(
+    () => dev.stderr().includes('network ready') || !dev.alive(),
+    240_000,
+    'the miners',
+  );
+  if (ready === undefined || !dev.alive()) throw new Error(`ailink dev did not start:\n${dev.stderr()}`);
   const minerPids = (
     JSON.parse(readFileSync(join(netDir, 'network.json'), 'utf8')) as {
       processes: { role: string; name: string; pid: number }[];
@@ -400,8 +506,28 @@ async function main(): Promise<void> {
     return orgProcs.every((p, i) => gone.has(i) || (p !== null && !p.alive()));
   };
 
-  let minersKilled = 0;
   const deadline = Date.now() + DEADLINE_S * 1000;
+  const storer = await keyOf('storer');
+  const storeArgs = [
+    '--network',
+    join(netDir, 'network.json'),
+    '--key',
+    join(netDir, 'keys', 'operator.json'),
+    '--state-dir',
+    storer.dir,
+  ];
+  const storing =
+    PUT_EVERY_S > 0
+      ? storeObjects(
+          storeArgs,
+          storer.dir,
+          logs,
+          () => finished() || Date.now() >= deadline || failure !== undefined,
+        )
+      : Promise.resolve();
+
+  let minersKilled = 0;
+  let chainKills = 0;
   /** The failpoint the running coordinator is armed with, if any. */
   let armed: Failpoint | undefined;
   /** A coordinator that killed itself at its failpoint is counted as a fault and restarted, unarmed. */
@@ -430,8 +556,23 @@ async function main(): Promise<void> {
     if (failure !== undefined || finished() || Date.now() >= deadline) break;
     const kinds: FaultKind[] = ['coordinator', 'organisation'];
     if (minersKilled < MINER_KILLS) kinds.push('miners');
+    if (chainKills < CHAIN_KILLS) kinds.push('chain');
     const kind = pick(kinds);
-    if (kind === 'coordinator') {
+    if (kind === 'chain') {
+      killGroup(chain.child);
+      await chain.exited;
+      chainKills++;
+      const downMs = 1000 + rand() * 4000;
+      faults.push({ at: since(), kind, what: `SIGKILL, restart after ${(downMs / 1000).toFixed(1)} s` });
+      log(`FAULT chain: SIGKILL; restart in ${(downMs / 1000).toFixed(1)} s`);
+      await sleep(downMs);
+      chain = await startChain();
+      if (!chain.alive()) {
+        failure = `the chain did not come back:\n${chain.stderr().slice(-2000)}`;
+        break;
+      }
+      log(`chain restarted at height ${/"height":(\d+)/.exec(chain.stdout())?.[1]}`);
+    } else if (kind === 'coordinator') {
       killGroup(coord.child);
       await coord.exited;
       const downMs = 1000 + rand() * 4000;
@@ -502,6 +643,7 @@ async function main(): Promise<void> {
     log(`HANG: the task did not finish within ${DEADLINE_S} s`);
   }
   scan();
+  await storing;
 
   // The audit: every anchored round, from the chain and the miners only.
   log('audit verify …');
@@ -538,6 +680,8 @@ async function main(): Promise<void> {
       log(`audit printed no JSON (exit ${code}):\n${audit.stderr().slice(-2000)}`);
     }
   }
+  log(`reading back ${stored.length} objects …`);
+  await readBack(storeArgs, storer.dir, logs);
   log(`logs in ${logs}`);
 }
 
@@ -562,6 +706,7 @@ function report(): void {
     'coordinator-at': 0,
     organisation: 0,
     miners: 0,
+    chain: 0,
   };
   for (const f of faults) byKind[f.kind]++;
   const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
@@ -577,6 +722,10 @@ function report(): void {
     organisations_exited: orgExits.length,
     audit_ok: auditOk,
     audit_rounds: auditRounds,
+    objects_put: stored.length,
+    puts_failed: putsFailed,
+    objects_lost: objectsLost,
+    bytes_verified: bytesVerified,
     faults_injected: byKind,
     recovery_s: {
       median: round1(median(recovery)),
@@ -598,6 +747,10 @@ function report(): void {
   w.write(
     `\nrounds ${completed}/${ROUNDS} completed, ${abortedAttempts} attempts aborted, hangs ${hangs}${hangList.length ? ` (${hangList.join('; ')})` : ''}, audit ${auditOk === null ? 'not run' : auditOk ? `ok (${auditRounds} rounds)` : 'FAILED'}\n`,
   );
+  w.write(
+    `objects ${stored.length} put (${putsFailed} puts failed), ${objectsLost} lost, ${bytesVerified} bytes read back and verified\n`,
+  );
+  for (const e of lostList) w.write(`object lost: ${e}\n`);
   for (const e of orgExits) w.write(`organisation left: ${e}\n`);
   if (failure) w.write(`failure: ${failure}\n`);
   w.write(`${JSON.stringify(out)}\n`);
@@ -612,5 +765,6 @@ try {
 }
 report();
 killAll();
-const ok = exitCode === 0 && hangs === 0 && auditOk === true && roundsDone.size >= ROUNDS;
+const ok =
+  exitCode === 0 && hangs === 0 && auditOk === true && roundsDone.size >= ROUNDS && objectsLost === 0;
 process.exit(ok ? 0 : 1);

@@ -125,7 +125,15 @@ export interface ChainClientOptions {
   readonly retries?: number;
   /** How long an unanswered submission is looked for on chain before it is a CHAIN_TIMEOUT (default 30 s). */
   readonly lookupMs?: number;
+  /**
+   * How long a request waits for a lost connection to come back before it is a CHAIN_UNREACHABLE (default 60 s: a
+   * dev chain restarted from its database listened again after ~10 s on a loaded machine, measured by bench:chaos).
+   */
+  readonly reconnectMs?: number;
 }
+
+/** Pause between attempts to reconnect to a chain whose connection dropped. */
+const RECONNECT_EVERY_MS = 1000;
 
 /**
  * Connects to any Substrate endpoint. Nonces are tracked per account here because a pool that does not order by
@@ -165,6 +173,53 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   }
   const retries = options.retries ?? 3;
   const lookupMs = options.lookupMs ?? 30_000;
+  const reconnectMs = options.reconnectMs ?? 60_000;
+  // A dropped connection is made again, every RECONNECT_EVERY_MS, until `close`: a long-lived process (a miner, a
+  // coordinator, an organisation) outlives a restart of its node. The provider then subscribes again to what it
+  // followed (not to submissions: `sendOnce` deals with those), and the api reloads what it needs.
+  let closing = false;
+  provider.on('disconnected', () => {
+    if (!closing)
+      setTimeout(() => {
+        if (!closing && !provider.isConnected) provider.connect().catch(() => {});
+      }, RECONNECT_EVERY_MS).unref();
+  });
+  /**
+   * Resolves at once while connected; otherwise when the connection is back.
+   * @throws CHAIN_UNREACHABLE when it is not back within `reconnectMs`
+   */
+  const connected = async (what: string): Promise<void> => {
+    if (provider.isConnected) return;
+    if (closing) throw new AilinkError('CHAIN_UNREACHABLE', `${what}: the chain client is closed`);
+    let off = () => {};
+    try {
+      await withDeadline(
+        new Promise<void>((resolve) => {
+          off = provider.on('connected', () => resolve());
+        }),
+        reconnectMs,
+        what,
+      );
+    } catch {
+      throw new AilinkError(
+        'CHAIN_UNREACHABLE',
+        `${what}: the connection to ${endpoint} dropped and did not come back within ${reconnectMs} ms; is the chain running?`,
+      );
+    } finally {
+      off();
+    }
+  };
+  /** A read: waits for a lost connection, and is asked again once if the connection drops under it. */
+  const reading = async <T>(what: string, read: () => Promise<T>): Promise<T> => {
+    await connected(what);
+    try {
+      return await read();
+    } catch (err) {
+      if (!isDisconnect(err)) throw err;
+      await connected(what);
+      return read();
+    }
+  };
   const nonces = new Map<string, number>();
   /** Per account: the submissions waiting for its extrinsic in flight, and the loop sending them. */
   const waiting = new Map<string, Waiting[]>();
@@ -195,14 +250,17 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     return err.toString();
   };
 
+  /** `pinned`: the nonce of a submission sent again after the connection dropped under it. */
   async function sendOnce(
     signer: ChainSigner,
     tx: SubmittableExtrinsic<'promise'>,
     what: string,
     options: SubmitOptions,
+    pinned?: number,
   ): Promise<Omit<Inclusion, 'firstItem'>> {
     const address = signer.address;
-    let nonce = nonces.get(address);
+    await connected(what);
+    let nonce = pinned ?? nonces.get(address);
     if (nonce === undefined) {
       nonce = (await api.rpc.system.accountNextIndex(address)).toNumber();
     }
@@ -228,6 +286,10 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     const onAbort = () =>
       reject(new AilinkError('ABORTED', `${what}: cancelled while waiting for inclusion`));
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    // A dropped connection takes the inclusion's subscription with it, and it is not made again.
+    const offDisconnect = provider.on('disconnected', () =>
+      reject(new Error(`disconnected from ${endpoint} while waiting for inclusion`)),
+    );
     try {
       unsubscribe = await tx.signAndSend(address, { nonce, signer: rawSigner(signer) }, (result) => {
         const { status } = result;
@@ -276,10 +338,18 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
         });
       }
       // No answer to the submission (the node is slow or the link dropped): the pool may have taken it, and it may
-      // still land. Sending it again could pay twice, so look for it on chain instead; if it is not found in time,
-      // the caller decides, and the next send asks for the nonce anew.
+      // still land. Sending it again with a new nonce could pay twice, so look for it on chain instead; if it is not
+      // found in time, the caller decides, and the next send asks for the nonce anew.
       nonces.delete(address);
       promise.catch(() => {}); // the deadline may reject it while we look; the lookup has its own
+      if (pinned === undefined && isDisconnect(err)) {
+        // The link dropped under it. Once back, a node whose pool (or chain) has no transaction of this account at
+        // this nonce never got it or forgot it (a restarted node starts with an empty pool): send it again with the
+        // same nonce, which lets at most one of the two land.
+        await connected(what);
+        if ((await api.rpc.system.accountNextIndex(address)).toNumber() === nonce)
+          return sendOnce(signer, tx, what, options, nonce);
+      }
       // A node that does not answer the lookup either leaves the fate unknown; a call found failed is that failure.
       const found = await findSent(address, nonce, tx.hash.toHex(), what, options).catch(
         (lookup: unknown) => {
@@ -295,8 +365,10 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       );
     } finally {
       clearTimeout(timer);
+      offDisconnect();
       options.signal?.removeEventListener('abort', onAbort);
-      unsubscribe?.();
+      // Its subscription went with a dropped connection: there is nothing left to unsubscribe from.
+      if (provider.isConnected) unsubscribe?.();
     }
   }
 
@@ -321,6 +393,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
         ? await api.rpc.chain.getBlockHash()
         : await api.rpc.chain.getFinalizedHead();
     while (Date.now() < until && options.signal?.aborted !== true) {
+      await connected(what);
       const at = await head();
       const account = (await api.query.system.account.at(at, address)) as unknown as {
         nonce: { toNumber(): number };
@@ -444,14 +517,16 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     read: (number: number, hash: HexString) => Promise<T>,
   ) {
     const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i);
-    const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
-    return Promise.all(
-      numbers.map((number, i) => {
-        const hash = hashes[i];
-        if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
-        return read(number, hash);
-      }),
-    );
+    return reading(`blocks ${from}..${to}`, async () => {
+      const hashes = await provider.send<(HexString | null)[]>('chain_getBlockHash', [numbers]);
+      return Promise.all(
+        numbers.map((number, i) => {
+          const hash = hashes[i];
+          if (hash == null) throw new AilinkError('NOT_FOUND', `the chain has no block ${number}`);
+          return read(number, hash);
+        }),
+      );
+    });
   }
 
   const client: ChainClient = {
@@ -472,14 +547,16 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       });
     },
     async balance(address) {
-      const info = (await api.query.system.account(address)) as unknown as {
+      const info = (await reading('balance', () => api.query.system.account(address))) as unknown as {
         data: { free: { toBigInt(): bigint } };
       };
       return info.data.free.toBigInt();
     },
     async finalizedHeight() {
-      const hash = await api.rpc.chain.getFinalizedHead();
-      const height = (await api.rpc.chain.getHeader(hash)).number.toNumber();
+      const height = await reading('finalized height', async () => {
+        const hash = await api.rpc.chain.getFinalizedHead();
+        return (await api.rpc.chain.getHeader(hash)).number.toNumber();
+      });
       finalizedSeen = Math.max(finalizedSeen, height);
       return height;
     },
@@ -493,11 +570,13 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
           `block ${number} is not finalized yet (finalized height ${finalized})`,
         );
       }
-      const hash = await api.rpc.chain.getBlockHash(number);
-      const [signed, records] = await Promise.all([
-        api.rpc.chain.getBlock(hash),
-        api.query.system.events.at(hash) as unknown as Promise<EventRecord[]>,
-      ]);
+      const hash = await reading(`block ${number}`, () => api.rpc.chain.getBlockHash(number));
+      const [signed, records] = await reading(`block ${number}`, () =>
+        Promise.all([
+          api.rpc.chain.getBlock(hash),
+          api.query.system.events.at(hash) as unknown as Promise<EventRecord[]>,
+        ]),
+      );
       return decodeBlock(
         number,
         hash.toHex(),
@@ -550,6 +629,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       });
     },
     async followFinalized(onHeight) {
+      await connected('following finalized blocks');
       return api.rpc.chain.subscribeFinalizedHeads((header) => {
         finalizedSeen = Math.max(finalizedSeen, header.number.toNumber());
         onHeight(header.number.toNumber());
@@ -557,6 +637,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     },
     async close() {
       await Promise.allSettled([...senders.values()]);
+      closing = true;
       await closeQuietly(provider, api);
     },
   };
@@ -859,6 +940,15 @@ function rawSigner(signer: ChainSigner) {
       return { id: ++id, signature: u8aToHex(signature) as `0x${string}` };
     },
   };
+}
+
+/** Whether `err` is a request cut off by a dropped connection (the provider's own words for it). */
+function isDisconnect(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    !hasCode(err) &&
+    /disconnected from|WebSocket is not connected|Abnormal Closure/.test(err.message)
+  );
 }
 
 /** Resolves once the socket is open, rejects on the provider's first error (as `throwOnConnect` does). */

@@ -104,6 +104,13 @@ export async function startDevChain(options: DevChainOptions): Promise<DevChain>
       return save({ ...block, storageDiff: rest });
     };
   }
+  // Durable before announced: chopsticks makes a block the head (telling every subscriber it is final) and only then
+  // writes it, so a crash in between took back a block clients had seen finalized (bench:chaos kills the chain).
+  // Written first, a crash at worst loses a block nobody was told of.
+  chain.onNewBlock = async (block) => {
+    await chain.saveBlockToDB(block);
+    await chain.setHead(block);
+  };
   if (resume) {
     // Saving was off only for the start-up block; the field is typed read-only but is a plain property.
     (chain as { saveBlocks: boolean }).saveBlocks = true;

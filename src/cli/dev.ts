@@ -17,6 +17,7 @@ export async function devCommand(argv: string[]): Promise<void> {
       allow: { type: 'string', multiple: true },
       host: { type: 'string' },
       gateway: { type: 'boolean' },
+      chain: { type: 'string' },
     },
   });
   const count = positiveInt(values.miners, 'miners', 12);
@@ -27,7 +28,11 @@ export async function devCommand(argv: string[]): Promise<void> {
         ? 'production'
         : usageError('--profile: production or test');
   const dataDir = values['data-dir'] ?? './ailink-data';
-  console.error(`starting the dev chain, a verifier and ${count} miners in ${resolve(dataDir)} …`);
+  console.error(
+    values.chain === undefined
+      ? `starting the dev chain, a verifier and ${count} miners in ${resolve(dataDir)} …`
+      : `starting a verifier and ${count} miners on the chain at ${values.chain} in ${resolve(dataDir)} …`,
+  );
   const network = await startDevNetwork(
     { random: systemRandom },
     {
@@ -36,6 +41,7 @@ export async function devCommand(argv: string[]): Promise<void> {
       profile,
       allow: values.allow ?? [],
       ...(values.host === undefined ? {} : { host: values.host }),
+      ...(values.chain === undefined ? {} : { chainEndpoint: wsEndpoint(values.chain) }),
     },
   );
   for (const m of [...network.miners, ...(network.verifier ? [network.verifier] : [])]) {
@@ -70,4 +76,13 @@ export async function devCommand(argv: string[]): Promise<void> {
   console.error('stopping …');
   await gateway?.stop();
   await network.stop();
+}
+
+/** `--chain` names a WebSocket endpoint, as `ailink chain` prints it. */
+function wsEndpoint(value: string): string {
+  return /^wss?:\/\/[^/\s]+/.test(value)
+    ? value
+    : usageError(
+        `--chain: a WebSocket endpoint such as ws://127.0.0.1:9944 (as \`ailink chain\` prints it), not ${JSON.stringify(value)}`,
+      );
 }

@@ -4,12 +4,16 @@ export const USAGE = `ailink — federated learning on decentralized storage
 
   ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
   ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
-             [--host ADDR] [--gateway]            run a local network until Ctrl-C, every process bound to ADDR
+             [--host ADDR] [--gateway] [--chain WS]
+                                                  run a local network until Ctrl-C, every process bound to ADDR
                                                   (default 127.0.0.1); writes <data-dir>/network.json; the
                                                   operator and each --allow account are funded and get space;
-                                                  --gateway: the operator's S3 gateway too (<data-dir>/gateway)
-  ailink chain [--port 9944] [--host 127.0.0.1] [--data-dir ./ailink-data/chain]
-                                                  run the dev chain until Ctrl-C; its blocks persist
+                                                  --gateway: the operator's S3 gateway too (<data-dir>/gateway);
+                                                  --chain: on a chain already running (\`ailink chain\`) rather
+                                                  than one in this process
+  ailink chain [--port 9944] [--host 127.0.0.1] [--data-dir ./ailink-data/chain] [--heartbeat-ms 3000]
+                                                  run the dev chain until Ctrl-C; its blocks persist; an empty
+                                                  block when none came for --heartbeat-ms (0: none)
   ailink miner --data-dir DIR [--listen MULTIADDR] [--announce MULTIADDR] [--capacity BYTES]
                [--max-fragment BYTES] [--chain WS [--collateral PLANCKS] [--protocol FILE] [--idle-space BYTES]]
                [--collect-grace SECONDS] [--allow ADDRESS]...

@@ -77,6 +77,12 @@ export interface DevNetworkOptions {
   /** The dev chain's port (default: any free one). */
   readonly chainPort?: number;
   /**
+   * A chain already running (`ailink chain`) to start the network on instead of one in this process: it then lives
+   * and dies apart from the miners (a crash of one is not a crash of the other) and is left running on stop.
+   * `chainPort` and `heartbeatMs` are that chain's business then.
+   */
+  readonly chainEndpoint?: string;
+  /**
    * The address every process binds (default 127.0.0.1): the chain's WebSocket and each miner's and the verifier's
    * libp2p listener, e.g. this host's address on a network that other hosts reach.
    */
@@ -145,12 +151,16 @@ export async function startDevNetwork(
   const progress = options.onProgress ?? (() => {});
   progress({ step: 'chain' });
   const bind = options.host ?? '127.0.0.1';
-  const chain = await startDevChain({
-    port: options.chainPort ?? 0,
-    host: bind,
-    dataDir: join(dataDir, 'chain'),
-    heartbeatMs: options.heartbeatMs ?? 3000,
-  });
+  // A chain of its own in this process, or one already running elsewhere (`ailink chain`), which it leaves running.
+  const chain =
+    options.chainEndpoint === undefined
+      ? await startDevChain({
+          port: options.chainPort ?? 0,
+          host: bind,
+          dataDir: join(dataDir, 'chain'),
+          heartbeatMs: options.heartbeatMs ?? 3000,
+        })
+      : { endpoint: options.chainEndpoint, close: async () => {} };
   const names = Array.from({ length: options.miners }, (_, i) => `miner-${String(i + 1).padStart(2, '0')}`);
   // Miner accounts exist before the miners start, so that one transaction funds them all.
   const minerAccounts = await Promise.all(

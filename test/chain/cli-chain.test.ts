@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,18 @@ function startChain(
   });
 }
 
+/** A free loopback port, for a chain that must come back where its clients look for it. */
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => res(port));
+    });
+  });
+}
+
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null)
     return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
@@ -64,7 +77,7 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 describe('ailink chain', () => {
   it('serves until SIGTERM, exits 0, and resumes from its data dir at the same height', async () => {
     const dataDir = join(tmp, 'chain');
-    const first = await startChain(['--port', '0', '--data-dir', dataDir]);
+    const first = await startChain(['--port', '0', '--data-dir', dataDir, '--heartbeat-ms', '0']);
     expect(first.ready.event).toBe('ready');
     expect(first.ready.resumed).toBe(false);
     expect(new URL(first.ready.endpoint).hostname).toBe('127.0.0.1');
@@ -81,7 +94,7 @@ describe('ailink chain', () => {
     first.child.kill('SIGTERM');
     expect(await exitOf(first.child), first.stderr()).toEqual({ code: 0, signal: null });
 
-    const second = await startChain(['--port', '0', '--data-dir', dataDir]);
+    const second = await startChain(['--port', '0', '--data-dir', dataDir, '--heartbeat-ms', '0']);
     expect(second.ready).toMatchObject({ event: 'ready', resumed: true, height });
     const again = await connectChain(second.ready.endpoint);
     expect(again.genesisHash).toBe(client.genesisHash);
@@ -90,6 +103,42 @@ describe('ailink chain', () => {
     second.child.kill('SIGINT');
     expect(await exitOf(second.child), second.stderr()).toEqual({ code: 0, signal: null });
   });
+
+  it('survives a SIGKILL of the chain: clients reconnect, follow on, submit, and no block they saw is lost', async () => {
+    // issue 18 §1, found by bench:chaos: a client lost its chain for good when the node restarted, and chopsticks made
+    // a block the head (final, announced) before writing it, so a kill in between took back a block clients had seen.
+    const dataDir = join(tmp, 'killed');
+    const port = await freePort();
+    const args = ['--port', String(port), '--data-dir', dataDir, '--heartbeat-ms', '200'];
+    const first = await startChain(args);
+    const client = await connectChain(first.ready.endpoint, { reconnectMs: 60_000 });
+    const heights: number[] = [];
+    await client.followFinalized((h) => heights.push(h));
+    // Kill it while it seals a block every 200 ms: one is often in the middle of being written.
+    await new Promise((r) => setTimeout(r, 1500));
+    const seen = await client.finalizedHeight();
+    const seenHash = (await client.block(seen)).hash;
+    first.child.kill('SIGKILL');
+    await exitOf(first.child);
+    // A submission made while the chain is down waits for it rather than failing at once.
+    const inclusion = client.submit(devSigner('Bob'), [
+      { kind: 'remark', payload: new TextEncoder().encode('sent while down') },
+    ]);
+    const second = await startChain(args);
+    expect(second.ready.resumed).toBe(true);
+    expect(second.ready.height).toBeGreaterThanOrEqual(seen);
+    const landed = await inclusion;
+    expect(landed.blockNumber).toBeGreaterThan(seen);
+    expect((await client.block(seen)).hash).toBe(seenHash);
+    // Following goes on past the restart.
+    const followed = heights.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(heights.length).toBeGreaterThan(followed);
+    expect(Math.max(...heights)).toBeGreaterThanOrEqual(landed.blockNumber);
+    await client.close();
+    second.child.kill('SIGTERM');
+    await exitOf(second.child);
+  }, 90_000);
 
   it('refuses a bad --port with a usage error (exit 2)', async () => {
     const child = spawn(process.execPath, [BIN, 'chain', '--port', '70000'], { cwd: tmp, stdio: 'pipe' });
