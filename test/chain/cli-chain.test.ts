@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectChain } from '../../src/chain/client.ts';
 import { devSigner } from '../../src/chain/devchain.ts';
@@ -139,6 +140,30 @@ describe('ailink chain', () => {
     second.child.kill('SIGTERM');
     await exitOf(second.child);
   }, 90_000);
+
+  it('writes each block to its data dir before it tells anyone of it', async () => {
+    // The order that makes a kill safe: a block announced (final, to every subscriber) is already on disk.
+    const dataDir = join(tmp, 'durable');
+    const chain = await startChain(['--port', '0', '--data-dir', dataDir, '--heartbeat-ms', '100']);
+    const db = new Database(join(dataDir, 'chain.sqlite'), { readonly: true, fileMustExist: true });
+    const onDisk = db.prepare<[number], { hash: string }>('SELECT hash FROM block WHERE number = ?');
+    const client = await connectChain(chain.ready.endpoint);
+    const announced: number[] = [];
+    const missing: number[] = [];
+    const enough = new Promise<void>((resolve) => {
+      void client.followFinalized((height) => {
+        announced.push(height);
+        if (onDisk.get(height) === undefined) missing.push(height);
+        if (announced.length >= 8) resolve();
+      });
+    });
+    await enough;
+    db.close();
+    await client.close();
+    chain.child.kill('SIGTERM');
+    await exitOf(chain.child);
+    expect(missing, `announced ${announced.join(', ')}`).toEqual([]);
+  }, 60_000);
 
   it('refuses a bad --port with a usage error (exit 2)', async () => {
     const child = spawn(process.execPath, [BIN, 'chain', '--port', '70000'], { cwd: tmp, stdio: 'pipe' });
