@@ -13,18 +13,22 @@
  *   holding no column of the object appears;
  * - the chain (`ailink chain`, a process of its own that `ailink dev --chain` starts the miners on), at most
  *   CHAOS_CHAIN_KILLS (2) times, whatever is in flight; it is restarted from its database on the same port after
- *   1–5 s, and every client must find it again.
+ *   1–5 s, and every client must find it again;
+ * - from the start, one miner's disk: its data dir is a tmpfs of CHAOS_FULL_DISK_MIB (6; 0: none), which fills up
+ *   during the run (mounting needs root; without it this fault is left out, and the log says so).
  * Meanwhile a storer (`ailink store put` with the network operator's key) puts an object of 4 KiB – 2 MiB of random
  * bytes every CHAOS_PUT_EVERY_S (20) seconds. A put that fails is not an object: only a put that printed its fid is.
  * Then every anchored round must pass `ailink audit verify --json`, and every object put must read back
  * (`ailink store get`) byte for byte. Every wait has a deadline (a missed one is a hang); every child leads its own
  * process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
- * Flags (environment): CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (40: mean seconds
- * between faults), CHAOS_MINERS (15), CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_PUT_EVERY_S (20; 0: no
- * puts), CHAOS_DEADLINE_S (600: the whole task).
+ * Every kind of fault comes once before any comes again.
+ * Flags (environment; defaults of the release profile): CHAOS_PROFILE (release, or ci: see PROFILES), CHAOS_SEED (1),
+ * CHAOS_ROUNDS (3), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (40: mean seconds between faults), CHAOS_MINERS (15),
+ * CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_PUT_EVERY_S (20; 0: no puts), CHAOS_FULL_DISK_MIB (6),
+ * CHAOS_DEADLINE_S (600: the whole task).
  * Prints a table, then one JSON line.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -35,15 +39,55 @@ import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
 import { FAILPOINTS, type Failpoint } from '../src/shared/failpoint.ts';
 
-const SEED = Number(process.env.CHAOS_SEED ?? 1);
-const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 3);
-const ORGS = Number(process.env.CHAOS_ORGS ?? 5);
-const FAULT_EVERY_S = Number(process.env.CHAOS_FAULT_EVERY_S ?? 40);
-const MINERS = Number(process.env.CHAOS_MINERS ?? 15);
-const MINER_KILLS = Number(process.env.CHAOS_MINER_KILLS ?? 3);
-const CHAIN_KILLS = Number(process.env.CHAOS_CHAIN_KILLS ?? 2);
-const PUT_EVERY_S = Number(process.env.CHAOS_PUT_EVERY_S ?? 20);
-const DEADLINE_S = Number(process.env.CHAOS_DEADLINE_S ?? 600);
+/**
+ * The defaults of a profile; each flag still overrides its own. `release` (the default) is the long run whose figures
+ * the README keeps; `ci` is the short one test/integration/chaos.test.ts runs in `npm test`: the fewest processes that
+ * still have every kind of fault (exactly 12 miners, so that a dead miner's columns are deferred), 2 rounds.
+ */
+const PROFILES = {
+  release: {
+    rounds: 3,
+    orgs: 5,
+    faultEveryS: 40,
+    miners: 15,
+    minerKills: 3,
+    chainKills: 2,
+    putEveryS: 20,
+    deadlineS: 600,
+    fullDiskMiB: 6,
+  },
+  ci: {
+    rounds: 2,
+    // Not fewer: SecAgg+ in a cohort of 4 has k = 2 neighbours and t = 2, which survives no dropout (spec.ts refuses it).
+    orgs: 5,
+    faultEveryS: 25,
+    miners: 12,
+    minerKills: 1,
+    chainKills: 1,
+    putEveryS: 20,
+    deadlineS: 480,
+    fullDiskMiB: 0,
+  },
+} as const;
+const PROFILE_NAME = process.env.CHAOS_PROFILE ?? 'release';
+if (!(PROFILE_NAME in PROFILES)) {
+  process.stderr.write(
+    `CHAOS_PROFILE: expected one of ${Object.keys(PROFILES).join(', ')}, got ${PROFILE_NAME}\n`,
+  );
+  process.exit(2);
+}
+const PROFILE = PROFILES[PROFILE_NAME as keyof typeof PROFILES];
+const flag = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const SEED = flag('CHAOS_SEED', 1);
+const ROUNDS = flag('CHAOS_ROUNDS', PROFILE.rounds);
+const ORGS = flag('CHAOS_ORGS', PROFILE.orgs);
+const FAULT_EVERY_S = flag('CHAOS_FAULT_EVERY_S', PROFILE.faultEveryS);
+const MINERS = flag('CHAOS_MINERS', PROFILE.miners);
+const MINER_KILLS = flag('CHAOS_MINER_KILLS', PROFILE.minerKills);
+const CHAIN_KILLS = flag('CHAOS_CHAIN_KILLS', PROFILE.chainKills);
+const PUT_EVERY_S = flag('CHAOS_PUT_EVERY_S', PROFILE.putEveryS);
+const DEADLINE_S = flag('CHAOS_DEADLINE_S', PROFILE.deadlineS);
+const FULL_DISK_MIB = flag('CHAOS_FULL_DISK_MIB', PROFILE.fullDiskMiB);
 /** The storer's object sizes: one column's worth of a small object, and objects of a segment of their own size. */
 const PUT_SIZES = [4 * 1024, 256 * 1024, 2 * 1024 * 1024] as const;
 /** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
@@ -92,8 +136,15 @@ function killGroup(child: ChildProcess): void {
     /* already gone */
   }
 }
+/** A tmpfs mounted for a miner's data dir (see `fillDisk`), unmounted on the way out. */
+let mountedDisk: string | undefined;
 function killAll(): void {
   for (const c of everyChild) killGroup(c);
+  if (mountedDisk !== undefined) {
+    // Lazily: its miner may not be reaped yet.
+    spawnSync('umount', ['-l', mountedDisk]);
+    mountedDisk = undefined;
+  }
 }
 process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -259,7 +310,7 @@ function splitPenguins(dirs: readonly string[]): string[] {
 
 // ---- the run ----
 
-type FaultKind = 'coordinator' | 'coordinator-at' | 'organisation' | 'miners' | 'chain';
+type FaultKind = 'coordinator' | 'coordinator-at' | 'organisation' | 'miners' | 'chain' | 'disk';
 interface Fault {
   at: number;
   kind: FaultKind;
@@ -351,6 +402,29 @@ async function readBack(storeArgs: readonly string[], dir: string, logs: string)
   }
 }
 
+/**
+ * A miner whose disk fills up: its data dir is a tmpfs of FULL_DISK_MIB, mounted before `ailink dev` starts it, so
+ * that it runs out of room partway through the run (its index and a few objects' fragments fill it). Needs the right
+ * to mount (root, outside a locked-down container); without it the fault is left out and said so.
+ */
+function fillDisk(netDir: string): string | undefined {
+  if (FULL_DISK_MIB <= 0) return undefined;
+  const name = `miner-${String(1 + Math.floor(rand() * MINERS)).padStart(2, '0')}`;
+  const dir = join(netDir, 'miners', name);
+  mkdirSync(dir, { recursive: true });
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${FULL_DISK_MIB}m,mode=0700`, 'tmpfs', dir], {
+    encoding: 'utf8',
+  });
+  if (mount.status !== 0) {
+    log(`full disk left out: mount refused (${(mount.stderr || mount.error?.message || '').trim()})`);
+    return undefined;
+  }
+  mountedDisk = dir;
+  faults.push({ at: since(), kind: 'disk', what: `${name} on a ${FULL_DISK_MIB} MiB tmpfs` });
+  log(`FAULT disk: ${name}'s data dir is a ${FULL_DISK_MIB} MiB tmpfs`);
+  return name;
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'ailink-chaos-'));
   const logs = join(work, 'logs');
@@ -367,6 +441,7 @@ async function main(): Promise<void> {
   const orgs = await Promise.all(Array.from({ length: ORGS }, (_, i) => keyOf(`org-${i + 1}`)));
 
   const netDir = join(work, 'network');
+  fillDisk(netDir);
   // The chain runs apart from `ailink dev`, on a port kept across its restarts: every client has its endpoint.
   const chainPort = await freePort();
   let chainRuns = 0;
@@ -557,7 +632,9 @@ async function main(): Promise<void> {
     const kinds: FaultKind[] = ['coordinator', 'organisation'];
     if (minersKilled < MINER_KILLS) kinds.push('miners');
     if (chainKills < CHAIN_KILLS) kinds.push('chain');
-    const kind = pick(kinds);
+    // Each kind once before any again: a short run still meets them all.
+    const unseen = kinds.filter((k) => !faults.some((f) => f.kind === k));
+    const kind = pick(unseen.length > 0 ? unseen : kinds);
     if (kind === 'chain') {
       killGroup(chain.child);
       await chain.exited;
@@ -707,6 +784,7 @@ function report(): void {
     organisation: 0,
     miners: 0,
     chain: 0,
+    disk: 0,
   };
   for (const f of faults) byKind[f.kind]++;
   const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);

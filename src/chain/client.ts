@@ -144,33 +144,44 @@ const RECONNECT_EVERY_MS = 1000;
 export async function connectChain(endpoint: string, options: ChainClientOptions = {}): Promise<ChainClient> {
   await accountsReady();
   const timeoutMs = options.connectTimeoutMs ?? 15_000;
+  const until = Date.now() + timeoutMs;
   const provider = new WsProvider(endpoint, false, {}, options.requestTimeoutMs ?? 60_000);
-  let api: ApiPromise;
-  try {
-    await withDeadline(provider.connect(), timeoutMs, 'connect');
-    const metadata = await withDeadline(
-      opened(provider).then(() => legacyMetadata(provider)),
-      timeoutMs,
-      'connect',
-    );
-    api = await withDeadline(
-      ApiPromise.create({
-        provider,
-        throwOnConnect: true,
-        noInitWarn: true,
-        ...(metadata ? { metadata } : {}),
-      }),
-      timeoutMs,
-      'connect',
-    );
-  } catch (cause) {
-    await provider.disconnect().catch(() => {});
-    throw new AilinkError(
-      'CHAIN_UNREACHABLE',
-      `expected a Substrate node at ${endpoint}, could not connect (${(cause as Error).message}); start one with \`ailink chain\` or \`ailink dev\``,
-      { cause },
-    );
-  }
+  // A refused connection is tried again until the deadline: a node being (re)started refuses for a few seconds.
+  const api = await (async (): Promise<ApiPromise> => {
+    for (;;) {
+      const leftMs = Math.max(1, until - Date.now());
+      try {
+        await withDeadline(provider.connect(), leftMs, 'connect');
+        const metadata = await withDeadline(
+          opened(provider).then(() => legacyMetadata(provider)),
+          leftMs,
+          'connect',
+        );
+        return await withDeadline(
+          ApiPromise.create({
+            provider,
+            throwOnConnect: true,
+            noInitWarn: true,
+            ...(metadata ? { metadata } : {}),
+          }),
+          Math.max(1, until - Date.now()),
+          'connect',
+        );
+      } catch (cause) {
+        const refused = cause instanceof SocketError && Date.now() + RECONNECT_EVERY_MS < until;
+        if (!refused) {
+          await provider.disconnect().catch(() => {});
+          throw new AilinkError(
+            'CHAIN_UNREACHABLE',
+            `expected a Substrate node at ${endpoint}, could not connect within ${timeoutMs} ms (${(cause as Error).message}); start one with \`ailink chain\` or \`ailink dev\``,
+            { cause },
+          );
+        }
+        // The socket is closed by now (the provider's `#websocket` is cleared on close): connect() may run again.
+        await new Promise((r) => setTimeout(r, RECONNECT_EVERY_MS));
+      }
+    }
+  })();
   const retries = options.retries ?? 3;
   const lookupMs = options.lookupMs ?? 30_000;
   const reconnectMs = options.reconnectMs ?? 60_000;
@@ -951,6 +962,17 @@ function isDisconnect(err: unknown): boolean {
   );
 }
 
+/** The socket failed before it opened (refused, reset, no route): ws's error event, said in words. */
+class SocketError extends Error {
+  constructor(event: unknown) {
+    const said = (event as { message?: unknown; error?: { message?: unknown } } | null) ?? {};
+    const message = said.message ?? said.error?.message;
+    super(
+      `the chain socket failed: ${typeof message === 'string' && message !== '' ? message : 'no reason given'}`,
+    );
+  }
+}
+
 /** Resolves once the socket is open, rejects on the provider's first error (as `throwOnConnect` does). */
 function opened(provider: WsProvider): Promise<void> {
   if (provider.isConnected) return Promise.resolve();
@@ -962,11 +984,7 @@ function opened(provider: WsProvider): Promise<void> {
       }),
       provider.on('error', (err: unknown) => {
         for (const off of offs) off();
-        reject(
-          err instanceof Error
-            ? err
-            : new AilinkError('CHAIN_UNREACHABLE', `the chain socket failed: ${String(err)}`),
-        );
+        reject(new SocketError(err));
       }),
     ];
   });

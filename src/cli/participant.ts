@@ -19,6 +19,7 @@ export async function participantCommand(argv: string[]): Promise<void> {
       ...NETWORK_OPTIONS,
       coordinator: { type: 'string' },
       'wait-coordinator': { type: 'string' },
+      'wait-chain': { type: 'string' },
       task: { type: 'string' },
       data: { type: 'string' },
     },
@@ -30,7 +31,17 @@ export async function participantCommand(argv: string[]): Promise<void> {
   const waitSeconds = wait === undefined ? undefined : Number(wait);
   if (waitSeconds !== undefined && !(Number.isFinite(waitSeconds) && waitSeconds >= 0))
     usageError(`--wait-coordinator: expected seconds ≥ 0, got ${JSON.stringify(wait)}`);
-  const { session, account } = await networkAndKey(values, ROUND_OBJECT_PROFILE);
+  const chainWait = values['wait-chain'];
+  const chainWaitSeconds = chainWait === undefined ? undefined : Number(chainWait);
+  if (chainWaitSeconds !== undefined && !(Number.isFinite(chainWaitSeconds) && chainWaitSeconds > 0))
+    usageError(`--wait-chain: expected seconds > 0, got ${JSON.stringify(chainWait)}`);
+  const network = await networkAndKey(values, ROUND_OBJECT_PROFILE);
+  const { account } = network;
+  // How long a chain that refuses connections (starting, restarting) is waited for; default 2 minutes.
+  const session =
+    chainWaitSeconds === undefined
+      ? network.session
+      : { ...network.session, chainWaitMs: chainWaitSeconds * 1000 };
   const dataSpec = parseDataSpec(values.data);
   // The round-signing key is bound to the account on chain at admission: it must survive restarts of this process.
   const stateDir = join(session.stateDir, 'participants', account.address);

@@ -46,6 +46,7 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   traffic, state in DIR/coordinator.sqlite (resumes after a restart);
                                                   both listen on ADDR (default 127.0.0.1), announced as HOST
   ailink participant --chain WS --task ID --key FILE --data SPEC [--coordinator URL] [--wait-coordinator S]
+                     [--wait-chain S]
                                                   join a task and train on local data until its last round (the
                                                   coordinator is found through the task's record on chain); SPEC is
                                                   <source>[:<partition>][@seed], e.g. fashion-mnist:dirichlet:0.5:3/10,

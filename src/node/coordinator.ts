@@ -25,7 +25,7 @@ import { type CodecPool, createGrantService, type PutOptions } from '../storage/
 import type { TaskSpec } from '../task/index.ts';
 import { peerKeyIn, secretIn } from './keys.ts';
 import { hostInUrl } from './network.ts';
-import { openSession, type Session, type SessionConfig } from './session.ts';
+import { openSession, ROLE_CHAIN_WAIT_MS, type Session, type SessionConfig } from './session.ts';
 
 /** The code that produced a round, for its manifest: package version and the lockfile's hash. */
 export function codeVersion(): { package: string; version: string; lockfile: string } {
@@ -133,7 +133,11 @@ export async function startCoordinatorNode(
   makePrivateDir(options.dir);
   const server = signingKeyPair(() => secretIn(join(options.dir, 'server.key'), deps.random));
   const session = await openSession(
-    { ...options.session, peerKey: await peerKeyIn(join(options.dir, 'peer.key')) },
+    {
+      ...options.session,
+      peerKey: await peerKeyIn(join(options.dir, 'peer.key')),
+      chainWaitMs: options.session.chainWaitMs ?? ROLE_CHAIN_WAIT_MS,
+    },
     options.account,
     'coordinator',
     { clock, random: deps.random, codec: deps.codec },

@@ -21,7 +21,7 @@ import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir, readPrivateFileSync, writePrivateFileSync } from '../shared/private-files.ts';
 import { createCodecPool, createGrantService } from '../storage/index.ts';
-import { openSession, SESSION_DEADLINES, type SessionConfig } from './session.ts';
+import { openSession, ROLE_CHAIN_WAIT_MS, SESSION_DEADLINES, type SessionConfig } from './session.ts';
 
 /**
  * `ailink gateway`: the account's objects over HTTP for ordinary tools (issue 16), run where the account's keys are,
@@ -125,7 +125,11 @@ export async function startGatewayNode(
   const codec = createCodecPool({ threads: 1 });
   // Its index of the chain lives in its own data dir: two gateways of one account never share an index file.
   const session = await openSession(
-    { ...options.session, stateDir: options.dataDir },
+    {
+      ...options.session,
+      stateDir: options.dataDir,
+      chainWaitMs: options.session.chainWaitMs ?? ROLE_CHAIN_WAIT_MS,
+    },
     options.account,
     'gateway',
     { ...deps, codec },

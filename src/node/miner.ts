@@ -26,6 +26,7 @@ import {
   startMinerService,
 } from '../storage/index.ts';
 import { peerKeyIn } from './keys.ts';
+import { ROLE_CHAIN_WAIT_MS } from './session.ts';
 
 /**
  * The miner role's starter (`ailink miner`): its keys and data dir, a libp2p host, the chain connection and index, and
@@ -142,7 +143,7 @@ export async function startMinerNode(
   let registration: MinerNode['registration'] = null;
   try {
     if (options.chain !== undefined) {
-      const chain = await connectChain(options.chain.endpoint);
+      const chain = await connectChain(options.chain.endpoint, { connectTimeoutMs: ROLE_CHAIN_WAIT_MS });
       const indexer = openIndexer(chain, {
         path: join(options.dataDir, 'index.sqlite'),
         config: options.chain.config,

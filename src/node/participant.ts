@@ -8,7 +8,7 @@ import { type Clock, type Random, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import type { CodecPool } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
-import { openSession, type Session, type SessionConfig } from './session.ts';
+import { openSession, ROLE_CHAIN_WAIT_MS, type Session, type SessionConfig } from './session.ts';
 
 export interface ParticipantNode {
   readonly participant: Participant;
@@ -62,11 +62,16 @@ export async function startParticipantNode(
   options: ParticipantNodeOptions,
 ): Promise<ParticipantNode> {
   const clock = deps.clock ?? systemClock;
-  const session = await openSession(options.session, options.account, 'participant', {
-    clock,
-    random: deps.random,
-    codec: deps.codec,
-  });
+  const session = await openSession(
+    { ...options.session, chainWaitMs: options.session.chainWaitMs ?? ROLE_CHAIN_WAIT_MS },
+    options.account,
+    'participant',
+    {
+      clock,
+      random: deps.random,
+      codec: deps.codec,
+    },
+  );
   try {
     const [url, peerId] = await coordinatorOf(session, options);
     const link = await connectCoordinator(session.host, url, peerId, {

@@ -6,6 +6,7 @@ import {
   payDebts,
 } from '../chain/index.ts';
 import { hasCode } from '../shared/errors.ts';
+import { ROLE_CHAIN_WAIT_MS } from './session.ts';
 
 /**
  * The pot's payout service: whoever holds the pot's key (a dev network's operator) pays the debts the rules record —
@@ -38,7 +39,7 @@ export interface PayoutServiceOptions {
 const UNSETTLED_MS = 10 * 60_000;
 
 export async function startPayoutService(options: PayoutServiceOptions): Promise<PayoutService> {
-  const chain = await connectChain(options.endpoint);
+  const chain = await connectChain(options.endpoint, { connectTimeoutMs: ROLE_CHAIN_WAIT_MS });
   const indexer = openIndexer(chain, { path: options.indexPath, config: options.protocol });
   const deps = { chain, indexer, config: options.protocol };
   const intervalMs = options.intervalMs ?? 5000;

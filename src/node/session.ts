@@ -76,7 +76,16 @@ export interface SessionConfig {
   readonly announce?: readonly string[];
   /** libp2p identity (protobuf bytes); a fresh one when absent. */
   readonly peerKey?: Uint8Array;
+  /**
+   * How long a chain that refuses connections is waited for at start (default 15 s: a command run by hand should
+   * fail fast). The long-lived roles wait ROLE_CHAIN_WAIT_MS, so that one (re)started with its chain's node, or
+   * while the node restarts, does not give up (bench:chaos: a chain restart took 27 s on a loaded machine).
+   */
+  readonly chainWaitMs?: number;
 }
+
+/** How long a long-lived role (coordinator, participant, gateway, miner, verifier, payouts) waits for its chain. */
+export const ROLE_CHAIN_WAIT_MS = 120_000;
 
 export interface SessionDeps {
   readonly clock: Clock;
@@ -150,7 +159,7 @@ export async function openSession(
   try {
     const codec = deps.codec ?? createCodecPool();
     if (deps.codec === undefined) closers.push(() => codec.close());
-    const chain = await connectChain(config.chain);
+    const chain = await connectChain(config.chain, { connectTimeoutMs: config.chainWaitMs ?? 15_000 });
     closers.push(() => chain.close());
     makePrivateDir(join(config.stateDir, 'indexes'));
     const index = openIndexer(chain, {

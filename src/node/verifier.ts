@@ -25,6 +25,7 @@ import {
   proofParams,
   startVerifierService,
 } from '../storage/index.ts';
+import { ROLE_CHAIN_WAIT_MS } from './session.ts';
 
 /**
  * The verifier role's starter (`ailink verifier`): its keys in the data dir (peer key, chain account, PoDR2 secret),
@@ -96,7 +97,7 @@ export async function startVerifierNode(
   };
   let registration: VerifierNode['registration'];
   try {
-    chain = await connectChain(options.chain.endpoint);
+    chain = await connectChain(options.chain.endpoint, { connectTimeoutMs: ROLE_CHAIN_WAIT_MS });
     indexer = openIndexer(chain, {
       path: join(options.dataDir, 'index.sqlite'),
       config: options.chain.config,

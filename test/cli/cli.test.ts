@@ -693,7 +693,19 @@ describe('ailink without a network', () => {
       const key = join(dir, 'org.json');
       await createKeyFile(key, systemRandom);
       const run = await ailink(
-        ['participant', '--chain', 'ws://127.0.0.1:1', '--task', 't', '--key', key, '--data', 'csv:x.csv'],
+        [
+          'participant',
+          '--chain',
+          'ws://127.0.0.1:1',
+          '--wait-chain',
+          '2',
+          '--task',
+          't',
+          '--key',
+          key,
+          '--data',
+          'csv:x.csv',
+        ],
         { cwd: work },
       );
       expect(run.code).toBe(1);

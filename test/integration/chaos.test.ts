@@ -1,0 +1,52 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+// issue 18 §1: `npm run chaos`'s short profile, as part of `npm test`. Real processes (`ailink chain`, `ailink dev`
+// with 12 miners and the verifier, `ailink coordinator`, 5 × `ailink participant`, `ailink store`) run a SecAgg task
+// of 2 rounds while the harness SIGKILLs the chain, the coordinator, an organisation and a miner; then the audit and
+// every object put must hold. The harness keeps its own deadlines and kills every process group it started.
+
+const CHAOS = fileURLToPath(new URL('../../bench/chaos.ts', import.meta.url));
+
+interface ChaosReport {
+  readonly rounds_planned: number;
+  readonly rounds_completed: number;
+  readonly rounds_lost: number;
+  readonly hangs: number;
+  readonly audit_ok: boolean | null;
+  readonly objects_put: number;
+  readonly objects_lost: number;
+  readonly bytes_verified: number;
+  readonly faults_injected: Record<string, number>;
+}
+
+describe('npm run chaos (the ci profile)', () => {
+  it('completes every round, passes the audit and loses no object through kills of every kind', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHAOS], {
+      env: { ...process.env, CHAOS_PROFILE: 'ci', CHAOS_SEED: '7' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const line = stdout.trim().split('\n').at(-1) ?? '';
+    const explain = `exit ${code}\n${stdout}\n--- the harness's log (tail) ---\n${stderr.slice(-6000)}`;
+    expect(line.startsWith('{'), explain).toBe(true);
+    const report = JSON.parse(line) as ChaosReport;
+    expect(report, explain).toMatchObject({ rounds_lost: 0, hangs: 0, audit_ok: true, objects_lost: 0 });
+    expect(report.rounds_completed, explain).toBe(report.rounds_planned);
+    expect(report.objects_put, explain).toBeGreaterThan(0);
+    expect(report.bytes_verified, explain).toBeGreaterThan(0);
+    // Every kind of fault landed at least once (the harness injects each kind before repeating one).
+    for (const kind of ['chain', 'coordinator', 'organisation', 'miners'])
+      expect(report.faults_injected[kind], `${kind} faults\n${explain}`).toBeGreaterThan(0);
+    expect(code, explain).toBe(0);
+  }, 600_000);
+});
