@@ -218,12 +218,12 @@ if (bundled !== null) {
     `\naudit export and audit verify --bundle, ${b.rounds} SecAgg+ rounds of 4 organisations, every round recomputed on both sides; one run each; objects and blocks in memory (downloads excluded), the file on local disk\n`,
   );
   console.log(
-    '| model | parameters | rounds | blocks | objects | bundle MB | export s | of which audit s | per round | verify --bundle s | per round | rounds recomputed |',
+    '| model | parameters | rounds | blocks | objects | bundle MB | build s (CPU s) | index sync s (CPU s) | export s (CPU s) | of which audit s | per round | verify --bundle s (CPU s) | per round | rounds recomputed |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const ms = (s: number) => `${((s / b.rounds) * 1000).toFixed(1)} ms`;
   console.log(
-    `| ${b.label} | ${b.parameters.toLocaleString('en-US')} | ${b.rounds} | ${b.blocks} | ${b.objects} | ${b.bundle_mb} | ${b.export_s.toFixed(2)} | ${b.export_audit_s.toFixed(2)} | ${ms(b.export_s)} | ${b.verify_s.toFixed(2)} | ${ms(b.verify_s)} | ${b.rounds_recomputed}/${b.rounds} |`,
+    `| ${b.label} | ${b.parameters.toLocaleString('en-US')} | ${b.rounds} | ${b.blocks} | ${b.objects} | ${b.bundle_mb} | ${b.build_s.toFixed(1)} (${b.build_cpu_s.toFixed(1)}) | ${b.index_sync_s.toFixed(2)} (${b.index_sync_cpu_s.toFixed(2)}) | ${b.export_s.toFixed(2)} (${b.export_cpu_s.toFixed(2)}) | ${b.export_audit_s.toFixed(2)} | ${ms(b.export_s)} | ${b.verify_s.toFixed(2)} (${b.verify_cpu_s.toFixed(2)}) | ${ms(b.verify_s)} | ${b.rounds_recomputed}/${b.rounds} |`,
   );
 }
 /** Per model, the recomputation's figures by case (absent when skipped or for a model it does not run). */
