@@ -265,7 +265,7 @@ describe('StateStore twins agree on scanBelow', () => {
           for (const o of overlays) expect(o.scanBelow(prefix, f, bound)).toEqual(overFiltered);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 150 },
     );
   });
 });
