@@ -8,11 +8,14 @@ import {
   createMemoryState,
   createSqliteState,
   GENESIS_DIGEST,
+  INDEXED_FIELDS,
+  isBelow,
   nextDigest,
   Overlay,
   type StateStore,
   type StateValue,
   type StateWrite,
+  scanBelow,
 } from '../../src/chain/state.ts';
 
 // One contract, two twins: the in-memory state (unit tests) and the SQLite state (what the indexer keeps). Every
@@ -124,6 +127,46 @@ describe.each(TWINS)('StateStore contract: %s', (_name, create) => {
     state.apply([put('p/~', 1), put('p/~~~', 2), put('p/\u007f', 3), put('q', 4)]);
     expect(keys(state.scan('p/'))).toEqual(['p/~', 'p/~~~', 'p/\u007f']);
   });
+
+  // An indexed map (the SQLite state answers from its index) and one that is not (scanned and filtered).
+  it.each(['fileBank/untagged/', 'm/'])(
+    'scanBelow(%s): the entries whose field is a number below the bound, in key order',
+    (prefix) => {
+      state.apply([
+        put(`${prefix}e`, { deadline: 7 }),
+        put(`${prefix}a/2`, { deadline: 3, miner: 'x' }),
+        put(`${prefix}a/1`, { deadline: 2.5 }),
+        put(`${prefix}b`, { deadline: -4 }),
+        put(`${prefix}c`, { deadline: 5 }), // at the bound: not below it
+        put(`${prefix}d`, { deadline: '1' }), // not a number
+        put(`${prefix}f`, { deadline: true }),
+        put(`${prefix}g`, { deadline: null }),
+        put(`${prefix}h`, { other: 1 }),
+        put(`${prefix}i`, [1]),
+        put(`${prefix}j`, 1),
+        put(`${prefix}k`, { deadline: [1] }),
+        put(`${prefix.slice(0, -1)}x`, { deadline: 1 }), // a sibling of the map
+        put(prefix.slice(0, -1), { deadline: 1 }),
+      ]);
+      const expected = [
+        [`${prefix}a/1`, { deadline: 2.5 }],
+        [`${prefix}a/2`, { deadline: 3, miner: 'x' }],
+        [`${prefix}b`, { deadline: -4 }],
+      ];
+      expect(scanBelow(state, prefix, 'deadline', 5)).toEqual(expected);
+      expect(scanBelow(state, prefix, 'deadline', 5)).toEqual(
+        state.scan(prefix).filter(([, v]) => isBelow(v, 'deadline', 5)),
+      );
+      expect(scanBelow(state, prefix, 'deadline', -4)).toEqual([]);
+      expect(keys(scanBelow(state, prefix, 'deadline', 8))).toEqual([
+        ...keys(expected as [string, StateValue][]),
+        `${prefix}c`,
+        `${prefix}e`,
+      ]);
+      state.apply([del(`${prefix}a/1`), put(`${prefix}b`, { deadline: 6 })]);
+      expect(keys(scanBelow(state, prefix, 'deadline', 5))).toEqual([`${prefix}a/2`]);
+    },
+  );
 });
 
 describe('StateStore twins agree', () => {
@@ -163,6 +206,70 @@ describe('StateStore twins agree', () => {
   });
 });
 
+describe('StateStore twins agree on scanBelow', () => {
+  it('on random writes to the indexed maps, their siblings and other maps, through an overlay too', () => {
+    const prefixes = [
+      ...INDEXED_FIELDS.map((f) => f.prefix),
+      'fileBank/untagged',
+      'fileBank/untaggee/',
+      'x/',
+    ];
+    const fields = [...new Set(INDEXED_FIELDS.map((f) => f.field)), 'other'];
+    const field = fc.constantFrom(...fields);
+    const value = fc.oneof(
+      fc.dictionary(
+        field,
+        fc.oneof(
+          fc.integer({ min: -5, max: 30 }),
+          fc.double({ noNaN: true, noDefaultInfinity: true }),
+          fc.jsonValue({ maxDepth: 1 }),
+        ),
+        { maxKeys: 3 },
+      ),
+      fc.jsonValue({ maxDepth: 1 }),
+    );
+    const write = fc.record({
+      key: fc
+        .tuple(fc.constantFrom(...prefixes), fc.stringMatching(/^[a-c/0-9]{0,4}$/))
+        .map(([p, k]) => p + k),
+      value: fc.option(value, { nil: null }),
+    });
+    const db = new Database(':memory:');
+    onTestFinished(() => {
+      db.close();
+    });
+    const sqlite = createSqliteState(db);
+    const json = (w: { key: string; value: unknown }) => ({
+      key: w.key,
+      value: JSON.parse(JSON.stringify(w.value)) as StateValue | null,
+    });
+    fc.assert(
+      fc.property(
+        fc.array(write, { maxLength: 30 }),
+        fc.array(write, { maxLength: 8 }),
+        fc.constantFrom(...prefixes),
+        field,
+        fc.integer({ min: -6, max: 31 }),
+        (stored, buffered, prefix, f, bound) => {
+          const memory = createMemoryState();
+          db.exec('DELETE FROM state');
+          memory.apply(stored.map(json));
+          sqlite.apply(stored.map(json));
+          const filtered = memory.scan(prefix).filter(([, v]) => isBelow(v, f, bound));
+          expect(scanBelow(memory, prefix, f, bound)).toEqual(filtered);
+          expect(scanBelow(sqlite, prefix, f, bound)).toEqual(filtered);
+          const overlays = [new Overlay(memory), new Overlay(sqlite)] as const;
+          for (const o of overlays)
+            for (const w of buffered.map(json)) w.value === null ? o.delete(w.key) : o.put(w.key, w.value);
+          const overFiltered = overlays[0].scan(prefix).filter(([, v]) => isBelow(v, f, bound));
+          for (const o of overlays) expect(o.scanBelow(prefix, f, bound)).toEqual(overFiltered);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
 describe('SQLite state', () => {
   it('keeps its entries across closing and reopening the file', () => {
     const path = join(dir, 'reopen.db');
@@ -174,6 +281,24 @@ describe('SQLite state', () => {
       ['oss/auth/a/b', 3],
       ['sminer/miners/x', { capacity: 1 }],
     ]);
+  });
+
+  it('indexes a file written before its indexes existed when it opens it', () => {
+    const path = join(dir, 'unindexed.db');
+    const old = new Database(path);
+    old.exec('CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
+    old
+      .prepare('INSERT INTO state (key, value) VALUES (?, ?)')
+      .run('fileBank/untagged/f/001', '{"deadline":4}');
+    old.close();
+    const state = sqliteState(path);
+    expect(scanBelow(state, 'fileBank/untagged/', 'deadline', 5)).toEqual([
+      ['fileBank/untagged/f/001', { deadline: 4 }],
+    ]);
+    const indexes = openDbs[0]!.prepare<[], { name: string }>(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'state' AND sql IS NOT NULL",
+    );
+    expect(indexes.all()).toHaveLength(INDEXED_FIELDS.length);
   });
 });
 
@@ -257,6 +382,27 @@ describe.each(TWINS)('Overlay over %s', (_name, create) => {
     value.list.push(2);
     expect(overlay.get('k')).toEqual({ list: [1] });
     expect(overlay.writes()).toEqual([{ key: 'k', value: { list: [1] } }]);
+  });
+
+  it('scanBelow merges the overlay into the base: a buffered value is in the answer exactly when it qualifies', () => {
+    base.apply([
+      put('m/2', { due: 1 }),
+      put('m/4', { due: 9 }),
+      put('m/6', { due: 2 }),
+      put('mm', { due: 0 }),
+    ]);
+    const overlay = new Overlay(base);
+    overlay.put('m/4', { due: 3 }); // now due
+    overlay.put('m/6', { due: 8 }); // no longer due
+    overlay.put('m/0', { due: 0 }); // new and due
+    overlay.put('m/7', { due: 7 }); // new, not due
+    overlay.put('mn', { due: 0 }); // outside the map
+    overlay.delete('m/2');
+    expect(overlay.scanBelow('m/', 'due', 5)).toEqual([
+      ['m/0', { due: 0 }],
+      ['m/4', { due: 3 }],
+    ]);
+    expect(keys(new Overlay(overlay).scanBelow('m', 'due', 5))).toEqual(['m/0', 'm/4', 'mm', 'mn']);
   });
 
   it('stacks: an overlay over an overlay commits into it, and only then into the base', () => {

@@ -3,7 +3,7 @@ import { verifySignature } from '../../shared/account.ts';
 import { fromHex } from '../../shared/bytes.ts';
 import { fidOf } from '../../shared/fid.ts';
 import type { CallArgs, Retention } from '../calls.ts';
-import type { StateReader, StateValue, StateWriter } from '../state.ts';
+import { type StateReader, type StateValue, type StateWriter, scanBelow } from '../state.ts';
 import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
 import { positiveMiner } from './sminer.ts';
@@ -925,9 +925,11 @@ export function takeOverdueColumns(
   now: number,
 ): { fid: string; index: number; miner: string }[] {
   const overdue: { fid: string; index: number; miner: string }[] = [];
-  for (const [key, value] of state.scan(UNTAGGED_PREFIX)) {
+  // Only the columns past their deadline are read (an index in the indexer's store), not every column still waiting
+  // for its tags: otherwise every block would read all of them, and on a chain whose columns outlive their deadline
+  // window (a long one) the fold grows with the square of its length.
+  for (const [key, value] of scanBelow(state, UNTAGGED_PREFIX, 'deadline', now)) {
     const column = value as UntaggedColumn;
-    if (column.deadline >= now) continue;
     state.delete(key);
     const [fid, index] = key.slice(UNTAGGED_PREFIX.length).split('/') as [string, string];
     if (getFile(state, fid)?.placements[Number(index)] !== column.miner) continue;

@@ -1,6 +1,6 @@
 import { AilinkError } from '../../shared/errors.ts';
 import type { CallArgs } from '../calls.ts';
-import type { StateReader, StateValue, StateWriter } from '../state.ts';
+import { type StateReader, type StateValue, type StateWriter, scanBelow } from '../state.ts';
 import { type BlockContext, paidTo, type Rule, reject } from './context.ts';
 import { type FileInfo, getFile } from './file-bank.ts';
 import { authorised } from './oss.ts';
@@ -237,10 +237,10 @@ function closeRequest(
  * releasing the key expire, and what they held goes back to their readers.
  */
 export function marketOnBlock(state: StateWriter, ctx: BlockContext): void {
-  for (const [key, value] of state.scan(OPEN_REQUESTS_PREFIX)) {
+  // Only the requests past their expiry are read (an index in the indexer's store), not every open one. Requests
+  // recorded before requests expired carry no expiry and are never among them: they stay open, as they were promised.
+  for (const [key, value] of scanBelow(state, OPEN_REQUESTS_PREFIX, 'expiresAt', ctx.block.number)) {
     const open = value as OpenRequest;
-    // Requests recorded before requests expired carry no expiry: they stay open, as they were promised.
-    if (open.expiresAt === undefined || open.expiresAt >= ctx.block.number) continue;
     const [fid, reader] = key.slice(OPEN_REQUESTS_PREFIX.length).split('/') as [string, string];
     closeRequest(
       state,
