@@ -139,3 +139,5 @@ try {
   await network.stop();
   rmSync(root, { recursive: true, force: true });
 }
+// Something (not traced) keeps the event loop alive after the network stopped: a profile ends here.
+process.exit(0);
