@@ -608,7 +608,7 @@ async function main(): Promise<void> {
       get_ratio: round2(getRatio),
       small_objects: SMALL,
       small_put_concurrency: CONCURRENCY,
-      small_puts_per_s: round1(SMALL / (smallPutMs / 1000)),
+      small_puts_per_s: round2(SMALL / (smallPutMs / 1000)),
       list_page_keys: LIST_PAGE,
       list_pages: pages,
       list_keys_per_s: Math.round(listed / (listMs / 1000)),

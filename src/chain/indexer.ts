@@ -33,7 +33,11 @@ export interface Indexer {
    * placement draws from (src/chain/placement.ts).
    */
   blockHash(): string;
-  /** Applies finalized blocks up to `height` (default: the finalized head). Resumes where it stopped. */
+  /**
+   * Applies finalized blocks up to `height` (default: the finalized head as of the call, or later). Resumes where it
+   * stopped. One sync runs at a time; calls to the head (no height, no options) that come while one waits to start
+   * share it.
+   */
   sync(height?: number, options?: { signal?: AbortSignal; onBlock?: (n: number) => void }): Promise<number>;
   /** Keeps syncing as blocks are finalized, until `stop()`. */
   follow(): Promise<{ stop(): Promise<void> }>;
@@ -198,6 +202,14 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
   let continuity: Promise<void> | undefined;
 
   let syncing: Promise<number> = Promise.resolve(0);
+  /**
+   * A sync to the finalized head that is queued behind the one running and has not started yet: callers of `sync()`
+   * meanwhile share it instead of each queueing one more. It reads the finalized head only once it starts, so it
+   * brings every caller at least to the head as of its call, as a sync of its own would. Eight puts through one
+   * gateway each syncing before their placement and their declaration queued 32 syncs of two requests each, ≈ 0.6 s
+   * apiece on a loaded machine (issue 16, small puts).
+   */
+  let queuedHead: Promise<number> | undefined;
   const prefetch = options.prefetch ?? 64;
   async function syncOnce(
     target: number | undefined,
@@ -242,13 +254,23 @@ export function openIndexer(chain: ChainSource, options: IndexerOptions): Indexe
     },
     sync(height, opts = {}) {
       // One sync at a time: a second caller waits for the first and then continues from where it ended.
-      syncing = syncing.catch(() => 0).then(() => syncOnce(height, opts));
-      return syncing;
+      const toHead = height === undefined && opts.signal === undefined && opts.onBlock === undefined;
+      if (toHead && queuedHead !== undefined) return queuedHead;
+      const next = syncing
+        .catch(() => 0)
+        .then(() => {
+          if (toHead) queuedHead = undefined;
+          return syncOnce(height, opts);
+        });
+      if (toHead) queuedHead = next;
+      syncing = next;
+      return next;
     },
     async follow() {
       let stopped = false;
       const unsubscribe = await chain.followFinalized((h) => {
-        if (!stopped) indexer.sync(h).catch(() => {});
+        // A sync to the head already queued goes at least to h: it starts after h was finalized.
+        if (!stopped) (queuedHead ?? indexer.sync(h)).catch(() => {});
       });
       try {
         await indexer.sync();

@@ -385,6 +385,49 @@ describe('openIndexer on the dev chain', () => {
     expect(taskOf(main.state, 'together-2')?.createdAt).toBe(b.block);
   });
 
+  it('lets syncs to the head that wait behind a running one share one, each still reaching the head as of its call', async () => {
+    await main.sync();
+    // The chain as the indexer sees it, counting how often it is asked for the finalized head (one per sync started).
+    const chain = dev.client();
+    let heads = 0;
+    const counted = {
+      genesisHash: chain.genesisHash,
+      block: chain.block,
+      blocks: chain.blocks,
+      followFinalized: chain.followFinalized,
+      finalizedHeight: () => {
+        heads++;
+        return chain.finalizedHeight();
+      },
+    };
+    const indexer = openIndexer(counted, {
+      path: join(dir, 'shared-syncs.sqlite'),
+      config: DEV_PROTOCOL_CONFIG,
+    });
+    opened.push(indexer);
+    await indexer.sync();
+    heads = 0;
+    // Eight, as eight puts through one gateway ask before their placement: one is running, seven share the next.
+    const running = indexer.sync();
+    await vi.waitFor(() => expect(heads).toBe(1), { interval: 1 });
+    const behind = Array.from({ length: 7 }, () => indexer.sync());
+    expect(new Set(behind).size).toBe(1);
+    expect(behind[0]).not.toBe(running);
+    // A block finalized while they wait is in what the shared one reads: it starts after every call that shares it.
+    const inc = await submit(alice, [
+      call('provenance.createTask', { task: 'shared-sync', spec: hex('spec/shared-sync') }),
+    ]);
+    const late = indexer.sync();
+    await Promise.all([running, ...behind]);
+    expect(await late).toBeGreaterThanOrEqual(inc.blockNumber);
+    expect(taskOf(indexer.state, 'shared-sync')?.createdAt).toBe(inc.blockNumber);
+    // Without sharing: 9 syncs, 9 requests for the head. With it: the running one, the shared one, and `late` (alone,
+    // or sharing one not started yet).
+    expect(heads).toBeLessThanOrEqual(3);
+    await main.waitFor(indexer.height());
+    expect(indexer.digest()).toBe(main.digest(indexer.height()));
+  });
+
   it('answers NOT_FOUND for a digest above its height and CHAIN_TIMEOUT for a block that does not come', async () => {
     const height = await main.sync();
     expect(main.digest(0)).toBe('0'.repeat(64));

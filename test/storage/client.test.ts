@@ -389,6 +389,68 @@ describe('storage client with 14 in-process miners', () => {
     expect(declared).toHaveLength(1);
   });
 
+  it('asks each miner for its receipt once its column is placed, while another column is still on the wire', async () => {
+    // Column 0's last fragment is held until some receipt is asked for (or its deadline passes: the column then moves,
+    // and the receipts were asked only after every column was placed, as before).
+    let asked!: () => void;
+    const firstReceipt = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    const last = 2; // three segments
+    let held: 'receipt' | 'deadline' | undefined;
+    const requests: {
+      peer: string;
+      fid: string;
+      deal: string;
+      index: number;
+      fragments: readonly string[];
+    }[] = [];
+    const miners: MinerClient = {
+      ...honest,
+      async put(peer, hash, bytes, options) {
+        await honest.put(peer, hash, bytes, options);
+        const segment = (seen.get(peer.peerId) ?? -1) + 1;
+        seen.set(peer.peerId, segment);
+        if (peer.peerId !== peers[0]!.peerId || segment !== last) return;
+        const deadline = new Promise<'deadline'>((resolve) =>
+          options?.signal?.addEventListener('abort', () => resolve('deadline'), { once: true }),
+        );
+        held = await Promise.race([firstReceipt.then(() => 'receipt' as const), deadline]);
+        if (held === 'deadline') throw new Error('held past its deadline');
+      },
+      async receipt(peer, column) {
+        requests.push({ peer: peer.peerId, ...column });
+        asked();
+        return { index: column.index, miner: `5Miner${column.index}`, signature: `0x${'00'.repeat(64)}` };
+      },
+    };
+    const seen = new Map<string, number>();
+    const declared: { deal: string; receipts: (string | undefined)[] }[] = [];
+    const signing: ObjectRegistry = {
+      ...registry,
+      needsReceipts: true,
+      directory: async () => peers.slice(0, 12),
+      async declare(_record, deal, columns) {
+        declared.push({ deal, receipts: columns.map((c) => c?.receipt?.miner) });
+      },
+    };
+    const { fid, record } = await createStorageClient(
+      { miners, registry: signing, account: owner, codec, ...deps },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    ).put(systemRandom(last * TEST_PROFILE.segmentSize + 5));
+    expect(held).toBe('receipt');
+    // Twelve receipts, one per column from the miner holding it, over all its fragments, for the fid and deal declared.
+    expect(requests.map((r) => r.index).sort((a, b) => a - b)).toStrictEqual([...Array(12).keys()]);
+    for (const r of requests) {
+      expect(r.peer).toBe(peers[r.index]!.peerId);
+      expect(r.fid).toBe(fid);
+      expect(r.deal).toBe(declared[0]!.deal);
+      expect(r.fragments).toStrictEqual(record.segments.map((s) => s.fragments[r.index]));
+    }
+    expect(declared).toHaveLength(1);
+    expect(declared[0]!.receipts).toStrictEqual(Array.from({ length: 12 }, (_, c) => `5Miner${c}`));
+  });
+
   it('a put fills two segment buffers in turn, whatever its length; a short last segment is still zero-padded', async () => {
     // What the codec is handed, watched on the way through (the inline pool keeps buffers where they are).
     const seen = new Set<ArrayBufferLike>();

@@ -350,6 +350,14 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
     };
 
+    const deal = toHex(deps.random(16));
+    /**
+     * The miners' signed receipts, column by column, each asked for as soon as that column's last fragment is placed
+     * (its miner then holds the whole column), while other columns are still on the wire: asked for only after every
+     * column was placed, they were a second round trip to 12 miners in every put (≈ 0.3 s of a small put's 2.9 s).
+     */
+    let receipts: Promise<(Awaited<ReturnType<MinerClient['receipt']>> | undefined)[]> | undefined;
+
     let index = 0;
     // Encode segment i+1 on a worker while segment i's fragments are on the wire.
     let inFlight: Promise<void> | undefined;
@@ -383,11 +391,25 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       await inFlight;
       segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
       if (encoded.tag !== null) tags[at] = encoded.tag;
-      inFlight = Promise.all(
-        encoded.fragmentHashes.map((hash, c) =>
-          placeFragment(at, c, hash, fragmentBody(objectProfile, encoded.stored, c)),
-        ),
-      ).then(() => {
+      const placed = encoded.fragmentHashes.map((hash, c) =>
+        placeFragment(at, c, hash, fragmentBody(objectProfile, encoded.stored, c)),
+      );
+      if (last && deps.registry.needsReceipts) {
+        // Every segment is encoded: the fid is known. A source found longer or shorter than its size afterwards is
+        // refused before the declaration; receipts asked for meanwhile are signatures nothing on chain will use.
+        const fid = fidOf(segments.map((s) => s.hash));
+        receipts = Promise.all(
+          placed.map(async (done, c) => {
+            await done;
+            // Placed means on assigned[c] for good: a column moves only while one of its fragments is being placed.
+            if (deferred.has(c)) return undefined;
+            const column = { fid, deal, index: c, fragments: segments.map((s) => s.fragments[c]!) };
+            return deps.miners.receipt(assigned[c]!, column, { signal: deadline(signal) });
+          }),
+        );
+        receipts.catch(() => {});
+      }
+      inFlight = Promise.all(placed).then(() => {
         // Every miner has answered for this segment: nothing reads its buffer any more.
         if (encoded.stored.byteOffset === 0 && encoded.stored.buffer.byteLength === objectProfile.segmentSize)
           freeBuffers.push(new Uint8Array(encoded.stored.buffer as ArrayBuffer));
@@ -428,27 +450,14 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
             },
     };
     const miners = placedMiners();
-    const deal = toHex(deps.random(16));
-    const receipts = deps.registry.needsReceipts
-      ? await Promise.all(
-          assigned.map((peer, index) =>
-            deferred.has(index)
-              ? undefined
-              : deps.miners.receipt(
-                  peer,
-                  { fid: record.fid, deal, index, fragments: segments.map((s) => s.fragments[index]!) },
-                  { signal: deadline(signal) },
-                ),
-          ),
-        )
-      : undefined;
+    const signed = await receipts;
     const entry = typeof putOptions.entry === 'function' ? putOptions.entry() : putOptions.entry;
     await deps.registry.declare(
       record,
       deal,
       assigned.map((peer, i) => {
         if (deferred.has(i)) return null;
-        const receipt = receipts?.[i];
+        const receipt = signed?.[i];
         return receipt === undefined ? { peer } : { peer, receipt };
       }),
       entry,
