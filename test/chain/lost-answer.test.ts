@@ -11,9 +11,12 @@ import { useDevChain } from './fixture.ts';
  * A WebSocket relay in front of the dev chain that loses the node's answer to the first transaction submission (and
  * the status updates after it) while the node still takes the transaction: what a client sees when a loaded node
  * answers after the client's request deadline, or the link drops at the wrong moment. With 'swallow' the submission
- * itself is lost on the way: the client sees the same silence, and nothing lands.
+ * itself is lost on the way: the client sees the same silence, and nothing lands. The '…-then-drop' modes also cut the
+ * client's connection right after the submission (the node restarting, the link failing); the client's next
+ * connection is relayed faithfully.
  */
-async function answerLosingRelay(target: string, mode: 'lose-answer' | 'swallow' = 'lose-answer') {
+type RelayMode = 'lose-answer' | 'swallow' | 'lose-answer-then-drop' | 'swallow-then-drop';
+async function answerLosingRelay(target: string, mode: RelayMode = 'lose-answer') {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   let lostId: number | undefined;
@@ -29,8 +32,9 @@ async function answerLosingRelay(target: string, mode: 'lose-answer' | 'swallow'
       const msg = JSON.parse(text) as { id?: number; method?: string };
       if (lostId === undefined && msg.method === 'author_submitAndWatchExtrinsic') {
         lostId = msg.id;
+        if (mode.endsWith('-then-drop')) setTimeout(() => client.terminate(), 50);
         // The submission never reaches the node: nothing lands.
-        if (mode === 'swallow') return;
+        if (mode.startsWith('swallow')) return;
       }
       if (upstream.readyState === upstream.OPEN) upstream.send(text);
       else queued.push(text);
@@ -64,7 +68,7 @@ describe('a submission whose answer is lost', () => {
   const dave = devSigner('Dave');
   const relays: Awaited<ReturnType<typeof answerLosingRelay>>[] = [];
   const clients: ChainClient[] = [];
-  const through = async (mode: 'lose-answer' | 'swallow') => {
+  const through = async (mode: RelayMode) => {
     const relay = await answerLosingRelay(dev.endpoint(), mode);
     relays.push(relay);
     const client = await connectChain(relay.endpoint, { requestTimeoutMs: 5000, lookupMs: 8000 });
@@ -107,5 +111,31 @@ describe('a submission whose answer is lost', () => {
     // The nonce it would have used is free again: the next submission lands.
     await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
     expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
+  });
+
+  it('is sent again with the same nonce when the connection dropped before the node got it: paid once', async () => {
+    const client = await through('swallow-then-drop');
+    const before = await dev.client().balance(dave.address);
+    const inclusion = await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }], {
+      deadlineMs: 20_000,
+    });
+    expect(inclusion.events).toContain('system.ExtrinsicSuccess');
+    await new Promise((r) => setTimeout(r, 3000)); // room for a second copy to land, were there one
+    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
+  });
+
+  it('is found on chain, not sent again, when the connection dropped after the node got it: paid once', async () => {
+    const client = await through('lose-answer-then-drop');
+    const before = await dev.client().balance(dave.address);
+    const inclusion = await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }], {
+      deadlineMs: 20_000,
+    });
+    const block = await dev.client().block(inclusion.blockNumber);
+    expect(block.extrinsics.find((x) => x.index === inclusion.extrinsicIndex)?.signer).toBe(bob.address);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
+    // And the client goes on over its new connection.
+    await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
+    expect((await dev.client().balance(dave.address)) - before).toBe(2n * ROC);
   });
 });
