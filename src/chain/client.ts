@@ -299,7 +299,7 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     options.signal?.addEventListener('abort', onAbort, { once: true });
     // A dropped connection takes the inclusion's subscription with it, and it is not made again.
     const offDisconnect = provider.on('disconnected', () =>
-      reject(new Error(`disconnected from ${endpoint} while waiting for inclusion`)),
+      reject(new DroppedConnection(`disconnected from ${endpoint} while waiting for inclusion`)),
     );
     try {
       unsubscribe = await tx.signAndSend(address, { nonce, signer: rawSigner(signer) }, (result) => {
@@ -953,12 +953,16 @@ function rawSigner(signer: ChainSigner) {
   };
 }
 
-/** Whether `err` is a request cut off by a dropped connection (the provider's own words for it). */
+/** The connection dropped under a submission waiting for its inclusion: handled in `sendOnce`, never thrown out. */
+class DroppedConnection extends Error {}
+
+/** Whether `err` is a request cut off by a dropped connection (ours, or the provider's own words for it). */
 function isDisconnect(err: unknown): boolean {
   return (
-    err instanceof Error &&
-    !hasCode(err) &&
-    /disconnected from|WebSocket is not connected|Abnormal Closure/.test(err.message)
+    err instanceof DroppedConnection ||
+    (err instanceof Error &&
+      !hasCode(err) &&
+      /disconnected from|WebSocket is not connected|Abnormal Closure/.test(err.message))
   );
 }
 
