@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -48,5 +49,8 @@ describe('npm run chaos (the ci profile)', () => {
     for (const kind of ['chain', 'coordinator', 'organisation', 'miners'])
       expect(report.faults_injected[kind], `${kind} faults\n${explain}`).toBeGreaterThan(0);
     expect(code, explain).toBe(0);
+    // Passed: its work dir (≈ 100 MB of chain, miners and logs) is of no more use; a failed run's is kept to read.
+    const work = /work in (\S+)/.exec(stderr)?.[1];
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
   }, 600_000);
 });
