@@ -620,6 +620,37 @@ describe('ailink without a network', () => {
       expect(run.stderr).toContain(message);
     });
 
+    it.each([
+      [
+        ['dev', '--chain', 'localhost:9944'],
+        '--data-dir',
+        '--chain: a WebSocket endpoint such as ws://127.0.0.1:9944',
+      ],
+      [['chain', '--heartbeat-ms', '-5'], '--data-dir', 'heartbeat-ms'],
+      [
+        [
+          'participant',
+          '--chain',
+          'ws://127.0.0.1:1',
+          '--task',
+          't',
+          '--key',
+          'k.json',
+          '--data',
+          'csv:x.csv',
+        ],
+        '--state-dir',
+        '--wait-chain: expected seconds > 0',
+        ['--wait-chain', '0'],
+      ],
+    ])('%j is a usage error before anything starts', async (args, dirFlag, message, more = []) => {
+      const dir = join(work, `no-start-${args[0]}`);
+      const run = await ailink([...args, ...more, dirFlag, dir], { cwd: work });
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain(message);
+      expect(existsSync(dir)).toBe(false);
+    });
+
     it('`help` prints the usage on stdout and exits 0', async () => {
       const run = await ailink(['help'], { cwd: work });
       expect(run.code).toBe(0);
