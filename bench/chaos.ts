@@ -1,43 +1,57 @@
 /**
- * node --import tsx bench/chaos.ts (`npm run chaos`) — issue 18 §1, a first slice: real processes, started by the
- * `ailink` CLI as a user starts them, run a SecAgg task of CHAOS_ORGS (5) organisations on the shipped penguins table
- * for CHAOS_ROUNDS (3) rounds: `ailink dev` (the chain, 12 miners, the verifier), `ailink coordinator`, and one
- * `ailink participant` per organisation. Meanwhile a schedule seeded by CHAOS_SEED SIGKILLs:
- * - the coordinator (at whatever point it is, in a round or between), then restarts it from its data dir — half the
- *   time armed with a failpoint (src/shared/failpoint.ts: inside aggregation, between storing the model and the
- *   manifest, between storing the manifest and anchoring it, between placing an upload and declaring it), at which
- *   that incarnation kills itself and is restarted again;
- * - an organisation, which comes back after a while or (one time in three) never;
- * - 1–3 miners at once (at most CHAOS_MINER_KILLS (3) in all), which never come back. The network has CHAOS_MINERS
- *   (15); with exactly 12, uploads defer the columns of dead miners (up to 4), which nobody can restore until a miner
- *   holding no column of the object appears;
- * - the chain (`ailink chain`, a process of its own that `ailink dev --chain` starts the miners on), at most
- *   CHAOS_CHAIN_KILLS (2) times, whatever is in flight; it is restarted from its database on the same port after
- *   1–5 s, and every client must find it again;
- * - from the start, one miner's disk: its data dir is a tmpfs of CHAOS_FULL_DISK_MIB (6; 0: none), which fills up
- *   during the run (mounting needs root; without it this fault is left out, and the log says so).
- * Meanwhile a storer (`ailink store put` with the network operator's key) puts an object of 4 KiB – 2 MiB of random
- * bytes every CHAOS_PUT_EVERY_S (20) seconds. A put that fails is not an object: only a put that printed its fid is.
- * Then every anchored round must pass `ailink audit verify --json`, and every object put must read back
+ * node --import tsx bench/chaos.ts (`npm run chaos`) — issue 18 §1 and §3: real processes, started by the `ailink` CLI
+ * as a user starts them, run a SecAgg task of CHAOS_ORGS (5) organisations on the shipped penguins table for
+ * CHAOS_ROUNDS (3) rounds: `ailink chain`, `ailink dev --chain` (12 miners, the verifier), `ailink coordinator`, and
+ * one `ailink participant` per organisation. With CHAOS_NET (1; needs root), each organisation and one miner
+ * (`ailink miner`) run on hosts of their own, network namespaces (bench/netns.ts) bridged to a hub that holds the
+ * rest. Meanwhile a schedule seeded by CHAOS_SEED injects faults; every kind comes once before any comes again:
+ * - the coordinator is SIGKILLed (at whatever point it is, in a round or between), then restarted from its data dir —
+ *   half the time armed with a failpoint (src/shared/failpoint.ts: inside aggregation, between storing the model and
+ *   the manifest, between storing the manifest and anchoring it, between placing an upload and declaring it), at
+ *   which that incarnation kills itself and is restarted again;
+ * - an organisation is SIGKILLed, and comes back after a while or (one time in three) never;
+ * - 1–3 miners at once (at most CHAOS_MINER_KILLS (3) in all) are SIGKILLed and never come back. The network has
+ *   CHAOS_MINERS (15); with exactly 12, uploads defer the columns of dead miners (up to 4), which nobody can restore
+ *   until a miner holding no column of the object appears;
+ * - the chain is SIGKILLed, at most CHAOS_CHAIN_KILLS (2) times, whatever is in flight; it is restarted from its
+ *   database on the same port after 1–5 s, and every client must find it again;
+ * - the network (with hosts): an organisation's or the lone miner's link is cut, or narrowed to 256 kbit/s, for
+ *   5–30 s;
+ * - a miner's disk gets slow for the rest of the run: CHAOS_SLOW_DISK_KIBS (256; 0: none) KiB/s through a blkio
+ *   cgroup (see `slowDisk`);
+ * - from the start, one miner's disk fills up: its data dir is a tmpfs of CHAOS_FULL_DISK_MIB (6; 0: none).
+ * A fault that needs what this machine does not give (root, namespaces, a blkio hierarchy) is left out, and the log
+ * says so. Meanwhile a storer (`ailink store put` with the network operator's key) puts an object of 4 KiB – 2 MiB of
+ * random bytes every CHAOS_PUT_EVERY_S (20) seconds. A put that fails is not an object: only a put that printed its
+ * fid is. Then every anchored round must pass `ailink audit verify --json`, and every object put must read back
  * (`ailink store get`) byte for byte. Every wait has a deadline (a missed one is a hang); every child leads its own
  * process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
- * Every kind of fault comes once before any comes again.
- * Flags (environment; defaults of the release profile): CHAOS_PROFILE (release, or ci: see PROFILES), CHAOS_SEED (1),
- * CHAOS_ROUNDS (3), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (40: mean seconds between faults), CHAOS_MINERS (15),
- * CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_PUT_EVERY_S (20; 0: no puts), CHAOS_FULL_DISK_MIB (6),
- * CHAOS_MAX_FAULTS (0: no limit), CHAOS_DEADLINE_S (600: the whole task).
- * Prints a table, then one JSON line.
+ *
+ * The soak (CHAOS_PROFILE=soak, issue 18 §3) injects nothing: rounds follow one another for CHAOS_DEADLINE_S
+ * (3600), objects go in and out through `ailink gateway` (S3 puts every CHAOS_PUT_EVERY_S, a get of a random one every
+ * CHAOS_GET_EVERY_S (2) s, each timed), and every process's memory and open files are sampled every
+ * CHAOS_SAMPLE_EVERY_S (30) s (bench/soak.ts); growth is reported after CHAOS_WARMUP_S (a sixth of the run).
+ *
+ * Flags (environment; defaults of the release profile): CHAOS_PROFILE (release, ci or soak: see PROFILES),
+ * CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (40: mean seconds between faults),
+ * CHAOS_MINERS (15), CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_NET (1), CHAOS_PUT_EVERY_S (20; 0: no puts),
+ * CHAOS_FULL_DISK_MIB (6), CHAOS_SLOW_DISK_KIBS (256), CHAOS_MAX_FAULTS (0: no limit), CHAOS_DEADLINE_S (600: the
+ * whole task). Prints a table, then one JSON line.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GatewayInfoSchema } from '../src/node/index.ts';
 import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
 import { FAILPOINTS, type Failpoint } from '../src/shared/failpoint.ts';
+import { createNamespaces, type Namespaces, netnsUnavailable } from './netns.ts';
+import { growthOf, percentile, type Sample, sampleProcess } from './soak.ts';
 
 /**
  * The defaults of a profile; each flag still overrides its own. `release` (the default) is the long run whose figures
@@ -55,6 +69,8 @@ const PROFILES = {
     putEveryS: 20,
     deadlineS: 600,
     fullDiskMiB: 6,
+    slowDiskKiBs: 256,
+    net: 1,
     maxFaults: 0,
   },
   ci: {
@@ -68,9 +84,27 @@ const PROFILES = {
     putEveryS: 20,
     deadlineS: 480,
     fullDiskMiB: 0,
+    slowDiskKiBs: 0,
+    net: 1,
     // One kill of each kind, then the rounds run clean: on a 2-core machine a kill every 25 s kept a round from ever
     // finishing (measured), which tests the machine rather than recovery.
-    maxFaults: 4,
+    maxFaults: 5,
+  },
+  // Issue 18 §3: no faults, rounds one after another and storage traffic through the gateway for CHAOS_DEADLINE_S;
+  // it reports each process's memory and open files over time and the latency of gets (see `soak`).
+  soak: {
+    rounds: 10_000,
+    orgs: 5,
+    faultEveryS: 0,
+    miners: 12,
+    minerKills: 0,
+    chainKills: 0,
+    putEveryS: 10,
+    deadlineS: 3600,
+    fullDiskMiB: 0,
+    slowDiskKiBs: 0,
+    net: 0,
+    maxFaults: 0,
   },
 } as const;
 const PROFILE_NAME = process.env.CHAOS_PROFILE ?? 'release';
@@ -81,6 +115,8 @@ if (!(PROFILE_NAME in PROFILES)) {
   process.exit(2);
 }
 const PROFILE = PROFILES[PROFILE_NAME as keyof typeof PROFILES];
+/** The soak profile: no faults; the run ends at its deadline, which is then no hang; the gateway carries the objects. */
+const SOAK = PROFILE_NAME === 'soak';
 const flag = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const SEED = flag('CHAOS_SEED', 1);
 const ROUNDS = flag('CHAOS_ROUNDS', PROFILE.rounds);
@@ -92,8 +128,19 @@ const CHAIN_KILLS = flag('CHAOS_CHAIN_KILLS', PROFILE.chainKills);
 const PUT_EVERY_S = flag('CHAOS_PUT_EVERY_S', PROFILE.putEveryS);
 const DEADLINE_S = flag('CHAOS_DEADLINE_S', PROFILE.deadlineS);
 const FULL_DISK_MIB = flag('CHAOS_FULL_DISK_MIB', PROFILE.fullDiskMiB);
+/** A miner's disk that gets slow: KiB a second it may then read and write (0: none). */
+const SLOW_DISK_KIBS = flag('CHAOS_SLOW_DISK_KIBS', PROFILE.slowDiskKiBs);
+/** 1: every organisation and one miner on hosts of their own (network namespaces), whose links are cut or slowed. */
+const NET = flag('CHAOS_NET', PROFILE.net) > 0;
+/** A slowed link's bandwidth, each way. */
+const SLOW_LINK_KBIT = 256;
 /** Faults injected by the schedule at most (the full disk and failpoint kills not counted); 0: no limit. */
 const MAX_FAULTS = flag('CHAOS_MAX_FAULTS', PROFILE.maxFaults);
+/** Soak: seconds between samples of every process's memory and open files, and between two gets. */
+const SAMPLE_EVERY_S = flag('CHAOS_SAMPLE_EVERY_S', 30);
+const GET_EVERY_S = flag('CHAOS_GET_EVERY_S', 2);
+/** Soak: samples before this (default a sixth of the run) are warm-up, left out of the growth figures. */
+const WARMUP_S = flag('CHAOS_WARMUP_S', Math.round(DEADLINE_S / 6));
 /** The storer's object sizes: one column's worth of a small object, and objects of a segment of their own size. */
 const PUT_SIZES = [4 * 1024, 256 * 1024, 2 * 1024 * 1024] as const;
 /** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
@@ -144,12 +191,23 @@ function killGroup(child: ChildProcess): void {
 }
 /** A tmpfs mounted for a miner's data dir (see `fillDisk`), unmounted on the way out. */
 let mountedDisk: string | undefined;
+/** The hosts when the run has them (CHAOS_NET), removed on the way out. */
+let hosts: Namespaces | undefined;
+/** The blkio cgroup of a slow disk (see `slowDisk`), removed on the way out. */
+let slowCgroup: string | undefined;
 function killAll(): void {
   for (const c of everyChild) killGroup(c);
   if (mountedDisk !== undefined) {
     // Lazily: its miner may not be reaped yet.
     spawnSync('umount', ['-l', mountedDisk]);
     mountedDisk = undefined;
+  }
+  hosts?.remove();
+  hosts = undefined;
+  if (slowCgroup !== undefined) {
+    // Empty once its miner is reaped, which a SIGKILL makes quick; a cgroup left behind holds no process.
+    for (let i = 0; i < 20 && spawnSync('rmdir', [slowCgroup]).status !== 0; i++) spawnSync('sleep', ['0.1']);
+    slowCgroup = undefined;
   }
 }
 process.on('exit', killAll);
@@ -161,14 +219,25 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** The host every role runs on but the organisations and the lone miner: the chain, the network, the coordinator. */
+const HUB = 'hub';
+/** The miner on a host of its own (CHAOS_NET), whose link is cut or slowed. */
+const LONE_MINER = 'miner-lone';
+
+/** `ailink ARGS` as its own process group, on `host` when the run has hosts (`ip netns exec` execs, keeping the pid). */
 function ailink(
   name: string,
   args: readonly string[],
   logDir: string,
   env: Record<string, string> = {},
+  host = HUB,
 ): Proc {
+  const command =
+    hosts === undefined
+      ? [process.execPath, BIN, ...args]
+      : ['ip', 'netns', 'exec', hosts.namespace(host), process.execPath, BIN, ...args];
   // detached: its own process group, so that a SIGKILL of the group takes whatever it started (the miners of `dev`).
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
     env: { ...process.env, ...env },
@@ -316,7 +385,15 @@ function splitPenguins(dirs: readonly string[]): string[] {
 
 // ---- the run ----
 
-type FaultKind = 'coordinator' | 'coordinator-at' | 'organisation' | 'miners' | 'chain' | 'disk';
+type FaultKind =
+  | 'coordinator'
+  | 'coordinator-at'
+  | 'organisation'
+  | 'miners'
+  | 'chain'
+  | 'network'
+  | 'disk'
+  | 'slow-disk';
 interface Fault {
   at: number;
   kind: FaultKind;
@@ -385,26 +462,133 @@ async function storeObjects(
   }
 }
 
-/** Every object put reads back byte for byte. */
-async function readBack(storeArgs: readonly string[], dir: string, logs: string): Promise<void> {
+/** Every object put reads back byte for byte: `check` says why one does not, or undefined when it does. */
+async function readBack(check: (o: Stored, n: number) => Promise<string | undefined>): Promise<void> {
   for (const [n, o] of stored.entries()) {
+    const wrong = await check(o, n);
+    if (wrong === undefined) bytesVerified += o.size;
+    else {
+      objectsLost++;
+      lostList.push(`${o.fid} (${o.size} bytes): ${wrong}`);
+      log(`LOST ${lostList.at(-1)}`);
+    }
+  }
+}
+
+/** `ailink store get` of one object put with `ailink store put`. */
+function readWithCli(storeArgs: readonly string[], dir: string, logs: string) {
+  return async (o: Stored, n: number): Promise<string | undefined> => {
     const out = join(dir, `read-${n}`);
     const get = ailink(`get-${n}`, ['store', 'get', o.fid, '--out', out, ...storeArgs], logs);
     const code = await runToEnd(get, 240_000, `store get ${n}`);
-    let same = false;
-    if (code === 0) {
-      const bytes = readFileSync(out);
-      same = bytes.length === o.size && sha256(bytes) === o.sha256;
-      rmSync(out, { force: true });
+    if (code !== 0) return get.stderr().trim().split('\n').at(-1)?.slice(0, 160) ?? `exit ${code}`;
+    const bytes = readFileSync(out);
+    rmSync(out, { force: true });
+    return bytes.length === o.size && sha256(bytes) === o.sha256 ? undefined : 'different bytes';
+  };
+}
+
+// ---- the soak: traffic through the gateway, and every process sampled ----
+
+const BUCKET = 'soak';
+// The S3 client warns, once, that its releases from 2027 need Node 22: library noise in a run's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+/** Soak: every get's latency (ms), and gets that failed or returned other bytes. */
+const getMs: number[] = [];
+let getsFailed = 0;
+/** Soak: each process's samples, by name (an incarnation that was replaced keeps its own name). */
+const samples = new Map<string, Sample[]>();
+
+/** `ailink gateway` on the dev network's operator account, as its own process so that its memory is its own. */
+async function startGatewayProcess(
+  netDir: string,
+  dir: string,
+  logs: string,
+): Promise<{ proc: Proc; s3: S3Client }> {
+  const proc = ailink(
+    'gateway',
+    ['gateway', '--network', join(netDir, 'network.json'), '--data-dir', dir, '--listen', '127.0.0.1:0'],
+    logs,
+  );
+  const info = await waitFor(
+    () => /"event":"ready".*"info":"([^"]+)"/.exec(proc.stdout())?.[1] ?? (!proc.alive() && undefined),
+    180_000,
+    'the gateway ready',
+  );
+  if (info === undefined) throw new Error(`ailink gateway did not start:\n${proc.stderr().slice(-2000)}`);
+  const gw = GatewayInfoSchema.parse(JSON.parse(readFileSync(info, 'utf8')));
+  const s3 = new S3Client({
+    endpoint: gw.url,
+    region: gw.s3.region,
+    credentials: { accessKeyId: gw.s3.accessKeyId, secretAccessKey: gw.s3.secretAccessKey },
+    forcePathStyle: true,
+    maxAttempts: 1,
+  });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }), { abortSignal: AbortSignal.timeout(60_000) });
+  return { proc, s3 };
+}
+
+/** The soak's storer: S3 puts through the gateway, one every PUT_EVERY_S, each object's key in `stored.fid`. */
+async function putThroughGateway(s3: S3Client, stop: () => boolean): Promise<void> {
+  for (let n = 0; !stop(); n++) {
+    const size = pick(PUT_SIZES);
+    const bytes = randomBytes(size);
+    const key = `object-${n}`;
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes }), {
+        abortSignal: AbortSignal.timeout(240_000),
+      });
+      stored.push({ fid: key, size, sha256: sha256(bytes) });
+    } catch (err) {
+      putsFailed++;
+      log(`put ${key} failed: ${(err as Error).message.slice(0, 160)}`);
     }
-    if (same) bytesVerified += o.size;
-    else {
-      objectsLost++;
-      lostList.push(
-        `${o.fid} (${o.size} bytes): ${code === 0 ? 'different bytes' : get.stderr().trim().split('\n').at(-1)?.slice(0, 160)}`,
-      );
-      log(`LOST ${lostList.at(-1)}`);
+    const until = Date.now() + PUT_EVERY_S * 1000;
+    while (Date.now() < until && !stop()) await sleep(250);
+  }
+}
+
+/** One S3 get, compared with what was put; its latency in ms, or undefined when it failed or differed. */
+async function getThroughGateway(s3: S3Client, o: Stored): Promise<number | undefined> {
+  const started = performance.now();
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.fid }), {
+      abortSignal: AbortSignal.timeout(120_000),
+    });
+    const bytes = await res.Body!.transformToByteArray();
+    const ms = performance.now() - started;
+    return bytes.length === o.size && sha256(bytes) === o.sha256 ? ms : undefined;
+  } catch (err) {
+    log(`get ${o.fid} failed: ${(err as Error).message.slice(0, 160)}`);
+    return undefined;
+  }
+}
+
+/** The soak's reader: a get of a random object put so far, one every GET_EVERY_S. */
+async function getRandomObjects(s3: S3Client, stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    if (stored.length > 0) {
+      const ms = await getThroughGateway(s3, pick(stored));
+      if (ms === undefined) getsFailed++;
+      else getMs.push(ms);
     }
+    const until = Date.now() + GET_EVERY_S * 1000;
+    while (Date.now() < until && !stop()) await sleep(100);
+  }
+}
+
+/** Samples every process `live` names, every SAMPLE_EVERY_S, until `stop`. */
+async function sampleProcesses(live: () => Map<string, number>, stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    for (const [name, pid] of live()) {
+      const s = sampleProcess(pid, since());
+      if (s === undefined) continue;
+      const list = samples.get(name) ?? [];
+      list.push(s);
+      samples.set(name, list);
+    }
+    const until = Date.now() + SAMPLE_EVERY_S * 1000;
+    while (Date.now() < until && !stop()) await sleep(250);
   }
 }
 
@@ -431,6 +615,42 @@ function fillDisk(netDir: string): string | undefined {
   return name;
 }
 
+/**
+ * A miner whose disk gets slow: its process joins a blkio cgroup (v1) that throttles the block device under its data
+ * dir to SLOW_DISK_KIBS KiB/s and 20 operations a second each way, for the rest of the run. Its synced writes and its
+ * reads that miss the page cache wait; what the page cache holds stays fast, as on a real slow disk. Says what it did,
+ * or why it could not (no blkio hierarchy, or a data dir on no block device, as on an overlay or a tmpfs).
+ */
+function slowDisk(pid: number, dataDir: string): string {
+  const root = '/sys/fs/cgroup/blkio';
+  const dev = statSync(dataDir).dev;
+  // Linux's encoding of a device number (new_encode_dev).
+  let device = `${(dev >> 8) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}`;
+  if (!existsSync(`/sys/dev/block/${device}`))
+    return `left out: its data dir is on no block device (${device})`;
+  // Throttling is per disk: a partition's rules go on the disk that holds it.
+  if (existsSync(`/sys/dev/block/${device}/partition`))
+    device = readFileSync(`/sys/dev/block/${device}/../dev`, 'utf8').trim();
+  if (!existsSync(`${root}/cgroup.procs`)) return 'left out: no cgroup v1 blkio hierarchy here';
+  const group = `${root}/ailink-chaos-${process.pid}`;
+  try {
+    mkdirSync(group, { recursive: true });
+    slowCgroup = group;
+    const bps = String(SLOW_DISK_KIBS * 1024);
+    for (const [file, value] of [
+      ['blkio.throttle.read_bps_device', bps],
+      ['blkio.throttle.write_bps_device', bps],
+      ['blkio.throttle.read_iops_device', '20'],
+      ['blkio.throttle.write_iops_device', '20'],
+    ] as const)
+      writeFileSync(join(group, file), `${device} ${value}`);
+    writeFileSync(join(group, 'cgroup.procs'), String(pid));
+    return `disk ${device} at ${SLOW_DISK_KIBS} KiB/s and 20 IO/s`;
+  } catch (err) {
+    return `left out: ${(err as Error).message}`;
+  }
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'ailink-chaos-'));
   const logs = join(work, 'logs');
@@ -447,6 +667,19 @@ async function main(): Promise<void> {
   const orgs = await Promise.all(Array.from({ length: ORGS }, (_, i) => keyOf(`org-${i + 1}`)));
 
   const netDir = join(work, 'network');
+  // With hosts, one miner runs apart from `ailink dev` on a host of its own, so that its link can be cut; its account
+  // exists first, so that `ailink dev` funds it with the others.
+  const why = NET ? netnsUnavailable() : 'CHAOS_NET=0';
+  if (why === null)
+    hosts = createNamespaces(`ailc${process.pid % 10_000}`, [HUB, ...orgs.map((o) => o.name), LONE_MINER]);
+  else if (NET) log(`network faults left out: ${why}`);
+  const loneMinerDir = join(netDir, 'miners', LONE_MINER);
+  let loneMiner: { address: string } | undefined;
+  if (hosts !== undefined) {
+    mkdirSync(loneMinerDir, { recursive: true, mode: 0o700 });
+    loneMiner = await createKeyFile(join(loneMinerDir, 'account.json'), systemRandom);
+  }
+  const onHub = hosts === undefined ? [] : ['--host', hosts.address(HUB)];
   fillDisk(netDir);
   // The chain runs apart from `ailink dev`, on a port kept across its restarts: every client has its endpoint.
   const chainPort = await freePort();
@@ -454,7 +687,7 @@ async function main(): Promise<void> {
   const startChain = async (): Promise<Proc> => {
     const p = ailink(
       `chain-${chainRuns++}`,
-      ['chain', '--port', String(chainPort), '--data-dir', join(netDir, 'chain')],
+      ['chain', '--port', String(chainPort), '--data-dir', join(netDir, 'chain'), ...onHub],
       logs,
     );
     await waitFor(() => p.stdout().includes('"event":"ready"') || !p.alive(), 120_000, 'the chain ready');
@@ -470,10 +703,14 @@ async function main(): Promise<void> {
       '--chain',
       endpoint,
       '--miners',
-      String(MINERS),
+      String(loneMiner === undefined ? MINERS : MINERS - 1),
       '--data-dir',
       netDir,
-      ...[coordKey, auditor, ...orgs].flatMap((p) => ['--allow', p.address]),
+      ...onHub,
+      ...[coordKey, auditor, ...orgs, ...(loneMiner === undefined ? [] : [loneMiner])].flatMap((p) => [
+        '--allow',
+        p.address,
+      ]),
     ],
     logs,
   );
@@ -488,7 +725,38 @@ async function main(): Promise<void> {
       processes: { role: string; name: string; pid: number }[];
     }
   ).processes.filter((p) => p.role === 'miner');
-  log(`network ready at ${endpoint}: ${minerPids.length} miners`);
+  const lone =
+    hosts === undefined
+      ? undefined
+      : ailink(
+          LONE_MINER,
+          [
+            'miner',
+            '--data-dir',
+            loneMinerDir,
+            '--chain',
+            endpoint,
+            '--protocol',
+            join(netDir, 'protocol.json'),
+            '--listen',
+            `/ip4/${hosts.address(LONE_MINER)}/tcp/0`,
+          ],
+          logs,
+          {},
+          LONE_MINER,
+        );
+  if (lone !== undefined) {
+    await waitFor(
+      () => lone.stdout().includes('"event":"ready"') || !lone.alive(),
+      120_000,
+      'the lone miner',
+    );
+    if (!lone.alive()) throw new Error(`ailink miner did not start:\n${lone.stderr().slice(-2000)}`);
+  }
+  log(
+    `network ready at ${endpoint}: ${minerPids.length} miners${lone === undefined ? '' : ` and ${LONE_MINER} on a host of its own`}`,
+  );
+  const gateway = SOAK ? await startGatewayProcess(netDir, join(work, 'gateway'), logs) : undefined;
 
   const httpPort = await freePort();
   const p2pPort = await freePort();
@@ -511,6 +779,7 @@ async function main(): Promise<void> {
     String(httpPort),
     '--p2p-port',
     String(p2pPort),
+    ...(hosts === undefined ? [] : ['--listen', hosts.address(HUB)]),
   ];
   const coordLogs: Proc[] = [];
   /** `armed`: a failpoint (src/shared/failpoint.ts) at which this incarnation kills itself. */
@@ -552,6 +821,8 @@ async function main(): Promise<void> {
         `csv:${files[i]}`,
       ],
       logs,
+      {},
+      orgs[i]!.name,
     );
     // An organisation that ends by itself with an error (not one of our SIGKILLs) has left the task: say why.
     void p.exited.then((code) => {
@@ -597,18 +868,36 @@ async function main(): Promise<void> {
     '--state-dir',
     storer.dir,
   ];
+  const over = () => finished() || Date.now() >= deadline || failure !== undefined;
   const storing =
-    PUT_EVERY_S > 0
-      ? storeObjects(
-          storeArgs,
-          storer.dir,
-          logs,
-          () => finished() || Date.now() >= deadline || failure !== undefined,
-        )
-      : Promise.resolve();
+    PUT_EVERY_S <= 0
+      ? Promise.resolve()
+      : gateway !== undefined
+        ? putThroughGateway(gateway.s3, over)
+        : storeObjects(storeArgs, storer.dir, logs, over);
+  // The soak reads while it writes, and watches every process; `ailink dev`'s miners and verifier are in its file.
+  const devProcesses = (
+    JSON.parse(readFileSync(join(netDir, 'network.json'), 'utf8')) as {
+      processes: { name: string; pid: number }[];
+    }
+  ).processes;
+  const live = () =>
+    new Map<string, number>([
+      [`chain-${chainRuns - 1}`, chain.child.pid!],
+      ['dev', dev.child.pid!],
+      ...devProcesses.map((p) => [p.name, p.pid] as [string, number]),
+      [coord.name, coord.child.pid!],
+      ...orgProcs.flatMap((p) => (p === null ? [] : [[p.name, p.child.pid!] as [string, number]])),
+      ...(gateway === undefined ? [] : [['gateway', gateway.proc.child.pid!] as [string, number]]),
+    ]);
+  const reading = gateway === undefined ? Promise.resolve() : getRandomObjects(gateway.s3, over);
+  const sampling = SOAK ? sampleProcesses(live, over) : Promise.resolve();
 
   let minersKilled = 0;
   let chainKills = 0;
+  /** Hosts whose link is cut or slowed now, each with what restores it. */
+  const impaired = new Map<string, () => void>();
+  let slowDiskTried = false;
   /** The failpoint the running coordinator is armed with, if any. */
   let armed: Failpoint | undefined;
   /** A coordinator that killed itself at its failpoint is counted as a fault and restarted, unarmed. */
@@ -627,6 +916,10 @@ async function main(): Promise<void> {
     return coord.alive();
   };
   while (!finished() && Date.now() < deadline) {
+    if (SOAK) {
+      await sleep(1000);
+      continue;
+    }
     // Exponential gaps around the mean: some faults land together, some inside a round's stages.
     const gapMs = Math.min(3 * FAULT_EVERY_S, -Math.log(1 - rand()) * FAULT_EVERY_S) * 1000;
     const until = Date.now() + gapMs;
@@ -643,10 +936,47 @@ async function main(): Promise<void> {
     const kinds: FaultKind[] = ['coordinator', 'organisation'];
     if (minersKilled < MINER_KILLS) kinds.push('miners');
     if (chainKills < CHAIN_KILLS) kinds.push('chain');
+    if (hosts !== undefined) kinds.push('network');
+    if (SLOW_DISK_KIBS > 0 && !slowDiskTried) kinds.push('slow-disk');
     // Each kind once before any again: a short run still meets them all.
     const unseen = kinds.filter((k) => !faults.some((f) => f.kind === k));
     const kind = pick(unseen.length > 0 ? unseen : kinds);
-    if (kind === 'chain') {
+    if (kind === 'network') {
+      // An organisation still in the task or the lone miner, not impaired already: its link cut or slowed a while.
+      const h = hosts!;
+      const targets = [...orgs.filter((_, i) => !gone.has(i)).map((o) => o.name), LONE_MINER].filter(
+        (t) => !impaired.has(t),
+      );
+      if (targets.length === 0) continue;
+      const target = pick(targets);
+      const slow = rand() < 0.5;
+      const forMs = 5000 + rand() * 25_000;
+      if (slow) h.slow(target, SLOW_LINK_KBIT);
+      else h.cut(target);
+      faults.push({
+        at: since(),
+        kind,
+        what: `${target}'s link ${slow ? `at ${SLOW_LINK_KBIT} kbit/s` : 'cut'} for ${(forMs / 1000).toFixed(1)} s`,
+      });
+      log(`FAULT network: ${faults.at(-1)!.what}`);
+      impaired.set(target, () => {
+        impaired.delete(target);
+        if (slow) h.unslow(target);
+        else h.mend(target);
+        log(`${target}'s link restored`);
+      });
+      setTimeout(() => impaired.get(target)?.(), forMs);
+    } else if (kind === 'slow-disk') {
+      slowDiskTried = true;
+      const victim = pick(minerPids);
+      const what = slowDisk(victim.pid, join(netDir, 'miners', victim.name));
+      if (what.startsWith('left out')) {
+        log(`slow disk ${what}`);
+        continue;
+      }
+      faults.push({ at: since(), kind, what: `${victim.name}: ${what}` });
+      log(`FAULT slow disk: ${faults.at(-1)!.what}`);
+    } else if (kind === 'chain') {
       killGroup(chain.child);
       await chain.exited;
       chainKills++;
@@ -725,13 +1055,19 @@ async function main(): Promise<void> {
       log(`FAULT miners: ${faults.at(-1)!.what}`);
     }
   }
-  if (!finished()) {
+  if (!finished() && !SOAK) {
     hangs++;
     hangList.push(`the task within ${DEADLINE_S} s`);
     log(`HANG: the task did not finish within ${DEADLINE_S} s`);
   }
   scan();
-  await storing;
+  for (const restore of [...impaired.values()]) restore();
+  await Promise.all([storing, reading, sampling]);
+  if (SOAK) {
+    // The rounds stop here, so that the audit sees a chain that no longer grows.
+    for (const p of [coord, ...orgProcs]) if (p !== null) killGroup(p.child);
+    log(`soak over: ${roundsDone.size} rounds, ${stored.length} objects put, ${getMs.length} gets`);
+  }
 
   // The audit: every anchored round, from the chain and the miners only.
   log('audit verify …');
@@ -769,7 +1105,12 @@ async function main(): Promise<void> {
     }
   }
   log(`reading back ${stored.length} objects …`);
-  await readBack(storeArgs, storer.dir, logs);
+  await readBack(
+    gateway === undefined
+      ? readWithCli(storeArgs, storer.dir, logs)
+      : async (o) =>
+          (await getThroughGateway(gateway.s3, o)) === undefined ? 'get failed or other bytes' : undefined,
+  );
   log(`logs in ${logs}`);
 }
 
@@ -780,9 +1121,55 @@ function median(xs: number[]): number | null {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** The soak's figures: gets, and each process's growth after warm-up. */
+function soakFigures() {
+  const ms = (p: number) => {
+    const v = percentile(getMs, p);
+    return v === null ? null : Math.round(v);
+  };
+  const fixed = (x: number | null, digits: number) => (x === null ? null : Number(x.toFixed(digits)));
+  const processes: Record<string, Record<string, number | null>> = {};
+  for (const [name, list] of samples) {
+    const g = growthOf(list, WARMUP_S);
+    if (g === undefined) continue;
+    processes[name] = {
+      rss_start_mib: fixed(g.rssStartMiB, 1),
+      rss_end_mib: fixed(g.rssEndMiB, 1),
+      rss_max_mib: fixed(g.rssMaxMiB, 1),
+      rss_mib_per_h: fixed(g.rssMiBPerH, 1),
+      fds_start: g.fdsStart,
+      fds_end: g.fdsEnd,
+      fds_per_h: fixed(g.fdsPerH, 1),
+    };
+  }
+  return {
+    duration_s: DEADLINE_S,
+    warmup_s: WARMUP_S,
+    rounds_per_h: Math.round((roundsDone.size / DEADLINE_S) * 3600),
+    gets: getMs.length,
+    gets_failed: getsFailed,
+    get_ms: { p50: ms(50), p99: ms(99), max: ms(100) },
+    processes,
+  };
+}
+
+function writeSoakTable(w: NodeJS.WritableStream): void {
+  const f = soakFigures();
+  w.write(
+    `\nsoak: ${f.duration_s} s, warm-up ${f.warmup_s} s; ${f.gets} gets through the gateway (${f.gets_failed} failed): p50 ${f.get_ms.p50} ms, p99 ${f.get_ms.p99} ms, max ${f.get_ms.max} ms\n\n`,
+  );
+  w.write(' process          RSS after warm-up → end (MiB)   MiB/h   open files   files/h\n');
+  for (const [name, p] of Object.entries(f.processes))
+    w.write(
+      `${name.padEnd(16)} ${`${p.rss_start_mib} → ${p.rss_end_mib}`.padStart(28)} ${String(p.rss_mib_per_h).padStart(9)} ${`${p.fds_start} → ${p.fds_end}`.padStart(12)} ${String(p.fds_per_h).padStart(9)}\n`,
+    );
+}
+
 function report(): void {
   const done = [...roundsDone.entries()].filter(([r]) => r < ROUNDS).sort((a, b) => a[0] - b[0]);
   const completed = done.length;
+  // A soak plans no number of rounds: it runs rounds until its time is up.
+  const planned = SOAK ? completed : ROUNDS;
   const recovery = faults
     .map((f) => {
       const next = done.map(([, at]) => at).find((at) => at > f.at);
@@ -795,18 +1182,20 @@ function report(): void {
     organisation: 0,
     miners: 0,
     chain: 0,
+    network: 0,
     disk: 0,
+    'slow-disk': 0,
   };
   for (const f of faults) byKind[f.kind]++;
   const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
   const out = {
     seed: SEED,
-    rounds_planned: ROUNDS,
+    rounds_planned: planned,
     rounds_completed: completed,
     // An aborted attempt's reason is in the coordinator's log; the round itself is retried, not ended with a reason.
     rounds_aborted_signed: 0,
     attempts_aborted: abortedAttempts,
-    rounds_lost: ROUNDS - completed,
+    rounds_lost: planned - completed,
     hangs,
     organisations_exited: orgExits.length,
     audit_ok: auditOk,
@@ -821,6 +1210,7 @@ function report(): void {
       max: round1(recovery.length ? Math.max(...recovery) : null),
     },
     wall_s: round1(since()),
+    ...(SOAK ? { soak: soakFigures() } : {}),
   };
   const w = process.stdout;
   w.write(`\nchaos, seed ${SEED}: ${ORGS} organisations, SecAgg, ${ROUNDS} rounds\n\n`);
@@ -842,6 +1232,7 @@ function report(): void {
   for (const e of lostList) w.write(`object lost: ${e}\n`);
   for (const e of orgExits) w.write(`organisation left: ${e}\n`);
   if (failure) w.write(`failure: ${failure}\n`);
+  if (SOAK) writeSoakTable(w);
   w.write(`${JSON.stringify(out)}\n`);
 }
 
@@ -855,5 +1246,10 @@ try {
 report();
 killAll();
 const ok =
-  exitCode === 0 && hangs === 0 && auditOk === true && roundsDone.size >= ROUNDS && objectsLost === 0;
+  exitCode === 0 &&
+  hangs === 0 &&
+  auditOk === true &&
+  roundsDone.size >= (SOAK ? 1 : ROUNDS) &&
+  objectsLost === 0 &&
+  getsFailed === 0;
 process.exit(ok ? 0 : 1);

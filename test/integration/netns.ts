@@ -1,16 +1,13 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createNamespaces } from '../../bench/netns.ts';
 import { BIN } from '../../src/node/index.ts';
 
-/**
- * Hosts on one machine (DESIGN §12): one Linux network namespace per host, each with its own address on a private
- * /24 and a veth pair into a switch namespace that holds the bridge. Nothing is added to the machine's own namespace,
- * so traffic stays between these namespaces; removing them removes every link and address with them.
- */
+export { netnsUnavailable } from '../../bench/netns.ts';
 
-const SUBNET = '10.77.0';
+/** Roles run on hosts of their own (DESIGN §12): the namespaces of bench/netns.ts, with a process launcher. */
 
 export interface Hosts {
   /** The address of a host by its name. */
@@ -31,68 +28,25 @@ export interface RoleProcess {
   stdout(): string;
 }
 
-const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-
-/** Why namespaces cannot be made here, or null when they can (root and a working `ip netns`). */
-export function netnsUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'network namespaces need root';
-  const probe = `ailprobe${process.pid}`;
-  try {
-    ip('netns', 'add', probe);
-    ip('netns', 'del', probe);
-    return null;
-  } catch (err) {
-    return `ip netns add failed: ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? (err as Error).message}`;
-  }
-}
-
 /** Namespaces `<prefix>-<host>` for each host, addressed 10.77.0.1, .2, … in order, plus the switch. */
 export function createHosts(prefix: string, hosts: readonly string[], logDir: string): Hosts {
-  const sw = `${prefix}-sw`;
-  const made: string[] = [];
+  const namespaces = createNamespaces(prefix, hosts);
   const children: ChildProcess[] = [];
-  const addresses = new Map(hosts.map((h, i) => [h, `${SUBNET}.${i + 1}`]));
-  try {
-    ip('netns', 'add', sw);
-    made.push(sw);
-    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', sw, 'link', 'set', 'br0', 'up');
-    for (const [i, host] of hosts.entries()) {
-      const ns = `${prefix}-${host}`;
-      ip('netns', 'add', ns);
-      made.push(ns);
-      // Created inside the host's namespace, then one end moved to the switch: nothing touches the root namespace.
-      ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `p${i}`);
-      ip('-n', ns, 'link', 'set', `p${i}`, 'netns', sw);
-      ip('-n', sw, 'link', 'set', `p${i}`, 'master', 'br0');
-      ip('-n', sw, 'link', 'set', `p${i}`, 'up');
-      ip('-n', ns, 'addr', 'add', `${addresses.get(host)}/24`, 'dev', 'eth0');
-      ip('-n', ns, 'link', 'set', 'eth0', 'up');
-      ip('-n', ns, 'link', 'set', 'lo', 'up');
-    }
-  } catch (err) {
-    for (const ns of made.reverse()) {
-      try {
-        ip('netns', 'del', ns);
-      } catch {}
-    }
-    throw err;
-  }
   return {
-    address(host) {
-      const a = addresses.get(host);
-      if (a === undefined) throw new Error(`no host ${host}`);
-      return a;
-    },
+    address: namespaces.address,
     ailink(host, label, args) {
       const err = join(logDir, `${label}.err`);
       const outFd = openSync(join(logDir, `${label}.out`), 'a');
       const errFd = openSync(err, 'a');
-      const child = spawn('ip', ['netns', 'exec', `${prefix}-${host}`, process.execPath, BIN, ...args], {
-        stdio: ['ignore', 'pipe', errFd],
-        // Its own process group: a kill reaches the node process, not only `ip netns exec`.
-        detached: true,
-      });
+      const child = spawn(
+        'ip',
+        ['netns', 'exec', namespaces.namespace(host), process.execPath, BIN, ...args],
+        {
+          stdio: ['ignore', 'pipe', errFd],
+          // Its own process group: a kill reaches the node process, not only `ip netns exec`.
+          detached: true,
+        },
+      );
       closeSync(errFd);
       children.push(child);
       const lines: string[] = [];
@@ -181,11 +135,7 @@ export function createHosts(prefix: string, hosts: readonly string[], logDir: st
           clearTimeout(hard);
         }),
       );
-      for (const ns of made.reverse()) {
-        try {
-          ip('netns', 'del', ns);
-        } catch {}
-      }
+      namespaces.remove();
     },
   };
 }
