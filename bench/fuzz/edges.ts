@@ -7,6 +7,7 @@ import { s3Edge } from './gateway.ts';
 import type { Edge } from './harness.ts';
 import { marketEdge } from './market.ts';
 import { p2pEdges } from './p2p.ts';
+import { roundOpenEdges } from './round-open.ts';
 
 /** The short profile CI runs (test/fuzz/fuzz.test.ts) and `npm run fuzz` without flags. */
 export const DEFAULT_RUNS = 40;
@@ -23,4 +24,5 @@ export const allEdges = (): Edge<never>[] =>
     marketEdge(),
     coordinatorEdge(),
     ...p2pEdges(),
+    ...roundOpenEdges(),
   ] as Edge<never>[];
