@@ -4,6 +4,7 @@ import { coordinatorEdge } from './coordinator.ts';
 import { deossEdge } from './deoss.ts';
 import { fileEdges } from './files.ts';
 import { s3Edge } from './gateway.ts';
+import { gossipEdge } from './gossip.ts';
 import type { Edge } from './harness.ts';
 import { marketEdge } from './market.ts';
 import { p2pEdges } from './p2p.ts';
@@ -25,4 +26,5 @@ export const allEdges = (): Edge<never>[] =>
     coordinatorEdge(),
     ...p2pEdges(),
     ...roundOpenEdges(),
+    gossipEdge(),
   ] as Edge<never>[];

@@ -28,7 +28,7 @@ import {
   wholeOf,
 } from '../../src/node/twins.ts';
 import type { LocalData } from '../../src/participant/local-data.ts';
-import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
+import { type CoordinatorLink, createParticipant, type Participant } from '../../src/participant/runtime.ts';
 import type { Account } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
@@ -237,6 +237,12 @@ export function makeParticipant(
      * asked (the fuzzer keeps a member's message back to send it itself over the wire).
      */
     intercept?: (body: unknown) => { ok: boolean } | undefined;
+    /** A real link instead of the in-process one (`connectCoordinator` over libp2p and HTTP). */
+    link?: CoordinatorLink;
+    /** Its log (default: none). */
+    log?: (line: string) => void;
+    /** How often it polls the coordinator (default 200 ms). */
+    pollMs?: number;
   } = {},
 ): Member {
   const account = makeAccount(label);
@@ -255,7 +261,7 @@ export function makeParticipant(
     {
       account,
       identityKey,
-      link: {
+      link: options.link ?? {
         peerId,
         task: async (id) => {
           const row = world.coordinator.task(id);
@@ -301,12 +307,12 @@ export function makeParticipant(
       loadData: options.data ?? (async () => fakeLocalData(label)),
       clock: systemClock,
       random: options.random ?? ((n) => new Uint8Array(randomBytes(n))),
-      log: () => {},
+      log: options.log ?? (() => {}),
     },
     {
       task,
       dropAt: options.dropAt,
-      pollMs: 200,
+      pollMs: options.pollMs ?? 200,
       onEncodedUpdate: (round, words) => encoded.set(round, words.slice()),
     },
   );
