@@ -2,8 +2,15 @@
  * Edge: the coordinator's HTTP API (src/coordinator/http.ts) on 127.0.0.1 in process, over the test harness's
  * coordinator (test/coordinator/harness.ts: a real SQLite store, in-memory storage and chain twins). A task is created
  * by the owner's signed request and one member has joined; then task creations and joins arrive unsigned, wrongly
- * signed, replayed, expired, malformed, oversized, for tasks never created, or again. A refusal is an HTTP error whose
- * `error.code` is registered (ERROR_CODES); a 5xx is a crash; the digest covers every table of the store's SQLite file.
+ * signed, replayed, expired, malformed, oversized, for tasks never created, or again. Every other route the server
+ * registers gets cases too (each case names its route; test/fuzz/coordinator-routes.test.ts fails when a registered
+ * route has none): the task's read routes for a task never created, with an id over the route's bound or of noise,
+ * the audit with a round that is no number, and as noise (they must answer and change nothing) the read routes with
+ * random query strings, as GET and HEAD; methods no route takes on known paths. A refusal is an HTTP error whose
+ * `error.code` is registered (ERROR_CODES); a refused HEAD (no body) is judged by the same GET, which must answer the
+ * same status; a 5xx is a crash; the digest covers every table of the store's SQLite file but the nonces. Left out:
+ * the audit of the real task (this coordinator has no auditor, so it answers 503 AUDIT_UNAVAILABLE, the documented
+ * answer, not a refusal of the input).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,6 +40,11 @@ import { fuzzCase, getPath, type Json, otherType, pathsOf, withPath } from './mu
 export interface HttpInput {
   readonly method: string;
   readonly path: string;
+  /**
+   * The route the request is meant for, as the server registers it (`GET /v1/tasks/:id`); none for a path no route
+   * takes. test/fuzz/coordinator-routes.test.ts checks that every registered route has cases.
+   */
+  readonly route?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
 }
@@ -164,6 +176,7 @@ export function coordinatorEdge(): Edge<HttpInput> {
       const joinOf = (body: unknown, id = task): HttpInput => ({
         method: 'POST',
         path: `/v1/tasks/${id}/join`,
+        route: 'POST /v1/tasks/:id/join',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
       });
@@ -181,7 +194,7 @@ export function coordinatorEdge(): Edge<HttpInput> {
         fuzzCase<HttpInput>(
           variant,
           `create: ${label}`,
-          { method: 'POST', path: '/v1/tasks', headers, body },
+          { method: 'POST', path: '/v1/tasks', route: 'POST /v1/tasks', headers, body },
           mustRefuse,
         );
       const fresh = () => JSON.stringify({ ...(spec as object), name: 'fuzz-second' });
@@ -320,6 +333,7 @@ export function coordinatorEdge(): Edge<HttpInput> {
           fuzzCase<HttpInput>('malformed', 'join: noise body', {
             method: 'POST',
             path: `/v1/tasks/${task}/join`,
+            route: 'POST /v1/tasks/:id/join',
             headers: { 'content-type': 'application/json' },
             body: s,
           }),
@@ -339,10 +353,120 @@ export function coordinatorEdge(): Edge<HttpInput> {
           }),
         ),
       );
-      cases = targeted;
+      // The read routes. Those of one task: an id never created, one longer than the route allows, noise for an id,
+      // the audit's round that is no number; with the real id they answer (noise: they must not change the store).
+      // The routes without parameters take no input to refuse: random query strings, as GET and HEAD, must not fail
+      // or change anything. (The audit of a real task is left out: this coordinator has no auditor, and its 503
+      // AUDIT_UNAVAILABLE is the documented answer, not a refusal of the input.)
+      const taskRoutes = ['', '/rounds', '/status', '/participants', '/metrics', '/audit'];
+      const get = (
+        variant: FuzzCase<HttpInput>['variant'],
+        label: string,
+        route: string,
+        path: string,
+        mustRefuse = true,
+        method = 'GET',
+      ) => fuzzCase<HttpInput>(variant, label, { method, path, route: `${method} ${route}` }, mustRefuse);
+      const query = fc
+        .dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.string({ maxLength: 12 }), { maxKeys: 3 })
+        .map((q) => new URLSearchParams(q).toString());
+      const reads: fc.Arbitrary<FuzzCase<HttpInput>> = fc.oneof(
+        fc
+          .tuple(fc.constantFrom(...taskRoutes), fc.constantFrom('GET', 'HEAD'))
+          .map(([r, m]) =>
+            get(
+              'out-of-order',
+              `${m} ${r || '/'} of a task never created`,
+              `/v1/tasks/:id${r}`,
+              `/v1/tasks/${'f'.repeat(64)}${r}`,
+              true,
+              m,
+            ),
+          ),
+        fc
+          .tuple(fc.constantFrom(...taskRoutes), fc.integer({ min: 101, max: 400 }))
+          .map(([r, n]) =>
+            get(
+              'oversized',
+              `GET ${r || '/'} with a ${n}-character id`,
+              `/v1/tasks/:id${r}`,
+              `/v1/tasks/${'x'.repeat(n)}${r}`,
+            ),
+          ),
+        fc
+          .tuple(fc.constantFrom(...taskRoutes), fc.string({ minLength: 1, maxLength: 40 }))
+          .filter(([, id]) => id !== task && id.trim() !== '' && id !== '.' && id !== '..')
+          .map(([r, id]) =>
+            get(
+              'malformed',
+              `GET ${r || '/'} for id ${JSON.stringify(id)}`,
+              `/v1/tasks/:id${r}`,
+              `/v1/tasks/${encodeURIComponent(id)}${r}`,
+            ),
+          ),
+        fc
+          .oneof(
+            fc.string({ maxLength: 12 }).filter((s) => !/^\d{1,9}$/.test(s)),
+            fc.constant('-1'),
+            fc.constant('1e3'),
+          )
+          .map((round) =>
+            get(
+              'malformed',
+              `GET /audit?round=${JSON.stringify(round)}`,
+              '/v1/tasks/:id/audit',
+              `/v1/tasks/${task}/audit?${new URLSearchParams({ round })}`,
+            ),
+          ),
+        fc
+          .tuple(
+            fc.constantFrom(...taskRoutes.filter((r) => r !== '/audit')),
+            fc.constantFrom('GET', 'HEAD'),
+            query,
+          )
+          .map(([r, m, q]) =>
+            get(
+              'malformed',
+              `${m} ${r || '/'} of the task, query ${q}`,
+              `/v1/tasks/:id${r}`,
+              `/v1/tasks/${task}${r}?${q}`,
+              false,
+              m,
+            ),
+          ),
+        fc
+          .tuple(
+            fc.constantFrom('/v1/info', '/v1/tasks', '/openapi.json', '/explorer', '/explorer/'),
+            fc.constantFrom('GET', 'HEAD'),
+            query,
+          )
+          .map(([r, m, q]) => get('malformed', `${m} ${r}?${q}`, r, `${r}?${q}`, false, m)),
+        fc
+          .tuple(
+            fc.constantFrom('PUT', 'DELETE', 'PATCH'),
+            fc.constantFrom('/v1/info', '/v1/tasks', `/v1/tasks/${task}`, `/v1/tasks/${task}/join`),
+          )
+          .map(([m, path]) =>
+            fuzzCase<HttpInput>('wrong-caller', `${m} ${path}: no such route`, {
+              method: m,
+              path,
+              headers: { 'content-type': 'application/json' },
+              body: '{}',
+            }),
+          ),
+      );
+      cases = fc.oneof({ arbitrary: targeted, weight: 3 }, { arbitrary: reads, weight: 2 });
     },
     async apply(input) {
       const r = await send(input);
+      // A HEAD answer carries no body, so no code: a refused HEAD is judged by the same request as GET, which must
+      // be refused with the same status (fastify derives each HEAD route from its GET).
+      if (input.method === 'HEAD' && r.status >= 400 && r.status < 500) {
+        const g = await send({ ...input, method: 'GET' });
+        if (g.status !== r.status)
+          throw new Error(`HEAD ${input.path} answered ${r.status}, the same GET ${g.status}`);
+        Object.assign(r, g);
+      }
       if (r.status < 400) return;
       let code: unknown;
       try {

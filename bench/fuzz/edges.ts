@@ -4,9 +4,11 @@ import { coordinatorEdge } from './coordinator.ts';
 import { deossEdge } from './deoss.ts';
 import { fileEdges } from './files.ts';
 import { s3Edge } from './gateway.ts';
+import { gossipEdge } from './gossip.ts';
 import type { Edge } from './harness.ts';
 import { marketEdge } from './market.ts';
 import { p2pEdges } from './p2p.ts';
+import { roundOpenEdges } from './round-open.ts';
 
 /** The short profile CI runs (test/fuzz/fuzz.test.ts) and `npm run fuzz` without flags. */
 export const DEFAULT_RUNS = 40;
@@ -23,4 +25,6 @@ export const allEdges = (): Edge<never>[] =>
     marketEdge(),
     coordinatorEdge(),
     ...p2pEdges(),
+    ...roundOpenEdges(),
+    gossipEdge(),
   ] as Edge<never>[];

@@ -11,7 +11,7 @@
  *   test/coordinator/harness.ts: a real SQLite store) with a task that one member joined from the attacker's peer and
  *   another from a different peer. Views and submissions arrive malformed, cut, oversized, without a signature, from
  *   the other member's or an outsider's account, for a task never created, or for a round that is not open (no
- *   round runs here: a submission for an open stage is not among the inputs).
+ *   round runs here: submissions to an open SecAgg stage are the `p2p:round-open:<stage>` edges, round-open.ts).
  * - `p2p:verifier`: the verifier's service (`startVerifierService`, its SQLite of tagged fragments and nonces) over an
  *   in-memory index of the chain: two miners in good standing and a file whose column 0 the first one holds, three
  *   fragments of which setup tagged one. Tag, certify and verify requests arrive malformed, cut, with bytes that are
@@ -85,7 +85,7 @@ const MAX_FRAGMENT = 64 * 1024;
 /** Signatures the cases carry must outlive a long run's sampling: a run signs them all before applying any. */
 const SIGNATURE_TTL_MS = 20 * 60_000;
 
-const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+export const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
 /** A length-prefixed frame as `ByteChannel.writeFrame` writes it (a 4-byte big-endian length). */
 export function frame(body: Uint8Array, announced = body.byteLength): Uint8Array {
@@ -96,7 +96,7 @@ export function frame(body: Uint8Array, announced = body.byteLength): Uint8Array
 }
 
 /** A reply frame judged: accepted (ok), a refusal with its code, anything else a crash. */
-function judge(reply: unknown): void {
+export function judge(reply: unknown): void {
   const r = reply as { ok?: unknown; error?: { code?: unknown; message?: unknown } } | null;
   if (r !== null && typeof r === 'object' && r.ok === true) return;
   const code = r?.error?.code;
@@ -120,7 +120,7 @@ async function readReply(channel: ByteChannel, max: number, signal: AbortSignal)
 }
 
 /** Writes an input on a fresh stream and reads the reply (two for a put that asks for its body). */
-async function exchange(host: Host, peer: PeerRef, protocol: string, input: WireInput, max: number) {
+export async function exchange(host: Host, peer: PeerRef, protocol: string, input: WireInput, max: number) {
   const signal = AbortSignal.timeout(REPLY_MS);
   const channel = await host.open(peer, protocol, { signal });
   try {
@@ -175,7 +175,7 @@ export function sqliteDigest(
  * JSON mutations of a valid request: a field of another type, a required field deleted, an unknown key in an object
  * that refuses them. Each result is a request that must be refused.
  */
-function jsonMutations(
+export function jsonMutations(
   valid: Json,
   o: { optional?: (p: JsonPath) => boolean; skip?: (p: JsonPath) => boolean } = {},
 ): fc.Arbitrary<{ label: string; json: Json }> {
@@ -208,7 +208,7 @@ function jsonMutations(
 }
 
 /** A frame cut at every length but its own, a header announcing more than `max`, random frames and bytes. */
-function framingCases(validFrame: Uint8Array, max: number): fc.Arbitrary<FuzzCase<WireInput>>[] {
+export function framingCases(validFrame: Uint8Array, max: number): fc.Arbitrary<FuzzCase<WireInput>>[] {
   return [
     fc.integer({ min: 0, max: validFrame.byteLength - 1 }).map((k) =>
       fuzzCase<WireInput>('truncated', `a request frame cut at ${k} bytes`, {

@@ -61,6 +61,13 @@ export interface SubscribeOptions {
   readonly validate?: (data: Uint8Array, from: string) => boolean | Promise<boolean>;
   /** Called when the handler throws or rejects; default a process warning. */
   readonly onError?: (error: unknown, message: GossipMessage) => void;
+  /**
+   * Told of each message rejected before delivery, with why: GOSSIP_TOO_LARGE over `maxGossipBytes`, the
+   * AilinkError `validate` threw, or INVALID_INPUT when it returned false (or threw anything else). `from` is the
+   * peer that sent it to us. A peer whose messages keep being rejected is soon ignored by gossipsub altogether (its
+   * score falls below the graylist threshold), so this is not called once per message an attacker floods.
+   */
+  readonly onReject?: (error: AilinkError, from: string) => void;
 }
 
 export interface WaitForSubscribersOptions {
@@ -241,19 +248,37 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
   pubsub.addEventListener('message', onMessage);
 
   const validatorFor =
-    (validate: SubscribeOptions['validate']) =>
+    (validate: SubscribeOptions['validate'], onReject: SubscribeOptions['onReject']) =>
     async (propagationSource: PeerId, msg: Message): Promise<TopicValidatorResult> => {
-      let ok = msg.type === 'signed' && msg.data.byteLength <= maxGossipBytes;
-      if (ok && validate !== undefined && msg.type === 'signed') {
+      let reason: AilinkError | undefined;
+      if (msg.type !== 'signed') reason = new AilinkError('INVALID_INPUT', 'an unsigned gossip message');
+      else if (msg.data.byteLength > maxGossipBytes)
+        reason = new AilinkError(
+          'GOSSIP_TOO_LARGE',
+          `a gossip message on ${msg.topic} of ${msg.data.byteLength} bytes, over this host's ${maxGossipBytes}`,
+        );
+      else if (validate !== undefined) {
         try {
-          ok = await validate(msg.data, msg.from.toString());
-        } catch {
-          ok = false;
+          if (!(await validate(msg.data, msg.from.toString())))
+            reason = new AilinkError('INVALID_INPUT', `the validator of ${msg.topic} refused the message`);
+        } catch (err) {
+          reason =
+            err instanceof AilinkError
+              ? err
+              : new AilinkError(
+                  'INVALID_INPUT',
+                  `the validator of ${msg.topic} failed: ${(err as Error)?.message}`,
+                );
         }
       }
-      if (ok) return TopicValidatorResult.Accept;
+      if (reason === undefined) return TopicValidatorResult.Accept;
       // The relaying peer is at fault: it should have validated before forwarding.
       rejections.add(propagationSource.toString());
+      try {
+        onReject?.(reason, propagationSource.toString());
+      } catch {
+        // a listener's failure must not turn a rejection into an acceptance
+      }
       return TopicValidatorResult.Reject;
     };
 
@@ -316,7 +341,7 @@ export async function createHost(options: HostOptions = {}): Promise<Host> {
         });
       }
       // Installed before subscribing so that no message of the topic is ever accepted unvalidated.
-      pubsub.topicValidators.set(topic, validatorFor(subscribeOptions.validate));
+      pubsub.topicValidators.set(topic, validatorFor(subscribeOptions.validate, subscribeOptions.onReject));
       try {
         pubsub.subscribe(topic);
       } catch (err) {

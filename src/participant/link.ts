@@ -113,16 +113,34 @@ export async function connectCoordinator(
       }
     },
     subscribe(topic, handler) {
+      const log = options.log ?? (() => {});
       return host.subscribe(
         topic,
         (m) => {
+          let data: unknown;
           try {
-            handler(JSON.parse(new TextDecoder().decode(m.data)));
+            data = JSON.parse(new TextDecoder().decode(m.data));
           } catch {
-            // not JSON: ignored (and the validator below already refused anything not from the coordinator)
+            log(
+              `ignoring gossip on ${topic} (ROUND_MESSAGE_INVALID): ${m.data.byteLength} bytes that are not JSON`,
+            );
+            return;
           }
+          handler(data);
         },
-        { validate: (_data, from) => from === coordinator.peerId },
+        {
+          // Only the coordinator's peer announces; the host verified the origin's signature.
+          validate: (_data, from) => {
+            if (from !== coordinator.peerId)
+              throw new AilinkError(
+                'AUTH_NOT_AUTHORISED',
+                `gossip from ${from}; only the coordinator's peer ${coordinator.peerId} announces`,
+              );
+            return true;
+          },
+          onReject: (err, from) =>
+            log(`refusing gossip on ${topic} from ${from} (${err.code}): ${err.message}`),
+        },
       );
     },
   };

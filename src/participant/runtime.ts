@@ -751,7 +751,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         try {
           a = parseAnnouncement(raw, serverKey, me);
         } catch (err) {
-          deps.log(`ignoring an announcement: ${(err as Error).message}`);
+          deps.log(`ignoring an announcement (${codeOf(err)}): ${(err as Error).message}`);
           return;
         }
         const key = announcementKey(a);
@@ -781,7 +781,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           const header = parseHeader(raw, serverKey);
           if (header.task === options.task && !seen.has(announcementKey(header))) nap.abort();
         } catch (err) {
-          deps.log(`ignoring a gossiped announcement: ${(err as Error).message}`);
+          deps.log(`ignoring a gossiped announcement (${codeOf(err)}): ${(err as Error).message}`);
         }
       });
       try {
@@ -809,6 +809,9 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     },
   };
 }
+
+/** An error's registered code for a log line (parse errors are AilinkErrors; anything else is a bug to report). */
+const codeOf = (err: unknown): string => (hasCode(err) ? err.code : 'INTERNAL');
 
 /** The parts of a vector, in order, checked against the length the round's layout gives. */
 function concatWords(parts: readonly Uint32Array[], dimension: number): Uint32Array {

@@ -28,7 +28,7 @@ import {
   wholeOf,
 } from '../../src/node/twins.ts';
 import type { LocalData } from '../../src/participant/local-data.ts';
-import { createParticipant, type Participant } from '../../src/participant/runtime.ts';
+import { type CoordinatorLink, createParticipant, type Participant } from '../../src/participant/runtime.ts';
 import type { Account } from '../../src/shared/account.ts';
 import { toHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
@@ -230,10 +230,24 @@ export function makeParticipant(
     tamper?: (a: WireAnnouncement) => Omit<WireAnnouncement, 'signature'>;
     /** Its randomness (default: node:crypto's); a seeded one repeats a run exactly. */
     random?: (n: number) => Uint8Array;
+    /** The peer id it joins and speaks from (default: its label). */
+    peerId?: string;
+    /**
+     * Sees each round request before the coordinator does: a reply returned is the answer and the coordinator is not
+     * asked (the fuzzer keeps a member's message back to send it itself over the wire).
+     */
+    intercept?: (body: unknown) => { ok: boolean } | undefined;
+    /** A real link instead of the in-process one (`connectCoordinator` over libp2p and HTTP). */
+    link?: CoordinatorLink;
+    /** Its log (default: none). */
+    log?: (line: string) => void;
+    /** How often it polls the coordinator (default 200 ms). */
+    pollMs?: number;
   } = {},
 ): Member {
   const account = makeAccount(label);
   const identityKey = twinIdentityKey(label);
+  const peerId = options.peerId ?? label;
   const encoded = new Map<number, Uint32Array>();
   // The lie is told in the whole announcement the coordinator stored, signed again; this member gets its view of it.
   const lie = (raw: unknown): unknown => {
@@ -247,19 +261,20 @@ export function makeParticipant(
     {
       account,
       identityKey,
-      link: {
-        peerId: label,
+      link: options.link ?? {
+        peerId,
         task: async (id) => {
           const row = world.coordinator.task(id);
           if (!row) throw new AilinkError('TASK_NOT_FOUND', id);
           return { spec: JSON.parse(JSON.stringify(row.spec)) as TaskSpec, digest: row.digest };
         },
         admissionLoad: async () => world.coordinator.admissionLoad(),
-        join: async (id, r) =>
-          void (await world.coordinator.join(id, { ...r, peer: { peerId: label, addrs: [] } })),
+        join: async (id, r) => void (await world.coordinator.join(id, { ...r, peer: { peerId, addrs: [] } })),
         request: async (body) => {
+          const kept = options.intercept?.(JSON.parse(JSON.stringify(body)));
+          if (kept !== undefined) return kept;
           const reply = JSON.parse(
-            JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body)), label)),
+            JSON.stringify(await world.coordinator.handle(JSON.parse(JSON.stringify(body)), peerId)),
           );
           return reply.announcement ? { ...reply, announcement: lie(reply.announcement) } : reply;
         },
@@ -292,12 +307,12 @@ export function makeParticipant(
       loadData: options.data ?? (async () => fakeLocalData(label)),
       clock: systemClock,
       random: options.random ?? ((n) => new Uint8Array(randomBytes(n))),
-      log: () => {},
+      log: options.log ?? (() => {}),
     },
     {
       task,
       dropAt: options.dropAt,
-      pollMs: 200,
+      pollMs: options.pollMs ?? 200,
       onEncodedUpdate: (round, words) => encoded.set(round, words.slice()),
     },
   );

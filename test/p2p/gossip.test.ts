@@ -301,6 +301,33 @@ describe('gossip validation', () => {
     await atB.next('small');
     expect(atB.payloads()).toEqual(['small']);
   });
+
+  it('onReject says why each message was rejected, with a registered code, and who sent it', async () => {
+    const a = await host();
+    const b = await host({ maxGossipBytes: 1024 });
+    const rejected: { code: string; from: string }[] = [];
+    const atB = inbox(b, TOPIC, {
+      validate: (data) => {
+        const t = untext.decode(data);
+        if (t === 'theirs') throw new AilinkError('AUTH_NOT_AUTHORISED', 'not from the announcer');
+        if (t === 'boom') throw new Error('cannot parse');
+        return t !== 'no';
+      },
+      onReject: (err, from) => rejected.push({ code: err.code, from }),
+    });
+    await link(a, b);
+    await a.waitForSubscribers(TOPIC, 1, { timeoutMs: DEADLINE_MS });
+    for (const m of ['theirs', 'boom', 'no']) await a.publish(TOPIC, text.encode(m));
+    await a.publish(TOPIC, new Uint8Array(2048).fill(0x61));
+    await a.publish(TOPIC, text.encode('fine'));
+    await atB.next('fine');
+    await until('four rejections reported', () => rejected.length === 4);
+    expect(rejected.map((r) => r.code).sort()).toEqual(
+      ['AUTH_NOT_AUTHORISED', 'GOSSIP_TOO_LARGE', 'INVALID_INPUT', 'INVALID_INPUT'].sort(),
+    );
+    expect(new Set(rejected.map((r) => r.from))).toEqual(new Set([a.peerId]));
+    expect(atB.payloads()).toEqual(['fine']);
+  });
 });
 
 describe('gossip limits', () => {
