@@ -471,6 +471,37 @@ export function fragmentEdge(): Edge<WireInput> {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/**
+ * What the round protocol's edges (p2p:round, p2p:round-open) check after each input: the member's own view request
+ * is still answered (else the coordinator did not survive), and the store's digest, less the nonces a signature used
+ * and the members' last-seen times (a request from a member's own peer is a sign of life even when refused).
+ */
+export function roundChecks(
+  send: (input: WireInput) => Promise<void>,
+  probe: () => WireInput,
+  storePath: () => string,
+): Pick<Edge<WireInput>, 'apply' | 'digest'> {
+  return {
+    async apply(input) {
+      let outcome: unknown;
+      try {
+        await send(input);
+      } catch (err) {
+        outcome = err;
+      }
+      try {
+        await send(probe());
+      } catch (err) {
+        throw new Error(`the coordinator no longer answers a valid request: ${(err as Error).message}`);
+      }
+      if (outcome !== undefined) throw outcome;
+    },
+    async digest() {
+      return sqliteDigest(storePath(), { skip: ['nonces'], blank: { participants: ['last_seen'] } });
+    },
+  };
+}
+
 export function roundEdge(): Edge<WireInput> {
   let dir = '';
   let world: World | undefined;
@@ -605,23 +636,11 @@ export function roundEdge(): Edge<WireInput> {
         c('out-of-order', 'advertise: round 7 of a task at round 0', { ...(advert as object), round: 7 }),
       );
     },
-    async apply(input) {
-      let outcome: unknown;
-      try {
-        await send(input);
-      } catch (err) {
-        outcome = err;
-      }
-      try {
-        await send(wire(view));
-      } catch (err) {
-        throw new Error(`the coordinator no longer answers a valid request: ${(err as Error).message}`);
-      }
-      if (outcome !== undefined) throw outcome;
-    },
-    async digest() {
-      return sqliteDigest(world!.storePath, { skip: ['nonces'], blank: { participants: ['last_seen'] } });
-    },
+    ...roundChecks(
+      send,
+      () => wire(view),
+      () => world!.storePath,
+    ),
     async teardown() {
       await attacker?.stop();
       await server?.stop();

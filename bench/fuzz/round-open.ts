@@ -67,7 +67,7 @@ import {
   framingCases,
   jsonMutations,
   judge,
-  sqliteDigest,
+  roundChecks,
   type WireInput,
 } from './p2p.ts';
 
@@ -466,23 +466,11 @@ export function roundOpenEdge(stage: OpenStage): Edge<WireInput> {
       );
       view = { kind: 'view', task, from: memberA };
     },
-    async apply(input) {
-      let outcome: unknown;
-      try {
-        await send(input);
-      } catch (err) {
-        outcome = err;
-      }
-      try {
-        await send(wire(view));
-      } catch (err) {
-        throw new Error(`the coordinator no longer answers a valid request: ${(err as Error).message}`);
-      }
-      if (outcome !== undefined) throw outcome;
-    },
-    async digest() {
-      return sqliteDigest(world!.storePath, { skip: ['nonces'], blank: { participants: ['last_seen'] } });
-    },
+    ...roundChecks(
+      send,
+      () => wire(view),
+      () => world!.storePath,
+    ),
     async restore() {
       // A's answer (the valid input) taken: the stage is open again without it, as setup left it.
       const db = new Database(world!.storePath);
