@@ -1,10 +1,11 @@
 /**
  * node --import tsx bench/chaos.ts (`npm run chaos`) — issue 18 §1 and §3: real processes, started by the `ailink` CLI
  * as a user starts them, run a SecAgg task of CHAOS_ORGS (5) organisations on the shipped penguins table for
- * CHAOS_ROUNDS (3) rounds: `ailink chain`, `ailink dev --chain` (12 miners, the verifier), `ailink coordinator`, and
- * one `ailink participant` per organisation. With CHAOS_NET (1; needs root), each organisation and one miner
- * (`ailink miner`) run on hosts of their own, network namespaces (bench/netns.ts) bridged to a hub that holds the
- * rest. Meanwhile a schedule seeded by CHAOS_SEED injects faults; every kind comes once before any comes again:
+ * CHAOS_ROUNDS (3) rounds: `ailink chain`, `ailink dev --chain` (12 miners, the verifier), `ailink gateway`,
+ * `ailink coordinator`, and one `ailink participant` per organisation. With CHAOS_NET (1; needs root), each
+ * organisation and one miner (`ailink miner`) run on hosts of their own, network namespaces (bench/netns.ts) bridged
+ * to a hub that holds the rest. Meanwhile a schedule seeded by CHAOS_SEED injects faults; every kind comes once
+ * before any comes again:
  * - the coordinator is SIGKILLed (at whatever point it is, in a round or between), then restarted from its data dir —
  *   half the time armed with a failpoint (src/shared/failpoint.ts: inside aggregation, between storing the model and
  *   the manifest, between storing the manifest and anchoring it, between placing an upload and declaring it), at
@@ -15,17 +16,19 @@
  *   until a miner holding no column of the object appears;
  * - the chain is SIGKILLed, at most CHAOS_CHAIN_KILLS (2) times, whatever is in flight; it is restarted from its
  *   database on the same port after 1–5 s, and every client must find it again;
+ * - the gateway is SIGKILLed, at most CHAOS_GATEWAY_KILLS (2) times, and restarted on the same port after 1–5 s;
  * - the network (with hosts): an organisation's or the lone miner's link is cut, or narrowed to 256 kbit/s, for
  *   5–30 s;
  * - a miner's disk gets slow for the rest of the run: CHAOS_SLOW_DISK_KIBS (256; 0: none) KiB/s through a blkio
  *   cgroup (see `slowDisk`);
  * - from the start, one miner's disk fills up: its data dir is a tmpfs of CHAOS_FULL_DISK_MIB (6; 0: none).
  * A fault that needs what this machine does not give (root, namespaces, a blkio hierarchy) is left out, and the log
- * says so. Meanwhile a storer (`ailink store put` with the network operator's key) puts an object of 4 KiB – 2 MiB of
- * random bytes every CHAOS_PUT_EVERY_S (20) seconds. A put that fails is not an object: only a put that printed its
- * fid is. Then every anchored round must pass `ailink audit verify --json`, and every object put must read back
- * (`ailink store get`) byte for byte. Every wait has a deadline (a missed one is a hang); every child leads its own
- * process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
+ * says so. Meanwhile a storer puts an object of 4 KiB – 2 MiB of random bytes every CHAOS_PUT_EVERY_S (20) seconds,
+ * in turn with `ailink store put` (the network operator's key) and with Debian's `aws s3api put-object` through the
+ * gateway (left out, saying so, without /usr/bin/aws). A put that fails is not an object: only one that succeeded is.
+ * Then every anchored round must pass `ailink audit verify --json`, and every object put must read back the way it
+ * was put (`ailink store get`, `aws s3api get-object`) byte for byte. Every wait has a deadline (a missed one is a
+ * hang); every child leads its own process group, and every group is SIGKILLed on exit, failure or Ctrl-C.
  *
  * The soak (CHAOS_PROFILE=soak, issue 18 §3) injects nothing: rounds follow one another for CHAOS_DEADLINE_S
  * (3600), objects go in and out through `ailink gateway` (S3 puts every CHAOS_PUT_EVERY_S, a get of a random one every
@@ -34,7 +37,8 @@
  *
  * Flags (environment; defaults of the release profile): CHAOS_PROFILE (release, ci or soak: see PROFILES),
  * CHAOS_SEED (1), CHAOS_ROUNDS (3), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (40: mean seconds between faults),
- * CHAOS_MINERS (15), CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_NET (1), CHAOS_PUT_EVERY_S (20; 0: no puts),
+ * CHAOS_MINERS (15), CHAOS_MINER_KILLS (3), CHAOS_CHAIN_KILLS (2), CHAOS_GATEWAY_KILLS (2), CHAOS_NET (1; not in the
+ * soak, whose S3 client in this process needs loopback), CHAOS_PUT_EVERY_S (20; 0: no puts),
  * CHAOS_FULL_DISK_MIB (6), CHAOS_SLOW_DISK_KIBS (256), CHAOS_MAX_FAULTS (0: no limit), CHAOS_DEADLINE_S (900: the
  * whole task). Prints a table, then one JSON line.
  */
@@ -46,10 +50,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GatewayInfoSchema } from '../src/node/index.ts';
+import { type GatewayInfo, GatewayInfoSchema } from '../src/node/index.ts';
 import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
 import { FAILPOINTS, type Failpoint } from '../src/shared/failpoint.ts';
+import { AWS_CLI, awsEnvironment } from '../test/gateway/awscli.ts';
 import { createNamespaces, type Namespaces, netnsUnavailable } from './netns.ts';
 import { growthOf, percentile, type Sample, sampleProcess } from './soak.ts';
 
@@ -66,6 +71,7 @@ const PROFILES = {
     miners: 15,
     minerKills: 3,
     chainKills: 2,
+    gatewayKills: 2,
     putEveryS: 20,
     // Eight kinds of fault about every 40 s: 600 s was not enough for 3 rounds through them (measured).
     deadlineS: 900,
@@ -82,6 +88,7 @@ const PROFILES = {
     miners: 12,
     minerKills: 1,
     chainKills: 1,
+    gatewayKills: 0,
     putEveryS: 20,
     deadlineS: 480,
     fullDiskMiB: 0,
@@ -100,6 +107,7 @@ const PROFILES = {
     miners: 12,
     minerKills: 0,
     chainKills: 0,
+    gatewayKills: 0,
     putEveryS: 10,
     deadlineS: 3600,
     fullDiskMiB: 0,
@@ -126,13 +134,14 @@ const FAULT_EVERY_S = flag('CHAOS_FAULT_EVERY_S', PROFILE.faultEveryS);
 const MINERS = flag('CHAOS_MINERS', PROFILE.miners);
 const MINER_KILLS = flag('CHAOS_MINER_KILLS', PROFILE.minerKills);
 const CHAIN_KILLS = flag('CHAOS_CHAIN_KILLS', PROFILE.chainKills);
+const GATEWAY_KILLS = flag('CHAOS_GATEWAY_KILLS', PROFILE.gatewayKills);
 const PUT_EVERY_S = flag('CHAOS_PUT_EVERY_S', PROFILE.putEveryS);
 const DEADLINE_S = flag('CHAOS_DEADLINE_S', PROFILE.deadlineS);
 const FULL_DISK_MIB = flag('CHAOS_FULL_DISK_MIB', PROFILE.fullDiskMiB);
 /** A miner's disk that gets slow: KiB a second it may then read and write (0: none). */
 const SLOW_DISK_KIBS = flag('CHAOS_SLOW_DISK_KIBS', PROFILE.slowDiskKiBs);
 /** 1: every organisation and one miner on hosts of their own (network namespaces), whose links are cut or slowed. */
-const NET = flag('CHAOS_NET', PROFILE.net) > 0;
+const NET = flag('CHAOS_NET', PROFILE.net) > 0 && !SOAK; // the soak's S3 client, in this process, needs loopback
 /** A slowed link's bandwidth, each way. */
 const SLOW_LINK_KBIT = 256;
 /** Faults injected by the schedule at most (the full disk and failpoint kills not counted); 0: no limit. */
@@ -225,18 +234,12 @@ const HUB = 'hub';
 /** The miner on a host of its own (CHAOS_NET), whose link is cut or slowed. */
 const LONE_MINER = 'miner-lone';
 
-/** `ailink ARGS` as its own process group, on `host` when the run has hosts (`ip netns exec` execs, keeping the pid). */
-function ailink(
-  name: string,
-  args: readonly string[],
-  logDir: string,
-  env: Record<string, string> = {},
-  host = HUB,
-): Proc {
-  const command =
-    hosts === undefined
-      ? [process.execPath, BIN, ...args]
-      : ['ip', 'netns', 'exec', hosts.namespace(host), process.execPath, BIN, ...args];
+/** Where a process writes its log, what it adds to the environment, and its host. */
+type Where = [logDir: string, env?: Record<string, string>, host?: string];
+
+/** ARGV as its own process group, on `host` when the run has hosts (`ip netns exec` execs, keeping the pid). */
+function run(name: string, argv: readonly string[], ...[logDir, env = {}, host = HUB]: Where): Proc {
+  const command = hosts === undefined ? argv : ['ip', 'netns', 'exec', hosts.namespace(host), ...argv];
   // detached: its own process group, so that a SIGKILL of the group takes whatever it started (the miners of `dev`).
   const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -265,6 +268,10 @@ function ailink(
     alive: () => child.exitCode === null && child.signalCode === null,
   };
 }
+
+/** `ailink ARGS`, as `run` runs it. */
+const ailink = (name: string, args: readonly string[], ...where: Where) =>
+  run(name, [process.execPath, BIN, ...args], ...where);
 
 let hangs = 0;
 const hangList: string[] = [];
@@ -392,6 +399,7 @@ type FaultKind =
   | 'organisation'
   | 'miners'
   | 'chain'
+  | 'gateway'
   | 'network'
   | 'disk'
   | 'slow-disk';
@@ -413,9 +421,66 @@ let taskEnd: string | undefined;
 let stopOnChain: string | null = null;
 /** The storer's objects: only those whose put printed a fid. */
 interface Stored {
+  /** The fid (`ailink store`) or the key (S3). */
   fid: string;
   size: number;
   sha256: string;
+  /** How it was put, and so how it is read back. */
+  way: Way;
+}
+
+/**
+ * How the storer puts an object and reads it back: `ailink store put|get` with the network operator's key, or an
+ * ordinary S3 tool (Debian's `aws s3api`) through `ailink gateway` on the operator's account. Both say why they failed,
+ * or undefined when they did not.
+ */
+interface Way {
+  readonly name: string;
+  put(file: string, n: number): Promise<{ id: string } | { error: string }>;
+  get(id: string, out: string, n: number): Promise<string | undefined>;
+}
+
+/** The last line a failed process wrote, for a log line. */
+const lastLine = (p: Proc) => p.stderr().trim().split('\n').at(-1)?.slice(0, 160) ?? '';
+
+function storeWay(storeArgs: readonly string[], logs: string): Way {
+  return {
+    name: 'ailink store',
+    async put(file, n) {
+      const put = ailink(`put-${n}`, ['store', 'put', file, ...storeArgs], logs);
+      const code = await runToEnd(put, 240_000, `store put ${n}`);
+      const fid = /^([0-9a-f]{64})$/m.exec(put.stdout())?.[1];
+      return code === 0 && fid !== undefined ? { id: fid } : { error: `exit ${code}: ${lastLine(put)}` };
+    },
+    async get(fid, out, n) {
+      const get = ailink(`get-${n}`, ['store', 'get', fid, '--out', out, ...storeArgs], logs);
+      const code = await runToEnd(get, 240_000, `store get ${n}`);
+      return code === 0 ? undefined : `exit ${code}: ${lastLine(get)}`;
+    },
+  };
+}
+
+/** The S3 tool's way, once it made the bucket; else why it could not. */
+async function s3Way(gateway: GatewayInfo, home: string, logs: string): Promise<Way | string> {
+  const env = awsEnvironment(gateway, home);
+  const aws = (name: string, args: readonly string[]) =>
+    run(name, [AWS_CLI, 's3api', ...args, '--bucket', BUCKET, '--endpoint-url', gateway.url], logs, env);
+  const bucket = aws('s3-bucket', ['create-bucket']);
+  if ((await runToEnd(bucket, 120_000, 'aws s3api create-bucket')) !== 0) return lastLine(bucket);
+  return {
+    name: 'aws s3api',
+    async put(file, n) {
+      const key = `object-${n}`;
+      const put = aws(`s3-put-${n}`, ['put-object', '--key', key, '--body', file]);
+      const code = await runToEnd(put, 240_000, `aws s3api put-object ${n}`);
+      return code === 0 ? { id: key } : { error: `exit ${code}: ${lastLine(put)}` };
+    },
+    async get(key, out, n) {
+      const get = aws(`s3-get-${n}`, ['get-object', '--key', key, out]);
+      const code = await runToEnd(get, 240_000, `aws s3api get-object ${n}`);
+      return code === 0 ? undefined : `exit ${code}: ${lastLine(get)}`;
+    },
+  };
 }
 const stored: Stored[] = [];
 let putsFailed = 0;
@@ -442,27 +507,21 @@ async function runToEnd(p: Proc, timeoutMs: number, what: string): Promise<numbe
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** The storer: one put after another with a pause between, until `stop` says so. */
-async function storeObjects(
-  storeArgs: readonly string[],
-  dir: string,
-  logs: string,
-  stop: () => boolean,
-): Promise<void> {
+/** The storer: one put after another with a pause between, taking each way in turn, until `stop` says so. */
+async function storeObjects(ways: readonly Way[], dir: string, stop: () => boolean): Promise<void> {
   for (let n = 0; !stop(); n++) {
+    const way = ways[n % ways.length]!;
     const size = pick(PUT_SIZES);
     const bytes = randomBytes(size);
     const file = join(dir, `object-${n}`);
     writeFileSync(file, bytes);
-    const put = ailink(`put-${n}`, ['store', 'put', file, ...storeArgs], logs);
-    const code = await runToEnd(put, 240_000, `store put ${n}`);
-    const fid = /^([0-9a-f]{64})$/m.exec(put.stdout())?.[1];
-    if (code === 0 && fid !== undefined) {
-      stored.push({ fid, size, sha256: sha256(bytes) });
-      log(`put ${n}: ${size} bytes as ${fid.slice(0, 12)}…`);
+    const put = await way.put(file, n);
+    if ('id' in put) {
+      stored.push({ fid: put.id, size, sha256: sha256(bytes), way });
+      log(`put ${n} (${way.name}): ${size} bytes as ${put.id.slice(0, 12)}…`);
     } else {
       putsFailed++;
-      log(`put ${n} failed (${code}): ${put.stderr().trim().split('\n').at(-1)?.slice(0, 160)}`);
+      log(`put ${n} (${way.name}) failed, ${put.error}`);
     }
     rmSync(file, { force: true });
     const until = Date.now() + PUT_EVERY_S * 1000;
@@ -470,30 +529,23 @@ async function storeObjects(
   }
 }
 
-/** Every object put reads back byte for byte: `check` says why one does not, or undefined when it does. */
-async function readBack(check: (o: Stored, n: number) => Promise<string | undefined>): Promise<void> {
+/** Every object put reads back byte for byte, the way it was put, through files in `dir`. */
+async function readBack(dir: string): Promise<void> {
   for (const [n, o] of stored.entries()) {
-    const wrong = await check(o, n);
+    const out = join(dir, `read-${n}`);
+    let wrong = await o.way.get(o.fid, out, n);
+    if (wrong === undefined) {
+      const bytes = readFileSync(out);
+      rmSync(out, { force: true });
+      if (bytes.length !== o.size || sha256(bytes) !== o.sha256) wrong = 'different bytes';
+    }
     if (wrong === undefined) bytesVerified += o.size;
     else {
       objectsLost++;
-      lostList.push(`${o.fid} (${o.size} bytes): ${wrong}`);
+      lostList.push(`${o.fid} (${o.size} bytes, ${o.way.name}): ${wrong}`);
       log(`LOST ${lostList.at(-1)}`);
     }
   }
-}
-
-/** `ailink store get` of one object put with `ailink store put`. */
-function readWithCli(storeArgs: readonly string[], dir: string, logs: string) {
-  return async (o: Stored, n: number): Promise<string | undefined> => {
-    const out = join(dir, `read-${n}`);
-    const get = ailink(`get-${n}`, ['store', 'get', o.fid, '--out', out, ...storeArgs], logs);
-    const code = await runToEnd(get, 240_000, `store get ${n}`);
-    if (code !== 0) return get.stderr().trim().split('\n').at(-1)?.slice(0, 160) ?? `exit ${code}`;
-    const bytes = readFileSync(out);
-    rmSync(out, { force: true });
-    return bytes.length === o.size && sha256(bytes) === o.sha256 ? undefined : 'different bytes';
-  };
 }
 
 // ---- the soak: traffic through the gateway, and every process sampled ----
@@ -506,54 +558,74 @@ const getMs: number[] = [];
 let getsFailed = 0;
 /** Soak: each process's samples, by name (an incarnation that was replaced keeps its own name). */
 const samples = new Map<string, Sample[]>();
+/** Soak: when its traffic started, and how long it ran (its deadline, or until the task ended). */
+let soakFrom = 0;
+let soakSeconds = 0;
 
-/** `ailink gateway` on the dev network's operator account, as its own process so that its memory is its own. */
-async function startGatewayProcess(
+/**
+ * `ailink gateway` on the dev network's operator account, as its own process (its memory is its own, and a kill takes
+ * only it), listening on `listen` (HOST:PORT, kept across its restarts); undefined when it did not start in time.
+ */
+async function startGateway(
   netDir: string,
   dir: string,
   logs: string,
-): Promise<{ proc: Proc; s3: S3Client }> {
+  listen: string,
+  incarnation: number,
+): Promise<{ proc: Proc; info: GatewayInfo | undefined }> {
   const proc = ailink(
-    'gateway',
-    ['gateway', '--network', join(netDir, 'network.json'), '--data-dir', dir, '--listen', '127.0.0.1:0'],
+    `gateway-${incarnation}`,
+    ['gateway', '--network', join(netDir, 'network.json'), '--data-dir', dir, '--listen', listen],
     logs,
   );
-  const info = await waitFor(
+  const file = await waitFor(
     () => /"event":"ready".*"info":"([^"]+)"/.exec(proc.stdout())?.[1] ?? (!proc.alive() && undefined),
     180_000,
     'the gateway ready',
   );
-  if (info === undefined) throw new Error(`ailink gateway did not start:\n${proc.stderr().slice(-2000)}`);
-  const gw = GatewayInfoSchema.parse(JSON.parse(readFileSync(info, 'utf8')));
-  const s3 = new S3Client({
-    endpoint: gw.url,
-    region: gw.s3.region,
-    credentials: { accessKeyId: gw.s3.accessKeyId, secretAccessKey: gw.s3.secretAccessKey },
+  return {
+    proc,
+    info: file === undefined ? undefined : GatewayInfoSchema.parse(JSON.parse(readFileSync(file, 'utf8'))),
+  };
+}
+
+/** The AWS SDK in this process (the soak's way: its gets are timed without a tool's start-up). */
+function sdkClient(info: GatewayInfo): S3Client {
+  return new S3Client({
+    endpoint: info.url,
+    region: info.s3.region,
+    credentials: { accessKeyId: info.s3.accessKeyId, secretAccessKey: info.s3.secretAccessKey },
     forcePathStyle: true,
     maxAttempts: 1,
   });
-  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }), { abortSignal: AbortSignal.timeout(60_000) });
-  return { proc, s3 };
 }
 
-/** The soak's storer: S3 puts through the gateway, one every PUT_EVERY_S, each object's key in `stored.fid`. */
-async function putThroughGateway(s3: S3Client, stop: () => boolean): Promise<void> {
-  for (let n = 0; !stop(); n++) {
-    const size = pick(PUT_SIZES);
-    const bytes = randomBytes(size);
-    const key = `object-${n}`;
-    try {
-      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes }), {
-        abortSignal: AbortSignal.timeout(240_000),
-      });
-      stored.push({ fid: key, size, sha256: sha256(bytes) });
-    } catch (err) {
-      putsFailed++;
-      log(`put ${key} failed: ${(err as Error).message.slice(0, 160)}`);
-    }
-    const until = Date.now() + PUT_EVERY_S * 1000;
-    while (Date.now() < until && !stop()) await sleep(250);
-  }
+function sdkWay(s3: S3Client): Way {
+  return {
+    name: 'S3 SDK',
+    async put(file, n) {
+      const key = `object-${n}`;
+      try {
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: readFileSync(file) }), {
+          abortSignal: AbortSignal.timeout(240_000),
+        });
+        return { id: key };
+      } catch (err) {
+        return { error: (err as Error).message.slice(0, 160) };
+      }
+    },
+    async get(key, out) {
+      try {
+        const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }), {
+          abortSignal: AbortSignal.timeout(240_000),
+        });
+        writeFileSync(out, await res.Body!.transformToByteArray());
+        return undefined;
+      } catch (err) {
+        return (err as Error).message.slice(0, 160);
+      }
+    },
+  };
 }
 
 /** One S3 get, compared with what was put; its latency in ms, or undefined when it failed or differed. */
@@ -764,7 +836,6 @@ async function main(): Promise<void> {
   log(
     `network ready at ${endpoint}: ${minerPids.length} miners${lone === undefined ? '' : ` and ${LONE_MINER} on a host of its own`}`,
   );
-  const gateway = SOAK ? await startGatewayProcess(netDir, join(work, 'gateway'), logs) : undefined;
 
   const httpPort = await freePort();
   const p2pPort = await freePort();
@@ -873,6 +944,7 @@ async function main(): Promise<void> {
   };
 
   const deadline = Date.now() + DEADLINE_S * 1000;
+  soakFrom = since();
   const storer = await keyOf('storer');
   const storeArgs = [
     '--network',
@@ -882,13 +954,28 @@ async function main(): Promise<void> {
     '--state-dir',
     storer.dir,
   ];
+  // The gateway on the hub, on a port kept across its restarts: the soak's S3 SDK reaches it from this process (the
+  // soak runs on loopback), a chaos run's S3 tool runs on the hub.
+  const gatewayListen = `${hosts?.address(HUB) ?? '127.0.0.1'}:${await freePort()}`;
+  let gatewayRuns = 0;
+  const startGw = () => startGateway(netDir, join(work, 'gateway'), logs, gatewayListen, gatewayRuns++);
+  let gateway = await startGw();
+  const info = gateway.info;
+  if (info === undefined)
+    throw new Error(`ailink gateway did not start:\n${gateway.proc.stderr().slice(-2000)}`);
+  const s3 = SOAK ? sdkClient(info) : undefined;
+  const ways: Way[] = [];
+  if (s3 !== undefined) {
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }), { abortSignal: AbortSignal.timeout(60_000) });
+    ways.push(sdkWay(s3));
+  } else {
+    ways.push(storeWay(storeArgs, logs));
+    const viaS3 = existsSync(AWS_CLI) ? await s3Way(info, join(work, 'aws'), logs) : `no ${AWS_CLI}`;
+    if (typeof viaS3 === 'string') log(`S3 puts through the gateway left out: ${viaS3}`);
+    else ways.push(viaS3);
+  }
   const over = () => finished() || Date.now() >= deadline || failure !== undefined;
-  const storing =
-    PUT_EVERY_S <= 0
-      ? Promise.resolve()
-      : gateway !== undefined
-        ? putThroughGateway(gateway.s3, over)
-        : storeObjects(storeArgs, storer.dir, logs, over);
+  const storing = PUT_EVERY_S <= 0 ? Promise.resolve() : storeObjects(ways, storer.dir, over);
   // The soak reads while it writes, and watches every process; `ailink dev`'s miners and verifier are in its file.
   const devProcesses = (
     JSON.parse(readFileSync(join(netDir, 'network.json'), 'utf8')) as {
@@ -902,9 +989,9 @@ async function main(): Promise<void> {
       ...devProcesses.map((p) => [p.name, p.pid] as [string, number]),
       [coord.name, coord.child.pid!],
       ...orgProcs.flatMap((p) => (p === null ? [] : [[p.name, p.child.pid!] as [string, number]])),
-      ...(gateway === undefined ? [] : [['gateway', gateway.proc.child.pid!] as [string, number]]),
+      [gateway.proc.name, gateway.proc.child.pid!],
     ]);
-  const reading = gateway === undefined ? Promise.resolve() : getRandomObjects(gateway.s3, over);
+  const reading = s3 === undefined ? Promise.resolve() : getRandomObjects(s3, over);
   const sampling = SOAK ? sampleProcesses(live, over) : Promise.resolve();
 
   let minersKilled = 0;
@@ -950,6 +1037,7 @@ async function main(): Promise<void> {
     const kinds: FaultKind[] = ['coordinator', 'organisation'];
     if (minersKilled < MINER_KILLS) kinds.push('miners');
     if (chainKills < CHAIN_KILLS) kinds.push('chain');
+    if (faults.filter((f) => f.kind === 'gateway').length < GATEWAY_KILLS) kinds.push('gateway');
     if (hosts !== undefined) kinds.push('network');
     if (SLOW_DISK_KIBS > 0 && !slowDiskTried) kinds.push('slow-disk');
     // Each kind once before any again: a short run still meets them all.
@@ -990,6 +1078,18 @@ async function main(): Promise<void> {
       }
       faults.push({ at: since(), kind, what: `${victim.name}: ${what}` });
       log(`FAULT slow disk: ${faults.at(-1)!.what}`);
+    } else if (kind === 'gateway') {
+      killGroup(gateway.proc.child);
+      await gateway.proc.exited;
+      const downMs = 1000 + rand() * 4000;
+      faults.push({ at: since(), kind, what: `SIGKILL, restart after ${(downMs / 1000).toFixed(1)} s` });
+      log(`FAULT gateway: SIGKILL; restart in ${(downMs / 1000).toFixed(1)} s`);
+      await sleep(downMs);
+      gateway = await startGw();
+      if (gateway.info === undefined) {
+        failure = `the gateway did not come back:\n${gateway.proc.stderr().slice(-2000)}`;
+        break;
+      }
     } else if (kind === 'chain') {
       killGroup(chain.child);
       await chain.exited;
@@ -1077,6 +1177,17 @@ async function main(): Promise<void> {
   scan();
   for (const restore of [...impaired.values()]) restore();
   await Promise.all([storing, reading, sampling]);
+  soakSeconds = since() - soakFrom;
+  // Organisations told that the task ended leave at once; the coordinator says so once the chain has the stop.
+  if (orgProcs.some((p) => p?.stderr().includes('TASK_STOPPED')))
+    await waitFor(
+      () => {
+        scan();
+        return taskEnd;
+      },
+      120_000,
+      "the coordinator's stop on chain",
+    );
   if (SOAK) {
     // The rounds stop here, so that the audit sees a chain that no longer grows.
     for (const p of [coord, ...orgProcs]) if (p !== null) killGroup(p.child);
@@ -1141,12 +1252,7 @@ async function main(): Promise<void> {
     }
   }
   log(`reading back ${stored.length} objects …`);
-  await readBack(
-    gateway === undefined
-      ? readWithCli(storeArgs, storer.dir, logs)
-      : async (o) =>
-          (await getThroughGateway(gateway.s3, o)) === undefined ? 'get failed or other bytes' : undefined,
-  );
+  await readBack(storer.dir);
   log(`logs in ${logs}`);
 }
 
@@ -1179,9 +1285,9 @@ function soakFigures() {
     };
   }
   return {
-    duration_s: DEADLINE_S,
+    duration_s: Math.round(soakSeconds),
     warmup_s: WARMUP_S,
-    rounds_per_h: Math.round((roundsDone.size / DEADLINE_S) * 3600),
+    rounds_per_h: Math.round((roundsDone.size / soakSeconds) * 3600),
     gets: getMs.length,
     gets_failed: getsFailed,
     get_ms: { p50: ms(50), p99: ms(99), max: ms(100) },
@@ -1221,6 +1327,7 @@ function report(): void {
     organisation: 0,
     miners: 0,
     chain: 0,
+    gateway: 0,
     network: 0,
     disk: 0,
     'slow-disk': 0,
@@ -1240,6 +1347,12 @@ function report(): void {
     audit_ok: auditOk,
     audit_rounds: auditRounds,
     objects_put: stored.length,
+    objects_put_by_way: Object.fromEntries(
+      [...new Set(stored.map((o) => o.way.name))].map((w) => [
+        w,
+        stored.filter((o) => o.way.name === w).length,
+      ]),
+    ),
     puts_failed: putsFailed,
     objects_lost: objectsLost,
     bytes_verified: bytesVerified,
@@ -1292,7 +1405,8 @@ const ok =
   exitCode === 0 &&
   hangs === 0 &&
   auditOk === true &&
-  (SOAK ? roundsDone.size > 0 : roundsDone.size >= ROUNDS || stopOnChain !== null) &&
+  // A soak's task must outlast it; a run with faults may end its task on chain, with the reason.
+  (SOAK ? roundsDone.size > 0 && taskEnd === undefined : roundsDone.size >= ROUNDS || stopOnChain !== null) &&
   objectsLost === 0 &&
   getsFailed === 0;
 process.exit(ok ? 0 : 1);

@@ -61,6 +61,18 @@ export const DEV_REQUEST_EXPIRY_BLOCKS = 600;
  */
 export const DEV_POT = '5CiPPseXPECbkjWCa6MnjNokrgYjMqmKndv2rSnekmSK2DjL';
 
+/**
+ * A local network's verifier: the account `ailink dev` gives its verifier, whose sr25519 seed is `DEV_VERIFIER_SEED`
+ * (sha-256 of "ailink: the dev network verifier"). Like Ferdie's, its key is public: on a dev network anyone may sign
+ * as it. It is in the dev verifier set so that every client of a dev network agrees on that set without its
+ * protocol.json — a client started with `--chain` alone uses these parameters, and one that named no verifier refused
+ * the verifier's registration, never saw a column tagged, and after `tagDeadlineBlocks` watched every miner fined and
+ * forced out (found by the one-hour soak of `npm run chaos`). A real network names its verifiers in its protocol file.
+ * (The address is checked against the seed in test/chain/dev-accounts.test.ts.)
+ */
+export const DEV_VERIFIER = '5DCLnX2ruoCtefZ2cdjoE93bRYVL1NAkUkS7iH4TesvWmtow';
+export const DEV_VERIFIER_SEED = '535c6879347ad54175b149c78cc7777162abd9fef8c9250ce51579f90f5fbff5';
+
 /** The protocol parameters of a local network. */
 export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pot: DEV_POT,
@@ -69,7 +81,7 @@ export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   restoralClaimBlocks: 20,
   requestExpiryBlocks: DEV_REQUEST_EXPIRY_BLOCKS,
   // No verifier until the network names one: `ailink dev` (src/node/devnet.ts) puts its own verifier's account here.
-  verifiers: Object.freeze([]),
+  verifiers: Object.freeze([DEV_VERIFIER]),
   audit: CESS_AUDIT,
 });
 

@@ -33,6 +33,8 @@ export {
   CESS_AUDIT,
   DEV_POT,
   DEV_PROTOCOL_CONFIG,
+  DEV_VERIFIER,
+  DEV_VERIFIER_SEED,
   type ProtocolConfigJson,
   ProtocolConfigSchema,
   parseProtocolConfig,

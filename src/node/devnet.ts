@@ -8,6 +8,7 @@ import {
   connectChain,
   DEV_POT,
   DEV_PROTOCOL_CONFIG,
+  DEV_VERIFIER_SEED,
   devSigner,
   type ProtocolConfig,
   protocolConfigToJson,
@@ -16,6 +17,7 @@ import {
   startDevChain,
 } from '../chain/index.ts';
 import { createKeyFile, loadKeyFile } from '../shared/account.ts';
+import { fromHex } from '../shared/bytes.ts';
 import type { Random } from '../shared/clock.ts';
 import { AilinkError, describeError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
@@ -141,7 +143,14 @@ export async function startDevNetwork(
   const verifierDir = join(dataDir, 'verifier');
   const withVerifier = options.verifier ?? true;
   // The verifier's account exists before the protocol is written: the network's verifier set names it.
-  const verifierAccount = withVerifier ? await accountIn(verifierDir, deps.random) : undefined;
+  // On the dev parameters it is the well-known dev verifier (DEV_VERIFIER), so that clients given `--chain` alone
+  // agree on the verifier set; a data dir made before keeps its own, which protocol.json then adds.
+  const verifierAccount = withVerifier
+    ? await accountIn(
+        verifierDir,
+        options.protocol === undefined ? () => fromHex(DEV_VERIFIER_SEED, 'DEV_VERIFIER_SEED') : deps.random,
+      )
+    : undefined;
   const base = options.protocol ?? DEV_PROTOCOL_CONFIG;
   const protocol: ProtocolConfig =
     verifierAccount === undefined || base.verifiers.includes(verifierAccount.address)

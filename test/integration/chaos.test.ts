@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { netnsUnavailable } from '../../bench/netns.ts';
+import { AWS_CLI } from '../gateway/awscli.ts';
 
 // issue 18 §1: `npm run chaos`'s short profile, as part of `npm test`. Real processes (`ailink chain`, `ailink dev`
-// with 11 miners and the verifier, `ailink miner`, `ailink coordinator`, 5 × `ailink participant`, `ailink store`)
-// run a SecAgg task of 2 rounds while the harness SIGKILLs the chain, the coordinator, an organisation and a miner, and
-// (as root) cuts or slows an organisation's or a miner's link on hosts of their own; then the audit and every object
-// put must hold. The harness keeps its own deadlines and kills every process group it started.
+// with 11 miners and the verifier, `ailink miner`, `ailink gateway`, `ailink coordinator`, 5 × `ailink participant`,
+// `ailink store` and `aws s3api`) run a SecAgg task of 2 rounds while the harness SIGKILLs the chain, the
+// coordinator, an organisation and a miner, and (as root) cuts or slows an organisation's or a miner's link on hosts
+// of their own; then the audit and every object put must hold. The harness keeps its own deadlines and kills every
+// process group it started.
 
 const CHAOS = fileURLToPath(new URL('../../bench/chaos.ts', import.meta.url));
 
@@ -19,6 +21,7 @@ interface ChaosReport {
   readonly hangs: number;
   readonly audit_ok: boolean | null;
   readonly objects_put: number;
+  readonly objects_put_by_way: Record<string, number>;
   readonly objects_lost: number;
   readonly bytes_verified: number;
   readonly faults_injected: Record<string, number>;
@@ -47,6 +50,9 @@ describe('npm run chaos (the ci profile)', () => {
     expect(report.rounds_completed, explain).toBe(report.rounds_planned);
     expect(report.objects_put, explain).toBeGreaterThan(0);
     expect(report.bytes_verified, explain).toBeGreaterThan(0);
+    // Objects went in both ways: `ailink store put`, and an ordinary S3 tool through the gateway (.ci/run installs it).
+    expect(report.objects_put_by_way['ailink store'], explain).toBeGreaterThan(0);
+    if (existsSync(AWS_CLI)) expect(report.objects_put_by_way['aws s3api'], explain).toBeGreaterThan(0);
     // Every kind of fault landed at least once (the harness injects each kind before repeating one); links are cut
     // or slowed where namespaces can be made.
     const kinds = [
