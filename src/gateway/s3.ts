@@ -267,6 +267,12 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       handler: async (request, reply) => {
         try {
           const answer = pageAnswer(request);
+          if (answer?.error !== undefined)
+            return fail(
+              reply.headers(answer.headers),
+              request,
+              s3Error(answer.error.code, answer.error.message),
+            );
           if (answer !== undefined)
             return reply.code(answer.status).headers(answer.headers).send(answer.body);
           return await route(request, reply);
