@@ -21,6 +21,7 @@ import { systemRandom } from '../../src/shared/clock.ts';
 import { s3Twins } from '../../test/gateway/s3-twins.ts';
 import { KEY, REGION, sdkSigner } from '../../test/gateway/sdk-signer.ts';
 import { treeDigest } from './files.ts';
+import { gatewayRoute } from './gateway-route.ts';
 import { type Edge, type FuzzCase, WireRefusal } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
@@ -43,9 +44,9 @@ export interface S3Input {
   readonly body?: string;
   readonly signing: Signing;
   /**
-   * The gateway route the request is meant for, as fastify registers it (`GET /*`: every S3 path and the drive page
-   * are one catch-all per method); none for a path fastify cannot decode. test/fuzz/gateway-routes.test.ts checks
-   * that every registered route has cases.
+   * The gateway route the request reaches, as fastify registers it (`GET /*`: every S3 path and the drive page are
+   * one catch-all per method; bench/fuzz/gateway-route.ts); none for a path fastify cannot decode.
+   * test/fuzz/gateway-routes.test.ts checks that every registered route has cases.
    */
   readonly route?: string;
 }
@@ -54,14 +55,10 @@ const MAX_OBJECT = 64 * 1024;
 /** The first path segments the gateway's other APIs take: not S3's route. */
 const OTHER_APIS = new Set(['altda', 'deoss', 'market']);
 
-/** The route an S3 request reaches: its method's catch-all, unless fastify cannot decode its path. */
+/** The input with the route it reaches (none when fastify cannot decode its path). */
 function routed(input: S3Input): S3Input {
-  try {
-    for (const segment of input.path.split('/')) decodeURIComponent(segment);
-  } catch {
-    return input;
-  }
-  return { ...input, route: `${input.method} /*` };
+  const route = gatewayRoute(input.method, input.path);
+  return route === undefined ? input : { ...input, route };
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
