@@ -5,7 +5,7 @@
  * routes and each label against the route fastify itself picks for the case's request.
  */
 
-/** Each API's own routes besides its catch-all `/*` (`:p` one non-empty segment, `*` the rest of the path). */
+/** Each API's own routes besides its catch-all `/*` (`:p` one segment, empty too; `*` the rest of the path). */
 const ROUTES: readonly (readonly [method: string, url: string])[] = [
   ['POST', '/altda/put'],
   ['POST', '/altda/put/*'],
@@ -29,7 +29,7 @@ const ROUTES: readonly (readonly [method: string, url: string])[] = [
 /** The methods every catch-all takes (S3's and each API's). */
 const CATCH_ALL_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
 const PREFIXES = ['/altda', '/deoss', '/market'];
-/** fastify's default bound on a path parameter: a longer one matches no parametric route. */
+/** fastify's default bound on a path parameter: a longer one matches no parametric route (the catch-all takes it). */
 const MAX_PARAM = 100;
 
 const matches = (url: string, path: string): boolean => {
@@ -39,7 +39,7 @@ const matches = (url: string, path: string): boolean => {
     if (w === '*') return have.length >= i + 1;
     const h = have[i];
     if (h === undefined) return false;
-    if (w.startsWith(':') ? h === '' || h.length > MAX_PARAM : h !== w) return false;
+    if (w.startsWith(':') ? h.length > MAX_PARAM : h !== w) return false;
   }
   return have.length === want.length;
 };
