@@ -19,16 +19,23 @@ import { buildS3App } from '../../src/gateway/s3.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { altdaTwins } from '../../test/gateway/altda-twins.ts';
 import { KEY, REGION } from '../../test/gateway/sdk-signer.ts';
+import { gatewayRoute } from './gateway-route.ts';
 import { type Edge, type FuzzCase, judgeJsonAnswer } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
 type Token = 'ok' | 'none' | 'wrong';
 
 export interface AltDaInput {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'HEAD' | 'PUT' | 'DELETE';
   readonly path: string;
   readonly body?: Uint8Array;
   readonly token: Token;
+  /**
+   * The gateway route the request reaches, as fastify registers it (`POST /altda/put/*`, the catch-all
+   * `GET /altda/*`; bench/fuzz/gateway-route.ts); none for a path fastify cannot decode.
+   * test/fuzz/gateway-routes.test.ts checks that every registered route has cases.
+   */
+  readonly route?: string;
 }
 
 const TOKEN = 'fuzz-token-of-the-proxy';
@@ -52,7 +59,9 @@ export function altdaEdge(): Edge<AltDaInput> {
           ? {}
           : { authorization: `Bearer ${input.token === 'ok' ? TOKEN : `${TOKEN}x`}` }),
       },
-      ...(input.method === 'POST' ? { body: Buffer.from(input.body ?? new Uint8Array()) } : {}),
+      ...(input.method === 'GET' || input.method === 'HEAD'
+        ? {}
+        : { body: Buffer.from(input.body ?? new Uint8Array()) }),
     });
 
   const stored = commitmentHex(keccakCommitment(STORED));
@@ -131,6 +140,20 @@ export function altdaEdge(): Edge<AltDaInput> {
       path: `/get/${commitmentHex(fidCommitment('cd'.repeat(32)))}`,
       token: 'ok',
     }),
+    // What no Alt-DA route takes: the catch-all's NOT_FOUND, for each of its methods (a HEAD judged by its GET).
+    ...(['GET', 'HEAD', 'PUT', 'POST', 'DELETE'] as const).map((method) =>
+      fuzzCase<AltDaInput>('malformed', `${method} of a path the Alt-DA API does not have`, {
+        method,
+        path: `/blobs/${stored}`,
+        body: FRESH,
+        token: 'ok',
+      }),
+    ),
+    fuzzCase<AltDaInput>('malformed', 'HEAD of the API root', {
+      method: 'HEAD',
+      path: '/',
+      token: 'ok',
+    }),
   ];
 
   return {
@@ -168,12 +191,17 @@ export function altdaEdge(): Edge<AltDaInput> {
             false,
           ),
         );
-      return fc.oneof(
-        { weight: 2, arbitrary: badlyAuthorised },
-        { weight: 4, arbitrary: fc.constantFrom(...malformed) },
-        { weight: 1, arbitrary: duplicated },
-        { weight: 1, arbitrary: noise },
-      );
+      return fc
+        .oneof(
+          { weight: 2, arbitrary: badlyAuthorised },
+          { weight: 4, arbitrary: fc.constantFrom(...malformed) },
+          { weight: 1, arbitrary: duplicated },
+          { weight: 1, arbitrary: noise },
+        )
+        .map((c) => {
+          const route = gatewayRoute(c.input.method, `/altda${c.input.path}`);
+          return route === undefined ? c : { ...c, input: { ...c.input, route } };
+        });
     },
     valid: () => ({ method: 'POST', path: `/put/${fresh}`, body: FRESH, token: 'ok' }),
     async setup() {
@@ -206,7 +234,16 @@ export function altdaEdge(): Edge<AltDaInput> {
         throw new Error(`http:altda: the valid state could not be built: ${put.status} ${await put.text()}`);
     },
     async apply(input) {
-      await judgeJsonAnswer(await send(input), 'code');
+      const answer = await send(input);
+      // A HEAD answer carries no body, so no code: a refused HEAD is judged by the same request as GET, which must be
+      // refused with the same status (only the catch-all takes HEAD here, so only for paths its GET takes too).
+      if (input.method === 'HEAD' && answer.status >= 400 && answer.status < 500) {
+        const get = await send({ ...input, method: 'GET' });
+        if (get.status !== answer.status)
+          throw new Error(`HEAD ${input.path} answered ${answer.status}, the same GET ${get.status}`);
+        return judgeJsonAnswer(get, 'code');
+      }
+      await judgeJsonAnswer(answer, 'code');
     },
     async digest() {
       const h = createHash('sha256');

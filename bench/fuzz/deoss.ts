@@ -25,6 +25,7 @@ import { deossTwins } from '../../test/gateway/deoss-twins.ts';
 import { s3Twins } from '../../test/gateway/s3-twins.ts';
 import { KEY, REGION } from '../../test/gateway/sdk-signer.ts';
 import { treeDigest } from './files.ts';
+import { gatewayRoute } from './gateway-route.ts';
 import { type Edge, type FuzzCase, judgeJsonAnswer } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
@@ -45,6 +46,12 @@ export interface DeossInput {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
   readonly signing: Signing;
+  /**
+   * The gateway route the request reaches, as fastify registers it (`GET /deoss/file/open/:fid`, the catch-all
+   * `GET /deoss/*`; bench/fuzz/gateway-route.ts); none for a path fastify cannot decode.
+   * test/fuzz/gateway-routes.test.ts checks that every registered route has cases.
+   */
+  readonly route?: string;
 }
 
 const MAX_OBJECT = 1000;
@@ -120,10 +127,52 @@ export function deossEdge(): Edge<DeossInput> {
       body: 'x'.repeat(10),
     },
     { label: 'download', method: 'GET', path: `/file/download/${stored}` },
+    { label: 'open', method: 'GET', path: `/file/open/${stored}` },
+    { label: 'metadata', method: 'GET', path: `/file/metadata/${stored}` },
+    { label: 'location', method: 'GET', path: `/file/location/${stored}` },
     { label: 'list', method: 'GET', path: '/file/list' },
   ];
 
   const malformed = (): FuzzCase<DeossInput>[] => [
+    // The reads of one file: a fid that is not one, of a file never stored, a range past its end.
+    ...['open', 'metadata', 'location'].flatMap((read) => [
+      fuzzCase<DeossInput>('malformed', `${read} of a fid that is not hex`, {
+        method: 'GET',
+        path: `/file/${read}/nothex`,
+        signing: 'ok',
+      }),
+      fuzzCase<DeossInput>('out-of-order', `${read} of a file never stored`, {
+        method: 'GET',
+        path: `/file/${read}/${'e'.repeat(64)}`,
+        signing: 'ok',
+      }),
+    ]),
+    fuzzCase<DeossInput>('malformed', 'open with a range past the end', {
+      method: 'GET',
+      path: `/file/open/${stored}`,
+      headers: { range: 'bytes=5000-6000' },
+      signing: 'ok',
+    }),
+    fuzzCase<DeossInput>('malformed', 'list of a bucket name that is not one', {
+      method: 'GET',
+      path: '/file/list',
+      headers: { bucket: 'AB' },
+      signing: 'ok',
+    }),
+    // What no DeOSS route takes: the catch-all's NOT_FOUND, for each of its methods (a HEAD judged by its GET).
+    ...['GET', 'HEAD', 'PUT', 'POST', 'DELETE'].map((method) =>
+      fuzzCase<DeossInput>('malformed', `${method} of a path DeOSS does not have`, {
+        method,
+        path: '/file/list/more',
+        body: '',
+        signing: 'ok',
+      }),
+    ),
+    fuzzCase<DeossInput>('malformed', 'HEAD of a path outside /file', {
+      method: 'HEAD',
+      path: '/nothing',
+      signing: 'ok',
+    }),
     ...['nothex', 'A'.repeat(64), '0'.repeat(63), `${'0'.repeat(64)}00`, '%2E%2E'].map((fid) =>
       fuzzCase<DeossInput>('malformed', `download ${fid.slice(0, 12)}`, {
         method: 'GET',
@@ -263,7 +312,7 @@ export function deossEdge(): Edge<DeossInput> {
           fc.constantFrom('GET', 'PUT', 'POST', 'DELETE'),
           // No "." or ".." segment: the client would resolve it, and "/deoss/.." is not a DeOSS path.
           fc.array(
-            fc.stringMatching(/^[a-z0-9.%-]{1,12}$/).filter((seg) => seg !== '.' && seg !== '..'),
+            fc.stringMatching(/^[a-z0-9.%-]{1,12}$/).filter((seg) => !/^(\.|%2e){1,2}$/i.test(seg)),
             { minLength: 1, maxLength: 3 },
           ),
           fc.string({ maxLength: 64 }),
@@ -276,11 +325,16 @@ export function deossEdge(): Edge<DeossInput> {
             false,
           ),
         );
-      return fc.oneof(
-        { weight: 3, arbitrary: badlySigned },
-        { weight: 3, arbitrary: fc.constantFrom(...malformed()) },
-        { weight: 1, arbitrary: noise },
-      );
+      return fc
+        .oneof(
+          { weight: 3, arbitrary: badlySigned },
+          { weight: 3, arbitrary: fc.constantFrom(...malformed()) },
+          { weight: 1, arbitrary: noise },
+        )
+        .map((c) => {
+          const route = gatewayRoute(c.input.method, `/deoss${c.input.path}`);
+          return route === undefined ? c : { ...c, input: { ...c.input, route } };
+        });
     },
     valid: () => ({
       method: 'PUT',
@@ -342,7 +396,16 @@ export function deossEdge(): Edge<DeossInput> {
       stored = ((await put.json()) as { data: { fid: string } }).data.fid;
     },
     async apply(input) {
-      await judgeJsonAnswer(await send(input), 'error');
+      const answer = await send(input);
+      // A HEAD answer carries no body, so no code: a refused HEAD is judged by the same request as GET, which must be
+      // refused with the same status (only the catch-all takes HEAD here, so only for paths its GET takes too).
+      if (input.method === 'HEAD' && answer.status >= 400 && answer.status < 500) {
+        const get = await send({ ...input, method: 'GET' });
+        if (get.status !== answer.status)
+          throw new Error(`HEAD ${input.path} answered ${answer.status}, the same GET ${get.status}`);
+        return judgeJsonAnswer(get, 'error');
+      }
+      await judgeJsonAnswer(answer, 'error');
     },
     async digest() {
       const h = createHash('sha256');

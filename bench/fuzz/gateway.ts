@@ -21,6 +21,7 @@ import { systemRandom } from '../../src/shared/clock.ts';
 import { s3Twins } from '../../test/gateway/s3-twins.ts';
 import { KEY, REGION, sdkSigner } from '../../test/gateway/sdk-signer.ts';
 import { treeDigest } from './files.ts';
+import { gatewayRoute } from './gateway-route.ts';
 import { type Edge, type FuzzCase, WireRefusal } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
@@ -42,9 +43,24 @@ export interface S3Input {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
   readonly signing: Signing;
+  /**
+   * The gateway route the request reaches, as fastify registers it (`GET /*`: every S3 path and the drive page are
+   * one catch-all per method; bench/fuzz/gateway-route.ts); none for a path fastify cannot decode.
+   * test/fuzz/gateway-routes.test.ts checks that every registered route has cases.
+   */
+  readonly route?: string;
 }
 
 const MAX_OBJECT = 64 * 1024;
+/** The first path segments the gateway's other APIs take: not S3's route. */
+const OTHER_APIS = new Set(['altda', 'deoss', 'market']);
+
+/** The input with the route it reaches (none when fastify cannot decode its path). */
+function routed(input: S3Input): S3Input {
+  const route = gatewayRoute(input.method, input.path);
+  return route === undefined ? input : { ...input, route };
+}
+
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const signerFor = (secret: string, region: string) =>
   new SignatureV4({
@@ -274,6 +290,59 @@ export function s3Edge(): Edge<S3Input> {
       body: 'x',
       signing: 'ok',
     }),
+    // The reads (GET and HEAD, which must change nothing either): unsigned, or of what was never stored.
+    fuzzCase<S3Input>('unsigned', 'ListBuckets unsigned', { method: 'GET', path: '/', signing: 'none' }),
+    fuzzCase<S3Input>('unsigned', 'GetObject unsigned', {
+      method: 'GET',
+      path: '/fuzz/a.txt',
+      signing: 'none',
+    }),
+    fuzzCase<S3Input>('wrongly-signed', 'GetObject with another secret', {
+      method: 'GET',
+      path: '/fuzz/a.txt',
+      signing: 'wrong-secret',
+    }),
+    fuzzCase<S3Input>('out-of-order', 'GetObject of a key never stored', {
+      method: 'GET',
+      path: '/fuzz/none.txt',
+      signing: 'ok',
+    }),
+    fuzzCase<S3Input>('out-of-order', 'ListObjectsV2 of a bucket never created', {
+      method: 'GET',
+      path: '/nobucket',
+      query: { 'list-type': '2' },
+      signing: 'ok',
+    }),
+    fuzzCase<S3Input>('unsigned', 'HeadObject unsigned', {
+      method: 'HEAD',
+      path: '/fuzz/a.txt',
+      signing: 'none',
+    }),
+    fuzzCase<S3Input>('unsigned', 'HeadBucket unsigned', { method: 'HEAD', path: '/fuzz', signing: 'none' }),
+    fuzzCase<S3Input>('out-of-order', 'HeadObject of a key never stored', {
+      method: 'HEAD',
+      path: '/fuzz/none.txt',
+      signing: 'ok',
+    }),
+    fuzzCase<S3Input>('out-of-order', 'HeadBucket of a bucket never created', {
+      method: 'HEAD',
+      path: '/nobucket',
+      signing: 'ok',
+    }),
+    // The drive page (unsigned, through the same catch-all): a file it does not have is refused as NoSuchKey.
+    ...(['GET', 'HEAD'] as const).map((method) =>
+      fuzzCase<S3Input>('malformed', `${method} a drive page file that does not exist`, {
+        method,
+        path: '/_ailink/secret.json',
+        signing: 'none',
+      }),
+    ),
+    fuzzCase<S3Input>('wrong-caller', 'PUT over a drive page file', {
+      method: 'PUT',
+      path: '/_ailink/index.html',
+      body: '<script>',
+      signing: 'none',
+    }),
   ];
   const variantOf: Record<Exclude<Signing, 'ok'>, FuzzCase<S3Input>['variant']> = {
     none: 'unsigned',
@@ -295,7 +364,10 @@ export function s3Edge(): Edge<S3Input> {
   const noise = fc
     .tuple(
       fc.constantFrom('GET', 'PUT', 'POST', 'DELETE', 'HEAD'),
-      fc.array(fc.stringMatching(/^[a-z0-9.%-]{1,12}$/), { minLength: 1, maxLength: 3 }),
+      // Not a path of the gateway's other APIs (their routes are their edges').
+      fc
+        .array(fc.stringMatching(/^[a-z0-9.%-]{1,12}$/), { minLength: 1, maxLength: 3 })
+        .filter((segments) => !OTHER_APIS.has(segments[0]!)),
       fc.dictionary(
         fc.constantFrom(
           'uploads',
@@ -323,14 +395,32 @@ export function s3Edge(): Edge<S3Input> {
       ),
     );
 
+  // The drive page's files and its redirects, unsigned (noise: they answer, and must change nothing).
+  const page = fc
+    .tuple(
+      fc.constantFrom<'GET' | 'HEAD'>('GET', 'HEAD'),
+      fc.constantFrom('/_ailink/', '/_ailink/app.js', '/_ailink/style.css', '/_ailink', '/'),
+    )
+    .map(([method, path]) =>
+      fuzzCase<S3Input>(
+        'malformed',
+        `${method} ${path} (the drive page)`,
+        { method, path, headers: { accept: 'text/html' }, signing: 'none' },
+        false,
+      ),
+    );
+
   return {
     name: 'http:s3',
     cases: () =>
-      fc.oneof(
-        { weight: 3, arbitrary: badlySigned },
-        { weight: 3, arbitrary: fc.constantFrom(...malformed) },
-        { weight: 1, arbitrary: noise },
-      ),
+      fc
+        .oneof(
+          { weight: 3, arbitrary: badlySigned },
+          { weight: 3, arbitrary: fc.constantFrom(...malformed) },
+          { weight: 1, arbitrary: noise },
+          { weight: 1, arbitrary: page },
+        )
+        .map((c) => ({ ...c, input: routed(c.input) })),
     valid: () => ({ method: 'PUT', path: '/fuzz/b.txt', body: 'hello', signing: 'ok' }),
     async setup() {
       uploads = await mkdtemp(join(tmpdir(), 'ailink-fuzz-s3-'));

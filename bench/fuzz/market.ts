@@ -26,6 +26,7 @@ import { buildS3App } from '../../src/gateway/s3.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { s3Twins } from '../../test/gateway/s3-twins.ts';
 import { KEY, REGION, sdkSigner } from '../../test/gateway/sdk-signer.ts';
+import { gatewayRoute } from './gateway-route.ts';
 import { type Edge, type FuzzCase, judgeJsonAnswer, type Variant } from './harness.ts';
 import { fuzzCase, type Json, otherType, withPath } from './mutate.ts';
 
@@ -39,13 +40,19 @@ type Signing =
   | 'unsigned-payload';
 
 export interface MarketInput {
-  readonly method: 'GET' | 'PUT' | 'POST';
+  readonly method: 'GET' | 'PUT' | 'POST' | 'HEAD' | 'DELETE';
   /** Under /market. */
   readonly path: string;
   readonly query?: Readonly<Record<string, string>>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
   readonly signing: Signing;
+  /**
+   * The gateway route the request reaches, as fastify registers it (`PUT /market/objects/:fid/terms`, the catch-all
+   * `GET /market/*`; bench/fuzz/gateway-route.ts); none for a path fastify cannot decode.
+   * test/fuzz/gateway-routes.test.ts checks that every registered route has cases.
+   */
+  readonly route?: string;
 }
 
 const ME = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
@@ -139,7 +146,7 @@ export function marketEdge(): Edge<MarketInput> {
     return fetch(`${base}${path}${query === '' ? '' : `?${query}`}`, {
       method: input.method,
       headers: rest,
-      ...(input.method === 'GET' ? {} : { body }),
+      ...(input.method === 'GET' || input.method === 'HEAD' ? {} : { body }),
     });
   }
 
@@ -169,6 +176,12 @@ export function marketEdge(): Edge<MarketInput> {
     headers,
     signing: 'ok',
   });
+  /** A read of one object's terms or retrievals (they change nothing). */
+  const look = (what: 'terms' | 'retrievals', fid: string, signing: Signing = 'ok'): MarketInput => ({
+    method: 'GET',
+    path: `/objects/${fid}/${what}`,
+    signing,
+  });
   const validTerms: Json = { readers: [READER], price: '250' };
   const validShare: Json = { reader: READER, readerKey: 'bb'.repeat(32) };
 
@@ -192,7 +205,26 @@ export function marketEdge(): Edge<MarketInput> {
     ...['xyz', 'AB'.repeat(32), 'ab'.repeat(31), `${'ab'.repeat(32)}0`, '%zz'].flatMap((fid) => [
       c('malformed', `terms of fid ${fid.slice(0, 10)}`, terms(fid, validTerms)),
       c('malformed', `buy of fid ${fid.slice(0, 10)}`, buy('POST', fid, { 'max-price': '100' })),
+      c('malformed', `terms read of fid ${fid.slice(0, 10)}`, look('terms', fid)),
+      c('malformed', `retrievals of fid ${fid.slice(0, 10)}`, look('retrievals', fid)),
     ]),
+    // The reads: unsigned, wrongly signed, replayed, of an object never recorded.
+    c('unsigned', 'terms read unsigned', look('terms', MINE, 'none')),
+    c('wrongly-signed', 'terms read with another secret', look('terms', PRICED, 'wrong-secret')),
+    c('replayed', 'terms read signed 20 minutes ago', look('terms', MINE, 'old')),
+    c('out-of-order', 'terms read of an object never recorded', look('terms', NEVER)),
+    c('unsigned', 'retrievals unsigned', look('retrievals', MINE, 'none')),
+    c('wrongly-signed', 'retrievals with a changed signature', look('retrievals', MINE, 'changed-signature')),
+    c('replayed', 'retrievals signed 20 minutes ago', look('retrievals', MINE, 'old')),
+    // What no marketplace route takes: the catch-all's NOT_FOUND, for each of its methods (a HEAD judged by its GET).
+    ...(['GET', 'HEAD', 'PUT', 'POST', 'DELETE'] as const).map((method) =>
+      c('out-of-order', `${method} of a path the marketplace does not have`, {
+        method,
+        path: `/objects/${MINE}/owner`,
+        ...(method === 'GET' || method === 'HEAD' ? {} : { body: '{}' }),
+        signing: 'ok',
+      }),
+    ),
     ...['-1', '01', '1.5', 'abc', '', `1${'0'.repeat(39)}`].map((p) =>
       c('malformed', `buy with max-price ${JSON.stringify(p)}`, buy('POST', PRICED, { 'max-price': p })),
     ),
@@ -297,12 +329,17 @@ export function marketEdge(): Edge<MarketInput> {
             false,
           ),
         );
-      return fc.oneof(
-        { weight: 3, arbitrary: badlySigned },
-        { weight: 4, arbitrary: fc.constantFrom(...fixed) },
-        { weight: 1, arbitrary: mutatedTerms },
-        { weight: 1, arbitrary: noise },
-      );
+      return fc
+        .oneof(
+          { weight: 3, arbitrary: badlySigned },
+          { weight: 4, arbitrary: fc.constantFrom(...fixed) },
+          { weight: 1, arbitrary: mutatedTerms },
+          { weight: 1, arbitrary: noise },
+        )
+        .map((k) => {
+          const route = gatewayRoute(k.input.method, `/market${k.input.path}`);
+          return route === undefined ? k : { ...k, input: { ...k.input, route } };
+        });
     },
     valid: () => terms(MINE, validTerms),
     async setup() {
@@ -371,7 +408,16 @@ export function marketEdge(): Edge<MarketInput> {
       writes = [];
     },
     async apply(input) {
-      await judgeJsonAnswer(await send(input), 'error');
+      const answer = await send(input);
+      // A HEAD answer carries no body, so no code: a refused HEAD is judged by the same request as GET, which must be
+      // refused with the same status (only the catch-all takes HEAD here, so only for paths its GET takes too).
+      if (input.method === 'HEAD' && answer.status >= 400 && answer.status < 500) {
+        const get = await send({ ...input, method: 'GET' });
+        if (get.status !== answer.status)
+          throw new Error(`HEAD ${input.path} answered ${answer.status}, the same GET ${get.status}`);
+        return judgeJsonAnswer(get, 'error');
+      }
+      await judgeJsonAnswer(answer, 'error');
     },
     async digest() {
       const h = createHash('sha256');

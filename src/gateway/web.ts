@@ -52,6 +52,8 @@ export interface WebAnswer {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: Buffer;
+  /** A refusal: answered as an S3 error of this code (its XML body, or only the status for HEAD), with `headers`. */
+  readonly error?: { readonly code: 'NoSuchKey'; readonly message: string };
 }
 
 export interface WebRequest {
@@ -113,10 +115,12 @@ export function loadWebPage(options: { region: string; dir?: URL }): WebPage {
       const name = request.path.slice(WEB_PREFIX.length) || 'index.html';
       const asset = assets.get(name);
       if (asset === undefined) {
+        // An S3 error like every other refusal of the gateway (found by the fuzz edges: a plain-text 404 carried no
+        // code a client could read).
         return {
           status: 404,
-          headers: { ...COMMON, 'content-type': 'text/plain; charset=utf-8' },
-          body: Buffer.from(`no such page file: ${name}\n`),
+          headers: COMMON,
+          error: { code: 'NoSuchKey', message: `no such page file: ${name}` },
         };
       }
       // Revalidated on every load (the names carry no version), answered 304 while unchanged.

@@ -273,6 +273,11 @@ describe('the page beside the S3 API (inject)', () => {
     const missing = await app.inject({ method: 'GET', url: `${WEB_PREFIX}secret.json` });
     expect(missing.statusCode).toBe(404);
     expect(missing.headers['content-security-policy']).toBe(WEB_CSP);
+    // An S3 error with its code, as every refusal of the gateway (it was plain text: the fuzz edge http:s3 found it).
+    expect(missing.headers['content-type']).toBe('application/xml');
+    expect(missing.body).toContain('<Code>NoSuchKey</Code>');
+    const head = await app.inject({ method: 'HEAD', url: `${WEB_PREFIX}secret.json` });
+    expect([head.statusCode, head.body]).toEqual([404, '']);
   });
 
   it('every S3 call is still signed: unsigned ListBuckets, listing, reads and writes are refused', async () => {
