@@ -20,7 +20,7 @@ import { systemRandom } from '../../src/shared/clock.ts';
 import { altdaTwins } from '../../test/gateway/altda-twins.ts';
 import { KEY, REGION } from '../../test/gateway/sdk-signer.ts';
 import { gatewayRoute } from './gateway-route.ts';
-import { type Edge, type FuzzCase, judgeJsonAnswer } from './harness.ts';
+import { type Edge, type FuzzCase, judgeJsonRequest } from './harness.ts';
 import { fuzzCase } from './mutate.ts';
 
 type Token = 'ok' | 'none' | 'wrong';
@@ -233,18 +233,7 @@ export function altdaEdge(): Edge<AltDaInput> {
       if (put.status !== 200)
         throw new Error(`http:altda: the valid state could not be built: ${put.status} ${await put.text()}`);
     },
-    async apply(input) {
-      const answer = await send(input);
-      // A HEAD answer carries no body, so no code: a refused HEAD is judged by the same request as GET, which must be
-      // refused with the same status (only the catch-all takes HEAD here, so only for paths its GET takes too).
-      if (input.method === 'HEAD' && answer.status >= 400 && answer.status < 500) {
-        const get = await send({ ...input, method: 'GET' });
-        if (get.status !== answer.status)
-          throw new Error(`HEAD ${input.path} answered ${answer.status}, the same GET ${get.status}`);
-        return judgeJsonAnswer(get, 'code');
-      }
-      await judgeJsonAnswer(answer, 'code');
-    },
+    apply: (input) => judgeJsonRequest(send, input, 'code'),
     async digest() {
       const h = createHash('sha256');
       for (const [fid, blob] of [...twins.blobs].sort(([a], [b]) => (a < b ? -1 : 1)))

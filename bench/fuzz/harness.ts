@@ -140,6 +140,26 @@ export class WireRefusal extends Error {
 }
 
 /**
+ * Sends `input` to a JSON API and judges its answer as `judgeJsonAnswer` does. A HEAD answer carries no body, so no
+ * code: a refused HEAD is judged by the same request as GET, which must be refused with the same status (only a
+ * catch-all takes HEAD on these APIs, so only for paths its GET takes too).
+ */
+export async function judgeJsonRequest<I extends { readonly method: string; readonly path: string }>(
+  send: (input: I) => Promise<Response>,
+  input: I,
+  field: 'code' | 'error',
+): Promise<void> {
+  const answer = await send(input);
+  if (input.method === 'HEAD' && answer.status >= 400 && answer.status < 500) {
+    const get = await send({ ...input, method: 'GET' });
+    if (get.status !== answer.status)
+      throw new Error(`HEAD ${input.path} answered ${answer.status}, the same GET ${get.status}`);
+    return judgeJsonAnswer(get, field);
+  }
+  return judgeJsonAnswer(answer, field);
+}
+
+/**
  * Judges an HTTP answer of a JSON API: returns when it is not a refusal (< 400); a 5xx is a crash; a 4xx is a refusal
  * whose code is the answer's `field` (`code`, or DeOSS's `error`), counted only when registered.
  */

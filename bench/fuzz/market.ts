@@ -27,7 +27,7 @@ import { systemRandom } from '../../src/shared/clock.ts';
 import { s3Twins } from '../../test/gateway/s3-twins.ts';
 import { KEY, REGION, sdkSigner } from '../../test/gateway/sdk-signer.ts';
 import { gatewayRoute } from './gateway-route.ts';
-import { type Edge, type FuzzCase, judgeJsonAnswer, type Variant } from './harness.ts';
+import { type Edge, type FuzzCase, judgeJsonRequest, type Variant } from './harness.ts';
 import { fuzzCase, type Json, otherType, withPath } from './mutate.ts';
 
 type Signing =
@@ -407,18 +407,7 @@ export function marketEdge(): Edge<MarketInput> {
       state = indexState();
       writes = [];
     },
-    async apply(input) {
-      const answer = await send(input);
-      // A HEAD answer carries no body, so no code: a refused HEAD is judged by the same request as GET, which must be
-      // refused with the same status (only the catch-all takes HEAD here, so only for paths its GET takes too).
-      if (input.method === 'HEAD' && answer.status >= 400 && answer.status < 500) {
-        const get = await send({ ...input, method: 'GET' });
-        if (get.status !== answer.status)
-          throw new Error(`HEAD ${input.path} answered ${answer.status}, the same GET ${get.status}`);
-        return judgeJsonAnswer(get, 'error');
-      }
-      await judgeJsonAnswer(answer, 'error');
-    },
+    apply: (input) => judgeJsonRequest(send, input, 'error'),
     async digest() {
       const h = createHash('sha256');
       for (const fid of [PRICED, NOT_FOR_SALE, MINE, NEVER])
