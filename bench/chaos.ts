@@ -1194,23 +1194,10 @@ async function main(): Promise<void> {
     log(`soak over: ${roundsDone.size} rounds, ${stored.length} objects put, ${getMs.length} gets`);
   }
 
+  // The auditor's own view of the chain: the stop's reason, then the audit.
+  const asAuditor = ['--chain', endpoint, '--key', auditor.file, '--state-dir', auditor.dir];
   if (taskEnd !== undefined) {
-    const show = ailink(
-      'task-show',
-      [
-        'task',
-        'show',
-        task,
-        '--json',
-        '--chain',
-        endpoint,
-        '--key',
-        auditor.file,
-        '--state-dir',
-        auditor.dir,
-      ],
-      logs,
-    );
+    const show = ailink('task-show', ['task', 'show', task, '--json', ...asAuditor], logs);
     if ((await runToEnd(show, 120_000, 'task show')) === 0)
       stopOnChain = (JSON.parse(show.stdout()) as { stopReason: string | null }).stopReason;
     log(`the stop on chain: ${stopOnChain ?? 'NONE'}`);
@@ -1218,23 +1205,7 @@ async function main(): Promise<void> {
 
   // The audit: every anchored round, from the chain and the miners only.
   log('audit verify …');
-  const audit = ailink(
-    'audit',
-    [
-      'audit',
-      'verify',
-      '--chain',
-      endpoint,
-      '--key',
-      auditor.file,
-      '--state-dir',
-      auditor.dir,
-      '--task',
-      task,
-      '--json',
-    ],
-    logs,
-  );
+  const audit = ailink('audit', ['audit', 'verify', '--task', task, '--json', ...asAuditor], logs);
   const code = await Promise.race([audit.exited, sleep(300_000).then(() => 'timeout' as const)]);
   if (code === 'timeout') {
     hangs++;
