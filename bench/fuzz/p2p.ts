@@ -426,21 +426,9 @@ export function fragmentEdge(): Edge<WireInput> {
         ),
       );
     },
-    async apply(input) {
-      let outcome: unknown;
-      try {
-        await send(input);
-      } catch (err) {
-        outcome = err;
-      }
-      // The miner survived: it still serves the fragment it held.
-      try {
-        await send(wire(request(alice, { op: 'has', fragment: heldHash })));
-      } catch (err) {
-        throw new Error(`the miner no longer answers a valid request: ${(err as Error).message}`);
-      }
-      if (outcome !== undefined) throw outcome;
-    },
+    // The miner survived: it still serves the fragment it held.
+    apply: (input) =>
+      sendThenProbe(send, input, () => wire(request(alice, { op: 'has', fragment: heldHash })), 'the miner'),
     async digest() {
       const d = join(dir, 'miner');
       const h = createHash('sha256');
@@ -472,6 +460,30 @@ export function fragmentEdge(): Edge<WireInput> {
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
+ * Sends `input`, then a valid request `probe()` that must still be answered (else the node did not survive: `node` says
+ * which); then the input's own outcome, a refusal or nothing.
+ */
+export async function sendThenProbe(
+  send: (input: WireInput) => Promise<void>,
+  input: WireInput,
+  probe: () => WireInput,
+  node: string,
+): Promise<void> {
+  let outcome: unknown;
+  try {
+    await send(input);
+  } catch (err) {
+    outcome = err;
+  }
+  try {
+    await send(probe());
+  } catch (err) {
+    throw new Error(`${node} no longer answers a valid request: ${(err as Error).message}`);
+  }
+  if (outcome !== undefined) throw outcome;
+}
+
+/**
  * What the round protocol's edges (p2p:round, p2p:round-open) check after each input: the member's own view request
  * is still answered (else the coordinator did not survive), and the store's digest, less the nonces a signature used
  * and the members' last-seen times (a request from a member's own peer is a sign of life even when refused).
@@ -482,20 +494,7 @@ export function roundChecks(
   storePath: () => string,
 ): Pick<Edge<WireInput>, 'apply' | 'digest'> {
   return {
-    async apply(input) {
-      let outcome: unknown;
-      try {
-        await send(input);
-      } catch (err) {
-        outcome = err;
-      }
-      try {
-        await send(probe());
-      } catch (err) {
-        throw new Error(`the coordinator no longer answers a valid request: ${(err as Error).message}`);
-      }
-      if (outcome !== undefined) throw outcome;
-    },
+    apply: (input) => sendThenProbe(send, input, probe, 'the coordinator'),
     async digest() {
       return sqliteDigest(storePath(), { skip: ['nonces'], blank: { participants: ['last_seen'] } });
     },
