@@ -55,6 +55,14 @@ import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
 import { FAILPOINTS, type Failpoint } from '../src/shared/failpoint.ts';
 import { AWS_CLI, awsEnvironment } from '../test/gateway/awscli.ts';
+import {
+  type HeapDelta,
+  type HeapSummary,
+  heapGrowth,
+  heapSnapshotOptions,
+  summarizeHeapSnapshot,
+  takeHeapSnapshot,
+} from './heap.ts';
 import { createNamespaces, type Namespaces, netnsUnavailable } from './netns.ts';
 import { growthOf, percentile, type Sample, sampleProcess } from './soak.ts';
 
@@ -151,6 +159,10 @@ const SAMPLE_EVERY_S = flag('CHAOS_SAMPLE_EVERY_S', 30);
 const GET_EVERY_S = flag('CHAOS_GET_EVERY_S', 2);
 /** Soak: samples before this (default a sixth of the run) are warm-up, left out of the growth figures. */
 const WARMUP_S = flag('CHAOS_WARMUP_S', Math.round(DEADLINE_S / 6));
+/** Soak: the process (a name of network.json, a miner by default) whose JS heap is snapshotted after warm-up and at
+ *  the end, to tell what grew (bench/heap.ts); CHAOS_HEAP=0: none. */
+const HEAP_PROCESS =
+  flag('CHAOS_HEAP', SOAK ? 1 : 0) > 0 ? (process.env.CHAOS_HEAP_PROCESS ?? 'miner-01') : undefined;
 /** The storer's object sizes: one column's worth of a small object, and objects of a segment of their own size. */
 const PUT_SIZES = [4 * 1024, 256 * 1024, 2 * 1024 * 1024] as const;
 /** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
@@ -672,6 +684,48 @@ async function sampleProcesses(live: () => Map<string, number>, stop: () => bool
   }
 }
 
+/** Soak: the heap snapshots of HEAP_PROCESS, after warm-up and at the end, and what grew between them. */
+let heapFigures:
+  | { process: string; at_s: number[]; heap_mib: number[]; rss_mib: number[]; grew: HeapDelta[] }
+  | undefined;
+
+/**
+ * Soak: a heap snapshot of process `pid` once warm-up is over and another when the soak is, each read into a summary
+ * at once (a snapshot is about the size of the heap, and is deleted); the kinds of object that grew most go in the
+ * report beside its resident memory at both moments, which tells the JS heap from native memory.
+ */
+async function watchHeap(name: string, pid: number, dir: string, stop: () => boolean): Promise<void> {
+  const snapshot = async (): Promise<{ at: number; heap: HeapSummary; rssMiB: number } | undefined> => {
+    const at = since();
+    const rssMiB = sampleProcess(pid, at)?.rssMiB;
+    const file = rssMiB === undefined ? undefined : await takeHeapSnapshot(pid, dir, 300_000);
+    if (file === undefined || rssMiB === undefined) {
+      log(`heap snapshot of ${name} left out: it is gone or wrote none within 300 s`);
+      return undefined;
+    }
+    const heap = summarizeHeapSnapshot(readFileSync(file, 'utf8'));
+    rmSync(file);
+    log(
+      `heap snapshot of ${name}: ${(heap.totalBytes / 2 ** 20).toFixed(1)} MiB live, RSS ${rssMiB.toFixed(1)} MiB`,
+    );
+    return { at, heap, rssMiB };
+  };
+  while (!stop() && since() < soakFrom + WARMUP_S) await sleep(1000);
+  if (stop()) return;
+  const first = await snapshot();
+  while (!stop()) await sleep(1000);
+  const last = first === undefined ? undefined : await snapshot();
+  if (first === undefined || last === undefined) return;
+  const mib = (b: number) => Number((b / 2 ** 20).toFixed(1));
+  heapFigures = {
+    process: name,
+    at_s: [first.at, last.at].map(Math.round),
+    heap_mib: [mib(first.heap.totalBytes), mib(last.heap.totalBytes)],
+    rss_mib: [first.rssMiB, last.rssMiB].map((x) => Number(x.toFixed(1))),
+    grew: heapGrowth(first.heap, last.heap, 10),
+  };
+}
+
 /**
  * A miner whose disk fills up: its data dir is a tmpfs of FULL_DISK_MIB, mounted before `ailink dev` starts it, so
  * that it runs out of room partway through the run (its index and a few objects' fragments fill it). Needs the right
@@ -776,6 +830,13 @@ async function main(): Promise<void> {
   let chain = await startChain();
   const endpoint = /"endpoint":"([^"]+)"/.exec(chain.stdout())?.[1];
   if (endpoint === undefined) throw new Error(`ailink chain did not start:\n${chain.stderr()}`);
+  // Soak: `ailink dev`'s miners and verifier write a heap snapshot on SIGUSR2 (see `watchHeap`).
+  const heapDir = join(work, 'heap');
+  mkdirSync(heapDir);
+  const devEnv: Record<string, string> =
+    HEAP_PROCESS === undefined
+      ? {}
+      : { NODE_OPTIONS: [process.env.NODE_OPTIONS, heapSnapshotOptions(heapDir)].filter(Boolean).join(' ') };
   const dev = ailink(
     'dev',
     [
@@ -793,6 +854,7 @@ async function main(): Promise<void> {
       ]),
     ],
     logs,
+    devEnv,
   );
   const ready = await waitFor(
     () => dev.stderr().includes('network ready') || !dev.alive(),
@@ -993,6 +1055,10 @@ async function main(): Promise<void> {
     ]);
   const reading = s3 === undefined ? Promise.resolve() : getRandomObjects(s3, over);
   const sampling = SOAK ? sampleProcesses(live, over) : Promise.resolve();
+  const heapPid = devProcesses.find((p) => p.name === HEAP_PROCESS)?.pid;
+  if (HEAP_PROCESS !== undefined && heapPid === undefined) log(`heap snapshots left out: no ${HEAP_PROCESS}`);
+  const heapWatch =
+    heapPid === undefined ? Promise.resolve() : watchHeap(HEAP_PROCESS!, heapPid, heapDir, over);
 
   let minersKilled = 0;
   let chainKills = 0;
@@ -1176,7 +1242,7 @@ async function main(): Promise<void> {
   }
   scan();
   for (const restore of [...impaired.values()]) restore();
-  await Promise.all([storing, reading, sampling]);
+  await Promise.all([storing, reading, sampling, heapWatch]);
   soakSeconds = since() - soakFrom;
   // Organisations told that the task ended leave at once; the coordinator says so once the chain has the stop.
   if (orgProcs.some((p) => p?.stderr().includes('TASK_STOPPED')))
@@ -1263,6 +1329,7 @@ function soakFigures() {
     gets_failed: getsFailed,
     get_ms: { p50: ms(50), p99: ms(99), max: ms(100) },
     processes,
+    ...(heapFigures === undefined ? {} : { heap: heapFigures }),
   };
 }
 
@@ -1275,6 +1342,15 @@ function writeSoakTable(w: NodeJS.WritableStream): void {
   for (const [name, p] of Object.entries(f.processes))
     w.write(
       `${name.padEnd(16)} ${`${p.rss_start_mib} → ${p.rss_end_mib}`.padStart(28)} ${String(p.rss_mib_per_h).padStart(9)} ${`${p.fds_start} → ${p.fds_end}`.padStart(12)} ${String(p.fds_per_h).padStart(9)}\n`,
+    );
+  const h = f.heap;
+  if (h === undefined) return;
+  w.write(
+    `\n${h.process} at ${h.at_s[0]} s → ${h.at_s[1]} s: live JS heap ${h.heap_mib[0]} → ${h.heap_mib[1]} MiB, RSS ${h.rss_mib[0]} → ${h.rss_mib[1]} MiB; grew most:\n`,
+  );
+  for (const d of h.grew)
+    w.write(
+      `  ${d.kind.slice(0, 40).padEnd(40)} ${`+${d.countDelta}`.padStart(9)} objects ${`+${(d.bytesDelta / 1024).toFixed(0)}`.padStart(9)} KiB\n`,
     );
 }
 
