@@ -1341,16 +1341,16 @@ function writeSoakTable(w: NodeJS.WritableStream): void {
   w.write(' process          RSS after warm-up → end (MiB)   MiB/h   open files   files/h\n');
   for (const [name, p] of Object.entries(f.processes))
     w.write(
-      `${name.padEnd(16)} ${`${p.rss_start_mib} → ${p.rss_end_mib}`.padStart(28)} ${String(p.rss_mib_per_h).padStart(9)} ${`${p.fds_start} → ${p.fds_end}`.padStart(12)} ${String(p.fds_per_h).padStart(9)}\n`,
+      `${(name === f.heap?.process ? `${name}*` : name).padEnd(16)} ${`${p.rss_start_mib} → ${p.rss_end_mib}`.padStart(28)} ${String(p.rss_mib_per_h).padStart(9)} ${`${p.fds_start} → ${p.fds_end}`.padStart(12)} ${String(p.fds_per_h).padStart(9)}\n`,
     );
   const h = f.heap;
   if (h === undefined) return;
   w.write(
-    `\n${h.process} at ${h.at_s[0]} s → ${h.at_s[1]} s: live JS heap ${h.heap_mib[0]} → ${h.heap_mib[1]} MiB, RSS ${h.rss_mib[0]} → ${h.rss_mib[1]} MiB; grew most:\n`,
+    `* its memory includes what writing its heap snapshots took (V8 builds each in memory; the RSS stays).\n\n${h.process} at ${h.at_s[0]} s → ${h.at_s[1]} s: live JS heap ${h.heap_mib[0]} → ${h.heap_mib[1]} MiB, RSS ${h.rss_mib[0]} → ${h.rss_mib[1]} MiB; grew most:\n`,
   );
   for (const d of h.grew)
     w.write(
-      `  ${d.kind.slice(0, 40).padEnd(40)} ${`+${d.countDelta}`.padStart(9)} objects ${`+${(d.bytesDelta / 1024).toFixed(0)}`.padStart(9)} KiB\n`,
+      `  ${d.kind.slice(0, 40).padEnd(40)} ${(d.countDelta < 0 ? String(d.countDelta) : `+${d.countDelta}`).padStart(9)} objects ${`+${(d.bytesDelta / 1024).toFixed(0)}`.padStart(9)} KiB\n`,
     );
 }
 

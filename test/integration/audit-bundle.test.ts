@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,56 @@ import { BUNDLE_MAGIC, type BundleVerification, verifyBundle } from '../../src/a
 import { runFederatedDemo } from '../../src/cli/fl-demo.ts';
 import { systemRandom } from '../../src/shared/clock.ts';
 import { parseManifest } from '../../src/task/index.ts';
+import { launchChromium, openWatchedPage } from '../browser.ts';
 import { cli } from './cli-helpers.ts';
+
+/**
+ * `ailink audit serve` on the live network, as an auditor runs it (issue 19 §5): its own process, chain connection,
+ * index and fetches. In Chromium, the task's page verifies every round itself, and the page asks nothing of any origin
+ * but the auditor's. Returns what the page showed; the server must stop cleanly on SIGTERM.
+ */
+async function auditServeInBrowser(task: string, network: string, rounds: number) {
+  const server = spawn(
+    process.execPath,
+    ['bin/ailink.mjs', 'audit', 'serve', '--task', task, '--network', network, '--listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  server.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
+  server.stderr.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
+  const exited = new Promise<number | null>((res) => server.once('exit', (code) => res(code)));
+  const browser = await launchChromium();
+  try {
+    const deadline = Date.now() + 120_000;
+    let url: string | undefined;
+    while (url === undefined) {
+      url = / for \S+: (http:\/\/\S+)/.exec(out)?.[1];
+      if (server.exitCode !== null || Date.now() > deadline)
+        throw new Error(`audit serve did not say its URL within 120 s:\n${out}\n${err}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const { page, errors } = await openWatchedPage(browser, `${url}#task=${encodeURIComponent(task)}`);
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.locator('[data-testid="task-verdict"][data-state="verified"]').waitFor({ timeout: 180_000 });
+    const rows = page.getByTestId('round-row');
+    const verified = await page.locator('[data-testid="round-row"] [data-testid="badge-verified"]').count();
+    const shown = { url, rows: await rows.count(), verified, requests, errors: [...errors] };
+    await page.close();
+    expect(shown.rows).toBe(rounds);
+    return shown;
+  } finally {
+    await browser.close();
+    server.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
+    expect(code, err).toBe(0);
+  }
+}
 
 /**
  * Evidence that travels (issue 19 §4): a task run on the real dev chain with 12 miner processes, exported through the
@@ -76,8 +126,9 @@ describe('audit export and verify --bundle: evidence checked with no chain and n
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   let task = '';
 
-  it('a task exported while the network runs verifies offline once the network is stopped; any attack on the bundle is named', async () => {
+  it('a task served by `audit serve` and exported while the network runs verifies offline once the network is stopped; any attack on the bundle is named', async () => {
     let exported: { code: number; stdout: string; stderr: string } | undefined;
+    let served: Awaited<ReturnType<typeof auditServeInBrowser>> | undefined;
     await runFederatedDemo(
       { random: systemRandom },
       {
@@ -103,9 +154,15 @@ describe('audit export and verify --bundle: evidence checked with no chain and n
             net,
             '--json',
           ]);
+          served = await auditServeInBrowser(view.task, net, 2);
         },
       },
     );
+    // The explorer the auditor served verified both rounds in the browser, from its own origin only.
+    expect(served?.verified).toBe(2);
+    expect(served?.errors).toEqual([]);
+    expect(served!.requests.length).toBeGreaterThan(0);
+    for (const r of served!.requests) expect(r.startsWith(served!.url), r).toBe(true);
     // The network (chain, miners, coordinator) is stopped now.
     expect(exported?.code, exported?.stderr).toBe(0);
     const line = JSON.parse(exported!.stdout.trim().split('\n').at(-1)!);
