@@ -168,3 +168,17 @@ describe('chain registry: placement drawn by free space (issue 17 item 6)', () =
     await rejectsWith(registry.directory({ columns: 30, columnBytes: 1024 }), 'NOT_ENOUGH_MINERS');
   });
 });
+
+describe('chain registry: miners that left', () => {
+  it('a miner that exited leaves the directory and is listed as departed, for reads to ask last', async () => {
+    const twin = await networkWithMiners();
+    const leaving = miners[3]!;
+    await twin.run(leaving, [remark('sminer.exit', {})]);
+    const registry = registryOf(twin, owner);
+    const listed = (await registry.directory()).map((p) => p.peerId);
+    const departed = (await registry.departed!()).map((p) => p.peerId);
+    expect(listed).toHaveLength(WIDTH - 1);
+    expect(listed).not.toContain(peerIdOf(leaving));
+    expect(departed).toEqual([peerIdOf(leaving)]);
+  });
+});

@@ -277,6 +277,47 @@ describe('storage client with 14 in-process miners', () => {
     }
   });
 
+  it('miners that left the directory but still hold their columns are read from, after every listed miner', async () => {
+    const data = systemRandom(100_000);
+    const { fid, miners } = await clientFor(owner).put(data);
+    /** A client whose registry lists every peer but `leaving`, which it names as departed (exited, say). */
+    const departing = (leaving: ReadonlySet<string>, minerClient: MinerClient, withDeparted = true) =>
+      createStorageClient(
+        {
+          miners: minerClient,
+          registry: {
+            ...registry,
+            directory: async () => peers.filter((p) => !leaving.has(p.peerId)),
+            ...(withDeparted
+              ? { departed: async () => peers.filter((p) => leaving.has(p.peerId)) }
+              : { departed: undefined }),
+          },
+          account: owner,
+          codec,
+          ...deps,
+        },
+        { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+      );
+    const asked: string[] = [];
+    const counting: MinerClient = {
+      ...honest,
+      async get(peer, hash, options) {
+        asked.push(peer.peerId);
+        return honest.get(peer, hash, options);
+      },
+    };
+    // Nine of the twelve holders leave the directory while they still serve their columns: three listed are too few.
+    const nine = new Set(miners.slice(0, 9));
+    await rejectsWith(readAll(departing(nine, honest, false).get(fid)), 'OBJECT_UNAVAILABLE');
+    expect(Buffer.compare(await readAll(departing(nine, counting).get(fid)), data)).toBe(0);
+    // One data column's holder departed: the listed parity is asked instead, the departed one not at all.
+    asked.length = 0;
+    const one = new Set([miners[0]!]);
+    expect(Buffer.compare(await readAll(departing(one, counting).get(fid)), data)).toBe(0);
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked).not.toContain(miners[0]);
+  });
+
   it("attack: someone else's record pairing a genuine fid with another object's fragment gives a range reader no substitute bytes", async () => {
     // The attacker stores the genuine (public, plain) content and a substitute, recording neither, then declares the
     // genuine fid with the substitute's first data fragment in column 0. The fid and segment hashes are genuine.

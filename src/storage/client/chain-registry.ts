@@ -131,6 +131,12 @@ export function createChainRegistry(
         .sort((a, b) => a.at - b.at)
         .map(({ m }) => ref(m));
     },
+    async departed() {
+      await indexer.sync();
+      return minersOf(indexer.state)
+        .filter((m) => m.state !== 'positive' && m.peerId !== '')
+        .map((m): PeerRef => ({ peerId: m.peerId, addrs: m.addrs }));
+    },
     async declare(record, deal, columns, entry) {
       await indexer.sync();
       // A Pending record of the fid is an incomplete declaration, which the chain lets this one replace.

@@ -134,9 +134,17 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
   const readerGroups = new Map<string, Promise<{ recipient: string; fid: string }>>();
   const groupKeys = new Map<string, Uint8Array>();
   const columns = columnsOf(profile);
-  type Peers = ReadonlyMap<string, PeerRef>;
+  /** Peers by id; a `departed` one left the directory but may still hold its columns (reads ask it last). */
+  type Peers = ReadonlyMap<string, PeerRef & { readonly departed?: true }>;
   const peersNow = async (): Promise<Peers> =>
     new Map((await deps.registry.directory()).map((p) => [p.peerId, p] as const));
+  /** Every peer a read may ask: the directory's, then the departed ones the directory no longer lists. */
+  const readablePeers = async (): Promise<Peers> => {
+    const [listed, departed] = await Promise.all([peersNow(), deps.registry.departed?.() ?? []]);
+    const peers = new Map(listed);
+    for (const p of departed) if (!peers.has(p.peerId)) peers.set(p.peerId, { ...p, departed: true });
+    return peers;
+  };
   const deadline = (signal?: AbortSignal) =>
     signal
       ? AbortSignal.any([signal, AbortSignal.timeout(options.fragmentDeadlineMs)])
@@ -156,7 +164,11 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const width = record.profile.dataFragments + record.profile.parityFragments;
     const got: (Uint8Array | null)[] = new Array(width).fill(null);
     const failures: string[] = [];
-    const order = [...Array(width).keys()].filter((c) => !skip.has(c));
+    // Departed miners last: a column of theirs is asked for only when listed miners cannot make up the segment.
+    const departedLast = (c: number) => (peers.get(miners[c]!)?.departed ? 1 : 0);
+    const order = [...Array(width).keys()]
+      .filter((c) => !skip.has(c))
+      .sort((a, b) => departedLast(a) - departedLast(b));
     let next = 0;
     let have = 0;
     const fetchOne = async (c: number): Promise<void> => {
@@ -499,7 +511,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         `${fid} is recorded as ${record.size} bytes; at most ${getOptions.maxBytes} were expected here, so it was not fetched`,
       );
     }
-    const peers = await peersNow();
+    const peers = await readablePeers();
     const recomputed = fidOf(record.segments.map((seg) => seg.hash));
     if (recomputed !== fid) {
       throw new AilinkError(
@@ -546,6 +558,9 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       const peer = peers.get(minerId);
       if (!peer)
         throw new AilinkError('MINER_UNREACHABLE', `miner ${minerId} is not in the network directory`);
+      // A departed miner is asked only when the listed ones cannot make up a segment: the segment is then decoded.
+      if (peer.departed)
+        throw new AilinkError('MINER_UNREACHABLE', `miner ${minerId} has left the network directory`);
       const bytes = await deps.miners.get(peer, hash, { signal: deadline(getOptions.signal) });
       if (bytes.byteLength !== fragmentSize || fragmentHash(bytes) !== hash) {
         throw new AilinkError(

@@ -96,6 +96,12 @@ export interface ObjectRegistry {
    * free space from chain randomness (src/chain/placement.ts), then spares drawn the same way, then the rest.
    */
   directory(want?: PlacementWant): Promise<readonly PeerRef[]>;
+  /**
+   * Miners no longer in the directory that may still hold columns: on the chain, miners that exited or were forced
+   * out, whose columns wait for restoral elsewhere. Reads ask them only after every listed miner (each fragment is
+   * checked against its hash, so any holder will do); they never take columns and repairs do not count on them.
+   */
+  departed?(): Promise<readonly PeerRef[]>;
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
   readonly needsReceipts: boolean;
   /**
