@@ -132,9 +132,12 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       throw new Error(`fixture: ${c.name} was rejected: ${JSON.stringify(outcome)}`);
   };
   for (const m of miners) apply(m, registerMiner(m), 1000n);
-  // Every account that stores holds space: declarations debit it.
+  // Every account that stores holds space: declarations debit it. A round stores a model (or an update) of this many
+  // 1 MiB segments, and the coordinator a manifest and material too: enough GiB for every round (1 for short tasks).
+  const modelSegments = Math.max(1, Math.ceil((PARAMETERS * 4) / (1 << 20)));
+  const gib = Math.max(1, Math.ceil((options.rounds * (modelSegments + 3)) / 1024));
   for (const account of new Set([coordinator, ...participants.map((p) => p.account), outsiderAccount]))
-    buySpace(h, account.address);
+    buySpace(h, account.address, gib);
   let objectCount = 0;
   const store = (bytes: Uint8Array, owner: Account, name: string) => {
     const d = makeDeclaration(`${label}/${name}/${objectCount++}`, owner.address, {
