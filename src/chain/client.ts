@@ -283,6 +283,10 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       resolve = res;
       reject = rej;
     });
+    // The deadline, a dropped connection or an abort may reject it while the submission itself is still pending,
+    // before anything awaits it: unhandled, that rejection ended the process (six miners, when the chaos harness
+    // killed the chain under their tag reports). Awaited below, it is still what the caller gets.
+    promise.catch(() => {});
     let unsubscribe: (() => void) | undefined;
     const timer = setTimeout(
       () =>
@@ -352,7 +356,6 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       // still land. Sending it again with a new nonce could pay twice, so look for it on chain instead; if it is not
       // found in time, the caller decides, and the next send asks for the nonce anew.
       nonces.delete(address);
-      promise.catch(() => {}); // the deadline may reject it while we look; the lookup has its own
       if (pinned === undefined && isDisconnect(err)) {
         // The link dropped under it. Once back, a node whose pool (or chain) has no transaction of this account at
         // this nonce never got it or forgot it (a restarted node starts with an empty pool): send it again with the

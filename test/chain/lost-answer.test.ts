@@ -15,7 +15,14 @@ import { useDevChain } from './fixture.ts';
  * client's connection right after the submission (the node restarting, the link failing); the client's next
  * connection is relayed faithfully.
  */
-type RelayMode = 'lose-answer' | 'swallow' | 'lose-answer-then-drop' | 'swallow-then-drop';
+type RelayMode =
+  | 'lose-answer'
+  | 'swallow'
+  | 'lose-answer-then-drop'
+  | 'swallow-then-drop'
+  | 'hold-submission';
+/** How long 'hold-submission' keeps the submission from the node before passing it on. */
+const HOLD_MS = 1500;
 async function answerLosingRelay(target: string, mode: RelayMode = 'lose-answer') {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -35,6 +42,12 @@ async function answerLosingRelay(target: string, mode: RelayMode = 'lose-answer'
         if (mode.endsWith('-then-drop')) setTimeout(() => client.terminate(), 50);
         // The submission never reaches the node: nothing lands.
         if (mode.startsWith('swallow')) return;
+        // A slow node: the submission reaches it late, and its answer comes then.
+        if (mode === 'hold-submission') {
+          setTimeout(() => upstream.send(text), HOLD_MS);
+          lostId = -1;
+          return;
+        }
       }
       if (upstream.readyState === upstream.OPEN) upstream.send(text);
       else queued.push(text);
@@ -137,5 +150,31 @@ describe('a submission whose answer is lost', () => {
     // And the client goes on over its new connection.
     await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
     expect((await dev.client().balance(dave.address)) - before).toBe(2n * ROC);
+  });
+
+  it('a deadline that passes while the submission itself is unanswered is a CHAIN_TIMEOUT, never an unhandled rejection', async () => {
+    // Found by the chaos harness: a chain killed while miners' tag reports were being sent took six miners down with
+    // an unhandled rejection. The inclusion's promise was rejected (there by the dropped connection; here by the
+    // deadline) before anything awaited it, while the submission was still pending.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const eve = devSigner('Eve').address;
+      const before = await dev.client().balance(eve);
+      const client = await through('hold-submission');
+      const err = await client
+        .submit(bob, [{ kind: 'transfer', to: eve, amount: ROC }], { deadlineMs: 300 })
+        .catch((e: unknown) => e);
+      expect(hasCode(err, 'CHAIN_TIMEOUT'), String(err)).toBe(true);
+      expect(String(err)).toContain('may still land');
+      // It did land (the node got it late): wait for it, so that no later submission of Bob's races it.
+      for (let i = 0; i < 100 && (await dev.client().balance(eve)) === before; i++)
+        await new Promise((r) => setTimeout(r, 200));
+      expect((await dev.client().balance(eve)) - before).toBe(ROC);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
