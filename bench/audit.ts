@@ -11,8 +11,9 @@
  * round keeps a 6.65 MB model in memory, 1.3 GB at 200); AUDIT_MODELS (comma list of logistic, mlp, cnn; default all).
  * Then, for the MLP and the CNN (issue 19 §6; bench/audit-recompute.ts says what is timed): `audit verify`'s
  * recomputation of one real SecAgg+ round from its recompute material against the coordinator's own aggregation of
- * the same attempt, with no dropout and with one, median of 5 (downloads excluded on both sides). Aim: ≤ 2×.
- * Flags: AUDIT_RECOMPUTE=0 skips it; AUDIT_RECOMPUTE_ORGS (4: organisations summed, up to 14); AUDIT_RECOMPUTE_RUNS (5).
+ * the same attempt, with no dropout and with one, median of AUDIT_RECOMPUTE_RUNS (downloads excluded on both sides).
+ * Aim: ≤ 2×. Flags: AUDIT_RECOMPUTE=0 skips it; AUDIT_RECOMPUTE_ORGS (4: organisations summed, up to 14);
+ * AUDIT_RECOMPUTE_RUNS (21: on an idle machine a median of 5 swung from 1.0× to 2.6× for the same case).
  * Then (issue 19 §6; bench/audit-bundle.ts says what is timed): `ailink audit export` and `audit verify --bundle` of a
  * task of AUDIT_BUNDLE_ROUNDS real SecAgg+ rounds of 4 organisations at the size of AUDIT_BUNDLE_MODEL (mlp;
  * logistic, mlp or cnn), every round recomputed on both sides; AUDIT_BUNDLE_ROUNDS=0 skips it. The default is the
@@ -40,7 +41,7 @@ const CNN_ROUNDS = Number(process.env.AUDIT_CNN_ROUNDS ?? '200');
 const MODELS = (process.env.AUDIT_MODELS ?? 'logistic,mlp,cnn').split(',');
 const RECOMPUTE = process.env.AUDIT_RECOMPUTE !== '0';
 const RECOMPUTE_ORGS = Number(process.env.AUDIT_RECOMPUTE_ORGS ?? '4');
-const RECOMPUTE_RUNS = Number(process.env.AUDIT_RECOMPUTE_RUNS ?? '5');
+const RECOMPUTE_RUNS = Number(process.env.AUDIT_RECOMPUTE_RUNS ?? '21');
 const BUNDLE_ROUNDS = Number(process.env.AUDIT_BUNDLE_ROUNDS ?? '100');
 const BUNDLE_MODEL = process.env.AUDIT_BUNDLE_MODEL ?? 'mlp';
 if (!(Number.isInteger(BUNDLE_ROUNDS) && BUNDLE_ROUNDS >= 0))
