@@ -33,7 +33,9 @@
  * The soak (CHAOS_PROFILE=soak, issue 18 §3) injects nothing: rounds follow one another for CHAOS_DEADLINE_S
  * (3600), objects go in and out through `ailink gateway` (S3 puts every CHAOS_PUT_EVERY_S, a get of a random one every
  * CHAOS_GET_EVERY_S (2) s, each timed), and every process's memory and open files are sampled every
- * CHAOS_SAMPLE_EVERY_S (30) s (bench/soak.ts); growth is reported after CHAOS_WARMUP_S (a sixth of the run).
+ * CHAOS_SAMPLE_EVERY_S (30) s (bench/soak.ts); growth is reported after CHAOS_WARMUP_S (a sixth of the run). With
+ * CHAOS_HEAP (1 in the soak), CHAOS_HEAP_PROCESS (miner-01) writes a V8 heap snapshot after warm-up and at the end,
+ * and the kinds of object that grew between them are reported (bench/heap.ts).
  *
  * Flags (environment; defaults of the release profile): CHAOS_PROFILE (release, ci or soak: see PROFILES),
  * CHAOS_SEED (1), CHAOS_ROUNDS (6), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (30: mean seconds between faults),
