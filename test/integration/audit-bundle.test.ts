@@ -13,8 +13,8 @@ import { cli } from './cli-helpers.ts';
 
 /**
  * `ailink audit serve` on the live network, as an auditor runs it (issue 19 §5): its own process, chain connection,
- * index and fetches. In Chromium, the task's page verifies every round itself, and the page asks nothing of any origin
- * but the auditor's. Returns what the page showed; the server must stop cleanly on SIGTERM.
+ * index and fetches. In Chromium, the task's page verifies every round itself, and once loaded it asks nothing of any
+ * origin but the auditor's. Returns what the page showed; the server must stop cleanly on SIGTERM.
  */
 async function auditServeInBrowser(task: string, network: string, rounds: number) {
   const server = spawn(
@@ -32,6 +32,8 @@ async function auditServeInBrowser(task: string, network: string, rounds: number
   });
   const exited = new Promise<number | null>((res) => server.once('exit', (code) => res(code)));
   const browser = await launchChromium();
+  let shown: { url: string; rows: number; verified: number; requests: string[]; errors: string[] };
+  let stopped: unknown;
   try {
     const deadline = Date.now() + 120_000;
     let url: string | undefined;
@@ -45,18 +47,20 @@ async function auditServeInBrowser(task: string, network: string, rounds: number
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
     await page.locator('[data-testid="task-verdict"][data-state="verified"]').waitFor({ timeout: 180_000 });
-    const rows = page.getByTestId('round-row');
+    const rows = await page.getByTestId('round-row').count();
     const verified = await page.locator('[data-testid="round-row"] [data-testid="badge-verified"]').count();
-    const shown = { url, rows: await rows.count(), verified, requests, errors: [...errors] };
+    shown = { url, rows, verified, requests, errors: [...errors] };
     await page.close();
-    expect(shown.rows).toBe(rounds);
-    return shown;
   } finally {
     await browser.close();
     server.kill('SIGTERM');
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
-    expect(code, err).toBe(0);
+    stopped = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
+    // A server that ignored SIGTERM must not outlive the test.
+    if (stopped === 'timeout') server.kill('SIGKILL');
   }
+  expect(stopped, err).toBe(0);
+  expect(shown.rows).toBe(rounds);
+  return shown;
 }
 
 /**
