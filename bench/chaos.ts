@@ -35,7 +35,9 @@
  * CHAOS_GET_EVERY_S (2) s, each timed), and every process's memory and open files are sampled every
  * CHAOS_SAMPLE_EVERY_S (30) s (bench/soak.ts); growth is reported after CHAOS_WARMUP_S (a sixth of the run). With
  * CHAOS_HEAP (1 in the soak), CHAOS_HEAP_PROCESS (miner-01) writes a V8 heap snapshot after warm-up and at the end,
- * and the kinds of object that grew between them are reported (bench/heap.ts).
+ * and the kinds of object that grew between them are reported (bench/heap.ts). With CHAOS_LONE_MINER (glibc, jemalloc
+ * or heaptrack), one more miner runs apart from `ailink dev` on that allocator, sampled as `lone-<allocator>`: the
+ * network's miners are its baseline in the same run (heaptrack's record of it is kept; the run prints where).
  *
  * Flags (environment; defaults of the release profile): CHAOS_PROFILE (release, ci or soak: see PROFILES),
  * CHAOS_SEED (1), CHAOS_ROUNDS (6), CHAOS_ORGS (5), CHAOS_FAULT_EVERY_S (30: mean seconds between faults),
@@ -66,7 +68,7 @@ import {
   takeHeapSnapshot,
 } from './heap.ts';
 import { createNamespaces, type Namespaces, netnsUnavailable } from './netns.ts';
-import { growthOf, percentile, type Sample, sampleProcess } from './soak.ts';
+import { growthOf, percentile, processInGroup, type Sample, sampleProcess } from './soak.ts';
 
 /**
  * The defaults of a profile; each flag still overrides its own. `release` (the default) is the long run whose figures
@@ -167,6 +169,25 @@ const WARMUP_S = flag('CHAOS_WARMUP_S', Math.round(DEADLINE_S / 6));
  *  the end, to tell what grew (bench/heap.ts); CHAOS_HEAP=0: none. */
 const HEAP_PROCESS =
   flag('CHAOS_HEAP', SOAK ? 1 : 0) > 0 ? (process.env.CHAOS_HEAP_PROCESS ?? 'miner-01') : undefined;
+/**
+ * Soak: one more miner, apart from `ailink dev` (as the lone miner of a run with hosts), run with this allocator:
+ * glibc, jemalloc (Debian's libjemalloc2 preloaded) or heaptrack (every allocation recorded with its stack, into a
+ * file kept after the run); scripts/install-diagnostics.sh installs both. The network's miners, on glibc, are the
+ * baseline in the same run.
+ */
+const LONE_ALLOCATOR = process.env.CHAOS_LONE_MINER;
+const LONE_ALLOCATORS = ['glibc', 'jemalloc', 'heaptrack'] as const;
+if (LONE_ALLOCATOR !== undefined && !(LONE_ALLOCATORS as readonly string[]).includes(LONE_ALLOCATOR)) {
+  process.stderr.write(
+    `CHAOS_LONE_MINER: expected one of ${LONE_ALLOCATORS.join(', ')}, got ${LONE_ALLOCATOR}\n`,
+  );
+  process.exit(2);
+}
+/** Where Debian's libjemalloc2 puts the library. */
+const JEMALLOC = [
+  '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
+].find((f) => existsSync(f));
 /** The storer's object sizes: one column's worth of a small object, and objects of a segment of their own size. */
 const PUT_SIZES = [4 * 1024, 256 * 1024, 2 * 1024 * 1024] as const;
 /** The smallest floor SecAgg+ (k = cohort − 1, t = 2) survives (spec.ts refuses a fragile one): one dropout. */
@@ -688,6 +709,11 @@ async function sampleProcesses(live: () => Map<string, number>, stop: () => bool
   }
 }
 
+/** The lone miner's node process: the leader of its group, or the one its wrapper (heaptrack) started. */
+function loneNode(lone: Proc): number {
+  return processInGroup(lone.child.pid!, process.execPath) ?? lone.child.pid!;
+}
+
 /** Soak: the heap snapshots of HEAP_PROCESS, after warm-up and at the end, and what grew between them. */
 let heapFigures:
   | { process: string; at_s: number[]; heap_mib: number[]; rss_mib: number[]; grew: HeapDelta[] }
@@ -813,7 +839,7 @@ async function main(): Promise<void> {
   else if (NET) log(`network faults left out: ${why}`);
   const loneMinerDir = join(netDir, 'miners', LONE_MINER);
   let loneMiner: { address: string } | undefined;
-  if (hosts !== undefined) {
+  if (hosts !== undefined || LONE_ALLOCATOR !== undefined) {
     mkdirSync(loneMinerDir, { recursive: true, mode: 0o700 });
     loneMiner = await createKeyFile(join(loneMinerDir, 'account.json'), systemRandom);
   }
@@ -871,26 +897,35 @@ async function main(): Promise<void> {
       processes: { role: string; name: string; pid: number }[];
     }
   ).processes.filter((p) => p.role === 'miner');
-  const lone =
-    hosts === undefined
-      ? undefined
-      : ailink(
-          LONE_MINER,
-          [
-            'miner',
-            '--data-dir',
-            loneMinerDir,
-            '--chain',
-            endpoint,
-            '--protocol',
-            join(netDir, 'protocol.json'),
-            '--listen',
-            `/ip4/${hosts.address(LONE_MINER)}/tcp/0`,
-          ],
-          logs,
-          {},
-          LONE_MINER,
-        );
+  const loneHeaptrack = join(tmpdir(), `ailink-heaptrack-${process.pid}`);
+  const lone = loneMiner === undefined ? undefined : startLoneMiner();
+  function startLoneMiner(): Proc {
+    const args = [
+      'miner',
+      '--data-dir',
+      loneMinerDir,
+      '--chain',
+      endpoint!,
+      '--protocol',
+      join(netDir, 'protocol.json'),
+      '--listen',
+      `/ip4/${hosts === undefined ? '127.0.0.1' : hosts.address(LONE_MINER)}/tcp/0`,
+    ];
+    if (LONE_ALLOCATOR === 'heaptrack') {
+      log(`${LONE_MINER} runs under heaptrack: its record goes to ${loneHeaptrack}.zst`);
+      return run(
+        LONE_MINER,
+        ['heaptrack', '-o', loneHeaptrack, process.execPath, BIN, ...args],
+        logs,
+        {},
+        LONE_MINER,
+      );
+    }
+    if (LONE_ALLOCATOR === 'jemalloc' && JEMALLOC === undefined)
+      throw new Error('CHAOS_LONE_MINER=jemalloc: no libjemalloc.so.2; run scripts/install-diagnostics.sh');
+    const env: Record<string, string> = LONE_ALLOCATOR === 'jemalloc' ? { LD_PRELOAD: JEMALLOC! } : {};
+    return ailink(LONE_MINER, args, logs, env, LONE_MINER);
+  }
   if (lone !== undefined) {
     await waitFor(
       () => lone.stdout().includes('"event":"ready"') || !lone.alive(),
@@ -900,7 +935,7 @@ async function main(): Promise<void> {
     if (!lone.alive()) throw new Error(`ailink miner did not start:\n${lone.stderr().slice(-2000)}`);
   }
   log(
-    `network ready at ${endpoint}: ${minerPids.length} miners${lone === undefined ? '' : ` and ${LONE_MINER} on a host of its own`}`,
+    `network ready at ${endpoint}: ${minerPids.length} miners${lone === undefined ? '' : ` and ${LONE_MINER}${hosts === undefined ? '' : ' on a host of its own'}${LONE_ALLOCATOR === undefined ? '' : ` (${LONE_ALLOCATOR})`}`}`,
   );
 
   const httpPort = await freePort();
@@ -1056,6 +1091,9 @@ async function main(): Promise<void> {
       [coord.name, coord.child.pid!],
       ...orgProcs.flatMap((p) => (p === null ? [] : [[p.name, p.child.pid!] as [string, number]])),
       [gateway.proc.name, gateway.proc.child.pid!],
+      ...(lone === undefined || LONE_ALLOCATOR === undefined
+        ? []
+        : [[`lone-${LONE_ALLOCATOR}`, loneNode(lone)] as [string, number]]),
     ]);
   const reading = s3 === undefined ? Promise.resolve() : getRandomObjects(s3, over);
   const sampling = SOAK ? sampleProcesses(live, over) : Promise.resolve();
@@ -1247,6 +1285,12 @@ async function main(): Promise<void> {
   scan();
   for (const restore of [...impaired.values()]) restore();
   await Promise.all([storing, reading, sampling, heapWatch]);
+  if (lone !== undefined && LONE_ALLOCATOR === 'heaptrack') {
+    // Stopped on its own (SIGTERM to node only), heaptrack writes its record whole; a group kill would cut it short.
+    process.kill(loneNode(lone), 'SIGTERM');
+    await Promise.race([lone.exited, sleep(300_000)]);
+    log(`heaptrack's record: heaptrack_print -f ${loneHeaptrack}.zst (what was never freed: --print-leaks)`);
+  }
   soakSeconds = since() - soakFrom;
   // Organisations told that the task ended leave at once; the coordinator says so once the chain has the stop.
   if (orgProcs.some((p) => p?.stderr().includes('TASK_STOPPED')))
@@ -1320,6 +1364,7 @@ function soakFigures() {
       rss_end_mib: fixed(g.rssEndMiB, 1),
       rss_max_mib: fixed(g.rssMaxMiB, 1),
       rss_mib_per_h: fixed(g.rssMiBPerH, 1),
+      brk_mib_per_h: fixed(g.brkMiBPerH, 1),
       fds_start: g.fdsStart,
       fds_end: g.fdsEnd,
       fds_per_h: fixed(g.fdsPerH, 1),
@@ -1342,11 +1387,14 @@ function writeSoakTable(w: NodeJS.WritableStream): void {
   w.write(
     `\nsoak: ${f.duration_s} s, warm-up ${f.warmup_s} s; ${f.gets} gets through the gateway (${f.gets_failed} failed): p50 ${f.get_ms.p50} ms, p99 ${f.get_ms.p99} ms, max ${f.get_ms.max} ms\n\n`,
   );
-  w.write(' process          RSS after warm-up → end (MiB)   MiB/h   open files   files/h\n');
+  w.write(' process          RSS after warm-up → end (MiB)   MiB/h  [heap] MiB/h   open files   files/h\n');
   for (const [name, p] of Object.entries(f.processes))
     w.write(
-      `${(name === f.heap?.process ? `${name}*` : name).padEnd(16)} ${`${p.rss_start_mib} → ${p.rss_end_mib}`.padStart(28)} ${String(p.rss_mib_per_h).padStart(9)} ${`${p.fds_start} → ${p.fds_end}`.padStart(12)} ${String(p.fds_per_h).padStart(9)}\n`,
+      `${(name === f.heap?.process ? `${name}*` : name).padEnd(16)} ${`${p.rss_start_mib} → ${p.rss_end_mib}`.padStart(28)} ${String(p.rss_mib_per_h).padStart(9)} ${String(p.brk_mib_per_h).padStart(13)} ${`${p.fds_start} → ${p.fds_end}`.padStart(12)} ${String(p.fds_per_h).padStart(9)}\n`,
     );
+  w.write(
+    "[heap]: the brk mapping where glibc's malloc keeps small native allocations (not V8's heap, not large buffers).\n",
+  );
   const h = f.heap;
   if (h === undefined) return;
   w.write(

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { signingKeyPair } from '../../src/aggregation/index.ts';
 import {
   type Coordinator,
@@ -139,12 +140,19 @@ export interface World {
   logs: string[];
 }
 
+/** Every world's directory, removed when the test file ends (hundreds of files a run otherwise stay in /tmp). */
+const worldDirs: string[] = [];
+afterAll(() => {
+  for (const dir of worldDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 export function makeWorld(
   dir = mkdtempSync(join(tmpdir(), 'ailink-coord-')),
   options: CoordinatorOptions & Pick<RoundDeps, 'fetchBudgetBytes'> = {},
   /** The coordinator's account and server key (default: the 'coordinator' account, a fresh key). */
   identity: { account?: Account; server?: { publicKey: Uint8Array; privateKey: Uint8Array } } = {},
 ): World {
+  worldDirs.push(dir);
   const bus = new EventEmitter();
   bus.setMaxListeners(100);
   const account = identity.account ?? makeAccount('coordinator');

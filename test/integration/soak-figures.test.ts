@@ -1,6 +1,15 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { growthOf, percentile, sampleProcess, slope } from '../../bench/soak.ts';
+import {
+  brkResidentKiB,
+  growthOf,
+  percentile,
+  processInGroup,
+  sampleProcess,
+  slope,
+} from '../../bench/soak.ts';
 
 // The figures a soak reports (bench/soak.ts): growth is a least-squares slope after warm-up, latencies are
 // nearest-rank percentiles, samples come from /proc.
@@ -35,11 +44,11 @@ describe('soak figures', () => {
 
   it('growth leaves out warm-up: a process that grew only while warming up is flat after', () => {
     const samples = [
-      { at: 0, rssMiB: 20, fds: 5 },
-      { at: 30, rssMiB: 200, fds: 40 },
-      { at: 60, rssMiB: 240, fds: 49 },
-      { at: 90, rssMiB: 240, fds: 49 },
-      { at: 120, rssMiB: 240, fds: 49 },
+      { at: 0, rssMiB: 20, brkMiB: 1, fds: 5 },
+      { at: 30, rssMiB: 200, brkMiB: 9, fds: 40 },
+      { at: 60, rssMiB: 240, brkMiB: 12, fds: 49 },
+      { at: 90, rssMiB: 240, brkMiB: 12, fds: 49 },
+      { at: 120, rssMiB: 240, brkMiB: 12, fds: 49 },
     ];
     expect(growthOf(samples, 60)).toEqual({
       samples: 3,
@@ -47,6 +56,7 @@ describe('soak figures', () => {
       rssEndMiB: 240,
       rssMaxMiB: 240,
       rssMiBPerH: 0,
+      brkMiBPerH: 0,
       fdsStart: 49,
       fdsEnd: 49,
       fdsMax: 49,
@@ -57,9 +67,15 @@ describe('soak figures', () => {
   });
 
   it('a leak of 1 MiB a minute is 60 MiB an hour', () => {
-    const samples = Array.from({ length: 10 }, (_, i) => ({ at: i * 60, rssMiB: 100 + i, fds: 10 + 2 * i }));
+    const samples = Array.from({ length: 10 }, (_, i) => ({
+      at: i * 60,
+      rssMiB: 100 + i,
+      brkMiB: 10 + i / 2,
+      fds: 10 + 2 * i,
+    }));
     const g = growthOf(samples, 0)!;
     expect(g.rssMiBPerH).toBeCloseTo(60, 9);
+    expect(g.brkMiBPerH).toBeCloseTo(30, 9);
     expect(g.fdsPerH).toBeCloseTo(120, 9);
   });
 
@@ -90,6 +106,41 @@ describe('soak figures', () => {
     expect(s?.at).toBe(1);
     expect(s!.rssMiB).toBeGreaterThan(1);
     expect(s!.fds).toBeGreaterThan(2);
+    // Node's main thread mallocs through glibc's main arena: a resident [heap] mapping, smaller than the whole.
+    expect(s!.brkMiB).toBeGreaterThan(0);
+    expect(s!.brkMiB).toBeLessThan(s!.rssMiB);
     expect(sampleProcess(2 ** 22 + 1, 1)).toBeUndefined();
+  });
+
+  it('reads the [heap] mapping’s resident size out of smaps, and 0 when there is none', () => {
+    const mapping = (range: string, name: string, rss: number) =>
+      `${range} rw-p 00000000 00:00 0                          ${name}\nSize:               2048 kB\nRss:                ${rss} kB\nPss:                ${rss} kB\n`;
+    const smaps =
+      mapping('55d0c8a00000-55d0c8c00000', '', 7) +
+      mapping('55d0c9000000-55d0ce000000', '[heap]', 81_920) +
+      mapping('7f0000000000-7f0000200000', '[stack]', 12);
+    expect(brkResidentKiB(smaps)).toBe(81_920);
+    expect(brkResidentKiB(mapping('55d0c8a00000-55d0c8c00000', '[stack]', 12))).toBe(0);
+  });
+
+  it('finds the node process a wrapper started in the group it leads, and nothing in a group without one', async () => {
+    // A shell leads the group (as heaptrack's script does) and runs node, which is what the soak must sample.
+    const shell = spawn('sh', ['-c', `"${process.execPath}" -e 'setTimeout(() => {}, 20000)'; true`], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    try {
+      let found: number | undefined;
+      for (let i = 0; i < 100 && found === undefined; i++) {
+        found = processInGroup(shell.pid!, process.execPath);
+        if (found === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(found).toBeDefined();
+      expect(found).not.toBe(shell.pid);
+      expect(readFileSync(`/proc/${found}/cmdline`, 'utf8')).toContain('setTimeout');
+      expect(processInGroup(shell.pid!, '/bin/true')).toBeUndefined();
+    } finally {
+      process.kill(-shell.pid!, 'SIGKILL');
+    }
   });
 });
