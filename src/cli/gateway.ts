@@ -20,6 +20,15 @@ export function parseListen(text: string | undefined): { host: string; port: num
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** A byte count: a whole number, or one with a binary suffix (K, M, G, T: 1024-based, as `16G`). */
+export function parseBytes(text: string, name: string): number {
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  const n = m === null ? Number.NaN : Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
+  if (!Number.isSafeInteger(n) || n <= 0)
+    usageError(`--${name}: expected a byte count such as 17179869184 or 16G, got ${JSON.stringify(text)}`);
+  return n;
+}
+
 export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -31,10 +40,14 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
       domain: { type: 'string' },
       'altda-put-from': { type: 'string', multiple: true },
       'altda-max-blob-mib': { type: 'string' },
+      'multipart-staging-max': { type: 'string' },
+      'multipart-expiry-hours': { type: 'string' },
     },
   });
   if (!values['data-dir'])
     usageError('gateway: --data-dir DIR is required (its access key and gateway.json live there)');
+  const stagingMax = values['multipart-staging-max'];
+  const expiryHours = values['multipart-expiry-hours'];
   const { session, account } = await networkAndKey(values);
   const { host, port } = parseListen(values.listen);
   const node = await startGatewayNode(
@@ -56,6 +69,14 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
             }),
         // From the environment, not argv: a token on the command line is visible to every local user (ps).
         ...(env.AILINK_ALTDA_TOKEN ? { putToken: env.AILINK_ALTDA_TOKEN } : {}),
+      },
+      multipart: {
+        ...(stagingMax === undefined
+          ? {}
+          : { maxStagedBytes: parseBytes(stagingMax, 'multipart-staging-max') }),
+        ...(expiryHours === undefined
+          ? {}
+          : { expiryMs: positiveInt(expiryHours, 'multipart-expiry-hours', 168) * 3_600_000 }),
       },
     },
   );
