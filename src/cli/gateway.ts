@@ -4,6 +4,7 @@ import { startGatewayNode } from '../node/index.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { positiveInt, untilSignal, usageError } from './args.ts';
+import { parseByteCount } from './byte-count.ts';
 import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
 
 /** `--listen HOST:PORT` (default 127.0.0.1:8900): the address the gateway binds. */
@@ -18,15 +19,6 @@ export function parseListen(text: string | undefined): { host: string; port: num
     );
   }
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-}
-
-/** A byte count: a whole number, or one with a binary suffix (K, M, G, T: 1024-based, as `16G`). */
-export function parseBytes(text: string, name: string): number {
-  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
-  const n = m === null ? Number.NaN : Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
-  if (!Number.isSafeInteger(n) || n <= 0)
-    usageError(`--${name}: expected a byte count such as 17179869184 or 16G, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -46,7 +38,12 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
   });
   if (!values['data-dir'])
     usageError('gateway: --data-dir DIR is required (its access key and gateway.json live there)');
-  const stagingMax = values['multipart-staging-max'];
+  const stagingText = values['multipart-staging-max'];
+  const stagingMax = stagingText === undefined ? undefined : parseByteCount(stagingText);
+  if (stagingText !== undefined && stagingMax === undefined)
+    usageError(
+      `--multipart-staging-max: expected a byte count such as 17179869184 or 16G, got ${JSON.stringify(stagingText)}`,
+    );
   const expiryHours = values['multipart-expiry-hours'];
   const { session, account } = await networkAndKey(values);
   const { host, port } = parseListen(values.listen);
@@ -71,9 +68,7 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
         ...(env.AILINK_ALTDA_TOKEN ? { putToken: env.AILINK_ALTDA_TOKEN } : {}),
       },
       multipart: {
-        ...(stagingMax === undefined
-          ? {}
-          : { maxStagedBytes: parseBytes(stagingMax, 'multipart-staging-max') }),
+        ...(stagingMax === undefined ? {} : { maxStagedBytes: stagingMax }),
         ...(expiryHours === undefined
           ? {}
           : { expiryMs: positiveInt(expiryHours, 'multipart-expiry-hours', 168) * 3_600_000 }),

@@ -14,6 +14,7 @@ import {
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseByteCount } from '../../src/cli/byte-count.ts';
 import { diskUploadStore, type UploadStore, type UploadStoreOptions } from '../../src/gateway/multipart.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
 import { manualClock, systemRandom } from '../../src/shared/clock.ts';
@@ -374,5 +375,15 @@ describe('diskUploadStore: staging bound, expiry, restart', () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('--multipart-staging-max BYTES', () => {
+  it('takes a byte count, or one with a K/M/G/T suffix (1024-based); anything else is refused', () => {
+    expect(parseByteCount('17179869184')).toBe(16 * 1024 ** 3);
+    expect(parseByteCount('16G')).toBe(16 * 1024 ** 3);
+    expect(parseByteCount('512MiB')).toBe(512 * 1024 ** 2);
+    expect(parseByteCount('2t')).toBe(2 * 1024 ** 4);
+    for (const bad of ['0', '-1', '1.5G', 'lots', '16X', '']) expect(parseByteCount(bad)).toBeUndefined();
   });
 });
