@@ -173,6 +173,10 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
   /** Per upload and part number, the commit of a part and the removal of the one it replaced, one at a time. */
   const commits = new Map<string, Promise<unknown>>();
   const expired = (last: number) => expiry !== undefined && expiry.clock.now() - last >= expiry.afterMs;
+  /** Uploads with a part being written: never expired under it, however slow it is. */
+  const writing = new Map<string, number>();
+  const idle = (uploadId: string) =>
+    !writing.has(uploadId) && expired(lastUse.get(uploadId) ?? Number.NEGATIVE_INFINITY);
 
   for (const id of readdirSync(dir)) {
     const at = join(dir, id);
@@ -206,7 +210,7 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
     const at = uploadDir(uploadId);
     const last = lastUse.get(uploadId);
     if (last === undefined) throw noSuchUpload(uploadId);
-    if (expired(last)) {
+    if (idle(uploadId)) {
       await remove(uploadId);
       throw noSuchUpload(uploadId);
     }
@@ -255,8 +259,9 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
     },
     async writePart(uploadId, number, bytes, md5, now, expected) {
       await readInfo(uploadId);
-      // A part under way is a use: a slow part does not let its upload expire under it.
+      // A part under way is a use, and its upload does not expire under it however slow it is.
       used(uploadId, now);
+      writing.set(uploadId, (writing.get(uploadId) ?? 0) + 1);
       const at = uploadDir(uploadId);
       let reserved = 0;
       /** Reserves `more` bytes of staging for this part, or refuses it when they would pass the bound. */
@@ -276,8 +281,8 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
         );
       };
       // A length known up front is refused before a file is made; otherwise as soon as the bytes pass the bound.
-      if (expected !== undefined) reserve(expected, true);
       try {
+        if (expected !== undefined) reserve(expected, true);
         const file = `part-${String(number).padStart(5, '0')}-${toHex(random(8))}.bin`;
         let size = 0;
         try {
@@ -311,7 +316,8 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
           if (open !== undefined) {
             committed += size - (open.get(number) ?? 0);
             open.set(number, size);
-            used(uploadId, now);
+            // Used until the part was in (a slow part must not leave its upload about to expire).
+            used(uploadId, Math.max(now, expiry?.clock.now() ?? now));
           }
           if (previous !== undefined && previous.file !== file)
             await rm(join(at, previous.file), { force: true });
@@ -319,6 +325,9 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
         });
       } finally {
         inflight -= reserved;
+        const left = writing.get(uploadId)! - 1;
+        if (left === 0) writing.delete(uploadId);
+        else writing.set(uploadId, left);
       }
     },
     async touch(uploadId, now) {
@@ -359,7 +368,7 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
     },
     stagedBytes: () => committed,
     async sweepExpired() {
-      const gone = [...lastUse].filter(([, last]) => expired(last)).map(([id]) => id);
+      const gone = [...lastUse.keys()].filter(idle);
       for (const id of gone) await remove(id);
       return gone;
     },

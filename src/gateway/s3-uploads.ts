@@ -112,6 +112,8 @@ export function uploadHandlers(ctx: S3Context) {
   ) {
     const view = await requireBucket(bucket);
     const upload = await deps.uploads.info(uploadId, bucket, key);
+    // A use: the gateway does not abort the upload while it is being stored.
+    await deps.uploads.touch(uploadId, deps.clock.now());
     const listed = completeParts(await smallBody(request, auth));
     const stored = new Map((await deps.uploads.parts(uploadId)).map((p) => [p.number, p]));
     let total = 0;

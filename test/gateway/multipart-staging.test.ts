@@ -288,6 +288,33 @@ describe('diskUploadStore: staging bound, expiry, restart', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('an upload with a part being written is not expired under it, however long the part takes', async () => {
+    const dir = fresh();
+    const clock = manualClock(0);
+    const store = diskUploadStore(dir, systemRandom, { expiry: { afterMs: DAY, clock } });
+    const id = await store.create({ bucket: 'b', key: 'k', metadata: {} }, clock.now());
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = (async function* () {
+      yield bytesOf(10);
+      await held;
+      yield bytesOf(10);
+    })();
+    const writing = store.writePart(id, 1, slow, () => md5(bytesOf(20)), clock.now(), 20);
+    await new Promise((r) => setTimeout(r, 20));
+    clock.advance(3 * DAY);
+    expect(await store.sweepExpired()).toEqual([]);
+    release();
+    expect((await writing).size).toBe(20);
+    // Its use lasted until the part was in: a day from then.
+    clock.advance(DAY - 1);
+    expect(await store.sweepExpired()).toEqual([]);
+    clock.advance(1);
+    expect(await store.sweepExpired()).toEqual([id]);
+  });
+
   it('a restart recomputes the staged bytes from the files and each upload last use, and sweeps what expired meanwhile', async () => {
     const dir = fresh();
     const clock = manualClock(0);
