@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,8 +17,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseByteCount } from '../../src/cli/byte-count.ts';
 import { diskUploadStore, type UploadStore, type UploadStoreOptions } from '../../src/gateway/multipart.ts';
 import { buildS3App } from '../../src/gateway/s3.ts';
+import type { GatewayInfo } from '../../src/node/index.ts';
 import { manualClock, systemRandom } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
+import { AWS_CLI, awsCli } from './awscli.ts';
 import { s3Twins } from './s3-twins.ts';
 
 // Multipart staging is bounded (issue 16): the parts of all open uploads together stay within the gateway's limit
@@ -95,7 +97,7 @@ async function gateway(
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const s3 = new S3Client({ endpoint: url, region: REGION, credentials: CREDENTIALS, forcePathStyle: true });
   clients.push(s3);
-  return { dir, uploads, s3, twins };
+  return { dir, uploads, s3, twins, url };
 }
 
 const create = async (s3: S3Client, Key: string) =>
@@ -181,6 +183,25 @@ describe('multipart staging quota through the S3 API', () => {
     expect(uploads.stagedBytes()).toBe(0);
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  it.skipIf(!existsSync(AWS_CLI))(
+    'awscli: `aws s3 cp` of a file larger than the limit fails with QuotaExceeded and, as it aborts, leaves nothing staged',
+    async () => {
+      const { dir, url, uploads } = await gateway({ maxStagedBytes: 8 * 1024 * KiB });
+      const home = fresh();
+      const file = join(home, 'big.bin');
+      writeFileSync(file, bytesOf(12 * 1024 * KiB));
+      const aws = awsCli({ url, s3: { ...CREDENTIALS, region: REGION } } as GatewayInfo, join(home, 'aws'));
+      const failed = await aws('s3', 'cp', file, 's3://box/big.bin').then(
+        () => undefined,
+        (err: { code?: number; stderr?: string }) => err,
+      );
+      expect(failed?.code).not.toBe(0);
+      expect(failed?.stderr).toContain('QuotaExceeded');
+      expect(partBytesOnDisk(dir)).toBe(0);
+      expect(uploads.stagedBytes()).toBe(0);
+    },
+  );
 
   it('an upload untouched for the expiry is aborted by the periodic sweep: files gone, later UploadPart/Complete → NoSuchUpload', async () => {
     const clock = manualClock(Date.now());
