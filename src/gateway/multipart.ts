@@ -20,7 +20,7 @@ import { s3Error } from './s3-http.ts';
  * so a gateway killed mid-part leaves a part that is absent, never half there.
  *
  * Layout: `<dir>/<uploadId>/upload.json`, per part `part-<n>.json` naming its bytes `part-<n>-<random>.bin`, and
- * `touched` (the time of its last ListParts, when later than its last part).
+ * `touched` (the time of its last ListParts or Complete, when later than its last part).
  *
  * Staging is bounded (issue 16): the bytes of all open uploads' parts together stay within `maxStagedBytes`, and an
  * upload untouched for `expiry.afterMs` is aborted. Both are counted from the files at start, so a restart neither
@@ -117,8 +117,9 @@ export interface UploadStoreOptions {
    */
   readonly maxStagedBytes?: number;
   /**
-   * Uploads with no part written and no ListParts for `afterMs` are aborted: at start, by `sweepExpired`, and when a
-   * request reaches one (then NoSuchUpload). `clock` must be the one whose times `create`/`writePart`/`touch` are given.
+   * Uploads with no part written (none being written either) and no `touch` (ListParts, Complete) for `afterMs` are
+   * aborted: at start, by `sweepExpired`, and when a request reaches one (then NoSuchUpload). `clock` must be the one
+   * whose times `create`/`writePart`/`touch` are given.
    */
   readonly expiry?: { readonly afterMs: number; readonly clock: Clock };
 }
@@ -140,7 +141,7 @@ export interface UploadStore {
     now: number,
     size?: number,
   ): Promise<PartInfo>;
-  /** Records a use of the upload that writes nothing (ListParts): it keeps the upload from expiring. */
+  /** Records a use of the upload that writes no part (ListParts, Complete): it keeps the upload from expiring. */
   touch(uploadId: string, now: number): Promise<void>;
   parts(uploadId: string): Promise<PartInfo[]>;
   /** The bytes of the listed parts, one after another, read from disk as they are consumed. */
@@ -165,7 +166,7 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
   const expiry = options.expiry;
   /** Each open upload's committed parts, number → bytes on disk; an upload is open while it has an entry here. */
   const sizes = new Map<string, Map<number, number>>();
-  /** Each open upload's last use (its creation, a part written or begun, a ListParts), in `expiry.clock`'s time. */
+  /** Each open upload's last use (its creation, a part written or begun, a `touch`), in `expiry.clock`'s time. */
   const lastUse = new Map<string, number>();
   /** Bytes of committed parts, and bytes reserved by parts being written (checked against `maxStaged` together). */
   let committed = 0;
@@ -379,7 +380,7 @@ const hours = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `$
 
 /**
  * What an upload's directory holds after `sweep`: its committed parts' sizes (of their files, as the disk has them)
- * and its last use (creation, a part's commit, a ListParts); undefined when its upload.json does not parse.
+ * and its last use (creation, a part's commit, a `touch`); undefined when its upload.json does not parse.
  */
 function scan(at: string): { sizes: Map<number, number>; lastUse: number } | undefined {
   let last: number;
