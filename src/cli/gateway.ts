@@ -4,6 +4,7 @@ import { startGatewayNode } from '../node/index.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { positiveInt, untilSignal, usageError } from './args.ts';
+import { parseByteCount } from './byte-count.ts';
 import { NETWORK_OPTIONS, networkAndKey } from './network-flags.ts';
 
 /** `--listen HOST:PORT` (default 127.0.0.1:8900): the address the gateway binds. */
@@ -31,10 +32,19 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
       domain: { type: 'string' },
       'altda-put-from': { type: 'string', multiple: true },
       'altda-max-blob-mib': { type: 'string' },
+      'multipart-staging-max': { type: 'string' },
+      'multipart-expiry-hours': { type: 'string' },
     },
   });
   if (!values['data-dir'])
     usageError('gateway: --data-dir DIR is required (its access key and gateway.json live there)');
+  const stagingText = values['multipart-staging-max'];
+  const stagingMax = stagingText === undefined ? undefined : parseByteCount(stagingText);
+  if (stagingText !== undefined && stagingMax === undefined)
+    usageError(
+      `--multipart-staging-max: expected a byte count such as 17179869184 or 16G, got ${JSON.stringify(stagingText)}`,
+    );
+  const expiryHours = values['multipart-expiry-hours'];
   const { session, account } = await networkAndKey(values);
   const { host, port } = parseListen(values.listen);
   const node = await startGatewayNode(
@@ -56,6 +66,12 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
             }),
         // From the environment, not argv: a token on the command line is visible to every local user (ps).
         ...(env.AILINK_ALTDA_TOKEN ? { putToken: env.AILINK_ALTDA_TOKEN } : {}),
+      },
+      multipart: {
+        ...(stagingMax === undefined ? {} : { maxStagedBytes: stagingMax }),
+        ...(expiryHours === undefined
+          ? {}
+          : { expiryMs: positiveInt(expiryHours, 'multipart-expiry-hours', 168) * 3_600_000 }),
       },
     },
   );

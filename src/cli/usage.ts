@@ -26,12 +26,15 @@ export const USAGE = `ailink — federated learning on decentralized storage
                                                   the verifier (TEE role): tags fragments, checks storage proofs
   ailink gateway --data-dir DIR [--network FILE | --chain WS] [--key FILE] [--listen HOST:PORT] [--region NAME]
                  [--domain NAME] [--altda-put-from ADDRESS]... [--altda-max-blob-mib N]
+                 [--multipart-staging-max BYTES] [--multipart-expiry-hours N]
                                                   the account's buckets and objects over S3 (SigV4; path-style, or
                                                   virtual-host as <bucket>.NAME, default localhost) for ordinary
                                                   tools; the OP Stack Alt-DA DA server at URL/altda (puts only from
                                                   loopback and --altda-put-from; $AILINK_ALTDA_TOKEN: puts need that
                                                   bearer); DeOSS's API at URL/deoss (signed by the account); writes
-                                                  DIR/gateway.json with the URLs and access key
+                                                  DIR/gateway.json with the URLs and access key; multipart parts
+                                                  staged in DIR/uploads: at most BYTES together (default 16G; K/M/G/T
+                                                  suffixes), uploads untouched N hours aborted (default 168)
   ailink store hash FILE [--json] [--profile production|test] [--cess]
                                                   fid, segment and fragment hashes of FILE as \`store put --plain\` stores it
                                                   (offline); --cess: CESS's ids (a small file padded to a whole segment)

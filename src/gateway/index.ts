@@ -64,11 +64,14 @@ export {
 } from './market-protocol.ts';
 export {
   completeParts,
+  DEFAULT_MAX_STAGED_BYTES,
+  DEFAULT_UPLOAD_EXPIRY_MS,
   diskUploadStore,
   MAX_PART_BYTES,
   MIN_PART_BYTES,
   multipartEtag,
   type UploadStore,
+  type UploadStoreOptions,
 } from './multipart.ts';
 export { createChainNamespace, type Namespace, type StoredFile, type StoredObject } from './namespace.ts';
 export { createReplayGuard, type ReplayGuard } from './replay-guard.ts';

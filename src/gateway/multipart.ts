@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { RetentionSchema } from '../chain/index.ts';
+import { formatBytes, RetentionSchema } from '../chain/index.ts';
 import { toHex } from '../shared/bytes.ts';
-import type { Random } from '../shared/clock.ts';
+import type { Clock, Random } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 import { s3Error } from './s3-http.ts';
 
@@ -18,13 +19,23 @@ import { s3Error } from './s3-http.ts';
  * restart: its parts are files in the data dir (0700), and a part counts only once its record is renamed into place,
  * so a gateway killed mid-part leaves a part that is absent, never half there.
  *
- * Layout: `<dir>/<uploadId>/upload.json`, and per part `part-<n>.json` naming its bytes `part-<n>-<random>.bin`.
+ * Layout: `<dir>/<uploadId>/upload.json`, per part `part-<n>.json` naming its bytes `part-<n>-<random>.bin`, and
+ * `touched` (the time of its last ListParts or Complete, when later than its last part).
+ *
+ * Staging is bounded (issue 16): the bytes of all open uploads' parts together stay within `maxStagedBytes`, and an
+ * upload untouched for `expiry.afterMs` is aborted. Both are counted from the files at start, so a restart neither
+ * forgets what is staged nor gives an idle upload a new lease.
  */
 
 /** S3's limits: parts 1–10,000, each at most 5 GiB and all but the last at least 5 MiB. */
 export const MAX_PARTS = 10_000;
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
 export const MAX_PART_BYTES = 5 * 1024 ** 3;
+
+/** The gateway's default bound on the bytes staged across its open multipart uploads (`--multipart-staging-max`). */
+export const DEFAULT_MAX_STAGED_BYTES = 16 * 1024 ** 3;
+/** The gateway's default expiry of an untouched multipart upload (`--multipart-expiry-hours`): 7 days. */
+export const DEFAULT_UPLOAD_EXPIRY_MS = 7 * 24 * 3600 * 1000;
 
 const UploadSchema = z
   .object({
@@ -99,30 +110,89 @@ export function completeParts(xml: string): { number: number; etag: string }[] {
   return parts;
 }
 
+export interface UploadStoreOptions {
+  /**
+   * The most bytes the parts of all open uploads may hold together (default: no bound). A part that would pass it is
+   * refused with QUOTA_EXCEEDED before its file is made (its length known up front) or as soon as its bytes pass it.
+   */
+  readonly maxStagedBytes?: number;
+  /**
+   * Uploads with no part written (none being written either) and no `touch` (ListParts, Complete) for `afterMs` are
+   * aborted: at start, by `sweepExpired`, and when a request reaches one (then NoSuchUpload). `clock` must be the one
+   * whose times `create`/`writePart`/`touch` are given.
+   */
+  readonly expiry?: { readonly afterMs: number; readonly clock: Clock };
+}
+
 export interface UploadStore {
   create(info: Omit<UploadInfo, 'initiated'>, now: number): Promise<string>;
   /** @throws NoSuchUpload when `uploadId` is not an upload of `bucket`/`key` */
   info(uploadId: string, bucket: string, key: string): Promise<UploadInfo>;
-  /** Stores a part from `bytes`; the part exists only once its `md5()` is known and the stream ended cleanly. */
+  /**
+   * Stores a part from `bytes`; the part exists only once its `md5()` is known and the stream ended cleanly. `size`,
+   * when known up front, is checked against the staging bound before anything is written.
+   * @throws NoSuchUpload, QUOTA_EXCEEDED (S3 QuotaExceeded) when the part would pass `maxStagedBytes`
+   */
   writePart(
     uploadId: string,
     number: number,
     bytes: AsyncIterable<Uint8Array>,
     md5: () => string,
     now: number,
+    size?: number,
   ): Promise<PartInfo>;
+  /** Records a use of the upload that writes no part (ListParts, Complete): it keeps the upload from expiring. */
+  touch(uploadId: string, now: number): Promise<void>;
   parts(uploadId: string): Promise<PartInfo[]>;
   /** The bytes of the listed parts, one after another, read from disk as they are consumed. */
   read(uploadId: string, numbers: readonly number[]): AsyncIterable<Uint8Array>;
   remove(uploadId: string): Promise<void>;
   /** Every open upload with its id, in no particular order. */
   uploads(): Promise<(UploadInfo & { uploadId: string })[]>;
+  /** The bytes the parts of all open uploads hold (what `maxStagedBytes` bounds). */
+  stagedBytes(): number;
+  /** Aborts the uploads untouched for the expiry time; resolves with their ids (none without `expiry`). */
+  sweepExpired(): Promise<string[]>;
 }
 
-/** The uploads under `dir`. Leftovers of a gateway killed mid-part (temporary and unreferenced part files) go at once. */
-export function diskUploadStore(dir: string, random: Random): UploadStore {
+/**
+ * The uploads under `dir`. Leftovers of a gateway killed mid-part (temporary and unreferenced part files) go at once;
+ * then what stays is counted from the files (the bytes staged, each upload's last use) and uploads that expired while
+ * the gateway was down are removed.
+ */
+export function diskUploadStore(dir: string, random: Random, options: UploadStoreOptions = {}): UploadStore {
   makePrivateDir(dir);
-  for (const id of readdirSync(dir)) sweep(join(dir, id));
+  const maxStaged = options.maxStagedBytes ?? Number.POSITIVE_INFINITY;
+  const expiry = options.expiry;
+  /** Each open upload's committed parts, number → bytes on disk; an upload is open while it has an entry here. */
+  const sizes = new Map<string, Map<number, number>>();
+  /** Each open upload's last use (its creation, a part written or begun, a `touch`), in `expiry.clock`'s time. */
+  const lastUse = new Map<string, number>();
+  /** Bytes of committed parts, and bytes reserved by parts being written (checked against `maxStaged` together). */
+  let committed = 0;
+  let inflight = 0;
+  /** Per upload and part number, the commit of a part and the removal of the one it replaced, one at a time. */
+  const commits = new Map<string, Promise<unknown>>();
+  const expired = (last: number) => expiry !== undefined && expiry.clock.now() - last >= expiry.afterMs;
+  /** Uploads with a part being written: never expired under it, however slow it is. */
+  const writing = new Map<string, number>();
+  const idle = (uploadId: string) =>
+    !writing.has(uploadId) && expired(lastUse.get(uploadId) ?? Number.NEGATIVE_INFINITY);
+
+  for (const id of readdirSync(dir)) {
+    const at = join(dir, id);
+    sweep(at);
+    if (!UPLOAD_ID.test(id)) continue;
+    const found = scan(at);
+    // An upload.json that does not parse was cut short by a kill inside `create`, before its id was answered.
+    if (found === undefined || expired(found.lastUse)) {
+      rmSync(at, { recursive: true, force: true });
+      continue;
+    }
+    sizes.set(id, found.sizes);
+    lastUse.set(id, found.lastUse);
+    for (const bytes of found.sizes.values()) committed += bytes;
+  }
 
   const uploadDir = (uploadId: string) => {
     if (!UPLOAD_ID.test(uploadId)) throw noSuchUpload(uploadId);
@@ -131,11 +201,21 @@ export function diskUploadStore(dir: string, random: Random): UploadStore {
   const noSuchUpload = (uploadId: string) =>
     s3Error(
       'NoSuchUpload',
-      `there is no multipart upload ${JSON.stringify(uploadId.slice(0, 64))}; it may have been completed or aborted`,
+      `there is no multipart upload ${JSON.stringify(uploadId.slice(0, 64))}; it may have been completed or aborted${expiry === undefined ? '' : `, or aborted by the gateway after ${hours(expiry.afterMs)} untouched`}`,
     );
+  const used = (uploadId: string, now: number) => {
+    if (lastUse.has(uploadId)) lastUse.set(uploadId, Math.max(lastUse.get(uploadId)!, now));
+  };
 
   async function readInfo(uploadId: string): Promise<UploadInfo> {
-    const text = await readFile(join(uploadDir(uploadId), 'upload.json'), 'utf8').catch(() => undefined);
+    const at = uploadDir(uploadId);
+    const last = lastUse.get(uploadId);
+    if (last === undefined) throw noSuchUpload(uploadId);
+    if (idle(uploadId)) {
+      await remove(uploadId);
+      throw noSuchUpload(uploadId);
+    }
+    const text = await readFile(join(at, 'upload.json'), 'utf8').catch(() => undefined);
     if (text === undefined) throw noSuchUpload(uploadId);
     return UploadSchema.parse(JSON.parse(text));
   }
@@ -145,12 +225,32 @@ export function diskUploadStore(dir: string, random: Random): UploadStore {
     return text === undefined ? undefined : PartSchema.parse(JSON.parse(text));
   }
 
+  /** Runs `work` after every earlier `work` of the same `key` settled. */
+  function serial<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const run = (commits.get(key) ?? Promise.resolve()).then(work, work);
+    const settled = run.catch(() => undefined);
+    commits.set(key, settled);
+    void settled.then(() => {
+      if (commits.get(key) === settled) commits.delete(key);
+    });
+    return run;
+  }
+
+  async function remove(uploadId: string) {
+    await rm(uploadDir(uploadId), { recursive: true, force: true });
+    for (const bytes of sizes.get(uploadId)?.values() ?? []) committed -= bytes;
+    sizes.delete(uploadId);
+    lastUse.delete(uploadId);
+  }
+
   return {
     async create(info, now) {
       const uploadId = toHex(random(16));
       const at = uploadDir(uploadId);
       await mkdir(at, { mode: 0o700 });
       await writeFile(join(at, 'upload.json'), JSON.stringify({ ...info, initiated: now }), { mode: 0o600 });
+      sizes.set(uploadId, new Map());
+      lastUse.set(uploadId, now);
       return uploadId;
     },
     async info(uploadId, bucket, key) {
@@ -158,34 +258,86 @@ export function diskUploadStore(dir: string, random: Random): UploadStore {
       if (info.bucket !== bucket || info.key !== key) throw noSuchUpload(uploadId);
       return info;
     },
-    async writePart(uploadId, number, bytes, md5, now) {
+    async writePart(uploadId, number, bytes, md5, now, expected) {
       await readInfo(uploadId);
+      // A part under way is a use, and its upload does not expire under it however slow it is.
+      used(uploadId, now);
+      writing.set(uploadId, (writing.get(uploadId) ?? 0) + 1);
       const at = uploadDir(uploadId);
-      const file = `part-${String(number).padStart(5, '0')}-${toHex(random(8))}.bin`;
-      let size = 0;
-      try {
-        await pipeline(
-          async function* () {
-            for await (const piece of bytes) {
-              size += piece.byteLength;
-              yield piece;
-            }
-          },
-          createWriteStream(join(at, file), { mode: 0o600, flags: 'wx' }),
+      let reserved = 0;
+      /** Reserves `more` bytes of staging for this part, or refuses it when they would pass the bound. */
+      const reserve = (more: number, known: boolean) => {
+        const replaced = sizes.get(uploadId)?.get(number) ?? 0;
+        const staged = committed + inflight - reserved;
+        if (staged - replaced + reserved + more <= maxStaged) {
+          inflight += more;
+          reserved += more;
+          return;
+        }
+        const partBytes = reserved + more;
+        throw new AilinkError(
+          'QUOTA_EXCEEDED',
+          `part ${number} of ${known ? '' : 'at least '}${formatBytes(partBytes)} (${partBytes} B) does not fit this gateway's multipart staging: ${formatBytes(staged)} (${staged} B) is staged for open uploads${replaced > 0 ? ` (${replaced} B of it the part this one replaces)` : ''}, and the limit is ${formatBytes(maxStaged)} (${maxStaged} B); complete or abort open multipart uploads (ListMultipartUploads lists them${expiry === undefined ? '' : `; the gateway aborts those untouched for ${hours(expiry.afterMs)}`}), or raise the gateway's --multipart-staging-max`,
+          { details: { s3: 'QuotaExceeded', staged, limit: maxStaged, part: partBytes } },
         );
-      } catch (err) {
-        await rm(join(at, file), { force: true });
-        throw err;
+      };
+      // A length known up front is refused before a file is made; otherwise as soon as the bytes pass the bound.
+      try {
+        if (expected !== undefined) reserve(expected, true);
+        const file = `part-${String(number).padStart(5, '0')}-${toHex(random(8))}.bin`;
+        let size = 0;
+        try {
+          await pipeline(
+            async function* () {
+              for await (const piece of bytes) {
+                size += piece.byteLength;
+                if (size > reserved) reserve(size - reserved, false);
+                yield piece;
+              }
+            },
+            createWriteStream(join(at, file), { mode: 0o600, flags: 'wx' }),
+          );
+        } catch (err) {
+          await rm(join(at, file), { force: true });
+          throw sizes.has(uploadId) ? err : noSuchUpload(uploadId);
+        }
+        const part = { file, etag: md5(), size, modified: now };
+        return await serial(`${uploadId}/${number}`, async () => {
+          const record = join(at, partRecord(number));
+          const previous = await partOf(uploadId, number);
+          // The record is the commit point: written aside, then renamed over any earlier upload of this part number.
+          try {
+            await writeFile(`${record}.tmp`, JSON.stringify(part), { mode: 0o600 });
+            await rename(`${record}.tmp`, record);
+          } catch (err) {
+            await rm(join(at, file), { force: true });
+            throw sizes.has(uploadId) ? err : noSuchUpload(uploadId);
+          }
+          const open = sizes.get(uploadId);
+          if (open !== undefined) {
+            committed += size - (open.get(number) ?? 0);
+            open.set(number, size);
+            // Used until the part was in (a slow part must not leave its upload about to expire).
+            used(uploadId, Math.max(now, expiry?.clock.now() ?? now));
+          }
+          if (previous !== undefined && previous.file !== file)
+            await rm(join(at, previous.file), { force: true });
+          return { number, etag: part.etag, size, modified: now };
+        });
+      } finally {
+        inflight -= reserved;
+        const left = writing.get(uploadId)! - 1;
+        if (left === 0) writing.delete(uploadId);
+        else writing.set(uploadId, left);
       }
-      const part = { file, etag: md5(), size, modified: now };
-      const record = join(at, partRecord(number));
-      const previous = await partOf(uploadId, number);
-      // The record is the commit point: written aside, then renamed over any earlier upload of this part number.
-      await writeFile(`${record}.tmp`, JSON.stringify(part), { mode: 0o600 });
-      await rename(`${record}.tmp`, record);
-      if (previous !== undefined && previous.file !== file)
-        await rm(join(at, previous.file), { force: true });
-      return { number, etag: part.etag, size, modified: now };
+    },
+    async touch(uploadId, now) {
+      await readInfo(uploadId);
+      used(uploadId, now);
+      // Kept on disk, so a restart does not count the upload idle since its last part.
+      await writeFile(join(uploadDir(uploadId), 'touched'), String(lastUse.get(uploadId) ?? now), {
+        mode: 0o600,
+      });
     },
     async parts(uploadId) {
       await readInfo(uploadId);
@@ -206,19 +358,53 @@ export function diskUploadStore(dir: string, random: Random): UploadStore {
         yield* createReadStream(join(uploadDir(uploadId), part.file), { highWaterMark: 1024 * 1024 });
       }
     },
-    async remove(uploadId) {
-      await rm(uploadDir(uploadId), { recursive: true, force: true });
-    },
+    remove,
     async uploads() {
       const out: (UploadInfo & { uploadId: string })[] = [];
-      for (const uploadId of await readdir(dir)) {
-        if (!UPLOAD_ID.test(uploadId)) continue;
+      for (const uploadId of [...lastUse.keys()]) {
         const info = await readInfo(uploadId).catch(() => undefined);
         if (info !== undefined) out.push({ ...info, uploadId });
       }
       return out;
     },
+    stagedBytes: () => committed,
+    async sweepExpired() {
+      const gone = [...lastUse.keys()].filter(idle);
+      for (const id of gone) await remove(id);
+      return gone;
+    },
   };
+}
+
+const hours = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 1000)} s`);
+
+/**
+ * What an upload's directory holds after `sweep`: its committed parts' sizes (of their files, as the disk has them)
+ * and its last use (creation, a part's commit, a `touch`); undefined when its upload.json does not parse.
+ */
+function scan(at: string): { sizes: Map<number, number>; lastUse: number } | undefined {
+  let last: number;
+  try {
+    last = UploadSchema.parse(JSON.parse(readFileSync(join(at, 'upload.json'), 'utf8'))).initiated;
+  } catch {
+    return undefined;
+  }
+  const sizes = new Map<number, number>();
+  for (const name of readdirSync(at)) {
+    if (name === 'touched') {
+      const t = Number(readFileSync(join(at, name), 'utf8'));
+      if (Number.isFinite(t)) last = Math.max(last, t);
+    }
+    if (!/^part-\d{5}\.json$/.test(name)) continue;
+    try {
+      const part = PartSchema.parse(JSON.parse(readFileSync(join(at, name), 'utf8')));
+      sizes.set(Number(name.slice(5, 10)), statSync(join(at, part.file)).size);
+      last = Math.max(last, part.modified);
+    } catch {
+      // sweep removed records that do not parse; a part whose file is gone holds no bytes
+    }
+  }
+  return { sizes, lastUse: last };
 }
 
 /** Removes what a killed gateway left in an upload's directory: part files no record names, records half written. */

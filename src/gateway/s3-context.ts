@@ -41,6 +41,8 @@ export interface S3Deps {
   readonly log?: (line: string) => void;
   /** How long a CompleteMultipartUpload or CopyObject may take before its answer turns to S3's keep-alive (10 s). */
   readonly keepAliveMs?: number;
+  /** How often multipart uploads past the store's expiry are aborted (default 10 minutes; the store does it at start). */
+  readonly uploadSweepMs?: number;
 }
 
 const GiB = 1024 ** 3;

@@ -31,6 +31,7 @@ export function uploadHandlers(ctx: S3Context) {
     readObject,
     longAnswer,
     versionIdOf,
+    lengthOf,
   } = ctx;
 
   async function createUpload(request: FastifyRequest, reply: FastifyReply, bucket: string, key: string) {
@@ -74,18 +75,29 @@ export function uploadHandlers(ctx: S3Context) {
           `x-amz-copy-source-range: expected bytes=first-last, got ${rangeText}`,
         );
       const copied = readObject(source, range);
-      const part = await deps.uploads.writePart(uploadId, number, copied.bytes, copied.md5, deps.clock.now());
+      const size = range === undefined ? source.size : range.end - range.start + 1;
+      const part = await deps.uploads.writePart(
+        uploadId,
+        number,
+        copied.bytes,
+        copied.md5,
+        deps.clock.now(),
+        size,
+      );
       return reply
         .header('content-type', 'application/xml')
         .send(resultXml('CopyPartResult', { LastModified: s3Time(part.modified), ETag: `"${part.etag}"` }));
     }
     const body = uploadBody(request, auth, MAX_PART_BYTES, 'an UploadPart');
+    // Its length, when declared, is checked against the staging bound before a byte is read or written.
+    const length = lengthOf(request, auth);
     const part = await deps.uploads.writePart(
       uploadId,
       number,
       body.bytes,
       () => body.md5(),
       deps.clock.now(),
+      length,
     );
     return reply.header('etag', `"${part.etag}"`).send();
   }
@@ -100,6 +112,8 @@ export function uploadHandlers(ctx: S3Context) {
   ) {
     const view = await requireBucket(bucket);
     const upload = await deps.uploads.info(uploadId, bucket, key);
+    // A use: the gateway does not abort the upload while it is being stored.
+    await deps.uploads.touch(uploadId, deps.clock.now());
     const listed = completeParts(await smallBody(request, auth));
     const stored = new Map((await deps.uploads.parts(uploadId)).map((p) => [p.number, p]));
     let total = 0;
@@ -157,6 +171,8 @@ export function uploadHandlers(ctx: S3Context) {
   async function listParts(reply: FastifyReply, bucket: string, key: string, q: Map<string, string>) {
     const uploadId = q.get('uploadId')!;
     await deps.uploads.info(uploadId, bucket, key);
+    // A client listing its parts (to resume) is using the upload: it does not expire meanwhile.
+    await deps.uploads.touch(uploadId, deps.clock.now());
     const marker = Number(q.get('part-number-marker') ?? 0);
     const maxParts = Math.min(Number(q.get('max-parts') ?? 1000), 1000);
     if (!Number.isInteger(marker) || !Number.isInteger(maxParts) || maxParts < 0)

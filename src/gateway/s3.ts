@@ -71,6 +71,21 @@ export function buildS3App(deps: S3Deps): FastifyInstance {
       );
     },
   });
+  // Multipart uploads untouched past the store's expiry are aborted now and then (the store sweeps at start, and a
+  // request that reaches one finds it gone); the timer keeps no process alive and stops with the app.
+  const sweeper = setInterval(() => {
+    deps.uploads.sweepExpired().then(
+      (gone) => {
+        if (gone.length > 0)
+          deps.log?.(
+            `aborted ${gone.length} multipart upload(s) untouched past their expiry: ${gone.join(', ')}`,
+          );
+      },
+      (err: unknown) => deps.log?.(`sweeping expired multipart uploads failed: ${String(err)}`),
+    );
+  }, deps.uploadSweepMs ?? 600_000);
+  sweeper.unref();
+  app.addHook('onClose', async () => clearInterval(sweeper));
   // Bodies are streams the handlers read themselves (objects of GBs never sit in memory).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));

@@ -7,6 +7,8 @@ import {
   buildS3App,
   createChainNamespace,
   DEFAULT_MAX_BLOB_BYTES,
+  DEFAULT_MAX_STAGED_BYTES,
+  DEFAULT_UPLOAD_EXPIRY_MS,
   diskUploadStore,
   MARKET_PREFIX,
   registerAltDa,
@@ -52,6 +54,13 @@ export interface GatewayNodeOptions {
   };
   /** The largest object one DeOSS upload takes (default 5 GiB). */
   readonly maxObjectBytes?: number;
+  /** S3 multipart uploads staged in DIR/uploads until completed. */
+  readonly multipart?: {
+    /** The most bytes their parts may hold together, on this gateway (default 16 GiB). */
+    readonly maxStagedBytes?: number;
+    /** Uploads with no part and no ListParts for this long are aborted (default 7 days). */
+    readonly expiryMs?: number;
+  };
   /**
    * Run the account's key service, releasing the data keys of its objects to accepted marketplace requests (default
    * true: what the /market API sells is then delivered without `ailink object serve-keys` beside it).
@@ -144,7 +153,10 @@ export async function startGatewayNode(
     const app = buildS3App({
       storage: session.storage,
       namespace,
-      uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random),
+      uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random, {
+        maxStagedBytes: options.multipart?.maxStagedBytes ?? DEFAULT_MAX_STAGED_BYTES,
+        expiry: { afterMs: options.multipart?.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS, clock: deps.clock },
+      }),
       maxObjectBytes: declarable,
       domain: options.domain ?? 'localhost',
       credentials,

@@ -263,8 +263,10 @@ export const ERROR_CODES = {
   },
   QUOTA_EXCEEDED: {
     status: 403,
-    about: "a declaration would take more of its owner's storage space than is left",
-    action: 'buy more space (`ailink space buy`) or delete files',
+    about:
+      "a declaration would take more of its owner's storage space than is left; or a multipart part would take the gateway's staging of open uploads past its limit",
+    action:
+      'buy more space (`ailink space buy`) or delete files; for staging, complete or abort open multipart uploads, or raise `ailink gateway --multipart-staging-max`',
   },
   UPLOAD_TOO_LARGE: {
     status: 413,
