@@ -268,7 +268,8 @@ const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 const peakRssMib = () => process.resourceUsage().maxRSS / 1024;
 
 /**
- * @throws INVALID_INPUT for a count of organisations outside 3..1000, rounds < 1 or a dimension < 1;
+ * @throws INVALID_INPUT for a count of organisations outside 3..1000 (or above half a real dataset's rows), rounds < 1
+ *   or a dimension < 1;
  *   TASK_STOPPED when a round used up its attempts; ABORTED when `signal` aborts
  */
 export async function simulate(
@@ -287,6 +288,12 @@ export async function simulate(
     throw new AilinkError('INVALID_INPUT', `rounds: expected a positive integer, got ${options.rounds}`);
   if (!Number.isSafeInteger(dimension) || dimension < 1)
     throw new AilinkError('INVALID_INPUT', `dimension: expected a positive integer, got ${dimension}`);
+  const rows = options.real?.data.rows;
+  if (rows !== undefined && rows < 2 * n)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `organisations: ${options.real!.data.title} has ${rows} rows, too few for ${n} organisations to train on at least 2 each: at most ${Math.floor(rows / 2)}`,
+    );
   const clock = deps.clock ?? systemClock;
   const seed = options.seed ?? toHex(systemRandom(16));
   const ownDir = options.dir === undefined;

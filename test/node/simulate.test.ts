@@ -5,13 +5,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadDemoData } from '../../src/cli/demo-data.ts';
 import {
   organisationLabel,
+  type SimulationData,
   simulate,
   simulationCoordinator,
   simulationTask,
 } from '../../src/node/simulate.ts';
 import { seededRandom, standInTrainer } from '../../src/node/twins.ts';
 import { TABLES_DIR } from '../../src/participant/dataset.ts';
-import { createTrainingPool } from '../../src/participant/train-pool.ts';
+import { createTrainingPool, type TrainingPool } from '../../src/participant/train-pool.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 import { decodeModelBytes } from '../../src/task/index.ts';
@@ -132,6 +133,14 @@ describe('ailink simulate with a real model and data', () => {
       await pool.close();
     }
   }, 60_000);
+
+  it('refuses more organisations than a dataset has rows for (2 each), before anything runs', async () => {
+    const data = { title: 'tiny.csv', rows: 11 } as SimulationData;
+    const pool = {} as TrainingPool;
+    await expect(simulate({ organisations: 6, rounds: 1, real: { data, pool } })).rejects.toSatisfy(
+      (e) => hasCode(e) && e.code === 'INVALID_INPUT' && /tiny\.csv has 11 rows.*at most 5/.test(e.message),
+    );
+  });
 
   it('the MLP on the Fashion-MNIST subset, 3 organisations × 1 round: the coordinator scores the global model on the test set', async () => {
     const pool = createTrainingPool({ threads: 1 });
