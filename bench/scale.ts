@@ -22,9 +22,12 @@
  *   into the running sum as it arrives (now). Peak RSS of each child; both must unmask the same sum.
  * - Simulation: `ailink simulate --organisations SCALE_SIM_ORGS --rounds SCALE_SIM_ROUNDS` in a child process (its
  *   peak RSS is the simulation's alone): N virtual organisations through the real round protocol and SecAgg+, chain
- *   and storage as in-memory twins, the stand-in trainer of 10,000 weights. Baseline: the same with 10 organisations,
- *   compared per organisation. Seconds per round are wall time (a busy machine stretches them) with CPU seconds beside.
- * Flags (environment): SCALE_SIM_ORGS (100; 1000 for the issue's aim; 0 skips), SCALE_SIM_ROUNDS (2), SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
+ *   and storage as in-memory twins, the stand-in trainer of 10,000 weights (or SCALE_SIM_MODEL on SCALE_SIM_DATA:
+ *   `ailink simulate`'s --model and --data, e.g. mlp on fashion-mnist-small, with the final accuracy beside).
+ *   Baseline: the same with 10 organisations, compared per organisation. Seconds per round are wall time (a busy
+ *   machine stretches them) with CPU seconds beside.
+ * Flags (environment): SCALE_SIM_ORGS (100; 1000 for the issue's aim; 0 skips), SCALE_SIM_ROUNDS (2), SCALE_SIM_MODEL
+ * and SCALE_SIM_DATA (the stand-in's defaults), SCALE_MINERS (10000), SCALE_PUTS (20000), SCALE_PERIOD (600), SCALE_AUDIT_BLOCKS (40),
  * SCALE_SYNC_BLOCKS (300; 0 skips index sync, which builds its chain at ~0.3–0.6 s a block), SCALE_ORGS (1000; 0 skips),
  * SCALE_READERS (1000), SCALE_SUM_ORGS (100; 0 skips), SCALE_SUM_DIM (1000000).
  * Prints a table, then one JSON line.
@@ -447,6 +450,10 @@ if (sums !== null && sums.held.sumDigest !== sums.streaming.sumDigest)
 
 const SIM_ORGS = Number(process.env.SCALE_SIM_ORGS ?? 100);
 const SIM_ROUNDS = Number(process.env.SCALE_SIM_ROUNDS ?? 2);
+const SIM_FLAGS = [
+  ...(process.env.SCALE_SIM_MODEL ? ['--model', process.env.SCALE_SIM_MODEL] : []),
+  ...(process.env.SCALE_SIM_DATA ? ['--data', process.env.SCALE_SIM_DATA] : []),
+];
 /** `ailink simulate` in a child process: its JSON line. */
 function simulation(orgs: number) {
   const r = spawnSync(
@@ -460,6 +467,7 @@ function simulation(orgs: number) {
       String(SIM_ROUNDS),
       '--seed',
       'bench',
+      ...SIM_FLAGS,
       '--json',
     ],
     { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] },
@@ -470,11 +478,13 @@ function simulation(orgs: number) {
     round_cpu_s: number[];
     mean_round_s: number;
     peak_mib: number;
+    model: string;
+    final_accuracy?: number | null;
   };
   const meanCpu = out.round_cpu_s.reduce((a, b) => a + b, 0) / out.round_cpu_s.length;
   return { ...out, meanCpu };
 }
-log(`simulate: 10 then ${SIM_ORGS} organisations × ${SIM_ROUNDS} rounds …`);
+log(`simulate: 10 then ${SIM_ORGS} organisations × ${SIM_ROUNDS} rounds ${SIM_FLAGS.join(' ')}…`);
 const sim = SIM_ORGS > 0 ? { small: simulation(10), large: simulation(SIM_ORGS) } : null;
 
 const rows: [string, string, string, string][] = [
@@ -578,6 +588,16 @@ const rows: [string, string, string, string][] = [
           String(sim.large.peak_mib),
           `${(sim.large.peak_mib / sim.small.peak_mib).toFixed(1)}×`,
         ] as [string, string, string, string],
+        ...(sim.large.final_accuracy == null
+          ? []
+          : [
+              [
+                `simulate, 10 → ${SIM_ORGS} organisations: final accuracy (${sim.large.model})`,
+                `${((sim.small.final_accuracy ?? 0) * 100).toFixed(2)} %`,
+                `${(sim.large.final_accuracy * 100).toFixed(2)} %`,
+                '',
+              ] as [string, string, string, string],
+            ]),
       ]),
   ...(sync === null
     ? []
@@ -633,6 +653,8 @@ console.log(
     reader_group_bytes: privateModels.groupObjectBytes,
     simulate_orgs: sim === null ? null : SIM_ORGS,
     simulate_rounds: sim === null ? null : SIM_ROUNDS,
+    simulate_model: sim?.large.model ?? null,
+    simulate_final_accuracy: sim?.large.final_accuracy ?? null,
     simulate_peak_mib: sim?.large.peak_mib ?? null,
     simulate_round_s: sim?.large.mean_round_s ?? null,
     simulate_round_cpu_s: sim === null ? null : Number(sim.large.meanCpu.toFixed(2)),

@@ -1,36 +1,8 @@
 // The argv helpers every command group shares: usage errors, number flags, signals, the JSON log.
-import { AilinkError } from '../shared/errors.ts';
-import { USAGE } from './usage.ts';
+// The flag helpers live in flags.ts, which a test may import (this module watches the parent process's channel).
+export { nonNegativeInt, portNumber, positiveInt, usageError } from './flags.ts';
 
 export const MiB = 1024 * 1024;
-
-export function usageError(message: string): never {
-  throw new AilinkError('INVALID_INPUT', `${message}\n\n${USAGE}`);
-}
-
-export function positiveInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    usageError(`--${name}: expected a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-export function nonNegativeInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
-    usageError(`--${name}: expected a whole number ≥ 0, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-export function portNumber(value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65_535)
-    usageError(`--port: expected 0 (any free port) to 65535, got ${JSON.stringify(value)}`);
-  return n;
-}
 
 /** How long a process whose parent died may take to stop gracefully before it exits regardless. */
 const PARENT_GONE_EXIT_MS = 10_000;

@@ -54,8 +54,15 @@ export interface DemoData {
   readonly notes: readonly string[];
   /** A test set of the coordinator's own, when the source has one (Fashion-MNIST's 10,000 test images). */
   readonly testData?: Examples;
-  /** Organisation i's data: its slice of the rows, IID (alpha null) or Dirichlet(alpha) over the label. */
-  organisations(count: number, alpha: number | null): ((spec: TaskSpec) => Promise<LocalData>)[];
+  /**
+   * Organisation i's data: its slice of the rows, IID (alpha null) or Dirichlet(alpha) over the label, drawn from
+   * `seed` (default 'demo': the demo's slices are the same every run).
+   */
+  organisations(
+    count: number,
+    alpha: number | null,
+    seed?: string,
+  ): ((spec: TaskSpec) => Promise<LocalData>)[];
 }
 
 /**
@@ -70,14 +77,14 @@ export async function loadDemoData(pool: TrainingPool, source: DemoSource): Prom
 }
 
 /** Which rows each organisation gets: IID, or label-skewed Dirichlet(alpha) slices (seeded: the same every run). */
-function slices(labels: ArrayLike<number>, count: number, alpha: number | null): number[][] {
+function slices(labels: ArrayLike<number>, count: number, alpha: number | null, seed = 'demo'): number[][] {
   return Array.from({ length: count }, (_, index) =>
     partitionIndices(
       labels,
       alpha === null
         ? { kind: 'iid', index, clients: count }
         : { kind: 'dirichlet', alpha, index, clients: count },
-      'demo',
+      seed,
     ),
   );
 }
@@ -109,8 +116,8 @@ async function fashionMnist(
     rows: data.train.count,
     notes: [`${data.train.count} training and ${data.test.count} test images from ${data.dir}`],
     testData: data.test,
-    organisations: (count, alpha) =>
-      slices(data.train.y, count, alpha).map((rows, i) => {
+    organisations: (count, alpha, seed) =>
+      slices(data.train.y, count, alpha, seed).map((rows, i) => {
         const mine = selectExamples(data.train, rows);
         return async (spec) => exampleData(mine, spec.data.holdout, seedOf(i));
       }),
@@ -277,8 +284,8 @@ async function tabular(pool: TrainingPool, source: Extract<DemoSource, { kind: '
     samplesPerSecond: 20_000,
     rows: table.count,
     notes,
-    organisations: (count, alpha) =>
-      slices(table.labels, count, alpha).map((rows, i) => {
+    organisations: (count, alpha, seed) =>
+      slices(table.labels, count, alpha, seed).map((rows, i) => {
         const mine = selectRows(table, rows);
         return async (spec) => tableData(mine, spec.data as TabularSchema, seedOf(i));
       }),
@@ -323,8 +330,8 @@ async function images(
     notes: [
       `${all.count} images of ${classes.length} classes (${classes.join(', ')}) from ${source.dir}, resized to ${h}×${w}×${c}`,
     ],
-    organisations: (count, alpha) =>
-      slices(all.y, count, alpha).map((rows, i) => {
+    organisations: (count, alpha, seed) =>
+      slices(all.y, count, alpha, seed).map((rows, i) => {
         const mine = selectExamples(all, rows);
         return async (spec) => exampleData(mine, spec.data.holdout, seedOf(i));
       }),

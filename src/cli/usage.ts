@@ -70,12 +70,16 @@ export const USAGE = `ailink — federated learning on decentralized storage
               [--dp-noise Z [--dp-clip 1] [--dp-epsilon 10] [--dp-delta 1e-5] [--dp-mechanism central-gaussian|skellam]]
                                                   federated training end to end on loopback: chain, 12 miners,
                                                   verifier, coordinator, organisations with SecAgg and a dropout
-  ailink simulate --organisations N [--rounds 3] [--model stand-in[:WEIGHTS]] [--data synthetic[:EXAMPLES]]
-                  [--seed S] [--json]            N (3–1000) virtual organisations and a coordinator in one process,
+  ailink simulate --organisations N [--rounds 3] [--model stand-in[:WEIGHTS]|mlp|cnn|logistic]
+                  [--data synthetic[:EXAMPLES]|fashion-mnist-small|fashion-mnist|penguins|seattle-weather]
+                  [--alpha A] [--seed S] [--json]
+                                                  N (3–1000) virtual organisations and a coordinator in one process,
                                                   through the real round protocol and SecAgg+; chain, storage and
-                                                  transport are in-memory twins, training a deterministic stand-in
-                                                  (default 10000 weights, 100 examples each); prints seconds per
-                                                  round, peak memory, a table and one JSON line
+                                                  transport are in-memory twins. Trains a deterministic stand-in
+                                                  (default 10000 weights, 100 examples each), or a shipped model on
+                                                  each organisation's slice of a shipped dataset (IID, or Dirichlet
+                                                  (A) label skew), two at a time; prints seconds per round, accuracy,
+                                                  peak memory, a table and one JSON line
   ailink demo storage [--data-dir DIR]            the storage network end to end, on loopback
   ailink audit verify --task ID [--round N] [--max-price PLANCK] [--eval DATA_SPEC] [--json]
                                                   check a task's lineage against the chain: manifests, parents,

@@ -2,7 +2,7 @@ import { seedOf, taskOf } from '../chain/index.ts';
 import { connectCoordinator } from '../participant/link.ts';
 import type { LocalData } from '../participant/local-data.ts';
 import { createParticipant, type Participant, type ParticipantOptions } from '../participant/runtime.ts';
-import type { TrainingPool } from '../participant/train-pool.ts';
+import { poolTrainer, type TrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
@@ -110,16 +110,7 @@ export async function startParticipantNode(
           owned: (prefix) => session.owned(prefix),
           delete: (fids) => session.deleteObjects(fids),
         },
-        trainer: {
-          async train(job) {
-            const r = await deps.pool.train(job);
-            return { weights: r.weights, loss: r.loss, examples: r.examples, seconds: r.seconds };
-          },
-          async evaluate(job) {
-            const r = await deps.pool.evaluate(job);
-            return { examples: r.examples, correct: r.correct, lossSum: r.lossSum };
-          },
-        },
+        trainer: poolTrainer(deps.pool),
         loadData: (spec) => options.loadData(spec),
         clock,
         random: deps.random,

@@ -3,13 +3,24 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeModelPackage, type ModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../aggregation/index.ts';
 import { createCoordinator, openCoordinatorStore, type RoundEvent } from '../coordinator/index.ts';
+import type { Examples } from '../participant/examples.ts';
+import type { LocalData } from '../participant/local-data.ts';
 import { createParticipant } from '../participant/runtime.ts';
+import { poolTrainer, type TrainingPool } from '../participant/train-pool.ts';
 import { toHex } from '../shared/bytes.ts';
 import { type Clock, systemClock, systemRandom } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
-import { decodeModelBytes, parseManifest, survivableMin } from '../task/index.ts';
+import {
+  type DataSchema,
+  decodeModelBytes,
+  evaluatesClientSide,
+  parseManifest,
+  survivableMin,
+  type TaskSpec,
+} from '../task/index.ts';
 import {
   memoryLedger,
   memoryObjects,
@@ -32,8 +43,44 @@ import {
  * double masking, consistency and unmasking, quantization, commitments), the strategy and the stored model and
  * manifest formats. Twinned (src/node/twins.ts): the chain (a ledger in Maps), storage (objects in a Map) and the
  * transport (requests and gossip cross a JSON boundary inside the process, as they cross the wire). Training is the
- * deterministic stand-in of `dimension` weights, so the run costs what the protocol costs.
+ * deterministic stand-in of `dimension` weights, so the run costs what the protocol costs — or, with `real`, a real
+ * model on each organisation's slice of a real dataset, trained and scored on a training pool exactly as a real
+ * participant's node trains (poolTrainer), the coordinator scoring each global model on the data's test set.
  */
+
+/**
+ * A real model and dataset, as `ailink demo` reads them (src/cli/demo-data.ts's DemoData has this shape): the
+ * schema, the model package, the training settings, the coordinator's test set if the data has one, and each
+ * organisation's slice.
+ */
+export interface SimulationData {
+  /** For people: what was read. */
+  readonly title: string;
+  readonly schema: DataSchema;
+  readonly model: { readonly pkg: ModelPackage; readonly name: string };
+  readonly training: TaskSpec['training'];
+  localFor(organisations: number): TaskSpec['local'];
+  /** Roughly how fast one core trains this model on this data: sizes the training stage's deadline. */
+  readonly samplesPerSecond: number;
+  /** Rows (or images) in all. */
+  readonly rows: number;
+  /** The coordinator's own test set, when the source has one: it scores every global model on it. */
+  readonly testData?: Examples;
+  /** Organisation i's data: its slice of the rows, IID (alpha null) or Dirichlet(alpha) over the label, from `seed`. */
+  organisations(
+    count: number,
+    alpha: number | null,
+    seed?: string,
+  ): ((spec: TaskSpec) => Promise<LocalData>)[];
+}
+
+/** Real training: the data, and the pool that trains it (its threads bound how many organisations train at once). */
+export interface RealWorkload {
+  readonly data: SimulationData;
+  readonly pool: TrainingPool;
+  /** Dirichlet(α) label skew among the organisations; null or absent: IID slices. */
+  readonly alpha?: number | null;
+}
 
 /** The most organisations a task's cohort takes (the spec's cap). */
 export const SIMULATE_MAX_ORGANISATIONS = 1000;
@@ -43,6 +90,8 @@ export const SIMULATE_MIN_ORGANISATIONS = 3;
 export interface SimulationOptions {
   readonly organisations: number;
   readonly rounds: number;
+  /** A real model on real data instead of the stand-in (`dimension` and `examples` then do not apply). */
+  readonly real?: RealWorkload;
   /** Weights of the stand-in model (default 10,000). */
   readonly dimension?: number;
   /** Examples each organisation claims (its FedAvg weight; default 100). */
@@ -67,8 +116,29 @@ export type SimulationProgress =
       readonly cpuSeconds: number;
       readonly survivors: number;
       readonly rssMib: number;
+      /** The round's global model on the coordinator's test set (null without one: the stand-in, a table). */
+      readonly accuracy: number | null;
+      readonly loss: number | null;
+      /** The organisations' held-out rows scoring the round's start model (null when they hold none out). */
+      readonly heldOutAccuracy: number | null;
+    }
+  | {
+      /** The closing round in which the organisations only scored the final model on their held-out rows. */
+      readonly kind: 'final';
+      readonly accuracy: number;
+      readonly loss: number;
+      readonly examples: number;
     }
   | { readonly kind: 'aborted'; readonly round: number; readonly attempt: number; readonly reason: string };
+
+export interface RoundScore {
+  /** The round's global model on the coordinator's test set (null without one). */
+  readonly accuracy: number | null;
+  readonly loss: number | null;
+  /** The organisations' held-out rows scoring the model the round started from (null when none are held out). */
+  readonly heldOutAccuracy: number | null;
+  readonly heldOutLoss: number | null;
+}
 
 export interface SimulationResult {
   readonly organisations: number;
@@ -86,6 +156,19 @@ export interface SimulationResult {
   readonly peakRssMib: number;
   readonly survivors: readonly number[];
   readonly attempts: number;
+  /** The model trained: 'stand-in', or the real model's name (mlp, cnn, logistic-regression). */
+  readonly modelName: string;
+  /** What each training round's model scored (all null for the stand-in). */
+  readonly scores: readonly RoundScore[];
+  /**
+   * The final model's accuracy and loss: on the organisations' held-out rows when they hold rows out (the closing
+   * evaluation round, summed securely), else on the coordinator's test set; null for the stand-in.
+   */
+  readonly final: {
+    readonly accuracy: number;
+    readonly loss: number;
+    readonly on: 'test' | 'held-out';
+  } | null;
   /** The last round's global model, as stored. */
   readonly model: Float32Array;
   /** SHA-256 (hex) of the last model's weights as float32 bytes. */
@@ -98,7 +181,7 @@ export interface SimulationResult {
  * and no dropout is simulated, so a deadline only guards against a stall: 60 s + 0.6 s per organisation), and
  * cohort.min the lowest whose planned dropouts SecAgg survives.
  */
-export function simulationTask(accounts: readonly string[], rounds: number) {
+export function simulationTask(accounts: readonly string[], rounds: number, real?: RealTask) {
   const n = accounts.length;
   const neighbours = Math.max(2, 2 * Math.ceil(Math.log2(n)));
   const secagg = {
@@ -108,29 +191,50 @@ export function simulationTask(accounts: readonly string[], rounds: number) {
     range: 1,
     // n × (2^bits − 1) must fit 32 bits.
     bits: Math.min(24, Math.floor(Math.log2((2 ** 32 - 1) / n))),
-    maxWeight: 1000,
+    // A FedAvg weight is an organisation's example count, capped here: twice an even slice of a real dataset (at
+    // least 1,000, the stand-in's) keeps the weights of skewed slices apart and the quantization grid fine.
+    maxWeight: real ? Math.min(65_535, Math.max(1000, 2 * Math.ceil(real.data.rows / n))) : 1000,
   };
   const stageMs = Math.min(3_600_000, 60_000 + 600 * n);
   return {
-    name: `simulation of ${n} organisations`,
-    model: { fid: STAND_IN_MODEL_FID, initialSeed: 'simulate' },
-    data: STAND_IN_DATA,
-    dataset: { name: 'synthetic', description: 'ailink simulate: the deterministic stand-in' },
-    training: {
-      loss: 'categorical_crossentropy',
-      optimizer: { name: 'sgd', learningRate: 0.1 },
-      metrics: ['accuracy', 'loss'],
-      proximalMu: 0,
-    },
+    name: real
+      ? `simulation of ${n} organisations: ${real.data.model.name} on ${real.data.title}`
+      : `simulation of ${n} organisations`,
+    model: real
+      ? { fid: real.modelFid, initialSeed: real.data.model.pkg.weights === null ? 'simulate' : null }
+      : { fid: STAND_IN_MODEL_FID, initialSeed: 'simulate' },
+    data: real ? real.data.schema : STAND_IN_DATA,
+    dataset: real
+      ? { name: real.data.title, description: `ailink simulate: ${real.split} of ${real.data.title}` }
+      : { name: 'synthetic', description: 'ailink simulate: the deterministic stand-in' },
+    training: real
+      ? real.data.training
+      : {
+          loss: 'categorical_crossentropy',
+          optimizer: { name: 'sgd', learningRate: 0.1 },
+          metrics: ['accuracy', 'loss'],
+          proximalMu: 0,
+        },
     strategy: { name: 'fedavg' },
-    local: { epochs: 1, batchSize: 10 },
+    local: real ? real.data.localFor(n) : { epochs: 1, batchSize: 10 },
     rounds,
     cohort: { size: n, min: survivableMin({ cohort: { size: n, min: 3 }, secagg }) },
     deadlines: {
       joinMs: stageMs,
       advertiseMs: stageMs,
       sharesMs: stageMs,
-      trainMs: stageMs,
+      // Every organisation trains on the one pool: 10× what all of them take at the data's measured rate, at least.
+      trainMs: real
+        ? Math.min(
+            86_400_000,
+            Math.max(
+              stageMs,
+              Math.round(
+                (10_000 * real.data.rows * real.data.localFor(n).epochs) / real.data.samplesPerSecond,
+              ),
+            ),
+          )
+        : stageMs,
       consistencyMs: stageMs,
       unmaskMs: stageMs,
     },
@@ -138,6 +242,14 @@ export function simulationTask(accounts: readonly string[], rounds: number) {
     dp: null,
     admitted: [...accounts],
   };
+}
+
+/** What simulationTask needs to train a real model: the data, the fid the model package is stored under, the split. */
+export interface RealTask {
+  readonly data: SimulationData;
+  readonly modelFid: string;
+  /** For people: 'IID slices' or 'Dirichlet(α = A) slices'. */
+  readonly split: string;
 }
 
 /** The label of simulated organisation i (its account, identity key and randomness derive from it). */
@@ -156,7 +268,8 @@ const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 const peakRssMib = () => process.resourceUsage().maxRSS / 1024;
 
 /**
- * @throws INVALID_INPUT for a count of organisations outside 3..1000, rounds < 1 or a dimension < 1;
+ * @throws INVALID_INPUT for a count of organisations outside 3..1000 (or above half a real dataset's rows), rounds < 1
+ *   or a dimension < 1;
  *   TASK_STOPPED when a round used up its attempts; ABORTED when `signal` aborts
  */
 export async function simulate(
@@ -175,6 +288,12 @@ export async function simulate(
     throw new AilinkError('INVALID_INPUT', `rounds: expected a positive integer, got ${options.rounds}`);
   if (!Number.isSafeInteger(dimension) || dimension < 1)
     throw new AilinkError('INVALID_INPUT', `dimension: expected a positive integer, got ${dimension}`);
+  const rows = options.real?.data.rows;
+  if (rows !== undefined && rows < 2 * n)
+    throw new AilinkError(
+      'INVALID_INPUT',
+      `organisations: ${options.real!.data.title} has ${rows} rows, too few for ${n} organisations to train on at least 2 each: at most ${Math.floor(rows / 2)}`,
+    );
   const clock = deps.clock ?? systemClock;
   const seed = options.seed ?? toHex(systemRandom(16));
   const ownDir = options.dir === undefined;
@@ -189,6 +308,15 @@ export async function simulate(
   const { account, server, random: coordinatorRandom } = simulationCoordinator(seed);
   const objects = memoryObjects(account.address);
   objects.objects.set(STAND_IN_MODEL_FID, STAND_IN_MODEL_BYTES);
+  const real = options.real;
+  const alpha = real?.alpha ?? null;
+  // The real model is stored as a task owner stores it before creating the task; the task names it by fid.
+  const realTask: RealTask | undefined = real && {
+    data: real.data,
+    modelFid: await objects.put(encodeModelPackage(real.data.model.pkg)),
+    split: alpha === null ? 'IID slices' : `Dirichlet(α = ${alpha}) slices`,
+  };
+  const testData = real?.data.testData;
   const ledger = memoryLedger(`0x${'51'.repeat(32)}`, seededRandom(seed, 'chain'));
   const store = openCoordinatorStore(join(dir, 'coordinator.sqlite'));
   const coordinator = createCoordinator(
@@ -206,8 +334,19 @@ export async function simulate(
         delete: (fids) => objects.delete(account.address, fids),
       },
       ledger,
-      describeModel: standInDescribe(dimension),
-      evaluate: async (_spec, w) => ({ accuracy: 0, loss: w.length === 0 ? 0 : 1, examples: 0 }),
+      describeModel: real ? (pkg, s) => real.pool.describe(pkg, s) : standInDescribe(dimension),
+      // As a coordinator node evaluates: the global model on its own test set, on the pool (none: no figures).
+      evaluate: real
+        ? async (spec, w) =>
+            testData === undefined
+              ? null
+              : real.pool.evaluate({
+                  model: { key: spec.model.digest, topology: real.data.model.pkg.topology },
+                  weights: w.slice(),
+                  data: testData,
+                  loss: spec.training.loss,
+                })
+        : async (_spec, w) => ({ accuracy: 0, loss: w.length === 0 ? 0 : 1, examples: 0 }),
       publish: async (topic, a) => void bus.emit(topic, wire(a)),
       clock,
       random: coordinatorRandom,
@@ -233,6 +372,8 @@ export async function simulate(
     return (u.user + u.system) / 1e6;
   };
   const survivors: number[] = [];
+  const scores: RoundScore[] = [];
+  let finalHeldOut: { accuracy: number; loss: number } | null = null;
   let attempts = 0;
   let joinSeconds = Number.NaN;
   const off = coordinator.onEvent((e: RoundEvent) => {
@@ -246,7 +387,22 @@ export async function simulate(
     } else if (e.kind === 'phase') {
       onProgress({ kind: 'phase', round: e.round, attempt: e.attempt, phase: e.phase });
     } else if (e.kind === 'outcome') {
-      if (e.outcome.kind === 'done') {
+      if (e.outcome.kind === 'done' && e.outcome.row.kind === 'evaluation') {
+        const ev = e.outcome.row.evaluation;
+        if (ev) {
+          finalHeldOut = { accuracy: ev.accuracy, loss: ev.loss };
+          onProgress({ kind: 'final', accuracy: ev.accuracy, loss: ev.loss, examples: ev.examples });
+        }
+      } else if (e.outcome.kind === 'done') {
+        const row = e.outcome.row;
+        // The stand-in's "evaluation" is a placeholder: no figures for it.
+        const score: RoundScore = {
+          accuracy: real ? row.accuracy : null,
+          loss: real ? row.loss : null,
+          heldOutAccuracy: row.evaluation?.accuracy ?? null,
+          heldOutLoss: row.evaluation?.loss ?? null,
+        };
+        scores[e.round] = score;
         const start = roundStart.get(e.round)!;
         const seconds = (performance.now() - start.wall) / 1000;
         const cpuSeconds = cpuNow() - start.cpu;
@@ -260,6 +416,9 @@ export async function simulate(
           cpuSeconds,
           survivors: e.outcome.row.survivors,
           rssMib: process.memoryUsage.rss() / 2 ** 20,
+          accuracy: score.accuracy,
+          loss: score.loss,
+          heldOutAccuracy: score.heldOutAccuracy,
         });
       } else if (e.outcome.kind === 'aborted') {
         onProgress({ kind: 'aborted', round: e.round, attempt: e.attempt, reason: e.outcome.reason });
@@ -272,8 +431,12 @@ export async function simulate(
       simulationTask(
         accounts.map((a) => a.address),
         options.rounds,
+        realTask,
       ),
     );
+    // Each organisation's slice of the data, split by the run's seed.
+    const loaders = real?.data.organisations(n, alpha, `simulate/${seed}`);
+    const trainer = real ? poolTrainer(real.pool) : standInTrainer(options.examples ?? 100);
     const participants = labels.map((label, i) => {
       const me = accounts[i]!;
       return createParticipant(
@@ -313,8 +476,8 @@ export async function simulate(
             owned: (prefix) => objects.owned(me.address, prefix),
             delete: (fids) => objects.delete(me.address, fids),
           },
-          trainer: standInTrainer(options.examples ?? 100),
-          loadData: async () => standInLocalData(label),
+          trainer,
+          loadData: loaders ? loaders[i]! : async () => standInLocalData(label),
           clock,
           random: seededRandom(seed, label),
           log: () => {},
@@ -329,12 +492,17 @@ export async function simulate(
     // A participant that fails outright (not a dropout the round absorbs) ends the simulation with its error.
     await Promise.race([finished, Promise.all(runs).then(() => finished)]);
     const anchored = ledger.anchored(task.id);
-    const last = anchored.at(-1);
-    if (last === undefined || anchored.length !== options.rounds)
+    // A task whose organisations hold rows out closes with a round that only scores the last model.
+    const expected = options.rounds + (evaluatesClientSide(task.spec) ? 1 : 0);
+    const last = anchored[options.rounds - 1];
+    if (last === undefined || anchored.length !== expected)
       throw new AilinkError(
         'TASK_STOPPED',
-        `expected ${options.rounds} rounds anchored, got ${anchored.length}: ${ledger.tasks.get(task.id)?.stopReason ?? 'no reason recorded'}`,
+        `expected ${expected} rounds anchored, got ${anchored.length}: ${ledger.tasks.get(task.id)?.stopReason ?? 'no reason recorded'}`,
       );
+    // Set by the event handler (TypeScript cannot see that assignment here).
+    const heldOut = finalHeldOut as { accuracy: number; loss: number } | null;
+    const lastScore = scores.at(-1);
     const manifest = parseManifest(await objects.get(last.manifest));
     const model = decodeModelBytes(await objects.get(manifest.model.fid)).weights;
     controller.abort();
@@ -342,7 +510,7 @@ export async function simulate(
     return {
       organisations: n,
       rounds: options.rounds,
-      dimension,
+      dimension: task.spec.model.parameters,
       task: task.id,
       roundSeconds,
       roundCpuSeconds,
@@ -351,6 +519,14 @@ export async function simulate(
       peakRssMib: peakRssMib(),
       survivors,
       attempts,
+      modelName: real ? real.data.model.name : 'stand-in',
+      scores,
+      final:
+        heldOut !== null
+          ? { ...heldOut, on: 'held-out' }
+          : lastScore?.accuracy != null && lastScore.loss !== null
+            ? { accuracy: lastScore.accuracy, loss: lastScore.loss, on: 'test' }
+            : null,
       model,
       modelDigest: createHash('sha256')
         .update(new Uint8Array(model.buffer, model.byteOffset, model.byteLength))

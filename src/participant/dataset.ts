@@ -30,6 +30,8 @@ const DATA_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/
 export const FASHION_MNIST_DIR = join(DATA_DIR, 'fashion-mnist');
 /** The balanced subset shipped with the repo (scripts/make-fmnist-subset.ts writes it from the full set). */
 export const SUBSET_DIR = join(DATA_DIR, 'fashion-mnist-small');
+/** Two public tables shipped for the demo and the simulator (models/data/tables/README.md). */
+export const TABLES_DIR = join(DATA_DIR, 'tables');
 
 /** Fashion-MNIST's classes, in label order. */
 export const FASHION_MNIST_CLASSES = [

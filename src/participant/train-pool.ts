@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ModelPackage, ModelSpec } from '../../models/index.ts';
 import { AilinkError, isErrorCode } from '../shared/errors.ts';
+import type { ParticipantDeps } from './runtime.ts';
 import type { BackendName } from './tf.ts';
 import type { EvaluationResult, LossName, TrainingData, TrainOptions, TrainResult } from './train.ts';
 
@@ -69,6 +70,23 @@ export interface TrainingPool {
   backend(): Promise<BackendName>;
   /** Terminates the workers; queued and running jobs reject with ABORTED. */
   close(): Promise<void>;
+}
+
+/**
+ * A participant's trainer over a pool: what an organisation trains and scores with, the same for `ailink participant`
+ * and each of `ailink simulate`'s virtual organisations (whose pool's threads bound how many train at once).
+ */
+export function poolTrainer(pool: TrainingPool): ParticipantDeps['trainer'] {
+  return {
+    async train(job) {
+      const r = await pool.train(job);
+      return { weights: r.weights, loss: r.loss, examples: r.examples, seconds: r.seconds };
+    },
+    async evaluate(job) {
+      const r = await pool.evaluate(job);
+      return { examples: r.examples, correct: r.correct, lossSum: r.lossSum };
+    },
+  };
 }
 
 /** Test hooks, kept off the public interface: crash a worker on purpose, count a worker's live tensors. */

@@ -11,6 +11,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const src = join(root, 'src');
+// models/index.ts finds the built-in model.json files beside itself: it is bundled like the sources.
+const models = join(root, 'models');
 const STALE_MS = 10 * 60_000;
 
 /**
@@ -80,6 +82,11 @@ function fingerprint() {
     }
   };
   walk(src);
+  for (const name of readdirSync(models).sort())
+    if (name.endsWith('.ts')) {
+      const stat = statSync(join(models, name));
+      hash.update(`${join(models, name)}\0${stat.size}\0${stat.mtimeMs}\n`);
+    }
   hash.update(readFileSync(join(root, 'package.json')));
   return hash.digest('hex').slice(0, 16);
 }
@@ -92,7 +99,7 @@ const sourceUrls = {
   name: 'source-urls',
   setup(build) {
     build.onLoad({ filter: /\.(ts|mjs)$/ }, (args) => {
-      if (!args.path.startsWith(src)) return undefined;
+      if (!args.path.startsWith(src) && !args.path.startsWith(models)) return undefined;
       const text = readFileSync(args.path, 'utf8').replaceAll(
         'import.meta.url',
         JSON.stringify(pathToFileURL(args.path).href),
