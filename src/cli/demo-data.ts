@@ -1,9 +1,10 @@
 import { basename, dirname } from 'node:path';
 import { builtinModel, type ModelPackage, type ModelSpec, readModelJson } from '../../models/index.ts';
 import { addInto } from '../aggregation/index.ts';
+import type { SimulationData } from '../node/simulate.ts';
 import { FASHION_MNIST_CLASSES, loadSource, partitionIndices } from '../participant/dataset.ts';
 import { readDelimited, type Table } from '../participant/delimited.ts';
-import { concatExamples, type Examples, exampleSize, selectExamples } from '../participant/examples.ts';
+import { concatExamples, exampleSize, selectExamples } from '../participant/examples.ts';
 import { readImageFolder } from '../participant/images.ts';
 import { exampleData, type LocalData, selectRows, tableData } from '../participant/local-data.ts';
 import { parseNumber, validateTable } from '../participant/tabular.ts';
@@ -11,7 +12,6 @@ import type { TrainingPool } from '../participant/train-pool.ts';
 import { AilinkError } from '../shared/errors.ts';
 import {
   type Column,
-  type DataSchema,
   featureShape,
   type ImageSchema,
   needsStatistics,
@@ -38,31 +38,11 @@ export type DemoSource =
   | { readonly kind: 'csv'; readonly file: string; readonly label: string; readonly model?: string }
   | { readonly kind: 'images'; readonly dir: string; readonly model: string };
 
-export interface DemoData {
-  /** For people: what was read. */
-  readonly title: string;
-  readonly schema: DataSchema;
+/** What `ailink demo` reads: what a simulation trains on (SimulationData), and the model's spec and notes for people. */
+export interface DemoData extends SimulationData {
   readonly model: { readonly pkg: ModelPackage; readonly spec: ModelSpec; readonly name: string };
-  readonly training: TaskSpec['training'];
-  /** Local epochs and batch size when the rows are split among this many organisations. */
-  localFor(organisations: number): TaskSpec['local'];
-  /** Roughly how fast one core trains this model on this data: sizes the training stage's deadline. */
-  readonly samplesPerSecond: number;
-  /** Rows (or images) in all. */
-  readonly rows: number;
   /** Lines worth telling a person: where the data came from, what was derived from it. */
   readonly notes: readonly string[];
-  /** A test set of the coordinator's own, when the source has one (Fashion-MNIST's 10,000 test images). */
-  readonly testData?: Examples;
-  /**
-   * Organisation i's data: its slice of the rows, IID (alpha null) or Dirichlet(alpha) over the label, drawn from
-   * `seed` (default 'demo': the demo's slices are the same every run).
-   */
-  organisations(
-    count: number,
-    alpha: number | null,
-    seed?: string,
-  ): ((spec: TaskSpec) => Promise<LocalData>)[];
 }
 
 /**

@@ -49,7 +49,7 @@ import {
  */
 
 /**
- * A real model and dataset, as `ailink demo` reads them (src/cli/demo-data.ts's DemoData has this shape): the
+ * A real model and dataset, as `ailink demo` reads them (src/cli/demo-data.ts's DemoData extends it): the
  * schema, the model package, the training settings, the coordinator's test set if the data has one, and each
  * organisation's slice.
  */
