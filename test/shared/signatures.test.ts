@@ -1,5 +1,7 @@
 import { u8aConcat, u8aWrapBytes } from '@polkadot/util';
 import { decodeAddress, sr25519PairFromSeed, sr25519Sign, sr25519Verify } from '@polkadot/util-crypto';
+import { isReady as wasmReady } from '@polkadot/wasm-crypto';
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { devSigner } from '../../src/chain/devchain.ts';
 import {
@@ -57,5 +59,76 @@ describe('off-chain sr25519 signatures are <Bytes>-wrapped', () => {
       const tx = signer.signTransaction(payload);
       expect(verifySignature(signer.address, payload, tx)).toBe(false);
     }
+  });
+});
+
+/**
+ * verifySignature runs schnorrkel in WebAssembly once it is loaded, and @polkadot/util-crypto's pure-JS port before:
+ * both must take exactly the same signatures, whoever made them, and refuse the same forgeries.
+ */
+describe('the WebAssembly verifier and the pure-JS one agree', () => {
+  beforeAll(() => accountsReady());
+  const jsVerify = (address: string, message: Uint8Array, signature: Uint8Array) => {
+    try {
+      return sr25519Verify(offChainMessage(message), signature, decodeAddress(address));
+    } catch {
+      return false;
+    }
+  };
+
+  it('on signatures, altered signatures, altered messages and other signers', () => {
+    expect(wasmReady()).toBe(true);
+    const signers = [0, 1, 2].map((i) =>
+      accountFromSeeds(seededBytes(`agree-sr-${i}`, 32), seededBytes(`agree-x-${i}`, 32)),
+    );
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.nat(),
+        fc.constantFrom('as signed', 'signature byte', 'message byte', 'other signer'),
+        (message, by, other, at, change) => {
+          const signer = signers[by]!;
+          const signature = signer.sign(message);
+          let claimed = signer.address;
+          const altered = new Uint8Array(message);
+          if (change === 'signature byte') signature[at % 64]! ^= 1 << (at % 8);
+          if (change === 'message byte' && altered.length > 0) altered[at % altered.length]! ^= 1;
+          if (change === 'other signer') claimed = signers[other]!.address;
+          const wasm = verifySignature(claimed, altered, signature);
+          expect(wasm).toBe(jsVerify(claimed, altered, signature));
+          const untouched =
+            change === 'as signed' ||
+            (change === 'message byte' && message.length === 0) ||
+            (change === 'other signer' && other === by);
+          expect(wasm).toBe(untouched);
+        },
+      ),
+      { seed: 2512, numRuns: 150 },
+    );
+  });
+
+  it('on malformed input: wrong lengths, garbage keys and signatures are refused, never thrown', () => {
+    const signer = accountFromSeeds(seededBytes('agree-sr-m', 32), seededBytes('agree-x-m', 32));
+    const message = text('m');
+    const signature = signer.sign(message);
+    expect(verifySignature(signer.address, message, signature.subarray(0, 63))).toBe(false);
+    expect(verifySignature(signer.address, message, new Uint8Array([...signature, 0]))).toBe(false);
+    expect(verifySignature('not an address', message, signature)).toBe(false);
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 64, maxLength: 64 }), (garbage) => {
+        expect(verifySignature(signer.address, message, garbage)).toBe(false);
+        expect(jsVerify(signer.address, message, garbage)).toBe(false);
+      }),
+      { seed: 2512, numRuns: 100 },
+    );
+    // A signature without schnorrkel's marker bit (the top bit of its last byte) is not one.
+    const unmarked = new Uint8Array(signature);
+    unmarked[63]! &= 0x7f;
+    expect(verifySignature(signer.address, message, unmarked)).toBe(
+      jsVerify(signer.address, message, unmarked),
+    );
+    expect(verifySignature(signer.address, message, unmarked)).toBe(false);
   });
 });
