@@ -236,11 +236,17 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
     return run;
   }
 
+  /**
+   * The upload is gone for every request and for the bound at once, its files after: counted after the `rm`, a
+   * request (or the test) could see the files gone and the bytes still staged, and two removals racing (a sweep and a
+   * request that found the upload expired) would both subtract its bytes.
+   */
   async function remove(uploadId: string) {
-    await rm(uploadDir(uploadId), { recursive: true, force: true });
+    const at = uploadDir(uploadId);
     for (const bytes of sizes.get(uploadId)?.values() ?? []) committed -= bytes;
     sizes.delete(uploadId);
     lastUse.delete(uploadId);
+    await rm(at, { recursive: true, force: true });
   }
 
   return {
