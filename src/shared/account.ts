@@ -80,9 +80,9 @@ export function verifySignature(address: string, message: Uint8Array, signature:
     const key = decodeAddress(address);
     if (key.length !== 32 || signature.length !== 64) return false;
     const signed = offChainMessage(message);
-    // schnorrkel in WebAssembly once `accountsReady` has loaded it: about 8× faster than @polkadot/util-crypto's
-    // pure-JS port, whose BigInt temporaries were 92 % of a miner's malloc calls (README, Soak). Both verify the
-    // same signatures (test/shared/account.test.ts).
+    // schnorrkel in WebAssembly once `accountsReady` has loaded it: 6.9× faster (bench:signatures) than
+    // @polkadot/util-crypto's pure-JS port, whose BigInt temporaries were 92 % of a miner's malloc calls (README,
+    // Soak). Both verify the same signatures (test/shared/signatures.test.ts).
     return wasmReady() ? wasmSr25519Verify(signature, signed, key) : sr25519Verify(signed, signature, key);
   } catch {
     return false;
