@@ -987,8 +987,11 @@ class ForgetfulWsProvider extends WsProvider {
     const answer = super.send<T>(method, params, false, subscription);
     this.#answers.delete(key);
     this.#answers.set(key, { answer, until: now + ANSWER_TTL_MS });
-    // The oldest goes first (a Map iterates in insertion order).
-    if (this.#answers.size > ANSWERS_KEPT) this.#answers.delete(this.#answers.keys().next().value!);
+    // A Map iterates in insertion order, which is expiry order here: the expired and those past the count go first.
+    for (const [oldKey, old] of this.#answers) {
+      if (old.until > now && this.#answers.size <= ANSWERS_KEPT) break;
+      this.#answers.delete(oldKey);
+    }
     answer.catch(() => {
       if (this.#answers.get(key)?.answer === answer) this.#answers.delete(key);
     });
