@@ -34,6 +34,7 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
       'altda-max-blob-mib': { type: 'string' },
       'multipart-staging-max': { type: 'string' },
       'multipart-expiry-hours': { type: 'string' },
+      'multipart-uploads-max': { type: 'string' },
     },
   });
   if (!values['data-dir'])
@@ -45,6 +46,7 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
       `--multipart-staging-max: expected a byte count such as 17179869184 or 16G, got ${JSON.stringify(stagingText)}`,
     );
   const expiryHours = values['multipart-expiry-hours'];
+  const uploadsMax = values['multipart-uploads-max'];
   const { session, account } = await networkAndKey(values);
   const { host, port } = parseListen(values.listen);
   const node = await startGatewayNode(
@@ -69,6 +71,9 @@ export async function gatewayCommand(argv: string[], env: NodeJS.ProcessEnv = pr
       },
       multipart: {
         ...(stagingMax === undefined ? {} : { maxStagedBytes: stagingMax }),
+        ...(uploadsMax === undefined
+          ? {}
+          : { maxOpenUploads: positiveInt(uploadsMax, 'multipart-uploads-max', 1000) }),
         ...(expiryHours === undefined
           ? {}
           : { expiryMs: positiveInt(expiryHours, 'multipart-expiry-hours', 168) * 3_600_000 }),

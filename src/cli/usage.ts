@@ -27,6 +27,7 @@ export const USAGE = `ailink — federated learning on decentralized storage
   ailink gateway --data-dir DIR [--network FILE | --chain WS] [--key FILE] [--listen HOST:PORT] [--region NAME]
                  [--domain NAME] [--altda-put-from ADDRESS]... [--altda-max-blob-mib N]
                  [--multipart-staging-max BYTES] [--multipart-expiry-hours N]
+                 [--multipart-uploads-max N]
                                                   the account's buckets and objects over S3 (SigV4; path-style, or
                                                   virtual-host as <bucket>.NAME, default localhost) for ordinary
                                                   tools; the OP Stack Alt-DA DA server at URL/altda (puts only from

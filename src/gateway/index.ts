@@ -64,6 +64,7 @@ export {
 } from './market-protocol.ts';
 export {
   completeParts,
+  DEFAULT_MAX_OPEN_UPLOADS,
   DEFAULT_MAX_STAGED_BYTES,
   DEFAULT_UPLOAD_EXPIRY_MS,
   diskUploadStore,

@@ -34,6 +34,11 @@ export const MAX_PART_BYTES = 5 * 1024 ** 3;
 
 /** The gateway's default bound on the bytes staged across its open multipart uploads (`--multipart-staging-max`). */
 export const DEFAULT_MAX_STAGED_BYTES = 16 * 1024 ** 3;
+/**
+ * The gateway's default bound on multipart uploads open at once (`--multipart-uploads-max`): far above what backup and
+ * sync tools keep open (the aws CLI runs 10 requests at once), far below what fills a disk with empty directories.
+ */
+export const DEFAULT_MAX_OPEN_UPLOADS = 1000;
 /** The gateway's default expiry of an untouched multipart upload (`--multipart-expiry-hours`): 7 days. */
 export const DEFAULT_UPLOAD_EXPIRY_MS = 7 * 24 * 3600 * 1000;
 
@@ -117,6 +122,12 @@ export interface UploadStoreOptions {
    */
   readonly maxStagedBytes?: number;
   /**
+   * The most uploads open at once (default: no bound). A CreateMultipartUpload past it is refused with QUOTA_EXCEEDED,
+   * after expired uploads made what room they could: each open upload is a directory and entries in memory, whatever
+   * its parts hold.
+   */
+  readonly maxOpenUploads?: number;
+  /**
    * Uploads with no part written (none being written either) and no `touch` (ListParts, Complete) for `afterMs` are
    * aborted: at start, by `sweepExpired`, and when a request reaches one (then NoSuchUpload). `clock` must be the one
    * whose times `create`/`writePart`/`touch` are given.
@@ -163,6 +174,9 @@ export interface UploadStore {
 export function diskUploadStore(dir: string, random: Random, options: UploadStoreOptions = {}): UploadStore {
   makePrivateDir(dir);
   const maxStaged = options.maxStagedBytes ?? Number.POSITIVE_INFINITY;
+  const maxOpen = options.maxOpenUploads ?? Number.POSITIVE_INFINITY;
+  /** Uploads being created: counted against `maxOpen` before their directory exists, so creations at once cannot pass it. */
+  let creating = 0;
   const expiry = options.expiry;
   /** Each open upload's committed parts, number → bytes on disk; an upload is open while it has an entry here. */
   const sizes = new Map<string, Map<number, number>>();
@@ -251,13 +265,32 @@ export function diskUploadStore(dir: string, random: Random, options: UploadStor
 
   return {
     async create(info, now) {
-      const uploadId = toHex(random(16));
-      const at = uploadDir(uploadId);
-      await mkdir(at, { mode: 0o700 });
-      await writeFile(join(at, 'upload.json'), JSON.stringify({ ...info, initiated: now }), { mode: 0o600 });
-      sizes.set(uploadId, new Map());
-      lastUse.set(uploadId, now);
-      return uploadId;
+      if (sizes.size + creating >= maxOpen) {
+        // Expired uploads make room first (the periodic sweep may not have come by yet).
+        for (const id of [...lastUse.keys()].filter(idle)) await remove(id);
+        const open = sizes.size + creating;
+        if (open >= maxOpen) {
+          throw new AilinkError(
+            'QUOTA_EXCEEDED',
+            `no more multipart uploads fit this gateway: ${open} are open and the limit is ${maxOpen}; complete or abort open multipart uploads (ListMultipartUploads lists them${expiry === undefined ? '' : `; the gateway aborts those untouched for ${hours(expiry.afterMs)}`}), or raise the gateway's --multipart-uploads-max`,
+            { details: { s3: 'QuotaExceeded', open, limit: maxOpen } },
+          );
+        }
+      }
+      creating++;
+      try {
+        const uploadId = toHex(random(16));
+        const at = uploadDir(uploadId);
+        await mkdir(at, { mode: 0o700 });
+        await writeFile(join(at, 'upload.json'), JSON.stringify({ ...info, initiated: now }), {
+          mode: 0o600,
+        });
+        sizes.set(uploadId, new Map());
+        lastUse.set(uploadId, now);
+        return uploadId;
+      } finally {
+        creating--;
+      }
     },
     async info(uploadId, bucket, key) {
       const info = await readInfo(uploadId);

@@ -7,6 +7,7 @@ import {
   buildS3App,
   createChainNamespace,
   DEFAULT_MAX_BLOB_BYTES,
+  DEFAULT_MAX_OPEN_UPLOADS,
   DEFAULT_MAX_STAGED_BYTES,
   DEFAULT_UPLOAD_EXPIRY_MS,
   diskUploadStore,
@@ -58,6 +59,8 @@ export interface GatewayNodeOptions {
   readonly multipart?: {
     /** The most bytes their parts may hold together, on this gateway (default 16 GiB). */
     readonly maxStagedBytes?: number;
+    /** The most uploads open at once, on this gateway (default 1,000). */
+    readonly maxOpenUploads?: number;
     /** Uploads with no part and no ListParts for this long are aborted (default 7 days). */
     readonly expiryMs?: number;
   };
@@ -155,6 +158,7 @@ export async function startGatewayNode(
       namespace,
       uploads: diskUploadStore(join(options.dataDir, 'uploads'), deps.random, {
         maxStagedBytes: options.multipart?.maxStagedBytes ?? DEFAULT_MAX_STAGED_BYTES,
+        maxOpenUploads: options.multipart?.maxOpenUploads ?? DEFAULT_MAX_OPEN_UPLOADS,
         expiry: { afterMs: options.multipart?.expiryMs ?? DEFAULT_UPLOAD_EXPIRY_MS, clock: deps.clock },
       }),
       maxObjectBytes: declarable,

@@ -264,9 +264,9 @@ export const ERROR_CODES = {
   QUOTA_EXCEEDED: {
     status: 403,
     about:
-      "a declaration would take more of its owner's storage space than is left; or a multipart part would take the gateway's staging of open uploads past its limit",
+      "a declaration would take more of its owner's storage space than is left; a multipart part would take the gateway's staging of open uploads past its limit; or a new multipart upload would pass the gateway's count of open ones",
     action:
-      'buy more space (`ailink space buy`) or delete files; for staging, complete or abort open multipart uploads, or raise `ailink gateway --multipart-staging-max`',
+      'buy more space (`ailink space buy`) or delete files; for staging, complete or abort open multipart uploads, or raise `ailink gateway --multipart-staging-max` (bytes) or `--multipart-uploads-max` (uploads)',
   },
   UPLOAD_TOO_LARGE: {
     status: 413,

@@ -236,6 +236,65 @@ describe('multipart staging quota through the S3 API', () => {
   });
 });
 
+describe('the count of open multipart uploads', () => {
+  const info = (key: string) => ({ bucket: 'box', key, metadata: {} });
+  const uploadDirs = (dir: string) => readdirSync(dir).length;
+
+  it('the attack: uploads opened and never completed — without a limit each is one more directory, without end', async () => {
+    const { dir, s3 } = await gateway({});
+    for (let i = 0; i < 12; i++) await create(s3, `k${i}`);
+    expect(uploadDirs(dir)).toBe(12);
+  });
+
+  it('with --multipart-uploads-max, the one past it → 403 QuotaExceeded saying the count, the limit and what to do; an abort makes room', async () => {
+    const { dir, s3 } = await gateway({ maxOpenUploads: 3 });
+    const ids = [await create(s3, 'a'), await create(s3, 'b'), await create(s3, 'c')];
+    const refused = await refusal(() => create(s3, 'd'));
+    expect(refused).toMatchObject({ name: 'QuotaExceeded', status: 403 });
+    expect(refused.message).toContain('3 are open and the limit is 3');
+    expect(refused.message).toContain('--multipart-uploads-max');
+    expect(uploadDirs(dir)).toBe(3);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'box', Key: 'a', UploadId: ids[0]! }));
+    await create(s3, 'd');
+    expect(uploadDirs(dir)).toBe(3);
+  });
+
+  it('creations at once cannot pass it together', async () => {
+    const dir = fresh();
+    const store = diskUploadStore(dir, systemRandom, { maxOpenUploads: 3 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => store.create(info(`k${i}`), 0)),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    for (const r of results.filter((r) => r.status === 'rejected'))
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    expect(uploadDirs(dir)).toBe(3);
+  });
+
+  it('expired uploads make room before a creation is refused; a restarted gateway counts the uploads on its disk', async () => {
+    const dir = fresh();
+    const clock = manualClock(1_000_000);
+    const options = { maxOpenUploads: 2, expiry: { afterMs: 7 * DAY, clock } };
+    const store = diskUploadStore(dir, systemRandom, options);
+    const old = await store.create(info('old'), clock.now());
+    clock.advance(6 * DAY);
+    await store.create(info('young'), clock.now());
+    expect(await codeOf(() => store.create(info('refused'), clock.now()))).toEqual({
+      code: 'QUOTA_EXCEEDED',
+      s3: 'QuotaExceeded',
+    });
+    clock.advance(DAY);
+    // 'old' is 7 days untouched now: it goes, and the new one takes its place.
+    await store.create(info('new'), clock.now());
+    expect(existsSync(join(dir, old))).toBe(false);
+    expect(uploadDirs(dir)).toBe(2);
+    const restarted = diskUploadStore(dir, systemRandom, options);
+    expect(await codeOf(() => restarted.create(info('refused'), clock.now()))).toMatchObject({
+      code: 'QUOTA_EXCEEDED',
+    });
+  });
+});
+
 describe('diskUploadStore: staging bound, expiry, restart', () => {
   it('an upload being removed is gone at once for the bound, and two removals racing (a sweep and an expired request) subtract its bytes once', async () => {
     const dir = fresh();
