@@ -134,6 +134,12 @@ export interface ChainClientOptions {
 
 /** Pause between attempts to reconnect to a chain whose connection dropped. */
 const RECONNECT_EVERY_MS = 1000;
+/**
+ * How long an attempt to reconnect may go unanswered before it is given up and the next made: 5 s at first, twice as
+ * long after each attempt given up so (up to 40 s), so that a node too loaded to answer within 5 s is still reached.
+ */
+const CONNECT_ATTEMPT_MS = 5000;
+const CONNECT_ATTEMPT_MAX_MS = 40_000;
 
 /**
  * Connects to any Substrate endpoint. Nonces are tracked per account here because a pool that does not order by
@@ -189,11 +195,26 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   // coordinator, an organisation) outlives a restart of its node. The provider then subscribes again to what it
   // followed (not to submissions: `sendOnce` deals with those), and the api reloads what it needs.
   let closing = false;
+  let attempts = 0;
+  let attemptMs = CONNECT_ATTEMPT_MS;
+  provider.on('connected', () => {
+    attemptMs = CONNECT_ATTEMPT_MS;
+  });
+  const reconnect = () => {
+    if (closing || provider.isConnected) return;
+    const attempt = ++attempts;
+    provider.connect().catch(() => {});
+    // ws puts no deadline on its handshake, and only a failed attempt brings the next: a listener that takes the
+    // connection and never answers (a proxy before a node that is down, a node half started) would hold this attempt,
+    // and every read, for ever. Closing it unanswered fails it, and so brings the next.
+    setTimeout(() => {
+      if (closing || attempt !== attempts || provider.isConnected) return;
+      attemptMs = Math.min(CONNECT_ATTEMPT_MAX_MS, attemptMs * 2);
+      provider.disconnect().catch(() => {});
+    }, attemptMs).unref();
+  };
   provider.on('disconnected', () => {
-    if (!closing)
-      setTimeout(() => {
-        if (!closing && !provider.isConnected) provider.connect().catch(() => {});
-      }, RECONNECT_EVERY_MS).unref();
+    if (!closing) setTimeout(reconnect, RECONNECT_EVERY_MS).unref();
   });
   /**
    * Resolves at once while connected; otherwise when the connection is back.

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createConnection, createServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type ChainClient, connectChain } from '../../src/chain/client.ts';
@@ -196,5 +196,71 @@ describe('a submission whose answer is lost', () => {
     expect(block.hash).toBe((await dev.client().block(height)).hash);
     // And the next read of it too.
     expect((await client.blocks(height, height))[0]?.hash).toBe(block.hash);
+  });
+});
+
+/**
+ * A TCP relay in front of the dev chain that can cut every connection through it and, while `tarpit` is set, take new
+ * connections without ever passing them on or answering them: a proxy before a node that is down, or a node half
+ * started, whose listener accepts and then says nothing.
+ */
+async function tarpitRelay(target: string) {
+  const { hostname, port } = new URL(target);
+  const held: Socket[] = [];
+  const relayed: Socket[] = [];
+  let tarpit = false;
+  const server = createServer((socket) => {
+    if (tarpit) {
+      held.push(socket);
+      return;
+    }
+    const upstream = createConnection({ host: hostname, port: Number(port) });
+    relayed.push(socket, upstream);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    /** Cuts every relayed connection; from now on new ones are held unanswered until `relay`. */
+    cutAndHold() {
+      tarpit = true;
+      for (const s of relayed.splice(0)) s.destroy();
+    },
+    relay() {
+      tarpit = false;
+    },
+    held: () => held.length,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of [...held, ...relayed]) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('a connection that drops', () => {
+  const dev = useDevChain();
+
+  it('is made again when an attempt is taken and never answered: no reconnection waits on one attempt for ever', async () => {
+    // ws puts no deadline on its handshake, and the client tried again only when an attempt failed: an attempt that
+    // a listener took and never answered held every read until its deadline, and the client never tried again.
+    const relay = await tarpitRelay(dev.endpoint());
+    const client = await connectChain(relay.endpoint, { reconnectMs: 20_000 });
+    try {
+      const before = await client.finalizedHeight();
+      relay.cutAndHold();
+      for (let i = 0; i < 100 && relay.held() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(relay.held()).toBeGreaterThan(0);
+      // The node is back; the attempt already taken stays unanswered.
+      relay.relay();
+      expect(await client.finalizedHeight()).toBeGreaterThanOrEqual(before);
+    } finally {
+      await client.close();
+      await relay.close();
+    }
   });
 });
