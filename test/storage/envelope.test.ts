@@ -65,13 +65,17 @@ describe('segment sealing: constants and shape', () => {
     expect(newDataKey(systemRandom)).toHaveLength(32);
   });
 
-  it('stored is exactly segmentSize bytes: ciphertext, then zero padding; the tag is 16 separate bytes', () => {
+  it('stored is exactly segmentSize bytes: ciphertext, then the tag (as much as fits), then zeros; the tag is 16 separate bytes', () => {
     fc.assert(
       fc.property(key32, index, fc.boolean(), plaintext, (key, i, last, pt) => {
         const { stored, tag } = sealSegment(key, i, last, pt, SEG);
         expect(stored).toBeInstanceOf(Uint8Array);
         expect(stored.byteLength).toBe(SEG);
-        expect(stored.subarray(pt.byteLength).every((b) => b === 0)).toBe(true);
+        const copied = Math.min(TAG_BYTES, SEG - pt.byteLength);
+        expect(eq(stored.subarray(pt.byteLength, pt.byteLength + copied), tag.subarray(0, copied))).toBe(
+          true,
+        );
+        expect(stored.subarray(pt.byteLength + copied).every((b) => b === 0)).toBe(true);
         expect(tag).toBeInstanceOf(Uint8Array);
         expect(tag.byteLength).toBe(TAG_BYTES);
       }),
@@ -92,8 +96,11 @@ describe('segment sealing: constants and shape', () => {
     // Committed vector (stored objects must stay readable across versions).
     expect(ciphertext.toString('hex')).toBe('6c4d62da381d91b1d2e6');
     expect(expectedTag.toString('hex')).toBe('8d0ab0781b0b5c869cb1609b40848a07');
-    // The stored segment is the ciphertext and zeros, nothing else; the tag travels on its own.
-    expect(toHex(stored)).toBe(ciphertext.toString('hex') + '00'.repeat(SEG - pt.byteLength));
+    // The stored segment is the ciphertext, the tag, and zeros; the tag also travels on its own (in the record).
+    // Objects sealed before the tag went into the padding have zeros there: readers never look past the ciphertext.
+    expect(toHex(stored)).toBe(
+      ciphertext.toString('hex') + expectedTag.toString('hex') + '00'.repeat(SEG - pt.byteLength - TAG_BYTES),
+    );
     expect(toHex(tag)).toBe(expectedTag.toString('hex'));
     expect(new TextDecoder().decode(openSegment(key, 3, true, stored, pt.byteLength, tag))).toBe(
       'ailink kat',
@@ -145,7 +152,8 @@ describe('openSegment ∘ sealSegment', () => {
     expect(sealed.tag).toHaveLength(TAG_BYTES);
     expect(eq(openSegment(key, 9, false, sealed.stored, full.byteLength, sealed.tag), full)).toBe(true);
     const empty = sealSegment(key, 10, true, new Uint8Array(0), TEST_PROFILE.segmentSize);
-    expect(empty.stored.every((b) => b === 0)).toBe(true);
+    expect(eq(empty.stored.subarray(0, TAG_BYTES), empty.tag)).toBe(true);
+    expect(empty.stored.subarray(TAG_BYTES).every((b) => b === 0)).toBe(true);
     expect(openSegment(key, 10, true, empty.stored, 0, empty.tag)).toHaveLength(0);
   });
 
@@ -371,6 +379,22 @@ describe('openSegment ∘ sealSegment', () => {
       const s = sealed[i]!;
       expect(eq(openSegment(key, i, i === parts.length - 1, s.stored, p.byteLength, s.tag), p)).toBe(true);
     });
+  });
+
+  it('no two keys store a short plaintext alike, the empty one included: the padding differs (the tag opens it)', () => {
+    // Zeros alone after the ciphertext stored every empty object as the same bytes (one fid for all of them), and a
+    // 1-byte one like the plain byte equal to its ciphertext (found by CI: test/storage/client.test.ts).
+    fc.assert(
+      fc.property(key32, key32, fc.uint8Array({ maxLength: 2 }), (a, b, pt) => {
+        fc.pre(!eq(a, b));
+        const one = sealSegment(a, 0, true, pt, SEG).stored;
+        expect(eq(one, sealSegment(b, 0, true, pt, SEG).stored)).toBe(false);
+        const plain = new Uint8Array(SEG);
+        plain.set(one.subarray(0, pt.byteLength));
+        expect(eq(one, plain)).toBe(false);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('bytes after the ciphertext are padding: the segment hash, not the AEAD, protects them', () => {

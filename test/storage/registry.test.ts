@@ -142,13 +142,16 @@ function registryContract(name: string, open: Open, persistent: boolean): void {
       expect(gotSealed!.miners).toStrictEqual(minersFor('b'));
     });
 
-    it('declaring the same fid again changes nothing', async () => {
+    it('declaring the same object again changes nothing; another object of the same fid is OBJECT_TAKEN', async () => {
       const first = makeRecord({ seed: 'same', createdAt: 1000, name: 'first' });
       await registry.declare(first, DEAL, placed(minersFor('first')));
-      // Same fid, different everything else: the first declaration stands, placements included.
-      const second = makeRecord({ seed: 'same', createdAt: 2000, name: 'second', size: 7 });
-      await registry.declare(second, 'cd'.repeat(16), placed(minersFor('second')));
+      // The same object (fid, size, tags) under another name and time: the first declaration stands, placements too.
+      const again = makeRecord({ seed: 'same', createdAt: 2000, name: 'again' });
+      await registry.declare(again, 'cd'.repeat(16), placed(minersFor('second')));
       await registry.declare(first, DEAL, placed(minersFor('third')));
+      // Another size under the fid is another object stored alike (zeros at the end): refused, not given the first.
+      const other = makeRecord({ seed: 'same', createdAt: 3000, name: 'other', size: 7 });
+      await rejectsWith(registry.declare(other, DEAL, placed(minersFor('fourth'))), 'OBJECT_TAKEN');
 
       expect(await registry.get(first.fid)).toStrictEqual({ record: first, miners: minersFor('first') });
       expect(await registry.list()).toStrictEqual([summary(first)]);

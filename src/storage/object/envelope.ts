@@ -10,7 +10,8 @@ import { generateX25519, privateKeyObject, publicKeyObject, x25519PublicOf } fro
  * AES-256-GCM under nonce = i (unique because the key is never reused) and associated data that binds the segment's
  * position and whether it is the last one (the STREAM construction), so reordering, dropping or truncating segments
  * fails authentication. The 16-byte tag is kept beside the segment (in the object record), not inside it, so an
- * encrypted segment carries a full segment of plaintext and an encrypted object has as many segments as a plain one.
+ * encrypted segment carries a full segment of plaintext and an encrypted object has as many segments as a plain one; a
+ * copy of it opens the padding of a short last segment (see `sealSegment`).
  * The data key is wrapped for each reader with X25519 + HKDF-SHA256 + AES-256-GCM.
  */
 
@@ -38,14 +39,15 @@ function segmentAad(index: number, last: boolean): Buffer {
   return aad;
 }
 
-/** A sealed segment: ciphertext zero-padded to the segment size, and its detached authentication tag. */
+/** A sealed segment: ciphertext padded to the segment size (the tag, then zeros), and its authentication tag. */
 export interface SealedSegment {
   readonly stored: Uint8Array;
   readonly tag: Uint8Array;
 }
 
 /**
- * Seals one segment's plaintext (≤ segmentSize bytes); the ciphertext is zero-padded to exactly `segmentSize`. With
+ * Seals one segment's plaintext (≤ segmentSize bytes); the ciphertext is padded to exactly `segmentSize` with the tag
+ * (as much as fits) and then zeros, so that no two objects' segments are stored alike however short they are. With
  * `inPlace`, when the plaintext's buffer starts with it and has room for a whole segment (the storage client's chunks
  * do), the segment is sealed in that buffer, a piece at a time, overwriting the plaintext: a put then never holds a
  * segment twice.
@@ -78,8 +80,15 @@ export function sealSegment(
   }
   const rest = cipher.final();
   stored.set(rest, written);
-  stored.fill(0, written + rest.byteLength);
-  return { stored, tag: new Uint8Array(cipher.getAuthTag()) };
+  const end = written + rest.byteLength;
+  const tag = new Uint8Array(cipher.getAuthTag());
+  // The padding begins with the tag (as much as fits): zeros alone made every object whose ciphertext is short stored
+  // alike — all empty ones, and a 1-byte one like the plain byte equal to its ciphertext — so they shared one fid. The
+  // tag is unique to the key and public anyway (the record holds it); readers never look past the ciphertext.
+  const copied = Math.min(TAG_BYTES, segmentSize - end);
+  stored.set(tag.subarray(0, copied), end);
+  stored.fill(0, end + copied);
+  return { stored, tag };
 }
 
 /** Plaintext bytes sealed per cipher call (in place, a piece's ciphertext is held once more while it is copied). */

@@ -148,11 +148,24 @@ export interface ObjectRegistry {
  * @returns whether the fid is new to the registry (false: the same owner declared it already, nothing to add)
  */
 export function checkNotTaken(
-  existing: Pick<ObjectRecord, 'owner'> | undefined,
+  existing: Pick<ObjectRecord, 'owner' | 'size' | 'encryption'> | undefined,
   record: ObjectRecord,
 ): boolean {
   if (existing === undefined) return true;
-  if (existing.owner === record.owner) return false;
+  // The same stored bytes of the same size, plain both times or sealed with the same tags (the same key), are the same
+  // object. Anything else under one fid is another object stored alike: plain bytes are stored zero-padded, so an
+  // object and the same bytes followed by zeros are stored the same. Giving the new one the old one's fid would have a
+  // read of it return the old one.
+  const tags = (r: Pick<ObjectRecord, 'encryption'>) => r.encryption?.tags.join() ?? null;
+  const same = existing.size === record.size && tags(existing) === tags(record);
+  if (existing.owner === record.owner && same) return false;
+  if (existing.owner === record.owner) {
+    throw new AilinkError(
+      'OBJECT_TAKEN',
+      `object ${record.fid} is already stored by you as another object (${existing.size} bytes${existing.encryption === null ? '' : ', encrypted'}), whose stored bytes equal this one's (${record.size} bytes; plain bytes are stored zero-padded, so the two differ at most by zeros at the end): store it encrypted (the default) to store it apart`,
+      { details: { fid: record.fid, owner: existing.owner } },
+    );
+  }
   throw new AilinkError(
     'OBJECT_TAKEN',
     `object ${record.fid} is already stored by ${existing.owner}, not by ${record.owner}: the same bytes stored unencrypted have the same fid, and only its owner keeps or deletes it. Store your copy encrypted (the default) to own one`,
