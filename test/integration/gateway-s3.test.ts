@@ -232,6 +232,19 @@ describe('S3 API of the gateway, with the AWS SDK, over a dev network', () => {
     expect(await got.Body!.transformToString()).toBe('version 2');
   });
 
+  it('empty objects (folder markers) are each their own: both keys are filed, and deleting one leaves the other', async () => {
+    // Every empty object used to be stored as the same zeros: one fid. The second put found it Active, declared
+    // nothing, and answered 200; its key was never filed (a GET of it: NoSuchKey).
+    for (const Key of ['markers/a/', 'markers/b/'])
+      await s3.send(new PutObjectCommand({ Bucket: 'empty-one', Key, Body: new Uint8Array(0) }));
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'empty-one', Prefix: 'markers/' }));
+    expect(listed.Contents?.map((c) => c.Key)).toEqual(['markers/a/', 'markers/b/']);
+    await s3.send(new DeleteObjectCommand({ Bucket: 'empty-one', Key: 'markers/a/' }));
+    const kept = await s3.send(new GetObjectCommand({ Bucket: 'empty-one', Key: 'markers/b/' }));
+    expect((await kept.Body!.transformToByteArray()).byteLength).toBe(0);
+    await s3.send(new DeleteObjectCommand({ Bucket: 'empty-one', Key: 'markers/b/' }));
+  });
+
   it('deletes objects (one, and several at once) as real fileBank deletions; a bucket with keys is not deleted', async () => {
     expect(await s3Failure(s3.send(new DeleteBucketCommand({ Bucket: 'backups' })))).toEqual({
       name: 'BucketNotEmpty',
