@@ -227,7 +227,8 @@ export const ERROR_CODES = {
   },
   OBJECT_TAKEN: {
     status: 409,
-    about: 'another owner already stores an object with that fid (the same bytes)',
+    about:
+      'another owner already stores an object with that fid (the same bytes), or the owner stores another object stored as the same bytes (plain bytes differing only by zeros at the end)',
     action: 'encrypt the object (its fid then differs), or ask the owner for access',
   },
   OBJECT_UNAVAILABLE: {
