@@ -142,10 +142,12 @@ export interface ObjectRegistry {
 }
 
 /**
- * Refuses to record `record` over another owner's object of the same fid. An unencrypted object's fid is the hash of
- * its bytes, so two owners storing the same bytes meet here; taking the other's record as one's own (as the chain
- * registry once did) left the uploader believing it stored an object that its real owner may delete at any time.
- * @returns whether the fid is new to the registry (false: the same owner declared it already, nothing to add)
+ * Refuses to record `record` over another object of the same fid: another owner's, or another of the same owner's. An
+ * unencrypted object's fid is the hash of its bytes, so two owners storing the same bytes meet here; taking the other's
+ * record as one's own (as the chain registry once did) left the uploader believing it stored an object that its real
+ * owner may delete at any time.
+ * @returns whether the fid is new to the registry (false: the same owner declared this same object already)
+ * @throws OBJECT_TAKEN
  */
 export function checkNotTaken(
   existing: Pick<ObjectRecord, 'owner' | 'size' | 'encryption'> | undefined,
