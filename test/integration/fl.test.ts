@@ -25,6 +25,8 @@ describe('federated rounds end to end', () => {
     const encoded = new Map<string, Uint32Array>();
     const lines: string[] = [];
     let checked = false;
+    // What the demo said (the coordinator's log lines among it: aborted attempts and their reasons) is what explains
+    // a failure on a CI machine whose data directory is gone: printed when the run fails.
     const result = await runFederatedDemo(
       { random: systemRandom },
       {
@@ -120,7 +122,10 @@ describe('federated rounds end to end', () => {
           checked = true;
         },
       },
-    );
+    ).catch((err: unknown) => {
+      console.error(`the demo said, before it failed:\n${lines.join('\n')}`);
+      throw err;
+    });
     expect(checked).toBe(true);
     expect(result.lineage_verified).toBe(true);
     expect(result.model_files).toMatch(/round-2\/model\.json$/);
