@@ -736,7 +736,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
    * tree, built on its first request.
    */
   function viewFor(task: string, member: string, have: string | undefined): AnnouncementView | null {
-    const open = store.openAttempt(task) ?? store.attempts(task).at(-1);
+    const open = store.attemptHead(task);
     if (open === undefined) return null;
     const key = announcementKey({ round: open.round, attempt: open.attempt, phase: open.phase as Phase });
     if (key === have) return null;

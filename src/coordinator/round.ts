@@ -278,9 +278,7 @@ export class AttemptRunner {
   /** Who must still answer the open stage. */
   expecting(): string[] {
     const stage = this.attempt.phase as RoundStage;
-    const answered = new Set(
-      this.deps.store.messages(this.key.task, this.key.round, this.key.attempt, stage).map((m) => m.sender),
-    );
+    const answered = new Set(this.deps.store.senders(this.key.task, this.key.round, this.key.attempt, stage));
     return this.expectedIn(stage).filter((a) => !answered.has(a));
   }
 
@@ -1102,9 +1100,7 @@ function silentIn(store: CoordinatorStore, task: TaskRow, attempt: AttemptRow): 
     .filter((s) => store.announcement(task.id, attempt.round, attempt.attempt, s) !== undefined)
     .at(-1);
   if (stage === undefined) return [];
-  const answered = new Set(
-    store.messages(task.id, attempt.round, attempt.attempt, stage).map((m) => m.sender),
-  );
+  const answered = new Set(store.senders(task.id, attempt.round, attempt.attempt, stage));
   return attempt.setup.cohort.map((c) => c.account).filter((a) => !answered.has(a));
 }
 

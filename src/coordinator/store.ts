@@ -72,6 +72,9 @@ export interface AttemptRow {
   readonly reason: string | null;
 }
 
+/** An attempt's place in its task, without its setup. */
+export type AttemptHead = Pick<AttemptRow, 'round' | 'attempt' | 'phase' | 'deadline'>;
+
 export interface RoundRow {
   readonly task: string;
   readonly round: number;
@@ -112,6 +115,11 @@ export interface CoordinatorStore {
 
   /** The open attempt of a task (at most one), if any. */
   openAttempt(task: string): AttemptRow | undefined;
+  /**
+   * Where a task stands — its open attempt, else its latest — without the attempt's setup: what every participant's
+   * poll needs, read without parsing a cohort list per request.
+   */
+  attemptHead(task: string): AttemptHead | undefined;
   attempts(task: string, round?: number): AttemptRow[];
   addAttempt(row: AttemptRow): void;
   setPhase(
@@ -137,6 +145,8 @@ export interface CoordinatorStore {
   ): boolean;
   message(task: string, round: number, attempt: number, stage: string, sender: string): unknown;
   messages(task: string, round: number, attempt: number, stage: string): { sender: string; body: unknown }[];
+  /** Who has a message stored for the stage, in order, without the messages (checked after every submission). */
+  senders(task: string, round: number, attempt: number, stage: string): string[];
 
   /** Records a finished round and the strategy state after it, atomically. */
   finishRound(row: RoundRow, state: StrategyState): void;
@@ -238,9 +248,19 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
     created_at: number;
     status: TaskRow['status'];
   };
+  // A task's spec never changes (its digest names it), and every request reads its task: each spec is parsed once.
+  const specs = new Map<string, TaskSpec>();
+  const specOf = (r: TaskDb): TaskSpec => {
+    let spec = specs.get(r.digest);
+    if (spec === undefined) {
+      spec = JSON.parse(r.spec) as TaskSpec;
+      specs.set(r.digest, spec);
+    }
+    return spec;
+  };
   const taskOf = (r: TaskDb): TaskRow => ({
     id: r.id,
-    spec: JSON.parse(r.spec) as TaskSpec,
+    spec: specOf(r),
     digest: r.digest,
     specFid: r.spec_fid,
     createdAt: r.created_at,
@@ -292,6 +312,10 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
     attempts: db.prepare<[string], AttemptDb>(
       'SELECT * FROM attempts WHERE task = ? ORDER BY round, attempt',
     ),
+    attemptHead: db.prepare<[string], AttemptHead>(
+      `SELECT round, attempt, phase, deadline FROM attempts WHERE task = ?
+       ORDER BY phase NOT IN ('done', 'aborted') DESC, round DESC, attempt DESC LIMIT 1`,
+    ),
     addAttempt: db.prepare(
       'INSERT INTO attempts (task, round, attempt, phase, deadline, setup, started_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
@@ -313,6 +337,11 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
     messages: db.prepare<[string, number, number, string], { sender: string; body: string }>(
       'SELECT sender, body FROM messages WHERE task = ? AND round = ? AND attempt = ? AND stage = ? ORDER BY sender',
     ),
+    senders: db
+      .prepare<[string, number, number, string], string>(
+        'SELECT sender FROM messages WHERE task = ? AND round = ? AND attempt = ? AND stage = ? ORDER BY sender',
+      )
+      .pluck(),
     addRound: db.prepare('INSERT INTO rounds (task, round, record) VALUES (?, ?, ?)'),
     rounds: db.prepare<[string], { record: string }>(
       'SELECT record FROM rounds WHERE task = ? ORDER BY round',
@@ -364,6 +393,7 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
       const r = q.openAttempt.get(task);
       return r && attemptOf(r);
     },
+    attemptHead: (task) => q.attemptHead.get(task),
     attempts: (task, round) =>
       q.attempts
         .all(task)
@@ -398,6 +428,7 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
       q.messages
         .all(task, round, attempt, stage)
         .map((r) => ({ sender: r.sender, body: JSON.parse(r.body) as unknown })),
+    senders: (task, round, attempt, stage) => q.senders.all(task, round, attempt, stage),
     finishRound: (row, state) => finishRound(row, state),
     rounds: (task) => q.rounds.all(task).map((r) => JSON.parse(r.record) as RoundRow),
     strategyState: (task) => {
