@@ -7,7 +7,15 @@ import { fromHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { type Phase, parseAnnouncement, viewsOf, type WireAnnouncement } from '../../src/task/index.ts';
-import { baseTask, makeAccount, makeParticipant, makeWorld, startAll, type World } from './harness.ts';
+import {
+  baseTask,
+  makeAccount,
+  makeParticipant,
+  makeWorld,
+  placeholderSetup,
+  startAll,
+  type World,
+} from './harness.ts';
 
 await accountsReady();
 
@@ -56,16 +64,7 @@ function abortedAttempt(world: World, task: TaskRow, round: number, cohort: stri
     attempt,
     phase: 'aborted',
     deadline: 0,
-    setup: {
-      kind: 'train',
-      cohort: cohort.map((account) => ({ account, identityKey: '00'.repeat(32) })),
-      graphSeed: '00'.repeat(32),
-      k: 2,
-      t: 2,
-      dimension: 1,
-      startModel: { fid: '00'.repeat(32), hash: '00'.repeat(32) },
-      preprocessing: null,
-    },
+    setup: placeholderSetup(cohort),
     startedAt: 0,
     reason: 'after masked input, someone has 1 live neighbours, below the threshold 2',
   });

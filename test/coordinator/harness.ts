@@ -11,7 +11,11 @@ import {
   createCoordinator,
 } from '../../src/coordinator/coordinator.ts';
 import type { RoundDeps } from '../../src/coordinator/round.ts';
-import { type CoordinatorStore, openCoordinatorStore } from '../../src/coordinator/store.ts';
+import {
+  type AttemptSetup,
+  type CoordinatorStore,
+  openCoordinatorStore,
+} from '../../src/coordinator/store.ts';
 import {
   memoryObjects,
   STAND_IN_DATA,
@@ -57,6 +61,18 @@ import { GENESIS_HASH } from '../chain/helpers.ts';
 export { memoryObjects, wholeOf };
 
 export const DIMENSION = 1000;
+
+/** An attempt's setup as tests write one into the store by hand: its cohort, and placeholders for the rest. */
+export const placeholderSetup = (cohort: readonly string[]): AttemptSetup => ({
+  kind: 'train',
+  cohort: cohort.map((account) => ({ account, identityKey: '00'.repeat(32) })),
+  graphSeed: '00'.repeat(32),
+  k: 2,
+  t: 2,
+  dimension: 1,
+  startModel: { fid: '00'.repeat(32), hash: '00'.repeat(32) },
+  preprocessing: null,
+});
 
 /**
  * The genesis hash of the unit tests' "chain": admissions are signed for it. The protocol rules' test harness uses the

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AttemptRow, openCoordinatorStore } from '../../src/coordinator/store.ts';
 import type { TaskSpec } from '../../src/task/index.ts';
+import { placeholderSetup } from './harness.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -22,16 +23,7 @@ const attempt = (round: number, n: number, phase: string): AttemptRow => ({
   attempt: n,
   phase,
   deadline: 1000 * round + n,
-  setup: {
-    kind: 'train',
-    cohort: [{ account: 'a', identityKey: '00'.repeat(32) }],
-    graphSeed: '00'.repeat(32),
-    k: 2,
-    t: 2,
-    dimension: 1,
-    startModel: { fid: '00'.repeat(32), hash: '00'.repeat(32) },
-    preprocessing: null,
-  },
+  setup: placeholderSetup(['a']),
   startedAt: 0,
   reason: null,
 });
