@@ -1073,21 +1073,23 @@ export const fetchConcurrency = (dimension: number, budget = 256 * 1024 * 1024):
   Math.max(1, Math.min(16, Math.floor(budget / storedUpdateMaxBytes(dimension))));
 
 /**
- * Everyone who dropped out of an earlier (aborted) attempt of this round: the members of each attempt's cohort who did
- * not answer the last stage announced to them. Read from the store (announcements and messages), so a restarted
- * coordinator excludes the same ones. Empty when the round has no earlier attempt.
+ * Everyone who dropped out of an earlier (aborted) attempt of this round, with the number of attempts each dropped out
+ * of: the members of each attempt's cohort who did not answer the last stage announced to them, and those the abort
+ * names. Read from the store (announcements and messages), so a restarted coordinator excludes the same ones. Empty
+ * when the round has no earlier attempt.
  */
-export function droppedThisRound(store: CoordinatorStore, task: TaskRow, round: number): Set<string> {
-  const dropped = new Set<string>();
+export function droppedThisRound(store: CoordinatorStore, task: TaskRow, round: number): Map<string, number> {
+  const dropped = new Map<string, number>();
   for (const attempt of store.attempts(task.id, round)) {
     if (attempt.phase !== 'aborted') continue;
-    for (const a of silentIn(store, task, attempt)) dropped.add(a);
+    const these = new Set(silentIn(store, task, attempt));
     // The abort names, besides, those whose update never arrived whole (they answered, so the store shows no gap).
     const wire = store.announcement(task.id, round, attempt.attempt, 'aborted') as
       | { body?: { dropouts?: unknown } }
       | undefined;
     const named = wire?.body?.dropouts;
-    if (Array.isArray(named)) for (const a of named) if (typeof a === 'string') dropped.add(a);
+    if (Array.isArray(named)) for (const a of named) if (typeof a === 'string') these.add(a);
+    for (const a of these) dropped.set(a, (dropped.get(a) ?? 0) + 1);
   }
   return dropped;
 }
@@ -1155,17 +1157,18 @@ export async function openAttempt(
   }
   // Whoever dropped out of an attempt of this round sits out the rest of the round — else a participant that keeps
   // dropping (a crashed process, a broken network, training slower than the deadline) is drawn again and aborts
-  // every attempt. When too few others are online, only as many of them come back as cohort.min needs (drawn at
-  // random); everyone is back in the draw for the next round.
+  // every attempt. When too few others are online, only as many of them come back as cohort.min needs: those who
+  // dropped out of fewer attempts first (ties drawn at random), so that one which keeps dropping is not drawn back
+  // attempt after attempt while one that missed a single stage (its coordinator restarting, say) waits. Everyone is
+  // back in the draw for the next round.
   const dropped = droppedThisRound(deps.store, task, round);
   const willing = online.filter((p) => !dropped.has(p.account));
   const returning = online.filter((p) => dropped.has(p.account));
   const bytes = deps.random(4 * online.length);
   const drawn = shuffleWith(willing, bytes.subarray(0, 4 * willing.length)).slice(0, spec.cohort.size);
-  const back = shuffleWith(returning, bytes.subarray(4 * willing.length)).slice(
-    0,
-    Math.max(0, spec.cohort.min - drawn.length),
-  );
+  const back = shuffleWith(returning, bytes.subarray(4 * willing.length))
+    .sort((a, b) => dropped.get(a.account)! - dropped.get(b.account)!) // stable: the shuffle breaks ties
+    .slice(0, Math.max(0, spec.cohort.min - drawn.length));
   const cohort = [...drawn, ...back]
     .map((p) => ({ account: p.account, identityKey: p.identityKey }))
     .sort((a, b) => (a.account < b.account ? -1 : 1));
