@@ -988,9 +988,8 @@ const ANSWERS_KEPT = 1024;
  * chaos harness found an organisation failing one block read 103 times in 100 s after a chain restart, never asking
  * the chain again. Turning that cache off would cost the many repeats it saves (521 of 929 requests in
  * test/chain/indexer.test.ts and client.test.ts, counted once: headers, runtime versions, storage and bodies at the
- * same hashes), and a capacity of 0 does not
- * turn it off anyway. So reads go out uncached, and are remembered here instead: a block hash's content never
- * changes, and a failed read is forgotten as it fails.
+ * same hashes), and a capacity of 0 does not turn it off anyway. So reads go out uncached, and are remembered here
+ * instead: a block hash's content never changes, and a failed read is forgotten as it fails.
  */
 class ForgetfulWsProvider extends WsProvider {
   readonly #answers = new Map<string, { readonly answer: Promise<unknown>; readonly until: number }>();
