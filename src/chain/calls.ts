@@ -181,6 +181,15 @@ export const CALL_SCHEMAS = {
       encryption: EncryptionSchema.nullable(),
       /** Files the object under a key of one of the owner's buckets (the gateway's S3 and drive views). */
       entry: EntrySchema.optional(),
+      /**
+       * The placement ticket the uploader drew its miners with (src/chain/pallets/placement.ts): an epoch whose
+       * snapshot the rules keep, and a slot of the declaring account in it, each declared once. Required on a network
+       * whose configuration has `placement`, refused on one without.
+       */
+      placement: z
+        .object({ epoch: z.number().int().nonnegative(), slot: z.number().int().nonnegative() })
+        .strict()
+        .optional(),
     })
     .strict(),
   /** The next segments of a declaration made with `segmentCount`, in the block that declared it; `deal` names the upload. */

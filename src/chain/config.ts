@@ -73,6 +73,19 @@ export const DEV_POT = '5CiPPseXPECbkjWCa6MnjNokrgYjMqmKndv2rSnekmSK2DjL';
 export const DEV_VERIFIER = '5DCLnX2ruoCtefZ2cdjoE93bRYVL1NAkUkS7iH4TesvWmtow';
 export const DEV_VERIFIER_SEED = '535c6879347ad54175b149c78cc7777162abd9fef8c9250ce51579f90f5fbff5';
 
+/**
+ * A local network's placement draw: epochs of 50 blocks (2.5 minutes at the dev chain's 3 s heartbeat), a draw valid
+ * for 4 more epochs (an upload has 10–12.5 minutes from its draw to its declaration), 128 draws per account and epoch,
+ * 12 spares, and free space weighed up to 1 TiB.
+ */
+export const DEV_PLACEMENT = Object.freeze({
+  epochBlocks: 50,
+  epochsValid: 4,
+  slotsPerEpoch: 128,
+  spares: 12,
+  capBytes: 2 ** 40,
+});
+
 /** The protocol parameters of a local network. */
 export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   pot: DEV_POT,
@@ -83,6 +96,7 @@ export const DEV_PROTOCOL_CONFIG: ProtocolConfig = Object.freeze({
   // No verifier until the network names one: `ailink dev` (src/node/devnet.ts) puts its own verifier's account here.
   verifiers: Object.freeze([DEV_VERIFIER]),
   audit: CESS_AUDIT,
+  placement: DEV_PLACEMENT,
 });
 
 const count = z.number().int().positive();
@@ -134,6 +148,18 @@ export const ProtocolConfigSchema = z
           .strict(),
       })
       .strict(),
+    // Optional: absent, any positive miner takes any column, as before the rules drew placements, so an old
+    // network's chain replays to the same digest.
+    placement: z
+      .object({
+        epochBlocks: count,
+        epochsValid: z.number().int().min(0).max(1000),
+        slotsPerEpoch: count.max(65_536),
+        spares: z.number().int().min(0).max(256),
+        capBytes: count,
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type ProtocolConfigJson = z.output<typeof ProtocolConfigSchema>;
@@ -144,6 +170,7 @@ export const protocolConfigToJson = (config: ProtocolConfig): ProtocolConfigJson
   spacePrice: config.spacePrice.toString(),
   verifiers: [...config.verifiers],
   audit: { ...config.audit, slashBasisPoints: [...config.audit.slashBasisPoints] },
+  ...(config.placement === undefined ? {} : { placement: { ...config.placement } }),
 });
 
 /** @throws INVALID_INPUT naming the first field that is wrong. */

@@ -88,6 +88,14 @@ export {
   peerRegistrationMessage,
 } from './pallets/peer-key.ts';
 export {
+  epochOf,
+  type PlacementEpoch,
+  type PlacementTicket,
+  placementEpoch,
+  usedBytesOf,
+  usedSlots,
+} from './pallets/placement.ts';
+export {
   type Debt,
   debtsOf,
   type PaidDebt,
@@ -114,7 +122,7 @@ export {
   spaceUseOf,
 } from './pallets/storage-handler.ts';
 export { MAX_DEBTS_PER_PAYOUT, payDebts } from './payout.ts';
-export { drawPlacement, type PlacementCandidate, type PlacementOptions } from './placement.ts';
+export { drawPlacement, type PlacementCandidate, type PlacementOptions, placementSeed } from './placement.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
   bucketsOf,

@@ -39,6 +39,13 @@ function uniform(seed: string, n: number): number {
   return (d.readUInt32BE(0) * 2 ** 20 + (d.readUInt32BE(4) >>> 12)) / TWO_52;
 }
 
+/**
+ * The seed of a placement ticket's draw: the epoch's seed (the hash of its first block), the declaring account and its
+ * slot. The rules recompute the draw from it (src/chain/pallets/placement.ts), so the client must draw with it too.
+ */
+export const placementSeed = (epochSeed: string, account: string, slot: number): string =>
+  `${epochSeed}\n${account}\n${slot}`;
+
 const whole = (n: number) => Number.isSafeInteger(n) && n >= 0;
 
 /**

@@ -5,6 +5,7 @@ import { CallRejected } from './pallets/context.ts';
 import { fileBank, getFile } from './pallets/file-bank.ts';
 import { market, marketOnBlock, marketOnDelete } from './pallets/market.ts';
 import { oss } from './pallets/oss.ts';
+import { placementOnBlock } from './pallets/placement.ts';
 import { flagPayment, openDebt, paidToPotDirectly, pot } from './pallets/pot.ts';
 import { provenance } from './pallets/provenance.ts';
 import { sminer } from './pallets/sminer.ts';
@@ -142,6 +143,7 @@ export function applyBlockHooks(state: StateReader, ctx: BlockContext): readonly
   const overlay = new Overlay(state);
   auditOnBlock(overlay, ctx);
   marketOnBlock(overlay, ctx);
+  placementOnBlock(overlay, ctx);
   return overlay.writes();
 }
 

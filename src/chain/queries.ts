@@ -45,11 +45,11 @@ import type { StateReader } from './state.ts';
 
 /** Read-only views of the protocol state, for anyone holding one (an indexer's, or a test's). */
 
-export interface FileView extends FileInfo {
+export type FileView = FileInfo & {
   readonly fid: string;
   /** Open restoral orders by column. */
   readonly orders: Record<number, RestoralOrder>;
-}
+};
 
 export function fileOf(state: StateReader, fid: string): FileView | undefined {
   const file = state.get<FileInfo>(fileKey(fid));

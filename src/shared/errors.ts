@@ -63,6 +63,13 @@ export const ERROR_CODES = {
     about: 'this client sent more requests a minute than the API allows',
     action: 'wait the seconds the Retry-After header gives, then retry more slowly',
   },
+  PLACEMENT_SLOTS_TAKEN: {
+    status: 429,
+    about:
+      "every placement slot of the current epoch is taken by this account's uploads: the chain draws each upload's miners with a slot, and an account has a fixed number per epoch",
+    action:
+      'wait for the next placement epoch (the message names its first block), or upload through fewer clients of the account at once',
+  },
   AUDIT_UNAVAILABLE: {
     status: 503,
     about: 'the coordinator was started without an auditor, so it cannot verify lineages',

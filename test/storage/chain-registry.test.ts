@@ -148,7 +148,7 @@ describe('chain registry: placement drawn by free space (issue 17 item 6)', () =
     expect(byAddress.map((p) => p.peerId)).toEqual(
       [...many].sort((a, b) => (a.address < b.address ? -1 : 1)).map((m) => peerIdOf(m)),
     );
-    const want = { columns: 12, columnBytes: 1024 };
+    const want = { columns: 12, columnBytes: 1024, deal: 'd'.repeat(32) };
     const firsts: string[][] = [];
     for (let put = 0; put < 10; put++) {
       const order = (await registry.directory(want)).map((p) => p.peerId);
@@ -165,7 +165,7 @@ describe('chain registry: placement drawn by free space (issue 17 item 6)', () =
     expect((await again.directory(want)).map((p) => p.peerId)).toEqual(
       (await registryOf(twin, owner).directory(want)).map((p) => p.peerId),
     );
-    await rejectsWith(registry.directory({ columns: 30, columnBytes: 1024 }), 'NOT_ENOUGH_MINERS');
+    await rejectsWith(registry.directory({ ...want, columns: 30 }), 'NOT_ENOUGH_MINERS');
   });
 });
 

@@ -1,7 +1,7 @@
 import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.ts';
 import { spacePurchase } from '../../src/chain/config.ts';
 import type { CallRecord } from '../../src/chain/indexer.ts';
-import type { Payment } from '../../src/chain/pallets/context.ts';
+import type { Payment, ProtocolConfig } from '../../src/chain/pallets/context.ts';
 import { applyBlockHooks, applyRemark } from '../../src/chain/protocol.ts';
 import { decodeRemark, encodeRemark } from '../../src/chain/remark.ts';
 import { createMemoryState, Overlay, type StateWrite } from '../../src/chain/state.ts';
@@ -16,7 +16,7 @@ const applyWrite = (state: Overlay, w: StateWrite) =>
   w.value === null ? state.delete(w.key) : state.put(w.key, w.value);
 
 /** The chain and its index, in memory: each `submit` is one block holding one extrinsic. */
-export function memoryChain() {
+export function memoryChain(config: ProtocolConfig = CONFIG) {
   const state = createMemoryState();
   const records: CallRecord[] = [];
   const submitted: { signer: string; calls: string[] }[] = [];
@@ -36,14 +36,14 @@ export function memoryChain() {
       const block = ++height;
       const pending = new Overlay(state);
       // What the runtime does first in every block (expiries, audits), as the indexer applies it.
-      for (const w of applyBlockHooks(state, ctxAt('', block))) applyWrite(pending, w);
+      for (const w of applyBlockHooks(state, ctxAt('', block, 0n, [], config))) applyWrite(pending, w);
       let payments: Payment[] = [];
       calls.forEach((c, item) => {
         if (c.kind === 'transfer') {
           payments.push({ to: c.to, amount: c.amount });
           return;
         }
-        const outcome = applyRemark(pending, ctxAt(signer.address, block, 0n, payments), c.payload);
+        const outcome = applyRemark(pending, ctxAt(signer.address, block, 0n, payments, config), c.payload);
         payments = [];
         if (outcome.kind === 'foreign') return;
         if (outcome.kind === 'applied') {
@@ -71,7 +71,7 @@ export function memoryChain() {
   };
   const indexer = {
     state,
-    config: CONFIG,
+    config,
     sync: async () => height,
     // The hash ctxAt gives the last block, as the real indexer reports the last applied block's.
     blockHash: () => ctxAt('', height).block.hash,
@@ -91,7 +91,7 @@ export function memoryChain() {
   };
   /** Produces `blocks` empty blocks. */
   const mine = async (blocks: number) => {
-    for (let i = 0; i < blocks; i++) state.apply(applyBlockHooks(state, ctxAt('', ++height)));
+    for (let i = 0; i < blocks; i++) state.apply(applyBlockHooks(state, ctxAt('', ++height, 0n, [], config)));
   };
   return { chain, indexer, state, records, submitted, hooks, run, mine };
 }

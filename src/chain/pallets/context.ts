@@ -54,6 +54,36 @@ export interface ProtocolConfig {
    */
   readonly verifiers: readonly string[];
   readonly audit: AuditConfig;
+  /**
+   * Placement drawn by the rules (issue 17 item 6). Set, a declaration names a placement ticket (an epoch and a slot)
+   * and a receipt counts only from a miner its draw lists (src/chain/pallets/placement.ts). Absent (protocol files
+   * written before it): any positive miner takes any column, and an old network's chain replays to the same digest.
+   */
+  readonly placement?: PlacementConfig;
+}
+
+/**
+ * The draw the rules check. What an uploader can still choose is bounded: it picks among `slotsPerEpoch` ×
+ * (`epochsValid` + 1) draws per account, and 12 of each draw's `columns + spares` miners.
+ */
+export interface PlacementConfig {
+  /**
+   * Blocks per placement epoch. The first block of an epoch fixes its seed (the block's hash) and a snapshot of every
+   * positive miner's free space: every draw of the epoch uses them, so that uploads landing meanwhile do not change
+   * anyone else's draw.
+   */
+  readonly epochBlocks: number;
+  /**
+   * Past epochs a declaration may still name: an upload draws its miners, sends them its columns, then declares, so
+   * this bounds how long an upload may take (and how long snapshots are kept).
+   */
+  readonly epochsValid: number;
+  /** Draws an account gets per epoch (slots 0 … n−1, each declared once): its uploads in flight at a time. */
+  readonly slotsPerEpoch: number;
+  /** Drawn miners after the columns' that may take a column whose miner failed (the client's spares). */
+  readonly spares: number;
+  /** Free space counts toward a miner's weight only up to this many bytes (the per-miner cap). */
+  readonly capBytes: number;
 }
 
 /** Storage audits: how often, how long a miner has, what a miss costs, and the proof parameters everyone shares. */

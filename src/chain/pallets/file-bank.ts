@@ -6,6 +6,7 @@ import type { CallArgs, Retention } from '../calls.ts';
 import { type StateReader, type StateValue, type StateWriter, scanBelow } from '../state.ts';
 import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
+import { countUsed, drawnMiners, type PlacementTicket, takeTicket } from './placement.ts';
 import { positiveMiner } from './sminer.ts';
 import { creditSpace, debitSpace, spaceTakenBy } from './storage-handler.ts';
 import { verifierKey } from './tee-worker.ts';
@@ -13,7 +14,12 @@ import { verifierKey } from './tee-worker.ts';
 type Declaration = CallArgs<'fileBank.uploadDeclaration'>;
 
 /** A file as fileBank records it: the declaration, its state, and which miner holds each column. */
-export interface FileInfo {
+export type FileInfo = FileFields & {
+  /** The ticket its miners were drawn with, on networks whose rules draw placements (`PlacementConfig`). */
+  placement?: PlacementTicket;
+};
+
+interface FileFields {
   [key: string]: StateValue;
   owner: string;
   deal: string;
@@ -201,6 +207,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     );
   }
   replaceIncomplete(state, ctx, args.fid);
+  const ticket = takeTicket(state, ctx, args.placement);
   const total = args.segmentCount ?? args.segments.length;
   if (total < args.segments.length) {
     reject(`segmentCount ${total} is less than the ${args.segments.length} segments listed`);
@@ -252,6 +259,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     activeAt: null,
     placements: new Array<string | null>(columnsOf(args.profile)).fill(null),
     charged,
+    ...(ticket === undefined ? {} : { placement: ticket }),
   } satisfies FileInfo);
   state.put(`${ownerFilesPrefix(args.owner)}${args.fid}`, ctx.block.number);
 };
@@ -343,14 +351,14 @@ function replaceIncomplete(state: StateWriter, ctx: BlockContext, fid: string): 
   if (file.declaredAt === ctx.block.number) {
     reject(`file ${fid} was declared in this block by ${file.owner}; it may still complete in it`);
   }
-  removeFile(state, fid, file);
+  removeFile(state, ctx, fid, file);
 }
 
 /**
  * Forgets a file and everything fileBank keeps about it, and gives its owner back the space it took: every removal
  * (deleteFile, an overwrite, a replaced incomplete declaration) goes through here.
  */
-function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
+function removeFile(state: StateWriter, ctx: BlockContext, fid: string, file: FileInfo): void {
   creditSpace(state, file.owner, file.charged ?? 0);
   const entry = state.get<FileEntry>(filedKey(fid));
   if (entry !== undefined) {
@@ -368,10 +376,41 @@ function removeFile(state: StateWriter, fid: string, file: FileInfo): void {
   state.delete(fileKey(fid));
   if (state.get(declaringKey(fid)) !== undefined) state.delete(declaringKey(fid));
   state.delete(`${ownerFilesPrefix(file.owner)}${fid}`);
-  for (const miner of file.placements) if (miner !== null) state.delete(`${minerFilesPrefix(miner)}${fid}`);
+  for (const miner of file.placements) if (miner !== null) releaseColumn(state, ctx, miner, fid, file);
   for (const [key] of state.scan(ordersPrefix(fid))) state.delete(key);
   for (const [key] of state.scan(taggedPrefix(fid))) state.delete(key);
   for (const [key] of state.scan(untaggedPrefix(fid))) state.delete(key);
+}
+
+/** Bytes one column of `file` takes on its miner: what `serviceBytesOf` counts. */
+const columnBytesOf = (file: FileInfo) =>
+  file.segments.length * (file.profile.segmentSize / file.profile.dataFragments);
+
+/** Records `miner` holding column `index` of `fid` (minerFiles, and the placement draw's used-bytes counter). */
+function holdColumn(
+  state: StateWriter,
+  ctx: BlockContext,
+  miner: string,
+  fid: string,
+  file: FileInfo,
+  index: number,
+): void {
+  state.put(`${minerFilesPrefix(miner)}${fid}`, index);
+  countUsed(state, ctx, miner, columnBytesOf(file));
+}
+
+/** Forgets that `miner` holds a column of `fid`, if the chain records it holding one. */
+function releaseColumn(
+  state: StateWriter,
+  ctx: BlockContext,
+  miner: string,
+  fid: string,
+  file: FileInfo,
+): void {
+  const key = `${minerFilesPrefix(miner)}${fid}`;
+  if (state.get(key) === undefined) return;
+  state.delete(key);
+  countUsed(state, ctx, miner, -columnBytesOf(file));
 }
 
 /** The owner, or an operator it authorised, manages its buckets. */
@@ -522,9 +561,18 @@ const transferReport = (
     );
   }
   const placements = [...file.placements];
+  const drawn =
+    args.receipts.length === 0
+      ? undefined
+      : drawnMiners(state, ctx, args.fid, file.placement, placements.length);
   for (const receipt of args.receipts) {
     checkColumn(file, receipt.index);
     positiveMiner(state, receipt.miner, 'receipt signer');
+    if (drawn !== undefined && !drawn.has(receipt.miner)) {
+      reject(
+        `miner ${receipt.miner} is not among the ${drawn.size} miners drawn for ${args.fid} (placement epoch ${file.placement!.epoch}, slot ${file.placement!.slot}): its column must go to a drawn miner`,
+      );
+    }
     const holder = placements[receipt.index];
     if (holder === receipt.miner) {
       reject(
@@ -547,7 +595,7 @@ const transferReport = (
       reject(`the receipt for column ${receipt.index} is not signed by ${receipt.miner} for this upload`);
     }
     placements[receipt.index] = receipt.miner;
-    state.put(`${minerFilesPrefix(receipt.miner)}${args.fid}`, receipt.index);
+    holdColumn(state, ctx, receipt.miner, args.fid, file, receipt.index);
     expectTags(state, ctx, file, args.fid, receipt.index, receipt.miner);
   }
   const deferred = checkDeferred(state, ctx, file, args.fid, placements, args.deferred ?? []);
@@ -568,7 +616,7 @@ const transferReport = (
     return undefined;
   }
   if (versioning === 'Suspended') {
-    const dropped = dropNullVersion(state, file.owner, entry.bucket, entry.key);
+    const dropped = dropNullVersion(state, ctx, file.owner, entry.bucket, entry.key);
     recordVersion(state, ctx, file.owner, entry.bucket, entry.key, 'null', args.fid);
     return dropped;
   }
@@ -577,7 +625,7 @@ const transferReport = (
   state.put(at, { fid: args.fid, at: ctx.block.number } satisfies EntryInfo);
   const replaced = before === undefined ? undefined : getFile(state, before.fid);
   if (before === undefined || replaced === undefined) return undefined;
-  removeFile(state, before.fid, replaced);
+  removeFile(state, ctx, before.fid, replaced);
   return before.fid;
 };
 
@@ -680,7 +728,13 @@ function pointKey(state: StateWriter, owner: string, bucket: string, key: string
  * removed. Retention cannot stand in the way: it exists only in object-lock buckets, whose versioning is never
  * suspended. @returns the deleted object's fid, whose market state the caller clears
  */
-function dropNullVersion(state: StateWriter, owner: string, bucket: string, key: string): string | undefined {
+function dropNullVersion(
+  state: StateWriter,
+  ctx: BlockContext,
+  owner: string,
+  bucket: string,
+  key: string,
+): string | undefined {
   const versions = keyVersions(state, owner, bucket, key);
   const named = state.get<EntryInfo>(entryKey(owner, bucket, key));
   const fid = versions.length === 0 ? named?.fid : versions.find(([, v]) => v.id === 'null')?.[1].fid;
@@ -691,7 +745,7 @@ function dropNullVersion(state: StateWriter, owner: string, bucket: string, key:
   }
   const file = getFile(state, fid);
   if (file === undefined) return undefined;
-  removeFile(state, fid, file);
+  removeFile(state, ctx, fid, file);
   return fid;
 }
 
@@ -719,7 +773,7 @@ const putDeleteMarker = (
     reject(`bucket ${args.bucket} is not versioned: delete the object itself (fileBank.deleteFile)`);
   }
   const dropped =
-    versioning === 'Suspended' ? dropNullVersion(state, owner, args.bucket, args.key) : undefined;
+    versioning === 'Suspended' ? dropNullVersion(state, ctx, owner, args.bucket, args.key) : undefined;
   recordVersion(
     state,
     ctx,
@@ -767,7 +821,7 @@ const deleteFile: Rule<CallArgs<'fileBank.deleteFile'>> = (state, ctx, args) => 
     );
   }
   checkNotRetained(state, ctx, args.fid, args.bypassGovernance === true, 'not deleted');
-  removeFile(state, args.fid, file);
+  removeFile(state, ctx, args.fid, file);
 };
 
 /** What a verifier signs once it has tagged every fragment of a column for the miner that holds it. */
@@ -883,8 +937,8 @@ const restoralComplete: Rule<CallArgs<'fileBank.restoralComplete'>> = (state, ct
   const placements = [...file.placements];
   placements[args.index] = ctx.caller;
   state.put(fileKey(args.fid), { ...file, placements });
-  if (order.origin !== null) state.delete(`${minerFilesPrefix(order.origin)}${args.fid}`);
-  state.put(`${minerFilesPrefix(ctx.caller)}${args.fid}`, args.index);
+  if (order.origin !== null) releaseColumn(state, ctx, order.origin, args.fid, file);
+  holdColumn(state, ctx, ctx.caller, args.fid, file, args.index);
   state.delete(orderKey(args.fid, args.index));
   state.delete(taggedKey(args.fid, args.index));
   expectTags(state, ctx, file, args.fid, args.index, ctx.caller);

@@ -1,19 +1,25 @@
+import { randomInt } from 'node:crypto';
 import {
   type ChainClient,
   declarationCalls,
   deferrableColumns,
   drawPlacement,
+  epochOf,
   fileOf,
   filesOfOwner,
   grantOf,
   type Indexer,
   minerOf,
   minersOf,
+  placementEpoch,
+  placementSeed,
   protocolCall,
   QUOTA_EXCEEDED,
   serviceBytesOf,
   submitProtocol,
   termsOf,
+  usedBytesOf,
+  usedSlots,
 } from '../../chain/index.ts';
 import type { PeerRef } from '../../p2p/index.ts';
 import type { Account } from '../../shared/account.ts';
@@ -23,6 +29,7 @@ import {
   type ObjectRecord,
   type ObjectRegistry,
   type Placement,
+  type PlacementWant,
   summaryOf,
 } from '../object/index.ts';
 import type { MinerClient } from '../protocol/index.ts';
@@ -52,7 +59,7 @@ function quotaChecked<A extends unknown[], R>(submit: (...args: A) => Promise<R>
 export function createChainRegistry(
   deps: {
     chain: Pick<ChainClient, 'submit' | 'close'>;
-    indexer: Pick<Indexer, 'state' | 'sync' | 'waitFor' | 'calls' | 'close' | 'blockHash'>;
+    indexer: Pick<Indexer, 'state' | 'config' | 'sync' | 'waitFor' | 'calls' | 'close' | 'blockHash'>;
     account: Account;
     miners: MinerClient;
   },
@@ -69,8 +76,51 @@ export function createChainRegistry(
   const capBytes = options.placementCapBytes ?? 2 ** 40;
   /** Puts drawn so far: two puts after the same block must not land on the same miners. */
   let draws = 0;
+  /**
+   * Placement tickets drawn and not declared yet, by the upload's deal (networks whose rules draw placements): the
+   * declaration names the ticket its miners were drawn with.
+   */
+  const tickets = new Map<string, { readonly epoch: number; readonly slot: number }>();
   const submit = (calls: Parameters<typeof submitProtocol>[2]) =>
     submitProtocol(deps, account, calls, { deadlineMs: options.deadlineMs });
+
+  /**
+   * Takes a placement ticket for the upload `want.deal`, kept until `declare`: the epoch of the last block and a slot
+   * of this account not declared with yet, drawn at random so that two clients of one account (two gateways) rarely
+   * take the same one.
+   * @returns the ticket's draw (the first `columns + spares` miners, the only ones the rules accept), or undefined when
+   *   the epoch's snapshot lists no more miners than that: the rules then accept any positive miner
+   * @throws NOT_ENOUGH_MINERS before the chain's first snapshot; RATE_LIMITED when every slot of the epoch is taken
+   */
+  function drawTicket(want: PlacementWant, height: number): string[] | undefined {
+    const rules = indexer.config.placement!;
+    const epoch = epochOf(rules, height);
+    const snapshot = placementEpoch(indexer.state, epoch);
+    if (snapshot === undefined) {
+      throw new AilinkError(
+        'NOT_ENOUGH_MINERS',
+        `the chain keeps no placement snapshot for epoch ${epoch} (block ${height}): expected one from the epoch's first block; is the index synced?`,
+      );
+    }
+    for (const [deal, t] of tickets) if (t.epoch < epoch - rules.epochsValid) tickets.delete(deal);
+    const taken = new Set(usedSlots(indexer.state, epoch, account.address));
+    for (const t of tickets.values()) if (t.epoch === epoch) taken.add(t.slot);
+    const open = Array.from({ length: rules.slotsPerEpoch }, (_, slot) => slot).filter((s) => !taken.has(s));
+    if (open.length === 0) {
+      throw new AilinkError(
+        'PLACEMENT_SLOTS_TAKEN',
+        `all ${rules.slotsPerEpoch} placement slots of epoch ${epoch} are taken by uploads of ${account.address}: the next epoch starts at block ${(epoch + 1) * rules.epochBlocks}`,
+      );
+    }
+    const slot = open[randomInt(open.length)]!;
+    tickets.set(want.deal, { epoch, slot });
+    if (snapshot.miners.length <= want.columns + rules.spares) return undefined;
+    return drawPlacement(
+      snapshot.miners.map(([id, free]) => ({ id, free })),
+      placementSeed(snapshot.seed, account.address, slot),
+      { columns: want.columns, spares: rules.spares, columnBytes: 1, capBytes: rules.capBytes },
+    );
+  }
 
   function recordOf(fid: string): Placement | null {
     const file = fileOf(indexer.state, fid);
@@ -104,19 +154,37 @@ export function createChainRegistry(
     needsReceipts: true,
     deferrableColumns,
     async directory(want) {
-      await indexer.sync();
+      const height = await indexer.sync();
       const positive = minersOf(indexer.state).filter((m) => m.state === 'positive');
       const ref = (m: (typeof positive)[number]): PeerRef => ({ peerId: m.peerId, addrs: m.addrs });
       if (want === undefined) return positive.map(ref);
-      // Placement (issue 17 item 6): drawn by free space from the last block's hash, the uploader and its count of
-      // puts, instead of the first miners in address order. Free space is capacity minus the service data the chain
+      const rules = indexer.config.placement;
+      if (rules !== undefined) {
+        const drawn = drawTicket(want, height);
+        if (drawn !== undefined) {
+          // Only drawn miners: the rules refuse a receipt from any other. One that left since the snapshot, or has
+          // no room left for this object's column, is skipped (the draw's spares are for it).
+          const byAddress = new Map(positive.map((m) => [m.address, m] as const));
+          return drawn.flatMap((address) => {
+            const m = byAddress.get(address);
+            const free = m === undefined ? 0 : m.capacity - usedBytesOf(indexer.state, address);
+            return m !== undefined && free >= want.columnBytes ? [ref(m)] : [];
+          });
+        }
+      }
+      // Placement (issue 17 item 6): drawn by free space from chain randomness, the uploader and its count of puts,
+      // instead of the first miners in address order. Free space is capacity minus the service data the chain
       // records on the miner (idle files give way to service data, as in CESS).
+      const seed =
+        rules === undefined
+          ? `${indexer.blockHash()}\n${account.address}\n${draws++}`
+          : `${indexer.blockHash()}\n${account.address}\n${want.deal}`;
       const drawn = drawPlacement(
         positive.map((m) => ({
           id: m.address,
           free: Math.max(0, m.capacity - serviceBytesOf(indexer.state, m.address)),
         })),
-        `${indexer.blockHash()}\n${account.address}\n${draws++}`,
+        seed,
         {
           columns: want.columns,
           spares: want.columns,
@@ -150,6 +218,13 @@ export function createChainRegistry(
         return [{ index, miner: c.receipt.miner, signature: c.receipt.signature }];
       });
       const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
+      const ticket = tickets.get(deal);
+      if (indexer.config.placement !== undefined && ticket === undefined) {
+        throw new AilinkError(
+          'INVALID_INPUT',
+          `no placement was drawn for the upload ${deal} (or it was declared already): the chain accepts its columns only from the miners \`directory(want)\` drew with the upload's deal`,
+        );
+      }
       // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
       await quotaChecked(submit)(
         declarationCalls(
@@ -163,11 +238,13 @@ export function createChainRegistry(
             segments: record.segments,
             encryption: record.encryption,
             ...(entry === undefined ? {} : { entry }),
+            ...(ticket === undefined ? {} : { placement: ticket }),
           },
           receipts,
           deferred,
         ),
       );
+      tickets.delete(deal);
     },
     async get(fid) {
       await indexer.sync();

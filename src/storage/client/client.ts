@@ -293,7 +293,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       putOptions.size === undefined
         ? fragmentSizeOf(objectProfile)
         : Math.max(1, Math.ceil(putOptions.size / objectProfile.segmentSize)) * fragmentSizeOf(objectProfile);
-    const candidates = [...(await deps.registry.directory({ columns, columnBytes }))];
+    const deal = toHex(deps.random(16));
+    const candidates = [...(await deps.registry.directory({ columns, columnBytes, deal }))];
     const peers: Peers = new Map(candidates.map((p) => [p.peerId, p] as const));
     if (candidates.length < columns) {
       throw new AilinkError(
@@ -362,7 +363,6 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
       }
     };
 
-    const deal = toHex(deps.random(16));
     /**
      * The miners' signed receipts, column by column, each asked for as soon as that column's last fragment is placed
      * (its miner then holds the whole column), while other columns are still on the wire: asked for only after every

@@ -41,6 +41,7 @@ export {
   type ObjectSummary,
   type PlacedColumn,
   type Placement,
+  type PlacementWant,
   summaryOf,
 } from './record.ts';
 export {

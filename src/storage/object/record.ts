@@ -87,6 +87,11 @@ export interface PlacedColumn {
 export interface PlacementWant {
   readonly columns: number;
   readonly columnBytes: number;
+  /**
+   * The upload's deal (the random id its receipts sign): where the rules draw placements, the registry keeps the
+   * ticket it drew with under it, for `declare` to name.
+   */
+  readonly deal: string;
 }
 
 export interface ObjectRegistry {

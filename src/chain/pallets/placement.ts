@@ -1,0 +1,163 @@
+import { drawPlacement, placementSeed } from '../placement.ts';
+import type { StateReader, StateValue, StateWriter } from '../state.ts';
+import { type BlockContext, type CallContext, type PlacementConfig, reject } from './context.ts';
+import type { MinerInfo } from './sminer.ts';
+
+/**
+ * Placement as a rule (issue 17 item 6), on networks whose configuration has `placement`. Before it, placement was
+ * the client's choice: `fileBank.transferReport` took any 12 distinct positive miners with valid receipts, so an
+ * uploader could pile its columns onto miners it colludes with. Now:
+ * - the first block of every epoch stores the epoch's seed (its hash) and every positive miner's free space: the
+ *   weights of every draw of that epoch, frozen, so that uploads landing meanwhile do not change other draws;
+ * - a declaration names a ticket, an epoch still valid and a slot of the declaring account in it, each used once;
+ * - a receipt counts only from a miner among the first `columns + spares` of the ticket's draw (src/chain/placement.ts).
+ * Free space comes from a per-miner counter of the service bytes placed on it, kept wherever fileBank places or
+ * removes a column, so the snapshot costs O(miners) once per epoch instead of a scan of everything stored.
+ */
+
+/** A declaration's placement ticket, as the file keeps it: the draw its receipts are checked against. */
+export interface PlacementTicket {
+  [key: string]: StateValue;
+  readonly epoch: number;
+  readonly slot: number;
+  /** The declaring account: its address seeds the draw. */
+  readonly by: string;
+}
+
+/** An epoch's snapshot: the seed and the positive miners with free space, as [address, free bytes] in address order. */
+export interface PlacementEpoch {
+  [key: string]: StateValue;
+  readonly block: number;
+  readonly seed: string;
+  readonly miners: [string, number][];
+}
+
+const EPOCHS_PREFIX = 'placement/epochs/';
+const SLOTS_PREFIX = 'placement/slots/';
+const pad = (epoch: number) => String(epoch).padStart(12, '0');
+export const epochKey = (epoch: number) => `${EPOCHS_PREFIX}${pad(epoch)}`;
+const slotsKey = (epoch: number, account: string) => `${SLOTS_PREFIX}${pad(epoch)}/${account}`;
+const usedKey = (miner: string) => `placement/used/${miner}`;
+
+export const epochOf = (config: PlacementConfig, block: number): number =>
+  Math.floor(block / config.epochBlocks);
+
+/** Service bytes placed on `miner`, as the counter keeps them (networks with `placement` only). */
+export const usedBytesOf = (state: StateReader, miner: string): number =>
+  state.get<number>(usedKey(miner)) ?? 0;
+
+/** Counts `bytes` (negative: released) of service data on `miner`; nothing on networks without `placement`. */
+export function countUsed(state: StateWriter, ctx: BlockContext, miner: string, bytes: number): void {
+  if (ctx.config.placement === undefined || bytes === 0) return;
+  const used = usedBytesOf(state, miner) + bytes;
+  if (used === 0) state.delete(usedKey(miner));
+  else state.put(usedKey(miner), used);
+}
+
+/** The snapshot an epoch's draws use, if the rules still keep it. */
+export const placementEpoch = (state: StateReader, epoch: number): PlacementEpoch | undefined =>
+  state.get<PlacementEpoch>(epochKey(epoch));
+
+/** The slots `account` has declared with in `epoch`. */
+export const usedSlots = (state: StateReader, epoch: number, account: string): readonly number[] =>
+  state.get<number[]>(slotsKey(epoch, account)) ?? [];
+
+/**
+ * The block hook: the first block of an epoch stores its snapshot, and drops the snapshots and used slots of epochs
+ * no declaration may name any more.
+ */
+export function placementOnBlock(state: StateWriter, ctx: BlockContext): void {
+  const config = ctx.config.placement;
+  if (config === undefined) return;
+  const epoch = epochOf(config, ctx.block.number);
+  if (placementEpoch(state, epoch) !== undefined) return;
+  const miners: [string, number][] = [];
+  for (const [key, value] of state.scan('sminer/miners/')) {
+    const miner = value as MinerInfo;
+    if (miner.state !== 'positive') continue;
+    const address = key.slice('sminer/miners/'.length);
+    const free = miner.capacity - usedBytesOf(state, address);
+    if (free > 0) miners.push([address, free]);
+  }
+  state.put(epochKey(epoch), {
+    block: ctx.block.number,
+    seed: ctx.block.hash,
+    miners,
+  } satisfies PlacementEpoch);
+  for (const [key] of state.scan(EPOCHS_PREFIX)) {
+    const old = Number(key.slice(EPOCHS_PREFIX.length));
+    if (old >= epoch - config.epochsValid) break;
+    state.delete(key);
+    for (const [slots] of state.scan(`${SLOTS_PREFIX}${pad(old)}/`)) state.delete(slots);
+  }
+}
+
+/**
+ * Takes the declaration's ticket: the epoch must still be valid and its slot unused by the declaring account.
+ * @returns what the file keeps, or undefined on a network without `placement`
+ */
+export function takeTicket(
+  state: StateWriter,
+  ctx: CallContext,
+  ticket: { readonly epoch: number; readonly slot: number } | undefined,
+): PlacementTicket | undefined {
+  const config = ctx.config.placement;
+  if (config === undefined) {
+    if (ticket !== undefined)
+      reject('this network does not draw placements: declare without a placement ticket');
+    return undefined;
+  }
+  if (ticket === undefined) {
+    reject(
+      'this network draws placements: a declaration names the ticket (epoch, slot) its miners were drawn with',
+    );
+  }
+  const current = epochOf(config, ctx.block.number);
+  const oldest = Math.max(0, current - config.epochsValid);
+  if (ticket.epoch > current || ticket.epoch < oldest || placementEpoch(state, ticket.epoch) === undefined) {
+    reject(
+      `placement epoch ${ticket.epoch}: expected one of ${oldest}…${current} (the current epoch and the ${config.epochsValid} before it); draw the miners again`,
+    );
+  }
+  if (ticket.slot >= config.slotsPerEpoch) {
+    reject(`placement slot ${ticket.slot}: expected 0…${config.slotsPerEpoch - 1}`);
+  }
+  const used = usedSlots(state, ticket.epoch, ctx.caller);
+  if (used.includes(ticket.slot)) {
+    reject(
+      `placement slot ${ticket.slot} of epoch ${ticket.epoch} was declared with already by ${ctx.caller}: each draw places one upload`,
+    );
+  }
+  state.put(slotsKey(ticket.epoch, ctx.caller), [...used, ticket.slot]);
+  return { epoch: ticket.epoch, slot: ticket.slot, by: ctx.caller };
+}
+
+/**
+ * The miners a receipt may come from for a file drawn with `ticket`: the first `columns + spares` of its draw, or
+ * undefined when any positive miner may (a network without `placement`, or one whose snapshot has no more miners
+ * than that — all of them are drawn then, and miners registered since are let in rather than left idle).
+ */
+export function drawnMiners(
+  state: StateReader,
+  ctx: BlockContext,
+  fid: string,
+  ticket: PlacementTicket | undefined,
+  columns: number,
+): ReadonlySet<string> | undefined {
+  const config = ctx.config.placement;
+  if (config === undefined || ticket === undefined) return undefined;
+  const epoch = placementEpoch(state, ticket.epoch);
+  if (epoch === undefined) {
+    reject(
+      `the placement epoch ${ticket.epoch} of ${fid} is over (a draw is valid for ${config.epochsValid} epochs after its own): declare the upload again with a fresh draw`,
+    );
+  }
+  if (epoch.miners.length <= columns + config.spares) return undefined;
+  return new Set(
+    drawPlacement(
+      epoch.miners.map(([id, free]) => ({ id, free })),
+      placementSeed(epoch.seed, ticket.by, ticket.slot),
+      { columns, spares: config.spares, columnBytes: 1, capBytes: config.capBytes },
+    ),
+  );
+}

@@ -1,0 +1,353 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { serviceBytesOf } from '../../src/chain/pallets/audit.ts';
+import type { ProtocolConfig } from '../../src/chain/pallets/context.ts';
+import { epochKey, placementEpoch, usedBytesOf, usedSlots } from '../../src/chain/pallets/placement.ts';
+import { drawPlacement, placementSeed } from '../../src/chain/placement.ts';
+import { fileOf, minersOf } from '../../src/chain/queries.ts';
+import { type Account, accountsReady } from '../../src/shared/account.ts';
+import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
+import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
+import type { MinerClient } from '../../src/storage/protocol/miner-client.ts';
+import { rejectsWith } from '../storage/helpers.ts';
+import { memoryChain, remark, spaceCalls, type Twin } from '../storage/memory-chain.ts';
+import {
+  CONFIG,
+  type Declaration,
+  makeAccounts,
+  makeDeclaration,
+  makeReceipt,
+  POT,
+  peerIdOf,
+  registerMiner,
+} from './helpers.ts';
+
+// Placement as a rule (issue 17 item 6, src/chain/pallets/placement.ts): the attack it closes — an uploader placing its
+// columns on miners of its choosing — first succeeds on a network without it, then is refused; honest draws through
+// the chain registry still land.
+
+const PLACED: ProtocolConfig = {
+  ...CONFIG,
+  placement: { epochBlocks: 100, epochsValid: 2, slotsPerEpoch: 4, spares: 4, capBytes: 1 << 30 },
+};
+const COLUMNS = 12;
+const COLUMN_BYTES = 2 * (1024 / 8); // makeDeclaration: 2 segments of 1024 bytes, 8 data fragments
+
+let miners: Account[];
+let uploader: Account;
+const byPeer = new Map<string, Account>();
+
+beforeAll(async () => {
+  await accountsReady();
+  miners = makeAccounts('placement-rules/miner', 40);
+  [uploader] = makeAccounts('placement-rules/uploader', 1) as [Account];
+  for (const m of miners) byPeer.set(peerIdOf(m), m);
+});
+
+async function network(config: ProtocolConfig, count = miners.length): Promise<Twin> {
+  const twin = memoryChain(config);
+  for (const m of miners.slice(0, count)) {
+    const { name, args } = registerMiner(m);
+    await twin.run(m, [{ kind: 'transfer', to: POT, amount: 1000n }, remark(name, args)]);
+  }
+  await twin.run(uploader, spaceCalls(4));
+  // Into epoch 1, whose snapshot lists them all (epoch 0's was taken at block 1, before any registered).
+  await twin.mine(100 - (await twin.indexer.sync()));
+  return twin;
+}
+
+/** Epoch 1: where every test's uploads draw (its blocks 100–199 hold them all). */
+const EPOCH = 1;
+
+const registryOf = (twin: Twin) =>
+  createChainRegistry({
+    chain: { ...twin.chain, close: async () => {} },
+    indexer: { ...twin.indexer, close: async () => {} },
+    account: uploader,
+    miners: {} as MinerClient,
+  });
+
+/** Declares `d` with `ticket` and reports receipts from `holders` (column i on holders[i]) in one extrinsic. */
+async function declareOn(
+  twin: Twin,
+  d: Declaration,
+  holders: readonly Account[],
+  ticket?: { epoch: number; slot: number },
+) {
+  const { blockNumber } = await twin.chain.submit(uploader, [
+    remark('fileBank.uploadDeclaration', { ...d, ...(ticket === undefined ? {} : { placement: ticket }) }),
+    ...(holders.length === 0
+      ? []
+      : [
+          remark('fileBank.transferReport', {
+            fid: d.fid,
+            receipts: holders.map((m, index) => makeReceipt(m, d, index)),
+          }),
+        ]),
+  ]);
+  return twin.records.filter((r) => r.block === blockNumber);
+}
+
+/** The miners the rules accept for the uploader's `slot` of EPOCH, recomputed from the chain's snapshot. */
+function drawnFor(twin: Twin, slot: number): string[] {
+  const epoch = placementEpoch(twin.state, EPOCH)!;
+  return drawPlacement(
+    epoch.miners.map(([id, free]) => ({ id, free })),
+    placementSeed(epoch.seed, uploader.address, slot),
+    { columns: COLUMNS, spares: 4, columnBytes: 1, capBytes: 1 << 30 },
+  );
+}
+
+/** Twelve miners outside the draw of `slot`: colluders, as an uploader placing by its own choice would pick. */
+const outside = (twin: Twin, slot: number): Account[] =>
+  miners.filter((m) => !drawnFor(twin, slot).includes(m.address)).slice(0, COLUMNS);
+
+const accountOf = (address: string) => miners.find((m) => m.address === address)!;
+
+const upload = (label: string): { d: Declaration; record: ObjectRecord } => {
+  const d = makeDeclaration(label, uploader.address);
+  return {
+    d,
+    record: {
+      version: 1,
+      fid: d.fid,
+      size: d.size,
+      owner: uploader.address,
+      createdAt: 0,
+      profile: d.profile,
+      segments: d.segments,
+      encryption: null,
+    },
+  };
+};
+
+/** Column i on `peers[i]`, each with its miner's receipt. */
+const columnsOn = (d: Declaration, peers: readonly { peerId: string }[]): PlacedColumn[] =>
+  peers.slice(0, COLUMNS).map((p, index) => ({
+    peer: { peerId: p.peerId, addrs: [] },
+    receipt: makeReceipt(byPeer.get(p.peerId)!, d, index),
+  }));
+
+describe('placement as a rule: the attack', () => {
+  it('without it, an uploader puts every column on twelve miners of its choosing, and the chain takes it', async () => {
+    const twin = await network(CONFIG);
+    const { d } = upload('attack/open');
+    const colluders = miners.slice(-COLUMNS);
+    const outcome = await declareOn(twin, d, colluders);
+    expect(outcome.map((r) => r.outcome)).toEqual(['applied', 'applied']);
+    expect(fileOf(twin.state, d.fid)).toMatchObject({
+      state: 'Active',
+      placements: colluders.map((m) => m.address),
+    });
+    // Such a network writes nothing of the draw: its chain replays to the digest it always had.
+    expect(twin.state.scan('placement/')).toEqual([]);
+  });
+
+  it('with it, the same columns on miners outside the draw are refused, and the file takes none of them', async () => {
+    const twin = await network(PLACED);
+    const { d } = upload('attack/closed');
+    const colluders = outside(twin, 3);
+    expect(colluders).toHaveLength(COLUMNS);
+    const outcome = await declareOn(twin, d, colluders, { epoch: EPOCH, slot: 3 });
+    expect(outcome.map((r) => r.outcome)).toEqual(['applied', 'rejected']);
+    expect(outcome[1]!.reason).toMatch(
+      /is not among the 16 miners drawn for .* its column must go to a drawn miner/,
+    );
+    expect(fileOf(twin.state, d.fid)).toMatchObject({
+      state: 'Pending',
+      placements: new Array(COLUMNS).fill(null),
+    });
+    for (const m of colluders) expect(usedBytesOf(twin.state, m.address)).toBe(0);
+  });
+
+  it('one column outside the draw is enough to refuse the report; the drawn miners alone are taken', async () => {
+    const twin = await network(PLACED);
+    const { d } = upload('attack/one');
+    const drawn = drawnFor(twin, 1);
+    const holders = drawn.slice(0, COLUMNS).map(accountOf);
+    holders[5] = outside(twin, 1)[0]!;
+    const outcome = await declareOn(twin, d, holders, { epoch: EPOCH, slot: 1 });
+    expect(outcome[1]).toMatchObject({ outcome: 'rejected' });
+    expect(outcome[1]!.reason).toContain(`miner ${holders[5]!.address} is not among`);
+    holders[5] = accountOf(drawn[COLUMNS]!);
+    const report = await twin.chain.submit(uploader, [
+      remark('fileBank.transferReport', {
+        fid: d.fid,
+        receipts: holders.map((m, index) => makeReceipt(m, d, index)),
+      }),
+    ]);
+    expect(twin.records.find((r) => r.block === report.blockNumber)?.outcome).toBe('applied');
+    expect(fileOf(twin.state, d.fid)?.state).toBe('Active');
+  });
+});
+
+describe('placement as a rule: honest uploads', () => {
+  it('the registry draws, declares with its ticket, and the chain takes the drawn miners, spares included', async () => {
+    const twin = await network(PLACED);
+    const registry = registryOf(twin);
+    const { d, record } = upload('honest/drawn');
+    const drawn = await registry.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: d.deal });
+    expect(drawn).toHaveLength(COLUMNS + 4);
+    // Column 3's miner failed: the put moved it to the first spare.
+    const peers = [...drawn.slice(0, COLUMNS)];
+    peers[3] = drawn[COLUMNS]!;
+    await registry.declare(record, d.deal, columnsOn(d, peers));
+    const file = fileOf(twin.state, d.fid)!;
+    expect(file).toMatchObject({ state: 'Active', placement: { epoch: EPOCH, by: uploader.address } });
+    expect(file.placements).toEqual(peers.map((p) => byPeer.get(p.peerId)!.address));
+    expect(usedSlots(twin.state, EPOCH, uploader.address)).toEqual([file.placement!.slot]);
+    // An upload whose deal drew no ticket is not declared: the chain would refuse its columns.
+    const undrawn = upload('honest/undrawn');
+    await rejectsWith(
+      registry.declare(undrawn.record, undrawn.d.deal, columnsOn(undrawn.d, peers)),
+      'INVALID_INPUT',
+    );
+  });
+
+  it('different uploads draw different miners, and a slot declares one upload only', async () => {
+    const twin = await network(PLACED);
+    const registry = registryOf(twin);
+    const draws = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const { d, record } = upload(`honest/many/${i}`);
+      const drawn = await registry.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: d.deal });
+      draws.add(drawn.map((p) => p.peerId).join());
+      await registry.declare(record, d.deal, columnsOn(d, drawn));
+      expect(fileOf(twin.state, d.fid)?.state).toBe('Active');
+    }
+    expect(draws.size).toBe(4);
+    // The epoch's four slots are used; the next upload waits for the next epoch.
+    expect(usedSlots(twin.state, EPOCH, uploader.address).toSorted()).toEqual([0, 1, 2, 3]);
+    await rejectsWith(
+      registry.directory({
+        columns: COLUMNS,
+        columnBytes: COLUMN_BYTES,
+        deal: upload('honest/fifth').d.deal,
+      }),
+      'PLACEMENT_SLOTS_TAKEN',
+    );
+    const { d } = upload('honest/reused');
+    const outcome = await declareOn(twin, d, miners.slice(0, COLUMNS), { epoch: EPOCH, slot: 2 });
+    expect(outcome[0]).toMatchObject({ outcome: 'rejected' });
+    expect(outcome[0]!.reason).toMatch(/slot 2 of epoch 1 was declared with already/);
+    await twin.mine(200 - (await twin.indexer.sync()));
+    const next = upload('honest/next-epoch');
+    const drawn = await registry.directory({
+      columns: COLUMNS,
+      columnBytes: COLUMN_BYTES,
+      deal: next.d.deal,
+    });
+    await registry.declare(next.record, next.d.deal, columnsOn(next.d, drawn));
+    expect(fileOf(twin.state, next.d.fid)).toMatchObject({
+      state: 'Active',
+      placement: { epoch: EPOCH + 1 },
+    });
+  });
+
+  it('a network no larger than one draw takes any positive miner, newcomers since the snapshot included', async () => {
+    const twin = await network(PLACED, 15);
+    expect(placementEpoch(twin.state, EPOCH)?.miners).toHaveLength(15);
+    const late = miners[15]!;
+    const { name, args } = registerMiner(late);
+    await twin.run(late, [{ kind: 'transfer', to: POT, amount: 1000n }, remark(name, args)]);
+    const { d } = upload('small/any');
+    const holders = [late, ...miners.slice(3, 3 + COLUMNS - 1)];
+    const outcome = await declareOn(twin, d, holders, { epoch: EPOCH, slot: 0 });
+    expect(outcome.map((r) => r.outcome)).toEqual(['applied', 'applied']);
+  });
+});
+
+describe('placement as a rule: tickets', () => {
+  it('refuses a declaration without a ticket, with an epoch not yet begun or over, or a slot out of range', async () => {
+    const twin = await network(PLACED);
+    const cases: [{ epoch: number; slot: number } | undefined, RegExp][] = [
+      [undefined, /this network draws placements: a declaration names the ticket/],
+      [{ epoch: 2, slot: 0 }, /placement epoch 2: expected one of 0…1/],
+      [{ epoch: EPOCH, slot: 4 }, /placement slot 4: expected 0…3/],
+    ];
+    for (const [i, [ticket, reason]] of cases.entries()) {
+      const { d } = upload(`tickets/bad/${i}`);
+      const outcome = await declareOn(twin, d, miners.slice(0, COLUMNS), ticket);
+      expect(outcome[0]).toMatchObject({ outcome: 'rejected' });
+      expect(outcome[0]!.reason).toMatch(reason);
+      expect(fileOf(twin.state, d.fid)).toBeUndefined();
+    }
+    // Three epochs on, epoch 1 is over (2 valid after it): its snapshot and used slots are gone.
+    const { d } = upload('tickets/old');
+    await declareOn(twin, d, [], { epoch: EPOCH, slot: 1 });
+    expect(usedSlots(twin.state, EPOCH, uploader.address)).toEqual([1]);
+    await twin.mine(400 - (await twin.indexer.sync()));
+    expect(twin.state.get(epochKey(EPOCH))).toBeUndefined();
+    expect(usedSlots(twin.state, EPOCH, uploader.address)).toEqual([]);
+    expect(twin.state.scan('placement/epochs/').map(([k]) => k)).toEqual([2, 3, 4].map(epochKey));
+    const late = upload('tickets/late');
+    const outcome = await declareOn(twin, late.d, miners.slice(0, COLUMNS), { epoch: EPOCH, slot: 0 });
+    expect(outcome[0]!.reason).toMatch(/placement epoch 1: expected one of 2…4/);
+    // The file declared in epoch 1 can no longer be reported: its draw is gone with the epoch.
+    const report = await twin.chain.submit(uploader, [
+      remark('fileBank.transferReport', {
+        fid: d.fid,
+        receipts: miners.slice(0, COLUMNS).map((m, index) => makeReceipt(m, d, index)),
+      }),
+    ]);
+    const rejected = twin.records.find((r) => r.block === report.blockNumber);
+    expect(rejected?.reason).toMatch(/placement epoch 1 of .* is over .* declare the upload again/);
+  });
+
+  it('refuses a ticket on a network whose rules draw no placements', async () => {
+    const twin = await network(CONFIG, 12);
+    const { d } = upload('tickets/none');
+    const outcome = await declareOn(twin, d, miners.slice(0, COLUMNS), { epoch: 0, slot: 0 });
+    expect(outcome[0]!.reason).toMatch(/this network does not draw placements/);
+  });
+});
+
+describe('placement as a rule: free space', () => {
+  it('the used-bytes counter equals the scan of what each miner holds, through reports, overwrites, deletes and restorals', async () => {
+    const twin = await network(PLACED);
+    const registry = registryOf(twin);
+    const check = () => {
+      for (const m of minersOf(twin.state)) {
+        expect(usedBytesOf(twin.state, m.address)).toBe(serviceBytesOf(twin.state, m.address));
+      }
+    };
+    const put = async (label: string, key?: string) => {
+      const { d, record } = upload(label);
+      const drawn = await registry.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: d.deal });
+      await registry.declare(
+        record,
+        d.deal,
+        columnsOn(d, drawn),
+        key === undefined ? undefined : { bucket: 'backups', key },
+      );
+      return { d, drawn };
+    };
+    const a = await put('free/a');
+    const b = await put('free/b');
+    check();
+    // An overwrite: the object the key named is removed in the report that files the new one.
+    await twin.run(uploader, [remark('fileBank.createBucket', { name: 'backups' })]);
+    const first = await put('free/key-1', 'k');
+    await put('free/key-2', 'k');
+    expect(fileOf(twin.state, first.d.fid)).toBeUndefined();
+    check();
+    expect(usedBytesOf(twin.state, byPeer.get(a.drawn[0]!.peerId)!.address)).toBeGreaterThan(0);
+    // A restoral: column 0 of a moves from its miner to a miner holding nothing of a.
+    const origin = byPeer.get(a.drawn[0]!.peerId)!;
+    const holders = new Set(fileOf(twin.state, a.d.fid)!.placements);
+    const restorer = miners.find((m) => !holders.has(m.address))!;
+    await twin.run(origin, [remark('fileBank.generateRestoralOrder', { fid: a.d.fid, index: 0 })]);
+    await twin.run(restorer, [remark('fileBank.claimRestoralOrder', { fid: a.d.fid, index: 0 })]);
+    await twin.run(restorer, [remark('fileBank.restoralComplete', { fid: a.d.fid, index: 0 })]);
+    expect(fileOf(twin.state, a.d.fid)!.placements[0]).toBe(restorer.address);
+    check();
+    await twin.run(uploader, [remark('fileBank.deleteFile', { fid: b.d.fid })]);
+    check();
+    await twin.mine(200 - (await twin.indexer.sync()));
+    // The next epoch's snapshot weighs each miner by capacity minus what it holds.
+    const snapshot = placementEpoch(twin.state, EPOCH + 1)!;
+    expect(snapshot.miners).toEqual(
+      minersOf(twin.state).map((m) => [m.address, (1 << 30) - serviceBytesOf(twin.state, m.address)]),
+    );
+    expect(snapshot.miners.find(([address]) => address === restorer.address)![1]).toBeLessThan(1 << 30);
+  });
+});
