@@ -316,6 +316,10 @@ function refuseOlderDataDir(dataDir: string, protocolPath: string, expectedPot: 
   if (expectedPot !== undefined && pot !== expectedPot) {
     throw older('whose pot nobody held a key to', 'whose pot pays out escrow and refunds');
   }
+  // Only on the dev parameters (`expectedPot` set): a network started with its own protocol file keeps what it says.
+  if (expectedPot !== undefined && typeof written === 'object' && written !== null && !('placement' in written)) {
+    throw older('whose rules let an uploader choose its miners', 'whose rules draw them');
+  }
 }
 
 /** Alice pays each account that holds less than half of `DEV_FUNDING`, in one batch. */

@@ -86,4 +86,11 @@ describe('ailink dev on a data dir made by an older version', () => {
     writeFileSync(join(dir!, 'protocol.json'), JSON.stringify(older));
     await expect(start()).rejects.toThrow(/register as a verifier/);
   });
+
+  it('one from before the rules drew placements is refused too', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ailink-devnet-'));
+    const { placement: _p, ...older } = protocolConfigToJson(DEV_PROTOCOL_CONFIG);
+    writeFileSync(join(dir!, 'protocol.json'), JSON.stringify(older));
+    await expect(start()).rejects.toThrow(/let an uploader choose its miners/);
+  });
 });
