@@ -317,7 +317,12 @@ function refuseOlderDataDir(dataDir: string, protocolPath: string, expectedPot: 
     throw older('whose pot nobody held a key to', 'whose pot pays out escrow and refunds');
   }
   // Only on the dev parameters (`expectedPot` set): a network started with its own protocol file keeps what it says.
-  if (expectedPot !== undefined && typeof written === 'object' && written !== null && !('placement' in written)) {
+  if (
+    expectedPot !== undefined &&
+    typeof written === 'object' &&
+    written !== null &&
+    !('placement' in written)
+  ) {
     throw older('whose rules let an uploader choose its miners', 'whose rules draw them');
   }
 }
