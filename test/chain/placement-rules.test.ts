@@ -58,12 +58,13 @@ async function network(config: ProtocolConfig, count = miners.length): Promise<T
 /** Epoch 1: where every test's uploads draw (its blocks 100–199 hold them all). */
 const EPOCH = 1;
 
-const registryOf = (twin: Twin) =>
+const registryOf = (twin: Twin, random?: (n: number) => Uint8Array) =>
   createChainRegistry({
     chain: { ...twin.chain, close: async () => {} },
     indexer: { ...twin.indexer, close: async () => {} },
     account: uploader,
     miners: {} as MinerClient,
+    ...(random === undefined ? {} : { random }),
   });
 
 /** Declares `d` with `ticket` and reports receipts from `holders` (column i on holders[i]) in one extrinsic. */
@@ -291,6 +292,22 @@ describe('placement as a rule: tickets', () => {
     ]);
     const rejected = twin.records.find((r) => r.block === report.blockNumber);
     expect(rejected?.reason).toMatch(/placement epoch 1 of .* is over .* declare the upload again/);
+  });
+
+  it('two clients of one account that drew the same slot: the second declares with another open one', async () => {
+    const twin = await network(PLACED, 15);
+    const zeros = (n: number) => new Uint8Array(n);
+    const [first, second] = [registryOf(twin, zeros), registryOf(twin, zeros)];
+    const a = upload('tickets/gateway-a');
+    const b = upload('tickets/gateway-b');
+    const drawnA = await first.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: a.d.deal });
+    const drawnB = await second.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: b.d.deal });
+    await first.declare(a.record, a.d.deal, columnsOn(a.d, drawnA));
+    await second.declare(b.record, b.d.deal, columnsOn(b.d, drawnB));
+    expect(fileOf(twin.state, a.d.fid)).toMatchObject({ state: 'Active', placement: { slot: 0 } });
+    expect(fileOf(twin.state, b.d.fid)).toMatchObject({ state: 'Active', placement: { slot: 1 } });
+    const refused = twin.records.filter((r) => r.outcome === 'rejected').map((r) => r.reason);
+    expect(refused[0]).toMatch(/slot 0 of epoch 1 was declared with already/);
   });
 
   it('refuses a ticket on a network whose rules draw no placements', async () => {

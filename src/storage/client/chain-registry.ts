@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   type ChainClient,
   declarationCalls,
@@ -11,6 +11,7 @@ import {
   type Indexer,
   minerOf,
   minersOf,
+  type PlacementEpoch,
   placementEpoch,
   placementSeed,
   protocolCall,
@@ -62,6 +63,8 @@ export function createChainRegistry(
     indexer: Pick<Indexer, 'state' | 'config' | 'sync' | 'waitFor' | 'calls' | 'close' | 'blockHash'>;
     account: Account;
     miners: MinerClient;
+    /** Random bytes (default: the system's): placement slots are drawn with it. */
+    random?: (n: number) => Uint8Array;
   },
   options: {
     deadlineMs: number;
@@ -73,6 +76,7 @@ export function createChainRegistry(
   } = { deadlineMs: 60_000 },
 ): ObjectRegistry {
   const { indexer, account } = deps;
+  const random = deps.random ?? randomBytes;
   const capBytes = options.placementCapBytes ?? 2 ** 40;
   /** Puts drawn so far: two puts after the same block must not land on the same miners. */
   let draws = 0;
@@ -112,14 +116,43 @@ export function createChainRegistry(
         `all ${rules.slotsPerEpoch} placement slots of epoch ${epoch} are taken by uploads of ${account.address}: the next epoch starts at block ${(epoch + 1) * rules.epochBlocks}`,
       );
     }
-    const slot = open[randomInt(open.length)]!;
+    const slot = open[Buffer.from(random(4)).readUInt32BE(0) % open.length]!;
     tickets.set(want.deal, { epoch, slot });
-    if (snapshot.miners.length <= want.columns + rules.spares) return undefined;
+    return drawOf(snapshot, slot, want.columns);
+  }
+
+  /** The miners the rules accept for `slot` of `snapshot`'s epoch; undefined: any positive miner. */
+  function drawOf(snapshot: PlacementEpoch, slot: number, columns: number): string[] | undefined {
+    const rules = indexer.config.placement!;
+    if (snapshot.miners.length <= columns + rules.spares) return undefined;
     return drawPlacement(
       snapshot.miners.map(([id, free]) => ({ id, free })),
       placementSeed(snapshot.seed, account.address, slot),
-      { columns: want.columns, spares: rules.spares, columnBytes: 1, capBytes: rules.capBytes },
+      { columns, spares: rules.spares, columnBytes: 1, capBytes: rules.capBytes },
     );
+  }
+
+  /**
+   * Another open slot of `ticket`'s epoch whose draw accepts every miner in `placed`, for a declaration whose slot
+   * another client of this account (a second gateway) declared with first. On a network no larger than one draw any
+   * open slot does; on a larger one such a slot is rare, and the upload fails as before.
+   */
+  async function otherTicket(
+    ticket: { readonly epoch: number; readonly slot: number },
+    placed: readonly string[],
+    columns: number,
+  ): Promise<{ epoch: number; slot: number } | undefined> {
+    await indexer.sync();
+    const snapshot = placementEpoch(indexer.state, ticket.epoch);
+    if (snapshot === undefined) return undefined;
+    const taken = new Set(usedSlots(indexer.state, ticket.epoch, account.address));
+    for (const t of tickets.values()) if (t.epoch === ticket.epoch) taken.add(t.slot);
+    for (let slot = 0; slot < indexer.config.placement!.slotsPerEpoch; slot++) {
+      if (taken.has(slot)) continue;
+      const drawn = drawOf(snapshot, slot, columns);
+      if (drawn === undefined || placed.every((m) => drawn.includes(m))) return { epoch: ticket.epoch, slot };
+    }
+    return undefined;
   }
 
   function recordOf(fid: string): Placement | null {
@@ -226,24 +259,43 @@ export function createChainRegistry(
         );
       }
       // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
-      await quotaChecked(submit)(
-        declarationCalls(
-          {
-            fid: record.fid,
-            deal,
-            owner: record.owner,
-            ...(record.name === undefined ? {} : { name: record.name }),
-            size: record.size,
-            profile: record.profile,
-            segments: record.segments,
-            encryption: record.encryption,
-            ...(entry === undefined ? {} : { entry }),
-            ...(ticket === undefined ? {} : { placement: ticket }),
-          },
-          receipts,
-          deferred,
-        ),
-      );
+      const declare = (placement: typeof ticket) =>
+        quotaChecked(submit)(
+          declarationCalls(
+            {
+              fid: record.fid,
+              deal,
+              owner: record.owner,
+              ...(record.name === undefined ? {} : { name: record.name }),
+              size: record.size,
+              profile: record.profile,
+              segments: record.segments,
+              encryption: record.encryption,
+              ...(entry === undefined ? {} : { entry }),
+              ...(placement === undefined ? {} : { placement }),
+            },
+            receipts,
+            deferred,
+          ),
+        );
+      try {
+        await declare(ticket);
+      } catch (err) {
+        const slotTaken =
+          hasCode(err, 'CHAIN_CALL_REJECTED') &&
+          String(err.details?.reason ?? '').includes('declared with already');
+        const other =
+          ticket === undefined || !slotTaken
+            ? undefined
+            : await otherTicket(
+                ticket,
+                receipts.map((r) => r.miner),
+                columns.length,
+              );
+        if (other === undefined) throw err;
+        tickets.set(deal, other);
+        await declare(other);
+      }
       tickets.delete(deal);
     },
     async get(fid) {
