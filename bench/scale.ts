@@ -49,13 +49,16 @@ import {
   DEV_PROTOCOL_CONFIG,
   devSigner,
   drawPlacement,
+  epochKey,
   openIndexer,
+  placementSeed,
   ROC,
   startDevChain,
 } from '../src/chain/index.ts';
 import { dueKey } from '../src/chain/pallets/audit.ts';
 import type { ProtocolConfig } from '../src/chain/pallets/context.ts';
 import { fileKey, minerFilesPrefix, taggedKey } from '../src/chain/pallets/file-bank.ts';
+import { drawnMiners } from '../src/chain/pallets/placement.ts';
 import { minerKey } from '../src/chain/pallets/sminer.ts';
 import { verifierKey } from '../src/chain/pallets/tee-worker.ts';
 import type { StateWrite } from '../src/chain/state.ts';
@@ -194,7 +197,9 @@ function auditCost(config: ProtocolConfig, from: number, blocks: number) {
   return { msPerBlock: ms / blocks, challengesPerBlock: issued / blocks };
 }
 
-const base: ProtocolConfig = { ...DEV_PROTOCOL_CONFIG, verifiers: ['5verifier'] };
+// Without the placement draw: its snapshot (written by the first block a hook sees) is measured on its own below.
+const { placement: RULES, ...devAudit } = DEV_PROTOCOL_CONFIG;
+const base: ProtocolConfig = { ...devAudit, verifiers: ['5verifier'] };
 const { challengePeriodBlocks: _, ...oldAudit } = base.audit;
 log(`audits: the old all-miner draw over ${AUDIT_BLOCKS} blocks …`);
 const before = auditCost({ ...base, audit: oldAudit }, 2, AUDIT_BLOCKS);
@@ -206,6 +211,61 @@ const after = auditCost(
 );
 /** Blocks between two challenges of one miner: the old draw picks one of all every `challengeInterval`. */
 const oldPeriod = MINERS * base.audit.challengeInterval;
+
+// --- placement as a rule ---------------------------------------------------------------------------------------
+// What the rules pay (item 6 enforced, src/chain/pallets/placement.ts) on MINERS miners in SQLite: the snapshot the
+// first block of an epoch writes, and the draw recomputed for each report. What an uploader can still choose: the best
+// of its draws per epoch (slotsPerEpoch × (epochsValid + 1)) for a coalition holding a share of the miners, each draw
+// counting the coalition's miners among its 12 + spares (12 at most are placed); before the rule, it placed all 12.
+const rules = RULES!;
+function placementRuleCost() {
+  const { db, state } = auditState(base);
+  const config: ProtocolConfig = { ...base, placement: rules };
+  const ctx = (n: number) => ({
+    block: { number: n, hash: `0x${hex(`b/${n}`)}`, timestamp: n * 6000 },
+    genesisHash: '0x',
+    config,
+  });
+  let t = performance.now();
+  const writes = applyBlockHooks(state, ctx(rules.epochBlocks));
+  const snapshotMs = performance.now() - t;
+  const snapshot = writes.find((w) => w.key === epochKey(1))!.value;
+  const snapshotBytes = Buffer.byteLength(JSON.stringify(snapshot));
+  db.transaction(() => state.apply(writes))();
+  const checks = 50;
+  t = performance.now();
+  for (let i = 0; i < checks; i++) {
+    drawnMiners(state, ctx(rules.epochBlocks + 1), 'f', { epoch: 1, slot: i, by: '5uploader' }, COLUMNS);
+  }
+  const checkMs = (performance.now() - t) / checks;
+  db.close();
+  return { snapshotMs, snapshotBytes, checkMs };
+}
+function grinding(share: number) {
+  const miners = ids.map((id) => ({ id, free: CAPACITY }));
+  const coalition = new Set(ids.slice(0, Math.round(MINERS * share)));
+  const draws = rules.slotsPerEpoch * (rules.epochsValid + 1);
+  const epochs = 3;
+  let best = 0;
+  let honest = 0;
+  for (let e = 0; e < epochs; e++) {
+    let most = 0;
+    for (let slot = 0; slot < draws; slot++) {
+      const drawn = drawPlacement(miners, placementSeed(hex(`epoch/${e}`), '5uploader', slot), {
+        columns: COLUMNS,
+        spares: rules.spares,
+        columnBytes: 1,
+        capBytes: CAPACITY,
+      });
+      most = Math.max(most, Math.min(COLUMNS, drawn.filter((id) => coalition.has(id)).length));
+      honest += drawn.slice(0, COLUMNS).filter((id) => coalition.has(id)).length;
+    }
+    best += most;
+  }
+  return { share, draws, best: best / epochs, honest: honest / (epochs * draws) };
+}
+log(`placement rule: snapshot and checks over ${MINERS} miners, an uploader's choice …`);
+const placementRule = { ...placementRuleCost(), grinding: [0.05, 0.1, 0.3].map(grinding) };
 
 // --- index sync --------------------------------------------------------------------------------------------------
 
@@ -498,6 +558,19 @@ const rows: [string, string, string, string][] = [
   ['miners left with no column', String(placement.idleBaseline), String(placement.idleDrawn), ''],
   ['placement draw per put (ms)', '–', drawMs.toFixed(2), ''],
   [
+    `placement snapshot, first block of an epoch (ms / KiB)`,
+    '–',
+    `${placementRule.snapshotMs.toFixed(0)} / ${(placementRule.snapshotBytes / 1024).toFixed(0)}`,
+    '',
+  ],
+  ['placement check per transfer report (ms)', '–', placementRule.checkMs.toFixed(2), ''],
+  ...placementRule.grinding.map((g): [string, string, string, string] => [
+    `uploader's columns (of 12) on a ${g.share * 100} % coalition`,
+    '12 (it chose)',
+    g.best.toFixed(1),
+    `best of its ${g.draws} draws; an honest draw ${g.honest.toFixed(1)}`,
+  ]),
+  [
     `audit hook per block (ms), ${MINERS} miners`,
     before.msPerBlock.toFixed(2),
     after.msPerBlock.toFixed(2),
@@ -621,6 +694,15 @@ console.log(
     placement_max_over_mean: Number(placement.drawn.toFixed(3)),
     placement_baseline_max_over_mean: Number(placement.baseline.toFixed(1)),
     placement_draw_ms: Number(drawMs.toFixed(3)),
+    placement_snapshot_ms: Number(placementRule.snapshotMs.toFixed(1)),
+    placement_snapshot_bytes: placementRule.snapshotBytes,
+    placement_check_ms: Number(placementRule.checkMs.toFixed(3)),
+    placement_grinding: placementRule.grinding.map((g) => ({
+      coalition_share: g.share,
+      draws: g.draws,
+      best_columns: Number(g.best.toFixed(2)),
+      honest_columns: Number(g.honest.toFixed(2)),
+    })),
     audit_ms_per_block: Number(after.msPerBlock.toFixed(3)),
     audit_baseline_ms_per_block: Number(before.msPerBlock.toFixed(3)),
     audit_challenges_per_block: after.challengesPerBlock,

@@ -88,6 +88,7 @@ export {
   peerRegistrationMessage,
 } from './pallets/peer-key.ts';
 export {
+  epochKey,
   epochOf,
   type PlacementEpoch,
   type PlacementTicket,

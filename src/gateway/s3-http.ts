@@ -47,6 +47,7 @@ export const S3_STATUS: Record<string, number> = {
   InternalError: 500,
   NotImplemented: 501,
   ServiceUnavailable: 503,
+  SlowDown: 503,
 };
 
 /** S3's code for an AilinkError that did not name one. */
@@ -68,6 +69,8 @@ export function s3CodeOf(err: AilinkError): string {
     OBJECT_UNAVAILABLE: 'ServiceUnavailable',
     CHAIN_UNREACHABLE: 'ServiceUnavailable',
     CHAIN_TIMEOUT: 'ServiceUnavailable',
+    // S3 clients back off and retry on SlowDown: the next placement epoch brings new slots.
+    PLACEMENT_SLOTS_TAKEN: 'SlowDown',
   };
   return byCode[err.code] ?? 'InternalError';
 }
