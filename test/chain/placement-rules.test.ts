@@ -1,13 +1,24 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { serviceBytesOf } from '../../src/chain/pallets/audit.ts';
 import type { ProtocolConfig } from '../../src/chain/pallets/context.ts';
+import { transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
 import { epochKey, placementEpoch, usedBytesOf, usedSlots } from '../../src/chain/pallets/placement.ts';
 import { drawPlacement, placementSeed } from '../../src/chain/placement.ts';
 import { fileOf, minersOf } from '../../src/chain/queries.ts';
+import type { PeerRef } from '../../src/p2p/index.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
+import { toHex } from '../../src/shared/bytes.ts';
+import { systemClock, systemRandom } from '../../src/shared/clock.ts';
+import { AilinkError } from '../../src/shared/errors.ts';
 import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
+import {
+  createCodecPool,
+  createStorageClient,
+  type FragmentBody,
+  TEST_PROFILE,
+} from '../../src/storage/index.ts';
 import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
-import type { MinerClient } from '../../src/storage/protocol/miner-client.ts';
+import type { ColumnRef, MinerClient } from '../../src/storage/protocol/miner-client.ts';
 import { rejectsWith } from '../storage/helpers.ts';
 import { memoryChain, remark, spaceCalls, type Twin } from '../storage/memory-chain.ts';
 import {
@@ -254,6 +265,70 @@ describe('placement as a rule: honest uploads', () => {
     const holders = [late, ...miners.slice(3, 3 + COLUMNS - 1)];
     const outcome = await declareOn(twin, d, holders, { epoch: EPOCH, slot: 0 });
     expect(outcome.map((r) => r.outcome)).toEqual(['applied', 'applied']);
+  });
+});
+
+describe('placement as a rule: a storage client put', () => {
+  it('lands on drawn miners; a drawn miner that is down gives its column to a spare of the draw', async () => {
+    const twin = await network(PLACED);
+    /** Set: the next peer sent a fragment is down from then on. */
+    let armed = false;
+    const down = new Set<string>();
+    // Miners in memory: each takes what it is sent and signs its receipt with its own account, as a real one does.
+    const miners = {
+      async put(peer: PeerRef, hash: string, bytes: Uint8Array | FragmentBody) {
+        if (armed) {
+          armed = false;
+          down.add(peer.peerId);
+        }
+        if (down.has(peer.peerId))
+          throw new AilinkError('PEER_UNREACHABLE', `${peer.peerId} is down (${hash})`);
+        if (!(bytes instanceof Uint8Array)) for (const _ of bytes.pieces()) void _;
+      },
+      async receipt(peer: PeerRef, column: ColumnRef & { deal: string }) {
+        const m = byPeer.get(peer.peerId)!;
+        const message = transferReceiptMessage(column.fid, column.deal, column.index, column.fragments);
+        return { index: column.index, miner: m.address, signature: toHex(m.sign(message)) };
+      },
+    } as unknown as MinerClient;
+    const codec = createCodecPool({ inline: true });
+    const client = createStorageClient(
+      {
+        miners,
+        registry: registryOf(twin),
+        account: uploader,
+        codec,
+        clock: systemClock,
+        random: systemRandom,
+      },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    );
+    const placedOnDraw = (fid: string) => {
+      const file = fileOf(twin.state, fid)!;
+      expect(file.state).toBe('Active');
+      const drawn = drawnFor(twin, file.placement!.slot);
+      expect(file.placements.every((p) => drawn.includes(p!))).toBe(true);
+      return { file, drawn };
+    };
+    try {
+      placedOnDraw((await client.put(systemRandom(TEST_PROFILE.segmentSize + 7))).fid);
+      armed = true;
+      const moves: string[] = [];
+      const { fid } = await client.put(systemRandom(100), {
+        onProgress: (e) => {
+          if (e.kind === 'column-moved') moves.push(e.to);
+        },
+      });
+      const { file, drawn } = placedOnDraw(fid);
+      expect(down.size).toBe(1);
+      const [gone] = [...down].map((peer) => byPeer.get(peer)!.address);
+      expect(file.placements).not.toContain(gone);
+      // The spare it moved to is the draw's 13th miner, and every column sits on one of the draw's first 13.
+      expect(moves.map((peer) => byPeer.get(peer)!.address)).toEqual([drawn[COLUMNS]]);
+      expect(drawn.slice(0, COLUMNS + 1)).toEqual(expect.arrayContaining(file.placements));
+    } finally {
+      await codec.close();
+    }
   });
 });
 
