@@ -94,7 +94,8 @@ export function createChainRegistry(
    * take the same one.
    * @returns the ticket's draw (the first `columns + spares` miners, the only ones the rules accept), or undefined when
    *   the epoch's snapshot lists no more miners than that: the rules then accept any positive miner
-   * @throws NOT_ENOUGH_MINERS before the chain's first snapshot; RATE_LIMITED when every slot of the epoch is taken
+   * @throws NOT_ENOUGH_MINERS before the chain's first snapshot; PLACEMENT_SLOTS_TAKEN when every slot of the epoch
+   *   is taken
    */
   function drawTicket(want: PlacementWant, height: number): string[] | undefined {
     const rules = indexer.config.placement!;
@@ -205,19 +206,16 @@ export function createChainRegistry(
           });
         }
       }
-      // Placement (issue 17 item 6): drawn by free space from chain randomness, the uploader and its count of puts,
-      // instead of the first miners in address order. Free space is capacity minus the service data the chain
-      // records on the miner (idle files give way to service data, as in CESS).
-      const seed =
-        rules === undefined
-          ? `${indexer.blockHash()}\n${account.address}\n${draws++}`
-          : `${indexer.blockHash()}\n${account.address}\n${want.deal}`;
+      // Placement (issue 17 item 6) where the rules check none, or any miner is drawn: by free space from the last
+      // block's hash, the uploader and its count of puts, instead of the first miners in address order. Free space is
+      // capacity minus the service data the chain records on the miner (idle files give way to service data, as in
+      // CESS).
       const drawn = drawPlacement(
         positive.map((m) => ({
           id: m.address,
           free: Math.max(0, m.capacity - serviceBytesOf(indexer.state, m.address)),
         })),
-        seed,
+        `${indexer.blockHash()}\n${account.address}\n${draws++}`,
         {
           columns: want.columns,
           spares: want.columns,
