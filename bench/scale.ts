@@ -49,7 +49,6 @@ import {
   DEV_PROTOCOL_CONFIG,
   devSigner,
   drawPlacement,
-  epochKey,
   openIndexer,
   placementSeed,
   ROC,
@@ -229,8 +228,9 @@ function placementRuleCost() {
   let t = performance.now();
   const writes = applyBlockHooks(state, ctx(rules.epochBlocks));
   const snapshotMs = performance.now() - t;
-  const snapshot = writes.find((w) => w.key === epochKey(1))!.value;
-  const snapshotBytes = Buffer.byteLength(JSON.stringify(snapshot));
+  const snapshotBytes = writes
+    .filter((w) => w.key.startsWith('placement/'))
+    .reduce((n, w) => n + Buffer.byteLength(JSON.stringify(w.value)), 0);
   db.transaction(() => state.apply(writes))();
   const checks = 50;
   t = performance.now();

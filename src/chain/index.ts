@@ -88,11 +88,11 @@ export {
   peerRegistrationMessage,
 } from './pallets/peer-key.ts';
 export {
-  epochKey,
   epochOf,
   type PlacementEpoch,
   type PlacementTicket,
   placementEpoch,
+  ticketDraw,
   usedBytesOf,
   usedSlots,
 } from './pallets/placement.ts';

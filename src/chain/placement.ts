@@ -51,7 +51,8 @@ const whole = (n: number) => Number.isSafeInteger(n) && n >= 0;
 /**
  * Draws `columns` distinct miners and then up to `spares` more among those with room for a column (free ≥
  * columnBytes): each place draws two miners with probability proportional to min(free, capBytes) and keeps the one
- * with more of it. Cost: O(n) for n candidates listed by id (O(n log n) otherwise) plus O(log n) per draw.
+ * with more of it. Cost: O(n) for n candidates listed by id (O(n log n) otherwise) plus O(log n) per draw; the O(n)
+ * part once per frozen list of frozen candidates and options (`prepared`), as the rules' epoch snapshots are.
  * @returns the drawn ids: the first `columns` take the columns in order, the rest are spares in order of preference
  * @throws INVALID_INPUT for options that are not whole numbers (columns ≥ 1, columnBytes ≥ 1, capBytes ≥ columnBytes),
  *   a candidate id given twice, or a free space that is not a whole number ≥ 0
@@ -76,27 +77,7 @@ export function drawPlacement(
       );
     }
   }
-  for (const c of candidates) {
-    if (!whole(c.free)) {
-      throw new AilinkError(
-        'INVALID_INPUT',
-        `placement: free space of ${c.id}: expected a whole number of bytes ≥ 0, got ${JSON.stringify(c.free)}`,
-      );
-    }
-  }
-  // Sorted by id: the draw must not depend on the order a caller happened to list the miners in. Callers usually list
-  // them sorted already (the chain's state is), so check before paying for a sort; a repeat is then a neighbour.
-  const byId = (a: PlacementCandidate, b: PlacementCandidate) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  let sorted = true;
-  for (let i = 1; i < candidates.length && sorted; i++)
-    sorted = byId(candidates[i - 1]!, candidates[i]!) <= 0;
-  const all = sorted ? candidates : [...candidates].sort(byId);
-  for (let i = 1; i < all.length; i++) {
-    if (all[i - 1]!.id === all[i]!.id) {
-      throw new AilinkError('INVALID_INPUT', `placement: miner ${all[i]!.id} is listed twice`);
-    }
-  }
-  const eligible = all.filter((c) => c.free >= columnBytes);
+  const { eligible, prefix, total } = prepared(candidates, columnBytes, capBytes);
   if (eligible.length < columns) {
     throw new AilinkError(
       'NOT_ENOUGH_MINERS',
@@ -105,14 +86,6 @@ export function drawPlacement(
   }
   const wanted = Math.min(columns + spares, eligible.length);
   const weight = (c: PlacementCandidate) => Math.min(c.free, capBytes);
-  // Prefix sums of the capped weights; a draw is a binary search. Weights up to capBytes each stay exact in a double
-  // while n · capBytes < 2^53 (10,000 miners of 900 TB each).
-  const prefix = new Float64Array(eligible.length);
-  let total = 0;
-  for (const [i, c] of eligible.entries()) {
-    total += weight(c);
-    prefix[i] = total;
-  }
   const drawOne = (u: number): number => {
     const target = u * total;
     let lo = 0;
@@ -156,4 +129,65 @@ export function drawPlacement(
     picked.push(next.c.id);
   }
   return picked;
+}
+
+interface Prepared {
+  readonly eligible: readonly PlacementCandidate[];
+  readonly prefix: Float64Array;
+  readonly total: number;
+}
+
+/**
+ * What every draw over one list of candidates shares, O(n): checked, sorted by id, filtered to those with room, and
+ * the prefix sums of their capped weights. Kept for a frozen list (of frozen candidates, which nobody can change
+ * after): the rules draw over an epoch's snapshot for every transfer report, and at 10,000 miners this is most of a
+ * draw's cost.
+ */
+const preparedLists = new WeakMap<readonly PlacementCandidate[], Map<string, Prepared>>();
+
+function prepared(
+  candidates: readonly PlacementCandidate[],
+  columnBytes: number,
+  capBytes: number,
+): Prepared {
+  const cacheable = Object.isFrozen(candidates) && candidates.every((c) => Object.isFrozen(c));
+  const key = `${columnBytes}/${capBytes}`;
+  const cached = cacheable ? preparedLists.get(candidates)?.get(key) : undefined;
+  if (cached !== undefined) return cached;
+  for (const c of candidates) {
+    if (!whole(c.free)) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `placement: free space of ${c.id}: expected a whole number of bytes ≥ 0, got ${JSON.stringify(c.free)}`,
+      );
+    }
+  }
+  // Sorted by id: the draw must not depend on the order a caller happened to list the miners in. Callers usually list
+  // them sorted already (the chain's state is), so check before paying for a sort; a repeat is then a neighbour.
+  const byId = (a: PlacementCandidate, b: PlacementCandidate) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  let sorted = true;
+  for (let i = 1; i < candidates.length && sorted; i++)
+    sorted = byId(candidates[i - 1]!, candidates[i]!) <= 0;
+  const all = sorted ? candidates : [...candidates].sort(byId);
+  for (let i = 1; i < all.length; i++) {
+    if (all[i - 1]!.id === all[i]!.id) {
+      throw new AilinkError('INVALID_INPUT', `placement: miner ${all[i]!.id} is listed twice`);
+    }
+  }
+  const eligible = all.filter((c) => c.free >= columnBytes);
+  // Prefix sums of the capped weights; a draw is a binary search. Weights up to capBytes each stay exact in a double
+  // while n · capBytes < 2^53 (10,000 miners of 900 TB each).
+  const prefix = new Float64Array(eligible.length);
+  let total = 0;
+  for (const [i, c] of eligible.entries()) {
+    total += Math.min(c.free, capBytes);
+    prefix[i] = total;
+  }
+  const result = { eligible, prefix, total };
+  if (cacheable) {
+    const byKey = preparedLists.get(candidates) ?? new Map<string, Prepared>();
+    byKey.set(key, result);
+    preparedLists.set(candidates, byKey);
+  }
+  return result;
 }

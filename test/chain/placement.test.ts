@@ -54,6 +54,23 @@ describe('drawPlacement', () => {
     );
   });
 
+  it('a frozen list (whose preparation is kept for the next draw) draws as its copy does, draw after draw', () => {
+    fc.assert(
+      fc.property(network, fc.array(fc.nat(), { minLength: 1, maxLength: 5 }), ({ miners, seed }, nonces) => {
+        fc.pre(withRoom(miners).length >= 12);
+        const frozen = Object.freeze(miners.map((m) => Object.freeze({ ...m })));
+        for (const n of nonces) {
+          const s = `${seed}/${n}`;
+          expect(drawPlacement(frozen, s, options)).toEqual(drawPlacement([...miners], s, options));
+          // Other options over the same list are prepared apart, not taken from the first.
+          const wide = { ...options, columnBytes: 1, capBytes: 2 * CAP };
+          expect(drawPlacement(frozen, s, wide)).toEqual(drawPlacement([...miners], s, wide));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('never weighs free space beyond the cap: raising a miner’s free space above it changes nothing', () => {
     fc.assert(
       fc.property(network, fc.nat(10 * CAP), ({ miners, seed }, extra) => {

@@ -1,4 +1,5 @@
-import { drawPlacement, placementSeed } from '../placement.ts';
+import { createHash } from 'node:crypto';
+import { drawPlacement, type PlacementCandidate, placementSeed } from '../placement.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, type CallContext, type PlacementConfig, reject } from './context.ts';
 import type { MinerInfo } from './sminer.ts';
@@ -24,18 +25,24 @@ export interface PlacementTicket {
   readonly by: string;
 }
 
-/** An epoch's snapshot: the seed and the positive miners with free space, as [address, free bytes] in address order. */
+/**
+ * An epoch's snapshot: its first block, the seed, and how many positive miners had free space then. The miners
+ * themselves, [address, free bytes] in address order, are a key of their own named by `digest` (SHA-256 of their JSON),
+ * so that a rule reading the seed does not parse 10,000 miners, and the parsed list can be cached by its digest.
+ */
 export interface PlacementEpoch {
   [key: string]: StateValue;
   readonly block: number;
   readonly seed: string;
-  readonly miners: [string, number][];
+  readonly miners: number;
+  readonly digest: string;
 }
 
 const EPOCHS_PREFIX = 'placement/epochs/';
 const SLOTS_PREFIX = 'placement/slots/';
 const pad = (epoch: number) => String(epoch).padStart(12, '0');
 export const epochKey = (epoch: number) => `${EPOCHS_PREFIX}${pad(epoch)}`;
+const minersKey = (epoch: number) => `placement/miners/${pad(epoch)}`;
 const slotsKey = (epoch: number, account: string) => `${SLOTS_PREFIX}${pad(epoch)}/${account}`;
 const usedKey = (miner: string) => `placement/used/${miner}`;
 
@@ -79,17 +86,69 @@ export function placementOnBlock(state: StateWriter, ctx: BlockContext): void {
     const free = miner.capacity - usedBytesOf(state, address);
     if (free > 0) miners.push([address, free]);
   }
+  const digest = createHash('sha256').update(JSON.stringify(miners)).digest('hex');
+  state.put(minersKey(epoch), miners);
   state.put(epochKey(epoch), {
     block: ctx.block.number,
     seed: ctx.block.hash,
-    miners,
+    miners: miners.length,
+    digest,
   } satisfies PlacementEpoch);
   for (const [key] of state.scan(EPOCHS_PREFIX)) {
     const old = Number(key.slice(EPOCHS_PREFIX.length));
     if (old >= epoch - config.epochsValid) break;
     state.delete(key);
+    state.delete(minersKey(old));
     for (const [slots] of state.scan(`${SLOTS_PREFIX}${pad(old)}/`)) state.delete(slots);
   }
+}
+
+/** The miners of `epoch`'s snapshot, [address, free bytes] in address order (empty once the epoch is dropped). */
+export const epochMiners = (state: StateReader, epoch: number): readonly [string, number][] =>
+  state.get<[string, number][]>(minersKey(epoch)) ?? [];
+
+/** Parsed snapshots by digest: a report's check reads the seed, not 10,000 miners (10 per network at most). */
+const candidatesByDigest = new Map<string, readonly PlacementCandidate[]>();
+const CACHED_SNAPSHOTS = 16;
+
+/** The miners of `epoch`'s snapshot as draw candidates (cached by content: the same digest is the same list). */
+function candidatesOf(
+  state: StateReader,
+  epoch: number,
+  snapshot: PlacementEpoch,
+): readonly PlacementCandidate[] {
+  const cached = candidatesByDigest.get(snapshot.digest);
+  if (cached !== undefined) return cached;
+  const candidates = Object.freeze(
+    epochMiners(state, epoch).map(([id, free]) => Object.freeze({ id, free })),
+  );
+  candidatesByDigest.set(snapshot.digest, candidates);
+  if (candidatesByDigest.size > CACHED_SNAPSHOTS) {
+    candidatesByDigest.delete(candidatesByDigest.keys().next().value!);
+  }
+  return candidates;
+}
+
+/**
+ * The miners a ticket's draw accepts: the first `columns + spares` of the draw over its epoch's snapshot, seeded by
+ * `placementSeed(seed, by, slot)`. The rules check receipts against it, and the client draws with it.
+ * @returns undefined when the snapshot lists no more miners than that (all of them are drawn, and miners registered
+ *   since are let in rather than left idle: any positive miner is accepted); null when the epoch is no longer kept
+ */
+export function ticketDraw(
+  state: StateReader,
+  config: PlacementConfig,
+  ticket: { readonly epoch: number; readonly slot: number; readonly by: string },
+  columns: number,
+): string[] | undefined | null {
+  const snapshot = placementEpoch(state, ticket.epoch);
+  if (snapshot === undefined) return null;
+  if (snapshot.miners <= columns + config.spares) return undefined;
+  return drawPlacement(
+    candidatesOf(state, ticket.epoch, snapshot),
+    placementSeed(snapshot.seed, ticket.by, ticket.slot),
+    { columns, spares: config.spares, columnBytes: 1, capBytes: config.capBytes },
+  );
 }
 
 /**
@@ -133,9 +192,8 @@ export function takeTicket(
 }
 
 /**
- * The miners a receipt may come from for a file drawn with `ticket`: the first `columns + spares` of its draw, or
- * undefined when any positive miner may (a network without `placement`, or one whose snapshot has no more miners
- * than that — all of them are drawn then, and miners registered since are let in rather than left idle).
+ * The miners a receipt may come from for a file drawn with `ticket` (`ticketDraw`), or undefined when any positive
+ * miner may (also on a network without `placement`).
  */
 export function drawnMiners(
   state: StateReader,
@@ -146,18 +204,11 @@ export function drawnMiners(
 ): ReadonlySet<string> | undefined {
   const config = ctx.config.placement;
   if (config === undefined || ticket === undefined) return undefined;
-  const epoch = placementEpoch(state, ticket.epoch);
-  if (epoch === undefined) {
+  const drawn = ticketDraw(state, config, ticket, columns);
+  if (drawn === null) {
     reject(
       `the placement epoch ${ticket.epoch} of ${fid} is over (a draw is valid for ${config.epochsValid} epochs after its own): declare the upload again with a fresh draw`,
     );
   }
-  if (epoch.miners.length <= columns + config.spares) return undefined;
-  return new Set(
-    drawPlacement(
-      epoch.miners.map(([id, free]) => ({ id, free })),
-      placementSeed(epoch.seed, ticket.by, ticket.slot),
-      { columns, spares: config.spares, columnBytes: 1, capBytes: config.capBytes },
-    ),
-  );
+  return drawn === undefined ? undefined : new Set(drawn);
 }

@@ -11,14 +11,13 @@ import {
   type Indexer,
   minerOf,
   minersOf,
-  type PlacementEpoch,
   placementEpoch,
-  placementSeed,
   protocolCall,
   QUOTA_EXCEEDED,
   serviceBytesOf,
   submitProtocol,
   termsOf,
+  ticketDraw,
   usedBytesOf,
   usedSlots,
 } from '../../chain/index.ts';
@@ -119,18 +118,7 @@ export function createChainRegistry(
     }
     const slot = open[Buffer.from(random(4)).readUInt32BE(0) % open.length]!;
     tickets.set(want.deal, { epoch, slot });
-    return drawOf(snapshot, slot, want.columns);
-  }
-
-  /** The miners the rules accept for `slot` of `snapshot`'s epoch; undefined: any positive miner. */
-  function drawOf(snapshot: PlacementEpoch, slot: number, columns: number): string[] | undefined {
-    const rules = indexer.config.placement!;
-    if (snapshot.miners.length <= columns + rules.spares) return undefined;
-    return drawPlacement(
-      snapshot.miners.map(([id, free]) => ({ id, free })),
-      placementSeed(snapshot.seed, account.address, slot),
-      { columns, spares: rules.spares, columnBytes: 1, capBytes: rules.capBytes },
-    );
+    return ticketDraw(indexer.state, rules, { epoch, slot, by: account.address }, want.columns) ?? undefined;
   }
 
   /**
@@ -144,13 +132,18 @@ export function createChainRegistry(
     columns: number,
   ): Promise<{ epoch: number; slot: number } | undefined> {
     await indexer.sync();
-    const snapshot = placementEpoch(indexer.state, ticket.epoch);
-    if (snapshot === undefined) return undefined;
+    const rules = indexer.config.placement!;
     const taken = new Set(usedSlots(indexer.state, ticket.epoch, account.address));
     for (const t of tickets.values()) if (t.epoch === ticket.epoch) taken.add(t.slot);
-    for (let slot = 0; slot < indexer.config.placement!.slotsPerEpoch; slot++) {
+    for (let slot = 0; slot < rules.slotsPerEpoch; slot++) {
       if (taken.has(slot)) continue;
-      const drawn = drawOf(snapshot, slot, columns);
+      const drawn = ticketDraw(
+        indexer.state,
+        rules,
+        { epoch: ticket.epoch, slot, by: account.address },
+        columns,
+      );
+      if (drawn === null) return undefined;
       if (drawn === undefined || placed.every((m) => drawn.includes(m))) return { epoch: ticket.epoch, slot };
     }
     return undefined;
