@@ -232,14 +232,18 @@ function placementRuleCost() {
     .filter((w) => w.key.startsWith('placement/'))
     .reduce((n, w) => n + Buffer.byteLength(JSON.stringify(w.value)), 0);
   db.transaction(() => state.apply(writes))();
-  const checks = 50;
+  // The first check of an epoch reads and prepares its snapshot; the others find it prepared.
+  const check = (slot: number) =>
+    drawnMiners(state, ctx(rules.epochBlocks + 1), 'f', { epoch: 1, slot, by: '5uploader' }, COLUMNS);
   t = performance.now();
-  for (let i = 0; i < checks; i++) {
-    drawnMiners(state, ctx(rules.epochBlocks + 1), 'f', { epoch: 1, slot: i, by: '5uploader' }, COLUMNS);
-  }
+  check(0);
+  const firstCheckMs = performance.now() - t;
+  const checks = 1000;
+  t = performance.now();
+  for (let slot = 1; slot <= checks; slot++) check(slot);
   const checkMs = (performance.now() - t) / checks;
   db.close();
-  return { snapshotMs, snapshotBytes, checkMs };
+  return { snapshotMs, snapshotBytes, firstCheckMs, checkMs };
 }
 function grinding(share: number) {
   const miners = ids.map((id) => ({ id, free: CAPACITY }));
@@ -563,7 +567,12 @@ const rows: [string, string, string, string][] = [
     `${placementRule.snapshotMs.toFixed(0)} / ${(placementRule.snapshotBytes / 1024).toFixed(0)}`,
     '',
   ],
-  ['placement check per transfer report (ms)', '–', placementRule.checkMs.toFixed(2), ''],
+  [
+    'placement check per transfer report (ms)',
+    '–',
+    placementRule.checkMs.toFixed(3),
+    `the epoch's first: ${placementRule.firstCheckMs.toFixed(0)} ms`,
+  ],
   ...placementRule.grinding.map((g): [string, string, string, string] => [
     `uploader's columns (of 12) on a ${g.share * 100} % coalition`,
     '12 (it chose)',
@@ -697,6 +706,7 @@ console.log(
     placement_snapshot_ms: Number(placementRule.snapshotMs.toFixed(1)),
     placement_snapshot_bytes: placementRule.snapshotBytes,
     placement_check_ms: Number(placementRule.checkMs.toFixed(3)),
+    placement_first_check_ms: Number(placementRule.firstCheckMs.toFixed(1)),
     placement_grinding: placementRule.grinding.map((g) => ({
       coalition_share: g.share,
       draws: g.draws,

@@ -150,9 +150,9 @@ function prepared(
   columnBytes: number,
   capBytes: number,
 ): Prepared {
-  const cacheable = Object.isFrozen(candidates) && candidates.every((c) => Object.isFrozen(c));
+  // Only a frozen list of frozen candidates is ever kept, and neither can be thawed: one found kept is unchanged.
   const key = `${columnBytes}/${capBytes}`;
-  const cached = cacheable ? preparedLists.get(candidates)?.get(key) : undefined;
+  const cached = preparedLists.get(candidates)?.get(key);
   if (cached !== undefined) return cached;
   for (const c of candidates) {
     if (!whole(c.free)) {
@@ -184,7 +184,7 @@ function prepared(
     prefix[i] = total;
   }
   const result = { eligible, prefix, total };
-  if (cacheable) {
+  if (Object.isFrozen(candidates) && candidates.every((c) => Object.isFrozen(c))) {
     const byKey = preparedLists.get(candidates) ?? new Map<string, Prepared>();
     byKey.set(key, result);
     preparedLists.set(candidates, byKey);
