@@ -76,7 +76,7 @@ export const DEV_VERIFIER_SEED = '535c6879347ad54175b149c78cc7777162abd9fef8c925
 /**
  * A local network's placement draw. Epochs of 50 blocks (2.5 minutes at the dev chain's 3 s heartbeat; sooner while
  * transactions make blocks on demand), a draw valid for 4 more epochs (an upload has at least 200 blocks from its draw
- * to its declaration: 10 minutes idle, ≈ 4 busy), 64 draws per account and epoch (more than its 50 blocks, so an
+ * to its declaration: 10 minutes at the heartbeat, less while blocks come on demand), 64 draws per account and epoch (more than its 50 blocks, so an
  * account declaring in every block never runs out), 4 spares, free space weighed up to 1 TiB. The uploader's choice
  * this leaves — the best of 320 draws per account and epoch, 12 of each draw's 16 miners — is measured by `npm run
  * bench:scale`: at 10,000 miners a coalition of a tenth of them gets at best 6 of an upload's 12 columns (1.3 honestly).

@@ -92,6 +92,7 @@ export {
   type PlacementEpoch,
   type PlacementTicket,
   placementEpoch,
+  SLOT_TAKEN,
   ticketDraw,
   usedBytesOf,
   usedSlots,

@@ -46,6 +46,9 @@ const minersKey = (epoch: number) => `placement/miners/${pad(epoch)}`;
 const slotsKey = (epoch: number, account: string) => `${SLOTS_PREFIX}${pad(epoch)}/${account}`;
 const usedKey = (miner: string) => `placement/used/${miner}`;
 
+/** How a rejection of an already used slot begins: the client then declares with another slot its draw allows. */
+export const SLOT_TAKEN = 'placement slot taken';
+
 export const epochOf = (config: PlacementConfig, block: number): number =>
   Math.floor(block / config.epochBlocks);
 
@@ -184,7 +187,7 @@ export function takeTicket(
   const used = usedSlots(state, ticket.epoch, ctx.caller);
   if (used.includes(ticket.slot)) {
     reject(
-      `placement slot ${ticket.slot} of epoch ${ticket.epoch} was declared with already by ${ctx.caller}: each draw places one upload`,
+      `${SLOT_TAKEN}: slot ${ticket.slot} of epoch ${ticket.epoch} was declared with already by ${ctx.caller}: each draw places one upload`,
     );
   }
   state.put(slotsKey(ticket.epoch, ctx.caller), [...used, ticket.slot]);

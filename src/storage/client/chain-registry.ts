@@ -14,6 +14,7 @@ import {
   placementEpoch,
   protocolCall,
   QUOTA_EXCEEDED,
+  SLOT_TAKEN,
   serviceBytesOf,
   submitProtocol,
   termsOf,
@@ -273,8 +274,7 @@ export function createChainRegistry(
         await declare(ticket);
       } catch (err) {
         const slotTaken =
-          hasCode(err, 'CHAIN_CALL_REJECTED') &&
-          String(err.details?.reason ?? '').includes('declared with already');
+          hasCode(err, 'CHAIN_CALL_REJECTED') && String(err.details?.reason ?? '').startsWith(SLOT_TAKEN);
         const other =
           ticket === undefined || !slotTaken
             ? undefined
