@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseProtocolConfig, protocolConfigToJson } from '../../src/chain/config.ts';
 import { serviceBytesOf } from '../../src/chain/pallets/audit.ts';
 import type { ProtocolConfig } from '../../src/chain/pallets/context.ts';
 import { transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
@@ -392,11 +393,37 @@ describe('placement as a rule: tickets', () => {
     expect(refused[0]).toMatch(/slot 0 of epoch 1 was declared with already/);
   });
 
+  it('a malformed ticket does not make a call at all', () => {
+    const { d } = upload('tickets/malformed');
+    for (const [placement, field] of [
+      [{ epoch: 1, slot: -1 }, /placement.slot/],
+      [{ epoch: 1.5, slot: 0 }, /placement.epoch/],
+      [{ epoch: 1, slot: 0, by: uploader.address }, /placement/],
+    ] as const) {
+      expect(() => remark('fileBank.uploadDeclaration', { ...d, placement } as Declaration)).toThrow(field);
+    }
+  });
+
   it('refuses a ticket on a network whose rules draw no placements', async () => {
     const twin = await network(CONFIG, 12);
     const { d } = upload('tickets/none');
     const outcome = await declareOn(twin, d, miners.slice(0, COLUMNS), { epoch: 0, slot: 0 });
     expect(outcome[0]!.reason).toMatch(/this network does not draw placements/);
+  });
+});
+
+describe('placement as a rule: the protocol configuration', () => {
+  it('round-trips through protocol JSON; a file from before it reads without; a malformed one names its field', () => {
+    const json = protocolConfigToJson(PLACED);
+    expect(parseProtocolConfig(JSON.parse(JSON.stringify(json)))).toEqual(PLACED);
+    const { placement: _, ...older } = json;
+    expect(parseProtocolConfig(older).placement).toBeUndefined();
+    const bad = (placement: unknown) => () => parseProtocolConfig({ ...json, placement });
+    expect(bad({ ...json.placement, epochBlocks: 0 })).toThrow(/placement.epochBlocks/);
+    expect(bad({ ...json.placement, slotsPerEpoch: 65_537 })).toThrow(/placement.slotsPerEpoch/);
+    expect(bad({ ...json.placement, spares: -1 })).toThrow(/placement.spares/);
+    expect(bad({ ...json.placement, extra: 1 })).toThrow(/placement/);
+    expect(bad({ epochBlocks: 10 })).toThrow(/placement.epochsValid/);
   });
 });
 
