@@ -575,7 +575,7 @@ const rows: [string, string, string, string][] = [
   ],
   ...placementRule.grinding.map((g): [string, string, string, string] => [
     `uploader's columns (of 12) on a ${g.share * 100} % coalition`,
-    '12 (it chose)',
+    '12 (no check)',
     g.best.toFixed(1),
     `best of its ${g.draws} draws; an honest draw ${g.honest.toFixed(1)}`,
   ]),
