@@ -52,6 +52,7 @@ import {
   openIndexer,
   placementSeed,
   ROC,
+  rankRestorers,
   startDevChain,
 } from '../src/chain/index.ts';
 import { dueKey } from '../src/chain/pallets/audit.ts';
@@ -234,7 +235,13 @@ function placementRuleCost() {
   db.transaction(() => state.apply(writes))();
   // The first check of an epoch reads and prepares its snapshot; the others find it prepared.
   const check = (slot: number) =>
-    drawnMiners(state, ctx(rules.epochBlocks + 1), 'f', { epoch: 1, slot, by: '5uploader' }, COLUMNS);
+    drawnMiners(
+      state,
+      ctx(rules.epochBlocks + 1),
+      'f',
+      { epoch: 1, slot, by: '5uploader', restoralSeed: '' },
+      COLUMNS,
+    );
   t = performance.now();
   check(0);
   const firstCheckMs = performance.now() - t;
@@ -270,6 +277,63 @@ function grinding(share: number) {
 }
 log(`placement rule: snapshot and checks over ${MINERS} miners, an uploader's choice …`);
 const placementRule = { ...placementRuleCost(), grinding: [0.05, 0.1, 0.3].map(grinding) };
+
+// Restorals as a rule: what the claim check costs (the file's ranking over an epoch's snapshot, the first of an epoch
+// hashing every miner's id), and how many of its 12 columns an owner gets onto a coalition by ordering restorals of its
+// own columns. Its best strategy: order every column an honest miner holds at once (which admits spares + open − 1 of
+// the ranking per order), let the coalition's admitted miners claim, the rest go to the honest miners ranked first;
+// again until no coalition miner is admitted. Before the rule any miner could claim: all 12.
+function restoralCheckCost() {
+  const candidates = Object.freeze(ids.map((id) => Object.freeze({ id, free: CAPACITY })));
+  const rank = (file: number) =>
+    rankRestorers(candidates, `file/${file}`, {
+      count: rules.spares,
+      columnBytes: 8 << 20,
+      capBytes: rules.capBytes,
+      exclude: new Set(),
+    });
+  let t = performance.now();
+  rank(0);
+  const firstMs = performance.now() - t;
+  const checks = 200;
+  t = performance.now();
+  for (let f = 1; f <= checks; f++) rank(f);
+  return { firstMs, ms: (performance.now() - t) / checks };
+}
+function restoralReach(share: number) {
+  const candidates = ids.map((id) => ({ id, free: CAPACITY }));
+  const coalition = new Set(ids.slice(0, Math.round(MINERS * share)));
+  const files = 200;
+  let taken = 0;
+  let rounds = 0;
+  for (let f = 0; f < files; f++) {
+    const opts = { columns: COLUMNS, spares: rules.spares, columnBytes: 1, capBytes: CAPACITY };
+    const holders = drawPlacement(candidates, placementSeed(hex(`restoral/${f}`), '5owner', 0), opts).slice(
+      0,
+      COLUMNS,
+    );
+    for (;;) {
+      const honest = holders.flatMap((h, column) => (coalition.has(h) ? [] : [column]));
+      if (honest.length === 0) break;
+      const admitted = rankRestorers(candidates, `file/${f}`, {
+        count: rules.spares + honest.length - 1,
+        columnBytes: 1,
+        capBytes: CAPACITY,
+        exclude: new Set(holders),
+      });
+      const colluders = admitted.filter((id) => coalition.has(id));
+      if (colluders.length === 0) break;
+      rounds++;
+      const others = admitted.filter((id) => !coalition.has(id));
+      for (const [i, column] of honest.entries())
+        holders[column] = colluders[i] ?? others[i - colluders.length]!;
+    }
+    taken += holders.filter((h) => coalition.has(h)).length;
+  }
+  return { share, columns: taken / files, rounds: rounds / files };
+}
+log('restorals: the ranking check and what an owner re-ordering restorals reaches …');
+const restoral = { ...restoralCheckCost(), reach: [0.05, 0.1, 0.3].map(restoralReach) };
 
 // --- index sync --------------------------------------------------------------------------------------------------
 
@@ -580,6 +644,18 @@ const rows: [string, string, string, string][] = [
     `best of its ${g.draws} draws; an honest draw ${g.honest.toFixed(1)}`,
   ]),
   [
+    'restoral claim check (ms)',
+    '–',
+    restoral.ms.toFixed(3),
+    `the epoch's first: ${restoral.firstMs.toFixed(0)} ms`,
+  ],
+  ...restoral.reach.map((r): [string, string, string, string] => [
+    `owner's columns (of 12) moved onto a ${r.share * 100} % coalition`,
+    '12 (any claimer)',
+    r.columns.toFixed(1),
+    `re-ordering all it can, ${r.rounds.toFixed(1)} rounds a file`,
+  ]),
+  [
     `audit hook per block (ms), ${MINERS} miners`,
     before.msPerBlock.toFixed(2),
     after.msPerBlock.toFixed(2),
@@ -712,6 +788,13 @@ console.log(
       draws: g.draws,
       best_columns: Number(g.best.toFixed(2)),
       honest_columns: Number(g.honest.toFixed(2)),
+    })),
+    restoral_check_ms: Number(restoral.ms.toFixed(3)),
+    restoral_first_check_ms: Number(restoral.firstMs.toFixed(1)),
+    restoral_reach: restoral.reach.map((r) => ({
+      coalition_share: r.share,
+      columns: Number(r.columns.toFixed(2)),
+      rounds: Number(r.rounds.toFixed(2)),
     })),
     audit_ms_per_block: Number(after.msPerBlock.toFixed(3)),
     audit_baseline_ms_per_block: Number(before.msPerBlock.toFixed(3)),

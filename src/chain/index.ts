@@ -75,6 +75,8 @@ export {
   deferrableColumns,
   type FileInfo,
   type RestoralOrder,
+  restoralClaimers,
+  restoralRanking,
   tagReportMessage,
   transferReceiptMessage,
   type VersioningStatus,
@@ -124,7 +126,14 @@ export {
   spaceUseOf,
 } from './pallets/storage-handler.ts';
 export { MAX_DEBTS_PER_PAYOUT, payDebts } from './payout.ts';
-export { drawPlacement, type PlacementCandidate, type PlacementOptions, placementSeed } from './placement.ts';
+export {
+  drawPlacement,
+  type PlacementCandidate,
+  type PlacementOptions,
+  placementSeed,
+  type RestorerOptions,
+  rankRestorers,
+} from './placement.ts';
 export { applyBlockHooks, applyCall, applyRemark, type RemarkOutcome } from './protocol.ts';
 export {
   bucketsOf,

@@ -191,3 +191,90 @@ function prepared(
   }
   return result;
 }
+
+export interface RestorerOptions {
+  /** How many miners to rank. */
+  readonly count: number;
+  /** Bytes the column takes: a miner with less free space is not ranked. */
+  readonly columnBytes: number;
+  /** The per-miner cap on weight, as for `drawPlacement`. */
+  readonly capBytes: number;
+  /** Miners never ranked: those holding a column of the file already (one miner holds one column of a file). */
+  readonly exclude: ReadonlySet<string>;
+}
+
+/**
+ * The miners that may rebuild a lost column of a file, best first: weighted rendezvous hashing (each miner's key is
+ * −ln(u)/w for a uniform u from the file's seed and the miner's id, w its capped free space; the lowest keys win, so a
+ * miner is ranked first with probability w / Σw). Unlike a fresh draw, the order is stable: it depends on the file's
+ * seed and each miner's own weight only, so ordering a restoral again, or waiting for another epoch, ranks the same
+ * miners first (up to changes in their free space). An owner re-ordering restorals can therefore move its columns only
+ * among the top of its file's ranking, which a seed it cannot choose fixes. O(n) multiplications per call, after an
+ * O(n) hash of every id once per frozen list.
+ * @throws INVALID_INPUT for a count, columnBytes or capBytes that is not a whole number (≥ 0, ≥ 1, ≥ columnBytes)
+ */
+export function rankRestorers(
+  candidates: readonly PlacementCandidate[],
+  seed: string,
+  options: RestorerOptions,
+): string[] {
+  const { count, columnBytes, capBytes, exclude } = options;
+  for (const [name, value, least] of [
+    ['count', count, 0],
+    ['columnBytes', columnBytes, 1],
+    ['capBytes', capBytes, columnBytes],
+  ] as const) {
+    if (!whole(value) || value < least) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `restorer ${name}: expected a whole number ≥ ${least}, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  const { eligible } = prepared(candidates, columnBytes, capBytes);
+  if (count === 0) return [];
+  const ids = idHashes(eligible);
+  const s = createHash('sha256').update(`ailink/restorers/v1\n${seed}`).digest();
+  const s0 = s.readUInt32BE(0);
+  const s1 = s.readUInt32BE(4);
+  // The `count` lowest keys so far, ascending; count is a handful, so insertion beats a heap.
+  const best: { key: number; id: string }[] = [];
+  for (const [i, c] of eligible.entries()) {
+    if (exclude.has(c.id)) continue;
+    // fmix32 is a bijection, so for a seed nobody knows in advance u is uniform for every id, whatever ids miners pick.
+    const a = fmix32(ids[2 * i]! ^ s0);
+    const b = fmix32(ids[2 * i + 1]! ^ s1 ^ a);
+    const u = (a * 2 ** 20 + (b >>> 12) + 0.5) / TWO_52;
+    const key = -Math.log(u) / Math.min(c.free, capBytes);
+    if (best.length === count && key >= best[count - 1]!.key) continue;
+    let at = best.length;
+    while (at > 0 && best[at - 1]!.key > key) at--;
+    best.splice(at, 0, { key, id: c.id });
+    if (best.length > count) best.pop();
+  }
+  return best.map((b) => b.id);
+}
+
+/** MurmurHash3's 32-bit finaliser: a bijection on 32-bit words that mixes every input bit into every output bit. */
+function fmix32(h: number): number {
+  let x = h >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** 64 bits of SHA-256 of every id, two words each; kept per list like `prepared`'s (SHA-256 costs 4 µs an id). */
+const idHashLists = new WeakMap<readonly PlacementCandidate[], Uint32Array>();
+
+function idHashes(eligible: readonly PlacementCandidate[]): Uint32Array {
+  const cached = idHashLists.get(eligible);
+  if (cached !== undefined) return cached;
+  const out = new Uint32Array(eligible.length * 2);
+  for (const [i, c] of eligible.entries()) {
+    const d = createHash('sha256').update(`ailink/miner/v1\n${c.id}`).digest();
+    out[2 * i] = d.readUInt32BE(0);
+    out[2 * i + 1] = d.readUInt32BE(4);
+  }
+  idHashLists.set(eligible, out);
+  return out;
+}

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseProtocolConfig, protocolConfigToJson } from '../../src/chain/config.ts';
 import { serviceBytesOf } from '../../src/chain/pallets/audit.ts';
 import type { ProtocolConfig } from '../../src/chain/pallets/context.ts';
-import { transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
+import { restoralClaimers, transferReceiptMessage } from '../../src/chain/pallets/file-bank.ts';
 import {
   epochKey,
   epochMiners,
@@ -339,6 +339,138 @@ describe('placement as a rule: a storage client put', () => {
   });
 });
 
+// Restorals as a rule: before, any positive miner could claim an open restoral order, so an owner could order a restoral
+// of its own column and hand it to a miner of its choosing, and colluders could race for an exiting miner's columns.
+// Now only the first miners of the file's restorer ranking may claim (src/chain/placement.ts `rankRestorers`).
+describe('placement as a rule: restorals', () => {
+  /** An Active file on the draw of `slot`, and its holders. */
+  async function placed(twin: Twin, label: string, slot: number) {
+    const { d } = upload(label);
+    const holders = drawnFor(twin, slot).slice(0, COLUMNS).map(accountOf);
+    await declareOn(twin, d, holders, { epoch: EPOCH, slot });
+    expect(fileOf(twin.state, d.fid)?.state).toBe('Active');
+    return { fid: d.fid, holders };
+  }
+  /** Submits `calls` as `signer`; the outcome of each. */
+  async function submitAs(twin: Twin, signer: Account, calls: Parameters<Twin['chain']['submit']>[1]) {
+    const { blockNumber } = await twin.chain.submit(signer, calls);
+    return twin.records.filter((r) => r.block === blockNumber);
+  }
+  const claim = (fid: string, index: number) => remark('fileBank.claimRestoralOrder', { fid, index });
+  const complete = (fid: string, index: number) => remark('fileBank.restoralComplete', { fid, index });
+  const order = (fid: string, index: number) => remark('fileBank.generateRestoralOrder', { fid, index });
+  /** Who may claim column `index` of `fid` in the next block. */
+  const claimersNext = async (twin: Twin, fid: string, index: number) =>
+    restoralClaimers(twin.state, PLACED, (await twin.indexer.sync()) + 1, fid, index)!;
+  /** A positive miner holding no column of the file and not ranked: what an owner's colluder would be. */
+  const unranked = (holders: readonly Account[], ranked: readonly string[]) =>
+    miners.find((m) => !holders.includes(m) && !ranked.includes(m.address))!;
+
+  it('without it, an owner orders a restoral of its own column and a miner of its choosing takes it', async () => {
+    const twin = await network(CONFIG);
+    const { d } = upload('restoral/open');
+    const holders = miners.slice(0, COLUMNS);
+    await declareOn(twin, d, holders);
+    const colluder = miners.at(-1)!;
+    await twin.run(uploader, [order(d.fid, 0)]);
+    expect(
+      (await submitAs(twin, colluder, [claim(d.fid, 0), complete(d.fid, 0)])).map((r) => r.outcome),
+    ).toEqual(['applied', 'applied']);
+    expect(fileOf(twin.state, d.fid)!.placements[0]).toBe(colluder.address);
+  });
+
+  it('with it, the colluder is refused; a ranked miner claims and completes', async () => {
+    const twin = await network(PLACED);
+    const { fid, holders } = await placed(twin, 'restoral/owner', 0);
+    await twin.run(uploader, [order(fid, 0)]);
+    const ranked = await claimersNext(twin, fid, 0);
+    // The first `spares` (4) of the ranking; none holds a column of the file.
+    expect(ranked).toHaveLength(4);
+    for (const h of holders) expect(ranked).not.toContain(h.address);
+    const colluder = unranked(holders, ranked);
+    const [refused] = await submitAs(twin, colluder, [claim(fid, 0)]);
+    expect(refused).toMatchObject({ outcome: 'rejected' });
+    expect(refused!.reason).toMatch(/is not among the 4 miners ranked to restore/);
+    expect(fileOf(twin.state, fid)!.orders[0]).toMatchObject({ claimer: null });
+    const chosen = accountOf(ranked[2]!);
+    expect((await submitAs(twin, chosen, [claim(fid, 0), complete(fid, 0)])).map((r) => r.outcome)).toEqual([
+      'applied',
+      'applied',
+    ]);
+    expect(fileOf(twin.state, fid)!.placements[0]).toBe(chosen.address);
+  });
+
+  it("an exiting miner's columns go to ranked miners only, however fast another claims", async () => {
+    const twin = await network(PLACED);
+    const { fid, holders } = await placed(twin, 'restoral/exit', 1);
+    await twin.run(holders[5]!, [remark('sminer.exit', {})]);
+    expect(fileOf(twin.state, fid)!.orders[5]).toMatchObject({ by: null, origin: holders[5]!.address });
+    const ranked = await claimersNext(twin, fid, 5);
+    const [refused] = await submitAs(twin, unranked(holders, ranked), [claim(fid, 5)]);
+    expect(refused).toMatchObject({ outcome: 'rejected' });
+    await twin.run(accountOf(ranked[0]!), [claim(fid, 5), complete(fid, 5)]);
+    expect(fileOf(twin.state, fid)!.placements[5]).toBe(ranked[0]);
+  });
+
+  it('an order left unclaimed admits more of the ranking every claim window; one miner claims one column of a file', async () => {
+    const twin = await network(PLACED);
+    const { fid, holders } = await placed(twin, 'restoral/widen', 2);
+    await twin.run(uploader, [order(fid, 3), order(fid, 7)]);
+    // Two orders open: 4 + 1 ranked may claim each, and the one who claimed column 3 may not claim column 7 too.
+    const first = await claimersNext(twin, fid, 3);
+    expect(first).toHaveLength(5);
+    await twin.run(accountOf(first[0]!), [claim(fid, 3)]);
+    const [twice] = await submitAs(twin, accountOf(first[0]!), [claim(fid, 7)]);
+    expect(twice!.reason).toMatch(
+      /has claimed another column of .*; one miner restores one column of a file/,
+    );
+    // Past two windows (restoralClaimBlocks = 10), four more of the ranking are admitted, in ranking order.
+    await twin.mine(2 * PLACED.restoralClaimBlocks);
+    const wider = await claimersNext(twin, fid, 7);
+    expect(wider).toHaveLength(9);
+    expect(wider.slice(0, 5)).toEqual(first);
+    await twin.run(accountOf(wider[8]!), [claim(fid, 7), complete(fid, 7)]);
+    expect(fileOf(twin.state, fid)!.placements[7]).toBe(wider[8]);
+    for (const h of holders) expect(wider).not.toContain(h.address);
+  });
+
+  it('ordering the same column again cycles among the top of the ranking: no fresh draw to wait for', async () => {
+    const twin = await network(PLACED);
+    const { fid, holders } = await placed(twin, 'restoral/again', 3);
+    const reached = new Set<string>();
+    let holder = holders[0]!.address;
+    for (let i = 0; i < 6; i++) {
+      await twin.run(uploader, [order(fid, 0)]);
+      // The owner's best effort: the last of the ranked (the one a colluder would most likely be).
+      const ranked = await claimersNext(twin, fid, 0);
+      const next = ranked.at(-1)!;
+      await twin.run(accountOf(next), [claim(fid, 0), complete(fid, 0)]);
+      reached.add(next);
+      expect(fileOf(twin.state, fid)!.placements[0]).toBe(next);
+      expect(next).not.toBe(holder);
+      holder = next;
+      await twin.mine(7);
+    }
+    // Six restorals in a row, across blocks, reach at most the top 4 + 1 miners of the ranking (the released holder
+    // re-enters it): a colluder outside them is never reached.
+    expect(reached.size).toBeLessThanOrEqual(5);
+  });
+
+  it('the chain registry names the ranked miners for a repair, as the rules rank them', async () => {
+    const twin = await network(PLACED);
+    const { fid } = await placed(twin, 'restoral/registry', 0);
+    const registry = registryOf(twin);
+    const named = await registry.restorers!(fid, 2);
+    await twin.run(uploader, [order(fid, 0), order(fid, 1)]);
+    expect(named).toEqual((await claimersNext(twin, fid, 0)).map((a) => peerIdOf(accountOf(a))));
+    // A network without a ranking names none: any miner may restore.
+    const open = await network(CONFIG);
+    const { d } = upload('restoral/registry-open');
+    await declareOn(open, d, miners.slice(0, COLUMNS));
+    expect(await registryOf(open).restorers!(d.fid, 1)).toBeUndefined();
+  });
+});
+
 describe('placement as a rule: tickets', () => {
   it('refuses a declaration without a ticket, with an epoch not yet begun or over, or a slot out of range', async () => {
     const twin = await network(PLACED);
@@ -457,11 +589,11 @@ describe('placement as a rule: free space', () => {
     expect(fileOf(twin.state, first.d.fid)).toBeUndefined();
     check();
     expect(usedBytesOf(twin.state, byPeer.get(a.drawn[0]!.peerId)!.address)).toBeGreaterThan(0);
-    // A restoral: column 0 of a moves from its miner to a miner holding nothing of a.
+    // A restoral: column 0 of a moves from its miner to the first miner of a's restorer ranking.
     const origin = byPeer.get(a.drawn[0]!.peerId)!;
-    const holders = new Set(fileOf(twin.state, a.d.fid)!.placements);
-    const restorer = miners.find((m) => !holders.has(m.address))!;
     await twin.run(origin, [remark('fileBank.generateRestoralOrder', { fid: a.d.fid, index: 0 })]);
+    const height = await twin.indexer.sync();
+    const restorer = accountOf(restoralClaimers(twin.state, PLACED, height + 1, a.d.fid, 0)![0]!);
     await twin.run(restorer, [remark('fileBank.claimRestoralOrder', { fid: a.d.fid, index: 0 })]);
     await twin.run(restorer, [remark('fileBank.restoralComplete', { fid: a.d.fid, index: 0 })]);
     expect(fileOf(twin.state, a.d.fid)!.placements[0]).toBe(restorer.address);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { drawPlacement, type PlacementCandidate } from '../../src/chain/placement.ts';
+import { drawPlacement, type PlacementCandidate, rankRestorers } from '../../src/chain/placement.ts';
 import { hasCode } from '../../src/shared/errors.ts';
 
 // Placement (src/chain/placement.ts) as properties: what every put's draw must satisfy whatever the miners and seed.
@@ -123,5 +123,79 @@ describe('drawPlacement', () => {
         JSON.stringify(bad),
       ).toBe('INVALID_INPUT');
     }
+  });
+});
+
+describe('rankRestorers', () => {
+  const rank = (miners: readonly PlacementCandidate[], seed: string, count: number, exclude: string[] = []) =>
+    rankRestorers(miners, seed, { count, columnBytes: COLUMN, capBytes: CAP, exclude: new Set(exclude) });
+
+  it('ranks up to `count` distinct miners with room and not excluded, the same in any input order', () => {
+    fc.assert(
+      fc.property(network, fc.nat(30), fc.nat(), ({ miners, seed }, count, shift) => {
+        const exclude = miners.filter((_, i) => i % 5 === 0).map((m) => m.id);
+        const ranked = rank(miners, seed, count, exclude);
+        const allowed = withRoom(miners).filter((m) => !exclude.includes(m.id));
+        expect(ranked).toHaveLength(Math.min(count, allowed.length));
+        expect(new Set(ranked).size).toBe(ranked.length);
+        for (const id of ranked) expect(allowed.map((m) => m.id)).toContain(id);
+        const rotated = [...miners.slice(shift % miners.length), ...miners.slice(0, shift % miners.length)];
+        expect(rank(rotated, seed, count, exclude)).toEqual(ranked);
+      }),
+    );
+  });
+
+  it('is stable: a longer ranking extends a shorter one, and removing or excluding a miner only closes its gap', () => {
+    fc.assert(
+      fc.property(network, fc.nat(20), fc.nat(), ({ miners, seed }, count, pick) => {
+        const ranked = rank(miners, seed, count + 5);
+        expect(rank(miners, seed, count)).toEqual(ranked.slice(0, count));
+        if (ranked.length === 0) return;
+        // What an owner re-ordering a restoral, or a miner leaving, changes: the rest keep their order.
+        const gone = ranked[pick % ranked.length]!;
+        const without = ranked.filter((id) => id !== gone);
+        expect(rank(miners, seed, count + 4, [gone])).toEqual(without.slice(0, count + 4));
+        const others = miners.filter((m) => m.id !== gone);
+        expect(rank(others, seed, count + 4)).toEqual(without.slice(0, count + 4));
+        // A miner outside the ranking changing its free space (below the cap) changes nothing ranked above it.
+        const outside = miners.find((m) => m.free >= COLUMN && !ranked.includes(m.id));
+        if (outside === undefined) return;
+        const lighter = miners.map((m) => (m === outside ? { ...m, free: COLUMN } : m));
+        expect(rank(lighter, seed, count + 5)).toEqual(ranked);
+      }),
+    );
+  });
+
+  it('ranks a miner first with probability proportional to its capped free space', () => {
+    const miners = [
+      { id: 'a', free: CAP },
+      { id: 'b', free: CAP / 2 },
+      { id: 'c', free: CAP / 4 },
+      { id: 'd', free: 10 * CAP }, // counts as CAP
+    ];
+    const firsts = new Map<string, number>();
+    const seeds = 8000;
+    for (let i = 0; i < seeds; i++) {
+      const [first] = rank(miners, `seed-${i}`, 1);
+      firsts.set(first!, (firsts.get(first!) ?? 0) + 1);
+    }
+    const total = 1 + 1 / 2 + 1 / 4 + 1;
+    for (const [id, weight] of [
+      ['a', 1],
+      ['b', 1 / 2],
+      ['c', 1 / 4],
+      ['d', 1],
+    ] as const) {
+      expect(Math.abs((firsts.get(id) ?? 0) / seeds - weight / total)).toBeLessThan(0.02);
+    }
+  });
+
+  it('refuses options that are not whole numbers', () => {
+    const miners = [{ id: 'a', free: CAP }];
+    expect(code(() => rank(miners, 's', -1))).toBe('INVALID_INPUT');
+    expect(code(() => rank(miners, 's', 1.5))).toBe('INVALID_INPUT');
+    expect(
+      code(() => rankRestorers(miners, 's', { count: 1, columnBytes: 2, capBytes: 1, exclude: new Set() })),
+    ).toBe('INVALID_INPUT');
   });
 });

@@ -4,9 +4,9 @@ import { fromHex } from '../../shared/bytes.ts';
 import { fidOf } from '../../shared/fid.ts';
 import type { CallArgs, Retention } from '../calls.ts';
 import { type StateReader, type StateValue, type StateWriter, scanBelow } from '../state.ts';
-import { type BlockContext, type CallContext, type Rule, reject } from './context.ts';
+import { type BlockContext, type CallContext, type ProtocolConfig, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
-import { countUsed, drawnMiners, type PlacementTicket, takeTicket } from './placement.ts';
+import { countUsed, drawnMiners, type PlacementTicket, restorers, takeTicket } from './placement.ts';
 import { positiveMiner } from './sminer.ts';
 import { creditSpace, debitSpace, spaceTakenBy } from './storage-handler.ts';
 import { verifierKey } from './tee-worker.ts';
@@ -904,6 +904,49 @@ function openOrder(state: StateReader, fid: string, index: number): RestoralOrde
   return order;
 }
 
+/**
+ * The miners that may claim the restoral order for column `index` of `fid` at block `now`, best first; undefined when
+ * any positive miner may (see `restorers`). Without a ranking, whoever claimed first took the column, so miners
+ * colluding with an owner, or racing for the orders of an exiting miner, could take the columns they liked. Ranked,
+ * the first `spares` of the file's ranking may claim at once (plus one more for each other order of the file open at
+ * the same time, since one miner restores one column of a file); every further `restoralClaimBlocks` since the order
+ * opened admits `spares` more, so that orders still get restored when the best-ranked miners are down.
+ */
+export function restoralClaimers(
+  state: StateReader,
+  config: ProtocolConfig,
+  now: number,
+  fid: string,
+  index: number,
+): string[] | undefined {
+  const order = state.get<RestoralOrder>(orderKey(fid, index));
+  if (order === undefined || config.placement === undefined) return undefined;
+  const windows = Math.max(1, Math.floor((now - order.generatedAt) / config.restoralClaimBlocks));
+  let open = 0;
+  for (const _ of state.scan(ordersPrefix(fid))) open++;
+  return restoralRanking(state, config, now, fid, config.placement.spares * windows + open - 1);
+}
+
+/**
+ * The first `count` miners of `fid`'s restorer ranking at block `now` (holders of its columns left out); undefined
+ * when any positive miner may restore its columns (see `restorers`).
+ */
+export function restoralRanking(
+  state: StateReader,
+  config: ProtocolConfig,
+  now: number,
+  fid: string,
+  count: number,
+): string[] | undefined {
+  const file = getFile(state, fid);
+  if (file === undefined) return undefined;
+  return restorers(state, config.placement, now, fid, file.placement, {
+    holders: file.placements,
+    columnBytes: columnBytesOf(file),
+    count,
+  });
+}
+
 const claimRestoralOrder: Rule<CallArgs<'fileBank.claimRestoralOrder'>> = (state, ctx, args) => {
   const file = existingFile(state, args.fid);
   const order = openOrder(state, args.fid, args.index);
@@ -912,6 +955,24 @@ const claimRestoralOrder: Rule<CallArgs<'fileBank.claimRestoralOrder'>> = (state
   if (file.placements.includes(ctx.caller)) reject(`${ctx.caller} already holds a column of ${args.fid}`);
   if (order.claimer !== null && order.deadline !== null && ctx.block.number <= order.deadline) {
     reject(`the order is claimed by ${order.claimer} until block ${order.deadline}`);
+  }
+  for (const [key, other] of state.scan(ordersPrefix(args.fid))) {
+    const o = other as RestoralOrder;
+    if (
+      key !== orderKey(args.fid, args.index) &&
+      o.claimer === ctx.caller &&
+      ctx.block.number <= (o.deadline ?? 0)
+    ) {
+      reject(
+        `${ctx.caller} has claimed another column of ${args.fid}; one miner restores one column of a file`,
+      );
+    }
+  }
+  const claimers = restoralClaimers(state, ctx.config, ctx.block.number, args.fid, args.index);
+  if (claimers !== undefined && !claimers.includes(ctx.caller)) {
+    reject(
+      `${ctx.caller} is not among the ${claimers.length} miners ranked to restore ${args.fid} at block ${ctx.block.number} (ranked: ${claimers.join(', ')}); the ranking widens every ${ctx.config.restoralClaimBlocks} blocks the order stays open`,
+    );
   }
   state.put(orderKey(args.fid, args.index), {
     ...order,

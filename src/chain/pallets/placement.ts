@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { drawPlacement, type PlacementCandidate, placementSeed } from '../placement.ts';
+import { drawPlacement, type PlacementCandidate, placementSeed, rankRestorers } from '../placement.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, type CallContext, type PlacementConfig, reject } from './context.ts';
 import type { MinerInfo } from './sminer.ts';
@@ -23,6 +23,11 @@ export interface PlacementTicket {
   readonly slot: number;
   /** The declaring account: its address seeds the draw. */
   readonly by: string;
+  /**
+   * The hash of the declaring block: seeds the ranking of the miners that may restore the file's columns
+   * (`restorers`). Unknown to the uploader when it picks its slot, so it cannot pick a slot for its restorers too.
+   */
+  readonly restoralSeed: string;
 }
 
 /**
@@ -191,7 +196,7 @@ export function takeTicket(
     );
   }
   state.put(slotsKey(ticket.epoch, ctx.caller), [...used, ticket.slot]);
-  return { epoch: ticket.epoch, slot: ticket.slot, by: ctx.caller };
+  return { epoch: ticket.epoch, slot: ticket.slot, by: ctx.caller, restoralSeed: ctx.block.hash };
 }
 
 /**
@@ -214,4 +219,34 @@ export function drawnMiners(
     );
   }
   return drawn === undefined ? undefined : new Set(drawn);
+}
+
+/**
+ * The first `count` miners ranked to restore a column of `fid` (`rankRestorers` over the current epoch's snapshot,
+ * seeded by the file's `restoralSeed`), none of `holders`. Best first.
+ * @returns undefined when any positive miner may restore: a network or file without a draw, or a snapshot of no more
+ *   miners than one draw (as for uploads: all of them are drawn anyway, and newcomers are let in)
+ */
+export function restorers(
+  state: StateReader,
+  config: PlacementConfig | undefined,
+  now: number,
+  fid: string,
+  ticket: PlacementTicket | undefined,
+  want: {
+    readonly holders: readonly (string | null)[];
+    readonly columnBytes: number;
+    readonly count: number;
+  },
+): string[] | undefined {
+  if (config === undefined || ticket === undefined) return undefined;
+  const epoch = epochOf(config, now);
+  const snapshot = placementEpoch(state, epoch);
+  if (snapshot === undefined || snapshot.miners <= want.holders.length + config.spares) return undefined;
+  return rankRestorers(candidatesOf(state, epoch, snapshot), `${ticket.restoralSeed}\n${fid}`, {
+    count: want.count,
+    columnBytes: want.columnBytes,
+    capBytes: config.capBytes,
+    exclude: new Set(want.holders.filter((h): h is string => h !== null)),
+  });
 }

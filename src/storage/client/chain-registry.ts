@@ -14,6 +14,7 @@ import {
   placementEpoch,
   protocolCall,
   QUOTA_EXCEEDED,
+  restoralRanking,
   SLOT_TAKEN,
   serviceBytesOf,
   submitProtocol,
@@ -322,6 +323,13 @@ export function createChainRegistry(
         ),
       );
       await indexer.waitFor(Math.max(...blocks), options.deadlineMs);
+    },
+    async restorers(fid, columns) {
+      const height = await indexer.sync();
+      const spares = indexer.config.placement?.spares ?? 0;
+      // The claims land in a later block, within the order's first window, where the rules admit this many.
+      const ranked = restoralRanking(indexer.state, indexer.config, height + 1, fid, spares + columns - 1);
+      return ranked?.map((a) => minerOf(indexer.state, a)?.peerId ?? a);
     },
     async list() {
       await indexer.sync();

@@ -763,7 +763,10 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     );
     if (lost.size === 0) return { fid, repaired: [] };
     const inUse = new Set(miners);
-    const spares = [...peers.values()].filter((p) => !inUse.has(p.peerId));
+    const ranked = await deps.registry.restorers?.(fid, lost.size);
+    const spares = (
+      ranked === undefined ? [...peers.values()] : ranked.flatMap((id) => peers.get(id) ?? [])
+    ).filter((p) => !inUse.has(p.peerId));
     if (spares.length < lost.size) {
       throw new AilinkError(
         'NOT_ENOUGH_MINERS',

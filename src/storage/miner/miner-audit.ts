@@ -12,6 +12,7 @@ import {
   minerOf,
   type ProtocolConfig,
   protocolCall,
+  restoralClaimers,
   restoralOrdersOf,
   serviceBytesOf,
   submitProtocol,
@@ -238,6 +239,9 @@ export function startAuditAgent(
         order.claimer === null &&
         (order.by === null || height > order.generatedAt + options.config.restoralClaimBlocks);
       if (!lapsed && !unclaimed) continue;
+      // Where the rules rank restorers, only the ranked miners may claim (the ranking widens while the order waits).
+      const claimers = restoralClaimers(indexer.state, options.config, height + 1, fid, index);
+      if (claimers !== undefined && !claimers.includes(me)) continue;
       await submit([protocolCall('fileBank.claimRestoralOrder', { fid, index })]);
       log.info('restoral-claimed', { fid, index, origin: order.origin });
       await rebuildColumn(fid, index);

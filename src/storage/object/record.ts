@@ -133,6 +133,12 @@ export interface ObjectRegistry {
    * @throws OBJECT_NOT_FOUND
    */
   reassign(fid: string, moves: ReadonlyMap<number, PeerRef>, rebuild: () => Promise<void>): Promise<void>;
+  /**
+   * The miners (ids as `Placement.miners` names them) that may take `columns` lost columns of `fid` in `reassign`, best
+   * first: on the chain, the first of the file's restorer ranking (`restoralRanking`), since the rules refuse a claim
+   * from any other miner. Undefined, or a registry without it: any miner holding no column of the object.
+   */
+  restorers?(fid: string, columns: number): Promise<readonly string[] | undefined>;
   list(): Promise<ObjectSummary[]>;
   /**
    * Access through the marketplace (the chain's `market`): whether `fid` has access terms, and the data key its owner
