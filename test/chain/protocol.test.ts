@@ -1291,14 +1291,15 @@ describe('fileBank restoral orders', () => {
     it('a miner never ends up with two columns of one file by claiming two orders', () => {
       expectApplied(h, owner.address, generate(4));
       expectApplied(h, miners[12]!.address, claim(3));
-      expectApplied(h, miners[12]!.address, claim(4));
-      expectApplied(h, miners[12]!.address, complete(3));
+      // A live claim on one column bars a claim on another; once it holds a column, completing another is refused.
       expectRejected(
         h,
         miners[12]!.address,
-        complete(4),
-        /already holds column 3 of .*; one miner holds one column/,
+        claim(4),
+        /has claimed another column of .*; one miner restores one/,
       );
+      expectApplied(h, miners[12]!.address, complete(3));
+      expectRejected(h, miners[12]!.address, claim(4), /already holds a column of/);
       expect(fileOf(h, d.fid)!.placements.filter((p) => p === miners[12]!.address)).toHaveLength(1);
     });
 
