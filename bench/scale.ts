@@ -301,7 +301,7 @@ function restoralCheckCost() {
   return { firstMs, ms: (performance.now() - t) / checks };
 }
 function restoralReach(share: number) {
-  const candidates = ids.map((id) => ({ id, free: CAPACITY }));
+  const candidates = Object.freeze(ids.map((id) => Object.freeze({ id, free: CAPACITY })));
   const coalition = new Set(ids.slice(0, Math.round(MINERS * share)));
   const files = 200;
   let taken = 0;
