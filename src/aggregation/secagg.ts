@@ -2,8 +2,8 @@ import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { AggregationError, type RandomBytes } from './errors.ts';
 import { neighbourGraph } from './graph.ts';
 import { agreementKeyPair, type RawKeyPair, sharedSecret, signMessage, verifyMessage } from './keys.ts';
-import { maskFromSeed } from './prg.ts';
-import { addInto, subtractInto } from './quantize.ts';
+import { applyMask } from './prg.ts';
+import { addInto } from './quantize.ts';
 import { combineShares, splitSecret } from './shares.ts';
 
 /**
@@ -294,9 +294,7 @@ function applyPairMask(
   other: string,
   sign: 1 | -1,
 ): void {
-  const mask = maskFromSeed(seed, target.length);
-  if ((own < other ? 1 : -1) * sign > 0) addInto(target, mask);
-  else subtractInto(target, mask);
+  applyMask(target, seed, (own < other ? 1 : -1) * sign > 0 ? 1 : -1);
 }
 
 function abort(reason: string, details?: Record<string, unknown>): never {
@@ -406,7 +404,7 @@ export function createSecAggClient(
         abort(`${id} got shares from ${received.size} neighbours, below the threshold ${params.t}`);
       }
       const masked = input.slice();
-      addInto(masked, maskFromSeed(selfSeed, params.dimension));
+      applyMask(masked, selfSeed, 1);
       for (const other of received.keys()) {
         const seed = sharedSecret(
           s.privateKey,
@@ -666,7 +664,7 @@ export function createSecAggServer(
         const seed = await combineShares(selfShares.get(id) ?? [], `${params.context}/${id}/self`).catch(() =>
           end(`too few valid self-mask shares of ${id} to unmask the sum`, id),
         );
-        subtractInto(result, maskFromSeed(seed, params.dimension));
+        applyMask(result, seed, -1);
       }
       for (const dropped of [...sharesFrom].filter((x) => !live.has(x))) {
         const secret = await combineShares(

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,7 +8,7 @@ import {
   signMessage,
   verifyMessage,
 } from '../../src/aggregation/keys.ts';
-import { maskFromSeed } from '../../src/aggregation/prg.ts';
+import { applyMask, maskFromSeed } from '../../src/aggregation/prg.ts';
 import {
   addInto,
   checkQuantization,
@@ -127,6 +127,24 @@ describe('mask generator (ChaCha20)', () => {
     expect([...maskFromSeed(seed, 64)]).not.toEqual([...maskFromSeed(seed, 64, 1)]);
     expect([...maskFromSeed(seed, 64)]).not.toEqual([...maskFromSeed(random(32), 64)]);
     expectCode(() => maskFromSeed(new Uint8Array(16), 4), 'SECAGG_INVALID_PARAMETERS');
+  });
+
+  it('applies a mask chunk by chunk exactly as the whole keystream, added or subtracted, across chunk boundaries', () => {
+    const chunk = 1 << 18; // applyMask's chunk of words
+    for (const length of [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 5]) {
+      const seed = random(32);
+      const iv = Buffer.alloc(16);
+      iv.writeUInt32LE(7, 4);
+      const whole = createCipheriv('chacha20', seed, iv).update(Buffer.alloc(length * 4));
+      const reference = new Uint32Array(new Uint8Array(whole).buffer, 0, length);
+      const target = new Uint32Array(random(4 * length).buffer);
+      const before = target.slice();
+      applyMask(target, seed, 1, 7);
+      expect(target).toEqual(addInto(before.slice(), reference));
+      applyMask(target, seed, -1, 7);
+      expect(target).toEqual(before);
+    }
+    expectCode(() => applyMask(new Uint32Array(4), new Uint8Array(31), 1), 'SECAGG_INVALID_PARAMETERS');
   });
 
   it('pairwise masks cancel in the sum: Σ (x_i + Σ_{j>i} m_ij − Σ_{j<i} m_ji) = Σ x_i, bit for bit', () => {
