@@ -75,7 +75,7 @@ const inbox = server.collectShares(sharesIn);
 const storedUpdate = (i: number): Uint8Array => {
   const input = new Uint32Array(dimension);
   for (let j = 0; j < dimension; j++) input[j] = (i * 2654435761 + j * 40503) >>> 0;
-  const masked = clients[i]!.maskedInput(inbox.get(ids[i]!) ?? [], input);
+  const masked = clients[i]!.maskedInput(inbox.get(ids[i]!) ?? [], input, { inPlace: true });
   return encodeStoredUpdate({
     context,
     from: ids[i]!,

@@ -306,9 +306,15 @@ function abort(reason: string, details?: Record<string, unknown>): never {
 export interface SecAggClient {
   advertise(): Signed<AdvertiseBody>;
   shareKeys(neighbourAdverts: readonly Signed<AdvertiseBody>[]): Promise<Signed<SharesBody>>;
+  /**
+   * Masks `input` (the quantized update) with the self mask and a pair mask per neighbour it got shares from.
+   * `inPlace`: mask `input` itself rather than a copy, for a caller that no longer needs it (a copy of a 100M-parameter
+   * update is 400 MB).
+   */
   maskedInput(
     incoming: readonly { from: string; ciphertext: Uint8Array }[],
     input: Uint32Array,
+    options?: { readonly inPlace?: boolean },
   ): Signed<MaskedBody>;
   consistency(survivors: readonly string[]): Signed<ConsistencyBody>;
   unmask(signatures: readonly Signed<ConsistencyBody>[]): Signed<UnmaskBody>;
@@ -379,7 +385,7 @@ export function createSecAggClient(
       return signed('shares', params.context, id, deps.identityKey, { sealed });
     },
 
-    maskedInput(incoming, input) {
+    maskedInput(incoming, input, options = {}) {
       step('shares', 'masked');
       if (input.length !== params.dimension) {
         throw new AggregationError(
@@ -403,7 +409,7 @@ export function createSecAggClient(
       if (received.size < params.t) {
         abort(`${id} got shares from ${received.size} neighbours, below the threshold ${params.t}`);
       }
-      const masked = input.slice();
+      const masked = options.inPlace === true ? input : input.slice();
       applyMask(masked, selfSeed, 1);
       for (const other of received.keys()) {
         const seed = sharedSecret(

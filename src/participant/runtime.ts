@@ -614,7 +614,10 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         parts.push(work.evaluation, work.statistics);
         const encoded = concatWords(parts, state.layout.dimension);
         options.onEncodedUpdate?.(state.round, encoded);
-        const masked = client ? client.maskedInput(a.body.inbox[me] ?? [], encoded) : undefined;
+        // In place: `encoded` is this attempt's own (the hook above got it first), and a copy costs 4 bytes a weight.
+        const masked = client
+          ? client.maskedInput(a.body.inbox[me] ?? [], encoded, { inPlace: true })
+          : undefined;
         const bytes = encodeStoredUpdate({
           context: state.context,
           from: me,
