@@ -48,6 +48,18 @@ export const placementSeed = (epochSeed: string, account: string, slot: number):
 
 const whole = (n: number) => Number.isSafeInteger(n) && n >= 0;
 
+/** @throws INVALID_INPUT naming the first option (of `what`) that is not a whole number ≥ its least value */
+function checkWhole(what: string, options: readonly (readonly [string, number, number])[]): void {
+  for (const [name, value, least] of options) {
+    if (!whole(value) || value < least) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `${what} ${name}: expected a whole number ≥ ${least}, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+}
+
 /**
  * Draws `columns` distinct miners and then up to `spares` more among those with room for a column (free ≥
  * columnBytes): each place draws two miners with probability proportional to min(free, capBytes) and keeps the one
@@ -64,19 +76,12 @@ export function drawPlacement(
   options: PlacementOptions,
 ): string[] {
   const { columns, spares, columnBytes, capBytes } = options;
-  for (const [name, value, least] of [
+  checkWhole('placement', [
     ['columns', columns, 1],
     ['spares', spares, 0],
     ['columnBytes', columnBytes, 1],
     ['capBytes', capBytes, columnBytes],
-  ] as const) {
-    if (!whole(value) || value < least) {
-      throw new AilinkError(
-        'INVALID_INPUT',
-        `placement ${name}: expected a whole number ≥ ${least}, got ${JSON.stringify(value)}`,
-      );
-    }
-  }
+  ]);
   const { eligible, prefix, total } = prepared(candidates, columnBytes, capBytes);
   if (eligible.length < columns) {
     throw new AilinkError(
@@ -219,18 +224,11 @@ export function rankRestorers(
   options: RestorerOptions,
 ): string[] {
   const { count, columnBytes, capBytes, exclude } = options;
-  for (const [name, value, least] of [
+  checkWhole('restorer', [
     ['count', count, 0],
     ['columnBytes', columnBytes, 1],
     ['capBytes', capBytes, columnBytes],
-  ] as const) {
-    if (!whole(value) || value < least) {
-      throw new AilinkError(
-        'INVALID_INPUT',
-        `restorer ${name}: expected a whole number ≥ ${least}, got ${JSON.stringify(value)}`,
-      );
-    }
-  }
+  ]);
   const { eligible } = prepared(candidates, columnBytes, capBytes);
   if (count === 0) return [];
   const ids = idHashes(eligible);
