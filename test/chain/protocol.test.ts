@@ -2363,6 +2363,7 @@ describe('the protocol as a replayable fold', () => {
       [20, 5, { t: 'setAdmitted', task: 0, member: 1, remove: true }], // not the coordinator: rejected
       [20, 4, { t: 'admit', task: 0, member: 2, signer: 0 }], // listed and signed by itself: applied
       [20, 4, { t: 'createTask', task: 1 }],
+      [20, 5, { t: 'createTask', task: 1 }], // created already: rejected
       [20, 4, { t: 'stopTask', task: 1 }],
       [20, 4, { t: 'stopTask', task: 1 }], // stopped already: rejected
       [20, 5, { t: 'tee', peer: 5 }],
