@@ -294,7 +294,7 @@ function applyPairMask(
   other: string,
   sign: 1 | -1,
 ): void {
-  applyMask(target, seed, (own < other ? 1 : -1) * sign > 0 ? 1 : -1);
+  applyMask(target, seed, own < other ? sign : (-sign as 1 | -1));
 }
 
 function abort(reason: string, details?: Record<string, unknown>): never {

@@ -613,8 +613,8 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         if (work.update !== null) parts.push(encodeTrainingUpdate(spec, work.update, deps.random));
         parts.push(work.evaluation, work.statistics);
         const encoded = concatWords(parts, state.layout.dimension);
-        options.onEncodedUpdate?.(state.round, encoded);
-        // In place: `encoded` is this attempt's own (the hook above got it first), and a copy costs 4 bytes a weight.
+        // The hook gets a copy: `encoded` is masked in place below (a copy there would cost 4 bytes a weight always).
+        options.onEncodedUpdate?.(state.round, encoded.slice());
         const masked = client
           ? client.maskedInput(a.body.inbox[me] ?? [], encoded, { inPlace: true })
           : undefined;
