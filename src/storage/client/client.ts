@@ -770,7 +770,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     if (spares.length < lost.size) {
       throw new AilinkError(
         'NOT_ENOUGH_MINERS',
-        `expected ${lost.size} spare miners to take columns ${[...lost.keys()].join(', ')}, found ${spares.length}`,
+        `expected ${lost.size} spare miners to take columns ${[...lost.keys()].join(', ')}, found ${spares.length}${ranked === undefined ? '' : ` reachable among the ${ranked.length} the chain ranks to restore ${fid}; repair again once more of them are reachable`}`,
       );
     }
     const targets = new Map([...lost.keys()].map((column, i) => [column, spares[i]!] as const));
