@@ -44,22 +44,52 @@ export function checkQuantization(params: QuantizationParams, clients: number): 
  * @throws QUANT_INVALID_PARAMETERS for bad parameters; non-finite values are refused as AGG_INVALID_INPUT.
  */
 export function quantize(values: Float32Array, params: QuantizationParams, random: RandomBytes): Uint32Array {
+  return quantizeInto(new Uint32Array(values.length), values, params, random);
+}
+
+/** Coordinates per draw of rounding noise: 256 KiB of noise at a time, not 4 bytes per coordinate all at once. */
+const NOISE_CHUNK = 65_536;
+
+/**
+ * As quantize, into the first `values.length` words of `out` (returned), each value first clipped to ±`clip` and
+ * multiplied by `scale` (defaults: no clip, 1). Nothing of the vector's size is allocated: a 100M-weight update is
+ * quantized in place of the words it is stored as, with its noise drawn a chunk at a time.
+ * @throws as quantize; AGG_INVALID_INPUT when `out` is shorter than `values`
+ */
+export function quantizeInto(
+  out: Uint32Array,
+  values: Float32Array,
+  params: QuantizationParams,
+  random: RandomBytes,
+  transform: { readonly clip?: number; readonly scale?: number } = {},
+): Uint32Array {
   checkQuantization(params, 1);
+  if (out.length < values.length)
+    throw new AggregationError(
+      'AGG_INVALID_INPUT',
+      `expected room for ${values.length} words, got ${out.length}`,
+    );
+  const { clip = Number.POSITIVE_INFINITY, scale: factor = 1 } = transform;
   const top = 2 ** params.bits - 1;
   const scale = top / (2 * params.range);
-  const noise = random(4 * values.length);
-  const u = new Uint32Array(noise.buffer, noise.byteOffset, values.length);
-  const out = new Uint32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (!Number.isFinite(v)) {
-      throw new AggregationError('AGG_INVALID_INPUT', `expected finite values, got ${v} at coordinate ${i}`);
+  for (let from = 0; from < values.length; from += NOISE_CHUNK) {
+    const to = Math.min(values.length, from + NOISE_CHUNK);
+    const noise = random(4 * (to - from));
+    const u = new Uint32Array(noise.buffer, noise.byteOffset, to - from);
+    for (let i = from; i < to; i++) {
+      const v = factor * Math.min(clip, Math.max(-clip, values[i]!));
+      if (!Number.isFinite(v)) {
+        throw new AggregationError(
+          'AGG_INVALID_INPUT',
+          `expected finite values, got ${v} at coordinate ${i}`,
+        );
+      }
+      const clipped = Math.min(params.range, Math.max(-params.range, v));
+      const x = (clipped + params.range) * scale;
+      const floor = Math.floor(x);
+      // u/2^32 is uniform in [0, 1): round up with probability x − floor.
+      out[i] = Math.min(top, floor + (u[i - from]! < (x - floor) * 4294967296 ? 1 : 0));
     }
-    const clipped = Math.min(params.range, Math.max(-params.range, v));
-    const x = (clipped + params.range) * scale;
-    const floor = Math.floor(x);
-    // u/2^32 is uniform in [0, 1): round up with probability x − floor.
-    out[i] = Math.min(top, floor + (u[i]! < (x - floor) * 4294967296 ? 1 : 0));
   }
   return out;
 }

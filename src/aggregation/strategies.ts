@@ -177,26 +177,38 @@ export function weightedMean(results: readonly ClientResult[]): Float32Array {
 }
 
 /**
- * Scales `update` down to L2 norm `maxNorm` when its norm exceeds it; otherwise returns a copy. The same clipping
- * {@link withNormClipping} applies on the server, for the participant to apply before masking under SecAgg.
+ * Scales `update` down to L2 norm `maxNorm` when its norm exceeds it; otherwise returns a copy, or with `inPlace`
+ * scales `update` itself and returns it (a caller that no longer needs the unclipped update: no second vector of its
+ * size). The same clipping {@link withNormClipping} applies on the server, for the participant to apply before
+ * masking under SecAgg.
  * @throws AGG_INVALID_INPUT when `update` is not a finite Float32Array or `maxNorm` is not a finite number > 0.
  */
-export function clipToNorm(update: Float32Array, maxNorm: number): Float32Array {
+export function clipToNorm(
+  update: Float32Array,
+  maxNorm: number,
+  options: { readonly inPlace?: boolean } = {},
+): Float32Array {
   checkWeight(maxNorm, 'maxNorm');
   checkVector(update, update instanceof Float32Array ? update.length : 0, 'the update', 'its own length');
-  return clipped(update, maxNorm) ?? update.slice();
+  return (
+    clipped(update, maxNorm, options.inPlace ? update : undefined) ??
+    (options.inPlace ? update : update.slice())
+  );
 }
 
-/** The update scaled to norm `maxNorm`, or undefined when its norm is within it (norm computed in Float64). */
-function clipped(update: Float32Array, maxNorm: number): Float32Array | undefined {
+/**
+ * The update scaled to norm `maxNorm` into `out` (a new vector unless given; it may be `update` itself), or undefined
+ * when its norm is within it (norm computed in Float64).
+ */
+function clipped(update: Float32Array, maxNorm: number, out?: Float32Array): Float32Array | undefined {
   let squares = 0;
   for (let i = 0; i < update.length; i++) squares += update[i]! * update[i]!;
   const norm = Math.sqrt(squares);
   if (!(norm > maxNorm)) return undefined;
   const scale = maxNorm / norm;
-  const out = new Float32Array(update.length);
-  for (let i = 0; i < update.length; i++) out[i] = update[i]! * scale;
-  return out;
+  const into = out ?? new Float32Array(update.length);
+  for (let i = 0; i < update.length; i++) into[i] = update[i]! * scale;
+  return into;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { AggregationError, type RandomBytes } from './errors.ts';
-import { checkQuantization, dequantizeSum, type QuantizationParams, quantize } from './quantize.ts';
+import { checkQuantization, dequantizeSum, type QuantizationParams, quantizeInto } from './quantize.ts';
 
 /**
  * What a client feeds into secure aggregation so that the weighted average needs no plaintext weights: its update,
@@ -35,14 +35,16 @@ const weightedRange = (e: WeightedEncoding): QuantizationParams => ({
 });
 
 /**
- * [quantize(w · clip(Δ)) ‖ w] as a Uint32Array of length d + 1.
- * @throws AGG_INVALID_INPUT for a weight that is not an integer in 1..maxWeight.
+ * [quantize(w · clip(Δ)) ‖ w] as a Uint32Array of length d + 1: a new one, or the first d + 1 words of `out` (a
+ * larger vector the update is the head of), with nothing else of the update's size allocated.
+ * @throws AGG_INVALID_INPUT for a weight that is not an integer in 1..maxWeight, or an `out` shorter than d + 1.
  */
 export function encodeWeightedUpdate(
   update: Float32Array,
   weight: number,
   encoding: WeightedEncoding,
   random: RandomBytes,
+  out: Uint32Array = new Uint32Array(update.length + 1),
 ): Uint32Array {
   if (!Number.isSafeInteger(weight) || weight < 1 || weight > encoding.maxWeight) {
     throw new AggregationError(
@@ -50,14 +52,15 @@ export function encodeWeightedUpdate(
       `expected an integer weight in 1..${encoding.maxWeight}, got ${weight}`,
     );
   }
-  const range = encoding.quantization.range;
-  const scaled = new Float32Array(update.length);
-  for (let i = 0; i < update.length; i++) {
-    const v = update[i]!;
-    scaled[i] = weight * Math.min(range, Math.max(-range, v));
-  }
-  const out = new Uint32Array(update.length + 1);
-  out.set(quantize(scaled, weightedRange(encoding), random));
+  if (out.length < update.length + 1)
+    throw new AggregationError(
+      'AGG_INVALID_INPUT',
+      `expected room for ${update.length + 1} words, got ${out.length}`,
+    );
+  quantizeInto(out, update, weightedRange(encoding), random, {
+    clip: encoding.quantization.range,
+    scale: weight,
+  });
   out[update.length] = weight;
   return out;
 }

@@ -206,10 +206,13 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   const runners = new Map<string, AttemptRunner>();
   /** Per task, the views of its latest announcement (see `viewFor`). */
   const views = new Map<string, { version: string; view: (member: string) => AnnouncementView }>();
-  /** Round 0's model per task; `fid` is null until stored, `readers` set when it is private. */
+  /**
+   * Round 0's model per task; `fid` is null until stored, `readers` set when it is private. Its bytes are not kept:
+   * they are the weights again (a second copy of a model's size, 403 MB at 100M weights), encoded when stored.
+   */
   const initials = new Map<
     string,
-    { fid: string | null; hash: string; weights: Float32Array; bytes: Uint8Array; readers?: Set<string> }
+    { fid: string | null; hash: string; name: string; weights: Float32Array; readers?: Set<string> }
   >();
   const listeners = new Set<(e: RoundEvent) => void>();
   const emit = (e: RoundEvent) => {
@@ -265,7 +268,12 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       modelAccessOf(task.spec) === null
         ? await deps.objects.put(bytes, `${task.id}/initial-model.ailm`)
         : null;
-    const entry: typeof initials extends Map<string, infer E> ? E : never = { fid, hash, weights, bytes };
+    const entry: typeof initials extends Map<string, infer E> ? E : never = {
+      fid,
+      hash,
+      name: task.spec.model.name,
+      weights,
+    };
     initials.set(task.id, entry);
     return entry;
   }
@@ -305,7 +313,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       const stored = await storeModel(
         deps,
         task.spec,
-        initial.bytes,
+        encodeModelBytes(initial.name, initial.weights),
         `${task.id}/initial-model.ailm`,
         readerKeysOf(store.participants(task.id)),
       );

@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import type { StrategyState } from '../aggregation/index.ts';
+import { leBytes, readLE32 } from '../shared/bytes.ts';
 import { type Clock, systemClock } from '../shared/clock.ts';
+import { AilinkError } from '../shared/errors.ts';
 import { createSqliteNonceLedger, type NonceLedger } from '../storage/protocol/index.ts';
 import type { EvaluationSummary, Preprocessing, RoundKind, TaskSpec } from '../task/index.ts';
 
@@ -161,35 +163,91 @@ export interface CoordinatorStore {
   close(): void;
 }
 
-/** Float arrays travel as base64 of their bytes inside the state's JSON. */
-function encodeState(state: StrategyState): string {
-  const b64 = (a: Float32Array | Float64Array) =>
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-  return JSON.stringify({
-    strategy: state.strategy,
-    round: state.round,
-    global: b64(state.global),
-    buffers: Object.fromEntries(Object.entries(state.buffers).map(([k, v]) => [k, b64(v)])),
-  });
+/**
+ * A strategy's state as one blob: 'AILS' ‖ u32 LE header length ‖ header JSON (strategy, round, and each array's name
+ * and length) ‖ the global weights (f32 LE) ‖ each buffer (f64 LE), in the header's order. It was JSON with each array
+ * in base64, which cannot hold a model of 100.7M weights at all: the base64 of its 403 MB is longer than the longest
+ * string V8 makes (2^29 − 24 characters), so storing round 0 of such a task failed (bench/large-round.ts). A blob is
+ * bounded by SQLite's 1e9 bytes instead: FedAvg up to ≈ 250M weights, the FedAdam family (two f64 buffers more) up to
+ * ≈ 50M.
+ */
+const STATE_MAGIC = 'AILS';
+
+export function encodeState(state: StrategyState): Buffer {
+  const buffers = Object.entries(state.buffers);
+  const header = Buffer.from(
+    JSON.stringify({
+      strategy: state.strategy,
+      round: state.round,
+      global: state.global.length,
+      buffers: buffers.map(([name, values]) => [name, values.length]),
+    }),
+  );
+  const prefix = Buffer.alloc(8);
+  prefix.write(STATE_MAGIC, 0, 'latin1');
+  prefix.writeUInt32LE(header.byteLength, 4);
+  return Buffer.concat([
+    prefix,
+    header,
+    leArrayBytes(state.global),
+    ...buffers.map(([, v]) => leArrayBytes(v)),
+  ]);
 }
 
-function decodeState(text: string): StrategyState {
-  const raw = JSON.parse(text) as {
-    strategy: string;
-    round: number;
-    global: string;
-    buffers: Record<string, string>;
-  };
-  const bytes = (s: string) => {
-    const b = Buffer.from(s, 'base64');
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
-  };
-  return {
-    strategy: raw.strategy,
-    round: raw.round,
-    global: new Float32Array(bytes(raw.global)),
-    buffers: Object.fromEntries(Object.entries(raw.buffers).map(([k, v]) => [k, new Float64Array(bytes(v))])),
-  };
+/** An array's bytes little-endian (a view on a little-endian machine). */
+function leArrayBytes(values: Float32Array | Float64Array): Uint8Array {
+  if (values instanceof Float32Array) return leBytes(values);
+  const out = Buffer.alloc(values.byteLength);
+  for (let i = 0; i < values.length; i++) out.writeDoubleLE(values[i]!, 8 * i);
+  return out;
+}
+
+/** A state as encodeState stores it, or as JSON with base64 arrays (databases from before the blob). */
+export function decodeState(stored: string | Buffer): StrategyState {
+  if (typeof stored === 'string') {
+    const raw = JSON.parse(stored) as {
+      strategy: string;
+      round: number;
+      global: string;
+      buffers: Record<string, string>;
+    };
+    const bytes = (s: string) => {
+      const b = Buffer.from(s, 'base64');
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    };
+    return {
+      strategy: raw.strategy,
+      round: raw.round,
+      global: new Float32Array(bytes(raw.global)),
+      buffers: Object.fromEntries(
+        Object.entries(raw.buffers).map(([k, v]) => [k, new Float64Array(bytes(v))]),
+      ),
+    };
+  }
+  const broken = (why: string) => new AilinkError('INTERNAL', `the stored strategy state is broken: ${why}`);
+  if (stored.byteLength < 8 || stored.toString('latin1', 0, 4) !== STATE_MAGIC)
+    throw broken('expected the AILS magic');
+  const length = stored.readUInt32LE(4);
+  if (8 + length > stored.byteLength) throw broken(`its header runs past its ${stored.byteLength} bytes`);
+  let header: { strategy: string; round: number; global: number; buffers: [string, number][] };
+  try {
+    header = JSON.parse(stored.toString('utf8', 8, 8 + length));
+  } catch {
+    throw broken('its header is not JSON');
+  }
+  let at = 8 + length;
+  const size = 8 + length + 4 * header.global + 8 * header.buffers.reduce((a, [, n]) => a + n, 0);
+  if (size !== stored.byteLength) throw broken(`${stored.byteLength} bytes, its header says ${size}`);
+  const global = readLE32(Float32Array, stored, at, header.global);
+  at += 4 * header.global;
+  const buffers: Record<string, Float64Array> = {};
+  for (const [name, count] of header.buffers) {
+    const values = new Float64Array(count);
+    for (let i = 0; i < count; i++) values[i] = stored.readDoubleLE(at + 8 * i);
+    buffers[name] = values;
+    at += 8 * count;
+  }
+  return { strategy: header.strategy, round: header.round, global, buffers };
 }
 
 /** `clock` only decides when remembered request nonces have expired and may be pruned. */
@@ -349,7 +407,7 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
     setState: db.prepare(
       'INSERT INTO strategy (task, state) VALUES (?, ?) ON CONFLICT (task) DO UPDATE SET state = excluded.state',
     ),
-    state: db.prepare<[string], { state: string }>('SELECT state FROM strategy WHERE task = ?'),
+    state: db.prepare<[string], { state: string | Buffer }>('SELECT state FROM strategy WHERE task = ?'),
     addStatistics: db.prepare('INSERT INTO statistics (task, record) VALUES (?, ?)'),
     statistics: db.prepare<[string], { record: string }>('SELECT record FROM statistics WHERE task = ?'),
   };

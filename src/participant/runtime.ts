@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { decodeModelPackage } from '../../models/index.ts';
 import { createSecAggClient, type SecAggClient, signingKeyPair } from '../aggregation/index.ts';
 import { admissionMessage } from '../chain/index.ts';
@@ -12,7 +13,6 @@ import {
   cohortDigest,
   decodeModelBytes,
   encodeEvaluation,
-  encodeStoredUpdate,
   encodeTrainingUpdate,
   evaluatesClientSide,
   expiredRoundObjects,
@@ -38,6 +38,7 @@ import {
   secAggShape,
   sha256Hex,
   signCommitment,
+  storedUpdateChunks,
   type TaskSpec,
   taskDigest,
   taskTopic,
@@ -85,6 +86,15 @@ export interface CoordinatorLink {
 
 /** Deadline of one object read (the starting model, a manifest). */
 const FETCH_DEADLINE_MS = 60_000;
+
+/**
+ * How long the start model's fetch may take: the rest of the advertise stage, whose deadline the task owner set for
+ * the models its task trains, and never less than FETCH_DEADLINE_MS. A fixed minute was too short for a 100M-weight
+ * model (403 MB) fetched by three organisations at once on one machine (bench/large-round.ts): one refused the round.
+ * Each remote step of the fetch keeps its own deadline in the storage client; this bounds the whole.
+ */
+export const modelFetchDeadlineMs = (stageDeadline: number, now: number): number =>
+  Math.max(FETCH_DEADLINE_MS, stageDeadline - now);
 /** How long past a stage's deadline its work may still hold up later announcements. */
 const STAGE_GRACE_MS = 5_000;
 
@@ -116,8 +126,11 @@ export interface ParticipantDeps {
   readonly objects: {
     /** At most `maxBytes`: an object recorded as larger is refused before it is fetched. */
     get(fid: string, options: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
-    /** Stores bytes encrypted so that only `reader` (an X25519 key, hex) and the owner can read them. */
-    putFor(bytes: Uint8Array, reader: string, name: string): Promise<string>;
+    /**
+     * Stores bytes (whole, or a stream read once to its end before this resolves) encrypted so that only `reader`
+     * (an X25519 key, hex) and the owner can read them.
+     */
+    putFor(bytes: Uint8Array | AsyncIterable<Uint8Array>, reader: string, name: string): Promise<string>;
     /** The objects this account owns on chain whose name begins with `prefix`, with the names it gave them. */
     owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
     /**
@@ -127,6 +140,10 @@ export interface ParticipantDeps {
     delete(fids: readonly string[]): Promise<void>;
   };
   readonly trainer: {
+    /**
+     * Trains from `weights` (handed over: the trainer may keep or transfer them). The weights it resolves with are
+     * the participant's from then on, which overwrites them with the update.
+     */
     train(job: {
       model: ModelRef;
       weights: Float32Array;
@@ -266,7 +283,7 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       );
     }
     const bytes = await deps.objects.get(a.body.model.fid, {
-      signal: AbortSignal.timeout(FETCH_DEADLINE_MS),
+      signal: AbortSignal.timeout(modelFetchDeadlineMs(a.deadline, deps.clock.now())),
       maxBytes: modelBytesMaxBytes(spec.model.parameters),
     });
     if (sha256Hex(bytes) !== expected)
@@ -419,9 +436,15 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
       },
     });
     emit({ kind: 'trained', round: a.round, loss: r.loss, examples: r.examples, seconds: r.seconds });
-    const delta = new Float32Array(global.length);
+    // The delta overwrites the trained weights (the pool's own copy, nobody else's): no third vector of the model's size.
+    const delta = r.weights;
+    if (delta.length !== global.length)
+      throw new AilinkError(
+        'ROUND_UPDATE_REFUSED',
+        `local training produced ${delta.length} weights, the model has ${global.length}`,
+      );
     for (let i = 0; i < delta.length; i++) {
-      const d = r.weights[i]! - global[i]!;
+      const d = delta[i]! - global[i]!;
       if (!Number.isFinite(d))
         throw new AilinkError('ROUND_UPDATE_REFUSED', `local training produced a non-finite weight at ${i}`);
       delta[i] = d;
@@ -608,31 +631,36 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         return;
       case 'masked': {
         const work = await state.work;
-        const parts: Uint32Array[] = [];
-        // Clipped, weighted, quantized — and under distributed DP noised with this organisation's share.
-        if (work.update !== null) parts.push(encodeTrainingUpdate(spec, work.update, deps.random));
-        parts.push(work.evaluation, work.statistics);
-        const encoded = concatWords(parts, state.layout.dimension);
+        // One vector of the round's length: the update (clipped, weighted, quantized — and under distributed DP
+        // noised with this organisation's share) written straight into its head, then evaluation and statistics.
+        const encoded = encodeRoundVector(spec, work, state.layout.dimension, deps.random);
         // The hook gets a copy: `encoded` is masked in place below (a copy there would cost 4 bytes a weight always).
         options.onEncodedUpdate?.(state.round, encoded.slice());
         const masked = client
           ? client.maskedInput(a.body.inbox[me] ?? [], encoded, { inPlace: true })
           : undefined;
-        const bytes = encodeStoredUpdate({
+        // Streamed to storage as views of the masked words, hashed on the way: no copy of the update's size.
+        const digest = createHash('sha256');
+        const chunks = storedUpdateChunks({
           context: state.context,
           from: me,
           signature: masked?.signature ?? null,
           words: masked?.body.masked ?? encoded,
         });
         const fid = await deps.objects.putFor(
-          bytes,
+          (async function* () {
+            for (const chunk of chunks) {
+              digest.update(chunk);
+              yield chunk;
+            }
+          })(),
           spec.coordinator.readerKey,
           updateObjectName(options.task, state.round, me),
         );
         await submit(
           state,
           'masked',
-          signCommitment(deps.identityKey, state.context, { fid, digest: sha256Hex(bytes), dataset }),
+          signCommitment(deps.identityKey, state.context, { fid, digest: digest.digest('hex'), dataset }),
           a.deadline,
         );
         return;
@@ -816,19 +844,21 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
 /** An error's registered code for a log line (parse errors are AilinkErrors; anything else is a bug to report). */
 const codeOf = (err: unknown): string => (hasCode(err) ? err.code : 'INTERNAL');
 
-/** The parts of a vector, in order, checked against the length the round's layout gives. */
-function concatWords(parts: readonly Uint32Array[], dimension: number): Uint32Array {
-  const out = new Uint32Array(dimension);
-  let at = 0;
-  for (const p of parts) {
-    if (at + p.length > dimension) break;
-    out.set(p, at);
-    at += p.length;
-  }
-  if (at !== dimension || parts.reduce((a, p) => a + p.length, 0) !== dimension)
+/**
+ * The round's vector: [encoded update ‖ evaluation ‖ statistics], checked against the length the round's layout
+ * gives. The update is encoded in place of its words and its delta clipped in place (the delta is not used again).
+ */
+function encodeRoundVector(spec: TaskSpec, work: LocalWork, dimension: number, random: Random): Uint32Array {
+  const updateWords = work.update === null ? 0 : work.update.delta.length + 1;
+  if (updateWords + work.evaluation.length + work.statistics.length !== dimension)
     throw new AilinkError(
       'ROUND_UPDATE_REFUSED',
       `this organisation's vector has the wrong length for the round (${dimension} words expected)`,
     );
+  const out = new Uint32Array(dimension);
+  if (work.update !== null)
+    encodeTrainingUpdate(spec, work.update, random, { into: out, consumeDelta: true });
+  out.set(work.evaluation, updateWords);
+  out.set(work.statistics, updateWords + work.evaluation.length);
   return out;
 }

@@ -120,7 +120,14 @@ export type WorkerRequest =
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly backend?: BackendName; readonly error?: WireError }
-  | { readonly type: 'result'; readonly id: number; readonly ok: true; readonly value: unknown }
+  /** `recycle`: the job's model was large; the worker is ended after it (see RECYCLE_ABOVE_PARAMETERS). */
+  | {
+      readonly type: 'result';
+      readonly id: number;
+      readonly ok: true;
+      readonly value: unknown;
+      readonly recycle?: boolean;
+    }
   | { readonly type: 'result'; readonly id: number; readonly ok: false; readonly error: WireError };
 
 export interface WireError {
@@ -156,10 +163,23 @@ interface Slot {
 }
 
 /**
- * Creates a pool of up to `threads` training workers (default: 2, or fewer cores), started on demand, each loading
- * tfjs with `backend` as its preferred backend (see loadTf).
+ * Weights above which a worker is ended after its job rather than kept with the model built. A WebAssembly memory
+ * only grows: a worker that trained a 100M-weight model holds ≈ 1.5 GB of it until it exits, which the participant
+ * then needs for masking and storing the update (bench/large-round.ts). Rebuilding such a model for the next job
+ * takes seconds (11 s at 100M weights), little beside training it. 16M weights (64 MB) keep every built-in model
+ * (the CNN has 1.7M) cached as before.
  */
-export function createTrainingPool(options: { threads?: number; backend?: BackendName } = {}): TrainingPool {
+export const RECYCLE_ABOVE_PARAMETERS = 16_000_000;
+
+/**
+ * Creates a pool of up to `threads` training workers (default: 2, or fewer cores), started on demand, each loading
+ * tfjs with `backend` as its preferred backend (see loadTf). A worker whose job was on a model of more than
+ * `recycleAboveParameters` weights (default RECYCLE_ABOVE_PARAMETERS) is ended once the job is done, so that its
+ * memory goes back to the system.
+ */
+export function createTrainingPool(
+  options: { threads?: number; backend?: BackendName; recycleAboveParameters?: number } = {},
+): TrainingPool {
   const size = Math.max(1, options.threads ?? Math.min(2, availableParallelism()));
   const slots: Slot[] = [];
   const queue: Job[] = [];
@@ -179,6 +199,7 @@ export function createTrainingPool(options: { threads?: number; backend?: Backen
       workerData: {
         entry: new URL('./train-worker.ts', import.meta.url).href,
         backend: options.backend,
+        recycleAboveParameters: options.recycleAboveParameters ?? RECYCLE_ABOVE_PARAMETERS,
       },
     });
     // An idle worker must not keep the process alive; one that someone waits on must (see hold).
@@ -205,6 +226,10 @@ export function createTrainingPool(options: { threads?: number; backend?: Backen
       if (job === null || job.id !== message.id) return;
       slot.job = null;
       release(slot);
+      if (message.ok && message.recycle === true) {
+        retire(slot, new AilinkError('ABORTED', 'the training worker was recycled'));
+        void slot.worker.terminate();
+      }
       settle(job, message.ok ? { value: message.value } : { error: errorFromWorker(message.error) });
       pump();
     });

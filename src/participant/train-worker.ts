@@ -37,6 +37,9 @@ async function modelFor(
   return { tf, model };
 }
 
+/** Whether the pool should end this worker after a job on a model of `parameters` weights (see train-pool.ts). */
+const recycle = (parameters: number) => parameters > (workerData.recycleAboveParameters as number);
+
 async function handle(request: WorkerRequest): Promise<void> {
   if (request.op === 'train') {
     const { tf, model } = await modelFor(request.model);
@@ -44,9 +47,16 @@ async function handle(request: WorkerRequest): Promise<void> {
     const result = trainLocal(tf, model, request.data, request.options);
     const weights = flattenWeights(model);
     const { backend } = await loading;
-    post({ type: 'result', id: request.id, ok: true, value: { ...result, weights, backend } }, [
-      weights.buffer as ArrayBuffer,
-    ]);
+    post(
+      {
+        type: 'result',
+        id: request.id,
+        ok: true,
+        value: { ...result, weights, backend },
+        recycle: recycle(weights.length),
+      },
+      [weights.buffer as ArrayBuffer],
+    );
   } else if (request.op === 'evaluate') {
     const { tf, model } = await modelFor(request.model);
     loadFlatWeights(model, request.weights);
@@ -55,7 +65,13 @@ async function handle(request: WorkerRequest): Promise<void> {
       ...(request.loss === undefined ? {} : { loss: request.loss }),
     });
     const { backend } = await loading;
-    post({ type: 'result', id: request.id, ok: true, value: { ...result, backend } });
+    post({
+      type: 'result',
+      id: request.id,
+      ok: true,
+      value: { ...result, backend },
+      recycle: recycle(specOf(model).parameters),
+    });
   } else if (request.op === 'describe') {
     const { tf } = await loading;
     const fresh = await buildModel(tf, request.pkg.topology, request.seed ?? 'package');
@@ -63,9 +79,16 @@ async function handle(request: WorkerRequest): Promise<void> {
       const spec = specOf(fresh);
       const initial = packageWeights(spec, request.pkg) ?? flattenWeights(fresh);
       trialStep(tf, fresh);
-      post({ type: 'result', id: request.id, ok: true, value: { spec, initial } }, [
-        initial.buffer as ArrayBuffer,
-      ]);
+      post(
+        {
+          type: 'result',
+          id: request.id,
+          ok: true,
+          value: { spec, initial },
+          recycle: recycle(spec.parameters),
+        },
+        [initial.buffer as ArrayBuffer],
+      );
     } finally {
       fresh.dispose();
     }

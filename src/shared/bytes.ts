@@ -54,6 +54,17 @@ export function readLE32<T extends Uint32Array | Float32Array>(
   return out;
 }
 
+/**
+ * `values` as little-endian bytes: a view of their own memory on a little-endian machine (no copy: the bytes change
+ * with the values), else a converted copy.
+ */
+export function leBytes(values: Uint32Array | Float32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint8Array(values.byteLength);
+  writeLE32(out, 0, values);
+  return out;
+}
+
 /** Writes `values` into `out` at `at` as 32-bit little-endian values (the inverse of `readLE32`). */
 export function writeLE32(out: Uint8Array, at: number, values: Uint32Array | Float32Array): void {
   if (at < 0 || at + values.byteLength > out.byteLength)

@@ -87,6 +87,7 @@ export {
   type Submission,
   sha256Hex,
   signCommitment,
+  storedUpdateChunks,
   storedUpdateMaxBytes,
   taskTopic,
   toWire,

@@ -9,7 +9,7 @@ import type {
   UnmaskBody,
 } from '../aggregation/secagg.ts';
 import { isAddress } from '../shared/account.ts';
-import { fromHex, readLE32, toHex, writeLE32 } from '../shared/bytes.ts';
+import { concatBytes, fromHex, leBytes, readLE32, toHex } from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -307,6 +307,18 @@ export interface StoredUpdate {
 
 /** 'AILU' ‖ u32 header length ‖ header JSON ‖ the words, little-endian: 1.0× the size of a float32 update. */
 export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
+  return concatBytes([...storedUpdateChunks(u)]);
+}
+
+/** Bytes of words per chunk of `storedUpdateChunks`. */
+const UPDATE_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The bytes of `encodeStoredUpdate`, in order, as chunks of at most 4 MiB after the header, for a streamed put: on a
+ * little-endian machine each chunk is a view of the words themselves, so a 400 MB update is stored without a copy of
+ * it. The words must not change until the chunks are consumed.
+ */
+export function* storedUpdateChunks(u: StoredUpdate): Generator<Uint8Array> {
   const header = new TextEncoder().encode(
     JSON.stringify({
       context: u.context,
@@ -315,13 +327,16 @@ export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
       words: u.words.length,
     }),
   );
-  const out = new Uint8Array(8 + header.byteLength + u.words.byteLength);
-  const view = new DataView(out.buffer);
-  out.set(new TextEncoder().encode(UPDATE_MAGIC), 0);
-  view.setUint32(4, header.byteLength, true);
-  out.set(header, 8);
-  writeLE32(out, 8 + header.byteLength, u.words);
-  return out;
+  const head = new Uint8Array(8 + header.byteLength);
+  head.set(new TextEncoder().encode(UPDATE_MAGIC), 0);
+  new DataView(head.buffer).setUint32(4, header.byteLength, true);
+  head.set(header, 8);
+  yield head;
+  const perChunk = UPDATE_CHUNK_BYTES / 4;
+  for (let from = 0; from < u.words.length; from += perChunk) {
+    const words = u.words.subarray(from, Math.min(u.words.length, from + perChunk));
+    yield leBytes(words);
+  }
 }
 
 /** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */

@@ -143,16 +143,22 @@ export function privacyRecord(
  * organisation then adds its share of Skellam noise, variance (z·C·s)²/cohort.size per coordinate, to the update words
  * (not to the weight word, which only counts the survivors, public anyway) — before masking, so the exact sum carries
  * the noise of every survivor and nobody ever sees it without.
+ * `into`: written as the head of that vector (the round's whole vector), not into a new one; `consumeDelta`: the
+ * caller no longer needs the delta, which may then be clipped in place. Both spare a vector of the model's size.
  * @throws AGG_INVALID_INPUT (AggregationError) for a non-finite update
  */
 export function encodeTrainingUpdate(
   spec: TaskSpec,
   update: { readonly delta: Float32Array; readonly examples: number },
   random: RandomBytes,
+  options: { readonly into?: Uint32Array; readonly consumeDelta?: boolean } = {},
 ): Uint32Array {
-  const clipped = spec.dp === null ? update.delta : clipToNorm(update.delta, spec.dp.clipNorm);
+  const clipped =
+    spec.dp === null
+      ? update.delta
+      : clipToNorm(update.delta, spec.dp.clipNorm, { inPlace: options.consumeDelta === true });
   const weight = spec.dp === null ? Math.min(update.examples, spec.secagg.maxWeight) : 1;
-  const words = encodeWeightedUpdate(clipped, weight, encodingOf(spec), random);
+  const words = encodeWeightedUpdate(clipped, weight, encodingOf(spec), random, options.into);
   if (isDistributedDp(spec))
     addSkellamShare(words, update.delta.length, skellamVarianceOf(spec) / spec.cohort.size, random);
   return words;

@@ -357,6 +357,16 @@ describe('withNormClipping', () => {
     expect(copy).not.toBe(short);
     expectCode(() => clipToNorm(f32([1]), 0), 'AGG_INVALID_INPUT');
   });
+
+  it('clipToNorm in place scales the update itself, to the same values', () => {
+    const long = f32([0, 6, 8]);
+    const clipped = clipToNorm(long, 5, { inPlace: true });
+    expect(clipped).toBe(long);
+    expectClose(long, [0, 3, 4], 6);
+    const short = f32([3, 4]);
+    expect(clipToNorm(short, 5, { inPlace: true })).toBe(short);
+    expectClose(short, [3, 4], 6);
+  });
 });
 
 const ALL: [string, () => Strategy][] = [

@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AggregationError } from '../../src/aggregation/errors.ts';
 import { signingKeyPair } from '../../src/aggregation/keys.ts';
@@ -12,6 +13,20 @@ import {
 } from '../../src/aggregation/weighted.ts';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
+/** A deterministic byte stream: the same seed gives the same bytes whatever sizes they are asked in. */
+const seeded = (seed: number) => {
+  let counter = 0;
+  let pool = new Uint8Array(0);
+  return (n: number) => {
+    while (pool.length < n) {
+      const block = createHash('sha256').update(`${seed}/${counter++}`).digest();
+      pool = new Uint8Array([...pool, ...block]);
+    }
+    const out = pool.slice(0, n);
+    pool = pool.slice(n);
+    return out;
+  };
+};
 const encoding = { quantization: { range: 1, bits: 20 }, maxWeight: 1000 };
 
 describe('weighted updates for secure aggregation', () => {
@@ -32,6 +47,30 @@ describe('weighted updates for secure aggregation', () => {
       const exact = updates.reduce((a, u, i) => a + weights[i]! * u[j]!, 0);
       expect(Math.abs(decoded.sum[j]! - exact)).toBeLessThanOrEqual(3 * step + 1e-3);
     }
+  });
+
+  it('encoded into the head of a longer vector: the same words, the rest untouched, nothing of its size allocated', () => {
+    fc.assert(
+      fc.property(
+        fc.float32Array({ minLength: 1, maxLength: 200, noNaN: true }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer(),
+        (update, weight, tail, seed) => {
+          const fresh = encodeWeightedUpdate(update, weight, encoding, seeded(seed));
+          const out = new Uint32Array(update.length + 1 + tail).fill(7);
+          const into = encodeWeightedUpdate(update, weight, encoding, seeded(seed), out);
+          return (
+            into === out &&
+            fresh.every((w, i) => w === out[i]) &&
+            out.subarray(update.length + 1).every((w) => w === 7)
+          );
+        },
+      ),
+    );
+    expect(() => encodeWeightedUpdate(new Float32Array(3), 1, encoding, random, new Uint32Array(3))).toThrow(
+      AggregationError,
+    );
   });
 
   it('refuses weights outside 1..maxWeight and encodings that could overflow', () => {

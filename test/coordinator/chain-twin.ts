@@ -59,7 +59,7 @@ export function attachChainTwin(world: World) {
     atBlock: () => h.block,
     /** The world as one participant sees it: what it uploads is recorded as its own. */
     storingAs(account: string): World {
-      const putFor = async (bytes: Uint8Array, name?: string, owner?: string) => {
+      const putFor = async (bytes: Uint8Array | AsyncIterable<Uint8Array>, name?: string, owner?: string) => {
         const fid = await world.objects.putFor(bytes, name, owner);
         owners.set(fid, account);
         return fid;

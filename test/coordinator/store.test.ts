@@ -1,9 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AttemptRow, openCoordinatorStore } from '../../src/coordinator/store.ts';
+import {
+  type AttemptRow,
+  decodeState,
+  encodeState,
+  openCoordinatorStore,
+} from '../../src/coordinator/store.ts';
 import type { TaskSpec } from '../../src/task/index.ts';
 import { placeholderSetup } from './harness.ts';
 
@@ -110,5 +116,73 @@ describe('coordinator store: the reads behind every poll', () => {
     store.finishTask('t');
     expect(store.task('t')).toMatchObject({ status: 'finished', spec: first.spec });
     store.close();
+  });
+});
+
+describe('coordinator store: the strategy state', () => {
+  const stateArb = fc.record({
+    strategy: fc.constantFrom('fedavg', 'fedadam', 'fedyogi'),
+    round: fc.nat(),
+    global: fc.float32Array({ maxLength: 200, noNaN: true }),
+    buffers: fc.dictionary(
+      fc.constantFrom('m', 'v', 'momentum'),
+      fc.float64Array({ maxLength: 200, noNaN: true }),
+    ),
+  });
+
+  it('round-trips any state as a blob of 4 bytes a weight (8 a buffer value) plus a small header', () => {
+    fc.assert(
+      fc.property(stateArb, (state) => {
+        const blob = encodeState(state);
+        const values = Object.values(state.buffers).reduce((a, b) => a + b.length, 0);
+        expect(blob.byteLength - 4 * state.global.length - 8 * values).toBeLessThan(200);
+        expect(decodeState(blob)).toEqual(state);
+      }),
+    );
+  });
+
+  it('reads a state stored as JSON with base64 arrays (a database from before the blob), and refuses a broken blob', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ailink-store-'));
+    dirs.push(dir);
+    const path = join(dir, 'coordinator.sqlite');
+    openCoordinatorStore(path).close();
+    const b64 = (a: Float32Array | Float64Array) => Buffer.from(a.buffer).toString('base64');
+    const legacy = JSON.stringify({
+      strategy: 'fedadam',
+      round: 3,
+      global: b64(Float32Array.of(1, -2.5)),
+      buffers: { m: b64(Float64Array.of(0.125)) },
+    });
+    const db = new Database(path);
+    db.prepare('INSERT INTO strategy (task, state) VALUES (?, ?)').run('old', legacy);
+    db.prepare('INSERT INTO strategy (task, state) VALUES (?, ?)').run(
+      'truncated',
+      encodeState({ strategy: 'fedavg', round: 0, global: Float32Array.of(1), buffers: {} }).subarray(0, 60),
+    );
+    db.prepare('INSERT INTO strategy (task, state) VALUES (?, ?)').run(
+      'long',
+      Buffer.concat([
+        encodeState({ strategy: 'fedavg', round: 0, global: Float32Array.of(1), buffers: {} }),
+        Buffer.alloc(4),
+      ]),
+    );
+    db.close();
+    const store = openCoordinatorStore(path);
+    try {
+      expect(store.strategyState('old')).toEqual({
+        strategy: 'fedadam',
+        round: 3,
+        global: Float32Array.of(1, -2.5),
+        buffers: { m: Float64Array.of(0.125) },
+      });
+      expect(() => store.strategyState('truncated')).toThrow(
+        /strategy state is broken: its header runs past its 60 bytes/,
+      );
+      expect(() => store.strategyState('long')).toThrow(
+        /strategy state is broken: \d+ bytes, its header says \d+/,
+      );
+    } finally {
+      store.close();
+    }
   });
 });

@@ -247,6 +247,29 @@ describe('training pool (real worker threads)', () => {
     }
   });
 
+  it('ends a worker after a job on a model above recycleAboveParameters (its memory goes back), keeps it below', async () => {
+    const job = (pool: ReturnType<typeof createTrainingPool>) =>
+      pool.train({
+        model: refs.mlp,
+        weights: initial.mlp.slice(),
+        data: syntheticData('recycle', 30),
+        options: { epochs: 1, batchSize: 15, seed: 's' },
+      });
+    const kept = createTrainingPool({ threads: 1, recycleAboveParameters: initial.mlp.length });
+    const recycled = createTrainingPool({ threads: 1, recycleAboveParameters: initial.mlp.length - 1 });
+    try {
+      await job(kept);
+      await job(recycled);
+      // The kept worker still holds the built model's variables; the recycled one was replaced by a fresh worker.
+      expect(await poolTestHooks(kept).tensors()).toBeGreaterThan(0);
+      expect(await poolTestHooks(recycled).tensors()).toBe(0);
+      // And the pool goes on: the next job runs on a new worker.
+      expect((await job(recycled)).weights).toHaveLength(initial.mlp.length);
+    } finally {
+      await Promise.all([kept.close(), recycled.close()]);
+    }
+  });
+
   it('closing rejects waiting jobs with ABORTED, and later calls too', async () => {
     const single = createTrainingPool({ threads: 1 });
     const data = syntheticData('close', 200);

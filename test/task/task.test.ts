@@ -20,6 +20,7 @@ import {
   secAggShape,
   sha256Hex,
   signCommitment,
+  storedUpdateChunks,
   storedUpdateMaxBytes,
   taskDigest,
   taskIdOf,
@@ -175,6 +176,34 @@ describe('stored updates and models (formats)', () => {
         const bytes = encodeStoredUpdate(u);
         const back = decodeStoredUpdate(bytes, words.length);
         return back.words.every((w, i) => w === words[i]) && bytes.byteLength - 4 * words.length < 300;
+      }),
+    );
+  });
+
+  it('an update: a fixed vector', () => {
+    const bytes = encodeStoredUpdate({
+      context: 'c',
+      from: alice,
+      signature: null,
+      words: Uint32Array.of(1, 0xdeadbeef),
+    });
+    const header = `{"context":"c","from":"${alice}","signature":null,"words":2}`;
+    expect(Buffer.from(bytes).toString('hex')).toBe(
+      `41494c55${Buffer.from(Uint32Array.of(header.length).buffer).toString('hex')}${Buffer.from(header).toString('hex')}01000000efbeadde`,
+    );
+  });
+
+  it('streamed, an update is the same bytes in chunks of at most 4 MiB that view the words (no copy)', () => {
+    const words = new Uint32Array(2 * 1024 * 1024 + 3).map((_, i) => i * 2654435761);
+    const u = { context: 't/0/0', from: alice, signature: random(64), words };
+    const chunks = [...storedUpdateChunks(u)];
+    expect(chunks.map((c) => c.byteLength).slice(1)).toEqual([4 * 1024 * 1024, 4 * 1024 * 1024, 12]);
+    expect(Buffer.concat(chunks).equals(Buffer.from(encodeStoredUpdate(u)))).toBe(true);
+    for (const c of chunks.slice(1)) expect(c.buffer).toBe(words.buffer);
+    fc.assert(
+      fc.property(fc.uint32Array({ minLength: 0, maxLength: 300 }), fc.boolean(), (w, signed) => {
+        const v = { context: 'c', from: alice, signature: signed ? random(64) : null, words: w };
+        return Buffer.concat([...storedUpdateChunks(v)]).equals(Buffer.from(encodeStoredUpdate(v)));
       }),
     );
   });
