@@ -49,7 +49,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +67,7 @@ import {
   takeHeapSnapshot,
 } from './heap.ts';
 import { createNamespaces, type Namespaces, netnsUnavailable } from './netns.ts';
+import { freePort } from './ports.ts';
 import { growthOf, percentile, processInGroup, type Sample, sampleProcess } from './soak.ts';
 
 /**
@@ -330,18 +330,6 @@ async function waitFor<T>(
     }
     await sleep(250);
   }
-}
-
-/** A free loopback port (kept for the coordinator across its restarts: its URL is on chain). */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 // ---- the task: penguins split across the organisations, SecAgg ----

@@ -16,12 +16,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
+import { freePort } from './ports.ts';
 
 const flag = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const ORGS = flag('LARGE_ORGS', 3);
@@ -109,17 +109,6 @@ async function waitFor(probe: () => boolean, timeoutMs: number, what: string): P
     if (Date.now() > until) throw new Error(`waited ${timeoutMs / 1000} s for ${what}`);
     await sleep(250);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 /** ROWS rows of FEATURES features in [−1, 1] from a fixed LCG; the label is whether f0 + f1 > 0. */
