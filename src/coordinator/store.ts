@@ -163,16 +163,17 @@ export interface CoordinatorStore {
   close(): void;
 }
 
+/** The first bytes of a strategy state blob (`encodeState`). */
+const STATE_MAGIC = 'AILS';
+
 /**
  * A strategy's state as one blob: 'AILS' ‖ u32 LE header length ‖ header JSON (strategy, round, and each array's name
  * and length) ‖ the global weights (f32 LE) ‖ each buffer (f64 LE), in the header's order. It was JSON with each array
  * in base64, which cannot hold a model of 100.7M weights at all: the base64 of its 403 MB is longer than the longest
- * string V8 makes (2^29 − 24 characters), so storing round 0 of such a task failed (bench/large-round.ts). A blob is
- * bounded by SQLite's 1e9 bytes instead: FedAvg up to ≈ 250M weights, the FedAdam family (two f64 buffers more) up to
- * ≈ 50M.
+ * string V8 makes (2^29 − 24 characters), so recording round 0 of such a task would throw (bench/large-round.ts). A
+ * blob is bounded by SQLite's 1e9 bytes instead: FedAvg up to ≈ 250M weights, the FedAdam family (two f64 buffers
+ * more) up to ≈ 50M.
  */
-const STATE_MAGIC = 'AILS';
-
 export function encodeState(state: StrategyState): Buffer {
   const buffers = Object.entries(state.buffers);
   const header = Buffer.from(

@@ -9,7 +9,6 @@ import { protocolCall, seedOf, taskOf } from '../chain/index.ts';
 import type { Admission, AdmissionOutcome } from '../coordinator/admissions.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
-import type { ObjectSource } from '../coordinator/round.ts';
 import { sweepSpool } from '../coordinator/spool.ts';
 import { openCoordinatorStore } from '../coordinator/store.ts';
 import { serveRoundProtocol } from '../coordinator/transport.ts';
@@ -21,11 +20,11 @@ import { toHex } from '../shared/bytes.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
-import { type CodecPool, createGrantService, type PutOptions } from '../storage/index.ts';
+import { type CodecPool, createGrantService } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
 import { peerKeyIn, secretIn } from './keys.ts';
 import { hostInUrl } from './network.ts';
-import { openSession, ROLE_CHAIN_WAIT_MS, type Session, type SessionConfig } from './session.ts';
+import { openSession, putArgs, ROLE_CHAIN_WAIT_MS, type Session, type SessionConfig } from './session.ts';
 
 /** The code that produced a round, for its manifest: package version and the lockfile's hash. */
 export function codeVersion(): { package: string; version: string; lockfile: string } {
@@ -113,13 +112,6 @@ export interface CoordinatorNodeOptions {
   readonly testData?: Examples;
   log(line: string): void;
 }
-
-/** A round's object as the storage client takes it: a stream with its size (so it is coded for that size). */
-const putArgs = (
-  source: ObjectSource,
-  options: PutOptions,
-): [Uint8Array | AsyncIterable<Uint8Array>, PutOptions] =>
-  source instanceof Uint8Array ? [source, options] : [source.chunks, { ...options, size: source.size }];
 
 /**
  * `ailink coordinator`: state in `<dir>/coordinator.sqlite`, its round-signing key and libp2p identity in `<dir>`,

@@ -8,7 +8,7 @@ import { type Clock, type Random, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import type { CodecPool } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
-import { openSession, ROLE_CHAIN_WAIT_MS, type Session, type SessionConfig } from './session.ts';
+import { openSession, putArgs, ROLE_CHAIN_WAIT_MS, type Session, type SessionConfig } from './session.ts';
 
 export interface ParticipantNode {
   readonly participant: Participant;
@@ -106,7 +106,7 @@ export async function startParticipantNode(
         },
         objects: {
           get: (fid, o) => session.get(fid, o),
-          putFor: (bytes, reader, name) => session.put(bytes, { name, readers: [reader] }),
+          putFor: (source, reader, name) => session.put(...putArgs(source, { name, readers: [reader] })),
           owned: (prefix) => session.owned(prefix),
           delete: (fids) => session.deleteObjects(fids),
         },

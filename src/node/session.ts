@@ -61,6 +61,13 @@ export const SESSION_DEADLINES = Object.freeze({
  */
 export const SESSION_MAX_OBJECT_BYTES = 1024 * 1024 * 1024;
 
+/** An object as the storage client takes it: whole, or a stream with its size (so that it is coded for that size). */
+export const putArgs = (
+  source: Uint8Array | { readonly size: number; readonly chunks: AsyncIterable<Uint8Array> },
+  options: PutOptions,
+): [Uint8Array | AsyncIterable<Uint8Array>, PutOptions] =>
+  source instanceof Uint8Array ? [source, options] : [source.chunks, { ...options, size: source.size }];
+
 /** Where the network is and how this session takes part in it. */
 export interface SessionConfig {
   /** The chain's WebSocket endpoint (ws:// or wss://). */

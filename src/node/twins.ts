@@ -4,7 +4,6 @@ import type { CoordinatorLedger } from '../coordinator/index.ts';
 import type { ObjectSource } from '../coordinator/round.ts';
 import type { LocalData } from '../participant/local-data.ts';
 import { type Account, accountFromSeeds } from '../shared/account.ts';
-import { concatBytes } from '../shared/bytes.ts';
 import type { Random } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -40,13 +39,6 @@ export async function wholeOf(source: ObjectSource): Promise<Uint8Array> {
  * Each object keeps the name and owner it was stored with (`defaultOwner` when the caller names none), so that
  * `owned` lists an account's objects and `delete` removes only its own, as fileBank's rules do.
  */
-/** A stream's bytes, whole. */
-async function wholeStream(stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const part of stream) parts.push(part.slice());
-  return concatBytes(parts);
-}
-
 export function memoryObjects(defaultOwner = '') {
   const objects = new Map<string, Uint8Array>();
   const readers = new Map<string, string[]>();
@@ -67,8 +59,8 @@ export function memoryObjects(defaultOwner = '') {
     models,
     deleted,
     put: (bytes: Uint8Array, name?: string, owner?: string) => put(bytes, name, owner),
-    putFor: async (bytes: Uint8Array | AsyncIterable<Uint8Array>, name?: string, owner?: string) =>
-      put(bytes instanceof Uint8Array ? bytes : await wholeStream(bytes), name, owner),
+    putFor: async (source: ObjectSource, name?: string, owner?: string) =>
+      put(await wholeOf(source), name, owner),
     async putModel(bytes: Uint8Array, name: string, readerKeys: readonly string[], owner?: string) {
       const fid = createHash('sha256').update(bytes).update(`sealed/${sealed++}`).digest('hex');
       objects.set(fid, bytes.slice());

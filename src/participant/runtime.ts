@@ -38,7 +38,7 @@ import {
   secAggShape,
   sha256Hex,
   signCommitment,
-  storedUpdateChunks,
+  storedUpdateStream,
   type TaskSpec,
   taskDigest,
   taskTopic,
@@ -127,10 +127,14 @@ export interface ParticipantDeps {
     /** At most `maxBytes`: an object recorded as larger is refused before it is fetched. */
     get(fid: string, options: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
     /**
-     * Stores bytes (whole, or a stream read once to its end before this resolves) encrypted so that only `reader`
-     * (an X25519 key, hex) and the owner can read them.
+     * Stores bytes (whole, or a stream of exactly `size` bytes, read once to its end before this resolves) encrypted
+     * so that only `reader` (an X25519 key, hex) and the owner can read them.
      */
-    putFor(bytes: Uint8Array | AsyncIterable<Uint8Array>, reader: string, name: string): Promise<string>;
+    putFor(
+      source: Uint8Array | { readonly size: number; readonly chunks: AsyncIterable<Uint8Array> },
+      reader: string,
+      name: string,
+    ): Promise<string>;
     /** The objects this account owns on chain whose name begins with `prefix`, with the names it gave them. */
     owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
     /**
@@ -641,19 +645,22 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           : undefined;
         // Streamed to storage as views of the masked words, hashed on the way: no copy of the update's size.
         const digest = createHash('sha256');
-        const chunks = storedUpdateChunks({
+        const { size, chunks } = storedUpdateStream({
           context: state.context,
           from: me,
           signature: masked?.signature ?? null,
           words: masked?.body.masked ?? encoded,
         });
         const fid = await deps.objects.putFor(
-          (async function* () {
-            for (const chunk of chunks) {
-              digest.update(chunk);
-              yield chunk;
-            }
-          })(),
+          {
+            size,
+            chunks: (async function* () {
+              for (const chunk of chunks) {
+                digest.update(chunk);
+                yield chunk;
+              }
+            })(),
+          },
           spec.coordinator.readerKey,
           updateObjectName(options.task, state.round, me),
         );

@@ -307,18 +307,18 @@ export interface StoredUpdate {
 
 /** 'AILU' ‖ u32 header length ‖ header JSON ‖ the words, little-endian: 1.0× the size of a float32 update. */
 export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
-  return concatBytes([...storedUpdateChunks(u)]);
+  return concatBytes([...storedUpdateStream(u).chunks]);
 }
 
-/** Bytes of words per chunk of `storedUpdateChunks`. */
+/** Bytes of words per chunk of `storedUpdateStream`. */
 const UPDATE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
- * The bytes of `encodeStoredUpdate`, in order, as chunks of at most 4 MiB after the header, for a streamed put: on a
- * little-endian machine each chunk is a view of the words themselves, so a 400 MB update is stored without a copy of
- * it. The words must not change until the chunks are consumed.
+ * The bytes of `encodeStoredUpdate` and their size, as chunks of at most 4 MiB after the header, for a streamed put:
+ * on a little-endian machine each chunk is a view of the words themselves, so a 400 MB update is stored without a
+ * copy of it. The words must not change until the chunks are consumed.
  */
-export function* storedUpdateChunks(u: StoredUpdate): Generator<Uint8Array> {
+export function storedUpdateStream(u: StoredUpdate): { size: number; chunks: Generator<Uint8Array> } {
   const header = new TextEncoder().encode(
     JSON.stringify({
       context: u.context,
@@ -331,12 +331,13 @@ export function* storedUpdateChunks(u: StoredUpdate): Generator<Uint8Array> {
   head.set(new TextEncoder().encode(UPDATE_MAGIC), 0);
   new DataView(head.buffer).setUint32(4, header.byteLength, true);
   head.set(header, 8);
-  yield head;
-  const perChunk = UPDATE_CHUNK_BYTES / 4;
-  for (let from = 0; from < u.words.length; from += perChunk) {
-    const words = u.words.subarray(from, Math.min(u.words.length, from + perChunk));
-    yield leBytes(words);
+  function* chunks(): Generator<Uint8Array> {
+    yield head;
+    const perChunk = UPDATE_CHUNK_BYTES / 4;
+    for (let from = 0; from < u.words.length; from += perChunk)
+      yield leBytes(u.words.subarray(from, Math.min(u.words.length, from + perChunk)));
   }
+  return { size: head.byteLength + u.words.byteLength, chunks: chunks() };
 }
 
 /** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */

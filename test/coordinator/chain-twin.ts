@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type FileInfo, type ProtocolCall, seedOf } from '../../src/chain/index.ts';
 import { fileKey, ownerFilesPrefix } from '../../src/chain/pallets/file-bank.ts';
+import type { ObjectSource } from '../../src/coordinator/round.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
 import { call, createHarness, makeAccounts, registerMiner } from '../chain/helpers.ts';
 import { makeAccount, type World } from './harness.ts';
@@ -59,8 +60,8 @@ export function attachChainTwin(world: World) {
     atBlock: () => h.block,
     /** The world as one participant sees it: what it uploads is recorded as its own. */
     storingAs(account: string): World {
-      const putFor = async (bytes: Uint8Array | AsyncIterable<Uint8Array>, name?: string, owner?: string) => {
-        const fid = await world.objects.putFor(bytes, name, owner);
+      const putFor = async (source: ObjectSource, name?: string, owner?: string) => {
+        const fid = await world.objects.putFor(source, name, owner);
         owners.set(fid, account);
         return fid;
       };

@@ -20,8 +20,8 @@ import {
   secAggShape,
   sha256Hex,
   signCommitment,
-  storedUpdateChunks,
   storedUpdateMaxBytes,
+  storedUpdateStream,
   taskDigest,
   taskIdOf,
   verifyCommitment,
@@ -196,14 +196,18 @@ describe('stored updates and models (formats)', () => {
   it('streamed, an update is the same bytes in chunks of at most 4 MiB that view the words (no copy)', () => {
     const words = new Uint32Array(2 * 1024 * 1024 + 3).map((_, i) => i * 2654435761);
     const u = { context: 't/0/0', from: alice, signature: random(64), words };
-    const chunks = [...storedUpdateChunks(u)];
+    const { size, chunks: stream } = storedUpdateStream(u);
+    const chunks = [...stream];
+    expect(size).toBe(encodeStoredUpdate(u).byteLength);
     expect(chunks.map((c) => c.byteLength).slice(1)).toEqual([4 * 1024 * 1024, 4 * 1024 * 1024, 12]);
     expect(Buffer.concat(chunks).equals(Buffer.from(encodeStoredUpdate(u)))).toBe(true);
     for (const c of chunks.slice(1)) expect(c.buffer).toBe(words.buffer);
     fc.assert(
       fc.property(fc.uint32Array({ minLength: 0, maxLength: 300 }), fc.boolean(), (w, signed) => {
         const v = { context: 'c', from: alice, signature: signed ? random(64) : null, words: w };
-        return Buffer.concat([...storedUpdateChunks(v)]).equals(Buffer.from(encodeStoredUpdate(v)));
+        const { size, chunks } = storedUpdateStream(v);
+        const bytes = Buffer.concat([...chunks]);
+        return bytes.equals(Buffer.from(encodeStoredUpdate(v))) && size === bytes.byteLength;
       }),
     );
   });
