@@ -95,6 +95,7 @@ const FETCH_DEADLINE_MS = 60_000;
  */
 export const modelFetchDeadlineMs = (stageDeadline: number, now: number): number =>
   Math.max(FETCH_DEADLINE_MS, stageDeadline - now);
+
 /** How long past a stage's deadline its work may still hold up later announcements. */
 const STAGE_GRACE_MS = 5_000;
 
