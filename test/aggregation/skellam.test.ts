@@ -183,6 +183,27 @@ describe('noisy sums in Z_2^32', () => {
     expect(() => addSkellamShare(words, 4, 1, seeded('w'))).toThrow(AggregationError);
   });
 
+  it('a share drawn one coordinate at a time is skellamNoise added mod 2^32, for any words, count and variance', () => {
+    fc.assert(
+      fc.property(
+        fc.uint32Array({ maxLength: 40 }),
+        fc.nat(40),
+        fc.double({ min: 0, max: 1e7, noNaN: true }),
+        fc.string(),
+        (words, wanted, variance, seed) => {
+          const count = Math.min(wanted, words.length);
+          const noise = skellamNoise(count, variance, seeded(seed));
+          const expected = Uint32Array.from(words, (w, i) =>
+            i < count ? Number((((BigInt(w) + BigInt(noise[i]!)) % 2n ** 32n) + 2n ** 32n) % 2n ** 32n) : w,
+          );
+          expect([...addSkellamShare(Uint32Array.from(words), count, variance, seeded(seed))]).toEqual([
+            ...expected,
+          ]);
+        },
+      ),
+    );
+  });
+
   it('bounds modular clipping: 1 with no room, negligible for a roomy ring, growing with the noise', () => {
     const at = (variance: number, bits = 16, count = 10) =>
       skellamWrapProbability({ quantization: { range: 1, bits }, count, dimension: 1e6, variance });
