@@ -171,8 +171,8 @@ const STATE_MAGIC = 'AILS';
  * and length) ‖ the global weights (f32 LE) ‖ each buffer (f64 LE), in the header's order. It was JSON with each array
  * in base64, which cannot hold a model of 100.7M weights at all: the base64 of its 403 MB is longer than the longest
  * string V8 makes (2^29 − 24 characters), so recording round 0 of such a task would throw (bench/large-round.ts). A
- * blob is bounded by SQLite's 1e9 bytes instead: FedAvg up to ≈ 250M weights, the FedAdam family (two f64 buffers
- * more) up to ≈ 50M.
+ * blob is bounded by SQLite's 1e9 bytes instead: FedAvg to ≈ 250M weights, the FedAdam family (two f64 buffers more)
+ * to ≈ 50M, by the sizes alone (nothing above 100M weights was run).
  */
 export function encodeState(state: StrategyState): Buffer {
   const buffers = Object.entries(state.buffers);
