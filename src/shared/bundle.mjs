@@ -1,6 +1,6 @@
 // Runs the project's TypeScript with no build step anyone has to remember. The first run after a change bundles an
-// entry (the CLI, a worker) with esbuild (≈ 1 s) into node_modules/.cache/ailink, named by the entry and a fingerprint
-// of the sources; later runs load that bundle. Why a bundle rather than tsx per module: tsx keeps a loader thread and
+// entry (the CLI, a worker) and the packages it uses with esbuild (≈ 1–2 s) into node_modules/.cache/ailink, named by
+// the entry and a fingerprint of the sources and the lockfile; later runs load that bundle. Why a bundle rather than tsx per module: tsx keeps a loader thread and
 // per-module transforms in every process and worker thread. Measured: `ailink help` 138 vs 210 MiB peak RSS and 1.75
 // vs 2.5 s; a codec worker thread ≈ 38 MiB through tsx, ≈ 24 MiB from its bundle. A dozen miner processes and the
 // gateway's memory budget (issue 16: ≤ 256 MiB) need that back. Plain JavaScript: it runs before any loader.
@@ -14,6 +14,29 @@ const src = join(root, 'src');
 // models/index.ts finds the built-in model.json files beside itself: it is bundled like the sources.
 const models = join(root, 'models');
 const STALE_MS = 10 * 60_000;
+/**
+ * Packages loaded from node_modules as they are rather than bundled: native addons, packages that find files beside
+ * their own sources (__dirname, their package.json, wasm, worker scripts), and large ones only some commands load
+ * (TensorFlow.js, chopsticks, the chain spec). Everything else is bundled: Node's ESM loader spends most of a
+ * start resolving, reading and linking the thousand small files of @polkadot/*, libp2p and fastify one by one.
+ * Measured (`ailink help`, 2 cores): 1.45 s and 143 MiB peak RSS with every package external, 0.6 s and 124 MiB so.
+ */
+export const EXTERNAL = [
+  'better-sqlite3',
+  'sharp',
+  '@tensorflow/*',
+  '@acala-network/chopsticks',
+  '@substrate/connect-known-chains',
+  '@substrate/connect-known-chains/*',
+  '@digitaldefiance/reed-solomon-erasure.wasm',
+  '@digitaldefiance/reed-solomon-erasure.wasm/*',
+  '@fastify/swagger',
+  'pino',
+  'thread-stream',
+  'esbuild',
+  'tsx',
+  'tsx/*',
+];
 
 /**
  * Imports the TypeScript module at `entry` (a path or file URL): from its bundle unless AILINK_NO_BUNDLE=1 or the
@@ -29,7 +52,7 @@ export async function importBundled(entry) {
 }
 
 /** The bundle of `entry` for the sources as they are now, built if there is none; null when it cannot be had. */
-async function bundleOf(entry) {
+export async function bundleOf(entry) {
   const cache = join(root, 'node_modules', '.cache', 'ailink');
   const name = basename(entry).replace(/\.[cm]?ts$/, '');
   const path = join(cache, `${name}-${fingerprint()}.mjs`);
@@ -46,7 +69,11 @@ async function bundleOf(entry) {
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      packages: 'external',
+      external: EXTERNAL,
+      // Bundled CommonJS packages `require` what stays external: from the cache folder, inside node_modules.
+      banner: {
+        js: "import { createRequire as createBundleRequire } from 'node:module'; const require = createBundleRequire(import.meta.url);",
+      },
       logLevel: 'silent',
       plugins: [sourceUrls],
     });
@@ -88,6 +115,10 @@ function fingerprint() {
       hash.update(`${join(models, name)}\0${stat.size}\0${stat.mtimeMs}\n`);
     }
   hash.update(readFileSync(join(root, 'package.json')));
+  // The bundle holds the installed packages' code too: a lockfile change is a new bundle.
+  try {
+    hash.update(readFileSync(join(root, 'package-lock.json')));
+  } catch {}
   return hash.digest('hex').slice(0, 16);
 }
 
