@@ -105,6 +105,10 @@ export interface ChainClient {
   rawBlocks(from: number, to: number): Promise<RawBlock[]>;
   /** Calls `onHeight` with each new finalized height; returns the unsubscribe function. */
   followFinalized(onHeight: (height: number) => void): Promise<() => void>;
+  /**
+   * Lets submissions in flight finish, then disconnects. Reads waiting for a lost connection end at once with
+   * CHAIN_UNREACHABLE ("the chain client is closed").
+   */
   close(): Promise<void>;
 }
 
@@ -216,29 +220,38 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   provider.on('disconnected', () => {
     if (!closing) setTimeout(reconnect, RECONNECT_EVERY_MS).unref();
   });
+  const closed = (what: string) =>
+    new AilinkError('CHAIN_UNREACHABLE', `${what}: the chain client is closed`);
+  /** Who waits in `connected` for a lost connection: `close` ends their wait at once. */
+  const waitingForConnection = new Set<() => void>();
   /**
    * Resolves at once while connected; otherwise when the connection is back.
-   * @throws CHAIN_UNREACHABLE when it is not back within `reconnectMs`
+   * @throws CHAIN_UNREACHABLE when it is not back within `reconnectMs`, or the client is closed meanwhile
    */
   const connected = async (what: string): Promise<void> => {
     if (provider.isConnected) return;
-    if (closing) throw new AilinkError('CHAIN_UNREACHABLE', `${what}: the chain client is closed`);
+    if (closing) throw closed(what);
     let off = () => {};
+    let wake = () => {};
     try {
       await withDeadline(
-        new Promise<void>((resolve) => {
+        new Promise<void>((resolve, reject) => {
           off = provider.on('connected', () => resolve());
+          wake = () => reject(closed(what));
+          waitingForConnection.add(wake);
         }),
         reconnectMs,
         what,
       );
     } catch {
+      if (closing) throw closed(what);
       throw new AilinkError(
         'CHAIN_UNREACHABLE',
         `${what}: the connection to ${endpoint} dropped and did not come back within ${reconnectMs} ms; is the chain running?`,
       );
     } finally {
       off();
+      waitingForConnection.delete(wake);
     }
   };
   /** A read: waits for a lost connection, and is asked again once if the connection drops under it. */
@@ -679,8 +692,12 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
       });
     },
     async close() {
-      await Promise.allSettled([...senders.values()]);
+      // Whatever waits for a lost connection ends now: a process stopping while its chain is gone (a miner's audit
+      // pass, an index catching up) would otherwise wait `reconnectMs` per read. Submissions in flight on a live
+      // connection still finish.
       closing = true;
+      for (const wake of waitingForConnection) wake();
+      await Promise.allSettled([...senders.values()]);
       await closeQuietly(provider, api);
     },
   };

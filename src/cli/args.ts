@@ -6,10 +6,11 @@ export const MiB = 1024 * 1024;
 
 /**
  * How long a process whose parent died may take to stop gracefully before it exits regardless. A dev network's chain
- * dies with the parent, and a miner whose pass is waiting for that chain to come back does not stop by itself (its
- * stop awaits the pass; the chain client's wait for a lost connection lasts `reconnectMs`). With 10 s here, 2 of 8
- * orphaned networks had a miner exit only at this deadline; with 3 s, 4.4–5.0 s after the kill; the others stop in
- * 1–2 s. Nothing is lost by exiting: SQLite and the fragment files are crash-safe.
+ * dies with the parent. A miner whose audit pass waited for that chain to come back used to stop only at this
+ * deadline (2 of 8 orphaned networks with 10 s here): its stop awaited the pass, and the chain client's wait for a
+ * lost connection lasted `reconnectMs`. Closing the chain client now ends such waits at once, and a role closes it
+ * first when it stops (test/node/orphans.test.ts); this deadline stays as the backstop. Nothing is lost by exiting:
+ * SQLite and the fragment files are crash-safe.
  */
 const PARENT_GONE_EXIT_MS = 1_000;
 

@@ -62,4 +62,5 @@ export async function minerCommand(argv: string[]): Promise<void> {
   );
   await untilSignal();
   await node.stop();
+  jsonLog.info('stopped');
 }

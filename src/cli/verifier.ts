@@ -38,4 +38,5 @@ export async function verifierCommand(argv: string[]): Promise<void> {
   );
   await untilSignal();
   await node.stop();
+  jsonLog.info('stopped');
 }

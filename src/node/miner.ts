@@ -212,11 +212,14 @@ export async function startMinerNode(
     registration,
     addrs: () => host.addrs(),
     async stop() {
+      // The chain client's close first: an audit pass waiting for a chain that is gone then ends at once, rather than
+      // holding the stop for the client's reconnectMs at every read.
+      const chainClosed = onChain?.chain.close();
       await agent?.stop();
       await host.stop();
       store.close();
       onChain?.indexer.close();
-      await onChain?.chain.close();
+      await chainClosed;
     },
   };
 }

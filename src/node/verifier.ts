@@ -89,10 +89,13 @@ export async function startVerifierNode(
   let indexer: Indexer | undefined;
   let following: { stop(): Promise<void> } | undefined;
   const shutdown = async () => {
+    // The chain client's close first: an index sync waiting for a chain that is gone then ends at once, rather than
+    // holding the stop for the client's reconnectMs.
+    const chainClosed = chain?.close();
     await host.stop();
     await following?.stop();
     indexer?.close();
-    await chain?.close();
+    await chainClosed;
     db.close();
   };
   let registration: VerifierNode['registration'];

@@ -263,4 +263,31 @@ describe('a connection that drops', () => {
       await relay.close();
     }
   });
+
+  it('a read waiting for it to come back ends as soon as the client is closed, not after reconnectMs', async () => {
+    // A miner stopped while its chain is gone waited in its audit pass for the connection, up to reconnectMs for each
+    // read, and its stop with it.
+    const relay = await tarpitRelay(dev.endpoint());
+    const client = await connectChain(relay.endpoint, { reconnectMs: 30_000 });
+    try {
+      await client.finalizedHeight();
+      relay.cutAndHold();
+      for (let i = 0; i < 100 && relay.held() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const waiting = client.finalizedHeight().then(
+        () => 'answered',
+        (err: Error) => err,
+      );
+      // Still waiting for the connection a moment later.
+      expect(await Promise.race([waiting, new Promise((r) => setTimeout(() => r('waiting'), 500))])).toBe('waiting');
+      const closedAt = Date.now();
+      await client.close();
+      const outcome = await waiting;
+      expect(Date.now() - closedAt).toBeLessThan(10_000);
+      expect(hasCode(outcome, 'CHAIN_UNREACHABLE')).toBe(true);
+      expect((outcome as Error).message).toMatch(/client is closed/);
+    } finally {
+      await client.close();
+      await relay.close();
+    }
+  });
 });

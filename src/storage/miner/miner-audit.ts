@@ -398,11 +398,16 @@ export function startAuditAgent(
   ];
 
   let running: Promise<void> = Promise.resolve();
-  /** Runs one duty; a failure is logged (the duty is tried again later), never thrown. */
+  /**
+   * Runs one duty; a failure is logged (the duty is tried again later), never thrown. After `stop()` the rest of the
+   * pass is cut short (its submissions aborted, its chain client closing): that is not worth a warning.
+   */
   async function runDuty(name: string, duty: () => Promise<void>): Promise<void> {
+    if (stopping.signal.aborted) return;
     try {
       await duty();
     } catch (err) {
+      if (stopping.signal.aborted) return;
       log.warn(`audit-${name}-failed`, {
         code: (err as AilinkError).code,
         message: (err as Error).message,
@@ -423,7 +428,9 @@ export function startAuditAgent(
   const loop = () => {
     if (stopped) return;
     tick()
-      .catch((err) => log.warn('audit-pass-failed', { message: (err as Error).message }))
+      .catch((err) => {
+        if (!stopped) log.warn('audit-pass-failed', { message: (err as Error).message });
+      })
       .finally(() => {
         if (!stopped) timer = setTimeout(loop, options.pollMs);
       });
