@@ -278,7 +278,8 @@ describe('a connection that drops', () => {
         (err: Error) => err,
       );
       // Still waiting for the connection a moment later.
-      expect(await Promise.race([waiting, new Promise((r) => setTimeout(() => r('waiting'), 500))])).toBe('waiting');
+      const moment = new Promise((r) => setTimeout(() => r('waiting'), 500));
+      expect(await Promise.race([waiting, moment])).toBe('waiting');
       const closedAt = Date.now();
       await client.close();
       const outcome = await waiting;
