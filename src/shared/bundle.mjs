@@ -1,7 +1,7 @@
 // Runs the project's TypeScript with no build step anyone has to remember. The first run after a change bundles an
 // entry (the CLI, a worker) and the packages it uses with esbuild (≈ 1–2 s) into node_modules/.cache/ailink, named by
-// the entry and a fingerprint of the sources and the lockfile; later runs load that bundle. Why a bundle rather than tsx per module: tsx keeps a loader thread and
-// per-module transforms in every process and worker thread. Measured: `ailink help` 138 vs 210 MiB peak RSS and 1.75
+// the entry and a fingerprint of the sources and the lockfile; later runs load that bundle. Why a bundle rather than
+// tsx per module: tsx keeps a loader thread and per-module transforms in every process and worker thread. Measured: `ailink help` 138 vs 210 MiB peak RSS and 1.75
 // vs 2.5 s; a codec worker thread ≈ 38 MiB through tsx, ≈ 24 MiB from its bundle. A dozen miner processes and the
 // gateway's memory budget (issue 16: ≤ 256 MiB) need that back. Plain JavaScript: it runs before any loader.
 import { createHash } from 'node:crypto';
@@ -19,7 +19,7 @@ const STALE_MS = 10 * 60_000;
  * their own sources (__dirname, their package.json, wasm, worker scripts), and large ones only some commands load
  * (TensorFlow.js, chopsticks, the chain spec). Everything else is bundled: Node's ESM loader spends most of a
  * start resolving, reading and linking the thousand small files of @polkadot/*, libp2p and fastify one by one.
- * Measured (`ailink help`, 2 cores): 1.45 s and 143 MiB peak RSS with every package external, 0.6 s and 124 MiB so.
+ * Measured (`ailink help`, 2 cores): 1.45 s and ≈ 144 MiB peak RSS with every package external, 0.6 s and ≈ 124 MiB so.
  */
 export const EXTERNAL = [
   'better-sqlite3',
