@@ -102,7 +102,12 @@ if (mode === 'streaming') {
   const spool = createUpdateSpool(spoolRoot, context);
   for (let i = 0; i < orgs; i++) {
     const bytes = storedUpdate(i);
-    await spool.write(ids[i]!, bytes);
+    await spool.write(
+      ids[i]!,
+      (async function* () {
+        yield bytes;
+      })(),
+    );
     if (!server.addMasked(asMessage(bytes))) throw new Error(`bench: update ${i} refused`);
   }
   survivors = server.closeMasked();

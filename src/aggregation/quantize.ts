@@ -95,14 +95,32 @@ export function quantizeInto(
 }
 
 /**
- * Turns the (unmasked) sum of `count` quantized vectors back into the sum of the original values.
+ * Turns the (unmasked) sum of `count` quantized vectors back into the sum of the original values, written into `into`
+ * (a new vector by default). `into` may be a Float32Array over the sum's own bytes: each coordinate is read before it
+ * is written, so a caller that needs the words no more decodes them in place.
  */
-export function dequantizeSum(sum: Uint32Array, params: QuantizationParams, count: number): Float32Array {
+export function dequantizeSum(
+  sum: Uint32Array,
+  params: QuantizationParams,
+  count: number,
+  into?: Float32Array,
+): Float32Array {
   checkQuantization(params, count);
   const step = (2 * params.range) / (2 ** params.bits - 1);
-  const out = new Float32Array(sum.length);
+  const out = intoOf(into, sum.length);
   for (let i = 0; i < sum.length; i++) out[i] = sum[i]! * step - count * params.range;
   return out;
+}
+
+/** `into` when it has `length` coordinates, else a new vector of them. @throws AGG_INVALID_INPUT for another length */
+export function intoOf(into: Float32Array | undefined, length: number): Float32Array {
+  if (into === undefined) return new Float32Array(length);
+  if (into.length !== length)
+    throw new AggregationError(
+      'AGG_INVALID_INPUT',
+      `expected an output of ${length} coordinates, got ${into.length}`,
+    );
+  return into;
 }
 
 /** Adds `b` into `a` coordinate-wise in Z_2^32 (in place) and returns `a`. */

@@ -514,7 +514,10 @@ export interface SecAggServer {
   collectMasked(messages: readonly Signed<MaskedBody>[]): string[];
   /** Verifies the confirmations; returns them, to be sent to every survivor with the unmask request. */
   collectConsistency(messages: readonly Signed<ConsistencyBody>[]): Signed<ConsistencyBody>[];
-  /** Rebuilds the masks from the revealed shares and returns Σ input over the survivors. */
+  /**
+   * Rebuilds the masks from the revealed shares and returns Σ input over the survivors: the server's own running sum,
+   * unmasked in place and handed over (once; a second call is refused).
+   */
   unmask(messages: readonly Signed<UnmaskBody>[]): Promise<{ sum: Uint32Array; survivors: string[] }>;
 }
 
@@ -530,7 +533,8 @@ export function createSecAggServer(
   const rejected: AggregationError[] = [];
   const adverts = new Map<string, Signed<AdvertiseBody>>();
   const sharesFrom = new Set<string>();
-  const sum = new Uint32Array(params.dimension);
+  /** The running sum of the masked inputs; null once `unmask` has handed it over. */
+  let sum: Uint32Array | null = new Uint32Array(params.dimension);
   const maskedFrom = new Set<string>();
   let maskedClosed = false;
   let survivors: string[] = [];
@@ -608,7 +612,7 @@ export function createSecAggServer(
 
     addMasked(m) {
       try {
-        if (maskedClosed)
+        if (maskedClosed || sum === null)
           throw new AggregationError(
             'SECAGG_BAD_MESSAGE',
             `${m.from} sent its masked input after the stage closed`,
@@ -627,7 +631,7 @@ export function createSecAggServer(
         throw err;
       }
       maskedFrom.add(m.from);
-      addInto(sum, m.body.masked);
+      addInto(sum!, m.body.masked);
       return true;
     },
 
@@ -665,30 +669,36 @@ export function createSecAggServer(
           into.set(r.of, [...(into.get(r.of) ?? []), r.share]);
         }
       }
-      const result = sum.slice();
-      for (const id of survivors) {
-        const seed = await combineShares(selfShares.get(id) ?? [], `${params.context}/${id}/self`).catch(() =>
-          end(`too few valid self-mask shares of ${id} to unmask the sum`, id),
+      if (sum === null)
+        throw new AggregationError('SECAGG_BAD_MESSAGE', 'the sum was already unmasked (unmask runs once)');
+      // Every secret is recovered before the sum is touched: a failure leaves it as it was, and success unmasks it in
+      // place and hands it over (a copy would be one more vector of the model's size: 400 MB at 100M weights).
+      const selfSeeds: Uint8Array[] = [];
+      for (const id of survivors)
+        selfSeeds.push(
+          await combineShares(selfShares.get(id) ?? [], `${params.context}/${id}/self`).catch(() =>
+            end(`too few valid self-mask shares of ${id} to unmask the sum`, id),
+          ),
         );
-        applyMask(result, seed, -1);
-      }
+      const pairs: { seed: Uint8Array; other: string; dropped: string }[] = [];
       for (const dropped of [...sharesFrom].filter((x) => !live.has(x))) {
         const secret = await combineShares(
           secretShares.get(dropped) ?? [],
           `${params.context}/${dropped}/secret`,
         ).catch(() => end(`too few valid mask-secret shares of ${dropped}, who dropped out`, dropped));
         const droppedPk = adverts.get(dropped)!.body.sPk;
-        for (const other of graph.get(dropped)!.filter((x) => live.has(x))) {
-          // `other` added its pair mask with `dropped`; take it out again (same seed, opposite sign).
-          const seed = sharedSecret(
-            secret,
-            droppedPk,
-            adverts.get(other)!.body.sPk,
-            `${params.context}/mask`,
-          );
-          applyPairMask(result, seed, other, dropped, -1);
-        }
+        for (const other of graph.get(dropped)!.filter((x) => live.has(x)))
+          pairs.push({
+            // `other` added its pair mask with `dropped`; take it out again (same seed, opposite sign).
+            seed: sharedSecret(secret, droppedPk, adverts.get(other)!.body.sPk, `${params.context}/mask`),
+            other,
+            dropped,
+          });
       }
+      const result = sum;
+      sum = null;
+      for (const seed of selfSeeds) applyMask(result, seed, -1);
+      for (const { seed, other, dropped } of pairs) applyPairMask(result, seed, other, dropped, -1);
       return { sum: result, survivors: [...survivors] };
     },
   };

@@ -16,7 +16,7 @@
  */
 import { epsilonFromRdp } from './dp.ts';
 import { AggregationError, type RandomBytes } from './errors.ts';
-import { checkQuantization, type QuantizationParams } from './quantize.ts';
+import { checkQuantization, intoOf, type QuantizationParams } from './quantize.ts';
 
 const TWO_POW_32 = 4_294_967_296;
 const TWO_POW_31 = 2_147_483_648;
@@ -231,15 +231,21 @@ const centreOf = (params: QuantizationParams, count: number) =>
  * The (unmasked) sum of `count` quantized vectors that carry integer noise → the sum of the original values plus the
  * noise in real units (noise/s). Noise can take the integer sum below 0 or above count·(2^bits − 1), so the ring value
  * is read in the window of 2^32 integers centred on the noise-free midpoint: exact whenever |noise| < 2^31 −
- * ⌈count·(2^bits − 1)/2⌉, which {@link skellamWrapProbability} bounds. Without noise it equals `dequantizeSum`.
+ * ⌈count·(2^bits − 1)/2⌉, which {@link skellamWrapProbability} bounds. Without noise it equals `dequantizeSum`, and
+ * as it may decode into the sum's own bytes (`into`).
  *
  * @throws QUANT_INVALID_PARAMETERS for bad parameters or a count whose sums overflow 32 bits
  */
-export function decodeNoisySum(sum: Uint32Array, params: QuantizationParams, count: number): Float32Array {
+export function decodeNoisySum(
+  sum: Uint32Array,
+  params: QuantizationParams,
+  count: number,
+  into?: Float32Array,
+): Float32Array {
   checkQuantization(params, count);
   const step = (2 * params.range) / (2 ** params.bits - 1);
   const centre = centreOf(params, count);
-  const out = new Float32Array(sum.length);
+  const out = intoOf(into, sum.length);
   for (let i = 0; i < sum.length; i++) {
     const offset = (sum[i]! - centre) | 0; // (w − centre) mod 2^32, read as a signed 32-bit integer
     out[i] = (centre + offset) * step - count * params.range;

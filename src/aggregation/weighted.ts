@@ -65,15 +65,22 @@ export function encodeWeightedUpdate(
   return out;
 }
 
-/** The unmasked sum of `count` encoded updates → Σ wᵢΔᵢ and Σ wᵢ. */
+/**
+ * The unmasked sum of `count` encoded updates → Σ wᵢΔᵢ and Σ wᵢ. Σ wᵢΔᵢ is written into `into` when given, which may
+ * be a Float32Array over the update's own words (`dequantizeSum`).
+ */
 export function decodeWeightedSum(
   sum: Uint32Array,
   encoding: WeightedEncoding,
   count: number,
+  into?: Float32Array,
 ): { sum: Float32Array; totalWeight: number } {
   checkWeightedEncoding(encoding, count);
   if (sum.length < 1)
     throw new AggregationError('AGG_INVALID_INPUT', 'expected at least the weight word, got nothing');
   const totalWeight = sum[sum.length - 1]!;
-  return { sum: dequantizeSum(sum.subarray(0, sum.length - 1), weightedRange(encoding), count), totalWeight };
+  return {
+    sum: dequantizeSum(sum.subarray(0, sum.length - 1), weightedRange(encoding), count, into),
+    totalWeight,
+  };
 }

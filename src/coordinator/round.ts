@@ -8,7 +8,7 @@ import {
   type StrategyState,
   verifySigned,
 } from '../aggregation/index.ts';
-import { fromHex, toHex } from '../shared/bytes.ts';
+import { fromHex, fromLE32InPlace, toHex } from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
@@ -24,7 +24,6 @@ import {
   type ConsistencyMessage,
   cohortDigest,
   concludeAttempt,
-  decodeStoredUpdate,
   type EvaluationSummary,
   gossipOf,
   graphSeedOf,
@@ -37,15 +36,18 @@ import {
   materialObjectName,
   maxAttemptsOf,
   modelAccessOf,
+  modelBytesStream,
   type Phase,
   parseManifest,
   preprocessingFromSum,
   privacyRecord,
   type RoundKind,
   type RoundStage,
+  readStoredUpdateHeader,
   recordsAggregationMaterial,
   roundContext,
   STAGES,
+  type StoredUpdate,
   secAggShape,
   sha256Hex,
   signAnnouncement,
@@ -127,6 +129,8 @@ export interface RoundDeps {
      * larger than `maxBytes` is OBJECT_TOO_LARGE without being fetched.
      */
     get(fid: string, options: { signal: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
+    /** `get` as a stream of chunks, for an object too large to hold whole and its pieces (an update). */
+    read(fid: string, options: { signal: AbortSignal; maxBytes?: number }): AsyncIterable<Uint8Array>;
     /** The objects the coordinator's account owns on chain whose name begins with `prefix`, with their names. */
     owned(prefix: string): Promise<{ fid: string; name: string | null }[]>;
     /** Deletes the coordinator's own objects for good (one transaction); one already gone is no error. */
@@ -486,18 +490,7 @@ export class AttemptRunner {
       budget,
     );
     const p = this.fetchSlot(async () => {
-      // A participant commits to any fid it likes: the size its record declares is checked before anything moves.
-      const bytes = await this.deps.objects.get(c.fid, {
-        signal: controller.signal,
-        maxBytes: storedUpdateMaxBytes(this.setup.dimension),
-      });
-      if (sha256Hex(bytes) !== c.digest)
-        throw new AilinkError(
-          'ROUND_UPDATE_REFUSED',
-          `the update of ${from} does not hash to its commitment`,
-        );
-      this.bytesMoved += bytes.byteLength;
-      const u = decodeStoredUpdate(bytes, this.setup.dimension);
+      const u = await this.receiveUpdate(from, c, controller.signal);
       if (u.from !== from || u.context !== this.context)
         throw new AilinkError(
           'ROUND_UPDATE_REFUSED',
@@ -511,11 +504,8 @@ export class AttemptRunner {
       if (u.signature === null)
         throw new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} carries no SecAgg signature`);
       const server = this.secAggServer('masked');
-      // Spooled first: an update in the sum must be in the material, one in the material but not the sum is left out.
-      if (this.recordsMaterial) {
-        this.spool ??= createUpdateSpool(this.deps.spoolDir ?? DEFAULT_SPOOL_DIR, this.context);
-        await this.spool.write(from, bytes);
-      }
+      // It was spooled first: an update in the sum is in the material; one in the material but not the sum is left
+      // out of it (`taken`).
       const message = {
         stage: 'masked' as const,
         context: u.context,
@@ -538,6 +528,47 @@ export class AttemptRunner {
     this.fetches.set(from, p);
   }
 
+  /**
+   * Fetches a committed update into the attempt's spool, hashed as it streams, then reads back its header and its
+   * words as one vector: the coordinator holds one update per fetch slot, not the fetched object, its pieces and
+   * their copies (4 × the update before: 1.6 GB at 100M weights). A participant commits to any fid it likes: the
+   * size its record declares is checked before anything moves.
+   */
+  private async receiveUpdate(
+    from: string,
+    commitment: { fid: string; digest: string },
+    signal: AbortSignal,
+  ): Promise<StoredUpdate> {
+    this.spool ??= createUpdateSpool(this.deps.spoolDir ?? DEFAULT_SPOOL_DIR, this.context);
+    const spool = this.spool;
+    const dimension = this.setup.dimension;
+    const hash = createHash('sha256');
+    const chunks = this.deps.objects.read(commitment.fid, {
+      signal,
+      maxBytes: storedUpdateMaxBytes(dimension),
+    });
+    const size = await spool.write(
+      from,
+      (async function* () {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          yield chunk;
+        }
+      })(),
+    );
+    this.bytesMoved += size;
+    if (hash.digest('hex') !== commitment.digest) {
+      await spool.remove(from);
+      throw new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} does not hash to its commitment`);
+    }
+    const head = new Uint8Array(Math.min(size, storedUpdateMaxBytes(0)));
+    await spool.read(from, 0, head);
+    const { at, ...header } = readStoredUpdateHeader(head, dimension, size);
+    const words = new Uint32Array(dimension);
+    await spool.read(from, at, new Uint8Array(words.buffer));
+    return { ...header, words: fromLE32InPlace(words) };
+  }
+
   /** The stored confirmations of the announced survivor list, each as {from, signature} (recompute material). */
   private confirmations(): { from: string; signature: string }[] {
     const announced = this.deps.store.announcement(
@@ -551,11 +582,6 @@ export class AttemptRunner {
       .map((m) => m.body as { from: string; body: { survivors: string[] }; signature: string })
       .filter((m) => m.body.survivors.join('\n') === list)
       .map((m) => ({ from: m.from, signature: m.signature }));
-  }
-
-  /** Whether this attempt stores recompute material, hence spools the updates it sums. */
-  private get recordsMaterial(): boolean {
-    return recordsAggregationMaterial(this.spec) && this.layout.kind !== 'statistics';
   }
 
   private secAggServer(stage: RoundStage): ReturnType<typeof createSecAggServer> {
@@ -816,8 +842,9 @@ export class AttemptRunner {
         aggregation,
       });
     const next = c.next!;
-    const modelBytes = c.modelBytes!;
     const modelHash = c.modelHash!;
+    // Stored as views of the weights, 4 MiB at a time: never a copy of the model's size.
+    const model = modelBytesStream(spec.model.name, next.global);
     const measured = await this.deps.evaluate(spec, next.global);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
     const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
@@ -839,7 +866,12 @@ export class AttemptRunner {
       stored = await storeModel(
         this.deps,
         spec,
-        modelBytes,
+        {
+          size: model.size,
+          chunks: (async function* () {
+            yield* model.chunks;
+          })(),
+        },
         `${k.task}/round-${k.round}/model.ailm`,
         readerKeysOf(this.deps.store.participants(k.task)),
       );
@@ -853,7 +885,7 @@ export class AttemptRunner {
         testExamples: measured?.examples ?? null,
         examples: c.examples,
       },
-      modelBytes: modelBytes.byteLength,
+      modelBytes: model.size,
       aggregation,
       ...(stored.readers === undefined ? {} : { readers: stored.readers }),
     });

@@ -177,6 +177,7 @@ export async function startCoordinatorNode(
         putModel: (source, name, readers) =>
           session.put(...putArgs(source, { name, encrypt: true, readerGroup: [...readers] })),
         get: (fid, o) => session.get(fid, o),
+        read: (fid, o) => session.storage.get(fid, o),
         owned: (prefix) => session.owned(prefix),
         delete: (fids) => session.deleteObjects(fids),
       },

@@ -16,6 +16,7 @@ import {
 } from '../chain/index.ts';
 import { createHost, type Host } from '../p2p/index.ts';
 import type { Account } from '../shared/account.ts';
+import { concatBytes } from '../shared/bytes.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { hasCode } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
@@ -213,7 +214,7 @@ export async function openSession(
         const parts: Uint8Array[] = [];
         const maxBytes = options.maxBytes ?? SESSION_MAX_OBJECT_BYTES;
         for await (const chunk of storage.get(fid, { ...options, maxBytes })) parts.push(chunk);
-        return new Uint8Array(Buffer.concat(parts));
+        return concatBytes(parts);
       },
       put: async (bytes, options) => (await storage.put(bytes, options)).fid,
       async submit(calls) {

@@ -330,6 +330,10 @@ export async function simulate(
         put: async (b, name) => objects.put(await wholeOf(b), name),
         putModel: async (b, name, readerKeys) => objects.putModel(await wholeOf(b), name, readerKeys),
         get: (fid) => objects.get(fid),
+        read: (fid) =>
+          (async function* () {
+            yield await objects.get(fid);
+          })(),
         owned: (prefix) => objects.owned(account.address, prefix),
         delete: (fids) => objects.delete(account.address, fids),
       },

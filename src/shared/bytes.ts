@@ -16,8 +16,15 @@ export function fromHex(hex: string, what = 'value'): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
+/** The parts one after another, in a new array of their exact size (one copy, never a view of a shared pool). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(parts));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -63,6 +70,18 @@ export function leBytes(values: Uint32Array | Float32Array): Uint8Array {
   const out = new Uint8Array(values.byteLength);
   writeLE32(out, 0, values);
   return out;
+}
+
+/**
+ * `values` as read raw from little-endian bytes (a file read straight into their buffer), made native in place: nothing
+ * to do on a little-endian machine. Returns `values`.
+ */
+export function fromLE32InPlace<T extends Uint32Array | Float32Array>(values: T): T {
+  if (LITTLE_ENDIAN) return values;
+  const view = new DataView(values.buffer, values.byteOffset, values.byteLength);
+  const words = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < words.length; i++) words[i] = view.getUint32(4 * i, true);
+  return values;
 }
 
 /** Writes `values` into `out` at `at` as 32-bit little-endian values (the inverse of `readLE32`). */

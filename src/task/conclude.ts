@@ -25,10 +25,9 @@ import {
   ConsistencySchema,
   decodeStoredUpdate,
   SharesSchema,
-  sha256Hex,
   UnmaskSchema,
 } from './messages.ts';
-import { encodeModelBytes } from './model-bytes.ts';
+import { modelHashOf } from './model-bytes.ts';
 import { isCentralDp, isDistributedDp } from './privacy.ts';
 import { encodingOf, strategyOf, type TaskSpec } from './spec.ts';
 
@@ -298,7 +297,8 @@ export interface ConcludeInput {
   };
   /**
    * SecAgg, as the coordinator has it: the sum its own server unmasked, having added each update as it arrived (it
-   * never holds them all). It stores the material it did so from, which an auditor replays through `secagg`.
+   * never holds them all). It stores the material it did so from, which an auditor replays through `secagg`. The sum
+   * is the conclusion's: a training round decodes it in place (`Conclusion.sum`).
    */
   readonly unmasked?: { readonly sum: Uint32Array; readonly survivors: readonly string[] };
   /** Without SecAgg: each valid update's words (the coordinator's own view; never published). */
@@ -311,6 +311,10 @@ export interface ConcludeInput {
 }
 
 export interface Conclusion {
+  /**
+   * The unmasked sum. In a training round its update words are decoded in place (`decoded.sum` is a view of the same
+   * bytes), so only the words after them (the weight, the evaluation's) are still words.
+   */
   readonly sum: Uint32Array;
   readonly survivors: string[];
   /** Messages the replayed SecAgg server refused (forged, altered, unexpected), as its reasons. */
@@ -318,11 +322,10 @@ export interface Conclusion {
   readonly evaluation: EvaluationSummary | null;
   /**
    * Training rounds: Σ wᵢΔᵢ and Σ wᵢ as decoded (before central DP noise; distributed DP's is in it), the strategy's
-   * result and the model's bytes.
+   * result and the hash of the model's bytes (`modelBytesStream` of `next.global` gives them, for storing).
    */
   readonly decoded: WeightedSum | null;
   readonly next: AggregateResult | null;
-  readonly modelBytes: Uint8Array | null;
   readonly modelHash: string | null;
   /** `metrics.examples` of the manifest: what the survivors' updates weigh together (0 outside training). */
   readonly examples: number;
@@ -423,6 +426,7 @@ function decodeNoisyWeightedSum(
   sum: Uint32Array,
   encoding: ReturnType<typeof encodingOf>,
   count: number,
+  into: Float32Array,
 ): { sum: Float32Array; totalWeight: number } {
   checkWeightedEncoding(encoding, count);
   const quantization = {
@@ -430,7 +434,7 @@ function decodeNoisyWeightedSum(
     bits: encoding.quantization.bits,
   };
   return {
-    sum: decodeNoisySum(sum.subarray(0, sum.length - 1), quantization, count),
+    sum: decodeNoisySum(sum.subarray(0, sum.length - 1), quantization, count, into),
     totalWeight: sum[sum.length - 1]!,
   };
 }
@@ -481,7 +485,6 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
     rejected,
     decoded: null,
     next: null,
-    modelBytes: null,
     modelHash: null,
     examples: 0,
   };
@@ -493,9 +496,13 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
   if (layout.kind === 'evaluation') return { ...base, evaluation };
   const encoding = encodingOf(spec);
   checkWeightedEncoding(encoding, survivors.length);
+  // The update's words are decoded into their own bytes (nothing reads them after): a second vector of the model's
+  // size would be 400 MB at 100M weights. The weight and evaluation words after them stay words.
+  const inPlace = new Float32Array(sum.buffer, sum.byteOffset, layout.update);
+  const words = sum.subarray(0, layout.update + layout.weight);
   const decoded = isDistributedDp(spec)
-    ? decodeNoisyWeightedSum(sum.subarray(0, layout.update + layout.weight), encoding, survivors.length)
-    : decodeWeightedSum(sum.subarray(0, layout.update + layout.weight), encoding, survivors.length);
+    ? decodeNoisyWeightedSum(words, encoding, survivors.length, inPlace)
+    : decodeWeightedSum(words, encoding, survivors.length, inPlace);
   let weighted: WeightedSum = decoded;
   if (isDistributedDp(spec)) {
     // The noise is already in the sum. As central DP does, average over the cohort the task planned, not over the
@@ -525,14 +532,12 @@ export async function concludeAttempt(input: ConcludeInput): Promise<Conclusion>
     input.start,
     strategy.needsPlaintextUpdates ? plainResults(input.plain, survivors, layout, encoding) : weighted,
   );
-  const modelBytes = encodeModelBytes(spec.model.name, next.global);
   return {
     ...base,
     evaluation,
     decoded,
     next,
-    modelBytes,
-    modelHash: sha256Hex(modelBytes),
+    modelHash: modelHashOf(spec.model.name, next.global),
     // Under DP every update weighs 1: the clients that contributed.
     examples: decoded.totalWeight,
   };

@@ -99,6 +99,7 @@ export {
   encodeModelBytes,
   MAX_RECORD_OBJECT_BYTES,
   modelBytesMaxBytes,
+  modelBytesStream,
   modelHashOf,
 } from './model-bytes.ts';
 export {

@@ -357,10 +357,15 @@ export interface StoredUpdateHeader {
 
 /**
  * Reads and checks a stored update's frame and header — magic, header, the word count declared and present — without
- * copying its words: what a reader that only needs who made it for which round pays.
+ * copying its words: what a reader that only needs who made it for which round pays. `bytes` may be only the update's
+ * beginning (at least its frame and header) when `total` says how long the whole is.
  * @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words
  */
-export function readStoredUpdateHeader(bytes: Uint8Array, words: number): StoredUpdateHeader {
+export function readStoredUpdateHeader(
+  bytes: Uint8Array,
+  words: number,
+  total = bytes.byteLength,
+): StoredUpdateHeader {
   const bad = (why: string) => new AilinkError('ROUND_MESSAGE_INVALID', `stored update: ${why}`);
   if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== UPDATE_MAGIC)
     throw bad('expected the AILU magic');
@@ -377,10 +382,8 @@ export function readStoredUpdateHeader(bytes: Uint8Array, words: number): Stored
     throw bad(`malformed header (${(cause as Error).message.slice(0, 200)})`);
   }
   const base = 8 + headerLength;
-  if (header.words !== words || bytes.byteLength !== base + 4 * words)
-    throw bad(
-      `expected ${words} words, got ${header.words} declared and ${(bytes.byteLength - base) / 4} present`,
-    );
+  if (header.words !== words || total !== base + 4 * words)
+    throw bad(`expected ${words} words, got ${header.words} declared and ${(total - base) / 4} present`);
   return {
     context: header.context,
     from: header.from,

@@ -1,7 +1,7 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { readLE32, writeLE32 } from '../shared/bytes.ts';
+import { concatBytes, leBytes, readLE32 } from '../shared/bytes.ts';
 import { AilinkError } from '../shared/errors.ts';
-import { sha256Hex } from './messages.ts';
 
 /**
  * A global model as it is stored and anchored: 'AILM' ‖ u32 header length ‖ header JSON {model, parameters} ‖ the
@@ -20,19 +20,41 @@ export const modelBytesMaxBytes = (parameters: number): number => 8 + 4096 + 4 *
 /** The largest manifest or preprocessing object a reader takes whole (a manifest lists each survivor's update). */
 export const MAX_RECORD_OBJECT_BYTES = 16 * 1024 * 1024;
 
-export function encodeModelBytes(model: string, weights: Float32Array): Uint8Array {
+/** Bytes of weights per chunk of `modelBytesStream`. */
+const MODEL_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The bytes of `encodeModelBytes` and their size, as chunks of at most 4 MiB after the header: on a little-endian
+ * machine each is a view of the weights themselves, so a model is hashed and stored without a copy of its size (400 MB
+ * at 100M weights). The weights must not change until the chunks are consumed.
+ */
+export function modelBytesStream(
+  model: string,
+  weights: Float32Array,
+): { size: number; chunks: Generator<Uint8Array> } {
   const header = new TextEncoder().encode(JSON.stringify({ model, parameters: weights.length }));
-  const out = new Uint8Array(8 + header.byteLength + weights.byteLength);
-  const view = new DataView(out.buffer);
-  out.set(new TextEncoder().encode(MAGIC), 0);
-  view.setUint32(4, header.byteLength, true);
-  out.set(header, 8);
-  writeLE32(out, 8 + header.byteLength, weights);
-  return out;
+  const head = new Uint8Array(8 + header.byteLength);
+  head.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(head.buffer).setUint32(4, header.byteLength, true);
+  head.set(header, 8);
+  function* chunks(): Generator<Uint8Array> {
+    yield head;
+    const perChunk = MODEL_CHUNK_BYTES / 4;
+    for (let from = 0; from < weights.length; from += perChunk)
+      yield leBytes(weights.subarray(from, Math.min(weights.length, from + perChunk)));
+  }
+  return { size: head.byteLength + weights.byteLength, chunks: chunks() };
 }
 
-export const modelHashOf = (model: string, weights: Float32Array) =>
-  sha256Hex(encodeModelBytes(model, weights));
+export const encodeModelBytes = (model: string, weights: Float32Array): Uint8Array =>
+  concatBytes([...modelBytesStream(model, weights).chunks]);
+
+/** The SHA-256 (hex) of the model's bytes, hashed chunk by chunk (`modelBytesStream`): never whole in memory. */
+export function modelHashOf(model: string, weights: Float32Array): string {
+  const hash = createHash('sha256');
+  for (const chunk of modelBytesStream(model, weights).chunks) hash.update(chunk);
+  return hash.digest('hex');
+}
 
 /** @throws MODEL_UNVERIFIED when the bytes are not a stored model (or not of the expected model) */
 export function decodeModelBytes(bytes: Uint8Array, expected?: { model: string; parameters: number }) {

@@ -351,6 +351,31 @@ describe('SecAgg+ fails closed against a lying server and bad messages', () => {
     expect([...result.sum]).toEqual([...plainSum(c, survivors, 16)]);
   });
 
+  it('unmask hands over its own sum once: an unmask that fails on a dropout’s secret leaves it whole, a second is refused', async () => {
+    const { c, server, masked } = await upToShares(5, 4, 3, 32);
+    // c000 drops before its masked input: unmasking needs every survivor's self-mask seed and c000's mask secret.
+    const survivors = server.collectMasked(masked.slice(1));
+    const signatures = server.collectConsistency(
+      survivors.map((id) => c.clients.get(id)!.consistency(survivors)),
+    );
+    const reveals = survivors.map((id) => c.clients.get(id)!.unmask(signatures));
+    // Each survivor reveals a corrupted share of c000's secret, signed by itself: the self-mask seeds all recover,
+    // the secret does not. Had the server unmasked as it went, the self masks would be gone from its sum by then.
+    const corrupted = reveals.map((m) =>
+      signed('unmask', c.params.context, m.from, c.keys.get(m.from)!.privateKey, {
+        revealed: m.body.revealed.map((r) =>
+          r.kind === 'secret'
+            ? { ...r, share: r.share.map((b, i) => (i === r.share.length - 1 ? b ^ 1 : b)) }
+            : r,
+        ),
+      }),
+    );
+    await expect(server.unmask(corrupted)).rejects.toMatchObject({ code: 'SECAGG_ABORTED' });
+    const result = await server.unmask(reveals);
+    expect([...result.sum]).toEqual([...plainSum(c, survivors, 32)]);
+    await expect(server.unmask(reveals)).rejects.toMatchObject({ code: 'SECAGG_BAD_MESSAGE' });
+  });
+
   it('the server signs its abort reason; anyone holding its key can check it, and a changed reason fails', () => {
     const serverKeys = signingKeyPair(random);
     const c = cohort(8, 4, 3, 8);

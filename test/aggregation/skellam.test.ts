@@ -157,6 +157,15 @@ describe('noisy sums in Z_2^32', () => {
             );
           // Without noise the window decoding is the plain one.
           expect(decodeNoisySum(plain, q, clients.length)).toEqual(dequantizeSum(plain, q, clients.length));
+          // Either decodes into the sum's own bytes (what a coordinator's close does) to the same values.
+          const inPlace = (decode: typeof dequantizeSum, words: Uint32Array) => {
+            const own = Uint32Array.from(words);
+            const into = new Float32Array(own.buffer);
+            expect(decode(own, q, clients.length, into)).toBe(into);
+            return into;
+          };
+          expect(inPlace(decodeNoisySum, noisy)).toEqual(decoded);
+          expect(inPlace(dequantizeSum, plain)).toEqual(dequantizeSum(plain, q, clients.length));
         },
       ),
       { numRuns: 100 },

@@ -23,6 +23,7 @@ import {
   cohortDigest,
   concludeAttempt,
   encodeEvaluation,
+  encodeModelBytes,
   encodeStoredUpdate,
   encodingOf,
   graphSeedOf,
@@ -190,7 +191,11 @@ export async function runSecAggRound(
     throw new Error(`bench: the attempt did not conclude cleanly: ${c.rejected.join('; ')}`);
 
   // The round as the coordinator stores and anchors it (or as a lying one rewrites it first).
-  const modelFid = f.store(c.modelBytes!, f.coordinator, `model-${round}`);
+  const modelFid = f.store(
+    encodeModelBytes(spec.model.name, c.next!.global),
+    f.coordinator,
+    `model-${round}`,
+  );
   const live_ = new Set(survivors);
   const honest: Manifest = {
     version: 4,

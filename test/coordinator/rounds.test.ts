@@ -151,6 +151,37 @@ describe('rounds (in-memory storage, chain and transport)', () => {
       expect(sha256Hex(e.update)).toBe(m.updates.find((u) => u.account === e.account)!.digest);
   }, 60_000);
 
+  it('an update whose bytes do not hash to its commitment is refused: its sender drops out, the round completes without it, the material leaves it out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'));
+    const world = makeWorld(dir);
+    const labels = ['a', 'b', 'c', 'd', 'e'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 1 }));
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    const liar = members[4]!.account.address;
+    const get = world.objects.get.bind(world.objects);
+    // The storage hands out e's update with its last word changed (a miner, or e itself after committing).
+    world.objects.get = async (fid: string, readerKey?: string) => {
+      const bytes = await get(fid, readerKey);
+      if (Buffer.from(bytes.subarray(0, 4)).toString() !== 'AILU' || !Buffer.from(bytes).includes(liar))
+        return bytes;
+      const altered = Uint8Array.from(bytes);
+      altered[altered.length - 1]! ^= 1;
+      return altered;
+    };
+    world.coordinator.start();
+    startAll(world, members, stops);
+    await world.coordinator.finished(task.id);
+    const m = parseManifest(await world.objects.get(world.ledger.anchored(task.id)[0]!.manifest));
+    expect(m.survivors).toHaveLength(4);
+    expect(m.survivors).not.toContain(liar);
+    expect(m.dropouts.map((d) => d.account)).toEqual([liar]);
+    expect(world.logs.join('\n')).toMatch(/does not hash to its commitment/);
+    const material = parseAggregationMaterial(await world.objects.get(m.aggregation!.fid));
+    expect(material.masked.map((e) => e.account)).toEqual([...m.survivors].sort());
+    expect(readdirSync(join(dir, 'spool'))).toEqual([]);
+  }, 60_000);
+
   it('5 organisations drawn 4 at a time, one silent in every attempt of round 1: the next attempt goes on without it, and the task ends', async () => {
     // A cohort of 4 (k = t = 2, so cohort.min is 4): one silent member aborts the attempt. Drawn again, it aborted
     // every attempt and the round never ended; now it sits out the rest of the round.

@@ -14,6 +14,8 @@ import {
   encodeStoredUpdate,
   modelAccessOf,
   modelBytesMaxBytes,
+  modelBytesStream,
+  modelHashOf,
   parseRequest,
   parseTaskSpec,
   roundContext,
@@ -252,6 +254,18 @@ describe('stored updates and models (formats)', () => {
     expect(codeOf(() => decodeStoredUpdate(new TextEncoder().encode('AILM....'), 10))).toBe(
       'ROUND_MESSAGE_INVALID',
     );
+  });
+
+  it('streamed, a model is the same bytes in chunks of at most 4 MiB that view the weights, and hashes the same', () => {
+    const weights = new Float32Array(1024 * 1024 + 5).map((_, i) => Math.sin(i));
+    const { size, chunks: stream } = modelBytesStream('wide', weights);
+    const chunks = [...stream];
+    const whole = encodeModelBytes('wide', weights);
+    expect(size).toBe(whole.byteLength);
+    expect(chunks.map((c) => c.byteLength).slice(1)).toEqual([4 * 1024 * 1024, 20]);
+    expect(Buffer.concat(chunks).equals(Buffer.from(whole))).toBe(true);
+    for (const c of chunks.slice(1)) expect(c.buffer).toBe(weights.buffer);
+    expect(modelHashOf('wide', weights)).toBe(sha256Hex(whole));
   });
 
   it('model bytes: a fixed vector, and shape checks', () => {
