@@ -811,27 +811,41 @@ export class AttemptRunner {
   }
 
   /**
+   * `concludeAttempt` over the attempt's inputs, keeping the sum only for a statistics round: a training round's next
+   * model is all the rest of `finish` needs, so the sum (and its decoding, in the same bytes) is garbage before the
+   * model is evaluated and stored — a vector of the model's size less in the close (400 MB at 100M weights).
+   */
+  private async concluded() {
+    const { input, material } = await this.conclusionInput();
+    const {
+      sum,
+      decoded: _,
+      ...c
+    } = await concludeAttempt({
+      spec: this.spec,
+      kind: this.layout.kind,
+      start: this.start,
+      ...input,
+      // Central DP only: distributed DP's noise came inside the organisations' masked updates.
+      ...(isCentralDp(this.spec)
+        ? { noise: byteStreamFromSeed(dpNoiseSeed(this.deps.serverKey, this.context)) }
+        : {}),
+    });
+    return { ...c, statistics: this.layout.kind === 'statistics' ? sum : null, material };
+  }
+
+  /**
    * Closes the attempt with what its kind asks of the sum: the federated preprocessing (statistics), or a manifest
    * anchored on chain — with a new global model (train) or the final model scored (evaluation). The arithmetic is
    * `concludeAttempt`'s, the same an auditor runs; this method does the I/O around it.
    */
   private async finish(): Promise<void> {
-    const { input, material } = await this.conclusionInput();
+    const { material, ...c } = await this.concluded();
     const spec = this.spec;
     const k = this.key;
     const layout = this.layout;
-    const c = await concludeAttempt({
-      spec,
-      kind: layout.kind,
-      start: this.start,
-      ...input,
-      // Central DP only: distributed DP's noise came inside the organisations' masked updates.
-      ...(isCentralDp(spec)
-        ? { noise: byteStreamFromSeed(dpNoiseSeed(this.deps.serverKey, this.context)) }
-        : {}),
-    });
     const { survivors, evaluation } = c;
-    if (layout.kind === 'statistics') return this.finishStatistics(c.sum, survivors);
+    if (c.statistics !== null) return this.finishStatistics(c.statistics, survivors);
     const aggregation = await this.storeMaterial(material);
     if (layout.kind === 'evaluation')
       return this.record(survivors, evaluation, {

@@ -106,6 +106,7 @@ export async function startParticipantNode(
         },
         objects: {
           get: (fid, o) => session.get(fid, o),
+          read: (fid, o) => session.storage.get(fid, o),
           putFor: (source, reader, name) => session.put(...putArgs(source, { name, readers: [reader] })),
           owned: (prefix) => session.owned(prefix),
           delete: (fids) => session.deleteObjects(fids),

@@ -476,6 +476,10 @@ export async function simulate(
           },
           objects: {
             get: (fid) => objects.get(fid, me.readerKey),
+            read: (fid) =>
+              (async function* () {
+                yield await objects.get(fid, me.readerKey);
+              })(),
             putFor: (bytes, _reader, name) => objects.putFor(bytes, name, me.address),
             owned: (prefix) => objects.owned(me.address, prefix),
             delete: (fids) => objects.delete(me.address, fids),

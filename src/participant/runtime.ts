@@ -11,7 +11,6 @@ import {
   type Announcement,
   announcementKey,
   cohortDigest,
-  decodeModelBytes,
   encodeEvaluation,
   encodeTrainingUpdate,
   evaluatesClientSide,
@@ -32,6 +31,7 @@ import {
   parseHeader,
   parseManifest,
   type RoundStage,
+  readModelStream,
   retentionOf,
   roundContext,
   roundObjectsPrefix,
@@ -127,6 +127,8 @@ export interface ParticipantDeps {
   readonly objects: {
     /** At most `maxBytes`: an object recorded as larger is refused before it is fetched. */
     get(fid: string, options: { signal?: AbortSignal; maxBytes?: number }): Promise<Uint8Array>;
+    /** `get` as a stream of chunks, for an object too large to hold whole beside its decoding (a model). */
+    read(fid: string, options: { signal?: AbortSignal; maxBytes?: number }): AsyncIterable<Uint8Array>;
     /**
      * Stores bytes (whole, or a stream of exactly `size` bytes, read once to its end before this resolves) encrypted
      * so that only `reader` (an X25519 key, hex) and the owner can read them.
@@ -287,16 +289,23 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
         `round ${a.round} starts from model ${a.body.model.hash.slice(0, 16)}…, the chain says ${expected.slice(0, 16)}…`,
       );
     }
-    const bytes = await deps.objects.get(a.body.model.fid, {
+    const chunks = deps.objects.read(a.body.model.fid, {
       signal: AbortSignal.timeout(modelFetchDeadlineMs(a.deadline, deps.clock.now())),
       maxBytes: modelBytesMaxBytes(spec.model.parameters),
     });
-    if (sha256Hex(bytes) !== expected)
+    try {
+      return await readModelStream(
+        chunks,
+        { model: spec.model.name, parameters: spec.model.parameters },
+        expected,
+      );
+    } catch (err) {
+      if (!hasCode(err, 'MODEL_UNVERIFIED')) throw err;
       throw new AilinkError(
         'MODEL_UNVERIFIED',
-        `the model stored as ${a.body.model.fid.slice(0, 16)}… does not hash to ${expected.slice(0, 16)}…`,
+        `the model stored as ${a.body.model.fid.slice(0, 16)}… is not the one the chain names (${expected.slice(0, 16)}…): ${err.message}`,
       );
-    return decodeModelBytes(bytes).weights;
+    }
   }
 
   /** The task's model package, from the storage network, checked against the digest the chain-verified spec names. */

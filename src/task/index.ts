@@ -101,6 +101,7 @@ export {
   modelBytesMaxBytes,
   modelBytesStream,
   modelHashOf,
+  readModelStream,
 } from './model-bytes.ts';
 export {
   type DpMechanism,

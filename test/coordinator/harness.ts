@@ -330,6 +330,12 @@ export function makeParticipant(
       // Reads as this participant: a private model not wrapped for its reader key is refused.
       objects: {
         get: (fid) => world.objects.get(fid, account.readerKey),
+        // In odd-sized pieces, as the coordinator's reads (a model's header then straddles chunks).
+        read: (fid) =>
+          (async function* () {
+            const bytes = await world.objects.get(fid, account.readerKey);
+            for (let at = 0; at < bytes.byteLength; at += 997) yield bytes.subarray(at, at + 997);
+          })(),
         putFor: (bytes, _reader, name) => world.objects.putFor(bytes, name, account.address),
         owned: (prefix) => world.objects.owned(account.address, prefix),
         delete: (fids) => world.objects.delete(account.address, fids),

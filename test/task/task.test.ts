@@ -18,6 +18,7 @@ import {
   modelHashOf,
   parseRequest,
   parseTaskSpec,
+  readModelStream,
   roundContext,
   secAggShape,
   sha256Hex,
@@ -266,6 +267,40 @@ describe('stored updates and models (formats)', () => {
     expect(Buffer.concat(chunks).equals(Buffer.from(whole))).toBe(true);
     for (const c of chunks.slice(1)) expect(c.buffer).toBe(weights.buffer);
     expect(modelHashOf('wide', weights)).toBe(sha256Hex(whole));
+  });
+
+  it('property: a model read as a stream, in any chunking, is the decoded model; anything else is MODEL_UNVERIFIED', async () => {
+    const streamOf = (bytes: Uint8Array, cuts: number[]) =>
+      (async function* () {
+        let at = 0;
+        for (const cut of [...cuts.map((c) => c % (bytes.byteLength + 1)), bytes.byteLength].sort(
+          (a, b) => a - b,
+        )) {
+          yield bytes.subarray(at, cut);
+          at = cut;
+        }
+      })();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.float32Array({ noNaN: true, minLength: 1, maxLength: 200 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (weights, cuts) => {
+          const bytes = encodeModelBytes('mlp', weights);
+          const expected = { model: 'mlp', parameters: weights.length };
+          const read = await readModelStream(streamOf(bytes, cuts), expected, sha256Hex(bytes));
+          expect(read).toEqual(decodeModelBytes(bytes).weights);
+          const refused = async (b: Uint8Array, e = expected, hash = sha256Hex(b)) =>
+            (await readModelStream(streamOf(b, cuts), e, hash).catch((err) => err))?.code;
+          expect(await refused(bytes, expected, sha256Hex(bytes.subarray(1)))).toBe('MODEL_UNVERIFIED');
+          expect(await refused(bytes.subarray(0, bytes.byteLength - 1))).toBe('MODEL_UNVERIFIED');
+          expect(await refused(Uint8Array.from([...bytes, 0, 0, 0, 0]))).toBe('MODEL_UNVERIFIED');
+          expect(await refused(bytes, { model: 'cnn', parameters: weights.length })).toBe('MODEL_UNVERIFIED');
+          expect(await refused(bytes.subarray(0, 6))).toBe('MODEL_UNVERIFIED');
+          expect(await refused(new TextEncoder().encode('AILU-not-a-model'))).toBe('MODEL_UNVERIFIED');
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('model bytes: a fixed vector, and shape checks', () => {
