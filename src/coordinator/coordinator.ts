@@ -16,7 +16,6 @@ import {
   announcementKey,
   checkSecAggSurvives,
   classesOf,
-  encodeModelBytes,
   evaluatesClientSide,
   expiredRoundObjects,
   featureShape,
@@ -27,6 +26,7 @@ import {
   MATERIAL_OBJECT_LEAF,
   maxAttemptsOf,
   modelAccessOf,
+  modelHashOf,
   needsStatistics,
   type Phase,
   parseRequest,
@@ -49,6 +49,7 @@ import { type Admission, type AdmissionOutcome, createAdmissionQueue } from './a
 import {
   type AttemptOutcome,
   AttemptRunner,
+  modelObject,
   openAttempt,
   type RoundDeps,
   readerKeysOf,
@@ -256,8 +257,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       task.spec.model.digest,
       task.spec.model.initialSeed,
     );
-    const bytes = encodeModelBytes(task.spec.model.name, weights);
-    const hash = sha256Hex(bytes);
+    const hash = modelHashOf(task.spec.model.name, weights);
     if (hash !== task.spec.model.initialHash) {
       throw new AilinkError(
         'MODEL_UNVERIFIED',
@@ -266,7 +266,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     }
     const fid =
       modelAccessOf(task.spec) === null
-        ? await deps.objects.put(bytes, `${task.id}/initial-model.ailm`)
+        ? await deps.objects.put(modelObject(task.spec.model.name, weights), `${task.id}/initial-model.ailm`)
         : null;
     const entry: typeof initials extends Map<string, infer E> ? E : never = {
       fid,
@@ -313,7 +313,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       const stored = await storeModel(
         deps,
         task.spec,
-        encodeModelBytes(initial.name, initial.weights),
+        modelObject(initial.name, initial.weights),
         `${task.id}/initial-model.ailm`,
         readerKeysOf(store.participants(task.id)),
       );
@@ -555,7 +555,7 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
           digest: modelPackageDigest(model.pkg),
           parameters: model.spec.parameters,
           initialSeed: model.pkg.weights === null ? seed : null,
-          initialHash: sha256Hex(encodeModelBytes(name, model.initial)),
+          initialHash: modelHashOf(name, model.initial),
         },
       });
       checkModelFitsTask(model.spec, spec);

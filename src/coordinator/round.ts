@@ -186,6 +186,20 @@ export function readerKeysOf(participants: readonly Pick<ParticipantRow, 'reader
  * encrypted for the coordinator and `readerKeys` and put under the task's terms. Returns the fid and, for a private
  * model, the reader keys it is wrapped for.
  */
+/** A model as an object to store: its bytes streamed as views of the weights (`modelBytesStream`), never copied whole. */
+export function modelObject(
+  name: string,
+  weights: Float32Array,
+): { readonly size: number; readonly chunks: AsyncIterable<Uint8Array> } {
+  const { size, chunks } = modelBytesStream(name, weights);
+  return {
+    size,
+    chunks: (async function* () {
+      yield* chunks;
+    })(),
+  };
+}
+
 export async function storeModel(
   deps: Pick<RoundDeps, 'objects' | 'ledger'>,
   spec: TaskSpec,
@@ -880,7 +894,7 @@ export class AttemptRunner {
     const next = c.next!;
     const modelHash = c.modelHash!;
     // Stored as views of the weights, 4 MiB at a time: never a copy of the model's size.
-    const model = modelBytesStream(spec.model.name, next.global);
+    const model = modelObject(spec.model.name, next.global);
     const measured = await this.deps.evaluate(spec, next.global);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
     const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
@@ -902,12 +916,7 @@ export class AttemptRunner {
       stored = await storeModel(
         this.deps,
         spec,
-        {
-          size: model.size,
-          chunks: (async function* () {
-            yield* model.chunks;
-          })(),
-        },
+        model,
         `${k.task}/round-${k.round}/model.ailm`,
         readerKeysOf(this.deps.store.participants(k.task)),
       );
