@@ -217,7 +217,16 @@ async function runRound(work: string, hidden: number): Promise<Outcome> {
   const netDir = join(work, 'network');
   const dev = ailink(
     'dev',
-    ['dev', '--data-dir', netDir, ...[coordKey, ...orgs].flatMap((p) => ['--allow', p.address])],
+    [
+      'dev',
+      '--data-dir',
+      netDir,
+      // A 1.2 GB recompute material takes minutes to store on 2 cores: more than the dev miners' 10-minute grace
+      // for fragments no file places yet, once the machine is busy (a run aborted so, 2026-12-07).
+      '--collect-grace',
+      '10800',
+      ...[coordKey, ...orgs].flatMap((p) => ['--allow', p.address]),
+    ],
     logs,
   );
   const procs: Proc[] = [dev];

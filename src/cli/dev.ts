@@ -18,9 +18,16 @@ export async function devCommand(argv: string[]): Promise<void> {
       host: { type: 'string' },
       gateway: { type: 'boolean' },
       chain: { type: 'string' },
+      'collect-grace': { type: 'string' },
     },
   });
   const count = positiveInt(values.miners, 'miners', 12);
+  // How long miners keep fragments no declaration places (10 minutes here by default): an upload slower than that,
+  // of gigabytes on a loaded machine, loses its first fragments before it is declared.
+  const collectGrace =
+    values['collect-grace'] === undefined
+      ? undefined
+      : positiveInt(values['collect-grace'], 'collect-grace', 600);
   const profile =
     values.profile === 'test'
       ? 'test'
@@ -42,6 +49,7 @@ export async function devCommand(argv: string[]): Promise<void> {
       allow: values.allow ?? [],
       ...(values.host === undefined ? {} : { host: values.host }),
       ...(values.chain === undefined ? {} : { chainEndpoint: wsEndpoint(values.chain) }),
+      ...(collectGrace === undefined ? {} : { collectGraceMs: 1000 * collectGrace }),
     },
   );
   for (const m of [...network.miners, ...(network.verifier ? [network.verifier] : [])]) {

@@ -4,13 +4,14 @@ export const USAGE = `ailink — federated learning on decentralized storage
 
   ailink keys new --out FILE                      create an account (sr25519 + X25519), mode 0600
   ailink dev [--miners 12] [--data-dir ./ailink-data] [--profile production|test] [--allow ADDRESS]...
-             [--host ADDR] [--gateway] [--chain WS]
+             [--host ADDR] [--gateway] [--chain WS] [--collect-grace SECONDS]
                                                   run a local network until Ctrl-C, every process bound to ADDR
                                                   (default 127.0.0.1); writes <data-dir>/network.json; the
                                                   operator and each --allow account are funded and get space;
                                                   --gateway: the operator's S3 gateway too (<data-dir>/gateway);
                                                   --chain: on a chain already running (\`ailink chain\`) rather
-                                                  than one in this process
+                                                  than one in this process; --collect-grace: how long its miners
+                                                  keep fragments no file places (default 600)
   ailink chain [--port 9944] [--host 127.0.0.1] [--data-dir ./ailink-data/chain] [--heartbeat-ms 3000]
                                                   run the dev chain until Ctrl-C; its blocks persist; an empty
                                                   block when none came for --heartbeat-ms (0: none)

@@ -548,6 +548,15 @@ describe('ailink without a network', () => {
   });
 
   describe('usage errors', () => {
+    it('`dev --collect-grace` that is not a positive number of seconds → exit 2 before anything starts', async () => {
+      const run = await ailink(['dev', '--data-dir', join(work, 'no-dev'), '--collect-grace', 'soon'], {
+        cwd: work,
+      });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('--collect-grace');
+      expect(existsSync(join(work, 'no-dev'))).toBe(false);
+    });
+
     it('an unknown command → exit 2 and the usage text', async () => {
       const run = await ailink(['frobnicate'], { cwd: work });
       expect(run.code).toBe(2);
