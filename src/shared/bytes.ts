@@ -84,6 +84,33 @@ export function fromLE32InPlace<T extends Uint32Array | Float32Array>(values: T)
   return values;
 }
 
+/** Bytes of values per chunk of `framedValueStream`. */
+const FRAMED_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * MAGIC (4 ASCII bytes) ‖ u32 LE header length ‖ header ‖ the values as 32-bit little-endian, and the size of it all, as
+ * chunks of at most 4 MiB after the header: on a little-endian machine each is a view of the values themselves, so a
+ * vector of hundreds of megabytes is hashed or stored without a copy of it. The values must not change until the
+ * chunks are consumed. (The framing of stored updates and models.)
+ */
+export function framedValueStream(
+  magic: string,
+  header: Uint8Array,
+  values: Uint32Array | Float32Array,
+): { size: number; chunks: Generator<Uint8Array> } {
+  const head = new Uint8Array(8 + header.byteLength);
+  head.set(new TextEncoder().encode(magic), 0);
+  new DataView(head.buffer).setUint32(4, header.byteLength, true);
+  head.set(header, 8);
+  function* chunks(): Generator<Uint8Array> {
+    yield head;
+    const perChunk = FRAMED_CHUNK_BYTES / 4;
+    for (let from = 0; from < values.length; from += perChunk)
+      yield leBytes(values.subarray(from, Math.min(values.length, from + perChunk)));
+  }
+  return { size: head.byteLength + values.byteLength, chunks: chunks() };
+}
+
 /** Writes `values` into `out` at `at` as 32-bit little-endian values (the inverse of `readLE32`). */
 export function writeLE32(out: Uint8Array, at: number, values: Uint32Array | Float32Array): void {
   if (at < 0 || at + values.byteLength > out.byteLength)

@@ -9,7 +9,7 @@ import type {
   UnmaskBody,
 } from '../aggregation/secagg.ts';
 import { isAddress } from '../shared/account.ts';
-import { concatBytes, fromHex, leBytes, readLE32, toHex } from '../shared/bytes.ts';
+import { concatBytes, framedValueStream, fromHex, readLE32, toHex } from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -310,35 +310,24 @@ export function encodeStoredUpdate(u: StoredUpdate): Uint8Array {
   return concatBytes([...storedUpdateStream(u).chunks]);
 }
 
-/** Bytes of words per chunk of `storedUpdateStream`. */
-const UPDATE_CHUNK_BYTES = 4 * 1024 * 1024;
-
 /**
- * The bytes of `encodeStoredUpdate` and their size, as chunks of at most 4 MiB after the header, for a streamed put:
- * on a little-endian machine each chunk is a view of the words themselves, so a 400 MB update is stored without a
- * copy of it. The words must not change until the chunks are consumed.
+ * The bytes of `encodeStoredUpdate` and their size, as chunks of at most 4 MiB after the header that view the words
+ * (`framedValueStream`), for a streamed put: a 400 MB update is stored without a copy of it. The words must not change
+ * until the chunks are consumed.
  */
-export function storedUpdateStream(u: StoredUpdate): { size: number; chunks: Generator<Uint8Array> } {
-  const header = new TextEncoder().encode(
-    JSON.stringify({
-      context: u.context,
-      from: u.from,
-      signature: u.signature === null ? null : toHex(u.signature),
-      words: u.words.length,
-    }),
+export const storedUpdateStream = (u: StoredUpdate) =>
+  framedValueStream(
+    UPDATE_MAGIC,
+    new TextEncoder().encode(
+      JSON.stringify({
+        context: u.context,
+        from: u.from,
+        signature: u.signature === null ? null : toHex(u.signature),
+        words: u.words.length,
+      }),
+    ),
+    u.words,
   );
-  const head = new Uint8Array(8 + header.byteLength);
-  head.set(new TextEncoder().encode(UPDATE_MAGIC), 0);
-  new DataView(head.buffer).setUint32(4, header.byteLength, true);
-  head.set(header, 8);
-  function* chunks(): Generator<Uint8Array> {
-    yield head;
-    const perChunk = UPDATE_CHUNK_BYTES / 4;
-    for (let from = 0; from < u.words.length; from += perChunk)
-      yield leBytes(u.words.subarray(from, Math.min(u.words.length, from + perChunk)));
-  }
-  return { size: head.byteLength + u.words.byteLength, chunks: chunks() };
-}
 
 /** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */
 /** Longest header a stored update may carry (a context, an address, a signature: a few hundred bytes in practice). */

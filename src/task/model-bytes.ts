@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { concatBytes, fromLE32InPlace, leBytes, readLE32 } from '../shared/bytes.ts';
+import { concatBytes, framedValueStream, fromLE32InPlace, readLE32 } from '../shared/bytes.ts';
 import { AilinkError } from '../shared/errors.ts';
 
 /**
@@ -20,31 +20,17 @@ export const modelBytesMaxBytes = (parameters: number): number => 8 + MAX_HEADER
 /** The largest manifest or preprocessing object a reader takes whole (a manifest lists each survivor's update). */
 export const MAX_RECORD_OBJECT_BYTES = 16 * 1024 * 1024;
 
-/** Bytes of weights per chunk of `modelBytesStream`. */
-const MODEL_CHUNK_BYTES = 4 * 1024 * 1024;
-
 /**
- * The bytes of `encodeModelBytes` and their size, as chunks of at most 4 MiB after the header: on a little-endian
- * machine each is a view of the weights themselves, so a model is hashed and stored without a copy of its size (400 MB
- * at 100M weights). The weights must not change until the chunks are consumed.
+ * The bytes of `encodeModelBytes` and their size, as chunks of at most 4 MiB after the header that view the weights
+ * (`framedValueStream`): a model is hashed and stored without a copy of its size (400 MB at 100M weights). The weights
+ * must not change until the chunks are consumed.
  */
-export function modelBytesStream(
-  model: string,
-  weights: Float32Array,
-): { size: number; chunks: Generator<Uint8Array> } {
-  const header = new TextEncoder().encode(JSON.stringify({ model, parameters: weights.length }));
-  const head = new Uint8Array(8 + header.byteLength);
-  head.set(new TextEncoder().encode(MAGIC), 0);
-  new DataView(head.buffer).setUint32(4, header.byteLength, true);
-  head.set(header, 8);
-  function* chunks(): Generator<Uint8Array> {
-    yield head;
-    const perChunk = MODEL_CHUNK_BYTES / 4;
-    for (let from = 0; from < weights.length; from += perChunk)
-      yield leBytes(weights.subarray(from, Math.min(weights.length, from + perChunk)));
-  }
-  return { size: head.byteLength + weights.byteLength, chunks: chunks() };
-}
+export const modelBytesStream = (model: string, weights: Float32Array) =>
+  framedValueStream(
+    MAGIC,
+    new TextEncoder().encode(JSON.stringify({ model, parameters: weights.length })),
+    weights,
+  );
 
 export const encodeModelBytes = (model: string, weights: Float32Array): Uint8Array =>
   concatBytes([...modelBytesStream(model, weights).chunks]);
