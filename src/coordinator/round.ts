@@ -181,11 +181,6 @@ export function readerKeysOf(participants: readonly Pick<ParticipantRow, 'reader
   return [...new Set(participants.map((p) => p.readerKey).filter((k) => k !== ''))].sort();
 }
 
-/**
- * Stores a global model (or the initial one) as the task says: public when the task has no model terms, else
- * encrypted for the coordinator and `readerKeys` and put under the task's terms. Returns the fid and, for a private
- * model, the reader keys it is wrapped for.
- */
 /** A model as an object to store: its bytes streamed as views of the weights (`modelBytesStream`), never copied whole. */
 export function modelObject(
   name: string,
@@ -200,6 +195,11 @@ export function modelObject(
   };
 }
 
+/**
+ * Stores a global model (or the initial one) as the task says: public when the task has no model terms, else
+ * encrypted for the coordinator and `readerKeys` and put under the task's terms. Returns the fid and, for a private
+ * model, the reader keys it is wrapped for.
+ */
 export async function storeModel(
   deps: Pick<RoundDeps, 'objects' | 'ledger'>,
   spec: TaskSpec,

@@ -914,7 +914,7 @@ describe('ailink store against `ailink dev` (a dev chain and 13 real miner proce
     expect(network.profile).toBe('test');
     // Its output is for a person: no library's warnings (the bundled @polkadot/* beside chopsticks' copy printed 40
     // lines of "has multiple versions").
-    expect(dev.stderr).not.toMatch(/multiple versions|conflicting packages/);
+    expect(dev!.stderr).not.toMatch(/multiple versions|conflicting packages/);
     // Objects are recorded on the chain.
     expect(network.chain.endpoint).toMatch(/^ws:\/\/(127\.0\.0\.1|localhost):[0-9]+/);
     expect(network.chain.protocol.audit.proofs.challengeBlocks).toBe(47);
