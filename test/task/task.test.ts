@@ -19,6 +19,7 @@ import {
   parseRequest,
   parseTaskSpec,
   readModelStream,
+  readStoredUpdateHeader,
   roundContext,
   secAggShape,
   sha256Hex,
@@ -253,6 +254,14 @@ describe('stored updates and models (formats)', () => {
       'ROUND_MESSAGE_INVALID',
     );
     expect(codeOf(() => decodeStoredUpdate(new TextEncoder().encode('AILM....'), 10))).toBe(
+      'ROUND_MESSAGE_INVALID',
+    );
+    // Read from its beginning only (the coordinator's spool): the whole's length decides, as for the whole bytes.
+    const prefix = bytes.subarray(0, bytes.length - 40);
+    expect(readStoredUpdateHeader(prefix, 10, bytes.length)).toEqual(readStoredUpdateHeader(bytes, 10));
+    expect(codeOf(() => readStoredUpdateHeader(prefix, 10, bytes.length - 1))).toBe('ROUND_MESSAGE_INVALID');
+    expect(codeOf(() => readStoredUpdateHeader(prefix, 11, bytes.length))).toBe('ROUND_MESSAGE_INVALID');
+    expect(codeOf(() => readStoredUpdateHeader(bytes.subarray(0, 12), 10, bytes.length))).toBe(
       'ROUND_MESSAGE_INVALID',
     );
   });
