@@ -436,18 +436,41 @@ export function packageWeights(spec: ModelSpec, pkg: ModelPackage): Float32Array
 }
 
 /**
- * The model's weights as one vector in the canonical order.
- * @throws MODEL_UNKNOWN when the model was not built by buildModel
+ * Weights read back from the backend at a time. Reading a tensor copies it out of the backend (the wasm heap) whole,
+ * so a 100M-weight kernel read at once would cost a second copy of the model beside the result; in slices of this
+ * many the transient copies stay at 16 MB, and the slices themselves reuse heap the training step has freed.
  */
-export function flattenWeights(model: Tfjs.LayersModel): Float32Array {
-  const { spec } = entryOf(model);
-  const out = new Float32Array(spec.parameters);
+const READ_SLICE = 1 << 22;
+
+/**
+ * The model's weights as one vector in the canonical order, written into `into` when given (a vector of the model's
+ * length the caller no longer needs, such as the weights a job started from).
+ * @throws MODEL_UNKNOWN when the model was not built by buildModel
+ * @throws MODEL_SHAPE_MISMATCH when `into` is not of the model's length
+ */
+export function flattenWeights(model: Tfjs.LayersModel, into?: Float32Array): Float32Array {
+  const { tf, spec } = entryOf(model);
+  const out = into ?? new Float32Array(spec.parameters);
+  if (out.length !== spec.parameters)
+    throw new AilinkError(
+      'MODEL_SHAPE_MISMATCH',
+      `expected a vector of ${spec.parameters} weights for ${spec.name}, got ${out.length}`,
+    );
   let at = 0;
   for (const w of model.weights) {
     // The variable itself, no new tensor: nothing to dispose.
-    const values = w.read().dataSync() as Float32Array;
-    out.set(values, at);
-    at += values.length;
+    const value = w.read();
+    if (value.size <= READ_SLICE) out.set(value.dataSync() as Float32Array, at);
+    else {
+      const flat = tf.reshape(value, [-1]); // shares the variable's data
+      for (let from = 0; from < value.size; from += READ_SLICE) {
+        const slice = tf.slice(flat, from, Math.min(READ_SLICE, value.size - from));
+        out.set(slice.dataSync() as Float32Array, at + from);
+        slice.dispose();
+      }
+      flat.dispose();
+    }
+    at += value.size;
   }
   return out;
 }
@@ -459,13 +482,17 @@ export function flattenWeights(model: Tfjs.LayersModel): Float32Array {
 export function loadFlatWeights(model: Tfjs.LayersModel, flat: Float32Array): void {
   const { tf, spec } = entryOf(model);
   checkFlatWeights(spec, flat);
+  const wasm = tf.getBackend() === 'wasm';
   tf.tidy(() => {
     let at = 0;
     for (const [i, w] of model.weights.entries()) {
       const shape = [...spec.tensors[i]!.shape];
       const size = sizeOf(shape);
-      // A copy: the cpu backend would otherwise keep a view of the caller's array as the variable's storage.
-      w.write(tf.tensor(flat.slice(at, at + size), shape, 'float32'));
+      // The wasm backend copies a new tensor's values into its heap at once; the cpu backend would keep a view of
+      // the caller's array as the variable's storage, so it gets a copy (for wasm, one would be a needless transient
+      // copy of a large model's biggest tensor).
+      const values = wasm ? flat.subarray(at, at + size) : flat.slice(at, at + size);
+      w.write(tf.tensor(values, shape, 'float32'));
       at += size;
     }
   });

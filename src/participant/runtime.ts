@@ -225,7 +225,11 @@ interface AttemptState {
   readonly context: string;
   readonly layout: VectorLayout;
   readonly client: SecAggClient | undefined;
-  readonly work: Promise<LocalWork>;
+  /**
+   * Null once the masked stage has encoded it: its delta (a copy of the model's size, clipped and quantized away by
+   * then) is not kept through the upload and the stages after it.
+   */
+  work: Promise<LocalWork> | null;
   readonly done: Set<Phase>;
   dropped: boolean;
   /** The survivor list this member confirmed: its neighbours' confirmations are checked against it. */
@@ -633,6 +637,18 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
     await answer(state, a);
   }
 
+  /**
+   * The attempt's vector, of the round's length: the update (clipped, weighted, quantized — and under distributed DP
+   * noised with this organisation's share) written straight into its head, then evaluation and statistics. The local
+   * work is let go of here, in a frame of its own, so that no caller's frame keeps the delta alive through the upload.
+   */
+  async function encodeWork(state: AttemptState): Promise<Uint32Array | null> {
+    const work = state.work;
+    if (work === null) return null;
+    state.work = null;
+    return encodeRoundVector(spec, await work, state.layout.dimension, deps.random);
+  }
+
   async function answer(state: AttemptState, a: Announcement): Promise<void> {
     const client = state.client;
     switch (a.phase) {
@@ -644,10 +660,8 @@ export function createParticipant(deps: ParticipantDeps, options: ParticipantOpt
           await submit(state, 'shares', await client.shareKeys(a.body.adverts[me] ?? []), a.deadline);
         return;
       case 'masked': {
-        const work = await state.work;
-        // One vector of the round's length: the update (clipped, weighted, quantized — and under distributed DP
-        // noised with this organisation's share) written straight into its head, then evaluation and statistics.
-        const encoded = encodeRoundVector(spec, work, state.layout.dimension, deps.random);
+        const encoded = await encodeWork(state);
+        if (encoded === null) return; // encoded once already
         // The hook gets a copy: `encoded` is masked in place below (a copy there would cost 4 bytes a weight always).
         options.onEncodedUpdate?.(state.round, encoded.slice());
         const masked = client

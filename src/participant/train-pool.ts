@@ -89,11 +89,15 @@ export function poolTrainer(pool: TrainingPool): ParticipantDeps['trainer'] {
   };
 }
 
-/** Test hooks, kept off the public interface: crash a worker on purpose, count a worker's live tensors. */
+/**
+ * Test hooks, kept off the public interface: crash a worker on purpose, count a worker's live tensors, the size its
+ * WebAssembly heap has grown to (null off wasm).
+ */
 export const POOL_TEST_HOOKS = Symbol('ailink.trainingPool.testHooks');
 export interface PoolTestHooks {
   crash(): Promise<never>;
   tensors(): Promise<number>;
+  heapBytes(): Promise<number | null>;
 }
 
 /** What the worker receives (train-worker.ts). */
@@ -116,7 +120,7 @@ export type WorkerRequest =
       readonly loss?: LossName;
     }
   | { readonly id: number; readonly op: 'describe'; readonly pkg: ModelPackage; readonly seed: string | null }
-  | { readonly id: number; readonly op: 'crash' | 'tensors' };
+  | { readonly id: number; readonly op: 'crash' | 'tensors' | 'heap' };
 
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly backend?: BackendName; readonly error?: WireError }
@@ -321,6 +325,7 @@ export function createTrainingPool(
   const hooks: PoolTestHooks = {
     crash: () => submit<never>({ op: 'crash' }, [], undefined),
     tensors: () => submit<number>({ op: 'tensors' }, [], undefined),
+    heapBytes: () => submit<number | null>({ op: 'heap' }, [], undefined),
   };
 
   return {

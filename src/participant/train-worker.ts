@@ -45,7 +45,8 @@ async function handle(request: WorkerRequest): Promise<void> {
     const { tf, model } = await modelFor(request.model);
     loadFlatWeights(model, request.weights);
     const result = trainLocal(tf, model, request.data, request.options);
-    const weights = flattenWeights(model);
+    // Into the starting weights' vector (transferred here, not needed again): no new vector of the model's size.
+    const weights = flattenWeights(model, request.weights);
     const { backend } = await loading;
     post(
       {
@@ -95,6 +96,10 @@ async function handle(request: WorkerRequest): Promise<void> {
   } else if (request.op === 'tensors') {
     const { tf } = await loading;
     post({ type: 'result', id: request.id, ok: true, value: tf.memory().numTensors });
+  } else if (request.op === 'heap') {
+    const { tf } = await loading;
+    const wasm = (tf.backend() as { wasm?: { HEAPU8: Uint8Array } }).wasm;
+    post({ type: 'result', id: request.id, ok: true, value: wasm?.HEAPU8.length ?? null });
   } else {
     // Test hook: a worker dying mid-job, as an out-of-memory abort or a native crash would.
     process.exit(70);

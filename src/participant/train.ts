@@ -125,13 +125,52 @@ function predictions(tf: Tf, spec: ModelSpec, out: Tfjs.Tensor2D): Tfjs.Tensor1D
   return tf.cast(tf.greater(tf.squeeze(out, [1]), cut), 'int32') as Tfjs.Tensor1D;
 }
 
-function optimizerOf(tf: Tf, options: OptimizerOptions): Tfjs.Optimizer {
+/** What a training step asks of an optimizer: minimise a loss over the variables, answering the loss. */
+interface Optimizer {
+  minimize(loss: () => Tfjs.Scalar, variables: Tfjs.Variable[]): Tfjs.Scalar;
+  dispose(): void;
+}
+
+function optimizerOf(tf: Tf, options: OptimizerOptions): Optimizer {
   const lr = options.learningRate;
   if (!(lr > 0) || !Number.isFinite(lr))
     throw new AilinkError('INVALID_INPUT', `expected a learning rate > 0, got ${lr}`);
-  if (options.name === 'momentum') return tf.train.momentum(lr, options.momentum ?? 0.9);
-  if (options.name === 'adam') return tf.train.adam(lr, options.beta1 ?? 0.9, options.beta2 ?? 0.999);
-  return tf.train.sgd(lr);
+  if (options.name === 'sgd') return plainSgd(tf, lr);
+  const optimizer =
+    options.name === 'momentum'
+      ? tf.train.momentum(lr, options.momentum ?? 0.9)
+      : tf.train.adam(lr, options.beta1 ?? 0.9, options.beta2 ?? 0.999);
+  return {
+    minimize: (loss, variables) => optimizer.minimize(loss, true, variables)!,
+    dispose: () => optimizer.dispose(),
+  };
+}
+
+/**
+ * Plain SGD with tfjs's arithmetic (w + (−lr)·g, bit for bit the same weights), applied one variable at a time with
+ * each gradient disposed as soon as its step is made. tfjs's own optimizer holds the gradient, the scaled step and
+ * the new value at once beside the weights: four copies of the largest tensor, and the worker's WebAssembly heap
+ * never gives back what it grew to. This holds three (bench:train-memory).
+ */
+function plainSgd(tf: Tf, lr: number): Optimizer {
+  const scale = tf.keep(tf.scalar(-lr));
+  return {
+    minimize(loss, variables) {
+      const { value, grads } = tf.variableGrads(loss, variables);
+      for (const variable of variables) {
+        const gradient = grads[variable.name];
+        if (gradient === undefined) continue;
+        const step = tf.mul(scale, gradient);
+        gradient.dispose();
+        const next = tf.add(step, variable);
+        step.dispose();
+        variable.assign(next);
+        next.dispose(); // the variable holds its data now
+      }
+      return value;
+    },
+    dispose: () => scale.dispose(),
+  };
 }
 
 /** @throws INVALID_INPUT when the examples do not fit the model (shape, label range) or each other */
@@ -227,22 +266,18 @@ export function trainLocal(
           const x = inputBatch(tf, spec, data, indices);
           const y = labelBatch(tf, spec, data.y, indices);
           let taskLoss: Tfjs.Scalar | undefined;
-          const cost = optimizer.minimize(
-            () => {
-              const out = model.apply(x, { training: true }) as Tfjs.Tensor2D;
-              // Mean over the batch.
-              taskLoss = tf.keep(tf.mean(lossPerExample(tf, spec, lossName, y, out)) as Tfjs.Scalar);
-              if (globals === null) return taskLoss;
-              const distance = tf.addN(variables.map((v, i) => tf.sum(tf.squaredDifference(v, globals[i]!))));
-              return tf.add(taskLoss, tf.mul(mu / 2, distance)) as Tfjs.Scalar;
-            },
-            true,
-            variables,
-          );
+          const cost = optimizer.minimize(() => {
+            const out = model.apply(x, { training: true }) as Tfjs.Tensor2D;
+            // Mean over the batch.
+            taskLoss = tf.keep(tf.mean(lossPerExample(tf, spec, lossName, y, out)) as Tfjs.Scalar);
+            if (globals === null) return taskLoss;
+            const distance = tf.addN(variables.map((v, i) => tf.sum(tf.squaredDifference(v, globals[i]!))));
+            return tf.add(taskLoss, tf.mul(mu / 2, distance)) as Tfjs.Scalar;
+          }, variables);
           // A scalar read back per batch: cheap, and it lets a diverging run stop at once. (Without the proximal
           // term the cost is the loss tensor itself, so read before disposing.)
           const value = taskLoss!.dataSync()[0]!;
-          tf.dispose([taskLoss!, cost!]);
+          tf.dispose([taskLoss!, cost]);
           return value;
         });
         if (!Number.isFinite(batchLoss)) {

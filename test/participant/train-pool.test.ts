@@ -270,6 +270,44 @@ describe('training pool (real worker threads)', () => {
     }
   });
 
+  it("a wide dense model's training grows the wasm heap by less than 5 copies of the model", async () => {
+    // 64 → 3000 → 3000 → 2: 9.2M weights (35 MiB), almost all in one kernel. The heap only grows, so its size after
+    // one job on a fresh worker is that job's high-water mark: the built model, its loaded weights and a training
+    // step. With tfjs's SGD (gradient, scaled step and new value at once) and g·Wᵀ for a dense layer's input
+    // gradient (the transposed kernel and its packed copy) it grew by 5.47 copies; now by 4.48 (the allocator is
+    // deterministic: the same jobs grow the heap by the same bytes).
+    const dense = (name: string, units: number, extra = {}) => ({
+      class_name: 'Dense',
+      config: { name, units, activation: 'relu', ...extra },
+    });
+    const topology = {
+      class_name: 'Sequential',
+      config: {
+        name: 'wide',
+        layers: [dense('h1', 3000, { batch_input_shape: [null, 64] }), dense('h2', 3000), dense('out', 2)],
+      },
+    };
+    const { initial: weights } = await pool.describe({ topology, weights: null }, 'heap');
+    const rng = seededRng('heap');
+    const x = Float32Array.from({ length: 100 * 64 }, () => rng() * 2 - 1);
+    const y = Uint16Array.from({ length: 100 }, (_, i) => (x[i * 64]! > 0 ? 1 : 0));
+    const modelBytes = weights.byteLength;
+    const fresh = createTrainingPool({ threads: 1, backend: 'wasm' });
+    try {
+      const before = (await poolTestHooks(fresh).heapBytes())!;
+      await fresh.train({
+        model: { key: 'wide', topology },
+        weights,
+        data: { count: 100, shape: [64], x, y },
+        options: { epochs: 1, batchSize: 50, seed: 'heap' },
+      });
+      const grown = (await poolTestHooks(fresh).heapBytes())! - before;
+      expect(grown / modelBytes).toBeLessThan(5);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('closing rejects waiting jobs with ABORTED, and later calls too', async () => {
     const single = createTrainingPool({ threads: 1 });
     const data = syntheticData('close', 200);

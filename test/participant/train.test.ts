@@ -95,7 +95,7 @@ describe('models', () => {
     async (name) => {
       const [a, b, c] = await Promise.all(['s', 's', 't'].map((seed) => buildModel(tf, name, seed)));
       try {
-        const [wa, wb, wc] = [a!, b!, c!].map(flattenWeights);
+        const [wa, wb, wc] = [a!, b!, c!].map((m) => flattenWeights(m));
         expect(bytesOf(wa!).equals(bytesOf(wb!))).toBe(true);
         expect(bytesOf(wa!).equals(bytesOf(wc!))).toBe(false);
         // Glorot-uniform kernels (nonzero), zero biases.
@@ -317,6 +317,57 @@ describe('local training', () => {
         }),
       ).toThrow(AilinkError);
       expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("plain SGD steps as tfjs's optimizer does: the same weights, bit for bit, as momentum 0 (tfjs's own)", async () => {
+    // Plain SGD is applied by train.ts itself (one variable at a time, fewer copies); momentum by tfjs, whose update at
+    // momentum 0 is the gradient times −lr added to the weights, as tfjs's SGD makes it.
+    const data = syntheticData('sgd', 120);
+    const trainWith = async (optimizer: {
+      name: 'sgd' | 'momentum';
+      learningRate: number;
+      momentum?: number;
+    }) => {
+      const model = await buildModel(tf, 'mlp', 'sgd');
+      trainLocal(tf, model, data, { epochs: 2, batchSize: 40, optimizer, seed: 'sgd' });
+      const w = flattenWeights(model);
+      model.dispose();
+      return w;
+    };
+    const start = await buildModel(tf, 'mlp', 'sgd');
+    const initial = flattenWeights(start);
+    start.dispose();
+    const ours = await trainWith({ name: 'sgd', learningRate: 0.1 });
+    const tfjs = await trainWith({ name: 'momentum', learningRate: 0.1, momentum: 0 });
+    expect(bytesOf(ours).equals(bytesOf(initial))).toBe(false);
+    expect(bytesOf(ours).equals(bytesOf(tfjs))).toBe(true);
+  });
+
+  it('reads a tensor larger than one read slice back whole, into the vector it is given', async () => {
+    // 64 × 70,000 = 4,480,000 kernel weights: more than the 4,194,304 flattenWeights reads from the backend at once.
+    const model = await buildFromTopology(
+      tf,
+      {
+        class_name: 'Sequential',
+        config: {
+          name: 'wide',
+          layers: [
+            { class_name: 'Dense', config: { name: 'wide', units: 70_000, batch_input_shape: [null, 64] } },
+          ],
+        },
+      },
+      'slices',
+    );
+    try {
+      const [kernel, bias] = model.getWeights().map((t) => t.dataSync() as Float32Array);
+      const into = new Float32Array(specOf(model).parameters);
+      expect(flattenWeights(model, into)).toBe(into);
+      expect(bytesOf(into.subarray(0, kernel!.length)).equals(bytesOf(kernel!))).toBe(true);
+      expect(bytesOf(into.subarray(kernel!.length)).equals(bytesOf(bias!))).toBe(true);
+      expectCode(() => flattenWeights(model, new Float32Array(12)), 'MODEL_SHAPE_MISMATCH');
     } finally {
       model.dispose();
     }

@@ -1,0 +1,160 @@
+/**
+ * npm run bench:train-memory — issue 17 "Large models": how many copies of a large model a participant's training
+ * takes, without the rest of a round around it (bench:large runs the whole round). The model is bench:large's:
+ * 64 inputs → Dense(H) → Dense(H) → 2, H² + 68·H + 2 weights. On a training worker (train-pool.ts), as a participant
+ * runs them, two jobs:
+ *  - describe: build the model and draw its initial weights (what the coordinator does when it creates a task);
+ *  - train: one epoch over TRAIN_MEM_ROWS rows of random features from those weights, the trained weights back on
+ *    this thread (what a participant does each round).
+ * For each, this process's peak resident set (its worker threads included) from the job's start to its result, over
+ * the resident set just before it, in copies of the model (4 bytes a weight). The peak is the kernel's own high-water
+ * mark (VmHWM), reset before each job through /proc/self/clear_refs. Baseline in the same run: H = 100, where the
+ * copies are noise and the fixed cost (tfjs, its wasm heap) shows.
+ *
+ * Flags (environment): TRAIN_MEM_HIDDEN (5000: 25,340,002 weights; 10000 for bench:large's 100M), TRAIN_MEM_ROWS
+ * (300), TRAIN_MEM_BACKEND (wasm).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { type ModelPackage, modelPackageDigest } from '../models/index.ts';
+import type { BackendName } from '../src/participant/tf.ts';
+import { createTrainingPool } from '../src/participant/train-pool.ts';
+
+const HIDDEN = Number(process.env.TRAIN_MEM_HIDDEN ?? 5000);
+const ROWS = Number(process.env.TRAIN_MEM_ROWS ?? 300);
+const BACKEND = (process.env.TRAIN_MEM_BACKEND ?? 'wasm') as BackendName;
+const FEATURES = 64;
+const MiB = 1024 * 1024;
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function statusMiB(field: 'VmRSS' | 'VmHWM'): number {
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+  if (kb === undefined) throw new Error(`no ${field} in /proc/self/status`);
+  return Number(kb) / 1024;
+}
+
+/** Runs `job` and reports this process's peak resident set during it over the resident set before it (MiB). */
+async function peakOf<T>(
+  job: () => Promise<T>,
+): Promise<{ value: T; beforeMiB: number; extraMiB: number; s: number }> {
+  // A worker ended after a large job gives its memory back a moment later: wait until the resident set settles.
+  let beforeMiB = statusMiB('VmRSS');
+  for (let i = 0; i < 50; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 200));
+    const now = statusMiB('VmRSS');
+    const settled = Math.abs(now - beforeMiB) < 2;
+    beforeMiB = now;
+    if (settled) break;
+  }
+  writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM to the current resident set
+  const started = performance.now();
+  const value = await job();
+  const s = (performance.now() - started) / 1000;
+  return { value, beforeMiB, extraMiB: statusMiB('VmHWM') - beforeMiB, s };
+}
+
+function packageOf(hidden: number): ModelPackage {
+  const dense = (name: string, units: number, activation: string, extra = {}) => ({
+    class_name: 'Dense',
+    config: { name, units, activation, ...extra },
+  });
+  return {
+    topology: {
+      class_name: 'Sequential',
+      config: {
+        name: `wide-${hidden}`,
+        layers: [
+          dense('hidden-1', hidden, 'relu', { batch_input_shape: [null, FEATURES] }),
+          dense('hidden-2', hidden, 'relu'),
+          dense('label', 2, 'softmax'),
+        ],
+      },
+    },
+    weights: null,
+  };
+}
+
+/** Random features in [-1, 1] and the label two of them decide (bench:large's table). */
+function rows(n: number) {
+  let state = 0x2545f491;
+  const next = () => {
+    state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+    return (state / 2 ** 32) * 2 - 1;
+  };
+  const x = Float32Array.from({ length: n * FEATURES }, next);
+  const y = Uint16Array.from({ length: n }, (_, i) => (x[i * FEATURES]! + x[i * FEATURES + 1]! > 0 ? 1 : 0));
+  return { count: n, shape: [FEATURES], x, y };
+}
+
+interface Row {
+  hidden: number;
+  weights: number;
+  model_mib: number;
+  job: 'describe' | 'train';
+  before_mib: number;
+  peak_extra_mib: number;
+  s: number;
+}
+
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+async function measure(hidden: number): Promise<Row[]> {
+  const pkg = packageOf(hidden);
+  const model = { key: modelPackageDigest(pkg), topology: pkg.topology };
+  const data = rows(ROWS);
+  // A pool of its own for each job, closed after it, so that what a job's worker held is gone before the next is
+  // measured (a worker that ran a large job is ended after it, but not at once).
+  const onFreshWorker = async <T>(job: (pool: ReturnType<typeof createTrainingPool>) => Promise<T>) => {
+    const pool = createTrainingPool({ threads: 1, backend: BACKEND });
+    try {
+      await pool.backend(); // the worker and its tfjs, before anything is measured
+      return await peakOf(() => job(pool));
+    } finally {
+      await pool.close();
+    }
+  };
+  log(`H = ${hidden}: describe …`);
+  const described = await onFreshWorker((pool) => pool.describe(pkg, 'bench-train-memory'));
+  const weights = described.value.spec.parameters;
+  log(`H = ${hidden}: train on ${ROWS} rows …`);
+  const trained = await onFreshWorker((pool) =>
+    pool.train({ model, weights: described.value.initial, data, options: { epochs: 1, seed: 'bench' } }),
+  );
+  if (trained.value.weights.length !== weights) throw new Error('the trained model has the wrong size');
+  const modelMiB = (weights * 4) / MiB;
+  const row = (job: Row['job'], m: typeof described | typeof trained): Row => ({
+    hidden,
+    weights,
+    model_mib: round(modelMiB, 1),
+    job,
+    before_mib: round(m.beforeMiB, 0),
+    peak_extra_mib: round(m.extraMiB, 0),
+    s: round(m.s, 1),
+  });
+  return [row('describe', described), row('train', trained)];
+}
+
+if (gc === undefined) log('(run with --expose-gc for a steadier "before": npm run bench:train-memory does)');
+const baseline = await measure(100);
+const large = await measure(HIDDEN);
+/** What the large model adds to a job's peak over the baseline's, in copies of the large model. */
+const copies = large.map((r, i) => round((r.peak_extra_mib - baseline[i]!.peak_extra_mib) / r.model_mib, 2));
+console.log(
+  '| H | weights | model MiB | job | RSS before MiB | peak over it MiB | copies of the model | s |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const [i, r] of [...baseline, ...large].entries())
+  console.log(
+    `| ${r.hidden} | ${r.weights.toLocaleString('en-US')} | ${r.model_mib} | ${r.job} | ${r.before_mib} | ${r.peak_extra_mib} | ${i < baseline.length ? 'baseline' : copies[i - baseline.length]} | ${r.s} |`,
+  );
+console.log(
+  JSON.stringify({
+    bench: 'train-memory',
+    backend: BACKEND,
+    rows: ROWS,
+    copies: { describe: copies[0], train: copies[1] },
+    results: [...baseline, ...large],
+  }),
+);
