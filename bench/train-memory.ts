@@ -8,8 +8,9 @@
  *    this thread (what a participant does each round).
  * For each, this process's peak resident set (its worker threads included) from the job's start to its result, over
  * the resident set just before it, in copies of the model (4 bytes a weight). The peak is the kernel's own high-water
- * mark (VmHWM), reset before each job through /proc/self/clear_refs. Baseline in the same run: H = 100, where the
- * copies are noise and the fixed cost (tfjs, its wasm heap) shows.
+ * mark (VmHWM), reset before each job through /proc/self/clear_refs; beside it, how much the worker's WebAssembly
+ * heap grew (it never shrinks, so that is the backend's own high-water mark). Baseline in the same run: H = 100, whose
+ * peaks are subtracted, so that the copies are what the large model adds.
  *
  * Flags (environment): TRAIN_MEM_HIDDEN (5000: 25,340,002 weights; 10000 for bench:large's 100M), TRAIN_MEM_ROWS
  * (300), TRAIN_MEM_BACKEND (wasm).
@@ -17,7 +18,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type ModelPackage, modelPackageDigest } from '../models/index.ts';
 import type { BackendName } from '../src/participant/tf.ts';
-import { createTrainingPool } from '../src/participant/train-pool.ts';
+import { createTrainingPool, poolTestHooks } from '../src/participant/train-pool.ts';
 
 const HIDDEN = Number(process.env.TRAIN_MEM_HIDDEN ?? 5000);
 const ROWS = Number(process.env.TRAIN_MEM_ROWS ?? 300);
@@ -95,6 +96,8 @@ interface Row {
   job: 'describe' | 'train';
   before_mib: number;
   peak_extra_mib: number;
+  /** How much the worker's WebAssembly heap grew in the job (it only grows): the backend's share of the peak. */
+  wasm_heap_growth_mib: number | null;
   s: number;
 }
 
@@ -106,11 +109,19 @@ async function measure(hidden: number): Promise<Row[]> {
   const data = rows(ROWS);
   // A pool of its own for each job, closed after it, so that what a job's worker held is gone before the next is
   // measured (a worker that ran a large job is ended after it, but not at once).
+  // The worker is kept after a large job here (as it is not in a participant), so that its heap can be read.
   const onFreshWorker = async <T>(job: (pool: ReturnType<typeof createTrainingPool>) => Promise<T>) => {
-    const pool = createTrainingPool({ threads: 1, backend: BACKEND });
+    const pool = createTrainingPool({
+      threads: 1,
+      backend: BACKEND,
+      recycleAboveParameters: Number.POSITIVE_INFINITY,
+    });
     try {
-      await pool.backend(); // the worker and its tfjs, before anything is measured
-      return await peakOf(() => job(pool));
+      const heapBefore = await poolTestHooks(pool).heapBytes(); // starts the worker and its tfjs
+      const measured = await peakOf(() => job(pool));
+      const heapAfter = await poolTestHooks(pool).heapBytes();
+      const heapGrowthMiB = heapBefore === null || heapAfter === null ? null : (heapAfter - heapBefore) / MiB;
+      return { ...measured, heapGrowthMiB };
     } finally {
       await pool.close();
     }
@@ -131,6 +142,7 @@ async function measure(hidden: number): Promise<Row[]> {
     job,
     before_mib: round(m.beforeMiB, 0),
     peak_extra_mib: round(m.extraMiB, 0),
+    wasm_heap_growth_mib: m.heapGrowthMiB === null ? null : round(m.heapGrowthMiB, 0),
     s: round(m.s, 1),
   });
   return [row('describe', described), row('train', trained)];
@@ -140,21 +152,30 @@ if (gc === undefined) log('(run with --expose-gc for a steadier "before": npm ru
 const baseline = await measure(100);
 const large = await measure(HIDDEN);
 /** What the large model adds to a job's peak over the baseline's, in copies of the large model. */
-const copies = large.map((r, i) => round((r.peak_extra_mib - baseline[i]!.peak_extra_mib) / r.model_mib, 2));
+const copies = (of: (r: Row) => number | null) =>
+  large.map((r, i) => {
+    const [big, small] = [of(r), of(baseline[i]!)];
+    return big === null || small === null ? null : round((big - small) / r.model_mib, 2);
+  });
+const processCopies = copies((r) => r.peak_extra_mib);
+const heapCopies = copies((r) => r.wasm_heap_growth_mib);
 console.log(
-  '| H | weights | model MiB | job | RSS before MiB | peak over it MiB | copies of the model | s |',
+  '| H | weights | model MiB | job | RSS before MiB | peak over it MiB | copies of the model | of which wasm heap | s |',
 );
-console.log('|---|---|---|---|---|---|---|---|');
-for (const [i, r] of [...baseline, ...large].entries())
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const [i, r] of [...baseline, ...large].entries()) {
+  const k = i - baseline.length;
   console.log(
-    `| ${r.hidden} | ${r.weights.toLocaleString('en-US')} | ${r.model_mib} | ${r.job} | ${r.before_mib} | ${r.peak_extra_mib} | ${i < baseline.length ? 'baseline' : copies[i - baseline.length]} | ${r.s} |`,
+    `| ${r.hidden} | ${r.weights.toLocaleString('en-US')} | ${r.model_mib} | ${r.job} | ${r.before_mib} | ${r.peak_extra_mib} | ${k < 0 ? 'baseline' : processCopies[k]} | ${k < 0 ? `${r.wasm_heap_growth_mib} MiB` : (heapCopies[k] ?? '—')} | ${r.s} |`,
   );
+}
 console.log(
   JSON.stringify({
     bench: 'train-memory',
     backend: BACKEND,
     rows: ROWS,
-    copies: { describe: copies[0], train: copies[1] },
+    copies: { describe: processCopies[0], train: processCopies[1] },
+    wasm_heap_copies: { describe: heapCopies[0], train: heapCopies[1] },
     results: [...baseline, ...large],
   }),
 );
