@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { createKeyFile } from '../src/shared/account.ts';
 import { systemRandom } from '../src/shared/clock.ts';
 import { freePort } from './ports.ts';
+import { FEATURES, parametersOf, wideTopology } from './wide-model.ts';
 
 const flag = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const ORGS = flag('LARGE_ORGS', 3);
@@ -29,14 +30,12 @@ const HIDDEN = flag('LARGE_HIDDEN', 10_000);
 const SMALL_HIDDEN = flag('LARGE_SMALL_HIDDEN', 100);
 const ROWS = flag('LARGE_ROWS', 300);
 const DEADLINE_S = flag('LARGE_DEADLINE_S', 3600);
-const FEATURES = 64;
 const BIN = fileURLToPath(new URL('../bin/ailink.mjs', import.meta.url));
 
 const t0 = Date.now();
 const log = (s: string) =>
   process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(7)} s] ${s}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const parametersOf = (h: number) => h * h + (FEATURES + 4) * h + 2;
 
 interface Proc {
   readonly name: string;
@@ -125,26 +124,9 @@ function syntheticRows(): string[] {
 }
 
 function writeTask(dir: string, hidden: number, admitted: readonly string[]): string {
-  const dense = (name: string, units: number, activation: string, extra = {}) => ({
-    class_name: 'Dense',
-    config: { name, units, activation, ...extra },
-  });
   writeFileSync(
     join(dir, 'model.json'),
-    JSON.stringify({
-      format: 'layers-model',
-      modelTopology: {
-        class_name: 'Sequential',
-        config: {
-          name: `wide-${hidden}`,
-          layers: [
-            dense('hidden-1', hidden, 'relu', { batch_input_shape: [null, FEATURES] }),
-            dense('hidden-2', hidden, 'relu'),
-            dense('label', 2, 'softmax'),
-          ],
-        },
-      },
-    }),
+    JSON.stringify({ format: 'layers-model', modelTopology: wideTopology(hidden) }),
   );
   const minutes = (m: number) => m * 60_000;
   const task = {

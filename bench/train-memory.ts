@@ -19,11 +19,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type ModelPackage, modelPackageDigest } from '../models/index.ts';
 import type { BackendName } from '../src/participant/tf.ts';
 import { createTrainingPool, poolTestHooks } from '../src/participant/train-pool.ts';
+import { FEATURES, wideTopology } from './wide-model.ts';
 
 const HIDDEN = Number(process.env.TRAIN_MEM_HIDDEN ?? 5000);
 const ROWS = Number(process.env.TRAIN_MEM_ROWS ?? 300);
 const BACKEND = (process.env.TRAIN_MEM_BACKEND ?? 'wasm') as BackendName;
-const FEATURES = 64;
 const MiB = 1024 * 1024;
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -56,26 +56,7 @@ async function peakOf<T>(
   return { value, beforeMiB, extraMiB: statusMiB('VmHWM') - beforeMiB, s };
 }
 
-function packageOf(hidden: number): ModelPackage {
-  const dense = (name: string, units: number, activation: string, extra = {}) => ({
-    class_name: 'Dense',
-    config: { name, units, activation, ...extra },
-  });
-  return {
-    topology: {
-      class_name: 'Sequential',
-      config: {
-        name: `wide-${hidden}`,
-        layers: [
-          dense('hidden-1', hidden, 'relu', { batch_input_shape: [null, FEATURES] }),
-          dense('hidden-2', hidden, 'relu'),
-          dense('label', 2, 'softmax'),
-        ],
-      },
-    },
-    weights: null,
-  };
-}
+const packageOf = (hidden: number): ModelPackage => ({ topology: wideTopology(hidden), weights: null });
 
 /** Random features in [-1, 1] and the label two of them decide (bench:large's table). */
 function rows(n: number) {
