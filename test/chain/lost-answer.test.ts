@@ -14,7 +14,9 @@ import { useDevChain } from './fixture.ts';
  * itself is lost on the way: the client sees the same silence, and nothing lands. The '…-then-drop' modes also cut the
  * client's connection right after the submission (the node restarting, the link failing); the client's next
  * connection is relayed faithfully. 'drop-at-block-read' cuts the client's connection instead of passing on its first
- * request for a block body: the node dying with a read in flight.
+ * request for a block body: the node dying with a read in flight. 'late-then-drop' holds the submission back and cuts
+ * the client's connection; the node gets the held submission only when the client, reconnected, sends it again (a
+ * node slow to take it: after the client looked and found nothing).
  */
 type RelayMode =
   | 'lose-answer'
@@ -22,6 +24,7 @@ type RelayMode =
   | 'lose-answer-then-drop'
   | 'swallow-then-drop'
   | 'hold-submission'
+  | 'late-then-drop'
   | 'drop-at-block-read';
 /** How long 'hold-submission' keeps the submission from the node before passing it on. */
 const HOLD_MS = 1500;
@@ -31,6 +34,8 @@ async function answerLosingRelay(target: string, mode: RelayMode = 'lose-answer'
   let lostId: number | undefined;
   let lostSubscription: string | undefined;
   let droppedRead = false;
+  /** 'late-then-drop': the first submission, held with the upstream connection it goes out on. */
+  let held: { text: string; upstream: WebSocket } | undefined;
   server.on('connection', (client: WebSocket) => {
     const upstream = new WebSocket(target);
     const queued: string[] = [];
@@ -45,8 +50,24 @@ async function answerLosingRelay(target: string, mode: RelayMode = 'lose-answer'
         client.terminate();
         return;
       }
+      if (held !== undefined && msg.method === 'author_submitAndWatchExtrinsic') {
+        // The client sends it again: the node gets the first copy now, and this one a moment later.
+        const late = held;
+        held = undefined;
+        late.upstream.send(late.text);
+        setTimeout(() => {
+          upstream.send(text);
+          late.upstream.close();
+        }, 1000);
+        return;
+      }
       if (lostId === undefined && msg.method === 'author_submitAndWatchExtrinsic') {
         lostId = msg.id;
+        if (mode === 'late-then-drop') {
+          held = { text, upstream };
+          setTimeout(() => client.terminate(), 50);
+          return;
+        }
         if (mode.endsWith('-then-drop')) setTimeout(() => client.terminate(), 50);
         // The submission never reaches the node: nothing lands.
         if (mode.startsWith('swallow')) return;
@@ -70,7 +91,8 @@ async function answerLosingRelay(target: string, mode: RelayMode = 'lose-answer'
       if (lostSubscription !== undefined && msg.params?.subscription === lostSubscription) return;
       client.send(text);
     });
-    client.on('close', () => upstream.close());
+    // A held submission keeps its upstream connection open until it has gone out on it.
+    client.on('close', () => held?.upstream !== upstream && upstream.close());
     upstream.on('close', () => client.close());
   });
   return {
@@ -158,6 +180,21 @@ describe('a submission whose answer is lost', () => {
     // And the client goes on over its new connection.
     await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }]);
     expect((await dev.client().balance(dave.address)) - before).toBe(2n * ROC);
+  });
+
+  it('is found on chain when the node took it only after the client looked and sent it again: paid once', async () => {
+    // Seen in CI under load: the connection dropped under a submission the node had not yet taken, the client looked
+    // (the nonce was still free) and sent it again, and the first copy reached the pool in between. The pool refused
+    // the second copy (same nonce, a fresh signature) and the client threw CHAIN_TX_REJECTED for a transfer that landed.
+    const client = await through('late-then-drop');
+    const before = await dev.client().balance(dave.address);
+    const inclusion = await client.submit(bob, [{ kind: 'transfer', to: dave.address, amount: ROC }], {
+      deadlineMs: 20_000,
+    });
+    const block = await dev.client().block(inclusion.blockNumber);
+    expect(block.extrinsics.find((x) => x.index === inclusion.extrinsicIndex)?.signer).toBe(bob.address);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await dev.client().balance(dave.address)) - before).toBe(ROC);
   });
 
   it('a deadline that passes while the submission itself is unanswered is a CHAIN_TIMEOUT, never an unhandled rejection', async () => {
