@@ -192,6 +192,18 @@ export const CALL_SCHEMAS = {
         .optional(),
     })
     .strict(),
+  /**
+   * Holds the caller's placement ticket for the upload `deal` while its columns travel, or renews the hold
+   * (src/chain/pallets/placement.ts): the declaration then takes it however old its epoch is.
+   */
+  'placement.holdTicket': z
+    .object({
+      deal: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex characters'),
+      epoch: z.number().int().nonnegative(),
+      slot: z.number().int().nonnegative(),
+      columns: z.number().int().min(1).max(256),
+    })
+    .strict(),
   /** The next segments of a declaration made with `segmentCount`, in the block that declared it; `deal` names the upload. */
   'fileBank.declareSegments': z
     .object({

@@ -91,6 +91,7 @@ export {
 } from './pallets/peer-key.ts';
 export {
   epochOf,
+  holdBlocks,
   type PlacementEpoch,
   type PlacementTicket,
   placementEpoch,

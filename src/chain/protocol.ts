@@ -5,7 +5,7 @@ import { CallRejected } from './pallets/context.ts';
 import { fileBank, getFile } from './pallets/file-bank.ts';
 import { market, marketOnBlock, marketOnDelete } from './pallets/market.ts';
 import { oss } from './pallets/oss.ts';
-import { placementOnBlock } from './pallets/placement.ts';
+import { placement, placementOnBlock } from './pallets/placement.ts';
 import { flagPayment, openDebt, paidToPotDirectly, pot } from './pallets/pot.ts';
 import { provenance } from './pallets/provenance.ts';
 import { sminer } from './pallets/sminer.ts';
@@ -33,6 +33,7 @@ const RULES: { [N in CallName]: Rule<Extract<ProtocolCall, { name: N }>['args']>
     if (replaced !== undefined) marketOnDelete(state, ctx, replaced);
   },
   'fileBank.declareSegments': fileBank.declareSegments,
+  'placement.holdTicket': placement.holdTicket,
   'fileBank.createBucket': fileBank.createBucket,
   'fileBank.deleteBucket': fileBank.deleteBucket,
   'fileBank.putRetention': fileBank.putRetention,

@@ -6,6 +6,7 @@ import { restoralClaimers, transferReceiptMessage } from '../../src/chain/pallet
 import {
   epochKey,
   epochMiners,
+  holdOf,
   placementEpoch,
   usedBytesOf,
   usedSlots,
@@ -336,6 +337,158 @@ describe('placement as a rule: a storage client put', () => {
     } finally {
       await codec.close();
     }
+  });
+});
+
+// Holds: a put longer than a draw's validity (a 1.2 GB model update on a busy dev network outlived its 250 blocks, and
+// the coordinator's declaration was refused) holds its ticket on chain while its columns travel.
+describe('placement as a rule: holds', () => {
+  const hold = (deal: string, epoch: number, slot: number, columns = COLUMNS) =>
+    remark('placement.holdTicket', { deal, epoch, slot, columns });
+  const outcomeOf = async (twin: Twin, calls: ReturnType<typeof remark>[]) => {
+    const { blockNumber } = await twin.chain.submit(uploader, calls);
+    return twin.records.filter((r) => r.block === blockNumber);
+  };
+
+  /** A client put whose miners take 60 blocks per segment: 8 segments outlast a draw's 300 blocks. */
+  async function slowPut(twin: Twin, keepDraw: boolean) {
+    const registry = registryOf(twin);
+    const slowMiners = {
+      async put(peer: PeerRef, _hash: string, bytes: Uint8Array | FragmentBody) {
+        if (!(bytes instanceof Uint8Array)) for (const _ of bytes.pieces()) void _;
+        if (peer.peerId === firstPeer) await twin.mine(60);
+      },
+      async receipt(peer: PeerRef, column: ColumnRef & { deal: string }) {
+        const m = byPeer.get(peer.peerId)!;
+        const message = transferReceiptMessage(column.fid, column.deal, column.index, column.fragments);
+        return { index: column.index, miner: m.address, signature: toHex(m.sign(message)) };
+      },
+    } as unknown as MinerClient;
+    let firstPeer = '';
+    const directory = registry.directory.bind(registry);
+    registry.directory = async (want) => {
+      const peers = await directory(want);
+      firstPeer = peers[0]!.peerId;
+      return peers;
+    };
+    if (!keepDraw) delete registry.keepDraw;
+    const codec = createCodecPool({ inline: true });
+    const client = createStorageClient(
+      { miners: slowMiners, registry, account: uploader, codec, clock: systemClock, random: systemRandom },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    );
+    try {
+      return await client.put(systemRandom(TEST_PROFILE.segmentSize * 8));
+    } finally {
+      await codec.close();
+    }
+  }
+
+  it('without a hold, a put longer than its draw is valid is refused at its declaration', async () => {
+    const twin = await network(PLACED);
+    await expect(slowPut(twin, false)).rejects.toThrow(/placement epoch 1: expected one of [3-9]…/);
+  });
+
+  it('with it, the put holds its draw, renews the hold, and lands on the miners it was drawn', async () => {
+    const twin = await network(PLACED);
+    const draws = [0, 1, 2, 3].map((slot) => drawnFor(twin, slot));
+    const { fid } = await slowPut(twin, true);
+    const file = fileOf(twin.state, fid)!;
+    expect(file.state).toBe('Active');
+    expect(file.activeAt).toBeGreaterThan(100 + 300);
+    expect(file.placement).toMatchObject({ epoch: EPOCH });
+    expect(file.placement).not.toHaveProperty('drawn');
+    expect(draws[file.placement!.slot]).toEqual(expect.arrayContaining(file.placements));
+    const holds = twin.submitted.filter((s) => s.calls.includes('placement.holdTicket'));
+    expect(holds.length).toBeGreaterThanOrEqual(2);
+    // The declaration took the hold: nothing of it is left.
+    expect(twin.state.scan('placement/holds/')).toEqual([]);
+  });
+
+  it("a hold is taken in a declaration's window, on an unused slot, renewed only as taken, and used once", async () => {
+    const twin = await network(PLACED);
+    const { d } = upload('holds/rules');
+    const drawn = drawnFor(twin, 2);
+    const colluders = outside(twin, 2);
+    const refused: [ReturnType<typeof remark>, RegExp][] = [
+      [hold(d.deal, 2, 2), /placement epoch 2: expected one of 0…1/],
+      [hold(d.deal, EPOCH, 4), /placement slot 4: expected 0…3/],
+    ];
+    for (const [call, reason] of refused) {
+      const [outcome] = await outcomeOf(twin, [call]);
+      expect(outcome).toMatchObject({ outcome: 'rejected' });
+      expect(outcome!.reason).toMatch(reason);
+    }
+    expect(twin.state.scan('placement/holds/')).toEqual([]);
+    expect((await outcomeOf(twin, [hold(d.deal, EPOCH, 2)]))[0]).toMatchObject({ outcome: 'applied' });
+    const taken = await twin.indexer.sync();
+    expect(holdOf(twin.state, uploader.address, d.deal)).toEqual({
+      epoch: EPOCH,
+      slot: 2,
+      columns: COLUMNS,
+      drawn,
+      until: taken + 300,
+    });
+    // The hold used the slot: no other upload declares with it, and the hold is not moved to another draw.
+    const other = upload('holds/other');
+    const [slotTaken] = await declareOn(twin, other.d, [], { epoch: EPOCH, slot: 2 });
+    expect(slotTaken!.reason).toMatch(/slot 2 of epoch 1 was declared with already/);
+    const [moved] = await outcomeOf(twin, [hold(d.deal, EPOCH, 3)]);
+    expect(moved!.reason).toMatch(/holds epoch 1, slot 2 for 12 columns: a hold is renewed as it was taken/);
+    // Long after epoch 1 is gone, the renewed hold still declares, and the report is checked against its draw.
+    await twin.mine(taken + 250 - (await twin.indexer.sync()));
+    await outcomeOf(twin, [hold(d.deal, EPOCH, 2)]);
+    await twin.mine(taken + 500 - (await twin.indexer.sync()));
+    expect(placementEpoch(twin.state, EPOCH)).toBeUndefined();
+    const [declared, report] = await declareOn(twin, d, colluders, { epoch: EPOCH, slot: 2 });
+    expect(declared).toMatchObject({ outcome: 'applied' });
+    expect(report!.reason).toMatch(/is not among the 16 miners drawn for .* \(placement epoch 1, slot 2\)/);
+    expect(fileOf(twin.state, d.fid)!.placement!.drawn).toEqual(drawn);
+    const honest = await twin.chain.submit(uploader, [
+      remark('fileBank.transferReport', {
+        fid: d.fid,
+        receipts: drawn.slice(0, COLUMNS).map((a, index) => makeReceipt(accountOf(a), d, index)),
+      }),
+    ]);
+    expect(twin.records.find((r) => r.block === honest.blockNumber)?.outcome).toBe('applied');
+    expect(fileOf(twin.state, d.fid)).toMatchObject({
+      state: 'Active',
+      placement: { epoch: EPOCH, slot: 2 },
+    });
+    expect(fileOf(twin.state, d.fid)!.placement).not.toHaveProperty('drawn');
+    expect(holdOf(twin.state, uploader.address, d.deal)).toBeUndefined();
+  });
+
+  it('a hold left to end is not declared with; a new hold then needs a valid epoch, and ended holds are dropped', async () => {
+    const twin = await network(PLACED);
+    const { d } = upload('holds/ended');
+    await outcomeOf(twin, [hold(d.deal, EPOCH, 0)]);
+    const until = holdOf(twin.state, uploader.address, d.deal)!.until;
+    await twin.mine(until + 1 - (await twin.indexer.sync()));
+    const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 0 });
+    expect(declared!.reason).toMatch(
+      new RegExp(`the hold on placement epoch 1, slot 0 for upload ${d.deal} ended at block ${until}`),
+    );
+    const [renewed] = await outcomeOf(twin, [hold(d.deal, EPOCH, 0)]);
+    expect(renewed!.reason).toMatch(/placement epoch 1: expected one of/);
+    // A fresh hold in the current epoch drops the ended one.
+    const epoch = Math.floor((await twin.indexer.sync()) / 100);
+    const next = upload('holds/next');
+    expect((await outcomeOf(twin, [hold(next.d.deal, epoch, 0)]))[0]).toMatchObject({ outcome: 'applied' });
+    expect(holdOf(twin.state, uploader.address, d.deal)).toBeUndefined();
+    // A declaration of another column count does not take the hold.
+    const wide = {
+      ...next.d,
+      profile: { ...next.d.profile, parityFragments: next.d.profile.parityFragments + 1 },
+    };
+    const [mismatch] = await declareOn(twin, wide as Declaration, [], { epoch, slot: 0 });
+    expect(mismatch!.reason).toMatch(/the hold was drawn for 12 columns; this upload has 13/);
+  });
+
+  it('a network without placement draws has no ticket to hold', async () => {
+    const twin = await network(CONFIG, 12);
+    const [outcome] = await outcomeOf(twin, [hold(upload('holds/none').d.deal, 0, 0)]);
+    expect(outcome!.reason).toMatch(/does not draw placements: there is no ticket to hold/);
   });
 });
 

@@ -1647,6 +1647,8 @@ type Op =
       split?: boolean;
     }
   | { t: 'declareSegments'; file: number; deal: number }
+  /** placement.holdTicket for a file's deal: refused on this network, whose configuration draws no placements. */
+  | { t: 'hold'; file: number }
   /** Buckets 0 and 1 ("b-0", "b-1") of the caller or, as its operator, of `owner`; a declaration files under one. */
   | { t: 'createBucket' | 'deleteBucket'; bucket: number; owner: number | null; lock?: boolean }
   /** fileBank.putObjectLock of bucket b-<bucket>: a default of `days`, or none. */
@@ -1746,6 +1748,7 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
       3,
     ),
     o(fc.record({ t: fc.constant('declareSegments' as const), file, deal: fc.nat(1) }), users, 2),
+    o(fc.record({ t: fc.constant('hold' as const), file }), users, 1),
     o(
       fc.record({
         t: fc.constantFrom('createBucket' as const, 'createBucket' as const, 'deleteBucket' as const),
@@ -2057,6 +2060,10 @@ describe('the protocol as a replayable fold', () => {
           }),
         };
       }
+      case 'hold':
+        return {
+          call: call('placement.holdTicket', { deal: files[op.file]!.deal, epoch: 0, slot: 0, columns: 12 }),
+        };
       case 'createBucket':
       case 'deleteBucket':
         return {
@@ -2428,6 +2435,7 @@ describe('the protocol as a replayable fold', () => {
       [23, 4, { t: 'declare', file: 0, owner: 4, deal: 0, badSize: false, entry: null, split: true }],
       [23, 4, { t: 'declareSegments', file: 0, deal: 0 }],
       [23, 4, { t: 'declareSegments', file: 0, deal: 0 }], // complete already: rejected
+      [23, 4, { t: 'hold', file: 0 }], // no placement draws here: rejected
     ];
     return [
       ...prelude(),
@@ -2602,7 +2610,10 @@ describe('the protocol as a replayable fold', () => {
     // The generator must reach every rule both ways, or the property says little.
     for (const name of Object.keys(CALL_SCHEMAS)) {
       const t = tally.get(name);
-      if (name !== 'audit.submitResult') expect(t?.applied ?? 0, `${name} applied`).toBeGreaterThan(0);
+      // A valid audit proof, and a hold on a network that draws placements, are applied in their own tests
+      // (test/chain/audit*.test.ts, test/chain/placement-rules.test.ts).
+      if (name !== 'audit.submitResult' && name !== 'placement.holdTicket')
+        expect(t?.applied ?? 0, `${name} applied`).toBeGreaterThan(0);
       expect(t?.rejected ?? 0, `${name} rejected`).toBeGreaterThan(0);
     }
   });

@@ -66,6 +66,7 @@ beforeAll(async () => {
     'fileBank.createBucket': { name: 'backups.2026', owner: owner.address },
     'fileBank.deleteBucket': { name: 'a-b' },
     'fileBank.declareSegments': { fid: d.fid, deal: d.deal, segments: d.segments.slice(1) },
+    'placement.holdTicket': { deal: d.deal, epoch: 3, slot: 7, columns: 12 },
     'fileBank.transferReport': { fid: d.fid, receipts: [makeReceipt(miner, d, 0), makeReceipt(owner, d, 1)] },
     'fileBank.deleteFile': { fid: d.fid },
     'fileBank.putRetention': { fid: d.fid, retention: { mode: 'COMPLIANCE', until: 1_900_000_000_000 } },

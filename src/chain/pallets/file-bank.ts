@@ -6,7 +6,14 @@ import type { CallArgs, Retention } from '../calls.ts';
 import { type StateReader, type StateValue, type StateWriter, scanBelow } from '../state.ts';
 import { type BlockContext, type CallContext, type ProtocolConfig, type Rule, reject } from './context.ts';
 import { authorised } from './oss.ts';
-import { countUsed, drawnMiners, type PlacementTicket, restorers, takeTicket } from './placement.ts';
+import {
+  countUsed,
+  drawnMiners,
+  type PlacementTicket,
+  restorers,
+  takeTicket,
+  withoutDrawn,
+} from './placement.ts';
 import { positiveMiner } from './sminer.ts';
 import { creditSpace, debitSpace, spaceTakenBy } from './storage-handler.ts';
 import { verifierKey } from './tee-worker.ts';
@@ -207,7 +214,10 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     );
   }
   replaceIncomplete(state, ctx, args.fid);
-  const ticket = takeTicket(state, ctx, args.placement);
+  const ticket = takeTicket(state, ctx, args.placement, {
+    deal: args.deal,
+    columns: columnsOf(args.profile),
+  });
   const total = args.segmentCount ?? args.segments.length;
   if (total < args.segments.length) {
     reject(`segmentCount ${total} is less than the ${args.segments.length} segments listed`);
@@ -606,6 +616,8 @@ const transferReport = (
     ...file,
     placements,
     ...(activated ? { state: 'Active', activeAt: ctx.block.number } : {}),
+    // A held draw is needed only until every column is reported: an Active file keeps the ticket alone.
+    ...(activated && file.placement?.drawn !== undefined ? { placement: withoutDrawn(file.placement) } : {}),
   });
   const entry = activated ? state.get<FileEntry>(filedKey(args.fid)) : undefined;
   if (entry === undefined) return undefined;

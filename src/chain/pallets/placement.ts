@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { CallArgs } from '../calls.ts';
 import { drawPlacement, type PlacementCandidate, placementSeed, rankRestorers } from '../placement.ts';
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
-import { type BlockContext, type CallContext, type PlacementConfig, reject } from './context.ts';
+import { type BlockContext, type CallContext, type PlacementConfig, type Rule, reject } from './context.ts';
 import type { MinerInfo } from './sminer.ts';
 
 /**
@@ -14,10 +15,23 @@ import type { MinerInfo } from './sminer.ts';
  * - a receipt counts only from a miner among the first `columns + spares` of the ticket's draw (src/chain/placement.ts).
  * Free space comes from a per-miner counter of the service bytes placed on it, kept wherever fileBank places or
  * removes a column, so the snapshot costs O(miners) once per epoch instead of a scan of everything stored.
+ *
+ * An upload longer than a draw's validity (a 1.2 GB model on a busy dev network outlived its 250 blocks) holds its
+ * ticket first (`placement.holdTicket`): the draw is taken within the same window as a declaration's, so the choice
+ * it leaves an uploader is the same, but its miners are copied into the hold, which the uploader renews while its
+ * columns travel and its declaration takes later, however old the epoch is by then.
  */
 
 /** A declaration's placement ticket, as the file keeps it: the draw its receipts are checked against. */
-export interface PlacementTicket {
+export type PlacementTicket = TicketFields & {
+  /**
+   * The draw's miners, kept from a hold until the file is Active (null: any positive miner, a network no larger than
+   * one draw): the report is checked against them, as the hold's epoch snapshot may be gone.
+   */
+  drawn?: string[] | null;
+};
+
+interface TicketFields {
   [key: string]: StateValue;
   readonly epoch: number;
   readonly slot: number;
@@ -28,6 +42,20 @@ export interface PlacementTicket {
    * (`restorers`). Unknown to the uploader when it picks its slot, so it cannot pick a slot for its restorers too.
    */
   readonly restoralSeed: string;
+}
+
+/**
+ * A ticket held for an upload still under way (`placement.holdTicket`), by the holding account and the upload's deal:
+ * its draw, copied while the epoch was valid, and the last block a declaration may take it in.
+ */
+export interface PlacementHold {
+  [key: string]: StateValue;
+  readonly epoch: number;
+  readonly slot: number;
+  readonly columns: number;
+  /** The first `columns + spares` miners of the draw; null when any positive miner is accepted. */
+  readonly drawn: string[] | null;
+  readonly until: number;
 }
 
 /**
@@ -50,6 +78,18 @@ export const epochKey = (epoch: number) => `${EPOCHS_PREFIX}${pad(epoch)}`;
 const minersKey = (epoch: number) => `placement/miners/${pad(epoch)}`;
 const slotsKey = (epoch: number, account: string) => `${SLOTS_PREFIX}${pad(epoch)}/${account}`;
 const usedKey = (miner: string) => `placement/used/${miner}`;
+const holdsPrefix = (account: string) => `placement/holds/${account}/`;
+const holdKey = (account: string, deal: string) => `${holdsPrefix(account)}${deal}`;
+
+/**
+ * Blocks a hold lasts from its last renewal: as long as a draw's own validity, so an upload renews about as often as
+ * its draws would expire.
+ */
+export const holdBlocks = (config: PlacementConfig): number => config.epochBlocks * (config.epochsValid + 1);
+
+/** The ticket `account` holds for the upload `deal`, expired or not. */
+export const holdOf = (state: StateReader, account: string, deal: string): PlacementHold | undefined =>
+  state.get<PlacementHold>(holdKey(account, deal));
 
 /** How a rejection of an already used slot begins: the client then declares with another slot its draw allows. */
 export const SLOT_TAKEN = 'placement slot taken';
@@ -160,25 +200,14 @@ export function ticketDraw(
 }
 
 /**
- * Takes the declaration's ticket: the epoch must still be valid and its slot unused by the declaring account.
- * @returns what the file keeps, or undefined on a network without `placement`
+ * Uses a slot of `ticket`'s epoch for the caller: the epoch must still be valid and the slot unused by the caller.
  */
-export function takeTicket(
+function useSlot(
   state: StateWriter,
   ctx: CallContext,
-  ticket: { readonly epoch: number; readonly slot: number } | undefined,
-): PlacementTicket | undefined {
-  const config = ctx.config.placement;
-  if (config === undefined) {
-    if (ticket !== undefined)
-      reject('this network does not draw placements: declare without a placement ticket');
-    return undefined;
-  }
-  if (ticket === undefined) {
-    reject(
-      'this network draws placements: a declaration names the ticket (epoch, slot) its miners were drawn with',
-    );
-  }
+  config: PlacementConfig,
+  ticket: { readonly epoch: number; readonly slot: number },
+): void {
   const current = epochOf(config, ctx.block.number);
   const oldest = Math.max(0, current - config.epochsValid);
   if (ticket.epoch > current || ticket.epoch < oldest || placementEpoch(state, ticket.epoch) === undefined) {
@@ -196,7 +225,87 @@ export function takeTicket(
     );
   }
   state.put(slotsKey(ticket.epoch, ctx.caller), [...used, ticket.slot]);
-  return { epoch: ticket.epoch, slot: ticket.slot, by: ctx.caller, restoralSeed: ctx.block.hash };
+}
+
+/**
+ * Takes the declaration's ticket: one the caller holds for the upload `deal` (`placement.holdTicket`), however old its
+ * epoch, or else an epoch still valid and a slot unused by the caller.
+ * @returns what the file keeps, or undefined on a network without `placement`
+ */
+export function takeTicket(
+  state: StateWriter,
+  ctx: CallContext,
+  ticket: { readonly epoch: number; readonly slot: number } | undefined,
+  upload: { readonly deal: string; readonly columns: number },
+): PlacementTicket | undefined {
+  const config = ctx.config.placement;
+  if (config === undefined) {
+    if (ticket !== undefined)
+      reject('this network does not draw placements: declare without a placement ticket');
+    return undefined;
+  }
+  if (ticket === undefined) {
+    reject(
+      'this network draws placements: a declaration names the ticket (epoch, slot) its miners were drawn with',
+    );
+  }
+  const taken = { epoch: ticket.epoch, slot: ticket.slot, by: ctx.caller, restoralSeed: ctx.block.hash };
+  const held = holdOf(state, ctx.caller, upload.deal);
+  if (held === undefined || held.epoch !== ticket.epoch || held.slot !== ticket.slot) {
+    useSlot(state, ctx, config, ticket);
+    return taken;
+  }
+  if (held.until < ctx.block.number) {
+    reject(
+      `the hold on placement epoch ${held.epoch}, slot ${held.slot} for upload ${upload.deal} ended at block ${held.until}: renew a hold before it ends, or draw the miners again`,
+    );
+  }
+  if (held.columns !== upload.columns) {
+    reject(`the hold was drawn for ${held.columns} columns; this upload has ${upload.columns}`);
+  }
+  state.delete(holdKey(ctx.caller, upload.deal));
+  return { ...taken, drawn: held.drawn };
+}
+
+/**
+ * Holds a ticket for an upload still under way, or renews the caller's hold of it for `holdBlocks` more blocks. A new
+ * hold takes the slot as a declaration would (same window, same slot rule), so holding widens no uploader's choice.
+ * The caller's ended holds are dropped here, so an account keeps at most the holds it renews.
+ */
+const holdTicket: Rule<CallArgs<'placement.holdTicket'>> = (state, ctx, args) => {
+  const config = ctx.config.placement;
+  if (config === undefined) reject('this network does not draw placements: there is no ticket to hold');
+  const until = ctx.block.number + holdBlocks(config);
+  const held = holdOf(state, ctx.caller, args.deal);
+  if (held !== undefined && held.until >= ctx.block.number) {
+    if (held.epoch !== args.epoch || held.slot !== args.slot || held.columns !== args.columns) {
+      reject(
+        `upload ${args.deal} holds epoch ${held.epoch}, slot ${held.slot} for ${held.columns} columns: a hold is renewed as it was taken`,
+      );
+    }
+    state.put(holdKey(ctx.caller, args.deal), { ...held, until });
+    return;
+  }
+  for (const [key, value] of state.scan(holdsPrefix(ctx.caller))) {
+    if ((value as PlacementHold).until < ctx.block.number) state.delete(key);
+  }
+  useSlot(state, ctx, config, args);
+  const drawn = ticketDraw(state, config, { ...args, by: ctx.caller }, args.columns);
+  state.put(holdKey(ctx.caller, args.deal), {
+    epoch: args.epoch,
+    slot: args.slot,
+    columns: args.columns,
+    drawn: drawn ?? null,
+    until,
+  } satisfies PlacementHold);
+};
+
+export const placement = { holdTicket };
+
+/** `ticket` without its held draw (what an Active file keeps). */
+export function withoutDrawn(ticket: PlacementTicket): PlacementTicket {
+  const { drawn, ...kept } = ticket;
+  return kept;
 }
 
 /**
@@ -212,6 +321,7 @@ export function drawnMiners(
 ): ReadonlySet<string> | undefined {
   const config = ctx.config.placement;
   if (config === undefined || ticket === undefined) return undefined;
+  if (ticket.drawn !== undefined) return ticket.drawn === null ? undefined : new Set(ticket.drawn);
   const drawn = ticketDraw(state, config, ticket, columns);
   if (drawn === null) {
     reject(

@@ -8,6 +8,7 @@ import {
   fileOf,
   filesOfOwner,
   grantOf,
+  holdBlocks,
   type Indexer,
   minerOf,
   minersOf,
@@ -35,6 +36,17 @@ import {
   summaryOf,
 } from '../object/index.ts';
 import type { MinerClient } from '../protocol/index.ts';
+
+/** A placement ticket drawn for an upload and not declared yet. */
+interface Ticket {
+  readonly epoch: number;
+  readonly slot: number;
+  readonly columns: number;
+  /** The last block of the ticket's hold on chain, once the upload took one (`placement.holdTicket`). */
+  heldUntil?: number;
+  /** The hold check under way, if any: one at a time per upload. */
+  keeping?: Promise<void> | undefined;
+}
 
 /**
  * Runs `submit`, turning the chain's refusal of a declaration beyond its owner's space into QUOTA_EXCEEDED: the one
@@ -85,7 +97,7 @@ export function createChainRegistry(
    * Placement tickets drawn and not declared yet, by the upload's deal (networks whose rules draw placements): the
    * declaration names the ticket its miners were drawn with.
    */
-  const tickets = new Map<string, { readonly epoch: number; readonly slot: number }>();
+  const tickets = new Map<string, Ticket>();
   const submit = (calls: Parameters<typeof submitProtocol>[2]) =>
     submitProtocol(deps, account, calls, { deadlineMs: options.deadlineMs });
 
@@ -108,7 +120,7 @@ export function createChainRegistry(
         `the chain keeps no placement snapshot for epoch ${epoch} (block ${height}): expected one from the epoch's first block; is the index synced?`,
       );
     }
-    for (const [deal, t] of tickets) if (t.epoch < epoch - rules.epochsValid) tickets.delete(deal);
+    for (const [deal, t] of tickets) if (lastBlockOf(t) < height) tickets.delete(deal);
     const taken = new Set(usedSlots(indexer.state, epoch, account.address));
     for (const t of tickets.values()) if (t.epoch === epoch) taken.add(t.slot);
     const open = Array.from({ length: rules.slotsPerEpoch }, (_, slot) => slot).filter((s) => !taken.has(s));
@@ -119,7 +131,7 @@ export function createChainRegistry(
       );
     }
     const slot = open[Buffer.from(random(4)).readUInt32BE(0) % open.length]!;
-    tickets.set(want.deal, { epoch, slot });
+    tickets.set(want.deal, { epoch, slot, columns: want.columns });
     return ticketDraw(indexer.state, rules, { epoch, slot, by: account.address }, want.columns) ?? undefined;
   }
 
@@ -149,6 +161,42 @@ export function createChainRegistry(
       if (drawn === undefined || placed.every((m) => drawn.includes(m))) return { epoch: ticket.epoch, slot };
     }
     return undefined;
+  }
+
+  /** The last block a declaration may name `ticket` in: its epoch's validity, or its hold's. */
+  function lastBlockOf(ticket: Ticket): number {
+    const rules = indexer.config.placement!;
+    return ticket.heldUntil ?? (ticket.epoch + rules.epochsValid + 1) * rules.epochBlocks - 1;
+  }
+
+  /**
+   * Holds the upload's ticket on chain, or renews the hold, once less than half a hold's length is left of it
+   * (`placement.holdTicket`): a put longer than a draw's validity still declares with the miners it was drawn. One
+   * check at a time per upload; a failed hold is tried again at the next call, and the declaration says what the
+   * chain makes of a ticket that ran out meanwhile.
+   */
+  function keepDraw(deal: string): Promise<void> {
+    const ticket = tickets.get(deal);
+    if (ticket === undefined) return Promise.resolve();
+    ticket.keeping ??= (async () => {
+      const rules = indexer.config.placement!;
+      const height = await indexer.sync();
+      if (lastBlockOf(ticket) - height > holdBlocks(rules) / 2) return;
+      const { block } = await submit([
+        protocolCall('placement.holdTicket', {
+          deal,
+          epoch: ticket.epoch,
+          slot: ticket.slot,
+          columns: ticket.columns,
+        }),
+      ]);
+      ticket.heldUntil = block + holdBlocks(rules);
+    })()
+      .catch(() => {})
+      .finally(() => {
+        ticket.keeping = undefined;
+      });
+    return ticket.keeping;
   }
 
   function recordOf(fid: string): Placement | null {
@@ -182,6 +230,9 @@ export function createChainRegistry(
   return {
     needsReceipts: true,
     deferrableColumns,
+    keepDraw(deal) {
+      if (indexer.config.placement !== undefined) void keepDraw(deal);
+    },
     async directory(want) {
       const height = await indexer.sync();
       const positive = minersOf(indexer.state).filter((m) => m.state === 'positive');
@@ -244,6 +295,8 @@ export function createChainRegistry(
         return [{ index, miner: c.receipt.miner, signature: c.receipt.signature }];
       });
       const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
+      // A put that took long may be near its ticket's end: hold it before declaring (nothing to do otherwise).
+      await keepDraw(deal);
       const ticket = tickets.get(deal);
       if (indexer.config.placement !== undefined && ticket === undefined) {
         throw new AilinkError(
@@ -252,7 +305,7 @@ export function createChainRegistry(
         );
       }
       // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
-      const declare = (placement: typeof ticket) =>
+      const declare = (placement: { readonly epoch: number; readonly slot: number } | undefined) =>
         quotaChecked(submit)(
           declarationCalls(
             {
@@ -265,7 +318,9 @@ export function createChainRegistry(
               segments: record.segments,
               encryption: record.encryption,
               ...(entry === undefined ? {} : { entry }),
-              ...(placement === undefined ? {} : { placement }),
+              ...(placement === undefined
+                ? {}
+                : { placement: { epoch: placement.epoch, slot: placement.slot } }),
             },
             receipts,
             deferred,
@@ -285,7 +340,7 @@ export function createChainRegistry(
                 columns.length,
               );
         if (other === undefined) throw err;
-        tickets.set(deal, other);
+        tickets.set(deal, { ...other, columns: ticket!.columns });
         await declare(other);
       }
       tickets.delete(deal);

@@ -107,6 +107,11 @@ export interface ObjectRegistry {
    * checked against its hash, so any holder will do); they never take columns and repairs do not count on them.
    */
   departed?(): Promise<readonly PeerRef[]>;
+  /**
+   * Called as a put's segments are stored: a registry whose placement draws expire (the chain's) holds the upload's
+   * draw before it does, so a long put still declares with the miners it was drawn. Never throws; returns at once.
+   */
+  keepDraw?(deal: string): void;
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
   readonly needsReceipts: boolean;
   /**
