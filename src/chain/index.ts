@@ -92,6 +92,7 @@ export {
 export {
   epochOf,
   holdBlocks,
+  holdsTicket,
   type PlacementEpoch,
   type PlacementTicket,
   placementEpoch,

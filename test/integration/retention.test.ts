@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileOf } from '../../src/chain/index.ts';
+import { fileOf, holdsTicket } from '../../src/chain/index.ts';
 import {
   type DevNetwork,
   openSession,
@@ -34,6 +34,9 @@ const TASK = 'gc-0123456789ab';
 const RETENTION = { updateRounds: 1 };
 /** Rounds 0..2 are anchored: 0 and 1 are past a 1-round retention. */
 const LATEST = 2;
+
+const GRACE_MS = 4000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const accountOf = (label: string): Account =>
   accountFromSeeds(
@@ -79,8 +82,8 @@ describe('retention on a dev network: owners delete their expired round objects,
         profile: 'test',
         verifier: false,
         allow: [org.address, coordinator.address],
-        // Miners drop fragments no file places on them after 2 s (10 minutes by default on a dev network).
-        collectGraceMs: 2000,
+        // Miners drop fragments no file places on them after 4 s (10 minutes by default on a dev network).
+        collectGraceMs: GRACE_MS,
       },
     );
     const config = sessionOf(loadNetworkFile(network.path));
@@ -180,4 +183,31 @@ describe('retention on a dev network: owners delete their expired round objects,
     expect(goneFragments.filter((h) => onDisk.has(h))).toEqual([]);
     expect(keptFragments.filter((h) => !onDisk.has(h))).toEqual([]);
   }, 180_000);
+
+  it("an upload under way keeps its fragments past the miners' grace: it holds its draw, and the miners wait", async () => {
+    // The first segment goes out, then the source stalls until the hold is on chain and three graces more: without
+    // the hold the miners collected the first segment's fragments, and the put failed at its receipts.
+    const segment = 64 * 1024; // the test profile's
+    const held = async () =>
+      holdsTicket(orgSession.indexer.state, org.address, await orgSession.indexer.sync());
+    let sawHold = false;
+    async function* stalling() {
+      yield systemRandom(segment + 1);
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        sawHold = await held();
+        if (sawHold) break;
+        await sleep(200);
+      }
+      await sleep(3 * GRACE_MS);
+      yield systemRandom(segment);
+    }
+    const fid = await orgSession.put(stalling(), { name: 'uploads/stalled' });
+    expect(sawHold).toBe(true);
+    await orgSession.indexer.sync();
+    expect(fileOf(orgSession.indexer.state, fid)).toMatchObject({ state: 'Active', size: 2 * segment + 1 });
+    // The declaration took the hold.
+    expect(await held()).toBe(false);
+    expect((await orgSession.get(fid)).byteLength).toBe(2 * segment + 1);
+  }, 120_000);
 });

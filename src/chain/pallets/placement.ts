@@ -87,6 +87,13 @@ const holdKey = (account: string, deal: string) => `${holdsPrefix(account)}${dea
  */
 export const holdBlocks = (config: PlacementConfig): number => config.epochBlocks * (config.epochsValid + 1);
 
+/**
+ * Whether `account` holds a ticket at `height` for an upload still under way: miners keep its fragments that no file
+ * places yet past their collection grace (src/storage/miner/miner-audit.ts).
+ */
+export const holdsTicket = (state: StateReader, account: string, height: number): boolean =>
+  state.scan(holdsPrefix(account)).some(([, hold]) => (hold as PlacementHold).until >= height);
+
 /** The ticket `account` holds for the upload `deal`, expired or not. */
 export const holdOf = (state: StateReader, account: string, deal: string): PlacementHold | undefined =>
   state.get<PlacementHold>(holdKey(account, deal));

@@ -170,18 +170,20 @@ export function createChainRegistry(
   }
 
   /**
-   * Holds the upload's ticket on chain, or renews the hold, once less than half a hold's length is left of it
-   * (`placement.holdTicket`): a put longer than a draw's validity still declares with the miners it was drawn. One
-   * check at a time per upload; a failed hold is tried again at the next call, and the declaration says what the
-   * chain makes of a ticket that ran out meanwhile.
+   * Holds the upload's ticket on chain (`placement.holdTicket`) — at once while the put has segments to come
+   * (`underWay`), else once less than half a hold's length is left of it — and renews the hold when as little is left
+   * of it. A put longer than a draw's validity then still declares with the miners it was drawn, and miners keep the
+   * fragments of an account holding a ticket past their collection grace. One check at a time per upload; a failed
+   * hold is tried again at the next call, and the declaration says what the chain makes of a ticket that ran out.
    */
-  function keepDraw(deal: string): Promise<void> {
+  function keepDraw(deal: string, underWay: boolean): Promise<void> {
     const ticket = tickets.get(deal);
     if (ticket === undefined) return Promise.resolve();
     ticket.keeping ??= (async () => {
       const rules = indexer.config.placement!;
       const height = await indexer.sync();
-      if (lastBlockOf(ticket) - height > holdBlocks(rules) / 2) return;
+      const soon = lastBlockOf(ticket) - height <= holdBlocks(rules) / 2;
+      if (!soon && !(underWay && ticket.heldUntil === undefined)) return;
       const { block } = await submit([
         protocolCall('placement.holdTicket', {
           deal,
@@ -231,7 +233,7 @@ export function createChainRegistry(
     needsReceipts: true,
     deferrableColumns,
     keepDraw(deal) {
-      if (indexer.config.placement !== undefined) void keepDraw(deal);
+      if (indexer.config.placement !== undefined) void keepDraw(deal, true);
     },
     async directory(want) {
       const height = await indexer.sync();
@@ -296,7 +298,7 @@ export function createChainRegistry(
       });
       const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
       // A put that took long may be near its ticket's end: hold it before declaring (nothing to do otherwise).
-      await keepDraw(deal);
+      await keepDraw(deal, false);
       const ticket = tickets.get(deal);
       if (indexer.config.placement !== undefined && ticket === undefined) {
         throw new AilinkError(

@@ -426,7 +426,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         if (encoded.stored.byteOffset === 0 && encoded.stored.buffer.byteLength === objectProfile.segmentSize)
           freeBuffers.push(new Uint8Array(encoded.stored.buffer as ArrayBuffer));
         onProgress?.({ kind: 'segment-stored', segment: at, bytes: length });
-        deps.registry.keepDraw?.(deal);
+        // More segments to come: the placed fragments wait for a declaration that is not close (keepDraw).
+        if (!last) deps.registry.keepDraw?.(deal);
       });
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
       inFlight.catch(() => {});

@@ -108,8 +108,10 @@ export interface ObjectRegistry {
    */
   departed?(): Promise<readonly PeerRef[]>;
   /**
-   * Called as a put's segments are stored: a registry whose placement draws expire (the chain's) holds the upload's
-   * draw before it does, so a long put still declares with the miners it was drawn. Never throws; returns at once.
+   * Called as each segment of a put is stored while more follow. The chain's registry holds the upload's placement
+   * draw on chain (`placement.holdTicket`) and renews the hold before it ends: a long put still declares with the
+   * miners it was drawn, and miners keep its fragments past their collection grace meanwhile. Never throws; returns at
+   * once.
    */
   keepDraw?(deal: string): void;
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
