@@ -5,7 +5,9 @@
  * runs them, two jobs:
  *  - describe: build the model and draw its initial weights (what the coordinator does when it creates a task);
  *  - train: one epoch over TRAIN_MEM_ROWS rows of random features from those weights, the trained weights back on
- *    this thread (what a participant does each round).
+ *    this thread (what a participant does each round);
+ *  - evaluate: the trained weights scored on those rows (what a coordinator with a test set does at every round's
+ *    close, and an organisation before training).
  * For each, this process's peak resident set (its worker threads included) from the job's start to its result, over
  * the resident set just before it, in copies of the model (4 bytes a weight). The peak is the kernel's own high-water
  * mark (VmHWM), reset before each job through /proc/self/clear_refs; beside it, how much the worker's WebAssembly
@@ -74,7 +76,7 @@ interface Row {
   hidden: number;
   weights: number;
   model_mib: number;
-  job: 'describe' | 'train';
+  job: 'describe' | 'train' | 'evaluate';
   before_mib: number;
   peak_extra_mib: number;
   /** How much the worker's WebAssembly heap grew in the job (it only grows): the backend's share of the peak. */
@@ -115,8 +117,11 @@ async function measure(hidden: number): Promise<Row[]> {
     pool.train({ model, weights: described.value.initial, data, options: { epochs: 1, seed: 'bench' } }),
   );
   if (trained.value.weights.length !== weights) throw new Error('the trained model has the wrong size');
+  log(`H = ${hidden}: evaluate on ${ROWS} rows …`);
+  const evaluated = await onFreshWorker((pool) => pool.evaluate({ model, weights: trained.value.weights, data }));
+  if (evaluated.value.examples !== ROWS) throw new Error('the evaluation scored the wrong number of rows');
   const modelMiB = (weights * 4) / MiB;
-  const row = (job: Row['job'], m: typeof described | typeof trained): Row => ({
+  const row = (job: Row['job'], m: Omit<typeof described, 'value'>): Row => ({
     hidden,
     weights,
     model_mib: round(modelMiB, 1),
@@ -126,7 +131,7 @@ async function measure(hidden: number): Promise<Row[]> {
     wasm_heap_growth_mib: m.heapGrowthMiB === null ? null : round(m.heapGrowthMiB, 0),
     s: round(m.s, 1),
   });
-  return [row('describe', described), row('train', trained)];
+  return [row('describe', described), row('train', trained), row('evaluate', evaluated)];
 }
 
 if (gc === undefined) log('(run with --expose-gc for a steadier "before": npm run bench:train-memory does)');
@@ -155,8 +160,8 @@ console.log(
     bench: 'train-memory',
     backend: BACKEND,
     rows: ROWS,
-    copies: { describe: processCopies[0], train: processCopies[1] },
-    wasm_heap_copies: { describe: heapCopies[0], train: heapCopies[1] },
+    copies: { describe: processCopies[0], train: processCopies[1], evaluate: processCopies[2] },
+    wasm_heap_copies: { describe: heapCopies[0], train: heapCopies[1], evaluate: heapCopies[2] },
     results: [...baseline, ...large],
   }),
 );

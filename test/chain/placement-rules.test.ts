@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseProtocolConfig, protocolConfigToJson } from '../../src/chain/config.ts';
 import { serviceBytesOf } from '../../src/chain/pallets/audit.ts';
 import type { ProtocolConfig } from '../../src/chain/pallets/context.ts';
@@ -483,6 +483,28 @@ describe('placement as a rule: holds', () => {
     };
     const [mismatch] = await declareOn(twin, wide as Declaration, [], { epoch, slot: 0 });
     expect(mismatch!.reason).toMatch(/the hold was drawn for 12 columns; this upload has 13/);
+  });
+
+  it('a hold the rules refuse is not asked for again; the declaration then finds another slot', async () => {
+    const twin = await network(PLACED, 15);
+    const zeros = (n: number) => new Uint8Array(n);
+    const [first, second] = [registryOf(twin, zeros), registryOf(twin, zeros)];
+    const a = upload('holds/gateway-a');
+    const b = upload('holds/gateway-b');
+    const drawnA = await first.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: a.d.deal });
+    const drawnB = await second.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: b.d.deal });
+    await first.declare(a.record, a.d.deal, columnsOn(a.d, drawnA));
+    const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;
+    second.keepDraw!(b.d.deal);
+    await vi.waitFor(() => expect(holdCalls()).toBe(1));
+    await vi.waitFor(() =>
+      expect(twin.records.at(-1)?.reason).toMatch(/slot 0 of epoch 1 was declared with already/),
+    );
+    for (let i = 0; i < 3; i++) second.keepDraw!(b.d.deal);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(holdCalls()).toBe(1);
+    await second.declare(b.record, b.d.deal, columnsOn(b.d, drawnB));
+    expect(fileOf(twin.state, b.d.fid)).toMatchObject({ state: 'Active', placement: { slot: 1 } });
   });
 
   it('a network without placement draws has no ticket to hold', async () => {

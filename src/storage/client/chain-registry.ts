@@ -46,6 +46,8 @@ interface Ticket {
   heldUntil?: number;
   /** The hold check under way, if any: one at a time per upload. */
   keeping?: Promise<void> | undefined;
+  /** The chain refused to hold it (another client of the account declared with its slot): asked no more. */
+  refused?: boolean;
 }
 
 /**
@@ -173,12 +175,13 @@ export function createChainRegistry(
    * Holds the upload's ticket on chain (`placement.holdTicket`) — at once while the put has segments to come
    * (`underWay`), else once less than half a hold's length is left of it — and renews the hold when as little is left
    * of it. A put longer than a draw's validity then still declares with the miners it was drawn, and miners keep the
-   * fragments of an account holding a ticket past their collection grace. One check at a time per upload; a failed
-   * hold is tried again at the next call, and the declaration says what the chain makes of a ticket that ran out.
+   * fragments of an account holding a ticket past their collection grace. One check at a time per upload; a hold
+   * that failed on the way is tried again at the next call, one the rules refused is not, and the declaration says
+   * what the chain makes of its ticket.
    */
   function keepDraw(deal: string, underWay: boolean): Promise<void> {
     const ticket = tickets.get(deal);
-    if (ticket === undefined) return Promise.resolve();
+    if (ticket === undefined || ticket.refused === true) return Promise.resolve();
     ticket.keeping ??= (async () => {
       const rules = indexer.config.placement!;
       const height = await indexer.sync();
@@ -194,7 +197,9 @@ export function createChainRegistry(
       ]);
       ticket.heldUntil = block + holdBlocks(rules);
     })()
-      .catch(() => {})
+      .catch((err: unknown) => {
+        if (hasCode(err, 'CHAIN_CALL_REJECTED')) ticket.refused = true;
+      })
       .finally(() => {
         ticket.keeping = undefined;
       });
