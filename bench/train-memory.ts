@@ -118,7 +118,9 @@ async function measure(hidden: number): Promise<Row[]> {
   );
   if (trained.value.weights.length !== weights) throw new Error('the trained model has the wrong size');
   log(`H = ${hidden}: evaluate on ${ROWS} rows …`);
-  const evaluated = await onFreshWorker((pool) => pool.evaluate({ model, weights: trained.value.weights, data }));
+  const evaluated = await onFreshWorker((pool) =>
+    pool.evaluate({ model, weights: trained.value.weights, data }),
+  );
   if (evaluated.value.examples !== ROWS) throw new Error('the evaluation scored the wrong number of rows');
   const modelMiB = (weights * 4) / MiB;
   const row = (job: Row['job'], m: Omit<typeof described, 'value'>): Row => ({
