@@ -188,14 +188,14 @@ describe('retention on a dev network: owners delete their expired round objects,
     // The first segment goes out, then the source stalls until the hold is on chain and three graces more: without
     // the hold the miners collected the first segment's fragments, and the put failed at its receipts.
     const segment = 64 * 1024; // the test profile's
-    const held = async () =>
+    const holding = async () =>
       holdsTicket(orgSession.indexer.state, org.address, await orgSession.indexer.sync());
     let sawHold = false;
     async function* stalling() {
       yield systemRandom(segment + 1);
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline) {
-        sawHold = await held();
+        sawHold = await holding();
         if (sawHold) break;
         await sleep(200);
       }
@@ -207,7 +207,7 @@ describe('retention on a dev network: owners delete their expired round objects,
     await orgSession.indexer.sync();
     expect(fileOf(orgSession.indexer.state, fid)).toMatchObject({ state: 'Active', size: 2 * segment + 1 });
     // The declaration took the hold.
-    expect(await held()).toBe(false);
+    expect(await holding()).toBe(false);
     expect((await orgSession.get(fid)).byteLength).toBe(2 * segment + 1);
   }, 120_000);
 });
