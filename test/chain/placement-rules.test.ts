@@ -235,16 +235,27 @@ describe('placement as a rule: honest uploads', () => {
       expect(fileOf(twin.state, d.fid)?.state).toBe('Active');
     }
     expect(draws.size).toBe(4);
-    // The epoch's four slots are used; the next upload waits for the next epoch.
+    // The epoch's four slots are used; the next uploads take the open slots of epoch 0, still valid (its snapshot,
+    // taken before any miner registered, is no larger than one draw: any miner is taken).
     expect(usedSlots(twin.state, EPOCH, uploader.address).toSorted()).toEqual([0, 1, 2, 3]);
-    await rejectsWith(
-      registry.directory({
-        columns: COLUMNS,
-        columnBytes: COLUMN_BYTES,
-        deal: upload('honest/fifth').d.deal,
-      }),
-      'PLACEMENT_SLOTS_TAKEN',
-    );
+    for (let i = 4; i < 8; i++) {
+      const { d, record } = upload(`honest/many/${i}`);
+      const drawn = await registry.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: d.deal });
+      await registry.declare(record, d.deal, columnsOn(d, drawn));
+      expect(fileOf(twin.state, d.fid)).toMatchObject({ state: 'Active', placement: { epoch: EPOCH - 1 } });
+    }
+    // Every slot of both valid epochs is used: the next upload waits for the next epoch.
+    const ninth = registry.directory({
+      columns: COLUMNS,
+      columnBytes: COLUMN_BYTES,
+      deal: upload('honest/ninth').d.deal,
+    });
+    await expect(ninth).rejects.toMatchObject({
+      code: 'PLACEMENT_SLOTS_TAKEN',
+      message: expect.stringMatching(
+        /all 4 placement slots of each valid epoch \(0…1\) are taken .* block 200/,
+      ),
+    });
     const { d } = upload('honest/reused');
     const outcome = await declareOn(twin, d, miners.slice(0, COLUMNS), { epoch: EPOCH, slot: 2 });
     expect(outcome[0]).toMatchObject({ outcome: 'rejected' });

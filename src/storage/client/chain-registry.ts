@@ -104,37 +104,44 @@ export function createChainRegistry(
     submitProtocol(deps, account, calls, { deadlineMs: options.deadlineMs });
 
   /**
-   * Takes a placement ticket for the upload `want.deal`, kept until `declare`: the epoch of the last block and a slot
-   * of this account not declared with yet, drawn at random so that two clients of one account (two gateways) rarely
-   * take the same one.
+   * Takes a placement ticket for the upload `want.deal`, kept until `declare`: a slot of this account not declared with
+   * yet, drawn at random so that two clients of one account (two gateways) rarely take the same one, in the epoch of
+   * the last block or, when all of its slots are taken, the latest earlier epoch still valid that has one open (an
+   * account then has `slotsPerEpoch` × (`epochsValid` + 1) uploads in flight, not `slotsPerEpoch`).
    * @returns the ticket's draw (the first `columns + spares` miners, the only ones the rules accept), or undefined when
    *   the epoch's snapshot lists no more miners than that: the rules then accept any positive miner
-   * @throws NOT_ENOUGH_MINERS before the chain's first snapshot; PLACEMENT_SLOTS_TAKEN when every slot of the epoch
-   *   is taken
+   * @throws NOT_ENOUGH_MINERS before the chain's first snapshot; PLACEMENT_SLOTS_TAKEN when every slot of every valid
+   *   epoch is taken
    */
   function drawTicket(want: PlacementWant, height: number): string[] | undefined {
     const rules = indexer.config.placement!;
-    const epoch = epochOf(rules, height);
-    const snapshot = placementEpoch(indexer.state, epoch);
-    if (snapshot === undefined) {
+    const current = epochOf(rules, height);
+    if (placementEpoch(indexer.state, current) === undefined) {
       throw new AilinkError(
         'NOT_ENOUGH_MINERS',
-        `the chain keeps no placement snapshot for epoch ${epoch} (block ${height}): expected one from the epoch's first block; is the index synced?`,
+        `the chain keeps no placement snapshot for epoch ${current} (block ${height}): expected one from the epoch's first block; is the index synced?`,
       );
     }
     for (const [deal, t] of tickets) if (lastBlockOf(t) < height) tickets.delete(deal);
-    const taken = new Set(usedSlots(indexer.state, epoch, account.address));
-    for (const t of tickets.values()) if (t.epoch === epoch) taken.add(t.slot);
-    const open = Array.from({ length: rules.slotsPerEpoch }, (_, slot) => slot).filter((s) => !taken.has(s));
-    if (open.length === 0) {
-      throw new AilinkError(
-        'PLACEMENT_SLOTS_TAKEN',
-        `all ${rules.slotsPerEpoch} placement slots of epoch ${epoch} are taken by uploads of ${account.address}: the next epoch starts at block ${(epoch + 1) * rules.epochBlocks}`,
+    const oldest = Math.max(0, current - rules.epochsValid);
+    for (let epoch = current; epoch >= oldest; epoch--) {
+      if (placementEpoch(indexer.state, epoch) === undefined) continue;
+      const taken = new Set(usedSlots(indexer.state, epoch, account.address));
+      for (const t of tickets.values()) if (t.epoch === epoch) taken.add(t.slot);
+      const open = Array.from({ length: rules.slotsPerEpoch }, (_, slot) => slot).filter(
+        (s) => !taken.has(s),
+      );
+      if (open.length === 0) continue;
+      const slot = open[Buffer.from(random(4)).readUInt32BE(0) % open.length]!;
+      tickets.set(want.deal, { epoch, slot, columns: want.columns });
+      return (
+        ticketDraw(indexer.state, rules, { epoch, slot, by: account.address }, want.columns) ?? undefined
       );
     }
-    const slot = open[Buffer.from(random(4)).readUInt32BE(0) % open.length]!;
-    tickets.set(want.deal, { epoch, slot, columns: want.columns });
-    return ticketDraw(indexer.state, rules, { epoch, slot, by: account.address }, want.columns) ?? undefined;
+    throw new AilinkError(
+      'PLACEMENT_SLOTS_TAKEN',
+      `all ${rules.slotsPerEpoch} placement slots of each valid epoch (${oldest}…${current}) are taken by uploads of ${account.address}: the next epoch starts at block ${(current + 1) * rules.epochBlocks}`,
+    );
   }
 
   /**
