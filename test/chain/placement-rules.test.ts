@@ -141,6 +141,22 @@ const upload = (label: string): { d: Declaration; record: ObjectRecord } => {
   };
 };
 
+/**
+ * Two chain registries of the uploader (two gateways of one account) whose random source always picks the first open
+ * slot: each draws for an upload of its own in slot 0 of EPOCH, and the first declares with it.
+ */
+async function twoClientsOnOneSlot(label: string) {
+  const twin = await network(PLACED, 15);
+  const zeros = (n: number) => new Uint8Array(n);
+  const [first, second] = [registryOf(twin, zeros), registryOf(twin, zeros)];
+  const a = upload(`${label}/gateway-a`);
+  const b = upload(`${label}/gateway-b`);
+  const drawnA = await first.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: a.d.deal });
+  const drawnB = await second.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: b.d.deal });
+  await first.declare(a.record, a.d.deal, columnsOn(a.d, drawnA));
+  return { twin, second, a, b, drawnB };
+}
+
 /** Column i on `peers[i]`, each with its miner's receipt. */
 const columnsOn = (d: Declaration, peers: readonly { peerId: string }[]): PlacedColumn[] =>
   peers.slice(0, COLUMNS).map((p, index) => ({
@@ -502,14 +518,7 @@ describe('placement as a rule: holds', () => {
   });
 
   it('a hold the rules refuse is not asked for again; the declaration then finds another slot', async () => {
-    const twin = await network(PLACED, 15);
-    const zeros = (n: number) => new Uint8Array(n);
-    const [first, second] = [registryOf(twin, zeros), registryOf(twin, zeros)];
-    const a = upload('holds/gateway-a');
-    const b = upload('holds/gateway-b');
-    const drawnA = await first.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: a.d.deal });
-    const drawnB = await second.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: b.d.deal });
-    await first.declare(a.record, a.d.deal, columnsOn(a.d, drawnA));
+    const { twin, second, b, drawnB } = await twoClientsOnOneSlot('holds');
     const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;
     second.keepDraw!(b.d.deal);
     await vi.waitFor(() => expect(holdCalls()).toBe(1));
@@ -701,14 +710,7 @@ describe('placement as a rule: tickets', () => {
   });
 
   it('two clients of one account that drew the same slot: the second declares with another open one', async () => {
-    const twin = await network(PLACED, 15);
-    const zeros = (n: number) => new Uint8Array(n);
-    const [first, second] = [registryOf(twin, zeros), registryOf(twin, zeros)];
-    const a = upload('tickets/gateway-a');
-    const b = upload('tickets/gateway-b');
-    const drawnA = await first.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: a.d.deal });
-    const drawnB = await second.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: b.d.deal });
-    await first.declare(a.record, a.d.deal, columnsOn(a.d, drawnA));
+    const { twin, second, a, b, drawnB } = await twoClientsOnOneSlot('tickets');
     await second.declare(b.record, b.d.deal, columnsOn(b.d, drawnB));
     expect(fileOf(twin.state, a.d.fid)).toMatchObject({ state: 'Active', placement: { slot: 0 } });
     expect(fileOf(twin.state, b.d.fid)).toMatchObject({ state: 'Active', placement: { slot: 1 } });
