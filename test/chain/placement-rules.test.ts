@@ -517,6 +517,25 @@ describe('placement as a rule: holds', () => {
     expect(mismatch!.reason).toMatch(/the hold was drawn for 12 columns; this upload has 13/);
   });
 
+  it("a declaration drops the account's ended holds, and only those", async () => {
+    const twin = await network(PLACED);
+    const [abandoned, running, other] = ['holds/abandoned', 'holds/running', 'holds/other'].map(upload) as [
+      ReturnType<typeof upload>,
+      ReturnType<typeof upload>,
+      ReturnType<typeof upload>,
+    ];
+    await outcomeOf(twin, [hold(abandoned.d.deal, EPOCH, 0)]);
+    await twin.mine(50);
+    await outcomeOf(twin, [hold(running.d.deal, EPOCH, 1)]);
+    const ended = holdOf(twin.state, uploader.address, abandoned.d.deal)!.until;
+    await twin.mine(ended + 1 - (await twin.indexer.sync()));
+    const epoch = Math.floor((await twin.indexer.sync()) / 100);
+    const [declared] = await declareOn(twin, other.d, [], { epoch, slot: 0 });
+    expect(declared).toMatchObject({ outcome: 'applied' });
+    expect(holdOf(twin.state, uploader.address, abandoned.d.deal)).toBeUndefined();
+    expect(holdOf(twin.state, uploader.address, running.d.deal)).toBeDefined();
+  });
+
   it('a hold the rules refuse is not asked for again; the declaration then finds another slot', async () => {
     const { twin, second, b, drawnB } = await twoClientsOnOneSlot('holds');
     const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;

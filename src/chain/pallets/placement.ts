@@ -258,6 +258,7 @@ export function takeTicket(
   }
   const taken = { epoch: ticket.epoch, slot: ticket.slot, by: ctx.caller, restoralSeed: ctx.block.hash };
   const held = holdOf(state, ctx.caller, upload.deal);
+  dropEndedHolds(state, ctx);
   if (held === undefined || held.epoch !== ticket.epoch || held.slot !== ticket.slot) {
     useSlot(state, ctx, config, ticket);
     return taken;
@@ -275,9 +276,19 @@ export function takeTicket(
 }
 
 /**
+ * Drops the caller's holds that have ended (uploads abandoned, or declared with another ticket): each of the caller's
+ * declarations and new holds does, so ended holds stay only until the account's next upload.
+ */
+function dropEndedHolds(state: StateWriter, ctx: CallContext): void {
+  for (const [key, value] of state.scan(holdsPrefix(ctx.caller))) {
+    if ((value as PlacementHold).until < ctx.block.number) state.delete(key);
+  }
+}
+
+/**
  * Holds a ticket for an upload still under way, or renews the caller's hold of it for `holdBlocks` more blocks. A new
  * hold takes the slot as a declaration would (same window, same slot rule), so holding widens no uploader's choice.
- * The caller's ended holds are dropped here, so an account keeps at most the holds it renews.
+ * The caller's ended holds are dropped (`dropEndedHolds`).
  */
 const holdTicket: Rule<CallArgs<'placement.holdTicket'>> = (state, ctx, args) => {
   const config = ctx.config.placement;
@@ -293,9 +304,7 @@ const holdTicket: Rule<CallArgs<'placement.holdTicket'>> = (state, ctx, args) =>
     state.put(holdKey(ctx.caller, args.deal), { ...held, until });
     return;
   }
-  for (const [key, value] of state.scan(holdsPrefix(ctx.caller))) {
-    if ((value as PlacementHold).until < ctx.block.number) state.delete(key);
-  }
+  dropEndedHolds(state, ctx);
   useSlot(state, ctx, config, args);
   const drawn = ticketDraw(state, config, { ...args, by: ctx.caller }, args.columns);
   state.put(holdKey(ctx.caller, args.deal), {
