@@ -154,12 +154,12 @@ const CONNECT_ATTEMPT_MAX_MS = 40_000;
 export async function connectChain(endpoint: string, options: ChainClientOptions = {}): Promise<ChainClient> {
   await accountsReady();
   const timeoutMs = options.connectTimeoutMs ?? 15_000;
-  const until = Date.now() + timeoutMs;
+  const until = performance.now() + timeoutMs;
   const provider = new ForgetfulWsProvider(endpoint, false, {}, options.requestTimeoutMs ?? 60_000);
   // A refused connection is tried again until the deadline: a node being (re)started refuses for a few seconds.
   const api = await (async (): Promise<ApiPromise> => {
     for (;;) {
-      const leftMs = Math.max(1, until - Date.now());
+      const leftMs = Math.max(1, until - performance.now());
       try {
         await withDeadline(provider.connect(), leftMs, 'connect');
         const metadata = await withDeadline(
@@ -174,11 +174,11 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
             noInitWarn: true,
             ...(metadata ? { metadata } : {}),
           }),
-          Math.max(1, until - Date.now()),
+          Math.max(1, until - performance.now()),
           'connect',
         );
       } catch (cause) {
-        const refused = cause instanceof SocketError && Date.now() + RECONNECT_EVERY_MS < until;
+        const refused = cause instanceof SocketError && performance.now() + RECONNECT_EVERY_MS < until;
         if (!refused) {
           await provider.disconnect().catch(() => {});
           throw new AilinkError(
@@ -432,8 +432,9 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
    * The inclusion of an unanswered submission, found on chain: polls until the account's nonce moves past `nonce`
    * (the transaction, or another of the account's with that nonce, landed), then reads back from the head, at most
    * LOOKUP_BLOCKS_BACK blocks, for the extrinsic `hash`. Null when nothing landed within `lookupMs`, or what used the
-   * nonce is not that extrinsic (another client of the account) or lies further back. Wall-clock time, as the
-   * client's other deadlines: it talks to a real node.
+   * nonce is not that extrinsic (another client of the account) or lies further back. Real time, as the client's
+   * other deadlines (it talks to a real node), read from the monotonic clock so that a step of the system's clock
+   * neither cuts a deadline short nor stretches it.
    * @throws CHAIN_CALL_FAILED when it landed and failed
    */
   async function findSent(
@@ -443,12 +444,12 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
     what: string,
     options: SubmitOptions,
   ): Promise<Omit<Inclusion, 'firstItem'> | null> {
-    const until = Date.now() + lookupMs;
+    const until = performance.now() + lookupMs;
     const head = async () =>
       options.until === 'inBlock'
         ? await api.rpc.chain.getBlockHash()
         : await api.rpc.chain.getFinalizedHead();
-    while (Date.now() < until && options.signal?.aborted !== true) {
+    while (performance.now() < until && options.signal?.aborted !== true) {
       await connected(what);
       const at = await head();
       const account = (await api.query.system.account.at(at, address)) as unknown as {
@@ -1082,7 +1083,7 @@ class ForgetfulWsProvider extends WsProvider {
   ): Promise<T> {
     if (!isCacheable) return super.send<T>(method, params, false, subscription);
     const key = `${method}:${JSON.stringify(params)}`;
-    const now = Date.now();
+    const now = performance.now();
     const kept = this.#answers.get(key);
     if (kept !== undefined && kept.until > now) return kept.answer as Promise<T>;
     const answer = super.send<T>(method, params, false, subscription);
