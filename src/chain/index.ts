@@ -92,7 +92,7 @@ export {
 export {
   epochOf,
   holdBlocks,
-  holdsTicket,
+  holdsDeal,
   type PlacementEpoch,
   type PlacementTicket,
   placementEpoch,

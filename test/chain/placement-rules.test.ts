@@ -7,7 +7,7 @@ import {
   epochKey,
   epochMiners,
   holdOf,
-  holdsTicket,
+  holdsDeal,
   placementEpoch,
   usedBytesOf,
   usedSlots,
@@ -492,10 +492,12 @@ describe('placement as a rule: holds', () => {
     const { d } = upload('holds/ended');
     await outcomeOf(twin, [hold(d.deal, EPOCH, 0)]);
     const until = holdOf(twin.state, uploader.address, d.deal)!.until;
-    // What miners ask before collecting the account's undeclared fragments: held through `until`, not after.
-    expect(holdsTicket(twin.state, uploader.address, until)).toBe(true);
-    expect(holdsTicket(twin.state, uploader.address, until + 1)).toBe(false);
-    expect(holdsTicket(twin.state, miners[0]!.address, until)).toBe(false);
+    // What miners ask before collecting the fragments put for this upload: held through `until`, not after, and
+    // only for this deal of this account.
+    expect(holdsDeal(twin.state, uploader.address, d.deal, until)).toBe(true);
+    expect(holdsDeal(twin.state, uploader.address, d.deal, until + 1)).toBe(false);
+    expect(holdsDeal(twin.state, miners[0]!.address, d.deal, until)).toBe(false);
+    expect(holdsDeal(twin.state, uploader.address, upload('holds/other').d.deal, until)).toBe(false);
     await twin.mine(until + 1 - (await twin.indexer.sync()));
     const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 0 });
     expect(declared!.reason).toMatch(

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileOf, holdsTicket } from '../../src/chain/index.ts';
+import { fileOf, holdsDeal } from '../../src/chain/index.ts';
 import {
   type DevNetwork,
   openSession,
@@ -56,7 +56,7 @@ describe('retention on a dev network: owners delete their expired round objects,
   let model: string;
 
   /** The fragment hashes every miner of the network holds on disk. */
-  const held = () => {
+  const heldOnDisk = () => {
     const out = new Set<string>();
     for (const miner of readdirSync(join(dir, 'miners'))) {
       const fragments = join(dir, 'miners', miner, 'fragments');
@@ -177,37 +177,55 @@ describe('retention on a dev network: owners delete their expired round objects,
 
     // The miners' collection: every fragment of the deleted objects leaves their disks, the kept ones stay.
     const deadline = Date.now() + 90_000;
-    while (goneFragments.some((h) => held().has(h)) && Date.now() < deadline)
+    while (goneFragments.some((h) => heldOnDisk().has(h)) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 1000));
-    const onDisk = held();
+    const onDisk = heldOnDisk();
     expect(goneFragments.filter((h) => onDisk.has(h))).toEqual([]);
     expect(keptFragments.filter((h) => !onDisk.has(h))).toEqual([]);
   }, 180_000);
 
-  it("an upload under way keeps its fragments past the miners' grace: it holds its draw, and the miners wait", async () => {
+  it("an upload under way keeps its fragments past the miners' grace: it holds its draw, and the miners wait — for that upload only", async () => {
     // The first segment goes out, then the source stalls until the hold is on chain and three graces more: without
     // the hold the miners collected the first segment's fragments, and the put failed at its receipts.
     const segment = 64 * 1024; // the test profile's
-    const holding = async () =>
-      holdsTicket(orgSession.indexer.state, org.address, await orgSession.indexer.sync());
-    let sawHold = false;
+    /** The deals the organisation holds a live ticket for. */
+    const holding = async () => {
+      const height = await orgSession.indexer.sync();
+      return orgSession.indexer.state
+        .scan(`placement/holds/${org.address}/`)
+        .map(([key]) => key.split('/').at(-1)!)
+        .filter((deal) => holdsDeal(orgSession.indexer.state, org.address, deal, height));
+    };
+    // The attack on a per-account rule: while one upload is under way, fragments the same account put for other
+    // uploads it never declares (abandoned, or never meant to be) stay on the miners for as long as it keeps any hold.
+    const [miner] = await orgSession.registry.directory();
+    const abandoned = [systemRandom(4096), systemRandom(4096)].map((bytes) => ({
+      bytes,
+      hash: createHash('sha256').update(bytes).digest('hex'),
+    }));
+    let held: string[] = [];
     async function* stalling() {
       yield systemRandom(segment + 1);
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline) {
-        sawHold = await holding();
-        if (sawHold) break;
+        held = await holding();
+        if (held.length > 0) break;
         await sleep(200);
       }
+      await orgSession.miners.put(miner!, abandoned[0]!.hash, abandoned[0]!.bytes, { deal: 'ab'.repeat(16) });
+      await orgSession.miners.put(miner!, abandoned[1]!.hash, abandoned[1]!.bytes);
+      expect(abandoned.map((f) => f.hash).filter((h) => heldOnDisk().has(h))).toHaveLength(2);
       await sleep(3 * GRACE_MS);
       yield systemRandom(segment);
     }
     const fid = await orgSession.put(stalling(), { name: 'uploads/stalled' });
-    expect(sawHold).toBe(true);
+    expect(held).toHaveLength(1);
     await orgSession.indexer.sync();
     expect(fileOf(orgSession.indexer.state, fid)).toMatchObject({ state: 'Active', size: 2 * segment + 1 });
     // The declaration took the hold.
-    expect(await holding()).toBe(false);
+    expect(await holding()).toEqual([]);
     expect((await orgSession.get(fid)).byteLength).toBe(2 * segment + 1);
+    // The fragments of the uploads without a hold went after their grace, though the account held one all along.
+    expect(abandoned.map((f) => f.hash).filter((h) => heldOnDisk().has(h))).toEqual([]);
   }, 120_000);
 });

@@ -56,8 +56,9 @@ async function put(
   hash: string,
   bytes: Uint8Array,
   owner = ALICE,
+  deal?: string,
 ): Promise<'exists' | 'stored'> {
-  const prepared = await store.prepare(hash, bytes.byteLength, owner);
+  const prepared = await store.prepare(hash, bytes.byteLength, owner, deal);
   if (prepared.state === 'exists') return 'exists';
   const { writer } = prepared;
   const step = Math.max(1, Math.ceil(bytes.byteLength / 3));
@@ -496,7 +497,7 @@ describe('collect (garbage collection)', () => {
     const before = store.usage();
     const seen: [string, readonly string[]][] = [];
     const result = await store.collect((hash, owners) => {
-      seen.push([hash, [...owners].sort()]);
+      seen.push([hash, owners.map((o) => o.account).sort()]);
       return hash === placed.hash;
     }, 1_000_000 + 30_000);
     // Only fragments stored before the cutoff are even considered; the owners are passed along.
@@ -516,5 +517,43 @@ describe('collect (garbage collection)', () => {
     const again = openStore();
     expect(again.has(old.hash)).toBeNull();
     expect(again.usage().fragments).toBe(3);
+  });
+
+  it('passes each owner with the uploads (deals) it stored the fragment for; a release and a collection forget them', async () => {
+    const clock = manualClock(1_000_000);
+    const options = { dir, capacity: 1024 * KiB, maxFragmentSize: 64 * KiB };
+    let store = openFragmentStore({ clock, random: systemRandom }, options);
+    open.push(store);
+    const [d1, d2] = ['11'.repeat(16), '22'.repeat(16)];
+    const shared = frag('shared');
+    const bare = frag('no deal');
+    await put(store, shared.hash, shared.bytes, ALICE, d1);
+    expect(await put(store, shared.hash, shared.bytes, ALICE, d2)).toBe('exists');
+    expect(await put(store, shared.hash, shared.bytes, BOB, d1)).toBe('exists');
+    await put(store, bare.hash, bare.bytes, CAROL);
+    const ownersOf = async () => {
+      const seen = new Map<string, Record<string, string[]>>();
+      await store.collect((hash, owners) => {
+        seen.set(hash, Object.fromEntries(owners.map((o) => [o.account, [...o.deals].sort()])));
+        return true;
+      }, Number.POSITIVE_INFINITY);
+      return seen;
+    };
+    // Kept across a restart: a miner's collection after it comes back still knows which upload a fragment is for.
+    store.close();
+    store = openFragmentStore({ clock, random: systemRandom }, options);
+    open.push(store);
+    expect(await ownersOf()).toEqual(
+      new Map([
+        [shared.hash, { [ALICE]: [d1, d2], [BOB]: [d1] }],
+        [bare.hash, { [CAROL]: [] }],
+      ]),
+    );
+    await store.release(shared.hash, ALICE);
+    expect((await ownersOf()).get(shared.hash)).toEqual({ [BOB]: [d1] });
+    await store.collect((hash) => hash !== shared.hash, Number.POSITIVE_INFINITY);
+    // Stored anew by its old owner without a deal: nothing of the collected fragment's deals is left behind.
+    await put(store, shared.hash, shared.bytes, BOB);
+    expect((await ownersOf()).get(shared.hash)).toEqual({ [BOB]: [] });
   });
 });

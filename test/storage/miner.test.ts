@@ -594,6 +594,10 @@ describe('miner: malformed frames', { timeout: 15_000 }, () => {
       { ...good, size: 1.5 },
       { ...good, size: '1024' },
       { ...good, audience: '' },
+      { ...good, deal: 'AB'.repeat(16) },
+      { ...good, deal: 'ab'.repeat(15) },
+      { ...good, deal: 42 },
+      { ...signedRequest(alice, 'get', hash, 0), deal: 'ab'.repeat(16) }, // only a put names its upload
       { ...good, auth: { ...good.auth, signature: good.auth.signature.toUpperCase() } },
       { ...good, auth: { ...good.auth, nonce: 'zz' } },
       { ...good, auth: null },

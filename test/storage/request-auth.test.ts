@@ -186,6 +186,21 @@ describe('createRequestGuard', () => {
     expect(nonces.claims).toBe(0);
   });
 
+  it("AUTH_BAD_SIGNATURE when a put's deal is added, dropped or changed: nobody but the owner ties a fragment to an upload", () => {
+    const { guard, sign, nonces } = setup();
+    const [deal, other] = ['11'.repeat(16), '22'.repeat(16)];
+    const withDeal = putFields({ deal });
+    const auth = sign(alice, withDeal);
+    expectCode(() => guard({ ...withDeal, deal: other }, auth), 'AUTH_BAD_SIGNATURE');
+    const { deal: _dropped, ...withoutDeal } = withDeal;
+    expectCode(() => guard(withoutDeal, auth), 'AUTH_BAD_SIGNATURE');
+    const bare = sign(alice, withoutDeal);
+    expectCode(() => guard({ ...withoutDeal, deal }, bare), 'AUTH_BAD_SIGNATURE');
+    expect(nonces.claims).toBe(0);
+    expect(guard(withDeal, auth)).toBe(alice.address);
+    expect(guard(withoutDeal, bare)).toBe(alice.address);
+  });
+
   it('AUTH_BAD_SIGNATURE when the nonce, expiry or account of the auth are changed', () => {
     const { guard, sign, nonces } = setup();
     const fields = putFields();

@@ -88,11 +88,11 @@ const holdKey = (account: string, deal: string) => `${holdsPrefix(account)}${dea
 export const holdBlocks = (config: PlacementConfig): number => config.epochBlocks * (config.epochsValid + 1);
 
 /**
- * Whether `account` holds a ticket at `height` for an upload still under way: miners keep its fragments that no file
- * places yet past their collection grace (src/storage/miner/miner-audit.ts).
+ * Whether `account` holds the ticket of its upload `deal` at `height`, the upload still under way: miners keep the
+ * fragments put for that deal that no file places yet past their collection grace (src/storage/miner/miner-audit.ts).
  */
-export const holdsTicket = (state: StateReader, account: string, height: number): boolean =>
-  state.scan(holdsPrefix(account)).some(([, hold]) => (hold as PlacementHold).until >= height);
+export const holdsDeal = (state: StateReader, account: string, deal: string, height: number): boolean =>
+  (holdOf(state, account, deal)?.until ?? -1) >= height;
 
 /** The ticket `account` holds for the upload `deal`, expired or not. */
 export const holdOf = (state: StateReader, account: string, deal: string): PlacementHold | undefined =>

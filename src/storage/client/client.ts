@@ -326,7 +326,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         if (deferred.has(column)) return;
         const peer = assigned[column]!;
         try {
-          await deps.miners.put(peer, hash, bytes, { signal: deadline(signal) });
+          await deps.miners.put(peer, hash, bytes, { signal: deadline(signal), deal });
           return;
         } catch (err) {
           if (signal?.aborted) throw new AilinkError('ABORTED', 'put cancelled', { cause: err });

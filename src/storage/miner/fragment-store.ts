@@ -11,7 +11,8 @@ import { createSqliteNonceLedger, type NonceLedger } from '../protocol/index.ts'
 
 /**
  * A miner's on-disk, content-addressed fragment store. Files live at fragments/<h[0..2]>/<h>; an SQLite index keeps
- * sizes, owners (the accounts that stored a fragment; it is deleted when the last one lets go) and the nonce ledger.
+ * sizes, owners (the accounts that stored a fragment; it is deleted when the last one lets go), the uploads (deals)
+ * each owner stored it for, and the nonce ledger.
  * A write goes to tmp/, is fsynced, renamed into place and only then indexed, so after a crash a fragment is either
  * fully present and indexed or not there at all (start-up removes tmp leftovers and unindexed files).
  * Every read re-hashes the bytes: a miner never serves a fragment that rotted on disk.
@@ -20,13 +21,15 @@ export interface FragmentStore {
   usage(): StoreUsage;
   has(hash: string): { size: number } | null;
   /**
-   * Starts storing `hash` for `owner`. If the fragment is already held, records the owner and returns 'exists'.
+   * Starts storing `hash` for `owner`, as part of the upload `deal` when one is named. If the fragment is already
+   * held, records the owner (and deal) and returns 'exists'. The deal is recorded once the bytes are.
    * @throws FRAGMENT_TOO_LARGE, MINER_FULL
    */
   prepare(
     hash: string,
     size: number,
     owner: string,
+    deal?: string,
   ): Promise<{ state: 'exists' } | { state: 'accept'; writer: FragmentWriter }>;
   /** @throws FRAGMENT_NOT_FOUND, FRAGMENT_CORRUPT */
   read(hash: string): Promise<Uint8Array>;
@@ -39,7 +42,7 @@ export interface FragmentStore {
    * files, uploads never declared).
    */
   collect(
-    keep: (hash: string, owners: readonly string[]) => boolean,
+    keep: (hash: string, owners: readonly FragmentOwner[]) => boolean,
     storedBefore: number,
   ): Promise<{ fragments: number; bytes: number }>;
   /**
@@ -53,6 +56,12 @@ export interface FragmentStore {
   tagsOf(hash: string): { keyId: string; tags: Uint8Array } | null;
   readonly nonces: NonceLedger;
   close(): void;
+}
+
+/** An account that stored a fragment, and the uploads (deals) it named when it did; a put may name none. */
+export interface FragmentOwner {
+  readonly account: string;
+  readonly deals: readonly string[];
 }
 
 export interface StoreUsage {
@@ -94,6 +103,8 @@ export function openFragmentStore(
   db.exec(`
     CREATE TABLE IF NOT EXISTS fragments (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_at INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS owners (hash TEXT NOT NULL, account TEXT NOT NULL, PRIMARY KEY (hash, account));
+    CREATE TABLE IF NOT EXISTS owner_deals (hash TEXT NOT NULL, account TEXT NOT NULL, deal TEXT NOT NULL,
+      PRIMARY KEY (hash, account, deal));
     CREATE TABLE IF NOT EXISTS tags (hash TEXT PRIMARY KEY, key_id TEXT NOT NULL, tags BLOB NOT NULL);
   `);
   const q = {
@@ -101,12 +112,18 @@ export function openFragmentStore(
     insert: db.prepare('INSERT INTO fragments (hash, size, stored_at) VALUES (?, ?, ?)'),
     remove: db.prepare('DELETE FROM fragments WHERE hash = ?'),
     addOwner: db.prepare('INSERT OR IGNORE INTO owners (hash, account) VALUES (?, ?)'),
+    addDeal: db.prepare('INSERT OR IGNORE INTO owner_deals (hash, account, deal) VALUES (?, ?, ?)'),
+    dealsOf: db.prepare<[string], { account: string; deal: string }>(
+      'SELECT account, deal FROM owner_deals WHERE hash = ?',
+    ),
     isOwner: db.prepare<[string, string], { n: number }>(
       'SELECT 1 AS n FROM owners WHERE hash = ? AND account = ?',
     ),
     dropOwner: db.prepare('DELETE FROM owners WHERE hash = ? AND account = ?'),
+    dropOwnerDeals: db.prepare('DELETE FROM owner_deals WHERE hash = ? AND account = ?'),
     ownerCount: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM owners WHERE hash = ?'),
     dropOwners: db.prepare('DELETE FROM owners WHERE hash = ?'),
+    dropDeals: db.prepare('DELETE FROM owner_deals WHERE hash = ?'),
     totals: db.prepare<[], { used: number; n: number }>(
       'SELECT COALESCE(SUM(size), 0) AS used, COUNT(*) AS n FROM fragments',
     ),
@@ -125,6 +142,17 @@ export function openFragmentStore(
     ownersOf: db.prepare<[string], { account: string }>('SELECT account FROM owners WHERE hash = ?'),
   };
   const pathOf = (hash: string) => join(fragmentsDir, hash.slice(0, 2), hash);
+  const addOwner = (hash: string, owner: string, deal: string | undefined) => {
+    q.addOwner.run(hash, owner);
+    if (deal !== undefined) q.addDeal.run(hash, owner, deal);
+  };
+  /** Forgets a fragment's index rows (not its file). */
+  const forget = db.transaction((hash: string) => {
+    q.remove.run(hash);
+    q.dropOwners.run(hash);
+    q.dropDeals.run(hash);
+    q.dropTags.run(hash);
+  });
 
   reconcile();
 
@@ -149,12 +177,7 @@ export function openFragmentStore(
         else rmSync(join(shardPath, name), { force: true, recursive: true });
       }
     }
-    for (const hash of indexed) {
-      if (!onDisk.has(hash)) {
-        q.remove.run(hash);
-        q.dropOwners.run(hash);
-      }
-    }
+    for (const hash of indexed) if (!onDisk.has(hash)) forget(hash);
   }
 
   const store: FragmentStore = {
@@ -163,7 +186,7 @@ export function openFragmentStore(
       checkHash(hash);
       return q.get.get(hash) ?? null;
     },
-    async prepare(hash, size, owner) {
+    async prepare(hash, size, owner, deal) {
       checkHash(hash);
       if (size > options.maxFragmentSize) {
         throw new AilinkError(
@@ -179,7 +202,7 @@ export function openFragmentStore(
             `fragment ${hash} is held with ${held.size} bytes, not ${size}`,
           );
         }
-        q.addOwner.run(hash, owner);
+        addOwner(hash, owner, deal);
         // Stored again: the new upload gets its own grace before `collect` may take the fragment.
         q.touch.run(deps.clock.now(), hash);
         return { state: 'exists' };
@@ -191,7 +214,7 @@ export function openFragmentStore(
         // client with no spare miner fail the whole put (found by bench:gateway). The writer's own request deadline
         // bounds the wait.
         await writing;
-        return store.prepare(hash, size, owner);
+        return store.prepare(hash, size, owner, deal);
       }
       if (used + reserved + size > options.capacity) {
         throw new AilinkError(
@@ -282,7 +305,7 @@ export function openFragmentStore(
           }
           db.transaction(() => {
             q.insert.run(hash, size, deps.clock.now());
-            q.addOwner.run(hash, owner);
+            addOwner(hash, owner, deal);
           })();
           used += size;
           count += 1;
@@ -328,9 +351,9 @@ export function openFragmentStore(
       }
       const last = db.transaction(() => {
         q.dropOwner.run(hash, owner);
+        q.dropOwnerDeals.run(hash, owner);
         if (q.ownerCount.get(hash)!.n > 0) return false;
-        q.remove.run(hash);
-        q.dropTags.run(hash);
+        forget(hash);
         return true;
       })();
       if (last) {
@@ -345,18 +368,13 @@ export function openFragmentStore(
       let fragments = 0;
       let bytes = 0;
       for (const { hash, size } of q.storedBefore.all(storedBefore)) {
-        if (
-          keep(
-            hash,
-            q.ownersOf.all(hash).map((r) => r.account),
-          )
-        )
-          continue;
-        db.transaction(() => {
-          q.remove.run(hash);
-          q.dropOwners.run(hash);
-          q.dropTags.run(hash);
-        })();
+        const deals = q.dealsOf.all(hash);
+        const owners = q.ownersOf.all(hash).map(({ account }) => ({
+          account,
+          deals: deals.filter((d) => d.account === account).map((d) => d.deal),
+        }));
+        if (keep(hash, owners)) continue;
+        forget(hash);
         used -= size;
         count -= 1;
         await rm(pathOf(hash), { force: true });

@@ -8,7 +8,7 @@ import {
   type FileInfo,
   fileOf,
   filesOfMiner,
-  holdsTicket,
+  holdsDeal,
   type Indexer,
   minerOf,
   type ProtocolConfig,
@@ -368,9 +368,10 @@ export function startAuditAgent(
   /**
    * Deletes the fragments no file on chain places here any more — those of deleted files, of columns repaired onto
    * other miners, of uploads never declared (a client or gateway killed mid-upload) — once their grace has passed.
-   * Without it a deletion freed the space on chain only, and the bytes stayed on every miner for good. An uploader
-   * holding a placement ticket (`placement.holdTicket`) has an upload under way: its fragments wait for it however
-   * long it takes (a 1.2 GB update outlasted the dev network's 10 minutes).
+   * Without it a deletion freed the space on chain only, and the bytes stayed on every miner for good. An upload
+   * whose uploader holds its placement ticket (`placement.holdTicket`) is under way: the fragments put for that deal
+   * wait for it however long it takes (a 1.2 GB update outlasted the dev network's 10 minutes). Only that deal's: a
+   * hold spared all its owner's undeclared fragments once, so one live upload kept every abandoned one.
    */
   async function collectGarbage(height: number): Promise<void> {
     const now = deps.clock.now();
@@ -385,13 +386,14 @@ export function startAuditAgent(
     for (const { fid, index, order } of restoralOrdersOf(indexer.state))
       if (order.claimer === me) column(fid, index);
     const spared = new Set(options.collect.keepOwners);
-    const uploading = new Map<string, boolean>();
-    const holding = (owner: string) => {
-      if (!uploading.has(owner)) uploading.set(owner, holdsTicket(indexer.state, owner, height));
-      return uploading.get(owner)!;
-    };
     const { fragments, bytes } = await store.collect(
-      (hash, owners) => placed.has(hash) || owners.some((o) => spared.has(o) || holding(o)),
+      (hash, owners) =>
+        placed.has(hash) ||
+        owners.some(
+          (o) =>
+            spared.has(o.account) ||
+            o.deals.some((deal) => holdsDeal(indexer.state, o.account, deal, height)),
+        ),
       now - options.collect.graceMs,
     );
     if (fragments > 0) log.info('collected', { fragments, bytes });

@@ -93,6 +93,7 @@ export async function startMinerService(
           fragment: request.fragment,
           size: request.op === 'put' ? request.size : 0,
           audience: request.audience,
+          ...(request.op === 'put' && request.deal !== undefined ? { deal: request.deal } : {}),
         },
         request.auth,
       );
@@ -161,7 +162,7 @@ export async function startMinerService(
     account: string,
     signal: AbortSignal,
   ): Promise<void> {
-    const prepared = await store.prepare(request.fragment, request.size, account);
+    const prepared = await store.prepare(request.fragment, request.size, account, request.deal);
     if (prepared.state === 'exists') {
       await channel.writeFrame(encodeJson({ ok: true, send: false }), { signal });
       await channel.writeFrame(encodeJson({ ok: true, stored: true }), { signal });

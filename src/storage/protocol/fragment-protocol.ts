@@ -31,6 +31,7 @@ export const MAX_FRAME_BYTES = 320 * 1024;
 export const MAX_COLUMN_SEGMENTS = 4096;
 
 const hash = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-char lowercase hex hash');
+const deal = z.string().regex(/^[0-9a-f]{32}$/, 'expected a 32-char lowercase hex deal id');
 const base = { fragment: hash, audience: z.string().min(1).max(128), auth: RequestAuthSchema.optional() };
 
 export const FragmentRequestSchema = z.discriminatedUnion('op', [
@@ -42,6 +43,8 @@ export const FragmentRequestSchema = z.discriminatedUnion('op', [
         .int()
         .nonnegative()
         .max(2 ** 31),
+      /** The upload this fragment belongs to (see SignedFields.deal); a repair's put names none. */
+      deal: deal.optional(),
       ...base,
     })
     .strict(),
@@ -52,7 +55,7 @@ export const FragmentRequestSchema = z.discriminatedUnion('op', [
     .object({
       op: z.literal('receipt'),
       fid: hash,
-      deal: z.string().regex(/^[0-9a-f]{32}$/),
+      deal,
       index: z.number().int().min(0).max(255),
       fragments: z.array(hash).min(1).max(MAX_COLUMN_SEGMENTS),
       ...base,

@@ -22,9 +22,16 @@ import { signRequest } from './request-auth.ts';
 
 /** Talks the fragment protocol to miners, for one account. Every call has a deadline. */
 export interface MinerClient {
-  /** Stores the fragment; the bytes are not sent when the miner already holds them or they are all zeros. */
-  /** Sends a fragment: whole, or piece by piece (a parity column computed as it goes, `FragmentBody`). */
-  put(peer: PeerRef, hash: string, bytes: Uint8Array | FragmentBody, options?: CallOptions): Promise<void>;
+  /**
+   * Stores the fragment, sent whole or piece by piece (a parity column computed as it goes, `FragmentBody`); the
+   * bytes are not sent when the miner already holds them or they are all zeros. `deal` names the upload it belongs to.
+   */
+  put(
+    peer: PeerRef,
+    hash: string,
+    bytes: Uint8Array | FragmentBody,
+    options?: CallOptions & { readonly deal?: string },
+  ): Promise<void>;
   get(peer: PeerRef, hash: string, options?: CallOptions): Promise<Uint8Array>;
   has(peer: PeerRef, hash: string, options?: CallOptions): Promise<number | null>;
   delete(peer: PeerRef, hash: string, options?: CallOptions): Promise<boolean>;
@@ -119,12 +126,17 @@ export function createMinerClient(
       throw failure(err, 'dial');
     }
     try {
-      const fields = { op, fragment: hash, size, audience: peer.peerId };
+      const deal = op === 'put' ? (extra.deal as string | undefined) : undefined;
+      const fields = {
+        op,
+        fragment: hash,
+        size,
+        audience: peer.peerId,
+        ...(deal === undefined ? {} : { deal }),
+      };
       const auth = signRequest(deps.account, fields, deps, options.signatureTtlMs);
       const request =
-        op === 'put'
-          ? { op, fragment: hash, size, audience: peer.peerId, auth }
-          : { op, fragment: hash, audience: peer.peerId, auth, ...extra };
+        op === 'put' ? { ...fields, auth } : { op, fragment: hash, audience: peer.peerId, auth, ...extra };
       await channel.writeFrame(encodeJson(request), { signal });
       const result = await body(channel, signal);
       await channel.closeWrite({ signal }).catch(() => {});
@@ -146,15 +158,23 @@ export function createMinerClient(
 
   return {
     put: (peer, hash, bytes, callOptions = {}) =>
-      call(peer, 'put', hash, bytes.byteLength, callOptions, async (channel, signal) => {
-        const ready = await reply(channel, signal, PutReadySchema);
-        if (ready.send) {
-          if (bytes instanceof Uint8Array) await channel.write(bytes, { signal });
-          else for (const piece of bytes.pieces()) await channel.write(piece, { signal });
-          await channel.closeWrite({ signal });
-        }
-        await reply(channel, signal, PutDoneSchema);
-      }),
+      call(
+        peer,
+        'put',
+        hash,
+        bytes.byteLength,
+        callOptions,
+        async (channel, signal) => {
+          const ready = await reply(channel, signal, PutReadySchema);
+          if (ready.send) {
+            if (bytes instanceof Uint8Array) await channel.write(bytes, { signal });
+            else for (const piece of bytes.pieces()) await channel.write(piece, { signal });
+            await channel.closeWrite({ signal });
+          }
+          await reply(channel, signal, PutDoneSchema);
+        },
+        callOptions.deal === undefined ? {} : { deal: callOptions.deal },
+      ),
     get: (peer, hash, callOptions = {}) =>
       call(peer, 'get', hash, 0, callOptions, async (channel, signal) => {
         const { size } = await reply(channel, signal, GetReplySchema);

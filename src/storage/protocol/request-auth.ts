@@ -29,14 +29,20 @@ export interface SignedFields {
   readonly size: number;
   /** Peer id of the miner the request is meant for. */
   readonly audience: string;
+  /**
+   * A put's upload (its placement deal), when it names one: miners spare the fragment past their collection grace
+   * while its owner holds that deal's ticket. Signed, so nobody else can tie a fragment to another upload.
+   */
+  readonly deal?: string;
 }
 
 const DOMAIN = 'ailink/fragment-request/v1';
 
 function signingBytes(fields: SignedFields, account: string, nonce: string, expiresAt: number): Uint8Array {
-  return new TextEncoder().encode(
-    `${DOMAIN}\n${JSON.stringify([fields.op, fields.fragment, fields.size, fields.audience, account, nonce, expiresAt])}`,
-  );
+  const signed = [fields.op, fields.fragment, fields.size, fields.audience, account, nonce, expiresAt];
+  // Appended only when present: requests without a deal sign the same bytes as before deals existed.
+  if (fields.deal !== undefined) signed.push(fields.deal);
+  return new TextEncoder().encode(`${DOMAIN}\n${JSON.stringify(signed)}`);
 }
 
 export function signRequest(
