@@ -22,6 +22,14 @@ const taskId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1â€“64 of Aâ
 export const MAX_GIB_PER_PURCHASE = 1 << 20;
 
 export const SegmentSchema = z.object({ hash, fragments: z.array(hash).min(1).max(255) }).strict();
+/** An object's erasure-coding profile, as declarations and placement holds name it. */
+const ProfileSchema = z
+  .object({
+    segmentSize: z.number().int().positive(),
+    dataFragments: z.number().int().positive().max(128),
+    parityFragments: z.number().int().nonnegative().max(128),
+  })
+  .strict();
 /** The most segments one object has: 128 GiB at 32 MiB segments (a declaration of them fills most of a block). */
 export const MAX_SEGMENTS = 4096;
 
@@ -164,13 +172,7 @@ export const CALL_SCHEMAS = {
       owner: address,
       name: z.string().max(255).optional(),
       size: z.number().int().nonnegative(),
-      profile: z
-        .object({
-          segmentSize: z.number().int().positive(),
-          dataFragments: z.number().int().positive().max(128),
-          parityFragments: z.number().int().nonnegative().max(128),
-        })
-        .strict(),
+      profile: ProfileSchema,
       segments: z.array(SegmentSchema).min(1).max(MAX_SEGMENTS),
       /**
        * The object's segments in all, when `segments` lists only the first of them: a declaration too large for one
@@ -201,7 +203,10 @@ export const CALL_SCHEMAS = {
       deal: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 lowercase hex characters'),
       epoch: z.number().int().nonnegative(),
       slot: z.number().int().nonnegative(),
-      columns: z.number().int().min(1).max(256),
+      /** The upload's profile: its columns are drawn, and its segments size what the hold reserves. */
+      profile: ProfileSchema,
+      /** Segments of the owner's space the hold reserves, for the upload's fragments the miners keep meanwhile. */
+      segments: z.number().int().min(1).max(MAX_SEGMENTS),
     })
     .strict(),
   /** The next segments of a declaration made with `segmentCount`, in the block that declared it; `deal` names the upload. */

@@ -12,6 +12,7 @@ export {
   EntrySchema,
   MAX_GIB_PER_PURCHASE,
   MAX_KEY_BYTES,
+  MAX_SEGMENTS,
   MAX_TERMS_READERS,
   type ObjectEntry,
   ObjectKeySchema,
@@ -92,7 +93,7 @@ export {
 export {
   epochOf,
   holdBlocks,
-  holdsDeal,
+  liveHold,
   type PlacementEpoch,
   type PlacementTicket,
   placementEpoch,

@@ -7,11 +7,12 @@ import {
   epochKey,
   epochMiners,
   holdOf,
-  holdsDeal,
+  liveHold,
   placementEpoch,
   usedBytesOf,
   usedSlots,
 } from '../../src/chain/pallets/placement.ts';
+import { QUOTA_EXCEEDED, spaceUseOf } from '../../src/chain/pallets/storage-handler.ts';
 import { drawPlacement, placementSeed } from '../../src/chain/placement.ts';
 import { fileOf, minersOf } from '../../src/chain/queries.ts';
 import type { PeerRef } from '../../src/p2p/index.ts';
@@ -371,8 +372,11 @@ describe('placement as a rule: a storage client put', () => {
 // Holds: a put longer than a draw's validity (a 1.2 GB model update on a busy dev network outlived its 250 blocks, and
 // the coordinator's declaration was refused) holds its ticket on chain while its columns travel.
 describe('placement as a rule: holds', () => {
-  const hold = (deal: string, epoch: number, slot: number, columns = COLUMNS) =>
-    remark('placement.holdTicket', { deal, epoch, slot, columns });
+  /** The uploads' profile (`makeDeclaration`'s): 8 + 4 columns of 1 KiB segments. */
+  const PROFILE = { segmentSize: 1024, dataFragments: 8, parityFragments: 4 };
+  const hold = (deal: string, epoch: number, slot: number, segments = 1, profile = PROFILE) =>
+    remark('placement.holdTicket', { deal, epoch, slot, profile, segments });
+  const used = (twin: Twin) => spaceUseOf(twin.state, uploader.address).used;
   const outcomeOf = async (twin: Twin, calls: ReturnType<typeof remark>[]) => {
     const { blockNumber } = await twin.chain.submit(uploader, calls);
     return twin.records.filter((r) => r.block === blockNumber);
@@ -429,8 +433,9 @@ describe('placement as a rule: holds', () => {
     expect(draws[file.placement!.slot]).toEqual(expect.arrayContaining(file.placements));
     const holds = twin.submitted.filter((s) => s.calls.includes('placement.holdTicket'));
     expect(holds.length).toBeGreaterThanOrEqual(2);
-    // The declaration took the hold: nothing of it is left.
+    // The declaration took the hold: nothing of it is left, and the space it reserved was given back.
     expect(twin.state.scan('placement/holds/')).toEqual([]);
+    expect(used(twin)).toBe(file.charged);
   });
 
   it("a hold is taken in a declaration's window, on an unused slot, renewed only as taken, and used once", async () => {
@@ -453,7 +458,9 @@ describe('placement as a rule: holds', () => {
     expect(holdOf(twin.state, uploader.address, d.deal)).toEqual({
       epoch: EPOCH,
       slot: 2,
-      columns: COLUMNS,
+      profile: PROFILE,
+      segments: 1,
+      charged: 1024,
       drawn,
       until: taken + 300,
     });
@@ -462,7 +469,11 @@ describe('placement as a rule: holds', () => {
     const [slotTaken] = await declareOn(twin, other.d, [], { epoch: EPOCH, slot: 2 });
     expect(slotTaken!.reason).toMatch(/slot 2 of epoch 1 was declared with already/);
     const [moved] = await outcomeOf(twin, [hold(d.deal, EPOCH, 3)]);
-    expect(moved!.reason).toMatch(/holds epoch 1, slot 2 for 12 columns: a hold is renewed as it was taken/);
+    expect(moved!.reason).toMatch(
+      /holds epoch 1, slot 2 for 8\+4 columns of 1024-byte segments: a hold is renewed as it was taken/,
+    );
+    const [reshaped] = await outcomeOf(twin, [hold(d.deal, EPOCH, 2, 1, { ...PROFILE, segmentSize: 2048 })]);
+    expect(reshaped!.reason).toMatch(/a hold is renewed as it was taken/);
     // Long after epoch 1 is gone, the renewed hold still declares, and the report is checked against its draw.
     await twin.mine(taken + 250 - (await twin.indexer.sync()));
     await outcomeOf(twin, [hold(d.deal, EPOCH, 2)]);
@@ -494,10 +505,10 @@ describe('placement as a rule: holds', () => {
     const until = holdOf(twin.state, uploader.address, d.deal)!.until;
     // What miners ask before collecting the fragments put for this upload: held through `until`, not after, and
     // only for this deal of this account.
-    expect(holdsDeal(twin.state, uploader.address, d.deal, until)).toBe(true);
-    expect(holdsDeal(twin.state, uploader.address, d.deal, until + 1)).toBe(false);
-    expect(holdsDeal(twin.state, miners[0]!.address, d.deal, until)).toBe(false);
-    expect(holdsDeal(twin.state, uploader.address, upload('holds/other').d.deal, until)).toBe(false);
+    expect(liveHold(twin.state, uploader.address, d.deal, until)).toMatchObject({ segments: 1 });
+    expect(liveHold(twin.state, uploader.address, d.deal, until + 1)).toBeUndefined();
+    expect(liveHold(twin.state, miners[0]!.address, d.deal, until)).toBeUndefined();
+    expect(liveHold(twin.state, uploader.address, upload('holds/other').d.deal, until)).toBeUndefined();
     await twin.mine(until + 1 - (await twin.indexer.sync()));
     const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 0 });
     expect(declared!.reason).toMatch(
@@ -516,7 +527,45 @@ describe('placement as a rule: holds', () => {
       profile: { ...next.d.profile, parityFragments: next.d.profile.parityFragments + 1 },
     };
     const [mismatch] = await declareOn(twin, wide as Declaration, [], { epoch, slot: 0 });
-    expect(mismatch!.reason).toMatch(/the hold was drawn for 12 columns; this upload has 13/);
+    expect(mismatch!.reason).toMatch(
+      /the hold was drawn for 8\+4 columns of 1024-byte segments; this upload has 8\+5 columns of 1024-byte segments/,
+    );
+  });
+
+  it("a hold reserves its segments of the holder's space: more on a renewal that asks, never beyond what is left, all of it back at the declaration or once dropped", async () => {
+    const twin = await network(PLACED);
+    const [d, e, f, g] = ['holds/space', 'holds/too-big', 'holds/left', 'holds/after'].map(
+      (l) => upload(l).d,
+    ) as [Declaration, Declaration, Declaration, Declaration];
+    expect(used(twin)).toBe(0);
+    expect((await outcomeOf(twin, [hold(d.deal, EPOCH, 0, 3)]))[0]).toMatchObject({ outcome: 'applied' });
+    expect(used(twin)).toBe(3 * 1024);
+    // A renewal asking for less keeps what is reserved; one asking for more reserves the difference.
+    await outcomeOf(twin, [hold(d.deal, EPOCH, 0, 2)]);
+    expect(holdOf(twin.state, uploader.address, d.deal)).toMatchObject({ segments: 3, charged: 3 * 1024 });
+    await outcomeOf(twin, [hold(d.deal, EPOCH, 0, 10)]);
+    expect(holdOf(twin.state, uploader.address, d.deal)).toMatchObject({ segments: 10, charged: 10 * 1024 });
+    expect(used(twin)).toBe(10 * 1024);
+    // Beyond the 4 GiB bought: refused, nothing held, nothing reserved, the slot still free.
+    const [tooBig] = await outcomeOf(twin, [hold(e.deal, EPOCH, 1, 5, { ...PROFILE, segmentSize: 2 ** 30 })]);
+    expect(tooBig).toMatchObject({ outcome: 'rejected' });
+    expect(tooBig!.reason).toMatch(
+      new RegExp(`^${QUOTA_EXCEEDED}: the hold of upload ${e.deal} \\(5 segments\\) takes 5\\.00 GiB`),
+    );
+    expect(holdOf(twin.state, uploader.address, e.deal)).toBeUndefined();
+    expect(used(twin)).toBe(10 * 1024);
+    // The declaration charges the object's own segments instead of what its hold reserved.
+    const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 0 });
+    expect(declared).toMatchObject({ outcome: 'applied' });
+    expect(used(twin)).toBe(2 * 1024);
+    // A hold left to end gives its space back when the account's next hold drops it.
+    await outcomeOf(twin, [hold(f.deal, EPOCH, 1, 4)]);
+    expect(used(twin)).toBe(6 * 1024);
+    await twin.mine(holdOf(twin.state, uploader.address, f.deal)!.until + 1 - (await twin.indexer.sync()));
+    const epoch = Math.floor((await twin.indexer.sync()) / 100);
+    await outcomeOf(twin, [hold(g.deal, epoch, 0, 1)]);
+    expect(holdOf(twin.state, uploader.address, f.deal)).toBeUndefined();
+    expect(used(twin)).toBe(3 * 1024);
   });
 
   it("a declaration drops the account's ended holds, and only those", async () => {
@@ -538,15 +587,39 @@ describe('placement as a rule: holds', () => {
     expect(holdOf(twin.state, uploader.address, running.d.deal)).toBeDefined();
   });
 
+  it('the registry reserves what the put asks, renewing only to grow, and never past the space left', async () => {
+    const twin = await network(PLACED);
+    const registry = registryOf(twin);
+    const { d } = upload('holds/registry');
+    await registry.directory({ columns: COLUMNS, columnBytes: COLUMN_BYTES, deal: d.deal });
+    const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;
+    const reserved = () => holdOf(twin.state, uploader.address, d.deal)?.segments;
+    const big = { ...PROFILE, segmentSize: 2 ** 28 }; // 256 MiB segments: the 4 GiB bought hold 16
+    registry.keepDraw!(d.deal, { profile: big, segments: 3 });
+    await vi.waitFor(() => expect(reserved()).toBe(3));
+    registry.keepDraw!(d.deal, { profile: big, segments: 2 });
+    registry.keepDraw!(d.deal, { profile: big, segments: 3 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(holdCalls()).toBe(1);
+    registry.keepDraw!(d.deal, { profile: big, segments: 40 });
+    await vi.waitFor(() => expect(reserved()).toBe(16));
+    expect(spaceUseOf(twin.state, uploader.address).left).toBe(0);
+    // All the space is reserved: asking for more sends nothing.
+    registry.keepDraw!(d.deal, { profile: big, segments: 41 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(holdCalls()).toBe(2);
+  });
+
   it('a hold the rules refuse is not asked for again; the declaration then finds another slot', async () => {
     const { twin, second, b, drawnB } = await twoClientsOnOneSlot('holds');
     const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;
-    second.keepDraw!(b.d.deal);
+    const reserve = { profile: b.record.profile, segments: 2 };
+    second.keepDraw!(b.d.deal, reserve);
     await vi.waitFor(() => expect(holdCalls()).toBe(1));
     await vi.waitFor(() =>
       expect(twin.records.at(-1)?.reason).toMatch(/slot 0 of epoch 1 was declared with already/),
     );
-    for (let i = 0; i < 3; i++) second.keepDraw!(b.d.deal);
+    for (let i = 0; i < 3; i++) second.keepDraw!(b.d.deal, { ...reserve, segments: 3 + i });
     await new Promise((r) => setTimeout(r, 50));
     expect(holdCalls()).toBe(1);
     await second.declare(b.record, b.d.deal, columnsOn(b.d, drawnB));

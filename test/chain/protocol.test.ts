@@ -2062,7 +2062,13 @@ describe('the protocol as a replayable fold', () => {
       }
       case 'hold':
         return {
-          call: call('placement.holdTicket', { deal: files[op.file]!.deal, epoch: 0, slot: 0, columns: 12 }),
+          call: call('placement.holdTicket', {
+            deal: files[op.file]!.deal,
+            epoch: 0,
+            slot: 0,
+            profile: files[op.file]!.profile,
+            segments: 1,
+          }),
         };
       case 'createBucket':
       case 'deleteBucket':

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileOf, holdsDeal } from '../../src/chain/index.ts';
+import { fileOf, liveHold } from '../../src/chain/index.ts';
 import {
   type DevNetwork,
   openSession,
@@ -194,15 +194,21 @@ describe('retention on a dev network: owners delete their expired round objects,
       return orgSession.indexer.state
         .scan(`placement/holds/${org.address}/`)
         .map(([key]) => key.split('/').at(-1)!)
-        .filter((deal) => holdsDeal(orgSession.indexer.state, org.address, deal, height));
+        .filter((deal) => liveHold(orgSession.indexer.state, org.address, deal, height) !== undefined);
     };
     // The attack on a per-account rule: while one upload is under way, fragments the same account put for other
     // uploads it never declares (abandoned, or never meant to be) stay on the miners for as long as it keeps any hold.
     const [miner] = await orgSession.registry.directory();
-    const abandoned = [systemRandom(4096), systemRandom(4096)].map((bytes) => ({
-      bytes,
-      hash: createHash('sha256').update(bytes).digest('hex'),
-    }));
+    const fragment = (size: number) => {
+      const bytes = systemRandom(size);
+      return { bytes, hash: createHash('sha256').update(bytes).digest('hex') };
+    };
+    const abandoned = [fragment(4096), fragment(4096)];
+    // And the attack on an unbounded hold: more fragments under the held deal than the segments it reserves of the
+    // account's space. The put reserves 2 segments after its first (its size is unknown): one column fragment of each
+    // (16 KiB) per miner, and the first segment's own fragment is the older one.
+    const extra = [fragment(16 * 1024), fragment(16 * 1024), fragment(16 * 1024)];
+    const onDisk = (fs: { hash: string }[]) => fs.map((f) => f.hash).filter((h) => heldOnDisk().has(h));
     let held: string[] = [];
     async function* stalling() {
       yield systemRandom(segment + 1);
@@ -214,8 +220,12 @@ describe('retention on a dev network: owners delete their expired round objects,
       }
       await orgSession.miners.put(miner!, abandoned[0]!.hash, abandoned[0]!.bytes, { deal: 'ab'.repeat(16) });
       await orgSession.miners.put(miner!, abandoned[1]!.hash, abandoned[1]!.bytes);
-      expect(abandoned.map((f) => f.hash).filter((h) => heldOnDisk().has(h))).toHaveLength(2);
+      for (const f of extra) await orgSession.miners.put(miner!, f.hash, f.bytes, { deal: held[0]! });
+      expect(onDisk([...abandoned, ...extra])).toHaveLength(5);
       await sleep(3 * GRACE_MS);
+      // Still under way: the hold keeps its reserve's worth, oldest first, and nothing of other uploads.
+      expect(onDisk(extra)).toEqual([extra[0]!.hash]);
+      expect(onDisk(abandoned)).toEqual([]);
       yield systemRandom(segment);
     }
     const fid = await orgSession.put(stalling(), { name: 'uploads/stalled' });
@@ -225,7 +235,6 @@ describe('retention on a dev network: owners delete their expired round objects,
     // The declaration took the hold.
     expect(await holding()).toEqual([]);
     expect((await orgSession.get(fid)).byteLength).toBe(2 * segment + 1);
-    // The fragments of the uploads without a hold went after their grace, though the account held one all along.
-    expect(abandoned.map((f) => f.hash).filter((h) => heldOnDisk().has(h))).toEqual([]);
+    expect(onDisk(abandoned)).toEqual([]);
   }, 120_000);
 });

@@ -530,6 +530,7 @@ describe('collect (garbage collection)', () => {
     await put(store, shared.hash, shared.bytes, ALICE, d1);
     expect(await put(store, shared.hash, shared.bytes, ALICE, d2)).toBe('exists');
     expect(await put(store, shared.hash, shared.bytes, BOB, d1)).toBe('exists');
+    clock.advance(1000);
     await put(store, bare.hash, bare.bytes, CAROL);
     const ownersOf = async () => {
       const seen = new Map<string, Record<string, string[]>>();
@@ -539,6 +540,12 @@ describe('collect (garbage collection)', () => {
       }, Number.POSITIVE_INFINITY);
       return seen;
     };
+    // Oldest first, whatever the hashes' order: a hold's allowance goes to an upload's first fragments.
+    const later = frag('later');
+    clock.advance(1000);
+    await put(store, later.hash, later.bytes);
+    expect([...(await ownersOf()).keys()]).toEqual([shared.hash, bare.hash, later.hash]);
+    await store.release(later.hash, ALICE);
     // Kept across a restart: a miner's collection after it comes back still knows which upload a fragment is for.
     store.close();
     store = openFragmentStore({ clock, random: systemRandom }, options);

@@ -214,10 +214,7 @@ const uploadDeclaration: Rule<Declaration> = (state, ctx, args) => {
     );
   }
   replaceIncomplete(state, ctx, args.fid);
-  const ticket = takeTicket(state, ctx, args.placement, {
-    deal: args.deal,
-    columns: columnsOf(args.profile),
-  });
+  const ticket = takeTicket(state, ctx, args.placement, { deal: args.deal, profile: args.profile });
   const total = args.segmentCount ?? args.segments.length;
   if (total < args.segments.length) {
     reject(`segmentCount ${total} is less than the ${args.segments.length} segments listed`);

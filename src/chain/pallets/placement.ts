@@ -4,6 +4,7 @@ import { drawPlacement, type PlacementCandidate, placementSeed, rankRestorers } 
 import type { StateReader, StateValue, StateWriter } from '../state.ts';
 import { type BlockContext, type CallContext, type PlacementConfig, type Rule, reject } from './context.ts';
 import type { MinerInfo } from './sminer.ts';
+import { creditSpace, debitSpace, spaceTakenBy } from './storage-handler.ts';
 
 /**
  * Placement as a rule (issue 17 item 6), on networks whose configuration has `placement`. Before it, placement was
@@ -19,7 +20,9 @@ import type { MinerInfo } from './sminer.ts';
  * An upload longer than a draw's validity (a 1.2 GB model on a busy dev network outlived its 250 blocks) holds its
  * ticket first (`placement.holdTicket`): the draw is taken within the same window as a declaration's, so the choice
  * it leaves an uploader is the same, but its miners are copied into the hold, which the uploader renews while its
- * columns travel and its declaration takes later, however old the epoch is by then.
+ * columns travel and its declaration takes later, however old the epoch is by then. Miners keep the fragments put
+ * for a held upload past their collection grace, so a hold reserves the owner's space for the segments it names, as
+ * a declaration of them would take it: undeclared bytes kept that way never exceed the space the account bought.
  */
 
 /** A declaration's placement ticket, as the file keeps it: the draw its receipts are checked against. */
@@ -46,17 +49,35 @@ interface TicketFields {
 
 /**
  * A ticket held for an upload still under way (`placement.holdTicket`), by the holding account and the upload's deal:
- * its draw, copied while the epoch was valid, and the last block a declaration may take it in.
+ * its draw, copied while the epoch was valid, the last block a declaration may take it in, and the space it reserves.
  */
 export interface PlacementHold {
   [key: string]: StateValue;
   readonly epoch: number;
   readonly slot: number;
-  readonly columns: number;
+  readonly profile: HoldProfile;
+  /** The upload's segments the hold reserves space for: each miner keeps up to one column fragment of each. */
+  readonly segments: number;
+  /** Bytes of the holder's space reserved (`spaceTakenBy` of the segments), given back when the hold goes. */
+  readonly charged: number;
   /** The first `columns + spares` miners of the draw; null when any positive miner is accepted. */
   readonly drawn: string[] | null;
   readonly until: number;
 }
+
+export interface HoldProfile {
+  [key: string]: StateValue;
+  readonly segmentSize: number;
+  readonly dataFragments: number;
+  readonly parityFragments: number;
+}
+
+const sameProfile = (a: HoldProfile, b: HoldProfile) =>
+  a.segmentSize === b.segmentSize &&
+  a.dataFragments === b.dataFragments &&
+  a.parityFragments === b.parityFragments;
+const describeProfile = (p: HoldProfile) =>
+  `${p.dataFragments}+${p.parityFragments} columns of ${p.segmentSize}-byte segments`;
 
 /**
  * An epoch's snapshot: its first block, the seed, and how many positive miners had free space then. The miners
@@ -88,11 +109,19 @@ const holdKey = (account: string, deal: string) => `${holdsPrefix(account)}${dea
 export const holdBlocks = (config: PlacementConfig): number => config.epochBlocks * (config.epochsValid + 1);
 
 /**
- * Whether `account` holds the ticket of its upload `deal` at `height`, the upload still under way: miners keep the
- * fragments put for that deal that no file places yet past their collection grace (src/storage/miner/miner-audit.ts).
+ * The hold `account` has at `height` on its upload `deal`, still under way: miners keep up to one column fragment of
+ * each of its `segments` put for that deal that no file places yet past their collection grace
+ * (src/storage/miner/miner-audit.ts).
  */
-export const holdsDeal = (state: StateReader, account: string, deal: string, height: number): boolean =>
-  (holdOf(state, account, deal)?.until ?? -1) >= height;
+export const liveHold = (
+  state: StateReader,
+  account: string,
+  deal: string,
+  height: number,
+): PlacementHold | undefined => {
+  const hold = holdOf(state, account, deal);
+  return hold !== undefined && hold.until >= height ? hold : undefined;
+};
 
 /** The ticket `account` holds for the upload `deal`, expired or not. */
 export const holdOf = (state: StateReader, account: string, deal: string): PlacementHold | undefined =>
@@ -243,7 +272,7 @@ export function takeTicket(
   state: StateWriter,
   ctx: CallContext,
   ticket: { readonly epoch: number; readonly slot: number } | undefined,
-  upload: { readonly deal: string; readonly columns: number },
+  upload: { readonly deal: string; readonly profile: HoldProfile },
 ): PlacementTicket | undefined {
   const config = ctx.config.placement;
   if (config === undefined) {
@@ -268,10 +297,13 @@ export function takeTicket(
       `the hold on placement epoch ${held.epoch}, slot ${held.slot} for upload ${upload.deal} ended at block ${held.until}: renew a hold before it ends, or draw the miners again`,
     );
   }
-  if (held.columns !== upload.columns) {
-    reject(`the hold was drawn for ${held.columns} columns; this upload has ${upload.columns}`);
+  if (!sameProfile(held.profile, upload.profile)) {
+    reject(
+      `the hold was drawn for ${describeProfile(held.profile)}; this upload has ${describeProfile(upload.profile)}`,
+    );
   }
-  state.delete(holdKey(ctx.caller, upload.deal));
+  // The declaration charges the object's own segments next; what the hold reserved goes back.
+  dropHold(state, ctx.caller, upload.deal, held);
   return { ...taken, drawn: held.drawn };
 }
 
@@ -281,36 +313,54 @@ export function takeTicket(
  */
 function dropEndedHolds(state: StateWriter, ctx: CallContext): void {
   for (const [key, value] of state.scan(holdsPrefix(ctx.caller))) {
-    if ((value as PlacementHold).until < ctx.block.number) state.delete(key);
+    const hold = value as PlacementHold;
+    if (hold.until < ctx.block.number)
+      dropHold(state, ctx.caller, key.slice(holdsPrefix(ctx.caller).length), hold);
   }
+}
+
+function dropHold(state: StateWriter, account: string, deal: string, hold: PlacementHold): void {
+  state.delete(holdKey(account, deal));
+  creditSpace(state, account, hold.charged);
 }
 
 /**
  * Holds a ticket for an upload still under way, or renews the caller's hold of it for `holdBlocks` more blocks. A new
  * hold takes the slot as a declaration would (same window, same slot rule), so holding widens no uploader's choice.
- * The caller's ended holds are dropped (`dropEndedHolds`).
+ * It reserves the caller's space for `segments` of the upload (a renewal naming more reserves the difference; none
+ * is given back before the hold goes), refused beyond what is left. The caller's ended holds are dropped
+ * (`dropEndedHolds`), their space given back.
  */
 const holdTicket: Rule<CallArgs<'placement.holdTicket'>> = (state, ctx, args) => {
   const config = ctx.config.placement;
   if (config === undefined) reject('this network does not draw placements: there is no ticket to hold');
   const until = ctx.block.number + holdBlocks(config);
+  const what = `the hold of upload ${args.deal} (${args.segments} segments)`;
   const held = holdOf(state, ctx.caller, args.deal);
   if (held !== undefined && held.until >= ctx.block.number) {
-    if (held.epoch !== args.epoch || held.slot !== args.slot || held.columns !== args.columns) {
+    if (held.epoch !== args.epoch || held.slot !== args.slot || !sameProfile(held.profile, args.profile)) {
       reject(
-        `upload ${args.deal} holds epoch ${held.epoch}, slot ${held.slot} for ${held.columns} columns: a hold is renewed as it was taken`,
+        `upload ${args.deal} holds epoch ${held.epoch}, slot ${held.slot} for ${describeProfile(held.profile)}: a hold is renewed as it was taken`,
       );
     }
-    state.put(holdKey(ctx.caller, args.deal), { ...held, until });
+    const segments = Math.max(held.segments, args.segments);
+    const charged = spaceTakenBy(segments, args.profile);
+    debitSpace(state, ctx.caller, charged - held.charged, what);
+    state.put(holdKey(ctx.caller, args.deal), { ...held, segments, charged, until });
     return;
   }
   dropEndedHolds(state, ctx);
   useSlot(state, ctx, config, args);
-  const drawn = ticketDraw(state, config, { ...args, by: ctx.caller }, args.columns);
+  const columns = args.profile.dataFragments + args.profile.parityFragments;
+  const drawn = ticketDraw(state, config, { ...args, by: ctx.caller }, columns);
+  const charged = spaceTakenBy(args.segments, args.profile);
+  debitSpace(state, ctx.caller, charged, what);
   state.put(holdKey(ctx.caller, args.deal), {
     epoch: args.epoch,
     slot: args.slot,
-    columns: args.columns,
+    profile: { ...args.profile },
+    segments: args.segments,
+    charged,
     drawn: drawn ?? null,
     until,
   } satisfies PlacementHold);

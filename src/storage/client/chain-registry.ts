@@ -10,6 +10,7 @@ import {
   grantOf,
   holdBlocks,
   type Indexer,
+  MAX_SEGMENTS,
   minerOf,
   minersOf,
   placementEpoch,
@@ -18,6 +19,7 @@ import {
   restoralRanking,
   SLOT_TAKEN,
   serviceBytesOf,
+  spaceUseOf,
   submitProtocol,
   termsOf,
   ticketDraw,
@@ -29,6 +31,7 @@ import type { Account } from '../../shared/account.ts';
 import { AilinkError, hasCode } from '../../shared/errors.ts';
 import {
   checkNotTaken,
+  type DrawReserve,
   type ObjectRecord,
   type ObjectRegistry,
   type Placement,
@@ -44,6 +47,8 @@ interface Ticket {
   readonly columns: number;
   /** The last block of the ticket's hold on chain, once the upload took one (`placement.holdTicket`). */
   heldUntil?: number;
+  /** The segments of the owner's space the hold reserves. */
+  reserved?: number;
   /** The hold check under way, if any: one at a time per upload. */
   keeping?: Promise<void> | undefined;
   /** The chain refused to hold it (another client of the account declared with its slot): asked no more. */
@@ -181,31 +186,45 @@ export function createChainRegistry(
   /**
    * Holds the upload's ticket on chain (`placement.holdTicket`) — at once while the put has segments to come
    * (`underWay`), else once less than half a hold's length is left of it — and renews the hold when as little is left
-   * of it. A put longer than a draw's validity then still declares with the miners it was drawn, and miners keep the
-   * fragments of an account holding a ticket past their collection grace. One check at a time per upload; a hold
-   * that failed on the way is tried again at the next call, one the rules refused is not, and the declaration says
-   * what the chain makes of its ticket.
+   * of it, or when the put needs more than it reserves. A put longer than a draw's validity then still declares with
+   * the miners it was drawn, and miners keep the fragments of the `reserve.segments` it holds past their collection
+   * grace. One check at a time per upload; a hold that failed on the way is tried again at the next call, one the
+   * rules refused is not, and the declaration says what the chain makes of its ticket.
    */
-  function keepDraw(deal: string, underWay: boolean): Promise<void> {
+  function keepDraw(deal: string, underWay: boolean, reserve: DrawReserve): Promise<void> {
     const ticket = tickets.get(deal);
     if (ticket === undefined || ticket.refused === true) return Promise.resolve();
     ticket.keeping ??= (async () => {
       const rules = indexer.config.placement!;
       const height = await indexer.sync();
+      // Never past the most an object may have, nor the space left: the rules would refuse the hold. What the space
+      // does not cover is the declaration's to refuse; the hold keeps the draw meanwhile.
+      const reserved = ticket.reserved ?? 0;
+      const left = Math.floor(spaceUseOf(indexer.state, account.address).left / reserve.profile.segmentSize);
+      const segments = Math.max(1, reserved, Math.min(MAX_SEGMENTS, reserve.segments, reserved + left));
+      const held = ticket.heldUntil !== undefined;
       const soon = lastBlockOf(ticket) - height <= holdBlocks(rules) / 2;
-      if (!soon && !(underWay && ticket.heldUntil === undefined)) return;
+      if (!soon && !(held && segments > reserved) && !(underWay && !held)) return;
       const { block } = await submit([
         protocolCall('placement.holdTicket', {
           deal,
           epoch: ticket.epoch,
           slot: ticket.slot,
-          columns: ticket.columns,
+          profile: {
+            segmentSize: reserve.profile.segmentSize,
+            dataFragments: reserve.profile.dataFragments,
+            parityFragments: reserve.profile.parityFragments,
+          },
+          segments,
         }),
       ]);
       ticket.heldUntil = block + holdBlocks(rules);
+      ticket.reserved = segments;
     })()
       .catch((err: unknown) => {
-        if (hasCode(err, 'CHAIN_CALL_REJECTED')) ticket.refused = true;
+        // A refused hold is not asked for again; a refused renewal is (another upload of the account may have taken
+        // the space it asked for), so that the hold does not end under a long upload.
+        if (hasCode(err, 'CHAIN_CALL_REJECTED') && ticket.heldUntil === undefined) ticket.refused = true;
       })
       .finally(() => {
         ticket.keeping = undefined;
@@ -244,8 +263,8 @@ export function createChainRegistry(
   return {
     needsReceipts: true,
     deferrableColumns,
-    keepDraw(deal) {
-      if (indexer.config.placement !== undefined) void keepDraw(deal, true);
+    keepDraw(deal, reserve) {
+      if (indexer.config.placement !== undefined) void keepDraw(deal, true, reserve);
     },
     async directory(want) {
       const height = await indexer.sync();
@@ -310,7 +329,7 @@ export function createChainRegistry(
       });
       const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
       // A put that took long may be near its ticket's end: hold it before declaring (nothing to do otherwise).
-      await keepDraw(deal, false);
+      await keepDraw(deal, false, { profile: record.profile, segments: record.segments.length });
       const ticket = tickets.get(deal);
       if (indexer.config.placement !== undefined && ticket === undefined) {
         throw new AilinkError(

@@ -426,8 +426,16 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         if (encoded.stored.byteOffset === 0 && encoded.stored.buffer.byteLength === objectProfile.segmentSize)
           freeBuffers.push(new Uint8Array(encoded.stored.buffer as ArrayBuffer));
         onProgress?.({ kind: 'segment-stored', segment: at, bytes: length });
-        // More segments to come: the placed fragments wait for a declaration that is not close (keepDraw).
-        if (!last) deps.registry.keepDraw?.(deal);
+        // More segments to come: the placed fragments wait for a declaration that is not close (keepDraw). The hold
+        // reserves the whole object when its size is known, else twice what is stored: a renewal per doubling.
+        if (!last)
+          deps.registry.keepDraw?.(deal, {
+            profile: objectProfile,
+            segments:
+              putOptions.size === undefined
+                ? 2 * (at + 1)
+                : Math.max(at + 2, Math.ceil(putOptions.size / objectProfile.segmentSize)),
+          });
       });
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
       inFlight.catch(() => {});

@@ -39,10 +39,10 @@ export interface FragmentStore {
   /**
    * Deletes every fragment stored (or stored again) before `storedBefore` (ms) that `keep` does not want, whoever
    * owns it: a miner's garbage collection of fragments no file on chain places on it any more (deleted or moved
-   * files, uploads never declared).
+   * files, uploads never declared). `keep` sees them oldest first.
    */
   collect(
-    keep: (hash: string, owners: readonly FragmentOwner[]) => boolean,
+    keep: (hash: string, owners: readonly FragmentOwner[], size: number) => boolean,
     storedBefore: number,
   ): Promise<{ fragments: number; bytes: number }>;
   /**
@@ -137,7 +137,7 @@ export function openFragmentStore(
     dropTags: db.prepare('DELETE FROM tags WHERE hash = ?'),
     touch: db.prepare('UPDATE fragments SET stored_at = ? WHERE hash = ?'),
     storedBefore: db.prepare<[number], { hash: string; size: number }>(
-      'SELECT hash, size FROM fragments WHERE stored_at < ? ORDER BY hash',
+      'SELECT hash, size FROM fragments WHERE stored_at < ? ORDER BY stored_at, hash',
     ),
     ownersOf: db.prepare<[string], { account: string }>('SELECT account FROM owners WHERE hash = ?'),
   };
@@ -373,7 +373,7 @@ export function openFragmentStore(
           account,
           deals: deals.filter((d) => d.account === account).map((d) => d.deal),
         }));
-        if (keep(hash, owners)) continue;
+        if (keep(hash, owners, size)) continue;
         forget(hash);
         used -= size;
         count -= 1;

@@ -8,8 +8,8 @@ import {
   type FileInfo,
   fileOf,
   filesOfMiner,
-  holdsDeal,
   type Indexer,
+  liveHold,
   minerOf,
   type ProtocolConfig,
   protocolCall,
@@ -370,8 +370,9 @@ export function startAuditAgent(
    * other miners, of uploads never declared (a client or gateway killed mid-upload) — once their grace has passed.
    * Without it a deletion freed the space on chain only, and the bytes stayed on every miner for good. An upload
    * whose uploader holds its placement ticket (`placement.holdTicket`) is under way: the fragments put for that deal
-   * wait for it however long it takes (a 1.2 GB update outlasted the dev network's 10 minutes). Only that deal's: a
-   * hold spared all its owner's undeclared fragments once, so one live upload kept every abandoned one.
+   * wait for it however long it takes (a 1.2 GB update outlasted the dev network's 10 minutes). Only that deal's,
+   * oldest first, and no more than one column of the segments the hold reserves of its owner's space: a hold spared
+   * all its owner's undeclared fragments once, so one live upload kept every abandoned one, for free.
    */
   async function collectGarbage(height: number): Promise<void> {
     const now = deps.clock.now();
@@ -386,14 +387,25 @@ export function startAuditAgent(
     for (const { fid, index, order } of restoralOrdersOf(indexer.state))
       if (order.claimer === me) column(fid, index);
     const spared = new Set(options.collect.keepOwners);
+    /** Bytes each live hold still spares here, by owner and deal: one column fragment of each segment it reserves. */
+    const allowance = new Map<string, number>();
+    const held = (account: string, deal: string, size: number) => {
+      const key = `${account}/${deal}`;
+      if (!allowance.has(key)) {
+        const hold = liveHold(indexer.state, account, deal, height);
+        const fragmentBytes =
+          hold === undefined ? 0 : Math.ceil(hold.profile.segmentSize / hold.profile.dataFragments);
+        allowance.set(key, hold === undefined ? 0 : hold.segments * fragmentBytes);
+      }
+      const left = allowance.get(key)!;
+      if (left < size) return false;
+      allowance.set(key, left - size);
+      return true;
+    };
     const { fragments, bytes } = await store.collect(
-      (hash, owners) =>
+      (hash, owners, size) =>
         placed.has(hash) ||
-        owners.some(
-          (o) =>
-            spared.has(o.account) ||
-            o.deals.some((deal) => holdsDeal(indexer.state, o.account, deal, height)),
-        ),
+        owners.some((o) => spared.has(o.account) || o.deals.some((deal) => held(o.account, deal, size))),
       now - options.collect.graceMs,
     );
     if (fragments > 0) log.info('collected', { fragments, bytes });

@@ -35,6 +35,7 @@ export {
 } from './profile.ts';
 export {
   checkNotTaken,
+  type DrawReserve,
   type ObjectRecord,
   ObjectRecordSchema,
   type ObjectRegistry,

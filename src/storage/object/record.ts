@@ -94,6 +94,12 @@ export interface PlacementWant {
   readonly deal: string;
 }
 
+/** What a held draw reserves: segments of an object of this profile. */
+export interface DrawReserve {
+  readonly profile: StorageProfile;
+  readonly segments: number;
+}
+
 export interface ObjectRegistry {
   /**
    * The miners that may take columns, in order of preference; every listed miner (reads find peers here too). Given
@@ -109,11 +115,12 @@ export interface ObjectRegistry {
   departed?(): Promise<readonly PeerRef[]>;
   /**
    * Called as each segment of a put is stored while more follow. The chain's registry holds the upload's placement
-   * draw on chain (`placement.holdTicket`) and renews the hold before it ends: a long put still declares with the
-   * miners it was drawn, and miners keep its fragments past their collection grace meanwhile. Never throws; returns at
-   * once.
+   * draw on chain (`placement.holdTicket`) and renews the hold before it ends, reserving the owner's space for
+   * `reserve.segments` (more when a later call asks for more): a long put still declares with the miners it was
+   * drawn, and miners keep its fragments of that many segments past their collection grace meanwhile. Never throws;
+   * returns at once.
    */
-  keepDraw?(deal: string): void;
+  keepDraw?(deal: string, reserve: DrawReserve): void;
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
   readonly needsReceipts: boolean;
   /**
