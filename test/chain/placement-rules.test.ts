@@ -566,6 +566,24 @@ describe('placement as a rule: holds', () => {
     await outcomeOf(twin, [hold(g.deal, epoch, 0, 1)]);
     expect(holdOf(twin.state, uploader.address, f.deal)).toBeUndefined();
     expect(used(twin)).toBe(3 * 1024);
+    // Or at the next epoch's first block, for an account that sends nothing more.
+    const until = holdOf(twin.state, uploader.address, g.deal)!.until;
+    await twin.mine(until + 1 - (await twin.indexer.sync()));
+    expect(holdOf(twin.state, uploader.address, g.deal)).toBeDefined();
+    await twin.mine((Math.floor(until / 100) + 1) * 100 - (await twin.indexer.sync()));
+    expect(holdOf(twin.state, uploader.address, g.deal)).toBeUndefined();
+    expect(used(twin)).toBe(2 * 1024);
+  });
+
+  it('a declaration with another ticket than the held one gives the hold and its space back', async () => {
+    const twin = await network(PLACED);
+    const { d } = upload('holds/moved');
+    await outcomeOf(twin, [hold(d.deal, EPOCH, 0, 3)]);
+    expect(used(twin)).toBe(3 * 1024);
+    const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 1 });
+    expect(declared).toMatchObject({ outcome: 'applied' });
+    expect(holdOf(twin.state, uploader.address, d.deal)).toBeUndefined();
+    expect(used(twin)).toBe(2 * 1024);
   });
 
   it("a declaration drops the account's ended holds, and only those", async () => {

@@ -99,7 +99,8 @@ export const epochKey = (epoch: number) => `${EPOCHS_PREFIX}${pad(epoch)}`;
 const minersKey = (epoch: number) => `placement/miners/${pad(epoch)}`;
 const slotsKey = (epoch: number, account: string) => `${SLOTS_PREFIX}${pad(epoch)}/${account}`;
 const usedKey = (miner: string) => `placement/used/${miner}`;
-const holdsPrefix = (account: string) => `placement/holds/${account}/`;
+const HOLDS_PREFIX = 'placement/holds/';
+const holdsPrefix = (account: string) => `${HOLDS_PREFIX}${account}/`;
 const holdKey = (account: string, deal: string) => `${holdsPrefix(account)}${deal}`;
 
 /**
@@ -154,8 +155,9 @@ export const usedSlots = (state: StateReader, epoch: number, account: string): r
   state.get<number[]>(slotsKey(epoch, account)) ?? [];
 
 /**
- * The block hook: the first block of an epoch stores its snapshot, and drops the snapshots and used slots of epochs
- * no declaration may name any more.
+ * The block hook: the first block of an epoch stores its snapshot, drops the snapshots and used slots of epochs no
+ * declaration may name any more, and drops every hold that has ended, giving its space back (an account that
+ * abandoned an upload and stores nothing more would otherwise keep it reserved).
  */
 export function placementOnBlock(state: StateWriter, ctx: BlockContext): void {
   const config = ctx.config.placement;
@@ -184,6 +186,12 @@ export function placementOnBlock(state: StateWriter, ctx: BlockContext): void {
     state.delete(key);
     state.delete(minersKey(old));
     for (const [slots] of state.scan(`${SLOTS_PREFIX}${pad(old)}/`)) state.delete(slots);
+  }
+  for (const [key, value] of state.scan(HOLDS_PREFIX)) {
+    const hold = value as PlacementHold;
+    if (hold.until >= ctx.block.number) continue;
+    const [account, deal] = key.slice(HOLDS_PREFIX.length).split('/') as [string, string];
+    dropHold(state, account, deal, hold);
   }
 }
 
@@ -290,6 +298,8 @@ export function takeTicket(
   dropEndedHolds(state, ctx);
   if (held === undefined || held.epoch !== ticket.epoch || held.slot !== ticket.slot) {
     useSlot(state, ctx, config, ticket);
+    // Declared with another ticket (a second client of the account took the held slot): the hold is done with.
+    if (held !== undefined && held.until >= ctx.block.number) dropHold(state, ctx.caller, upload.deal, held);
     return taken;
   }
   if (held.until < ctx.block.number) {
