@@ -628,6 +628,50 @@ describe('placement as a rule: holds', () => {
     expect(holdCalls()).toBe(2);
   });
 
+  it("a put of a known size its owner's space cannot hold stops at its first hold, not after sending everything", async () => {
+    const twin = await network(PLACED);
+    // Every byte of the 4 GiB bought is reserved by another upload's hold.
+    await outcomeOf(twin, [
+      hold(upload('holds/full').d.deal, EPOCH, 3, 4, { ...PROFILE, segmentSize: 2 ** 30 }),
+    ]);
+    expect(spaceUseOf(twin.state, uploader.address).left).toBe(0);
+    const refusedHold = () =>
+      twin.records.some((r) => r.outcome === 'rejected' && r.call === 'placement.holdTicket');
+    let puts = 0;
+    const miners = {
+      async put(_peer: PeerRef, _hash: string, bytes: Uint8Array | FragmentBody) {
+        if (!(bytes instanceof Uint8Array)) for (const _ of bytes.pieces()) void _;
+        // The second segment's fragments wait for the chain's answer to the first segment's hold.
+        if (++puts > COLUMNS) await vi.waitFor(() => expect(refusedHold()).toBe(true), { timeout: 5000 });
+      },
+    } as unknown as MinerClient;
+    const codec = createCodecPool({ inline: true });
+    const client = createStorageClient(
+      {
+        miners,
+        registry: registryOf(twin),
+        account: uploader,
+        codec,
+        clock: systemClock,
+        random: systemRandom,
+      },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    );
+    const bytes = systemRandom(TEST_PROFILE.segmentSize * 8);
+    try {
+      const err = await client.put(bytes, { size: bytes.byteLength }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AilinkError);
+      expect(err).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      expect((err as Error).message).toMatch(
+        new RegExp(`^${QUOTA_EXCEEDED}: the hold of upload [0-9a-f]{32} \\(8 segments\\) takes 512\\.00 KiB`),
+      );
+      // Two segments of eight went out: the one before the hold and the one on the wire while it was refused.
+      expect(puts).toBe(2 * COLUMNS);
+    } finally {
+      await codec.close();
+    }
+  });
+
   it('a hold the rules refuse is not asked for again; the declaration then finds another slot', async () => {
     const { twin, second, b, drawnB } = await twoClientsOnOneSlot('holds');
     const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;

@@ -53,6 +53,8 @@ interface Ticket {
   keeping?: Promise<void> | undefined;
   /** The chain refused to hold it (another client of the account declared with its slot): asked no more. */
   refused?: boolean;
+  /** Why the upload cannot be declared, found while holding it: the space left is short of its whole size. */
+  doomed?: AilinkError;
 }
 
 /**
@@ -190,18 +192,36 @@ export function createChainRegistry(
    * the miners it was drawn, and miners keep the fragments of the `reserve.segments` it holds past their collection
    * grace. One check at a time per upload; a hold that failed on the way is tried again at the next call, one the
    * rules refused is not, and the declaration says what the chain makes of its ticket.
+   * @throws QUOTA_EXCEEDED when the chain refuses to reserve an object's whole size (`reserve.whole`): its declaration
+   *   would be refused too, so the put can stop before sending the rest
    */
-  function keepDraw(deal: string, underWay: boolean, reserve: DrawReserve): Promise<void> {
+  async function keepDraw(deal: string, underWay: boolean, reserve: DrawReserve): Promise<void> {
     const ticket = tickets.get(deal);
-    if (ticket === undefined || ticket.refused === true) return Promise.resolve();
-    ticket.keeping ??= (async () => {
+    if (ticket === undefined) return;
+    if (ticket.refused !== true) {
+      ticket.keeping ??= holdOrRenew(ticket, deal, underWay, reserve).finally(() => {
+        ticket.keeping = undefined;
+      });
+      await ticket.keeping;
+    }
+    if (ticket.doomed !== undefined) throw ticket.doomed;
+  }
+
+  async function holdOrRenew(ticket: Ticket, deal: string, underWay: boolean, reserve: DrawReserve) {
+    try {
       const rules = indexer.config.placement!;
       const height = await indexer.sync();
-      // Never past the most an object may have, nor the space left: the rules would refuse the hold. What the space
-      // does not cover is the declaration's to refuse; the hold keeps the draw meanwhile.
+      // Never past the most an object may have, nor, while its size is unknown, the space left: what the space does
+      // not cover is then the declaration's to refuse, and the hold keeps the draw meanwhile. An object's whole size
+      // is asked for as it is, for the chain to refuse at once if it must.
       const reserved = ticket.reserved ?? 0;
       const left = Math.floor(spaceUseOf(indexer.state, account.address).left / reserve.profile.segmentSize);
-      const segments = Math.max(1, reserved, Math.min(MAX_SEGMENTS, reserve.segments, reserved + left));
+      const wanted = Math.min(MAX_SEGMENTS, reserve.segments);
+      const segments = Math.max(
+        1,
+        reserved,
+        reserve.whole === true ? wanted : Math.min(wanted, reserved + left),
+      );
       const held = ticket.heldUntil !== undefined;
       const soon = lastBlockOf(ticket) - height <= holdBlocks(rules) / 2;
       if (!soon && !(held && segments > reserved) && !(underWay && !held)) return;
@@ -220,16 +240,14 @@ export function createChainRegistry(
       ]);
       ticket.heldUntil = block + holdBlocks(rules);
       ticket.reserved = segments;
-    })()
-      .catch((err: unknown) => {
-        // A refused hold is not asked for again; a refused renewal is (another upload of the account may have taken
-        // the space it asked for), so that the hold does not end under a long upload.
-        if (hasCode(err, 'CHAIN_CALL_REJECTED') && ticket.heldUntil === undefined) ticket.refused = true;
-      })
-      .finally(() => {
-        ticket.keeping = undefined;
-      });
-    return ticket.keeping;
+    } catch (err) {
+      // A refused hold is not asked for again; a refused renewal is (another upload of the account may have taken
+      // the space it asked for), so that the hold does not end under a long upload.
+      if (hasCode(err, 'CHAIN_CALL_REJECTED') && ticket.heldUntil === undefined) ticket.refused = true;
+      const reason = hasCode(err, 'CHAIN_CALL_REJECTED') ? String(err.details?.reason ?? '') : '';
+      if (reserve.whole === true && reason.startsWith(QUOTA_EXCEEDED))
+        ticket.doomed = new AilinkError('QUOTA_EXCEEDED', reason, { cause: err });
+    }
   }
 
   function recordOf(fid: string): Placement | null {
@@ -263,8 +281,8 @@ export function createChainRegistry(
   return {
     needsReceipts: true,
     deferrableColumns,
-    keepDraw(deal, reserve) {
-      if (indexer.config.placement !== undefined) void keepDraw(deal, true, reserve);
+    async keepDraw(deal, reserve) {
+      if (indexer.config.placement !== undefined) await keepDraw(deal, true, reserve);
     },
     async directory(want) {
       const height = await indexer.sync();
@@ -329,7 +347,9 @@ export function createChainRegistry(
       });
       const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
       // A put that took long may be near its ticket's end: hold it before declaring (nothing to do otherwise).
-      await keepDraw(deal, false, { profile: record.profile, segments: record.segments.length });
+      await keepDraw(deal, false, { profile: record.profile, segments: record.segments.length }).catch(() => {
+        // The declaration's own refusal says the same, with the object's final size.
+      });
       const ticket = tickets.get(deal);
       if (indexer.config.placement !== undefined && ticket === undefined) {
         throw new AilinkError(

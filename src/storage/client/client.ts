@@ -371,6 +371,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     let receipts: Promise<(Awaited<ReturnType<MinerClient['receipt']>> | undefined)[]> | undefined;
 
     let index = 0;
+    /** Why the object can never be declared, learnt while storing it (its owner's space is short of it). */
+    let doomed: unknown;
     // Encode segment i+1 on a worker while segment i's fragments are on the wire.
     let inFlight: Promise<void> | undefined;
     // A placed segment's buffer is filled again with the next chunk: two segment buffers serve the whole put. A new
@@ -401,6 +403,8 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         key,
       });
       await inFlight;
+      // Stop sending what the chain will refuse to declare.
+      if (doomed !== undefined) throw doomed;
       segments[at] = { hash: encoded.hash, fragments: encoded.fragmentHashes };
       if (encoded.tag !== null) tags[at] = encoded.tag;
       const placed = encoded.fragmentHashes.map((hash, c) =>
@@ -429,13 +433,20 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
         // More segments to come: the placed fragments wait for a declaration that is not close (keepDraw). The hold
         // reserves the whole object when its size is known, else twice what is stored: a renewal per doubling.
         if (!last)
-          deps.registry.keepDraw?.(deal, {
-            profile: objectProfile,
-            segments:
+          deps.registry
+            .keepDraw?.(
+              deal,
               putOptions.size === undefined
-                ? 2 * (at + 1)
-                : Math.max(at + 2, Math.ceil(putOptions.size / objectProfile.segmentSize)),
-          });
+                ? { profile: objectProfile, segments: 2 * (at + 1) }
+                : {
+                    profile: objectProfile,
+                    segments: Math.max(at + 2, Math.ceil(putOptions.size / objectProfile.segmentSize)),
+                    whole: true,
+                  },
+            )
+            .catch((err: unknown) => {
+              doomed ??= err;
+            });
       });
       // A failure surfaces at the next await; keep it from being reported as unhandled meanwhile.
       inFlight.catch(() => {});

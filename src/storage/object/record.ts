@@ -98,6 +98,8 @@ export interface PlacementWant {
 export interface DrawReserve {
   readonly profile: StorageProfile;
   readonly segments: number;
+  /** `segments` is the object's whole size (known before its bytes): space short of it dooms the upload. */
+  readonly whole?: boolean;
 }
 
 export interface ObjectRegistry {
@@ -117,10 +119,11 @@ export interface ObjectRegistry {
    * Called as each segment of a put is stored while more follow. The chain's registry holds the upload's placement
    * draw on chain (`placement.holdTicket`) and renews the hold before it ends, reserving the owner's space for
    * `reserve.segments` (more when a later call asks for more): a long put still declares with the miners it was
-   * drawn, and miners keep its fragments of that many segments past their collection grace meanwhile. Never throws;
-   * returns at once.
+   * drawn, and miners keep its fragments of that many segments past their collection grace meanwhile. The put does
+   * not wait for it.
+   * @throws QUOTA_EXCEEDED (the promise rejects) when the owner's space cannot hold the `whole` object: the put stops
    */
-  keepDraw?(deal: string, reserve: DrawReserve): void;
+  keepDraw?(deal: string, reserve: DrawReserve): Promise<void>;
   /** Whether `declare` needs the miners' signed receipts (the chain does). */
   readonly needsReceipts: boolean;
   /**
