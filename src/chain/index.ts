@@ -92,6 +92,7 @@ export {
 } from './pallets/peer-key.ts';
 export {
   epochOf,
+  heldSpaceOf,
   holdBlocks,
   liveHold,
   type PlacementEpoch,

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import {
   formatBytes,
+  heldSpaceOf,
   MAX_GIB_PER_PURCHASE,
   mayStore,
   protocolCall,
@@ -85,13 +86,17 @@ export async function spaceCommand(argv: string[]): Promise<void> {
     const state = session.indexer.state;
     const space = spaceOf(state, who);
     const use = spaceUseOf(state, who);
+    const held = heldSpaceOf(state, who);
     const view = {
       account: who,
       gib: space?.gib ?? 0,
-      /** Bytes: bought, taken by the account's files, left. */
+      /** Bytes: bought, taken by the account's files and its uploads under way, left. */
       bought: use.bought,
       used: use.used,
       left: use.left,
+      /** Bytes of `used` reserved by uploads under way (placement holds), and how many uploads. */
+      reserved: held.bytes,
+      uploading: held.uploads,
       since: space?.since ?? null,
       mayStore: mayStore(state, who),
       block: session.indexer.height(),
@@ -99,7 +104,7 @@ export async function spaceCommand(argv: string[]): Promise<void> {
     if (values.json) console.log(JSON.stringify(view));
     else if (sub === 'show')
       console.log(
-        `${who}: ${formatBytes(view.used)} used of ${view.gib} GiB${view.since === null ? '' : ` (since block ${view.since})`}, ${formatBytes(view.left)} left; miners ${view.mayStore ? 'accept' : 'refuse'} its uploads${view.gib === 0 && view.mayStore ? ' (as an operator of an account with space)' : ''}`,
+        `${who}: ${formatBytes(view.used)} used${view.uploading === 0 ? '' : ` (${formatBytes(view.reserved)} of it reserved by ${view.uploading} upload${view.uploading === 1 ? '' : 's'} under way)`} of ${view.gib} GiB${view.since === null ? '' : ` (since block ${view.since})`}, ${formatBytes(view.left)} left; miners ${view.mayStore ? 'accept' : 'refuse'} its uploads${view.gib === 0 && view.mayStore ? ' (as an operator of an account with space)' : ''}`,
       );
   } finally {
     await session.close();

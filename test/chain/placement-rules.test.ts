@@ -6,6 +6,7 @@ import { restoralClaimers, transferReceiptMessage } from '../../src/chain/pallet
 import {
   epochKey,
   epochMiners,
+  heldSpaceOf,
   holdOf,
   liveHold,
   placementEpoch,
@@ -546,6 +547,8 @@ describe('placement as a rule: holds', () => {
     await outcomeOf(twin, [hold(d.deal, EPOCH, 0, 10)]);
     expect(holdOf(twin.state, uploader.address, d.deal)).toMatchObject({ segments: 10, charged: 10 * 1024 });
     expect(used(twin)).toBe(10 * 1024);
+    // What `ailink space show` says of it.
+    expect(heldSpaceOf(twin.state, uploader.address)).toEqual({ bytes: 10 * 1024, uploads: 1 });
     // Beyond the 4 GiB bought: refused, nothing held, nothing reserved, the slot still free.
     const [tooBig] = await outcomeOf(twin, [hold(e.deal, EPOCH, 1, 5, { ...PROFILE, segmentSize: 2 ** 30 })]);
     expect(tooBig).toMatchObject({ outcome: 'rejected' });
@@ -558,6 +561,7 @@ describe('placement as a rule: holds', () => {
     const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 0 });
     expect(declared).toMatchObject({ outcome: 'applied' });
     expect(used(twin)).toBe(2 * 1024);
+    expect(heldSpaceOf(twin.state, uploader.address)).toEqual({ bytes: 0, uploads: 0 });
     // A hold left to end gives its space back when the account's next hold drops it.
     await outcomeOf(twin, [hold(f.deal, EPOCH, 1, 4)]);
     expect(used(twin)).toBe(6 * 1024);

@@ -124,6 +124,12 @@ export const liveHold = (
   return hold !== undefined && hold.until >= height ? hold : undefined;
 };
 
+/** The space `account`'s holds reserve (counted in its used space), and how many uploads they are for. */
+export function heldSpaceOf(state: StateReader, account: string): { bytes: number; uploads: number } {
+  const holds = state.scan(holdsPrefix(account)).map(([, hold]) => hold as PlacementHold);
+  return { bytes: holds.reduce((n, h) => n + h.charged, 0), uploads: holds.length };
+}
+
 /** The ticket `account` holds for the upload `deal`, expired or not. */
 export const holdOf = (state: StateReader, account: string, deal: string): PlacementHold | undefined =>
   state.get<PlacementHold>(holdKey(account, deal));
