@@ -1,3 +1,4 @@
+import { requireLittleEndian } from '../shared/bytes.ts';
 import { hasCode } from '../shared/errors.ts';
 import { usageError } from './args.ts';
 import { auditCommand, modelCommand } from './audit.ts';
@@ -22,6 +23,7 @@ import { verifierCommand } from './verifier.ts';
  * with real dependencies (system clock, crypto randomness) and prints human text, or JSON with --json.
  */
 async function main(argv: string[]): Promise<void> {
+  requireLittleEndian();
   const [command, ...rest] = argv;
   switch (command) {
     case 'keys':

@@ -1,3 +1,5 @@
+import { AilinkError } from './errors.ts';
+
 /** Small byte helpers shared by every module. */
 
 const HEX_RE = /^[0-9a-f]*$/;
@@ -34,8 +36,23 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
 
-/** Whether this machine stores numbers little-endian (every platform Node runs on today; big-endian keeps a slow path). */
+/** Whether this machine stores numbers little-endian (every platform Node runs on but s390x). */
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Refuses a big-endian machine. The file formats here convert (the helpers below), but secure aggregation does not:
+ * it reads ChaCha20 keystream into native words and hashes native words into its signatures (src/aggregation may
+ * import nothing of ours), so a big-endian participant's masks would not cancel with the others'. Refusing at start
+ * is better than an aggregate of noise.
+ * @throws UNSUPPORTED_PLATFORM
+ */
+export function requireLittleEndian(littleEndian = LITTLE_ENDIAN): void {
+  if (!littleEndian)
+    throw new AilinkError(
+      'UNSUPPORTED_PLATFORM',
+      'expected a little-endian machine, this one is big-endian: secure aggregation needs the same word order everywhere',
+    );
+}
 
 /**
  * `count` 32-bit little-endian values from `bytes` at `at`, copied into a fresh array (so `bytes` may sit at any

@@ -33,6 +33,12 @@ export const ERROR_CODES = {
     about: 'an internal invariant broke or something failed unexpectedly (a bug)',
     action: 'report it with the log lines around it; the message says which invariant broke',
   },
+  UNSUPPORTED_PLATFORM: {
+    status: 500,
+    about:
+      'this machine stores numbers big-endian: secure aggregation reads its masks and hashes its messages as native words, so its updates would not add up with anyone else’s',
+    action: 'run AI-LINK on a little-endian machine (x86-64, arm64, ppc64le, riscv64)',
+  },
 
   // the HTTP layer itself (coordinator API, gateways), before any route runs
   BODY_TOO_LARGE: {
