@@ -89,6 +89,16 @@ const registryOf = (twin: Twin, random?: (n: number) => Uint8Array) =>
     ...(random === undefined ? {} : { random }),
   });
 
+/** A storage client of the uploader over `miners` and `registry`, on an inline codec pool (closed by the caller). */
+function clientOf(miners: MinerClient, registry: ReturnType<typeof registryOf>) {
+  const codec = createCodecPool({ inline: true });
+  const client = createStorageClient(
+    { miners, registry, account: uploader, codec, clock: systemClock, random: systemRandom },
+    { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+  );
+  return { client, codec };
+}
+
 /** Declares `d` with `ticket` and reports receipts from `holders` (column i on holders[i]) in one extrinsic. */
 async function declareOn(
   twin: Twin,
@@ -329,18 +339,7 @@ describe('placement as a rule: a storage client put', () => {
         return { index: column.index, miner: m.address, signature: toHex(m.sign(message)) };
       },
     } as unknown as MinerClient;
-    const codec = createCodecPool({ inline: true });
-    const client = createStorageClient(
-      {
-        miners,
-        registry: registryOf(twin),
-        account: uploader,
-        codec,
-        clock: systemClock,
-        random: systemRandom,
-      },
-      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
-    );
+    const { client, codec } = clientOf(miners, registryOf(twin));
     const placedOnDraw = (fid: string) => {
       const file = fileOf(twin.state, fid)!;
       expect(file.state).toBe('Active');
@@ -405,11 +404,7 @@ describe('placement as a rule: holds', () => {
       return peers;
     };
     if (!keepDraw) delete registry.keepDraw;
-    const codec = createCodecPool({ inline: true });
-    const client = createStorageClient(
-      { miners: slowMiners, registry, account: uploader, codec, clock: systemClock, random: systemRandom },
-      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
-    );
+    const { client, codec } = clientOf(slowMiners, registry);
     try {
       return await client.put(systemRandom(TEST_PROFILE.segmentSize * 8));
     } finally {
@@ -649,18 +644,7 @@ describe('placement as a rule: holds', () => {
         if (++puts > COLUMNS) await vi.waitFor(() => expect(refusedHold()).toBe(true), { timeout: 5000 });
       },
     } as unknown as MinerClient;
-    const codec = createCodecPool({ inline: true });
-    const client = createStorageClient(
-      {
-        miners,
-        registry: registryOf(twin),
-        account: uploader,
-        codec,
-        clock: systemClock,
-        random: systemRandom,
-      },
-      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
-    );
+    const { client, codec } = clientOf(miners, registryOf(twin));
     const bytes = systemRandom(TEST_PROFILE.segmentSize * 8);
     try {
       const err = await client.put(bytes, { size: bytes.byteLength }).catch((e: unknown) => e);
