@@ -93,6 +93,7 @@ export {
 export {
   epochOf,
   heldSpaceOf,
+  holdAllowance,
   holdBlocks,
   liveHold,
   type PlacementEpoch,

@@ -7,6 +7,7 @@ import {
   epochKey,
   epochMiners,
   heldSpaceOf,
+  holdAllowance,
   holdOf,
   liveHold,
   placementEpoch,
@@ -505,6 +506,15 @@ describe('placement as a rule: holds', () => {
     expect(liveHold(twin.state, uploader.address, d.deal, until + 1)).toBeUndefined();
     expect(liveHold(twin.state, miners[0]!.address, d.deal, until)).toBeUndefined();
     expect(liveHold(twin.state, uploader.address, upload('holds/other').d.deal, until)).toBeUndefined();
+    // What each miner keeps of it: one column fragment (1024 / 8 bytes) of the one segment held, and only a miner of
+    // the hold's draw; put on the 24 others of the 40, the upload's fragments would be kept on all of them.
+    const drawn = holdOf(twin.state, uploader.address, d.deal)!.drawn!;
+    const others = miners.filter((m) => !drawn.includes(m.address));
+    expect(drawn).toHaveLength(16);
+    for (const m of drawn) expect(holdAllowance(twin.state, uploader.address, d.deal, m, until)).toBe(128);
+    for (const m of others)
+      expect(holdAllowance(twin.state, uploader.address, d.deal, m.address, until)).toBe(0);
+    expect(holdAllowance(twin.state, uploader.address, d.deal, drawn[0]!, until + 1)).toBe(0);
     await twin.mine(until + 1 - (await twin.indexer.sync()));
     const [declared] = await declareOn(twin, d, [], { epoch: EPOCH, slot: 0 });
     expect(declared!.reason).toMatch(

@@ -124,6 +124,24 @@ export const liveHold = (
   return hold !== undefined && hold.until >= height ? hold : undefined;
 };
 
+/**
+ * Bytes of the fragments `miner` may keep, past its collection grace, for `account`'s upload `deal` that no file
+ * places yet: one column fragment of each segment its live hold reserves, and only on a miner of the hold's draw (any
+ * positive miner when the draw is everyone). 0 without a live hold. Put on every miner, the fragments of one held
+ * upload would otherwise be kept on all of them, however many there are.
+ */
+export function holdAllowance(
+  state: StateReader,
+  account: string,
+  deal: string,
+  miner: string,
+  height: number,
+): number {
+  const hold = liveHold(state, account, deal, height);
+  if (hold === undefined || (hold.drawn !== null && !hold.drawn.includes(miner))) return 0;
+  return hold.segments * Math.ceil(hold.profile.segmentSize / hold.profile.dataFragments);
+}
+
 /** The space `account`'s holds reserve (counted in its used space), and how many uploads they are for. */
 export function heldSpaceOf(state: StateReader, account: string): { bytes: number; uploads: number } {
   const holds = state.scan(holdsPrefix(account)).map(([, hold]) => hold as PlacementHold);

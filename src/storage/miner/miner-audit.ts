@@ -8,8 +8,8 @@ import {
   type FileInfo,
   fileOf,
   filesOfMiner,
+  holdAllowance,
   type Indexer,
-  liveHold,
   minerOf,
   type ProtocolConfig,
   protocolCall,
@@ -387,20 +387,14 @@ export function startAuditAgent(
     for (const { fid, index, order } of restoralOrdersOf(indexer.state))
       if (order.claimer === me) column(fid, index);
     const spared = new Set(options.collect.keepOwners);
-    /** Bytes each live hold still spares here, by owner and deal: one column fragment of each segment it reserves. */
+    /** Bytes each live hold still spares here (`holdAllowance`), by owner and deal, spent oldest fragment first. */
     const allowance = new Map<string, number>();
     const held = (account: string, deal: string, size: number) => {
       const key = `${account}/${deal}`;
-      if (!allowance.has(key)) {
-        const hold = liveHold(indexer.state, account, deal, height);
-        const fragmentBytes =
-          hold === undefined ? 0 : Math.ceil(hold.profile.segmentSize / hold.profile.dataFragments);
-        allowance.set(key, hold === undefined ? 0 : hold.segments * fragmentBytes);
-      }
-      const left = allowance.get(key)!;
-      if (left < size) return false;
-      allowance.set(key, left - size);
-      return true;
+      const left = allowance.get(key) ?? holdAllowance(indexer.state, account, deal, me, height);
+      const keep = left >= size;
+      allowance.set(key, keep ? left - size : left);
+      return keep;
     };
     const { fragments, bytes } = await store.collect(
       (hash, owners, size) =>
