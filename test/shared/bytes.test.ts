@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readLE32, requireLittleEndian, writeLE32 } from '../../src/shared/bytes.ts';
-import { hasCode } from '../../src/shared/errors.ts';
+import { expectCode } from '../storage/helpers.ts';
 
 describe('readLE32 / writeLE32: 32-bit little-endian values in bulk', () => {
   it('read what a DataView reads, at any offset, and write its inverse', () => {
@@ -31,14 +31,8 @@ describe('readLE32 / writeLE32: 32-bit little-endian values in bulk', () => {
 
 describe('requireLittleEndian: what every ailink command checks first', () => {
   it('refuses a big-endian machine with UNSUPPORTED_PLATFORM, and passes this one', () => {
-    let err: unknown;
-    try {
-      requireLittleEndian(false);
-    } catch (e) {
-      err = e;
-    }
-    expect(hasCode(err, 'UNSUPPORTED_PLATFORM')).toBe(true);
-    expect((err as Error).message).toMatch(/expected a little-endian machine, this one is big-endian/);
+    const err = expectCode(() => requireLittleEndian(false), 'UNSUPPORTED_PLATFORM');
+    expect(err.message).toMatch(/expected a little-endian machine, this one is big-endian/);
     expect(() => requireLittleEndian(true)).not.toThrow();
     expect(() => requireLittleEndian()).not.toThrow();
   });
