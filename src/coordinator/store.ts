@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { StrategyState } from '../aggregation/index.ts';
-import { leBytes, readLE32 } from '../shared/bytes.ts';
+import { fromLE32InPlace, LITTLE_ENDIAN, leBytes, MiB } from '../shared/bytes.ts';
 import { type Clock, systemClock } from '../shared/clock.ts';
 import { AilinkError } from '../shared/errors.ts';
 import { createSqliteNonceLedger, type NonceLedger } from '../storage/protocol/index.ts';
@@ -163,18 +163,27 @@ export interface CoordinatorStore {
   close(): void;
 }
 
-/** The first bytes of a strategy state blob (`encodeState`). */
+/** The first bytes of a strategy state's bytes (`stateParts`). */
 const STATE_MAGIC = 'AILS';
 
 /**
- * A strategy's state as one blob: 'AILS' ‖ u32 LE header length ‖ header JSON (strategy, round, and each array's name
- * and length) ‖ the global weights (f32 LE) ‖ each buffer (f64 LE), in the header's order. It was JSON with each array
- * in base64, which cannot hold a model of 100.7M weights at all: the base64 of its 403 MB is longer than the longest
- * string V8 makes (2^29 − 24 characters), so recording round 0 of such a task would throw (bench/large-round.ts). A
- * blob is bounded by SQLite's 1e9 bytes instead: FedAvg to ≈ 250M weights, the FedAdam family (two f64 buffers more)
- * to ≈ 50M, by the sizes alone (nothing above 100M weights was run).
+ * The most bytes of a strategy state in one SQLite row. A state was one blob, which SQLite caps at 1e9 bytes: the
+ * FedAdam family (the global f32 weights and two f64 buffers, 20 bytes a weight) stopped at ≈ 50M weights. In rows of
+ * 64 MiB a state of any size fits, and neither side ever holds the state's bytes whole beside the state itself.
  */
-export function encodeState(state: StrategyState): Buffer {
+export const STATE_PART_BYTES = 64 * MiB;
+
+/**
+ * A strategy's state as bytes, in consecutive parts of at most `partBytes` (the first, the header, may be longer):
+ * 'AILS' ‖ u32 LE header length ‖ header JSON (strategy, round, and each array's name and length) ‖ the global weights
+ * (f32 LE) ‖ each buffer (f64 LE), in the header's order. It was JSON with each array in base64, which cannot hold a
+ * model of 100.7M weights at all: the base64 of its 403 MB is longer than the longest string V8 makes (2^29 − 24
+ * characters). The array parts are views of the state's own arrays on a little-endian machine: write each before the
+ * state changes.
+ */
+export function* stateParts(state: StrategyState, partBytes = STATE_PART_BYTES): Generator<Uint8Array> {
+  if (!Number.isSafeInteger(partBytes) || partBytes < 8)
+    throw new RangeError(`expected a part size of at least 8 bytes, got ${partBytes}`);
   const buffers = Object.entries(state.buffers);
   const header = Buffer.from(
     JSON.stringify({
@@ -187,72 +196,149 @@ export function encodeState(state: StrategyState): Buffer {
   const prefix = Buffer.alloc(8);
   prefix.write(STATE_MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(header.byteLength, 4);
-  return Buffer.concat([
-    prefix,
-    header,
-    leArrayBytes(state.global),
-    ...buffers.map(([, v]) => leArrayBytes(v)),
-  ]);
+  yield Buffer.concat([prefix, header]);
+  for (const values of [state.global, ...buffers.map(([, v]) => v)]) {
+    const perPart = Math.floor(partBytes / values.BYTES_PER_ELEMENT);
+    for (let at = 0; at < values.length; at += perPart)
+      yield leArrayBytes(values.subarray(at, Math.min(values.length, at + perPart)));
+  }
+}
+
+/** A strategy state's bytes whole (`stateParts` joined): for tests and small states. */
+export function encodeState(state: StrategyState): Buffer {
+  return Buffer.concat([...stateParts(state)]);
 }
 
 /** An array's bytes little-endian (a view on a little-endian machine). */
 function leArrayBytes(values: Float32Array | Float64Array): Uint8Array {
   if (values instanceof Float32Array) return leBytes(values);
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const out = Buffer.alloc(values.byteLength);
   for (let i = 0; i < values.length; i++) out.writeDoubleLE(values[i]!, 8 * i);
   return out;
 }
 
-/** A state as encodeState stores it, or as JSON with base64 arrays (databases from before the blob). */
-export function decodeState(stored: string | Buffer): StrategyState {
-  if (typeof stored === 'string') {
-    const raw = JSON.parse(stored) as {
-      strategy: string;
-      round: number;
-      global: string;
-      buffers: Record<string, string>;
-    };
-    const bytes = (s: string) => {
-      const b = Buffer.from(s, 'base64');
-      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
-    };
-    return {
-      strategy: raw.strategy,
-      round: raw.round,
-      global: new Float32Array(bytes(raw.global)),
-      buffers: Object.fromEntries(
-        Object.entries(raw.buffers).map(([k, v]) => [k, new Float64Array(bytes(v))]),
-      ),
-    };
+/** Reads a stream of byte parts as one sequence, whatever their boundaries. */
+class PartReader {
+  private at = 0;
+  /** Bytes handed out so far. */
+  read = 0;
+  constructor(
+    private part: Uint8Array,
+    private readonly parts: Iterator<Uint8Array>,
+  ) {}
+
+  /** Fills `into` whole; false if the parts ended first. */
+  fill(into: Uint8Array): boolean {
+    let filled = 0;
+    while (filled < into.byteLength) {
+      if (this.at === this.part.byteLength) {
+        const next = this.parts.next();
+        if (next.done) return false;
+        this.part = next.value;
+        this.at = 0;
+        continue;
+      }
+      const n = Math.min(into.byteLength - filled, this.part.byteLength - this.at);
+      into.set(this.part.subarray(this.at, this.at + n), filled);
+      this.at += n;
+      filled += n;
+      this.read += n;
+    }
+    return true;
   }
+
+  /** How many bytes are left (reads them all). */
+  drain(): number {
+    let left = this.part.byteLength - this.at;
+    for (let next = this.parts.next(); !next.done; next = this.parts.next()) left += next.value.byteLength;
+    this.part = new Uint8Array(0);
+    this.at = 0;
+    return left;
+  }
+}
+
+/**
+ * A state from its stored parts: `first` as the store's `strategy` row holds it, then the rest in order. `first` is
+ * either the whole state in one blob or its header (parts of `stateParts`, joined any way), or JSON with base64 arrays
+ * (databases from before the blob).
+ */
+export function decodeState(first: string | Uint8Array, rest: Iterable<Uint8Array> = []): StrategyState {
+  const parts = rest[Symbol.iterator]();
+  try {
+    return typeof first === 'string' ? decodeJsonState(first) : readState(new PartReader(first, parts));
+  } finally {
+    // A store's rows come from a live query: ended early (a broken state), it must still close.
+    parts.return?.();
+  }
+}
+
+function readState(reader: PartReader): StrategyState {
   const broken = (why: string) => new AilinkError('INTERNAL', `the stored strategy state is broken: ${why}`);
-  if (stored.byteLength < 8 || stored.toString('latin1', 0, 4) !== STATE_MAGIC)
+  const prefix = Buffer.alloc(8);
+  if (!reader.fill(prefix) || prefix.toString('latin1', 0, 4) !== STATE_MAGIC)
     throw broken('expected the AILS magic');
-  const length = stored.readUInt32LE(4);
-  if (8 + length > stored.byteLength) throw broken(`its header runs past its ${stored.byteLength} bytes`);
+  const headerBytes = Buffer.alloc(prefix.readUInt32LE(4));
+  if (!reader.fill(headerBytes))
+    throw broken(
+      `its header of ${headerBytes.byteLength} bytes runs past its ${reader.read + reader.drain()} bytes`,
+    );
   let header: { strategy: string; round: number; global: number; buffers: [string, number][] };
   try {
-    header = JSON.parse(stored.toString('utf8', 8, 8 + length));
+    header = JSON.parse(headerBytes.toString('utf8'));
   } catch {
     throw broken('its header is not JSON');
   }
-  let at = 8 + length;
-  const size = 8 + length + 4 * header.global + 8 * header.buffers.reduce((a, [, n]) => a + n, 0);
-  if (size !== stored.byteLength) throw broken(`${stored.byteLength} bytes, its header says ${size}`);
-  const global = readLE32(Float32Array, stored, at, header.global);
-  at += 4 * header.global;
+  const size =
+    8 + headerBytes.byteLength + 4 * header.global + 8 * header.buffers.reduce((a, [, n]) => a + n, 0);
+  const fillAll = (values: Float32Array | Float64Array) => {
+    if (!reader.fill(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)))
+      throw broken(`${reader.read} bytes, its header says ${size}`);
+  };
+  const global = new Float32Array(header.global);
+  fillAll(global);
+  fromLE32InPlace(global);
   const buffers: Record<string, Float64Array> = {};
   for (const [name, count] of header.buffers) {
     const values = new Float64Array(count);
-    for (let i = 0; i < count; i++) values[i] = stored.readDoubleLE(at + 8 * i);
+    fillAll(values);
+    if (!LITTLE_ENDIAN) {
+      const view = new DataView(values.buffer);
+      for (let i = 0; i < count; i++) values[i] = view.getFloat64(8 * i, true);
+    }
     buffers[name] = values;
-    at += 8 * count;
   }
+  const left = reader.drain();
+  if (left > 0) throw broken(`${reader.read + left} bytes, its header says ${size}`);
   return { strategy: header.strategy, round: header.round, global, buffers };
 }
 
+/** A state stored as JSON with base64 arrays, as databases from before the blob hold it. */
+function decodeJsonState(stored: string): StrategyState {
+  const raw = JSON.parse(stored) as {
+    strategy: string;
+    round: number;
+    global: string;
+    buffers: Record<string, string>;
+  };
+  const bytes = (s: string) => {
+    const b = Buffer.from(s, 'base64');
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  };
+  return {
+    strategy: raw.strategy,
+    round: raw.round,
+    global: new Float32Array(bytes(raw.global)),
+    buffers: Object.fromEntries(Object.entries(raw.buffers).map(([k, v]) => [k, new Float64Array(bytes(v))])),
+  };
+}
+
 /** `clock` only decides when remembered request nonces have expired and may be pruned. */
-export function openCoordinatorStore(path: string, clock: Clock = systemClock): CoordinatorStore {
+export function openCoordinatorStore(
+  path: string,
+  clock: Clock = systemClock,
+  { statePartBytes = STATE_PART_BYTES }: { statePartBytes?: number } = {},
+): CoordinatorStore {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -271,6 +357,8 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
     CREATE TABLE IF NOT EXISTS rounds (task TEXT NOT NULL, round INTEGER NOT NULL, record TEXT NOT NULL,
       PRIMARY KEY (task, round));
     CREATE TABLE IF NOT EXISTS strategy (task TEXT PRIMARY KEY, state TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS strategy_parts (task TEXT NOT NULL, part INTEGER NOT NULL, bytes BLOB NOT NULL,
+      PRIMARY KEY (task, part));
     CREATE TABLE IF NOT EXISTS statistics (task TEXT PRIMARY KEY, record TEXT NOT NULL);
   `);
   // Stores from before reader keys and signed joins: the columns are added, empty until the participant joins again.
@@ -409,6 +497,11 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
       'INSERT INTO strategy (task, state) VALUES (?, ?) ON CONFLICT (task) DO UPDATE SET state = excluded.state',
     ),
     state: db.prepare<[string], { state: string | Buffer }>('SELECT state FROM strategy WHERE task = ?'),
+    dropStateParts: db.prepare('DELETE FROM strategy_parts WHERE task = ?'),
+    addStatePart: db.prepare('INSERT INTO strategy_parts (task, part, bytes) VALUES (?, ?, ?)'),
+    stateParts: db
+      .prepare<[string], Buffer>('SELECT bytes FROM strategy_parts WHERE task = ? ORDER BY part')
+      .pluck(),
     addStatistics: db.prepare('INSERT INTO statistics (task, record) VALUES (?, ?)'),
     statistics: db.prepare<[string], { record: string }>('SELECT record FROM statistics WHERE task = ?'),
   };
@@ -418,7 +511,14 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
   });
   const finishRound = db.transaction((row: RoundRow, state: StrategyState) => {
     q.addRound.run(row.task, row.round, JSON.stringify(row));
-    q.setState.run(row.task, encodeState(state));
+    // The state's header in its `strategy` row, its arrays in `strategy_parts` (a store from before the parts has the
+    // whole state in the row and no parts: decodeState reads both the same way).
+    const parts = stateParts(state, statePartBytes);
+    const asBuffer = (part: Uint8Array) => Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+    q.setState.run(row.task, asBuffer(parts.next().value!));
+    q.dropStateParts.run(row.task);
+    let index = 1;
+    for (const part of parts) q.addStatePart.run(row.task, index++, asBuffer(part));
     q.setPhase.run('done', row.finishedAt, null, row.task, row.round, row.attempt);
   });
 
@@ -492,7 +592,7 @@ export function openCoordinatorStore(path: string, clock: Clock = systemClock): 
     rounds: (task) => q.rounds.all(task).map((r) => JSON.parse(r.record) as RoundRow),
     strategyState: (task) => {
       const r = q.state.get(task);
-      return r && decodeState(r.state);
+      return r && decodeState(r.state, q.stateParts.iterate(task));
     },
     finishStatistics: (row) => finishStatistics(row),
     statistics: (task) => {

@@ -37,7 +37,7 @@ export const MiB = 1024 * 1024;
 export const KiB = 1024;
 
 /** Whether this machine stores numbers little-endian (every platform Node runs on but s390x). */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * Refuses a big-endian machine. The file formats here convert (the helpers below), but secure aggregation does not:

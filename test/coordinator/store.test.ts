@@ -9,6 +9,8 @@ import {
   decodeState,
   encodeState,
   openCoordinatorStore,
+  type RoundRow,
+  stateParts,
 } from '../../src/coordinator/store.ts';
 import type { TaskSpec } from '../../src/task/index.ts';
 import { placeholderSetup } from './harness.ts';
@@ -141,6 +143,90 @@ describe('coordinator store: the strategy state', () => {
     );
   });
 
+  it('splits any state into parts of at most the part size after its header, read back whatever their boundaries', () => {
+    fc.assert(
+      fc.property(
+        stateArb,
+        fc.integer({ min: 8, max: 600 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        (state, partBytes, cuts) => {
+          const [first, ...rest] = [...stateParts(state, partBytes)];
+          for (const part of rest) expect(part.byteLength).toBeLessThanOrEqual(partBytes);
+          expect(decodeState(first!, rest)).toEqual(state);
+          // The same bytes cut anywhere else: the reader does not depend on where one part ends.
+          const whole = encodeState(state);
+          const points = [...new Set(cuts.map((c) => c % (whole.byteLength + 1)))].sort((a, b) => a - b);
+          const pieces = [0, ...points].map((from, i) =>
+            whole.subarray(from, [...points, whole.byteLength][i]),
+          );
+          expect(decodeState(pieces[0]!, pieces.slice(1))).toEqual(state);
+        },
+      ),
+    );
+  });
+
+  it('stores a state larger than one row as rows of the part size, and a later round replaces them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ailink-store-'));
+    dirs.push(dir);
+    const path = join(dir, 'coordinator.sqlite');
+    // 64-byte rows stand for 64 MiB ones: a FedAdam state of 100 weights is then 33 rows of arrays, as one of 50M
+    // weights (≈ 1e9 bytes, SQLite's cap for one blob) is 15 rows of 64 MiB.
+    const store = openCoordinatorStore(path, undefined, { statePartBytes: 64 });
+    const stateAt = (round: number): Parameters<typeof store.finishRound>[1] => ({
+      strategy: 'fedadam',
+      round,
+      global: Float32Array.from({ length: 100 }, (_, i) => i + round),
+      buffers: {
+        m: Float64Array.from({ length: 100 }, (_, i) => i / 3 + round),
+        v: Float64Array.from({ length: 100 }, (_, i) => -i / 7 - round),
+      },
+    });
+    const row = (round: number) =>
+      ({
+        task: 't',
+        round,
+        attempt: 0,
+        modelFid: 'f',
+        modelHash: 'h',
+        manifestFid: 'm',
+        manifestDigest: 'd',
+        accuracy: null,
+        loss: null,
+        survivors: 1,
+        cohort: 1,
+        seconds: 1,
+        bytes: 1,
+        finishedAt: round,
+      }) satisfies RoundRow;
+    try {
+      store.addAttempt(attempt(0, 0, 'collect'));
+      store.finishRound(row(0), stateAt(0));
+      store.addAttempt(attempt(1, 0, 'collect'));
+      store.finishRound(row(1), stateAt(1));
+      expect(store.strategyState('t')).toEqual(stateAt(1));
+    } finally {
+      store.close();
+    }
+    const db = new Database(path);
+    const sizes = db
+      .prepare<[], number>("SELECT length(bytes) FROM strategy_parts WHERE task = 't' ORDER BY part")
+      .pluck()
+      .all();
+    const rows = (bytes: number) => [...Array<number>(Math.floor(bytes / 64)).fill(64), bytes % 64];
+    expect(sizes).toEqual([...rows(4 * 100), ...rows(8 * 100), ...rows(8 * 100)]);
+    // A row lost: the state is refused, not read short.
+    db.prepare("DELETE FROM strategy_parts WHERE task = 't' AND part = 5").run();
+    db.close();
+    const reopened = openCoordinatorStore(path);
+    try {
+      expect(() => reopened.strategyState('t')).toThrow(
+        /strategy state is broken: \d+ bytes, its header says \d+/,
+      );
+    } finally {
+      reopened.close();
+    }
+  });
+
   it('reads a state stored as JSON with base64 arrays (a database from before the blob), and refuses a broken blob', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ailink-store-'));
     dirs.push(dir);
@@ -176,7 +262,7 @@ describe('coordinator store: the strategy state', () => {
         buffers: { m: Float64Array.of(0.125) },
       });
       expect(() => store.strategyState('truncated')).toThrow(
-        /strategy state is broken: its header runs past its 60 bytes/,
+        /strategy state is broken: its header of \d+ bytes runs past its 60 bytes/,
       );
       expect(() => store.strategyState('long')).toThrow(
         /strategy state is broken: \d+ bytes, its header says \d+/,
