@@ -670,6 +670,51 @@ describe('placement as a rule: holds', () => {
     }
   });
 
+  it("a put of unknown size that outgrows its owner's space stops once what it placed is more than the space", async () => {
+    const twin = await network(PLACED);
+    // Other uploads' holds take all but two test segments (128 KiB) of the 4 GiB bought.
+    await outcomeOf(twin, [
+      hold(upload('holds/most').d.deal, EPOCH, 3, 3, { ...PROFILE, segmentSize: 2 ** 30 }),
+      hold(upload('holds/rest').d.deal, EPOCH, 2, 1, {
+        ...PROFILE,
+        segmentSize: 2 ** 30 - 2 * TEST_PROFILE.segmentSize,
+      }),
+    ]);
+    expect(spaceUseOf(twin.state, uploader.address).left).toBe(2 * TEST_PROFILE.segmentSize);
+    let puts = 0;
+    const miners = {
+      async put(_peer: PeerRef, _hash: string, bytes: Uint8Array | FragmentBody) {
+        if (!(bytes instanceof Uint8Array)) for (const _ of bytes.pieces()) void _;
+        // The third segment's fragments wait for the put's own hold (asked for after the first segment): two
+        // segments, all the space left.
+        if (++puts > 2 * COLUMNS)
+          await vi.waitFor(() => expect(spaceUseOf(twin.state, uploader.address).left).toBe(0), {
+            timeout: 5000,
+          });
+      },
+    } as unknown as MinerClient;
+    const { client, codec } = clientOf(miners, registryOf(twin));
+    const segment = systemRandom(TEST_PROFILE.segmentSize);
+    async function* unsized() {
+      for (let i = 0; i < 8; i++) yield segment;
+    }
+    try {
+      const err = await client.put(unsized()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AilinkError);
+      expect(err).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^${QUOTA_EXCEEDED}: upload [0-9a-f]{32} has 192\\.00 KiB placed already, and .* can hold 128\\.00 KiB of it`,
+        ),
+      );
+      // Stopped a segment or two after the third, not after sending all eight; nothing was declared.
+      expect(puts).toBeLessThanOrEqual(5 * COLUMNS);
+      expect(twin.submitted.some((s) => s.calls.some((c) => c.startsWith('fileBank.')))).toBe(false);
+    } finally {
+      await codec.close();
+    }
+  });
+
   it('a hold the rules refuse is not asked for again; the declaration then finds another slot', async () => {
     const { twin, second, b, drawnB } = await twoClientsOnOneSlot('holds');
     const holdCalls = () => twin.submitted.filter((s) => s.calls.includes('placement.holdTicket')).length;

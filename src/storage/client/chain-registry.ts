@@ -7,6 +7,7 @@ import {
   epochOf,
   fileOf,
   filesOfOwner,
+  formatBytes,
   grantOf,
   holdBlocks,
   type Indexer,
@@ -215,7 +216,19 @@ export function createChainRegistry(
       // not cover is then the declaration's to refuse, and the hold keeps the draw meanwhile. An object's whole size
       // is asked for as it is, for the chain to refuse at once if it must.
       const reserved = ticket.reserved ?? 0;
-      const left = Math.floor(spaceUseOf(indexer.state, account.address).left / reserve.profile.segmentSize);
+      const space = spaceUseOf(indexer.state, account.address);
+      const left = Math.floor(space.left / reserve.profile.segmentSize);
+      // What is already on the miners outgrows all the space there is: the declaration cannot pass, so stop sending
+      // now (a put of unknown size learns it here; one of known size from the chain's refusal of its first hold).
+      if (reserve.stored !== undefined && reserve.stored > reserved + left) {
+        const has = (reserved + left) * reserve.profile.segmentSize;
+        const needs = reserve.stored * reserve.profile.segmentSize;
+        ticket.doomed = new AilinkError(
+          'QUOTA_EXCEEDED',
+          `${QUOTA_EXCEEDED}: upload ${deal} has ${formatBytes(needs)} placed already, and ${account.address}'s space can hold ${formatBytes(has)} of it (${formatBytes(space.left)} left of ${formatBytes(space.bought)} bought, besides its hold); stopped before sending more. Buy more with \`ailink space buy GIB --for ${account.address}\` or delete files, then put again`,
+        );
+        return;
+      }
       const wanted = Math.min(MAX_SEGMENTS, reserve.segments);
       const segments = Math.max(
         1,

@@ -437,7 +437,7 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
             .keepDraw?.(
               deal,
               putOptions.size === undefined
-                ? { profile: objectProfile, segments: 2 * (at + 1) }
+                ? { profile: objectProfile, segments: 2 * (at + 1), stored: at + 1 }
                 : {
                     profile: objectProfile,
                     segments: Math.max(at + 2, Math.ceil(putOptions.size / objectProfile.segmentSize)),

@@ -100,6 +100,8 @@ export interface DrawReserve {
   readonly segments: number;
   /** `segments` is the object's whole size (known before its bytes): space short of it dooms the upload. */
   readonly whole?: boolean;
+  /** Segments already placed: space that cannot hold even these dooms the upload, whatever its size turns out to be. */
+  readonly stored?: number;
 }
 
 export interface ObjectRegistry {
