@@ -44,6 +44,7 @@ import {
   type RoundKind,
   type RoundStage,
   readStoredUpdateHeader,
+  readStoredUpdateStream,
   recordsAggregationMaterial,
   roundContext,
   STAGES,
@@ -565,8 +566,8 @@ export class AttemptRunner {
   }
 
   /**
-   * Fetches a committed update into the attempt's spool, hashed as it streams, then reads back its header, and its
-   * words into `words`: the coordinator holds one update per fetch slot, not the fetched object, its pieces and
+   * Fetches a committed update into the attempt's spool (only when the round's recompute material will hold it),
+   * hashed as it streams, then reads back its header, and its words into `words`: the coordinator holds one update per fetch slot, not the fetched object, its pieces and
    * their copies (4 × the update before: 1.6 GB at 100M weights). A participant commits to any fid it likes: the
    * size its record declares is checked before anything moves.
    */
@@ -576,14 +577,43 @@ export class AttemptRunner {
     signal: AbortSignal,
     words: Uint32Array,
   ): Promise<StoredUpdate> {
-    this.spool ??= createUpdateSpool(this.deps.spoolDir ?? DEFAULT_SPOOL_DIR, this.context);
-    const spool = this.spool;
     const dimension = this.setup.dimension;
     const hash = createHash('sha256');
     const chunks = this.deps.objects.read(commitment.fid, {
       signal,
       maxBytes: storedUpdateMaxBytes(dimension),
     });
+    if (!recordsAggregationMaterial(this.spec)) {
+      // Nothing will publish it (central DP without auditors, or no SecAgg): read straight into `words`, and no
+      // masked update of a round whose exact sum is secret is ever written to disk.
+      let size = 0;
+      const hashed = (async function* () {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          size += chunk.byteLength;
+          yield chunk;
+        }
+      })();
+      let update: StoredUpdate | undefined;
+      let refused: unknown;
+      try {
+        update = await readStoredUpdateStream(hashed, words);
+      } catch (err) {
+        refused = err;
+      }
+      this.bytesMoved += size;
+      // A stream that failed is a failed fetch; a malformed update is refused after its digest, as from the spool.
+      if (refused !== undefined && !hasCode(refused, 'ROUND_MESSAGE_INVALID')) throw refused;
+      if (hash.digest('hex') !== commitment.digest)
+        throw new AilinkError(
+          'ROUND_UPDATE_REFUSED',
+          `the update of ${from} does not hash to its commitment`,
+        );
+      if (refused !== undefined) throw refused;
+      return update!;
+    }
+    this.spool ??= createUpdateSpool(this.deps.spoolDir ?? DEFAULT_SPOOL_DIR, this.context);
+    const spool = this.spool;
     const size = await spool.write(
       from,
       (async function* () {

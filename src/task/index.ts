@@ -79,6 +79,7 @@ export {
   type RoundRequest,
   type RoundStage,
   readStoredUpdateHeader,
+  readStoredUpdateStream,
   roundContext,
   type SharesMessage,
   STAGES,

@@ -9,7 +9,14 @@ import type {
   UnmaskBody,
 } from '../aggregation/secagg.ts';
 import { isAddress } from '../shared/account.ts';
-import { concatBytes, framedValueStream, fromHex, readLE32, toHex } from '../shared/bytes.ts';
+import {
+  concatBytes,
+  framedValueStream,
+  fromHex,
+  fromLE32InPlace,
+  readLE32,
+  toHex,
+} from '../shared/bytes.ts';
 import { canonicalJson } from '../shared/canonical.ts';
 import { AilinkError } from '../shared/errors.ts';
 
@@ -329,7 +336,6 @@ export const storedUpdateStream = (u: StoredUpdate) =>
     u.words,
   );
 
-/** @throws ROUND_MESSAGE_INVALID unless the bytes are a well-formed update of exactly `words` words */
 /** Longest header a stored update may carry (a context, an address, a signature: a few hundred bytes in practice). */
 const MAX_UPDATE_HEADER_BYTES = 4096;
 
@@ -385,6 +391,64 @@ export function readStoredUpdateHeader(
 export function decodeStoredUpdate(bytes: Uint8Array, words: number): StoredUpdate {
   const { at, ...header } = readStoredUpdateHeader(bytes, words);
   return { ...header, words: readLE32(Uint32Array, bytes, at, words) };
+}
+
+/**
+ * A stored update read as it streams: its header checked, its words copied into `into` (made native), no copy of the
+ * update whole and nothing written anywhere. The stream is always read to its end, so a caller hashing it on the way
+ * has the whole digest even when the update is refused. `into.length` is the word count expected.
+ * @throws ROUND_MESSAGE_INVALID where decodeStoredUpdate would
+ */
+export async function readStoredUpdateStream(
+  chunks: AsyncIterable<Uint8Array>,
+  into: Uint32Array,
+): Promise<StoredUpdate> {
+  const head = new Uint8Array(8 + MAX_UPDATE_HEADER_BYTES);
+  const frame = new DataView(head.buffer);
+  const body = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
+  let headFilled = 0;
+  let header: StoredUpdateHeader | undefined;
+  let failure: unknown;
+  /** readStoredUpdateHeader over what the head holds: the header, or why not. */
+  const parse = (total: number) => {
+    try {
+      header = readStoredUpdateHeader(head.subarray(0, headFilled), into.length, total);
+    } catch (err) {
+      failure = err;
+    }
+  };
+  let position = 0;
+  for await (const chunk of chunks) {
+    let off = 0;
+    while (header === undefined && failure === undefined) {
+      // The frame's 8 bytes first; they say how long the header after them is.
+      const want = headFilled < 8 ? 8 : 8 + frame.getUint32(4, true);
+      // The words' total is checked at the end, against what actually came.
+      if (headFilled >= 8 && (headFilled === want || want > head.byteLength)) parse(want + body.byteLength);
+      else if (off === chunk.byteLength) break;
+      else {
+        const n = Math.min(chunk.byteLength - off, want - headFilled);
+        head.set(chunk.subarray(off, off + n), headFilled);
+        headFilled += n;
+        off += n;
+      }
+    }
+    if (header !== undefined && failure === undefined) {
+      const at = position + off - header.at;
+      const n = Math.min(chunk.byteLength - off, body.byteLength - at);
+      if (n > 0) body.set(chunk.subarray(off, off + n), at);
+    }
+    position += chunk.byteLength;
+  }
+  if (header === undefined && failure === undefined) parse(position);
+  if (failure !== undefined) throw failure;
+  const h = header!;
+  if (position !== h.at + body.byteLength)
+    throw new AilinkError(
+      'ROUND_MESSAGE_INVALID',
+      `stored update: expected ${into.length} words, got ${(position - h.at) / 4} present`,
+    );
+  return { context: h.context, from: h.from, signature: h.signature, words: fromLE32InPlace(into) };
 }
 
 export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

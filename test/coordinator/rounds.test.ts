@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -489,6 +489,39 @@ describe('central differential privacy', () => {
       expect(Math.abs(std / (dp.noiseMultiplier * dp.clipNorm) - 1)).toBeLessThan(0.12);
       start = model;
     }
+  }, 60_000);
+
+  it('updates are read straight into the sum, never spooled to disk; one that does not hash to its commitment is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ailink-coord-'));
+    const world = makeWorld(dir);
+    const labels = ['p', 'q', 'r', 's', 'u'];
+    const accounts = labels.map((l) => makeParticipant(world, 'x', l).account.address);
+    const dp = { noiseMultiplier: 1, clipNorm: 0.1, delta: 1e-5, epsilonBudget: 0 };
+    const task = await world.coordinator.createTask(
+      baseTask(accounts, { rounds: 1, dp: { ...dp, epsilonBudget: epsilonAfter(dp, 1) } }),
+    );
+    const members = labels.map((l) => makeParticipant(world, task.id, l));
+    const liar = members[4]!.account.address;
+    const get = world.objects.get.bind(world.objects);
+    world.objects.get = async (fid: string, readerKey?: string) => {
+      const bytes = await get(fid, readerKey);
+      if (Buffer.from(bytes.subarray(0, 4)).toString() !== 'AILU' || !Buffer.from(bytes).includes(liar))
+        return bytes;
+      const altered = Uint8Array.from(bytes);
+      altered[altered.length - 1]! ^= 1;
+      return altered;
+    };
+    world.coordinator.start();
+    startAll(world, members, stops);
+    await world.coordinator.finished(task.id);
+    const m = parseManifest(await world.objects.get(world.ledger.anchored(task.id)[0]!.manifest));
+    expect(m.survivors).toHaveLength(4);
+    expect(m.dropouts.map((d) => d.account)).toEqual([liar]);
+    expect(world.logs.join('\n')).toMatch(/does not hash to its commitment/);
+    // Central DP without auditors publishes no material: its masked updates, whose sum is the secret the noise
+    // hides, never touch the disk (a SecAgg round's spool directory exists: the test above).
+    expect(m.aggregation ?? null).toBeNull();
+    expect(existsSync(join(dir, 'spool'))).toBe(false);
   }, 60_000);
 
   it('refuses a task whose budget does not cover one round', async () => {

@@ -20,7 +20,9 @@ import {
   parseTaskSpec,
   readModelStream,
   readStoredUpdateHeader,
+  readStoredUpdateStream,
   roundContext,
+  type StoredUpdate,
   secAggShape,
   sha256Hex,
   signCommitment,
@@ -263,6 +265,55 @@ describe('stored updates and models (formats)', () => {
     expect(codeOf(() => readStoredUpdateHeader(prefix, 11, bytes.length))).toBe('ROUND_MESSAGE_INVALID');
     expect(codeOf(() => readStoredUpdateHeader(bytes.subarray(0, 12), 10, bytes.length))).toBe(
       'ROUND_MESSAGE_INVALID',
+    );
+  });
+
+  it('read as a stream cut anywhere, an update is what decodeStoredUpdate reads, refused where it is refused', async () => {
+    /** The outcome of a reader: the update's fields, or the error code. */
+    const outcome = async (read: () => StoredUpdate | Promise<StoredUpdate>) => {
+      try {
+        const u = await read();
+        return { ...u, words: [...u.words], signature: u.signature && toHexOf(u.signature) };
+      } catch (err) {
+        return hasCode(err) ? err.code : (err as Error).message;
+      }
+    };
+    const toHexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint32Array({ maxLength: 40 }),
+        fc.boolean(),
+        fc.integer({ min: -3, max: 3 }),
+        // A change to the bytes: none, cut short, bytes added, or one byte of the frame or header flipped.
+        fc.oneof(
+          fc.constant({ kind: 'none' as const }),
+          fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
+          fc.record({ kind: fc.constant('extend' as const), by: fc.integer({ min: 1, max: 9 }) }),
+          fc.record({ kind: fc.constant('flip' as const), at: fc.nat({ max: 40 }), bit: fc.nat({ max: 7 }) }),
+        ),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        async (words, signed, skew, change, cuts) => {
+          const good = encodeStoredUpdate({
+            context: 't/0/0',
+            from: alice,
+            signature: signed ? random(64) : null,
+            words,
+          });
+          let bytes = Buffer.from(good);
+          if (change.kind === 'cut') bytes = bytes.subarray(0, change.at % bytes.length);
+          if (change.kind === 'extend') bytes = Buffer.concat([bytes, Buffer.alloc(change.by)]);
+          if (change.kind === 'flip') bytes[change.at % bytes.length]! ^= 1 << change.bit;
+          const expected = Math.max(0, words.length + skew);
+          const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const pieces = [0, ...points].map((from, i) => bytes.subarray(from, [...points, bytes.length][i]));
+          const stream = (async function* () {
+            yield* pieces;
+          })();
+          expect(await outcome(() => readStoredUpdateStream(stream, new Uint32Array(expected)))).toEqual(
+            await outcome(() => decodeStoredUpdate(bytes, expected)),
+          );
+        },
+      ),
     );
   });
 
