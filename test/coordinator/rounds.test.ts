@@ -71,6 +71,35 @@ async function expectPlaintextFedAvg(world: World, spec: TaskSpec, task: string,
   return manifests;
 }
 
+/**
+ * Runs a one-round task of 5 members with `liar`'s stored update handed out by storage with its last byte flipped;
+ * checks that the round completed with `liar` its one dropout, for not hashing to its commitment. Its manifest.
+ */
+async function runWithAlteredUpdate(
+  world: ReturnType<typeof makeWorld>,
+  task: string,
+  members: Parameters<typeof startAll>[1],
+  liar: string,
+) {
+  const get = world.objects.get.bind(world.objects);
+  world.objects.get = async (fid: string, readerKey?: string) => {
+    const bytes = await get(fid, readerKey);
+    if (Buffer.from(bytes.subarray(0, 4)).toString() !== 'AILU' || !Buffer.from(bytes).includes(liar))
+      return bytes;
+    const altered = Uint8Array.from(bytes);
+    altered[altered.length - 1]! ^= 1;
+    return altered;
+  };
+  world.coordinator.start();
+  startAll(world, members, stops);
+  await world.coordinator.finished(task);
+  const m = parseManifest(await world.objects.get(world.ledger.anchored(task)[0]!.manifest));
+  expect(m.survivors).toHaveLength(4);
+  expect(m.dropouts.map((d) => d.account)).toEqual([liar]);
+  expect(world.logs.join('\n')).toMatch(/does not hash to its commitment/);
+  return m;
+}
+
 describe('rounds (in-memory storage, chain and transport)', () => {
   it('3 rounds with SecAgg, one dropout at a different stage each round: the model is the plaintext FedAvg of the survivors', async () => {
     const world = makeWorld();
@@ -159,24 +188,9 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     const task = await world.coordinator.createTask(baseTask(accounts, { rounds: 1 }));
     const members = labels.map((l) => makeParticipant(world, task.id, l));
     const liar = members[4]!.account.address;
-    const get = world.objects.get.bind(world.objects);
     // The storage hands out e's update with its last word changed (a miner, or e itself after committing).
-    world.objects.get = async (fid: string, readerKey?: string) => {
-      const bytes = await get(fid, readerKey);
-      if (Buffer.from(bytes.subarray(0, 4)).toString() !== 'AILU' || !Buffer.from(bytes).includes(liar))
-        return bytes;
-      const altered = Uint8Array.from(bytes);
-      altered[altered.length - 1]! ^= 1;
-      return altered;
-    };
-    world.coordinator.start();
-    startAll(world, members, stops);
-    await world.coordinator.finished(task.id);
-    const m = parseManifest(await world.objects.get(world.ledger.anchored(task.id)[0]!.manifest));
-    expect(m.survivors).toHaveLength(4);
+    const m = await runWithAlteredUpdate(world, task.id, members, liar);
     expect(m.survivors).not.toContain(liar);
-    expect(m.dropouts.map((d) => d.account)).toEqual([liar]);
-    expect(world.logs.join('\n')).toMatch(/does not hash to its commitment/);
     const material = parseAggregationMaterial(await world.objects.get(m.aggregation!.fid));
     expect(material.masked.map((e) => e.account)).toEqual([...m.survivors].sort());
     expect(readdirSync(join(dir, 'spool'))).toEqual([]);
@@ -502,22 +516,7 @@ describe('central differential privacy', () => {
     );
     const members = labels.map((l) => makeParticipant(world, task.id, l));
     const liar = members[4]!.account.address;
-    const get = world.objects.get.bind(world.objects);
-    world.objects.get = async (fid: string, readerKey?: string) => {
-      const bytes = await get(fid, readerKey);
-      if (Buffer.from(bytes.subarray(0, 4)).toString() !== 'AILU' || !Buffer.from(bytes).includes(liar))
-        return bytes;
-      const altered = Uint8Array.from(bytes);
-      altered[altered.length - 1]! ^= 1;
-      return altered;
-    };
-    world.coordinator.start();
-    startAll(world, members, stops);
-    await world.coordinator.finished(task.id);
-    const m = parseManifest(await world.objects.get(world.ledger.anchored(task.id)[0]!.manifest));
-    expect(m.survivors).toHaveLength(4);
-    expect(m.dropouts.map((d) => d.account)).toEqual([liar]);
-    expect(world.logs.join('\n')).toMatch(/does not hash to its commitment/);
+    const m = await runWithAlteredUpdate(world, task.id, members, liar);
     // Central DP without auditors publishes no material: its masked updates, whose sum is the secret the noise
     // hides, never touch the disk (a SecAgg round's spool directory exists: the test above).
     expect(m.aggregation ?? null).toBeNull();
