@@ -566,10 +566,11 @@ export class AttemptRunner {
   }
 
   /**
-   * Fetches a committed update into the attempt's spool (only when the round's recompute material will hold it),
-   * hashed as it streams, then reads back its header, and its words into `words`: the coordinator holds one update per fetch slot, not the fetched object, its pieces and
-   * their copies (4 × the update before: 1.6 GB at 100M weights). A participant commits to any fid it likes: the
-   * size its record declares is checked before anything moves.
+   * Fetches a committed update, hashed as it streams, into `words`: through the attempt's spool when the round's
+   * recompute material will hold it (its header, then its words read back), else straight from the stream. The
+   * coordinator holds one update per fetch slot, not the fetched object, its pieces and their copies (4 × the update
+   * before: 1.6 GB at 100M weights). A participant commits to any fid it likes: the size its record declares is
+   * checked before anything moves.
    */
   private async receiveUpdate(
     from: string,
@@ -583,17 +584,19 @@ export class AttemptRunner {
       signal,
       maxBytes: storedUpdateMaxBytes(dimension),
     });
+    let size = 0;
+    const hashed = (async function* () {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    })();
+    const unmatched = () =>
+      new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} does not hash to its commitment`);
     if (!recordsAggregationMaterial(this.spec)) {
-      // Nothing will publish it (central DP without auditors, or no SecAgg): read straight into `words`, and no
-      // masked update of a round whose exact sum is secret is ever written to disk.
-      let size = 0;
-      const hashed = (async function* () {
-        for await (const chunk of chunks) {
-          hash.update(chunk);
-          size += chunk.byteLength;
-          yield chunk;
-        }
-      })();
+      // Nothing will publish it (central DP without auditors, or no SecAgg): no masked update of a round whose exact
+      // sum is secret is ever written to disk.
       let update: StoredUpdate | undefined;
       let refused: unknown;
       try {
@@ -604,29 +607,17 @@ export class AttemptRunner {
       this.bytesMoved += size;
       // A stream that failed is a failed fetch; a malformed update is refused after its digest, as from the spool.
       if (refused !== undefined && !hasCode(refused, 'ROUND_MESSAGE_INVALID')) throw refused;
-      if (hash.digest('hex') !== commitment.digest)
-        throw new AilinkError(
-          'ROUND_UPDATE_REFUSED',
-          `the update of ${from} does not hash to its commitment`,
-        );
+      if (hash.digest('hex') !== commitment.digest) throw unmatched();
       if (refused !== undefined) throw refused;
       return update!;
     }
     this.spool ??= createUpdateSpool(this.deps.spoolDir ?? DEFAULT_SPOOL_DIR, this.context);
     const spool = this.spool;
-    const size = await spool.write(
-      from,
-      (async function* () {
-        for await (const chunk of chunks) {
-          hash.update(chunk);
-          yield chunk;
-        }
-      })(),
-    );
+    await spool.write(from, hashed);
     this.bytesMoved += size;
     if (hash.digest('hex') !== commitment.digest) {
       await spool.remove(from);
-      throw new AilinkError('ROUND_UPDATE_REFUSED', `the update of ${from} does not hash to its commitment`);
+      throw unmatched();
     }
     const head = new Uint8Array(Math.min(size, storedUpdateMaxBytes(0)));
     await spool.read(from, 0, head);
