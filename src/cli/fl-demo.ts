@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { encodeModelPackage } from '../../models/index.ts';
 import type { AuditReport } from '../audit/index.ts';
+import type { CallRecord } from '../chain/index.ts';
 import {
   ROUND_OBJECT_PROFILE,
   sessionOf,
@@ -61,6 +62,8 @@ export interface FederatedDemoOptions {
     spec: TaskSpec;
     get(fid: string): Promise<Uint8Array>;
     anchored(task: string): { round: number; manifest: string; digest: string }[];
+    /** The protocol calls the coordinator's index met, with their block and extrinsic. */
+    calls(): CallRecord[];
     /** The running network, for checks from an independent connection. */
     network: LoadedNetwork;
   }) => Promise<void>;
@@ -390,6 +393,7 @@ export async function runFederatedDemo(
       spec: task.spec,
       get: node.get,
       anchored: node.anchored,
+      calls: node.calls,
       network: loaded,
     });
     say(`5. global model ${last.modelFid} (${describeRound(last)})`);

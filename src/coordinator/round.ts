@@ -13,7 +13,8 @@ import { canonicalJson } from '../shared/canonical.ts';
 import type { Clock, Random } from '../shared/clock.ts';
 import { AilinkError, hasCode } from '../shared/errors.ts';
 import { failpoint } from '../shared/failpoint.ts';
-import { createLimiter } from '../shared/limit.ts';
+import { createLimiter, settledAll } from '../shared/limit.ts';
+import { type DeclarationBatch, declarationBatch } from '../storage/client/index.ts';
 import type { TabularSchema } from '../task/data-schema.ts';
 import {
   type AnnouncementHeader,
@@ -118,9 +119,10 @@ export interface RoundDeps {
   readonly objects: {
     /**
      * Stores public bytes (specs, manifests, models of tasks without model terms) and returns the fid. A stream is
-     * read once, as it is stored (the recompute material, written from the spool).
+     * read once, as it is stored (the recompute material, written from the spool). Given a batch, the object is
+     * declared later, with the round's anchor (`ledger.recordRound`).
      */
-    put(bytes: ObjectSource, name: string): Promise<string>;
+    put(bytes: ObjectSource, name: string, batch?: DeclarationBatch): Promise<string>;
     /**
      * Stores a private model: encrypted, its data key wrapped for the coordinator and for `readerKeys` (X25519, hex).
      */
@@ -138,7 +140,17 @@ export interface RoundDeps {
     delete(fids: readonly string[]): Promise<void>;
   };
   readonly ledger: {
-    recordRound(task: string, round: number, manifestFid: string, digest: string): Promise<void>;
+    /**
+     * Anchors the round's manifest (`provenance.recordRound`), in one extrinsic with the declarations of `batch`'s
+     * objects (the round's model, material and manifest): one block for the round's close.
+     */
+    recordRound(
+      task: string,
+      round: number,
+      manifestFid: string,
+      digest: string,
+      batch?: DeclarationBatch,
+    ): Promise<void>;
     /** Rounds already anchored for the task, from the chain's index. */
     anchored(task: string): { round: number; manifest: string; digest: string }[];
     /** Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. */
@@ -207,9 +219,11 @@ export async function storeModel(
   bytes: ObjectSource,
   name: string,
   readerKeys: readonly string[],
+  /** Declares a public model later, with this batch; a private one is declared at once (its terms name it). */
+  batch?: DeclarationBatch,
 ): Promise<{ fid: string; readers?: string[] }> {
   const access = modelAccessOf(spec);
-  if (access === null) return { fid: await deps.objects.put(bytes, name) };
+  if (access === null) return { fid: await deps.objects.put(bytes, name, batch) };
   const readers = [...new Set(readerKeys)].sort();
   const fid = await deps.objects.putModel(bytes, name, readers);
   await deps.ledger.setTerms(fid, access.readers, access.price);
@@ -903,46 +917,31 @@ export class AttemptRunner {
     const layout = this.layout;
     const { survivors, evaluation } = c;
     if (c.statistics !== null) return this.finishStatistics(c.statistics, survivors);
-    const aggregation = await this.storeMaterial(material);
-    if (layout.kind === 'evaluation')
-      return this.record(survivors, evaluation, {
+    // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
+    const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
+    // The round's public objects are declared with its anchor, in one extrinsic: every block costs every node of the
+    // network its indexing, and a close of four blocks one after another was most of a small model's round.
+    const batch = already === undefined ? declarationBatch() : undefined;
+    if (layout.kind === 'evaluation') {
+      return this.record(survivors, evaluation, batch, {
         model: this.setup.startModel,
         state: this.start,
         metrics: { accuracy: null, loss: null, testExamples: null, examples: 0 },
         modelBytes: 0,
-        aggregation,
+        aggregation: await this.storeMaterial(material, batch),
       });
+    }
     const next = c.next!;
     const modelHash = c.modelHash!;
     // Stored as views of the weights, 4 MiB at a time: never a copy of the model's size.
     const model = modelObject(spec.model.name, next.global);
-    const measured = await this.deps.evaluate(spec, next.global);
-    // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
-    const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
-    let stored: { fid: string; readers?: string[] };
-    if (already !== undefined && modelAccessOf(spec) !== null) {
-      // A private model stored again would get a new fid (a new data key): keep the one the anchored manifest names.
-      // It was wrapped for at least this attempt's cohort (all had joined before it was stored).
-      const anchoredManifest = parseManifest(
-        await this.deps.objects.get(already.manifest, { signal: AbortSignal.timeout(60_000) }),
-      );
-      const byAccount = new Map(this.deps.store.participants(k.task).map((p) => [p.account, p.readerKey]));
-      stored = {
-        fid: anchoredManifest.model.fid,
-        readers: readerKeysOf(this.setup.cohort.map((c) => ({ readerKey: byAccount.get(c.account) ?? '' }))),
-      };
-    } else {
-      // A private model is wrapped for every participant joined now, not only this cohort: the next round's cohort
-      // is drawn among them and must read it as its start model.
-      stored = await storeModel(
-        this.deps,
-        spec,
-        model,
-        `${k.task}/round-${k.round}/model.ailm`,
-        readerKeysOf(this.deps.store.participants(k.task)),
-      );
-    }
-    await this.record(survivors, evaluation, {
+    // The material, the model and the model's score do not wait for one another.
+    const [aggregation, measured, stored] = await settledAll([
+      this.storeMaterial(material, batch),
+      this.deps.evaluate(spec, next.global),
+      this.storeRoundModel(model, already, batch),
+    ]);
+    await this.record(survivors, evaluation, batch, {
       model: { fid: stored.fid, hash: modelHash },
       state: next.state,
       metrics: {
@@ -957,6 +956,37 @@ export class AttemptRunner {
     });
   }
 
+  /** Stores the round's new global model, or names the one the manifest anchored before a restart names. */
+  private async storeRoundModel(
+    model: ObjectSource,
+    already: { manifest: string } | undefined,
+    batch: DeclarationBatch | undefined,
+  ): Promise<{ fid: string; readers?: string[] }> {
+    const k = this.key;
+    if (already !== undefined && modelAccessOf(this.spec) !== null) {
+      // A private model stored again would get a new fid (a new data key): keep the one the anchored manifest names.
+      // It was wrapped for at least this attempt's cohort (all had joined before it was stored).
+      const anchoredManifest = parseManifest(
+        await this.deps.objects.get(already.manifest, { signal: AbortSignal.timeout(60_000) }),
+      );
+      const byAccount = new Map(this.deps.store.participants(k.task).map((p) => [p.account, p.readerKey]));
+      return {
+        fid: anchoredManifest.model.fid,
+        readers: readerKeysOf(this.setup.cohort.map((c) => ({ readerKey: byAccount.get(c.account) ?? '' }))),
+      };
+    }
+    // A private model is wrapped for every participant joined now, not only this cohort: the next round's cohort is
+    // drawn among them and must read it as its start model.
+    return storeModel(
+      this.deps,
+      this.spec,
+      model,
+      `${k.task}/round-${k.round}/model.ailm`,
+      readerKeysOf(this.deps.store.participants(k.task)),
+      batch,
+    );
+  }
+
   /**
    * Stores the recompute material (public, under the model's terms, or with central DP sealed for the named
    * auditors) when the task records it; returns what the manifest names. A round already anchored keeps what its
@@ -964,6 +994,7 @@ export class AttemptRunner {
    */
   private async storeMaterial(
     material: { head: MaterialHead; updates: MaterialUpdateSource[] } | undefined,
+    batch: DeclarationBatch | undefined,
   ): Promise<{ fid: string; digest: string } | null> {
     if (material === undefined || !recordsAggregationMaterial(this.spec)) return null;
     const k = this.key;
@@ -992,6 +1023,7 @@ export class AttemptRunner {
               { size, chunks: hashed() },
               name,
               readerKeysOf(this.deps.store.participants(k.task)),
+              batch,
             )
           ).fid;
     return { fid, digest: hash.digest('hex') };
@@ -1001,6 +1033,7 @@ export class AttemptRunner {
   private async record(
     survivors: string[],
     evaluation: EvaluationSummary | null,
+    batch: DeclarationBatch | undefined,
     out: {
       model: { fid: string; hash: string };
       state: StrategyState;
@@ -1079,10 +1112,10 @@ export class AttemptRunner {
       manifestFid = already.manifest;
       manifestDigest = already.digest;
     } else {
-      manifestFid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/manifest.json`);
+      manifestFid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/manifest.json`, batch);
       manifestDigest = sha256Hex(bytes);
       failpoint('coordinator.manifest-stored');
-      await this.deps.ledger.recordRound(k.task, k.round, manifestFid, manifestDigest);
+      await this.deps.ledger.recordRound(k.task, k.round, manifestFid, manifestDigest, batch);
     }
     const row: RoundRow = {
       task: k.task,

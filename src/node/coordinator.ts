@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeModelPackage } from '../../models/index.ts';
 import { signingKeyPair } from '../aggregation/index.ts';
 import { auditTask } from '../audit/index.ts';
-import { protocolCall, seedOf, taskOf } from '../chain/index.ts';
+import { type CallRecord, protocolCall, seedOf, taskOf } from '../chain/index.ts';
 import type { Admission, AdmissionOutcome } from '../coordinator/admissions.ts';
 import { type Coordinator, createCoordinator } from '../coordinator/coordinator.ts';
 import { buildApp } from '../coordinator/http.ts';
@@ -97,6 +97,8 @@ export interface CoordinatorNode {
   put(bytes: Uint8Array, name: string): Promise<string>;
   /** The task's rounds as the chain recorded them (this node's index of it). */
   anchored(task: string): { round: number; manifest: string; digest: string }[];
+  /** Every protocol call this node's index met, with its block and extrinsic: what went on chain together. */
+  calls(): CallRecord[];
   stop(): Promise<void>;
 }
 
@@ -171,7 +173,10 @@ export async function startCoordinatorNode(
       store,
       spoolDir,
       objects: {
-        put: (source, name) => session.put(...putArgs(source, { name, encrypt: false })),
+        put: (source, name, batch) =>
+          session.put(
+            ...putArgs(source, { name, encrypt: false, ...(batch === undefined ? {} : { batch }) }),
+          ),
         // One wrap for every participant, through a reader group: a declaration holds at most 64 wraps, and the
         // group (new whenever the participants change) is stored once for all the task's models of that membership.
         putModel: (source, name, readers) =>
@@ -190,8 +195,11 @@ export async function startCoordinatorNode(
           ]),
         admitMany: admitOnChain(session),
         stopTask: (task, reason) => submit(protocolCall('provenance.stopTask', { task, reason })),
-        recordRound: (task, round, manifest, digest) =>
-          submit(protocolCall('provenance.recordRound', { task, round, manifest, digest })),
+        async recordRound(task, round, manifest, digest, batch) {
+          const anchor = protocolCall('provenance.recordRound', { task, round, manifest, digest });
+          if (batch === undefined) await submit(anchor);
+          else await session.storage.declareAll(batch, [anchor]);
+        },
         async drawSeed(task, round, attempt, cohort) {
           await submit(protocolCall('provenance.drawSeed', { task, round, attempt, cohort }));
           // The submission returned once this session's index applied the block: the record is there.
@@ -305,6 +313,7 @@ export async function startCoordinatorNode(
       get: (fid) => session.get(fid),
       put: (bytes, name) => session.put(bytes, { name, encrypt: false }),
       anchored: (task) => session.tasks.anchored(task),
+      calls: () => session.indexer.calls(),
       stop: stopAll,
     };
   } catch (err) {

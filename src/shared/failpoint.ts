@@ -9,9 +9,9 @@
 export const FAILPOINTS = [
   /** The coordinator added a masked update into its running sum (inside aggregation). */
   'coordinator.update-summed',
-  /** The coordinator stored a round's model, before its manifest. */
+  /** The coordinator placed a round's model (and material), before its manifest. */
   'coordinator.model-stored',
-  /** The coordinator stored a round's manifest, before anchoring it on chain. */
+  /** The coordinator placed a round's manifest, before the round's objects are declared with its anchor on chain. */
   'coordinator.manifest-stored',
   /** An upload's fragments are on their miners, its declaration not yet on chain (mid-upload, in any role). */
   'storage.fragments-placed',

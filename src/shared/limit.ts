@@ -18,3 +18,16 @@ export function createLimiter(n: number): <T>(task: () => Promise<T>) => Promise
     }
   };
 }
+
+/**
+ * `Promise.all` that waits for every promise to settle before it rejects: none is left running unobserved (its later
+ * rejection would be unhandled) when another failed first. Rejects with the first rejection in array order.
+ */
+export async function settledAll<T extends readonly unknown[]>(
+  promises: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

@@ -14,6 +14,8 @@ export {
   createMarketClient,
   createMemoryRegistry,
   createStorageClient,
+  type DeclarationBatch,
+  declarationBatch,
   type GrantPass,
   type GrantService,
   type GrantServiceOptions,

@@ -49,6 +49,21 @@ describe('federated rounds end to end', () => {
         async inspect(view) {
           const anchored = view.anchored(view.task);
           expect(anchored.map((r) => r.round)).toEqual([0, 1, 2]);
+          // Each round's close is one extrinsic: its anchor after the declarations of the round's model and manifest
+          // (one block a round, not one for each of them).
+          const calls = view.calls().filter((c) => c.outcome === 'applied');
+          const anchors = calls.filter((c) => c.call === 'provenance.recordRound');
+          expect(anchors).toHaveLength(3);
+          for (const anchor of anchors) {
+            const declared = calls.filter(
+              (c) =>
+                c.block === anchor.block &&
+                c.extrinsic === anchor.extrinsic &&
+                c.item < anchor.item &&
+                c.call === 'fileBank.uploadDeclaration',
+            );
+            expect(declared.length).toBeGreaterThanOrEqual(2);
+          }
           const manifests: Manifest[] = [];
           for (const r of anchored) {
             const m = parseManifest(await view.get(r.manifest));

@@ -1,11 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fileOf } from '../../src/chain/queries.ts';
+import { protocolCall } from '../../src/chain/config.ts';
+import { fileOf, termsOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
 import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
 import type { MinerClient } from '../../src/storage/protocol/miner-client.ts';
 import {
   call,
+  type DeclarationOptions,
   makeAccounts,
   makeDeclaration,
   makeReceipt,
@@ -43,8 +45,8 @@ async function networkWithMiners(): Promise<Twin> {
 }
 
 /** A declaration as the storage client builds it, and its columns with every miner's signed receipt. */
-function upload(label: string, by: Account) {
-  const d = makeDeclaration(label, by.address);
+function upload(label: string, by: Account, options: DeclarationOptions = {}) {
+  const d = makeDeclaration(label, by.address, options);
   const { fid, deal, ...fields } = d;
   const record: ObjectRecord = {
     version: 1,
@@ -54,7 +56,7 @@ function upload(label: string, by: Account) {
     createdAt: 0,
     profile: fields.profile,
     segments: fields.segments,
-    encryption: null,
+    encryption: fields.encryption,
   };
   const columns: PlacedColumn[] = miners.map((m, index) => ({
     peer: { peerId: peerIdOf(m), addrs: [] },
@@ -122,6 +124,59 @@ describe('chain registry: declaring a fid someone else holds', () => {
     expect(fileOf(twin.state, mine.record.fid)).toMatchObject({ owner: stranger.address, state: 'Pending' });
     await registryOf(twin, owner).declare(mine.record, mine.deal, mine.columns);
     expect(fileOf(twin.state, mine.record.fid)).toMatchObject({ owner: owner.address, state: 'Active' });
+  });
+});
+
+describe('chain registry: declarations together (one block for a round’s objects and its anchor)', () => {
+  /** Prepares each upload's declaration with `registry.prepare`, as a put given a batch does. */
+  const prepareAll = (registry: ReturnType<typeof registryOf>, uploads: ReturnType<typeof upload>[]) =>
+    Promise.all(uploads.map((u) => registry.prepare!(u.record, u.deal, u.columns)));
+  const termsFor = (fid: string) => protocolCall('market.setTerms', { fid, readers: [], price: '5' });
+
+  it('puts and a call naming one of them go on chain in one extrinsic, the declarations first', async () => {
+    const twin = await networkWithMiners();
+    const registry = registryOf(twin, owner);
+    const sealed = upload('together/sealed', owner, { encrypted: true });
+    const plain = upload('together/plain', owner);
+    const prepared = await prepareAll(registry, [sealed, plain]);
+    const before = twin.submitted.length;
+    // Terms need the object on chain: applied only if its declaration came before them in the same extrinsic.
+    await registry.declareTogether!(prepared, [termsFor(sealed.record.fid)]);
+    expect(twin.submitted.length).toBe(before + 1);
+    expect(fileOf(twin.state, sealed.record.fid)?.state).toBe('Active');
+    expect(fileOf(twin.state, plain.record.fid)?.state).toBe('Active');
+    expect(termsOf(twin.state, sealed.record.fid)?.price).toBe('5');
+  });
+
+  it('a declaration the chain refuses among others comes out as its own error (QUOTA_EXCEEDED); the others stand', async () => {
+    const twin = await networkWithMiners();
+    const registry = registryOf(twin, owner);
+    const small = upload('together/small', owner);
+    // 8 segments of 256 MiB: more than the 1 GiB of space the owner bought.
+    const huge = upload('together/huge', owner, { segments: 8, segmentSize: 256 * 1024 * 1024 });
+    const prepared = await prepareAll(registry, [small, huge]);
+    const before = twin.submitted.length;
+    // Judged call by call, the extrinsic as a whole goes through: without declaring the refused one again on its
+    // own, the refusal would pass unseen and the put would report an object that is not on chain.
+    await rejectsWith(registry.declareTogether!(prepared, []), 'QUOTA_EXCEEDED');
+    expect(twin.submitted.length).toBe(before + 2);
+    expect(fileOf(twin.state, small.record.fid)?.state).toBe('Active');
+    expect(fileOf(twin.state, huge.record.fid)).toBeUndefined();
+  });
+
+  it('a call refused beside declarations that all stood → CHAIN_CALL_REJECTED with the chain’s reason, not tried again', async () => {
+    const twin = await networkWithMiners();
+    const registry = registryOf(twin, owner);
+    const plain = upload('together/refused', owner);
+    const prepared = await prepareAll(registry, [plain]);
+    const before = twin.submitted.length;
+    const err = await rejectsWith(
+      registry.declareTogether!(prepared, [termsFor(plain.record.fid)]),
+      'CHAIN_CALL_REJECTED',
+    );
+    expect(err.message).toContain('stored unencrypted');
+    expect(twin.submitted.length).toBe(before + 1);
+    expect(fileOf(twin.state, plain.record.fid)?.state).toBe('Active');
   });
 });
 

@@ -18,6 +18,7 @@ import {
   createMemoryRegistry,
   createMinerClient,
   createStorageClient,
+  declarationBatch,
   generateX25519,
   type MinerClient,
   type ObjectRegistry,
@@ -101,6 +102,53 @@ describe('storage client with 14 in-process miners', () => {
     await host?.stop();
     await Promise.all(nodes.map((n) => n.stop()));
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('puts given a batch are declared only by declareAll, all in one call to the registry', async () => {
+    const together: string[][] = [];
+    // The memory registry, batching as a chain registry does (its own batching is tested against the chain's rules
+    // in chain-registry.test.ts); here what counts is what the client hands it, and when.
+    const batching: ObjectRegistry = {
+      ...registry,
+      prepare: async (record, deal, columns) => ({
+        fid: record.fid,
+        calls: [],
+        declareAlone: () => registry.declare(record, deal, columns),
+      }),
+      async declareTogether(prepared) {
+        together.push(prepared.map((p) => p.fid));
+        for (const p of prepared) await p.declareAlone();
+      },
+    };
+    const client = createStorageClient(
+      { miners: honest, registry: batching, account: owner, codec, ...deps },
+      { profile: TEST_PROFILE, fragmentDeadlineMs: 5000 },
+    );
+    const batch = declarationBatch();
+    const first = systemRandom(1000);
+    const second = systemRandom(TEST_PROFILE.segmentSize + 1);
+    const a = await client.put(first, { batch });
+    const b = await client.put(second, { batch, encrypt: false });
+    expect(await registry.get(a.fid)).toBeNull();
+    expect(await registry.get(b.fid)).toBeNull();
+    await client.declareAll(batch);
+    expect(together).toEqual([[a.fid, b.fid]]);
+    expect(batch.pending).toEqual([]);
+    expect(firstDifference(await readAll(client.get(a.fid)), first)).toBe(-1);
+    expect(firstDifference(await readAll(client.get(b.fid)), second)).toBe(-1);
+  });
+
+  it('a registry without a chain declares a batched put at once, and refuses calls alongside (INVALID_INPUT)', async () => {
+    const client = clientFor(owner);
+    const batch = declarationBatch();
+    const put = await client.put(systemRandom(100), { batch });
+    expect(await registry.get(put.fid)).not.toBeNull();
+    expect(batch.pending).toEqual([]);
+    const err = await rejectsWith(
+      client.declareAll(batch, [{ kind: 'remark', payload: new Uint8Array(1) }]),
+      'INVALID_INPUT',
+    );
+    expect(err.message).toContain('keeps no chain');
   });
 
   it('round-trips encrypted and plain objects of 0 bytes, 1 byte, one segment and several', async () => {

@@ -33,6 +33,7 @@ describe('module surfaces', () => {
         "createRequestGuard",
         "createStorageClient",
         "createVerifierClient",
+        "declarationBatch",
         "decodeIdleProof",
         "decodeProof",
         "decodeSegment",

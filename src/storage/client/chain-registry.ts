@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  type ChainCall,
   type ChainClient,
   declarationCalls,
   deferrableColumns,
@@ -11,9 +12,11 @@ import {
   grantOf,
   holdBlocks,
   type Indexer,
+  MAX_DECLARATION_BYTES,
   MAX_SEGMENTS,
   minerOf,
   minersOf,
+  type ObjectEntry,
   placementEpoch,
   protocolCall,
   QUOTA_EXCEEDED,
@@ -22,6 +25,7 @@ import {
   serviceBytesOf,
   spaceUseOf,
   submitProtocol,
+  submitProtocolEach,
   termsOf,
   ticketDraw,
   usedBytesOf,
@@ -35,11 +39,16 @@ import {
   type DrawReserve,
   type ObjectRecord,
   type ObjectRegistry,
+  type PlacedColumn,
   type Placement,
   type PlacementWant,
+  type PreparedDeclaration,
   summaryOf,
 } from '../object/index.ts';
 import type { MinerClient } from '../protocol/index.ts';
+
+/** A placement ticket as a declaration names it. */
+type TicketRef = { readonly epoch: number; readonly slot: number };
 
 /** A placement ticket drawn for an upload and not declared yet. */
 interface Ticket {
@@ -291,6 +300,96 @@ export function createChainRegistry(
     };
   }
 
+  /** The deal of each prepared declaration, whose ticket goes once the declaration stands. */
+  const dealOf = new WeakMap<PreparedDeclaration, string>();
+
+  /**
+   * What declaring `record` takes: its calls for a placement ticket, and the ticket its miners were drawn with; null
+   * when the chain has this object already.
+   */
+  async function readyDeclaration(
+    record: ObjectRecord,
+    deal: string,
+    columns: readonly (PlacedColumn | null)[],
+    entry: ObjectEntry | undefined,
+  ): Promise<{
+    ticket: Ticket | undefined;
+    calls: (placement: TicketRef | undefined) => ChainCall[];
+  } | null> {
+    await indexer.sync();
+    // A Pending record of the fid is an incomplete declaration, which the chain lets this one replace.
+    const stored = fileOf(indexer.state, record.fid);
+    if (stored?.state === 'Active' && !checkNotTaken(stored, record)) return null;
+    const receipts = columns.flatMap((c, index) => {
+      if (c === null) return [];
+      if (c.receipt === undefined) {
+        throw new AilinkError('INVALID_INPUT', `column ${index} has no signed receipt from its miner`);
+      }
+      return [{ index, miner: c.receipt.miner, signature: c.receipt.signature }];
+    });
+    const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
+    // A put that took long may be near its ticket's end: hold it before declaring (nothing to do otherwise).
+    await keepDraw(deal, false, { profile: record.profile, segments: record.segments.length }).catch(() => {
+      // The declaration's own refusal says the same, with the object's final size.
+    });
+    const ticket = tickets.get(deal);
+    if (indexer.config.placement !== undefined && ticket === undefined) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `no placement was drawn for the upload ${deal} (or it was declared already): the chain accepts its columns only from the miners \`directory(want)\` drew with the upload's deal`,
+      );
+    }
+    // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
+    const calls = (placement: TicketRef | undefined) =>
+      declarationCalls(
+        {
+          fid: record.fid,
+          deal,
+          owner: record.owner,
+          ...(record.name === undefined ? {} : { name: record.name }),
+          size: record.size,
+          profile: record.profile,
+          segments: record.segments,
+          encryption: record.encryption,
+          ...(entry === undefined ? {} : { entry }),
+          ...(placement === undefined ? {} : { placement: { epoch: placement.epoch, slot: placement.slot } }),
+        },
+        receipts,
+        deferred,
+      );
+    return { ticket, calls };
+  }
+
+  /** Declares one object in an extrinsic of its own, drawing another slot when another client took its ticket's. */
+  async function declareAlone(
+    record: ObjectRecord,
+    deal: string,
+    columns: readonly (PlacedColumn | null)[],
+    entry?: ObjectEntry,
+  ): Promise<void> {
+    const ready = await readyDeclaration(record, deal, columns, entry);
+    if (ready === null) return;
+    const { ticket } = ready;
+    try {
+      await quotaChecked(submit)(ready.calls(ticket));
+    } catch (err) {
+      const slotTaken =
+        hasCode(err, 'CHAIN_CALL_REJECTED') && String(err.details?.reason ?? '').startsWith(SLOT_TAKEN);
+      const other =
+        ticket === undefined || !slotTaken
+          ? undefined
+          : await otherTicket(
+              ticket,
+              columns.flatMap((c) => (c?.receipt === undefined ? [] : [c.receipt.miner])),
+              columns.length,
+            );
+      if (other === undefined) throw err;
+      tickets.set(deal, { ...other, columns: ticket!.columns });
+      await quotaChecked(submit)(ready.calls(other));
+    }
+    tickets.delete(deal);
+  }
+
   return {
     needsReceipts: true,
     deferrableColumns,
@@ -346,70 +445,55 @@ export function createChainRegistry(
         .filter((m) => m.state !== 'positive' && m.peerId !== '')
         .map((m): PeerRef => ({ peerId: m.peerId, addrs: m.addrs }));
     },
-    async declare(record, deal, columns, entry) {
-      await indexer.sync();
-      // A Pending record of the fid is an incomplete declaration, which the chain lets this one replace.
-      const stored = fileOf(indexer.state, record.fid);
-      if (stored?.state === 'Active' && !checkNotTaken(stored, record)) return;
-      const receipts = columns.flatMap((c, index) => {
-        if (c === null) return [];
-        if (c.receipt === undefined) {
-          throw new AilinkError('INVALID_INPUT', `column ${index} has no signed receipt from its miner`);
+    declare: declareAlone,
+    async prepare(record, deal, columns, entry) {
+      const ready = await readyDeclaration(record, deal, columns, entry);
+      const prepared: PreparedDeclaration = {
+        fid: record.fid,
+        calls: ready === null ? [] : ready.calls(ready.ticket),
+        declareAlone: () => declareAlone(record, deal, columns, entry),
+      };
+      dealOf.set(prepared, deal);
+      return prepared;
+    },
+    async declareTogether(prepared, alongside) {
+      const calls = [...prepared.flatMap((p) => p.calls), ...alongside];
+      if (calls.length === 0) return;
+      const bytes = calls.reduce((sum, c) => sum + (c.kind === 'remark' ? c.payload.byteLength : 0), 0);
+      if (bytes > MAX_DECLARATION_BYTES) {
+        // Too much for one extrinsic: each declaration in its own, then the rest.
+        for (const p of prepared) await p.declareAlone();
+        if (alongside.length > 0) await submit(alongside);
+        return;
+      }
+      const { block, outcomes } = await submitProtocolEach(deps, account, calls, {
+        deadlineMs: options.deadlineMs,
+      });
+      let at = 0;
+      let redeclared = false;
+      for (const p of prepared) {
+        const own = outcomes.slice(at, at + p.calls.length);
+        at += p.calls.length;
+        if (own.every((o) => o.applied)) tickets.delete(dealOf.get(p) ?? '');
+        else {
+          await p.declareAlone();
+          redeclared = true;
         }
-        return [{ index, miner: c.receipt.miner, signature: c.receipt.signature }];
+      }
+      const refused = alongside.flatMap((call, i) => {
+        const o = outcomes[at + i]!;
+        return o.applied ? [] : [{ call, reason: o.reason }];
       });
-      const deferred = columns.flatMap((c, index) => (c === null ? [index] : []));
-      // A put that took long may be near its ticket's end: hold it before declaring (nothing to do otherwise).
-      await keepDraw(deal, false, { profile: record.profile, segments: record.segments.length }).catch(() => {
-        // The declaration's own refusal says the same, with the object's final size.
-      });
-      const ticket = tickets.get(deal);
-      if (indexer.config.placement !== undefined && ticket === undefined) {
+      if (refused.length === 0) return;
+      // Refused beside declarations that all stood: its own fault, which a second try would not mend.
+      if (!redeclared) {
         throw new AilinkError(
-          'INVALID_INPUT',
-          `no placement was drawn for the upload ${deal} (or it was declared already): the chain accepts its columns only from the miners \`directory(want)\` drew with the upload's deal`,
+          'CHAIN_CALL_REJECTED',
+          `a call submitted with ${prepared.length} declarations was rejected: ${refused[0]!.reason}`,
+          { details: { block, reason: refused[0]!.reason } },
         );
       }
-      // One extrinsic, in as many remarks as the segments need: Active in the block that declares it.
-      const declare = (placement: { readonly epoch: number; readonly slot: number } | undefined) =>
-        quotaChecked(submit)(
-          declarationCalls(
-            {
-              fid: record.fid,
-              deal,
-              owner: record.owner,
-              ...(record.name === undefined ? {} : { name: record.name }),
-              size: record.size,
-              profile: record.profile,
-              segments: record.segments,
-              encryption: record.encryption,
-              ...(entry === undefined ? {} : { entry }),
-              ...(placement === undefined
-                ? {}
-                : { placement: { epoch: placement.epoch, slot: placement.slot } }),
-            },
-            receipts,
-            deferred,
-          ),
-        );
-      try {
-        await declare(ticket);
-      } catch (err) {
-        const slotTaken =
-          hasCode(err, 'CHAIN_CALL_REJECTED') && String(err.details?.reason ?? '').startsWith(SLOT_TAKEN);
-        const other =
-          ticket === undefined || !slotTaken
-            ? undefined
-            : await otherTicket(
-                ticket,
-                receipts.map((r) => r.miner),
-                columns.length,
-              );
-        if (other === undefined) throw err;
-        tickets.set(deal, { ...other, columns: ticket!.columns });
-        await declare(other);
-      }
-      tickets.delete(deal);
+      await submit(refused.map((r) => r.call));
     },
     async get(fid) {
       await indexer.sync();

@@ -1,11 +1,18 @@
-import type { ObjectEntry } from '../../chain/index.ts';
+import type { ChainCall, ObjectEntry } from '../../chain/index.ts';
 import type { PeerRef } from '../../p2p/index.ts';
 import type { Account } from '../../shared/account.ts';
 import { fromHex, toHex } from '../../shared/bytes.ts';
 import type { Clock, Random } from '../../shared/clock.ts';
 import { AilinkError, describeError, hasCode } from '../../shared/errors.ts';
 import { failpoint } from '../../shared/failpoint.ts';
-import type { CodecPool, FragmentBody, ObjectRecord, ObjectRegistry, Placement } from '../object/index.ts';
+import type {
+  CodecPool,
+  FragmentBody,
+  ObjectRecord,
+  ObjectRegistry,
+  Placement,
+  PreparedDeclaration,
+} from '../object/index.ts';
 import {
   checkProfile,
   columnsOf,
@@ -66,7 +73,23 @@ export interface PutOptions {
    * its own size (profileForSize) instead of a whole one. A source of another length is refused.
    */
   readonly size?: number;
+  /**
+   * Declare the object later, with the batch's other puts (`StorageClient.declareAll`), instead of before the put
+   * returns: the put places its fragments and returns the fid, and the object is readable once the batch is declared.
+   * A registry that cannot batch (no chain) declares at once.
+   */
+  readonly batch?: DeclarationBatch;
 }
+
+/**
+ * Puts whose declarations wait to go on chain together, in one extrinsic with other calls (`declareAll`): one block
+ * for all of them rather than one each, where every block costs every node of the network its indexing.
+ */
+export interface DeclarationBatch {
+  readonly pending: PreparedDeclaration[];
+}
+
+export const declarationBatch = (): DeclarationBatch => ({ pending: [] });
 
 export interface GetOptions {
   readonly signal?: AbortSignal;
@@ -122,6 +145,12 @@ export interface StorageClient {
     fid: string,
     options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
   ): Promise<RepairReport>;
+  /**
+   * Declares the batch's puts, and then submits `alongside` (calls that may name those objects), in one extrinsic; the
+   * batch is empty afterwards. A declaration the chain refused there is made again on its own (`declareTogether`).
+   * @throws INVALID_INPUT when `alongside` is given to a registry that keeps no chain
+   */
+  declareAll(batch: DeclarationBatch, alongside?: readonly ChainCall[]): Promise<void>;
 }
 
 /**
@@ -485,16 +514,17 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     const miners = placedMiners();
     const signed = await receipts;
     const entry = typeof putOptions.entry === 'function' ? putOptions.entry() : putOptions.entry;
-    await deps.registry.declare(
-      record,
-      deal,
-      assigned.map((peer, i) => {
-        if (deferred.has(i)) return null;
-        const receipt = signed?.[i];
-        return receipt === undefined ? { peer } : { peer, receipt };
-      }),
-      entry,
-    );
+    const placed = assigned.map((peer, i) => {
+      if (deferred.has(i)) return null;
+      const receipt = signed?.[i];
+      return receipt === undefined ? { peer } : { peer, receipt };
+    });
+    const { batch } = putOptions;
+    if (batch !== undefined && deps.registry.prepare !== undefined) {
+      batch.pending.push(await deps.registry.prepare(record, deal, placed, entry));
+    } else {
+      await deps.registry.declare(record, deal, placed, entry);
+    }
     return { fid: record.fid, record, miners };
   }
 
@@ -805,7 +835,22 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
     return { fid, repaired };
   }
 
-  return { put, get, info, repair };
+  async function declareAll(batch: DeclarationBatch, alongside: readonly ChainCall[] = []): Promise<void> {
+    const pending = batch.pending.splice(0);
+    if (deps.registry.declareTogether !== undefined) {
+      await deps.registry.declareTogether(pending, alongside);
+      return;
+    }
+    // Without `prepare` every put of the batch was declared at once: nothing is pending.
+    if (alongside.length > 0) {
+      throw new AilinkError(
+        'INVALID_INPUT',
+        `expected a chain registry to submit ${alongside.length} calls with the declarations; this registry keeps no chain`,
+      );
+    }
+  }
+
+  return { put, get, info, repair, declareAll };
 }
 
 /**

@@ -6,6 +6,8 @@ export { createChainRegistry } from './chain-registry.ts';
 export {
   chunks,
   createStorageClient,
+  type DeclarationBatch,
+  declarationBatch,
   type ProgressEvent,
   type PutOptions,
   type PutResult,

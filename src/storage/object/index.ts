@@ -43,6 +43,7 @@ export {
   type PlacedColumn,
   type Placement,
   type PlacementWant,
+  type PreparedDeclaration,
   summaryOf,
 } from './record.ts';
 export {

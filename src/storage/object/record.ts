@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ObjectEntry } from '../../chain/index.ts';
+import type { ChainCall, ObjectEntry } from '../../chain/index.ts';
 import type { PeerRef } from '../../p2p/index.ts';
 import { AilinkError } from '../../shared/errors.ts';
 import type { KeyWrap } from './envelope.ts';
@@ -104,6 +104,15 @@ export interface DrawReserve {
   readonly stored?: number;
 }
 
+/** An upload's declaration made ready by `ObjectRegistry.prepare`, not yet on chain. */
+export interface PreparedDeclaration {
+  readonly fid: string;
+  /** The calls that declare it (empty when the chain has it already). */
+  readonly calls: readonly ChainCall[];
+  /** Declares it on its own as `declare` does: for a declaration the chain refused among others. */
+  declareAlone(): Promise<void>;
+}
+
 export interface ObjectRegistry {
   /**
    * The miners that may take columns, in order of preference; every listed miner (reads find peers here too). Given
@@ -145,6 +154,24 @@ export interface ObjectRegistry {
     /** Files the object under a key of one of the owner's buckets; only the chain keeps a namespace. */
     entry?: ObjectEntry,
   ): Promise<void>;
+  /**
+   * `declare` made ready and not submitted, for one extrinsic with other puts' declarations and other calls
+   * (`declareTogether`): one block for all of them instead of one each. Only a chain registry batches.
+   */
+  prepare?(
+    record: ObjectRecord,
+    deal: string,
+    columns: readonly (PlacedColumn | null)[],
+    entry?: ObjectEntry,
+  ): Promise<PreparedDeclaration>;
+  /**
+   * Submits prepared declarations and then `alongside` (calls that may name the declared objects, such as an anchor
+   * naming a manifest) in one extrinsic. Each call is judged on its own, as in any extrinsic: a declaration the chain
+   * refused there (its placement slot taken, say) is made again on its own the way `declare` makes it, and then the
+   * refused calls of `alongside` once more.
+   * @throws CHAIN_CALL_REJECTED (a call of `alongside` refused again), and what `declare` throws
+   */
+  declareTogether?(prepared: readonly PreparedDeclaration[], alongside: readonly ChainCall[]): Promise<void>;
   get(fid: string): Promise<Placement | null>;
   /**
    * Moves columns to other miners: `rebuild` puts the rebuilt fragments on the new miners, and the registry records
