@@ -280,6 +280,13 @@ export async function runFederatedDemo(
     for (const [i, n] of nodes.entries())
       n.participant.onEvent((e) => {
         if (e.kind === 'submitted') tracker.submitted(accounts[i]!.address, e.round, e.stage);
+        // With the coordinator's stage lines (below), the log then shows where each round's time went.
+        if (e.kind === 'trained')
+          toFile(
+            names[i]!,
+            `round ${e.round}: trained on ${e.examples} examples in ${e.seconds.toFixed(1)} s`,
+          );
+        if (e.kind === 'submitted') toFile(names[i]!, `round ${e.round}: ${e.stage} answer sent`);
       });
     say(
       `4. ${nodes.length} organisations joined (admissions recorded on chain); training ${options.rounds} rounds of the ${data.model.name}`,
@@ -316,6 +323,12 @@ export async function runFederatedDemo(
           restartAt = undefined;
           restart = true;
         }
+        // The round's timeline in the log, a line per stage: where a slow round spent its time.
+        if (e.kind === 'attempt' || e.kind === 'phase')
+          toFile(
+            'coordinator',
+            `round ${e.round} attempt ${e.attempt}: ${e.kind === 'attempt' ? `opened, cohort of ${e.cohort}` : e.phase}`,
+          );
         if (e.kind === 'attempt') tracker.attempt(e.round, e.attempt, e.cohort);
         if (e.kind === 'phase') {
           tracker.phase(e.round, e.attempt, e.phase);

@@ -49,8 +49,11 @@ import { type Admission, type AdmissionOutcome, createAdmissionQueue } from './a
 import {
   type AttemptOutcome,
   AttemptRunner,
+  drawCohort,
   modelObject,
+  nextAttemptNumber,
   openAttempt,
+  type PredrawnCohort,
   type RoundDeps,
   readerKeysOf,
   roundEndedReason,
@@ -60,7 +63,7 @@ import { type ParticipantRow, type RoundRow, STATISTICS_ROUND, type TaskRow } fr
 
 /** The chain operations a coordinator needs, beyond recording rounds. */
 export interface CoordinatorLedger
-  extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored' | 'setTerms' | 'drawSeed' | 'seedDrawn'> {
+  extends Pick<RoundDeps['ledger'], 'recordRound' | 'anchored' | 'setTerms' | 'drawSeed' | 'seedOf'> {
   /** The chain's genesis hash (0x-hex): admissions are signed for one network. */
   readonly genesisHash: string;
   createTask(task: string, digest: string, admitted: readonly string[]): Promise<void>;
@@ -328,11 +331,18 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
    * What the task runs next: its statistics round (once, before round 0, when its data needs federated statistics),
    * its training rounds, then a closing evaluation round when organisations hold rows out; null when it is done.
    */
-  function nextRound(task: TaskRow): { kind: RoundKind; round: number } | null {
+  /** The task's next round; `closing`: as if this training round, closing now, were recorded already. */
+  function nextRound(
+    task: TaskRow,
+    closing?: { round: number; survivors: number },
+  ): { kind: RoundKind; round: number } | null {
     const spec = task.spec;
     if (needsStatistics(spec.data) && store.statistics(task.id) === undefined)
       return { kind: 'statistics', round: STATISTICS_ROUND };
-    const done = store.rounds(task.id);
+    const done = [
+      ...store.rounds(task.id),
+      ...(closing === undefined ? [] : [{ ...closing, kind: 'train' as const }]),
+    ];
     const survivors = done
       .filter((r) => (r.kind ?? 'train') === 'train')
       .sort((a, b) => a.round - b.round)
@@ -385,6 +395,30 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
     const publish = (m: AnnouncementHeader | AnnouncementView) => deps.publish(topicOf(task.id), m);
     const initial = await initialOf(task);
     await collectExpired(task);
+    /** The next attempt's cohort, drawn with the last round's close (its seed in the close's extrinsic). */
+    let predrawn: PredrawnCohort | undefined;
+    const nextCohort: RoundDeps['nextCohort'] = (closing) => {
+      predrawn = undefined;
+      // A private model's readers are fixed when the next round's start model is stored (this close): who may be
+      // drawn is known only then, so its draw waits for the next attempt.
+      if (!task.spec.secagg.enabled || modelAccessOf(task.spec) !== null || closing.kind !== 'train')
+        return null;
+      const membership = deps.ledger.membership(task.id);
+      if (membership?.stopped) return null;
+      const next = nextRound(task, closing);
+      if (next === null || next.kind === 'statistics') return null;
+      try {
+        const cohort = drawCohort(deps, task, next.round, onlineWithinMs, (p) =>
+          membership === undefined ? true : membership.allowed.includes(p.account),
+        );
+        predrawn = { round: next.round, attempt: nextAttemptNumber(deps, task, next.round), cohort };
+        return predrawn;
+      } catch (err) {
+        // Too few online now: the next attempt draws when it opens, as without this.
+        if (hasCode(err, 'ROUND_NOT_ADMITTED')) return null;
+        throw err;
+      }
+    };
     for (;;) {
       if (signal.aborted) return;
       const membership = deps.ledger.membership(task.id);
@@ -462,7 +496,9 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
             store.rounds(task.id).length === 0 && statistics === undefined
               ? task.createdAt + task.spec.deadlines.joinMs
               : 0,
+            predrawn,
           );
+          predrawn = undefined;
         } catch (err) {
           if (signal.aborted) return;
           // Too few online: look again soon. The chain did not record the cohort (drawing the graph seed): the
@@ -488,7 +524,13 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
       const parent = last ? { fid: last.manifestFid, digest: last.manifestDigest } : null;
       const onPhase = (key: { task: string; round: number; attempt: number }, phase: string) =>
         emit({ kind: 'phase', ...key, phase });
-      const runner = new AttemptRunner({ ...deps, publish, onPhase }, task, attempt, state, parent);
+      const runner = new AttemptRunner(
+        { ...deps, publish, onPhase, nextCohort },
+        task,
+        attempt,
+        state,
+        parent,
+      );
       runners.set(task.id, runner);
       const outcome = await runner.run(signal).finally(() => runners.delete(task.id));
       if (outcome.kind === 'done') await collectExpired(task);

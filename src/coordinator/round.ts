@@ -125,8 +125,14 @@ export interface RoundDeps {
     put(bytes: ObjectSource, name: string, batch?: DeclarationBatch): Promise<string>;
     /**
      * Stores a private model: encrypted, its data key wrapped for the coordinator and for `readerKeys` (X25519, hex).
+     * Given a batch, declared later with it, as `put`.
      */
-    putModel(bytes: ObjectSource, name: string, readerKeys: readonly string[]): Promise<string>;
+    putModel(
+      bytes: ObjectSource,
+      name: string,
+      readerKeys: readonly string[],
+      batch?: DeclarationBatch,
+    ): Promise<string>;
     /**
      * Reads an object (a participant's update, encrypted for the coordinator) within the deadline; one recorded as
      * larger than `maxBytes` is OBJECT_TOO_LARGE without being fetched.
@@ -142,7 +148,8 @@ export interface RoundDeps {
   readonly ledger: {
     /**
      * Anchors the round's manifest (`provenance.recordRound`), in one extrinsic with the declarations of `batch`'s
-     * objects (the round's model, material and manifest): one block for the round's close.
+     * objects (the round's model, material and manifest) and, given `next`, the next attempt's seed draw
+     * (`provenance.drawSeed` of that cohort digest): one block for the round's close and the next round's draw.
      */
     recordRound(
       task: string,
@@ -150,18 +157,30 @@ export interface RoundDeps {
       manifestFid: string,
       digest: string,
       batch?: DeclarationBatch,
+      next?: { round: number; attempt: number; cohort: string },
     ): Promise<void>;
     /** Rounds already anchored for the task, from the chain's index. */
     anchored(task: string): { round: number; manifest: string; digest: string }[];
-    /** Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. */
-    setTerms(fid: string, readers: readonly string[], price: string | null): Promise<void>;
+    /**
+     * Puts a stored object under market terms (`market.setTerms`): readers read free, others pay `price` planck. Given
+     * a batch, the terms go on chain with it, after the object's declaration.
+     */
+    setTerms(
+      fid: string,
+      readers: readonly string[],
+      price: string | null,
+      batch?: DeclarationBatch,
+    ): Promise<void>;
     /**
      * Commits an attempt's cohort (its digest) on chain (`provenance.drawSeed`) and returns the hash of the block
      * that recorded it: the randomness of the attempt's SecAgg graph.
      */
     drawSeed(task: string, round: number, attempt: number, cohort: string): Promise<string>;
-    /** Whether the chain already has a seed drawn for this attempt (a draw that landed before a crash). */
-    seedDrawn(task: string, round: number, attempt: number): boolean;
+    /**
+     * The seed the chain drew for this attempt, if any (a draw that landed before a crash, or one drawn ahead with the
+     * previous round's close): the cohort's digest and the recording block's hash.
+     */
+    seedOf(task: string, round: number, attempt: number): { cohort: string; blockHash: string } | undefined;
   };
   /** The global model's metrics on the coordinator's own test set; null without one (organisations score it). */
   evaluate(
@@ -184,6 +203,17 @@ export interface RoundDeps {
   log(line: string): void;
   /** Told of every stage an attempt enters (progress bars, tests). */
   onPhase?(key: { task: string; round: number; attempt: number }, phase: Phase): void;
+  /**
+   * The next round's cohort, drawn as a round closes so that its graph seed is drawn in the close's own extrinsic (a
+   * block fewer each round); null when none is to be drawn now (no next round, too few online, a private model whose
+   * readers the next round's start model fixes). The caller keeps it for the attempt it opens next (`openAttempt`).
+   */
+  nextCohort?(closing: {
+    task: string;
+    round: number;
+    kind: RoundKind;
+    survivors: number;
+  }): PredrawnCohort | null;
 }
 
 /** An object's bytes, whole or as a stream of known size read once. */
@@ -219,14 +249,14 @@ export async function storeModel(
   bytes: ObjectSource,
   name: string,
   readerKeys: readonly string[],
-  /** Declares a public model later, with this batch; a private one is declared at once (its terms name it). */
+  /** Declares the model later with this batch (and a private model's terms after it). */
   batch?: DeclarationBatch,
 ): Promise<{ fid: string; readers?: string[] }> {
   const access = modelAccessOf(spec);
   if (access === null) return { fid: await deps.objects.put(bytes, name, batch) };
   const readers = [...new Set(readerKeys)].sort();
-  const fid = await deps.objects.putModel(bytes, name, readers);
-  await deps.ledger.setTerms(fid, access.readers, access.price);
+  const fid = await deps.objects.putModel(bytes, name, readers, batch);
+  await deps.ledger.setTerms(fid, access.readers, access.price, batch);
   return { fid, readers };
 }
 
@@ -919,8 +949,9 @@ export class AttemptRunner {
     if (c.statistics !== null) return this.finishStatistics(c.statistics, survivors);
     // A restart between anchoring and recording must not anchor twice: the chain says whether it already happened.
     const already = this.deps.ledger.anchored(k.task).find((r) => r.round === k.round);
-    // The round's public objects are declared with its anchor, in one extrinsic: every block costs every node of the
-    // network its indexing, and a close of four blocks one after another was most of a small model's round.
+    // The round's objects (and a private model's terms) go on chain with its anchor, in one extrinsic: every block
+    // costs every node of the network its indexing, and a close of four blocks one after another was most of a small
+    // model's round.
     const batch = already === undefined ? declarationBatch() : undefined;
     if (layout.kind === 'evaluation') {
       return this.record(survivors, evaluation, batch, {
@@ -1115,7 +1146,21 @@ export class AttemptRunner {
       manifestFid = await this.deps.objects.put(bytes, `${k.task}/round-${k.round}/manifest.json`, batch);
       manifestDigest = sha256Hex(bytes);
       failpoint('coordinator.manifest-stored');
-      await this.deps.ledger.recordRound(k.task, k.round, manifestFid, manifestDigest, batch);
+      // With a batch (not after a restart), the next round's seed draw goes in the same extrinsic.
+      const next =
+        batch === undefined
+          ? null
+          : (this.deps.nextCohort?.({ ...k, kind: this.layout.kind, survivors: survivors.length }) ?? null);
+      await this.deps.ledger.recordRound(
+        k.task,
+        k.round,
+        manifestFid,
+        manifestDigest,
+        batch,
+        next === null
+          ? undefined
+          : { round: next.round, attempt: next.attempt, cohort: cohortDigest([...next.cohort]) },
+      );
     }
     const row: RoundRow = {
       task: k.task,
@@ -1247,28 +1292,27 @@ function shuffleWith<T>(items: T[], bytes: Uint8Array): T[] {
   return items;
 }
 
+/** A cohort whose graph seed was drawn ahead, in the previous round's closing extrinsic (`RoundDeps.nextCohort`). */
+export interface PredrawnCohort {
+  readonly round: number;
+  readonly attempt: number;
+  readonly cohort: readonly { account: string; identityKey: string }[];
+}
+
 /**
- * Opens a new attempt: samples the cohort from the participants seen recently, commits to it on chain to draw the
- * graph seed from the recording block's hash (with SecAgg), and stores and signs the round-start announcement. `canRead` (private models) keeps out of the cohort whoever cannot read the
- * start model: a participant that joined after it was stored trains from the next one.
+ * Samples an attempt's cohort from the participants seen recently. `canRead` (private models) keeps out of the cohort
+ * whoever cannot read the start model: a participant that joined after it was stored trains from the next one.
  * @throws ROUND_NOT_ADMITTED when fewer than cohort.min participants are online (and can read the start model)
  */
-export async function openAttempt(
-  deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'> & {
-    ledger: Pick<RoundDeps['ledger'], 'drawSeed' | 'seedDrawn'>;
-  },
+export function drawCohort(
+  deps: Pick<RoundDeps, 'store' | 'clock' | 'random'>,
   task: TaskRow,
   round: number,
-  opening: {
-    kind: RoundKind;
-    startModel: { fid: string; hash: string };
-    preprocessing: { fid: string; digest: string } | null;
-  },
   onlineWithinMs: number,
   canRead: (p: ParticipantRow) => boolean = () => true,
   /** Until then, wait for the whole cohort rather than start with its minimum (the task's first round). */
   fillUntil = 0,
-): Promise<AttemptRow> {
+): { account: string; identityKey: string }[] {
   const now = deps.clock.now();
   const present = deps.store.participants(task.id).filter((p) => now - p.lastSeen <= onlineWithinMs);
   const online = present.filter(canRead);
@@ -1300,18 +1344,88 @@ export async function openAttempt(
   const back = shuffleWith(returning, bytes.subarray(4 * willing.length))
     .sort((a, b) => dropped.get(a.account)! - dropped.get(b.account)!) // stable: the shuffle breaks ties
     .slice(0, Math.max(0, spec.cohort.min - drawn.length));
-  const cohort = [...drawn, ...back]
+  return [...drawn, ...back]
     .map((p) => ({ account: p.account, identityKey: p.identityKey }))
     .sort((a, b) => (a.account < b.account ? -1 : 1));
-  const { k, t } = secAggShape(spec, cohort.length);
+}
+
+/** The number the round's next attempt takes: after every stored one and every one the chain drew a seed for. */
+export function nextAttemptNumber(
+  deps: Pick<RoundDeps, 'store'> & { ledger: Pick<RoundDeps['ledger'], 'seedOf'> },
+  task: TaskRow,
+  round: number,
+): number {
   const previous = deps.store.attempts(task.id, round);
   let attempt = previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
   // A draw that landed on chain just before a crash took its attempt number: the chain keeps one seed per attempt.
-  while (spec.secagg.enabled && deps.ledger.seedDrawn(task.id, round, attempt)) attempt++;
+  while (task.spec.secagg.enabled && deps.ledger.seedOf(task.id, round, attempt) !== undefined) attempt++;
+  return attempt;
+}
+
+/**
+ * The pre-drawn cohort and its seed's block, when they still hold for the attempt about to open: the chain recorded
+ * exactly this cohort for it, it is the attempt's number, and every member is online and can read the start model.
+ */
+function predrawnSeed(
+  deps: Pick<RoundDeps, 'store' | 'clock'> & { ledger: Pick<RoundDeps['ledger'], 'seedOf'> },
+  task: TaskRow,
+  round: number,
+  onlineWithinMs: number,
+  canRead: (p: ParticipantRow) => boolean,
+  predrawn: PredrawnCohort,
+): { cohort: { account: string; identityKey: string }[]; attempt: number; blockHash: string } | undefined {
+  if (!task.spec.secagg.enabled || predrawn.round !== round) return undefined;
+  const attempts = deps.store.attempts(task.id, round);
+  const expected = attempts.length === 0 ? 0 : Math.max(...attempts.map((a) => a.attempt)) + 1;
+  if (predrawn.attempt !== expected) return undefined;
+  const recorded = deps.ledger.seedOf(task.id, round, predrawn.attempt);
+  const cohort = [...predrawn.cohort];
+  if (recorded === undefined || recorded.cohort !== cohortDigest(cohort)) return undefined;
+  const now = deps.clock.now();
+  const ready = new Map(
+    deps.store
+      .participants(task.id)
+      .filter((p) => now - p.lastSeen <= onlineWithinMs && canRead(p))
+      .map((p) => [p.account, p.identityKey] as const),
+  );
+  if (!cohort.every((m) => ready.get(m.account) === m.identityKey)) return undefined;
+  return { cohort, attempt: predrawn.attempt, blockHash: recorded.blockHash };
+}
+
+/**
+ * Opens a new attempt: draws the cohort (`drawCohort`), commits to it on chain to draw the graph seed from the
+ * recording block's hash (with SecAgg), and stores and signs the round-start announcement. A cohort `predrawn` with
+ * the previous round's close is taken when the chain holds its seed for this very attempt and every member of it is
+ * still online and can read the start model: no block to wait for.
+ * @throws ROUND_NOT_ADMITTED when fewer than cohort.min participants are online (and can read the start model)
+ */
+export async function openAttempt(
+  deps: Pick<RoundDeps, 'store' | 'clock' | 'random' | 'serverKey'> & {
+    ledger: Pick<RoundDeps['ledger'], 'drawSeed' | 'seedOf'>;
+  },
+  task: TaskRow,
+  round: number,
+  opening: {
+    kind: RoundKind;
+    startModel: { fid: string; hash: string };
+    preprocessing: { fid: string; digest: string } | null;
+  },
+  onlineWithinMs: number,
+  canRead: (p: ParticipantRow) => boolean = () => true,
+  /** Until then, wait for the whole cohort rather than start with its minimum (the task's first round). */
+  fillUntil = 0,
+  predrawn?: PredrawnCohort,
+): Promise<AttemptRow> {
+  const spec = task.spec;
+  const seed =
+    predrawn === undefined ? undefined : predrawnSeed(deps, task, round, onlineWithinMs, canRead, predrawn);
+  const cohort = seed?.cohort ?? drawCohort(deps, task, round, onlineWithinMs, canRead, fillUntil);
+  const attempt = seed?.attempt ?? nextAttemptNumber(deps, task, round);
+  const { k, t } = secAggShape(spec, cohort.length);
   // Without SecAgg there is no neighbour graph, so nothing to draw (the field stays for the stored row's shape).
   const graphSeed = spec.secagg.enabled
     ? graphSeedOf(
-        await deps.ledger.drawSeed(task.id, round, attempt, cohortDigest(cohort)),
+        seed?.blockHash ?? (await deps.ledger.drawSeed(task.id, round, attempt, cohortDigest(cohort))),
         task.id,
         round,
         attempt,

@@ -18,7 +18,7 @@ import type { ModelRef, TrainingPool } from '../participant/train-pool.ts';
 import type { Account } from '../shared/account.ts';
 import { toHex } from '../shared/bytes.ts';
 import { type Clock, type Random, systemClock } from '../shared/clock.ts';
-import { AilinkError } from '../shared/errors.ts';
+import { AilinkError, hasCode } from '../shared/errors.ts';
 import { makePrivateDir } from '../shared/private-files.ts';
 import { type CodecPool, createGrantService } from '../storage/index.ts';
 import type { TaskSpec } from '../task/index.ts';
@@ -179,8 +179,15 @@ export async function startCoordinatorNode(
           ),
         // One wrap for every participant, through a reader group: a declaration holds at most 64 wraps, and the
         // group (new whenever the participants change) is stored once for all the task's models of that membership.
-        putModel: (source, name, readers) =>
-          session.put(...putArgs(source, { name, encrypt: true, readerGroup: [...readers] })),
+        putModel: (source, name, readers, batch) =>
+          session.put(
+            ...putArgs(source, {
+              name,
+              encrypt: true,
+              readerGroup: [...readers],
+              ...(batch === undefined ? {} : { batch }),
+            }),
+          ),
         get: (fid, o) => session.get(fid, o),
         read: (fid, o) => session.storage.get(fid, o),
         owned: (prefix) => session.owned(prefix),
@@ -195,10 +202,22 @@ export async function startCoordinatorNode(
           ]),
         admitMany: admitOnChain(session),
         stopTask: (task, reason) => submit(protocolCall('provenance.stopTask', { task, reason })),
-        async recordRound(task, round, manifest, digest, batch) {
-          const anchor = protocolCall('provenance.recordRound', { task, round, manifest, digest });
-          if (batch === undefined) await submit(anchor);
-          else await session.storage.declareAll(batch, [anchor]);
+        async recordRound(task, round, manifest, digest, batch, next) {
+          const calls = [
+            protocolCall('provenance.recordRound', { task, round, manifest, digest }),
+            ...(next === undefined ? [] : [protocolCall('provenance.drawSeed', { task, ...next })]),
+          ];
+          try {
+            if (batch === undefined) await session.submit(calls);
+            else await session.storage.declareAll(batch, calls);
+          } catch (err) {
+            // The anchor stood and only the next round's draw was refused: that attempt draws when it opens.
+            const anchored = session.tasks
+              .anchored(task)
+              .some((r) => r.round === round && r.manifest === manifest);
+            if (next !== undefined && hasCode(err, 'CHAIN_CALL_REJECTED') && anchored) return;
+            throw err;
+          }
         },
         async drawSeed(task, round, attempt, cohort) {
           await submit(protocolCall('provenance.drawSeed', { task, round, attempt, cohort }));
@@ -211,13 +230,13 @@ export async function startCoordinatorNode(
             );
           return seed.blockHash;
         },
-        seedDrawn: (task, round, attempt) =>
-          seedOf(session.indexer.state, task, round, attempt) !== undefined,
-        setTerms: async (fid, readers, price) =>
-          void (await session.market.setTerms(fid, {
-            readers,
-            price: price === null ? null : BigInt(price),
-          })),
+        seedOf: (task, round, attempt) => seedOf(session.indexer.state, task, round, attempt),
+        async setTerms(fid, readers, price, batch) {
+          // Batched: the object is not on chain yet, so the call goes after its declaration in the batch's extrinsic.
+          if (batch !== undefined)
+            batch.calls.push(protocolCall('market.setTerms', { fid, readers: [...readers], price }));
+          else await session.market.setTerms(fid, { readers, price: price === null ? null : BigInt(price) });
+        },
         anchored: (task) => session.tasks.anchored(task),
         admitted: (task) => session.tasks.admitted(task),
         membership(task) {

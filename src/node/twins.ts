@@ -122,6 +122,13 @@ export function memoryLedger(genesisHash: string, random: Random): MemoryLedger 
   const rounds = new Map<string, { round: number; manifest: string; digest: string }[]>();
   const seeds = new Map<string, { cohort: string; blockHash: string }>();
   const admitBatches: number[] = [];
+  const drawSeed = async (task: string, round: number, attempt: number, cohort: string) => {
+    const key = `${task}/${round}/${attempt}`;
+    if (seeds.has(key)) throw new AilinkError('CHAIN_CALL_REJECTED', `${key} already has its seed`);
+    const blockHash = Buffer.from(random(32)).toString('hex');
+    seeds.set(key, { cohort, blockHash });
+    return blockHash;
+  };
   return {
     genesisHash,
     tasks,
@@ -156,21 +163,15 @@ export function memoryLedger(genesisHash: string, random: Random): MemoryLedger 
       if (t.stopped) throw new AilinkError('CHAIN_CALL_REJECTED', `task ${task} was stopped`);
       tasks.set(task, { ...t, stopped: true, stopReason: reason });
     },
-    async recordRound(task, round, manifest, digest) {
+    async recordRound(task, round, manifest, digest, _batch, next) {
       const list = rounds.get(task) ?? [];
       if (round !== list.length)
         throw new AilinkError('CHAIN_CALL_REJECTED', `expected round ${list.length}, got ${round}`);
       rounds.set(task, [...list, { round, manifest, digest }]);
+      if (next !== undefined) await drawSeed(task, next.round, next.attempt, next.cohort);
     },
     anchored: (task) => rounds.get(task) ?? [],
-    async drawSeed(task, round, attempt, cohort) {
-      const key = `${task}/${round}/${attempt}`;
-      if (seeds.has(key)) throw new AilinkError('CHAIN_CALL_REJECTED', `${key} already has its seed`);
-      const blockHash = Buffer.from(random(32)).toString('hex');
-      seeds.set(key, { cohort, blockHash });
-      return blockHash;
-    },
-    seedDrawn: (task, round, attempt) => seeds.has(`${task}/${round}/${attempt}`),
+    drawSeed,
     seedOf: (task, round, attempt) => seeds.get(`${task}/${round}/${attempt}`),
   };
 }

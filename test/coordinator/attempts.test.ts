@@ -1,12 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { droppedThisRound, openAttempt } from '../../src/coordinator/round.ts';
+import {
+  drawCohort,
+  droppedThisRound,
+  openAttempt,
+  type PredrawnCohort,
+} from '../../src/coordinator/round.ts';
 import type { TaskRow } from '../../src/coordinator/store.ts';
 import { accountsReady } from '../../src/shared/account.ts';
 import { fromHex } from '../../src/shared/bytes.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { AilinkError } from '../../src/shared/errors.ts';
-import { type Phase, parseAnnouncement, viewsOf, type WireAnnouncement } from '../../src/task/index.ts';
+import {
+  cohortDigest,
+  graphSeedOf,
+  type Phase,
+  parseAnnouncement,
+  viewsOf,
+  type WireAnnouncement,
+} from '../../src/task/index.ts';
 import {
   baseTask,
   makeAccount,
@@ -97,7 +109,7 @@ function storedAnnouncement(world: World, task: TaskRow, round: number, attempt:
   return parseAnnouncement(viewsOf(wire)(reader), fromHex(task.spec.coordinator.serverKey), reader);
 }
 
-const open = (world: World, task: TaskRow, round: number) =>
+const open = (world: World, task: TaskRow, round: number, predrawn?: PredrawnCohort) =>
   openAttempt(
     {
       store: world.store,
@@ -110,7 +122,22 @@ const open = (world: World, task: TaskRow, round: number) =>
     round,
     { ...opening, preprocessing: null },
     60_000,
+    undefined,
+    0,
+    predrawn,
   );
+
+/** A cohort drawn for `round`'s attempt 0 and its seed recorded on chain, as a round's close draws them. */
+async function drawnAhead(world: World, task: TaskRow, round: number): Promise<PredrawnCohort> {
+  const deps = {
+    store: world.store,
+    clock: systemClock,
+    random: (n: number) => new Uint8Array(randomBytes(n)),
+  };
+  const cohort = drawCohort(deps, task, round, 60_000);
+  await world.ledger.drawSeed(task.id, round, 0, cohortDigest(cohort));
+  return { round, attempt: 0, cohort };
+}
 
 describe("an attempt's cohort", () => {
   const stops: (() => Promise<void>)[] = [];
@@ -134,6 +161,53 @@ describe("an attempt's cohort", () => {
       for (const m of (await open(world, task, round)).setup.cohort) seen.add(m.account);
     expect(seen).toContain(e);
     expect(seen).toContain(f);
+  });
+
+  it('drawn with the last close, opens on the seed the chain recorded for it, with no draw of its own', async () => {
+    const { world, task } = await joinedWorld(['p1', 'p2', 'p3', 'p4', 'p5'], { size: 4, min: 4 });
+    const ahead = await drawnAhead(world, task, 1);
+    const draw = world.ledger.drawSeed;
+    world.ledger.drawSeed = () => expect.fail('no seed is drawn for an attempt drawn ahead');
+    const next = await open(world, task, 1, ahead);
+    world.ledger.drawSeed = draw;
+    expect(next.attempt).toBe(0);
+    expect(next.setup.cohort).toEqual(ahead.cohort);
+    const seed = world.ledger.seedOf(task.id, 1, 0)!;
+    expect(next.setup.graphSeed).toBe(graphSeedOf(seed.blockHash, task.id, 1, 0));
+  });
+
+  it('drawn ahead but no longer holding (a member gone, another attempt’s number, a cohort the chain did not record): drawn again as the next attempt', async () => {
+    const labels = ['q1', 'q2', 'q3', 'q4', 'q5'];
+    const { world, task, accounts } = await joinedWorld(labels, { size: 4, min: 4 });
+    const ahead = await drawnAhead(world, task, 1);
+    const gone = ahead.cohort[0]!.account;
+    const stale: [number, () => Promise<PredrawnCohort>][] = [
+      // One of the cohort's members is no longer online: attempt 0's seed is taken, so the draw opens attempt 1.
+      [
+        1,
+        async () => {
+          world.store.upsertParticipant({ ...world.store.participant(task.id, gone)!, lastSeen: 0 });
+          return ahead;
+        },
+      ],
+      // Not the number of the attempt about to open (2).
+      [2, async () => ({ ...ahead, attempt: 1 })],
+      // The right number (3), but the chain recorded another cohort for it: drawn again as attempt 4.
+      [
+        4,
+        async () => {
+          await world.ledger.drawSeed(task.id, 1, 3, cohortDigest(ahead.cohort));
+          return { ...ahead, attempt: 3, cohort: ahead.cohort.slice(1) };
+        },
+      ],
+    ];
+    for (const [attempt, make] of stale) {
+      const next = await open(world, task, 1, await make());
+      expect(next.attempt).toBe(attempt);
+      expect(world.ledger.seedOf(task.id, 1, attempt)?.cohort).toBe(cohortDigest(next.setup.cohort));
+      expect(next.setup.cohort.map((m) => m.account)).not.toContain(gone);
+    }
+    expect(accounts).toHaveLength(labels.length);
   });
 
   it('leaves out a member whose update never arrived whole (it answered, yet dropped out): the abort names it', async () => {

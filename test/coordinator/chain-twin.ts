@@ -47,11 +47,12 @@ export function attachChainTwin(world: World) {
     submit(coordinator, call('provenance.drawSeed', { task, round, attempt, cohort }));
     return seedOf(h.state, task, round, attempt)!.blockHash;
   };
-  ledger.seedDrawn = (task, round, attempt) => seedOf(h.state, task, round, attempt) !== undefined;
-  // What the participants' view of the chain reads.
+  // What the coordinator and the participants' view of the chain read.
   ledger.seedOf = (task, round, attempt) => seedOf(h.state, task, round, attempt);
-  ledger.recordRound = async (task, round, manifest, digest) => {
+  // The anchor, and with it the next attempt's seed draw when the close draws it (one extrinsic on the real chain).
+  ledger.recordRound = async (task, round, manifest, digest, _batch, next) => {
     submit(coordinator, call('provenance.recordRound', { task, round, manifest, digest }));
+    if (next !== undefined) submit(coordinator, call('provenance.drawSeed', { task, ...next }));
     await recordRound(task, round, manifest, digest);
   };
   const owners = new Map<string, string>();

@@ -114,10 +114,23 @@ describe('rounds (in-memory storage, chain and transport)', () => {
     const members = labels.map((l, i) =>
       makeParticipant(world, task.id, l, { dropAt: drops[i], examples: 50 + 10 * i }),
     );
+    const draws: string[] = [];
+    const { drawSeed, recordRound } = world.ledger;
+    world.ledger.drawSeed = (id, round, attempt, cohort) => {
+      draws.push(`seed ${round}/${attempt}`);
+      return drawSeed(id, round, attempt, cohort);
+    };
+    world.ledger.recordRound = (id, round, manifest, digest, batch, next) => {
+      draws.push(`anchor ${round}${next === undefined ? '' : ` + seed ${next.round}/${next.attempt}`}`);
+      return recordRound(id, round, manifest, digest, batch, next);
+    };
     world.coordinator.start();
     startAll(world, members, stops);
     await world.coordinator.finished(task.id);
 
+    // Each round after the first opens on the seed its predecessor's close drew with its anchor: no block of its own.
+    // The organisations check every attempt's seed and cohort against the chain, so a wrong one would fail the round.
+    expect(draws).toEqual(['seed 0/0', 'anchor 0 + seed 1/0', 'anchor 1 + seed 2/0', 'anchor 2']);
     const manifests = await expectPlaintextFedAvg(world, task.spec, task.id, members);
     expect(manifests.map((m) => m.round)).toEqual([0, 1, 2]);
     const [m0, m1, m2] = manifests as [Manifest, Manifest, Manifest];

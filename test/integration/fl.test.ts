@@ -64,6 +64,18 @@ describe('federated rounds end to end', () => {
             );
             expect(declared.length).toBeGreaterThanOrEqual(2);
           }
+          // And a close that is not the last draws the next round's seed in the same extrinsic, after its anchor
+          // (unless too few organisations were online at that moment: hence "some").
+          const drawnAhead = anchors.filter((anchor) =>
+            calls.some(
+              (c) =>
+                c.block === anchor.block &&
+                c.extrinsic === anchor.extrinsic &&
+                c.item > anchor.item &&
+                c.call === 'provenance.drawSeed',
+            ),
+          );
+          expect(drawnAhead.length).toBeGreaterThanOrEqual(1);
           const manifests: Manifest[] = [];
           for (const r of anchored) {
             const m = parseManifest(await view.get(r.manifest));

@@ -56,6 +56,16 @@ describe('private global models under market terms', () => {
         async inspect(view) {
           const [anchored] = view.anchored(view.task);
           expect(anchored?.round, lines.join('\n')).toBe(0);
+          // The close is one extrinsic: the private model's declaration, its terms after it, the manifest's, the anchor.
+          const calls = view.calls().filter((c) => c.outcome === 'applied');
+          const anchor = calls.find((c) => c.call === 'provenance.recordRound')!;
+          const together = calls
+            .filter((c) => c.block === anchor.block && c.extrinsic === anchor.extrinsic)
+            .map((c) => c.call);
+          expect(together.indexOf('market.setTerms')).toBeGreaterThan(
+            together.indexOf('fileBank.uploadDeclaration'),
+          );
+          expect(together.indexOf('market.setTerms')).toBeGreaterThanOrEqual(0);
           const manifest = parseManifest(await view.get(anchored!.manifest));
           const fid = manifest.model.fid;
           const anchoredWeights = decodeModelBytes(await view.get(fid)).weights;

@@ -115,8 +115,8 @@ describe('storage client with 14 in-process miners', () => {
         calls: [],
         declareAlone: () => registry.declare(record, deal, columns),
       }),
-      async declareTogether(prepared) {
-        together.push(prepared.map((p) => p.fid));
+      async declareTogether(prepared, alongside) {
+        together.push([...prepared.map((p) => p.fid), `${alongside.length} calls`]);
         for (const p of prepared) await p.declareAlone();
       },
     };
@@ -131,23 +131,24 @@ describe('storage client with 14 in-process miners', () => {
     const b = await client.put(second, { batch, encrypt: false });
     expect(await registry.get(a.fid)).toBeNull();
     expect(await registry.get(b.fid)).toBeNull();
-    await client.declareAll(batch);
-    expect(together).toEqual([[a.fid, b.fid]]);
-    expect(batch.pending).toEqual([]);
+    const call = { kind: 'remark', payload: new Uint8Array(1) } as const;
+    batch.calls.push(call);
+    await client.declareAll(batch, [call]);
+    // The batch's own calls and those given alongside, after the declarations.
+    expect(together).toEqual([[a.fid, b.fid, '2 calls']]);
+    expect(batch).toEqual({ pending: [], calls: [] });
     expect(firstDifference(await readAll(client.get(a.fid)), first)).toBe(-1);
     expect(firstDifference(await readAll(client.get(b.fid)), second)).toBe(-1);
   });
 
-  it('a registry without a chain declares a batched put at once, and refuses calls alongside (INVALID_INPUT)', async () => {
+  it('a registry without a chain declares a batched put at once, and refuses calls to submit with it (INVALID_INPUT)', async () => {
     const client = clientFor(owner);
     const batch = declarationBatch();
     const put = await client.put(systemRandom(100), { batch });
     expect(await registry.get(put.fid)).not.toBeNull();
     expect(batch.pending).toEqual([]);
-    const err = await rejectsWith(
-      client.declareAll(batch, [{ kind: 'remark', payload: new Uint8Array(1) }]),
-      'INVALID_INPUT',
-    );
+    batch.calls.push({ kind: 'remark', payload: new Uint8Array(1) });
+    const err = await rejectsWith(client.declareAll(batch), 'INVALID_INPUT');
     expect(err.message).toContain('keeps no chain');
   });
 

@@ -87,9 +87,11 @@ export interface PutOptions {
  */
 export interface DeclarationBatch {
   readonly pending: PreparedDeclaration[];
+  /** Calls that go after the declarations, in the same extrinsic (market terms naming a batched object, say). */
+  readonly calls: ChainCall[];
 }
 
-export const declarationBatch = (): DeclarationBatch => ({ pending: [] });
+export const declarationBatch = (): DeclarationBatch => ({ pending: [], calls: [] });
 
 export interface GetOptions {
   readonly signal?: AbortSignal;
@@ -146,9 +148,10 @@ export interface StorageClient {
     options?: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void },
   ): Promise<RepairReport>;
   /**
-   * Declares the batch's puts, and then submits `alongside` (calls that may name those objects), in one extrinsic; the
-   * batch is empty afterwards. A declaration the chain refused there is made again on its own (`declareTogether`).
-   * @throws INVALID_INPUT when `alongside` is given to a registry that keeps no chain
+   * Declares the batch's puts, and then submits its calls and `alongside` (calls that may name those objects), in one
+   * extrinsic; the batch is empty afterwards. A declaration the chain refused there is made again on its own
+   * (`declareTogether`).
+   * @throws INVALID_INPUT when there are calls to submit and the registry keeps no chain
    */
   declareAll(batch: DeclarationBatch, alongside?: readonly ChainCall[]): Promise<void>;
 }
@@ -837,15 +840,16 @@ export function createStorageClient(deps: StorageClientDeps, options: StorageCli
 
   async function declareAll(batch: DeclarationBatch, alongside: readonly ChainCall[] = []): Promise<void> {
     const pending = batch.pending.splice(0);
+    const calls = [...batch.calls.splice(0), ...alongside];
     if (deps.registry.declareTogether !== undefined) {
-      await deps.registry.declareTogether(pending, alongside);
+      await deps.registry.declareTogether(pending, calls);
       return;
     }
     // Without `prepare` every put of the batch was declared at once: nothing is pending.
-    if (alongside.length > 0) {
+    if (calls.length > 0) {
       throw new AilinkError(
         'INVALID_INPUT',
-        `expected a chain registry to submit ${alongside.length} calls with the declarations; this registry keeps no chain`,
+        `expected a chain registry to submit ${calls.length} calls with the declarations; this registry keeps no chain`,
       );
     }
   }
