@@ -330,8 +330,8 @@ export function createCoordinator(deps: CoordinatorDeps, options: CoordinatorOpt
   /**
    * What the task runs next: its statistics round (once, before round 0, when its data needs federated statistics),
    * its training rounds, then a closing evaluation round when organisations hold rows out; null when it is done.
+   * `closing`: as if this training round, closing now, were recorded already.
    */
-  /** The task's next round; `closing`: as if this training round, closing now, were recorded already. */
   function nextRound(
     task: TaskRow,
     closing?: { round: number; survivors: number },

@@ -987,7 +987,7 @@ export class AttemptRunner {
     });
   }
 
-  /** Stores the round's new global model, or names the one the manifest anchored before a restart names. */
+  /** Stores the round's new global model; after a restart past its anchor, names the private model it anchored. */
   private async storeRoundModel(
     model: ObjectSource,
     already: { manifest: string } | undefined,
@@ -1046,7 +1046,7 @@ export class AttemptRunner {
     // and put under the same terms as the model, else it would hand out for free what the terms sell.
     const fid =
       auditors !== null
-        ? await this.deps.objects.putModel({ size, chunks: hashed() }, name, auditors)
+        ? await this.deps.objects.putModel({ size, chunks: hashed() }, name, auditors, batch)
         : (
             await storeModel(
               this.deps,
@@ -1349,14 +1349,19 @@ export function drawCohort(
     .sort((a, b) => (a.account < b.account ? -1 : 1));
 }
 
+/** The attempt number after every attempt of the round the store holds. */
+function afterStoredAttempts(store: CoordinatorStore, task: TaskRow, round: number): number {
+  const previous = store.attempts(task.id, round);
+  return previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
+}
+
 /** The number the round's next attempt takes: after every stored one and every one the chain drew a seed for. */
 export function nextAttemptNumber(
   deps: Pick<RoundDeps, 'store'> & { ledger: Pick<RoundDeps['ledger'], 'seedOf'> },
   task: TaskRow,
   round: number,
 ): number {
-  const previous = deps.store.attempts(task.id, round);
-  let attempt = previous.length === 0 ? 0 : Math.max(...previous.map((a) => a.attempt)) + 1;
+  let attempt = afterStoredAttempts(deps.store, task, round);
   // A draw that landed on chain just before a crash took its attempt number: the chain keeps one seed per attempt.
   while (task.spec.secagg.enabled && deps.ledger.seedOf(task.id, round, attempt) !== undefined) attempt++;
   return attempt;
@@ -1375,9 +1380,7 @@ function predrawnSeed(
   predrawn: PredrawnCohort,
 ): { cohort: { account: string; identityKey: string }[]; attempt: number; blockHash: string } | undefined {
   if (!task.spec.secagg.enabled || predrawn.round !== round) return undefined;
-  const attempts = deps.store.attempts(task.id, round);
-  const expected = attempts.length === 0 ? 0 : Math.max(...attempts.map((a) => a.attempt)) + 1;
-  if (predrawn.attempt !== expected) return undefined;
+  if (predrawn.attempt !== afterStoredAttempts(deps.store, task, round)) return undefined;
   const recorded = deps.ledger.seedOf(task.id, round, predrawn.attempt);
   const cohort = [...predrawn.cohort];
   if (recorded === undefined || recorded.cohort !== cohortDigest(cohort)) return undefined;
