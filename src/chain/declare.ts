@@ -63,7 +63,7 @@ export function declarationCalls(
     }
   }
   calls.push(report);
-  const bytes = calls.reduce((sum, c) => sum + (c.kind === 'remark' ? c.payload.byteLength : 0), 0);
+  const bytes = remarkBytes(calls);
   if (bytes > MAX_DECLARATION_BYTES) {
     throw new AilinkError(
       'INVALID_INPUT',
@@ -72,6 +72,10 @@ export function declarationCalls(
   }
   return calls;
 }
+
+/** The bytes of remarks `calls` carry: what MAX_DECLARATION_BYTES bounds in one extrinsic. */
+export const remarkBytes = (calls: readonly ChainCall[]): number =>
+  calls.reduce((sum, c) => sum + (c.kind === 'remark' ? c.payload.byteLength : 0), 0);
 
 /** The call, or undefined when its remark would exceed MAX_REMARK_BYTES. */
 function fitting(make: () => ChainCall): ChainCall | undefined {

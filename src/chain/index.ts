@@ -45,7 +45,7 @@ export {
   ROC,
   spacePurchase,
 } from './config.ts';
-export { declarationCalls, MAX_DECLARATION_BYTES, MAX_DECLARED_SEGMENTS } from './declare.ts';
+export { declarationCalls, MAX_DECLARATION_BYTES, MAX_DECLARED_SEGMENTS, remarkBytes } from './declare.ts';
 export { DEV_ACCOUNTS, type DevChain, devSigner, startDevChain } from './devchain.ts';
 export {
   blockHashOf,

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { protocolCall } from '../../src/chain/config.ts';
+import { MAX_DECLARATION_BYTES, remarkBytes } from '../../src/chain/declare.ts';
 import { fileOf, termsOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
@@ -162,6 +163,20 @@ describe('chain registry: declarations together (one block for a round’s objec
     expect(twin.submitted.length).toBe(before + 2);
     expect(fileOf(twin.state, small.record.fid)?.state).toBe('Active');
     expect(fileOf(twin.state, huge.record.fid)).toBeUndefined();
+  });
+
+  it('declarations too large for one extrinsic together go one by one, then the calls alongside', async () => {
+    const twin = await networkWithMiners();
+    const registry = registryOf(twin, owner);
+    // 2,000 segments each: one declaration fits an extrinsic's 3 MiB of remarks, two do not.
+    const big = [1, 2].map((i) => upload(`together/big-${i}`, owner, { segments: 2000, encrypted: true }));
+    const prepared = await prepareAll(registry, big);
+    expect(remarkBytes(prepared.flatMap((p) => p.calls))).toBeGreaterThan(MAX_DECLARATION_BYTES);
+    const before = twin.submitted.length;
+    await registry.declareTogether!(prepared, [termsFor(big[0]!.record.fid)]);
+    expect(twin.submitted.length).toBe(before + 3);
+    for (const b of big) expect(fileOf(twin.state, b.record.fid)?.state).toBe('Active');
+    expect(termsOf(twin.state, big[0]!.record.fid)?.price).toBe('5');
   });
 
   it('a call refused beside declarations that all stood → CHAIN_CALL_REJECTED with the chain’s reason, not tried again', async () => {

@@ -20,6 +20,7 @@ import {
   placementEpoch,
   protocolCall,
   QUOTA_EXCEEDED,
+  remarkBytes,
   restoralRanking,
   SLOT_TAKEN,
   serviceBytesOf,
@@ -459,8 +460,7 @@ export function createChainRegistry(
     async declareTogether(prepared, alongside) {
       const calls = [...prepared.flatMap((p) => p.calls), ...alongside];
       if (calls.length === 0) return;
-      const bytes = calls.reduce((sum, c) => sum + (c.kind === 'remark' ? c.payload.byteLength : 0), 0);
-      if (bytes > MAX_DECLARATION_BYTES) {
+      if (remarkBytes(calls) > MAX_DECLARATION_BYTES) {
         // Too much for one extrinsic: each declaration in its own, then the rest.
         for (const p of prepared) await p.declareAlone();
         if (alongside.length > 0) await submit(alongside);
@@ -474,8 +474,10 @@ export function createChainRegistry(
       for (const p of prepared) {
         const own = outcomes.slice(at, at + p.calls.length);
         at += p.calls.length;
-        if (own.every((o) => o.applied)) tickets.delete(dealOf.get(p) ?? '');
-        else {
+        if (own.every((o) => o.applied)) {
+          const deal = dealOf.get(p);
+          if (deal !== undefined) tickets.delete(deal);
+        } else {
           await p.declareAlone();
           redeclared = true;
         }

@@ -166,10 +166,12 @@ export interface ObjectRegistry {
   ): Promise<PreparedDeclaration>;
   /**
    * Submits prepared declarations and then `alongside` (calls that may name the declared objects, such as an anchor
-   * naming a manifest) in one extrinsic. Each call is judged on its own, as in any extrinsic: a declaration the chain
-   * refused there (its placement slot taken, say) is made again on its own the way `declare` makes it, and then the
-   * refused calls of `alongside` once more.
-   * @throws CHAIN_CALL_REJECTED (a call of `alongside` refused again), and what `declare` throws
+   * naming a manifest) in one extrinsic (each alone, then `alongside`, when together they exceed one extrinsic's
+   * remarks). Each call is judged on its own, as in any extrinsic, so a call of `alongside` may stand while a
+   * declaration before it was refused: that declaration is made again on its own the way `declare` makes it (its
+   * error, if it fails again, is thrown), and then the refused calls of `alongside` once more. A call of `alongside`
+   * refused while every declaration stood is CHAIN_CALL_REJECTED at once.
+   * @throws CHAIN_CALL_REJECTED, and what `declare` throws
    */
   declareTogether?(prepared: readonly PreparedDeclaration[], alongside: readonly ChainCall[]): Promise<void>;
   get(fid: string): Promise<Placement | null>;
