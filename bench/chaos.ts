@@ -98,7 +98,7 @@ const PROFILES = {
     rounds: 2,
     // Not fewer: SecAgg+ in a cohort of 4 has k = 2 neighbours and t = 2, which survives no dropout (spec.ts refuses it).
     orgs: 5,
-    faultEveryS: 25,
+    faultEveryS: 20,
     miners: 12,
     minerKills: 1,
     chainKills: 1,
@@ -1112,13 +1112,26 @@ async function main(): Promise<void> {
     if (!coord.alive()) failure = `the coordinator did not come back:\n${coord.stderr().slice(-2000)}`;
     return coord.alive();
   };
+  /** The kinds of fault the schedule may still inject. */
+  const faultKinds = (): FaultKind[] => {
+    const kinds: FaultKind[] = ['coordinator', 'organisation'];
+    if (minersKilled < MINER_KILLS) kinds.push('miners');
+    if (chainKills < CHAIN_KILLS) kinds.push('chain');
+    if (faults.filter((f) => f.kind === 'gateway').length < GATEWAY_KILLS) kinds.push('gateway');
+    if (hosts !== undefined) kinds.push('network');
+    if (SLOW_DISK_KIBS > 0 && !slowDiskTried) kinds.push('slow-disk');
+    return kinds;
+  };
   while (!finished() && Date.now() < deadline) {
     if (SOAK) {
       await sleep(1000);
       continue;
     }
-    // Exponential gaps around the mean: some faults land together, some inside a round's stages.
-    const gapMs = Math.min(3 * FAULT_EVERY_S, -Math.log(1 - rand()) * FAULT_EVERY_S) * 1000;
+    // Exponential gaps around the mean: some faults land together, some inside a round's stages. While a kind has not
+    // come yet, no gap is longer than the mean: the ci profile's rounds once ended (in 165 s, after a round's close
+    // went into one block) during a long gap, before any miner was killed.
+    const cap = faultKinds().some((k) => !faults.some((f) => f.kind === k)) ? 1 : 3;
+    const gapMs = Math.min(cap * FAULT_EVERY_S, -Math.log(1 - rand()) * FAULT_EVERY_S) * 1000;
     const until = Date.now() + gapMs;
     while (Date.now() < until && !finished() && Date.now() < deadline) {
       if (!(await reviveFromFailpoint())) break;
@@ -1130,12 +1143,7 @@ async function main(): Promise<void> {
       faults.filter((f) => f.kind !== 'disk' && f.kind !== 'coordinator-at').length >= MAX_FAULTS
     )
       continue;
-    const kinds: FaultKind[] = ['coordinator', 'organisation'];
-    if (minersKilled < MINER_KILLS) kinds.push('miners');
-    if (chainKills < CHAIN_KILLS) kinds.push('chain');
-    if (faults.filter((f) => f.kind === 'gateway').length < GATEWAY_KILLS) kinds.push('gateway');
-    if (hosts !== undefined) kinds.push('network');
-    if (SLOW_DISK_KIBS > 0 && !slowDiskTried) kinds.push('slow-disk');
+    const kinds = faultKinds();
     // Each kind once before any again: a short run still meets them all.
     const unseen = kinds.filter((k) => !faults.some((f) => f.kind === k));
     const kind = pick(unseen.length > 0 ? unseen : kinds);
