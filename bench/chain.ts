@@ -131,7 +131,12 @@ async function replay() {
           encrypted: j === 0, // the object for sale: the market trades keys of encrypted objects only
         }),
       );
-      const [sold, restored, deleted] = files as [(typeof files)[0], (typeof files)[0], (typeof files)[0]];
+      const [sold, restored, deleted, manifest] = files as [
+        (typeof files)[0],
+        (typeof files)[0],
+        (typeof files)[0],
+        (typeof files)[0],
+      ];
       // The owner: space, an operator, objects placed by 12 miners, market terms, a restoral order, a task's rounds.
       await client.submit(owner, [
         { kind: 'transfer', to: pot, amount: config.spacePrice },
@@ -165,7 +170,7 @@ async function replay() {
           call('provenance.recordRound', {
             task,
             round: r,
-            manifest: hexOf(`manifest/${c}/${r}`),
+            manifest: manifest.fid, // the rules anchor only a manifest its coordinator stored
             digest: hexOf(`digest/${c}/${r}`),
           }),
         ),

@@ -326,7 +326,7 @@ function scenario(w: World): { caller: Account; name: CallName; args: unknown; p
   add(owner, 'provenance.recordRound', {
     task: TASK,
     round: 0,
-    manifest: hex('fuzz/m0'),
+    manifest: kept.fid, // the rules anchor only a manifest its coordinator stored
     digest: hex('fuzz/d0'),
   });
   add(miners[0]!, 'audit.commitIdle', { first: 0, roots: [hex('fuzz/idle')] });
@@ -579,6 +579,19 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
       manifest: hex('m2'),
       digest: hex('d2'),
     }),
+    // A round named after a manifest the network does not hold, or not as the coordinator's own.
+    c('out-of-order', 'a round whose manifest nobody stored', owner, 'provenance.recordRound', {
+      task: TASK,
+      round: 1,
+      manifest: hex('m1'),
+      digest: hex('d1'),
+    }),
+    c('out-of-order', 'a round whose manifest no miner reported yet', owner, 'provenance.recordRound', {
+      task: TASK,
+      round: 1,
+      manifest: pending.fid,
+      digest: hex('d1'),
+    }),
     c('out-of-order', 'a seed for round 3', owner, 'provenance.drawSeed', {
       task: TASK,
       round: 3,
@@ -769,7 +782,7 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
   const good = remark('provenance.recordRound', {
     task: TASK,
     round: 1,
-    manifest: hex('m1'),
+    manifest: kept.fid,
     digest: hex('d1'),
   });
   const encoding: fc.Arbitrary<FuzzCase<ChainInput>> = fc.oneof(

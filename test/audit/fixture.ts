@@ -303,7 +303,7 @@ export function buildLineage(options: LineageOptions): LineageFixture {
       }),
     );
     const manifest = options.tamper?.(honest, { participants, outsider, anchors, store }) ?? honest;
-    const fid = store(manifestBytes(manifest), coordinator, `manifest-${round}`);
+    const fid = store(manifestBytes(manifest), onChain, `manifest-${round}`);
     const digest = manifestDigest(manifest);
     apply(onChain, call('provenance.recordRound', { task, round, manifest: fid, digest }));
     manifests.push(manifest);

@@ -32,7 +32,8 @@ const findingsOf = (r: AuditReport) =>
 
 /**
  * Runs a 3-round task of 5 organisations to its end (every organisation's run returns, after its last sweep), with
- * `before` applied to the world first. `after` runs before the objects are recorded on the chain twin.
+ * `before` applied to the world first. `after` runs before the chain twin sees what changed in storage since the
+ * last anchor.
  */
 async function run(
   overrides: Partial<Record<string, unknown>>,

@@ -8,7 +8,7 @@ import type { ChainCall, ChainSigner, Inclusion } from '../../src/chain/client.t
 import { DEV_PROTOCOL_CONFIG, protocolCall, ROC } from '../../src/chain/config.ts';
 import { devSigner } from '../../src/chain/devchain.ts';
 import { type CallRecord, type Indexer, openIndexer } from '../../src/chain/indexer.ts';
-import { minerOf, minersOf, roundsOf, taskOf } from '../../src/chain/queries.ts';
+import { minerOf, minersOf, seedOf, taskOf } from '../../src/chain/queries.ts';
 import { REMARK_MAGIC } from '../../src/chain/remark.ts';
 import { submitProtocol } from '../../src/chain/submit.ts';
 import { createKeyFile } from '../../src/shared/account.ts';
@@ -78,17 +78,12 @@ describe('openIndexer on the dev chain', () => {
     const task = await submit(alice, [
       call('provenance.createTask', { task: 'single', spec: hex('spec/single') }),
     ]);
-    const round = await submit(alice, [
-      call('provenance.recordRound', {
-        task: 'single',
-        round: 0,
-        manifest: hex('single/0/manifest'),
-        digest: hex('single/0/digest'),
-      }),
+    const draw = await submit(alice, [
+      call('provenance.drawSeed', { task: 'single', round: 0, attempt: 0, cohort: hex('single/0/cohort') }),
     ]);
     expect(task.blockNumber).toBeGreaterThan(auth.blockNumber);
 
-    expect(await main.sync()).toBeGreaterThanOrEqual(round.blockNumber);
+    expect(await main.sync()).toBeGreaterThanOrEqual(draw.blockNumber);
     expect(main.height()).toBe(await dev.client().finalizedHeight());
     // Placement's randomness: the hash of the last applied block, as the chain reports it.
     expect(main.blockHash()).toBe((await dev.client().block(main.height())).hash);
@@ -97,19 +92,17 @@ describe('openIndexer on the dev chain', () => {
       coordinator: alice.address,
       spec: hex('spec/single'),
       createdAt: task.blockNumber,
-      rounds: 1,
+      rounds: 0,
       admitted: [],
       endpoint: null,
       stoppedAt: null,
     });
-    expect(roundsOf(main.state, 'single')).toEqual([
-      {
-        round: 0,
-        manifest: hex('single/0/manifest'),
-        digest: hex('single/0/digest'),
-        recordedAt: round.blockNumber,
-      },
-    ]);
+    // The seed is the hash of the block that recorded the draw, as the chain reports it.
+    expect(seedOf(main.state, 'single', 0, 0)).toEqual({
+      cohort: hex('single/0/cohort'),
+      blockHash: (await dev.client().block(draw.blockNumber)).hash.replace(/^0x/, ''),
+      block: draw.blockNumber,
+    });
     // The audit trail names block, extrinsic, signer and call.
     expect(recordsOf(auth)).toEqual([
       {
@@ -177,17 +170,18 @@ describe('openIndexer on the dev chain', () => {
   });
 
   it('applies the calls of one batchAll in one block, in order, and keeps going past a rejected one', async () => {
-    const digest = (n: number) => ({ manifest: hex(`batch/${n}/m`), digest: hex(`batch/${n}/d`) });
+    const draw = (attempt: number, cohort = hex(`batch/${attempt}/cohort`)) =>
+      call('provenance.drawSeed', { task: 'batch', round: 0, attempt, cohort });
     const calls = [
       call('provenance.createTask', { task: 'batch', spec: hex('spec/batch') }),
-      call('provenance.recordRound', { task: 'batch', round: 0, ...digest(0) }),
-      call('provenance.recordRound', { task: 'batch', round: 1, ...digest(1) }),
-      // Out of order: rejected, and it must leave nothing behind for the calls after it.
-      call('provenance.recordRound', { task: 'batch', round: 5, ...digest(5) }),
-      call('provenance.recordRound', { task: 'batch', round: 2, ...digest(2) }),
+      draw(0),
+      draw(1),
+      // Drawn already, by the call before last: rejected, and it must leave nothing behind for the calls after it.
+      draw(0, hex('another cohort')),
+      draw(2),
       call('oss.cancelAuthorize', { operator: bob.address }),
       call('oss.authorize', { operator: devSigner('Eve').address }),
-      call('provenance.recordRound', { task: 'batch', round: 3, ...digest(3) }),
+      draw(3),
     ];
     const inc = await submit(alice, calls);
     await main.sync();
@@ -195,20 +189,20 @@ describe('openIndexer on the dev chain', () => {
     const records = recordsOf(inc);
     expect(records.map((r) => [r.item, r.call, r.outcome])).toEqual([
       [0, 'provenance.createTask', 'applied'],
-      [1, 'provenance.recordRound', 'applied'],
-      [2, 'provenance.recordRound', 'applied'],
-      [3, 'provenance.recordRound', 'rejected'],
-      [4, 'provenance.recordRound', 'applied'],
+      [1, 'provenance.drawSeed', 'applied'],
+      [2, 'provenance.drawSeed', 'applied'],
+      [3, 'provenance.drawSeed', 'rejected'],
+      [4, 'provenance.drawSeed', 'applied'],
       [5, 'oss.cancelAuthorize', 'applied'],
       [6, 'oss.authorize', 'applied'],
-      [7, 'provenance.recordRound', 'applied'],
+      [7, 'provenance.drawSeed', 'applied'],
     ]);
     expect(records.every((r) => r.signer === alice.address)).toBe(true);
-    expect(records[3]!.reason).toBe('expected round 2 of batch, got 5');
-    expect(roundsOf(main.state, 'batch').map((r) => [r.round, r.manifest, r.recordedAt])).toEqual(
-      [0, 1, 2, 3].map((n) => [n, digest(n).manifest, inc.blockNumber]),
+    expect(records[3]!.reason).toBe('attempt 0 of round 0 of batch already has its seed');
+    const blockHash = (await dev.client().block(inc.blockNumber)).hash.replace(/^0x/, '');
+    expect([0, 1, 2, 3].map((n) => seedOf(main.state, 'batch', 0, n))).toEqual(
+      [0, 1, 2, 3].map((n) => ({ cohort: hex(`batch/${n}/cohort`), blockHash, block: inc.blockNumber })),
     );
-    expect(taskOf(main.state, 'batch')?.rounds).toBe(4);
     expect(main.state.get(`oss/auth/${alice.address}/${bob.address}`)).toBeUndefined();
     expect(main.state.get(`oss/auth/${alice.address}/${devSigner('Eve').address}`)).toBe(inc.blockNumber);
   });

@@ -19,7 +19,7 @@ import { admissionMessage, type TaskInfo } from '../../src/chain/pallets/provena
 import type { MinerInfo } from '../../src/chain/pallets/sminer.ts';
 import { mayStore, spaceOf } from '../../src/chain/pallets/storage-handler.ts';
 import { applyCall, applyRemark, type RemarkOutcome } from '../../src/chain/protocol.ts';
-import { bucketsOf, entriesOf, participantsOf, seedOf } from '../../src/chain/queries.ts';
+import { bucketsOf, entriesOf, participantsOf, roundsOf, seedOf } from '../../src/chain/queries.ts';
 import { encodeRemark } from '../../src/chain/remark.ts';
 import {
   createMemoryState,
@@ -1361,13 +1361,51 @@ describe('teeWorker', () => {
 });
 
 describe('provenance', () => {
-  const record = (task: string, round: number) =>
+  /** A chain with miners, on which the coordinator and the others bought space: they can store manifests. */
+  const provenanceHarness = () => {
+    const h = createHarness();
+    registerMiners(h, miners.slice(0, WIDTH));
+    buyStorersSpace(h);
+    return h;
+  };
+  let manifests = 0;
+  /** `by` stores a manifest (declared, and every column reported unless `pending`); its fid. */
+  const storeManifest = (h: Harness, by: Account = coordinator, pending = false) => {
+    const d = makeDeclaration(`provenance/manifest/${manifests++}`, by.address);
+    expectApplied(h, by.address, declare(d));
+    if (!pending) expectApplied(h, by.address, report(d.fid, receipts(d, 0, WIDTH)));
+    return d.fid;
+  };
+  /** The anchor of a round whose manifest the coordinator stored first. */
+  const record = (h: Harness, task: string, round: number) =>
     call('provenance.recordRound', {
       task,
       round,
-      manifest: hex(`${task}/${round}/m`),
+      manifest: storeManifest(h),
       digest: hex(`${task}/${round}/d`),
     });
+
+  it('a round names a manifest the network holds: an Active file of the coordinator’s own, or it is refused', () => {
+    const h = provenanceHarness();
+    expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm', spec: hex('spec') }));
+    const anchor = (manifest: string) =>
+      call('provenance.recordRound', { task: 'fm', round: 0, manifest, digest: hex('d') });
+    // What a coordinator whose manifest's declaration was refused (its space ran out) would otherwise anchor.
+    expectRejected(h, coordinator.address, anchor(hex('never stored')), /is not stored: declare it first/);
+    // Declared but not yet reported by the miners: nothing holds it.
+    expectRejected(
+      h,
+      coordinator.address,
+      anchor(storeManifest(h, coordinator, true)),
+      /columns are not all/,
+    );
+    // Someone else's object: its owner could delete it from under the round.
+    expectRejected(h, coordinator.address, anchor(storeManifest(h, stranger)), /'s, not the coordinator's/);
+    expect(roundsOf(h.state, 'fm')).toEqual([]);
+    const stored = storeManifest(h);
+    expectApplied(h, coordinator.address, anchor(stored));
+    expect(roundsOf(h.state, 'fm').map((r) => r.manifest)).toEqual([stored]);
+  });
 
   it('the coordinator records where it is reached, again when it moves; nobody else can', () => {
     const h = createHarness();
@@ -1496,7 +1534,7 @@ describe('provenance', () => {
   });
 
   it("an attempt's graph seed is the hash of the block that fixed its cohort: once per attempt, next round only", () => {
-    const h = createHarness();
+    const h = provenanceHarness();
     expectApplied(h, coordinator.address, call('provenance.createTask', { task: 'fm', spec: hex('spec') }));
     const draw = (round: number, attempt: number, cohort = hex(`cohort/${round}/${attempt}`)) =>
       call('provenance.drawSeed', { task: 'fm', round, attempt, cohort });
@@ -1518,14 +1556,14 @@ describe('provenance', () => {
     expectRejected(h, coordinator.address, draw(1, 0), /fm records round 0 next, not 1/);
     expectApplied(h, coordinator.address, draw(0, 0));
     expectApplied(h, coordinator.address, draw(0, 1));
-    expectApplied(h, coordinator.address, record('fm', 0));
+    expectApplied(h, coordinator.address, record(h, 'fm', 0));
     expectRejected(h, coordinator.address, draw(0, 2), /fm records round 1 next, not 0/);
     expectRejected(h, coordinator.address, draw(-1, 1), /fm records round 1 next, not -1/);
     expectApplied(h, coordinator.address, draw(1, 0));
   });
 
   it('the creator coordinates a task; rounds are recorded by it only, in order', () => {
-    const h = createHarness();
+    const h = provenanceHarness();
     expectApplied(
       h,
       coordinator.address,
@@ -1549,20 +1587,25 @@ describe('provenance', () => {
     expectRejected(
       h,
       stranger.address,
-      record('mnist', 0),
+      record(h, 'mnist', 0),
       /only the coordinator .* records rounds of mnist/,
     );
-    expectRejected(h, coordinator.address, record('mnist', 1), /expected round 0 of mnist, got 1/);
-    expectRejected(h, coordinator.address, record('other', 0), /no task other/);
-    for (let r = 0; r < 12; r++) expectApplied(h, coordinator.address, record('mnist', r));
-    expectRejected(h, coordinator.address, record('mnist', 11), /expected round 12 of mnist, got 11/);
-    expectRejected(h, coordinator.address, record('mnist', 13), /expected round 12 of mnist, got 13/);
+    expectRejected(h, coordinator.address, record(h, 'mnist', 1), /expected round 0 of mnist, got 1/);
+    expectRejected(h, coordinator.address, record(h, 'other', 0), /no task other/);
+    const stored: string[] = [];
+    for (let r = 0; r < 12; r++) {
+      const anchor = record(h, 'mnist', r);
+      expectApplied(h, coordinator.address, anchor);
+      stored.push((anchor.args as CallArgs<'provenance.recordRound'>).manifest);
+    }
+    expectRejected(h, coordinator.address, record(h, 'mnist', 11), /expected round 12 of mnist, got 11/);
+    expectRejected(h, coordinator.address, record(h, 'mnist', 13), /expected round 12 of mnist, got 13/);
     expect(h.state.get('provenance/tasks/mnist')).toMatchObject({ rounds: 12 });
     // Keys are padded: a scan lists rounds in numeric order.
     const rounds = h.state
       .scan('provenance/rounds/mnist/')
       .map(([, v]) => (v as { manifest: string }).manifest);
-    expect(rounds).toEqual(Array.from({ length: 12 }, (_, r) => hex(`mnist/${r}/m`)));
+    expect(rounds).toEqual(stored);
   });
 
   it('admits only listed accounts, with their own signature over the task and key, once, by the coordinator', () => {
@@ -1670,7 +1713,7 @@ type Op =
   | { t: 'result'; miner: number; verifier: number }
   | { t: 'createTask'; task: number }
   | { t: 'admit'; task: number; member: number; signer: number }
-  | { t: 'recordRound'; task: number; round: number }
+  | { t: 'recordRound'; task: number; round: number; file: number }
   | { t: 'setEndpoint'; task: number; port: number }
   | { t: 'setAdmitted'; task: number; member: number; remove: boolean }
   | { t: 'stopTask'; task: number }
@@ -1880,6 +1923,8 @@ function opArbitrary(): fc.Arbitrary<{ caller: number; op: Op }> {
         t: fc.constant('recordRound' as const),
         task: fc.constantFrom(0, 0, 1),
         round: fc.constantFrom(0, 0, 1, 2),
+        // The manifest: file 0 is actor 4's and Active from the prelude on; the others need not be stored.
+        file: fc.constantFrom(0, 0, 0, 1),
       }),
       users,
       2,
@@ -2214,7 +2259,7 @@ describe('the protocol as a replayable fold', () => {
           call: call('provenance.recordRound', {
             task: `task-${op.task}`,
             round: op.round,
-            manifest: hex(`m/${op.task}/${op.round}`),
+            manifest: files[op.file]!.fid,
             digest: hex(`d/${op.task}/${op.round}`),
           }),
         };
@@ -2368,8 +2413,8 @@ describe('the protocol as a replayable fold', () => {
       [19, 4, { t: 'createTask', task: 0 }],
       [19, 4, { t: 'drawSeed', task: 0, round: 0, attempt: 0 }],
       [19, 4, { t: 'drawSeed', task: 0, round: 0, attempt: 0 }], // drawn already: rejected
-      [19, 4, { t: 'recordRound', task: 0, round: 0 }],
-      [20, 4, { t: 'recordRound', task: 0, round: 0 }],
+      [19, 4, { t: 'recordRound', task: 0, round: 0, file: 0 }],
+      [20, 4, { t: 'recordRound', task: 0, round: 0, file: 0 }],
       [20, 4, { t: 'setEndpoint', task: 0, port: 1 }],
       [20, 5, { t: 'setEndpoint', task: 0, port: 2 }], // not the coordinator: rejected
       [20, 4, { t: 'setAdmitted', task: 0, member: 1, remove: false }],

@@ -49,14 +49,60 @@ export function attachChainTwin(world: World) {
   };
   // What the coordinator and the participants' view of the chain read.
   ledger.seedOf = (task, round, attempt) => seedOf(h.state, task, round, attempt);
-  // The anchor, and with it the next attempt's seed draw when the close draws it (one extrinsic on the real chain).
+  const owners = new Map<string, string>();
+  /** Objects the chain twin has a record of, and whose. */
+  const recorded = new Map<string, string>();
+  /**
+   * Brings the chain's file records in line with the storage twin, as its uploads and deletions would: the record a
+   * completed upload leaves for every object it holds and the chain has not seen, and none for an object gone from it
+   * (its owner's fileBank.deleteFile). Before each anchor (the rules take only a manifest stored by its coordinator),
+   * and again whenever a test wants the chain to see what changed since.
+   */
+  const recordObjects = () => {
+    h.block += 1;
+    for (const [fid, owner] of recorded) {
+      if (world.objects.objects.has(fid)) continue;
+      recorded.delete(fid);
+      h.state.apply([
+        { key: fileKey(fid), value: null },
+        { key: `${ownerFilesPrefix(owner)}${fid}`, value: null },
+      ]);
+    }
+    for (const [fid, bytes] of world.objects.objects) {
+      if (h.state.get(fileKey(fid)) !== undefined) continue;
+      const owner = owners.get(fid) ?? coordinator;
+      const record: FileInfo = {
+        owner,
+        deal: sha256Hex(new TextEncoder().encode(`deal/${fid}`)),
+        name: null,
+        size: bytes.byteLength,
+        profile: { segmentSize: 1 << 20, dataFragments: 4, parityFragments: 8 },
+        segments: [],
+        encryption: null,
+        state: 'Active',
+        declaredAt: h.block,
+        declaredTime: 1_700_000_000_000 + h.block * 6000,
+        activeAt: h.block,
+        placements: miners.map((m) => m.address),
+        charged: 0,
+      };
+      recorded.set(fid, owner);
+      h.state.apply([
+        { key: fileKey(fid), value: record },
+        { key: `${ownerFilesPrefix(owner)}${fid}`, value: h.block },
+      ]);
+    }
+  };
+  // The anchor, after the round's objects, and with it the next attempt's seed draw when the close draws it (one
+  // extrinsic on the real chain).
   ledger.recordRound = async (task, round, manifest, digest, _batch, next) => {
+    recordObjects();
     submit(coordinator, call('provenance.recordRound', { task, round, manifest, digest }));
     if (next !== undefined) submit(coordinator, call('provenance.drawSeed', { task, ...next }));
     await recordRound(task, round, manifest, digest);
   };
-  const owners = new Map<string, string>();
   return {
+    recordObjects,
     state: h.state,
     atBlock: () => h.block,
     /** The world as one participant sees it: what it uploads is recorded as its own. */
@@ -67,32 +113,6 @@ export function attachChainTwin(world: World) {
         return fid;
       };
       return { ...world, objects: { ...world.objects, putFor } };
-    },
-    recordObjects() {
-      h.block += 1;
-      for (const [fid, bytes] of world.objects.objects) {
-        if (h.state.get(fileKey(fid)) !== undefined) continue;
-        const owner = owners.get(fid) ?? coordinator;
-        const record: FileInfo = {
-          owner,
-          deal: sha256Hex(new TextEncoder().encode(`deal/${fid}`)),
-          name: null,
-          size: bytes.byteLength,
-          profile: { segmentSize: 1 << 20, dataFragments: 4, parityFragments: 8 },
-          segments: [],
-          encryption: null,
-          state: 'Active',
-          declaredAt: h.block,
-          declaredTime: 1_700_000_000_000 + h.block * 6000,
-          activeAt: h.block,
-          placements: miners.map((m) => m.address),
-          charged: 0,
-        };
-        h.state.apply([
-          { key: fileKey(fid), value: record },
-          { key: `${ownerFilesPrefix(owner)}${fid}`, value: h.block },
-        ]);
-      }
     },
   };
 }

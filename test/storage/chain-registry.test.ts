@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { protocolCall } from '../../src/chain/config.ts';
 import { MAX_DECLARATION_BYTES, remarkBytes } from '../../src/chain/declare.ts';
-import { fileOf, termsOf } from '../../src/chain/queries.ts';
+import { fileOf, roundsOf, termsOf } from '../../src/chain/queries.ts';
 import { type Account, accountsReady } from '../../src/shared/account.ts';
 import { createChainRegistry } from '../../src/storage/client/chain-registry.ts';
 import type { ObjectRecord, PlacedColumn } from '../../src/storage/object/record.ts';
@@ -177,6 +177,25 @@ describe('chain registry: declarations together (one block for a round’s objec
     expect(twin.submitted.length).toBe(before + 3);
     for (const b of big) expect(fileOf(twin.state, b.record.fid)?.state).toBe('Active');
     expect(termsOf(twin.state, big[0]!.record.fid)?.price).toBe('5');
+  });
+
+  it('a round anchored beside its manifest’s refused declaration does not stand: the close fails, nothing anchored', async () => {
+    const twin = await networkWithMiners();
+    const registry = registryOf(twin, owner);
+    await twin.run(owner, [remark('provenance.createTask', { task: 'short', spec: 'ab'.repeat(32) })]);
+    // The coordinator's space runs out exactly at the manifest (256 MiB segments: more than the 1 GiB it bought).
+    const manifest = upload('together/manifest', owner, { segments: 8, segmentSize: 256 * 1024 * 1024 });
+    const prepared = await prepareAll(registry, [manifest]);
+    const anchor = protocolCall('provenance.recordRound', {
+      task: 'short',
+      round: 0,
+      manifest: manifest.record.fid,
+      digest: 'cd'.repeat(32),
+    });
+    await rejectsWith(registry.declareTogether!(prepared, [anchor]), 'QUOTA_EXCEEDED');
+    // An anchor beside it would name an object nobody stored: an auditor could never read the round's lineage.
+    expect(fileOf(twin.state, manifest.record.fid)).toBeUndefined();
+    expect(roundsOf(twin.state, 'short')).toEqual([]);
   });
 
   it('a call refused beside declarations that all stood → CHAIN_CALL_REJECTED with the chain’s reason, not tried again', async () => {

@@ -3,6 +3,7 @@ import { fromHex } from '../../shared/bytes.ts';
 import type { CallArgs } from '../calls.ts';
 import type { StateReader, StateValue } from '../state.ts';
 import { type Rule, reject } from './context.ts';
+import { getFile } from './file-bank.ts';
 
 /** A training task: who coordinates it, the digest of its settings, how many rounds are recorded. */
 export interface TaskInfo {
@@ -126,10 +127,22 @@ const admit: Rule<CallArgs<'provenance.admit'>> = (state, ctx, args) => {
   } satisfies ParticipantInfo);
 };
 
-/** Rounds are recorded in order, by the task's coordinator only. */
+/**
+ * Rounds are recorded in order, by the task's coordinator only, each naming a manifest the storage network holds: an
+ * Active file of the coordinator's own (every column reported by a miner's signed receipt, or deferred to repair).
+ * The close declares the manifest and anchors it in one extrinsic whose calls are judged one by one, so without this
+ * a manifest refused there (its owner's space ran out) would leave a round anchored to an object nobody stored.
+ */
 const recordRound: Rule<CallArgs<'provenance.recordRound'>> = (state, ctx, args) => {
   const task = ownTask(state, ctx.caller, args.task, 'records rounds of');
   if (args.round !== task.rounds) reject(`expected round ${task.rounds} of ${args.task}, got ${args.round}`);
+  const manifest = getFile(state, args.manifest);
+  if (manifest === undefined)
+    reject(`the manifest ${args.manifest} of round ${args.round} is not stored: declare it first`);
+  if (manifest.owner !== ctx.caller)
+    reject(`the manifest ${args.manifest} is ${manifest.owner}'s, not the coordinator's (${ctx.caller})`);
+  if (manifest.state !== 'Active')
+    reject(`the manifest ${args.manifest} is not stored yet: its columns are not all reported`);
   state.put(roundKey(args.task, args.round), {
     manifest: args.manifest,
     digest: args.digest,
