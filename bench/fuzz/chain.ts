@@ -357,6 +357,16 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
       payload: remark(name, args),
       ...(payments ? { payments } : {}),
     });
+  /** A round anchored by `caller`, naming `manifest`, of the fuzz task unless `task` says otherwise. */
+  const anchor = (
+    variant: Variant,
+    label: string,
+    caller: Account,
+    round: number,
+    manifest: string,
+    task = TASK,
+  ) =>
+    c(variant, label, caller, 'provenance.recordRound', { task, round, manifest, digest: hex(`d${round}`) });
   const receipts = (d: typeof pending, sign: (m: Account, i: number) => ReturnType<typeof makeReceipt>) => ({
     fid: d.fid,
     receipts: miners.slice(0, 12).map((m, i) => sign(m, i)),
@@ -402,12 +412,7 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
     // The wrong caller.
     c('wrong-caller', 'a stranger deletes a file', stranger, 'fileBank.deleteFile', { fid: kept.fid }),
     c('wrong-caller', 'a miner deletes a file', miners[1]!, 'fileBank.deleteFile', { fid: kept.fid }),
-    c('wrong-caller', 'a stranger records a round', stranger, 'provenance.recordRound', {
-      task: TASK,
-      round: 1,
-      manifest: hex('x'),
-      digest: hex('y'),
-    }),
+    anchor('wrong-caller', 'a stranger records a round', stranger, 1, kept.fid),
     c('wrong-caller', 'a stranger moves the endpoint', stranger, 'provenance.setEndpoint', {
       task: TASK,
       url: 'http://evil.example',
@@ -573,25 +578,10 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
       signature: toHex(miners[1]!.sign(new TextEncoder().encode('tag report'))),
     }),
     // Out of order: a step before the one it needs.
-    c('out-of-order', 'round 2 before round 1', owner, 'provenance.recordRound', {
-      task: TASK,
-      round: 2,
-      manifest: hex('m2'),
-      digest: hex('d2'),
-    }),
+    anchor('out-of-order', 'round 2 before round 1', owner, 2, kept.fid),
     // A round named after a manifest the network does not hold, or not as the coordinator's own.
-    c('out-of-order', 'a round whose manifest nobody stored', owner, 'provenance.recordRound', {
-      task: TASK,
-      round: 1,
-      manifest: hex('m1'),
-      digest: hex('d1'),
-    }),
-    c('out-of-order', 'a round whose manifest no miner reported yet', owner, 'provenance.recordRound', {
-      task: TASK,
-      round: 1,
-      manifest: pending.fid,
-      digest: hex('d1'),
-    }),
+    anchor('out-of-order', 'a round whose manifest nobody stored', owner, 1, hex('m1')),
+    anchor('out-of-order', 'a round whose manifest no miner reported yet', owner, 1, pending.fid),
     c('out-of-order', 'a seed for round 3', owner, 'provenance.drawSeed', {
       task: TASK,
       round: 3,
@@ -604,12 +594,7 @@ function chainCases(w: World): fc.Arbitrary<FuzzCase<ChainInput>> {
       attempt: 0,
       cohort: hex('c'),
     }),
-    c('out-of-order', 'a round of a task never created', owner, 'provenance.recordRound', {
-      task: 'no-such-task',
-      round: 0,
-      manifest: hex('m'),
-      digest: hex('d'),
-    }),
+    anchor('out-of-order', 'a round of a task never created', owner, 0, kept.fid, 'no-such-task'),
     c(
       'out-of-order',
       'an admission to a task never created',
