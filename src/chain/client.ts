@@ -567,9 +567,11 @@ export async function connectChain(endpoint: string, options: ChainClientOptions
   }
 
   /**
-   * A block's events, read raw at its hash and decoded with the registry. `api.query.system.events.at(hash)` did the
-   * same through `api.at(hash)`, which decorates a whole API for the block first: in a demo's profile that was 13 s of
-   * the process's 177 s on the CPU (11 indexes reading every block), and every miner's index paid it too.
+   * A block's events, read raw at its hash and decoded with the connection's registry. `api.query.system.events.at`
+   * did the same through `api.at(hash)`, which decorates a whole API for the block first: in a demo's profile that was
+   * 13 s of the process's 177 s on the CPU (11 indexes reading every block), and every miner's index paid it too.
+   * The connection's registry is the block's own on a chain whose runtime has not changed since (the dev chain never
+   * upgrades, and quiet blocks were already read with it); a chain that upgrades would need `api.getBlockRegistry`.
    */
   const eventsKey = api.query.system.events.key();
   async function eventsAt(hash: string): Promise<EventRecord[]> {
