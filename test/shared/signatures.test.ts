@@ -132,3 +132,45 @@ describe('the WebAssembly verifier and the pure-JS one agree', () => {
     expect(verifySignature(signer.address, message, unmarked)).toBe(false);
   });
 });
+
+/**
+ * A signature verified once is taken from the process's memory the next time (every index of a process verifies the
+ * same receipts): that memory must never take anything else for it — another signer, another message (also one that
+ * moves bytes between the address and the message), another signature, or a signature cut or lengthened.
+ */
+describe('signatures verified before', () => {
+  beforeAll(() => accountsReady());
+
+  it('are taken again, and nothing near them is', () => {
+    const signers = [0, 1].map((i) =>
+      accountFromSeeds(seededBytes(`memo-sr-${i}`, 32), seededBytes(`memo-x-${i}`, 32)),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), (message, at) => {
+        const [signer, other] = signers as [(typeof signers)[0], (typeof signers)[0]];
+        const signature = signer.sign(message);
+        expect(verifySignature(signer.address, message, signature)).toBe(true);
+        // Now remembered: the same again is true, and every neighbour of it still false.
+        expect(verifySignature(signer.address, message, signature)).toBe(true);
+        expect(verifySignature(other.address, message, signature)).toBe(false);
+        const flipped = new Uint8Array(signature);
+        flipped[at % 64]! ^= 1 << (at % 8);
+        expect(verifySignature(signer.address, message, flipped)).toBe(false);
+        expect(verifySignature(signer.address, new Uint8Array([...message, 0]), signature)).toBe(false);
+        if (message.length > 0) {
+          const altered = new Uint8Array(message);
+          altered[at % altered.length]! ^= 1;
+          expect(verifySignature(signer.address, altered, signature)).toBe(false);
+          expect(verifySignature(signer.address, message.subarray(1), signature)).toBe(false);
+        }
+        // The address's last character moved into the message: the same bytes in a row, another input.
+        const address = signer.address;
+        const moved = new Uint8Array([...text(address.slice(-1)), ...message]);
+        expect(verifySignature(address.slice(0, -1), moved, signature)).toBe(false);
+        expect(verifySignature(signer.address, message, signature.subarray(0, 63))).toBe(false);
+        expect(verifySignature(signer.address, message, new Uint8Array([...signature, 0]))).toBe(false);
+      }),
+      { seed: 2612, numRuns: 100 },
+    );
+  });
+});
