@@ -168,7 +168,8 @@ export interface ObjectRegistry {
    * Submits prepared declarations and then `alongside` (calls that may name the declared objects, such as an anchor
    * naming a manifest) in one extrinsic (each alone, then `alongside`, when together they exceed one extrinsic's
    * remarks). Each call is judged on its own, as in any extrinsic, so a call of `alongside` may stand while a
-   * declaration before it was refused: that declaration is made again on its own the way `declare` makes it (its
+   * declaration before it was refused (not an anchor or terms naming that object: their rules need it stored): that
+   * declaration is made again on its own the way `declare` makes it (its
    * error, if it fails again, is thrown), and then the refused calls of `alongside` once more. A call of `alongside`
    * refused while every declaration stood is CHAIN_CALL_REJECTED at once.
    * @throws CHAIN_CALL_REJECTED, and what `declare` throws
